@@ -1,0 +1,156 @@
+// The single source of event names and payload types shared by the server, the machine
+// simulator, field agents and browsers (CONTRACTS.md §5 and §8).
+
+export type MachineStatus = 'OFFLINE' | 'IDLE' | 'BUSY' | 'ERROR';
+export type ReportedMachineStatus = Exclude<MachineStatus, 'OFFLINE'>;
+export type MachineKind = 'vending' | 'kiosk' | 'water' | 'printer' | 'cash' | 'table';
+export const MACHINE_KINDS: readonly MachineKind[] = [
+  'vending',
+  'kiosk',
+  'water',
+  'printer',
+  'cash',
+  'table',
+];
+
+export type OrderStatus =
+  | 'CREATED'
+  | 'PAID'
+  | 'DISPATCHED'
+  | 'COMPLETED'
+  | 'FAILED'
+  | 'NEEDS_REVIEW'
+  | 'CANCELLED'
+  | 'REFUNDED';
+export const ORDER_STATUSES: readonly OrderStatus[] = [
+  'CREATED',
+  'PAID',
+  'DISPATCHED',
+  'COMPLETED',
+  'FAILED',
+  'NEEDS_REVIEW',
+  'CANCELLED',
+  'REFUNDED',
+];
+
+export type DispenseResult = 'SUCCESS' | 'FAILED';
+
+// ---- v2 machine gateway, namespace /machines --------------------------------------------
+
+export const MACHINES_NAMESPACE = '/machines';
+
+export interface MachineHandshakeAuth {
+  machineId: string;
+  key: string;
+}
+
+export interface HeartbeatPayload {
+  status: ReportedMachineStatus;
+  firmware?: string;
+  metrics?: Record<string, unknown>;
+}
+export interface HeartbeatAck {
+  ok: true;
+  serverTime: string;
+}
+
+export interface DonePayload {
+  commandId: string;
+  orderId: string;
+  status: DispenseResult;
+  failureCode?: string;
+  details?: unknown;
+}
+
+export interface DispenseCommand {
+  commandId: string;
+  orderId: string;
+  amountMinor: number;
+  currency: string;
+  items?: { sku: string; qty: number }[];
+  issuedAt: string;
+}
+export type DispenseAck = { accepted: true } | { accepted: false; reason: string };
+
+/** Error answer used by every socket event that rejects its payload. */
+export interface SocketErrorAck {
+  ok: false;
+  error: { code: string; message: string; details?: unknown };
+}
+
+export const V2_EVENTS = {
+  heartbeat: 'machine:heartbeat',
+  done: 'machine:done',
+  dispense: 'machine:dispense',
+} as const;
+
+// ---- v1 machine gateway (seed-compatible), default namespace -----------------------------
+
+export const V1_EVENTS = {
+  welcome: 'machine:welcome',
+  connect: 'machine:connect',
+  authenticated: 'machine:authenticated',
+  heartbeat: 'machine:heartbeat',
+  dispense: 'machine:dispense',
+  done: 'machine:done',
+} as const;
+
+export interface V1ConnectPayload {
+  machineId: string;
+  token: string;
+}
+export interface V1DispensePayload {
+  type: 'DISPENSE';
+  orderId: string;
+}
+export interface V1DonePayload {
+  orderId: string;
+  result: DispenseResult;
+}
+
+// ---- live updates for browsers, namespace /live ------------------------------------------
+
+export const LIVE_NAMESPACE = '/live';
+
+export const LIVE_EVENTS = {
+  machineStatus: 'machine_status',
+  orderCreated: 'order_created',
+  orderStatusUpdated: 'order_status_updated',
+  paymentInitiated: 'payment_initiated',
+  paymentCompleted: 'payment_completed',
+  cashSessionUpdated: 'cash_session_updated',
+  kitchenOrderReady: 'kitchen_order_ready',
+  printJobUpdated: 'print_job_updated',
+} as const;
+export type LiveEventName = (typeof LIVE_EVENTS)[keyof typeof LIVE_EVENTS];
+
+export interface MachineStatusEvent {
+  tenantId: string;
+  machineId: string;
+  status: MachineStatus;
+  socketConnected: boolean;
+  lastSeenAt: string | null;
+}
+export interface OrderStatusEvent {
+  tenantId: string;
+  orderId: string;
+  machineId?: string;
+  status: OrderStatus;
+  failureCode?: string;
+}
+export interface OrderCreatedEvent {
+  tenantId: string;
+  orderId: string;
+  machineId?: string;
+  status: OrderStatus;
+  amount: number;
+  currency: string;
+  source: string;
+}
+
+export type LiveRoom = `tenant:${string}` | `machine:${string}` | `order:${string}` | `kitchen:${string}`;
+export const LIVE_ROOM_KINDS = ['tenant', 'machine', 'order', 'kitchen'] as const;
+
+export interface SubscribePayload {
+  room: string;
+}

@@ -1,0 +1,207 @@
+// Builds the whole application from config: storage, services, HTTP routes, the machine
+// gateway and live updates. Nothing listens here; main.ts (or a test) calls listen().
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { ulid } from 'ulid';
+import type { Config } from './platform/config.js';
+import { openDatabase, type OpenedDatabase } from './platform/db/database.js';
+import { createAuthenticator } from './platform/http/auth.js';
+import { installErrorHandling } from './platform/http/errors-plugin.js';
+import type { FastifyTypebox } from './platform/http/fastify.js';
+import { opsRoutes } from './platform/http/ops.routes.js';
+import { ErrorResponse } from './platform/http/schemas.js';
+import { installValidation } from './platform/http/validation.js';
+import { createMetrics } from './platform/metrics.js';
+import { createOutboxRelay } from './platform/outbox.js';
+import { createRealtime } from './platform/realtime.js';
+import { createCommandsService } from './modules/commands/commands.service.js';
+import { createDispatcher } from './modules/gateway/dispatcher.js';
+import { installMachineGateway, newNodeId } from './modules/gateway/machine-gateway.js';
+import { createPresence } from './modules/gateway/presence.js';
+import { installLiveGateway } from './modules/live/live.gateway.js';
+import { createMachinesRepo } from './modules/machines/machines.repo.js';
+import { machinesRoutes } from './modules/machines/machines.routes.js';
+import { createMachinesService } from './modules/machines/machines.service.js';
+import { createOrdersRepo } from './modules/orders/orders.repo.js';
+import { ordersRoutes } from './modules/orders/orders.routes.js';
+import { createOrdersService } from './modules/orders/orders.service.js';
+import { paymentsRoutes } from './modules/payments/payments.routes.js';
+import { createPaymentsService } from './modules/payments/payments.service.js';
+import { tenantsRoutes } from './modules/tenants/tenants.routes.js';
+import { createTenantsService } from './modules/tenants/tenants.service.js';
+import { usersRoutes } from './modules/users/users.routes.js';
+import { createUsersService } from './modules/users/users.service.js';
+import { razorpayWebhookRoutes } from './providers/razorpay/razorpay.routes.js';
+
+export interface BuildOptions {
+  /** PostgreSQL schema for this app (tests use one per file). */
+  databaseSchema?: string;
+  /** Silence request logs (tests, benchmarks). */
+  quiet?: boolean;
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}) {
+  const nodeId = newNodeId();
+  const app = Fastify({
+    logger: { level: options.quiet ? 'warn' : config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] },
+    genReqId: () => ulid(),
+    requestIdHeader: 'x-request-id',
+    trustProxy: true,
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>() as FastifyTypebox;
+  const logger = app.log as unknown as Logger;
+
+  let database: OpenedDatabase | undefined;
+  try {
+    database = await openDatabase(config.database, { ...(options.databaseSchema ? { schema: options.databaseSchema } : {}) });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const { db, dialect } = database;
+
+  const tenants = createTenantsService(db);
+  const secrets = await tenants.bootstrap({ ...(config.adminToken ? { adminToken: config.adminToken } : {}), ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
+  const machinesRepo = createMachinesRepo(db);
+  const auth = createAuthenticator({
+    adminTokenHash: secrets.adminTokenHash,
+    jwtSecret: secrets.jwtSecret,
+    findMachineByKeyHash: async (hash) => {
+      const row = await machinesRepo.findByKeyHash(hash);
+      return row ? { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id } : undefined;
+    },
+  });
+  const users = createUsersService({ db, tenantExists: tenants.exists, issueToken: auth.issueStaffToken });
+
+  // Realtime first: presence and the dispatcher publish through it.
+  const realtime = createRealtime(app.server, { ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}), logger });
+  const ordersRepo = createOrdersRepo(db);
+  const live = installLiveGateway({
+    io: realtime.io,
+    resolveToken: auth.fromToken,
+    resolveOrderToken: async () => null,
+    tenantOfMachine: async (id) => (await machinesRepo.findById(id))?.tenant_id,
+    tenantOfOrder: async (id, hint) => {
+      const byId = await ordersRepo.findById(id);
+      if (byId) return byId.tenant_id;
+      if (hint === null) return undefined;
+      const byNumber = await db.selectFrom('orders').select('tenant_id').where('tenant_id', '=', hint).where('order_number', '=', id).executeTakeFirst();
+      return byNumber?.tenant_id;
+    },
+    siteExists: (t, s) => tenants.siteExists(t, s),
+    tenantExists: tenants.exists,
+  });
+  const presence = createPresence({ repo: machinesRepo, logger, publish: live.publish, heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs });
+  const machines = createMachinesService({ db, repo: machinesRepo, siteExists: tenants.siteExists, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
+  const orders = createOrdersService({ repo: ordersRepo });
+  const commands = createCommandsService({ db, dialect, orders });
+  const payments = createPaymentsService({ db, orders, commands, machines });
+  const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
+  const outbox = createOutboxRelay({ db, dialect, logger });
+
+  const dispatcher = createDispatcher({
+    commands,
+    presence,
+    logger,
+    ackTimeoutMs: config.dispatchAckTimeoutMs,
+    resultTimeoutMs: config.dispatchResultTimeoutMs,
+    notifyOthers: (machineId) => {
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:kick', machineId);
+    },
+    observeDispatchLatency: (s) => metrics.dispatchLatency.observe(s),
+  });
+  installMachineGateway({
+    io: realtime.io,
+    nodeId,
+    machines,
+    commands,
+    presence,
+    dispatcher,
+    logger,
+    onMachineConnected: (machineId, connectionId) => {
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, connectionId);
+    },
+  });
+  if (realtime.clustered) {
+    realtime.io.on('kioskhub:kick', (machineId: string) => dispatcher.kick(machineId, 'paid'));
+    realtime.io.on('kioskhub:evict', (machineId: string, connectionId: string) => {
+      const conn = presence.local(machineId);
+      if (conn && conn.connectionId !== connectionId) conn.socket.disconnect(true);
+    });
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------------
+  installValidation(app);
+  installErrorHandling(app);
+  app.addSchema(ErrorResponse);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Kioskhub', version: '0.1.0', description: 'Payments in, dispenses out: the Kioskhub API. Wire contract: CONTRACTS.md.' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, a staff JWT or a machine key' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'a machine or device key' },
+        },
+      },
+      security: [{ bearer: [] }, { apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  const afterCommit = () => outbox.flushSoon();
+  await app.register(async (scope) => {
+    const s = scope as FastifyTypebox;
+    opsRoutes(s, { metrics, ping: database.ping });
+    tenantsRoutes(s, { auth, tenants });
+    usersRoutes(s, { auth, users });
+    machinesRoutes(s, { auth, machines });
+    ordersRoutes(s, { auth, orders });
+    paymentsRoutes(s, { auth, payments });
+  });
+  await app.register(async (scope) => {
+    razorpayWebhookRoutes(scope as FastifyTypebox, { secrets: config.razorpay.webhookSecrets, payments, metrics, afterCommit, logger });
+  });
+
+  // ---- background work -------------------------------------------------------------------
+  if (dialect === 'sqlite') {
+    // One process owns the file: whatever it thought was connected before is gone.
+    await machinesRepo.resetConnections('');
+  }
+  outbox.start({
+    live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
+    dispatch: (p) => dispatcher.kick(p.machineId, 'paid'),
+  });
+  presence.start();
+  dispatcher.start();
+
+  let closed = false;
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    await dispatcher.stop();
+    await outbox.stop();
+    await presence.stop();
+    await realtime.close();
+    await app.close();
+    await database!.close();
+  }
+
+  return {
+    app,
+    config,
+    nodeId,
+    db,
+    dialect,
+    generatedAdminToken: secrets.generatedAdminToken,
+    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live },
+    metrics,
+    async listen(): Promise<string> {
+      return app.listen({ host: config.host, port: config.port });
+    },
+    close,
+  };
+}
+
+export type KioskhubApp = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,55 @@
+// Composition root: read config, build the app, listen, and stop cleanly on signals.
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './platform/config.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`kioskhub: bad configuration: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const kioskhub = await buildApp(config);
+  const address = await kioskhub.listen();
+  const storage = config.database.kind === 'sqlite-file' ? `SQLite file ${config.database.file}` : config.database.kind === 'sqlite-memory' ? 'in-memory SQLite (nothing is kept)' : 'PostgreSQL';
+  console.log(`Kioskhub listening on ${address} (${storage}). API docs: ${address}/docs`);
+  if (kioskhub.generatedAdminToken) {
+    console.log(
+      [
+        '',
+        'First start: an admin token was generated. It is shown this once; keep it safe.',
+        `  ADMIN_TOKEN=${kioskhub.generatedAdminToken}`,
+        'Use it as "Authorization: Bearer <token>", e.g.',
+        `  curl -H "Authorization: Bearer ${kioskhub.generatedAdminToken}" ${address}/v1/machines`,
+        'Create staff users with POST /v1/users and log in with POST /v1/auth/login.',
+        '',
+      ].join('\n'),
+    );
+  }
+  if (config.razorpay.webhookSecrets.length === 0) {
+    console.log('RAZORPAY_WEBHOOK_SECRET is not set: /webhooks/razorpay answers 503 until it is.');
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    kioskhub.app.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    kioskhub.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  console.error('kioskhub: failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

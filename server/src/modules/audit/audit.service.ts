@@ -1,0 +1,30 @@
+// Every change of money or access is written here in the same transaction as the change.
+import { ulid } from 'ulid';
+import { nowIso, type Executor } from '../../platform/db/database.js';
+
+export interface AuditEntry {
+  tenantId: string | null;
+  actor: string;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  before?: unknown;
+  after?: unknown;
+}
+
+export async function recordAudit(ex: Executor, entry: AuditEntry): Promise<void> {
+  await ex
+    .insertInto('audit_log')
+    .values({
+      id: ulid(),
+      tenant_id: entry.tenantId,
+      actor: entry.actor,
+      action: entry.action,
+      subject_type: entry.subjectType,
+      subject_id: entry.subjectId,
+      before: entry.before === undefined ? null : JSON.stringify(entry.before),
+      after: entry.after === undefined ? null : JSON.stringify(entry.after),
+      at: nowIso(),
+    })
+    .execute();
+}

@@ -1,0 +1,216 @@
+// Commands are durable rows: one per paid order that a machine must execute. This module
+// claims the next command for a machine (oldest paid first, at most one in flight, enforced
+// by a partial unique index), records acks and results, and escalates v1 silences.
+import type { DispenseCommand, DispenseResult } from '@kioskhub/protocol';
+import { sql } from 'kysely';
+import { ulid } from 'ulid';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { CommandRow } from '../../platform/db/schema.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import type { OrdersService } from '../orders/orders.service.js';
+
+export type CommandStatus = 'QUEUED' | 'SENT' | 'ACCEPTED' | 'DONE' | 'NEEDS_REVIEW';
+export type Protocol = 'v1' | 'v2';
+const IN_FLIGHT = ['SENT', 'ACCEPTED'] as const;
+
+export type Claim =
+  | { kind: 'new'; command: CommandRow }
+  | { kind: 'in-flight'; command: CommandRow }
+  | { kind: 'none' };
+
+export type ResultOutcome = 'recorded' | 'repeat' | 'unknown';
+
+export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService }) {
+  const { db, orders } = deps;
+
+  const isUniqueViolation = (err: unknown): boolean => {
+    const e = err as { code?: string };
+    return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
+  };
+
+  return {
+    /** Queues a dispense for a paid order, inside the payment's transaction. */
+    async enqueue(
+      ex: Executor,
+      input: { tenantId: string; machineId: string; orderId: string; amountMinor: number; currency: string; items?: { sku: string; qty: number }[]; queuedAt: string },
+    ): Promise<CommandRow> {
+      const id = ulid();
+      const payload: DispenseCommand = {
+        commandId: id,
+        orderId: input.orderId,
+        amountMinor: input.amountMinor,
+        currency: input.currency,
+        ...(input.items ? { items: input.items } : {}),
+        issuedAt: input.queuedAt,
+      };
+      const row: CommandRow = {
+        id,
+        tenant_id: input.tenantId,
+        machine_id: input.machineId,
+        order_id: input.orderId,
+        status: 'QUEUED',
+        protocol: null,
+        payload: JSON.stringify(payload),
+        attempts: 0,
+        queued_at: input.queuedAt,
+        sent_at: null,
+        accepted_at: null,
+        finished_at: null,
+        result: null,
+        failure_code: null,
+      };
+      await ex.insertInto('commands').values(row).execute();
+      await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId });
+      return row;
+    },
+
+    /** The command the machine must see now: the one in flight, or the oldest queued (now claimed). */
+    async claimNext(machineId: string, protocol: Protocol): Promise<Claim> {
+      try {
+        return await db.transaction().execute(async (tx) => {
+          const inFlight = await tx
+            .selectFrom('commands')
+            .selectAll()
+            .where('machine_id', '=', machineId)
+            .where('status', 'in', IN_FLIGHT)
+            .executeTakeFirst();
+          if (inFlight) return { kind: 'in-flight', command: inFlight } as const;
+          let q = tx
+            .selectFrom('commands')
+            .selectAll()
+            .where('machine_id', '=', machineId)
+            .where('status', '=', 'QUEUED')
+            .orderBy('queued_at')
+            .orderBy('id')
+            .limit(1);
+          if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update skip locked`);
+          const next = await q.executeTakeFirst();
+          if (!next) return { kind: 'none' } as const;
+          const now = nowIso();
+          const claimed = await tx
+            .updateTable('commands')
+            .set({ status: 'SENT', protocol, sent_at: now, attempts: next.attempts + 1 })
+            .where('id', '=', next.id)
+            .where('status', '=', 'QUEUED')
+            .returningAll()
+            .executeTakeFirst();
+          if (!claimed) return { kind: 'none' } as const;
+          await orders.note(tx, claimed.order_id, 'command_sent', `machine:${machineId}`, { commandId: claimed.id, protocol, attempt: claimed.attempts });
+          // v1 machines never ack: the command counts as delivered when it is sent.
+          if (protocol === 'v1') await orders.transition(tx, claimed.order_id, 'DISPATCHED', { actor: 'dispatcher', detail: { commandId: claimed.id } });
+          return { kind: 'new', command: claimed } as const;
+        });
+      } catch (err) {
+        // Another process claimed for this machine at the same moment: the index said no.
+        if (isUniqueViolation(err)) return { kind: 'none' };
+        throw err;
+      }
+    },
+
+    inFlight(machineId: string): Promise<CommandRow | undefined> {
+      return db.selectFrom('commands').selectAll().where('machine_id', '=', machineId).where('status', 'in', IN_FLIGHT).executeTakeFirst();
+    },
+
+    async markResent(commandId: string): Promise<void> {
+      await db.updateTable('commands').set((eb) => ({ attempts: eb('attempts', '+', 1), sent_at: nowIso() })).where('id', '=', commandId).execute();
+    },
+
+    /** The machine took the command: order DISPATCHED. */
+    async markAccepted(commandId: string): Promise<boolean> {
+      return db.transaction().execute(async (tx) => {
+        const row = await tx
+          .updateTable('commands')
+          .set({ status: 'ACCEPTED', accepted_at: nowIso() })
+          .where('id', '=', commandId)
+          .where('status', '=', 'SENT')
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) return false;
+        await orders.transition(tx, row.order_id, 'DISPATCHED', { actor: `machine:${row.machine_id}`, event: 'command_accepted', detail: { commandId } });
+        return true;
+      });
+    },
+
+    /** The machine declined (busy, out of stock…): the command waits in the queue again. */
+    async markDeclined(commandId: string, reason: string): Promise<void> {
+      await db.transaction().execute(async (tx) => {
+        const row = await tx
+          .updateTable('commands')
+          .set({ status: 'QUEUED', sent_at: null })
+          .where('id', '=', commandId)
+          .where('status', '=', 'SENT')
+          .returningAll()
+          .executeTakeFirst();
+        if (row) await orders.note(tx, row.order_id, 'command_declined', `machine:${row.machine_id}`, { commandId, reason });
+      });
+    },
+
+    /** A result from the machine. Repeats of a recorded result are acknowledged and change nothing. */
+    async recordResult(
+      machineId: string,
+      ref: { commandId: string } | { orderId: string },
+      result: DispenseResult,
+      failureCode: string | undefined,
+    ): Promise<{ outcome: ResultOutcome; command?: CommandRow }> {
+      return db.transaction().execute(async (tx) => {
+        let q = tx.selectFrom('commands').selectAll().where('machine_id', '=', machineId);
+        q = 'commandId' in ref ? q.where('id', '=', ref.commandId) : q.where('order_id', '=', ref.orderId);
+        const command = await q.executeTakeFirst();
+        if (!command) return { outcome: 'unknown' as const };
+        if (command.status === 'DONE') return { outcome: 'repeat' as const, command };
+        const code = result === 'FAILED' ? (failureCode ?? 'DISPENSE_FAILED') : null;
+        const updated = await tx
+          .updateTable('commands')
+          .set({ status: 'DONE', finished_at: nowIso(), result, failure_code: code })
+          .where('id', '=', command.id)
+          .where('status', '!=', 'DONE')
+          .returningAll()
+          .executeTakeFirst();
+        if (!updated) return { outcome: 'repeat' as const, command };
+        await orders.transition(tx, command.order_id, result === 'SUCCESS' ? 'COMPLETED' : 'FAILED', {
+          actor: `machine:${machineId}`,
+          failureCode: code,
+          event: result === 'SUCCESS' ? 'dispensed' : 'dispense_failed',
+          detail: { commandId: command.id },
+        });
+        await enqueueOutbox(tx, 'dispatch', { machineId });
+        return { outcome: 'recorded' as const, command: updated };
+      });
+    },
+
+    /** v1 dispenses with no result after the timeout go to an operator instead of being re-sent. */
+    async escalateSilentV1(olderThanMs: number): Promise<number> {
+      const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+      const stale = await db
+        .selectFrom('commands')
+        .select(['id', 'order_id', 'machine_id'])
+        .where('protocol', '=', 'v1')
+        .where('status', '=', 'SENT')
+        .where('sent_at', '<', cutoff)
+        .limit(500)
+        .execute();
+      let escalated = 0;
+      for (const c of stale) {
+        await db.transaction().execute(async (tx) => {
+          const moved = await tx.updateTable('commands').set({ status: 'NEEDS_REVIEW', finished_at: nowIso() }).where('id', '=', c.id).where('status', '=', 'SENT').executeTakeFirst();
+          if (Number(moved.numUpdatedRows) === 0) return;
+          escalated++;
+          await orders.transition(tx, c.order_id, 'NEEDS_REVIEW', { actor: 'dispatcher', failureCode: 'NO_RESULT', detail: { commandId: c.id, timeoutMs: olderThanMs } });
+          await enqueueOutbox(tx, 'dispatch', { machineId: c.machine_id });
+        });
+      }
+      return escalated;
+    },
+
+    async queueDepth(): Promise<number> {
+      const row = await db.selectFrom('commands').select((eb) => eb.fn.countAll<number>().as('n')).where('status', 'in', ['QUEUED', 'SENT', 'ACCEPTED']).executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+
+    listForOrder(orderId: string) {
+      return db.selectFrom('commands').selectAll().where('order_id', '=', orderId).execute();
+    },
+  };
+}
+
+export type CommandsService = ReturnType<typeof createCommandsService>;

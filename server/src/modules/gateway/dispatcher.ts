@@ -1,0 +1,136 @@
+// Drives each locally connected machine's command queue: sends the in-flight command again
+// on a new connection or after an ack timeout (v2), or claims the oldest queued command.
+// Work for one machine is serialized; machines on other processes are only notified.
+import { V1_EVENTS, V2_EVENTS, type DispenseAck, type DispenseCommand, type V1DispensePayload } from '@kioskhub/protocol';
+import type { Logger } from 'pino';
+import type { CommandRow } from '../../platform/db/schema.js';
+import type { CommandsService } from '../commands/commands.service.js';
+import type { MachineConnection, Presence } from './presence.js';
+
+export interface DispatcherDeps {
+  commands: CommandsService;
+  presence: Presence;
+  logger: Logger;
+  ackTimeoutMs: number;
+  resultTimeoutMs: number;
+  /** Tell the other processes that a machine may have work (no-op when running alone). */
+  notifyOthers(machineId: string): void;
+  observeDispatchLatency(seconds: number): void;
+}
+
+export type KickReason = 'connect' | 'heartbeat' | 'result' | 'paid' | 'declined';
+
+const isDispenseAck = (v: unknown): v is DispenseAck =>
+  typeof v === 'object' && v !== null && typeof (v as { accepted?: unknown }).accepted === 'boolean';
+
+export function createDispatcher(deps: DispatcherDeps) {
+  const { commands, presence, logger } = deps;
+  const chains = new Map<string, Promise<void>>();
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  function kick(machineId: string, reason: KickReason): void {
+    if (!presence.local(machineId)) {
+      if (reason === 'paid') deps.notifyOthers(machineId);
+      return;
+    }
+    const previous = chains.get(machineId) ?? Promise.resolve();
+    const next = previous
+      .then(() => pump(machineId))
+      .catch((err: unknown) => logger.error({ err, machineId }, 'dispatch failed'))
+      .finally(() => {
+        if (chains.get(machineId) === next) chains.delete(machineId);
+      });
+    chains.set(machineId, next);
+  }
+
+  async function pump(machineId: string): Promise<void> {
+    const conn = presence.local(machineId);
+    if (!conn || stopped) return;
+    // A machine that said BUSY or ERROR gets no new command until it reports IDLE.
+    const ready = conn.status === 'IDLE' || conn.status === 'UNKNOWN';
+    const claim = ready
+      ? await commands.claimNext(machineId, conn.protocol)
+      : await commands.inFlight(machineId).then((c) => (c ? ({ kind: 'in-flight', command: c } as const) : ({ kind: 'none' } as const)));
+    if (claim.kind === 'none') return;
+    if (claim.kind === 'in-flight') {
+      // v1 machines cannot de-duplicate: a v1 command is never sent twice.
+      if (claim.command.protocol === 'v1' || conn.protocol === 'v1') return;
+      if (conn.sentCommands.has(claim.command.id)) return;
+      await commands.markResent(claim.command.id);
+      sendV2(conn, claim.command);
+      return;
+    }
+    if (conn.protocol === 'v1') sendV1(conn, claim.command);
+    else sendV2(conn, claim.command);
+  }
+
+  function observe(command: CommandRow): void {
+    deps.observeDispatchLatency(Math.max(0, Date.now() - Date.parse(command.queued_at)) / 1000);
+  }
+
+  function sendV1(conn: MachineConnection, command: CommandRow): void {
+    const payload: V1DispensePayload = { type: 'DISPENSE', orderId: command.order_id };
+    conn.socket.emit(V1_EVENTS.dispense, payload);
+    observe(command);
+  }
+
+  function sendV2(conn: MachineConnection, command: CommandRow): void {
+    conn.sentCommands.add(command.id);
+    const payload = JSON.parse(command.payload) as DispenseCommand;
+    if (command.attempts <= 1) observe(command);
+    void awaitAck(conn, command, payload);
+  }
+
+  async function awaitAck(conn: MachineConnection, command: CommandRow, payload: DispenseCommand): Promise<void> {
+    let ack: unknown;
+    try {
+      ack = await conn.socket.timeout(deps.ackTimeoutMs).emitWithAck(V2_EVENTS.dispense, payload);
+    } catch {
+      // No ack in time. If this connection is still the machine's, send the same command again.
+      if (stopped || presence.local(conn.machineId) !== conn || !conn.socket.connected) return;
+      const current = await commands.inFlight(conn.machineId).catch(() => undefined);
+      if (current?.id === command.id && current.status === 'SENT') {
+        await commands.markResent(command.id);
+        logger.info({ machineId: conn.machineId, commandId: command.id }, 'no ack: re-sending command');
+        void awaitAck(conn, command, payload);
+      }
+      return;
+    }
+    try {
+      if (isDispenseAck(ack) && ack.accepted) {
+        await commands.markAccepted(command.id);
+      } else {
+        const reason = isDispenseAck(ack) && !ack.accepted ? String(ack.reason ?? 'DECLINED') : 'INVALID_ACK';
+        await commands.markDeclined(command.id, reason);
+        conn.sentCommands.delete(command.id);
+        logger.info({ machineId: conn.machineId, commandId: command.id, reason }, 'machine declined the command');
+      }
+    } catch (err) {
+      logger.error({ err, commandId: command.id }, 'could not record the ack');
+    }
+  }
+
+  return {
+    kick,
+    start(): void {
+      const every = Math.max(50, Math.min(5_000, Math.floor(deps.resultTimeoutMs / 4)));
+      timer = setInterval(() => {
+        commands
+          .escalateSilentV1(deps.resultTimeoutMs)
+          .then((n) => {
+            if (n > 0) logger.warn({ count: n }, 'v1 dispenses without a result moved to NEEDS_REVIEW');
+          })
+          .catch((err: unknown) => logger.warn({ err }, 'v1 escalation sweep failed'));
+      }, every);
+      timer.unref();
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearInterval(timer);
+      await Promise.allSettled([...chains.values()]);
+    },
+  };
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;

@@ -1,0 +1,189 @@
+// Transport only: handshake auth, the connection registry and event parsing for both
+// machine protocols (v2 on /machines, the seed-compatible v1 on /). Domain work is done by
+// presence, the dispatcher and the commands service.
+import { randomUUID } from 'node:crypto';
+import { MACHINES_NAMESPACE, V1_EVENTS, V2_EVENTS } from '@kioskhub/protocol';
+import { Type } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import type { Server, Socket } from 'socket.io';
+import { constantTimeEqual, sha256 } from '../../platform/http/auth.js';
+import { ackOf, socketError, socketValidator } from '../../platform/socket-validation.js';
+import type { CommandsService } from '../commands/commands.service.js';
+import type { MachinesService } from '../machines/machines.service.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { MachineConnection, Presence, Protocol } from './presence.js';
+
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+const Status = Type.Union([Type.Literal('IDLE'), Type.Literal('BUSY'), Type.Literal('ERROR')]);
+const Result = Type.Union([Type.Literal('SUCCESS'), Type.Literal('FAILED')]);
+const parseHeartbeatV2 = socketValidator(
+  Type.Object({ status: Status, firmware: Type.Optional(Type.String({ maxLength: 64 })), metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
+);
+const parseDoneV2 = socketValidator(
+  Type.Object(
+    { commandId: Type.String({ minLength: 1, maxLength: 64 }), orderId: Type.String({ minLength: 1, maxLength: 64 }), status: Result, failureCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), details: Type.Optional(Type.Unknown()) },
+    { additionalProperties: false },
+  ),
+);
+const parseConnectV1 = socketValidator(Type.Object({ machineId: Id, token: Type.String({ minLength: 1, maxLength: 512 }) }));
+const parseDoneV1 = socketValidator(Type.Object({ orderId: Type.String({ minLength: 1, maxLength: 64 }), result: Result }));
+
+export interface MachineGatewayDeps {
+  io: Server;
+  nodeId: string;
+  machines: MachinesService;
+  commands: CommandsService;
+  presence: Presence;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  onMachineConnected(machineId: string, connectionId: string): void;
+}
+
+export function installMachineGateway(deps: MachineGatewayDeps): void {
+  const { presence, dispatcher, logger } = deps;
+
+  async function authenticate(machineId: string, key: string) {
+    const row = await deps.machines.findRow(machineId);
+    return row && constantTimeEqual(row.key_hash, sha256(key)) ? row : undefined;
+  }
+
+  async function connect(socket: Socket, row: { id: string; tenant_id: string }, protocol: Protocol): Promise<MachineConnection> {
+    const conn: MachineConnection = {
+      machineId: row.id,
+      tenantId: row.tenant_id,
+      connectionId: `${deps.nodeId}:${socket.id}`,
+      protocol,
+      socket,
+      status: 'UNKNOWN',
+      lastSeen: Date.now(),
+      sentCommands: new Set(),
+    };
+    socket.once('disconnect', () => {
+      presence.unregister(conn).catch((err: unknown) => logger.warn({ err, machineId: conn.machineId }, 'could not record disconnect'));
+    });
+    await presence.register(conn);
+    deps.onMachineConnected(conn.machineId, conn.connectionId);
+    logger.info({ machineId: conn.machineId, protocol }, 'machine connected');
+    dispatcher.kick(conn.machineId, 'connect');
+    return conn;
+  }
+
+  async function recordResult(conn: MachineConnection, ref: { commandId: string } | { orderId: string }, result: 'SUCCESS' | 'FAILED', failureCode?: string) {
+    const recorded = await deps.commands.recordResult(conn.machineId, ref, result, failureCode);
+    if (recorded.outcome !== 'unknown') {
+      if (recorded.command) conn.sentCommands.delete(recorded.command.id);
+      await presence.setIdle(conn);
+      dispatcher.kick(conn.machineId, 'result');
+    }
+    return recorded.outcome;
+  }
+
+  // ---- v2 ------------------------------------------------------------------------------
+  const v2 = deps.io.of(MACHINES_NAMESPACE);
+  v2.use((socket, next) => {
+    const auth = socket.handshake.auth as { machineId?: unknown; key?: unknown };
+    if (typeof auth.machineId !== 'string' || typeof auth.key !== 'string') return next(new Error('unauthorized'));
+    authenticate(auth.machineId, auth.key)
+      .then((row) => {
+        if (!row) return next(new Error('unauthorized'));
+        socket.data.machine = { id: row.id, tenant_id: row.tenant_id };
+        next();
+      })
+      .catch(() => next(new Error('unavailable')));
+  });
+  v2.on('connection', (socket) => {
+    const pending = connect(socket, socket.data.machine as { id: string; tenant_id: string }, 'v2');
+    pending.catch((err: unknown) => {
+      logger.error({ err }, 'could not register machine');
+      socket.disconnect(true);
+    });
+    socket.on(V2_EVENTS.heartbeat, async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      const parsed = parseHeartbeatV2(args[0]);
+      if (!parsed.ok) return ack(socketError('VALIDATION_FAILED', parsed.message));
+      try {
+        const conn = await pending;
+        await presence.heartbeat(conn, parsed.value.status, parsed.value.firmware);
+        if (parsed.value.status === 'IDLE') dispatcher.kick(conn.machineId, 'heartbeat');
+        ack({ ok: true, serverTime: new Date().toISOString() });
+      } catch (err) {
+        logger.error({ err }, 'heartbeat failed');
+        ack(socketError('INTERNAL', 'heartbeat could not be recorded'));
+      }
+    });
+    socket.on(V2_EVENTS.done, async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      const parsed = parseDoneV2(args[0]);
+      if (!parsed.ok) return ack(socketError('VALIDATION_FAILED', parsed.message));
+      try {
+        const conn = await pending;
+        const { commandId, orderId, status, failureCode } = parsed.value;
+        const outcome = await recordResult(conn, { commandId }, status, failureCode);
+        if (outcome === 'unknown') return ack(socketError('NOT_FOUND', `command ${commandId} is not a command of this machine`));
+        ack({ ok: true, ...(outcome === 'repeat' ? { duplicate: true } : {}), orderId });
+      } catch (err) {
+        logger.error({ err }, 'machine:done failed');
+        ack(socketError('INTERNAL', 'result could not be recorded; send it again'));
+      }
+    });
+  });
+
+  // ---- v1 (seed-compatible) --------------------------------------------------------------
+  deps.io.of('/').on('connection', (socket) => {
+    let conn: Promise<MachineConnection> | undefined;
+    socket.emit(V1_EVENTS.welcome, { ts: Date.now(), socketId: socket.id });
+    const notRegistered = () => socketError('MACHINE_NOT_REGISTERED', 'send machine:connect first');
+
+    socket.on(V1_EVENTS.connect, async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      const parsed = parseConnectV1(args[0]);
+      const refuse = (message: string) => {
+        ack(socketError('UNAUTHORIZED_MACHINE', message));
+        socket.disconnect(true);
+      };
+      if (!parsed.ok) return refuse(parsed.message);
+      try {
+        const row = await authenticate(parsed.value.machineId, parsed.value.token);
+        if (!row) return refuse('unknown machine or wrong token');
+        if (conn) return ack({ ok: true, machineId: row.id });
+        conn = connect(socket, row, 'v1');
+        await conn;
+        ack({ ok: true, machineId: row.id });
+        socket.emit(V1_EVENTS.authenticated, { ok: true, machineId: row.id, ts: Date.now() });
+      } catch (err) {
+        logger.error({ err }, 'v1 connect failed');
+        ack(socketError('INTERNAL', 'try again'));
+      }
+    });
+    socket.on(V1_EVENTS.heartbeat, async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      if (!conn) return ack(notRegistered());
+      try {
+        const c = await conn;
+        await presence.heartbeat(c, 'IDLE');
+        dispatcher.kick(c.machineId, 'heartbeat');
+        ack({ ok: true, ts: Date.now() });
+      } catch (err) {
+        logger.error({ err }, 'v1 heartbeat failed');
+        ack(socketError('INTERNAL', 'heartbeat could not be recorded'));
+      }
+    });
+    socket.on(V1_EVENTS.done, async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      if (!conn) return ack(notRegistered());
+      const parsed = parseDoneV1(args[0]);
+      if (!parsed.ok) return ack(socketError('INVALID_REQUEST', parsed.message));
+      try {
+        const c = await conn;
+        const outcome = await recordResult(c, { orderId: parsed.value.orderId }, parsed.value.result, parsed.value.result === 'FAILED' ? 'DISPENSE_FAILED' : undefined);
+        if (outcome === 'unknown') return ack(socketError('ORDER_NOT_FOUND', `order ${parsed.value.orderId} was not sent to this machine`));
+        ack({ ok: true, orderId: parsed.value.orderId });
+      } catch (err) {
+        logger.error({ err }, 'v1 machine:done failed');
+        ack(socketError('INTERNAL', 'result could not be recorded; send it again'));
+      }
+    });
+  });
+}
+
+export const newNodeId = (): string => randomUUID().slice(0, 8);

@@ -1,0 +1,114 @@
+// Live updates for browsers on /live: staff (JWT or ADMIN_TOKEN) subscribe to rooms of their
+// own tenant; a customer screen with an orderToken follows exactly one order. Rooms are
+// kept per tenant internally so two tenants' `order:1001` never meet.
+import { LIVE_NAMESPACE } from '@kioskhub/protocol';
+import type { Server, Socket } from 'socket.io';
+import type { Principal } from '../../platform/http/auth.js';
+import { ackOf, socketError } from '../../platform/socket-validation.js';
+
+export interface LiveViewer {
+  principal: Principal | { kind: 'order'; tenantId: string; room: string };
+}
+
+export interface LiveDeps {
+  io: Server;
+  resolveToken(token: string): Promise<Principal | null>;
+  resolveOrderToken(token: string): Promise<{ tenantId: string; room: string } | null>;
+  /** Tenant owning a room's subject, or undefined when it does not exist. */
+  tenantOfMachine(machineId: string): Promise<string | undefined>;
+  tenantOfOrder(orderIdOrNumber: string, tenantHint: string | null): Promise<string | undefined>;
+  siteExists(tenantId: string, siteId: string): Promise<boolean>;
+  tenantExists(tenantId: string): Promise<boolean>;
+}
+
+const ROOM = /^(tenant|machine|order|kitchen):([A-Za-z0-9_.:-]{1,128})$/;
+export const internalRoom = (tenantId: string, room: string): string => `${tenantId}|${room}`;
+
+export function installLiveGateway(deps: LiveDeps) {
+  const nsp = deps.io.of(LIVE_NAMESPACE);
+
+  nsp.use((socket, next) => {
+    const auth = socket.handshake.auth as { token?: unknown; orderToken?: unknown };
+    const resolve = async (): Promise<LiveViewer['principal'] | null> => {
+      if (typeof auth.token === 'string') {
+        const p = await deps.resolveToken(auth.token);
+        return p && p.kind !== 'machine' ? p : null;
+      }
+      if (typeof auth.orderToken === 'string') {
+        const o = await deps.resolveOrderToken(auth.orderToken);
+        return o ? { kind: 'order', ...o } : null;
+      }
+      return null;
+    };
+    resolve()
+      .then((principal) => {
+        if (!principal) return next(new Error('unauthorized'));
+        (socket.data as LiveViewer).principal = principal;
+        next();
+      })
+      .catch(() => next(new Error('unavailable')));
+  });
+
+  /** The tenant whose copy of `room` this viewer may join, or an error message. */
+  async function authorize(viewer: LiveViewer['principal'], kind: string, id: string, room: string, tenantHint?: string): Promise<string | { code: string; message: string }> {
+    const denied = { code: 'FORBIDDEN', message: `room ${room} is not yours` };
+    if (viewer.kind === 'order') return viewer.room === room ? viewer.tenantId : denied;
+    const own = viewer.tenantId; // null for ADMIN_TOKEN: any tenant
+    let tenant: string | undefined;
+    switch (kind) {
+      case 'tenant':
+        tenant = (await deps.tenantExists(id)) ? id : undefined;
+        break;
+      case 'machine':
+        tenant = await deps.tenantOfMachine(id);
+        break;
+      case 'order':
+        tenant = await deps.tenantOfOrder(id, own ?? tenantHint ?? null);
+        break;
+      case 'kitchen': {
+        const t = own ?? tenantHint ?? 'default';
+        tenant = (await deps.siteExists(t, id)) ? t : undefined;
+        break;
+      }
+    }
+    if (tenant === undefined) return own === null ? { code: 'NOT_FOUND', message: `${room} does not exist` } : denied;
+    if (own !== null && tenant !== own) return denied;
+    return tenant;
+  }
+
+  nsp.on('connection', (socket: Socket) => {
+    const viewer = (socket.data as LiveViewer).principal;
+    socket.on('subscribe', async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      const payload = args[0] as { room?: unknown; tenantId?: unknown } | undefined;
+      const room = typeof payload?.room === 'string' ? payload.room : undefined;
+      const match = room ? ROOM.exec(room) : null;
+      if (!room || !match) return ack(socketError('VALIDATION_FAILED', 'room must look like tenant:<id>, machine:<id>, order:<id> or kitchen:<siteId>'));
+      const hint = typeof payload?.tenantId === 'string' ? payload.tenantId : undefined;
+      try {
+        const tenant = await authorize(viewer, match[1]!, match[2]!, room, hint);
+        if (typeof tenant !== 'string') return ack({ ok: false, error: tenant });
+        await socket.join(internalRoom(tenant, room));
+        ack({ ok: true, room });
+      } catch {
+        ack(socketError('INTERNAL', 'try again'));
+      }
+    });
+    socket.on('unsubscribe', async (...args: unknown[]) => {
+      const ack = ackOf(args);
+      const room = (args[0] as { room?: unknown } | undefined)?.room;
+      if (typeof room !== 'string') return ack(socketError('VALIDATION_FAILED', 'room is required'));
+      for (const joined of socket.rooms) if (joined.endsWith(`|${room}`)) await socket.leave(joined);
+      ack({ ok: true });
+    });
+  });
+
+  return {
+    publish(tenantId: string, rooms: string[], event: string, data: Record<string, unknown>): void {
+      if (rooms.length === 0) return;
+      nsp.to(rooms.map((r) => internalRoom(tenantId, r))).emit(event, data);
+    },
+  };
+}
+
+export type LiveGateway = ReturnType<typeof installLiveGateway>;

@@ -1,0 +1,177 @@
+// Machines: registration with a per-machine secret key (stored hashed, shown once),
+// key rotation, payment profiles (the qrCodeId → machine mapping) and views.
+import { randomBytes } from 'node:crypto';
+import type { MachineKind, MachineStatus } from '@kioskhub/protocol';
+import { AppError, notFound } from '../../platform/errors.js';
+import { bool, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { MachineRow } from '../../platform/db/schema.js';
+import { sha256 } from '../../platform/http/auth.js';
+import { recordAudit } from '../audit/audit.service.js';
+import { DEFAULT_SITE } from '../tenants/tenants.service.js';
+import type { MachinesRepo } from './machines.repo.js';
+
+export interface PaymentProfile {
+  provider: string;
+  qrCodeId: string;
+  qrImageUrl: string | null;
+  qrShortUrl: string | null;
+  fixedAmountPaise: number | null;
+  qrContent?: string | null;
+}
+
+export interface Machine {
+  id: string;
+  tenantId: string;
+  siteId: string;
+  name: string;
+  kind: MachineKind;
+  status: MachineStatus;
+  socketConnected: boolean;
+  lastSeenAt: string | null;
+  firmware: string | null;
+  protocol: string | null;
+  currency: string;
+  paymentProfile?: PaymentProfile;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const newMachineKey = (): string => `mk_${randomBytes(24).toString('base64url')}`;
+
+export function toMachine(row: MachineRow, lastSeenOverride?: string): Machine {
+  const machine: Machine = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    siteId: row.site_id,
+    name: row.name,
+    kind: row.kind as MachineKind,
+    status: row.status as MachineStatus,
+    socketConnected: bool(row.socket_connected),
+    lastSeenAt: lastSeenOverride ?? row.last_seen_at,
+    firmware: row.firmware,
+    protocol: row.protocol,
+    currency: row.currency,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+  if (row.payment_provider && row.payment_qr_code_id) {
+    machine.paymentProfile = {
+      provider: row.payment_provider,
+      qrCodeId: row.payment_qr_code_id,
+      qrImageUrl: row.payment_qr_image_url,
+      qrShortUrl: row.payment_qr_short_url,
+      fixedAmountPaise: row.payment_fixed_amount_minor,
+      qrContent: row.payment_qr_content,
+    };
+  }
+  return machine;
+}
+
+export function createMachinesService(deps: {
+  db: Db;
+  repo: MachinesRepo;
+  siteExists(tenantId: string, siteId: string, ex?: Executor): Promise<boolean>;
+  tenantExists(tenantId: string): Promise<boolean>;
+  /** Freshest last-seen time held in memory, not yet flushed. */
+  pendingLastSeen(machineId: string): string | undefined;
+}) {
+  const { db, repo } = deps;
+
+  async function getScoped(id: string, tenantId: string | null): Promise<MachineRow> {
+    const row = await repo.findById(id);
+    if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('machine', id);
+    return row;
+  }
+
+  return {
+    async create(
+      input: { id: string; tenantId: string; name?: string; kind?: MachineKind; siteId?: string; currency?: string },
+      actor: string,
+    ): Promise<Machine & { key: string }> {
+      if (!(await deps.tenantExists(input.tenantId))) throw notFound('tenant', input.tenantId);
+      const siteId = input.siteId ?? DEFAULT_SITE;
+      if (!(await deps.siteExists(input.tenantId, siteId))) throw notFound('site', siteId);
+      const key = newMachineKey();
+      const now = nowIso();
+      const row: MachineRow = {
+        id: input.id,
+        tenant_id: input.tenantId,
+        site_id: siteId,
+        name: input.name ?? input.id,
+        kind: input.kind ?? 'vending',
+        key_hash: sha256(key),
+        status: 'OFFLINE',
+        socket_connected: 0,
+        connection_id: null,
+        protocol: null,
+        last_seen_at: null,
+        firmware: null,
+        payment_provider: null,
+        payment_qr_code_id: null,
+        payment_qr_image_url: null,
+        payment_qr_short_url: null,
+        payment_fixed_amount_minor: null,
+        payment_qr_content: null,
+        currency: input.currency ?? 'INR',
+        created_at: now,
+        updated_at: now,
+      };
+      await db.transaction().execute(async (tx) => {
+        const inserted = await repo.insert(row, tx);
+        if (!inserted) throw new AppError('CONFLICT', `machine "${input.id}" already exists`);
+        await recordAudit(tx, { tenantId: input.tenantId, actor, action: 'machine.create', subjectType: 'machine', subjectId: input.id, after: { name: row.name, kind: row.kind, siteId } });
+      });
+      return { ...toMachine(row), key };
+    },
+
+    async get(id: string, tenantId: string | null): Promise<Machine> {
+      return toMachine(await getScoped(id, tenantId), deps.pendingLastSeen(id));
+    },
+
+    async list(filter: { tenantId: string | null; cursor?: string; limit: number; status?: string; siteId?: string; kind?: string }) {
+      const rows = await repo.list({ ...filter, ...(filter.cursor ? { after: filter.cursor } : {}), limit: filter.limit + 1 });
+      const page = rows.slice(0, filter.limit);
+      return {
+        items: page.map((r) => toMachine(r, deps.pendingLastSeen(r.id))),
+        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
+      };
+    },
+
+    async rotateKey(id: string, tenantId: string | null, actor: string): Promise<{ key: string }> {
+      const row = await getScoped(id, tenantId);
+      const key = newMachineKey();
+      await db.transaction().execute(async (tx) => {
+        await repo.update(id, { key_hash: sha256(key), updated_at: nowIso() }, tx);
+        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.rotate_key', subjectType: 'machine', subjectId: id });
+      });
+      return { key };
+    },
+
+    async setPaymentProfile(id: string, tenantId: string | null, profile: PaymentProfile, actor: string): Promise<Machine> {
+      const row = await getScoped(id, tenantId);
+      return db.transaction().execute(async (tx) => {
+        const owner = await repo.findByQrCodeId(profile.qrCodeId, tx);
+        if (owner && owner.id !== id) {
+          throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to machine ${owner.id}`);
+        }
+        const changes = {
+          payment_provider: profile.provider,
+          payment_qr_code_id: profile.qrCodeId,
+          payment_qr_image_url: profile.qrImageUrl,
+          payment_qr_short_url: profile.qrShortUrl,
+          payment_fixed_amount_minor: profile.fixedAmountPaise,
+          payment_qr_content: profile.qrContent ?? null,
+          updated_at: nowIso(),
+        };
+        await repo.update(id, changes, tx);
+        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.payment_profile', subjectType: 'machine', subjectId: id, before: toMachine(row).paymentProfile ?? null, after: profile });
+        return toMachine({ ...row, ...changes });
+      });
+    },
+
+    findByQrCodeId: (qrCodeId: string, ex?: Executor) => repo.findByQrCodeId(qrCodeId, ex),
+    findRow: (id: string, ex?: Executor) => repo.findById(id, ex),
+  };
+}
+
+export type MachinesService = ReturnType<typeof createMachinesService>;

@@ -1,0 +1,60 @@
+// Queries on orders and their timeline (owned by the orders module).
+import type { Updateable } from 'kysely';
+import type { Db, Executor } from '../../platform/db/database.js';
+import type { NewOrder, OrderRow, OrdersTable } from '../../platform/db/schema.js';
+
+export interface OrderListFilter {
+  tenantId: string | null;
+  machineId?: string;
+  status?: string;
+  before?: string;
+  limit: number;
+}
+
+export function createOrdersRepo(db: Db) {
+  return {
+    insert(row: NewOrder, ex: Executor = db) {
+      return ex.insertInto('orders').values(row).execute();
+    },
+    findById(id: string, ex: Executor = db): Promise<OrderRow | undefined> {
+      return ex.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+    findByPayment(provider: string, providerPaymentId: string, ex: Executor = db): Promise<OrderRow | undefined> {
+      return ex
+        .selectFrom('orders')
+        .selectAll()
+        .where('provider', '=', provider)
+        .where('provider_payment_id', '=', providerPaymentId)
+        .executeTakeFirst();
+    },
+    list(filter: OrderListFilter): Promise<OrderRow[]> {
+      let q = db.selectFrom('orders').selectAll().orderBy('id', 'desc').limit(filter.limit);
+      if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
+      if (filter.machineId !== undefined) q = q.where('machine_id', '=', filter.machineId);
+      if (filter.status !== undefined) q = q.where('status', '=', filter.status);
+      if (filter.before !== undefined) q = q.where('id', '<', filter.before);
+      return q.execute();
+    },
+    /** Conditional update: only applies when the order is still in one of `from`. */
+    updateIfStatus(id: string, from: readonly string[], changes: Updateable<OrdersTable>, ex: Executor = db) {
+      return ex
+        .updateTable('orders')
+        .set(changes)
+        .where('id', '=', id)
+        .where('status', 'in', from)
+        .returningAll()
+        .executeTakeFirst();
+    },
+    insertEvent(
+      row: { id: string; tenant_id: string; order_id: string; type: string; actor: string; detail: string | null; at: string },
+      ex: Executor = db,
+    ) {
+      return ex.insertInto('order_events').values(row).execute();
+    },
+    timeline(orderId: string) {
+      return db.selectFrom('order_events').selectAll().where('order_id', '=', orderId).orderBy('id').execute();
+    },
+  };
+}
+
+export type OrdersRepo = ReturnType<typeof createOrdersRepo>;

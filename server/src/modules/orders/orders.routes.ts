@@ -1,0 +1,69 @@
+import { ORDER_STATUSES } from '@kioskhub/protocol';
+import { Type } from '@sinclair/typebox';
+import type { FastifyTypebox } from '../../platform/http/fastify.js';
+import { requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
+import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
+import type { OrdersService } from './orders.service.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+export const OrderSchema = Type.Object({
+  id: Type.String(),
+  tenantId: Type.String(),
+  machineId: Nullable(Type.String()),
+  siteId: Nullable(Type.String()),
+  orderNumber: Nullable(Type.String()),
+  amount: Type.Integer({ description: 'minor units' }),
+  currency: Type.String(),
+  source: Type.String(),
+  provider: Nullable(Type.String()),
+  providerPaymentId: Nullable(Type.String()),
+  providerQrCodeId: Nullable(Type.String()),
+  paidAt: Nullable(Type.String()),
+  dispatchPending: Type.Boolean(),
+  status: Type.String({ enum: [...ORDER_STATUSES] }),
+  failureCode: Nullable(Type.String()),
+  customerName: Nullable(Type.String()),
+  items: Type.Optional(Type.Array(Type.Object({ sku: Type.String(), qty: Type.Integer() }, { additionalProperties: true }))),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; orders: OrdersService }): void {
+  const { auth, orders } = deps;
+  const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+  app.get('/v1/orders', {
+    schema: {
+      tags: ['orders'],
+      summary: 'Orders of the caller’s tenant, newest first',
+      querystring: Type.Object({ machineId: Type.Optional(EntityId), status: Type.Optional(Type.String({ enum: [...ORDER_STATUSES] })), limit: Limit, cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+      response: { 200: Page(OrderSchema), ...errors(400, 401, 403) },
+    },
+  }, async (request) => {
+    const principal = await auth.fromHeaders(request.headers);
+    requireStaff(principal);
+    const q = request.query;
+    return orders.list({ tenantId: tenantFilter(principal), limit: q.limit, ...(q.machineId ? { machineId: q.machineId } : {}), ...(q.status ? { status: q.status } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+  });
+
+  app.get('/v1/orders/:id', {
+    schema: { tags: ['orders'], summary: 'One order', params: IdParams, response: { 200: OrderSchema, ...errors(400, 401, 403, 404) } },
+  }, async (request) => {
+    const principal = await auth.fromHeaders(request.headers);
+    requireStaff(principal);
+    return orders.get(request.params.id, tenantFilter(principal));
+  });
+
+  app.get('/v1/orders/:id/timeline', {
+    schema: {
+      tags: ['orders'],
+      summary: 'What happened to an order, oldest first (payment received, command sent, accepted, done…)',
+      params: IdParams,
+      response: { 200: Type.Object({ items: Type.Array(Type.Object({ type: Type.String(), actor: Type.String(), at: Type.String(), detail: Type.Unknown() })), nextCursor: Type.Null() }), ...errors(400, 401, 403, 404) },
+    },
+  }, async (request) => {
+    const principal = await auth.fromHeaders(request.headers);
+    requireStaff(principal);
+    return { items: await orders.timeline(request.params.id, tenantFilter(principal)), nextCursor: null };
+  });
+}

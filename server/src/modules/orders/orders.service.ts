@@ -1,0 +1,205 @@
+// Orders: creation from a payment, the status machine, timelines and the live events that
+// follow each change (written to the outbox in the same transaction).
+import { LIVE_EVENTS, type OrderStatus } from '@kioskhub/protocol';
+import { ulid } from 'ulid';
+import { AppError, notFound } from '../../platform/errors.js';
+import { nowIso, type Executor } from '../../platform/db/database.js';
+import type { OrderRow } from '../../platform/db/schema.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import { canTransition, sourcesOf } from './order-rules.js';
+import type { OrdersRepo } from './orders.repo.js';
+
+export interface OrderItem {
+  sku: string;
+  qty: number;
+  name?: string;
+  unitPriceMinor?: number;
+}
+
+export interface Order {
+  id: string;
+  tenantId: string;
+  machineId: string | null;
+  siteId: string | null;
+  orderNumber: string | null;
+  amount: number;
+  currency: string;
+  source: string;
+  provider: string | null;
+  providerPaymentId: string | null;
+  providerQrCodeId: string | null;
+  paidAt: string | null;
+  dispatchPending: boolean;
+  status: OrderStatus;
+  failureCode: string | null;
+  customerName: string | null;
+  items?: OrderItem[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toOrder(row: OrderRow): Order {
+  const order: Order = {
+    id: row.id,
+    tenantId: row.tenant_id,
+    machineId: row.machine_id,
+    siteId: row.site_id,
+    orderNumber: row.order_number,
+    amount: Number(row.amount),
+    currency: row.currency,
+    source: row.source,
+    provider: row.provider,
+    providerPaymentId: row.provider_payment_id,
+    providerQrCodeId: row.provider_qr_code_id,
+    paidAt: row.paid_at,
+    dispatchPending: row.status === 'PAID' && row.machine_id !== null,
+    status: row.status as OrderStatus,
+    failureCode: row.failure_code,
+    customerName: row.customer_name,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+  if (row.items) order.items = JSON.parse(row.items) as OrderItem[];
+  return order;
+}
+
+const orderRooms = (row: Pick<OrderRow, 'tenant_id' | 'id' | 'machine_id'>): string[] =>
+  [`tenant:${row.tenant_id}`, `order:${row.id}`, ...(row.machine_id ? [`machine:${row.machine_id}`] : [])];
+
+export interface NewOrderInput {
+  /** Optional pre-generated id (the payment inbox links to it before the order exists). */
+  id?: string;
+  tenantId: string;
+  machineId: string | null;
+  siteId: string | null;
+  amount: number;
+  currency: string;
+  source: string;
+  status: Extract<OrderStatus, 'CREATED' | 'PAID' | 'FAILED'>;
+  provider?: string;
+  providerPaymentId?: string;
+  providerQrCodeId?: string;
+  failureCode?: string;
+  orderNumber?: string;
+  items?: OrderItem[];
+  customerName?: string;
+  actor: string;
+}
+
+export function createOrdersService(deps: { repo: OrdersRepo }) {
+  const { repo } = deps;
+
+  async function addEvent(ex: Executor, row: OrderRow, type: string, actor: string, detail?: Record<string, unknown>) {
+    await repo.insertEvent(
+      { id: ulid(), tenant_id: row.tenant_id, order_id: row.id, type, actor, detail: detail ? JSON.stringify(detail) : null, at: nowIso() },
+      ex,
+    );
+  }
+
+  async function getScoped(id: string, tenantId: string | null): Promise<OrderRow> {
+    const row = await repo.findById(id);
+    if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('order', id);
+    return row;
+  }
+
+  return {
+    /** Inserts an order inside the caller's transaction and queues its `order_created` event. */
+    async create(ex: Executor, input: NewOrderInput): Promise<Order> {
+      const now = nowIso();
+      const row: OrderRow = {
+        id: input.id ?? ulid(),
+        tenant_id: input.tenantId,
+        site_id: input.siteId,
+        machine_id: input.machineId,
+        order_number: input.orderNumber ?? null,
+        amount: input.amount,
+        currency: input.currency,
+        source: input.source,
+        provider: input.provider ?? null,
+        provider_payment_id: input.providerPaymentId ?? null,
+        provider_qr_code_id: input.providerQrCodeId ?? null,
+        paid_at: input.status === 'CREATED' ? null : now,
+        status: input.status,
+        failure_code: input.failureCode ?? null,
+        items: input.items ? JSON.stringify(input.items) : null,
+        customer_name: input.customerName ?? null,
+        created_at: now,
+        updated_at: now,
+      };
+      await repo.insert(row, ex);
+      await addEvent(ex, row, input.status === 'CREATED' ? 'created' : 'payment_received', input.actor, {
+        amount: row.amount,
+        currency: row.currency,
+        provider: row.provider,
+        providerPaymentId: row.provider_payment_id,
+        ...(row.failure_code ? { failureCode: row.failure_code } : {}),
+      });
+      const order = toOrder(row);
+      await enqueueOutbox(ex, 'live', {
+        tenantId: row.tenant_id,
+        rooms: orderRooms(row),
+        event: LIVE_EVENTS.orderCreated,
+        data: { tenantId: row.tenant_id, orderId: row.id, ...(row.machine_id ? { machineId: row.machine_id } : {}), status: order.status, amount: order.amount, currency: order.currency, source: order.source, ...(row.order_number ? { orderNumber: row.order_number } : {}) },
+      });
+      return order;
+    },
+
+    /**
+     * Moves an order to `to` if the state machine allows it from its current status.
+     * Returns the updated order, or undefined when it was not in a status that may move there.
+     */
+    async transition(
+      ex: Executor,
+      orderId: string,
+      to: OrderStatus,
+      meta: { actor: string; failureCode?: string | null; detail?: Record<string, unknown>; event?: string },
+    ): Promise<Order | undefined> {
+      const now = nowIso();
+      const row = await repo.updateIfStatus(
+        orderId,
+        sourcesOf(to),
+        { status: to, updated_at: now, ...(meta.failureCode !== undefined ? { failure_code: meta.failureCode } : {}), ...(to === 'PAID' ? { paid_at: now } : {}) },
+        ex,
+      );
+      if (!row) return undefined;
+      await addEvent(ex, row, meta.event ?? to.toLowerCase(), meta.actor, { status: to, ...(meta.failureCode ? { failureCode: meta.failureCode } : {}), ...meta.detail });
+      await enqueueOutbox(ex, 'live', {
+        tenantId: row.tenant_id,
+        rooms: orderRooms(row),
+        event: LIVE_EVENTS.orderStatusUpdated,
+        data: { tenantId: row.tenant_id, orderId: row.id, ...(row.machine_id ? { machineId: row.machine_id } : {}), status: to, ...(row.failure_code ? { failureCode: row.failure_code } : {}) },
+      });
+      return toOrder(row);
+    },
+
+    /** Records a timeline entry without changing status (e.g. "command sent"). */
+    async note(ex: Executor, orderId: string, type: string, actor: string, detail?: Record<string, unknown>): Promise<void> {
+      const row = await repo.findById(orderId, ex);
+      if (row) await addEvent(ex, row, type, actor, detail);
+    },
+
+    async get(id: string, tenantId: string | null): Promise<Order> {
+      return toOrder(await getScoped(id, tenantId));
+    },
+
+    async timeline(id: string, tenantId: string | null) {
+      await getScoped(id, tenantId);
+      const rows = await repo.timeline(id);
+      return rows.map((r) => ({ type: r.type, actor: r.actor, at: r.at, detail: r.detail ? (JSON.parse(r.detail) as unknown) : null }));
+    },
+
+    async list(filter: { tenantId: string | null; machineId?: string; status?: string; cursor?: string; limit: number }) {
+      const rows = await repo.list({ tenantId: filter.tenantId, limit: filter.limit + 1, ...(filter.machineId ? { machineId: filter.machineId } : {}), ...(filter.status ? { status: filter.status } : {}), ...(filter.cursor ? { before: filter.cursor } : {}) });
+      const page = rows.slice(0, filter.limit);
+      return { items: page.map(toOrder), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+    },
+
+    findByPayment: (provider: string, providerPaymentId: string, ex?: Executor) => repo.findByPayment(provider, providerPaymentId, ex),
+    findRow: (id: string, ex?: Executor) => repo.findById(id, ex),
+    assertTransition(from: OrderStatus, to: OrderStatus): void {
+      if (!canTransition(from, to)) throw new AppError('INVALID_STATE', `an order that is ${from} cannot become ${to}`);
+    },
+  };
+}
+
+export type OrdersService = ReturnType<typeof createOrdersService>;

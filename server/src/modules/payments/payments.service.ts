@@ -1,0 +1,163 @@
+// The payment inbox: each provider payment is one row, written in the same transaction as
+// the order it creates, so retries and concurrent deliveries have exactly one effect.
+import { ulid } from 'ulid';
+import { notFound } from '../../platform/errors.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { PaymentNotification } from '../../providers/razorpay/razorpay.webhook.js';
+import type { CommandsService } from '../commands/commands.service.js';
+import type { MachinesService } from '../machines/machines.service.js';
+import type { OrdersService } from '../orders/orders.service.js';
+
+export type WebhookAnswer =
+  | { ok: true; orderId: string; duplicate?: true }
+  | { ok: true; ignored: string; duplicate?: true };
+
+export type PaymentOutcome = 'processed' | 'duplicate' | 'ignored' | 'amount_mismatch';
+
+export function createPaymentsService(deps: { db: Db; orders: OrdersService; commands: CommandsService; machines: MachinesService }) {
+  const { db, orders, commands, machines } = deps;
+
+  async function recordEvent(
+    ex: Executor,
+    n: PaymentNotification,
+    fields: { status: 'PROCESSED' | 'IGNORED' | 'REJECTED'; reason: string | null; tenantId: string | null; machineId: string | null; orderId: string | null; receivedAt: string },
+  ): Promise<boolean> {
+    const inserted = await ex
+      .insertInto('payment_events')
+      .values({
+        id: ulid(),
+        provider: n.provider,
+        provider_payment_id: n.providerPaymentId,
+        event_id: n.eventId,
+        event_type: n.eventType,
+        tenant_id: fields.tenantId,
+        status: fields.status,
+        reason: fields.reason,
+        machine_id: fields.machineId,
+        order_id: fields.orderId,
+        amount_minor: n.amountMinor,
+        currency: n.currency,
+        raw: n.raw,
+        received_at: fields.receivedAt,
+        processed_at: nowIso(),
+      })
+      .onConflict((oc) => oc.columns(['provider', 'provider_payment_id']).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return inserted !== undefined;
+  }
+
+  async function answerForExistingPayment(ex: Executor, n: PaymentNotification): Promise<WebhookAnswer> {
+    const existing = await ex
+      .selectFrom('payment_events')
+      .select(['order_id', 'reason'])
+      .where('provider', '=', n.provider)
+      .where('provider_payment_id', '=', n.providerPaymentId)
+      .executeTakeFirstOrThrow();
+    return existing.order_id
+      ? { ok: true, duplicate: true, orderId: existing.order_id }
+      : { ok: true, duplicate: true, ignored: existing.reason ?? 'IGNORED' };
+  }
+
+  /** Applies one verified payment notification. Safe to call any number of times, concurrently. */
+  async function applyPayment(n: PaymentNotification): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
+    const receivedAt = nowIso();
+    return db.transaction().execute(async (tx) => {
+      if (n.eventId) {
+        const fresh = await tx
+          .insertInto('webhook_deliveries')
+          .values({ provider: n.provider, event_id: n.eventId, response: '{}', received_at: receivedAt })
+          .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
+          .returning('event_id')
+          .executeTakeFirst();
+        if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
+      }
+      const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
+      const ignore = async (reason: string) => {
+        const fresh = await recordEvent(tx, n, { status: 'IGNORED', reason, tenantId: machine?.tenant_id ?? null, machineId: machine?.id ?? null, orderId: null, receivedAt });
+        if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
+        return { answer: { ok: true, ignored: reason } as WebhookAnswer, outcome: 'ignored' as const };
+      };
+      if (!machine) return ignore('UNKNOWN_QR');
+      if (!n.captured) return ignore('NOT_CAPTURED');
+
+      const expected = machine.payment_fixed_amount_minor;
+      const mismatch = (expected !== null && expected !== n.amountMinor) || n.currency !== machine.currency;
+      const orderId = ulid();
+      const fresh = await recordEvent(tx, n, {
+        status: 'PROCESSED',
+        reason: mismatch ? 'AMOUNT_MISMATCH' : null,
+        tenantId: machine.tenant_id,
+        machineId: machine.id,
+        orderId,
+        receivedAt,
+      });
+      if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
+
+      const order = await orders.create(tx, {
+        id: orderId,
+        tenantId: machine.tenant_id,
+        machineId: machine.id,
+        siteId: machine.site_id,
+        amount: n.amountMinor,
+        currency: n.currency,
+        source: 'upi_qr',
+        provider: n.provider,
+        providerPaymentId: n.providerPaymentId,
+        providerQrCodeId: n.reference ?? undefined,
+        status: mismatch ? 'FAILED' : 'PAID',
+        ...(mismatch ? { failureCode: 'AMOUNT_MISMATCH' } : {}),
+        actor: `provider:${n.provider}`,
+      });
+      if (!mismatch) {
+        await commands.enqueue(tx, { tenantId: machine.tenant_id, machineId: machine.id, orderId: order.id, amountMinor: order.amount, currency: order.currency, queuedAt: order.paidAt ?? receivedAt });
+      }
+      return { answer: { ok: true, orderId: order.id } as WebhookAnswer, outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const) };
+    });
+  }
+
+  return {
+    applyPayment,
+
+    async getEvent(provider: string, providerPaymentId: string, tenantId: string | null) {
+      const row = await db
+        .selectFrom('payment_events')
+        .leftJoin('orders', 'orders.id', 'payment_events.order_id')
+        .select(['payment_events.status', 'payment_events.reason', 'payment_events.machine_id', 'payment_events.order_id', 'payment_events.processed_at', 'payment_events.tenant_id', 'orders.status as order_status'])
+        .where('payment_events.provider', '=', provider)
+        .where('payment_events.provider_payment_id', '=', providerPaymentId)
+        .executeTakeFirst();
+      if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('payment event', `${provider}/${providerPaymentId}`);
+      return {
+        status: row.status,
+        reason: row.reason,
+        machineId: row.machine_id,
+        orderId: row.order_id,
+        dispatch: dispatchState(row.order_status),
+        processedAt: row.processed_at,
+      };
+    },
+  };
+}
+
+/** Where the dispense of a payment's order stands, in one word. */
+function dispatchState(orderStatus: string | null): string {
+  switch (orderStatus) {
+    case null:
+      return 'NONE';
+    case 'PAID':
+      return 'PENDING';
+    case 'DISPATCHED':
+      return 'SENT';
+    case 'COMPLETED':
+      return 'DONE';
+    case 'FAILED':
+      return 'FAILED';
+    case 'NEEDS_REVIEW':
+      return 'NEEDS_REVIEW';
+    default:
+      return orderStatus;
+  }
+}
+
+export type PaymentsService = ReturnType<typeof createPaymentsService>;

@@ -1,0 +1,107 @@
+// Owns tenants, their default site and installation secrets (admin token hash, JWT key).
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../../platform/errors.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { sha256 } from '../../platform/http/auth.js';
+
+export const DEFAULT_TENANT = 'default';
+export const DEFAULT_SITE = 'default';
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface InstallationSecrets {
+  adminTokenHash: string;
+  jwtSecret: Uint8Array;
+  /** Set only when this start generated the admin token: print it once. */
+  generatedAdminToken?: string;
+}
+
+export function createTenantsService(db: Db) {
+  async function ensureDefaultSite(tenantId: string, ex: Executor = db): Promise<void> {
+    const now = nowIso();
+    await ex
+      .insertInto('sites')
+      .values({ tenant_id: tenantId, id: DEFAULT_SITE, name: 'Default site', currency: 'INR', print_queue_open: 0, created_at: now, updated_at: now })
+      .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
+      .execute();
+  }
+
+  async function setting(key: string, make: () => string): Promise<{ value: string; created: boolean }> {
+    const inserted = await db
+      .insertInto('settings')
+      .values({ key, value: make() })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .returning('value')
+      .executeTakeFirst();
+    if (inserted) return { value: inserted.value, created: true };
+    const row = await db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirstOrThrow();
+    return { value: row.value, created: false };
+  }
+
+  return {
+    /** First start: default tenant + site, generated secrets. Safe to run on every start and on many nodes. */
+    async bootstrap(options: { adminToken?: string; jwtSecret?: string }): Promise<InstallationSecrets> {
+      await db
+        .insertInto('tenants')
+        .values({ id: DEFAULT_TENANT, name: 'Default tenant', created_at: nowIso() })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
+      await ensureDefaultSite(DEFAULT_TENANT);
+      const jwt = options.jwtSecret ?? (await setting('jwt_secret', () => randomBytes(32).toString('hex'))).value;
+      if (options.adminToken) {
+        return { adminTokenHash: sha256(options.adminToken), jwtSecret: new TextEncoder().encode(jwt) };
+      }
+      let generated: string | undefined;
+      const stored = await setting('admin_token_hash', () => {
+        generated = `kh_admin_${randomBytes(24).toString('base64url')}`;
+        return sha256(generated);
+      });
+      return {
+        adminTokenHash: stored.value,
+        jwtSecret: new TextEncoder().encode(jwt),
+        ...(stored.created && generated ? { generatedAdminToken: generated } : {}),
+      };
+    },
+
+    async create(input: { id: string; name: string }): Promise<Tenant> {
+      const createdAt = nowIso();
+      const row = await db.transaction().execute(async (tx) => {
+        const inserted = await tx
+          .insertInto('tenants')
+          .values({ id: input.id, name: input.name, created_at: createdAt })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .returning('id')
+          .executeTakeFirst();
+        if (!inserted) throw new AppError('CONFLICT', `tenant "${input.id}" already exists`);
+        await ensureDefaultSite(input.id, tx);
+        return inserted;
+      });
+      return { id: row.id, name: input.name, createdAt };
+    },
+
+    async list(): Promise<Tenant[]> {
+      const rows = await db.selectFrom('tenants').selectAll().orderBy('id').execute();
+      return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
+    },
+
+    async exists(id: string): Promise<boolean> {
+      return (await db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+    },
+
+    async siteExists(tenantId: string, siteId: string, ex: Executor = db): Promise<boolean> {
+      const row = await ex
+        .selectFrom('sites')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', siteId)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+  };
+}
+
+export type TenantsService = ReturnType<typeof createTenantsService>;

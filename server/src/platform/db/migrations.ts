@@ -1,0 +1,201 @@
+// Schema migrations written with Kysely's schema builder so the same steps run on SQLite
+// and PostgreSQL. Add new migrations at the end; never edit one that has shipped.
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- migrations see the schema before it exists */
+type AnyDb = Kysely<any>;
+
+const initial: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('tenants')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('settings')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('users')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('email', 'text', (c) => c.notNull().unique())
+      .addColumn('password_hash', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('sites')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('id', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('print_queue_open', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('sites_pk', ['tenant_id', 'id'])
+      .execute();
+    await db.schema
+      .createTable('machines')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('socket_connected', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('connection_id', 'text')
+      .addColumn('protocol', 'text')
+      .addColumn('last_seen_at', 'text')
+      .addColumn('firmware', 'text')
+      .addColumn('payment_provider', 'text')
+      .addColumn('payment_qr_code_id', 'text', (c) => c.unique())
+      .addColumn('payment_qr_image_url', 'text')
+      .addColumn('payment_qr_short_url', 'text')
+      .addColumn('payment_fixed_amount_minor', 'integer')
+      .addColumn('payment_qr_content', 'text')
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('machines_tenant_idx').on('machines').columns(['tenant_id', 'id']).execute();
+    await db.schema
+      .createTable('orders')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('site_id', 'text')
+      .addColumn('machine_id', 'text', (c) => c.references('machines.id'))
+      .addColumn('order_number', 'text')
+      .addColumn('amount', 'bigint', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('provider', 'text')
+      .addColumn('provider_payment_id', 'text')
+      .addColumn('provider_qr_code_id', 'text')
+      .addColumn('paid_at', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('failure_code', 'text')
+      .addColumn('items', 'text')
+      .addColumn('customer_name', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('orders_payment_uq', ['provider', 'provider_payment_id'])
+      .addUniqueConstraint('orders_number_uq', ['tenant_id', 'order_number'])
+      .execute();
+    await db.schema.createIndex('orders_tenant_idx').on('orders').columns(['tenant_id', 'id']).execute();
+    await db.schema
+      .createIndex('orders_machine_idx')
+      .on('orders')
+      .columns(['machine_id', 'id'])
+      .execute();
+    await db.schema
+      .createTable('order_events')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('order_id', 'text', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('detail', 'text')
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('order_events_order_idx').on('order_events').columns(['order_id', 'id']).execute();
+    await db.schema
+      .createTable('payment_events')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('provider', 'text', (c) => c.notNull())
+      .addColumn('provider_payment_id', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text')
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('tenant_id', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('machine_id', 'text')
+      .addColumn('order_id', 'text')
+      .addColumn('amount_minor', 'bigint')
+      .addColumn('currency', 'text')
+      .addColumn('raw', 'text', (c) => c.notNull())
+      .addColumn('received_at', 'text', (c) => c.notNull())
+      .addColumn('processed_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('payment_events_payment_uq', ['provider', 'provider_payment_id'])
+      .execute();
+    await db.schema
+      .createTable('webhook_deliveries')
+      .addColumn('provider', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('response', 'text', (c) => c.notNull())
+      .addColumn('received_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('webhook_deliveries_pk', ['provider', 'event_id'])
+      .execute();
+    await db.schema
+      .createTable('commands')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('machine_id', 'text', (c) => c.notNull().references('machines.id'))
+      .addColumn('order_id', 'text', (c) => c.notNull().unique().references('orders.id'))
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('protocol', 'text')
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('queued_at', 'text', (c) => c.notNull())
+      .addColumn('sent_at', 'text')
+      .addColumn('accepted_at', 'text')
+      .addColumn('finished_at', 'text')
+      .addColumn('result', 'text')
+      .addColumn('failure_code', 'text')
+      .execute();
+    await db.schema
+      .createIndex('commands_queue_idx')
+      .on('commands')
+      .columns(['machine_id', 'status', 'queued_at'])
+      .execute();
+    // The database itself guarantees "at most one command in flight per machine".
+    await db.schema
+      .createIndex('commands_one_in_flight_uq')
+      .on('commands')
+      .column('machine_id')
+      .unique()
+      .where(sql.ref('status'), 'in', ['SENT', 'ACCEPTED'])
+      .execute();
+    await db.schema
+      .createTable('audit_log')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text')
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('subject_type', 'text', (c) => c.notNull())
+      .addColumn('subject_id', 'text', (c) => c.notNull())
+      .addColumn('before', 'text')
+      .addColumn('after', 'text')
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
+function outbox(dialect: 'sqlite' | 'postgres'): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable('outbox')
+        .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+          dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
+export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
+  return {
+    getMigrations: async () => ({
+      '0001_initial': initial,
+      '0002_outbox': outbox(dialect),
+    }),
+  };
+}

@@ -1,0 +1,173 @@
+// Table types for Kysely. Times are ISO-8601 UTC text, money is integer minor units,
+// booleans are 0/1 integers and JSON is text, so one schema serves SQLite and PostgreSQL.
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface UsersTable {
+  id: string;
+  tenant_id: string;
+  email: string;
+  password_hash: string;
+  role: string;
+  created_at: string;
+}
+
+export interface SitesTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  currency: string;
+  print_queue_open: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MachinesTable {
+  id: string;
+  tenant_id: string;
+  site_id: string;
+  name: string;
+  kind: string;
+  key_hash: string;
+  status: string;
+  socket_connected: number;
+  connection_id: string | null;
+  protocol: string | null;
+  last_seen_at: string | null;
+  firmware: string | null;
+  payment_provider: string | null;
+  payment_qr_code_id: string | null;
+  payment_qr_image_url: string | null;
+  payment_qr_short_url: string | null;
+  payment_fixed_amount_minor: number | null;
+  payment_qr_content: string | null;
+  currency: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface OrdersTable {
+  id: string;
+  tenant_id: string;
+  site_id: string | null;
+  machine_id: string | null;
+  order_number: string | null;
+  amount: number;
+  currency: string;
+  source: string;
+  provider: string | null;
+  provider_payment_id: string | null;
+  provider_qr_code_id: string | null;
+  paid_at: string | null;
+  status: string;
+  failure_code: string | null;
+  items: string | null;
+  customer_name: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface OrderEventsTable {
+  id: string;
+  tenant_id: string;
+  order_id: string;
+  type: string;
+  actor: string;
+  detail: string | null;
+  at: string;
+}
+
+export interface PaymentEventsTable {
+  id: string;
+  provider: string;
+  provider_payment_id: string;
+  event_id: string | null;
+  event_type: string;
+  tenant_id: string | null;
+  status: string;
+  reason: string | null;
+  machine_id: string | null;
+  order_id: string | null;
+  amount_minor: number | null;
+  currency: string | null;
+  raw: string;
+  received_at: string;
+  processed_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  provider: string;
+  event_id: string;
+  response: string;
+  received_at: string;
+}
+
+export interface CommandsTable {
+  id: string;
+  tenant_id: string;
+  machine_id: string;
+  order_id: string;
+  status: string;
+  protocol: string | null;
+  payload: string;
+  attempts: number;
+  queued_at: string;
+  sent_at: string | null;
+  accepted_at: string | null;
+  finished_at: string | null;
+  result: string | null;
+  failure_code: string | null;
+}
+
+export interface AuditLogTable {
+  id: string;
+  tenant_id: string | null;
+  actor: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  before: string | null;
+  after: string | null;
+  at: string;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  topic: string;
+  payload: string;
+  created_at: string;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  settings: SettingsTable;
+  users: UsersTable;
+  sites: SitesTable;
+  machines: MachinesTable;
+  orders: OrdersTable;
+  order_events: OrderEventsTable;
+  payment_events: PaymentEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  commands: CommandsTable;
+  audit_log: AuditLogTable;
+  outbox: OutboxTable;
+}
+
+export type MachineRow = Selectable<MachinesTable>;
+export type OrderRow = Selectable<OrdersTable>;
+export type NewOrder = Insertable<OrdersTable>;
+export type OrderUpdate = Updateable<OrdersTable>;
+export type CommandRow = Selectable<CommandsTable>;
+export type PaymentEventRow = Selectable<PaymentEventsTable>;
+export type UserRow = Selectable<UsersTable>;
+export type SiteRow = Selectable<SitesTable>;

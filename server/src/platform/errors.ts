@@ -1,0 +1,40 @@
+// Typed domain errors with stable codes (CONTRACTS.md §2); one HTTP mapper turns them into
+// `{error: {code, message, details?}}`.
+
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  UNAUTHORIZED: 401,
+  BAD_SIGNATURE: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  INVALID_STATE: 409,
+  OUT_OF_STOCK: 409,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  PROVIDER_NOT_CONFIGURED: 503,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export const notFound = (what: string, id: string): AppError =>
+  new AppError('NOT_FOUND', `${what} "${id}" does not exist`);
+export const forbidden = (message = 'this credential may not do that'): AppError =>
+  new AppError('FORBIDDEN', message);
+export const validation = (message: string, details?: unknown): AppError =>
+  new AppError('VALIDATION_FAILED', message, details);

@@ -1,0 +1,70 @@
+// One mapper from thrown errors to the contract's error shape; 5xx never leak details.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { AppError } from '../errors.js';
+
+interface ErrorBody {
+  error: { code: string; message: string; details?: unknown; requestId?: string };
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+    } satisfies ErrorBody);
+  });
+
+  app.setErrorHandler((err: FastifyError | AppError | Error, request, reply) => {
+    if (err instanceof AppError) {
+      const body: ErrorBody = { error: { code: err.code, message: err.message } };
+      if (err.details !== undefined) body.error.details = err.details;
+      if (err.status >= 500) body.error.requestId = request.id;
+      return reply.code(err.status).send(body);
+    }
+    const fastifyError = err as FastifyError;
+    if (fastifyError.validation) {
+      return reply.code(400).send({
+        error: {
+          code: 'VALIDATION_FAILED',
+          message: describeValidation(fastifyError),
+          details: fastifyError.validation.map((v) => ({
+            path: `${fastifyError.validationContext ?? ''}${v.instancePath}`,
+            message: v.message,
+            ...(v.keyword === 'additionalProperties'
+              ? { field: (v.params as { additionalProperty?: string }).additionalProperty }
+              : {}),
+          })),
+        },
+      } satisfies ErrorBody);
+    }
+    const status = fastifyError.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = status === 413 || status === 415 || status === 400 ? 'VALIDATION_FAILED' : codeFor(status);
+      return reply.code(status === 415 || status === 413 ? status : status).send({
+        error: { code, message: fastifyError.message },
+      } satisfies ErrorBody);
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.code(500).send({
+      error: { code: 'INTERNAL', message: 'internal error', requestId: request.id },
+    } satisfies ErrorBody);
+  });
+}
+
+function codeFor(status: number): string {
+  if (status === 401) return 'UNAUTHORIZED';
+  if (status === 403) return 'FORBIDDEN';
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 409) return 'CONFLICT';
+  if (status === 429) return 'RATE_LIMITED';
+  return 'VALIDATION_FAILED';
+}
+
+function describeValidation(err: FastifyError): string {
+  const first = err.validation?.[0];
+  if (!first) return err.message;
+  const where = `${err.validationContext ?? 'request'}${first.instancePath.replaceAll('/', '.')}`;
+  if (first.keyword === 'additionalProperties') {
+    return `${where}: unknown field "${(first.params as { additionalProperty?: string }).additionalProperty}"`;
+  }
+  return `${where} ${first.message ?? 'is invalid'}`;
+}

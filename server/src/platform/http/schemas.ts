@@ -1,0 +1,31 @@
+// Schema pieces shared by routes; the OpenAPI document is generated from these.
+import { Type, type TSchema } from '@sinclair/typebox';
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Optional(Type.Unknown()),
+      requestId: Type.Optional(Type.String()),
+    }),
+  },
+  { $id: 'ErrorResponse', description: 'Every 4xx/5xx answer' },
+);
+
+export const errorRef = Type.Unsafe<{ error: { code: string; message: string } }>({ $ref: 'ErrorResponse#' });
+
+/** Standard error responses to merge into a route's `response`. */
+export const errors = (...statuses: number[]): Record<number, TSchema> =>
+  Object.fromEntries(statuses.map((s) => [s, errorRef]));
+
+export const EntityId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+export const IsoTime = Type.String({ format: 'date-time' });
+export const Currency = Type.String({ pattern: '^[A-Z]{3}$' });
+export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50 });
+export const Cursor = Type.String({ minLength: 1, maxLength: 64 });
+
+export const Page = <T extends TSchema>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+
+export const bearerSecurity = [{ bearer: [] }, { apiKey: [] }];

@@ -1,0 +1,45 @@
+// Prometheus metrics (served at /metrics). Each app instance has its own registry so tests
+// can build many apps in one process.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(collect: { machinesOnline(): number; queueDepth(): Promise<number> }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const webhooks = new Counter({
+    name: 'kioskhub_webhooks_total',
+    help: 'Provider webhooks received, by provider and outcome',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [registry],
+  });
+  const duplicates = new Counter({
+    name: 'kioskhub_webhook_duplicates_total',
+    help: 'Webhook deliveries recognised as duplicates of an already applied payment or event',
+    labelNames: ['provider'] as const,
+    registers: [registry],
+  });
+  const dispatchLatency = new Histogram({
+    name: 'kioskhub_dispatch_latency_seconds',
+    help: 'Time from payment to the dispense command leaving for the machine',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'kioskhub_machines_online',
+    help: 'Machines connected to this process',
+    registers: [registry],
+    collect() {
+      this.set(collect.machinesOnline());
+    },
+  });
+  new Gauge({
+    name: 'kioskhub_command_queue_depth',
+    help: 'Commands queued or in flight',
+    registers: [registry],
+    async collect() {
+      this.set(await collect.queueDepth());
+    },
+  });
+  return { registry, webhooks, duplicates, dispatchLatency };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

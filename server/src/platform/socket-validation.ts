@@ -1,0 +1,28 @@
+// Validates socket event payloads with the same JSON-schema engine as HTTP bodies.
+import { Ajv } from 'ajv';
+import type { Static, TSchema } from '@sinclair/typebox';
+
+const ajv = new Ajv({ allErrors: false, removeAdditional: false, coerceTypes: false, strict: false });
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+export function socketValidator<S extends TSchema>(schema: S): (input: unknown) => Parsed<Static<S>> {
+  const check = ajv.compile(schema);
+  return (input) => {
+    if (check(input)) return { ok: true, value: input as Static<S> };
+    const first = check.errors?.[0];
+    const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : 'payload';
+    const what = first?.keyword === 'additionalProperties'
+      ? `unknown field "${(first.params as { additionalProperty?: string }).additionalProperty}"`
+      : (first?.message ?? 'is invalid');
+    return { ok: false, message: `${where} ${what}` };
+  };
+}
+
+export const socketError = (code: string, message: string) => ({ ok: false as const, error: { code, message } });
+
+/** Socket.IO passes the ack as the last argument; a client may omit it. */
+export function ackOf(args: unknown[]): (answer: unknown) => void {
+  const last = args.at(-1);
+  return typeof last === 'function' ? (last as (answer: unknown) => void) : () => undefined;
+}
