@@ -35,6 +35,18 @@ import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { razorpayWebhookRoutes } from './providers/razorpay/razorpay.routes.js';
+import { restaurantCashRoutes } from './compat/restaurant-cash.routes.js';
+import { restaurantPrintRoutes } from './compat/restaurant-print.routes.js';
+import { createAlertsService } from './modules/alerts/alerts.service.js';
+import { createCashService } from './modules/cash/cash.service.js';
+import { catalogRoutes } from './modules/catalog/catalog.routes.js';
+import { createCatalogService } from './modules/catalog/catalog.service.js';
+import { createKitchenService } from './modules/kitchen/kitchen.service.js';
+import { restaurantOpsRoutes } from './modules/kitchen/restaurant-ops.routes.js';
+import { createPrintNotifier } from './modules/printing/print-notifier.js';
+import { createPrintingService } from './modules/printing/printing.service.js';
+import { createPrintPush } from './modules/printing/print-push.js';
+import { screensRoutes } from './screens/screens.routes.js';
 
 export interface BuildOptions {
   /** PostgreSQL schema for this app (tests use one per file). */
@@ -56,7 +68,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   let database: OpenedDatabase | undefined;
   try {
-    database = await openDatabase(config.database, { ...(options.databaseSchema ? { schema: options.databaseSchema } : {}) });
+    const schema = options.databaseSchema ?? config.databaseSchema;
+    database = await openDatabase(config.database, { ...(schema ? { schema } : {}) });
   } catch (err) {
     await app.close();
     throw err;
@@ -82,7 +95,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const live = installLiveGateway({
     io: realtime.io,
     resolveToken: auth.fromToken,
-    resolveOrderToken: async () => null,
+    resolveOrderToken: auth.verifyOrderToken,
     tenantOfMachine: async (id) => (await machinesRepo.findById(id))?.tenant_id,
     tenantOfOrder: async (id, hint) => {
       const byId = await ordersRepo.findById(id);
@@ -101,6 +114,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const payments = createPaymentsService({ db, orders, commands, machines });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
   const outbox = createOutboxRelay({ db, dialect, logger });
+  const alerts = createAlertsService({ db });
+  const catalog = createCatalogService({ db, orders });
+  const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
+  const cash = createCashService({ db, dialect, orders, catalog, printing, alerts });
+  const kitchen = createKitchenService({ db, orders });
+  const printNotifier = createPrintNotifier();
+  const printPush = createPrintPush({ presence, printing, logger });
 
   const dispatcher = createDispatcher({
     commands,
@@ -121,12 +141,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     presence,
     dispatcher,
     logger,
+    onPrinterConnected: (tenantId, siteId) => printPush.offer(tenantId, siteId),
     onMachineConnected: (machineId, connectionId) => {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, connectionId);
     },
   });
   if (realtime.clustered) {
     realtime.io.on('kioskhub:kick', (machineId: string) => dispatcher.kick(machineId, 'paid'));
+    realtime.io.on('kioskhub:print', (tenantId: string, siteId: string) => {
+      printNotifier.notify(tenantId, siteId);
+      printPush.offer(tenantId, siteId);
+    });
     realtime.io.on('kioskhub:evict', (machineId: string, connectionId: string) => {
       const conn = presence.local(machineId);
       if (conn && conn.connectionId !== connectionId) conn.socket.disconnect(true);
@@ -159,7 +184,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     machinesRoutes(s, { auth, machines });
     ordersRoutes(s, { auth, orders });
     paymentsRoutes(s, { auth, payments });
+    catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
+    restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
+    screensRoutes(s);
   });
+  // The restaurant kiosk's device routes, also under /sites/:siteId/ for key-less legacy printers.
+  for (const prefix of ['', '/sites/:siteId']) {
+    await app.register(async (scope) => {
+      const s = scope as FastifyTypebox;
+      restaurantCashRoutes(s, { auth, catalog, cash });
+      restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
+    }, { prefix });
+  }
   await app.register(async (scope) => {
     razorpayWebhookRoutes(scope as FastifyTypebox, { secrets: config.razorpay.webhookSecrets, payments, metrics, afterCommit, logger });
   });
@@ -172,7 +208,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   outbox.start({
     live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
     dispatch: (p) => dispatcher.kick(p.machineId, 'paid'),
+    print: (p) => {
+      printNotifier.notify(p.tenantId, p.siteId);
+      printPush.offer(p.tenantId, p.siteId);
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:print', p.tenantId, p.siteId);
+    },
   });
+  const printSweep = setInterval(() => {
+    printing.sweep().catch((err: unknown) => logger.warn({ err }, 'print queue sweep failed'));
+  }, Math.max(100, Math.min(5_000, Math.floor(config.printJobLeaseMs / 4))));
+  printSweep.unref();
+  for (const site of await catalog.listOpenSites()) {
+    logger.warn({ siteId: site.id, tenantId: site.tenantId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)');
+  }
   presence.start();
   dispatcher.start();
 
@@ -180,6 +228,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
+    clearInterval(printSweep);
     await dispatcher.stop();
     await outbox.stop();
     await presence.stop();
@@ -195,7 +244,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     db,
     dialect,
     generatedAdminToken: secrets.generatedAdminToken,
-    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live },
+    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts },
     metrics,
     async listen(): Promise<string> {
       return app.listen({ host: config.host, port: config.port });

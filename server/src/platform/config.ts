@@ -11,6 +11,8 @@ export interface Config {
   port: number;
   dataDir: string;
   database: DatabaseTarget;
+  /** PostgreSQL schema to use (`DATABASE_SCHEMA`); unset: the connection's default search_path. */
+  databaseSchema?: string | undefined;
   redisUrl: string | undefined;
   adminToken: string | undefined;
   jwtSecret: string | undefined;
@@ -25,6 +27,7 @@ export interface Config {
   dispatchResultTimeoutMs: number;
   machineHeartbeatTimeoutMs: number;
   printJobLeaseMs: number;
+  printJobRetentionDays: number;
   logLevel: string;
   publicUrl: string | undefined;
 }
@@ -82,6 +85,14 @@ function database(env: Env, dataDir: string): DatabaseTarget {
   throw new ConfigError('DATABASE_URL', 'must be unset, "memory://" or a postgres:// URL');
 }
 
+function databaseSchema(env: Env): string | undefined {
+  const raw = text(env, 'DATABASE_SCHEMA');
+  if (raw !== undefined && !/^[a-z_][a-z0-9_]*$/.test(raw)) {
+    throw new ConfigError('DATABASE_SCHEMA', `must match ^[a-z_][a-z0-9_]*$, got "${raw}"`);
+  }
+  return raw;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = text(env, 'DATA_DIR') ?? './data';
   const host = text(env, 'HOST') ?? '127.0.0.1';
@@ -114,6 +125,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, 'PORT', 8080, 0, 65535),
     dataDir,
     database: database(env, dataDir),
+    databaseSchema: databaseSchema(env),
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
     adminToken,
     jwtSecret,
@@ -128,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     dispatchResultTimeoutMs: integer(env, 'DISPATCH_RESULT_TIMEOUT_MS', 120_000, 100, 86_400_000),
     machineHeartbeatTimeoutMs: integer(env, 'MACHINE_HEARTBEAT_TIMEOUT_MS', 30_000, 100, 86_400_000),
     printJobLeaseMs: integer(env, 'PRINT_JOB_LEASE_MS', 60_000, 100, 86_400_000),
+    printJobRetentionDays: integer(env, 'PRINT_JOB_RETENTION_DAYS', 7, 1, 3650),
     logLevel,
     publicUrl: url(env, 'PUBLIC_URL', undefined, ['http:', 'https:']),
   });

@@ -10,6 +10,8 @@ export interface OutboxTopics {
   live: { tenantId: string; rooms: string[]; event: string; data: Record<string, unknown> };
   /** A machine may have a command to send. */
   dispatch: { machineId: string };
+  /** A site has a print job waiting: wake its long-polling and connected printers. */
+  print: { tenantId: string; siteId: string; jobId: string };
 }
 export type OutboxTopic = keyof OutboxTopics;
 export type OutboxHandlers = { [T in OutboxTopic]: (payload: OutboxTopics[T]) => void };

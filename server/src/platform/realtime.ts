@@ -14,7 +14,7 @@ export interface Realtime {
 
 export function createRealtime(httpServer: HttpServer, options: { redisUrl?: string; logger: Logger }): Realtime {
   const io = new Server(httpServer, {
-    serveClient: false,
+    serveClient: true,
     maxHttpBufferSize: 100_000,
     cors: { origin: true, credentials: true },
   });

@@ -28,6 +28,8 @@ const parseDoneV2 = socketValidator(
 const parseConnectV1 = socketValidator(Type.Object({ machineId: Id, token: Type.String({ minLength: 1, maxLength: 512 }) }));
 const parseDoneV1 = socketValidator(Type.Object({ orderId: Type.String({ minLength: 1, maxLength: 64 }), result: Result }));
 
+type MachineRef = { id: string; tenant_id: string; site_id: string; kind: string };
+
 export interface MachineGatewayDeps {
   io: Server;
   nodeId: string;
@@ -37,6 +39,8 @@ export interface MachineGatewayDeps {
   dispatcher: Dispatcher;
   logger: Logger;
   onMachineConnected(machineId: string, connectionId: string): void;
+  /** A printer connected on /machines may have receipts waiting. */
+  onPrinterConnected?(tenantId: string, siteId: string): void;
 }
 
 export function installMachineGateway(deps: MachineGatewayDeps): void {
@@ -47,10 +51,12 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     return row && constantTimeEqual(row.key_hash, sha256(key)) ? row : undefined;
   }
 
-  async function connect(socket: Socket, row: { id: string; tenant_id: string }, protocol: Protocol): Promise<MachineConnection> {
+  async function connect(socket: Socket, row: MachineRef, protocol: Protocol): Promise<MachineConnection> {
     const conn: MachineConnection = {
       machineId: row.id,
       tenantId: row.tenant_id,
+      siteId: row.site_id,
+      kind: row.kind,
       connectionId: `${deps.nodeId}:${socket.id}`,
       protocol,
       socket,
@@ -63,6 +69,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     });
     await presence.register(conn);
     deps.onMachineConnected(conn.machineId, conn.connectionId);
+    if (conn.kind === 'printer' && protocol === 'v2') deps.onPrinterConnected?.(conn.tenantId, conn.siteId);
     logger.info({ machineId: conn.machineId, protocol }, 'machine connected');
     dispatcher.kick(conn.machineId, 'connect');
     return conn;
@@ -70,7 +77,9 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
 
   async function recordResult(conn: MachineConnection, ref: { commandId: string } | { orderId: string }, result: 'SUCCESS' | 'FAILED', failureCode?: string) {
     const recorded = await deps.commands.recordResult(conn.machineId, ref, result, failureCode);
-    if (recorded.outcome !== 'unknown') {
+    // A repeat of a result already recorded changes nothing (not even the machine's status:
+    // a machine that said BUSY since then stays BUSY).
+    if (recorded.outcome === 'recorded') {
       if (recorded.command) conn.sentCommands.delete(recorded.command.id);
       await presence.setIdle(conn);
       dispatcher.kick(conn.machineId, 'result');
@@ -86,13 +95,13 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     authenticate(auth.machineId, auth.key)
       .then((row) => {
         if (!row) return next(new Error('unauthorized'));
-        socket.data.machine = { id: row.id, tenant_id: row.tenant_id };
+        socket.data.machine = { id: row.id, tenant_id: row.tenant_id, site_id: row.site_id, kind: row.kind } satisfies MachineRef;
         next();
       })
       .catch(() => next(new Error('unavailable')));
   });
   v2.on('connection', (socket) => {
-    const pending = connect(socket, socket.data.machine as { id: string; tenant_id: string }, 'v2');
+    const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
       logger.error({ err }, 'could not register machine');
       socket.disconnect(true);

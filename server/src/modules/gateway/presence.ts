@@ -11,6 +11,8 @@ export type Protocol = 'v1' | 'v2';
 export interface MachineConnection {
   machineId: string;
   tenantId: string;
+  siteId: string;
+  kind: string;
   connectionId: string;
   protocol: Protocol;
   socket: Socket;
@@ -58,6 +60,7 @@ export function createPresence(deps: PresenceDeps) {
 
   return {
     local: (machineId: string): MachineConnection | undefined => local.get(machineId),
+    connections: (): IterableIterator<MachineConnection> => local.values(),
     count: (): number => local.size,
     pendingLastSeen: (machineId: string): string | undefined => pendingLastSeen.get(machineId),
 

@@ -1,6 +1,6 @@
 import { MACHINE_KINDS } from '@kioskhub/protocol';
 import { Type } from '@sinclair/typebox';
-import { forbidden } from '../../platform/errors.js';
+import { forbidden, validation } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, requireAdmin, requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { Currency, Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
@@ -32,6 +32,17 @@ export const MachineSchema = Type.Object({
   updatedAt: Type.String(),
 });
 const IdParams = Type.Object({ id: EntityId });
+
+/** A body-less action takes no body or `{}`; anything else is rejected like an unknown field (CONTRACTS §2). */
+function expectNoBody(body: unknown): void {
+  if (body === undefined) return;
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    const field = Object.keys(body)[0];
+    if (field === undefined) return;
+    throw validation(`body: unknown field "${field}"`, [{ path: 'body', message: 'must NOT have additional properties', field }]);
+  }
+  throw validation('body must be empty or an empty JSON object');
+}
 
 export function machinesRoutes(app: FastifyTypebox, deps: { auth: Authenticator; machines: MachinesService }): void {
   const { auth, machines } = deps;
@@ -83,6 +94,7 @@ export function machinesRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
   app.post('/v1/machines/:id/rotate-key', {
     schema: { tags: ['machines'], summary: 'Issue a new key; the old one stops working at once', params: IdParams, response: { 200: Type.Object({ key: Type.String() }), ...errors(400, 401, 403, 404) } },
   }, async (request) => {
+    expectNoBody(request.body);
     const principal = await auth.fromHeaders(request.headers);
     requireAdmin(principal);
     return machines.rotateKey(request.params.id, tenantFilter(principal), principal.actor);

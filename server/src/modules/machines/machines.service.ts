@@ -36,6 +36,9 @@ export interface Machine {
   updatedAt: string;
 }
 
+const isUniqueViolation = (err: unknown): boolean =>
+  ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string } | null)?.code ?? '');
+
 export const newMachineKey = (): string => `mk_${randomBytes(24).toString('base64url')}`;
 
 export function toMachine(row: MachineRow, lastSeenOverride?: string): Machine {
@@ -166,6 +169,10 @@ export function createMachinesService(deps: {
         await repo.update(id, changes, tx);
         await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.payment_profile', subjectType: 'machine', subjectId: id, before: toMachine(row).paymentProfile ?? null, after: profile });
         return toMachine({ ...row, ...changes });
+      }).catch((err: unknown) => {
+        // Two machines claiming one new QR at once: the unique index decides, the loser gets 409, not 500.
+        if (isUniqueViolation(err)) throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to another machine`);
+        throw err;
       });
     },
 

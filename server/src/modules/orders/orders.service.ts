@@ -1,9 +1,8 @@
 // Orders: creation from a payment, the status machine, timelines and the live events that
 // follow each change (written to the outbox in the same transaction).
 import { LIVE_EVENTS, type OrderStatus } from '@kioskhub/protocol';
-import { ulid } from 'ulid';
 import { AppError, notFound } from '../../platform/errors.js';
-import { nowIso, type Executor } from '../../platform/db/database.js';
+import { newId as ulid, nowIso, type Executor } from '../../platform/db/database.js';
 import type { OrderRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { canTransition, sourcesOf } from './order-rules.js';
@@ -52,7 +51,7 @@ export function toOrder(row: OrderRow): Order {
     providerPaymentId: row.provider_payment_id,
     providerQrCodeId: row.provider_qr_code_id,
     paidAt: row.paid_at,
-    dispatchPending: row.status === 'PAID' && row.machine_id !== null,
+    dispatchPending: row.status === 'PAID' && row.requires_dispense === 1,
     status: row.status as OrderStatus,
     failureCode: row.failure_code,
     customerName: row.customer_name,
@@ -83,6 +82,8 @@ export interface NewOrderInput {
   orderNumber?: string;
   items?: OrderItem[];
   customerName?: string;
+  /** A machine must execute it once paid (vending); kiosk and cafe orders go to a kitchen. */
+  requiresDispense?: boolean;
   actor: string;
 }
 
@@ -123,6 +124,7 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
         failure_code: input.failureCode ?? null,
         items: input.items ? JSON.stringify(input.items) : null,
         customer_name: input.customerName ?? null,
+        requires_dispense: input.requiresDispense ? 1 : 0,
         created_at: now,
         updated_at: now,
       };

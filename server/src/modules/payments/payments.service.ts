@@ -1,8 +1,7 @@
 // The payment inbox: each provider payment is one row, written in the same transaction as
 // the order it creates, so retries and concurrent deliveries have exactly one effect.
-import { ulid } from 'ulid';
 import { notFound } from '../../platform/errors.js';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { newId as ulid, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentNotification } from '../../providers/razorpay/razorpay.webhook.js';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
@@ -102,6 +101,7 @@ export function createPaymentsService(deps: { db: Db; orders: OrdersService; com
         amount: n.amountMinor,
         currency: n.currency,
         source: 'upi_qr',
+        requiresDispense: true,
         provider: n.provider,
         providerPaymentId: n.providerPaymentId,
         providerQrCodeId: n.reference ?? undefined,

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
+import { monotonicFactory } from 'ulid';
 import type { DatabaseTarget } from '../config.js';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
@@ -58,7 +59,10 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
       }
     }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    await migrate(db, 'postgres');
+    // Kysely looks for its migration tables in every schema unless told which one: another
+    // schema's kysely_migration_lock would make it skip creating this schema's own.
+    const current = schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
+    await migrate(db, 'postgres', current);
     return {
       db,
       dialect: 'postgres',
@@ -87,8 +91,8 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
   };
 }
 
-async function migrate(db: Db, dialect: 'sqlite' | 'postgres'): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
+async function migrate(db: Db, dialect: 'sqlite' | 'postgres', schema?: string): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider(dialect), ...(schema ? { migrationTableSchema: schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
@@ -97,4 +101,6 @@ async function migrate(db: Db, dialect: 'sqlite' | 'postgres'): Promise<void> {
 }
 
 export const nowIso = (): string => new Date().toISOString();
+/** ULIDs that sort in the order this process made them, also within one millisecond (rows listed by id). */
+export const newId: () => string = monotonicFactory();
 export const bool = (value: number | boolean): boolean => value === true || value === 1;

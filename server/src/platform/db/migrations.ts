@@ -191,11 +191,111 @@ function outbox(dialect: 'sqlite' | 'postgres'): Migration {
   };
 }
 
+// Restaurant kiosks: catalog, cash sessions, unallocated cash, the receipt print queue, alerts.
+const restaurant: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('sites').addColumn('address', 'text').execute();
+    await db.schema.alterTable('sites').addColumn('phone', 'text').execute();
+    await db.schema.alterTable('sites').addColumn('tax_rate_bp', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('orders').addColumn('requires_dispense', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.updateTable('orders').set({ requires_dispense: 1 }).where('machine_id', 'is not', null).execute();
+    await db.schema
+      .createTable('products')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('sku', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('price_minor', 'bigint', (c) => c.notNull())
+      .addColumn('stock', 'integer')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('products_pk', ['tenant_id', 'sku'])
+      .execute();
+    await db.schema
+      .createTable('cash_sessions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('machine_id', 'text')
+      .addColumn('order_id', 'text', (c) => c.notNull().references('orders.id'))
+      .addColumn('order_number', 'text', (c) => c.notNull())
+      .addColumn('total_required_minor', 'bigint', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('refund_due_minor', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('completed_at', 'text')
+      .addColumn('cancelled_at', 'text')
+      .execute();
+    await db.schema.createIndex('cash_sessions_order_idx').on('cash_sessions').columns(['tenant_id', 'order_number', 'status']).execute();
+    await db.schema.createIndex('cash_sessions_site_idx').on('cash_sessions').columns(['tenant_id', 'site_id', 'status', 'started_at']).execute();
+    await db.schema
+      .createTable('cash_inserts')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('session_id', 'text', (c) => c.notNull().references('cash_sessions.id'))
+      .addColumn('machine_id', 'text')
+      .addColumn('event_id', 'text')
+      .addColumn('kind', 'text')
+      .addColumn('amount_minor', 'bigint', (c) => c.notNull())
+      .addColumn('recorded_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('cash_inserts_event_uq', ['tenant_id', 'event_id'])
+      .execute();
+    await db.schema.createIndex('cash_inserts_session_idx').on('cash_inserts').column('session_id').execute();
+    await db.schema
+      .createTable('unallocated_cash')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text')
+      .addColumn('machine_id', 'text')
+      .addColumn('order_number', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text')
+      .addColumn('kind', 'text')
+      .addColumn('amount_minor', 'bigint', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .addColumn('recorded_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('unallocated_cash_event_uq', ['tenant_id', 'event_id'])
+      .execute();
+    await db.schema
+      .createTable('print_jobs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('order_id', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('receipt', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('leased_by', 'text')
+      .addColumn('lease_expires_at', 'text')
+      .addColumn('last_error', 'text')
+      .addColumn('queued_at', 'text', (c) => c.notNull())
+      .addColumn('printed_at', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('print_jobs_queue_idx').on('print_jobs').columns(['tenant_id', 'site_id', 'status', 'queued_at']).execute();
+    await db.schema
+      .createTable('alerts')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('subject_type', 'text', (c) => c.notNull())
+      .addColumn('subject_id', 'text', (c) => c.notNull())
+      .addColumn('message', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('acknowledged_at', 'text')
+      .addColumn('acknowledged_by', 'text')
+      .execute();
+    await db.schema.createIndex('alerts_tenant_idx').on('alerts').columns(['tenant_id', 'acknowledged_at', 'created_at']).execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial': initial,
       '0002_outbox': outbox(dialect),
+      '0003_restaurant': restaurant,
     }),
   };
 }

@@ -28,6 +28,10 @@ export interface SitesTable {
   name: string;
   currency: string;
   print_queue_open: number;
+  address: Generated<string | null>;
+  phone: Generated<string | null>;
+  /** VAT included in prices, in basis points (1200 = 12%); 0 = no tax line. */
+  tax_rate_bp: Generated<number>;
   created_at: string;
   updated_at: string;
 }
@@ -73,6 +77,8 @@ export interface OrdersTable {
   failure_code: string | null;
   items: string | null;
   customer_name: string | null;
+  /** 1 when a machine must execute the order after payment (vending). */
+  requires_dispense: Generated<number>;
   created_at: string;
   updated_at: string;
 }
@@ -148,7 +154,93 @@ export interface OutboxTable {
   created_at: string;
 }
 
+export interface ProductsTable {
+  tenant_id: string;
+  sku: string;
+  site_id: string;
+  name: string;
+  price_minor: number;
+  stock: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CashSessionsTable {
+  id: string;
+  tenant_id: string;
+  site_id: string;
+  machine_id: string | null;
+  order_id: string;
+  order_number: string;
+  total_required_minor: number;
+  currency: string;
+  status: string;
+  refund_due_minor: Generated<number>;
+  started_at: string;
+  completed_at: string | null;
+  cancelled_at: string | null;
+}
+
+export interface CashInsertsTable {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  machine_id: string | null;
+  event_id: string | null;
+  kind: string | null;
+  amount_minor: number;
+  recorded_at: string;
+}
+
+export interface UnallocatedCashTable {
+  id: string;
+  tenant_id: string;
+  site_id: string | null;
+  machine_id: string | null;
+  order_number: string;
+  event_id: string | null;
+  kind: string | null;
+  amount_minor: number;
+  currency: string;
+  reason: string;
+  recorded_at: string;
+}
+
+export interface PrintJobsTable {
+  id: string;
+  tenant_id: string;
+  site_id: string;
+  order_id: string | null;
+  status: string;
+  receipt: string;
+  attempts: number;
+  leased_by: string | null;
+  lease_expires_at: string | null;
+  last_error: string | null;
+  queued_at: string;
+  printed_at: string | null;
+  updated_at: string;
+}
+
+export interface AlertsTable {
+  id: string;
+  tenant_id: string;
+  kind: string;
+  subject_type: string;
+  subject_id: string;
+  message: string;
+  created_at: string;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+}
+
 export interface Database {
+  products: ProductsTable;
+  cash_sessions: CashSessionsTable;
+  cash_inserts: CashInsertsTable;
+  unallocated_cash: UnallocatedCashTable;
+  print_jobs: PrintJobsTable;
+  alerts: AlertsTable;
   tenants: TenantsTable;
   settings: SettingsTable;
   users: UsersTable;
@@ -171,3 +263,6 @@ export type CommandRow = Selectable<CommandsTable>;
 export type PaymentEventRow = Selectable<PaymentEventsTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
+export type ProductRow = Selectable<ProductsTable>;
+export type CashSessionRow = Selectable<CashSessionsTable>;
+export type PrintJobRow = Selectable<PrintJobsTable>;

@@ -22,6 +22,14 @@ export interface Authenticator {
   fromHeaders(headers: Record<string, string | string[] | undefined>): Promise<Principal>;
   fromToken(token: string): Promise<Principal | null>;
   issueStaffToken(user: { id: string; tenantId: string; role: StaffRole; email: string }): Promise<string>;
+  /** A token that lets a customer screen follow one order room (`order:<orderNumber>`). */
+  issueOrderToken(scope: OrderTokenScope): Promise<string>;
+  verifyOrderToken(token: string): Promise<OrderTokenScope | null>;
+}
+
+export interface OrderTokenScope {
+  tenantId: string;
+  room: string;
 }
 
 export const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
@@ -52,6 +60,7 @@ export function createAuthenticator(deps: {
         const { payload } = await jwtVerify(token, deps.jwtSecret, { algorithms: ['HS256'] });
         const role = payload['role'];
         const tenantId = payload['tenantId'];
+        if (payload['scope'] !== undefined) return null; // order tokens are not staff tokens
         if (typeof payload.sub !== 'string' || typeof tenantId !== 'string') return null;
         if (!STAFF_ROLES.includes(role as StaffRole)) return null;
         return {
@@ -92,6 +101,23 @@ export function createAuthenticator(deps: {
         .setIssuedAt()
         .setExpirationTime('12h')
         .sign(deps.jwtSecret);
+    },
+    issueOrderToken(scope) {
+      return new SignJWT({ scope: 'order', tenantId: scope.tenantId, room: scope.room })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuedAt()
+        .setExpirationTime('24h')
+        .sign(deps.jwtSecret);
+    },
+    async verifyOrderToken(token) {
+      if (!looksLikeJwt(token)) return null;
+      try {
+        const { payload } = await jwtVerify(token, deps.jwtSecret, { algorithms: ['HS256'] });
+        const { scope, tenantId, room } = payload as { scope?: unknown; tenantId?: unknown; room?: unknown };
+        return scope === 'order' && typeof tenantId === 'string' && typeof room === 'string' ? { tenantId, room } : null;
+      } catch {
+        return null;
+      }
     },
   };
 }

@@ -37,6 +37,13 @@ export function installErrorHandling(app: FastifyInstance): void {
       } satisfies ErrorBody);
     }
     const status = fastifyError.statusCode ?? 500;
+    if (status === 415) {
+      // VALIDATION_FAILED is a 400 (CONTRACTS §2); say what to send instead.
+      const sent = String(request.headers['content-type'] ?? '').slice(0, 100);
+      return reply.code(400).send({
+        error: { code: 'VALIDATION_FAILED', message: `unsupported Content-Type "${sent}": send JSON with Content-Type: application/json` },
+      } satisfies ErrorBody);
+    }
     if (status >= 400 && status < 500) {
       const code = status === 413 || status === 415 || status === 400 ? 'VALIDATION_FAILED' : codeFor(status);
       return reply.code(status === 415 || status === 413 ? status : status).send({

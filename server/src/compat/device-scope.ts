@@ -1,0 +1,44 @@
+// Who a restaurant-kiosk device request acts for (CONTRACTS.md §9–§10): a machine key of the
+// site, a staff token where allowed, or — only for print routes under /sites/:siteId/ of a
+// site with printQueueOpen — a key-less legacy printer.
+import type { FastifyRequest } from 'fastify';
+import { AppError, forbidden } from '../platform/errors.js';
+import { requireStaff, type Authenticator } from '../platform/http/auth.js';
+import type { CatalogService } from '../modules/catalog/catalog.service.js';
+
+export interface DeviceScope {
+  tenantId: string;
+  /** null: a staff caller without a site in the URL (any site of the tenant). */
+  siteId: string | null;
+  machineId: string | null;
+  actor: string;
+  /** Lease holder name for print jobs. */
+  printer: string;
+}
+
+export async function deviceScope(
+  deps: { auth: Authenticator; catalog: Pick<CatalogService, 'findOpenSite'> },
+  request: FastifyRequest,
+  allow: { staff?: boolean; keylessPrinter?: boolean },
+): Promise<DeviceScope> {
+  const urlSite = (request.params as { siteId?: string }).siteId;
+  const hasCredentials = request.headers['x-api-key'] !== undefined || request.headers['authorization'] !== undefined;
+  if (!hasCredentials) {
+    if (allow.keylessPrinter && urlSite) {
+      const site = await deps.catalog.findOpenSite(urlSite);
+      if (site) return { tenantId: site.tenantId, siteId: site.id, machineId: null, actor: 'legacy-printer', printer: `legacy:${request.ip}` };
+    }
+    throw new AppError('UNAUTHORIZED', 'send X-API-Key with the key of a machine of this site');
+  }
+  const principal = await deps.auth.fromHeaders(request.headers);
+  if (principal.kind === 'machine') {
+    if (urlSite !== undefined && urlSite !== principal.siteId) throw forbidden(`this key belongs to site ${principal.siteId}, not ${urlSite}`);
+    return { tenantId: principal.tenantId, siteId: principal.siteId, machineId: principal.machineId, actor: principal.actor, printer: principal.machineId };
+  }
+  if (!allow.staff) throw forbidden('this route is for devices: use a machine key');
+  requireStaff(principal);
+  return { tenantId: principal.tenantId ?? 'default', siteId: urlSite ?? null, machineId: null, actor: principal.actor, printer: principal.actor };
+}
+
+/** The site a device call is about; staff without a site in the URL get the default site. */
+export const siteOf = (scope: DeviceScope): string => scope.siteId ?? 'default';

@@ -1,0 +1,43 @@
+// Alerts for operators: things that need a person (failed print jobs, oversold stock…).
+import { ulid } from 'ulid';
+import { notFound } from '../../platform/errors.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+
+export interface Alert {
+  id: string;
+  tenantId: string;
+  kind: string;
+  subjectType: string;
+  subjectId: string;
+  message: string;
+  createdAt: string;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+}
+
+export function createAlertsService(deps: { db: Db }) {
+  const { db } = deps;
+  return {
+    async raise(ex: Executor, alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string }): Promise<void> {
+      await ex
+        .insertInto('alerts')
+        .values({ id: ulid(), tenant_id: alert.tenantId, kind: alert.kind, subject_type: alert.subjectType, subject_id: alert.subjectId, message: alert.message, created_at: nowIso(), acknowledged_at: null, acknowledged_by: null })
+        .execute();
+    },
+    async list(tenantId: string | null, filter: { open?: boolean; limit: number }): Promise<Alert[]> {
+      let q = db.selectFrom('alerts').selectAll().orderBy('id', 'desc').limit(filter.limit);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      if (filter.open) q = q.where('acknowledged_at', 'is', null);
+      const rows = await q.execute();
+      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, kind: r.kind, subjectType: r.subject_type, subjectId: r.subject_id, message: r.message, createdAt: r.created_at, acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by }));
+    },
+    async acknowledge(id: string, tenantId: string | null, actor: string): Promise<void> {
+      let q = db.updateTable('alerts').set({ acknowledged_at: nowIso(), acknowledged_by: actor }).where('id', '=', id);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      const res = await q.executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) throw notFound('alert', id);
+    },
+  };
+}
+
+export type AlertsService = ReturnType<typeof createAlertsService>;

@@ -1,0 +1,230 @@
+// Cash sessions for kiosk orders (CONTRACTS.md §9). Each bill or coin is a row, de-duplicated
+// by the device's eventId; totals are always summed from rows. Money that cannot be applied
+// (late, unknown order, wrong site) is recorded as unallocated, never dropped.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import { sql } from 'kysely';
+import { ulid } from 'ulid';
+import { AppError } from '../../platform/errors.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { CashSessionRow } from '../../platform/db/schema.js';
+import { minorToMajor } from '../../platform/money.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import type { CatalogService } from '../catalog/catalog.service.js';
+import type { OrdersService } from '../orders/orders.service.js';
+import type { PrintingService } from '../printing/printing.service.js';
+import { buildReceipt } from '../printing/receipt.js';
+
+export interface CashScope {
+  tenantId: string;
+  siteId: string;
+  machineId: string | null;
+  actor: string;
+}
+
+export interface SessionView {
+  sessionId: string;
+  orderNumber: string;
+  orderId: string;
+  totalRequired: number;
+  amountInserted: number;
+  remainingAmount: number;
+  change: number;
+  status: 'PENDING' | 'PAID' | 'CANCELLED';
+  startedAt: string;
+  completedAt: string | null;
+  cancelledAt: string | null;
+  refundDue: number;
+  currency: string;
+}
+
+export type InsertOutcome =
+  | { kind: 'applied'; view: SessionView }
+  | { kind: 'unallocated'; reason: 'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE'; amountMinor: number; currency: string; orderNumber: string };
+
+export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService; catalog: CatalogService; printing: PrintingService; alerts: AlertsService }) {
+  const { db, orders, catalog, printing, alerts } = deps;
+
+  async function insertedMinor(ex: Executor, sessionId: string): Promise<number> {
+    const row = await ex.selectFrom('cash_inserts').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_minor'), eb.val(0)).as('total')).where('session_id', '=', sessionId).executeTakeFirstOrThrow();
+    return Number(row.total);
+  }
+
+  async function view(ex: Executor, s: CashSessionRow): Promise<SessionView> {
+    const inserted = await insertedMinor(ex, s.id);
+    const total = Number(s.total_required_minor);
+    return {
+      sessionId: s.id,
+      orderNumber: s.order_number,
+      orderId: s.order_id,
+      totalRequired: minorToMajor(total),
+      amountInserted: minorToMajor(inserted),
+      remainingAmount: minorToMajor(Math.max(0, total - inserted)),
+      change: s.status === 'PAID' ? minorToMajor(Math.max(0, inserted - total)) : 0,
+      status: s.status as SessionView['status'],
+      startedAt: s.started_at,
+      completedAt: s.completed_at,
+      cancelledAt: s.cancelled_at,
+      refundDue: minorToMajor(Number(s.refund_due_minor)),
+      currency: s.currency,
+    };
+  }
+
+  /** The newest session of an order number, locked for this transaction on PostgreSQL. */
+  async function latestSession(ex: Executor, tenantId: string, orderNumber: string, lock: boolean): Promise<CashSessionRow | undefined> {
+    let q = ex.selectFrom('cash_sessions').selectAll().where('tenant_id', '=', tenantId).where('order_number', '=', orderNumber).orderBy('started_at', 'desc').orderBy('id', 'desc').limit(1);
+    if (lock && deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
+    return q.executeTakeFirst();
+  }
+
+  async function announce(ex: Executor, s: CashSessionRow, v: SessionView): Promise<void> {
+    await enqueueOutbox(ex, 'live', {
+      tenantId: s.tenant_id,
+      rooms: [`order:${s.order_number}`, `order:${s.order_id}`, `tenant:${s.tenant_id}`],
+      event: LIVE_EVENTS.cashSessionUpdated,
+      data: { tenantId: s.tenant_id, orderId: s.order_id, orderNumber: s.order_number, sessionId: s.id, status: v.status, totalRequired: v.totalRequired, amountInserted: v.amountInserted, remainingAmount: v.remainingAmount, change: v.change },
+    });
+  }
+
+  /** Everything that follows full payment, in the same transaction. */
+  async function settle(ex: Executor, s: CashSessionRow, insertedTotal: number, actor: string): Promise<void> {
+    const order = await orders.transition(ex, s.order_id, 'PAID', { actor, event: 'payment_received', detail: { method: 'cash', amountMinor: insertedTotal } });
+    if (!order) return;
+    const oversold = await catalog.takeStock(ex, s.tenant_id, order.items ?? []);
+    if (oversold.length > 0) {
+      await alerts.raise(ex, { tenantId: s.tenant_id, kind: 'OVERSOLD', subjectType: 'order', subjectId: order.id, message: `Order ${s.order_number} was paid with more than the stock of ${oversold.join(', ')}` });
+    }
+    const site = await catalog.siteRow(s.tenant_id, s.site_id, ex);
+    const receipt = buildReceipt(
+      { id: site.id, tenantId: site.tenant_id, name: site.name, currency: site.currency, printQueueOpen: site.print_queue_open === 1, address: site.address, phone: site.phone, taxRateBp: Number(site.tax_rate_bp), createdAt: site.created_at, updatedAt: site.updated_at },
+      order,
+      { method: 'Cash', paidMinor: insertedTotal, changeMinor: Math.max(0, insertedTotal - Number(s.total_required_minor)) },
+    );
+    await printing.enqueue(ex, { tenantId: s.tenant_id, siteId: s.site_id, orderId: order.id, receipt });
+    const kitchenEvent = { tenantId: s.tenant_id, orderId: order.id, orderNumber: s.order_number, siteId: s.site_id, status: order.status, amount: order.amount, currency: order.currency, items: order.items ?? [], customerName: order.customerName, paidAt: order.paidAt };
+    await enqueueOutbox(ex, 'live', { tenantId: s.tenant_id, rooms: [`kitchen:${s.site_id}`], event: LIVE_EVENTS.orderCreated, data: kitchenEvent });
+    await enqueueOutbox(ex, 'live', {
+      tenantId: s.tenant_id,
+      rooms: [`order:${s.order_number}`],
+      event: LIVE_EVENTS.paymentCompleted,
+      data: { tenantId: s.tenant_id, orderId: order.id, orderNumber: s.order_number, method: 'cash', amountPaid: minorToMajor(insertedTotal), change: minorToMajor(Math.max(0, insertedTotal - Number(s.total_required_minor))) },
+    });
+  }
+
+  async function recordUnallocated(ex: Executor, scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }, reason: Extract<InsertOutcome, { kind: 'unallocated' }>['reason']): Promise<InsertOutcome> {
+    const site = await catalog.siteRow(scope.tenantId, scope.siteId, ex);
+    await ex
+      .insertInto('unallocated_cash')
+      .values({ id: ulid(), tenant_id: scope.tenantId, site_id: scope.siteId, machine_id: scope.machineId, order_number: input.orderNumber, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, currency: site.currency, reason, recorded_at: nowIso() })
+      .execute();
+    await alerts.raise(ex, { tenantId: scope.tenantId, kind: 'UNALLOCATED_CASH', subjectType: 'machine', subjectId: scope.machineId ?? scope.siteId, message: `${minorToMajor(input.amountMinor)} ${site.currency} for order ${input.orderNumber} could not be applied (${reason})` });
+    return { kind: 'unallocated', reason, amountMinor: input.amountMinor, currency: site.currency, orderNumber: input.orderNumber };
+  }
+
+  return {
+    /** Opens (or answers again) the cash session of an order. Staff scopes may leave the site open (null). */
+    async init(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, input: { orderNumber: string; totalMinor: number }): Promise<SessionView> {
+      const order = await db.selectFrom('orders').selectAll().where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
+      if (order) {
+        if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId) throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
+        if (Number(order.amount) !== input.totalMinor) {
+          throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${minorToMajor(Number(order.amount))}, not ${minorToMajor(input.totalMinor)}`);
+        }
+      } else {
+        // An order number the server has not seen: the kiosk built it on its own screen.
+        const site = await catalog.siteRow(scope.tenantId, scope.siteId ?? 'default');
+        await db
+          .transaction()
+          .execute((tx) => orders.create(tx, { tenantId: scope.tenantId, siteId: site.id, machineId: scope.machineId, orderNumber: input.orderNumber, amount: input.totalMinor, currency: site.currency, source: 'kiosk', status: 'CREATED', actor: scope.actor }))
+          .catch((err: unknown) => {
+            // Two requests racing to create the same order number: the other one won, carry on.
+            if (!['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '')) throw err;
+          });
+      }
+      return db.transaction().execute(async (tx) => {
+        const row = await tx.selectFrom('orders').selectAll().where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirstOrThrow();
+        if (deps.dialect === 'postgres') await sql`select id from orders where id = ${row.id} for update`.execute(tx);
+        const existing = await latestSession(tx, scope.tenantId, input.orderNumber, false);
+        if (existing?.status === 'PENDING') return view(tx, existing);
+        if (row.status !== 'CREATED') throw new AppError('INVALID_STATE', `order ${input.orderNumber} is ${row.status}; a cash session needs a CREATED order`);
+        const s: CashSessionRow = { id: ulid(), tenant_id: scope.tenantId, site_id: row.site_id ?? scope.siteId ?? 'default', machine_id: scope.machineId, order_id: row.id, order_number: input.orderNumber, total_required_minor: Number(row.amount), currency: row.currency, status: 'PENDING', refund_due_minor: 0, started_at: nowIso(), completed_at: null, cancelled_at: null };
+        await tx.insertInto('cash_sessions').values(s).execute();
+        await orders.note(tx, row.id, 'cash_session_started', scope.actor, { sessionId: s.id });
+        const v = await view(tx, s);
+        await enqueueOutbox(tx, 'live', { tenantId: s.tenant_id, rooms: [`order:${s.order_number}`, `tenant:${s.tenant_id}`], event: LIVE_EVENTS.paymentInitiated, data: { tenantId: s.tenant_id, orderId: s.order_id, orderNumber: s.order_number, method: 'cash', totalRequired: v.totalRequired } });
+        await announce(tx, s, v);
+        return v;
+      });
+    },
+
+    /** Applies one bill or coin. A repeated eventId returns the current state and counts nothing. */
+    async insert(scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }): Promise<InsertOutcome> {
+      return db.transaction().execute(async (tx) => {
+        const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
+        if (input.eventId) {
+          const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+          if (seen) {
+            const session = await tx.selectFrom('cash_sessions').selectAll().where('id', '=', seen.session_id).executeTakeFirstOrThrow();
+            return { kind: 'applied', view: await view(tx, session) };
+          }
+          const parked = await tx.selectFrom('unallocated_cash').select(['reason', 'amount_minor', 'currency', 'order_number']).where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+          if (parked) return { kind: 'unallocated', reason: parked.reason as 'UNKNOWN_ORDER', amountMinor: Number(parked.amount_minor), currency: parked.currency, orderNumber: parked.order_number };
+        }
+        if (!s) {
+          const order = await tx.selectFrom('orders').select('id').where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
+          return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
+        }
+        if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
+        if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
+        await tx.insertInto('cash_inserts').values({ id: ulid(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
+        await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
+        const inserted = await insertedMinor(tx, s.id);
+        let current = s;
+        if (inserted >= Number(s.total_required_minor)) {
+          current = { ...s, status: 'PAID', completed_at: nowIso() };
+          await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
+          await settle(tx, s, inserted, scope.actor);
+        }
+        const v = await view(tx, current);
+        await announce(tx, current, v);
+        return { kind: 'applied', view: v };
+      });
+    },
+
+    async cancel(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, orderNumber: string): Promise<SessionView> {
+      return db.transaction().execute(async (tx) => {
+        const s = await latestSession(tx, scope.tenantId, orderNumber, true);
+        if (!s || (scope.siteId !== null && s.site_id !== scope.siteId)) throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
+        if (s.status === 'CANCELLED') return view(tx, s);
+        if (s.status === 'PAID') throw new AppError('INVALID_STATE', `order ${orderNumber} is already paid`);
+        const inserted = await insertedMinor(tx, s.id);
+        const current: CashSessionRow = { ...s, status: 'CANCELLED', cancelled_at: nowIso(), refund_due_minor: inserted };
+        await tx.updateTable('cash_sessions').set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted }).where('id', '=', s.id).execute();
+        await orders.transition(tx, s.order_id, 'CANCELLED', { actor: scope.actor, detail: { refundDueMinor: inserted } });
+        const v = await view(tx, current);
+        await announce(tx, current, v);
+        return v;
+      });
+    },
+
+    async status(tenantId: string, siteId: string | null, orderNumber: string): Promise<SessionView> {
+      const s = await latestSession(db, tenantId, orderNumber, false);
+      if (!s || (siteId !== null && s.site_id !== siteId)) throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
+      return view(db, s);
+    },
+
+    async activeSessions(tenantId: string, siteId: string): Promise<SessionView[]> {
+      const rows = await db.selectFrom('cash_sessions').selectAll().where('tenant_id', '=', tenantId).where('site_id', '=', siteId).where('status', '=', 'PENDING').orderBy('started_at').orderBy('id').limit(500).execute();
+      return Promise.all(rows.map((r) => view(db, r)));
+    },
+
+    async listUnallocated(tenantId: string | null, limit: number) {
+      let q = db.selectFrom('unallocated_cash').selectAll().orderBy('id', 'desc').limit(limit);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      const rows = await q.execute();
+      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, siteId: r.site_id, machineId: r.machine_id, orderNumber: r.order_number, amount: minorToMajor(Number(r.amount_minor)), amountMinor: Number(r.amount_minor), currency: r.currency, reason: r.reason, eventId: r.event_id, recordedAt: r.recorded_at }));
+    },
+  };
+}
+
+export type CashService = ReturnType<typeof createCashService>;

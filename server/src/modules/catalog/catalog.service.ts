@@ -1,0 +1,225 @@
+// Sites and their product catalog (prices in minor units, optional tracked stock), and
+// kiosk orders priced from the catalog. Stock moves only when an order is paid.
+import { randomBytes } from 'node:crypto';
+import { AppError, notFound, validation } from '../../platform/errors.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { ProductRow, SiteRow } from '../../platform/db/schema.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { Order, OrderItem, OrdersService } from '../orders/orders.service.js';
+
+export interface Site {
+  id: string;
+  tenantId: string;
+  name: string;
+  currency: string;
+  printQueueOpen: boolean;
+  address: string | null;
+  phone: string | null;
+  taxRateBp: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Product {
+  sku: string;
+  tenantId: string;
+  siteId: string;
+  name: string;
+  priceMinor: number;
+  stock: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const toSite = (r: SiteRow): Site => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  name: r.name,
+  currency: r.currency,
+  printQueueOpen: r.print_queue_open === 1,
+  address: r.address,
+  phone: r.phone,
+  taxRateBp: Number(r.tax_rate_bp),
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const toProduct = (r: ProductRow): Product => ({
+  sku: r.sku,
+  tenantId: r.tenant_id,
+  siteId: r.site_id,
+  name: r.name,
+  priceMinor: Number(r.price_minor),
+  stock: r.stock === null ? null : Number(r.stock),
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const isUnique = (err: unknown) => ['23505', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY'].includes((err as { code?: string }).code ?? '');
+
+export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
+  const { db, orders } = deps;
+
+  async function siteRow(tenantId: string, siteId: string, ex: Executor = db): Promise<SiteRow> {
+    const row = await ex.selectFrom('sites').selectAll().where('tenant_id', '=', tenantId).where('id', '=', siteId).executeTakeFirst();
+    if (!row) throw notFound('site', siteId);
+    return row;
+  }
+
+  return {
+    siteRow,
+    async getSite(tenantId: string, siteId: string): Promise<Site> {
+      return toSite(await siteRow(tenantId, siteId));
+    },
+
+    async createSite(tenantId: string, input: { id: string; name: string; currency?: string; printQueueOpen?: boolean; address?: string; phone?: string; taxRateBp?: number }, actor: string): Promise<Site> {
+      const now = nowIso();
+      const row: SiteRow = {
+        tenant_id: tenantId,
+        id: input.id,
+        name: input.name,
+        currency: input.currency ?? 'INR',
+        print_queue_open: input.printQueueOpen ? 1 : 0,
+        address: input.address ?? null,
+        phone: input.phone ?? null,
+        tax_rate_bp: input.taxRateBp ?? 0,
+        created_at: now,
+        updated_at: now,
+      };
+      await db.transaction().execute(async (tx) => {
+        const inserted = await tx.insertInto('sites').values(row).onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing()).returning('id').executeTakeFirst();
+        if (!inserted) throw new AppError('CONFLICT', `site "${input.id}" already exists`);
+        await recordAudit(tx, { tenantId, actor, action: 'site.create', subjectType: 'site', subjectId: input.id, after: toSite(row) });
+      });
+      return toSite(row);
+    },
+
+    async listSites(tenantId: string | null): Promise<Site[]> {
+      let q = db.selectFrom('sites').selectAll().orderBy('tenant_id').orderBy('id');
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      return (await q.execute()).map(toSite);
+    },
+
+    async updateSite(tenantId: string, siteId: string, changes: { name?: string; currency?: string; printQueueOpen?: boolean; address?: string | null; phone?: string | null; taxRateBp?: number }, actor: string): Promise<Site> {
+      return db.transaction().execute(async (tx) => {
+        const before = await siteRow(tenantId, siteId, tx);
+        const set = {
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.currency !== undefined ? { currency: changes.currency } : {}),
+          ...(changes.printQueueOpen !== undefined ? { print_queue_open: changes.printQueueOpen ? 1 : 0 } : {}),
+          ...(changes.address !== undefined ? { address: changes.address } : {}),
+          ...(changes.phone !== undefined ? { phone: changes.phone } : {}),
+          ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
+          updated_at: nowIso(),
+        };
+        await tx.updateTable('sites').set(set).where('tenant_id', '=', tenantId).where('id', '=', siteId).execute();
+        const after = { ...before, ...set } as SiteRow;
+        await recordAudit(tx, { tenantId, actor, action: 'site.update', subjectType: 'site', subjectId: siteId, before: toSite(before), after: toSite(after) });
+        return toSite(after);
+      });
+    },
+
+    /** Key-less legacy printers name their site in the URL; only an open site with a unique id qualifies. */
+    async findOpenSite(siteId: string): Promise<Site | undefined> {
+      const rows = await db.selectFrom('sites').selectAll().where('id', '=', siteId).where('print_queue_open', '=', 1).limit(2).execute();
+      return rows.length === 1 ? toSite(rows[0]!) : undefined;
+    },
+
+    async listOpenSites(): Promise<Site[]> {
+      return (await db.selectFrom('sites').selectAll().where('print_queue_open', '=', 1).execute()).map(toSite);
+    },
+
+    async createProduct(tenantId: string, input: { sku: string; name: string; priceMinor: number; siteId?: string; stock?: number }, actor: string): Promise<Product> {
+      const siteId = input.siteId ?? 'default';
+      await siteRow(tenantId, siteId);
+      const now = nowIso();
+      const row: ProductRow = { tenant_id: tenantId, sku: input.sku, site_id: siteId, name: input.name, price_minor: input.priceMinor, stock: input.stock ?? null, created_at: now, updated_at: now };
+      await db.transaction().execute(async (tx) => {
+        const inserted = await tx.insertInto('products').values(row).onConflict((oc) => oc.columns(['tenant_id', 'sku']).doNothing()).returning('sku').executeTakeFirst();
+        if (!inserted) throw new AppError('CONFLICT', `product "${input.sku}" already exists`);
+        await recordAudit(tx, { tenantId, actor, action: 'product.create', subjectType: 'product', subjectId: input.sku, after: toProduct(row) });
+      });
+      return toProduct(row);
+    },
+
+    async listProducts(tenantId: string | null, siteId?: string): Promise<Product[]> {
+      let q = db.selectFrom('products').selectAll().orderBy('sku');
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      if (siteId !== undefined) q = q.where('site_id', 'in', [siteId, 'default']);
+      return (await q.execute()).map(toProduct);
+    },
+
+    async updateProduct(tenantId: string, sku: string, changes: { name?: string; priceMinor?: number; stock?: number | null }, actor: string): Promise<Product> {
+      return db.transaction().execute(async (tx) => {
+        const before = await tx.selectFrom('products').selectAll().where('tenant_id', '=', tenantId).where('sku', '=', sku).executeTakeFirst();
+        if (!before) throw notFound('product', sku);
+        const set = {
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.priceMinor !== undefined ? { price_minor: changes.priceMinor } : {}),
+          ...(changes.stock !== undefined ? { stock: changes.stock } : {}),
+          updated_at: nowIso(),
+        };
+        await tx.updateTable('products').set(set).where('tenant_id', '=', tenantId).where('sku', '=', sku).execute();
+        const after = { ...before, ...set };
+        await recordAudit(tx, { tenantId, actor, action: 'product.update', subjectType: 'product', subjectId: sku, before: toProduct(before), after: toProduct(after) });
+        return toProduct(after);
+      });
+    },
+
+    /** A kiosk order priced from the catalog, status CREATED. */
+    async createKioskOrder(input: { tenantId: string; siteId: string; machineId: string | null; orderNumber?: string; items: { sku: string; qty: number }[]; customerName?: string; actor: string }): Promise<Order> {
+      const site = await siteRow(input.tenantId, input.siteId);
+      const skus = [...new Set(input.items.map((i) => i.sku))];
+      const products = await db.selectFrom('products').selectAll().where('tenant_id', '=', input.tenantId).where('sku', 'in', skus).execute();
+      const bySku = new Map(products.filter((p) => p.site_id === input.siteId || p.site_id === 'default').map((p) => [p.sku, p]));
+      const wanted = new Map<string, number>();
+      for (const item of input.items) wanted.set(item.sku, (wanted.get(item.sku) ?? 0) + item.qty);
+      const unknown = skus.filter((s) => !bySku.has(s));
+      if (unknown.length > 0) throw validation(`unknown sku: ${unknown.join(', ')}`, { unknownSkus: unknown });
+      const short = [...wanted].filter(([sku, qty]) => {
+        const stock = bySku.get(sku)!.stock;
+        return stock !== null && Number(stock) < qty;
+      });
+      if (short.length > 0) {
+        throw new AppError('OUT_OF_STOCK', `not enough stock for ${short.map(([s]) => s).join(', ')}`, short.map(([sku, qty]) => ({ sku, requested: qty, available: Number(bySku.get(sku)!.stock) })));
+      }
+      const items: OrderItem[] = [...wanted].map(([sku, qty]) => ({ sku, qty, name: bySku.get(sku)!.name, unitPriceMinor: Number(bySku.get(sku)!.price_minor) }));
+      const amount = items.reduce((sum, i) => sum + i.qty * (i.unitPriceMinor ?? 0), 0);
+      for (let attempt = 0; ; attempt++) {
+        const orderNumber = input.orderNumber ?? `K${randomBytes(3).toString('hex').toUpperCase()}`;
+        try {
+          return await db.transaction().execute((tx) =>
+            orders.create(tx, { tenantId: input.tenantId, siteId: site.id, machineId: input.machineId, orderNumber, amount, currency: site.currency, source: 'kiosk', status: 'CREATED', items, ...(input.customerName ? { customerName: input.customerName } : {}), actor: input.actor }),
+          );
+        } catch (err) {
+          if (!isUnique(err)) throw err;
+          if (input.orderNumber !== undefined) throw new AppError('CONFLICT', `order number ${input.orderNumber} already exists`);
+          if (attempt >= 5) throw err;
+        }
+      }
+    },
+
+    /** Takes paid items out of stock inside the payment transaction; returns SKUs that went short. */
+    async takeStock(ex: Executor, tenantId: string, items: readonly OrderItem[]): Promise<string[]> {
+      const oversold: string[] = [];
+      for (const item of items) {
+        // One atomic decrement per line, so concurrent payments cannot lose an update.
+        const row = await ex
+          .updateTable('products')
+          .set((eb) => ({ stock: eb('stock', '-', item.qty), updated_at: nowIso() }))
+          .where('tenant_id', '=', tenantId)
+          .where('sku', '=', item.sku)
+          .where('stock', 'is not', null)
+          .returning('stock')
+          .executeTakeFirst();
+        if (row && row.stock !== null && Number(row.stock) < 0) {
+          oversold.push(item.sku);
+          await ex.updateTable('products').set({ stock: 0 }).where('tenant_id', '=', tenantId).where('sku', '=', item.sku).execute();
+        }
+      }
+      return oversold;
+    },
+  };
+}
+
+export type CatalogService = ReturnType<typeof createCatalogService>;

@@ -1,0 +1,35 @@
+// The kitchen display: paid kiosk orders of a site, and marking them ready.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import { AppError, notFound } from '../../platform/errors.js';
+import type { Db } from '../../platform/db/database.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import { toOrder, type Order, type OrdersService } from '../orders/orders.service.js';
+
+export function createKitchenService(deps: { db: Db; orders: OrdersService }) {
+  const { db, orders } = deps;
+  return {
+    async openOrders(tenantId: string, siteId: string): Promise<Order[]> {
+      const rows = await db.selectFrom('orders').selectAll().where('tenant_id', '=', tenantId).where('site_id', '=', siteId).where('status', '=', 'PAID').where('requires_dispense', '=', 0).orderBy('paid_at').orderBy('id').limit(200).execute();
+      return rows.map(toOrder);
+    },
+
+    async markReady(orderId: string, tenantId: string | null, actor: string): Promise<Order> {
+      return db.transaction().execute(async (tx) => {
+        const row = await orders.findRow(orderId, tx);
+        if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('order', orderId);
+        if (row.requires_dispense === 1) throw new AppError('INVALID_STATE', 'a vending order is completed by its machine, not the kitchen');
+        const order = await orders.transition(tx, orderId, 'COMPLETED', { actor, event: 'kitchen_ready' });
+        if (!order) throw new AppError('INVALID_STATE', `order ${orderId} is ${row.status}, not PAID`);
+        await enqueueOutbox(tx, 'live', {
+          tenantId: row.tenant_id,
+          rooms: [`order:${row.id}`, ...(row.order_number ? [`order:${row.order_number}`] : []), ...(row.site_id ? [`kitchen:${row.site_id}`] : []), `tenant:${row.tenant_id}`],
+          event: LIVE_EVENTS.kitchenOrderReady,
+          data: { tenantId: row.tenant_id, orderId: row.id, orderNumber: row.order_number, siteId: row.site_id, status: order.status },
+        });
+        return order;
+      });
+    },
+  };
+}
+
+export type KitchenService = ReturnType<typeof createKitchenService>;
