@@ -12,8 +12,9 @@ import { createAuthenticator } from './platform/http/auth.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
 import type { FastifyTypebox } from './platform/http/fastify.js';
 import { opsRoutes } from './platform/http/ops.routes.js';
-import { ErrorResponse } from './platform/http/schemas.js';
+import { EntityId, ErrorResponse } from './platform/http/schemas.js';
 import { installValidation } from './platform/http/validation.js';
+import { installRateLimits } from './platform/http/rate-limit.js';
 import { createMetrics } from './platform/metrics.js';
 import { createOutboxRelay } from './platform/outbox.js';
 import { createRealtime } from './platform/realtime.js';
@@ -161,6 +162,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // ---- HTTP ------------------------------------------------------------------------------
   installValidation(app);
   installErrorHandling(app);
+  await installRateLimits(app, { perMinute: config.rateLimitPerMinute, ...(realtime.redis ? { redis: realtime.redis } : {}) });
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
@@ -192,6 +194,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   for (const prefix of ['', '/sites/:siteId']) {
     await app.register(async (scope) => {
       const s = scope as FastifyTypebox;
+      // A route's own params schema does not know the prefix: add siteId so it is validated and
+      // the OpenAPI path declares it.
+      if (prefix) {
+        s.addHook('onRoute', (route) => {
+          const params = route.schema?.params as { properties?: Record<string, unknown>; required?: string[] } | undefined;
+          if (route.schema && params?.properties && !('siteId' in params.properties)) {
+            route.schema.params = { ...params, properties: { ...params.properties, siteId: EntityId }, required: [...(params.required ?? []), 'siteId'] };
+          }
+        });
+      }
       restaurantCashRoutes(s, { auth, catalog, cash });
       restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
     }, { prefix });

@@ -28,6 +28,11 @@ export interface Config {
   machineHeartbeatTimeoutMs: number;
   printJobLeaseMs: number;
   printJobRetentionDays: number;
+  /** How often the dashboard samples machines online and raises its alerts. */
+  dashboardSweepMs: number;
+  /** A machine OFFLINE longer than this raises one alert per outage. */
+  machineOfflineAlertMs: number;
+  rateLimitPerMinute: number;
   logLevel: string;
   publicUrl: string | undefined;
 }
@@ -141,6 +146,9 @@ export function loadConfig(env: Env = process.env): Config {
     machineHeartbeatTimeoutMs: integer(env, 'MACHINE_HEARTBEAT_TIMEOUT_MS', 30_000, 100, 86_400_000),
     printJobLeaseMs: integer(env, 'PRINT_JOB_LEASE_MS', 60_000, 100, 86_400_000),
     printJobRetentionDays: integer(env, 'PRINT_JOB_RETENTION_DAYS', 7, 1, 3650),
+    dashboardSweepMs: integer(env, 'DASHBOARD_SWEEP_MS', 60_000, 100, 86_400_000),
+    machineOfflineAlertMs: integer(env, 'MACHINE_OFFLINE_ALERT_MS', 300_000, 100, 604_800_000),
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 6000, 1, 10_000_000),
     logLevel,
     publicUrl: url(env, 'PUBLIC_URL', undefined, ['http:', 'https:']),
   });

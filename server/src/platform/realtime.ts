@@ -9,6 +9,8 @@ import { Server } from 'socket.io';
 export interface Realtime {
   io: Server;
   clustered: boolean;
+  /** The Redis command connection, shared with rate limits (undefined without REDIS_URL). */
+  redis: Redis | undefined;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ export function createRealtime(httpServer: HttpServer, options: { redisUrl?: str
   return {
     io,
     clustered: clients.length > 0,
+    redis: clients[0],
     async close() {
       io.disconnectSockets(true);
       await new Promise<void>((resolve) => {

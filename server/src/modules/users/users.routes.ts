@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, requireAdmin, STAFF_ROLES, type Authenticator } from '../../platform/http/auth.js';
+import { loginRateLimit } from '../../platform/http/rate-limit.js';
 import { EntityId, errors } from '../../platform/http/schemas.js';
 import type { UsersService } from './users.service.js';
 
@@ -32,11 +33,12 @@ export function usersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; us
   });
 
   app.post('/v1/auth/login', {
+    config: { rateLimit: loginRateLimit },
     schema: {
       tags: ['auth'],
       summary: 'Staff login: email and password for a JWT',
       body: Type.Object({ email: Type.String({ minLength: 1, maxLength: 254 }), password: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ token: Type.String(), user: User }), ...errors(400, 401) },
+      response: { 200: Type.Object({ token: Type.String(), user: User }), ...errors(400, 401, 429) },
     },
   }, async (request) => deps.users.login(request.body.email, request.body.password));
 

@@ -290,12 +290,40 @@ const restaurant: Migration = {
   },
 };
 
+// Operator dashboard: periodic samples of machines online (per site) and the marks that make
+// dashboard alerts (offline too long, failed dispenses) fire once per outage or order.
+const dashboard: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('machine_online_samples')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('online', 'integer', (c) => c.notNull())
+      .addColumn('total', 'integer', (c) => c.notNull())
+      .addColumn('online_ids', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('machine_online_samples_pk', ['tenant_id', 'site_id', 'at'])
+      .execute();
+    await db.schema.createIndex('machine_online_samples_at_idx').on('machine_online_samples').columns(['at']).execute();
+    await db.schema
+      .createTable('dashboard_alert_marks')
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('subject_id', 'text', (c) => c.notNull())
+      .addColumn('mark', 'text', (c) => c.notNull())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('dashboard_alert_marks_pk', ['kind', 'subject_id', 'mark'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial': initial,
       '0002_outbox': outbox(dialect),
       '0003_restaurant': restaurant,
+      '0004_dashboard': dashboard,
     }),
   };
 }

@@ -234,7 +234,29 @@ export interface AlertsTable {
   acknowledged_by: string | null;
 }
 
+/** Machines online per site at one moment (dashboard charts). */
+export interface MachineOnlineSamplesTable {
+  tenant_id: string;
+  site_id: string;
+  at: string;
+  online: number;
+  total: number;
+  /** JSON array of the ids online then, so one machine's history can be charted too. */
+  online_ids: string;
+}
+
+/** One row per dashboard alert already raised (kind + subject + outage mark): raised once. */
+export interface DashboardAlertMarksTable {
+  kind: string;
+  subject_id: string;
+  mark: string;
+  tenant_id: string;
+  created_at: string;
+}
+
 export interface Database {
+  machine_online_samples: MachineOnlineSamplesTable;
+  dashboard_alert_marks: DashboardAlertMarksTable;
   products: ProductsTable;
   cash_sessions: CashSessionsTable;
   cash_inserts: CashInsertsTable;

@@ -50,11 +50,30 @@ export function installErrorHandling(app: FastifyInstance): void {
         error: { code, message: fastifyError.message },
       } satisfies ErrorBody);
     }
+    if (isDatabaseUnavailable(err)) {
+      // Never a guess: the caller retries (Razorpay retries any non-2xx) once storage is back.
+      request.log.warn({ err: err.message }, 'database unavailable');
+      return reply.code(503).header('retry-after', '2').send({
+        error: { code: 'UNAVAILABLE', message: 'storage is unavailable; try again shortly', requestId: request.id },
+      } satisfies ErrorBody);
+    }
     request.log.error({ err }, 'unhandled error');
     return reply.code(500).send({
       error: { code: 'INTERNAL', message: 'internal error', requestId: request.id },
     } satisfies ErrorBody);
   });
+}
+
+// PostgreSQL went away (restart, failover, network): connection-class errors, not query bugs.
+const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300']);
+const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e) return false;
+  if (typeof e.code === 'string' && (PG_UNAVAILABLE.has(e.code) || NET_UNAVAILABLE.has(e.code) || e.code === 'SQLITE_BUSY')) return true;
+  const message = typeof e.message === 'string' ? e.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(message);
 }
 
 function codeFor(status: number): string {

@@ -1,0 +1,131 @@
+// Unit tests for loadConfig (CONTRACTS.md §1): defaults, and a bad value names its variable.
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults (CONTRACTS §1 table)', () => {
+  const config = loadConfig({});
+
+  it('listens on 127.0.0.1:8080', () => {
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.port).toBe(8080);
+  });
+
+  it('uses the embedded SQLite file in ./data', () => {
+    expect(config.dataDir).toBe('./data');
+    expect(config.database).toEqual({ kind: 'sqlite-file', file: './data/kioskhub.db' });
+  });
+
+  it('has no Redis, no admin token and no Razorpay credentials', () => {
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.adminToken).toBeUndefined();
+    expect(config.razorpay.keyId).toBeUndefined();
+    expect(config.razorpay.keySecret).toBeUndefined();
+    expect(config.razorpay.webhookSecrets).toEqual([]);
+    expect(config.razorpay.apiBase).toBe('https://api.razorpay.com');
+    expect(config.upi).toEqual({ vpa: undefined, payeeName: undefined });
+  });
+
+  it('has the documented timeouts and log level', () => {
+    expect(config.dispatchAckTimeoutMs).toBe(10_000);
+    expect(config.dispatchResultTimeoutMs).toBe(120_000);
+    expect(config.machineHeartbeatTimeoutMs).toBe(30_000);
+    expect(config.printJobLeaseMs).toBe(60_000);
+    expect(config.logLevel).toBe('info');
+  });
+
+  it('treats empty and blank values as unset', () => {
+    const blank = loadConfig({ PORT: '', HOST: '  ', ADMIN_TOKEN: '', DATABASE_URL: '', LOG_LEVEL: ' ', RAZORPAY_WEBHOOK_SECRET: '' });
+    expect(blank.port).toBe(8080);
+    expect(blank.host).toBe('127.0.0.1');
+    expect(blank.adminToken).toBeUndefined();
+    expect(blank.database.kind).toBe('sqlite-file');
+    expect(blank.logLevel).toBe('info');
+    expect(blank.razorpay.webhookSecrets).toEqual([]);
+  });
+
+  it('is frozen', () => {
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+});
+
+describe('loadConfig accepted values', () => {
+  it('reads the storage choices', () => {
+    expect(loadConfig({ DATABASE_URL: 'memory://' }).database).toEqual({ kind: 'sqlite-memory' });
+    expect(loadConfig({ DATA_DIR: '/var/lib/kh' }).database).toEqual({ kind: 'sqlite-file', file: '/var/lib/kh/kioskhub.db' });
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/kh' }).database).toEqual({ kind: 'postgres', url: 'postgres://u:p@db:5432/kh' });
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/kh' }).database.kind).toBe('postgres');
+  });
+
+  it('reads the listen address, Redis and the timeouts', () => {
+    const config = loadConfig({ PORT: '0', HOST: '0.0.0.0', REDIS_URL: 'redis://cache:6379', DISPATCH_ACK_TIMEOUT_MS: '2500', LOG_LEVEL: 'debug' });
+    expect(config.port).toBe(0);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.redisUrl).toBe('redis://cache:6379');
+    expect(config.dispatchAckTimeoutMs).toBe(2500);
+    expect(config.logLevel).toBe('debug');
+    expect(loadConfig({ REDIS_URL: 'rediss://cache:6380' }).redisUrl).toBe('rediss://cache:6380');
+  });
+
+  it('reads Razorpay credentials set together', () => {
+    const config = loadConfig({ RAZORPAY_KEY_ID: 'rzp_test_1', RAZORPAY_KEY_SECRET: 'sekret', RAZORPAY_API_BASE: 'http://127.0.0.1:9999/' });
+    expect(config.razorpay.keyId).toBe('rzp_test_1');
+    expect(config.razorpay.keySecret).toBe('sekret');
+    expect(config.razorpay.apiBase).toBe('http://127.0.0.1:9999');
+  });
+
+  it('turns a comma-separated RAZORPAY_WEBHOOK_SECRET into a list (rotation)', () => {
+    expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: 'only' }).razorpay.webhookSecrets).toEqual(['only']);
+    expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: 'new_secret,old_secret' }).razorpay.webhookSecrets).toEqual(['new_secret', 'old_secret']);
+    expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: ' new_secret , old_secret ,, ' }).razorpay.webhookSecrets).toEqual(['new_secret', 'old_secret']);
+  });
+});
+
+describe('loadConfig rejects bad values, naming the variable', () => {
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['PORT not a number', { PORT: 'abc' }, 'PORT'],
+    ['PORT out of range', { PORT: '70000' }, 'PORT'],
+    ['PORT negative', { PORT: '-1' }, 'PORT'],
+    ['PORT fractional', { PORT: '80.5' }, 'PORT'],
+    ['DATABASE_URL of another engine', { DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    ['DATABASE_URL a file path', { DATABASE_URL: './kioskhub.db' }, 'DATABASE_URL'],
+    ['LOG_LEVEL unknown', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    ['REDIS_URL not redis', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
+    ['REDIS_URL not a URL', { REDIS_URL: 'not a url' }, 'REDIS_URL'],
+    ['RAZORPAY_KEY_ID without its secret', { RAZORPAY_KEY_ID: 'rzp_test_1' }, 'RAZORPAY_KEY'],
+    ['RAZORPAY_KEY_SECRET without its id', { RAZORPAY_KEY_SECRET: 'sekret' }, 'RAZORPAY_KEY'],
+    ['RAZORPAY_API_BASE not http', { RAZORPAY_API_BASE: 'ftp://x' }, 'RAZORPAY_API_BASE'],
+    ['DISPATCH_ACK_TIMEOUT_MS negative', { DISPATCH_ACK_TIMEOUT_MS: '-5' }, 'DISPATCH_ACK_TIMEOUT_MS'],
+    ['DISPATCH_ACK_TIMEOUT_MS not a number', { DISPATCH_ACK_TIMEOUT_MS: '10s' }, 'DISPATCH_ACK_TIMEOUT_MS'],
+    ['DISPATCH_RESULT_TIMEOUT_MS zero', { DISPATCH_RESULT_TIMEOUT_MS: '0' }, 'DISPATCH_RESULT_TIMEOUT_MS'],
+    ['MACHINE_HEARTBEAT_TIMEOUT_MS not a number', { MACHINE_HEARTBEAT_TIMEOUT_MS: 'soon' }, 'MACHINE_HEARTBEAT_TIMEOUT_MS'],
+    ['PRINT_JOB_LEASE_MS not a number', { PRINT_JOB_LEASE_MS: '1e3' }, 'PRINT_JOB_LEASE_MS'],
+    ['ADMIN_TOKEN too short', { ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN'],
+  ];
+
+  it.each(cases)('%s', (_label, env, variable) => {
+    const err = configError(env);
+    expect(err.message).toContain(variable);
+    expect(err.variable).toContain(variable);
+  });
+
+  it('names both Razorpay variables when only one is set', () => {
+    const err = configError({ RAZORPAY_KEY_ID: 'rzp_test_1' });
+    expect(err.message).toContain('RAZORPAY_KEY_ID');
+    expect(err.message).toContain('RAZORPAY_KEY_SECRET');
+  });
+
+  it('quotes the bad value so the operator can see it', () => {
+    expect(configError({ PORT: 'abc' }).message).toContain('abc');
+    expect(configError({ LOG_LEVEL: 'loud' }).message).toContain('loud');
+  });
+});
