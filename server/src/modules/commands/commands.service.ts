@@ -148,13 +148,17 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
     /** A result from the machine. Repeats of a recorded result are acknowledged and change nothing. */
     async recordResult(
       machineId: string,
-      ref: { commandId: string } | { orderId: string },
+      ref: { commandId: string; orderId?: string } | { orderId: string },
       result: DispenseResult,
       failureCode: string | undefined,
     ): Promise<{ outcome: ResultOutcome; command?: CommandRow }> {
       return db.transaction().execute(async (tx) => {
         let q = tx.selectFrom('commands').selectAll().where('machine_id', '=', machineId);
-        q = 'commandId' in ref ? q.where('id', '=', ref.commandId) : q.where('order_id', '=', ref.orderId);
+        if ('commandId' in ref) {
+          q = q.where('id', '=', ref.commandId);
+          // A result naming another order than its command's is not this command's result.
+          if (ref.orderId !== undefined) q = q.where('order_id', '=', ref.orderId);
+        } else q = q.where('order_id', '=', ref.orderId);
         const command = await q.executeTakeFirst();
         if (!command) return { outcome: 'unknown' as const };
         if (command.status === 'DONE') return { outcome: 'repeat' as const, command };

@@ -18,7 +18,9 @@ export interface DispatcherDeps {
   observeDispatchLatency(seconds: number): void;
 }
 
-export type KickReason = 'connect' | 'heartbeat' | 'result' | 'paid' | 'declined';
+// 'remote': another process said this machine may have work; never passed on again (a
+// re-broadcast from every process not holding the machine loops forever between processes).
+export type KickReason = 'connect' | 'heartbeat' | 'result' | 'paid' | 'declined' | 'remote';
 
 const isDispenseAck = (v: unknown): v is DispenseAck =>
   typeof v === 'object' && v !== null && typeof (v as { accepted?: unknown }).accepted === 'boolean';

@@ -75,7 +75,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     return conn;
   }
 
-  async function recordResult(conn: MachineConnection, ref: { commandId: string } | { orderId: string }, result: 'SUCCESS' | 'FAILED', failureCode?: string) {
+  async function recordResult(conn: MachineConnection, ref: { commandId: string; orderId?: string } | { orderId: string }, result: 'SUCCESS' | 'FAILED', failureCode?: string) {
     const recorded = await deps.commands.recordResult(conn.machineId, ref, result, failureCode);
     // A repeat of a result already recorded changes nothing (not even the machine's status:
     // a machine that said BUSY since then stays BUSY).
@@ -127,8 +127,8 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       try {
         const conn = await pending;
         const { commandId, orderId, status, failureCode } = parsed.value;
-        const outcome = await recordResult(conn, { commandId }, status, failureCode);
-        if (outcome === 'unknown') return ack(socketError('NOT_FOUND', `command ${commandId} is not a command of this machine`));
+        const outcome = await recordResult(conn, { commandId, orderId }, status, failureCode);
+        if (outcome === 'unknown') return ack(socketError('NOT_FOUND', `command ${commandId} for order ${orderId} is not a command of this machine`));
         ack({ ok: true, ...(outcome === 'repeat' ? { duplicate: true } : {}), orderId });
       } catch (err) {
         logger.error({ err }, 'machine:done failed');
