@@ -121,6 +121,8 @@ export const LIVE_EVENTS = {
   cashSessionUpdated: 'cash_session_updated',
   kitchenOrderReady: 'kitchen_order_ready',
   printJobUpdated: 'print_job_updated',
+  /** An operator alert was raised (dashboard: offline too long, failed dispense…); docs/dashboard.md. */
+  alertRaised: 'alert_raised',
 } as const;
 export type LiveEventName = (typeof LIVE_EVENTS)[keyof typeof LIVE_EVENTS];
 
@@ -154,3 +156,5 @@ export const LIVE_ROOM_KINDS = ['tenant', 'machine', 'order', 'kitchen'] as cons
 export interface SubscribePayload {
   room: string;
 }
+
+export type * from './views.js';

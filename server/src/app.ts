@@ -48,6 +48,8 @@ import { createPrintNotifier } from './modules/printing/print-notifier.js';
 import { createPrintingService } from './modules/printing/printing.service.js';
 import { createPrintPush } from './modules/printing/print-push.js';
 import { screensRoutes } from './screens/screens.routes.js';
+import { installDashboard } from './modules/dashboard/dashboard.js';
+import { serveDashboard } from './modules/dashboard/static.js';
 
 export interface BuildOptions {
   /** PostgreSQL schema for this app (tests use one per file). */
@@ -148,7 +150,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     },
   });
   if (realtime.clustered) {
-    realtime.io.on('kioskhub:kick', (machineId: string) => dispatcher.kick(machineId, 'paid'));
+    realtime.io.on('kioskhub:kick', (machineId: string) => dispatcher.kick(machineId, 'remote'));
     realtime.io.on('kioskhub:print', (tenantId: string, siteId: string) => {
       printNotifier.notify(tenantId, siteId);
       printPush.offer(tenantId, siteId);
@@ -178,6 +180,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   const afterCommit = () => outbox.flushSoon();
+  // Writes leave live events, print wake-ups and dispatch kicks in the outbox: relay them as
+  // soon as the response is out, not at the relay's next 1 s tick (a long-polling printer and
+  // the customer's cash screen would otherwise wait up to a second).
+  app.addHook('onResponse', async (request) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') afterCommit();
+  });
   await app.register(async (scope) => {
     const s = scope as FastifyTypebox;
     opsRoutes(s, { metrics, ping: database.ping });
@@ -189,6 +197,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
     restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
     screensRoutes(s);
+    installDashboard(s, { auth, db, config, logger, machines, orders, alerts, pendingLastSeen: presence.pendingLastSeen, afterCommit });
   });
   // The restaurant kiosk's device routes, also under /sites/:siteId/ for key-less legacy printers.
   for (const prefix of ['', '/sites/:siteId']) {
@@ -211,6 +220,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   await app.register(async (scope) => {
     razorpayWebhookRoutes(scope as FastifyTypebox, { secrets: config.razorpay.webhookSecrets, payments, metrics, afterCommit, logger });
   });
+
+  // The operator dashboard (dashboard/dist) at `/`; registered last, it never shadows a route above.
+  await serveDashboard(app);
 
   // ---- background work -------------------------------------------------------------------
   if (dialect === 'sqlite') {

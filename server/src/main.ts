@@ -1,5 +1,4 @@
 // Composition root: read config, build the app, listen, and stop cleanly on signals.
-import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './platform/config.js';
 
 async function main(): Promise<void> {
@@ -13,6 +12,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Loaded only after the configuration is known to be good, so a bad variable fails at once.
+  const { buildApp } = await import('./app.js');
   const kioskhub = await buildApp(config);
   const address = await kioskhub.listen();
   const storage = config.database.kind === 'sqlite-file' ? `SQLite file ${config.database.file}` : config.database.kind === 'sqlite-memory' ? 'in-memory SQLite (nothing is kept)' : 'PostgreSQL';

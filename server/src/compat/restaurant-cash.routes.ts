@@ -29,6 +29,7 @@ const statusBody = (v: SessionView) => ({
   status: v.status,
   startedAt: v.startedAt,
   completedAt: v.completedAt,
+  currency: v.currency,
 });
 
 export function restaurantCashRoutes(app: FastifyTypebox, deps: { auth: Authenticator; catalog: CatalogService; cash: CashService }): void {
@@ -53,12 +54,12 @@ export function restaurantCashRoutes(app: FastifyTypebox, deps: { auth: Authenti
     schema: {
       tags: ['cash (kiosk compatible)'],
       summary: 'Open cash sessions of the caller’s site, oldest first',
-      response: { 200: Type.Object({ success: Type.Literal(true), count: Type.Integer(), sessions: Type.Array(Type.Object({ orderNumber: Type.String(), totalRequired: Type.Number(), amountInserted: Type.Number(), remainingAmount: Type.Number(), startedAt: Type.String() })) }), ...errors(401, 403) },
+      response: { 200: Type.Object({ success: Type.Literal(true), count: Type.Integer(), sessions: Type.Array(Type.Object({ orderNumber: Type.String(), totalRequired: Type.Number(), amountInserted: Type.Number(), remainingAmount: Type.Number(), startedAt: Type.String(), kioskId: Type.Optional(Type.String({ description: 'the machine whose key opened the session; cash agents pick their own kiosk’s session by it' })) })) }), ...errors(401, 403) },
     },
   }, async (request) => {
     const scope = await scopeOf(request, true);
     const sessions = await cash.activeSessions(scope.tenantId, siteOf(scope));
-    return { success: true as const, count: sessions.length, sessions: sessions.map((s) => ({ orderNumber: s.orderNumber, totalRequired: s.totalRequired, amountInserted: s.amountInserted, remainingAmount: s.remainingAmount, startedAt: s.startedAt })) };
+    return { success: true as const, count: sessions.length, sessions: sessions.map((s) => ({ orderNumber: s.orderNumber, totalRequired: s.totalRequired, amountInserted: s.amountInserted, remainingAmount: s.remainingAmount, startedAt: s.startedAt, ...(s.kioskId ? { kioskId: s.kioskId } : {}) })) };
   });
 
   app.post('/api/cash-payment/update', {
@@ -104,7 +105,7 @@ export function restaurantCashRoutes(app: FastifyTypebox, deps: { auth: Authenti
       tags: ['cash (kiosk compatible)'],
       summary: 'Where a cash session stands (device key, staff, or the order’s orderToken as Bearer)',
       params: Type.Object({ orderNumber: OrderNumber }),
-      response: { 200: Type.Object({ success: Type.Literal(true), orderNumber: Type.String(), amountInserted: Type.Number(), totalRequired: Type.Number(), remainingAmount: Type.Number(), change: Type.Number(), status: Type.String(), startedAt: Type.String(), completedAt: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403, 404) },
+      response: { 200: Type.Object({ success: Type.Literal(true), orderNumber: Type.String(), amountInserted: Type.Number(), totalRequired: Type.Number(), remainingAmount: Type.Number(), change: Type.Number(), status: Type.String(), startedAt: Type.String(), completedAt: Type.Union([Type.String(), Type.Null()]), currency: Type.String({ description: 'ISO 4217; the amounts are major units of it' }) }), ...errors(400, 401, 403, 404) },
     },
   }, async (request) => {
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];

@@ -61,6 +61,10 @@ export function restaurantPrintRoutes(app: FastifyTypebox, deps: { auth: Authent
       body: Type.Optional(Type.Object({ error: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false })),
       response: { 200: Type.Object({ success: Type.Literal(true), status: Type.String() }), ...errors(400, 401, 403, 404) },
     },
+    // The body is optional, but the schema validator would reject a missing one as "must be object".
+    preValidation: async (request) => {
+      request.body ??= {};
+    },
   }, async (request) => {
     const scope = await scopeOf(request);
     const status = await printing.reportFailure(request.params.jobId, { tenantId: scope.tenantId, siteId: siteOf(scope) }, request.body?.error ?? 'printer reported a failure');

@@ -9,7 +9,10 @@ import { Server } from 'socket.io';
 export interface Realtime {
   io: Server;
   clustered: boolean;
-  /** The Redis command connection, shared with rate limits (undefined without REDIS_URL). */
+  /**
+   * A Redis connection for rate limits (undefined without REDIS_URL). It fails fast while Redis
+   * is away (no offline queue, a command timeout) so requests are served, not held.
+   */
   redis: Redis | undefined;
   close(): Promise<void>;
 }
@@ -30,11 +33,16 @@ export function createRealtime(httpServer: HttpServer, options: { redisUrl?: str
       clients.push(client);
     }
     io.adapter(createAdapter(pub, sub, { requestsTimeout: 2_000 }));
+    // The adapter's clients queue commands until Redis is back (fan-out is only delayed); a
+    // rate-limit check queued like that would hold every API request for the whole outage.
+    const limits = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_000 });
+    limits.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection problem (rate limits)'));
+    clients.push(limits);
   }
   return {
     io,
     clustered: clients.length > 0,
-    redis: clients[0],
+    redis: clients[2],
     async close() {
       io.disconnectSockets(true);
       await new Promise<void>((resolve) => {

@@ -1,7 +1,6 @@
 // Alerts for operators: things that need a person (failed print jobs, oversold stock…).
-import { ulid } from 'ulid';
 import { notFound } from '../../platform/errors.js';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 
 export interface Alert {
   id: string;
@@ -21,7 +20,7 @@ export function createAlertsService(deps: { db: Db }) {
     async raise(ex: Executor, alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string }): Promise<void> {
       await ex
         .insertInto('alerts')
-        .values({ id: ulid(), tenant_id: alert.tenantId, kind: alert.kind, subject_type: alert.subjectType, subject_id: alert.subjectId, message: alert.message, created_at: nowIso(), acknowledged_at: null, acknowledged_by: null })
+        .values({ id: newId(), tenant_id: alert.tenantId, kind: alert.kind, subject_type: alert.subjectType, subject_id: alert.subjectId, message: alert.message, created_at: nowIso(), acknowledged_at: null, acknowledged_by: null })
         .execute();
     },
     async list(tenantId: string | null, filter: { open?: boolean; limit: number }): Promise<Alert[]> {

@@ -1,6 +1,5 @@
 // Every change of money or access is written here in the same transaction as the change.
-import { ulid } from 'ulid';
-import { nowIso, type Executor } from '../../platform/db/database.js';
+import { nowIso, type Executor, newId } from '../../platform/db/database.js';
 
 export interface AuditEntry {
   tenantId: string | null;
@@ -16,7 +15,7 @@ export async function recordAudit(ex: Executor, entry: AuditEntry): Promise<void
   await ex
     .insertInto('audit_log')
     .values({
-      id: ulid(),
+      id: newId(),
       tenant_id: entry.tenantId,
       actor: entry.actor,
       action: entry.action,

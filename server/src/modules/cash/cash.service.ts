@@ -3,9 +3,8 @@
 // (late, unknown order, wrong site) is recorded as unallocated, never dropped.
 import { LIVE_EVENTS } from '@kioskhub/protocol';
 import { sql } from 'kysely';
-import { ulid } from 'ulid';
 import { AppError } from '../../platform/errors.js';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { CashSessionRow } from '../../platform/db/schema.js';
 import { minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
@@ -36,11 +35,25 @@ export interface SessionView {
   cancelledAt: string | null;
   refundDue: number;
   currency: string;
+  /** The machine whose key opened the session (the kiosk); null when staff opened it. */
+  kioskId: string | null;
 }
 
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }
   | { kind: 'unallocated'; reason: 'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE'; amountMinor: number; currency: string; orderNumber: string };
+
+const isUniqueViolation = (err: unknown): boolean => ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '');
+
+async function retryOnDuplicateEvent<T>(eventId: string | undefined, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (eventId === undefined || attempt >= 2 || !isUniqueViolation(err)) throw err;
+    }
+  }
+}
 
 export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService; catalog: CatalogService; printing: PrintingService; alerts: AlertsService }) {
   const { db, orders, catalog, printing, alerts } = deps;
@@ -67,6 +80,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       cancelledAt: s.cancelled_at,
       refundDue: minorToMajor(Number(s.refund_due_minor)),
       currency: s.currency,
+      kioskId: s.machine_id,
     };
   }
 
@@ -115,7 +129,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
     const site = await catalog.siteRow(scope.tenantId, scope.siteId, ex);
     await ex
       .insertInto('unallocated_cash')
-      .values({ id: ulid(), tenant_id: scope.tenantId, site_id: scope.siteId, machine_id: scope.machineId, order_number: input.orderNumber, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, currency: site.currency, reason, recorded_at: nowIso() })
+      .values({ id: newId(), tenant_id: scope.tenantId, site_id: scope.siteId, machine_id: scope.machineId, order_number: input.orderNumber, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, currency: site.currency, reason, recorded_at: nowIso() })
       .execute();
     await alerts.raise(ex, { tenantId: scope.tenantId, kind: 'UNALLOCATED_CASH', subjectType: 'machine', subjectId: scope.machineId ?? scope.siteId, message: `${minorToMajor(input.amountMinor)} ${site.currency} for order ${input.orderNumber} could not be applied (${reason})` });
     return { kind: 'unallocated', reason, amountMinor: input.amountMinor, currency: site.currency, orderNumber: input.orderNumber };
@@ -147,7 +161,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         const existing = await latestSession(tx, scope.tenantId, input.orderNumber, false);
         if (existing?.status === 'PENDING') return view(tx, existing);
         if (row.status !== 'CREATED') throw new AppError('INVALID_STATE', `order ${input.orderNumber} is ${row.status}; a cash session needs a CREATED order`);
-        const s: CashSessionRow = { id: ulid(), tenant_id: scope.tenantId, site_id: row.site_id ?? scope.siteId ?? 'default', machine_id: scope.machineId, order_id: row.id, order_number: input.orderNumber, total_required_minor: Number(row.amount), currency: row.currency, status: 'PENDING', refund_due_minor: 0, started_at: nowIso(), completed_at: null, cancelled_at: null };
+        const s: CashSessionRow = { id: newId(), tenant_id: scope.tenantId, site_id: row.site_id ?? scope.siteId ?? 'default', machine_id: scope.machineId, order_id: row.id, order_number: input.orderNumber, total_required_minor: Number(row.amount), currency: row.currency, status: 'PENDING', refund_due_minor: 0, started_at: nowIso(), completed_at: null, cancelled_at: null };
         await tx.insertInto('cash_sessions').values(s).execute();
         await orders.note(tx, row.id, 'cash_session_started', scope.actor, { sessionId: s.id });
         const v = await view(tx, s);
@@ -159,7 +173,10 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
 
     /** Applies one bill or coin. A repeated eventId returns the current state and counts nothing. */
     async insert(scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }): Promise<InsertOutcome> {
-      return db.transaction().execute(async (tx) => {
+      // Without a session row to lock (unknown order), two requests with the same new eventId
+      // can both miss the look-up below; the loser hits the unique constraint. Run it again:
+      // the look-up then answers with what the winner recorded (not a 500).
+      return retryOnDuplicateEvent(input.eventId, () => db.transaction().execute(async (tx) => {
         const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
         if (input.eventId) {
           const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
@@ -176,7 +193,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         }
         if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
         if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
-        await tx.insertInto('cash_inserts').values({ id: ulid(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
+        await tx.insertInto('cash_inserts').values({ id: newId(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
         await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
         const inserted = await insertedMinor(tx, s.id);
         let current = s;
@@ -188,7 +205,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         const v = await view(tx, current);
         await announce(tx, current, v);
         return { kind: 'applied', view: v };
-      });
+      }));
     },
 
     async cancel(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, orderNumber: string): Promise<SessionView> {

@@ -3,8 +3,7 @@
 // by a partial unique index), records acks and results, and escalates v1 silences.
 import type { DispenseCommand, DispenseResult } from '@kioskhub/protocol';
 import { sql } from 'kysely';
-import { ulid } from 'ulid';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { CommandRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { OrdersService } from '../orders/orders.service.js';
@@ -34,7 +33,7 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
       ex: Executor,
       input: { tenantId: string; machineId: string; orderId: string; amountMinor: number; currency: string; items?: { sku: string; qty: number }[]; queuedAt: string },
     ): Promise<CommandRow> {
-      const id = ulid();
+      const id = newId();
       const payload: DispenseCommand = {
         commandId: id,
         orderId: input.orderId,

@@ -91,9 +91,13 @@ export function createDispatcher(deps: DispatcherDeps) {
     } catch {
       // No ack in time. If this connection is still the machine's, send the same command again.
       if (stopped || presence.local(conn.machineId) !== conn || !conn.socket.connected) return;
-      const current = await commands.inFlight(conn.machineId).catch(() => undefined);
+      const current = await commands.inFlight(conn.machineId).catch(() => {
+        conn.sentCommands.delete(command.id); // storage away: the next kick sends it again
+        return undefined;
+      });
       if (current?.id === command.id && current.status === 'SENT') {
-        await commands.markResent(command.id);
+        // Not awaited by anyone: a failure here must not become an unhandled rejection.
+        await commands.markResent(command.id).catch(() => undefined);
         logger.info({ machineId: conn.machineId, commandId: command.id }, 'no ack: re-sending command');
         void awaitAck(conn, command, payload);
       }
@@ -110,6 +114,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       }
     } catch (err) {
       logger.error({ err, commandId: command.id }, 'could not record the ack');
+      // The next kick (an IDLE heartbeat, a result) sends it again; the machine de-duplicates.
+      conn.sentCommands.delete(command.id);
     }
   }
 

@@ -132,6 +132,9 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
         ack({ ok: true, ...(outcome === 'repeat' ? { duplicate: true } : {}), orderId });
       } catch (err) {
         logger.error({ err }, 'machine:done failed');
+        // Not recorded (storage away): the command goes out again at the machine's next IDLE
+        // heartbeat and the machine answers with its result again, even if it does not resend.
+        pending.then((c) => c.sentCommands.delete(parsed.value.commandId), () => undefined);
         ack(socketError('INTERNAL', 'result could not be recorded; send it again'));
       }
     });

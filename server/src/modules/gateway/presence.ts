@@ -21,6 +21,8 @@ export interface MachineConnection {
   lastSeen: number;
   /** Commands already sent on this connection (v2 re-sends on every new connection). */
   sentCommands: Set<string>;
+  /** Firmware last written for this connection, so a heartbeat repeating it is not a write. */
+  firmware?: string;
 }
 
 export interface PresenceDeps {
@@ -96,8 +98,11 @@ export function createPresence(deps: PresenceDeps) {
       const at = new Date(conn.lastSeen).toISOString();
       const changed = conn.status !== status && !(conn.status === 'UNKNOWN' && status === 'IDLE');
       conn.status = status;
-      if (changed || firmware !== undefined) {
-        await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...(firmware !== undefined ? { firmware } : {}) });
+      // Machines repeat their firmware in every heartbeat; only a new value is worth a write.
+      const newFirmware = firmware !== undefined && firmware !== conn.firmware;
+      if (changed || newFirmware) {
+        await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...(newFirmware ? { firmware } : {}) });
+        if (newFirmware) conn.firmware = firmware;
         pendingLastSeen.delete(conn.machineId);
         if (changed) announce(conn.tenantId, conn.machineId, status, true, at);
       } else {

@@ -91,6 +91,20 @@ export function machinesRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
     return machines.get(request.params.id, tenantFilter(principal));
   });
 
+  app.patch('/v1/machines/:id', {
+    schema: {
+      tags: ['machines'],
+      summary: 'Rename a machine or move it to another site of its tenant',
+      params: IdParams,
+      body: Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), siteId: Type.Optional(EntityId) }, { additionalProperties: false, minProperties: 1 }),
+      response: { 200: MachineSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (request) => {
+    const principal = await auth.fromHeaders(request.headers);
+    requireAdmin(principal);
+    return machines.update(request.params.id, tenantFilter(principal), request.body, principal.actor);
+  });
+
   app.post('/v1/machines/:id/rotate-key', {
     schema: { tags: ['machines'], summary: 'Issue a new key; the old one stops working at once', params: IdParams, response: { 200: Type.Object({ key: Type.String() }), ...errors(400, 401, 403, 404) } },
   }, async (request) => {

@@ -155,7 +155,9 @@ export function createMachinesService(deps: {
       return db.transaction().execute(async (tx) => {
         const owner = await repo.findByQrCodeId(profile.qrCodeId, tx);
         if (owner && owner.id !== id) {
-          throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to machine ${owner.id}`);
+          // Name the other machine only to its own tenant.
+          const which = owner.tenant_id === row.tenant_id ? `machine ${owner.id}` : 'another machine';
+          throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to ${which}`);
         }
         const changes = {
           payment_provider: profile.provider,
@@ -174,6 +176,18 @@ export function createMachinesService(deps: {
         if (isUniqueViolation(err)) throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to another machine`);
         throw err;
       });
+    },
+
+    /** Renames a machine or moves it to another site of its tenant (audited). */
+    async update(id: string, tenantId: string | null, changes: { name?: string; siteId?: string }, actor: string): Promise<Machine> {
+      const row = await getScoped(id, tenantId);
+      if (changes.siteId !== undefined && !(await deps.siteExists(row.tenant_id, changes.siteId))) throw notFound('site', changes.siteId);
+      const set = { ...(changes.name !== undefined ? { name: changes.name } : {}), ...(changes.siteId !== undefined ? { site_id: changes.siteId } : {}), updated_at: nowIso() };
+      await db.transaction().execute(async (tx) => {
+        await repo.update(id, set, tx);
+        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.update', subjectType: 'machine', subjectId: id, before: { name: row.name, siteId: row.site_id }, after: changes });
+      });
+      return toMachine({ ...row, ...set }, deps.pendingLastSeen(id));
     },
 
     findByQrCodeId: (qrCodeId: string, ex?: Executor) => repo.findByQrCodeId(qrCodeId, ex),

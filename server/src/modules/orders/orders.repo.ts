@@ -7,6 +7,11 @@ export interface OrderListFilter {
   tenantId: string | null;
   machineId?: string;
   status?: string;
+  siteId?: string;
+  /** created_at >= from (ISO time) */
+  from?: string;
+  /** created_at < to (ISO time) */
+  to?: string;
   before?: string;
   limit: number;
 }
@@ -32,6 +37,9 @@ export function createOrdersRepo(db: Db) {
       if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
       if (filter.machineId !== undefined) q = q.where('machine_id', '=', filter.machineId);
       if (filter.status !== undefined) q = q.where('status', '=', filter.status);
+      if (filter.siteId !== undefined) q = q.where('site_id', '=', filter.siteId);
+      if (filter.from !== undefined) q = q.where('created_at', '>=', filter.from);
+      if (filter.to !== undefined) q = q.where('created_at', '<', filter.to);
       if (filter.before !== undefined) q = q.where('id', '<', filter.before);
       return q.execute();
     },

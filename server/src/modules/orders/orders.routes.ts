@@ -1,8 +1,8 @@
 import { ORDER_STATUSES } from '@kioskhub/protocol';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
-import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, IsoTime, Limit, Page } from '../../platform/http/schemas.js';
 import type { OrdersService } from './orders.service.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -28,6 +28,34 @@ export const OrderSchema = Type.Object({
   updatedAt: Type.String(),
 });
 
+/** Filters of `GET /v1/orders`, shared with the CSV export. `from` inclusive, `to` exclusive (createdAt). */
+export const OrderListQuery = Type.Object(
+  {
+    machineId: Type.Optional(EntityId),
+    siteId: Type.Optional(EntityId),
+    status: Type.Optional(Type.String({ enum: [...ORDER_STATUSES] })),
+    from: Type.Optional(IsoTime),
+    to: Type.Optional(IsoTime),
+    limit: Limit,
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+);
+
+/** Drops absent filters and normalises times to UTC ISO text (the stored form). */
+export function orderListFilter(q: Static<typeof OrderListQuery>) {
+  const iso = (t: string) => new Date(t).toISOString();
+  return {
+    limit: q.limit,
+    ...(q.machineId ? { machineId: q.machineId } : {}),
+    ...(q.siteId ? { siteId: q.siteId } : {}),
+    ...(q.status ? { status: q.status } : {}),
+    ...(q.from ? { from: iso(q.from) } : {}),
+    ...(q.to ? { to: iso(q.to) } : {}),
+    ...(q.cursor ? { cursor: q.cursor } : {}),
+  };
+}
+
 export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; orders: OrdersService }): void {
   const { auth, orders } = deps;
   const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -36,14 +64,13 @@ export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; o
     schema: {
       tags: ['orders'],
       summary: 'Orders of the caller’s tenant, newest first',
-      querystring: Type.Object({ machineId: Type.Optional(EntityId), status: Type.Optional(Type.String({ enum: [...ORDER_STATUSES] })), limit: Limit, cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+      querystring: OrderListQuery,
       response: { 200: Page(OrderSchema), ...errors(400, 401, 403) },
     },
   }, async (request) => {
     const principal = await auth.fromHeaders(request.headers);
     requireStaff(principal);
-    const q = request.query;
-    return orders.list({ tenantId: tenantFilter(principal), limit: q.limit, ...(q.machineId ? { machineId: q.machineId } : {}), ...(q.status ? { status: q.status } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    return orders.list({ tenantId: tenantFilter(principal), ...orderListFilter(request.query) });
   });
 
   app.get('/v1/orders/:id', {

@@ -190,8 +190,9 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
       return rows.map((r) => ({ type: r.type, actor: r.actor, at: r.at, detail: r.detail ? (JSON.parse(r.detail) as unknown) : null }));
     },
 
-    async list(filter: { tenantId: string | null; machineId?: string; status?: string; cursor?: string; limit: number }) {
-      const rows = await repo.list({ tenantId: filter.tenantId, limit: filter.limit + 1, ...(filter.machineId ? { machineId: filter.machineId } : {}), ...(filter.status ? { status: filter.status } : {}), ...(filter.cursor ? { before: filter.cursor } : {}) });
+    async list(filter: { tenantId: string | null; machineId?: string; status?: string; siteId?: string; from?: string; to?: string; cursor?: string; limit: number }) {
+      const { cursor, ...rest } = filter;
+      const rows = await repo.list({ ...rest, limit: filter.limit + 1, ...(cursor ? { before: cursor } : {}) });
       const page = rows.slice(0, filter.limit);
       return { items: page.map(toOrder), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
     },

@@ -2,9 +2,8 @@
 // that expires puts the job back; five failed attempts mark it FAILED and raise an alert.
 import { LIVE_EVENTS } from '@kioskhub/protocol';
 import { sql } from 'kysely';
-import { ulid } from 'ulid';
 import { AppError, notFound } from '../../platform/errors.js';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { PrintJobRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -59,7 +58,7 @@ export function createPrintingService(deps: { db: Db; dialect: 'sqlite' | 'postg
   return {
     /** Queues a receipt inside the payment transaction. */
     async enqueue(ex: Executor, input: { tenantId: string; siteId: string; orderId: string | null; receipt: Receipt }): Promise<string> {
-      const id = ulid();
+      const id = newId();
       const now = nowIso();
       await ex.insertInto('print_jobs').values({ id, tenant_id: input.tenantId, site_id: input.siteId, order_id: input.orderId, status: 'PENDING', receipt: JSON.stringify(input.receipt), attempts: 0, leased_by: null, lease_expires_at: null, last_error: null, queued_at: now, printed_at: null, updated_at: now }).execute();
       await jobEvent(ex, { id, tenant_id: input.tenantId, site_id: input.siteId, order_id: input.orderId }, 'PENDING');

@@ -1,8 +1,7 @@
 // Staff accounts: argon2 password hashes, login issuing a JWT, one tenant per user.
 import argon2 from 'argon2';
-import { ulid } from 'ulid';
 import { AppError } from '../../platform/errors.js';
-import { nowIso, type Db } from '../../platform/db/database.js';
+import { nowIso, type Db, newId } from '../../platform/db/database.js';
 import type { StaffRole } from '../../platform/http/auth.js';
 import { recordAudit } from '../audit/audit.service.js';
 
@@ -30,7 +29,7 @@ export function createUsersService(deps: {
       }
       const email = input.email.trim().toLowerCase();
       const passwordHash = await argon2.hash(input.password, { type: argon2.argon2id });
-      const user = { id: ulid(), email, role: input.role, tenantId: input.tenantId, createdAt: nowIso() };
+      const user = { id: newId(), email, role: input.role, tenantId: input.tenantId, createdAt: nowIso() };
       await db.transaction().execute(async (tx) => {
         const inserted = await tx
           .insertInto('users')

@@ -50,6 +50,9 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     });
     // A broken idle connection must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
+    // Nor may a checked-out one (between two statements of a transaction) when the server
+    // goes away: its next query fails (mapped to 503) and the pool drops it on release.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     if (schema) {
       const client = await pool.connect();
       try {

@@ -44,6 +44,11 @@ export function installErrorHandling(app: FastifyInstance): void {
         error: { code: 'VALIDATION_FAILED', message: `unsupported Content-Type "${sent}": send JSON with Content-Type: application/json` },
       } satisfies ErrorBody);
     }
+    if (status === 413) {
+      return reply.code(400).send({
+        error: { code: 'VALIDATION_FAILED', message: 'request body is too large (at most 1 MB)' },
+      } satisfies ErrorBody);
+    }
     if (status >= 400 && status < 500) {
       const code = status === 413 || status === 415 || status === 400 ? 'VALIDATION_FAILED' : codeFor(status);
       return reply.code(status === 415 || status === 413 ? status : status).send({

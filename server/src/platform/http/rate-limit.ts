@@ -35,6 +35,9 @@ export async function installRateLimits(app: FastifyInstance, options: { perMinu
 export const loginRateLimit = {
   max: 10,
   timeWindow: 60_000,
+  // After parsing: at the default onRequest hook there is no body yet, so every email of one
+  // address would share a single bucket.
+  hook: 'preHandler' as const,
   keyGenerator: (request: FastifyRequest) => {
     const email = (request.body as { email?: unknown } | undefined)?.email;
     return `login:${request.ip}:${typeof email === 'string' ? email.toLowerCase().slice(0, 254) : ''}`;

@@ -1,0 +1,103 @@
+// `npm run bench [-- webhook|dispatch|memory|all] [--quick]`: runs the scenarios and prints
+// each one's table with its same-run baseline. Never part of `npm test`.
+//
+// The tsx CLI SIGKILLs its child if it does not acknowledge Ctrl-C within ~30 ms, which a busy
+// benchmark on a loaded machine cannot promise. So this file first runs as a thin launcher that
+// starts the real run (this same file, BENCH_WORKER=1) in its own process group and forwards
+// signals; if the launcher is killed anyway, the run notices its IPC channel closing and
+// cleans up (child servers, temp dirs, PostgreSQL schemas) before exiting.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { cleanupAll, installSignalHandlers, wasInterrupted } from './lib/cleanup.js';
+import { printHeader } from './lib/machine-info.js';
+import { pgUrlFromEnv } from './lib/kioskhub.js';
+import { dispatchScenario } from './scenarios/dispatch.js';
+import { memoryScenario } from './scenarios/memory.js';
+import { webhookScenario } from './scenarios/webhook.js';
+
+const SCENARIOS = {
+  webhook: webhookScenario,
+  dispatch: dispatchScenario,
+  memory: memoryScenario,
+} as const;
+type ScenarioName = keyof typeof SCENARIOS;
+
+function usage(message?: string): never {
+  if (message) console.error(message);
+  console.error('usage: npm run bench -- [webhook|dispatch|memory|all] [--quick] [--machines N]  (memory: N connected machines)');
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): { names: ScenarioName[]; quick: boolean; machines?: number } {
+  let quick = false;
+  let machines: number | undefined;
+  const names: ScenarioName[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--help' || arg === '-h') usage();
+    else if (arg === '--machines') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 30_000) usage('--machines needs a whole number 1..30000');
+      machines = n;
+    } else if (arg === 'all') names.push('webhook', 'dispatch', 'memory');
+    else if (arg in SCENARIOS) names.push(arg as ScenarioName);
+    else usage(`unknown argument "${arg}"`);
+  }
+  return { names: names.length ? [...new Set(names)] : ['webhook', 'dispatch', 'memory'], quick, ...(machines ? { machines } : {}) };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  installSignalHandlers();
+  const pg = pgUrlFromEnv();
+  printHeader(['SQLite (embedded file)', ...(pg ? [`PostgreSQL (${new URL(pg).host})`] : [])], args.quick);
+  const failed: string[] = [];
+  for (const name of args.names) {
+    console.log(`\n=== ${name} ${'='.repeat(60 - name.length)}`);
+    const started = Date.now();
+    try {
+      const ok = await SCENARIOS[name]({ quick: args.quick, ...(args.machines ? { machines: args.machines } : {}) });
+      if (!ok) failed.push(name);
+    } catch (err) {
+      if (wasInterrupted()) return;
+      console.error(`[${name}] failed: ${(err as Error).stack ?? String(err)}`);
+      failed.push(name);
+    } finally {
+      await cleanupAll();
+    }
+    console.log(`[${name}] took ${Math.round((Date.now() - started) / 1000)} s`);
+  }
+  if (failed.length) {
+    console.error(`\nscenarios with failed checks: ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+function launch(): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_WORKER: '1' },
+    detached: true,
+  });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 130 : 1)));
+}
+
+if (process.env['BENCH_WORKER'] === '1') {
+  main()
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      await cleanupAll();
+      // Done: let go of the launcher's channel (without treating that as an interruption).
+      process.removeAllListeners('disconnect');
+      process.disconnect?.();
+    });
+} else {
+  launch();
+}

@@ -1,0 +1,128 @@
+// The shell: sign-in gate, header (navigation, alerts badge, live state, sign out) and routes.
+import type { AlertView, Page } from '@kioskhub/protocol';
+import { useQuery } from '@tanstack/react-query';
+import { lazy, Suspense } from 'react';
+import { Link, Route, Switch, useLocation } from 'wouter';
+import { api } from './api.ts';
+import { useAuth } from './auth.tsx';
+import { LiveProvider, useLiveState } from './live.tsx';
+import { AlertsPage } from './pages/alerts.tsx';
+import { CashPrintingPage } from './pages/cash-printing.tsx';
+import { CatalogPage } from './pages/catalog.tsx';
+import { FleetPage } from './pages/fleet.tsx';
+import { MachinePage } from './pages/machine.tsx';
+import { OrderPage } from './pages/order.tsx';
+import { OrdersPage } from './pages/orders.tsx';
+import { ReviewPage } from './pages/review.tsx';
+import { SignInPage } from './pages/sign-in.tsx';
+import { ErrorNote, Loading } from './ui.tsx';
+
+// Chart.js is the biggest dependency: only the charts screen loads it.
+const ChartsPage = lazy(() => import('./pages/charts.tsx'));
+
+const NAV = [
+  { href: '/', label: 'Fleet' },
+  { href: '/orders', label: 'Orders' },
+  { href: '/review', label: 'Needs review' },
+  { href: '/cash', label: 'Cash & printing' },
+  { href: '/catalog', label: 'Sites & products' },
+  { href: '/charts', label: 'Charts' },
+];
+
+function AlertsBadge() {
+  const open = useQuery({ queryKey: ['alerts', 'open'], queryFn: () => api<Page<AlertView>>('/v1/alerts?open=true&limit=200'), refetchInterval: 20_000 });
+  const count = open.data?.items.length ?? 0;
+  return (
+    <Link href="/alerts" className="alerts-link" aria-label={`Alerts: ${count} open`}>
+      Alerts <span className={`count ${count > 0 ? 'count-hot' : ''}`} data-testid="alert-count">{count >= 200 ? '200+' : count}</span>
+    </Link>
+  );
+}
+
+function LiveDot() {
+  const state = useLiveState();
+  return (
+    <span className={`live live-${state}`} role="status" aria-live="polite">
+      {state === 'live' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Offline'}
+    </span>
+  );
+}
+
+function Shell() {
+  const { me, signOut, allTenants } = useAuth();
+  const [location] = useLocation();
+  const active = (href: string) => (href === '/' ? location === '/' || location.startsWith('/machines') : location.startsWith(href));
+  return (
+    <>
+      <a className="skip" href="#main">Skip to content</a>
+      <header className="top">
+        <div className="brand">
+          <Link href="/">Kioskhub</Link>
+        </div>
+        <nav aria-label="Main">
+          <ul>
+            {NAV.map((n) => (
+              <li key={n.href}>
+                <Link href={n.href} aria-current={active(n.href) ? 'page' : undefined}>
+                  {n.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="who">
+          <AlertsBadge />
+          <LiveDot />
+          <span className="muted small" title={me?.actor}>
+            {allTenants ? 'Admin token (all tenants)' : `${me?.actor.replace(/^user:/, '') ?? ''} · ${me?.role ?? ''} · ${me?.tenantId ?? ''}`}
+          </span>
+          <button type="button" className="secondary" onClick={signOut}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Suspense fallback={<Loading />}>
+          <Switch>
+            <Route path="/" component={FleetPage} />
+            <Route path="/machines/:id">{(p) => <MachinePage id={p.id} />}</Route>
+            <Route path="/orders" component={OrdersPage} />
+            <Route path="/orders/:id">{(p) => <OrderPage id={p.id} />}</Route>
+            <Route path="/review" component={ReviewPage} />
+            <Route path="/cash" component={CashPrintingPage} />
+            <Route path="/catalog" component={CatalogPage} />
+            <Route path="/charts" component={ChartsPage} />
+            <Route path="/alerts" component={AlertsPage} />
+            <Route>
+              <h1>Not found</h1>
+              <p>
+                There is no such page. <Link href="/">Back to the fleet</Link>
+              </p>
+            </Route>
+          </Switch>
+        </Suspense>
+      </main>
+    </>
+  );
+}
+
+export function App() {
+  const { token, me, meError, signOut } = useAuth();
+  if (!token) return <SignInPage />;
+  if (!me) {
+    if (!meError) return <Loading what="Signing in" />;
+    return (
+      <main id="main" className="sign-in">
+        <ErrorNote error={meError} />
+        <button type="button" className="secondary" onClick={signOut}>
+          Sign out
+        </button>
+      </main>
+    );
+  }
+  return (
+    <LiveProvider>
+      <Shell />
+    </LiveProvider>
+  );
+}

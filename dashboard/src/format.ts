@@ -1,0 +1,54 @@
+// Display helpers: money from minor units, times, and labels for statuses and timeline events.
+export function money(minor: number, currency: string): string {
+  try {
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(minor / 100);
+  } catch {
+    return `${(minor / 100).toFixed(2)} ${currency}`;
+  }
+}
+
+export const dateTime = (iso: string | null | undefined): string => (iso ? new Date(iso).toLocaleString() : '—');
+export const time = (iso: string | null | undefined): string => (iso ? new Date(iso).toLocaleTimeString() : '—');
+export const sameDay = (iso: string, now = new Date()): boolean => new Date(iso).toDateString() === now.toDateString();
+
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86_400)} d ago`;
+}
+
+const EVENT_LABELS: Record<string, string> = {
+  created: 'Order created',
+  payment_received: 'Payment received',
+  paid: 'Paid',
+  command_sent: 'Command sent',
+  command_accepted: 'Accepted by machine',
+  command_declined: 'Declined by machine',
+  dispatched: 'Dispatched',
+  dispensed: 'Done: dispensed',
+  dispense_failed: 'Done: dispense failed',
+  completed: 'Completed',
+  failed: 'Failed',
+  needs_review: 'Needs review',
+  marked_dispensed: 'Marked dispensed',
+  refund_due: 'Refund due',
+  refunded: 'Refunded',
+  cancelled: 'Cancelled',
+  ready: 'Ready',
+};
+export const eventLabel = (type: string): string => EVENT_LABELS[type] ?? type.replaceAll('_', ' ');
+
+export const titleCase = (s: string): string => s.charAt(0) + s.slice(1).toLowerCase().replaceAll('_', ' ');
+
+/** `datetime-local` input value ↔ ISO UTC. */
+export const localInputToIso = (value: string): string | undefined => (value ? new Date(value).toISOString() : undefined);
+export function isoToLocalInput(iso: string | undefined): string {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}

@@ -1,0 +1,94 @@
+// One order: its facts and its timeline (payment received → command sent → accepted → done),
+// each step with its time and who or what did it.
+import type { OrderView, TimelineEntryView } from '@kioskhub/protocol';
+import { useQuery } from '@tanstack/react-query';
+import { Link } from 'wouter';
+import { api } from '../api.ts';
+import { dateTime, eventLabel, money } from '../format.ts';
+import { ErrorNote, Loading, Section, StatusBadge } from '../ui.tsx';
+import { ReviewActions, needsReview } from './review.tsx';
+
+function detailText(detail: unknown): string {
+  if (!detail || typeof detail !== 'object') return '';
+  const d = detail as Record<string, unknown>;
+  const parts: string[] = [];
+  if (typeof d['note'] === 'string') parts.push(`note: ${d['note']}`);
+  if (typeof d['failureCode'] === 'string') parts.push(d['failureCode']);
+  if (typeof d['reason'] === 'string') parts.push(d['reason']);
+  if (typeof d['providerPaymentId'] === 'string') parts.push(d['providerPaymentId']);
+  if (typeof d['attempt'] === 'number' && d['attempt'] > 1) parts.push(`attempt ${d['attempt']}`);
+  return parts.join(' · ');
+}
+
+export function OrderPage({ id }: { id: string }) {
+  const order = useQuery({ queryKey: ['order', id], queryFn: () => api<OrderView>(`/v1/orders/${encodeURIComponent(id)}`) });
+  const timeline = useQuery({ queryKey: ['timeline', id], queryFn: () => api<{ items: TimelineEntryView[] }>(`/v1/orders/${encodeURIComponent(id)}/timeline`) });
+  if (order.isPending) return <Loading what="Loading order" />;
+  if (order.error || !order.data) {
+    return (
+      <>
+        <p>
+          <Link href="/orders">← Orders</Link>
+        </p>
+        <h1>Order …{id.slice(-8)}</h1>
+        <ErrorNote error={order.error} />
+      </>
+    );
+  }
+  const o = order.data;
+  return (
+    <>
+      <p>
+        <Link href="/orders">← Orders</Link>
+      </p>
+      <h1>
+        Order {o.orderNumber ?? `…${o.id.slice(-8)}`} <StatusBadge status={o.status} />
+      </h1>
+      <dl className="facts">
+        <dt>Amount</dt>
+        <dd>{money(o.amount, o.currency)}</dd>
+        <dt>Machine</dt>
+        <dd>{o.machineId ? <Link href={`/machines/${encodeURIComponent(o.machineId)}`}>{o.machineId}</Link> : '—'}</dd>
+        <dt>Site</dt>
+        <dd>{o.siteId ?? '—'}</dd>
+        <dt>Source</dt>
+        <dd>
+          {o.source}
+          {o.provider ? ` · ${o.provider}` : ''}
+        </dd>
+        <dt>Payment</dt>
+        <dd>{o.providerPaymentId ?? '—'}</dd>
+        <dt>Paid</dt>
+        <dd>{dateTime(o.paidAt)}</dd>
+        {o.failureCode && (
+          <>
+            <dt>Failure</dt>
+            <dd>{o.failureCode}</dd>
+          </>
+        )}
+        <dt>Id</dt>
+        <dd>
+          <code>{o.id}</code>
+        </dd>
+      </dl>
+      {needsReview(o) && (
+        <Section title="Needs review">
+          <ReviewActions order={o} />
+        </Section>
+      )}
+      <Section title="Timeline">
+        <ErrorNote error={timeline.error} />
+        <ol className="timeline" aria-label="Order timeline, oldest first">
+          {timeline.data?.items.map((e, i) => (
+            <li key={i} data-event={e.type}>
+              <time dateTime={e.at}>{dateTime(e.at)}</time>
+              <strong>{eventLabel(e.type)}</strong>
+              <span className="muted">by {e.actor}</span>
+              {detailText(e.detail) && <span className="small">{detailText(e.detail)}</span>}
+            </li>
+          ))}
+        </ol>
+      </Section>
+    </>
+  );
+}

@@ -1,0 +1,210 @@
+// REST views the operator dashboard reads (CONTRACTS.md §4, §4b, §6, §9, §10 and docs/dashboard.md).
+// The server's schemas for these routes are checked against these types at compile time.
+import type { MachineKind, MachineStatus, OrderStatus } from './index.js';
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface PaymentProfileView {
+  provider: string;
+  qrCodeId: string;
+  qrImageUrl: string | null;
+  qrShortUrl: string | null;
+  fixedAmountPaise: number | null;
+  qrContent?: string | null;
+}
+
+export interface MachineView {
+  id: string;
+  tenantId: string;
+  siteId: string;
+  name: string;
+  kind: MachineKind | string;
+  status: MachineStatus;
+  socketConnected: boolean;
+  lastSeenAt: string | null;
+  firmware: string | null;
+  protocol: string | null;
+  currency: string;
+  paymentProfile?: PaymentProfileView;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** `GET /v1/fleet`: a machine with the paid orders still waiting for it. */
+export interface FleetMachineView extends MachineView {
+  queuedOrders: number;
+}
+
+export interface OrderView {
+  id: string;
+  tenantId: string;
+  machineId: string | null;
+  siteId: string | null;
+  orderNumber: string | null;
+  amount: number;
+  currency: string;
+  source: string;
+  provider: string | null;
+  providerPaymentId: string | null;
+  providerQrCodeId: string | null;
+  paidAt: string | null;
+  dispatchPending: boolean;
+  status: OrderStatus;
+  failureCode: string | null;
+  customerName: string | null;
+  items?: { sku: string; qty: number }[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Why an order is in the `Needs review` list. */
+export type ReviewReason = 'NO_RESULT' | 'AMOUNT_MISMATCH' | 'DISPENSE_FAILED';
+export interface ReviewOrderView extends OrderView {
+  reviewReason: ReviewReason;
+}
+
+export interface TimelineEntryView {
+  type: string;
+  actor: string;
+  at: string;
+  detail: unknown;
+}
+
+export interface CommandView {
+  id: string;
+  orderId: string;
+  status: string;
+  protocol: string | null;
+  attempts: number;
+  queuedAt: string;
+  sentAt: string | null;
+  acceptedAt: string | null;
+  finishedAt: string | null;
+  result: string | null;
+  failureCode: string | null;
+}
+
+export type StatsBucket = 'hour' | 'day';
+export interface StatsView {
+  from: string;
+  to: string;
+  bucket: StatsBucket;
+  /** Money kept: orders paid in the bucket that are PAID, DISPATCHED, COMPLETED or NEEDS_REVIEW. */
+  revenue: { start: string; currency: string; amountMinor: number; orders: number }[];
+  ordersByStatus: { status: OrderStatus; count: number }[];
+  dispense: { success: number; failed: number; noResult: number; rate: number | null };
+  machinesOnline: { at: string; online: number; total: number }[];
+}
+
+export interface PrintSummaryView {
+  tenantId: string;
+  siteId: string;
+  pending: number;
+  leased: number;
+  printed: number;
+  failed: number;
+}
+
+export interface ProvisionQrView {
+  machineId: string;
+  status: 'provisioned' | 'skipped' | 'failed';
+  qrCodeId: string | null;
+  notes: string[];
+  error: string | null;
+}
+
+export interface ReviewActionBody {
+  note?: string;
+}
+
+// ---- existing operator routes the dashboard also reads (CONTRACTS.md §3, §4b, §9, §10) ----
+
+export interface MeView {
+  kind: 'admin' | 'user' | string;
+  tenantId: string | null;
+  role?: string;
+  actor: string;
+}
+
+export interface TenantView {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface SiteView {
+  id: string;
+  tenantId: string;
+  name: string;
+  currency: string;
+  printQueueOpen: boolean;
+  address: string | null;
+  phone: string | null;
+  taxRateBp: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ProductView {
+  sku: string;
+  tenantId: string;
+  siteId: string;
+  name: string;
+  priceMinor: number;
+  stock: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AlertView {
+  id: string;
+  tenantId: string;
+  kind: string;
+  subjectType: string;
+  subjectId: string;
+  message: string;
+  createdAt: string;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+}
+
+export interface PrintJobView {
+  jobId: string;
+  tenantId: string;
+  siteId: string;
+  orderId: string | null;
+  status: 'PENDING' | 'LEASED' | 'PRINTED' | 'FAILED' | string;
+  attempts: number;
+  queuedAt: string;
+  printedAt: string | null;
+  error: string | null;
+}
+
+/** Amounts in major units, as on the cash reader's routes (§9). */
+export interface CashSessionView {
+  sessionId: string;
+  orderNumber: string;
+  orderId: string;
+  totalRequired: number;
+  amountInserted: number;
+  remainingAmount: number;
+  status: string;
+  startedAt: string;
+  currency: string;
+}
+
+export interface UnallocatedCashView {
+  id: string;
+  tenantId: string;
+  siteId: string | null;
+  machineId: string | null;
+  orderNumber: string;
+  amount: number;
+  amountMinor: number;
+  currency: string;
+  reason: string;
+  recordedAt: string;
+}

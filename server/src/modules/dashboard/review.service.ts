@@ -1,0 +1,70 @@
+// The `Needs review` list (v1 dispenses without a result, amount mismatches, failed dispenses
+// after payment) and the operator's two decisions on it, each an order transition through the
+// orders service and an audit entry in the same transaction.
+import type { OrderStatus, Page, ReviewOrderView, ReviewReason } from '@kioskhub/protocol';
+import type { Db } from '../../platform/db/database.js';
+import { AppError } from '../../platform/errors.js';
+import { recordAudit } from '../audit/audit.service.js';
+import { toOrder, type Order, type OrdersService } from '../orders/orders.service.js';
+
+export interface ReviewFilter {
+  tenantId: string | null;
+  siteId?: string;
+  machineId?: string;
+  cursor?: string;
+  limit: number;
+}
+
+export function reviewReason(order: Pick<Order, 'status' | 'failureCode'>): ReviewReason {
+  if (order.status === 'NEEDS_REVIEW') return 'NO_RESULT';
+  return order.failureCode === 'AMOUNT_MISMATCH' ? 'AMOUNT_MISMATCH' : 'DISPENSE_FAILED';
+}
+
+const needsReview = (o: Pick<Order, 'status' | 'paidAt'>): boolean => o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
+
+export function createReviewService(deps: { db: Db; orders: Pick<OrdersService, 'get' | 'transition'>; afterCommit(): void }) {
+  const { db, orders } = deps;
+
+  async function decide(orderId: string, tenantId: string | null, to: Extract<OrderStatus, 'COMPLETED' | 'REFUNDED'>, from: OrderStatus[], meta: { actor: string; note?: string; event: string; action: string }): Promise<ReviewOrderView> {
+    const before = await orders.get(orderId, tenantId);
+    if (!needsReview(before) || !from.includes(before.status)) {
+      throw new AppError('INVALID_STATE', `order ${orderId} is ${before.status}${before.status === 'FAILED' && to === 'COMPLETED' ? ': a failed dispense can only be marked refund due' : ': it is not waiting for this review decision'}`);
+    }
+    const after = await db.transaction().execute(async (tx) => {
+      const moved = await orders.transition(tx, orderId, to, { actor: meta.actor, event: meta.event, detail: { reviewReason: reviewReason(before), ...(meta.note ? { note: meta.note } : {}) } });
+      if (!moved) throw new AppError('INVALID_STATE', `order ${orderId} changed while it was being reviewed; reload it`);
+      await recordAudit(tx, { tenantId: before.tenantId, actor: meta.actor, action: meta.action, subjectType: 'order', subjectId: orderId, before: { status: before.status, failureCode: before.failureCode }, after: { status: to, ...(meta.note ? { note: meta.note } : {}) } });
+      return moved;
+    });
+    deps.afterCommit();
+    return { ...after, reviewReason: reviewReason(before) };
+  }
+
+  return {
+    async list(filter: ReviewFilter): Promise<Page<ReviewOrderView>> {
+      let q = db
+        .selectFrom('orders')
+        .selectAll()
+        .where((eb) => eb.or([eb('status', '=', 'NEEDS_REVIEW'), eb.and([eb('status', '=', 'FAILED'), eb('paid_at', 'is not', null)])]))
+        .orderBy('id', 'desc')
+        .limit(filter.limit + 1);
+      if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
+      if (filter.siteId) q = q.where('site_id', '=', filter.siteId);
+      if (filter.machineId) q = q.where('machine_id', '=', filter.machineId);
+      if (filter.cursor) q = q.where('id', '<', filter.cursor);
+      const rows = await q.execute();
+      const page = rows.slice(0, filter.limit).map(toOrder);
+      return { items: page.map((o) => ({ ...o, reviewReason: reviewReason(o) })), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+    },
+
+    /** The machine did dispense after all (checked on site): NEEDS_REVIEW → COMPLETED. */
+    markDispensed: (orderId: string, tenantId: string | null, actor: string, note?: string) =>
+      decide(orderId, tenantId, 'COMPLETED', ['NEEDS_REVIEW'], { actor, event: 'marked_dispensed', action: 'order.mark_dispensed', ...(note ? { note } : {}) }),
+
+    /** The customer paid and got nothing: NEEDS_REVIEW or FAILED → REFUNDED (refund owed). */
+    refundDue: (orderId: string, tenantId: string | null, actor: string, note?: string) =>
+      decide(orderId, tenantId, 'REFUNDED', ['NEEDS_REVIEW', 'FAILED'], { actor, event: 'refund_due', action: 'order.refund_due', ...(note ? { note } : {}) }),
+  };
+}
+
+export type ReviewService = ReturnType<typeof createReviewService>;

@@ -1,0 +1,225 @@
+// The pages the server serves, driven in a real browser (Debian's Chromium through
+// playwright-core; no browser is ever downloaded): the customer cash screen and the kitchen
+// display, against the real server, database and sockets. Screenshots of every state go to
+// artifacts/screenshots/ for a person to look at.
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './harness.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SHOTS = join(ROOT, 'artifacts/screenshots');
+const PASSWORD = 'kitchen-pass-1234';
+const haveBrowser = existsSync(CHROMIUM);
+
+if (!haveBrowser) {
+  console.warn(`NOTICE: ${CHROMIUM} does not exist; the browser tests of the cash screen and kitchen display are SKIPPED (apt-get install chromium; .ci/run installs it).`);
+}
+
+const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
+const POLL = { timeout: 10_000, interval: 50 };
+
+describe.skipIf(!haveBrowser)('screens in a real browser', () => {
+  let server: TestServer;
+  let browser: Browser;
+  let kioskKey: string;
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, animations: 'disabled' });
+  }
+
+  async function newOrder(): Promise<{ id: string; orderNumber: string }> {
+    const res = await server.request('POST', '/v1/orders', { ...key(kioskKey), body: { items: [{ sku: 'sb-burger', qty: 1 }, { sku: 'sb-cola', qty: 2 }], customerName: 'Ana' } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return { id: res.body.id as string, orderNumber: res.body.orderNumber as string };
+  }
+
+  async function openSession(orderNumber: string): Promise<string> {
+    const res = await server.request('POST', '/api/cash-payment/init', { ...key(kioskKey), body: { orderNumber, totalAmount: 250 } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body.orderToken as string;
+  }
+
+  const insert = async (orderNumber: string, amountAdded: number) => {
+    const res = await server.request('POST', '/api/cash-payment/update', { ...key(kioskKey), body: { orderNumber, amountAdded, kind: 'BILL' } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body;
+  };
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 900, height: 700 }, locale: 'en-US' });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => console.warn(`page error: ${err.message}`));
+    return page;
+  }
+
+  /** Opens the cash screen and waits until it shows the session and follows it live. */
+  async function openCashScreen(orderNumber: string, token: string): Promise<Page> {
+    const page = await newPage();
+    let statusCalls = 0;
+    page.on('request', (r) => {
+      if (r.url().includes('/api/cash-payment/status/')) statusCalls++;
+    });
+    await page.goto(`${server.url}/kiosk/cash/${orderNumber}?token=${encodeURIComponent(token)}`);
+    // One status call on load, one more once the live subscription is acknowledged.
+    await expect.poll(() => statusCalls, POLL).toBeGreaterThanOrEqual(2);
+    await page.evaluate('window.__notReloaded = true');
+    return page;
+  }
+
+  const text = (page: Page, testId: string) => () => page.getByTestId(testId).textContent();
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    server = await startServer({ engine: 'sqlite' });
+    expect((await server.request('POST', '/v1/sites', { body: { id: 'sb-manila', name: 'Burger Manila', currency: 'PHP', taxRateBp: 1200 } })).status).toBe(201);
+    expect((await server.request('POST', '/v1/products', { body: { sku: 'sb-burger', name: 'Burger', priceMinor: 15_000, siteId: 'sb-manila', stock: 20 } })).status).toBe(201);
+    expect((await server.request('POST', '/v1/products', { body: { sku: 'sb-cola', name: 'Cola', priceMinor: 5_000, siteId: 'sb-manila' } })).status).toBe(201);
+    kioskKey = (await server.createMachine('SB-KIOSK', { kind: 'kiosk', siteId: 'sb-manila' })).key;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('cash screen: amount due, live Inserted/Remaining after each bill, then paid with change', async () => {
+    const { id, orderNumber } = await newOrder();
+    const token = await openSession(orderNumber);
+    const page = await openCashScreen(orderNumber, token);
+
+    await expect.poll(text(page, 'total'), POLL).toBe('₱250.00');
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₱0.00');
+    await expect.poll(text(page, 'remaining'), POLL).toBe('₱250.00');
+    await expect.poll(text(page, 'state'), POLL).toBe('Waiting for cash…');
+    expect(await page.getByText(orderNumber).count()).toBeGreaterThan(0);
+    await shot(page, 'cash-waiting');
+
+    await insert(orderNumber, 100);
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₱100.00');
+    await expect.poll(text(page, 'remaining'), POLL).toBe('₱150.00');
+    expect(await page.getByTestId('state').textContent()).toBe('Waiting for cash…');
+    await shot(page, 'cash-partial');
+
+    await insert(orderNumber, 100);
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₱200.00');
+    await expect.poll(text(page, 'remaining'), POLL).toBe('₱50.00');
+
+    const paid = await insert(orderNumber, 100);
+    expect(paid).toMatchObject({ status: 'PAID', change: 50 });
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₱300.00');
+    await expect.poll(text(page, 'remaining'), POLL).toBe('₱0.00');
+    await expect.poll(text(page, 'change'), POLL).toBe('₱50.00');
+    await expect.poll(text(page, 'state'), POLL).toContain('₱50.00');
+    expect(await page.getByTestId('state').textContent()).toMatch(/paid/i);
+    expect(await page.getByRole('status').count()).toBeGreaterThan(0);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Thank you');
+    expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
+    await shot(page, 'cash-paid');
+    expect((await server.request('GET', `/v1/orders/${id}`)).body.status).toBe('PAID');
+    await page.context().close();
+  });
+
+  it('cash screen: a cancelled session shows the cancelled state', async () => {
+    const { orderNumber } = await newOrder();
+    const token = await openSession(orderNumber);
+    const page = await openCashScreen(orderNumber, token);
+    await insert(orderNumber, 100);
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₱100.00');
+    const cancelled = await server.request('POST', `/api/cash-payment/cancel/${orderNumber}`, key(kioskKey));
+    expect(cancelled.body).toMatchObject({ status: 'CANCELLED', amountReturned: 100 });
+    await expect.poll(text(page, 'state'), POLL).toMatch(/cancelled/i);
+    // The customer is told what comes back.
+    expect(await page.getByTestId('state').textContent()).toContain('₱100.00');
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/cancelled/i);
+    expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
+    await shot(page, 'cash-cancelled');
+    await page.context().close();
+  });
+
+  it('cash screen: a link with a wrong token says so', async () => {
+    const { orderNumber } = await newOrder();
+    await openSession(orderNumber);
+    const page = await newPage();
+    await page.goto(`${server.url}/kiosk/cash/${orderNumber}?token=not-a-token`);
+    await expect.poll(text(page, 'state'), POLL).toMatch(/not valid/i);
+    await shot(page, 'cash-invalid-link');
+    await page.context().close();
+  });
+
+  it('cash screen: amounts are shown in the site’s currency', async () => {
+    expect((await server.request('POST', '/v1/sites', { body: { id: 'sb-pune', name: 'Pune Cafe', currency: 'INR' } })).status).toBe(201);
+    const puneKey = (await server.createMachine('SB-PUNE', { kind: 'kiosk', siteId: 'sb-pune' })).key;
+    const init = await server.request('POST', '/api/cash-payment/init', { ...key(puneKey), body: { orderNumber: 'PUNE-1', totalAmount: 120 } });
+    expect(init.status).toBe(200);
+    const page = await openCashScreen('PUNE-1', init.body.orderToken as string);
+    await expect.poll(text(page, 'total'), POLL).toBe('₹120.00');
+    await server.request('POST', '/api/cash-payment/update', { ...key(puneKey), body: { orderNumber: 'PUNE-1', amountAdded: 50 } });
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₹50.00');
+    await expect.poll(text(page, 'remaining'), POLL).toBe('₹70.00');
+    await shot(page, 'cash-inr');
+    await page.context().close();
+  });
+
+  it('kitchen display: staff sign-in, a paid order appears live, "Mark ready" completes it', async () => {
+    // Start from an empty board: orders paid by the tests above are done.
+    for (const o of (await server.request('GET', '/v1/kitchen/sb-manila/orders')).body.items) {
+      expect((await server.request('POST', `/v1/orders/${o.id}/ready`, { body: {} })).status).toBe(200);
+    }
+    const email = 'cook@example.com';
+    const created = await server.request('POST', '/v1/users', { body: { email, password: PASSWORD, role: 'staff' } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const page = await newPage();
+    await page.goto(`${server.url}/kitchen/sb-manila`);
+
+    // A wrong password is refused with a message.
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill('wrong-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent(), POLL).toMatch(/wrong/i);
+    await shot(page, 'kitchen-login-error');
+
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.locator('#board').isVisible(), POLL).toBe(true);
+    await expect.poll(() => page.getByRole('status').textContent(), POLL).toBe('live');
+    await expect.poll(() => page.getByText('No orders waiting.').isVisible(), POLL).toBe(true);
+    // The sign-in form is gone once signed in.
+    expect(await page.getByRole('button', { name: 'Sign in' }).isVisible()).toBe(false);
+    expect(await page.getByLabel('Email').isVisible()).toBe(false);
+    await page.evaluate('window.__notReloaded = true');
+    await shot(page, 'kitchen-empty');
+
+    // An order paid in cash shows up without a reload.
+    const { id, orderNumber } = await newOrder();
+    await openSession(orderNumber);
+    await insert(orderNumber, 300);
+    const card = page.locator('li.card', { hasText: `#${orderNumber}` });
+    await expect.poll(() => card.count(), POLL).toBe(1);
+    expect(await card.textContent()).toContain('1 × Burger');
+    expect(await card.textContent()).toContain('2 × Cola');
+    expect(await card.textContent()).toContain('Ana');
+    expect(await page.getByText('No orders waiting.').isVisible()).toBe(false);
+    await shot(page, 'kitchen-order');
+
+    await page.getByRole('button', { name: `Mark order ${orderNumber} ready` }).click();
+    await expect.poll(() => card.count(), POLL).toBe(0);
+    await expect.poll(() => page.getByText('No orders waiting.').isVisible(), POLL).toBe(true);
+    await expect.poll(async () => (await server.request('GET', `/v1/orders/${id}`)).body.status, POLL).toBe('COMPLETED');
+    expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
+    await shot(page, 'kitchen-done');
+
+    // Signed in already: a reload keeps the session and shows the (empty) board.
+    await page.reload();
+    await expect.poll(() => page.locator('#board').isVisible(), POLL).toBe(true);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => page.getByRole('button', { name: 'Sign in' }).isVisible(), POLL).toBe(true);
+    await page.context().close();
+  });
+});

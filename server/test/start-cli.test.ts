@@ -1,0 +1,132 @@
+// `npm start` as an operator runs it (CONTRACTS.md §1): the real entry point in a child
+// process. A bad value stops start-up naming the variable; the first start prints a
+// generated admin token once; SIGTERM stops the server cleanly.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from './harness.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TSX = `${ROOT}node_modules/.bin/tsx`;
+const MAIN = 'server/src/main.ts';
+
+interface Run {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: ChildProcess[] = [];
+
+/** The environment of an operator who set nothing but what the test passes. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (/^(PORT|HOST|DATABASE_URL|DATABASE_SCHEMA|DATA_DIR|REDIS_URL|ADMIN_TOKEN|JWT_SECRET|RAZORPAY_.*|UPI_.*|DISPATCH_.*|MACHINE_.*|PRINT_.*|LOG_LEVEL|PUBLIC_URL)$/.test(name)) delete env[name];
+  }
+  return { ...env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...extra };
+}
+
+function start(env: Record<string, string>): Run {
+  const child = spawn(TSX, [MAIN], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Waits until stdout matches `pattern`; fails with the output if the process exits first. */
+async function waitForOutput(run: Run, pattern: RegExp, timeoutMs = 90_000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void run.exited.then(() => (exited = true));
+  for (;;) {
+    const match = pattern.exec(run.stdout());
+    if (match) return match;
+    if (exited || Date.now() > deadline) {
+      throw new Error(`no ${pattern} in stdout (exited: ${exited})\nstdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function stop(run: Run): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  run.child.kill('SIGTERM');
+  return run.exited;
+}
+
+afterEach(() => {
+  for (const child of running.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
+// Each case starts real processes (tsx compiles on the fly): generous timeouts for loaded CI boxes.
+describe('server/src/main.ts', { timeout: 180_000 }, () => {
+  it.each([
+    ['PORT', 'abc'],
+    ['LOG_LEVEL', 'loud'],
+    ['DATABASE_URL', 'mysql://x'],
+  ])('a bad %s (%s) stops start-up with a non-zero exit naming the variable', async (name, value) => {
+    const dir = tempDir();
+    try {
+      const run = start({ DATA_DIR: dir.path, [name]: value });
+      const { code } = await run.exited;
+      expect(code).not.toBe(0);
+      expect(code).not.toBeNull();
+      expect(run.stderr()).toContain(name);
+      expect(run.stdout()).not.toMatch(/listening on/);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('first start on a fresh DATA_DIR prints the generated admin token once; SIGTERM exits 0; a restart does not print it again', async () => {
+    const dir = tempDir();
+    try {
+      const first = start({ DATA_DIR: dir.path });
+      const [, address] = await waitForOutput(first, /listening on (http:\/\/[^\s]+)/);
+      const [, token] = await waitForOutput(first, /^\s*ADMIN_TOKEN=(\S+)\s*$/m);
+      expect(first.stdout().match(/ADMIN_TOKEN=/g)).toHaveLength(1);
+      // The printed token is an admin credential.
+      const me = await fetch(`${address}/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(me.status).toBe(200);
+      expect(await me.json()).toMatchObject({ kind: 'admin' });
+      const anonymous = await fetch(`${address}/v1/machines`);
+      expect(anonymous.status).toBe(401);
+      expect(await stop(first)).toEqual({ code: 0, signal: null });
+      expect(first.stdout().match(/ADMIN_TOKEN=/g)).toHaveLength(1);
+
+      const second = start({ DATA_DIR: dir.path });
+      const [, address2] = await waitForOutput(second, /listening on (http:\/\/[^\s]+)/);
+      const again = await fetch(`${address2}/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(again.status).toBe(200);
+      expect(await stop(second)).toEqual({ code: 0, signal: null });
+      expect(second.stdout()).not.toMatch(/ADMIN_TOKEN=/);
+      expect(second.stdout()).not.toContain(token!);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('with ADMIN_TOKEN set nothing is generated or printed', async () => {
+    const dir = tempDir();
+    try {
+      const run = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
+      const [, address] = await waitForOutput(run, /listening on (http:\/\/[^\s]+)/);
+      const me = await fetch(`${address}/v1/auth/me`, { headers: { authorization: 'Bearer cli-admin-token-0123456789' } });
+      expect(me.status).toBe(200);
+      expect(await stop(run)).toEqual({ code: 0, signal: null });
+      expect(run.stdout()).not.toMatch(/ADMIN_TOKEN=/);
+      expect(run.stdout()).not.toContain('cli-admin-token-0123456789');
+    } finally {
+      dir.remove();
+    }
+  });
+});
