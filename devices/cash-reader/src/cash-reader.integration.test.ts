@@ -26,7 +26,7 @@ import {
 const hasSocat = socatAvailable();
 
 describe.each(engines())('cash reader against the server (%s)', (engine) => {
-  const tmp = tempDir('cash-reader-it-');
+  let tmp: ReturnType<typeof tempDir>;
   const schema = engine === 'postgres' ? newSchemaName() : undefined;
   const start = (env: Record<string, string> = {}) =>
     startServer({ engine, env, ...(schema ? { schema } : { dataDir: join(tmp.path, 'server') }) });
@@ -95,6 +95,7 @@ describe.each(engines())('cash reader against the server (%s)', (engine) => {
   }
 
   beforeAll(async () => {
+    tmp = tempDir('cash-reader-it-');
     server = await start();
     expect(
       (
@@ -130,7 +131,7 @@ describe.each(engines())('cash reader against the server (%s)', (engine) => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     await server?.close();
     if (schema) await dropSchema(schema);
-    tmp.remove();
+    tmp?.remove();
   });
 
   it.skipIf(!hasSocat)(

@@ -47,7 +47,6 @@ describe('on-disk insert queue', () => {
     expect(restarted.pending().map((i) => i.eventId)).toEqual(['ev-2']);
     expect(restarted.head()?.eventId).toBe('ev-2');
     await restarted.close();
-    await queue.close().catch(() => undefined);
   });
 
   it('compacts the file after acknowledgements, leaving only pending inserts', async () => {
@@ -81,7 +80,10 @@ describe('on-disk insert queue', () => {
       raw: expect.stringContaining('ev-9'),
     });
     await restarted.append(insert(2));
-    expect((await openInsertQueue({ dir })).pending().map((i) => i.eventId)).toEqual(['ev-1', 'ev-2']);
+    await restarted.close();
+    const last = await openInsertQueue({ dir });
+    expect(last.pending().map((i) => i.eventId)).toEqual(['ev-1', 'ev-2']);
+    await last.close();
   });
 
   it('moves a refused insert to the dead-letter file instead of dropping it', async () => {

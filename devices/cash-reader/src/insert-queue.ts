@@ -4,6 +4,7 @@
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InsertKind } from './line-protocol.js';
+import { lockQueueDir } from './queue-lock.js';
 
 export interface CashInsert {
   eventId: string;
@@ -83,6 +84,7 @@ export async function openInsertQueue(options: InsertQueueOptions) {
   const path = join(dir, QUEUE_FILE);
   const deadLetterPath = join(dir, DEAD_LETTER_FILE);
   await mkdir(dir, { recursive: true });
+  const unlock = await lockQueueDir(dir);
 
   const pending = new Map<string, CashInsert>();
   const apply = (record: QueueRecord) => {
@@ -202,6 +204,7 @@ export async function openInsertQueue(options: InsertQueueOptions) {
       serial(async () => {
         await compactNow();
         await handle.close();
+        await unlock();
       }),
   };
 }

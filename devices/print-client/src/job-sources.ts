@@ -104,7 +104,16 @@ export function connectPrinterSocket(
     log.info('connected to the server as a printer', { machineId: deps.machineId });
     heartbeat();
   });
-  socket.on('disconnect', (reason) => log.warn('disconnected from the server', { reason }));
+  const reconnectLater = (delay: number) =>
+    void sleep(delay, stopping.signal).then(() => {
+      if (!stopping.signal.aborted && !socket.connected) socket.connect();
+    });
+  socket.on('disconnect', (reason) => {
+    if (reason === 'io client disconnect') return log.info('disconnected from the server');
+    log.warn('disconnected from the server; reconnecting', { reason });
+    // socket.io reconnects by itself except when the server closed the socket (e.g. missed heartbeats).
+    if (reason === 'io server disconnect') reconnectLater(backoffDelay(0, deps.retry));
+  });
   socket.on('connect_error', (err) => {
     if (socket.active) {
       // Server unreachable: socket.io retries by itself; say so once per outage.
@@ -115,9 +124,7 @@ export function connectPrinterSocket(
     // Refused by the server (wrong key, server busy): socket.io gives up, so try again later ourselves.
     const delay = backoffDelay(refusals++, deps.retry);
     log.error('server refused the printer connection; retrying', { err, delayMs: delay });
-    void sleep(delay, stopping.signal).then(() => {
-      if (!stopping.signal.aborted) socket.connect();
-    });
+    reconnectLater(delay);
   });
   socket.on(PRINT_JOB_EVENT, (payload: unknown) => {
     const job = parseLeasedJob(payload);

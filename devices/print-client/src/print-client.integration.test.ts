@@ -3,8 +3,16 @@
 // failing printer is reported and retried until it works.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, startServer, tempDir, type TestServer } from '../../../server/test/harness.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connected,
+  engines,
+  eventually,
+  machineSocket,
+  startServer,
+  tempDir,
+  type TestServer,
+} from '../../../server/test/harness.js';
 import {
   openFakeDevice,
   socatAvailable,
@@ -18,7 +26,7 @@ const hasSocat = socatAvailable();
 const CUT = Buffer.from([0x1d, 0x56, 0x42, 0x00]);
 
 describe.each(engines())('print client against the server (%s)', (engine) => {
-  const tmp = tempDir('print-client-it-');
+  let tmp: ReturnType<typeof tempDir>;
   let server: TestServer;
   const keys: Record<string, string> = {};
   const running: PrintClient[] = [];
@@ -81,6 +89,7 @@ describe.each(engines())('print client against the server (%s)', (engine) => {
   };
 
   beforeAll(async () => {
+    tmp = tempDir('print-client-it-');
     server = await startServer({ engine });
     expect(
       (
@@ -105,10 +114,10 @@ describe.each(engines())('print client against the server (%s)', (engine) => {
     keys['KIOSK1'] = (await server.createMachine('KIOSK1', { kind: 'kiosk', siteId: 'manila1' })).key;
     keys['PRN1'] = (await server.createMachine('PRN1', { kind: 'printer', siteId: 'manila1' })).key;
   });
+  afterEach(stopAll);
   afterAll(async () => {
-    await stopAll();
     await server?.close();
-    tmp.remove();
+    tmp?.remove();
   });
 
   it('long-polls the queue, prints to a file and reports the job PRINTED', async () => {
@@ -125,7 +134,6 @@ describe.each(engines())('print client against the server (%s)', (engine) => {
     expect(bytes.includes(Buffer.from(`Order #: ${orderNumber}`, 'latin1'))).toBe(true);
     expect(bytes.includes(Buffer.from('Change                 PHP 50.00', 'latin1'))).toBe(true);
     expect(bytes.subarray(-4)).toEqual(CUT);
-    await stopAll();
   });
 
   it.skipIf(!hasSocat)(
@@ -151,8 +159,21 @@ describe.each(engines())('print client against the server (%s)', (engine) => {
         expect((await server.request('GET', '/v1/machines/PRN1')).body).toMatchObject({
           socketConnected: true,
         });
-        await stopAll();
+
+        // Another connection with the printer's id replaces ours; the client reconnects and takes over.
+        const intruder = machineSocket(server.url, 'PRN1', keys['PRN1'] ?? '');
+        await connected(intruder);
+        await eventually(() => intruder.disconnected, 10_000, 'the client to reconnect');
+        intruder.close();
+        const second = await paidOrder();
+        await eventually(
+          async () => (await jobStatus(second.jobId)).status === 'PRINTED',
+          15_000,
+          'a job pushed after reconnecting',
+        );
+        expect(printer.bytes().includes(Buffer.from(second.orderNumber, 'latin1'))).toBe(true);
       } finally {
+        await stopAll(); // before the serial pair goes away
         await printer.close();
         await pair.close();
       }
@@ -181,6 +202,5 @@ describe.each(engines())('print client against the server (%s)', (engine) => {
       'the job PRINTED after the fix',
     );
     expect(existsSync(out) && readFileSync(out).includes(Buffer.from(orderNumber, 'latin1'))).toBe(true);
-    await stopAll();
   });
 });
