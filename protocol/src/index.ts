@@ -84,6 +84,32 @@ export const V2_EVENTS = {
   dispense: 'machine:dispense',
 } as const;
 
+/** Pushed to printers connected on /machines (CONTRACTS.md §10): one leased receipt. */
+export const PRINT_JOB_EVENT = 'print_job';
+
+/** The receipt document of the print queue (CONTRACTS.md §10): major units, the earlier kiosk's names. */
+export interface Receipt {
+  restaurantName: string;
+  restaurantAddress: string;
+  restaurantPhone: string;
+  orderNumber: string;
+  orderDate: string;
+  customerName?: string;
+  items: { productName: string; quantity: number; lineTotal: number }[];
+  subTotal: number;
+  tax: number;
+  totalAmount: number;
+  paymentMethod: string;
+  amountPaid?: number;
+  change?: number;
+}
+
+export interface PrintJobPush {
+  jobId: string;
+  receipt: Receipt;
+  queuedAt: string;
+}
+
 // ---- v1 machine gateway (seed-compatible), default namespace -----------------------------
 
 export const V1_EVENTS = {

@@ -1,6 +1,7 @@
 // Two ways receipts arrive: long-polling GET /api/receipt/queue/next?wait= (works through
 // any proxy), or `print_job` pushes on the /machines socket of a printer machine, which also
 // heartbeats per CONTRACTS.md §5 v2 so the printer shows online.
+import { PRINT_JOB_EVENT } from '@kioskhub/protocol';
 import { backoffDelay, sleep, type Logger, type BackoffOptions } from '@kioskhub/agent-kit';
 import { MACHINES_NAMESPACE, V2_EVENTS, type HeartbeatPayload } from '@kioskhub/protocol';
 import { io } from 'socket.io-client';
@@ -8,7 +9,7 @@ import { parseLeasedJob, type LeasedJob, type PrintQueueClient } from './kioskhu
 import type { PrintAgent } from './print-agent.js';
 
 /** The server's push event for printers (server/src/modules/printing/print-push.ts). */
-export const PRINT_JOB_EVENT = 'print_job';
+export { PRINT_JOB_EVENT };
 const FIRMWARE = 'kioskhub-print-client/0.1.0';
 
 export interface SourceDeps {

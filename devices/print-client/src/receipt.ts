@@ -1,27 +1,9 @@
 // The receipt document of the print queue (CONTRACTS.md §10, major units), read from the
 // server's JSON at this edge: anything that is not a receipt is refused with a reason.
+import type { Receipt } from '@kioskhub/protocol';
 
-export interface ReceiptItem {
-  productName: string;
-  quantity: number;
-  lineTotal: number;
-}
-
-export interface Receipt {
-  restaurantName: string;
-  restaurantAddress: string;
-  restaurantPhone: string;
-  orderNumber: string;
-  orderDate: string;
-  customerName?: string;
-  items: ReceiptItem[];
-  subTotal: number;
-  tax: number;
-  totalAmount: number;
-  paymentMethod: string;
-  amountPaid?: number;
-  change?: number;
-}
+export type { Receipt };
+export type ReceiptItem = Receipt['items'][number];
 
 export class ReceiptError extends Error {}
 

@@ -1,10 +1,10 @@
 // Printers connected on /machines get receipts pushed (`print_job`), one at a time, instead
 // of polling. The job is leased to the printer first, so the usual lease rules apply.
+import { PRINT_JOB_EVENT, type PrintJobPush } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import type { Presence } from '../gateway/presence.js';
 import type { PrintingService } from './printing.service.js';
 
-export const PRINT_JOB_EVENT = 'print_job';
 
 export function createPrintPush(deps: { presence: Presence; printing: PrintingService; logger: Logger }) {
   const busy = new Set<string>();
@@ -16,7 +16,7 @@ export function createPrintPush(deps: { presence: Presence; printing: PrintingSe
     try {
       if (await deps.printing.holdsLease(printer)) return;
       const job = await deps.printing.leaseNext({ tenantId, siteId, printer });
-      if (job) conn.socket.emit(PRINT_JOB_EVENT, job);
+      if (job) conn.socket.emit(PRINT_JOB_EVENT, job satisfies PrintJobPush);
     } catch (err) {
       deps.logger.warn({ err, printer }, 'could not push a print job');
     } finally {

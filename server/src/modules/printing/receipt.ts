@@ -1,24 +1,9 @@
-// The receipt document printers receive (CONTRACTS.md §10): major units, the earlier
-// kiosk's field names.
+// Builds the receipt document printers receive (its type lives in protocol/).
+import type { Receipt } from '@kioskhub/protocol';
 import { minorToMajor } from '../../platform/money.js';
 import type { Site } from '../catalog/catalog.service.js';
 import type { Order } from '../orders/orders.service.js';
 
-export interface Receipt {
-  restaurantName: string;
-  restaurantAddress: string;
-  restaurantPhone: string;
-  orderNumber: string;
-  orderDate: string;
-  customerName?: string;
-  items: { productName: string; quantity: number; lineTotal: number }[];
-  subTotal: number;
-  tax: number;
-  totalAmount: number;
-  paymentMethod: string;
-  amountPaid?: number;
-  change?: number;
-}
 
 /** Prices include VAT at the site's rate; the tax line shows the VAT part of the total. */
 export function buildReceipt(site: Site, order: Order, payment: { method: string; paidMinor?: number; changeMinor?: number }): Receipt {
@@ -39,3 +24,5 @@ export function buildReceipt(site: Site, order: Order, payment: { method: string
     ...(payment.changeMinor !== undefined ? { change: minorToMajor(payment.changeMinor) } : {}),
   };
 }
+
+export type { Receipt };
