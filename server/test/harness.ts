@@ -9,6 +9,7 @@ import pg from 'pg';
 import { io, type Socket } from 'socket.io-client';
 import { buildApp, type KioskhubApp } from '../src/app.js';
 import { loadConfig } from '../src/platform/config.js';
+import { qrCreditedEvent } from '../src/providers/razorpay/razorpay.events.js';
 import { signRazorpayBody } from '../src/providers/razorpay/razorpay.webhook.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -147,62 +148,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
 let paymentSeq = 0;
 /** A `qr_code.credited` event as Razorpay sends it (PROVIDERS.md §1.2). */
 export function qrCredited(qrCodeId: string, amountPaise: number, paymentId = `pay_${Date.now().toString(36)}${(paymentSeq++).toString(36)}${randomBytes(3).toString('hex')}`) {
-  return {
-    entity: 'event',
-    account_id: 'acc_TEST0000000001',
-    event: 'qr_code.credited',
-    contains: ['payment', 'qr_code'],
-    payload: {
-      payment: {
-        entity: {
-          id: paymentId,
-          entity: 'payment',
-          amount: amountPaise,
-          currency: 'INR',
-          status: 'captured',
-          order_id: null,
-          invoice_id: null,
-          international: false,
-          method: 'upi',
-          amount_refunded: 0,
-          refund_status: null,
-          captured: true,
-          description: 'QRv2 Payment',
-          vpa: 'gauri.kumar@okhdfcbank',
-          email: 'gauri.kumar@example.com',
-          contact: '+919999999999',
-          notes: { machine: 'vending' },
-          fee: 0,
-          tax: 0,
-          acquirer_data: { rrn: '116812981837' },
-          created_at: Math.floor(Date.now() / 1000),
-        },
-      },
-      qr_code: {
-        entity: {
-          id: qrCodeId,
-          entity: 'qr_code',
-          created_at: Math.floor(Date.now() / 1000) - 3600,
-          name: 'Vending',
-          usage: 'multiple_use',
-          type: 'upi_qr',
-          image_url: 'https://rzp.io/i/BWcUVrLp',
-          payment_amount: amountPaise,
-          status: 'active',
-          description: 'Vending machine',
-          fixed_amount: true,
-          payments_amount_received: 0,
-          payments_count_received: 0,
-          notes: {},
-          customer_id: null,
-          close_by: null,
-          closed_at: null,
-          close_reason: null,
-        },
-      },
-    },
-    created_at: Math.floor(Date.now() / 1000),
-  };
+  return qrCreditedEvent({ qrCodeId, amountPaise, paymentId, notes: { machine: 'vending' } });
 }
 
 /** A v2 machine socket (raw socket.io-client) for protocol-level tests. */

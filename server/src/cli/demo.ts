@@ -2,6 +2,7 @@
 // DATABASE_URL is set), five simulated vending machines, and a payment generator posting
 // signed Razorpay `qr_code.credited` webhooks to the server's own /webhooks/razorpay; every
 // order is followed live on /live. DEMO_DURATION_MS makes it stop by itself (tests).
+import { qrCreditedEvent } from '../providers/razorpay/razorpay.events.js';
 import { randomBytes } from 'node:crypto';
 import { startFleet, type Fleet } from '@kioskhub/machine-simulator';
 import { LIVE_EVENTS, LIVE_NAMESPACE, type OrderCreatedEvent, type OrderStatusEvent } from '@kioskhub/protocol';
@@ -62,14 +63,7 @@ async function prepareMachines(kioskhub: KioskhubApp): Promise<{ machineId: stri
 
 /** A `qr_code.credited` event shaped like Razorpay's (PROVIDERS.md §1.2). */
 function creditedEvent(qrCodeId: string, machineId: string, paymentId: string): string {
-  const now = Math.floor(Date.now() / 1000);
-  return JSON.stringify({
-    entity: 'event', account_id: 'acc_DEMO0000000000', event: 'qr_code.credited', contains: ['payment', 'qr_code'], created_at: now,
-    payload: {
-      payment: { entity: { id: paymentId, entity: 'payment', amount: PRICE_PAISE, currency: 'INR', status: 'captured', order_id: null, method: 'upi', captured: true, description: 'QRv2 Payment', vpa: 'demo.customer@okhdfcbank', notes: { machine_id: machineId }, acquirer_data: { rrn: String(now) }, created_at: now } },
-      qr_code: { entity: { id: qrCodeId, entity: 'qr_code', usage: 'multiple_use', type: 'upi_qr', payment_amount: PRICE_PAISE, fixed_amount: true, status: 'active', notes: { machine_id: machineId }, created_at: now } },
-    },
-  });
+  return JSON.stringify(qrCreditedEvent({ qrCodeId, amountPaise: PRICE_PAISE, paymentId, accountId: 'acc_DEMO0000000000', notes: { machine_id: machineId } }));
 }
 
 function startPayments(url: string, secret: string, targets: { machineId: string; qrCodeId: string }[]) {
