@@ -3,7 +3,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
 import type { Config } from './platform/config.js';
@@ -66,6 +66,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     requestIdHeader: 'x-request-id',
     trustProxy: true,
     ajv: { customOptions: { removeAdditional: false } },
+    // A malformed %-encoding or an over-long path parameter is refused by the router before any
+    // route or error handler runs: answer in the contract's error shape too (CONTRACTS.md §2).
+    frameworkErrors: (err, _request, reply) => {
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long (at most 100 characters)' : 'the URL path is not valid (bad %-encoding)';
+      void (reply as FastifyReply).code(400).send({ error: { code: 'VALIDATION_FAILED', message } });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>() as FastifyTypebox;
   const logger = app.log as unknown as Logger;
 

@@ -8,7 +8,7 @@ import { SimulatedMachine } from '@kioskhub/machine-simulator';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, staffToken } from './dashboard-fixtures.js';
-import { qrCredited, startServer, type TestServer } from './harness.js';
+import { ADMIN_TOKEN, qrCredited, startServer, type TestServer } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -82,7 +82,10 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.reload();
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Admin token').waitFor();
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByText('Admin token (all tenants)').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
     await signIn(page, 'ops@default.test');
     await expect.poll(() => page.getByRole('status').filter({ hasText: /^Live$/ }).count()).toBe(1);
     await shot('fleet');

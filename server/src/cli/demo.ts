@@ -207,6 +207,7 @@ async function main(): Promise<number> {
     [
       '',
       'Kioskhub demo',
+      `  dashboard ${url}/  (sign in with the admin token below)`,
       `  server    ${url}  (${storage}; API docs ${url}/docs)`,
       `  admin     ADMIN_TOKEN=${config.adminToken!}`,
       `            curl -H "Authorization: Bearer ${config.adminToken!}" ${url}/v1/orders`,

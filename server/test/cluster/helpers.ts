@@ -32,7 +32,7 @@ export function sharedServices(what: string): SharedServices | undefined {
   const databaseUrl = process.env['TEST_DATABASE_URL'];
   const redisUrl = process.env['TEST_REDIS_URL'];
   if (!databaseUrl || !redisUrl) {
-    console.warn(`NOTICE: TEST_DATABASE_URL and TEST_REDIS_URL are not both set; ${what} is SKIPPED.`);
+    console.warn(`NOTICE: TEST_DATABASE_URL and TEST_REDIS_URL are not both set: ${what} SKIPPED.`);
     return undefined;
   }
   return { databaseUrl, redisUrl };
