@@ -1,18 +1,9 @@
 // Alerts for operators: things that need a person (failed print jobs, oversold stock…).
+import type { AlertView } from '@kioskhub/protocol';
 import { notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 
-export interface Alert {
-  id: string;
-  tenantId: string;
-  kind: string;
-  subjectType: string;
-  subjectId: string;
-  message: string;
-  createdAt: string;
-  acknowledgedAt: string | null;
-  acknowledgedBy: string | null;
-}
+export type Alert = AlertView;
 
 export function createAlertsService(deps: { db: Db }) {
   const { db } = deps;

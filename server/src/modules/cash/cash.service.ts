@@ -1,7 +1,7 @@
 // Cash sessions for kiosk orders (CONTRACTS.md §9). Each bill or coin is a row, de-duplicated
 // by the device's eventId; totals are always summed from rows. Money that cannot be applied
 // (late, unknown order, wrong site) is recorded as unallocated, never dropped.
-import { LIVE_EVENTS } from '@kioskhub/protocol';
+import { LIVE_EVENTS, type CashSessionView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
@@ -21,20 +21,13 @@ export interface CashScope {
   actor: string;
 }
 
-export interface SessionView {
-  sessionId: string;
-  orderNumber: string;
-  orderId: string;
-  totalRequired: number;
-  amountInserted: number;
-  remainingAmount: number;
+/** The dashboard's cash-session view plus what devices and the cash screen need. */
+export interface SessionView extends CashSessionView {
   change: number;
   status: 'PENDING' | 'PAID' | 'CANCELLED';
-  startedAt: string;
   completedAt: string | null;
   cancelledAt: string | null;
   refundDue: number;
-  currency: string;
   /** The machine whose key opened the session (the kiosk); null when staff opened it. */
   kioskId: string | null;
 }

@@ -1,35 +1,16 @@
 // Sites and their product catalog (prices in minor units, optional tracked stock), and
 // kiosk orders priced from the catalog. Stock moves only when an order is paid.
 import { randomBytes } from 'node:crypto';
+import type { ProductView, SiteView } from '@kioskhub/protocol';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { ProductRow, SiteRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Order, OrderItem, OrdersService } from '../orders/orders.service.js';
 
-export interface Site {
-  id: string;
-  tenantId: string;
-  name: string;
-  currency: string;
-  printQueueOpen: boolean;
-  address: string | null;
-  phone: string | null;
-  taxRateBp: number;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Site = SiteView;
 
-export interface Product {
-  sku: string;
-  tenantId: string;
-  siteId: string;
-  name: string;
-  priceMinor: number;
-  stock: number | null;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Product = ProductView;
 
 export const toSite = (r: SiteRow): Site => ({
   id: r.id,

@@ -1,7 +1,7 @@
 // Machines: registration with a per-machine secret key (stored hashed, shown once),
 // key rotation, payment profiles (the qrCodeId → machine mapping) and views.
 import { randomBytes } from 'node:crypto';
-import type { MachineKind, MachineStatus } from '@kioskhub/protocol';
+import type { MachineKind, MachineStatus, MachineView, PaymentProfileView } from '@kioskhub/protocol';
 import { AppError, notFound } from '../../platform/errors.js';
 import { bool, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { MachineRow } from '../../platform/db/schema.js';
@@ -10,30 +10,10 @@ import { recordAudit } from '../audit/audit.service.js';
 import { DEFAULT_SITE } from '../tenants/tenants.service.js';
 import type { MachinesRepo } from './machines.repo.js';
 
-export interface PaymentProfile {
-  provider: string;
-  qrCodeId: string;
-  qrImageUrl: string | null;
-  qrShortUrl: string | null;
-  fixedAmountPaise: number | null;
-  qrContent?: string | null;
-}
+export type PaymentProfile = PaymentProfileView;
 
-export interface Machine {
-  id: string;
-  tenantId: string;
-  siteId: string;
-  name: string;
+export interface Machine extends MachineView {
   kind: MachineKind;
-  status: MachineStatus;
-  socketConnected: boolean;
-  lastSeenAt: string | null;
-  firmware: string | null;
-  protocol: string | null;
-  currency: string;
-  paymentProfile?: PaymentProfile;
-  createdAt: string;
-  updatedAt: string;
 }
 
 const isUniqueViolation = (err: unknown): boolean =>

@@ -1,6 +1,6 @@
 // Orders: creation from a payment, the status machine, timelines and the live events that
 // follow each change (written to the outbox in the same transaction).
-import { LIVE_EVENTS, type OrderStatus } from '@kioskhub/protocol';
+import { LIVE_EVENTS, type OrderStatus, type OrderView } from '@kioskhub/protocol';
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId as ulid, nowIso, type Executor } from '../../platform/db/database.js';
 import type { OrderRow } from '../../platform/db/schema.js';
@@ -15,26 +15,9 @@ export interface OrderItem {
   unitPriceMinor?: number;
 }
 
-export interface Order {
-  id: string;
-  tenantId: string;
-  machineId: string | null;
-  siteId: string | null;
-  orderNumber: string | null;
-  amount: number;
-  currency: string;
-  source: string;
-  provider: string | null;
-  providerPaymentId: string | null;
-  providerQrCodeId: string | null;
-  paidAt: string | null;
-  dispatchPending: boolean;
-  status: OrderStatus;
-  failureCode: string | null;
-  customerName: string | null;
+/** The order view of protocol/, with the catalog details kept on each item. */
+export interface Order extends Omit<OrderView, 'items'> {
   items?: OrderItem[];
-  createdAt: string;
-  updatedAt: string;
 }
 
 export function toOrder(row: OrderRow): Order {
