@@ -24,7 +24,9 @@ type ScenarioName = keyof typeof SCENARIOS;
 
 function usage(message?: string): never {
   if (message) console.error(message);
-  console.error('usage: npm run bench -- [webhook|dispatch|memory|all] [--quick] [--machines N]  (memory: N connected machines)');
+  console.error(
+    'usage: npm run bench -- [webhook|dispatch|memory|all] [--quick] [--machines N]  (memory: N connected machines)',
+  );
   process.exit(2);
 }
 
@@ -44,7 +46,11 @@ function parseArgs(argv: string[]): { names: ScenarioName[]; quick: boolean; mac
     else if (arg in SCENARIOS) names.push(arg as ScenarioName);
     else usage(`unknown argument "${arg}"`);
   }
-  return { names: names.length ? [...new Set(names)] : ['webhook', 'dispatch', 'memory'], quick, ...(machines ? { machines } : {}) };
+  return {
+    names: names.length ? [...new Set(names)] : ['webhook', 'dispatch', 'memory'],
+    quick,
+    ...(machines ? { machines } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -57,7 +63,10 @@ async function main(): Promise<void> {
     console.log(`\n=== ${name} ${'='.repeat(60 - name.length)}`);
     const started = Date.now();
     try {
-      const ok = await SCENARIOS[name]({ quick: args.quick, ...(args.machines ? { machines: args.machines } : {}) });
+      const ok = await SCENARIOS[name]({
+        quick: args.quick,
+        ...(args.machines ? { machines: args.machines } : {}),
+      });
       if (!ok) failed.push(name);
     } catch (err) {
       if (wasInterrupted()) return;
@@ -75,11 +84,15 @@ async function main(): Promise<void> {
 }
 
 function launch(): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_WORKER: '1' },
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, BENCH_WORKER: '1' },
+      detached: true,
+    },
+  );
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);

@@ -7,7 +7,11 @@ import { Server, type Socket } from 'socket.io';
 
 const port = Number(process.env['PORT'] ?? 0);
 const app = Fastify({ logger: false });
-const io = new Server(app.server, { serveClient: false, maxHttpBufferSize: 100_000, cors: { origin: true, credentials: true } });
+const io = new Server(app.server, {
+  serveClient: false,
+  maxHttpBufferSize: 100_000,
+  cors: { origin: true, credentials: true },
+});
 const sockets = new Map<string, Socket>();
 
 const machines = io.of('/machines');
@@ -32,8 +36,15 @@ machines.on('connection', (socket) => {
 app.get('/healthz', async () => ({ ok: true, sockets: sockets.size }));
 app.post<{ Body: { machineId: string; orderId: string } }>('/dispatch', async (request, reply) => {
   const socket = sockets.get(request.body.machineId);
-  if (!socket) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'machine not connected' } });
-  socket.emit('machine:dispense', { commandId: request.body.orderId, orderId: request.body.orderId, amountMinor: 2000, currency: 'INR', issuedAt: new Date().toISOString() });
+  if (!socket)
+    return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'machine not connected' } });
+  socket.emit('machine:dispense', {
+    commandId: request.body.orderId,
+    orderId: request.body.orderId,
+    amountMinor: 2000,
+    currency: 'INR',
+    issuedAt: new Date().toISOString(),
+  });
   return { ok: true, orderId: request.body.orderId };
 });
 

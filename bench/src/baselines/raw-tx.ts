@@ -57,23 +57,66 @@ async function unitOfWork(db: Db, raw: string): Promise<void> {
     const orderId = ulid();
     await tx
       .insertInto('payment_events')
-      .values({ id: ulid(), provider: 'razorpay', provider_payment_id: paymentId, event_id: null, event_type: 'qr_code.credited', tenant_id: TENANT, status: 'PROCESSED', reason: null, machine_id: MACHINE, order_id: orderId, amount_minor: 2000, currency: 'INR', raw, received_at: now, processed_at: now })
+      .values({
+        id: ulid(),
+        provider: 'razorpay',
+        provider_payment_id: paymentId,
+        event_id: null,
+        event_type: 'qr_code.credited',
+        tenant_id: TENANT,
+        status: 'PROCESSED',
+        reason: null,
+        machine_id: MACHINE,
+        order_id: orderId,
+        amount_minor: 2000,
+        currency: 'INR',
+        raw,
+        received_at: now,
+        processed_at: now,
+      })
       .execute();
     await tx
       .insertInto('orders')
-      .values({ id: orderId, tenant_id: TENANT, site_id: 'default', machine_id: MACHINE, order_number: null, amount: 2000, currency: 'INR', source: 'upi_qr', provider: 'razorpay', provider_payment_id: paymentId, provider_qr_code_id: 'qr_raw', paid_at: now, status: 'PAID', failure_code: null, items: null, customer_name: null, created_at: now, updated_at: now })
+      .values({
+        id: orderId,
+        tenant_id: TENANT,
+        site_id: 'default',
+        machine_id: MACHINE,
+        order_number: null,
+        amount: 2000,
+        currency: 'INR',
+        source: 'upi_qr',
+        provider: 'razorpay',
+        provider_payment_id: paymentId,
+        provider_qr_code_id: 'qr_raw',
+        paid_at: now,
+        status: 'PAID',
+        failure_code: null,
+        items: null,
+        customer_name: null,
+        created_at: now,
+        updated_at: now,
+      })
       .execute();
     await tx.updateTable('machines').set({ updated_at: now }).where('id', '=', MACHINE).execute();
   });
 }
 
-export async function measureRawTx(options: { engine: Engine; pgUrl?: string; seconds: number; rawBody: string }): Promise<RawTxResult> {
+export async function measureRawTx(options: {
+  engine: Engine;
+  pgUrl?: string;
+  seconds: number;
+  rawBody: string;
+}): Promise<RawTxResult> {
   const concurrency = options.engine === 'postgres' ? 10 : 1;
   let opened;
   let cleanup: () => Promise<void>;
   if (options.engine === 'postgres') {
     const fresh = await freshPgSchema(options.pgUrl!, 'raw');
-    opened = await openDatabase({ kind: 'postgres', url: options.pgUrl! }, { schema: fresh.schema, poolSize: 10 });
+    opened = await openDatabase(
+      { kind: 'postgres', url: options.pgUrl! },
+      { schema: fresh.schema, poolSize: 10 },
+    );
     cleanup = fresh.drop;
   } else {
     const dir = tempDir('rawtx');
@@ -103,7 +146,12 @@ export async function measureRawTx(options: { engine: Engine; pgUrl?: string; se
     };
     await Promise.all(Array.from({ length: concurrency }, loop));
     const elapsed = (performance.now() - started) / 1000;
-    return { engine: options.engine, concurrency, txPerSec: latencies.length / elapsed, latency: summarize(latencies) };
+    return {
+      engine: options.engine,
+      concurrency,
+      txPerSec: latencies.length / elapsed,
+      latency: summarize(latencies),
+    };
   } finally {
     await opened.close();
     await cleanup();

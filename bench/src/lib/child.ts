@@ -72,9 +72,13 @@ export function startChild(options: ChildOptions): Child {
     await exited;
     clearTimeout(timer);
   };
-  const unregister = onCleanup(`child ${options.name} (pid ${pid})`, () => stop(), () => {
-    if (exitValue === undefined) proc.kill('SIGKILL');
-  });
+  const unregister = onCleanup(
+    `child ${options.name} (pid ${pid})`,
+    () => stop(),
+    () => {
+      if (exitValue === undefined) proc.kill('SIGKILL');
+    },
+  );
   void exited.then(() => unregister());
 
   return { name: options.name, pid, process: proc, exited, tail: () => lines.join('\n'), stop };
@@ -94,7 +98,8 @@ export async function waitForHttp(child: Child, url: string, timeoutMs = 60_000)
     } catch {
       /* not up yet */
     }
-    if (Date.now() > deadline) throw new Error(`${child.name} not ready after ${timeoutMs} ms:\n${child.tail()}`);
+    if (Date.now() > deadline)
+      throw new Error(`${child.name} not ready after ${timeoutMs} ms:\n${child.tail()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -13,7 +13,11 @@ const pending = new Set<Cleanup>();
 let interrupted = false;
 
 /** Registers an undo step; the returned function runs it now (once) and forgets it. */
-export function onCleanup(name: string, run: () => void | Promise<void>, force?: () => void): () => Promise<void> {
+export function onCleanup(
+  name: string,
+  run: () => void | Promise<void>,
+  force?: () => void,
+): () => Promise<void> {
   const entry: Cleanup = { name, run, ...(force ? { force } : {}) };
   pending.add(entry);
   return async () => {

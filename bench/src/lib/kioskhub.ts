@@ -18,7 +18,8 @@ export const AMOUNT_PAISE = 2000;
 export type Engine = 'sqlite' | 'postgres';
 
 /** Where the server keeps its data, so a scenario can count rows afterwards. */
-export type Storage = { engine: 'sqlite'; file: string } | { engine: 'postgres'; url: string; schema: string };
+export type Storage =
+  { engine: 'sqlite'; file: string } | { engine: 'postgres'; url: string; schema: string };
 
 export interface KioskhubServer {
   url: string;
@@ -47,7 +48,10 @@ export function withSearchPath(url: string, schema: string): string {
 }
 
 /** Creates a fresh PostgreSQL schema with the Kioskhub tables; dropped at cleanup. */
-export async function freshPgSchema(url: string, prefix: string): Promise<{ schema: string; drop: () => Promise<void> }> {
+export async function freshPgSchema(
+  url: string,
+  prefix: string,
+): Promise<{ schema: string; drop: () => Promise<void> }> {
   const schema = `bench_${prefix}_${randomBytes(4).toString('hex')}`;
   const opened = await openDatabase({ kind: 'postgres', url }, { schema });
   await opened.close();
@@ -63,7 +67,13 @@ export async function freshPgSchema(url: string, prefix: string): Promise<{ sche
   return { schema, drop };
 }
 
-export async function startKioskhub(options: { engine: Engine; pgUrl?: string; env?: Record<string, string>; exposeGc?: boolean; name?: string }): Promise<KioskhubServer> {
+export async function startKioskhub(options: {
+  engine: Engine;
+  pgUrl?: string;
+  env?: Record<string, string>;
+  exposeGc?: boolean;
+  name?: string;
+}): Promise<KioskhubServer> {
   const port = await freePort();
   const dir = tempDir('server');
   let storage: Storage;
@@ -149,7 +159,11 @@ async function adminCall(url: string, method: string, path: string, body: unknow
 }
 
 /** Creates machines `${prefix}00001…` with a fixed-amount Razorpay QR profile each. */
-export async function createMachines(url: string, count: number, options: { prefix?: string; concurrency?: number; profile?: boolean } = {}): Promise<MachineCredentials[]> {
+export async function createMachines(
+  url: string,
+  count: number,
+  options: { prefix?: string; concurrency?: number; profile?: boolean } = {},
+): Promise<MachineCredentials[]> {
   const prefix = options.prefix ?? 'BM';
   const ids = Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(5, '0')}`);
   return mapLimit(
@@ -159,7 +173,12 @@ export async function createMachines(url: string, count: number, options: { pref
       const created = await adminCall(url, 'POST', '/v1/machines', { id, name: `Bench ${id}` });
       const qrCodeId = `qr_bench_${id}`;
       if (options.profile !== false) {
-        await adminCall(url, 'PUT', `/v1/machines/${id}/payment-profile`, { provider: 'razorpay', qrCodeId, fixedAmountPaise: AMOUNT_PAISE, qrImageUrl: null });
+        await adminCall(url, 'PUT', `/v1/machines/${id}/payment-profile`, {
+          provider: 'razorpay',
+          qrCodeId,
+          fixedAmountPaise: AMOUNT_PAISE,
+          qrImageUrl: null,
+        });
       }
       return { machineId: id, key: String(created.key), qrCodeId };
     },
@@ -168,7 +187,9 @@ export async function createMachines(url: string, count: number, options: { pref
 }
 
 /** Counts of orders (and the payment ids they came from) in the server's storage. */
-export async function readOrders(storage: Storage): Promise<{ count: number; byStatus: Record<string, number>; paymentIds: Set<string> }> {
+export async function readOrders(
+  storage: Storage,
+): Promise<{ count: number; byStatus: Record<string, number>; paymentIds: Set<string> }> {
   const opened =
     storage.engine === 'sqlite'
       ? await openDatabase({ kind: 'sqlite-file', file: storage.file })

@@ -17,6 +17,8 @@ export function requireOpenFiles(sockets: number): void {
   const limit = openFileLimit();
   const needed = sockets + 1_024;
   if (limit !== undefined && limit < needed) {
-    throw new Error(`open-file limit is ${limit}, ${needed} needed for ${sockets} connections: run \`ulimit -n ${Math.max(needed, 20_000)}\` in this shell first`);
+    throw new Error(
+      `open-file limit is ${limit}, ${needed} needed for ${sockets} connections: run \`ulimit -n ${Math.max(needed, 20_000)}\` in this shell first`,
+    );
   }
 }

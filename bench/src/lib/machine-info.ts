@@ -17,7 +17,12 @@ export function printHeader(engines: string[], quick: boolean): void {
     ['node', process.version],
     ['cpu', `${cpuModel()} × ${cpus().length} cores`],
     ['memory', `${Math.round(totalmem() / 2 ** 30)} GiB`],
-    ['load average', loadavg().map((l) => l.toFixed(2)).join(' ') + ' (other work on this machine skews the numbers)'],
+    [
+      'load average',
+      loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ') + ' (other work on this machine skews the numbers)',
+    ],
     ['date', new Date().toISOString()],
     ['db engines', engines.join(', ')],
     ['mode', quick ? 'quick (--quick: short runs, smaller fleets)' : 'full'],

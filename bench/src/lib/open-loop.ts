@@ -9,7 +9,12 @@ export interface OpenLoopResult {
   maxLagMs: number;
 }
 
-export async function openLoop(options: { rate: number; seconds: number; fire: (index: number) => Promise<void>; drainTimeoutMs?: number }): Promise<OpenLoopResult> {
+export async function openLoop(options: {
+  rate: number;
+  seconds: number;
+  fire: (index: number) => Promise<void>;
+  drainTimeoutMs?: number;
+}): Promise<OpenLoopResult> {
   const total = Math.round(options.rate * options.seconds);
   const interval = 1000 / options.rate;
   const inFlight = new Set<Promise<void>>();
@@ -27,20 +32,43 @@ export async function openLoop(options: { rate: number; seconds: number; fire: (
     await new Promise((r) => setTimeout(r, 1));
   }
   const seconds = (performance.now() - started) / 1000;
-  await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, options.drainTimeoutMs ?? 30_000))]);
+  await Promise.race([
+    Promise.all(inFlight),
+    new Promise((r) => setTimeout(r, options.drainTimeoutMs ?? 30_000)),
+  ]);
   return { sent: index, seconds, maxLagMs };
 }
 
 /** A keep-alive JSON POST; resolves with status and text body (never rejects on HTTP errors). */
-export function postJson(agent: http.Agent, url: string, path: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function postJson(
+  agent: http.Agent,
+  url: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: u.hostname, port: u.port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }, timeout: 150_000 },
+      {
+        host: u.hostname,
+        port: u.port,
+        path,
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...headers,
+        },
+        timeout: 150_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );

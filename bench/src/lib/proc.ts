@@ -28,7 +28,13 @@ export interface MemoryReading {
  */
 export async function settledRssKb(
   pid: number,
-  options: { readings?: number; maxReadings?: number; intervalMs?: number; gc?: boolean; memoryFile?: string } = {},
+  options: {
+    readings?: number;
+    maxReadings?: number;
+    intervalMs?: number;
+    gc?: boolean;
+    memoryFile?: string;
+  } = {},
 ): Promise<MemoryReading> {
   const window = options.readings ?? 5;
   const readings: number[] = [];

@@ -4,7 +4,9 @@
 import { io, type Socket } from 'socket.io-client';
 import { rssKb } from './proc.js';
 
-export type WorkerCommand = { type: 'connect'; url: string; clients: { machineId: string; key: string }[]; concurrency: number } | { type: 'close' };
+export type WorkerCommand =
+  | { type: 'connect'; url: string; clients: { machineId: string; key: string }[]; concurrency: number }
+  | { type: 'close' };
 export type WorkerReport =
   | { type: 'progress'; connected: number; failed: number }
   | { type: 'ready'; connected: number; failed: number; rssKb: number; errors: string[] }
@@ -17,15 +19,27 @@ const send = (report: WorkerReport) => process.send?.(report);
 
 function connectOne(url: string, auth: { machineId: string; key: string }): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = io(`${url}/machines`, { transports: ['websocket'], auth, forceNew: true, reconnection: false, timeout: 60_000 });
+    const socket = io(`${url}/machines`, {
+      transports: ['websocket'],
+      auth,
+      forceNew: true,
+      reconnection: false,
+      timeout: 60_000,
+    });
     sockets.push(socket);
     socket.once('connect_error', (err) => reject(err));
     socket.once('connect', () => {
-      socket.timeout(60_000).emit('machine:heartbeat', { status: 'IDLE' }, (err: Error | null, ack: { ok?: boolean } | undefined) => {
-        if (err) reject(err);
-        else if (ack?.ok !== true) reject(new Error(`heartbeat refused: ${JSON.stringify(ack)}`));
-        else resolve();
-      });
+      socket
+        .timeout(60_000)
+        .emit(
+          'machine:heartbeat',
+          { status: 'IDLE' },
+          (err: Error | null, ack: { ok?: boolean } | undefined) => {
+            if (err) reject(err);
+            else if (ack?.ok !== true) reject(new Error(`heartbeat refused: ${JSON.stringify(ack)}`));
+            else resolve();
+          },
+        );
     });
     socket.on('disconnect', () => {
       if (held) disconnectsWhileHeld += 1;

@@ -14,10 +14,21 @@ export interface ClientFleet {
   close(): Promise<{ disconnectsWhileHeld: number }>;
 }
 
-export async function connectClients(url: string, clients: { machineId: string; key: string }[], options: { workers: number; concurrencyPerWorker?: number; label: string }): Promise<ClientFleet> {
+export async function connectClients(
+  url: string,
+  clients: { machineId: string; key: string }[],
+  options: { workers: number; concurrencyPerWorker?: number; label: string },
+): Promise<ClientFleet> {
   const started = Date.now();
-  const shares = Array.from({ length: options.workers }, (_, w) => clients.filter((_, i) => i % options.workers === w));
-  const children: Child[] = shares.map((_, w) => startChild({ name: `socket clients ${w + 1}/${options.workers}`, script: benchPath('lib/socket-client-worker.ts') }));
+  const shares = Array.from({ length: options.workers }, (_, w) =>
+    clients.filter((_, i) => i % options.workers === w),
+  );
+  const children: Child[] = shares.map((_, w) =>
+    startChild({
+      name: `socket clients ${w + 1}/${options.workers}`,
+      script: benchPath('lib/socket-client-worker.ts'),
+    }),
+  );
   const progress = new Map<number, { connected: number; failed: number }>();
   let lastPrint = 0;
   const print = (final: boolean) => {
@@ -41,8 +52,15 @@ export async function connectClients(url: string, clients: { machineId: string; 
           }
           if (report.type === 'ready') resolve(report);
         });
-        void child.exited.then((code) => reject(new Error(`${child.name} exited (${code}) before connecting:\n${child.tail()}`)));
-        const command: WorkerCommand = { type: 'connect', url, clients: shares[w]!, concurrency: options.concurrencyPerWorker ?? 50 };
+        void child.exited.then((code) =>
+          reject(new Error(`${child.name} exited (${code}) before connecting:\n${child.tail()}`)),
+        );
+        const command: WorkerCommand = {
+          type: 'connect',
+          url,
+          clients: shares[w]!,
+          concurrency: options.concurrencyPerWorker ?? 50,
+        };
         child.process.send(command);
       }),
   );

@@ -9,15 +9,26 @@ export function fmt(value: number, digits = 1): string {
 
 export const int = (value: number): string => fmt(value, 0);
 export const ms = (value: number): string => `${fmt(value, value < 10 ? 2 : 1)} ms`;
-export const pct = (part: number, whole: number): string => (whole > 0 && Number.isFinite(part) ? `${fmt((100 * part) / whole, 0)}%` : '—');
-export const ratio = (a: number, b: number): string => (b > 0 && Number.isFinite(a) ? `${fmt(a / b, 2)}×` : '—');
+export const pct = (part: number, whole: number): string =>
+  whole > 0 && Number.isFinite(part) ? `${fmt((100 * part) / whole, 0)}%` : '—';
+export const ratio = (a: number, b: number): string =>
+  b > 0 && Number.isFinite(a) ? `${fmt(a / b, 2)}×` : '—';
 
 /** Prints a title and rows as columns; numbers right-aligned, text left-aligned. */
 export function printTable(title: string, header: string[], rows: Cell[][]): void {
   const text = rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)));
   const widths = header.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => rows.every((r) => typeof r[i] === 'number' || /^[\d,.—%×<>=≤≥ +-]+(ms|KB|MB|s|req\/s|tx\/s)?$/.test(String(r[i] ?? ''))));
-  const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const numeric = header.map((_, i) =>
+    rows.every(
+      (r) =>
+        typeof r[i] === 'number' || /^[\d,.—%×<>=≤≥ +-]+(ms|KB|MB|s|req\/s|tx\/s)?$/.test(String(r[i] ?? '')),
+    ),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   console.log(`\n${title}`);
   console.log(line(header));
   console.log(widths.map((w) => '─'.repeat(w)).join('  '));

@@ -27,7 +27,15 @@ interface Ctx {
   paymentId?: string;
 }
 
-export async function runWebhookLoad(options: { url: string; path?: string; qrCodeIds: string[]; secret: string; connections: number; durationSec?: number; amount?: number }): Promise<WebhookLoadResult> {
+export async function runWebhookLoad(options: {
+  url: string;
+  path?: string;
+  qrCodeIds: string[];
+  secret: string;
+  connections: number;
+  durationSec?: number;
+  amount?: number;
+}): Promise<WebhookLoadResult> {
   const sent = new Set<string>();
   const created = new Set<string>();
   const unexpected = new Set<string>();

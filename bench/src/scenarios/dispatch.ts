@@ -11,6 +11,7 @@ import { createMachines, readOrders, startKioskhub, WEBHOOK_SECRET, AMOUNT_PAISE
 import { requireOpenFiles } from '../lib/limits.js';
 import { openLoop, postJson, type OpenLoopResult } from '../lib/open-loop.js';
 import { benchPath } from '../lib/paths.js';
+import { cpuMs } from '../lib/proc.js';
 import { mapLimit } from '../lib/pool.js';
 import { freePort } from '../lib/ports.js';
 import { summarize, type Summary } from '../lib/stats.js';
@@ -34,7 +35,12 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
  * Waits for `done` while `progress()` keeps moving: an overloaded server is slow, not stuck,
  * so give up only after `stallMs` without progress (or `capMs` in all).
  */
-async function untilStalled(done: () => boolean, progress: () => number, stallMs: number, capMs: number): Promise<{ ok: boolean; seconds: number }> {
+async function untilStalled(
+  done: () => boolean,
+  progress: () => number,
+  stallMs: number,
+  capMs: number,
+): Promise<{ ok: boolean; seconds: number }> {
   const started = Date.now();
   let last = progress();
   let lastChange = Date.now();
@@ -45,7 +51,8 @@ async function untilStalled(done: () => boolean, progress: () => number, stallMs
       last = p;
       lastChange = now;
     }
-    if (now - lastChange > stallMs || now - started > capMs) return { ok: false, seconds: (now - started) / 1000 };
+    if (now - lastChange > stallMs || now - started > capMs)
+      return { ok: false, seconds: (now - started) / 1000 };
     await sleep(100);
   }
   return { ok: true, seconds: (Date.now() - started) / 1000 };
@@ -76,7 +83,11 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
       connectConcurrency: 50,
       progress: (line) => console.log(`  ${line}`),
     });
-    const stopFleet = onCleanup('simulated fleet', () => fleet?.stop(), () => fleet?.stop());
+    const stopFleet = onCleanup(
+      'simulated fleet',
+      () => fleet?.stop(),
+      () => fleet?.stop(),
+    );
     const arrivals = new Map<string, number[]>();
     const handling: Record<string, number> = {};
     let disconnects = 0;
@@ -101,7 +112,13 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
       const machine = creds[(offset + i) % creds.length]!;
       const delivery = signedDelivery(machine.qrCodeId, AMOUNT_PAISE, WEBHOOK_SECRET);
       const t0 = performance.now();
-      const res = await postJson(agent, server.url, '/webhooks/razorpay', delivery.body, delivery.headers).catch(() => ({ status: 0, body: '' }));
+      const res = await postJson(
+        agent,
+        server.url,
+        '/webhooks/razorpay',
+        delivery.body,
+        delivery.headers,
+      ).catch(() => ({ status: 0, body: '' }));
       const tResponse = performance.now();
       if (res.status !== 200) {
         failedRequests += 1;
@@ -117,22 +134,31 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
     console.log('  warm-up: 1 s at 100 webhooks/s');
     await openLoop({ rate: 100, seconds: 1, fire: fire(false, 0) });
     console.log(`  load: ${RATE} webhooks/s for ${seconds} s`);
+    const cpu0 = cpuMs(server.child.pid);
     const loop = await openLoop({ rate: RATE, seconds, fire: fire(true, 100), drainTimeoutMs: 150_000 });
 
     const created = () => sends.size;
     const pending = () => [...sends.keys()].filter((id) => !arrivals.has(id)).length;
     if (pending() > 0) console.log(`  waiting for ${pending()} paid orders still to be dispensed…`);
-    const drained = await untilStalled(() => pending() === 0, () => arrivals.size, 20_000, 180_000);
+    const drained = await untilStalled(
+      () => pending() === 0,
+      () => arrivals.size,
+      20_000,
+      180_000,
+    );
     const allArrived = drained.ok;
     const totalDispensed = () => fleet!.machines.reduce((a, m) => a + m.dispensed.length, 0);
     await until(() => totalDispensed() >= created(), 10_000);
     await sleep(1_500); // the server records the machine:done results
+    const cpuPerOrder =
+      (cpuMs(server.child.pid) - cpu0) / Math.max(1, [...sends.values()].filter((x) => x.measured).length);
     const dispensedTotal = totalDispensed();
     let duplicateMachines = 0;
     for (const m of fleet.machines) {
       const orderIds = new Set(m.dispensed.map((d) => d.orderId));
       const commandIds = new Set(m.dispensed.map((d) => d.commandId));
-      if (orderIds.size !== m.dispensed.length || commandIds.size !== m.dispensed.length) duplicateMachines += 1;
+      if (orderIds.size !== m.dispensed.length || commandIds.size !== m.dispensed.length)
+        duplicateMachines += 1;
     }
     const multiArrivals = [...arrivals.values()].filter((l) => l.length > 1).length;
     const strangers = [...arrivals.keys()].filter((id) => !sends.has(id)).length;
@@ -157,16 +183,37 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
     // What the server actually sustained: below the offered rate, latency is mostly queueing.
     const sustained = latencies.length / Math.max(0.001, (lastDispense - firstSend) / 1000);
     const checks = [
-      `offered ${RATE} webhooks/s; paid orders dispensed ${int(sustained)}/s on average from first send to last dispense`,
+      `offered ${RATE} webhooks/s; paid orders dispensed ${int(sustained)}/s on average from first send to last dispense; server CPU ${ms(cpuPerOrder)} per paid order (webhook, claim, ack, result, outbox)`,
       `paid orders (2xx with orderId) ${created()}, orders in DB ${orders.count} (by status ${JSON.stringify(orders.byStatus)})`,
       `dispensed (simulator records) ${dispensedTotal}, orders with a dispense ${[...sends.keys()].filter((id) => arrivals.has(id)).length}${allArrived ? '' : ' — some never arrived (gave up after ${drained.seconds.toFixed(0)} s, the last 20 s without progress or 180 s in all)'}; after the load ended the last one took ${drained.seconds.toFixed(1)} s`,
       `machines with a duplicate dispense ${duplicateMachines}, orders dispensed more than once ${multiArrivals}, dispenses for unknown orders ${strangers}`,
       `non-200 or failed webhook requests ${failedRequests}, duplicate/ignored answers ${unexpected}`,
       `re-sent commands seen by machines ${JSON.stringify(handling)}, machine disconnects ${disconnects}`,
     ];
-    const ok = allArrived && duplicateMachines === 0 && multiArrivals === 0 && strangers === 0 && dispensedTotal === created() && orders.count === created() && failedRequests === 0 && unexpected === 0;
-    if (server.warnings.length) checks.push(`server printed ${server.warnings.length} warning/error log lines, first: ${server.warnings[0]!.slice(0, 300)}`);
-    return { run: { label: 'Kioskhub webhook → machine:dispense', latency: summarize(latencies), http: summarize(httpTimes), loop, failedRequests }, checks, ok };
+    const ok =
+      allArrived &&
+      duplicateMachines === 0 &&
+      multiArrivals === 0 &&
+      strangers === 0 &&
+      dispensedTotal === created() &&
+      orders.count === created() &&
+      failedRequests === 0 &&
+      unexpected === 0;
+    if (server.warnings.length)
+      checks.push(
+        `server printed ${server.warnings.length} warning/error log lines, first: ${server.warnings[0]!.slice(0, 300)}`,
+      );
+    return {
+      run: {
+        label: 'Kioskhub webhook → machine:dispense',
+        latency: summarize(latencies),
+        http: summarize(httpTimes),
+        loop,
+        failedRequests,
+      },
+      checks,
+      ok,
+    };
   } finally {
     fleet?.stop();
     agent.destroy();
@@ -177,7 +224,11 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
 async function bareRun(seconds: number): Promise<DispatchRun> {
   console.log(`\n[dispatch] baseline: bare Fastify + Socket.IO, ${MACHINES} plain socket.io-client sockets…`);
   const port = await freePort();
-  const child = startChild({ name: 'bare-socketio', script: benchPath('baselines/bare-socketio.ts'), env: { PORT: String(port) } });
+  const child = startChild({
+    name: 'bare-socketio',
+    script: benchPath('baselines/bare-socketio.ts'),
+    env: { PORT: String(port) },
+  });
   const url = `http://127.0.0.1:${port}`;
   const sockets: Socket[] = [];
   const closeSockets = () => sockets.forEach((s) => s.disconnect());
@@ -188,7 +239,12 @@ async function bareRun(seconds: number): Promise<DispatchRun> {
     const arrivals = new Map<string, number>();
     const ids = Array.from({ length: MACHINES }, (_, i) => `BS${String(i + 1).padStart(5, '0')}`);
     await mapLimit(ids, 50, (machineId) => {
-      const socket = io(`${url}/machines`, { transports: ['websocket'], auth: { machineId }, forceNew: true, reconnection: false });
+      const socket = io(`${url}/machines`, {
+        transports: ['websocket'],
+        auth: { machineId },
+        forceNew: true,
+        reconnection: false,
+      });
       sockets.push(socket);
       socket.on('machine:dispense', (cmd: { orderId: string }) => {
         if (!arrivals.has(cmd.orderId)) arrivals.set(cmd.orderId, performance.now());
@@ -203,7 +259,12 @@ async function bareRun(seconds: number): Promise<DispatchRun> {
     const fire = (measured: boolean, prefix: string) => async (i: number) => {
       const orderId = `${prefix}${i}`;
       const t0 = performance.now();
-      const res = await postJson(agent, url, '/dispatch', JSON.stringify({ machineId: ids[i % ids.length], orderId })).catch(() => ({ status: 0, body: '' }));
+      const res = await postJson(
+        agent,
+        url,
+        '/dispatch',
+        JSON.stringify({ machineId: ids[i % ids.length], orderId }),
+      ).catch(() => ({ status: 0, body: '' }));
       if (res.status !== 200) failedRequests += 1;
       else sends.set(orderId, { t0, tResponse: performance.now(), measured });
     };
@@ -218,7 +279,13 @@ async function bareRun(seconds: number): Promise<DispatchRun> {
       const t = arrivals.get(orderId);
       if (t !== undefined) latencies.push(t - s.t0);
     }
-    return { label: 'bare Socket.IO: POST → emit', latency: summarize(latencies), http: summarize(httpTimes), loop, failedRequests };
+    return {
+      label: 'bare Socket.IO: POST → emit',
+      latency: summarize(latencies),
+      http: summarize(httpTimes),
+      loop,
+      failedRequests,
+    };
   } finally {
     agent.destroy();
     await unregister();
@@ -231,11 +298,35 @@ export async function dispatchScenario(options: { quick: boolean }): Promise<boo
   requireOpenFiles(2 * MACHINES);
   const bare = await bareRun(seconds);
   const { run, checks, ok } = await kioskhubRun(seconds);
-  const row = (r: DispatchRun) => [r.label, int(r.latency.count), ms(r.latency.p50), ms(r.latency.p95), ms(r.latency.p99), ms(r.latency.max), ms(r.http.p50), ms(r.http.p99), ms(r.loop.maxLagMs)];
+  const row = (r: DispatchRun) => [
+    r.label,
+    int(r.latency.count),
+    ms(r.latency.p50),
+    ms(r.latency.p95),
+    ms(r.latency.p99),
+    ms(r.latency.max),
+    ms(r.http.p50),
+    ms(r.http.p99),
+    ms(r.loop.maxLagMs),
+  ];
   printTable(
     `Dispatch latency — webhook sent → machine:dispense received, ${RATE}/s for ${seconds} s, ${MACHINES} connected machines`,
     ['run', 'count', 'p50', 'p95', 'p99', 'max', 'HTTP p50', 'HTTP p99', 'sender lag'],
-    [row(run), row(bare), ['ratio (Kioskhub / bare)', '', ratio(run.latency.p50, bare.latency.p50), ratio(run.latency.p95, bare.latency.p95), ratio(run.latency.p99, bare.latency.p99), ratio(run.latency.max, bare.latency.max), '', '', '']],
+    [
+      row(run),
+      row(bare),
+      [
+        'ratio (Kioskhub / bare)',
+        '',
+        ratio(run.latency.p50, bare.latency.p50),
+        ratio(run.latency.p95, bare.latency.p95),
+        ratio(run.latency.p99, bare.latency.p99),
+        ratio(run.latency.max, bare.latency.max),
+        '',
+        '',
+        '',
+      ],
+    ],
   );
   for (const line of checks) console.log(`  ${line}`);
   console.log(ok ? 'verified: every paid order dispensed exactly once' : 'MISMATCH: see the checks above');

@@ -3,7 +3,15 @@
 // Fastify route doing the same HMAC + parse and (b) the engine's raw transaction rate.
 import { measureRawTx, type RawTxResult } from '../baselines/raw-tx.js';
 import { startChild, waitForHttp } from '../lib/child.js';
-import { createMachines, pgUrlFromEnv, readOrders, startKioskhub, WEBHOOK_SECRET, AMOUNT_PAISE, type Engine } from '../lib/kioskhub.js';
+import {
+  createMachines,
+  pgUrlFromEnv,
+  readOrders,
+  startKioskhub,
+  WEBHOOK_SECRET,
+  AMOUNT_PAISE,
+  type Engine,
+} from '../lib/kioskhub.js';
 import { benchPath } from '../lib/paths.js';
 import { cpuMs, cpuTimes } from '../lib/proc.js';
 import { freePort } from '../lib/ports.js';
@@ -28,12 +36,20 @@ interface EngineRun {
   warnings: number;
 }
 
-const engineName = (e: Engine) => (e === 'sqlite' ? 'SQLite (file, WAL, synchronous=FULL)' : 'PostgreSQL (pool 10)');
+const engineName = (e: Engine) =>
+  e === 'sqlite' ? 'SQLite (file, WAL, synchronous=FULL)' : 'PostgreSQL (pool 10)';
 
 async function runOnEngine(engine: Engine, seconds: number, pgUrl: string | undefined): Promise<EngineRun> {
   console.log(`\n[webhook] ${engineName(engine)}: raw transaction rate…`);
-  const raw = await measureRawTx({ engine, ...(pgUrl ? { pgUrl } : {}), seconds: Math.max(2, seconds / 2), rawBody: qrCreditedBody('qr_raw', AMOUNT_PAISE, 'pay_raw') });
-  console.log(`  ${int(raw.txPerSec)} tx/s, p50 ${ms(raw.latency.p50)}, p99 ${ms(raw.latency.p99)} (concurrency ${raw.concurrency})`);
+  const raw = await measureRawTx({
+    engine,
+    ...(pgUrl ? { pgUrl } : {}),
+    seconds: Math.max(2, seconds / 2),
+    rawBody: qrCreditedBody('qr_raw', AMOUNT_PAISE, 'pay_raw'),
+  });
+  console.log(
+    `  ${int(raw.txPerSec)} tx/s, p50 ${ms(raw.latency.p50)}, p99 ${ms(raw.latency.p99)} (concurrency ${raw.concurrency})`,
+  );
 
   console.log(`[webhook] ${engineName(engine)}: Kioskhub server…`);
   const server = await startKioskhub({ engine, ...(pgUrl ? { pgUrl } : {}) });
@@ -41,13 +57,27 @@ async function runOnEngine(engine: Engine, seconds: number, pgUrl: string | unde
     const machines = await createMachines(server.url, MACHINES, { prefix: 'WH' });
     const qrCodeIds = machines.map((m) => m.qrCodeId);
     // Warm-up (JIT, caches); its orders are counted in the verification too.
-    const warm = await runWebhookLoad({ url: server.url, qrCodeIds, secret: WEBHOOK_SECRET, connections: 10, amount: 500 });
+    const warm = await runWebhookLoad({
+      url: server.url,
+      qrCodeIds,
+      secret: WEBHOOK_SECRET,
+      connections: 10,
+      amount: 500,
+    });
     const cpu0 = cpuTimes(server.child.pid);
-    const load = await runWebhookLoad({ url: server.url, qrCodeIds, secret: WEBHOOK_SECRET, connections: CONNECTIONS, durationSec: seconds });
+    const load = await runWebhookLoad({
+      url: server.url,
+      qrCodeIds,
+      secret: WEBHOOK_SECRET,
+      connections: CONNECTIONS,
+      durationSec: seconds,
+    });
     const cpu1 = cpuTimes(server.child.pid);
     const per = (a: number, b: number) => (b - a) / Math.max(1, load.ok2xx);
     const cpuPerRequest = per(cpu0.user + cpu0.sys, cpu1.user + cpu1.sys);
-    console.log(`  ${int(load.requestsPerSec)} req/s, p50 ${ms(load.p50)}, p99 ${ms(load.p99)}, non-2xx ${load.non2xx}, errors ${load.errors}, server CPU ${ms(cpuPerRequest)}/request (user ${ms(per(cpu0.user, cpu1.user))}, system ${ms(per(cpu0.sys, cpu1.sys))})`);
+    console.log(
+      `  ${int(load.requestsPerSec)} req/s, p50 ${ms(load.p50)}, p99 ${ms(load.p99)}, non-2xx ${load.non2xx}, errors ${load.errors}, server CPU ${ms(cpuPerRequest)}/request (user ${ms(per(cpu0.user, cpu1.user))}, system ${ms(per(cpu0.sys, cpu1.sys))})`,
+    );
     // Let requests that were cut off at the end finish on the server before counting.
     await new Promise((r) => setTimeout(r, 1_000));
     await server.child.stop();
@@ -60,11 +90,26 @@ async function runOnEngine(engine: Engine, seconds: number, pgUrl: string | unde
     const committedInFlight = [...orders.paymentIds].filter((id) => !answered.has(id)).length;
     const unexpected = warm.unexpected.size + load.unexpected.size;
     const ok2xx = warm.ok2xx + load.ok2xx;
-    const verified = missing === 0 && strangers === 0 && unexpected === 0 && orders.count === answered.size + committedInFlight && ok2xx === answered.size;
+    const verified =
+      missing === 0 &&
+      strangers === 0 &&
+      unexpected === 0 &&
+      orders.count === answered.size + committedInFlight &&
+      ok2xx === answered.size;
     const verifyNote =
       `orders in DB ${orders.count} = 2xx with a new orderId ${answered.size} (warm-up ${warm.created.size} + load ${load.created.size})` +
       ` + committed while the load generator was stopping ${committedInFlight}; 2xx total ${ok2xx}; answered 2xx missing from DB ${missing}; duplicate/ignored answers ${unexpected}`;
-    return { engine, load, cpuPerRequest, raw, ordersInDb: orders.count, committedInFlight, verified, verifyNote, warnings: server.warnings.length };
+    return {
+      engine,
+      load,
+      cpuPerRequest,
+      raw,
+      ordersInDb: orders.count,
+      committedInFlight,
+      verified,
+      verifyNote,
+      warnings: server.warnings.length,
+    };
   } finally {
     await server.stop();
   }
@@ -73,16 +118,28 @@ async function runOnEngine(engine: Engine, seconds: number, pgUrl: string | unde
 async function runBareFastify(seconds: number): Promise<WebhookLoadResult & { cpuPerRequest: number }> {
   console.log('\n[webhook] baseline (a): bare Fastify route, same HMAC + JSON parse…');
   const port = await freePort();
-  const child = startChild({ name: 'bare-webhook', script: benchPath('baselines/bare-webhook.ts'), env: { PORT: String(port), WEBHOOK_SECRET } });
+  const child = startChild({
+    name: 'bare-webhook',
+    script: benchPath('baselines/bare-webhook.ts'),
+    env: { PORT: String(port), WEBHOOK_SECRET },
+  });
   try {
     const url = `http://127.0.0.1:${port}`;
     await waitForHttp(child, `${url}/healthz`);
     const qrCodeIds = Array.from({ length: MACHINES }, (_, i) => `qr_bare_${i}`);
     await runWebhookLoad({ url, qrCodeIds, secret: WEBHOOK_SECRET, connections: 10, amount: 500 });
     const cpu0 = cpuMs(child.pid);
-    const load = await runWebhookLoad({ url, qrCodeIds, secret: WEBHOOK_SECRET, connections: CONNECTIONS, durationSec: seconds });
+    const load = await runWebhookLoad({
+      url,
+      qrCodeIds,
+      secret: WEBHOOK_SECRET,
+      connections: CONNECTIONS,
+      durationSec: seconds,
+    });
     const cpuPerRequest = (cpuMs(child.pid) - cpu0) / Math.max(1, load.ok2xx);
-    console.log(`  ${int(load.requestsPerSec)} req/s, p50 ${ms(load.p50)}, p99 ${ms(load.p99)}, server CPU ${ms(cpuPerRequest)}/request`);
+    console.log(
+      `  ${int(load.requestsPerSec)} req/s, p50 ${ms(load.p50)}, p99 ${ms(load.p99)}, server CPU ${ms(cpuPerRequest)}/request`,
+    );
     return { ...load, cpuPerRequest };
   } finally {
     await child.stop();
@@ -93,16 +150,44 @@ export async function webhookScenario(options: { quick: boolean }): Promise<bool
   const seconds = options.quick ? 3 : 10;
   const pgUrl = pgUrlFromEnv();
   const engines: Engine[] = pgUrl ? ['sqlite', 'postgres'] : ['sqlite'];
-  if (!pgUrl) console.log('\n[webhook] BENCH_DATABASE_URL / TEST_DATABASE_URL not set: PostgreSQL run skipped.');
+  if (!pgUrl)
+    console.log('\n[webhook] BENCH_DATABASE_URL / TEST_DATABASE_URL not set: PostgreSQL run skipped.');
 
   const bare = await runBareFastify(seconds);
   const runs: EngineRun[] = [];
   for (const engine of engines) runs.push(await runOnEngine(engine, seconds, pgUrl));
 
   const rows = [
-    ...runs.map((r) => [`Kioskhub webhook, ${r.engine}`, `${int(r.load.requestsPerSec)} req/s`, ms(r.load.p50), ms(r.load.p99), int(r.load.non2xx + r.load.errors), ms(r.cpuPerRequest), pct(r.load.requestsPerSec, bare.requestsPerSec), pct(r.load.requestsPerSec, r.raw.txPerSec)]),
-    ['(a) bare Fastify + HMAC + parse', `${int(bare.requestsPerSec)} req/s`, ms(bare.p50), ms(bare.p99), int(bare.non2xx + bare.errors), ms(bare.cpuPerRequest), '100%', '—'],
-    ...runs.map((r) => [`(b) raw tx ${r.engine}${r.raw.concurrency > 1 ? ` ×${r.raw.concurrency}` : ''}`, `${int(r.raw.txPerSec)} tx/s`, ms(r.raw.latency.p50), ms(r.raw.latency.p99), '0', '—', '—', '100%']),
+    ...runs.map((r) => [
+      `Kioskhub webhook, ${r.engine}`,
+      `${int(r.load.requestsPerSec)} req/s`,
+      ms(r.load.p50),
+      ms(r.load.p99),
+      int(r.load.non2xx + r.load.errors),
+      ms(r.cpuPerRequest),
+      pct(r.load.requestsPerSec, bare.requestsPerSec),
+      pct(r.load.requestsPerSec, r.raw.txPerSec),
+    ]),
+    [
+      '(a) bare Fastify + HMAC + parse',
+      `${int(bare.requestsPerSec)} req/s`,
+      ms(bare.p50),
+      ms(bare.p99),
+      int(bare.non2xx + bare.errors),
+      ms(bare.cpuPerRequest),
+      '100%',
+      '—',
+    ],
+    ...runs.map((r) => [
+      `(b) raw tx ${r.engine}${r.raw.concurrency > 1 ? ` ×${r.raw.concurrency}` : ''}`,
+      `${int(r.raw.txPerSec)} tx/s`,
+      ms(r.raw.latency.p50),
+      ms(r.raw.latency.p99),
+      '0',
+      '—',
+      '—',
+      '100%',
+    ]),
   ];
   printTable(
     `Webhook throughput — ${CONNECTIONS} connections, ${seconds} s, unique signed qr_code.credited per request, ${MACHINES} machines (none connected)`,
@@ -118,7 +203,11 @@ export async function webhookScenario(options: { quick: boolean }): Promise<bool
   const sqlite = runs.find((r) => r.engine === 'sqlite');
   if (sqlite) {
     const share = sqlite.load.requestsPerSec / sqlite.raw.txPerSec;
-    verdict('SQLite throughput ≥ 50% of raw tx rate', share >= 0.5, `${pct(sqlite.load.requestsPerSec, sqlite.raw.txPerSec)} (${int(sqlite.load.requestsPerSec)} of ${int(sqlite.raw.txPerSec)})`);
+    verdict(
+      'SQLite throughput ≥ 50% of raw tx rate',
+      share >= 0.5,
+      `${pct(sqlite.load.requestsPerSec, sqlite.raw.txPerSec)} (${int(sqlite.load.requestsPerSec)} of ${int(sqlite.raw.txPerSec)})`,
+    );
     verdict('SQLite p99 ≤ 50 ms', sqlite.load.p99 <= 50, ms(sqlite.load.p99));
   }
   return ok;

@@ -8,8 +8,15 @@ import { createPresence, type MachineConnection } from './presence.js';
 
 function setup() {
   const updates: Record<string, unknown>[] = [];
-  const repo = { update: async (_id: string, changes: Record<string, unknown>) => void updates.push(changes) } as unknown as MachinesRepo;
-  const presence = createPresence({ repo, logger: {} as Logger, publish: () => undefined, heartbeatTimeoutMs: 30_000 });
+  const repo = {
+    update: async (_id: string, changes: Record<string, unknown>) => void updates.push(changes),
+  } as unknown as MachinesRepo;
+  const presence = createPresence({
+    repo,
+    logger: {} as Logger,
+    publish: () => undefined,
+    heartbeatTimeoutMs: 30_000,
+  });
   const conn: MachineConnection = {
     machineId: 'M01',
     tenantId: 'default',
