@@ -5,9 +5,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import { ulid } from 'ulid';
 import type { Config } from './platform/config.js';
-import { openDatabase, type OpenedDatabase } from './platform/db/database.js';
+import { newId, openDatabase, type OpenedDatabase } from './platform/db/database.js';
 import { createAuthenticator } from './platform/http/auth.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
 import type { FastifyTypebox } from './platform/http/fastify.js';
@@ -62,7 +61,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const nodeId = newNodeId();
   const app = Fastify({
     logger: { level: options.quiet ? 'warn' : config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] },
-    genReqId: () => ulid(),
+    genReqId: () => newId(),
     requestIdHeader: 'x-request-id',
     trustProxy: true,
     ajv: { customOptions: { removeAdditional: false } },

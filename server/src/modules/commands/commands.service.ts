@@ -65,6 +65,9 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
 
     /** The command the machine must see now: the one in flight, or the oldest queued (now claimed). */
     async claimNext(machineId: string, protocol: Protocol): Promise<Claim> {
+      // Most kicks (idle heartbeats) find nothing to do: answer those without a transaction.
+      const pending = await db.selectFrom('commands').select('id').where('machine_id', '=', machineId).where('status', 'in', ['QUEUED', ...IN_FLIGHT]).limit(1).executeTakeFirst();
+      if (!pending) return { kind: 'none' };
       try {
         return await db.transaction().execute(async (tx) => {
           const inFlight = await tx

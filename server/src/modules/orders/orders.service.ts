@@ -2,7 +2,7 @@
 // follow each change (written to the outbox in the same transaction).
 import { LIVE_EVENTS, type OrderStatus, type OrderView } from '@kioskhub/protocol';
 import { AppError, notFound } from '../../platform/errors.js';
-import { newId as ulid, nowIso, type Executor } from '../../platform/db/database.js';
+import { newId, nowIso, type Executor } from '../../platform/db/database.js';
 import type { OrderRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { canTransition, sourcesOf } from './order-rules.js';
@@ -75,7 +75,7 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
 
   async function addEvent(ex: Executor, row: OrderRow, type: string, actor: string, detail?: Record<string, unknown>) {
     await repo.insertEvent(
-      { id: ulid(), tenant_id: row.tenant_id, order_id: row.id, type, actor, detail: detail ? JSON.stringify(detail) : null, at: nowIso() },
+      { id: newId(), tenant_id: row.tenant_id, order_id: row.id, type, actor, detail: detail ? JSON.stringify(detail) : null, at: nowIso() },
       ex,
     );
   }
@@ -91,7 +91,7 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
     async create(ex: Executor, input: NewOrderInput): Promise<Order> {
       const now = nowIso();
       const row: OrderRow = {
-        id: input.id ?? ulid(),
+        id: input.id ?? newId(),
         tenant_id: input.tenantId,
         site_id: input.siteId,
         machine_id: input.machineId,

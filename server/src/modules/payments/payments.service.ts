@@ -1,7 +1,7 @@
 // The payment inbox: each provider payment is one row, written in the same transaction as
 // the order it creates, so retries and concurrent deliveries have exactly one effect.
 import { notFound } from '../../platform/errors.js';
-import { newId as ulid, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentNotification } from '../../providers/razorpay/razorpay.webhook.js';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
@@ -24,7 +24,7 @@ export function createPaymentsService(deps: { db: Db; orders: OrdersService; com
     const inserted = await ex
       .insertInto('payment_events')
       .values({
-        id: ulid(),
+        id: newId(),
         provider: n.provider,
         provider_payment_id: n.providerPaymentId,
         event_id: n.eventId,
@@ -82,7 +82,7 @@ export function createPaymentsService(deps: { db: Db; orders: OrdersService; com
 
       const expected = machine.payment_fixed_amount_minor;
       const mismatch = (expected !== null && expected !== n.amountMinor) || n.currency !== machine.currency;
-      const orderId = ulid();
+      const orderId = newId();
       const fresh = await recordEvent(tx, n, {
         status: 'PROCESSED',
         reason: mismatch ? 'AMOUNT_MISMATCH' : null,
