@@ -13,3 +13,4 @@ export {
   type Vars,
 } from './settings.js';
 export { backoffDelay, createWakeup, sleep, type BackoffOptions } from './timing.js';
+export { runAgent, type AgentDefinition } from './run-agent.js';
