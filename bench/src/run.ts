@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { cleanupAll, installSignalHandlers, wasInterrupted } from './lib/cleanup.js';
 import { printHeader } from './lib/machine-info.js';
 import { pgUrlFromEnv } from './lib/kioskhub.js';
+import { cashScenario } from './scenarios/cash.js';
 import { dispatchScenario } from './scenarios/dispatch.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { webhookScenario } from './scenarios/webhook.js';
@@ -19,13 +20,14 @@ const SCENARIOS = {
   webhook: webhookScenario,
   dispatch: dispatchScenario,
   memory: memoryScenario,
+  cash: cashScenario,
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
 function usage(message?: string): never {
   if (message) console.error(message);
   console.error(
-    'usage: npm run bench -- [webhook|dispatch|memory|all] [--quick] [--machines N]  (memory: N connected machines)',
+    'usage: npm run bench -- [webhook|dispatch|memory|cash|all] [--quick] [--machines N]  (memory: N connected machines)',
   );
   process.exit(2);
 }
@@ -42,12 +44,12 @@ function parseArgs(argv: string[]): { names: ScenarioName[]; quick: boolean; mac
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1 || n > 30_000) usage('--machines needs a whole number 1..30000');
       machines = n;
-    } else if (arg === 'all') names.push('webhook', 'dispatch', 'memory');
+    } else if (arg === 'all') names.push('webhook', 'dispatch', 'memory', 'cash');
     else if (arg in SCENARIOS) names.push(arg as ScenarioName);
     else usage(`unknown argument "${arg}"`);
   }
   return {
-    names: names.length ? [...new Set(names)] : ['webhook', 'dispatch', 'memory'],
+    names: names.length ? [...new Set(names)] : ['webhook', 'dispatch', 'memory', 'cash'],
     quick,
     ...(machines ? { machines } : {}),
   };
