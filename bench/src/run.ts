@@ -12,6 +12,7 @@ import { cleanupAll, installSignalHandlers, wasInterrupted } from './lib/cleanup
 import { printHeader } from './lib/machine-info.js';
 import { pgUrlFromEnv } from './lib/kioskhub.js';
 import { cashScenario } from './scenarios/cash.js';
+import { CLUSTER_SCENARIOS } from './scenarios/cluster/index.js';
 import { dispatchScenario } from './scenarios/dispatch.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { webhookScenario } from './scenarios/webhook.js';
@@ -21,13 +22,15 @@ const SCENARIOS = {
   dispatch: dispatchScenario,
   memory: memoryScenario,
   cash: cashScenario,
+  // Several processes on PostgreSQL + Redis (bench/CLUSTER.md); not part of `all`.
+  ...CLUSTER_SCENARIOS,
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
 function usage(message?: string): never {
   if (message) console.error(message);
   console.error(
-    'usage: npm run bench -- [webhook|dispatch|memory|cash|all] [--quick] [--machines N]  (memory: N connected machines)',
+    'usage: npm run bench -- [webhook|dispatch|memory|cash|all|cluster-webhook|cluster-dispatch|cluster-machines|cluster-drain] [--quick] [--machines N]  (memory: N connected machines)',
   );
   process.exit(2);
 }

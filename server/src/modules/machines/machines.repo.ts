@@ -38,7 +38,8 @@ export function createMachinesRepo(db: Db) {
     async touchMany(seen: ReadonlyMap<string, string>): Promise<void> {
       if (seen.size === 0) return;
       await db.transaction().execute(async (tx) => {
-        for (const [id, at] of seen) {
+        // Same lock order in every process, so two batches never deadlock each other.
+        for (const [id, at] of [...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
           await tx.updateTable('machines').set({ last_seen_at: at }).where('id', '=', id).execute();
         }
       });
