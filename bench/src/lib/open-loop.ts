@@ -32,10 +32,15 @@ export async function openLoop(options: {
     await new Promise((r) => setTimeout(r, 1));
   }
   const seconds = (performance.now() - started) / 1000;
+  // Wait for the stragglers, but no longer than the drain timeout (and never keep the process alive).
+  let drainTimer: NodeJS.Timeout | undefined;
   await Promise.race([
     Promise.all(inFlight),
-    new Promise((r) => setTimeout(r, options.drainTimeoutMs ?? 30_000)),
+    new Promise((r) => {
+      drainTimer = setTimeout(r, options.drainTimeoutMs ?? 30_000);
+    }),
   ]);
+  clearTimeout(drainTimer);
   return { sent: index, seconds, maxLagMs };
 }
 
