@@ -179,7 +179,9 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
           event: result === 'SUCCESS' ? 'dispensed' : 'dispense_failed',
           detail: { commandId: command.id },
         });
-        await enqueueOutbox(tx, 'dispatch', { machineId });
+        // No outbox kick: the result came in on the process holding the machine's socket, and the
+        // gateway kicks its dispatch right after this commit (a crash in between is covered by
+        // the dispatch on reconnect).
         return { outcome: 'recorded' as const, command: updated };
       });
     },

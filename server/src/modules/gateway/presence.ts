@@ -72,7 +72,7 @@ export function createPresence(deps: PresenceDeps) {
       local.set(conn.machineId, conn);
       if (previous && previous.socket.id !== conn.socket.id) previous.socket.disconnect(true);
       const at = nowIso();
-      const status = conn.protocol === 'v2' ? 'IDLE' : 'IDLE';
+      const status = 'IDLE';
       await deps.repo.update(conn.machineId, {
         status,
         socket_connected: 1,
