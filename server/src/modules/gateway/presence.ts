@@ -1,10 +1,12 @@
 // Which machines are connected to this process, what they last reported, and when they
-// were last heard from. Status changes are written at once; last-seen times in batches.
+// were last heard from. Status changes are written at once; last-seen times in batches;
+// connections and disconnections in groups (a reconnect storm is a few writes, not one each).
 import { LIVE_EVENTS, type MachineStatus, type ReportedMachineStatus } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
 import { nowIso } from '../../platform/db/database.js';
-import type { MachinesRepo } from '../machines/machines.repo.js';
+import { createGroupWriter } from '../../platform/group-writer.js';
+import type { ConnectionWrite, MachinesRepo, OfflineWrite } from '../machines/machines.repo.js';
 
 export type Protocol = 'v1' | 'v2';
 
@@ -23,6 +25,14 @@ export interface MachineConnection {
   sentCommands: Set<string>;
   /** Firmware last written for this connection, so a heartbeat repeating it is not a write. */
   firmware?: string;
+  /**
+   * When a dispatch check last found nothing at all for this machine (no command queued or in
+   * flight). New work always arrives with a kick, so until the re-check interval passes an
+   * IDLE heartbeat need not ask the database again. Cleared by every kick that is not a heartbeat.
+   */
+  noWorkSince?: number;
+  /** Settles when this connection's registration has been written (or has failed). */
+  registered?: Promise<unknown>;
 }
 
 export interface PresenceDeps {
@@ -37,6 +47,12 @@ export function createPresence(deps: PresenceDeps) {
   const local = new Map<string, MachineConnection>();
   const pendingLastSeen = new Map<string, string>();
   let timers: NodeJS.Timeout[] = [];
+  // Keyed by machine id: a newer connection of the same machine replaces an unwritten one.
+  const connections = createGroupWriter<ConnectionWrite, void>((batch) => deps.repo.connectMany(batch));
+  // Keyed by connection id: every closed connection is checked against the row.
+  const closing = new Set<Promise<void>>();
+  let stopping = false;
+  const disconnections = createGroupWriter((batch: ReadonlyMap<string, OfflineWrite>) => deps.repo.offlineMany(batch));
 
   function announce(tenantId: string, machineId: string, status: MachineStatus, connected: boolean, lastSeenAt: string | null) {
     deps.publish(tenantId, [`tenant:${tenantId}`, `machine:${machineId}`], LIVE_EVENTS.machineStatus, {
@@ -68,28 +84,32 @@ export function createPresence(deps: PresenceDeps) {
 
     /** A machine authenticated on this process; a previous local socket of it is dropped. */
     async register(conn: MachineConnection): Promise<void> {
+      // Shutting down: a socket that got in after the others were dropped is not written.
+      if (stopping) throw new Error('shutting down');
       const previous = local.get(conn.machineId);
       local.set(conn.machineId, conn);
       if (previous && previous.socket.id !== conn.socket.id) previous.socket.disconnect(true);
       const at = nowIso();
-      const status = 'IDLE';
-      await deps.repo.update(conn.machineId, {
-        status,
-        socket_connected: 1,
-        connection_id: conn.connectionId,
-        protocol: conn.protocol,
-        last_seen_at: at,
-        updated_at: at,
-      });
+      const written = connections.submit(conn.machineId, { connectionId: conn.connectionId, protocol: conn.protocol, at });
+      conn.registered = written.catch(() => undefined);
+      await written;
       pendingLastSeen.delete(conn.machineId);
-      announce(conn.tenantId, conn.machineId, status, true, at);
+      announce(conn.tenantId, conn.machineId, 'IDLE', true, at);
     },
 
     /** The socket closed; the machine is OFFLINE unless it has already reconnected elsewhere. */
-    async unregister(conn: MachineConnection): Promise<void> {
+    unregister(conn: MachineConnection): Promise<void> {
       if (local.get(conn.machineId) === conn) local.delete(conn.machineId);
-      const row = await deps.repo.markOffline(conn.machineId, conn.connectionId, nowIso());
-      if (row) announce(row.tenant_id, row.id, 'OFFLINE', false, pendingLastSeen.get(row.id) ?? row.last_seen_at);
+      if (!conn.registered) return Promise.resolve();
+      const at = nowIso();
+      const done = (async () => {
+        // Its registration must land first, or the offline mark would find nothing to change.
+        await conn.registered;
+        const row = await disconnections.submit(conn.connectionId, { machineId: conn.machineId, at });
+        if (row) announce(row.tenant_id, row.id, 'OFFLINE', false, pendingLastSeen.get(row.id) ?? row.last_seen_at);
+      })();
+      closing.add(done);
+      return done.finally(() => closing.delete(done));
     },
 
     /** Records a heartbeat; returns true when the reported status changed. */
@@ -133,7 +153,10 @@ export function createPresence(deps: PresenceDeps) {
     },
 
     async stop(): Promise<void> {
+      stopping = true;
       for (const t of timers) clearInterval(t);
+      await Promise.allSettled([...closing]);
+      await Promise.all([connections.drain(), disconnections.drain()]);
       await flush();
     },
   };

@@ -1,9 +1,28 @@
 // Queries on the machines table (owned by the machines module).
-import type { Updateable } from 'kysely';
+import { sql, type Updateable } from 'kysely';
 import type { Db, Executor } from '../../platform/db/database.js';
 import type { MachineRow, MachinesTable } from '../../platform/db/schema.js';
 
-export function createMachinesRepo(db: Db) {
+export interface ConnectionWrite {
+  connectionId: string;
+  protocol: 'v1' | 'v2';
+  at: string;
+}
+
+export interface OfflineWrite {
+  machineId: string;
+  at: string;
+}
+
+const byId = <T>(entries: Iterable<[string, T]>): [string, T][] => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sqlite') {
+  /** PostgreSQL: lock the rows in id order first, so two processes' batches never deadlock. */
+  const lockInOrder = async (tx: Executor, ids: string[]) => {
+    // FOR NO KEY UPDATE: does not wait for (or block) the key-share locks of inserts that
+    // reference these machines (orders, commands). One array parameter, however many ids.
+    if (dialect === 'postgres') await sql`select id from machines where id = any(${ids}::text[]) order by id for no key update`.execute(tx);
+  };
   return {
     insert(row: MachineRow, ex: Executor = db) {
       return ex.insertInto('machines').values(row).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
@@ -29,20 +48,79 @@ export function createMachinesRepo(db: Db) {
     update(id: string, changes: Updateable<MachinesTable>, ex: Executor = db) {
       return ex.updateTable('machines').set(changes).where('id', '=', id).executeTakeFirst();
     },
-    /** Marks a machine offline only if `connectionId` is still its current connection. */
-    markOffline(id: string, connectionId: string | null, at: string) {
-      let q = db.updateTable('machines').set({ status: 'OFFLINE', socket_connected: 0, connection_id: null, updated_at: at }).where('id', '=', id);
-      q = connectionId === null ? q : q.where('connection_id', '=', connectionId);
-      return q.returning(['id', 'tenant_id', 'last_seen_at']).executeTakeFirst();
-    },
+    /** Last-seen times in one transaction (one statement on PostgreSQL); never moves a time back. */
     async touchMany(seen: ReadonlyMap<string, string>): Promise<void> {
       if (seen.size === 0) return;
+      const rows = byId(seen);
       await db.transaction().execute(async (tx) => {
-        // Same lock order in every process, so two batches never deadlock each other.
-        for (const [id, at] of [...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-          await tx.updateTable('machines').set({ last_seen_at: at }).where('id', '=', id).execute();
+        await lockInOrder(tx, rows.map(([id]) => id));
+        if (dialect === 'postgres') {
+          await sql`update machines as m set last_seen_at = v.at
+            from unnest(${rows.map(([id]) => id)}::text[], ${rows.map(([, at]) => at)}::text[]) as v(id, at)
+            where m.id = v.id and (m.last_seen_at is null or m.last_seen_at < v.at)`.execute(tx);
+          return;
+        }
+        for (const [id, at] of rows) {
+          await tx.updateTable('machines').set({ last_seen_at: at }).where('id', '=', id).where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', at)])).execute();
         }
       });
+    },
+    /**
+     * Records connections (machine id → connection). Written unconditionally, like each single
+     * registration before: a guard on times would trust the clocks of different hosts. A group
+     * is written within milliseconds of its connections, and the one-live-socket rule evicts an
+     * older connection of the same machine on another process.
+     */
+    async connectMany(connections: ReadonlyMap<string, ConnectionWrite>): Promise<void> {
+      if (connections.size === 0) return;
+      const rows = byId(connections);
+      await db.transaction().execute(async (tx) => {
+        await lockInOrder(tx, rows.map(([id]) => id));
+        if (dialect === 'postgres') {
+          await sql`update machines as m
+            set status = 'IDLE', socket_connected = 1, connection_id = v.conn, protocol = v.proto, last_seen_at = v.at, updated_at = v.at
+            from unnest(${rows.map(([id]) => id)}::text[], ${rows.map(([, c]) => c.connectionId)}::text[],
+                        ${rows.map(([, c]) => c.protocol)}::text[], ${rows.map(([, c]) => c.at)}::text[]) as v(id, conn, proto, at)
+            where m.id = v.id`.execute(tx);
+          return;
+        }
+        for (const [id, c] of rows) {
+          await tx
+            .updateTable('machines')
+            .set({ status: 'IDLE', socket_connected: 1, connection_id: c.connectionId, protocol: c.protocol, last_seen_at: c.at, updated_at: c.at })
+            .where('id', '=', id)
+            .execute();
+        }
+      });
+    },
+    /** Marks machines offline (connection id → machine) where that connection is still theirs; returns the rows changed by connection id. */
+    async offlineMany(closed: ReadonlyMap<string, OfflineWrite>): Promise<Map<string, { id: string; tenant_id: string; last_seen_at: string | null }>> {
+      const changed = new Map<string, { id: string; tenant_id: string; last_seen_at: string | null }>();
+      if (closed.size === 0) return changed;
+      const rows = [...closed].sort(([, a], [, b]) => (a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0));
+      await db.transaction().execute(async (tx) => {
+        await lockInOrder(tx, rows.map(([, c]) => c.machineId));
+        if (dialect === 'postgres') {
+          const result = await sql<{ id: string; tenant_id: string; last_seen_at: string | null; conn: string }>`update machines as m
+            set status = 'OFFLINE', socket_connected = 0, connection_id = null, updated_at = v.at
+            from unnest(${rows.map(([, c]) => c.machineId)}::text[], ${rows.map(([conn]) => conn)}::text[], ${rows.map(([, c]) => c.at)}::text[]) as v(id, conn, at)
+            where m.id = v.id and m.connection_id = v.conn
+            returning m.id, m.tenant_id, m.last_seen_at, v.conn`.execute(tx);
+          for (const r of result.rows) changed.set(r.conn, { id: r.id, tenant_id: r.tenant_id, last_seen_at: r.last_seen_at });
+          return;
+        }
+        for (const [conn, c] of rows) {
+          const row = await tx
+            .updateTable('machines')
+            .set({ status: 'OFFLINE', socket_connected: 0, connection_id: null, updated_at: c.at })
+            .where('id', '=', c.machineId)
+            .where('connection_id', '=', conn)
+            .returning(['id', 'tenant_id', 'last_seen_at'])
+            .executeTakeFirst();
+          if (row) changed.set(conn, row);
+        }
+      });
+      return changed;
     },
     /** After a crash nothing is connected to this process any more. */
     resetConnections(connectionPrefix: string) {
