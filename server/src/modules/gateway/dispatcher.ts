@@ -4,7 +4,7 @@
 import { V1_EVENTS, V2_EVENTS, type DispenseAck, type DispenseCommand, type V1DispensePayload } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import type { CommandRow } from '../../platform/db/schema.js';
-import type { CommandsService } from '../commands/commands.service.js';
+import type { Claim, CommandsService } from '../commands/commands.service.js';
 import type { MachineConnection, Presence } from './presence.js';
 
 export interface DispatcherDeps {
@@ -13,6 +13,14 @@ export interface DispatcherDeps {
   logger: Logger;
   ackTimeoutMs: number;
   resultTimeoutMs: number;
+  /**
+   * How long an IDLE heartbeat trusts an earlier "no work" answer for its machine. Work is
+   * announced by kicks (after the payment's commit, across processes through Redis); this
+   * re-check only covers a notice lost while Redis was away. 0 checks on every heartbeat.
+   */
+  idleRecheckMs: number;
+  /** False while notices from other processes cannot arrive (Redis away): then every IDLE heartbeat checks. */
+  noticesArrive(): boolean;
   /** Tell the other processes that a machine may have work (no-op when running alone). */
   notifyOthers(machineId: string): void;
   observeDispatchLatency(seconds: number): void;
@@ -28,17 +36,22 @@ const isDispenseAck = (v: unknown): v is DispenseAck =>
 export function createDispatcher(deps: DispatcherDeps) {
   const { commands, presence, logger } = deps;
   const chains = new Map<string, Promise<void>>();
+  /** Bumped when notices may have been lost: a check that began before it proves nothing. */
+  let idleEpoch = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
   function kick(machineId: string, reason: KickReason): void {
-    if (!presence.local(machineId)) {
+    const conn = presence.local(machineId);
+    if (!conn) {
       if (reason === 'paid') deps.notifyOthers(machineId);
       return;
     }
+    // Anything but a heartbeat may mean new work: forget the last "nothing to do".
+    if (reason !== 'heartbeat') conn.noWorkSince = undefined;
     const previous = chains.get(machineId) ?? Promise.resolve();
     const next = previous
-      .then(() => pump(machineId))
+      .then(() => pump(machineId, reason))
       .catch((err: unknown) => logger.error({ err, machineId }, 'dispatch failed'))
       .finally(() => {
         if (chains.get(machineId) === next) chains.delete(machineId);
@@ -46,21 +59,29 @@ export function createDispatcher(deps: DispatcherDeps) {
     chains.set(machineId, next);
   }
 
-  async function pump(machineId: string): Promise<void> {
+  async function pump(machineId: string, reason: KickReason): Promise<void> {
     const conn = presence.local(machineId);
     if (!conn || stopped) return;
+    const checkedAt = Date.now();
+    const epoch = idleEpoch;
+    if (reason === 'heartbeat' && conn.noWorkSince !== undefined && checkedAt - conn.noWorkSince < deps.idleRecheckMs && deps.noticesArrive()) return;
     // A machine that said BUSY or ERROR gets no new command until it reports IDLE.
     const ready = conn.status === 'IDLE' || conn.status === 'UNKNOWN';
-    const claim = ready
+    const claim: Claim = ready
       ? await commands.claimNext(machineId, conn.protocol)
       : await commands.inFlight(machineId).then((c) => (c ? ({ kind: 'in-flight', command: c } as const) : ({ kind: 'none' } as const)));
+    // Only a full check (queued and in flight) of a ready machine that found nothing at all proves
+    // there is nothing to do (a claim lost to another process is not that), and only if no
+    // Redis outage was noticed meanwhile.
+    conn.noWorkSince = ready && claim.kind === 'none' && claim.empty === true && epoch === idleEpoch ? checkedAt : undefined;
     if (claim.kind === 'none') return;
     if (claim.kind === 'in-flight') {
       // v1 machines cannot de-duplicate: a v1 command is never sent twice.
       if (claim.command.protocol === 'v1' || conn.protocol === 'v1') return;
       if (conn.sentCommands.has(claim.command.id)) return;
-      await commands.markResent(claim.command.id);
+      // Send first: the machine de-duplicates by commandId, and the count of sends is only a record.
       sendV2(conn, claim.command);
+      await commands.markResent(claim.command.id).catch((err: unknown) => logger.warn({ err, commandId: claim.command.id }, 'could not count a send'));
       return;
     }
     if (conn.protocol === 'v1') sendV1(conn, claim.command);
@@ -80,6 +101,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   function sendV2(conn: MachineConnection, command: CommandRow): void {
     conn.sentCommands.add(command.id);
     const payload = JSON.parse(command.payload) as DispenseCommand;
+    // attempts is 0 for a command claimed with its payment and not sent yet, 1 after a claim here.
     if (command.attempts <= 1) observe(command);
     void awaitAck(conn, command, payload);
   }
@@ -119,8 +141,33 @@ export function createDispatcher(deps: DispatcherDeps) {
     }
   }
 
+  // Commands whose dispatch was started right after their payment's commit: the outbox row
+  // written for them (the fallback for a crash in between) needs no second kick or notice.
+  const startedEarly = new Map<string, number>();
+  const EARLY_MEMORY_MS = 60_000;
+
   return {
     kick,
+    /** A payment just committed a command for this machine. */
+    commandQueued(machineId: string, commandId: string): void {
+      const now = Date.now();
+      for (const [id, at] of startedEarly) {
+        if (now - at < EARLY_MEMORY_MS) break;
+        startedEarly.delete(id);
+      }
+      startedEarly.set(commandId, now);
+      kick(machineId, 'paid');
+    },
+    /** The outbox relay's dispatch row: a kick unless this process already started that command. */
+    fromOutbox(machineId: string, commandId?: string): void {
+      if (commandId !== undefined && startedEarly.delete(commandId)) return;
+      kick(machineId, 'paid');
+    },
+    /** Notices may have been lost (Redis was away): every machine's next heartbeat checks again. */
+    forgetIdleChecks(): void {
+      idleEpoch++;
+      for (const conn of presence.connections()) conn.noWorkSince = undefined;
+    },
     start(): void {
       const every = Math.max(50, Math.min(5_000, Math.floor(deps.resultTimeoutMs / 4)));
       timer = setInterval(() => {
