@@ -550,6 +550,60 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     await eventually(async () => (await machine(m.id)).socketConnected === true, 5_000, 'still connected');
   });
 
+  it('claims the command with the payment when the machine is connected and IDLE, and queues it otherwise', async () => {
+    const m = await server.createVendingMachine('V2FAST');
+    const raw = track(new RawMachine(server.url, m.id, m.key));
+    await raw.open();
+    expect((await raw.heartbeat('IDLE')).ok).toBe(true);
+    // Hold the machine's dispense acks: the states below are those the payments left behind.
+    const first = await pay(m.qrCodeId);
+    const [claimed] = await h.commands(first);
+    // Claimed in the payment's own transaction (a claim by the dispatcher would show attempts 1
+    // before the send): at most the send that followed it has been counted since.
+    expect(claimed).toMatchObject({ status: 'SENT', protocol: 'v2' });
+    const sent = await raw.forOrder(first);
+    expect(sent.command.commandId).toBe(claimed!.id);
+    await eventually(async () => (await h.commands(first))[0]!.attempts === 1, 5_000, 'the send counted once');
+    // One in flight: the second payment is queued behind it.
+    const second = await pay(m.qrCodeId);
+    expect((await h.commands(second))[0]).toMatchObject({ status: 'QUEUED', attempts: 0 });
+    sent.ack({ accepted: true });
+    expect((await raw.done(sent.command)).ok).toBe(true);
+    const next = await raw.forOrder(second);
+    next.ack({ accepted: true });
+    expect((await raw.done(next.command)).ok).toBe(true);
+    await eventually(async () => (await statusOf(second)) === 'COMPLETED', 5_000, 'second order completed');
+    expect(raw.received.map((r) => r.command.orderId)).toEqual([first, second]);
+    // A BUSY machine is not claimed for at payment time.
+    expect((await raw.heartbeat('BUSY')).ok).toBe(true);
+    const third = await pay(m.qrCodeId);
+    expect((await h.commands(third))[0]).toMatchObject({ status: 'QUEUED', attempts: 0 });
+    const sends = (await timeline(first)).filter((e) => e.type === 'command_sent');
+    expect(sends).toHaveLength(1);
+    expect(sends[0].detail).toMatchObject({ commandId: claimed!.id, claimedWithPayment: true });
+    const queuedSends = (await timeline(second)).filter((e) => e.type === 'command_sent');
+    expect(queuedSends).toHaveLength(1);
+    expect(queuedSends[0].detail.claimedWithPayment).toBeUndefined();
+  });
+
+  it('a result that arrives before its ack still passes DISPATCHED (timeline command_accepted), and the late ack changes nothing', async () => {
+    const m = await server.createVendingMachine('V2RACE');
+    const raw = track(new RawMachine(server.url, m.id, m.key));
+    await raw.open();
+    expect((await raw.heartbeat('IDLE')).ok).toBe(true);
+    const o = await pay(m.qrCodeId);
+    const sent = await raw.forOrder(o);
+    expect((await raw.done(sent.command)).ok).toBe(true);
+    await eventually(async () => (await statusOf(o)) === 'COMPLETED', 5_000, 'COMPLETED');
+    sent.ack({ accepted: true });
+    await new Promise((r) => setTimeout(r, 200));
+    const items = await timeline(o);
+    expect(items.map((e) => e.type)).toEqual(['payment_received', 'command_sent', 'command_accepted', 'dispensed']);
+    expect(items[2].detail).toMatchObject({ commandId: sent.command.commandId, impliedByResult: true });
+    expect((await order(o)).status).toBe('COMPLETED');
+    expect((await h.commands(o))[0]).toMatchObject({ status: 'DONE', result: 'SUCCESS', accepted_at: expect.any(String) });
+  });
+
   it('sends nothing to a machine that reported BUSY until it reports IDLE', async () => {
     const m = await server.createVendingMachine('V2BUSY', 2000);
     const raw = track(new RawMachine(server.url, m.id, m.key));

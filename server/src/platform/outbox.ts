@@ -8,8 +8,8 @@ import { nowIso, type Db, type Executor } from './db/database.js';
 export interface OutboxTopics {
   /** Emit a live event to rooms of one tenant. */
   live: { tenantId: string; rooms: string[]; event: string; data: Record<string, unknown> };
-  /** A machine may have a command to send. */
-  dispatch: { machineId: string };
+  /** A machine may have a command to send (`commandId`: the command just queued, when known). */
+  dispatch: { machineId: string; commandId?: string };
   /** A site has a print job waiting: wake its long-polling and connected printers. */
   print: { tenantId: string; siteId: string; jobId: string };
 }

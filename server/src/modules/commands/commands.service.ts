@@ -15,7 +15,8 @@ const IN_FLIGHT = ['SENT', 'ACCEPTED'] as const;
 export type Claim =
   | { kind: 'new'; command: CommandRow }
   | { kind: 'in-flight'; command: CommandRow }
-  | { kind: 'none' };
+  /** `empty`: the machine had nothing queued or in flight (not merely lost a race to another process). */
+  | { kind: 'none'; empty?: true };
 
 export type ResultOutcome = 'recorded' | 'repeat' | 'unknown';
 
@@ -28,10 +29,16 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
   };
 
   return {
-    /** Queues a dispense for a paid order, inside the payment's transaction. */
+    /**
+     * Queues a dispense for a paid order, inside the payment's transaction. When the machine is
+     * connected over v2, IDLE and has nothing queued or in flight, the command is claimed right
+     * here (SENT, attempts 0): the process holding the machine's socket then only reads it and
+     * sends it, with no transaction of its own between the payment and the dispense.
+     */
     async enqueue(
       ex: Executor,
       input: { tenantId: string; machineId: string; orderId: string; amountMinor: number; currency: string; items?: { sku: string; qty: number }[]; queuedAt: string },
+      machine?: { status: string; socket_connected: number; protocol: string | null },
     ): Promise<CommandRow> {
       const id = newId();
       const payload: DispenseCommand = {
@@ -58,16 +65,47 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
         result: null,
         failure_code: null,
       };
+      if (machine?.socket_connected === 1 && machine.status === 'IDLE' && machine.protocol === 'v2') {
+        const queued = await ex.selectFrom('commands').select('id').where('machine_id', '=', input.machineId).where('status', '=', 'QUEUED').limit(1).executeTakeFirst();
+        if (!queued) {
+          const claimed: CommandRow = { ...row, status: 'SENT', protocol: 'v2', sent_at: nowIso() };
+          // Another command in flight (or a concurrent payment claiming first): the index says
+          // no, nothing is inserted, and the command is queued below as usual.
+          const inserted = await ex
+            .insertInto('commands')
+            .values(claimed)
+            // The predicate must be literal SQL to match the partial index's own.
+            .onConflict((oc) => oc.column('machine_id').where(sql<boolean>`status in ('SENT', 'ACCEPTED')`).doNothing())
+            .returning('id')
+            .executeTakeFirst();
+          if (inserted) {
+            await orders.note(ex, input.orderId, 'command_sent', `machine:${input.machineId}`, { commandId: id, protocol: 'v2', attempt: 1, claimedWithPayment: true });
+            await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId, commandId: id });
+            return claimed;
+          }
+        }
+      }
       await ex.insertInto('commands').values(row).execute();
-      await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId });
+      await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId, commandId: id });
       return row;
     },
 
     /** The command the machine must see now: the one in flight, or the oldest queued (now claimed). */
     async claimNext(machineId: string, protocol: Protocol): Promise<Claim> {
-      // Most kicks (idle heartbeats) find nothing to do: answer those without a transaction.
-      const pending = await db.selectFrom('commands').select('id').where('machine_id', '=', machineId).where('status', 'in', ['QUEUED', ...IN_FLIGHT]).limit(1).executeTakeFirst();
-      if (!pending) return { kind: 'none' };
+      // One read answers most kicks without a transaction: nothing to do, or the command in
+      // flight (sorted first; claimed when its payment was recorded, or sent before).
+      const pending = await db
+        .selectFrom('commands')
+        .selectAll()
+        .where('machine_id', '=', machineId)
+        .where('status', 'in', ['QUEUED', ...IN_FLIGHT])
+        .orderBy(sql`case when status = 'QUEUED' then 1 else 0 end`)
+        .orderBy('queued_at')
+        .orderBy('id')
+        .limit(1)
+        .executeTakeFirst();
+      if (!pending) return { kind: 'none', empty: true };
+      if (pending.status !== 'QUEUED') return { kind: 'in-flight', command: pending };
       try {
         return await db.transaction().execute(async (tx) => {
           const inFlight = await tx
@@ -165,14 +203,21 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
         if (!command) return { outcome: 'unknown' as const };
         if (command.status === 'DONE') return { outcome: 'repeat' as const, command };
         const code = result === 'FAILED' ? (failureCode ?? 'DISPENSE_FAILED') : null;
+        const now = nowIso();
         const updated = await tx
           .updateTable('commands')
-          .set({ status: 'DONE', finished_at: nowIso(), result, failure_code: code })
+          .set({ status: 'DONE', finished_at: now, result, failure_code: code, ...(command.accepted_at === null ? { accepted_at: now } : {}) })
           .where('id', '=', command.id)
           .where('status', '!=', 'DONE')
           .returningAll()
           .executeTakeFirst();
         if (!updated) return { outcome: 'repeat' as const, command };
+        // A result before its ack was recorded (the machine answered both at once, or the ack
+        // was lost): the machine evidently took the command, so the order passes DISPATCHED.
+        // (v1 orders are DISPATCHED when sent; the transition then changes nothing.)
+        if (command.status === 'SENT') {
+          await orders.transition(tx, command.order_id, 'DISPATCHED', { actor: `machine:${machineId}`, event: 'command_accepted', detail: { commandId: command.id, impliedByResult: true } });
+        }
         await orders.transition(tx, command.order_id, result === 'SUCCESS' ? 'COMPLETED' : 'FAILED', {
           actor: `machine:${machineId}`,
           failureCode: code,

@@ -13,7 +13,19 @@ export type WebhookAnswer =
 
 export type PaymentOutcome = 'processed' | 'duplicate' | 'ignored' | 'amount_mismatch';
 
-export function createPaymentsService(deps: { db: Db; orders: OrdersService; commands: CommandsService; machines: MachinesService }) {
+export interface PaymentsDeps {
+  db: Db;
+  orders: OrdersService;
+  commands: CommandsService;
+  machines: MachinesService;
+  /**
+   * Right after the commit of a payment that queued a command: start its dispatch now rather
+   * than when the outbox relay gets to the row (the row stays, for a crash in between).
+   */
+  onCommandQueued?(machineId: string, commandId: string): void;
+}
+
+export function createPaymentsService(deps: PaymentsDeps) {
   const { db, orders, commands, machines } = deps;
 
   async function recordEvent(
@@ -60,6 +72,13 @@ export function createPaymentsService(deps: { db: Db; orders: OrdersService; com
 
   /** Applies one verified payment notification. Safe to call any number of times, concurrently. */
   async function applyPayment(n: PaymentNotification): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
+    let queued: { machineId: string; commandId: string } | undefined;
+    const result = await record(n, (q) => (queued = q));
+    if (queued) deps.onCommandQueued?.(queued.machineId, queued.commandId);
+    return result;
+  }
+
+  function record(n: PaymentNotification, onQueued: (q: { machineId: string; commandId: string }) => void): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
     const receivedAt = nowIso();
     return db.transaction().execute(async (tx) => {
       if (n.eventId) {
@@ -110,7 +129,8 @@ export function createPaymentsService(deps: { db: Db; orders: OrdersService; com
         actor: `provider:${n.provider}`,
       });
       if (!mismatch) {
-        await commands.enqueue(tx, { tenantId: machine.tenant_id, machineId: machine.id, orderId: order.id, amountMinor: order.amount, currency: order.currency, queuedAt: order.paidAt ?? receivedAt });
+        const command = await commands.enqueue(tx, { tenantId: machine.tenant_id, machineId: machine.id, orderId: order.id, amountMinor: order.amount, currency: order.currency, queuedAt: order.paidAt ?? receivedAt }, machine);
+        onQueued({ machineId: machine.id, commandId: command.id });
       }
       return { answer: { ok: true, orderId: order.id } as WebhookAnswer, outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const) };
     });
