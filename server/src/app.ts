@@ -57,6 +57,9 @@ export interface BuildOptions {
   quiet?: boolean;
 }
 
+/** How long a stop lets HTTP requests in progress finish before their connections are closed. */
+const HTTP_DRAIN_MS = 5_000;
+
 export async function buildApp(config: Config, options: BuildOptions = {}) {
   const nodeId = newNodeId();
   const app = Fastify({
@@ -77,7 +80,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   let database: OpenedDatabase | undefined;
   try {
     const schema = options.databaseSchema ?? config.databaseSchema;
-    database = await openDatabase(config.database, { ...(schema ? { schema } : {}) });
+    database = await openDatabase(config.database, { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}) });
   } catch (err) {
     await app.close();
     throw err;
@@ -86,7 +89,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   const tenants = createTenantsService(db);
   const secrets = await tenants.bootstrap({ ...(config.adminToken ? { adminToken: config.adminToken } : {}), ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
-  const machinesRepo = createMachinesRepo(db);
+  const machinesRepo = createMachinesRepo(db, dialect);
   const auth = createAuthenticator({
     adminTokenHash: secrets.adminTokenHash,
     jwtSecret: secrets.jwtSecret,
@@ -119,9 +122,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const machines = createMachinesService({ db, repo: machinesRepo, siteExists: tenants.siteExists, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
   const orders = createOrdersService({ repo: ordersRepo });
   const commands = createCommandsService({ db, dialect, orders });
-  const payments = createPaymentsService({ db, orders, commands, machines });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
   const outbox = createOutboxRelay({ db, dialect, logger });
+  const dispatcher = createDispatcher({
+    commands,
+    presence,
+    logger,
+    ackTimeoutMs: config.dispatchAckTimeoutMs,
+    resultTimeoutMs: config.dispatchResultTimeoutMs,
+    idleRecheckMs: config.dispatchIdleRecheckMs,
+    noticesArrive: () => realtime.noticesArrive(),
+    notifyOthers: (machineId) => {
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:kick', machineId);
+    },
+    observeDispatchLatency: (s) => metrics.dispatchLatency.observe(s),
+  });
+  const payments = createPaymentsService({ db, orders, commands, machines, onCommandQueued: dispatcher.commandQueued });
   const alerts = createAlertsService({ db });
   const catalog = createCatalogService({ db, orders });
   const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
@@ -130,17 +146,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });
 
-  const dispatcher = createDispatcher({
-    commands,
-    presence,
-    logger,
-    ackTimeoutMs: config.dispatchAckTimeoutMs,
-    resultTimeoutMs: config.dispatchResultTimeoutMs,
-    notifyOthers: (machineId) => {
-      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:kick', machineId);
-    },
-    observeDispatchLatency: (s) => metrics.dispatchLatency.observe(s),
-  });
   installMachineGateway({
     io: realtime.io,
     nodeId,
@@ -155,6 +160,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     },
   });
   if (realtime.clustered) {
+    realtime.onReconnected(() => dispatcher.forgetIdleChecks());
     realtime.io.on('kioskhub:kick', (machineId: string) => dispatcher.kick(machineId, 'remote'));
     realtime.io.on('kioskhub:print', (tenantId: string, siteId: string) => {
       printNotifier.notify(tenantId, siteId);
@@ -236,7 +242,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   }
   outbox.start({
     live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
-    dispatch: (p) => dispatcher.kick(p.machineId, 'paid'),
+    dispatch: (p) => dispatcher.fromOutbox(p.machineId, p.commandId),
     print: (p) => {
       printNotifier.notify(p.tenantId, p.siteId);
       printPush.offer(p.tenantId, p.siteId);
@@ -260,9 +266,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     clearInterval(printSweep);
     await dispatcher.stop();
     await outbox.stop();
+    // Sockets first, so their disconnections are written (and announced over Redis, still up)
+    // before presence stops.
+    realtime.disconnectSockets();
     await presence.stop();
-    await realtime.close();
+    // HTTP before the Socket.IO engine: Fastify answers requests that arrive on a kept-alive
+    // connection while it drains with 503 + `Connection: close`. Closing the HTTP server first
+    // through Socket.IO (io.close) would keep serving them, so a client polling on a kept-alive
+    // connection (the cash reader, the print client) could hold shutdown for as long as it polls.
+    // Requests still running after the drain time (or a Socket.IO long-poll, which Fastify does not
+    // see) lose their connection, so a stop always ends.
+    const drain = setTimeout(() => app.server.closeAllConnections(), HTTP_DRAIN_MS);
+    drain.unref();
     await app.close();
+    clearTimeout(drain);
+    await realtime.close();
     await database!.close();
   }
 

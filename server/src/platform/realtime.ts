@@ -14,8 +14,16 @@ export interface Realtime {
    * is away (no offline queue, a command timeout) so requests are served, not held.
    */
   redis: Redis | undefined;
+  /** False while this process cannot receive other processes' notices (its Redis subscriber is down). */
+  noticesArrive(): boolean;
+  /** Called when the connection to Redis is back after a loss: notices sent meanwhile may be gone. */
+  onReconnected(listener: () => void): void;
+  /** Drops every socket; Redis stays up so the disconnections can still be announced. */
+  disconnectSockets(): void;
   close(): Promise<void>;
 }
+
+const RESUBSCRIBE_GRACE_MS = 2_000;
 
 export function createRealtime(httpServer: HttpServer, options: { redisUrl?: string; logger: Logger }): Realtime {
   const io = new Server(httpServer, {
@@ -24,14 +32,35 @@ export function createRealtime(httpServer: HttpServer, options: { redisUrl?: str
     cors: { origin: true, credentials: true },
   });
   const clients: Redis[] = [];
+  const reconnectListeners: (() => void)[] = [];
+  let subscriber: Redis | undefined;
+  let lost = false;
   if (options.redisUrl) {
     const pub = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
     const sub = pub.duplicate();
+    subscriber = sub;
     for (const client of [pub, sub]) {
       // While Redis is away this process keeps serving the machines connected to it.
       client.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection problem'));
       clients.push(client);
     }
+    // ioredis reports `ready` before it has re-sent SUBSCRIBE: notices count as arriving again
+    // (and the listeners run) only a moment later, when the subscriptions are surely back.
+    let back: NodeJS.Timeout | undefined;
+    sub.on('close', () => {
+      lost = true;
+      clearTimeout(back);
+    });
+    sub.on('ready', () => {
+      if (!lost) return;
+      clearTimeout(back);
+      back = setTimeout(() => {
+        lost = false;
+        options.logger.info('redis is back');
+        for (const listener of reconnectListeners) listener();
+      }, RESUBSCRIBE_GRACE_MS);
+      back.unref();
+    });
     io.adapter(createAdapter(pub, sub, { requestsTimeout: 2_000 }));
     // The adapter's clients queue commands until Redis is back (fan-out is only delayed); a
     // rate-limit check queued like that would hold every API request for the whole outage.
@@ -39,12 +68,20 @@ export function createRealtime(httpServer: HttpServer, options: { redisUrl?: str
     limits.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection problem (rate limits)'));
     clients.push(limits);
   }
+  // Every namespace (/, /machines, /live), on this process only: `io.disconnectSockets()` would
+  // go through the Redis adapter and drop every other process's sockets too.
+  const disconnectLocalSockets = () => {
+    for (const nsp of io._nsps.values()) nsp.local.disconnectSockets(true);
+  };
   return {
     io,
     clustered: clients.length > 0,
     redis: clients[2],
+    noticesArrive: () => subscriber === undefined || (subscriber.status === 'ready' && !lost),
+    onReconnected: (listener) => void reconnectListeners.push(listener),
+    disconnectSockets: disconnectLocalSockets,
     async close() {
-      io.disconnectSockets(true);
+      disconnectLocalSockets();
       await new Promise<void>((resolve) => {
         void io.close(() => resolve());
       });
