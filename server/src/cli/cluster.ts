@@ -45,13 +45,15 @@ async function main(): Promise<void> {
   const host = process.env['HOST'] ?? '127.0.0.1';
   const port = Number(process.env['PORT'] ?? 8080);
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
-  const tsx = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
   const children = new Map<number, ChildProcess>();
   let stopping = false;
 
   const start = (i: number) => {
     const nodePort = basePort + i;
-    const child = spawn(tsx, [main], { env: { ...process.env, PORT: String(nodePort), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // node --import tsx rather than the tsx CLI, whose signal relay SIGKILLs a child that is slow
+    // to confirm a SIGTERM: each node must get the chance to shut down cleanly.
+    const child = spawn(process.execPath, ['--import', 'tsx', main], { cwd: root, env: { ...process.env, PORT: String(nodePort), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.set(i, child);
     const prefix = `[node${i + 1}:${nodePort}]`;
     const relay = (chunk: Buffer) => {

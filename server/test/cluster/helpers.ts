@@ -13,7 +13,6 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 export const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
 export const WEBHOOK_SECRET = 'whsec_cluster_secret';
 /** tsx compiles the whole server at start-up: 5–30 s on a busy 2-core box, sometimes more. */
@@ -189,6 +188,8 @@ export interface ServerProcess {
   output(): string;
   /** SIGKILL to the process group (no shutdown code runs); resolves once it has exited. */
   hardKill(): Promise<void>;
+  /** SIGTERM (a graceful stop, as a process manager does it); resolves with the exit code. */
+  terminate(): Promise<number | null>;
 }
 
 /** Waits until GET /readyz answers 200 (the database answers too). */
@@ -208,7 +209,9 @@ export async function waitReady(url: string, timeoutMs = START_TIMEOUT_MS, isAli
 /** Starts `tsx server/src/main.ts` with `env` (plus PATH/HOME) and waits for /readyz. */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   const port = Number(env['PORT']);
-  const child = spawn(TSX, ['server/src/main.ts'], {
+  // node --import tsx, not the tsx CLI: the CLI relays a SIGTERM and, when the child does not
+  // confirm it within 30 ms (a loaded box), SIGKILLs it, so a graceful stop could not be tested.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? ROOT, ...env },
     detached: true,
@@ -243,6 +246,12 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       killed = true;
       killGroup(child, 'SIGKILL');
       await exited;
+    },
+    async terminate() {
+      killed = true;
+      killGroup(child, 'SIGTERM');
+      await exited;
+      return child.exitCode;
     },
   };
   try {

@@ -16,6 +16,7 @@ import {
   createVendingMachine,
   eventually,
   freePort,
+  http,
   metric,
   newPaymentId,
   orderStatus,
@@ -264,5 +265,52 @@ describe.skipIf(!services)('three processes on one PostgreSQL and one Redis', ()
       [ids],
     );
     expect(commands).toEqual({ n: 850, orders: 850 });
+  });
+
+  it('SIGTERM with machines connected: the process exits 0 after writing them OFFLINE and announcing it over Redis', { timeout: 240_000 }, async () => {
+    const c = cluster!;
+    const victim = 2;
+    const ms = await Promise.all([0, 1, 2].map((i) => createVendingMachine(c.url(0), `MND${suffix}${i}`)));
+    const live = io(`${c.url(0)}/live`, { auth: { token: ADMIN_TOKEN }, transports: ['websocket'], reconnection: false, forceNew: true });
+    sockets.push(live);
+    const offline = new Set<string>();
+    live.on('machine_status', (d: { machineId: string; socketConnected: boolean }) => {
+      if (!d.socketConnected) offline.add(d.machineId);
+    });
+    await new Promise<void>((resolve, reject) => {
+      live.once('connect', () => resolve());
+      live.once('connect_error', reject);
+    });
+    for (const m of ms) expect(await live.timeout(10_000).emitWithAck('subscribe', { room: `machine:${m.id}` })).toMatchObject({ ok: true });
+    for (const m of ms) {
+      const s = io(`${c.url(victim)}/machines`, { auth: { machineId: m.id, key: m.key }, transports: ['websocket'], reconnection: false, forceNew: true });
+      sockets.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('connect', () => resolve());
+        s.once('connect_error', reject);
+      });
+    }
+    for (const m of ms) await eventually(async () => (await http(c.url(0), 'GET', `/v1/machines/${m.id}`)).body?.socketConnected === true, 10_000, `${m.id} connected`);
+    // A v1 machine (default namespace) on another process must not notice the shutdown.
+    const bystander = await createVendingMachine(c.url(0), `MNE${suffix}`);
+    const v1 = io(c.url(0), { transports: ['websocket'], reconnection: false, forceNew: true });
+    sockets.push(v1);
+    let v1Disconnects = 0;
+    v1.on('disconnect', () => v1Disconnects++);
+    expect(await v1.timeout(10_000).emitWithAck('machine:connect', { machineId: bystander.id, token: bystander.key })).toMatchObject({ ok: true });
+
+    const code = await c.nodes[victim]!.terminate();
+    const output = c.nodes[victim]!.output();
+    await c.restart(victim);
+    expect(code, output.slice(-4_000)).toBe(0);
+    expect(output).not.toMatch(/unhandled|Connection is closed|driver has already been destroyed/i);
+    for (const m of ms) {
+      const row = (await http(c.url(0), 'GET', `/v1/machines/${m.id}`)).body;
+      expect(row).toMatchObject({ status: 'OFFLINE', socketConnected: false });
+    }
+    await eventually(() => ms.every((m) => offline.has(m.id)), 10_000, 'OFFLINE announced to /live on another process');
+    expect(v1Disconnects).toBe(0);
+    expect(v1.connected).toBe(true);
+    expect(await v1.timeout(5_000).emitWithAck('machine:heartbeat', { machineId: bystander.id, ts: Date.now() })).toMatchObject({ ok: true });
   });
 });
