@@ -17,10 +17,11 @@ import { freePort } from '../lib/ports.js';
 import { summarize, type Summary } from '../lib/stats.js';
 import { int, ms, printTable, ratio, verdict } from '../lib/table.js';
 import { signedDelivery } from '../lib/webhook-body.js';
+import { sleep, untilStalled } from '../lib/wait.js';
+import { watchFleet } from '../lib/fleet-watch.js';
 
 const MACHINES = 1_000;
 const RATE = 200;
-const sleep = (msDelay: number) => new Promise((r) => setTimeout(r, msDelay));
 
 async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -29,33 +30,6 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
     await sleep(50);
   }
   return true;
-}
-
-/**
- * Waits for `done` while `progress()` keeps moving: an overloaded server is slow, not stuck,
- * so give up only after `stallMs` without progress (or `capMs` in all).
- */
-async function untilStalled(
-  done: () => boolean,
-  progress: () => number,
-  stallMs: number,
-  capMs: number,
-): Promise<{ ok: boolean; seconds: number }> {
-  const started = Date.now();
-  let last = progress();
-  let lastChange = Date.now();
-  while (!done()) {
-    const now = Date.now();
-    const p = progress();
-    if (p !== last) {
-      last = p;
-      lastChange = now;
-    }
-    if (now - lastChange > stallMs || now - started > capMs)
-      return { ok: false, seconds: (now - started) / 1000 };
-    await sleep(100);
-  }
-  return { ok: true, seconds: (Date.now() - started) / 1000 };
 }
 
 interface DispatchRun {
@@ -88,20 +62,8 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
       () => fleet?.stop(),
       () => fleet?.stop(),
     );
-    const arrivals = new Map<string, number[]>();
-    const handling: Record<string, number> = {};
-    let disconnects = 0;
-    for (const machine of fleet.machines) {
-      machine.on('dispense', ({ command }) => {
-        const list = arrivals.get(command.orderId);
-        if (list) list.push(performance.now());
-        else arrivals.set(command.orderId, [performance.now()]);
-      });
-      machine.on('command', ({ handling: h }) => {
-        if (h !== 'dispense') handling[h] = (handling[h] ?? 0) + 1;
-      });
-      machine.on('disconnect', () => (disconnects += 1));
-    }
+    const watch = watchFleet(fleet.machines);
+    const { arrivals, handling } = watch;
     await fleet.start();
     await sleep(2_000);
 
@@ -188,7 +150,7 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
       `dispensed (simulator records) ${dispensedTotal}, orders with a dispense ${[...sends.keys()].filter((id) => arrivals.has(id)).length}${allArrived ? '' : ' — some never arrived (gave up after ${drained.seconds.toFixed(0)} s, the last 20 s without progress or 180 s in all)'}; after the load ended the last one took ${drained.seconds.toFixed(1)} s`,
       `machines with a duplicate dispense ${duplicateMachines}, orders dispensed more than once ${multiArrivals}, dispenses for unknown orders ${strangers}`,
       `non-200 or failed webhook requests ${failedRequests}, duplicate/ignored answers ${unexpected}`,
-      `re-sent commands seen by machines ${JSON.stringify(handling)}, machine disconnects ${disconnects}`,
+      `re-sent commands seen by machines ${JSON.stringify(handling)}, machine disconnects ${watch.disconnects}`,
     ];
     const ok =
       allArrived &&

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { sha256 } from '../../../../server/src/platform/http/auth.js';
 import { openDatabase } from '../../../../server/src/platform/db/database.js';
-import { startChild, type Child } from '../child.js';
+import { startChild, waitForHttp, type Child } from '../child.js';
 import { ADMIN_TOKEN, AMOUNT_PAISE, createMachines, freshPgSchema, pgUrlFromEnv, WEBHOOK_SECRET, type MachineCredentials } from '../kioskhub.js';
 import { repoPath } from '../paths.js';
 import { freePort } from '../ports.js';
@@ -69,24 +69,6 @@ export interface ClusterOptions {
   noFile?: number;
 }
 
-async function waitReady(child: Child, url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let exited = false;
-  void child.exited.then(() => (exited = true));
-  for (;;) {
-    if (exited) throw new Error(`${child.name} exited before it was ready:\n${child.tail()}`);
-    try {
-      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer();
-      if (res.ok) return;
-    } catch {
-      /* not up yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${child.name} not ready after ${timeoutMs} ms:\n${child.tail()}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const pgUrl = clusterPgUrl();
   const redisUrl = clusterRedisUrl();
@@ -125,7 +107,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     if (options.noFile) raiseNoFile(child.pid, options.noFile);
     const url = `http://127.0.0.1:${port}`;
     // tsx compiles the whole server at start-up: 5–30 s on a busy 2-core box.
-    await waitReady(child, url, 150_000);
+    await waitForHttp(child, `${url}/readyz`, 150_000);
     return { index, url, port, child, warnings };
   };
   try {

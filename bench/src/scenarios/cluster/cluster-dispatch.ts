@@ -17,26 +17,10 @@ import { openLoop, postJson } from '../../lib/open-loop.js';
 import { summarize } from '../../lib/stats.js';
 import { int, ms, printTable, ratio, verdict } from '../../lib/table.js';
 import { signedDelivery } from '../../lib/webhook-body.js';
+import { sleep, untilStalled } from '../../lib/wait.js';
+import { watchFleet } from '../../lib/fleet-watch.js';
 
 const NODES = 3;
-const sleep = (msDelay: number) => new Promise((r) => setTimeout(r, msDelay));
-
-async function untilStalled(done: () => boolean, progress: () => number, stallMs: number, capMs: number): Promise<{ ok: boolean; seconds: number }> {
-  const started = Date.now();
-  let last = progress();
-  let lastChange = Date.now();
-  while (!done()) {
-    const now = Date.now();
-    const p = progress();
-    if (p !== last) {
-      last = p;
-      lastChange = now;
-    }
-    if (now - lastChange > stallMs || now - started > capMs) return { ok: false, seconds: (now - started) / 1000 };
-    await sleep(100);
-  }
-  return { ok: true, seconds: (Date.now() - started) / 1000 };
-}
 
 export async function clusterDispatchScenario(options: { quick: boolean; machines?: number }): Promise<boolean> {
   const machinesCount = options.machines ?? (options.quick ? 300 : 1_000);
@@ -67,21 +51,9 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
         }),
       );
     }
-    const arrivals = new Map<string, number[]>();
-    const handling: Record<string, number> = {};
-    let disconnects = 0;
     const machines = fleets.flatMap((f) => f.machines);
-    for (const machine of machines) {
-      machine.on('dispense', ({ command }) => {
-        const list = arrivals.get(command.orderId);
-        if (list) list.push(performance.now());
-        else arrivals.set(command.orderId, [performance.now()]);
-      });
-      machine.on('command', ({ handling: h }) => {
-        if (h !== 'dispense') handling[h] = (handling[h] ?? 0) + 1;
-      });
-      machine.on('disconnect', () => (disconnects += 1));
-    }
+    const watch = watchFleet(machines);
+    const { arrivals, handling } = watch;
     const connectStarted = Date.now();
     await Promise.all(fleets.map((f) => f.start()));
     console.log(`  ${machines.length} machines connected (${Math.ceil(machines.length / NODES)} per process) in ${((Date.now() - connectStarted) / 1000).toFixed(1)} s`);
@@ -164,7 +136,7 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
       `dispensed (simulator records) ${dispensedTotal}, orders with a dispense ${[...sends.keys()].filter((id) => arrivals.has(id)).length}${drained.ok ? '' : ` — some never arrived (gave up after ${drained.seconds.toFixed(0)} s)`}; after the load ended the last one took ${drained.seconds.toFixed(1)} s`,
       `machines with a duplicate dispense ${duplicateMachines}, orders dispensed more than once ${multiArrivals}, dispenses for unknown orders ${strangers}`,
       `non-200 or failed webhook requests ${failedRequests}, duplicate/ignored answers ${unexpected}`,
-      `re-sent commands seen by machines ${JSON.stringify(handling)}, machine disconnects ${disconnects}`,
+      `re-sent commands seen by machines ${JSON.stringify(handling)}, machine disconnects ${watch.disconnects}`,
     ];
     if (warnings.length) checks.push(`servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`);
     for (const line of checks) console.log(`  ${line}`);

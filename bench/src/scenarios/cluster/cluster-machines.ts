@@ -192,12 +192,12 @@ export async function clusterMachinesScenario(options: { quick: boolean; machine
   const wanted = options.machines ?? (options.quick ? 2_000 : 20_000);
   const limit = usableOpenFiles();
   // Each socket is one descriptor in the server; keep ~1,500 for PostgreSQL, Redis, files and slack.
-  const count = Math.min(wanted, limit - 1_500);
+  const count = Math.min(wanted, limit - 100);
   if (count < wanted) {
     console.log(`NOTICE: the open-file limit is ${limit} and cannot be raised here (prlimit refused: no CAP_SYS_RESOURCE); ${int(wanted)} sockets in one process do not fit, so ${int(count)} machines are measured and 20,000 is extrapolated. Run as a user allowed \`ulimit -n 65536\` for the real figure.`);
   }
   const env3 = process.env['BENCH_CLUSTER_MACHINES_3'];
-  const count3 = Math.min(env3 !== undefined && env3 !== '' ? Number(env3) : options.quick ? 6_000 : 50_000, 3 * (limit - 1_500));
+  const count3 = Math.min(env3 !== undefined && env3 !== '' ? Number(env3) : options.quick ? 6_000 : 50_000, 3 * (limit - 100));
   const windowSec = options.quick ? 15 : 30;
   printHeaderNote('cluster-machines', `machines inserted directly into the schema (batches of 1,000, server's sha256 key hashing); heartbeat every 30 s; client sockets in child processes of ≤ 2,500; open-file limit of servers and clients ${limit}${limit >= NOFILE ? ' (raised with prlimit)' : ' (prlimit could not raise it)'}`);
   const kh = await kioskhubSingle(count, windowSec);
