@@ -1,5 +1,6 @@
 // Open-file limit checks: each connected machine is one file descriptor in the server and
 // one in a client process. Children inherit the bench's limit (`ulimit -n`).
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export function openFileLimit(): number | undefined {
@@ -20,5 +21,18 @@ export function requireOpenFiles(sockets: number): void {
     throw new Error(
       `open-file limit is ${limit}, ${needed} needed for ${sockets} connections: run \`ulimit -n ${Math.max(needed, 20_000)}\` in this shell first`,
     );
+  }
+}
+
+/**
+ * Raises a running process's open-file limit (prlimit; needs root or CAP_SYS_RESOURCE to go
+ * past the hard limit). Returns the limit it now has, or undefined when it could not.
+ */
+export function raiseNoFile(pid: number, limit: number): number | undefined {
+  try {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`], { stdio: 'ignore', timeout: 5_000 });
+    return limit;
+  } catch {
+    return undefined;
   }
 }

@@ -8,7 +8,7 @@ import { requireOpenFiles } from '../lib/limits.js';
 import { benchPath } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
 import { settledRssKb } from '../lib/proc.js';
-import { connectClients } from '../lib/socket-clients.js';
+import { connectMachineClients } from '../lib/machine-clients.js';
 import { tempDir } from '../lib/temp.js';
 import { fmt, int, printTable, ratio, verdict } from '../lib/table.js';
 
@@ -47,7 +47,11 @@ async function measure(
   console.log(
     `  RSS with 0 machines: ${int(zero.median / 1024)} MB (readings ${zero.readings.map((r) => int(r / 1024)).join(', ')} MB), heap ${int(zero.heapMedian / 1024)} MB`,
   );
-  const fleet = await connectClients(url, clients, { workers, label: `${label} connections` });
+  // One heartbeat each at connect (the server then knows it IDLE), none after: RSS, not CPU.
+  const fleet = await connectMachineClients(
+    clients.map((c) => ({ url, ...c })),
+    { perWorker: Math.ceil(clients.length / workers), concurrencyPerWorker: 50, heartbeatMs: 0, label: `${label} connections` },
+  );
   try {
     if (fleet.failed > 0)
       console.log(`  ${fleet.failed} connections failed, e.g. ${fleet.errors.join('; ')}`);
@@ -72,7 +76,7 @@ async function measure(
         fleet.connected > 0 ? (full.heapMedian - zero.heapMedian) / fleet.connected : Number.NaN,
       connectSeconds: fleet.seconds,
       clientRssKb: fleet.workerRssKb,
-      disconnects: closed.disconnectsWhileHeld,
+      disconnects: closed.disconnects,
       readings0: zero.readings,
       readingsN: full.readings,
     };

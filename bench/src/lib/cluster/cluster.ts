@@ -2,12 +2,12 @@
 // PostgreSQL schema (DATABASE_SCHEMA) and one Redis, as `npm run cluster` and
 // server/test/cluster/helpers.ts run them. Every child, schema and temp dir is registered for
 // cleanup (bench/src/lib/cleanup.ts), so a failure or Ctrl-C leaves nothing behind.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { sha256 } from '../../../../server/src/platform/http/auth.js';
 import { openDatabase } from '../../../../server/src/platform/db/database.js';
 import { startChild, waitForHttp, type Child } from '../child.js';
+import { raiseNoFile } from '../limits.js';
 import { ADMIN_TOKEN, AMOUNT_PAISE, createMachines, freshPgSchema, pgUrlFromEnv, WEBHOOK_SECRET, type MachineCredentials } from '../kioskhub.js';
 import { repoPath } from '../paths.js';
 import { freePort } from '../ports.js';
@@ -24,19 +24,6 @@ export const loadAvg = (): string => loadavg().map((l) => l.toFixed(2)).join(' '
 
 /** A short tag that keeps this run's machine ids apart from anyone else's on the shared Redis. */
 export const runTag = (): string => randomBytes(2).toString('hex').toUpperCase();
-
-/**
- * Raises a running process's open-file limit (prlimit; needs root or CAP_SYS_RESOURCE to go
- * past the hard limit). Returns the limit it now has, or undefined when it could not.
- */
-export function raiseNoFile(pid: number, limit: number): number | undefined {
-  try {
-    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`], { stdio: 'ignore', timeout: 5_000 });
-    return limit;
-  } catch {
-    return undefined;
-  }
-}
 
 export interface ClusterNode {
   index: number;

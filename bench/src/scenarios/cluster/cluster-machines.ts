@@ -8,10 +8,11 @@
 // process. Machines are inserted directly into the schema (batches of 1,000, the server's
 // sha256 key hashing); the client sockets live in several client processes (≤ 2,500 each).
 import { startChild, waitForHttp, type Child } from '../../lib/child.js';
-import { insertMachines, loadAvg, raiseNoFile, runTag, startCluster, type Cluster } from '../../lib/cluster/cluster.js';
-import { connectMachineClients, type MachineClients } from '../../lib/cluster/machine-clients.js';
+import { insertMachines, loadAvg, runTag, startCluster, type Cluster } from '../../lib/cluster/cluster.js';
+import { raiseNoFile } from '../../lib/limits.js';
+import { connectMachineClients, type MachineClients } from '../../lib/machine-clients.js';
 import { printHeaderNote } from '../../lib/cluster/report.js';
-import type { WorkerClient } from '../../lib/cluster/machine-worker.js';
+import type { WorkerClient } from '../../lib/machine-worker.js';
 import { openFileLimit } from '../../lib/limits.js';
 import { benchPath } from '../../lib/paths.js';
 import { freePort } from '../../lib/ports.js';

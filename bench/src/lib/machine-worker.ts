@@ -1,11 +1,11 @@
 // A child process holding many light v2 machines (plain socket.io-client, WebSocket only):
 // each connects to /machines on its own server URL with {machineId, key}, sends a first
-// heartbeat, then one heartbeat every `heartbeatMs` (status IDLE) at a random phase, as real
-// machines do. Heartbeats can be paused and resumed (to measure the server's CPU with and
+// heartbeat, then one heartbeat every `heartbeatMs` (status IDLE; 0: none after the first) at a
+// random phase, as real machines do. Heartbeats can be paused and resumed (to measure the server's CPU with and
 // without them). Driven over IPC by machine-clients.ts; exits when told to or when the bench
 // goes away.
 import { io, type Socket } from 'socket.io-client';
-import { rssKb } from '../proc.js';
+import { rssKb } from './proc.js';
 
 export interface WorkerClient {
   url: string;
@@ -63,6 +63,7 @@ function connectOne(client: WorkerClient): Promise<Socket> {
 }
 
 function schedule(socket: Socket, heartbeatMs: number): void {
+  if (heartbeatMs <= 0) return;
   const beat = () => {
     if (!heartbeatsOn || !socket.connected) return;
     heartbeat(socket).then(

@@ -1,9 +1,10 @@
 // Spreads N heartbeating light machines (machine-worker.ts) over several client processes, each
 // holding at most `perWorker` sockets, and lets the caller pause/resume their heartbeats and
-// read how many were acknowledged.
-import { startChild, type Child } from '../child.js';
-import { benchPath } from '../paths.js';
-import { raiseNoFile } from './cluster.js';
+// read how many were acknowledged. (One Node process holding 10,000 sockets spends its time on
+// its own event loop and would slow the handshakes, hence several.)
+import { startChild, type Child } from './child.js';
+import { raiseNoFile } from './limits.js';
+import { benchPath } from './paths.js';
 import type { MachineWorkerCommand, MachineWorkerReport, WorkerClient, WorkerStats } from './machine-worker.js';
 
 export interface MachineClients {
@@ -49,7 +50,7 @@ export async function connectMachineClients(clients: WorkerClient[], options: { 
   const workers = Math.max(1, Math.ceil(clients.length / (options.perWorker ?? 2_500)));
   const shares = Array.from({ length: workers }, (_, w) => clients.filter((_, i) => i % workers === w));
   const children = shares.map((_, w) => {
-    const child = startChild({ name: `machine clients ${w + 1}/${workers}`, script: benchPath('lib/cluster/machine-worker.ts') });
+    const child = startChild({ name: `machine clients ${w + 1}/${workers}`, script: benchPath('lib/machine-worker.ts') });
     raiseNoFile(child.pid, 65_536);
     return child;
   });
