@@ -131,6 +131,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     ackTimeoutMs: config.dispatchAckTimeoutMs,
     resultTimeoutMs: config.dispatchResultTimeoutMs,
     idleRecheckMs: config.dispatchIdleRecheckMs,
+    sweepMs: config.dispatchSweepMs,
     noticesArrive: () => realtime.noticesArrive(),
     notifyOthers: (machineId) => {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:kick', machineId);

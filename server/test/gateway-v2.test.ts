@@ -694,3 +694,43 @@ describe.each(engines())('v2 machine heartbeat timeout (%s)', (engine) => {
     await eventually(async () => (await order(o1)).status === 'COMPLETED', 5_000, 'COMPLETED');
   });
 });
+
+describe.each(engines())('v2 dispatch sweep for lost notices (%s)', (engine) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // Heartbeats trust "nothing to do" for 10 min; the sweep runs every 300 ms.
+    server = await startServer({ engine, env: { DISPATCH_SWEEP_MS: '300', DISPATCH_IDLE_RECHECK_MS: '600000' } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('dispatches a command whose notice was lost, though the machine heartbeats IDLE and trusts "nothing to do"', async () => {
+    const m = await server.createVendingMachine('SWEEP1');
+    const machine = new SimulatedMachine({ url: server.url, machineId: m.id, key: m.key, heartbeatMs: 200, dispenseDelayMs: 10 });
+    await machine.start();
+    try {
+      const { presence, orders, commands } = server.kioskhub.services;
+      await eventually(() => presence.local('SWEEP1')?.noWorkSince !== undefined, 5_000, 'the machine checked and found nothing');
+
+      // What another process leaves behind when it dies after committing a payment and relaying
+      // its outbox row, with its notice stuck in its own Redis offline queue: the order and the
+      // command are committed, no kick or notice ever reaches this process.
+      const row = await server.kioskhub.db.selectFrom('machines').select(['tenant_id', 'site_id', 'currency']).where('id', '=', 'SWEEP1').executeTakeFirstOrThrow();
+      const paidAt = new Date(Date.now() - 10_000).toISOString();
+      const orderId = await server.kioskhub.db.transaction().execute(async (tx) => {
+        const order = await orders.create(tx, { tenantId: row.tenant_id, machineId: 'SWEEP1', siteId: row.site_id, amount: 2000, currency: row.currency, source: 'upi_qr', status: 'PAID', requiresDispense: true, actor: 'test:other-process' });
+        await commands.enqueue(tx, { tenantId: row.tenant_id, machineId: 'SWEEP1', orderId: order.id, amountMinor: 2000, currency: row.currency, queuedAt: paidAt });
+        await tx.deleteFrom('outbox').where('topic', '=', 'dispatch').execute();
+        return order.id;
+      });
+
+      await eventually(() => machine.dispensed.some((d) => d.orderId === orderId), 10_000, 'the sweep to dispatch the forgotten command');
+      await eventually(async () => (await server.request('GET', `/v1/orders/${orderId}`)).body.status === 'COMPLETED', 5_000, 'the order completed');
+      await new Promise((r) => setTimeout(r, 700)); // a few more sweeps and heartbeats
+      expect(machine.dispensed.filter((d) => d.orderId === orderId)).toHaveLength(1);
+    } finally {
+      machine.stop();
+    }
+  });
+});

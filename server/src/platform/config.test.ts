@@ -40,6 +40,7 @@ describe('loadConfig defaults (CONTRACTS §1 table)', () => {
     expect(config.dispatchResultTimeoutMs).toBe(120_000);
     expect(config.machineHeartbeatTimeoutMs).toBe(30_000);
     expect(config.dispatchIdleRecheckMs).toBe(300_000);
+    expect(config.dispatchSweepMs).toBe(30_000);
     expect(config.databasePoolSize).toBe(10);
     expect(config.printJobLeaseMs).toBe(60_000);
     expect(config.logLevel).toBe('info');
@@ -110,6 +111,7 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['DISPATCH_ACK_TIMEOUT_MS not a number', { DISPATCH_ACK_TIMEOUT_MS: '10s' }, 'DISPATCH_ACK_TIMEOUT_MS'],
     ['DISPATCH_RESULT_TIMEOUT_MS zero', { DISPATCH_RESULT_TIMEOUT_MS: '0' }, 'DISPATCH_RESULT_TIMEOUT_MS'],
     ['DISPATCH_IDLE_RECHECK_MS negative', { DISPATCH_IDLE_RECHECK_MS: '-1' }, 'DISPATCH_IDLE_RECHECK_MS'],
+    ['DISPATCH_SWEEP_MS not a number', { DISPATCH_SWEEP_MS: '30s' }, 'DISPATCH_SWEEP_MS'],
     ['DATABASE_POOL_SIZE zero', { DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE'],
     ['DATABASE_POOL_SIZE not a number', { DATABASE_POOL_SIZE: 'big' }, 'DATABASE_POOL_SIZE'],
     ['MACHINE_HEARTBEAT_TIMEOUT_MS not a number', { MACHINE_HEARTBEAT_TIMEOUT_MS: 'soon' }, 'MACHINE_HEARTBEAT_TIMEOUT_MS'],

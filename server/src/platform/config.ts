@@ -26,6 +26,7 @@ export interface Config {
   dispatchAckTimeoutMs: number;
   dispatchResultTimeoutMs: number;
   dispatchIdleRecheckMs: number;
+  dispatchSweepMs: number;
   databasePoolSize: number;
   machineHeartbeatTimeoutMs: number;
   printJobLeaseMs: number;
@@ -146,6 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
     dispatchAckTimeoutMs: integer(env, 'DISPATCH_ACK_TIMEOUT_MS', 10_000, 50, 3_600_000),
     dispatchResultTimeoutMs: integer(env, 'DISPATCH_RESULT_TIMEOUT_MS', 120_000, 100, 86_400_000),
     dispatchIdleRecheckMs: integer(env, 'DISPATCH_IDLE_RECHECK_MS', 300_000, 0, 86_400_000),
+    dispatchSweepMs: integer(env, 'DISPATCH_SWEEP_MS', 30_000, 0, 86_400_000),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
     machineHeartbeatTimeoutMs: integer(env, 'MACHINE_HEARTBEAT_TIMEOUT_MS', 30_000, 100, 86_400_000),
     printJobLeaseMs: integer(env, 'PRINT_JOB_LEASE_MS', 60_000, 100, 86_400_000),

@@ -10,7 +10,8 @@ import type { MachineConnection, Presence } from './presence.js';
 function setup(idleRecheckMs: number, notices = { arrive: true }) {
   const claims: string[] = [];
   // What the next checks answer: nothing at all, or a claim lost to another process.
-  const answer: { empty: boolean; gate?: Promise<void> } = { empty: true };
+  const answer: { empty: boolean; gate?: Promise<void>; workLeft?: boolean } = { empty: true };
+  const sweeps: string[][] = [];
   const commands = {
     claimNext: async (machineId: string) => {
       claims.push(machineId);
@@ -18,6 +19,11 @@ function setup(idleRecheckMs: number, notices = { arrive: true }) {
       return answer.empty ? ({ kind: 'none', empty: true } as const) : ({ kind: 'none' } as const);
     },
     inFlight: async () => undefined,
+    // What the sweep's query finds: the machines asked about, when a lost notice left work behind.
+    machinesWithWork: async (ids: readonly string[]) => {
+      sweeps.push([...ids]);
+      return answer.workLeft ? [...ids] : [];
+    },
   } as unknown as CommandsService;
   const conn: MachineConnection = {
     machineId: 'M01',
@@ -35,10 +41,11 @@ function setup(idleRecheckMs: number, notices = { arrive: true }) {
   const dispatcher = createDispatcher({
     commands,
     presence,
-    logger: { error: () => undefined } as unknown as Logger,
+    logger: { error: () => undefined, warn: () => undefined } as unknown as Logger,
     ackTimeoutMs: 1_000,
     resultTimeoutMs: 10_000,
     idleRecheckMs,
+    sweepMs: 0,
     noticesArrive: () => notices.arrive,
     notifyOthers: () => undefined,
     observeDispatchLatency: () => undefined,
@@ -47,7 +54,7 @@ function setup(idleRecheckMs: number, notices = { arrive: true }) {
     dispatcher.kick('M01', reason);
     await vi.advanceTimersByTimeAsync(0);
   };
-  return { dispatcher, kick, claims, conn, answer };
+  return { dispatcher, kick, claims, conn, answer, sweeps };
 }
 
 describe('dispatcher: idle heartbeats', () => {
@@ -146,5 +153,44 @@ describe('dispatcher: idle heartbeats', () => {
     answer.gate = undefined;
     await kick('heartbeat');
     expect(claims).toHaveLength(2);
+  });
+});
+
+describe('dispatcher: the sweep for lost notices', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('asks only about machines believed to have nothing to do', async () => {
+    vi.useFakeTimers();
+    const { dispatcher, kick, sweeps } = setup(60_000);
+    expect(await dispatcher.sweep()).toBe(0);
+    expect(sweeps).toEqual([]); // never checked yet: its next heartbeat asks anyway
+    await kick('heartbeat');
+    expect(await dispatcher.sweep()).toBe(0);
+    expect(sweeps).toEqual([['M01']]);
+  });
+
+  it('dispatches work left behind by a lost notice, though the re-check interval has not passed', async () => {
+    vi.useFakeTimers();
+    const { dispatcher, kick, claims, conn, answer } = setup(60_000);
+    await kick('heartbeat');
+    await kick('heartbeat');
+    expect(claims).toHaveLength(1);
+    answer.workLeft = true;
+    expect(await dispatcher.sweep()).toBe(1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(claims).toHaveLength(2);
+    // The check found nothing this time (the stub), so the mark is back: one sweep, one check.
+    expect(conn.noWorkSince).toBeDefined();
+  });
+
+  it('leaves a machine alone when a kick cleared its mark while the sweep was asking', async () => {
+    vi.useFakeTimers();
+    const { dispatcher, kick, claims, conn, answer } = setup(60_000);
+    await kick('heartbeat');
+    answer.workLeft = true;
+    const swept = dispatcher.sweep();
+    conn.noWorkSince = undefined; // what a payment's kick does
+    expect(await swept).toBe(0);
+    expect(claims).toHaveLength(1);
   });
 });

@@ -19,6 +19,12 @@ export interface DispatcherDeps {
    * re-check only covers a notice lost while Redis was away. 0 checks on every heartbeat.
    */
   idleRecheckMs: number;
+  /**
+   * How often the machines believed to have nothing to do are checked for work all at once (one
+   * query per 1,000 machines). It bounds the delay of a notice lost in a way no reconnect shows:
+   * the paying process lost Redis and died before Redis came back. 0 turns it off.
+   */
+  sweepMs: number;
   /** False while notices from other processes cannot arrive (Redis away): then every IDLE heartbeat checks. */
   noticesArrive(): boolean;
   /** Tell the other processes that a machine may have work (no-op when running alone). */
@@ -28,7 +34,10 @@ export interface DispatcherDeps {
 
 // 'remote': another process said this machine may have work; never passed on again (a
 // re-broadcast from every process not holding the machine loops forever between processes).
-export type KickReason = 'connect' | 'heartbeat' | 'result' | 'paid' | 'declined' | 'remote';
+export type KickReason = 'connect' | 'heartbeat' | 'result' | 'paid' | 'declined' | 'remote' | 'sweep';
+
+/** Work younger than this is still on its way through the normal kick; the sweep leaves it alone. */
+const SWEEP_GRACE_MS = 5_000;
 
 const isDispenseAck = (v: unknown): v is DispenseAck =>
   typeof v === 'object' && v !== null && typeof (v as { accepted?: unknown }).accepted === 'boolean';
@@ -39,6 +48,8 @@ export function createDispatcher(deps: DispatcherDeps) {
   /** Bumped when notices may have been lost: a check that began before it proves nothing. */
   let idleEpoch = 0;
   let timer: NodeJS.Timeout | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
   let stopped = false;
 
   function kick(machineId: string, reason: KickReason): void {
@@ -86,6 +97,23 @@ export function createDispatcher(deps: DispatcherDeps) {
     }
     if (conn.protocol === 'v1') sendV1(conn, claim.command);
     else sendV2(conn, claim.command);
+  }
+
+  /** Machines believed to have nothing to do that do have work: a notice was lost. Kick them. */
+  async function sweep(): Promise<number> {
+    const believedIdle: string[] = [];
+    for (const conn of presence.connections()) if (conn.noWorkSince !== undefined) believedIdle.push(conn.machineId);
+    if (believedIdle.length === 0) return 0;
+    const withWork = await commands.machinesWithWork(believedIdle, new Date(Date.now() - SWEEP_GRACE_MS).toISOString());
+    let kicked = 0;
+    for (const machineId of withWork) {
+      // A kick got there meanwhile (it clears the mark): nothing was lost.
+      if (stopped || presence.local(machineId)?.noWorkSince === undefined) continue;
+      logger.warn({ machineId }, 'work found for a machine believed idle (a notice was lost): dispatching it');
+      kick(machineId, 'sweep');
+      kicked++;
+    }
+    return kicked;
   }
 
   function observe(command: CommandRow): void {
@@ -179,10 +207,23 @@ export function createDispatcher(deps: DispatcherDeps) {
           .catch((err: unknown) => logger.warn({ err }, 'v1 escalation sweep failed'));
       }, every);
       timer.unref();
+      if (deps.sweepMs > 0) {
+        sweepTimer = setInterval(() => {
+          if (sweeping || stopped) return;
+          sweeping = sweep()
+            .then(() => undefined)
+            .catch((err: unknown) => logger.warn({ err }, 'dispatch sweep failed'))
+            .finally(() => (sweeping = undefined));
+        }, deps.sweepMs);
+        sweepTimer.unref();
+      }
     },
+    sweep,
     async stop(): Promise<void> {
       stopped = true;
       if (timer) clearInterval(timer);
+      if (sweepTimer) clearInterval(sweepTimer);
+      await sweeping;
       await Promise.allSettled([...chains.values()]);
     },
   };
