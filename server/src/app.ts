@@ -270,14 +270,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     // Sockets first, so their disconnections are written (and announced over Redis, still up)
     // before presence stops.
     realtime.disconnectSockets();
+    realtime.stopAccepting();
     await presence.stop();
     // HTTP before the Socket.IO engine: Fastify answers requests that arrive on a kept-alive
     // connection while it drains with 503 + `Connection: close`. Closing the HTTP server first
     // through Socket.IO (io.close) would keep serving them, so a client polling on a kept-alive
     // connection (the cash reader, the print client) could hold shutdown for as long as it polls.
-    // Requests still running after the drain time (or a Socket.IO long-poll, which Fastify does not
-    // see) lose their connection, so a stop always ends.
-    const drain = setTimeout(() => app.server.closeAllConnections(), HTTP_DRAIN_MS);
+    // Requests still running after the drain time, and WebSockets whose peer never completes the
+    // close, lose their connection, so a stop always ends.
+    const drain = setTimeout(() => {
+      app.server.closeAllConnections();
+      realtime.destroyConnections();
+    }, HTTP_DRAIN_MS);
     drain.unref();
     await app.close();
     clearTimeout(drain);

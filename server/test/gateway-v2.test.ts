@@ -728,6 +728,12 @@ describe.each(engines())('v2 dispatch sweep for lost notices (%s)', (engine) => 
       await eventually(() => machine.dispensed.some((d) => d.orderId === orderId), 10_000, 'the sweep to dispatch the forgotten command');
       await eventually(async () => (await server.request('GET', `/v1/orders/${orderId}`)).body.status === 'COMPLETED', 5_000, 'the order completed');
       await new Promise((r) => setTimeout(r, 700)); // a few more sweeps and heartbeats
+      // Sent once (the simulator would hide a repeat: it de-duplicates by commandId).
+      const [command, ...more] = await commands.listForOrder(orderId);
+      expect(more).toEqual([]);
+      expect(command).toMatchObject({ status: 'DONE', attempts: 1 });
+      const timeline = (await server.request('GET', `/v1/orders/${orderId}/timeline`)).body.items as { type: string }[];
+      expect(timeline.filter((e) => e.type === 'command_sent')).toHaveLength(1);
       expect(machine.dispensed.filter((d) => d.orderId === orderId)).toHaveLength(1);
     } finally {
       machine.stop();

@@ -1,6 +1,7 @@
 // The Socket.IO server shared by the machine gateway and live updates; with REDIS_URL it
 // uses the Redis adapter so rooms, evictions and kicks reach every process.
 import type { Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -20,16 +21,31 @@ export interface Realtime {
   onReconnected(listener: () => void): void;
   /** Drops every socket; Redis stays up so the disconnections can still be announced. */
   disconnectSockets(): void;
+  /**
+   * For a stop: refuses new Socket.IO handshakes and closes every engine connection, also those
+   * no namespace holds yet (a client still connecting), which would keep the HTTP server open.
+   */
+  stopAccepting(): void;
+  /** Destroys the WebSocket connections still open (a peer that never completes the close). */
+  destroyConnections(): void;
   close(): Promise<void>;
 }
 
 const RESUBSCRIBE_GRACE_MS = 2_000;
 
 export function createRealtime(httpServer: HttpServer, options: { redisUrl?: string; logger: Logger }): Realtime {
+  let accepting = true;
   const io = new Server(httpServer, {
     serveClient: true,
     maxHttpBufferSize: 100_000,
     cors: { origin: true, credentials: true },
+    allowRequest: (_req, answer) => answer(accepting ? null : 'shutting down', accepting),
+  });
+  // Upgraded connections are not the HTTP server's any more: closeAllConnections() skips them.
+  const upgraded = new Set<Duplex>();
+  httpServer.on('upgrade', (_req, socket: Duplex) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
   });
   const clients: Redis[] = [];
   const reconnectListeners: (() => void)[] = [];
@@ -80,6 +96,13 @@ export function createRealtime(httpServer: HttpServer, options: { redisUrl?: str
     noticesArrive: () => subscriber === undefined || (subscriber.status === 'ready' && !lost),
     onReconnected: (listener) => void reconnectListeners.push(listener),
     disconnectSockets: disconnectLocalSockets,
+    stopAccepting() {
+      accepting = false;
+      io.engine.close();
+    },
+    destroyConnections() {
+      for (const socket of upgraded) socket.destroy();
+    },
     async close() {
       disconnectLocalSockets();
       await new Promise<void>((resolve) => {

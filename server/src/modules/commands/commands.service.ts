@@ -231,26 +231,24 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
       });
     },
 
-    /** v1 dispenses with no result after the timeout go to an operator instead of being re-sent. */
     /**
-     * Which of these machines have a command queued or in flight since before `olderThan`
-     * (ids in chunks of 1,000).
+     * Which of these machines (at most 1,000: one parameter each) have a command queued or in
+     * flight since before `olderThan`.
      */
     async machinesWithWork(machineIds: readonly string[], olderThan: string): Promise<string[]> {
-      const found: string[] = [];
-      for (let i = 0; i < machineIds.length; i += 1_000) {
-        const rows = await db
-          .selectFrom('commands')
-          .select('machine_id')
-          .distinct()
-          .where('machine_id', 'in', machineIds.slice(i, i + 1_000))
-          .where('status', 'in', ['QUEUED', ...IN_FLIGHT])
-          .where('queued_at', '<', olderThan)
-          .execute();
-        for (const row of rows) found.push(row.machine_id);
-      }
-      return found;
+      if (machineIds.length === 0) return [];
+      const rows = await db
+        .selectFrom('commands')
+        .select('machine_id')
+        .distinct()
+        .where('machine_id', 'in', machineIds)
+        .where('status', 'in', ['QUEUED', ...IN_FLIGHT])
+        .where('queued_at', '<', olderThan)
+        .execute();
+      return rows.map((row) => row.machine_id);
     },
+
+    /** v1 dispenses with no result after the timeout go to an operator instead of being re-sent. */
 
     async escalateSilentV1(olderThanMs: number): Promise<number> {
       const cutoff = new Date(Date.now() - olderThanMs).toISOString();

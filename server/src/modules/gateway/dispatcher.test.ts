@@ -183,6 +183,27 @@ describe('dispatcher: the sweep for lost notices', () => {
     expect(conn.noWorkSince).toBeDefined();
   });
 
+  it('leaves a machine alone when a kick and its check renewed the mark while the sweep was asking', async () => {
+    vi.useFakeTimers();
+    const { dispatcher, kick, claims, conn, answer } = setup(60_000);
+    await kick('heartbeat');
+    answer.workLeft = true;
+    const swept = dispatcher.sweep();
+    conn.noWorkSince = conn.noWorkSince! + 1; // a kick cleared it, its check found nothing again
+    expect(await swept).toBe(0);
+    expect(claims).toHaveLength(1);
+  });
+
+  it('asks nothing once stopped', async () => {
+    vi.useFakeTimers();
+    const { dispatcher, kick, sweeps, answer } = setup(60_000);
+    await kick('heartbeat');
+    answer.workLeft = true;
+    await dispatcher.stop();
+    expect(await dispatcher.sweep()).toBe(0);
+    expect(sweeps).toEqual([]);
+  });
+
   it('leaves a machine alone when a kick cleared its mark while the sweep was asking', async () => {
     vi.useFakeTimers();
     const { dispatcher, kick, claims, conn, answer } = setup(60_000);

@@ -38,6 +38,8 @@ export type KickReason = 'connect' | 'heartbeat' | 'result' | 'paid' | 'declined
 
 /** Work younger than this is still on its way through the normal kick; the sweep leaves it alone. */
 const SWEEP_GRACE_MS = 5_000;
+/** Machines per sweep query (one parameter each). */
+const SWEEP_CHUNK = 1_000;
 
 const isDispenseAck = (v: unknown): v is DispenseAck =>
   typeof v === 'object' && v !== null && typeof (v as { accepted?: unknown }).accepted === 'boolean';
@@ -101,17 +103,20 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   /** Machines believed to have nothing to do that do have work: a notice was lost. Kick them. */
   async function sweep(): Promise<number> {
-    const believedIdle: string[] = [];
-    for (const conn of presence.connections()) if (conn.noWorkSince !== undefined) believedIdle.push(conn.machineId);
-    if (believedIdle.length === 0) return 0;
-    const withWork = await commands.machinesWithWork(believedIdle, new Date(Date.now() - SWEEP_GRACE_MS).toISOString());
+    // The mark each machine had when asked about: a kick that came meanwhile changes it (clears
+    // it, and its check may set a new one), and then nothing was lost.
+    const marks = new Map<string, number>();
+    for (const conn of presence.connections()) if (conn.noWorkSince !== undefined) marks.set(conn.machineId, conn.noWorkSince);
+    const ids = [...marks.keys()];
     let kicked = 0;
-    for (const machineId of withWork) {
-      // A kick got there meanwhile (it clears the mark): nothing was lost.
-      if (stopped || presence.local(machineId)?.noWorkSince === undefined) continue;
-      logger.warn({ machineId }, 'work found for a machine believed idle (a notice was lost): dispatching it');
-      kick(machineId, 'sweep');
-      kicked++;
+    for (let i = 0; i < ids.length && !stopped; i += SWEEP_CHUNK) {
+      const withWork = await commands.machinesWithWork(ids.slice(i, i + SWEEP_CHUNK), new Date(Date.now() - SWEEP_GRACE_MS).toISOString());
+      for (const machineId of withWork) {
+        if (stopped || presence.local(machineId)?.noWorkSince !== marks.get(machineId)) continue;
+        logger.warn({ machineId }, 'work found for a machine believed idle (a notice was lost): dispatching it');
+        kick(machineId, 'sweep');
+        kicked++;
+      }
     }
     return kicked;
   }
