@@ -268,16 +268,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     await dispatcher.stop();
     await outbox.stop();
     // Sockets first, so their disconnections are written (and announced over Redis, still up)
-    // before presence stops.
+    // before presence stops; then no new handshakes, and no engine connection left open.
     realtime.disconnectSockets();
     realtime.stopAccepting();
     await presence.stop();
-    // HTTP before the Socket.IO engine: Fastify answers requests that arrive on a kept-alive
-    // connection while it drains with 503 + `Connection: close`. Closing the HTTP server first
-    // through Socket.IO (io.close) would keep serving them, so a client polling on a kept-alive
-    // connection (the cash reader, the print client) could hold shutdown for as long as it polls.
-    // Requests still running after the drain time, and WebSockets whose peer never completes the
-    // close, lose their connection, so a stop always ends.
+    // HTTP is closed by Fastify, which answers requests arriving on a kept-alive connection while
+    // it drains with 503 + `Connection: close`. Closed behind its back (io.close() closes the HTTP
+    // server) it would keep serving them, so a client polling on a kept-alive connection (the
+    // cash reader, the print client) could hold the stop for as long as it polls. Requests still
+    // running after the drain time, and WebSockets whose peer never completes the close, lose
+    // their connection, so a stop always ends.
     const drain = setTimeout(() => {
       app.server.closeAllConnections();
       realtime.destroyConnections();
