@@ -269,8 +269,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     await outbox.stop();
     // Sockets first, so their disconnections are written (and announced over Redis, still up)
     // before presence stops; then no new handshakes, and no engine connection left open.
-    realtime.disconnectSockets();
-    realtime.stopAccepting();
+    realtime.stopSockets();
     await presence.stop();
     // HTTP is closed by Fastify, which answers requests arriving on a kept-alive connection while
     // it drains with 503 + `Connection: close`. Closed behind its back (io.close() closes the HTTP

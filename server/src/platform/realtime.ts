@@ -19,13 +19,12 @@ export interface Realtime {
   noticesArrive(): boolean;
   /** Called when the connection to Redis is back after a loss: notices sent meanwhile may be gone. */
   onReconnected(listener: () => void): void;
-  /** Drops every socket; Redis stays up so the disconnections can still be announced. */
-  disconnectSockets(): void;
   /**
-   * For a stop: refuses new Socket.IO handshakes and closes every engine connection, also those
-   * no namespace holds yet (a client still connecting), which would keep the HTTP server open.
+   * For a stop: drops this process's sockets (Redis stays up, so the disconnections can still be
+   * announced), refuses new handshakes and closes every engine connection, also those no
+   * namespace holds yet (a client still connecting), which would keep the HTTP server open.
    */
-  stopAccepting(): void;
+  stopSockets(): void;
   /** Destroys the WebSocket connections still open (a peer that never completes the close). */
   destroyConnections(): void;
   close(): Promise<void>;
@@ -95,8 +94,8 @@ export function createRealtime(httpServer: HttpServer, options: { redisUrl?: str
     redis: clients[2],
     noticesArrive: () => subscriber === undefined || (subscriber.status === 'ready' && !lost),
     onReconnected: (listener) => void reconnectListeners.push(listener),
-    disconnectSockets: disconnectLocalSockets,
-    stopAccepting() {
+    stopSockets() {
+      disconnectLocalSockets();
       accepting = false;
       io.engine.close();
     },
