@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { ProductView, SiteView } from '@kioskhub/protocol';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { ProductRow, SiteRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Order, OrderItem, OrdersService } from '../orders/orders.service.js';
@@ -35,8 +36,6 @@ const toProduct = (r: ProductRow): Product => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
-
-const isUnique = (err: unknown) => ['23505', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY'].includes((err as { code?: string }).code ?? '');
 
 export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
   const { db, orders } = deps;
@@ -173,7 +172,7 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
             orders.create(tx, { tenantId: input.tenantId, siteId: site.id, machineId: input.machineId, orderNumber, amount, currency: site.currency, source: 'kiosk', status: 'CREATED', items, ...(input.customerName ? { customerName: input.customerName } : {}), actor: input.actor }),
           );
         } catch (err) {
-          if (!isUnique(err)) throw err;
+          if (!isUniqueViolation(err)) throw err;
           if (input.orderNumber !== undefined) throw new AppError('CONFLICT', `order number ${input.orderNumber} already exists`);
           if (attempt >= 5) throw err;
         }

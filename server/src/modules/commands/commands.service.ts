@@ -4,6 +4,7 @@
 import type { DispenseCommand, DispenseResult } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { CommandRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { OrdersService } from '../orders/orders.service.js';
@@ -22,11 +23,6 @@ export type ResultOutcome = 'recorded' | 'repeat' | 'unknown';
 
 export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService }) {
   const { db, orders } = deps;
-
-  const isUniqueViolation = (err: unknown): boolean => {
-    const e = err as { code?: string };
-    return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
-  };
 
   return {
     /**

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { MachineKind, MachineStatus, MachineView, PaymentProfileView } from '@kioskhub/protocol';
 import { AppError, notFound } from '../../platform/errors.js';
 import { bool, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { MachineRow } from '../../platform/db/schema.js';
 import { sha256 } from '../../platform/http/auth.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -15,9 +16,6 @@ export type PaymentProfile = PaymentProfileView;
 export interface Machine extends MachineView {
   kind: MachineKind;
 }
-
-const isUniqueViolation = (err: unknown): boolean =>
-  ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string } | null)?.code ?? '');
 
 export const newMachineKey = (): string => `mk_${randomBytes(24).toString('base64url')}`;
 
