@@ -102,25 +102,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   // Realtime first: presence and the dispatcher publish through it.
   const realtime = createRealtime(app.server, { ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}), logger });
-  const ordersRepo = createOrdersRepo(db);
+  const orders = createOrdersService({ repo: createOrdersRepo(db) });
   const live = installLiveGateway({
     io: realtime.io,
     resolveToken: auth.fromToken,
     resolveOrderToken: auth.verifyOrderToken,
     tenantOfMachine: async (id) => (await machinesRepo.findById(id))?.tenant_id,
-    tenantOfOrder: async (id, hint) => {
-      const byId = await ordersRepo.findById(id);
-      if (byId) return byId.tenant_id;
-      if (hint === null) return undefined;
-      const byNumber = await db.selectFrom('orders').select('tenant_id').where('tenant_id', '=', hint).where('order_number', '=', id).executeTakeFirst();
-      return byNumber?.tenant_id;
-    },
+    tenantOfOrder: orders.tenantOf,
     siteExists: (t, s) => tenants.siteExists(t, s),
     tenantExists: tenants.exists,
   });
   const presence = createPresence({ repo: machinesRepo, logger, publish: live.publish, heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs });
   const machines = createMachinesService({ db, repo: machinesRepo, siteExists: tenants.siteExists, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
-  const orders = createOrdersService({ repo: ordersRepo });
   const commands = createCommandsService({ db, dialect, orders });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
   const outbox = createOutboxRelay({ db, dialect, logger });

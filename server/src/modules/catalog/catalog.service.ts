@@ -37,7 +37,7 @@ const toProduct = (r: ProductRow): Product => ({
   updatedAt: r.updated_at,
 });
 
-export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
+export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService, 'create'> }) {
   const { db, orders } = deps;
 
   async function siteRow(tenantId: string, siteId: string, ex: Executor = db): Promise<SiteRow> {

@@ -5,7 +5,7 @@ import type { OrderStatus, Page, ReviewOrderView, ReviewReason } from '@kioskhub
 import type { Db } from '../../platform/db/database.js';
 import { AppError } from '../../platform/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
-import { toOrder, type Order, type OrdersService } from '../orders/orders.service.js';
+import type { Order, OrdersService } from '../orders/orders.service.js';
 
 export interface ReviewFilter {
   tenantId: string | null;
@@ -22,7 +22,11 @@ export function reviewReason(order: Pick<Order, 'status' | 'failureCode'>): Revi
 
 const needsReview = (o: Pick<Order, 'status' | 'paidAt'>): boolean => o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
 
-export function createReviewService(deps: { db: Db; orders: Pick<OrdersService, 'get' | 'transition'>; afterCommit(): void }) {
+export function createReviewService(deps: {
+  db: Db;
+  orders: Pick<OrdersService, 'get' | 'transition' | 'needingReview'>;
+  afterCommit(): void;
+}) {
   const { db, orders } = deps;
 
   async function decide(orderId: string, tenantId: string | null, to: Extract<OrderStatus, 'COMPLETED' | 'REFUNDED'>, from: OrderStatus[], meta: { actor: string; note?: string; event: string; action: string }): Promise<ReviewOrderView> {
@@ -42,19 +46,9 @@ export function createReviewService(deps: { db: Db; orders: Pick<OrdersService, 
 
   return {
     async list(filter: ReviewFilter): Promise<Page<ReviewOrderView>> {
-      let q = db
-        .selectFrom('orders')
-        .selectAll()
-        .where((eb) => eb.or([eb('status', '=', 'NEEDS_REVIEW'), eb.and([eb('status', '=', 'FAILED'), eb('paid_at', 'is not', null)])]))
-        .orderBy('id', 'desc')
-        .limit(filter.limit + 1);
-      if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
-      if (filter.siteId) q = q.where('site_id', '=', filter.siteId);
-      if (filter.machineId) q = q.where('machine_id', '=', filter.machineId);
-      if (filter.cursor) q = q.where('id', '<', filter.cursor);
-      const rows = await q.execute();
-      const page = rows.slice(0, filter.limit).map(toOrder);
-      return { items: page.map((o) => ({ ...o, reviewReason: reviewReason(o) })), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+      const page = await orders.needingReview(filter);
+      const items = page.items.map((o) => ({ ...o, reviewReason: reviewReason(o) }));
+      return { items, nextCursor: page.nextCursor };
     },
 
     /** The machine did dispense after all (checked on site): NEEDS_REVIEW → COMPLETED. */

@@ -3,15 +3,15 @@ import { LIVE_EVENTS } from '@kioskhub/protocol';
 import { AppError, notFound } from '../../platform/errors.js';
 import type { Db } from '../../platform/db/database.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
-import { toOrder, type Order, type OrdersService } from '../orders/orders.service.js';
+import type { Order, OrdersService } from '../orders/orders.service.js';
 
-export function createKitchenService(deps: { db: Db; orders: OrdersService }) {
+export function createKitchenService(deps: {
+  db: Db;
+  orders: Pick<OrdersService, 'kitchenQueue' | 'findRow' | 'transition'>;
+}) {
   const { db, orders } = deps;
   return {
-    async openOrders(tenantId: string, siteId: string): Promise<Order[]> {
-      const rows = await db.selectFrom('orders').selectAll().where('tenant_id', '=', tenantId).where('site_id', '=', siteId).where('status', '=', 'PAID').where('requires_dispense', '=', 0).orderBy('paid_at').orderBy('id').limit(200).execute();
-      return rows.map(toOrder);
-    },
+    openOrders: (tenantId: string, siteId: string): Promise<Order[]> => orders.kitchenQueue(tenantId, siteId),
 
     async markReady(orderId: string, tenantId: string | null, actor: string): Promise<Order> {
       return db.transaction().execute(async (tx) => {

@@ -16,6 +16,15 @@ export interface OrderListFilter {
   limit: number;
 }
 
+/** Paid orders an operator must decide on: no result (NEEDS_REVIEW), or FAILED after payment. */
+export interface ReviewListFilter {
+  tenantId: string | null;
+  siteId?: string;
+  machineId?: string;
+  before?: string;
+  limit: number;
+}
+
 export function createOrdersRepo(db: Db) {
   return {
     insert(row: NewOrder, ex: Executor = db) {
@@ -32,6 +41,14 @@ export function createOrdersRepo(db: Db) {
         .where('provider_payment_id', '=', providerPaymentId)
         .executeTakeFirst();
     },
+    findTenantByNumber(tenantId: string, orderNumber: string): Promise<{ tenant_id: string } | undefined> {
+      return db
+        .selectFrom('orders')
+        .select('tenant_id')
+        .where('tenant_id', '=', tenantId)
+        .where('order_number', '=', orderNumber)
+        .executeTakeFirst();
+    },
     list(filter: OrderListFilter): Promise<OrderRow[]> {
       let q = db.selectFrom('orders').selectAll().orderBy('id', 'desc').limit(filter.limit);
       if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
@@ -41,6 +58,38 @@ export function createOrdersRepo(db: Db) {
       if (filter.from !== undefined) q = q.where('created_at', '>=', filter.from);
       if (filter.to !== undefined) q = q.where('created_at', '<', filter.to);
       if (filter.before !== undefined) q = q.where('id', '<', filter.before);
+      return q.execute();
+    },
+    /** Paid orders of a site that no machine dispenses (the kitchen's), oldest paid first. */
+    listKitchenQueue(tenantId: string, siteId: string, limit: number): Promise<OrderRow[]> {
+      return db
+        .selectFrom('orders')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('site_id', '=', siteId)
+        .where('status', '=', 'PAID')
+        .where('requires_dispense', '=', 0)
+        .orderBy('paid_at')
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+    },
+    listNeedingReview(filter: ReviewListFilter): Promise<OrderRow[]> {
+      let q = db
+        .selectFrom('orders')
+        .selectAll()
+        .where((eb) =>
+          eb.or([
+            eb('status', '=', 'NEEDS_REVIEW'),
+            eb.and([eb('status', '=', 'FAILED'), eb('paid_at', 'is not', null)]),
+          ]),
+        )
+        .orderBy('id', 'desc')
+        .limit(filter.limit);
+      if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
+      if (filter.siteId) q = q.where('site_id', '=', filter.siteId);
+      if (filter.machineId) q = q.where('machine_id', '=', filter.machineId);
+      if (filter.before) q = q.where('id', '<', filter.before);
       return q.execute();
     },
     /** Conditional update: only applies when the order is still in one of `from`. */

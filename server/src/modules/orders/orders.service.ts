@@ -6,7 +6,7 @@ import { newId, nowIso, type Executor } from '../../platform/db/database.js';
 import type { OrderRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { canTransition, sourcesOf } from './order-rules.js';
-import type { OrdersRepo } from './orders.repo.js';
+import type { OrdersRepo, ReviewListFilter } from './orders.repo.js';
 
 export interface OrderItem {
   sku: string;
@@ -178,6 +178,28 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
       const rows = await repo.list({ ...rest, limit: filter.limit + 1, ...(cursor ? { before: cursor } : {}) });
       const page = rows.slice(0, filter.limit);
       return { items: page.map(toOrder), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+    },
+
+    /** Paid kiosk orders of a site waiting in the kitchen, oldest paid first (at most 200). */
+    async kitchenQueue(tenantId: string, siteId: string): Promise<Order[]> {
+      return (await repo.listKitchenQueue(tenantId, siteId, 200)).map(toOrder);
+    },
+
+    /** Paid orders an operator must decide on (NEEDS_REVIEW, or FAILED after payment), newest first. */
+    async needingReview(filter: Omit<ReviewListFilter, 'before'> & { cursor?: string }) {
+      const { cursor, ...rest } = filter;
+      const before = cursor ? { before: cursor } : {};
+      const rows = await repo.listNeedingReview({ ...rest, limit: filter.limit + 1, ...before });
+      const page = rows.slice(0, filter.limit).map(toOrder);
+      return { items: page, nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+    },
+
+    /** The tenant of an order named by its id, or by its number within the tenant the caller hints. */
+    async tenantOf(idOrNumber: string, tenantHint: string | null): Promise<string | undefined> {
+      const byId = await repo.findById(idOrNumber);
+      if (byId) return byId.tenant_id;
+      if (tenantHint === null) return undefined;
+      return (await repo.findTenantByNumber(tenantHint, idOrNumber))?.tenant_id;
     },
 
     findByPayment: (provider: string, providerPaymentId: string, ex?: Executor) => repo.findByPayment(provider, providerPaymentId, ex),
