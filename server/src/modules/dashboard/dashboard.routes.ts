@@ -11,7 +11,7 @@ import { OrderSchema } from '../orders/orders.routes.js';
 import type { FleetService } from './fleet.service.js';
 import type { QrService } from './qr.service.js';
 import type { ReviewService } from './review.service.js';
-import type { StatsService } from './stats.service.js';
+import type { StatsService } from '../reporting/stats.service.js';
 
 /** Who may settle a review: a refund is a money decision, a dispense can be checked on site. */
 export const MARK_DISPENSED_ROLES: readonly StaffRole[] = ['admin', 'customer_service', 'technician'];

@@ -13,7 +13,7 @@ import { exportRoutes } from './export.routes.js';
 import { createFleetService } from './fleet.service.js';
 import { createQrService } from './qr.service.js';
 import { createReviewService } from './review.service.js';
-import { createStatsService } from './stats.service.js';
+import { createStatsService } from '../reporting/stats.service.js';
 import { createDashboardSweeper } from './sweeper.js';
 
 export interface DashboardDeps {

@@ -4,6 +4,7 @@
 import type { CommandView, FleetMachineView, Page, PrintSummaryView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
+import { likeEscape } from '../../platform/db/like.js';
 import { toMachine, type MachinesService } from '../machines/machines.service.js';
 
 export interface FleetFilter {
@@ -18,9 +19,6 @@ export interface FleetFilter {
 }
 
 const PENDING_COMMANDS = ['QUEUED', 'SENT', 'ACCEPTED'];
-
-/** `%`, `_` and `\` are LIKE wildcards or the escape character: match them literally. */
-export const likeEscape = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 export function createFleetService(deps: { db: Db; machines: Pick<MachinesService, 'get'>; pendingLastSeen(machineId: string): string | undefined }) {
   const { db } = deps;

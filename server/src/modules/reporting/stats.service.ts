@@ -1,11 +1,13 @@
+// Reporting: the one module that reads other modules' tables (orders, commands, machines, and
+// the dashboard's machine_online_samples), read-only, for aggregates no single owner answers.
+// It writes nothing and owns no table; everything else goes through the owning service.
 // Dashboard charts: revenue by hour or day, orders by status, dispense success rate and
 // machines online over time, for a range and optionally one site or machine. Buckets are UTC.
-// Reporting reads over the orders, commands and machines tables; nothing here writes.
 import { ORDER_STATUSES, type OrderStatus, type StatsBucket, type StatsView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import { validation } from '../../platform/errors.js';
-import { likeEscape } from './fleet.service.js';
+import { likeEscape } from '../../platform/db/like.js';
 
 export interface StatsQuery {
   tenantId: string | null;
