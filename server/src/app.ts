@@ -202,7 +202,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
     restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
     screensRoutes(s);
-    installDashboard(s, { auth, db, config, logger, machines, orders, alerts, pendingLastSeen: presence.pendingLastSeen, afterCommit });
+    installDashboard(s, {
+      auth,
+      db,
+      config,
+      logger,
+      machines,
+      orders,
+      commands,
+      printing,
+      alerts,
+      afterCommit,
+    });
   });
   // The restaurant kiosk's device routes, also under /sites/:siteId/ for key-less legacy printers.
   for (const prefix of ['', '/sites/:siteId']) {

@@ -1,13 +1,14 @@
 // Commands are durable rows: one per paid order that a machine must execute. This module
 // claims the next command for a machine (oldest paid first, at most one in flight, enforced
 // by a partial unique index), records acks and results, and escalates v1 silences.
-import type { DispenseCommand, DispenseResult } from '@kioskhub/protocol';
+import type { CommandView, DispenseCommand, DispenseResult } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { CommandRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { OrdersService } from '../orders/orders.service.js';
+import { createCommandsRepo } from './commands.repo.js';
 
 export type CommandStatus = 'QUEUED' | 'SENT' | 'ACCEPTED' | 'DONE' | 'NEEDS_REVIEW';
 export type Protocol = 'v1' | 'v2';
@@ -21,8 +22,13 @@ export type Claim =
 
 export type ResultOutcome = 'recorded' | 'repeat' | 'unknown';
 
-export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService }) {
+export function createCommandsService(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  orders: Pick<OrdersService, 'note' | 'transition'>;
+}) {
   const { db, orders } = deps;
+  const repo = createCommandsRepo(db);
 
   return {
     /**
@@ -233,15 +239,7 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
      */
     async machinesWithWork(machineIds: readonly string[], olderThan: string): Promise<string[]> {
       if (machineIds.length === 0) return [];
-      const rows = await db
-        .selectFrom('commands')
-        .select('machine_id')
-        .distinct()
-        .where('machine_id', 'in', machineIds)
-        .where('status', 'in', ['QUEUED', ...IN_FLIGHT])
-        .where('queued_at', '<', olderThan)
-        .execute();
-      return rows.map((row) => row.machine_id);
+      return (await repo.listMachinesWithWork(machineIds, olderThan)).map((row) => row.machine_id);
     },
 
     /** v1 dispenses with no result after the timeout go to an operator instead of being re-sent. */
@@ -270,14 +268,42 @@ export function createCommandsService(deps: { db: Db; dialect: 'sqlite' | 'postg
     },
 
     async queueDepth(): Promise<number> {
-      const row = await db.selectFrom('commands').select((eb) => eb.fn.countAll<number>().as('n')).where('status', 'in', ['QUEUED', 'SENT', 'ACCEPTED']).executeTakeFirstOrThrow();
-      return Number(row.n);
+      return Number((await repo.countPending()).n);
     },
+
+    /** Commands not yet executed per machine (machines with none are absent). */
+    async pendingCountsByMachine(machineIds: readonly string[]): Promise<Map<string, number>> {
+      if (machineIds.length === 0) return new Map();
+      const rows = await repo.countPendingByMachine(machineIds);
+      return new Map(rows.map((r) => [r.machine_id, Number(r.n)]));
+    },
+
+    /** A machine's most recent commands, newest first. */
+    async recentForMachine(machineId: string, limit: number): Promise<CommandView[]> {
+      return (await repo.listRecentForMachine(machineId, limit)).map(toCommandView);
+    },
+
+    /** Dispenses that failed or never got a result, finished since `since` (ISO time). */
+    unsuccessfulSince: (since: string) => repo.listUnsuccessfulSince(since),
 
     listForOrder(orderId: string) {
       return db.selectFrom('commands').selectAll().where('order_id', '=', orderId).execute();
     },
   };
 }
+
+const toCommandView = (c: CommandRow): CommandView => ({
+  id: c.id,
+  orderId: c.order_id,
+  status: c.status,
+  protocol: c.protocol,
+  attempts: Number(c.attempts),
+  queuedAt: c.queued_at,
+  sentAt: c.sent_at,
+  acceptedAt: c.accepted_at,
+  finishedAt: c.finished_at,
+  result: c.result,
+  failureCode: c.failure_code,
+});
 
 export type CommandsService = ReturnType<typeof createCommandsService>;

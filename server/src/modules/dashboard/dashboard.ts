@@ -6,14 +6,16 @@ import type { Db } from '../../platform/db/database.js';
 import type { Authenticator } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
+import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
+import type { PrintingService } from '../printing/printing.service.js';
+import { createStatsService } from '../reporting/stats.service.js';
 import { dashboardRoutes } from './dashboard.routes.js';
 import { exportRoutes } from './export.routes.js';
 import { createFleetService } from './fleet.service.js';
 import { createQrService } from './qr.service.js';
 import { createReviewService } from './review.service.js';
-import { createStatsService } from '../reporting/stats.service.js';
 import { createDashboardSweeper } from './sweeper.js';
 
 export interface DashboardDeps {
@@ -21,21 +23,35 @@ export interface DashboardDeps {
   db: Db;
   config: Pick<Config, 'razorpay' | 'upi' | 'dataDir' | 'dashboardSweepMs' | 'machineOfflineAlertMs'>;
   logger: Logger;
-  machines: MachinesService;
-  orders: OrdersService;
-  alerts: AlertsService;
-  pendingLastSeen(machineId: string): string | undefined;
+  /** Fleet views and the sweep read machines; the QR page provisions them. */
+  machines: Pick<
+    MachinesService,
+    'get' | 'list' | 'statusSnapshot' | 'offlineSince' | 'create' | 'findRow' | 'setPaymentProfile'
+  >;
+  orders: Pick<OrdersService, 'get' | 'transition' | 'needingReview' | 'list'>;
+  commands: Pick<CommandsService, 'pendingCountsByMachine' | 'recentForMachine' | 'unsuccessfulSince'>;
+  printing: Pick<PrintingService, 'summaryBySite'>;
+  alerts: Pick<AlertsService, 'raise'>;
   /** Relay the outbox now (live events of review decisions and new alerts). */
   afterCommit(): void;
 }
 
 export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   const { db, machines } = deps;
-  const fleet = createFleetService({ db, machines, pendingLastSeen: deps.pendingLastSeen });
+  const fleet = createFleetService({ machines, commands: deps.commands, printing: deps.printing });
   const stats = createStatsService({ db, machineSite: async (id, tenantId) => (await machines.get(id, tenantId)).siteId });
   const review = createReviewService({ db, orders: deps.orders, afterCommit: deps.afterCommit });
   const qr = createQrService({ db, machines, config: deps.config });
-  const sweeper = createDashboardSweeper({ db, alerts: deps.alerts, logger: deps.logger, everyMs: deps.config.dashboardSweepMs, offlineAfterMs: deps.config.machineOfflineAlertMs, afterCommit: deps.afterCommit });
+  const sweeper = createDashboardSweeper({
+    db,
+    alerts: deps.alerts,
+    machines,
+    commands: deps.commands,
+    logger: deps.logger,
+    everyMs: deps.config.dashboardSweepMs,
+    offlineAfterMs: deps.config.machineOfflineAlertMs,
+    afterCommit: deps.afterCommit,
+  });
 
   dashboardRoutes(app, { auth: deps.auth, fleet, stats, review, qr });
   exportRoutes(app, { auth: deps.auth, orders: deps.orders });

@@ -24,7 +24,11 @@ export function paymentChannel(config: Pick<Config, 'razorpay' | 'upi'>): Paymen
   return undefined;
 }
 
-export function createQrService(deps: { db: Db; machines: MachinesService; config: Pick<Config, 'razorpay' | 'upi' | 'dataDir'> }) {
+export function createQrService(deps: {
+  db: Db;
+  machines: Pick<MachinesService, 'get' | 'create' | 'findRow' | 'setPaymentProfile'>;
+  config: Pick<Config, 'razorpay' | 'upi' | 'dataDir'>;
+}) {
   const { machines } = deps;
 
   return {

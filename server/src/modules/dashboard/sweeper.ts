@@ -7,10 +7,16 @@ import type { Logger } from 'pino';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
+import type { CommandsService } from '../commands/commands.service.js';
+import type { MachinesService } from '../machines/machines.service.js';
 
 const SAMPLE_RETENTION_MS = 90 * 86_400_000;
 /** Failed dispenses older than this when first seen (e.g. after a long stop) raise nothing. */
 const DISPENSE_LOOKBACK_MS = 86_400_000;
+/** Alerts raised per kind and sweep at most; the rest wait for the next sweep. */
+const ALERTS_PER_SWEEP = 500;
+/** Subject ids per marks query (one parameter each). */
+const MARKS_CHUNK = 500;
 
 export interface SweepResult {
   sampledSites: number;
@@ -18,7 +24,16 @@ export interface SweepResult {
   dispenseAlerts: number;
 }
 
-export function createDashboardSweeper(deps: { db: Db; alerts: Pick<AlertsService, 'raise'>; logger: Logger; everyMs: number; offlineAfterMs: number; afterCommit(): void }) {
+export function createDashboardSweeper(deps: {
+  db: Db;
+  alerts: Pick<AlertsService, 'raise'>;
+  machines: Pick<MachinesService, 'statusSnapshot' | 'offlineSince'>;
+  commands: Pick<CommandsService, 'unsuccessfulSince'>;
+  logger: Logger;
+  everyMs: number;
+  offlineAfterMs: number;
+  afterCommit(): void;
+}) {
   const { db } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
@@ -34,6 +49,22 @@ export function createDashboardSweeper(deps: { db: Db; alerts: Pick<AlertsServic
     return row !== undefined;
   }
 
+  /** The current marks (subject id → when its alert was raised) of these subjects. */
+  async function marksOf(kind: string, subjectIds: readonly string[]): Promise<Map<string, string>> {
+    const marks = new Map<string, string>();
+    for (let i = 0; i < subjectIds.length; i += MARKS_CHUNK) {
+      const rows = await db
+        .selectFrom('dashboard_alert_marks')
+        .select(['subject_id', 'created_at'])
+        .where('kind', '=', kind)
+        .where('mark', '=', '')
+        .where('subject_id', 'in', subjectIds.slice(i, i + MARKS_CHUNK))
+        .execute();
+      for (const r of rows) marks.set(r.subject_id, r.created_at);
+    }
+    return marks;
+  }
+
   /** Raises the alert and, after the commit, tells the tenant's screens (`alert_raised`). */
   async function raise(ex: Executor, alert: Parameters<AlertsService['raise']>[1]): Promise<void> {
     await deps.alerts.raise(ex, alert);
@@ -41,9 +72,8 @@ export function createDashboardSweeper(deps: { db: Db; alerts: Pick<AlertsServic
   }
 
   async function sample(at: string): Promise<number> {
-    const machines = await db.selectFrom('machines').select(['id', 'tenant_id', 'site_id', 'status']).execute();
     const sites = new Map<string, { tenant_id: string; site_id: string; online: string[]; total: number }>();
-    for (const m of machines) {
+    for (const m of await deps.machines.statusSnapshot()) {
       const key = `${m.tenant_id}|${m.site_id}`;
       const site = sites.get(key) ?? { tenant_id: m.tenant_id, site_id: m.site_id, online: [], total: 0 };
       site.total++;
@@ -68,19 +98,16 @@ export function createDashboardSweeper(deps: { db: Db; alerts: Pick<AlertsServic
   // not on last_seen_at: batched last-seen writes may still land after the machine went offline.)
   async function offlineAlerts(now: number): Promise<number> {
     const cutoff = new Date(now - deps.offlineAfterMs).toISOString();
-    const candidates = await db
-      .selectFrom('machines')
-      .leftJoin('dashboard_alert_marks as m', (join) => join.onRef('m.subject_id', '=', 'machines.id').on('m.kind', '=', 'MACHINE_OFFLINE').on('m.mark', '=', ''))
-      .select(['machines.id', 'machines.tenant_id', 'machines.name', 'machines.last_seen_at', 'm.created_at as alerted_at'])
-      .where('machines.status', '=', 'OFFLINE')
-      .where('machines.last_seen_at', 'is not', null)
-      .where('machines.last_seen_at', '<', cutoff)
-      .where((eb) => eb.or([eb('m.kind', 'is', null), eb('m.created_at', '<', eb.ref('machines.last_seen_at'))]))
-      .limit(500)
-      .execute();
+    const offline = await deps.machines.offlineSince(cutoff);
+    const alerted = await marksOf('MACHINE_OFFLINE', offline.map((m) => m.id));
+    // Not alerted yet, or alerted before its last sighting (ISO UTC text compares as time).
+    const candidates = offline
+      .map((m) => ({ ...m, alerted_at: alerted.get(m.id) ?? null }))
+      .filter((c) => c.alerted_at === null || c.alerted_at < c.last_seen_at)
+      .slice(0, ALERTS_PER_SWEEP);
     let raised = 0;
     for (const c of candidates) {
-      const lastSeen = c.last_seen_at!;
+      const lastSeen = c.last_seen_at;
       await db.transaction().execute(async (tx) => {
         const stamp = nowIso();
         // Claim this outage: a fresh mark, or a stamp older than the machine's last sighting.
@@ -98,15 +125,9 @@ export function createDashboardSweeper(deps: { db: Db; alerts: Pick<AlertsServic
 
   async function dispenseAlerts(now: number): Promise<number> {
     const since = new Date(now - DISPENSE_LOOKBACK_MS).toISOString();
-    const candidates = await db
-      .selectFrom('commands')
-      .leftJoin('dashboard_alert_marks as m', (join) => join.onRef('m.subject_id', '=', 'commands.order_id').on('m.kind', '=', 'DISPENSE').on('m.mark', '=', ''))
-      .select(['commands.order_id', 'commands.machine_id', 'commands.tenant_id', 'commands.status', 'commands.failure_code'])
-      .where((eb) => eb.or([eb.and([eb('commands.status', '=', 'DONE'), eb('commands.result', '=', 'FAILED')]), eb('commands.status', '=', 'NEEDS_REVIEW')]))
-      .where('commands.finished_at', '>=', since)
-      .where('m.kind', 'is', null)
-      .limit(500)
-      .execute();
+    const unsuccessful = await deps.commands.unsuccessfulSince(since);
+    const alerted = await marksOf('DISPENSE', unsuccessful.map((c) => c.order_id));
+    const candidates = unsuccessful.filter((c) => !alerted.has(c.order_id)).slice(0, ALERTS_PER_SWEEP);
     let raised = 0;
     for (const c of candidates) {
       await db.transaction().execute(async (tx) => {

@@ -1,6 +1,7 @@
 // Queries on the machines table (owned by the machines module).
 import { sql, type Updateable } from 'kysely';
 import type { Db, Executor } from '../../platform/db/database.js';
+import { likeEscape } from '../../platform/db/like.js';
 import type { MachineRow, MachinesTable } from '../../platform/db/schema.js';
 
 export interface ConnectionWrite {
@@ -12,6 +13,19 @@ export interface ConnectionWrite {
 export interface OfflineWrite {
   machineId: string;
   at: string;
+}
+
+export type OfflineMachine = Pick<MachineRow, 'id' | 'tenant_id' | 'name'> & { last_seen_at: string };
+
+export interface MachineListFilter {
+  tenantId: string | null;
+  after?: string;
+  limit: number;
+  status?: string;
+  siteId?: string;
+  kind?: string;
+  /** Part of the id or name, case-insensitive. */
+  q?: string;
 }
 
 const byId = <T>(entries: Iterable<[string, T]>): [string, T][] => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -36,14 +50,34 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
     findByQrCodeId(qrCodeId: string, ex: Executor = db): Promise<MachineRow | undefined> {
       return ex.selectFrom('machines').selectAll().where('payment_qr_code_id', '=', qrCodeId).executeTakeFirst();
     },
-    list(filter: { tenantId: string | null; after?: string; limit: number; status?: string; siteId?: string; kind?: string }) {
+    list(filter: MachineListFilter) {
       let q = db.selectFrom('machines').selectAll().orderBy('id').limit(filter.limit);
       if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
       if (filter.after !== undefined) q = q.where('id', '>', filter.after);
       if (filter.status !== undefined) q = q.where('status', '=', filter.status);
       if (filter.siteId !== undefined) q = q.where('site_id', '=', filter.siteId);
       if (filter.kind !== undefined) q = q.where('kind', '=', filter.kind);
+      if (filter.q !== undefined && filter.q.trim() !== '') {
+        const pattern = `%${likeEscape(filter.q.trim().toLowerCase())}%`;
+        q = q.where(sql<boolean>`(lower(id) like ${pattern} escape '\\'
+          or lower(name) like ${pattern} escape '\\')`);
+      }
       return q.execute();
+    },
+    /** Every machine's site and status (the dashboard samples machines online per site). */
+    listStatuses(): Promise<Pick<MachineRow, 'id' | 'tenant_id' | 'site_id' | 'status'>[]> {
+      return db.selectFrom('machines').select(['id', 'tenant_id', 'site_id', 'status']).execute();
+    },
+    /** Machines offline whose last sighting is older than `cutoff` (ISO time). */
+    listOfflineSince(cutoff: string): Promise<OfflineMachine[]> {
+      return db
+        .selectFrom('machines')
+        .select(['id', 'tenant_id', 'name', 'last_seen_at'])
+        .where('status', '=', 'OFFLINE')
+        .where('last_seen_at', 'is not', null)
+        .where('last_seen_at', '<', cutoff)
+        .$narrowType<{ last_seen_at: string }>()
+        .execute();
     },
     update(id: string, changes: Updateable<MachinesTable>, ex: Executor = db) {
       return ex.updateTable('machines').set(changes).where('id', '=', id).executeTakeFirst();

@@ -9,7 +9,7 @@ import type { MachineRow } from '../../platform/db/schema.js';
 import { sha256 } from '../../platform/http/auth.js';
 import { recordAudit } from '../audit/audit.service.js';
 import { DEFAULT_SITE } from '../tenants/tenants.service.js';
-import type { MachinesRepo } from './machines.repo.js';
+import type { MachineListFilter, MachinesRepo } from './machines.repo.js';
 
 export type PaymentProfile = PaymentProfileView;
 
@@ -109,7 +109,8 @@ export function createMachinesService(deps: {
       return toMachine(await getScoped(id, tenantId), deps.pendingLastSeen(id));
     },
 
-    async list(filter: { tenantId: string | null; cursor?: string; limit: number; status?: string; siteId?: string; kind?: string }) {
+    /** A page of machines by id; `q` matches part of the id or name (the dashboard's fleet search). */
+    async list(filter: Omit<MachineListFilter, 'after'> & { cursor?: string }) {
       const rows = await repo.list({ ...filter, ...(filter.cursor ? { after: filter.cursor } : {}), limit: filter.limit + 1 });
       const page = rows.slice(0, filter.limit);
       return {
@@ -168,6 +169,10 @@ export function createMachinesService(deps: {
       return toMachine({ ...row, ...set }, deps.pendingLastSeen(id));
     },
 
+    /** Every machine's site and status, for the samples of machines online per site. */
+    statusSnapshot: () => repo.listStatuses(),
+    /** Machines offline whose last sighting is older than `cutoff` (ISO time), for outage alerts. */
+    offlineSince: (cutoff: string) => repo.listOfflineSince(cutoff),
     findByQrCodeId: (qrCodeId: string, ex?: Executor) => repo.findByQrCodeId(qrCodeId, ex),
     findRow: (id: string, ex?: Executor) => repo.findById(id, ex),
   };

@@ -1,6 +1,6 @@
 // The receipt print queue: durable jobs per site, leased to one printer at a time. A lease
 // that expires puts the job back; five failed attempts mark it FAILED and raise an alert.
-import { LIVE_EVENTS } from '@kioskhub/protocol';
+import { LIVE_EVENTS, type PrintSummaryView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
@@ -121,6 +121,29 @@ export function createPrintingService(deps: { db: Db; dialect: 'sqlite' | 'postg
       const rows = await db.selectFrom('print_jobs').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('tenant_id', '=', tenantId).where('site_id', '=', siteId).groupBy('status').execute();
       const by = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
       return { pending: by['PENDING'] ?? 0, leased: by['LEASED'] ?? 0, printed: by['PRINTED'] ?? 0, failed: by['FAILED'] ?? 0 };
+    },
+
+    /** Jobs by status per site of the tenant (every tenant's when null), sorted by tenant, site. */
+    async summaryBySite(tenantId: string | null): Promise<PrintSummaryView[]> {
+      let q = db
+        .selectFrom('print_jobs')
+        .select(['tenant_id', 'site_id', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy(['tenant_id', 'site_id', 'status']);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      const bySite = new Map<string, PrintSummaryView>();
+      for (const r of await q.execute()) {
+        const key = `${r.tenant_id}|${r.site_id}`;
+        const entry = bySite.get(key)
+          ?? { tenantId: r.tenant_id, siteId: r.site_id, pending: 0, leased: 0, printed: 0, failed: 0 };
+        const n = Number(r.n);
+        if (r.status === 'PENDING') entry.pending += n;
+        else if (r.status === 'LEASED') entry.leased += n;
+        else if (r.status === 'PRINTED') entry.printed += n;
+        else if (r.status === 'FAILED') entry.failed += n;
+        bySite.set(key, entry);
+      }
+      const sites = [...bySite.values()];
+      return sites.sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.siteId.localeCompare(b.siteId));
     },
 
     async jobStatus(jobId: string, scope: Pick<PrinterScope, 'tenantId' | 'siteId'> | { tenantId: string | null }) {
