@@ -23,7 +23,13 @@ export interface LeasedJob {
   queuedAt: string;
 }
 
-export function createPrintingService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; alerts: AlertsService; leaseMs: number; retentionMs: number }) {
+export function createPrintingService(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  alerts: Pick<AlertsService, 'raise'>;
+  leaseMs: number;
+  retentionMs: number;
+}) {
   const { db, alerts } = deps;
 
   async function jobEvent(ex: Executor, job: Pick<PrintJobRow, 'id' | 'tenant_id' | 'site_id' | 'order_id'>, status: string) {
