@@ -38,6 +38,10 @@ export interface MachineGatewayDeps {
   presence: Presence;
   dispatcher: Dispatcher;
   logger: Logger;
+  /** A v1 socket that has not sent a valid machine:connect this long after connecting is dropped. */
+  authTimeoutMs: number;
+  /** Events a machine socket may send per second; a burst of twice that is allowed. */
+  eventsPerSecond: number;
   onMachineConnected(machineId: string, connectionId: string): void;
   /** A printer connected on /machines may have receipts waiting. */
   onPrinterConnected?(tenantId: string, siteId: string): void;
@@ -45,6 +49,29 @@ export interface MachineGatewayDeps {
 
 export function installMachineGateway(deps: MachineGatewayDeps): void {
   const { presence, dispatcher, logger } = deps;
+
+  // A token bucket per socket: events beyond it are answered RATE_LIMITED and not processed;
+  // a socket that keeps flooding after that (ten buckets' worth refused) is dropped.
+  function limitEvents(socket: Socket): void {
+    const capacity = deps.eventsPerSecond * 2;
+    let tokens = capacity;
+    let refilledAt = Date.now();
+    let refused = 0;
+    socket.use((packet, next) => {
+      const now = Date.now();
+      tokens = Math.min(capacity, tokens + ((now - refilledAt) / 1000) * deps.eventsPerSecond);
+      refilledAt = now;
+      if (tokens >= 1) {
+        tokens -= 1;
+        refused = 0;
+        return next();
+      }
+      refused += 1;
+      const ack = packet.at(-1);
+      if (typeof ack === 'function') (ack as (answer: unknown) => void)(socketError('RATE_LIMITED', `at most ${deps.eventsPerSecond} events per second`));
+      if (refused > capacity * 10) socket.disconnect(true);
+    });
+  }
 
   async function authenticate(machineId: string, key: string) {
     const row = await deps.machines.findRow(machineId);
@@ -101,6 +128,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       .catch(() => next(new Error('unavailable')));
   });
   v2.on('connection', (socket) => {
+    limitEvents(socket);
     const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
       logger.error({ err }, 'could not register machine');
@@ -143,6 +171,13 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   // ---- v1 (seed-compatible) --------------------------------------------------------------
   deps.io.of('/').on('connection', (socket) => {
     let conn: Promise<MachineConnection> | undefined;
+    limitEvents(socket);
+    // Nothing is known about a socket until machine:connect: it may not sit here unauthenticated.
+    const authTimer = setTimeout(() => {
+      if (!conn) socket.disconnect(true);
+    }, deps.authTimeoutMs);
+    authTimer.unref();
+    socket.once('disconnect', () => clearTimeout(authTimer));
     socket.emit(V1_EVENTS.welcome, { ts: Date.now(), socketId: socket.id });
     const notRegistered = () => socketError('MACHINE_NOT_REGISTERED', 'send machine:connect first');
 

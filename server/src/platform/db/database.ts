@@ -1,6 +1,6 @@
 // Opens the configured storage engine behind one Kysely instance and runs migrations.
 // SQLite runs in WAL mode with synchronous=FULL so every commit survives power loss.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import SqliteDatabase from 'better-sqlite3';
@@ -77,7 +77,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     };
   }
   const file = target.kind === 'sqlite-file' ? target.file : ':memory:';
-  if (target.kind === 'sqlite-file') mkdirSync(dirname(file), { recursive: true });
+  if (target.kind === 'sqlite-file') restrictFiles(file);
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');
@@ -93,6 +93,23 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * The database holds password hashes and the generated JWT secret: its folder is the owner's
+ * only (0700) and so are the file and its WAL (0600; SQLite gives the WAL and shared-memory
+ * files the database file's mode). Folders and files of older installs are tightened too.
+ */
+function restrictFiles(file: string): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
+  try {
+    chmodSync(dir, 0o700);
+    for (const path of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(path)) chmodSync(path, 0o600);
+  } catch (err) {
+    throw new Error(`cannot restrict the permissions of ${dir} (DATA_DIR) to its owner: ${(err as Error).message}`);
+  }
 }
 
 /**
