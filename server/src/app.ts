@@ -109,6 +109,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   const tenants = createTenantsService(db);
   const secrets = await tenants.bootstrap({ ...(config.adminToken ? { adminToken: config.adminToken } : {}), ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
+  if (!config.jwtSecret && config.database.kind !== 'sqlite-memory') {
+    // Whoever reads this key (in the database, or any backup of it) can sign an admin token.
+    logger.warn(
+      'JWT_SECRET is not set: the generated signing key is kept in the database and its backups; '
+        + 'set JWT_SECRET (docs/security.md)',
+    );
+  }
   const machinesRepo = createMachinesRepo(db, dialect);
   const auth = createAuthenticator({
     adminTokenHash: secrets.adminTokenHash,
@@ -275,7 +282,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   await app.register(async (scope) => {
     const s = scope as FastifyTypebox;
-    opsRoutes(s, { metrics, ping: database.ping, auth, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) });
+    const metricsToken = config.metricsToken ? { metricsToken: config.metricsToken } : {};
+    opsRoutes(s, { metrics, ping: database.ping, auth, ...metricsToken });
     tenantsRoutes(s, { auth, tenants });
     usersRoutes(s, { auth, users, loginGuard });
     machinesRoutes(s, { auth, machines });

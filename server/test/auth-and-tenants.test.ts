@@ -97,7 +97,8 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
     });
 
     it('JWTs that are forged, expired, unsigned or carry a bad role → 401', async () => {
-      const created = await createUser({ email: 'mallory@example.com', password: PASSWORD, role: 'admin', tenantId: 'acme' });
+      const mallory = { email: 'mallory@example.com', password: PASSWORD, role: 'admin', tenantId: 'acme' };
+      const created = await createUser(mallory);
       const u1 = created.body.id as string;
       const claims = { tenantId: 'acme', role: 'admin', email: 'mallory@example.com' };
       const forged = await signJwt(claims, { secret: 'another-secret-another-secret-another', sub: u1 });

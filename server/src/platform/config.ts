@@ -130,21 +130,26 @@ function trustProxy(env: Env): false | number | string[] {
   if (raw === undefined || raw === 'false') return false;
   if (/^\d+$/.test(raw)) {
     const hops = Number(raw);
-    if (hops < 1 || hops > 10) throw new ConfigError('TRUST_PROXY', `a hop count must be between 1 and 10, got ${hops}`);
+    if (hops < 1 || hops > 10) {
+      throw new ConfigError('TRUST_PROXY', `a hop count must be between 1 and 10, got ${hops}`);
+    }
     return hops;
   }
   const list = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   const address = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
   const bad = list.find((a) => !address.test(a));
   if (bad !== undefined || list.length === 0) {
-    throw new ConfigError('TRUST_PROXY', `must be false, a hop count or a comma-separated list of addresses/CIDRs, got "${bad ?? raw}"`);
+    const got = `got "${bad ?? raw}"`;
+    throw new ConfigError('TRUST_PROXY', `must be false, a hop count or a list of addresses/CIDRs, ${got}`);
   }
   return list;
 }
 
 function metricsToken(env: Env): string | undefined {
   const raw = text(env, 'METRICS_TOKEN');
-  if (raw !== undefined && raw.length < 16) throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters');
+  if (raw !== undefined && raw.length < 16) {
+    throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters');
+  }
   return raw;
 }
 
@@ -159,7 +164,8 @@ function origins(env: Env): string[] {
       throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin such as https://ops.example.com`);
     }
     if (!['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin.replace(/\/+$/, '')) {
-      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin such as https://ops.example.com (scheme, host, port; no path)`);
+      const example = 'such as https://ops.example.com (scheme, host, port; no path)';
+      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin ${example}`);
     }
     return parsed.origin;
   });

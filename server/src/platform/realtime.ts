@@ -60,7 +60,8 @@ function originAllowed(req: IncomingMessage, allowed: Set<string>): boolean {
 
 export function createRealtime(httpServer: HttpServer, options: RealtimeOptions): Realtime {
   let accepting = true;
-  const allowed = new Set([...options.corsOrigins, ...(options.publicUrl ? [new URL(options.publicUrl).origin] : [])]);
+  const publicOrigin = options.publicUrl ? [new URL(options.publicUrl).origin] : [];
+  const allowed = new Set([...options.corsOrigins, ...publicOrigin]);
   const perAddress = new Map<string, number>();
   const io = new Server(httpServer, {
     serveClient: true,
@@ -72,12 +73,15 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
       if (!accepting) return answer('shutting down', false);
       if (!originAllowed(req, allowed)) return answer('origin not allowed', false);
       const address = clientAddress(req, options.trust);
-      if ((perAddress.get(address) ?? 0) >= options.maxPerAddress) return answer('too many connections from this address', false);
+      if ((perAddress.get(address) ?? 0) >= options.maxPerAddress) {
+        return answer('too many connections from this address', false);
+      }
       answer(null, true);
     },
   });
   // Engine connections per client address, for the cap above.
-  io.engine.on('connection', (socket: { request: IncomingMessage; once(event: 'close', listener: () => void): void }) => {
+  type EngineSocket = { request: IncomingMessage; once(event: 'close', listener: () => void): void };
+  io.engine.on('connection', (socket: EngineSocket) => {
     const address = clientAddress(socket.request, options.trust);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     socket.once('close', () => {

@@ -7,7 +7,11 @@ const $ = (id) => document.getElementById(id);
 let currency = 'PHP';
 const money = (v) => {
   if (typeof v !== 'number') return '–';
-  try { return new Intl.NumberFormat(navigator.language || 'en', { style: 'currency', currency }).format(v); } catch { return v.toFixed(2); }
+  try {
+    return new Intl.NumberFormat(navigator.language || 'en', { style: 'currency', currency }).format(v);
+  } catch {
+    return v.toFixed(2);
+  }
 };
 $('orderNumber').textContent = orderNumber;
 function render(s) {
@@ -21,23 +25,43 @@ function render(s) {
   $('progress').style.background = s.status === 'CANCELLED' ? '#b9b9b9' : '';
   const state = $('state');
   state.className = 'state ' + s.status;
-  state.textContent = s.status === 'PAID' ? (s.change > 0 ? 'Paid — please take your change: ' + money(s.change) : 'Paid — thank you!')
-    : s.status === 'CANCELLED' ? (s.amountInserted > 0 ? 'Payment cancelled — ' + money(s.amountInserted) + ' will be returned' : 'Payment cancelled') : 'Waiting for cash…';
-  $('title').textContent = s.status === 'PAID' ? 'Thank you' : s.status === 'CANCELLED' ? 'Payment cancelled' : 'Insert cash';
+  state.textContent =
+    s.status === 'PAID'
+      ? s.change > 0
+        ? 'Paid — please take your change: ' + money(s.change)
+        : 'Paid — thank you!'
+      : s.status === 'CANCELLED'
+        ? s.amountInserted > 0
+          ? 'Payment cancelled — ' + money(s.amountInserted) + ' will be returned'
+          : 'Payment cancelled'
+        : 'Waiting for cash…';
+  $('title').textContent =
+    s.status === 'PAID' ? 'Thank you' : s.status === 'CANCELLED' ? 'Payment cancelled' : 'Insert cash';
   document.title = $('title').textContent;
 }
 async function refresh() {
-  const res = await fetch('/api/cash-payment/status/' + encodeURIComponent(orderNumber), { headers: { authorization: 'Bearer ' + token } });
+  const res = await fetch('/api/cash-payment/status/' + encodeURIComponent(orderNumber), {
+    headers: { authorization: 'Bearer ' + token },
+  });
   if (!res.ok) return invalid();
   render(await res.json());
 }
 const socket = io('/live', { auth: { orderToken: token }, transports: ['websocket'] });
-function invalid() { $('state').className = 'state ERROR'; $('state').textContent = 'This payment link is not valid.'; $('title').textContent = 'Payment'; }
-socket.on('connect', () => $('conn').textContent = '');
+function invalid() {
+  $('state').className = 'state ERROR';
+  $('state').textContent = 'This payment link is not valid.';
+  $('title').textContent = 'Payment';
+}
+socket.on('connect', () => ($('conn').textContent = ''));
 socket.on('connect', () => socket.emit('subscribe', { room: 'order:' + orderNumber }, () => refresh()));
 socket.on('cash_session_updated', render);
 socket.on('payment_completed', () => refresh());
 // A refused token will not get better; anything else is a network blip: keep what is shown.
-socket.on('connect_error', (err) => { if (err && err.message === 'unauthorized') invalid(); else $('conn').textContent = 'Reconnecting…'; });
-socket.on('disconnect', () => { $('conn').textContent = 'Reconnecting…'; });
+socket.on('connect_error', (err) => {
+  if (err && err.message === 'unauthorized') invalid();
+  else $('conn').textContent = 'Reconnecting…';
+});
+socket.on('disconnect', () => {
+  $('conn').textContent = 'Reconnecting…';
+});
 refresh();

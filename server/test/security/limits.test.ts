@@ -6,10 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from '../harness.js';
 
 const login = (server: TestServer, email: string, headers: Record<string, string> = {}) =>
-  server.request('POST', '/v1/auth/login', { token: null, headers, body: { email, password: 'wrong-password' } });
+  server.request('POST', '/v1/auth/login', {
+    token: null,
+    headers,
+    body: { email, password: 'wrong-password' },
+  });
 
 /** Sends `head` then one body byte every `everyMs`; resolves with ms until the server closes. */
-function trickle(url: string, everyMs: number, giveUpMs: number): Promise<{ closedAfterMs: number | null; answer: string }> {
+function trickle(
+  url: string,
+  everyMs: number,
+  giveUpMs: number,
+): Promise<{ closedAfterMs: number | null; answer: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const started = Date.now();
@@ -26,7 +34,9 @@ function trickle(url: string, everyMs: number, giveUpMs: number): Promise<{ clos
     socket.on('data', (chunk) => (answer += chunk.toString()));
     socket.on('close', () => done(Date.now() - started));
     socket.on('error', () => undefined);
-    socket.write('POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
+    socket.write(
+      'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+    );
     if (everyMs > 0) timer = setInterval(() => socket.write(' '), everyMs);
   });
 }
@@ -43,7 +53,9 @@ describe.each(engines())('security: HTTP limits (%s)', (engine) => {
   it('item 4: an invented X-Forwarded-For on each attempt does not escape the per-email login limit', async () => {
     const codes: number[] = [];
     for (let i = 0; i < 12; i++) {
-      codes.push((await login(server, 'victim@example.com', { 'x-forwarded-for': `203.0.113.${i + 1}` })).status);
+      codes.push(
+        (await login(server, 'victim@example.com', { 'x-forwarded-for': `203.0.113.${i + 1}` })).status,
+      );
     }
     expect(codes.slice(0, 10).every((c) => c === 401)).toBe(true);
     expect(codes.slice(10)).toEqual([429, 429]);
@@ -61,14 +73,18 @@ describe.each(engines())('security: HTTP limits (%s)', (engine) => {
 describe('security: password work is bounded (item 5)', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer({ env: { LOGIN_CONCURRENCY: '1', LOGIN_QUEUE: '2', LOGIN_MAX_PER_ADDRESS: '1000' } });
+    server = await startServer({
+      env: { LOGIN_CONCURRENCY: '1', LOGIN_QUEUE: '2', LOGIN_MAX_PER_ADDRESS: '1000' },
+    });
   });
   afterAll(async () => {
     await server?.close();
   });
 
   it('item 5: parallel junk logins beyond the queue are refused at once instead of piling up', async () => {
-    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => login(server, `flood${i}@example.com`)));
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => login(server, `flood${i}@example.com`)),
+    );
     const refused = answers.filter((a) => a.status === 429);
     expect(refused.length).toBeGreaterThanOrEqual(5);
     expect(refused[0]!.body.error.code).toBe('RATE_LIMITED');
@@ -76,7 +92,7 @@ describe('security: password work is bounded (item 5)', () => {
   });
 });
 
-describe('security: unknown credentials share their address\'s limit (item 9)', () => {
+describe("security: unknown credentials share their address's limit (item 9)", () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startServer({ env: { RATE_LIMIT_PER_MINUTE: '5' } });
@@ -89,7 +105,10 @@ describe('security: unknown credentials share their address\'s limit (item 9)', 
     expect((await server.request('GET', '/v1/auth/me')).status).toBe(200);
     const codes: number[] = [];
     for (let i = 0; i < 8; i++) {
-      codes.push((await server.request('GET', '/v1/machines', { token: `random-${i}-${Math.random().toString(36)}` })).status);
+      codes.push(
+        (await server.request('GET', '/v1/machines', { token: `random-${i}-${Math.random().toString(36)}` }))
+          .status,
+      );
     }
     expect(codes.filter((c) => c === 429).length).toBeGreaterThan(0);
     // A credential that works keeps its own bucket.
@@ -107,7 +126,10 @@ describe('security: slow requests are cut off (item 7)', () => {
   });
 
   it('item 7: a body trickled byte by byte, or a silent connection, does not hold the connection', async () => {
-    const [trickled, silent] = await Promise.all([trickle(server.url, 200, 8_000), trickle(server.url, 0, 8_000)]);
+    const [trickled, silent] = await Promise.all([
+      trickle(server.url, 200, 8_000),
+      trickle(server.url, 0, 8_000),
+    ]);
     expect(trickled.closedAfterMs).not.toBeNull();
     expect(trickled.closedAfterMs!).toBeLessThan(4_000);
     expect(silent.closedAfterMs).not.toBeNull();

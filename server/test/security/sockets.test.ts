@@ -3,7 +3,15 @@
 // key's sockets evicted, and browser handshakes only from allowed origins.
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connected, engines, eventually, liveSocket, machineSocket, startServer, type TestServer } from '../harness.js';
+import {
+  connected,
+  engines,
+  eventually,
+  liveSocket,
+  machineSocket,
+  startServer,
+  type TestServer,
+} from '../harness.js';
 
 const sockets: Socket[] = [];
 const track = (socket: Socket): Socket => {
@@ -14,7 +22,8 @@ afterEach(() => {
   for (const s of sockets.splice(0)) s.disconnect();
 });
 
-const v1Socket = (url: string) => track(io(url, { transports: ['websocket'], reconnection: false, forceNew: true }));
+const v1Socket = (url: string) =>
+  track(io(url, { transports: ['websocket'], reconnection: false, forceNew: true }));
 const disconnectedWithin = (socket: Socket, ms: number) =>
   new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), ms);
@@ -29,7 +38,12 @@ describe.each(engines())('security: Socket.IO (%s)', (engine) => {
   beforeAll(async () => {
     server = await startServer({
       engine,
-      env: { SOCKET_AUTH_TIMEOUT_MS: '500', SOCKET_MAX_PER_ADDRESS: '6', SOCKET_EVENTS_PER_SECOND: '10', STATUS_WRITE_INTERVAL_MS: '1000' },
+      env: {
+        SOCKET_AUTH_TIMEOUT_MS: '500',
+        SOCKET_MAX_PER_ADDRESS: '6',
+        SOCKET_EVENTS_PER_SECOND: '10',
+        STATUS_WRITE_INTERVAL_MS: '1000',
+      },
     });
   });
   afterAll(async () => {
@@ -63,7 +77,9 @@ describe.each(engines())('security: Socket.IO (%s)', (engine) => {
     // 20 flips inside the event allowance (2 × 10 per second): all answered; a burst of 5 is
     // written at once, the rest as one write of the latest status a second later.
     const acks = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => socket.timeout(5_000).emitWithAck('machine:heartbeat', { status: i % 2 === 0 ? 'BUSY' : 'IDLE' })),
+      Array.from({ length: 20 }, (_, i) =>
+        socket.timeout(5_000).emitWithAck('machine:heartbeat', { status: i % 2 === 0 ? 'BUSY' : 'IDLE' }),
+      ),
     );
     expect(acks.every((a: { ok: boolean }) => a.ok)).toBe(true);
     await new Promise((r) => setTimeout(r, 1_500));
@@ -74,9 +90,13 @@ describe.each(engines())('security: Socket.IO (%s)', (engine) => {
 
     // Beyond the bucket: refused with RATE_LIMITED, not processed.
     const flood = await Promise.all(
-      Array.from({ length: 60 }, () => socket.timeout(5_000).emitWithAck('machine:heartbeat', { status: 'IDLE' })),
+      Array.from({ length: 60 }, () =>
+        socket.timeout(5_000).emitWithAck('machine:heartbeat', { status: 'IDLE' }),
+      ),
     );
-    const refused = flood.filter((a: { ok: boolean; error?: { code: string } }) => !a.ok && a.error?.code === 'RATE_LIMITED');
+    const refused = flood.filter(
+      (a: { ok: boolean; error?: { code: string } }) => !a.ok && a.error?.code === 'RATE_LIMITED',
+    );
     expect(refused.length).toBeGreaterThan(30);
   });
 

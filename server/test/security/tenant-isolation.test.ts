@@ -30,14 +30,31 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
   const A = `iso_a_${rand()}`;
   const B = `iso_b_${rand()}`;
   // B's ids (sent in requests) and B's data (never sent: must never come back).
-  const b = { site: `bsite_${rand()}`, machine: `bmach_${rand()}`, vending: `bvend_${rand()}`, sku: `bsku_${rand()}` };
-  const secrets = { site: `B-site-name-${rand()}`, machine: `B-machine-name-${rand()}`, product: `B-product-name-${rand()}`, email: `b-${rand()}@tenant-b.example` };
+  const b = {
+    site: `bsite_${rand()}`,
+    machine: `bmach_${rand()}`,
+    vending: `bvend_${rand()}`,
+    sku: `bsku_${rand()}`,
+  };
+  const secrets = {
+    site: `B-site-name-${rand()}`,
+    machine: `B-machine-name-${rand()}`,
+    product: `B-product-name-${rand()}`,
+    email: `b-${rand()}@tenant-b.example`,
+  };
   let bUserId = '';
   let bOrder = { id: '', number: '' };
   const principals: { name: string; token: string }[] = [];
 
   beforeAll(async () => {
-    server = await startServer({ engine, env: { RATE_LIMIT_PER_MINUTE: '10000000', DASHBOARD_SWEEP_MS: '86400000', LOGIN_MAX_PER_ADDRESS: '1000' } });
+    server = await startServer({
+      engine,
+      env: {
+        RATE_LIMIT_PER_MINUTE: '10000000',
+        DASHBOARD_SWEEP_MS: '86400000',
+        LOGIN_MAX_PER_ADDRESS: '1000',
+      },
+    });
     const ok = async (method: string, path: string, body: unknown) => {
       const res = await server.request(method, path, { body });
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
@@ -45,9 +62,28 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
     };
     for (const id of [A, B]) await ok('POST', '/v1/tenants', { id, name: id });
     await ok('POST', '/v1/sites', { id: b.site, name: secrets.site, tenantId: B, printQueueOpen: true });
-    await ok('POST', '/v1/machines', { id: b.machine, name: secrets.machine, siteId: b.site, kind: 'printer', tenantId: B });
-    await ok('POST', '/v1/products', { sku: b.sku, name: secrets.product, priceMinor: 1000, siteId: b.site, tenantId: B });
-    bUserId = (await ok('POST', '/v1/users', { email: secrets.email, password: 'correct-horse', role: 'admin', tenantId: B })).id;
+    await ok('POST', '/v1/machines', {
+      id: b.machine,
+      name: secrets.machine,
+      siteId: b.site,
+      kind: 'printer',
+      tenantId: B,
+    });
+    await ok('POST', '/v1/products', {
+      sku: b.sku,
+      name: secrets.product,
+      priceMinor: 1000,
+      siteId: b.site,
+      tenantId: B,
+    });
+    bUserId = (
+      await ok('POST', '/v1/users', {
+        email: secrets.email,
+        password: 'correct-horse',
+        role: 'admin',
+        tenantId: B,
+      })
+    ).id;
     const vending = await server.createVendingMachine(b.vending, 2500, B);
     expect((await server.postWebhook(qrCredited(vending.qrCodeId, 2500))).status).toBe(200);
     const orders = (await server.request('GET', '/v1/orders?limit=200')).body.items as any[];
@@ -57,7 +93,10 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
     for (const role of ['admin', 'technician', 'customer_service', 'staff']) {
       const email = `${role}-${rand()}@tenant-a.example`;
       await ok('POST', '/v1/users', { email, password: 'correct-horse', role, tenantId: A });
-      const login = await server.request('POST', '/v1/auth/login', { token: null, body: { email, password: 'correct-horse' } });
+      const login = await server.request('POST', '/v1/auth/login', {
+        token: null,
+        body: { email, password: 'correct-horse' },
+      });
       principals.push({ name: role, token: login.body.token });
     }
     for (const kind of MACHINE_KINDS) {
@@ -72,10 +111,17 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
   /** Every row of every table that belongs to B. */
   async function snapshotOfB(): Promise<string> {
     const tables = await server.kioskhub.db.introspection.getTables();
-    const owned = tables.filter((t) => t.columns.some((c) => c.name === 'tenant_id')).map((t) => t.name).sort();
+    const owned = tables
+      .filter((t) => t.columns.some((c) => c.name === 'tenant_id'))
+      .map((t) => t.name)
+      .sort();
     const dump: Record<string, unknown[]> = {};
     for (const table of owned) {
-      const rows = await (server.kioskhub.db as any).selectFrom(table).selectAll().where('tenant_id', '=', B).execute();
+      const rows = await (server.kioskhub.db as any)
+        .selectFrom(table)
+        .selectAll()
+        .where('tenant_id', '=', B)
+        .execute();
       dump[table] = rows.map((r: unknown) => JSON.stringify(r)).sort();
     }
     return JSON.stringify(dump);
@@ -103,11 +149,14 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
       const out: Record<string, unknown> = {};
       for (const [key, sub] of Object.entries(schema.properties ?? {})) {
         const pointsAtB = /^(tenantId|siteId|machineId|orderId|orderNumber|sku)$/.test(key);
-        if (schema.required?.includes(key) || pointsAtB) out[key] = pointsAtB && (sub.type === 'string' || sub.anyOf) ? valuesFor(key)[0] : example(sub, key);
+        if (schema.required?.includes(key) || pointsAtB)
+          out[key] =
+            pointsAtB && (sub.type === 'string' || sub.anyOf) ? valuesFor(key)[0] : example(sub, key);
       }
       return out;
     }
-    if (type === 'array') return Array.from({ length: Math.max(1, schema.minItems ?? 0) }, () => example(schema.items, name));
+    if (type === 'array')
+      return Array.from({ length: Math.max(1, schema.minItems ?? 0) }, () => example(schema.items, name));
     if (type === 'integer' || type === 'number') return Math.max(1, schema.minimum ?? 1);
     if (type === 'boolean') return true;
     if (schema.format === 'email') return `sweep-${rand()}@tenant-a.example`;
@@ -121,7 +170,9 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
     const spec = (await server.request('GET', '/openapi.json', { token: null })).body;
     const before = await snapshotOfB();
     // The check can see B's data: ADMIN_TOKEN (all tenants) gets it back.
-    expect(JSON.stringify((await server.request('GET', `/v1/machines/${b.machine}`)).body)).toContain(secrets.machine);
+    expect(JSON.stringify((await server.request('GET', `/v1/machines/${b.machine}`)).body)).toContain(
+      secrets.machine,
+    );
 
     let calls = 0;
     const leaks: string[] = [];
@@ -151,7 +202,10 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
               calls++;
               const text = typeof res.body === 'string' ? res.body : JSON.stringify(res.body ?? '');
               const seen = Object.values(secrets).filter((s) => text.includes(s));
-              if (seen.length > 0) leaks.push(`${principal.name} ${method.toUpperCase()} ${url + query} → ${res.status} shows ${seen.join(', ')}`);
+              if (seen.length > 0)
+                leaks.push(
+                  `${principal.name} ${method.toUpperCase()} ${url + query} → ${res.status} shows ${seen.join(', ')}`,
+                );
             }
           }
         }

@@ -49,9 +49,13 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
 
   // Key-less printers find their site by id alone, so an id is open for them in one tenant
   // only: the first to open it holds it until it closes (another tenant's site changes nothing).
-  async function claimPrintQueue(tx: Executor, tenantId: string, siteId: string, open: boolean): Promise<void> {
+  async function claimPrintQueue(tx: Executor, tenantId: string, siteId: string, open: boolean) {
     if (!open) {
-      await tx.deleteFrom('print_queue_claims').where('site_id', '=', siteId).where('tenant_id', '=', tenantId).execute();
+      await tx
+        .deleteFrom('print_queue_claims')
+        .where('site_id', '=', siteId)
+        .where('tenant_id', '=', tenantId)
+        .execute();
       return;
     }
     await tx
@@ -59,9 +63,17 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
       .values({ site_id: siteId, tenant_id: tenantId, claimed_at: nowIso() })
       .onConflict((oc) => oc.column('site_id').doNothing())
       .execute();
-    const holder = await tx.selectFrom('print_queue_claims').select('tenant_id').where('site_id', '=', siteId).executeTakeFirst();
+    const holder = await tx
+      .selectFrom('print_queue_claims')
+      .select('tenant_id')
+      .where('site_id', '=', siteId)
+      .executeTakeFirst();
     if (holder?.tenant_id !== tenantId) {
-      throw new AppError('CONFLICT', `key-less printing under /sites/${siteId}/ is not available for this site id; give the printers a key, or use a site with another id`);
+      throw new AppError(
+        'CONFLICT',
+        `key-less printing under /sites/${siteId}/ is not available for this site id; `
+          + 'give the printers a key, or use a site with another id',
+      );
     }
   }
 
@@ -112,7 +124,9 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
           ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
           updated_at: nowIso(),
         };
-        if (changes.printQueueOpen !== undefined) await claimPrintQueue(tx, tenantId, siteId, changes.printQueueOpen);
+        if (changes.printQueueOpen !== undefined) {
+          await claimPrintQueue(tx, tenantId, siteId, changes.printQueueOpen);
+        }
         await tx.updateTable('sites').set(set).where('tenant_id', '=', tenantId).where('id', '=', siteId).execute();
         const after = { ...before, ...set } as SiteRow;
         await recordAudit(tx, { tenantId, actor, action: 'site.update', subjectType: 'site', subjectId: siteId, before: toSite(before), after: toSite(after) });
@@ -124,7 +138,9 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
     async findOpenSite(siteId: string): Promise<Site | undefined> {
       const row = await db
         .selectFrom('sites')
-        .innerJoin('print_queue_claims as c', (j) => j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'))
+        .innerJoin('print_queue_claims as c', (j) =>
+          j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'),
+        )
         .selectAll('sites')
         .where('sites.id', '=', siteId)
         .where('sites.print_queue_open', '=', 1)

@@ -67,8 +67,9 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
         return next();
       }
       refused += 1;
-      const ack = packet.at(-1);
-      if (typeof ack === 'function') (ack as (answer: unknown) => void)(socketError('RATE_LIMITED', `at most ${deps.eventsPerSecond} events per second`));
+      const ack = packet.at(-1) as unknown;
+      const refusal = socketError('RATE_LIMITED', `at most ${deps.eventsPerSecond} events per second`);
+      if (typeof ack === 'function') (ack as (answer: unknown) => void)(refusal);
       if (refused > capacity * 10) socket.disconnect(true);
     });
   }

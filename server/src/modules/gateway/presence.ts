@@ -101,24 +101,31 @@ export function createPresence(deps: PresenceDeps) {
     return Math.ceil((1 - bucket.tokens) * statusInterval);
   }
 
-  async function writeStatus(conn: MachineConnection, status: ReportedMachineStatus, at: string, firmware?: string): Promise<void> {
-    await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...(firmware !== undefined ? { firmware } : {}) });
+  async function writeStatus(
+    conn: MachineConnection,
+    status: ReportedMachineStatus,
+    at: string,
+    fw?: string,
+  ): Promise<void> {
+    const newFirmware = fw !== undefined ? { firmware: fw } : {};
+    await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...newFirmware });
     pendingLastSeen.delete(conn.machineId);
   }
 
   // A machine flipping its status faster than the interval: its latest status is written once
   // the interval has passed (a flood of flips is a few writes, not one each).
-  function writeLater(conn: MachineConnection, waitMs: number, writtenStatus: ReportedMachineStatus | 'UNKNOWN'): void {
+  function writeLater(conn: MachineConnection, waitMs: number, written: MachineConnection['status']): void {
     if (conn.statusTimer) return;
     conn.statusTimer = setTimeout(() => {
       conn.statusTimer = undefined;
       statusWriteWait(conn);
-      if (local.get(conn.machineId) !== conn || conn.status === 'UNKNOWN' || conn.status === writtenStatus) return;
+      if (local.get(conn.machineId) !== conn || conn.status === 'UNKNOWN' || conn.status === written) return;
       const status = conn.status;
       const at = new Date(conn.lastSeen).toISOString();
       writeStatus(conn, status, at).then(
         () => announce(conn.tenantId, conn.machineId, status, true, at),
-        (err: unknown) => deps.logger.warn({ err, machineId: conn.machineId }, 'could not write machine status'),
+        (err: unknown) =>
+          deps.logger.warn({ err, machineId: conn.machineId }, 'could not write machine status'),
       );
     }, waitMs);
     conn.statusTimer.unref();

@@ -31,7 +31,13 @@ const toUser = (row: UserRow): User => ({
 export function createUsersService(deps: {
   db: Db;
   tenantExists(id: string): Promise<boolean>;
-  issueToken(user: { id: string; tenantId: string; role: StaffRole; email: string; tokenVersion: number }): Promise<string>;
+  issueToken(user: {
+    id: string;
+    tenantId: string;
+    role: StaffRole;
+    email: string;
+    tokenVersion: number;
+  }): Promise<string>;
   /** Runs password hashing through the sign-in queue. */
   hashing<T>(work: () => Promise<T>): Promise<T>;
   /** After a commit that revoked a user's tokens: forget cached state, drop live sockets. */
@@ -49,42 +55,75 @@ export function createUsersService(deps: {
   }
 
   return {
-    async create(input: { email: string; password: string; role: StaffRole; tenantId: string }, actor: string): Promise<User> {
+    async create(
+      input: { email: string; password: string; role: StaffRole; tenantId: string },
+      actor: string,
+    ): Promise<User> {
       if (!(await deps.tenantExists(input.tenantId))) {
         throw new AppError('NOT_FOUND', `tenant "${input.tenantId}" does not exist`);
       }
       const email = input.email.trim().toLowerCase();
       const passwordHash = await deps.hashing(() => argon2.hash(input.password, { type: argon2.argon2id }));
-      const user: User = { id: newId(), email, role: input.role, tenantId: input.tenantId, createdAt: nowIso(), disabled: false };
+      const user: User = {
+        id: newId(),
+        email,
+        role: input.role,
+        tenantId: input.tenantId,
+        createdAt: nowIso(),
+        disabled: false,
+      };
       await db.transaction().execute(async (tx) => {
         const inserted = await tx
           .insertInto('users')
-          .values({ id: user.id, tenant_id: user.tenantId, email, password_hash: passwordHash, role: user.role, created_at: user.createdAt })
+          .values({
+            id: user.id,
+            tenant_id: user.tenantId,
+            email,
+            password_hash: passwordHash,
+            role: user.role,
+            created_at: user.createdAt,
+          })
           .onConflict((oc) => oc.column('email').doNothing())
           .returning('id')
           .executeTakeFirst();
         // Emails are unique across tenants; the answer must not tell whether (or where) it exists.
-        if (!inserted) throw new AppError('CONFLICT', 'this email cannot be used for a new user; choose another');
-        await recordAudit(tx, { tenantId: user.tenantId, actor, action: 'user.create', subjectType: 'user', subjectId: user.id, after: { email, role: user.role } });
+        if (!inserted)
+          throw new AppError('CONFLICT', 'this email cannot be used for a new user; choose another');
+        await recordAudit(tx, {
+          tenantId: user.tenantId,
+          actor,
+          action: 'user.create',
+          subjectType: 'user',
+          subjectId: user.id,
+          after: { email, role: user.role },
+        });
       });
       return user;
     },
 
     async login(email: string, password: string): Promise<{ token: string; user: User }> {
-      const row = await db.selectFrom('users').selectAll().where('email', '=', email.trim().toLowerCase()).executeTakeFirst();
+      const row = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('email', '=', email.trim().toLowerCase())
+        .executeTakeFirst();
       if (!row) {
         dummyHash ??= argon2.hash('not-a-password');
         const hash = await dummyHash;
-        await deps.hashing(() => argon2.verify(hash, password)).catch((err: unknown) => {
+        await deps
+          .hashing(() => argon2.verify(hash, password))
+          .catch((err: unknown) => {
+            if (err instanceof AppError) throw err;
+            return false;
+          });
+        throw new AppError('UNAUTHORIZED', 'wrong email or password');
+      }
+      const ok = await deps
+        .hashing(() => argon2.verify(row.password_hash, password))
+        .catch((err: unknown) => {
           if (err instanceof AppError) throw err;
           return false;
         });
-        throw new AppError('UNAUTHORIZED', 'wrong email or password');
-      }
-      const ok = await deps.hashing(() => argon2.verify(row.password_hash, password)).catch((err: unknown) => {
-        if (err instanceof AppError) throw err;
-        return false;
-      });
       if (!ok || row.disabled_at !== null) throw new AppError('UNAUTHORIZED', 'wrong email or password');
       const user = toUser(row);
       return { token: await deps.issueToken({ ...user, tokenVersion: row.token_version }), user };
@@ -103,12 +142,29 @@ export function createUsersService(deps: {
         .select(['tenant_id', 'role', 'token_version', 'disabled_at'])
         .where('id', '=', userId)
         .executeTakeFirst();
-      return row && { tenantId: row.tenant_id, role: row.role, tokenVersion: row.token_version, disabled: row.disabled_at !== null };
+      return (
+        row && {
+          tenantId: row.tenant_id,
+          role: row.role,
+          tokenVersion: row.token_version,
+          disabled: row.disabled_at !== null,
+        }
+      );
     },
 
-    async update(id: string, tenantId: string | null, changes: { role?: StaffRole; disabled?: boolean }, actor: string): Promise<User> {
+    async update(
+      id: string,
+      tenantId: string | null,
+      changes: { role?: StaffRole; disabled?: boolean },
+      actor: string,
+    ): Promise<User> {
       const row = await scoped(id, tenantId);
-      const disabledAt = changes.disabled === undefined ? row.disabled_at : changes.disabled ? (row.disabled_at ?? nowIso()) : null;
+      const disabledAt =
+        changes.disabled === undefined
+          ? row.disabled_at
+          : changes.disabled
+            ? (row.disabled_at ?? nowIso())
+            : null;
       const role = changes.role ?? row.role;
       const updated = await db.transaction().execute(async (tx) => {
         const next = await tx
@@ -136,7 +192,14 @@ export function createUsersService(deps: {
       const row = await scoped(id, tenantId);
       await db.transaction().execute(async (tx) => {
         await tx.deleteFrom('users').where('id', '=', id).execute();
-        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'user.delete', subjectType: 'user', subjectId: id, before: { email: row.email, role: row.role } });
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'user.delete',
+          subjectType: 'user',
+          subjectId: id,
+          before: { email: row.email, role: row.role },
+        });
       });
       deps.revoked(id);
     },
@@ -151,7 +214,13 @@ export function createUsersService(deps: {
           .returning('tenant_id')
           .executeTakeFirst();
         if (!row) return;
-        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'user.logout', subjectType: 'user', subjectId: id });
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'user.logout',
+          subjectType: 'user',
+          subjectId: id,
+        });
       });
       deps.revoked(id);
     },

@@ -108,7 +108,8 @@ function restrictFiles(file: string): void {
     chmodSync(dir, 0o700);
     for (const path of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(path)) chmodSync(path, 0o600);
   } catch (err) {
-    throw new Error(`cannot restrict the permissions of ${dir} (DATA_DIR) to its owner: ${(err as Error).message}`);
+    const reason = (err as Error).message;
+    throw new Error(`cannot restrict the permissions of ${dir} (DATA_DIR) to its owner: ${reason}`);
   }
 }
 

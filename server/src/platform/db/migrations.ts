@@ -321,7 +321,10 @@ const dashboard: Migration = {
 // delete revoke them), and a key-less print site id is claimed by one tenant only.
 const security: Migration = {
   async up(db: AnyDb) {
-    await db.schema.alterTable('users').addColumn('token_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .alterTable('users')
+      .addColumn('token_version', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
     await db.schema.alterTable('users').addColumn('disabled_at', 'text').execute();
     await db.schema
       .createTable('print_queue_claims')
@@ -341,7 +344,10 @@ const security: Migration = {
     for (const site of open as { id: string; tenant_id: string; created_at: string }[]) {
       if (claimed.has(site.id)) continue;
       claimed.add(site.id);
-      await db.insertInto('print_queue_claims').values({ site_id: site.id, tenant_id: site.tenant_id, claimed_at: site.created_at }).execute();
+      await db
+        .insertInto('print_queue_claims')
+        .values({ site_id: site.id, tenant_id: site.tenant_id, claimed_at: site.created_at })
+        .execute();
     }
   },
 };

@@ -23,7 +23,7 @@ export interface MachineIdentity {
 export interface Authenticator {
   fromHeaders(headers: Record<string, string | string[] | undefined>): Promise<Principal>;
   fromToken(token: string): Promise<Principal | null>;
-  issueStaffToken(user: { id: string; tenantId: string; role: StaffRole; email: string; tokenVersion: number }): Promise<string>;
+  issueStaffToken(user: StaffTokenSubject): Promise<string>;
   /** Drops this process's cached state of a user (after a change that revokes its tokens). */
   forgetUser(userId: string): void;
   /** True for a credential that authenticated on this process lately (rate limits key by it). */
@@ -31,6 +31,15 @@ export interface Authenticator {
   /** A token that lets a customer screen follow one order room (`order:<orderNumber>`). */
   issueOrderToken(scope: OrderTokenScope): Promise<string>;
   verifyOrderToken(token: string): Promise<OrderTokenScope | null>;
+}
+
+export interface StaffTokenSubject {
+  id: string;
+  tenantId: string;
+  role: StaffRole;
+  email: string;
+  /** The user's token version: bumped by logout and by every change that revokes its tokens. */
+  tokenVersion: number;
 }
 
 export interface OrderTokenScope {
@@ -95,7 +104,8 @@ export function createAuthenticator(deps: {
     let payload;
     try {
       // Every staff token expires: one without `exp` is refused, however it was signed.
-      ({ payload } = await jwtVerify(token, deps.jwtSecret, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] }));
+      const options = { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] };
+      ({ payload } = await jwtVerify(token, deps.jwtSecret, options));
     } catch {
       return null;
     }
@@ -103,10 +113,12 @@ export function createAuthenticator(deps: {
     const tenantId = payload['tenantId'];
     const version = payload['ver'] ?? 0;
     if (payload['scope'] !== undefined) return null; // order tokens are not staff tokens
-    if (typeof payload.sub !== 'string' || typeof tenantId !== 'string' || typeof version !== 'number') return null;
+    if (typeof payload.sub !== 'string' || typeof tenantId !== 'string') return null;
+    if (typeof version !== 'number') return null;
     if (!STAFF_ROLES.includes(role as StaffRole)) return null;
     const state = await staffState(payload.sub);
-    if (!state || state.disabled || state.role !== role || state.tenantId !== tenantId || state.tokenVersion !== version) return null;
+    if (!state || state.disabled || state.tokenVersion !== version) return null;
+    if (state.role !== role || state.tenantId !== tenantId) return null;
     return {
       kind: 'user',
       userId: payload.sub,
@@ -157,7 +169,8 @@ export function createAuthenticator(deps: {
       return principal;
     },
     issueStaffToken(user) {
-      return new SignJWT({ tenantId: user.tenantId, role: user.role, email: user.email, ver: user.tokenVersion })
+      const claims = { tenantId: user.tenantId, role: user.role, email: user.email, ver: user.tokenVersion };
+      return new SignJWT(claims)
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(user.id)
         .setIssuedAt()
@@ -174,7 +187,8 @@ export function createAuthenticator(deps: {
     async verifyOrderToken(token) {
       if (!looksLikeJwt(token)) return null;
       try {
-        const { payload } = await jwtVerify(token, deps.jwtSecret, { algorithms: ['HS256'], requiredClaims: ['exp'] });
+        const options = { algorithms: ['HS256'], requiredClaims: ['exp'] };
+        const { payload } = await jwtVerify(token, deps.jwtSecret, options);
         const { scope, tenantId, room } = payload as { scope?: unknown; tenantId?: unknown; room?: unknown };
         return scope === 'order' && typeof tenantId === 'string' && typeof room === 'string' ? { tenantId, room } : null;
       } catch {

@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { clientAddress, compileTrust } from './client-address.js';
 
 const request = (peer: string, forwardedFor?: string) =>
-  ({ socket: { remoteAddress: peer }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } }) as unknown as IncomingMessage;
+  ({
+    socket: { remoteAddress: peer },
+    headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor },
+  }) as unknown as IncomingMessage;
 
 describe('clientAddress', () => {
   it('ignores X-Forwarded-For when no proxy is trusted', () => {

@@ -7,20 +7,35 @@ import type { IncomingMessage } from 'node:http';
 export type TrustFunction = (address: string, index: number) => boolean;
 
 const KEYWORDS: Record<string, [string, number][]> = {
-  loopback: [['127.0.0.0', 8], ['::1', 128]],
-  linklocal: [['169.254.0.0', 16], ['fe80::', 10]],
-  uniquelocal: [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['fc00::', 7]],
+  loopback: [
+    ['127.0.0.0', 8],
+    ['::1', 128],
+  ],
+  linklocal: [
+    ['169.254.0.0', 16],
+    ['fe80::', 10],
+  ],
+  uniquelocal: [
+    ['10.0.0.0', 8],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+    ['fc00::', 7],
+  ],
 };
 
-const unmapped = (address: string): string => (address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address);
+const unmapped = (address: string): string =>
+  address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
 
 export function compileTrust(setting: false | number | string[]): TrustFunction {
   if (setting === false) return () => false;
   if (typeof setting === 'number') return (_address, index) => index < setting;
   const list = new BlockList();
   for (const entry of setting) {
-    const subnets = KEYWORDS[entry] ?? [[entry.split('/')[0]!, Number(entry.split('/')[1] ?? (isIPv6(entry.split('/')[0]!) ? 128 : 32))]];
-    for (const [network, prefix] of subnets) list.addSubnet(network, prefix, isIPv6(network) ? 'ipv6' : 'ipv4');
+    const subnets = KEYWORDS[entry] ?? [
+      [entry.split('/')[0]!, Number(entry.split('/')[1] ?? (isIPv6(entry.split('/')[0]!) ? 128 : 32))],
+    ];
+    for (const [network, prefix] of subnets)
+      list.addSubnet(network, prefix, isIPv6(network) ? 'ipv6' : 'ipv4');
   }
   return (address) => {
     const plain = unmapped(address);

@@ -22,7 +22,8 @@ export interface LoginGuardOptions {
 }
 
 // INCR and, on the first hit of a window, its expiry: one round trip, atomic.
-const COUNT = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+const COUNT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}`;
 
 export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
@@ -31,7 +32,10 @@ export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
 
   async function count(key: string): Promise<{ count: number; ttlMs: number }> {
     if (options.redis) {
-      const [n, ttl] = (await options.redis.eval(COUNT, 1, `kioskhub:login:${key}`, windowMs)) as [number, number];
+      const [n, ttl] = (await options.redis.eval(COUNT, 1, `kioskhub:login:${key}`, windowMs)) as [
+        number,
+        number,
+      ];
       return { count: n, ttlMs: Math.max(ttl, 0) };
     }
     const now = Date.now();
@@ -57,18 +61,30 @@ export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
         [byAddress, byEmail] = await Promise.all([count(`a:${address}`), count(`e:${normalized}`)]);
       } catch {
         // Without the shared counts every process would allow the full limit: refuse instead.
-        throw new AppError('UNAVAILABLE', 'sign-in is briefly unavailable (the rate-limit store does not answer); try again shortly');
+        throw new AppError(
+          'UNAVAILABLE',
+          'sign-in is briefly unavailable (the rate-limit store does not answer); try again shortly',
+        );
       }
       const over = [
-        byAddress.count > options.maxPerAddress ? { ttl: byAddress.ttlMs, what: `${options.maxPerAddress} per minute from one address` } : undefined,
-        byEmail.count > options.maxPerEmail ? { ttl: byEmail.ttlMs, what: `${options.maxPerEmail} per minute for one email` } : undefined,
+        byAddress.count > options.maxPerAddress
+          ? { ttl: byAddress.ttlMs, what: `${options.maxPerAddress} per minute from one address` }
+          : undefined,
+        byEmail.count > options.maxPerEmail
+          ? { ttl: byEmail.ttlMs, what: `${options.maxPerEmail} per minute for one email` }
+          : undefined,
       ].find((o) => o !== undefined);
-      if (over) throw new AppError('RATE_LIMITED', `too many sign-in attempts (at most ${over.what}); retry in ${Math.max(1, Math.ceil(over.ttl / 1000))} s`);
+      if (over) {
+        const retry = Math.max(1, Math.ceil(over.ttl / 1000));
+        const message = `too many sign-in attempts (at most ${over.what}); retry in ${retry} s`;
+        throw new AppError('RATE_LIMITED', message);
+      }
     },
 
     async hashing(work) {
       if (running >= options.concurrency) {
-        if (waiting.length >= options.queue) throw new AppError('RATE_LIMITED', 'too many sign-ins at once; retry in a few seconds');
+        if (waiting.length >= options.queue)
+          throw new AppError('RATE_LIMITED', 'too many sign-ins at once; retry in a few seconds');
         await new Promise<void>((resolve) => waiting.push(resolve));
       } else {
         running += 1;

@@ -45,7 +45,12 @@ const VALUE_FIELDS = ['detail', 'where', 'internalQuery', 'hint', 'parameters'] 
 
 /** Database errors keep their code, table, column and constraint; never the values involved. */
 function error(err: Error): { type: string; message: string; stack: string; [key: string]: unknown } {
-  const out = stdSerializers.err(err) as { type: string; message: string; stack: string; [key: string]: unknown };
+  const out = stdSerializers.err(err) as {
+    type: string;
+    message: string;
+    stack: string;
+    [key: string]: unknown;
+  };
   const e = err as Error & { severity?: unknown; code?: unknown };
   const fromPostgres = typeof e.severity === 'string' && typeof e.code === 'string';
   const fromSqlite = e.name === 'SqliteError';
