@@ -155,3 +155,26 @@ describe('security: sign-in fails closed without Redis (item 9)', () => {
     expect((await server.request('GET', '/healthz', { token: null })).status).toBe(200);
   });
 });
+
+const redisUrl = process.env['TEST_REDIS_URL'];
+describe.skipIf(!redisUrl)('security: sign-in limits shared through Redis (items 4, 9)', () => {
+  let first: TestServer;
+  let second: TestServer;
+  beforeAll(async () => {
+    const env = { REDIS_URL: redisUrl!, LOGIN_MAX_PER_ADDRESS: '1000' };
+    first = await startServer({ env });
+    second = await startServer({ env });
+  });
+  afterAll(async () => {
+    await first?.close();
+    await second?.close();
+  });
+
+  it('items 4 and 9: attempts on two processes count against one per-email limit', async () => {
+    const email = `shared-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`;
+    const codes: number[] = [];
+    for (let i = 0; i < 12; i++) codes.push((await login(i % 2 === 0 ? first : second, email)).status);
+    expect(codes.slice(0, 10).every((c) => c === 401)).toBe(true);
+    expect(codes.slice(10)).toEqual([429, 429]);
+  });
+});
