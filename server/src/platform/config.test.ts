@@ -102,7 +102,7 @@ describe('loadConfig security settings', () => {
     const { loginMaxPerAddress, loginMaxPerEmail, loginConcurrency, loginQueue } = config;
     expect([loginMaxPerAddress, loginMaxPerEmail, loginConcurrency, loginQueue]).toEqual([20, 10, 2, 16]);
     const { socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond } = config;
-    expect([socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond]).toEqual([10_000, 200, 20]);
+    expect([socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond]).toEqual([10_000, 200, 50]);
     expect(config.statusWriteIntervalMs).toBe(1_000);
     expect(config.tokenCheckCacheMs).toBe(5_000);
     expect(config.corsOrigins).toEqual([]);

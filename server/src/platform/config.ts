@@ -50,7 +50,7 @@ export interface Config {
   /** A Socket.IO connection that has not authenticated after this long is dropped. */
   socketAuthTimeoutMs: number;
   socketMaxPerAddress: number;
-  /** Events one machine socket may send per second (a burst of twice that is allowed). */
+  /** Events one machine socket may send per second (bursts of twice that; more wait, then are refused). */
   socketEventsPerSecond: number;
   /** A machine's reported status is written at most once per this interval (the last one wins). */
   statusWriteIntervalMs: number;
@@ -234,7 +234,7 @@ export function loadConfig(env: Env = process.env): Config {
     loginQueue: integer(env, 'LOGIN_QUEUE', 16, 0, 10_000),
     socketAuthTimeoutMs: integer(env, 'SOCKET_AUTH_TIMEOUT_MS', 10_000, 100, 600_000),
     socketMaxPerAddress: integer(env, 'SOCKET_MAX_PER_ADDRESS', 200, 1, 1_000_000),
-    socketEventsPerSecond: integer(env, 'SOCKET_EVENTS_PER_SECOND', 20, 1, 100_000),
+    socketEventsPerSecond: integer(env, 'SOCKET_EVENTS_PER_SECOND', 50, 1, 100_000),
     statusWriteIntervalMs: integer(env, 'STATUS_WRITE_INTERVAL_MS', 1_000, 0, 600_000),
     tokenCheckCacheMs: integer(env, 'TOKEN_CHECK_CACHE_MS', 5_000, 0, 300_000),
     corsOrigins: origins(env),

@@ -88,16 +88,18 @@ describe.each(engines())('security: Socket.IO (%s)', (engine) => {
     const row = (await server.request('GET', `/v1/machines/${machine.id}`)).body;
     expect(row.status).toBe('IDLE');
 
-    // Beyond the bucket: refused with RATE_LIMITED, not processed.
+    // Beyond the bucket and its queue (as long as the burst): refused with RATE_LIMITED.
     const flood = await Promise.all(
-      Array.from({ length: 60 }, () =>
+      Array.from({ length: 100 }, () =>
         socket.timeout(5_000).emitWithAck('machine:heartbeat', { status: 'IDLE' }),
       ),
     );
     const refused = flood.filter(
       (a: { ok: boolean; error?: { code: string } }) => !a.ok && a.error?.code === 'RATE_LIMITED',
     );
-    expect(refused.length).toBeGreaterThan(30);
+    // At most the bucket (20) and its queue (20), plus what refills meanwhile, get through.
+    expect(refused.length).toBeGreaterThan(50);
+    expect(flood.filter((a: { ok: boolean }) => a.ok).length).toBeGreaterThanOrEqual(20);
   });
 
   it('item 10: rotating a key disconnects the sockets that logged in with the old key', async () => {

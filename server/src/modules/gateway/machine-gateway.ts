@@ -11,6 +11,7 @@ import { ackOf, socketError, socketValidator } from '../../platform/socket-valid
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { Dispatcher } from './dispatcher.js';
+import { limitSocketEvents } from './event-limit.js';
 import type { MachineConnection, Presence, Protocol } from './presence.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
@@ -40,7 +41,7 @@ export interface MachineGatewayDeps {
   logger: Logger;
   /** A v1 socket that has not sent a valid machine:connect this long after connecting is dropped. */
   authTimeoutMs: number;
-  /** Events a machine socket may send per second; a burst of twice that is allowed. */
+  /** Events a machine socket may send per second (bursts of twice that; more wait, then are refused). */
   eventsPerSecond: number;
   onMachineConnected(machineId: string, connectionId: string): void;
   /** A printer connected on /machines may have receipts waiting. */
@@ -49,30 +50,6 @@ export interface MachineGatewayDeps {
 
 export function installMachineGateway(deps: MachineGatewayDeps): void {
   const { presence, dispatcher, logger } = deps;
-
-  // A token bucket per socket: events beyond it are answered RATE_LIMITED and not processed;
-  // a socket that keeps flooding after that (ten buckets' worth refused) is dropped.
-  function limitEvents(socket: Socket): void {
-    const capacity = deps.eventsPerSecond * 2;
-    let tokens = capacity;
-    let refilledAt = Date.now();
-    let refused = 0;
-    socket.use((packet, next) => {
-      const now = Date.now();
-      tokens = Math.min(capacity, tokens + ((now - refilledAt) / 1000) * deps.eventsPerSecond);
-      refilledAt = now;
-      if (tokens >= 1) {
-        tokens -= 1;
-        refused = 0;
-        return next();
-      }
-      refused += 1;
-      const ack = packet.at(-1) as unknown;
-      const refusal = socketError('RATE_LIMITED', `at most ${deps.eventsPerSecond} events per second`);
-      if (typeof ack === 'function') (ack as (answer: unknown) => void)(refusal);
-      if (refused > capacity * 10) socket.disconnect(true);
-    });
-  }
 
   async function authenticate(machineId: string, key: string) {
     const row = await deps.machines.findRow(machineId);
@@ -129,7 +106,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       .catch(() => next(new Error('unavailable')));
   });
   v2.on('connection', (socket) => {
-    limitEvents(socket);
+    limitSocketEvents(socket, deps.eventsPerSecond);
     const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
       logger.error({ err }, 'could not register machine');
@@ -172,7 +149,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   // ---- v1 (seed-compatible) --------------------------------------------------------------
   deps.io.of('/').on('connection', (socket) => {
     let conn: Promise<MachineConnection> | undefined;
-    limitEvents(socket);
+    limitSocketEvents(socket, deps.eventsPerSecond);
     // Nothing is known about a socket until machine:connect: it may not sit here unauthenticated.
     const authTimer = setTimeout(() => {
       if (!conn) socket.disconnect(true);
