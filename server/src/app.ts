@@ -100,7 +100,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   let database: OpenedDatabase | undefined;
   try {
     const schema = options.databaseSchema ?? config.databaseSchema;
-    database = await openDatabase(config.database, { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}) });
+    const warn = (message: string) => logger.warn(message);
+    const opening = { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}), warn };
+    database = await openDatabase(config.database, opening);
   } catch (err) {
     await app.close();
     throw err;

@@ -28,6 +28,8 @@ export interface OpenOptions {
   /** PostgreSQL schema to use (tests isolate themselves with one schema per file). */
   schema?: string;
   poolSize?: number;
+  /** Told when DATA_DIR or the database file cannot be restricted to their owner. */
+  warn?(message: string): void;
 }
 
 // int8 and numeric come back as strings from pg by default; money here fits in a JS number.
@@ -77,7 +79,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     };
   }
   const file = target.kind === 'sqlite-file' ? target.file : ':memory:';
-  if (target.kind === 'sqlite-file') restrictFiles(file);
+  if (target.kind === 'sqlite-file') restrictFiles(file, options.warn);
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');
@@ -100,16 +102,20 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
  * only (0700) and so are the file and its WAL (0600; SQLite gives the WAL and shared-memory
  * files the database file's mode). Folders and files of older installs are tightened too.
  */
-function restrictFiles(file: string): void {
+function restrictFiles(file: string, warn: (message: string) => void = () => undefined): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
-  try {
-    chmodSync(dir, 0o700);
-    for (const path of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(path)) chmodSync(path, 0o600);
-  } catch (err) {
-    const reason = (err as Error).message;
-    throw new Error(`cannot restrict the permissions of ${dir} (DATA_DIR) to its owner: ${reason}`);
+  const modes = [[dir, 0o700], [file, 0o600], [`${file}-wal`, 0o600], [`${file}-shm`, 0o600]] as const;
+  for (const [path, mode] of modes) {
+    if (!existsSync(path)) continue;
+    try {
+      chmodSync(path, mode);
+    } catch (err) {
+      // Not ours (say, DATA_DIR is a folder root owns): serve, but say who else may read it.
+      const reason = (err as Error).message;
+      warn(`cannot restrict ${path} (DATA_DIR) to its owner, so others may read the database: ${reason}`);
+    }
   }
 }
 
