@@ -170,10 +170,13 @@ describe.skipIf(!redisUrl)('security: sign-in limits shared through Redis (items
     await second?.close();
   });
 
-  it('items 4 and 9: attempts on two processes count against one per-email limit', async () => {
+  it('items 4 and 9: attempts on two processes, from invented addresses, share one per-email limit', async () => {
     const email = `shared-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`;
     const codes: number[] = [];
-    for (let i = 0; i < 12; i++) codes.push((await login(i % 2 === 0 ? first : second, email)).status);
+    for (let i = 0; i < 12; i++) {
+      const forged = { 'x-forwarded-for': `198.51.100.${i + 1}` };
+      codes.push((await login(i % 2 === 0 ? first : second, email, forged)).status);
+    }
     expect(codes.slice(0, 10).every((c) => c === 401)).toBe(true);
     expect(codes.slice(10)).toEqual([429, 429]);
   });
