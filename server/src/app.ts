@@ -8,6 +8,9 @@ import type { Logger } from 'pino';
 import type { Config } from './platform/config.js';
 import { newId, openDatabase, type OpenedDatabase } from './platform/db/database.js';
 import { createAuthenticator } from './platform/http/auth.js';
+import { compileTrust } from './platform/http/client-address.js';
+import { createLoginGuard } from './platform/http/login-guard.js';
+import { installSecurityHeaders, logSerializers } from './platform/http/security-headers.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
 import type { FastifyTypebox } from './platform/http/fastify.js';
 import { opsRoutes } from './platform/http/ops.routes.js';
@@ -55,6 +58,8 @@ export interface BuildOptions {
   databaseSchema?: string;
   /** Silence request logs (tests, benchmarks). */
   quiet?: boolean;
+  /** Where logs go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
 }
 
 /** How long a stop lets HTTP requests in progress finish before their connections are closed. */
@@ -62,11 +67,26 @@ const HTTP_DRAIN_MS = 5_000;
 
 export async function buildApp(config: Config, options: BuildOptions = {}) {
   const nodeId = newNodeId();
+  const trust = compileTrust(config.trustProxy);
   const app = Fastify({
-    logger: { level: options.quiet ? 'warn' : config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-api-key"]'] },
+    logger: {
+      level: options.quiet ? 'warn' : config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+      serializers: logSerializers,
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
     genReqId: () => newId(),
     requestIdHeader: 'x-request-id',
-    trustProxy: true,
+    // X-Forwarded-For only from the proxies TRUST_PROXY names: anyone could send it.
+    trustProxy: config.trustProxy === false ? false : trust,
+    // A client trickling its request (or saying nothing) does not hold a connection for long.
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.connectionTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.requestTimeoutMs / 4))),
+    },
     ajv: { customOptions: { removeAdditional: false } },
     // A malformed %-encoding or an over-long path parameter is refused by the router before any
     // route or error handler runs: answer in the contract's error shape too (CONTRACTS.md §2).
@@ -80,7 +100,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   let database: OpenedDatabase | undefined;
   try {
     const schema = options.databaseSchema ?? config.databaseSchema;
-    database = await openDatabase(config.database, { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}) });
+    const warn = (message: string) => logger.warn(message);
+    const opening = { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}), warn };
+    database = await openDatabase(config.database, opening);
   } catch (err) {
     await app.close();
     throw err;
@@ -89,19 +111,53 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   const tenants = createTenantsService(db);
   const secrets = await tenants.bootstrap({ ...(config.adminToken ? { adminToken: config.adminToken } : {}), ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
+  if (!config.jwtSecret && config.database.kind !== 'sqlite-memory') {
+    // Whoever reads this key (in the database, or any backup of it) can sign an admin token.
+    logger.warn(
+      'JWT_SECRET is not set: the generated signing key is kept in the database and its backups; '
+        + 'set JWT_SECRET (docs/security.md)',
+    );
+  }
   const machinesRepo = createMachinesRepo(db, dialect);
   const auth = createAuthenticator({
     adminTokenHash: secrets.adminTokenHash,
     jwtSecret: secrets.jwtSecret,
+    findStaffState: (userId) => users.staffState(userId),
+    staffCacheMs: config.tokenCheckCacheMs,
     findMachineByKeyHash: async (hash) => {
       const row = await machinesRepo.findByKeyHash(hash);
       return row ? { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id } : undefined;
     },
   });
-  const users = createUsersService({ db, tenantExists: tenants.exists, issueToken: auth.issueStaffToken });
 
   // Realtime first: presence and the dispatcher publish through it.
-  const realtime = createRealtime(app.server, { ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}), logger });
+  const realtime = createRealtime(app.server, {
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    logger,
+    trust,
+    corsOrigins: config.corsOrigins,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    maxPerAddress: config.socketMaxPerAddress,
+    authTimeoutMs: config.socketAuthTimeoutMs,
+  });
+  const loginGuard = createLoginGuard({
+    maxPerAddress: config.loginMaxPerAddress,
+    maxPerEmail: config.loginMaxPerEmail,
+    concurrency: config.loginConcurrency,
+    queue: config.loginQueue,
+    ...(realtime.redis ? { redis: realtime.redis } : {}),
+  });
+  const users = createUsersService({
+    db,
+    tenantExists: tenants.exists,
+    issueToken: auth.issueStaffToken,
+    hashing: loginGuard.hashing,
+    revoked: (userId) => {
+      auth.forgetUser(userId);
+      live.disconnectUser(userId);
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:revoke', userId);
+    },
+  });
   const orders = createOrdersService({ repo: createOrdersRepo(db) });
   const live = installLiveGateway({
     io: realtime.io,
@@ -112,8 +168,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     siteExists: (t, s) => tenants.siteExists(t, s),
     tenantExists: tenants.exists,
   });
-  const presence = createPresence({ repo: machinesRepo, logger, publish: live.publish, heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs });
-  const machines = createMachinesService({ db, repo: machinesRepo, siteExists: tenants.siteExists, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
+  const presence = createPresence({
+    repo: machinesRepo,
+    logger,
+    publish: live.publish,
+    heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs,
+    statusWriteIntervalMs: config.statusWriteIntervalMs,
+  });
+  const machines = createMachinesService({
+    db,
+    repo: machinesRepo,
+    siteExists: tenants.siteExists,
+    tenantExists: tenants.exists,
+    pendingLastSeen: presence.pendingLastSeen,
+    keyRotated: (machineId) => {
+      presence.local(machineId)?.socket.disconnect(true);
+      // An empty connection id matches no connection: every process drops the machine's socket.
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, '');
+    },
+  });
   const commands = createCommandsService({ db, dialect, orders });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
   const outbox = createOutboxRelay({ db, dialect, logger });
@@ -148,6 +221,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     presence,
     dispatcher,
     logger,
+    authTimeoutMs: config.socketAuthTimeoutMs,
+    eventsPerSecond: config.socketEventsPerSecond,
     onPrinterConnected: (tenantId, siteId) => printPush.offer(tenantId, siteId),
     onMachineConnected: (machineId, connectionId) => {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, connectionId);
@@ -164,12 +239,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       const conn = presence.local(machineId);
       if (conn && conn.connectionId !== connectionId) conn.socket.disconnect(true);
     });
+    realtime.io.on('kioskhub:revoke', (userId: string) => {
+      auth.forgetUser(userId);
+      live.disconnectUser(userId);
+    });
   }
 
   // ---- HTTP ------------------------------------------------------------------------------
   installValidation(app);
   installErrorHandling(app);
-  await installRateLimits(app, { perMinute: config.rateLimitPerMinute, ...(realtime.redis ? { redis: realtime.redis } : {}) });
+  installSecurityHeaders(app);
+  await installRateLimits(app, {
+    perMinute: config.rateLimitPerMinute,
+    knownCredential: auth.knownCredential,
+    ...(realtime.redis ? { redis: realtime.redis } : {}),
+  });
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
@@ -193,9 +277,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   await app.register(async (scope) => {
     const s = scope as FastifyTypebox;
-    opsRoutes(s, { metrics, ping: database.ping });
+    const metricsToken = config.metricsToken ? { metricsToken: config.metricsToken } : {};
+    opsRoutes(s, { metrics, ping: database.ping, auth, ...metricsToken });
     tenantsRoutes(s, { auth, tenants });
-    usersRoutes(s, { auth, users });
+    usersRoutes(s, { auth, users, loginGuard });
     machinesRoutes(s, { auth, machines });
     ordersRoutes(s, { auth, orders });
     paymentsRoutes(s, { auth, payments });

@@ -39,7 +39,8 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
   }
 
   beforeAll(async () => {
-    server = await startServer({ engine, env: { JWT_SECRET } });
+    // Many sign-ins from this one address: the per-address cap is not what these tests are about.
+    server = await startServer({ engine, env: { JWT_SECRET, LOGIN_MAX_PER_ADDRESS: '1000' } });
     for (const id of ['acme', 'globex']) {
       const res = await server.request('POST', '/v1/tenants', { body: { id, name: `${id} Inc` } });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -96,18 +97,24 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
     });
 
     it('JWTs that are forged, expired, unsigned or carry a bad role → 401', async () => {
+      const mallory = { email: 'mallory@example.com', password: PASSWORD, role: 'admin', tenantId: 'acme' };
+      const created = await createUser(mallory);
+      const u1 = created.body.id as string;
       const claims = { tenantId: 'acme', role: 'admin', email: 'mallory@example.com' };
-      const forged = await signJwt(claims, { secret: 'another-secret-another-secret-another', sub: 'u1' });
-      const expired = await signJwt(claims, { sub: 'u1', exp: Math.floor(Date.now() / 1000) - 60 });
-      const badRole = await signJwt({ ...claims, role: 'superuser' }, { sub: 'u1' });
-      const noTenant = await signJwt({ role: 'admin' }, { sub: 'u1' });
+      const forged = await signJwt(claims, { secret: 'another-secret-another-secret-another', sub: u1 });
+      const expired = await signJwt(claims, { sub: u1, exp: Math.floor(Date.now() / 1000) - 60 });
+      const badRole = await signJwt({ ...claims, role: 'superuser' }, { sub: u1 });
+      const noTenant = await signJwt({ role: 'admin' }, { sub: u1 });
       const noSubject = await signJwt(claims);
-      const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, sub: 'u1' })).toString('base64url')}.`;
-      for (const token of [forged, expired, badRole, noTenant, noSubject, unsigned]) {
+      const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, sub: u1 })).toString('base64url')}.`;
+      // Signed with the server's secret, but for a user that does not exist, or with another role.
+      const noUser = await signJwt(claims, { sub: 'u1' });
+      const otherRole = await signJwt({ ...claims, role: 'staff' }, { sub: u1 });
+      for (const token of [forged, expired, badRole, noTenant, noSubject, unsigned, noUser, otherRole]) {
         expectError(await server.request('GET', '/v1/machines', { token }), 401, 'UNAUTHORIZED');
       }
       // The same claims signed with the server's secret do work: the checks above are the reason.
-      const good = await signJwt(claims, { sub: 'u1' });
+      const good = await signJwt(claims, { sub: u1 });
       expect((await server.request('GET', '/v1/machines', { token: good })).status).toBe(200);
     });
   });

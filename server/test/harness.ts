@@ -48,6 +48,8 @@ export interface StartOptions {
   /** Use this SQLite file instead of memory (restart tests). */
   dataDir?: string;
   schema?: string;
+  /** Receive the server's log lines (request logs included). */
+  logStream?: { write(line: string): void };
 }
 
 export function newSchemaName(): string {
@@ -88,7 +90,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const engine = options.engine ?? 'sqlite';
   const schema = engine === 'postgres' ? (options.schema ?? newSchemaName()) : undefined;
   const config = loadConfig(baseEnv(engine, options));
-  const kioskhub = await buildApp(config, { quiet: true, ...(schema ? { databaseSchema: schema } : {}) });
+  const logging = options.logStream ? { logStream: options.logStream } : { quiet: true };
+  const kioskhub = await buildApp(config, { ...logging, ...(schema ? { databaseSchema: schema } : {}) });
   const url = await kioskhub.listen();
 
   const request: TestServer['request'] = async (method, path, opts = {}) => {

@@ -527,7 +527,8 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     });
 
     it('/metrics is Prometheus text with the Kioskhub metrics', async () => {
-      const res = await fetch(`${server.url}/metrics`);
+      const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+      const res = await fetch(`${server.url}/metrics`, { headers: admin });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
       const text = await res.text();

@@ -96,7 +96,7 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
   };
   const paymentEvent = (paymentId: string) => server.request('GET', `/v1/payment-events/razorpay/${paymentId}`);
   const metrics = async () => {
-    const res = await server.request('GET', '/metrics', { token: null });
+    const res = await server.request('GET', '/metrics');
     expect(res.status).toBe(200);
     return res.body as string;
   };
@@ -287,7 +287,7 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
       }
       expect((await bare.request('GET', `/v1/orders?machineId=${m.id}`)).body.items).toEqual([]);
       expect((await bare.request('GET', `/v1/payment-events/razorpay/${paymentId}`)).status).toBe(404);
-      const text = (await bare.request('GET', '/metrics', { token: null })).body as string;
+      const text = (await bare.request('GET', '/metrics')).body as string;
       expect(counters(text, 'kioskhub_webhooks_total').get('not_configured')).toBe(3);
     } finally {
       await bare.close();

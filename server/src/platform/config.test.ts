@@ -93,6 +93,35 @@ describe('loadConfig accepted values', () => {
   });
 });
 
+describe('loadConfig security settings', () => {
+  it('trusts no proxy and sets the documented limits by default', () => {
+    const config = loadConfig({});
+    expect(config.trustProxy).toBe(false);
+    expect(config.requestTimeoutMs).toBe(60_000);
+    expect(config.connectionTimeoutMs).toBe(75_000);
+    const { loginMaxPerAddress, loginMaxPerEmail, loginConcurrency, loginQueue } = config;
+    expect([loginMaxPerAddress, loginMaxPerEmail, loginConcurrency, loginQueue]).toEqual([20, 10, 2, 16]);
+    const { socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond } = config;
+    expect([socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond]).toEqual([10_000, 200, 50]);
+    expect(config.statusWriteIntervalMs).toBe(1_000);
+    expect(config.tokenCheckCacheMs).toBe(5_000);
+    expect(config.corsOrigins).toEqual([]);
+    expect(config.metricsToken).toBeUndefined();
+  });
+
+  it('reads TRUST_PROXY as a hop count or a list of addresses, and CORS_ORIGINS as origins', () => {
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    const proxies = loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8,::1' }).trustProxy;
+    expect(proxies).toEqual(['loopback', '10.0.0.0/8', '::1']);
+    const CORS_ORIGINS = 'https://ops.example.com, http://localhost:5173/';
+    const origins = loadConfig({ CORS_ORIGINS }).corsOrigins;
+    expect(origins).toEqual(['https://ops.example.com', 'http://localhost:5173']);
+    const token = 'metrics-token-0123456789';
+    expect(loadConfig({ METRICS_TOKEN: token }).metricsToken).toBe(token);
+  });
+});
+
 describe('loadConfig rejects bad values, naming the variable', () => {
   const cases: Array<[string, Record<string, string>, string]> = [
     ['PORT not a number', { PORT: 'abc' }, 'PORT'],
@@ -117,6 +146,23 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['MACHINE_HEARTBEAT_TIMEOUT_MS not a number', { MACHINE_HEARTBEAT_TIMEOUT_MS: 'soon' }, 'MACHINE_HEARTBEAT_TIMEOUT_MS'],
     ['PRINT_JOB_LEASE_MS not a number', { PRINT_JOB_LEASE_MS: '1e3' }, 'PRINT_JOB_LEASE_MS'],
     ['ADMIN_TOKEN too short', { ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN'],
+    ['TRUST_PROXY a word', { TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    ['TRUST_PROXY zero hops', { TRUST_PROXY: '0' }, 'TRUST_PROXY'],
+    ['TRUST_PROXY a bad address', { TRUST_PROXY: '10.0.0.1,nginx.local' }, 'TRUST_PROXY'],
+    ['REQUEST_TIMEOUT_MS too short', { REQUEST_TIMEOUT_MS: '10' }, 'REQUEST_TIMEOUT_MS'],
+    ['CONNECTION_TIMEOUT_MS not a number', { CONNECTION_TIMEOUT_MS: '1m' }, 'CONNECTION_TIMEOUT_MS'],
+    ['LOGIN_MAX_PER_ADDRESS zero', { LOGIN_MAX_PER_ADDRESS: '0' }, 'LOGIN_MAX_PER_ADDRESS'],
+    ['LOGIN_MAX_PER_EMAIL zero', { LOGIN_MAX_PER_EMAIL: '0' }, 'LOGIN_MAX_PER_EMAIL'],
+    ['LOGIN_CONCURRENCY too high', { LOGIN_CONCURRENCY: '65' }, 'LOGIN_CONCURRENCY'],
+    ['LOGIN_QUEUE negative', { LOGIN_QUEUE: '-1' }, 'LOGIN_QUEUE'],
+    ['SOCKET_AUTH_TIMEOUT_MS too short', { SOCKET_AUTH_TIMEOUT_MS: '5' }, 'SOCKET_AUTH_TIMEOUT_MS'],
+    ['SOCKET_MAX_PER_ADDRESS zero', { SOCKET_MAX_PER_ADDRESS: '0' }, 'SOCKET_MAX_PER_ADDRESS'],
+    ['SOCKET_EVENTS_PER_SECOND zero', { SOCKET_EVENTS_PER_SECOND: '0' }, 'SOCKET_EVENTS_PER_SECOND'],
+    ['STATUS_WRITE_INTERVAL_MS a word', { STATUS_WRITE_INTERVAL_MS: 'often' }, 'STATUS_WRITE_INTERVAL_MS'],
+    ['TOKEN_CHECK_CACHE_MS too long', { TOKEN_CHECK_CACHE_MS: '3600000' }, 'TOKEN_CHECK_CACHE_MS'],
+    ['CORS_ORIGINS with a path', { CORS_ORIGINS: 'https://ops.example.com/app' }, 'CORS_ORIGINS'],
+    ['CORS_ORIGINS not a URL', { CORS_ORIGINS: 'ops.example.com' }, 'CORS_ORIGINS'],
+    ['METRICS_TOKEN too short', { METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
   ];
 
   it.each(cases)('%s', (_label, env, variable) => {

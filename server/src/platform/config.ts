@@ -36,6 +36,30 @@ export interface Config {
   /** A machine OFFLINE longer than this raises one alert per outage. */
   machineOfflineAlertMs: number;
   rateLimitPerMinute: number;
+  /** Which proxies may set X-Forwarded-For (`TRUST_PROXY`): none, a hop count, or addresses/CIDRs. */
+  trustProxy: false | number | string[];
+  /** Whole-request and idle-connection limits for HTTP (slow bodies, silent connections). */
+  requestTimeoutMs: number;
+  connectionTimeoutMs: number;
+  /** Password logins per minute: per address (any email) and per email (any address). */
+  loginMaxPerAddress: number;
+  loginMaxPerEmail: number;
+  /** Password verifications running at once, and how many more may wait for a turn. */
+  loginConcurrency: number;
+  loginQueue: number;
+  /** A Socket.IO connection that has not authenticated after this long is dropped. */
+  socketAuthTimeoutMs: number;
+  socketMaxPerAddress: number;
+  /** Events one machine socket may send per second (bursts of twice that; more wait, then are refused). */
+  socketEventsPerSecond: number;
+  /** A machine's reported status is written at most once per this interval (the last one wins). */
+  statusWriteIntervalMs: number;
+  /** How long a staff user's revocation state is cached per process. */
+  tokenCheckCacheMs: number;
+  /** Browser origins allowed to open Socket.IO connections; empty: the server's own origin only. */
+  corsOrigins: string[];
+  /** Bearer token for /metrics; unset: only an admin credential may read it. */
+  metricsToken: string | undefined;
   logLevel: string;
   publicUrl: string | undefined;
 }
@@ -101,6 +125,52 @@ function databaseSchema(env: Env): string | undefined {
   return raw;
 }
 
+function trustProxy(env: Env): false | number | string[] {
+  const raw = text(env, 'TRUST_PROXY');
+  if (raw === undefined || raw === 'false') return false;
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops < 1 || hops > 10) {
+      throw new ConfigError('TRUST_PROXY', `a hop count must be between 1 and 10, got ${hops}`);
+    }
+    return hops;
+  }
+  const list = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const address = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
+  const bad = list.find((a) => !address.test(a));
+  if (bad !== undefined || list.length === 0) {
+    const got = `got "${bad ?? raw}"`;
+    throw new ConfigError('TRUST_PROXY', `must be false, a hop count or a list of addresses/CIDRs, ${got}`);
+  }
+  return list;
+}
+
+function metricsToken(env: Env): string | undefined {
+  const raw = text(env, 'METRICS_TOKEN');
+  if (raw !== undefined && raw.length < 16) {
+    throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters');
+  }
+  return raw;
+}
+
+function origins(env: Env): string[] {
+  const raw = text(env, 'CORS_ORIGINS');
+  if (raw === undefined) return [];
+  return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((origin) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin such as https://ops.example.com`);
+    }
+    if (!['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin.replace(/\/+$/, '')) {
+      const example = 'such as https://ops.example.com (scheme, host, port; no path)';
+      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin ${example}`);
+    }
+    return parsed.origin;
+  });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = text(env, 'DATA_DIR') ?? './data';
   const host = text(env, 'HOST') ?? '127.0.0.1';
@@ -155,6 +225,20 @@ export function loadConfig(env: Env = process.env): Config {
     dashboardSweepMs: integer(env, 'DASHBOARD_SWEEP_MS', 60_000, 100, 86_400_000),
     machineOfflineAlertMs: integer(env, 'MACHINE_OFFLINE_ALERT_MS', 300_000, 100, 604_800_000),
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 6000, 1, 10_000_000),
+    trustProxy: trustProxy(env),
+    requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
+    connectionTimeoutMs: integer(env, 'CONNECTION_TIMEOUT_MS', 75_000, 1_000, 3_600_000),
+    loginMaxPerAddress: integer(env, 'LOGIN_MAX_PER_ADDRESS', 20, 1, 100_000),
+    loginMaxPerEmail: integer(env, 'LOGIN_MAX_PER_EMAIL', 10, 1, 100_000),
+    loginConcurrency: integer(env, 'LOGIN_CONCURRENCY', 2, 1, 64),
+    loginQueue: integer(env, 'LOGIN_QUEUE', 16, 0, 10_000),
+    socketAuthTimeoutMs: integer(env, 'SOCKET_AUTH_TIMEOUT_MS', 10_000, 100, 600_000),
+    socketMaxPerAddress: integer(env, 'SOCKET_MAX_PER_ADDRESS', 200, 1, 1_000_000),
+    socketEventsPerSecond: integer(env, 'SOCKET_EVENTS_PER_SECOND', 50, 1, 100_000),
+    statusWriteIntervalMs: integer(env, 'STATUS_WRITE_INTERVAL_MS', 1_000, 0, 600_000),
+    tokenCheckCacheMs: integer(env, 'TOKEN_CHECK_CACHE_MS', 5_000, 0, 300_000),
+    corsOrigins: origins(env),
+    metricsToken: metricsToken(env),
     logLevel,
     publicUrl: url(env, 'PUBLIC_URL', undefined, ['http:', 'https:']),
   });

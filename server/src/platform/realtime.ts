@@ -1,11 +1,13 @@
 // The Socket.IO server shared by the machine gateway and live updates; with REDIS_URL it
-// uses the Redis adapter so rooms, evictions and kicks reach every process.
-import type { Server as HttpServer } from 'node:http';
+// uses the Redis adapter so rooms, evictions and kicks reach every process. Handshakes from
+// browsers of other origins (CORS_ORIGINS aside) and beyond SOCKET_MAX_PER_ADDRESS are refused.
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
+import { clientAddress, type TrustFunction } from './http/client-address.js';
 
 export interface Realtime {
   io: Server;
@@ -32,13 +34,61 @@ export interface Realtime {
 
 const RESUBSCRIBE_GRACE_MS = 2_000;
 
-export function createRealtime(httpServer: HttpServer, options: { redisUrl?: string; logger: Logger }): Realtime {
+export interface RealtimeOptions {
+  redisUrl?: string;
+  logger: Logger;
+  trust: TrustFunction;
+  /** Browser origins besides the server's own (and PUBLIC_URL's) that may connect. */
+  corsOrigins: string[];
+  publicUrl?: string;
+  maxPerAddress: number;
+  /** A client that has not joined a namespace this long after its handshake is dropped. */
+  authTimeoutMs: number;
+}
+
+/** Same origin as the request's Host, PUBLIC_URL, or CORS_ORIGINS; no Origin (a device) is fine. */
+function originAllowed(req: IncomingMessage, allowed: Set<string>): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  if (allowed.has(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+export function createRealtime(httpServer: HttpServer, options: RealtimeOptions): Realtime {
   let accepting = true;
+  const publicOrigin = options.publicUrl ? [new URL(options.publicUrl).origin] : [];
+  const allowed = new Set([...options.corsOrigins, ...publicOrigin]);
+  const perAddress = new Map<string, number>();
   const io = new Server(httpServer, {
     serveClient: true,
     maxHttpBufferSize: 100_000,
-    cors: { origin: true, credentials: true },
-    allowRequest: (_req, answer) => answer(accepting ? null : 'shutting down', accepting),
+    connectTimeout: options.authTimeoutMs,
+    // Only listed origins get CORS headers; the server's own pages need none.
+    cors: { origin: [...allowed], credentials: true },
+    allowRequest: (req, answer) => {
+      if (!accepting) return answer('shutting down', false);
+      if (!originAllowed(req, allowed)) return answer('origin not allowed', false);
+      const address = clientAddress(req, options.trust);
+      if ((perAddress.get(address) ?? 0) >= options.maxPerAddress) {
+        return answer('too many connections from this address', false);
+      }
+      answer(null, true);
+    },
+  });
+  // Engine connections per client address, for the cap above.
+  type EngineSocket = { request: IncomingMessage; once(event: 'close', listener: () => void): void };
+  io.engine.on('connection', (socket: EngineSocket) => {
+    const address = clientAddress(socket.request, options.trust);
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) perAddress.delete(address);
+      else perAddress.set(address, left);
+    });
   });
   // Upgraded connections are not the HTTP server's any more: closeAllConnections() skips them.
   const upgraded = new Set<Duplex>();

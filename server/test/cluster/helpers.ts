@@ -357,7 +357,8 @@ export async function dropSchema(databaseUrl: string, schema: string): Promise<v
 
 /** Scrapes one Prometheus sample (first match, labels ignored) from /metrics. */
 export async function metric(url: string, name: string): Promise<number | undefined> {
-  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const headers = { authorization: `Bearer ${ADMIN_TOKEN}` };
+  const res = await fetch(`${url}/metrics`, { headers, signal: AbortSignal.timeout(10_000) });
   const line = (await res.text()).split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.split(' ').at(-1)) : undefined;
 }

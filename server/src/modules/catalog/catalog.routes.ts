@@ -62,7 +62,7 @@ export function catalogRoutes(app: FastifyTypebox, deps: { auth: Authenticator; 
       params: Type.Object({ id: EntityId }),
       querystring: Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
       body: Type.Object({ ...siteFields, name: Type.Optional(Name), address: Type.Optional(Type.Union([Type.String({ maxLength: 300 }), Type.Null()])), phone: Type.Optional(Type.Union([Type.String({ maxLength: 50 }), Type.Null()])) }, { additionalProperties: false, minProperties: 1 }),
-      response: { 200: SiteSchema, ...errors(400, 401, 403, 404) },
+      response: { 200: SiteSchema, ...errors(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
     const principal = await auth.fromHeaders(request.headers);

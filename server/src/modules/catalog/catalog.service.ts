@@ -46,6 +46,36 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     return row;
   }
 
+  // Key-less printers find their site by id alone, so an id is open for them in one tenant
+  // only: the first to open it holds it until it closes (another tenant's site changes nothing).
+  async function claimPrintQueue(tx: Executor, tenantId: string, siteId: string, open: boolean) {
+    if (!open) {
+      await tx
+        .deleteFrom('print_queue_claims')
+        .where('site_id', '=', siteId)
+        .where('tenant_id', '=', tenantId)
+        .execute();
+      return;
+    }
+    await tx
+      .insertInto('print_queue_claims')
+      .values({ site_id: siteId, tenant_id: tenantId, claimed_at: nowIso() })
+      .onConflict((oc) => oc.column('site_id').doNothing())
+      .execute();
+    const holder = await tx
+      .selectFrom('print_queue_claims')
+      .select('tenant_id')
+      .where('site_id', '=', siteId)
+      .executeTakeFirst();
+    if (holder?.tenant_id !== tenantId) {
+      throw new AppError(
+        'CONFLICT',
+        `key-less printing under /sites/${siteId}/ is not available for this site id; `
+          + 'give the printers a key, or use a site with another id',
+      );
+    }
+  }
+
   return {
     siteRow,
     async getSite(tenantId: string, siteId: string): Promise<Site> {
@@ -69,6 +99,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       await db.transaction().execute(async (tx) => {
         const inserted = await tx.insertInto('sites').values(row).onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing()).returning('id').executeTakeFirst();
         if (!inserted) throw new AppError('CONFLICT', `site "${input.id}" already exists`);
+        if (input.printQueueOpen) await claimPrintQueue(tx, tenantId, input.id, true);
         await recordAudit(tx, { tenantId, actor, action: 'site.create', subjectType: 'site', subjectId: input.id, after: toSite(row) });
       });
       return toSite(row);
@@ -92,6 +123,9 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
           updated_at: nowIso(),
         };
+        if (changes.printQueueOpen !== undefined) {
+          await claimPrintQueue(tx, tenantId, siteId, changes.printQueueOpen);
+        }
         await tx.updateTable('sites').set(set).where('tenant_id', '=', tenantId).where('id', '=', siteId).execute();
         const after = { ...before, ...set } as SiteRow;
         await recordAudit(tx, { tenantId, actor, action: 'site.update', subjectType: 'site', subjectId: siteId, before: toSite(before), after: toSite(after) });
@@ -99,10 +133,18 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       });
     },
 
-    /** Key-less legacy printers name their site in the URL; only an open site with a unique id qualifies. */
+    /** Key-less legacy printers name their site in the URL: the open site of the tenant holding that id. */
     async findOpenSite(siteId: string): Promise<Site | undefined> {
-      const rows = await db.selectFrom('sites').selectAll().where('id', '=', siteId).where('print_queue_open', '=', 1).limit(2).execute();
-      return rows.length === 1 ? toSite(rows[0]!) : undefined;
+      const row = await db
+        .selectFrom('sites')
+        .innerJoin('print_queue_claims as c', (j) =>
+          j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'),
+        )
+        .selectAll('sites')
+        .where('sites.id', '=', siteId)
+        .where('sites.print_queue_open', '=', 1)
+        .executeTakeFirst();
+      return row ? toSite(row) : undefined;
     },
 
     async listOpenSites(): Promise<Site[]> {

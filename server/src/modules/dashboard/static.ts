@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify';
 export const DEFAULT_DIST = fileURLToPath(new URL('../../../../dashboard/dist/', import.meta.url));
 
 /** First path segments the app must never shadow. */
-export const RESERVED = ['v1', 'api', 'webhooks', 'socket.io', 'docs', 'openapi.json', 'metrics', 'healthz', 'readyz', 'kiosk', 'kitchen', 'sites', 'dispense-verification'];
+export const RESERVED = ['v1', 'api', 'webhooks', 'socket.io', 'docs', 'openapi.json', 'metrics', 'healthz',
+  'readyz', 'kiosk', 'kitchen', 'screens', 'sites', 'dispense-verification'];
 
 const notBuilt = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Kioskhub: dashboard not built</title>

@@ -11,6 +11,7 @@ import { ackOf, socketError, socketValidator } from '../../platform/socket-valid
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { Dispatcher } from './dispatcher.js';
+import { limitSocketEvents } from './event-limit.js';
 import type { MachineConnection, Presence, Protocol } from './presence.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
@@ -38,6 +39,10 @@ export interface MachineGatewayDeps {
   presence: Presence;
   dispatcher: Dispatcher;
   logger: Logger;
+  /** A v1 socket that has not sent a valid machine:connect this long after connecting is dropped. */
+  authTimeoutMs: number;
+  /** Events a machine socket may send per second (bursts of twice that; more wait, then are refused). */
+  eventsPerSecond: number;
   onMachineConnected(machineId: string, connectionId: string): void;
   /** A printer connected on /machines may have receipts waiting. */
   onPrinterConnected?(tenantId: string, siteId: string): void;
@@ -101,6 +106,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       .catch(() => next(new Error('unavailable')));
   });
   v2.on('connection', (socket) => {
+    limitSocketEvents(socket, deps.eventsPerSecond);
     const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
       logger.error({ err }, 'could not register machine');
@@ -143,6 +149,13 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   // ---- v1 (seed-compatible) --------------------------------------------------------------
   deps.io.of('/').on('connection', (socket) => {
     let conn: Promise<MachineConnection> | undefined;
+    limitSocketEvents(socket, deps.eventsPerSecond);
+    // Nothing is known about a socket until machine:connect: it may not sit here unauthenticated.
+    const authTimer = setTimeout(() => {
+      if (!conn) socket.disconnect(true);
+    }, deps.authTimeoutMs);
+    authTimer.unref();
+    socket.once('disconnect', () => clearTimeout(authTimer));
     socket.emit(V1_EVENTS.welcome, { ts: Date.now(), socketId: socket.id });
     const notRegistered = () => socketError('MACHINE_NOT_REGISTERED', 'send machine:connect first');
 

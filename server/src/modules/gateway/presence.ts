@@ -33,6 +33,9 @@ export interface MachineConnection {
   noWorkSince?: number;
   /** Settles when this connection's registration has been written (or has failed). */
   registered?: Promise<unknown>;
+  /** Status writes this connection may still make at once (refilled over time), and a held-back write. */
+  statusWrites?: { tokens: number; at: number };
+  statusTimer?: NodeJS.Timeout;
 }
 
 export interface PresenceDeps {
@@ -41,6 +44,11 @@ export interface PresenceDeps {
   publish(tenantId: string, rooms: string[], event: string, data: Record<string, unknown>): void;
   heartbeatTimeoutMs: number;
   flushIntervalMs?: number;
+  /**
+   * Beyond a burst of a few, a connection's status is written at most once per this interval;
+   * the latest one wins.
+   */
+  statusWriteIntervalMs?: number;
 }
 
 export function createPresence(deps: PresenceDeps) {
@@ -76,6 +84,53 @@ export function createPresence(deps: PresenceDeps) {
     }
   }
 
+  const statusInterval = deps.statusWriteIntervalMs ?? 0;
+  const STATUS_BURST = 5;
+
+  /** 0 when a status write may go now (and takes it), else how long until one may. */
+  function statusWriteWait(conn: MachineConnection): number {
+    if (statusInterval === 0) return 0;
+    const now = Date.now();
+    const bucket = (conn.statusWrites ??= { tokens: STATUS_BURST, at: now });
+    bucket.tokens = Math.min(STATUS_BURST, bucket.tokens + (now - bucket.at) / statusInterval);
+    bucket.at = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - bucket.tokens) * statusInterval);
+  }
+
+  async function writeStatus(
+    conn: MachineConnection,
+    status: ReportedMachineStatus,
+    at: string,
+    fw?: string,
+  ): Promise<void> {
+    const newFirmware = fw !== undefined ? { firmware: fw } : {};
+    await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...newFirmware });
+    pendingLastSeen.delete(conn.machineId);
+  }
+
+  // A machine flipping its status faster than the interval: its latest status is written once
+  // the interval has passed (a flood of flips is a few writes, not one each).
+  function writeLater(conn: MachineConnection, waitMs: number, written: MachineConnection['status']): void {
+    if (conn.statusTimer) return;
+    conn.statusTimer = setTimeout(() => {
+      conn.statusTimer = undefined;
+      statusWriteWait(conn);
+      if (local.get(conn.machineId) !== conn || conn.status === 'UNKNOWN' || conn.status === written) return;
+      const status = conn.status;
+      const at = new Date(conn.lastSeen).toISOString();
+      writeStatus(conn, status, at).then(
+        () => announce(conn.tenantId, conn.machineId, status, true, at),
+        (err: unknown) =>
+          deps.logger.warn({ err, machineId: conn.machineId }, 'could not write machine status'),
+      );
+    }, waitMs);
+    conn.statusTimer.unref();
+  }
+
   return {
     local: (machineId: string): MachineConnection | undefined => local.get(machineId),
     connections: (): IterableIterator<MachineConnection> => local.values(),
@@ -100,6 +155,7 @@ export function createPresence(deps: PresenceDeps) {
     /** The socket closed; the machine is OFFLINE unless it has already reconnected elsewhere. */
     unregister(conn: MachineConnection): Promise<void> {
       if (local.get(conn.machineId) === conn) local.delete(conn.machineId);
+      clearTimeout(conn.statusTimer);
       if (!conn.registered) return Promise.resolve();
       const at = nowIso();
       const done = (async () => {
@@ -117,13 +173,17 @@ export function createPresence(deps: PresenceDeps) {
       conn.lastSeen = Date.now();
       const at = new Date(conn.lastSeen).toISOString();
       const changed = conn.status !== status && !(conn.status === 'UNKNOWN' && status === 'IDLE');
+      const before = conn.status;
       conn.status = status;
       // Machines repeat their firmware in every heartbeat; only a new value is worth a write.
       const newFirmware = firmware !== undefined && firmware !== conn.firmware;
-      if (changed || newFirmware) {
-        await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...(newFirmware ? { firmware } : {}) });
+      const waitMs = changed && !newFirmware && !conn.statusTimer ? statusWriteWait(conn) : 0;
+      if (changed && !newFirmware && (waitMs > 0 || conn.statusTimer)) {
+        writeLater(conn, waitMs, before);
+        pendingLastSeen.set(conn.machineId, at);
+      } else if (changed || newFirmware) {
+        await writeStatus(conn, status, at, newFirmware ? firmware : undefined);
         if (newFirmware) conn.firmware = firmware;
-        pendingLastSeen.delete(conn.machineId);
         if (changed) announce(conn.tenantId, conn.machineId, status, true, at);
       } else {
         pendingLastSeen.set(conn.machineId, at);

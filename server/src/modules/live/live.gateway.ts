@@ -104,6 +104,13 @@ export function installLiveGateway(deps: LiveDeps) {
   });
 
   return {
+    /** Drops this process's /live sockets of a staff user whose tokens were revoked. */
+    disconnectUser(userId: string): void {
+      for (const socket of nsp.sockets.values()) {
+        const viewer = (socket.data as LiveViewer).principal;
+        if (viewer.kind === 'user' && viewer.userId === userId) socket.disconnect(true);
+      }
+    },
     publish(tenantId: string, rooms: string[], event: string, data: Record<string, unknown>): void {
       if (rooms.length === 0) return;
       nsp.to(rooms.map((r) => internalRoom(tenantId, r))).emit(event, data);

@@ -55,6 +55,8 @@ export function createMachinesService(deps: {
   tenantExists(tenantId: string): Promise<boolean>;
   /** Freshest last-seen time held in memory, not yet flushed. */
   pendingLastSeen(machineId: string): string | undefined;
+  /** After a key rotation commits: drop the machine's sockets opened with the old key, everywhere. */
+  keyRotated?(machineId: string): void;
 }) {
   const { db, repo } = deps;
 
@@ -126,6 +128,7 @@ export function createMachinesService(deps: {
         await repo.update(id, { key_hash: sha256(key), updated_at: nowIso() }, tx);
         await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.rotate_key', subjectType: 'machine', subjectId: id });
       });
+      deps.keyRotated?.(id);
       return { key };
     },
 

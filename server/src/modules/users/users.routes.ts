@@ -1,51 +1,182 @@
+// Staff users and sign-in: create, list, change role or disable, delete, login and logout.
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { actingTenant, requireAdmin, STAFF_ROLES, type Authenticator } from '../../platform/http/auth.js';
-import { loginRateLimit } from '../../platform/http/rate-limit.js';
+import {
+  actingTenant,
+  requireAdmin,
+  requireStaff,
+  STAFF_ROLES,
+  tenantFilter,
+  type Authenticator,
+} from '../../platform/http/auth.js';
+import type { LoginGuard } from '../../platform/http/login-guard.js';
 import { EntityId, errors } from '../../platform/http/schemas.js';
+import { forbidden } from '../../platform/errors.js';
 import type { UsersService } from './users.service.js';
 
 const Role = Type.Union(STAFF_ROLES.map((r) => Type.Literal(r)));
-const User = Type.Object({ id: Type.String(), email: Type.String(), role: Type.String(), tenantId: Type.String(), createdAt: Type.String() });
+const User = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  role: Type.String(),
+  tenantId: Type.String(),
+  createdAt: Type.String(),
+  disabled: Type.Boolean(),
+});
+const UserParams = Type.Object({ id: EntityId });
 
-export function usersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; users: UsersService }): void {
-  app.post('/v1/users', {
-    schema: {
-      tags: ['auth'],
-      summary: 'Create a staff user (an admin of that tenant, or ADMIN_TOKEN)',
-      body: Type.Object(
-        {
-          email: Type.String({ format: 'email', maxLength: 254 }),
-          password: Type.String({ minLength: 8, maxLength: 200 }),
-          role: Role,
-          tenantId: Type.Optional(EntityId),
+export function usersRoutes(
+  app: FastifyTypebox,
+  deps: { auth: Authenticator; users: UsersService; loginGuard: LoginGuard },
+): void {
+  app.post(
+    '/v1/users',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Create a staff user (an admin of that tenant, or ADMIN_TOKEN)',
+        body: Type.Object(
+          {
+            email: Type.String({ format: 'email', maxLength: 254 }),
+            password: Type.String({ minLength: 8, maxLength: 200 }),
+            role: Role,
+            tenantId: Type.Optional(EntityId),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: User, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      const tenantId = actingTenant(principal, request.body.tenantId);
+      const user = await deps.users.create({ ...request.body, tenantId }, principal.actor);
+      return reply.code(201).send(user);
+    },
+  );
+
+  app.get(
+    '/v1/users',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Staff users of your tenant (admin; ADMIN_TOKEN sees all)',
+        response: { 200: Type.Object({ items: Type.Array(User) }), ...errors(401, 403) },
+      },
+    },
+    async (request) => {
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      return { items: await deps.users.list(tenantFilter(principal)) };
+    },
+  );
+
+  app.patch(
+    '/v1/users/:id',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: "Change a user's role or disable it; its tokens stop working at once",
+        params: UserParams,
+        body: Type.Object(
+          { role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: User, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      return deps.users.update(request.params.id, tenantFilter(principal), request.body, principal.actor);
+    },
+  );
+
+  app.delete(
+    '/v1/users/:id',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Delete a user; its tokens stop working at once',
+        params: UserParams,
+        response: { 204: Type.Null(), ...errors(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      await deps.users.remove(request.params.id, tenantFilter(principal), principal.actor);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/auth/login',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Staff login: email and password for a JWT (12 h)',
+        body: Type.Object(
+          {
+            email: Type.String({ minLength: 1, maxLength: 254 }),
+            password: Type.String({ minLength: 1, maxLength: 200 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ token: Type.String(), user: User }), ...errors(400, 401, 429, 503) },
+      },
+    },
+    async (request) => {
+      await deps.loginGuard.admit(request.ip, request.body.email);
+      return deps.users.login(request.body.email, request.body.password);
+    },
+  );
+
+  app.post(
+    '/v1/auth/logout',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'End every session of the signed-in staff user (all of its tokens)',
+        response: { 204: Type.Null(), ...errors(401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireStaff(principal);
+      if (principal.kind !== 'user')
+        throw forbidden('ADMIN_TOKEN has no session to end; change the variable to revoke it');
+      await deps.users.logout(principal.userId, principal.actor);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/auth/me',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Who the presented credential is',
+        response: {
+          200: Type.Object({
+            kind: Type.String(),
+            tenantId: Type.Union([Type.String(), Type.Null()]),
+            role: Type.Optional(Type.String()),
+            actor: Type.String(),
+          }),
+          ...errors(401),
         },
-        { additionalProperties: false },
-      ),
-      response: { 201: User, ...errors(400, 401, 403, 404, 409) },
+      },
     },
-  }, async (request, reply) => {
-    const principal = await deps.auth.fromHeaders(request.headers);
-    requireAdmin(principal);
-    const tenantId = actingTenant(principal, request.body.tenantId);
-    const user = await deps.users.create({ ...request.body, tenantId }, principal.actor);
-    return reply.code(201).send(user);
-  });
-
-  app.post('/v1/auth/login', {
-    config: { rateLimit: loginRateLimit },
-    schema: {
-      tags: ['auth'],
-      summary: 'Staff login: email and password for a JWT',
-      body: Type.Object({ email: Type.String({ minLength: 1, maxLength: 254 }), password: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ token: Type.String(), user: User }), ...errors(400, 401, 429) },
+    async (request) => {
+      const p = await deps.auth.fromHeaders(request.headers);
+      return {
+        kind: p.kind,
+        tenantId: p.tenantId,
+        actor: p.actor,
+        ...(p.kind === 'user' ? { role: p.role } : {}),
+      };
     },
-  }, async (request) => deps.users.login(request.body.email, request.body.password));
-
-  app.get('/v1/auth/me', {
-    schema: { tags: ['auth'], summary: 'Who the presented credential is', response: { 200: Type.Object({ kind: Type.String(), tenantId: Type.Union([Type.String(), Type.Null()]), role: Type.Optional(Type.String()), actor: Type.String() }), ...errors(401) } },
-  }, async (request) => {
-    const p = await deps.auth.fromHeaders(request.headers);
-    return { kind: p.kind, tenantId: p.tenantId, actor: p.actor, ...(p.kind === 'user' ? { role: p.role } : {}) };
-  });
+  );
 }

@@ -1,8 +1,10 @@
-// Staff accounts: argon2 password hashes, login issuing a JWT, one tenant per user.
+// Staff accounts: argon2 password hashes, login issuing a JWT, one tenant per user. Logout,
+// disable, role change and delete bump the user's token version, which revokes its tokens.
 import argon2 from 'argon2';
-import { AppError } from '../../platform/errors.js';
+import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, newId } from '../../platform/db/database.js';
-import type { StaffRole } from '../../platform/http/auth.js';
+import type { StaffRole, StaffState } from '../../platform/http/auth.js';
+import type { UserRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
 
 export interface User {
@@ -11,49 +13,216 @@ export interface User {
   role: StaffRole;
   tenantId: string;
   createdAt: string;
+  disabled: boolean;
 }
 
 // A real hash to verify against when the email is unknown, so timing does not reveal accounts.
 let dummyHash: Promise<string> | undefined;
 
+const toUser = (row: UserRow): User => ({
+  id: row.id,
+  email: row.email,
+  role: row.role as StaffRole,
+  tenantId: row.tenant_id,
+  createdAt: row.created_at,
+  disabled: row.disabled_at !== null,
+});
+
 export function createUsersService(deps: {
   db: Db;
   tenantExists(id: string): Promise<boolean>;
-  issueToken(user: { id: string; tenantId: string; role: StaffRole; email: string }): Promise<string>;
+  issueToken(user: {
+    id: string;
+    tenantId: string;
+    role: StaffRole;
+    email: string;
+    tokenVersion: number;
+  }): Promise<string>;
+  /** Runs password hashing through the sign-in queue. */
+  hashing<T>(work: () => Promise<T>): Promise<T>;
+  /** After a commit that revoked a user's tokens: forget cached state, drop live sockets. */
+  revoked(userId: string): void;
 }) {
   const { db } = deps;
+
+  /** The user row of `tenantId` (null: any tenant, for ADMIN_TOKEN); another tenant's is "not found". */
+  async function scoped(id: string, tenantId: string | null): Promise<UserRow> {
+    let query = db.selectFrom('users').selectAll().where('id', '=', id);
+    if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+    const row = await query.executeTakeFirst();
+    if (!row) throw notFound('user', id);
+    return row;
+  }
+
   return {
-    async create(input: { email: string; password: string; role: StaffRole; tenantId: string }, actor: string): Promise<User> {
+    async create(
+      input: { email: string; password: string; role: StaffRole; tenantId: string },
+      actor: string,
+    ): Promise<User> {
       if (!(await deps.tenantExists(input.tenantId))) {
         throw new AppError('NOT_FOUND', `tenant "${input.tenantId}" does not exist`);
       }
       const email = input.email.trim().toLowerCase();
-      const passwordHash = await argon2.hash(input.password, { type: argon2.argon2id });
-      const user = { id: newId(), email, role: input.role, tenantId: input.tenantId, createdAt: nowIso() };
+      const passwordHash = await deps.hashing(() => argon2.hash(input.password, { type: argon2.argon2id }));
+      const user: User = {
+        id: newId(),
+        email,
+        role: input.role,
+        tenantId: input.tenantId,
+        createdAt: nowIso(),
+        disabled: false,
+      };
       await db.transaction().execute(async (tx) => {
         const inserted = await tx
           .insertInto('users')
-          .values({ id: user.id, tenant_id: user.tenantId, email, password_hash: passwordHash, role: user.role, created_at: user.createdAt })
+          .values({
+            id: user.id,
+            tenant_id: user.tenantId,
+            email,
+            password_hash: passwordHash,
+            role: user.role,
+            created_at: user.createdAt,
+          })
           .onConflict((oc) => oc.column('email').doNothing())
           .returning('id')
           .executeTakeFirst();
-        if (!inserted) throw new AppError('CONFLICT', `a user with email ${email} already exists`);
-        await recordAudit(tx, { tenantId: user.tenantId, actor, action: 'user.create', subjectType: 'user', subjectId: user.id, after: { email, role: user.role } });
+        // Emails are unique across tenants; the answer must not tell whether (or where) it exists.
+        if (!inserted)
+          throw new AppError('CONFLICT', 'this email cannot be used for a new user; choose another');
+        await recordAudit(tx, {
+          tenantId: user.tenantId,
+          actor,
+          action: 'user.create',
+          subjectType: 'user',
+          subjectId: user.id,
+          after: { email, role: user.role },
+        });
       });
       return user;
     },
 
     async login(email: string, password: string): Promise<{ token: string; user: User }> {
-      const row = await db.selectFrom('users').selectAll().where('email', '=', email.trim().toLowerCase()).executeTakeFirst();
+      const row = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('email', '=', email.trim().toLowerCase())
+        .executeTakeFirst();
       if (!row) {
         dummyHash ??= argon2.hash('not-a-password');
-        await argon2.verify(await dummyHash, password).catch(() => false);
+        const hash = await dummyHash;
+        await deps
+          .hashing(() => argon2.verify(hash, password))
+          .catch((err: unknown) => {
+            if (err instanceof AppError) throw err;
+            return false;
+          });
         throw new AppError('UNAUTHORIZED', 'wrong email or password');
       }
-      const ok = await argon2.verify(row.password_hash, password).catch(() => false);
-      if (!ok) throw new AppError('UNAUTHORIZED', 'wrong email or password');
-      const user: User = { id: row.id, email: row.email, role: row.role as StaffRole, tenantId: row.tenant_id, createdAt: row.created_at };
-      return { token: await deps.issueToken(user), user };
+      const ok = await deps
+        .hashing(() => argon2.verify(row.password_hash, password))
+        .catch((err: unknown) => {
+          if (err instanceof AppError) throw err;
+          return false;
+        });
+      if (!ok || row.disabled_at !== null) throw new AppError('UNAUTHORIZED', 'wrong email or password');
+      const user = toUser(row);
+      return { token: await deps.issueToken({ ...user, tokenVersion: row.token_version }), user };
+    },
+
+    async list(tenantId: string | null): Promise<User[]> {
+      let query = db.selectFrom('users').selectAll().orderBy('email');
+      if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+      return (await query.execute()).map(toUser);
+    },
+
+    /** For the authenticator: what a staff token is checked against. */
+    async staffState(userId: string): Promise<StaffState | undefined> {
+      const row = await db
+        .selectFrom('users')
+        .select(['tenant_id', 'role', 'token_version', 'disabled_at'])
+        .where('id', '=', userId)
+        .executeTakeFirst();
+      return (
+        row && {
+          tenantId: row.tenant_id,
+          role: row.role,
+          tokenVersion: row.token_version,
+          disabled: row.disabled_at !== null,
+        }
+      );
+    },
+
+    async update(
+      id: string,
+      tenantId: string | null,
+      changes: { role?: StaffRole; disabled?: boolean },
+      actor: string,
+    ): Promise<User> {
+      const row = await scoped(id, tenantId);
+      const disabledAt =
+        changes.disabled === undefined
+          ? row.disabled_at
+          : changes.disabled
+            ? (row.disabled_at ?? nowIso())
+            : null;
+      const role = changes.role ?? row.role;
+      const updated = await db.transaction().execute(async (tx) => {
+        const next = await tx
+          .updateTable('users')
+          .set((eb) => ({ role, disabled_at: disabledAt, token_version: eb('token_version', '+', 1) }))
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'user.update',
+          subjectType: 'user',
+          subjectId: id,
+          before: { role: row.role, disabled: row.disabled_at !== null },
+          after: { role, disabled: disabledAt !== null },
+        });
+        return next;
+      });
+      deps.revoked(id);
+      return toUser(updated);
+    },
+
+    async remove(id: string, tenantId: string | null, actor: string): Promise<void> {
+      const row = await scoped(id, tenantId);
+      await db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('users').where('id', '=', id).execute();
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'user.delete',
+          subjectType: 'user',
+          subjectId: id,
+          before: { email: row.email, role: row.role },
+        });
+      });
+      deps.revoked(id);
+    },
+
+    /** Ends every session of the user (all of its tokens), not only the one presented. */
+    async logout(id: string, actor: string): Promise<void> {
+      await db.transaction().execute(async (tx) => {
+        const row = await tx
+          .updateTable('users')
+          .set((eb) => ({ token_version: eb('token_version', '+', 1) }))
+          .where('id', '=', id)
+          .returning('tenant_id')
+          .executeTakeFirst();
+        if (!row) return;
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'user.logout',
+          subjectType: 'user',
+          subjectId: id,
+        });
+      });
+      deps.revoked(id);
     },
   };
 }

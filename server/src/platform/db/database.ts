@@ -1,6 +1,6 @@
 // Opens the configured storage engine behind one Kysely instance and runs migrations.
 // SQLite runs in WAL mode with synchronous=FULL so every commit survives power loss.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import SqliteDatabase from 'better-sqlite3';
@@ -28,6 +28,8 @@ export interface OpenOptions {
   /** PostgreSQL schema to use (tests isolate themselves with one schema per file). */
   schema?: string;
   poolSize?: number;
+  /** Told when DATA_DIR or the database file cannot be restricted to their owner. */
+  warn?(message: string): void;
 }
 
 // int8 and numeric come back as strings from pg by default; money here fits in a JS number.
@@ -77,7 +79,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     };
   }
   const file = target.kind === 'sqlite-file' ? target.file : ':memory:';
-  if (target.kind === 'sqlite-file') mkdirSync(dirname(file), { recursive: true });
+  if (target.kind === 'sqlite-file') restrictFiles(file, options.warn);
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');
@@ -93,6 +95,28 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * The database holds password hashes and the generated JWT secret: its folder is the owner's
+ * only (0700) and so are the file and its WAL (0600; SQLite gives the WAL and shared-memory
+ * files the database file's mode). Folders and files of older installs are tightened too.
+ */
+function restrictFiles(file: string, warn: (message: string) => void = () => undefined): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
+  const modes = [[dir, 0o700], [file, 0o600], [`${file}-wal`, 0o600], [`${file}-shm`, 0o600]] as const;
+  for (const [path, mode] of modes) {
+    if (!existsSync(path)) continue;
+    try {
+      chmodSync(path, mode);
+    } catch (err) {
+      // Not ours (say, DATA_DIR is a folder root owns): serve, but say who else may read it.
+      const reason = (err as Error).message;
+      warn(`cannot restrict ${path} (DATA_DIR) to its owner, so others may read the database: ${reason}`);
+    }
+  }
 }
 
 /**

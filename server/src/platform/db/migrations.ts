@@ -317,6 +317,41 @@ const dashboard: Migration = {
   },
 };
 
+// Security hardening: staff tokens carry a per-user version (logout, disable, role change and
+// delete revoke them), and a key-less print site id is claimed by one tenant only.
+const security: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('users')
+      .addColumn('token_version', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.alterTable('users').addColumn('disabled_at', 'text').execute();
+    await db.schema
+      .createTable('print_queue_claims')
+      .addColumn('site_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('claimed_at', 'text', (c) => c.notNull())
+      .execute();
+    // Sites already open keep working: the one opened first (by creation) holds its id.
+    const open = await db
+      .selectFrom('sites')
+      .select(['id', 'tenant_id', 'created_at'])
+      .where('print_queue_open', '=', 1)
+      .orderBy('created_at')
+      .orderBy('tenant_id')
+      .execute();
+    const claimed = new Set<string>();
+    for (const site of open as { id: string; tenant_id: string; created_at: string }[]) {
+      if (claimed.has(site.id)) continue;
+      claimed.add(site.id);
+      await db
+        .insertInto('print_queue_claims')
+        .values({ site_id: site.id, tenant_id: site.tenant_id, claimed_at: site.created_at })
+        .execute();
+    }
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -324,6 +359,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0002_outbox': outbox(dialect),
       '0003_restaurant': restaurant,
       '0004_dashboard': dashboard,
+      '0006_security': security,
     }),
   };
 }

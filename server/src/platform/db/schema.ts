@@ -20,6 +20,16 @@ export interface UsersTable {
   password_hash: string;
   role: string;
   created_at: string;
+  /** Bumped by logout, disable, role change: tokens carrying an older version are refused. */
+  token_version: Generated<number>;
+  disabled_at: string | null;
+}
+
+/** A site id that key-less printers may use under /sites/<id>/, held by exactly one tenant. */
+export interface PrintQueueClaimsTable {
+  site_id: string;
+  tenant_id: string;
+  claimed_at: string;
 }
 
 export interface SitesTable {
@@ -275,6 +285,7 @@ export interface Database {
   commands: CommandsTable;
   audit_log: AuditLogTable;
   outbox: OutboxTable;
+  print_queue_claims: PrintQueueClaimsTable;
 }
 
 export type MachineRow = Selectable<MachinesTable>;

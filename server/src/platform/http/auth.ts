@@ -1,5 +1,7 @@
 // Who is calling: the ADMIN_TOKEN, a staff user (JWT) or a machine (its own key).
 // Routes call `authenticate` and the small guards below; services never see headers.
+// A staff token is honoured only while its user exists, is enabled and still has the token's
+// role, tenant and version (checked per request, cached for TOKEN_CHECK_CACHE_MS).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { AppError, forbidden } from '../errors.js';
@@ -21,10 +23,23 @@ export interface MachineIdentity {
 export interface Authenticator {
   fromHeaders(headers: Record<string, string | string[] | undefined>): Promise<Principal>;
   fromToken(token: string): Promise<Principal | null>;
-  issueStaffToken(user: { id: string; tenantId: string; role: StaffRole; email: string }): Promise<string>;
+  issueStaffToken(user: StaffTokenSubject): Promise<string>;
+  /** Drops this process's cached state of a user (after a change that revokes its tokens). */
+  forgetUser(userId: string): void;
+  /** True for a credential that authenticated on this process lately (rate limits key by it). */
+  knownCredential(token: string): boolean;
   /** A token that lets a customer screen follow one order room (`order:<orderNumber>`). */
   issueOrderToken(scope: OrderTokenScope): Promise<string>;
   verifyOrderToken(token: string): Promise<OrderTokenScope | null>;
+}
+
+export interface StaffTokenSubject {
+  id: string;
+  tenantId: string;
+  role: StaffRole;
+  email: string;
+  /** The user's token version: bumped by logout and by every change that revokes its tokens. */
+  tokenVersion: number;
 }
 
 export interface OrderTokenScope {
@@ -43,43 +58,102 @@ export function constantTimeEqual(a: string, b: string): boolean {
 const unauthorized = (message = 'missing or invalid credentials'): AppError =>
   new AppError('UNAUTHORIZED', message);
 
+/** What a staff token is checked against on each request. */
+export interface StaffState {
+  tenantId: string;
+  role: string;
+  tokenVersion: number;
+  disabled: boolean;
+}
+
+const KNOWN_MAX = 10_000;
+const KNOWN_TTL_MS = 10 * 60_000;
+
 export function createAuthenticator(deps: {
   adminTokenHash: string;
   jwtSecret: Uint8Array;
   findMachineByKeyHash(hash: string): Promise<MachineIdentity | undefined>;
+  findStaffState(userId: string): Promise<StaffState | undefined>;
+  staffCacheMs: number;
 }): Authenticator {
   const looksLikeJwt = (token: string) => token.split('.').length === 3;
+  const staffCache = new Map<string, { state: Promise<StaffState | undefined>; until: number }>();
+  const known = new Map<string, number>();
+
+  function staffState(userId: string): Promise<StaffState | undefined> {
+    const now = Date.now();
+    const cached = staffCache.get(userId);
+    if (cached && cached.until > now) return cached.state;
+    const state = deps.findStaffState(userId);
+    if (deps.staffCacheMs > 0) {
+      if (staffCache.size >= KNOWN_MAX) staffCache.clear();
+      staffCache.set(userId, { state, until: now + deps.staffCacheMs });
+      state.catch(() => staffCache.delete(userId));
+    }
+    return state;
+  }
+
+  function remember(token: string): void {
+    const hash = sha256(token);
+    if (known.size >= KNOWN_MAX && !known.has(hash)) known.delete(known.keys().next().value!);
+    known.delete(hash);
+    known.set(hash, Date.now() + KNOWN_TTL_MS);
+  }
+
+  async function staffPrincipal(token: string): Promise<Principal | null> {
+    let payload;
+    try {
+      // Every staff token expires: one without `exp` is refused, however it was signed.
+      const options = { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] };
+      ({ payload } = await jwtVerify(token, deps.jwtSecret, options));
+    } catch {
+      return null;
+    }
+    const role = payload['role'];
+    const tenantId = payload['tenantId'];
+    const version = payload['ver'] ?? 0;
+    if (payload['scope'] !== undefined) return null; // order tokens are not staff tokens
+    if (typeof payload.sub !== 'string' || typeof tenantId !== 'string') return null;
+    if (typeof version !== 'number') return null;
+    if (!STAFF_ROLES.includes(role as StaffRole)) return null;
+    const state = await staffState(payload.sub);
+    if (!state || state.disabled || state.tokenVersion !== version) return null;
+    if (state.role !== role || state.tenantId !== tenantId) return null;
+    return {
+      kind: 'user',
+      userId: payload.sub,
+      tenantId,
+      role: role as StaffRole,
+      actor: `user:${String(payload['email'] ?? payload.sub)}`,
+    };
+  }
 
   async function fromToken(token: string): Promise<Principal | null> {
     if (token.length === 0 || token.length > 4096) return null;
+    let principal: Principal | null;
     if (constantTimeEqual(sha256(token), deps.adminTokenHash)) {
-      return { kind: 'admin', tenantId: null, actor: 'admin-token' };
+      principal = { kind: 'admin', tenantId: null, actor: 'admin-token' };
+    } else if (looksLikeJwt(token)) {
+      principal = await staffPrincipal(token);
+    } else {
+      const machine = await deps.findMachineByKeyHash(sha256(token));
+      principal = machine ? { kind: 'machine', ...machine, actor: `machine:${machine.machineId}` } : null;
     }
-    if (looksLikeJwt(token)) {
-      try {
-        const { payload } = await jwtVerify(token, deps.jwtSecret, { algorithms: ['HS256'] });
-        const role = payload['role'];
-        const tenantId = payload['tenantId'];
-        if (payload['scope'] !== undefined) return null; // order tokens are not staff tokens
-        if (typeof payload.sub !== 'string' || typeof tenantId !== 'string') return null;
-        if (!STAFF_ROLES.includes(role as StaffRole)) return null;
-        return {
-          kind: 'user',
-          userId: payload.sub,
-          tenantId,
-          role: role as StaffRole,
-          actor: `user:${String(payload['email'] ?? payload.sub)}`,
-        };
-      } catch {
-        return null;
-      }
-    }
-    const machine = await deps.findMachineByKeyHash(sha256(token));
-    return machine ? { kind: 'machine', ...machine, actor: `machine:${machine.machineId}` } : null;
+    if (principal) remember(token);
+    return principal;
   }
 
   return {
     fromToken,
+    forgetUser: (userId) => void staffCache.delete(userId),
+    knownCredential(token) {
+      const hash = sha256(token);
+      const until = known.get(hash);
+      if (until === undefined) return false;
+      if (until > Date.now()) return true;
+      known.delete(hash);
+      return false;
+    },
     async fromHeaders(headers) {
       const apiKey = headers['x-api-key'];
       const authorization = headers['authorization'];
@@ -95,7 +169,8 @@ export function createAuthenticator(deps: {
       return principal;
     },
     issueStaffToken(user) {
-      return new SignJWT({ tenantId: user.tenantId, role: user.role, email: user.email })
+      const claims = { tenantId: user.tenantId, role: user.role, email: user.email, ver: user.tokenVersion };
+      return new SignJWT(claims)
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(user.id)
         .setIssuedAt()
@@ -112,7 +187,8 @@ export function createAuthenticator(deps: {
     async verifyOrderToken(token) {
       if (!looksLikeJwt(token)) return null;
       try {
-        const { payload } = await jwtVerify(token, deps.jwtSecret, { algorithms: ['HS256'] });
+        const options = { algorithms: ['HS256'], requiredClaims: ['exp'] };
+        const { payload } = await jwtVerify(token, deps.jwtSecret, options);
         const { scope, tenantId, room } = payload as { scope?: unknown; tenantId?: unknown; room?: unknown };
         return scope === 'order' && typeof tenantId === 'string' && typeof room === 'string' ? { tenantId, room } : null;
       } catch {

@@ -1,10 +1,22 @@
-// Liveness, readiness, metrics and the OpenAPI document.
+// Liveness, readiness, metrics and the OpenAPI document. Metrics count every tenant's
+// payments and queues, so they need METRICS_TOKEN or ADMIN_TOKEN.
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from './fastify.js';
 import type { Metrics } from '../metrics.js';
 import { AppError } from '../errors.js';
+import { constantTimeEqual, requireAdminToken, sha256, type Authenticator } from './auth.js';
+import { presentedCredential } from './rate-limit.js';
+import { errors } from './schemas.js';
 
-export function opsRoutes(app: FastifyTypebox, deps: { metrics: Metrics; ping(): Promise<void> }): void {
+export interface OpsDeps {
+  metrics: Metrics;
+  ping(): Promise<void>;
+  auth: Authenticator;
+  metricsToken?: string;
+}
+
+export function opsRoutes(app: FastifyTypebox, deps: OpsDeps): void {
+  const metricsTokenHash = deps.metricsToken === undefined ? undefined : sha256(deps.metricsToken);
   app.get('/healthz', { schema: { tags: ['ops'], summary: 'The process is up', response: { 200: Type.Object({ ok: Type.Boolean() }) } } }, async () => ({ ok: true }));
   app.get('/readyz', {
     schema: { tags: ['ops'], summary: 'The database answers', response: { 200: Type.Object({ ok: Type.Boolean() }), 503: Type.Unknown() } },
@@ -16,7 +28,19 @@ export function opsRoutes(app: FastifyTypebox, deps: { metrics: Metrics; ping():
     }
     return { ok: true };
   });
-  app.get('/metrics', { schema: { tags: ['ops'], summary: 'Prometheus metrics', hide: false } }, async (_request, reply) => {
+  app.get('/metrics', {
+    schema: {
+      tags: ['ops'],
+      summary: 'Prometheus metrics (Bearer METRICS_TOKEN or ADMIN_TOKEN)',
+      response: errors(401, 403),
+    },
+  }, async (request, reply) => {
+    const presented = presentedCredential(request.headers);
+    const byMetricsToken =
+      presented !== undefined &&
+      metricsTokenHash !== undefined &&
+      constantTimeEqual(sha256(presented), metricsTokenHash);
+    if (!byMetricsToken) requireAdminToken(await deps.auth.fromHeaders(request.headers));
     const body = await deps.metrics.registry.metrics();
     return reply.type(deps.metrics.registry.contentType).send(body);
   });

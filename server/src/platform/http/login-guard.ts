@@ -1,0 +1,102 @@
+// Password sign-in limits: attempts per address (any email) and per email (any address) in
+// one-minute windows, shared through Redis when configured and refused while Redis does not
+// answer; and a small queue in front of the password hashing, so junk attempts cannot take
+// every CPU (argon2 costs 64 MiB and tens of milliseconds each) from real sign-ins or the API.
+import type { Redis } from 'ioredis';
+import { AppError } from '../errors.js';
+
+export interface LoginGuard {
+  /** Counts one attempt; throws RATE_LIMITED over a limit, UNAVAILABLE when Redis does not answer. */
+  admit(address: string, email: string): Promise<void>;
+  /** Runs password work with at most `concurrency` at once; refuses when the queue is full. */
+  hashing<T>(work: () => Promise<T>): Promise<T>;
+}
+
+export interface LoginGuardOptions {
+  maxPerAddress: number;
+  maxPerEmail: number;
+  concurrency: number;
+  queue: number;
+  redis?: Redis;
+  windowMs?: number;
+}
+
+// INCR and, on the first hit of a window, its expiry: one round trip, atomic.
+const COUNT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}`;
+
+export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
+  const windowMs = options.windowMs ?? 60_000;
+  const local = new Map<string, { count: number; resetAt: number }>();
+
+  async function count(key: string): Promise<{ count: number; ttlMs: number }> {
+    if (options.redis) {
+      const [n, ttl] = (await options.redis.eval(COUNT, 1, `kioskhub:login:${key}`, windowMs)) as [
+        number,
+        number,
+      ];
+      return { count: n, ttlMs: Math.max(ttl, 0) };
+    }
+    const now = Date.now();
+    if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
+    let entry = local.get(key);
+    if (!entry || entry.resetAt <= now) {
+      entry = { count: 0, resetAt: now + windowMs };
+      local.set(key, entry);
+    }
+    entry.count += 1;
+    return { count: entry.count, ttlMs: entry.resetAt - now };
+  }
+
+  let running = 0;
+  const waiting: (() => void)[] = [];
+
+  return {
+    async admit(address, email) {
+      const normalized = email.trim().toLowerCase().slice(0, 254);
+      let byAddress: { count: number; ttlMs: number };
+      let byEmail: { count: number; ttlMs: number };
+      try {
+        [byAddress, byEmail] = await Promise.all([count(`a:${address}`), count(`e:${normalized}`)]);
+      } catch {
+        // Without the shared counts every process would allow the full limit: refuse instead.
+        throw new AppError(
+          'UNAVAILABLE',
+          'sign-in is briefly unavailable (the rate-limit store does not answer); try again shortly',
+        );
+      }
+      const over = [
+        byAddress.count > options.maxPerAddress
+          ? { ttl: byAddress.ttlMs, what: `${options.maxPerAddress} per minute from one address` }
+          : undefined,
+        byEmail.count > options.maxPerEmail
+          ? { ttl: byEmail.ttlMs, what: `${options.maxPerEmail} per minute for one email` }
+          : undefined,
+      ].find((o) => o !== undefined);
+      if (over) {
+        const retry = Math.max(1, Math.ceil(over.ttl / 1000));
+        const message = `too many sign-in attempts (at most ${over.what}); retry in ${retry} s`;
+        throw new AppError('RATE_LIMITED', message);
+      }
+    },
+
+    async hashing(work) {
+      if (running >= options.concurrency) {
+        if (waiting.length >= options.queue)
+          throw new AppError('RATE_LIMITED', 'too many sign-ins at once; retry in a few seconds');
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      } else {
+        running += 1;
+      }
+      try {
+        return await work();
+      } finally {
+        // The slot passes straight to the next waiter, or is freed.
+        const next = waiting.shift();
+        if (next) next();
+        else running -= 1;
+      }
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// Script of the kitchen display; served as a file so the page's content security policy
+// needs no inline script.
+const siteId = decodeURIComponent(location.pathname.split('/').pop());
+const $ = (id) => document.getElementById(id);
+const orders = new Map();
+let socket;
+$('site').textContent = siteId;
+const token = () => localStorage.getItem('kioskhub.token');
+const api = (path, init = {}) =>
+  fetch(path, {
+    ...init,
+    headers: {
+      authorization: 'Bearer ' + token(),
+      'content-type': 'application/json',
+      ...(init.headers || {}),
+    },
+  });
+function card(o) {
+  const li = document.createElement('li');
+  li.className = 'card';
+  li.dataset.orderId = o.orderId || o.id;
+  const items = (o.items || []).map((i) => `<li>${i.qty} × ${escapeHtml(i.name || i.sku)}</li>`).join('');
+  li.innerHTML =
+    `<h2>#${escapeHtml(o.orderNumber || '')}</h2><time>${new Date(o.paidAt || Date.now()).toLocaleTimeString()}</time>` +
+    (o.customerName ? `<div>${escapeHtml(o.customerName)}</div>` : '') +
+    `<ul>${items}</ul>`;
+  const btn = document.createElement('button');
+  btn.textContent = 'Mark ready';
+  btn.setAttribute('aria-label', 'Mark order ' + (o.orderNumber || '') + ' ready');
+  btn.onclick = async () => {
+    btn.disabled = true;
+    const r = await api('/v1/orders/' + li.dataset.orderId + '/ready', { method: 'POST', body: '{}' });
+    if (r.ok) remove(li.dataset.orderId);
+    else btn.disabled = false;
+  };
+  li.append(btn);
+  return li;
+}
+function escapeHtml(s) {
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+  );
+}
+function add(o) {
+  const id = o.orderId || o.id;
+  if (orders.has(id)) return;
+  const li = card(o);
+  orders.set(id, li);
+  $('orders').append(li);
+  $('empty').hidden = true;
+}
+function remove(id) {
+  const li = orders.get(id);
+  if (li) {
+    li.remove();
+    orders.delete(id);
+  }
+  $('empty').hidden = orders.size > 0;
+}
+async function load() {
+  const res = await api('/v1/kitchen/' + encodeURIComponent(siteId) + '/orders');
+  if (res.status === 401) return showLogin('Please sign in again.');
+  const body = await res.json();
+  for (const o of body.items) add(o);
+  $('empty').hidden = orders.size > 0;
+}
+function start() {
+  $('login').hidden = true;
+  $('board').hidden = false;
+  $('error').textContent = '';
+  socket = io('/live', { auth: { token: token() }, transports: ['websocket'] });
+  socket.on('connect', () => {
+    $('conn').textContent = 'live';
+    socket.emit('subscribe', { room: 'kitchen:' + siteId }, () => load());
+  });
+  socket.on('disconnect', () => {
+    $('conn').textContent = 'reconnecting…';
+  });
+  // Only a refused sign-in goes back to the form; a network blip or a server restart just reconnects.
+  socket.on('connect_error', (err) => {
+    if (err && err.message === 'unauthorized') showLogin('Sign-in expired or not allowed.');
+    else $('conn').textContent = 'reconnecting…';
+  });
+  socket.on('order_created', (o) => add(o));
+  socket.on('kitchen_order_ready', (o) => remove(o.orderId));
+}
+function showLogin(message) {
+  if (socket) socket.close();
+  $('board').hidden = true;
+  $('login').hidden = false;
+  $('error').textContent = message || '';
+}
+$('login').onsubmit = async (e) => {
+  e.preventDefault();
+  const res = await fetch('/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: $('email').value, password: $('password').value }),
+  });
+  if (!res.ok) return showLogin('Wrong email or password.');
+  localStorage.setItem('kioskhub.token', (await res.json()).token);
+  start();
+};
+$('useToken').onclick = () => {
+  localStorage.setItem('kioskhub.token', $('adminToken').value);
+  start();
+};
+$('logout').onclick = () => {
+  localStorage.removeItem('kioskhub.token');
+  showLogin('');
+};
+if (token()) start();
+else showLogin('');
