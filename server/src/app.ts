@@ -7,6 +7,7 @@ import Fastify, { type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './platform/config.js';
 import { newId, openDatabase, type OpenedDatabase } from './platform/db/database.js';
+import { lockDataDir, type DataDirLock } from './platform/db/data-dir-lock.js';
 import { createAuthenticator } from './platform/http/auth.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
 import type { FastifyTypebox } from './platform/http/fastify.js';
@@ -78,10 +79,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const logger = app.log as unknown as Logger;
 
   let database: OpenedDatabase | undefined;
+  // The embedded file belongs to one process: a second server on the same DATA_DIR is refused.
+  let dataDirLock: DataDirLock | undefined;
   try {
+    if (config.database.kind === 'sqlite-file') dataDirLock = lockDataDir(config.dataDir);
     const schema = options.databaseSchema ?? config.databaseSchema;
     database = await openDatabase(config.database, { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}) });
   } catch (err) {
+    dataDirLock?.release();
     await app.close();
     throw err;
   }
@@ -286,6 +291,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     clearTimeout(drain);
     await realtime.close();
     await database!.close();
+    dataDirLock?.release();
   }
 
   return {
@@ -295,6 +301,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     db,
     dialect,
     generatedAdminToken: secrets.generatedAdminToken,
+    adminTokenSource: secrets.adminTokenSource,
+    storedAdminTokenUnused: secrets.storedAdminTokenUnused,
     services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts },
     metrics,
     async listen(): Promise<string> {
