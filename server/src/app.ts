@@ -230,7 +230,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
           }
         });
       }
-      restaurantCashRoutes(s, { auth, catalog, cash });
+      restaurantCashRoutes(s, { auth, catalog, cash, machines });
       restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
     }, { prefix });
   }

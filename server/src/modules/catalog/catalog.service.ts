@@ -21,6 +21,7 @@ export const toSite = (r: SiteRow): Site => ({
   address: r.address,
   phone: r.phone,
   taxRateBp: Number(r.tax_rate_bp),
+  adHocCashOrders: Number(r.ad_hoc_cash_orders) === 1,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -53,7 +54,11 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
       return toSite(await siteRow(tenantId, siteId));
     },
 
-    async createSite(tenantId: string, input: { id: string; name: string; currency?: string; printQueueOpen?: boolean; address?: string; phone?: string; taxRateBp?: number }, actor: string): Promise<Site> {
+    async createSite(
+      tenantId: string,
+      input: { id: string; name: string; currency?: string; printQueueOpen?: boolean; address?: string; phone?: string; taxRateBp?: number; adHocCashOrders?: boolean },
+      actor: string,
+    ): Promise<Site> {
       const now = nowIso();
       const row: SiteRow = {
         tenant_id: tenantId,
@@ -64,6 +69,7 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
         address: input.address ?? null,
         phone: input.phone ?? null,
         tax_rate_bp: input.taxRateBp ?? 0,
+        ad_hoc_cash_orders: input.adHocCashOrders ? 1 : 0,
         created_at: now,
         updated_at: now,
       };
@@ -81,7 +87,12 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
       return (await q.execute()).map(toSite);
     },
 
-    async updateSite(tenantId: string, siteId: string, changes: { name?: string; currency?: string; printQueueOpen?: boolean; address?: string | null; phone?: string | null; taxRateBp?: number }, actor: string): Promise<Site> {
+    async updateSite(
+      tenantId: string,
+      siteId: string,
+      changes: { name?: string; currency?: string; printQueueOpen?: boolean; address?: string | null; phone?: string | null; taxRateBp?: number; adHocCashOrders?: boolean },
+      actor: string,
+    ): Promise<Site> {
       return db.transaction().execute(async (tx) => {
         const before = await siteRow(tenantId, siteId, tx);
         const set = {
@@ -91,6 +102,7 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
           ...(changes.address !== undefined ? { address: changes.address } : {}),
           ...(changes.phone !== undefined ? { phone: changes.phone } : {}),
           ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
+          ...(changes.adHocCashOrders !== undefined ? { ad_hoc_cash_orders: changes.adHocCashOrders ? 1 : 0 } : {}),
           updated_at: nowIso(),
         };
         await tx.updateTable('sites').set(set).where('tenant_id', '=', tenantId).where('id', '=', siteId).execute();
