@@ -100,7 +100,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     jwtSecret: secrets.jwtSecret,
     findMachineByKeyHash: async (hash) => {
       const row = await machinesRepo.findByKeyHash(hash);
-      return row ? { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id } : undefined;
+      if (!row) return undefined;
+      // Kiosks, cash units and printers call over HTTP: each authenticated call is a sign of life.
+      presence.seenOverHttp(row.id);
+      return { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id };
     },
   });
   const users = createUsersService({ db, tenantExists: tenants.exists, issueToken: auth.issueStaffToken });
@@ -124,7 +127,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     tenantExists: tenants.exists,
   });
   const presence = createPresence({ repo: machinesRepo, logger, publish: live.publish, heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs });
-  const machines = createMachinesService({ db, repo: machinesRepo, siteExists: tenants.siteExists, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
+  const machines = createMachinesService({ db, repo: machinesRepo, siteCurrency: tenants.siteCurrency, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
   const orders = createOrdersService({ repo: ordersRepo });
   const commands = createCommandsService({ db, dialect, orders });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
