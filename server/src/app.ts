@@ -15,6 +15,7 @@ import { opsRoutes } from './platform/http/ops.routes.js';
 import { EntityId, ErrorResponse } from './platform/http/schemas.js';
 import { installValidation } from './platform/http/validation.js';
 import { installRateLimits } from './platform/http/rate-limit.js';
+import { throttledWarning } from './platform/http/throttled-warning.js';
 import { createMetrics } from './platform/metrics.js';
 import { createOutboxRelay } from './platform/outbox.js';
 import { createRealtime } from './platform/realtime.js';
@@ -36,6 +37,7 @@ import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { razorpayWebhookRoutes } from './providers/razorpay/razorpay.routes.js';
+import { documentWebhookRoutes } from './providers/razorpay/razorpay.docs.js';
 import { restaurantCashRoutes } from './compat/restaurant-cash.routes.js';
 import { restaurantPrintRoutes } from './compat/restaurant-print.routes.js';
 import { createAlertsService } from './modules/alerts/alerts.service.js';
@@ -188,7 +190,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Kioskhub', version: '0.1.0', description: 'Payments in, dispenses out: the Kioskhub API. Wire contract: CONTRACTS.md.' },
+      info: { title: 'Kioskhub', version: '0.1.0', description: 'Payments in, dispenses out: the Kioskhub API. The device protocols (Socket.IO), live events '
+          + 'and error codes are described in docs/api.md of the repository.' },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, a staff JWT or a machine key' },
@@ -197,6 +200,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    // The webhook keeps its raw bytes for the signature check: its body schema is documentation only.
+    transform: documentWebhookRoutes,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   const afterCommit = () => outbox.flushSoon();
@@ -205,6 +210,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // the customer's cash screen would otherwise wait up to a second).
   app.addHook('onResponse', async (request) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') afterCommit();
+  });
+  // The webhook answers 401 only for a signature that does not match: almost always a secret
+  // that differs from the one set in the Razorpay Dashboard. Say so in the log, once a minute.
+  const warnBadSignature = throttledWarning(logger, 'Razorpay webhook refused (401 BAD_SIGNATURE): X-Razorpay-Signature '
+    + 'does not match RAZORPAY_WEBHOOK_SECRET; set it to the secret of this webhook in the Razorpay Dashboard');
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 401 && request.routeOptions.url === '/webhooks/razorpay') {
+      warnBadSignature({ requestId: request.id, ip: request.ip, signed: request.headers['x-razorpay-signature'] !== undefined });
+    }
   });
   await app.register(async (scope) => {
     const s = scope as FastifyTypebox;
