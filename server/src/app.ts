@@ -129,7 +129,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     tenantExists: tenants.exists,
   });
   const presence = createPresence({ repo: machinesRepo, logger, publish: live.publish, heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs });
-  const machines = createMachinesService({ db, repo: machinesRepo, siteCurrency: tenants.siteCurrency, tenantExists: tenants.exists, pendingLastSeen: presence.pendingLastSeen });
+  const machines = createMachinesService({
+    db,
+    repo: machinesRepo,
+    siteCurrency: tenants.siteCurrency,
+    tenantExists: tenants.exists,
+    pendingLastSeen: presence.pendingLastSeen,
+  });
   const orders = createOrdersService({ repo: ordersRepo });
   const commands = createCommandsService({ db, dialect, orders });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
@@ -190,8 +196,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Kioskhub', version: '0.1.0', description: 'Payments in, dispenses out: the Kioskhub API. The device protocols (Socket.IO), live events '
-          + 'and error codes are described in docs/api.md of the repository.' },
+      info: {
+        title: 'Kioskhub',
+        version: '0.1.0',
+        description: 'Payments in, dispenses out: the Kioskhub API. The device protocols (Socket.IO), '
+          + 'live events and error codes are described in docs/api.md of the repository.',
+      },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, a staff JWT or a machine key' },
@@ -213,11 +223,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   // The webhook answers 401 only for a signature that does not match: almost always a secret
   // that differs from the one set in the Razorpay Dashboard. Say so in the log, once a minute.
-  const warnBadSignature = throttledWarning(logger, 'Razorpay webhook refused (401 BAD_SIGNATURE): X-Razorpay-Signature '
-    + 'does not match RAZORPAY_WEBHOOK_SECRET; set it to the secret of this webhook in the Razorpay Dashboard');
+  const warnBadSignature = throttledWarning(
+    logger,
+    'Razorpay webhook refused (401 BAD_SIGNATURE): X-Razorpay-Signature does not match '
+      + 'RAZORPAY_WEBHOOK_SECRET; set it to the secret of this webhook in the Razorpay Dashboard',
+  );
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode === 401 && request.routeOptions.url === '/webhooks/razorpay') {
-      warnBadSignature({ requestId: request.id, ip: request.ip, signed: request.headers['x-razorpay-signature'] !== undefined });
+      const signed = request.headers['x-razorpay-signature'] !== undefined;
+      warnBadSignature({ requestId: request.id, ip: request.ip, signed });
     }
   });
   await app.register(async (scope) => {

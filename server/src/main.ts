@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   } catch (err) {
     await kioskhub.close();
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    console.error(`kioskhub: ${config.host}:${config.port} is already in use; stop what listens there or set PORT`);
+    const where = `${config.host}:${config.port}`;
+    console.error(`kioskhub: ${where} is already in use; stop what listens there or set PORT`);
     process.exit(2);
   }
   const storage = config.database.kind === 'sqlite-file' ? `SQLite file ${config.database.file}` : config.database.kind === 'sqlite-memory' ? 'in-memory SQLite (nothing is kept)' : 'PostgreSQL';
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
   if (kioskhub.adminTokenSource === 'environment') {
     console.log(
       kioskhub.storedAdminTokenUnused
-        ? 'Admin token: ADMIN_TOKEN from the environment. The token generated at first start is not accepted while it is set.'
+        ? 'Admin token: ADMIN_TOKEN from the environment. '
+          + 'The token generated at first start is not accepted while it is set.'
         : 'Admin token: ADMIN_TOKEN from the environment.',
     );
   } else if (!kioskhub.generatedAdminToken) {

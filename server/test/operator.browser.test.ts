@@ -14,7 +14,10 @@ const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = `${ROOT}artifacts/screenshots`;
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`NOTICE: ${CHROMIUM} is missing (apt-get install chromium); the operator browser tests are SKIPPED.`);
+if (!hasChromium)
+  console.warn(
+    `NOTICE: ${CHROMIUM} is missing (apt-get install chromium); the operator browser tests are SKIPPED.`,
+  );
 
 async function freePort(): Promise<number> {
   const probe = createServer();
@@ -25,9 +28,19 @@ async function freePort(): Promise<number> {
 }
 
 async function launch(): Promise<Browser> {
-  if (!existsSync(`${ROOT}dashboard/dist/index.html`)) execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'inherit' });
+  if (!existsSync(`${ROOT}dashboard/dist/index.html`))
+    execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
-  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  const args = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ];
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 
@@ -42,7 +55,9 @@ async function signInWithToken(page: Page, url: string, token: string): Promise<
 async function visit(page: Page, url: string, path: string, heading: RegExp, shot: string): Promise<void> {
   await page.goto(`${url}${path}`);
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-  await expect.poll(() => page.locator('main [role="status"]', { hasText: /^Loading/ }).count(), { timeout: 15_000 }).toBe(0);
+  await expect
+    .poll(() => page.locator('main [role="status"]', { hasText: /^Loading/ }).count(), { timeout: 15_000 })
+    .toBe(0);
   await page.waitForTimeout(1000); // queries that start after the first render (QR image, charts)
   const errors = await page.locator('[role="alert"], .error').allTextContents();
   await page.screenshot({ path: `${SHOTS}/operator-${shot}.png`, fullPage: true });
@@ -65,17 +80,35 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
     let output = '';
     beforeAll(async () => {
       const port = await freePort();
-      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|DATA_DIR|ADMIN_TOKEN|RAZORPAY_.*|PORT|HOST)$/.test(k)));
-      demo = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/demo.ts'], { cwd: ROOT, env: { ...env, PORT: String(port), DEMO_DURATION_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const env = Object.fromEntries(
+        Object.entries(process.env).filter(
+          ([k]) => !/^(DATABASE_URL|DATA_DIR|ADMIN_TOKEN|RAZORPAY_.*|PORT|HOST)$/.test(k),
+        ),
+      );
+      demo = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/demo.ts'], {
+        cwd: ROOT,
+        env: { ...env, PORT: String(port), DEMO_DURATION_MS: '600000' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       demo.stdout!.on('data', (d: Buffer) => (output += d));
       demo.stderr!.on('data', (d: Buffer) => (output += d));
-      token = (await eventually(() => /ADMIN_TOKEN=(\S+)/.exec(output)?.[1], 90_000, 'the demo’s admin token'))!;
+      token = (await eventually(
+        () => /ADMIN_TOKEN=(\S+)/.exec(output)?.[1],
+        90_000,
+        'the demo’s admin token',
+      ))!;
       url = `http://127.0.0.1:${port}`;
       // Wait for a few orders, one of them completed, so every page has something to show.
-      await eventually(async () => {
-        const res = await fetch(`${url}/v1/orders?status=COMPLETED`, { headers: { authorization: `Bearer ${token}` } });
-        return res.ok && ((await res.json()) as { items: unknown[] }).items.length > 0;
-      }, 60_000, 'a completed demo order');
+      await eventually(
+        async () => {
+          const res = await fetch(`${url}/v1/orders?status=COMPLETED`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          return res.ok && ((await res.json()) as { items: unknown[] }).items.length > 0;
+        },
+        60_000,
+        'a completed demo order',
+      );
     });
     afterAll(async () => {
       if (demo && demo.exitCode === null) {
@@ -88,7 +121,9 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       try {
         await signInWithToken(page, url, token);
-        const orders = (await (await fetch(`${url}/v1/orders?status=COMPLETED`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { id: string }[] };
+        const orders = (await (
+          await fetch(`${url}/v1/orders?status=COMPLETED`, { headers: { authorization: `Bearer ${token}` } })
+        ).json()) as { items: { id: string }[] };
         await visit(page, url, '/', /Fleet/, 'demo-fleet');
         await visit(page, url, '/machines/DEMO01', /DEMO01/, 'demo-machine');
         await expect.poll(() => page.locator('img.qr').count()).toBe(1);
@@ -109,7 +144,13 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
     let server: TestServer;
     beforeAll(async () => {
       server = await startServer({ env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '60000' } });
-      expect((await server.request('POST', '/v1/sites', { body: { id: 'manila1', name: 'Burger Manila', currency: 'PHP', taxRateBp: 1200 } })).status).toBe(201);
+      expect(
+        (
+          await server.request('POST', '/v1/sites', {
+            body: { id: 'manila1', name: 'Burger Manila', currency: 'PHP', taxRateBp: 1200 },
+          })
+        ).status,
+      ).toBe(201);
     });
     afterAll(async () => {
       await server?.close();
@@ -119,15 +160,30 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
       const kiosk = await server.createMachine('KIOSK1', { kind: 'kiosk', siteId: 'manila1' });
       const cash = await server.createMachine('CASH1', { kind: 'cash', siteId: 'manila1' });
       const printer = await server.createMachine('PRINTER1', { kind: 'printer', siteId: 'manila1' });
-      const calls: [string, string][] = [[kiosk.key, '/api/cash-payment/active-sessions'], [cash.key, '/api/cash-payment/active-sessions'], [printer.key, '/api/receipt/queue/next']];
-      for (const [key, path] of calls) expect((await fetch(`${server.url}${path}`, { headers: { 'x-api-key': key } })).status).toBeLessThan(300);
+      const calls: [string, string][] = [
+        [kiosk.key, '/api/cash-payment/active-sessions'],
+        [cash.key, '/api/cash-payment/active-sessions'],
+        [printer.key, '/api/receipt/queue/next'],
+      ];
+      for (const [key, path] of calls)
+        expect((await fetch(`${server.url}${path}`, { headers: { 'x-api-key': key } })).status).toBeLessThan(
+          300,
+        );
       for (const id of ['KIOSK1', 'CASH1', 'PRINTER1']) {
-        await eventually(async () => (await server.request('GET', `/v1/machines/${id}`)).body.status === 'IDLE', 8000, `${id} online`);
+        await eventually(
+          async () => (await server.request('GET', `/v1/machines/${id}`)).body.status === 'IDLE',
+          8000,
+          `${id} online`,
+        );
       }
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       try {
         await signInWithToken(page, server.url, ADMIN_TOKEN);
-        for (const [id, shot, route] of [['KIOSK1', 'kiosk', 'POST /api/cash-payment/init'], ['CASH1', 'cash-unit', 'POST /api/cash-payment/update'], ['PRINTER1', 'printer', 'GET /api/receipt/queue/next?wait=25']] as const) {
+        for (const [id, shot, route] of [
+          ['KIOSK1', 'kiosk', 'POST /api/cash-payment/init'],
+          ['CASH1', 'cash-unit', 'POST /api/cash-payment/update'],
+          ['PRINTER1', 'printer', 'GET /api/receipt/queue/next?wait=25'],
+        ] as const) {
           await visit(page, server.url, `/machines/${id}`, new RegExp(id), shot);
           const text = await page.locator('main').innerText();
           expect(text).toContain('What this machine does');

@@ -4,7 +4,17 @@
 // logged (once a minute, never with the key or the secret).
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LIVE_EVENTS } from '@kioskhub/protocol';
-import { engines, eventually, liveSocket, connected, machineSocket, qrCredited, startServer, type Engine, type TestServer } from './harness.js';
+import {
+  engines,
+  eventually,
+  liveSocket,
+  connected,
+  machineSocket,
+  qrCredited,
+  startServer,
+  type Engine,
+  type TestServer,
+} from './harness.js';
 
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } });
 
@@ -27,7 +37,10 @@ describe.each(engines())('operator’s first hour (%s)', (engine: Engine) => {
 
   it('a machine takes the currency of its site, also when it moves to another site', async () => {
     const siteId = uid('php');
-    expect((await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Manila', currency: 'PHP' } })).status).toBe(201);
+    expect(
+      (await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Manila', currency: 'PHP' } }))
+        .status,
+    ).toBe(201);
     const kiosk = await server.createMachine(uid('KIOSK'), { kind: 'kiosk', siteId });
     expect(await machine(kiosk.id)).toMatchObject({ siteId, currency: 'PHP' });
     const vending = await server.createMachine(uid('VEND'));
@@ -43,34 +56,60 @@ describe.each(engines())('operator’s first hour (%s)', (engine: Engine) => {
 
   it('kiosks, cash units and printers are online and last seen by their HTTP requests, OFFLINE after a silence', async () => {
     const siteId = uid('http');
-    expect((await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Polling', currency: 'PHP' } })).status).toBe(201);
+    expect(
+      (await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Polling', currency: 'PHP' } }))
+        .status,
+    ).toBe(201);
     const kiosk = await server.createMachine(uid('KIOSK'), { kind: 'kiosk', siteId });
     const cash = await server.createMachine(uid('CASH'), { kind: 'cash', siteId });
     const printer = await server.createMachine(uid('PRN'), { kind: 'printer', siteId });
-    for (const m of [kiosk, cash, printer]) expect(await machine(m.id)).toMatchObject({ status: 'OFFLINE', lastSeenAt: null });
+    for (const m of [kiosk, cash, printer])
+      expect(await machine(m.id)).toMatchObject({ status: 'OFFLINE', lastSeenAt: null });
 
     const live = liveSocket(server.url, { token: 'test-admin-token-0123456789' });
     const statuses: { machineId: string; status: string; socketConnected: boolean }[] = [];
-    live.on(LIVE_EVENTS.machineStatus, (e: { machineId: string; status: string; socketConnected: boolean }) => statuses.push(e));
+    live.on(LIVE_EVENTS.machineStatus, (e: { machineId: string; status: string; socketConnected: boolean }) =>
+      statuses.push(e),
+    );
     try {
       await connected(live);
-      expect(await live.timeout(5000).emitWithAck('subscribe', { room: 'tenant:default' })).toMatchObject({ ok: true });
+      expect(await live.timeout(5000).emitWithAck('subscribe', { room: 'tenant:default' })).toMatchObject({
+        ok: true,
+      });
       const before = new Date().toISOString();
-      expect((await server.request('GET', '/api/cash-payment/active-sessions', key(kiosk.key))).status).toBe(200);
-      expect((await server.request('GET', '/api/cash-payment/active-sessions', key(cash.key))).status).toBe(200);
+      expect((await server.request('GET', '/api/cash-payment/active-sessions', key(kiosk.key))).status).toBe(
+        200,
+      );
+      expect((await server.request('GET', '/api/cash-payment/active-sessions', key(cash.key))).status).toBe(
+        200,
+      );
       expect((await server.request('GET', '/api/receipt/queue/next', key(printer.key))).status).toBe(204);
       // The kiosk keeps calling; the other two fall silent.
-      const keepAlive = setInterval(() => void server.request('GET', '/api/cash-payment/active-sessions', key(kiosk.key)), 300);
+      const keepAlive = setInterval(
+        () => void server.request('GET', '/api/cash-payment/active-sessions', key(kiosk.key)),
+        300,
+      );
       try {
         for (const m of [kiosk, cash, printer]) {
-          const seen = await eventually(async () => {
-            const row = await machine(m.id);
-            return row.status === 'IDLE' ? row : undefined;
-          }, 8000, `${m.id} online`);
+          const seen = await eventually(
+            async () => {
+              const row = await machine(m.id);
+              return row.status === 'IDLE' ? row : undefined;
+            },
+            8000,
+            `${m.id} online`,
+          );
           expect(seen).toMatchObject({ socketConnected: false });
           expect(seen.lastSeenAt >= before).toBe(true);
         }
-        await eventually(() => [kiosk, cash, printer].every((m) => statuses.some((s) => s.machineId === m.id && s.status === 'IDLE' && !s.socketConnected)), 5000, 'live IDLE');
+        await eventually(
+          () =>
+            [kiosk, cash, printer].every((m) =>
+              statuses.some((s) => s.machineId === m.id && s.status === 'IDLE' && !s.socketConnected),
+            ),
+          5000,
+          'live IDLE',
+        );
         for (const m of [cash, printer]) {
           await eventually(async () => (await machine(m.id)).status === 'OFFLINE', 15_000, `${m.id} offline`);
         }
@@ -80,10 +119,20 @@ describe.each(engines())('operator’s first hour (%s)', (engine: Engine) => {
       } finally {
         clearInterval(keepAlive);
       }
-      await eventually(() => statuses.some((s) => s.machineId === cash.id && s.status === 'OFFLINE'), 5000, 'live OFFLINE');
+      await eventually(
+        () => statuses.some((s) => s.machineId === cash.id && s.status === 'OFFLINE'),
+        5000,
+        'live OFFLINE',
+      );
       // A device heard from again is online again.
-      expect((await server.request('GET', '/api/cash-payment/active-sessions', key(cash.key))).status).toBe(200);
-      await eventually(async () => (await machine(cash.id)).status === 'IDLE', 8000, 'cash unit online again');
+      expect((await server.request('GET', '/api/cash-payment/active-sessions', key(cash.key))).status).toBe(
+        200,
+      );
+      await eventually(
+        async () => (await machine(cash.id)).status === 'IDLE',
+        8000,
+        'cash unit online again',
+      );
     } finally {
       live.close();
     }
@@ -97,7 +146,9 @@ describe.each(engines())('operator’s first hour (%s)', (engine: Engine) => {
       await expect(connected(socket)).rejects.toThrow('unauthorized');
       socket.close();
     }
-    const refusals = warn.mock.calls.filter(([, msg]) => String(msg).startsWith('machine connection refused'));
+    const refusals = warn.mock.calls.filter(([, msg]) =>
+      String(msg).startsWith('machine connection refused'),
+    );
     expect(refusals).toHaveLength(1);
     expect(refusals[0]![0]).toMatchObject({ machineId: m.id, protocol: 'v2' });
     expect(JSON.stringify(refusals[0])).not.toContain('mk_wrong_key');
@@ -110,7 +161,9 @@ describe.each(engines())('operator’s first hour (%s)', (engine: Engine) => {
     const good = await server.postWebhook(qrCredited(vm.qrCodeId, 2000));
     expect(good.status).toBe(200);
     for (let i = 0; i < 3; i++) {
-      const bad = await server.postWebhook(qrCredited(vm.qrCodeId, 2000), { secret: 'whsec_not_the_one_configured' });
+      const bad = await server.postWebhook(qrCredited(vm.qrCodeId, 2000), {
+        secret: 'whsec_not_the_one_configured',
+      });
       expect(bad.status).toBe(401);
       expect(bad.body.error.code).toBe('BAD_SIGNATURE');
     }

@@ -7,7 +7,16 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SimulatedMachine } from '@kioskhub/machine-simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, newSchemaName, startServer, tempDir, WEBHOOK_SECRET, type Engine, type TestServer } from './harness.js';
+import {
+  engines,
+  eventually,
+  newSchemaName,
+  startServer,
+  tempDir,
+  WEBHOOK_SECRET,
+  type Engine,
+  type TestServer,
+} from './harness.js';
 
 /** A port nobody listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -20,10 +29,20 @@ async function closedPort(): Promise<number> {
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-function pay(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(RAZORPAY_|UPI_|DATABASE_|DATA_DIR$|PORT$|HOST$|ADMIN_TOKEN$)/.test(k)));
+function pay(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(RAZORPAY_|UPI_|DATABASE_|DATA_DIR$|PORT$|HOST$|ADMIN_TOKEN$)/.test(k),
+    ),
+  );
   return new Promise((resolve, reject) => {
-    const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['server/src/cli/pay.ts', ...args], { cwd: ROOT, env: { ...clean, ...env } });
+    const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['server/src/cli/pay.ts', ...args], {
+      cwd: ROOT,
+      env: { ...clean, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -36,7 +55,9 @@ function pay(args: string[], env: Record<string, string>): Promise<{ code: numbe
 describe.each(engines())('npm run pay (%s)', { timeout: 120_000 }, (engine: Engine) => {
   const dir = tempDir('kioskhub-pay-');
   const schema = engine === 'postgres' ? newSchemaName() : undefined;
-  const storage: Record<string, string> = schema ? { DATABASE_URL: process.env['TEST_DATABASE_URL']!, DATABASE_SCHEMA: schema } : { DATA_DIR: dir.path };
+  const storage: Record<string, string> = schema
+    ? { DATABASE_URL: process.env['TEST_DATABASE_URL']!, DATABASE_SCHEMA: schema }
+    : { DATA_DIR: dir.path };
   let server: TestServer;
   let env: Record<string, string>;
   let machine: SimulatedMachine;
@@ -45,7 +66,13 @@ describe.each(engines())('npm run pay (%s)', { timeout: 120_000 }, (engine: Engi
     server = await startServer(schema ? { engine, schema } : { dataDir: dir.path });
     env = { ...storage, PORT: new URL(server.url).port, RAZORPAY_WEBHOOK_SECRET: WEBHOOK_SECRET };
     const vm = await server.createVendingMachine('PAY01', 2500);
-    machine = new SimulatedMachine({ url: server.url, machineId: vm.id, key: vm.key, dispenseDelayMs: 10, autoReconnect: false });
+    machine = new SimulatedMachine({
+      url: server.url,
+      machineId: vm.id,
+      key: vm.key,
+      dispenseDelayMs: 10,
+      autoReconnect: false,
+    });
     await machine.start();
   });
   afterAll(async () => {
@@ -63,7 +90,11 @@ describe.each(engines())('npm run pay (%s)', { timeout: 120_000 }, (engine: Engi
     expect(run.stdout).toContain('Paying ₹25.00 to PAY01');
     expect(run.stdout).toContain(`${server.url}/orders/${orderId![1]}`);
     expect(run.stdout).toContain(`/v1/orders/${orderId![1]}/timeline`);
-    await eventually(async () => (await server.request('GET', `/v1/orders/${orderId![1]}`)).body.status === 'COMPLETED', 10_000, 'order completed');
+    await eventually(
+      async () => (await server.request('GET', `/v1/orders/${orderId![1]}`)).body.status === 'COMPLETED',
+      10_000,
+      'order completed',
+    );
     const event = await server.request('GET', `/v1/payment-events/razorpay/${orderId![2]}`);
     expect(event.body).toMatchObject({ status: 'PROCESSED', machineId: 'PAY01', orderId: orderId![1] });
     expect(machine.dispensed).toHaveLength(1);
@@ -74,7 +105,10 @@ describe.each(engines())('npm run pay (%s)', { timeout: 120_000 }, (engine: Engi
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('FAILED with AMOUNT_MISMATCH');
     const id = /^Order (\S+) created/m.exec(run.stdout)![1];
-    expect((await server.request('GET', `/v1/orders/${id}`)).body).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH' });
+    expect((await server.request('GET', `/v1/orders/${id}`)).body).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'AMOUNT_MISMATCH',
+    });
   });
 
   it('says what is wrong: a wrong secret, no secret, a machine without QR, a server that is not there', async () => {
@@ -87,7 +121,9 @@ describe.each(engines())('npm run pay (%s)', { timeout: 120_000 }, (engine: Engi
     await server.createMachine('PAY02');
     const noQr = await pay(['PAY02'], env);
     expect(noQr.code).toBe(2);
-    expect(noQr.stderr).toContain('machine PAY02 has no payment QR yet: run npm run qr:provision -- PAY02 first');
+    expect(noQr.stderr).toContain(
+      'machine PAY02 has no payment QR yet: run npm run qr:provision -- PAY02 first',
+    );
     const closed = await closedPort();
     const away = await pay(['PAY01', '--url', `http://127.0.0.1:${closed}`], env);
     expect(away.code).toBe(1);

@@ -16,23 +16,32 @@ export function connectionText(m: MachineView): string {
   return 'not connected';
 }
 
-const ROLES: Partial<Record<MachineKind, { what: string; routes: string[]; more?: { href: string; label: string } }>> = {
+const ROLES: Partial<
+  Record<MachineKind, { what: string; routes: string[]; more?: { href: string; label: string } }>
+> = {
   kiosk: {
-    what: 'A self-order kiosk: it creates orders priced from its site’s catalog and opens their cash sessions. '
-      + 'It is online while it calls the server with its key.',
+    what:
+      'A self-order kiosk: it creates orders priced from its site’s catalog and opens their cash sessions. ' +
+      'It is online while it calls the server with its key.',
     routes: ['POST /v1/orders', 'POST /api/cash-payment/init', 'GET /api/cash-payment/status/:orderNumber'],
     more: { href: '/cash', label: 'Cash sessions of its site' },
   },
   cash: {
-    what: 'A cash unit (bill and coin acceptor): it reports each bill and coin for the open session of its kiosk. '
-      + 'It is online while it calls the server with its key.',
+    what:
+      'A cash unit (bill and coin acceptor): it reports each bill and coin for the open session of its kiosk. ' +
+      'It is online while it calls the server with its key.',
     routes: ['GET /api/cash-payment/active-sessions', 'POST /api/cash-payment/update'],
     more: { href: '/cash', label: 'Cash sessions and unallocated cash' },
   },
   printer: {
-    what: 'A receipt printer: it takes its site’s receipts one at a time and reports each one printed or failed. '
-      + 'It is online while it polls the queue with its key (or stays connected on /machines).',
-    routes: ['GET /api/receipt/queue/next?wait=25', 'POST /api/receipt/queue/complete/:jobId', 'POST /api/receipt/queue/failed/:jobId'],
+    what:
+      'A receipt printer: it takes its site’s receipts one at a time and reports each one printed or failed. ' +
+      'It is online while it polls the queue with its key (or stays connected on /machines).',
+    routes: [
+      'GET /api/receipt/queue/next?wait=25',
+      'POST /api/receipt/queue/complete/:jobId',
+      'POST /api/receipt/queue/failed/:jobId',
+    ],
     more: { href: '/cash', label: 'Print queue of its site' },
   },
   water: {

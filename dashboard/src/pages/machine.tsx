@@ -135,7 +135,8 @@ function PaymentQr({ machine, canManage }: { machine: MachineView; canManage: bo
       {profile ? (
         <>
           <p>
-            {profile.provider} · QR <code>{profile.qrCodeId}</code> · {profile.fixedAmountPaise === null ? 'any amount' : money(profile.fixedAmountPaise, machine.currency)}
+            {profile.provider} · QR <code>{profile.qrCodeId}</code> ·{' '}
+            {profile.fixedAmountPaise === null ? 'any amount' : money(profile.fixedAmountPaise, machine.currency)}
           </p>
           <ErrorNote error={qr.error} />
           {qr.data && (

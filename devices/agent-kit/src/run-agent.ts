@@ -26,8 +26,8 @@ export function runAgent<C extends { logLevel: LogLevel }>(agent: AgentDefinitio
       if (!(err instanceof ConfigError)) throw err;
       // Say where the settings were looked for: a missing file is the usual cause.
       const where = `settings are read from ${path}${existsSync(path) ? '' : ' (no such file)'} and the environment`;
-      const required = requiredVariables(agent.usage);
-      throw new ConfigError(`${err.message}\n  ${where}; required: ${required.join(', ')}; --config FILE reads another file`);
+      const required = `required: ${requiredVariables(agent.usage).join(', ')}`;
+      throw new ConfigError(`${err.message}\n  ${where}; ${required}; --config FILE reads another file`);
     }
     const log = createLogger({ level: config.logLevel });
     const running = await agent.start(config, { log });

@@ -12,8 +12,16 @@ const children: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'kioskhub-cash-main-'));
 
 function reader(env: Record<string, string>, args: string[] = []) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(KIOSKHUB_URL|DEVICE_KEY|KIOSK_ID|SERIAL_PORT|QUEUE_DIR|LOG_LEVEL)$/.test(k)));
-  const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['devices/cash-reader/src/main.ts', ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(KIOSKHUB_URL|DEVICE_KEY|KIOSK_ID|SERIAL_PORT|QUEUE_DIR|LOG_LEVEL)$/.test(k),
+    ),
+  );
+  const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['devices/cash-reader/src/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   let err = '';
@@ -37,19 +45,32 @@ describe('kioskhub-cash-reader process', { timeout: 60_000 }, () => {
     const bare = reader({ KIOSKHUB_URL: 'http://127.0.0.1:9' });
     expect(await bare.exited).toBe(78);
     expect(bare.stderr()).toContain('config: DEVICE_KEY is required (see --help)');
-    expect(bare.stderr()).toContain('settings are read from /etc/kioskhub/cash-reader.env (no such file) and the environment; '
-      + 'required: KIOSKHUB_URL, DEVICE_KEY, KIOSK_ID; --config FILE reads another file');
+    expect(bare.stderr()).toContain(
+      'settings are read from /etc/kioskhub/cash-reader.env (no such file) and the environment; ' +
+        'required: KIOSKHUB_URL, DEVICE_KEY, KIOSK_ID; --config FILE reads another file',
+    );
   });
 
   it('a second reader on the same queue folder is refused with one clear line, no stack trace', async () => {
-    const env = { KIOSKHUB_URL: 'http://127.0.0.1:9', DEVICE_KEY: 'mk_test', KIOSK_ID: 'KIOSK1', SERIAL_PORT: join(dir, 'no-such-tty'), QUEUE_DIR: join(dir, 'queue') };
+    const env = {
+      KIOSKHUB_URL: 'http://127.0.0.1:9',
+      DEVICE_KEY: 'mk_test',
+      KIOSK_ID: 'KIOSK1',
+      SERIAL_PORT: join(dir, 'no-such-tty'),
+      QUEUE_DIR: join(dir, 'queue'),
+    };
     const first = reader(env);
     const deadline = Date.now() + 45_000;
-    while (!first.stdout().includes('cash reader started') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!first.stdout().includes('cash reader started') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(first.stdout()).toContain('cash reader started');
     const second = reader(env);
     expect(await second.exited).toBe(1);
-    expect(second.stderr().trim()).toMatch(new RegExp(`^queue directory ${join(dir, 'queue')} is in use by process \\d+: another cash reader runs on it`));
+    expect(second.stderr().trim()).toMatch(
+      new RegExp(
+        `^queue directory ${join(dir, 'queue')} is in use by process \\d+: another cash reader runs on it`,
+      ),
+    );
     expect(second.stderr()).not.toMatch(/\n\s+at /);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);

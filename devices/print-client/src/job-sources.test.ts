@@ -25,7 +25,18 @@ async function pollLines(url: string, count: number): Promise<string[]> {
   const stop = new AbortController();
   const client = createPrintQueueClient({ baseUrl: url, key: 'mk_wrong', timeoutMs: 1000 });
   const log = createLogger({ write: (line) => lines.push(line), journal: false });
-  const running = runPolling({ agent: { printJob: async () => 'printed' }, log, retry: { baseMs: 10, maxMs: 20 }, failurePauseMs: 10, client, waitSeconds: 0, url }, stop.signal);
+  const running = runPolling(
+    {
+      agent: { printJob: async () => 'printed' },
+      log,
+      retry: { baseMs: 10, maxMs: 20 },
+      failurePauseMs: 10,
+      client,
+      waitSeconds: 0,
+      url,
+    },
+    stop.signal,
+  );
   const deadline = Date.now() + 5000;
   while (lines.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   stop.abort();
@@ -36,7 +47,9 @@ async function pollLines(url: string, count: number): Promise<string[]> {
 describe('print client: refused vs unreachable', () => {
   it('a 401 from the queue says "refused (401 …): check the key", once per streak', async () => {
     const url = await listen((_req, res) => {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'unknown key' } }));
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'unknown key' } }));
     });
     const client = createPrintQueueClient({ baseUrl: url, key: 'mk_wrong', timeoutMs: 1000 });
     await expect(client.nextJob(0)).rejects.toBeInstanceOf(RefusedError);

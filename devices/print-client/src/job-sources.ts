@@ -131,7 +131,10 @@ export function connectPrinterSocket(
     }
     // Refused by the server (wrong key, server busy): socket.io gives up, so try again later ourselves.
     const delay = backoffDelay(refusals++, deps.retry);
-    const hint = err.message === 'unauthorized' ? 'refused (unauthorized): check PRINTER_ID and DEVICE_KEY' : 'server refused the printer connection';
+    const hint =
+      err.message === 'unauthorized'
+        ? 'refused (unauthorized): check PRINTER_ID and DEVICE_KEY'
+        : 'server refused the printer connection';
     log.error(`${hint}; retrying`, { err, delayMs: delay });
     reconnectLater(delay);
   });

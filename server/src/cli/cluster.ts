@@ -22,16 +22,24 @@ function portFree(host: string, port: number): Promise<true | string> {
 /** Creates the schema and the default tenant once, here, so a generated admin token is shown. */
 async function prepareDatabase(): Promise<string[]> {
   const config = loadConfig();
-  const database = await openDatabase(config.database, { ...(config.databaseSchema ? { schema: config.databaseSchema } : {}) });
+  const schema = config.databaseSchema ? { schema: config.databaseSchema } : {};
+  const database = await openDatabase(config.database, schema);
   try {
     const secrets = await createTenantsService(database.db).bootstrap({
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
       ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
     });
     if (secrets.generatedAdminToken) {
-      return ['First start: an admin token was generated. It is shown this once; keep it safe.', `  ADMIN_TOKEN=${secrets.generatedAdminToken}`];
+      return [
+        'First start: an admin token was generated. It is shown this once; keep it safe.',
+        `  ADMIN_TOKEN=${secrets.generatedAdminToken}`,
+      ];
     }
-    return [secrets.adminTokenSource === 'environment' ? 'Admin token: ADMIN_TOKEN from the environment.' : 'Admin token: the one generated at first start (ADMIN_TOKEN is not set).'];
+    return [
+      secrets.adminTokenSource === 'environment'
+        ? 'Admin token: ADMIN_TOKEN from the environment.'
+        : 'Admin token: the one generated at first start (ADMIN_TOKEN is not set).',
+    ];
   } finally {
     await database.close();
   }
@@ -76,17 +84,26 @@ async function main(): Promise<void> {
   }
   const host = process.env['HOST'] ?? '127.0.0.1';
   const port = Number(process.env['PORT'] ?? 8080);
-  const wanted = [{ host, port, what: 'the balancer (PORT)' }, ...Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i, what: `node ${i + 1} (--base-port ${basePort} + ${i})` }))];
+  const nodePorts = Array.from({ length: nodes }, (_, i) => ({
+    host: '127.0.0.1',
+    port: basePort + i,
+    what: `node ${i + 1} (--base-port ${basePort} + ${i})`,
+  }));
+  const wanted = [{ host, port, what: 'the balancer (PORT)' }, ...nodePorts];
   const clash = wanted.find((w, i) => wanted.findIndex((o) => o.port === w.port) !== i);
   if (clash) {
-    console.error(`cluster: port ${clash.port} is both the balancer's (PORT) and a node's (--base-port ${basePort}); choose ports that do not overlap`);
+    console.error(
+      `cluster: port ${clash.port} is both the balancer's (PORT) and a node's (--base-port ${basePort}); `
+        + 'choose ports that do not overlap',
+    );
     process.exit(2);
   }
   for (const w of wanted) {
     const free = await portFree(w.host, w.port);
     if (free !== true) {
       const how = w.what.startsWith('the balancer') ? 'set PORT=<another port>' : 'pass --base-port <another port>';
-      console.error(`cluster: ${w.host}:${w.port}, for ${w.what}, cannot be used (${free === 'EADDRINUSE' ? 'already in use' : free}); ${how}. Nothing was started.`);
+      const why = free === 'EADDRINUSE' ? 'already in use' : free;
+      console.error(`cluster: ${w.host}:${w.port}, for ${w.what}, cannot be used (${why}); ${how}. Nothing was started.`);
       process.exit(2);
     }
   }
@@ -128,7 +145,8 @@ async function main(): Promise<void> {
   console.log(
     [
       '',
-      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; use that address, not a node's (Ctrl-C stops all)`,
+      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; `
+        + "use that address, not a node's (Ctrl-C stops all)",
       `  curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`,
       '',
     ].join('\n'),

@@ -56,8 +56,14 @@ async function prepareMachines(kioskhub: KioskhubApp): Promise<{ machineId: stri
     }
     const qrCodeId = `qr_demo_${id}`;
     // A QR the dashboard can draw, as Razorpay's image_content would be; its payee does not exist.
-    const qrContent = buildUpiLink({ vpa: 'kioskhub-demo@example', payeeName: 'Kioskhub demo (not payable)', amountPaise: PRICE_PAISE, reference: id, note: `Kioskhub demo ${id}` });
-    const profile = { provider: 'razorpay', qrCodeId, qrImageUrl: null, qrShortUrl: null, fixedAmountPaise: PRICE_PAISE, qrContent };
+    const qrContent = buildUpiLink({
+      vpa: 'kioskhub-demo@example',
+      payeeName: 'Kioskhub demo (not payable)',
+      amountPaise: PRICE_PAISE,
+      reference: id,
+      note: `Kioskhub demo ${id}`,
+    });
+    const profile = { provider: 'razorpay', qrCodeId, qrImageUrl: null, qrShortUrl: null, qrContent, fixedAmountPaise: PRICE_PAISE };
     await machines.setPaymentProfile(id, DEFAULT_TENANT, profile, ACTOR);
     prepared.push({ machineId: id, key, qrCodeId });
   }

@@ -158,7 +158,13 @@ async function run(argv: string[]): Promise<number> {
     if (secrets.generatedAdminToken) {
       console.log(`New database: an admin token was generated. It is shown this once; keep it safe.\n  ADMIN_TOKEN=${secrets.generatedAdminToken}`);
     }
-    const machines = createMachinesService({ db: database.db, repo: createMachinesRepo(database.db, database.dialect), siteCurrency: tenants.siteCurrency, tenantExists: tenants.exists, pendingLastSeen: () => undefined });
+    const machines = createMachinesService({
+      db: database.db,
+      repo: createMachinesRepo(database.db, database.dialect),
+      siteCurrency: tenants.siteCurrency,
+      tenantExists: tenants.exists,
+      pendingLastSeen: () => undefined,
+    });
     const provisioning = createProvisioningService({ machines, channel: chosen.channel });
     const where = config.database.kind === 'sqlite-file' ? config.database.file : 'PostgreSQL';
     console.log(`Provisioning ${options.ids.length} machine(s) at ₹${formatRupees(options.amountPaise)} per vend (${where}) -> ${options.outDir}/`);

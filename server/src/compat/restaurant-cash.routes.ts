@@ -35,7 +35,12 @@ const statusBody = (v: SessionView) => ({
 
 export function restaurantCashRoutes(
   app: FastifyTypebox,
-  deps: { auth: Authenticator; catalog: CatalogService; cash: CashService; machines: Pick<MachinesService, 'findRow'> },
+  deps: {
+    auth: Authenticator;
+    catalog: CatalogService;
+    cash: CashService;
+    machines: Pick<MachinesService, 'findRow'>;
+  },
 ): void {
   const { cash } = deps;
   const scopeOf = (request: Parameters<typeof deviceScope>[1], staff: boolean) => deviceScope(deps, request, { staff });
@@ -44,15 +49,16 @@ export function restaurantCashRoutes(
     schema: {
       tags: ['cash (kiosk compatible)'],
       summary: 'Open the cash session of an order (kiosk key or staff)',
-      description: 'An unknown orderNumber is 404 NOT_FOUND, unless the site has adHocCashOrders: true and the caller '
-        + 'is staff or a kiosk of that site: then an item-less order of totalAmount is created.',
+      description: 'An unknown orderNumber is 404 NOT_FOUND, unless the site has adHocCashOrders: true '
+        + 'and the caller is staff or a kiosk of that site: then an item-less order of totalAmount is created.',
       body: Type.Object({ orderNumber: OrderNumber, totalAmount: Type.Number({ exclusiveMinimum: 0, maximum: 10_000_000 }) }, { additionalProperties: false }),
       response: { 200: Type.Object({ success: Type.Literal(true), sessionId: Type.String(), orderNumber: Type.String(), totalRequired: Type.Number(), amountInserted: Type.Number(), remainingAmount: Type.Number(), status: Type.String(), orderToken: Type.String() }), ...errors(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
     const scope = await scopeOf(request, true);
     // An order the server has not seen may be opened (on a site that allows it) by staff or a kiosk.
-    const adHocCaller = scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
+    const adHocCaller =
+      scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
     const totalMinor = toMinor('totalAmount', request.body.totalAmount);
     const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor, adHocCaller });
     const orderToken = await deps.auth.issueOrderToken({ tenantId: scope.tenantId, room: `order:${v.orderNumber}` });

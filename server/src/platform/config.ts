@@ -102,13 +102,15 @@ function databaseSchema(env: Env): string | undefined {
 }
 
 // Values copied from a documentation example instead of a real secret.
-const PLACEHOLDER = /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(admin[-_ ]?)?(token|secret)|^(x+|0+|1234.*|secret.*|password.*)$/i;
+const PLACEHOLDER =
+  /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(admin[-_ ]?)?(token|secret)|^(x+|0+|1234.*|secret.*|password.*)$/i;
 
 function refusePlaceholder(name: string, value: string | undefined): void {
   if (value === undefined || !(PLACEHOLDER.test(value) || new Set(value).size < 4)) return;
   throw new ConfigError(
     name,
-    `"${value}" is a placeholder, not a secret; set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
+    `"${value}" is a placeholder, not a secret; `
+      + `set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
   );
 }
 

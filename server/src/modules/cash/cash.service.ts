@@ -134,7 +134,10 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
      * An unknown order number is refused unless the site takes ad-hoc cash orders and the caller may
      * open one (`adHocCaller`: staff, or a kiosk of that site).
      */
-    async init(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, input: { orderNumber: string; totalMinor: number; adHocCaller?: boolean }): Promise<SessionView> {
+    async init(
+      scope: Omit<CashScope, 'siteId'> & { siteId: string | null },
+      input: { orderNumber: string; totalMinor: number; adHocCaller?: boolean },
+    ): Promise<SessionView> {
       const order = await db.selectFrom('orders').selectAll().where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
       if (order) {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId) throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
@@ -146,10 +149,12 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         // orders on their own screen (adHocCashOrders).
         const site = await catalog.siteRow(scope.tenantId, scope.siteId ?? 'default');
         if (Number(site.ad_hoc_cash_orders) !== 1) {
-          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; check the order number (site ${site.id} takes no ad-hoc cash orders)`);
+          const why = `site ${site.id} takes no ad-hoc cash orders`;
+          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; check the order number (${why})`);
         }
         if (!input.adHocCaller) {
-          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; ad-hoc cash orders are opened by staff or a kiosk of site ${site.id}`);
+          const who = `ad-hoc cash orders are opened by staff or a kiosk of site ${site.id}`;
+          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; ${who}`);
         }
         await db
           .transaction()

@@ -12,6 +12,14 @@ export type Site = SiteView;
 
 export type Product = ProductView;
 
+/** What a site may be created or changed with, besides its id, name, address and phone. */
+interface SiteSettings {
+  currency: string;
+  printQueueOpen: boolean;
+  taxRateBp: number;
+  adHocCashOrders: boolean;
+}
+
 export const toSite = (r: SiteRow): Site => ({
   id: r.id,
   tenantId: r.tenant_id,
@@ -56,7 +64,7 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
 
     async createSite(
       tenantId: string,
-      input: { id: string; name: string; currency?: string; printQueueOpen?: boolean; address?: string; phone?: string; taxRateBp?: number; adHocCashOrders?: boolean },
+      input: { id: string; name: string; address?: string; phone?: string } & Partial<SiteSettings>,
       actor: string,
     ): Promise<Site> {
       const now = nowIso();
@@ -90,7 +98,7 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
     async updateSite(
       tenantId: string,
       siteId: string,
-      changes: { name?: string; currency?: string; printQueueOpen?: boolean; address?: string | null; phone?: string | null; taxRateBp?: number; adHocCashOrders?: boolean },
+      changes: Partial<{ name: string; address: string | null; phone: string | null } & SiteSettings>,
       actor: string,
     ): Promise<Site> {
       return db.transaction().execute(async (tx) => {
@@ -102,7 +110,9 @@ export function createCatalogService(deps: { db: Db; orders: OrdersService }) {
           ...(changes.address !== undefined ? { address: changes.address } : {}),
           ...(changes.phone !== undefined ? { phone: changes.phone } : {}),
           ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
-          ...(changes.adHocCashOrders !== undefined ? { ad_hoc_cash_orders: changes.adHocCashOrders ? 1 : 0 } : {}),
+          ...(changes.adHocCashOrders !== undefined
+            ? { ad_hoc_cash_orders: changes.adHocCashOrders ? 1 : 0 }
+            : {}),
           updated_at: nowIso(),
         };
         await tx.updateTable('sites').set(set).where('tenant_id', '=', tenantId).where('id', '=', siteId).execute();

@@ -50,7 +50,11 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   const warnRefused = throttledWarning(logger, 'machine connection refused: unknown machine id or wrong key '
     + '(check the key in the machine’s configuration; POST /v1/machines/:id/rotate-key makes a new one)');
   const refusedBy = (socket: Socket, machineId: unknown, protocol: Protocol) =>
-    warnRefused({ machineId: typeof machineId === 'string' ? machineId.slice(0, 100) : null, protocol, ip: socket.handshake.address });
+    warnRefused({
+      machineId: typeof machineId === 'string' ? machineId.slice(0, 100) : null,
+      protocol,
+      ip: socket.handshake.address,
+    });
 
   async function authenticate(machineId: string, key: string) {
     const row = await deps.machines.findRow(machineId);

@@ -128,9 +128,17 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       const rows = byId(seen);
       return db.transaction().execute(async (tx) => {
         await lockInOrder(tx, rows.map(([id]) => id));
-        const asleep = await tx.selectFrom('machines').select(['id', 'tenant_id']).where('id', 'in', rows.map(([id]) => id)).where('status', '=', 'OFFLINE').where('socket_connected', '=', 0).execute();
+        const asleep = await tx
+          .selectFrom('machines')
+          .select(['id', 'tenant_id'])
+          .where('id', 'in', rows.map(([id]) => id))
+          .where('status', '=', 'OFFLINE')
+          .where('socket_connected', '=', 0)
+          .execute();
         const woke = asleep.map((r) => ({ id: r.id, tenant_id: r.tenant_id, at: seen.get(r.id)! }));
-        for (const w of woke) await tx.updateTable('machines').set({ status: 'IDLE', last_seen_at: w.at, updated_at: w.at }).where('id', '=', w.id).execute();
+        for (const w of woke) {
+          await tx.updateTable('machines').set({ status: 'IDLE', last_seen_at: w.at, updated_at: w.at }).where('id', '=', w.id).execute();
+        }
         return woke;
       });
     },

@@ -164,7 +164,8 @@ export function createMachinesService(deps: {
     async update(id: string, tenantId: string | null, changes: { name?: string; siteId?: string }, actor: string): Promise<Machine> {
       const row = await getScoped(id, tenantId);
       // A machine moved to another site takes that site's currency, as it would if created there.
-      const currency = changes.siteId !== undefined ? await deps.siteCurrency(row.tenant_id, changes.siteId) : undefined;
+      const currency =
+        changes.siteId !== undefined ? await deps.siteCurrency(row.tenant_id, changes.siteId) : undefined;
       if (changes.siteId !== undefined && currency === undefined) throw notFound('site', changes.siteId);
       const set = {
         ...(changes.name !== undefined ? { name: changes.name } : {}),

@@ -58,7 +58,11 @@ export function createTenantsService(db: Db) {
       const jwt = options.jwtSecret ?? (await setting('jwt_secret', () => randomBytes(32).toString('hex'))).value;
       if (options.adminToken) {
         const hash = sha256(options.adminToken);
-        const stored = await db.selectFrom('settings').select('value').where('key', '=', 'admin_token_hash').executeTakeFirst();
+        const stored = await db
+          .selectFrom('settings')
+          .select('value')
+          .where('key', '=', 'admin_token_hash')
+          .executeTakeFirst();
         return {
           adminTokenHash: hash,
           jwtSecret: new TextEncoder().encode(jwt),
@@ -107,7 +111,12 @@ export function createTenantsService(db: Db) {
 
     /** The currency of a site of the tenant, or undefined when there is no such site. */
     async siteCurrency(tenantId: string, siteId: string, ex: Executor = db): Promise<string | undefined> {
-      const row = await ex.selectFrom('sites').select('currency').where('tenant_id', '=', tenantId).where('id', '=', siteId).executeTakeFirst();
+      const row = await ex
+        .selectFrom('sites')
+        .select('currency')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', siteId)
+        .executeTakeFirst();
       return row?.currency;
     },
 

@@ -22,7 +22,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
     // The first write takes the exclusive lock; EXCLUSIVE locking mode keeps it until close.
     lock.exec('create table if not exists holder (pid integer, host text, since text)');
     lock.exec('delete from holder');
-    lock.prepare('insert into holder values (?, ?, ?)').run(process.pid, hostname(), new Date().toISOString());
+    lock
+      .prepare('insert into holder values (?, ?, ?)')
+      .run(process.pid, hostname(), new Date().toISOString());
   } catch (err) {
     lock.close();
     if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;

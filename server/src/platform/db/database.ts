@@ -80,7 +80,8 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
       client = await pool.connect();
     } catch (err) {
       await pool.end().catch(() => undefined);
-      throw new DatabaseUnreachableError(`cannot connect to PostgreSQL at DATABASE_URL=${redactUrl(target.url)}: ${describe(err)}`);
+      const where = `DATABASE_URL=${redactUrl(target.url)}`;
+      throw new DatabaseUnreachableError(`cannot connect to PostgreSQL at ${where}: ${describe(err)}`);
     }
     try {
       if (schema) await client.query(`create schema if not exists ${schema}`);

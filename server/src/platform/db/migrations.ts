@@ -321,7 +321,10 @@ const dashboard: Migration = {
 // (the kiosk priced the order itself); off by default, so a mistyped number is refused.
 const operator: Migration = {
   async up(db: AnyDb) {
-    await db.schema.alterTable('sites').addColumn('ad_hoc_cash_orders', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .alterTable('sites')
+      .addColumn('ad_hoc_cash_orders', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
   },
 };
 

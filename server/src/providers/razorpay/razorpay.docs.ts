@@ -5,7 +5,9 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifySchema } from 'fastify';
 import { qrCreditedEvent } from './razorpay.events.js';
 
-const Notes = Type.Record(Type.String(), Type.String(), { description: 'free-form notes; `machine_id` when the QR was made by qr:provision' });
+const Notes = Type.Record(Type.String(), Type.String(), {
+  description: 'free-form notes; `machine_id` when the QR was made by qr:provision',
+});
 
 const PaymentEntity = Type.Object({
   id: Type.String({ description: 'Razorpay payment id (pay_…); one order per payment id' }),
@@ -19,7 +21,9 @@ const PaymentEntity = Type.Object({
 });
 
 const QrCodeEntity = Type.Object({
-  id: Type.String({ description: 'Razorpay QR id (qr_…): the machine whose payment profile holds it gets the order' }),
+  id: Type.String({
+    description: 'Razorpay QR id (qr_…): the machine whose payment profile holds it gets the order',
+  }),
   entity: Type.Literal('qr_code'),
   payment_amount: Type.Optional(Type.Integer()),
   usage: Type.Optional(Type.String()),
@@ -27,15 +31,26 @@ const QrCodeEntity = Type.Object({
   notes: Type.Optional(Type.Union([Notes, Type.Array(Type.Unknown())])),
 });
 
-const example = qrCreditedEvent({ qrCodeId: 'qr_NgQbXyZ123', amountPaise: 2000, paymentId: 'pay_NgQc7u6bVgX0Rz', notes: { machine_id: 'M01' } });
+const example = qrCreditedEvent({
+  qrCodeId: 'qr_NgQbXyZ123',
+  amountPaise: 2000,
+  paymentId: 'pay_NgQc7u6bVgX0Rz',
+  notes: { machine_id: 'M01' },
+});
 
 export const RazorpayWebhookBody = Type.Object(
   {
     entity: Type.Literal('event'),
     account_id: Type.String(),
-    event: Type.String({ description: '`qr_code.credited` or `payment.captured` (with notes.qr_code_id); others: ignored EVENT_NOT_HANDLED' }),
+    event: Type.String({
+      description:
+        '`qr_code.credited` or `payment.captured` (with notes.qr_code_id); others: ignored EVENT_NOT_HANDLED',
+    }),
     contains: Type.Array(Type.String()),
-    payload: Type.Object({ payment: Type.Object({ entity: PaymentEntity }), qr_code: Type.Optional(Type.Object({ entity: QrCodeEntity })) }),
+    payload: Type.Object({
+      payment: Type.Object({ entity: PaymentEntity }),
+      qr_code: Type.Optional(Type.Object({ entity: QrCodeEntity })),
+    }),
     created_at: Type.Integer(),
   },
   {
