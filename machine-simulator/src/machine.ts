@@ -39,6 +39,8 @@ type MachineSocket = Socket<ServerToMachineEvents, MachineToServerEvents>;
 
 export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
   readonly machineId: string;
+  /** Connection failures already explained in full (the retries get one short line each). */
+  private readonly explained = new Set<string>();
   /** One entry per real dispense, never for repeats (proves exactly-once). */
   readonly dispensed: DispenseRecord[] = [];
 
@@ -126,7 +128,7 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
         if (reason === 'io server disconnect') this.scheduleManualReconnect();
       });
       socket.on('connect_error', (error) => {
-        this.log(`connect_error ${error.message}`);
+        this.log(this.describeConnectError(error));
         if (!autoReconnect) {
           settle(error);
           this.stop();
@@ -289,6 +291,30 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
       this.retryTimer = null;
       if (!this.stopped) this.socket?.connect();
     }, delay);
+  }
+
+  /** What went wrong and what to do, in full the first time each kind of failure happens. */
+  private describeConnectError(error: Error): string {
+    const url = this.options.url;
+    const refused = error.message === 'unauthorized';
+    const kind = refused ? 'refused' : error.message === 'unavailable' ? 'unavailable' : 'unreachable';
+    const first = !this.explained.has(kind);
+    this.explained.add(kind);
+    if (refused) {
+      return first
+        ? `refused by ${url}: the server does not know machine ${this.machineId} or its key is wrong. `
+          + 'Check the key in MACHINE_KEYS (machine-simulator/.env) or --keys: it is shown once, '
+          + `when the machine is created. A new one: POST /v1/machines/${this.machineId}/rotate-key, `
+          + 'or "Rotate key" on its dashboard page.'
+        : `refused by ${url} (wrong key); retrying`;
+    }
+    if (kind === 'unavailable') {
+      return `${url} could not check the key (its database did not answer); retrying`;
+    }
+    return first
+      ? `cannot reach the server at ${url} (${error.message}): `
+        + 'check --url / KIOSKHUB_URL and that the server is running'
+      : `cannot reach ${url} (${error.message}); retrying`;
   }
 
   private log(message: string): void {

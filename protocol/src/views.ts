@@ -144,6 +144,8 @@ export interface SiteView {
   address: string | null;
   phone: string | null;
   taxRateBp: number;
+  /** Cash sessions may open for order numbers the server has not seen (staff or this site's kiosks). */
+  adHocCashOrders: boolean;
   createdAt: string;
   updatedAt: string;
 }

@@ -7,6 +7,7 @@ import Fastify, { type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './platform/config.js';
 import { newId, openDatabase, type OpenedDatabase } from './platform/db/database.js';
+import { lockDataDir, type DataDirLock } from './platform/db/data-dir-lock.js';
 import { createAuthenticator } from './platform/http/auth.js';
 import { compileTrust } from './platform/http/client-address.js';
 import { createLoginGuard } from './platform/http/login-guard.js';
@@ -17,6 +18,7 @@ import { opsRoutes } from './platform/http/ops.routes.js';
 import { EntityId, ErrorResponse } from './platform/http/schemas.js';
 import { installValidation } from './platform/http/validation.js';
 import { installRateLimits } from './platform/http/rate-limit.js';
+import { throttledWarning } from './platform/http/throttled-warning.js';
 import { createMetrics } from './platform/metrics.js';
 import { createOutboxRelay } from './platform/outbox.js';
 import { createRealtime } from './platform/realtime.js';
@@ -38,6 +40,7 @@ import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { razorpayWebhookRoutes } from './providers/razorpay/razorpay.routes.js';
+import { documentWebhookRoutes } from './providers/razorpay/razorpay.docs.js';
 import { restaurantCashRoutes } from './compat/restaurant-cash.routes.js';
 import { restaurantPrintRoutes } from './compat/restaurant-print.routes.js';
 import { createAlertsService } from './modules/alerts/alerts.service.js';
@@ -98,12 +101,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const logger = app.log as unknown as Logger;
 
   let database: OpenedDatabase | undefined;
+  // The embedded file belongs to one process: a second server on the same DATA_DIR is refused.
+  let dataDirLock: DataDirLock | undefined;
   try {
+    if (config.database.kind === 'sqlite-file') dataDirLock = lockDataDir(config.dataDir);
     const schema = options.databaseSchema ?? config.databaseSchema;
     const warn = (message: string) => logger.warn(message);
     const opening = { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}), warn };
     database = await openDatabase(config.database, opening);
   } catch (err) {
+    dataDirLock?.release();
     await app.close();
     throw err;
   }
@@ -126,7 +133,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     staffCacheMs: config.tokenCheckCacheMs,
     findMachineByKeyHash: async (hash) => {
       const row = await machinesRepo.findByKeyHash(hash);
-      return row ? { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id } : undefined;
+      if (!row) return undefined;
+      // Kiosks, cash units and printers call over HTTP: each authenticated call is a sign of life.
+      presence.seenOverHttp(row.id);
+      return { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id };
     },
   });
 
@@ -178,7 +188,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const machines = createMachinesService({
     db,
     repo: machinesRepo,
-    siteExists: tenants.siteExists,
+    siteCurrency: tenants.siteCurrency,
     tenantExists: tenants.exists,
     pendingLastSeen: presence.pendingLastSeen,
     keyRotated: (machineId) => {
@@ -257,7 +267,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Kioskhub', version: '0.1.0', description: 'Payments in, dispenses out: the Kioskhub API. Wire contract: CONTRACTS.md.' },
+      info: {
+        title: 'Kioskhub',
+        version: '0.1.0',
+        description: 'Payments in, dispenses out: the Kioskhub API. The device protocols (Socket.IO), '
+          + 'live events and error codes are described in docs/api.md of the repository.',
+      },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, a staff JWT or a machine key' },
@@ -266,6 +281,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    // The webhook keeps its raw bytes for the signature check: its body schema is documentation only.
+    transform: documentWebhookRoutes,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   const afterCommit = () => outbox.flushSoon();
@@ -274,6 +291,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // the customer's cash screen would otherwise wait up to a second).
   app.addHook('onResponse', async (request) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') afterCommit();
+  });
+  // The webhook answers 401 only for a signature that does not match: almost always a secret
+  // that differs from the one set in the Razorpay Dashboard. Say so in the log, once a minute.
+  const warnBadSignature = throttledWarning(
+    logger,
+    'Razorpay webhook refused (401 BAD_SIGNATURE): X-Razorpay-Signature does not match '
+      + 'RAZORPAY_WEBHOOK_SECRET; set it to the secret of this webhook in the Razorpay Dashboard',
+  );
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 401 && request.routeOptions.url === '/webhooks/razorpay') {
+      const signed = request.headers['x-razorpay-signature'] !== undefined;
+      warnBadSignature({ requestId: request.id, ip: request.ip, signed });
+    }
   });
   await app.register(async (scope) => {
     const s = scope as FastifyTypebox;
@@ -314,7 +344,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
           }
         });
       }
-      restaurantCashRoutes(s, { auth, catalog, cash });
+      restaurantCashRoutes(s, { auth, catalog, cash, machines });
       restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
     }, { prefix });
   }
@@ -375,6 +405,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     clearTimeout(drain);
     await realtime.close();
     await database!.close();
+    dataDirLock?.release();
   }
 
   return {
@@ -384,6 +415,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     db,
     dialect,
     generatedAdminToken: secrets.generatedAdminToken,
+    adminTokenSource: secrets.adminTokenSource,
+    storedAdminTokenUnused: secrets.storedAdminTokenUnused,
     services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts },
     metrics,
     async listen(): Promise<string> {

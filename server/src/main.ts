@@ -12,12 +12,45 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  if (config.databaseSchema && config.database.kind !== 'postgres') {
+    console.log('DATABASE_SCHEMA is ignored: it applies to PostgreSQL only, and this server uses SQLite.');
+  }
   // Loaded only after the configuration is known to be good, so a bad variable fails at once.
   const { buildApp } = await import('./app.js');
-  const kioskhub = await buildApp(config);
-  const address = await kioskhub.listen();
+  const { DataDirLockedError } = await import('./platform/db/data-dir-lock.js');
+  const { DatabaseUnreachableError } = await import('./platform/db/database.js');
+  let kioskhub;
+  try {
+    kioskhub = await buildApp(config);
+  } catch (err) {
+    if (err instanceof DataDirLockedError || err instanceof DatabaseUnreachableError) {
+      console.error(`kioskhub: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  let address: string;
+  try {
+    address = await kioskhub.listen();
+  } catch (err) {
+    await kioskhub.close();
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    const where = `${config.host}:${config.port}`;
+    console.error(`kioskhub: ${where} is already in use; stop what listens there or set PORT`);
+    process.exit(2);
+  }
   const storage = config.database.kind === 'sqlite-file' ? `SQLite file ${config.database.file}` : config.database.kind === 'sqlite-memory' ? 'in-memory SQLite (nothing is kept)' : 'PostgreSQL';
   console.log(`Kioskhub listening on ${address} (${storage}). API docs: ${address}/docs`);
+  if (kioskhub.adminTokenSource === 'environment') {
+    console.log(
+      kioskhub.storedAdminTokenUnused
+        ? 'Admin token: ADMIN_TOKEN from the environment. '
+          + 'The token generated at first start is not accepted while it is set.'
+        : 'Admin token: ADMIN_TOKEN from the environment.',
+    );
+  } else if (!kioskhub.generatedAdminToken) {
+    console.log('Admin token: the one generated at first start (stored as a hash; ADMIN_TOKEN is not set).');
+  }
   if (kioskhub.generatedAdminToken) {
     console.log(
       [

@@ -34,10 +34,14 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
   const uid = (prefix: string) => `${prefix}${++seq}`;
   const sockets: Socket[] = [];
 
-  /** A PHP site with a kiosk, a cash unit, a tracked burger (₱150) and an untracked cola (₱50). */
-  async function cashSite(): Promise<CashSite> {
+  /**
+   * A PHP site with a kiosk, a cash unit, a tracked burger (₱150) and an untracked cola (₱50).
+   * `adHoc`: the site takes cash for order numbers the server has not seen (adHocCashOrders).
+   */
+  async function cashSite(options: { adHoc?: boolean } = {}): Promise<CashSite> {
     const siteId = uid('cash');
-    const res = await server.request('POST', '/v1/sites', { body: { id: siteId, name: `Burger ${siteId}`, currency: 'PHP', taxRateBp: 1200 } });
+    const body = { id: siteId, name: `Burger ${siteId}`, currency: 'PHP', taxRateBp: 1200, ...(options.adHoc ? { adHocCashOrders: true } : {}) };
+    const res = await server.request('POST', '/v1/sites', { body });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     const burger = `${siteId}-burger`;
     const cola = `${siteId}-cola`;
@@ -100,23 +104,54 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
   });
 
   describe('init', () => {
-    it('answers the session with an orderToken; an unknown order number creates an item-less order', async () => {
+    it('answers the session with an orderToken', async () => {
       const site = await cashSite();
       const o = await order250(site);
       const res = await init(site.kiosk.key, o.orderNumber, 250);
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expect(res.body).toEqual({ success: true, sessionId: expect.any(String), orderNumber: o.orderNumber, totalRequired: 250, amountInserted: 0, remainingAmount: 250, status: 'PENDING', orderToken: expect.any(String) });
+    });
+
+    it('an unknown order number (a typo) → 404 NOT_FOUND and no order, whoever asks, unless the site takes ad-hoc orders', async () => {
+      const site = await cashSite();
+      const typo = uid('TYPO-');
+      for (const caller of [key(site.kiosk.key), key(site.cashUnit.key), { token: staffToken }]) {
+        const res = await server.request('POST', '/api/cash-payment/init', { ...caller, body: { orderNumber: typo, totalAmount: 250 } });
+        expectError(res, 404, 'NOT_FOUND');
+        expect(res.body.error.message).toContain(`order ${typo} does not exist`);
+      }
+      const orders = (await server.request('GET', '/v1/orders?limit=200')).body.items;
+      expect(orders.find((x: any) => x.orderNumber === typo)).toBeUndefined();
+      expectError(await status(site.kiosk.key, typo), 404, 'NOT_FOUND');
+    });
+
+    it('adHocCashOrders: a kiosk of the site or staff create an item-less order; a cash unit or another site’s kiosk → 404', async () => {
+      const site = await cashSite();
+      const other = await cashSite();
+      const patched = await server.request('PATCH', `/v1/sites/${site.siteId}`, { body: { adHocCashOrders: true } });
+      expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+      expect(patched.body).toMatchObject({ id: site.siteId, adHocCashOrders: true });
 
       const fresh = uid('KX-');
-      const created = await init(site.cashUnit.key, fresh, 99.5);
+      expectError(await init(site.cashUnit.key, fresh, 99.5), 404, 'NOT_FOUND');
+      // Another site's kiosk asks about its own site, which takes no ad-hoc orders.
+      expectError(await init(other.kiosk.key, fresh, 99.5), 404, 'NOT_FOUND');
+      const created = await init(site.kiosk.key, fresh, 99.5);
       expect(created.status, JSON.stringify(created.body)).toBe(200);
       expect(created.body).toMatchObject({ orderNumber: fresh, totalRequired: 99.5, remainingAmount: 99.5, status: 'PENDING' });
       const orders = (await server.request('GET', '/v1/orders?limit=200')).body.items;
       expect(orders.find((x: any) => x.orderNumber === fresh)).toMatchObject({ amount: 9_950, currency: 'PHP', siteId: site.siteId, status: 'CREATED' });
 
-      // Staff may open a session too (the default site when no site is named).
-      const byStaff = await server.request('POST', '/api/cash-payment/init', { token: staffToken, body: { orderNumber: uid('ST-'), totalAmount: 10 } });
-      expect(byStaff.status, JSON.stringify(byStaff.body)).toBe(200);
+      // Staff open a session on the default site when no site is named: it must take ad-hoc orders too.
+      const byStaff = () => server.request('POST', '/api/cash-payment/init', { token: staffToken, body: { orderNumber: uid('ST-'), totalAmount: 10 } });
+      expectError(await byStaff(), 404, 'NOT_FOUND');
+      expect((await server.request('PATCH', '/v1/sites/default', { body: { adHocCashOrders: true } })).status).toBe(200);
+      try {
+        const res = await byStaff();
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+      } finally {
+        expect((await server.request('PATCH', '/v1/sites/default', { body: { adHocCashOrders: false } })).status).toBe(200);
+      }
     });
 
     it('an existing CREATED order with a different total → 409 CONFLICT, no session opened', async () => {
@@ -144,7 +179,7 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
     });
 
     it('concurrent inits of a new order number → one order, one session', async () => {
-      const site = await cashSite();
+      const site = await cashSite({ adHoc: true }); // opens sessions for order numbers the server has not seen
       const orderNumber = uid('RACE-');
       const results = await Promise.all([1, 2, 3, 4, 5].map(() => init(site.kiosk.key, orderNumber, 42)));
       for (const r of results) expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -218,7 +253,7 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
     });
 
     it('exact payment in many coins: change 0', async () => {
-      const site = await cashSite();
+      const site = await cashSite({ adHoc: true }); // opens sessions for order numbers the server has not seen
       const orderNumber = uid('EX-');
       await init(site.kiosk.key, orderNumber, 1.1);
       for (let i = 0; i < 10; i++) {
@@ -248,7 +283,7 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
     });
 
     it('concurrent inserts with different eventIds → the total is exactly their sum', async () => {
-      const site = await cashSite();
+      const site = await cashSite({ adHoc: true }); // opens sessions for order numbers the server has not seen
       const orderNumber = uid('CC-');
       await init(site.kiosk.key, orderNumber, 1000);
       const amounts = [20, 50, 100, 0.25, 1, 5, 10, 200, 0.5, 20, 50, 100];
@@ -348,7 +383,7 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
     });
 
     it('bad amounts → 400 and nothing is recorded', async () => {
-      const site = await cashSite();
+      const site = await cashSite({ adHoc: true }); // opens sessions for order numbers the server has not seen
       const o = await order250(site);
       await init(site.kiosk.key, o.orderNumber, 250);
       await update(site.cashUnit.key, { orderNumber: o.orderNumber, amountAdded: 20 });

@@ -249,6 +249,9 @@ describe('qr:provision without Razorpay', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET');
     expect(run.stderr).toContain('UPI_VPA');
+    // The way to try it without Razorpay keys, as the README walkthrough does it.
+    expect(run.stderr).toContain('UPI_VPA=shop@okaxis npm run qr:provision -- M01 --amount 2000');
+    expect(run.stderr).toContain('npm run pay -- M01');
     expect(existsSync(join(dir.path, 'kioskhub.db'))).toBe(false);
   });
 

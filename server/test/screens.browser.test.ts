@@ -154,7 +154,8 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
   });
 
   it('cash screen: amounts are shown in the site’s currency', async () => {
-    expect((await server.request('POST', '/v1/sites', { body: { id: 'sb-pune', name: 'Pune Cafe', currency: 'INR' } })).status).toBe(201);
+    // PUNE-1 is priced on the kiosk's own screen: the site takes ad-hoc cash orders.
+    expect((await server.request('POST', '/v1/sites', { body: { id: 'sb-pune', name: 'Pune Cafe', currency: 'INR', adHocCashOrders: true } })).status).toBe(201);
     const puneKey = (await server.createMachine('SB-PUNE', { kind: 'kiosk', siteId: 'sb-pune' })).key;
     const init = await server.request('POST', '/api/cash-payment/init', { ...key(puneKey), body: { orderNumber: 'PUNE-1', totalAmount: 120 } });
     expect(init.status).toBe(200);

@@ -73,6 +73,7 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
     ['PORT', 'abc'],
     ['LOG_LEVEL', 'loud'],
     ['DATABASE_URL', 'mysql://x'],
+    ['ADMIN_TOKEN', 'change-me-to-a-long-secret'],
   ])('a bad %s (%s) stops start-up with a non-zero exit naming the variable', async (name, value) => {
     const dir = tempDir();
     try {
@@ -125,6 +126,74 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       expect(await stop(run)).toEqual({ code: 0, signal: null });
       expect(run.stdout()).not.toMatch(/ADMIN_TOKEN=/);
       expect(run.stdout()).not.toContain('cli-admin-token-0123456789');
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('start-up says which admin token is in force (environment or stored), never its value; placeholders are refused', async () => {
+    const dir = tempDir();
+    try {
+      const first = start({ DATA_DIR: dir.path });
+      const [, generated] = await waitForOutput(first, /^\s*ADMIN_TOKEN=(\S+)\s*$/m);
+      expect(await stop(first)).toEqual({ code: 0, signal: null });
+
+      const fromEnv = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
+      await waitForOutput(fromEnv, /listening on/);
+      const said = await waitForOutput(fromEnv, /^Admin token: .*$/m);
+      expect(said[0]).toBe('Admin token: ADMIN_TOKEN from the environment. The token generated at first start is not accepted while it is set.');
+      expect(await stop(fromEnv)).toEqual({ code: 0, signal: null });
+      expect(fromEnv.stdout()).not.toContain('cli-admin-token-0123456789');
+
+      const stored = start({ DATA_DIR: dir.path });
+      await waitForOutput(stored, /listening on/);
+      const storedSaid = await waitForOutput(stored, /^Admin token: .*$/m);
+      expect(storedSaid[0]).toBe('Admin token: the one generated at first start (stored as a hash; ADMIN_TOKEN is not set).');
+      expect(await stop(stored)).toEqual({ code: 0, signal: null });
+      expect(stored.stdout()).not.toContain(generated!);
+
+      const placeholder = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'change-me-to-a-long-secret' });
+      expect((await placeholder.exited).code).toBe(2);
+      expect(placeholder.stderr()).toContain('ADMIN_TOKEN: "change-me-to-a-long-secret" is a placeholder, not a secret');
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a second server on the same DATA_DIR is refused with a clear message; the first one keeps serving', async () => {
+    const dir = tempDir();
+    try {
+      const first = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
+      const [, address] = await waitForOutput(first, /listening on (http:\/\/[^\s]+)/);
+      const second = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
+      expect((await second.exited).code).toBe(2);
+      expect(second.stderr()).toContain(`another Kioskhub process is using DATA_DIR ${dir.path} (pid `);
+      expect(second.stderr()).not.toMatch(/\n\s+at /); // no stack trace
+      expect(second.stdout()).not.toMatch(/listening on/);
+      expect((await fetch(`${address}/readyz`)).status).toBe(200);
+      expect(await stop(first)).toEqual({ code: 0, signal: null });
+      // The lock goes with its process: the next server starts.
+      const third = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
+      await waitForOutput(third, /listening on/);
+      expect(await stop(third)).toEqual({ code: 0, signal: null });
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('PostgreSQL that does not answer is named by DATABASE_URL (password hidden); DATABASE_SCHEMA on SQLite is said to be ignored', async () => {
+    const dir = tempDir();
+    try {
+      const pg = start({ DATA_DIR: dir.path, DATABASE_URL: 'postgres://kioskhub:s3cret@127.0.0.1:1/kioskhub' });
+      expect((await pg.exited).code).toBe(2);
+      expect(pg.stderr()).toContain('cannot connect to PostgreSQL at DATABASE_URL=postgres://kioskhub:***@127.0.0.1:1/kioskhub: ');
+      expect(pg.stderr()).toContain('ECONNREFUSED');
+      expect(pg.stderr()).not.toContain('s3cret');
+
+      const sqlite = start({ DATA_DIR: dir.path, DATABASE_SCHEMA: 'kh' });
+      await waitForOutput(sqlite, /listening on/);
+      expect(sqlite.stdout()).toContain('DATABASE_SCHEMA is ignored: it applies to PostgreSQL only, and this server uses SQLite.');
+      expect(await stop(sqlite)).toEqual({ code: 0, signal: null });
     } finally {
       dir.remove();
     }

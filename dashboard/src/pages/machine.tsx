@@ -1,5 +1,5 @@
-// One machine: status, recent orders and commands, its payment QR, key rotation, QR
-// provisioning and name/site editing (admins).
+// One machine: status, recent orders and commands, its payment QR (vending machines) or what
+// its kind does, key rotation, QR provisioning and name/site editing (admins).
 import type { CommandView, MachineView, OrderView, Page } from '@kioskhub/protocol';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
@@ -10,6 +10,7 @@ import { useNow, useSites } from '../data.ts';
 import { ago, dateTime, money, titleCase } from '../format.ts';
 import { ConfirmButton, Empty, ErrorNote, Loading, Section, SelectField, StatusBadge, TableWrap, TextField } from '../ui.tsx';
 import { OrdersTable } from './orders.tsx';
+import { connectionText, dispenses, KindPanel, takesQrPayments } from './machine-kind.tsx';
 
 export function MachinePage({ id }: { id: string }) {
   const { can } = useAuth();
@@ -48,21 +49,27 @@ export function MachinePage({ id }: { id: string }) {
         <dt>Last seen</dt>
         <dd title={m.lastSeenAt ?? undefined}>{ago(m.lastSeenAt, now)}</dd>
         <dt>Connection</dt>
-        <dd>{m.socketConnected ? `connected (${m.protocol ?? '?'})` : 'not connected'}</dd>
+        <dd>{connectionText(m)}</dd>
+        <dt>Currency</dt>
+        <dd>{m.currency}</dd>
         <dt>Firmware</dt>
         <dd>{m.firmware ?? '—'}</dd>
         <dt>Tenant</dt>
         <dd>{m.tenantId}</dd>
       </dl>
       <div className="grid2">
-        <PaymentQr machine={m} canManage={can('manageMachines')} />
+        {takesQrPayments(m.kind) || m.paymentProfile ? (
+          <PaymentQr machine={m} canManage={can('manageMachines') && takesQrPayments(m.kind)} />
+        ) : (
+          <KindPanel machine={m} />
+        )}
         {can('manageMachines') && <MachineAdmin machine={m} />}
       </div>
       <Section title="Recent orders">
         <ErrorNote error={orders.error} />
         {orders.data && (orders.data.items.length === 0 ? <Empty>No orders yet.</Empty> : <OrdersTable orders={orders.data.items} label={`Recent orders of ${m.id}`} />)}
       </Section>
-      <Section title="Recent commands">
+      {dispenses(m.kind) && <Section title="Recent commands">
         <ErrorNote error={commands.error} />
         {commands.data &&
           (commands.data.items.length === 0 ? (
@@ -95,7 +102,7 @@ export function MachinePage({ id }: { id: string }) {
               </tbody>
             </TableWrap>
           ))}
-      </Section>
+      </Section>}
     </>
   );
 }
@@ -128,7 +135,8 @@ function PaymentQr({ machine, canManage }: { machine: MachineView; canManage: bo
       {profile ? (
         <>
           <p>
-            {profile.provider} · QR <code>{profile.qrCodeId}</code> · {profile.fixedAmountPaise === null ? 'any amount' : money(profile.fixedAmountPaise, 'INR')}
+            {profile.provider} · QR <code>{profile.qrCodeId}</code> ·{' '}
+            {profile.fixedAmountPaise === null ? 'any amount' : money(profile.fixedAmountPaise, machine.currency)}
           </p>
           <ErrorNote error={qr.error} />
           {qr.data && (

@@ -3,6 +3,8 @@ export { createHttpClient, errorCode, type HttpAnswer, type HttpClient } from '.
 export { createLogger, isLogLevel, memoryLogger, type LogFields, type LogLevel, type Logger } from './log.js';
 export {
   ConfigError,
+  OperatorError,
+  requiredVariables,
   baseUrl,
   integer,
   machineId,

@@ -1,7 +1,8 @@
 // The whole life of a field agent's process: read settings, start, stop cleanly on
 // SIGTERM/SIGINT; a configuration error exits 78 (EX_CONFIG) so systemd does not hammer it.
 import { createLogger, type LogLevel, type Logger } from './log.js';
-import { ConfigError, parseArgs, readSettings } from './settings.js';
+import { existsSync } from 'node:fs';
+import { ConfigError, OperatorError, parseArgs, readSettings, requiredVariables } from './settings.js';
 
 export interface AgentDefinition<C extends { logLevel: LogLevel }> {
   usage: string;
@@ -17,7 +18,17 @@ export function runAgent<C extends { logLevel: LogLevel }>(agent: AgentDefinitio
       console.log(agent.usage);
       return 0;
     }
-    const config = agent.loadConfig(readSettings(args.configPath, agent.defaultConfigPath, process.env));
+    const path = args.configPath ?? agent.defaultConfigPath;
+    let config: C;
+    try {
+      config = agent.loadConfig(readSettings(args.configPath, agent.defaultConfigPath, process.env));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      // Say where the settings were looked for: a missing file is the usual cause.
+      const where = `settings are read from ${path}${existsSync(path) ? '' : ' (no such file)'} and the environment`;
+      const required = `required: ${requiredVariables(agent.usage).join(', ')}`;
+      throw new ConfigError(`${err.message}\n  ${where}; ${required}; --config FILE reads another file`);
+    }
     const log = createLogger({ level: config.logLevel });
     const running = await agent.start(config, { log });
     await new Promise<void>((resolve) => {
@@ -31,7 +42,10 @@ export function runAgent<C extends { logLevel: LogLevel }>(agent: AgentDefinitio
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(err instanceof ConfigError ? `config: ${err.message}` : err);
+      // A problem the operator fixes gets its message alone; anything else its stack too.
+      if (err instanceof ConfigError) console.error(`config: ${err.message}`);
+      else if (err instanceof OperatorError) console.error(err.message);
+      else console.error(err);
       process.exit(err instanceof ConfigError ? 78 : 1);
     },
   );

@@ -3,7 +3,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 
-export class ConfigError extends Error {}
+/** A problem the operator fixes (a setting, a second agent running): printed without a stack trace. */
+export class OperatorError extends Error {}
+
+export class ConfigError extends OperatorError {}
+
+/** Variables the usage text marks "(required)". */
+export function requiredVariables(usage: string): string[] {
+  return usage.split('\n').filter((l) => l.includes('(required)')).map((l) => l.trim().split(/\s+/)[0]!);
+}
 
 export type Vars = Record<string, string | undefined>;
 

@@ -3,10 +3,11 @@
 // The lock names the owner's pid and boot, so a lock left by a crash or a reboot is taken over.
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { OperatorError } from '@kioskhub/agent-kit';
 
 export const LOCK_FILE = 'queue.lock';
 
-export class QueueLockedError extends Error {}
+export class QueueLockedError extends OperatorError {}
 
 async function bootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
@@ -44,7 +45,10 @@ export async function lockQueueDir(dir: string): Promise<() => Promise<void>> {
     // The same process reopening its queue (after an error, or a test's simulated restart) may.
     if (pid === process.pid) return release;
     if (Number.isInteger(pid) && pid > 0 && boot === (await bootId()) && alive(pid)) {
-      throw new QueueLockedError(`queue directory ${dir} is in use by process ${pid}; stop that agent first`);
+      throw new QueueLockedError(
+        `queue directory ${dir} is in use by process ${pid}: another cash reader runs on it (the service?); `
+          + 'stop that one first, or give this one its own QUEUE_DIR',
+      );
     }
     await rm(path, { force: true }); // left by a process that is gone
   }

@@ -63,6 +63,7 @@ export async function startPrintClient(
         failurePauseMs: config.failurePauseMs,
         client,
         waitSeconds: config.pollWaitSeconds,
+        url: config.url,
       },
       stopping.signal,
     );

@@ -5,7 +5,7 @@ import { PRINT_JOB_EVENT } from '@kioskhub/protocol';
 import { backoffDelay, sleep, type Logger, type BackoffOptions } from '@kioskhub/agent-kit';
 import { MACHINES_NAMESPACE, V2_EVENTS, type HeartbeatPayload } from '@kioskhub/protocol';
 import { io } from 'socket.io-client';
-import { parseLeasedJob, type LeasedJob, type PrintQueueClient } from './kioskhub-client.js';
+import { parseLeasedJob, RefusedError, type LeasedJob, type PrintQueueClient } from './kioskhub-client.js';
 import type { PrintAgent } from './print-agent.js';
 
 /** The server's push event for printers (server/src/modules/printing/print-push.ts). */
@@ -21,11 +21,12 @@ export interface SourceDeps {
 }
 
 export async function runPolling(
-  deps: SourceDeps & { client: Pick<PrintQueueClient, 'nextJob'>; waitSeconds: number },
+  deps: SourceDeps & { client: Pick<PrintQueueClient, 'nextJob'>; waitSeconds: number; url?: string },
   signal: AbortSignal,
 ): Promise<void> {
   const { log } = deps;
   let failures = 0;
+  let lastProblem = '';
   while (!signal.aborted) {
     const started = Date.now();
     let job: LeasedJob | null;
@@ -35,7 +36,13 @@ export async function runPolling(
       failures = 0;
     } catch (err) {
       if (signal.aborted) break;
-      if (failures === 0) log.warn('cannot reach the print queue; retrying', { err });
+      // A refusal (wrong key) and an unreachable server need different fixes: say which, once per streak.
+      const problem = err instanceof RefusedError ? `refused:${err.status}` : 'unreachable';
+      if (failures === 0 || problem !== lastProblem) {
+        if (err instanceof RefusedError) log.error(err.message, { status: err.status, code: err.code });
+        else log.warn(`cannot reach the server${deps.url ? ` at ${deps.url}` : ''}; retrying`, { err });
+      }
+      lastProblem = problem;
       await sleep(backoffDelay(failures++, deps.retry), signal);
       continue;
     }
@@ -124,7 +131,11 @@ export function connectPrinterSocket(
     }
     // Refused by the server (wrong key, server busy): socket.io gives up, so try again later ourselves.
     const delay = backoffDelay(refusals++, deps.retry);
-    log.error('server refused the printer connection; retrying', { err, delayMs: delay });
+    const hint =
+      err.message === 'unauthorized'
+        ? 'refused (unauthorized): check PRINTER_ID and DEVICE_KEY'
+        : 'server refused the printer connection';
+    log.error(`${hint}; retrying`, { err, delayMs: delay });
     reconnectLater(delay);
   });
   socket.on(PRINT_JOB_EVENT, (payload: unknown) => {

@@ -28,6 +28,15 @@ export function parseLeasedJob(v: unknown): LeasedJob | undefined {
 
 export type PrintQueueClient = ReturnType<typeof createPrintQueueClient>;
 
+/** The server answered but would not serve this key (401/403): retrying will not help until it is fixed. */
+export class RefusedError extends Error {
+  constructor(readonly status: number, readonly code: string) {
+    super(
+      `refused (${status} ${code}): check the key (DEVICE_KEY); it must be the key of a machine of this site`,
+    );
+  }
+}
+
 export function createPrintQueueClient(options: { baseUrl: string; key: string; timeoutMs: number }) {
   const http = createHttpClient({
     baseUrl: options.baseUrl,
@@ -44,6 +53,8 @@ export function createPrintQueueClient(options: { baseUrl: string; key: string; 
         { timeoutMs: options.timeoutMs + waitSeconds * 1000, ...(signal ? { signal } : {}) },
       );
       if (res.status === 204) return null;
+      if (res.status === 401 || res.status === 403)
+        throw new RefusedError(res.status, errorCode(res.body).code);
       if (res.status !== 200)
         throw new Error(`queue/next answered ${res.status} ${errorCode(res.body).code}`);
       const job = parseLeasedJob(res.body);

@@ -1,9 +1,49 @@
 // `npm run cluster -- --nodes 3`: several Kioskhub processes on one PostgreSQL and one Redis
 // (DATABASE_URL and REDIS_URL from the environment) behind a local TCP balancer on PORT.
 // A process that dies is started again after a second, as a process manager would.
+// Ports are checked and the database prepared (admin token printed) before anything starts.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startBalancer } from '../cluster/balancer.js';
+import { ConfigError, loadConfig } from '../platform/config.js';
+import { DatabaseUnreachableError, openDatabase } from '../platform/db/database.js';
+import { createTenantsService } from '../modules/tenants/tenants.service.js';
+
+/** Whether host:port can be listened on now (taken, or not allowed: false with the reason). */
+function portFree(host: string, port: number): Promise<true | string> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+/** Creates the schema and the default tenant once, here, so a generated admin token is shown. */
+async function prepareDatabase(): Promise<string[]> {
+  const config = loadConfig();
+  const schema = config.databaseSchema ? { schema: config.databaseSchema } : {};
+  const database = await openDatabase(config.database, schema);
+  try {
+    const secrets = await createTenantsService(database.db).bootstrap({
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+      ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
+    });
+    if (secrets.generatedAdminToken) {
+      return [
+        'First start: an admin token was generated. It is shown this once; keep it safe.',
+        `  ADMIN_TOKEN=${secrets.generatedAdminToken}`,
+      ];
+    }
+    return [
+      secrets.adminTokenSource === 'environment'
+        ? 'Admin token: ADMIN_TOKEN from the environment.'
+        : 'Admin token: the one generated at first start (ADMIN_TOKEN is not set).',
+    ];
+  } finally {
+    await database.close();
+  }
+}
 
 const USAGE = 'usage: npm run cluster -- [--nodes N] [--base-port P]   (needs DATABASE_URL=postgres://… and REDIS_URL=redis://…)';
 
@@ -44,6 +84,38 @@ async function main(): Promise<void> {
   }
   const host = process.env['HOST'] ?? '127.0.0.1';
   const port = Number(process.env['PORT'] ?? 8080);
+  const nodePorts = Array.from({ length: nodes }, (_, i) => ({
+    host: '127.0.0.1',
+    port: basePort + i,
+    what: `node ${i + 1} (--base-port ${basePort} + ${i})`,
+  }));
+  const wanted = [{ host, port, what: 'the balancer (PORT)' }, ...nodePorts];
+  const clash = wanted.find((w, i) => wanted.findIndex((o) => o.port === w.port) !== i);
+  if (clash) {
+    console.error(
+      `cluster: port ${clash.port} is both the balancer's (PORT) and a node's (--base-port ${basePort}); `
+        + 'choose ports that do not overlap',
+    );
+    process.exit(2);
+  }
+  for (const w of wanted) {
+    const free = await portFree(w.host, w.port);
+    if (free !== true) {
+      const how = w.what.startsWith('the balancer') ? 'set PORT=<another port>' : 'pass --base-port <another port>';
+      const why = free === 'EADDRINUSE' ? 'already in use' : free;
+      console.error(`cluster: ${w.host}:${w.port}, for ${w.what}, cannot be used (${why}); ${how}. Nothing was started.`);
+      process.exit(2);
+    }
+  }
+  let tokenLines: string[];
+  try {
+    tokenLines = await prepareDatabase();
+  } catch (err) {
+    if (!(err instanceof ConfigError || err instanceof DatabaseUnreachableError)) throw err;
+    console.error(`cluster: ${err instanceof ConfigError ? 'bad configuration: ' : ''}${err.message}`);
+    process.exit(2);
+  }
+  console.log(tokenLines.join('\n'));
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
   const root = fileURLToPath(new URL('../../../', import.meta.url));
   const children = new Map<number, ChildProcess>();
@@ -69,7 +141,16 @@ async function main(): Promise<void> {
   };
   for (let i = 0; i < nodes; i++) start(i);
   const balancer = await startBalancer({ host, port, backends: Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i })), log: console.log });
-  console.log(`Kioskhub cluster: ${nodes} processes; use http://${host}:${port} (Ctrl-C stops all)`);
+  const address = `http://${host}:${port}`;
+  console.log(
+    [
+      '',
+      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; `
+        + "use that address, not a node's (Ctrl-C stops all)",
+      `  curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`,
+      '',
+    ].join('\n'),
+  );
 
   const stop = () => {
     if (stopping) return;

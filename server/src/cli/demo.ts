@@ -10,7 +10,7 @@ import { io, type Socket } from 'socket.io-client';
 import { buildApp, type KioskhubApp } from '../app.js';
 import { ConfigError, loadConfig, type Config } from '../platform/config.js';
 import { AppError } from '../platform/errors.js';
-import { formatRupees } from '../modules/machines/upi-link.js';
+import { buildUpiLink, formatRupees } from '../modules/machines/upi-link.js';
 import { DEFAULT_TENANT } from '../modules/tenants/tenants.service.js';
 import { signRazorpayBody } from '../providers/razorpay/razorpay.webhook.js';
 
@@ -55,7 +55,16 @@ async function prepareMachines(kioskhub: KioskhubApp): Promise<{ machineId: stri
       key = (await machines.rotateKey(id, DEFAULT_TENANT, ACTOR)).key; // kept database: a fresh key for this run
     }
     const qrCodeId = `qr_demo_${id}`;
-    await machines.setPaymentProfile(id, DEFAULT_TENANT, { provider: 'razorpay', qrCodeId, qrImageUrl: null, qrShortUrl: null, fixedAmountPaise: PRICE_PAISE }, ACTOR);
+    // A QR the dashboard can draw, as Razorpay's image_content would be; its payee does not exist.
+    const qrContent = buildUpiLink({
+      vpa: 'kioskhub-demo@example',
+      payeeName: 'Kioskhub demo (not payable)',
+      amountPaise: PRICE_PAISE,
+      reference: id,
+      note: `Kioskhub demo ${id}`,
+    });
+    const profile = { provider: 'razorpay', qrCodeId, qrImageUrl: null, qrShortUrl: null, qrContent, fixedAmountPaise: PRICE_PAISE };
+    await machines.setPaymentProfile(id, DEFAULT_TENANT, profile, ACTOR);
     prepared.push({ machineId: id, key, qrCodeId });
   }
   return prepared;

@@ -23,7 +23,8 @@ const USAGE = `Usage: npm run qr:provision -- <ids> [options]
 
 With RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET set, each machine gets a Razorpay UPI QR code
 and payments dispense automatically (the server needs RAZORPAY_WEBHOOK_SECRET). Without them,
-UPI_VPA (and UPI_PAYEE_NAME) make local UPI QR codes that pay the VPA directly.`;
+UPI_VPA (and UPI_PAYEE_NAME) make local UPI QR codes that pay the VPA directly; one of the two
+must be set. \`npm run pay -- <id>\` then sends a signed test payment for a machine to the server.`;
 
 class UsageError extends Error {}
 
@@ -91,9 +92,12 @@ function channelFor(config: Config): { channel: PaymentChannel; notices: string[
   if (!vpa) {
     return {
       error: [
-        'No payment provider is configured. Set one of:',
+        'No payment provider is configured, so no QR code was made and nothing was changed. Set one of:',
         '  RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET  Razorpay QR codes; payments dispense automatically',
         '  UPI_VPA (and UPI_PAYEE_NAME)             local UPI QR codes paying that VPA; nothing confirms the payment',
+        'To try Kioskhub without Razorpay keys, give a VPA and send test payments with npm run pay:',
+        '  UPI_VPA=shop@okaxis npm run qr:provision -- M01 --amount 2000',
+        '  npm run pay -- M01',
       ].join('\n'),
     };
   }
@@ -154,7 +158,13 @@ async function run(argv: string[]): Promise<number> {
     if (secrets.generatedAdminToken) {
       console.log(`New database: an admin token was generated. It is shown this once; keep it safe.\n  ADMIN_TOKEN=${secrets.generatedAdminToken}`);
     }
-    const machines = createMachinesService({ db: database.db, repo: createMachinesRepo(database.db, database.dialect), siteExists: tenants.siteExists, tenantExists: tenants.exists, pendingLastSeen: () => undefined });
+    const machines = createMachinesService({
+      db: database.db,
+      repo: createMachinesRepo(database.db, database.dialect),
+      siteCurrency: tenants.siteCurrency,
+      tenantExists: tenants.exists,
+      pendingLastSeen: () => undefined,
+    });
     const provisioning = createProvisioningService({ machines, channel: chosen.channel });
     const where = config.database.kind === 'sqlite-file' ? config.database.file : 'PostgreSQL';
     console.log(`Provisioning ${options.ids.length} machine(s) at ₹${formatRupees(options.amountPaise)} per vend (${where}) -> ${options.outDir}/`);

@@ -8,6 +8,7 @@ import { errors } from '../platform/http/schemas.js';
 import { MAX_MAJOR_AMOUNT, majorToMinor } from '../platform/money.js';
 import type { CatalogService } from '../modules/catalog/catalog.service.js';
 import type { CashService, SessionView } from '../modules/cash/cash.service.js';
+import type { MachinesService } from '../modules/machines/machines.service.js';
 import { deviceScope, siteOf } from './device-scope.js';
 
 const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
@@ -32,7 +33,15 @@ const statusBody = (v: SessionView) => ({
   currency: v.currency,
 });
 
-export function restaurantCashRoutes(app: FastifyTypebox, deps: { auth: Authenticator; catalog: CatalogService; cash: CashService }): void {
+export function restaurantCashRoutes(
+  app: FastifyTypebox,
+  deps: {
+    auth: Authenticator;
+    catalog: CatalogService;
+    cash: CashService;
+    machines: Pick<MachinesService, 'findRow'>;
+  },
+): void {
   const { cash } = deps;
   const scopeOf = (request: Parameters<typeof deviceScope>[1], staff: boolean) => deviceScope(deps, request, { staff });
 
@@ -40,12 +49,18 @@ export function restaurantCashRoutes(app: FastifyTypebox, deps: { auth: Authenti
     schema: {
       tags: ['cash (kiosk compatible)'],
       summary: 'Open the cash session of an order (kiosk key or staff)',
+      description: 'An unknown orderNumber is 404 NOT_FOUND, unless the site has adHocCashOrders: true '
+        + 'and the caller is staff or a kiosk of that site: then an item-less order of totalAmount is created.',
       body: Type.Object({ orderNumber: OrderNumber, totalAmount: Type.Number({ exclusiveMinimum: 0, maximum: 10_000_000 }) }, { additionalProperties: false }),
       response: { 200: Type.Object({ success: Type.Literal(true), sessionId: Type.String(), orderNumber: Type.String(), totalRequired: Type.Number(), amountInserted: Type.Number(), remainingAmount: Type.Number(), status: Type.String(), orderToken: Type.String() }), ...errors(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
     const scope = await scopeOf(request, true);
-    const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor: toMinor('totalAmount', request.body.totalAmount) });
+    // An order the server has not seen may be opened (on a site that allows it) by staff or a kiosk.
+    const adHocCaller =
+      scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
+    const totalMinor = toMinor('totalAmount', request.body.totalAmount);
+    const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor, adHocCaller });
     const orderToken = await deps.auth.issueOrderToken({ tenantId: scope.tenantId, room: `order:${v.orderNumber}` });
     return { success: true as const, sessionId: v.sessionId, orderNumber: v.orderNumber, totalRequired: v.totalRequired, amountInserted: v.amountInserted, remainingAmount: v.remainingAmount, status: v.status, orderToken };
   });

@@ -177,6 +177,21 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     expect(err.message).toContain('RAZORPAY_KEY_SECRET');
   });
 
+  it.each(['change-me-to-a-long-secret', 'changeme-changeme-changeme', 'your-admin-token-here', 'xxxxxxxxxxxxxxxxxxxx', 'aaaaaaaaaaaaaaaaaaaa'])(
+    'refuses the placeholder ADMIN_TOKEN %s, and a JWT_SECRET copied from an example',
+    (value) => {
+      expect(configError({ ADMIN_TOKEN: value }).message).toBe(
+        `ADMIN_TOKEN: "${value}" is a placeholder, not a secret; set a random value (e.g. openssl rand -hex 24) or leave ADMIN_TOKEN unset`,
+      );
+      expect(configError({ JWT_SECRET: `${value}-${value}` }).variable).toBe('JWT_SECRET');
+    },
+  );
+
+  it('accepts real random tokens', () => {
+    expect(loadConfig({ ADMIN_TOKEN: '3f9a1c0d2b7e44aa91c0d2b7e44aa9' }).adminToken).toBe('3f9a1c0d2b7e44aa91c0d2b7e44aa9');
+    expect(loadConfig({ ADMIN_TOKEN: 'kh_admin_CU56B_uWOlQroXlADSiZwCG34ih8E-ew' }).adminToken).toBeDefined();
+  });
+
   it('quotes the bad value so the operator can see it', () => {
     expect(configError({ PORT: 'abc' }).message).toContain('abc');
     expect(configError({ LOG_LEVEL: 'loud' }).message).toContain('loud');

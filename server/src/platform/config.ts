@@ -171,6 +171,19 @@ function origins(env: Env): string[] {
   });
 }
 
+// Values copied from a documentation example instead of a real secret.
+const PLACEHOLDER =
+  /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(admin[-_ ]?)?(token|secret)|^(x+|0+|1234.*|secret.*|password.*)$/i;
+
+function refusePlaceholder(name: string, value: string | undefined): void {
+  if (value === undefined || !(PLACEHOLDER.test(value) || new Set(value).size < 4)) return;
+  throw new ConfigError(
+    name,
+    `"${value}" is a placeholder, not a secret; `
+      + `set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
+  );
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = text(env, 'DATA_DIR') ?? './data';
   const host = text(env, 'HOST') ?? '127.0.0.1';
@@ -182,10 +195,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
   }
+  refusePlaceholder('ADMIN_TOKEN', adminToken);
   const jwtSecret = text(env, 'JWT_SECRET');
   if (jwtSecret !== undefined && jwtSecret.length < 32) {
     throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
   }
+  refusePlaceholder('JWT_SECRET', jwtSecret);
   const keyId = text(env, 'RAZORPAY_KEY_ID');
   const keySecret = text(env, 'RAZORPAY_KEY_SECRET');
   if ((keyId === undefined) !== (keySecret === undefined)) {

@@ -129,8 +129,15 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
   }
 
   return {
-    /** Opens (or answers again) the cash session of an order. Staff scopes may leave the site open (null). */
-    async init(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, input: { orderNumber: string; totalMinor: number }): Promise<SessionView> {
+    /**
+     * Opens (or answers again) the cash session of an order. Staff scopes may leave the site open (null).
+     * An unknown order number is refused unless the site takes ad-hoc cash orders and the caller may
+     * open one (`adHocCaller`: staff, or a kiosk of that site).
+     */
+    async init(
+      scope: Omit<CashScope, 'siteId'> & { siteId: string | null },
+      input: { orderNumber: string; totalMinor: number; adHocCaller?: boolean },
+    ): Promise<SessionView> {
       const order = await db.selectFrom('orders').selectAll().where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
       if (order) {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId) throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
@@ -138,8 +145,17 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
           throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${minorToMajor(Number(order.amount))}, not ${minorToMajor(input.totalMinor)}`);
         }
       } else {
-        // An order number the server has not seen: the kiosk built it on its own screen.
+        // An order number the server has not seen: a typo, unless the site lets its kiosks price
+        // orders on their own screen (adHocCashOrders).
         const site = await catalog.siteRow(scope.tenantId, scope.siteId ?? 'default');
+        if (Number(site.ad_hoc_cash_orders) !== 1) {
+          const why = `site ${site.id} takes no ad-hoc cash orders`;
+          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; check the order number (${why})`);
+        }
+        if (!input.adHocCaller) {
+          const who = `ad-hoc cash orders are opened by staff or a kiosk of site ${site.id}`;
+          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; ${who}`);
+        }
         await db
           .transaction()
           .execute((tx) => orders.create(tx, { tenantId: scope.tenantId, siteId: site.id, machineId: scope.machineId, orderNumber: input.orderNumber, amount: input.totalMinor, currency: site.currency, source: 'kiosk', status: 'CREATED', actor: scope.actor }))

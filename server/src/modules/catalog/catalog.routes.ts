@@ -15,6 +15,9 @@ const SiteSchema = Type.Object({
   address: Type.Union([Type.String(), Type.Null()]),
   phone: Type.Union([Type.String(), Type.Null()]),
   taxRateBp: Type.Integer(),
+  adHocCashOrders: Type.Boolean({
+    description: 'cash sessions may open for order numbers the server has not seen',
+  }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -31,6 +34,10 @@ const siteFields = {
   address: Type.Optional(Type.String({ maxLength: 300 })),
   phone: Type.Optional(Type.String({ maxLength: 50 })),
   taxRateBp: Type.Optional(TaxRate),
+  adHocCashOrders: Type.Optional(Type.Boolean({
+    description: 'let /api/cash-payment/init open a session for an unknown order number '
+      + '(staff or a kiosk of this site); default false',
+  })),
 };
 
 export function catalogRoutes(app: FastifyTypebox, deps: { auth: Authenticator; catalog: CatalogService; warnOpenSite(siteId: string): void }): void {

@@ -13,6 +13,14 @@ export type Site = SiteView;
 
 export type Product = ProductView;
 
+/** What a site may be created or changed with, besides its id, name, address and phone. */
+interface SiteSettings {
+  currency: string;
+  printQueueOpen: boolean;
+  taxRateBp: number;
+  adHocCashOrders: boolean;
+}
+
 export const toSite = (r: SiteRow): Site => ({
   id: r.id,
   tenantId: r.tenant_id,
@@ -22,6 +30,7 @@ export const toSite = (r: SiteRow): Site => ({
   address: r.address,
   phone: r.phone,
   taxRateBp: Number(r.tax_rate_bp),
+  adHocCashOrders: Number(r.ad_hoc_cash_orders) === 1,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -82,7 +91,11 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       return toSite(await siteRow(tenantId, siteId));
     },
 
-    async createSite(tenantId: string, input: { id: string; name: string; currency?: string; printQueueOpen?: boolean; address?: string; phone?: string; taxRateBp?: number }, actor: string): Promise<Site> {
+    async createSite(
+      tenantId: string,
+      input: { id: string; name: string; address?: string; phone?: string } & Partial<SiteSettings>,
+      actor: string,
+    ): Promise<Site> {
       const now = nowIso();
       const row: SiteRow = {
         tenant_id: tenantId,
@@ -93,6 +106,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         address: input.address ?? null,
         phone: input.phone ?? null,
         tax_rate_bp: input.taxRateBp ?? 0,
+        ad_hoc_cash_orders: input.adHocCashOrders ? 1 : 0,
         created_at: now,
         updated_at: now,
       };
@@ -111,7 +125,12 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       return (await q.execute()).map(toSite);
     },
 
-    async updateSite(tenantId: string, siteId: string, changes: { name?: string; currency?: string; printQueueOpen?: boolean; address?: string | null; phone?: string | null; taxRateBp?: number }, actor: string): Promise<Site> {
+    async updateSite(
+      tenantId: string,
+      siteId: string,
+      changes: Partial<{ name: string; address: string | null; phone: string | null } & SiteSettings>,
+      actor: string,
+    ): Promise<Site> {
       return db.transaction().execute(async (tx) => {
         const before = await siteRow(tenantId, siteId, tx);
         const set = {
@@ -121,6 +140,9 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           ...(changes.address !== undefined ? { address: changes.address } : {}),
           ...(changes.phone !== undefined ? { phone: changes.phone } : {}),
           ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
+          ...(changes.adHocCashOrders !== undefined
+            ? { ad_hoc_cash_orders: changes.adHocCashOrders ? 1 : 0 }
+            : {}),
           updated_at: nowIso(),
         };
         if (changes.printQueueOpen !== undefined) {

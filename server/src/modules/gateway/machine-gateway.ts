@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import { constantTimeEqual, sha256 } from '../../platform/http/auth.js';
+import { throttledWarning } from '../../platform/http/throttled-warning.js';
 import { ackOf, socketError, socketValidator } from '../../platform/socket-validation.js';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
@@ -50,6 +51,15 @@ export interface MachineGatewayDeps {
 
 export function installMachineGateway(deps: MachineGatewayDeps): void {
   const { presence, dispatcher, logger } = deps;
+  // A machine with a wrong key retries for ever: log it, without the key, at most once a minute.
+  const warnRefused = throttledWarning(logger, 'machine connection refused: unknown machine id or wrong key '
+    + '(check the key in the machine’s configuration; POST /v1/machines/:id/rotate-key makes a new one)');
+  const refusedBy = (socket: Socket, machineId: unknown, protocol: Protocol) =>
+    warnRefused({
+      machineId: typeof machineId === 'string' ? machineId.slice(0, 100) : null,
+      protocol,
+      ip: socket.handshake.address,
+    });
 
   async function authenticate(machineId: string, key: string) {
     const row = await deps.machines.findRow(machineId);
@@ -96,10 +106,16 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   const v2 = deps.io.of(MACHINES_NAMESPACE);
   v2.use((socket, next) => {
     const auth = socket.handshake.auth as { machineId?: unknown; key?: unknown };
-    if (typeof auth.machineId !== 'string' || typeof auth.key !== 'string') return next(new Error('unauthorized'));
+    if (typeof auth.machineId !== 'string' || typeof auth.key !== 'string') {
+      refusedBy(socket, auth.machineId, 'v2');
+      return next(new Error('unauthorized'));
+    }
     authenticate(auth.machineId, auth.key)
       .then((row) => {
-        if (!row) return next(new Error('unauthorized'));
+        if (!row) {
+          refusedBy(socket, auth.machineId, 'v2');
+          return next(new Error('unauthorized'));
+        }
         socket.data.machine = { id: row.id, tenant_id: row.tenant_id, site_id: row.site_id, kind: row.kind } satisfies MachineRef;
         next();
       })
@@ -169,7 +185,10 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       if (!parsed.ok) return refuse(parsed.message);
       try {
         const row = await authenticate(parsed.value.machineId, parsed.value.token);
-        if (!row) return refuse('unknown machine or wrong token');
+        if (!row) {
+          refusedBy(socket, parsed.value.machineId, 'v1');
+          return refuse('unknown machine or wrong token');
+        }
         if (conn) return ack({ ok: true, machineId: row.id });
         conn = connect(socket, row, 'v1');
         await conn;

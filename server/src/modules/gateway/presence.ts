@@ -1,6 +1,8 @@
 // Which machines are connected to this process, what they last reported, and when they
 // were last heard from. Status changes are written at once; last-seen times in batches;
 // connections and disconnections in groups (a reconnect storm is a few writes, not one each).
+// Devices that poll over HTTP with their key (kiosks, cash units, printers) are present by
+// their requests: an in-memory mark per request, written with the last-seen batch.
 import { LIVE_EVENTS, type MachineStatus, type ReportedMachineStatus } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
@@ -54,6 +56,10 @@ export interface PresenceDeps {
 export function createPresence(deps: PresenceDeps) {
   const local = new Map<string, MachineConnection>();
   const pendingLastSeen = new Map<string, string>();
+  /** HTTP devices heard from by this process: machine id → when (ms); and those not yet written. */
+  const httpSeen = new Map<string, number>();
+  const pendingHttp = new Map<string, string>();
+  const httpChecked = new Map<string, number>();
   let timers: NodeJS.Timeout[] = [];
   // Keyed by machine id: a newer connection of the same machine replaces an unwritten one.
   const connections = createGroupWriter<ConnectionWrite, void>((batch) => deps.repo.connectMany(batch));
@@ -72,7 +78,36 @@ export function createPresence(deps: PresenceDeps) {
     });
   }
 
+  async function flushHttp(): Promise<void> {
+    if (pendingHttp.size === 0) return;
+    const batch = new Map(pendingHttp);
+    pendingHttp.clear();
+    try {
+      for (const w of await deps.repo.seenOverHttp(batch)) announce(w.tenant_id, w.id, 'IDLE', false, w.at);
+    } catch (err) {
+      deps.logger.warn({ err }, 'could not record HTTP devices as online; will retry');
+      for (const [id, at] of batch) if (!pendingHttp.has(id)) pendingHttp.set(id, at);
+    }
+  }
+
+  async function offlineSilentHttp(): Promise<void> {
+    const cutoff = Date.now() - deps.heartbeatTimeoutMs;
+    const silent = [...httpSeen].filter(([, at]) => at < cutoff).map(([id]) => id);
+    if (silent.length === 0) return;
+    for (const id of silent) {
+      httpSeen.delete(id);
+      httpChecked.delete(id);
+    }
+    try {
+      const rows = await deps.repo.offlineSilentHttp(silent, new Date(cutoff).toISOString(), nowIso());
+      for (const r of rows) announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
+    } catch (err) {
+      deps.logger.warn({ err }, 'could not record silent HTTP devices as offline');
+    }
+  }
+
   async function flush(): Promise<void> {
+    await flushHttp();
     if (pendingLastSeen.size === 0) return;
     const batch = new Map(pendingLastSeen);
     pendingLastSeen.clear();
@@ -136,6 +171,22 @@ export function createPresence(deps: PresenceDeps) {
     connections: (): IterableIterator<MachineConnection> => local.values(),
     count: (): number => local.size,
     pendingLastSeen: (machineId: string): string | undefined => pendingLastSeen.get(machineId),
+
+    /** A device's key authenticated an HTTP request: it is online, last seen now (no write here). */
+    seenOverHttp(machineId: string): void {
+      if (stopping || local.has(machineId)) return;
+      const now = Date.now();
+      const at = new Date(now).toISOString();
+      // Checked again now and then: a socket of the same machine closing elsewhere may have
+      // written it OFFLINE meanwhile.
+      const checked = httpChecked.get(machineId);
+      if (checked === undefined || now - checked > deps.heartbeatTimeoutMs / 2) {
+        pendingHttp.set(machineId, at);
+        httpChecked.set(machineId, now);
+      }
+      httpSeen.set(machineId, now);
+      pendingLastSeen.set(machineId, at);
+    },
 
     /** A machine authenticated on this process; a previous local socket of it is dropped. */
     async register(conn: MachineConnection): Promise<void> {
@@ -206,6 +257,7 @@ export function createPresence(deps: PresenceDeps) {
             // Silent too long: drop it so a half-open socket never blocks the next connection.
             if (conn.lastSeen < cutoff) conn.socket.disconnect(true);
           }
+          void offlineSilentHttp();
         }, sweepEvery),
         setInterval(() => void flush(), deps.flushIntervalMs ?? 2_000),
       ];

@@ -156,6 +156,38 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       });
       return changed;
     },
+    /** Devices calling over HTTP (no socket) were heard from: OFFLINE ones become IDLE; returns those. */
+    async seenOverHttp(seen: ReadonlyMap<string, string>): Promise<{ id: string; tenant_id: string; at: string }[]> {
+      if (seen.size === 0) return [];
+      const rows = byId(seen);
+      return db.transaction().execute(async (tx) => {
+        await lockInOrder(tx, rows.map(([id]) => id));
+        const asleep = await tx
+          .selectFrom('machines')
+          .select(['id', 'tenant_id'])
+          .where('id', 'in', rows.map(([id]) => id))
+          .where('status', '=', 'OFFLINE')
+          .where('socket_connected', '=', 0)
+          .execute();
+        const woke = asleep.map((r) => ({ id: r.id, tenant_id: r.tenant_id, at: seen.get(r.id)! }));
+        for (const w of woke) {
+          await tx.updateTable('machines').set({ status: 'IDLE', last_seen_at: w.at, updated_at: w.at }).where('id', '=', w.id).execute();
+        }
+        return woke;
+      });
+    },
+    /** HTTP devices silent since `cutoff` (in every process: last-seen is shared) become OFFLINE. */
+    offlineSilentHttp(ids: string[], cutoff: string, at: string) {
+      return db
+        .updateTable('machines')
+        .set({ status: 'OFFLINE', updated_at: at })
+        .where('id', 'in', ids)
+        .where('socket_connected', '=', 0)
+        .where('status', '!=', 'OFFLINE')
+        .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', cutoff)]))
+        .returning(['id', 'tenant_id', 'last_seen_at'])
+        .execute();
+    },
     /** After a crash nothing is connected to this process any more. */
     resetConnections(connectionPrefix: string) {
       return db

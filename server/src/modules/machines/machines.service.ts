@@ -51,7 +51,8 @@ export function toMachine(row: MachineRow, lastSeenOverride?: string): Machine {
 export function createMachinesService(deps: {
   db: Db;
   repo: MachinesRepo;
-  siteExists(tenantId: string, siteId: string, ex?: Executor): Promise<boolean>;
+  /** A site's currency (a machine takes its site's), undefined when the tenant has no such site. */
+  siteCurrency(tenantId: string, siteId: string, ex?: Executor): Promise<string | undefined>;
   tenantExists(tenantId: string): Promise<boolean>;
   /** Freshest last-seen time held in memory, not yet flushed. */
   pendingLastSeen(machineId: string): string | undefined;
@@ -73,7 +74,8 @@ export function createMachinesService(deps: {
     ): Promise<Machine & { key: string }> {
       if (!(await deps.tenantExists(input.tenantId))) throw notFound('tenant', input.tenantId);
       const siteId = input.siteId ?? DEFAULT_SITE;
-      if (!(await deps.siteExists(input.tenantId, siteId))) throw notFound('site', siteId);
+      const siteCurrency = await deps.siteCurrency(input.tenantId, siteId);
+      if (siteCurrency === undefined) throw notFound('site', siteId);
       const key = newMachineKey();
       const now = nowIso();
       const row: MachineRow = {
@@ -95,7 +97,7 @@ export function createMachinesService(deps: {
         payment_qr_short_url: null,
         payment_fixed_amount_minor: null,
         payment_qr_content: null,
-        currency: input.currency ?? 'INR',
+        currency: input.currency ?? siteCurrency,
         created_at: now,
         updated_at: now,
       };
@@ -163,8 +165,15 @@ export function createMachinesService(deps: {
     /** Renames a machine or moves it to another site of its tenant (audited). */
     async update(id: string, tenantId: string | null, changes: { name?: string; siteId?: string }, actor: string): Promise<Machine> {
       const row = await getScoped(id, tenantId);
-      if (changes.siteId !== undefined && !(await deps.siteExists(row.tenant_id, changes.siteId))) throw notFound('site', changes.siteId);
-      const set = { ...(changes.name !== undefined ? { name: changes.name } : {}), ...(changes.siteId !== undefined ? { site_id: changes.siteId } : {}), updated_at: nowIso() };
+      // A machine moved to another site takes that site's currency, as it would if created there.
+      const currency =
+        changes.siteId !== undefined ? await deps.siteCurrency(row.tenant_id, changes.siteId) : undefined;
+      if (changes.siteId !== undefined && currency === undefined) throw notFound('site', changes.siteId);
+      const set = {
+        ...(changes.name !== undefined ? { name: changes.name } : {}),
+        ...(changes.siteId !== undefined ? { site_id: changes.siteId, currency: currency! } : {}),
+        updated_at: nowIso(),
+      };
       await db.transaction().execute(async (tx) => {
         await repo.update(id, set, tx);
         await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.update', subjectType: 'machine', subjectId: id, before: { name: row.name, siteId: row.site_id }, after: changes });

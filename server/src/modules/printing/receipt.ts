@@ -6,7 +6,11 @@ import type { Order } from '../orders/orders.service.js';
 
 
 /** Prices include VAT at the site's rate; the tax line shows the VAT part of the total. */
-export function buildReceipt(site: Site, order: Order, payment: { method: string; paidMinor?: number; changeMinor?: number }): Receipt {
+export function buildReceipt(
+  site: Omit<Site, 'adHocCashOrders'>,
+  order: Order,
+  payment: { method: string; paidMinor?: number; changeMinor?: number },
+): Receipt {
   const taxMinor = site.taxRateBp > 0 ? Math.round((order.amount * site.taxRateBp) / (10_000 + site.taxRateBp)) : 0;
   return {
     restaurantName: site.name,

@@ -18,6 +18,10 @@ export interface InstallationSecrets {
   jwtSecret: Uint8Array;
   /** Set only when this start generated the admin token: print it once. */
   generatedAdminToken?: string;
+  /** Which admin token is in force: ADMIN_TOKEN, or the one stored (generated at first start). */
+  adminTokenSource: 'environment' | 'stored';
+  /** ADMIN_TOKEN is set while the database also holds a generated one, which is then not accepted. */
+  storedAdminTokenUnused: boolean;
 }
 
 export function createTenantsService(db: Db) {
@@ -53,7 +57,18 @@ export function createTenantsService(db: Db) {
       await ensureDefaultSite(DEFAULT_TENANT);
       const jwt = options.jwtSecret ?? (await setting('jwt_secret', () => randomBytes(32).toString('hex'))).value;
       if (options.adminToken) {
-        return { adminTokenHash: sha256(options.adminToken), jwtSecret: new TextEncoder().encode(jwt) };
+        const hash = sha256(options.adminToken);
+        const stored = await db
+          .selectFrom('settings')
+          .select('value')
+          .where('key', '=', 'admin_token_hash')
+          .executeTakeFirst();
+        return {
+          adminTokenHash: hash,
+          jwtSecret: new TextEncoder().encode(jwt),
+          adminTokenSource: 'environment',
+          storedAdminTokenUnused: stored !== undefined && stored.value !== hash,
+        };
       }
       let generated: string | undefined;
       const stored = await setting('admin_token_hash', () => {
@@ -63,6 +78,8 @@ export function createTenantsService(db: Db) {
       return {
         adminTokenHash: stored.value,
         jwtSecret: new TextEncoder().encode(jwt),
+        adminTokenSource: 'stored',
+        storedAdminTokenUnused: false,
         ...(stored.created && generated ? { generatedAdminToken: generated } : {}),
       };
     },
@@ -90,6 +107,17 @@ export function createTenantsService(db: Db) {
 
     async exists(id: string): Promise<boolean> {
       return (await db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+    },
+
+    /** The currency of a site of the tenant, or undefined when there is no such site. */
+    async siteCurrency(tenantId: string, siteId: string, ex: Executor = db): Promise<string | undefined> {
+      const row = await ex
+        .selectFrom('sites')
+        .select('currency')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', siteId)
+        .executeTakeFirst();
+      return row?.currency;
     },
 
     async siteExists(tenantId: string, siteId: string, ex: Executor = db): Promise<boolean> {

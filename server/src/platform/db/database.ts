@@ -40,6 +40,26 @@ const pgTypes = {
   },
 };
 
+/** PostgreSQL did not answer at start: the message names DATABASE_URL (without its password). */
+export class DatabaseUnreachableError extends Error {}
+
+function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string; errors?: { message?: string }[] };
+  // A refused connection to "localhost" is an AggregateError of one per address, with no message.
+  const message = e.message || e.errors?.map((x) => x.message).join('; ') || String(err);
+  return e.code && !message.includes(e.code) ? `${e.code} ${message}` : message;
+}
+
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<OpenedDatabase> {
   if (target.kind === 'postgres') {
     const schema = options.schema;
@@ -56,13 +76,19 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     // Nor may a checked-out one (between two statements of a transaction) when the server
     // goes away: its next query fails (mapped to 503) and the pool drops it on release.
     pool.on('connect', (client) => client.on('error', () => undefined));
-    if (schema) {
-      const client = await pool.connect();
-      try {
-        await client.query(`create schema if not exists ${schema}`);
-      } finally {
-        client.release();
-      }
+    // The first connection says whether DATABASE_URL leads anywhere; name it when it does not.
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      const where = `DATABASE_URL=${redactUrl(target.url)}`;
+      throw new DatabaseUnreachableError(`cannot connect to PostgreSQL at ${where}: ${describe(err)}`);
+    }
+    try {
+      if (schema) await client.query(`create schema if not exists ${schema}`);
+    } finally {
+      client.release();
     }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     // Kysely looks for its migration tables in every schema unless told which one: another

@@ -352,6 +352,17 @@ const security: Migration = {
   },
 };
 
+// Operator settings: a site may allow cash sessions for order numbers the server has not seen
+// (the kiosk priced the order itself); off by default, so a mistyped number is refused.
+const operator: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('sites')
+      .addColumn('ad_hoc_cash_orders', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -360,6 +371,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0003_restaurant': restaurant,
       '0004_dashboard': dashboard,
       '0006_security': security,
+      '0007_operator': operator,
     }),
   };
 }

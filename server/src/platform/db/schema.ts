@@ -42,6 +42,8 @@ export interface SitesTable {
   phone: Generated<string | null>;
   /** VAT included in prices, in basis points (1200 = 12%); 0 = no tax line. */
   tax_rate_bp: Generated<number>;
+  /** 1: cash sessions may open for order numbers the server has not seen (staff or the site's kiosks). */
+  ad_hoc_cash_orders: Generated<number>;
   created_at: string;
   updated_at: string;
 }

@@ -1,0 +1,127 @@
+// `npm run cluster` as an operator starts it: ports are checked before anything starts (no
+// schema is created when one is taken), the admin token generated for a fresh schema is printed
+// once, and the address to use is the balancer's.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { eventually, freePort, ROOT, sharedServices, START_TIMEOUT_MS } from './helpers.js';
+import { dropSchema, newSchemaName } from '../harness.js';
+
+const services = sharedServices('the npm run cluster start-up tests');
+
+function cluster(args: string[], env: Record<string, string>) {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(PORT|HOST|ADMIN_TOKEN|JWT_SECRET|DATABASE_.*|REDIS_URL|DATA_DIR)$/.test(k),
+    ),
+  );
+  const child = spawn(`${ROOT}/node_modules/.bin/tsx`, ['server/src/cli/cluster.ts', ...args], {
+    cwd: ROOT,
+    env: { ...clean, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+async function schemaExists(url: string, schema: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (
+      (await client.query('select 1 from information_schema.schemata where schema_name = $1', [schema]))
+        .rowCount === 1
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(!services)('npm run cluster start-up', { timeout: START_TIMEOUT_MS }, () => {
+  const schemas: string[] = [];
+  const children: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))),
+    );
+    for (const s of schemas) await dropSchema(s);
+  });
+
+  it('a port in use stops it before anything starts, naming the port and what to change', async () => {
+    const schema = newSchemaName();
+    schemas.push(schema);
+    const env = {
+      DATABASE_URL: services!.databaseUrl,
+      DATABASE_SCHEMA: schema,
+      REDIS_URL: services!.redisUrl,
+    };
+    const taken: Server = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const balancer = cluster(['--nodes', '2', '--base-port', String(await freePort())], {
+        ...env,
+        PORT: String(port),
+      });
+      expect(await balancer.exited).toBe(2);
+      expect(balancer.output()).toContain(
+        `cluster: 127.0.0.1:${port}, for the balancer (PORT), cannot be used (already in use); set PORT=<another port>. Nothing was started.`,
+      );
+      const node = cluster(['--nodes', '1', '--base-port', String(port)], {
+        ...env,
+        PORT: String(await freePort()),
+      });
+      expect(await node.exited).toBe(2);
+      expect(node.output()).toContain(
+        `127.0.0.1:${port}, for node 1 (--base-port ${port} + 0), cannot be used (already in use); pass --base-port`,
+      );
+      expect(node.output()).not.toMatch(/EADDRINUSE|\n\s+at /);
+      expect(await schemaExists(services!.databaseUrl, schema)).toBe(false);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
+  it('a fresh schema: the generated admin token is printed once and works through the balancer’s address', async () => {
+    const schema = newSchemaName();
+    schemas.push(schema);
+    const port = await freePort();
+    const run = cluster(['--nodes', '1', '--base-port', String(await freePort())], {
+      DATABASE_URL: services!.databaseUrl,
+      DATABASE_SCHEMA: schema,
+      REDIS_URL: services!.redisUrl,
+      PORT: String(port),
+    });
+    children.push(run.child);
+    const address = `http://127.0.0.1:${port}`;
+    await eventually(
+      () => run.output().includes(`behind the balancer at ${address}`),
+      START_TIMEOUT_MS - 10_000,
+      'cluster line',
+      100,
+    );
+    const token = /^\s*ADMIN_TOKEN=(\S+)$/m.exec(run.output())?.[1];
+    expect(token, run.output()).toBeDefined();
+    expect(run.output().match(/ADMIN_TOKEN=/g)).toHaveLength(1);
+    expect(run.output()).toContain(`curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`);
+    const me = await eventually(
+      async () => {
+        const res = await fetch(`${address}/v1/auth/me`, {
+          headers: { authorization: `Bearer ${token}` },
+        }).catch(() => undefined);
+        return res?.status === 200 ? res : undefined;
+      },
+      START_TIMEOUT_MS - 10_000,
+      'a node behind the balancer',
+      200,
+    );
+    expect(await me.json()).toMatchObject({ kind: 'admin' });
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+});
