@@ -1,6 +1,6 @@
 // The payment inbox: each provider payment is one row, written in the same transaction as
 // the order it creates, so retries and concurrent deliveries have exactly one effect.
-import { notFound } from '../../platform/errors.js';
+import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentNotification } from '../../providers/razorpay/razorpay.webhook.js';
 import type { CommandsService } from '../commands/commands.service.js';
@@ -64,10 +64,61 @@ export function createPaymentsService(deps: PaymentsDeps) {
       .select(['order_id', 'reason'])
       .where('provider', '=', n.provider)
       .where('provider_payment_id', '=', n.providerPaymentId)
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    if (!existing) return { ok: true, duplicate: true, ignored: 'DUPLICATE_EVENT' };
     return existing.order_id
       ? { ok: true, duplicate: true, orderId: existing.order_id }
       : { ok: true, duplicate: true, ignored: existing.reason ?? 'IGNORED' };
+  }
+
+  /**
+   * A delivery whose event id was seen before. The same event again is a duplicate; the same id
+   * carrying another payment is refused and changes nothing (the first delivery stands).
+   */
+  async function answerForRepeatedEvent(ex: Executor, n: PaymentNotification, eventId: string): Promise<WebhookAnswer> {
+    const delivery = await ex
+      .selectFrom('webhook_deliveries')
+      .select('response')
+      .where('provider', '=', n.provider)
+      .where('event_id', '=', eventId)
+      .executeTakeFirst();
+    const first = delivery ? (JSON.parse(delivery.response) as { providerPaymentId?: string }) : {};
+    if (first.providerPaymentId !== undefined && first.providerPaymentId !== n.providerPaymentId) {
+      throw new AppError(
+        'CONFLICT',
+        `event ${eventId} was already delivered for payment ${first.providerPaymentId}, not ${n.providerPaymentId}`,
+      );
+    }
+    return answerForExistingPayment(ex, n);
+  }
+
+  /**
+   * A payment first recorded as not captured (e.g. `authorized`) takes effect when it arrives
+   * captured: its inbox row moves on from IGNORED/NOT_CAPTURED, once (the update is conditional).
+   */
+  async function claimUncaptured(ex: Executor, n: PaymentNotification, fields: { reason: string | null; tenantId: string; machineId: string; orderId: string }): Promise<boolean> {
+    const moved = await ex
+      .updateTable('payment_events')
+      .set({
+        status: 'PROCESSED',
+        reason: fields.reason,
+        tenant_id: fields.tenantId,
+        machine_id: fields.machineId,
+        order_id: fields.orderId,
+        event_id: n.eventId,
+        event_type: n.eventType,
+        amount_minor: n.amountMinor,
+        currency: n.currency,
+        raw: n.raw,
+        processed_at: nowIso(),
+      })
+      .where('provider', '=', n.provider)
+      .where('provider_payment_id', '=', n.providerPaymentId)
+      .where('status', '=', 'IGNORED')
+      .where('reason', '=', 'NOT_CAPTURED')
+      .returning('id')
+      .executeTakeFirst();
+    return moved !== undefined;
   }
 
   /** Applies one verified payment notification. Safe to call any number of times, concurrently. */
@@ -84,11 +135,16 @@ export function createPaymentsService(deps: PaymentsDeps) {
       if (n.eventId) {
         const fresh = await tx
           .insertInto('webhook_deliveries')
-          .values({ provider: n.provider, event_id: n.eventId, response: '{}', received_at: receivedAt })
+          .values({
+            provider: n.provider,
+            event_id: n.eventId,
+            response: JSON.stringify({ providerPaymentId: n.providerPaymentId }),
+            received_at: receivedAt,
+          })
           .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
           .returning('event_id')
           .executeTakeFirst();
-        if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
+        if (!fresh) return { answer: await answerForRepeatedEvent(tx, n, n.eventId), outcome: 'duplicate' as const };
       }
       const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
       const ignore = async (reason: string) => {
@@ -102,14 +158,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const expected = machine.payment_fixed_amount_minor;
       const mismatch = (expected !== null && expected !== n.amountMinor) || n.currency !== machine.currency;
       const orderId = newId();
-      const fresh = await recordEvent(tx, n, {
-        status: 'PROCESSED',
-        reason: mismatch ? 'AMOUNT_MISMATCH' : null,
-        tenantId: machine.tenant_id,
-        machineId: machine.id,
-        orderId,
-        receivedAt,
-      });
+      const reason = mismatch ? 'AMOUNT_MISMATCH' : null;
+      const fresh =
+        (await recordEvent(tx, n, { status: 'PROCESSED', reason, tenantId: machine.tenant_id, machineId: machine.id, orderId, receivedAt })) ||
+        (await claimUncaptured(tx, n, { reason, tenantId: machine.tenant_id, machineId: machine.id, orderId }));
       if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
 
       const order = await orders.create(tx, {

@@ -13,9 +13,9 @@ export function razorpayWebhookRoutes(
   deps: { secrets: readonly string[]; payments: PaymentsService; metrics: Metrics; afterCommit(): void; logger: Logger },
 ): void {
   // The signature covers the exact bytes Razorpay sent, so this route keeps them unparsed.
+  // Whatever the content type (JSON, text/plain, none): Fastify's own JSON and text parsers go.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 1_048_576 }, (_req, body, done) => done(null, body));
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 1_048_576 }, (_req, body, done) => done(null, body));
 
   app.post('/webhooks/razorpay', {
     schema: {
