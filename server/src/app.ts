@@ -199,7 +199,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   const commands = createCommandsService({ db, dialect, orders });
   const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
-  const outbox = createOutboxRelay({ db, dialect, logger });
   const dispatcher = createDispatcher({
     commands,
     presence,
@@ -216,6 +215,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   const payments = createPaymentsService({ db, orders, commands, machines, onCommandQueued: dispatcher.commandQueued });
   const alerts = createAlertsService({ db });
+  const outbox = createOutboxRelay({
+    db,
+    dialect,
+    logger,
+    onOutcome: (topic, outcome) => metrics.jobs.inc({ topic, outcome }),
+    onFailed: (job) =>
+      alerts.raise(db, {
+        tenantId: job.tenantId ?? 'default',
+        kind: 'JOB_FAILED',
+        subjectType: 'job',
+        subjectId: String(job.id),
+        message: `Background job ${job.id} (${job.topic}) failed for good: ${job.error}`,
+      }),
+  });
   const catalog = createCatalogService({ db, orders });
   const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
   const cash = createCashService({ db, dialect, orders, catalog, printing, alerts });

@@ -39,7 +39,13 @@ export function createMetrics(collect: { machinesOnline(): number; queueDepth():
       this.set(await collect.queueDepth());
     },
   });
-  return { registry, webhooks, duplicates, dispatchLatency };
+  const jobs = new Counter({
+    name: 'kioskhub_jobs_total',
+    help: 'Job runs by topic and outcome (done, retry: threw and rescheduled, failed: gave up)',
+    labelNames: ['topic', 'outcome'] as const,
+    registers: [registry],
+  });
+  return { registry, webhooks, duplicates, dispatchLatency, jobs };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

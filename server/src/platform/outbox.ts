@@ -1,6 +1,7 @@
-// Transactional outbox: effects that must follow a commit (live emits, dispatch kicks) are
-// written as rows inside the transaction and relayed after it, and again at start-up, so a
-// crash between commit and effect only delays the effect.
+// The job table (grown from the transactional outbox): effects that must follow a commit (live
+// emits, dispatch kicks, print wake-ups) and background work are rows written inside the
+// transaction and run after it, again at start-up, and again with backoff when they throw, so a
+// crash or an error only delays the effect; a job that keeps failing ends FAILED with an alert.
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { nowIso, type Db, type Executor } from './db/database.js';
@@ -14,41 +15,123 @@ export interface OutboxTopics {
   print: { tenantId: string; siteId: string; jobId: string };
 }
 export type OutboxTopic = keyof OutboxTopics;
-export type OutboxHandlers = { [T in OutboxTopic]: (payload: OutboxTopics[T]) => void };
+export type OutboxHandlers = { [T in OutboxTopic]: (payload: OutboxTopics[T]) => void | Promise<void> };
 
-export async function enqueueOutbox<T extends OutboxTopic>(ex: Executor, topic: T, payload: OutboxTopics[T]): Promise<void> {
-  await ex.insertInto('outbox').values({ topic, payload: JSON.stringify(payload), created_at: nowIso() }).execute();
+export async function enqueueOutbox<T extends OutboxTopic>(
+  ex: Executor,
+  topic: T,
+  payload: OutboxTopics[T],
+  options: { runAt?: string } = {},
+): Promise<void> {
+  await ex
+    .insertInto('outbox')
+    .values({ topic, payload: JSON.stringify(payload), created_at: nowIso(), run_at: options.runAt ?? null })
+    .execute();
 }
 
-export function createOutboxRelay(deps: { db: Db; dialect: 'sqlite' | 'postgres'; logger: Logger; batchSize?: number }) {
+/** Backoff before attempt n+1 after n failures: 1 s, 2 s, 4 s … capped at 5 min. */
+export const jobBackoffMs = (failures: number, baseMs = 1_000): number =>
+  Math.min(300_000, baseMs * 2 ** Math.max(0, failures - 1));
+
+export interface JobRelayOptions {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  logger: Logger;
+  batchSize?: number;
+  /** Attempts before a job is FAILED and an alert raised (default 8). */
+  maxAttempts?: number;
+  /** First retry delay; doubles each failure (default 1 s). */
+  backoffBaseMs?: number;
+  /** How long a claim holds rows before another relay may take them (a crash mid-run). */
+  leaseMs?: number;
+  /** Called once when a job reaches FAILED (raise an operator alert). */
+  onFailed?(job: { id: number; topic: string; tenantId: string | null; error: string }): Promise<void>;
+  /** Counts each run's outcome (metrics). */
+  onOutcome?(topic: string, outcome: 'done' | 'retry' | 'failed'): void;
+}
+
+/**
+ * The job table's relay: claims due rows with a lease (`SKIP LOCKED` on PostgreSQL), runs their
+ * handlers outside any transaction, deletes what succeeded and reschedules what threw, with
+ * exponential backoff, until a final FAILED state. Nothing is dropped on an error.
+ */
+export function createOutboxRelay(deps: JobRelayOptions) {
   const batchSize = deps.batchSize ?? 500;
+  const maxAttempts = deps.maxAttempts ?? 8;
+  const leaseMs = deps.leaseMs ?? 60_000;
   let handlers: OutboxHandlers | undefined;
   let scheduled = false;
   // Relays run one after another; drain() never rejects, so the chain never breaks.
   let chain: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
 
+  async function claim(): Promise<{ id: number; topic: string; payload: string; attempts: number }[]> {
+    const now = nowIso();
+    return deps.db
+      .updateTable('outbox')
+      .set({ leased_until: new Date(Date.now() + leaseMs).toISOString() })
+      .where('id', 'in', (eb) => {
+        let q = eb
+          .selectFrom('outbox')
+          .select('id')
+          .where('status', '=', 'QUEUED')
+          .where((w) => w.or([w('run_at', 'is', null), w('run_at', '<=', now)]))
+          .where((w) => w.or([w('leased_until', 'is', null), w('leased_until', '<', now)]))
+          .orderBy('id')
+          .limit(batchSize);
+        // Several processes may relay at once: each takes rows nobody else holds.
+        if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update skip locked`);
+        return q;
+      })
+      .returning(['id', 'topic', 'payload', 'attempts'])
+      .execute();
+  }
+
+  async function failed(row: { id: number; topic: string; payload: string; attempts: number }, err: unknown) {
+    const attempts = row.attempts + 1;
+    const error = err instanceof Error ? err.message : String(err);
+    const final = attempts >= maxAttempts;
+    await deps.db
+      .updateTable('outbox')
+      .set({
+        attempts,
+        last_error: error.slice(0, 1000),
+        leased_until: null,
+        ...(final
+          ? { status: 'FAILED' }
+          : { run_at: new Date(Date.now() + jobBackoffMs(attempts, deps.backoffBaseMs)).toISOString() }),
+      })
+      .where('id', '=', row.id)
+      .execute();
+    deps.onOutcome?.(row.topic, final ? 'failed' : 'retry');
+    if (final) {
+      deps.logger.error({ err, topic: row.topic, jobId: row.id, attempts }, 'job failed for good');
+      const tenantId = (JSON.parse(row.payload) as { tenantId?: unknown }).tenantId;
+      await deps.onFailed?.({ id: Number(row.id), topic: row.topic, tenantId: typeof tenantId === 'string' ? tenantId : null, error });
+    } else {
+      deps.logger.warn({ err, topic: row.topic, jobId: row.id, attempts }, 'job failed; will retry');
+    }
+  }
+
   async function drainOnce(): Promise<number> {
     if (!handlers) return 0;
     const active = handlers;
-    return deps.db.transaction().execute(async (tx) => {
-      let q = tx.selectFrom('outbox').select(['id', 'topic', 'payload']).orderBy('id').limit(batchSize);
-      // Several processes may relay at once: each takes rows nobody else holds.
-      if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update skip locked`);
-      const rows = await q.execute();
-      if (rows.length === 0) return 0;
-      for (const row of rows) {
-        const handler = active[row.topic as OutboxTopic] as ((p: unknown) => void) | undefined;
-        try {
-          if (handler) handler(JSON.parse(row.payload));
-          else deps.logger.warn({ topic: row.topic }, 'outbox row with unknown topic dropped');
-        } catch (err) {
-          deps.logger.error({ err, topic: row.topic }, 'outbox handler failed');
-        }
+    const rows = await claim();
+    if (rows.length === 0) return 0;
+    const done: number[] = [];
+    for (const row of rows) {
+      const handler = active[row.topic as OutboxTopic] as ((p: unknown) => void | Promise<void>) | undefined;
+      try {
+        if (!handler) throw new Error(`no handler for job topic "${row.topic}"`);
+        await handler(JSON.parse(row.payload));
+        done.push(row.id);
+        deps.onOutcome?.(row.topic, 'done');
+      } catch (err) {
+        await failed(row, err);
       }
-      await tx.deleteFrom('outbox').where('id', 'in', rows.map((r) => r.id)).execute();
-      return rows.length;
-    });
+    }
+    if (done.length > 0) await deps.db.deleteFrom('outbox').where('id', 'in', done).execute();
+    return rows.length;
   }
 
   async function drain(): Promise<void> {
@@ -57,7 +140,7 @@ export function createOutboxRelay(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         /* keep going while full batches come back */
       }
     } catch (err) {
-      deps.logger.warn({ err }, 'outbox relay failed; will retry');
+      deps.logger.warn({ err }, 'job relay failed; will retry');
     }
   }
 

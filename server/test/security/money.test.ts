@@ -79,7 +79,7 @@ describe.each(engines())('security: money (%s)', (engine) => {
       const headers: Record<string, string> = { 'x-razorpay-signature': signRazorpayBody(raw, WEBHOOK_SECRET) };
       if (contentType) headers['content-type'] = contentType;
       const res = await fetch(`${server.url}/webhooks/razorpay`, { method: 'POST', headers, body: Buffer.from(raw) });
-      const body = await res.json();
+      const body = (await res.json()) as any;
       expect(res.status, JSON.stringify(body)).toBe(200);
       expect(body.orderId).toEqual(expect.any(String));
 

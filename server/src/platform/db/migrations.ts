@@ -363,6 +363,18 @@ const operator: Migration = {
   },
 };
 
+// The outbox grows into the durable job table: attempts, backoff, leases and a FAILED state.
+const jobs: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('outbox').addColumn('status', 'text', (c) => c.notNull().defaultTo('QUEUED')).execute();
+    await db.schema.alterTable('outbox').addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('outbox').addColumn('run_at', 'text').execute();
+    await db.schema.alterTable('outbox').addColumn('leased_until', 'text').execute();
+    await db.schema.alterTable('outbox').addColumn('last_error', 'text').execute();
+    await db.schema.createIndex('outbox_due_idx').on('outbox').columns(['status', 'id']).execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -372,6 +384,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0004_dashboard': dashboard,
       '0006_security': security,
       '0007_operator': operator,
+      '0009_jobs': jobs,
     }),
   };
 }

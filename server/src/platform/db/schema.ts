@@ -159,11 +159,19 @@ export interface AuditLogTable {
   at: string;
 }
 
+/** The job table: after-commit effects and background work, retried until done or FAILED. */
 export interface OutboxTable {
   id: Generated<number>;
   topic: string;
   payload: string;
   created_at: string;
+  /** QUEUED until done (then deleted) or FAILED after the last attempt. */
+  status: Generated<string>;
+  attempts: Generated<number>;
+  /** Not before this time (retry backoff, scheduled work); null: at once. */
+  run_at: string | null;
+  leased_until: Generated<string | null>;
+  last_error: Generated<string | null>;
 }
 
 export interface ProductsTable {
