@@ -35,6 +35,9 @@ import { ordersRoutes } from './modules/orders/orders.routes.js';
 import { createOrdersService } from './modules/orders/orders.service.js';
 import { paymentsRoutes } from './modules/payments/payments.routes.js';
 import { createPaymentsService } from './modules/payments/payments.service.js';
+import { createPaymentsRepo } from './modules/payments/payments.repo.js';
+import { createSettlement } from './modules/payments/settlement.js';
+import { createOrderSettlement } from './modules/orders/order-settlement.js';
 import { tenantsRoutes } from './modules/tenants/tenants.routes.js';
 import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
@@ -213,7 +216,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     },
     observeDispatchLatency: (s) => metrics.dispatchLatency.observe(s),
   });
-  const payments = createPaymentsService({ db, orders, commands, machines, onCommandQueued: dispatcher.commandQueued });
   const alerts = createAlertsService({ db });
   const outbox = createOutboxRelay({
     db,
@@ -231,7 +233,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   const catalog = createCatalogService({ db, orders });
   const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
-  const cash = createCashService({ db, dialect, orders, catalog, printing, alerts });
+  // Money in: one payments table and one settlement path, with a handler per purpose.
+  const paymentsRepo = createPaymentsRepo(db);
+  const settlement = createSettlement({ repo: paymentsRepo });
+  settlement.register('order', createOrderSettlement({ orders, catalog, commands, printing, alerts }));
+  const payments = createPaymentsService({ db, repo: paymentsRepo, settlement, orders, machines, onCommandQueued: dispatcher.commandQueued });
+  const cash = createCashService({ db, dialect, orders, catalog, alerts, payments, settlement });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });

@@ -11,8 +11,8 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
-import type { PrintingService } from '../printing/printing.service.js';
-import { buildReceipt } from '../printing/receipt.js';
+import type { PaymentsService } from '../payments/payments.service.js';
+import type { Settlement } from '../payments/settlement.js';
 
 export interface CashScope {
   tenantId: string;
@@ -48,8 +48,16 @@ async function retryOnDuplicateEvent<T>(eventId: string | undefined, run: () => 
   }
 }
 
-export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService; catalog: CatalogService; printing: PrintingService; alerts: AlertsService }) {
-  const { db, orders, catalog, printing, alerts } = deps;
+export function createCashService(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  orders: OrdersService;
+  catalog: CatalogService;
+  alerts: AlertsService;
+  payments: Pick<PaymentsService, 'open' | 'received' | 'fail'>;
+  settlement: Pick<Settlement, 'succeed'>;
+}) {
+  const { db, orders, catalog, alerts, payments, settlement } = deps;
 
   async function insertedMinor(ex: Executor, sessionId: string): Promise<number> {
     const row = await ex.selectFrom('cash_inserts').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_minor'), eb.val(0)).as('total')).where('session_id', '=', sessionId).executeTakeFirstOrThrow();
@@ -90,31 +98,6 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       rooms: [`order:${s.order_number}`, `order:${s.order_id}`, `tenant:${s.tenant_id}`],
       event: LIVE_EVENTS.cashSessionUpdated,
       data: { tenantId: s.tenant_id, orderId: s.order_id, orderNumber: s.order_number, sessionId: s.id, status: v.status, totalRequired: v.totalRequired, amountInserted: v.amountInserted, remainingAmount: v.remainingAmount, change: v.change },
-    });
-  }
-
-  /** Everything that follows full payment, in the same transaction. */
-  async function settle(ex: Executor, s: CashSessionRow, insertedTotal: number, actor: string): Promise<void> {
-    const order = await orders.transition(ex, s.order_id, 'PAID', { actor, event: 'payment_received', detail: { method: 'cash', amountMinor: insertedTotal } });
-    if (!order) return;
-    const oversold = await catalog.takeStock(ex, s.tenant_id, order.items ?? []);
-    if (oversold.length > 0) {
-      await alerts.raise(ex, { tenantId: s.tenant_id, kind: 'OVERSOLD', subjectType: 'order', subjectId: order.id, message: `Order ${s.order_number} was paid with more than the stock of ${oversold.join(', ')}` });
-    }
-    const site = await catalog.siteRow(s.tenant_id, s.site_id, ex);
-    const receipt = buildReceipt(
-      { id: site.id, tenantId: site.tenant_id, name: site.name, currency: site.currency, printQueueOpen: site.print_queue_open === 1, address: site.address, phone: site.phone, taxRateBp: Number(site.tax_rate_bp), createdAt: site.created_at, updatedAt: site.updated_at },
-      order,
-      { method: 'Cash', paidMinor: insertedTotal, changeMinor: Math.max(0, insertedTotal - Number(s.total_required_minor)) },
-    );
-    await printing.enqueue(ex, { tenantId: s.tenant_id, siteId: s.site_id, orderId: order.id, receipt });
-    const kitchenEvent = { tenantId: s.tenant_id, orderId: order.id, orderNumber: s.order_number, siteId: s.site_id, status: order.status, amount: order.amount, currency: order.currency, items: order.items ?? [], customerName: order.customerName, paidAt: order.paidAt };
-    await enqueueOutbox(ex, 'live', { tenantId: s.tenant_id, rooms: [`kitchen:${s.site_id}`], event: LIVE_EVENTS.orderCreated, data: kitchenEvent });
-    await enqueueOutbox(ex, 'live', {
-      tenantId: s.tenant_id,
-      rooms: [`order:${s.order_number}`],
-      event: LIVE_EVENTS.paymentCompleted,
-      data: { tenantId: s.tenant_id, orderId: order.id, orderNumber: s.order_number, method: 'cash', amountPaid: minorToMajor(insertedTotal), change: minorToMajor(Math.max(0, insertedTotal - Number(s.total_required_minor))) },
     });
   }
 
@@ -172,6 +155,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         if (row.status !== 'CREATED') throw new AppError('INVALID_STATE', `order ${input.orderNumber} is ${row.status}; a cash session needs a CREATED order`);
         const s: CashSessionRow = { id: newId(), tenant_id: scope.tenantId, site_id: row.site_id ?? scope.siteId ?? 'default', machine_id: scope.machineId, order_id: row.id, order_number: input.orderNumber, total_required_minor: Number(row.amount), currency: row.currency, status: 'PENDING', refund_due_minor: 0, started_at: nowIso(), completed_at: null, cancelled_at: null };
         await tx.insertInto('cash_sessions').values(s).execute();
+        await payments.open(tx, { id: s.id, tenantId: s.tenant_id, siteId: s.site_id, purpose: 'order', orderId: s.order_id, machineId: s.machine_id, method: 'cash', amountMinor: s.total_required_minor, currency: s.currency });
         await orders.note(tx, row.id, 'cash_session_started', scope.actor, { sessionId: s.id });
         const v = await view(tx, s);
         await enqueueOutbox(tx, 'live', { tenantId: s.tenant_id, rooms: [`order:${s.order_number}`, `tenant:${s.tenant_id}`], event: LIVE_EVENTS.paymentInitiated, data: { tenantId: s.tenant_id, orderId: s.order_id, orderNumber: s.order_number, method: 'cash', totalRequired: v.totalRequired } });
@@ -209,7 +193,10 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         if (inserted >= Number(s.total_required_minor)) {
           current = { ...s, status: 'PAID', completed_at: nowIso() };
           await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
-          await settle(tx, s, inserted, scope.actor);
+          // The session's payment (same id) settles through the one path every channel uses.
+          await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
+        } else {
+          await payments.received(tx, s.id, inserted);
         }
         const v = await view(tx, current);
         await announce(tx, current, v);
@@ -226,6 +213,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
         const inserted = await insertedMinor(tx, s.id);
         const current: CashSessionRow = { ...s, status: 'CANCELLED', cancelled_at: nowIso(), refund_due_minor: inserted };
         await tx.updateTable('cash_sessions').set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted }).where('id', '=', s.id).execute();
+        await payments.fail(tx, s.id, 'CANCELLED');
         await orders.transition(tx, s.order_id, 'CANCELLED', { actor: scope.actor, detail: { refundDueMinor: inserted } });
         const v = await view(tx, current);
         await announce(tx, current, v);

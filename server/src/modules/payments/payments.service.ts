@@ -1,11 +1,14 @@
-// The payment inbox: each provider payment is one row, written in the same transaction as
-// the order it creates, so retries and concurrent deliveries have exactly one effect.
+// The payment inbox and the payments table: each provider event and each provider payment is
+// stored once, in the same transaction as the payment row and the settlement it causes, so
+// retries and concurrent deliveries have exactly one effect.
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
-import type { PaymentNotification } from '../../providers/razorpay/razorpay.webhook.js';
-import type { CommandsService } from '../commands/commands.service.js';
+import type { PaymentRow } from '../../platform/db/schema.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
+import type { PaymentNotification } from './payment-notification.js';
+import type { PaymentListFilter, PaymentsRepo } from './payments.repo.js';
+import type { Settlement } from './settlement.js';
 
 export type WebhookAnswer =
   | { ok: true; orderId: string; duplicate?: true }
@@ -15,9 +18,10 @@ export type PaymentOutcome = 'processed' | 'duplicate' | 'ignored' | 'amount_mis
 
 export interface PaymentsDeps {
   db: Db;
-  orders: OrdersService;
-  commands: CommandsService;
-  machines: MachinesService;
+  repo: PaymentsRepo;
+  settlement: Pick<Settlement, 'apply'>;
+  orders: Pick<OrdersService, 'create'>;
+  machines: Pick<MachinesService, 'findByQrCodeId'>;
   /**
    * Right after the commit of a payment that queued a command: start its dispatch now rather
    * than when the outbox relay gets to the row (the row stays, for a crash in between).
@@ -26,7 +30,7 @@ export interface PaymentsDeps {
 }
 
 export function createPaymentsService(deps: PaymentsDeps) {
-  const { db, orders, commands, machines } = deps;
+  const { db, repo, settlement, orders, machines } = deps;
 
   async function recordEvent(
     ex: Executor,
@@ -180,9 +184,33 @@ export function createPaymentsService(deps: PaymentsDeps) {
         ...(mismatch ? { failureCode: 'AMOUNT_MISMATCH' } : {}),
         actor: `provider:${n.provider}`,
       });
+      const payment: PaymentRow = {
+        id: newId(),
+        tenant_id: machine.tenant_id,
+        site_id: machine.site_id,
+        purpose: 'order',
+        order_id: order.id,
+        customer_id: null,
+        plan_id: null,
+        machine_id: machine.id,
+        method: 'upi_qr',
+        provider: n.provider,
+        provider_payment_id: n.providerPaymentId,
+        reference: n.reference,
+        amount_minor: expected ?? n.amountMinor,
+        received_minor: n.amountMinor,
+        currency: n.currency,
+        status: mismatch ? 'FAILED' : 'SUCCEEDED',
+        failure_code: reason,
+        refunded_minor: 0,
+        created_at: receivedAt,
+        completed_at: mismatch ? null : receivedAt,
+        updated_at: receivedAt,
+      };
+      await repo.insert(payment, tx);
+      // A standing intent (the machine's fixed-amount QR) paid another amount: kept, not applied.
       if (!mismatch) {
-        const command = await commands.enqueue(tx, { tenantId: machine.tenant_id, machineId: machine.id, orderId: order.id, amountMinor: order.amount, currency: order.currency, queuedAt: order.paidAt ?? receivedAt }, machine);
-        onQueued({ machineId: machine.id, commandId: command.id });
+        await settlement.apply(tx, payment, { actor: `provider:${n.provider}`, order, machine, onCommandQueued: (machineId, commandId) => onQueued({ machineId, commandId }) });
       }
       return { answer: { ok: true, orderId: order.id } as WebhookAnswer, outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const) };
     });
@@ -190,6 +218,64 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
   return {
     applyPayment,
+
+    /**
+     * A one-off intent: a PENDING payment that its channel completes (a cash session's payment,
+     * whose id is the session's). Settled through the settlement's `succeed`.
+     */
+    async open(ex: Executor, input: { id: string; tenantId: string; siteId: string | null; purpose: 'order'; orderId: string; machineId: string | null; method: string; amountMinor: number; currency: string }) {
+      const now = nowIso();
+      await repo.insert(
+        {
+          id: input.id,
+          tenant_id: input.tenantId,
+          site_id: input.siteId,
+          purpose: input.purpose,
+          order_id: input.orderId,
+          customer_id: null,
+          plan_id: null,
+          machine_id: input.machineId,
+          method: input.method,
+          provider: null,
+          provider_payment_id: null,
+          reference: null,
+          amount_minor: input.amountMinor,
+          received_minor: 0,
+          currency: input.currency,
+          status: 'PENDING',
+          failure_code: null,
+          refunded_minor: 0,
+          created_at: now,
+          completed_at: null,
+          updated_at: now,
+        },
+        ex,
+      );
+    },
+
+    /** Money arrived towards a pending payment that it does not cover yet (underpaid stays pending). */
+    async received(ex: Executor, id: string, receivedMinor: number): Promise<void> {
+      await repo.updateIfStatus(id, ['PENDING'], { received_minor: receivedMinor, updated_at: nowIso() }, ex);
+    },
+
+    /** A pending payment that will not complete (a cancelled cash session). */
+    async fail(ex: Executor, id: string, failureCode: string): Promise<void> {
+      const now = nowIso();
+      await repo.updateIfStatus(id, ['PENDING'], { status: 'FAILED', failure_code: failureCode, completed_at: now, updated_at: now }, ex);
+    },
+
+    async list(filter: Omit<PaymentListFilter, 'before'> & { cursor?: string }) {
+      const { cursor, ...rest } = filter;
+      const rows = await repo.list({ ...rest, limit: filter.limit + 1, ...(cursor ? { before: cursor } : {}) });
+      const page = rows.slice(0, filter.limit);
+      return { items: page.map(toPayment), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+    },
+
+    async get(id: string, tenantId: string | null) {
+      const row = await repo.findById(id);
+      if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('payment', id);
+      return toPayment(row);
+    },
 
     async getEvent(provider: string, providerPaymentId: string, tenantId: string | null) {
       const row = await db
@@ -209,6 +295,32 @@ export function createPaymentsService(deps: PaymentsDeps) {
         processedAt: row.processed_at,
       };
     },
+  };
+}
+
+/** A payment as staff see it (the §13 view). */
+export function toPayment(r: PaymentRow) {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    siteId: r.site_id,
+    purpose: r.purpose,
+    orderId: r.order_id,
+    customerId: r.customer_id,
+    planId: r.plan_id,
+    machineId: r.machine_id,
+    method: r.method,
+    provider: r.provider,
+    providerPaymentId: r.provider_payment_id,
+    reference: r.reference,
+    amountMinor: Number(r.amount_minor),
+    receivedMinor: Number(r.received_minor),
+    currency: r.currency,
+    status: r.status,
+    failureCode: r.failure_code,
+    refundedMinor: Number(r.refunded_minor),
+    createdAt: r.created_at,
+    completedAt: r.completed_at,
   };
 }
 

@@ -375,6 +375,61 @@ const jobs: Migration = {
   },
 };
 
+// One payments row for every channel; earlier Razorpay and cash payments are carried over.
+const payments: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('payments')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text')
+      .addColumn('purpose', 'text', (c) => c.notNull())
+      .addColumn('order_id', 'text')
+      .addColumn('customer_id', 'text')
+      .addColumn('plan_id', 'text')
+      .addColumn('machine_id', 'text')
+      .addColumn('method', 'text', (c) => c.notNull())
+      .addColumn('provider', 'text')
+      .addColumn('provider_payment_id', 'text')
+      .addColumn('reference', 'text')
+      .addColumn('amount_minor', 'bigint', (c) => c.notNull())
+      .addColumn('received_minor', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('failure_code', 'text')
+      .addColumn('refunded_minor', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('completed_at', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('payments_provider_uq', ['provider', 'provider_payment_id'])
+      .execute();
+    await db.schema.createIndex('payments_tenant_idx').on('payments').columns(['tenant_id', 'id']).execute();
+    await db.schema.createIndex('payments_order_idx').on('payments').columns(['order_id']).execute();
+    // Razorpay payments that made an order, as the inbox recorded them.
+    await sql`insert into payments (id, tenant_id, site_id, purpose, order_id, machine_id, method, provider,
+        provider_payment_id, reference, amount_minor, received_minor, currency, status, failure_code,
+        refunded_minor, created_at, completed_at, updated_at)
+      select e.id, o.tenant_id, o.site_id, 'order', o.id, o.machine_id, 'upi_qr', e.provider,
+        e.provider_payment_id, o.provider_qr_code_id, o.amount, o.amount, o.currency,
+        case when o.failure_code = 'AMOUNT_MISMATCH' then 'FAILED' else 'SUCCEEDED' end,
+        case when o.failure_code = 'AMOUNT_MISMATCH' then 'AMOUNT_MISMATCH' else null end,
+        0, e.received_at, e.processed_at, e.processed_at
+      from payment_events e join orders o on o.id = e.order_id`.execute(db);
+    // Cash sessions: one cash payment each.
+    await sql`insert into payments (id, tenant_id, site_id, purpose, order_id, machine_id, method, provider,
+        provider_payment_id, reference, amount_minor, received_minor, currency, status, failure_code,
+        refunded_minor, created_at, completed_at, updated_at)
+      select s.id, s.tenant_id, s.site_id, 'order', s.order_id, s.machine_id, 'cash', null, null, null,
+        s.total_required_minor,
+        coalesce((select sum(i.amount_minor) from cash_inserts i where i.session_id = s.id), 0),
+        s.currency,
+        case s.status when 'PAID' then 'SUCCEEDED' when 'CANCELLED' then 'FAILED' else 'PENDING' end,
+        case s.status when 'CANCELLED' then 'CANCELLED' else null end,
+        0, s.started_at, coalesce(s.completed_at, s.cancelled_at), coalesce(s.completed_at, s.cancelled_at, s.started_at)
+      from cash_sessions s`.execute(db);
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -385,6 +440,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0006_security': security,
       '0007_operator': operator,
       '0009_jobs': jobs,
+      '0010_payments': payments,
     }),
   };
 }

@@ -274,7 +274,39 @@ export interface DashboardAlertMarksTable {
   created_at: string;
 }
 
+/** One row per payment of every channel (QR webhook, cash, and the channels built on them). */
+export interface PaymentsTable {
+  id: string;
+  tenant_id: string;
+  site_id: string | null;
+  /** order | plan | wallet_topup: which settlement handler applies it. */
+  purpose: string;
+  order_id: string | null;
+  customer_id: string | null;
+  plan_id: string | null;
+  machine_id: string | null;
+  /** upi_qr | cash | momo | airtel | card | bank_transfer | credit */
+  method: string;
+  provider: string | null;
+  provider_payment_id: string | null;
+  /** Our reference for the payer (a one-off intent's RF/transaction reference, or the QR id). */
+  reference: string | null;
+  /** What is to be paid. */
+  amount_minor: number;
+  /** What has arrived so far (cash inserts; the provider's amount). */
+  received_minor: number;
+  currency: string;
+  /** PENDING → SUCCEEDED | FAILED | EXPIRED, then PARTIALLY_REFUNDED | REFUNDED */
+  status: string;
+  failure_code: string | null;
+  refunded_minor: number;
+  created_at: string;
+  completed_at: string | null;
+  updated_at: string;
+}
+
 export interface Database {
+  payments: PaymentsTable;
   machine_online_samples: MachineOnlineSamplesTable;
   dashboard_alert_marks: DashboardAlertMarksTable;
   products: ProductsTable;
@@ -304,6 +336,7 @@ export type NewOrder = Insertable<OrdersTable>;
 export type OrderUpdate = Updateable<OrdersTable>;
 export type CommandRow = Selectable<CommandsTable>;
 export type PaymentEventRow = Selectable<PaymentEventsTable>;
+export type PaymentRow = Selectable<PaymentsTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
 export type ProductRow = Selectable<ProductsTable>;

@@ -2,18 +2,9 @@
 // parse into the provider-neutral PaymentNotification.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-export interface PaymentNotification {
-  provider: string;
-  eventId: string | null;
-  eventType: string;
-  providerPaymentId: string;
-  amountMinor: number;
-  currency: string;
-  /** What the payment points at: here the QR code id. */
-  reference: string | null;
-  captured: boolean;
-  raw: string;
-}
+import type { PaymentNotification } from '../../modules/payments/payment-notification.js';
+
+export type { PaymentNotification };
 
 export type ParsedRazorpayEvent =
   | { kind: 'payment'; notification: PaymentNotification }

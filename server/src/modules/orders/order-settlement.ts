@@ -1,0 +1,102 @@
+// The `order` purpose's settlement: everything that follows the payment of an order, the same
+// for every channel — the order becomes PAID, stock is taken, then a vending order queues its
+// machine command while a kitchen order gets its receipt and kitchen ticket, and the customer's
+// screen hears `payment_completed`.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import type { Executor } from '../../platform/db/database.js';
+import type { PaymentRow } from '../../platform/db/schema.js';
+import { minorToMajor } from '../../platform/money.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import type { CatalogService } from '../catalog/catalog.service.js';
+import { toSite } from '../catalog/catalog.service.js';
+import type { CommandsService } from '../commands/commands.service.js';
+import type { SettlementContext } from '../payments/settlement.js';
+import { buildReceipt } from '../printing/receipt.js';
+import type { PrintingService } from '../printing/printing.service.js';
+import { toOrder, type Order, type OrdersService } from './orders.service.js';
+
+const METHOD_LABELS: Record<string, string> = {
+  cash: 'Cash',
+  upi_qr: 'UPI',
+  card: 'Card',
+  bank_transfer: 'Bank transfer',
+  credit: 'Wallet',
+  momo: 'MTN MoMo',
+  airtel: 'Airtel Money',
+};
+
+export function createOrderSettlement(deps: {
+  orders: Pick<OrdersService, 'transition' | 'findRow'>;
+  catalog: Pick<CatalogService, 'takeStock' | 'siteRow'>;
+  commands: Pick<CommandsService, 'enqueue'>;
+  printing: Pick<PrintingService, 'enqueue'>;
+  alerts: Pick<AlertsService, 'raise'>;
+}) {
+  const { orders, catalog, commands, printing, alerts } = deps;
+
+  /** The order, PAID: moved there from CREATED, or already created PAID by its channel. */
+  async function paidOrder(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<Order | undefined> {
+    const orderId = payment.order_id!;
+    const moved = await orders.transition(ex, orderId, 'PAID', {
+      actor: ctx.actor,
+      event: 'payment_received',
+      detail: { method: payment.method, amountMinor: payment.received_minor, paymentId: payment.id },
+    });
+    if (moved) return moved;
+    const row = await orders.findRow(orderId, ex);
+    return row?.status === 'PAID' ? toOrder(row) : undefined;
+  }
+
+  return async function settleOrder(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<void> {
+    const order = await paidOrder(ex, payment, ctx);
+    if (!order) return;
+    const received = Number(payment.received_minor);
+    const changeMinor = Math.max(0, received - Number(payment.amount_minor));
+    const oversold = await catalog.takeStock(ex, order.tenantId, order.items ?? []);
+    if (oversold.length > 0) {
+      await alerts.raise(ex, {
+        tenantId: order.tenantId,
+        kind: 'OVERSOLD',
+        subjectType: 'order',
+        subjectId: order.id,
+        message: `Order ${order.orderNumber ?? order.id} was paid with more than the stock of ${oversold.join(', ')}`,
+      });
+    }
+    // A just-paid order is "dispatch pending" exactly when a machine must execute it (vending).
+    if (order.dispatchPending && order.machineId) {
+      const command = await commands.enqueue(
+        ex,
+        { tenantId: order.tenantId, machineId: order.machineId, orderId: order.id, amountMinor: order.amount, currency: order.currency, queuedAt: order.paidAt ?? payment.completed_at ?? payment.created_at },
+        ctx.machine,
+      );
+      ctx.onCommandQueued?.(order.machineId, command.id);
+    } else if (order.siteId) {
+      const site = toSite(await catalog.siteRow(order.tenantId, order.siteId, ex));
+      const receipt = buildReceipt(site, order, { method: METHOD_LABELS[payment.method] ?? payment.method, paidMinor: received, changeMinor });
+      await printing.enqueue(ex, { tenantId: order.tenantId, siteId: order.siteId, orderId: order.id, receipt });
+      await enqueueOutbox(ex, 'live', {
+        tenantId: order.tenantId,
+        rooms: [`kitchen:${order.siteId}`],
+        event: LIVE_EVENTS.orderCreated,
+        data: { tenantId: order.tenantId, orderId: order.id, orderNumber: order.orderNumber, siteId: order.siteId, status: order.status, amount: order.amount, currency: order.currency, items: order.items ?? [], customerName: order.customerName, paidAt: order.paidAt },
+      });
+    }
+    await enqueueOutbox(ex, 'live', {
+      tenantId: order.tenantId,
+      rooms: [`order:${order.id}`, ...(order.orderNumber ? [`order:${order.orderNumber}`] : [])],
+      event: LIVE_EVENTS.paymentCompleted,
+      data: {
+        tenantId: order.tenantId,
+        orderId: order.id,
+        ...(order.orderNumber ? { orderNumber: order.orderNumber } : {}),
+        paymentId: payment.id,
+        method: payment.method,
+        amountMinor: received,
+        currency: payment.currency,
+        amountPaid: minorToMajor(received),
+        change: minorToMajor(changeMinor),
+      },
+    });
+  };
+}

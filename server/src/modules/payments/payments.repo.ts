@@ -1,0 +1,64 @@
+// Queries on the payments table (owned by the payments module): one row per payment of every
+// channel, written in the transaction that applies it.
+import type { Updateable } from 'kysely';
+import type { Db, Executor } from '../../platform/db/database.js';
+import type { PaymentRow, PaymentsTable } from '../../platform/db/schema.js';
+
+export interface PaymentListFilter {
+  tenantId: string | null;
+  purpose?: string;
+  status?: string;
+  method?: string;
+  siteId?: string;
+  orderId?: string;
+  machineId?: string;
+  before?: string;
+  limit: number;
+}
+
+export function createPaymentsRepo(db: Db) {
+  return {
+    insert(row: PaymentRow, ex: Executor = db) {
+      return ex.insertInto('payments').values(row).execute();
+    },
+    findById(id: string, ex: Executor = db): Promise<PaymentRow | undefined> {
+      return ex.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+    /** The newest payment of an order by one method (a cash session's payment). */
+    findOpenForOrder(orderId: string, method: string, ex: Executor = db): Promise<PaymentRow | undefined> {
+      return ex
+        .selectFrom('payments')
+        .selectAll()
+        .where('order_id', '=', orderId)
+        .where('method', '=', method)
+        .where('status', '=', 'PENDING')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+    },
+    /** Conditional update: only applies while the payment is in one of `from`. */
+    updateIfStatus(id: string, from: readonly string[], changes: Updateable<PaymentsTable>, ex: Executor = db) {
+      return ex
+        .updateTable('payments')
+        .set(changes)
+        .where('id', '=', id)
+        .where('status', 'in', from)
+        .returningAll()
+        .executeTakeFirst();
+    },
+    list(filter: PaymentListFilter): Promise<PaymentRow[]> {
+      let q = db.selectFrom('payments').selectAll().orderBy('id', 'desc').limit(filter.limit);
+      if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
+      if (filter.purpose !== undefined) q = q.where('purpose', '=', filter.purpose);
+      if (filter.status !== undefined) q = q.where('status', '=', filter.status);
+      if (filter.method !== undefined) q = q.where('method', '=', filter.method);
+      if (filter.siteId !== undefined) q = q.where('site_id', '=', filter.siteId);
+      if (filter.orderId !== undefined) q = q.where('order_id', '=', filter.orderId);
+      if (filter.machineId !== undefined) q = q.where('machine_id', '=', filter.machineId);
+      if (filter.before !== undefined) q = q.where('id', '<', filter.before);
+      return q.execute();
+    },
+  };
+}
+
+export type PaymentsRepo = ReturnType<typeof createPaymentsRepo>;

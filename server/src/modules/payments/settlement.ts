@@ -1,0 +1,60 @@
+// One settlement path for every channel: a succeeded payment runs the handler registered for its
+// purpose (`order`, `plan`, `wallet_topup`), in the transaction that recorded the money, so a QR
+// payment, cash, a card or a bank transfer of the same purpose do exactly the same things after.
+import { AppError } from '../../platform/errors.js';
+import { nowIso, type Executor } from '../../platform/db/database.js';
+import type { PaymentRow } from '../../platform/db/schema.js';
+import type { PaymentsRepo } from './payments.repo.js';
+
+export const PAYMENT_PURPOSES = ['order', 'plan', 'wallet_topup'] as const;
+export type PaymentPurpose = (typeof PAYMENT_PURPOSES)[number];
+export const PAYMENT_METHODS = ['upi_qr', 'cash', 'momo', 'airtel', 'card', 'bank_transfer', 'credit'] as const;
+export const PAYMENT_STATUSES = ['PENDING', 'SUCCEEDED', 'FAILED', 'EXPIRED', 'PARTIALLY_REFUNDED', 'REFUNDED'] as const;
+
+/** What the channel that took the money knows and the handler may use. */
+export interface SettlementContext {
+  actor: string;
+  /** Right after the commit: a machine command was queued (start its dispatch at once). */
+  onCommandQueued?(machineId: string, commandId: string): void;
+  /** The channel's own view of the target when it already holds it (saves a read). */
+  order?: { id: string };
+  machine?: { status: string; socket_connected: number; protocol: string | null };
+}
+
+export type SettlementHandler = (ex: Executor, payment: PaymentRow, ctx: SettlementContext) => Promise<void>;
+
+export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatus'> }) {
+  const handlers = new Map<string, SettlementHandler>();
+
+  async function apply(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<void> {
+    const handler = handlers.get(payment.purpose);
+    if (!handler) throw new AppError('INTERNAL', `no settlement handler for purpose "${payment.purpose}"`);
+    await handler(ex, payment, ctx);
+  }
+
+  return {
+    register(purpose: PaymentPurpose, handler: SettlementHandler): void {
+      if (handlers.has(purpose)) throw new Error(`a settlement handler for "${purpose}" is already registered`);
+      handlers.set(purpose, handler);
+    },
+    /** Runs the handler of a payment recorded as SUCCEEDED in this transaction. */
+    apply,
+    /**
+     * Moves a PENDING payment to SUCCEEDED and runs its handler, once: a payment that is no longer
+     * pending (settled by a concurrent delivery) is left alone and `undefined` returned.
+     */
+    async succeed(ex: Executor, paymentId: string, receivedMinor: number, ctx: SettlementContext) {
+      const now = nowIso();
+      const payment = await deps.repo.updateIfStatus(
+        paymentId,
+        ['PENDING'],
+        { status: 'SUCCEEDED', received_minor: receivedMinor, completed_at: now, updated_at: now },
+        ex,
+      );
+      if (payment) await apply(ex, payment, ctx);
+      return payment;
+    },
+  };
+}
+
+export type Settlement = ReturnType<typeof createSettlement>;
