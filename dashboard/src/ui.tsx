@@ -6,6 +6,7 @@ import { titleCase } from './format.ts';
 const TONES: Record<string, string> = {
   IDLE: 'ok',
   COMPLETED: 'ok',
+  SUCCEEDED: 'ok',
   PRINTED: 'ok',
   PAID: 'info',
   DISPATCHED: 'info',

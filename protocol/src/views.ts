@@ -62,6 +62,30 @@ export interface OrderView {
 
 /** Why an order is in the `Needs review` list. */
 export type ReviewReason = 'NO_RESULT' | 'AMOUNT_MISMATCH' | 'DISPENSE_FAILED';
+/** A payment of any channel (GET /v1/payments): what was to be paid, what arrived, where it stands. */
+export interface PaymentView {
+  id: string;
+  tenantId: string;
+  siteId: string | null;
+  purpose: string;
+  orderId: string | null;
+  customerId: string | null;
+  planId: string | null;
+  machineId: string | null;
+  method: string;
+  provider: string | null;
+  providerPaymentId: string | null;
+  reference: string | null;
+  amountMinor: number;
+  receivedMinor: number;
+  currency: string;
+  status: string;
+  failureCode: string | null;
+  refundedMinor: number;
+  createdAt: string;
+  completedAt: string | null;
+}
+
 export interface ReviewOrderView extends OrderView {
   reviewReason: ReviewReason;
 }

@@ -131,6 +131,10 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
       expect.stringMatching(/Accepted by machine.*by machine:M01/),
       expect.stringMatching(/Done: dispensed.*by machine:M01/),
     ]);
+    const payments = page.getByRole('table', { name: 'Payments of this order' });
+    await expect.poll(() => payments.locator('tbody tr').allTextContents()).toEqual([
+      expect.stringMatching(/UPI QR.*razorpay.*Succeeded.*₹20\.00.*₹20\.00.*—.*pay_/),
+    ]);
     await shot('order-timeline');
   });
 

@@ -1,6 +1,7 @@
-// One order: its facts and its timeline (payment received → command sent → accepted → done),
-// each step with its time and who or what did it.
-import type { OrderView, TimelineEntryView } from '@kioskhub/protocol';
+// One order: its facts, its payments (every channel, with what arrived and what was refunded)
+// and its timeline (payment received → command sent → accepted → done), each step with its time
+// and who or what did it.
+import type { OrderView, PaymentView, TimelineEntryView } from '@kioskhub/protocol';
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'wouter';
 import { api } from '../api.ts';
@@ -18,6 +19,65 @@ function detailText(detail: unknown): string {
   if (typeof d['providerPaymentId'] === 'string') parts.push(d['providerPaymentId']);
   if (typeof d['attempt'] === 'number' && d['attempt'] > 1) parts.push(`attempt ${d['attempt']}`);
   return parts.join(' · ');
+}
+
+const METHOD_LABELS: Record<string, string> = {
+  upi_qr: 'UPI QR',
+  cash: 'Cash',
+  card: 'Card',
+  bank_transfer: 'Bank transfer',
+  credit: 'Wallet',
+  momo: 'MTN MoMo',
+  airtel: 'Airtel Money',
+};
+
+function Payments({ orderId }: { orderId: string }) {
+  const payments = useQuery({
+    queryKey: ['payments', orderId],
+    queryFn: () => api<{ items: PaymentView[] }>(`/v1/payments?orderId=${encodeURIComponent(orderId)}`),
+  });
+  if (payments.isPending) return <Loading what="Loading payments" />;
+  if (payments.error) return <ErrorNote error={payments.error} />;
+  const items = payments.data?.items ?? [];
+  if (items.length === 0) return <p className="muted">No payment yet.</p>;
+  return (
+    <div className="table-wrap">
+      <table aria-label="Payments of this order">
+        <thead>
+          <tr>
+            <th scope="col">Method</th>
+            <th scope="col">Status</th>
+            <th scope="col">To pay</th>
+            <th scope="col">Received</th>
+            <th scope="col">Refunded</th>
+            <th scope="col">Reference</th>
+            <th scope="col">Completed</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((p) => (
+            <tr key={p.id} data-payment={p.id}>
+              <td>
+                {METHOD_LABELS[p.method] ?? p.method}
+                {p.provider ? <span className="muted"> · {p.provider}</span> : null}
+              </td>
+              <td>
+                <StatusBadge status={p.status} />
+                {p.failureCode ? <span className="small"> {p.failureCode}</span> : null}
+              </td>
+              <td>{money(p.amountMinor, p.currency)}</td>
+              <td>{money(p.receivedMinor, p.currency)}</td>
+              <td>{p.refundedMinor > 0 ? money(p.refundedMinor, p.currency) : '—'}</td>
+              <td>
+                <code>{p.providerPaymentId ?? p.reference ?? p.id}</code>
+              </td>
+              <td>{dateTime(p.completedAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
 }
 
 export function OrderPage({ id }: { id: string }) {
@@ -76,6 +136,9 @@ export function OrderPage({ id }: { id: string }) {
           <ReviewActions order={o} />
         </Section>
       )}
+      <Section title="Payments">
+        <Payments orderId={o.id} />
+      </Section>
       <Section title="Timeline">
         <ErrorNote error={timeline.error} />
         <ol className="timeline" aria-label="Order timeline, oldest first">

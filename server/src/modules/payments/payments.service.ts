@@ -3,6 +3,7 @@
 // retries and concurrent deliveries have exactly one effect.
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { PaymentView } from '@kioskhub/protocol';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
@@ -299,7 +300,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
 }
 
 /** A payment as staff see it (the §13 view). */
-export function toPayment(r: PaymentRow) {
+export function toPayment(r: PaymentRow): PaymentView {
   return {
     id: r.id,
     tenantId: r.tenant_id,
