@@ -37,6 +37,8 @@ import { paymentsRoutes } from './modules/payments/payments.routes.js';
 import { createPaymentsService } from './modules/payments/payments.service.js';
 import { createPaymentsRepo } from './modules/payments/payments.repo.js';
 import { createSettlement } from './modules/payments/settlement.js';
+import { createRefunds } from './modules/payments/refunds.js';
+import { createRazorpayClient } from './providers/razorpay/razorpay.api.js';
 import { createOrderSettlement } from './modules/orders/order-settlement.js';
 import { tenantsRoutes } from './modules/tenants/tenants.routes.js';
 import { createTenantsService } from './modules/tenants/tenants.service.js';
@@ -238,7 +240,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const settlement = createSettlement({ repo: paymentsRepo });
   settlement.register('order', createOrderSettlement({ orders, catalog, commands, printing, alerts }));
   const payments = createPaymentsService({ db, repo: paymentsRepo, settlement, orders, machines, onCommandQueued: dispatcher.commandQueued });
-  const cash = createCashService({ db, dialect, orders, catalog, alerts, payments, settlement });
+  const razorpayApi = config.razorpay.keyId && config.razorpay.keySecret
+    ? createRazorpayClient({ baseUrl: config.razorpay.apiBase, keyId: config.razorpay.keyId, keySecret: config.razorpay.keySecret })
+    : undefined;
+  const refunds = createRefunds({
+    db,
+    dialect,
+    providers: razorpayApi
+      ? { razorpay: { refund: async (id, amount) => ({ providerRefundId: (await razorpayApi.refundPayment(id, amount)).id }) } }
+      : {},
+  });
+  const cash = createCashService({ db, dialect, orders, catalog, alerts, payments, settlement, refunds });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });
@@ -333,7 +345,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     usersRoutes(s, { auth, users, loginGuard });
     machinesRoutes(s, { auth, machines });
     ordersRoutes(s, { auth, orders });
-    paymentsRoutes(s, { auth, payments });
+    paymentsRoutes(s, { auth, payments, refunds });
     catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
     restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
     screensRoutes(s);
@@ -347,6 +359,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       commands,
       printing,
       alerts,
+      refunds,
       afterCommit,
     });
   });
@@ -383,6 +396,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   outbox.start({
     live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
     dispatch: (p) => dispatcher.fromOutbox(p.machineId, p.commandId),
+    refund: (p) => refunds.runProviderRefund(p.refundId),
     print: (p) => {
       printNotifier.notify(p.tenantId, p.siteId);
       printPush.offer(p.tenantId, p.siteId);

@@ -9,7 +9,7 @@ import { openDatabase, type OpenedDatabase } from './db/database.js';
 import { createOutboxRelay, enqueueOutbox, jobBackoffMs, type OutboxHandlers } from './outbox.js';
 
 const logger = pino({ level: 'silent' });
-const quiet: OutboxHandlers = { live: () => undefined, print: () => undefined, dispatch: () => undefined };
+const quiet: OutboxHandlers = { live: () => undefined, print: () => undefined, dispatch: () => undefined, refund: () => undefined };
 
 describe('job backoff', () => {
   it('doubles from the base and is capped at 5 minutes', () => {

@@ -13,6 +13,8 @@ export interface OutboxTopics {
   dispatch: { machineId: string; commandId?: string };
   /** A site has a print job waiting: wake its long-polling and connected printers. */
   print: { tenantId: string; siteId: string; jobId: string };
+  /** Ask the payment's provider to refund (its refund API); retried until it answers. */
+  refund: { tenantId: string; refundId: string };
 }
 export type OutboxTopic = keyof OutboxTopics;
 export type OutboxHandlers = { [T in OutboxTopic]: (payload: OutboxTopics[T]) => void | Promise<void> };

@@ -13,6 +13,7 @@ import type { CatalogService } from '../catalog/catalog.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import type { PaymentsService } from '../payments/payments.service.js';
 import type { Settlement } from '../payments/settlement.js';
+import type { Refunds } from '../payments/refunds.js';
 
 export interface CashScope {
   tenantId: string;
@@ -54,8 +55,9 @@ export function createCashService(deps: {
   orders: OrdersService;
   catalog: CatalogService;
   alerts: AlertsService;
-  payments: Pick<PaymentsService, 'open' | 'received' | 'fail'>;
+  payments: Pick<PaymentsService, 'open' | 'received' | 'fail' | 'row'>;
   settlement: Pick<Settlement, 'succeed'>;
+  refunds: Pick<Refunds, 'record'>;
 }) {
   const { db, orders, catalog, alerts, payments, settlement } = deps;
 
@@ -214,6 +216,9 @@ export function createCashService(deps: {
         const current: CashSessionRow = { ...s, status: 'CANCELLED', cancelled_at: nowIso(), refund_due_minor: inserted };
         await tx.updateTable('cash_sessions').set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted }).where('id', '=', s.id).execute();
         await payments.fail(tx, s.id, 'CANCELLED');
+        // Money already inserted is owed back: a refund the kiosk or staff hand over.
+        const payment = inserted > 0 ? await payments.row(tx, s.id) : undefined;
+        if (payment) await deps.refunds.record(tx, payment, { amountMinor: inserted, reason: 'cash session cancelled', destination: 'refund_due', actor: scope.actor });
         await orders.transition(tx, s.order_id, 'CANCELLED', { actor: scope.actor, detail: { refundDueMinor: inserted } });
         const v = await view(tx, current);
         await announce(tx, current, v);

@@ -16,6 +16,7 @@ import { exportRoutes } from './export.routes.js';
 import { createFleetService } from './fleet.service.js';
 import { createQrService } from './qr.service.js';
 import { createReviewService } from './review.service.js';
+import type { Refunds } from '../payments/refunds.js';
 import { createDashboardSweeper } from './sweeper.js';
 
 export interface DashboardDeps {
@@ -32,6 +33,7 @@ export interface DashboardDeps {
   commands: Pick<CommandsService, 'pendingCountsByMachine' | 'recentForMachine' | 'unsuccessfulSince'>;
   printing: Pick<PrintingService, 'summaryBySite'>;
   alerts: Pick<AlertsService, 'raise'>;
+  refunds: Pick<Refunds, 'refundDueForOrder'>;
   /** Relay the outbox now (live events of review decisions and new alerts). */
   afterCommit(): void;
 }
@@ -40,7 +42,7 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   const { db, machines } = deps;
   const fleet = createFleetService({ machines, commands: deps.commands, printing: deps.printing });
   const stats = createStatsService({ db, machineSite: async (id, tenantId) => (await machines.get(id, tenantId)).siteId });
-  const review = createReviewService({ db, orders: deps.orders, afterCommit: deps.afterCommit });
+  const review = createReviewService({ db, orders: deps.orders, refunds: deps.refunds, afterCommit: deps.afterCommit });
   const qr = createQrService({ db, machines, config: deps.config });
   const sweeper = createDashboardSweeper({
     db,

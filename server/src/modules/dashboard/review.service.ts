@@ -4,6 +4,7 @@
 import type { OrderStatus, Page, ReviewOrderView, ReviewReason } from '@kioskhub/protocol';
 import type { Db } from '../../platform/db/database.js';
 import { AppError } from '../../platform/errors.js';
+import type { Refunds } from '../payments/refunds.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Order, OrdersService } from '../orders/orders.service.js';
 
@@ -25,6 +26,7 @@ const needsReview = (o: Pick<Order, 'status' | 'paidAt'>): boolean => o.status =
 export function createReviewService(deps: {
   db: Db;
   orders: Pick<OrdersService, 'get' | 'transition' | 'needingReview'>;
+  refunds: Pick<Refunds, 'refundDueForOrder'>;
   afterCommit(): void;
 }) {
   const { db, orders } = deps;
@@ -37,6 +39,10 @@ export function createReviewService(deps: {
     const after = await db.transaction().execute(async (tx) => {
       const moved = await orders.transition(tx, orderId, to, { actor: meta.actor, event: meta.event, detail: { reviewReason: reviewReason(before), ...(meta.note ? { note: meta.note } : {}) } });
       if (!moved) throw new AppError('INVALID_STATE', `order ${orderId} changed while it was being reviewed; reload it`);
+      // The customer paid and got nothing: what they paid becomes a refund owed (handed back by staff).
+      if (to === 'REFUNDED') {
+        await deps.refunds.refundDueForOrder(tx, orderId, { reason: `review: ${reviewReason(before)}${meta.note ? ` (${meta.note})` : ''}`, actor: meta.actor });
+      }
       await recordAudit(tx, { tenantId: before.tenantId, actor: meta.actor, action: meta.action, subjectType: 'order', subjectId: orderId, before: { status: before.status, failureCode: before.failureCode }, after: { status: to, ...(meta.note ? { note: meta.note } : {}) } });
       return moved;
     });

@@ -4,6 +4,7 @@ import { requireStaff, tenantFilter, type Authenticator } from '../../platform/h
 import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
 import type { PaymentsService } from './payments.service.js';
 import { PAYMENT_METHODS, PAYMENT_PURPOSES, PAYMENT_STATUSES } from './settlement.js';
+import { REFUND_DESTINATIONS, type RefundDestination, type Refunds } from './refunds.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -32,7 +33,85 @@ const Payment = Type.Object(
   },
 );
 
-export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator; payments: PaymentsService }): void {
+const Refund = Type.Object({
+  id: Type.String(),
+  paymentId: Type.String(),
+  amountMinor: Type.Integer(),
+  currency: Type.String(),
+  reason: Type.String(),
+  destination: Type.String({ enum: [...REFUND_DESTINATIONS] }),
+  status: Type.String({ enum: ['PENDING', 'DUE', 'SUCCEEDED', 'FAILED'] }),
+  actor: Type.String(),
+  providerRefundId: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+  createdAt: Type.String(),
+  completedAt: Nullable(Type.String()),
+});
+
+const RefundBody = Type.Object(
+  {
+    amountMinor: Type.Optional(Type.Integer({ minimum: 1, description: 'default: all that remains' })),
+    reason: Type.String({ minLength: 1, maxLength: 500 }),
+    to: Type.Optional(Type.String({ enum: [...REFUND_DESTINATIONS], description: 'default original' })),
+  },
+  { additionalProperties: false },
+);
+
+/** Who may give money back. */
+const REFUNDERS = ['admin', 'customer_service'] as const;
+
+export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator; payments: PaymentsService; refunds: Refunds }): void {
+  const PaymentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+  for (const path of ['/v1/payments/:id/refunds', '/api/payments/:id/refund']) {
+    app.post(path, {
+      schema: {
+        tags: ['payments'],
+        summary: 'Refund a payment in part or in full (admin, customer_service); never more than was paid',
+        params: PaymentParams,
+        body: RefundBody,
+        response: { 201: Refund, ...errors(400, 401, 403, 404, 409, 503) },
+      },
+    }, async (request, reply) => {
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireStaff(principal, REFUNDERS);
+      const { amountMinor, reason, to } = request.body;
+      const refund = await deps.refunds.refund(request.params.id, tenantFilter(principal), {
+        reason,
+        actor: principal.actor,
+        ...(amountMinor !== undefined ? { amountMinor } : {}),
+        ...(to !== undefined ? { to: to as RefundDestination } : {}),
+      });
+      return reply.code(201).send(refund);
+    });
+  }
+
+  app.get('/v1/payments/:id/refunds', {
+    schema: {
+      tags: ['payments'],
+      summary: 'The refunds of one payment, oldest first (staff)',
+      params: PaymentParams,
+      response: { 200: Type.Object({ items: Type.Array(Refund) }), ...errors(400, 401, 403, 404) },
+    },
+  }, async (request) => {
+    const principal = await deps.auth.fromHeaders(request.headers);
+    requireStaff(principal);
+    return { items: await deps.refunds.list(request.params.id, tenantFilter(principal)) };
+  });
+
+  app.post('/v1/refunds/:id/complete', {
+    schema: {
+      tags: ['payments'],
+      summary: 'Staff handed a refund that was due back to the customer (admin, customer_service)',
+      params: PaymentParams,
+      body: Type.Optional(Type.Object({ note: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false })),
+      response: { 200: Refund, ...errors(400, 401, 403, 404, 409) },
+    },
+  }, async (request) => {
+    const principal = await deps.auth.fromHeaders(request.headers);
+    requireStaff(principal, REFUNDERS);
+    return deps.refunds.complete(request.params.id, tenantFilter(principal), principal.actor, request.body?.note);
+  });
+
   app.get('/v1/payments', {
     schema: {
       tags: ['payments'],

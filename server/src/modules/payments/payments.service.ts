@@ -259,6 +259,9 @@ export function createPaymentsService(deps: PaymentsDeps) {
       await repo.updateIfStatus(id, ['PENDING'], { received_minor: receivedMinor, updated_at: nowIso() }, ex);
     },
 
+    /** The payment row itself, for a module that refunds it in its own transaction. */
+    row: (ex: Executor, id: string) => repo.findById(id, ex),
+
     /** A pending payment that will not complete (a cancelled cash session). */
     async fail(ex: Executor, id: string, failureCode: string): Promise<void> {
       const now = nowIso();

@@ -430,6 +430,30 @@ const payments: Migration = {
   },
 };
 
+// Refunds are rows against their payment; a cancelled cash session's money and a vending order
+// marked "refund due" are refunds too.
+const refunds: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('refunds')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('payment_id', 'text', (c) => c.notNull().references('payments.id'))
+      .addColumn('amount_minor', 'bigint', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .addColumn('destination', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('provider_refund_id', 'text')
+      .addColumn('error', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('completed_at', 'text')
+      .execute();
+    await db.schema.createIndex('refunds_payment_idx').on('refunds').columns(['payment_id', 'id']).execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -441,6 +465,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0007_operator': operator,
       '0009_jobs': jobs,
       '0010_payments': payments,
+      '0011_refunds': refunds,
     }),
   };
 }

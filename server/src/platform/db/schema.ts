@@ -305,8 +305,28 @@ export interface PaymentsTable {
   updated_at: string;
 }
 
+/** A refund against a payment; never more in total than the payment received. */
+export interface RefundsTable {
+  id: string;
+  tenant_id: string;
+  payment_id: string;
+  amount_minor: number;
+  currency: string;
+  reason: string;
+  /** original (the provider's refund API) | refund_due (staff hand it back) | credit (wallet) */
+  destination: string;
+  /** PENDING (provider call queued) | DUE (waiting for staff) | SUCCEEDED | FAILED */
+  status: string;
+  actor: string;
+  provider_refund_id: string | null;
+  error: string | null;
+  created_at: string;
+  completed_at: string | null;
+}
+
 export interface Database {
   payments: PaymentsTable;
+  refunds: RefundsTable;
   machine_online_samples: MachineOnlineSamplesTable;
   dashboard_alert_marks: DashboardAlertMarksTable;
   products: ProductsTable;
@@ -337,6 +357,7 @@ export type OrderUpdate = Updateable<OrdersTable>;
 export type CommandRow = Selectable<CommandsTable>;
 export type PaymentEventRow = Selectable<PaymentEventsTable>;
 export type PaymentRow = Selectable<PaymentsTable>;
+export type RefundRow = Selectable<RefundsTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
 export type ProductRow = Selectable<ProductsTable>;

@@ -139,6 +139,15 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
       return qr;
     },
 
+    /** POST /v1/payments/{id}/refund: a refund of `amountPaise` (partial or full) of a captured payment. */
+    async refundPayment(paymentId: string, amountPaise: number): Promise<{ id: string; status: string }> {
+      const what = `refunding Razorpay payment ${paymentId}`;
+      const entity = await callApi(what, 'POST', `/v1/payments/${encodeURIComponent(paymentId)}/refund`, { amount: amountPaise });
+      const id = str(entity['id']);
+      if (!id) throw new RazorpayApiError('bad_response', `${what}: the refund entity has no id`);
+      return { id, status: str(entity['status']) ?? 'unknown' };
+    },
+
     /** POST /v1/payments/qr_codes/{id}/close: the code stops accepting payments. */
     async closeQrCode(qrCodeId: string): Promise<RazorpayQrCode> {
       const what = `closing Razorpay QR code ${qrCodeId}`;

@@ -1,0 +1,186 @@
+// Refunds: rows against their payment, never more in total than the payment received. A refund
+// goes back through the provider's refund API (`original`, a durable job), is handed back by
+// staff (`refund_due`: DUE until they confirm it), or credits the payer's wallet (`credit`).
+import { sql } from 'kysely';
+import { recordAudit } from '../audit/audit.service.js';
+import { AppError, notFound } from '../../platform/errors.js';
+import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+
+export const REFUND_DESTINATIONS = ['original', 'refund_due', 'credit'] as const;
+export type RefundDestination = (typeof REFUND_DESTINATIONS)[number];
+
+/** A provider's refund API, as its adapter exposes it. */
+export interface ProviderRefunds {
+  refund(providerPaymentId: string, amountMinor: number): Promise<{ providerRefundId: string }>;
+}
+
+export function toRefund(r: RefundRow) {
+  return {
+    id: r.id,
+    paymentId: r.payment_id,
+    amountMinor: Number(r.amount_minor),
+    currency: r.currency,
+    reason: r.reason,
+    destination: r.destination,
+    status: r.status,
+    actor: r.actor,
+    providerRefundId: r.provider_refund_id,
+    error: r.error,
+    createdAt: r.created_at,
+    completedAt: r.completed_at,
+  };
+}
+
+export function createRefunds(deps: { db: Db; dialect: 'sqlite' | 'postgres'; providers: Record<string, ProviderRefunds> }) {
+  const { db } = deps;
+
+  async function lockedPayment(ex: Executor, paymentId: string): Promise<PaymentRow | undefined> {
+    let q = ex.selectFrom('payments').selectAll().where('id', '=', paymentId);
+    if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
+    return q.executeTakeFirst();
+  }
+
+  /** Records a refund inside the caller's transaction; the payment row is locked first. */
+  async function record(
+    ex: Executor,
+    payment: PaymentRow,
+    input: { amountMinor: number; reason: string; destination: RefundDestination; actor: string },
+  ): Promise<RefundRow> {
+    const received = Number(payment.received_minor);
+    const remaining = received - Number(payment.refunded_minor);
+    if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
+      throw new AppError('VALIDATION_FAILED', 'amountMinor must be a positive integer');
+    }
+    if (input.amountMinor > remaining) {
+      throw new AppError('INVALID_STATE', `payment ${payment.id} has ${remaining} ${payment.currency} (minor units) left to refund, not ${input.amountMinor}`, { remainingMinor: remaining });
+    }
+    let destination = input.destination;
+    // Cash goes back by hand: "to the original method" is staff handing it back.
+    if (destination === 'original' && payment.method === 'cash') destination = 'refund_due';
+    if (destination === 'original' && !(payment.provider && deps.providers[payment.provider] && payment.provider_payment_id)) {
+      throw new AppError('PROVIDER_NOT_CONFIGURED', `no refund API is configured for ${payment.provider ?? payment.method} payments; refund with to: "refund_due" and hand the money back`);
+    }
+    if (destination === 'credit' && payment.customer_id === null) {
+      throw new AppError('INVALID_STATE', `payment ${payment.id} has no known payer, so there is no wallet to credit`);
+    }
+    const now = nowIso();
+    const row: RefundRow = {
+      id: newId(),
+      tenant_id: payment.tenant_id,
+      payment_id: payment.id,
+      amount_minor: input.amountMinor,
+      currency: payment.currency,
+      reason: input.reason,
+      destination,
+      status: destination === 'original' ? 'PENDING' : destination === 'refund_due' ? 'DUE' : 'SUCCEEDED',
+      actor: input.actor,
+      provider_refund_id: null,
+      error: null,
+      created_at: now,
+      completed_at: destination === 'credit' ? now : null,
+    };
+    await ex.insertInto('refunds').values(row).execute();
+    const refunded = Number(payment.refunded_minor) + input.amountMinor;
+    // Only money that was taken moves the payment to (PARTIALLY_)REFUNDED; a failed or pending
+    // payment keeps its status and shows what was given back.
+    const settled = ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'].includes(payment.status);
+    await ex
+      .updateTable('payments')
+      .set({
+        refunded_minor: refunded,
+        updated_at: now,
+        ...(settled ? { status: refunded >= received ? 'REFUNDED' : 'PARTIALLY_REFUNDED' } : {}),
+      })
+      .where('id', '=', payment.id)
+      .execute();
+    await recordAudit(ex, {
+      tenantId: payment.tenant_id,
+      actor: input.actor,
+      action: 'payment.refund',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      before: { status: payment.status, refundedMinor: Number(payment.refunded_minor) },
+      after: { refundId: row.id, amountMinor: input.amountMinor, destination, reason: input.reason, refundedMinor: refunded },
+    });
+    if (destination === 'original') await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
+    return row;
+  }
+
+  return {
+    record,
+
+    /** A staff refund of a payment (all that remains when no amount is given). */
+    async refund(paymentId: string, tenantId: string | null, input: { amountMinor?: number; reason: string; to?: RefundDestination; actor: string }) {
+      const row = await db.transaction().execute(async (tx) => {
+        const payment = await lockedPayment(tx, paymentId);
+        if (!payment || (tenantId !== null && payment.tenant_id !== tenantId)) throw notFound('payment', paymentId);
+        const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
+        return record(tx, payment, {
+          amountMinor: input.amountMinor ?? remaining,
+          reason: input.reason,
+          destination: input.to ?? 'original',
+          actor: input.actor,
+        });
+      });
+      return toRefund(row);
+    },
+
+    /** The refund owed on an order's payments: everything received and not yet refunded. */
+    async refundDueForOrder(ex: Executor, orderId: string, input: { reason: string; actor: string }): Promise<void> {
+      const payments = await ex.selectFrom('payments').select('id').where('order_id', '=', orderId).execute();
+      for (const { id } of payments) {
+        const payment = await lockedPayment(ex, id);
+        if (!payment) continue;
+        const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
+        if (remaining > 0) await record(ex, payment, { amountMinor: remaining, reason: input.reason, destination: 'refund_due', actor: input.actor });
+      }
+    },
+
+    async list(paymentId: string, tenantId: string | null) {
+      const payment = await db.selectFrom('payments').select('tenant_id').where('id', '=', paymentId).executeTakeFirst();
+      if (!payment || (tenantId !== null && payment.tenant_id !== tenantId)) throw notFound('payment', paymentId);
+      const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('id').execute();
+      return rows.map(toRefund);
+    },
+
+    /** Staff handed a DUE refund back to the customer. */
+    async complete(refundId: string, tenantId: string | null, actor: string, note?: string) {
+      const row = await db.transaction().execute(async (tx) => {
+        const before = await tx.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
+        if (!before || (tenantId !== null && before.tenant_id !== tenantId)) throw notFound('refund', refundId);
+        const now = nowIso();
+        const done = await tx
+          .updateTable('refunds')
+          .set({ status: 'SUCCEEDED', completed_at: now })
+          .where('id', '=', refundId)
+          .where('status', '=', 'DUE')
+          .returningAll()
+          .executeTakeFirst();
+        if (!done) throw new AppError('INVALID_STATE', `refund ${refundId} is ${before.status}, not DUE`);
+        await recordAudit(tx, { tenantId: before.tenant_id, actor, action: 'refund.complete', subjectType: 'refund', subjectId: refundId, before: { status: before.status }, after: { status: 'SUCCEEDED', ...(note ? { note } : {}) } });
+        return done;
+      });
+      return toRefund(row);
+    },
+
+    /** The `refund` job: calls the provider's refund API once per refund (idempotent by status). */
+    async runProviderRefund(refundId: string): Promise<void> {
+      const refund = await db.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
+      if (!refund || refund.status !== 'PENDING') return;
+      const payment = await db.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).executeTakeFirstOrThrow();
+      const provider = payment.provider ? deps.providers[payment.provider] : undefined;
+      if (!provider || !payment.provider_payment_id) throw new Error(`no refund API for provider ${payment.provider ?? 'none'}`);
+      const { providerRefundId } = await provider.refund(payment.provider_payment_id, Number(refund.amount_minor));
+      await db
+        .updateTable('refunds')
+        .set({ status: 'SUCCEEDED', provider_refund_id: providerRefundId, completed_at: nowIso() })
+        .where('id', '=', refundId)
+        .where('status', '=', 'PENDING')
+        .execute();
+    },
+  };
+}
+
+export type Refunds = ReturnType<typeof createRefunds>;
