@@ -13,6 +13,7 @@ import { compileTrust } from './platform/http/client-address.js';
 import { createLoginGuard } from './platform/http/login-guard.js';
 import { installSecurityHeaders, logSerializers } from './platform/http/security-headers.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
+import { installStaffGuard } from './platform/http/staff-guard.js';
 import type { FastifyTypebox } from './platform/http/fastify.js';
 import { opsRoutes } from './platform/http/ops.routes.js';
 import { EntityId, ErrorResponse } from './platform/http/schemas.js';
@@ -290,6 +291,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // ---- HTTP ------------------------------------------------------------------------------
   installValidation(app);
   installErrorHandling(app);
+  installStaffGuard(app, auth);
   installSecurityHeaders(app);
   await installRateLimits(app, {
     perMinute: config.rateLimitPerMinute,

@@ -57,8 +57,7 @@ export function catalogRoutes(app: FastifyTypebox, deps: { auth: Authenticator; 
   app.get('/v1/sites', {
     schema: { tags: ['sites'], summary: 'Sites of the caller’s tenant', response: { 200: Type.Object({ items: Type.Array(SiteSchema), nextCursor: Type.Null() }), ...errors(401, 403) } },
   }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return { items: await catalog.listSites(tenantFilter(principal)), nextCursor: null };
   });
 

@@ -4,7 +4,7 @@
 import { MACHINE_KINDS, type CommandView, type FleetMachineView, type Page, type PrintSummaryView, type ProvisionQrView, type ReviewOrderView, type StatsView } from '@kioskhub/protocol';
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { requireAdmin, requireStaff, tenantFilter, type Authenticator, type StaffRole } from '../../platform/http/auth.js';
+import { requireAdmin, tenantFilter, type Authenticator, type StaffRole } from '../../platform/http/auth.js';
 import { Cursor, EntityId, errors, IsoTime, Limit, Page as PageSchema } from '../../platform/http/schemas.js';
 import { MachineSchema } from '../machines/machines.routes.js';
 import { OrderSchema } from '../orders/orders.routes.js';
@@ -51,11 +51,6 @@ export interface DashboardRouteDeps {
 
 export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): void {
   const { auth } = deps;
-  const staff = async (headers: Parameters<Authenticator['fromHeaders']>[0], roles?: readonly StaffRole[]) => {
-    const p = await auth.fromHeaders(headers);
-    requireStaff(p, roles);
-    return p;
-  };
 
   app.get('/v1/fleet', {
     schema: {
@@ -65,7 +60,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
       response: { 200: PageSchema(FleetMachineSchema), ...errors(400, 401, 403) },
     },
   }, async (request): Promise<Page<FleetMachineView>> => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     const { siteId, status, kind, q, cursor, limit } = request.query;
     return deps.fleet.list({ tenantId: tenantFilter(p), limit, ...(siteId ? { siteId } : {}), ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(q ? { q } : {}), ...(cursor ? { cursor } : {}) });
   });
@@ -73,7 +68,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
   app.get('/v1/machines/:id/commands', {
     schema: { tags: ['dashboard'], summary: 'A machine’s most recent commands, newest first', params: MachineParams, querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 20 }) }, { additionalProperties: false }), response: { 200: Type.Object({ items: Type.Array(CommandSchema), nextCursor: Type.Null() }), ...errors(400, 401, 403, 404) } },
   }, async (request): Promise<{ items: CommandView[]; nextCursor: null }> => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return { items: await deps.fleet.recentCommands(request.params.id, tenantFilter(p), request.query.limit), nextCursor: null };
   });
 
@@ -85,7 +80,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
       response: { 200: { description: 'image/png', content: { 'image/png': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } }, ...errors(400, 401, 403, 404) },
     },
   }, async (request, reply) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     const { png, source } = await deps.qr.png(request.params.id, tenantFilter(p));
     return reply.header('content-type', 'image/png').header('cache-control', 'private, no-cache').header('x-kioskhub-qr-source', source).send(png);
   });
@@ -112,7 +107,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
       response: { 200: PageSchema(ReviewOrderSchema), ...errors(400, 401, 403) },
     },
   }, async (request): Promise<Page<ReviewOrderView>> => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     const { siteId, machineId, cursor, limit } = request.query;
     return deps.review.list({ tenantId: tenantFilter(p), limit, ...(siteId ? { siteId } : {}), ...(machineId ? { machineId } : {}), ...(cursor ? { cursor } : {}) });
   });
@@ -121,7 +116,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
     preValidation: emptyBodyIsObject,
     schema: { tags: ['dashboard'], summary: 'Review decision: the machine did dispense (NEEDS_REVIEW → COMPLETED), audited', params: OrderParams, body: ReviewBody, response: { 200: ReviewOrderSchema, ...errors(400, 401, 403, 404, 409) } },
   }, async (request): Promise<ReviewOrderView> => {
-    const p = await staff(request.headers, MARK_DISPENSED_ROLES);
+    const p = await request.staff(MARK_DISPENSED_ROLES);
     return deps.review.markDispensed(request.params.id, tenantFilter(p), p.actor, request.body.note);
   });
 
@@ -129,7 +124,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
     preValidation: emptyBodyIsObject,
     schema: { tags: ['dashboard'], summary: 'Review decision: the customer is owed a refund (NEEDS_REVIEW or FAILED → REFUNDED), audited', params: OrderParams, body: ReviewBody, response: { 200: ReviewOrderSchema, ...errors(400, 401, 403, 404, 409) } },
   }, async (request): Promise<ReviewOrderView> => {
-    const p = await staff(request.headers, REFUND_DUE_ROLES);
+    const p = await request.staff(REFUND_DUE_ROLES);
     return deps.review.refundDue(request.params.id, tenantFilter(p), p.actor, request.body.note);
   });
 
@@ -141,7 +136,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
       response: { 200: StatsSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (request): Promise<StatsView> => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     const { from, to, bucket, siteId, machineId } = request.query;
     return deps.stats.stats({ tenantId: tenantFilter(p), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(bucket ? { bucket } : {}), ...(siteId ? { siteId } : {}), ...(machineId ? { machineId } : {}) });
   });
@@ -149,7 +144,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
   app.get('/v1/print-jobs/summary', {
     schema: { tags: ['dashboard'], summary: 'Print jobs by status for each site', response: { 200: Type.Object({ items: Type.Array(PrintSummarySchema), nextCursor: Type.Null() }), ...errors(401, 403) } },
   }, async (request): Promise<{ items: PrintSummaryView[]; nextCursor: null }> => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return { items: await deps.fleet.printSummary(tenantFilter(p)), nextCursor: null };
   });
 }

@@ -2,7 +2,7 @@
 // print jobs and alerts (all tenant-scoped, staff credentials).
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { actingTenant, requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
+import { actingTenant, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { EntityId, errors, Limit } from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CashService } from '../cash/cash.service.js';
@@ -11,25 +11,19 @@ import type { PrintingService } from '../printing/printing.service.js';
 import type { KitchenService } from './kitchen.service.js';
 
 export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authenticator; kitchen: KitchenService; cash: CashService; printing: PrintingService; alerts: AlertsService }): void {
-  const { auth } = deps;
-  const staff = async (headers: Parameters<Authenticator['fromHeaders']>[0]) => {
-    const p = await auth.fromHeaders(headers);
-    requireStaff(p);
-    return p;
-  };
   const TenantQuery = Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false });
 
   app.get('/v1/kitchen/:siteId/orders', {
     schema: { tags: ['kitchen'], summary: 'Paid orders waiting in the kitchen, oldest first', params: Type.Object({ siteId: EntityId }), querystring: TenantQuery, response: { 200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Null() }), ...errors(400, 401, 403) } },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return { items: await deps.kitchen.openOrders(actingTenant(p, request.query.tenantId), request.params.siteId), nextCursor: null };
   });
 
   app.post('/v1/orders/:id/ready', {
     schema: { tags: ['kitchen'], summary: 'The kitchen finished an order (kitchen_order_ready to its rooms)', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: OrderSchema, ...errors(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return deps.kitchen.markReady(request.params.id, tenantFilter(p), p.actor);
   });
 
@@ -41,7 +35,7 @@ export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authentic
       response: { 200: Type.Object({ items: Type.Array(Type.Object({}, { additionalProperties: true })), nextCursor: Type.Null() }), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return { items: await deps.cash.activeSessions(actingTenant(p, request.query.tenantId), request.query.siteId ?? 'default'), nextCursor: null };
   });
 
@@ -56,7 +50,7 @@ export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authentic
       },
     },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return { items: await deps.cash.listUnallocated(tenantFilter(p), request.query.limit), nextCursor: null };
   });
 
@@ -68,7 +62,7 @@ export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authentic
       response: { 200: Type.Object({ items: Type.Array(Type.Object({}, { additionalProperties: true })), nextCursor: Type.Null() }), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     const q = request.query;
     return { items: await deps.printing.listJobs(tenantFilter(p), { limit: q.limit, ...(q.status ? { status: q.status } : {}), ...(q.siteId ? { siteId: q.siteId } : {}) }), nextCursor: null };
   });
@@ -76,7 +70,7 @@ export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authentic
   app.post('/v1/print-jobs/:jobId/retry', {
     schema: { tags: ['printing'], summary: 'Queue a FAILED job again', params: Type.Object({ jobId: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     await deps.printing.retry(request.params.jobId, tenantFilter(p));
     return { ok: true as const };
   });
@@ -89,14 +83,14 @@ export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authentic
       response: { 200: Type.Object({ items: Type.Array(Type.Object({}, { additionalProperties: true })), nextCursor: Type.Null() }), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     return { items: await deps.alerts.list(tenantFilter(p), { limit: request.query.limit, ...(request.query.open !== undefined ? { open: request.query.open } : {}) }), nextCursor: null };
   });
 
   app.post('/v1/alerts/:id/ack', {
     schema: { tags: ['alerts'], summary: 'Acknowledge an alert', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401, 403, 404) } },
   }, async (request) => {
-    const p = await staff(request.headers);
+    const p = await request.staff();
     await deps.alerts.acknowledge(request.params.id, tenantFilter(p), p.actor);
     return { ok: true as const };
   });

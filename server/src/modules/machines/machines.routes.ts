@@ -73,8 +73,7 @@ export function machinesRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
       response: { 200: Page(MachineSchema), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     const q = request.query;
     return machines.list({ tenantId: tenantFilter(principal), limit: q.limit, ...(q.cursor ? { cursor: q.cursor } : {}), ...(q.status ? { status: q.status } : {}), ...(q.siteId ? { siteId: q.siteId } : {}), ...(q.kind ? { kind: q.kind } : {}) });
   });

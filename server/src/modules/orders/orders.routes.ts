@@ -1,7 +1,7 @@
 import { ORDER_STATUSES } from '@kioskhub/protocol';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
+import { tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { Cursor, EntityId, errors, IsoTime, Limit, Page } from '../../platform/http/schemas.js';
 import type { OrdersService } from './orders.service.js';
 
@@ -57,7 +57,7 @@ export function orderListFilter(q: Static<typeof OrderListQuery>) {
 }
 
 export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; orders: OrdersService }): void {
-  const { auth, orders } = deps;
+  const { orders } = deps;
   const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
   app.get('/v1/orders', {
@@ -68,16 +68,14 @@ export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; o
       response: { 200: Page(OrderSchema), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return orders.list({ tenantId: tenantFilter(principal), ...orderListFilter(request.query) });
   });
 
   app.get('/v1/orders/:id', {
     schema: { tags: ['orders'], summary: 'One order', params: IdParams, response: { 200: OrderSchema, ...errors(400, 401, 403, 404) } },
   }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return orders.get(request.params.id, tenantFilter(principal));
   });
 
@@ -89,8 +87,7 @@ export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; o
       response: { 200: Type.Object({ items: Type.Array(Type.Object({ type: Type.String(), actor: Type.String(), at: Type.String(), detail: Type.Unknown() })), nextCursor: Type.Null() }), ...errors(400, 401, 403, 404) },
     },
   }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return { items: await orders.timeline(request.params.id, tenantFilter(principal)), nextCursor: null };
   });
 }

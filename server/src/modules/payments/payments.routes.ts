@@ -1,6 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
+import { tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
 import type { PaymentsService } from './payments.service.js';
 import { PAYMENT_METHODS, PAYMENT_PURPOSES, PAYMENT_STATUSES } from './settlement.js';
@@ -72,8 +72,7 @@ export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
         response: { 201: Refund, ...errors(400, 401, 403, 404, 409, 503) },
       },
     }, async (request, reply) => {
-      const principal = await deps.auth.fromHeaders(request.headers);
-      requireStaff(principal, REFUNDERS);
+      const principal = await request.staff(REFUNDERS);
       const { amountMinor, reason, to } = request.body;
       const refund = await deps.refunds.refund(request.params.id, tenantFilter(principal), {
         reason,
@@ -93,8 +92,7 @@ export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
       response: { 200: Type.Object({ items: Type.Array(Refund) }), ...errors(400, 401, 403, 404) },
     },
   }, async (request) => {
-    const principal = await deps.auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return { items: await deps.refunds.list(request.params.id, tenantFilter(principal)) };
   });
 
@@ -107,8 +105,7 @@ export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
       response: { 200: Refund, ...errors(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
-    const principal = await deps.auth.fromHeaders(request.headers);
-    requireStaff(principal, REFUNDERS);
+    const principal = await request.staff(REFUNDERS);
     return deps.refunds.complete(request.params.id, tenantFilter(principal), principal.actor, request.body?.note);
   });
 
@@ -132,8 +129,7 @@ export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
       response: { 200: Page(Payment), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const principal = await deps.auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     const { limit, ...filter } = request.query;
     return deps.payments.list({ ...filter, tenantId: tenantFilter(principal), limit: limit ?? 50 });
   });
@@ -146,8 +142,7 @@ export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
       response: { 200: Payment, ...errors(400, 401, 403, 404) },
     },
   }, async (request) => {
-    const principal = await deps.auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return deps.payments.get(request.params.id, tenantFilter(principal));
   });
 
@@ -169,8 +164,7 @@ export function paymentsRoutes(app: FastifyTypebox, deps: { auth: Authenticator;
       },
     },
   }, async (request) => {
-    const principal = await deps.auth.fromHeaders(request.headers);
-    requireStaff(principal);
+    const principal = await request.staff();
     return deps.payments.getEvent(request.params.provider, request.params.providerPaymentId, tenantFilter(principal));
   });
 }

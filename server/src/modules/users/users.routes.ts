@@ -4,7 +4,6 @@ import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import {
   actingTenant,
   requireAdmin,
-  requireStaff,
   STAFF_ROLES,
   tenantFilter,
   type Authenticator,
@@ -143,8 +142,7 @@ export function usersRoutes(
       },
     },
     async (request, reply) => {
-      const principal = await deps.auth.fromHeaders(request.headers);
-      requireStaff(principal);
+      const principal = await request.staff();
       if (principal.kind !== 'user')
         throw forbidden('ADMIN_TOKEN has no session to end; change the variable to revoke it');
       await deps.users.logout(principal.userId, principal.actor);
