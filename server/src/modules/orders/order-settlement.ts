@@ -37,6 +37,7 @@ export function createOrderSettlement(deps: {
 
   /** The order, PAID: moved there from CREATED, or already created PAID by its channel. */
   async function paidOrder(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<Order | undefined> {
+    if (ctx.order?.id === payment.order_id && ctx.order.status === 'PAID') return ctx.order;
     const orderId = payment.order_id!;
     const moved = await orders.transition(ex, orderId, 'PAID', {
       actor: ctx.actor,

@@ -4,6 +4,7 @@
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
+import type { Order } from '../orders/orders.service.js';
 import type { PaymentsRepo } from './payments.repo.js';
 
 export const PAYMENT_PURPOSES = ['order', 'plan', 'wallet_topup'] as const;
@@ -16,8 +17,8 @@ export interface SettlementContext {
   actor: string;
   /** Right after the commit: a machine command was queued (start its dispatch at once). */
   onCommandQueued?(machineId: string, commandId: string): void;
-  /** The channel's own view of the target when it already holds it (saves a read). */
-  order?: { id: string };
+  /** The order when its channel created it already PAID with the payment (saves two statements). */
+  order?: Order;
   machine?: { status: string; socket_connected: number; protocol: string | null };
 }
 
