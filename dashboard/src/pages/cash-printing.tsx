@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { api, qs } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { useSites } from '../data.ts';
-import { dateTime } from '../format.ts';
+import { dateTime, majorAmount } from '../format.ts';
 import { Empty, ErrorNote, Loading, Section, TableWrap } from '../ui.tsx';
 
 type Items<T> = { items: T[] };
@@ -41,9 +41,9 @@ function OpenSessions({ sites }: { sites: SiteView[] }) {
             <td>{dateTime(s.startedAt)}</td>
             <th scope="row">{s.orderNumber}</th>
             <td>{site.name}</td>
-            <td className="num">{s.totalRequired.toFixed(2)} {s.currency}</td>
-            <td className="num">{s.amountInserted.toFixed(2)}</td>
-            <td className="num">{s.remainingAmount.toFixed(2)}</td>
+            <td className="num">{majorAmount(s.totalRequired, s.currency)} {s.currency}</td>
+            <td className="num">{majorAmount(s.amountInserted, s.currency)}</td>
+            <td className="num">{majorAmount(s.remainingAmount, s.currency)}</td>
           </tr>
         ))}
       </tbody>
@@ -88,7 +88,7 @@ export function CashPrintingPage() {
                     <th scope="row">{u.orderNumber}</th>
                     <td>{u.machineId ?? '—'}</td>
                     <td className="num">
-                      {u.amount.toFixed(2)} {u.currency}
+                      {majorAmount(u.amount, u.currency)} {u.currency}
                     </td>
                     <td>{u.reason}</td>
                   </tr>

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { CashSessionRow } from '../../platform/db/schema.js';
-import { minorToMajor } from '../../platform/money.js';
+import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
@@ -59,19 +59,20 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
   async function view(ex: Executor, s: CashSessionRow): Promise<SessionView> {
     const inserted = await insertedMinor(ex, s.id);
     const total = Number(s.total_required_minor);
+    const major = (minor: number) => minorToMajor(minor, s.currency);
     return {
       sessionId: s.id,
       orderNumber: s.order_number,
       orderId: s.order_id,
-      totalRequired: minorToMajor(total),
-      amountInserted: minorToMajor(inserted),
-      remainingAmount: minorToMajor(Math.max(0, total - inserted)),
-      change: s.status === 'PAID' ? minorToMajor(Math.max(0, inserted - total)) : 0,
+      totalRequired: major(total),
+      amountInserted: major(inserted),
+      remainingAmount: major(Math.max(0, total - inserted)),
+      change: s.status === 'PAID' ? major(Math.max(0, inserted - total)) : 0,
       status: s.status as SessionView['status'],
       startedAt: s.started_at,
       completedAt: s.completed_at,
       cancelledAt: s.cancelled_at,
-      refundDue: minorToMajor(Number(s.refund_due_minor)),
+      refundDue: major(Number(s.refund_due_minor)),
       currency: s.currency,
       kioskId: s.machine_id,
     };
@@ -114,7 +115,14 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       tenantId: s.tenant_id,
       rooms: [`order:${s.order_number}`],
       event: LIVE_EVENTS.paymentCompleted,
-      data: { tenantId: s.tenant_id, orderId: order.id, orderNumber: s.order_number, method: 'cash', amountPaid: minorToMajor(insertedTotal), change: minorToMajor(Math.max(0, insertedTotal - Number(s.total_required_minor))) },
+      data: {
+        tenantId: s.tenant_id,
+        orderId: order.id,
+        orderNumber: s.order_number,
+        method: 'cash',
+        amountPaid: minorToMajor(insertedTotal, s.currency),
+        change: minorToMajor(Math.max(0, insertedTotal - Number(s.total_required_minor)), s.currency),
+      },
     });
   }
 
@@ -124,11 +132,30 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       .insertInto('unallocated_cash')
       .values({ id: newId(), tenant_id: scope.tenantId, site_id: scope.siteId, machine_id: scope.machineId, order_number: input.orderNumber, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, currency: site.currency, reason, recorded_at: nowIso() })
       .execute();
-    await alerts.raise(ex, { tenantId: scope.tenantId, kind: 'UNALLOCATED_CASH', subjectType: 'machine', subjectId: scope.machineId ?? scope.siteId, message: `${minorToMajor(input.amountMinor)} ${site.currency} for order ${input.orderNumber} could not be applied (${reason})` });
+    const amount = `${formatMinor(input.amountMinor, site.currency)} ${site.currency}`;
+    const what = `${amount} for order ${input.orderNumber}`;
+    await alerts.raise(ex, {
+      tenantId: scope.tenantId,
+      kind: 'UNALLOCATED_CASH',
+      subjectType: 'machine',
+      subjectId: scope.machineId ?? scope.siteId,
+      message: `${what} could not be applied (${reason})`,
+    });
     return { kind: 'unallocated', reason, amountMinor: input.amountMinor, currency: site.currency, orderNumber: input.orderNumber };
   }
 
   return {
+    /**
+     * The currency whose exponent converts a device's major-unit amounts: the caller's site's;
+     * for a caller without a site (staff), the order's, else the default site's.
+     */
+    async currencyFor(tenantId: string, siteId: string | null, orderNumber: string): Promise<string> {
+      if (siteId !== null) return (await catalog.siteRow(tenantId, siteId)).currency;
+      const order = await db.selectFrom('orders').select('currency').where('tenant_id', '=', tenantId)
+        .where('order_number', '=', orderNumber).executeTakeFirst();
+      return order?.currency ?? (await catalog.siteRow(tenantId, 'default')).currency;
+    },
+
     /**
      * Opens (or answers again) the cash session of an order. Staff scopes may leave the site open (null).
      * An unknown order number is refused unless the site takes ad-hoc cash orders and the caller may
@@ -142,7 +169,9 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       if (order) {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId) throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
         if (Number(order.amount) !== input.totalMinor) {
-          throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${minorToMajor(Number(order.amount))}, not ${minorToMajor(input.totalMinor)}`);
+          const [has, asked] = [Number(order.amount), input.totalMinor]
+            .map((m) => formatMinor(m, order.currency));
+          throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${has}, not ${asked}`);
         }
       } else {
         // An order number the server has not seen: a typo, unless the site lets its kiosks price
@@ -248,7 +277,19 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       let q = db.selectFrom('unallocated_cash').selectAll().orderBy('id', 'desc').limit(limit);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       const rows = await q.execute();
-      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, siteId: r.site_id, machineId: r.machine_id, orderNumber: r.order_number, amount: minorToMajor(Number(r.amount_minor)), amountMinor: Number(r.amount_minor), currency: r.currency, reason: r.reason, eventId: r.event_id, recordedAt: r.recorded_at }));
+      return rows.map((r) => ({
+        id: r.id,
+        tenantId: r.tenant_id,
+        siteId: r.site_id,
+        machineId: r.machine_id,
+        orderNumber: r.order_number,
+        amount: minorToMajor(Number(r.amount_minor), r.currency),
+        amountMinor: Number(r.amount_minor),
+        currency: r.currency,
+        reason: r.reason,
+        eventId: r.event_id,
+        recordedAt: r.recorded_at,
+      }));
     },
   };
 }
