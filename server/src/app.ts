@@ -49,6 +49,8 @@ import { catalogRoutes } from './modules/catalog/catalog.routes.js';
 import { createCatalogService } from './modules/catalog/catalog.service.js';
 import { createKitchenService } from './modules/kitchen/kitchen.service.js';
 import { restaurantOpsRoutes } from './modules/kitchen/restaurant-ops.routes.js';
+import { ledgerRoutes } from './modules/ledger/ledger.routes.js';
+import { createLedgerService } from './modules/ledger/ledger.service.js';
 import { createPrintNotifier } from './modules/printing/print-notifier.js';
 import { createPrintingService } from './modules/printing/printing.service.js';
 import { createPrintPush } from './modules/printing/print-push.js';
@@ -218,6 +220,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const alerts = createAlertsService({ db });
   const catalog = createCatalogService({ db, orders });
   const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
+  const ledger = createLedgerService({ db });
   const cash = createCashService({ db, dialect, orders, catalog, printing, alerts });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
@@ -316,6 +319,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     paymentsRoutes(s, { auth, payments });
     catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
     restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
+    ledgerRoutes(s, { auth, ledger });
     screensRoutes(s);
     installDashboard(s, {
       auth,
@@ -417,7 +421,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     generatedAdminToken: secrets.generatedAdminToken,
     adminTokenSource: secrets.adminTokenSource,
     storedAdminTokenUnused: secrets.storedAdminTokenUnused,
-    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts },
+    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts, ledger },
     metrics,
     async listen(): Promise<string> {
       return app.listen({ host: config.host, port: config.port });

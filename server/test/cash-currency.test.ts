@@ -25,7 +25,10 @@ describe.each(engines())('cash in the site currency exponent (%s)', (engine: Eng
     const product = { sku, name: 'Meal', priceMinor, siteId };
     expect((await server.request('POST', '/v1/products', { body: product })).status).toBe(201);
     const kiosk = await server.createMachine(`K-${siteId}`, { kind: 'kiosk', siteId });
-    const order = await server.request('POST', '/v1/orders', { ...key(kiosk.key), body: { items: [{ sku, qty: 1 }] } });
+    const order = await server.request('POST', '/v1/orders', {
+      ...key(kiosk.key),
+      body: { items: [{ sku, qty: 1 }] },
+    });
     expect(order.status, JSON.stringify(order.body)).toBe(201);
     return { siteId, kiosk, id: order.body.id as string, orderNumber: order.body.orderNumber as string };
   }
@@ -33,20 +36,34 @@ describe.each(engines())('cash in the site currency exponent (%s)', (engine: Eng
 
   it('UGX (no decimals): whole shillings in, the same integers stored and answered', async () => {
     const o = await orderAt('UGX', 15_000);
-    const init = await post(o.kiosk.key, '/api/cash-payment/init', { orderNumber: o.orderNumber, totalAmount: 15_000 });
+    const init = await post(o.kiosk.key, '/api/cash-payment/init', {
+      orderNumber: o.orderNumber,
+      totalAmount: 15_000,
+    });
     expect(init.status, JSON.stringify(init.body)).toBe(200);
     expect(init.body).toMatchObject({ totalRequired: 15_000, remainingAmount: 15_000 });
 
-    const half = await post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded: 0.5 });
+    const half = await post(o.kiosk.key, '/api/cash-payment/update', {
+      orderNumber: o.orderNumber,
+      amountAdded: 0.5,
+    });
     expect(half.status).toBe(400);
-    expect(half.body.error).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('0 decimals') });
+    expect(half.body.error).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringContaining('0 decimals'),
+    });
 
     const upd = (amountAdded: number, eventId: string) =>
       post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded, eventId });
     const first = await upd(10_000, `${o.orderNumber}-1`);
     expect(first.body).toMatchObject({ amountInserted: 10_000, remainingAmount: 5000, status: 'PENDING' });
     const second = await upd(10_000, `${o.orderNumber}-2`);
-    expect(second.body).toMatchObject({ amountInserted: 20_000, change: 5000, isComplete: true, status: 'PAID' });
+    expect(second.body).toMatchObject({
+      amountInserted: 20_000,
+      change: 5000,
+      isComplete: true,
+      status: 'PAID',
+    });
 
     const order = await server.request('GET', `/v1/orders/${o.id}`);
     expect(order.body).toMatchObject({ status: 'PAID', amount: 15_000, currency: 'UGX' });
@@ -56,29 +73,51 @@ describe.each(engines())('cash in the site currency exponent (%s)', (engine: Eng
     // Late money: recorded in exact minor units, answered in major units of UGX.
     const late = await upd(1000, `${o.orderNumber}-3`);
     expect(late.status).toBe(409);
-    expect(late.body.error.details).toMatchObject({ recordedAmount: 1000, amountMinor: 1000, currency: 'UGX' });
+    expect(late.body.error.details).toMatchObject({
+      recordedAmount: 1000,
+      amountMinor: 1000,
+      currency: 'UGX',
+    });
     const listed = (await server.request('GET', '/v1/cash/unallocated?limit=200')).body.items;
-    expect(listed.find((u: { orderNumber: string }) => u.orderNumber === o.orderNumber))
-      .toMatchObject({ amount: 1000, amountMinor: 1000, currency: 'UGX' });
+    expect(listed.find((u: { orderNumber: string }) => u.orderNumber === o.orderNumber)).toMatchObject({
+      amount: 1000,
+      amountMinor: 1000,
+      currency: 'UGX',
+    });
   });
 
   it('KWD (three decimals): fils are exact both ways', async () => {
     const o = await orderAt('KWD', 1250);
-    const init = await post(o.kiosk.key, '/api/cash-payment/init', { orderNumber: o.orderNumber, totalAmount: 1.25 });
+    const init = await post(o.kiosk.key, '/api/cash-payment/init', {
+      orderNumber: o.orderNumber,
+      totalAmount: 1.25,
+    });
     expect(init.status, JSON.stringify(init.body)).toBe(200);
     expect(init.body).toMatchObject({ totalRequired: 1.25, remainingAmount: 1.25 });
 
-    const tooFine = await post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded: 0.0005 });
+    const tooFine = await post(o.kiosk.key, '/api/cash-payment/update', {
+      orderNumber: o.orderNumber,
+      amountAdded: 0.0005,
+    });
     expect(tooFine.status).toBe(400);
     expect(tooFine.body.error.message).toContain('3 decimals');
 
-    const upd = (amountAdded: number) => post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded });
+    const upd = (amountAdded: number) =>
+      post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded });
     expect((await upd(1)).body).toMatchObject({ amountInserted: 1, remainingAmount: 0.25 });
     expect((await upd(0.125)).body).toMatchObject({ amountInserted: 1.125, remainingAmount: 0.125 });
     expect((await upd(0.5)).body).toMatchObject({ amountInserted: 1.625, change: 0.375, status: 'PAID' });
     const status = await server.request('GET', `/api/cash-payment/status/${o.orderNumber}`, key(o.kiosk.key));
-    expect(status.body).toMatchObject({ totalRequired: 1.25, amountInserted: 1.625, change: 0.375, currency: 'KWD' });
-    expect((await server.request('GET', `/v1/orders/${o.id}`)).body).toMatchObject({ amount: 1250, status: 'PAID' });
+    expect(status.body).toMatchObject({
+      totalRequired: 1.25,
+      amountInserted: 1.625,
+      change: 0.375,
+      currency: 'KWD',
+    });
+    expect((await server.request('GET', `/v1/orders/${o.id}`)).body).toMatchObject({
+      amount: 1250,
+      status: 'PAID',
+    });
 
     const late = await upd(0.005);
     expect(late.body.error.details).toMatchObject({ recordedAmount: 0.005, amountMinor: 5, currency: 'KWD' });
@@ -86,16 +125,30 @@ describe.each(engines())('cash in the site currency exponent (%s)', (engine: Eng
 
   it('a PHP site answers as before: two decimals, ₱ major units', async () => {
     const o = await orderAt('PHP', 25_050);
-    const init = await post(o.kiosk.key, '/api/cash-payment/init', { orderNumber: o.orderNumber, totalAmount: 250.5 });
+    const init = await post(o.kiosk.key, '/api/cash-payment/init', {
+      orderNumber: o.orderNumber,
+      totalAmount: 250.5,
+    });
     expect(init.body).toMatchObject({ totalRequired: 250.5 });
-    const bad = await post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded: 0.005 });
-    expect(bad.body.error).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('2 decimals') });
-    const paid = await post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded: 300 });
+    const bad = await post(o.kiosk.key, '/api/cash-payment/update', {
+      orderNumber: o.orderNumber,
+      amountAdded: 0.005,
+    });
+    expect(bad.body.error).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringContaining('2 decimals'),
+    });
+    const paid = await post(o.kiosk.key, '/api/cash-payment/update', {
+      orderNumber: o.orderNumber,
+      amountAdded: 300,
+    });
     expect(paid.body).toMatchObject({ amountInserted: 300, change: 49.5, status: 'PAID' });
   });
 
   it('a site currency that is not ISO 4217 is refused', async () => {
-    const res = await server.request('POST', '/v1/sites', { body: { id: `bad${++seq}`, name: 'Bad', currency: 'ABC' } });
+    const res = await server.request('POST', '/v1/sites', {
+      body: { id: `bad${++seq}`, name: 'Bad', currency: 'ABC' },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('VALIDATION_FAILED');
   });
