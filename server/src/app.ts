@@ -45,6 +45,7 @@ import { restaurantCashRoutes } from './compat/restaurant-cash.routes.js';
 import { restaurantPrintRoutes } from './compat/restaurant-print.routes.js';
 import { createAlertsService } from './modules/alerts/alerts.service.js';
 import { createCashService } from './modules/cash/cash.service.js';
+import { createUnallocatedService } from './modules/cash/unallocated.js';
 import { catalogRoutes } from './modules/catalog/catalog.routes.js';
 import { createCatalogService } from './modules/catalog/catalog.service.js';
 import { createKitchenService } from './modules/kitchen/kitchen.service.js';
@@ -221,7 +222,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const catalog = createCatalogService({ db, orders });
   const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
   const ledger = createLedgerService({ db });
-  const cash = createCashService({ db, dialect, orders, catalog, printing, alerts });
+  const cash = createCashService({ db, dialect, orders, catalog, printing, alerts, ledger });
+  const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });
@@ -318,7 +320,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     ordersRoutes(s, { auth, orders });
     paymentsRoutes(s, { auth, payments });
     catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
-    restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
+    restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
     ledgerRoutes(s, { auth, ledger });
     screensRoutes(s);
     installDashboard(s, {

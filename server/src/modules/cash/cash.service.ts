@@ -10,9 +10,11 @@ import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import type { PrintingService } from '../printing/printing.service.js';
 import { buildReceipt } from '../printing/receipt.js';
+import { toUnallocatedView } from './unallocated.js';
 
 export interface CashScope {
   tenantId: string;
@@ -32,6 +34,13 @@ export interface SessionView extends CashSessionView {
   kioskId: string | null;
 }
 
+export interface InsertInput {
+  orderNumber: string;
+  amountMinor: number;
+  eventId?: string;
+  kind?: string;
+}
+
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }
   | { kind: 'unallocated'; reason: 'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE'; amountMinor: number; currency: string; orderNumber: string };
@@ -48,7 +57,15 @@ async function retryOnDuplicateEvent<T>(eventId: string | undefined, run: () => 
   }
 }
 
-export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'; orders: OrdersService; catalog: CatalogService; printing: PrintingService; alerts: AlertsService }) {
+export function createCashService(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  orders: OrdersService;
+  catalog: CatalogService;
+  printing: PrintingService;
+  alerts: AlertsService;
+  ledger: LedgerService;
+}) {
   const { db, orders, catalog, printing, alerts } = deps;
 
   async function insertedMinor(ex: Executor, sessionId: string): Promise<number> {
@@ -128,10 +145,36 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
 
   async function recordUnallocated(ex: Executor, scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }, reason: Extract<InsertOutcome, { kind: 'unallocated' }>['reason']): Promise<InsertOutcome> {
     const site = await catalog.siteRow(scope.tenantId, scope.siteId, ex);
+    const id = newId();
     await ex
       .insertInto('unallocated_cash')
-      .values({ id: newId(), tenant_id: scope.tenantId, site_id: scope.siteId, machine_id: scope.machineId, order_number: input.orderNumber, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, currency: site.currency, reason, recorded_at: nowIso() })
+      .values({
+        id,
+        tenant_id: scope.tenantId,
+        site_id: scope.siteId,
+        machine_id: scope.machineId,
+        order_number: input.orderNumber,
+        event_id: input.eventId ?? null,
+        kind: input.kind ?? null,
+        amount_minor: input.amountMinor,
+        currency: site.currency,
+        reason,
+        recorded_at: nowIso(),
+      })
       .execute();
+    // The money is in the machine: from the outside world into the site's unallocated cash.
+    const { tenantId, siteId } = scope;
+    const from = await deps.ledger.external(ex, tenantId, site.currency);
+    const to = await deps.ledger.siteAccount(ex, tenantId, siteId, 'unallocated_cash', site.currency);
+    await deps.ledger.transfer(ex, {
+      tenantId,
+      from: from.id,
+      to: to.id,
+      amount: input.amountMinor,
+      unit: site.currency,
+      cause: { type: 'unallocated_cash', id },
+      memo: `${reason}, order ${input.orderNumber}`,
+    });
     const amount = `${formatMinor(input.amountMinor, site.currency)} ${site.currency}`;
     const what = `${amount} for order ${input.orderNumber}`;
     await alerts.raise(ex, {
@@ -142,6 +185,38 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       message: `${what} could not be applied (${reason})`,
     });
     return { kind: 'unallocated', reason, amountMinor: input.amountMinor, currency: site.currency, orderNumber: input.orderNumber };
+  }
+
+  /** Applies one bill or coin in the caller's transaction (see `insert`). */
+  async function insertIn(tx: Executor, scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
+    const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
+    if (input.eventId) {
+      const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+      if (seen) {
+        const session = await tx.selectFrom('cash_sessions').selectAll().where('id', '=', seen.session_id).executeTakeFirstOrThrow();
+        return { kind: 'applied', view: await view(tx, session) };
+      }
+      const parked = await tx.selectFrom('unallocated_cash').select(['reason', 'amount_minor', 'currency', 'order_number']).where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+      if (parked) return { kind: 'unallocated', reason: parked.reason as 'UNKNOWN_ORDER', amountMinor: Number(parked.amount_minor), currency: parked.currency, orderNumber: parked.order_number };
+    }
+    if (!s) {
+      const order = await tx.selectFrom('orders').select('id').where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
+      return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
+    }
+    if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
+    if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
+    await tx.insertInto('cash_inserts').values({ id: newId(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
+    await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
+    const inserted = await insertedMinor(tx, s.id);
+    let current = s;
+    if (inserted >= Number(s.total_required_minor)) {
+      current = { ...s, status: 'PAID', completed_at: nowIso() };
+      await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
+      await settle(tx, s, inserted, scope.actor);
+    }
+    const v = await view(tx, current);
+    await announce(tx, current, v);
+    return { kind: 'applied', view: v };
   }
 
   return {
@@ -210,41 +285,17 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
     },
 
     /** Applies one bill or coin. A repeated eventId returns the current state and counts nothing. */
-    async insert(scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }): Promise<InsertOutcome> {
+    async insert(scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
       // Without a session row to lock (unknown order), two requests with the same new eventId
       // can both miss the look-up below; the loser hits the unique constraint. Run it again:
       // the look-up then answers with what the winner recorded (not a 500).
-      return retryOnDuplicateEvent(input.eventId, () => db.transaction().execute(async (tx) => {
-        const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
-        if (input.eventId) {
-          const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
-          if (seen) {
-            const session = await tx.selectFrom('cash_sessions').selectAll().where('id', '=', seen.session_id).executeTakeFirstOrThrow();
-            return { kind: 'applied', view: await view(tx, session) };
-          }
-          const parked = await tx.selectFrom('unallocated_cash').select(['reason', 'amount_minor', 'currency', 'order_number']).where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
-          if (parked) return { kind: 'unallocated', reason: parked.reason as 'UNKNOWN_ORDER', amountMinor: Number(parked.amount_minor), currency: parked.currency, orderNumber: parked.order_number };
-        }
-        if (!s) {
-          const order = await tx.selectFrom('orders').select('id').where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
-          return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
-        }
-        if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
-        if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
-        await tx.insertInto('cash_inserts').values({ id: newId(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
-        await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
-        const inserted = await insertedMinor(tx, s.id);
-        let current = s;
-        if (inserted >= Number(s.total_required_minor)) {
-          current = { ...s, status: 'PAID', completed_at: nowIso() };
-          await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
-          await settle(tx, s, inserted, scope.actor);
-        }
-        const v = await view(tx, current);
-        await announce(tx, current, v);
-        return { kind: 'applied', view: v };
-      }));
+      return retryOnDuplicateEvent(input.eventId, () =>
+        db.transaction().execute((tx) => insertIn(tx, scope, input)),
+      );
     },
+
+    /** The insert path inside the caller's transaction (staff applying unallocated cash). */
+    insertIn,
 
     async cancel(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, orderNumber: string): Promise<SessionView> {
       return db.transaction().execute(async (tx) => {
@@ -277,19 +328,7 @@ export function createCashService(deps: { db: Db; dialect: 'sqlite' | 'postgres'
       let q = db.selectFrom('unallocated_cash').selectAll().orderBy('id', 'desc').limit(limit);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       const rows = await q.execute();
-      return rows.map((r) => ({
-        id: r.id,
-        tenantId: r.tenant_id,
-        siteId: r.site_id,
-        machineId: r.machine_id,
-        orderNumber: r.order_number,
-        amount: minorToMajor(Number(r.amount_minor), r.currency),
-        amountMinor: Number(r.amount_minor),
-        currency: r.currency,
-        reason: r.reason,
-        eventId: r.event_id,
-        recordedAt: r.recorded_at,
-      }));
+      return rows.map(toUnallocatedView);
     },
   };
 }
