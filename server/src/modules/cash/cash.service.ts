@@ -14,7 +14,7 @@ import type { LedgerService } from '../ledger/ledger.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import type { PrintingService } from '../printing/printing.service.js';
 import { buildReceipt } from '../printing/receipt.js';
-import { toUnallocatedView } from './unallocated.js';
+import { parkUnallocated, toUnallocatedView } from './unallocated.js';
 
 export interface CashScope {
   tenantId: string;
@@ -41,9 +41,22 @@ export interface InsertInput {
   kind?: string;
 }
 
+export type UnallocatedReason =
+  | 'UNKNOWN_ORDER'
+  | 'SESSION_PAID'
+  | 'SESSION_CANCELLED'
+  | 'NO_OPEN_SESSION'
+  | 'WRONG_SITE';
+
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }
-  | { kind: 'unallocated'; reason: 'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE'; amountMinor: number; currency: string; orderNumber: string };
+  | {
+      kind: 'unallocated';
+      reason: UnallocatedReason;
+      amountMinor: number;
+      currency: string;
+      orderNumber: string;
+    };
 
 const isUniqueViolation = (err: unknown): boolean => ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '');
 
@@ -143,49 +156,8 @@ export function createCashService(deps: {
     });
   }
 
-  async function recordUnallocated(ex: Executor, scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }, reason: Extract<InsertOutcome, { kind: 'unallocated' }>['reason']): Promise<InsertOutcome> {
-    const site = await catalog.siteRow(scope.tenantId, scope.siteId, ex);
-    const id = newId();
-    await ex
-      .insertInto('unallocated_cash')
-      .values({
-        id,
-        tenant_id: scope.tenantId,
-        site_id: scope.siteId,
-        machine_id: scope.machineId,
-        order_number: input.orderNumber,
-        event_id: input.eventId ?? null,
-        kind: input.kind ?? null,
-        amount_minor: input.amountMinor,
-        currency: site.currency,
-        reason,
-        recorded_at: nowIso(),
-      })
-      .execute();
-    // The money is in the machine: from the outside world into the site's unallocated cash.
-    const { tenantId, siteId } = scope;
-    const from = await deps.ledger.external(ex, tenantId, site.currency);
-    const to = await deps.ledger.siteAccount(ex, tenantId, siteId, 'unallocated_cash', site.currency);
-    await deps.ledger.transfer(ex, {
-      tenantId,
-      from: from.id,
-      to: to.id,
-      amount: input.amountMinor,
-      unit: site.currency,
-      cause: { type: 'unallocated_cash', id },
-      memo: `${reason}, order ${input.orderNumber}`,
-    });
-    const amount = `${formatMinor(input.amountMinor, site.currency)} ${site.currency}`;
-    const what = `${amount} for order ${input.orderNumber}`;
-    await alerts.raise(ex, {
-      tenantId: scope.tenantId,
-      kind: 'UNALLOCATED_CASH',
-      subjectType: 'machine',
-      subjectId: scope.machineId ?? scope.siteId,
-      message: `${what} could not be applied (${reason})`,
-    });
-    return { kind: 'unallocated', reason, amountMinor: input.amountMinor, currency: site.currency, orderNumber: input.orderNumber };
-  }
+  const recordUnallocated = (ex: Executor, scope: CashScope, input: InsertInput, why: UnallocatedReason) =>
+    parkUnallocated(ex, { catalog, alerts, ledger: deps.ledger }, scope, input, why);
 
   /** Applies one bill or coin in the caller's transaction (see `insert`). */
   async function insertIn(tx: Executor, scope: CashScope, input: InsertInput): Promise<InsertOutcome> {

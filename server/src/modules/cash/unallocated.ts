@@ -4,13 +4,21 @@
 // bill inserted there (→ revenue, and the payment may complete). Each resolution is audited.
 import type { UnallocatedCashView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
-import { nowIso, type Db } from '../../platform/db/database.js';
+import { nowIso, newId, type Db, type Executor } from '../../platform/db/database.js';
 import type { UnallocatedCashTable } from '../../platform/db/schema.js';
 import { AppError } from '../../platform/errors.js';
-import { minorToMajor } from '../../platform/money.js';
+import { formatMinor, minorToMajor } from '../../platform/money.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
-import type { CashService } from './cash.service.js';
+import type { CatalogService } from '../catalog/catalog.service.js';
+import type {
+  CashScope,
+  CashService,
+  InsertInput,
+  InsertOutcome,
+  UnallocatedReason,
+} from './cash.service.js';
 
 type Row = Omit<UnallocatedCashTable, 'status'> & { status: string };
 
@@ -35,6 +43,65 @@ export const toUnallocatedView = (r: Row): UnallocatedCashView => ({
   resolutionNote: r.resolution_note,
   appliedOrderNumber: r.applied_order_number,
 });
+
+/**
+ * Records money no order could use (never dropped), in the caller's transaction: the item, the
+ * ledger transfer external → unallocated_cash of the site, and an UNALLOCATED_CASH alert.
+ */
+export async function parkUnallocated(
+  ex: Executor,
+  deps: {
+    catalog: Pick<CatalogService, 'siteRow'>;
+    alerts: Pick<AlertsService, 'raise'>;
+    ledger: LedgerService;
+  },
+  scope: CashScope,
+  input: InsertInput,
+  reason: UnallocatedReason,
+): Promise<InsertOutcome> {
+  const site = await deps.catalog.siteRow(scope.tenantId, scope.siteId, ex);
+  const id = newId();
+  await ex
+    .insertInto('unallocated_cash')
+    .values({
+      id,
+      tenant_id: scope.tenantId,
+      site_id: scope.siteId,
+      machine_id: scope.machineId,
+      order_number: input.orderNumber,
+      event_id: input.eventId ?? null,
+      kind: input.kind ?? null,
+      amount_minor: input.amountMinor,
+      currency: site.currency,
+      reason,
+      recorded_at: nowIso(),
+    })
+    .execute();
+  // The money is in the machine: from the outside world into the site's unallocated cash.
+  const { tenantId, siteId } = scope;
+  const from = await deps.ledger.external(ex, tenantId, site.currency);
+  const to = await deps.ledger.siteAccount(ex, tenantId, siteId, 'unallocated_cash', site.currency);
+  await deps.ledger.transfer(ex, {
+    tenantId,
+    from: from.id,
+    to: to.id,
+    amount: input.amountMinor,
+    unit: site.currency,
+    cause: { type: 'unallocated_cash', id },
+    memo: `${reason}, order ${input.orderNumber}`,
+  });
+  const amount = `${formatMinor(input.amountMinor, site.currency)} ${site.currency}`;
+  const what = `${amount} for order ${input.orderNumber}`;
+  await deps.alerts.raise(ex, {
+    tenantId: scope.tenantId,
+    kind: 'UNALLOCATED_CASH',
+    subjectType: 'machine',
+    subjectId: scope.machineId ?? scope.siteId,
+    message: `${what} could not be applied (${reason})`,
+  });
+  const { amountMinor, orderNumber } = input;
+  return { kind: 'unallocated', reason, amountMinor, currency: site.currency, orderNumber };
+}
 
 export function createUnallocatedService(deps: {
   db: Db;

@@ -6,7 +6,6 @@ import { migrationProvider } from './migrations.js';
 
 describe('migration 0008_ledger', () => {
   it('posts existing unallocated cash external → unallocated_cash of its site, OPEN', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the schema before 0008
     const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
     const migrator = new Migrator({ db, provider: migrationProvider('sqlite') });
     expect((await migrator.migrateTo('0007_operator')).error).toBeUndefined();
