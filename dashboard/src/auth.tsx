@@ -5,7 +5,14 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { api, setUnauthorizedHandler, storedToken, storeToken } from './api.ts';
 
-export type Action = 'manageMachines' | 'manageCatalog' | 'markDispensed' | 'refundDue' | 'retryPrint' | 'ackAlerts';
+export type Action =
+  | 'manageMachines'
+  | 'manageCatalog'
+  | 'markDispensed'
+  | 'refundDue'
+  | 'retryPrint'
+  | 'ackAlerts'
+  | 'resolveCash';
 
 // Mirrors the server's guards (docs/dashboard.md): the server decides, the UI only hides.
 const ROLES_FOR: Record<Action, readonly string[]> = {
@@ -15,6 +22,7 @@ const ROLES_FOR: Record<Action, readonly string[]> = {
   refundDue: ['admin', 'customer_service'],
   retryPrint: ['admin', 'technician', 'customer_service', 'staff'],
   ackAlerts: ['admin', 'technician', 'customer_service', 'staff'],
+  resolveCash: ['admin', 'customer_service', 'staff'],
 };
 
 interface Auth {

@@ -1,9 +1,32 @@
 // Display helpers: money from minor units, times, and labels for statuses and timeline events.
+import { currencyExponent, formatMinor, minorToMajor } from '@kioskhub/protocol';
+
+/** Minor units in the currency's ISO 4217 decimals (¥1,500; KWD 1.250; ₱250.00). */
 export function money(minor: number, currency: string): string {
   try {
-    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(minor / 100);
+    const digits = currencyExponent(currency);
+    const format = { style: 'currency', currency, minimumFractionDigits: digits, maximumFractionDigits: digits } as const;
+    return new Intl.NumberFormat(undefined, format).format(minorToMajor(minor, currency));
   } catch {
-    return `${(minor / 100).toFixed(2)} ${currency}`;
+    return `${minor} ${currency} (minor units)`;
+  }
+}
+
+/** Major units (the cash routes' amounts) with the currency's decimals: "250.00", "5000", "1.250". */
+export function majorAmount(major: number, currency: string): string {
+  try {
+    return major.toFixed(currencyExponent(currency));
+  } catch {
+    return String(major);
+  }
+}
+
+/** Minor units as plain major digits for an input field ("150.00" → "150.00", UGX "5000"). */
+export function minorToInput(minor: number, currency: string): string {
+  try {
+    return formatMinor(minor, currency);
+  } catch {
+    return String(minor);
   }
 }
 

@@ -184,3 +184,4 @@ export interface SubscribePayload {
 }
 
 export type * from './views.js';
+export * from './money.js';

@@ -232,5 +232,14 @@ export interface UnallocatedCashView {
   amountMinor: number;
   currency: string;
   reason: string;
+  /** The device's event id of the bill or coin, when it sent one. */
+  eventId: string | null;
   recordedAt: string;
+  /** OPEN until staff resolve it: RETURNED to the customer, APPLIED to an order, or KEPT. */
+  status: 'OPEN' | 'RETURNED' | 'APPLIED' | 'KEPT';
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  resolutionNote: string | null;
+  /** For APPLIED: the order whose cash session took the money. */
+  appliedOrderNumber: string | null;
 }

@@ -51,10 +51,13 @@ import { restaurantCashRoutes } from './compat/restaurant-cash.routes.js';
 import { restaurantPrintRoutes } from './compat/restaurant-print.routes.js';
 import { createAlertsService } from './modules/alerts/alerts.service.js';
 import { createCashService } from './modules/cash/cash.service.js';
+import { createUnallocatedService } from './modules/cash/unallocated.js';
 import { catalogRoutes } from './modules/catalog/catalog.routes.js';
 import { createCatalogService } from './modules/catalog/catalog.service.js';
 import { createKitchenService } from './modules/kitchen/kitchen.service.js';
 import { restaurantOpsRoutes } from './modules/kitchen/restaurant-ops.routes.js';
+import { ledgerRoutes } from './modules/ledger/ledger.routes.js';
+import { createLedgerService } from './modules/ledger/ledger.service.js';
 import { createPrintNotifier } from './modules/printing/print-notifier.js';
 import { createPrintingService } from './modules/printing/printing.service.js';
 import { createPrintPush } from './modules/printing/print-push.js';
@@ -251,7 +254,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       ? { razorpay: { refund: async (id, amount) => ({ providerRefundId: (await razorpayApi.refundPayment(id, amount)).id }) } }
       : {},
   });
-  const cash = createCashService({ db, dialect, orders, catalog, alerts, payments, settlement, refunds });
+  const ledger = createLedgerService({ db });
+  const cash = createCashService({ db, dialect, orders, catalog, alerts, ledger, payments, settlement, refunds });
+  const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });
@@ -349,7 +354,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     ordersRoutes(s, { auth, orders });
     paymentsRoutes(s, { auth, payments, refunds });
     catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
-    restaurantOpsRoutes(s, { auth, kitchen, cash, printing, alerts });
+    restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
+    ledgerRoutes(s, { auth, ledger });
     screensRoutes(s);
     installDashboard(s, {
       auth,
@@ -453,7 +459,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     generatedAdminToken: secrets.generatedAdminToken,
     adminTokenSource: secrets.adminTokenSource,
     storedAdminTokenUnused: secrets.storedAdminTokenUnused,
-    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts },
+    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts, ledger },
     metrics,
     async listen(): Promise<string> {
       return app.listen({ host: config.host, port: config.port });

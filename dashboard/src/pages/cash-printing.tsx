@@ -1,13 +1,14 @@
 // Cash and printing: open cash sessions per site, unallocated cash, print queue counts and
 // failed print jobs with retry.
-import type { CashSessionView, Page, PrintJobView, PrintSummaryView, SiteView, UnallocatedCashView } from '@kioskhub/protocol';
+import type { CashSessionView, Page, PrintJobView, PrintSummaryView, SiteView } from '@kioskhub/protocol';
 import { useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, qs } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { useSites } from '../data.ts';
-import { dateTime } from '../format.ts';
+import { dateTime, majorAmount } from '../format.ts';
 import { Empty, ErrorNote, Loading, Section, TableWrap } from '../ui.tsx';
+import { UnallocatedCash } from './unallocated-cash.tsx';
 
 type Items<T> = { items: T[] };
 
@@ -41,9 +42,9 @@ function OpenSessions({ sites }: { sites: SiteView[] }) {
             <td>{dateTime(s.startedAt)}</td>
             <th scope="row">{s.orderNumber}</th>
             <td>{site.name}</td>
-            <td className="num">{s.totalRequired.toFixed(2)} {s.currency}</td>
-            <td className="num">{s.amountInserted.toFixed(2)}</td>
-            <td className="num">{s.remainingAmount.toFixed(2)}</td>
+            <td className="num">{majorAmount(s.totalRequired, s.currency)} {s.currency}</td>
+            <td className="num">{majorAmount(s.amountInserted, s.currency)}</td>
+            <td className="num">{majorAmount(s.remainingAmount, s.currency)}</td>
           </tr>
         ))}
       </tbody>
@@ -55,7 +56,6 @@ export function CashPrintingPage() {
   const { can } = useAuth();
   const client = useQueryClient();
   const sites = useSites();
-  const unallocated = useQuery({ queryKey: ['cash', 'unallocated'], queryFn: () => api<Items<UnallocatedCashView>>('/v1/cash/unallocated?limit=100'), refetchInterval: 30_000 });
   const summary = useQuery({ queryKey: ['print', 'summary'], queryFn: () => api<Items<PrintSummaryView>>('/v1/print-jobs/summary'), refetchInterval: 15_000 });
   const failed = useQuery({ queryKey: ['print', 'failed'], queryFn: () => api<Page<PrintJobView>>('/v1/print-jobs?status=FAILED&limit=100'), refetchInterval: 15_000 });
   const [retryError, setRetryError] = useState<unknown>(null);
@@ -66,36 +66,7 @@ export function CashPrintingPage() {
       <h1>Cash &amp; printing</h1>
       <Section title="Open cash sessions">{sites.data ? <OpenSessions sites={sites.data.items} /> : <ErrorNote error={sites.error} />}</Section>
       <Section title="Unallocated cash">
-        <ErrorNote error={unallocated.error} />
-        {unallocated.data &&
-          (unallocated.data.items.length === 0 ? (
-            <Empty>No unallocated cash.</Empty>
-          ) : (
-            <TableWrap label="Unallocated cash">
-              <thead>
-                <tr>
-                  <th scope="col">Recorded</th>
-                  <th scope="col">Order number</th>
-                  <th scope="col">Machine</th>
-                  <th scope="col" className="num">Amount</th>
-                  <th scope="col">Reason</th>
-                </tr>
-              </thead>
-              <tbody>
-                {unallocated.data.items.map((u) => (
-                  <tr key={u.id}>
-                    <td>{dateTime(u.recordedAt)}</td>
-                    <th scope="row">{u.orderNumber}</th>
-                    <td>{u.machineId ?? '—'}</td>
-                    <td className="num">
-                      {u.amount.toFixed(2)} {u.currency}
-                    </td>
-                    <td>{u.reason}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </TableWrap>
-          ))}
+        <UnallocatedCash />
       </Section>
       <Section title="Print queues">
         <ErrorNote error={summary.error} />

@@ -1,14 +1,19 @@
 // Sites and products: create and edit them, adjust stock. Editing needs the admin role.
-import type { Page, ProductView, SiteView } from '@kioskhub/protocol';
+import { majorToMinor, type Page, type ProductView, type SiteView } from '@kioskhub/protocol';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { api, qs } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { useSites, useTenants } from '../data.ts';
-import { money } from '../format.ts';
+import { minorToInput, money } from '../format.ts';
 import { Empty, ErrorNote, Loading, Section, SelectField, TableWrap, TextField } from '../ui.tsx';
 
-const toMinor = (major: string): number => Math.round(Number(major) * 100);
+/** A price typed in major units → minor units of the site's currency (ISO 4217 decimals). */
+function toMinor(major: string, currency: string): number {
+  const minor = majorToMinor(Number(major), currency);
+  if (minor === undefined) throw new Error(`${major} has more decimals than ${currency} allows`);
+  return minor;
+}
 
 /** Runs a form's action, keeping its error to show beside it. */
 function useAction() {
@@ -83,11 +88,11 @@ function SiteRow({ site, editable }: { site: SiteView; editable: boolean }) {
 function ProductRow({ product, sites, editable }: { product: ProductView; sites: SiteView[]; editable: boolean }) {
   const { allTenants } = useAuth();
   const client = useQueryClient();
-  const [price, setPrice] = useState(String(product.priceMinor / 100));
+  const site = sites.find((s) => s.id === product.siteId && s.tenantId === product.tenantId);
+  const [price, setPrice] = useState(minorToInput(product.priceMinor, site?.currency ?? 'INR'));
   const [name, setName] = useState(product.name);
   const [editing, setEditing] = useState(false);
   const action = useAction();
-  const site = sites.find((s) => s.id === product.siteId && s.tenantId === product.tenantId);
   const patch = (body: Record<string, unknown>) => api(`/v1/products/${encodeURIComponent(product.sku)}${qs({ tenantId: allTenants ? product.tenantId : undefined })}`, { method: 'PATCH', body }).then(() => client.invalidateQueries({ queryKey: ['products'] }));
   const currency = site?.currency ?? 'INR';
   return (
@@ -95,7 +100,7 @@ function ProductRow({ product, sites, editable }: { product: ProductView; sites:
       <th scope="row">{editing ? <TextField label="Name" value={name} onChange={(e) => setName(e.target.value)} /> : product.name}</th>
       <td><code>{product.sku}</code></td>
       <td>{site?.name ?? product.siteId}</td>
-      <td className="num">{editing ? <TextField label="Price" type="number" min="0" step="0.01" value={price} onChange={(e) => setPrice(e.target.value)} /> : money(product.priceMinor, currency)}</td>
+      <td className="num">{editing ? <TextField label="Price" type="number" min="0" step="any" value={price} onChange={(e) => setPrice(e.target.value)} /> : money(product.priceMinor, currency)}</td>
       <td className="num">
         <span aria-label={`Stock of ${product.name}`}>{product.stock ?? 'not tracked'}</span>
         {editable && (
@@ -110,7 +115,7 @@ function ProductRow({ product, sites, editable }: { product: ProductView; sites:
         {editable &&
           (editing ? (
             <>
-              <button type="button" className="primary" onClick={() => void action.run(async () => { await patch({ name, priceMinor: toMinor(price) }); setEditing(false); })()}>Save</button>
+              <button type="button" className="primary" onClick={() => void action.run(async () => { await patch({ name, priceMinor: toMinor(price, currency) }); setEditing(false); })()}>Save</button>
               <button type="button" className="secondary" onClick={() => setEditing(false)}>Cancel</button>
             </>
           ) : (
@@ -134,6 +139,8 @@ export function CatalogPage() {
   const createSite = useAction();
   const createProduct = useAction();
   const siteList = sites.data?.items ?? [];
+  const productCurrency = () =>
+    siteList.find((s) => s.id === product.siteId && (!allTenants || s.tenantId === tenantId))?.currency ?? 'INR';
 
   return (
     <>
@@ -179,7 +186,7 @@ export function CatalogPage() {
             className="inline-form"
             aria-label="New product"
             onSubmit={createProduct.run(async () => {
-              await api('/v1/products', { method: 'POST', body: { sku: product.sku, name: product.name, priceMinor: toMinor(product.price), siteId: product.siteId, ...(product.stock !== '' ? { stock: Number(product.stock) } : {}), ...(allTenants ? { tenantId } : {}) } });
+              await api('/v1/products', { method: 'POST', body: { sku: product.sku, name: product.name, priceMinor: toMinor(product.price, productCurrency()), siteId: product.siteId, ...(product.stock !== '' ? { stock: Number(product.stock) } : {}), ...(allTenants ? { tenantId } : {}) } });
               setProduct({ sku: '', name: '', price: '', siteId: product.siteId, stock: '' });
               await client.invalidateQueries({ queryKey: ['products'] });
             })}
@@ -188,7 +195,7 @@ export function CatalogPage() {
             {allTenants && <TenantPicker value={tenantId} onChange={setTenantId} />}
             <TextField label="SKU" required pattern="[A-Za-z0-9_.\-]{1,64}" value={product.sku} onChange={(e) => setProduct({ ...product, sku: e.target.value })} />
             <TextField label="Product name" required value={product.name} onChange={(e) => setProduct({ ...product, name: e.target.value })} />
-            <TextField label="Price" required type="number" min="0" step="0.01" value={product.price} onChange={(e) => setProduct({ ...product, price: e.target.value })} />
+            <TextField label="Price" required type="number" min="0" step="any" value={product.price} onChange={(e) => setProduct({ ...product, price: e.target.value })} />
             <SelectField label="Product site" value={product.siteId} onChange={(e) => setProduct({ ...product, siteId: e.target.value })} options={siteList.filter((s) => !allTenants || s.tenantId === tenantId).map((s) => ({ value: s.id, label: s.name }))} />
             <TextField label="Stock (empty: not tracked)" type="number" min="0" step="1" value={product.stock} onChange={(e) => setProduct({ ...product, stock: e.target.value })} />
             <button type="submit" className="primary" disabled={createProduct.busy}>Create product</button>

@@ -1,6 +1,6 @@
 // Charts for a chosen range, per site or machine: revenue by hour or day, orders by status,
 // dispense success rate and machines online over time. Loaded on demand (Chart.js).
-import { ORDER_STATUSES, type StatsBucket, type StatsView } from '@kioskhub/protocol';
+import { minorToMajor, ORDER_STATUSES, type StatsBucket, type StatsView } from '@kioskhub/protocol';
 import { useQuery } from '@tanstack/react-query';
 import { BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartConfiguration } from 'chart.js';
 import { useEffect, useMemo, useRef } from 'react';
@@ -70,7 +70,7 @@ function chartConfigs(stats: StatsView) {
   const currency = currencies[0] ?? 'INR';
   const revenueOf = (start: string) => stats.revenue.filter((r) => r.start === start && r.currency === currency).reduce((n, r) => n + r.amountMinor, 0);
   const online = stats.machinesOnline;
-  const revenueConfig: ChartConfiguration = { type: 'bar', data: { labels: axis.map((a) => label(a, stats.bucket)), datasets: [{ label: `Revenue (${currency})`, data: axis.map((a) => revenueOf(a) / 100), backgroundColor: '#1f6feb' }] }, options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } } };
+  const revenueConfig: ChartConfiguration = { type: 'bar', data: { labels: axis.map((a) => label(a, stats.bucket)), datasets: [{ label: `Revenue (${currency})`, data: axis.map((a) => minorToMajor(revenueOf(a), currency)), backgroundColor: '#1f6feb' }] }, options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } } };
   const statusConfig: ChartConfiguration = { type: 'bar', data: { labels: ORDER_STATUSES.map(titleCase), datasets: [{ label: 'Orders', data: ORDER_STATUSES.map((s) => stats.ordersByStatus.find((x) => x.status === s)?.count ?? 0), backgroundColor: '#8250df' }] }, options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } }, scales: { y: { ticks: { precision: 0 } } } } };
   const onlineConfig: ChartConfiguration = { type: 'line', data: { labels: online.map((p) => new Date(p.at).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' })), datasets: [{ label: 'Online', data: online.map((p) => p.online), borderColor: '#1a7f37', backgroundColor: 'rgba(26,127,55,.15)', fill: true, stepped: true, pointRadius: 0 }, { label: 'Total', data: online.map((p) => p.total), borderColor: '#8c959f', borderDash: [4, 4], pointRadius: 0 }] }, options: { maintainAspectRatio: false, animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } };
   return { revenueConfig, statusConfig, onlineConfig, currency, currencies };

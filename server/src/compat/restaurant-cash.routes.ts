@@ -5,18 +5,26 @@ import { AppError, validation } from '../platform/errors.js';
 import type { Authenticator } from '../platform/http/auth.js';
 import type { FastifyTypebox } from '../platform/http/fastify.js';
 import { errors } from '../platform/http/schemas.js';
-import { MAX_MAJOR_AMOUNT, majorToMinor } from '../platform/money.js';
+import { MAX_MAJOR_AMOUNT, currencyExponent, majorToMinor, minorToMajor } from '../platform/money.js';
 import type { CatalogService } from '../modules/catalog/catalog.service.js';
 import type { CashService, SessionView } from '../modules/cash/cash.service.js';
 import type { MachinesService } from '../modules/machines/machines.service.js';
 import { deviceScope, siteOf } from './device-scope.js';
 
 const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
-const Amount = Type.Number({ exclusiveMinimum: 0, maximum: MAX_MAJOR_AMOUNT, description: 'major units, at most 2 decimals' });
+const Amount = Type.Number({
+  exclusiveMinimum: 0,
+  maximum: MAX_MAJOR_AMOUNT,
+  description: 'major units of the site’s currency, at most its ISO 4217 decimals (PHP 2, UGX 0, KWD 3)',
+});
 
-const toMinor = (field: string, value: number): number => {
-  const minor = majorToMinor(value);
-  if (minor === undefined || minor <= 0) throw validation(`${field} must be a positive amount with at most 2 decimals`);
+/** Major units of `currency` → minor units, refusing more decimals than the currency has. */
+const toMinor = (field: string, value: number, currency: string): number => {
+  const minor = majorToMinor(value, currency);
+  if (minor === undefined || minor <= 0) {
+    const decimals = currencyExponent(currency);
+    throw validation(`${field} must be a positive amount with at most ${decimals} decimals (${currency})`);
+  }
   return minor;
 };
 
@@ -59,7 +67,8 @@ export function restaurantCashRoutes(
     // An order the server has not seen may be opened (on a site that allows it) by staff or a kiosk.
     const adHocCaller =
       scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
-    const totalMinor = toMinor('totalAmount', request.body.totalAmount);
+    const currency = await cash.currencyFor(scope.tenantId, scope.siteId, request.body.orderNumber);
+    const totalMinor = toMinor('totalAmount', request.body.totalAmount, currency);
     const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor, adHocCaller });
     const orderToken = await deps.auth.issueOrderToken({ tenantId: scope.tenantId, room: `order:${v.orderNumber}` });
     return { success: true as const, sessionId: v.sessionId, orderNumber: v.orderNumber, totalRequired: v.totalRequired, amountInserted: v.amountInserted, remainingAmount: v.remainingAmount, status: v.status, orderToken };
@@ -90,9 +99,23 @@ export function restaurantCashRoutes(
   }, async (request) => {
     const scope = await scopeOf(request, false);
     const b = request.body;
-    const outcome = await cash.insert({ ...scope, siteId: siteOf(scope) }, { orderNumber: b.orderNumber, amountMinor: toMinor('amountAdded', b.amountAdded), ...(b.eventId ? { eventId: b.eventId } : {}), ...(b.kind ? { kind: b.kind } : {}) });
+    const siteId = siteOf(scope);
+    const currency = await cash.currencyFor(scope.tenantId, siteId, b.orderNumber);
+    const input = {
+      orderNumber: b.orderNumber,
+      amountMinor: toMinor('amountAdded', b.amountAdded, currency),
+      ...(b.eventId ? { eventId: b.eventId } : {}),
+      ...(b.kind ? { kind: b.kind } : {}),
+    };
+    const outcome = await cash.insert({ ...scope, siteId }, input);
     if (outcome.kind === 'unallocated') {
-      const details = { recordedAmount: outcome.amountMinor / 100, amountMinor: outcome.amountMinor, currency: outcome.currency, reason: outcome.reason, orderNumber: outcome.orderNumber };
+      const details = {
+        recordedAmount: minorToMajor(outcome.amountMinor, outcome.currency),
+        amountMinor: outcome.amountMinor,
+        currency: outcome.currency,
+        reason: outcome.reason,
+        orderNumber: outcome.orderNumber,
+      };
       if (outcome.reason === 'UNKNOWN_ORDER' || outcome.reason === 'WRONG_SITE') {
         throw new AppError('NOT_FOUND', `no order ${outcome.orderNumber} here; the money was recorded as unallocated cash`, details);
       }

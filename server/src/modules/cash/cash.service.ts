@@ -6,14 +6,16 @@ import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { CashSessionRow } from '../../platform/db/schema.js';
-import { minorToMajor } from '../../platform/money.js';
+import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import type { PaymentsService } from '../payments/payments.service.js';
 import type { Settlement } from '../payments/settlement.js';
 import type { Refunds } from '../payments/refunds.js';
+import { parkUnallocated, toUnallocatedView } from './unallocated.js';
 
 export interface CashScope {
   tenantId: string;
@@ -33,9 +35,29 @@ export interface SessionView extends CashSessionView {
   kioskId: string | null;
 }
 
+export interface InsertInput {
+  orderNumber: string;
+  amountMinor: number;
+  eventId?: string;
+  kind?: string;
+}
+
+export type UnallocatedReason =
+  | 'UNKNOWN_ORDER'
+  | 'SESSION_PAID'
+  | 'SESSION_CANCELLED'
+  | 'NO_OPEN_SESSION'
+  | 'WRONG_SITE';
+
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }
-  | { kind: 'unallocated'; reason: 'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE'; amountMinor: number; currency: string; orderNumber: string };
+  | {
+      kind: 'unallocated';
+      reason: UnallocatedReason;
+      amountMinor: number;
+      currency: string;
+      orderNumber: string;
+    };
 
 const isUniqueViolation = (err: unknown): boolean => ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '');
 
@@ -55,6 +77,7 @@ export function createCashService(deps: {
   orders: OrdersService;
   catalog: CatalogService;
   alerts: AlertsService;
+  ledger: LedgerService;
   payments: Pick<PaymentsService, 'open' | 'received' | 'fail' | 'row'>;
   settlement: Pick<Settlement, 'succeed'>;
   refunds: Pick<Refunds, 'record'>;
@@ -69,19 +92,20 @@ export function createCashService(deps: {
   async function view(ex: Executor, s: CashSessionRow): Promise<SessionView> {
     const inserted = await insertedMinor(ex, s.id);
     const total = Number(s.total_required_minor);
+    const major = (minor: number) => minorToMajor(minor, s.currency);
     return {
       sessionId: s.id,
       orderNumber: s.order_number,
       orderId: s.order_id,
-      totalRequired: minorToMajor(total),
-      amountInserted: minorToMajor(inserted),
-      remainingAmount: minorToMajor(Math.max(0, total - inserted)),
-      change: s.status === 'PAID' ? minorToMajor(Math.max(0, inserted - total)) : 0,
+      totalRequired: major(total),
+      amountInserted: major(inserted),
+      remainingAmount: major(Math.max(0, total - inserted)),
+      change: s.status === 'PAID' ? major(Math.max(0, inserted - total)) : 0,
       status: s.status as SessionView['status'],
       startedAt: s.started_at,
       completedAt: s.completed_at,
       cancelledAt: s.cancelled_at,
-      refundDue: minorToMajor(Number(s.refund_due_minor)),
+      refundDue: major(Number(s.refund_due_minor)),
       currency: s.currency,
       kioskId: s.machine_id,
     };
@@ -103,17 +127,56 @@ export function createCashService(deps: {
     });
   }
 
-  async function recordUnallocated(ex: Executor, scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }, reason: Extract<InsertOutcome, { kind: 'unallocated' }>['reason']): Promise<InsertOutcome> {
-    const site = await catalog.siteRow(scope.tenantId, scope.siteId, ex);
-    await ex
-      .insertInto('unallocated_cash')
-      .values({ id: newId(), tenant_id: scope.tenantId, site_id: scope.siteId, machine_id: scope.machineId, order_number: input.orderNumber, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, currency: site.currency, reason, recorded_at: nowIso() })
-      .execute();
-    await alerts.raise(ex, { tenantId: scope.tenantId, kind: 'UNALLOCATED_CASH', subjectType: 'machine', subjectId: scope.machineId ?? scope.siteId, message: `${minorToMajor(input.amountMinor)} ${site.currency} for order ${input.orderNumber} could not be applied (${reason})` });
-    return { kind: 'unallocated', reason, amountMinor: input.amountMinor, currency: site.currency, orderNumber: input.orderNumber };
+  const recordUnallocated = (ex: Executor, scope: CashScope, input: InsertInput, why: UnallocatedReason) =>
+    parkUnallocated(ex, { catalog, alerts, ledger: deps.ledger }, scope, input, why);
+
+  /** Applies one bill or coin in the caller's transaction (see `insert`). */
+  async function insertIn(tx: Executor, scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
+    const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
+    if (input.eventId) {
+      const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+      if (seen) {
+        const session = await tx.selectFrom('cash_sessions').selectAll().where('id', '=', seen.session_id).executeTakeFirstOrThrow();
+        return { kind: 'applied', view: await view(tx, session) };
+      }
+      const parked = await tx.selectFrom('unallocated_cash').select(['reason', 'amount_minor', 'currency', 'order_number']).where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+      if (parked) return { kind: 'unallocated', reason: parked.reason as 'UNKNOWN_ORDER', amountMinor: Number(parked.amount_minor), currency: parked.currency, orderNumber: parked.order_number };
+    }
+    if (!s) {
+      const order = await tx.selectFrom('orders').select('id').where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
+      return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
+    }
+    if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
+    if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
+    await tx.insertInto('cash_inserts').values({ id: newId(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
+    await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
+    const inserted = await insertedMinor(tx, s.id);
+    let current = s;
+    if (inserted >= Number(s.total_required_minor)) {
+      current = { ...s, status: 'PAID', completed_at: nowIso() };
+      await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
+      // The session's payment (same id) settles through the one path every channel uses.
+      await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
+    } else {
+      await payments.received(tx, s.id, inserted);
+    }
+    const v = await view(tx, current);
+    await announce(tx, current, v);
+    return { kind: 'applied', view: v };
   }
 
   return {
+    /**
+     * The currency whose exponent converts a device's major-unit amounts: the caller's site's;
+     * for a caller without a site (staff), the order's, else the default site's.
+     */
+    async currencyFor(tenantId: string, siteId: string | null, orderNumber: string): Promise<string> {
+      if (siteId !== null) return (await catalog.siteRow(tenantId, siteId)).currency;
+      const order = await db.selectFrom('orders').select('currency').where('tenant_id', '=', tenantId)
+        .where('order_number', '=', orderNumber).executeTakeFirst();
+      return order?.currency ?? (await catalog.siteRow(tenantId, 'default')).currency;
+    },
+
     /**
      * Opens (or answers again) the cash session of an order. Staff scopes may leave the site open (null).
      * An unknown order number is refused unless the site takes ad-hoc cash orders and the caller may
@@ -127,7 +190,9 @@ export function createCashService(deps: {
       if (order) {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId) throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
         if (Number(order.amount) !== input.totalMinor) {
-          throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${minorToMajor(Number(order.amount))}, not ${minorToMajor(input.totalMinor)}`);
+          const [has, asked] = [Number(order.amount), input.totalMinor]
+            .map((m) => formatMinor(m, order.currency));
+          throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${has}, not ${asked}`);
         }
       } else {
         // An order number the server has not seen: a typo, unless the site lets its kiosks price
@@ -167,44 +232,17 @@ export function createCashService(deps: {
     },
 
     /** Applies one bill or coin. A repeated eventId returns the current state and counts nothing. */
-    async insert(scope: CashScope, input: { orderNumber: string; amountMinor: number; eventId?: string; kind?: string }): Promise<InsertOutcome> {
+    async insert(scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
       // Without a session row to lock (unknown order), two requests with the same new eventId
       // can both miss the look-up below; the loser hits the unique constraint. Run it again:
       // the look-up then answers with what the winner recorded (not a 500).
-      return retryOnDuplicateEvent(input.eventId, () => db.transaction().execute(async (tx) => {
-        const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
-        if (input.eventId) {
-          const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
-          if (seen) {
-            const session = await tx.selectFrom('cash_sessions').selectAll().where('id', '=', seen.session_id).executeTakeFirstOrThrow();
-            return { kind: 'applied', view: await view(tx, session) };
-          }
-          const parked = await tx.selectFrom('unallocated_cash').select(['reason', 'amount_minor', 'currency', 'order_number']).where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
-          if (parked) return { kind: 'unallocated', reason: parked.reason as 'UNKNOWN_ORDER', amountMinor: Number(parked.amount_minor), currency: parked.currency, orderNumber: parked.order_number };
-        }
-        if (!s) {
-          const order = await tx.selectFrom('orders').select('id').where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
-          return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
-        }
-        if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
-        if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
-        await tx.insertInto('cash_inserts').values({ id: newId(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
-        await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
-        const inserted = await insertedMinor(tx, s.id);
-        let current = s;
-        if (inserted >= Number(s.total_required_minor)) {
-          current = { ...s, status: 'PAID', completed_at: nowIso() };
-          await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
-          // The session's payment (same id) settles through the one path every channel uses.
-          await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
-        } else {
-          await payments.received(tx, s.id, inserted);
-        }
-        const v = await view(tx, current);
-        await announce(tx, current, v);
-        return { kind: 'applied', view: v };
-      }));
+      return retryOnDuplicateEvent(input.eventId, () =>
+        db.transaction().execute((tx) => insertIn(tx, scope, input)),
+      );
     },
+
+    /** The insert path inside the caller's transaction (staff applying unallocated cash). */
+    insertIn,
 
     async cancel(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, orderNumber: string): Promise<SessionView> {
       return db.transaction().execute(async (tx) => {
@@ -241,7 +279,7 @@ export function createCashService(deps: {
       let q = db.selectFrom('unallocated_cash').selectAll().orderBy('id', 'desc').limit(limit);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       const rows = await q.execute();
-      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, siteId: r.site_id, machineId: r.machine_id, orderNumber: r.order_number, amount: minorToMajor(Number(r.amount_minor)), amountMinor: Number(r.amount_minor), currency: r.currency, reason: r.reason, eventId: r.event_id, recordedAt: r.recorded_at }));
+      return rows.map(toUnallocatedView);
     },
   };
 }

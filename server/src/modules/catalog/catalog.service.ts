@@ -6,10 +6,18 @@ import { AppError, notFound, validation } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { ProductRow, SiteRow } from '../../platform/db/schema.js';
+import { isKnownCurrency } from '../../platform/money.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Order, OrderItem, OrdersService } from '../orders/orders.service.js';
 
 export type Site = SiteView;
+
+/** Amounts of a site are converted with its currency's ISO 4217 exponent: the code must be one. */
+function checkCurrency(currency: string | undefined): void {
+  if (currency !== undefined && !isKnownCurrency(currency)) {
+    throw validation(`currency "${currency}" is not an ISO 4217 code`);
+  }
+}
 
 export type Product = ProductView;
 
@@ -96,6 +104,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       input: { id: string; name: string; address?: string; phone?: string } & Partial<SiteSettings>,
       actor: string,
     ): Promise<Site> {
+      checkCurrency(input.currency);
       const now = nowIso();
       const row: SiteRow = {
         tenant_id: tenantId,
@@ -131,6 +140,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       changes: Partial<{ name: string; address: string | null; phone: string | null } & SiteSettings>,
       actor: string,
     ): Promise<Site> {
+      checkCurrency(changes.currency);
       return db.transaction().execute(async (tx) => {
         const before = await siteRow(tenantId, siteId, tx);
         const set = {

@@ -1,7 +1,7 @@
 // Orders as CSV (RFC 4180): one header row, CRLF line ends, fields quoted when needed. A cell
 // that a spreadsheet would run as a formula (= + - @ tab CR) is prefixed with an apostrophe.
 import type { OrderView } from '@kioskhub/protocol';
-import { minorToMajor } from '../../platform/money.js';
+import { formatMinor } from '../../platform/money.js';
 
 export const ORDER_CSV_COLUMNS = ['id', 'orderNumber', 'createdAt', 'paidAt', 'status', 'failureCode', 'machineId', 'siteId', 'source', 'provider', 'providerPaymentId', 'amount', 'amountMinor', 'currency', 'customerName', 'updatedAt'] as const;
 
@@ -25,7 +25,7 @@ export function orderCsvRow(o: OrderView): string {
     source: o.source,
     provider: o.provider,
     providerPaymentId: o.providerPaymentId,
-    amount: minorToMajor(o.amount).toFixed(2),
+    amount: formatMinor(o.amount, o.currency),
     amountMinor: o.amount,
     currency: o.currency,
     customerName: o.customerName,

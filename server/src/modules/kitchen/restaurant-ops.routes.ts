@@ -1,16 +1,47 @@
 // Operator routes for restaurant sites: the kitchen, open cash sessions, unallocated cash,
 // print jobs and alerts (all tenant-scoped, staff credentials).
-import { Type } from '@sinclair/typebox';
+import { Type, type TString } from '@sinclair/typebox';
+import { validation } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { EntityId, errors, Limit } from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CashService } from '../cash/cash.service.js';
+import type { UnallocatedService } from '../cash/unallocated.js';
 import { OrderSchema } from '../orders/orders.routes.js';
 import type { PrintingService } from '../printing/printing.service.js';
 import type { KitchenService } from './kitchen.service.js';
 
-export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authenticator; kitchen: KitchenService; cash: CashService; printing: PrintingService; alerts: AlertsService }): void {
+export function restaurantOpsRoutes(
+  app: FastifyTypebox,
+  deps: {
+    auth: Authenticator;
+    kitchen: KitchenService;
+    cash: CashService;
+    unallocated: UnallocatedService;
+    printing: PrintingService;
+    alerts: AlertsService;
+  },
+): void {
+  const Nullable = (t: TString) => Type.Union([t, Type.Null()]);
+  const UnallocatedSchema = Type.Object({
+    id: Type.String(),
+    tenantId: Type.String(),
+    siteId: Nullable(Type.String()),
+    machineId: Nullable(Type.String()),
+    orderNumber: Type.String(),
+    amount: Type.Number({ description: 'major units of currency' }),
+    amountMinor: Type.Integer(),
+    currency: Type.String(),
+    reason: Type.String(),
+    recordedAt: Type.String(),
+    status: Type.Union(['OPEN', 'RETURNED', 'APPLIED', 'KEPT'].map((v) => Type.Literal(v))),
+    resolvedAt: Nullable(Type.String()),
+    resolvedBy: Nullable(Type.String()),
+    resolutionNote: Nullable(Type.String()),
+    appliedOrderNumber: Nullable(Type.String()),
+  }, { additionalProperties: true });
+  const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
   const TenantQuery = Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false });
 
   app.get('/v1/kitchen/:siteId/orders', {
@@ -45,13 +76,43 @@ export function restaurantOpsRoutes(app: FastifyTypebox, deps: { auth: Authentic
       summary: 'Cash that could not be applied to an order (late, unknown order, wrong site)',
       querystring: Type.Object({ limit: Limit }, { additionalProperties: false }),
       response: {
-        200: Type.Object({ items: Type.Array(Type.Object({ id: Type.String(), machineId: Type.Union([Type.String(), Type.Null()]), orderNumber: Type.String(), amount: Type.Number(), amountMinor: Type.Integer(), currency: Type.String(), reason: Type.String(), recordedAt: Type.String() }, { additionalProperties: true })), nextCursor: Type.Null() }),
+        200: Type.Object({ items: Type.Array(UnallocatedSchema), nextCursor: Type.Null() }),
         ...errors(400, 401, 403),
       },
     },
   }, async (request) => {
     const p = await request.staff();
     return { items: await deps.cash.listUnallocated(tenantFilter(p), request.query.limit), nextCursor: null };
+  });
+
+  app.post('/v1/cash/unallocated/:id/resolve', {
+    schema: {
+      tags: ['cash'],
+      summary: 'Resolve unallocated cash once: returned to the customer, applied to an order, or kept',
+      description:
+        'Roles admin, customer_service and staff. applied needs orderNumber: the amount goes into that '
+        + 'order’s open cash session like a bill (it may complete the payment). Audited; on the ledger.',
+      params: Type.Object({ id: EntityId }),
+      body: Type.Object(
+        {
+          action: Type.Union([Type.Literal('returned'), Type.Literal('applied'), Type.Literal('kept')]),
+          orderNumber: Type.Optional(OrderNumber),
+          note: Type.String({ minLength: 1, maxLength: 500 }),
+        },
+        { additionalProperties: false },
+      ),
+      response: { 200: UnallocatedSchema, ...errors(400, 401, 403, 404, 409) },
+    },
+  }, async (request) => {
+    const p = await request.staff(['admin', 'customer_service', 'staff']);
+    const { action, orderNumber, note } = request.body;
+    if (action === 'applied' && orderNumber === undefined) throw validation('applied needs the orderNumber');
+    if (action !== 'applied' && orderNumber !== undefined) {
+      throw validation('orderNumber is only for applied');
+    }
+    const input = { action, note: note.trim(), ...(orderNumber !== undefined ? { orderNumber } : {}) };
+    if (input.note === '') throw validation('note must say what happened');
+    return deps.unallocated.resolve(tenantFilter(p), request.params.id, input, p.actor);
   });
 
   app.get('/v1/print-jobs', {

@@ -95,8 +95,8 @@ export function createOrderSettlement(deps: {
         method: payment.method,
         amountMinor: received,
         currency: payment.currency,
-        amountPaid: minorToMajor(received),
-        change: minorToMajor(changeMinor),
+        amountPaid: minorToMajor(received, payment.currency),
+        change: minorToMajor(changeMinor, payment.currency),
       },
     });
   };

@@ -11,6 +11,7 @@ export function buildReceipt(
   order: Order,
   payment: { method: string; paidMinor?: number; changeMinor?: number },
 ): Receipt {
+  const major = (minor: number) => minorToMajor(minor, order.currency);
   const taxMinor = site.taxRateBp > 0 ? Math.round((order.amount * site.taxRateBp) / (10_000 + site.taxRateBp)) : 0;
   return {
     restaurantName: site.name,
@@ -19,13 +20,13 @@ export function buildReceipt(
     orderNumber: order.orderNumber ?? order.id,
     orderDate: order.paidAt ?? order.createdAt,
     ...(order.customerName ? { customerName: order.customerName } : {}),
-    items: (order.items ?? []).map((i) => ({ productName: i.name ?? i.sku, quantity: i.qty, lineTotal: minorToMajor(i.qty * (i.unitPriceMinor ?? 0)) })),
-    subTotal: minorToMajor(order.amount - taxMinor),
-    tax: minorToMajor(taxMinor),
-    totalAmount: minorToMajor(order.amount),
+    items: (order.items ?? []).map((i) => ({ productName: i.name ?? i.sku, quantity: i.qty, lineTotal: major(i.qty * (i.unitPriceMinor ?? 0)) })),
+    subTotal: major(order.amount - taxMinor),
+    tax: major(taxMinor),
+    totalAmount: major(order.amount),
     paymentMethod: payment.method,
-    ...(payment.paidMinor !== undefined ? { amountPaid: minorToMajor(payment.paidMinor) } : {}),
-    ...(payment.changeMinor !== undefined ? { change: minorToMajor(payment.changeMinor) } : {}),
+    ...(payment.paidMinor !== undefined ? { amountPaid: major(payment.paidMinor) } : {}),
+    ...(payment.changeMinor !== undefined ? { change: major(payment.changeMinor) } : {}),
   };
 }
 

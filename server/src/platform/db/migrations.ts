@@ -1,6 +1,7 @@
 // Schema migrations written with Kysely's schema builder so the same steps run on SQLite
 // and PostgreSQL. Add new migrations at the end; never edit one that has shipped.
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { monotonicFactory } from 'ulid';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- migrations see the schema before it exists */
 type AnyDb = Kysely<any>;
@@ -363,6 +364,116 @@ const operator: Migration = {
   },
 };
 
+// The ledger (double entry; each transfer is a pair of entries summing to zero, each account
+// caches its balance) and the resolution of unallocated cash. Unallocated cash recorded before
+// this migration moves onto the ledger: external → unallocated_cash of its site.
+const ledger: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('ledger_accounts')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('owner_type', 'text', (c) => c.notNull())
+      .addColumn('owner_id', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('unit', 'text', (c) => c.notNull())
+      .addColumn('balance', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('allow_negative', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('ledger_accounts_owner_uq', [
+        'tenant_id',
+        'owner_type',
+        'owner_id',
+        'kind',
+        'unit',
+      ])
+      .execute();
+    await db.schema
+      .createTable('ledger_entries')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('transfer_id', 'text', (c) => c.notNull())
+      .addColumn('account_id', 'text', (c) => c.notNull().references('ledger_accounts.id'))
+      .addColumn('amount', 'bigint', (c) => c.notNull())
+      .addColumn('unit', 'text', (c) => c.notNull())
+      .addColumn('cause_type', 'text', (c) => c.notNull())
+      .addColumn('cause_id', 'text', (c) => c.notNull())
+      .addColumn('memo', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('ledger_entries_account_idx')
+      .on('ledger_entries')
+      .columns(['account_id', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('ledger_entries_cause_idx')
+      .on('ledger_entries')
+      .columns(['tenant_id', 'cause_type', 'cause_id'])
+      .execute();
+    const add = (name: string) => db.schema.alterTable('unallocated_cash').addColumn(name, 'text').execute();
+    await db.schema
+      .alterTable('unallocated_cash')
+      .addColumn('status', 'text', (c) => c.notNull().defaultTo('OPEN'))
+      .execute();
+    for (const column of ['resolved_at', 'resolved_by', 'resolution_note', 'applied_order_number']) {
+      await add(column);
+    }
+
+    const id = monotonicFactory();
+    const now = new Date().toISOString();
+    const accounts = new Map<string, string>();
+    type Key = [tenantId: string, ownerType: string, ownerId: string, kind: string, unit: string];
+    const account = async (...[tenantId, ownerType, ownerId, kind, unit]: Key) => {
+      const key = [tenantId, ownerType, ownerId, kind, unit].join('|');
+      let accountId = accounts.get(key);
+      if (!accountId) {
+        accountId = id();
+        accounts.set(key, accountId);
+        const allowNegative = kind === 'external' ? 1 : 0;
+        await db
+          .insertInto('ledger_accounts')
+          .values({ id: accountId, tenant_id: tenantId, owner_type: ownerType, owner_id: ownerId, kind, unit,
+            balance: 0, allow_negative: allowNegative, created_at: now })
+          .execute();
+      }
+      return accountId;
+    };
+    const parked = (await db.selectFrom('unallocated_cash').selectAll().orderBy('id').execute()) as {
+      id: string; tenant_id: string; site_id: string | null; amount_minor: number | string; currency: string;
+      recorded_at: string;
+    }[];
+    for (const u of parked) {
+      const amount = Number(u.amount_minor);
+      const from = await account(u.tenant_id, 'tenant', u.tenant_id, 'external', u.currency);
+      const to = await account(u.tenant_id, 'site', u.site_id ?? 'default', 'unallocated_cash', u.currency);
+      const transferId = id();
+      for (const [accountId, signed] of [[from, -amount], [to, amount]] as const) {
+        await db
+          .insertInto('ledger_entries')
+          .values({
+            id: id(),
+            tenant_id: u.tenant_id,
+            transfer_id: transferId,
+            account_id: accountId,
+            amount: signed,
+            unit: u.currency,
+            cause_type: 'unallocated_cash',
+            cause_id: u.id,
+            memo: null,
+            created_at: u.recorded_at,
+          })
+          .execute();
+        await db
+          .updateTable('ledger_accounts')
+          .set((eb: any) => ({ balance: eb('balance', '+', signed) }))
+          .where('id', '=', accountId)
+          .execute();
+      }
+    }
+  },
+};
+
 // The outbox grows into the durable job table: attempts, backoff, leases and a FAILED state.
 const jobs: Migration = {
   async up(db: AnyDb) {
@@ -463,6 +574,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0004_dashboard': dashboard,
       '0006_security': security,
       '0007_operator': operator,
+      '0008_ledger': ledger,
       '0009_jobs': jobs,
       '0010_payments': payments,
       '0011_refunds': refunds,

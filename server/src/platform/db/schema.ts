@@ -224,6 +224,39 @@ export interface UnallocatedCashTable {
   currency: string;
   reason: string;
   recorded_at: string;
+  /** OPEN until staff resolve it: RETURNED (handed back), APPLIED (to an order), KEPT. */
+  status: Generated<string>;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  resolution_note: string | null;
+  applied_order_number: string | null;
+}
+
+export interface LedgerAccountsTable {
+  id: string;
+  tenant_id: string;
+  owner_type: string;
+  owner_id: string;
+  kind: string;
+  /** 'ml' or an ISO 4217 currency (amounts in its minor units). */
+  unit: string;
+  /** Cached sum of the account's entries, updated in the same transaction as each entry. */
+  balance: number;
+  allow_negative: number;
+  created_at: string;
+}
+
+export interface LedgerEntriesTable {
+  id: string;
+  tenant_id: string;
+  transfer_id: string;
+  account_id: string;
+  amount: number;
+  unit: string;
+  cause_type: string;
+  cause_id: string;
+  memo: string | null;
+  created_at: string;
 }
 
 export interface PrintJobsTable {
@@ -333,6 +366,8 @@ export interface Database {
   cash_sessions: CashSessionsTable;
   cash_inserts: CashInsertsTable;
   unallocated_cash: UnallocatedCashTable;
+  ledger_accounts: LedgerAccountsTable;
+  ledger_entries: LedgerEntriesTable;
   print_jobs: PrintJobsTable;
   alerts: AlertsTable;
   tenants: TenantsTable;

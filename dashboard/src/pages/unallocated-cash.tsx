@@ -1,0 +1,123 @@
+// Unallocated cash on the cash page: money machines took that no order could use. Staff resolve
+// each item once: Return (handed back), Apply to order (counts in that order's open cash
+// session), or Keep; resolved items show what was done, by whom and why.
+import type { UnallocatedCashView } from '@kioskhub/protocol';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api } from '../api.ts';
+import { useAuth } from '../auth.tsx';
+import { dateTime, majorAmount, titleCase } from '../format.ts';
+import { Empty, ErrorNote, TableWrap, TextField } from '../ui.tsx';
+
+type Action = 'returned' | 'applied' | 'kept';
+
+function Resolution({ u }: { u: UnallocatedCashView }) {
+  const what =
+    u.status === 'APPLIED' ? `Applied to order ${u.appliedOrderNumber ?? '—'}` : titleCase(u.status);
+  return (
+    <span className="resolution" data-testid={`resolution-${u.id}`}>
+      <strong>{what}</strong> by {u.resolvedBy ?? '—'}, {dateTime(u.resolvedAt)}
+      {u.resolutionNote ? `: ${u.resolutionNote}` : ''}
+    </span>
+  );
+}
+
+function ResolveForm({ u }: { u: UnallocatedCashView }) {
+  const client = useQueryClient();
+  const [note, setNote] = useState('');
+  const [orderNumber, setOrderNumber] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const resolve = async (action: Action) => {
+    setError(null);
+    if (note.trim() === '') return setError(new Error('Write a note: what happened to the money?'));
+    if (action === 'applied' && orderNumber.trim() === '') return setError(new Error('Which order number?'));
+    setBusy(true);
+    try {
+      const body = {
+        action,
+        note: note.trim(),
+        ...(action === 'applied' ? { orderNumber: orderNumber.trim() } : {}),
+      };
+      await api(`/v1/cash/unallocated/${encodeURIComponent(u.id)}/resolve`, { method: 'POST', body });
+      await client.invalidateQueries({ queryKey: ['cash'] });
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="resolve" role="group" aria-label={`Resolve unallocated cash ${u.id}`}>
+      <TextField label="Note" value={note} maxLength={500} onChange={(e) => setNote(e.target.value)} />
+      <TextField
+        label="Order number (to apply)"
+        value={orderNumber}
+        maxLength={64}
+        onChange={(e) => setOrderNumber(e.target.value)}
+      />
+      <div className="buttons">
+        <button type="button" className="secondary" disabled={busy} onClick={() => void resolve('returned')}>
+          Return
+        </button>
+        <button type="button" className="secondary" disabled={busy} onClick={() => void resolve('applied')}>
+          Apply to order
+        </button>
+        <button type="button" className="secondary" disabled={busy} onClick={() => void resolve('kept')}>
+          Keep
+        </button>
+      </div>
+      <ErrorNote error={error} />
+    </div>
+  );
+}
+
+export function UnallocatedCash() {
+  const { can } = useAuth();
+  const unallocated = useQuery({
+    queryKey: ['cash', 'unallocated'],
+    queryFn: () => api<{ items: UnallocatedCashView[] }>('/v1/cash/unallocated?limit=100'),
+    refetchInterval: 30_000,
+  });
+  if (unallocated.error) return <ErrorNote error={unallocated.error} />;
+  if (!unallocated.data) return null;
+  if (unallocated.data.items.length === 0) return <Empty>No unallocated cash.</Empty>;
+  return (
+    <TableWrap label="Unallocated cash">
+      <thead>
+        <tr>
+          <th scope="col">Recorded</th>
+          <th scope="col">Order number</th>
+          <th scope="col">Machine</th>
+          <th scope="col" className="num">
+            Amount
+          </th>
+          <th scope="col">Reason</th>
+          <th scope="col">Resolution</th>
+        </tr>
+      </thead>
+      <tbody>
+        {unallocated.data.items.map((u) => (
+          <tr key={u.id}>
+            <td>{dateTime(u.recordedAt)}</td>
+            <th scope="row">{u.orderNumber}</th>
+            <td>{u.machineId ?? '—'}</td>
+            <td className="num">
+              {majorAmount(u.amount, u.currency)} {u.currency}
+            </td>
+            <td>{u.reason}</td>
+            <td>
+              {u.status !== 'OPEN' ? (
+                <Resolution u={u} />
+              ) : can('resolveCash') ? (
+                <ResolveForm u={u} />
+              ) : (
+                'Open'
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </TableWrap>
+  );
+}

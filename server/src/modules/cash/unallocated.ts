@@ -1,0 +1,209 @@
+// Unallocated cash: money a machine took that no order could use. It sits on the ledger in the
+// site's unallocated_cash account until staff resolve it, once: RETURNED to the customer
+// (→ external), KEPT (→ revenue), or APPLIED to an order's open cash session exactly like a
+// bill inserted there (→ revenue, and the payment may complete). Each resolution is audited.
+import type { UnallocatedCashView } from '@kioskhub/protocol';
+import { sql } from 'kysely';
+import { nowIso, newId, type Db, type Executor } from '../../platform/db/database.js';
+import type { UnallocatedCashTable } from '../../platform/db/schema.js';
+import { AppError } from '../../platform/errors.js';
+import { formatMinor, minorToMajor } from '../../platform/money.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
+import type { CatalogService } from '../catalog/catalog.service.js';
+import type {
+  CashScope,
+  CashService,
+  InsertInput,
+  InsertOutcome,
+  UnallocatedReason,
+} from './cash.service.js';
+
+type Row = Omit<UnallocatedCashTable, 'status'> & { status: string };
+
+export type ResolveAction = 'returned' | 'applied' | 'kept';
+const STATUS_OF = { returned: 'RETURNED', applied: 'APPLIED', kept: 'KEPT' } as const;
+
+export const toUnallocatedView = (r: Row): UnallocatedCashView => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  siteId: r.site_id,
+  machineId: r.machine_id,
+  orderNumber: r.order_number,
+  amount: minorToMajor(Number(r.amount_minor), r.currency),
+  amountMinor: Number(r.amount_minor),
+  currency: r.currency,
+  reason: r.reason,
+  eventId: r.event_id,
+  recordedAt: r.recorded_at,
+  status: r.status as UnallocatedCashView['status'],
+  resolvedAt: r.resolved_at,
+  resolvedBy: r.resolved_by,
+  resolutionNote: r.resolution_note,
+  appliedOrderNumber: r.applied_order_number,
+});
+
+/**
+ * Records money no order could use (never dropped), in the caller's transaction: the item, the
+ * ledger transfer external → unallocated_cash of the site, and an UNALLOCATED_CASH alert.
+ */
+export async function parkUnallocated(
+  ex: Executor,
+  deps: {
+    catalog: Pick<CatalogService, 'siteRow'>;
+    alerts: Pick<AlertsService, 'raise'>;
+    ledger: LedgerService;
+  },
+  scope: CashScope,
+  input: InsertInput,
+  reason: UnallocatedReason,
+): Promise<InsertOutcome> {
+  const site = await deps.catalog.siteRow(scope.tenantId, scope.siteId, ex);
+  const id = newId();
+  await ex
+    .insertInto('unallocated_cash')
+    .values({
+      id,
+      tenant_id: scope.tenantId,
+      site_id: scope.siteId,
+      machine_id: scope.machineId,
+      order_number: input.orderNumber,
+      event_id: input.eventId ?? null,
+      kind: input.kind ?? null,
+      amount_minor: input.amountMinor,
+      currency: site.currency,
+      reason,
+      recorded_at: nowIso(),
+    })
+    .execute();
+  // The money is in the machine: from the outside world into the site's unallocated cash.
+  const { tenantId, siteId } = scope;
+  const from = await deps.ledger.external(ex, tenantId, site.currency);
+  const to = await deps.ledger.siteAccount(ex, tenantId, siteId, 'unallocated_cash', site.currency);
+  await deps.ledger.transfer(ex, {
+    tenantId,
+    from: from.id,
+    to: to.id,
+    amount: input.amountMinor,
+    unit: site.currency,
+    cause: { type: 'unallocated_cash', id },
+    memo: `${reason}, order ${input.orderNumber}`,
+  });
+  const amount = `${formatMinor(input.amountMinor, site.currency)} ${site.currency}`;
+  const what = `${amount} for order ${input.orderNumber}`;
+  await deps.alerts.raise(ex, {
+    tenantId: scope.tenantId,
+    kind: 'UNALLOCATED_CASH',
+    subjectType: 'machine',
+    subjectId: scope.machineId ?? scope.siteId,
+    message: `${what} could not be applied (${reason})`,
+  });
+  const { amountMinor, orderNumber } = input;
+  return { kind: 'unallocated', reason, amountMinor, currency: site.currency, orderNumber };
+}
+
+export function createUnallocatedService(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  cash: Pick<CashService, 'insertIn'>;
+  ledger: LedgerService;
+}) {
+  const { db, ledger } = deps;
+
+  return {
+    /**
+     * Resolves an OPEN item (tenantId null: any tenant, ADMIN_TOKEN). Everything happens in one
+     * transaction: the status, the ledger transfer, the cash insert for `applied`, the audit.
+     */
+    async resolve(
+      tenantId: string | null,
+      id: string,
+      input: { action: ResolveAction; orderNumber?: string; note: string },
+      actor: string,
+    ): Promise<UnallocatedCashView> {
+      return db.transaction().execute(async (tx) => {
+        let q = tx.selectFrom('unallocated_cash').selectAll().where('id', '=', id);
+        if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+        if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
+        const row = await q.executeTakeFirst();
+        if (!row) throw new AppError('NOT_FOUND', `unallocated cash "${id}" does not exist`);
+        if (row.status !== 'OPEN') {
+          throw new AppError('INVALID_STATE', `unallocated cash "${id}" is already ${row.status}`);
+        }
+        const status = STATUS_OF[input.action];
+        const resolved: Row = {
+          ...row,
+          status,
+          resolved_at: nowIso(),
+          resolved_by: actor,
+          resolution_note: input.note,
+          applied_order_number: input.action === 'applied' ? (input.orderNumber ?? null) : null,
+        };
+        const claimed = await tx
+          .updateTable('unallocated_cash')
+          .set({
+            status,
+            resolved_at: resolved.resolved_at,
+            resolved_by: actor,
+            resolution_note: input.note,
+            applied_order_number: resolved.applied_order_number,
+          })
+          .where('id', '=', id)
+          .where('status', '=', 'OPEN')
+          .executeTakeFirst();
+        if (Number(claimed.numUpdatedRows) !== 1) {
+          throw new AppError('INVALID_STATE', `unallocated cash "${id}" was resolved meanwhile`);
+        }
+
+        const amount = Number(row.amount_minor);
+        const siteId = row.site_id ?? 'default';
+        if (input.action === 'applied') {
+          const orderNumber = input.orderNumber!;
+          const scope = { tenantId: row.tenant_id, siteId, machineId: row.machine_id, actor };
+          const insert = {
+            orderNumber,
+            amountMinor: amount,
+            eventId: `unallocated:${id}`,
+            ...(row.kind ? { kind: row.kind } : {}),
+          };
+          const outcome = await deps.cash.insertIn(tx, scope, insert);
+          if (outcome.kind === 'unallocated') {
+            const why =
+              outcome.reason === 'WRONG_SITE'
+                ? `is not an order of site ${siteId}`
+                : `is not waiting for cash (${outcome.reason})`;
+            throw new AppError('INVALID_STATE', `order ${orderNumber} ${why}; nothing changed`);
+          }
+        }
+        const from = await ledger.siteAccount(tx, row.tenant_id, siteId, 'unallocated_cash', row.currency);
+        const to =
+          input.action === 'returned'
+            ? await ledger.external(tx, row.tenant_id, row.currency)
+            : await ledger.siteAccount(tx, row.tenant_id, siteId, 'revenue', row.currency);
+        await ledger.transfer(tx, {
+          tenantId: row.tenant_id,
+          from: from.id,
+          to: to.id,
+          amount,
+          unit: row.currency,
+          cause: { type: 'unallocated_cash', id },
+          memo: `${status.toLowerCase()}: ${input.note}`,
+        });
+        const view = toUnallocatedView(resolved);
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: `unallocated_cash.${input.action}`,
+          subjectType: 'unallocated_cash',
+          subjectId: id,
+          before: toUnallocatedView(row),
+          after: view,
+        });
+        return view;
+      });
+    },
+  };
+}
+
+export type UnallocatedService = ReturnType<typeof createUnallocatedService>;
