@@ -247,14 +247,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const razorpayApi = config.razorpay.keyId && config.razorpay.keySecret
     ? createRazorpayClient({ baseUrl: config.razorpay.apiBase, keyId: config.razorpay.keyId, keySecret: config.razorpay.keySecret })
     : undefined;
+  const ledger = createLedgerService({ db });
   const refunds = createRefunds({
     db,
     dialect,
+    ledger,
     providers: razorpayApi
       ? { razorpay: { refund: async (id, amount) => ({ providerRefundId: (await razorpayApi.refundPayment(id, amount)).id }) } }
       : {},
   });
-  const ledger = createLedgerService({ db });
   const cash = createCashService({ db, dialect, orders, catalog, alerts, ledger, payments, settlement, refunds });
   const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
   const kitchen = createKitchenService({ db, orders });

@@ -2,10 +2,12 @@
 // "crash"): random interleavings of provider events (authorized before captured, duplicates with
 // the same or another event id, concurrent deliveries, out of order), cash inserts with retries,
 // refunds of random sizes (some at once) and crashes leave every payment counted once, never
-// refunded past what it received, with its refunds summing to its refunded amount.
+// refunded past what it received, with its refunds summing to its refunded amount, and every
+// ledger balance equal to the sum of its entries.
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ledgerInvariants } from './ledger-invariants.js';
 import { dropSchema, engines, newSchemaName, qrCredited, startServer, tempDir, type TestServer } from './harness.js';
 
 type Action =
@@ -99,6 +101,8 @@ describe.each(engines())('payments property (%s, restarts)', (engine) => {
           }
 
           const db = server.kioskhub.db;
+          // Every ledger balance equals the sum of its entries; each unit sums to zero.
+          expect(await ledgerInvariants(db)).toEqual({ drift: [], units: [] });
           const payments = await db.selectFrom('payments').selectAll().execute();
           // One order and one payment per captured provider payment, whatever was delivered.
           const qr = payments.filter((p) => p.method === 'upi_qr');

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
 
@@ -75,9 +76,17 @@ describe.each(engines())('refunds (%s)', (engine) => {
     expect((await state(payment.id)).payment).toMatchObject({ status: 'REFUNDED', refundedMinor: 2000 });
     expect((await refund(payment.id, { amountMinor: 1, reason: 'again', to: 'refund_due' })).status).toBe(409);
 
+    // Owed back: the default site's refunds due hold 2000 until staff hand the money over.
+    const dueAccount = async () => {
+      const res = await server.request('GET', '/v1/ledger/accounts?ownerType=site&ownerId=default&kind=refunds_due');
+      return res.body.items.find((a: any) => a.unit === 'INR');
+    };
+    const owedBefore = (await dueAccount()).balance;
     const done = await server.request('POST', `/v1/refunds/${first.body.id}/complete`, { body: { note: 'handed ₹5' } });
     expect(done.body).toMatchObject({ status: 'SUCCEEDED', completedAt: expect.any(String) });
     expect((await server.request('POST', `/v1/refunds/${first.body.id}/complete`, { body: {} })).status).toBe(409);
+    expect((await dueAccount()).balance).toBe(owedBefore - 500);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 
   it('two refunds at once never give back more than was paid', async () => {

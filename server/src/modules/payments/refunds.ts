@@ -7,6 +7,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
 
 export const REFUND_DESTINATIONS = ['original', 'refund_due', 'credit'] as const;
 export type RefundDestination = (typeof REFUND_DESTINATIONS)[number];
@@ -33,13 +34,36 @@ export function toRefund(r: RefundRow) {
   };
 }
 
-export function createRefunds(deps: { db: Db; dialect: 'sqlite' | 'postgres'; providers: Record<string, ProviderRefunds> }) {
+export function createRefunds(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  providers: Record<string, ProviderRefunds>;
+  ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer'>;
+}) {
   const { db } = deps;
 
   async function lockedPayment(ex: Executor, paymentId: string): Promise<PaymentRow | undefined> {
     let q = ex.selectFrom('payments').selectAll().where('id', '=', paymentId);
     if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
     return q.executeTakeFirst();
+  }
+
+  /** Refunds due on the ledger: revenue → refunds_due when owed, refunds_due → external when paid. */
+  async function owe(ex: Executor, refund: RefundRow, siteId: string, step: 'owed' | 'paid'): Promise<void> {
+    const unit = refund.currency;
+    const due = await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'refunds_due', unit);
+    const other = step === 'owed'
+      ? await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'revenue', unit)
+      : await deps.ledger.external(ex, refund.tenant_id, unit);
+    await deps.ledger.transfer(ex, {
+      tenantId: refund.tenant_id,
+      from: step === 'owed' ? other.id : due.id,
+      to: step === 'owed' ? due.id : other.id,
+      amount: Number(refund.amount_minor),
+      unit,
+      cause: { type: 'refund', id: refund.id },
+      memo: step === 'owed' ? refund.reason : 'handed back',
+    });
   }
 
   /** Records a refund inside the caller's transaction; the payment row is locked first. */
@@ -105,6 +129,8 @@ export function createRefunds(deps: { db: Db; dialect: 'sqlite' | 'postgres'; pr
       after: { refundId: row.id, amountMinor: input.amountMinor, destination, reason: input.reason, refundedMinor: refunded },
     });
     if (destination === 'original') await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
+    // Money owed back is a balance: the site's refunds due, until staff hand it over.
+    if (destination === 'refund_due') await owe(ex, row, payment.site_id ?? 'default', 'owed');
     return row;
   }
 
@@ -159,6 +185,8 @@ export function createRefunds(deps: { db: Db; dialect: 'sqlite' | 'postgres'; pr
           .returningAll()
           .executeTakeFirst();
         if (!done) throw new AppError('INVALID_STATE', `refund ${refundId} is ${before.status}, not DUE`);
+        const payment = await tx.selectFrom('payments').select('site_id').where('id', '=', before.payment_id).executeTakeFirstOrThrow();
+        await owe(tx, done, payment.site_id ?? 'default', 'paid');
         await recordAudit(tx, { tenantId: before.tenant_id, actor, action: 'refund.complete', subjectType: 'refund', subjectId: refundId, before: { status: before.status }, after: { status: 'SUCCEEDED', ...(note ? { note } : {}) } });
         return done;
       });
