@@ -4,6 +4,7 @@
 // B's rows must be exactly as before.
 import { randomBytes } from 'node:crypto';
 import { MACHINE_KINDS } from '@kioskhub/protocol';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, qrCredited, startServer, type TestServer } from '../harness.js';
 
@@ -110,8 +111,14 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
 
   /** Every row of every table that belongs to B. */
   async function snapshotOfB(): Promise<string> {
-    const tables = await server.kioskhub.db.introspection.getTables();
+    const db = server.kioskhub.db;
+    // PostgreSQL lists every schema's tables (other test files' too): only this server's count.
+    const schema = server.engine === 'postgres'
+      ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
+      : undefined;
+    const tables = await db.introspection.getTables();
     const owned = tables
+      .filter((t) => schema === undefined || t.schema === schema)
       .filter((t) => t.columns.some((c) => c.name === 'tenant_id'))
       .map((t) => t.name)
       .sort();
