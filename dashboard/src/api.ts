@@ -24,12 +24,19 @@ export const setUnauthorizedHandler = (fn: () => void): void => {
   onUnauthorized = fn;
 };
 
-async function send(path: string, init: { method?: string; body?: unknown; token?: string | null } = {}): Promise<Response> {
+async function send(
+  path: string,
+  init: { method?: string; body?: unknown; token?: string | null } = {},
+): Promise<Response> {
   const token = init.token === undefined ? storedToken() : init.token;
   const headers: Record<string, string> = {};
   if (token) headers['authorization'] = `Bearer ${token}`;
   if (init.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(path, { method: init.method ?? 'GET', headers, ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}) });
+  const res = await fetch(path, {
+    method: init.method ?? 'GET',
+    headers,
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+  });
   if (!res.ok) {
     let code = 'HTTP_' + res.status;
     let message = res.statusText || 'request failed';
@@ -46,12 +53,17 @@ async function send(path: string, init: { method?: string; body?: unknown; token
   return res;
 }
 
-export async function api<T>(path: string, init: { method?: string; body?: unknown; token?: string | null } = {}): Promise<T> {
+export async function api<T>(
+  path: string,
+  init: { method?: string; body?: unknown; token?: string | null } = {},
+): Promise<T> {
   const res = await send(path, init);
   return (await res.json()) as T;
 }
 
-export async function apiBlob(path: string): Promise<{ blob: Blob; filename: string | null; headers: Headers }> {
+export async function apiBlob(
+  path: string,
+): Promise<{ blob: Blob; filename: string | null; headers: Headers }> {
   const res = await send(path);
   const disposition = res.headers.get('content-disposition') ?? '';
   const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? null;
@@ -61,7 +73,8 @@ export async function apiBlob(path: string): Promise<{ blob: Blob; filename: str
 /** `?a=1&b=2` from an object, leaving out empty values. */
 export function qs(params: Record<string, string | number | boolean | undefined | null>): string {
   const search = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') search.set(k, String(v));
+  for (const [k, v] of Object.entries(params))
+    if (v !== undefined && v !== null && v !== '') search.set(k, String(v));
   const text = search.toString();
   return text ? `?${text}` : '';
 }

@@ -30,11 +30,18 @@ const NAV = [
 ];
 
 function AlertsBadge() {
-  const open = useQuery({ queryKey: ['alerts', 'open'], queryFn: () => api<Page<AlertView>>('/v1/alerts?open=true&limit=200'), refetchInterval: 20_000 });
+  const open = useQuery({
+    queryKey: ['alerts', 'open'],
+    queryFn: () => api<Page<AlertView>>('/v1/alerts?open=true&limit=200'),
+    refetchInterval: 20_000,
+  });
   const count = open.data?.items.length ?? 0;
   return (
     <Link href="/alerts" className="alerts-link" aria-label={`Alerts: ${count} open`}>
-      Alerts <span className={`count ${count > 0 ? 'count-hot' : ''}`} data-testid="alert-count">{count >= 200 ? '200+' : count}</span>
+      Alerts{' '}
+      <span className={`count ${count > 0 ? 'count-hot' : ''}`} data-testid="alert-count">
+        {count >= 200 ? '200+' : count}
+      </span>
     </Link>
   );
 }
@@ -51,10 +58,13 @@ function LiveDot() {
 function Shell() {
   const { me, signOut, allTenants } = useAuth();
   const [location] = useLocation();
-  const active = (href: string) => (href === '/' ? location === '/' || location.startsWith('/machines') : location.startsWith(href));
+  const active = (href: string) =>
+    href === '/' ? location === '/' || location.startsWith('/machines') : location.startsWith(href);
   return (
     <>
-      <a className="skip" href="#main">Skip to content</a>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
       <header className="top">
         <div className="brand">
           <Link href="/">Kioskhub</Link>
@@ -74,7 +84,9 @@ function Shell() {
           <AlertsBadge />
           <LiveDot />
           <span className="muted small" title={me?.actor}>
-            {allTenants ? 'Admin token (all tenants)' : `${me?.actor.replace(/^user:/, '') ?? ''} · ${me?.role ?? ''} · ${me?.tenantId ?? ''}`}
+            {allTenants
+              ? 'Admin token (all tenants)'
+              : `${me?.actor.replace(/^user:/, '') ?? ''} · ${me?.role ?? ''} · ${me?.tenantId ?? ''}`}
           </span>
           <button type="button" className="secondary" onClick={signOut}>
             Sign out

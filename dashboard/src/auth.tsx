@@ -51,7 +51,12 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, [client]);
   useEffect(() => setUnauthorizedHandler(signOut), [signOut]);
 
-  const me = useQuery({ queryKey: ['me', token], queryFn: () => api<MeView>('/v1/auth/me'), enabled: token !== null, staleTime: 5 * 60_000 });
+  const me = useQuery({
+    queryKey: ['me', token],
+    queryFn: () => api<MeView>('/v1/auth/me'),
+    enabled: token !== null,
+    staleTime: 5 * 60_000,
+  });
 
   const value = useMemo<Auth>(() => {
     const role = me.data?.kind === 'admin' ? 'admin' : me.data?.role;
@@ -61,13 +66,18 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       meError: me.error,
       allTenants: me.data?.kind === 'admin',
       async signIn(email, password) {
-        const { token: jwt } = await api<{ token: string }>('/v1/auth/login', { method: 'POST', body: { email, password }, token: null });
+        const { token: jwt } = await api<{ token: string }>('/v1/auth/login', {
+          method: 'POST',
+          body: { email, password },
+          token: null,
+        });
         storeToken(jwt);
         setToken(jwt);
       },
       async signInWithToken(candidate) {
         const who = await api<MeView>('/v1/auth/me', { token: candidate });
-        if (who.kind !== 'admin' && who.kind !== 'user') throw new Error('that is a machine key, not an operator token');
+        if (who.kind !== 'admin' && who.kind !== 'user')
+          throw new Error('that is a machine key, not an operator token');
         storeToken(candidate);
         setToken(candidate);
       },

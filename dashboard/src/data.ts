@@ -7,13 +7,22 @@ import { api } from './api.ts';
 import { useAuth } from './auth.tsx';
 
 export function useSites() {
-  return useQuery({ queryKey: ['sites'], queryFn: () => api<Page<SiteView>>('/v1/sites'), staleTime: 60_000 });
+  return useQuery({
+    queryKey: ['sites'],
+    queryFn: () => api<Page<SiteView>>('/v1/sites'),
+    staleTime: 60_000,
+  });
 }
 
 /** Tenants, for ADMIN_TOKEN only (an empty list for staff). */
 export function useTenants() {
   const { allTenants } = useAuth();
-  return useQuery({ queryKey: ['tenants'], queryFn: () => api<Page<TenantView>>('/v1/tenants'), enabled: allTenants, staleTime: 60_000 });
+  return useQuery({
+    queryKey: ['tenants'],
+    queryFn: () => api<Page<TenantView>>('/v1/tenants'),
+    enabled: allTenants,
+    staleTime: 60_000,
+  });
 }
 
 /** Every machine (ids and names) for filter pickers; follows cursors up to 2,000. */
@@ -24,7 +33,9 @@ export function useAllMachines() {
       const items: FleetMachineView[] = [];
       let cursor: string | null = null;
       do {
-        const page: Page<FleetMachineView> = await api<Page<FleetMachineView>>(`/v1/fleet?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        const page: Page<FleetMachineView> = await api<Page<FleetMachineView>>(
+          `/v1/fleet?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
         items.push(...page.items);
         cursor = page.nextCursor;
       } while (cursor && items.length < 2000);

@@ -5,7 +5,12 @@ import { currencyExponent, formatMinor, minorToMajor } from '@kioskhub/protocol'
 export function money(minor: number, currency: string): string {
   try {
     const digits = currencyExponent(currency);
-    const format = { style: 'currency', currency, minimumFractionDigits: digits, maximumFractionDigits: digits } as const;
+    const format = {
+      style: 'currency',
+      currency,
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    } as const;
     return new Intl.NumberFormat(undefined, format).format(minorToMajor(minor, currency));
   } catch {
     return `${minor} ${currency} (minor units)`;
@@ -30,9 +35,12 @@ export function minorToInput(minor: number, currency: string): string {
   }
 }
 
-export const dateTime = (iso: string | null | undefined): string => (iso ? new Date(iso).toLocaleString() : '—');
-export const time = (iso: string | null | undefined): string => (iso ? new Date(iso).toLocaleTimeString() : '—');
-export const sameDay = (iso: string, now = new Date()): boolean => new Date(iso).toDateString() === now.toDateString();
+export const dateTime = (iso: string | null | undefined): string =>
+  iso ? new Date(iso).toLocaleString() : '—';
+export const time = (iso: string | null | undefined): string =>
+  iso ? new Date(iso).toLocaleTimeString() : '—';
+export const sameDay = (iso: string, now = new Date()): boolean =>
+  new Date(iso).toDateString() === now.toDateString();
 
 export function ago(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return 'never';
@@ -68,7 +76,8 @@ export const eventLabel = (type: string): string => EVENT_LABELS[type] ?? type.r
 export const titleCase = (s: string): string => s.charAt(0) + s.slice(1).toLowerCase().replaceAll('_', ' ');
 
 /** `datetime-local` input value ↔ ISO UTC. */
-export const localInputToIso = (value: string): string | undefined => (value ? new Date(value).toISOString() : undefined);
+export const localInputToIso = (value: string): string | undefined =>
+  value ? new Date(value).toISOString() : undefined;
 export function isoToLocalInput(iso: string | undefined): string {
   if (!iso) return '';
   const d = new Date(iso);

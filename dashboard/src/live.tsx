@@ -1,6 +1,16 @@
 // Live updates from /live (CONTRACTS.md §8): subscribes to the viewer's tenant rooms and folds
 // each event into the query cache, patching what it can at once and refetching the rest.
-import { LIVE_EVENTS, LIVE_NAMESPACE, type FleetMachineView, type MachineStatusEvent, type OrderCreatedEvent, type OrderStatusEvent, type OrderView, type Page, type TenantView } from '@kioskhub/protocol';
+import {
+  LIVE_EVENTS,
+  LIVE_NAMESPACE,
+  type FleetMachineView,
+  type MachineStatusEvent,
+  type OrderCreatedEvent,
+  type OrderStatusEvent,
+  type OrderView,
+  type Page,
+  type TenantView,
+} from '@kioskhub/protocol';
 import { useQueryClient, type InfiniteData, type QueryClient, type QueryKey } from '@tanstack/react-query';
 import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
 import { io } from 'socket.io-client';
@@ -30,7 +40,12 @@ function throttle(fn: () => void, ms: number): () => void {
   };
 }
 
-function patchPages<T extends { id: string }>(client: QueryClient, key: QueryKey, id: string, patch: Partial<T>): void {
+function patchPages<T extends { id: string }>(
+  client: QueryClient,
+  key: QueryKey,
+  id: string,
+  patch: Partial<T>,
+): void {
   const fixItems = (items: T[]): T[] => items.map((item) => (item.id === id ? { ...item, ...patch } : item));
   client.setQueriesData<Page<T> | InfiniteData<Page<T>> | T[]>({ queryKey: key }, (data) => {
     if (!data) return data;
@@ -52,13 +67,42 @@ interface FeedFilters {
 /** Shows a new order at the top of every open feed it belongs in, before the refetch lands. */
 function prependOrder(client: QueryClient, e: OrderCreatedEvent & { orderNumber?: string }): void {
   const now = new Date().toISOString();
-  const row: OrderView = { id: e.orderId, tenantId: e.tenantId, machineId: e.machineId ?? null, siteId: null, orderNumber: e.orderNumber ?? null, amount: e.amount, currency: e.currency, source: e.source, provider: null, providerPaymentId: null, providerQrCodeId: null, paidAt: e.status === 'CREATED' ? null : now, dispatchPending: e.status === 'PAID', status: e.status, failureCode: null, customerName: null, createdAt: now, updatedAt: now };
-  for (const [key, data] of client.getQueriesData<InfiniteData<Page<OrderView>>>({ queryKey: ['orders', 'feed'] })) {
+  const row: OrderView = {
+    id: e.orderId,
+    tenantId: e.tenantId,
+    machineId: e.machineId ?? null,
+    siteId: null,
+    orderNumber: e.orderNumber ?? null,
+    amount: e.amount,
+    currency: e.currency,
+    source: e.source,
+    provider: null,
+    providerPaymentId: null,
+    providerQrCodeId: null,
+    paidAt: e.status === 'CREATED' ? null : now,
+    dispatchPending: e.status === 'PAID',
+    status: e.status,
+    failureCode: null,
+    customerName: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  for (const [key, data] of client.getQueriesData<InfiniteData<Page<OrderView>>>({
+    queryKey: ['orders', 'feed'],
+  })) {
     const f = (key[2] ?? {}) as FeedFilters;
-    const fits = (!f.machineId || f.machineId === e.machineId) && !f.siteId && (!f.status || f.status === e.status) && (!f.from || f.from <= now) && (!f.to || now < f.to);
+    const fits =
+      (!f.machineId || f.machineId === e.machineId) &&
+      !f.siteId &&
+      (!f.status || f.status === e.status) &&
+      (!f.from || f.from <= now) &&
+      (!f.to || now < f.to);
     const first = data?.pages[0];
     if (!fits || !data || !first || first.items.some((o) => o.id === e.orderId)) continue;
-    client.setQueryData<InfiniteData<Page<OrderView>>>(key, { ...data, pages: [{ ...first, items: [row, ...first.items] }, ...data.pages.slice(1)] });
+    client.setQueryData<InfiniteData<Page<OrderView>>>(key, {
+      ...data,
+      pages: [{ ...first, items: [row, ...first.items] }, ...data.pages.slice(1)],
+    });
   }
 }
 
@@ -70,7 +114,8 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   useEffect(() => {
     if (!token || !me) return;
     const socket = io(LIVE_NAMESPACE, { auth: { token }, transports: ['websocket'] });
-    const refetch = (key: string, ms = 250) => throttle(() => void client.invalidateQueries({ queryKey: [key] }), ms);
+    const refetch = (key: string, ms = 250) =>
+      throttle(() => void client.invalidateQueries({ queryKey: [key] }), ms);
     const orders = refetch('orders');
     const review = refetch('review');
     const fleet = refetch('fleet', 1000);
@@ -81,7 +126,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
 
     setState('connecting');
     socket.on('connect', async () => {
-      const tenants = allTenants ? (await api<Page<TenantView>>('/v1/tenants')).items.map((t) => t.id) : [me.tenantId ?? 'default'];
+      const tenants = allTenants
+        ? (await api<Page<TenantView>>('/v1/tenants')).items.map((t) => t.id)
+        : [me.tenantId ?? 'default'];
       await Promise.all(tenants.map((t) => socket.emitWithAck('subscribe', { room: `tenant:${t}` })));
       setState('live');
       // Anything missed while disconnected.
@@ -106,7 +153,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       stats();
     });
     socket.on(LIVE_EVENTS.orderStatusUpdated, (e: OrderStatusEvent) => {
-      const patch: Partial<OrderView> = { status: e.status, ...(e.failureCode ? { failureCode: e.failureCode } : {}) };
+      const patch: Partial<OrderView> = {
+        status: e.status,
+        ...(e.failureCode ? { failureCode: e.failureCode } : {}),
+      };
       patchPages<OrderView>(client, ['orders'], e.orderId, patch);
       client.setQueryData<OrderView>(['order', e.orderId], (o) => (o ? { ...o, ...patch } : o));
       void client.invalidateQueries({ queryKey: ['order', e.orderId] });

@@ -23,17 +23,34 @@ const TONES: Record<string, string> = {
 };
 
 export function StatusBadge({ status }: { status: string }) {
-  return <span className={`badge badge-${TONES[status] ?? 'muted'}`} data-status={status}>{titleCase(status)}</span>;
+  return (
+    <span className={`badge badge-${TONES[status] ?? 'muted'}`} data-status={status}>
+      {titleCase(status)}
+    </span>
+  );
 }
 
 export function ErrorNote({ error }: { error: unknown }) {
   if (!error) return null;
-  const message = error instanceof ApiError ? `${error.message} (${error.code})` : error instanceof Error ? error.message : String(error);
-  return <p className="error" role="alert">{message}</p>;
+  const message =
+    error instanceof ApiError
+      ? `${error.message} (${error.code})`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  return (
+    <p className="error" role="alert">
+      {message}
+    </p>
+  );
 }
 
 export function Loading({ what = 'Loading' }: { what?: string }) {
-  return <p className="muted" role="status">{what}…</p>;
+  return (
+    <p className="muted" role="status">
+      {what}…
+    </p>
+  );
 }
 
 export function Empty({ children }: { children: ReactNode }) {
@@ -50,7 +67,11 @@ export function TextField({ label, ...input }: { label: string } & InputHTMLAttr
   );
 }
 
-export function SelectField({ label, options, ...select }: { label: string; options: { value: string; label: string }[] } & SelectHTMLAttributes<HTMLSelectElement>) {
+export function SelectField({
+  label,
+  options,
+  ...select
+}: { label: string; options: { value: string; label: string }[] } & SelectHTMLAttributes<HTMLSelectElement>) {
   const id = useId();
   return (
     <div className="field">
@@ -66,7 +87,15 @@ export function SelectField({ label, options, ...select }: { label: string; opti
   );
 }
 
-export function Section({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
+export function Section({
+  title,
+  actions,
+  children,
+}: {
+  title: string;
+  actions?: ReactNode;
+  children: ReactNode;
+}) {
   const id = useId();
   return (
     <section aria-labelledby={id} className="card">
@@ -88,7 +117,21 @@ export function TableWrap({ label, children }: { label: string; children: ReactN
 }
 
 /** A button that asks "are you sure?" in place, with an optional note, before it acts. */
-export function ConfirmButton({ label, confirmLabel, onConfirm, withNote, tone = 'primary', disabled }: { label: string; confirmLabel: string; onConfirm(note: string): Promise<unknown>; withNote?: boolean; tone?: 'primary' | 'danger'; disabled?: boolean }) {
+export function ConfirmButton({
+  label,
+  confirmLabel,
+  onConfirm,
+  withNote,
+  tone = 'primary',
+  disabled,
+}: {
+  label: string;
+  confirmLabel: string;
+  onConfirm(note: string): Promise<unknown>;
+  withNote?: boolean;
+  tone?: 'primary' | 'danger';
+  disabled?: boolean;
+}) {
   const [open, setOpen] = useState(false);
   const [note, setNote] = useState('');
   const [busy, setBusy] = useState(false);
@@ -118,7 +161,14 @@ export function ConfirmButton({ label, confirmLabel, onConfirm, withNote, tone =
         }
       }}
     >
-      {withNote && <TextField label="Note (optional)" value={note} maxLength={500} onChange={(e) => setNote(e.target.value)} />}
+      {withNote && (
+        <TextField
+          label="Note (optional)"
+          value={note}
+          maxLength={500}
+          onChange={(e) => setNote(e.target.value)}
+        />
+      )}
       <button type="submit" className={tone} disabled={busy}>
         {confirmLabel}
       </button>

@@ -174,22 +174,38 @@ describe('SimulatedMachine', () => {
 
   it('a wrong key says which key to check and how to rotate it; a wrong URL says it cannot reach the server', async () => {
     const lines: string[] = [];
-    const refused = new SimulatedMachine({ url: gateway.url, machineId: 'M01', key: 'mk_typo_123', autoReconnect: false, logger: (l) => lines.push(l) });
+    const refused = new SimulatedMachine({
+      url: gateway.url,
+      machineId: 'M01',
+      key: 'mk_typo_123',
+      autoReconnect: false,
+      logger: (l) => lines.push(l),
+    });
     machines.push(refused);
     await expect(refused.start()).rejects.toThrow('unauthorized');
     expect(lines).toContain(
-      `[M01] refused by ${gateway.url}: the server does not know machine M01 or its key is wrong. Check the key in MACHINE_KEYS `
-        + '(machine-simulator/.env) or --keys: it is shown once, when the machine is created. '
-        + 'A new one: POST /v1/machines/M01/rotate-key, or "Rotate key" on its dashboard page.',
+      `[M01] refused by ${gateway.url}: the server does not know machine M01 or its key is wrong. Check the key in MACHINE_KEYS ` +
+        '(machine-simulator/.env) or --keys: it is shown once, when the machine is created. ' +
+        'A new one: POST /v1/machines/M01/rotate-key, or "Rotate key" on its dashboard page.',
     );
     expect(lines.join('\n')).not.toContain('mk_typo_123');
 
     const closed = await startGateway();
     await closed.close(); // nothing listens there any more
-    const unreachable = new SimulatedMachine({ url: closed.url, machineId: 'M01', key: 'key-1', autoReconnect: false, logger: (l) => lines.push(l) });
+    const unreachable = new SimulatedMachine({
+      url: closed.url,
+      machineId: 'M01',
+      key: 'key-1',
+      autoReconnect: false,
+      logger: (l) => lines.push(l),
+    });
     machines.push(unreachable);
     await expect(unreachable.start()).rejects.toThrow();
-    expect(lines.at(-1)).toMatch(new RegExp(`^\\[M01\\] cannot reach the server at ${closed.url.replace(/\./g, '\\.')} \\(.+\\): check --url / KIOSKHUB_URL`));
+    expect(lines.at(-1)).toMatch(
+      new RegExp(
+        `^\\[M01\\] cannot reach the server at ${closed.url.replace(/\./g, '\\.')} \\(.+\\): check --url / KIOSKHUB_URL`,
+      ),
+    );
   });
 });
 

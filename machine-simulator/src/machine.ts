@@ -302,18 +302,18 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
     this.explained.add(kind);
     if (refused) {
       return first
-        ? `refused by ${url}: the server does not know machine ${this.machineId} or its key is wrong. `
-          + 'Check the key in MACHINE_KEYS (machine-simulator/.env) or --keys: it is shown once, '
-          + `when the machine is created. A new one: POST /v1/machines/${this.machineId}/rotate-key, `
-          + 'or "Rotate key" on its dashboard page.'
+        ? `refused by ${url}: the server does not know machine ${this.machineId} or its key is wrong. ` +
+            'Check the key in MACHINE_KEYS (machine-simulator/.env) or --keys: it is shown once, ' +
+            `when the machine is created. A new one: POST /v1/machines/${this.machineId}/rotate-key, ` +
+            'or "Rotate key" on its dashboard page.'
         : `refused by ${url} (wrong key); retrying`;
     }
     if (kind === 'unavailable') {
       return `${url} could not check the key (its database did not answer); retrying`;
     }
     return first
-      ? `cannot reach the server at ${url} (${error.message}): `
-        + 'check --url / KIOSKHUB_URL and that the server is running'
+      ? `cannot reach the server at ${url} (${error.message}): ` +
+          'check --url / KIOSKHUB_URL and that the server is running'
       : `cannot reach ${url} (${error.message}); retrying`;
   }
 

@@ -14,14 +14,7 @@ export const MACHINE_KINDS: readonly MachineKind[] = [
 ];
 
 export type OrderStatus =
-  | 'CREATED'
-  | 'PAID'
-  | 'DISPATCHED'
-  | 'COMPLETED'
-  | 'FAILED'
-  | 'NEEDS_REVIEW'
-  | 'CANCELLED'
-  | 'REFUNDED';
+  'CREATED' | 'PAID' | 'DISPATCHED' | 'COMPLETED' | 'FAILED' | 'NEEDS_REVIEW' | 'CANCELLED' | 'REFUNDED';
 export const ORDER_STATUSES: readonly OrderStatus[] = [
   'CREATED',
   'PAID',

@@ -103,7 +103,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     // A malformed %-encoding or an over-long path parameter is refused by the router before any
     // route or error handler runs: answer in the contract's error shape too (CONTRACTS.md §2).
     frameworkErrors: (err, _request, reply) => {
-      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long (at most 100 characters)' : 'the URL path is not valid (bad %-encoding)';
+      const message =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'a path parameter is too long (at most 100 characters)'
+          : 'the URL path is not valid (bad %-encoding)';
       void (reply as FastifyReply).code(400).send({ error: { code: 'VALIDATION_FAILED', message } });
     },
   }).withTypeProvider<TypeBoxTypeProvider>() as FastifyTypebox;
@@ -126,12 +129,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const { db, dialect } = database;
 
   const tenants = createTenantsService(db);
-  const secrets = await tenants.bootstrap({ ...(config.adminToken ? { adminToken: config.adminToken } : {}), ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
+  const secrets = await tenants.bootstrap({
+    ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+    ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
+  });
   if (!config.jwtSecret && config.database.kind !== 'sqlite-memory') {
     // Whoever reads this key (in the database, or any backup of it) can sign an admin token.
     logger.warn(
-      'JWT_SECRET is not set: the generated signing key is kept in the database and its backups; '
-        + 'set JWT_SECRET (docs/security.md)',
+      'JWT_SECRET is not set: the generated signing key is kept in the database and its backups; ' +
+        'set JWT_SECRET (docs/security.md)',
     );
   }
   const machinesRepo = createMachinesRepo(db, dialect);
@@ -238,25 +244,59 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       }),
   });
   const catalog = createCatalogService({ db, orders });
-  const printing = createPrintingService({ db, dialect, alerts, leaseMs: config.printJobLeaseMs, retentionMs: config.printJobRetentionDays * 86_400_000 });
+  const printing = createPrintingService({
+    db,
+    dialect,
+    alerts,
+    leaseMs: config.printJobLeaseMs,
+    retentionMs: config.printJobRetentionDays * 86_400_000,
+  });
   // Money in: one payments table and one settlement path, with a handler per purpose.
   const paymentsRepo = createPaymentsRepo(db);
   const settlement = createSettlement({ repo: paymentsRepo });
   settlement.register('order', createOrderSettlement({ orders, catalog, commands, printing, alerts }));
-  const payments = createPaymentsService({ db, repo: paymentsRepo, settlement, orders, machines, onCommandQueued: dispatcher.commandQueued });
-  const razorpayApi = config.razorpay.keyId && config.razorpay.keySecret
-    ? createRazorpayClient({ baseUrl: config.razorpay.apiBase, keyId: config.razorpay.keyId, keySecret: config.razorpay.keySecret })
-    : undefined;
+  const payments = createPaymentsService({
+    db,
+    repo: paymentsRepo,
+    settlement,
+    orders,
+    machines,
+    onCommandQueued: dispatcher.commandQueued,
+  });
+  const razorpayApi =
+    config.razorpay.keyId && config.razorpay.keySecret
+      ? createRazorpayClient({
+          baseUrl: config.razorpay.apiBase,
+          keyId: config.razorpay.keyId,
+          keySecret: config.razorpay.keySecret,
+        })
+      : undefined;
   const ledger = createLedgerService({ db });
   const refunds = createRefunds({
     db,
     dialect,
     ledger,
     providers: razorpayApi
-      ? { razorpay: { refund: async (id, amount) => ({ providerRefundId: (await razorpayApi.refundPayment(id, amount)).id }) } }
+      ? {
+          razorpay: {
+            refund: async (id, amount) => ({
+              providerRefundId: (await razorpayApi.refundPayment(id, amount)).id,
+            }),
+          },
+        }
       : {},
   });
-  const cash = createCashService({ db, dialect, orders, catalog, alerts, ledger, payments, settlement, refunds });
+  const cash = createCashService({
+    db,
+    dialect,
+    orders,
+    catalog,
+    alerts,
+    ledger,
+    payments,
+    settlement,
+    refunds,
+  });
   const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
@@ -310,12 +350,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       info: {
         title: 'Kioskhub',
         version: '0.1.0',
-        description: 'Payments in, dispenses out: the Kioskhub API. The device protocols (Socket.IO), '
-          + 'live events and error codes are described in docs/api.md of the repository.',
+        description:
+          'Payments in, dispenses out: the Kioskhub API. The device protocols (Socket.IO), ' +
+          'live events and error codes are described in docs/api.md of the repository.',
       },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, a staff JWT or a machine key' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'ADMIN_TOKEN, a staff JWT or a machine key',
+          },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'a machine or device key' },
         },
       },
@@ -336,8 +381,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // that differs from the one set in the Razorpay Dashboard. Say so in the log, once a minute.
   const warnBadSignature = throttledWarning(
     logger,
-    'Razorpay webhook refused (401 BAD_SIGNATURE): X-Razorpay-Signature does not match '
-      + 'RAZORPAY_WEBHOOK_SECRET; set it to the secret of this webhook in the Razorpay Dashboard',
+    'Razorpay webhook refused (401 BAD_SIGNATURE): X-Razorpay-Signature does not match ' +
+      'RAZORPAY_WEBHOOK_SECRET; set it to the secret of this webhook in the Razorpay Dashboard',
   );
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode === 401 && request.routeOptions.url === '/webhooks/razorpay') {
@@ -354,7 +399,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     machinesRoutes(s, { auth, machines });
     ordersRoutes(s, { auth, orders });
     paymentsRoutes(s, { auth, payments, refunds });
-    catalogRoutes(s, { auth, catalog, warnOpenSite: (siteId) => logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)') });
+    catalogRoutes(s, {
+      auth,
+      catalog,
+      warnOpenSite: (siteId) =>
+        logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)'),
+    });
     restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
     ledgerRoutes(s, { auth, ledger });
     screensRoutes(s);
@@ -374,24 +424,38 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   // The restaurant kiosk's device routes, also under /sites/:siteId/ for key-less legacy printers.
   for (const prefix of ['', '/sites/:siteId']) {
-    await app.register(async (scope) => {
-      const s = scope as FastifyTypebox;
-      // A route's own params schema does not know the prefix: add siteId so it is validated and
-      // the OpenAPI path declares it.
-      if (prefix) {
-        s.addHook('onRoute', (route) => {
-          const params = route.schema?.params as { properties?: Record<string, unknown>; required?: string[] } | undefined;
-          if (route.schema && params?.properties && !('siteId' in params.properties)) {
-            route.schema.params = { ...params, properties: { ...params.properties, siteId: EntityId }, required: [...(params.required ?? []), 'siteId'] };
-          }
-        });
-      }
-      restaurantCashRoutes(s, { auth, catalog, cash, machines });
-      restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
-    }, { prefix });
+    await app.register(
+      async (scope) => {
+        const s = scope as FastifyTypebox;
+        // A route's own params schema does not know the prefix: add siteId so it is validated and
+        // the OpenAPI path declares it.
+        if (prefix) {
+          s.addHook('onRoute', (route) => {
+            const params = route.schema?.params as
+              { properties?: Record<string, unknown>; required?: string[] } | undefined;
+            if (route.schema && params?.properties && !('siteId' in params.properties)) {
+              route.schema.params = {
+                ...params,
+                properties: { ...params.properties, siteId: EntityId },
+                required: [...(params.required ?? []), 'siteId'],
+              };
+            }
+          });
+        }
+        restaurantCashRoutes(s, { auth, catalog, cash, machines });
+        restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
+      },
+      { prefix },
+    );
   }
   await app.register(async (scope) => {
-    razorpayWebhookRoutes(scope as FastifyTypebox, { secrets: config.razorpay.webhookSecrets, payments, metrics, afterCommit, logger });
+    razorpayWebhookRoutes(scope as FastifyTypebox, {
+      secrets: config.razorpay.webhookSecrets,
+      payments,
+      metrics,
+      afterCommit,
+      logger,
+    });
   });
 
   // The operator dashboard (dashboard/dist) at `/`; registered last, it never shadows a route above.
@@ -412,12 +476,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:print', p.tenantId, p.siteId);
     },
   });
-  const printSweep = setInterval(() => {
-    printing.sweep().catch((err: unknown) => logger.warn({ err }, 'print queue sweep failed'));
-  }, Math.max(100, Math.min(5_000, Math.floor(config.printJobLeaseMs / 4))));
+  const printSweep = setInterval(
+    () => {
+      printing.sweep().catch((err: unknown) => logger.warn({ err }, 'print queue sweep failed'));
+    },
+    Math.max(100, Math.min(5_000, Math.floor(config.printJobLeaseMs / 4))),
+  );
   printSweep.unref();
   for (const site of await catalog.listOpenSites()) {
-    logger.warn({ siteId: site.id, tenantId: site.tenantId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)');
+    logger.warn(
+      { siteId: site.id, tenantId: site.tenantId },
+      'site accepts key-less printers under /sites/<id>/ (printQueueOpen)',
+    );
   }
   presence.start();
   dispatcher.start();
@@ -460,7 +530,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     generatedAdminToken: secrets.generatedAdminToken,
     adminTokenSource: secrets.adminTokenSource,
     storedAdminTokenUnused: secrets.storedAdminTokenUnused,
-    services: { tenants, users, machines, orders, commands, payments, auth, presence, dispatcher, outbox, live, catalog, cash, printing, kitchen, alerts, ledger },
+    services: {
+      tenants,
+      users,
+      machines,
+      orders,
+      commands,
+      payments,
+      auth,
+      presence,
+      dispatcher,
+      outbox,
+      live,
+      catalog,
+      cash,
+      printing,
+      kitchen,
+      alerts,
+      ledger,
+    },
     metrics,
     async listen(): Promise<string> {
       return app.listen({ host: config.host, port: config.port });

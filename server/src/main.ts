@@ -39,13 +39,18 @@ async function main(): Promise<void> {
     console.error(`kioskhub: ${where} is already in use; stop what listens there or set PORT`);
     process.exit(2);
   }
-  const storage = config.database.kind === 'sqlite-file' ? `SQLite file ${config.database.file}` : config.database.kind === 'sqlite-memory' ? 'in-memory SQLite (nothing is kept)' : 'PostgreSQL';
+  const storage =
+    config.database.kind === 'sqlite-file'
+      ? `SQLite file ${config.database.file}`
+      : config.database.kind === 'sqlite-memory'
+        ? 'in-memory SQLite (nothing is kept)'
+        : 'PostgreSQL';
   console.log(`Kioskhub listening on ${address} (${storage}). API docs: ${address}/docs`);
   if (kioskhub.adminTokenSource === 'environment') {
     console.log(
       kioskhub.storedAdminTokenUnused
-        ? 'Admin token: ADMIN_TOKEN from the environment. '
-          + 'The token generated at first start is not accepted while it is set.'
+        ? 'Admin token: ADMIN_TOKEN from the environment. ' +
+            'The token generated at first start is not accepted while it is set.'
         : 'Admin token: ADMIN_TOKEN from the environment.',
     );
   } else if (!kioskhub.generatedAdminToken) {

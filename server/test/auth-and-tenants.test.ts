@@ -2,7 +2,16 @@
 // (CONTRACTS.md §2, §3), on every storage engine.
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, dropSchema, engines, newSchemaName, startServer, tempDir, type Engine, type TestServer } from './harness.js';
+import {
+  ADMIN_TOKEN,
+  dropSchema,
+  engines,
+  newSchemaName,
+  startServer,
+  tempDir,
+  type Engine,
+  type TestServer,
+} from './harness.js';
 
 // Known JWT secret so tests can present forged and expired tokens.
 const JWT_SECRET = 'test-jwt-secret-0123456789abcdef-0123456789';
@@ -18,7 +27,10 @@ function expectError(res: Res, status: number, code: string): void {
   expect(text).not.toMatch(/"stack"|\bat .+:\d+:\d+|node_modules|\.ts:\d+/);
 }
 
-async function signJwt(claims: Record<string, unknown>, options: { secret?: string; sub?: string; exp?: number | string } = {}): Promise<string> {
+async function signJwt(
+  claims: Record<string, unknown>,
+  options: { secret?: string; sub?: string; exp?: number | string } = {},
+): Promise<string> {
   const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
   if (options.sub !== undefined) jwt.setSubject(options.sub);
   jwt.setExpirationTime(options.exp ?? '1h');
@@ -28,8 +40,10 @@ async function signJwt(claims: Record<string, unknown>, options: { secret?: stri
 describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
   let server: TestServer;
 
-  const createUser = (body: Record<string, unknown>, token: string | null = ADMIN_TOKEN) => server.request('POST', '/v1/users', { body, token });
-  const login = (email: string, password: string) => server.request('POST', '/v1/auth/login', { body: { email, password }, token: null });
+  const createUser = (body: Record<string, unknown>, token: string | null = ADMIN_TOKEN) =>
+    server.request('POST', '/v1/users', { body, token });
+  const login = (email: string, password: string) =>
+    server.request('POST', '/v1/auth/login', { body: { email, password }, token: null });
   async function userToken(email: string, role: string, tenantId?: string): Promise<string> {
     const created = await createUser({ email, password: PASSWORD, role, ...(tenantId ? { tenantId } : {}) });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
@@ -57,19 +71,31 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       expect(me.body).toMatchObject({ kind: 'admin', tenantId: null });
       const tenants = await server.request('GET', '/v1/tenants');
       expect(tenants.status).toBe(200);
-      expect(tenants.body.items.map((t: { id: string }) => t.id)).toEqual(expect.arrayContaining(['default', 'acme', 'globex']));
+      expect(tenants.body.items.map((t: { id: string }) => t.id)).toEqual(
+        expect.arrayContaining(['default', 'acme', 'globex']),
+      );
       expect(tenants.body.nextCursor).toBeNull();
     });
 
     it('no credential → 401 UNAUTHORIZED', async () => {
-      for (const [method, path] of [['GET', '/v1/machines'], ['GET', '/v1/tenants'], ['GET', '/v1/auth/me'], ['GET', '/v1/orders']] as const) {
+      for (const [method, path] of [
+        ['GET', '/v1/machines'],
+        ['GET', '/v1/tenants'],
+        ['GET', '/v1/auth/me'],
+        ['GET', '/v1/orders'],
+      ] as const) {
         const res = await server.request(method, path, { token: null });
         expectError(res, 401, 'UNAUTHORIZED');
       }
     });
 
     it('a wrong token → 401 UNAUTHORIZED', async () => {
-      for (const token of [`${ADMIN_TOKEN}x`, ADMIN_TOKEN.slice(0, -1), 'kh_admin_not-the-token', 'x'.repeat(5000)]) {
+      for (const token of [
+        `${ADMIN_TOKEN}x`,
+        ADMIN_TOKEN.slice(0, -1),
+        'kh_admin_not-the-token',
+        'x'.repeat(5000),
+      ]) {
         expectError(await server.request('GET', '/v1/machines', { token }), 401, 'UNAUTHORIZED');
       }
     });
@@ -125,23 +151,51 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({ id: 'initech', name: 'Initech' });
       expect(typeof res.body.createdAt).toBe('string');
-      const machine = await server.request('POST', '/v1/machines', { body: { id: 'INITECH-1', tenantId: 'initech' } });
+      const machine = await server.request('POST', '/v1/machines', {
+        body: { id: 'INITECH-1', tenantId: 'initech' },
+      });
       expect(machine.status, JSON.stringify(machine.body)).toBe(201);
       expect(machine.body).toMatchObject({ tenantId: 'initech', siteId: 'default' });
     });
 
     it('a duplicate tenant id → 409 CONFLICT', async () => {
-      expectError(await server.request('POST', '/v1/tenants', { body: { id: 'acme', name: 'Acme again' } }), 409, 'CONFLICT');
-      expectError(await server.request('POST', '/v1/tenants', { body: { id: 'default', name: 'Default again' } }), 409, 'CONFLICT');
+      expectError(
+        await server.request('POST', '/v1/tenants', { body: { id: 'acme', name: 'Acme again' } }),
+        409,
+        'CONFLICT',
+      );
+      expectError(
+        await server.request('POST', '/v1/tenants', { body: { id: 'default', name: 'Default again' } }),
+        409,
+        'CONFLICT',
+      );
     });
 
     it('only ADMIN_TOKEN may create tenants: staff admin and machine keys → 403, nobody → 401', async () => {
       const adminJwt = await userToken('boss@acme.example', 'admin', 'acme');
-      expectError(await server.request('POST', '/v1/tenants', { body: { id: 'rogue', name: 'Rogue' }, token: adminJwt }), 403, 'FORBIDDEN');
+      expectError(
+        await server.request('POST', '/v1/tenants', {
+          body: { id: 'rogue', name: 'Rogue' },
+          token: adminJwt,
+        }),
+        403,
+        'FORBIDDEN',
+      );
       expectError(await server.request('GET', '/v1/tenants', { token: adminJwt }), 403, 'FORBIDDEN');
       const machine = await server.createMachine('TENANT-KEY-1');
-      expectError(await server.request('POST', '/v1/tenants', { body: { id: 'rogue', name: 'Rogue' }, token: machine.key }), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/tenants', { body: { id: 'rogue', name: 'Rogue' }, token: null }), 401, 'UNAUTHORIZED');
+      expectError(
+        await server.request('POST', '/v1/tenants', {
+          body: { id: 'rogue', name: 'Rogue' },
+          token: machine.key,
+        }),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await server.request('POST', '/v1/tenants', { body: { id: 'rogue', name: 'Rogue' }, token: null }),
+        401,
+        'UNAUTHORIZED',
+      );
       const list = await server.request('GET', '/v1/tenants');
       expect(list.body.items.map((t: { id: string }) => t.id)).not.toContain('rogue');
     });
@@ -170,43 +224,103 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
     });
 
     it('ADMIN_TOKEN creates a user in a named tenant; an unknown tenant → 404', async () => {
-      const res = await createUser({ email: 'cs@globex.example', password: PASSWORD, role: 'customer_service', tenantId: 'globex' });
+      const res = await createUser({
+        email: 'cs@globex.example',
+        password: PASSWORD,
+        role: 'customer_service',
+        tenantId: 'globex',
+      });
       expect(res.status).toBe(201);
       expect(res.body.tenantId).toBe('globex');
-      expectError(await createUser({ email: 'x@nowhere.example', password: PASSWORD, role: 'staff', tenantId: 'nowhere' }), 404, 'NOT_FOUND');
+      expectError(
+        await createUser({
+          email: 'x@nowhere.example',
+          password: PASSWORD,
+          role: 'staff',
+          tenantId: 'nowhere',
+        }),
+        404,
+        'NOT_FOUND',
+      );
     });
 
     it('a tenant admin creates users only in its own tenant', async () => {
       const adminJwt = await userToken('admin2@acme.example', 'admin', 'acme');
-      const implicit = await createUser({ email: 'tech@acme.example', password: PASSWORD, role: 'technician' }, adminJwt);
+      const implicit = await createUser(
+        { email: 'tech@acme.example', password: PASSWORD, role: 'technician' },
+        adminJwt,
+      );
       expect(implicit.status).toBe(201);
       expect(implicit.body.tenantId).toBe('acme');
-      const explicit = await createUser({ email: 'staff@acme.example', password: PASSWORD, role: 'staff', tenantId: 'acme' }, adminJwt);
+      const explicit = await createUser(
+        { email: 'staff@acme.example', password: PASSWORD, role: 'staff', tenantId: 'acme' },
+        adminJwt,
+      );
       expect(explicit.status).toBe(201);
       expect(explicit.body.tenantId).toBe('acme');
       for (const tenantId of ['globex', 'default', 'nowhere']) {
-        expectError(await createUser({ email: `spy-${tenantId}@acme.example`, password: PASSWORD, role: 'admin', tenantId }, adminJwt), 403, 'FORBIDDEN');
+        expectError(
+          await createUser(
+            { email: `spy-${tenantId}@acme.example`, password: PASSWORD, role: 'admin', tenantId },
+            adminJwt,
+          ),
+          403,
+          'FORBIDDEN',
+        );
       }
       expect((await login('spy-globex@acme.example', PASSWORD)).status).toBe(401);
     });
 
     it.each(['technician', 'customer_service', 'staff'])('a %s may not create users → 403', async (role) => {
       const token = await userToken(`${role}-creator@acme.example`, role, 'acme');
-      expectError(await createUser({ email: `made-by-${role}@acme.example`, password: PASSWORD, role: 'staff' }, token), 403, 'FORBIDDEN');
-      expectError(await createUser({ email: `made-by-${role}2@acme.example`, password: PASSWORD, role: 'admin', tenantId: 'acme' }, token), 403, 'FORBIDDEN');
+      expectError(
+        await createUser({ email: `made-by-${role}@acme.example`, password: PASSWORD, role: 'staff' }, token),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await createUser(
+          { email: `made-by-${role}2@acme.example`, password: PASSWORD, role: 'admin', tenantId: 'acme' },
+          token,
+        ),
+        403,
+        'FORBIDDEN',
+      );
     });
 
     it('a machine key may not create users → 403; no credential → 401', async () => {
       const machine = await server.createMachine('USER-KEY-1');
-      expectError(await createUser({ email: 'bymachine@example.com', password: PASSWORD, role: 'staff' }, machine.key), 403, 'FORBIDDEN');
-      expectError(await createUser({ email: 'byanon@example.com', password: PASSWORD, role: 'staff' }, null), 401, 'UNAUTHORIZED');
+      expectError(
+        await createUser({ email: 'bymachine@example.com', password: PASSWORD, role: 'staff' }, machine.key),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await createUser({ email: 'byanon@example.com', password: PASSWORD, role: 'staff' }, null),
+        401,
+        'UNAUTHORIZED',
+      );
     });
 
     it('a duplicate email → 409 CONFLICT (case-insensitive, across tenants)', async () => {
-      expect((await createUser({ email: 'dup@example.com', password: PASSWORD, role: 'staff' })).status).toBe(201);
-      expectError(await createUser({ email: 'dup@example.com', password: PASSWORD, role: 'admin' }), 409, 'CONFLICT');
-      expectError(await createUser({ email: 'DUP@Example.COM', password: PASSWORD, role: 'staff' }), 409, 'CONFLICT');
-      expectError(await createUser({ email: 'dup@example.com', password: PASSWORD, role: 'staff', tenantId: 'globex' }), 409, 'CONFLICT');
+      expect((await createUser({ email: 'dup@example.com', password: PASSWORD, role: 'staff' })).status).toBe(
+        201,
+      );
+      expectError(
+        await createUser({ email: 'dup@example.com', password: PASSWORD, role: 'admin' }),
+        409,
+        'CONFLICT',
+      );
+      expectError(
+        await createUser({ email: 'DUP@Example.COM', password: PASSWORD, role: 'staff' }),
+        409,
+        'CONFLICT',
+      );
+      expectError(
+        await createUser({ email: 'dup@example.com', password: PASSWORD, role: 'staff', tenantId: 'globex' }),
+        409,
+        'CONFLICT',
+      );
     });
 
     it.each<[string, Record<string, unknown>]>([
@@ -220,19 +334,33 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       ['an unknown role', { email: 'root@example.com', password: PASSWORD, role: 'root' }],
       ['an unknown field', { email: 'extra@example.com', password: PASSWORD, role: 'staff', isAdmin: true }],
       ['a numeric password', { email: 'num@example.com', password: 12345678, role: 'staff' }],
-      ['a bad tenantId', { email: 'badtenant@example.com', password: PASSWORD, role: 'staff', tenantId: '../acme' }],
+      [
+        'a bad tenantId',
+        { email: 'badtenant@example.com', password: PASSWORD, role: 'staff', tenantId: '../acme' },
+      ],
     ])('a user with %s → 400 VALIDATION_FAILED', async (_label, body) => {
       expectError(await createUser(body), 400, 'VALIDATION_FAILED');
     });
 
     it('a rejected user leaves nothing behind: the same email can be created afterwards', async () => {
-      expectError(await createUser({ email: 'retry@example.com', password: 'short', role: 'staff' }), 400, 'VALIDATION_FAILED');
+      expectError(
+        await createUser({ email: 'retry@example.com', password: 'short', role: 'staff' }),
+        400,
+        'VALIDATION_FAILED',
+      );
       expectError(await login('retry@example.com', 'short'), 401, 'UNAUTHORIZED');
-      expect((await createUser({ email: 'retry@example.com', password: PASSWORD, role: 'staff' })).status).toBe(201);
+      expect(
+        (await createUser({ email: 'retry@example.com', password: PASSWORD, role: 'staff' })).status,
+      ).toBe(201);
     });
 
     it('the unknown-field error names the field', async () => {
-      const res = await createUser({ email: 'extra2@example.com', password: PASSWORD, role: 'staff', isAdmin: true });
+      const res = await createUser({
+        email: 'extra2@example.com',
+        password: PASSWORD,
+        role: 'staff',
+        isAdmin: true,
+      });
       expectError(res, 400, 'VALIDATION_FAILED');
       expect(res.body.error.message).toContain('isAdmin');
     });
@@ -240,7 +368,12 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
 
   describe('login', () => {
     beforeAll(async () => {
-      const res = await createUser({ email: 'login@acme.example', password: PASSWORD, role: 'technician', tenantId: 'acme' });
+      const res = await createUser({
+        email: 'login@acme.example',
+        password: PASSWORD,
+        role: 'technician',
+        tenantId: 'acme',
+      });
       expect(res.status).toBe(201);
     });
 
@@ -249,7 +382,11 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       expect(res.status).toBe(200);
       expect(typeof res.body.token).toBe('string');
       expect(res.body.token.split('.')).toHaveLength(3);
-      expect(res.body.user).toMatchObject({ email: 'login@acme.example', role: 'technician', tenantId: 'acme' });
+      expect(res.body.user).toMatchObject({
+        email: 'login@acme.example',
+        role: 'technician',
+        tenantId: 'acme',
+      });
       const me = await server.request('GET', '/v1/auth/me', { token: res.body.token });
       expect(me.status).toBe(200);
       expect(me.body).toMatchObject({ kind: 'user', tenantId: 'acme', role: 'technician' });
@@ -275,7 +412,16 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
     });
 
     it('password attempts are limited per email: a locked-out email does not lock out the others', async () => {
-      expect((await createUser({ email: 'target@acme.example', password: PASSWORD, role: 'staff', tenantId: 'acme' })).status).toBe(201);
+      expect(
+        (
+          await createUser({
+            email: 'target@acme.example',
+            password: PASSWORD,
+            role: 'staff',
+            tenantId: 'acme',
+          })
+        ).status,
+      ).toBe(201);
       const statuses: number[] = [];
       for (let i = 0; i < 11; i++) statuses.push((await login('target@acme.example', `guess-${i}`)).status);
       expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
@@ -292,7 +438,11 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       ['an unknown field', { email: 'login@acme.example', password: PASSWORD, remember: true }],
       ['a numeric password', { email: 'login@acme.example', password: 1 }],
     ])('a login with %s → 400 VALIDATION_FAILED', async (_label, body) => {
-      expectError(await server.request('POST', '/v1/auth/login', { body, token: null }), 400, 'VALIDATION_FAILED');
+      expectError(
+        await server.request('POST', '/v1/auth/login', { body, token: null }),
+        400,
+        'VALIDATION_FAILED',
+      );
     });
   });
 
@@ -315,23 +465,49 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       const globex = await server.request('GET', '/v1/machines', { token: globexAdmin });
       expect(globex.status).toBe(200);
       expect(globex.body).toEqual({ items: [], nextCursor: null });
-      expectError(await server.request('GET', '/v1/machines/ACME-1', { token: globexAdmin }), 404, 'NOT_FOUND');
+      expectError(
+        await server.request('GET', '/v1/machines/ACME-1', { token: globexAdmin }),
+        404,
+        'NOT_FOUND',
+      );
       // The 404 for another tenant's machine looks exactly like one for a machine that does not exist.
       const missing = await server.request('GET', '/v1/machines/NO-SUCH-MACHINE', { token: globexAdmin });
       expectError(missing, 404, 'NOT_FOUND');
     });
 
     it('tenant B cannot change tenant A’s machines', async () => {
-      expectError(await server.request('POST', '/v1/machines/ACME-1/rotate-key', { token: globexAdmin }), 404, 'NOT_FOUND');
+      expectError(
+        await server.request('POST', '/v1/machines/ACME-1/rotate-key', { token: globexAdmin }),
+        404,
+        'NOT_FOUND',
+      );
       const profile = { provider: 'razorpay', qrCodeId: 'qr_stolen', fixedAmountPaise: 100 };
-      expectError(await server.request('PUT', '/v1/machines/ACME-1/payment-profile', { body: profile, token: globexAdmin }), 404, 'NOT_FOUND');
+      expectError(
+        await server.request('PUT', '/v1/machines/ACME-1/payment-profile', {
+          body: profile,
+          token: globexAdmin,
+        }),
+        404,
+        'NOT_FOUND',
+      );
       const view = await server.request('GET', '/v1/machines/ACME-1', { token: acmeAdmin });
       expect(view.body.paymentProfile).toBeUndefined();
     });
 
     it('a tenant admin cannot create machines in another tenant, and ids are unique across tenants', async () => {
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'GLOBEX-X', tenantId: 'acme' }, token: globexAdmin }), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'ACME-1' }, token: globexAdmin }), 409, 'CONFLICT');
+      expectError(
+        await server.request('POST', '/v1/machines', {
+          body: { id: 'GLOBEX-X', tenantId: 'acme' },
+          token: globexAdmin,
+        }),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'ACME-1' }, token: globexAdmin }),
+        409,
+        'CONFLICT',
+      );
     });
 
     it('ADMIN_TOKEN sees machines of every tenant', async () => {
@@ -361,9 +537,22 @@ describe.each(engines())('generated admin token (%s)', (engine: Engine) => {
         const me = await first.request('GET', '/v1/auth/me', { token: generated });
         expect(me.status).toBe(200);
         expect(me.body.kind).toBe('admin');
-        expect((await first.request('POST', '/v1/tenants', { body: { id: 'gen', name: 'Gen' }, token: generated })).status).toBe(201);
-        expect((await first.request('POST', '/v1/users', { body: { email: 'gen@example.com', password: PASSWORD, role: 'admin' }, token: generated })).status).toBe(201);
-        const logged = await first.request('POST', '/v1/auth/login', { body: { email: 'gen@example.com', password: PASSWORD }, token: null });
+        expect(
+          (await first.request('POST', '/v1/tenants', { body: { id: 'gen', name: 'Gen' }, token: generated }))
+            .status,
+        ).toBe(201);
+        expect(
+          (
+            await first.request('POST', '/v1/users', {
+              body: { email: 'gen@example.com', password: PASSWORD, role: 'admin' },
+              token: generated,
+            })
+          ).status,
+        ).toBe(201);
+        const logged = await first.request('POST', '/v1/auth/login', {
+          body: { email: 'gen@example.com', password: PASSWORD },
+          token: null,
+        });
         expect(logged.status).toBe(200);
         staffToken = logged.body.token as string;
       } finally {

@@ -14,7 +14,10 @@ const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = `${ROOT}artifacts/screenshots`;
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`NOTICE: ${CHROMIUM} is missing (apt-get install chromium); the dashboard browser tests are SKIPPED.`);
+if (!hasChromium)
+  console.warn(
+    `NOTICE: ${CHROMIUM} is missing (apt-get install chromium); the dashboard browser tests are SKIPPED.`,
+  );
 
 function ensureBuilt(): void {
   if (existsSync(`${ROOT}dashboard/dist/index.html`)) return;
@@ -29,7 +32,8 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
   let m01: { id: string; key: string; qrCodeId: string };
   let m02: { id: string; key: string; qrCodeId: string };
   let machine: SimulatedMachine | undefined;
-  const shot = (name: string, p: Page = page) => p.screenshot({ path: `${SHOTS}/dashboard-${name}.png`, fullPage: true });
+  const shot = (name: string, p: Page = page) =>
+    p.screenshot({ path: `${SHOTS}/dashboard-${name}.png`, fullPage: true });
   const row = (attr: string, id: string) => page.locator(`tr[${attr}="${id}"]`);
   // In-page scripts are strings: this file is type-checked for Node, without the DOM.
   /** Set before an action; still set afterwards means the page was not reloaded. */
@@ -42,7 +46,8 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     new MutationObserver(scan).observe(document.body, { subtree: true, childList: true });
     scan();
   })()`;
-  const seenAt = (orderId: string) => page.evaluate<number>(`window.__seen.get(${JSON.stringify(orderId)}) ?? 0`);
+  const seenAt = (orderId: string) =>
+    page.evaluate<number>(`window.__seen.get(${JSON.stringify(orderId)}) ?? 0`);
 
   async function signIn(p: Page, email: string): Promise<void> {
     await p.goto(`${server.url}/`);
@@ -59,7 +64,20 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     m01 = await server.createVendingMachine('M01', 2000);
     m02 = await server.createVendingMachine('M02', 2000);
     await staffToken(server, 'ops@default.test', 'admin');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     context.setDefaultTimeout(15_000);
     page = await context.newPage();
@@ -87,16 +105,36 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.getByText('Admin token (all tenants)').waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await signIn(page, 'ops@default.test');
-    await expect.poll(() => page.getByRole('status').filter({ hasText: /^Live$/ }).count()).toBe(1);
+    await expect
+      .poll(() =>
+        page
+          .getByRole('status')
+          .filter({ hasText: /^Live$/ })
+          .count(),
+      )
+      .toBe(1);
     await shot('fleet');
   });
 
   it('turns a machine online on screen when the simulator connects, without a reload', async () => {
-    await expect.poll(() => row('data-machine-id', 'M01').locator('[data-status]').getAttribute('data-status')).toBe('OFFLINE');
+    await expect
+      .poll(() => row('data-machine-id', 'M01').locator('[data-status]').getAttribute('data-status'))
+      .toBe('OFFLINE');
     await markPage();
-    machine = new SimulatedMachine({ url: server.url, machineId: 'M01', key: m01.key, heartbeatMs: 1_000, dispenseDelayMs: 200, firmware: 'sim-1.4.2' });
+    machine = new SimulatedMachine({
+      url: server.url,
+      machineId: 'M01',
+      key: m01.key,
+      heartbeatMs: 1_000,
+      dispenseDelayMs: 200,
+      firmware: 'sim-1.4.2',
+    });
     await machine.start();
-    await expect.poll(() => row('data-machine-id', 'M01').locator('[data-status]').getAttribute('data-status'), { timeout: 10_000 }).toBe('IDLE');
+    await expect
+      .poll(() => row('data-machine-id', 'M01').locator('[data-status]').getAttribute('data-status'), {
+        timeout: 10_000,
+      })
+      .toBe('IDLE');
     expect(await notReloaded()).toBe(true);
     await expect.poll(() => page.locator('.summary').textContent()).toContain('1 of 2 machines online');
     await shot('machine-online');
@@ -116,25 +154,31 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
       await expect.poll(() => seenAt(lastOrder), { timeout: 10_000, interval: 5 }).not.toBe(0);
       const shownAt = await seenAt(lastOrder);
       latencies.push(shownAt - sent);
-      await expect.poll(() => row('data-order-id', lastOrder).getAttribute('data-status'), { timeout: 10_000 }).toBe('COMPLETED');
+      await expect
+        .poll(() => row('data-order-id', lastOrder).getAttribute('data-status'), { timeout: 10_000 })
+        .toBe('COMPLETED');
     }
     expect(await notReloaded()).toBe(true);
     const sorted = [...latencies].sort((a, b) => a - b);
-    console.log(`MEASURED webhook → order row on screen (ms): ${latencies.join(', ')}; median ${sorted[Math.floor(sorted.length / 2)]}, max ${sorted.at(-1)}`);
+    console.log(
+      `MEASURED webhook → order row on screen (ms): ${latencies.join(', ')}; median ${sorted[Math.floor(sorted.length / 2)]}, max ${sorted.at(-1)}`,
+    );
     await shot('order-completed');
 
     await row('data-order-id', lastOrder).getByRole('link').first().click();
     const timeline = page.getByRole('list', { name: 'Order timeline, oldest first' });
-    await expect.poll(() => timeline.locator('li').allTextContents()).toEqual([
-      expect.stringMatching(/Payment received.*by provider:razorpay/),
-      expect.stringMatching(/Command sent.*by machine:M01/),
-      expect.stringMatching(/Accepted by machine.*by machine:M01/),
-      expect.stringMatching(/Done: dispensed.*by machine:M01/),
-    ]);
+    await expect
+      .poll(() => timeline.locator('li').allTextContents())
+      .toEqual([
+        expect.stringMatching(/Payment received.*by provider:razorpay/),
+        expect.stringMatching(/Command sent.*by machine:M01/),
+        expect.stringMatching(/Accepted by machine.*by machine:M01/),
+        expect.stringMatching(/Done: dispensed.*by machine:M01/),
+      ]);
     const payments = page.getByRole('table', { name: 'Payments of this order' });
-    await expect.poll(() => payments.locator('tbody tr').allTextContents()).toEqual([
-      expect.stringMatching(/UPI QR.*razorpay.*Succeeded.*₹20\.00.*₹20\.00.*—.*pay_/),
-    ]);
+    await expect
+      .poll(() => payments.locator('tbody tr').allTextContents())
+      .toEqual([expect.stringMatching(/UPI QR.*razorpay.*Succeeded.*₹20\.00.*₹20\.00.*—.*pay_/)]);
     await shot('order-timeline');
   });
 
@@ -158,20 +202,35 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.getByRole('link', { name: 'Orders', exact: true }).click();
     await page.getByLabel('Machine').selectOption('M01');
     await page.getByLabel('Status').selectOption('COMPLETED');
-    await expect.poll(() => page.locator('tr[data-order-id]').evaluateAll((rows) => rows.every((r) => r.getAttribute('data-status') === 'COMPLETED'))).toBe(true);
-    const shown = await page.locator('tr[data-order-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-order-id')));
+    await expect
+      .poll(() =>
+        page
+          .locator('tr[data-order-id]')
+          .evaluateAll((rows) => rows.every((r) => r.getAttribute('data-status') === 'COMPLETED')),
+      )
+      .toBe(true);
+    const shown = await page
+      .locator('tr[data-order-id]')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-order-id')));
     expect(shown).toHaveLength(6);
     expect(page.url()).toContain('machine=M01');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
     expect(download.suggestedFilename()).toMatch(/^orders-.*\.csv$/);
-    const lines = readFileSync((await download.path())!, 'utf8').trimEnd().split('\r\n');
+    const lines = readFileSync((await download.path())!, 'utf8')
+      .trimEnd()
+      .split('\r\n');
     expect(lines.slice(1).map((l) => l.split(',')[0])).toEqual(shown);
     expect(lines.slice(1).every((l) => l.includes(',COMPLETED,,M01,'))).toBe(true);
     await shot('csv-export');
   });
 
   it('shows another tenant’s staff none of it', async () => {
-    expect((await server.request('POST', '/v1/tenants', { body: { id: 'other', name: 'Other Co' } })).status).toBe(201);
+    expect(
+      (await server.request('POST', '/v1/tenants', { body: { id: 'other', name: 'Other Co' } })).status,
+    ).toBe(201);
     await staffToken(server, 'staff@other.test', 'staff', 'other');
     const theirs = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await theirs.newPage();
@@ -197,7 +256,11 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.goto(`${server.url}/machines/M01`);
     await page.getByRole('img', { name: 'Payment QR code of machine M01' }).waitFor();
     await shot('machine');
-    for (const [path, name, heading] of [['/charts', 'charts', 'Charts'], ['/cash', 'cash-printing', 'Cash & printing'], ['/catalog', 'catalog', 'Sites & products']] as const) {
+    for (const [path, name, heading] of [
+      ['/charts', 'charts', 'Charts'],
+      ['/cash', 'cash-printing', 'Cash & printing'],
+      ['/catalog', 'catalog', 'Sites & products'],
+    ] as const) {
       await page.goto(`${server.url}${path}`);
       await page.getByRole('heading', { name: heading, exact: true }).waitFor();
       await page.waitForLoadState('networkidle');
@@ -214,7 +277,12 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await alert.getByRole('button', { name: /^Acknowledge/ }).click();
     await expect.poll(() => page.getByTestId('alert-count').textContent()).toBe('0');
     await page.getByText('No open alerts.').waitFor();
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
     const p = await phone.newPage();
     try {
       await signIn(p, 'ops@default.test');

@@ -23,7 +23,11 @@ function freePort(): Promise<number> {
 describe('npm run demo', () => {
   it('serves, vends and de-duplicates, then stops by itself with a summary', async () => {
     const port = await freePort();
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(RAZORPAY_|DATABASE_URL$|DATA_DIR$|ADMIN_TOKEN$|LOG_LEVEL$|HOST$)/.test(k)));
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => !/^(RAZORPAY_|DATABASE_URL$|DATA_DIR$|ADMIN_TOKEN$|LOG_LEVEL$|HOST$)/.test(k),
+      ),
+    );
     const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['server/src/cli/demo.ts'], {
       cwd: ROOT,
       env: { ...env, PORT: String(port), DEMO_DURATION_MS: '8000' },
@@ -33,23 +37,42 @@ describe('npm run demo', () => {
     child.stderr.on('data', (d: Buffer) => (output += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
-      const banner = await eventually(() => /server {4}(http:\/\/\S+)[\s\S]*ADMIN_TOKEN=(\S+)/.exec(output), 30_000, `the demo banner; output so far:\n${output}`);
+      const banner = await eventually(
+        () => /server {4}(http:\/\/\S+)[\s\S]*ADMIN_TOKEN=(\S+)/.exec(output),
+        30_000,
+        `the demo banner; output so far:\n${output}`,
+      );
       const [, url, token] = banner;
       expect(url).toBe(`http://127.0.0.1:${port}`);
 
       // While it runs, its API shows demo orders reaching COMPLETED.
-      const completed = await eventually(async () => {
-        const res = await fetch(`${url}/v1/orders?status=COMPLETED`, { headers: { authorization: `Bearer ${token}` } });
-        const body = (await res.json()) as { items: { machineId: string }[] };
-        return body.items.find((o) => /^DEMO0[1-5]$/.test(o.machineId));
-      }, 15_000, 'a COMPLETED demo order');
+      const completed = await eventually(
+        async () => {
+          const res = await fetch(`${url}/v1/orders?status=COMPLETED`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          const body = (await res.json()) as { items: { machineId: string }[] };
+          return body.items.find((o) => /^DEMO0[1-5]$/.test(o.machineId));
+        },
+        15_000,
+        'a COMPLETED demo order',
+      );
       expect(completed.machineId).toMatch(/^DEMO0[1-5]$/);
 
       const code = await exited;
       expect(code, output).toBe(0);
-      const summary = /demo: (\d+) orders paid, (\d+) completed, (\d+) failed, (\d+) pending; (\d+) duplicate deliver(?:y|ies) de-duplicated/.exec(output);
+      const summary =
+        /demo: (\d+) orders paid, (\d+) completed, (\d+) failed, (\d+) pending; (\d+) duplicate deliver(?:y|ies) de-duplicated/.exec(
+          output,
+        );
       expect(summary, output).not.toBeNull();
-      const [paid, done, failed, pending, duplicates] = summary!.slice(1).map(Number) as [number, number, number, number, number];
+      const [paid, done, failed, pending, duplicates] = summary!.slice(1).map(Number) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
       expect(paid).toBeGreaterThanOrEqual(2);
       expect(done).toBeGreaterThanOrEqual(1);
       expect(done + failed + pending).toBe(paid);

@@ -42,14 +42,32 @@ async function until(check: () => boolean, ms: number): Promise<void> {
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<Action>({ t: 'connect' }) },
   { weight: 2, arbitrary: fc.constant<Action>({ t: 'disconnect' }) },
-  { weight: 2, arbitrary: fc.constantFrom<'IDLE' | 'BUSY'>('IDLE', 'BUSY').map((status): Action => ({ t: 'heartbeat', status })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom<'IDLE' | 'BUSY'>('IDLE', 'BUSY')
+      .map((status): Action => ({ t: 'heartbeat', status })),
+  },
   { weight: 4, arbitrary: fc.constant<Action>({ t: 'pay' }) },
-  { weight: 4, arbitrary: fc.constantFrom<'accept' | 'decline' | 'none'>('accept', 'accept', 'decline', 'none').map((how): Action => ({ t: 'ack', how })) },
-  { weight: 3, arbitrary: fc.constantFrom<Result>('SUCCESS', 'SUCCESS', 'FAILED').map((result): Action => ({ t: 'done', result })) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .constantFrom<'accept' | 'decline' | 'none'>('accept', 'accept', 'decline', 'none')
+      .map((how): Action => ({ t: 'ack', how })),
+  },
+  {
+    weight: 3,
+    arbitrary: fc
+      .constantFrom<Result>('SUCCESS', 'SUCCESS', 'FAILED')
+      .map((result): Action => ({ t: 'done', result })),
+  },
   { weight: 1, arbitrary: fc.constant<Action>({ t: 'repeatDone' }) },
   { weight: 1, arbitrary: fc.constant<Action>({ t: 'crash' }) },
   { weight: 1, arbitrary: fc.constant<Action>({ t: 'wait' }) },
-  { weight: 2, arbitrary: fc.constantFrom<Result>('SUCCESS', 'FAILED').map((result): Action => ({ t: 'sale', result })) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom<Result>('SUCCESS', 'FAILED').map((result): Action => ({ t: 'sale', result })),
+  },
 );
 
 interface Delivery {
@@ -106,13 +124,19 @@ class ModelMachine {
     const generation = ++this.generation;
     const socket =
       this.protocol === 'v2'
-        ? io(`${this.url}/machines`, { auth: { machineId: this.machineId, key: this.key }, transports: ['websocket'], reconnection: false, forceNew: true })
+        ? io(`${this.url}/machines`, {
+            auth: { machineId: this.machineId, key: this.key },
+            transports: ['websocket'],
+            reconnection: false,
+            forceNew: true,
+          })
         : io(this.url, { transports: ['websocket'], reconnection: false, forceNew: true });
     this.socket = socket;
     socket.on('disconnect', () => {
       if (generation === this.generation) this.pending = [];
     });
-    if (this.protocol === 'v2') socket.on('machine:dispense', (command: any, ack: unknown) => this.onV2Dispense(command, ack));
+    if (this.protocol === 'v2')
+      socket.on('machine:dispense', (command: any, ack: unknown) => this.onV2Dispense(command, ack));
     else socket.on('machine:dispense', (payload: any) => this.onV1Dispense(payload));
     const ok = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 5_000);
@@ -130,8 +154,12 @@ class ModelMachine {
       return;
     }
     if (this.protocol === 'v1') {
-      const ack = await socket.timeout(5_000).emitWithAck('machine:connect', { machineId: this.machineId, token: this.key }).catch(() => undefined);
-      if (!(ack as { ok?: boolean } | undefined)?.ok) this.violations.push(`v1 machine:connect refused: ${JSON.stringify(ack)}`);
+      const ack = await socket
+        .timeout(5_000)
+        .emitWithAck('machine:connect', { machineId: this.machineId, token: this.key })
+        .catch(() => undefined);
+      if (!(ack as { ok?: boolean } | undefined)?.ok)
+        this.violations.push(`v1 machine:connect refused: ${JSON.stringify(ack)}`);
     } else {
       // Results the server never acknowledged go again on every new connection.
       this.resendUnacked();
@@ -140,7 +168,8 @@ class ModelMachine {
 
   /** v2: results the server has not acknowledged yet go again. */
   resendUnacked(): void {
-    if (this.protocol === 'v2') for (const [commandId, f] of this.finished) if (!f.acked) this.sendDone(commandId);
+    if (this.protocol === 'v2')
+      for (const [commandId, f] of this.finished) if (!f.acked) this.sendDone(commandId);
   }
 
   disconnect(): void {
@@ -151,16 +180,26 @@ class ModelMachine {
   private onV2Dispense(command: any, ack: unknown): void {
     const commandId = String(command?.commandId);
     const orderId = String(command?.orderId);
-    if (this.ackedDone.has(commandId)) this.violations.push(`command ${commandId} (order ${orderId}) sent again after the server acknowledged its result`);
+    if (this.ackedDone.has(commandId))
+      this.violations.push(
+        `command ${commandId} (order ${orderId}) sent again after the server acknowledged its result`,
+      );
     if (this.current && this.current.commandId !== commandId) {
-      this.violations.push(`command ${commandId} (order ${orderId}) arrived while ${this.current.commandId} (order ${this.current.orderId}) was still being executed`);
+      this.violations.push(
+        `command ${commandId} (order ${orderId}) arrived while ${this.current.commandId} (order ${this.current.orderId}) was still being executed`,
+      );
     }
-    this.pending.push({ commandId, orderId, ack: typeof ack === 'function' ? (ack as (a: unknown) => void) : () => undefined });
+    this.pending.push({
+      commandId,
+      orderId,
+      ack: typeof ack === 'function' ? (ack as (a: unknown) => void) : () => undefined,
+    });
   }
 
   private onV1Dispense(payload: any): void {
     const orderId = String(payload?.orderId);
-    if (this.v1Received.includes(orderId)) this.violations.push(`v1 machine:dispense for order ${orderId} arrived twice`);
+    if (this.v1Received.includes(orderId))
+      this.violations.push(`v1 machine:dispense for order ${orderId} arrived twice`);
     this.v1Received.push(orderId);
     // A v1 machine cannot de-duplicate: every dispense it receives, it performs.
     this.performed.push({ orderId });
@@ -189,7 +228,8 @@ class ModelMachine {
     }
     if (this.current?.commandId === d.commandId) return; // already executing
     if (this.current) return; // (already flagged as a violation on arrival)
-    if (this.performed.some((p) => p.orderId === d.orderId)) this.violations.push(`order ${d.orderId} dispensed a second time (command ${d.commandId})`);
+    if (this.performed.some((p) => p.orderId === d.orderId))
+      this.violations.push(`order ${d.orderId} dispensed a second time (command ${d.commandId})`);
     this.performed.push({ commandId: d.commandId, orderId: d.orderId });
     this.current = { commandId: d.commandId, orderId: d.orderId };
   }
@@ -223,15 +263,26 @@ class ModelMachine {
     const f = this.finished.get(commandId);
     const socket = this.socket;
     if (!f || !socket?.connected) return;
-    socket.timeout(5_000).emit('machine:done', { commandId, orderId: f.orderId, status: f.result, ...(f.result === 'FAILED' ? { failureCode: 'MOTOR_JAM' } : {}) }, (err: unknown, ack: any) => {
-      if (err) return;
-      if (ack?.ok === true) {
-        f.acked = true;
-        this.ackedDone.add(commandId);
-      } else {
-        this.violations.push(`machine:done ${commandId} refused: ${JSON.stringify(ack)}`);
-      }
-    });
+    socket
+      .timeout(5_000)
+      .emit(
+        'machine:done',
+        {
+          commandId,
+          orderId: f.orderId,
+          status: f.result,
+          ...(f.result === 'FAILED' ? { failureCode: 'MOTOR_JAM' } : {}),
+        },
+        (err: unknown, ack: any) => {
+          if (err) return;
+          if (ack?.ok === true) {
+            f.acked = true;
+            this.ackedDone.add(commandId);
+          } else {
+            this.violations.push(`machine:done ${commandId} refused: ${JSON.stringify(ack)}`);
+          }
+        },
+      );
   }
 
   private sendV1Done(orderId: string): void {
@@ -246,7 +297,8 @@ class ModelMachine {
         if (!this.unreported.includes(orderId)) this.unreported.push(orderId);
         return;
       }
-      if (ack?.ok !== true) this.violations.push(`v1 machine:done ${orderId} refused: ${JSON.stringify(ack)}`);
+      if (ack?.ok !== true)
+        this.violations.push(`v1 machine:done ${orderId} refused: ${JSON.stringify(ack)}`);
     });
   }
 
@@ -275,7 +327,10 @@ interface World {
   dir: { path: string; remove(): void };
   server: TestServer | undefined;
 }
-const ENV = { DISPATCH_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS), DISPATCH_RESULT_TIMEOUT_MS: String(RESULT_TIMEOUT_MS) };
+const ENV = {
+  DISPATCH_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
+  DISPATCH_RESULT_TIMEOUT_MS: String(RESULT_TIMEOUT_MS),
+};
 
 async function runScenario(protocol: Protocol, actions: Action[], world: World): Promise<void> {
   world.server ??= await startServer({ engine: 'sqlite', dataDir: world.dir.path, env: ENV });
@@ -286,14 +341,21 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
   const paid: string[] = [];
   const pay = async (): Promise<string> => {
     const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000));
-    if (res.status !== 200 || typeof res.body?.orderId !== 'string') throw new Error(`webhook: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 200 || typeof res.body?.orderId !== 'string')
+      throw new Error(`webhook: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.orderId as string;
   };
   try {
     // Every scenario starts with the machine online; the actions take it from there.
     await machine.connect();
     for (const action of actions) {
-      count(action.t === 'ack' ? `ack:${action.how}` : action.t === 'done' || action.t === 'sale' ? `${action.t}:${action.result}` : action.t);
+      count(
+        action.t === 'ack'
+          ? `ack:${action.how}`
+          : action.t === 'done' || action.t === 'sale'
+            ? `${action.t}:${action.result}`
+            : action.t,
+      );
       switch (action.t) {
         case 'connect':
           await machine.connect();
@@ -361,11 +423,20 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
         machine.resendUnacked();
       }
       await sleep(50);
-      const rows = await server.kioskhub.db.selectFrom('orders').select(['id', 'status']).where('machine_id', '=', m.id).execute();
+      const rows = await server.kioskhub.db
+        .selectFrom('orders')
+        .select(['id', 'status'])
+        .where('machine_id', '=', m.id)
+        .execute();
       statuses.clear();
       for (const r of rows) statuses.set(r.id, r.status);
       const unfinishedV2 = protocol === 'v2' && [...machine.finished.values()].some((f) => !f.acked);
-      if (paid.every((o) => TERMINAL.has(statuses.get(o) ?? '')) && !unfinishedV2 && machine.unreported.length === 0) break;
+      if (
+        paid.every((o) => TERMINAL.has(statuses.get(o) ?? '')) &&
+        !unfinishedV2 &&
+        machine.unreported.length === 0
+      )
+        break;
       if (Date.now() > deadline) break;
     }
     // A quiet moment, connected: nothing may be sent again once everything is settled.
@@ -392,7 +463,8 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
       expect(performedOrders.slice().sort()).toEqual(paid.slice().sort());
     } else {
       // NEEDS_REVIEW only for a dispense the machine never received.
-      for (const o of paid) if (statuses.get(o) === 'NEEDS_REVIEW') expect(machine.v1Received).not.toContain(o);
+      for (const o of paid)
+        if (statuses.get(o) === 'NEEDS_REVIEW') expect(machine.v1Received).not.toContain(o);
     }
   } finally {
     machine.close();
@@ -407,18 +479,24 @@ describe('dispatch state machine (property-based, real app on SQLite)', () => {
   });
 
   for (const protocol of ['v2', 'v1'] as const) {
-    it(`${protocol}: never dispensed twice, one command in flight, and every paid order settles`, { timeout: 120_000 }, async () => {
-      const startedAt = Date.now();
-      let runs = 0;
-      await fc.assert(
-        fc.asyncProperty(fc.array(actionArb, { minLength: 3, maxLength: 14 }), async (actions) => {
-          runs++;
-          await runScenario(protocol, actions, world);
-        }),
-        { numRuns: protocol === 'v2' ? 15 : 10, endOnFailure: false, verbose: 1 },
-      );
-      console.log(`[property] ${protocol}: ${runs} runs in ${Date.now() - startedAt} ms; covered ${JSON.stringify(coverage)}`);
-      for (const k of Object.keys(coverage)) delete coverage[k];
-    });
+    it(
+      `${protocol}: never dispensed twice, one command in flight, and every paid order settles`,
+      { timeout: 120_000 },
+      async () => {
+        const startedAt = Date.now();
+        let runs = 0;
+        await fc.assert(
+          fc.asyncProperty(fc.array(actionArb, { minLength: 3, maxLength: 14 }), async (actions) => {
+            runs++;
+            await runScenario(protocol, actions, world);
+          }),
+          { numRuns: protocol === 'v2' ? 15 : 10, endOnFailure: false, verbose: 1 },
+        );
+        console.log(
+          `[property] ${protocol}: ${runs} runs in ${Date.now() - startedAt} ms; covered ${JSON.stringify(coverage)}`,
+        );
+        for (const k of Object.keys(coverage)) delete coverage[k];
+      },
+    );
   }
 });

@@ -4,7 +4,15 @@
 // ack, no ack for machine:dispense, machine:done with an ack.
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connected, engines, eventually, nextEvent, qrCredited, startServer, type TestServer } from './harness.js';
+import {
+  connected,
+  engines,
+  eventually,
+  nextEvent,
+  qrCredited,
+  startServer,
+  type TestServer,
+} from './harness.js';
 
 interface V1Dispense {
   type: string;
@@ -21,7 +29,12 @@ class V1Machine {
   readonly doneAcks: unknown[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
-  constructor(url: string, readonly machineId: string, private readonly token: string, public answer: Answer = 'SUCCESS') {
+  constructor(
+    url: string,
+    readonly machineId: string,
+    private readonly token: string,
+    public answer: Answer = 'SUCCESS',
+  ) {
     this.socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
     this.welcome = nextEvent(this.socket, 'machine:welcome', 10_000);
     this.socket.on('machine:dispense', (...args: unknown[]) => {
@@ -113,10 +126,14 @@ describe.each(engines())('v1 machine gateway (%s)', (engine) => {
   const h = helpers(() => server);
   const { pay, order, machine } = h;
   const orderIn = (id: string, status: string) =>
-    eventually(async () => {
-      const o = await order(id);
-      return o.status === status ? o : undefined;
-    }, 5_000, `order ${status}`);
+    eventually(
+      async () => {
+        const o = await order(id);
+        return o.status === status ? o : undefined;
+      },
+      5_000,
+      `order ${status}`,
+    );
 
   beforeAll(async () => {
     server = await startServer({ engine });
@@ -150,7 +167,10 @@ describe.each(engines())('v1 machine gateway (%s)', (engine) => {
       await m.open();
       const dropped = nextEvent<string>(m.socket, 'disconnect', 5_000);
       const ack = await m.register();
-      expect(ack).toMatchObject({ ok: false, error: { code: 'UNAUTHORIZED_MACHINE', message: expect.any(String) } });
+      expect(ack).toMatchObject({
+        ok: false,
+        error: { code: 'UNAUTHORIZED_MACHINE', message: expect.any(String) },
+      });
       expect(await dropped).toBe('io server disconnect');
     }
     const row = await machine(created.id);
@@ -163,7 +183,9 @@ describe.each(engines())('v1 machine gateway (%s)', (engine) => {
     const m = h.client(created.id, created.key);
     await m.open();
     await m.welcome;
-    const early = await m.socket.timeout(5_000).emitWithAck('machine:heartbeat', { machineId: created.id, ts: Date.now() });
+    const early = await m.socket
+      .timeout(5_000)
+      .emitWithAck('machine:heartbeat', { machineId: created.id, ts: Date.now() });
     expect(early).toMatchObject({ ok: false, error: { code: 'MACHINE_NOT_REGISTERED' } });
     const earlyDone = await m.done('01JNOORDER0000000000000000', 'SUCCESS');
     expect(earlyDone).toMatchObject({ ok: false, error: { code: 'MACHINE_NOT_REGISTERED' } });
@@ -173,7 +195,9 @@ describe.each(engines())('v1 machine gateway (%s)', (engine) => {
     const authenticated = nextEvent(m.socket, 'machine:authenticated', 5_000);
     expect(await m.register()).toMatchObject({ ok: true, machineId: created.id });
     await authenticated;
-    const later = await m.socket.timeout(5_000).emitWithAck('machine:heartbeat', { machineId: created.id, ts: Date.now() });
+    const later = await m.socket
+      .timeout(5_000)
+      .emitWithAck('machine:heartbeat', { machineId: created.id, ts: Date.now() });
     expect(later).toMatchObject({ ok: true, ts: expect.any(Number) });
   });
 
@@ -190,10 +214,14 @@ describe.each(engines())('v1 machine gateway (%s)', (engine) => {
     // Heartbeats without an ack callback are accepted silently and keep the socket open.
     m.heartbeat();
     m.heartbeat();
-    const row = await eventually(async () => {
-      const x = await machine(created.id);
-      return x.socketConnected ? x : undefined;
-    }, 5_000, 'online');
+    const row = await eventually(
+      async () => {
+        const x = await machine(created.id);
+        return x.socketConnected ? x : undefined;
+      },
+      5_000,
+      'online',
+    );
     expect(row.status).toBe('IDLE');
     expect(row.protocol).toBe('v1');
     expect(m.socket.connected).toBe(true);

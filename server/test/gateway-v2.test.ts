@@ -5,7 +5,16 @@ import type { DispenseCommand } from '@kioskhub/protocol';
 import { SimulatedMachine } from '@kioskhub/machine-simulator';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connected, engines, eventually, machineSocket, nextEvent, qrCredited, startServer, type TestServer } from './harness.js';
+import {
+  connected,
+  engines,
+  eventually,
+  machineSocket,
+  nextEvent,
+  qrCredited,
+  startServer,
+  type TestServer,
+} from './harness.js';
 
 interface Received {
   command: DispenseCommand;
@@ -40,8 +49,17 @@ class RawMachine {
     return this.emit('machine:heartbeat', { status, ...extra });
   }
 
-  done(command: DispenseCommand, status: 'SUCCESS' | 'FAILED' = 'SUCCESS', extra: Record<string, unknown> = {}): Promise<any> {
-    return this.emit('machine:done', { commandId: command.commandId, orderId: command.orderId, status, ...extra });
+  done(
+    command: DispenseCommand,
+    status: 'SUCCESS' | 'FAILED' = 'SUCCESS',
+    extra: Record<string, unknown> = {},
+  ): Promise<any> {
+    return this.emit('machine:done', {
+      commandId: command.commandId,
+      orderId: command.orderId,
+      status,
+      ...extra,
+    });
   }
 
   /** The (n+1)-th machine:dispense this socket received. */
@@ -51,7 +69,11 @@ class RawMachine {
 
   /** The first machine:dispense for `orderId`. */
   forOrder(orderId: string, timeoutMs = 10_000): Promise<Received> {
-    return eventually(() => this.received.find((r) => r.command.orderId === orderId), timeoutMs, `machine:dispense for ${orderId}`);
+    return eventually(
+      () => this.received.find((r) => r.command.orderId === orderId),
+      timeoutMs,
+      `machine:dispense for ${orderId}`,
+    );
   }
 
   /** Heartbeats IDLE every `ms` until stopped (or closed). */
@@ -129,15 +151,32 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const b = await server.createMachine('V2AUTH2');
     const attempts: Socket[] = [
       io(`${server.url}/machines`, { transports: ['websocket'], reconnection: false, forceNew: true }),
-      io(`${server.url}/machines`, { auth: { machineId: a.id }, transports: ['websocket'], reconnection: false, forceNew: true }),
-      io(`${server.url}/machines`, { auth: { machineId: a.id, key: 42 }, transports: ['websocket'], reconnection: false, forceNew: true }),
+      io(`${server.url}/machines`, {
+        auth: { machineId: a.id },
+        transports: ['websocket'],
+        reconnection: false,
+        forceNew: true,
+      }),
+      io(`${server.url}/machines`, {
+        auth: { machineId: a.id, key: 42 },
+        transports: ['websocket'],
+        reconnection: false,
+        forceNew: true,
+      }),
       machineSocket(server.url, a.id, 'mk_wrong_key_0000000000000000000000'),
       machineSocket(server.url, a.id, b.key),
       machineSocket(server.url, 'V2AUTH_NOPE', a.key),
     ];
     for (const s of attempts) track({ close: () => s.disconnect() });
     // Listen on every socket at once: a refusal may come before the previous one is checked.
-    const outcomes = await Promise.all(attempts.map((s) => connected(s).then(() => 'connected', (err: Error) => err.message)));
+    const outcomes = await Promise.all(
+      attempts.map((s) =>
+        connected(s).then(
+          () => 'connected',
+          (err: Error) => err.message,
+        ),
+      ),
+    );
     expect(outcomes).toEqual(attempts.map(() => 'unauthorized'));
     for (const s of attempts) expect(s.connected).toBe(false);
     const row = await machine(a.id);
@@ -172,10 +211,14 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect((await machine(m.id)).status).toBe('IDLE');
 
     raw.close();
-    row = await eventually(async () => {
-      const r = await machine(m.id);
-      return r.socketConnected === false ? r : undefined;
-    }, 5_000, 'disconnect recorded');
+    row = await eventually(
+      async () => {
+        const r = await machine(m.id);
+        return r.socketConnected === false ? r : undefined;
+      },
+      5_000,
+      'disconnect recorded',
+    );
     expect(row.status).toBe('OFFLINE');
   });
 
@@ -193,7 +236,8 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const violations: string[] = [];
     let outstanding: string | null = null;
     raw.onDispense = ({ command }) => {
-      if (outstanding !== null && command.commandId !== outstanding) violations.push(`${command.orderId} sent while ${outstanding} was in flight`);
+      if (outstanding !== null && command.commandId !== outstanding)
+        violations.push(`${command.orderId} sent while ${outstanding} was in flight`);
     };
     await raw.open();
 
@@ -204,7 +248,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
       expect(Number.isNaN(Date.parse(r.command.issuedAt))).toBe(false);
       outstanding = r.command.commandId;
       r.ack({ accepted: true });
-      await eventually(async () => (await statusOf(orderIds[i]!)) === 'DISPATCHED', 5_000, `order ${i + 1} DISPATCHED`);
+      await eventually(
+        async () => (await statusOf(orderIds[i]!)) === 'DISPATCHED',
+        5_000,
+        `order ${i + 1} DISPATCHED`,
+      );
       expect((await order(orderIds[i]!)).dispatchPending).toBe(false);
 
       // Slow to dispense, and even says IDLE meanwhile: still nothing else may go out.
@@ -216,7 +264,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
       outstanding = null;
       const ack = await raw.done(r.command, 'SUCCESS');
       expect(ack.ok).toBe(true);
-      await eventually(async () => (await statusOf(orderIds[i]!)) === 'COMPLETED', 5_000, `order ${i + 1} COMPLETED`);
+      await eventually(
+        async () => (await statusOf(orderIds[i]!)) === 'COMPLETED',
+        5_000,
+        `order ${i + 1} COMPLETED`,
+      );
     }
     expect(violations).toEqual([]);
     expect(raw.received.map((r) => r.command.orderId)).toEqual(orderIds);
@@ -277,7 +329,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
 
     const first = await raw.nth(0);
     first.ack({ accepted: false, reason: 'BUSY' });
-    await eventually(async () => (await timeline(o1)).some((e) => e.type === 'command_declined'), 5_000, 'decline recorded');
+    await eventually(
+      async () => (await timeline(o1)).some((e) => e.type === 'command_declined'),
+      5_000,
+      'decline recorded',
+    );
     let o = await order(o1);
     expect(o.status).toBe('PAID');
     expect(o.dispatchPending).toBe(true);
@@ -295,10 +351,14 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     second.ack({ accepted: true });
     await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
     expect((await raw.done(second.command)).ok).toBe(true);
-    o = await eventually(async () => {
-      const x = await order(o1);
-      return x.status === 'COMPLETED' ? x : undefined;
-    }, 5_000, 'COMPLETED');
+    o = await eventually(
+      async () => {
+        const x = await order(o1);
+        return x.status === 'COMPLETED' ? x : undefined;
+      },
+      5_000,
+      'COMPLETED',
+    );
     expect(o.dispatchPending).toBe(false);
   });
 
@@ -309,7 +369,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const o1 = await pay(m.qrCodeId);
     const first = await raw.nth(0);
     first.ack({ accepted: 'yes' });
-    await eventually(async () => (await timeline(o1)).some((e) => e.type === 'command_declined'), 5_000, 'decline recorded');
+    await eventually(
+      async () => (await timeline(o1)).some((e) => e.type === 'command_declined'),
+      5_000,
+      'decline recorded',
+    );
     const o = await order(o1);
     expect(o.status).toBe('PAID');
     expect(o.dispatchPending).toBe(true);
@@ -374,10 +438,14 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
     const ack = await raw.done(r.command, 'FAILED', { failureCode: 'MOTOR_JAM', details: { slot: 3 } });
     expect(ack.ok).toBe(true);
-    const failed = await eventually(async () => {
-      const x = await order(o1);
-      return x.status === 'FAILED' ? x : undefined;
-    }, 5_000, 'FAILED');
+    const failed = await eventually(
+      async () => {
+        const x = await order(o1);
+        return x.status === 'FAILED' ? x : undefined;
+      },
+      5_000,
+      'FAILED',
+    );
     expect(failed.failureCode).toBe('MOTOR_JAM');
     expect(failed.dispatchPending).toBe(false);
 
@@ -407,10 +475,18 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const foreignFail = await rawA.done(rB.command, 'FAILED', { failureCode: 'MOTOR_JAM' });
     expect(foreignFail.ok).toBe(false);
     // B's own command, but naming another order: not this command's result.
-    const mismatched = await rawB.emit('machine:done', { commandId: rB.command.commandId, orderId: '01JOTHERORDER0000000000000', status: 'SUCCESS' });
+    const mismatched = await rawB.emit('machine:done', {
+      commandId: rB.command.commandId,
+      orderId: '01JOTHERORDER0000000000000',
+      status: 'SUCCESS',
+    });
     expect(mismatched.ok).toBe(false);
     expect(mismatched.error.code).toBe('NOT_FOUND');
-    const unknown = await rawA.emit('machine:done', { commandId: '01JUNKNOWNCOMMAND000000000', orderId: oB, status: 'SUCCESS' });
+    const unknown = await rawA.emit('machine:done', {
+      commandId: '01JUNKNOWNCOMMAND000000000',
+      orderId: oB,
+      status: 'SUCCESS',
+    });
     expect(unknown.ok).toBe(false);
     expect(unknown.error.code).toEqual(expect.any(String));
 
@@ -462,7 +538,10 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     ];
     for (const args of badHeartbeats) {
       const ack = await raw.emit('machine:heartbeat', ...args);
-      expect(ack, JSON.stringify(args)).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED', message: expect.any(String) } });
+      expect(ack, JSON.stringify(args)).toMatchObject({
+        ok: false,
+        error: { code: 'VALIDATION_FAILED', message: expect.any(String) },
+      });
     }
 
     const badDones: unknown[][] = [
@@ -489,7 +568,10 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     ];
     for (const args of badDones) {
       const ack = await raw.emit('machine:done', ...args);
-      expect(ack, JSON.stringify(args)).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED', message: expect.any(String) } });
+      expect(ack, JSON.stringify(args)).toMatchObject({
+        ok: false,
+        error: { code: 'VALIDATION_FAILED', message: expect.any(String) },
+      });
     }
 
     const machineAfter = await machine(m.id);
@@ -530,10 +612,14 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(r2.command.commandId).toBe(r1.command.commandId);
     r2.ack({ accepted: true });
     expect((await s2.heartbeat('IDLE')).ok).toBe(true);
-    const row = await eventually(async () => {
-      const x = await machine(m.id);
-      return x.socketConnected === true && x.status === 'IDLE' ? x : undefined;
-    }, 5_000, 'machine online via the new socket');
+    const row = await eventually(
+      async () => {
+        const x = await machine(m.id);
+        return x.socketConnected === true && x.status === 'IDLE' ? x : undefined;
+      },
+      5_000,
+      'machine online via the new socket',
+    );
     expect(row.socketConnected).toBe(true);
 
     // A third connection replaces the second too.
@@ -563,7 +649,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(claimed).toMatchObject({ status: 'SENT', protocol: 'v2' });
     const sent = await raw.forOrder(first);
     expect(sent.command.commandId).toBe(claimed!.id);
-    await eventually(async () => (await h.commands(first))[0]!.attempts === 1, 5_000, 'the send counted once');
+    await eventually(
+      async () => (await h.commands(first))[0]!.attempts === 1,
+      5_000,
+      'the send counted once',
+    );
     // One in flight: the second payment is queued behind it.
     const second = await pay(m.qrCodeId);
     expect((await h.commands(second))[0]).toMatchObject({ status: 'QUEUED', attempts: 0 });
@@ -598,10 +688,19 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     sent.ack({ accepted: true });
     await new Promise((r) => setTimeout(r, 200));
     const items = await timeline(o);
-    expect(items.map((e) => e.type)).toEqual(['payment_received', 'command_sent', 'command_accepted', 'dispensed']);
+    expect(items.map((e) => e.type)).toEqual([
+      'payment_received',
+      'command_sent',
+      'command_accepted',
+      'dispensed',
+    ]);
     expect(items[2].detail).toMatchObject({ commandId: sent.command.commandId, impliedByResult: true });
     expect((await order(o)).status).toBe('COMPLETED');
-    expect((await h.commands(o))[0]).toMatchObject({ status: 'DONE', result: 'SUCCESS', accepted_at: expect.any(String) });
+    expect((await h.commands(o))[0]).toMatchObject({
+      status: 'DONE',
+      result: 'SUCCESS',
+      accepted_at: expect.any(String),
+    });
   });
 
   it('sends nothing to a machine that reported BUSY until it reports IDLE', async () => {
@@ -612,7 +711,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const o1 = await pay(m.qrCodeId);
     // The payment's dispatch notice has been relayed (the outbox is empty) and two more BUSY
     // heartbeats went round: still nothing sent.
-    await eventually(async () => (await server.kioskhub.db.selectFrom('outbox').select('id').execute()).length === 0, 5_000, 'outbox drained');
+    await eventually(
+      async () => (await server.kioskhub.db.selectFrom('outbox').select('id').execute()).length === 0,
+      5_000,
+      'outbox drained',
+    );
     expect((await raw.heartbeat('BUSY')).ok).toBe(true);
     expect((await raw.heartbeat('ERROR')).ok).toBe(true);
     expect(raw.received).toHaveLength(0);
@@ -647,7 +750,13 @@ describe.each(engines())('v2 machine heartbeat timeout (%s)', (engine) => {
   it('drops a silent machine, marks it OFFLINE, lets it connect again and re-sends its unfinished command', async () => {
     const m = await server.createVendingMachine('V2SILENT', 2000);
     const alive = await server.createMachine('V2ALIVE');
-    const sim = new SimulatedMachine({ url: server.url, machineId: alive.id, key: alive.key, heartbeatMs: 80, autoReconnect: false });
+    const sim = new SimulatedMachine({
+      url: server.url,
+      machineId: alive.id,
+      key: alive.key,
+      heartbeatMs: 80,
+      autoReconnect: false,
+    });
     track({ close: () => sim.stop() });
     let simDisconnects = 0;
     sim.on('disconnect', () => simDisconnects++);
@@ -667,10 +776,14 @@ describe.each(engines())('v2 machine heartbeat timeout (%s)', (engine) => {
     stopHeartbeats();
     const reason = await nextEvent<string>(raw.socket, 'disconnect', 10_000);
     expect(reason).toBe('io server disconnect');
-    const offline = await eventually(async () => {
-      const x = await machine(m.id);
-      return x.status === 'OFFLINE' && x.socketConnected === false ? x : undefined;
-    }, 5_000, 'OFFLINE');
+    const offline = await eventually(
+      async () => {
+        const x = await machine(m.id);
+        return x.status === 'OFFLINE' && x.socketConnected === false ? x : undefined;
+      },
+      5_000,
+      'OFFLINE',
+    );
     expect(offline.lastSeenAt).toEqual(expect.any(String));
 
     // The machine that kept heartbeating was left alone.
@@ -683,10 +796,14 @@ describe.each(engines())('v2 machine heartbeat timeout (%s)', (engine) => {
     await back.open();
     back.keepAlive(80);
     expect((await back.heartbeat('IDLE')).ok).toBe(true);
-    await eventually(async () => {
-      const x = await machine(m.id);
-      return x.socketConnected === true && x.status === 'IDLE';
-    }, 5_000, 'online again');
+    await eventually(
+      async () => {
+        const x = await machine(m.id);
+        return x.socketConnected === true && x.status === 'IDLE';
+      },
+      5_000,
+      'online again',
+    );
     const r2 = await back.nth(0);
     expect(r2.command.commandId).toBe(r1.command.commandId);
     r2.ack({ accepted: true });
@@ -699,7 +816,10 @@ describe.each(engines())('v2 dispatch sweep for lost notices (%s)', (engine) => 
   let server: TestServer;
   beforeAll(async () => {
     // Heartbeats trust "nothing to do" for 10 min; the sweep runs every 300 ms.
-    server = await startServer({ engine, env: { DISPATCH_SWEEP_MS: '300', DISPATCH_IDLE_RECHECK_MS: '600000' } });
+    server = await startServer({
+      engine,
+      env: { DISPATCH_SWEEP_MS: '300', DISPATCH_IDLE_RECHECK_MS: '600000' },
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -707,32 +827,73 @@ describe.each(engines())('v2 dispatch sweep for lost notices (%s)', (engine) => 
 
   it('dispatches a command whose notice was lost, though the machine heartbeats IDLE and trusts "nothing to do"', async () => {
     const m = await server.createVendingMachine('SWEEP1');
-    const machine = new SimulatedMachine({ url: server.url, machineId: m.id, key: m.key, heartbeatMs: 200, dispenseDelayMs: 10 });
+    const machine = new SimulatedMachine({
+      url: server.url,
+      machineId: m.id,
+      key: m.key,
+      heartbeatMs: 200,
+      dispenseDelayMs: 10,
+    });
     await machine.start();
     try {
       const { presence, orders, commands } = server.kioskhub.services;
-      await eventually(() => presence.local('SWEEP1')?.noWorkSince !== undefined, 5_000, 'the machine checked and found nothing');
+      await eventually(
+        () => presence.local('SWEEP1')?.noWorkSince !== undefined,
+        5_000,
+        'the machine checked and found nothing',
+      );
 
       // What another process leaves behind when it dies after committing a payment and relaying
       // its outbox row, with its notice stuck in its own Redis offline queue: the order and the
       // command are committed, no kick or notice ever reaches this process.
-      const row = await server.kioskhub.db.selectFrom('machines').select(['tenant_id', 'site_id', 'currency']).where('id', '=', 'SWEEP1').executeTakeFirstOrThrow();
+      const row = await server.kioskhub.db
+        .selectFrom('machines')
+        .select(['tenant_id', 'site_id', 'currency'])
+        .where('id', '=', 'SWEEP1')
+        .executeTakeFirstOrThrow();
       const paidAt = new Date(Date.now() - 10_000).toISOString();
       const orderId = await server.kioskhub.db.transaction().execute(async (tx) => {
-        const order = await orders.create(tx, { tenantId: row.tenant_id, machineId: 'SWEEP1', siteId: row.site_id, amount: 2000, currency: row.currency, source: 'upi_qr', status: 'PAID', requiresDispense: true, actor: 'test:other-process' });
-        await commands.enqueue(tx, { tenantId: row.tenant_id, machineId: 'SWEEP1', orderId: order.id, amountMinor: 2000, currency: row.currency, queuedAt: paidAt });
+        const order = await orders.create(tx, {
+          tenantId: row.tenant_id,
+          machineId: 'SWEEP1',
+          siteId: row.site_id,
+          amount: 2000,
+          currency: row.currency,
+          source: 'upi_qr',
+          status: 'PAID',
+          requiresDispense: true,
+          actor: 'test:other-process',
+        });
+        await commands.enqueue(tx, {
+          tenantId: row.tenant_id,
+          machineId: 'SWEEP1',
+          orderId: order.id,
+          amountMinor: 2000,
+          currency: row.currency,
+          queuedAt: paidAt,
+        });
         await tx.deleteFrom('outbox').where('topic', '=', 'dispatch').execute();
         return order.id;
       });
 
-      await eventually(() => machine.dispensed.some((d) => d.orderId === orderId), 10_000, 'the sweep to dispatch the forgotten command');
-      await eventually(async () => (await server.request('GET', `/v1/orders/${orderId}`)).body.status === 'COMPLETED', 5_000, 'the order completed');
+      await eventually(
+        () => machine.dispensed.some((d) => d.orderId === orderId),
+        10_000,
+        'the sweep to dispatch the forgotten command',
+      );
+      await eventually(
+        async () => (await server.request('GET', `/v1/orders/${orderId}`)).body.status === 'COMPLETED',
+        5_000,
+        'the order completed',
+      );
       await new Promise((r) => setTimeout(r, 700)); // a few more sweeps and heartbeats
       // Sent once (the simulator would hide a repeat: it de-duplicates by commandId).
       const [command, ...more] = await commands.listForOrder(orderId);
       expect(more).toEqual([]);
       expect(command).toMatchObject({ status: 'DONE', attempts: 1 });
-      const timeline = (await server.request('GET', `/v1/orders/${orderId}/timeline`)).body.items as { type: string }[];
+      const timeline = (await server.request('GET', `/v1/orders/${orderId}/timeline`)).body.items as {
+        type: string;
+      }[];
       expect(timeline.filter((e) => e.type === 'command_sent')).toHaveLength(1);
       expect(machine.dispensed.filter((d) => d.orderId === orderId)).toHaveLength(1);
     } finally {

@@ -24,7 +24,9 @@ let noticeShown = false;
 export function engines(): Engine[] {
   if (!pgUrl && !noticeShown) {
     noticeShown = true;
-    console.warn('NOTICE: TEST_DATABASE_URL is not set; PostgreSQL variants of the storage tests are SKIPPED.');
+    console.warn(
+      'NOTICE: TEST_DATABASE_URL is not set; PostgreSQL variants of the storage tests are SKIPPED.',
+    );
   }
   return pgUrl ? ['sqlite', 'postgres'] : ['sqlite'];
 }
@@ -35,11 +37,22 @@ export interface TestServer {
   kioskhub: KioskhubApp;
   close(): Promise<void>;
   /** JSON request with the admin token unless `token` says otherwise (null: no auth). */
-  request(method: string, path: string, options?: { body?: unknown; token?: string | null; headers?: Record<string, string>; raw?: string }): Promise<{ status: number; body: any; headers: Headers }>;
+  request(
+    method: string,
+    path: string,
+    options?: { body?: unknown; token?: string | null; headers?: Record<string, string>; raw?: string },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   createMachine(id: string, extra?: Record<string, unknown>): Promise<{ id: string; key: string }>;
   /** Creates a machine with a Razorpay QR profile (fixed amount), returns its key and QR id. */
-  createVendingMachine(id: string, amountPaise?: number, tenantId?: string): Promise<{ id: string; key: string; qrCodeId: string }>;
-  postWebhook(body: unknown, options?: { secret?: string; eventId?: string; signature?: string | null }): Promise<{ status: number; body: any }>;
+  createVendingMachine(
+    id: string,
+    amountPaise?: number,
+    tenantId?: string,
+  ): Promise<{ id: string; key: string; qrCodeId: string }>;
+  postWebhook(
+    body: unknown,
+    options?: { secret?: string; eventId?: string; signature?: string | null },
+  ): Promise<{ status: number; body: any }>;
 }
 
 export interface StartOptions {
@@ -124,22 +137,30 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     },
     async createMachine(id, extra = {}) {
       const res = await request('POST', '/v1/machines', { body: { id, ...extra } });
-      if (res.status !== 201) throw new Error(`createMachine ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status !== 201)
+        throw new Error(`createMachine ${id}: ${res.status} ${JSON.stringify(res.body)}`);
       return { id, key: res.body.key as string };
     },
     async createVendingMachine(id, amountPaise = 2000, tenantId) {
       const machine = await server.createMachine(id, tenantId ? { tenantId } : {});
       const qrCodeId = `qr_${id}_${randomBytes(4).toString('hex')}`;
       const res = await request('PUT', `/v1/machines/${id}/payment-profile`, {
-        body: { provider: 'razorpay', qrCodeId, fixedAmountPaise: amountPaise, qrImageUrl: `https://rzp.io/i/${id}` },
+        body: {
+          provider: 'razorpay',
+          qrCodeId,
+          fixedAmountPaise: amountPaise,
+          qrImageUrl: `https://rzp.io/i/${id}`,
+        },
       });
-      if (res.status !== 200) throw new Error(`payment profile ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status !== 200)
+        throw new Error(`payment profile ${id}: ${res.status} ${JSON.stringify(res.body)}`);
       return { ...machine, qrCodeId };
     },
     async postWebhook(body, opts = {}) {
       const raw = typeof body === 'string' ? body : JSON.stringify(body);
       const headers: Record<string, string> = { 'content-type': 'application/json' };
-      const signature = opts.signature === undefined ? signRazorpayBody(raw, opts.secret ?? WEBHOOK_SECRET) : opts.signature;
+      const signature =
+        opts.signature === undefined ? signRazorpayBody(raw, opts.secret ?? WEBHOOK_SECRET) : opts.signature;
       if (signature !== null) headers['x-razorpay-signature'] = signature;
       if (opts.eventId) headers['x-razorpay-event-id'] = opts.eventId;
       return request('POST', '/webhooks/razorpay', { raw, token: null, headers });
@@ -150,13 +171,22 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
 
 let paymentSeq = 0;
 /** A `qr_code.credited` event as Razorpay sends it (PROVIDERS.md §1.2). */
-export function qrCredited(qrCodeId: string, amountPaise: number, paymentId = `pay_${Date.now().toString(36)}${(paymentSeq++).toString(36)}${randomBytes(3).toString('hex')}`) {
+export function qrCredited(
+  qrCodeId: string,
+  amountPaise: number,
+  paymentId = `pay_${Date.now().toString(36)}${(paymentSeq++).toString(36)}${randomBytes(3).toString('hex')}`,
+) {
   return qrCreditedEvent({ qrCodeId, amountPaise, paymentId, notes: { machine: 'vending' } });
 }
 
 /** A v2 machine socket (raw socket.io-client) for protocol-level tests. */
 export function machineSocket(url: string, machineId: string, key: string): Socket {
-  return io(`${url}/machines`, { auth: { machineId, key }, transports: ['websocket'], reconnection: false, forceNew: true });
+  return io(`${url}/machines`, {
+    auth: { machineId, key },
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
 }
 
 export function liveSocket(url: string, auth: Record<string, string>): Socket {
@@ -172,7 +202,11 @@ export function connected(socket: Socket): Promise<void> {
 }
 
 /** Polls `check` until it returns a truthy value (or throws after `timeoutMs`). */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -182,7 +216,8 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -4,7 +4,17 @@
 import type { DispenseCommand } from '@kioskhub/protocol';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, connected, engines, eventually, liveSocket, machineSocket, qrCredited, startServer, type TestServer } from './harness.js';
+import {
+  ADMIN_TOKEN,
+  connected,
+  engines,
+  eventually,
+  liveSocket,
+  machineSocket,
+  qrCredited,
+  startServer,
+  type TestServer,
+} from './harness.js';
 
 interface LiveEvent {
   event: string;
@@ -61,7 +71,9 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
 
   async function login(email: string, tenantId?: string): Promise<string> {
     const password = 'correct horse battery';
-    const created = await server.request('POST', '/v1/users', { body: { email, password, role: 'staff', ...(tenantId ? { tenantId } : {}) } });
+    const created = await server.request('POST', '/v1/users', {
+      body: { email, password, role: 'staff', ...(tenantId ? { tenantId } : {}) },
+    });
     expect(created.status).toBe(201);
     const res = await server.request('POST', '/v1/auth/login', { body: { email, password }, token: null });
     expect(res.status).toBe(200);
@@ -70,7 +82,9 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
 
   beforeAll(async () => {
     server = await startServer({ engine });
-    expect((await server.request('POST', '/v1/tenants', { body: { id: 'tenantb', name: 'Tenant B' } })).status).toBe(201);
+    expect(
+      (await server.request('POST', '/v1/tenants', { body: { id: 'tenantb', name: 'Tenant B' } })).status,
+    ).toBe(201);
     staffA = await login('staff.a@example.com');
     staffB = await login('staff.b@example.com', 'tenantb');
   });
@@ -84,7 +98,14 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
 
   it('refuses a handshake without auth, with a bad token, with a machine key or a bad orderToken', async () => {
     const m = await server.createMachine('LIVEKEY');
-    const refused: Record<string, string>[] = [{}, { token: 'not-a-token' }, { token: `${staffA}x` }, { token: m.key }, { orderToken: 'nope' }, { token: '' }];
+    const refused: Record<string, string>[] = [
+      {},
+      { token: 'not-a-token' },
+      { token: `${staffA}x` },
+      { token: m.key },
+      { orderToken: 'nope' },
+      { token: '' },
+    ];
     for (const auth of refused) {
       const v = new Viewer(server.url, auth);
       open.push(v);
@@ -103,7 +124,13 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
       expect(await staff.subscribe({ room }), room).toEqual({ ok: true, room });
     }
     const admin = await viewer({ token: ADMIN_TOKEN });
-    for (const room of ['tenant:default', `machine:${a.id}`, `order:${orderId}`, 'tenant:tenantb', `machine:${b.id}`]) {
+    for (const room of [
+      'tenant:default',
+      `machine:${a.id}`,
+      `order:${orderId}`,
+      'tenant:tenantb',
+      `machine:${b.id}`,
+    ]) {
       expect(await admin.subscribe({ room }), room).toEqual({ ok: true, room });
     }
     const staffOfB = await viewer({ token: staffB });
@@ -136,7 +163,10 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     ];
     for (const args of bad) {
       const ack = await v.socket.timeout(5_000).emitWithAck('subscribe', ...args);
-      expect(ack, JSON.stringify(args)).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED', message: expect.any(String) } });
+      expect(ack, JSON.stringify(args)).toMatchObject({
+        ok: false,
+        error: { code: 'VALIDATION_FAILED', message: expect.any(String) },
+      });
     }
     // The socket is still usable.
     await v.join('tenant:default');
@@ -161,7 +191,15 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     const isOrder = (d: any) => d.orderId === orderId;
     for (const v of [tenantRoom, machineRoom, adminTenant]) {
       const created = await v.waitFor('order_created', isOrder);
-      expect(created).toMatchObject({ tenantId: 'default', orderId, machineId: vm.id, status: 'PAID', amount: 2000, currency: 'INR', source: 'upi_qr' });
+      expect(created).toMatchObject({
+        tenantId: 'default',
+        orderId,
+        machineId: vm.id,
+        status: 'PAID',
+        amount: 2000,
+        currency: 'INR',
+        source: 'upi_qr',
+      });
     }
 
     // The machine connects, takes the command and, once it is DISPATCHED, completes it.
@@ -171,16 +209,29 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
       ack({ accepted: true });
       void tenantRoom
         .waitFor('order_status_updated', (d) => isOrder(d) && d.status === 'DISPATCHED', 'DISPATCHED')
-        .then(() => machine.timeout(5_000).emitWithAck('machine:done', { commandId: command.commandId, orderId: command.orderId, status: 'SUCCESS' }));
+        .then(() =>
+          machine
+            .timeout(5_000)
+            .emitWithAck('machine:done', {
+              commandId: command.commandId,
+              orderId: command.orderId,
+              status: 'SUCCESS',
+            }),
+        );
     });
     await connected(machine);
 
     for (const v of [tenantRoom, machineRoom, orderRoom, adminTenant]) {
-      const completed = await v.waitFor('order_status_updated', (d) => isOrder(d) && d.status === 'COMPLETED', 'COMPLETED');
+      const completed = await v.waitFor(
+        'order_status_updated',
+        (d) => isOrder(d) && d.status === 'COMPLETED',
+        'COMPLETED',
+      );
       expect(completed).toEqual({ tenantId: 'default', orderId, machineId: vm.id, status: 'COMPLETED' });
       const statuses = v.of('order_status_updated', isOrder).map((d) => d.status);
       expect(statuses).toEqual(['DISPATCHED', 'COMPLETED']);
-      for (const d of v.of('order_status_updated', isOrder)) expect(d).toMatchObject({ tenantId: 'default', orderId, machineId: vm.id });
+      for (const d of v.of('order_status_updated', isOrder))
+        expect(d).toMatchObject({ tenantId: 'default', orderId, machineId: vm.id });
     }
     expect((await server.request('GET', `/v1/orders/${orderId}`)).body.status).toBe('COMPLETED');
   });
@@ -193,12 +244,29 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     open.push({ close: () => machine.disconnect() });
     machine.on('machine:dispense', (command: DispenseCommand, ack: (a: unknown) => void) => {
       ack({ accepted: true });
-      void machine.timeout(5_000).emitWithAck('machine:done', { commandId: command.commandId, orderId: command.orderId, status: 'FAILED', failureCode: 'MOTOR_JAM' });
+      void machine
+        .timeout(5_000)
+        .emitWithAck('machine:done', {
+          commandId: command.commandId,
+          orderId: command.orderId,
+          status: 'FAILED',
+          failureCode: 'MOTOR_JAM',
+        });
     });
     await connected(machine);
     const orderId = (await server.postWebhook(qrCredited(vm.qrCodeId, 2000))).body.orderId as string;
-    const failed = await tenantRoom.waitFor('order_status_updated', (d) => d.orderId === orderId && d.status === 'FAILED', 'FAILED');
-    expect(failed).toEqual({ tenantId: 'default', orderId, machineId: vm.id, status: 'FAILED', failureCode: 'MOTOR_JAM' });
+    const failed = await tenantRoom.waitFor(
+      'order_status_updated',
+      (d) => d.orderId === orderId && d.status === 'FAILED',
+      'FAILED',
+    );
+    expect(failed).toEqual({
+      tenantId: 'default',
+      orderId,
+      machineId: vm.id,
+      status: 'FAILED',
+      failureCode: 'MOTOR_JAM',
+    });
   });
 
   it('announces machine_status when a machine connects and disconnects', async () => {
@@ -213,13 +281,25 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     await connected(machine);
     const isMine = (d: any) => d.machineId === created.id;
     for (const v of [tenantRoom, machineRoom]) {
-      const online = await v.waitFor('machine_status', (d) => isMine(d) && d.socketConnected === true, 'online');
-      expect(online).toEqual({ tenantId: 'default', machineId: created.id, status: 'IDLE', socketConnected: true, lastSeenAt: expect.any(String) });
+      const online = await v.waitFor(
+        'machine_status',
+        (d) => isMine(d) && d.socketConnected === true,
+        'online',
+      );
+      expect(online).toEqual({
+        tenantId: 'default',
+        machineId: created.id,
+        status: 'IDLE',
+        socketConnected: true,
+        lastSeenAt: expect.any(String),
+      });
       expect(Number.isNaN(Date.parse(online.lastSeenAt))).toBe(false);
     }
 
     // A reported status change is announced too.
-    expect(await machine.timeout(5_000).emitWithAck('machine:heartbeat', { status: 'BUSY' })).toMatchObject({ ok: true });
+    expect(await machine.timeout(5_000).emitWithAck('machine:heartbeat', { status: 'BUSY' })).toMatchObject({
+      ok: true,
+    });
     for (const v of [tenantRoom, machineRoom]) {
       const busy = await v.waitFor('machine_status', (d) => isMine(d) && d.status === 'BUSY', 'BUSY');
       expect(busy).toMatchObject({ tenantId: 'default', machineId: created.id, socketConnected: true });
@@ -227,8 +307,18 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
 
     machine.disconnect();
     for (const v of [tenantRoom, machineRoom]) {
-      const offline = await v.waitFor('machine_status', (d) => isMine(d) && d.socketConnected === false, 'offline');
-      expect(offline).toEqual({ tenantId: 'default', machineId: created.id, status: 'OFFLINE', socketConnected: false, lastSeenAt: expect.any(String) });
+      const offline = await v.waitFor(
+        'machine_status',
+        (d) => isMine(d) && d.socketConnected === false,
+        'offline',
+      );
+      expect(offline).toEqual({
+        tenantId: 'default',
+        machineId: created.id,
+        status: 'OFFLINE',
+        socketConnected: false,
+        lastSeenAt: expect.any(String),
+      });
     }
   });
 
@@ -239,21 +329,34 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     const orderA = resA.body.orderId as string;
 
     const spy = await viewer({ token: staffB });
-    for (const room of ['tenant:default', `machine:${vmA.id}`, `order:${orderA}`, 'tenant:nosuchtenant', 'machine:NOSUCHMACHINE', 'order:NOSUCHORDER']) {
+    for (const room of [
+      'tenant:default',
+      `machine:${vmA.id}`,
+      `order:${orderA}`,
+      'tenant:nosuchtenant',
+      'machine:NOSUCHMACHINE',
+      'order:NOSUCHORDER',
+    ]) {
       const ack = await spy.subscribe({ room });
       expect(ack, room).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
     }
     // Site ids are per tenant: B's `kitchen:default` is B's own kitchen, not A's.
     await spy.join('kitchen:default');
     // Trying with a tenant hint changes nothing.
-    expect(await spy.subscribe({ room: `order:${orderA}`, tenantId: 'default' })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await spy.subscribe({ room: `order:${orderA}`, tenantId: 'default' })).toMatchObject({
+      ok: false,
+      error: { code: 'FORBIDDEN' },
+    });
     await spy.join('tenant:tenantb');
     await spy.join(`machine:${vmB.id}`);
     const watcherA = await viewer({ token: staffA });
     await watcherA.join('tenant:default');
     await watcherA.join(`order:${orderA}`);
     for (const room of ['tenant:tenantb', `machine:${vmB.id}`]) {
-      expect(await watcherA.subscribe({ room }), room).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+      expect(await watcherA.subscribe({ room }), room).toMatchObject({
+        ok: false,
+        error: { code: 'FORBIDDEN' },
+      });
     }
 
     // Tenant A's machine connects and dispenses; tenant A's viewer sees it all.
@@ -261,20 +364,38 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     open.push({ close: () => machineA.disconnect() });
     machineA.on('machine:dispense', (command: DispenseCommand, ack: (a: unknown) => void) => {
       ack({ accepted: true });
-      void machineA.timeout(5_000).emitWithAck('machine:done', { commandId: command.commandId, orderId: command.orderId, status: 'SUCCESS' });
+      void machineA
+        .timeout(5_000)
+        .emitWithAck('machine:done', {
+          commandId: command.commandId,
+          orderId: command.orderId,
+          status: 'SUCCESS',
+        });
     });
     await connected(machineA);
-    await watcherA.waitFor('order_status_updated', (d) => d.orderId === orderA && d.status === 'COMPLETED', 'A COMPLETED');
+    await watcherA.waitFor(
+      'order_status_updated',
+      (d) => d.orderId === orderA && d.status === 'COMPLETED',
+      'A COMPLETED',
+    );
     await watcherA.waitFor('machine_status', (d) => d.machineId === vmA.id, 'A online');
     const orderB = (await server.postWebhook(qrCredited(vmB.qrCodeId, 2000))).body.orderId as string;
     machineA.disconnect();
-    await watcherA.waitFor('machine_status', (d) => d.machineId === vmA.id && d.socketConnected === false, 'A offline');
+    await watcherA.waitFor(
+      'machine_status',
+      (d) => d.machineId === vmA.id && d.socketConnected === false,
+      'A offline',
+    );
 
     // Barrier: an event of tenant B reaches the spy after everything of A was emitted.
     const machineB = machineSocket(server.url, vmB.id, vmB.key);
     open.push({ close: () => machineB.disconnect() });
     await connected(machineB);
-    await spy.waitFor('machine_status', (d) => d.machineId === vmB.id && d.socketConnected === true, 'B online');
+    await spy.waitFor(
+      'machine_status',
+      (d) => d.machineId === vmB.id && d.socketConnected === true,
+      'B online',
+    );
     await spy.waitFor('order_created', (d) => d.orderId === orderB, 'B order');
 
     expect(spy.events.length).toBeGreaterThan(0);

@@ -6,14 +6,19 @@ import { ADMIN_TOKEN, engines, startServer, type Engine, type TestServer } from 
 type Res = { status: number; body: any; headers?: Headers };
 
 function expectErrorShape(res: Res): void {
-  expect(res.body, `status ${res.status}`).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
+  expect(res.body, `status ${res.status}`).toMatchObject({
+    error: { code: expect.any(String), message: expect.any(String) },
+  });
   expect(res.body.error.message.length).toBeGreaterThan(0);
   expect(Object.keys(res.body)).toEqual(['error']);
   expect(JSON.stringify(res.body)).not.toMatch(/"stack"|\bat .+:\d+:\d+|node_modules|\.ts:\d+/);
 }
 
 function expectError(res: Res, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.error?.code }, JSON.stringify(res.body)).toEqual({ status, code });
+  expect({ status: res.status, code: res.body?.error?.code }, JSON.stringify(res.body)).toEqual({
+    status,
+    code,
+  });
   expectErrorShape(res);
 }
 
@@ -34,7 +39,8 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     await server?.close();
   });
 
-  const get = (id: string, token: string | null = ADMIN_TOKEN) => server.request('GET', `/v1/machines/${id}`, { token });
+  const get = (id: string, token: string | null = ADMIN_TOKEN) =>
+    server.request('GET', `/v1/machines/${id}`, { token });
   const putProfile = (id: string, body: unknown, token: string | null = ADMIN_TOKEN) =>
     server.request('PUT', `/v1/machines/${id}/payment-profile`, { body, token });
 
@@ -93,15 +99,27 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
 
     it('an existing id → 409 CONFLICT and the first machine keeps its key', async () => {
       const first = await server.createMachine('DUP-1');
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'DUP-1', name: 'again' } }), 409, 'CONFLICT');
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'DUP-1', kind: 'kiosk' } }), 409, 'CONFLICT');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'DUP-1', name: 'again' } }),
+        409,
+        'CONFLICT',
+      );
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'DUP-1', kind: 'kiosk' } }),
+        409,
+        'CONFLICT',
+      );
       const view = await get('DUP-1', first.key);
       expect(view.status).toBe(200);
       expect(view.body).toMatchObject({ name: 'DUP-1', kind: 'vending' });
     });
 
     it('concurrent creates of one id: exactly one 201, the rest 409', async () => {
-      const results = await Promise.all(Array.from({ length: 5 }, () => server.request('POST', '/v1/machines', { body: { id: 'RACE-CREATE' } })));
+      const results = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          server.request('POST', '/v1/machines', { body: { id: 'RACE-CREATE' } }),
+        ),
+      );
       const statuses = results.map((r) => r.status).sort();
       expect(statuses).toEqual([201, 409, 409, 409, 409]);
     });
@@ -131,12 +149,18 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     });
 
     it('rejects a missing id → 400', async () => {
-      expectError(await server.request('POST', '/v1/machines', { body: { name: 'no id' } }), 400, 'VALIDATION_FAILED');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { name: 'no id' } }),
+        400,
+        'VALIDATION_FAILED',
+      );
     });
 
     it('rejects unknown fields → 400 naming the field', async () => {
       for (const field of ['key', 'status', 'paymentProfile', 'colour']) {
-        const res = await server.request('POST', '/v1/machines', { body: { id: 'UNKNOWN-FIELD', [field]: 'x' } });
+        const res = await server.request('POST', '/v1/machines', {
+          body: { id: 'UNKNOWN-FIELD', [field]: 'x' },
+        });
         expectError(res, 400, 'VALIDATION_FAILED');
         expect(res.body.error.message).toContain(field);
       }
@@ -158,30 +182,52 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       ['a null kind', null],
       ['a numeric kind', 1],
     ])('rejects %s → 400', async (_label, kind) => {
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'BAD-KIND', kind } }), 400, 'VALIDATION_FAILED');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'BAD-KIND', kind } }),
+        400,
+        'VALIDATION_FAILED',
+      );
     });
 
     it('rejects an empty name → 400', async () => {
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'EMPTY-NAME', name: '' } }), 400, 'VALIDATION_FAILED');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'EMPTY-NAME', name: '' } }),
+        400,
+        'VALIDATION_FAILED',
+      );
     });
 
     it('an unknown siteId → 404 NOT_FOUND and nothing is created', async () => {
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'NO-SITE', siteId: 'nowhere' } }), 404, 'NOT_FOUND');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'NO-SITE', siteId: 'nowhere' } }),
+        404,
+        'NOT_FOUND',
+      );
       expectError(await get('NO-SITE'), 404, 'NOT_FOUND');
     });
 
     it('an explicit siteId "default" is accepted', async () => {
-      const res = await server.request('POST', '/v1/machines', { body: { id: 'SITE-DEFAULT', siteId: 'default' } });
+      const res = await server.request('POST', '/v1/machines', {
+        body: { id: 'SITE-DEFAULT', siteId: 'default' },
+      });
       expect(res.status).toBe(201);
       expect(res.body.siteId).toBe('default');
     });
 
     it('an unknown tenantId → 404 NOT_FOUND', async () => {
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'NO-TENANT', tenantId: 'nowhere' } }), 404, 'NOT_FOUND');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'NO-TENANT', tenantId: 'nowhere' } }),
+        404,
+        'NOT_FOUND',
+      );
     });
 
     it('without a credential → 401', async () => {
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'ANON' }, token: null }), 401, 'UNAUTHORIZED');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'ANON' }, token: null }),
+        401,
+        'UNAUTHORIZED',
+      );
     });
   });
 
@@ -190,15 +236,29 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     let adminJwt: string;
     const ids = ['L-01', 'L-02', 'L-03', 'L-04', 'L-05'];
     beforeAll(async () => {
-      expect((await server.request('POST', '/v1/tenants', { body: { id: 'listing', name: 'Listing' } })).status).toBe(201);
-      const user = await server.request('POST', '/v1/users', { body: { email: 'list-admin@example.com', password: 'list-admin-password', role: 'admin', tenantId: 'listing' } });
+      expect(
+        (await server.request('POST', '/v1/tenants', { body: { id: 'listing', name: 'Listing' } })).status,
+      ).toBe(201);
+      const user = await server.request('POST', '/v1/users', {
+        body: {
+          email: 'list-admin@example.com',
+          password: 'list-admin-password',
+          role: 'admin',
+          tenantId: 'listing',
+        },
+      });
       expect(user.status).toBe(201);
-      const login = await server.request('POST', '/v1/auth/login', { body: { email: 'list-admin@example.com', password: 'list-admin-password' }, token: null });
+      const login = await server.request('POST', '/v1/auth/login', {
+        body: { email: 'list-admin@example.com', password: 'list-admin-password' },
+        token: null,
+      });
       adminJwt = login.body.token as string;
       // Created out of order; the list is ordered by id.
       for (const id of ['L-03', 'L-01', 'L-05', 'L-02', 'L-04']) {
         const kind = id === 'L-02' || id === 'L-04' ? 'kiosk' : 'vending';
-        expect((await server.request('POST', '/v1/machines', { body: { id, kind }, token: adminJwt })).status).toBe(201);
+        expect(
+          (await server.request('POST', '/v1/machines', { body: { id, kind }, token: adminJwt })).status,
+        ).toBe(201);
       }
     });
 
@@ -210,7 +270,12 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       expect(Object.keys(res.body).sort()).toEqual(['items', 'nextCursor']);
       expect(res.body.items.map((m: { id: string }) => m.id)).toEqual(ids);
       expect(res.body.nextCursor).toBeNull();
-      expect(res.body.items[0]).toMatchObject({ tenantId: 'listing', siteId: 'default', status: 'OFFLINE', socketConnected: false });
+      expect(res.body.items[0]).toMatchObject({
+        tenantId: 'listing',
+        siteId: 'default',
+        status: 'OFFLINE',
+        socketConnected: false,
+      });
     });
 
     it('pages with limit and cursor, every machine exactly once', async () => {
@@ -254,12 +319,18 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       expect((await list('?kind=water')).body.items).toEqual([]);
     });
 
-    it.each(['?limit=0', '?limit=201', '?limit=abc', '?limit=-1', '?kind=soda', '?status=ONLINE', '?cursor=', '?siteId=../x'])(
-      'rejects %s → 400',
-      async (query) => {
-        expectError(await list(query), 400, 'VALIDATION_FAILED');
-      },
-    );
+    it.each([
+      '?limit=0',
+      '?limit=201',
+      '?limit=abc',
+      '?limit=-1',
+      '?kind=soda',
+      '?status=ONLINE',
+      '?cursor=',
+      '?siteId=../x',
+    ])('rejects %s → 400', async (query) => {
+      expectError(await list(query), 400, 'VALIDATION_FAILED');
+    });
 
     it('GET /v1/machines/:id with a bad id → 400, an unknown id → 404', async () => {
       expectError(await get('..%2Fetc'), 400, 'VALIDATION_FAILED');
@@ -277,11 +348,18 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       expect(Object.keys(rotated.body)).toEqual(['key']);
       const newKey = rotated.body.key as string;
       expect(newKey).not.toBe(m.key);
-      const viaApiKey = await server.request('GET', '/v1/machines/ROT-1', { token: null, headers: { 'x-api-key': newKey } });
+      const viaApiKey = await server.request('GET', '/v1/machines/ROT-1', {
+        token: null,
+        headers: { 'x-api-key': newKey },
+      });
       expect(viaApiKey.status).toBe(200);
       expect(viaApiKey.body.id).toBe('ROT-1');
       expect((await get('ROT-1', newKey)).status).toBe(200);
-      expectError(await server.request('GET', '/v1/machines/ROT-1', { token: null, headers: { 'x-api-key': m.key } }), 401, 'UNAUTHORIZED');
+      expectError(
+        await server.request('GET', '/v1/machines/ROT-1', { token: null, headers: { 'x-api-key': m.key } }),
+        401,
+        'UNAUTHORIZED',
+      );
       expectError(await get('ROT-1', m.key), 401, 'UNAUTHORIZED');
       // Rotating again retires the second key too.
       const again = await server.request('POST', '/v1/machines/ROT-1/rotate-key');
@@ -307,11 +385,27 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       await server.createMachine('OWN-B');
       expect((await get('OWN-A', a.key)).status).toBe(200);
       expectError(await get('OWN-B', a.key), 403, 'FORBIDDEN');
-      expectError(await server.request('GET', '/v1/machines/OWN-B', { token: null, headers: { 'x-api-key': a.key } }), 403, 'FORBIDDEN');
+      expectError(
+        await server.request('GET', '/v1/machines/OWN-B', { token: null, headers: { 'x-api-key': a.key } }),
+        403,
+        'FORBIDDEN',
+      );
       expectError(await server.request('GET', '/v1/machines', { token: a.key }), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'OWN-C' }, token: a.key }), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/machines/OWN-A/rotate-key', { token: a.key }), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/machines/OWN-B/rotate-key', { token: a.key }), 403, 'FORBIDDEN');
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'OWN-C' }, token: a.key }),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await server.request('POST', '/v1/machines/OWN-A/rotate-key', { token: a.key }),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await server.request('POST', '/v1/machines/OWN-B/rotate-key', { token: a.key }),
+        403,
+        'FORBIDDEN',
+      );
       expectError(await putProfile('OWN-A', { ...PROFILE, qrCodeId: 'qr_OWN_A' }, a.key), 403, 'FORBIDDEN');
       expectError(await get('OWN-C'), 404, 'NOT_FOUND');
       expect((await get('OWN-A', a.key)).body.paymentProfile).toBeUndefined();
@@ -335,8 +429,20 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       await server.createMachine('PP-MIN');
       const res = await putProfile('PP-MIN', { provider: 'razorpay', qrCodeId: 'qr_PP_MIN' });
       expect(res.status).toBe(200);
-      expect(res.body.paymentProfile).toMatchObject({ provider: 'razorpay', qrCodeId: 'qr_PP_MIN', qrImageUrl: null, qrShortUrl: null, fixedAmountPaise: null });
-      const nulls = await putProfile('PP-MIN', { provider: 'razorpay', qrCodeId: 'qr_PP_MIN', qrImageUrl: null, qrShortUrl: null, fixedAmountPaise: null });
+      expect(res.body.paymentProfile).toMatchObject({
+        provider: 'razorpay',
+        qrCodeId: 'qr_PP_MIN',
+        qrImageUrl: null,
+        qrShortUrl: null,
+        fixedAmountPaise: null,
+      });
+      const nulls = await putProfile('PP-MIN', {
+        provider: 'razorpay',
+        qrCodeId: 'qr_PP_MIN',
+        qrImageUrl: null,
+        qrShortUrl: null,
+        fixedAmountPaise: null,
+      });
       expect(nulls.status).toBe(200);
     });
 
@@ -346,21 +452,31 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       expect((await putProfile('PP-2', { ...PROFILE, qrCodeId: 'qr_MOVE' })).status).toBe(200);
       expect((await putProfile('PP-2', { ...PROFILE, qrCodeId: 'qr_MOVE' })).status).toBe(200);
       expectError(await putProfile('PP-3', { ...PROFILE, qrCodeId: 'qr_MOVE' }), 409, 'CONFLICT');
-      expect((await putProfile('PP-2', { ...PROFILE, qrCodeId: 'qr_MOVE_NEW', fixedAmountPaise: 3000 })).status).toBe(200);
+      expect(
+        (await putProfile('PP-2', { ...PROFILE, qrCodeId: 'qr_MOVE_NEW', fixedAmountPaise: 3000 })).status,
+      ).toBe(200);
       const taken = await putProfile('PP-3', { ...PROFILE, qrCodeId: 'qr_MOVE' });
       expect(taken.status).toBe(200);
       expect(taken.body.paymentProfile.qrCodeId).toBe('qr_MOVE');
-      expect((await get('PP-2')).body.paymentProfile).toMatchObject({ qrCodeId: 'qr_MOVE_NEW', fixedAmountPaise: 3000 });
+      expect((await get('PP-2')).body.paymentProfile).toMatchObject({
+        qrCodeId: 'qr_MOVE_NEW',
+        fixedAmountPaise: 3000,
+      });
     });
 
     it('the same qrCodeId on a second machine → 409 and the second machine is unchanged', async () => {
       await server.createMachine('PP-4');
       await server.createMachine('PP-5');
       expect((await putProfile('PP-4', { ...PROFILE, qrCodeId: 'qr_SHARED' })).status).toBe(200);
-      expect((await putProfile('PP-5', { ...PROFILE, qrCodeId: 'qr_PP5', fixedAmountPaise: 500 })).status).toBe(200);
+      expect(
+        (await putProfile('PP-5', { ...PROFILE, qrCodeId: 'qr_PP5', fixedAmountPaise: 500 })).status,
+      ).toBe(200);
       const res = await putProfile('PP-5', { ...PROFILE, qrCodeId: 'qr_SHARED' });
       expectError(res, 409, 'CONFLICT');
-      expect((await get('PP-5')).body.paymentProfile).toMatchObject({ qrCodeId: 'qr_PP5', fixedAmountPaise: 500 });
+      expect((await get('PP-5')).body.paymentProfile).toMatchObject({
+        qrCodeId: 'qr_PP5',
+        fixedAmountPaise: 500,
+      });
       expect((await get('PP-4')).body.paymentProfile).toMatchObject({ qrCodeId: 'qr_SHARED' });
     });
 
@@ -371,11 +487,16 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
         await server.createMachine(a);
         await server.createMachine(b);
         const qrCodeId = `qr_RACE_${round}`;
-        const [ra, rb] = await Promise.all([putProfile(a, { ...PROFILE, qrCodeId }), putProfile(b, { ...PROFILE, qrCodeId })]);
+        const [ra, rb] = await Promise.all([
+          putProfile(a, { ...PROFILE, qrCodeId }),
+          putProfile(b, { ...PROFILE, qrCodeId }),
+        ]);
         expect([ra.status, rb.status].sort(), JSON.stringify([ra.body, rb.body])).toEqual([200, 409]);
         const loser = ra.status === 409 ? ra : rb;
         expectError(loser, 409, 'CONFLICT');
-        const owners = [(await get(a)).body, (await get(b)).body].filter((m) => m.paymentProfile?.qrCodeId === qrCodeId);
+        const owners = [(await get(a)).body, (await get(b)).body].filter(
+          (m) => m.paymentProfile?.qrCodeId === qrCodeId,
+        );
         expect(owners).toHaveLength(1);
       }
     });
@@ -408,14 +529,27 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     it('an unknown machine → 404; a staff member who is not admin → 403', async () => {
       expectError(await putProfile('NOPE-PP', PROFILE), 404, 'NOT_FOUND');
       await server.createMachine('PP-TECH');
-      const user = await server.request('POST', '/v1/users', { body: { email: 'tech-pp@example.com', password: 'tech-pp-password', role: 'technician' } });
+      const user = await server.request('POST', '/v1/users', {
+        body: { email: 'tech-pp@example.com', password: 'tech-pp-password', role: 'technician' },
+      });
       expect(user.status).toBe(201);
-      const login = await server.request('POST', '/v1/auth/login', { body: { email: 'tech-pp@example.com', password: 'tech-pp-password' }, token: null });
+      const login = await server.request('POST', '/v1/auth/login', {
+        body: { email: 'tech-pp@example.com', password: 'tech-pp-password' },
+        token: null,
+      });
       const tech = login.body.token as string;
       expect((await get('PP-TECH', tech)).status).toBe(200);
       expectError(await putProfile('PP-TECH', { ...PROFILE, qrCodeId: 'qr_TECH' }, tech), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/machines/PP-TECH/rotate-key', { token: tech }), 403, 'FORBIDDEN');
-      expectError(await server.request('POST', '/v1/machines', { body: { id: 'BY-TECH' }, token: tech }), 403, 'FORBIDDEN');
+      expectError(
+        await server.request('POST', '/v1/machines/PP-TECH/rotate-key', { token: tech }),
+        403,
+        'FORBIDDEN',
+      );
+      expectError(
+        await server.request('POST', '/v1/machines', { body: { id: 'BY-TECH' }, token: tech }),
+        403,
+        'FORBIDDEN',
+      );
       expect((await get('PP-TECH')).body.paymentProfile).toBeUndefined();
     });
   });
@@ -424,7 +558,10 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     const BAD_BODIES: Array<[string, { raw?: string; headers?: Record<string, string> }]> = [
       ['invalid JSON', { raw: '{"id": "M99",' }],
       ['plain text', { raw: 'hello', headers: { 'content-type': 'text/plain' } }],
-      ['a form body', { raw: 'id=M99&name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }],
+      [
+        'a form body',
+        { raw: 'id=M99&name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      ],
       ['XML', { raw: '<machine id="M99"/>', headers: { 'content-type': 'application/xml' } }],
       ['a JSON array', { raw: '[{"id":"M99"}]' }],
       ['an empty JSON array', { raw: '[]' }],
@@ -435,13 +572,30 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       ['no body at all', {}],
     ];
 
-    const endpoints: Array<{ name: string; method: string; path: () => string; token: () => string | null; acceptsNoBody?: boolean }> = [
+    const endpoints: Array<{
+      name: string;
+      method: string;
+      path: () => string;
+      token: () => string | null;
+      acceptsNoBody?: boolean;
+    }> = [
       { name: 'POST /v1/tenants', method: 'POST', path: () => '/v1/tenants', token: () => ADMIN_TOKEN },
       { name: 'POST /v1/users', method: 'POST', path: () => '/v1/users', token: () => ADMIN_TOKEN },
       { name: 'POST /v1/auth/login', method: 'POST', path: () => '/v1/auth/login', token: () => null },
       { name: 'POST /v1/machines', method: 'POST', path: () => '/v1/machines', token: () => ADMIN_TOKEN },
-      { name: 'POST /v1/machines/:id/rotate-key', method: 'POST', path: () => '/v1/machines/BODY-TARGET/rotate-key', token: () => ADMIN_TOKEN, acceptsNoBody: true },
-      { name: 'PUT /v1/machines/:id/payment-profile', method: 'PUT', path: () => '/v1/machines/BODY-TARGET/payment-profile', token: () => ADMIN_TOKEN },
+      {
+        name: 'POST /v1/machines/:id/rotate-key',
+        method: 'POST',
+        path: () => '/v1/machines/BODY-TARGET/rotate-key',
+        token: () => ADMIN_TOKEN,
+        acceptsNoBody: true,
+      },
+      {
+        name: 'PUT /v1/machines/:id/payment-profile',
+        method: 'PUT',
+        path: () => '/v1/machines/BODY-TARGET/payment-profile',
+        token: () => ADMIN_TOKEN,
+      },
     ];
 
     let targetKey: string;
@@ -454,7 +608,10 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       for (const [label, body] of BAD_BODIES) {
         if (label === 'no body at all' && endpoint.acceptsNoBody) continue;
         it(`${endpoint.name} with ${label} → 400 VALIDATION_FAILED`, async () => {
-          const res = await server.request(endpoint.method, endpoint.path(), { ...body, token: endpoint.token() });
+          const res = await server.request(endpoint.method, endpoint.path(), {
+            ...body,
+            token: endpoint.token(),
+          });
           expectError(res, 400, 'VALIDATION_FAILED');
         });
         it(`${endpoint.name} with ${label} and no credential → 400 or 401, never 500`, async () => {
@@ -467,7 +624,9 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
     }
 
     it('rotate-key with an unknown field in its body → 400 naming it', async () => {
-      const res = await server.request('POST', '/v1/machines/BODY-TARGET/rotate-key', { body: { key: 'mk_chosen_by_me' } });
+      const res = await server.request('POST', '/v1/machines/BODY-TARGET/rotate-key', {
+        body: { key: 'mk_chosen_by_me' },
+      });
       expectError(res, 400, 'VALIDATION_FAILED');
       expect(res.body.error.message).toContain('key');
     });
@@ -502,7 +661,9 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
       expect(typeof doc.info?.title).toBe('string');
       expect(typeof doc.info?.version).toBe('string');
-      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/machines', '/v1/machines/{id}', '/webhooks/razorpay', '/v1/orders']));
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/v1/machines', '/v1/machines/{id}', '/webhooks/razorpay', '/v1/orders']),
+      );
       expect(doc.paths['/v1/machines'].post).toBeDefined();
       expect(doc.paths['/v1/machines'].get).toBeDefined();
       expect(doc.paths['/webhooks/razorpay'].post).toBeDefined();
@@ -563,7 +724,8 @@ function openApiProblems(doc: any): string[] {
     if (Array.isArray(node)) return node.forEach((n, i) => walk(n, `${where}/${i}`));
     if (node === null || typeof node !== 'object') return;
     for (const [key, value] of Object.entries(node)) {
-      if (key === '$ref' && typeof value === 'string' && resolve(value) === undefined) problems.push(`${where}: unresolved $ref ${value}`);
+      if (key === '$ref' && typeof value === 'string' && resolve(value) === undefined)
+        problems.push(`${where}: unresolved $ref ${value}`);
       walk(value, `${where}/${key}`);
     }
   };
@@ -575,9 +737,11 @@ function openApiProblems(doc: any): string[] {
     const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
     for (const [method, op] of Object.entries<any>(item)) {
       if (!methods.includes(method)) continue;
-      if (!op.responses || Object.keys(op.responses).length === 0) problems.push(`${method} ${path}: no responses`);
+      if (!op.responses || Object.keys(op.responses).length === 0)
+        problems.push(`${method} ${path}: no responses`);
       for (const status of Object.keys(op.responses ?? {})) {
-        if (!/^([1-5]\d\d|[1-5]XX|default)$/.test(status)) problems.push(`${method} ${path}: bad response key ${status}`);
+        if (!/^([1-5]\d\d|[1-5]XX|default)$/.test(status))
+          problems.push(`${method} ${path}: bad response key ${status}`);
       }
       const params: any[] = [...(item.parameters ?? []), ...(op.parameters ?? [])];
       for (const name of templated) {
@@ -586,7 +750,8 @@ function openApiProblems(doc: any): string[] {
         else if (p.required !== true) problems.push(`${method} ${path}: path parameter ${name} not required`);
       }
       for (const p of params) {
-        if (!['query', 'header', 'path', 'cookie'].includes(p.in)) problems.push(`${method} ${path}: parameter ${p.name} has in=${p.in}`);
+        if (!['query', 'header', 'path', 'cookie'].includes(p.in))
+          problems.push(`${method} ${path}: parameter ${p.name} has in=${p.in}`);
       }
     }
   }

@@ -28,11 +28,18 @@ describe.each(engines())('orders API (%s)', (engine) => {
   }
 
   /** Follows nextCursor to the end; returns every page. */
-  async function allPages(query: string, token?: string): Promise<{ items: any[]; nextCursor: string | null }[]> {
+  async function allPages(
+    query: string,
+    token?: string,
+  ): Promise<{ items: any[]; nextCursor: string | null }[]> {
     const pages: { items: any[]; nextCursor: string | null }[] = [];
     let cursor: string | null = null;
     do {
-      const res = await server.request('GET', `/v1/orders?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, token === undefined ? {} : { token });
+      const res = await server.request(
+        'GET',
+        `/v1/orders?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        token === undefined ? {} : { token },
+      );
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expect(Object.keys(res.body).sort()).toEqual(['items', 'nextCursor']);
       pages.push(res.body);
@@ -100,7 +107,8 @@ describe.each(engines())('orders API (%s)', (engine) => {
       expect(paid.map((p) => p.items.length)).toEqual([2, 2, 2, 1]);
       const paidIds = paid.flatMap((p) => p.items.map((o) => o.id));
       expect(paidIds).toEqual(created.filter((id) => id !== failedId).reverse());
-      for (const o of paid.flatMap((p) => p.items)) expect(o).toMatchObject({ status: 'PAID', dispatchPending: true });
+      for (const o of paid.flatMap((p) => p.items))
+        expect(o).toMatchObject({ status: 'PAID', dispatchPending: true });
       const none = await server.request('GET', `/v1/orders?machineId=${paging.id}&status=COMPLETED`);
       expect(none.body).toEqual({ items: [], nextCursor: null });
     });
@@ -148,7 +156,13 @@ describe.each(engines())('orders API (%s)', (engine) => {
 
   it('a completed order: timeline payment_received → command_sent → command_accepted → dispensed, and its payment event', async () => {
     const m = await server.createVendingMachine('TL1', 2000);
-    const machine = new SimulatedMachine({ url: server.url, machineId: m.id, key: m.key, dispenseDelayMs: 10, heartbeatMs: 1000 });
+    const machine = new SimulatedMachine({
+      url: server.url,
+      machineId: m.id,
+      key: m.key,
+      dispenseDelayMs: 10,
+      heartbeatMs: 1000,
+    });
     machines.push(machine);
     await machine.start();
     const rounds: { orderId: string; paymentId: string }[] = [];
@@ -156,7 +170,11 @@ describe.each(engines())('orders API (%s)', (engine) => {
     for (let i = 0; i < 5; i++) {
       const paymentId = newPaymentId();
       const orderId = await pay(m.qrCodeId, 2000, paymentId);
-      await eventually(async () => (await server.request('GET', `/v1/orders/${orderId}`)).body.status === 'COMPLETED', 10_000, `order ${orderId} COMPLETED`);
+      await eventually(
+        async () => (await server.request('GET', `/v1/orders/${orderId}`)).body.status === 'COMPLETED',
+        10_000,
+        `order ${orderId} COMPLETED`,
+      );
       rounds.push({ orderId, paymentId });
     }
     expect(machine.dispensed.map((d) => d.orderId)).toEqual(rounds.map((r) => r.orderId));
@@ -166,11 +184,21 @@ describe.each(engines())('orders API (%s)', (engine) => {
       expect(res.status).toBe(200);
       expect(res.body.nextCursor).toBeNull();
       const items = res.body.items as { type: string; actor: string; at: string; detail: any }[];
-      expect(items.map((e) => e.type)).toEqual(['payment_received', 'command_sent', 'command_accepted', 'dispensed']);
+      expect(items.map((e) => e.type)).toEqual([
+        'payment_received',
+        'command_sent',
+        'command_accepted',
+        'dispensed',
+      ]);
       const times = items.map((e) => Date.parse(e.at));
       expect([...times].sort((a, b) => a - b)).toEqual(times);
       expect(items[0]?.actor).toBe('provider:razorpay');
-      expect(items[0]?.detail).toMatchObject({ amount: 2000, currency: 'INR', provider: 'razorpay', providerPaymentId: paymentId });
+      expect(items[0]?.detail).toMatchObject({
+        amount: 2000,
+        currency: 'INR',
+        provider: 'razorpay',
+        providerPaymentId: paymentId,
+      });
       const commandId = items[1]?.detail.commandId as string;
       expect(typeof commandId).toBe('string');
       expect(items[2]?.detail.commandId).toBe(commandId);
@@ -180,8 +208,21 @@ describe.each(engines())('orders API (%s)', (engine) => {
 
       const ev = await server.request('GET', `/v1/payment-events/razorpay/${paymentId}`);
       expect(ev.status).toBe(200);
-      expect(Object.keys(ev.body).sort()).toEqual(['dispatch', 'machineId', 'orderId', 'processedAt', 'reason', 'status']);
-      expect(ev.body).toMatchObject({ status: 'PROCESSED', reason: null, machineId: m.id, orderId, dispatch: 'DONE' });
+      expect(Object.keys(ev.body).sort()).toEqual([
+        'dispatch',
+        'machineId',
+        'orderId',
+        'processedAt',
+        'reason',
+        'status',
+      ]);
+      expect(ev.body).toMatchObject({
+        status: 'PROCESSED',
+        reason: null,
+        machineId: m.id,
+        orderId,
+        dispatch: 'DONE',
+      });
       expect(Number.isNaN(Date.parse(ev.body.processedAt as string))).toBe(false);
 
       const order = await server.request('GET', `/v1/orders/${orderId}`);
@@ -215,16 +256,28 @@ describe.each(engines())('orders API (%s)', (engine) => {
       defaultPaymentId = newPaymentId();
       defaultOrderId = await pay(defaultMachine.qrCodeId, 2000, defaultPaymentId);
 
-      expect((await server.request('POST', '/v1/tenants', { body: { id: 'b', name: 'B' } })).status).toBe(201);
-      const user = await server.request('POST', '/v1/users', { body: { email: 'admin@b.example', password: 'b-password-123', role: 'admin', tenantId: 'b' } });
+      expect((await server.request('POST', '/v1/tenants', { body: { id: 'b', name: 'B' } })).status).toBe(
+        201,
+      );
+      const user = await server.request('POST', '/v1/users', {
+        body: { email: 'admin@b.example', password: 'b-password-123', role: 'admin', tenantId: 'b' },
+      });
       expect(user.status, JSON.stringify(user.body)).toBe(201);
-      const login = await server.request('POST', '/v1/auth/login', { body: { email: 'admin@b.example', password: 'b-password-123' }, token: null });
+      const login = await server.request('POST', '/v1/auth/login', {
+        body: { email: 'admin@b.example', password: 'b-password-123' },
+        token: null,
+      });
       expect(login.status).toBe(200);
       bToken = login.body.token as string;
 
-      const staff = await server.request('POST', '/v1/users', { body: { email: 'staff@default.example', password: 'default-password-1', role: 'staff' } });
+      const staff = await server.request('POST', '/v1/users', {
+        body: { email: 'staff@default.example', password: 'default-password-1', role: 'staff' },
+      });
       expect(staff.status, JSON.stringify(staff.body)).toBe(201);
-      const staffLogin = await server.request('POST', '/v1/auth/login', { body: { email: 'staff@default.example', password: 'default-password-1' }, token: null });
+      const staffLogin = await server.request('POST', '/v1/auth/login', {
+        body: { email: 'staff@default.example', password: 'default-password-1' },
+        token: null,
+      });
       defaultStaffToken = staffLogin.body.token as string;
 
       bMachine = await server.createVendingMachine('ISO_B', 2000, 'b');
@@ -236,39 +289,68 @@ describe.each(engines())('orders API (%s)', (engine) => {
       const order = await server.request('GET', `/v1/orders/${defaultOrderId}`, { token: bToken });
       expect(order.status).toBe(404);
       expect(order.body.error.code).toBe('NOT_FOUND');
-      const timeline = await server.request('GET', `/v1/orders/${defaultOrderId}/timeline`, { token: bToken });
+      const timeline = await server.request('GET', `/v1/orders/${defaultOrderId}/timeline`, {
+        token: bToken,
+      });
       expect(timeline.status).toBe(404);
-      const ev = await server.request('GET', `/v1/payment-events/razorpay/${defaultPaymentId}`, { token: bToken });
+      const ev = await server.request('GET', `/v1/payment-events/razorpay/${defaultPaymentId}`, {
+        token: bToken,
+      });
       expect(ev.status).toBe(404);
       expect(ev.body.error.code).toBe('NOT_FOUND');
-      const byMachine = await server.request('GET', `/v1/orders?machineId=${defaultMachine.id}`, { token: bToken });
+      const byMachine = await server.request('GET', `/v1/orders?machineId=${defaultMachine.id}`, {
+        token: bToken,
+      });
       expect(byMachine.status).toBe(200);
       expect(byMachine.body).toEqual({ items: [], nextCursor: null });
 
       // Its own tenant's order is all it sees.
       const pages = await allPages('limit=200', bToken);
       expect(pages.flatMap((p) => p.items.map((o) => o.id))).toEqual([bOrderId]);
-      expect((await server.request('GET', `/v1/orders/${bOrderId}`, { token: bToken })).body.tenantId).toBe('b');
-      expect((await server.request('GET', `/v1/payment-events/razorpay/${bPaymentId}`, { token: bToken })).body.orderId).toBe(bOrderId);
+      expect((await server.request('GET', `/v1/orders/${bOrderId}`, { token: bToken })).body.tenantId).toBe(
+        'b',
+      );
+      expect(
+        (await server.request('GET', `/v1/payment-events/razorpay/${bPaymentId}`, { token: bToken })).body
+          .orderId,
+      ).toBe(bOrderId);
     });
 
     it('a tenant with no orders gets an empty list', async () => {
-      expect((await server.request('POST', '/v1/tenants', { body: { id: 'c', name: 'C' } })).status).toBe(201);
-      const user = await server.request('POST', '/v1/users', { body: { email: 'admin@c.example', password: 'c-password-123', role: 'admin', tenantId: 'c' } });
+      expect((await server.request('POST', '/v1/tenants', { body: { id: 'c', name: 'C' } })).status).toBe(
+        201,
+      );
+      const user = await server.request('POST', '/v1/users', {
+        body: { email: 'admin@c.example', password: 'c-password-123', role: 'admin', tenantId: 'c' },
+      });
       expect(user.status).toBe(201);
-      const login = await server.request('POST', '/v1/auth/login', { body: { email: 'admin@c.example', password: 'c-password-123' }, token: null });
+      const login = await server.request('POST', '/v1/auth/login', {
+        body: { email: 'admin@c.example', password: 'c-password-123' },
+        token: null,
+      });
       const res = await server.request('GET', '/v1/orders', { token: login.body.token as string });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ items: [], nextCursor: null });
     });
 
     it('tenant default’s staff do not see tenant b’s order either', async () => {
-      expect((await server.request('GET', `/v1/orders/${bOrderId}`, { token: defaultStaffToken })).status).toBe(404);
-      expect((await server.request('GET', `/v1/payment-events/razorpay/${bPaymentId}`, { token: defaultStaffToken })).status).toBe(404);
+      expect(
+        (await server.request('GET', `/v1/orders/${bOrderId}`, { token: defaultStaffToken })).status,
+      ).toBe(404);
+      expect(
+        (
+          await server.request('GET', `/v1/payment-events/razorpay/${bPaymentId}`, {
+            token: defaultStaffToken,
+          })
+        ).status,
+      ).toBe(404);
       const ids = (await allPages('limit=200', defaultStaffToken)).flatMap((p) => p.items.map((o) => o.id));
       expect(ids).toContain(defaultOrderId);
       expect(ids).not.toContain(bOrderId);
-      for (const id of ids) expect((await server.request('GET', `/v1/orders/${id}`, { token: defaultStaffToken })).body.tenantId).toBe('default');
+      for (const id of ids)
+        expect(
+          (await server.request('GET', `/v1/orders/${id}`, { token: defaultStaffToken })).body.tenantId,
+        ).toBe('default');
     });
 
     it('a machine key cannot read orders or payment events (403), even its own', async () => {
@@ -278,10 +360,14 @@ describe.each(engines())('orders API (%s)', (engine) => {
         const list = await server.request('GET', '/v1/orders', auth);
         expect(list.status).toBe(403);
         expect(list.body.error.code).toBe('FORBIDDEN');
-        expect((await server.request('GET', `/v1/orders?machineId=${defaultMachine.id}`, auth)).status).toBe(403);
+        expect((await server.request('GET', `/v1/orders?machineId=${defaultMachine.id}`, auth)).status).toBe(
+          403,
+        );
         expect((await server.request('GET', `/v1/orders/${defaultOrderId}`, auth)).status).toBe(403);
         expect((await server.request('GET', `/v1/orders/${defaultOrderId}/timeline`, auth)).status).toBe(403);
-        expect((await server.request('GET', `/v1/payment-events/razorpay/${defaultPaymentId}`, auth)).status).toBe(403);
+        expect(
+          (await server.request('GET', `/v1/payment-events/razorpay/${defaultPaymentId}`, auth)).status,
+        ).toBe(403);
       }
     });
 
@@ -291,7 +377,10 @@ describe.each(engines())('orders API (%s)', (engine) => {
         expect(res.status).toBe(401);
         expect(res.body.error.code).toBe('UNAUTHORIZED');
       }
-      expect((await server.request('GET', `/v1/payment-events/razorpay/${defaultPaymentId}`, { token: null })).status).toBe(401);
+      expect(
+        (await server.request('GET', `/v1/payment-events/razorpay/${defaultPaymentId}`, { token: null }))
+          .status,
+      ).toBe(401);
     });
   });
 });

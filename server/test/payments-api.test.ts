@@ -17,9 +17,14 @@ describe.each(engines())('payments API (%s)', (engine) => {
     server = await startServer({ engine });
     vending = await server.createVendingMachine(uid('PV'), 2000);
     siteId = uid('pay');
-    expect((await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Cafe', currency: 'PHP' } })).status).toBe(201);
+    expect(
+      (await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Cafe', currency: 'PHP' } }))
+        .status,
+    ).toBe(201);
     sku = `${siteId}-tea`;
-    const product = await server.request('POST', '/v1/products', { body: { sku, name: 'Tea', priceMinor: 5_000, siteId } });
+    const product = await server.request('POST', '/v1/products', {
+      body: { sku, name: 'Tea', priceMinor: 5_000, siteId },
+    });
     expect(product.status).toBe(201);
     kiosk = await server.createMachine(uid('PK'), { kind: 'kiosk', siteId });
   });
@@ -33,11 +38,15 @@ describe.each(engines())('payments API (%s)', (engine) => {
     return res.body.items as any[];
   };
   const kioskOrder = async () => {
-    const res = await server.request('POST', '/v1/orders', { token: kiosk.key, body: { items: [{ sku, qty: 2 }] } });
+    const res = await server.request('POST', '/v1/orders', {
+      token: kiosk.key,
+      body: { items: [{ sku, qty: 2 }] },
+    });
     expect(res.status).toBe(201);
     return res.body as { id: string; orderNumber: string };
   };
-  const cash = (path: string, body: unknown) => server.request('POST', `/api/cash-payment/${path}`, { token: kiosk.key, body });
+  const cash = (path: string, body: unknown) =>
+    server.request('POST', `/api/cash-payment/${path}`, { token: kiosk.key, body });
 
   it('a QR payment is one SUCCEEDED upi_qr payment of its order; a mismatch is FAILED and kept', async () => {
     const paymentId = uid('pay_');
@@ -61,7 +70,12 @@ describe.each(engines())('payments API (%s)', (engine) => {
 
     const wrong = await server.postWebhook(qrCredited(vending.qrCodeId, 1500));
     const [kept] = await byOrder(wrong.body.orderId);
-    expect(kept).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', amountMinor: 2000, receivedMinor: 1500 });
+    expect(kept).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'AMOUNT_MISMATCH',
+      amountMinor: 2000,
+      receivedMinor: 1500,
+    });
     expect((await server.request('GET', `/v1/orders/${wrong.body.orderId}`)).body.status).toBe('FAILED');
   });
 
@@ -69,15 +83,30 @@ describe.each(engines())('payments API (%s)', (engine) => {
     const order = await kioskOrder();
     expect((await cash('init', { orderNumber: order.orderNumber, totalAmount: 100 })).status).toBe(200);
     const insert = (amount: number) =>
-      cash('update', { orderNumber: order.orderNumber, amountAdded: amount, eventId: uid('ev'), kind: 'BILL' });
+      cash('update', {
+        orderNumber: order.orderNumber,
+        amountAdded: amount,
+        eventId: uid('ev'),
+        kind: 'BILL',
+      });
     expect((await insert(50)).status).toBe(200);
     let [payment] = await byOrder(order.id);
-    expect(payment).toMatchObject({ method: 'cash', status: 'PENDING', amountMinor: 10_000, receivedMinor: 5_000, currency: 'PHP' });
+    expect(payment).toMatchObject({
+      method: 'cash',
+      status: 'PENDING',
+      amountMinor: 10_000,
+      receivedMinor: 5_000,
+      currency: 'PHP',
+    });
 
     const done = await insert(100);
     expect(done.body).toMatchObject({ status: 'PAID', change: 50 });
     [payment] = await byOrder(order.id);
-    expect(payment).toMatchObject({ status: 'SUCCEEDED', receivedMinor: 15_000, completedAt: expect.any(String) });
+    expect(payment).toMatchObject({
+      status: 'SUCCEEDED',
+      receivedMinor: 15_000,
+      completedAt: expect.any(String),
+    });
     // The one settlement path: the order is PAID and its receipt queued, as for any channel.
     expect((await server.request('GET', `/v1/orders/${order.id}`)).body.status).toBe('PAID');
     const jobs = await server.request('GET', `/v1/print-jobs?siteId=${siteId}`);
@@ -88,7 +117,9 @@ describe.each(engines())('payments API (%s)', (engine) => {
     const order = await kioskOrder();
     await cash('init', { orderNumber: order.orderNumber, totalAmount: 100 });
     await cash('update', { orderNumber: order.orderNumber, amountAdded: 20, eventId: uid('ev') });
-    expect((await cash('cancel', { orderNumber: order.orderNumber })).body).toMatchObject({ amountReturned: 20 });
+    expect((await cash('cancel', { orderNumber: order.orderNumber })).body).toMatchObject({
+      amountReturned: 20,
+    });
     const [payment] = await byOrder(order.id);
     expect(payment).toMatchObject({ status: 'FAILED', failureCode: 'CANCELLED', receivedMinor: 2_000 });
   });
@@ -98,7 +129,10 @@ describe.each(engines())('payments API (%s)', (engine) => {
     expect(cashOnly.body.items).toHaveLength(1);
     expect(cashOnly.body.items[0].method).toBe('cash');
     expect(cashOnly.body.nextCursor).toEqual(expect.any(String));
-    const next = await server.request('GET', `/v1/payments?method=cash&limit=1&cursor=${cashOnly.body.nextCursor}`);
+    const next = await server.request(
+      'GET',
+      `/v1/payments?method=cash&limit=1&cursor=${cashOnly.body.nextCursor}`,
+    );
     expect(next.body.items[0].id < cashOnly.body.items[0].id).toBe(true);
     for (const query of ['status=PAID', 'method=cheque', 'limit=0', 'purpose=gift', 'extra=1']) {
       const res = await server.request('GET', `/v1/payments?${query}`);
@@ -112,14 +146,24 @@ describe.each(engines())('payments API (%s)', (engine) => {
 
   it('another tenant sees none of these payments', async () => {
     const tenant = uid('t');
-    expect((await server.request('POST', '/v1/tenants', { body: { id: tenant, name: 'Other' } })).status).toBe(201);
+    expect(
+      (await server.request('POST', '/v1/tenants', { body: { id: tenant, name: 'Other' } })).status,
+    ).toBe(201);
     const email = `${tenant}@example.com`;
-    const created = await server.request('POST', '/v1/users', { body: { email, password: 'a long password', role: 'admin', tenantId: tenant } });
+    const created = await server.request('POST', '/v1/users', {
+      body: { email, password: 'a long password', role: 'admin', tenantId: tenant },
+    });
     expect(created.status).toBe(201);
-    const login = await server.request('POST', '/v1/auth/login', { token: null, body: { email, password: 'a long password' } });
+    const login = await server.request('POST', '/v1/auth/login', {
+      token: null,
+      body: { email, password: 'a long password' },
+    });
     const mine = await server.request('GET', '/v1/payments?limit=1');
     const theirs = await server.request('GET', '/v1/payments', { token: login.body.token });
     expect(theirs.body.items).toEqual([]);
-    expect((await server.request('GET', `/v1/payments/${mine.body.items[0].id}`, { token: login.body.token })).status).toBe(404);
+    expect(
+      (await server.request('GET', `/v1/payments/${mine.body.items[0].id}`, { token: login.body.token }))
+        .status,
+    ).toBe(404);
   });
 });

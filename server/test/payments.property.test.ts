@@ -8,7 +8,15 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ledgerInvariants } from './ledger-invariants.js';
-import { dropSchema, engines, newSchemaName, qrCredited, startServer, tempDir, type TestServer } from './harness.js';
+import {
+  dropSchema,
+  engines,
+  newSchemaName,
+  qrCredited,
+  startServer,
+  tempDir,
+  type TestServer,
+} from './harness.js';
 
 type Action =
   | { t: 'deliver'; payment: number; captured: boolean; sameEventId: boolean; copies: number }
@@ -37,7 +45,14 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
       copies: fc.integer({ min: 1, max: 2 }),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('cash' as const), amount: fc.constantFrom(20, 50, 100), retry: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      t: fc.constant('cash' as const),
+      amount: fc.constantFrom(20, 50, 100),
+      retry: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ t: 'crash' as const }) },
 );
 
@@ -59,40 +74,61 @@ describe.each(engines())('payments property (%s, restarts)', (engine) => {
         try {
           const machine = await server.createVendingMachine(`PP${run}`, 2000);
           const siteId = `pp${run}${randomBytes(2).toString('hex')}`;
-          await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Cafe', currency: 'PHP', adHocCashOrders: true } });
+          await server.request('POST', '/v1/sites', {
+            body: { id: siteId, name: 'Cafe', currency: 'PHP', adHocCashOrders: true },
+          });
           const kiosk = await server.createMachine(`PK${run}`, { kind: 'kiosk', siteId });
           const ids = Array.from({ length: PAYMENTS }, () => `pay_${randomBytes(5).toString('hex')}`);
           const captured = new Set<number>();
           let orderNumber = `N${run}-1`;
           let cashEvents = 0;
           let lastCashEvent = '';
-          await server.request('POST', '/api/cash-payment/init', { token: kiosk.key, body: { orderNumber, totalAmount: 100 } });
+          await server.request('POST', '/api/cash-payment/init', {
+            token: kiosk.key,
+            body: { orderNumber, totalAmount: 100 },
+          });
 
           for (const a of actions) {
             if (a.t === 'deliver') {
               const event = qrCredited(machine.qrCodeId, 2000, ids[a.payment]);
-              if (!a.captured) Object.assign(event.payload.payment.entity, { status: 'authorized', captured: false });
+              if (!a.captured)
+                Object.assign(event.payload.payment.entity, { status: 'authorized', captured: false });
               else captured.add(a.payment);
               const eventId = a.sameEventId ? `evt_${ids[a.payment]}_${a.captured}` : undefined;
               const answers = await Promise.all(
-                Array.from({ length: a.copies }, (_, i) => server.postWebhook(event, { eventId: eventId ?? `evt_${randomBytes(4).toString('hex')}_${i}` })),
+                Array.from({ length: a.copies }, (_, i) =>
+                  server.postWebhook(event, {
+                    eventId: eventId ?? `evt_${randomBytes(4).toString('hex')}_${i}`,
+                  }),
+                ),
               );
               for (const res of answers) expect(res.status).toBe(200);
             } else if (a.t === 'refund') {
               const events = await server.request('GET', `/v1/payment-events/razorpay/${ids[a.payment]}`);
               if (!events.body?.orderId) continue;
-              const [payment] = (await server.request('GET', `/v1/payments?orderId=${events.body.orderId}`)).body.items;
+              const [payment] = (await server.request('GET', `/v1/payments?orderId=${events.body.orderId}`))
+                .body.items;
               const answers = await Promise.all(
-                Array.from({ length: a.copies }, () => server.request('POST', `/v1/payments/${payment.id}/refunds`, { body: { amountMinor: a.amount, reason: 'prop', to: 'refund_due' } })),
+                Array.from({ length: a.copies }, () =>
+                  server.request('POST', `/v1/payments/${payment.id}/refunds`, {
+                    body: { amountMinor: a.amount, reason: 'prop', to: 'refund_due' },
+                  }),
+                ),
               );
               for (const res of answers) expect([201, 409]).toContain(res.status);
             } else if (a.t === 'cash') {
               const eventId = a.retry && lastCashEvent ? lastCashEvent : `c${cashEvents++}`;
               lastCashEvent = eventId;
-              const res = await server.request('POST', '/api/cash-payment/update', { token: kiosk.key, body: { orderNumber, amountAdded: a.amount, eventId: `${run}-${eventId}` } });
+              const res = await server.request('POST', '/api/cash-payment/update', {
+                token: kiosk.key,
+                body: { orderNumber, amountAdded: a.amount, eventId: `${run}-${eventId}` },
+              });
               if (res.body?.status === 'PAID') {
                 orderNumber = `N${run}-${cashEvents}`;
-                await server.request('POST', '/api/cash-payment/init', { token: kiosk.key, body: { orderNumber, totalAmount: 100 } });
+                await server.request('POST', '/api/cash-payment/init', {
+                  token: kiosk.key,
+                  body: { orderNumber, totalAmount: 100 },
+                });
               }
             } else {
               await server.kioskhub.close();
@@ -106,17 +142,33 @@ describe.each(engines())('payments property (%s, restarts)', (engine) => {
           const payments = await db.selectFrom('payments').selectAll().execute();
           // One order and one payment per captured provider payment, whatever was delivered.
           const qr = payments.filter((p) => p.method === 'upi_qr');
-          expect(qr.map((p) => p.provider_payment_id).sort()).toEqual([...captured].map((i) => ids[i]).sort());
-          const orders = await db.selectFrom('orders').select(['provider_payment_id']).where('source', '=', 'upi_qr').execute();
+          expect(qr.map((p) => p.provider_payment_id).sort()).toEqual(
+            [...captured].map((i) => ids[i]).sort(),
+          );
+          const orders = await db
+            .selectFrom('orders')
+            .select(['provider_payment_id'])
+            .where('source', '=', 'upi_qr')
+            .execute();
           expect(orders.length).toBe(captured.size);
           for (const p of payments) {
-            const refunds = await db.selectFrom('refunds').select('amount_minor').where('payment_id', '=', p.id).execute();
+            const refunds = await db
+              .selectFrom('refunds')
+              .select('amount_minor')
+              .where('payment_id', '=', p.id)
+              .execute();
             const sum = refunds.reduce((acc, r) => acc + Number(r.amount_minor), 0);
             expect(sum).toBe(Number(p.refunded_minor));
             expect(Number(p.refunded_minor)).toBeLessThanOrEqual(Number(p.received_minor));
             if (p.method === 'cash') {
-              const inserted = await db.selectFrom('cash_inserts').select('amount_minor').where('session_id', '=', p.id).execute();
-              expect(Number(p.received_minor)).toBe(inserted.reduce((acc, r) => acc + Number(r.amount_minor), 0));
+              const inserted = await db
+                .selectFrom('cash_inserts')
+                .select('amount_minor')
+                .where('session_id', '=', p.id)
+                .execute();
+              expect(Number(p.received_minor)).toBe(
+                inserted.reduce((acc, r) => acc + Number(r.amount_minor), 0),
+              );
             }
           }
         } finally {

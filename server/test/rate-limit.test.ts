@@ -13,7 +13,10 @@ describe('rate limits', () => {
   it('password logins are limited per email with RATE_LIMITED', async () => {
     const codes: number[] = [];
     for (let i = 0; i < 12; i++) {
-      const res = await server.request('POST', '/v1/auth/login', { token: null, body: { email: 'nobody@example.com', password: 'wrong-password' } });
+      const res = await server.request('POST', '/v1/auth/login', {
+        token: null,
+        body: { email: 'nobody@example.com', password: 'wrong-password' },
+      });
       codes.push(res.status);
       if (res.status === 429) expect(res.body.error.code).toBe('RATE_LIMITED');
     }

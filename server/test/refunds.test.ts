@@ -18,18 +18,36 @@ async function fakeRazorpay() {
     let raw = '';
     req.on('data', (c: Buffer) => (raw += c.toString()));
     req.on('end', () => {
-      calls.push({ path: req.url ?? '', body: raw ? JSON.parse(raw) : null, auth: req.headers.authorization });
+      calls.push({
+        path: req.url ?? '',
+        body: raw ? JSON.parse(raw) : null,
+        auth: req.headers.authorization,
+      });
       if (failNext-- > 0) {
-        res.writeHead(502, { 'content-type': 'application/json' }).end('{"error":{"code":"SERVER_ERROR","description":"try again"}}');
+        res
+          .writeHead(502, { 'content-type': 'application/json' })
+          .end('{"error":{"code":"SERVER_ERROR","description":"try again"}}');
         return;
       }
       const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1];
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: `rfnd_${randomBytes(4).toString('hex')}`, entity: 'refund', amount: JSON.parse(raw).amount, payment_id: paymentId, status: 'processed' }));
+      res.end(
+        JSON.stringify({
+          id: `rfnd_${randomBytes(4).toString('hex')}`,
+          entity: 'refund',
+          amount: JSON.parse(raw).amount,
+          payment_id: paymentId,
+          status: 'processed',
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls, close: () => new Promise((r) => server.close(r)) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    calls,
+    close: () => new Promise((r) => server.close(r)),
+  };
 }
 
 describe.each(engines())('refunds (%s)', (engine) => {
@@ -38,7 +56,14 @@ describe.each(engines())('refunds (%s)', (engine) => {
   let vending: { id: string; key: string; qrCodeId: string };
   beforeAll(async () => {
     razorpay = await fakeRazorpay();
-    server = await startServer({ engine, env: { RAZORPAY_KEY_ID: 'rzp_test_key', RAZORPAY_KEY_SECRET: 'rzp_test_secret', RAZORPAY_API_BASE: razorpay.url } });
+    server = await startServer({
+      engine,
+      env: {
+        RAZORPAY_KEY_ID: 'rzp_test_key',
+        RAZORPAY_KEY_SECRET: 'rzp_test_secret',
+        RAZORPAY_API_BASE: razorpay.url,
+      },
+    });
     vending = await server.createVendingMachine(uid('RV'), 2000);
   });
   afterAll(async () => {
@@ -60,10 +85,22 @@ describe.each(engines())('refunds (%s)', (engine) => {
 
   it('part, then the rest, owed back by staff; more than remains is refused and changes nothing', async () => {
     const { payment } = await paid();
-    const first = await refund(payment.id, { amountMinor: 500, reason: 'cup was half empty', to: 'refund_due' });
+    const first = await refund(payment.id, {
+      amountMinor: 500,
+      reason: 'cup was half empty',
+      to: 'refund_due',
+    });
     expect(first.status).toBe(201);
-    expect(first.body).toMatchObject({ amountMinor: 500, currency: 'INR', destination: 'refund_due', status: 'DUE' });
-    expect((await state(payment.id)).payment).toMatchObject({ status: 'PARTIALLY_REFUNDED', refundedMinor: 500 });
+    expect(first.body).toMatchObject({
+      amountMinor: 500,
+      currency: 'INR',
+      destination: 'refund_due',
+      status: 'DUE',
+    });
+    expect((await state(payment.id)).payment).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      refundedMinor: 500,
+    });
 
     const before = await state(payment.id);
     const tooMuch = await refund(payment.id, { amountMinor: 1501, reason: 'oops', to: 'refund_due' });
@@ -74,24 +111,35 @@ describe.each(engines())('refunds (%s)', (engine) => {
     const rest = await refund(payment.id, { reason: 'goodwill', to: 'refund_due' });
     expect(rest.body.amountMinor).toBe(1500);
     expect((await state(payment.id)).payment).toMatchObject({ status: 'REFUNDED', refundedMinor: 2000 });
-    expect((await refund(payment.id, { amountMinor: 1, reason: 'again', to: 'refund_due' })).status).toBe(409);
+    expect((await refund(payment.id, { amountMinor: 1, reason: 'again', to: 'refund_due' })).status).toBe(
+      409,
+    );
 
     // Owed back: the default site's refunds due hold 2000 until staff hand the money over.
     const dueAccount = async () => {
-      const res = await server.request('GET', '/v1/ledger/accounts?ownerType=site&ownerId=default&kind=refunds_due');
+      const res = await server.request(
+        'GET',
+        '/v1/ledger/accounts?ownerType=site&ownerId=default&kind=refunds_due',
+      );
       return res.body.items.find((a: any) => a.unit === 'INR');
     };
     const owedBefore = (await dueAccount()).balance;
-    const done = await server.request('POST', `/v1/refunds/${first.body.id}/complete`, { body: { note: 'handed ₹5' } });
+    const done = await server.request('POST', `/v1/refunds/${first.body.id}/complete`, {
+      body: { note: 'handed ₹5' },
+    });
     expect(done.body).toMatchObject({ status: 'SUCCEEDED', completedAt: expect.any(String) });
-    expect((await server.request('POST', `/v1/refunds/${first.body.id}/complete`, { body: {} })).status).toBe(409);
+    expect((await server.request('POST', `/v1/refunds/${first.body.id}/complete`, { body: {} })).status).toBe(
+      409,
+    );
     expect((await dueAccount()).balance).toBe(owedBefore - 500);
     expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 
   it('two refunds at once never give back more than was paid', async () => {
     const { payment } = await paid();
-    const both = await Promise.all([1, 2].map(() => refund(payment.id, { amountMinor: 1200, reason: 'race', to: 'refund_due' })));
+    const both = await Promise.all(
+      [1, 2].map(() => refund(payment.id, { amountMinor: 1200, reason: 'race', to: 'refund_due' })),
+    );
     expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
     const after = await state(payment.id);
     expect(after.payment.refundedMinor).toBe(1200);
@@ -103,44 +151,77 @@ describe.each(engines())('refunds (%s)', (engine) => {
     const res = await refund(payment.id, { amountMinor: 700, reason: 'wrong drink' });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ destination: 'original', status: 'PENDING' });
-    const done = await eventually(async () => {
-      const [r] = (await state(payment.id)).refunds;
-      return r.status === 'SUCCEEDED' ? r : undefined;
-    }, 15_000, 'the provider refund');
+    const done = await eventually(
+      async () => {
+        const [r] = (await state(payment.id)).refunds;
+        return r.status === 'SUCCEEDED' ? r : undefined;
+      },
+      15_000,
+      'the provider refund',
+    );
     expect(done.providerRefundId).toMatch(/^rfnd_/);
     const calls = razorpay.calls.filter((c) => c.path === `/v1/payments/${payment.providerPaymentId}/refund`);
     expect(calls.length).toBe(2); // the first answered 502 and was retried
-    expect(calls[1]).toMatchObject({ body: { amount: 700 }, auth: `Basic ${Buffer.from('rzp_test_key:rzp_test_secret').toString('base64')}` });
+    expect(calls[1]).toMatchObject({
+      body: { amount: 700 },
+      auth: `Basic ${Buffer.from('rzp_test_key:rzp_test_secret').toString('base64')}`,
+    });
   });
 
   it('a vending order marked "refund due" in review owes the customer what they paid', async () => {
     const { orderId, payment } = await paid(1500); // amount mismatch: FAILED, kept for refund
     expect(payment).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH' });
-    const decided = await server.request('POST', `/v1/orders/${orderId}/refund-due`, { body: { note: 'paid ₹15' } });
+    const decided = await server.request('POST', `/v1/orders/${orderId}/refund-due`, {
+      body: { note: 'paid ₹15' },
+    });
     expect(decided.status).toBe(200);
     const after = await state(payment.id);
-    expect(after.refunds).toEqual([expect.objectContaining({ amountMinor: 1500, destination: 'refund_due', status: 'DUE' })]);
+    expect(after.refunds).toEqual([
+      expect.objectContaining({ amountMinor: 1500, destination: 'refund_due', status: 'DUE' }),
+    ]);
     expect(after.payment).toMatchObject({ status: 'FAILED', refundedMinor: 1500 });
   });
 
   it('a cancelled cash session’s money becomes a refund due', async () => {
     const siteId = uid('rf');
-    await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Kiosk', currency: 'PHP', adHocCashOrders: true } });
+    await server.request('POST', '/v1/sites', {
+      body: { id: siteId, name: 'Kiosk', currency: 'PHP', adHocCashOrders: true },
+    });
     const kiosk = await server.createMachine(uid('RK'), { kind: 'kiosk', siteId });
     const orderNumber = uid('N');
-    const call = (path: string, body: unknown) => server.request('POST', `/api/cash-payment/${path}`, { token: kiosk.key, body });
+    const call = (path: string, body: unknown) =>
+      server.request('POST', `/api/cash-payment/${path}`, { token: kiosk.key, body });
     const opened = await call('init', { orderNumber, totalAmount: 100 });
     await call('update', { orderNumber, amountAdded: 20, eventId: uid('e') });
     expect((await call('cancel', { orderNumber })).body.amountReturned).toBe(20);
     const after = await state(opened.body.sessionId);
-    expect(after.payment).toMatchObject({ method: 'cash', status: 'FAILED', failureCode: 'CANCELLED', refundedMinor: 2000 });
-    expect(after.refunds).toEqual([expect.objectContaining({ amountMinor: 2000, destination: 'refund_due', status: 'DUE', reason: 'cash session cancelled' })]);
+    expect(after.payment).toMatchObject({
+      method: 'cash',
+      status: 'FAILED',
+      failureCode: 'CANCELLED',
+      refundedMinor: 2000,
+    });
+    expect(after.refunds).toEqual([
+      expect.objectContaining({
+        amountMinor: 2000,
+        destination: 'refund_due',
+        status: 'DUE',
+        reason: 'cash session cancelled',
+      }),
+    ]);
   });
 
   it('refuses bad bodies, a wallet with no payer, and callers who may not refund, changing nothing', async () => {
     const { payment } = await paid();
     const before = await state(payment.id);
-    for (const body of [{}, { reason: '' }, { reason: 'x', amountMinor: 0 }, { reason: 'x', amountMinor: 1.5 }, { reason: 'x', to: 'cheque' }, { reason: 'x', extra: 1 }]) {
+    for (const body of [
+      {},
+      { reason: '' },
+      { reason: 'x', amountMinor: 0 },
+      { reason: 'x', amountMinor: 1.5 },
+      { reason: 'x', to: 'cheque' },
+      { reason: 'x', extra: 1 },
+    ]) {
       const res = await refund(payment.id, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
@@ -159,7 +240,9 @@ describe('refunds without provider keys', () => {
       const m = await server.createVendingMachine('RNK1', 2000);
       const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000));
       const [payment] = (await server.request('GET', `/v1/payments?orderId=${res.body.orderId}`)).body.items;
-      const refused = await server.request('POST', `/v1/payments/${payment.id}/refunds`, { body: { reason: 'x' } });
+      const refused = await server.request('POST', `/v1/payments/${payment.id}/refunds`, {
+        body: { reason: 'x' },
+      });
       expect(refused.status).toBe(503);
       expect(refused.body.error.code).toBe('PROVIDER_NOT_CONFIGURED');
       expect((await server.request('GET', `/v1/payments/${payment.id}`)).body).toEqual(payment);

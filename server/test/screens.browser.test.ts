@@ -16,7 +16,9 @@ const PASSWORD = 'kitchen-pass-1234';
 const haveBrowser = existsSync(CHROMIUM);
 
 if (!haveBrowser) {
-  console.warn(`NOTICE: ${CHROMIUM} does not exist; the browser tests of the cash screen and kitchen display are SKIPPED (apt-get install chromium; .ci/run installs it).`);
+  console.warn(
+    `NOTICE: ${CHROMIUM} does not exist; the browser tests of the cash screen and kitchen display are SKIPPED (apt-get install chromium; .ci/run installs it).`,
+  );
 }
 
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
@@ -32,19 +34,34 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
   }
 
   async function newOrder(): Promise<{ id: string; orderNumber: string }> {
-    const res = await server.request('POST', '/v1/orders', { ...key(kioskKey), body: { items: [{ sku: 'sb-burger', qty: 1 }, { sku: 'sb-cola', qty: 2 }], customerName: 'Ana' } });
+    const res = await server.request('POST', '/v1/orders', {
+      ...key(kioskKey),
+      body: {
+        items: [
+          { sku: 'sb-burger', qty: 1 },
+          { sku: 'sb-cola', qty: 2 },
+        ],
+        customerName: 'Ana',
+      },
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     return { id: res.body.id as string, orderNumber: res.body.orderNumber as string };
   }
 
   async function openSession(orderNumber: string): Promise<string> {
-    const res = await server.request('POST', '/api/cash-payment/init', { ...key(kioskKey), body: { orderNumber, totalAmount: 250 } });
+    const res = await server.request('POST', '/api/cash-payment/init', {
+      ...key(kioskKey),
+      body: { orderNumber, totalAmount: 250 },
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return res.body.orderToken as string;
   }
 
   const insert = async (orderNumber: string, amountAdded: number) => {
-    const res = await server.request('POST', '/api/cash-payment/update', { ...key(kioskKey), body: { orderNumber, amountAdded, kind: 'BILL' } });
+    const res = await server.request('POST', '/api/cash-payment/update', {
+      ...key(kioskKey),
+      body: { orderNumber, amountAdded, kind: 'BILL' },
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return res.body;
   };
@@ -75,13 +92,40 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
     server = await startServer({ engine: 'sqlite' });
-    expect((await server.request('POST', '/v1/sites', { body: { id: 'sb-manila', name: 'Burger Manila', currency: 'PHP', taxRateBp: 1200 } })).status).toBe(201);
-    expect((await server.request('POST', '/v1/products', { body: { sku: 'sb-burger', name: 'Burger', priceMinor: 15_000, siteId: 'sb-manila', stock: 20 } })).status).toBe(201);
-    expect((await server.request('POST', '/v1/products', { body: { sku: 'sb-cola', name: 'Cola', priceMinor: 5_000, siteId: 'sb-manila' } })).status).toBe(201);
+    expect(
+      (
+        await server.request('POST', '/v1/sites', {
+          body: { id: 'sb-manila', name: 'Burger Manila', currency: 'PHP', taxRateBp: 1200 },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await server.request('POST', '/v1/products', {
+          body: { sku: 'sb-burger', name: 'Burger', priceMinor: 15_000, siteId: 'sb-manila', stock: 20 },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await server.request('POST', '/v1/products', {
+          body: { sku: 'sb-cola', name: 'Cola', priceMinor: 5_000, siteId: 'sb-manila' },
+        })
+      ).status,
+    ).toBe(201);
     kioskKey = (await server.createMachine('SB-KIOSK', { kind: 'kiosk', siteId: 'sb-manila' })).key;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -155,13 +199,25 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
 
   it('cash screen: amounts are shown in the site’s currency', async () => {
     // PUNE-1 is priced on the kiosk's own screen: the site takes ad-hoc cash orders.
-    expect((await server.request('POST', '/v1/sites', { body: { id: 'sb-pune', name: 'Pune Cafe', currency: 'INR', adHocCashOrders: true } })).status).toBe(201);
+    expect(
+      (
+        await server.request('POST', '/v1/sites', {
+          body: { id: 'sb-pune', name: 'Pune Cafe', currency: 'INR', adHocCashOrders: true },
+        })
+      ).status,
+    ).toBe(201);
     const puneKey = (await server.createMachine('SB-PUNE', { kind: 'kiosk', siteId: 'sb-pune' })).key;
-    const init = await server.request('POST', '/api/cash-payment/init', { ...key(puneKey), body: { orderNumber: 'PUNE-1', totalAmount: 120 } });
+    const init = await server.request('POST', '/api/cash-payment/init', {
+      ...key(puneKey),
+      body: { orderNumber: 'PUNE-1', totalAmount: 120 },
+    });
     expect(init.status).toBe(200);
     const page = await openCashScreen('PUNE-1', init.body.orderToken as string);
     await expect.poll(text(page, 'total'), POLL).toBe('₹120.00');
-    await server.request('POST', '/api/cash-payment/update', { ...key(puneKey), body: { orderNumber: 'PUNE-1', amountAdded: 50 } });
+    await server.request('POST', '/api/cash-payment/update', {
+      ...key(puneKey),
+      body: { orderNumber: 'PUNE-1', amountAdded: 50 },
+    });
     await expect.poll(text(page, 'inserted'), POLL).toBe('₹50.00');
     await expect.poll(text(page, 'remaining'), POLL).toBe('₹70.00');
     await shot(page, 'cash-inr');
@@ -174,7 +230,9 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
       expect((await server.request('POST', `/v1/orders/${o.id}/ready`, { body: {} })).status).toBe(200);
     }
     const email = 'cook@example.com';
-    const created = await server.request('POST', '/v1/users', { body: { email, password: PASSWORD, role: 'staff' } });
+    const created = await server.request('POST', '/v1/users', {
+      body: { email, password: PASSWORD, role: 'staff' },
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const page = await newPage();
     await page.goto(`${server.url}/kitchen/sb-manila`);
@@ -212,7 +270,9 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
     await page.getByRole('button', { name: `Mark order ${orderNumber} ready` }).click();
     await expect.poll(() => card.count(), POLL).toBe(0);
     await expect.poll(() => page.getByText('No orders waiting.').isVisible(), POLL).toBe(true);
-    await expect.poll(async () => (await server.request('GET', `/v1/orders/${id}`)).body.status, POLL).toBe('COMPLETED');
+    await expect
+      .poll(async () => (await server.request('GET', `/v1/orders/${id}`)).body.status, POLL)
+      .toBe('COMPLETED');
     expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
     await shot(page, 'kitchen-done');
 

@@ -38,7 +38,11 @@ describe.each(engines())('graceful stop (%s)', (engine) => {
       const req = http.request(new URL('/v1/sites', server.url), {
         method: 'POST',
         agent,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'content-length': body.length },
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          'content-type': 'application/json',
+          'content-length': body.length,
+        },
       });
       req.on('response', (res) => {
         res.resume();

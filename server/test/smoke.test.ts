@@ -13,7 +13,13 @@ describe.each(engines())('vending pipeline end to end (%s)', (engine) => {
 
   it('a signed qr_code.credited dispenses once on a connected v2 machine', async () => {
     const m = await server.createVendingMachine('SMOKE1', 2000);
-    const machine = new SimulatedMachine({ url: server.url, machineId: m.id, key: m.key, dispenseDelayMs: 10, heartbeatMs: 1000 });
+    const machine = new SimulatedMachine({
+      url: server.url,
+      machineId: m.id,
+      key: m.key,
+      dispenseDelayMs: 10,
+      heartbeatMs: 1000,
+    });
     await machine.start();
     try {
       const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000));

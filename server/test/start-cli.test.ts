@@ -23,7 +23,12 @@ const running: ChildProcess[] = [];
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) {
-    if (/^(PORT|HOST|DATABASE_URL|DATABASE_SCHEMA|DATA_DIR|REDIS_URL|ADMIN_TOKEN|JWT_SECRET|RAZORPAY_.*|UPI_.*|DISPATCH_.*|MACHINE_.*|PRINT_.*|LOG_LEVEL|PUBLIC_URL)$/.test(name)) delete env[name];
+    if (
+      /^(PORT|HOST|DATABASE_URL|DATABASE_SCHEMA|DATA_DIR|REDIS_URL|ADMIN_TOKEN|JWT_SECRET|RAZORPAY_.*|UPI_.*|DISPATCH_.*|MACHINE_.*|PRINT_.*|LOG_LEVEL|PUBLIC_URL)$/.test(
+        name,
+      )
+    )
+      delete env[name];
   }
   return { ...env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...extra };
 }
@@ -50,7 +55,9 @@ async function waitForOutput(run: Run, pattern: RegExp, timeoutMs = 90_000): Pro
     const match = pattern.exec(run.stdout());
     if (match) return match;
     if (exited || Date.now() > deadline) {
-      throw new Error(`no ${pattern} in stdout (exited: ${exited})\nstdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`);
+      throw new Error(
+        `no ${pattern} in stdout (exited: ${exited})\nstdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -121,7 +128,9 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
     try {
       const run = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
       const [, address] = await waitForOutput(run, /listening on (http:\/\/[^\s]+)/);
-      const me = await fetch(`${address}/v1/auth/me`, { headers: { authorization: 'Bearer cli-admin-token-0123456789' } });
+      const me = await fetch(`${address}/v1/auth/me`, {
+        headers: { authorization: 'Bearer cli-admin-token-0123456789' },
+      });
       expect(me.status).toBe(200);
       expect(await stop(run)).toEqual({ code: 0, signal: null });
       expect(run.stdout()).not.toMatch(/ADMIN_TOKEN=/);
@@ -141,20 +150,26 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       const fromEnv = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'cli-admin-token-0123456789' });
       await waitForOutput(fromEnv, /listening on/);
       const said = await waitForOutput(fromEnv, /^Admin token: .*$/m);
-      expect(said[0]).toBe('Admin token: ADMIN_TOKEN from the environment. The token generated at first start is not accepted while it is set.');
+      expect(said[0]).toBe(
+        'Admin token: ADMIN_TOKEN from the environment. The token generated at first start is not accepted while it is set.',
+      );
       expect(await stop(fromEnv)).toEqual({ code: 0, signal: null });
       expect(fromEnv.stdout()).not.toContain('cli-admin-token-0123456789');
 
       const stored = start({ DATA_DIR: dir.path });
       await waitForOutput(stored, /listening on/);
       const storedSaid = await waitForOutput(stored, /^Admin token: .*$/m);
-      expect(storedSaid[0]).toBe('Admin token: the one generated at first start (stored as a hash; ADMIN_TOKEN is not set).');
+      expect(storedSaid[0]).toBe(
+        'Admin token: the one generated at first start (stored as a hash; ADMIN_TOKEN is not set).',
+      );
       expect(await stop(stored)).toEqual({ code: 0, signal: null });
       expect(stored.stdout()).not.toContain(generated!);
 
       const placeholder = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'change-me-to-a-long-secret' });
       expect((await placeholder.exited).code).toBe(2);
-      expect(placeholder.stderr()).toContain('ADMIN_TOKEN: "change-me-to-a-long-secret" is a placeholder, not a secret');
+      expect(placeholder.stderr()).toContain(
+        'ADMIN_TOKEN: "change-me-to-a-long-secret" is a placeholder, not a secret',
+      );
     } finally {
       dir.remove();
     }
@@ -184,15 +199,22 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
   it('PostgreSQL that does not answer is named by DATABASE_URL (password hidden); DATABASE_SCHEMA on SQLite is said to be ignored', async () => {
     const dir = tempDir();
     try {
-      const pg = start({ DATA_DIR: dir.path, DATABASE_URL: 'postgres://kioskhub:s3cret@127.0.0.1:1/kioskhub' });
+      const pg = start({
+        DATA_DIR: dir.path,
+        DATABASE_URL: 'postgres://kioskhub:s3cret@127.0.0.1:1/kioskhub',
+      });
       expect((await pg.exited).code).toBe(2);
-      expect(pg.stderr()).toContain('cannot connect to PostgreSQL at DATABASE_URL=postgres://kioskhub:***@127.0.0.1:1/kioskhub: ');
+      expect(pg.stderr()).toContain(
+        'cannot connect to PostgreSQL at DATABASE_URL=postgres://kioskhub:***@127.0.0.1:1/kioskhub: ',
+      );
       expect(pg.stderr()).toContain('ECONNREFUSED');
       expect(pg.stderr()).not.toContain('s3cret');
 
       const sqlite = start({ DATA_DIR: dir.path, DATABASE_SCHEMA: 'kh' });
       await waitForOutput(sqlite, /listening on/);
-      expect(sqlite.stdout()).toContain('DATABASE_SCHEMA is ignored: it applies to PostgreSQL only, and this server uses SQLite.');
+      expect(sqlite.stdout()).toContain(
+        'DATABASE_SCHEMA is ignored: it applies to PostgreSQL only, and this server uses SQLite.',
+      );
       expect(await stop(sqlite)).toEqual({ code: 0, signal: null });
     } finally {
       dir.remove();

@@ -6,7 +6,17 @@ import { SimulatedMachine } from '@kioskhub/machine-simulator';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRazorpayBody } from '../src/providers/razorpay/razorpay.webhook.js';
-import { connected, engines, eventually, machineSocket, nextEvent, qrCredited, startServer, WEBHOOK_SECRET, type TestServer } from './harness.js';
+import {
+  connected,
+  engines,
+  eventually,
+  machineSocket,
+  nextEvent,
+  qrCredited,
+  startServer,
+  WEBHOOK_SECRET,
+  type TestServer,
+} from './harness.js';
 
 const newPaymentId = (): string => `pay_${randomBytes(7).toString('hex')}`;
 
@@ -66,7 +76,9 @@ function counters(text: string, name: string): Map<string, number> {
   for (const line of text.split('\n')) {
     const m = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`).exec(line);
     if (!m) continue;
-    const labels = Object.fromEntries([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    const labels = Object.fromEntries(
+      [...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]),
+    );
     if (labels['provider'] !== 'razorpay') continue;
     values.set(labels['outcome'] ?? 'all', Number(m[2]));
   }
@@ -94,14 +106,21 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     expect(res.status).toBe(200);
     return res.body.items as any[];
   };
-  const paymentEvent = (paymentId: string) => server.request('GET', `/v1/payment-events/razorpay/${paymentId}`);
+  const paymentEvent = (paymentId: string) =>
+    server.request('GET', `/v1/payment-events/razorpay/${paymentId}`);
   const metrics = async () => {
     const res = await server.request('GET', '/metrics');
     expect(res.status).toBe(200);
     return res.body as string;
   };
   const startMachine = async (id: string, key: string, dispenseDelayMs = 10) => {
-    const machine = new SimulatedMachine({ url: server.url, machineId: id, key, dispenseDelayMs, heartbeatMs: 1000 });
+    const machine = new SimulatedMachine({
+      url: server.url,
+      machineId: id,
+      key,
+      dispenseDelayMs,
+      heartbeatMs: 1000,
+    });
     machines.push(machine);
     await machine.start();
     return machine;
@@ -118,7 +137,9 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
   it('a valid qr_code.credited creates one PAID order, pending dispatch while the machine is offline', async () => {
     const m = await server.createVendingMachine(nextMachineId(), 2000);
     const paymentId = newPaymentId();
-    const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000, paymentId), { eventId: `evt_${paymentId}` });
+    const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000, paymentId), {
+      eventId: `evt_${paymentId}`,
+    });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ok: true, orderId: expect.any(String) });
     const orderId = res.body.orderId as string;
@@ -146,7 +167,13 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
 
     const ev = await paymentEvent(paymentId);
     expect(ev.status).toBe(200);
-    expect(ev.body).toMatchObject({ status: 'PROCESSED', reason: null, machineId: m.id, orderId, dispatch: 'PENDING' });
+    expect(ev.body).toMatchObject({
+      status: 'PROCESSED',
+      reason: null,
+      machineId: m.id,
+      orderId,
+      dispatch: 'PENDING',
+    });
     expect(Number.isNaN(Date.parse(ev.body.processedAt as string))).toBe(false);
   });
 
@@ -200,12 +227,18 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     it.each([
       ['missing', () => null],
       ['made with another secret', (raw: string) => signRazorpayBody(raw, 'not_the_secret')],
-      ['of a different body', (raw: string) => signRazorpayBody(raw.replace('"amount":2000', '"amount":1'), WEBHOOK_SECRET)],
+      [
+        'of a different body',
+        (raw: string) => signRazorpayBody(raw.replace('"amount":2000', '"amount":1'), WEBHOOK_SECRET),
+      ],
       ['not hex', () => 'z'.repeat(64)],
       ['empty', () => ''],
       ['truncated', (raw: string) => signRazorpayBody(raw, WEBHOOK_SECRET).slice(0, 40)],
       ['with extra characters', (raw: string) => `${signRazorpayBody(raw, WEBHOOK_SECRET)}00`],
-      ['base64 instead of hex', (raw: string) => Buffer.from(signRazorpayBody(raw, WEBHOOK_SECRET), 'hex').toString('base64')],
+      [
+        'base64 instead of hex',
+        (raw: string) => Buffer.from(signRazorpayBody(raw, WEBHOOK_SECRET), 'hex').toString('base64'),
+      ],
     ])('%s → 401 BAD_SIGNATURE and nothing stored', async (_label, signatureOf) => {
       const m = await server.createVendingMachine(nextMachineId('SIG'), 2000);
       const paymentId = newPaymentId();
@@ -244,7 +277,11 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
       expect(accepted.status).toBe(200);
       expect(accepted.body).toEqual({ ok: true, orderId: expect.any(String) });
       const order = await server.request('GET', `/v1/orders/${accepted.body.orderId}`);
-      expect(order.body).toMatchObject({ status: 'PAID', providerPaymentId: paymentId, providerQrCodeId: m.qrCodeId });
+      expect(order.body).toMatchObject({
+        status: 'PAID',
+        providerPaymentId: paymentId,
+        providerQrCodeId: m.qrCodeId,
+      });
     });
   });
 
@@ -301,7 +338,13 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     expect(res.body).toEqual({ ok: true, ignored: 'UNKNOWN_QR' });
     const ev = await paymentEvent(paymentId);
     expect(ev.status).toBe(200);
-    expect(ev.body).toMatchObject({ status: 'IGNORED', reason: 'UNKNOWN_QR', machineId: null, orderId: null, dispatch: 'NONE' });
+    expect(ev.body).toMatchObject({
+      status: 'IGNORED',
+      reason: 'UNKNOWN_QR',
+      machineId: null,
+      orderId: null,
+      dispatch: 'NONE',
+    });
 
     // A retry is acknowledged again and still creates nothing.
     const again = await server.postWebhook(qrCredited('qr_nobody_knows_this', 2000, paymentId));
@@ -326,16 +369,32 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     expect(res.body).toEqual({ ok: true, orderId: expect.any(String) });
     const mismatchId = res.body.orderId as string;
     const order = await server.request('GET', `/v1/orders/${mismatchId}`);
-    expect(order.body).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', amount: 1999, dispatchPending: false, providerPaymentId: wrongPayment });
+    expect(order.body).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'AMOUNT_MISMATCH',
+      amount: 1999,
+      dispatchPending: false,
+      providerPaymentId: wrongPayment,
+    });
     const ev = await paymentEvent(wrongPayment);
-    expect(ev.body).toMatchObject({ status: 'PROCESSED', reason: 'AMOUNT_MISMATCH', machineId: m.id, orderId: mismatchId, dispatch: 'FAILED' });
+    expect(ev.body).toMatchObject({
+      status: 'PROCESSED',
+      reason: 'AMOUNT_MISMATCH',
+      machineId: m.id,
+      orderId: mismatchId,
+      dispatch: 'FAILED',
+    });
 
     // Commands go out oldest paid first: once a later, correct payment has been dispensed,
     // the mismatched one would have been dispensed before it if it had been queued at all.
     const good = await server.postWebhook(qrCredited(m.qrCodeId, 2000));
     expect(good.status).toBe(200);
     const goodId = good.body.orderId as string;
-    await eventually(async () => (await server.request('GET', `/v1/orders/${goodId}`)).body.status === 'COMPLETED', 10_000, 'the correct payment to be dispensed');
+    await eventually(
+      async () => (await server.request('GET', `/v1/orders/${goodId}`)).body.status === 'COMPLETED',
+      10_000,
+      'the correct payment to be dispensed',
+    );
     expect(machine.dispensed.map((d) => d.orderId)).toEqual([goodId]);
     expect(commandsSeen).not.toContain(mismatchId);
     expect((await server.request('GET', `/v1/orders/${mismatchId}`)).body.status).toBe('FAILED');
@@ -352,17 +411,31 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
         credited: qrCredited(m.qrCodeId, 2000, paymentId),
         captured: paymentCaptured(paymentId, 2000, { qr_code_id: m.qrCodeId }),
       };
-      const first = await server.postWebhook(bodies[sequence[0]], { eventId: `evt_${sequence[0]}_${paymentId}` });
+      const first = await server.postWebhook(bodies[sequence[0]], {
+        eventId: `evt_${sequence[0]}_${paymentId}`,
+      });
       expect(first.status).toBe(200);
       expect(first.body).toEqual({ ok: true, orderId: expect.any(String) });
       const orderId = first.body.orderId as string;
-      const second = await server.postWebhook(bodies[sequence[1]], { eventId: `evt_${sequence[1]}_${paymentId}` });
+      const second = await server.postWebhook(bodies[sequence[1]], {
+        eventId: `evt_${sequence[1]}_${paymentId}`,
+      });
       expect(second.status).toBe(200);
       expect(second.body).toEqual({ ok: true, duplicate: true, orderId });
 
       const list = await ordersOf(m.id);
       expect(list).toHaveLength(1);
-      expect(list[0]).toMatchObject({ id: orderId, status: 'PAID', dispatchPending: true, source: 'upi_qr', provider: 'razorpay', providerPaymentId: paymentId, providerQrCodeId: m.qrCodeId, amount: 2000, currency: 'INR' });
+      expect(list[0]).toMatchObject({
+        id: orderId,
+        status: 'PAID',
+        dispatchPending: true,
+        source: 'upi_qr',
+        provider: 'razorpay',
+        providerPaymentId: paymentId,
+        providerQrCodeId: m.qrCodeId,
+        amount: 2000,
+        currency: 'INR',
+      });
     });
 
     it('payment.captured without notes.qr_code_id, and other event types, are EVENT_NOT_HANDLED', async () => {
@@ -384,11 +457,25 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
       p = newPaymentId();
       add(p, { ...paymentCaptured(p, 2000, { qr_code_id: m.qrCodeId }), event: 'payment.authorized' });
       p = newPaymentId();
-      add(p, { ...paymentCaptured(p, 2000, { qr_code_id: m.qrCodeId }), event: 'order.paid', contains: ['payment', 'order'] });
+      add(p, {
+        ...paymentCaptured(p, 2000, { qr_code_id: m.qrCodeId }),
+        event: 'order.paid',
+        contains: ['payment', 'order'],
+      });
       const created = qrCredited(m.qrCodeId, 2000);
-      add(created.payload.payment.entity.id, { ...created, event: 'qr_code.created', contains: ['qr_code'], payload: { qr_code: created.payload.qr_code } });
+      add(created.payload.payment.entity.id, {
+        ...created,
+        event: 'qr_code.created',
+        contains: ['qr_code'],
+        payload: { qr_code: created.payload.qr_code },
+      });
       const closed = qrCredited(m.qrCodeId, 2000);
-      add(closed.payload.payment.entity.id, { ...closed, event: 'qr_code.closed', contains: ['qr_code'], payload: { qr_code: closed.payload.qr_code } });
+      add(closed.payload.payment.entity.id, {
+        ...closed,
+        event: 'qr_code.closed',
+        contains: ['qr_code'],
+        payload: { qr_code: closed.payload.qr_code },
+      });
 
       for (const body of bodies) {
         const res = await server.postWebhook(body);
@@ -403,10 +490,12 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
   describe('signed but malformed bodies', () => {
     const base = (qrCodeId: string, paymentId: string) => qrCredited(qrCodeId, 2000, paymentId);
     type Mutator = (event: ReturnType<typeof base>) => unknown;
-    const withAmount = (amount: unknown): Mutator => (e) => {
-      (e.payload.payment.entity as Record<string, unknown>)['amount'] = amount;
-      return e;
-    };
+    const withAmount =
+      (amount: unknown): Mutator =>
+      (e) => {
+        (e.payload.payment.entity as Record<string, unknown>)['amount'] = amount;
+        return e;
+      };
     it.each<[string, Mutator | string]>([
       ['not JSON', 'this is not json'],
       ['truncated JSON', '{"event":"qr_code.credited","payload":{'],
@@ -415,10 +504,13 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
       ['no event field', (e) => ({ ...e, event: undefined })],
       ['no payment entity', (e) => ({ ...e, payload: { qr_code: e.payload.qr_code } })],
       ['payment without entity', (e) => ({ ...e, payload: { ...e.payload, payment: {} } })],
-      ['no payment id', (e) => {
-        (e.payload.payment.entity as Record<string, unknown>)['id'] = undefined;
-        return e;
-      }],
+      [
+        'no payment id',
+        (e) => {
+          (e.payload.payment.entity as Record<string, unknown>)['id'] = undefined;
+          return e;
+        },
+      ],
       ['amount as a string', withAmount('2000')],
       ['amount as a float', withAmount(2000.5)],
       ['amount negative', withAmount(-2000)],
@@ -482,8 +574,12 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     expect((await server.postWebhook(qrCredited(m.qrCodeId, 2000), { signature: 'bad' })).status).toBe(401); // bad_signature
     expect((await server.postWebhook(qrCredited(m.qrCodeId, 2000), { signature: null })).status).toBe(401); // bad_signature
     expect((await server.postWebhook('not json')).status).toBe(400); // malformed
-    expect((await server.postWebhook(paymentCaptured(newPaymentId(), 2000))).body.ignored).toBe('EVENT_NOT_HANDLED'); // not_handled
-    expect((await server.postWebhook(qrCredited('qr_unknown_metrics', 2000))).body.ignored).toBe('UNKNOWN_QR'); // ignored
+    expect((await server.postWebhook(paymentCaptured(newPaymentId(), 2000))).body.ignored).toBe(
+      'EVENT_NOT_HANDLED',
+    ); // not_handled
+    expect((await server.postWebhook(qrCredited('qr_unknown_metrics', 2000))).body.ignored).toBe(
+      'UNKNOWN_QR',
+    ); // ignored
     expect((await server.postWebhook(qrCredited(m.qrCodeId, 1000))).status).toBe(200); // amount_mismatch
 
     const after = await metrics();

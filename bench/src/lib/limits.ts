@@ -30,7 +30,10 @@ export function requireOpenFiles(sockets: number): void {
  */
 export function raiseNoFile(pid: number, limit: number): number | undefined {
   try {
-    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`], { stdio: 'ignore', timeout: 5_000 });
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`], {
+      stdio: 'ignore',
+      timeout: 5_000,
+    });
     return limit;
   } catch {
     return undefined;

@@ -5,7 +5,12 @@
 import { startChild, type Child } from './child.js';
 import { raiseNoFile } from './limits.js';
 import { benchPath } from './paths.js';
-import type { MachineWorkerCommand, MachineWorkerReport, WorkerClient, WorkerStats } from './machine-worker.js';
+import type {
+  MachineWorkerCommand,
+  MachineWorkerReport,
+  WorkerClient,
+  WorkerStats,
+} from './machine-worker.js';
 
 export interface MachineClients {
   connected: number;
@@ -18,7 +23,12 @@ export interface MachineClients {
   close(): Promise<WorkerStats>;
 }
 
-function request<T extends MachineWorkerReport['type']>(child: Child, command: MachineWorkerCommand, answer: T, timeoutMs: number): Promise<Extract<MachineWorkerReport, { type: T }> | undefined> {
+function request<T extends MachineWorkerReport['type']>(
+  child: Child,
+  command: MachineWorkerCommand,
+  answer: T,
+  timeoutMs: number,
+): Promise<Extract<MachineWorkerReport, { type: T }> | undefined> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       child.process.off('message', onMessage);
@@ -45,12 +55,18 @@ const sum = (list: (WorkerStats | undefined)[]): WorkerStats => ({
   disconnects: list.reduce((a, s) => a + (s?.disconnects ?? 0), 0),
 });
 
-export async function connectMachineClients(clients: WorkerClient[], options: { perWorker?: number; concurrencyPerWorker?: number; heartbeatMs: number; label: string }): Promise<MachineClients> {
+export async function connectMachineClients(
+  clients: WorkerClient[],
+  options: { perWorker?: number; concurrencyPerWorker?: number; heartbeatMs: number; label: string },
+): Promise<MachineClients> {
   const started = Date.now();
   const workers = Math.max(1, Math.ceil(clients.length / (options.perWorker ?? 2_500)));
   const shares = Array.from({ length: workers }, (_, w) => clients.filter((_, i) => i % workers === w));
   const children = shares.map((_, w) => {
-    const child = startChild({ name: `machine clients ${w + 1}/${workers}`, script: benchPath('lib/machine-worker.ts') });
+    const child = startChild({
+      name: `machine clients ${w + 1}/${workers}`,
+      script: benchPath('lib/machine-worker.ts'),
+    });
     raiseNoFile(child.pid, 65_536);
     return child;
   });
@@ -65,7 +81,9 @@ export async function connectMachineClients(clients: WorkerClient[], options: { 
       c += p.connected;
       f += p.failed;
     }
-    console.log(`  ${options.label}: ${c}/${clients.length} connected${f ? `, ${f} failed` : ''} (${Math.round((Date.now() - started) / 1000)} s)`);
+    console.log(
+      `  ${options.label}: ${c}/${clients.length} connected${f ? `, ${f} failed` : ''} (${Math.round((Date.now() - started) / 1000)} s)`,
+    );
   };
   const ready = children.map(
     (child, w) =>
@@ -77,8 +95,15 @@ export async function connectMachineClients(clients: WorkerClient[], options: { 
           }
           if (report.type === 'ready') resolve(report);
         });
-        void child.exited.then((code) => reject(new Error(`${child.name} exited (${code}) before connecting:\n${child.tail()}`)));
-        child.process.send({ type: 'connect', clients: shares[w]!, concurrency: options.concurrencyPerWorker ?? 25, heartbeatMs: options.heartbeatMs } satisfies MachineWorkerCommand);
+        void child.exited.then((code) =>
+          reject(new Error(`${child.name} exited (${code}) before connecting:\n${child.tail()}`)),
+        );
+        child.process.send({
+          type: 'connect',
+          clients: shares[w]!,
+          concurrency: options.concurrencyPerWorker ?? 25,
+          heartbeatMs: options.heartbeatMs,
+        } satisfies MachineWorkerCommand);
       }),
   );
   let reports: Extract<MachineWorkerReport, { type: 'ready' }>[];
@@ -96,13 +121,16 @@ export async function connectMachineClients(clients: WorkerClient[], options: { 
     workerRssKb: reports.map((r) => r.rssKb),
     seconds: (Date.now() - started) / 1000,
     setHeartbeats(on) {
-      for (const c of children) if (c.process.connected) c.process.send({ type: 'heartbeats', on } satisfies MachineWorkerCommand);
+      for (const c of children)
+        if (c.process.connected) c.process.send({ type: 'heartbeats', on } satisfies MachineWorkerCommand);
     },
     async stats() {
       return sum(await Promise.all(children.map((c) => request(c, { type: 'stats' }, 'stats', 5_000))));
     },
     async close() {
-      const closed = sum(await Promise.all(children.map((c) => request(c, { type: 'close' }, 'closed', 5_000))));
+      const closed = sum(
+        await Promise.all(children.map((c) => request(c, { type: 'close' }, 'closed', 5_000))),
+      );
       await Promise.all(children.map((c) => c.stop(3_000)));
       return closed;
     },

@@ -40,17 +40,29 @@ const send = (report: MachineWorkerReport) => process.send?.(report);
 
 function heartbeat(socket: Socket): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.timeout(60_000).emit('machine:heartbeat', { status: 'IDLE' }, (err: Error | null, ack: { ok?: boolean } | undefined) => {
-      if (err) reject(err);
-      else if (ack?.ok !== true) reject(new Error(`heartbeat refused: ${JSON.stringify(ack)}`));
-      else resolve();
-    });
+    socket
+      .timeout(60_000)
+      .emit(
+        'machine:heartbeat',
+        { status: 'IDLE' },
+        (err: Error | null, ack: { ok?: boolean } | undefined) => {
+          if (err) reject(err);
+          else if (ack?.ok !== true) reject(new Error(`heartbeat refused: ${JSON.stringify(ack)}`));
+          else resolve();
+        },
+      );
   });
 }
 
 function connectOne(client: WorkerClient): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = io(`${client.url}/machines`, { transports: ['websocket'], auth: { machineId: client.machineId, key: client.key }, forceNew: true, reconnection: false, timeout: 60_000 });
+    const socket = io(`${client.url}/machines`, {
+      transports: ['websocket'],
+      auth: { machineId: client.machineId, key: client.key },
+      forceNew: true,
+      reconnection: false,
+      timeout: 60_000,
+    });
     sockets.push(socket);
     socket.once('connect_error', (err) => reject(err));
     socket.once('connect', () => {

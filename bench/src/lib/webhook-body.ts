@@ -11,11 +11,24 @@ export function newPaymentId(): string {
 }
 
 export function qrCreditedBody(qrCodeId: string, amountPaise: number, paymentId: string): string {
-  return JSON.stringify(qrCreditedEvent({ qrCodeId, amountPaise, paymentId, accountId: 'acc_BENCH000000001', notes: { machine: 'vending' } }));
+  return JSON.stringify(
+    qrCreditedEvent({
+      qrCodeId,
+      amountPaise,
+      paymentId,
+      accountId: 'acc_BENCH000000001',
+      notes: { machine: 'vending' },
+    }),
+  );
 }
 
 /** Body and headers of one signed delivery. */
-export function signedDelivery(qrCodeId: string, amountPaise: number, secret: string, paymentId = newPaymentId()) {
+export function signedDelivery(
+  qrCodeId: string,
+  amountPaise: number,
+  secret: string,
+  paymentId = newPaymentId(),
+) {
   const body = qrCreditedBody(qrCodeId, amountPaise, paymentId);
   return {
     paymentId,

@@ -50,7 +50,12 @@ async function measure(
   // One heartbeat each at connect (the server then knows it IDLE), none after: RSS, not CPU.
   const fleet = await connectMachineClients(
     clients.map((c) => ({ url, ...c })),
-    { perWorker: Math.ceil(clients.length / workers), concurrencyPerWorker: 50, heartbeatMs: 0, label: `${label} connections` },
+    {
+      perWorker: Math.ceil(clients.length / workers),
+      concurrencyPerWorker: 50,
+      heartbeatMs: 0,
+      label: `${label} connections`,
+    },
   );
   try {
     if (fleet.failed > 0)

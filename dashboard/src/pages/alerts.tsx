@@ -10,8 +10,10 @@ import { dateTime, titleCase } from '../format.ts';
 import { Empty, ErrorNote, Loading, TableWrap } from '../ui.tsx';
 
 function Subject({ alert }: { alert: AlertView }) {
-  if (alert.subjectType === 'machine') return <Link href={`/machines/${encodeURIComponent(alert.subjectId)}`}>{alert.subjectId}</Link>;
-  if (alert.subjectType === 'order') return <Link href={`/orders/${alert.subjectId}`}>order …{alert.subjectId.slice(-8)}</Link>;
+  if (alert.subjectType === 'machine')
+    return <Link href={`/machines/${encodeURIComponent(alert.subjectId)}`}>{alert.subjectId}</Link>;
+  if (alert.subjectType === 'order')
+    return <Link href={`/orders/${alert.subjectId}`}>order …{alert.subjectId.slice(-8)}</Link>;
   if (alert.subjectType === 'print_job') return <Link href="/cash">print job</Link>;
   return <>{alert.subjectId}</>;
 }
@@ -20,7 +22,11 @@ export function AlertsPage() {
   const { can } = useAuth();
   const client = useQueryClient();
   const [showAll, setShowAll] = useState(false);
-  const alerts = useQuery({ queryKey: ['alerts', showAll ? 'all' : 'open'], queryFn: () => api<Page<AlertView>>(`/v1/alerts?limit=200${showAll ? '' : '&open=true'}`), refetchInterval: 20_000 });
+  const alerts = useQuery({
+    queryKey: ['alerts', showAll ? 'all' : 'open'],
+    queryFn: () => api<Page<AlertView>>(`/v1/alerts?limit=200${showAll ? '' : '&open=true'}`),
+    refetchInterval: 20_000,
+  });
   const [error, setError] = useState<unknown>(null);
   const ack = async (ids: string[]) => {
     setError(null);
@@ -38,7 +44,8 @@ export function AlertsPage() {
       <div className="page-head">
         <h1>Alerts</h1>
         <label className="check">
-          <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show acknowledged
+          <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show
+          acknowledged
         </label>
         {can('ackAlerts') && open.length > 1 && (
           <button type="button" className="secondary" onClick={() => void ack(open.map((a) => a.id))}>
@@ -77,7 +84,12 @@ export function AlertsPage() {
                       Acknowledged by {a.acknowledgedBy} {dateTime(a.acknowledgedAt)}
                     </span>
                   ) : can('ackAlerts') ? (
-                    <button type="button" className="secondary" aria-label={`Acknowledge: ${a.message}`} onClick={() => void ack([a.id])}>
+                    <button
+                      type="button"
+                      className="secondary"
+                      aria-label={`Acknowledge: ${a.message}`}
+                      onClick={() => void ack([a.id])}
+                    >
                       Acknowledge
                     </button>
                   ) : (

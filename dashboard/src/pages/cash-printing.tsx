@@ -17,11 +17,16 @@ function OpenSessions({ sites }: { sites: SiteView[] }) {
   const results = useQueries({
     queries: sites.map((s) => ({
       queryKey: ['cash', 'sessions', s.tenantId, s.id],
-      queryFn: () => api<Items<CashSessionView>>(`/v1/cash/sessions${qs({ siteId: s.id, tenantId: allTenants ? s.tenantId : undefined })}`),
+      queryFn: () =>
+        api<Items<CashSessionView>>(
+          `/v1/cash/sessions${qs({ siteId: s.id, tenantId: allTenants ? s.tenantId : undefined })}`,
+        ),
       refetchInterval: 15_000,
     })),
   });
-  const rows = results.flatMap((r, i) => (r.data?.items ?? []).map((session) => ({ session, site: sites[i]! })));
+  const rows = results.flatMap((r, i) =>
+    (r.data?.items ?? []).map((session) => ({ session, site: sites[i]! })),
+  );
   if (results.some((r) => r.isPending)) return <Loading what="Loading cash sessions" />;
   if (rows.length === 0) return <Empty>No open cash sessions.</Empty>;
   return (
@@ -31,9 +36,15 @@ function OpenSessions({ sites }: { sites: SiteView[] }) {
           <th scope="col">Started</th>
           <th scope="col">Order</th>
           <th scope="col">Site</th>
-          <th scope="col" className="num">Required</th>
-          <th scope="col" className="num">Inserted</th>
-          <th scope="col" className="num">Remaining</th>
+          <th scope="col" className="num">
+            Required
+          </th>
+          <th scope="col" className="num">
+            Inserted
+          </th>
+          <th scope="col" className="num">
+            Remaining
+          </th>
         </tr>
       </thead>
       <tbody>
@@ -42,7 +53,9 @@ function OpenSessions({ sites }: { sites: SiteView[] }) {
             <td>{dateTime(s.startedAt)}</td>
             <th scope="row">{s.orderNumber}</th>
             <td>{site.name}</td>
-            <td className="num">{majorAmount(s.totalRequired, s.currency)} {s.currency}</td>
+            <td className="num">
+              {majorAmount(s.totalRequired, s.currency)} {s.currency}
+            </td>
             <td className="num">{majorAmount(s.amountInserted, s.currency)}</td>
             <td className="num">{majorAmount(s.remainingAmount, s.currency)}</td>
           </tr>
@@ -56,15 +69,26 @@ export function CashPrintingPage() {
   const { can } = useAuth();
   const client = useQueryClient();
   const sites = useSites();
-  const summary = useQuery({ queryKey: ['print', 'summary'], queryFn: () => api<Items<PrintSummaryView>>('/v1/print-jobs/summary'), refetchInterval: 15_000 });
-  const failed = useQuery({ queryKey: ['print', 'failed'], queryFn: () => api<Page<PrintJobView>>('/v1/print-jobs?status=FAILED&limit=100'), refetchInterval: 15_000 });
+  const summary = useQuery({
+    queryKey: ['print', 'summary'],
+    queryFn: () => api<Items<PrintSummaryView>>('/v1/print-jobs/summary'),
+    refetchInterval: 15_000,
+  });
+  const failed = useQuery({
+    queryKey: ['print', 'failed'],
+    queryFn: () => api<Page<PrintJobView>>('/v1/print-jobs?status=FAILED&limit=100'),
+    refetchInterval: 15_000,
+  });
   const [retryError, setRetryError] = useState<unknown>(null);
-  const siteName = (tenantId: string, id: string | null) => sites.data?.items.find((s) => s.id === id && s.tenantId === tenantId)?.name ?? id ?? '—';
+  const siteName = (tenantId: string, id: string | null) =>
+    sites.data?.items.find((s) => s.id === id && s.tenantId === tenantId)?.name ?? id ?? '—';
 
   return (
     <>
       <h1>Cash &amp; printing</h1>
-      <Section title="Open cash sessions">{sites.data ? <OpenSessions sites={sites.data.items} /> : <ErrorNote error={sites.error} />}</Section>
+      <Section title="Open cash sessions">
+        {sites.data ? <OpenSessions sites={sites.data.items} /> : <ErrorNote error={sites.error} />}
+      </Section>
       <Section title="Unallocated cash">
         <UnallocatedCash />
       </Section>
@@ -78,10 +102,18 @@ export function CashPrintingPage() {
               <thead>
                 <tr>
                   <th scope="col">Site</th>
-                  <th scope="col" className="num">Pending</th>
-                  <th scope="col" className="num">Printing</th>
-                  <th scope="col" className="num">Printed</th>
-                  <th scope="col" className="num">Failed</th>
+                  <th scope="col" className="num">
+                    Pending
+                  </th>
+                  <th scope="col" className="num">
+                    Printing
+                  </th>
+                  <th scope="col" className="num">
+                    Printed
+                  </th>
+                  <th scope="col" className="num">
+                    Failed
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -109,7 +141,9 @@ export function CashPrintingPage() {
                 <tr>
                   <th scope="col">Queued</th>
                   <th scope="col">Site</th>
-                  <th scope="col" className="num">Attempts</th>
+                  <th scope="col" className="num">
+                    Attempts
+                  </th>
                   <th scope="col">Error</th>
                   <th scope="col">Action</th>
                 </tr>

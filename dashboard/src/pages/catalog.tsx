@@ -37,7 +37,14 @@ function useAction() {
 function TenantPicker({ value, onChange }: { value: string; onChange(v: string): void }) {
   const tenants = useTenants();
   if (!tenants.data) return null;
-  return <SelectField label="Tenant" value={value} onChange={(e) => onChange(e.target.value)} options={tenants.data.items.map((t) => ({ value: t.id, label: t.name }))} />;
+  return (
+    <SelectField
+      label="Tenant"
+      value={value}
+      onChange={(e) => onChange(e.target.value)}
+      options={tenants.data.items.map((t) => ({ value: t.id, label: t.name }))}
+    />
+  );
 }
 
 function SiteRow({ site, editable }: { site: SiteView; editable: boolean }) {
@@ -57,7 +64,18 @@ function SiteRow({ site, editable }: { site: SiteView; editable: boolean }) {
         </td>
         <td>{site.currency}</td>
         <td>{site.address ?? '—'}</td>
-        <td>{editable && <button type="button" className="secondary" aria-label={`Edit site ${site.name}`} onClick={() => setEditing(true)}>Edit</button>}</td>
+        <td>
+          {editable && (
+            <button
+              type="button"
+              className="secondary"
+              aria-label={`Edit site ${site.name}`}
+              onClick={() => setEditing(true)}
+            >
+              Edit
+            </button>
+          )}
+        </td>
       </tr>
     );
   }
@@ -68,7 +86,10 @@ function SiteRow({ site, editable }: { site: SiteView; editable: boolean }) {
           className="inline-form"
           aria-label={`Edit site ${site.id}`}
           onSubmit={action.run(async () => {
-            await api(`/v1/sites/${site.id}${qs({ tenantId: allTenants ? site.tenantId : undefined })}`, { method: 'PATCH', body: { name, address: address || null, phone: phone || null } });
+            await api(`/v1/sites/${site.id}${qs({ tenantId: allTenants ? site.tenantId : undefined })}`, {
+              method: 'PATCH',
+              body: { name, address: address || null, phone: phone || null },
+            });
             await client.invalidateQueries({ queryKey: ['sites'] });
             setEditing(false);
           })}
@@ -76,8 +97,12 @@ function SiteRow({ site, editable }: { site: SiteView; editable: boolean }) {
           <TextField label="Name" required value={name} onChange={(e) => setName(e.target.value)} />
           <TextField label="Address" value={address} onChange={(e) => setAddress(e.target.value)} />
           <TextField label="Phone" value={phone} onChange={(e) => setPhone(e.target.value)} />
-          <button type="submit" className="primary" disabled={action.busy}>Save site</button>
-          <button type="button" className="secondary" onClick={() => setEditing(false)}>Cancel</button>
+          <button type="submit" className="primary" disabled={action.busy}>
+            Save site
+          </button>
+          <button type="button" className="secondary" onClick={() => setEditing(false)}>
+            Cancel
+          </button>
           <ErrorNote error={action.error} />
         </form>
       </td>
@@ -85,7 +110,15 @@ function SiteRow({ site, editable }: { site: SiteView; editable: boolean }) {
   );
 }
 
-function ProductRow({ product, sites, editable }: { product: ProductView; sites: SiteView[]; editable: boolean }) {
+function ProductRow({
+  product,
+  sites,
+  editable,
+}: {
+  product: ProductView;
+  sites: SiteView[];
+  editable: boolean;
+}) {
   const { allTenants } = useAuth();
   const client = useQueryClient();
   const site = sites.find((s) => s.id === product.siteId && s.tenantId === product.tenantId);
@@ -93,21 +126,70 @@ function ProductRow({ product, sites, editable }: { product: ProductView; sites:
   const [name, setName] = useState(product.name);
   const [editing, setEditing] = useState(false);
   const action = useAction();
-  const patch = (body: Record<string, unknown>) => api(`/v1/products/${encodeURIComponent(product.sku)}${qs({ tenantId: allTenants ? product.tenantId : undefined })}`, { method: 'PATCH', body }).then(() => client.invalidateQueries({ queryKey: ['products'] }));
+  const patch = (body: Record<string, unknown>) =>
+    api(
+      `/v1/products/${encodeURIComponent(product.sku)}${qs({ tenantId: allTenants ? product.tenantId : undefined })}`,
+      { method: 'PATCH', body },
+    ).then(() => client.invalidateQueries({ queryKey: ['products'] }));
   const currency = site?.currency ?? 'INR';
   return (
     <tr data-sku={product.sku}>
-      <th scope="row">{editing ? <TextField label="Name" value={name} onChange={(e) => setName(e.target.value)} /> : product.name}</th>
-      <td><code>{product.sku}</code></td>
+      <th scope="row">
+        {editing ? (
+          <TextField label="Name" value={name} onChange={(e) => setName(e.target.value)} />
+        ) : (
+          product.name
+        )}
+      </th>
+      <td>
+        <code>{product.sku}</code>
+      </td>
       <td>{site?.name ?? product.siteId}</td>
-      <td className="num">{editing ? <TextField label="Price" type="number" min="0" step="any" value={price} onChange={(e) => setPrice(e.target.value)} /> : money(product.priceMinor, currency)}</td>
+      <td className="num">
+        {editing ? (
+          <TextField
+            label="Price"
+            type="number"
+            min="0"
+            step="any"
+            value={price}
+            onChange={(e) => setPrice(e.target.value)}
+          />
+        ) : (
+          money(product.priceMinor, currency)
+        )}
+      </td>
       <td className="num">
         <span aria-label={`Stock of ${product.name}`}>{product.stock ?? 'not tracked'}</span>
         {editable && (
           <span className="stepper">
-            <button type="button" className="secondary" aria-label={`Remove one ${product.name} from stock`} disabled={action.busy || !product.stock} onClick={() => void action.run(() => patch({ stock: (product.stock ?? 0) - 1 }))()}>−1</button>
-            <button type="button" className="secondary" aria-label={`Add one ${product.name} to stock`} disabled={action.busy} onClick={() => void action.run(() => patch({ stock: (product.stock ?? 0) + 1 }))()}>+1</button>
-            <button type="button" className="secondary" aria-label={`Add ten ${product.name} to stock`} disabled={action.busy} onClick={() => void action.run(() => patch({ stock: (product.stock ?? 0) + 10 }))()}>+10</button>
+            <button
+              type="button"
+              className="secondary"
+              aria-label={`Remove one ${product.name} from stock`}
+              disabled={action.busy || !product.stock}
+              onClick={() => void action.run(() => patch({ stock: (product.stock ?? 0) - 1 }))()}
+            >
+              −1
+            </button>
+            <button
+              type="button"
+              className="secondary"
+              aria-label={`Add one ${product.name} to stock`}
+              disabled={action.busy}
+              onClick={() => void action.run(() => patch({ stock: (product.stock ?? 0) + 1 }))()}
+            >
+              +1
+            </button>
+            <button
+              type="button"
+              className="secondary"
+              aria-label={`Add ten ${product.name} to stock`}
+              disabled={action.busy}
+              onClick={() => void action.run(() => patch({ stock: (product.stock ?? 0) + 10 }))()}
+            >
+              +10
+            </button>
           </span>
         )}
       </td>
@@ -115,11 +197,31 @@ function ProductRow({ product, sites, editable }: { product: ProductView; sites:
         {editable &&
           (editing ? (
             <>
-              <button type="button" className="primary" onClick={() => void action.run(async () => { await patch({ name, priceMinor: toMinor(price, currency) }); setEditing(false); })()}>Save</button>
-              <button type="button" className="secondary" onClick={() => setEditing(false)}>Cancel</button>
+              <button
+                type="button"
+                className="primary"
+                onClick={() =>
+                  void action.run(async () => {
+                    await patch({ name, priceMinor: toMinor(price, currency) });
+                    setEditing(false);
+                  })()
+                }
+              >
+                Save
+              </button>
+              <button type="button" className="secondary" onClick={() => setEditing(false)}>
+                Cancel
+              </button>
             </>
           ) : (
-            <button type="button" className="secondary" aria-label={`Edit product ${product.name}`} onClick={() => setEditing(true)}>Edit</button>
+            <button
+              type="button"
+              className="secondary"
+              aria-label={`Edit product ${product.name}`}
+              onClick={() => setEditing(true)}
+            >
+              Edit
+            </button>
           ))}
         <ErrorNote error={action.error} />
       </td>
@@ -132,7 +234,10 @@ export function CatalogPage() {
   const editable = can('manageCatalog');
   const client = useQueryClient();
   const sites = useSites();
-  const products = useQuery({ queryKey: ['products'], queryFn: () => api<Page<ProductView>>('/v1/products') });
+  const products = useQuery({
+    queryKey: ['products'],
+    queryFn: () => api<Page<ProductView>>('/v1/products'),
+  });
   const [tenantId, setTenantId] = useState('default');
   const [site, setSite] = useState({ id: '', name: '', currency: 'INR' });
   const [product, setProduct] = useState({ sku: '', name: '', price: '', siteId: 'default', stock: '' });
@@ -140,17 +245,36 @@ export function CatalogPage() {
   const createProduct = useAction();
   const siteList = sites.data?.items ?? [];
   const productCurrency = () =>
-    siteList.find((s) => s.id === product.siteId && (!allTenants || s.tenantId === tenantId))?.currency ?? 'INR';
+    siteList.find((s) => s.id === product.siteId && (!allTenants || s.tenantId === tenantId))?.currency ??
+    'INR';
 
   return (
     <>
       <h1>Sites &amp; products</h1>
       <Section title="Sites">
         <ErrorNote error={sites.error} />
-        {sites.isPending ? <Loading /> : siteList.length === 0 ? <Empty>No sites.</Empty> : (
+        {sites.isPending ? (
+          <Loading />
+        ) : siteList.length === 0 ? (
+          <Empty>No sites.</Empty>
+        ) : (
           <TableWrap label="Sites">
-            <thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Currency</th><th scope="col">Address</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
-            <tbody>{siteList.map((s) => <SiteRow key={`${s.tenantId}|${s.id}`} site={s} editable={editable} />)}</tbody>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Id</th>
+                <th scope="col">Currency</th>
+                <th scope="col">Address</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {siteList.map((s) => (
+                <SiteRow key={`${s.tenantId}|${s.id}`} site={s} editable={editable} />
+              ))}
+            </tbody>
           </TableWrap>
         )}
         {editable && (
@@ -158,27 +282,77 @@ export function CatalogPage() {
             className="inline-form"
             aria-label="New site"
             onSubmit={createSite.run(async () => {
-              await api('/v1/sites', { method: 'POST', body: { id: site.id, name: site.name, currency: site.currency, ...(allTenants ? { tenantId } : {}) } });
+              await api('/v1/sites', {
+                method: 'POST',
+                body: {
+                  id: site.id,
+                  name: site.name,
+                  currency: site.currency,
+                  ...(allTenants ? { tenantId } : {}),
+                },
+              });
               setSite({ id: '', name: '', currency: site.currency });
               await client.invalidateQueries({ queryKey: ['sites'] });
             })}
           >
             <h3>New site</h3>
             {allTenants && <TenantPicker value={tenantId} onChange={setTenantId} />}
-            <TextField label="Site id" required pattern="[A-Za-z0-9_\-]{1,64}" value={site.id} onChange={(e) => setSite({ ...site, id: e.target.value })} />
-            <TextField label="Site name" required value={site.name} onChange={(e) => setSite({ ...site, name: e.target.value })} />
-            <TextField label="Currency" required pattern="[A-Z]{3}" value={site.currency} onChange={(e) => setSite({ ...site, currency: e.target.value.toUpperCase() })} />
-            <button type="submit" className="primary" disabled={createSite.busy}>Create site</button>
+            <TextField
+              label="Site id"
+              required
+              pattern="[A-Za-z0-9_\-]{1,64}"
+              value={site.id}
+              onChange={(e) => setSite({ ...site, id: e.target.value })}
+            />
+            <TextField
+              label="Site name"
+              required
+              value={site.name}
+              onChange={(e) => setSite({ ...site, name: e.target.value })}
+            />
+            <TextField
+              label="Currency"
+              required
+              pattern="[A-Z]{3}"
+              value={site.currency}
+              onChange={(e) => setSite({ ...site, currency: e.target.value.toUpperCase() })}
+            />
+            <button type="submit" className="primary" disabled={createSite.busy}>
+              Create site
+            </button>
             <ErrorNote error={createSite.error} />
           </form>
         )}
       </Section>
       <Section title="Products">
         <ErrorNote error={products.error} />
-        {products.isPending ? <Loading /> : (products.data?.items.length ?? 0) === 0 ? <Empty>No products.</Empty> : (
+        {products.isPending ? (
+          <Loading />
+        ) : (products.data?.items.length ?? 0) === 0 ? (
+          <Empty>No products.</Empty>
+        ) : (
           <TableWrap label="Products">
-            <thead><tr><th scope="col">Name</th><th scope="col">SKU</th><th scope="col">Site</th><th scope="col" className="num">Price</th><th scope="col" className="num">Stock</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
-            <tbody>{products.data?.items.map((p) => <ProductRow key={`${p.tenantId}|${p.sku}`} product={p} sites={siteList} editable={editable} />)}</tbody>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">SKU</th>
+                <th scope="col">Site</th>
+                <th scope="col" className="num">
+                  Price
+                </th>
+                <th scope="col" className="num">
+                  Stock
+                </th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {products.data?.items.map((p) => (
+                <ProductRow key={`${p.tenantId}|${p.sku}`} product={p} sites={siteList} editable={editable} />
+              ))}
+            </tbody>
           </TableWrap>
         )}
         {editable && (
@@ -186,19 +360,64 @@ export function CatalogPage() {
             className="inline-form"
             aria-label="New product"
             onSubmit={createProduct.run(async () => {
-              await api('/v1/products', { method: 'POST', body: { sku: product.sku, name: product.name, priceMinor: toMinor(product.price, productCurrency()), siteId: product.siteId, ...(product.stock !== '' ? { stock: Number(product.stock) } : {}), ...(allTenants ? { tenantId } : {}) } });
+              await api('/v1/products', {
+                method: 'POST',
+                body: {
+                  sku: product.sku,
+                  name: product.name,
+                  priceMinor: toMinor(product.price, productCurrency()),
+                  siteId: product.siteId,
+                  ...(product.stock !== '' ? { stock: Number(product.stock) } : {}),
+                  ...(allTenants ? { tenantId } : {}),
+                },
+              });
               setProduct({ sku: '', name: '', price: '', siteId: product.siteId, stock: '' });
               await client.invalidateQueries({ queryKey: ['products'] });
             })}
           >
             <h3>New product</h3>
             {allTenants && <TenantPicker value={tenantId} onChange={setTenantId} />}
-            <TextField label="SKU" required pattern="[A-Za-z0-9_.\-]{1,64}" value={product.sku} onChange={(e) => setProduct({ ...product, sku: e.target.value })} />
-            <TextField label="Product name" required value={product.name} onChange={(e) => setProduct({ ...product, name: e.target.value })} />
-            <TextField label="Price" required type="number" min="0" step="any" value={product.price} onChange={(e) => setProduct({ ...product, price: e.target.value })} />
-            <SelectField label="Product site" value={product.siteId} onChange={(e) => setProduct({ ...product, siteId: e.target.value })} options={siteList.filter((s) => !allTenants || s.tenantId === tenantId).map((s) => ({ value: s.id, label: s.name }))} />
-            <TextField label="Stock (empty: not tracked)" type="number" min="0" step="1" value={product.stock} onChange={(e) => setProduct({ ...product, stock: e.target.value })} />
-            <button type="submit" className="primary" disabled={createProduct.busy}>Create product</button>
+            <TextField
+              label="SKU"
+              required
+              pattern="[A-Za-z0-9_.\-]{1,64}"
+              value={product.sku}
+              onChange={(e) => setProduct({ ...product, sku: e.target.value })}
+            />
+            <TextField
+              label="Product name"
+              required
+              value={product.name}
+              onChange={(e) => setProduct({ ...product, name: e.target.value })}
+            />
+            <TextField
+              label="Price"
+              required
+              type="number"
+              min="0"
+              step="any"
+              value={product.price}
+              onChange={(e) => setProduct({ ...product, price: e.target.value })}
+            />
+            <SelectField
+              label="Product site"
+              value={product.siteId}
+              onChange={(e) => setProduct({ ...product, siteId: e.target.value })}
+              options={siteList
+                .filter((s) => !allTenants || s.tenantId === tenantId)
+                .map((s) => ({ value: s.id, label: s.name }))}
+            />
+            <TextField
+              label="Stock (empty: not tracked)"
+              type="number"
+              min="0"
+              step="1"
+              value={product.stock}
+              onChange={(e) => setProduct({ ...product, stock: e.target.value })}
+            />
+            <button type="submit" className="primary" disabled={createProduct.busy}>
+              Create product
+            </button>
             <ErrorNote error={createProduct.error} />
           </form>
         )}

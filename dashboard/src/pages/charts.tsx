@@ -2,14 +2,38 @@
 // dispense success rate and machines online over time. Loaded on demand (Chart.js).
 import { minorToMajor, ORDER_STATUSES, type StatsBucket, type StatsView } from '@kioskhub/protocol';
 import { useQuery } from '@tanstack/react-query';
-import { BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartConfiguration } from 'chart.js';
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+  type ChartConfiguration,
+} from 'chart.js';
 import { useEffect, useMemo, useRef } from 'react';
 import { api, qs } from '../api.ts';
 import { useAllMachines, useFilters, useSites } from '../data.ts';
 import { isoToLocalInput, localInputToIso, money, titleCase } from '../format.ts';
 import { ErrorNote, Loading, Section, SelectField, TextField } from '../ui.tsx';
 
-Chart.register(BarController, BarElement, LineController, LineElement, PointElement, CategoryScale, LinearScale, Tooltip, Legend, Filler);
+Chart.register(
+  BarController,
+  BarElement,
+  LineController,
+  LineElement,
+  PointElement,
+  CategoryScale,
+  LinearScale,
+  Tooltip,
+  Legend,
+  Filler,
+);
 
 const HOUR = 3_600_000;
 
@@ -20,13 +44,16 @@ function buckets(from: string, to: string, bucket: StatsBucket): string[] {
   if (bucket === 'hour') start.setUTCMinutes(0, 0, 0);
   else start.setUTCHours(0, 0, 0, 0);
   const out: string[] = [];
-  for (let t = start.getTime(); t < Date.parse(to) && out.length < 2000; t += step) out.push(new Date(t).toISOString());
+  for (let t = start.getTime(); t < Date.parse(to) && out.length < 2000; t += step)
+    out.push(new Date(t).toISOString());
   return out;
 }
 
 const label = (iso: string, bucket: StatsBucket): string => {
   const d = new Date(iso);
-  return bucket === 'hour' ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' }) : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  return bucket === 'hour'
+    ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' })
+    : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
 };
 
 function ChartCanvas({ config, summary }: { config: ChartConfiguration; summary: string }) {
@@ -43,7 +70,15 @@ function ChartCanvas({ config, summary }: { config: ChartConfiguration; summary:
   );
 }
 
-function DataTable({ caption, head, rows }: { caption: string; head: string[]; rows: (string | number)[][] }) {
+function DataTable({
+  caption,
+  head,
+  rows,
+}: {
+  caption: string;
+  head: string[];
+  rows: (string | number)[][];
+}) {
   return (
     <details>
       <summary>Data table: {caption}</summary>
@@ -51,11 +86,21 @@ function DataTable({ caption, head, rows }: { caption: string; head: string[]; r
         <table>
           <caption className="sr-only">{caption}</caption>
           <thead>
-            <tr>{head.map((h) => <th key={h} scope="col">{h}</th>)}</tr>
+            <tr>
+              {head.map((h) => (
+                <th key={h} scope="col">
+                  {h}
+                </th>
+              ))}
+            </tr>
           </thead>
           <tbody>
             {rows.map((r, i) => (
-              <tr key={i}>{r.map((c, j) => <td key={j}>{c}</td>)}</tr>
+              <tr key={i}>
+                {r.map((c, j) => (
+                  <td key={j}>{c}</td>
+                ))}
+              </tr>
             ))}
           </tbody>
         </table>
@@ -68,43 +113,154 @@ function chartConfigs(stats: StatsView) {
   const axis = buckets(stats.from, stats.to, stats.bucket);
   const currencies = [...new Set(stats.revenue.map((r) => r.currency))];
   const currency = currencies[0] ?? 'INR';
-  const revenueOf = (start: string) => stats.revenue.filter((r) => r.start === start && r.currency === currency).reduce((n, r) => n + r.amountMinor, 0);
+  const revenueOf = (start: string) =>
+    stats.revenue
+      .filter((r) => r.start === start && r.currency === currency)
+      .reduce((n, r) => n + r.amountMinor, 0);
   const online = stats.machinesOnline;
-  const revenueConfig: ChartConfiguration = { type: 'bar', data: { labels: axis.map((a) => label(a, stats.bucket)), datasets: [{ label: `Revenue (${currency})`, data: axis.map((a) => minorToMajor(revenueOf(a), currency)), backgroundColor: '#1f6feb' }] }, options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } } };
-  const statusConfig: ChartConfiguration = { type: 'bar', data: { labels: ORDER_STATUSES.map(titleCase), datasets: [{ label: 'Orders', data: ORDER_STATUSES.map((s) => stats.ordersByStatus.find((x) => x.status === s)?.count ?? 0), backgroundColor: '#8250df' }] }, options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } }, scales: { y: { ticks: { precision: 0 } } } } };
-  const onlineConfig: ChartConfiguration = { type: 'line', data: { labels: online.map((p) => new Date(p.at).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' })), datasets: [{ label: 'Online', data: online.map((p) => p.online), borderColor: '#1a7f37', backgroundColor: 'rgba(26,127,55,.15)', fill: true, stepped: true, pointRadius: 0 }, { label: 'Total', data: online.map((p) => p.total), borderColor: '#8c959f', borderDash: [4, 4], pointRadius: 0 }] }, options: { maintainAspectRatio: false, animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } };
+  const revenueConfig: ChartConfiguration = {
+    type: 'bar',
+    data: {
+      labels: axis.map((a) => label(a, stats.bucket)),
+      datasets: [
+        {
+          label: `Revenue (${currency})`,
+          data: axis.map((a) => minorToMajor(revenueOf(a), currency)),
+          backgroundColor: '#1f6feb',
+        },
+      ],
+    },
+    options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } },
+  };
+  const statusConfig: ChartConfiguration = {
+    type: 'bar',
+    data: {
+      labels: ORDER_STATUSES.map(titleCase),
+      datasets: [
+        {
+          label: 'Orders',
+          data: ORDER_STATUSES.map((s) => stats.ordersByStatus.find((x) => x.status === s)?.count ?? 0),
+          backgroundColor: '#8250df',
+        },
+      ],
+    },
+    options: {
+      maintainAspectRatio: false,
+      animation: false,
+      plugins: { legend: { display: false } },
+      scales: { y: { ticks: { precision: 0 } } },
+    },
+  };
+  const onlineConfig: ChartConfiguration = {
+    type: 'line',
+    data: {
+      labels: online.map((p) =>
+        new Date(p.at).toLocaleString(undefined, {
+          month: 'short',
+          day: 'numeric',
+          hour: '2-digit',
+          minute: '2-digit',
+          timeZone: 'UTC',
+        }),
+      ),
+      datasets: [
+        {
+          label: 'Online',
+          data: online.map((p) => p.online),
+          borderColor: '#1a7f37',
+          backgroundColor: 'rgba(26,127,55,.15)',
+          fill: true,
+          stepped: true,
+          pointRadius: 0,
+        },
+        {
+          label: 'Total',
+          data: online.map((p) => p.total),
+          borderColor: '#8c959f',
+          borderDash: [4, 4],
+          pointRadius: 0,
+        },
+      ],
+    },
+    options: {
+      maintainAspectRatio: false,
+      animation: false,
+      scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
+    },
+  };
   return { revenueConfig, statusConfig, onlineConfig, currency, currencies };
 }
 
 function Charts({ stats }: { stats: StatsView }) {
-  const { revenueConfig, statusConfig, onlineConfig, currency, currencies } = useMemo(() => chartConfigs(stats), [stats]);
-  const totalRevenue = stats.revenue.filter((r) => r.currency === currency).reduce((n, r) => n + r.amountMinor, 0);
+  const { revenueConfig, statusConfig, onlineConfig, currency, currencies } = useMemo(
+    () => chartConfigs(stats),
+    [stats],
+  );
+  const totalRevenue = stats.revenue
+    .filter((r) => r.currency === currency)
+    .reduce((n, r) => n + r.amountMinor, 0);
   const rate = stats.dispense.rate;
   const statuses = stats.ordersByStatus.filter((s) => s.count > 0);
   const online = stats.machinesOnline;
   return (
     <div className="charts">
       <Section title={`Revenue by ${stats.bucket}`}>
-        <p className="big">{money(totalRevenue, currency)}{currencies.length > 1 && <span className="muted small"> (also {currencies.slice(1).join(', ')}: see the table)</span>}</p>
-        <ChartCanvas config={revenueConfig} summary={`Revenue by ${stats.bucket}: ${money(totalRevenue, currency)} in total`} />
-        <DataTable caption={`Revenue by ${stats.bucket}`} head={['Start (UTC)', 'Currency', 'Amount', 'Orders']} rows={stats.revenue.map((r) => [r.start, r.currency, money(r.amountMinor, r.currency), r.orders])} />
+        <p className="big">
+          {money(totalRevenue, currency)}
+          {currencies.length > 1 && (
+            <span className="muted small"> (also {currencies.slice(1).join(', ')}: see the table)</span>
+          )}
+        </p>
+        <ChartCanvas
+          config={revenueConfig}
+          summary={`Revenue by ${stats.bucket}: ${money(totalRevenue, currency)} in total`}
+        />
+        <DataTable
+          caption={`Revenue by ${stats.bucket}`}
+          head={['Start (UTC)', 'Currency', 'Amount', 'Orders']}
+          rows={stats.revenue.map((r) => [r.start, r.currency, money(r.amountMinor, r.currency), r.orders])}
+        />
       </Section>
       <Section title="Orders by status">
-        <ChartCanvas config={statusConfig} summary={`Orders by status: ${statuses.map((s) => `${s.count} ${titleCase(s.status)}`).join(', ') || 'none'}`} />
-        <DataTable caption="Orders by status" head={['Status', 'Orders']} rows={stats.ordersByStatus.map((s) => [titleCase(s.status), s.count])} />
+        <ChartCanvas
+          config={statusConfig}
+          summary={`Orders by status: ${statuses.map((s) => `${s.count} ${titleCase(s.status)}`).join(', ') || 'none'}`}
+        />
+        <DataTable
+          caption="Orders by status"
+          head={['Status', 'Orders']}
+          rows={stats.ordersByStatus.map((s) => [titleCase(s.status), s.count])}
+        />
       </Section>
       <Section title="Dispense success rate">
-        <p className="big" data-testid="success-rate">{rate === null ? 'No dispenses' : `${(rate * 100).toFixed(1)} %`}</p>
-        <div className="meter" role="meter" aria-label="Dispense success rate" aria-valuemin={0} aria-valuemax={100} aria-valuenow={rate === null ? 0 : Math.round(rate * 100)}>
+        <p className="big" data-testid="success-rate">
+          {rate === null ? 'No dispenses' : `${(rate * 100).toFixed(1)} %`}
+        </p>
+        <div
+          className="meter"
+          role="meter"
+          aria-label="Dispense success rate"
+          aria-valuemin={0}
+          aria-valuemax={100}
+          aria-valuenow={rate === null ? 0 : Math.round(rate * 100)}
+        >
           <span style={{ width: `${(rate ?? 0) * 100}%` }} />
         </div>
         <p className="muted">
-          {stats.dispense.success} succeeded · {stats.dispense.failed} failed · {stats.dispense.noResult} without a result
+          {stats.dispense.success} succeeded · {stats.dispense.failed} failed · {stats.dispense.noResult}{' '}
+          without a result
         </p>
       </Section>
       <Section title="Machines online">
-        <ChartCanvas config={onlineConfig} summary={`Machines online over time; now ${online.at(-1)?.online ?? 0} of ${online.at(-1)?.total ?? 0}`} />
-        <DataTable caption="Machines online (averages per bucket)" head={['At', 'Online', 'Total']} rows={online.map((p) => [p.at, p.online, p.total])} />
+        <ChartCanvas
+          config={onlineConfig}
+          summary={`Machines online over time; now ${online.at(-1)?.online ?? 0} of ${online.at(-1)?.total ?? 0}`}
+        />
+        <DataTable
+          caption="Machines online (averages per bucket)"
+          head={['At', 'Online', 'Total']}
+          rows={online.map((p) => [p.at, p.online, p.total])}
+        />
       </Section>
     </div>
   );
@@ -113,19 +269,64 @@ function Charts({ stats }: { stats: StatsView }) {
 export default function ChartsPage() {
   const [filters, setFilters] = useFilters();
   const bucket = (filters.get('bucket') === 'day' ? 'day' : 'hour') satisfies StatsBucket;
-  const f = { from: filters.get('from') ?? '', to: filters.get('to') ?? '', siteId: filters.get('site') ?? '', machineId: filters.get('machine') ?? '' };
+  const f = {
+    from: filters.get('from') ?? '',
+    to: filters.get('to') ?? '',
+    siteId: filters.get('site') ?? '',
+    machineId: filters.get('machine') ?? '',
+  };
   const sites = useSites();
   const machines = useAllMachines();
-  const stats = useQuery({ queryKey: ['stats', bucket, f], queryFn: () => api<StatsView>(`/v1/stats${qs({ ...f, bucket })}`), refetchInterval: 60_000 });
+  const stats = useQuery({
+    queryKey: ['stats', bucket, f],
+    queryFn: () => api<StatsView>(`/v1/stats${qs({ ...f, bucket })}`),
+    refetchInterval: 60_000,
+  });
   return (
     <>
       <h1>Charts</h1>
       <form className="filters" aria-label="Chart range" onSubmit={(e) => e.preventDefault()}>
-        <SelectField label="Group by" value={bucket} onChange={(e) => setFilters({ bucket: e.target.value })} options={[{ value: 'hour', label: 'Hour (last 24 h)' }, { value: 'day', label: 'Day (last 30 days)' }]} />
-        <TextField label="From" type="datetime-local" value={isoToLocalInput(f.from || undefined)} onChange={(e) => setFilters({ from: localInputToIso(e.target.value) })} />
-        <TextField label="To" type="datetime-local" value={isoToLocalInput(f.to || undefined)} onChange={(e) => setFilters({ to: localInputToIso(e.target.value) })} />
-        <SelectField label="Site" value={f.siteId} onChange={(e) => setFilters({ site: e.target.value, machine: undefined })} options={[{ value: '', label: 'All sites' }, ...(sites.data?.items ?? []).map((s) => ({ value: s.id, label: s.name }))]} />
-        <SelectField label="Machine" value={f.machineId} onChange={(e) => setFilters({ machine: e.target.value })} options={[{ value: '', label: 'All machines' }, ...(machines.data ?? []).filter((m) => !f.siteId || m.siteId === f.siteId).map((m) => ({ value: m.id, label: m.id }))]} />
+        <SelectField
+          label="Group by"
+          value={bucket}
+          onChange={(e) => setFilters({ bucket: e.target.value })}
+          options={[
+            { value: 'hour', label: 'Hour (last 24 h)' },
+            { value: 'day', label: 'Day (last 30 days)' },
+          ]}
+        />
+        <TextField
+          label="From"
+          type="datetime-local"
+          value={isoToLocalInput(f.from || undefined)}
+          onChange={(e) => setFilters({ from: localInputToIso(e.target.value) })}
+        />
+        <TextField
+          label="To"
+          type="datetime-local"
+          value={isoToLocalInput(f.to || undefined)}
+          onChange={(e) => setFilters({ to: localInputToIso(e.target.value) })}
+        />
+        <SelectField
+          label="Site"
+          value={f.siteId}
+          onChange={(e) => setFilters({ site: e.target.value, machine: undefined })}
+          options={[
+            { value: '', label: 'All sites' },
+            ...(sites.data?.items ?? []).map((s) => ({ value: s.id, label: s.name })),
+          ]}
+        />
+        <SelectField
+          label="Machine"
+          value={f.machineId}
+          onChange={(e) => setFilters({ machine: e.target.value })}
+          options={[
+            { value: '', label: 'All machines' },
+            ...(machines.data ?? [])
+              .filter((m) => !f.siteId || m.siteId === f.siteId)
+              .map((m) => ({ value: m.id, label: m.id })),
+          ]}
+        />
       </form>
       <p className="muted small">Hours and days are UTC.</p>
       <ErrorNote error={stats.error} />

@@ -19,7 +19,10 @@ export function FleetPage() {
   const now = useNow();
   const fleet = useInfiniteQuery({
     queryKey: ['fleet', 'list', { siteId, status, kind, q }],
-    queryFn: ({ pageParam }) => api<Page<FleetMachineView>>(`/v1/fleet${qs({ siteId, status, kind, q, limit: 100, cursor: pageParam })}`),
+    queryFn: ({ pageParam }) =>
+      api<Page<FleetMachineView>>(
+        `/v1/fleet${qs({ siteId, status, kind, q, limit: 100, cursor: pageParam })}`,
+      ),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
@@ -31,13 +34,48 @@ export function FleetPage() {
     <>
       <h1>Fleet</h1>
       <p className="summary" aria-live="polite">
-        <strong>{online}</strong> of {machines.length} machines online · <strong>{machines.reduce((n, m) => n + m.queuedOrders, 0)}</strong> orders queued
+        <strong>{online}</strong> of {machines.length} machines online ·{' '}
+        <strong>{machines.reduce((n, m) => n + m.queuedOrders, 0)}</strong> orders queued
       </p>
-      <form className="filters" role="search" aria-label="Filter machines" onSubmit={(e) => e.preventDefault()}>
-        <TextField label="Search by id or name" type="search" value={q} onChange={(e) => setFilters({ q: e.target.value })} />
-        <SelectField label="Site" value={siteId} onChange={(e) => setFilters({ site: e.target.value })} options={[{ value: '', label: 'All sites' }, ...(sites.data?.items ?? []).map((s) => ({ value: s.id, label: s.name }))]} />
-        <SelectField label="Status" value={status} onChange={(e) => setFilters({ status: e.target.value })} options={[{ value: '', label: 'Any status' }, ...STATUSES.map((s) => ({ value: s, label: titleCase(s) }))]} />
-        <SelectField label="Kind" value={kind} onChange={(e) => setFilters({ kind: e.target.value })} options={[{ value: '', label: 'Any kind' }, ...MACHINE_KINDS.map((k) => ({ value: k, label: titleCase(k) }))]} />
+      <form
+        className="filters"
+        role="search"
+        aria-label="Filter machines"
+        onSubmit={(e) => e.preventDefault()}
+      >
+        <TextField
+          label="Search by id or name"
+          type="search"
+          value={q}
+          onChange={(e) => setFilters({ q: e.target.value })}
+        />
+        <SelectField
+          label="Site"
+          value={siteId}
+          onChange={(e) => setFilters({ site: e.target.value })}
+          options={[
+            { value: '', label: 'All sites' },
+            ...(sites.data?.items ?? []).map((s) => ({ value: s.id, label: s.name })),
+          ]}
+        />
+        <SelectField
+          label="Status"
+          value={status}
+          onChange={(e) => setFilters({ status: e.target.value })}
+          options={[
+            { value: '', label: 'Any status' },
+            ...STATUSES.map((s) => ({ value: s, label: titleCase(s) })),
+          ]}
+        />
+        <SelectField
+          label="Kind"
+          value={kind}
+          onChange={(e) => setFilters({ kind: e.target.value })}
+          options={[
+            { value: '', label: 'Any kind' },
+            ...MACHINE_KINDS.map((k) => ({ value: k, label: titleCase(k) })),
+          ]}
+        />
       </form>
       <ErrorNote error={fleet.error} />
       {fleet.isPending ? (
@@ -52,7 +90,9 @@ export function FleetPage() {
               <th scope="col">Status</th>
               <th scope="col">Site</th>
               <th scope="col">Last seen</th>
-              <th scope="col" className="num">Queued</th>
+              <th scope="col" className="num">
+                Queued
+              </th>
               <th scope="col">Firmware</th>
               <th scope="col">Kind</th>
             </tr>
@@ -61,7 +101,9 @@ export function FleetPage() {
             {machines.map((m) => (
               <tr key={m.id} data-machine-id={m.id}>
                 <th scope="row">
-                  <Link href={`/machines/${encodeURIComponent(m.id)}`}>{m.name === m.id ? m.id : `${m.name} (${m.id})`}</Link>
+                  <Link href={`/machines/${encodeURIComponent(m.id)}`}>
+                    {m.name === m.id ? m.id : `${m.name} (${m.id})`}
+                  </Link>
                 </th>
                 <td>
                   <StatusBadge status={m.status} />
@@ -77,7 +119,12 @@ export function FleetPage() {
         </TableWrap>
       )}
       {fleet.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => void fleet.fetchNextPage()} disabled={fleet.isFetchingNextPage}>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => void fleet.fetchNextPage()}
+          disabled={fleet.isFetchingNextPage}
+        >
           Load more machines
         </button>
       )}

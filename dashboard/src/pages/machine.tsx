@@ -8,16 +8,35 @@ import { api, apiBlob } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { useNow, useSites } from '../data.ts';
 import { ago, dateTime, money, titleCase } from '../format.ts';
-import { ConfirmButton, Empty, ErrorNote, Loading, Section, SelectField, StatusBadge, TableWrap, TextField } from '../ui.tsx';
+import {
+  ConfirmButton,
+  Empty,
+  ErrorNote,
+  Loading,
+  Section,
+  SelectField,
+  StatusBadge,
+  TableWrap,
+  TextField,
+} from '../ui.tsx';
 import { OrdersTable } from './orders.tsx';
 import { connectionText, dispenses, KindPanel, takesQrPayments } from './machine-kind.tsx';
 
 export function MachinePage({ id }: { id: string }) {
   const { can } = useAuth();
   const now = useNow();
-  const machine = useQuery({ queryKey: ['machine', id], queryFn: () => api<MachineView>(`/v1/machines/${encodeURIComponent(id)}`) });
-  const orders = useQuery({ queryKey: ['orders', 'machine', id], queryFn: () => api<Page<OrderView>>(`/v1/orders?machineId=${encodeURIComponent(id)}&limit=20`) });
-  const commands = useQuery({ queryKey: ['machine-commands', id], queryFn: () => api<{ items: CommandView[] }>(`/v1/machines/${encodeURIComponent(id)}/commands?limit=20`) });
+  const machine = useQuery({
+    queryKey: ['machine', id],
+    queryFn: () => api<MachineView>(`/v1/machines/${encodeURIComponent(id)}`),
+  });
+  const orders = useQuery({
+    queryKey: ['orders', 'machine', id],
+    queryFn: () => api<Page<OrderView>>(`/v1/orders?machineId=${encodeURIComponent(id)}&limit=20`),
+  });
+  const commands = useQuery({
+    queryKey: ['machine-commands', id],
+    queryFn: () => api<{ items: CommandView[] }>(`/v1/machines/${encodeURIComponent(id)}/commands?limit=20`),
+  });
   const sites = useSites();
 
   if (machine.isPending) return <Loading what="Loading machine" />;
@@ -43,7 +62,9 @@ export function MachinePage({ id }: { id: string }) {
       </h1>
       <dl className="facts">
         <dt>Site</dt>
-        <dd>{sites.data?.items.find((s) => s.id === m.siteId && s.tenantId === m.tenantId)?.name ?? m.siteId}</dd>
+        <dd>
+          {sites.data?.items.find((s) => s.id === m.siteId && s.tenantId === m.tenantId)?.name ?? m.siteId}
+        </dd>
         <dt>Kind</dt>
         <dd>{titleCase(m.kind)}</dd>
         <dt>Last seen</dt>
@@ -67,42 +88,55 @@ export function MachinePage({ id }: { id: string }) {
       </div>
       <Section title="Recent orders">
         <ErrorNote error={orders.error} />
-        {orders.data && (orders.data.items.length === 0 ? <Empty>No orders yet.</Empty> : <OrdersTable orders={orders.data.items} label={`Recent orders of ${m.id}`} />)}
-      </Section>
-      {dispenses(m.kind) && <Section title="Recent commands">
-        <ErrorNote error={commands.error} />
-        {commands.data &&
-          (commands.data.items.length === 0 ? (
-            <Empty>No commands yet.</Empty>
+        {orders.data &&
+          (orders.data.items.length === 0 ? (
+            <Empty>No orders yet.</Empty>
           ) : (
-            <TableWrap label={`Recent commands of ${m.id}`}>
-              <thead>
-                <tr>
-                  <th scope="col">Queued</th>
-                  <th scope="col">Order</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Result</th>
-                  <th scope="col" className="num">Attempts</th>
-                  <th scope="col">Finished</th>
-                </tr>
-              </thead>
-              <tbody>
-                {commands.data.items.map((c) => (
-                  <tr key={c.id}>
-                    <td>{dateTime(c.queuedAt)}</td>
-                    <td>
-                      <Link href={`/orders/${c.orderId}`}>{c.orderId.slice(-8)}</Link>
-                    </td>
-                    <td>{titleCase(c.status)}</td>
-                    <td>{c.result ? `${titleCase(c.result)}${c.failureCode ? ` (${c.failureCode})` : ''}` : '—'}</td>
-                    <td className="num">{c.attempts}</td>
-                    <td>{dateTime(c.finishedAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </TableWrap>
+            <OrdersTable orders={orders.data.items} label={`Recent orders of ${m.id}`} />
           ))}
-      </Section>}
+      </Section>
+      {dispenses(m.kind) && (
+        <Section title="Recent commands">
+          <ErrorNote error={commands.error} />
+          {commands.data &&
+            (commands.data.items.length === 0 ? (
+              <Empty>No commands yet.</Empty>
+            ) : (
+              <TableWrap label={`Recent commands of ${m.id}`}>
+                <thead>
+                  <tr>
+                    <th scope="col">Queued</th>
+                    <th scope="col">Order</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Result</th>
+                    <th scope="col" className="num">
+                      Attempts
+                    </th>
+                    <th scope="col">Finished</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {commands.data.items.map((c) => (
+                    <tr key={c.id}>
+                      <td>{dateTime(c.queuedAt)}</td>
+                      <td>
+                        <Link href={`/orders/${c.orderId}`}>{c.orderId.slice(-8)}</Link>
+                      </td>
+                      <td>{titleCase(c.status)}</td>
+                      <td>
+                        {c.result
+                          ? `${titleCase(c.result)}${c.failureCode ? ` (${c.failureCode})` : ''}`
+                          : '—'}
+                      </td>
+                      <td className="num">{c.attempts}</td>
+                      <td>{dateTime(c.finishedAt)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </TableWrap>
+            ))}
+        </Section>
+      )}
     </>
   );
 }
@@ -126,7 +160,9 @@ function PaymentQr({ machine, canManage }: { machine: MachineView; canManage: bo
     },
     staleTime: Infinity,
   });
-  const [amount, setAmount] = useState(profile?.fixedAmountPaise ? String(profile.fixedAmountPaise / 100) : '20');
+  const [amount, setAmount] = useState(
+    profile?.fixedAmountPaise ? String(profile.fixedAmountPaise / 100) : '20',
+  );
   const [force, setForce] = useState(false);
   const [result, setResult] = useState<string | null>(null);
 
@@ -136,13 +172,26 @@ function PaymentQr({ machine, canManage }: { machine: MachineView; canManage: bo
         <>
           <p>
             {profile.provider} · QR <code>{profile.qrCodeId}</code> ·{' '}
-            {profile.fixedAmountPaise === null ? 'any amount' : money(profile.fixedAmountPaise, machine.currency)}
+            {profile.fixedAmountPaise === null
+              ? 'any amount'
+              : money(profile.fixedAmountPaise, machine.currency)}
           </p>
           <ErrorNote error={qr.error} />
           {qr.data && (
             <>
-              <img className="qr" src={qr.data.url} width={220} height={220} alt={`Payment QR code of machine ${machine.id}`} />
-              {qr.data.source !== 'content' && <p className="muted small">This image encodes the provider’s link ({qr.data.source}), not a UPI payment string: print the provider’s own image for stickers.</p>}
+              <img
+                className="qr"
+                src={qr.data.url}
+                width={220}
+                height={220}
+                alt={`Payment QR code of machine ${machine.id}`}
+              />
+              {qr.data.source !== 'content' && (
+                <p className="muted small">
+                  This image encodes the provider’s link ({qr.data.source}), not a UPI payment string: print
+                  the provider’s own image for stickers.
+                </p>
+              )}
               <p>
                 <a href={qr.data.url} download={`${machine.id}.png`}>
                   Download PNG
@@ -162,17 +211,38 @@ function PaymentQr({ machine, canManage }: { machine: MachineView; canManage: bo
             e.preventDefault();
             setResult(null);
             try {
-              const r = await api<{ status: string; qrCodeId: string | null; notes: string[]; error: string | null }>(`/v1/machines/${encodeURIComponent(machine.id)}/provision-qr`, { method: 'POST', body: { amountPaise: Math.round(Number(amount) * 100), force } });
-              setResult(r.error ? `Failed: ${r.error}` : `${titleCase(r.status)}${r.qrCodeId ? `: ${r.qrCodeId}` : ''}${r.notes.length ? ` (${r.notes.join('; ')})` : ''}`);
+              const r = await api<{
+                status: string;
+                qrCodeId: string | null;
+                notes: string[];
+                error: string | null;
+              }>(`/v1/machines/${encodeURIComponent(machine.id)}/provision-qr`, {
+                method: 'POST',
+                body: { amountPaise: Math.round(Number(amount) * 100), force },
+              });
+              setResult(
+                r.error
+                  ? `Failed: ${r.error}`
+                  : `${titleCase(r.status)}${r.qrCodeId ? `: ${r.qrCodeId}` : ''}${r.notes.length ? ` (${r.notes.join('; ')})` : ''}`,
+              );
               await client.invalidateQueries({ queryKey: ['machine', machine.id] });
             } catch (err) {
               setResult(err instanceof Error ? err.message : String(err));
             }
           }}
         >
-          <TextField label="Amount per vend (₹)" type="number" min="0.01" step="0.01" required value={amount} onChange={(e) => setAmount(e.target.value)} />
+          <TextField
+            label="Amount per vend (₹)"
+            type="number"
+            min="0.01"
+            step="0.01"
+            required
+            value={amount}
+            onChange={(e) => setAmount(e.target.value)}
+          />
           <label className="check">
-            <input type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} /> Replace the existing QR
+            <input type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} /> Replace the
+            existing QR
           </label>
           <button type="submit" className="secondary">
             Provision UPI QR
@@ -193,7 +263,9 @@ function MachineAdmin({ machine }: { machine: MachineView }) {
   const [error, setError] = useState<unknown>(null);
   const [key, setKey] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
-  const siteOptions = (sites.data?.items ?? []).filter((s) => s.tenantId === machine.tenantId).map((s) => ({ value: s.id, label: s.name }));
+  const siteOptions = (sites.data?.items ?? [])
+    .filter((s) => s.tenantId === machine.tenantId)
+    .map((s) => ({ value: s.id, label: s.name }));
 
   return (
     <Section title="Manage">
@@ -205,7 +277,10 @@ function MachineAdmin({ machine }: { machine: MachineView }) {
           setError(null);
           setSaved(null);
           try {
-            const updated = await api<MachineView>(`/v1/machines/${encodeURIComponent(machine.id)}`, { method: 'PATCH', body: { name, siteId } });
+            const updated = await api<MachineView>(`/v1/machines/${encodeURIComponent(machine.id)}`, {
+              method: 'PATCH',
+              body: { name, siteId },
+            });
             client.setQueryData(['machine', machine.id], updated);
             void client.invalidateQueries({ queryKey: ['fleet'] });
             setSaved('Saved.');
@@ -214,8 +289,19 @@ function MachineAdmin({ machine }: { machine: MachineView }) {
           }
         }}
       >
-        <TextField label="Name" required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
-        <SelectField label="Site" value={siteId} onChange={(e) => setSiteId(e.target.value)} options={siteOptions.length ? siteOptions : [{ value: siteId, label: siteId }]} />
+        <TextField
+          label="Name"
+          required
+          maxLength={200}
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+        />
+        <SelectField
+          label="Site"
+          value={siteId}
+          onChange={(e) => setSiteId(e.target.value)}
+          options={siteOptions.length ? siteOptions : [{ value: siteId, label: siteId }]}
+        />
         <button type="submit" className="primary">
           Save
         </button>
@@ -223,13 +309,18 @@ function MachineAdmin({ machine }: { machine: MachineView }) {
         <ErrorNote error={error} />
       </form>
       <h3>Machine key</h3>
-      <p className="muted small">Rotating makes a new key; the old one stops working at once. The new key is shown here once.</p>
+      <p className="muted small">
+        Rotating makes a new key; the old one stops working at once. The new key is shown here once.
+      </p>
       <ConfirmButton
         label="Rotate key"
         confirmLabel="Yes, rotate the key"
         tone="danger"
         onConfirm={async () => {
-          const r = await api<{ key: string }>(`/v1/machines/${encodeURIComponent(machine.id)}/rotate-key`, { method: 'POST', body: {} });
+          const r = await api<{ key: string }>(`/v1/machines/${encodeURIComponent(machine.id)}/rotate-key`, {
+            method: 'POST',
+            body: {},
+          });
           setKey(r.key);
           setCopied(false);
         }}

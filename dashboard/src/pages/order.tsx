@@ -81,8 +81,14 @@ function Payments({ orderId }: { orderId: string }) {
 }
 
 export function OrderPage({ id }: { id: string }) {
-  const order = useQuery({ queryKey: ['order', id], queryFn: () => api<OrderView>(`/v1/orders/${encodeURIComponent(id)}`) });
-  const timeline = useQuery({ queryKey: ['timeline', id], queryFn: () => api<{ items: TimelineEntryView[] }>(`/v1/orders/${encodeURIComponent(id)}/timeline`) });
+  const order = useQuery({
+    queryKey: ['order', id],
+    queryFn: () => api<OrderView>(`/v1/orders/${encodeURIComponent(id)}`),
+  });
+  const timeline = useQuery({
+    queryKey: ['timeline', id],
+    queryFn: () => api<{ items: TimelineEntryView[] }>(`/v1/orders/${encodeURIComponent(id)}/timeline`),
+  });
   if (order.isPending) return <Loading what="Loading order" />;
   if (order.error || !order.data) {
     return (
@@ -108,7 +114,13 @@ export function OrderPage({ id }: { id: string }) {
         <dt>Amount</dt>
         <dd>{money(o.amount, o.currency)}</dd>
         <dt>Machine</dt>
-        <dd>{o.machineId ? <Link href={`/machines/${encodeURIComponent(o.machineId)}`}>{o.machineId}</Link> : '—'}</dd>
+        <dd>
+          {o.machineId ? (
+            <Link href={`/machines/${encodeURIComponent(o.machineId)}`}>{o.machineId}</Link>
+          ) : (
+            '—'
+          )}
+        </dd>
         <dt>Site</dt>
         <dd>{o.siteId ?? '—'}</dd>
         <dt>Source</dt>

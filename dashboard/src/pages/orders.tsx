@@ -11,7 +11,8 @@ import { Empty, ErrorNote, Loading, SelectField, StatusBadge, TableWrap, TextFie
 
 export function OrdersTable({ orders, label }: { orders: OrderView[]; label: string }) {
   const sites = useSites();
-  const siteName = (o: OrderView) => sites.data?.items.find((s) => s.id === o.siteId && s.tenantId === o.tenantId)?.name ?? o.siteId ?? '—';
+  const siteName = (o: OrderView) =>
+    sites.data?.items.find((s) => s.id === o.siteId && s.tenantId === o.tenantId)?.name ?? o.siteId ?? '—';
   return (
     <TableWrap label={label}>
       <thead>
@@ -19,10 +20,16 @@ export function OrdersTable({ orders, label }: { orders: OrderView[]; label: str
           <th scope="col">Time</th>
           <th scope="col">Order</th>
           <th scope="col">Status</th>
-          <th scope="col" className="num">Amount</th>
+          <th scope="col" className="num">
+            Amount
+          </th>
           <th scope="col">Machine</th>
-          <th scope="col" className="hide-sm">Site</th>
-          <th scope="col" className="hide-sm">Source</th>
+          <th scope="col" className="hide-sm">
+            Site
+          </th>
+          <th scope="col" className="hide-sm">
+            Source
+          </th>
         </tr>
       </thead>
       <tbody data-testid="order-rows">
@@ -37,7 +44,13 @@ export function OrdersTable({ orders, label }: { orders: OrderView[]; label: str
               {o.failureCode && <span className="muted small"> {o.failureCode}</span>}
             </td>
             <td className="num">{money(o.amount, o.currency)}</td>
-            <td>{o.machineId ? <Link href={`/machines/${encodeURIComponent(o.machineId)}`}>{o.machineId}</Link> : '—'}</td>
+            <td>
+              {o.machineId ? (
+                <Link href={`/machines/${encodeURIComponent(o.machineId)}`}>{o.machineId}</Link>
+              ) : (
+                '—'
+              )}
+            </td>
             <td className="hide-sm">{siteName(o)}</td>
             <td className="hide-sm">{o.source}</td>
           </tr>
@@ -49,14 +62,21 @@ export function OrdersTable({ orders, label }: { orders: OrderView[]; label: str
 
 export function OrdersPage() {
   const [filters, setFilters] = useFilters();
-  const f = { machineId: filters.get('machine') ?? '', siteId: filters.get('site') ?? '', status: filters.get('status') ?? '', from: filters.get('from') ?? '', to: filters.get('to') ?? '' };
+  const f = {
+    machineId: filters.get('machine') ?? '',
+    siteId: filters.get('site') ?? '',
+    status: filters.get('status') ?? '',
+    from: filters.get('from') ?? '',
+    to: filters.get('to') ?? '',
+  };
   const machines = useAllMachines();
   const sites = useSites();
   const [exporting, setExporting] = useState(false);
   const [exportError, setExportError] = useState<unknown>(null);
   const list = useInfiniteQuery({
     queryKey: ['orders', 'feed', f],
-    queryFn: ({ pageParam }) => api<Page<OrderView>>(`/v1/orders${qs({ ...f, limit: 50, cursor: pageParam })}`),
+    queryFn: ({ pageParam }) =>
+      api<Page<OrderView>>(`/v1/orders${qs({ ...f, limit: 50, cursor: pageParam })}`),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
@@ -84,16 +104,64 @@ export function OrdersPage() {
         </button>
       </div>
       <form className="filters" aria-label="Filter orders" onSubmit={(e) => e.preventDefault()}>
-        <SelectField label="Machine" value={f.machineId} onChange={(e) => setFilters({ machine: e.target.value })} options={[{ value: '', label: 'All machines' }, ...(machines.data ?? []).map((m) => ({ value: m.id, label: m.name === m.id ? m.id : `${m.name} (${m.id})` }))]} />
-        <SelectField label="Site" value={f.siteId} onChange={(e) => setFilters({ site: e.target.value })} options={[{ value: '', label: 'All sites' }, ...(sites.data?.items ?? []).map((s) => ({ value: s.id, label: s.name }))]} />
-        <SelectField label="Status" value={f.status} onChange={(e) => setFilters({ status: e.target.value })} options={[{ value: '', label: 'Any status' }, ...ORDER_STATUSES.map((s) => ({ value: s, label: titleCase(s) }))]} />
-        <TextField label="From" type="datetime-local" value={isoToLocalInput(f.from || undefined)} onChange={(e) => setFilters({ from: localInputToIso(e.target.value) })} />
-        <TextField label="To" type="datetime-local" value={isoToLocalInput(f.to || undefined)} onChange={(e) => setFilters({ to: localInputToIso(e.target.value) })} />
+        <SelectField
+          label="Machine"
+          value={f.machineId}
+          onChange={(e) => setFilters({ machine: e.target.value })}
+          options={[
+            { value: '', label: 'All machines' },
+            ...(machines.data ?? []).map((m) => ({
+              value: m.id,
+              label: m.name === m.id ? m.id : `${m.name} (${m.id})`,
+            })),
+          ]}
+        />
+        <SelectField
+          label="Site"
+          value={f.siteId}
+          onChange={(e) => setFilters({ site: e.target.value })}
+          options={[
+            { value: '', label: 'All sites' },
+            ...(sites.data?.items ?? []).map((s) => ({ value: s.id, label: s.name })),
+          ]}
+        />
+        <SelectField
+          label="Status"
+          value={f.status}
+          onChange={(e) => setFilters({ status: e.target.value })}
+          options={[
+            { value: '', label: 'Any status' },
+            ...ORDER_STATUSES.map((s) => ({ value: s, label: titleCase(s) })),
+          ]}
+        />
+        <TextField
+          label="From"
+          type="datetime-local"
+          value={isoToLocalInput(f.from || undefined)}
+          onChange={(e) => setFilters({ from: localInputToIso(e.target.value) })}
+        />
+        <TextField
+          label="To"
+          type="datetime-local"
+          value={isoToLocalInput(f.to || undefined)}
+          onChange={(e) => setFilters({ to: localInputToIso(e.target.value) })}
+        />
       </form>
       <ErrorNote error={list.error ?? exportError} />
-      {list.isPending ? <Loading what="Loading orders" /> : orders.length === 0 ? <Empty>No orders match.</Empty> : <OrdersTable orders={orders} label="Orders, newest first" />}
+      {list.isPending ? (
+        <Loading what="Loading orders" />
+      ) : orders.length === 0 ? (
+        <Empty>No orders match.</Empty>
+      ) : (
+        <OrdersTable orders={orders} label="Orders, newest first" />
+      )}
       {list.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => void list.fetchNextPage()} disabled={list.isFetchingNextPage}>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => void list.fetchNextPage()}
+          disabled={list.isFetchingNextPage}
+        >
           Load more orders
         </button>
       )}

@@ -14,7 +14,8 @@ const REASONS: Record<string, string> = {
 };
 export const reasonLabel = (r: string): string => REASONS[r] ?? r;
 
-export const needsReview = (o: Pick<OrderView, 'status' | 'paidAt'>): boolean => o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
+export const needsReview = (o: Pick<OrderView, 'status' | 'paidAt'>): boolean =>
+  o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
 
 /** "Mark dispensed" (NEEDS_REVIEW only) and "Refund due", as the viewer's role allows. */
 export function ReviewActions({ order }: { order: OrderView }) {
@@ -22,15 +23,39 @@ export function ReviewActions({ order }: { order: OrderView }) {
   const client = useQueryClient();
   if (!needsReview(order)) return null;
   const decide = async (action: 'mark-dispensed' | 'refund-due', note: string) => {
-    const updated = await api<ReviewOrderView>(`/v1/orders/${order.id}/${action}`, { method: 'POST', body: note ? { note } : {} });
+    const updated = await api<ReviewOrderView>(`/v1/orders/${order.id}/${action}`, {
+      method: 'POST',
+      body: note ? { note } : {},
+    });
     client.setQueryData(['order', order.id], updated);
-    await Promise.all([client.invalidateQueries({ queryKey: ['review'] }), client.invalidateQueries({ queryKey: ['orders'] }), client.invalidateQueries({ queryKey: ['timeline', order.id] })]);
+    await Promise.all([
+      client.invalidateQueries({ queryKey: ['review'] }),
+      client.invalidateQueries({ queryKey: ['orders'] }),
+      client.invalidateQueries({ queryKey: ['timeline', order.id] }),
+    ]);
   };
   return (
     <div className="actions">
-      {order.status === 'NEEDS_REVIEW' && can('markDispensed') && <ConfirmButton label="Mark dispensed" confirmLabel="Confirm: it was dispensed" withNote onConfirm={(note) => decide('mark-dispensed', note)} />}
-      {can('refundDue') && <ConfirmButton label="Refund due" confirmLabel="Confirm: refund due" tone="danger" withNote onConfirm={(note) => decide('refund-due', note)} />}
-      {!can('markDispensed') && !can('refundDue') && <span className="muted small">Your role cannot settle reviews.</span>}
+      {order.status === 'NEEDS_REVIEW' && can('markDispensed') && (
+        <ConfirmButton
+          label="Mark dispensed"
+          confirmLabel="Confirm: it was dispensed"
+          withNote
+          onConfirm={(note) => decide('mark-dispensed', note)}
+        />
+      )}
+      {can('refundDue') && (
+        <ConfirmButton
+          label="Refund due"
+          confirmLabel="Confirm: refund due"
+          tone="danger"
+          withNote
+          onConfirm={(note) => decide('refund-due', note)}
+        />
+      )}
+      {!can('markDispensed') && !can('refundDue') && (
+        <span className="muted small">Your role cannot settle reviews.</span>
+      )}
     </div>
   );
 }
@@ -38,7 +63,10 @@ export function ReviewActions({ order }: { order: OrderView }) {
 export function ReviewPage() {
   const list = useInfiniteQuery({
     queryKey: ['review'],
-    queryFn: ({ pageParam }) => api<Page<ReviewOrderView>>(`/v1/orders/needs-review?limit=50${pageParam ? `&cursor=${pageParam}` : ''}`),
+    queryFn: ({ pageParam }) =>
+      api<Page<ReviewOrderView>>(
+        `/v1/orders/needs-review?limit=50${pageParam ? `&cursor=${pageParam}` : ''}`,
+      ),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
@@ -46,7 +74,10 @@ export function ReviewPage() {
   return (
     <>
       <h1>Needs review</h1>
-      <p className="muted">Paid orders that did not end well. Check the machine, then record what happened; every decision is audited.</p>
+      <p className="muted">
+        Paid orders that did not end well. Check the machine, then record what happened; every decision is
+        audited.
+      </p>
       <ErrorNote error={list.error} />
       {list.isPending ? (
         <Loading what="Loading orders" />
@@ -59,7 +90,9 @@ export function ReviewPage() {
               <th scope="col">Paid</th>
               <th scope="col">Order</th>
               <th scope="col">Machine</th>
-              <th scope="col" className="num">Amount</th>
+              <th scope="col" className="num">
+                Amount
+              </th>
               <th scope="col">Why</th>
               <th scope="col">Decision</th>
             </tr>

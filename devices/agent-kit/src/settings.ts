@@ -10,7 +10,10 @@ export class ConfigError extends OperatorError {}
 
 /** Variables the usage text marks "(required)". */
 export function requiredVariables(usage: string): string[] {
-  return usage.split('\n').filter((l) => l.includes('(required)')).map((l) => l.trim().split(/\s+/)[0]!);
+  return usage
+    .split('\n')
+    .filter((l) => l.includes('(required)'))
+    .map((l) => l.trim().split(/\s+/)[0]!);
 }
 
 export type Vars = Record<string, string | undefined>;

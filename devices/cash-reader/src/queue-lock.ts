@@ -46,8 +46,8 @@ export async function lockQueueDir(dir: string): Promise<() => Promise<void>> {
     if (pid === process.pid) return release;
     if (Number.isInteger(pid) && pid > 0 && boot === (await bootId()) && alive(pid)) {
       throw new QueueLockedError(
-        `queue directory ${dir} is in use by process ${pid}: another cash reader runs on it (the service?); `
-          + 'stop that one first, or give this one its own QUEUE_DIR',
+        `queue directory ${dir} is in use by process ${pid}: another cash reader runs on it (the service?); ` +
+          'stop that one first, or give this one its own QUEUE_DIR',
       );
     }
     await rm(path, { force: true }); // left by a process that is gone

@@ -30,7 +30,10 @@ export type PrintQueueClient = ReturnType<typeof createPrintQueueClient>;
 
 /** The server answered but would not serve this key (401/403): retrying will not help until it is fixed. */
 export class RefusedError extends Error {
-  constructor(readonly status: number, readonly code: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+  ) {
     super(
       `refused (${status} ${code}): check the key (DEVICE_KEY); it must be the key of a machine of this site`,
     );

@@ -3,4 +3,9 @@ import { runAgent } from '@kioskhub/agent-kit';
 import { startPrintClient } from './client.js';
 import { DEFAULT_CONFIG_PATH, USAGE, loadPrintClientConfig } from './config.js';
 
-runAgent({ usage: USAGE, defaultConfigPath: DEFAULT_CONFIG_PATH, loadConfig: loadPrintClientConfig, start: startPrintClient });
+runAgent({
+  usage: USAGE,
+  defaultConfigPath: DEFAULT_CONFIG_PATH,
+  loadConfig: loadPrintClientConfig,
+  start: startPrintClient,
+});

@@ -45,7 +45,8 @@ async function prepareDatabase(): Promise<string[]> {
   }
 }
 
-const USAGE = 'usage: npm run cluster -- [--nodes N] [--base-port P]   (needs DATABASE_URL=postgres://… and REDIS_URL=redis://…)';
+const USAGE =
+  'usage: npm run cluster -- [--nodes N] [--base-port P]   (needs DATABASE_URL=postgres://… and REDIS_URL=redis://…)';
 
 function parseArgs(argv: string[]): { nodes: number; basePort: number } {
   let nodes = 3;
@@ -79,7 +80,9 @@ async function main(): Promise<void> {
   const databaseUrl = process.env['DATABASE_URL'];
   const redisUrl = process.env['REDIS_URL'];
   if (!databaseUrl?.startsWith('postgres') || !redisUrl?.startsWith('redis')) {
-    console.error(`cluster: several processes share PostgreSQL and Redis; set both, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/kioskhub REDIS_URL=redis://127.0.0.1:6379 npm run cluster -- --nodes ${nodes}`);
+    console.error(
+      `cluster: several processes share PostgreSQL and Redis; set both, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/kioskhub REDIS_URL=redis://127.0.0.1:6379 npm run cluster -- --nodes ${nodes}`,
+    );
     process.exit(2);
   }
   const host = process.env['HOST'] ?? '127.0.0.1';
@@ -93,17 +96,21 @@ async function main(): Promise<void> {
   const clash = wanted.find((w, i) => wanted.findIndex((o) => o.port === w.port) !== i);
   if (clash) {
     console.error(
-      `cluster: port ${clash.port} is both the balancer's (PORT) and a node's (--base-port ${basePort}); `
-        + 'choose ports that do not overlap',
+      `cluster: port ${clash.port} is both the balancer's (PORT) and a node's (--base-port ${basePort}); ` +
+        'choose ports that do not overlap',
     );
     process.exit(2);
   }
   for (const w of wanted) {
     const free = await portFree(w.host, w.port);
     if (free !== true) {
-      const how = w.what.startsWith('the balancer') ? 'set PORT=<another port>' : 'pass --base-port <another port>';
+      const how = w.what.startsWith('the balancer')
+        ? 'set PORT=<another port>'
+        : 'pass --base-port <another port>';
       const why = free === 'EADDRINUSE' ? 'already in use' : free;
-      console.error(`cluster: ${w.host}:${w.port}, for ${w.what}, cannot be used (${why}); ${how}. Nothing was started.`);
+      console.error(
+        `cluster: ${w.host}:${w.port}, for ${w.what}, cannot be used (${why}); ${how}. Nothing was started.`,
+      );
       process.exit(2);
     }
   }
@@ -125,7 +132,11 @@ async function main(): Promise<void> {
     const nodePort = basePort + i;
     // node --import tsx rather than the tsx CLI, whose signal relay SIGKILLs a child that is slow
     // to confirm a SIGTERM: each node must get the chance to shut down cleanly.
-    const child = spawn(process.execPath, ['--import', 'tsx', main], { cwd: root, env: { ...process.env, PORT: String(nodePort), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', main], {
+      cwd: root,
+      env: { ...process.env, PORT: String(nodePort), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.set(i, child);
     const prefix = `[node${i + 1}:${nodePort}]`;
     const relay = (chunk: Buffer) => {
@@ -140,13 +151,18 @@ async function main(): Promise<void> {
     });
   };
   for (let i = 0; i < nodes; i++) start(i);
-  const balancer = await startBalancer({ host, port, backends: Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i })), log: console.log });
+  const balancer = await startBalancer({
+    host,
+    port,
+    backends: Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i })),
+    log: console.log,
+  });
   const address = `http://${host}:${port}`;
   console.log(
     [
       '',
-      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; `
-        + "use that address, not a node's (Ctrl-C stops all)",
+      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; ` +
+        "use that address, not a node's (Ctrl-C stops all)",
       `  curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`,
       '',
     ].join('\n'),
@@ -158,7 +174,14 @@ async function main(): Promise<void> {
     balancer.close();
     for (const child of children.values()) child.kill('SIGTERM');
     setTimeout(() => process.exit(0), 3000).unref();
-    Promise.all([...children.values()].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))))).then(() => process.exit(0), () => process.exit(1));
+    Promise.all(
+      [...children.values()].map(
+        (c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))),
+      ),
+    ).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

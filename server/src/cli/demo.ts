@@ -5,7 +5,12 @@
 import { qrCreditedEvent } from '../providers/razorpay/razorpay.events.js';
 import { randomBytes } from 'node:crypto';
 import { startFleet, type Fleet } from '@kioskhub/machine-simulator';
-import { LIVE_EVENTS, LIVE_NAMESPACE, type OrderCreatedEvent, type OrderStatusEvent } from '@kioskhub/protocol';
+import {
+  LIVE_EVENTS,
+  LIVE_NAMESPACE,
+  type OrderCreatedEvent,
+  type OrderStatusEvent,
+} from '@kioskhub/protocol';
 import { io, type Socket } from 'socket.io-client';
 import { buildApp, type KioskhubApp } from '../app.js';
 import { ConfigError, loadConfig, type Config } from '../platform/config.js';
@@ -27,15 +32,23 @@ const clock = (): string => new Date().toTimeString().slice(0, 8);
 const log = (line: string): void => console.log(`${clock()}  ${line}`);
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
-function demoEnv(env: NodeJS.ProcessEnv): { env: Record<string, string | undefined>; durationMs: number | undefined } {
+function demoEnv(env: NodeJS.ProcessEnv): {
+  env: Record<string, string | undefined>;
+  durationMs: number | undefined;
+} {
   const raw = env['DEMO_DURATION_MS']?.trim();
-  if (raw && (!/^\d+$/.test(raw) || Number(raw) < 1000)) throw new ConfigError('DEMO_DURATION_MS', `must be a whole number of milliseconds, at least 1000, got "${raw}"`);
+  if (raw && (!/^\d+$/.test(raw) || Number(raw) < 1000))
+    throw new ConfigError(
+      'DEMO_DURATION_MS',
+      `must be a whole number of milliseconds, at least 1000, got "${raw}"`,
+    );
   return {
     durationMs: raw ? Number(raw) : undefined,
     env: {
       ...env,
       DATABASE_URL: env['DATABASE_URL'] || 'memory://',
-      RAZORPAY_WEBHOOK_SECRET: env['RAZORPAY_WEBHOOK_SECRET'] || `whsec_demo_${randomBytes(16).toString('hex')}`,
+      RAZORPAY_WEBHOOK_SECRET:
+        env['RAZORPAY_WEBHOOK_SECRET'] || `whsec_demo_${randomBytes(16).toString('hex')}`,
       // A token known to this run, so it can be printed even when the database already had one.
       ADMIN_TOKEN: env['ADMIN_TOKEN'] || `kh_demo_${randomBytes(18).toString('base64url')}`,
     },
@@ -43,7 +56,9 @@ function demoEnv(env: NodeJS.ProcessEnv): { env: Record<string, string | undefin
 }
 
 /** Creates (or re-keys) the demo machines and gives each a Razorpay-style QR profile. */
-async function prepareMachines(kioskhub: KioskhubApp): Promise<{ machineId: string; key: string; qrCodeId: string }[]> {
+async function prepareMachines(
+  kioskhub: KioskhubApp,
+): Promise<{ machineId: string; key: string; qrCodeId: string }[]> {
   const { machines } = kioskhub.services;
   const prepared = [];
   for (const id of MACHINE_IDS) {
@@ -63,7 +78,14 @@ async function prepareMachines(kioskhub: KioskhubApp): Promise<{ machineId: stri
       reference: id,
       note: `Kioskhub demo ${id}`,
     });
-    const profile = { provider: 'razorpay', qrCodeId, qrImageUrl: null, qrShortUrl: null, qrContent, fixedAmountPaise: PRICE_PAISE };
+    const profile = {
+      provider: 'razorpay',
+      qrCodeId,
+      qrImageUrl: null,
+      qrShortUrl: null,
+      qrContent,
+      fixedAmountPaise: PRICE_PAISE,
+    };
     await machines.setPaymentProfile(id, DEFAULT_TENANT, profile, ACTOR);
     prepared.push({ machineId: id, key, qrCodeId });
   }
@@ -72,7 +94,15 @@ async function prepareMachines(kioskhub: KioskhubApp): Promise<{ machineId: stri
 
 /** A `qr_code.credited` event shaped like Razorpay's (PROVIDERS.md §1.2). */
 function creditedEvent(qrCodeId: string, machineId: string, paymentId: string): string {
-  return JSON.stringify(qrCreditedEvent({ qrCodeId, amountPaise: PRICE_PAISE, paymentId, accountId: 'acc_DEMO0000000000', notes: { machine_id: machineId } }));
+  return JSON.stringify(
+    qrCreditedEvent({
+      qrCodeId,
+      amountPaise: PRICE_PAISE,
+      paymentId,
+      accountId: 'acc_DEMO0000000000',
+      notes: { machine_id: machineId },
+    }),
+  );
 }
 
 function startPayments(url: string, secret: string, targets: { machineId: string; qrCodeId: string }[]) {
@@ -81,10 +111,23 @@ function startPayments(url: string, secret: string, targets: { machineId: string
   let duplicates = 0;
   let previous: { raw: string; eventId: string; machineId: string; paymentId: string } | undefined;
 
-  async function deliver(raw: string, eventId: string): Promise<{ ok?: boolean; orderId?: string; duplicate?: boolean; ignored?: string; error?: { message?: string } }> {
+  async function deliver(
+    raw: string,
+    eventId: string,
+  ): Promise<{
+    ok?: boolean;
+    orderId?: string;
+    duplicate?: boolean;
+    ignored?: string;
+    error?: { message?: string };
+  }> {
     const res = await fetch(`${url}/webhooks/razorpay`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-razorpay-signature': signRazorpayBody(raw, secret), 'x-razorpay-event-id': eventId },
+      headers: {
+        'content-type': 'application/json',
+        'x-razorpay-signature': signRazorpayBody(raw, secret),
+        'x-razorpay-event-id': eventId,
+      },
       body: raw,
     });
     return (await res.json()) as Awaited<ReturnType<typeof deliver>>;
@@ -95,7 +138,9 @@ function startPayments(url: string, secret: string, targets: { machineId: string
     if (previous && sent % REDELIVER_EVERY === 0) {
       const answer = await deliver(previous.raw, previous.eventId);
       if (answer.duplicate) duplicates += 1;
-      log(`${previous.machineId}  ↺ ${previous.paymentId} delivered again (same event id): ${answer.duplicate ? `de-duplicated, still order ${answer.orderId ?? '-'}` : `UNEXPECTED answer ${JSON.stringify(answer)}`}`);
+      log(
+        `${previous.machineId}  ↺ ${previous.paymentId} delivered again (same event id): ${answer.duplicate ? `de-duplicated, still order ${answer.orderId ?? '-'}` : `UNEXPECTED answer ${JSON.stringify(answer)}`}`,
+      );
       return;
     }
     const target = targets[Math.floor(Math.random() * targets.length)]!;
@@ -104,13 +149,16 @@ function startPayments(url: string, secret: string, targets: { machineId: string
     const raw = creditedEvent(target.qrCodeId, target.machineId, paymentId);
     previous = { raw, eventId, machineId: target.machineId, paymentId };
     const answer = await deliver(raw, eventId);
-    if (!answer.orderId) log(`${target.machineId}  webhook for ${paymentId} answered ${JSON.stringify(answer)}`);
+    if (!answer.orderId)
+      log(`${target.machineId}  webhook for ${paymentId} answered ${JSON.stringify(answer)}`);
   }
 
   const schedule = (delay: number): void => {
     timer = setTimeout(() => {
       tick()
-        .catch((err: unknown) => log(`payment generator: ${err instanceof Error ? err.message : String(err)}`))
+        .catch((err: unknown) =>
+          log(`payment generator: ${err instanceof Error ? err.message : String(err)}`),
+        )
         .finally(() => {
           if (timer) schedule(PAYMENT_EVERY_MS - 300 + Math.floor(Math.random() * 600));
         });
@@ -132,29 +180,47 @@ function startPayments(url: string, secret: string, targets: { machineId: string
 async function followLive(url: string, token: string): Promise<Socket> {
   const socket = io(`${url}${LIVE_NAMESPACE}`, { auth: { token }, transports: ['websocket'] });
   socket.on(LIVE_EVENTS.orderCreated, (e: OrderCreatedEvent) => {
-    log(`${e.machineId ?? '-'}  order ${e.orderId}  ${e.status === 'PAID' ? 'paid' : e.status} ₹${formatRupees(e.amount)}`);
+    log(
+      `${e.machineId ?? '-'}  order ${e.orderId}  ${e.status === 'PAID' ? 'paid' : e.status} ₹${formatRupees(e.amount)}`,
+    );
   });
   socket.on(LIVE_EVENTS.orderStatusUpdated, (e: OrderStatusEvent) => {
-    const what = e.status === 'DISPATCHED' ? 'dispatched' : e.status === 'COMPLETED' ? 'completed ✓' : e.status === 'FAILED' ? `failed ✗ (${e.failureCode ?? 'no code'})` : e.status;
+    const what =
+      e.status === 'DISPATCHED'
+        ? 'dispatched'
+        : e.status === 'COMPLETED'
+          ? 'completed ✓'
+          : e.status === 'FAILED'
+            ? `failed ✗ (${e.failureCode ?? 'no code'})`
+            : e.status;
     log(`${e.machineId ?? '-'}  order ${e.orderId}  ${what}`);
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('connect_error', (err) => reject(new Error(`cannot follow /live: ${err.message}`)));
   });
-  const ack = (await socket.timeout(5000).emitWithAck('subscribe', { room: `tenant:${DEFAULT_TENANT}` })) as { ok?: boolean };
+  const ack = (await socket.timeout(5000).emitWithAck('subscribe', { room: `tenant:${DEFAULT_TENANT}` })) as {
+    ok?: boolean;
+  };
   if (!ack.ok) throw new Error(`cannot subscribe to tenant:${DEFAULT_TENANT}: ${JSON.stringify(ack)}`);
   return socket;
 }
 
-async function summarize(kioskhub: KioskhubApp, since: string, drainMs: number): Promise<{ paid: number; completed: number; failed: number; pending: number }> {
+async function summarize(
+  kioskhub: KioskhubApp,
+  since: string,
+  drainMs: number,
+): Promise<{ paid: number; completed: number; failed: number; pending: number }> {
   const deadline = Date.now() + drainMs;
   for (;;) {
     const page = await kioskhub.services.orders.list({ tenantId: DEFAULT_TENANT, limit: 500 });
-    const ours = page.items.filter((o) => o.machineId !== null && MACHINE_IDS.includes(o.machineId) && o.createdAt >= since);
+    const ours = page.items.filter(
+      (o) => o.machineId !== null && MACHINE_IDS.includes(o.machineId) && o.createdAt >= since,
+    );
     const count = (s: string) => ours.filter((o) => o.status === s).length;
     const pending = ours.filter((o) => !TERMINAL.has(o.status)).length;
-    if (pending === 0 || Date.now() >= deadline) return { paid: ours.length, completed: count('COMPLETED'), failed: count('FAILED'), pending };
+    if (pending === 0 || Date.now() >= deadline)
+      return { paid: ours.length, completed: count('COMPLETED'), failed: count('FAILED'), pending };
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -179,7 +245,11 @@ async function main(): Promise<number> {
   } catch (err) {
     await kioskhub.close();
     const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-    console.error(inUse ? `demo: ${config.host}:${config.port} is already in use; run with PORT=<another port>` : `demo: cannot listen: ${(err as Error).message}`);
+    console.error(
+      inUse
+        ? `demo: ${config.host}:${config.port} is already in use; run with PORT=<another port>`
+        : `demo: cannot listen: ${(err as Error).message}`,
+    );
     return 1;
   }
 
@@ -191,7 +261,9 @@ async function main(): Promise<number> {
       running.payments?.stop();
       if (reason === 'done') log('demo: no more payments; letting the machines finish');
       const s = await summarize(kioskhub, since, reason === 'done' ? DRAIN_MS : 0);
-      console.log(`demo: ${s.paid} orders paid, ${s.completed} completed, ${s.failed} failed, ${s.pending} pending; ${plural(running.payments?.duplicates ?? 0, 'duplicate delivery', 'duplicate deliveries')} de-duplicated`);
+      console.log(
+        `demo: ${s.paid} orders paid, ${s.completed} completed, ${s.failed} failed, ${s.pending} pending; ${plural(running.payments?.duplicates ?? 0, 'duplicate delivery', 'duplicate deliveries')} de-duplicated`,
+      );
       running.live?.close();
       running.fleet?.stop();
       await kioskhub.close();
@@ -207,11 +279,23 @@ async function main(): Promise<number> {
 
   const machines = await prepareMachines(kioskhub);
   if (stopping) return stopping;
-  running.fleet = await startFleet({ url, machines, dispenseDelayMs: 1500, failureRate: 0.05, heartbeatMs: 5000, progress: null });
+  running.fleet = await startFleet({
+    url,
+    machines,
+    dispenseDelayMs: 1500,
+    failureRate: 0.05,
+    heartbeatMs: 5000,
+    progress: null,
+  });
   if (stopping) return stopping;
   running.live = await followLive(url, config.adminToken!);
   if (stopping) return stopping;
-  const storage = config.database.kind === 'sqlite-memory' ? 'in-memory database, nothing is kept' : config.database.kind === 'postgres' ? 'PostgreSQL' : `SQLite ${config.database.file}`;
+  const storage =
+    config.database.kind === 'sqlite-memory'
+      ? 'in-memory database, nothing is kept'
+      : config.database.kind === 'postgres'
+        ? 'PostgreSQL'
+        : `SQLite ${config.database.file}`;
   console.log(
     [
       '',
@@ -223,7 +307,9 @@ async function main(): Promise<number> {
       `  machines  ${MACHINE_IDS.join(', ')}: simulated, 1.5 s per vend, 5% jam; ₹${formatRupees(PRICE_PAISE)} QR each`,
       `  payments  a signed Razorpay qr_code.credited about every ${PAYMENT_EVERY_MS / 1000} s; one delivery in ${REDELIVER_EVERY} repeats the previous one (Razorpay delivers at least once)`,
       `  live      following ${LIVE_NAMESPACE} room tenant:${DEFAULT_TENANT}`,
-      durationMs ? `Stops by itself after ${durationMs / 1000} s (DEMO_DURATION_MS), or on Ctrl-C.` : 'Ctrl-C stops everything.',
+      durationMs
+        ? `Stops by itself after ${durationMs / 1000} s (DEMO_DURATION_MS), or on Ctrl-C.`
+        : 'Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );

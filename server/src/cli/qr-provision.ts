@@ -6,7 +6,12 @@ import { ConfigError, loadConfig, type Config } from '../platform/config.js';
 import { openDatabase } from '../platform/db/database.js';
 import { createMachinesRepo } from '../modules/machines/machines.repo.js';
 import { createMachinesService } from '../modules/machines/machines.service.js';
-import { createProvisioningService, MACHINE_ID, type PaymentChannel, type ProvisionResult } from '../modules/machines/provisioning.service.js';
+import {
+  createProvisioningService,
+  MACHINE_ID,
+  type PaymentChannel,
+  type ProvisionResult,
+} from '../modules/machines/provisioning.service.js';
 import { formatRupees, isValidVpa } from '../modules/machines/upi-link.js';
 import { createTenantsService, DEFAULT_TENANT } from '../modules/tenants/tenants.service.js';
 import { createRazorpayClient } from '../providers/razorpay/razorpay.api.js';
@@ -57,19 +62,34 @@ function parseCli(argv: string[]): CliOptions | 'help' {
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
-  const ids = [...new Set(positionals.flatMap((p) => p.split(',')).map((s) => s.trim()).filter((s) => s !== ''))];
+  const ids = [
+    ...new Set(
+      positionals
+        .flatMap((p) => p.split(','))
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ];
   if (ids.length === 0) throw new UsageError('give at least one machine id, e.g. M01,M02');
   const bad = ids.filter((id) => !MACHINE_ID.test(id));
   if (bad.length > 0) {
-    throw new UsageError(`invalid machine id${bad.length > 1 ? 's' : ''} ${bad.map((b) => `"${b}"`).join(', ')}: an id is 1–64 characters of A–Z, a–z, 0–9, _ and -`);
+    throw new UsageError(
+      `invalid machine id${bad.length > 1 ? 's' : ''} ${bad.map((b) => `"${b}"`).join(', ')}: an id is 1–64 characters of A–Z, a–z, 0–9, _ and -`,
+    );
   }
   const amountText = values.amount ?? '2000';
   const amountPaise = Number(amountText);
   if (!/^\d+$/.test(amountText) || amountPaise < 1 || amountPaise > 10_000_000) {
-    throw new UsageError(`--amount is in paise: a whole number from 1 to 10000000 (₹1,00,000), got "${amountText}"`);
+    throw new UsageError(
+      `--amount is in paise: a whole number from 1 to 10000000 (₹1,00,000), got "${amountText}"`,
+    );
   }
-  for (const [flag, value] of [['--tenant', values.tenant], ['--site', values.site]] as const) {
-    if (value !== undefined && !MACHINE_ID.test(value)) throw new UsageError(`${flag} "${value}" is not a valid id`);
+  for (const [flag, value] of [
+    ['--tenant', values.tenant],
+    ['--site', values.site],
+  ] as const) {
+    if (value !== undefined && !MACHINE_ID.test(value))
+      throw new UsageError(`${flag} "${value}" is not a valid id`);
   }
   return {
     ids,
@@ -85,8 +105,16 @@ function parseCli(argv: string[]): CliOptions | 'help' {
 function channelFor(config: Config): { channel: PaymentChannel; notices: string[] } | { error: string } {
   const { keyId, keySecret, apiBase, webhookSecrets } = config.razorpay;
   if (keyId && keySecret) {
-    const notices = webhookSecrets.length === 0 ? ['RAZORPAY_WEBHOOK_SECRET is not set: until the server has it, payments to these QR codes are not turned into vends.'] : [];
-    return { channel: { kind: 'razorpay', client: createRazorpayClient({ baseUrl: apiBase, keyId, keySecret }) }, notices };
+    const notices =
+      webhookSecrets.length === 0
+        ? [
+            'RAZORPAY_WEBHOOK_SECRET is not set: until the server has it, payments to these QR codes are not turned into vends.',
+          ]
+        : [];
+    return {
+      channel: { kind: 'razorpay', client: createRazorpayClient({ baseUrl: apiBase, keyId, keySecret }) },
+      notices,
+    };
   }
   const vpa = config.upi.vpa;
   if (!vpa) {
@@ -101,7 +129,8 @@ function channelFor(config: Config): { channel: PaymentChannel; notices: string[
       ].join('\n'),
     };
   }
-  if (!isValidVpa(vpa)) return { error: `UPI_VPA "${vpa}" is not a UPI address (expected name@handle, e.g. shop@okaxis)` };
+  if (!isValidVpa(vpa))
+    return { error: `UPI_VPA "${vpa}" is not a UPI address (expected name@handle, e.g. shop@okaxis)` };
   const notices = [
     `No Razorpay keys: making local UPI QR codes that pay ${vpa} directly.`,
     'WARNING: payments to a local UPI QR cannot be confirmed automatically. UPI apps do not tell Kioskhub',
@@ -109,7 +138,8 @@ function channelFor(config: Config): { channel: PaymentChannel; notices: string[
     'RAZORPAY_KEY_SECRET for QR codes whose payments dispense automatically.',
   ];
   const payeeName = config.upi.payeeName ?? vpa;
-  if (!config.upi.payeeName) notices.push(`UPI_PAYEE_NAME is not set: payers will see "${vpa}" as the payee name.`);
+  if (!config.upi.payeeName)
+    notices.push(`UPI_PAYEE_NAME is not set: payers will see "${vpa}" as the payee name.`);
   return { channel: { kind: 'upi_local', vpa, payeeName }, notices };
 }
 
@@ -117,7 +147,10 @@ function describeResult(r: ProvisionResult, force: boolean): string {
   const parts: string[] = [];
   if (r.createdKey) parts.push(`created machine (key: ${r.createdKey} — shown once)`);
   if (r.status === 'failed') parts.push(`FAILED: ${r.error ?? 'unknown error'}`);
-  else if (r.status === 'skipped') parts.push(`already has QR ${r.qrCodeId}${r.imagePath ? ` -> ${r.imagePath}` : ''}; skipped${force ? '' : ' (--force replaces it)'}`);
+  else if (r.status === 'skipped')
+    parts.push(
+      `already has QR ${r.qrCodeId}${r.imagePath ? ` -> ${r.imagePath}` : ''}; skipped${force ? '' : ' (--force replaces it)'}`,
+    );
   else parts.push(`QR ${r.qrCodeId} -> ${r.imagePath}`);
   return parts.join(', ') + r.notes.map((n) => `\n        ${n}`).join('');
 }
@@ -133,13 +166,16 @@ async function run(argv: string[]): Promise<number> {
     }
     config = loadConfig();
   } catch (err) {
-    if (err instanceof UsageError) console.error(`qr:provision: ${err.message}\n(npm run qr:provision -- --help shows the usage)`);
+    if (err instanceof UsageError)
+      console.error(`qr:provision: ${err.message}\n(npm run qr:provision -- --help shows the usage)`);
     else if (err instanceof ConfigError) console.error(`qr:provision: bad configuration: ${err.message}`);
     else throw err;
     return 2;
   }
   if (config.database.kind === 'sqlite-memory') {
-    console.error('qr:provision: DATABASE_URL=memory:// keeps nothing; point DATA_DIR or DATABASE_URL at the database your server uses.');
+    console.error(
+      'qr:provision: DATABASE_URL=memory:// keeps nothing; point DATA_DIR or DATABASE_URL at the database your server uses.',
+    );
     return 2;
   }
   const chosen = channelFor(config);
@@ -150,13 +186,20 @@ async function run(argv: string[]): Promise<number> {
   for (const line of chosen.notices) console.log(line);
 
   // Same database and schema as the server (app.ts).
-  const database = await openDatabase(config.database, { ...(config.databaseSchema ? { schema: config.databaseSchema } : {}) });
+  const database = await openDatabase(config.database, {
+    ...(config.databaseSchema ? { schema: config.databaseSchema } : {}),
+  });
   try {
     const tenants = createTenantsService(database.db);
     // A database nobody has started yet: create the default tenant like the server would.
-    const secrets = await tenants.bootstrap({ ...(config.adminToken ? { adminToken: config.adminToken } : {}), ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
+    const secrets = await tenants.bootstrap({
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+      ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
+    });
     if (secrets.generatedAdminToken) {
-      console.log(`New database: an admin token was generated. It is shown this once; keep it safe.\n  ADMIN_TOKEN=${secrets.generatedAdminToken}`);
+      console.log(
+        `New database: an admin token was generated. It is shown this once; keep it safe.\n  ADMIN_TOKEN=${secrets.generatedAdminToken}`,
+      );
     }
     const machines = createMachinesService({
       db: database.db,
@@ -167,15 +210,29 @@ async function run(argv: string[]): Promise<number> {
     });
     const provisioning = createProvisioningService({ machines, channel: chosen.channel });
     const where = config.database.kind === 'sqlite-file' ? config.database.file : 'PostgreSQL';
-    console.log(`Provisioning ${options.ids.length} machine(s) at ₹${formatRupees(options.amountPaise)} per vend (${where}) -> ${options.outDir}/`);
+    console.log(
+      `Provisioning ${options.ids.length} machine(s) at ₹${formatRupees(options.amountPaise)} per vend (${where}) -> ${options.outDir}/`,
+    );
 
     const results: ProvisionResult[] = [];
     for (const [i, machineId] of options.ids.entries()) {
       let result: ProvisionResult;
       try {
-        result = await provisioning.provision({ machineId, tenantId: options.tenantId, amountPaise: options.amountPaise, force: options.force, outDir: options.outDir, ...(options.siteId ? { siteId: options.siteId } : {}) });
+        result = await provisioning.provision({
+          machineId,
+          tenantId: options.tenantId,
+          amountPaise: options.amountPaise,
+          force: options.force,
+          outDir: options.outDir,
+          ...(options.siteId ? { siteId: options.siteId } : {}),
+        });
       } catch (err) {
-        result = { machineId, status: 'failed', notes: [], error: err instanceof Error ? err.message : String(err) };
+        result = {
+          machineId,
+          status: 'failed',
+          notes: [],
+          error: err instanceof Error ? err.message : String(err),
+        };
       }
       results.push(result);
       const line = `[${i + 1}/${options.ids.length}] ${machineId} ... ${describeResult(result, options.force)}`;
@@ -185,9 +242,13 @@ async function run(argv: string[]): Promise<number> {
 
     const count = (s: ProvisionResult['status']) => results.filter((r) => r.status === s);
     const failed = count('failed');
-    console.log(`Done: ${count('provisioned').length} provisioned, ${count('skipped').length} skipped, ${failed.length} failed${failed.length ? ` (${failed.map((r) => r.machineId).join(', ')})` : ''}.`);
-    if (results.some((r) => r.createdKey)) console.log('Machine keys above are shown once: put each into its machine\'s configuration now.');
-    if (failed.length > 0) console.log('Fix the cause and run the same command again: provisioned machines are skipped.');
+    console.log(
+      `Done: ${count('provisioned').length} provisioned, ${count('skipped').length} skipped, ${failed.length} failed${failed.length ? ` (${failed.map((r) => r.machineId).join(', ')})` : ''}.`,
+    );
+    if (results.some((r) => r.createdKey))
+      console.log("Machine keys above are shown once: put each into its machine's configuration now.");
+    if (failed.length > 0)
+      console.log('Fix the cause and run the same command again: provisioned machines are skipped.');
     return failed.length > 0 ? 1 : 0;
   } finally {
     await database.close();

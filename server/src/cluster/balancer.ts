@@ -8,7 +8,12 @@ export interface Backend {
   port: number;
 }
 
-export function startBalancer(options: { host: string; port: number; backends: Backend[]; log?: (line: string) => void }): Promise<net.Server> {
+export function startBalancer(options: {
+  host: string;
+  port: number;
+  backends: Backend[];
+  log?: (line: string) => void;
+}): Promise<net.Server> {
   let next = 0;
   const server = net.createServer((client) => {
     client.pause();
@@ -36,7 +41,9 @@ export function startBalancer(options: { host: string; port: number; backends: B
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
-      options.log?.(`balancer on ${options.host}:${options.port} → ${options.backends.map((b) => b.port).join(', ')}`);
+      options.log?.(
+        `balancer on ${options.host}:${options.port} → ${options.backends.map((b) => b.port).join(', ')}`,
+      );
       resolve(server);
     });
   });

@@ -22,22 +22,43 @@ export async function deviceScope(
   allow: { staff?: boolean; keylessPrinter?: boolean },
 ): Promise<DeviceScope> {
   const urlSite = (request.params as { siteId?: string }).siteId;
-  const hasCredentials = request.headers['x-api-key'] !== undefined || request.headers['authorization'] !== undefined;
+  const hasCredentials =
+    request.headers['x-api-key'] !== undefined || request.headers['authorization'] !== undefined;
   if (!hasCredentials) {
     if (allow.keylessPrinter && urlSite) {
       const site = await deps.catalog.findOpenSite(urlSite);
-      if (site) return { tenantId: site.tenantId, siteId: site.id, machineId: null, actor: 'legacy-printer', printer: `legacy:${request.ip}` };
+      if (site)
+        return {
+          tenantId: site.tenantId,
+          siteId: site.id,
+          machineId: null,
+          actor: 'legacy-printer',
+          printer: `legacy:${request.ip}`,
+        };
     }
     throw new AppError('UNAUTHORIZED', 'send X-API-Key with the key of a machine of this site');
   }
   const principal = await deps.auth.fromHeaders(request.headers);
   if (principal.kind === 'machine') {
-    if (urlSite !== undefined && urlSite !== principal.siteId) throw forbidden(`this key belongs to site ${principal.siteId}, not ${urlSite}`);
-    return { tenantId: principal.tenantId, siteId: principal.siteId, machineId: principal.machineId, actor: principal.actor, printer: principal.machineId };
+    if (urlSite !== undefined && urlSite !== principal.siteId)
+      throw forbidden(`this key belongs to site ${principal.siteId}, not ${urlSite}`);
+    return {
+      tenantId: principal.tenantId,
+      siteId: principal.siteId,
+      machineId: principal.machineId,
+      actor: principal.actor,
+      printer: principal.machineId,
+    };
   }
   if (!allow.staff) throw forbidden('this route is for devices: use a machine key');
   requireStaff(principal);
-  return { tenantId: principal.tenantId ?? 'default', siteId: urlSite ?? null, machineId: null, actor: principal.actor, printer: principal.actor };
+  return {
+    tenantId: principal.tenantId ?? 'default',
+    siteId: urlSite ?? null,
+    machineId: null,
+    actor: principal.actor,
+    printer: principal.actor,
+  };
 }
 
 /** The site a device call is about; staff without a site in the URL get the default site. */

@@ -51,108 +51,268 @@ export function restaurantCashRoutes(
   },
 ): void {
   const { cash } = deps;
-  const scopeOf = (request: Parameters<typeof deviceScope>[1], staff: boolean) => deviceScope(deps, request, { staff });
+  const scopeOf = (request: Parameters<typeof deviceScope>[1], staff: boolean) =>
+    deviceScope(deps, request, { staff });
 
-  app.post('/api/cash-payment/init', {
-    schema: {
-      tags: ['cash (kiosk compatible)'],
-      summary: 'Open the cash session of an order (kiosk key or staff)',
-      description: 'An unknown orderNumber is 404 NOT_FOUND, unless the site has adHocCashOrders: true '
-        + 'and the caller is staff or a kiosk of that site: then an item-less order of totalAmount is created.',
-      body: Type.Object({ orderNumber: OrderNumber, totalAmount: Type.Number({ exclusiveMinimum: 0, maximum: 10_000_000 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ success: Type.Literal(true), sessionId: Type.String(), orderNumber: Type.String(), totalRequired: Type.Number(), amountInserted: Type.Number(), remainingAmount: Type.Number(), status: Type.String(), orderToken: Type.String() }), ...errors(400, 401, 403, 404, 409) },
+  app.post(
+    '/api/cash-payment/init',
+    {
+      schema: {
+        tags: ['cash (kiosk compatible)'],
+        summary: 'Open the cash session of an order (kiosk key or staff)',
+        description:
+          'An unknown orderNumber is 404 NOT_FOUND, unless the site has adHocCashOrders: true ' +
+          'and the caller is staff or a kiosk of that site: then an item-less order of totalAmount is created.',
+        body: Type.Object(
+          {
+            orderNumber: OrderNumber,
+            totalAmount: Type.Number({ exclusiveMinimum: 0, maximum: 10_000_000 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            success: Type.Literal(true),
+            sessionId: Type.String(),
+            orderNumber: Type.String(),
+            totalRequired: Type.Number(),
+            amountInserted: Type.Number(),
+            remainingAmount: Type.Number(),
+            status: Type.String(),
+            orderToken: Type.String(),
+          }),
+          ...errors(400, 401, 403, 404, 409),
+        },
+      },
     },
-  }, async (request) => {
-    const scope = await scopeOf(request, true);
-    // An order the server has not seen may be opened (on a site that allows it) by staff or a kiosk.
-    const adHocCaller =
-      scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
-    const currency = await cash.currencyFor(scope.tenantId, scope.siteId, request.body.orderNumber);
-    const totalMinor = toMinor('totalAmount', request.body.totalAmount, currency);
-    const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor, adHocCaller });
-    const orderToken = await deps.auth.issueOrderToken({ tenantId: scope.tenantId, room: `order:${v.orderNumber}` });
-    return { success: true as const, sessionId: v.sessionId, orderNumber: v.orderNumber, totalRequired: v.totalRequired, amountInserted: v.amountInserted, remainingAmount: v.remainingAmount, status: v.status, orderToken };
-  });
-
-  app.get('/api/cash-payment/active-sessions', {
-    schema: {
-      tags: ['cash (kiosk compatible)'],
-      summary: 'Open cash sessions of the caller’s site, oldest first',
-      response: { 200: Type.Object({ success: Type.Literal(true), count: Type.Integer(), sessions: Type.Array(Type.Object({ orderNumber: Type.String(), totalRequired: Type.Number(), amountInserted: Type.Number(), remainingAmount: Type.Number(), startedAt: Type.String(), kioskId: Type.Optional(Type.String({ description: 'the machine whose key opened the session; cash agents pick their own kiosk’s session by it' })) })) }), ...errors(401, 403) },
-    },
-  }, async (request) => {
-    const scope = await scopeOf(request, true);
-    const sessions = await cash.activeSessions(scope.tenantId, siteOf(scope));
-    return { success: true as const, count: sessions.length, sessions: sessions.map((s) => ({ orderNumber: s.orderNumber, totalRequired: s.totalRequired, amountInserted: s.amountInserted, remainingAmount: s.remainingAmount, startedAt: s.startedAt, ...(s.kioskId ? { kioskId: s.kioskId } : {}) })) };
-  });
-
-  app.post('/api/cash-payment/update', {
-    schema: {
-      tags: ['cash (kiosk compatible)'],
-      summary: 'Record one bill or coin (device key); repeated eventIds count once',
-      body: Type.Object(
-        { orderNumber: OrderNumber, amountAdded: Amount, eventId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), kind: Type.Optional(Type.Union([Type.Literal('BILL'), Type.Literal('COIN')])) },
-        { additionalProperties: false },
-      ),
-      response: { 200: Type.Object({ success: Type.Literal(true), orderNumber: Type.String(), amountInserted: Type.Number(), totalRequired: Type.Number(), remainingAmount: Type.Number(), isComplete: Type.Boolean(), change: Type.Number(), status: Type.String() }), ...errors(400, 401, 403, 404, 409) },
-    },
-  }, async (request) => {
-    const scope = await scopeOf(request, false);
-    const b = request.body;
-    const siteId = siteOf(scope);
-    const currency = await cash.currencyFor(scope.tenantId, siteId, b.orderNumber);
-    const input = {
-      orderNumber: b.orderNumber,
-      amountMinor: toMinor('amountAdded', b.amountAdded, currency),
-      ...(b.eventId ? { eventId: b.eventId } : {}),
-      ...(b.kind ? { kind: b.kind } : {}),
-    };
-    const outcome = await cash.insert({ ...scope, siteId }, input);
-    if (outcome.kind === 'unallocated') {
-      const details = {
-        recordedAmount: minorToMajor(outcome.amountMinor, outcome.currency),
-        amountMinor: outcome.amountMinor,
-        currency: outcome.currency,
-        reason: outcome.reason,
-        orderNumber: outcome.orderNumber,
+    async (request) => {
+      const scope = await scopeOf(request, true);
+      // An order the server has not seen may be opened (on a site that allows it) by staff or a kiosk.
+      const adHocCaller =
+        scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
+      const currency = await cash.currencyFor(scope.tenantId, scope.siteId, request.body.orderNumber);
+      const totalMinor = toMinor('totalAmount', request.body.totalAmount, currency);
+      const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor, adHocCaller });
+      const orderToken = await deps.auth.issueOrderToken({
+        tenantId: scope.tenantId,
+        room: `order:${v.orderNumber}`,
+      });
+      return {
+        success: true as const,
+        sessionId: v.sessionId,
+        orderNumber: v.orderNumber,
+        totalRequired: v.totalRequired,
+        amountInserted: v.amountInserted,
+        remainingAmount: v.remainingAmount,
+        status: v.status,
+        orderToken,
       };
-      if (outcome.reason === 'UNKNOWN_ORDER' || outcome.reason === 'WRONG_SITE') {
-        throw new AppError('NOT_FOUND', `no order ${outcome.orderNumber} here; the money was recorded as unallocated cash`, details);
-      }
-      throw new AppError('INVALID_STATE', `order ${outcome.orderNumber} is not waiting for cash (${outcome.reason}); the money was recorded as unallocated cash`, details);
-    }
-    const v = outcome.view;
-    return { success: true as const, orderNumber: v.orderNumber, amountInserted: v.amountInserted, totalRequired: v.totalRequired, remainingAmount: v.remainingAmount, isComplete: v.status === 'PAID', change: v.change, status: v.status };
-  });
+    },
+  );
 
-  const cancelResponse = { 200: Type.Object({ success: Type.Literal(true), orderNumber: Type.String(), amountReturned: Type.Number(), status: Type.String() }), ...errors(400, 401, 403, 404, 409) };
+  app.get(
+    '/api/cash-payment/active-sessions',
+    {
+      schema: {
+        tags: ['cash (kiosk compatible)'],
+        summary: 'Open cash sessions of the caller’s site, oldest first',
+        response: {
+          200: Type.Object({
+            success: Type.Literal(true),
+            count: Type.Integer(),
+            sessions: Type.Array(
+              Type.Object({
+                orderNumber: Type.String(),
+                totalRequired: Type.Number(),
+                amountInserted: Type.Number(),
+                remainingAmount: Type.Number(),
+                startedAt: Type.String(),
+                kioskId: Type.Optional(
+                  Type.String({
+                    description:
+                      'the machine whose key opened the session; cash agents pick their own kiosk’s session by it',
+                  }),
+                ),
+              }),
+            ),
+          }),
+          ...errors(401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const scope = await scopeOf(request, true);
+      const sessions = await cash.activeSessions(scope.tenantId, siteOf(scope));
+      return {
+        success: true as const,
+        count: sessions.length,
+        sessions: sessions.map((s) => ({
+          orderNumber: s.orderNumber,
+          totalRequired: s.totalRequired,
+          amountInserted: s.amountInserted,
+          remainingAmount: s.remainingAmount,
+          startedAt: s.startedAt,
+          ...(s.kioskId ? { kioskId: s.kioskId } : {}),
+        })),
+      };
+    },
+  );
+
+  app.post(
+    '/api/cash-payment/update',
+    {
+      schema: {
+        tags: ['cash (kiosk compatible)'],
+        summary: 'Record one bill or coin (device key); repeated eventIds count once',
+        body: Type.Object(
+          {
+            orderNumber: OrderNumber,
+            amountAdded: Amount,
+            eventId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+            kind: Type.Optional(Type.Union([Type.Literal('BILL'), Type.Literal('COIN')])),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            success: Type.Literal(true),
+            orderNumber: Type.String(),
+            amountInserted: Type.Number(),
+            totalRequired: Type.Number(),
+            remainingAmount: Type.Number(),
+            isComplete: Type.Boolean(),
+            change: Type.Number(),
+            status: Type.String(),
+          }),
+          ...errors(400, 401, 403, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      const scope = await scopeOf(request, false);
+      const b = request.body;
+      const siteId = siteOf(scope);
+      const currency = await cash.currencyFor(scope.tenantId, siteId, b.orderNumber);
+      const input = {
+        orderNumber: b.orderNumber,
+        amountMinor: toMinor('amountAdded', b.amountAdded, currency),
+        ...(b.eventId ? { eventId: b.eventId } : {}),
+        ...(b.kind ? { kind: b.kind } : {}),
+      };
+      const outcome = await cash.insert({ ...scope, siteId }, input);
+      if (outcome.kind === 'unallocated') {
+        const details = {
+          recordedAmount: minorToMajor(outcome.amountMinor, outcome.currency),
+          amountMinor: outcome.amountMinor,
+          currency: outcome.currency,
+          reason: outcome.reason,
+          orderNumber: outcome.orderNumber,
+        };
+        if (outcome.reason === 'UNKNOWN_ORDER' || outcome.reason === 'WRONG_SITE') {
+          throw new AppError(
+            'NOT_FOUND',
+            `no order ${outcome.orderNumber} here; the money was recorded as unallocated cash`,
+            details,
+          );
+        }
+        throw new AppError(
+          'INVALID_STATE',
+          `order ${outcome.orderNumber} is not waiting for cash (${outcome.reason}); the money was recorded as unallocated cash`,
+          details,
+        );
+      }
+      const v = outcome.view;
+      return {
+        success: true as const,
+        orderNumber: v.orderNumber,
+        amountInserted: v.amountInserted,
+        totalRequired: v.totalRequired,
+        remainingAmount: v.remainingAmount,
+        isComplete: v.status === 'PAID',
+        change: v.change,
+        status: v.status,
+      };
+    },
+  );
+
+  const cancelResponse = {
+    200: Type.Object({
+      success: Type.Literal(true),
+      orderNumber: Type.String(),
+      amountReturned: Type.Number(),
+      status: Type.String(),
+    }),
+    ...errors(400, 401, 403, 404, 409),
+  };
   const cancel = async (request: Parameters<typeof deviceScope>[1], orderNumber: string) => {
     const scope = await scopeOf(request, true);
     const v = await cash.cancel(scope, orderNumber);
-    return { success: true as const, orderNumber: v.orderNumber, amountReturned: v.refundDue, status: v.status };
+    return {
+      success: true as const,
+      orderNumber: v.orderNumber,
+      amountReturned: v.refundDue,
+      status: v.status,
+    };
   };
-  app.post('/api/cash-payment/cancel/:orderNumber', {
-    schema: { tags: ['cash (kiosk compatible)'], summary: 'Cancel a cash session; the answer says how much to give back', params: Type.Object({ orderNumber: OrderNumber }), response: cancelResponse },
-  }, async (request) => cancel(request, request.params.orderNumber));
-  app.post('/api/cash-payment/cancel', {
-    schema: { tags: ['cash (kiosk compatible)'], summary: 'Cancel a cash session (order number in the body)', body: Type.Object({ orderNumber: OrderNumber }, { additionalProperties: false }), response: cancelResponse },
-  }, async (request) => cancel(request, request.body.orderNumber));
-
-  app.get('/api/cash-payment/status/:orderNumber', {
-    schema: {
-      tags: ['cash (kiosk compatible)'],
-      summary: 'Where a cash session stands (device key, staff, or the order’s orderToken as Bearer)',
-      params: Type.Object({ orderNumber: OrderNumber }),
-      response: { 200: Type.Object({ success: Type.Literal(true), orderNumber: Type.String(), amountInserted: Type.Number(), totalRequired: Type.Number(), remainingAmount: Type.Number(), change: Type.Number(), status: Type.String(), startedAt: Type.String(), completedAt: Type.Union([Type.String(), Type.Null()]), currency: Type.String({ description: 'ISO 4217; the amounts are major units of it' }) }), ...errors(400, 401, 403, 404) },
+  app.post(
+    '/api/cash-payment/cancel/:orderNumber',
+    {
+      schema: {
+        tags: ['cash (kiosk compatible)'],
+        summary: 'Cancel a cash session; the answer says how much to give back',
+        params: Type.Object({ orderNumber: OrderNumber }),
+        response: cancelResponse,
+      },
     },
-  }, async (request) => {
-    const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
-    const orderScope = bearer ? await deps.auth.verifyOrderToken(bearer) : null;
-    if (orderScope) {
-      if (orderScope.room !== `order:${request.params.orderNumber}`) throw new AppError('FORBIDDEN', 'this token is for another order');
-      return statusBody(await cash.status(orderScope.tenantId, null, request.params.orderNumber));
-    }
-    const scope = await scopeOf(request, true);
-    return statusBody(await cash.status(scope.tenantId, scope.siteId, request.params.orderNumber));
-  });
+    async (request) => cancel(request, request.params.orderNumber),
+  );
+  app.post(
+    '/api/cash-payment/cancel',
+    {
+      schema: {
+        tags: ['cash (kiosk compatible)'],
+        summary: 'Cancel a cash session (order number in the body)',
+        body: Type.Object({ orderNumber: OrderNumber }, { additionalProperties: false }),
+        response: cancelResponse,
+      },
+    },
+    async (request) => cancel(request, request.body.orderNumber),
+  );
+
+  app.get(
+    '/api/cash-payment/status/:orderNumber',
+    {
+      schema: {
+        tags: ['cash (kiosk compatible)'],
+        summary: 'Where a cash session stands (device key, staff, or the order’s orderToken as Bearer)',
+        params: Type.Object({ orderNumber: OrderNumber }),
+        response: {
+          200: Type.Object({
+            success: Type.Literal(true),
+            orderNumber: Type.String(),
+            amountInserted: Type.Number(),
+            totalRequired: Type.Number(),
+            remainingAmount: Type.Number(),
+            change: Type.Number(),
+            status: Type.String(),
+            startedAt: Type.String(),
+            completedAt: Type.Union([Type.String(), Type.Null()]),
+            currency: Type.String({ description: 'ISO 4217; the amounts are major units of it' }),
+          }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+      const orderScope = bearer ? await deps.auth.verifyOrderToken(bearer) : null;
+      if (orderScope) {
+        if (orderScope.room !== `order:${request.params.orderNumber}`)
+          throw new AppError('FORBIDDEN', 'this token is for another order');
+        return statusBody(await cash.status(orderScope.tenantId, null, request.params.orderNumber));
+      }
+      const scope = await scopeOf(request, true);
+      return statusBody(await cash.status(scope.tenantId, scope.siteId, request.params.orderNumber));
+    },
+  );
 }

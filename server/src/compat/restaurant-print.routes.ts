@@ -11,82 +11,169 @@ import type { PrintingService } from '../modules/printing/printing.service.js';
 import { deviceScope, siteOf } from './device-scope.js';
 
 const JobParams = Type.Object({ jobId: Type.String({ minLength: 1, maxLength: 64 }) });
-const Receipt = Type.Object({}, { additionalProperties: true, description: 'restaurantName, orderNumber, items[{productName, quantity, lineTotal}], subTotal, tax, totalAmount, paymentMethod, amountPaid?, change? (major units)' });
+const Receipt = Type.Object(
+  {},
+  {
+    additionalProperties: true,
+    description:
+      'restaurantName, orderNumber, items[{productName, quantity, lineTotal}], subTotal, tax, totalAmount, paymentMethod, amountPaid?, change? (major units)',
+  },
+);
 
-export function restaurantPrintRoutes(app: FastifyTypebox, deps: { auth: Authenticator; catalog: CatalogService; printing: PrintingService; notifier: PrintNotifier }): void {
+export function restaurantPrintRoutes(
+  app: FastifyTypebox,
+  deps: { auth: Authenticator; catalog: CatalogService; printing: PrintingService; notifier: PrintNotifier },
+): void {
   const { printing, notifier } = deps;
-  const scopeOf = (request: Parameters<typeof deviceScope>[1]) => deviceScope(deps, request, { staff: true, keylessPrinter: true });
+  const scopeOf = (request: Parameters<typeof deviceScope>[1]) =>
+    deviceScope(deps, request, { staff: true, keylessPrinter: true });
 
-  app.get('/api/receipt/queue/next', {
-    schema: {
-      tags: ['printing (kiosk compatible)'],
-      summary: 'Lease the next receipt of the printer’s site; 204 when none (wait up to ?wait= seconds for one)',
-      querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 })) }, { additionalProperties: false }),
-      response: {
-        200: Type.Object({ hasPrintJob: Type.Literal(true), jobId: Type.String(), receipt: Receipt, queuedAt: Type.String(), receiptData: Type.Object({ jobId: Type.String(), receipt: Receipt, queuedAt: Type.String() }) }),
-        204: Type.Null(),
-        ...errors(400, 401, 403),
+  app.get(
+    '/api/receipt/queue/next',
+    {
+      schema: {
+        tags: ['printing (kiosk compatible)'],
+        summary:
+          'Lease the next receipt of the printer’s site; 204 when none (wait up to ?wait= seconds for one)',
+        querystring: Type.Object(
+          { wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 })) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            hasPrintJob: Type.Literal(true),
+            jobId: Type.String(),
+            receipt: Receipt,
+            queuedAt: Type.String(),
+            receiptData: Type.Object({ jobId: Type.String(), receipt: Receipt, queuedAt: Type.String() }),
+          }),
+          204: Type.Null(),
+          ...errors(400, 401, 403),
+        },
       },
     },
-  }, async (request, reply) => {
-    const scope = await scopeOf(request);
-    const printerScope = { tenantId: scope.tenantId, siteId: siteOf(scope), printer: scope.printer };
-    const deadline = Date.now() + (request.query.wait ?? 0) * 1000;
-    const gone = new AbortController();
-    request.raw.once('close', () => gone.abort());
-    for (;;) {
-      if (gone.signal.aborted) return reply.code(204).send(null);
-      const job = await printing.leaseNext(printerScope);
-      // The earlier client reads `receiptData.{jobId, receipt}`; the contract names them at the top level.
-      if (job) return { hasPrintJob: true as const, ...job, receiptData: job };
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return reply.code(204).send(null);
-      await notifier.wait(printerScope.tenantId, printerScope.siteId, remaining, gone.signal);
-    }
-  });
-
-  app.post('/api/receipt/queue/complete/:jobId', {
-    schema: { tags: ['printing (kiosk compatible)'], summary: 'The receipt printed', params: JobParams, response: { 200: Type.Object({ success: Type.Literal(true) }), ...errors(400, 401, 403, 404, 409) } },
-  }, async (request) => {
-    const scope = await scopeOf(request);
-    await printing.complete(request.params.jobId, { tenantId: scope.tenantId, siteId: siteOf(scope) });
-    return { success: true as const };
-  });
-
-  app.post('/api/receipt/queue/failed/:jobId', {
-    schema: {
-      tags: ['printing (kiosk compatible)'],
-      summary: 'The receipt did not print; it is retried (FAILED after 5 attempts)',
-      params: JobParams,
-      body: Type.Optional(Type.Object({ error: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false })),
-      response: { 200: Type.Object({ success: Type.Literal(true), status: Type.String() }), ...errors(400, 401, 403, 404) },
+    async (request, reply) => {
+      const scope = await scopeOf(request);
+      const printerScope = { tenantId: scope.tenantId, siteId: siteOf(scope), printer: scope.printer };
+      const deadline = Date.now() + (request.query.wait ?? 0) * 1000;
+      const gone = new AbortController();
+      request.raw.once('close', () => gone.abort());
+      for (;;) {
+        if (gone.signal.aborted) return reply.code(204).send(null);
+        const job = await printing.leaseNext(printerScope);
+        // The earlier client reads `receiptData.{jobId, receipt}`; the contract names them at the top level.
+        if (job) return { hasPrintJob: true as const, ...job, receiptData: job };
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return reply.code(204).send(null);
+        await notifier.wait(printerScope.tenantId, printerScope.siteId, remaining, gone.signal);
+      }
     },
-    // The body is optional, but the schema validator would reject a missing one as "must be object".
-    preValidation: async (request) => {
-      request.body ??= {};
-    },
-  }, async (request) => {
-    const scope = await scopeOf(request);
-    const status = await printing.reportFailure(request.params.jobId, { tenantId: scope.tenantId, siteId: siteOf(scope) }, request.body?.error ?? 'printer reported a failure');
-    return { success: true as const, status };
-  });
+  );
 
-  app.get('/api/receipt/queue/status', {
-    schema: { tags: ['printing (kiosk compatible)'], summary: 'Queue counts of the printer’s site', response: { 200: Type.Object({ success: Type.Literal(true), pending: Type.Integer(), leased: Type.Integer(), printed: Type.Integer(), failed: Type.Integer() }), ...errors(401, 403) } },
-  }, async (request) => {
-    const scope = await scopeOf(request);
-    return { success: true as const, ...(await printing.counts(scope.tenantId, siteOf(scope))) };
-  });
-
-  app.get('/api/receipt/queue/status/:jobId', {
-    schema: {
-      tags: ['printing (kiosk compatible)'],
-      summary: 'One job',
-      params: JobParams,
-      response: { 200: Type.Object({ success: Type.Literal(true), jobId: Type.String(), status: Type.String(), attempts: Type.Integer(), printedAt: Type.Optional(Type.String()), error: Type.Optional(Type.String()) }), ...errors(400, 401, 403, 404) },
+  app.post(
+    '/api/receipt/queue/complete/:jobId',
+    {
+      schema: {
+        tags: ['printing (kiosk compatible)'],
+        summary: 'The receipt printed',
+        params: JobParams,
+        response: { 200: Type.Object({ success: Type.Literal(true) }), ...errors(400, 401, 403, 404, 409) },
+      },
     },
-  }, async (request) => {
-    const scope = await scopeOf(request);
-    return { success: true as const, ...(await printing.jobStatus(request.params.jobId, { tenantId: scope.tenantId, siteId: siteOf(scope) })) };
-  });
+    async (request) => {
+      const scope = await scopeOf(request);
+      await printing.complete(request.params.jobId, { tenantId: scope.tenantId, siteId: siteOf(scope) });
+      return { success: true as const };
+    },
+  );
+
+  app.post(
+    '/api/receipt/queue/failed/:jobId',
+    {
+      schema: {
+        tags: ['printing (kiosk compatible)'],
+        summary: 'The receipt did not print; it is retried (FAILED after 5 attempts)',
+        params: JobParams,
+        body: Type.Optional(
+          Type.Object(
+            { error: Type.Optional(Type.String({ maxLength: 2000 })) },
+            { additionalProperties: false },
+          ),
+        ),
+        response: {
+          200: Type.Object({ success: Type.Literal(true), status: Type.String() }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+      // The body is optional, but the schema validator would reject a missing one as "must be object".
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
+    async (request) => {
+      const scope = await scopeOf(request);
+      const status = await printing.reportFailure(
+        request.params.jobId,
+        { tenantId: scope.tenantId, siteId: siteOf(scope) },
+        request.body?.error ?? 'printer reported a failure',
+      );
+      return { success: true as const, status };
+    },
+  );
+
+  app.get(
+    '/api/receipt/queue/status',
+    {
+      schema: {
+        tags: ['printing (kiosk compatible)'],
+        summary: 'Queue counts of the printer’s site',
+        response: {
+          200: Type.Object({
+            success: Type.Literal(true),
+            pending: Type.Integer(),
+            leased: Type.Integer(),
+            printed: Type.Integer(),
+            failed: Type.Integer(),
+          }),
+          ...errors(401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const scope = await scopeOf(request);
+      return { success: true as const, ...(await printing.counts(scope.tenantId, siteOf(scope))) };
+    },
+  );
+
+  app.get(
+    '/api/receipt/queue/status/:jobId',
+    {
+      schema: {
+        tags: ['printing (kiosk compatible)'],
+        summary: 'One job',
+        params: JobParams,
+        response: {
+          200: Type.Object({
+            success: Type.Literal(true),
+            jobId: Type.String(),
+            status: Type.String(),
+            attempts: Type.Integer(),
+            printedAt: Type.Optional(Type.String()),
+            error: Type.Optional(Type.String()),
+          }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const scope = await scopeOf(request);
+      return {
+        success: true as const,
+        ...(await printing.jobStatus(request.params.jobId, {
+          tenantId: scope.tenantId,
+          siteId: siteOf(scope),
+        })),
+      };
+    },
+  );
 }

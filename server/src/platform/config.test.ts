@@ -47,7 +47,14 @@ describe('loadConfig defaults (CONTRACTS §1 table)', () => {
   });
 
   it('treats empty and blank values as unset', () => {
-    const blank = loadConfig({ PORT: '', HOST: '  ', ADMIN_TOKEN: '', DATABASE_URL: '', LOG_LEVEL: ' ', RAZORPAY_WEBHOOK_SECRET: '' });
+    const blank = loadConfig({
+      PORT: '',
+      HOST: '  ',
+      ADMIN_TOKEN: '',
+      DATABASE_URL: '',
+      LOG_LEVEL: ' ',
+      RAZORPAY_WEBHOOK_SECRET: '',
+    });
     expect(blank.port).toBe(8080);
     expect(blank.host).toBe('127.0.0.1');
     expect(blank.adminToken).toBeUndefined();
@@ -64,13 +71,25 @@ describe('loadConfig defaults (CONTRACTS §1 table)', () => {
 describe('loadConfig accepted values', () => {
   it('reads the storage choices', () => {
     expect(loadConfig({ DATABASE_URL: 'memory://' }).database).toEqual({ kind: 'sqlite-memory' });
-    expect(loadConfig({ DATA_DIR: '/var/lib/kh' }).database).toEqual({ kind: 'sqlite-file', file: '/var/lib/kh/kioskhub.db' });
-    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/kh' }).database).toEqual({ kind: 'postgres', url: 'postgres://u:p@db:5432/kh' });
+    expect(loadConfig({ DATA_DIR: '/var/lib/kh' }).database).toEqual({
+      kind: 'sqlite-file',
+      file: '/var/lib/kh/kioskhub.db',
+    });
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/kh' }).database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://u:p@db:5432/kh',
+    });
     expect(loadConfig({ DATABASE_URL: 'postgresql://db/kh' }).database.kind).toBe('postgres');
   });
 
   it('reads the listen address, Redis and the timeouts', () => {
-    const config = loadConfig({ PORT: '0', HOST: '0.0.0.0', REDIS_URL: 'redis://cache:6379', DISPATCH_ACK_TIMEOUT_MS: '2500', LOG_LEVEL: 'debug' });
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '0.0.0.0',
+      REDIS_URL: 'redis://cache:6379',
+      DISPATCH_ACK_TIMEOUT_MS: '2500',
+      LOG_LEVEL: 'debug',
+    });
     expect(config.port).toBe(0);
     expect(config.host).toBe('0.0.0.0');
     expect(config.redisUrl).toBe('redis://cache:6379');
@@ -80,7 +99,11 @@ describe('loadConfig accepted values', () => {
   });
 
   it('reads Razorpay credentials set together', () => {
-    const config = loadConfig({ RAZORPAY_KEY_ID: 'rzp_test_1', RAZORPAY_KEY_SECRET: 'sekret', RAZORPAY_API_BASE: 'http://127.0.0.1:9999/' });
+    const config = loadConfig({
+      RAZORPAY_KEY_ID: 'rzp_test_1',
+      RAZORPAY_KEY_SECRET: 'sekret',
+      RAZORPAY_API_BASE: 'http://127.0.0.1:9999/',
+    });
     expect(config.razorpay.keyId).toBe('rzp_test_1');
     expect(config.razorpay.keySecret).toBe('sekret');
     expect(config.razorpay.apiBase).toBe('http://127.0.0.1:9999');
@@ -88,8 +111,13 @@ describe('loadConfig accepted values', () => {
 
   it('turns a comma-separated RAZORPAY_WEBHOOK_SECRET into a list (rotation)', () => {
     expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: 'only' }).razorpay.webhookSecrets).toEqual(['only']);
-    expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: 'new_secret,old_secret' }).razorpay.webhookSecrets).toEqual(['new_secret', 'old_secret']);
-    expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: ' new_secret , old_secret ,, ' }).razorpay.webhookSecrets).toEqual(['new_secret', 'old_secret']);
+    expect(loadConfig({ RAZORPAY_WEBHOOK_SECRET: 'new_secret,old_secret' }).razorpay.webhookSecrets).toEqual([
+      'new_secret',
+      'old_secret',
+    ]);
+    expect(
+      loadConfig({ RAZORPAY_WEBHOOK_SECRET: ' new_secret , old_secret ,, ' }).razorpay.webhookSecrets,
+    ).toEqual(['new_secret', 'old_secret']);
   });
 });
 
@@ -143,7 +171,11 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['DISPATCH_SWEEP_MS not a number', { DISPATCH_SWEEP_MS: '30s' }, 'DISPATCH_SWEEP_MS'],
     ['DATABASE_POOL_SIZE zero', { DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE'],
     ['DATABASE_POOL_SIZE not a number', { DATABASE_POOL_SIZE: 'big' }, 'DATABASE_POOL_SIZE'],
-    ['MACHINE_HEARTBEAT_TIMEOUT_MS not a number', { MACHINE_HEARTBEAT_TIMEOUT_MS: 'soon' }, 'MACHINE_HEARTBEAT_TIMEOUT_MS'],
+    [
+      'MACHINE_HEARTBEAT_TIMEOUT_MS not a number',
+      { MACHINE_HEARTBEAT_TIMEOUT_MS: 'soon' },
+      'MACHINE_HEARTBEAT_TIMEOUT_MS',
+    ],
     ['PRINT_JOB_LEASE_MS not a number', { PRINT_JOB_LEASE_MS: '1e3' }, 'PRINT_JOB_LEASE_MS'],
     ['ADMIN_TOKEN too short', { ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN'],
     ['TRUST_PROXY a word', { TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
@@ -177,18 +209,23 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     expect(err.message).toContain('RAZORPAY_KEY_SECRET');
   });
 
-  it.each(['change-me-to-a-long-secret', 'changeme-changeme-changeme', 'your-admin-token-here', 'xxxxxxxxxxxxxxxxxxxx', 'aaaaaaaaaaaaaaaaaaaa'])(
-    'refuses the placeholder ADMIN_TOKEN %s, and a JWT_SECRET copied from an example',
-    (value) => {
-      expect(configError({ ADMIN_TOKEN: value }).message).toBe(
-        `ADMIN_TOKEN: "${value}" is a placeholder, not a secret; set a random value (e.g. openssl rand -hex 24) or leave ADMIN_TOKEN unset`,
-      );
-      expect(configError({ JWT_SECRET: `${value}-${value}` }).variable).toBe('JWT_SECRET');
-    },
-  );
+  it.each([
+    'change-me-to-a-long-secret',
+    'changeme-changeme-changeme',
+    'your-admin-token-here',
+    'xxxxxxxxxxxxxxxxxxxx',
+    'aaaaaaaaaaaaaaaaaaaa',
+  ])('refuses the placeholder ADMIN_TOKEN %s, and a JWT_SECRET copied from an example', (value) => {
+    expect(configError({ ADMIN_TOKEN: value }).message).toBe(
+      `ADMIN_TOKEN: "${value}" is a placeholder, not a secret; set a random value (e.g. openssl rand -hex 24) or leave ADMIN_TOKEN unset`,
+    );
+    expect(configError({ JWT_SECRET: `${value}-${value}` }).variable).toBe('JWT_SECRET');
+  });
 
   it('accepts real random tokens', () => {
-    expect(loadConfig({ ADMIN_TOKEN: '3f9a1c0d2b7e44aa91c0d2b7e44aa9' }).adminToken).toBe('3f9a1c0d2b7e44aa91c0d2b7e44aa9');
+    expect(loadConfig({ ADMIN_TOKEN: '3f9a1c0d2b7e44aa91c0d2b7e44aa9' }).adminToken).toBe(
+      '3f9a1c0d2b7e44aa91c0d2b7e44aa9',
+    );
     expect(loadConfig({ ADMIN_TOKEN: 'kh_admin_CU56B_uWOlQroXlADSiZwCG34ih8E-ew' }).adminToken).toBeDefined();
   });
 

@@ -2,9 +2,7 @@
 // with a message that names the variable.
 
 export type DatabaseTarget =
-  | { kind: 'sqlite-file'; file: string }
-  | { kind: 'sqlite-memory' }
-  | { kind: 'postgres'; url: string };
+  { kind: 'sqlite-file'; file: string } | { kind: 'sqlite-memory' } | { kind: 'postgres'; url: string };
 
 export interface Config {
   host: string;
@@ -87,7 +85,8 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
   const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max)
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   return value;
 }
 
@@ -135,7 +134,10 @@ function trustProxy(env: Env): false | number | string[] {
     }
     return hops;
   }
-  const list = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   const address = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
   const bad = list.find((a) => !address.test(a));
   if (bad !== undefined || list.length === 0) {
@@ -156,19 +158,23 @@ function metricsToken(env: Env): string | undefined {
 function origins(env: Env): string[] {
   const raw = text(env, 'CORS_ORIGINS');
   if (raw === undefined) return [];
-  return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((origin) => {
-    let parsed: URL;
-    try {
-      parsed = new URL(origin);
-    } catch {
-      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin such as https://ops.example.com`);
-    }
-    if (!['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin.replace(/\/+$/, '')) {
-      const example = 'such as https://ops.example.com (scheme, host, port; no path)';
-      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin ${example}`);
-    }
-    return parsed.origin;
-  });
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((origin) => {
+      let parsed: URL;
+      try {
+        parsed = new URL(origin);
+      } catch {
+        throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin such as https://ops.example.com`);
+      }
+      if (!['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin.replace(/\/+$/, '')) {
+        const example = 'such as https://ops.example.com (scheme, host, port; no path)';
+        throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin ${example}`);
+      }
+      return parsed.origin;
+    });
 }
 
 // Values copied from a documentation example instead of a real secret.
@@ -179,8 +185,8 @@ function refusePlaceholder(name: string, value: string | undefined): void {
   if (value === undefined || !(PLACEHOLDER.test(value) || new Set(value).size < 4)) return;
   throw new ConfigError(
     name,
-    `"${value}" is a placeholder, not a secret; `
-      + `set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
+    `"${value}" is a placeholder, not a secret; ` +
+      `set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
   );
 }
 

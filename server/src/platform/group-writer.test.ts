@@ -31,7 +31,12 @@ describe('group writer', () => {
     const groups: [string, number][][] = [];
     const writer = createGroupWriter<number, void>(async (batch) => void groups.push([...batch]));
     await Promise.all([writer.submit('m1', 1), writer.submit('m2', 2), writer.submit('m1', 3)]);
-    expect(groups).toEqual([[['m1', 3], ['m2', 2]]]);
+    expect(groups).toEqual([
+      [
+        ['m1', 3],
+        ['m2', 2],
+      ],
+    ]);
   });
 
   it('splits a storm into groups of at most maxBatch', async () => {

@@ -10,7 +10,10 @@ export interface GroupWriter<V, R> {
   drain(): Promise<void>;
 }
 
-export function createGroupWriter<V, R>(write: (batch: ReadonlyMap<string, V>) => Promise<ReadonlyMap<string, R> | void>, maxBatch = 1_000): GroupWriter<V, R> {
+export function createGroupWriter<V, R>(
+  write: (batch: ReadonlyMap<string, V>) => Promise<ReadonlyMap<string, R> | void>,
+  maxBatch = 1_000,
+): GroupWriter<V, R> {
   type Waiter = { resolve(r: R | undefined): void; reject(err: unknown): void };
   let pending = new Map<string, { value: V; waiters: Waiter[] }>();
   let running: Promise<void> | undefined;
@@ -27,7 +30,8 @@ export function createGroupWriter<V, R>(write: (batch: ReadonlyMap<string, V>) =
       } else pending = new Map();
       try {
         const results = await write(new Map([...group].map(([k, e]) => [k, e.value])));
-        for (const [k, e] of group) for (const w of e.waiters) w.resolve(results ? results.get(k) : undefined);
+        for (const [k, e] of group)
+          for (const w of e.waiters) w.resolve(results ? results.get(k) : undefined);
       } catch (err) {
         for (const e of group.values()) for (const w of e.waiters) w.reject(err);
       }

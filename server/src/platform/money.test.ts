@@ -34,7 +34,8 @@ describe('currency exponents (ISO 4217)', () => {
     const misses: string[] = [];
     for (let minor = 0; minor <= 10_000_000; minor += 997) {
       for (const currency of ['UGX', 'JPY', 'KWD', 'PHP', 'CLF']) {
-        if (majorToMinor(minorToMajor(minor, currency), currency) !== minor) misses.push(`${minor} ${currency}`);
+        if (majorToMinor(minorToMajor(minor, currency), currency) !== minor)
+          misses.push(`${minor} ${currency}`);
       }
     }
     expect(misses).toEqual([]);

@@ -9,7 +9,12 @@ import { openDatabase, type OpenedDatabase } from './db/database.js';
 import { createOutboxRelay, enqueueOutbox, jobBackoffMs, type OutboxHandlers } from './outbox.js';
 
 const logger = pino({ level: 'silent' });
-const quiet: OutboxHandlers = { live: () => undefined, print: () => undefined, dispatch: () => undefined, refund: () => undefined };
+const quiet: OutboxHandlers = {
+  live: () => undefined,
+  print: () => undefined,
+  dispatch: () => undefined,
+  refund: () => undefined,
+};
 
 describe('job backoff', () => {
   it('doubles from the base and is capped at 5 minutes', () => {
@@ -39,13 +44,16 @@ describe.each(engines())('job table (%s)', (engine) => {
     await enqueueOutbox(db, 'dispatch', { machineId: 'M1' });
     const relay = createOutboxRelay({ db, dialect, logger, backoffBaseMs: 40 });
     const runs: number[] = [];
-    relay.start({
-      ...quiet,
-      dispatch: async () => {
-        runs.push(Date.now());
-        if (runs.length < 3) throw new Error(`attempt ${runs.length} failed`);
+    relay.start(
+      {
+        ...quiet,
+        dispatch: async () => {
+          runs.push(Date.now());
+          if (runs.length < 3) throw new Error(`attempt ${runs.length} failed`);
+        },
       },
-    }, 10);
+      10,
+    );
     const deadline = Date.now() + 5_000;
     while (runs.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await relay.stop();
@@ -69,19 +77,24 @@ describe.each(engines())('job table (%s)', (engine) => {
       maxAttempts: 3,
       onFailed: async (job) => void failed.push(job),
     });
-    relay.start({
-      ...quiet,
-      live: () => {
-        runs++;
-        throw new Error('room service down');
+    relay.start(
+      {
+        ...quiet,
+        live: () => {
+          runs++;
+          throw new Error('room service down');
+        },
       },
-    }, 5);
+      5,
+    );
     const deadline = Date.now() + 5_000;
     while (failed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 100));
     await relay.stop();
     expect(runs).toBe(3);
-    expect(failed).toEqual([{ id: expect.any(Number), topic: 'live', tenantId: 't1', error: 'room service down' }]);
+    expect(failed).toEqual([
+      { id: expect.any(Number), topic: 'live', tenantId: 't1', error: 'room service down' },
+    ]);
     const rows = await db.selectFrom('outbox').select(['status', 'attempts', 'last_error']).execute();
     expect(rows).toEqual([{ status: 'FAILED', attempts: 3, last_error: 'room service down' }]);
   });
@@ -90,7 +103,10 @@ describe.each(engines())('job table (%s)', (engine) => {
     const { db, dialect } = await open();
     await enqueueOutbox(db, 'dispatch', { machineId: 'M2' });
     // A relay that claimed the row and then vanished: its lease still holds the row for a while.
-    await db.updateTable('outbox').set({ leased_until: new Date(Date.now() + 150).toISOString() }).execute();
+    await db
+      .updateTable('outbox')
+      .set({ leased_until: new Date(Date.now() + 150).toISOString() })
+      .execute();
     const seen: string[] = [];
     const relay = createOutboxRelay({ db, dialect, logger });
     relay.start({ ...quiet, dispatch: (p) => void seen.push(p.machineId) }, 20);
@@ -108,9 +124,13 @@ describe('job table across kill -9 (sqlite file)', () => {
     const dir = tempDir('kioskhub-jobs-');
     const file = join(dir.path, 'kioskhub.db');
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../test/fixtures/job-crash-child.ts'), file], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, '../../test/fixtures/job-crash-child.ts'), file],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('child never recorded its failed attempt')), 20_000);
         child.stdout.on('data', (chunk: Buffer) => {
@@ -128,7 +148,10 @@ describe('job table across kill -9 (sqlite file)', () => {
         const row = await reopened.db.selectFrom('outbox').selectAll().executeTakeFirstOrThrow();
         expect(row).toMatchObject({ status: 'QUEUED', attempts: 1, last_error: 'provider unreachable' });
         // Its retry is due in a minute; bring it forward as if the minute had passed.
-        await reopened.db.updateTable('outbox').set({ run_at: new Date(Date.now() - 1).toISOString() }).execute();
+        await reopened.db
+          .updateTable('outbox')
+          .set({ run_at: new Date(Date.now() - 1).toISOString() })
+          .execute();
         const seen: string[] = [];
         const relay = createOutboxRelay({ db: reopened.db, dialect: 'sqlite', logger });
         relay.start({ ...quiet, dispatch: (p) => void seen.push(p.machineId) }, 20);

@@ -109,7 +109,12 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     if (final) {
       deps.logger.error({ err, topic: row.topic, jobId: row.id, attempts }, 'job failed for good');
       const tenantId = (JSON.parse(row.payload) as { tenantId?: unknown }).tenantId;
-      await deps.onFailed?.({ id: Number(row.id), topic: row.topic, tenantId: typeof tenantId === 'string' ? tenantId : null, error });
+      await deps.onFailed?.({
+        id: Number(row.id),
+        topic: row.topic,
+        tenantId: typeof tenantId === 'string' ? tenantId : null,
+        error,
+      });
     } else {
       deps.logger.warn({ err, topic: row.topic, jobId: row.id, attempts }, 'job failed; will retry');
     }

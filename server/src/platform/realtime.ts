@@ -106,7 +106,9 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
     subscriber = sub;
     for (const client of [pub, sub]) {
       // While Redis is away this process keeps serving the machines connected to it.
-      client.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection problem'));
+      client.on('error', (err: Error) =>
+        options.logger.warn({ err: err.message }, 'redis connection problem'),
+      );
       clients.push(client);
     }
     // ioredis reports `ready` before it has re-sent SUBSCRIBE: notices count as arriving again
@@ -129,8 +131,14 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
     io.adapter(createAdapter(pub, sub, { requestsTimeout: 2_000 }));
     // The adapter's clients queue commands until Redis is back (fan-out is only delayed); a
     // rate-limit check queued like that would hold every API request for the whole outage.
-    const limits = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_000 });
-    limits.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection problem (rate limits)'));
+    const limits = new Redis(options.redisUrl, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 1_000,
+    });
+    limits.on('error', (err: Error) =>
+      options.logger.warn({ err: err.message }, 'redis connection problem (rate limits)'),
+    );
     clients.push(limits);
   }
   // Every namespace (/, /machines, /live), on this process only: `io.disconnectSockets()` would

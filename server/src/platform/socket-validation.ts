@@ -12,14 +12,18 @@ export function socketValidator<S extends TSchema>(schema: S): (input: unknown) 
     if (check(input)) return { ok: true, value: input as Static<S> };
     const first = check.errors?.[0];
     const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : 'payload';
-    const what = first?.keyword === 'additionalProperties'
-      ? `unknown field "${(first.params as { additionalProperty?: string }).additionalProperty}"`
-      : (first?.message ?? 'is invalid');
+    const what =
+      first?.keyword === 'additionalProperties'
+        ? `unknown field "${(first.params as { additionalProperty?: string }).additionalProperty}"`
+        : (first?.message ?? 'is invalid');
     return { ok: false, message: `${where} ${what}` };
   };
 }
 
-export const socketError = (code: string, message: string) => ({ ok: false as const, error: { code, message } });
+export const socketError = (code: string, message: string) => ({
+  ok: false as const,
+  error: { code, message },
+});
 
 /** Socket.IO passes the ack as the last argument; a client may omit it. */
 export function ackOf(args: unknown[]): (answer: unknown) => void {

@@ -55,7 +55,12 @@ export function freePort(): Promise<number> {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` until it returns a truthy value (or throws after `timeoutMs`). */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, what = 'condition', everyMs = 50): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 30_000,
+  what = 'condition',
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -65,7 +70,10 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     await sleep(everyMs);
   }
 }
@@ -81,14 +89,25 @@ export async function http(
   url: string,
   method: string,
   path: string,
-  options: { body?: unknown; raw?: string; headers?: Record<string, string>; token?: string | null; timeoutMs?: number } = {},
+  options: {
+    body?: unknown;
+    raw?: string;
+    headers?: Record<string, string>;
+    token?: string | null;
+    timeoutMs?: number;
+  } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.token === undefined ? ADMIN_TOKEN : options.token;
   if (token !== null) headers['authorization'] = `Bearer ${token}`;
   const body = options.raw ?? (options.body !== undefined ? JSON.stringify(options.body) : undefined);
   if (body !== undefined) headers['content-type'] ??= 'application/json';
-  const res = await fetch(url + path, { method, headers, signal: AbortSignal.timeout(options.timeoutMs ?? 30_000), ...(body !== undefined ? { body } : {}) });
+  const res = await fetch(url + path, {
+    method,
+    headers,
+    signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+    ...(body !== undefined ? { body } : {}),
+  });
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -99,7 +118,8 @@ export async function http(
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-export const signRazorpay = (raw: string, secret = WEBHOOK_SECRET): string => createHmac('sha256', secret).update(raw).digest('hex');
+export const signRazorpay = (raw: string, secret = WEBHOOK_SECRET): string =>
+  createHmac('sha256', secret).update(raw).digest('hex');
 
 export const newPaymentId = (): string => `pay_${randomBytes(7).toString('hex')}`;
 
@@ -113,10 +133,32 @@ export function qrCredited(qrCodeId: string, amountPaise: number, paymentId = ne
     contains: ['payment', 'qr_code'],
     payload: {
       payment: {
-        entity: { id: paymentId, entity: 'payment', amount: amountPaise, currency: 'INR', status: 'captured', captured: true, method: 'upi', vpa: 'gauri.kumar@okhdfcbank', notes: {}, created_at: now },
+        entity: {
+          id: paymentId,
+          entity: 'payment',
+          amount: amountPaise,
+          currency: 'INR',
+          status: 'captured',
+          captured: true,
+          method: 'upi',
+          vpa: 'gauri.kumar@okhdfcbank',
+          notes: {},
+          created_at: now,
+        },
       },
       qr_code: {
-        entity: { id: qrCodeId, entity: 'qr_code', name: 'Vending', usage: 'multiple_use', type: 'upi_qr', payment_amount: amountPaise, status: 'active', fixed_amount: true, notes: {}, created_at: now - 3600 },
+        entity: {
+          id: qrCodeId,
+          entity: 'qr_code',
+          name: 'Vending',
+          usage: 'multiple_use',
+          type: 'upi_qr',
+          payment_amount: amountPaise,
+          status: 'active',
+          fixed_amount: true,
+          notes: {},
+          created_at: now - 3600,
+        },
       },
     },
     created_at: now,
@@ -124,31 +166,53 @@ export function qrCredited(qrCodeId: string, amountPaise: number, paymentId = ne
 }
 
 /** Posts a signed Razorpay webhook (never throws on a network error: status 0 then). */
-export async function postWebhook(url: string, event: unknown, options: { eventId?: string; timeoutMs?: number } = {}): Promise<Reply & { error?: string }> {
+export async function postWebhook(
+  url: string,
+  event: unknown,
+  options: { eventId?: string; timeoutMs?: number } = {},
+): Promise<Reply & { error?: string }> {
   const raw = JSON.stringify(event);
   const headers: Record<string, string> = { 'x-razorpay-signature': signRazorpay(raw) };
   if (options.eventId) headers['x-razorpay-event-id'] = options.eventId;
   try {
-    return await http(url, 'POST', '/webhooks/razorpay', { raw, token: null, headers, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
+    return await http(url, 'POST', '/webhooks/razorpay', {
+      raw,
+      token: null,
+      headers,
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    });
   } catch (err) {
     return { status: 0, body: undefined, headers: new Headers(), error: String(err) };
   }
 }
 
 /** A machine with a Razorpay QR profile at a fixed amount; returns its key and QR id. */
-export async function createVendingMachine(url: string, id: string, amountPaise = 2000): Promise<{ id: string; key: string; qrCodeId: string }> {
+export async function createVendingMachine(
+  url: string,
+  id: string,
+  amountPaise = 2000,
+): Promise<{ id: string; key: string; qrCodeId: string }> {
   const created = await http(url, 'POST', '/v1/machines', { body: { id } });
-  if (created.status !== 201) throw new Error(`create machine ${id}: ${created.status} ${JSON.stringify(created.body)}`);
+  if (created.status !== 201)
+    throw new Error(`create machine ${id}: ${created.status} ${JSON.stringify(created.body)}`);
   const qrCodeId = `qr_${id}_${randomBytes(4).toString('hex')}`;
-  const profile = await http(url, 'PUT', `/v1/machines/${id}/payment-profile`, { body: { provider: 'razorpay', qrCodeId, fixedAmountPaise: amountPaise } });
-  if (profile.status !== 200) throw new Error(`payment profile ${id}: ${profile.status} ${JSON.stringify(profile.body)}`);
+  const profile = await http(url, 'PUT', `/v1/machines/${id}/payment-profile`, {
+    body: { provider: 'razorpay', qrCodeId, fixedAmountPaise: amountPaise },
+  });
+  if (profile.status !== 200)
+    throw new Error(`payment profile ${id}: ${profile.status} ${JSON.stringify(profile.body)}`);
   return { id, key: created.body.key as string, qrCodeId };
 }
 
-export const orderStatus = async (url: string, orderId: string): Promise<string | undefined> => (await http(url, 'GET', `/v1/orders/${orderId}`)).body?.status as string | undefined;
+export const orderStatus = async (url: string, orderId: string): Promise<string | undefined> =>
+  (await http(url, 'GET', `/v1/orders/${orderId}`)).body?.status as string | undefined;
 
 /** Runs `work` over `items` with at most `concurrency` in flight. */
-export async function pool<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function pool<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   await Promise.all(
@@ -193,7 +257,12 @@ export interface ServerProcess {
 }
 
 /** Waits until GET /readyz answers 200 (the database answers too). */
-export async function waitReady(url: string, timeoutMs = START_TIMEOUT_MS, isAlive: () => boolean = () => true, describe: () => string = () => ''): Promise<void> {
+export async function waitReady(
+  url: string,
+  timeoutMs = START_TIMEOUT_MS,
+  isAlive: () => boolean = () => true,
+  describe: () => string = () => '',
+): Promise<void> {
   await eventually(
     async () => {
       if (!isAlive()) throw new Error('the process exited');
@@ -232,7 +301,10 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   let killed = false;
   child.once('exit', (code, signal) => {
     // A process that dies on its own is a finding: show why.
-    if (!killed) console.warn(`[cluster] server process on port ${port} exited by itself (${signal ?? code}); last output:\n${output.slice(-8_000)}`);
+    if (!killed)
+      console.warn(
+        `[cluster] server process on port ${port} exited by itself (${signal ?? code}); last output:\n${output.slice(-8_000)}`,
+      );
   });
   const server: ServerProcess = {
     url,
@@ -310,7 +382,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     });
   }
   const nodes: ServerProcess[] = [];
-  const sqlPool = new pg.Pool({ connectionString: options.databaseUrl, max: 2, options: `-c search_path=${schema}` });
+  const sqlPool = new pg.Pool({
+    connectionString: options.databaseUrl,
+    max: 2,
+    options: `-c search_path=${schema}`,
+  });
   sqlPool.on('error', () => undefined);
   const cluster: Cluster = {
     schema,
@@ -359,7 +435,9 @@ export async function dropSchema(databaseUrl: string, schema: string): Promise<v
 export async function metric(url: string, name: string): Promise<number | undefined> {
   const headers = { authorization: `Bearer ${ADMIN_TOKEN}` };
   const res = await fetch(`${url}/metrics`, { headers, signal: AbortSignal.timeout(10_000) });
-  const line = (await res.text()).split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  const line = (await res.text())
+    .split('\n')
+    .find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.split(' ').at(-1)) : undefined;
 }
 
@@ -386,7 +464,9 @@ function pgBinDir(): string | undefined {
 /** PostgreSQL refuses to run as root: run its tools as the postgres user then. */
 async function asPostgres(file: string, args: string[]): Promise<void> {
   const root = process.getuid?.() === 0;
-  await run(root ? 'runuser' : file, root ? ['-u', 'postgres', '--', file, ...args] : args, { timeout: 60_000 });
+  await run(root ? 'runuser' : file, root ? ['-u', 'postgres', '--', file, ...args] : args, {
+    timeout: 60_000,
+  });
 }
 
 async function pgAnswers(url: string): Promise<boolean> {
@@ -410,8 +490,17 @@ async function pgAnswers(url: string): Promise<boolean> {
  */
 export async function startPrivatePostgres(): Promise<ServiceController | undefined> {
   const bin = pgBinDir();
-  if (!bin || (process.getuid?.() === 0 && !(await run('id', ['-u', 'postgres']).then(() => true, () => false)))) {
-    console.warn('NOTICE: PostgreSQL server binaries (initdb, pg_ctl) not found; the PostgreSQL fault test is SKIPPED.');
+  if (
+    !bin ||
+    (process.getuid?.() === 0 &&
+      !(await run('id', ['-u', 'postgres']).then(
+        () => true,
+        () => false,
+      )))
+  ) {
+    console.warn(
+      'NOTICE: PostgreSQL server binaries (initdb, pg_ctl) not found; the PostgreSQL fault test is SKIPPED.',
+    );
     return undefined;
   }
   const dir = mkdtempSync(join(tmpdir(), 'kioskhub-pg-'));
@@ -423,8 +512,19 @@ export async function startPrivatePostgres(): Promise<ServiceController | undefi
   const port = await freePort();
   const data = join(dir, 'data');
   const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100`;
-  await asPostgres(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
-  const pgCtl = (args: string[]) => asPostgres(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-o', serverOptions, ...args]);
+  await asPostgres(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-A',
+    'trust',
+    '-U',
+    'postgres',
+    '--no-sync',
+    '-E',
+    'UTF8',
+  ]);
+  const pgCtl = (args: string[]) =>
+    asPostgres(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-o', serverOptions, ...args]);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const waitUp = () => eventually(() => pgAnswers(url), 60_000, 'PostgreSQL to answer', 100);
   await pgCtl(['-w', 'start']);
@@ -476,7 +576,9 @@ export function sharedPostgres(databaseUrl: string): ServiceController {
 
 async function redisAnswers(port: number): Promise<boolean> {
   try {
-    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], { timeout: 5_000 });
+    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], {
+      timeout: 5_000,
+    });
     return stdout.trim() === 'PONG';
   } catch {
     return false;
@@ -485,18 +587,42 @@ async function redisAnswers(port: number): Promise<boolean> {
 
 /** A private redis-server on its own port (stopping it disturbs nobody else). */
 export async function startPrivateRedis(): Promise<ServiceController | undefined> {
-  if (!(await run('redis-server', ['--version']).then(() => true, () => false))) {
+  if (
+    !(await run('redis-server', ['--version']).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     console.warn('NOTICE: redis-server not found; the Redis fault test is SKIPPED.');
     return undefined;
   }
   const dir = mkdtempSync(join(tmpdir(), 'kioskhub-redis-'));
   const port = await freePort();
   const start = async () => {
-    await run('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', join(dir, 'redis.log'), '--pidfile', join(dir, 'redis.pid')]);
+    await run('redis-server', [
+      '--daemonize',
+      'yes',
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--logfile',
+      join(dir, 'redis.log'),
+      '--pidfile',
+      join(dir, 'redis.pid'),
+    ]);
     await eventually(() => redisAnswers(port), 30_000, 'Redis to answer', 100);
   };
   const stop = async () => {
-    await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave']).catch(() => undefined);
+    await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave']).catch(
+      () => undefined,
+    );
     await eventually(async () => !(await redisAnswers(port)), 30_000, 'Redis to stop', 100);
   };
   await start();
@@ -520,7 +646,23 @@ export function sharedRedis(redisUrl: string): ServiceController {
   const port = Number(new URL(redisUrl).port || 6379);
   const start = async () => {
     if (!(await redisAnswers(port))) {
-      await run('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log']);
+      await run('redis-server', [
+        '--daemonize',
+        'yes',
+        '--bind',
+        '127.0.0.1',
+        '-::1',
+        '--port',
+        String(port),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        '/var/lib/redis',
+        '--logfile',
+        '/var/log/redis/ci.log',
+      ]);
     }
     await eventually(() => redisAnswers(port), 30_000, 'Redis to answer', 100);
   };

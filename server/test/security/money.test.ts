@@ -26,7 +26,8 @@ describe.each(engines())('security: money (%s)', (engine) => {
     await server?.close();
   });
 
-  const ordersOf = async () => (await server.request('GET', `/v1/orders?machineId=${machine.id}&limit=100`)).body.items;
+  const ordersOf = async () =>
+    (await server.request('GET', `/v1/orders?machineId=${machine.id}&limit=100`)).body.items;
 
   it('item 1: a payment first seen authorized becomes one order when its captured event arrives', async () => {
     const paymentId = payId();
@@ -76,9 +77,15 @@ describe.each(engines())('security: money (%s)', (engine) => {
     async (contentType) => {
       const paymentId = payId();
       const raw = JSON.stringify(qrCredited(machine.qrCodeId, 2000, paymentId));
-      const headers: Record<string, string> = { 'x-razorpay-signature': signRazorpayBody(raw, WEBHOOK_SECRET) };
+      const headers: Record<string, string> = {
+        'x-razorpay-signature': signRazorpayBody(raw, WEBHOOK_SECRET),
+      };
       if (contentType) headers['content-type'] = contentType;
-      const res = await fetch(`${server.url}/webhooks/razorpay`, { method: 'POST', headers, body: Buffer.from(raw) });
+      const res = await fetch(`${server.url}/webhooks/razorpay`, {
+        method: 'POST',
+        headers,
+        body: Buffer.from(raw),
+      });
       const body = (await res.json()) as any;
       expect(res.status, JSON.stringify(body)).toBe(200);
       expect(body.orderId).toEqual(expect.any(String));

@@ -113,9 +113,10 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
   async function snapshotOfB(): Promise<string> {
     const db = server.kioskhub.db;
     // PostgreSQL lists every schema's tables (other test files' too): only this server's count.
-    const schema = server.engine === 'postgres'
-      ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
-      : undefined;
+    const schema =
+      server.engine === 'postgres'
+        ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
+        : undefined;
     const tables = await db.introspection.getTables();
     const owned = tables
       .filter((t) => schema === undefined || t.schema === schema)

@@ -8,7 +8,15 @@ import { sha256 } from '../../../../server/src/platform/http/auth.js';
 import { openDatabase } from '../../../../server/src/platform/db/database.js';
 import { startChild, waitForHttp, type Child } from '../child.js';
 import { raiseNoFile } from '../limits.js';
-import { ADMIN_TOKEN, AMOUNT_PAISE, createMachines, freshPgSchema, pgUrlFromEnv, WEBHOOK_SECRET, type MachineCredentials } from '../kioskhub.js';
+import {
+  ADMIN_TOKEN,
+  AMOUNT_PAISE,
+  createMachines,
+  freshPgSchema,
+  pgUrlFromEnv,
+  WEBHOOK_SECRET,
+  type MachineCredentials,
+} from '../kioskhub.js';
 import { repoPath } from '../paths.js';
 import { freePort } from '../ports.js';
 import { tempDir } from '../temp.js';
@@ -17,10 +25,14 @@ export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export const clusterPgUrl = (): string => pgUrlFromEnv() ?? DEFAULT_PG_URL;
-export const clusterRedisUrl = (): string => process.env['BENCH_REDIS_URL'] || process.env['TEST_REDIS_URL'] || DEFAULT_REDIS_URL;
+export const clusterRedisUrl = (): string =>
+  process.env['BENCH_REDIS_URL'] || process.env['TEST_REDIS_URL'] || DEFAULT_REDIS_URL;
 
 /** "2.31 1.80 1.52" — noted next to every figure (other work on this box skews them). */
-export const loadAvg = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+export const loadAvg = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 /** A short tag that keeps this run's machine ids apart from anyone else's on the shared Redis. */
 export const runTag = (): string => randomBytes(2).toString('hex').toUpperCase();
@@ -130,11 +142,19 @@ export async function openClusterDb(cluster: Pick<Cluster, 'pgUrl' | 'schema'>) 
  * API takes many minutes here; this takes seconds. One seed machine is created through the API
  * first, to learn the default tenant and site (and prove the API path works).
  */
-export async function insertMachines(cluster: Cluster, count: number, prefix: string): Promise<MachineCredentials[]> {
+export async function insertMachines(
+  cluster: Cluster,
+  count: number,
+  prefix: string,
+): Promise<MachineCredentials[]> {
   const [seed] = await createMachines(cluster.nodes[0]!.url, 1, { prefix: `${prefix}S`, concurrency: 1 });
   const opened = await openClusterDb(cluster);
   try {
-    const row = await opened.db.selectFrom('machines').select(['tenant_id', 'site_id']).where('id', '=', seed!.machineId).executeTakeFirstOrThrow();
+    const row = await opened.db
+      .selectFrom('machines')
+      .select(['tenant_id', 'site_id'])
+      .where('id', '=', seed!.machineId)
+      .executeTakeFirstOrThrow();
     const creds: MachineCredentials[] = [];
     const now = new Date().toISOString();
     for (let start = 0; start < count; start += 1_000) {
@@ -168,7 +188,10 @@ export async function insertMachines(cluster: Cluster, count: number, prefix: st
           updated_at: now,
         });
       }
-      await opened.db.insertInto('machines').values(batch as never).execute();
+      await opened.db
+        .insertInto('machines')
+        .values(batch as never)
+        .execute();
     }
     return creds;
   } finally {
@@ -177,10 +200,20 @@ export async function insertMachines(cluster: Cluster, count: number, prefix: st
 }
 
 /** Orders by status and commands per order, read from the cluster's schema. */
-export async function readClusterOrders(cluster: Pick<Cluster, 'pgUrl' | 'schema'>): Promise<{ count: number; byStatus: Record<string, number>; paymentIds: Set<string>; orderIds: Set<string> }> {
+export async function readClusterOrders(
+  cluster: Pick<Cluster, 'pgUrl' | 'schema'>,
+): Promise<{
+  count: number;
+  byStatus: Record<string, number>;
+  paymentIds: Set<string>;
+  orderIds: Set<string>;
+}> {
   const opened = await openClusterDb(cluster);
   try {
-    const rows = await opened.db.selectFrom('orders').select(['id', 'provider_payment_id', 'status']).execute();
+    const rows = await opened.db
+      .selectFrom('orders')
+      .select(['id', 'provider_payment_id', 'status'])
+      .execute();
     const byStatus: Record<string, number> = {};
     const paymentIds = new Set<string>();
     const orderIds = new Set<string>();

@@ -47,7 +47,11 @@ export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n)
  * Summarizes a .cpuprofile; with `window` (monotonicUs() readings taken in the bench), only the
  * samples inside it count — e.g. the measured load, not start-up (tsx compiling the server).
  */
-export function summarizeProfile(file: string, topN = 15, window?: { startUs: number; endUs: number }): ProfileSummary {
+export function summarizeProfile(
+  file: string,
+  topN = 15,
+  window?: { startUs: number; endUs: number },
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -55,7 +59,8 @@ export function summarizeProfile(file: string, topN = 15, window?: { startUs: nu
   const callerOf = (id: number): string => {
     for (let p = parent.get(id); p !== undefined; p = parent.get(p)) {
       const f = byId.get(p)!.callFrame;
-      if (f.url && !f.url.startsWith('node:')) return `${f.functionName || '(anonymous)'} (${areaOf(f.url, f.functionName)})`;
+      if (f.url && !f.url.startsWith('node:'))
+        return `${f.functionName || '(anonymous)'} (${areaOf(f.url, f.functionName)})`;
     }
     return '';
   };
@@ -70,7 +75,10 @@ export function summarizeProfile(file: string, topN = 15, window?: { startUs: nu
     const dt = deltas[i + 1] ?? 0;
     self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + dt);
   }
-  const fnTotals = new Map<string, { name: string; where: string; us: number; callers: Map<string, number> }>();
+  const fnTotals = new Map<
+    string,
+    { name: string; where: string; us: number; callers: Map<string, number> }
+  >();
   const areaTotals = new Map<string, number>();
   let totalUs = 0;
   let idleUs = 0;
@@ -84,7 +92,10 @@ export function summarizeProfile(file: string, topN = 15, window?: { startUs: nu
       continue;
     }
     const name = functionName || '(anonymous)';
-    const short = url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, '').replace(/^.*\/(server|protocol|bench)\/src\//, '$1/src/');
+    const short = url
+      .replace(/^file:\/\//, '')
+      .replace(/^.*\/node_modules\//, '')
+      .replace(/^.*\/(server|protocol|bench)\/src\//, '$1/src/');
     const where = url ? `${short}:${lineNumber + 1}` : '';
     const key = `${name}@${where}`;
     const entry = fnTotals.get(key) ?? { name, where, us: 0, callers: new Map<string, number>() };
@@ -105,7 +116,13 @@ export function summarizeProfile(file: string, topN = 15, window?: { startUs: nu
       .slice(0, topN)
       .map((f) => {
         const [via, viaUs] = [...f.callers.entries()].sort((a, b) => b[1] - a[1])[0] ?? ['', 0];
-        return { name: f.name, where: f.where, selfMs: f.us / 1000, pctBusy: (100 * f.us) / busyUs, via: via ? `${via} ${Math.round((100 * viaUs) / f.us)}%` : '' };
+        return {
+          name: f.name,
+          where: f.where,
+          selfMs: f.us / 1000,
+          pctBusy: (100 * f.us) / busyUs,
+          via: via ? `${via} ${Math.round((100 * viaUs) / f.us)}%` : '',
+        };
       }),
     areas: [...areaTotals.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -127,11 +144,17 @@ export function profilesIn(dir: string): string[] {
 
 export function printProfile(title: string, summary: ProfileSummary): void {
   console.log(`\n${title}`);
-  console.log(`  profile ${summary.file}: ${fmt(summary.totalMs / 1000, 1)} s sampled, ${fmt(summary.busyMs / 1000, 1)} s not idle`);
+  console.log(
+    `  profile ${summary.file}: ${fmt(summary.totalMs / 1000, 1)} s sampled, ${fmt(summary.busyMs / 1000, 1)} s not idle`,
+  );
   console.log('  self time by area (% of non-idle):');
-  for (const a of summary.areas.slice(0, 10)) console.log(`    ${fmt(a.pctBusy, 1).padStart(5)}%  ${fmt(a.selfMs, 0).padStart(7)} ms  ${a.area}`);
+  for (const a of summary.areas.slice(0, 10))
+    console.log(`    ${fmt(a.pctBusy, 1).padStart(5)}%  ${fmt(a.selfMs, 0).padStart(7)} ms  ${a.area}`);
   console.log('  top self-time functions (% of non-idle):');
-  for (const f of summary.top) console.log(`    ${fmt(f.pctBusy, 1).padStart(5)}%  ${fmt(f.selfMs, 0).padStart(7)} ms  ${f.name}  ${f.where}${f.via ? `  ← via ${f.via}` : ''}`);
+  for (const f of summary.top)
+    console.log(
+      `    ${fmt(f.pctBusy, 1).padStart(5)}%  ${fmt(f.selfMs, 0).padStart(7)} ms  ${f.name}  ${f.where}${f.via ? `  ← via ${f.via}` : ''}`,
+    );
 }
 
 // ---- CPU of processes by command name ---------------------------------------------------
@@ -163,7 +186,11 @@ export function cpuByCommand(): Map<string, number> {
 }
 
 /** CPU seconds per command between two cpuByCommand() snapshots (processes alive at both ends). */
-export function cpuDelta(before: Map<string, number>, after: Map<string, number>, commands: string[]): Record<string, number> {
+export function cpuDelta(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  commands: string[],
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const c of commands) out[c] = Math.max(0, ((after.get(c) ?? 0) - (before.get(c) ?? 0)) / 1000);
   return out;

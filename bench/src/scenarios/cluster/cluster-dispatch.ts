@@ -22,19 +22,33 @@ import { watchFleet } from '../../lib/fleet-watch.js';
 
 const NODES = 3;
 
-export async function clusterDispatchScenario(options: { quick: boolean; machines?: number }): Promise<boolean> {
+export async function clusterDispatchScenario(options: {
+  quick: boolean;
+  machines?: number;
+}): Promise<boolean> {
   const machinesCount = options.machines ?? (options.quick ? 300 : 1_000);
   const rate = options.quick ? 20 : 40;
   const seconds = options.quick ? 5 : 15;
   requireOpenFiles(machinesCount + 200);
-  printHeaderNote('cluster-dispatch', `${NODES} processes, ${machinesCount} simulated machines (inserted directly into the schema, batches of 1,000, server's sha256 key hashing), ${rate} webhooks/s for ${seconds} s alternating cross-process / same-process`);
+  printHeaderNote(
+    'cluster-dispatch',
+    `${NODES} processes, ${machinesCount} simulated machines (inserted directly into the schema, batches of 1,000, server's sha256 key hashing), ${rate} webhooks/s for ${seconds} s alternating cross-process / same-process`,
+  );
   let cluster: Cluster | undefined;
   const fleets: Fleet[] = [];
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const stopFleets = onCleanup('cluster-dispatch fleets', () => fleets.forEach((f) => f.stop()), () => fleets.forEach((f) => f.stop()));
+  const stopFleets = onCleanup(
+    'cluster-dispatch fleets',
+    () => fleets.forEach((f) => f.stop()),
+    () => fleets.forEach((f) => f.stop()),
+  );
   try {
     // Machines heartbeat every 30 s; the servers' silence limit is raised to 90 s to match.
-    cluster = await startCluster({ nodes: NODES, label: 'dispatch', env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000' } });
+    cluster = await startCluster({
+      nodes: NODES,
+      label: 'dispatch',
+      env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000' },
+    });
     const nodes = cluster.nodes;
     console.log(`  schema ${cluster.schema}; nodes on ${nodes.map((n) => n.port).join(', ')}`);
     const creds = await insertMachines(cluster, machinesCount, `CD${runTag()}`);
@@ -43,7 +57,9 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
       fleets.push(
         createFleet({
           url: nodes[n]!.url,
-          machines: creds.filter((_, i) => homeOf(i) === n).map((c) => ({ machineId: c.machineId, key: c.key })),
+          machines: creds
+            .filter((_, i) => homeOf(i) === n)
+            .map((c) => ({ machineId: c.machineId, key: c.key })),
           heartbeatMs: 30_000,
           dispenseDelayMs: 5,
           connectConcurrency: 50,
@@ -56,7 +72,9 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
     const { arrivals, handling } = watch;
     const connectStarted = Date.now();
     await Promise.all(fleets.map((f) => f.start()));
-    console.log(`  ${machines.length} machines connected (${Math.ceil(machines.length / NODES)} per process) in ${((Date.now() - connectStarted) / 1000).toFixed(1)} s`);
+    console.log(
+      `  ${machines.length} machines connected (${Math.ceil(machines.length / NODES)} per process) in ${((Date.now() - connectStarted) / 1000).toFixed(1)} s`,
+    );
     await sleep(2_000);
 
     type Path = 'cross' | 'same';
@@ -71,7 +89,13 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
       const target = nodes[path === 'same' ? homeOf(m) : (homeOf(m) + 1 + (i % 4 === 0 ? 0 : 1)) % NODES]!;
       const delivery = signedDelivery(machine.qrCodeId, AMOUNT_PAISE, WEBHOOK_SECRET);
       const t0 = performance.now();
-      const res = await postJson(agent, target.url, '/webhooks/razorpay', delivery.body, delivery.headers).catch(() => ({ status: 0, body: '' }));
+      const res = await postJson(
+        agent,
+        target.url,
+        '/webhooks/razorpay',
+        delivery.body,
+        delivery.headers,
+      ).catch(() => ({ status: 0, body: '' }));
       const tResponse = performance.now();
       if (res.status !== 200) {
         failedRequests += 1;
@@ -91,7 +115,12 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
     const loop = await openLoop({ rate, seconds, fire: fire(true, 100), drainTimeoutMs: 60_000 });
     const pending = () => [...sends.keys()].filter((id) => !arrivals.has(id)).length;
     if (pending() > 0) console.log(`  waiting for ${pending()} paid orders still to be dispensed…`);
-    const drained = await untilStalled(() => pending() === 0, () => arrivals.size, 20_000, 180_000);
+    const drained = await untilStalled(
+      () => pending() === 0,
+      () => arrivals.size,
+      20_000,
+      180_000,
+    );
     const totalDispensed = () => machines.reduce((a, m) => a + m.dispensed.length, 0);
     const deadline = Date.now() + 10_000;
     while (totalDispensed() < sends.size && Date.now() < deadline) await sleep(100);
@@ -101,7 +130,8 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
     for (const m of machines) {
       const orderIds = new Set(m.dispensed.map((d) => d.orderId));
       const commandIds = new Set(m.dispensed.map((d) => d.commandId));
-      if (orderIds.size !== m.dispensed.length || commandIds.size !== m.dispensed.length) duplicateMachines += 1;
+      if (orderIds.size !== m.dispensed.length || commandIds.size !== m.dispensed.length)
+        duplicateMachines += 1;
     }
     const multiArrivals = [...arrivals.values()].filter((l) => l.length > 1).length;
     const strangers = [...arrivals.keys()].filter((id) => !sends.has(id)).length;
@@ -125,9 +155,36 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
       `Dispatch latency on ${NODES} processes — webhook sent → machine:dispense received, ${rate}/s for ${seconds} s, ${machinesCount} connected machines (load avg ${load})`,
       ['path', 'count', 'p50', 'p95', 'p99', 'max', 'HTTP p50', 'HTTP p99'],
       [
-        ['cross-process (webhook on A, machine on B, via Redis)', int(cross.count), ms(cross.p50), ms(cross.p95), ms(cross.p99), ms(cross.max), ms(hc.p50), ms(hc.p99)],
-        ['same-process baseline (webhook on the machine\'s node)', int(same.count), ms(same.p50), ms(same.p95), ms(same.p99), ms(same.max), ms(hs.p50), ms(hs.p99)],
-        ['ratio (cross / same)', '', ratio(cross.p50, same.p50), ratio(cross.p95, same.p95), ratio(cross.p99, same.p99), ratio(cross.max, same.max), '', ''],
+        [
+          'cross-process (webhook on A, machine on B, via Redis)',
+          int(cross.count),
+          ms(cross.p50),
+          ms(cross.p95),
+          ms(cross.p99),
+          ms(cross.max),
+          ms(hc.p50),
+          ms(hc.p99),
+        ],
+        [
+          "same-process baseline (webhook on the machine's node)",
+          int(same.count),
+          ms(same.p50),
+          ms(same.p95),
+          ms(same.p99),
+          ms(same.max),
+          ms(hs.p50),
+          ms(hs.p99),
+        ],
+        [
+          'ratio (cross / same)',
+          '',
+          ratio(cross.p50, same.p50),
+          ratio(cross.p95, same.p95),
+          ratio(cross.p99, same.p99),
+          ratio(cross.max, same.max),
+          '',
+          '',
+        ],
       ],
     );
     const checks = [
@@ -138,11 +195,26 @@ export async function clusterDispatchScenario(options: { quick: boolean; machine
       `non-200 or failed webhook requests ${failedRequests}, duplicate/ignored answers ${unexpected}`,
       `re-sent commands seen by machines ${JSON.stringify(handling)}, machine disconnects ${watch.disconnects}`,
     ];
-    if (warnings.length) checks.push(`servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`);
+    if (warnings.length)
+      checks.push(
+        `servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`,
+      );
     for (const line of checks) console.log(`  ${line}`);
-    const ok = drained.ok && duplicateMachines === 0 && multiArrivals === 0 && strangers === 0 && dispensedTotal === sends.size && orders.count === sends.size && failedRequests === 0 && unexpected === 0;
+    const ok =
+      drained.ok &&
+      duplicateMachines === 0 &&
+      multiArrivals === 0 &&
+      strangers === 0 &&
+      dispensedTotal === sends.size &&
+      orders.count === sends.size &&
+      failedRequests === 0 &&
+      unexpected === 0;
     console.log(ok ? 'verified: every paid order dispensed exactly once' : 'MISMATCH: see the checks above');
-    verdict('cross-process dispense p99 ≤ 25 ms', cross.p99 <= 25, `${ms(cross.p99)} (same-process ${ms(same.p99)}; load avg ${load})`);
+    verdict(
+      'cross-process dispense p99 ≤ 25 ms',
+      cross.p99 <= 25,
+      `${ms(cross.p99)} (same-process ${ms(same.p99)}; load avg ${load})`,
+    );
     return ok;
   } finally {
     await stopFleets();

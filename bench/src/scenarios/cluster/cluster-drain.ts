@@ -8,7 +8,14 @@
 // the simulated 5 ms dispense).
 import { createFleet, type Fleet } from '@kioskhub/machine-simulator';
 import { onCleanup } from '../../lib/cleanup.js';
-import { insertMachines, loadAvg, readClusterOrders, runTag, startCluster, type Cluster } from '../../lib/cluster/cluster.js';
+import {
+  insertMachines,
+  loadAvg,
+  readClusterOrders,
+  runTag,
+  startCluster,
+  type Cluster,
+} from '../../lib/cluster/cluster.js';
 import { printHeaderNote } from '../../lib/cluster/report.js';
 import { WEBHOOK_SECRET } from '../../lib/kioskhub.js';
 import { requireOpenFiles } from '../../lib/limits.js';
@@ -25,7 +32,10 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
   const perMachine = 10;
   const ordersCount = machinesCount * perMachine;
   requireOpenFiles(machinesCount + 200);
-  printHeaderNote('cluster-drain', `${NODES} processes, ${machinesCount} machines (inserted directly into the schema, batches of 1,000, server's sha256 key hashing), ${ordersCount} orders queued (${perMachine} per machine), all machines reconnect at once`);
+  printHeaderNote(
+    'cluster-drain',
+    `${NODES} processes, ${machinesCount} machines (inserted directly into the schema, batches of 1,000, server's sha256 key hashing), ${ordersCount} orders queued (${perMachine} per machine), all machines reconnect at once`,
+  );
   let cluster: Cluster | undefined;
   const fleets: Fleet[] = [];
   const stopFleets = async () => {
@@ -36,7 +46,9 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
     nodes.map((node, n) =>
       createFleet({
         url: node.url,
-        machines: creds.filter((_, i) => i % NODES === n).map((c) => ({ machineId: c.machineId, key: c.key })),
+        machines: creds
+          .filter((_, i) => i % NODES === n)
+          .map((c) => ({ machineId: c.machineId, key: c.key })),
         heartbeatMs: 30_000,
         dispenseDelayMs: DISPENSE_MS,
         // Everyone at once: the storm.
@@ -45,7 +57,11 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
       }),
     );
   try {
-    cluster = await startCluster({ nodes: NODES, label: 'drain', env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000' } });
+    cluster = await startCluster({
+      nodes: NODES,
+      label: 'drain',
+      env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000' },
+    });
     const nodes = cluster.nodes;
     console.log(`  schema ${cluster.schema}; nodes on ${nodes.map((n) => n.port).join(', ')}`);
     const creds = await insertMachines(cluster, machinesCount, `CR${runTag()}`);
@@ -57,24 +73,36 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
     const b0 = performance.now();
     await Promise.all(empty.map((f) => f.start()));
     const emptyStormMs = performance.now() - b0;
-    console.log(`  baseline storm (empty queues): ${machinesCount} machines connected in ${ms(emptyStormMs)} (load avg ${loadBase})`);
+    console.log(
+      `  baseline storm (empty queues): ${machinesCount} machines connected in ${ms(emptyStormMs)} (load avg ${loadBase})`,
+    );
     await stopFleets();
     await sleep(3_000); // the servers see the disconnects and mark the machines offline
 
     // Queue the orders while every machine is offline: each process gets a third of the machines.
-    console.log(`  queuing ${ordersCount} paid orders through webhooks on ${NODES} processes (autocannon, 10 connections each)…`);
+    console.log(
+      `  queuing ${ordersCount} paid orders through webhooks on ${NODES} processes (autocannon, 10 connections each)…`,
+    );
     const q0 = performance.now();
     const loads = await Promise.all(
       nodes.map((node, n) => {
         const qr = creds.filter((_, i) => i % NODES === n).map((c) => c.qrCodeId);
-        return runWebhookLoad({ url: node.url, qrCodeIds: qr, secret: WEBHOOK_SECRET, connections: 10, amount: qr.length * perMachine });
+        return runWebhookLoad({
+          url: node.url,
+          qrCodeIds: qr,
+          secret: WEBHOOK_SECRET,
+          connections: 10,
+          amount: qr.length * perMachine,
+        });
       }),
     );
     const queueSec = (performance.now() - q0) / 1000;
     const created = new Set(loads.flatMap((l) => [...l.created]));
     const badAnswers = loads.reduce((a, l) => a + l.non2xx + l.errors + l.timeouts + l.unexpected.size, 0);
     const before = await readClusterOrders(cluster);
-    console.log(`  ${created.size} orders queued in ${fmt(queueSec, 1)} s (${int(created.size / queueSec)}/s); in DB ${before.count} ${JSON.stringify(before.byStatus)}; bad answers ${badAnswers}`);
+    console.log(
+      `  ${created.size} orders queued in ${fmt(queueSec, 1)} s (${int(created.size / queueSec)}/s); in DB ${before.count} ${JSON.stringify(before.byStatus)}; bad answers ${badAnswers}`,
+    );
 
     // The storm with work: fresh simulated machines (empty `dispensed` lists), all at once.
     const drainFleets = fleetFor(creds, nodes);
@@ -100,7 +128,9 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
     }
     const loadDrain = loadAvg();
     let connectedMs = Number.NaN;
-    const connecting = Promise.all(drainFleets.map((f) => f.start())).then(() => (connectedMs = performance.now() - t0));
+    const connecting = Promise.all(drainFleets.map((f) => f.start())).then(
+      () => (connectedMs = performance.now() - t0),
+    );
     const dispensed = () => machines.reduce((a, m) => a + m.dispensed.length, 0);
     let last = -1;
     let lastChange = Date.now();
@@ -138,11 +168,41 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
     const firstDispense = Math.min(...arrivals);
     printTable(
       `Reconnect storm — ${machinesCount} machines reconnect at once to ${NODES} processes with ${before.count} orders queued (load avg at start ${loadDrain})`,
-      ['run', 'machines', 'orders', 'all connected', 'first dispense', 'last dispense (drained)', 'orders/s', 'machine done p50', 'machine done p99'],
       [
-        ['storm with 10 queued orders per machine', int(machinesCount), int(total), ms(connectedMs), ms(firstDispense), ms(drainMs), int(total / (drainMs / 1000)), ms(perMachineDone.p50), ms(perMachineDone.p99)],
+        'run',
+        'machines',
+        'orders',
+        'all connected',
+        'first dispense',
+        'last dispense (drained)',
+        'orders/s',
+        'machine done p50',
+        'machine done p99',
+      ],
+      [
+        [
+          'storm with 10 queued orders per machine',
+          int(machinesCount),
+          int(total),
+          ms(connectedMs),
+          ms(firstDispense),
+          ms(drainMs),
+          int(total / (drainMs / 1000)),
+          ms(perMachineDone.p50),
+          ms(perMachineDone.p99),
+        ],
         ['baseline: same storm, empty queues', int(machinesCount), '0', ms(emptyStormMs), '', '', '', '', ''],
-        ['baseline: serial lower bound (10 × 5 ms dispense)', '', '', '', '', ms(perMachine * DISPENSE_MS), '', '', ''],
+        [
+          'baseline: serial lower bound (10 × 5 ms dispense)',
+          '',
+          '',
+          '',
+          '',
+          ms(perMachine * DISPENSE_MS),
+          '',
+          '',
+          '',
+        ],
       ],
     );
     const checks = [
@@ -150,11 +210,27 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
       `dispensed (simulator records) ${total}; orders dispensed twice ${twice}; machines with a duplicate order or command id ${duplicateMachines}; dispenses for orders not in DB ${notInDb}; orders never dispensed ${neverDispensed}`,
       `re-sent commands seen by machines (de-duplicated by commandId) ${repeats}; disconnects ${disconnects}; bad webhook answers while queuing ${badAnswers}`,
     ];
-    if (warnings.length) checks.push(`servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`);
+    if (warnings.length)
+      checks.push(
+        `servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`,
+      );
     for (const c of checks) console.log(`  ${c}`);
-    const ok = total === after.count && twice === 0 && duplicateMachines === 0 && notInDb === 0 && neverDispensed === 0 && badAnswers === 0 && after.count === ordersCount;
-    console.log(ok ? 'verified: every queued order dispensed exactly once' : 'MISMATCH: see the checks above');
-    verdict(`reconnect storm of ${machinesCount} machines drained, nothing dispensed twice`, ok, `${int(total)} orders in ${ms(drainMs)} (load avg ${loadDrain})`);
+    const ok =
+      total === after.count &&
+      twice === 0 &&
+      duplicateMachines === 0 &&
+      notInDb === 0 &&
+      neverDispensed === 0 &&
+      badAnswers === 0 &&
+      after.count === ordersCount;
+    console.log(
+      ok ? 'verified: every queued order dispensed exactly once' : 'MISMATCH: see the checks above',
+    );
+    verdict(
+      `reconnect storm of ${machinesCount} machines drained, nothing dispensed twice`,
+      ok,
+      `${int(total)} orders in ${ms(drainMs)} (load avg ${loadDrain})`,
+    );
     return ok;
   } finally {
     await unregister();

@@ -46,7 +46,13 @@ interface SingleRun {
 }
 
 /** RSS before/after connecting, then server CPU over a window with heartbeats and one without. */
-async function measure(label: string, child: Child, clients: WorkerClient[], windowSec: number, memoryFile: string): Promise<SingleRun> {
+async function measure(
+  label: string,
+  child: Child,
+  clients: WorkerClient[],
+  windowSec: number,
+  memoryFile: string,
+): Promise<SingleRun> {
   // Idle long enough for V8 to hand back the slack of start-up and machine creation.
   await sleep(15_000);
   const zero = await settledRssKb(child.pid, { gc: true, memoryFile, maxReadings: 20 });
@@ -54,7 +60,9 @@ async function measure(label: string, child: Child, clients: WorkerClient[], win
   let fleet: MachineClients | undefined;
   try {
     fleet = await connectMachineClients(clients, { heartbeatMs: HEARTBEAT_MS, label: `${label} machines` });
-    console.log(`  ${fleet.connected} connected in ${fleet.seconds.toFixed(0)} s${fleet.failed ? `, ${fleet.failed} failed (${fleet.errors.join('; ')})` : ''}; server RSS now ${int(rssKb(child.pid) / 1024)} MB`);
+    console.log(
+      `  ${fleet.connected} connected in ${fleet.seconds.toFixed(0)} s${fleet.failed ? `, ${fleet.failed} failed (${fleet.errors.join('; ')})` : ''}; server RSS now ${int(rssKb(child.pid) / 1024)} MB`,
+    );
     await sleep(5_000);
     const load = loadAvg();
     // Window 1: heartbeats every 30 s at random phases (and the server's batched last-seen writes).
@@ -109,13 +117,30 @@ async function kioskhubSingle(count: number, windowSec: number): Promise<SingleR
   const mem = tempDir('mem');
   let cluster: Cluster | undefined;
   try {
-    cluster = await startCluster({ nodes: 1, label: 'machines×1', exposeGc: true, noFile: NOFILE, env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000', BENCH_MEMORY_FILE: `${mem.path}/usage.json` } });
+    cluster = await startCluster({
+      nodes: 1,
+      label: 'machines×1',
+      exposeGc: true,
+      noFile: NOFILE,
+      env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000', BENCH_MEMORY_FILE: `${mem.path}/usage.json` },
+    });
     const node = cluster.nodes[0]!;
     const t = Date.now();
     const creds = await insertMachines(cluster, count, `CM${runTag()}`);
-    console.log(`  ${int(count)} machines inserted into ${cluster.schema} in ${((Date.now() - t) / 1000).toFixed(1)} s (direct INSERTs, batches of 1,000)`);
-    const run = await measure('Kioskhub', node.child, creds.map((c) => ({ url: node.url, machineId: c.machineId, key: c.key })), windowSec, `${mem.path}/usage.json`);
-    if (node.warnings.length) console.log(`  server printed ${node.warnings.length} warning/error lines, first: ${node.warnings[0]!.slice(0, 300)}`);
+    console.log(
+      `  ${int(count)} machines inserted into ${cluster.schema} in ${((Date.now() - t) / 1000).toFixed(1)} s (direct INSERTs, batches of 1,000)`,
+    );
+    const run = await measure(
+      'Kioskhub',
+      node.child,
+      creds.map((c) => ({ url: node.url, machineId: c.machineId, key: c.key })),
+      windowSec,
+      `${mem.path}/usage.json`,
+    );
+    if (node.warnings.length)
+      console.log(
+        `  server printed ${node.warnings.length} warning/error lines, first: ${node.warnings[0]!.slice(0, 300)}`,
+      );
     return { ...run, label: 'Kioskhub, 1 process (PostgreSQL + Redis)' };
   } finally {
     await cluster?.stopNodes();
@@ -127,49 +152,90 @@ async function bareSingle(count: number, windowSec: number): Promise<SingleRun> 
   console.log(`\n[cluster-machines] baseline: bare Fastify + Socket.IO, ${int(count)} sockets…`);
   const mem = tempDir('mem-bare');
   const port = await freePort();
-  const child = startChild({ name: 'bare-socketio', script: benchPath('baselines/bare-socketio.ts'), env: { PORT: String(port), BENCH_MEMORY_FILE: `${mem.path}/usage.json` }, exposeGc: true });
+  const child = startChild({
+    name: 'bare-socketio',
+    script: benchPath('baselines/bare-socketio.ts'),
+    env: { PORT: String(port), BENCH_MEMORY_FILE: `${mem.path}/usage.json` },
+    exposeGc: true,
+  });
   raiseNoFile(child.pid, NOFILE);
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(child, `${url}/healthz`);
     const tag = runTag();
-    const clients = Array.from({ length: count }, (_, i) => ({ url, machineId: `BB${tag}${i}`, key: 'unused' }));
-    return { ...(await measure('bare', child, clients, windowSec, `${mem.path}/usage.json`)), label: 'bare Socket.IO (no auth, no storage)' };
+    const clients = Array.from({ length: count }, (_, i) => ({
+      url,
+      machineId: `BB${tag}${i}`,
+      key: 'unused',
+    }));
+    return {
+      ...(await measure('bare', child, clients, windowSec, `${mem.path}/usage.json`)),
+      label: 'bare Socket.IO (no auth, no storage)',
+    };
   } finally {
     await child.stop();
   }
 }
 
-async function threeProcesses(count: number): Promise<{ rows: (string | number)[][]; ok: boolean; load: string; seconds: number; connected: number }> {
+async function threeProcesses(
+  count: number,
+): Promise<{ rows: (string | number)[][]; ok: boolean; load: string; seconds: number; connected: number }> {
   console.log(`\n[cluster-machines] Kioskhub, 3 processes, ${int(count)} machines spread evenly…`);
   let cluster: Cluster | undefined;
   let fleet: MachineClients | undefined;
   try {
-    cluster = await startCluster({ nodes: 3, label: 'machines×3', exposeGc: true, noFile: NOFILE, env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000' } });
+    cluster = await startCluster({
+      nodes: 3,
+      label: 'machines×3',
+      exposeGc: true,
+      noFile: NOFILE,
+      env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '90000' },
+    });
     const nodes = cluster.nodes;
     await sleep(5_000);
-    const rss0 = await Promise.all(nodes.map((n) => settledRssKb(n.child.pid, { gc: true, maxReadings: 10 })));
+    const rss0 = await Promise.all(
+      nodes.map((n) => settledRssKb(n.child.pid, { gc: true, maxReadings: 10 })),
+    );
     const creds = await insertMachines(cluster, count, `CN${runTag()}`);
     fleet = await connectMachineClients(
       creds.map((c, i) => ({ url: nodes[i % 3]!.url, machineId: c.machineId, key: c.key })),
       { heartbeatMs: HEARTBEAT_MS, label: '3-process machines' },
     );
-    console.log(`  ${fleet.connected} connected in ${fleet.seconds.toFixed(0)} s${fleet.failed ? `, ${fleet.failed} failed (${fleet.errors.join('; ')})` : ''}`);
+    console.log(
+      `  ${fleet.connected} connected in ${fleet.seconds.toFixed(0)} s${fleet.failed ? `, ${fleet.failed} failed (${fleet.errors.join('; ')})` : ''}`,
+    );
     await sleep(5_000);
     const load = loadAvg();
     const cpu0 = nodes.map((n) => cpuMs(n.child.pid));
     await sleep(HEARTBEAT_MS);
     const cpu = nodes.map((n, i) => cpuMs(n.child.pid) - cpu0[i]!);
-    const rssN = await Promise.all(nodes.map((n) => settledRssKb(n.child.pid, { gc: true, maxReadings: 10 })));
+    const rssN = await Promise.all(
+      nodes.map((n) => settledRssKb(n.child.pid, { gc: true, maxReadings: 10 })),
+    );
     const stats = await fleet.stats();
     const closed = await fleet.close();
     const connected = fleet.connected;
     const seconds = fleet.seconds;
     fleet = undefined;
     const per = Math.round(count / 3);
-    const rows = nodes.map((n, i) => [`node${i + 1}`, int(per), `${int(rss0[i]!.median / 1024)} MB`, `${int(rssN[i]!.median / 1024)} MB`, `${fmt((rssN[i]!.median - rss0[i]!.median) / per, 1)} KB`, `${fmt((100 * cpu[i]!) / HEARTBEAT_MS, 1)}%`]);
-    console.log(`  heartbeats acknowledged since connecting ${stats.acked}, failed ${stats.failed}; disconnects while held ${closed.disconnects}`);
-    return { rows, ok: connected === count && stats.failed === 0 && closed.disconnects === 0, load, seconds, connected };
+    const rows = nodes.map((n, i) => [
+      `node${i + 1}`,
+      int(per),
+      `${int(rss0[i]!.median / 1024)} MB`,
+      `${int(rssN[i]!.median / 1024)} MB`,
+      `${fmt((rssN[i]!.median - rss0[i]!.median) / per, 1)} KB`,
+      `${fmt((100 * cpu[i]!) / HEARTBEAT_MS, 1)}%`,
+    ]);
+    console.log(
+      `  heartbeats acknowledged since connecting ${stats.acked}, failed ${stats.failed}; disconnects while held ${closed.disconnects}`,
+    );
+    return {
+      rows,
+      ok: connected === count && stats.failed === 0 && closed.disconnects === 0,
+      load,
+      seconds,
+      connected,
+    };
   } finally {
     await fleet?.close();
     await cluster?.stopNodes();
@@ -189,18 +255,29 @@ function usableOpenFiles(): number {
   return raised ?? openFileLimit() ?? NOFILE;
 }
 
-export async function clusterMachinesScenario(options: { quick: boolean; machines?: number }): Promise<boolean> {
+export async function clusterMachinesScenario(options: {
+  quick: boolean;
+  machines?: number;
+}): Promise<boolean> {
   const wanted = options.machines ?? (options.quick ? 2_000 : 20_000);
   const limit = usableOpenFiles();
   // Each socket is one descriptor in the server; keep ~1,500 for PostgreSQL, Redis, files and slack.
   const count = Math.min(wanted, limit - 100);
   if (count < wanted) {
-    console.log(`NOTICE: the open-file limit is ${limit} and cannot be raised here (prlimit refused: no CAP_SYS_RESOURCE); ${int(wanted)} sockets in one process do not fit, so ${int(count)} machines are measured and 20,000 is extrapolated. Run as a user allowed \`ulimit -n 65536\` for the real figure.`);
+    console.log(
+      `NOTICE: the open-file limit is ${limit} and cannot be raised here (prlimit refused: no CAP_SYS_RESOURCE); ${int(wanted)} sockets in one process do not fit, so ${int(count)} machines are measured and 20,000 is extrapolated. Run as a user allowed \`ulimit -n 65536\` for the real figure.`,
+    );
   }
   const env3 = process.env['BENCH_CLUSTER_MACHINES_3'];
-  const count3 = Math.min(env3 !== undefined && env3 !== '' ? Number(env3) : options.quick ? 6_000 : 50_000, 3 * (limit - 100));
+  const count3 = Math.min(
+    env3 !== undefined && env3 !== '' ? Number(env3) : options.quick ? 6_000 : 50_000,
+    3 * (limit - 100),
+  );
   const windowSec = options.quick ? 15 : 30;
-  printHeaderNote('cluster-machines', `machines inserted directly into the schema (batches of 1,000, server's sha256 key hashing); heartbeat every 30 s; client sockets in child processes of ≤ 2,500; open-file limit of servers and clients ${limit}${limit >= NOFILE ? ' (raised with prlimit)' : ' (prlimit could not raise it)'}`);
+  printHeaderNote(
+    'cluster-machines',
+    `machines inserted directly into the schema (batches of 1,000, server's sha256 key hashing); heartbeat every 30 s; client sockets in child processes of ≤ 2,500; open-file limit of servers and clients ${limit}${limit >= NOFILE ? ' (raised with prlimit)' : ' (prlimit could not raise it)'}`,
+  );
   const kh = await kioskhubSingle(count, windowSec);
   const bare = await bareSingle(count, windowSec);
   const row = (r: SingleRun) => [
@@ -218,20 +295,66 @@ export async function clusterMachinesScenario(options: { quick: boolean; machine
   ];
   printTable(
     `Connected machines on one process — heartbeat every 30 s; CPU over ${windowSec} s windows (% of one core), with heartbeats and with them paused`,
-    ['run', 'machines', 'RSS 0', 'RSS N', 'RSS/machine', 'heap/machine', 'heartbeats acked', 'CPU with hb', 'CPU without', 'CPU/heartbeat', 'load avg'],
-    [row(kh), row(bare), ['ratio (Kioskhub / bare)', '', '', '', ratio(kh.perMachineKb, bare.perMachineKb), ratio(kh.heapPerMachineKb, bare.heapPerMachineKb), '', ratio(kh.cpuOnMs, bare.cpuOnMs), '', ratio(kh.perHeartbeatUs, bare.perHeartbeatUs), '']],
+    [
+      'run',
+      'machines',
+      'RSS 0',
+      'RSS N',
+      'RSS/machine',
+      'heap/machine',
+      'heartbeats acked',
+      'CPU with hb',
+      'CPU without',
+      'CPU/heartbeat',
+      'load avg',
+    ],
+    [
+      row(kh),
+      row(bare),
+      [
+        'ratio (Kioskhub / bare)',
+        '',
+        '',
+        '',
+        ratio(kh.perMachineKb, bare.perMachineKb),
+        ratio(kh.heapPerMachineKb, bare.heapPerMachineKb),
+        '',
+        ratio(kh.cpuOnMs, bare.cpuOnMs),
+        '',
+        ratio(kh.perHeartbeatUs, bare.perHeartbeatUs),
+        '',
+      ],
+    ],
   );
-  console.log(`  heartbeat failures: Kioskhub ${kh.hbFailed}, bare ${bare.hbFailed}; disconnects while held: Kioskhub ${kh.disconnects}, bare ${bare.disconnects}`);
-  console.log(`  connected: Kioskhub ${int(kh.connected)}/${int(kh.machines)} in ${fmt(kh.connectSeconds, 0)} s, bare ${int(bare.connected)}/${int(bare.machines)} in ${fmt(bare.connectSeconds, 0)} s; client processes' RSS ${int(kh.clientRssMb)} MB in all`);
+  console.log(
+    `  heartbeat failures: Kioskhub ${kh.hbFailed}, bare ${bare.hbFailed}; disconnects while held: Kioskhub ${kh.disconnects}, bare ${bare.disconnects}`,
+  );
+  console.log(
+    `  connected: Kioskhub ${int(kh.connected)}/${int(kh.machines)} in ${fmt(kh.connectSeconds, 0)} s, bare ${int(bare.connected)}/${int(bare.machines)} in ${fmt(bare.connectSeconds, 0)} s; client processes' RSS ${int(kh.clientRssMb)} MB in all`,
+  );
   const ok1 = kh.connected === kh.machines && kh.hbFailed === 0 && kh.disconnects === 0 && kh.acked > 0;
-  console.log('  RSS/machine is (RSS N − RSS 0) / N after a forced GC; with a few thousand machines it is within the noise of V8 returning start-up slack to the OS, so heap/machine (V8 heap used + external) is the steadier figure there.');
-  verdict(`${int(count)} machines on one process under 600 MB RSS`, kh.rssNMb < 600, `${int(kh.rssNMb)} MB (${fmt(kh.perMachineKb, 1)} KB/machine over ${int(kh.rss0Mb)} MB idle)${count < 20_000 ? ` — ${int(count)} machines only (asked for ${int(wanted)}); 20,000 extrapolated from the larger of RSS/heap per machine: ${int(kh.rss0Mb + (Math.max(kh.perMachineKb, kh.heapPerMachineKb) * 20_000) / 1024)} MB` : ''}`);
+  console.log(
+    '  RSS/machine is (RSS N − RSS 0) / N after a forced GC; with a few thousand machines it is within the noise of V8 returning start-up slack to the OS, so heap/machine (V8 heap used + external) is the steadier figure there.',
+  );
+  verdict(
+    `${int(count)} machines on one process under 600 MB RSS`,
+    kh.rssNMb < 600,
+    `${int(kh.rssNMb)} MB (${fmt(kh.perMachineKb, 1)} KB/machine over ${int(kh.rss0Mb)} MB idle)${count < 20_000 ? ` — ${int(count)} machines only (asked for ${int(wanted)}); 20,000 extrapolated from the larger of RSS/heap per machine: ${int(kh.rss0Mb + (Math.max(kh.perMachineKb, kh.heapPerMachineKb) * 20_000) / 1024)} MB` : ''}`,
+  );
   let ok3 = true;
   if (count3 > 0) {
     const three = await threeProcesses(count3);
-    printTable(`${int(count3)} machines across 3 processes (load avg ${three.load}); connected ${int(three.connected)} in ${fmt(three.seconds, 0)} s; CPU over one 30 s heartbeat period`, ['process', 'machines', 'RSS 0', 'RSS N', 'RSS/machine', 'CPU (% of a core)'], three.rows);
+    printTable(
+      `${int(count3)} machines across 3 processes (load avg ${three.load}); connected ${int(three.connected)} in ${fmt(three.seconds, 0)} s; CPU over one 30 s heartbeat period`,
+      ['process', 'machines', 'RSS 0', 'RSS N', 'RSS/machine', 'CPU (% of a core)'],
+      three.rows,
+    );
     ok3 = three.ok;
-    verdict(`${int(count3)} machines across 3 processes, all connected and heartbeating`, three.ok, three.ok ? 'ok' : 'failures, see above');
+    verdict(
+      `${int(count3)} machines across 3 processes, all connected and heartbeating`,
+      three.ok,
+      three.ok ? 'ok' : 'failures, see above',
+    );
   }
   return ok1 && ok3;
 }

@@ -7,7 +7,16 @@
 // nodes, PostgreSQL, Redis and the load generator over the measured window is reported.
 import { startChild, waitForHttp } from '../../lib/child.js';
 import { printHeaderNote, verifyWebhookOrders } from '../../lib/cluster/report.js';
-import { cpuByCommand, cpuDelta, monotonicUs, printProfile, profilesIn, summarizeProfile, systemCpu, type ProfileSummary } from '../../lib/cluster/cpu.js';
+import {
+  cpuByCommand,
+  cpuDelta,
+  monotonicUs,
+  printProfile,
+  profilesIn,
+  summarizeProfile,
+  systemCpu,
+  type ProfileSummary,
+} from '../../lib/cluster/cpu.js';
 import { insertMachines, loadAvg, runTag, startCluster, type Cluster } from '../../lib/cluster/cluster.js';
 import { WEBHOOK_SECRET } from '../../lib/kioskhub.js';
 import { benchPath } from '../../lib/paths.js';
@@ -43,7 +52,17 @@ function split(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 }
 
-async function measureWindow<T>(pids: number[], work: () => Promise<T>): Promise<{ result: T; nodesCpu: number; pgCpu: number; redisCpu: number; benchCpu: number; boxBusyPct: number }> {
+async function measureWindow<T>(
+  pids: number[],
+  work: () => Promise<T>,
+): Promise<{
+  result: T;
+  nodesCpu: number;
+  pgCpu: number;
+  redisCpu: number;
+  benchCpu: number;
+  boxBusyPct: number;
+}> {
   const nodes0 = pids.reduce((a, p) => a + cpuMs(p), 0);
   const comm0 = cpuByCommand();
   const sys0 = systemCpu();
@@ -64,17 +83,29 @@ async function measureWindow<T>(pids: number[], work: () => Promise<T>): Promise
 }
 
 /** autocannon against each URL in parallel, connections split between them; results combined. */
-async function loadAll(urls: string[], qrCodeIds: string[], options: { durationSec?: number; amount?: number }): Promise<WebhookLoadResult & { perTarget: WebhookLoadResult[] }> {
+async function loadAll(
+  urls: string[],
+  qrCodeIds: string[],
+  options: { durationSec?: number; amount?: number },
+): Promise<WebhookLoadResult & { perTarget: WebhookLoadResult[] }> {
   const conns = split(CONNECTIONS, urls.length);
   const amounts = options.amount ? split(options.amount, urls.length) : [];
   const perTarget = await Promise.all(
     urls.map((url, i) =>
-      runWebhookLoad({ url, qrCodeIds, secret: WEBHOOK_SECRET, connections: conns[i]!, ...(options.amount ? { amount: amounts[i]! } : { durationSec: options.durationSec ?? 10 }) }),
+      runWebhookLoad({
+        url,
+        qrCodeIds,
+        secret: WEBHOOK_SECRET,
+        connections: conns[i]!,
+        ...(options.amount ? { amount: amounts[i]! } : { durationSec: options.durationSec ?? 10 }),
+      }),
     ),
   );
-  const merge = <K extends 'created' | 'unexpected' | 'sent'>(k: K) => new Set(perTarget.flatMap((r) => [...r[k]]));
+  const merge = <K extends 'created' | 'unexpected' | 'sent'>(k: K) =>
+    new Set(perTarget.flatMap((r) => [...r[k]]));
   const statusCodes: Record<string, number> = {};
-  for (const r of perTarget) for (const [c, n] of Object.entries(r.statusCodes)) statusCodes[c] = (statusCodes[c] ?? 0) + n;
+  for (const r of perTarget)
+    for (const [c, n] of Object.entries(r.statusCodes)) statusCodes[c] = (statusCodes[c] ?? 0) + n;
   return {
     requestsPerSec: perTarget.reduce((a, r) => a + r.requestsPerSec, 0),
     // Per-target histograms cannot be merged exactly: p50 is the mean of the targets', p99 the worst target's.
@@ -94,24 +125,62 @@ async function loadAll(urls: string[], qrCodeIds: string[], options: { durationS
 }
 
 async function bareRun(durationSec: number): Promise<Run> {
-  console.log('\n[cluster-webhook] baseline: bare Fastify route (same HMAC check and body parsing, no storage)…');
+  console.log(
+    '\n[cluster-webhook] baseline: bare Fastify route (same HMAC check and body parsing, no storage)…',
+  );
   const port = await freePort();
-  const child = startChild({ name: 'bare-webhook', script: benchPath('baselines/bare-webhook.ts'), env: { PORT: String(port), WEBHOOK_SECRET } });
+  const child = startChild({
+    name: 'bare-webhook',
+    script: benchPath('baselines/bare-webhook.ts'),
+    env: { PORT: String(port), WEBHOOK_SECRET },
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(child, `${url}/healthz`);
-    await runWebhookLoad({ url, qrCodeIds: ['qr_bare'], secret: WEBHOOK_SECRET, connections: CONNECTIONS, amount: WARMUP });
+    await runWebhookLoad({
+      url,
+      qrCodeIds: ['qr_bare'],
+      secret: WEBHOOK_SECRET,
+      connections: CONNECTIONS,
+      amount: WARMUP,
+    });
     const load = loadAvg();
-    const w = await measureWindow([child.pid], () => runWebhookLoad({ url, qrCodeIds: ['qr_bare'], secret: WEBHOOK_SECRET, connections: CONNECTIONS, durationSec }));
+    const w = await measureWindow([child.pid], () =>
+      runWebhookLoad({
+        url,
+        qrCodeIds: ['qr_bare'],
+        secret: WEBHOOK_SECRET,
+        connections: CONNECTIONS,
+        durationSec,
+      }),
+    );
     const r = w.result;
-    return { label: 'bare Fastify route (1 process)', rps: r.requestsPerSec, p50: r.p50, p99: r.p99, ok: r.ok2xx, bad: r.non2xx + r.errors + r.timeouts, durationSec: r.durationSec, nodesCpu: w.nodesCpu, pgCpu: w.pgCpu, redisCpu: w.redisCpu, benchCpu: w.benchCpu, boxBusyPct: w.boxBusyPct, load, checks: [], verified: true };
+    return {
+      label: 'bare Fastify route (1 process)',
+      rps: r.requestsPerSec,
+      p50: r.p50,
+      p99: r.p99,
+      ok: r.ok2xx,
+      bad: r.non2xx + r.errors + r.timeouts,
+      durationSec: r.durationSec,
+      nodesCpu: w.nodesCpu,
+      pgCpu: w.pgCpu,
+      redisCpu: w.redisCpu,
+      benchCpu: w.benchCpu,
+      boxBusyPct: w.boxBusyPct,
+      load,
+      checks: [],
+      verified: true,
+    };
   } finally {
     await child.stop();
   }
 }
 
 async function clusterRun(nodes: number, durationSec: number): Promise<Run> {
-  console.log(`\n[cluster-webhook] Kioskhub, ${nodes} process${nodes > 1 ? 'es' : ''} on PostgreSQL + Redis (--cpu-prof on each)…`);
+  console.log(
+    `\n[cluster-webhook] Kioskhub, ${nodes} process${nodes > 1 ? 'es' : ''} on PostgreSQL + Redis (--cpu-prof on each)…`,
+  );
   let cluster: Cluster | undefined;
   try {
     cluster = await startCluster({ nodes, label: `kioskhub×${nodes}`, cpuProfile: true });
@@ -123,18 +192,30 @@ async function clusterRun(nodes: number, durationSec: number): Promise<Run> {
     const warm = await loadAll(urls, qr, { amount: WARMUP });
     const load = loadAvg();
     const startUs = monotonicUs();
-    const w = await measureWindow(cluster.nodes.map((n) => n.child.pid), () => loadAll(urls, qr, { durationSec }));
+    const w = await measureWindow(
+      cluster.nodes.map((n) => n.child.pid),
+      () => loadAll(urls, qr, { durationSec }),
+    );
     const endUs = monotonicUs();
     const r = w.result;
-    if (nodes > 1) console.log(`  per process: ${r.perTarget.map((t, i) => `node${i + 1} ${int(t.requestsPerSec)} req/s p99 ${ms(t.p99)}`).join('; ')}`);
+    if (nodes > 1)
+      console.log(
+        `  per process: ${r.perTarget.map((t, i) => `node${i + 1} ${int(t.requestsPerSec)} req/s p99 ${ms(t.p99)}`).join('; ')}`,
+      );
     const warnings = cluster.nodes.flatMap((n) => n.warnings);
     await cluster.stopNodes();
     const verified = await verifyWebhookOrders(cluster, [warm, r], CONNECTIONS);
     const { checks } = verified;
     const failedAnswers = warm.non2xx + warm.errors + warm.timeouts + r.non2xx + r.errors + r.timeouts;
-    if (failedAnswers > 0 || r.ok2xx === 0) checks.push(`FAILED: ${failedAnswers} non-2xx/errors/timeouts (status codes ${JSON.stringify(r.statusCodes)}), ${r.ok2xx} 2xx in the measured run`);
+    if (failedAnswers > 0 || r.ok2xx === 0)
+      checks.push(
+        `FAILED: ${failedAnswers} non-2xx/errors/timeouts (status codes ${JSON.stringify(r.statusCodes)}), ${r.ok2xx} 2xx in the measured run`,
+      );
     const ok = verified.ok && failedAnswers === 0 && r.ok2xx > 0;
-    if (warnings.length) checks.push(`servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`);
+    if (warnings.length)
+      checks.push(
+        `servers printed ${warnings.length} warning/error lines, first: ${warnings[0]!.slice(0, 300)}`,
+      );
     const prof = profilesIn(cluster.cpuProfDir!).sort()[0];
     return {
       label: `Kioskhub, ${nodes} process${nodes > 1 ? 'es' : ''} (PostgreSQL + Redis)`,
@@ -162,24 +243,68 @@ async function clusterRun(nodes: number, durationSec: number): Promise<Run> {
 
 export async function clusterWebhookScenario(options: { quick: boolean }): Promise<boolean> {
   const durationSec = options.quick ? 3 : 10;
-  printHeaderNote('cluster-webhook', `autocannon ${CONNECTIONS} connections, ${durationSec} s after ${WARMUP} warm-up requests; machines inserted directly into the schema (batches of 1,000, server's sha256 key hashing)`);
+  printHeaderNote(
+    'cluster-webhook',
+    `autocannon ${CONNECTIONS} connections, ${durationSec} s after ${WARMUP} warm-up requests; machines inserted directly into the schema (batches of 1,000, server's sha256 key hashing)`,
+  );
   const bare = await bareRun(durationSec);
   const one = await clusterRun(1, durationSec);
   const three = await clusterRun(3, durationSec);
-  const row = (r: Run) => [r.label, int(r.rps), ms(r.p50), ms(r.p99), int(r.ok), int(r.bad), ratio(r.rps, bare.rps), fmt(r.nodesCpu, 1), fmt(r.pgCpu, 1), fmt(r.redisCpu, 1), fmt(r.benchCpu, 1), `${fmt(r.boxBusyPct, 0)}%`, r.load];
+  const row = (r: Run) => [
+    r.label,
+    int(r.rps),
+    ms(r.p50),
+    ms(r.p99),
+    int(r.ok),
+    int(r.bad),
+    ratio(r.rps, bare.rps),
+    fmt(r.nodesCpu, 1),
+    fmt(r.pgCpu, 1),
+    fmt(r.redisCpu, 1),
+    fmt(r.benchCpu, 1),
+    `${fmt(r.boxBusyPct, 0)}%`,
+    r.load,
+  ];
   printTable(
     `Webhook throughput — ${CONNECTIONS} connections, ${durationSec} s, unique signed qr_code.credited per request (CPU columns: CPU seconds over the window)`,
-    ['run', 'req/s', 'p50', 'p99', '2xx', 'non-2xx/err', 'vs bare', 'server CPU s', 'postgres CPU s', 'redis CPU s', 'bench CPU s', 'box busy', 'load avg (1/5/15)'],
+    [
+      'run',
+      'req/s',
+      'p50',
+      'p99',
+      '2xx',
+      'non-2xx/err',
+      'vs bare',
+      'server CPU s',
+      'postgres CPU s',
+      'redis CPU s',
+      'bench CPU s',
+      'box busy',
+      'load avg (1/5/15)',
+    ],
     [row(bare), row(one), row(three)],
   );
-  console.log(`  1 → 3 processes: throughput ${ratio(three.rps, one.rps)}, p99 ${ratio(three.p99, one.p99)} (2 cores shared by every process, PostgreSQL, Redis and autocannon: not linear here)`);
-  console.log('  3-process p50 is the mean of the per-process p50s, p99 the worst process\'s p99.');
+  console.log(
+    `  1 → 3 processes: throughput ${ratio(three.rps, one.rps)}, p99 ${ratio(three.p99, one.p99)} (2 cores shared by every process, PostgreSQL, Redis and autocannon: not linear here)`,
+  );
+  console.log("  3-process p50 is the mean of the per-process p50s, p99 the worst process's p99.");
   for (const r of [one, three]) {
     console.log(`  ${r.label}:`);
     for (const c of r.checks) console.log(`    ${c}`);
-    console.log(`    ${r.verified ? 'verified: every request answered 2xx, every 2xx has its order, no order without a sent payment' : 'MISMATCH or failed requests: see the checks above'}`);
+    console.log(
+      `    ${r.verified ? 'verified: every request answered 2xx, every 2xx has its order, no order without a sent payment' : 'MISMATCH or failed requests: see the checks above'}`,
+    );
   }
-  for (const r of [one, three]) if (r.profile) printProfile(`CPU profile — ${r.label}, node1, samples inside the measured load window only`, r.profile);
-  verdict('1 and 3 processes: every webhook answered 2xx, no lost or invented orders', one.verified && three.verified, `${one.verified ? 'ok' : 'mismatch'} / ${three.verified ? 'ok' : 'mismatch'}`);
+  for (const r of [one, three])
+    if (r.profile)
+      printProfile(
+        `CPU profile — ${r.label}, node1, samples inside the measured load window only`,
+        r.profile,
+      );
+  verdict(
+    '1 and 3 processes: every webhook answered 2xx, no lost or invented orders',
+    one.verified && three.verified,
+    `${one.verified ? 'ok' : 'mismatch'} / ${three.verified ? 'ok' : 'mismatch'}`,
+  );
   return one.verified && three.verified;
 }

@@ -8,10 +8,23 @@ export type Alert = AlertView;
 export function createAlertsService(deps: { db: Db }) {
   const { db } = deps;
   return {
-    async raise(ex: Executor, alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string }): Promise<void> {
+    async raise(
+      ex: Executor,
+      alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string },
+    ): Promise<void> {
       await ex
         .insertInto('alerts')
-        .values({ id: newId(), tenant_id: alert.tenantId, kind: alert.kind, subject_type: alert.subjectType, subject_id: alert.subjectId, message: alert.message, created_at: nowIso(), acknowledged_at: null, acknowledged_by: null })
+        .values({
+          id: newId(),
+          tenant_id: alert.tenantId,
+          kind: alert.kind,
+          subject_type: alert.subjectType,
+          subject_id: alert.subjectId,
+          message: alert.message,
+          created_at: nowIso(),
+          acknowledged_at: null,
+          acknowledged_by: null,
+        })
         .execute();
     },
     async list(tenantId: string | null, filter: { open?: boolean; limit: number }): Promise<Alert[]> {
@@ -19,10 +32,23 @@ export function createAlertsService(deps: { db: Db }) {
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       if (filter.open) q = q.where('acknowledged_at', 'is', null);
       const rows = await q.execute();
-      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, kind: r.kind, subjectType: r.subject_type, subjectId: r.subject_id, message: r.message, createdAt: r.created_at, acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by }));
+      return rows.map((r) => ({
+        id: r.id,
+        tenantId: r.tenant_id,
+        kind: r.kind,
+        subjectType: r.subject_type,
+        subjectId: r.subject_id,
+        message: r.message,
+        createdAt: r.created_at,
+        acknowledgedAt: r.acknowledged_at,
+        acknowledgedBy: r.acknowledged_by,
+      }));
     },
     async acknowledge(id: string, tenantId: string | null, actor: string): Promise<void> {
-      let q = db.updateTable('alerts').set({ acknowledged_at: nowIso(), acknowledged_by: actor }).where('id', '=', id);
+      let q = db
+        .updateTable('alerts')
+        .set({ acknowledged_at: nowIso(), acknowledged_by: actor })
+        .where('id', '=', id);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       const res = await q.executeTakeFirst();
       if (Number(res.numUpdatedRows) === 0) throw notFound('alert', id);

@@ -43,11 +43,7 @@ export interface InsertInput {
 }
 
 export type UnallocatedReason =
-  | 'UNKNOWN_ORDER'
-  | 'SESSION_PAID'
-  | 'SESSION_CANCELLED'
-  | 'NO_OPEN_SESSION'
-  | 'WRONG_SITE';
+  'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE';
 
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }
@@ -59,7 +55,8 @@ export type InsertOutcome =
       orderNumber: string;
     };
 
-const isUniqueViolation = (err: unknown): boolean => ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '');
+const isUniqueViolation = (err: unknown): boolean =>
+  ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '');
 
 async function retryOnDuplicateEvent<T>(eventId: string | undefined, run: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
@@ -85,7 +82,11 @@ export function createCashService(deps: {
   const { db, orders, catalog, alerts, payments, settlement } = deps;
 
   async function insertedMinor(ex: Executor, sessionId: string): Promise<number> {
-    const row = await ex.selectFrom('cash_inserts').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_minor'), eb.val(0)).as('total')).where('session_id', '=', sessionId).executeTakeFirstOrThrow();
+    const row = await ex
+      .selectFrom('cash_inserts')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_minor'), eb.val(0)).as('total'))
+      .where('session_id', '=', sessionId)
+      .executeTakeFirstOrThrow();
     return Number(row.total);
   }
 
@@ -112,8 +113,20 @@ export function createCashService(deps: {
   }
 
   /** The newest session of an order number, locked for this transaction on PostgreSQL. */
-  async function latestSession(ex: Executor, tenantId: string, orderNumber: string, lock: boolean): Promise<CashSessionRow | undefined> {
-    let q = ex.selectFrom('cash_sessions').selectAll().where('tenant_id', '=', tenantId).where('order_number', '=', orderNumber).orderBy('started_at', 'desc').orderBy('id', 'desc').limit(1);
+  async function latestSession(
+    ex: Executor,
+    tenantId: string,
+    orderNumber: string,
+    lock: boolean,
+  ): Promise<CashSessionRow | undefined> {
+    let q = ex
+      .selectFrom('cash_sessions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('order_number', '=', orderNumber)
+      .orderBy('started_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1);
     if (lock && deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
     return q.executeTakeFirst();
   }
@@ -123,7 +136,17 @@ export function createCashService(deps: {
       tenantId: s.tenant_id,
       rooms: [`order:${s.order_number}`, `order:${s.order_id}`, `tenant:${s.tenant_id}`],
       event: LIVE_EVENTS.cashSessionUpdated,
-      data: { tenantId: s.tenant_id, orderId: s.order_id, orderNumber: s.order_number, sessionId: s.id, status: v.status, totalRequired: v.totalRequired, amountInserted: v.amountInserted, remainingAmount: v.remainingAmount, change: v.change },
+      data: {
+        tenantId: s.tenant_id,
+        orderId: s.order_id,
+        orderNumber: s.order_number,
+        sessionId: s.id,
+        status: v.status,
+        totalRequired: v.totalRequired,
+        amountInserted: v.amountInserted,
+        remainingAmount: v.remainingAmount,
+        change: v.change,
+      },
     });
   }
 
@@ -134,27 +157,74 @@ export function createCashService(deps: {
   async function insertIn(tx: Executor, scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
     const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
     if (input.eventId) {
-      const seen = await tx.selectFrom('cash_inserts').select('session_id').where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
+      const seen = await tx
+        .selectFrom('cash_inserts')
+        .select('session_id')
+        .where('tenant_id', '=', scope.tenantId)
+        .where('event_id', '=', input.eventId)
+        .executeTakeFirst();
       if (seen) {
-        const session = await tx.selectFrom('cash_sessions').selectAll().where('id', '=', seen.session_id).executeTakeFirstOrThrow();
+        const session = await tx
+          .selectFrom('cash_sessions')
+          .selectAll()
+          .where('id', '=', seen.session_id)
+          .executeTakeFirstOrThrow();
         return { kind: 'applied', view: await view(tx, session) };
       }
-      const parked = await tx.selectFrom('unallocated_cash').select(['reason', 'amount_minor', 'currency', 'order_number']).where('tenant_id', '=', scope.tenantId).where('event_id', '=', input.eventId).executeTakeFirst();
-      if (parked) return { kind: 'unallocated', reason: parked.reason as 'UNKNOWN_ORDER', amountMinor: Number(parked.amount_minor), currency: parked.currency, orderNumber: parked.order_number };
+      const parked = await tx
+        .selectFrom('unallocated_cash')
+        .select(['reason', 'amount_minor', 'currency', 'order_number'])
+        .where('tenant_id', '=', scope.tenantId)
+        .where('event_id', '=', input.eventId)
+        .executeTakeFirst();
+      if (parked)
+        return {
+          kind: 'unallocated',
+          reason: parked.reason as 'UNKNOWN_ORDER',
+          amountMinor: Number(parked.amount_minor),
+          currency: parked.currency,
+          orderNumber: parked.order_number,
+        };
     }
     if (!s) {
-      const order = await tx.selectFrom('orders').select('id').where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
+      const order = await tx
+        .selectFrom('orders')
+        .select('id')
+        .where('tenant_id', '=', scope.tenantId)
+        .where('order_number', '=', input.orderNumber)
+        .executeTakeFirst();
       return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
     }
     if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
-    if (s.status !== 'PENDING') return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
-    await tx.insertInto('cash_inserts').values({ id: newId(), tenant_id: scope.tenantId, session_id: s.id, machine_id: scope.machineId, event_id: input.eventId ?? null, kind: input.kind ?? null, amount_minor: input.amountMinor, recorded_at: nowIso() }).execute();
-    await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, { amountMinor: input.amountMinor, kind: input.kind ?? null, eventId: input.eventId ?? null });
+    if (s.status !== 'PENDING')
+      return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
+    await tx
+      .insertInto('cash_inserts')
+      .values({
+        id: newId(),
+        tenant_id: scope.tenantId,
+        session_id: s.id,
+        machine_id: scope.machineId,
+        event_id: input.eventId ?? null,
+        kind: input.kind ?? null,
+        amount_minor: input.amountMinor,
+        recorded_at: nowIso(),
+      })
+      .execute();
+    await orders.note(tx, s.order_id, 'cash_inserted', scope.actor, {
+      amountMinor: input.amountMinor,
+      kind: input.kind ?? null,
+      eventId: input.eventId ?? null,
+    });
     const inserted = await insertedMinor(tx, s.id);
     let current = s;
     if (inserted >= Number(s.total_required_minor)) {
       current = { ...s, status: 'PAID', completed_at: nowIso() };
-      await tx.updateTable('cash_sessions').set({ status: 'PAID', completed_at: current.completed_at }).where('id', '=', s.id).execute();
+      await tx
+        .updateTable('cash_sessions')
+        .set({ status: 'PAID', completed_at: current.completed_at })
+        .where('id', '=', s.id)
+        .execute();
       // The session's payment (same id) settles through the one path every channel uses.
       await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
     } else {
@@ -172,8 +242,12 @@ export function createCashService(deps: {
      */
     async currencyFor(tenantId: string, siteId: string | null, orderNumber: string): Promise<string> {
       if (siteId !== null) return (await catalog.siteRow(tenantId, siteId)).currency;
-      const order = await db.selectFrom('orders').select('currency').where('tenant_id', '=', tenantId)
-        .where('order_number', '=', orderNumber).executeTakeFirst();
+      const order = await db
+        .selectFrom('orders')
+        .select('currency')
+        .where('tenant_id', '=', tenantId)
+        .where('order_number', '=', orderNumber)
+        .executeTakeFirst();
       return order?.currency ?? (await catalog.siteRow(tenantId, 'default')).currency;
     },
 
@@ -186,12 +260,19 @@ export function createCashService(deps: {
       scope: Omit<CashScope, 'siteId'> & { siteId: string | null },
       input: { orderNumber: string; totalMinor: number; adHocCaller?: boolean },
     ): Promise<SessionView> {
-      const order = await db.selectFrom('orders').selectAll().where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirst();
+      const order = await db
+        .selectFrom('orders')
+        .selectAll()
+        .where('tenant_id', '=', scope.tenantId)
+        .where('order_number', '=', input.orderNumber)
+        .executeTakeFirst();
       if (order) {
-        if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId) throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
+        if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId)
+          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
         if (Number(order.amount) !== input.totalMinor) {
-          const [has, asked] = [Number(order.amount), input.totalMinor]
-            .map((m) => formatMinor(m, order.currency));
+          const [has, asked] = [Number(order.amount), input.totalMinor].map((m) =>
+            formatMinor(m, order.currency),
+          );
           throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${has}, not ${asked}`);
         }
       } else {
@@ -200,7 +281,10 @@ export function createCashService(deps: {
         const site = await catalog.siteRow(scope.tenantId, scope.siteId ?? 'default');
         if (Number(site.ad_hoc_cash_orders) !== 1) {
           const why = `site ${site.id} takes no ad-hoc cash orders`;
-          throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist; check the order number (${why})`);
+          throw new AppError(
+            'NOT_FOUND',
+            `order ${input.orderNumber} does not exist; check the order number (${why})`,
+          );
         }
         if (!input.adHocCaller) {
           const who = `ad-hoc cash orders are opened by staff or a kiosk of site ${site.id}`;
@@ -208,24 +292,82 @@ export function createCashService(deps: {
         }
         await db
           .transaction()
-          .execute((tx) => orders.create(tx, { tenantId: scope.tenantId, siteId: site.id, machineId: scope.machineId, orderNumber: input.orderNumber, amount: input.totalMinor, currency: site.currency, source: 'kiosk', status: 'CREATED', actor: scope.actor }))
+          .execute((tx) =>
+            orders.create(tx, {
+              tenantId: scope.tenantId,
+              siteId: site.id,
+              machineId: scope.machineId,
+              orderNumber: input.orderNumber,
+              amount: input.totalMinor,
+              currency: site.currency,
+              source: 'kiosk',
+              status: 'CREATED',
+              actor: scope.actor,
+            }),
+          )
           .catch((err: unknown) => {
             // Two requests racing to create the same order number: the other one won, carry on.
-            if (!['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '')) throw err;
+            if (!['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? ''))
+              throw err;
           });
       }
       return db.transaction().execute(async (tx) => {
-        const row = await tx.selectFrom('orders').selectAll().where('tenant_id', '=', scope.tenantId).where('order_number', '=', input.orderNumber).executeTakeFirstOrThrow();
-        if (deps.dialect === 'postgres') await sql`select id from orders where id = ${row.id} for update`.execute(tx);
+        const row = await tx
+          .selectFrom('orders')
+          .selectAll()
+          .where('tenant_id', '=', scope.tenantId)
+          .where('order_number', '=', input.orderNumber)
+          .executeTakeFirstOrThrow();
+        if (deps.dialect === 'postgres')
+          await sql`select id from orders where id = ${row.id} for update`.execute(tx);
         const existing = await latestSession(tx, scope.tenantId, input.orderNumber, false);
         if (existing?.status === 'PENDING') return view(tx, existing);
-        if (row.status !== 'CREATED') throw new AppError('INVALID_STATE', `order ${input.orderNumber} is ${row.status}; a cash session needs a CREATED order`);
-        const s: CashSessionRow = { id: newId(), tenant_id: scope.tenantId, site_id: row.site_id ?? scope.siteId ?? 'default', machine_id: scope.machineId, order_id: row.id, order_number: input.orderNumber, total_required_minor: Number(row.amount), currency: row.currency, status: 'PENDING', refund_due_minor: 0, started_at: nowIso(), completed_at: null, cancelled_at: null };
+        if (row.status !== 'CREATED')
+          throw new AppError(
+            'INVALID_STATE',
+            `order ${input.orderNumber} is ${row.status}; a cash session needs a CREATED order`,
+          );
+        const s: CashSessionRow = {
+          id: newId(),
+          tenant_id: scope.tenantId,
+          site_id: row.site_id ?? scope.siteId ?? 'default',
+          machine_id: scope.machineId,
+          order_id: row.id,
+          order_number: input.orderNumber,
+          total_required_minor: Number(row.amount),
+          currency: row.currency,
+          status: 'PENDING',
+          refund_due_minor: 0,
+          started_at: nowIso(),
+          completed_at: null,
+          cancelled_at: null,
+        };
         await tx.insertInto('cash_sessions').values(s).execute();
-        await payments.open(tx, { id: s.id, tenantId: s.tenant_id, siteId: s.site_id, purpose: 'order', orderId: s.order_id, machineId: s.machine_id, method: 'cash', amountMinor: s.total_required_minor, currency: s.currency });
+        await payments.open(tx, {
+          id: s.id,
+          tenantId: s.tenant_id,
+          siteId: s.site_id,
+          purpose: 'order',
+          orderId: s.order_id,
+          machineId: s.machine_id,
+          method: 'cash',
+          amountMinor: s.total_required_minor,
+          currency: s.currency,
+        });
         await orders.note(tx, row.id, 'cash_session_started', scope.actor, { sessionId: s.id });
         const v = await view(tx, s);
-        await enqueueOutbox(tx, 'live', { tenantId: s.tenant_id, rooms: [`order:${s.order_number}`, `tenant:${s.tenant_id}`], event: LIVE_EVENTS.paymentInitiated, data: { tenantId: s.tenant_id, orderId: s.order_id, orderNumber: s.order_number, method: 'cash', totalRequired: v.totalRequired } });
+        await enqueueOutbox(tx, 'live', {
+          tenantId: s.tenant_id,
+          rooms: [`order:${s.order_number}`, `tenant:${s.tenant_id}`],
+          event: LIVE_EVENTS.paymentInitiated,
+          data: {
+            tenantId: s.tenant_id,
+            orderId: s.order_id,
+            orderNumber: s.order_number,
+            method: 'cash',
+            totalRequired: v.totalRequired,
+          },
+        });
         await announce(tx, s, v);
         return v;
       });
@@ -244,20 +386,42 @@ export function createCashService(deps: {
     /** The insert path inside the caller's transaction (staff applying unallocated cash). */
     insertIn,
 
-    async cancel(scope: Omit<CashScope, 'siteId'> & { siteId: string | null }, orderNumber: string): Promise<SessionView> {
+    async cancel(
+      scope: Omit<CashScope, 'siteId'> & { siteId: string | null },
+      orderNumber: string,
+    ): Promise<SessionView> {
       return db.transaction().execute(async (tx) => {
         const s = await latestSession(tx, scope.tenantId, orderNumber, true);
-        if (!s || (scope.siteId !== null && s.site_id !== scope.siteId)) throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
+        if (!s || (scope.siteId !== null && s.site_id !== scope.siteId))
+          throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
         if (s.status === 'CANCELLED') return view(tx, s);
         if (s.status === 'PAID') throw new AppError('INVALID_STATE', `order ${orderNumber} is already paid`);
         const inserted = await insertedMinor(tx, s.id);
-        const current: CashSessionRow = { ...s, status: 'CANCELLED', cancelled_at: nowIso(), refund_due_minor: inserted };
-        await tx.updateTable('cash_sessions').set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted }).where('id', '=', s.id).execute();
+        const current: CashSessionRow = {
+          ...s,
+          status: 'CANCELLED',
+          cancelled_at: nowIso(),
+          refund_due_minor: inserted,
+        };
+        await tx
+          .updateTable('cash_sessions')
+          .set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted })
+          .where('id', '=', s.id)
+          .execute();
         await payments.fail(tx, s.id, 'CANCELLED');
         // Money already inserted is owed back: a refund the kiosk or staff hand over.
         const payment = inserted > 0 ? await payments.row(tx, s.id) : undefined;
-        if (payment) await deps.refunds.record(tx, payment, { amountMinor: inserted, reason: 'cash session cancelled', destination: 'refund_due', actor: scope.actor });
-        await orders.transition(tx, s.order_id, 'CANCELLED', { actor: scope.actor, detail: { refundDueMinor: inserted } });
+        if (payment)
+          await deps.refunds.record(tx, payment, {
+            amountMinor: inserted,
+            reason: 'cash session cancelled',
+            destination: 'refund_due',
+            actor: scope.actor,
+          });
+        await orders.transition(tx, s.order_id, 'CANCELLED', {
+          actor: scope.actor,
+          detail: { refundDueMinor: inserted },
+        });
         const v = await view(tx, current);
         await announce(tx, current, v);
         return v;
@@ -266,12 +430,22 @@ export function createCashService(deps: {
 
     async status(tenantId: string, siteId: string | null, orderNumber: string): Promise<SessionView> {
       const s = await latestSession(db, tenantId, orderNumber, false);
-      if (!s || (siteId !== null && s.site_id !== siteId)) throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
+      if (!s || (siteId !== null && s.site_id !== siteId))
+        throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
       return view(db, s);
     },
 
     async activeSessions(tenantId: string, siteId: string): Promise<SessionView[]> {
-      const rows = await db.selectFrom('cash_sessions').selectAll().where('tenant_id', '=', tenantId).where('site_id', '=', siteId).where('status', '=', 'PENDING').orderBy('started_at').orderBy('id').limit(500).execute();
+      const rows = await db
+        .selectFrom('cash_sessions')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('site_id', '=', siteId)
+        .where('status', '=', 'PENDING')
+        .orderBy('started_at')
+        .orderBy('id')
+        .limit(500)
+        .execute();
       return Promise.all(rows.map((r) => view(db, r)));
     },
 

@@ -1,7 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import { forbidden } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { actingTenant, requireAdmin, requireStaff, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
+import {
+  actingTenant,
+  requireAdmin,
+  requireStaff,
+  tenantFilter,
+  type Authenticator,
+} from '../../platform/http/auth.js';
 import { Currency, EntityId, errors } from '../../platform/http/schemas.js';
 import { OrderSchema } from '../orders/orders.routes.js';
 import type { CatalogService } from './catalog.service.js';
@@ -21,12 +27,25 @@ const SiteSchema = Type.Object({
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
-const ProductSchema = Type.Object({ sku: Type.String(), tenantId: Type.String(), siteId: Type.String(), name: Type.String(), priceMinor: Type.Integer(), stock: Type.Union([Type.Integer(), Type.Null()]), createdAt: Type.String(), updatedAt: Type.String() });
+const ProductSchema = Type.Object({
+  sku: Type.String(),
+  tenantId: Type.String(),
+  siteId: Type.String(),
+  name: Type.String(),
+  priceMinor: Type.Integer(),
+  stock: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
 const Sku = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Price = Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'minor units' });
 const Stock = Type.Integer({ minimum: 0, maximum: 10_000_000 });
-const TaxRate = Type.Integer({ minimum: 0, maximum: 5000, description: 'VAT included in prices, basis points (1200 = 12%)' });
+const TaxRate = Type.Integer({
+  minimum: 0,
+  maximum: 5000,
+  description: 'VAT included in prices, basis points (1200 = 12%)',
+});
 const siteFields = {
   name: Name,
   currency: Type.Optional(Currency),
@@ -34,115 +53,228 @@ const siteFields = {
   address: Type.Optional(Type.String({ maxLength: 300 })),
   phone: Type.Optional(Type.String({ maxLength: 50 })),
   taxRateBp: Type.Optional(TaxRate),
-  adHocCashOrders: Type.Optional(Type.Boolean({
-    description: 'let /api/cash-payment/init open a session for an unknown order number '
-      + '(staff or a kiosk of this site); default false',
-  })),
+  adHocCashOrders: Type.Optional(
+    Type.Boolean({
+      description:
+        'let /api/cash-payment/init open a session for an unknown order number ' +
+        '(staff or a kiosk of this site); default false',
+    }),
+  ),
 };
 
-export function catalogRoutes(app: FastifyTypebox, deps: { auth: Authenticator; catalog: CatalogService; warnOpenSite(siteId: string): void }): void {
+export function catalogRoutes(
+  app: FastifyTypebox,
+  deps: { auth: Authenticator; catalog: CatalogService; warnOpenSite(siteId: string): void },
+): void {
   const { auth, catalog } = deps;
 
-  app.post('/v1/sites', {
-    schema: { tags: ['sites'], summary: 'Create a site', body: Type.Object({ id: EntityId, ...siteFields, tenantId: Type.Optional(EntityId) }, { additionalProperties: false }), response: { 201: SiteSchema, ...errors(400, 401, 403, 409) } },
-  }, async (request, reply) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireAdmin(principal);
-    const { tenantId, ...input } = request.body;
-    const site = await catalog.createSite(actingTenant(principal, tenantId), input, principal.actor);
-    if (site.printQueueOpen) deps.warnOpenSite(site.id);
-    return reply.code(201).send(site);
-  });
-
-  app.get('/v1/sites', {
-    schema: { tags: ['sites'], summary: 'Sites of the caller’s tenant', response: { 200: Type.Object({ items: Type.Array(SiteSchema), nextCursor: Type.Null() }), ...errors(401, 403) } },
-  }, async (request) => {
-    const principal = await request.staff();
-    return { items: await catalog.listSites(tenantFilter(principal)), nextCursor: null };
-  });
-
-  app.patch('/v1/sites/:id', {
-    schema: {
-      tags: ['sites'],
-      summary: 'Change a site',
-      params: Type.Object({ id: EntityId }),
-      querystring: Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
-      body: Type.Object({ ...siteFields, name: Type.Optional(Name), address: Type.Optional(Type.Union([Type.String({ maxLength: 300 }), Type.Null()])), phone: Type.Optional(Type.Union([Type.String({ maxLength: 50 }), Type.Null()])) }, { additionalProperties: false, minProperties: 1 }),
-      response: { 200: SiteSchema, ...errors(400, 401, 403, 404, 409) },
+  app.post(
+    '/v1/sites',
+    {
+      schema: {
+        tags: ['sites'],
+        summary: 'Create a site',
+        body: Type.Object(
+          { id: EntityId, ...siteFields, tenantId: Type.Optional(EntityId) },
+          { additionalProperties: false },
+        ),
+        response: { 201: SiteSchema, ...errors(400, 401, 403, 409) },
+      },
     },
-  }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireAdmin(principal);
-    const site = await catalog.updateSite(actingTenant(principal, request.query.tenantId), request.params.id, request.body, principal.actor);
-    if (request.body.printQueueOpen) deps.warnOpenSite(site.id);
-    return site;
-  });
-
-  app.post('/v1/products', {
-    schema: {
-      tags: ['products'],
-      summary: 'Add a product (stock absent: not tracked)',
-      body: Type.Object({ sku: Sku, name: Name, priceMinor: Price, siteId: Type.Optional(EntityId), stock: Type.Optional(Stock), tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
-      response: { 201: ProductSchema, ...errors(400, 401, 403, 404, 409) },
+    async (request, reply) => {
+      const principal = await auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      const { tenantId, ...input } = request.body;
+      const site = await catalog.createSite(actingTenant(principal, tenantId), input, principal.actor);
+      if (site.printQueueOpen) deps.warnOpenSite(site.id);
+      return reply.code(201).send(site);
     },
-  }, async (request, reply) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireAdmin(principal);
-    const { tenantId, ...input } = request.body;
-    return reply.code(201).send(await catalog.createProduct(actingTenant(principal, tenantId), input, principal.actor));
-  });
+  );
 
-  app.get('/v1/products', {
-    schema: { tags: ['products'], summary: 'The catalog (a kiosk key sees its own site’s products)', querystring: Type.Object({ siteId: Type.Optional(EntityId) }, { additionalProperties: false }), response: { 200: Type.Object({ items: Type.Array(ProductSchema), nextCursor: Type.Null() }), ...errors(400, 401, 403) } },
-  }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    if (principal.kind === 'machine') return { items: await catalog.listProducts(principal.tenantId, principal.siteId), nextCursor: null };
-    requireStaff(principal);
-    return { items: await catalog.listProducts(tenantFilter(principal), request.query.siteId), nextCursor: null };
-  });
-
-  app.patch('/v1/products/:sku', {
-    schema: {
-      tags: ['products'],
-      summary: 'Change price, name or stock (stock null: stop tracking)',
-      params: Type.Object({ sku: Sku }),
-      querystring: Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
-      body: Type.Object({ priceMinor: Type.Optional(Price), stock: Type.Optional(Type.Union([Stock, Type.Null()])), name: Type.Optional(Name) }, { additionalProperties: false, minProperties: 1 }),
-      response: { 200: ProductSchema, ...errors(400, 401, 403, 404) },
-    },
-  }, async (request) => {
-    const principal = await auth.fromHeaders(request.headers);
-    requireAdmin(principal);
-    return catalog.updateProduct(actingTenant(principal, request.query.tenantId), request.params.sku, request.body, principal.actor);
-  });
-
-  app.post('/v1/orders', {
-    schema: {
-      tags: ['orders'],
-      summary: 'A kiosk order priced from the catalog (kiosk key, or staff)',
-      body: Type.Object(
-        {
-          orderNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' })),
-          items: Type.Array(Type.Object({ sku: Sku, qty: Type.Integer({ minimum: 1, maximum: 1000 }) }, { additionalProperties: false }), { minItems: 1, maxItems: 100 }),
-          customerName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-          siteId: Type.Optional(EntityId),
+  app.get(
+    '/v1/sites',
+    {
+      schema: {
+        tags: ['sites'],
+        summary: 'Sites of the caller’s tenant',
+        response: {
+          200: Type.Object({ items: Type.Array(SiteSchema), nextCursor: Type.Null() }),
+          ...errors(401, 403),
         },
-        { additionalProperties: false },
-      ),
-      response: { 201: OrderSchema, ...errors(400, 401, 403, 404, 409) },
+      },
     },
-  }, async (request, reply) => {
-    const principal = await auth.fromHeaders(request.headers);
-    const b = request.body;
-    let scope: { tenantId: string; siteId: string; machineId: string | null };
-    if (principal.kind === 'machine') {
-      if (b.siteId !== undefined && b.siteId !== principal.siteId) throw forbidden(`this key belongs to site ${principal.siteId}`);
-      scope = { tenantId: principal.tenantId, siteId: principal.siteId, machineId: principal.machineId };
-    } else {
+    async (request) => {
+      const principal = await request.staff();
+      return { items: await catalog.listSites(tenantFilter(principal)), nextCursor: null };
+    },
+  );
+
+  app.patch(
+    '/v1/sites/:id',
+    {
+      schema: {
+        tags: ['sites'],
+        summary: 'Change a site',
+        params: Type.Object({ id: EntityId }),
+        querystring: Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            ...siteFields,
+            name: Type.Optional(Name),
+            address: Type.Optional(Type.Union([Type.String({ maxLength: 300 }), Type.Null()])),
+            phone: Type.Optional(Type.Union([Type.String({ maxLength: 50 }), Type.Null()])),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: SiteSchema, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const principal = await auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      const site = await catalog.updateSite(
+        actingTenant(principal, request.query.tenantId),
+        request.params.id,
+        request.body,
+        principal.actor,
+      );
+      if (request.body.printQueueOpen) deps.warnOpenSite(site.id);
+      return site;
+    },
+  );
+
+  app.post(
+    '/v1/products',
+    {
+      schema: {
+        tags: ['products'],
+        summary: 'Add a product (stock absent: not tracked)',
+        body: Type.Object(
+          {
+            sku: Sku,
+            name: Name,
+            priceMinor: Price,
+            siteId: Type.Optional(EntityId),
+            stock: Type.Optional(Stock),
+            tenantId: Type.Optional(EntityId),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: ProductSchema, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = await auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      const { tenantId, ...input } = request.body;
+      return reply
+        .code(201)
+        .send(await catalog.createProduct(actingTenant(principal, tenantId), input, principal.actor));
+    },
+  );
+
+  app.get(
+    '/v1/products',
+    {
+      schema: {
+        tags: ['products'],
+        summary: 'The catalog (a kiosk key sees its own site’s products)',
+        querystring: Type.Object({ siteId: Type.Optional(EntityId) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ items: Type.Array(ProductSchema), nextCursor: Type.Null() }),
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const principal = await auth.fromHeaders(request.headers);
+      if (principal.kind === 'machine')
+        return { items: await catalog.listProducts(principal.tenantId, principal.siteId), nextCursor: null };
       requireStaff(principal);
-      scope = { tenantId: actingTenant(principal), siteId: b.siteId ?? 'default', machineId: null };
-    }
-    const order = await catalog.createKioskOrder({ ...scope, items: b.items, ...(b.orderNumber ? { orderNumber: b.orderNumber } : {}), ...(b.customerName ? { customerName: b.customerName } : {}), actor: principal.actor });
-    return reply.code(201).send(order);
-  });
+      return {
+        items: await catalog.listProducts(tenantFilter(principal), request.query.siteId),
+        nextCursor: null,
+      };
+    },
+  );
+
+  app.patch(
+    '/v1/products/:sku',
+    {
+      schema: {
+        tags: ['products'],
+        summary: 'Change price, name or stock (stock null: stop tracking)',
+        params: Type.Object({ sku: Sku }),
+        querystring: Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            priceMinor: Type.Optional(Price),
+            stock: Type.Optional(Type.Union([Stock, Type.Null()])),
+            name: Type.Optional(Name),
+          },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: ProductSchema, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = await auth.fromHeaders(request.headers);
+      requireAdmin(principal);
+      return catalog.updateProduct(
+        actingTenant(principal, request.query.tenantId),
+        request.params.sku,
+        request.body,
+        principal.actor,
+      );
+    },
+  );
+
+  app.post(
+    '/v1/orders',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'A kiosk order priced from the catalog (kiosk key, or staff)',
+        body: Type.Object(
+          {
+            orderNumber: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' }),
+            ),
+            items: Type.Array(
+              Type.Object(
+                { sku: Sku, qty: Type.Integer({ minimum: 1, maximum: 1000 }) },
+                { additionalProperties: false },
+              ),
+              { minItems: 1, maxItems: 100 },
+            ),
+            customerName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+            siteId: Type.Optional(EntityId),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: OrderSchema, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = await auth.fromHeaders(request.headers);
+      const b = request.body;
+      let scope: { tenantId: string; siteId: string; machineId: string | null };
+      if (principal.kind === 'machine') {
+        if (b.siteId !== undefined && b.siteId !== principal.siteId)
+          throw forbidden(`this key belongs to site ${principal.siteId}`);
+        scope = { tenantId: principal.tenantId, siteId: principal.siteId, machineId: principal.machineId };
+      } else {
+        requireStaff(principal);
+        scope = { tenantId: actingTenant(principal), siteId: b.siteId ?? 'default', machineId: null };
+      }
+      const order = await catalog.createKioskOrder({
+        ...scope,
+        items: b.items,
+        ...(b.orderNumber ? { orderNumber: b.orderNumber } : {}),
+        ...(b.customerName ? { customerName: b.customerName } : {}),
+        actor: principal.actor,
+      });
+      return reply.code(201).send(order);
+    },
+  );
 }

@@ -58,7 +58,12 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
   const { db, orders } = deps;
 
   async function siteRow(tenantId: string, siteId: string, ex: Executor = db): Promise<SiteRow> {
-    const row = await ex.selectFrom('sites').selectAll().where('tenant_id', '=', tenantId).where('id', '=', siteId).executeTakeFirst();
+    const row = await ex
+      .selectFrom('sites')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', siteId)
+      .executeTakeFirst();
     if (!row) throw notFound('site', siteId);
     return row;
   }
@@ -87,8 +92,8 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     if (holder?.tenant_id !== tenantId) {
       throw new AppError(
         'CONFLICT',
-        `key-less printing under /sites/${siteId}/ is not available for this site id; `
-          + 'give the printers a key, or use a site with another id',
+        `key-less printing under /sites/${siteId}/ is not available for this site id; ` +
+          'give the printers a key, or use a site with another id',
       );
     }
   }
@@ -120,10 +125,22 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         updated_at: now,
       };
       await db.transaction().execute(async (tx) => {
-        const inserted = await tx.insertInto('sites').values(row).onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing()).returning('id').executeTakeFirst();
+        const inserted = await tx
+          .insertInto('sites')
+          .values(row)
+          .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
+          .returning('id')
+          .executeTakeFirst();
         if (!inserted) throw new AppError('CONFLICT', `site "${input.id}" already exists`);
         if (input.printQueueOpen) await claimPrintQueue(tx, tenantId, input.id, true);
-        await recordAudit(tx, { tenantId, actor, action: 'site.create', subjectType: 'site', subjectId: input.id, after: toSite(row) });
+        await recordAudit(tx, {
+          tenantId,
+          actor,
+          action: 'site.create',
+          subjectType: 'site',
+          subjectId: input.id,
+          after: toSite(row),
+        });
       });
       return toSite(row);
     },
@@ -146,7 +163,9 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         const set = {
           ...(changes.name !== undefined ? { name: changes.name } : {}),
           ...(changes.currency !== undefined ? { currency: changes.currency } : {}),
-          ...(changes.printQueueOpen !== undefined ? { print_queue_open: changes.printQueueOpen ? 1 : 0 } : {}),
+          ...(changes.printQueueOpen !== undefined
+            ? { print_queue_open: changes.printQueueOpen ? 1 : 0 }
+            : {}),
           ...(changes.address !== undefined ? { address: changes.address } : {}),
           ...(changes.phone !== undefined ? { phone: changes.phone } : {}),
           ...(changes.taxRateBp !== undefined ? { tax_rate_bp: changes.taxRateBp } : {}),
@@ -158,9 +177,22 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         if (changes.printQueueOpen !== undefined) {
           await claimPrintQueue(tx, tenantId, siteId, changes.printQueueOpen);
         }
-        await tx.updateTable('sites').set(set).where('tenant_id', '=', tenantId).where('id', '=', siteId).execute();
+        await tx
+          .updateTable('sites')
+          .set(set)
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', siteId)
+          .execute();
         const after = { ...before, ...set } as SiteRow;
-        await recordAudit(tx, { tenantId, actor, action: 'site.update', subjectType: 'site', subjectId: siteId, before: toSite(before), after: toSite(after) });
+        await recordAudit(tx, {
+          tenantId,
+          actor,
+          action: 'site.update',
+          subjectType: 'site',
+          subjectId: siteId,
+          before: toSite(before),
+          after: toSite(after),
+        });
         return toSite(after);
       });
     },
@@ -180,18 +212,45 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     },
 
     async listOpenSites(): Promise<Site[]> {
-      return (await db.selectFrom('sites').selectAll().where('print_queue_open', '=', 1).execute()).map(toSite);
+      return (await db.selectFrom('sites').selectAll().where('print_queue_open', '=', 1).execute()).map(
+        toSite,
+      );
     },
 
-    async createProduct(tenantId: string, input: { sku: string; name: string; priceMinor: number; siteId?: string; stock?: number }, actor: string): Promise<Product> {
+    async createProduct(
+      tenantId: string,
+      input: { sku: string; name: string; priceMinor: number; siteId?: string; stock?: number },
+      actor: string,
+    ): Promise<Product> {
       const siteId = input.siteId ?? 'default';
       await siteRow(tenantId, siteId);
       const now = nowIso();
-      const row: ProductRow = { tenant_id: tenantId, sku: input.sku, site_id: siteId, name: input.name, price_minor: input.priceMinor, stock: input.stock ?? null, created_at: now, updated_at: now };
+      const row: ProductRow = {
+        tenant_id: tenantId,
+        sku: input.sku,
+        site_id: siteId,
+        name: input.name,
+        price_minor: input.priceMinor,
+        stock: input.stock ?? null,
+        created_at: now,
+        updated_at: now,
+      };
       await db.transaction().execute(async (tx) => {
-        const inserted = await tx.insertInto('products').values(row).onConflict((oc) => oc.columns(['tenant_id', 'sku']).doNothing()).returning('sku').executeTakeFirst();
+        const inserted = await tx
+          .insertInto('products')
+          .values(row)
+          .onConflict((oc) => oc.columns(['tenant_id', 'sku']).doNothing())
+          .returning('sku')
+          .executeTakeFirst();
         if (!inserted) throw new AppError('CONFLICT', `product "${input.sku}" already exists`);
-        await recordAudit(tx, { tenantId, actor, action: 'product.create', subjectType: 'product', subjectId: input.sku, after: toProduct(row) });
+        await recordAudit(tx, {
+          tenantId,
+          actor,
+          action: 'product.create',
+          subjectType: 'product',
+          subjectId: input.sku,
+          after: toProduct(row),
+        });
       });
       return toProduct(row);
     },
@@ -203,9 +262,19 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       return (await q.execute()).map(toProduct);
     },
 
-    async updateProduct(tenantId: string, sku: string, changes: { name?: string; priceMinor?: number; stock?: number | null }, actor: string): Promise<Product> {
+    async updateProduct(
+      tenantId: string,
+      sku: string,
+      changes: { name?: string; priceMinor?: number; stock?: number | null },
+      actor: string,
+    ): Promise<Product> {
       return db.transaction().execute(async (tx) => {
-        const before = await tx.selectFrom('products').selectAll().where('tenant_id', '=', tenantId).where('sku', '=', sku).executeTakeFirst();
+        const before = await tx
+          .selectFrom('products')
+          .selectAll()
+          .where('tenant_id', '=', tenantId)
+          .where('sku', '=', sku)
+          .executeTakeFirst();
         if (!before) throw notFound('product', sku);
         const set = {
           ...(changes.name !== undefined ? { name: changes.name } : {}),
@@ -213,41 +282,94 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           ...(changes.stock !== undefined ? { stock: changes.stock } : {}),
           updated_at: nowIso(),
         };
-        await tx.updateTable('products').set(set).where('tenant_id', '=', tenantId).where('sku', '=', sku).execute();
+        await tx
+          .updateTable('products')
+          .set(set)
+          .where('tenant_id', '=', tenantId)
+          .where('sku', '=', sku)
+          .execute();
         const after = { ...before, ...set };
-        await recordAudit(tx, { tenantId, actor, action: 'product.update', subjectType: 'product', subjectId: sku, before: toProduct(before), after: toProduct(after) });
+        await recordAudit(tx, {
+          tenantId,
+          actor,
+          action: 'product.update',
+          subjectType: 'product',
+          subjectId: sku,
+          before: toProduct(before),
+          after: toProduct(after),
+        });
         return toProduct(after);
       });
     },
 
     /** A kiosk order priced from the catalog, status CREATED. */
-    async createKioskOrder(input: { tenantId: string; siteId: string; machineId: string | null; orderNumber?: string; items: { sku: string; qty: number }[]; customerName?: string; actor: string }): Promise<Order> {
+    async createKioskOrder(input: {
+      tenantId: string;
+      siteId: string;
+      machineId: string | null;
+      orderNumber?: string;
+      items: { sku: string; qty: number }[];
+      customerName?: string;
+      actor: string;
+    }): Promise<Order> {
       const site = await siteRow(input.tenantId, input.siteId);
       const skus = [...new Set(input.items.map((i) => i.sku))];
-      const products = await db.selectFrom('products').selectAll().where('tenant_id', '=', input.tenantId).where('sku', 'in', skus).execute();
-      const bySku = new Map(products.filter((p) => p.site_id === input.siteId || p.site_id === 'default').map((p) => [p.sku, p]));
+      const products = await db
+        .selectFrom('products')
+        .selectAll()
+        .where('tenant_id', '=', input.tenantId)
+        .where('sku', 'in', skus)
+        .execute();
+      const bySku = new Map(
+        products.filter((p) => p.site_id === input.siteId || p.site_id === 'default').map((p) => [p.sku, p]),
+      );
       const wanted = new Map<string, number>();
       for (const item of input.items) wanted.set(item.sku, (wanted.get(item.sku) ?? 0) + item.qty);
       const unknown = skus.filter((s) => !bySku.has(s));
-      if (unknown.length > 0) throw validation(`unknown sku: ${unknown.join(', ')}`, { unknownSkus: unknown });
+      if (unknown.length > 0)
+        throw validation(`unknown sku: ${unknown.join(', ')}`, { unknownSkus: unknown });
       const short = [...wanted].filter(([sku, qty]) => {
         const stock = bySku.get(sku)!.stock;
         return stock !== null && Number(stock) < qty;
       });
       if (short.length > 0) {
-        throw new AppError('OUT_OF_STOCK', `not enough stock for ${short.map(([s]) => s).join(', ')}`, short.map(([sku, qty]) => ({ sku, requested: qty, available: Number(bySku.get(sku)!.stock) })));
+        throw new AppError(
+          'OUT_OF_STOCK',
+          `not enough stock for ${short.map(([s]) => s).join(', ')}`,
+          short.map(([sku, qty]) => ({ sku, requested: qty, available: Number(bySku.get(sku)!.stock) })),
+        );
       }
-      const items: OrderItem[] = [...wanted].map(([sku, qty]) => ({ sku, qty, name: bySku.get(sku)!.name, unitPriceMinor: Number(bySku.get(sku)!.price_minor) }));
+      const items: OrderItem[] = [...wanted].map(([sku, qty]) => ({
+        sku,
+        qty,
+        name: bySku.get(sku)!.name,
+        unitPriceMinor: Number(bySku.get(sku)!.price_minor),
+      }));
       const amount = items.reduce((sum, i) => sum + i.qty * (i.unitPriceMinor ?? 0), 0);
       for (let attempt = 0; ; attempt++) {
         const orderNumber = input.orderNumber ?? `K${randomBytes(3).toString('hex').toUpperCase()}`;
         try {
-          return await db.transaction().execute((tx) =>
-            orders.create(tx, { tenantId: input.tenantId, siteId: site.id, machineId: input.machineId, orderNumber, amount, currency: site.currency, source: 'kiosk', status: 'CREATED', items, ...(input.customerName ? { customerName: input.customerName } : {}), actor: input.actor }),
-          );
+          return await db
+            .transaction()
+            .execute((tx) =>
+              orders.create(tx, {
+                tenantId: input.tenantId,
+                siteId: site.id,
+                machineId: input.machineId,
+                orderNumber,
+                amount,
+                currency: site.currency,
+                source: 'kiosk',
+                status: 'CREATED',
+                items,
+                ...(input.customerName ? { customerName: input.customerName } : {}),
+                actor: input.actor,
+              }),
+            );
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
-          if (input.orderNumber !== undefined) throw new AppError('CONFLICT', `order number ${input.orderNumber} already exists`);
+          if (input.orderNumber !== undefined)
+            throw new AppError('CONFLICT', `order number ${input.orderNumber} already exists`);
           if (attempt >= 5) throw err;
         }
       }
@@ -268,7 +390,12 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           .executeTakeFirst();
         if (row && row.stock !== null && Number(row.stock) < 0) {
           oversold.push(item.sku);
-          await ex.updateTable('products').set({ stock: 0 }).where('tenant_id', '=', tenantId).where('sku', '=', item.sku).execute();
+          await ex
+            .updateTable('products')
+            .set({ stock: 0 })
+            .where('tenant_id', '=', tenantId)
+            .where('sku', '=', item.sku)
+            .execute();
         }
       }
       return oversold;

@@ -39,7 +39,15 @@ export function createCommandsService(deps: {
      */
     async enqueue(
       ex: Executor,
-      input: { tenantId: string; machineId: string; orderId: string; amountMinor: number; currency: string; items?: { sku: string; qty: number }[]; queuedAt: string },
+      input: {
+        tenantId: string;
+        machineId: string;
+        orderId: string;
+        amountMinor: number;
+        currency: string;
+        items?: { sku: string; qty: number }[];
+        queuedAt: string;
+      },
       machine?: { status: string; socket_connected: number; protocol: string | null },
     ): Promise<CommandRow> {
       const id = newId();
@@ -68,7 +76,13 @@ export function createCommandsService(deps: {
         failure_code: null,
       };
       if (machine?.socket_connected === 1 && machine.status === 'IDLE' && machine.protocol === 'v2') {
-        const queued = await ex.selectFrom('commands').select('id').where('machine_id', '=', input.machineId).where('status', '=', 'QUEUED').limit(1).executeTakeFirst();
+        const queued = await ex
+          .selectFrom('commands')
+          .select('id')
+          .where('machine_id', '=', input.machineId)
+          .where('status', '=', 'QUEUED')
+          .limit(1)
+          .executeTakeFirst();
         if (!queued) {
           const claimed: CommandRow = { ...row, status: 'SENT', protocol: 'v2', sent_at: nowIso() };
           // Another command in flight (or a concurrent payment claiming first): the index says
@@ -77,11 +91,21 @@ export function createCommandsService(deps: {
             .insertInto('commands')
             .values(claimed)
             // The predicate must be literal SQL to match the partial index's own.
-            .onConflict((oc) => oc.column('machine_id').where(sql<boolean>`status in ('SENT', 'ACCEPTED')`).doNothing())
+            .onConflict((oc) =>
+              oc
+                .column('machine_id')
+                .where(sql<boolean>`status in ('SENT', 'ACCEPTED')`)
+                .doNothing(),
+            )
             .returning('id')
             .executeTakeFirst();
           if (inserted) {
-            await orders.note(ex, input.orderId, 'command_sent', `machine:${input.machineId}`, { commandId: id, protocol: 'v2', attempt: 1, claimedWithPayment: true });
+            await orders.note(ex, input.orderId, 'command_sent', `machine:${input.machineId}`, {
+              commandId: id,
+              protocol: 'v2',
+              attempt: 1,
+              claimedWithPayment: true,
+            });
             await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId, commandId: id });
             return claimed;
           }
@@ -137,9 +161,17 @@ export function createCommandsService(deps: {
             .returningAll()
             .executeTakeFirst();
           if (!claimed) return { kind: 'none' } as const;
-          await orders.note(tx, claimed.order_id, 'command_sent', `machine:${machineId}`, { commandId: claimed.id, protocol, attempt: claimed.attempts });
+          await orders.note(tx, claimed.order_id, 'command_sent', `machine:${machineId}`, {
+            commandId: claimed.id,
+            protocol,
+            attempt: claimed.attempts,
+          });
           // v1 machines never ack: the command counts as delivered when it is sent.
-          if (protocol === 'v1') await orders.transition(tx, claimed.order_id, 'DISPATCHED', { actor: 'dispatcher', detail: { commandId: claimed.id } });
+          if (protocol === 'v1')
+            await orders.transition(tx, claimed.order_id, 'DISPATCHED', {
+              actor: 'dispatcher',
+              detail: { commandId: claimed.id },
+            });
           return { kind: 'new', command: claimed } as const;
         });
       } catch (err) {
@@ -150,11 +182,20 @@ export function createCommandsService(deps: {
     },
 
     inFlight(machineId: string): Promise<CommandRow | undefined> {
-      return db.selectFrom('commands').selectAll().where('machine_id', '=', machineId).where('status', 'in', IN_FLIGHT).executeTakeFirst();
+      return db
+        .selectFrom('commands')
+        .selectAll()
+        .where('machine_id', '=', machineId)
+        .where('status', 'in', IN_FLIGHT)
+        .executeTakeFirst();
     },
 
     async markResent(commandId: string): Promise<void> {
-      await db.updateTable('commands').set((eb) => ({ attempts: eb('attempts', '+', 1), sent_at: nowIso() })).where('id', '=', commandId).execute();
+      await db
+        .updateTable('commands')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), sent_at: nowIso() }))
+        .where('id', '=', commandId)
+        .execute();
     },
 
     /** The machine took the command: order DISPATCHED. */
@@ -168,7 +209,11 @@ export function createCommandsService(deps: {
           .returningAll()
           .executeTakeFirst();
         if (!row) return false;
-        await orders.transition(tx, row.order_id, 'DISPATCHED', { actor: `machine:${row.machine_id}`, event: 'command_accepted', detail: { commandId } });
+        await orders.transition(tx, row.order_id, 'DISPATCHED', {
+          actor: `machine:${row.machine_id}`,
+          event: 'command_accepted',
+          detail: { commandId },
+        });
         return true;
       });
     },
@@ -183,7 +228,11 @@ export function createCommandsService(deps: {
           .where('status', '=', 'SENT')
           .returningAll()
           .executeTakeFirst();
-        if (row) await orders.note(tx, row.order_id, 'command_declined', `machine:${row.machine_id}`, { commandId, reason });
+        if (row)
+          await orders.note(tx, row.order_id, 'command_declined', `machine:${row.machine_id}`, {
+            commandId,
+            reason,
+          });
       });
     },
 
@@ -208,7 +257,13 @@ export function createCommandsService(deps: {
         const now = nowIso();
         const updated = await tx
           .updateTable('commands')
-          .set({ status: 'DONE', finished_at: now, result, failure_code: code, ...(command.accepted_at === null ? { accepted_at: now } : {}) })
+          .set({
+            status: 'DONE',
+            finished_at: now,
+            result,
+            failure_code: code,
+            ...(command.accepted_at === null ? { accepted_at: now } : {}),
+          })
           .where('id', '=', command.id)
           .where('status', '!=', 'DONE')
           .returningAll()
@@ -218,7 +273,11 @@ export function createCommandsService(deps: {
         // was lost): the machine evidently took the command, so the order passes DISPATCHED.
         // (v1 orders are DISPATCHED when sent; the transition then changes nothing.)
         if (command.status === 'SENT') {
-          await orders.transition(tx, command.order_id, 'DISPATCHED', { actor: `machine:${machineId}`, event: 'command_accepted', detail: { commandId: command.id, impliedByResult: true } });
+          await orders.transition(tx, command.order_id, 'DISPATCHED', {
+            actor: `machine:${machineId}`,
+            event: 'command_accepted',
+            detail: { commandId: command.id, impliedByResult: true },
+          });
         }
         await orders.transition(tx, command.order_id, result === 'SUCCESS' ? 'COMPLETED' : 'FAILED', {
           actor: `machine:${machineId}`,
@@ -257,10 +316,19 @@ export function createCommandsService(deps: {
       let escalated = 0;
       for (const c of stale) {
         await db.transaction().execute(async (tx) => {
-          const moved = await tx.updateTable('commands').set({ status: 'NEEDS_REVIEW', finished_at: nowIso() }).where('id', '=', c.id).where('status', '=', 'SENT').executeTakeFirst();
+          const moved = await tx
+            .updateTable('commands')
+            .set({ status: 'NEEDS_REVIEW', finished_at: nowIso() })
+            .where('id', '=', c.id)
+            .where('status', '=', 'SENT')
+            .executeTakeFirst();
           if (Number(moved.numUpdatedRows) === 0) return;
           escalated++;
-          await orders.transition(tx, c.order_id, 'NEEDS_REVIEW', { actor: 'dispatcher', failureCode: 'NO_RESULT', detail: { commandId: c.id, timeoutMs: olderThanMs } });
+          await orders.transition(tx, c.order_id, 'NEEDS_REVIEW', {
+            actor: 'dispatcher',
+            failureCode: 'NO_RESULT',
+            detail: { commandId: c.id, timeoutMs: olderThanMs },
+          });
           await enqueueOutbox(tx, 'dispatch', { machineId: c.machine_id });
         });
       }

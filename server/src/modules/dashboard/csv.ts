@@ -3,7 +3,24 @@
 import type { OrderView } from '@kioskhub/protocol';
 import { formatMinor } from '../../platform/money.js';
 
-export const ORDER_CSV_COLUMNS = ['id', 'orderNumber', 'createdAt', 'paidAt', 'status', 'failureCode', 'machineId', 'siteId', 'source', 'provider', 'providerPaymentId', 'amount', 'amountMinor', 'currency', 'customerName', 'updatedAt'] as const;
+export const ORDER_CSV_COLUMNS = [
+  'id',
+  'orderNumber',
+  'createdAt',
+  'paidAt',
+  'status',
+  'failureCode',
+  'machineId',
+  'siteId',
+  'source',
+  'provider',
+  'providerPaymentId',
+  'amount',
+  'amountMinor',
+  'currency',
+  'customerName',
+  'updatedAt',
+] as const;
 
 export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';

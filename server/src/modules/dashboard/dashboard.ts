@@ -41,8 +41,16 @@ export interface DashboardDeps {
 export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   const { db, machines } = deps;
   const fleet = createFleetService({ machines, commands: deps.commands, printing: deps.printing });
-  const stats = createStatsService({ db, machineSite: async (id, tenantId) => (await machines.get(id, tenantId)).siteId });
-  const review = createReviewService({ db, orders: deps.orders, refunds: deps.refunds, afterCommit: deps.afterCommit });
+  const stats = createStatsService({
+    db,
+    machineSite: async (id, tenantId) => (await machines.get(id, tenantId)).siteId,
+  });
+  const review = createReviewService({
+    db,
+    orders: deps.orders,
+    refunds: deps.refunds,
+    afterCommit: deps.afterCommit,
+  });
   const qr = createQrService({ db, machines, config: deps.config });
   const sweeper = createDashboardSweeper({
     db,

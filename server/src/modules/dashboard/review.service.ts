@@ -21,7 +21,8 @@ export function reviewReason(order: Pick<Order, 'status' | 'failureCode'>): Revi
   return order.failureCode === 'AMOUNT_MISMATCH' ? 'AMOUNT_MISMATCH' : 'DISPENSE_FAILED';
 }
 
-const needsReview = (o: Pick<Order, 'status' | 'paidAt'>): boolean => o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
+const needsReview = (o: Pick<Order, 'status' | 'paidAt'>): boolean =>
+  o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
 
 export function createReviewService(deps: {
   db: Db;
@@ -31,19 +32,47 @@ export function createReviewService(deps: {
 }) {
   const { db, orders } = deps;
 
-  async function decide(orderId: string, tenantId: string | null, to: Extract<OrderStatus, 'COMPLETED' | 'REFUNDED'>, from: OrderStatus[], meta: { actor: string; note?: string; event: string; action: string }): Promise<ReviewOrderView> {
+  async function decide(
+    orderId: string,
+    tenantId: string | null,
+    to: Extract<OrderStatus, 'COMPLETED' | 'REFUNDED'>,
+    from: OrderStatus[],
+    meta: { actor: string; note?: string; event: string; action: string },
+  ): Promise<ReviewOrderView> {
     const before = await orders.get(orderId, tenantId);
     if (!needsReview(before) || !from.includes(before.status)) {
-      throw new AppError('INVALID_STATE', `order ${orderId} is ${before.status}${before.status === 'FAILED' && to === 'COMPLETED' ? ': a failed dispense can only be marked refund due' : ': it is not waiting for this review decision'}`);
+      throw new AppError(
+        'INVALID_STATE',
+        `order ${orderId} is ${before.status}${before.status === 'FAILED' && to === 'COMPLETED' ? ': a failed dispense can only be marked refund due' : ': it is not waiting for this review decision'}`,
+      );
     }
     const after = await db.transaction().execute(async (tx) => {
-      const moved = await orders.transition(tx, orderId, to, { actor: meta.actor, event: meta.event, detail: { reviewReason: reviewReason(before), ...(meta.note ? { note: meta.note } : {}) } });
-      if (!moved) throw new AppError('INVALID_STATE', `order ${orderId} changed while it was being reviewed; reload it`);
+      const moved = await orders.transition(tx, orderId, to, {
+        actor: meta.actor,
+        event: meta.event,
+        detail: { reviewReason: reviewReason(before), ...(meta.note ? { note: meta.note } : {}) },
+      });
+      if (!moved)
+        throw new AppError(
+          'INVALID_STATE',
+          `order ${orderId} changed while it was being reviewed; reload it`,
+        );
       // The customer paid and got nothing: what they paid becomes a refund owed (handed back by staff).
       if (to === 'REFUNDED') {
-        await deps.refunds.refundDueForOrder(tx, orderId, { reason: `review: ${reviewReason(before)}${meta.note ? ` (${meta.note})` : ''}`, actor: meta.actor });
+        await deps.refunds.refundDueForOrder(tx, orderId, {
+          reason: `review: ${reviewReason(before)}${meta.note ? ` (${meta.note})` : ''}`,
+          actor: meta.actor,
+        });
       }
-      await recordAudit(tx, { tenantId: before.tenantId, actor: meta.actor, action: meta.action, subjectType: 'order', subjectId: orderId, before: { status: before.status, failureCode: before.failureCode }, after: { status: to, ...(meta.note ? { note: meta.note } : {}) } });
+      await recordAudit(tx, {
+        tenantId: before.tenantId,
+        actor: meta.actor,
+        action: meta.action,
+        subjectType: 'order',
+        subjectId: orderId,
+        before: { status: before.status, failureCode: before.failureCode },
+        after: { status: to, ...(meta.note ? { note: meta.note } : {}) },
+      });
       return moved;
     });
     deps.afterCommit();
@@ -59,11 +88,21 @@ export function createReviewService(deps: {
 
     /** The machine did dispense after all (checked on site): NEEDS_REVIEW → COMPLETED. */
     markDispensed: (orderId: string, tenantId: string | null, actor: string, note?: string) =>
-      decide(orderId, tenantId, 'COMPLETED', ['NEEDS_REVIEW'], { actor, event: 'marked_dispensed', action: 'order.mark_dispensed', ...(note ? { note } : {}) }),
+      decide(orderId, tenantId, 'COMPLETED', ['NEEDS_REVIEW'], {
+        actor,
+        event: 'marked_dispensed',
+        action: 'order.mark_dispensed',
+        ...(note ? { note } : {}),
+      }),
 
     /** The customer paid and got nothing: NEEDS_REVIEW or FAILED → REFUNDED (refund owed). */
     refundDue: (orderId: string, tenantId: string | null, actor: string, note?: string) =>
-      decide(orderId, tenantId, 'REFUNDED', ['NEEDS_REVIEW', 'FAILED'], { actor, event: 'refund_due', action: 'order.refund_due', ...(note ? { note } : {}) }),
+      decide(orderId, tenantId, 'REFUNDED', ['NEEDS_REVIEW', 'FAILED'], {
+        actor,
+        event: 'refund_due',
+        action: 'order.refund_due',
+        ...(note ? { note } : {}),
+      }),
   };
 }
 

@@ -9,8 +9,22 @@ import type { FastifyInstance } from 'fastify';
 export const DEFAULT_DIST = fileURLToPath(new URL('../../../../dashboard/dist/', import.meta.url));
 
 /** First path segments the app must never shadow. */
-export const RESERVED = ['v1', 'api', 'webhooks', 'socket.io', 'docs', 'openapi.json', 'metrics', 'healthz',
-  'readyz', 'kiosk', 'kitchen', 'screens', 'sites', 'dispense-verification'];
+export const RESERVED = [
+  'v1',
+  'api',
+  'webhooks',
+  'socket.io',
+  'docs',
+  'openapi.json',
+  'metrics',
+  'healthz',
+  'readyz',
+  'kiosk',
+  'kitchen',
+  'screens',
+  'sites',
+  'dispense-verification',
+];
 
 const notBuilt = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Kioskhub: dashboard not built</title>
@@ -20,7 +34,10 @@ const notBuilt = `<!doctype html>
 <pre><code>npm run build -w dashboard</code></pre>
 <p>then reload this page (no restart needed).</p></body></html>`;
 
-export async function serveDashboard(app: FastifyInstance, options: { distDir?: string } = {}): Promise<void> {
+export async function serveDashboard(
+  app: FastifyInstance,
+  options: { distDir?: string } = {},
+): Promise<void> {
   const dist = options.distDir ?? DEFAULT_DIST;
   await app.register(async (scope) => {
     await scope.register(fastifyStatic, { serve: false });
@@ -30,7 +47,11 @@ export async function serveDashboard(app: FastifyInstance, options: { distDir?: 
       if (RESERVED.includes(first)) return reply.callNotFound();
       // Checked per request, so a build made while the server runs is picked up.
       if (!existsSync(`${dist}/index.html`)) {
-        return reply.code(503).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(notBuilt);
+        return reply
+          .code(503)
+          .header('content-type', 'text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(notBuilt);
       }
       const last = path.split('/').at(-1) ?? '';
       if (last.includes('.')) {
@@ -38,7 +59,10 @@ export async function serveDashboard(app: FastifyInstance, options: { distDir?: 
         const hashed = first === 'assets';
         return reply.sendFile(path, dist, hashed ? { maxAge: '365d', immutable: true } : { maxAge: 0 });
       }
-      return reply.header('cache-control', 'no-cache').header('x-frame-options', 'DENY').sendFile('index.html', dist, { maxAge: 0, cacheControl: false });
+      return reply
+        .header('cache-control', 'no-cache')
+        .header('x-frame-options', 'DENY')
+        .sendFile('index.html', dist, { maxAge: 0, cacheControl: false });
     });
   });
 }

@@ -39,7 +39,13 @@ export function createDashboardSweeper(deps: {
   let running: Promise<unknown> = Promise.resolve();
 
   /** Inserts the mark; true when this call was the first (the alert is to be raised). */
-  async function mark(ex: Executor, kind: string, subjectId: string, markValue: string, tenantId: string): Promise<boolean> {
+  async function mark(
+    ex: Executor,
+    kind: string,
+    subjectId: string,
+    markValue: string,
+    tenantId: string,
+  ): Promise<boolean> {
     const row = await ex
       .insertInto('dashboard_alert_marks')
       .values({ kind, subject_id: subjectId, mark: markValue, tenant_id: tenantId, created_at: nowIso() })
@@ -68,7 +74,17 @@ export function createDashboardSweeper(deps: {
   /** Raises the alert and, after the commit, tells the tenant's screens (`alert_raised`). */
   async function raise(ex: Executor, alert: Parameters<AlertsService['raise']>[1]): Promise<void> {
     await deps.alerts.raise(ex, alert);
-    await enqueueOutbox(ex, 'live', { tenantId: alert.tenantId, rooms: [`tenant:${alert.tenantId}`], event: LIVE_EVENTS.alertRaised, data: { tenantId: alert.tenantId, kind: alert.kind, subjectType: alert.subjectType, subjectId: alert.subjectId } });
+    await enqueueOutbox(ex, 'live', {
+      tenantId: alert.tenantId,
+      rooms: [`tenant:${alert.tenantId}`],
+      event: LIVE_EVENTS.alertRaised,
+      data: {
+        tenantId: alert.tenantId,
+        kind: alert.kind,
+        subjectType: alert.subjectType,
+        subjectId: alert.subjectId,
+      },
+    });
   }
 
   async function sample(at: string): Promise<number> {
@@ -84,11 +100,21 @@ export function createDashboardSweeper(deps: {
       for (const s of sites.values()) {
         await tx
           .insertInto('machine_online_samples')
-          .values({ tenant_id: s.tenant_id, site_id: s.site_id, at, online: s.online.length, total: s.total, online_ids: JSON.stringify(s.online) })
+          .values({
+            tenant_id: s.tenant_id,
+            site_id: s.site_id,
+            at,
+            online: s.online.length,
+            total: s.total,
+            online_ids: JSON.stringify(s.online),
+          })
           .onConflict((oc) => oc.columns(['tenant_id', 'site_id', 'at']).doNothing())
           .execute();
       }
-      await tx.deleteFrom('machine_online_samples').where('at', '<', new Date(Date.parse(at) - SAMPLE_RETENTION_MS).toISOString()).execute();
+      await tx
+        .deleteFrom('machine_online_samples')
+        .where('at', '<', new Date(Date.parse(at) - SAMPLE_RETENTION_MS).toISOString())
+        .execute();
     });
     return sites.size;
   }
@@ -99,7 +125,10 @@ export function createDashboardSweeper(deps: {
   async function offlineAlerts(now: number): Promise<number> {
     const cutoff = new Date(now - deps.offlineAfterMs).toISOString();
     const offline = await deps.machines.offlineSince(cutoff);
-    const alerted = await marksOf('MACHINE_OFFLINE', offline.map((m) => m.id));
+    const alerted = await marksOf(
+      'MACHINE_OFFLINE',
+      offline.map((m) => m.id),
+    );
     // Not alerted yet, or alerted before its last sighting (ISO UTC text compares as time).
     const candidates = offline
       .map((m) => ({ ...m, alerted_at: alerted.get(m.id) ?? null }))
@@ -111,12 +140,30 @@ export function createDashboardSweeper(deps: {
       await db.transaction().execute(async (tx) => {
         const stamp = nowIso();
         // Claim this outage: a fresh mark, or a stamp older than the machine's last sighting.
-        const claimed = c.alerted_at === null
-          ? await mark(tx, 'MACHINE_OFFLINE', c.id, '', c.tenant_id)
-          : Number((await tx.updateTable('dashboard_alert_marks').set({ created_at: stamp }).where('kind', '=', 'MACHINE_OFFLINE').where('subject_id', '=', c.id).where('mark', '=', '').where('created_at', '<', lastSeen).executeTakeFirst()).numUpdatedRows) === 1;
+        const claimed =
+          c.alerted_at === null
+            ? await mark(tx, 'MACHINE_OFFLINE', c.id, '', c.tenant_id)
+            : Number(
+                (
+                  await tx
+                    .updateTable('dashboard_alert_marks')
+                    .set({ created_at: stamp })
+                    .where('kind', '=', 'MACHINE_OFFLINE')
+                    .where('subject_id', '=', c.id)
+                    .where('mark', '=', '')
+                    .where('created_at', '<', lastSeen)
+                    .executeTakeFirst()
+                ).numUpdatedRows,
+              ) === 1;
         if (!claimed) return;
         const minutes = Math.floor((now - Date.parse(lastSeen)) / 60_000);
-        await raise(tx, { tenantId: c.tenant_id, kind: 'MACHINE_OFFLINE', subjectType: 'machine', subjectId: c.id, message: `Machine ${c.name === c.id ? c.id : `${c.name} (${c.id})`} has been offline since ${lastSeen} (${minutes} min)` });
+        await raise(tx, {
+          tenantId: c.tenant_id,
+          kind: 'MACHINE_OFFLINE',
+          subjectType: 'machine',
+          subjectId: c.id,
+          message: `Machine ${c.name === c.id ? c.id : `${c.name} (${c.id})`} has been offline since ${lastSeen} (${minutes} min)`,
+        });
         raised++;
       });
     }
@@ -126,7 +173,10 @@ export function createDashboardSweeper(deps: {
   async function dispenseAlerts(now: number): Promise<number> {
     const since = new Date(now - DISPENSE_LOOKBACK_MS).toISOString();
     const unsuccessful = await deps.commands.unsuccessfulSince(since);
-    const alerted = await marksOf('DISPENSE', unsuccessful.map((c) => c.order_id));
+    const alerted = await marksOf(
+      'DISPENSE',
+      unsuccessful.map((c) => c.order_id),
+    );
     const candidates = unsuccessful.filter((c) => !alerted.has(c.order_id)).slice(0, ALERTS_PER_SWEEP);
     let raised = 0;
     for (const c of candidates) {
@@ -138,7 +188,9 @@ export function createDashboardSweeper(deps: {
           kind: noResult ? 'DISPENSE_NO_RESULT' : 'DISPENSE_FAILED',
           subjectType: 'order',
           subjectId: c.order_id,
-          message: noResult ? `Machine ${c.machine_id} never reported a result for order ${c.order_id}: check it and resolve the order in Needs review` : `Machine ${c.machine_id} failed to dispense paid order ${c.order_id} (${c.failure_code ?? 'DISPENSE_FAILED'})`,
+          message: noResult
+            ? `Machine ${c.machine_id} never reported a result for order ${c.order_id}: check it and resolve the order in Needs review`
+            : `Machine ${c.machine_id} failed to dispense paid order ${c.order_id} (${c.failure_code ?? 'DISPENSE_FAILED'})`,
         });
         raised++;
       });

@@ -37,7 +37,10 @@ function setup(idleRecheckMs: number, notices = { arrive: true }) {
     lastSeen: 0,
     sentCommands: new Set(),
   };
-  const presence = { local: (id: string) => (id === 'M01' ? conn : undefined), connections: () => [conn].values() } as unknown as Presence;
+  const presence = {
+    local: (id: string) => (id === 'M01' ? conn : undefined),
+    connections: () => [conn].values(),
+  } as unknown as Presence;
   const dispatcher = createDispatcher({
     commands,
     presence,
@@ -71,14 +74,17 @@ describe('dispatcher: idle heartbeats', () => {
     expect(claims).toHaveLength(2);
   });
 
-  it.each(['paid', 'remote', 'result', 'declined', 'connect'] as const)('checks again after a %s kick, and the heartbeat after it trusts that check', async (reason) => {
-    vi.useFakeTimers();
-    const { kick, claims } = setup(60_000);
-    await kick('heartbeat');
-    await kick(reason);
-    await kick('heartbeat');
-    expect(claims).toHaveLength(2);
-  });
+  it.each(['paid', 'remote', 'result', 'declined', 'connect'] as const)(
+    'checks again after a %s kick, and the heartbeat after it trusts that check',
+    async (reason) => {
+      vi.useFakeTimers();
+      const { kick, claims } = setup(60_000);
+      await kick('heartbeat');
+      await kick(reason);
+      await kick('heartbeat');
+      expect(claims).toHaveLength(2);
+    },
+  );
 
   it('forgets every "no work" after Redis was away', async () => {
     vi.useFakeTimers();

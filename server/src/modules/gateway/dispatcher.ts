@@ -1,7 +1,13 @@
 // Drives each locally connected machine's command queue: sends the in-flight command again
 // on a new connection or after an ack timeout (v2), or claims the oldest queued command.
 // Work for one machine is serialized; machines on other processes are only notified.
-import { V1_EVENTS, V2_EVENTS, type DispenseAck, type DispenseCommand, type V1DispensePayload } from '@kioskhub/protocol';
+import {
+  V1_EVENTS,
+  V2_EVENTS,
+  type DispenseAck,
+  type DispenseCommand,
+  type V1DispensePayload,
+} from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import type { CommandRow } from '../../platform/db/schema.js';
 import type { Claim, CommandsService } from '../commands/commands.service.js';
@@ -77,16 +83,25 @@ export function createDispatcher(deps: DispatcherDeps) {
     if (!conn || stopped) return;
     const checkedAt = Date.now();
     const epoch = idleEpoch;
-    if (reason === 'heartbeat' && conn.noWorkSince !== undefined && checkedAt - conn.noWorkSince < deps.idleRecheckMs && deps.noticesArrive()) return;
+    if (
+      reason === 'heartbeat' &&
+      conn.noWorkSince !== undefined &&
+      checkedAt - conn.noWorkSince < deps.idleRecheckMs &&
+      deps.noticesArrive()
+    )
+      return;
     // A machine that said BUSY or ERROR gets no new command until it reports IDLE.
     const ready = conn.status === 'IDLE' || conn.status === 'UNKNOWN';
     const claim: Claim = ready
       ? await commands.claimNext(machineId, conn.protocol)
-      : await commands.inFlight(machineId).then((c) => (c ? ({ kind: 'in-flight', command: c } as const) : ({ kind: 'none' } as const)));
+      : await commands
+          .inFlight(machineId)
+          .then((c) => (c ? ({ kind: 'in-flight', command: c } as const) : ({ kind: 'none' } as const)));
     // Only a full check (queued and in flight) of a ready machine that found nothing at all proves
     // there is nothing to do (a claim lost to another process is not that), and only if no
     // Redis outage was noticed meanwhile.
-    conn.noWorkSince = ready && claim.kind === 'none' && claim.empty === true && epoch === idleEpoch ? checkedAt : undefined;
+    conn.noWorkSince =
+      ready && claim.kind === 'none' && claim.empty === true && epoch === idleEpoch ? checkedAt : undefined;
     if (claim.kind === 'none') return;
     if (claim.kind === 'in-flight') {
       // v1 machines cannot de-duplicate: a v1 command is never sent twice.
@@ -94,7 +109,9 @@ export function createDispatcher(deps: DispatcherDeps) {
       if (conn.sentCommands.has(claim.command.id)) return;
       // Send first: the machine de-duplicates by commandId, and the count of sends is only a record.
       sendV2(conn, claim.command);
-      await commands.markResent(claim.command.id).catch((err: unknown) => logger.warn({ err, commandId: claim.command.id }, 'could not count a send'));
+      await commands
+        .markResent(claim.command.id)
+        .catch((err: unknown) => logger.warn({ err, commandId: claim.command.id }, 'could not count a send'));
       return;
     }
     if (conn.protocol === 'v1') sendV1(conn, claim.command);
@@ -106,14 +123,21 @@ export function createDispatcher(deps: DispatcherDeps) {
     // The mark each machine had when asked about: a kick that came meanwhile changes it (clears
     // it, and its check may set a new one), and then nothing was lost.
     const marks = new Map<string, number>();
-    for (const conn of presence.connections()) if (conn.noWorkSince !== undefined) marks.set(conn.machineId, conn.noWorkSince);
+    for (const conn of presence.connections())
+      if (conn.noWorkSince !== undefined) marks.set(conn.machineId, conn.noWorkSince);
     const ids = [...marks.keys()];
     let kicked = 0;
     for (let i = 0; i < ids.length && !stopped; i += SWEEP_CHUNK) {
-      const withWork = await commands.machinesWithWork(ids.slice(i, i + SWEEP_CHUNK), new Date(Date.now() - SWEEP_GRACE_MS).toISOString());
+      const withWork = await commands.machinesWithWork(
+        ids.slice(i, i + SWEEP_CHUNK),
+        new Date(Date.now() - SWEEP_GRACE_MS).toISOString(),
+      );
       for (const machineId of withWork) {
         if (stopped || presence.local(machineId)?.noWorkSince !== marks.get(machineId)) continue;
-        logger.warn({ machineId }, 'work found for a machine believed idle (a notice was lost): dispatching it');
+        logger.warn(
+          { machineId },
+          'work found for a machine believed idle (a notice was lost): dispatching it',
+        );
         kick(machineId, 'sweep');
         kicked++;
       }
@@ -139,7 +163,11 @@ export function createDispatcher(deps: DispatcherDeps) {
     void awaitAck(conn, command, payload);
   }
 
-  async function awaitAck(conn: MachineConnection, command: CommandRow, payload: DispenseCommand): Promise<void> {
+  async function awaitAck(
+    conn: MachineConnection,
+    command: CommandRow,
+    payload: DispenseCommand,
+  ): Promise<void> {
     let ack: unknown;
     try {
       ack = await conn.socket.timeout(deps.ackTimeoutMs).emitWithAck(V2_EVENTS.dispense, payload);
@@ -165,7 +193,10 @@ export function createDispatcher(deps: DispatcherDeps) {
         const reason = isDispenseAck(ack) && !ack.accepted ? String(ack.reason ?? 'DECLINED') : 'INVALID_ACK';
         await commands.markDeclined(command.id, reason);
         conn.sentCommands.delete(command.id);
-        logger.info({ machineId: conn.machineId, commandId: command.id, reason }, 'machine declined the command');
+        logger.info(
+          { machineId: conn.machineId, commandId: command.id, reason },
+          'machine declined the command',
+        );
       }
     } catch (err) {
       logger.error({ err, commandId: command.id }, 'could not record the ack');

@@ -19,16 +19,33 @@ const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$
 const Status = Type.Union([Type.Literal('IDLE'), Type.Literal('BUSY'), Type.Literal('ERROR')]);
 const Result = Type.Union([Type.Literal('SUCCESS'), Type.Literal('FAILED')]);
 const parseHeartbeatV2 = socketValidator(
-  Type.Object({ status: Status, firmware: Type.Optional(Type.String({ maxLength: 64 })), metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
-);
-const parseDoneV2 = socketValidator(
   Type.Object(
-    { commandId: Type.String({ minLength: 1, maxLength: 64 }), orderId: Type.String({ minLength: 1, maxLength: 64 }), status: Result, failureCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), details: Type.Optional(Type.Unknown()) },
+    {
+      status: Status,
+      firmware: Type.Optional(Type.String({ maxLength: 64 })),
+      metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    },
     { additionalProperties: false },
   ),
 );
-const parseConnectV1 = socketValidator(Type.Object({ machineId: Id, token: Type.String({ minLength: 1, maxLength: 512 }) }));
-const parseDoneV1 = socketValidator(Type.Object({ orderId: Type.String({ minLength: 1, maxLength: 64 }), result: Result }));
+const parseDoneV2 = socketValidator(
+  Type.Object(
+    {
+      commandId: Type.String({ minLength: 1, maxLength: 64 }),
+      orderId: Type.String({ minLength: 1, maxLength: 64 }),
+      status: Result,
+      failureCode: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      details: Type.Optional(Type.Unknown()),
+    },
+    { additionalProperties: false },
+  ),
+);
+const parseConnectV1 = socketValidator(
+  Type.Object({ machineId: Id, token: Type.String({ minLength: 1, maxLength: 512 }) }),
+);
+const parseDoneV1 = socketValidator(
+  Type.Object({ orderId: Type.String({ minLength: 1, maxLength: 64 }), result: Result }),
+);
 
 type MachineRef = { id: string; tenant_id: string; site_id: string; kind: string };
 
@@ -52,8 +69,11 @@ export interface MachineGatewayDeps {
 export function installMachineGateway(deps: MachineGatewayDeps): void {
   const { presence, dispatcher, logger } = deps;
   // A machine with a wrong key retries for ever: log it, without the key, at most once a minute.
-  const warnRefused = throttledWarning(logger, 'machine connection refused: unknown machine id or wrong key '
-    + '(check the key in the machine’s configuration; POST /v1/machines/:id/rotate-key makes a new one)');
+  const warnRefused = throttledWarning(
+    logger,
+    'machine connection refused: unknown machine id or wrong key ' +
+      '(check the key in the machine’s configuration; POST /v1/machines/:id/rotate-key makes a new one)',
+  );
   const refusedBy = (socket: Socket, machineId: unknown, protocol: Protocol) =>
     warnRefused({
       machineId: typeof machineId === 'string' ? machineId.slice(0, 100) : null,
@@ -80,7 +100,11 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       sentCommands: new Set(),
     };
     socket.once('disconnect', () => {
-      presence.unregister(conn).catch((err: unknown) => logger.warn({ err, machineId: conn.machineId }, 'could not record disconnect'));
+      presence
+        .unregister(conn)
+        .catch((err: unknown) =>
+          logger.warn({ err, machineId: conn.machineId }, 'could not record disconnect'),
+        );
     });
     await presence.register(conn);
     deps.onMachineConnected(conn.machineId, conn.connectionId);
@@ -90,7 +114,12 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     return conn;
   }
 
-  async function recordResult(conn: MachineConnection, ref: { commandId: string; orderId?: string } | { orderId: string }, result: 'SUCCESS' | 'FAILED', failureCode?: string) {
+  async function recordResult(
+    conn: MachineConnection,
+    ref: { commandId: string; orderId?: string } | { orderId: string },
+    result: 'SUCCESS' | 'FAILED',
+    failureCode?: string,
+  ) {
     const recorded = await deps.commands.recordResult(conn.machineId, ref, result, failureCode);
     // A repeat of a result already recorded changes nothing (not even the machine's status:
     // a machine that said BUSY since then stays BUSY).
@@ -116,7 +145,12 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
           refusedBy(socket, auth.machineId, 'v2');
           return next(new Error('unauthorized'));
         }
-        socket.data.machine = { id: row.id, tenant_id: row.tenant_id, site_id: row.site_id, kind: row.kind } satisfies MachineRef;
+        socket.data.machine = {
+          id: row.id,
+          tenant_id: row.tenant_id,
+          site_id: row.site_id,
+          kind: row.kind,
+        } satisfies MachineRef;
         next();
       })
       .catch(() => next(new Error('unavailable')));
@@ -150,13 +184,22 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
         const conn = await pending;
         const { commandId, orderId, status, failureCode } = parsed.value;
         const outcome = await recordResult(conn, { commandId, orderId }, status, failureCode);
-        if (outcome === 'unknown') return ack(socketError('NOT_FOUND', `command ${commandId} for order ${orderId} is not a command of this machine`));
+        if (outcome === 'unknown')
+          return ack(
+            socketError(
+              'NOT_FOUND',
+              `command ${commandId} for order ${orderId} is not a command of this machine`,
+            ),
+          );
         ack({ ok: true, ...(outcome === 'repeat' ? { duplicate: true } : {}), orderId });
       } catch (err) {
         logger.error({ err }, 'machine:done failed');
         // Not recorded (storage away): the command goes out again at the machine's next IDLE
         // heartbeat and the machine answers with its result again, even if it does not resend.
-        pending.then((c) => c.sentCommands.delete(parsed.value.commandId), () => undefined);
+        pending.then(
+          (c) => c.sentCommands.delete(parsed.value.commandId),
+          () => undefined,
+        );
         ack(socketError('INTERNAL', 'result could not be recorded; send it again'));
       }
     });
@@ -219,8 +262,16 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       if (!parsed.ok) return ack(socketError('INVALID_REQUEST', parsed.message));
       try {
         const c = await conn;
-        const outcome = await recordResult(c, { orderId: parsed.value.orderId }, parsed.value.result, parsed.value.result === 'FAILED' ? 'DISPENSE_FAILED' : undefined);
-        if (outcome === 'unknown') return ack(socketError('ORDER_NOT_FOUND', `order ${parsed.value.orderId} was not sent to this machine`));
+        const outcome = await recordResult(
+          c,
+          { orderId: parsed.value.orderId },
+          parsed.value.result,
+          parsed.value.result === 'FAILED' ? 'DISPENSE_FAILED' : undefined,
+        );
+        if (outcome === 'unknown')
+          return ack(
+            socketError('ORDER_NOT_FOUND', `order ${parsed.value.orderId} was not sent to this machine`),
+          );
         ack({ ok: true, orderId: parsed.value.orderId });
       } catch (err) {
         logger.error({ err }, 'v1 machine:done failed');

@@ -66,9 +66,17 @@ export function createPresence(deps: PresenceDeps) {
   // Keyed by connection id: every closed connection is checked against the row.
   const closing = new Set<Promise<void>>();
   let stopping = false;
-  const disconnections = createGroupWriter((batch: ReadonlyMap<string, OfflineWrite>) => deps.repo.offlineMany(batch));
+  const disconnections = createGroupWriter((batch: ReadonlyMap<string, OfflineWrite>) =>
+    deps.repo.offlineMany(batch),
+  );
 
-  function announce(tenantId: string, machineId: string, status: MachineStatus, connected: boolean, lastSeenAt: string | null) {
+  function announce(
+    tenantId: string,
+    machineId: string,
+    status: MachineStatus,
+    connected: boolean,
+    lastSeenAt: string | null,
+  ) {
     deps.publish(tenantId, [`tenant:${tenantId}`, `machine:${machineId}`], LIVE_EVENTS.machineStatus, {
       tenantId,
       machineId,
@@ -196,7 +204,11 @@ export function createPresence(deps: PresenceDeps) {
       local.set(conn.machineId, conn);
       if (previous && previous.socket.id !== conn.socket.id) previous.socket.disconnect(true);
       const at = nowIso();
-      const written = connections.submit(conn.machineId, { connectionId: conn.connectionId, protocol: conn.protocol, at });
+      const written = connections.submit(conn.machineId, {
+        connectionId: conn.connectionId,
+        protocol: conn.protocol,
+        at,
+      });
       conn.registered = written.catch(() => undefined);
       await written;
       pendingLastSeen.delete(conn.machineId);
@@ -213,14 +225,19 @@ export function createPresence(deps: PresenceDeps) {
         // Its registration must land first, or the offline mark would find nothing to change.
         await conn.registered;
         const row = await disconnections.submit(conn.connectionId, { machineId: conn.machineId, at });
-        if (row) announce(row.tenant_id, row.id, 'OFFLINE', false, pendingLastSeen.get(row.id) ?? row.last_seen_at);
+        if (row)
+          announce(row.tenant_id, row.id, 'OFFLINE', false, pendingLastSeen.get(row.id) ?? row.last_seen_at);
       })();
       closing.add(done);
       return done.finally(() => closing.delete(done));
     },
 
     /** Records a heartbeat; returns true when the reported status changed. */
-    async heartbeat(conn: MachineConnection, status: ReportedMachineStatus, firmware?: string): Promise<boolean> {
+    async heartbeat(
+      conn: MachineConnection,
+      status: ReportedMachineStatus,
+      firmware?: string,
+    ): Promise<boolean> {
       conn.lastSeen = Date.now();
       const at = new Date(conn.lastSeen).toISOString();
       const changed = conn.status !== status && !(conn.status === 'UNKNOWN' && status === 'IDLE');

@@ -17,14 +17,26 @@ export function createKitchenService(deps: {
       return db.transaction().execute(async (tx) => {
         const row = await orders.findRow(orderId, tx);
         if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('order', orderId);
-        if (row.requires_dispense === 1) throw new AppError('INVALID_STATE', 'a vending order is completed by its machine, not the kitchen');
+        if (row.requires_dispense === 1)
+          throw new AppError('INVALID_STATE', 'a vending order is completed by its machine, not the kitchen');
         const order = await orders.transition(tx, orderId, 'COMPLETED', { actor, event: 'kitchen_ready' });
         if (!order) throw new AppError('INVALID_STATE', `order ${orderId} is ${row.status}, not PAID`);
         await enqueueOutbox(tx, 'live', {
           tenantId: row.tenant_id,
-          rooms: [`order:${row.id}`, ...(row.order_number ? [`order:${row.order_number}`] : []), ...(row.site_id ? [`kitchen:${row.site_id}`] : []), `tenant:${row.tenant_id}`],
+          rooms: [
+            `order:${row.id}`,
+            ...(row.order_number ? [`order:${row.order_number}`] : []),
+            ...(row.site_id ? [`kitchen:${row.site_id}`] : []),
+            `tenant:${row.tenant_id}`,
+          ],
           event: LIVE_EVENTS.kitchenOrderReady,
-          data: { tenantId: row.tenant_id, orderId: row.id, orderNumber: row.order_number, siteId: row.site_id, status: order.status },
+          data: {
+            tenantId: row.tenant_id,
+            orderId: row.id,
+            orderNumber: row.order_number,
+            siteId: row.site_id,
+            status: order.status,
+          },
         });
         return order;
       });

@@ -24,135 +24,255 @@ export function restaurantOpsRoutes(
   },
 ): void {
   const Nullable = (t: TString) => Type.Union([t, Type.Null()]);
-  const UnallocatedSchema = Type.Object({
-    id: Type.String(),
-    tenantId: Type.String(),
-    siteId: Nullable(Type.String()),
-    machineId: Nullable(Type.String()),
-    orderNumber: Type.String(),
-    amount: Type.Number({ description: 'major units of currency' }),
-    amountMinor: Type.Integer(),
-    currency: Type.String(),
-    reason: Type.String(),
-    recordedAt: Type.String(),
-    status: Type.Union(['OPEN', 'RETURNED', 'APPLIED', 'KEPT'].map((v) => Type.Literal(v))),
-    resolvedAt: Nullable(Type.String()),
-    resolvedBy: Nullable(Type.String()),
-    resolutionNote: Nullable(Type.String()),
-    appliedOrderNumber: Nullable(Type.String()),
-  }, { additionalProperties: true });
+  const UnallocatedSchema = Type.Object(
+    {
+      id: Type.String(),
+      tenantId: Type.String(),
+      siteId: Nullable(Type.String()),
+      machineId: Nullable(Type.String()),
+      orderNumber: Type.String(),
+      amount: Type.Number({ description: 'major units of currency' }),
+      amountMinor: Type.Integer(),
+      currency: Type.String(),
+      reason: Type.String(),
+      recordedAt: Type.String(),
+      status: Type.Union(['OPEN', 'RETURNED', 'APPLIED', 'KEPT'].map((v) => Type.Literal(v))),
+      resolvedAt: Nullable(Type.String()),
+      resolvedBy: Nullable(Type.String()),
+      resolutionNote: Nullable(Type.String()),
+      appliedOrderNumber: Nullable(Type.String()),
+    },
+    { additionalProperties: true },
+  );
   const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
   const TenantQuery = Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false });
 
-  app.get('/v1/kitchen/:siteId/orders', {
-    schema: { tags: ['kitchen'], summary: 'Paid orders waiting in the kitchen, oldest first', params: Type.Object({ siteId: EntityId }), querystring: TenantQuery, response: { 200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Null() }), ...errors(400, 401, 403) } },
-  }, async (request) => {
-    const p = await request.staff();
-    return { items: await deps.kitchen.openOrders(actingTenant(p, request.query.tenantId), request.params.siteId), nextCursor: null };
-  });
-
-  app.post('/v1/orders/:id/ready', {
-    schema: { tags: ['kitchen'], summary: 'The kitchen finished an order (kitchen_order_ready to its rooms)', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: OrderSchema, ...errors(400, 401, 403, 404, 409) } },
-  }, async (request) => {
-    const p = await request.staff();
-    return deps.kitchen.markReady(request.params.id, tenantFilter(p), p.actor);
-  });
-
-  app.get('/v1/cash/sessions', {
-    schema: {
-      tags: ['cash'],
-      summary: 'Open cash sessions of a site',
-      querystring: Type.Object({ siteId: Type.Optional(EntityId), tenantId: Type.Optional(EntityId) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ items: Type.Array(Type.Object({}, { additionalProperties: true })), nextCursor: Type.Null() }), ...errors(400, 401, 403) },
-    },
-  }, async (request) => {
-    const p = await request.staff();
-    return { items: await deps.cash.activeSessions(actingTenant(p, request.query.tenantId), request.query.siteId ?? 'default'), nextCursor: null };
-  });
-
-  app.get('/v1/cash/unallocated', {
-    schema: {
-      tags: ['cash'],
-      summary: 'Cash that could not be applied to an order (late, unknown order, wrong site)',
-      querystring: Type.Object({ limit: Limit }, { additionalProperties: false }),
-      response: {
-        200: Type.Object({ items: Type.Array(UnallocatedSchema), nextCursor: Type.Null() }),
-        ...errors(400, 401, 403),
+  app.get(
+    '/v1/kitchen/:siteId/orders',
+    {
+      schema: {
+        tags: ['kitchen'],
+        summary: 'Paid orders waiting in the kitchen, oldest first',
+        params: Type.Object({ siteId: EntityId }),
+        querystring: TenantQuery,
+        response: {
+          200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Null() }),
+          ...errors(400, 401, 403),
+        },
       },
     },
-  }, async (request) => {
-    const p = await request.staff();
-    return { items: await deps.cash.listUnallocated(tenantFilter(p), request.query.limit), nextCursor: null };
-  });
+    async (request) => {
+      const p = await request.staff();
+      return {
+        items: await deps.kitchen.openOrders(actingTenant(p, request.query.tenantId), request.params.siteId),
+        nextCursor: null,
+      };
+    },
+  );
 
-  app.post('/v1/cash/unallocated/:id/resolve', {
-    schema: {
-      tags: ['cash'],
-      summary: 'Resolve unallocated cash once: returned to the customer, applied to an order, or kept',
-      description:
-        'Roles admin, customer_service and staff. applied needs orderNumber: the amount goes into that '
-        + 'order’s open cash session like a bill (it may complete the payment). Audited; on the ledger.',
-      params: Type.Object({ id: EntityId }),
-      body: Type.Object(
-        {
-          action: Type.Union([Type.Literal('returned'), Type.Literal('applied'), Type.Literal('kept')]),
-          orderNumber: Type.Optional(OrderNumber),
-          note: Type.String({ minLength: 1, maxLength: 500 }),
+  app.post(
+    '/v1/orders/:id/ready',
+    {
+      schema: {
+        tags: ['kitchen'],
+        summary: 'The kitchen finished an order (kitchen_order_ready to its rooms)',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: OrderSchema, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const p = await request.staff();
+      return deps.kitchen.markReady(request.params.id, tenantFilter(p), p.actor);
+    },
+  );
+
+  app.get(
+    '/v1/cash/sessions',
+    {
+      schema: {
+        tags: ['cash'],
+        summary: 'Open cash sessions of a site',
+        querystring: Type.Object(
+          { siteId: Type.Optional(EntityId), tenantId: Type.Optional(EntityId) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Object({}, { additionalProperties: true })),
+            nextCursor: Type.Null(),
+          }),
+          ...errors(400, 401, 403),
         },
-        { additionalProperties: false },
-      ),
-      response: { 200: UnallocatedSchema, ...errors(400, 401, 403, 404, 409) },
+      },
     },
-  }, async (request) => {
-    const p = await request.staff(['admin', 'customer_service', 'staff']);
-    const { action, orderNumber, note } = request.body;
-    if (action === 'applied' && orderNumber === undefined) throw validation('applied needs the orderNumber');
-    if (action !== 'applied' && orderNumber !== undefined) {
-      throw validation('orderNumber is only for applied');
-    }
-    const input = { action, note: note.trim(), ...(orderNumber !== undefined ? { orderNumber } : {}) };
-    if (input.note === '') throw validation('note must say what happened');
-    return deps.unallocated.resolve(tenantFilter(p), request.params.id, input, p.actor);
-  });
-
-  app.get('/v1/print-jobs', {
-    schema: {
-      tags: ['printing'],
-      summary: 'Print jobs, newest first',
-      querystring: Type.Object({ status: Type.Optional(Type.String({ enum: ['PENDING', 'LEASED', 'PRINTED', 'FAILED'] })), siteId: Type.Optional(EntityId), limit: Limit }, { additionalProperties: false }),
-      response: { 200: Type.Object({ items: Type.Array(Type.Object({}, { additionalProperties: true })), nextCursor: Type.Null() }), ...errors(400, 401, 403) },
+    async (request) => {
+      const p = await request.staff();
+      return {
+        items: await deps.cash.activeSessions(
+          actingTenant(p, request.query.tenantId),
+          request.query.siteId ?? 'default',
+        ),
+        nextCursor: null,
+      };
     },
-  }, async (request) => {
-    const p = await request.staff();
-    const q = request.query;
-    return { items: await deps.printing.listJobs(tenantFilter(p), { limit: q.limit, ...(q.status ? { status: q.status } : {}), ...(q.siteId ? { siteId: q.siteId } : {}) }), nextCursor: null };
-  });
+  );
 
-  app.post('/v1/print-jobs/:jobId/retry', {
-    schema: { tags: ['printing'], summary: 'Queue a FAILED job again', params: Type.Object({ jobId: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401, 403, 404, 409) } },
-  }, async (request) => {
-    const p = await request.staff();
-    await deps.printing.retry(request.params.jobId, tenantFilter(p));
-    return { ok: true as const };
-  });
-
-  app.get('/v1/alerts', {
-    schema: {
-      tags: ['alerts'],
-      summary: 'Alerts, newest first (?open=true: not yet acknowledged)',
-      querystring: Type.Object({ open: Type.Optional(Type.Boolean()), limit: Limit }, { additionalProperties: false }),
-      response: { 200: Type.Object({ items: Type.Array(Type.Object({}, { additionalProperties: true })), nextCursor: Type.Null() }), ...errors(400, 401, 403) },
+  app.get(
+    '/v1/cash/unallocated',
+    {
+      schema: {
+        tags: ['cash'],
+        summary: 'Cash that could not be applied to an order (late, unknown order, wrong site)',
+        querystring: Type.Object({ limit: Limit }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ items: Type.Array(UnallocatedSchema), nextCursor: Type.Null() }),
+          ...errors(400, 401, 403),
+        },
+      },
     },
-  }, async (request) => {
-    const p = await request.staff();
-    return { items: await deps.alerts.list(tenantFilter(p), { limit: request.query.limit, ...(request.query.open !== undefined ? { open: request.query.open } : {}) }), nextCursor: null };
-  });
+    async (request) => {
+      const p = await request.staff();
+      return {
+        items: await deps.cash.listUnallocated(tenantFilter(p), request.query.limit),
+        nextCursor: null,
+      };
+    },
+  );
 
-  app.post('/v1/alerts/:id/ack', {
-    schema: { tags: ['alerts'], summary: 'Acknowledge an alert', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401, 403, 404) } },
-  }, async (request) => {
-    const p = await request.staff();
-    await deps.alerts.acknowledge(request.params.id, tenantFilter(p), p.actor);
-    return { ok: true as const };
-  });
+  app.post(
+    '/v1/cash/unallocated/:id/resolve',
+    {
+      schema: {
+        tags: ['cash'],
+        summary: 'Resolve unallocated cash once: returned to the customer, applied to an order, or kept',
+        description:
+          'Roles admin, customer_service and staff. applied needs orderNumber: the amount goes into that ' +
+          'order’s open cash session like a bill (it may complete the payment). Audited; on the ledger.',
+        params: Type.Object({ id: EntityId }),
+        body: Type.Object(
+          {
+            action: Type.Union([Type.Literal('returned'), Type.Literal('applied'), Type.Literal('kept')]),
+            orderNumber: Type.Optional(OrderNumber),
+            note: Type.String({ minLength: 1, maxLength: 500 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: UnallocatedSchema, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const p = await request.staff(['admin', 'customer_service', 'staff']);
+      const { action, orderNumber, note } = request.body;
+      if (action === 'applied' && orderNumber === undefined)
+        throw validation('applied needs the orderNumber');
+      if (action !== 'applied' && orderNumber !== undefined) {
+        throw validation('orderNumber is only for applied');
+      }
+      const input = { action, note: note.trim(), ...(orderNumber !== undefined ? { orderNumber } : {}) };
+      if (input.note === '') throw validation('note must say what happened');
+      return deps.unallocated.resolve(tenantFilter(p), request.params.id, input, p.actor);
+    },
+  );
+
+  app.get(
+    '/v1/print-jobs',
+    {
+      schema: {
+        tags: ['printing'],
+        summary: 'Print jobs, newest first',
+        querystring: Type.Object(
+          {
+            status: Type.Optional(Type.String({ enum: ['PENDING', 'LEASED', 'PRINTED', 'FAILED'] })),
+            siteId: Type.Optional(EntityId),
+            limit: Limit,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Object({}, { additionalProperties: true })),
+            nextCursor: Type.Null(),
+          }),
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const p = await request.staff();
+      const q = request.query;
+      return {
+        items: await deps.printing.listJobs(tenantFilter(p), {
+          limit: q.limit,
+          ...(q.status ? { status: q.status } : {}),
+          ...(q.siteId ? { siteId: q.siteId } : {}),
+        }),
+        nextCursor: null,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/print-jobs/:jobId/retry',
+    {
+      schema: {
+        tags: ['printing'],
+        summary: 'Queue a FAILED job again',
+        params: Type.Object({ jobId: Type.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const p = await request.staff();
+      await deps.printing.retry(request.params.jobId, tenantFilter(p));
+      return { ok: true as const };
+    },
+  );
+
+  app.get(
+    '/v1/alerts',
+    {
+      schema: {
+        tags: ['alerts'],
+        summary: 'Alerts, newest first (?open=true: not yet acknowledged)',
+        querystring: Type.Object(
+          { open: Type.Optional(Type.Boolean()), limit: Limit },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Object({}, { additionalProperties: true })),
+            nextCursor: Type.Null(),
+          }),
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const p = await request.staff();
+      return {
+        items: await deps.alerts.list(tenantFilter(p), {
+          limit: request.query.limit,
+          ...(request.query.open !== undefined ? { open: request.query.open } : {}),
+        }),
+        nextCursor: null,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/alerts/:id/ack',
+    {
+      schema: {
+        tags: ['alerts'],
+        summary: 'Acknowledge an alert',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: Type.Object({ ok: Type.Literal(true) }), ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const p = await request.staff();
+      await deps.alerts.acknowledge(request.params.id, tenantFilter(p), p.actor);
+      return { ok: true as const };
+    },
+  );
 }

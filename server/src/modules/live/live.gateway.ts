@@ -50,7 +50,13 @@ export function installLiveGateway(deps: LiveDeps) {
   });
 
   /** The tenant whose copy of `room` this viewer may join, or an error message. */
-  async function authorize(viewer: LiveViewer['principal'], kind: string, id: string, room: string, tenantHint?: string): Promise<string | { code: string; message: string }> {
+  async function authorize(
+    viewer: LiveViewer['principal'],
+    kind: string,
+    id: string,
+    room: string,
+    tenantHint?: string,
+  ): Promise<string | { code: string; message: string }> {
     const denied = { code: 'FORBIDDEN', message: `room ${room} is not yours` };
     if (viewer.kind === 'order') return viewer.room === room ? viewer.tenantId : denied;
     const own = viewer.tenantId; // null for ADMIN_TOKEN: any tenant
@@ -71,7 +77,8 @@ export function installLiveGateway(deps: LiveDeps) {
         break;
       }
     }
-    if (tenant === undefined) return own === null ? { code: 'NOT_FOUND', message: `${room} does not exist` } : denied;
+    if (tenant === undefined)
+      return own === null ? { code: 'NOT_FOUND', message: `${room} does not exist` } : denied;
     if (own !== null && tenant !== own) return denied;
     return tenant;
   }
@@ -83,7 +90,13 @@ export function installLiveGateway(deps: LiveDeps) {
       const payload = args[0] as { room?: unknown; tenantId?: unknown } | undefined;
       const room = typeof payload?.room === 'string' ? payload.room : undefined;
       const match = room ? ROOM.exec(room) : null;
-      if (!room || !match) return ack(socketError('VALIDATION_FAILED', 'room must look like tenant:<id>, machine:<id>, order:<id> or kitchen:<siteId>'));
+      if (!room || !match)
+        return ack(
+          socketError(
+            'VALIDATION_FAILED',
+            'room must look like tenant:<id>, machine:<id>, order:<id> or kitchen:<siteId>',
+          ),
+        );
       const hint = typeof payload?.tenantId === 'string' ? payload.tenantId : undefined;
       try {
         const tenant = await authorize(viewer, match[1]!, match[2]!, room, hint);

@@ -28,27 +28,44 @@ export interface MachineListFilter {
   q?: string;
 }
 
-const byId = <T>(entries: Iterable<[string, T]>): [string, T][] => [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const byId = <T>(entries: Iterable<[string, T]>): [string, T][] =>
+  [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
 export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sqlite') {
   /** PostgreSQL: lock the rows in id order first, so two processes' batches never deadlock. */
   const lockInOrder = async (tx: Executor, ids: string[]) => {
     // FOR NO KEY UPDATE: does not wait for (or block) the key-share locks of inserts that
     // reference these machines (orders, commands). One array parameter, however many ids.
-    if (dialect === 'postgres') await sql`select id from machines where id = any(${ids}::text[]) order by id for no key update`.execute(tx);
+    if (dialect === 'postgres')
+      await sql`select id from machines where id = any(${ids}::text[]) order by id for no key update`.execute(
+        tx,
+      );
   };
   return {
     insert(row: MachineRow, ex: Executor = db) {
-      return ex.insertInto('machines').values(row).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
+      return ex
+        .insertInto('machines')
+        .values(row)
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning('id')
+        .executeTakeFirst();
     },
     findById(id: string, ex: Executor = db): Promise<MachineRow | undefined> {
       return ex.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
     },
     findByKeyHash(keyHash: string): Promise<Pick<MachineRow, 'id' | 'tenant_id' | 'site_id'> | undefined> {
-      return db.selectFrom('machines').select(['id', 'tenant_id', 'site_id']).where('key_hash', '=', keyHash).executeTakeFirst();
+      return db
+        .selectFrom('machines')
+        .select(['id', 'tenant_id', 'site_id'])
+        .where('key_hash', '=', keyHash)
+        .executeTakeFirst();
     },
     findByQrCodeId(qrCodeId: string, ex: Executor = db): Promise<MachineRow | undefined> {
-      return ex.selectFrom('machines').selectAll().where('payment_qr_code_id', '=', qrCodeId).executeTakeFirst();
+      return ex
+        .selectFrom('machines')
+        .selectAll()
+        .where('payment_qr_code_id', '=', qrCodeId)
+        .executeTakeFirst();
     },
     list(filter: MachineListFilter) {
       let q = db.selectFrom('machines').selectAll().orderBy('id').limit(filter.limit);
@@ -87,7 +104,10 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       if (seen.size === 0) return;
       const rows = byId(seen);
       await db.transaction().execute(async (tx) => {
-        await lockInOrder(tx, rows.map(([id]) => id));
+        await lockInOrder(
+          tx,
+          rows.map(([id]) => id),
+        );
         if (dialect === 'postgres') {
           await sql`update machines as m set last_seen_at = v.at
             from unnest(${rows.map(([id]) => id)}::text[], ${rows.map(([, at]) => at)}::text[]) as v(id, at)
@@ -95,7 +115,12 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
           return;
         }
         for (const [id, at] of rows) {
-          await tx.updateTable('machines').set({ last_seen_at: at }).where('id', '=', id).where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', at)])).execute();
+          await tx
+            .updateTable('machines')
+            .set({ last_seen_at: at })
+            .where('id', '=', id)
+            .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', at)]))
+            .execute();
         }
       });
     },
@@ -109,7 +134,10 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       if (connections.size === 0) return;
       const rows = byId(connections);
       await db.transaction().execute(async (tx) => {
-        await lockInOrder(tx, rows.map(([id]) => id));
+        await lockInOrder(
+          tx,
+          rows.map(([id]) => id),
+        );
         if (dialect === 'postgres') {
           await sql`update machines as m
             set status = 'IDLE', socket_connected = 1, connection_id = v.conn, protocol = v.proto, last_seen_at = v.at, updated_at = v.at
@@ -121,26 +149,46 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
         for (const [id, c] of rows) {
           await tx
             .updateTable('machines')
-            .set({ status: 'IDLE', socket_connected: 1, connection_id: c.connectionId, protocol: c.protocol, last_seen_at: c.at, updated_at: c.at })
+            .set({
+              status: 'IDLE',
+              socket_connected: 1,
+              connection_id: c.connectionId,
+              protocol: c.protocol,
+              last_seen_at: c.at,
+              updated_at: c.at,
+            })
             .where('id', '=', id)
             .execute();
         }
       });
     },
     /** Marks machines offline (connection id → machine) where that connection is still theirs; returns the rows changed by connection id. */
-    async offlineMany(closed: ReadonlyMap<string, OfflineWrite>): Promise<Map<string, { id: string; tenant_id: string; last_seen_at: string | null }>> {
+    async offlineMany(
+      closed: ReadonlyMap<string, OfflineWrite>,
+    ): Promise<Map<string, { id: string; tenant_id: string; last_seen_at: string | null }>> {
       const changed = new Map<string, { id: string; tenant_id: string; last_seen_at: string | null }>();
       if (closed.size === 0) return changed;
-      const rows = [...closed].sort(([, a], [, b]) => (a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0));
+      const rows = [...closed].sort(([, a], [, b]) =>
+        a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0,
+      );
       await db.transaction().execute(async (tx) => {
-        await lockInOrder(tx, rows.map(([, c]) => c.machineId));
+        await lockInOrder(
+          tx,
+          rows.map(([, c]) => c.machineId),
+        );
         if (dialect === 'postgres') {
-          const result = await sql<{ id: string; tenant_id: string; last_seen_at: string | null; conn: string }>`update machines as m
+          const result = await sql<{
+            id: string;
+            tenant_id: string;
+            last_seen_at: string | null;
+            conn: string;
+          }>`update machines as m
             set status = 'OFFLINE', socket_connected = 0, connection_id = null, updated_at = v.at
             from unnest(${rows.map(([, c]) => c.machineId)}::text[], ${rows.map(([conn]) => conn)}::text[], ${rows.map(([, c]) => c.at)}::text[]) as v(id, conn, at)
             where m.id = v.id and m.connection_id = v.conn
             returning m.id, m.tenant_id, m.last_seen_at, v.conn`.execute(tx);
-          for (const r of result.rows) changed.set(r.conn, { id: r.id, tenant_id: r.tenant_id, last_seen_at: r.last_seen_at });
+          for (const r of result.rows)
+            changed.set(r.conn, { id: r.id, tenant_id: r.tenant_id, last_seen_at: r.last_seen_at });
           return;
         }
         for (const [conn, c] of rows) {
@@ -157,21 +205,34 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       return changed;
     },
     /** Devices calling over HTTP (no socket) were heard from: OFFLINE ones become IDLE; returns those. */
-    async seenOverHttp(seen: ReadonlyMap<string, string>): Promise<{ id: string; tenant_id: string; at: string }[]> {
+    async seenOverHttp(
+      seen: ReadonlyMap<string, string>,
+    ): Promise<{ id: string; tenant_id: string; at: string }[]> {
       if (seen.size === 0) return [];
       const rows = byId(seen);
       return db.transaction().execute(async (tx) => {
-        await lockInOrder(tx, rows.map(([id]) => id));
+        await lockInOrder(
+          tx,
+          rows.map(([id]) => id),
+        );
         const asleep = await tx
           .selectFrom('machines')
           .select(['id', 'tenant_id'])
-          .where('id', 'in', rows.map(([id]) => id))
+          .where(
+            'id',
+            'in',
+            rows.map(([id]) => id),
+          )
           .where('status', '=', 'OFFLINE')
           .where('socket_connected', '=', 0)
           .execute();
         const woke = asleep.map((r) => ({ id: r.id, tenant_id: r.tenant_id, at: seen.get(r.id)! }));
         for (const w of woke) {
-          await tx.updateTable('machines').set({ status: 'IDLE', last_seen_at: w.at, updated_at: w.at }).where('id', '=', w.id).execute();
+          await tx
+            .updateTable('machines')
+            .set({ status: 'IDLE', last_seen_at: w.at, updated_at: w.at })
+            .where('id', '=', w.id)
+            .execute();
         }
         return woke;
       });

@@ -69,7 +69,14 @@ export function createMachinesService(deps: {
 
   return {
     async create(
-      input: { id: string; tenantId: string; name?: string; kind?: MachineKind; siteId?: string; currency?: string },
+      input: {
+        id: string;
+        tenantId: string;
+        name?: string;
+        kind?: MachineKind;
+        siteId?: string;
+        currency?: string;
+      },
       actor: string,
     ): Promise<Machine & { key: string }> {
       if (!(await deps.tenantExists(input.tenantId))) throw notFound('tenant', input.tenantId);
@@ -104,7 +111,14 @@ export function createMachinesService(deps: {
       await db.transaction().execute(async (tx) => {
         const inserted = await repo.insert(row, tx);
         if (!inserted) throw new AppError('CONFLICT', `machine "${input.id}" already exists`);
-        await recordAudit(tx, { tenantId: input.tenantId, actor, action: 'machine.create', subjectType: 'machine', subjectId: input.id, after: { name: row.name, kind: row.kind, siteId } });
+        await recordAudit(tx, {
+          tenantId: input.tenantId,
+          actor,
+          action: 'machine.create',
+          subjectType: 'machine',
+          subjectId: input.id,
+          after: { name: row.name, kind: row.kind, siteId },
+        });
       });
       return { ...toMachine(row), key };
     },
@@ -115,7 +129,11 @@ export function createMachinesService(deps: {
 
     /** A page of machines by id; `q` matches part of the id or name (the dashboard's fleet search). */
     async list(filter: Omit<MachineListFilter, 'after'> & { cursor?: string }) {
-      const rows = await repo.list({ ...filter, ...(filter.cursor ? { after: filter.cursor } : {}), limit: filter.limit + 1 });
+      const rows = await repo.list({
+        ...filter,
+        ...(filter.cursor ? { after: filter.cursor } : {}),
+        limit: filter.limit + 1,
+      });
       const page = rows.slice(0, filter.limit);
       return {
         items: page.map((r) => toMachine(r, deps.pendingLastSeen(r.id))),
@@ -128,42 +146,73 @@ export function createMachinesService(deps: {
       const key = newMachineKey();
       await db.transaction().execute(async (tx) => {
         await repo.update(id, { key_hash: sha256(key), updated_at: nowIso() }, tx);
-        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.rotate_key', subjectType: 'machine', subjectId: id });
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'machine.rotate_key',
+          subjectType: 'machine',
+          subjectId: id,
+        });
       });
       deps.keyRotated?.(id);
       return { key };
     },
 
-    async setPaymentProfile(id: string, tenantId: string | null, profile: PaymentProfile, actor: string): Promise<Machine> {
+    async setPaymentProfile(
+      id: string,
+      tenantId: string | null,
+      profile: PaymentProfile,
+      actor: string,
+    ): Promise<Machine> {
       const row = await getScoped(id, tenantId);
-      return db.transaction().execute(async (tx) => {
-        const owner = await repo.findByQrCodeId(profile.qrCodeId, tx);
-        if (owner && owner.id !== id) {
-          // Name the other machine only to its own tenant.
-          const which = owner.tenant_id === row.tenant_id ? `machine ${owner.id}` : 'another machine';
-          throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to ${which}`);
-        }
-        const changes = {
-          payment_provider: profile.provider,
-          payment_qr_code_id: profile.qrCodeId,
-          payment_qr_image_url: profile.qrImageUrl,
-          payment_qr_short_url: profile.qrShortUrl,
-          payment_fixed_amount_minor: profile.fixedAmountPaise,
-          payment_qr_content: profile.qrContent ?? null,
-          updated_at: nowIso(),
-        };
-        await repo.update(id, changes, tx);
-        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.payment_profile', subjectType: 'machine', subjectId: id, before: toMachine(row).paymentProfile ?? null, after: profile });
-        return toMachine({ ...row, ...changes });
-      }).catch((err: unknown) => {
-        // Two machines claiming one new QR at once: the unique index decides, the loser gets 409, not 500.
-        if (isUniqueViolation(err)) throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to another machine`);
-        throw err;
-      });
+      return db
+        .transaction()
+        .execute(async (tx) => {
+          const owner = await repo.findByQrCodeId(profile.qrCodeId, tx);
+          if (owner && owner.id !== id) {
+            // Name the other machine only to its own tenant.
+            const which = owner.tenant_id === row.tenant_id ? `machine ${owner.id}` : 'another machine';
+            throw new AppError('CONFLICT', `QR code ${profile.qrCodeId} is already mapped to ${which}`);
+          }
+          const changes = {
+            payment_provider: profile.provider,
+            payment_qr_code_id: profile.qrCodeId,
+            payment_qr_image_url: profile.qrImageUrl,
+            payment_qr_short_url: profile.qrShortUrl,
+            payment_fixed_amount_minor: profile.fixedAmountPaise,
+            payment_qr_content: profile.qrContent ?? null,
+            updated_at: nowIso(),
+          };
+          await repo.update(id, changes, tx);
+          await recordAudit(tx, {
+            tenantId: row.tenant_id,
+            actor,
+            action: 'machine.payment_profile',
+            subjectType: 'machine',
+            subjectId: id,
+            before: toMachine(row).paymentProfile ?? null,
+            after: profile,
+          });
+          return toMachine({ ...row, ...changes });
+        })
+        .catch((err: unknown) => {
+          // Two machines claiming one new QR at once: the unique index decides, the loser gets 409, not 500.
+          if (isUniqueViolation(err))
+            throw new AppError(
+              'CONFLICT',
+              `QR code ${profile.qrCodeId} is already mapped to another machine`,
+            );
+          throw err;
+        });
     },
 
     /** Renames a machine or moves it to another site of its tenant (audited). */
-    async update(id: string, tenantId: string | null, changes: { name?: string; siteId?: string }, actor: string): Promise<Machine> {
+    async update(
+      id: string,
+      tenantId: string | null,
+      changes: { name?: string; siteId?: string },
+      actor: string,
+    ): Promise<Machine> {
       const row = await getScoped(id, tenantId);
       // A machine moved to another site takes that site's currency, as it would if created there.
       const currency =
@@ -176,7 +225,15 @@ export function createMachinesService(deps: {
       };
       await db.transaction().execute(async (tx) => {
         await repo.update(id, set, tx);
-        await recordAudit(tx, { tenantId: row.tenant_id, actor, action: 'machine.update', subjectType: 'machine', subjectId: id, before: { name: row.name, siteId: row.site_id }, after: changes });
+        await recordAudit(tx, {
+          tenantId: row.tenant_id,
+          actor,
+          action: 'machine.update',
+          subjectType: 'machine',
+          subjectId: id,
+          before: { name: row.name, siteId: row.site_id },
+          after: changes,
+        });
       });
       return toMachine({ ...row, ...set }, deps.pendingLastSeen(id));
     },

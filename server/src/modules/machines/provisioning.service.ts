@@ -60,7 +60,12 @@ export function createProvisioningService(deps: {
 }) {
   const { machines, channel } = deps;
 
-  async function saveImage(outDir: string, machineId: string, bytes: Buffer, ext: 'png' | 'jpg'): Promise<string> {
+  async function saveImage(
+    outDir: string,
+    machineId: string,
+    bytes: Buffer,
+    ext: 'png' | 'jpg',
+  ): Promise<string> {
     await mkdir(outDir, { recursive: true });
     const path = join(outDir, `${machineId}.${ext}`);
     // Write then rename, so a half-written file is never mistaken for a finished sticker.
@@ -71,9 +76,18 @@ export function createProvisioningService(deps: {
   }
 
   /** Writes the printable image of a profile; returns its path, or undefined when there is no source. */
-  async function writeImage(outDir: string, machineId: string, profile: PaymentProfile): Promise<string | undefined> {
+  async function writeImage(
+    outDir: string,
+    machineId: string,
+    profile: PaymentProfile,
+  ): Promise<string | undefined> {
     if (profile.qrContent) {
-      const png = await QRCode.toBuffer(profile.qrContent, { type: 'png', errorCorrectionLevel: 'M', margin: 4, width: 512 });
+      const png = await QRCode.toBuffer(profile.qrContent, {
+        type: 'png',
+        errorCorrectionLevel: 'M',
+        margin: 4,
+        width: 512,
+      });
       return saveImage(outDir, machineId, png, 'png');
     }
     if (profile.provider === 'razorpay' && profile.qrImageUrl && channel.kind === 'razorpay') {
@@ -99,24 +113,48 @@ export function createProvisioningService(deps: {
         paymentAmountPaise: amountPaise,
         notes: { machine_id: machineId },
       });
-      return { provider: 'razorpay', qrCodeId: qr.id, qrImageUrl: qr.imageUrl, qrShortUrl: qr.shortUrl, fixedAmountPaise: amountPaise, qrContent: qr.imageContent };
+      return {
+        provider: 'razorpay',
+        qrCodeId: qr.id,
+        qrImageUrl: qr.imageUrl,
+        qrShortUrl: qr.shortUrl,
+        fixedAmountPaise: amountPaise,
+        qrContent: qr.imageContent,
+      };
     }
-    const content = buildUpiLink({ vpa: channel.vpa, payeeName: channel.payeeName, amountPaise, reference: machineId, note: `Kioskhub ${machineId}` });
-    return { provider: 'upi_local', qrCodeId: `local_${machineId}`, qrImageUrl: null, qrShortUrl: null, fixedAmountPaise: amountPaise, qrContent: content };
+    const content = buildUpiLink({
+      vpa: channel.vpa,
+      payeeName: channel.payeeName,
+      amountPaise,
+      reference: machineId,
+      note: `Kioskhub ${machineId}`,
+    });
+    return {
+      provider: 'upi_local',
+      qrCodeId: `local_${machineId}`,
+      qrImageUrl: null,
+      qrShortUrl: null,
+      fixedAmountPaise: amountPaise,
+      qrContent: content,
+    };
   }
 
   /** A replaced Razorpay QR would still take money for a machine nobody maps it to: close it. */
   async function retire(old: PaymentProfile, replacement: PaymentProfile, notes: string[]): Promise<void> {
     if (old.provider !== 'razorpay' || old.qrCodeId === replacement.qrCodeId) return;
     if (channel.kind !== 'razorpay') {
-      notes.push(`the old Razorpay QR ${old.qrCodeId} is still active: close it in the Razorpay Dashboard and remove its sticker`);
+      notes.push(
+        `the old Razorpay QR ${old.qrCodeId} is still active: close it in the Razorpay Dashboard and remove its sticker`,
+      );
       return;
     }
     try {
       await channel.client.closeQrCode(old.qrCodeId);
       notes.push(`closed the old QR ${old.qrCodeId}`);
     } catch (err) {
-      notes.push(`could not close the old QR ${old.qrCodeId} (${messageOf(err)}): close it in the Razorpay Dashboard`);
+      notes.push(
+        `could not close the old QR ${old.qrCodeId} (${messageOf(err)}): close it in the Razorpay Dashboard`,
+      );
     }
   }
 
@@ -124,20 +162,30 @@ export function createProvisioningService(deps: {
     const { machineId, tenantId, amountPaise, outDir } = req;
     const result: ProvisionResult = { machineId, status: 'failed', notes: [] };
     if (!MACHINE_ID.test(machineId)) {
-      return { ...result, error: `"${machineId}" is not a valid machine id (1–64 of A–Z, a–z, 0–9, _ and -)` };
+      return {
+        ...result,
+        error: `"${machineId}" is not a valid machine id (1–64 of A–Z, a–z, 0–9, _ and -)`,
+      };
     }
 
     let row = await machines.findRow(machineId);
     if (row && row.tenant_id !== tenantId) {
-      return { ...result, error: `machine ${machineId} belongs to tenant "${row.tenant_id}", not "${tenantId}"` };
+      return {
+        ...result,
+        error: `machine ${machineId} belongs to tenant "${row.tenant_id}", not "${tenantId}"`,
+      };
     }
     if (!row) {
       try {
-        const created = await machines.create({ id: machineId, tenantId, ...(req.siteId ? { siteId: req.siteId } : {}) }, ACTOR);
+        const created = await machines.create(
+          { id: machineId, tenantId, ...(req.siteId ? { siteId: req.siteId } : {}) },
+          ACTOR,
+        );
         result.createdKey = created.key;
       } catch (err) {
         // Someone else created it a moment ago: carry on with theirs.
-        if (!(err instanceof AppError && err.code === 'CONFLICT')) return { ...result, error: messageOf(err) };
+        if (!(err instanceof AppError && err.code === 'CONFLICT'))
+          return { ...result, error: messageOf(err) };
       }
       row = await machines.findRow(machineId);
       if (!row) return { ...result, error: `machine ${machineId} vanished while it was being provisioned` };
@@ -153,7 +201,9 @@ export function createProvisioningService(deps: {
       result.status = 'skipped';
       result.qrCodeId = old.qrCodeId;
       if (old.fixedAmountPaise !== amountPaise) {
-        result.notes.push(`its QR is for ₹${old.fixedAmountPaise === null ? 'any amount' : formatRupees(old.fixedAmountPaise)}, not ₹${formatRupees(amountPaise)}; use --force to replace it`);
+        result.notes.push(
+          `its QR is for ₹${old.fixedAmountPaise === null ? 'any amount' : formatRupees(old.fixedAmountPaise)}, not ₹${formatRupees(amountPaise)}; use --force to replace it`,
+        );
       }
       const present = await existingImage(outDir, machineId);
       if (present) {
@@ -162,9 +212,17 @@ export function createProvisioningService(deps: {
       }
       try {
         result.imagePath = await writeImage(outDir, machineId, old);
-        result.notes.push(result.imagePath ? 'image was missing and has been written again' : 'no image written: the stored profile has no image source');
+        result.notes.push(
+          result.imagePath
+            ? 'image was missing and has been written again'
+            : 'no image written: the stored profile has no image source',
+        );
       } catch (err) {
-        return { ...result, status: 'failed', error: `QR ${old.qrCodeId} is stored, but its image could not be written: ${messageOf(err)}` };
+        return {
+          ...result,
+          status: 'failed',
+          error: `QR ${old.qrCodeId} is stored, but its image could not be written: ${messageOf(err)}`,
+        };
       }
       return result;
     }
@@ -178,8 +236,12 @@ export function createProvisioningService(deps: {
     try {
       await machines.setPaymentProfile(machineId, tenantId, profile, ACTOR);
     } catch (err) {
-      if (profile.provider === 'razorpay' && channel.kind === 'razorpay') await channel.client.closeQrCode(profile.qrCodeId).catch(() => undefined);
-      return { ...result, error: `QR ${profile.qrCodeId} was created but could not be stored: ${messageOf(err)}` };
+      if (profile.provider === 'razorpay' && channel.kind === 'razorpay')
+        await channel.client.closeQrCode(profile.qrCodeId).catch(() => undefined);
+      return {
+        ...result,
+        error: `QR ${profile.qrCodeId} was created but could not be stored: ${messageOf(err)}`,
+      };
     }
     result.qrCodeId = profile.qrCodeId;
     if (old) await retire(old, profile, result.notes);
@@ -187,9 +249,13 @@ export function createProvisioningService(deps: {
     try {
       result.imagePath = await writeImage(outDir, machineId, profile);
     } catch (err) {
-      return { ...result, error: `QR ${profile.qrCodeId} is stored, but its image could not be written (run again to retry the image): ${messageOf(err)}` };
+      return {
+        ...result,
+        error: `QR ${profile.qrCodeId} is stored, but its image could not be written (run again to retry the image): ${messageOf(err)}`,
+      };
     }
-    if (!result.imagePath) return { ...result, error: `QR ${profile.qrCodeId} is stored, but there is nothing to draw it from` };
+    if (!result.imagePath)
+      return { ...result, error: `QR ${profile.qrCodeId} is stored, but there is nothing to draw it from` };
     result.status = 'provisioned';
     return result;
   }

@@ -18,7 +18,8 @@ export const isValidVpa = (vpa: string): boolean => VPA.test(vpa);
 
 /** 2050 → "20.50". */
 export function formatRupees(paise: number): string {
-  if (!Number.isSafeInteger(paise) || paise < 0) throw new RangeError(`amount must be a non-negative whole number of paise, got ${paise}`);
+  if (!Number.isSafeInteger(paise) || paise < 0)
+    throw new RangeError(`amount must be a non-negative whole number of paise, got ${paise}`);
   return `${Math.floor(paise / 100)}.${String(paise % 100).padStart(2, '0')}`;
 }
 
@@ -29,7 +30,8 @@ const encodeValue = (value: string): string => encodeURIComponent(value).replace
 export function buildUpiLink(input: UpiLinkInput): string {
   if (!isValidVpa(input.vpa)) throw new RangeError(`"${input.vpa}" is not a UPI VPA (expected name@handle)`);
   if (input.payeeName.trim() === '') throw new RangeError('the payee name must not be empty');
-  if (!Number.isSafeInteger(input.amountPaise) || input.amountPaise < 1) throw new RangeError(`amount must be at least 1 paisa, got ${input.amountPaise}`);
+  if (!Number.isSafeInteger(input.amountPaise) || input.amountPaise < 1)
+    throw new RangeError(`amount must be at least 1 paisa, got ${input.amountPaise}`);
   if (input.reference === '') throw new RangeError('the transaction reference must not be empty');
   const params: [string, string][] = [
     ['pa', input.vpa],

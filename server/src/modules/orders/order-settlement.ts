@@ -36,7 +36,11 @@ export function createOrderSettlement(deps: {
   const { orders, catalog, commands, printing, alerts } = deps;
 
   /** The order, PAID: moved there from CREATED, or already created PAID by its channel. */
-  async function paidOrder(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<Order | undefined> {
+  async function paidOrder(
+    ex: Executor,
+    payment: PaymentRow,
+    ctx: SettlementContext,
+  ): Promise<Order | undefined> {
     if (ctx.order?.id === payment.order_id && ctx.order.status === 'PAID') return ctx.order;
     const orderId = payment.order_id!;
     const moved = await orders.transition(ex, orderId, 'PAID', {
@@ -49,7 +53,11 @@ export function createOrderSettlement(deps: {
     return row?.status === 'PAID' ? toOrder(row) : undefined;
   }
 
-  return async function settleOrder(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<void> {
+  return async function settleOrder(
+    ex: Executor,
+    payment: PaymentRow,
+    ctx: SettlementContext,
+  ): Promise<void> {
     const order = await paidOrder(ex, payment, ctx);
     if (!order) return;
     const received = Number(payment.received_minor);
@@ -68,19 +76,46 @@ export function createOrderSettlement(deps: {
     if (order.dispatchPending && order.machineId) {
       const command = await commands.enqueue(
         ex,
-        { tenantId: order.tenantId, machineId: order.machineId, orderId: order.id, amountMinor: order.amount, currency: order.currency, queuedAt: order.paidAt ?? payment.completed_at ?? payment.created_at },
+        {
+          tenantId: order.tenantId,
+          machineId: order.machineId,
+          orderId: order.id,
+          amountMinor: order.amount,
+          currency: order.currency,
+          queuedAt: order.paidAt ?? payment.completed_at ?? payment.created_at,
+        },
         ctx.machine,
       );
       ctx.onCommandQueued?.(order.machineId, command.id);
     } else if (order.siteId) {
       const site = toSite(await catalog.siteRow(order.tenantId, order.siteId, ex));
-      const receipt = buildReceipt(site, order, { method: METHOD_LABELS[payment.method] ?? payment.method, paidMinor: received, changeMinor });
-      await printing.enqueue(ex, { tenantId: order.tenantId, siteId: order.siteId, orderId: order.id, receipt });
+      const receipt = buildReceipt(site, order, {
+        method: METHOD_LABELS[payment.method] ?? payment.method,
+        paidMinor: received,
+        changeMinor,
+      });
+      await printing.enqueue(ex, {
+        tenantId: order.tenantId,
+        siteId: order.siteId,
+        orderId: order.id,
+        receipt,
+      });
       await enqueueOutbox(ex, 'live', {
         tenantId: order.tenantId,
         rooms: [`kitchen:${order.siteId}`],
         event: LIVE_EVENTS.orderCreated,
-        data: { tenantId: order.tenantId, orderId: order.id, orderNumber: order.orderNumber, siteId: order.siteId, status: order.status, amount: order.amount, currency: order.currency, items: order.items ?? [], customerName: order.customerName, paidAt: order.paidAt },
+        data: {
+          tenantId: order.tenantId,
+          orderId: order.id,
+          orderNumber: order.orderNumber,
+          siteId: order.siteId,
+          status: order.status,
+          amount: order.amount,
+          currency: order.currency,
+          items: order.items ?? [],
+          customerName: order.customerName,
+          paidAt: order.paidAt,
+        },
       });
     }
     await enqueueOutbox(ex, 'live', {

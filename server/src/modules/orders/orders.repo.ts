@@ -33,7 +33,11 @@ export function createOrdersRepo(db: Db) {
     findById(id: string, ex: Executor = db): Promise<OrderRow | undefined> {
       return ex.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
     },
-    findByPayment(provider: string, providerPaymentId: string, ex: Executor = db): Promise<OrderRow | undefined> {
+    findByPayment(
+      provider: string,
+      providerPaymentId: string,
+      ex: Executor = db,
+    ): Promise<OrderRow | undefined> {
       return ex
         .selectFrom('orders')
         .selectAll()
@@ -103,13 +107,26 @@ export function createOrdersRepo(db: Db) {
         .executeTakeFirst();
     },
     insertEvent(
-      row: { id: string; tenant_id: string; order_id: string; type: string; actor: string; detail: string | null; at: string },
+      row: {
+        id: string;
+        tenant_id: string;
+        order_id: string;
+        type: string;
+        actor: string;
+        detail: string | null;
+        at: string;
+      },
       ex: Executor = db,
     ) {
       return ex.insertInto('order_events').values(row).execute();
     },
     timeline(orderId: string) {
-      return db.selectFrom('order_events').selectAll().where('order_id', '=', orderId).orderBy('id').execute();
+      return db
+        .selectFrom('order_events')
+        .selectAll()
+        .where('order_id', '=', orderId)
+        .orderBy('id')
+        .execute();
     },
   };
 }

@@ -23,7 +23,9 @@ export const OrderSchema = Type.Object({
   status: Type.String({ enum: [...ORDER_STATUSES] }),
   failureCode: Nullable(Type.String()),
   customerName: Nullable(Type.String()),
-  items: Type.Optional(Type.Array(Type.Object({ sku: Type.String(), qty: Type.Integer() }, { additionalProperties: true }))),
+  items: Type.Optional(
+    Type.Array(Type.Object({ sku: Type.String(), qty: Type.Integer() }, { additionalProperties: true })),
+  ),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -56,38 +58,71 @@ export function orderListFilter(q: Static<typeof OrderListQuery>) {
   };
 }
 
-export function ordersRoutes(app: FastifyTypebox, deps: { auth: Authenticator; orders: OrdersService }): void {
+export function ordersRoutes(
+  app: FastifyTypebox,
+  deps: { auth: Authenticator; orders: OrdersService },
+): void {
   const { orders } = deps;
   const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
-  app.get('/v1/orders', {
-    schema: {
-      tags: ['orders'],
-      summary: 'Orders of the caller’s tenant, newest first',
-      querystring: OrderListQuery,
-      response: { 200: Page(OrderSchema), ...errors(400, 401, 403) },
+  app.get(
+    '/v1/orders',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Orders of the caller’s tenant, newest first',
+        querystring: OrderListQuery,
+        response: { 200: Page(OrderSchema), ...errors(400, 401, 403) },
+      },
     },
-  }, async (request) => {
-    const principal = await request.staff();
-    return orders.list({ tenantId: tenantFilter(principal), ...orderListFilter(request.query) });
-  });
-
-  app.get('/v1/orders/:id', {
-    schema: { tags: ['orders'], summary: 'One order', params: IdParams, response: { 200: OrderSchema, ...errors(400, 401, 403, 404) } },
-  }, async (request) => {
-    const principal = await request.staff();
-    return orders.get(request.params.id, tenantFilter(principal));
-  });
-
-  app.get('/v1/orders/:id/timeline', {
-    schema: {
-      tags: ['orders'],
-      summary: 'What happened to an order, oldest first (payment received, command sent, accepted, done…)',
-      params: IdParams,
-      response: { 200: Type.Object({ items: Type.Array(Type.Object({ type: Type.String(), actor: Type.String(), at: Type.String(), detail: Type.Unknown() })), nextCursor: Type.Null() }), ...errors(400, 401, 403, 404) },
+    async (request) => {
+      const principal = await request.staff();
+      return orders.list({ tenantId: tenantFilter(principal), ...orderListFilter(request.query) });
     },
-  }, async (request) => {
-    const principal = await request.staff();
-    return { items: await orders.timeline(request.params.id, tenantFilter(principal)), nextCursor: null };
-  });
+  );
+
+  app.get(
+    '/v1/orders/:id',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'One order',
+        params: IdParams,
+        response: { 200: OrderSchema, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = await request.staff();
+      return orders.get(request.params.id, tenantFilter(principal));
+    },
+  );
+
+  app.get(
+    '/v1/orders/:id/timeline',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'What happened to an order, oldest first (payment received, command sent, accepted, done…)',
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            items: Type.Array(
+              Type.Object({
+                type: Type.String(),
+                actor: Type.String(),
+                at: Type.String(),
+                detail: Type.Unknown(),
+              }),
+            ),
+            nextCursor: Type.Null(),
+          }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const principal = await request.staff();
+      return { items: await orders.timeline(request.params.id, tenantFilter(principal)), nextCursor: null };
+    },
+  );
 }

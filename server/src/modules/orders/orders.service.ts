@@ -45,8 +45,11 @@ export function toOrder(row: OrderRow): Order {
   return order;
 }
 
-const orderRooms = (row: Pick<OrderRow, 'tenant_id' | 'id' | 'machine_id'>): string[] =>
-  [`tenant:${row.tenant_id}`, `order:${row.id}`, ...(row.machine_id ? [`machine:${row.machine_id}`] : [])];
+const orderRooms = (row: Pick<OrderRow, 'tenant_id' | 'id' | 'machine_id'>): string[] => [
+  `tenant:${row.tenant_id}`,
+  `order:${row.id}`,
+  ...(row.machine_id ? [`machine:${row.machine_id}`] : []),
+];
 
 export interface NewOrderInput {
   /** Optional pre-generated id (the payment inbox links to it before the order exists). */
@@ -73,9 +76,23 @@ export interface NewOrderInput {
 export function createOrdersService(deps: { repo: OrdersRepo }) {
   const { repo } = deps;
 
-  async function addEvent(ex: Executor, row: OrderRow, type: string, actor: string, detail?: Record<string, unknown>) {
+  async function addEvent(
+    ex: Executor,
+    row: OrderRow,
+    type: string,
+    actor: string,
+    detail?: Record<string, unknown>,
+  ) {
     await repo.insertEvent(
-      { id: newId(), tenant_id: row.tenant_id, order_id: row.id, type, actor, detail: detail ? JSON.stringify(detail) : null, at: nowIso() },
+      {
+        id: newId(),
+        tenant_id: row.tenant_id,
+        order_id: row.id,
+        type,
+        actor,
+        detail: detail ? JSON.stringify(detail) : null,
+        at: nowIso(),
+      },
       ex,
     );
   }
@@ -124,7 +141,16 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
         tenantId: row.tenant_id,
         rooms: orderRooms(row),
         event: LIVE_EVENTS.orderCreated,
-        data: { tenantId: row.tenant_id, orderId: row.id, ...(row.machine_id ? { machineId: row.machine_id } : {}), status: order.status, amount: order.amount, currency: order.currency, source: order.source, ...(row.order_number ? { orderNumber: row.order_number } : {}) },
+        data: {
+          tenantId: row.tenant_id,
+          orderId: row.id,
+          ...(row.machine_id ? { machineId: row.machine_id } : {}),
+          status: order.status,
+          amount: order.amount,
+          currency: order.currency,
+          source: order.source,
+          ...(row.order_number ? { orderNumber: row.order_number } : {}),
+        },
       });
       return order;
     },
@@ -143,22 +169,43 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
       const row = await repo.updateIfStatus(
         orderId,
         sourcesOf(to),
-        { status: to, updated_at: now, ...(meta.failureCode !== undefined ? { failure_code: meta.failureCode } : {}), ...(to === 'PAID' ? { paid_at: now } : {}) },
+        {
+          status: to,
+          updated_at: now,
+          ...(meta.failureCode !== undefined ? { failure_code: meta.failureCode } : {}),
+          ...(to === 'PAID' ? { paid_at: now } : {}),
+        },
         ex,
       );
       if (!row) return undefined;
-      await addEvent(ex, row, meta.event ?? to.toLowerCase(), meta.actor, { status: to, ...(meta.failureCode ? { failureCode: meta.failureCode } : {}), ...meta.detail });
+      await addEvent(ex, row, meta.event ?? to.toLowerCase(), meta.actor, {
+        status: to,
+        ...(meta.failureCode ? { failureCode: meta.failureCode } : {}),
+        ...meta.detail,
+      });
       await enqueueOutbox(ex, 'live', {
         tenantId: row.tenant_id,
         rooms: orderRooms(row),
         event: LIVE_EVENTS.orderStatusUpdated,
-        data: { tenantId: row.tenant_id, orderId: row.id, ...(row.machine_id ? { machineId: row.machine_id } : {}), status: to, ...(row.failure_code ? { failureCode: row.failure_code } : {}) },
+        data: {
+          tenantId: row.tenant_id,
+          orderId: row.id,
+          ...(row.machine_id ? { machineId: row.machine_id } : {}),
+          status: to,
+          ...(row.failure_code ? { failureCode: row.failure_code } : {}),
+        },
       });
       return toOrder(row);
     },
 
     /** Records a timeline entry without changing status (e.g. "command sent"). */
-    async note(ex: Executor, orderId: string, type: string, actor: string, detail?: Record<string, unknown>): Promise<void> {
+    async note(
+      ex: Executor,
+      orderId: string,
+      type: string,
+      actor: string,
+      detail?: Record<string, unknown>,
+    ): Promise<void> {
       const row = await repo.findById(orderId, ex);
       if (row) await addEvent(ex, row, type, actor, detail);
     },
@@ -170,14 +217,35 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
     async timeline(id: string, tenantId: string | null) {
       await getScoped(id, tenantId);
       const rows = await repo.timeline(id);
-      return rows.map((r) => ({ type: r.type, actor: r.actor, at: r.at, detail: r.detail ? (JSON.parse(r.detail) as unknown) : null }));
+      return rows.map((r) => ({
+        type: r.type,
+        actor: r.actor,
+        at: r.at,
+        detail: r.detail ? (JSON.parse(r.detail) as unknown) : null,
+      }));
     },
 
-    async list(filter: { tenantId: string | null; machineId?: string; status?: string; siteId?: string; from?: string; to?: string; cursor?: string; limit: number }) {
+    async list(filter: {
+      tenantId: string | null;
+      machineId?: string;
+      status?: string;
+      siteId?: string;
+      from?: string;
+      to?: string;
+      cursor?: string;
+      limit: number;
+    }) {
       const { cursor, ...rest } = filter;
-      const rows = await repo.list({ ...rest, limit: filter.limit + 1, ...(cursor ? { before: cursor } : {}) });
+      const rows = await repo.list({
+        ...rest,
+        limit: filter.limit + 1,
+        ...(cursor ? { before: cursor } : {}),
+      });
       const page = rows.slice(0, filter.limit);
-      return { items: page.map(toOrder), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+      return {
+        items: page.map(toOrder),
+        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
+      };
     },
 
     /** Paid kiosk orders of a site waiting in the kitchen, oldest paid first (at most 200). */
@@ -202,10 +270,12 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
       return (await repo.findTenantByNumber(tenantHint, idOrNumber))?.tenant_id;
     },
 
-    findByPayment: (provider: string, providerPaymentId: string, ex?: Executor) => repo.findByPayment(provider, providerPaymentId, ex),
+    findByPayment: (provider: string, providerPaymentId: string, ex?: Executor) =>
+      repo.findByPayment(provider, providerPaymentId, ex),
     findRow: (id: string, ex?: Executor) => repo.findById(id, ex),
     assertTransition(from: OrderStatus, to: OrderStatus): void {
-      if (!canTransition(from, to)) throw new AppError('INVALID_STATE', `an order that is ${from} cannot become ${to}`);
+      if (!canTransition(from, to))
+        throw new AppError('INVALID_STATE', `an order that is ${from} cannot become ${to}`);
     },
   };
 }

@@ -37,7 +37,12 @@ export function createPaymentsRepo(db: Db) {
         .executeTakeFirst();
     },
     /** Conditional update: only applies while the payment is in one of `from`. */
-    updateIfStatus(id: string, from: readonly string[], changes: Updateable<PaymentsTable>, ex: Executor = db) {
+    updateIfStatus(
+      id: string,
+      from: readonly string[],
+      changes: Updateable<PaymentsTable>,
+      ex: Executor = db,
+    ) {
       return ex
         .updateTable('payments')
         .set(changes)

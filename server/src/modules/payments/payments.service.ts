@@ -12,8 +12,7 @@ import type { PaymentListFilter, PaymentsRepo } from './payments.repo.js';
 import type { Settlement } from './settlement.js';
 
 export type WebhookAnswer =
-  | { ok: true; orderId: string; duplicate?: true }
-  | { ok: true; ignored: string; duplicate?: true };
+  { ok: true; orderId: string; duplicate?: true } | { ok: true; ignored: string; duplicate?: true };
 
 export type PaymentOutcome = 'processed' | 'duplicate' | 'ignored' | 'amount_mismatch';
 
@@ -36,7 +35,14 @@ export function createPaymentsService(deps: PaymentsDeps) {
   async function recordEvent(
     ex: Executor,
     n: PaymentNotification,
-    fields: { status: 'PROCESSED' | 'IGNORED' | 'REJECTED'; reason: string | null; tenantId: string | null; machineId: string | null; orderId: string | null; receivedAt: string },
+    fields: {
+      status: 'PROCESSED' | 'IGNORED' | 'REJECTED';
+      reason: string | null;
+      tenantId: string | null;
+      machineId: string | null;
+      orderId: string | null;
+      receivedAt: string;
+    },
   ): Promise<boolean> {
     const inserted = await ex
       .insertInto('payment_events')
@@ -80,7 +86,11 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * A delivery whose event id was seen before. The same event again is a duplicate; the same id
    * carrying another payment is refused and changes nothing (the first delivery stands).
    */
-  async function answerForRepeatedEvent(ex: Executor, n: PaymentNotification, eventId: string): Promise<WebhookAnswer> {
+  async function answerForRepeatedEvent(
+    ex: Executor,
+    n: PaymentNotification,
+    eventId: string,
+  ): Promise<WebhookAnswer> {
     const delivery = await ex
       .selectFrom('webhook_deliveries')
       .select('response')
@@ -101,7 +111,11 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * A payment first recorded as not captured (e.g. `authorized`) takes effect when it arrives
    * captured: its inbox row moves on from IGNORED/NOT_CAPTURED, once (the update is conditional).
    */
-  async function claimUncaptured(ex: Executor, n: PaymentNotification, fields: { reason: string | null; tenantId: string; machineId: string; orderId: string }): Promise<boolean> {
+  async function claimUncaptured(
+    ex: Executor,
+    n: PaymentNotification,
+    fields: { reason: string | null; tenantId: string; machineId: string; orderId: string },
+  ): Promise<boolean> {
     const moved = await ex
       .updateTable('payment_events')
       .set({
@@ -127,14 +141,19 @@ export function createPaymentsService(deps: PaymentsDeps) {
   }
 
   /** Applies one verified payment notification. Safe to call any number of times, concurrently. */
-  async function applyPayment(n: PaymentNotification): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
+  async function applyPayment(
+    n: PaymentNotification,
+  ): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
     let queued: { machineId: string; commandId: string } | undefined;
     const result = await record(n, (q) => (queued = q));
     if (queued) deps.onCommandQueued?.(queued.machineId, queued.commandId);
     return result;
   }
 
-  function record(n: PaymentNotification, onQueued: (q: { machineId: string; commandId: string }) => void): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
+  function record(
+    n: PaymentNotification,
+    onQueued: (q: { machineId: string; commandId: string }) => void,
+  ): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
     const receivedAt = nowIso();
     return db.transaction().execute(async (tx) => {
       if (n.eventId) {
@@ -149,11 +168,19 @@ export function createPaymentsService(deps: PaymentsDeps) {
           .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
           .returning('event_id')
           .executeTakeFirst();
-        if (!fresh) return { answer: await answerForRepeatedEvent(tx, n, n.eventId), outcome: 'duplicate' as const };
+        if (!fresh)
+          return { answer: await answerForRepeatedEvent(tx, n, n.eventId), outcome: 'duplicate' as const };
       }
       const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
       const ignore = async (reason: string) => {
-        const fresh = await recordEvent(tx, n, { status: 'IGNORED', reason, tenantId: machine?.tenant_id ?? null, machineId: machine?.id ?? null, orderId: null, receivedAt });
+        const fresh = await recordEvent(tx, n, {
+          status: 'IGNORED',
+          reason,
+          tenantId: machine?.tenant_id ?? null,
+          machineId: machine?.id ?? null,
+          orderId: null,
+          receivedAt,
+        });
         if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
         return { answer: { ok: true, ignored: reason } as WebhookAnswer, outcome: 'ignored' as const };
       };
@@ -165,8 +192,20 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const orderId = newId();
       const reason = mismatch ? 'AMOUNT_MISMATCH' : null;
       const fresh =
-        (await recordEvent(tx, n, { status: 'PROCESSED', reason, tenantId: machine.tenant_id, machineId: machine.id, orderId, receivedAt })) ||
-        (await claimUncaptured(tx, n, { reason, tenantId: machine.tenant_id, machineId: machine.id, orderId }));
+        (await recordEvent(tx, n, {
+          status: 'PROCESSED',
+          reason,
+          tenantId: machine.tenant_id,
+          machineId: machine.id,
+          orderId,
+          receivedAt,
+        })) ||
+        (await claimUncaptured(tx, n, {
+          reason,
+          tenantId: machine.tenant_id,
+          machineId: machine.id,
+          orderId,
+        }));
       if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
 
       const order = await orders.create(tx, {
@@ -211,9 +250,17 @@ export function createPaymentsService(deps: PaymentsDeps) {
       await repo.insert(payment, tx);
       // A standing intent (the machine's fixed-amount QR) paid another amount: kept, not applied.
       if (!mismatch) {
-        await settlement.apply(tx, payment, { actor: `provider:${n.provider}`, order, machine, onCommandQueued: (machineId, commandId) => onQueued({ machineId, commandId }) });
+        await settlement.apply(tx, payment, {
+          actor: `provider:${n.provider}`,
+          order,
+          machine,
+          onCommandQueued: (machineId, commandId) => onQueued({ machineId, commandId }),
+        });
       }
-      return { answer: { ok: true, orderId: order.id } as WebhookAnswer, outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const) };
+      return {
+        answer: { ok: true, orderId: order.id } as WebhookAnswer,
+        outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const),
+      };
     });
   }
 
@@ -224,7 +271,20 @@ export function createPaymentsService(deps: PaymentsDeps) {
      * A one-off intent: a PENDING payment that its channel completes (a cash session's payment,
      * whose id is the session's). Settled through the settlement's `succeed`.
      */
-    async open(ex: Executor, input: { id: string; tenantId: string; siteId: string | null; purpose: 'order'; orderId: string; machineId: string | null; method: string; amountMinor: number; currency: string }) {
+    async open(
+      ex: Executor,
+      input: {
+        id: string;
+        tenantId: string;
+        siteId: string | null;
+        purpose: 'order';
+        orderId: string;
+        machineId: string | null;
+        method: string;
+        amountMinor: number;
+        currency: string;
+      },
+    ) {
       const now = nowIso();
       await repo.insert(
         {
@@ -265,14 +325,26 @@ export function createPaymentsService(deps: PaymentsDeps) {
     /** A pending payment that will not complete (a cancelled cash session). */
     async fail(ex: Executor, id: string, failureCode: string): Promise<void> {
       const now = nowIso();
-      await repo.updateIfStatus(id, ['PENDING'], { status: 'FAILED', failure_code: failureCode, completed_at: now, updated_at: now }, ex);
+      await repo.updateIfStatus(
+        id,
+        ['PENDING'],
+        { status: 'FAILED', failure_code: failureCode, completed_at: now, updated_at: now },
+        ex,
+      );
     },
 
     async list(filter: Omit<PaymentListFilter, 'before'> & { cursor?: string }) {
       const { cursor, ...rest } = filter;
-      const rows = await repo.list({ ...rest, limit: filter.limit + 1, ...(cursor ? { before: cursor } : {}) });
+      const rows = await repo.list({
+        ...rest,
+        limit: filter.limit + 1,
+        ...(cursor ? { before: cursor } : {}),
+      });
       const page = rows.slice(0, filter.limit);
-      return { items: page.map(toPayment), nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+      return {
+        items: page.map(toPayment),
+        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
+      };
     },
 
     async get(id: string, tenantId: string | null) {
@@ -285,11 +357,20 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const row = await db
         .selectFrom('payment_events')
         .leftJoin('orders', 'orders.id', 'payment_events.order_id')
-        .select(['payment_events.status', 'payment_events.reason', 'payment_events.machine_id', 'payment_events.order_id', 'payment_events.processed_at', 'payment_events.tenant_id', 'orders.status as order_status'])
+        .select([
+          'payment_events.status',
+          'payment_events.reason',
+          'payment_events.machine_id',
+          'payment_events.order_id',
+          'payment_events.processed_at',
+          'payment_events.tenant_id',
+          'orders.status as order_status',
+        ])
         .where('payment_events.provider', '=', provider)
         .where('payment_events.provider_payment_id', '=', providerPaymentId)
         .executeTakeFirst();
-      if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('payment event', `${provider}/${providerPaymentId}`);
+      if (!row || (tenantId !== null && row.tenant_id !== tenantId))
+        throw notFound('payment event', `${provider}/${providerPaymentId}`);
       return {
         status: row.status,
         reason: row.reason,

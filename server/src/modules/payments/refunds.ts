@@ -52,9 +52,10 @@ export function createRefunds(deps: {
   async function owe(ex: Executor, refund: RefundRow, siteId: string, step: 'owed' | 'paid'): Promise<void> {
     const unit = refund.currency;
     const due = await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'refunds_due', unit);
-    const other = step === 'owed'
-      ? await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'revenue', unit)
-      : await deps.ledger.external(ex, refund.tenant_id, unit);
+    const other =
+      step === 'owed'
+        ? await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'revenue', unit)
+        : await deps.ledger.external(ex, refund.tenant_id, unit);
     await deps.ledger.transfer(ex, {
       tenantId: refund.tenant_id,
       from: step === 'owed' ? other.id : due.id,
@@ -78,16 +79,29 @@ export function createRefunds(deps: {
       throw new AppError('VALIDATION_FAILED', 'amountMinor must be a positive integer');
     }
     if (input.amountMinor > remaining) {
-      throw new AppError('INVALID_STATE', `payment ${payment.id} has ${remaining} ${payment.currency} (minor units) left to refund, not ${input.amountMinor}`, { remainingMinor: remaining });
+      throw new AppError(
+        'INVALID_STATE',
+        `payment ${payment.id} has ${remaining} ${payment.currency} (minor units) left to refund, not ${input.amountMinor}`,
+        { remainingMinor: remaining },
+      );
     }
     let destination = input.destination;
     // Cash goes back by hand: "to the original method" is staff handing it back.
     if (destination === 'original' && payment.method === 'cash') destination = 'refund_due';
-    if (destination === 'original' && !(payment.provider && deps.providers[payment.provider] && payment.provider_payment_id)) {
-      throw new AppError('PROVIDER_NOT_CONFIGURED', `no refund API is configured for ${payment.provider ?? payment.method} payments; refund with to: "refund_due" and hand the money back`);
+    if (
+      destination === 'original' &&
+      !(payment.provider && deps.providers[payment.provider] && payment.provider_payment_id)
+    ) {
+      throw new AppError(
+        'PROVIDER_NOT_CONFIGURED',
+        `no refund API is configured for ${payment.provider ?? payment.method} payments; refund with to: "refund_due" and hand the money back`,
+      );
     }
     if (destination === 'credit' && payment.customer_id === null) {
-      throw new AppError('INVALID_STATE', `payment ${payment.id} has no known payer, so there is no wallet to credit`);
+      throw new AppError(
+        'INVALID_STATE',
+        `payment ${payment.id} has no known payer, so there is no wallet to credit`,
+      );
     }
     const now = nowIso();
     const row: RefundRow = {
@@ -126,9 +140,16 @@ export function createRefunds(deps: {
       subjectType: 'payment',
       subjectId: payment.id,
       before: { status: payment.status, refundedMinor: Number(payment.refunded_minor) },
-      after: { refundId: row.id, amountMinor: input.amountMinor, destination, reason: input.reason, refundedMinor: refunded },
+      after: {
+        refundId: row.id,
+        amountMinor: input.amountMinor,
+        destination,
+        reason: input.reason,
+        refundedMinor: refunded,
+      },
     });
-    if (destination === 'original') await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
+    if (destination === 'original')
+      await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
     // Money owed back is a balance: the site's refunds due, until staff hand it over.
     if (destination === 'refund_due') await owe(ex, row, payment.site_id ?? 'default', 'owed');
     return row;
@@ -138,10 +159,15 @@ export function createRefunds(deps: {
     record,
 
     /** A staff refund of a payment (all that remains when no amount is given). */
-    async refund(paymentId: string, tenantId: string | null, input: { amountMinor?: number; reason: string; to?: RefundDestination; actor: string }) {
+    async refund(
+      paymentId: string,
+      tenantId: string | null,
+      input: { amountMinor?: number; reason: string; to?: RefundDestination; actor: string },
+    ) {
       const row = await db.transaction().execute(async (tx) => {
         const payment = await lockedPayment(tx, paymentId);
-        if (!payment || (tenantId !== null && payment.tenant_id !== tenantId)) throw notFound('payment', paymentId);
+        if (!payment || (tenantId !== null && payment.tenant_id !== tenantId))
+          throw notFound('payment', paymentId);
         const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
         return record(tx, payment, {
           amountMinor: input.amountMinor ?? remaining,
@@ -154,28 +180,53 @@ export function createRefunds(deps: {
     },
 
     /** The refund owed on an order's payments: everything received and not yet refunded. */
-    async refundDueForOrder(ex: Executor, orderId: string, input: { reason: string; actor: string }): Promise<void> {
+    async refundDueForOrder(
+      ex: Executor,
+      orderId: string,
+      input: { reason: string; actor: string },
+    ): Promise<void> {
       const payments = await ex.selectFrom('payments').select('id').where('order_id', '=', orderId).execute();
       for (const { id } of payments) {
         const payment = await lockedPayment(ex, id);
         if (!payment) continue;
         const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
-        if (remaining > 0) await record(ex, payment, { amountMinor: remaining, reason: input.reason, destination: 'refund_due', actor: input.actor });
+        if (remaining > 0)
+          await record(ex, payment, {
+            amountMinor: remaining,
+            reason: input.reason,
+            destination: 'refund_due',
+            actor: input.actor,
+          });
       }
     },
 
     async list(paymentId: string, tenantId: string | null) {
-      const payment = await db.selectFrom('payments').select('tenant_id').where('id', '=', paymentId).executeTakeFirst();
-      if (!payment || (tenantId !== null && payment.tenant_id !== tenantId)) throw notFound('payment', paymentId);
-      const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('id').execute();
+      const payment = await db
+        .selectFrom('payments')
+        .select('tenant_id')
+        .where('id', '=', paymentId)
+        .executeTakeFirst();
+      if (!payment || (tenantId !== null && payment.tenant_id !== tenantId))
+        throw notFound('payment', paymentId);
+      const rows = await db
+        .selectFrom('refunds')
+        .selectAll()
+        .where('payment_id', '=', paymentId)
+        .orderBy('id')
+        .execute();
       return rows.map(toRefund);
     },
 
     /** Staff handed a DUE refund back to the customer. */
     async complete(refundId: string, tenantId: string | null, actor: string, note?: string) {
       const row = await db.transaction().execute(async (tx) => {
-        const before = await tx.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
-        if (!before || (tenantId !== null && before.tenant_id !== tenantId)) throw notFound('refund', refundId);
+        const before = await tx
+          .selectFrom('refunds')
+          .selectAll()
+          .where('id', '=', refundId)
+          .executeTakeFirst();
+        if (!before || (tenantId !== null && before.tenant_id !== tenantId))
+          throw notFound('refund', refundId);
         const now = nowIso();
         const done = await tx
           .updateTable('refunds')
@@ -185,9 +236,21 @@ export function createRefunds(deps: {
           .returningAll()
           .executeTakeFirst();
         if (!done) throw new AppError('INVALID_STATE', `refund ${refundId} is ${before.status}, not DUE`);
-        const payment = await tx.selectFrom('payments').select('site_id').where('id', '=', before.payment_id).executeTakeFirstOrThrow();
+        const payment = await tx
+          .selectFrom('payments')
+          .select('site_id')
+          .where('id', '=', before.payment_id)
+          .executeTakeFirstOrThrow();
         await owe(tx, done, payment.site_id ?? 'default', 'paid');
-        await recordAudit(tx, { tenantId: before.tenant_id, actor, action: 'refund.complete', subjectType: 'refund', subjectId: refundId, before: { status: before.status }, after: { status: 'SUCCEEDED', ...(note ? { note } : {}) } });
+        await recordAudit(tx, {
+          tenantId: before.tenant_id,
+          actor,
+          action: 'refund.complete',
+          subjectType: 'refund',
+          subjectId: refundId,
+          before: { status: before.status },
+          after: { status: 'SUCCEEDED', ...(note ? { note } : {}) },
+        });
         return done;
       });
       return toRefund(row);
@@ -197,10 +260,18 @@ export function createRefunds(deps: {
     async runProviderRefund(refundId: string): Promise<void> {
       const refund = await db.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
       if (!refund || refund.status !== 'PENDING') return;
-      const payment = await db.selectFrom('payments').selectAll().where('id', '=', refund.payment_id).executeTakeFirstOrThrow();
+      const payment = await db
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', refund.payment_id)
+        .executeTakeFirstOrThrow();
       const provider = payment.provider ? deps.providers[payment.provider] : undefined;
-      if (!provider || !payment.provider_payment_id) throw new Error(`no refund API for provider ${payment.provider ?? 'none'}`);
-      const { providerRefundId } = await provider.refund(payment.provider_payment_id, Number(refund.amount_minor));
+      if (!provider || !payment.provider_payment_id)
+        throw new Error(`no refund API for provider ${payment.provider ?? 'none'}`);
+      const { providerRefundId } = await provider.refund(
+        payment.provider_payment_id,
+        Number(refund.amount_minor),
+      );
       await db
         .updateTable('refunds')
         .set({ status: 'SUCCEEDED', provider_refund_id: providerRefundId, completed_at: nowIso() })

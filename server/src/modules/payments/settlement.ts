@@ -9,8 +9,23 @@ import type { PaymentsRepo } from './payments.repo.js';
 
 export const PAYMENT_PURPOSES = ['order', 'plan', 'wallet_topup'] as const;
 export type PaymentPurpose = (typeof PAYMENT_PURPOSES)[number];
-export const PAYMENT_METHODS = ['upi_qr', 'cash', 'momo', 'airtel', 'card', 'bank_transfer', 'credit'] as const;
-export const PAYMENT_STATUSES = ['PENDING', 'SUCCEEDED', 'FAILED', 'EXPIRED', 'PARTIALLY_REFUNDED', 'REFUNDED'] as const;
+export const PAYMENT_METHODS = [
+  'upi_qr',
+  'cash',
+  'momo',
+  'airtel',
+  'card',
+  'bank_transfer',
+  'credit',
+] as const;
+export const PAYMENT_STATUSES = [
+  'PENDING',
+  'SUCCEEDED',
+  'FAILED',
+  'EXPIRED',
+  'PARTIALLY_REFUNDED',
+  'REFUNDED',
+] as const;
 
 /** What the channel that took the money knows and the handler may use. */
 export interface SettlementContext {
@@ -35,7 +50,8 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
 
   return {
     register(purpose: PaymentPurpose, handler: SettlementHandler): void {
-      if (handlers.has(purpose)) throw new Error(`a settlement handler for "${purpose}" is already registered`);
+      if (handlers.has(purpose))
+        throw new Error(`a settlement handler for "${purpose}" is already registered`);
       handlers.set(purpose, handler);
     },
     /** Runs the handler of a payment recorded as SUCCEEDED in this transaction. */

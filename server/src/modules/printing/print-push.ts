@@ -5,7 +5,6 @@ import type { Logger } from 'pino';
 import type { Presence } from '../gateway/presence.js';
 import type { PrintingService } from './printing.service.js';
 
-
 export function createPrintPush(deps: { presence: Presence; printing: PrintingService; logger: Logger }) {
   const busy = new Set<string>();
 
@@ -27,7 +26,12 @@ export function createPrintPush(deps: { presence: Presence; printing: PrintingSe
   return {
     offer(tenantId: string, siteId: string): void {
       for (const conn of deps.presence.connections()) {
-        if (conn.kind === 'printer' && conn.protocol === 'v2' && conn.tenantId === tenantId && conn.siteId === siteId) {
+        if (
+          conn.kind === 'printer' &&
+          conn.protocol === 'v2' &&
+          conn.tenantId === tenantId &&
+          conn.siteId === siteId
+        ) {
           void offerTo(conn.machineId, tenantId, siteId);
         }
       }

@@ -32,7 +32,11 @@ export function createPrintingService(deps: {
 }) {
   const { db, alerts } = deps;
 
-  async function jobEvent(ex: Executor, job: Pick<PrintJobRow, 'id' | 'tenant_id' | 'site_id' | 'order_id'>, status: string) {
+  async function jobEvent(
+    ex: Executor,
+    job: Pick<PrintJobRow, 'id' | 'tenant_id' | 'site_id' | 'order_id'>,
+    status: string,
+  ) {
     await enqueueOutbox(ex, 'live', {
       tenantId: job.tenant_id,
       rooms: [`tenant:${job.tenant_id}`, `kitchen:${job.site_id}`],
@@ -44,18 +48,43 @@ export function createPrintingService(deps: {
   async function fail(ex: Executor, job: PrintJobRow, error: string): Promise<string> {
     const final = job.attempts >= MAX_PRINT_ATTEMPTS;
     const status = final ? 'FAILED' : 'PENDING';
-    await ex.updateTable('print_jobs').set({ status, leased_by: null, lease_expires_at: null, last_error: error.slice(0, 500), updated_at: nowIso() }).where('id', '=', job.id).execute();
+    await ex
+      .updateTable('print_jobs')
+      .set({
+        status,
+        leased_by: null,
+        lease_expires_at: null,
+        last_error: error.slice(0, 500),
+        updated_at: nowIso(),
+      })
+      .where('id', '=', job.id)
+      .execute();
     if (final) {
-      await alerts.raise(ex, { tenantId: job.tenant_id, kind: 'PRINT_JOB_FAILED', subjectType: 'print_job', subjectId: job.id, message: `Receipt ${job.id} failed ${job.attempts} times: ${error.slice(0, 200)}` });
+      await alerts.raise(ex, {
+        tenantId: job.tenant_id,
+        kind: 'PRINT_JOB_FAILED',
+        subjectType: 'print_job',
+        subjectId: job.id,
+        message: `Receipt ${job.id} failed ${job.attempts} times: ${error.slice(0, 200)}`,
+      });
     }
     await jobEvent(ex, job, status);
-    if (!final) await enqueueOutbox(ex, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId: job.id });
+    if (!final)
+      await enqueueOutbox(ex, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId: job.id });
     return status;
   }
 
-  async function scopedJob(ex: Executor, jobId: string, scope: Pick<PrinterScope, 'tenantId' | 'siteId'> | { tenantId: string | null; siteId?: undefined }): Promise<PrintJobRow> {
+  async function scopedJob(
+    ex: Executor,
+    jobId: string,
+    scope: Pick<PrinterScope, 'tenantId' | 'siteId'> | { tenantId: string | null; siteId?: undefined },
+  ): Promise<PrintJobRow> {
     const job = await ex.selectFrom('print_jobs').selectAll().where('id', '=', jobId).executeTakeFirst();
-    if (!job || (scope.tenantId !== null && job.tenant_id !== scope.tenantId) || (scope.siteId !== undefined && job.site_id !== scope.siteId)) {
+    if (
+      !job ||
+      (scope.tenantId !== null && job.tenant_id !== scope.tenantId) ||
+      (scope.siteId !== undefined && job.site_id !== scope.siteId)
+    ) {
       throw notFound('print job', jobId);
     }
     return job;
@@ -63,11 +92,35 @@ export function createPrintingService(deps: {
 
   return {
     /** Queues a receipt inside the payment transaction. */
-    async enqueue(ex: Executor, input: { tenantId: string; siteId: string; orderId: string | null; receipt: Receipt }): Promise<string> {
+    async enqueue(
+      ex: Executor,
+      input: { tenantId: string; siteId: string; orderId: string | null; receipt: Receipt },
+    ): Promise<string> {
       const id = newId();
       const now = nowIso();
-      await ex.insertInto('print_jobs').values({ id, tenant_id: input.tenantId, site_id: input.siteId, order_id: input.orderId, status: 'PENDING', receipt: JSON.stringify(input.receipt), attempts: 0, leased_by: null, lease_expires_at: null, last_error: null, queued_at: now, printed_at: null, updated_at: now }).execute();
-      await jobEvent(ex, { id, tenant_id: input.tenantId, site_id: input.siteId, order_id: input.orderId }, 'PENDING');
+      await ex
+        .insertInto('print_jobs')
+        .values({
+          id,
+          tenant_id: input.tenantId,
+          site_id: input.siteId,
+          order_id: input.orderId,
+          status: 'PENDING',
+          receipt: JSON.stringify(input.receipt),
+          attempts: 0,
+          leased_by: null,
+          lease_expires_at: null,
+          last_error: null,
+          queued_at: now,
+          printed_at: null,
+          updated_at: now,
+        })
+        .execute();
+      await jobEvent(
+        ex,
+        { id, tenant_id: input.tenantId, site_id: input.siteId, order_id: input.orderId },
+        'PENDING',
+      );
       await enqueueOutbox(ex, 'print', { tenantId: input.tenantId, siteId: input.siteId, jobId: id });
       return id;
     },
@@ -75,12 +128,30 @@ export function createPrintingService(deps: {
     /** Leases the oldest pending job of the printer's site, or undefined when there is none. */
     async leaseNext(scope: PrinterScope): Promise<LeasedJob | undefined> {
       return db.transaction().execute(async (tx) => {
-        let q = tx.selectFrom('print_jobs').selectAll().where('tenant_id', '=', scope.tenantId).where('site_id', '=', scope.siteId).where('status', '=', 'PENDING').orderBy('queued_at').orderBy('id').limit(1);
+        let q = tx
+          .selectFrom('print_jobs')
+          .selectAll()
+          .where('tenant_id', '=', scope.tenantId)
+          .where('site_id', '=', scope.siteId)
+          .where('status', '=', 'PENDING')
+          .orderBy('queued_at')
+          .orderBy('id')
+          .limit(1);
         if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update skip locked`);
         const job = await q.executeTakeFirst();
         if (!job) return undefined;
         const expires = new Date(Date.now() + deps.leaseMs).toISOString();
-        await tx.updateTable('print_jobs').set({ status: 'LEASED', leased_by: scope.printer, lease_expires_at: expires, attempts: job.attempts + 1, updated_at: nowIso() }).where('id', '=', job.id).execute();
+        await tx
+          .updateTable('print_jobs')
+          .set({
+            status: 'LEASED',
+            leased_by: scope.printer,
+            lease_expires_at: expires,
+            attempts: job.attempts + 1,
+            updated_at: nowIso(),
+          })
+          .where('id', '=', job.id)
+          .execute();
         await jobEvent(tx, job, 'LEASED');
         return { jobId: job.id, receipt: JSON.parse(job.receipt) as Receipt, queuedAt: job.queued_at };
       });
@@ -90,15 +161,30 @@ export function createPrintingService(deps: {
       await db.transaction().execute(async (tx) => {
         const job = await scopedJob(tx, jobId, scope);
         if (job.status === 'PRINTED') return;
-        if (job.status === 'FAILED') throw new AppError('INVALID_STATE', `print job ${jobId} has already FAILED; retry it first`);
-        await tx.updateTable('print_jobs').set({ status: 'PRINTED', printed_at: nowIso(), leased_by: null, lease_expires_at: null, updated_at: nowIso() }).where('id', '=', jobId).execute();
+        if (job.status === 'FAILED')
+          throw new AppError('INVALID_STATE', `print job ${jobId} has already FAILED; retry it first`);
+        await tx
+          .updateTable('print_jobs')
+          .set({
+            status: 'PRINTED',
+            printed_at: nowIso(),
+            leased_by: null,
+            lease_expires_at: null,
+            updated_at: nowIso(),
+          })
+          .where('id', '=', jobId)
+          .execute();
         await jobEvent(tx, job, 'PRINTED');
         // A pushed-to printer is free again: offer it the next receipt.
         await enqueueOutbox(tx, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId });
       });
     },
 
-    async reportFailure(jobId: string, scope: Pick<PrinterScope, 'tenantId' | 'siteId'>, error: string): Promise<string> {
+    async reportFailure(
+      jobId: string,
+      scope: Pick<PrinterScope, 'tenantId' | 'siteId'>,
+      error: string,
+    ): Promise<string> {
       return db.transaction().execute(async (tx) => {
         const job = await scopedJob(tx, jobId, scope);
         if (job.status === 'PRINTED' || job.status === 'FAILED') return job.status;
@@ -111,22 +197,43 @@ export function createPrintingService(deps: {
     async retry(jobId: string, tenantId: string | null): Promise<void> {
       await db.transaction().execute(async (tx) => {
         const job = await scopedJob(tx, jobId, { tenantId });
-        if (job.status !== 'FAILED') throw new AppError('INVALID_STATE', `print job ${jobId} is ${job.status}, not FAILED`);
-        await tx.updateTable('print_jobs').set({ status: 'PENDING', attempts: 0, last_error: null, updated_at: nowIso() }).where('id', '=', jobId).execute();
+        if (job.status !== 'FAILED')
+          throw new AppError('INVALID_STATE', `print job ${jobId} is ${job.status}, not FAILED`);
+        await tx
+          .updateTable('print_jobs')
+          .set({ status: 'PENDING', attempts: 0, last_error: null, updated_at: nowIso() })
+          .where('id', '=', jobId)
+          .execute();
         await jobEvent(tx, job, 'PENDING');
         await enqueueOutbox(tx, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId });
       });
     },
 
     async holdsLease(printer: string): Promise<boolean> {
-      const row = await db.selectFrom('print_jobs').select('id').where('leased_by', '=', printer).where('status', '=', 'LEASED').executeTakeFirst();
+      const row = await db
+        .selectFrom('print_jobs')
+        .select('id')
+        .where('leased_by', '=', printer)
+        .where('status', '=', 'LEASED')
+        .executeTakeFirst();
       return row !== undefined;
     },
 
     async counts(tenantId: string, siteId: string) {
-      const rows = await db.selectFrom('print_jobs').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('tenant_id', '=', tenantId).where('site_id', '=', siteId).groupBy('status').execute();
+      const rows = await db
+        .selectFrom('print_jobs')
+        .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('tenant_id', '=', tenantId)
+        .where('site_id', '=', siteId)
+        .groupBy('status')
+        .execute();
       const by = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
-      return { pending: by['PENDING'] ?? 0, leased: by['LEASED'] ?? 0, printed: by['PRINTED'] ?? 0, failed: by['FAILED'] ?? 0 };
+      return {
+        pending: by['PENDING'] ?? 0,
+        leased: by['LEASED'] ?? 0,
+        printed: by['PRINTED'] ?? 0,
+        failed: by['FAILED'] ?? 0,
+      };
     },
 
     /** Jobs by status per site of the tenant (every tenant's when null), sorted by tenant, site. */
@@ -139,8 +246,14 @@ export function createPrintingService(deps: {
       const bySite = new Map<string, PrintSummaryView>();
       for (const r of await q.execute()) {
         const key = `${r.tenant_id}|${r.site_id}`;
-        const entry = bySite.get(key)
-          ?? { tenantId: r.tenant_id, siteId: r.site_id, pending: 0, leased: 0, printed: 0, failed: 0 };
+        const entry = bySite.get(key) ?? {
+          tenantId: r.tenant_id,
+          siteId: r.site_id,
+          pending: 0,
+          leased: 0,
+          printed: 0,
+          failed: 0,
+        };
         const n = Number(r.n);
         if (r.status === 'PENDING') entry.pending += n;
         else if (r.status === 'LEASED') entry.leased += n;
@@ -152,9 +265,18 @@ export function createPrintingService(deps: {
       return sites.sort((a, b) => a.tenantId.localeCompare(b.tenantId) || a.siteId.localeCompare(b.siteId));
     },
 
-    async jobStatus(jobId: string, scope: Pick<PrinterScope, 'tenantId' | 'siteId'> | { tenantId: string | null }) {
+    async jobStatus(
+      jobId: string,
+      scope: Pick<PrinterScope, 'tenantId' | 'siteId'> | { tenantId: string | null },
+    ) {
       const job = await scopedJob(db, jobId, scope);
-      return { jobId: job.id, status: job.status, attempts: job.attempts, ...(job.printed_at ? { printedAt: job.printed_at } : {}), ...(job.last_error ? { error: job.last_error } : {}) };
+      return {
+        jobId: job.id,
+        status: job.status,
+        attempts: job.attempts,
+        ...(job.printed_at ? { printedAt: job.printed_at } : {}),
+        ...(job.last_error ? { error: job.last_error } : {}),
+      };
     },
 
     async listJobs(tenantId: string | null, filter: { status?: string; siteId?: string; limit: number }) {
@@ -163,21 +285,47 @@ export function createPrintingService(deps: {
       if (filter.status) q = q.where('status', '=', filter.status);
       if (filter.siteId) q = q.where('site_id', '=', filter.siteId);
       const rows = await q.execute();
-      return rows.map((j) => ({ jobId: j.id, tenantId: j.tenant_id, siteId: j.site_id, orderId: j.order_id, status: j.status, attempts: j.attempts, queuedAt: j.queued_at, printedAt: j.printed_at, error: j.last_error }));
+      return rows.map((j) => ({
+        jobId: j.id,
+        tenantId: j.tenant_id,
+        siteId: j.site_id,
+        orderId: j.order_id,
+        status: j.status,
+        attempts: j.attempts,
+        queuedAt: j.queued_at,
+        printedAt: j.printed_at,
+        error: j.last_error,
+      }));
     },
 
     /** Expired leases go back to the queue (or FAILED after the last attempt); old printed jobs are removed. */
     async sweep(): Promise<{ expired: number; removed: number }> {
       const now = nowIso();
-      const expired = await db.selectFrom('print_jobs').selectAll().where('status', '=', 'LEASED').where('lease_expires_at', '<', now).limit(500).execute();
+      const expired = await db
+        .selectFrom('print_jobs')
+        .selectAll()
+        .where('status', '=', 'LEASED')
+        .where('lease_expires_at', '<', now)
+        .limit(500)
+        .execute();
       for (const job of expired) {
         await db.transaction().execute(async (tx) => {
-          const still = await tx.selectFrom('print_jobs').selectAll().where('id', '=', job.id).where('status', '=', 'LEASED').where('lease_expires_at', '<', now).executeTakeFirst();
+          const still = await tx
+            .selectFrom('print_jobs')
+            .selectAll()
+            .where('id', '=', job.id)
+            .where('status', '=', 'LEASED')
+            .where('lease_expires_at', '<', now)
+            .executeTakeFirst();
           if (still) await fail(tx, still, 'lease expired without a result');
         });
       }
       const cutoff = new Date(Date.now() - deps.retentionMs).toISOString();
-      const removed = await db.deleteFrom('print_jobs').where('status', '=', 'PRINTED').where('printed_at', '<', cutoff).executeTakeFirst();
+      const removed = await db
+        .deleteFrom('print_jobs')
+        .where('status', '=', 'PRINTED')
+        .where('printed_at', '<', cutoff)
+        .executeTakeFirst();
       return { expired: expired.length, removed: Number(removed.numDeletedRows) };
     },
   };

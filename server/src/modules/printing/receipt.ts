@@ -4,7 +4,6 @@ import { minorToMajor } from '../../platform/money.js';
 import type { Site } from '../catalog/catalog.service.js';
 import type { Order } from '../orders/orders.service.js';
 
-
 /** Prices include VAT at the site's rate; the tax line shows the VAT part of the total. */
 export function buildReceipt(
   site: Omit<Site, 'adHocCashOrders'>,
@@ -12,7 +11,8 @@ export function buildReceipt(
   payment: { method: string; paidMinor?: number; changeMinor?: number },
 ): Receipt {
   const major = (minor: number) => minorToMajor(minor, order.currency);
-  const taxMinor = site.taxRateBp > 0 ? Math.round((order.amount * site.taxRateBp) / (10_000 + site.taxRateBp)) : 0;
+  const taxMinor =
+    site.taxRateBp > 0 ? Math.round((order.amount * site.taxRateBp) / (10_000 + site.taxRateBp)) : 0;
   return {
     restaurantName: site.name,
     restaurantAddress: site.address ?? '',
@@ -20,7 +20,11 @@ export function buildReceipt(
     orderNumber: order.orderNumber ?? order.id,
     orderDate: order.paidAt ?? order.createdAt,
     ...(order.customerName ? { customerName: order.customerName } : {}),
-    items: (order.items ?? []).map((i) => ({ productName: i.name ?? i.sku, quantity: i.qty, lineTotal: major(i.qty * (i.unitPriceMinor ?? 0)) })),
+    items: (order.items ?? []).map((i) => ({
+      productName: i.name ?? i.sku,
+      quantity: i.qty,
+      lineTotal: major(i.qty * (i.unitPriceMinor ?? 0)),
+    })),
     subTotal: major(order.amount - taxMinor),
     tax: major(taxMinor),
     totalAmount: major(order.amount),

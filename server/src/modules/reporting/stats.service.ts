@@ -25,10 +25,15 @@ const DAY = 24 * HOUR;
 export const MAX_RANGE_DAYS = 366;
 
 // ISO UTC text sorts as time, so a prefix of it is a bucket: 10 chars a day, 13 an hour, 16 a minute.
-const prefix = (column: string, chars: 10 | 13 | 16) => sql<string>`substr(${sql.ref(column)}, 1, ${sql.lit(chars)})`;
-const bucketStart = (key: string): string => (key.length === 10 ? `${key}T00:00:00.000Z` : key.length === 13 ? `${key}:00:00.000Z` : `${key}:00.000Z`);
+const prefix = (column: string, chars: 10 | 13 | 16) =>
+  sql<string>`substr(${sql.ref(column)}, 1, ${sql.lit(chars)})`;
+const bucketStart = (key: string): string =>
+  key.length === 10 ? `${key}T00:00:00.000Z` : key.length === 13 ? `${key}:00:00.000Z` : `${key}:00.000Z`;
 
-export function resolveRange(q: Pick<StatsQuery, 'from' | 'to' | 'bucket'>, now = Date.now()): { from: string; to: string; bucket: StatsBucket } {
+export function resolveRange(
+  q: Pick<StatsQuery, 'from' | 'to' | 'bucket'>,
+  now = Date.now(),
+): { from: string; to: string; bucket: StatsBucket } {
   const bucket = q.bucket ?? 'hour';
   const to = q.to ? Date.parse(q.to) : now;
   const from = q.from ? Date.parse(q.from) : to - (bucket === 'hour' ? DAY : 30 * DAY);
@@ -37,14 +42,27 @@ export function resolveRange(q: Pick<StatsQuery, 'from' | 'to' | 'bucket'>, now 
   return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), bucket };
 }
 
-export function createStatsService(deps: { db: Db; machineSite(machineId: string, tenantId: string | null): Promise<string> }) {
+export function createStatsService(deps: {
+  db: Db;
+  machineSite(machineId: string, tenantId: string | null): Promise<string>;
+}) {
   const { db } = deps;
 
-  async function revenue(q: StatsQuery, from: string, to: string, bucket: StatsBucket): Promise<StatsView['revenue']> {
+  async function revenue(
+    q: StatsQuery,
+    from: string,
+    to: string,
+    bucket: StatsBucket,
+  ): Promise<StatsView['revenue']> {
     const b = prefix('paid_at', bucket === 'hour' ? 13 : 10);
     let query = db
       .selectFrom('orders')
-      .select([b.as('b'), 'currency', (eb) => eb.fn.sum<number>('amount').as('amount'), (eb) => eb.fn.countAll<number>().as('n')])
+      .select([
+        b.as('b'),
+        'currency',
+        (eb) => eb.fn.sum<number>('amount').as('amount'),
+        (eb) => eb.fn.countAll<number>().as('n'),
+      ])
       .where('paid_at', '>=', from)
       .where('paid_at', '<', to)
       .where('status', 'in', KEPT)
@@ -54,11 +72,25 @@ export function createStatsService(deps: { db: Db; machineSite(machineId: string
     if (q.siteId) query = query.where('site_id', '=', q.siteId);
     if (q.machineId) query = query.where('machine_id', '=', q.machineId);
     const rows = await query.execute();
-    return rows.map((r) => ({ start: bucketStart(r.b), currency: r.currency, amountMinor: Number(r.amount), orders: Number(r.n) }));
+    return rows.map((r) => ({
+      start: bucketStart(r.b),
+      currency: r.currency,
+      amountMinor: Number(r.amount),
+      orders: Number(r.n),
+    }));
   }
 
-  async function ordersByStatus(q: StatsQuery, from: string, to: string): Promise<StatsView['ordersByStatus']> {
-    let query = db.selectFrom('orders').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('created_at', '>=', from).where('created_at', '<', to).groupBy('status');
+  async function ordersByStatus(
+    q: StatsQuery,
+    from: string,
+    to: string,
+  ): Promise<StatsView['ordersByStatus']> {
+    let query = db
+      .selectFrom('orders')
+      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('created_at', '>=', from)
+      .where('created_at', '<', to)
+      .groupBy('status');
     if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
     if (q.siteId) query = query.where('site_id', '=', q.siteId);
     if (q.machineId) query = query.where('machine_id', '=', q.machineId);
@@ -97,7 +129,11 @@ export function createStatsService(deps: { db: Db; machineSite(machineId: string
     return { success, failed, noResult, rate: total === 0 ? null : success / total };
   }
 
-  async function machinesOnline(q: StatsQuery, from: string, to: string): Promise<StatsView['machinesOnline']> {
+  async function machinesOnline(
+    q: StatsQuery,
+    from: string,
+    to: string,
+  ): Promise<StatsView['machinesOnline']> {
     const span = Date.parse(to) - Date.parse(from);
     const b = prefix('at', span <= 2 * DAY ? 16 : span <= 31 * DAY ? 13 : 10);
     const site = q.machineId ? await deps.machineSite(q.machineId, q.tenantId) : q.siteId;
@@ -107,7 +143,12 @@ export function createStatsService(deps: { db: Db; machineSite(machineId: string
     const total = q.machineId ? sql<number>`count(distinct at)` : sql<number>`sum(total)`;
     let query = db
       .selectFrom('machine_online_samples')
-      .select([b.as('b'), online.as('online'), total.as('total'), sql<number>`count(distinct at)`.as('instants')])
+      .select([
+        b.as('b'),
+        online.as('online'),
+        total.as('total'),
+        sql<number>`count(distinct at)`.as('instants'),
+      ])
       .where('at', '>=', from)
       .where('at', '<', to)
       .groupBy(b)
@@ -120,13 +161,20 @@ export function createStatsService(deps: { db: Db; machineSite(machineId: string
       const n = Math.max(1, Number(r.instants));
       return { at: bucketStart(r.b), online: round(Number(r.online) / n), total: round(Number(r.total) / n) };
     });
-    if (Date.parse(to) >= Date.now() - 60_000) points.push({ at: new Date().toISOString(), ...(await currentOnline(q, site)) });
+    if (Date.parse(to) >= Date.now() - 60_000)
+      points.push({ at: new Date().toISOString(), ...(await currentOnline(q, site)) });
     return points;
   }
 
   /** The live point at the end of the series, from the machines table itself. */
-  async function currentOnline(q: StatsQuery, site: string | undefined): Promise<{ online: number; total: number }> {
-    let query = db.selectFrom('machines').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status');
+  async function currentOnline(
+    q: StatsQuery,
+    site: string | undefined,
+  ): Promise<{ online: number; total: number }> {
+    let query = db
+      .selectFrom('machines')
+      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('status');
     if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
     if (q.machineId) query = query.where('id', '=', q.machineId);
     else if (site) query = query.where('site_id', '=', site);
@@ -143,8 +191,21 @@ export function createStatsService(deps: { db: Db; machineSite(machineId: string
     async stats(q: StatsQuery): Promise<StatsView> {
       if (q.machineId) await deps.machineSite(q.machineId, q.tenantId); // 404 for another tenant's machine
       const { from, to, bucket } = resolveRange(q);
-      const [rev, byStatus, disp, online] = await Promise.all([revenue(q, from, to, bucket), ordersByStatus(q, from, to), dispense(q, from, to), machinesOnline(q, from, to)]);
-      return { from, to, bucket, revenue: rev, ordersByStatus: byStatus, dispense: disp, machinesOnline: online };
+      const [rev, byStatus, disp, online] = await Promise.all([
+        revenue(q, from, to, bucket),
+        ordersByStatus(q, from, to),
+        dispense(q, from, to),
+        machinesOnline(q, from, to),
+      ]);
+      return {
+        from,
+        to,
+        bucket,
+        revenue: rev,
+        ordersByStatus: byStatus,
+        dispense: disp,
+        machinesOnline: online,
+      };
     },
   };
 }

@@ -6,23 +6,44 @@ import type { TenantsService } from './tenants.service.js';
 
 const Tenant = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String() });
 
-export function tenantsRoutes(app: FastifyTypebox, deps: { auth: Authenticator; tenants: TenantsService }): void {
-  app.post('/v1/tenants', {
-    schema: {
-      tags: ['tenants'],
-      summary: 'Create a tenant (ADMIN_TOKEN only)',
-      body: Type.Object({ id: EntityId, name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
-      response: { 201: Tenant, ...errors(400, 401, 403, 409) },
+export function tenantsRoutes(
+  app: FastifyTypebox,
+  deps: { auth: Authenticator; tenants: TenantsService },
+): void {
+  app.post(
+    '/v1/tenants',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'Create a tenant (ADMIN_TOKEN only)',
+        body: Type.Object(
+          { id: EntityId, name: Type.String({ minLength: 1, maxLength: 200 }) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Tenant, ...errors(400, 401, 403, 409) },
+      },
     },
-  }, async (request, reply) => {
-    requireAdminToken(await deps.auth.fromHeaders(request.headers));
-    return reply.code(201).send(await deps.tenants.create(request.body));
-  });
+    async (request, reply) => {
+      requireAdminToken(await deps.auth.fromHeaders(request.headers));
+      return reply.code(201).send(await deps.tenants.create(request.body));
+    },
+  );
 
-  app.get('/v1/tenants', {
-    schema: { tags: ['tenants'], summary: 'List tenants (ADMIN_TOKEN only)', response: { 200: Type.Object({ items: Type.Array(Tenant), nextCursor: Type.Null() }), ...errors(401, 403) } },
-  }, async (request) => {
-    requireAdminToken(await deps.auth.fromHeaders(request.headers));
-    return { items: await deps.tenants.list(), nextCursor: null };
-  });
+  app.get(
+    '/v1/tenants',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'List tenants (ADMIN_TOKEN only)',
+        response: {
+          200: Type.Object({ items: Type.Array(Tenant), nextCursor: Type.Null() }),
+          ...errors(401, 403),
+        },
+      },
+    },
+    async (request) => {
+      requireAdminToken(await deps.auth.fromHeaders(request.headers));
+      return { items: await deps.tenants.list(), nextCursor: null };
+    },
+  );
 }

@@ -29,7 +29,15 @@ export function createTenantsService(db: Db) {
     const now = nowIso();
     await ex
       .insertInto('sites')
-      .values({ tenant_id: tenantId, id: DEFAULT_SITE, name: 'Default site', currency: 'INR', print_queue_open: 0, created_at: now, updated_at: now })
+      .values({
+        tenant_id: tenantId,
+        id: DEFAULT_SITE,
+        name: 'Default site',
+        currency: 'INR',
+        print_queue_open: 0,
+        created_at: now,
+        updated_at: now,
+      })
       .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
       .execute();
   }
@@ -42,7 +50,11 @@ export function createTenantsService(db: Db) {
       .returning('value')
       .executeTakeFirst();
     if (inserted) return { value: inserted.value, created: true };
-    const row = await db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirstOrThrow();
+    const row = await db
+      .selectFrom('settings')
+      .select('value')
+      .where('key', '=', key)
+      .executeTakeFirstOrThrow();
     return { value: row.value, created: false };
   }
 
@@ -55,7 +67,8 @@ export function createTenantsService(db: Db) {
         .onConflict((oc) => oc.column('id').doNothing())
         .execute();
       await ensureDefaultSite(DEFAULT_TENANT);
-      const jwt = options.jwtSecret ?? (await setting('jwt_secret', () => randomBytes(32).toString('hex'))).value;
+      const jwt =
+        options.jwtSecret ?? (await setting('jwt_secret', () => randomBytes(32).toString('hex'))).value;
       if (options.adminToken) {
         const hash = sha256(options.adminToken);
         const stored = await db
@@ -106,7 +119,9 @@ export function createTenantsService(db: Db) {
     },
 
     async exists(id: string): Promise<boolean> {
-      return (await db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+      return (
+        (await db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined
+      );
     },
 
     /** The currency of a site of the tenant, or undefined when there is no such site. */

@@ -60,10 +60,14 @@ function describe(err: unknown): string {
   return e.code && !message.includes(e.code) ? `${e.code} ${message}` : message;
 }
 
-export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<OpenedDatabase> {
+export async function openDatabase(
+  target: DatabaseTarget,
+  options: OpenOptions = {},
+): Promise<OpenedDatabase> {
   if (target.kind === 'postgres') {
     const schema = options.schema;
-    if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema))
+      throw new Error(`bad schema name ${schema}`);
     const pool = new pg.Pool({
       connectionString: target.url,
       max: options.poolSize ?? 10,
@@ -132,7 +136,12 @@ function restrictFiles(file: string, warn: (message: string) => void = () => und
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
-  const modes = [[dir, 0o700], [file, 0o600], [`${file}-wal`, 0o600], [`${file}-shm`, 0o600]] as const;
+  const modes = [
+    [dir, 0o700],
+    [file, 0o600],
+    [`${file}-wal`, 0o600],
+    [`${file}-shm`, 0o600],
+  ] as const;
   for (const [path, mode] of modes) {
     if (!existsSync(path)) continue;
     try {
@@ -168,7 +177,11 @@ function withStatementCache(sqlite: SqliteDatabase.Database, max = 500) {
 }
 
 async function migrate(db: Db, dialect: 'sqlite' | 'postgres', schema?: string): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider(dialect), ...(schema ? { migrationTableSchema: schema } : {}) });
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider(dialect),
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

@@ -88,11 +88,7 @@ const initial: Migration = {
       .addUniqueConstraint('orders_number_uq', ['tenant_id', 'order_number'])
       .execute();
     await db.schema.createIndex('orders_tenant_idx').on('orders').columns(['tenant_id', 'id']).execute();
-    await db.schema
-      .createIndex('orders_machine_idx')
-      .on('orders')
-      .columns(['machine_id', 'id'])
-      .execute();
+    await db.schema.createIndex('orders_machine_idx').on('orders').columns(['machine_id', 'id']).execute();
     await db.schema
       .createTable('order_events')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -103,7 +99,11 @@ const initial: Migration = {
       .addColumn('detail', 'text')
       .addColumn('at', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('order_events_order_idx').on('order_events').columns(['order_id', 'id']).execute();
+    await db.schema
+      .createIndex('order_events_order_idx')
+      .on('order_events')
+      .columns(['order_id', 'id'])
+      .execute();
     await db.schema
       .createTable('payment_events')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -197,9 +197,19 @@ const restaurant: Migration = {
   async up(db: AnyDb) {
     await db.schema.alterTable('sites').addColumn('address', 'text').execute();
     await db.schema.alterTable('sites').addColumn('phone', 'text').execute();
-    await db.schema.alterTable('sites').addColumn('tax_rate_bp', 'integer', (c) => c.notNull().defaultTo(0)).execute();
-    await db.schema.alterTable('orders').addColumn('requires_dispense', 'integer', (c) => c.notNull().defaultTo(0)).execute();
-    await db.updateTable('orders').set({ requires_dispense: 1 }).where('machine_id', 'is not', null).execute();
+    await db.schema
+      .alterTable('sites')
+      .addColumn('tax_rate_bp', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .alterTable('orders')
+      .addColumn('requires_dispense', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db
+      .updateTable('orders')
+      .set({ requires_dispense: 1 })
+      .where('machine_id', 'is not', null)
+      .execute();
     await db.schema
       .createTable('products')
       .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
@@ -228,8 +238,16 @@ const restaurant: Migration = {
       .addColumn('completed_at', 'text')
       .addColumn('cancelled_at', 'text')
       .execute();
-    await db.schema.createIndex('cash_sessions_order_idx').on('cash_sessions').columns(['tenant_id', 'order_number', 'status']).execute();
-    await db.schema.createIndex('cash_sessions_site_idx').on('cash_sessions').columns(['tenant_id', 'site_id', 'status', 'started_at']).execute();
+    await db.schema
+      .createIndex('cash_sessions_order_idx')
+      .on('cash_sessions')
+      .columns(['tenant_id', 'order_number', 'status'])
+      .execute();
+    await db.schema
+      .createIndex('cash_sessions_site_idx')
+      .on('cash_sessions')
+      .columns(['tenant_id', 'site_id', 'status', 'started_at'])
+      .execute();
     await db.schema
       .createTable('cash_inserts')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -274,7 +292,11 @@ const restaurant: Migration = {
       .addColumn('printed_at', 'text')
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('print_jobs_queue_idx').on('print_jobs').columns(['tenant_id', 'site_id', 'status', 'queued_at']).execute();
+    await db.schema
+      .createIndex('print_jobs_queue_idx')
+      .on('print_jobs')
+      .columns(['tenant_id', 'site_id', 'status', 'queued_at'])
+      .execute();
     await db.schema
       .createTable('alerts')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -287,7 +309,11 @@ const restaurant: Migration = {
       .addColumn('acknowledged_at', 'text')
       .addColumn('acknowledged_by', 'text')
       .execute();
-    await db.schema.createIndex('alerts_tenant_idx').on('alerts').columns(['tenant_id', 'acknowledged_at', 'created_at']).execute();
+    await db.schema
+      .createIndex('alerts_tenant_idx')
+      .on('alerts')
+      .columns(['tenant_id', 'acknowledged_at', 'created_at'])
+      .execute();
   },
 };
 
@@ -305,7 +331,11 @@ const dashboard: Migration = {
       .addColumn('online_ids', 'text', (c) => c.notNull())
       .addPrimaryKeyConstraint('machine_online_samples_pk', ['tenant_id', 'site_id', 'at'])
       .execute();
-    await db.schema.createIndex('machine_online_samples_at_idx').on('machine_online_samples').columns(['at']).execute();
+    await db.schema
+      .createIndex('machine_online_samples_at_idx')
+      .on('machine_online_samples')
+      .columns(['at'])
+      .execute();
     await db.schema
       .createTable('dashboard_alert_marks')
       .addColumn('kind', 'text', (c) => c.notNull())
@@ -433,14 +463,27 @@ const ledger: Migration = {
         const allowNegative = kind === 'external' ? 1 : 0;
         await db
           .insertInto('ledger_accounts')
-          .values({ id: accountId, tenant_id: tenantId, owner_type: ownerType, owner_id: ownerId, kind, unit,
-            balance: 0, allow_negative: allowNegative, created_at: now })
+          .values({
+            id: accountId,
+            tenant_id: tenantId,
+            owner_type: ownerType,
+            owner_id: ownerId,
+            kind,
+            unit,
+            balance: 0,
+            allow_negative: allowNegative,
+            created_at: now,
+          })
           .execute();
       }
       return accountId;
     };
     const parked = (await db.selectFrom('unallocated_cash').selectAll().orderBy('id').execute()) as {
-      id: string; tenant_id: string; site_id: string | null; amount_minor: number | string; currency: string;
+      id: string;
+      tenant_id: string;
+      site_id: string | null;
+      amount_minor: number | string;
+      currency: string;
       recorded_at: string;
     }[];
     for (const u of parked) {
@@ -448,7 +491,10 @@ const ledger: Migration = {
       const from = await account(u.tenant_id, 'tenant', u.tenant_id, 'external', u.currency);
       const to = await account(u.tenant_id, 'site', u.site_id ?? 'default', 'unallocated_cash', u.currency);
       const transferId = id();
-      for (const [accountId, signed] of [[from, -amount], [to, amount]] as const) {
+      for (const [accountId, signed] of [
+        [from, -amount],
+        [to, amount],
+      ] as const) {
         await db
           .insertInto('ledger_entries')
           .values({
@@ -477,8 +523,14 @@ const ledger: Migration = {
 // The outbox grows into the durable job table: attempts, backoff, leases and a FAILED state.
 const jobs: Migration = {
   async up(db: AnyDb) {
-    await db.schema.alterTable('outbox').addColumn('status', 'text', (c) => c.notNull().defaultTo('QUEUED')).execute();
-    await db.schema.alterTable('outbox').addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .alterTable('outbox')
+      .addColumn('status', 'text', (c) => c.notNull().defaultTo('QUEUED'))
+      .execute();
+    await db.schema
+      .alterTable('outbox')
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
     await db.schema.alterTable('outbox').addColumn('run_at', 'text').execute();
     await db.schema.alterTable('outbox').addColumn('leased_until', 'text').execute();
     await db.schema.alterTable('outbox').addColumn('last_error', 'text').execute();

@@ -190,7 +190,9 @@ export function createAuthenticator(deps: {
         const options = { algorithms: ['HS256'], requiredClaims: ['exp'] };
         const { payload } = await jwtVerify(token, deps.jwtSecret, options);
         const { scope, tenantId, room } = payload as { scope?: unknown; tenantId?: unknown; room?: unknown };
-        return scope === 'order' && typeof tenantId === 'string' && typeof room === 'string' ? { tenantId, room } : null;
+        return scope === 'order' && typeof tenantId === 'string' && typeof room === 'string'
+          ? { tenantId, room }
+          : null;
       } catch {
         return null;
       }

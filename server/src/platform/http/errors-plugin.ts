@@ -41,7 +41,10 @@ export function installErrorHandling(app: FastifyInstance): void {
       // VALIDATION_FAILED is a 400 (CONTRACTS §2); say what to send instead.
       const sent = String(request.headers['content-type'] ?? '').slice(0, 100);
       return reply.code(400).send({
-        error: { code: 'VALIDATION_FAILED', message: `unsupported Content-Type "${sent}": send JSON with Content-Type: application/json` },
+        error: {
+          code: 'VALIDATION_FAILED',
+          message: `unsupported Content-Type "${sent}": send JSON with Content-Type: application/json`,
+        },
       } satisfies ErrorBody);
     }
     if (status === 413) {
@@ -59,9 +62,16 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (isDatabaseUnavailable(err)) {
       // Never a guess: the caller retries (Razorpay retries any non-2xx) once storage is back.
       request.log.warn({ err: err.message }, 'database unavailable');
-      return reply.code(503).header('retry-after', '2').send({
-        error: { code: 'UNAVAILABLE', message: 'storage is unavailable; try again shortly', requestId: request.id },
-      } satisfies ErrorBody);
+      return reply
+        .code(503)
+        .header('retry-after', '2')
+        .send({
+          error: {
+            code: 'UNAVAILABLE',
+            message: 'storage is unavailable; try again shortly',
+            requestId: request.id,
+          },
+        } satisfies ErrorBody);
     }
     request.log.error({ err }, 'unhandled error');
     return reply.code(500).send({
@@ -71,15 +81,38 @@ export function installErrorHandling(app: FastifyInstance): void {
 }
 
 // PostgreSQL went away (restart, failover, network): connection-class errors, not query bugs.
-const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300']);
-const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+const PG_UNAVAILABLE = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '53300',
+]);
+const NET_UNAVAILABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+]);
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   if (!e) return false;
-  if (typeof e.code === 'string' && (PG_UNAVAILABLE.has(e.code) || NET_UNAVAILABLE.has(e.code) || e.code === 'SQLITE_BUSY')) return true;
+  if (
+    typeof e.code === 'string' &&
+    (PG_UNAVAILABLE.has(e.code) || NET_UNAVAILABLE.has(e.code) || e.code === 'SQLITE_BUSY')
+  )
+    return true;
   const message = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(message);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(
+    message,
+  );
 }
 
 function codeFor(status: number): string {

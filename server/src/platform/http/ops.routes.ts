@@ -17,32 +17,54 @@ export interface OpsDeps {
 
 export function opsRoutes(app: FastifyTypebox, deps: OpsDeps): void {
   const metricsTokenHash = deps.metricsToken === undefined ? undefined : sha256(deps.metricsToken);
-  app.get('/healthz', { schema: { tags: ['ops'], summary: 'The process is up', response: { 200: Type.Object({ ok: Type.Boolean() }) } } }, async () => ({ ok: true }));
-  app.get('/readyz', {
-    schema: { tags: ['ops'], summary: 'The database answers', response: { 200: Type.Object({ ok: Type.Boolean() }), 503: Type.Unknown() } },
-  }, async () => {
-    try {
-      await deps.ping();
-    } catch {
-      throw new AppError('UNAVAILABLE', 'the database does not answer');
-    }
-    return { ok: true };
-  });
-  app.get('/metrics', {
-    schema: {
-      tags: ['ops'],
-      summary: 'Prometheus metrics (Bearer METRICS_TOKEN or ADMIN_TOKEN)',
-      response: errors(401, 403),
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'The process is up',
+        response: { 200: Type.Object({ ok: Type.Boolean() }) },
+      },
     },
-  }, async (request, reply) => {
-    const presented = presentedCredential(request.headers);
-    const byMetricsToken =
-      presented !== undefined &&
-      metricsTokenHash !== undefined &&
-      constantTimeEqual(sha256(presented), metricsTokenHash);
-    if (!byMetricsToken) requireAdminToken(await deps.auth.fromHeaders(request.headers));
-    const body = await deps.metrics.registry.metrics();
-    return reply.type(deps.metrics.registry.contentType).send(body);
-  });
+    async () => ({ ok: true }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'The database answers',
+        response: { 200: Type.Object({ ok: Type.Boolean() }), 503: Type.Unknown() },
+      },
+    },
+    async () => {
+      try {
+        await deps.ping();
+      } catch {
+        throw new AppError('UNAVAILABLE', 'the database does not answer');
+      }
+      return { ok: true };
+    },
+  );
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'Prometheus metrics (Bearer METRICS_TOKEN or ADMIN_TOKEN)',
+        response: errors(401, 403),
+      },
+    },
+    async (request, reply) => {
+      const presented = presentedCredential(request.headers);
+      const byMetricsToken =
+        presented !== undefined &&
+        metricsTokenHash !== undefined &&
+        constantTimeEqual(sha256(presented), metricsTokenHash);
+      if (!byMetricsToken) requireAdminToken(await deps.auth.fromHeaders(request.headers));
+      const body = await deps.metrics.registry.metrics();
+      return reply.type(deps.metrics.registry.contentType).send(body);
+    },
+  );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

@@ -39,6 +39,9 @@ export async function installRateLimits(
     // When Redis is away, serve rather than refuse.
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
-      new AppError('RATE_LIMITED', `too many requests: at most ${context.max} per minute; retry in ${Math.ceil(context.ttl / 1000)} s`),
+      new AppError(
+        'RATE_LIMITED',
+        `too many requests: at most ${context.max} per minute; retry in ${Math.ceil(context.ttl / 1000)} s`,
+      ),
   });
 }

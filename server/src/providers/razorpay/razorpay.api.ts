@@ -50,7 +50,8 @@ export class RazorpayApiError extends Error {
 }
 
 type Json = Record<string, unknown>;
-const obj = (v: unknown): Json | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
+const obj = (v: unknown): Json | undefined =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -69,10 +70,16 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
     } catch (err) {
       const e = err as Error;
       if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-        throw new RazorpayApiError('timeout', `${what}: no answer from ${new URL(url).origin} within ${timeoutMs / 1000} s`);
+        throw new RazorpayApiError(
+          'timeout',
+          `${what}: no answer from ${new URL(url).origin} within ${timeoutMs / 1000} s`,
+        );
       }
       const cause = (e.cause as Error | undefined)?.message;
-      throw new RazorpayApiError('network', `${what}: cannot reach ${new URL(url).origin} (${cause ?? e.message})`);
+      throw new RazorpayApiError(
+        'network',
+        `${what}: cannot reach ${new URL(url).origin} (${cause ?? e.message})`,
+      );
     }
   }
 
@@ -98,16 +105,29 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
       const code = str(error?.['code']);
       const description = str(error?.['description']) ?? (text.slice(0, 200) || res.statusText);
       const hint = res.status === 401 ? ' (check RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET)' : '';
-      throw new RazorpayApiError('api', `${what}: Razorpay answered ${res.status}${code ? ` ${code}` : ''}: ${description}${hint}`, res.status, code);
+      throw new RazorpayApiError(
+        'api',
+        `${what}: Razorpay answered ${res.status}${code ? ` ${code}` : ''}: ${description}${hint}`,
+        res.status,
+        code,
+      );
     }
-    if (!parsed) throw new RazorpayApiError('bad_response', `${what}: Razorpay answered ${res.status} with a body that is not a JSON object`);
+    if (!parsed)
+      throw new RazorpayApiError(
+        'bad_response',
+        `${what}: Razorpay answered ${res.status} with a body that is not a JSON object`,
+      );
     return parsed;
   }
 
   function parseQrCode(what: string, entity: Json): RazorpayQrCode {
     const id = str(entity['id']);
     const imageUrl = str(entity['image_url']);
-    if (!id || !imageUrl) throw new RazorpayApiError('bad_response', `${what}: the qr_code entity has no ${id ? 'image_url' : 'id'}`);
+    if (!id || !imageUrl)
+      throw new RazorpayApiError(
+        'bad_response',
+        `${what}: the qr_code entity has no ${id ? 'image_url' : 'id'}`,
+      );
     const amount = entity['payment_amount'];
     return {
       id,
@@ -134,7 +154,10 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
       });
       const qr = parseQrCode(what, entity);
       if (qr.paymentAmountPaise !== null && qr.paymentAmountPaise !== request.paymentAmountPaise) {
-        throw new RazorpayApiError('bad_response', `${what}: Razorpay created ${qr.id} for ${qr.paymentAmountPaise} paise, not ${request.paymentAmountPaise}`);
+        throw new RazorpayApiError(
+          'bad_response',
+          `${what}: Razorpay created ${qr.id} for ${qr.paymentAmountPaise} paise, not ${request.paymentAmountPaise}`,
+        );
       }
       return qr;
     },
@@ -142,7 +165,9 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
     /** POST /v1/payments/{id}/refund: a refund of `amountPaise` (partial or full) of a captured payment. */
     async refundPayment(paymentId: string, amountPaise: number): Promise<{ id: string; status: string }> {
       const what = `refunding Razorpay payment ${paymentId}`;
-      const entity = await callApi(what, 'POST', `/v1/payments/${encodeURIComponent(paymentId)}/refund`, { amount: amountPaise });
+      const entity = await callApi(what, 'POST', `/v1/payments/${encodeURIComponent(paymentId)}/refund`, {
+        amount: amountPaise,
+      });
       const id = str(entity['id']);
       if (!id) throw new RazorpayApiError('bad_response', `${what}: the refund entity has no id`);
       return { id, status: str(entity['status']) ?? 'unknown' };
@@ -151,7 +176,10 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
     /** POST /v1/payments/qr_codes/{id}/close: the code stops accepting payments. */
     async closeQrCode(qrCodeId: string): Promise<RazorpayQrCode> {
       const what = `closing Razorpay QR code ${qrCodeId}`;
-      return parseQrCode(what, await callApi(what, 'POST', `/v1/payments/qr_codes/${encodeURIComponent(qrCodeId)}/close`));
+      return parseQrCode(
+        what,
+        await callApi(what, 'POST', `/v1/payments/qr_codes/${encodeURIComponent(qrCodeId)}/close`),
+      );
     },
 
     /**
@@ -160,13 +188,21 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
      */
     async downloadQrImage(imageUrl: string): Promise<{ bytes: Buffer; format: 'png' | 'jpeg' }> {
       const what = `downloading the QR image ${imageUrl}`;
-      const res = await send(what, imageUrl, { method: 'GET', redirect: 'follow', headers: { accept: 'image/png,image/*' } });
+      const res = await send(what, imageUrl, {
+        method: 'GET',
+        redirect: 'follow',
+        headers: { accept: 'image/png,image/*' },
+      });
       if (!res.ok) throw new RazorpayApiError('api', `${what}: answered ${res.status}`, res.status);
       const bytes = Buffer.from(await res.arrayBuffer());
-      if (bytes.length > MAX_IMAGE_BYTES) throw new RazorpayApiError('bad_response', `${what}: image larger than ${MAX_IMAGE_BYTES} bytes`);
+      if (bytes.length > MAX_IMAGE_BYTES)
+        throw new RazorpayApiError('bad_response', `${what}: image larger than ${MAX_IMAGE_BYTES} bytes`);
       if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return { bytes, format: 'png' };
       if (bytes.subarray(0, 3).equals(JPEG_SIGNATURE)) return { bytes, format: 'jpeg' };
-      throw new RazorpayApiError('bad_response', `${what}: not a PNG or JPEG image (content-type ${res.headers.get('content-type') ?? 'none'})`);
+      throw new RazorpayApiError(
+        'bad_response',
+        `${what}: not a PNG or JPEG image (content-type ${res.headers.get('content-type') ?? 'none'})`,
+      );
     },
   };
 }

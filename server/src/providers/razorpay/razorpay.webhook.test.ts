@@ -16,13 +16,19 @@ describe('verifyRazorpaySignature', () => {
   });
 
   it('accepts the same digest written in uppercase hex', () => {
-    expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE.toUpperCase(), [VECTOR_SECRET])).toBe(true);
+    expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE.toUpperCase(), [VECTOR_SECRET])).toBe(
+      true,
+    );
   });
 
   it('rejects a wrong secret, a changed body and a changed signature', () => {
     expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE, ['other_secret'])).toBe(false);
     expect(verifyRazorpaySignature(buf(VECTOR_BODY + ' '), VECTOR_SIGNATURE, [VECTOR_SECRET])).toBe(false);
-    expect(verifyRazorpaySignature(buf('{"entity":"event","event":"qr_code.credited" }'), VECTOR_SIGNATURE, [VECTOR_SECRET])).toBe(false);
+    expect(
+      verifyRazorpaySignature(buf('{"entity":"event","event":"qr_code.credited" }'), VECTOR_SIGNATURE, [
+        VECTOR_SECRET,
+      ]),
+    ).toBe(false);
     const flipped = (VECTOR_SIGNATURE.startsWith('2') ? '3' : '2') + VECTOR_SIGNATURE.slice(1);
     expect(verifyRazorpaySignature(buf(VECTOR_BODY), flipped, [VECTOR_SECRET])).toBe(false);
   });
@@ -57,11 +63,19 @@ describe('verifyRazorpaySignature', () => {
   });
 
   it('accepts any secret of the rotation list, in any position', () => {
-    expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE, ['new_secret', VECTOR_SECRET])).toBe(true);
-    expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE, [VECTOR_SECRET, 'new_secret'])).toBe(true);
+    expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE, ['new_secret', VECTOR_SECRET])).toBe(
+      true,
+    );
+    expect(verifyRazorpaySignature(buf(VECTOR_BODY), VECTOR_SIGNATURE, [VECTOR_SECRET, 'new_secret'])).toBe(
+      true,
+    );
     const signedWithNew = signRazorpayBody(VECTOR_BODY, 'new_secret');
-    expect(verifyRazorpaySignature(buf(VECTOR_BODY), signedWithNew, ['new_secret', VECTOR_SECRET])).toBe(true);
-    expect(verifyRazorpaySignature(buf(VECTOR_BODY), signedWithNew, [VECTOR_SECRET, 'older_secret'])).toBe(false);
+    expect(verifyRazorpaySignature(buf(VECTOR_BODY), signedWithNew, ['new_secret', VECTOR_SECRET])).toBe(
+      true,
+    );
+    expect(verifyRazorpaySignature(buf(VECTOR_BODY), signedWithNew, [VECTOR_SECRET, 'older_secret'])).toBe(
+      false,
+    );
   });
 
   it('signs a Buffer and a string identically', () => {
@@ -90,8 +104,18 @@ function paymentEntity(overrides: Record<string, unknown> = {}) {
 
 function credited(options: { payment?: Record<string, unknown>; qr?: Record<string, unknown> | null } = {}) {
   const payload: Record<string, unknown> = { payment: { entity: paymentEntity(options.payment) } };
-  if (options.qr !== null) payload['qr_code'] = { entity: { id: 'qr_HMsVL8HOpbMcjU', entity: 'qr_code', usage: 'multiple_use', ...options.qr } };
-  return { entity: 'event', account_id: 'acc_TEST', event: 'qr_code.credited', contains: ['payment', 'qr_code'], payload, created_at: 1623914419 };
+  if (options.qr !== null)
+    payload['qr_code'] = {
+      entity: { id: 'qr_HMsVL8HOpbMcjU', entity: 'qr_code', usage: 'multiple_use', ...options.qr },
+    };
+  return {
+    entity: 'event',
+    account_id: 'acc_TEST',
+    event: 'qr_code.credited',
+    contains: ['payment', 'qr_code'],
+    payload,
+    created_at: 1623914419,
+  };
 }
 
 function captured(notes: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}) {
@@ -178,15 +202,22 @@ describe('parseRazorpayEvent', () => {
   });
 
   it('treats payment.captured with notes as an array (PHP-style empty notes) as not handled', () => {
-    expect(parse(captured(undefined, { notes: [] }))).toEqual({ kind: 'not-handled', eventType: 'payment.captured' });
+    expect(parse(captured(undefined, { notes: [] }))).toEqual({
+      kind: 'not-handled',
+      eventType: 'payment.captured',
+    });
   });
 
-  it.each(['qr_code.created', 'qr_code.closed', 'payment.authorized', 'payment.failed', 'order.paid', 'refund.processed'])(
-    'treats %s as not handled',
-    (event) => {
-      expect(parse({ entity: 'event', event, payload: {} })).toEqual({ kind: 'not-handled', eventType: event });
-    },
-  );
+  it.each([
+    'qr_code.created',
+    'qr_code.closed',
+    'payment.authorized',
+    'payment.failed',
+    'order.paid',
+    'refund.processed',
+  ])('treats %s as not handled', (event) => {
+    expect(parse({ entity: 'event', event, payload: {} })).toEqual({ kind: 'not-handled', eventType: event });
+  });
 
   it('treats the bare test-vector body as malformed (no payment in it)', () => {
     expect(parse(VECTOR_BODY).kind).toBe('malformed');
@@ -207,15 +238,28 @@ describe('parseRazorpayEvent', () => {
     ['with an empty event', { entity: 'event', event: '', payload: credited().payload }],
     ['without payload', { entity: 'event', event: 'qr_code.credited' }],
     ['with a null payload', { entity: 'event', event: 'qr_code.credited', payload: null }],
-    ['without payload.payment', { entity: 'event', event: 'qr_code.credited', payload: { qr_code: credited().payload['qr_code'] } }],
-    ['with payment but no entity', { entity: 'event', event: 'qr_code.credited', payload: { payment: {}, qr_code: credited().payload['qr_code'] } }],
+    [
+      'without payload.payment',
+      { entity: 'event', event: 'qr_code.credited', payload: { qr_code: credited().payload['qr_code'] } },
+    ],
+    [
+      'with payment but no entity',
+      {
+        entity: 'event',
+        event: 'qr_code.credited',
+        payload: { payment: {}, qr_code: credited().payload['qr_code'] },
+      },
+    ],
     ['without payment id', credited({ payment: { id: undefined } })],
     ['with an empty payment id', credited({ payment: { id: '' } })],
     ['with a string amount', credited({ payment: { amount: '2000' } })],
     ['with a fractional amount', credited({ payment: { amount: 20.5 } })],
     ['with a negative amount', credited({ payment: { amount: -1 } })],
     ['with a null amount', credited({ payment: { amount: null } })],
-    ['with an unsafe integer amount', '{"event":"qr_code.credited","payload":{"payment":{"entity":{"id":"pay_1","amount":9007199254740993,"currency":"INR"}},"qr_code":{"entity":{"id":"qr_1"}}}}'],
+    [
+      'with an unsafe integer amount',
+      '{"event":"qr_code.credited","payload":{"payment":{"entity":{"id":"pay_1","amount":9007199254740993,"currency":"INR"}},"qr_code":{"entity":{"id":"qr_1"}}}}',
+    ],
     ['without currency', credited({ payment: { currency: undefined } })],
     ['with a lowercase currency', credited({ payment: { currency: 'inr' } })],
     ['with a long currency', credited({ payment: { currency: 'RUPEE' } })],

@@ -14,7 +14,11 @@ export type ParsedRazorpayEvent =
 const HEX_SHA256 = /^[0-9a-f]{64}$/i;
 
 /** True when `signature` is the HMAC-SHA256 of `rawBody` under any of `secrets` (rotation). */
-export function verifyRazorpaySignature(rawBody: Buffer, signature: string | undefined, secrets: readonly string[]): boolean {
+export function verifyRazorpaySignature(
+  rawBody: Buffer,
+  signature: string | undefined,
+  secrets: readonly string[],
+): boolean {
   if (!signature || !HEX_SHA256.test(signature)) return false;
   const given = Buffer.from(signature, 'hex');
   let ok = false;
@@ -30,7 +34,8 @@ export const signRazorpayBody = (rawBody: string | Buffer, secret: string): stri
   createHmac('sha256', secret).update(rawBody).digest('hex');
 
 type Json = Record<string, unknown>;
-const obj = (v: unknown): Json | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
+const obj = (v: unknown): Json | undefined =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
 export function parseRazorpayEvent(rawBody: Buffer, eventIdHeader: string | undefined): ParsedRazorpayEvent {
@@ -43,7 +48,8 @@ export function parseRazorpayEvent(rawBody: Buffer, eventIdHeader: string | unde
   if (!body) return { kind: 'malformed', message: 'body is not a JSON object' };
   const eventType = str(body['event']);
   if (!eventType) return { kind: 'malformed', message: 'field "event" is missing' };
-  if (eventType !== 'qr_code.credited' && eventType !== 'payment.captured') return { kind: 'not-handled', eventType };
+  if (eventType !== 'qr_code.credited' && eventType !== 'payment.captured')
+    return { kind: 'not-handled', eventType };
 
   const payload = obj(body['payload']);
   const payment = obj(obj(payload?.['payment'])?.['entity']);
@@ -53,14 +59,19 @@ export function parseRazorpayEvent(rawBody: Buffer, eventIdHeader: string | unde
   const currency = str(payment['currency']);
   if (!paymentId) return { kind: 'malformed', message: 'payload.payment.entity.id is missing' };
   if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) {
-    return { kind: 'malformed', message: 'payload.payment.entity.amount must be a non-negative integer (paise)' };
+    return {
+      kind: 'malformed',
+      message: 'payload.payment.entity.amount must be a non-negative integer (paise)',
+    };
   }
-  if (!currency || !/^[A-Z]{3}$/.test(currency)) return { kind: 'malformed', message: 'payload.payment.entity.currency is missing' };
+  if (!currency || !/^[A-Z]{3}$/.test(currency))
+    return { kind: 'malformed', message: 'payload.payment.entity.currency is missing' };
 
   const qrEntity = obj(obj(payload?.['qr_code'])?.['entity']);
   const notes = obj(payment['notes']);
   const reference = eventType === 'qr_code.credited' ? str(qrEntity?.['id']) : str(notes?.['qr_code_id']);
-  if (eventType === 'qr_code.credited' && !reference) return { kind: 'malformed', message: 'payload.qr_code.entity.id is missing' };
+  if (eventType === 'qr_code.credited' && !reference)
+    return { kind: 'malformed', message: 'payload.qr_code.entity.id is missing' };
   // A captured payment that did not come through one of our QR codes is not ours to handle.
   if (!reference) return { kind: 'not-handled', eventType };
 
