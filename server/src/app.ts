@@ -39,6 +39,11 @@ import { createPaymentsService } from './modules/payments/payments.service.js';
 import { createPaymentsRepo } from './modules/payments/payments.repo.js';
 import { createSettlement } from './modules/payments/settlement.js';
 import { createRefunds } from './modules/payments/refunds.js';
+import { createIntents } from './modules/payments/intents.js';
+import {
+  createCustomersService,
+  createWalletTopupSettlement,
+} from './modules/customers/customers.service.js';
 import { createRazorpayClient } from './providers/razorpay/razorpay.api.js';
 import { createOrderSettlement } from './modules/orders/order-settlement.js';
 import { tenantsRoutes } from './modules/tenants/tenants.routes.js';
@@ -132,6 +137,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   const secrets = await tenants.bootstrap({
     ...(config.adminToken ? { adminToken: config.adminToken } : {}),
     ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
+    ...(config.pinSecret ? { pinSecret: config.pinSecret } : {}),
   });
   if (!config.jwtSecret && config.database.kind !== 'sqlite-memory') {
     // Whoever reads this key (in the database, or any backup of it) can sign an admin token.
@@ -271,7 +277,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
           keySecret: config.razorpay.keySecret,
         })
       : undefined;
+  const intents = createIntents({
+    db,
+    repo: paymentsRepo,
+    settlement,
+    logger,
+    pollMs: config.paymentStatusPollMs,
+    ttlMs: config.paymentIntentTtlMs,
+  });
   const ledger = createLedgerService({ db });
+  const customers = createCustomersService({
+    db,
+    ledger,
+    defaultCountryCode: tenants.defaultCountryCode,
+    pinKey: secrets.pinKey,
+  });
+  settlement.register('wallet_topup', createWalletTopupSettlement({ ledger, customers }));
   const refunds = createRefunds({
     db,
     dialect,
@@ -470,6 +491,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
     dispatch: (p) => dispatcher.fromOutbox(p.machineId, p.commandId),
     refund: (p) => refunds.runProviderRefund(p.refundId),
+    payment_status: (p) => intents.check(p),
+    payment_expire: (p) => intents.expire(p),
     print: (p) => {
       printNotifier.notify(p.tenantId, p.siteId);
       printPush.offer(p.tenantId, p.siteId);
@@ -548,6 +571,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       kitchen,
       alerts,
       ledger,
+      customers,
+      intents,
+      settlement,
+      refunds,
     },
     metrics,
     async listen(): Promise<string> {

@@ -14,6 +14,12 @@ export interface Config {
   redisUrl: string | undefined;
   adminToken: string | undefined;
   jwtSecret: string | undefined;
+  /** Key mixed into customer PIN hashes (PIN_SECRET); generated and stored when unset. */
+  pinSecret: string | undefined;
+  /** How often a pending one-off payment's provider is asked for its status. */
+  paymentStatusPollMs: number;
+  /** How long a one-off intent (MoMo request, bank transfer, checkout) stays payable. */
+  paymentIntentTtlMs: number;
   razorpay: {
     keyId: string | undefined;
     keySecret: string | undefined;
@@ -207,6 +213,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
   }
   refusePlaceholder('JWT_SECRET', jwtSecret);
+  const pinSecret = text(env, 'PIN_SECRET');
+  if (pinSecret !== undefined && pinSecret.length < 32) {
+    throw new ConfigError('PIN_SECRET', 'must be at least 32 characters');
+  }
+  refusePlaceholder('PIN_SECRET', pinSecret);
   const keyId = text(env, 'RAZORPAY_KEY_ID');
   const keySecret = text(env, 'RAZORPAY_KEY_SECRET');
   if ((keyId === undefined) !== (keySecret === undefined)) {
@@ -228,6 +239,9 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
     adminToken,
     jwtSecret,
+    pinSecret,
+    paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
+    paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     razorpay: {
       keyId,
       keySecret,

@@ -6,6 +6,8 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { nowIso, type Db, type Executor } from './db/database.js';
 
+// Modules add their own topics by declaration merging (`declare module '…/platform/outbox.js'`)
+// and register their handlers with `relay.handle(topic, fn)` before `start()`.
 export interface OutboxTopics {
   /** Emit a live event to rooms of one tenant. */
   live: { tenantId: string; rooms: string[]; event: string; data: Record<string, unknown> };
@@ -17,7 +19,8 @@ export interface OutboxTopics {
   refund: { tenantId: string; refundId: string };
 }
 export type OutboxTopic = keyof OutboxTopics;
-export type OutboxHandlers = { [T in OutboxTopic]: (payload: OutboxTopics[T]) => void | Promise<void> };
+export type OutboxHandler<T extends OutboxTopic> = (payload: OutboxTopics[T]) => void | Promise<void>;
+export type OutboxHandlers = { [T in OutboxTopic]?: OutboxHandler<T> };
 
 export async function enqueueOutbox<T extends OutboxTopic>(
   ex: Executor,
@@ -61,7 +64,8 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   const batchSize = deps.batchSize ?? 500;
   const maxAttempts = deps.maxAttempts ?? 8;
   const leaseMs = deps.leaseMs ?? 60_000;
-  let handlers: OutboxHandlers | undefined;
+  const registered = new Map<string, (payload: unknown) => void | Promise<void>>();
+  let running = false;
   let scheduled = false;
   // Relays run one after another; drain() never rejects, so the chain never breaks.
   let chain: Promise<void> = Promise.resolve();
@@ -121,13 +125,12 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   }
 
   async function drainOnce(): Promise<number> {
-    if (!handlers) return 0;
-    const active = handlers;
+    if (!running) return 0;
     const rows = await claim();
     if (rows.length === 0) return 0;
     const done: number[] = [];
     for (const row of rows) {
-      const handler = active[row.topic as OutboxTopic] as ((p: unknown) => void | Promise<void>) | undefined;
+      const handler = registered.get(row.topic);
       try {
         if (!handler) throw new Error(`no handler for job topic "${row.topic}"`);
         await handler(JSON.parse(row.payload));
@@ -163,15 +166,23 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   return {
     flushSoon,
     drain,
-    start(h: OutboxHandlers, intervalMs = 1000): void {
-      handlers = h;
+    /** Registers the handler of one topic (a module's own jobs); once per topic. */
+    handle<T extends OutboxTopic>(topic: T, handler: OutboxHandler<T>): void {
+      if (registered.has(topic)) throw new Error(`job topic "${topic}" already has a handler`);
+      registered.set(topic, handler as (payload: unknown) => void | Promise<void>);
+    },
+    start(h: OutboxHandlers = {}, intervalMs = 1000): void {
+      for (const [topic, handler] of Object.entries(h)) {
+        if (handler) registered.set(topic, handler as (payload: unknown) => void | Promise<void>);
+      }
+      running = true;
       flushSoon();
       timer = setInterval(flushSoon, intervalMs);
       timer.unref();
     },
     async stop(): Promise<void> {
       if (timer) clearInterval(timer);
-      handlers = undefined;
+      running = false;
       await chain;
     },
   };

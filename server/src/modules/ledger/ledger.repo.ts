@@ -65,13 +65,15 @@ export function createLedgerRepo() {
      * Adds `delta` to the cached balance unless that would take an account that may not go
      * negative below zero; one statement, so concurrent transfers cannot both pass the check.
      */
-    async addToBalance(ex: Executor, accountId: string, delta: number): Promise<boolean> {
-      const result = await ex
+    async addToBalance(ex: Executor, accountId: string, delta: number, force = false): Promise<boolean> {
+      let q = ex
         .updateTable('ledger_accounts')
         .set((eb) => ({ balance: eb('balance', '+', delta) }))
-        .where('id', '=', accountId)
-        .where((eb) => eb.or([eb('allow_negative', '=', 1), eb(eb('balance', '+', delta), '>=', 0)]))
-        .executeTakeFirst();
+        .where('id', '=', accountId);
+      if (!force) {
+        q = q.where((eb) => eb.or([eb('allow_negative', '=', 1), eb(eb('balance', '+', delta), '>=', 0)]));
+      }
+      const result = await q.executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
 

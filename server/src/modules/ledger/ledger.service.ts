@@ -21,6 +21,14 @@ export const ACCOUNT_KINDS = {
   revenue: { allowNegative: true },
   /** Money owed back to customers (per site). */
   refunds_due: { allowNegative: false },
+  /** A customer's prepaid money in one currency (per customer). */
+  wallet: { allowNegative: false },
+  /** A water customer's prepaid water in ml (per customer); only offline dispensing overdraws it. */
+  water_credit: { allowNegative: false },
+  /** Water held for approved dispenses not yet settled, in ml (per customer). */
+  water_held: { allowNegative: false },
+  /** Water sold and dispensed, in ml (per tenant): the counterpart of customers' credit. */
+  water_issued: { allowNegative: true },
 } as const satisfies Record<string, { allowNegative: boolean }>;
 export type AccountKind = keyof typeof ACCOUNT_KINDS;
 
@@ -55,6 +63,11 @@ export interface TransferInput {
   unit: string;
   cause: { type: string; id: string };
   memo?: string;
+  /**
+   * Lets `from` go below zero even when its kind may not (water already dispensed offline): the
+   * caller flags it. Never for money.
+   */
+  overdraw?: boolean;
 }
 
 const toAccount = (r: AccountRow): LedgerAccount => ({
@@ -121,7 +134,8 @@ export function createLedgerService(deps: { db: Db }) {
       { account: to, delta: t.amount },
     ].sort((a, b) => (a.account.id < b.account.id ? -1 : 1));
     for (const move of moves) {
-      if (!(await repo.addToBalance(ex, move.account.id, move.delta))) {
+      const force = t.overdraw === true && move.account.id === from.id;
+      if (!(await repo.addToBalance(ex, move.account.id, move.delta, force))) {
         const a = move.account;
         throw new AppError(
           'INVALID_STATE',

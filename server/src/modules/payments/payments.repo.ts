@@ -1,6 +1,6 @@
 // Queries on the payments table (owned by the payments module): one row per payment of every
 // channel, written in the transaction that applies it.
-import type { Updateable } from 'kysely';
+import type { Insertable, Updateable } from 'kysely';
 import type { Db, Executor } from '../../platform/db/database.js';
 import type { PaymentRow, PaymentsTable } from '../../platform/db/schema.js';
 
@@ -18,11 +18,21 @@ export interface PaymentListFilter {
 
 export function createPaymentsRepo(db: Db) {
   return {
-    insert(row: PaymentRow, ex: Executor = db) {
+    insert(row: Insertable<PaymentsTable>, ex: Executor = db) {
       return ex.insertInto('payments').values(row).execute();
     },
     findById(id: string, ex: Executor = db): Promise<PaymentRow | undefined> {
       return ex.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+    /** The newest payment carrying our reference (a bank transfer's RF reference). */
+    byReference(
+      tenantId: string | null,
+      reference: string,
+      ex: Executor = db,
+    ): Promise<PaymentRow | undefined> {
+      let q = ex.selectFrom('payments').selectAll().where('reference', '=', reference);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      return q.orderBy('id', 'desc').limit(1).executeTakeFirst();
     },
     /** The newest payment of an order by one method (a cash session's payment). */
     findOpenForOrder(orderId: string, method: string, ex: Executor = db): Promise<PaymentRow | undefined> {

@@ -246,6 +246,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         created_at: receivedAt,
         completed_at: mismatch ? null : receivedAt,
         updated_at: receivedAt,
+        expires_at: null,
       };
       await repo.insert(payment, tx);
       // A standing intent (the machine's fixed-amount QR) paid another amount: kept, not applied.

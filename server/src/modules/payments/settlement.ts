@@ -60,12 +60,24 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
      * Moves a PENDING payment to SUCCEEDED and runs its handler, once: a payment that is no longer
      * pending (settled by a concurrent delivery) is left alone and `undefined` returned.
      */
-    async succeed(ex: Executor, paymentId: string, receivedMinor: number, ctx: SettlementContext) {
+    async succeed(
+      ex: Executor,
+      paymentId: string,
+      receivedMinor: number,
+      ctx: SettlementContext,
+      extra: { providerPaymentId?: string } = {},
+    ) {
       const now = nowIso();
       const payment = await deps.repo.updateIfStatus(
         paymentId,
         ['PENDING'],
-        { status: 'SUCCEEDED', received_minor: receivedMinor, completed_at: now, updated_at: now },
+        {
+          status: 'SUCCEEDED',
+          received_minor: receivedMinor,
+          completed_at: now,
+          updated_at: now,
+          ...(extra.providerPaymentId !== undefined ? { provider_payment_id: extra.providerPaymentId } : {}),
+        },
         ex,
       );
       if (payment) await apply(ex, payment, ctx);

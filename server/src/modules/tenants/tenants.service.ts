@@ -16,6 +16,8 @@ export interface Tenant {
 export interface InstallationSecrets {
   adminTokenHash: string;
   jwtSecret: Uint8Array;
+  /** The key mixed into every customer PIN hash: PIN_SECRET, else one generated and stored. */
+  pinKey: Buffer;
   /** Set only when this start generated the admin token: print it once. */
   generatedAdminToken?: string;
   /** Which admin token is in force: ADMIN_TOKEN, or the one stored (generated at first start). */
@@ -60,7 +62,11 @@ export function createTenantsService(db: Db) {
 
   return {
     /** First start: default tenant + site, generated secrets. Safe to run on every start and on many nodes. */
-    async bootstrap(options: { adminToken?: string; jwtSecret?: string }): Promise<InstallationSecrets> {
+    async bootstrap(options: {
+      adminToken?: string;
+      jwtSecret?: string;
+      pinSecret?: string;
+    }): Promise<InstallationSecrets> {
       await db
         .insertInto('tenants')
         .values({ id: DEFAULT_TENANT, name: 'Default tenant', created_at: nowIso() })
@@ -69,6 +75,9 @@ export function createTenantsService(db: Db) {
       await ensureDefaultSite(DEFAULT_TENANT);
       const jwt =
         options.jwtSecret ?? (await setting('jwt_secret', () => randomBytes(32).toString('hex'))).value;
+      const pinKey = Buffer.from(
+        options.pinSecret ?? (await setting('pin_secret', () => randomBytes(32).toString('hex'))).value,
+      );
       if (options.adminToken) {
         const hash = sha256(options.adminToken);
         const stored = await db
@@ -79,6 +88,7 @@ export function createTenantsService(db: Db) {
         return {
           adminTokenHash: hash,
           jwtSecret: new TextEncoder().encode(jwt),
+          pinKey,
           adminTokenSource: 'environment',
           storedAdminTokenUnused: stored !== undefined && stored.value !== hash,
         };
@@ -91,6 +101,7 @@ export function createTenantsService(db: Db) {
       return {
         adminTokenHash: stored.value,
         jwtSecret: new TextEncoder().encode(jwt),
+        pinKey,
         adminTokenSource: 'stored',
         storedAdminTokenUnused: false,
         ...(stored.created && generated ? { generatedAdminToken: generated } : {}),
@@ -122,6 +133,25 @@ export function createTenantsService(db: Db) {
       return (
         (await db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst()) !== undefined
       );
+    },
+
+    /** The tenant's calling code for local phone numbers ("254"), or null. */
+    async defaultCountryCode(tenantId: string, ex: Executor = db): Promise<string | null> {
+      const row = await ex
+        .selectFrom('tenants')
+        .select('default_country_code')
+        .where('id', '=', tenantId)
+        .executeTakeFirst();
+      return row?.default_country_code ?? null;
+    },
+
+    /** Sets the tenant's calling code (digits, 1–3 of them), audited by the caller's route. */
+    async setDefaultCountryCode(tenantId: string, code: string | null, ex: Executor = db): Promise<void> {
+      await ex
+        .updateTable('tenants')
+        .set({ default_country_code: code })
+        .where('id', '=', tenantId)
+        .execute();
     },
 
     /** The currency of a site of the tenant, or undefined when there is no such site. */

@@ -617,6 +617,62 @@ const refunds: Migration = {
   },
 };
 
+// Customers (water customers and cafe wallet holders, one per phone number and tenant), the
+// tenant's calling code for local numbers, the plans they buy, and the expiry of one-off intents.
+const customers: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('tenants').addColumn('default_country_code', 'text').execute();
+    await db.schema
+      .createTable('customers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('account_id', 'text', (c) => c.notNull())
+      .addColumn('phone', 'text', (c) => c.notNull())
+      .addColumn('full_name', 'text')
+      .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('pin_hash', 'text')
+      .addColumn('pin_failures', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('pin_locked_until', 'text')
+      .addColumn('daily_limit_ml', 'bigint')
+      .addColumn('subscription_plan_id', 'text')
+      .addColumn('subscription_expires_at', 'text')
+      .addColumn('site_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('customers_phone_uq', ['tenant_id', 'phone'])
+      .addUniqueConstraint('customers_account_uq', ['tenant_id', 'account_id'])
+      .execute();
+    await db.schema
+      .createTable('plans')
+      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+      .addColumn('id', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('price_minor', 'bigint', (c) => c.notNull())
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('days', 'integer')
+      .addColumn('credit_ml', 'bigint')
+      .addColumn('daily_limit_ml', 'bigint')
+      .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('plans_pk', ['tenant_id', 'id'])
+      .execute();
+    await db.schema.alterTable('payments').addColumn('expires_at', 'text').execute();
+    await db.schema
+      .createIndex('payments_pending_idx')
+      .on('payments')
+      .columns(['status', 'expires_at'])
+      .execute();
+    await db.schema.createIndex('payments_reference_idx').on('payments').columns(['reference']).execute();
+    await db.schema
+      .createIndex('payments_customer_idx')
+      .on('payments')
+      .columns(['customer_id', 'id'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -630,6 +686,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0009_jobs': jobs,
       '0010_payments': payments,
       '0011_refunds': refunds,
+      '0012_customers': customers,
     }),
   };
 }

@@ -5,7 +5,48 @@ import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
 export interface TenantsTable {
   id: string;
   name: string;
+  /** Calling code for local phone numbers ("254"), or null: numbers must be international. */
+  default_country_code: Generated<string | null>;
   created_at: string;
+}
+
+/** A water customer or a cafe wallet holder: one per phone number (E.164) and tenant. */
+export interface CustomersTable {
+  id: string;
+  tenant_id: string;
+  /** `TSF` + 6 characters, unique per tenant (the earlier water system's format). */
+  account_id: string;
+  phone: string;
+  full_name: string | null;
+  active: number;
+  /** argon2id hash of the 4-digit PIN; null: not registered. */
+  pin_hash: string | null;
+  pin_failures: number;
+  pin_locked_until: string | null;
+  daily_limit_ml: number | null;
+  subscription_plan_id: string | null;
+  subscription_expires_at: string | null;
+  /** JSON array of site ids the customer may use; [] = every site. */
+  site_ids: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What customers buy with purpose `plan`: days of water (subscription) or millilitres (credit). */
+export interface PlansTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  /** subscription | credit */
+  kind: string;
+  price_minor: number;
+  currency: string;
+  days: number | null;
+  credit_ml: number | null;
+  daily_limit_ml: number | null;
+  active: number;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface SettingsTable {
@@ -336,6 +377,8 @@ export interface PaymentsTable {
   created_at: string;
   completed_at: string | null;
   updated_at: string;
+  /** A one-off intent not paid by then ends EXPIRED; null for standing intents and cash. */
+  expires_at: Generated<string | null>;
 }
 
 /** A refund against a payment; never more in total than the payment received. */
@@ -358,6 +401,8 @@ export interface RefundsTable {
 }
 
 export interface Database {
+  customers: CustomersTable;
+  plans: PlansTable;
   payments: PaymentsTable;
   refunds: RefundsTable;
   machine_online_samples: MachineOnlineSamplesTable;
@@ -393,6 +438,8 @@ export type CommandRow = Selectable<CommandsTable>;
 export type PaymentEventRow = Selectable<PaymentEventsTable>;
 export type PaymentRow = Selectable<PaymentsTable>;
 export type RefundRow = Selectable<RefundsTable>;
+export type CustomerRow = Selectable<CustomersTable>;
+export type PlanRow = Selectable<PlansTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
 export type ProductRow = Selectable<ProductsTable>;

@@ -31,6 +31,14 @@ export interface Authenticator {
   /** A token that lets a customer screen follow one order room (`order:<orderNumber>`). */
   issueOrderToken(scope: OrderTokenScope): Promise<string>;
   verifyOrderToken(token: string): Promise<OrderTokenScope | null>;
+  /** A customer's token (wallet sign-in): never a staff token, never an order token. */
+  issueCustomerToken(subject: CustomerTokenSubject): Promise<string>;
+  verifyCustomerToken(token: string): Promise<CustomerTokenSubject | null>;
+}
+
+export interface CustomerTokenSubject {
+  tenantId: string;
+  customerId: string;
 }
 
 export interface StaffTokenSubject {
@@ -183,6 +191,27 @@ export function createAuthenticator(deps: {
         .setIssuedAt()
         .setExpirationTime('24h')
         .sign(deps.jwtSecret);
+    },
+    issueCustomerToken(subject) {
+      return new SignJWT({ scope: 'customer', tenantId: subject.tenantId })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(subject.customerId)
+        .setIssuedAt()
+        .setExpirationTime('12h')
+        .sign(deps.jwtSecret);
+    },
+    async verifyCustomerToken(token) {
+      if (!looksLikeJwt(token)) return null;
+      try {
+        const options = { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] };
+        const { payload } = await jwtVerify(token, deps.jwtSecret, options);
+        const { scope, tenantId } = payload as { scope?: unknown; tenantId?: unknown };
+        return scope === 'customer' && typeof tenantId === 'string' && typeof payload.sub === 'string'
+          ? { tenantId, customerId: payload.sub }
+          : null;
+      } catch {
+        return null;
+      }
     },
     async verifyOrderToken(token) {
       if (!looksLikeJwt(token)) return null;

@@ -1,0 +1,75 @@
+// Queries on the customers and plans tables (owned by the customers module).
+import { sql, type Insertable, type Updateable } from 'kysely';
+import type { Db, Executor } from '../../platform/db/database.js';
+import { likeEscape } from '../../platform/db/like.js';
+import type { CustomerRow, CustomersTable, PlanRow, PlansTable } from '../../platform/db/schema.js';
+
+export function createCustomersRepo(db: Db) {
+  return {
+    /** False when the phone number or the account id is taken already. */
+    async insertIfAbsent(row: Insertable<CustomersTable>, ex: Executor = db): Promise<boolean> {
+      const result = await ex
+        .insertInto('customers')
+        .values(row)
+        .onConflict((oc) => oc.doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      return result !== undefined;
+    },
+
+    byId: (tenantId: string | null, id: string, ex: Executor = db): Promise<CustomerRow | undefined> => {
+      let q = ex.selectFrom('customers').selectAll().where('id', '=', id);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      return q.executeTakeFirst();
+    },
+
+    byPhone: (tenantId: string, phone: string, ex: Executor = db): Promise<CustomerRow | undefined> =>
+      ex
+        .selectFrom('customers')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('phone', '=', phone)
+        .executeTakeFirst(),
+
+    update: (id: string, changes: Updateable<CustomersTable>, ex: Executor = db) =>
+      ex.updateTable('customers').set(changes).where('id', '=', id).returningAll().executeTakeFirst(),
+
+    /** Staff search: an exact phone or account id, or a part of the name; newest first. */
+    search(
+      tenantId: string | null,
+      q: { phone?: string; text?: string; before?: string; limit: number },
+    ): Promise<CustomerRow[]> {
+      let query = db.selectFrom('customers').selectAll().orderBy('id', 'desc').limit(q.limit);
+      if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+      if (q.before !== undefined) query = query.where('id', '<', q.before);
+      const { phone, text } = q;
+      if (phone !== undefined || text !== undefined) {
+        query = query.where((eb) => {
+          const any = [];
+          if (phone !== undefined) any.push(eb('phone', '=', phone));
+          if (text !== undefined) {
+            any.push(eb('account_id', '=', text.toUpperCase()));
+            const pattern = `%${likeEscape(text.toLowerCase())}%`;
+            any.push(sql<boolean>`lower(full_name) like ${pattern} escape '\\'`);
+          }
+          return eb.or(any);
+        });
+      }
+      return query.execute();
+    },
+
+    insertPlan: (row: Insertable<PlansTable>, ex: Executor = db) =>
+      ex.insertInto('plans').values(row).execute(),
+    plan: (tenantId: string, id: string, ex: Executor = db): Promise<PlanRow | undefined> =>
+      ex
+        .selectFrom('plans')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .executeTakeFirst(),
+    plans: (tenantId: string, ex: Executor = db): Promise<PlanRow[]> =>
+      ex.selectFrom('plans').selectAll().where('tenant_id', '=', tenantId).orderBy('price_minor').execute(),
+  };
+}
+
+export type CustomersRepo = ReturnType<typeof createCustomersRepo>;

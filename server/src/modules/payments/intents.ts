@@ -1,0 +1,232 @@
+// One-off payment intents: a MoMo or Airtel request, a bank transfer with our RF reference, a
+// card checkout. Each is a PENDING payment created before the customer pays, with our unique id
+// (the provider's reference) and an expiry. A provider whose callbacks are unsigned is never
+// trusted on the callback: the callback, or the poll every PAYMENT_STATUS_POLL_MS, runs a status
+// check through the job table, and only the provider's status API answer settles the payment.
+import type { Logger } from 'pino';
+import { AppError } from '../../platform/errors.js';
+import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import type { PaymentRow } from '../../platform/db/schema.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import type { PaymentsRepo } from './payments.repo.js';
+import type { PaymentPurpose, Settlement, SettlementContext } from './settlement.js';
+
+declare module '../../platform/outbox.js' {
+  interface OutboxTopics {
+    /** Ask a pending payment's provider where it stands; `poll`: schedule the next check. */
+    payment_status: { tenantId: string; paymentId: string; poll: boolean };
+    /** A one-off intent reached its expiry: EXPIRED unless paid meanwhile. */
+    payment_expire: { tenantId: string; paymentId: string };
+  }
+}
+
+/** What a provider's status API says about one payment. */
+export type ProviderStatus =
+  | { status: 'PENDING' }
+  | { status: 'SUCCEEDED'; receivedMinor: number; providerPaymentId?: string }
+  | { status: 'FAILED'; failureCode: string; providerPaymentId?: string };
+
+/** A provider adapter's status API (MoMo, Airtel, a card gateway). */
+export interface PaymentStatusSource {
+  fetchStatus(payment: PaymentRow): Promise<ProviderStatus>;
+}
+
+export interface IntentInput {
+  tenantId: string;
+  siteId?: string | null;
+  purpose: PaymentPurpose;
+  method: string;
+  provider?: string | null;
+  orderId?: string | null;
+  customerId?: string | null;
+  planId?: string | null;
+  machineId?: string | null;
+  amountMinor: number;
+  currency: string;
+  /** Our reference for the payer (an RF reference); the payment id is used when absent. */
+  reference?: string | null;
+  /** Default: now + PAYMENT_INTENT_TTL_MS. */
+  expiresAt?: string;
+  /** The payment id, when the caller needs it before the row exists (a provider request id). */
+  id?: string;
+}
+
+/** Told, in the transaction, when a one-off payment ends without money (FAILED or EXPIRED). */
+export type IntentEndedListener = (ex: Executor, payment: PaymentRow) => Promise<void>;
+
+export interface IntentsDeps {
+  db: Db;
+  repo: PaymentsRepo;
+  settlement: Settlement;
+  logger: Logger;
+  pollMs: number;
+  ttlMs: number;
+}
+
+export function createIntents(deps: IntentsDeps) {
+  const { db, repo, settlement } = deps;
+  const sources = new Map<string, PaymentStatusSource>();
+  const endedListeners = new Map<string, IntentEndedListener>();
+
+  async function create(ex: Executor, input: IntentInput): Promise<PaymentRow> {
+    if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
+      throw new AppError('VALIDATION_FAILED', 'a payment needs a positive whole amount in minor units');
+    }
+    const id = input.id ?? newId();
+    const now = nowIso();
+    const expiresAt = input.expiresAt ?? new Date(Date.now() + deps.ttlMs).toISOString();
+    const row: PaymentRow = {
+      id,
+      tenant_id: input.tenantId,
+      site_id: input.siteId ?? null,
+      purpose: input.purpose,
+      order_id: input.orderId ?? null,
+      customer_id: input.customerId ?? null,
+      plan_id: input.planId ?? null,
+      machine_id: input.machineId ?? null,
+      method: input.method,
+      provider: input.provider ?? null,
+      provider_payment_id: null,
+      reference: input.reference ?? id,
+      amount_minor: input.amountMinor,
+      received_minor: 0,
+      currency: input.currency,
+      status: 'PENDING',
+      failure_code: null,
+      refunded_minor: 0,
+      created_at: now,
+      completed_at: null,
+      updated_at: now,
+      expires_at: expiresAt,
+    };
+    await repo.insert(row, ex);
+    await enqueueOutbox(
+      ex,
+      'payment_expire',
+      { tenantId: input.tenantId, paymentId: id },
+      { runAt: expiresAt },
+    );
+    if (row.provider !== null && sources.has(row.provider)) {
+      const runAt = new Date(Date.now() + deps.pollMs).toISOString();
+      await enqueueOutbox(
+        ex,
+        'payment_status',
+        { tenantId: input.tenantId, paymentId: id, poll: true },
+        { runAt },
+      );
+    }
+    return row;
+  }
+
+  async function ended(ex: Executor, payment: PaymentRow): Promise<void> {
+    await endedListeners.get(payment.purpose)?.(ex, payment);
+  }
+
+  /** Ends a pending payment without money (`FAILED` with a code); false if it was not pending. */
+  async function fail(ex: Executor, paymentId: string, failureCode: string): Promise<boolean> {
+    const now = nowIso();
+    const row = await repo.updateIfStatus(
+      paymentId,
+      ['PENDING'],
+      { status: 'FAILED', failure_code: failureCode, completed_at: now, updated_at: now },
+      ex,
+    );
+    if (row) await ended(ex, row);
+    return row !== undefined;
+  }
+
+  /** The job `payment_status`: one question to the provider, applied in one transaction. */
+  async function check(job: { paymentId: string; poll: boolean }): Promise<void> {
+    const payment = await repo.findById(job.paymentId);
+    if (!payment || payment.status !== 'PENDING') return;
+    const source = payment.provider !== null ? sources.get(payment.provider) : undefined;
+    if (!source) return;
+    // A provider that does not answer throws: the job table retries with backoff.
+    const answer = await source.fetchStatus(payment);
+    const ctx: SettlementContext = { actor: `provider:${payment.provider}` };
+    await db.transaction().execute(async (tx) => {
+      if (answer.status === 'SUCCEEDED') {
+        await settlement.succeed(tx, payment.id, answer.receivedMinor, ctx, {
+          ...(answer.providerPaymentId !== undefined ? { providerPaymentId: answer.providerPaymentId } : {}),
+        });
+      } else if (answer.status === 'FAILED') {
+        if (answer.providerPaymentId !== undefined) {
+          await repo.updateIfStatus(
+            payment.id,
+            ['PENDING'],
+            { provider_payment_id: answer.providerPaymentId },
+            tx,
+          );
+        }
+        await fail(tx, payment.id, answer.failureCode);
+      } else if (job.poll) {
+        const expired = payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now();
+        if (!expired) {
+          const runAt = new Date(Date.now() + deps.pollMs).toISOString();
+          const next = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true };
+          await enqueueOutbox(tx, 'payment_status', next, { runAt });
+        }
+      }
+    });
+  }
+
+  /**
+   * The job `payment_expire`: a pending intent past its expiry ends EXPIRED. A provider with a
+   * status API is asked one last time first, so a payment made at the last second still counts.
+   */
+  async function expire(job: { paymentId: string }): Promise<void> {
+    const payment = await repo.findById(job.paymentId);
+    if (!payment || payment.status !== 'PENDING') return;
+    if (payment.expires_at === null || Date.parse(payment.expires_at) > Date.now()) return;
+    if (payment.provider !== null && sources.has(payment.provider)) {
+      await check({ paymentId: payment.id, poll: false });
+    }
+    await db.transaction().execute(async (tx) => {
+      const now = nowIso();
+      const row = await repo.updateIfStatus(
+        payment.id,
+        ['PENDING'],
+        { status: 'EXPIRED', completed_at: now, updated_at: now },
+        tx,
+      );
+      if (row) await ended(tx, row);
+    });
+  }
+
+  return {
+    create,
+    fail,
+    check,
+    expire,
+
+    /** A provider adapter's status API; its pending payments are polled and confirmed with it. */
+    registerStatusSource(provider: string, source: PaymentStatusSource): void {
+      if (sources.has(provider)) throw new Error(`provider "${provider}" already has a status source`);
+      sources.set(provider, source);
+    },
+
+    /** Called when a payment of `purpose` ends FAILED or EXPIRED (in its transaction). */
+    onEnded(purpose: PaymentPurpose, listener: IntentEndedListener): void {
+      if (endedListeners.has(purpose)) throw new Error(`purpose "${purpose}" already has an ended listener`);
+      endedListeners.set(purpose, listener);
+    },
+
+    /**
+     * An unsigned callback (or a staff "check now") arrived: ask the provider's status API as soon
+     * as the job table runs, in the caller's transaction (the callback's inbox row commits with it).
+     */
+    async scheduleCheck(ex: Executor, payment: { id: string; tenant_id: string }): Promise<void> {
+      await enqueueOutbox(ex, 'payment_status', {
+        tenantId: payment.tenant_id,
+        paymentId: payment.id,
+        poll: false,
+      });
+    },
+
+    /** A pending intent by our reference (a bank transfer's RF reference). */
+    byReference: (tenantId: string | null, reference: string, ex: Executor = db) =>
+      repo.byReference(tenantId, reference, ex),
+  };
+}
+
+export type Intents = ReturnType<typeof createIntents>;
