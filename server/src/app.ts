@@ -40,6 +40,8 @@ import { createPaymentsRepo } from './modules/payments/payments.repo.js';
 import { createSettlement } from './modules/payments/settlement.js';
 import { createRefunds } from './modules/payments/refunds.js';
 import { createIntents } from './modules/payments/intents.js';
+import { createSms } from './modules/messaging/sms.js';
+import { createAtSmsClient } from './providers/africastalking/at.api.js';
 import {
   createCustomersService,
   createWalletTopupSettlement,
@@ -292,6 +294,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     defaultCountryCode: tenants.defaultCountryCode,
     pinKey: secrets.pinKey,
   });
+  const at = config.africasTalking;
+  const sms = createSms({
+    logger,
+    ...(at.username && at.apiKey
+      ? {
+          client: createAtSmsClient({
+            baseUrl: at.apiBase,
+            username: at.username,
+            apiKey: at.apiKey,
+            ...(at.from ? { from: at.from } : {}),
+          }),
+        }
+      : {}),
+  });
   settlement.register('wallet_topup', createWalletTopupSettlement({ ledger, customers }));
   const refunds = createRefunds({
     db,
@@ -493,6 +509,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     refund: (p) => refunds.runProviderRefund(p.refundId),
     payment_status: (p) => intents.check(p),
     payment_expire: (p) => intents.expire(p),
+    sms: (p) => sms.run(p),
     print: (p) => {
       printNotifier.notify(p.tenantId, p.siteId);
       printPush.offer(p.tenantId, p.siteId);
@@ -573,6 +590,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       ledger,
       customers,
       intents,
+      sms,
       settlement,
       refunds,
     },

@@ -16,6 +16,14 @@ export interface Config {
   jwtSecret: string | undefined;
   /** Key mixed into customer PIN hashes (PIN_SECRET); generated and stored when unset. */
   pinSecret: string | undefined;
+  /** Africa's Talking: SMS API (username + key) and the secret in the USSD/SMS callback URLs. */
+  africasTalking: {
+    apiBase: string;
+    username: string | undefined;
+    apiKey: string | undefined;
+    from: string | undefined;
+    callbackSecret: string | undefined;
+  };
   /** How often a pending one-off payment's provider is asked for its status. */
   paymentStatusPollMs: number;
   /** How long a one-off intent (MoMo request, bank transfer, checkout) stays payable. */
@@ -240,6 +248,13 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken,
     jwtSecret,
     pinSecret,
+    africasTalking: {
+      apiBase: url(env, 'AT_API_BASE', 'https://api.africastalking.com', ['http:', 'https:'])!,
+      username: text(env, 'AT_USERNAME'),
+      apiKey: text(env, 'AT_API_KEY'),
+      from: text(env, 'AT_SENDER_ID'),
+      callbackSecret: text(env, 'AT_CALLBACK_SECRET'),
+    },
     paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     razorpay: {

@@ -349,23 +349,21 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       for (let attempt = 0; ; attempt++) {
         const orderNumber = input.orderNumber ?? `K${randomBytes(3).toString('hex').toUpperCase()}`;
         try {
-          return await db
-            .transaction()
-            .execute((tx) =>
-              orders.create(tx, {
-                tenantId: input.tenantId,
-                siteId: site.id,
-                machineId: input.machineId,
-                orderNumber,
-                amount,
-                currency: site.currency,
-                source: 'kiosk',
-                status: 'CREATED',
-                items,
-                ...(input.customerName ? { customerName: input.customerName } : {}),
-                actor: input.actor,
-              }),
-            );
+          return await db.transaction().execute((tx) =>
+            orders.create(tx, {
+              tenantId: input.tenantId,
+              siteId: site.id,
+              machineId: input.machineId,
+              orderNumber,
+              amount,
+              currency: site.currency,
+              source: 'kiosk',
+              status: 'CREATED',
+              items,
+              ...(input.customerName ? { customerName: input.customerName } : {}),
+              actor: input.actor,
+            }),
+          );
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
           if (input.orderNumber !== undefined)

@@ -1,0 +1,56 @@
+// Africa's Talking SMS API (POST {AT_API_BASE}/version1/messaging, form-encoded, `apiKey` header;
+// success is HTTP 201 with a per-recipient statusCode). Only what Kioskhub sends: one message to
+// one number. The base URL is configurable so tests talk to a local fake of the documented API.
+
+export interface AtSmsClient {
+  send(to: string, message: string): Promise<{ messageId: string | null }>;
+}
+
+/** An answer from Africa's Talking that will not get better by retrying (a bad number, a blacklist). */
+export class AtPermanentError extends Error {}
+
+/** Recipient status codes that mean the message was accepted (Processed, Sent, Queued). */
+const ACCEPTED = new Set([100, 101, 102]);
+/** Codes a retry cannot fix: invalid sender or number, unsupported number, blacklisted, DND. */
+const PERMANENT = new Set([402, 403, 404, 406, 409]);
+
+export function createAtSmsClient(opts: {
+  baseUrl: string;
+  username: string;
+  apiKey: string;
+  from?: string;
+  timeoutMs?: number;
+}): AtSmsClient {
+  return {
+    async send(to, message) {
+      const body = new URLSearchParams({ username: opts.username, to, message });
+      if (opts.from) body.set('from', opts.from);
+      const response = await fetch(new URL('/version1/messaging', opts.baseUrl), {
+        method: 'POST',
+        headers: {
+          apiKey: opts.apiKey,
+          Accept: 'application/json',
+          'Content-Type': 'application/x-www-form-urlencoded',
+        },
+        body,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+      });
+      const text = await response.text();
+      if (response.status !== 201) {
+        throw new Error(`Africa's Talking answered ${response.status}: ${text.slice(0, 200)}`);
+      }
+      const parsed = JSON.parse(text) as {
+        SMSMessageData?: { Recipients?: { statusCode?: number; status?: string; messageId?: string }[] };
+      };
+      const recipient = parsed.SMSMessageData?.Recipients?.[0];
+      if (!recipient || typeof recipient.statusCode !== 'number') {
+        throw new Error(`Africa's Talking accepted no recipient: ${text.slice(0, 200)}`);
+      }
+      if (!ACCEPTED.has(recipient.statusCode)) {
+        const what = `Africa's Talking refused the message: ${recipient.statusCode} ${recipient.status ?? ''}`;
+        throw PERMANENT.has(recipient.statusCode) ? new AtPermanentError(what) : new Error(what);
+      }
+      return { messageId: recipient.messageId ?? null };
+    },
+  };
+}
