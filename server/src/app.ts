@@ -40,6 +40,7 @@ import { createPaymentsRepo } from './modules/payments/payments.repo.js';
 import { createSettlement } from './modules/payments/settlement.js';
 import { createRefunds } from './modules/payments/refunds.js';
 import { createIntents } from './modules/payments/intents.js';
+import { createMethodRegistry } from './modules/payments/methods.js';
 import { createSms } from './modules/messaging/sms.js';
 import { createAtSmsClient } from './providers/africastalking/at.api.js';
 import {
@@ -287,6 +288,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     pollMs: config.paymentStatusPollMs,
     ttlMs: config.paymentIntentTtlMs,
   });
+  // One-off methods (bank transfer, card gateways) register here; channels look them up.
+  const methods = createMethodRegistry();
   const ledger = createLedgerService({ db });
   const customers = createCustomersService({
     db,
@@ -590,6 +593,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       ledger,
       customers,
       intents,
+      methods,
       sms,
       settlement,
       refunds,

@@ -658,6 +658,36 @@ const customers: Migration = {
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .addPrimaryKeyConstraint('plans_pk', ['tenant_id', 'id'])
       .execute();
+    // Water taken from kiosks: an approval's hold until settled, and water logged offline.
+    await db.schema
+      .createTable('water_dispenses')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('kiosk_id', 'text', (c) => c.notNull())
+      .addColumn('customer_id', 'text', (c) => c.notNull())
+      .addColumn('tap', 'integer')
+      .addColumn('held_ml', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('dispensed_ml', 'bigint')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('request_key', 'text')
+      .addColumn('kiosk_txn_id', 'text')
+      .addColumn('flagged', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('hold_expires_at', 'text')
+      .addColumn('settled_at', 'text')
+      .addUniqueConstraint('water_dispenses_request_uq', ['kiosk_id', 'request_key'])
+      .addUniqueConstraint('water_dispenses_txn_uq', ['kiosk_id', 'kiosk_txn_id'])
+      .execute();
+    await db.schema
+      .createIndex('water_dispenses_customer_idx')
+      .on('water_dispenses')
+      .columns(['customer_id', 'at'])
+      .execute();
+    await db.schema
+      .createIndex('water_dispenses_held_idx')
+      .on('water_dispenses')
+      .columns(['status', 'hold_expires_at'])
+      .execute();
     await db.schema.alterTable('payments').addColumn('expires_at', 'text').execute();
     await db.schema
       .createIndex('payments_pending_idx')

@@ -32,6 +32,34 @@ export interface CustomersTable {
   updated_at: string;
 }
 
+/**
+ * Water a customer took from a kiosk: an approval's hold (`HELD`, `held_ml`) until the kiosk
+ * settles what it dispensed (`SETTLED`) or the hold expires (`RELEASED`), or water the kiosk
+ * dispensed offline and uploaded later (`OFFLINE`). Owned by the water module.
+ */
+export interface WaterDispensesTable {
+  /** The authorization id for an approval. */
+  id: string;
+  tenant_id: string;
+  kiosk_id: string;
+  customer_id: string;
+  tap: number | null;
+  held_ml: number;
+  dispensed_ml: number | null;
+  /** HELD | SETTLED | RELEASED | OFFLINE */
+  status: string;
+  /** `<user>|<timestamp>` of the verification request: the same request holds once. */
+  request_key: string | null;
+  /** The kiosk's own transaction id (unique per kiosk across settlements and batches). */
+  kiosk_txn_id: string | null;
+  /** 1: more than held was dispensed, or an offline dispense overdrew the customer. */
+  flagged: number;
+  /** When the water was requested (UTC): the day it counts against. */
+  at: string;
+  hold_expires_at: string | null;
+  settled_at: string | null;
+}
+
 /** What customers buy with purpose `plan`: days of water (subscription) or millilitres (credit). */
 export interface PlansTable {
   tenant_id: string;
@@ -403,6 +431,7 @@ export interface RefundsTable {
 export interface Database {
   customers: CustomersTable;
   plans: PlansTable;
+  water_dispenses: WaterDispensesTable;
   payments: PaymentsTable;
   refunds: RefundsTable;
   machine_online_samples: MachineOnlineSamplesTable;
@@ -440,6 +469,7 @@ export type PaymentRow = Selectable<PaymentsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type CustomerRow = Selectable<CustomersTable>;
 export type PlanRow = Selectable<PlansTable>;
+export type WaterDispenseRow = Selectable<WaterDispensesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
 export type ProductRow = Selectable<ProductsTable>;
