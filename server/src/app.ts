@@ -263,7 +263,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // Money in: one payments table and one settlement path, with a handler per purpose.
   const paymentsRepo = createPaymentsRepo(db);
   const settlement = createSettlement({ repo: paymentsRepo });
-  settlement.register('order', createOrderSettlement({ orders, catalog, commands, printing, alerts }));
+  
   const payments = createPaymentsService({
     db,
     repo: paymentsRepo,
@@ -291,6 +291,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // One-off methods (bank transfer, card gateways) register here; channels look them up.
   const methods = createMethodRegistry();
   const ledger = createLedgerService({ db });
+  settlement.register('order', createOrderSettlement({ orders, catalog, commands, printing, alerts, ledger }));
   const customers = createCustomersService({
     db,
     ledger,

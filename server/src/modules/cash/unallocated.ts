@@ -177,10 +177,12 @@ export function createUnallocatedService(deps: {
           }
         }
         const from = await ledger.siteAccount(tx, row.tenant_id, siteId, 'unallocated_cash', row.currency);
+        // Returned: back to the customer. Applied: it joins the order's payment as if inserted
+        // now, and that payment's settlement posts the order's revenue. Kept: the site's revenue.
         const to =
-          input.action === 'returned'
-            ? await ledger.external(tx, row.tenant_id, row.currency)
-            : await ledger.siteAccount(tx, row.tenant_id, siteId, 'revenue', row.currency);
+          input.action === 'kept'
+            ? await ledger.siteAccount(tx, row.tenant_id, siteId, 'revenue', row.currency)
+            : await ledger.external(tx, row.tenant_id, row.currency);
         await ledger.transfer(tx, {
           tenantId: row.tenant_id,
           from: from.id,

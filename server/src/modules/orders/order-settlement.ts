@@ -11,6 +11,7 @@ import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import { toSite } from '../catalog/catalog.service.js';
 import type { CommandsService } from '../commands/commands.service.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
 import type { SettlementContext } from '../payments/settlement.js';
 import { buildReceipt } from '../printing/receipt.js';
 import type { PrintingService } from '../printing/printing.service.js';
@@ -32,8 +33,30 @@ export function createOrderSettlement(deps: {
   commands: Pick<CommandsService, 'enqueue'>;
   printing: Pick<PrintingService, 'enqueue'>;
   alerts: Pick<AlertsService, 'raise'>;
+  ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer'>;
 }) {
-  const { orders, catalog, commands, printing, alerts } = deps;
+  const { orders, catalog, commands, printing, alerts, ledger } = deps;
+
+  /**
+   * The money of the order enters the site's revenue account. A wallet payment (`credit`) moves
+   * it from the customer's wallet, which its channel does; change handed back is not revenue.
+   */
+  async function postRevenue(ex: Executor, payment: PaymentRow, order: Order): Promise<void> {
+    const amount = Math.min(Number(payment.received_minor), Number(payment.amount_minor));
+    const siteId = payment.site_id ?? order.siteId;
+    if (payment.method === 'credit' || amount <= 0 || !siteId) return;
+    const from = await ledger.external(ex, payment.tenant_id, payment.currency);
+    const to = await ledger.siteAccount(ex, payment.tenant_id, siteId, 'revenue', payment.currency);
+    await ledger.transfer(ex, {
+      tenantId: payment.tenant_id,
+      from: from.id,
+      to: to.id,
+      amount,
+      unit: payment.currency,
+      cause: { type: 'payment', id: payment.id },
+      memo: `order ${order.orderNumber ?? order.id}`,
+    });
+  }
 
   /** The order, PAID: moved there from CREATED, or already created PAID by its channel. */
   async function paidOrder(
@@ -60,6 +83,7 @@ export function createOrderSettlement(deps: {
   ): Promise<void> {
     const order = await paidOrder(ex, payment, ctx);
     if (!order) return;
+    await postRevenue(ex, payment, order);
     const received = Number(payment.received_minor);
     const changeMinor = Math.max(0, received - Number(payment.amount_minor));
     const oversold = await catalog.takeStock(ex, order.tenantId, order.items ?? []);
