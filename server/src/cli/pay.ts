@@ -2,8 +2,8 @@
 // signed Razorpay `qr_code.credited` for the machine's QR code, as Razorpay would when someone
 // pays it, and prints the order it created and where to watch it.
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../platform/config.js';
+import type { Config } from '../platform/config.js';
+import { parseCliArgs, startCli, UsageError } from './cli-kit.js';
 import { DatabaseUnreachableError, openDatabase } from '../platform/db/database.js';
 import { createMachinesRepo } from '../modules/machines/machines.repo.js';
 import { MACHINE_ID } from '../modules/machines/provisioning.service.js';
@@ -22,8 +22,6 @@ const USAGE = `Usage: npm run pay -- <machine id> [options]
 Signs with RAZORPAY_WEBHOOK_SECRET (the server's value) and reads the machine's QR code from the
 server's database (DATA_DIR or DATABASE_URL), as qr:provision does.`;
 
-class UsageError extends Error {}
-
 interface Options {
   machineId: string;
   amountPaise: number | undefined;
@@ -32,22 +30,11 @@ interface Options {
 }
 
 function parseCli(argv: string[]): Options | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        amount: { type: 'string' },
-        url: { type: 'string' },
-        qr: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCliArgs(argv, {
+    amount: { type: 'string' },
+    url: { type: 'string' },
+    qr: { type: 'string' },
+  });
   if (values.help) return 'help';
   if (positionals.length !== 1 || !MACHINE_ID.test(positionals[0]!))
     throw new UsageError('give one machine id, e.g. npm run pay -- M01');
@@ -103,22 +90,9 @@ async function lookUpQr(
 }
 
 async function run(argv: string[]): Promise<number> {
-  let options: Options | 'help';
-  let config: Config;
-  try {
-    options = parseCli(argv);
-    if (options === 'help') {
-      console.log(USAGE);
-      return 0;
-    }
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof UsageError)
-      console.error(`pay: ${err.message}\n(npm run pay -- --help shows the usage)`);
-    else if (err instanceof ConfigError) console.error(`pay: bad configuration: ${err.message}`);
-    else throw err;
-    return 2;
-  }
+  const started = startCli('pay', USAGE, argv, parseCli);
+  if (typeof started === 'number') return started;
+  const { options, config } = started;
   const secret = config.razorpay.webhookSecrets[0];
   if (!secret) {
     console.error(

@@ -1,8 +1,8 @@
 // `npm run qr:provision -- M01,M02`: a payment QR code per machine (CONTRACTS.md §1), written
 // to qr/<id>.png. Opens the configured database directly (not the whole app: no gateway, no
 // outbox relay), so it is safe next to a running server; SQLite in WAL mode allows that.
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../platform/config.js';
+import type { Config } from '../platform/config.js';
+import { parseCliArgs, startCli, UsageError } from './cli-kit.js';
 import { openDatabase } from '../platform/db/database.js';
 import { createMachinesRepo } from '../modules/machines/machines.repo.js';
 import { createMachinesService } from '../modules/machines/machines.service.js';
@@ -31,8 +31,6 @@ and payments dispense automatically (the server needs RAZORPAY_WEBHOOK_SECRET). 
 UPI_VPA (and UPI_PAYEE_NAME) make local UPI QR codes that pay the VPA directly; one of the two
 must be set. \`npm run pay -- <id>\` then sends a signed test payment for a machine to the server.`;
 
-class UsageError extends Error {}
-
 interface CliOptions {
   ids: string[];
   amountPaise: number;
@@ -43,24 +41,13 @@ interface CliOptions {
 }
 
 function parseCli(argv: string[]): CliOptions | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        amount: { type: 'string' },
-        out: { type: 'string' },
-        force: { type: 'boolean' },
-        tenant: { type: 'string' },
-        site: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCliArgs(argv, {
+    amount: { type: 'string' },
+    out: { type: 'string' },
+    force: { type: 'boolean' },
+    tenant: { type: 'string' },
+    site: { type: 'string' },
+  });
   if (values.help) return 'help';
   const ids = [
     ...new Set(
@@ -156,22 +143,9 @@ function describeResult(r: ProvisionResult, force: boolean): string {
 }
 
 async function run(argv: string[]): Promise<number> {
-  let options: CliOptions | 'help';
-  let config: Config;
-  try {
-    options = parseCli(argv);
-    if (options === 'help') {
-      console.log(USAGE);
-      return 0;
-    }
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof UsageError)
-      console.error(`qr:provision: ${err.message}\n(npm run qr:provision -- --help shows the usage)`);
-    else if (err instanceof ConfigError) console.error(`qr:provision: bad configuration: ${err.message}`);
-    else throw err;
-    return 2;
-  }
+  const started = startCli('qr:provision', USAGE, argv, parseCli);
+  if (typeof started === 'number') return started;
+  const { options, config } = started;
   if (config.database.kind === 'sqlite-memory') {
     console.error(
       'qr:provision: DATABASE_URL=memory:// keeps nothing; point DATA_DIR or DATABASE_URL at the database your server uses.',

@@ -1,0 +1,50 @@
+// What every command-line tool of Kioskhub does the same way: parse its arguments (with
+// `--help`), load the configuration, and say what is wrong in one line with exit code 2.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../platform/config.js';
+
+/** A mistake in the command line: printed with a pointer to `--help`, exit code 2. */
+export class UsageError extends Error {}
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/** `parseArgs` with positionals and `-h/--help`; its errors become UsageErrors. */
+export function parseCliArgs<O extends OptionsConfig>(argv: string[], options: O) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { ...options, help: { type: 'boolean', short: 'h' } } as O & {
+        help: { type: 'boolean'; short: 'h' };
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Parses the command line and loads the configuration. Returns an exit code instead when the
+ * tool is done already: 0 after printing the usage, 2 after a usage or configuration error.
+ */
+export function startCli<T>(
+  name: string,
+  usage: string,
+  argv: string[],
+  parse: (argv: string[]) => T | 'help',
+): { options: T; config: Config } | number {
+  try {
+    const options = parse(argv);
+    if (options === 'help') {
+      console.log(usage);
+      return 0;
+    }
+    return { options, config: loadConfig() };
+  } catch (err) {
+    if (err instanceof UsageError)
+      console.error(`${name}: ${err.message}\n(npm run ${name} -- --help shows the usage)`);
+    else if (err instanceof ConfigError) console.error(`${name}: bad configuration: ${err.message}`);
+    else throw err;
+    return 2;
+  }
+}
