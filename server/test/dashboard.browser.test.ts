@@ -195,6 +195,22 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     expect((await server.request('GET', `/v1/orders/${orderId}`)).body.status).toBe('REFUNDED');
     await page.getByText('Nothing needs review.').waitFor();
     await shot('needs-review-resolved');
+
+    // The order page lists the refund that is now due; staff mark it handed back.
+    await page.goto(`${server.url}/orders/${orderId}`);
+    const refunds = page.getByRole('table', { name: 'Refunds of this order' });
+    await expect
+      .poll(() => refunds.locator('tbody tr').allTextContents(), { timeout: 10_000 })
+      .toEqual([expect.stringMatching(/₹15\.00.*Handed back by staff.*Due.*customer paid ₹15/)]);
+    await refunds.getByRole('button', { name: 'Handed back' }).click();
+    await refunds.getByRole('button', { name: 'Confirm: the money was handed back' }).click();
+    await expect
+      .poll(() => refunds.locator('tbody tr').allTextContents())
+      .toEqual([expect.stringMatching(/₹15\.00.*Handed back by staff.*Succeeded/)]);
+    await shot('order-refund-handed-back');
+    const [payment] = (await server.request('GET', `/v1/payments?orderId=${orderId}`)).body.items;
+    const [refund] = (await server.request('GET', `/v1/payments/${payment.id}/refunds`)).body.items;
+    expect(refund).toMatchObject({ status: 'SUCCEEDED', destination: 'refund_due', amountMinor: 1500 });
   });
 
   it('exports exactly the filtered orders as CSV', async () => {

@@ -2,11 +2,12 @@
 // and its timeline (payment received → command sent → accepted → done), each step with its time
 // and who or what did it.
 import type { OrderView, PaymentView, TimelineEntryView } from '@kioskhub/protocol';
-import { useQuery } from '@tanstack/react-query';
+import { useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useAuth } from '../auth.tsx';
 import { Link } from 'wouter';
 import { api } from '../api.ts';
 import { dateTime, eventLabel, money } from '../format.ts';
-import { ErrorNote, Loading, Section, StatusBadge } from '../ui.tsx';
+import { ConfirmButton, ErrorNote, Loading, Section, StatusBadge } from '../ui.tsx';
 import { ReviewActions, needsReview } from './review.tsx';
 
 function detailText(detail: unknown): string {
@@ -31,6 +32,106 @@ const METHOD_LABELS: Record<string, string> = {
   airtel: 'Airtel Money',
 };
 
+interface RefundRow {
+  id: string;
+  paymentId: string;
+  amountMinor: number;
+  currency: string;
+  reason: string;
+  destination: string;
+  status: string;
+  actor: string;
+  providerRefundId: string | null;
+  error: string | null;
+  createdAt: string;
+  completedAt: string | null;
+}
+
+const DESTINATION_LABELS: Record<string, string> = {
+  original: 'Original method',
+  refund_due: 'Handed back by staff',
+  credit: 'Customer wallet',
+};
+
+/** The refunds of an order's payments, oldest first; a refund due can be marked handed back. */
+function Refunds({ orderId, payments }: { orderId: string; payments: PaymentView[] }) {
+  const { can } = useAuth();
+  const client = useQueryClient();
+  const refunded = payments.filter((p) => p.refundedMinor > 0);
+  const lists = useQueries({
+    queries: refunded.map((p) => ({
+      queryKey: ['refunds', p.id],
+      queryFn: () => api<{ items: RefundRow[] }>(`/v1/payments/${encodeURIComponent(p.id)}/refunds`),
+    })),
+  });
+  if (refunded.length === 0) return null;
+  const failed = lists.find((l) => l.error);
+  if (failed) return <ErrorNote error={failed.error} />;
+  if (lists.some((l) => l.isPending)) return <Loading what="Loading refunds" />;
+  const items = lists
+    .flatMap((l) => l.data?.items ?? [])
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  const complete = async (refund: RefundRow, note: string) => {
+    await api(`/v1/refunds/${encodeURIComponent(refund.id)}/complete`, {
+      method: 'POST',
+      body: note ? { note } : {},
+    });
+    await Promise.all([
+      client.invalidateQueries({ queryKey: ['refunds', refund.paymentId] }),
+      client.invalidateQueries({ queryKey: ['payments', orderId] }),
+    ]);
+  };
+  return (
+    <>
+      <h3>Refunds</h3>
+      <div className="table-wrap">
+        <table aria-label="Refunds of this order">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Amount</th>
+              <th scope="col">To</th>
+              <th scope="col">Status</th>
+              <th scope="col">Reason · by</th>
+              <th scope="col">Completed</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((r) => (
+              <tr key={r.id} data-refund={r.id}>
+                <td>{dateTime(r.createdAt)}</td>
+                <td>{money(r.amountMinor, r.currency)}</td>
+                <td>{DESTINATION_LABELS[r.destination] ?? r.destination}</td>
+                <td>
+                  <StatusBadge status={r.status} />
+                  {r.error ? <span className="small"> {r.error}</span> : null}
+                </td>
+                <td className="text">
+                  {r.reason}
+                  <br />
+                  <span className="muted small">{r.actor}</span>
+                </td>
+                <td>
+                  {r.status === 'DUE' && can('refundDue') ? (
+                    <ConfirmButton
+                      label="Handed back"
+                      confirmLabel="Confirm: the money was handed back"
+                      withNote
+                      onConfirm={(note) => complete(r, note)}
+                    />
+                  ) : (
+                    dateTime(r.completedAt)
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
 function Payments({ orderId }: { orderId: string }) {
   const payments = useQuery({
     queryKey: ['payments', orderId],
@@ -40,6 +141,15 @@ function Payments({ orderId }: { orderId: string }) {
   if (payments.error) return <ErrorNote error={payments.error} />;
   const items = payments.data?.items ?? [];
   if (items.length === 0) return <p className="muted">No payment yet.</p>;
+  return (
+    <>
+      <PaymentsTable items={items} />
+      <Refunds orderId={orderId} payments={items} />
+    </>
+  );
+}
+
+function PaymentsTable({ items }: { items: PaymentView[] }) {
   return (
     <div className="table-wrap">
       <table aria-label="Payments of this order">
