@@ -8,6 +8,7 @@ import { AppError } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
+import { paymentSourcesOf } from './payment-rules.js';
 import type { PaymentsRepo } from './payments.repo.js';
 import type { PaymentPurpose, Settlement, SettlementContext } from './settlement.js';
 
@@ -127,7 +128,7 @@ export function createIntents(deps: IntentsDeps) {
     const now = nowIso();
     const row = await repo.updateIfStatus(
       paymentId,
-      ['PENDING'],
+      paymentSourcesOf('FAILED'),
       { status: 'FAILED', failure_code: failureCode, completed_at: now, updated_at: now },
       ex,
     );
@@ -185,7 +186,7 @@ export function createIntents(deps: IntentsDeps) {
       const now = nowIso();
       const row = await repo.updateIfStatus(
         payment.id,
-        ['PENDING'],
+        paymentSourcesOf('EXPIRED'),
         { status: 'EXPIRED', completed_at: now, updated_at: now },
         tx,
       );

@@ -8,6 +8,7 @@ import { newId, nowIso, type Db, type Executor } from '../../platform/db/databas
 import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
+import { decideRefund, type PaymentStatus } from './payment-rules.js';
 
 export const REFUND_DESTINATIONS = ['original', 'refund_due', 'credit'] as const;
 export type RefundDestination = (typeof REFUND_DESTINATIONS)[number];
@@ -73,12 +74,19 @@ export function createRefunds(deps: {
     payment: PaymentRow,
     input: { amountMinor: number; reason: string; destination: RefundDestination; actor: string },
   ): Promise<RefundRow> {
-    const received = Number(payment.received_minor);
-    const remaining = received - Number(payment.refunded_minor);
     if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
       throw new AppError('VALIDATION_FAILED', 'amountMinor must be a positive integer');
     }
-    if (input.amountMinor > remaining) {
+    const decision = decideRefund(
+      {
+        status: payment.status as PaymentStatus,
+        receivedMinor: Number(payment.received_minor),
+        refundedMinor: Number(payment.refunded_minor),
+      },
+      input.amountMinor,
+    );
+    if (!decision.ok) {
+      const remaining = decision.remainingMinor;
       throw new AppError(
         'INVALID_STATE',
         `payment ${payment.id} has ${remaining} ${payment.currency} (minor units) left to refund, not ${input.amountMinor}`,
@@ -120,17 +128,9 @@ export function createRefunds(deps: {
       completed_at: destination === 'credit' ? now : null,
     };
     await ex.insertInto('refunds').values(row).execute();
-    const refunded = Number(payment.refunded_minor) + input.amountMinor;
-    // Only money that was taken moves the payment to (PARTIALLY_)REFUNDED; a failed or pending
-    // payment keeps its status and shows what was given back.
-    const settled = ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'].includes(payment.status);
     await ex
       .updateTable('payments')
-      .set({
-        refunded_minor: refunded,
-        updated_at: now,
-        ...(settled ? { status: refunded >= received ? 'REFUNDED' : 'PARTIALLY_REFUNDED' } : {}),
-      })
+      .set({ refunded_minor: decision.refundedMinor, status: decision.status, updated_at: now })
       .where('id', '=', payment.id)
       .execute();
     await recordAudit(ex, {
@@ -145,7 +145,7 @@ export function createRefunds(deps: {
         amountMinor: input.amountMinor,
         destination,
         reason: input.reason,
-        refundedMinor: refunded,
+        refundedMinor: decision.refundedMinor,
       },
     });
     if (destination === 'original')

@@ -5,6 +5,7 @@ import { AppError } from '../../platform/errors.js';
 import { nowIso, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import type { Order } from '../orders/orders.service.js';
+import { paymentSourcesOf } from './payment-rules.js';
 import type { PaymentsRepo } from './payments.repo.js';
 
 export const PAYMENT_PURPOSES = ['order', 'plan', 'wallet_topup'] as const;
@@ -70,7 +71,7 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
       const now = nowIso();
       const payment = await deps.repo.updateIfStatus(
         paymentId,
-        ['PENDING'],
+        paymentSourcesOf('SUCCEEDED'),
         {
           status: 'SUCCEEDED',
           received_minor: receivedMinor,
