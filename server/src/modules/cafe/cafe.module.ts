@@ -117,7 +117,7 @@ export function createCafe(deps: {
     settings: tables.settings,
     routes(app: FastifyTypebox, auth: Authenticator): void {
       cafeStaffRoutes(app, { auth, tables, cafeOrders, overview, catalog: deps.catalog, publicUrl });
-      cafeGuestRoutes(app, { auth, tables, cafeOrders, payments, refunds: deps.refunds, wallet, publicUrl });
+      cafeGuestRoutes(app, { auth, tables, cafeOrders, payments, wallet, publicUrl });
     },
   };
 }

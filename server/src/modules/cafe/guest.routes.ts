@@ -11,7 +11,6 @@ import type { CafeOrders } from './cafe-orders.js';
 import { paymentStatusView, type CafeMethod, type CafePayments, type Payer } from './cafe-payments.js';
 import type { CafeTables, GuestTable } from './cafe-tables.js';
 import { CafeOrderSchema, InitiateBody, Open, OrderBody, PaymentStatusSchema, Phone } from './cafe.schema.js';
-import type { Refunds } from '../payments/refunds.js';
 import type { Wallet } from './wallet.js';
 
 type Caller =
@@ -35,7 +34,6 @@ export function cafeGuestRoutes(
     tables: CafeTables;
     cafeOrders: CafeOrders;
     payments: CafePayments;
-    refunds: Refunds;
     wallet: Wallet;
     publicUrl: (request: FastifyRequest) => string;
   },
@@ -74,28 +72,16 @@ export function cafeGuestRoutes(
   }
 
   app.get(
-    '/api/tables/:token',
-    {
-      schema: {
-        tags: ['cafe'],
-        summary: 'The menu of a table (the guest page’s first call)',
-        params: Type.Object({ token: Type.String({ minLength: 10, maxLength: 2048 }) }),
-        response: { 200: Open({ site: Open({}), table: Open({}), currency: Type.String(), categories: Type.Array(Open({})) }), ...errors(400, 401) },
-      },
-    },
-    async (request) => cafeOrders.menu(await tables.guestTable(request.params.token)),
-  );
-
-  app.get(
     '/api/menu',
     {
       schema: {
         tags: ['cafe'],
-        summary: 'The menu of the table whose token is the Bearer',
+        summary: 'The menu of a table (table token as Bearer, or ?token=)',
+        querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 2048 })) }, { additionalProperties: false }),
         response: { 200: Open({ currency: Type.String() }), ...errors(401) },
       },
     },
-    async (request) => cafeOrders.menu(await tableGuest(request)),
+    async (request) => cafeOrders.menu(await tables.guestTable(request.query.token ?? bearer(request))),
   );
 
   app.post(
@@ -199,42 +185,8 @@ export function cafeGuestRoutes(
     },
   );
 
-  app.post(
-    '/api/payments/:id/refund',
-    {
-      schema: {
-        tags: ['cafe'],
-        summary: 'Refund a table order’s payment (to the original method, or to the payer’s wallet)',
-        params: Type.Object({ id: EntityId }),
-        body: Type.Object(
-          {
-            amountMinor: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'default: all that remains' })),
-            reason: Type.String({ minLength: 1, maxLength: 500 }),
-            to: Type.Optional(Type.String({ enum: ['original', 'credit'] })),
-            customerId: Type.Optional(EntityId),
-          },
-          { additionalProperties: false },
-        ),
-        response: { 201: Open({ id: Type.String(), paymentId: Type.String(), amountMinor: Type.Integer() }), ...errors(400, 401, 403, 404, 409, 503) },
-      },
-    },
-    async (request, reply) => {
-      const principal = await request.staff(REFUNDERS);
-      const tenant = tenantFilter(principal);
-      const p = await payments.payment(request.params.id, tenant);
-      const { to = 'original', customerId, ...rest } = request.body;
-      // The wallet is the original method of a wallet payment.
-      const destination = to === 'credit' || p.method === 'credit' ? 'credit' : 'original';
-      const refund = await deps.refunds.refund(request.params.id, tenant, {
-        ...rest,
-        to: destination,
-        actor: principal.actor,
-        purpose: 'order',
-        ...(customerId ? { customerId } : {}),
-      });
-      return reply.code(201).send(refund);
-    },
-  );
+  // Refunds: `POST /api/payments/:id/refund` of the payments module (a wallet payment goes back to
+  // the wallet; `to: "credit"` with `customerId` for a payer who was not signed in).
 
   // ---- wallet -------------------------------------------------------------------------------
 

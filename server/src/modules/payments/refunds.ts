@@ -99,6 +99,8 @@ export function createRefunds(deps: {
     let destination = input.destination;
     // Cash goes back by hand: "to the original method" is staff handing it back.
     if (destination === 'original' && payment.method === 'cash') destination = 'refund_due';
+    // A wallet payment goes back to the wallet it came from.
+    if (destination === 'original' && payment.method === 'credit') destination = 'credit';
     if (
       destination === 'original' &&
       !(payment.provider && deps.providers[payment.provider] && payment.provider_payment_id)
