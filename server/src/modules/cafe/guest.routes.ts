@@ -220,7 +220,8 @@ export function cafeGuestRoutes(
     },
     async (request) => {
       const guest = await tableGuest(request);
-      return wallet.signIn(guest.tenantId, request.body.phone, request.body.code);
+      const { currency } = await cafeOrders.menu(guest);
+      return wallet.signIn(guest.tenantId, request.body.phone, request.body.code, currency);
     },
   );
 

@@ -20,7 +20,7 @@ export const OTP_WINDOW_MS = 15 * 60_000;
 export function createWallet(deps: {
   db: Db;
   customers: Pick<CustomersService, 'phoneOf' | 'findOrCreate' | 'get' | 'wallet'>;
-  ledger: Pick<LedgerService, 'external' | 'transfer' | 'listEntries'>;
+  ledger: Pick<LedgerService, 'external' | 'transfer' | 'listEntries' | 'listAccounts'>;
   sms: Pick<Sms, 'queue'>;
   issueCustomerToken(s: { tenantId: string; customerId: string }): Promise<string>;
   /** Keys the code hashes: a copy of the database alone does not reveal codes. */
@@ -33,6 +33,12 @@ export function createWallet(deps: {
   async function tenantCurrency(tenantId: string): Promise<string> {
     const sites = await db.selectFrom('sites').select(['id', 'currency']).where('tenant_id', '=', tenantId).orderBy('id').execute();
     return (sites.find((s) => s.id === 'default') ?? sites[0])?.currency ?? 'INR';
+  }
+
+  /** A customer's wallet currency when none is named: their (first) wallet's, else the tenant's. */
+  async function walletCurrency(tenantId: string, customerId: string): Promise<string> {
+    const wallets = await deps.ledger.listAccounts(tenantId, { ownerType: 'customer', ownerId: customerId, kind: 'wallet', limit: 1 });
+    return wallets.items[0]?.unit ?? tenantCurrency(tenantId);
   }
 
   return {
@@ -94,7 +100,7 @@ export function createWallet(deps: {
     },
 
     /** Exchanges a right, fresh, unused code for a customer token. */
-    async signIn(tenantId: string, phoneInput: string, code: string) {
+    async signIn(tenantId: string, phoneInput: string, code: string, currency: string) {
       const phone = await deps.customers.phoneOf(tenantId, phoneInput);
       const wrong = () => new AppError('UNAUTHORIZED', 'the code is wrong or has expired; ask for a new one');
       const outcome = await db.transaction().execute(async (tx) => {
@@ -132,6 +138,8 @@ export function createWallet(deps: {
           .executeTakeFirst();
         if (!used) return 'wrong' as const;
         const customer = await deps.customers.findOrCreate(tenantId, phone, 'wallet-otp', tx);
+        // The wallet is opened in the currency of the cafe where the guest signed in.
+        await deps.customers.wallet(tx, tenantId, customer.id, currency);
         await recordAudit(tx, {
           tenantId,
           actor: `customer:${customer.id}`,
@@ -148,7 +156,7 @@ export function createWallet(deps: {
     },
 
     async balance(tenantId: string, customerId: string, currencyInput?: string) {
-      const currency = currencyInput ?? (await tenantCurrency(tenantId));
+      const currency = currencyInput ?? (await walletCurrency(tenantId, customerId));
       const wallet = await db.transaction().execute((tx) => deps.customers.wallet(tx, tenantId, customerId, currency));
       const entries = await deps.ledger.listEntries(tenantId, wallet.id, { limit: 50 });
       return {
@@ -177,7 +185,7 @@ export function createWallet(deps: {
       const customer = await deps.customers.get(tenantId, input.customerId).catch(() => {
         throw notFound('customer', input.customerId);
       });
-      const currency = input.currency ?? (await tenantCurrency(customer.tenant_id));
+      const currency = input.currency ?? (await walletCurrency(customer.tenant_id, customer.id));
       const creditId = newId();
       await db.transaction().execute(async (tx) => {
         const wallet = await deps.customers.wallet(tx, customer.tenant_id, customer.id, currency);
