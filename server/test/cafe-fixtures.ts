@@ -20,7 +20,15 @@ export async function fakeSmsApi() {
         JSON.stringify({
           SMSMessageData: {
             Message: 'Sent to 1/1 Total Cost: KES 0.8000',
-            Recipients: [{ statusCode: 101, number: form.get('to'), status: 'Success', cost: 'KES 0.8000', messageId: `ATXid_${randomBytes(4).toString('hex')}` }],
+            Recipients: [
+              {
+                statusCode: 101,
+                number: form.get('to'),
+                status: 'Success',
+                cost: 'KES 0.8000',
+                messageId: `ATXid_${randomBytes(4).toString('hex')}`,
+              },
+            ],
           },
         }),
       );
@@ -55,13 +63,39 @@ export async function makeCafe(server: TestServer, tenantId?: string): Promise<C
     if (res.status >= 300) throw new Error(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body;
   };
-  must(await server.request('POST', '/v1/sites', { body: { id: siteId, name: 'Corner Cafe', currency: 'EUR', ...t } }), 'site');
+  must(
+    await server.request('POST', '/v1/sites', {
+      body: { id: siteId, name: 'Corner Cafe', currency: 'EUR', ...t },
+    }),
+    'site',
+  );
   const sku = { latte: uid('latte'), cake: uid('cake'), soup: uid('soup') };
-  must(await server.request('POST', '/v1/products', { body: { sku: sku.latte, name: 'Latte', priceMinor: 350, siteId, ...t } }), 'latte');
-  must(await server.request('POST', '/v1/products', { body: { sku: sku.cake, name: 'Cake', priceMinor: 400, stock: 2, siteId, ...t } }), 'cake');
-  must(await server.request('POST', '/v1/products', { body: { sku: sku.soup, name: 'Soup', priceMinor: 500, siteId, ...t } }), 'soup');
-  must(await server.request('PATCH', `/v1/cafe/menu/${sku.latte}${q}`, { body: { category: 'Drinks' } }), 'menu');
-  must(await server.request('PATCH', `/v1/cafe/menu/${sku.cake}${q}`, { body: { category: 'Food' } }), 'menu');
+  must(
+    await server.request('POST', '/v1/products', {
+      body: { sku: sku.latte, name: 'Latte', priceMinor: 350, siteId, ...t },
+    }),
+    'latte',
+  );
+  must(
+    await server.request('POST', '/v1/products', {
+      body: { sku: sku.cake, name: 'Cake', priceMinor: 400, stock: 2, siteId, ...t },
+    }),
+    'cake',
+  );
+  must(
+    await server.request('POST', '/v1/products', {
+      body: { sku: sku.soup, name: 'Soup', priceMinor: 500, siteId, ...t },
+    }),
+    'soup',
+  );
+  must(
+    await server.request('PATCH', `/v1/cafe/menu/${sku.latte}${q}`, { body: { category: 'Drinks' } }),
+    'menu',
+  );
+  must(
+    await server.request('PATCH', `/v1/cafe/menu/${sku.cake}${q}`, { body: { category: 'Food' } }),
+    'menu',
+  );
   const tables = [uid('T'), uid('T')];
   const tokens: Record<string, string> = {};
   for (const id of tables) {
@@ -80,11 +114,25 @@ export async function guestOrder(
 ) {
   return server.request('POST', '/api/orders', {
     token: cafe.tokens[table]!,
-    body: { siteId: cafe.siteId, tableId: table, items: [{ sku: cafe.sku.latte, qty: 1 }, { sku: cafe.sku.soup, qty: 1 }], ...body },
+    body: {
+      siteId: cafe.siteId,
+      tableId: table,
+      items: [
+        { sku: cafe.sku.latte, qty: 1 },
+        { sku: cafe.sku.soup, qty: 1 },
+      ],
+      ...body,
+    },
   });
 }
 
-export async function countRows(server: TestServer, table: 'orders' | 'payments' | 'cafe_orders' | 'refunds' | 'ledger_entries') {
-  const row = await server.kioskhub.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+export async function countRows(
+  server: TestServer,
+  table: 'orders' | 'payments' | 'cafe_orders' | 'refunds' | 'ledger_entries',
+) {
+  const row = await server.kioskhub.db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }

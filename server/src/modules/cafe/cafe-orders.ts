@@ -10,7 +10,13 @@ import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { CafeOrderRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
-import { orderRooms, toOrder, type Order, type OrderItem, type OrdersService } from '../orders/orders.service.js';
+import {
+  orderRooms,
+  toOrder,
+  type Order,
+  type OrderItem,
+  type OrdersService,
+} from '../orders/orders.service.js';
 import type { CafeTables, GuestTable } from './cafe-tables.js';
 
 export type Tip = { percent: number } | { amountMinor: number };
@@ -48,15 +54,32 @@ export function createCafeOrders(deps: {
     if (!row || !cafe || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('order', orderId);
     const subtotal = Number(cafe.subtotal_minor);
     const tip = Number(cafe.tip_minor);
-    return { ...toOrder(row), tableId: cafe.table_id, subtotalMinor: subtotal, tipMinor: tip, totalMinor: subtotal + tip };
+    return {
+      ...toOrder(row),
+      tableId: cafe.table_id,
+      subtotalMinor: subtotal,
+      tipMinor: tip,
+      totalMinor: subtotal + tip,
+    };
   }
 
   /** Products of the site (and of `default`) as the menu shows them. */
   async function menuProducts(tenantId: string, siteId: string, ex: Executor = db) {
     const rows = await ex
       .selectFrom('products as p')
-      .leftJoin('cafe_menu as m', (j) => j.onRef('m.tenant_id', '=', 'p.tenant_id').onRef('m.sku', '=', 'p.sku'))
-      .select(['p.sku', 'p.name', 'p.price_minor', 'p.stock', 'm.category', 'm.description', 'm.available', 'm.sort'])
+      .leftJoin('cafe_menu as m', (j) =>
+        j.onRef('m.tenant_id', '=', 'p.tenant_id').onRef('m.sku', '=', 'p.sku'),
+      )
+      .select([
+        'p.sku',
+        'p.name',
+        'p.price_minor',
+        'p.stock',
+        'm.category',
+        'm.description',
+        'm.available',
+        'm.sort',
+      ])
       .where('p.tenant_id', '=', tenantId)
       .where('p.site_id', 'in', [siteId, 'default'])
       .orderBy('p.sku')
@@ -107,7 +130,12 @@ export function createCafeOrders(deps: {
     /** A guest's order: priced from the catalog; sold-out or unavailable items refuse the whole order. */
     async create(
       guest: GuestTable,
-      input: { siteId: string; tableId: string; items: { sku: string; qty: number; notes?: string }[]; tip?: Tip },
+      input: {
+        siteId: string;
+        tableId: string;
+        items: { sku: string; qty: number; notes?: string }[];
+        tip?: Tip;
+      },
     ): Promise<CafeOrder> {
       if (input.siteId !== guest.siteId || input.tableId !== guest.tableId)
         throw forbidden(`this table link is for table ${guest.tableId} of site ${guest.siteId}`);
@@ -115,7 +143,8 @@ export function createCafeOrders(deps: {
       const settings = await tables.settings(guest.tenantId, guest.siteId);
       const products = new Map((await menuProducts(guest.tenantId, guest.siteId)).map((p) => [p.sku, p]));
       const unknown = [...new Set(input.items.map((i) => i.sku).filter((sku) => !products.has(sku)))];
-      if (unknown.length > 0) throw validation(`not on this menu: ${unknown.join(', ')}`, { unknownSkus: unknown });
+      if (unknown.length > 0)
+        throw validation(`not on this menu: ${unknown.join(', ')}`, { unknownSkus: unknown });
       const wanted = new Map<string, number>();
       for (const i of input.items) wanted.set(i.sku, (wanted.get(i.sku) ?? 0) + i.qty);
       const refused = [...wanted].flatMap(([sku, qty]) => {
@@ -135,7 +164,13 @@ export function createCafeOrders(deps: {
       const items: OrderItem[] = input.items.map((i) => {
         const p = products.get(i.sku)!;
         const notes = i.notes?.trim();
-        return { sku: i.sku, qty: i.qty, name: p.name, unitPriceMinor: p.priceMinor, ...(notes ? { notes } : {}) };
+        return {
+          sku: i.sku,
+          qty: i.qty,
+          name: p.name,
+          unitPriceMinor: p.priceMinor,
+          ...(notes ? { notes } : {}),
+        };
       });
       const subtotal = items.reduce((sum, i) => sum + i.qty * (i.unitPriceMinor ?? 0), 0);
       const tipMinor = tipFor(subtotal, input.tip);
@@ -166,14 +201,21 @@ export function createCafeOrders(deps: {
                 tip_minor: tipMinor,
                 currency: site.currency,
                 tip_split: settings.tipSplit,
-                server_user_id: settings.tipSplit === 'server' ? await tables.serverOf(guest.tableId, tx) : null,
+                server_user_id:
+                  settings.tipSplit === 'server' ? await tables.serverOf(guest.tableId, tx) : null,
                 sent_to_kitchen_at: null,
                 created_at: nowIso(),
               })
               .execute();
             return created;
           });
-          return { ...order, tableId: guest.tableId, subtotalMinor: subtotal, tipMinor, totalMinor: subtotal + tipMinor };
+          return {
+            ...order,
+            tableId: guest.tableId,
+            subtotalMinor: subtotal,
+            tipMinor,
+            totalMinor: subtotal + tipMinor,
+          };
         } catch (err) {
           if (!isUniqueViolation(err) || attempt >= 5) throw err;
         }
@@ -182,7 +224,11 @@ export function createCafeOrders(deps: {
 
     /** A new tip chosen at payment time (before any money was taken). */
     async setTip(ex: Executor, orderId: string, tipMinor: number): Promise<void> {
-      await ex.updateTable('cafe_orders').set({ tip_minor: tipMinor }).where('order_id', '=', orderId).execute();
+      await ex
+        .updateTable('cafe_orders')
+        .set({ tip_minor: tipMinor })
+        .where('order_id', '=', orderId)
+        .execute();
     },
 
     /** Cash at a pay-later site: the kitchen may start before the money is collected. */
@@ -230,7 +276,8 @@ export function createCafeOrders(deps: {
           actor,
           event: `kitchen_${status.toLowerCase()}`,
         });
-        if (!moved) throw new AppError('INVALID_STATE', `an order that is ${before.status} cannot become ${status}`);
+        if (!moved)
+          throw new AppError('INVALID_STATE', `an order that is ${before.status} cannot become ${status}`);
         if (status === 'READY') {
           const row = (await orders.findRow(orderId, tx))!;
           await enqueueOutbox(tx, 'live', {
@@ -269,7 +316,13 @@ export function createCafeOrders(deps: {
         .where('o.paid_at', '>=', q.from)
         .where('o.paid_at', '<', q.to)
         .where('c.tip_minor', '>', 0)
-        .groupBy([sql`substr(o.paid_at, 1, 10)`, 'c.site_id', 'c.tip_split', 'c.server_user_id', 'c.currency'])
+        .groupBy([
+          sql`substr(o.paid_at, 1, 10)`,
+          'c.site_id',
+          'c.tip_split',
+          'c.server_user_id',
+          'c.currency',
+        ])
         .orderBy(sql`substr(o.paid_at, 1, 10)`)
         .orderBy('c.site_id')
         .orderBy('c.tip_split');

@@ -22,7 +22,10 @@ export function createCafeOverview(deps: { db: Db; tables: Pick<CafeTables, 'sit
         .where('c.tenant_id', '=', tenantId)
         .where('c.site_id', '=', siteId)
         .where((eb) =>
-          eb.or([eb('o.status', 'in', OPEN), eb.and([eb('o.status', '=', 'SERVED'), eb('o.paid_at', 'is', null)])]),
+          eb.or([
+            eb('o.status', 'in', OPEN),
+            eb.and([eb('o.status', '=', 'SERVED'), eb('o.paid_at', 'is', null)]),
+          ]),
         )
         .orderBy('o.created_at')
         .limit(500)

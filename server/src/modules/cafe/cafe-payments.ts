@@ -43,7 +43,9 @@ export function paymentStatusView(p: PaymentRow) {
 }
 
 /** Who pays: a guest at the table, or a signed-in wallet customer. */
-export type Payer = { kind: 'table'; tenantId: string; tableId: string } | { kind: 'customer'; tenantId: string; customerId: string };
+export type Payer =
+  | { kind: 'table'; tenantId: string; tableId: string }
+  | { kind: 'customer'; tenantId: string; customerId: string };
 
 export function createCafePayments(deps: {
   db: Db;
@@ -83,7 +85,10 @@ export function createCafePayments(deps: {
       .where('status', 'in', ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'])
       .executeTakeFirst();
     if (paid || order.paidAt !== null || !PAYABLE.includes(order.status)) {
-      throw new AppError('INVALID_STATE', `order ${order.orderNumber ?? order.id} is ${order.status} and needs no payment`);
+      throw new AppError(
+        'INVALID_STATE',
+        `order ${order.orderNumber ?? order.id} is ${order.status} and needs no payment`,
+      );
     }
     const pending = await ex
       .selectFrom('payments')
@@ -141,14 +146,23 @@ export function createCafePayments(deps: {
       returnUrl: string | undefined,
     ): Promise<Record<string, unknown>> {
       if (input.method === 'credit' && payer.kind !== 'customer') {
-        throw new AppError('UNAUTHORIZED', 'paying from the wallet needs the customer token of the wallet sign-in');
+        throw new AppError(
+          'UNAUTHORIZED',
+          'paying from the wallet needs the customer token of the wallet sign-in',
+        );
       }
       const preset = await deps.cafeOrders.view(input.orderId, payer.tenantId);
       const settings = await deps.tables.settings(preset.tenantId, preset.siteId!);
-      const oneOff = input.method === 'bank_transfer' || input.method === 'card' ? deps.methods.get(input.method) : undefined;
+      const oneOff =
+        input.method === 'bank_transfer' || input.method === 'card'
+          ? deps.methods.get(input.method)
+          : undefined;
       if (input.method === 'bank_transfer' || input.method === 'card') {
         if (!oneOff) {
-          throw new AppError('PROVIDER_NOT_CONFIGURED', `${input.method === 'card' ? 'card payments are' : 'bank transfers are'} not set up on this server`);
+          throw new AppError(
+            'PROVIDER_NOT_CONFIGURED',
+            `${input.method === 'card' ? 'card payments are' : 'bank transfers are'} not set up on this server`,
+          );
         }
         if (input.method === 'bank_transfer' && !settings.bankAccount)
           throw new AppError('PROVIDER_NOT_CONFIGURED', 'this cafe has no bank account for transfers');
@@ -178,13 +192,28 @@ export function createCafePayments(deps: {
           const customerId = (payer as Extract<Payer, { kind: 'customer' }>).customerId;
           const wallet = await deps.customers.wallet(tx, order.tenantId, customerId, order.currency);
           if (wallet.balance < amountMinor) {
-            throw new AppError('INSUFFICIENT_CREDIT', `the wallet holds ${wallet.balance}, the order needs ${amountMinor} (minor units)`, {
-              balanceMinor: wallet.balance,
-              amountMinor,
-            });
+            throw new AppError(
+              'INSUFFICIENT_CREDIT',
+              `the wallet holds ${wallet.balance}, the order needs ${amountMinor} (minor units)`,
+              {
+                balanceMinor: wallet.balance,
+                amountMinor,
+              },
+            );
           }
-          const intent = await deps.intents.create(tx, { ...base, method: 'credit', provider: 'wallet', customerId });
-          const revenue = await deps.ledger.siteAccount(tx, order.tenantId, order.siteId!, 'revenue', order.currency);
+          const intent = await deps.intents.create(tx, {
+            ...base,
+            method: 'credit',
+            provider: 'wallet',
+            customerId,
+          });
+          const revenue = await deps.ledger.siteAccount(
+            tx,
+            order.tenantId,
+            order.siteId!,
+            'revenue',
+            order.currency,
+          );
           try {
             await deps.ledger.transfer(tx, {
               tenantId: order.tenantId,
@@ -202,7 +231,9 @@ export function createCafePayments(deps: {
             throw err;
           }
           await announce(tx, order, intent);
-          const settled = await deps.settlement.succeed(tx, id, amountMinor, { actor: `customer:${customerId}` });
+          const settled = await deps.settlement.succeed(tx, id, amountMinor, {
+            actor: `customer:${customerId}`,
+          });
           return { payment: settled ?? intent, order };
         }
         const intent = await deps.intents.create(tx, {
@@ -244,18 +275,29 @@ export function createCafePayments(deps: {
     },
 
     /** Staff saw the cash (or the transfer on the statement): settles like every channel. */
-    async verify(paymentId: string, tenantId: string | null, receivedMinor: number | undefined, actor: string) {
+    async verify(
+      paymentId: string,
+      tenantId: string | null,
+      receivedMinor: number | undefined,
+      actor: string,
+    ) {
       return db.transaction().execute(async (tx) => {
         const payment = await lockedPayment(tx, paymentId);
         if (!payment || (tenantId !== null && payment.tenant_id !== tenantId) || payment.purpose !== 'order')
           throw notFound('payment', paymentId);
         if (payment.method !== 'cash' && payment.method !== 'bank_transfer')
-          throw new AppError('INVALID_STATE', `a ${payment.method} payment is confirmed by its provider, not by staff`);
+          throw new AppError(
+            'INVALID_STATE',
+            `a ${payment.method} payment is confirmed by its provider, not by staff`,
+          );
         if (payment.status !== 'PENDING')
           throw new AppError('INVALID_STATE', `payment ${paymentId} is ${payment.status}, not PENDING`);
         const received = receivedMinor ?? Number(payment.amount_minor);
         if (received < Number(payment.amount_minor))
-          throw new AppError('INVALID_STATE', `receivedMinor ${received} is less than the ${payment.amount_minor} due`);
+          throw new AppError(
+            'INVALID_STATE',
+            `receivedMinor ${received} is less than the ${payment.amount_minor} due`,
+          );
         const settled = await deps.settlement.succeed(tx, paymentId, received, { actor });
         await recordAudit(tx, {
           tenantId: payment.tenant_id,

@@ -35,7 +35,6 @@ export type CafeSettingsChange = Partial<{
   payLater: boolean;
 }>;
 
-
 export const DEFAULT_SETTINGS: CafeSettings = {
   tipPresetsPercent: [0, 5, 10, 15],
   tipSplit: 'pool',
@@ -81,7 +80,13 @@ export function createCafeTables(deps: {
   async function tableRow(ex: Executor, m: MachineRow) {
     await ex
       .insertInto('cafe_tables')
-      .values({ machine_id: m.id, tenant_id: m.tenant_id, token_version: 1, server_user_id: null, updated_at: nowIso() })
+      .values({
+        machine_id: m.id,
+        tenant_id: m.tenant_id,
+        token_version: 1,
+        server_user_id: null,
+        updated_at: nowIso(),
+      })
       .onConflict((oc) => oc.column('machine_id').doNothing())
       .execute();
     return ex.selectFrom('cafe_tables').selectAll().where('machine_id', '=', m.id).executeTakeFirstOrThrow();
@@ -89,7 +94,12 @@ export function createCafeTables(deps: {
 
   async function tokenOf(m: MachineRow): Promise<string> {
     const row = await tableRow(db, m);
-    return tokens.sign({ tenantId: m.tenant_id, siteId: m.site_id, tableId: m.id, version: row.token_version });
+    return tokens.sign({
+      tenantId: m.tenant_id,
+      siteId: m.site_id,
+      tableId: m.id,
+      version: row.token_version,
+    });
   }
 
   async function settingsRow(tenantId: string, siteId: string, ex: Executor = db) {
@@ -111,9 +121,13 @@ export function createCafeTables(deps: {
     }
     if (change.bankAccount) {
       const iban = normaliseIban(change.bankAccount.iban);
-      if (!iban) throw validation(`bankAccount.iban "${change.bankAccount.iban}" is not a valid IBAN (checksum or length)`);
+      if (!iban)
+        throw validation(
+          `bankAccount.iban "${change.bankAccount.iban}" is not a valid IBAN (checksum or length)`,
+        );
       const bic = change.bankAccount.bic?.replace(/\s/g, '').toUpperCase();
-      if (bic !== undefined && !isBic(bic)) throw validation(`bankAccount.bic "${change.bankAccount.bic}" is not a BIC`);
+      if (bic !== undefined && !isBic(bic))
+        throw validation(`bankAccount.bic "${change.bankAccount.bic}" is not a BIC`);
       out.bankAccount = { name: change.bankAccount.name.trim(), iban, ...(bic ? { bic } : {}) };
     }
     return out;
@@ -164,7 +178,13 @@ export function createCafeTables(deps: {
       const machines = await db
         .selectFrom('machines')
         .leftJoin('cafe_tables as t', 't.machine_id', 'machines.id')
-        .select(['machines.id', 'machines.name', 'machines.tenant_id', 'machines.site_id', 't.server_user_id'])
+        .select([
+          'machines.id',
+          'machines.name',
+          'machines.tenant_id',
+          'machines.site_id',
+          't.server_user_id',
+        ])
         .where('machines.tenant_id', '=', tenantId)
         .where('machines.site_id', '=', siteId)
         .where('machines.kind', '=', 'table')
@@ -175,7 +195,12 @@ export function createCafeTables(deps: {
         const link = publicUrl
           ? `${publicUrl.replace(/\/+$/, '')}/t/${await tokenOf((await deps.findMachine(m.id))!)}`
           : undefined;
-        out.push({ id: m.id, name: m.name, serverUserId: m.server_user_id ?? null, ...(link ? { link } : {}) });
+        out.push({
+          id: m.id,
+          name: m.name,
+          serverUserId: m.server_user_id ?? null,
+          ...(link ? { link } : {}),
+        });
       }
       return out;
     },
@@ -215,10 +240,14 @@ export function createCafeTables(deps: {
     /** The table a guest token names, if the token is valid and current; UNAUTHORIZED otherwise. */
     async guestTable(token: string | undefined, ex: Executor = db): Promise<GuestTable> {
       const claims = token ? await tokens.read(token) : null;
-      const refused = new AppError('UNAUTHORIZED', 'this table link is not valid (any more): scan the table QR again');
+      const refused = new AppError(
+        'UNAUTHORIZED',
+        'this table link is not valid (any more): scan the table QR again',
+      );
       if (!claims) throw refused;
       const m = await deps.findMachine(claims.tableId, ex);
-      if (!m || m.kind !== 'table' || m.tenant_id !== claims.tenantId || m.site_id !== claims.siteId) throw refused;
+      if (!m || m.kind !== 'table' || m.tenant_id !== claims.tenantId || m.site_id !== claims.siteId)
+        throw refused;
       const row = await ex
         .selectFrom('cafe_tables')
         .select('token_version')
@@ -242,7 +271,13 @@ export function createCafeTables(deps: {
       toSettings(await settingsRow(tenantId, siteId, ex)),
 
     /** Applies a checked change inside the site update's transaction, audited. */
-    async applySettings(ex: Executor, tenantId: string, siteId: string, change: CafeSettingsChange, actor: string) {
+    async applySettings(
+      ex: Executor,
+      tenantId: string,
+      siteId: string,
+      change: CafeSettingsChange,
+      actor: string,
+    ) {
       const before = toSettings(await settingsRow(tenantId, siteId, ex));
       const after: CafeSettings = {
         ...before,

@@ -46,7 +46,11 @@ export function createCafe(deps: {
   sms: Sms;
 }) {
   const { db } = deps;
-  const tables = createCafeTables({ db, tokens: createTableTokens(deps.jwtSecret), findMachine: deps.machines.findRow });
+  const tables = createCafeTables({
+    db,
+    tokens: createTableTokens(deps.jwtSecret),
+    findMachine: deps.machines.findRow,
+  });
   const cafeOrders = createCafeOrders({ db, tables, catalog: deps.catalog, orders: deps.orders });
   const payments = createCafePayments({
     db,
@@ -103,8 +107,7 @@ export function createCafe(deps: {
       tables.applySettings(ex, tenantId, siteId, values as CafeSettingsChange, actor),
   };
 
-  const publicUrl = (request: FastifyRequest) =>
-    deps.publicUrl ?? `${request.protocol}://${request.host}`;
+  const publicUrl = (request: FastifyRequest) => deps.publicUrl ?? `${request.protocol}://${request.host}`;
 
   return {
     tables,

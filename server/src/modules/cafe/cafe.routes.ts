@@ -55,7 +55,10 @@ export function cafeStaffRoutes(
         tags: ['cafe'],
         summary: 'The link (and table token) a table’s QR code encodes',
         params: Type.Object({ id: EntityId }),
-        response: { 200: Type.Object({ tableId: Type.String(), url: Type.String(), token: Type.String() }), ...errors(401, 403, 404, 409) },
+        response: {
+          200: Type.Object({ tableId: Type.String(), url: Type.String(), token: Type.String() }),
+          ...errors(401, 403, 404, 409),
+        },
       },
     },
     async (request) => {
@@ -72,7 +75,10 @@ export function cafeStaffRoutes(
         tags: ['cafe'],
         summary: 'New QR for a table: every earlier link of that table stops working (audited)',
         params: Type.Object({ id: EntityId }),
-        response: { 200: Type.Object({ tableId: Type.String(), version: Type.Integer(), url: Type.String() }), ...errors(401, 403, 404, 409) },
+        response: {
+          200: Type.Object({ tableId: Type.String(), version: Type.Integer(), url: Type.String() }),
+          ...errors(401, 403, 404, 409),
+        },
       },
     },
     async (request) => {
@@ -80,7 +86,11 @@ export function cafeStaffRoutes(
       requireAdmin(principal);
       const tenant = tenantFilter(principal);
       const { version } = await tables.rotate(request.params.id, tenant, principal.actor);
-      return { tableId: request.params.id, version, url: await tables.link(request.params.id, tenant, deps.publicUrl(request)) };
+      return {
+        tableId: request.params.id,
+        version,
+        url: await tables.link(request.params.id, tenant, deps.publicUrl(request)),
+      };
     },
   );
 
@@ -123,13 +133,21 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
         summary: 'Assign a table’s server (tips go to them when the site splits tips by server)',
         params: Type.Object({ id: EntityId }),
         body: Type.Object({ serverUserId: Nullable(EntityId) }, { additionalProperties: false }),
-        response: { 200: Open({ id: Type.String(), serverUserId: Nullable(Type.String()) }), ...errors(400, 401, 403, 404, 409) },
+        response: {
+          200: Open({ id: Type.String(), serverUserId: Nullable(Type.String()) }),
+          ...errors(400, 401, 403, 404, 409),
+        },
       },
     },
     async (request) => {
       const principal = await deps.auth.fromHeaders(request.headers);
       requireAdmin(principal);
-      return tables.setServer(request.params.id, tenantFilter(principal), request.body.serverUserId, principal.actor);
+      return tables.setServer(
+        request.params.id,
+        tenantFilter(principal),
+        request.body.serverUserId,
+        principal.actor,
+      );
     },
   );
 
@@ -169,12 +187,20 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
           },
           { additionalProperties: false, minProperties: 1 },
         ),
-        response: { 200: Open({ sku: Type.String(), available: Type.Boolean() }), ...errors(400, 401, 403, 404) },
+        response: {
+          200: Open({ sku: Type.String(), available: Type.Boolean() }),
+          ...errors(400, 401, 403, 404),
+        },
       },
     },
     async (request) => {
       const principal = await request.staff(KITCHEN);
-      return tables.setMenuItem(actingTenant(principal, request.query.tenantId), request.params.sku, request.body, principal.actor);
+      return tables.setMenuItem(
+        actingTenant(principal, request.query.tenantId),
+        request.params.sku,
+        request.body,
+        principal.actor,
+      );
     },
   );
 
@@ -192,7 +218,14 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
     async (request) => {
       const principal = await request.staff(KITCHEN);
       const status = request.body.status as 'PREPARING' | 'READY' | 'SERVED';
-      return { ...(await cafeOrders.kitchenStatus(request.params.id, tenantFilter(principal), status, principal.actor)) };
+      return {
+        ...(await cafeOrders.kitchenStatus(
+          request.params.id,
+          tenantFilter(principal),
+          status,
+          principal.actor,
+        )),
+      };
     },
   );
 
@@ -229,7 +262,10 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
       const principal = await request.staff(['admin', 'customer_service']);
       const { from, to, siteId } = request.query;
       if (Date.parse(from) >= Date.parse(to)) throw validation('from must be before to');
-      const tenant = principal.kind === 'admin' && request.query.tenantId ? request.query.tenantId : tenantFilter(principal);
+      const tenant =
+        principal.kind === 'admin' && request.query.tenantId
+          ? request.query.tenantId
+          : tenantFilter(principal);
       const iso = (t: string) => new Date(t).toISOString();
       return cafeOrders.tips(tenant, { from: iso(from), to: iso(to), ...(siteId ? { siteId } : {}) });
     },
@@ -243,7 +279,10 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
         summary: 'The staff view: tables with open orders, cash to collect, transfers to confirm, refunds',
         params: Type.Object({ id: EntityId }),
         querystring: TenantQuery,
-        response: { 200: Open({ siteId: Type.String(), tables: Type.Array(Open({})) }), ...errors(401, 403, 404) },
+        response: {
+          200: Open({ siteId: Type.String(), tables: Type.Array(Open({})) }),
+          ...errors(401, 403, 404),
+        },
       },
     },
     async (request) => {

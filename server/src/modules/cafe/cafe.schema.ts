@@ -26,18 +26,28 @@ export const BankAccountSchema = Type.Object(
 /** The cafe fields `PATCH /v1/sites/:id` also accepts. */
 export const cafeSiteFields = {
   tipPresetsPercent: Type.Optional(
-    Type.Array(Type.Integer({ minimum: 0, maximum: 100 }), { minItems: 1, maxItems: 8, description: 'tip choices shown to guests, whole percents' }),
+    Type.Array(Type.Integer({ minimum: 0, maximum: 100 }), {
+      minItems: 1,
+      maxItems: 8,
+      description: 'tip choices shown to guests, whole percents',
+    }),
   ),
-  tipSplit: Type.Optional(Type.String({ enum: [...TIP_SPLITS], description: 'pool: tips shared; server: to the table’s server' })),
+  tipSplit: Type.Optional(
+    Type.String({ enum: [...TIP_SPLITS], description: 'pool: tips shared; server: to the table’s server' }),
+  ),
   bankAccount: Type.Optional(Nullable(BankAccountSchema)),
   cardGateway: Type.Optional(Nullable(Type.String({ enum: ['stripe'] }))),
-  payLater: Type.Optional(Type.Boolean({ description: 'cash orders go to the kitchen before they are paid' })),
+  payLater: Type.Optional(
+    Type.Boolean({ description: 'cash orders go to the kitchen before they are paid' }),
+  ),
 };
 
 export const CafeSettingsSchema = Type.Object({
   tipPresetsPercent: Type.Array(Type.Integer()),
   tipSplit: Type.String({ enum: [...TIP_SPLITS] }),
-  bankAccount: Nullable(Type.Object({ name: Type.String(), iban: Type.String(), bic: Type.Optional(Type.String()) })),
+  bankAccount: Nullable(
+    Type.Object({ name: Type.String(), iban: Type.String(), bic: Type.Optional(Type.String()) }),
+  ),
   cardGateway: Nullable(Type.String()),
   payLater: Type.Boolean(),
 });

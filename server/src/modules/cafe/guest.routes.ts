@@ -45,7 +45,11 @@ export function cafeGuestRoutes(
   /** Whoever holds one of the cafe's tokens (or a staff credential). */
   async function caller(request: FastifyRequest): Promise<Caller> {
     const token = bearer(request);
-    if (!token) throw new AppError('UNAUTHORIZED', 'send Authorization: Bearer <table, order, customer or staff token>');
+    if (!token)
+      throw new AppError(
+        'UNAUTHORIZED',
+        'send Authorization: Bearer <table, order, customer or staff token>',
+      );
     const order = await auth.verifyOrderToken(token);
     if (order) {
       const match = /^order:(.+)$/.exec(order.room);
@@ -60,7 +64,8 @@ export function cafeGuestRoutes(
 
   /** May this caller see this order? (404 otherwise, so ids are not probed.) */
   async function seeOrder(c: Caller, orderId: string) {
-    const tenant = c.kind === 'staff' ? tenantFilter(c.principal) : c.kind === 'table' ? c.guest.tenantId : c.tenantId;
+    const tenant =
+      c.kind === 'staff' ? tenantFilter(c.principal) : c.kind === 'table' ? c.guest.tenantId : c.tenantId;
     const order = await cafeOrders.view(orderId, tenant);
     const mine =
       c.kind === 'staff' ||
@@ -77,7 +82,10 @@ export function cafeGuestRoutes(
       schema: {
         tags: ['cafe'],
         summary: 'The menu of a table (table token as Bearer, or ?token=)',
-        querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 2048 })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { token: Type.Optional(Type.String({ maxLength: 2048 })) },
+          { additionalProperties: false },
+        ),
         response: { 200: Open({ currency: Type.String() }), ...errors(401) },
       },
     },
@@ -91,7 +99,10 @@ export function cafeGuestRoutes(
         tags: ['cafe'],
         summary: 'A guest orders at a table (table token as Bearer)',
         body: OrderBody,
-        response: { 201: Open({ ...CafeOrderSchema.properties, orderToken: Type.String() }), ...errors(400, 401, 403, 404, 409) },
+        response: {
+          201: Open({ ...CafeOrderSchema.properties, orderToken: Type.String() }),
+          ...errors(400, 401, 403, 404, 409),
+        },
       },
     },
     async (request, reply) => {
@@ -130,9 +141,14 @@ export function cafeGuestRoutes(
       let payer: Payer;
       if (c.kind === 'table') payer = { kind: 'table', tenantId: c.guest.tenantId, tableId: c.guest.tableId };
       else if (c.kind === 'customer') payer = c;
-      else throw new AppError('UNAUTHORIZED', 'pay with the table token, or the customer token for the wallet');
+      else
+        throw new AppError('UNAUTHORIZED', 'pay with the table token, or the customer token for the wallet');
       const returnUrl = `${deps.publicUrl(request)}/t/order/${request.body.orderId}`;
-      const answer = await payments.initiate(payer, { ...request.body, method: request.body.method as CafeMethod }, returnUrl);
+      const answer = await payments.initiate(
+        payer,
+        { ...request.body, method: request.body.method as CafeMethod },
+        returnUrl,
+      );
       return reply.code(201).send(answer);
     },
   );
@@ -149,7 +165,8 @@ export function cafeGuestRoutes(
     },
     async (request) => {
       const c = await caller(request);
-      const tenant = c.kind === 'staff' ? tenantFilter(c.principal) : c.kind === 'table' ? c.guest.tenantId : c.tenantId;
+      const tenant =
+        c.kind === 'staff' ? tenantFilter(c.principal) : c.kind === 'table' ? c.guest.tenantId : c.tenantId;
       const p = await payments.payment(request.params.id, tenant);
       const hidden = new AppError('NOT_FOUND', `payment "${request.params.id}" does not exist`);
       if (c.kind === 'customer' && p.customer_id !== c.customerId) throw hidden;
@@ -172,7 +189,11 @@ export function cafeGuestRoutes(
         params: Type.Object({ id: EntityId }),
         body: Type.Optional(
           Type.Object(
-            { receivedMinor: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'default: the amount due' })) },
+            {
+              receivedMinor: Type.Optional(
+                Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'default: the amount due' }),
+              ),
+            },
             { additionalProperties: false },
           ),
         ),
@@ -181,7 +202,12 @@ export function cafeGuestRoutes(
     },
     async (request) => {
       const principal = await request.staff(STAFF);
-      return payments.verify(request.params.id, tenantFilter(principal), request.body?.receivedMinor, principal.actor);
+      return payments.verify(
+        request.params.id,
+        tenantFilter(principal),
+        request.body?.receivedMinor,
+        principal.actor,
+      );
     },
   );
 
@@ -197,7 +223,10 @@ export function cafeGuestRoutes(
         tags: ['cafe'],
         summary: 'Send a one-time wallet sign-in code by SMS (table token as Bearer)',
         body: Type.Object({ phone: Phone }, { additionalProperties: false }),
-        response: { 202: Type.Object({ sent: Type.Boolean(), expiresInSeconds: Type.Integer() }), ...errors(400, 401, 429) },
+        response: {
+          202: Type.Object({ sent: Type.Boolean(), expiresInSeconds: Type.Integer() }),
+          ...errors(400, 401, 429),
+        },
       },
     },
     async (request, reply) => {
@@ -214,8 +243,14 @@ export function cafeGuestRoutes(
       schema: {
         tags: ['cafe'],
         summary: 'Exchange the SMS code for a customer token (table token as Bearer)',
-        body: Type.Object({ phone: Phone, code: Type.String({ minLength: 1, maxLength: 12 }) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ token: Type.String(), customerId: Type.String() }), ...errors(400, 401, 429) },
+        body: Type.Object(
+          { phone: Phone, code: Type.String({ minLength: 1, maxLength: 12 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ token: Type.String(), customerId: Type.String() }),
+          ...errors(400, 401, 429),
+        },
       },
     },
     async (request) => {
@@ -232,13 +267,17 @@ export function cafeGuestRoutes(
         tags: ['cafe'],
         summary: 'The signed-in customer’s wallet (customer token as Bearer)',
         querystring: Type.Object({ currency: Type.Optional(Currency) }, { additionalProperties: false }),
-        response: { 200: Open({ balanceMinor: Type.Integer(), currency: Type.String(), history: Type.Array(Open({})) }), ...errors(400, 401) },
+        response: {
+          200: Open({ balanceMinor: Type.Integer(), currency: Type.String(), history: Type.Array(Open({})) }),
+          ...errors(400, 401),
+        },
       },
     },
     async (request) => {
       const token = bearer(request);
       const customer = token ? await auth.verifyCustomerToken(token) : null;
-      if (!customer) throw new AppError('UNAUTHORIZED', 'sign in to the wallet first (customer token as Bearer)');
+      if (!customer)
+        throw new AppError('UNAUTHORIZED', 'sign in to the wallet first (customer token as Bearer)');
       return wallet.balance(customer.tenantId, customer.customerId, request.query.currency);
     },
   );
@@ -258,7 +297,10 @@ export function cafeGuestRoutes(
           },
           { additionalProperties: false },
         ),
-        response: { 201: Open({ creditId: Type.String(), balanceMinor: Type.Integer(), currency: Type.String() }), ...errors(400, 401, 403, 404) },
+        response: {
+          201: Open({ creditId: Type.String(), balanceMinor: Type.Integer(), currency: Type.String() }),
+          ...errors(400, 401, 403, 404),
+        },
       },
     },
     async (request, reply) => {

@@ -14,7 +14,12 @@ export interface TableTokenClaims {
 export function createTableTokens(secret: Uint8Array) {
   return {
     sign(claims: TableTokenClaims): Promise<string> {
-      return new SignJWT({ scope: 'table', tenantId: claims.tenantId, siteId: claims.siteId, v: claims.version })
+      return new SignJWT({
+        scope: 'table',
+        tenantId: claims.tenantId,
+        siteId: claims.siteId,
+        v: claims.version,
+      })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(claims.tableId)
         .setIssuedAt()
@@ -25,7 +30,10 @@ export function createTableTokens(secret: Uint8Array) {
     async read(token: string): Promise<TableTokenClaims | null> {
       if (token.length > 2048 || token.split('.').length !== 3) return null;
       try {
-        const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], requiredClaims: ['sub'] });
+        const { payload } = await jwtVerify(token, secret, {
+          algorithms: ['HS256'],
+          requiredClaims: ['sub'],
+        });
         const { scope, tenantId, siteId, v } = payload as Record<string, unknown>;
         if (scope !== 'table' || typeof tenantId !== 'string' || typeof siteId !== 'string') return null;
         if (typeof v !== 'number' || !Number.isSafeInteger(v) || typeof payload.sub !== 'string') return null;

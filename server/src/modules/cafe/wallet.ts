@@ -27,17 +27,28 @@ export function createWallet(deps: {
   otpKey: Buffer;
 }) {
   const { db } = deps;
-  const hash = (id: string, code: string) => createHmac('sha256', deps.otpKey).update(`${id}:${code}`).digest('hex');
+  const hash = (id: string, code: string) =>
+    createHmac('sha256', deps.otpKey).update(`${id}:${code}`).digest('hex');
 
   /** The tenant's money currency when none is named: its `default` site's, else its first site's. */
   async function tenantCurrency(tenantId: string): Promise<string> {
-    const sites = await db.selectFrom('sites').select(['id', 'currency']).where('tenant_id', '=', tenantId).orderBy('id').execute();
+    const sites = await db
+      .selectFrom('sites')
+      .select(['id', 'currency'])
+      .where('tenant_id', '=', tenantId)
+      .orderBy('id')
+      .execute();
     return (sites.find((s) => s.id === 'default') ?? sites[0])?.currency ?? 'INR';
   }
 
   /** A customer's wallet currency when none is named: their (first) wallet's, else the tenant's. */
   async function walletCurrency(tenantId: string, customerId: string): Promise<string> {
-    const wallets = await deps.ledger.listAccounts(tenantId, { ownerType: 'customer', ownerId: customerId, kind: 'wallet', limit: 1 });
+    const wallets = await deps.ledger.listAccounts(tenantId, {
+      ownerType: 'customer',
+      ownerId: customerId,
+      kind: 'wallet',
+      limit: 1,
+    });
     return wallets.items[0]?.unit ?? tenantCurrency(tenantId);
   }
 
@@ -127,7 +138,9 @@ export function createWallet(deps: {
           await tx.updateTable('customer_otps').set({ used_at: nowIso() }).where('id', '=', otp.id).execute();
           return 'locked' as const;
         }
-        const right = /^\d{6}$/.test(code) && timingSafeEqual(Buffer.from(hash(otp.id, code)), Buffer.from(otp.code_hash));
+        const right =
+          /^\d{6}$/.test(code) &&
+          timingSafeEqual(Buffer.from(hash(otp.id, code)), Buffer.from(otp.code_hash));
         if (!right) return 'wrong' as const;
         const used = await tx
           .updateTable('customer_otps')
@@ -157,7 +170,9 @@ export function createWallet(deps: {
 
     async balance(tenantId: string, customerId: string, currencyInput?: string) {
       const currency = currencyInput ?? (await walletCurrency(tenantId, customerId));
-      const wallet = await db.transaction().execute((tx) => deps.customers.wallet(tx, tenantId, customerId, currency));
+      const wallet = await db
+        .transaction()
+        .execute((tx) => deps.customers.wallet(tx, tenantId, customerId, currency));
       const entries = await deps.ledger.listEntries(tenantId, wallet.id, { limit: 50 });
       return {
         customerId,
@@ -206,7 +221,13 @@ export function createWallet(deps: {
           subjectType: 'customer',
           subjectId: customer.id,
           before: { balanceMinor: wallet.balance },
-          after: { balanceMinor: wallet.balance + input.amountMinor, amountMinor: input.amountMinor, currency, reason: input.reason, creditId },
+          after: {
+            balanceMinor: wallet.balance + input.amountMinor,
+            amountMinor: input.amountMinor,
+            currency,
+            reason: input.reason,
+            creditId,
+          },
         });
       });
       return { creditId, ...(await this.balance(customer.tenant_id, customer.id, currency)) };

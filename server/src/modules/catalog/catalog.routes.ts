@@ -73,7 +73,13 @@ export interface SiteExtension {
   fields: Record<string, TSchema>;
   view: TSchema;
   check(values: Record<string, unknown>): Record<string, unknown>;
-  apply(ex: Executor, tenantId: string, siteId: string, values: Record<string, unknown>, actor: string): Promise<unknown>;
+  apply(
+    ex: Executor,
+    tenantId: string,
+    siteId: string,
+    values: Record<string, unknown>,
+    actor: string,
+  ): Promise<unknown>;
 }
 
 export function catalogRoutes(
@@ -148,7 +154,10 @@ export function catalogRoutes(
         ),
         response: {
           200: deps.siteExtension
-            ? Type.Composite([SiteSchema, Type.Object({ [deps.siteExtension.key]: Type.Optional(deps.siteExtension.view) })])
+            ? Type.Composite([
+                SiteSchema,
+                Type.Object({ [deps.siteExtension.key]: Type.Optional(deps.siteExtension.view) }),
+              ])
             : SiteSchema,
           ...errors(400, 401, 403, 404, 409),
         },

@@ -215,7 +215,8 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
       meta: { actor: string; detail?: Record<string, unknown> },
     ): Promise<Order | undefined> {
       const row = await repo.findById(orderId, ex);
-      if (!row || row.paid_at !== null || !['PREPARING', 'READY', 'SERVED'].includes(row.status)) return undefined;
+      if (!row || row.paid_at !== null || !['PREPARING', 'READY', 'SERVED'].includes(row.status))
+        return undefined;
       const updated = await repo.updateIfStatus(
         orderId,
         [row.status as OrderStatus],

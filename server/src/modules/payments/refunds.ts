@@ -179,7 +179,13 @@ export function createRefunds(deps: {
     // Store credit: the site's revenue gives the money back into the payer's wallet.
     if (destination === 'credit') {
       const unit = payment.currency;
-      const revenue = await deps.ledger.siteAccount(ex, payment.tenant_id, payment.site_id ?? 'default', 'revenue', unit);
+      const revenue = await deps.ledger.siteAccount(
+        ex,
+        payment.tenant_id,
+        payment.site_id ?? 'default',
+        'revenue',
+        unit,
+      );
       const wallet = await deps.ledger.account(ex, {
         tenantId: payment.tenant_id,
         ownerType: 'customer',
