@@ -565,4 +565,80 @@ describe.each(engines())('cafe tables, orders and cash (%s)', (engine) => {
     guest.close();
     await eventually(async () => true);
   });
+
+  it('answers bad input on the staff routes with a clear 4xx and changes nothing; documents every route', async () => {
+    const audit = async () =>
+      Number(
+        (
+          await server.kioskhub.db
+            .selectFrom('audit_log')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const before = await audit();
+    const checks: [string, string, unknown, number][] = [
+      ['POST', '/v1/machines/nope/table-qr/rotate', undefined, 404],
+      ['GET', '/v1/machines/nope/table-qr', undefined, 404],
+      ['GET', '/v1/sites/nope/table-qr-sheet', undefined, 404],
+      ['PATCH', `/v1/cafe/menu/nope`, { available: false }, 404],
+      ['PATCH', `/v1/cafe/menu/${cafe.sku.latte}`, {}, 400],
+      ['PATCH', `/v1/cafe/menu/${cafe.sku.latte}`, { available: 'no' }, 400],
+      ['PATCH', `/v1/cafe/tables/nope`, { serverUserId: null }, 404],
+      ['PATCH', `/v1/cafe/tables/${cafe.tables[0]}`, { server: 'x' }, 400],
+      ['GET', `/v1/cafe/sites/nope/overview`, undefined, 404],
+      ['GET', `/v1/cafe/tips?from=yesterday&to=today`, undefined, 400],
+      ['POST', '/api/credits/add', { customerId: 'nobody', amountMinor: 5, reason: 'x' }, 404],
+    ];
+    for (const [method, path, body, status] of checks) {
+      const res = await server.request(method, path, body === undefined ? {} : { body });
+      expect(res.status, `${method} ${path}`).toBe(status);
+      expect(res.body.error.code).toBeTruthy();
+    }
+    const order = await guestOrder(server, cafe, cafe.tables[1]);
+    const pay = await server.request('POST', '/api/payments/initiate', {
+      token: cafe.tokens[cafe.tables[1]!]!,
+      body: { orderId: order.body.id, method: 'cash' },
+    });
+    expect(
+      (
+        await server.request('POST', `/api/payments/${pay.body.paymentId}/verify`, {
+          body: { receivedMinor: 0 },
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await server.request('POST', `/api/payments/${pay.body.paymentId}/verify`, {
+          body: { receivedMinor: 10 },
+        })
+      ).status,
+    ).toBe(409);
+    expect((await server.request('GET', `/api/payments/${pay.body.paymentId}/status`)).body.status).toBe(
+      'PENDING',
+    );
+    // A table order needs a table token; a wallet code request from another cafe's guest is its own tenant's.
+    expect((await server.request('GET', '/api/menu', { token: null })).status).toBe(401);
+    expect(await audit()).toBe(before);
+
+    const doc = await server.request('GET', '/openapi.json', { token: null });
+    expect(doc.status).toBe(200);
+    for (const path of [
+      '/api/orders',
+      '/api/payments/initiate',
+      '/api/payments/{id}/status',
+      '/api/payments/{id}/verify',
+      '/api/customers/otp',
+      '/api/customers/session',
+      '/api/credits/balance',
+      '/api/credits/add',
+      '/v1/orders/{id}/kitchen-status',
+      '/v1/cafe/tips',
+      '/v1/cafe/sites/{id}/overview',
+      '/v1/machines/{id}/table-qr',
+      '/v1/sites/{id}/table-qr-sheet',
+    ]) {
+      expect(Object.keys(doc.body.paths), path).toContain(path);
+    }
+  });
 });
