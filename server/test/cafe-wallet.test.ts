@@ -255,6 +255,13 @@ describe.each(engines())('cafe wallet (%s)', (engine) => {
     expect((await server.request('GET', '/api/credits/balance', { token: me.token })).body.balanceMinor).toBe(
       150,
     );
+    // A customer reads the orders they paid, not others.
+    expect((await server.request('GET', `/api/orders/${order.body.id}`, { token: me.token })).status).toBe(
+      200,
+    );
+    expect((await server.request('GET', `/api/orders/${second.body.id}`, { token: me.token })).status).toBe(
+      404,
+    );
     // The table token alone cannot pay from a wallet.
     expect(
       (

@@ -108,6 +108,9 @@ export function createCafeOrders(deps: {
     cafeRow,
     menuProducts,
 
+    /** The site of a guest's table. */
+    site: (guest: GuestTable) => deps.catalog.siteRow(guest.tenantId, guest.siteId),
+
     /** What the guest page shows for a table. */
     async menu(guest: GuestTable) {
       const site = await deps.catalog.siteRow(guest.tenantId, guest.siteId);

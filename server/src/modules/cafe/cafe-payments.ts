@@ -312,6 +312,17 @@ export function createCafePayments(deps: {
       });
     },
 
+    /** True when this customer paid (or is paying) the order: their token may read it. */
+    async isPayer(orderId: string, customerId: string): Promise<boolean> {
+      const row = await db
+        .selectFrom('payments')
+        .select('id')
+        .where('order_id', '=', orderId)
+        .where('customer_id', '=', customerId)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
     async payment(paymentId: string, tenantId: string | null): Promise<PaymentRow> {
       const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
       if (!p || (tenantId !== null && p.tenant_id !== tenantId)) throw notFound('payment', paymentId);

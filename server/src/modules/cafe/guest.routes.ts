@@ -71,7 +71,7 @@ export function cafeGuestRoutes(
       c.kind === 'staff' ||
       (c.kind === 'order' && c.orderId === order.id) ||
       (c.kind === 'table' && c.guest.tableId === order.tableId) ||
-      c.kind === 'customer';
+      (c.kind === 'customer' && (await payments.isPayer(order.id, c.customerId)));
     if (!mine) throw new AppError('NOT_FOUND', `order "${orderId}" does not exist`);
     return order;
   }
@@ -231,8 +231,8 @@ export function cafeGuestRoutes(
     },
     async (request, reply) => {
       const guest = await tableGuest(request);
-      const site = await cafeOrders.menu(guest);
-      const out = await wallet.requestCode(guest.tenantId, request.body.phone, request.ip, site.site.name);
+      const site = await cafeOrders.site(guest);
+      const out = await wallet.requestCode(guest.tenantId, request.body.phone, request.ip, site.name);
       return reply.code(202).send({ sent: true, ...out });
     },
   );
@@ -255,7 +255,7 @@ export function cafeGuestRoutes(
     },
     async (request) => {
       const guest = await tableGuest(request);
-      const { currency } = await cafeOrders.menu(guest);
+      const { currency } = await cafeOrders.site(guest);
       return wallet.signIn(guest.tenantId, request.body.phone, request.body.code, currency);
     },
   );
