@@ -303,6 +303,33 @@ describe.each(engines())('cafe wallet (%s)', (engine) => {
     expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 
+  it('one order paid twice at once from the wallet is charged once', async () => {
+    const me = await signIn(newPhone());
+    await server.request('POST', '/api/credits/add', {
+      body: { customerId: me.customerId, amountMinor: 5000, reason: 'double tap' },
+    });
+    const order = await guestOrder(server, cafe, table);
+    const results = await Promise.all(
+      [0, 1, 2].map(() =>
+        server.request('POST', '/api/payments/initiate', {
+          token: me.token,
+          body: { orderId: order.body.id, method: 'credit' },
+        }),
+      ),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+    expect((await server.request('GET', '/api/credits/balance', { token: me.token })).body.balanceMinor).toBe(
+      4150,
+    );
+    const paid = await server.kioskhub.db
+      .selectFrom('payments')
+      .select('status')
+      .where('order_id', '=', order.body.id)
+      .execute();
+    expect(paid.map((p) => p.status)).toEqual(['SUCCEEDED']);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
   it('refunds a wallet payment to the wallet, cash to a named wallet, never beyond what was paid', async () => {
     const me = await signIn(newPhone());
     await server.request('POST', '/api/credits/add', {
