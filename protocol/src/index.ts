@@ -14,7 +14,18 @@ export const MACHINE_KINDS: readonly MachineKind[] = [
 ];
 
 export type OrderStatus =
-  'CREATED' | 'PAID' | 'DISPATCHED' | 'COMPLETED' | 'FAILED' | 'NEEDS_REVIEW' | 'CANCELLED' | 'REFUNDED';
+  | 'CREATED'
+  | 'PAID'
+  | 'DISPATCHED'
+  | 'COMPLETED'
+  | 'FAILED'
+  | 'NEEDS_REVIEW'
+  | 'CANCELLED'
+  | 'REFUNDED'
+  // A cafe order in the kitchen (CONTRACTS §12): PAID → PREPARING → READY → SERVED.
+  | 'PREPARING'
+  | 'READY'
+  | 'SERVED';
 export const ORDER_STATUSES: readonly OrderStatus[] = [
   'CREATED',
   'PAID',
@@ -24,6 +35,9 @@ export const ORDER_STATUSES: readonly OrderStatus[] = [
   'NEEDS_REVIEW',
   'CANCELLED',
   'REFUNDED',
+  'PREPARING',
+  'READY',
+  'SERVED',
 ];
 
 export type DispenseResult = 'SUCCESS' | 'FAILED';
@@ -140,6 +154,10 @@ export const LIVE_EVENTS = {
   cashSessionUpdated: 'cash_session_updated',
   kitchenOrderReady: 'kitchen_order_ready',
   printJobUpdated: 'print_job_updated',
+  /** A payment of an order was refunded (cafe, docs/cafe.md). */
+  paymentRefunded: 'payment_refunded',
+  /** A one-off payment of an order ended without money: EXPIRED or FAILED (docs/cafe.md). */
+  paymentEnded: 'payment_ended',
   /** An operator alert was raised (dashboard: offline too long, failed dispense…); docs/dashboard.md. */
   alertRaised: 'alert_raised',
 } as const;

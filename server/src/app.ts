@@ -49,6 +49,7 @@ import {
 } from './modules/customers/customers.service.js';
 import { createRazorpayClient } from './providers/razorpay/razorpay.api.js';
 import { createOrderSettlement } from './modules/orders/order-settlement.js';
+import { createCafe } from './modules/cafe/cafe.module.js';
 import { tenantsRoutes } from './modules/tenants/tenants.routes.js';
 import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
@@ -339,6 +340,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     refunds,
   });
   const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
+  // Cafe tables: guest orders, payments through intents and settlement, the wallet.
+  const cafe = createCafe({
+    db,
+    dialect,
+    jwtSecret: secrets.jwtSecret,
+    otpKey: secrets.pinKey,
+    publicUrl: config.publicUrl,
+    auth,
+    machines,
+    catalog,
+    orders,
+    intents,
+    methods,
+    settlement,
+    refunds,
+    ledger,
+    customers,
+    sms,
+  });
   const kitchen = createKitchenService({ db, orders });
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });
@@ -443,11 +463,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     catalogRoutes(s, {
       auth,
       catalog,
+      siteExtension: cafe.siteExtension,
       warnOpenSite: (siteId) =>
         logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)'),
     });
     restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
     ledgerRoutes(s, { auth, ledger });
+    cafe.routes(s, auth);
     screensRoutes(s);
     installDashboard(s, {
       auth,
@@ -598,6 +620,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       sms,
       settlement,
       refunds,
+      cafe,
     },
     metrics,
     async listen(): Promise<string> {

@@ -155,7 +155,7 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
       [{ room: 'tenant:' }],
       [{ room: 'tenant' }],
       [{ room: 'default' }],
-      [{ room: 'site:default' }],
+      [{ room: 'shop:default' }],
       [{ room: 'TENANT:default' }],
       [{ room: 'tenant:de fault' }],
       [{ room: `tenant:${'x'.repeat(129)}` }],

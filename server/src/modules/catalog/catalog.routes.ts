@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { Executor } from '../../platform/db/database.js';
 import { forbidden } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import {
@@ -62,9 +63,33 @@ const siteFields = {
   ),
 };
 
+/**
+ * Settings another module keeps on a site (the cafe's tips, bank account…): extra optional fields
+ * of `PATCH /v1/sites/:id`, checked before anything is written and saved in the same transaction.
+ */
+export interface SiteExtension {
+  /** The answer carries the module's settings under this key. */
+  key: string;
+  fields: Record<string, TSchema>;
+  view: TSchema;
+  check(values: Record<string, unknown>): Record<string, unknown>;
+  apply(
+    ex: Executor,
+    tenantId: string,
+    siteId: string,
+    values: Record<string, unknown>,
+    actor: string,
+  ): Promise<unknown>;
+}
+
 export function catalogRoutes(
   app: FastifyTypebox,
-  deps: { auth: Authenticator; catalog: CatalogService; warnOpenSite(siteId: string): void },
+  deps: {
+    auth: Authenticator;
+    catalog: CatalogService;
+    warnOpenSite(siteId: string): void;
+    siteExtension?: SiteExtension;
+  },
 ): void {
   const { auth, catalog } = deps;
 
@@ -123,21 +148,43 @@ export function catalogRoutes(
             name: Type.Optional(Name),
             address: Type.Optional(Type.Union([Type.String({ maxLength: 300 }), Type.Null()])),
             phone: Type.Optional(Type.Union([Type.String({ maxLength: 50 }), Type.Null()])),
+            ...(deps.siteExtension?.fields ?? {}),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
-        response: { 200: SiteSchema, ...errors(400, 401, 403, 404, 409) },
+        response: {
+          200: deps.siteExtension
+            ? Type.Composite([
+                SiteSchema,
+                Type.Object({ [deps.siteExtension.key]: Type.Optional(deps.siteExtension.view) }),
+              ])
+            : SiteSchema,
+          ...errors(400, 401, 403, 404, 409),
+        },
       },
     },
     async (request) => {
       const principal = await auth.fromHeaders(request.headers);
       requireAdmin(principal);
+      const ext = deps.siteExtension;
+      const own: Record<string, unknown> = {};
+      const extra: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(request.body)) (ext && k in ext.fields ? extra : own)[k] = v;
+      const checked = ext && Object.keys(extra).length > 0 ? ext.check(extra) : undefined;
+      const tenantId = actingTenant(principal, request.query.tenantId);
+      let extView: unknown;
       const site = await catalog.updateSite(
-        actingTenant(principal, request.query.tenantId),
+        tenantId,
         request.params.id,
-        request.body,
+        own as typeof request.body,
         principal.actor,
+        checked && ext
+          ? async (tx) => {
+              extView = await ext.apply(tx, tenantId, request.params.id, checked, principal.actor);
+            }
+          : undefined,
       );
+      if (ext && extView !== undefined) return { ...site, [ext.key]: extView };
       if (request.body.printQueueOpen) deps.warnOpenSite(site.id);
       return site;
     },

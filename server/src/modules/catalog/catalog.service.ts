@@ -156,6 +156,8 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       siteId: string,
       changes: Partial<{ name: string; address: string | null; phone: string | null } & SiteSettings>,
       actor: string,
+      /** Another module's settings of the site, saved in the same transaction. */
+      alsoInTransaction?: (tx: Executor) => Promise<void>,
     ): Promise<Site> {
       checkCurrency(changes.currency);
       return db.transaction().execute(async (tx) => {
@@ -184,6 +186,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           .where('id', '=', siteId)
           .execute();
         const after = { ...before, ...set } as SiteRow;
+        if (alsoInTransaction) await alsoInTransaction(tx);
         await recordAudit(tx, {
           tenantId,
           actor,

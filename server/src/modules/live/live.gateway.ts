@@ -21,7 +21,7 @@ export interface LiveDeps {
   tenantExists(tenantId: string): Promise<boolean>;
 }
 
-const ROOM = /^(tenant|machine|order|kitchen):([A-Za-z0-9_.:-]{1,128})$/;
+const ROOM = /^(tenant|machine|order|kitchen|site|table):([A-Za-z0-9_.:-]{1,128})$/;
 export const internalRoom = (tenantId: string, room: string): string => `${tenantId}|${room}`;
 
 export function installLiveGateway(deps: LiveDeps) {
@@ -71,6 +71,10 @@ export function installLiveGateway(deps: LiveDeps) {
       case 'order':
         tenant = await deps.tenantOfOrder(id, own ?? tenantHint ?? null);
         break;
+      case 'table': // a cafe table is a machine of kind `table`
+        tenant = await deps.tenantOfMachine(id);
+        break;
+      case 'site':
       case 'kitchen': {
         const t = own ?? tenantHint ?? 'default';
         tenant = (await deps.siteExists(t, id)) ? t : undefined;
@@ -94,7 +98,7 @@ export function installLiveGateway(deps: LiveDeps) {
         return ack(
           socketError(
             'VALIDATION_FAILED',
-            'room must look like tenant:<id>, machine:<id>, order:<id> or kitchen:<siteId>',
+            'room must look like tenant:<id>, machine:<id>, order:<id>, kitchen:<siteId>, site:<siteId> or table:<id>',
           ),
         );
       const hint = typeof payload?.tenantId === 'string' ? payload.tenantId : undefined;

@@ -28,7 +28,7 @@ const METHOD_LABELS: Record<string, string> = {
 };
 
 export function createOrderSettlement(deps: {
-  orders: Pick<OrdersService, 'transition' | 'findRow'>;
+  orders: Pick<OrdersService, 'transition' | 'findRow' | 'paidInKitchen'>;
   catalog: Pick<CatalogService, 'takeStock' | 'siteRow'>;
   commands: Pick<CommandsService, 'enqueue'>;
   printing: Pick<PrintingService, 'enqueue'>;
@@ -72,6 +72,12 @@ export function createOrderSettlement(deps: {
       detail: { method: payment.method, amountMinor: payment.received_minor, paymentId: payment.id },
     });
     if (moved) return moved;
+    // A pay-later cafe order cooked before it was paid keeps its kitchen status.
+    const inKitchen = await orders.paidInKitchen(ex, orderId, {
+      actor: ctx.actor,
+      detail: { method: payment.method, amountMinor: payment.received_minor, paymentId: payment.id },
+    });
+    if (inKitchen) return inKitchen;
     const row = await orders.findRow(orderId, ex);
     return row?.status === 'PAID' ? toOrder(row) : undefined;
   }
@@ -144,7 +150,12 @@ export function createOrderSettlement(deps: {
     }
     await enqueueOutbox(ex, 'live', {
       tenantId: order.tenantId,
-      rooms: [`order:${order.id}`, ...(order.orderNumber ? [`order:${order.orderNumber}`] : [])],
+      rooms: [
+        `order:${order.id}`,
+        ...(order.orderNumber ? [`order:${order.orderNumber}`] : []),
+        ...(order.siteId ? [`site:${order.siteId}`] : []),
+        ...(order.source === 'table' && order.machineId ? [`table:${order.machineId}`] : []),
+      ],
       event: LIVE_EVENTS.paymentCompleted,
       data: {
         tenantId: order.tenantId,

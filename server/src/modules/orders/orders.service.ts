@@ -13,6 +13,8 @@ export interface OrderItem {
   qty: number;
   name?: string;
   unitPriceMinor?: number;
+  /** The guest's note for the kitchen (cafe orders). */
+  notes?: string;
 }
 
 /** The order view of protocol/, with the catalog details kept on each item. */
@@ -45,10 +47,15 @@ export function toOrder(row: OrderRow): Order {
   return order;
 }
 
-const orderRooms = (row: Pick<OrderRow, 'tenant_id' | 'id' | 'machine_id'>): string[] => [
+export const orderRooms = (
+  row: Pick<OrderRow, 'tenant_id' | 'id' | 'machine_id' | 'site_id' | 'source'>,
+): string[] => [
   `tenant:${row.tenant_id}`,
   `order:${row.id}`,
   ...(row.machine_id ? [`machine:${row.machine_id}`] : []),
+  ...(row.site_id ? [`site:${row.site_id}`] : []),
+  // A cafe table is a machine; its guests' screens follow the table room (CONTRACTS §12).
+  ...(row.source === 'table' && row.machine_id ? [`table:${row.machine_id}`] : []),
 ];
 
 export interface NewOrderInput {
@@ -196,6 +203,29 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
         },
       });
       return toOrder(row);
+    },
+
+    /**
+     * A pay-later cafe order already in the kitchen (PREPARING, READY, SERVED) was paid: it keeps
+     * its kitchen status and gets its paid time. Undefined when it is not such an order.
+     */
+    async paidInKitchen(
+      ex: Executor,
+      orderId: string,
+      meta: { actor: string; detail?: Record<string, unknown> },
+    ): Promise<Order | undefined> {
+      const row = await repo.findById(orderId, ex);
+      if (!row || row.paid_at !== null || !['PREPARING', 'READY', 'SERVED'].includes(row.status))
+        return undefined;
+      const updated = await repo.updateIfStatus(
+        orderId,
+        [row.status as OrderStatus],
+        { paid_at: nowIso(), updated_at: nowIso() },
+        ex,
+      );
+      if (!updated) return undefined;
+      await addEvent(ex, updated, 'payment_received', meta.actor, meta.detail);
+      return toOrder(updated);
     },
 
     /** Records a timeline entry without changing status (e.g. "command sent"). */

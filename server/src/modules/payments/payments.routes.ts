@@ -51,6 +51,13 @@ const RefundBody = Type.Object(
     amountMinor: Type.Optional(Type.Integer({ minimum: 1, description: 'default: all that remains' })),
     reason: Type.String({ minLength: 1, maxLength: 500 }),
     to: Type.Optional(Type.String({ enum: [...REFUND_DESTINATIONS], description: 'default original' })),
+    customerId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: 'to: "credit" for a payment with no known payer: whose wallet gets the money',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -77,10 +84,11 @@ export function paymentsRoutes(
       },
       async (request, reply) => {
         const principal = await request.staff(REFUNDERS);
-        const { amountMinor, reason, to } = request.body;
+        const { amountMinor, reason, to, customerId } = request.body;
         const refund = await deps.refunds.refund(request.params.id, tenantFilter(principal), {
           reason,
           actor: principal.actor,
+          ...(customerId !== undefined ? { customerId } : {}),
           ...(amountMinor !== undefined ? { amountMinor } : {}),
           ...(to !== undefined ? { to: to as RefundDestination } : {}),
         });

@@ -18,6 +18,9 @@ export interface ProviderRefunds {
   refund(providerPaymentId: string, amountMinor: number): Promise<{ providerRefundId: string }>;
 }
 
+/** Told, in the transaction, of every refund recorded (a channel publishes `payment_refunded`). */
+export type RefundRecordedListener = (ex: Executor, payment: PaymentRow, refund: RefundRow) => Promise<void>;
+
 export function toRefund(r: RefundRow) {
   return {
     id: r.id,
@@ -39,9 +42,10 @@ export function createRefunds(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
   providers: Record<string, ProviderRefunds>;
-  ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer'>;
+  ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer' | 'account'>;
 }) {
   const { db } = deps;
+  const recordedListeners: RefundRecordedListener[] = [];
 
   async function lockedPayment(ex: Executor, paymentId: string): Promise<PaymentRow | undefined> {
     let q = ex.selectFrom('payments').selectAll().where('id', '=', paymentId);
@@ -72,7 +76,14 @@ export function createRefunds(deps: {
   async function record(
     ex: Executor,
     payment: PaymentRow,
-    input: { amountMinor: number; reason: string; destination: RefundDestination; actor: string },
+    input: {
+      amountMinor: number;
+      reason: string;
+      destination: RefundDestination;
+      actor: string;
+      /** The wallet a `credit` refund goes to when the payment names no payer. */
+      customerId?: string;
+    },
   ): Promise<RefundRow> {
     if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
       throw new AppError('VALIDATION_FAILED', 'amountMinor must be a positive integer');
@@ -96,6 +107,8 @@ export function createRefunds(deps: {
     let destination = input.destination;
     // Cash goes back by hand: "to the original method" is staff handing it back.
     if (destination === 'original' && payment.method === 'cash') destination = 'refund_due';
+    // A wallet payment goes back to the wallet it came from.
+    if (destination === 'original' && payment.method === 'credit') destination = 'credit';
     if (
       destination === 'original' &&
       !(payment.provider && deps.providers[payment.provider] && payment.provider_payment_id)
@@ -105,11 +118,21 @@ export function createRefunds(deps: {
         `no refund API is configured for ${payment.provider ?? payment.method} payments; refund with to: "refund_due" and hand the money back`,
       );
     }
-    if (destination === 'credit' && payment.customer_id === null) {
+    const creditTo = payment.customer_id ?? input.customerId ?? null;
+    if (destination === 'credit' && creditTo === null) {
       throw new AppError(
         'INVALID_STATE',
-        `payment ${payment.id} has no known payer, so there is no wallet to credit`,
+        `payment ${payment.id} has no known payer, so there is no wallet to credit; name a customerId`,
       );
+    }
+    if (destination === 'credit' && creditTo !== null) {
+      const customer = await ex
+        .selectFrom('customers')
+        .select('id')
+        .where('id', '=', creditTo)
+        .where('tenant_id', '=', payment.tenant_id)
+        .executeTakeFirst();
+      if (!customer) throw notFound('customer', creditTo);
     }
     const now = nowIso();
     const row: RefundRow = {
@@ -146,27 +169,71 @@ export function createRefunds(deps: {
         destination,
         reason: input.reason,
         refundedMinor: decision.refundedMinor,
+        ...(destination === 'credit' ? { customerId: creditTo } : {}),
       },
     });
     if (destination === 'original')
       await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
     // Money owed back is a balance: the site's refunds due, until staff hand it over.
     if (destination === 'refund_due') await owe(ex, row, payment.site_id ?? 'default', 'owed');
+    // Store credit: the site's revenue gives the money back into the payer's wallet.
+    if (destination === 'credit') {
+      const unit = payment.currency;
+      const revenue = await deps.ledger.siteAccount(
+        ex,
+        payment.tenant_id,
+        payment.site_id ?? 'default',
+        'revenue',
+        unit,
+      );
+      const wallet = await deps.ledger.account(ex, {
+        tenantId: payment.tenant_id,
+        ownerType: 'customer',
+        ownerId: creditTo!,
+        kind: 'wallet',
+        unit,
+      });
+      await deps.ledger.transfer(ex, {
+        tenantId: payment.tenant_id,
+        from: revenue.id,
+        to: wallet.id,
+        amount: input.amountMinor,
+        unit,
+        cause: { type: 'refund', id: row.id },
+        memo: input.reason,
+      });
+    }
+    for (const listener of recordedListeners) await listener(ex, payment, row);
     return row;
   }
 
   return {
     record,
 
+    /** Called with every refund recorded, in its transaction. */
+    onRecorded(listener: RefundRecordedListener): void {
+      recordedListeners.push(listener);
+    },
+
     /** A staff refund of a payment (all that remains when no amount is given). */
     async refund(
       paymentId: string,
       tenantId: string | null,
-      input: { amountMinor?: number; reason: string; to?: RefundDestination; actor: string },
+      input: {
+        amountMinor?: number;
+        reason: string;
+        to?: RefundDestination;
+        actor: string;
+        customerId?: string;
+        /** Refuses unless the payment is of this purpose (a channel refunds only its own). */
+        purpose?: string;
+      },
     ) {
       const row = await db.transaction().execute(async (tx) => {
         const payment = await lockedPayment(tx, paymentId);
         if (!payment || (tenantId !== null && payment.tenant_id !== tenantId))
+          throw notFound('payment', paymentId);
+        if (input.purpose !== undefined && payment.purpose !== input.purpose)
           throw notFound('payment', paymentId);
         const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
         return record(tx, payment, {
@@ -174,6 +241,7 @@ export function createRefunds(deps: {
           reason: input.reason,
           destination: input.to ?? 'original',
           actor: input.actor,
+          ...(input.customerId !== undefined ? { customerId: input.customerId } : {}),
         });
       });
       return toRefund(row);

@@ -19,7 +19,15 @@ export interface StatsQuery {
 }
 
 /** Orders whose money was kept: revenue. */
-const KEPT: OrderStatus[] = ['PAID', 'DISPATCHED', 'COMPLETED', 'NEEDS_REVIEW'];
+const KEPT: OrderStatus[] = [
+  'PAID',
+  'DISPATCHED',
+  'COMPLETED',
+  'NEEDS_REVIEW',
+  'PREPARING',
+  'READY',
+  'SERVED',
+];
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 export const MAX_RANGE_DAYS = 366;

@@ -703,6 +703,84 @@ const customers: Migration = {
   },
 };
 
+// 0015: cafe tables (token versions, server), settings per site, menu, orders' tips, wallet OTPs.
+const cafe: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('cafe_tables')
+      .addColumn('machine_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('token_version', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('server_user_id', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('cafe_settings')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('tip_presets', 'text', (c) => c.notNull().defaultTo('[0,5,10,15]'))
+      .addColumn('tip_split', 'text', (c) => c.notNull().defaultTo('pool'))
+      .addColumn('bank_account', 'text')
+      .addColumn('card_gateway', 'text')
+      .addColumn('pay_later', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('cafe_settings_pk', ['tenant_id', 'site_id'])
+      .execute();
+    await db.schema
+      .createTable('cafe_menu')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('sku', 'text', (c) => c.notNull())
+      .addColumn('category', 'text')
+      .addColumn('description', 'text')
+      .addColumn('available', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('sort', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('cafe_menu_pk', ['tenant_id', 'sku'])
+      .execute();
+    await db.schema
+      .createTable('cafe_orders')
+      .addColumn('order_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('table_id', 'text', (c) => c.notNull())
+      .addColumn('subtotal_minor', 'bigint', (c) => c.notNull())
+      .addColumn('tip_minor', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('currency', 'text', (c) => c.notNull())
+      .addColumn('tip_split', 'text', (c) => c.notNull())
+      .addColumn('server_user_id', 'text')
+      .addColumn('sent_to_kitchen_at', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('cafe_orders_site_idx')
+      .on('cafe_orders')
+      .columns(['tenant_id', 'site_id', 'created_at'])
+      .execute();
+    await db.schema
+      .createTable('customer_otps')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('phone', 'text', (c) => c.notNull())
+      .addColumn('address', 'text', (c) => c.notNull())
+      .addColumn('code_hash', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('used_at', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('customer_otps_phone_idx')
+      .on('customer_otps')
+      .columns(['tenant_id', 'phone', 'created_at'])
+      .execute();
+    await db.schema
+      .createIndex('customer_otps_address_idx')
+      .on('customer_otps')
+      .columns(['address', 'created_at'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -717,6 +795,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0010_payments': payments,
       '0011_refunds': refunds,
       '0012_customers': customers,
+      '0015_cafe': cafe,
     }),
   };
 }

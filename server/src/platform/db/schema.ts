@@ -428,7 +428,74 @@ export interface RefundsTable {
   completed_at: string | null;
 }
 
+/** A table of a cafe (a machine of kind `table`): its QR token version and its server. */
+export interface CafeTablesTable {
+  machine_id: string;
+  tenant_id: string;
+  token_version: number;
+  server_user_id: string | null;
+  updated_at: string;
+}
+
+/** Cafe settings of a site (CONTRACTS §12). */
+export interface CafeSettingsTable {
+  tenant_id: string;
+  site_id: string;
+  /** JSON array of whole percents. */
+  tip_presets: string;
+  tip_split: string;
+  /** JSON {name, iban, bic?} or null. */
+  bank_account: string | null;
+  card_gateway: string | null;
+  pay_later: number;
+  updated_at: string;
+}
+
+/** How a product shows on the cafe menu. */
+export interface CafeMenuTable {
+  tenant_id: string;
+  sku: string;
+  category: string | null;
+  description: string | null;
+  available: number;
+  sort: number;
+  updated_at: string;
+}
+
+/** A table order's cafe facts: its table, subtotal and tip (kept apart from the order total). */
+export interface CafeOrdersTable {
+  order_id: string;
+  tenant_id: string;
+  site_id: string;
+  table_id: string;
+  subtotal_minor: number;
+  tip_minor: number;
+  currency: string;
+  tip_split: string;
+  server_user_id: string | null;
+  sent_to_kitchen_at: string | null;
+  created_at: string;
+}
+
+/** A one-time wallet sign-in code (hashed), per phone. */
+export interface CustomerOtpsTable {
+  id: string;
+  tenant_id: string;
+  phone: string;
+  address: string;
+  code_hash: string;
+  attempts: number;
+  expires_at: string;
+  used_at: string | null;
+  created_at: string;
+}
+
 export interface Database {
+  cafe_tables: CafeTablesTable;
+  cafe_settings: CafeSettingsTable;
+  cafe_menu: CafeMenuTable;
+  cafe_orders: CafeOrdersTable;
+  customer_otps: CustomerOtpsTable;
   customers: CustomersTable;
   plans: PlansTable;
   water_dispenses: WaterDispensesTable;
@@ -469,6 +536,8 @@ export type PaymentRow = Selectable<PaymentsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type CustomerRow = Selectable<CustomersTable>;
 export type PlanRow = Selectable<PlansTable>;
+export type CafeOrderRow = Selectable<CafeOrdersTable>;
+export type CafeSettingsRow = Selectable<CafeSettingsTable>;
 export type WaterDispenseRow = Selectable<WaterDispensesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;

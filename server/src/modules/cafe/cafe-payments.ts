@@ -1,0 +1,334 @@
+// Paying a table order: one PENDING intent per attempt through `intents.create` (purpose
+// `order`), settled through `settlement.succeed` like every channel. Cash waits for staff; the
+// wallet (`credit`) pays at once or refuses with nothing changed; bank transfers and card
+// checkouts are one-off methods other adapters register in the method registry.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import { sql } from 'kysely';
+import { AppError, notFound } from '../../platform/errors.js';
+import { newId, type Db, type Executor } from '../../platform/db/database.js';
+import type { PaymentRow } from '../../platform/db/schema.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { CustomersService } from '../customers/customers.service.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
+import type { Intents } from '../payments/intents.js';
+import type { MethodRegistry } from '../payments/methods.js';
+import type { Settlement } from '../payments/settlement.js';
+import { orderRooms, type OrdersService } from '../orders/orders.service.js';
+import type { CafeOrder, CafeOrders } from './cafe-orders.js';
+import type { CafeTables } from './cafe-tables.js';
+
+export const CAFE_METHODS = ['bank_transfer', 'card', 'cash', 'credit'] as const;
+export type CafeMethod = (typeof CAFE_METHODS)[number];
+
+/** Cash waits for staff while the guest is at the table: longer than a one-off intent's default. */
+const CASH_TTL_MS = 12 * 3_600_000;
+/** Kitchen statuses an unpaid pay-later order may be in and still be paid. */
+const PAYABLE = ['CREATED', 'PREPARING', 'READY', 'SERVED'];
+
+export function paymentStatusView(p: PaymentRow) {
+  return {
+    paymentId: p.id,
+    status: p.status,
+    method: p.method,
+    amountMinor: Number(p.amount_minor),
+    receivedMinor: Number(p.received_minor),
+    refundedMinor: Number(p.refunded_minor),
+    currency: p.currency,
+    orderId: p.order_id,
+    failureCode: p.failure_code,
+    expiresAt: p.expires_at,
+    completedAt: p.completed_at,
+  };
+}
+
+/** Who pays: a guest at the table, or a signed-in wallet customer. */
+export type Payer =
+  | { kind: 'table'; tenantId: string; tableId: string }
+  | { kind: 'customer'; tenantId: string; customerId: string };
+
+export function createCafePayments(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  tables: Pick<CafeTables, 'settings'>;
+  cafeOrders: Pick<CafeOrders, 'view' | 'setTip' | 'sendToKitchen'>;
+  orders: Pick<OrdersService, 'findRow'>;
+  intents: Pick<Intents, 'create' | 'fail' | 'onEnded'>;
+  methods: Pick<MethodRegistry, 'get'>;
+  settlement: Pick<Settlement, 'succeed'>;
+  ledger: Pick<LedgerService, 'siteAccount' | 'transfer'>;
+  customers: Pick<CustomersService, 'wallet' | 'get'>;
+}) {
+  const { db } = deps;
+
+  async function lockOrder(ex: Executor, orderId: string): Promise<void> {
+    let q = ex.selectFrom('orders').select('id').where('id', '=', orderId);
+    if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
+    await q.executeTakeFirst();
+  }
+
+  async function lockedPayment(ex: Executor, id: string): Promise<PaymentRow | undefined> {
+    let q = ex.selectFrom('payments').selectAll().where('id', '=', id);
+    if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
+    return q.executeTakeFirst();
+  }
+
+  /** The order, locked, still to be paid; earlier pending attempts end as SUPERSEDED. */
+  async function payableOrder(ex: Executor, payer: Payer, orderId: string): Promise<CafeOrder> {
+    await lockOrder(ex, orderId);
+    const order = await deps.cafeOrders.view(orderId, payer.tenantId, ex);
+    if (payer.kind === 'table' && order.tableId !== payer.tableId) throw notFound('order', orderId);
+    const paid = await ex
+      .selectFrom('payments')
+      .select('id')
+      .where('order_id', '=', orderId)
+      .where('status', 'in', ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'])
+      .executeTakeFirst();
+    if (paid || order.paidAt !== null || !PAYABLE.includes(order.status)) {
+      throw new AppError(
+        'INVALID_STATE',
+        `order ${order.orderNumber ?? order.id} is ${order.status} and needs no payment`,
+      );
+    }
+    const pending = await ex
+      .selectFrom('payments')
+      .select('id')
+      .where('order_id', '=', orderId)
+      .where('status', '=', 'PENDING')
+      .execute();
+    for (const p of pending) await deps.intents.fail(ex, p.id, 'SUPERSEDED');
+    return order;
+  }
+
+  async function announce(ex: Executor, order: CafeOrder, payment: PaymentRow): Promise<void> {
+    const row = (await deps.orders.findRow(order.id, ex))!;
+    await enqueueOutbox(ex, 'live', {
+      tenantId: order.tenantId,
+      rooms: orderRooms(row),
+      event: LIVE_EVENTS.paymentInitiated,
+      data: {
+        tenantId: order.tenantId,
+        orderId: order.id,
+        tableId: order.tableId,
+        paymentId: payment.id,
+        method: payment.method,
+        amountMinor: Number(payment.amount_minor),
+        currency: payment.currency,
+        status: payment.status,
+      },
+    });
+  }
+
+  // A one-off order payment that ends without money: the guest's screen hears it at once.
+  deps.intents.onEnded('order', async (ex, payment) => {
+    if (!payment.order_id) return;
+    const row = await deps.orders.findRow(payment.order_id, ex);
+    if (!row) return;
+    await enqueueOutbox(ex, 'live', {
+      tenantId: payment.tenant_id,
+      rooms: orderRooms(row),
+      event: LIVE_EVENTS.paymentEnded,
+      data: {
+        tenantId: payment.tenant_id,
+        orderId: payment.order_id,
+        paymentId: payment.id,
+        method: payment.method,
+        status: payment.status,
+        failureCode: payment.failure_code,
+      },
+    });
+  });
+
+  return {
+    async initiate(
+      payer: Payer,
+      input: { orderId: string; method: CafeMethod; tipMinor?: number },
+      returnUrl: string | undefined,
+    ): Promise<Record<string, unknown>> {
+      if (input.method === 'credit' && payer.kind !== 'customer') {
+        throw new AppError(
+          'UNAUTHORIZED',
+          'paying from the wallet needs the customer token of the wallet sign-in',
+        );
+      }
+      const preset = await deps.cafeOrders.view(input.orderId, payer.tenantId);
+      const settings = await deps.tables.settings(preset.tenantId, preset.siteId!);
+      const oneOff =
+        input.method === 'bank_transfer' || input.method === 'card'
+          ? deps.methods.get(input.method)
+          : undefined;
+      if (input.method === 'bank_transfer' || input.method === 'card') {
+        if (!oneOff) {
+          throw new AppError(
+            'PROVIDER_NOT_CONFIGURED',
+            `${input.method === 'card' ? 'card payments are' : 'bank transfers are'} not set up on this server`,
+          );
+        }
+        if (input.method === 'bank_transfer' && !settings.bankAccount)
+          throw new AppError('PROVIDER_NOT_CONFIGURED', 'this cafe has no bank account for transfers');
+        if (input.method === 'card' && !settings.cardGateway)
+          throw new AppError('PROVIDER_NOT_CONFIGURED', 'this cafe takes no card payments');
+      }
+      const { payment, order } = await db.transaction().execute(async (tx) => {
+        const order = await payableOrder(tx, payer, input.orderId);
+        let tip = order.tipMinor;
+        if (input.tipMinor !== undefined && input.tipMinor !== tip) {
+          tip = input.tipMinor;
+          await deps.cafeOrders.setTip(tx, order.id, tip);
+        }
+        const amountMinor = order.subtotalMinor + tip;
+        const id = newId();
+        const base = {
+          id,
+          tenantId: order.tenantId,
+          siteId: order.siteId,
+          purpose: 'order' as const,
+          orderId: order.id,
+          machineId: order.tableId,
+          amountMinor,
+          currency: order.currency,
+        };
+        if (input.method === 'credit') {
+          const customerId = (payer as Extract<Payer, { kind: 'customer' }>).customerId;
+          const wallet = await deps.customers.wallet(tx, order.tenantId, customerId, order.currency);
+          if (wallet.balance < amountMinor) {
+            throw new AppError(
+              'INSUFFICIENT_CREDIT',
+              `the wallet holds ${wallet.balance}, the order needs ${amountMinor} (minor units)`,
+              {
+                balanceMinor: wallet.balance,
+                amountMinor,
+              },
+            );
+          }
+          const intent = await deps.intents.create(tx, {
+            ...base,
+            method: 'credit',
+            provider: 'wallet',
+            customerId,
+          });
+          const revenue = await deps.ledger.siteAccount(
+            tx,
+            order.tenantId,
+            order.siteId!,
+            'revenue',
+            order.currency,
+          );
+          try {
+            await deps.ledger.transfer(tx, {
+              tenantId: order.tenantId,
+              from: wallet.id,
+              to: revenue.id,
+              amount: amountMinor,
+              unit: order.currency,
+              cause: { type: 'payment', id },
+              memo: `order ${order.orderNumber ?? order.id}`,
+            });
+          } catch (err) {
+            // Another order took the money meanwhile: the ledger refused; roll everything back.
+            if (err instanceof AppError && err.code === 'INVALID_STATE')
+              throw new AppError('INSUFFICIENT_CREDIT', 'the wallet does not cover this order');
+            throw err;
+          }
+          await announce(tx, order, intent);
+          const settled = await deps.settlement.succeed(tx, id, amountMinor, {
+            actor: `customer:${customerId}`,
+          });
+          return { payment: settled ?? intent, order };
+        }
+        const intent = await deps.intents.create(tx, {
+          ...base,
+          method: input.method,
+          provider: oneOff?.provider ?? null,
+          ...(payer.kind === 'customer' ? { customerId: payer.customerId } : {}),
+          ...(oneOff?.reference ? { reference: oneOff.reference(id) } : {}),
+          ...(input.method === 'cash' ? { expiresAt: new Date(Date.now() + CASH_TTL_MS).toISOString() } : {}),
+        });
+        if (input.method === 'cash' && settings.payLater) await deps.cafeOrders.sendToKitchen(tx, order);
+        await announce(tx, order, intent);
+        return { payment: intent, order };
+      });
+      let presented: Record<string, unknown> = {};
+      if (oneOff) {
+        try {
+          presented = await db.transaction().execute((tx) =>
+            oneOff.present(tx, payment, {
+              tenantId: order.tenantId,
+              siteId: order.siteId,
+              description: `Order ${order.orderNumber ?? order.id}`,
+              orderId: order.id,
+              ...(returnUrl ? { returnUrl } : {}),
+            }),
+          );
+        } catch (err) {
+          await db.transaction().execute((tx) => deps.intents.fail(tx, payment.id, 'PRESENT_FAILED'));
+          throw err;
+        }
+      }
+      return {
+        ...paymentStatusView(payment),
+        subtotalMinor: order.subtotalMinor,
+        tipMinor: Number(payment.amount_minor) - order.subtotalMinor,
+        payLater: input.method === 'cash' && settings.payLater,
+        ...presented,
+      };
+    },
+
+    /** Staff saw the cash (or the transfer on the statement): settles like every channel. */
+    async verify(
+      paymentId: string,
+      tenantId: string | null,
+      receivedMinor: number | undefined,
+      actor: string,
+    ) {
+      return db.transaction().execute(async (tx) => {
+        const payment = await lockedPayment(tx, paymentId);
+        if (!payment || (tenantId !== null && payment.tenant_id !== tenantId) || payment.purpose !== 'order')
+          throw notFound('payment', paymentId);
+        if (payment.method !== 'cash' && payment.method !== 'bank_transfer')
+          throw new AppError(
+            'INVALID_STATE',
+            `a ${payment.method} payment is confirmed by its provider, not by staff`,
+          );
+        if (payment.status !== 'PENDING')
+          throw new AppError('INVALID_STATE', `payment ${paymentId} is ${payment.status}, not PENDING`);
+        const received = receivedMinor ?? Number(payment.amount_minor);
+        if (received < Number(payment.amount_minor))
+          throw new AppError(
+            'INVALID_STATE',
+            `receivedMinor ${received} is less than the ${payment.amount_minor} due`,
+          );
+        const settled = await deps.settlement.succeed(tx, paymentId, received, { actor });
+        await recordAudit(tx, {
+          tenantId: payment.tenant_id,
+          actor,
+          action: 'payment.verify',
+          subjectType: 'payment',
+          subjectId: paymentId,
+          before: { status: payment.status, receivedMinor: Number(payment.received_minor) },
+          after: { status: 'SUCCEEDED', receivedMinor: received },
+        });
+        return paymentStatusView(settled!);
+      });
+    },
+
+    /** True when this customer paid (or is paying) the order: their token may read it. */
+    async isPayer(orderId: string, customerId: string): Promise<boolean> {
+      const row = await db
+        .selectFrom('payments')
+        .select('id')
+        .where('order_id', '=', orderId)
+        .where('customer_id', '=', customerId)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    async payment(paymentId: string, tenantId: string | null): Promise<PaymentRow> {
+      const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
+      if (!p || (tenantId !== null && p.tenant_id !== tenantId)) throw notFound('payment', paymentId);
+      return p;
+    },
+  };
+}
+
+export type CafePayments = ReturnType<typeof createCafePayments>;

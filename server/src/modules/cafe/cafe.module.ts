@@ -1,0 +1,128 @@
+// The cafe, put together: tables and their tokens, table orders, payments, the wallet and the
+// staff overview, with the refund listener that tells the guest's screen about refunds.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../../platform/db/database.js';
+import type { Authenticator } from '../../platform/http/auth.js';
+import type { FastifyTypebox } from '../../platform/http/fastify.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
+import type { SiteExtension } from '../catalog/catalog.routes.js';
+import type { CatalogService } from '../catalog/catalog.service.js';
+import type { CustomersService } from '../customers/customers.service.js';
+import type { LedgerService } from '../ledger/ledger.service.js';
+import type { Sms } from '../messaging/sms.js';
+import type { MachinesService } from '../machines/machines.service.js';
+import { orderRooms, type OrdersService } from '../orders/orders.service.js';
+import type { Intents } from '../payments/intents.js';
+import type { MethodRegistry } from '../payments/methods.js';
+import type { Refunds } from '../payments/refunds.js';
+import type { Settlement } from '../payments/settlement.js';
+import { createCafeOrders } from './cafe-orders.js';
+import { createCafeOverview } from './cafe-overview.js';
+import { createCafePayments } from './cafe-payments.js';
+import { createCafeTables, type CafeSettingsChange } from './cafe-tables.js';
+import { cafeStaffRoutes } from './cafe.routes.js';
+import { CafeSettingsSchema, cafeSiteFields } from './cafe.schema.js';
+import { cafeGuestRoutes } from './guest.routes.js';
+import { createTableTokens } from './table-token.js';
+import { createWallet } from './wallet.js';
+
+export function createCafe(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  jwtSecret: Uint8Array;
+  otpKey: Buffer;
+  publicUrl: string | undefined;
+  auth: Authenticator;
+  machines: Pick<MachinesService, 'findRow'>;
+  catalog: CatalogService;
+  orders: OrdersService;
+  intents: Intents;
+  methods: MethodRegistry;
+  settlement: Settlement;
+  refunds: Refunds;
+  ledger: LedgerService;
+  customers: CustomersService;
+  sms: Sms;
+}) {
+  const { db } = deps;
+  const tables = createCafeTables({
+    db,
+    tokens: createTableTokens(deps.jwtSecret),
+    findMachine: deps.machines.findRow,
+  });
+  const cafeOrders = createCafeOrders({ db, tables, catalog: deps.catalog, orders: deps.orders });
+  const payments = createCafePayments({
+    db,
+    dialect: deps.dialect,
+    tables,
+    cafeOrders,
+    orders: deps.orders,
+    intents: deps.intents,
+    methods: deps.methods,
+    settlement: deps.settlement,
+    ledger: deps.ledger,
+    customers: deps.customers,
+  });
+  const wallet = createWallet({
+    db,
+    customers: deps.customers,
+    ledger: deps.ledger,
+    sms: deps.sms,
+    issueCustomerToken: deps.auth.issueCustomerToken,
+    otpKey: deps.otpKey,
+  });
+  const overview = createCafeOverview({ db, tables });
+
+  // Every refund of an order's payment reaches the guest's and the staff's screens.
+  deps.refunds.onRecorded(async (ex, payment, refund) => {
+    if (payment.purpose !== 'order' || !payment.order_id) return;
+    const row = await deps.orders.findRow(payment.order_id, ex);
+    if (!row) return;
+    await enqueueOutbox(ex, 'live', {
+      tenantId: payment.tenant_id,
+      rooms: orderRooms(row),
+      event: LIVE_EVENTS.paymentRefunded,
+      data: {
+        tenantId: payment.tenant_id,
+        orderId: payment.order_id,
+        paymentId: payment.id,
+        refundId: refund.id,
+        amountMinor: Number(refund.amount_minor),
+        refundedMinor: Number(payment.refunded_minor) + Number(refund.amount_minor),
+        currency: refund.currency,
+        destination: refund.destination,
+        status: refund.status,
+      },
+    });
+  });
+
+  /** The cafe settings `PATCH /v1/sites/:id` also takes. */
+  const siteExtension: SiteExtension = {
+    key: 'cafe',
+    fields: cafeSiteFields,
+    view: CafeSettingsSchema,
+    check: (values) => tables.checkSettings(values as CafeSettingsChange),
+    apply: (ex, tenantId, siteId, values, actor) =>
+      tables.applySettings(ex, tenantId, siteId, values as CafeSettingsChange, actor),
+  };
+
+  const publicUrl = (request: FastifyRequest) => deps.publicUrl ?? `${request.protocol}://${request.host}`;
+
+  return {
+    tables,
+    orders: cafeOrders,
+    payments,
+    wallet,
+    overview,
+    siteExtension,
+    /** The cafe settings of a site (the bank-transfer method reads the account from here). */
+    settings: tables.settings,
+    routes(app: FastifyTypebox, auth: Authenticator): void {
+      cafeStaffRoutes(app, { auth, tables, cafeOrders, overview, catalog: deps.catalog, publicUrl });
+      cafeGuestRoutes(app, { auth, tables, cafeOrders, payments, wallet, publicUrl });
+    },
+  };
+}
+
+export type Cafe = ReturnType<typeof createCafe>;
