@@ -428,7 +428,24 @@ export interface RefundsTable {
   completed_at: string | null;
 }
 
+/** One USSD session (Africa's Talking `sessionId`) of a tenant: where the menu stands. */
+export interface UssdSessionsTable {
+  tenant_id: string;
+  session_id: string;
+  phone: string;
+  /** The screen the next input answers (`menu`, `register_pin`, …, `ended`). */
+  state: string;
+  /** JSON: choices so far (plan page, plan id, where the PINs sit in `text`); never a PIN. */
+  data: string;
+  /** The last hop's `text` and our answer: the same hop delivered again gets the same answer. */
+  last_text: string | null;
+  last_response: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  ussd_sessions: UssdSessionsTable;
   customers: CustomersTable;
   plans: PlansTable;
   water_dispenses: WaterDispensesTable;
@@ -469,6 +486,7 @@ export type PaymentRow = Selectable<PaymentsTable>;
 export type RefundRow = Selectable<RefundsTable>;
 export type CustomerRow = Selectable<CustomersTable>;
 export type PlanRow = Selectable<PlansTable>;
+export type UssdSessionRow = Selectable<UssdSessionsTable>;
 export type WaterDispenseRow = Selectable<WaterDispensesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
