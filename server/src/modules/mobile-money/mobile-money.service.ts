@@ -172,10 +172,11 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
         .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
         .returning('event_id')
         .executeTakeFirst();
-      if (!fresh) return 'duplicate';
-      if (payment.status !== 'PENDING') return 'not_pending';
+      if (payment.status !== 'PENDING') return fresh ? 'not_pending' : 'duplicate';
+      // A repeat is stored once, yet still asks for a check while the payment is pending: a
+      // forged first callback must not make the real one wait for the next poll.
       await deps.intents.scheduleCheck(tx, payment);
-      return 'scheduled';
+      return fresh ? 'scheduled' : 'duplicate';
     });
   }
 
