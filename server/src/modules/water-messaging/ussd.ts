@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
-import type { CustomerRow, PlanRow } from '../../platform/db/schema.js';
+import type { PlanRow } from '../../platform/db/schema.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import { PurchaseRefused, type MobileMoney } from '../mobile-money/mobile-money.service.js';
 import { WALLET_NAMES } from '../mobile-money/network.js';
