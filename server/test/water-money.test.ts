@@ -617,6 +617,49 @@ for (const engine of engines()) {
       expect(alerts.map((a) => a.kind)).toEqual(['PAYMENT_AMOUNT_MISMATCH']);
     });
 
+    it('pages long plan lists and long names within one screen each', async () => {
+      const tenant = uid('t');
+      expect(
+        (await server.request('POST', '/v1/tenants', { body: { id: tenant, name: 'Long' } })).status,
+      ).toBe(201);
+      await server.kioskhub.services.tenants.setDefaultCountryCode(tenant, '256');
+      const now = new Date().toISOString();
+      for (let i = 0; i < 7; i += 1) {
+        await server.kioskhub.services.customers.repo.insertPlan({
+          tenant_id: tenant,
+          id: `p${i}`,
+          name: `A very long plan name number ${i} for the whole family and friends`,
+          kind: 'subscription',
+          price_minor: 999_999_990 + i,
+          currency: 'UGX',
+          days: 365,
+          credit_ml: 123_456_700,
+          daily_limit_ml: 1_000_000,
+          active: 1,
+          created_at: now,
+          updated_at: now,
+        });
+      }
+      const phone = AIRTEL_PHONE();
+      await register(server, phone, '2580', tenant);
+      const sessionId = uid('s');
+      const hop = (text: string) => ussd(server, { sessionId, phone, text, tenant });
+      await hop('');
+      const page1 = await hop('3');
+      expect(page1.text).toContain('9. More');
+      const page2 = await hop('3*9');
+      expect(page2.text).toContain('1. A very long plan na. UGX 999999993');
+      const page3 = await hop('3*9*9');
+      expect(page3.text).not.toContain('9. More');
+      expect((await hop('3*9*9*5')).text).toMatch(/^CON Invalid choice\. Choose a plan:/);
+      const confirm = await hop('3*9*9*5*1');
+      expect(confirm.text).toContain(
+        '365 days, 1000.0 L/day, 123456.7 L of water\nPrice: UGX 999999996\nPay with Airtel Money',
+      );
+      for (const s of [page1, page2, page3, confirm]) expect(s.text.length).toBeLessThanOrEqual(182);
+      expect((await hop('3*9*9*5*1*2')).text).toBe('END Purchase cancelled.');
+    });
+
     it('every USSD screen seen fits in 182 characters', () => {
       expect(screens.length).toBeGreaterThan(30);
       for (const s of screens) expect(s.length, s).toBeLessThanOrEqual(182);
