@@ -6,9 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ADMIN_TOKEN,
+  connected,
   dropSchema,
   engines,
   eventually,
+  liveSocket,
   newSchemaName,
   startServer,
   tempDir,
@@ -420,6 +423,11 @@ for (const engine of engines()) {
       const phone = AIRTEL_PHONE();
       await register(server, phone);
       const c = await customer(server, phone);
+      const live = liveSocket(server.url, { token: ADMIN_TOKEN });
+      const updates: any[] = [];
+      live.on('customer_updated', (data: unknown) => updates.push(data));
+      await connected(live);
+      expect(await live.emitWithAck('subscribe', { room: 'tenant:default' })).toMatchObject({ ok: true });
       expect((await smsIn(server, { from: phone, text: 'buy' })).status).toBe(200);
       await eventually(
         () => fakes.smsTo(phone).some((m) => m.startsWith('Plans: jerry100: 100 litres UGX 5000')),
@@ -462,6 +470,12 @@ for (const engine of engines()) {
         'Airtel settled',
       );
       expect(await creditMl(server, c)).toBe(100_000);
+      await eventually(
+        () => updates.some((u) => u.customerId === c.id && u.paymentId === p.id),
+        10_000,
+        'live',
+      );
+      live.close();
       await eventually(
         () => fakes.smsTo(phone).some((m) => m.includes('Credit now 100.0 L.')),
         10_000,
@@ -694,12 +708,18 @@ for (const engine of engines()) {
       const p = await latestPayment(server, c.id);
       const req = await eventually(() => fakes.state.momo.get(p.id), 15_000, 'RequestToPay after retries');
       expect(fakes.state.momoRequestDown).toBe(0);
+      // The status API and the SMS API are down for a while too: their jobs retry.
+      fakes.state.momoStatusDown = 2;
+      fakes.state.smsDown = 1;
       req.status = 'SUCCESSFUL';
       await eventually(
         async () => (await payment(server, p.id)).status === 'SUCCEEDED',
         15_000,
         'settled by poll',
       );
+      expect(fakes.state.momoStatusDown).toBe(0);
+      await eventually(() => fakes.smsTo(phone).some((m) => m.startsWith('Payment received')), 15_000, 'SMS');
+      expect(fakes.state.smsDown).toBe(0);
       expect(await creditMl(server, c)).toBe(100_000);
       expect(fakes.state.momoTokens).toBe(1); // the token is cached
       await noDrift(server);
