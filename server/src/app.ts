@@ -372,6 +372,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       : {}),
     ...(airtelClient ? { airtel: { client: airtelClient } } : {}),
   });
+  intents.onEnded('plan', mobileMoney.ended);
   const waterNotices = createWaterNotices({ sms });
   settlement.register(
     'plan',

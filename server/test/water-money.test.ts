@@ -725,6 +725,30 @@ for (const engine of engines()) {
       await noDrift(server);
     });
 
+    it('a request MoMo refuses ends FAILED with its code, and the customer is told', async () => {
+      fakes.state.momoRefuseNext = true;
+      const phone = MTN_PHONE();
+      await register(server, phone);
+      const c = await customer(server, phone);
+      await buyOverUssd(server, phone, '2');
+      const p = await latestPayment(server, c.id);
+      const failed = await eventually(
+        async () => {
+          const row = await payment(server, p.id);
+          return row.status === 'FAILED' ? row : undefined;
+        },
+        10_000,
+        'refused',
+      );
+      expect(failed.failure_code).toBe('PAYER_NOT_FOUND');
+      expect((await customer(server, phone)).subscription_expires_at).toBeNull();
+      await eventually(
+        () => fakes.smsTo(phone).includes('Your water plan payment did not go through. Please try again.'),
+        10_000,
+        'failure SMS',
+      );
+    });
+
     it('expires a request nobody approves; nothing is applied', async () => {
       const phone = AIRTEL_PHONE();
       await register(server, phone);
@@ -734,6 +758,12 @@ for (const engine of engines()) {
       await eventually(() => fakes.state.airtel.get(p.id), 10_000, 'collection');
       await eventually(async () => (await payment(server, p.id)).status === 'EXPIRED', 20_000, 'expired');
       expect(await creditMl(server, c)).toBe(0);
+      await eventually(
+        () =>
+          fakes.smsTo(phone).some((m) => m.startsWith('Your water plan payment was not approved in time.')),
+        10_000,
+        'expiry SMS',
+      );
       fakes.state.airtel.get(p.id)!.status = 'TS';
       await airtelCallback(server, { transaction: { id: p.id, status_code: 'TS' } });
       await new Promise((r) => setTimeout(r, 400));

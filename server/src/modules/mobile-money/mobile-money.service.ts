@@ -131,16 +131,8 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
       }
     } catch (err) {
       if (err instanceof MomoRefusedError || err instanceof AirtelRefusedError) {
-        await db.transaction().execute(async (tx) => {
-          if (await deps.intents.fail(tx, payment.id, err.code)) {
-            await deps.sms.queue(tx, {
-              tenantId: payment.tenant_id,
-              to: customer.phone,
-              text: 'Your water plan payment could not be started. Please try again later.',
-              kind: 'payment_failed',
-            });
-          }
-        });
+        // The customer hears of it from `ended` below, told by intents in this transaction.
+        await db.transaction().execute((tx) => deps.intents.fail(tx, payment.id, err.code));
         deps.logger.warn({ paymentId: payment.id, code: err.code }, 'mobile-money request refused');
         return;
       }
@@ -180,7 +172,23 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
     });
   }
 
+  /** A plan payment ended without money (FAILED or EXPIRED): the customer gets an SMS. */
+  async function ended(ex: Executor, payment: PaymentRow): Promise<void> {
+    if (payment.customer_id === null) return;
+    const customer = await deps.customers.get(payment.tenant_id, payment.customer_id, ex);
+    await deps.sms.queue(ex, {
+      tenantId: payment.tenant_id,
+      to: customer.phone,
+      text:
+        payment.status === 'EXPIRED'
+          ? 'Your water plan payment was not approved in time. Dial again to buy.'
+          : 'Your water plan payment did not go through. Please try again.',
+      kind: 'payment_failed',
+    });
+  }
+
   return {
+    ended,
     walletFor,
     startPlanPurchase,
     sendRequest,
