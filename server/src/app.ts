@@ -48,6 +48,18 @@ import {
   createWalletTopupSettlement,
 } from './modules/customers/customers.service.js';
 import { createRazorpayClient } from './providers/razorpay/razorpay.api.js';
+import { createMomoClient } from './providers/momo/momo.api.js';
+import { momoStatusSource } from './providers/momo/momo.status.js';
+import { momoCallbackRoutes } from './providers/momo/momo.routes.js';
+import { createAirtelClient } from './providers/airtel/airtel.api.js';
+import { airtelStatusSource } from './providers/airtel/airtel.status.js';
+import { airtelCallbackRoutes } from './providers/airtel/airtel.routes.js';
+import { africasTalkingRoutes } from './providers/africastalking/at.routes.js';
+import { createMobileMoney } from './modules/mobile-money/mobile-money.service.js';
+import { createPlanSettlement } from './modules/mobile-money/plan-settlement.js';
+import { createWaterNotices } from './modules/water-messaging/notices.js';
+import { createSmsCommands } from './modules/water-messaging/sms-commands.js';
+import { createUssd } from './modules/water-messaging/ussd.js';
 import { createOrderSettlement } from './modules/orders/order-settlement.js';
 import { createCafe } from './modules/cafe/cafe.module.js';
 import { tenantsRoutes } from './modules/tenants/tenants.routes.js';
@@ -314,6 +326,69 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       : {}),
   });
   settlement.register('wallet_topup', createWalletTopupSettlement({ ledger, customers }));
+  // Water plans bought with mobile money (MoMo, Airtel), and the USSD/SMS channels that sell them.
+  const publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const momoConfig = config.momo;
+  const momoClient =
+    momoConfig.subscriptionKey && momoConfig.apiUser && momoConfig.apiKey
+      ? createMomoClient({
+          baseUrl: momoConfig.apiBase,
+          subscriptionKey: momoConfig.subscriptionKey,
+          apiUser: momoConfig.apiUser,
+          apiKey: momoConfig.apiKey,
+          targetEnvironment: momoConfig.targetEnvironment,
+        })
+      : undefined;
+  const airtelConfig = config.airtel;
+  const airtelClient =
+    airtelConfig.clientId && airtelConfig.clientSecret
+      ? createAirtelClient({
+          baseUrl: airtelConfig.apiBase,
+          clientId: airtelConfig.clientId,
+          clientSecret: airtelConfig.clientSecret,
+          country: airtelConfig.country,
+          currency: airtelConfig.currency,
+        })
+      : undefined;
+  if (momoClient) intents.registerStatusSource('momo', momoStatusSource(momoClient));
+  if (airtelClient) intents.registerStatusSource('airtel', airtelStatusSource(airtelClient));
+  const mobileMoney = createMobileMoney({
+    db,
+    intents,
+    payments: paymentsRepo,
+    customers,
+    sms,
+    logger,
+    ...(momoClient
+      ? {
+          momo: {
+            client: momoClient,
+            currency: momoConfig.currency,
+            callbackUrl: (id: string) => {
+              const url = new URL(`/webhooks/momo/${encodeURIComponent(id)}`, publicUrl);
+              if (momoConfig.callbackSecret) url.searchParams.set('key', momoConfig.callbackSecret);
+              return url.toString();
+            },
+          },
+        }
+      : {}),
+    ...(airtelClient ? { airtel: { client: airtelClient } } : {}),
+  });
+  intents.onEnded('plan', mobileMoney.ended);
+  const waterNotices = createWaterNotices({ sms });
+  settlement.register(
+    'plan',
+    createPlanSettlement({ ledger, customers, payments: paymentsRepo, alerts, sms }),
+  );
+  const ussd = createUssd({ db, customers, mobileMoney, notices: waterNotices, logger });
+  const smsCommands = createSmsCommands({
+    db,
+    customers,
+    mobileMoney,
+    sms,
+    ussdCode: at.ussdCode,
+    logger,
+  });
   const refunds = createRefunds({
     db,
     dialect,
@@ -521,6 +596,31 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     });
   });
 
+  // Unsigned callbacks (Africa's Talking, MoMo, Airtel): a secret in the URL, compared in constant time.
+  await app.register(async (scope) => {
+    africasTalkingRoutes(scope as FastifyTypebox, {
+      callbackSecret: at.callbackSecret,
+      tenantExists: tenants.exists,
+      ussd,
+      smsCommands,
+      afterCommit,
+    });
+  });
+  await app.register(async (scope) => {
+    momoCallbackRoutes(scope as FastifyTypebox, {
+      callbackSecret: momoConfig.callbackSecret,
+      mobileMoney,
+      afterCommit,
+    });
+  });
+  await app.register(async (scope) => {
+    airtelCallbackRoutes(scope as FastifyTypebox, {
+      callbackSecret: airtelConfig.callbackSecret,
+      mobileMoney,
+      afterCommit,
+    });
+  });
+
   // The operator dashboard (dashboard/dist) at `/`; registered last, it never shadows a route above.
   await serveDashboard(app);
 
@@ -536,6 +636,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     payment_status: (p) => intents.check(p),
     payment_expire: (p) => intents.expire(p),
     sms: (p) => sms.run(p),
+    mobile_money_request: (p) => mobileMoney.sendRequest(p),
     print: (p) => {
       printNotifier.notify(p.tenantId, p.siteId);
       printPush.offer(p.tenantId, p.siteId);
@@ -621,6 +722,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       settlement,
       refunds,
       cafe,
+      mobileMoney,
+      waterNotices,
     },
     metrics,
     async listen(): Promise<string> {

@@ -167,7 +167,15 @@ describe('fuzz: every HTTP route and socket event with garbage', () => {
 
   beforeAll(async () => {
     // Garbage as fast as it goes: the per-socket event limit is not what this is about.
-    server = await startServer({ env: { SOCKET_EVENTS_PER_SECOND: '100000' } });
+    // Callback secrets set, so those routes are fuzzed past their 503 PROVIDER_NOT_CONFIGURED.
+    server = await startServer({
+      env: {
+        SOCKET_EVENTS_PER_SECOND: '100000',
+        AT_CALLBACK_KEY: 'fuzz-at-callback-key-0917',
+        MOMO_CALLBACK_KEY: 'fuzz-momo-callback-key-0917',
+        AIRTEL_CALLBACK_KEY: 'fuzz-airtel-callback-key-0917',
+      },
+    });
     machine = await server.createVendingMachine('FUZZ1', 2000);
     const doc = await server.request('GET', '/openapi.json');
     expect(doc.status).toBe(200);

@@ -23,6 +23,28 @@ export interface Config {
     apiKey: string | undefined;
     from: string | undefined;
     callbackSecret: string | undefined;
+    /** The USSD code customers dial (`AT_USSD_CODE`, e.g. `*384*123#`), named in SMS replies. */
+    ussdCode: string | undefined;
+  };
+  /** MTN MoMo Collection (RequestToPay); `configured` when the API user, key and product key are set. */
+  momo: {
+    apiBase: string;
+    subscriptionKey: string | undefined;
+    apiUser: string | undefined;
+    apiKey: string | undefined;
+    targetEnvironment: string;
+    /** The currency the target environment takes (the sandbox takes EUR only); unset: the plan's. */
+    currency: string | undefined;
+    callbackSecret: string | undefined;
+  };
+  /** Airtel Money Collection (USSD push) for one country. */
+  airtel: {
+    apiBase: string;
+    clientId: string | undefined;
+    clientSecret: string | undefined;
+    country: string;
+    currency: string;
+    callbackSecret: string | undefined;
   };
   /** How often a pending one-off payment's provider is asked for its status. */
   paymentStatusPollMs: number;
@@ -204,6 +226,59 @@ function refusePlaceholder(name: string, value: string | undefined): void {
   );
 }
 
+/** A callback secret: long enough not to be guessed, and not a documentation placeholder. */
+function secretText(env: Env, name: string): string | undefined {
+  const value = text(env, name);
+  if (value !== undefined && value.length < 16) throw new ConfigError(name, 'must be at least 16 characters');
+  refusePlaceholder(name, value);
+  return value;
+}
+
+function together(env: Env, names: string[]): void {
+  const set = names.filter((n) => text(env, n) !== undefined);
+  if (set.length > 0 && set.length < names.length) {
+    const missing = names.find((n) => text(env, n) === undefined)!;
+    throw new ConfigError(missing, `${names.join(', ')} must be set together`);
+  }
+}
+
+function momoConfig(env: Env): Config['momo'] {
+  together(env, ['MOMO_SUBSCRIPTION_KEY', 'MOMO_API_USER', 'MOMO_API_KEY']);
+  const currency = text(env, 'MOMO_CURRENCY');
+  if (currency !== undefined && !/^[A-Z]{3}$/.test(currency)) {
+    throw new ConfigError('MOMO_CURRENCY', `must be an ISO 4217 code such as UGX, got "${currency}"`);
+  }
+  return {
+    apiBase: url(env, 'MOMO_API_BASE', 'https://sandbox.momodeveloper.mtn.com', ['http:', 'https:'])!,
+    subscriptionKey: text(env, 'MOMO_SUBSCRIPTION_KEY'),
+    apiUser: text(env, 'MOMO_API_USER'),
+    apiKey: text(env, 'MOMO_API_KEY'),
+    targetEnvironment: text(env, 'MOMO_TARGET_ENVIRONMENT') ?? 'sandbox',
+    currency,
+    callbackSecret: secretText(env, 'MOMO_CALLBACK_KEY'),
+  };
+}
+
+function airtelConfig(env: Env): Config['airtel'] {
+  together(env, ['AIRTEL_CLIENT_ID', 'AIRTEL_CLIENT_SECRET']);
+  const country = text(env, 'AIRTEL_COUNTRY') ?? 'UG';
+  if (!/^[A-Z]{2}$/.test(country)) {
+    throw new ConfigError('AIRTEL_COUNTRY', `must be an ISO 3166 alpha-2 code such as UG, got "${country}"`);
+  }
+  const currency = text(env, 'AIRTEL_CURRENCY') ?? 'UGX';
+  if (!/^[A-Z]{3}$/.test(currency)) {
+    throw new ConfigError('AIRTEL_CURRENCY', `must be an ISO 4217 code such as UGX, got "${currency}"`);
+  }
+  return {
+    apiBase: url(env, 'AIRTEL_API_BASE', 'https://openapiuat.airtel.africa', ['http:', 'https:'])!,
+    clientId: text(env, 'AIRTEL_CLIENT_ID'),
+    clientSecret: text(env, 'AIRTEL_CLIENT_SECRET'),
+    country,
+    currency,
+    callbackSecret: secretText(env, 'AIRTEL_CALLBACK_KEY'),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = text(env, 'DATA_DIR') ?? './data';
   const host = text(env, 'HOST') ?? '127.0.0.1';
@@ -253,8 +328,12 @@ export function loadConfig(env: Env = process.env): Config {
       username: text(env, 'AT_USERNAME'),
       apiKey: text(env, 'AT_API_KEY'),
       from: text(env, 'AT_SENDER_ID'),
-      callbackSecret: text(env, 'AT_CALLBACK_SECRET'),
+      // AT_CALLBACK_KEY is the documented name; AT_CALLBACK_SECRET is accepted too.
+      callbackSecret: secretText(env, 'AT_CALLBACK_KEY') ?? secretText(env, 'AT_CALLBACK_SECRET'),
+      ussdCode: text(env, 'AT_USSD_CODE'),
     },
+    momo: momoConfig(env),
+    airtel: airtelConfig(env),
     paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     razorpay: {

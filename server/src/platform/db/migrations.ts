@@ -781,6 +781,31 @@ const cafe: Migration = {
   },
 };
 
+// USSD sessions kept in the database, so a restart between two hops continues the session. The
+// PIN typed in a session is never stored: only where it sits in the session's `text` is.
+const waterMessaging: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('ussd_sessions')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('session_id', 'text', (c) => c.notNull())
+      .addColumn('phone', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('data', 'text', (c) => c.notNull())
+      .addColumn('last_text', 'text')
+      .addColumn('last_response', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('ussd_sessions_pk', ['tenant_id', 'session_id'])
+      .execute();
+    await db.schema
+      .createIndex('ussd_sessions_updated_idx')
+      .on('ussd_sessions')
+      .column('updated_at')
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -795,6 +820,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0010_payments': payments,
       '0011_refunds': refunds,
       '0012_customers': customers,
+      '0014_water_messaging': waterMessaging,
       '0015_cafe': cafe,
     }),
   };

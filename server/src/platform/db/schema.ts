@@ -490,12 +490,29 @@ export interface CustomerOtpsTable {
   created_at: string;
 }
 
+/** One USSD session (Africa's Talking `sessionId`) of a tenant: where the menu stands. */
+export interface UssdSessionsTable {
+  tenant_id: string;
+  session_id: string;
+  phone: string;
+  /** The screen the next input answers (`menu`, `register_pin`, …, `ended`). */
+  state: string;
+  /** JSON: choices so far (plan page, plan id, where the PINs sit in `text`); never a PIN. */
+  data: string;
+  /** The last hop's `text` and our answer: the same hop delivered again gets the same answer. */
+  last_text: string | null;
+  last_response: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   cafe_tables: CafeTablesTable;
   cafe_settings: CafeSettingsTable;
   cafe_menu: CafeMenuTable;
   cafe_orders: CafeOrdersTable;
   customer_otps: CustomerOtpsTable;
+  ussd_sessions: UssdSessionsTable;
   customers: CustomersTable;
   plans: PlansTable;
   water_dispenses: WaterDispensesTable;
@@ -538,6 +555,7 @@ export type CustomerRow = Selectable<CustomersTable>;
 export type PlanRow = Selectable<PlansTable>;
 export type CafeOrderRow = Selectable<CafeOrdersTable>;
 export type CafeSettingsRow = Selectable<CafeSettingsTable>;
+export type UssdSessionRow = Selectable<UssdSessionsTable>;
 export type WaterDispenseRow = Selectable<WaterDispensesTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
