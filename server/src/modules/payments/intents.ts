@@ -9,7 +9,7 @@ import { newId, nowIso, type Db, type Executor } from '../../platform/db/databas
 import type { PaymentRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { paymentSourcesOf } from './payment-rules.js';
-import type { PaymentsRepo } from './payments.repo.js';
+import { pendingPayment, type PaymentsRepo } from './payments.repo.js';
 import type { PaymentPurpose, Settlement, SettlementContext } from './settlement.js';
 
 declare module '../../platform/outbox.js' {
@@ -74,9 +74,8 @@ export function createIntents(deps: IntentsDeps) {
       throw new AppError('VALIDATION_FAILED', 'a payment needs a positive whole amount in minor units');
     }
     const id = input.id ?? newId();
-    const now = nowIso();
     const expiresAt = input.expiresAt ?? new Date(Date.now() + deps.ttlMs).toISOString();
-    const row: PaymentRow = {
+    const row = pendingPayment({
       id,
       tenant_id: input.tenantId,
       site_id: input.siteId ?? null,
@@ -87,19 +86,11 @@ export function createIntents(deps: IntentsDeps) {
       machine_id: input.machineId ?? null,
       method: input.method,
       provider: input.provider ?? null,
-      provider_payment_id: null,
       reference: input.reference ?? id,
       amount_minor: input.amountMinor,
-      received_minor: 0,
       currency: input.currency,
-      status: 'PENDING',
-      failure_code: null,
-      refunded_minor: 0,
-      created_at: now,
-      completed_at: null,
-      updated_at: now,
       expires_at: expiresAt,
-    };
+    });
     await repo.insert(row, ex);
     await enqueueOutbox(
       ex,

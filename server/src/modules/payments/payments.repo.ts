@@ -1,7 +1,7 @@
 // Queries on the payments table (owned by the payments module): one row per payment of every
 // channel, written in the transaction that applies it.
 import type { Insertable, Updateable } from 'kysely';
-import type { Db, Executor } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow, PaymentsTable } from '../../platform/db/schema.js';
 
 export interface PaymentListFilter {
@@ -14,6 +14,45 @@ export interface PaymentListFilter {
   machineId?: string;
   before?: string;
   limit: number;
+}
+
+/** A new PENDING payment: nothing received, refunded or failed yet; the caller names the rest. */
+export function pendingPayment(
+  fields: Pick<PaymentRow, 'id' | 'tenant_id' | 'purpose' | 'method' | 'amount_minor' | 'currency'> &
+    Partial<
+      Pick<
+        PaymentRow,
+        | 'site_id'
+        | 'order_id'
+        | 'customer_id'
+        | 'plan_id'
+        | 'machine_id'
+        | 'provider'
+        | 'reference'
+        | 'expires_at'
+      >
+    >,
+): PaymentRow {
+  const now = nowIso();
+  return {
+    site_id: null,
+    order_id: null,
+    customer_id: null,
+    plan_id: null,
+    machine_id: null,
+    provider: null,
+    reference: null,
+    expires_at: null,
+    ...fields,
+    provider_payment_id: null,
+    received_minor: 0,
+    status: 'PENDING',
+    failure_code: null,
+    refunded_minor: 0,
+    created_at: now,
+    completed_at: null,
+    updated_at: now,
+  };
 }
 
 export function createPaymentsRepo(db: Db) {

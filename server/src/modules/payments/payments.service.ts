@@ -8,7 +8,7 @@ import type { PaymentRow } from '../../platform/db/schema.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import type { PaymentNotification } from './payment-notification.js';
-import type { PaymentListFilter, PaymentsRepo } from './payments.repo.js';
+import { pendingPayment, type PaymentListFilter, type PaymentsRepo } from './payments.repo.js';
 import type { Settlement } from './settlement.js';
 
 export type WebhookAnswer =
@@ -286,31 +286,18 @@ export function createPaymentsService(deps: PaymentsDeps) {
         currency: string;
       },
     ) {
-      const now = nowIso();
       await repo.insert(
-        {
+        pendingPayment({
           id: input.id,
           tenant_id: input.tenantId,
           site_id: input.siteId,
           purpose: input.purpose,
           order_id: input.orderId,
-          customer_id: null,
-          plan_id: null,
           machine_id: input.machineId,
           method: input.method,
-          provider: null,
-          provider_payment_id: null,
-          reference: null,
           amount_minor: input.amountMinor,
-          received_minor: 0,
           currency: input.currency,
-          status: 'PENDING',
-          failure_code: null,
-          refunded_minor: 0,
-          created_at: now,
-          completed_at: null,
-          updated_at: now,
-        },
+        }),
         ex,
       );
     },
