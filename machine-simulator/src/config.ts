@@ -8,6 +8,9 @@ export interface SimulatorConfig {
   dispenseDelayMs: number;
   failureRate: number;
   disconnectRate: number;
+  transport: 'socketio' | 'mqtt';
+  /** Broker URL for --transport mqtt. */
+  mqttUrl?: string;
 }
 
 /** A bad setting; the message names the variable or flag. */
@@ -22,6 +25,8 @@ export const USAGE = `Usage: tsx src/main.ts [--machines M01,M02] [options]
   --dispense-delay-ms N     time one dispense takes                 (SIM_DISPENSE_DELAY_MS, default 500)
   --failure-rate P          share of dispenses that fail, 0..1      (SIM_FAILURE_RATE, default 0)
   --disconnect-rate P       chance per heartbeat of a network drop  (SIM_DISCONNECT_RATE, default 0)
+  --transport T             socketio or mqtt                        (SIM_TRANSPORT, default socketio)
+  --mqtt-url URL            MQTT broker for --transport mqtt        (MQTT_URL, default mqtt://127.0.0.1:1883)
   --help                    show this text`;
 
 const FLAGS = {
@@ -32,6 +37,8 @@ const FLAGS = {
   '--dispense-delay-ms': 'dispenseDelayMs',
   '--failure-rate': 'failureRate',
   '--disconnect-rate': 'disconnectRate',
+  '--transport': 'transport',
+  '--mqtt-url': 'mqttUrl',
 } as const;
 type FlagName = keyof typeof FLAGS;
 type Setting = (typeof FLAGS)[FlagName];
@@ -43,6 +50,8 @@ const ENV_NAMES: Record<Exclude<Setting, 'machines'>, string> = {
   dispenseDelayMs: 'SIM_DISPENSE_DELAY_MS',
   failureRate: 'SIM_FAILURE_RATE',
   disconnectRate: 'SIM_DISCONNECT_RATE',
+  transport: 'SIM_TRANSPORT',
+  mqttUrl: 'MQTT_URL',
 };
 
 /** Parses KEY=VALUE lines (blank lines and # comments skipped, optional quotes and `export`). */
@@ -155,7 +164,7 @@ export function loadConfig(
     const envValue = env[ENV_NAMES[setting]];
     return envValue !== undefined && envValue !== '' ? { label: ENV_NAMES[setting], raw: envValue } : null;
   };
-  type NumericSetting = Exclude<Setting, 'machines' | 'url' | 'keys'>;
+  type NumericSetting = Exclude<Setting, 'machines' | 'url' | 'keys' | 'transport' | 'mqttUrl'>;
   const number = (
     setting: NumericSetting,
     fallback: number,
@@ -189,8 +198,22 @@ export function loadConfig(
     return { machineId, key };
   });
 
+  const transportSource = pick('transport');
+  const transport = transportSource?.raw.trim() ?? 'socketio';
+  if (transport !== 'socketio' && transport !== 'mqtt')
+    throw new ConfigError(
+      `${transportSource?.label ?? '--transport'} must be socketio or mqtt (got "${transport}")`,
+    );
+  const mqttSource = pick('mqttUrl');
+  const mqttUrl = mqttSource?.raw.trim() ?? 'mqtt://127.0.0.1:1883';
+  if (transport === 'mqtt' && !/^(mqtts?|tcp|ssl|tls):\/\/[^/]+\/?$/.test(mqttUrl))
+    throw new ConfigError(
+      `${mqttSource?.label ?? '--mqtt-url'} must look like mqtt://host:1883 (got "${mqttUrl}")`,
+    );
   const config: SimulatorConfig = {
     url,
+    transport,
+    ...(transport === 'mqtt' ? { mqttUrl } : {}),
     machines,
     heartbeatMs: number('heartbeatMs', 10_000, 100, 3_600_000, true),
     dispenseDelayMs: number('dispenseDelayMs', 500, 0, 3_600_000, true),

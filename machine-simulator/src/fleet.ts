@@ -1,5 +1,6 @@
 // Many simulated machines at once; connections are opened a few at a time so 1,000+ can join.
 import { SimulatedMachine, type SimulatedMachineOptions } from './machine.js';
+import { MqttSimulatedMachine } from './mqtt-machine.js';
 
 export interface MachineCredentials {
   machineId: string;
@@ -15,10 +16,16 @@ export interface FleetOptions extends SharedMachineOptions {
   connectConcurrency?: number;
   /** Progress lines while connecting; default console.log when there are 100+ machines, null for none. */
   progress?: ((line: string) => void) | null;
+  /** `mqtt`: machines speak the MQTT transport to `mqttUrl` instead of Socket.IO to `url`. */
+  transport?: 'socketio' | 'mqtt';
+  mqttUrl?: string;
 }
 
 export interface Fleet {
+  /** Socket.IO machines (empty with transport mqtt). */
   machines: SimulatedMachine[];
+  /** MQTT machines (transport mqtt). */
+  mqttMachines: MqttSimulatedMachine[];
   /** Connects every machine; rejects (after stopping the fleet) if any machine's start() rejects. */
   start(): Promise<void>;
   stop(): void;
@@ -28,29 +35,44 @@ const MANY_MACHINES = 100;
 
 /** Creates the machines without connecting them (so a caller can stop them mid-start). */
 export function createFleet(options: FleetOptions): Fleet {
-  const { url, machines: credentials, connectConcurrency = 50, progress, ...shared } = options;
+  const {
+    url,
+    machines: credentials,
+    connectConcurrency = 50,
+    progress,
+    transport,
+    mqttUrl,
+    ...shared
+  } = options;
+  if (transport === 'mqtt' && !mqttUrl) throw new Error('transport mqtt needs mqttUrl');
   if (!Number.isInteger(connectConcurrency) || connectConcurrency < 1) {
     throw new Error(`connectConcurrency must be a positive integer (got ${connectConcurrency})`);
   }
   const report =
     progress === undefined ? (credentials.length >= MANY_MACHINES ? console.log : null) : progress;
-  const machines = credentials.map((c) => new SimulatedMachine({ ...shared, url, ...c }));
+  const machines =
+    transport === 'mqtt' ? [] : credentials.map((c) => new SimulatedMachine({ ...shared, url, ...c }));
+  const mqttMachines =
+    transport === 'mqtt'
+      ? credentials.map((c) => new MqttSimulatedMachine({ ...c, mqttUrl: mqttUrl!, ...pickMqtt(shared) }))
+      : [];
+  const all: (SimulatedMachine | MqttSimulatedMachine)[] = [...machines, ...mqttMachines];
   let stopped = false;
 
   const stop = (): void => {
     stopped = true;
-    for (const machine of machines) machine.stop();
+    for (const machine of all) machine.stop();
   };
 
   const start = async (): Promise<void> => {
-    const total = machines.length;
+    const total = all.length;
     const step = Math.max(1, Math.floor(total / 10));
     let next = 0;
     let connected = 0;
     const failures: string[] = [];
     const worker = async (): Promise<void> => {
       while (!stopped && next < total) {
-        const machine = machines[next++];
+        const machine = all[next++];
         if (!machine) break;
         try {
           await machine.start();
@@ -72,7 +94,7 @@ export function createFleet(options: FleetOptions): Fleet {
     }
   };
 
-  return { machines, start, stop };
+  return { machines, mqttMachines, start, stop };
 }
 
 /** Creates and connects a fleet; resolves once every machine is connected. */
@@ -80,4 +102,13 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const fleet = createFleet(options);
   await fleet.start();
   return fleet;
+}
+
+function pickMqtt(shared: SharedMachineOptions) {
+  return {
+    ...(shared.heartbeatMs !== undefined ? { heartbeatMs: shared.heartbeatMs } : {}),
+    ...(shared.dispenseDelayMs !== undefined ? { dispenseDelayMs: shared.dispenseDelayMs } : {}),
+    ...(shared.failureRate !== undefined ? { failureRate: shared.failureRate } : {}),
+    ...(shared.logger !== undefined ? { logger: shared.logger } : {}),
+  };
 }

@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   }
 
   const { url, machines, ...shared } = config;
-  log(`machine-simulator: ${machines.length} machine(s) → ${url}`);
+  const target = shared.transport === 'mqtt' ? `${shared.mqttUrl ?? ''} (MQTT)` : url;
+  log(`machine-simulator: ${machines.length} machine(s) → ${target}`);
   const fleet = createFleet({
     url,
     machines,

@@ -5,6 +5,7 @@ import type { Socket } from 'socket.io';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CommandsService } from '../commands/commands.service.js';
 import { createDispatcher, type KickReason } from './dispatcher.js';
+import { socketLink } from './machine-link.js';
 import type { MachineConnection, Presence } from './presence.js';
 
 function setup(idleRecheckMs: number, notices = { arrive: true }) {
@@ -32,7 +33,7 @@ function setup(idleRecheckMs: number, notices = { arrive: true }) {
     kind: 'vending',
     connectionId: 'n:1',
     protocol: 'v2',
-    socket: {} as Socket,
+    link: socketLink({} as Socket),
     status: 'IDLE',
     lastSeen: 0,
     sentCommands: new Set(),

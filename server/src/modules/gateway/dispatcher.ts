@@ -1,15 +1,17 @@
 // Drives each locally connected machine's command queue: sends the in-flight command again
-// on a new connection or after an ack timeout (v2), or claims the oldest queued command.
+// on a new connection or after an ack timeout (v2, MQTT), or claims the oldest queued command.
+// It speaks to machines only through their MachineLink, whatever the transport.
 // Work for one machine is serialized; machines on other processes are only notified.
-import {
-  V1_EVENTS,
-  V2_EVENTS,
-  type DispenseAck,
-  type DispenseCommand,
-  type V1DispensePayload,
-} from '@kioskhub/protocol';
+import { V1_EVENTS, type DispenseCommand, type V1DispensePayload } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import type { CommandRow } from '../../platform/db/schema.js';
+import {
+  ackEffect,
+  resendOnAckTimeout,
+  sendDecision,
+  type CommandStatus,
+  type Protocol,
+} from '../commands/command-rules.js';
 import type { Claim, CommandsService } from '../commands/commands.service.js';
 import type { MachineConnection, Presence } from './presence.js';
 
@@ -36,6 +38,11 @@ export interface DispatcherDeps {
   /** Tell the other processes that a machine may have work (no-op when running alone). */
   notifyOthers(machineId: string): void;
   observeDispatchLatency(seconds: number): void;
+  /**
+   * A paid order's command not executed this long after its payment expires (`expiresAt`): on a
+   * link that honours expiry it is never sent again and the order goes to review.
+   */
+  commandExpiryMs?: number;
 }
 
 // 'remote': another process said this machine may have work; never passed on again (a
@@ -47,8 +54,7 @@ const SWEEP_GRACE_MS = 5_000;
 /** Machines per sweep query (one parameter each). */
 const SWEEP_CHUNK = 1_000;
 
-const isDispenseAck = (v: unknown): v is DispenseAck =>
-  typeof v === 'object' && v !== null && typeof (v as { accepted?: unknown }).accepted === 'boolean';
+const DEFAULT_EXPIRY_MS = 600_000;
 
 export function createDispatcher(deps: DispatcherDeps) {
   const { commands, presence, logger } = deps;
@@ -103,19 +109,45 @@ export function createDispatcher(deps: DispatcherDeps) {
     conn.noWorkSince =
       ready && claim.kind === 'none' && claim.empty === true && epoch === idleEpoch ? checkedAt : undefined;
     if (claim.kind === 'none') return;
+    const decision = sendDecision({
+      claim: claim.kind,
+      commandProtocol: claim.command.protocol as Protocol | null,
+      connectionProtocol: conn.protocol,
+      sentOnThisConnection: conn.sentCommands.has(claim.command.id),
+      expired: conn.link.honoursExpiry && Date.now() >= expiryOf(claim.command),
+    });
+    if (decision === 'expire') {
+      await expireCommand(conn, claim.command);
+      return;
+    }
+    // v1 machines cannot de-duplicate: a v1 command is never sent twice.
+    if (decision === 'skip') return;
     if (claim.kind === 'in-flight') {
-      // v1 machines cannot de-duplicate: a v1 command is never sent twice.
-      if (claim.command.protocol === 'v1' || conn.protocol === 'v1') return;
-      if (conn.sentCommands.has(claim.command.id)) return;
       // Send first: the machine de-duplicates by commandId, and the count of sends is only a record.
-      sendV2(conn, claim.command);
+      sendV2(conn, claim.command, claim.command.attempts + 1);
       await commands
         .markResent(claim.command.id)
         .catch((err: unknown) => logger.warn({ err, commandId: claim.command.id }, 'could not count a send'));
       return;
     }
     if (conn.protocol === 'v1') sendV1(conn, claim.command);
-    else sendV2(conn, claim.command);
+    else sendV2(conn, claim.command, Math.max(1, claim.command.attempts));
+  }
+
+  const expiryOf = (command: CommandRow): number =>
+    Date.parse(command.queued_at) + (deps.commandExpiryMs ?? DEFAULT_EXPIRY_MS);
+
+  /** Past its expiry: never sent again; the order goes to review and the next command may go. */
+  async function expireCommand(conn: MachineConnection, command: CommandRow): Promise<void> {
+    conn.sentCommands.delete(command.id);
+    const expiresAt = new Date(expiryOf(command)).toISOString();
+    if (await commands.expire(command.id, expiresAt)) {
+      logger.warn(
+        { machineId: conn.machineId, commandId: command.id, orderId: command.order_id, expiresAt },
+        'command expired before the machine ran it: order needs review',
+      );
+      kick(conn.machineId, 'result');
+    }
   }
 
   /** Machines believed to have nothing to do that do have work: a notice was lost. Kick them. */
@@ -151,46 +183,68 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   function sendV1(conn: MachineConnection, command: CommandRow): void {
     const payload: V1DispensePayload = { type: 'DISPENSE', orderId: command.order_id };
-    conn.socket.emit(V1_EVENTS.dispense, payload);
+    conn.socket?.emit(V1_EVENTS.dispense, payload);
     observe(command);
   }
 
-  function sendV2(conn: MachineConnection, command: CommandRow): void {
+  function sendV2(conn: MachineConnection, command: CommandRow, attempt: number): void {
     conn.sentCommands.add(command.id);
     const payload = JSON.parse(command.payload) as DispenseCommand;
     // attempts is 0 for a command claimed with its payment and not sent yet, 1 after a claim here.
     if (command.attempts <= 1) observe(command);
-    void awaitAck(conn, command, payload);
+    const token = {};
+    conn.lastSend = token;
+    void awaitAck(conn, command, payload, attempt, token);
   }
 
   async function awaitAck(
     conn: MachineConnection,
     command: CommandRow,
     payload: DispenseCommand,
+    attempt: number,
+    token: object,
   ): Promise<void> {
     let ack: unknown;
     try {
-      ack = await conn.socket.timeout(deps.ackTimeoutMs).emitWithAck(V2_EVENTS.dispense, payload);
+      const expiresAt = new Date(expiryOf(command)).toISOString();
+      ack = await conn.link.sendCommand(payload, { attempt, expiresAt, timeoutMs: deps.ackTimeoutMs });
     } catch {
-      // No ack in time. If this connection is still the machine's, send the same command again.
-      if (stopped || presence.local(conn.machineId) !== conn || !conn.socket.connected) return;
+      // No ack in time. If this connection is still the machine's, send the same command again
+      // (unless a newer send of it, after a reconnect or a birth message, has taken over).
+      if (stopped || presence.local(conn.machineId) !== conn || !conn.link.connected) return;
+      if (conn.lastSend !== token) return;
       const current = await commands.inFlight(conn.machineId).catch(() => {
         conn.sentCommands.delete(command.id); // storage away: the next kick sends it again
         return undefined;
       });
-      if (current?.id === command.id && current.status === 'SENT') {
+      if (
+        current &&
+        resendOnAckTimeout({
+          current: { id: current.id, status: current.status as CommandStatus },
+          commandId: command.id,
+          stillThisConnection: presence.local(conn.machineId) === conn && conn.link.connected,
+          newestSend: conn.lastSend === token,
+        })
+      ) {
+        if (conn.link.honoursExpiry && Date.now() >= expiryOf(current)) {
+          await expireCommand(conn, current).catch((err: unknown) =>
+            logger.warn({ err, commandId: command.id }, 'could not expire a command'),
+          );
+          return;
+        }
         // Not awaited by anyone: a failure here must not become an unhandled rejection.
         await commands.markResent(command.id).catch(() => undefined);
         logger.info({ machineId: conn.machineId, commandId: command.id }, 'no ack: re-sending command');
-        void awaitAck(conn, command, payload);
+        void awaitAck(conn, command, payload, attempt + 1, token);
       }
       return;
     }
     try {
-      if (isDispenseAck(ack) && ack.accepted) {
+      const effect = ackEffect(ack);
+      if (effect.kind === 'accepted') {
         await commands.markAccepted(command.id);
       } else {
-        const reason = isDispenseAck(ack) && !ack.accepted ? String(ack.reason ?? 'DECLINED') : 'INVALID_ACK';
+        const reason = effect.reason;
         await commands.markDeclined(command.id, reason);
         conn.sentCommands.delete(command.id);
         logger.info(
@@ -212,6 +266,21 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   return {
     kick,
+    /**
+     * A result or notice arrived on a process that may not hold the machine (MQTT shared
+     * subscriptions): dispatch here if it is local, else tell the process that holds it.
+     */
+    kickAnywhere(machineId: string): void {
+      if (presence.local(machineId)) kick(machineId, 'result');
+      else deps.notifyOthers(machineId);
+    },
+    /** The machine (re)announced itself (MQTT birth): its in-flight command goes out again. */
+    resend(machineId: string): void {
+      const conn = presence.local(machineId);
+      if (!conn) return;
+      conn.sentCommands.clear();
+      kick(machineId, 'connect');
+    },
     /** A payment just committed a command for this machine. */
     commandQueued(machineId: string, commandId: string): void {
       const now = Date.now();
@@ -241,6 +310,16 @@ export function createDispatcher(deps: DispatcherDeps) {
             if (n > 0) logger.warn({ count: n }, 'v1 dispenses without a result moved to NEEDS_REVIEW');
           })
           .catch((err: unknown) => logger.warn({ err }, 'v1 escalation sweep failed'));
+        // MQTT commands of machines that stay away expire all the same (links honouring expiry).
+        const expiryMs = deps.commandExpiryMs ?? DEFAULT_EXPIRY_MS;
+        commands
+          .expireOverdue('mqtt', new Date(Date.now() - expiryMs).toISOString(), (row) =>
+            new Date(expiryOf(row)).toISOString(),
+          )
+          .then((n) => {
+            if (n > 0) logger.warn({ count: n }, 'expired MQTT commands: orders moved to NEEDS_REVIEW');
+          })
+          .catch((err: unknown) => logger.warn({ err }, 'command expiry sweep failed'));
       }, every);
       timer.unref();
       if (deps.sweepMs > 0) {

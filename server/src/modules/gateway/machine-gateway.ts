@@ -13,6 +13,7 @@ import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { Dispatcher } from './dispatcher.js';
 import { limitSocketEvents } from './event-limit.js';
+import { socketLink } from './machine-link.js';
 import type { MachineConnection, Presence, Protocol } from './presence.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
@@ -86,7 +87,11 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     return row && constantTimeEqual(row.key_hash, sha256(key)) ? row : undefined;
   }
 
-  async function connect(socket: Socket, row: MachineRef, protocol: Protocol): Promise<MachineConnection> {
+  async function connect(
+    socket: Socket,
+    row: MachineRef,
+    protocol: Exclude<Protocol, 'mqtt'>,
+  ): Promise<MachineConnection> {
     const conn: MachineConnection = {
       machineId: row.id,
       tenantId: row.tenant_id,
@@ -94,6 +99,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       kind: row.kind,
       connectionId: `${deps.nodeId}:${socket.id}`,
       protocol,
+      link: socketLink(socket),
       socket,
       status: 'UNKNOWN',
       lastSeen: Date.now(),

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
 import { describe, expect, it } from 'vitest';
 import type { MachinesRepo } from '../machines/machines.repo.js';
+import { socketLink } from './machine-link.js';
 import { createPresence, type MachineConnection } from './presence.js';
 
 function setup() {
@@ -24,7 +25,7 @@ function setup() {
     kind: 'vending',
     connectionId: 'n:1',
     protocol: 'v2',
-    socket: {} as Socket,
+    link: socketLink({} as Socket),
     status: 'UNKNOWN',
     lastSeen: 0,
     sentCommands: new Set(),

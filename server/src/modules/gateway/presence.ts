@@ -9,8 +9,9 @@ import type { Socket } from 'socket.io';
 import { nowIso } from '../../platform/db/database.js';
 import { createGroupWriter } from '../../platform/group-writer.js';
 import type { ConnectionWrite, MachinesRepo, OfflineWrite } from '../machines/machines.repo.js';
+import type { MachineLink } from './machine-link.js';
 
-export type Protocol = 'v1' | 'v2';
+export type Protocol = 'v1' | 'v2' | 'mqtt';
 
 export interface MachineConnection {
   machineId: string;
@@ -19,12 +20,17 @@ export interface MachineConnection {
   kind: string;
   connectionId: string;
   protocol: Protocol;
-  socket: Socket;
+  /** How commands reach the machine and how it is dropped (Socket.IO or MQTT). */
+  link: MachineLink;
+  /** The Socket.IO socket, for Socket.IO connections (v1 sends, print pushes). */
+  socket?: Socket;
   /** Last status the machine reported; UNKNOWN until its first heartbeat. */
   status: ReportedMachineStatus | 'UNKNOWN';
   lastSeen: number;
   /** Commands already sent on this connection (v2 re-sends on every new connection). */
   sentCommands: Set<string>;
+  /** The latest send's token: an ack wait from an older send of the same command stops re-sending. */
+  lastSend?: object;
   /** Firmware last written for this connection, so a heartbeat repeating it is not a write. */
   firmware?: string;
   /**
@@ -51,6 +57,8 @@ export interface PresenceDeps {
    * the latest one wins.
    */
   statusWriteIntervalMs?: number;
+  /** A heartbeat named a firmware version new for this connection (firmware campaigns follow it). */
+  firmwareReported?(machineId: string, firmware: string): void;
 }
 
 export function createPresence(deps: PresenceDeps) {
@@ -202,7 +210,7 @@ export function createPresence(deps: PresenceDeps) {
       if (stopping) throw new Error('shutting down');
       const previous = local.get(conn.machineId);
       local.set(conn.machineId, conn);
-      if (previous && previous.socket.id !== conn.socket.id) previous.socket.disconnect(true);
+      if (previous && previous.link.id !== conn.link.id) previous.link.disconnect();
       const at = nowIso();
       const written = connections.submit(conn.machineId, {
         connectionId: conn.connectionId,
@@ -251,7 +259,10 @@ export function createPresence(deps: PresenceDeps) {
         pendingLastSeen.set(conn.machineId, at);
       } else if (changed || newFirmware) {
         await writeStatus(conn, status, at, newFirmware ? firmware : undefined);
-        if (newFirmware) conn.firmware = firmware;
+        if (newFirmware) {
+          conn.firmware = firmware;
+          deps.firmwareReported?.(conn.machineId, firmware!);
+        }
         if (changed) announce(conn.tenantId, conn.machineId, status, true, at);
       } else {
         pendingLastSeen.set(conn.machineId, at);
@@ -272,7 +283,7 @@ export function createPresence(deps: PresenceDeps) {
           const cutoff = Date.now() - deps.heartbeatTimeoutMs;
           for (const conn of local.values()) {
             // Silent too long: drop it so a half-open socket never blocks the next connection.
-            if (conn.lastSeen < cutoff) conn.socket.disconnect(true);
+            if (conn.lastSeen < cutoff && !conn.link.livenessByBroker) conn.link.disconnect();
           }
           void offlineSilentHttp();
         }, sweepEvery),

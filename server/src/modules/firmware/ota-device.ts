@@ -1,0 +1,272 @@
+// The device side of firmware over the air (CONTRACTS.md §15): what a machine should install
+// next, its status reports (idempotent on seq, states only forward), and the versions it reports
+// in heartbeats. Any transport calls these: HTTP here, `ota.install` on Socket.IO, MQTT `up/ota`.
+import { DEVICE_COMMAND_PREFIX, type OtaNext, type OtaStatusReport } from '@kioskhub/protocol';
+import { nowIso, type Db } from '../../platform/db/database.js';
+import type { FirmwareArtifactRow, FirmwareDeploymentRow } from '../../platform/db/schema.js';
+import { AppError, notFound, validation } from '../../platform/errors.js';
+import { IN_PROGRESS, isDownloadError, stateRank } from './campaign-rules.js';
+import { deviceUpdated } from './firmware.events.js';
+import { compareVersions } from './manifest.js';
+
+export interface StatusOutcome {
+  ok: true;
+  state: string;
+  duplicate?: true;
+  /** A download error that will be tried again: fetch `next` and download again. */
+  retry?: true;
+}
+
+export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; pollAfterSec: number }) {
+  const { db } = deps;
+
+  // PUBLIC_URL when set; else the address the device used for this request; else a path the
+  // device resolves against the server it talks to (a push has no request).
+  function nextAnswer(
+    d: FirmwareDeploymentRow,
+    a: FirmwareArtifactRow,
+    allowDowngrade: boolean,
+    base?: string,
+  ): OtaNext {
+    const path = `/api/device/v1/artifacts/${a.sha256}`;
+    const origin = deps.publicUrl ?? base;
+    return {
+      deploymentId: d.id,
+      manifest: a.manifest,
+      signature: a.signature,
+      keyId: a.key_id,
+      sigAlg: a.sig_alg as OtaNext['sigAlg'],
+      url: origin ? new URL(path, origin).toString() : path,
+      pollAfterSec: deps.pollAfterSec,
+      allowDowngrade,
+    };
+  }
+
+  /** In-progress deployments of this machine in campaigns still going, oldest first. */
+  function active(machineId: string, deploymentId?: string) {
+    let q = db
+      .selectFrom('firmware_deployments as d')
+      .innerJoin('firmware_campaigns as c', 'c.id', 'd.campaign_id')
+      .innerJoin('firmware_artifacts as a', 'a.id', 'c.artifact_id')
+      .selectAll('d')
+      .select(['c.hw_model as campaign_hw', 'c.allow_downgrade as campaign_downgrade', 'a.id as artifact_id'])
+      .where('d.machine_id', '=', machineId)
+      .where('d.state', 'in', IN_PROGRESS)
+      .where('c.status', 'in', ['RUNNING', 'PAUSED'])
+      .orderBy('d.notified_at')
+      .orderBy('d.id');
+    if (deploymentId) q = q.where('d.id', '=', deploymentId);
+    return q.execute();
+  }
+
+  async function skip(d: FirmwareDeploymentRow, code: string, message: string, current: string | undefined) {
+    await db.transaction().execute(async (tx) => {
+      const now = nowIso();
+      const row = await tx
+        .updateTable('firmware_deployments')
+        .set({
+          state: 'SKIPPED',
+          code,
+          message,
+          finished_at: now,
+          updated_at: now,
+          ...(current ? { current_version: current } : {}),
+        })
+        .where('id', '=', d.id)
+        .where('state', '=', 'NOTIFIED')
+        .returningAll()
+        .executeTakeFirst();
+      if (row) await deviceUpdated(tx, row);
+    });
+  }
+
+  const device = {
+    /** What this machine should install now, or null (204). */
+    async next(
+      machineId: string,
+      query: { current?: string; hw?: string },
+      base?: string,
+    ): Promise<OtaNext | null> {
+      for (const d of await active(machineId)) {
+        const artifact = await db
+          .selectFrom('firmware_artifacts')
+          .selectAll()
+          .where('id', '=', d.artifact_id)
+          .executeTakeFirstOrThrow();
+        const downgrade = d.campaign_downgrade === 1 || artifact.allow_downgrade === 1;
+        // Checks that only make sense before the device has started.
+        if (d.state === 'NOTIFIED') {
+          if (query.hw !== undefined && query.hw !== d.campaign_hw) {
+            await skip(
+              d,
+              'HW_MISMATCH',
+              `device is ${query.hw}, campaign is for ${d.campaign_hw}`,
+              query.current,
+            );
+            continue;
+          }
+          if (query.current !== undefined) {
+            const cmp = compareVersions(query.current, artifact.version);
+            if (cmp === 0) {
+              await skip(d, 'ALREADY_CURRENT', `device already runs ${artifact.version}`, query.current);
+              continue;
+            }
+            if (cmp > 0 && !downgrade) {
+              await skip(
+                d,
+                'DOWNGRADE_NOT_ALLOWED',
+                `device runs ${query.current}, newer than ${artifact.version}`,
+                query.current,
+              );
+              continue;
+            }
+            if (artifact.min_from_version && compareVersions(query.current, artifact.min_from_version) < 0) {
+              await skip(
+                d,
+                'VERSION_TOO_OLD',
+                `firmware ${artifact.version} needs at least ${artifact.min_from_version}`,
+                query.current,
+              );
+              continue;
+            }
+          }
+        }
+        return nextAnswer(d, artifact, downgrade, base);
+      }
+      return null;
+    },
+
+    /** A status report for one deployment of this machine (HTTP, or MQTT `up/ota`). */
+    async applyStatus(
+      machineId: string,
+      deploymentId: string,
+      report: OtaStatusReport,
+    ): Promise<StatusOutcome> {
+      return db.transaction().execute(async (tx) => {
+        const d = await tx
+          .selectFrom('firmware_deployments')
+          .selectAll()
+          .where('id', '=', deploymentId)
+          .where('machine_id', '=', machineId)
+          .executeTakeFirst();
+        if (!d) throw notFound('deployment', deploymentId);
+        // Reports arrive again (lost answers, a device retrying): the same seq changes nothing.
+        if (report.seq <= Number(d.seq)) return { ok: true, state: d.state, duplicate: true } as const;
+        const campaign = await tx
+          .selectFrom('firmware_campaigns as c')
+          .innerJoin('firmware_artifacts as a', 'a.id', 'c.artifact_id')
+          .select(['c.download_retries', 'a.version'])
+          .where('c.id', '=', d.campaign_id)
+          .executeTakeFirstOrThrow();
+        const from = d.state;
+        const to = report.state;
+        // A device that went silent (TIMED_OUT) may still come back and finish.
+        const revivable = from === 'TIMED_OUT';
+        if (!revivable && stateRank(from) >= 7)
+          throw new AppError(
+            'INVALID_STATE',
+            `deployment ${deploymentId} has ended (${from})${d.code ? `: ${d.code}` : ''}`,
+          );
+        if (from === 'PENDING')
+          throw new AppError('INVALID_STATE', `deployment ${deploymentId} has not been released yet`);
+        if (!revivable && stateRank(to) < stateRank(from))
+          throw new AppError('INVALID_STATE', `state ${to} is behind ${from}: states only move forward`);
+        if (to === 'SUCCEEDED') {
+          if (report.confirmed !== true)
+            throw validation(
+              'SUCCEEDED needs confirmed: true (the device booted the new image and confirmed it)',
+            );
+          if (compareVersions(report.currentVersion, campaign.version) !== 0)
+            throw validation(
+              `SUCCEEDED needs currentVersion ${campaign.version}, got ${report.currentVersion}`,
+            );
+          if (from !== 'REBOOTING' && !revivable)
+            throw new AppError('INVALID_STATE', `SUCCEEDED only after REBOOTING (the deployment is ${from})`);
+        }
+        const now = nowIso();
+        const retry =
+          to === 'FAILED' &&
+          isDownloadError(report.code) &&
+          Number(d.retries) < Number(campaign.download_retries);
+        const final = !retry && stateRank(to) >= 7;
+        const row = await tx
+          .updateTable('firmware_deployments')
+          .set({
+            seq: report.seq,
+            state: retry ? 'NOTIFIED' : to,
+            code: report.code ?? (to === 'FAILED' ? 'FAILED' : null),
+            message: report.message?.slice(0, 500) ?? null,
+            current_version: report.currentVersion,
+            bytes: report.bytes ?? d.bytes,
+            total: report.total ?? d.total,
+            retries: retry ? Number(d.retries) + 1 : d.retries,
+            active_at: now,
+            finished_at: final ? now : null,
+            updated_at: now,
+          })
+          .where('id', '=', d.id)
+          .where('seq', '=', d.seq)
+          // An abort, a timeout or another report changed it meanwhile: this report lost the race.
+          .where('state', '=', d.state)
+          .returningAll()
+          .executeTakeFirst();
+        if (!row)
+          throw new AppError(
+            'CONFLICT',
+            `deployment ${deploymentId} changed meanwhile; send the report again`,
+          );
+        await deviceUpdated(tx, row);
+        return { ok: true, state: row.state, ...(retry ? { retry: true as const } : {}) };
+      });
+    },
+
+    /** A heartbeat (or MQTT birth) named the machine's firmware: its running deployments learn it. */
+    async observeVersion(machineId: string, version: string): Promise<void> {
+      await db
+        .updateTable('firmware_deployments')
+        .set({ current_version: version })
+        .where('machine_id', '=', machineId)
+        .where('state', 'in', ['PENDING', ...IN_PROGRESS])
+        .execute();
+    },
+
+    /** On a new connection: the released deployment not yet started, if any (re-sent like a command). */
+    async offerOnConnect(machineId: string): Promise<OtaNext | null> {
+      const d = (await active(machineId)).find((r) => r.state === 'NOTIFIED');
+      return d ? device.offerFor(machineId, d.id) : null;
+    },
+
+    /** The `next` answer for one released deployment (the `ota.install` command's payload). */
+    async offerFor(machineId: string, deploymentId: string): Promise<OtaNext | null> {
+      return (await device.pendingOffer(machineId, deploymentId))?.next ?? null;
+    },
+
+    /**
+     * A released deployment the device has not started (NOTIFIED), with the id of the one
+     * `ota.install` command that offers it: the same on every process and after a restart, new
+     * only when the deployment is released again (retry-failed), so a device that de-duplicates
+     * commands takes a second release.
+     */
+    async pendingOffer(
+      machineId: string,
+      deploymentId: string,
+    ): Promise<{ next: OtaNext; commandId: string } | null> {
+      const [d] = await active(machineId, deploymentId);
+      if (!d || d.state !== 'NOTIFIED') return null;
+      const artifact = await db
+        .selectFrom('firmware_artifacts')
+        .selectAll()
+        .where('id', '=', d.artifact_id)
+        .executeTakeFirstOrThrow();
+      const releasedAt = Date.parse(String(d.notified_at));
+      const release = Number.isFinite(releasedAt) ? releasedAt.toString(36) : '0';
+      return {
+        next: nextAnswer(d, artifact, d.campaign_downgrade === 1 || artifact.allow_downgrade === 1),
+        commandId: `${DEVICE_COMMAND_PREFIX}ota-${d.id}-${release}`,
+      };
+    },
+  };
+  return device;
+}
+
+export type OtaDevice = ReturnType<typeof createOtaDevice>;

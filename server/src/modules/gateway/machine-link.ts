@@ -1,0 +1,51 @@
+// What the dispatch engine needs from a machine's connection, whatever carries it: Socket.IO
+// (v1/v2) or MQTT. The dispatcher and presence speak only to this; transports implement it.
+import { V2_EVENTS, type DispenseCommand } from '@kioskhub/protocol';
+import type { Socket } from 'socket.io';
+
+export type Transport = 'socket.io' | 'mqtt';
+
+export interface SendOptions {
+  /** 1 for the first send of this command. */
+  attempt: number;
+  /** ISO time after which the command must not run (carried by transports that have the field). */
+  expiresAt: string;
+  /** How long to wait for the machine's acceptance. */
+  timeoutMs: number;
+}
+
+export interface MachineLink {
+  readonly transport: Transport;
+  /** Unique per connection. */
+  readonly id: string;
+  readonly connected: boolean;
+  /**
+   * The broker watches this connection (MQTT keep-alive and last will): silence between
+   * heartbeats does not drop it.
+   */
+  readonly livenessByBroker: boolean;
+  /** Commands past their expiry are never sent on this link again (the order goes to review). */
+  readonly honoursExpiry: boolean;
+  disconnect(): void;
+  /**
+   * Sends a command (again). Resolves with the machine's acceptance (`{accepted: …}`), rejects
+   * when none came within `timeoutMs`. Delivery to a broker is not acceptance.
+   */
+  sendCommand(payload: DispenseCommand, options: SendOptions): Promise<unknown>;
+}
+
+/** A v2 (or v1) Socket.IO socket as a link; v1 sends go to the socket directly. */
+export function socketLink(socket: Socket): MachineLink {
+  return {
+    transport: 'socket.io',
+    id: socket.id,
+    get connected() {
+      return socket.connected;
+    },
+    livenessByBroker: false,
+    honoursExpiry: false,
+    disconnect: () => socket.disconnect(true),
+    sendCommand: (payload, options) =>
+      socket.timeout(options.timeoutMs).emitWithAck(V2_EVENTS.dispense, payload) as Promise<unknown>,
+  };
+}

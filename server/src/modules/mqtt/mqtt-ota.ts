@@ -1,0 +1,146 @@
+// Firmware over the air for MQTT devices (CONTRACTS §14, §15): a released deployment goes out as
+// an `ota.install` device command carrying the `next` answer, re-sent with the same commandId
+// until the device reports on it (the broker's PUBACK is not delivery); `up/ota` status reports
+// are applied with the same rules as HTTP and answered on `down/ota`; a birth re-offers a
+// deployment not yet started, like a command in flight.
+import type { MqttOtaAnswer, OtaNext } from '@kioskhub/protocol';
+import type { Logger } from 'pino';
+import { AppError } from '../../platform/errors.js';
+import { socketValidator } from '../../platform/socket-validation.js';
+import type { OtaDevice } from '../firmware/ota-device.js';
+import { MqttOtaReportBody } from '../firmware/ota.schema.js';
+import type { MqttGateway } from './mqtt.gateway.js';
+
+const parseReport = socketValidator(MqttOtaReportBody);
+
+/** An ota.install this process published that the device has not reported on yet. */
+interface Unanswered {
+  machineId: string;
+  deploymentId: string;
+  attempt: number;
+  /** Unset while the machine is not held here: its next birth offers the command again. */
+  timer?: NodeJS.Timeout;
+}
+
+export function installMqttOta(deps: {
+  gateway: Pick<MqttGateway, 'hooks' | 'sendDeviceCommand' | 'answerOta' | 'holds'>;
+  device: Pick<OtaDevice, 'applyStatus' | 'offerOnConnect' | 'pendingOffer'>;
+  logger: Logger;
+  /** Without a report on the command within this, it is published again (DISPATCH_ACK_TIMEOUT_MS). */
+  resendAfterMs: number;
+}) {
+  const { gateway, device, logger } = deps;
+  const unanswered = new Map<string, Unanswered>();
+
+  function forget(commandId: string): void {
+    clearTimeout(unanswered.get(commandId)?.timer);
+    unanswered.delete(commandId);
+  }
+
+  /** Sends `ota.install` when this process holds the machine's MQTT session. */
+  async function offer(machineId: string, next: OtaNext): Promise<boolean> {
+    if (!gateway.holds(machineId)) return false;
+    const pending = await device.pendingOffer(machineId, next.deploymentId);
+    if (!pending) return false;
+    await publish(machineId, pending.commandId, pending.next);
+    return true;
+  }
+
+  async function publish(machineId: string, commandId: string, next: OtaNext): Promise<void> {
+    const before = unanswered.get(commandId);
+    clearTimeout(before?.timer);
+    const entry: Unanswered = {
+      machineId,
+      deploymentId: next.deploymentId,
+      attempt: (before?.attempt ?? 0) + 1,
+    };
+    entry.timer = setTimeout(() => void resend(commandId, entry), deps.resendAfterMs);
+    entry.timer.unref();
+    unanswered.set(commandId, entry);
+    await gateway.sendDeviceCommand(machineId, {
+      commandId,
+      kind: 'ota.install',
+      attempt: entry.attempt,
+      ota: next as unknown as Record<string, unknown>,
+    });
+    logger.info(
+      { machineId, deploymentId: next.deploymentId, commandId, attempt: entry.attempt },
+      'mqtt: ota.install sent',
+    );
+  }
+
+  /** No report within resendAfterMs: the same command again while the deployment still waits for it. */
+  async function resend(commandId: string, entry: Unanswered): Promise<void> {
+    try {
+      if (unanswered.get(commandId) !== entry) return; // answered, or sent again meanwhile
+      entry.timer = undefined;
+      if (!gateway.holds(entry.machineId)) return; // its next birth offers it again
+      const pending = await device.pendingOffer(entry.machineId, entry.deploymentId);
+      // Started (the device reported progress), ended, aborted, or released again under a new id.
+      if (pending?.commandId !== commandId) return forget(commandId);
+      if (unanswered.get(commandId) !== entry || entry.timer) return;
+      await publish(entry.machineId, commandId, pending.next);
+    } catch (err) {
+      logger.warn({ err, machineId: entry.machineId, commandId }, 'mqtt: could not send ota.install again');
+    }
+  }
+
+  async function applyReport(machineId: string, payload: Record<string, unknown>): Promise<void> {
+    const parsed = parseReport(payload);
+    if (!parsed.ok) {
+      logger.warn(
+        { machineId, topic: 'up/ota', reason: parsed.message },
+        'mqtt: bad message from a device ignored',
+      );
+      // A report that names its deployment and seq gets the refusal, so the device stops waiting.
+      const { deploymentId, seq } = payload;
+      if (typeof deploymentId === 'string' && typeof seq === 'number')
+        await gateway.answerOta(machineId, {
+          deploymentId,
+          seq,
+          ok: false,
+          error: { code: 'VALIDATION_FAILED', message: parsed.message },
+        });
+      return;
+    }
+    const { deploymentId, ...report } = parsed.value;
+    let answer: MqttOtaAnswer;
+    try {
+      const outcome = await device.applyStatus(machineId, deploymentId, report);
+      answer = { deploymentId, seq: report.seq, ...outcome };
+    } catch (err) {
+      if (!(err instanceof AppError)) {
+        // Nothing decided (the database, say): no answer, so the device sends the report again.
+        logger.error({ err, machineId, deploymentId }, 'mqtt: could not apply a firmware report');
+        return;
+      }
+      answer = { deploymentId, seq: report.seq, ok: false, error: { code: err.code, message: err.message } };
+    }
+    await gateway.answerOta(machineId, answer);
+  }
+
+  gateway.hooks.onOta = async (machineId, payload) => {
+    // A report on the ota.install command itself: the device has it (or refused it), so it is
+    // not sent again. Its progress comes on up/ota.
+    const commandId = payload['commandId'];
+    if (typeof commandId === 'string') {
+      if (unanswered.get(commandId)?.machineId === machineId) forget(commandId);
+      logger.info({ machineId, ...payload }, 'mqtt: device answered ota.install');
+      return;
+    }
+    await applyReport(machineId, payload);
+  };
+  gateway.hooks.onBirth = async (machineId) => {
+    const next = await device.offerOnConnect(machineId);
+    if (next) await offer(machineId, next);
+    else for (const [commandId, entry] of unanswered) if (entry.machineId === machineId) forget(commandId); // nothing waits for it any more
+  };
+
+  return {
+    offer,
+    /** Stops the re-send timers (shutdown). */
+    close(): void {
+      for (const commandId of [...unanswered.keys()]) forget(commandId);
+    },
+  };
+}

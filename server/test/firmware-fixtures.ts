@@ -1,0 +1,109 @@
+// Helpers of the firmware tests: a signing key, signed images, uploads and simulated devices.
+import { randomBytes } from 'node:crypto';
+import { createOtaDevice, type OtaDeviceOptions } from '../../machine-simulator/src/ota-device.js';
+import { generateSigningKey, manifestFor, signManifest } from '../src/modules/firmware/signing.js';
+import { ADMIN_TOKEN, eventually, type TestServer } from './harness.js';
+
+export const KEY = generateSigningKey('k1');
+export const OTHER_KEY = generateSigningKey('k2');
+/** Trusted by the server: k1 only (k2 is unknown to it). */
+export const SIGNING_KEYS = KEY.entry;
+export const HW = 'esp32-s3';
+
+export interface SignedImage {
+  image: Buffer;
+  manifest: string;
+  signature: string;
+  keyId: string;
+}
+
+export function signedImage(
+  version: string,
+  options: { size?: number; allowDowngrade?: boolean; minFromVersion?: string } = {},
+): SignedImage {
+  const image = randomBytes(options.size ?? 40_000);
+  const manifest = manifestFor(image, {
+    product: 'kiosk-fw',
+    hwModels: [HW, 'esp32-c3'],
+    version,
+    ...(options.minFromVersion ? { minFromVersion: options.minFromVersion } : {}),
+    allowDowngrade: options.allowDowngrade ?? false,
+  });
+  return { image, manifest, signature: signManifest(KEY.privateKeyPem, manifest), keyId: 'k1' };
+}
+
+export async function upload(
+  server: Pick<TestServer, 'url'>,
+  parts: Partial<SignedImage> & { tenantId?: string },
+  token: string = ADMIN_TOKEN,
+): Promise<{ status: number; body: any }> {
+  const form = new FormData();
+  if (parts.manifest !== undefined) form.append('manifest', parts.manifest);
+  if (parts.signature !== undefined) form.append('signature', parts.signature);
+  if (parts.keyId !== undefined) form.append('keyId', parts.keyId);
+  if (parts.tenantId !== undefined) form.append('tenantId', parts.tenantId);
+  if (parts.image !== undefined) form.append('image', new Blob([new Uint8Array(parts.image)]), 'fw.bin');
+  const res = await fetch(`${server.url}/v1/firmware`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+export async function uploadOk(
+  server: Pick<TestServer, 'url'>,
+  img: SignedImage,
+  tenantId?: string,
+): Promise<string> {
+  const res = await upload(server, { ...img, ...(tenantId ? { tenantId } : {}) });
+  if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id as string;
+}
+
+export function device(
+  server: TestServer,
+  m: { id: string; key: string },
+  extra: Partial<OtaDeviceOptions> = {},
+) {
+  return createOtaDevice({
+    url: server.url,
+    machineId: m.id,
+    key: m.key,
+    version: '1.0.0',
+    hw: HW,
+    trustedKeys: SIGNING_KEYS,
+    rebootMs: 5,
+    ...extra,
+  });
+}
+
+export async function campaign(server: TestServer, id: string) {
+  const res = await server.request('GET', `/v1/firmware/campaigns/${id}`);
+  if (res.status !== 200) throw new Error(`campaign ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export async function act(server: TestServer, id: string, action: string) {
+  return server.request('POST', `/v1/firmware/campaigns/${id}/${action}`);
+}
+
+/** Runs rounds of every device until `done` says so. */
+export async function drive(
+  server: TestServer,
+  campaignId: string,
+  devices: ReturnType<typeof device>[],
+  done: (c: any) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+) {
+  return eventually(
+    async () => {
+      await Promise.all(devices.map((d) => d.runOnce()));
+      const c = await campaign(server, campaignId);
+      return done(c) ? c : undefined;
+    },
+    timeoutMs,
+    what,
+  );
+}
