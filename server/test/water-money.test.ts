@@ -153,6 +153,18 @@ async function payment(server: TestServer, id: string) {
   return server.kioskhub.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 }
 
+/** Waits (10 s at most) until the payment has the status; returns its row. */
+function paymentReaching(server: TestServer, id: string, status: string) {
+  return eventually(
+    async () => {
+      const row = await payment(server, id);
+      return row.status === status ? row : undefined;
+    },
+    10_000,
+    `payment ${status}`,
+  );
+}
+
 async function latestPayment(server: TestServer, customerId: string) {
   return server.kioskhub.db
     .selectFrom('payments')
@@ -362,14 +374,7 @@ for (const engine of engines()) {
       // Now the payer approves: the real callback settles through the status API.
       fakes.state.momo.get(p.id)!.status = 'SUCCESSFUL';
       await momoCallback(server, p.id, { status: 'SUCCESSFUL' });
-      const settled = await eventually(
-        async () => {
-          const row = await payment(server, p.id);
-          return row.status === 'SUCCEEDED' ? row : undefined;
-        },
-        10_000,
-        'payment settled',
-      );
+      const settled = await paymentReaching(server, p.id, 'SUCCEEDED');
       expect(settled.provider_payment_id).toBe(String(req.financialTransactionId));
       const after = await customer(server, phone);
       const expires = Date.parse(after.subscription_expires_at!);
@@ -607,14 +612,7 @@ for (const engine of engines()) {
       req.status = 'SUCCESSFUL';
       req.reportedAmount = '500';
       await momoCallback(server, p.id, { status: 'SUCCESSFUL' });
-      const failed = await eventually(
-        async () => {
-          const row = await payment(server, p.id);
-          return row.status === 'FAILED' ? row : undefined;
-        },
-        10_000,
-        'mismatch',
-      );
+      const failed = await paymentReaching(server, p.id, 'FAILED');
       expect(failed.failure_code).toBe('AMOUNT_MISMATCH');
       expect(await creditMl(server, c)).toBe(0);
       const entries = await server.kioskhub.db
@@ -732,14 +730,7 @@ for (const engine of engines()) {
       const c = await customer(server, phone);
       await buyOverUssd(server, phone, '2');
       const p = await latestPayment(server, c.id);
-      const failed = await eventually(
-        async () => {
-          const row = await payment(server, p.id);
-          return row.status === 'FAILED' ? row : undefined;
-        },
-        10_000,
-        'refused',
-      );
+      const failed = await paymentReaching(server, p.id, 'FAILED');
       expect(failed.failure_code).toBe('PAYER_NOT_FOUND');
       expect((await customer(server, phone)).subscription_expires_at).toBeNull();
       await eventually(

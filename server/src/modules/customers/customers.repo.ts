@@ -1,8 +1,14 @@
 // Queries on the customers and plans tables (owned by the customers module).
 import { sql, type Insertable, type Updateable } from 'kysely';
+import { compiled } from '../../platform/db/compiled.js';
 import type { Db, Executor } from '../../platform/db/database.js';
 import { likeEscape } from '../../platform/db/like.js';
 import type { CustomerRow, CustomersTable, PlanRow, PlansTable } from '../../platform/db/schema.js';
+
+// Every kiosk verification looks its customer up by phone: compiled once.
+const customerByPhone = compiled((ex, p: { tenantId: string; phone: string }) =>
+  ex.selectFrom('customers').selectAll().where('tenant_id', '=', p.tenantId).where('phone', '=', p.phone),
+);
 
 export function createCustomersRepo(db: Db) {
   return {
@@ -24,15 +30,30 @@ export function createCustomersRepo(db: Db) {
     },
 
     byPhone: (tenantId: string, phone: string, ex: Executor = db): Promise<CustomerRow | undefined> =>
-      ex
-        .selectFrom('customers')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('phone', '=', phone)
-        .executeTakeFirst(),
+      customerByPhone.first(ex, { tenantId, phone }),
+
+    /** The row, locked until the transaction ends (PostgreSQL; SQLite runs one writer at a time). */
+    lockForUpdate: (id: string, ex: Executor): Promise<CustomerRow | undefined> =>
+      ex.selectFrom('customers').selectAll().where('id', '=', id).forUpdate().executeTakeFirst(),
 
     update: (id: string, changes: Updateable<CustomersTable>, ex: Executor = db) =>
       ex.updateTable('customers').set(changes).where('id', '=', id).returningAll().executeTakeFirst(),
+
+    /** Changes the row only while its PIN verifier is still `pinHash`; false when it changed. */
+    async updateIfPinIs(
+      id: string,
+      pinHash: string,
+      changes: Updateable<CustomersTable>,
+      ex: Executor = db,
+    ): Promise<boolean> {
+      const result = await ex
+        .updateTable('customers')
+        .set(changes)
+        .where('id', '=', id)
+        .where('pin_hash', '=', pinHash)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
 
     /** Staff search: an exact phone or account id, or a part of the name; newest first. */
     search(
@@ -67,6 +88,20 @@ export function createCustomersRepo(db: Db) {
         .where('tenant_id', '=', tenantId)
         .where('id', '=', id)
         .executeTakeFirst(),
+    /** Account id and name of each customer id found (a page of a feed names who asked). */
+    namesByIds: (ids: readonly string[]) =>
+      ids.length === 0
+        ? Promise.resolve([])
+        : db
+            .selectFrom('customers')
+            .select(['id', 'account_id', 'full_name'])
+            .where('id', 'in', ids)
+            .execute(),
+    /** Plans with these ids in any tenant (the caller matches the tenant). */
+    plansByIds: (ids: readonly string[]) =>
+      ids.length === 0
+        ? Promise.resolve([])
+        : db.selectFrom('plans').select(['tenant_id', 'id', 'name']).where('id', 'in', ids).execute(),
     plans: (tenantId: string, ex: Executor = db): Promise<PlanRow[]> =>
       ex.selectFrom('plans').selectAll().where('tenant_id', '=', tenantId).orderBy('price_minor').execute(),
   };

@@ -1,17 +1,20 @@
 // Customers of a tenant: water customers (phone + PIN, subscription, credit in millilitres) and
 // cafe wallet holders (phone + one-time SMS code) are one module. Phone numbers are E.164; PINs
-// are argon2id hashes keyed with a server secret, with a lockout; balances are ledger accounts
+// are sealed under a server key (pin-verifier.ts), with a lockout; balances are ledger accounts
 // (a wallet per currency, water credit in ml). Every change is audited with its actor.
 import { randomInt } from 'node:crypto';
-import argon2 from 'argon2';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
-import type { CustomerRow, PlanRow } from '../../platform/db/schema.js';
+import { pageOf } from '../../platform/db/pages.js';
+import type { Updateable } from 'kysely';
+import type { CustomerRow, CustomersTable, PlanRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { LedgerAccount, LedgerService } from '../ledger/ledger.service.js';
 import type { SettlementHandler } from '../payments/settlement.js';
 import { createCustomersRepo } from './customers.repo.js';
-import { normalisePhone } from './phone.js';
+import { needsCountryCode, normalisePhone } from './phone.js';
+import { createPinVerifier } from './pin-verifier.js';
+import { createSignInCodes } from './sign-in-codes.js';
 
 /** Wrong PINs in a row before the PIN is locked, and for how long. */
 export const PIN_MAX_FAILURES = 5;
@@ -20,14 +23,22 @@ const PIN_FORMAT = /^\d{4}$/;
 /** `TSF` + 6 characters; no 0/O or 1/I, so an account id read over the phone is unambiguous. */
 const ACCOUNT_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 
-/**
- * argon2id over the PIN with a per-hash salt and the server's PIN key as argon2's secret: a copy
- * of the database alone does not allow the 10,000-guess search a 4-digit PIN invites. The costs
- * are set for a kiosk that waits on the answer (about 8 ms on one core).
- */
-const PIN_HASH_OPTIONS = { type: argon2.argon2id, memoryCost: 8192, timeCost: 2, parallelism: 1 } as const;
-
 export type PinCheck = { ok: true } | { ok: false; code: 'INVALID_PIN' | 'PIN_LOCKED' | 'NOT_REGISTERED' };
+
+/** The argon2 verdict on a PIN set before seals, reached outside any transaction (`provePin`). */
+export interface PinProof {
+  customerId: string;
+  stored: string;
+  pin: string;
+  right: boolean;
+}
+
+/** Thrown by `checkPin` told to do no slow work when the PIN is argon2: prove it, then retry. */
+export class PinProofNeeded extends Error {
+  constructor(readonly customer: CustomerRow) {
+    super('this PIN is an argon2 hash: check it outside the transaction first');
+  }
+}
 
 export interface CustomerBase {
   id: string;
@@ -69,14 +80,18 @@ export interface CustomersDeps {
   ledger: LedgerService;
   /** The tenant's calling code for local numbers ("254"), or null. */
   defaultCountryCode(tenantId: string, ex?: Executor): Promise<string | null>;
-  /** The key argon2 mixes into every PIN hash (kept out of the database). */
+  /** The server's PIN key (PIN_SECRET): PIN seals are keyed from it, never stored. */
   pinKey: Buffer;
+  /** Told each new PIN in its transaction (the water kiosks' credential cache seals it). */
+  onPinSet?(ex: Executor, customer: CustomerRow, pin: string): Promise<void>;
 }
 
 export function createCustomersService(deps: CustomersDeps) {
   const { db } = deps;
   const repo = createCustomersRepo(db);
-  const hashOptions = { ...PIN_HASH_OPTIONS, secret: deps.pinKey };
+  const pins = createPinVerifier(deps.pinKey);
+  // Keyed like PINs: a copy of the database alone does not reveal codes.
+  const signInCodes = createSignInCodes(deps.pinKey);
 
   async function phoneOf(tenantId: string, input: string, ex: Executor = db): Promise<string> {
     const phone = normalisePhone(input, await deps.defaultCountryCode(tenantId, ex));
@@ -147,7 +162,8 @@ export function createCustomersService(deps: CustomersDeps) {
 
     /** The customer with this phone number (any form), or undefined. */
     async findByPhone(tenantId: string, input: string, ex: Executor = db): Promise<CustomerRow | undefined> {
-      const phone = normalisePhone(input, await deps.defaultCountryCode(tenantId, ex));
+      const code = needsCountryCode(input) ? await deps.defaultCountryCode(tenantId, ex) : null;
+      const phone = normalisePhone(input, code);
       return phone ? repo.byPhone(tenantId, phone, ex) : undefined;
     },
 
@@ -188,11 +204,11 @@ export function createCustomersService(deps: CustomersDeps) {
         ...(q.cursor ? { before: q.cursor } : {}),
         limit: q.limit + 1,
       });
-      const page = rows.slice(0, q.limit);
-      return { rows: page, nextCursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null };
+      const { items, nextCursor } = pageOf(rows, q.limit, (r) => r);
+      return { rows: items, nextCursor };
     },
 
-    /** Sets (or replaces) the 4-digit PIN, clears any lockout; the PIN itself is never stored. */
+    /** Sets (or replaces) the 4-digit PIN, clears any lockout; the PIN is kept only sealed. */
     async setPin(
       customer: CustomerRow,
       pin: string,
@@ -201,12 +217,17 @@ export function createCustomersService(deps: CustomersDeps) {
       reason?: string,
     ): Promise<CustomerRow> {
       if (!PIN_FORMAT.test(pin)) throw validation('a PIN is exactly 4 digits');
-      const pinHash = await argon2.hash(pin, hashOptions);
       const updated = await repo.update(
         customer.id,
-        { pin_hash: pinHash, pin_failures: 0, pin_locked_until: null, updated_at: nowIso() },
+        {
+          pin_hash: pins.seal(customer.tenant_id, customer.id, pin),
+          pin_failures: 0,
+          pin_locked_until: null,
+          updated_at: nowIso(),
+        },
         ex,
       );
+      await deps.onPinSet?.(ex, customer, pin);
       await recordAudit(ex, {
         tenantId: customer.tenant_id,
         actor,
@@ -219,20 +240,58 @@ export function createCustomersService(deps: CustomersDeps) {
     },
 
     /**
-     * Checks a PIN. Five wrong PINs in a row lock it for 15 minutes; a right one resets the count.
-     * Counting is a conditional update, so concurrent guesses cannot slip past the limit.
+     * The slow part of checking a PIN set before seals (argon2), to run before the caller's
+     * transaction so it never holds the database while it hashes. Sealed PINs need none.
      */
-    async checkPin(customer: CustomerRow, pin: string, ex: Executor = db): Promise<PinCheck> {
-      if (customer.pin_hash === null) return { ok: false, code: 'NOT_REGISTERED' };
+    async provePin(customer: CustomerRow, pin: string): Promise<PinProof | undefined> {
+      const stored = customer.pin_hash;
+      if (stored === null || pins.isSealed(stored)) return undefined;
+      const right = PIN_FORMAT.test(pin) && (await pins.legacyMatches(stored, pin));
+      return { customerId: customer.id, stored, pin, right };
+    },
+
+    /**
+     * Checks a PIN. Five wrong PINs in a row lock it for 15 minutes; a right one resets the count.
+     * Counting is a conditional update, so concurrent guesses cannot slip past the limit. A sealed
+     * PIN is checked here in microseconds; an argon2 one uses `proof` when it is about this very
+     * hash and PIN, else hashes here, or throws `PinProofNeeded` when told to do no slow work. A
+     * right argon2 PIN is sealed in its place (and handed to `onPinSet`), so argon2 runs once.
+     */
+    async checkPin(
+      customer: CustomerRow,
+      pin: string,
+      ex: Executor = db,
+      options: { proof?: PinProof | undefined; noSlowWork?: boolean } = {},
+    ): Promise<PinCheck> {
+      const stored = customer.pin_hash;
+      if (stored === null) return { ok: false, code: 'NOT_REGISTERED' };
       const now = Date.now();
       if (customer.pin_locked_until !== null && Date.parse(customer.pin_locked_until) > now) {
         return { ok: false, code: 'PIN_LOCKED' };
       }
-      const right =
-        PIN_FORMAT.test(pin) && (await argon2.verify(customer.pin_hash, pin, { secret: deps.pinKey }));
+      let right: boolean;
+      if (!PIN_FORMAT.test(pin)) right = false;
+      else if (pins.isSealed(stored)) right = pins.sealMatches(customer.tenant_id, customer.id, stored, pin);
+      else {
+        const proof = options.proof;
+        if (proof && proof.customerId === customer.id && proof.stored === stored && proof.pin === pin) {
+          right = proof.right;
+        } else if (options.noSlowWork) {
+          throw new PinProofNeeded(customer);
+        } else {
+          right = await pins.legacyMatches(stored, pin);
+        }
+      }
       if (right) {
+        const changes: { pin_failures?: number; pin_locked_until?: null; pin_hash?: string } = {};
         if (customer.pin_failures !== 0 || customer.pin_locked_until !== null) {
-          await repo.update(customer.id, { pin_failures: 0, pin_locked_until: null }, ex);
+          Object.assign(changes, { pin_failures: 0, pin_locked_until: null });
+        }
+        if (!pins.isSealed(stored)) changes.pin_hash = pins.seal(customer.tenant_id, customer.id, pin);
+        if (Object.keys(changes).length > 0) {
+          // Guarded by the verifier read: a PIN changed meanwhile is never overwritten.
+          const upgraded = await repo.updateIfPinIs(customer.id, stored, changes, ex);
+          if (upgraded && changes.pin_hash !== undefined) await deps.onPinSet?.(ex, customer, pin);
         }
         return { ok: true };
       }
@@ -283,6 +342,29 @@ export function createCustomersService(deps: CustomersDeps) {
     plan: (tenantId: string, id: string, ex: Executor = db): Promise<PlanRow | undefined> =>
       repo.plan(tenantId, id, ex),
     plans: (tenantId: string, ex: Executor = db): Promise<PlanRow[]> => repo.plans(tenantId, ex),
+
+    /** Account id and full name by customer id, for the ids that exist. */
+    async names(
+      ids: readonly string[],
+    ): Promise<Map<string, { accountId: string; fullName: string | null }>> {
+      const rows = await repo.namesByIds([...new Set(ids)]);
+      return new Map(rows.map((r) => [r.id, { accountId: r.account_id, fullName: r.full_name }]));
+    },
+
+    /** The name of each (tenant, plan id) pair that exists, keyed `tenant/plan`. */
+    async planNames(keys: readonly { tenantId: string; planId: string }[]): Promise<Map<string, string>> {
+      const rows = await repo.plansByIds([...new Set(keys.map((k) => k.planId))]);
+      return new Map(rows.map((r) => [`${r.tenant_id}/${r.id}`, r.name]));
+    },
+
+    /** The customer row, locked until the caller's transaction ends (PostgreSQL `FOR UPDATE`). */
+    lockForUpdate: (id: string, ex: Executor): Promise<CustomerRow | undefined> => repo.lockForUpdate(id, ex),
+
+    /** Writes customer fields in the caller's transaction (a plan applied; the caller audits). */
+    update: (id: string, changes: Updateable<CustomersTable>, ex: Executor) => repo.update(id, changes, ex),
+
+    /** One-time sign-in codes sent by SMS (the cafe wallet's sign-in). */
+    signInCodes,
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isE164, maskPhone, msisdn, nationalNumber, normalisePhone } from './phone.js';
+import { isE164, maskPhone, msisdn, nationalNumber, needsCountryCode, normalisePhone } from './phone.js';
 
 describe('normalisePhone', () => {
   it('reads local, international and +-forms of one Kenyan number as the same E.164', () => {
@@ -23,6 +23,24 @@ describe('normalisePhone', () => {
     expect(normalisePhone('0712345678', null)).toBeNull();
     expect(normalisePhone('+919876543210', null)).toBe('+919876543210');
     expect(normalisePhone('919876543210', null)).toBe('+919876543210');
+  });
+  it('says when the calling code cannot change the answer (international forms)', () => {
+    const forms = [
+      '+254712345678',
+      ' +254 (712) 345-678',
+      '00254712345678',
+      '(00) 256 772 123456',
+      '+0712',
+      '00',
+    ];
+    for (const form of forms) {
+      expect(needsCountryCode(form), form).toBe(false);
+      for (const code of ['254', '1', '44', null])
+        expect(normalisePhone(form, code), `${form} with ${code}`).toBe(normalisePhone(form, null));
+    }
+    for (const form of ['0712345678', '254712345678', '712345678', ''])
+      expect(needsCountryCode(form), form).toBe(true);
+    expect(normalisePhone('0712345678', '254')).not.toBe(normalisePhone('0712345678', null));
   });
   it('refuses what is not a phone number', () => {
     for (const bad of [

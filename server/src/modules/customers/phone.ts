@@ -30,6 +30,15 @@ export function normalisePhone(input: string, defaultCountryCode: string | null)
   return isE164(phone) ? phone : null;
 }
 
+/**
+ * False when `input` is written internationally (`+…` or `00…`): then `normalisePhone` gives the
+ * same answer whatever the tenant's calling code, and the caller need not look it up.
+ */
+export function needsCountryCode(input: string): boolean {
+  const trimmed = input.trim();
+  return !(trimmed.startsWith('+') || trimmed.replace(/\D/g, '').startsWith('00'));
+}
+
 /** The digits a mobile-money API wants: E.164 without the `+` (MTN MoMo's MSISDN). */
 export const msisdn = (e164: string): string => e164.replace(/^\+/, '');
 

@@ -4,11 +4,12 @@
 // go out through the SMS job table. A PIN is never asked for or sent by SMS: REGISTER points to
 // the USSD menu, where the PIN is typed on the phone itself.
 import type { Logger } from 'pino';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { type Db, type Executor } from '../../platform/db/database.js';
 import type { CustomerRow, PlanRow } from '../../platform/db/schema.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { Sms } from '../messaging/sms.js';
 import { PurchaseRefused, type MobileMoney } from '../mobile-money/mobile-money.service.js';
+import type { PaymentsService } from '../payments/payments.service.js';
 import { WALLET_NAMES } from '../mobile-money/network.js';
 import { accountFacts, plansOnSale, planTerms, price } from './texts.js';
 
@@ -34,6 +35,8 @@ export function createSmsCommands(deps: {
   >;
   mobileMoney: Pick<MobileMoney, 'startPlanPurchase'>;
   sms: Pick<Sms, 'queue'>;
+  /** The payments inbox: each inbound message is answered once. */
+  inbox: Pick<PaymentsService, 'claimDelivery'>;
   ussdCode?: string | undefined;
   logger: Logger;
 }) {
@@ -110,17 +113,12 @@ export function createSmsCommands(deps: {
         return 'ignored'; // a sender id or short code we cannot answer
       }
       return deps.db.transaction().execute(async (tx) => {
-        const fresh = await tx
-          .insertInto('webhook_deliveries')
-          .values({
-            provider: 'africastalking_sms',
-            event_id: `${msg.tenantId}:${msg.id}`,
-            response: JSON.stringify({ from: phone, to: msg.to ?? null, date: msg.date ?? null }),
-            received_at: nowIso(),
-          })
-          .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
-          .returning('event_id')
-          .executeTakeFirst();
+        const fresh = await deps.inbox.claimDelivery(
+          'africastalking_sms',
+          `${msg.tenantId}:${msg.id}`,
+          { from: phone, to: msg.to ?? null, date: msg.date ?? null },
+          tx,
+        );
         if (!fresh) return 'duplicate' as const;
         const customer = await customers.findByPhone(msg.tenantId, phone, tx);
         const text = await reply(tx, msg, phone, customer);

@@ -1,0 +1,300 @@
+// Water reporting (read-only, like stats.service.ts): the water kiosks overview (heartbeat state
+// from water_kiosks, today's litres from water_dispenses, today's approvals and denials from
+// water_verifications) and the water charts (litres per day, verifications by code, plan revenue).
+// Payments are the payments module's to count (what is paid, what is stuck): it is asked.
+import {
+  currencyExponent,
+  type WaterKioskOverview,
+  type WaterStatsView,
+  type WaterTapView,
+} from '@kioskhub/protocol';
+import { sql } from 'kysely';
+import type { Db } from '../../platform/db/database.js';
+import type { CustomersService } from '../customers/customers.service.js';
+import type { PaymentQueries } from '../payments/payment-queries.js';
+import { utcDayStart } from '../water/usage.js';
+import { reasonOf } from '../water-ops/verifications.js';
+import { resolveRange } from './stats.service.js';
+
+/** A kiosk is OFFLINE after this long without a heartbeat (docs/water.md). */
+export const WATER_KIOSK_SILENT_MS = 5 * 60_000;
+/** Tap statuses that are not a fault; anything else a tap reports is one. */
+const TAP_OK = new Set(['OK', 'IDLE', 'READY', 'DISPENSING', 'BUSY', 'ONLINE']);
+export const isTapFault = (status: string): boolean => !TAP_OK.has(status.trim().toUpperCase());
+/** Water that left a tap: settled approvals and offline uploads. */
+const DISPENSED = ['SETTLED', 'OFFLINE'];
+
+/** The taps a heartbeat reported (JSON text), tolerant of what older firmware sends. */
+export function parseTaps(json: string | null): WaterTapView[] {
+  if (!json) return [];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(raw)) return [];
+  const taps: WaterTapView[] = [];
+  for (const t of raw as unknown[]) {
+    if (typeof t !== 'object' || t === null) continue;
+    const r = t as Record<string, unknown>;
+    const tap = Number(r['tap']);
+    if (!Number.isInteger(tap)) continue;
+    const status = typeof r['status'] === 'string' ? r['status'] : 'UNKNOWN';
+    const total = r['totalMl'] ?? r['total_ml'];
+    taps.push({
+      tap,
+      status,
+      fault: isTapFault(status),
+      totalMl: typeof total === 'number' && Number.isFinite(total) ? total : null,
+    });
+  }
+  return taps.sort((a, b) => a.tap - b.tap);
+}
+
+/** A standing condition that needs an operator; its alert resolves when it is no longer listed. */
+export interface AlertCondition {
+  tenantId: string;
+  kind: WaterAlertKind;
+  subjectType: string;
+  subjectId: string;
+  message: string;
+}
+export const WATER_ALERT_KINDS = [
+  'WATER_KIOSK_SILENT',
+  'WATER_TAP_FAULT',
+  'PAYMENT_STUCK',
+  'WATER_CREDIT_NEGATIVE',
+] as const;
+export type WaterAlertKind = (typeof WATER_ALERT_KINDS)[number];
+/** Conditions listed per kind and sweep at most. */
+const CONDITIONS_PER_KIND = 500;
+
+export function createWaterStatsService(deps: {
+  db: Db;
+  payments: Pick<PaymentQueries, 'planRevenue' | 'stuckPending'>;
+  customers: Pick<CustomersService, 'planNames'>;
+}) {
+  const { db } = deps;
+
+  async function overview(tenantId: string | null, now = Date.now()): Promise<WaterKioskOverview[]> {
+    const day = utcDayStart(new Date(now));
+    let kiosks = db
+      .selectFrom('machines as m')
+      .leftJoin('water_kiosks as k', 'k.machine_id', 'm.id')
+      .select([
+        'm.id',
+        'm.name',
+        'm.site_id',
+        'm.firmware as machine_firmware',
+        'k.firmware',
+        'k.taps',
+        'k.signal_dbm',
+        'k.sd_free_mb',
+        'k.cache_version',
+        'k.last_heartbeat_at',
+      ])
+      .where('m.kind', '=', 'water')
+      .orderBy('m.id');
+    if (tenantId !== null) kiosks = kiosks.where('m.tenant_id', '=', tenantId);
+    let dispensed = db
+      .selectFrom('water_dispenses')
+      .select(['kiosk_id', (eb) => eb.fn.sum<string | number>('dispensed_ml').as('ml')])
+      .where('at', '>=', day)
+      .where('status', 'in', DISPENSED)
+      .groupBy('kiosk_id');
+    if (tenantId !== null) dispensed = dispensed.where('tenant_id', '=', tenantId);
+    let verified = db
+      .selectFrom('water_verifications')
+      .select(['kiosk_id', 'approved', (eb) => eb.fn.countAll<string | number>().as('n')])
+      .where('at', '>=', day)
+      .groupBy(['kiosk_id', 'approved']);
+    if (tenantId !== null) verified = verified.where('tenant_id', '=', tenantId);
+    const [rows, ml, counts] = await Promise.all([kiosks.execute(), dispensed.execute(), verified.execute()]);
+    const mlOf = new Map(ml.map((r) => [r.kiosk_id, Number(r.ml ?? 0)]));
+    const approvals = new Map<string, number>();
+    const denials = new Map<string, number>();
+    for (const c of counts) {
+      const into = Number(c.approved) === 1 ? approvals : denials;
+      into.set(c.kiosk_id, (into.get(c.kiosk_id) ?? 0) + Number(c.n));
+    }
+    const silentBefore = new Date(now - WATER_KIOSK_SILENT_MS).toISOString();
+    return rows.map((r) => ({
+      kioskId: r.id,
+      name: r.name,
+      siteId: r.site_id,
+      status: r.last_heartbeat_at && r.last_heartbeat_at >= silentBefore ? 'ONLINE' : 'OFFLINE',
+      firmware: r.firmware ?? r.machine_firmware ?? null,
+      lastHeartbeatAt: r.last_heartbeat_at ?? null,
+      cacheVersion:
+        r.cache_version === null || r.cache_version === undefined ? null : Number(r.cache_version),
+      signalDbm: r.signal_dbm === null || r.signal_dbm === undefined ? null : Number(r.signal_dbm),
+      sdFreeMb: r.sd_free_mb === null || r.sd_free_mb === undefined ? null : Number(r.sd_free_mb),
+      taps: parseTaps(r.taps ?? null),
+      dispensedTodayMl: mlOf.get(r.id) ?? 0,
+      approvalsToday: approvals.get(r.id) ?? 0,
+      denialsToday: denials.get(r.id) ?? 0,
+    }));
+  }
+
+  /** Plan revenue per plan and currency, across the tenants asked for, with the plan's name. */
+  async function revenueByPlan(q: { tenantId: string | null; from: string; to: string }) {
+    const rows = await deps.payments.planRevenue(q);
+    const names = await deps.customers.planNames(
+      rows.flatMap((r) => (r.planId === null ? [] : [{ tenantId: r.tenantId, planId: r.planId }])),
+    );
+    const byPlan = new Map<string, WaterStatsView['revenueByPlan'][number]>();
+    for (const r of rows) {
+      const key = `${r.planId ?? ''}\u0000${r.currency}`;
+      const name = r.planId === null ? undefined : names.get(`${r.tenantId}/${r.planId}`);
+      const sum = byPlan.get(key) ?? {
+        planId: r.planId ?? '',
+        planName: null,
+        currency: r.currency,
+        exponent: exponentOf(r.currency),
+        amountMinor: 0,
+        payments: 0,
+      };
+      sum.amountMinor += r.amountMinor;
+      sum.payments += r.payments;
+      // Like max(name) over the plans joined: one plan id may name plans of several tenants.
+      if (name !== undefined && (sum.planName === null || name > sum.planName)) sum.planName = name;
+      byPlan.set(key, sum);
+    }
+    const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    return [...byPlan.values()].sort((a, b) => cmp(a.planId, b.planId) || cmp(a.currency, b.currency));
+  }
+
+  async function stats(q: { tenantId: string | null; from?: string; to?: string }): Promise<WaterStatsView> {
+    const { from, to } = resolveRange({ ...q, bucket: 'day' });
+    const dayOf = sql<string>`substr(${sql.ref('at')}, 1, 10)`;
+    let litres = db
+      .selectFrom('water_dispenses')
+      .select([
+        dayOf.as('day'),
+        (eb) => eb.fn.sum<string | number>('dispensed_ml').as('ml'),
+        (eb) => eb.fn.countAll<string | number>().as('n'),
+      ])
+      .where('at', '>=', from)
+      .where('at', '<', to)
+      .where('status', 'in', DISPENSED)
+      .groupBy(dayOf)
+      .orderBy(dayOf);
+    let codes = db
+      .selectFrom('water_verifications')
+      .select(['code', 'approved', (eb) => eb.fn.countAll<string | number>().as('n')])
+      .where('at', '>=', from)
+      .where('at', '<', to)
+      .groupBy(['code', 'approved'])
+      .orderBy('code');
+    if (q.tenantId !== null) {
+      litres = litres.where('tenant_id', '=', q.tenantId);
+      codes = codes.where('tenant_id', '=', q.tenantId);
+    }
+    const [l, c, r] = await Promise.all([
+      litres.execute(),
+      codes.execute(),
+      revenueByPlan({ tenantId: q.tenantId, from, to }),
+    ]);
+    return {
+      from,
+      to,
+      litresPerDay: l.map((x) => ({
+        day: x.day,
+        litres: Number(x.ml ?? 0) / 1000,
+        dispenses: Number(x.n),
+      })),
+      verificationsByCode: c.map((x) => ({
+        code: x.code,
+        reason: reasonOf(x.code),
+        approved: Number(x.approved) === 1,
+        count: Number(x.n),
+      })),
+      revenueByPlan: r,
+    };
+  }
+
+  /** Silent kiosks, faulty taps, payments stuck PENDING and negative water credit, now. */
+  async function alertConditions(now: number, paymentStuckGraceMs: number): Promise<AlertCondition[]> {
+    const silentBefore = new Date(now - WATER_KIOSK_SILENT_MS).toISOString();
+    const stuckBefore = new Date(now - paymentStuckGraceMs).toISOString();
+    const [kiosks, stuck, negative] = await Promise.all([
+      db
+        .selectFrom('water_kiosks as k')
+        .innerJoin('machines as m', 'm.id', 'k.machine_id')
+        .select(['m.id', 'm.tenant_id', 'm.name', 'k.taps', 'k.last_heartbeat_at'])
+        .where('m.kind', '=', 'water')
+        .where('k.last_heartbeat_at', 'is not', null)
+        .orderBy('m.id')
+        .limit(CONDITIONS_PER_KIND)
+        .execute(),
+      deps.payments.stuckPending(stuckBefore, CONDITIONS_PER_KIND),
+      db
+        .selectFrom('ledger_accounts as a')
+        .leftJoin('customers as c', 'c.id', 'a.owner_id')
+        .select(['a.tenant_id', 'a.owner_id', 'a.balance', 'c.account_id', 'c.phone'])
+        .where('a.kind', '=', 'water_credit')
+        .where('a.owner_type', '=', 'customer')
+        .where('a.balance', '<', 0)
+        .orderBy('a.id')
+        .limit(CONDITIONS_PER_KIND)
+        .execute(),
+    ]);
+    const out: AlertCondition[] = [];
+    for (const k of kiosks) {
+      const label = k.name === k.id ? k.id : `${k.name} (${k.id})`;
+      if (k.last_heartbeat_at! < silentBefore) {
+        out.push({
+          tenantId: k.tenant_id,
+          kind: 'WATER_KIOSK_SILENT',
+          subjectType: 'machine',
+          subjectId: k.id,
+          message: `Water kiosk ${label} has sent no heartbeat since ${k.last_heartbeat_at}`,
+        });
+      }
+      for (const t of parseTaps(k.taps)) {
+        if (!t.fault) continue;
+        out.push({
+          tenantId: k.tenant_id,
+          kind: 'WATER_TAP_FAULT',
+          subjectType: 'water_tap',
+          subjectId: `${k.id}/${t.tap}`,
+          message: `Tap ${t.tap} of water kiosk ${label} reports ${t.status}`,
+        });
+      }
+    }
+    for (const p of stuck) {
+      out.push({
+        tenantId: p.tenant_id,
+        kind: 'PAYMENT_STUCK',
+        subjectType: 'payment',
+        subjectId: p.id,
+        message:
+          `Payment ${p.id} (${p.purpose}, ${p.method}, ${Number(p.amount_minor)} ${p.currency} minor units) ` +
+          `is still PENDING ${p.expires_at ? `after its expiry at ${p.expires_at}` : `since ${p.created_at}`}`,
+      });
+    }
+    for (const a of negative) {
+      out.push({
+        tenantId: a.tenant_id,
+        kind: 'WATER_CREDIT_NEGATIVE',
+        subjectType: 'customer',
+        subjectId: a.owner_id,
+        message: `Customer ${a.account_id ?? a.owner_id} (${a.phone ?? 'unknown phone'}) has ${(Number(a.balance) / 1000).toFixed(1)} L of water credit after offline dispensing`,
+      });
+    }
+    return out;
+  }
+
+  return { overview, stats, alertConditions };
+}
+
+function exponentOf(currency: string): number {
+  try {
+    return currencyExponent(currency);
+  } catch {
+    return 2;
+  }
+}
+
+export type WaterStatsService = ReturnType<typeof createWaterStatsService>;

@@ -1,0 +1,62 @@
+// Alerts about standing conditions (a silent water kiosk, a tap in fault, a payment stuck
+// PENDING, water credit below zero): the scheduler queues a `water_alerts` job every
+// WATER_ALERT_SWEEP_MS; the job raises an alert for each new condition and resolves the alerts
+// whose condition has cleared. One open alert per condition, however many sweeps see it.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import type { Db } from '../../platform/db/database.js';
+import { enqueueOutbox, hasQueuedJob } from '../../platform/outbox.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import { WATER_ALERT_KINDS, type WaterStatsService } from '../reporting/water-stats.service.js';
+
+declare module '../../platform/outbox.js' {
+  interface OutboxTopics {
+    /** Check water kiosks, stuck payments and water credit; raise and resolve their alerts. */
+    water_alerts: { at?: string };
+  }
+}
+
+export function createWaterAlerts(deps: {
+  db: Db;
+  alerts: Pick<AlertsService, 'raise' | 'unresolved' | 'resolve'>;
+  conditions: Pick<WaterStatsService, 'alertConditions'>;
+  paymentStuckGraceMs: number;
+}) {
+  const { db } = deps;
+  const keyOf = (a: { tenantId: string; kind: string; subjectId: string }) =>
+    `${a.tenantId}|${a.kind}|${a.subjectId}`;
+
+  async function sweepOnce(now = Date.now()): Promise<{ raised: number; resolved: number }> {
+    const current = await deps.conditions.alertConditions(now, deps.paymentStuckGraceMs);
+    const open = await deps.alerts.unresolved(WATER_ALERT_KINDS);
+    const openKeys = new Set(open.map(keyOf));
+    const currentKeys = new Set(current.map(keyOf));
+    let raised = 0;
+    for (const c of current) {
+      if (openKeys.has(keyOf(c))) continue;
+      await db.transaction().execute(async (tx) => {
+        await deps.alerts.raise(tx, c);
+        await enqueueOutbox(tx, 'live', {
+          tenantId: c.tenantId,
+          rooms: [`tenant:${c.tenantId}`],
+          event: LIVE_EVENTS.alertRaised,
+          data: { tenantId: c.tenantId, kind: c.kind, subjectType: c.subjectType, subjectId: c.subjectId },
+        });
+      });
+      raised++;
+    }
+    const cleared = open.filter((a) => !currentKeys.has(keyOf(a))).map((a) => a.id);
+    await deps.alerts.resolve(db, cleared);
+    return { raised, resolved: cleared.length };
+  }
+
+  return {
+    sweepOnce,
+    /** The scheduler's task: queue one sweep unless one is already waiting. */
+    async queueSweep(): Promise<void> {
+      if (!(await hasQueuedJob(db, 'water_alerts')))
+        await enqueueOutbox(db, 'water_alerts', { at: new Date().toISOString() });
+    },
+  };
+}
+
+export type WaterAlerts = ReturnType<typeof createWaterAlerts>;

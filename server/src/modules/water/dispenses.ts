@@ -1,0 +1,375 @@
+// What kiosks report they dispensed (CONTRACTS §11): a settlement of an approval's hold, the
+// SD-card log uploaded after an outage, and holds released when no settlement came in time.
+// Each kiosk transaction id counts once per kiosk (a unique key on water_dispenses), and water
+// that already left a kiosk is always recorded: a credit may go negative then, and is flagged.
+import { LIVE_EVENTS } from '@kioskhub/protocol';
+import { inGroup } from '../../platform/db/group-commit.js';
+import { newId, type Db, type Executor } from '../../platform/db/database.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
+import type { CustomerRow, WaterDispenseRow } from '../../platform/db/schema.js';
+import { AppError, notFound } from '../../platform/errors.js';
+import { enqueueOutbox, enqueueOutboxJobs, outboxJob } from '../../platform/outbox.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { CustomersService } from '../customers/customers.service.js';
+import type { WaterNotices } from '../water-messaging/notices.js';
+import { usedTodayMl } from './usage.js';
+import type { Kiosk } from './verification.js';
+import type { WaterLedger } from './water-ledger.js';
+import type { WaterRepo } from './water.repo.js';
+
+export interface DispensesDeps {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  repo: WaterRepo;
+  water: WaterLedger;
+  customers: Pick<CustomersService, 'get' | 'findByPhone'>;
+  notices: Pick<WaterNotices, 'lowCredit'>;
+  alerts: Pick<AlertsService, 'raise'>;
+  now?: () => number;
+}
+
+export interface Settlement {
+  authorizationId: string;
+  dispensedMl: number;
+  kioskTxnId: string;
+  tap?: number | undefined;
+}
+
+export interface BatchItem {
+  kioskTxnId: string;
+  userId: string;
+  dispensedMl: number;
+  at: string | number;
+  tap?: number | undefined;
+  authorizationId?: string | undefined;
+}
+
+export type BatchResult = { kioskTxnId: string; status: 'applied' | 'duplicate' | 'rejected'; code?: string };
+
+/** A kiosk time: ISO text, or Unix seconds or milliseconds (as a number or digits). */
+export function parseKioskTime(value: string | number): number | null {
+  const n = typeof value === 'number' ? value : /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (Number.isFinite(n)) {
+    if (n <= 0 || !Number.isSafeInteger(Math.trunc(n))) return null;
+    return n < 100_000_000_000 ? Math.trunc(n * 1000) : Math.trunc(n);
+  }
+  // ISO 8601 only: Date.parse alone reads almost anything ("-5" is a date in 2001).
+  if (typeof value !== 'string' || value.length > 40 || !/^\d{4}-\d{2}-\d{2}([T ]|$)/.test(value))
+    return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+export function createDispenses(deps: DispensesDeps) {
+  const now = deps.now ?? Date.now;
+  const iso = () => new Date(now()).toISOString();
+
+  async function lock(ex: Executor, id: string): Promise<WaterDispenseRow | undefined> {
+    let q = ex.selectFrom('water_dispenses').selectAll().where('id', '=', id);
+    if (deps.dialect === 'postgres') q = q.forUpdate();
+    return q.executeTakeFirst();
+  }
+
+  function announce(ex: Executor, kiosk: Kiosk, customerId: string, data: Record<string, unknown>) {
+    const rooms = [`tenant:${kiosk.tenantId}`, `site:${kiosk.siteId}`];
+    // Both in one statement.
+    return enqueueOutboxJobs(ex, [
+      outboxJob('live', {
+        tenantId: kiosk.tenantId,
+        rooms,
+        event: LIVE_EVENTS.waterDispensed,
+        data: { tenantId: kiosk.tenantId, kioskId: kiosk.machineId, customerId, ...data },
+      }),
+      outboxJob('live', {
+        tenantId: kiosk.tenantId,
+        rooms,
+        event: LIVE_EVENTS.customerUpdated,
+        data: { tenantId: kiosk.tenantId, customerId, reason: 'water_dispensed' },
+      }),
+    ]);
+  }
+
+  /** Settles a HELD (or expired, RELEASED) approval with what the kiosk actually dispensed. */
+  async function settleRow(
+    ex: Executor,
+    kiosk: Kiosk,
+    d: WaterDispenseRow,
+    s: { dispensedMl: number; kioskTxnId: string; tap: number | null; actor: string },
+  ): Promise<number> {
+    const customerId = d.customer_id;
+    const held = d.status === 'HELD' ? Number(d.held_ml) : 0;
+    const creditBefore = await deps.water.creditMl(ex, kiosk.tenantId, customerId);
+    let flagged = s.dispensedMl > Number(d.held_ml);
+    const byCredit = d.funding === 'credit';
+    // Only water paid from credit moves the ledger or may warn of low credit: only then is the
+    // customer's row read.
+    const customer = byCredit ? await deps.customers.get(kiosk.tenantId, customerId, ex) : undefined;
+    if (customer) {
+      if (held > 0) {
+        await deps.water.settleHold(ex, kiosk.tenantId, customer.id, {
+          heldMl: held,
+          takenMl: s.dispensedMl,
+          dispenseId: d.id,
+        });
+      }
+      const beyond = s.dispensedMl - held;
+      if (beyond > 0) {
+        const after = await deps.water.takeCredit(
+          ex,
+          kiosk.tenantId,
+          customer.id,
+          beyond,
+          d.id,
+          'water dispensed beyond the hold',
+        );
+        if (after.afterMl < 0) flagged = true;
+      }
+    }
+    const updated = await deps.repo.settleIfStatus(ex, {
+      id: d.id,
+      from: d.status,
+      dispensedMl: s.dispensedMl,
+      kioskTxnId: s.kioskTxnId,
+      tap: s.tap,
+      flagged: flagged ? 1 : 0,
+      settledAt: iso(),
+    });
+    if (!updated) throw new AppError('CONFLICT', `authorization ${d.id} changed meanwhile; send it again`);
+    // A subscription's water moves no credit: the balance read above is still the balance.
+    const creditAfter = customer ? await deps.water.creditMl(ex, kiosk.tenantId, customerId) : creditBefore;
+    if (customer) {
+      await deps.notices.lowCredit(ex, customer, { beforeMl: creditBefore + held, afterMl: creditAfter });
+    }
+    await recordAudit(ex, {
+      tenantId: kiosk.tenantId,
+      actor: s.actor,
+      action: flagged ? 'water.dispensed_flagged' : 'water.dispensed',
+      subjectType: 'customer',
+      subjectId: customerId,
+      before: {
+        authorizationId: d.id,
+        status: d.status,
+        heldMl: Number(d.held_ml),
+        creditsMl: creditBefore + held,
+      },
+      after: { dispensedMl: s.dispensedMl, kioskTxnId: s.kioskTxnId, creditsMl: creditAfter, flagged },
+    });
+    await announce(ex, kiosk, customerId, {
+      authorizationId: d.id,
+      dispensedMl: s.dispensedMl,
+      tap: s.tap,
+      flagged,
+    });
+    return creditAfter;
+  }
+
+  /** Water the kiosk dispensed without an approval the server knows (its offline log). */
+  async function recordOffline(
+    ex: Executor,
+    kiosk: Kiosk,
+    customer: CustomerRow,
+    item: BatchItem,
+  ): Promise<boolean> {
+    const parsed = parseKioskTime(item.at);
+    const atMs = parsed !== null && parsed <= now() + 86_400_000 ? parsed : now();
+    const at = new Date(atMs);
+    const expires = customer.subscription_expires_at;
+    const funding = expires !== null && Date.parse(expires) > atMs ? 'subscription' : 'credit';
+    let flagged = parsed === null || parsed !== atMs;
+    const id = newId();
+    const limit = customer.daily_limit_ml === null ? null : Number(customer.daily_limit_ml);
+    if (limit !== null && (await usedTodayMl(ex, kiosk.tenantId, customer.id, at)) + item.dispensedMl > limit)
+      flagged = true;
+    const inserted = await deps.repo.insertDispense(ex, {
+      id,
+      tenant_id: kiosk.tenantId,
+      kiosk_id: kiosk.machineId,
+      customer_id: customer.id,
+      tap: item.tap ?? null,
+      held_ml: 0,
+      dispensed_ml: item.dispensedMl,
+      status: 'OFFLINE',
+      request_key: null,
+      kiosk_txn_id: item.kioskTxnId,
+      flagged: 0,
+      at: at.toISOString(),
+      hold_expires_at: null,
+      settled_at: iso(),
+      funding,
+    });
+    if (!inserted) return false;
+    let credit = { beforeMl: 0, afterMl: 0 };
+    if (funding === 'credit') {
+      credit = await deps.water.takeCredit(
+        ex,
+        kiosk.tenantId,
+        customer.id,
+        item.dispensedMl,
+        id,
+        'water dispensed offline',
+      );
+      if (credit.afterMl < 0) flagged = true;
+      await deps.notices.lowCredit(ex, customer, credit);
+    }
+    if (flagged) await deps.repo.updateIfStatus(ex, id, ['OFFLINE'], { flagged: 1 });
+    await recordAudit(ex, {
+      tenantId: kiosk.tenantId,
+      actor: `machine:${kiosk.machineId}`,
+      action: flagged ? 'water.offline_dispense_flagged' : 'water.offline_dispense',
+      subjectType: 'customer',
+      subjectId: customer.id,
+      ...(funding === 'credit' ? { before: { creditsMl: credit.beforeMl } } : {}),
+      after: {
+        dispenseId: id,
+        dispensedMl: item.dispensedMl,
+        kioskTxnId: item.kioskTxnId,
+        at: at.toISOString(),
+        funding,
+        flagged,
+      },
+    });
+    await announce(ex, kiosk, customer.id, {
+      dispensedMl: item.dispensedMl,
+      tap: item.tap ?? null,
+      flagged,
+      offline: true,
+    });
+    return true;
+  }
+
+  /** Runs `work` in a transaction (group-committed on SQLite); a repeated kiosk transaction id (even a concurrent one) is a duplicate. */
+  async function once<T>(
+    kiosk: Kiosk,
+    kioskTxnId: string,
+    work: (tx: Executor) => Promise<T>,
+  ): Promise<T | { duplicate: true }> {
+    try {
+      return await inGroup(deps.db, async (tx) => {
+        if (await deps.repo.byKioskTxn(tx, kiosk.machineId, kioskTxnId)) return { duplicate: true as const };
+        return work(tx);
+      });
+    } catch (err) {
+      if (isUniqueViolation(err) && (await deps.repo.byKioskTxn(deps.db, kiosk.machineId, kioskTxnId))) {
+        return { duplicate: true as const };
+      }
+      throw err;
+    }
+  }
+
+  async function creditOfTxn(kiosk: Kiosk, kioskTxnId: string): Promise<number> {
+    const row = await deps.repo.byKioskTxn(deps.db, kiosk.machineId, kioskTxnId);
+    return row ? deps.water.creditMl(deps.db, kiosk.tenantId, row.customer_id) : 0;
+  }
+
+  return {
+    parseKioskTime,
+
+    async settle(kiosk: Kiosk, s: Settlement): Promise<{ ok: true; duplicate?: true; creditsMl: number }> {
+      const result = await once(kiosk, s.kioskTxnId, async (tx) => {
+        const d = await deps.repo.byIdLocked(tx, deps.dialect, kiosk.tenantId, s.authorizationId);
+        if (!d || d.kiosk_id !== kiosk.machineId) throw notFound('authorization', s.authorizationId);
+        if (d.status !== 'HELD' && d.status !== 'RELEASED') {
+          throw new AppError(
+            'INVALID_STATE',
+            `authorization ${d.id} was settled already with another kioskTxnId`,
+          );
+        }
+        const tap = s.tap ?? null;
+        return {
+          creditsMl: await settleRow(tx, kiosk, d, {
+            dispensedMl: s.dispensedMl,
+            kioskTxnId: s.kioskTxnId,
+            tap,
+            actor: `machine:${kiosk.machineId}`,
+          }),
+        };
+      });
+      if ('duplicate' in result)
+        return { ok: true, duplicate: true, creditsMl: await creditOfTxn(kiosk, s.kioskTxnId) };
+      return { ok: true, creditsMl: result.creditsMl };
+    },
+
+    /** The kiosk's SD-card log: each item applied once, in its own transaction. */
+    async batch(kiosk: Kiosk, items: BatchItem[]): Promise<BatchResult[]> {
+      const results: BatchResult[] = [];
+      for (const item of items) {
+        const result = await once(kiosk, item.kioskTxnId, async (tx): Promise<BatchResult> => {
+          const applied: BatchResult = { kioskTxnId: item.kioskTxnId, status: 'applied' };
+          const customer = await deps.customers.findByPhone(kiosk.tenantId, item.userId, tx);
+          if (item.authorizationId) {
+            const d = await lock(tx, item.authorizationId);
+            if (
+              d &&
+              d.tenant_id === kiosk.tenantId &&
+              d.kiosk_id === kiosk.machineId &&
+              (d.status === 'HELD' || d.status === 'RELEASED') &&
+              (!customer || customer.id === d.customer_id)
+            ) {
+              await settleRow(tx, kiosk, d, {
+                dispensedMl: item.dispensedMl,
+                kioskTxnId: item.kioskTxnId,
+                tap: item.tap ?? null,
+                actor: `machine:${kiosk.machineId}`,
+              });
+              return applied;
+            }
+          }
+          if (!customer) {
+            // Water nobody can be charged for is still never silent: staff see it.
+            await deps.alerts.raise(tx, {
+              tenantId: kiosk.tenantId,
+              kind: 'WATER_UNKNOWN_CUSTOMER',
+              subjectType: 'machine',
+              subjectId: kiosk.machineId,
+              message: `Kiosk ${kiosk.machineId} logged ${item.dispensedMl} ml (txn ${item.kioskTxnId}) for an unknown customer`,
+            });
+            return { kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'UNKNOWN_CUSTOMER' };
+          }
+          return (await recordOffline(tx, kiosk, customer, item))
+            ? applied
+            : { kioskTxnId: item.kioskTxnId, status: 'duplicate' };
+        });
+        results.push('duplicate' in result ? { kioskTxnId: item.kioskTxnId, status: 'duplicate' } : result);
+      }
+      return results;
+    },
+
+    /** The job `water_hold_expire`: an approval nobody settled gives its water back. */
+    async expireHold(job: { tenantId: string; dispenseId: string }): Promise<void> {
+      await deps.db.transaction().execute(async (tx) => {
+        const d = await lock(tx, job.dispenseId);
+        if (!d || d.tenant_id !== job.tenantId || d.status !== 'HELD') return;
+        if (d.hold_expires_at !== null && Date.parse(d.hold_expires_at) > now()) {
+          await enqueueOutbox(tx, 'water_hold_expire', job, { runAt: d.hold_expires_at });
+          return;
+        }
+        if (!(await deps.repo.updateIfStatus(tx, d.id, ['HELD'], { status: 'RELEASED', settled_at: iso() })))
+          return;
+        if (d.funding === 'credit') {
+          await deps.water.settleHold(tx, d.tenant_id, d.customer_id, {
+            heldMl: Number(d.held_ml),
+            takenMl: 0,
+            dispenseId: d.id,
+          });
+        }
+        await recordAudit(tx, {
+          tenantId: d.tenant_id,
+          actor: 'system',
+          action: 'water.hold_released',
+          subjectType: 'customer',
+          subjectId: d.customer_id,
+          after: { authorizationId: d.id, releasedMl: Number(d.held_ml) },
+        });
+        await enqueueOutbox(tx, 'live', {
+          tenantId: d.tenant_id,
+          rooms: [`tenant:${d.tenant_id}`],
+          event: LIVE_EVENTS.customerUpdated,
+          data: { tenantId: d.tenant_id, customerId: d.customer_id, reason: 'water_hold_released' },
+        });
+      });
+    },
+  };
+}
+
+export type Dispenses = ReturnType<typeof createDispenses>;
