@@ -486,32 +486,42 @@ describe.each(engines())('cafe tables, orders and cash (%s)', (engine) => {
     await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { payLater: false } });
   });
 
-  it('bank transfer and card come from the method registry: 503 until registered', async () => {
+  it('bank transfer and card come from the method registry: a clear error until each is set up', async () => {
     const token = cafe.tokens[cafe.tables[1]!]!;
     const order = await guestOrder(server, cafe, cafe.tables[1]);
-    for (const method of ['bank_transfer', 'card']) {
-      const res = await server.request('POST', '/api/payments/initiate', {
-        token,
-        body: { orderId: order.body.id, method },
-      });
-      expect(res.status).toBe(503);
-      expect(res.body.error.code).toBe('PROVIDER_NOT_CONFIGURED');
-    }
-    server.kioskhub.services.methods.register({
-      method: 'bank_transfer',
-      provider: 'bank',
-      reference: (id) => `RF18${id.slice(-8)}`,
-      present: async (_ex, payment, subject) => ({
-        epc: { reference: payment.reference, payload: `BCD\n${subject.description}` },
-      }),
+    // Registered at start: bank transfers always, cards only with STRIPE_* (unset here).
+    expect(server.kioskhub.services.methods.has('bank_transfer')).toBe(true);
+    expect(server.kioskhub.services.methods.has('card')).toBe(false);
+    const card = await server.request('POST', '/api/payments/initiate', {
+      token,
+      body: { orderId: order.body.id, method: 'card' },
     });
+    expect(card.status).toBe(503);
+    expect(card.body.error).toMatchObject({
+      code: 'PROVIDER_NOT_CONFIGURED',
+      message: 'card payments are not set up on this server',
+    });
+    // A cafe without a bank account in its settings takes no transfers.
+    const plain = await makeCafe(server);
+    const plainOrder = await guestOrder(server, plain, plain.tables[0]);
+    const noAccount = await server.request('POST', '/api/payments/initiate', {
+      token: plain.tokens[plain.tables[0]!]!,
+      body: { orderId: plainOrder.body.id, method: 'bank_transfer' },
+    });
+    expect(noAccount.status).toBe(503);
+    expect(noAccount.body.error).toMatchObject({
+      code: 'PROVIDER_NOT_CONFIGURED',
+      message: 'this cafe has no bank account for transfers',
+    });
+    // This cafe has one (the settings test above saved it).
     const res = await server.request('POST', '/api/payments/initiate', {
       token,
       body: { orderId: order.body.id, method: 'bank_transfer' },
     });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ status: 'PENDING', method: 'bank_transfer', amountMinor: 850 });
-    expect(res.body.epc.reference).toMatch(/^RF18/);
+    expect(res.body.epc.reference).toMatch(/^RF\d{2}[0-9A-Z]{12}$/);
+    expect(res.body.epc.payload).toContain('\nDE89370400440532013000\nEUR8.50\n');
     const overview = await server.request('GET', `/v1/cafe/sites/${cafe.siteId}/overview`);
     expect(overview.body.transfersToConfirm.map((p: any) => p.paymentId)).toContain(res.body.paymentId);
     // Switching to cash supersedes the transfer; staff confirm the cash.

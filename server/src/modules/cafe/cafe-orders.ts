@@ -3,7 +3,6 @@
 // report (per day and per split: the pool, or the table's server).
 import { randomBytes } from 'node:crypto';
 import { LIVE_EVENTS, type OrderStatus } from '@kioskhub/protocol';
-import { sql } from 'kysely';
 import { AppError, forbidden, notFound, validation } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
@@ -17,6 +16,7 @@ import {
   type OrderItem,
   type OrdersService,
 } from '../orders/orders.service.js';
+import { cafeTipsReport } from '../reporting/cafe-tips.js';
 import type { CafeTables, GuestTable } from './cafe-tables.js';
 
 export type Tip = { percent: number } | { amountMinor: number };
@@ -39,8 +39,10 @@ export function tipFor(subtotalMinor: number, tip: Tip | undefined): number {
 export function createCafeOrders(deps: {
   db: Db;
   tables: CafeTables;
-  catalog: Pick<CatalogService, 'siteRow'>;
+  catalog: Pick<CatalogService, 'siteRow' | 'siteProducts'>;
   orders: Pick<OrdersService, 'create' | 'transition' | 'findRow'>;
+  /** The unpaid deadline of a new order, as a job in its transaction (cafe-expiry.ts). */
+  scheduleExpiry?(ex: Executor, order: { tenantId: string; id: string; createdAt: string }): Promise<void>;
 }) {
   const { db, tables, orders } = deps;
 
@@ -65,39 +67,28 @@ export function createCafeOrders(deps: {
 
   /** Products of the site (and of `default`) as the menu shows them. */
   async function menuProducts(tenantId: string, siteId: string, ex: Executor = db) {
-    const rows = await ex
-      .selectFrom('products as p')
-      .leftJoin('cafe_menu as m', (j) =>
-        j.onRef('m.tenant_id', '=', 'p.tenant_id').onRef('m.sku', '=', 'p.sku'),
-      )
-      .select([
-        'p.sku',
-        'p.name',
-        'p.price_minor',
-        'p.stock',
-        'm.category',
-        'm.description',
-        'm.available',
-        'm.sort',
-      ])
-      .where('p.tenant_id', '=', tenantId)
-      .where('p.site_id', 'in', [siteId, 'default'])
-      .orderBy('p.sku')
+    const products = await deps.catalog.siteProducts(tenantId, siteId, ex);
+    const menu = await ex
+      .selectFrom('cafe_menu')
+      .select(['sku', 'category', 'description', 'available', 'sort'])
+      .where('tenant_id', '=', tenantId)
       .execute();
-    return rows
-      .map((r) => {
-        const stock = r.stock === null ? null : Number(r.stock);
-        const listed = r.available === null || Number(r.available) === 1;
+    const menuOf = new Map(menu.map((m) => [m.sku, m]));
+    return products
+      .map((p) => {
+        const m = menuOf.get(p.sku);
+        const stock = p.stock === null ? null : Number(p.stock);
+        const listed = m === undefined || Number(m.available) === 1;
         return {
-          sku: r.sku,
-          name: r.name,
-          priceMinor: Number(r.price_minor),
-          category: r.category ?? null,
-          description: r.description ?? null,
+          sku: p.sku,
+          name: p.name,
+          priceMinor: Number(p.price_minor),
+          category: m?.category ?? null,
+          description: m?.description ?? null,
           stock,
           available: listed && (stock === null || stock > 0),
           soldOut: stock !== null && stock <= 0,
-          sort: Number(r.sort ?? 0),
+          sort: Number(m?.sort ?? 0),
         };
       })
       .sort((a, b) => a.sort - b.sort || a.sku.localeCompare(b.sku));
@@ -210,6 +201,7 @@ export function createCafeOrders(deps: {
                 created_at: nowIso(),
               })
               .execute();
+            await deps.scheduleExpiry?.(tx, created);
             return created;
           });
           return {
@@ -301,50 +293,9 @@ export function createCafeOrders(deps: {
       });
     },
 
-    /** Tips of paid table orders, per UTC day, split and server. */
-    async tips(tenantId: string | null, q: { siteId?: string; from: string; to: string }) {
-      let query = db
-        .selectFrom('cafe_orders as c')
-        .innerJoin('orders as o', 'o.id', 'c.order_id')
-        .select([
-          sql<string>`substr(o.paid_at, 1, 10)`.as('day'),
-          'c.site_id',
-          'c.tip_split',
-          'c.server_user_id',
-          'c.currency',
-          (eb) => eb.fn.sum<number>('c.tip_minor').as('tip'),
-          (eb) => eb.fn.countAll<number>().as('orders'),
-        ])
-        .where('o.paid_at', 'is not', null)
-        .where('o.paid_at', '>=', q.from)
-        .where('o.paid_at', '<', q.to)
-        .where('c.tip_minor', '>', 0)
-        .groupBy([
-          sql`substr(o.paid_at, 1, 10)`,
-          'c.site_id',
-          'c.tip_split',
-          'c.server_user_id',
-          'c.currency',
-        ])
-        .orderBy(sql`substr(o.paid_at, 1, 10)`)
-        .orderBy('c.site_id')
-        .orderBy('c.tip_split');
-      if (tenantId !== null) query = query.where('c.tenant_id', '=', tenantId);
-      if (q.siteId) query = query.where('c.site_id', '=', q.siteId);
-      const rows = await query.execute();
-      const items = rows.map((r) => ({
-        day: r.day,
-        siteId: r.site_id,
-        split: r.tip_split,
-        serverUserId: r.server_user_id,
-        currency: r.currency,
-        tipMinor: Number(r.tip),
-        orders: Number(r.orders),
-      }));
-      const totals = new Map<string, number>();
-      for (const i of items) totals.set(i.currency, (totals.get(i.currency) ?? 0) + i.tipMinor);
-      return { items, totals: [...totals].map(([currency, tipMinor]) => ({ currency, tipMinor })) };
-    },
+    /** Tips of paid table orders, per UTC day, split and server (a report: reporting/cafe-tips.ts). */
+    tips: (tenantId: string | null, q: { siteId?: string; from: string; to: string }) =>
+      cafeTipsReport(db, tenantId, q),
   };
 }
 

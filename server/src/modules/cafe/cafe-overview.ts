@@ -1,54 +1,56 @@
 // The staff view of a cafe (`/staff`): tables with their open orders, cash to collect, bank
-// transfers to confirm (or underpaid), refunds owed. Reporting reads across orders, payments and
-// refunds in this one named place; every write goes through the owning module.
+// transfers to confirm (or underpaid), refunds owed. Orders, payments and refunds are read through
+// the orders and payments modules; this file reads only the cafe's own tables.
 import type { Db } from '../../platform/db/database.js';
-import { toOrder } from '../orders/orders.service.js';
+import { toOrder, type OrdersService } from '../orders/orders.service.js';
+import type { PaymentQueries } from '../payments/payment-queries.js';
 import type { CafeTables } from './cafe-tables.js';
 import { paymentStatusView } from './cafe-payments.js';
 
-/** Orders still on a table: not yet served, or served and not yet paid (pay-later). */
-const OPEN = ['CREATED', 'PAID', 'PREPARING', 'READY'];
-
-export function createCafeOverview(deps: { db: Db; tables: Pick<CafeTables, 'siteTables' | 'settings'> }) {
+export function createCafeOverview(deps: {
+  db: Db;
+  tables: Pick<CafeTables, 'siteTables' | 'settings'>;
+  orders: Pick<OrdersService, 'unfinished'>;
+  payments: Pick<PaymentQueries, 'pendingAtSite' | 'refundsAtSite'>;
+}) {
   const { db } = deps;
   return {
     async site(tenantId: string, siteId: string) {
       const tables = await deps.tables.siteTables(tenantId, siteId);
-      const orderRows = await db
-        .selectFrom('cafe_orders as c')
-        .innerJoin('orders as o', 'o.id', 'c.order_id')
-        .selectAll('o')
-        .select(['c.table_id', 'c.subtotal_minor', 'c.tip_minor'])
-        .where('c.tenant_id', '=', tenantId)
-        .where('c.site_id', '=', siteId)
-        .where((eb) =>
-          eb.or([
-            eb('o.status', 'in', OPEN),
-            eb.and([eb('o.status', '=', 'SERVED'), eb('o.paid_at', 'is', null)]),
-          ]),
-        )
-        .orderBy('o.created_at')
-        .limit(500)
-        .execute();
-      const open = orderRows.map((r) => ({
-        ...toOrder(r),
-        tableId: r.table_id,
-        subtotalMinor: Number(r.subtotal_minor),
-        tipMinor: Number(r.tip_minor),
-        totalMinor: Number(r.subtotal_minor) + Number(r.tip_minor),
-        paid: r.paid_at !== null,
-      }));
-      const pending = await db
-        .selectFrom('payments')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('site_id', '=', siteId)
-        .where('purpose', '=', 'order')
-        .where('status', '=', 'PENDING')
-        .where('method', 'in', ['cash', 'bank_transfer'])
-        .orderBy('created_at')
-        .limit(500)
-        .execute();
+      // Orders still on a table: not yet served, or served and not yet paid (pay-later).
+      const orderRows = await deps.orders.unfinished(
+        db
+          .selectFrom('cafe_orders')
+          .select('order_id')
+          .where('tenant_id', '=', tenantId)
+          .where('site_id', '=', siteId),
+        500,
+      );
+      const cafeRows =
+        orderRows.length === 0
+          ? []
+          : await db
+              .selectFrom('cafe_orders')
+              .select(['order_id', 'table_id', 'subtotal_minor', 'tip_minor'])
+              .where(
+                'order_id',
+                'in',
+                orderRows.map((o) => o.id),
+              )
+              .execute();
+      const cafeOf = new Map(cafeRows.map((c) => [c.order_id, c]));
+      const open = orderRows.map((r) => {
+        const c = cafeOf.get(r.id)!;
+        return {
+          ...toOrder(r),
+          tableId: c.table_id,
+          subtotalMinor: Number(c.subtotal_minor),
+          tipMinor: Number(c.tip_minor),
+          totalMinor: Number(c.subtotal_minor) + Number(c.tip_minor),
+          paid: r.paid_at !== null,
+        };
+      });
+      const pending = await deps.payments.pendingAtSite(tenantId, siteId, ['cash', 'bank_transfer'], 500);
       const tableOf = new Map(open.map((o) => [o.id, o.tableId]));
       const withTable = (p: (typeof pending)[number]) => ({
         ...paymentStatusView(p),
@@ -56,16 +58,7 @@ export function createCafeOverview(deps: { db: Db; tables: Pick<CafeTables, 'sit
         reference: p.reference,
         createdAt: p.created_at,
       });
-      const refundRows = await db
-        .selectFrom('refunds as r')
-        .innerJoin('payments as p', 'p.id', 'r.payment_id')
-        .selectAll('r')
-        .select(['p.order_id', 'p.method'])
-        .where('r.tenant_id', '=', tenantId)
-        .where('p.site_id', '=', siteId)
-        .orderBy('r.id', 'desc')
-        .limit(50)
-        .execute();
+      const refundRows = await deps.payments.refundsAtSite(tenantId, siteId, 50);
       const refunds = refundRows.map((r) => ({
         id: r.id,
         paymentId: r.payment_id,

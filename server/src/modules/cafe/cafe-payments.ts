@@ -3,7 +3,6 @@
 // wallet (`credit`) pays at once or refuses with nothing changed; bank transfers and card
 // checkouts are one-off methods other adapters register in the method registry.
 import { LIVE_EVENTS } from '@kioskhub/protocol';
-import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
@@ -13,7 +12,9 @@ import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Intents } from '../payments/intents.js';
 import type { MethodRegistry } from '../payments/methods.js';
+import { MONEY_RECEIVED, type PaymentQueries } from '../payments/payment-queries.js';
 import type { Settlement } from '../payments/settlement.js';
+import type { AllocateSurplus } from '../payments/surplus.js';
 import { orderRooms, type OrdersService } from '../orders/orders.service.js';
 import type { CafeOrder, CafeOrders } from './cafe-orders.js';
 import type { CafeTables } from './cafe-tables.js';
@@ -49,53 +50,39 @@ export type Payer =
 
 export function createCafePayments(deps: {
   db: Db;
-  dialect: 'sqlite' | 'postgres';
   tables: Pick<CafeTables, 'settings'>;
   cafeOrders: Pick<CafeOrders, 'view' | 'setTip' | 'sendToKitchen'>;
-  orders: Pick<OrdersService, 'findRow'>;
+  orders: Pick<OrdersService, 'findRow' | 'lock'>;
+  payments: Pick<PaymentQueries, 'lock' | 'find' | 'ofOrder' | 'isPayer'>;
   intents: Pick<Intents, 'create' | 'fail' | 'onEnded'>;
   methods: Pick<MethodRegistry, 'get'>;
   settlement: Pick<Settlement, 'succeed'>;
   ledger: Pick<LedgerService, 'siteAccount' | 'transfer'>;
   customers: Pick<CustomersService, 'wallet' | 'get'>;
+  /** A transfer staff saw with more than was due: the surplus to the payer's wallet or review. */
+  allocateSurplus?: AllocateSurplus;
 }) {
   const { db } = deps;
 
-  async function lockOrder(ex: Executor, orderId: string): Promise<void> {
-    let q = ex.selectFrom('orders').select('id').where('id', '=', orderId);
-    if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
-    await q.executeTakeFirst();
-  }
-
-  async function lockedPayment(ex: Executor, id: string): Promise<PaymentRow | undefined> {
-    let q = ex.selectFrom('payments').selectAll().where('id', '=', id);
-    if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update`);
-    return q.executeTakeFirst();
-  }
-
   /** The order, locked, still to be paid; earlier pending attempts end as SUPERSEDED. */
   async function payableOrder(ex: Executor, payer: Payer, orderId: string): Promise<CafeOrder> {
-    await lockOrder(ex, orderId);
+    await deps.orders.lock(ex, orderId);
     const order = await deps.cafeOrders.view(orderId, payer.tenantId, ex);
     if (payer.kind === 'table' && order.tableId !== payer.tableId) throw notFound('order', orderId);
-    const paid = await ex
-      .selectFrom('payments')
-      .select('id')
-      .where('order_id', '=', orderId)
-      .where('status', 'in', ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'])
-      .executeTakeFirst();
+    const paid = (await deps.payments.ofOrder(ex, orderId, MONEY_RECEIVED)).length > 0;
+    if (order.status === 'CANCELLED' && order.failureCode === 'UNPAID_EXPIRED') {
+      throw new AppError(
+        'INVALID_STATE',
+        `order ${order.orderNumber ?? order.id} was cancelled because it was not paid in time; please order again`,
+      );
+    }
     if (paid || order.paidAt !== null || !PAYABLE.includes(order.status)) {
       throw new AppError(
         'INVALID_STATE',
         `order ${order.orderNumber ?? order.id} is ${order.status} and needs no payment`,
       );
     }
-    const pending = await ex
-      .selectFrom('payments')
-      .select('id')
-      .where('order_id', '=', orderId)
-      .where('status', '=', 'PENDING')
-      .execute();
+    const pending = await deps.payments.ofOrder(ex, orderId, ['PENDING']);
     for (const p of pending) await deps.intents.fail(ex, p.id, 'SUPERSEDED');
     return order;
   }
@@ -168,6 +155,7 @@ export function createCafePayments(deps: {
           throw new AppError('PROVIDER_NOT_CONFIGURED', 'this cafe has no bank account for transfers');
         if (input.method === 'card' && !settings.cardGateway)
           throw new AppError('PROVIDER_NOT_CONFIGURED', 'this cafe takes no card payments');
+        await oneOff.check?.({ tenantId: preset.tenantId, siteId: preset.siteId, currency: preset.currency });
       }
       const { payment, order } = await db.transaction().execute(async (tx) => {
         const order = await payableOrder(tx, payer, input.orderId);
@@ -242,7 +230,9 @@ export function createCafePayments(deps: {
           provider: oneOff?.provider ?? null,
           ...(payer.kind === 'customer' ? { customerId: payer.customerId } : {}),
           ...(oneOff?.reference ? { reference: oneOff.reference(id) } : {}),
-          ...(input.method === 'cash' ? { expiresAt: new Date(Date.now() + CASH_TTL_MS).toISOString() } : {}),
+          ...(input.method === 'cash' || oneOff?.ttlMs
+            ? { expiresAt: new Date(Date.now() + (oneOff?.ttlMs ?? CASH_TTL_MS)).toISOString() }
+            : {}),
         });
         if (input.method === 'cash' && settings.payLater) await deps.cafeOrders.sendToKitchen(tx, order);
         await announce(tx, order, intent);
@@ -251,15 +241,14 @@ export function createCafePayments(deps: {
       let presented: Record<string, unknown> = {};
       if (oneOff) {
         try {
-          presented = await db.transaction().execute((tx) =>
-            oneOff.present(tx, payment, {
-              tenantId: order.tenantId,
-              siteId: order.siteId,
-              description: `Order ${order.orderNumber ?? order.id}`,
-              orderId: order.id,
-              ...(returnUrl ? { returnUrl } : {}),
-            }),
-          );
+          // Not in a transaction: a gateway may take seconds to answer.
+          presented = await oneOff.present(db, payment, {
+            tenantId: order.tenantId,
+            siteId: order.siteId,
+            description: `Order ${order.orderNumber ?? order.id}`,
+            orderId: order.id,
+            ...(returnUrl ? { returnUrl } : {}),
+          });
         } catch (err) {
           await db.transaction().execute((tx) => deps.intents.fail(tx, payment.id, 'PRESENT_FAILED'));
           throw err;
@@ -282,7 +271,7 @@ export function createCafePayments(deps: {
       actor: string,
     ) {
       return db.transaction().execute(async (tx) => {
-        const payment = await lockedPayment(tx, paymentId);
+        const payment = await deps.payments.lock(tx, paymentId);
         if (!payment || (tenantId !== null && payment.tenant_id !== tenantId) || payment.purpose !== 'order')
           throw notFound('payment', paymentId);
         if (payment.method !== 'cash' && payment.method !== 'bank_transfer')
@@ -299,6 +288,15 @@ export function createCafePayments(deps: {
             `receivedMinor ${received} is less than the ${payment.amount_minor} due`,
           );
         const settled = await deps.settlement.succeed(tx, paymentId, received, { actor });
+        const surplus = received - Number(payment.amount_minor);
+        // Cash over the amount is change handed back; a transfer's surplus is the payer's money.
+        if (payment.method === 'bank_transfer' && surplus > 0 && deps.allocateSurplus) {
+          await deps.allocateSurplus(tx, settled!, surplus, {
+            reason: 'OVERPAID',
+            eventId: `verify:${paymentId}`,
+            actor,
+          });
+        }
         await recordAudit(tx, {
           tenantId: payment.tenant_id,
           actor,
@@ -312,19 +310,27 @@ export function createCafePayments(deps: {
       });
     },
 
-    /** True when this customer paid (or is paying) the order: their token may read it. */
-    async isPayer(orderId: string, customerId: string): Promise<boolean> {
-      const row = await db
-        .selectFrom('payments')
-        .select('id')
-        .where('order_id', '=', orderId)
-        .where('customer_id', '=', customerId)
-        .executeTakeFirst();
-      return row !== undefined;
+    /**
+     * What a pending bank transfer shows the payer (the same `epc` as the initiate answer), for a
+     * guest page that was reloaded. Nothing is written.
+     */
+    async transferDetails(p: PaymentRow): Promise<Record<string, unknown>> {
+      const method = deps.methods.get('bank_transfer');
+      if (p.method !== 'bank_transfer' || p.status !== 'PENDING' || !method)
+        throw new AppError('INVALID_STATE', `payment ${p.id} is not a pending bank transfer`);
+      return method.present(db, p, {
+        tenantId: p.tenant_id,
+        siteId: p.site_id,
+        description: `Order ${p.order_id ?? p.id}`,
+      });
     },
 
+    /** True when this customer paid (or is paying) the order: their token may read it. */
+    isPayer: (orderId: string, customerId: string): Promise<boolean> =>
+      deps.payments.isPayer(orderId, customerId),
+
     async payment(paymentId: string, tenantId: string | null): Promise<PaymentRow> {
-      const p = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).executeTakeFirst();
+      const p = await deps.payments.find(paymentId);
       if (!p || (tenantId !== null && p.tenant_id !== tenantId)) throw notFound('payment', paymentId);
       return p;
     },

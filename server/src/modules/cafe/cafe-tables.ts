@@ -66,6 +66,12 @@ export function createCafeTables(deps: {
   db: Db;
   tokens: TableTokens;
   findMachine(id: string, ex?: Executor): Promise<MachineRow | undefined>;
+  /** The table machines of a site, by id (machines module). */
+  siteTableMachines(tenantId: string, siteId: string): Promise<Pick<MachineRow, 'id' | 'name'>[]>;
+  /** Is the user a staff user of the tenant (users module)? */
+  isStaffOf(userId: string, tenantId: string, ex?: Executor): Promise<boolean>;
+  /** Does the tenant sell this sku (catalog module)? */
+  productExists(tenantId: string, sku: string, ex?: Executor): Promise<boolean>;
 }) {
   const { db, tokens } = deps;
 
@@ -175,21 +181,20 @@ export function createCafeTables(deps: {
 
     /** Every table of a site with its QR link (for the printable sheet and the staff view). */
     async siteTables(tenantId: string, siteId: string, publicUrl?: string) {
-      const machines = await db
-        .selectFrom('machines')
-        .leftJoin('cafe_tables as t', 't.machine_id', 'machines.id')
-        .select([
-          'machines.id',
-          'machines.name',
-          'machines.tenant_id',
-          'machines.site_id',
-          't.server_user_id',
-        ])
-        .where('machines.tenant_id', '=', tenantId)
-        .where('machines.site_id', '=', siteId)
-        .where('machines.kind', '=', 'table')
-        .orderBy('machines.id')
-        .execute();
+      const machines = await deps.siteTableMachines(tenantId, siteId);
+      const servers =
+        machines.length === 0
+          ? []
+          : await db
+              .selectFrom('cafe_tables')
+              .select(['machine_id', 'server_user_id'])
+              .where(
+                'machine_id',
+                'in',
+                machines.map((m) => m.id),
+              )
+              .execute();
+      const serverOf = new Map(servers.map((t) => [t.machine_id, t.server_user_id]));
       const out = [];
       for (const m of machines) {
         const link = publicUrl
@@ -198,7 +203,7 @@ export function createCafeTables(deps: {
         out.push({
           id: m.id,
           name: m.name,
-          serverUserId: m.server_user_id ?? null,
+          serverUserId: serverOf.get(m.id) ?? null,
           ...(link ? { link } : {}),
         });
       }
@@ -209,14 +214,9 @@ export function createCafeTables(deps: {
       return db.transaction().execute(async (tx) => {
         const m = await tableMachine(id, tenantId, tx);
         if (serverUserId !== null) {
-          // Read through the users table: the server must be a staff user of the same tenant.
-          const user = await tx
-            .selectFrom('users')
-            .select('id')
-            .where('id', '=', serverUserId)
-            .where('tenant_id', '=', m.tenant_id)
-            .executeTakeFirst();
-          if (!user) throw validation(`user "${serverUserId}" is not a staff user of this tenant`);
+          // The server must be a staff user of the same tenant.
+          if (!(await deps.isStaffOf(serverUserId, m.tenant_id, tx)))
+            throw validation(`user "${serverUserId}" is not a staff user of this tenant`);
         }
         const before = await tableRow(tx, m);
         await tx
@@ -316,13 +316,7 @@ export function createCafeTables(deps: {
       actor: string,
     ) {
       return db.transaction().execute(async (tx) => {
-        const product = await tx
-          .selectFrom('products')
-          .select('sku')
-          .where('tenant_id', '=', tenantId)
-          .where('sku', '=', sku)
-          .executeTakeFirst();
-        if (!product) throw notFound('product', sku);
+        if (!(await deps.productExists(tenantId, sku, tx))) throw notFound('product', sku);
         const before = await tx
           .selectFrom('cafe_menu')
           .selectAll()

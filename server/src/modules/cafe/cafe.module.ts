@@ -2,6 +2,7 @@
 // staff overview, with the refund listener that tells the guest's screen about refunds.
 import { LIVE_EVENTS } from '@kioskhub/protocol';
 import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import type { Db } from '../../platform/db/database.js';
 import type { Authenticator } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
@@ -12,11 +13,15 @@ import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
 import type { MachinesService } from '../machines/machines.service.js';
+import type { UsersService } from '../users/users.service.js';
 import { orderRooms, type OrdersService } from '../orders/orders.service.js';
 import type { Intents } from '../payments/intents.js';
+import type { PaymentQueries } from '../payments/payment-queries.js';
 import type { MethodRegistry } from '../payments/methods.js';
 import type { Refunds } from '../payments/refunds.js';
 import type { Settlement } from '../payments/settlement.js';
+import type { AllocateSurplus } from '../payments/surplus.js';
+import { createCafeExpiry } from './cafe-expiry.js';
 import { createCafeOrders } from './cafe-orders.js';
 import { createCafeOverview } from './cafe-overview.js';
 import { createCafePayments } from './cafe-payments.js';
@@ -29,14 +34,15 @@ import { createWallet } from './wallet.js';
 
 export function createCafe(deps: {
   db: Db;
-  dialect: 'sqlite' | 'postgres';
   jwtSecret: Uint8Array;
-  otpKey: Buffer;
   publicUrl: string | undefined;
   auth: Authenticator;
-  machines: Pick<MachinesService, 'findRow'>;
+  machines: Pick<MachinesService, 'findRow' | 'atSite'>;
+  users: Pick<UsersService, 'isStaffOf'>;
   catalog: CatalogService;
   orders: OrdersService;
+  /** Payments and refunds as the payments module answers for them (cafe never reads its tables). */
+  paymentQueries: PaymentQueries;
   intents: Intents;
   methods: MethodRegistry;
   settlement: Settlement;
@@ -44,35 +50,57 @@ export function createCafe(deps: {
   ledger: LedgerService;
   customers: CustomersService;
   sms: Sms;
+  allocateSurplus?: AllocateSurplus;
+  logger: Logger;
+  /** How long a table order may stay unpaid before it is cancelled (CAFE_ORDER_TTL_MS). */
+  orderTtlMs: number;
 }) {
   const { db } = deps;
   const tables = createCafeTables({
     db,
     tokens: createTableTokens(deps.jwtSecret),
     findMachine: deps.machines.findRow,
+    siteTableMachines: (tenantId, siteId) => deps.machines.atSite(tenantId, siteId, 'table'),
+    isStaffOf: deps.users.isStaffOf,
+    productExists: deps.catalog.productExists,
   });
-  const cafeOrders = createCafeOrders({ db, tables, catalog: deps.catalog, orders: deps.orders });
+  const expiry = createCafeExpiry({
+    db,
+    logger: deps.logger,
+    ttlMs: deps.orderTtlMs,
+    orders: deps.orders,
+    payments: deps.paymentQueries,
+    intents: deps.intents,
+  });
+  const cafeOrders = createCafeOrders({
+    db,
+    tables,
+    catalog: deps.catalog,
+    orders: deps.orders,
+    scheduleExpiry: expiry.scheduleFor,
+  });
   const payments = createCafePayments({
     db,
-    dialect: deps.dialect,
     tables,
     cafeOrders,
     orders: deps.orders,
+    payments: deps.paymentQueries,
     intents: deps.intents,
     methods: deps.methods,
     settlement: deps.settlement,
     ledger: deps.ledger,
     customers: deps.customers,
+    ...(deps.allocateSurplus ? { allocateSurplus: deps.allocateSurplus } : {}),
   });
   const wallet = createWallet({
     db,
     customers: deps.customers,
     ledger: deps.ledger,
     sms: deps.sms,
+    catalog: deps.catalog,
     issueCustomerToken: deps.auth.issueCustomerToken,
-    otpKey: deps.otpKey,
   });
-  const overview = createCafeOverview({ db, tables });
+  const overview = createCafeOverview({ db, tables, orders: deps.orders, payments: deps.paymentQueries });
 
   // Every refund of an order's payment reaches the guest's and the staff's screens.
   deps.refunds.onRecorded(async (ex, payment, refund) => {
@@ -115,6 +143,7 @@ export function createCafe(deps: {
     payments,
     wallet,
     overview,
+    expiry,
     siteExtension,
     /** The cafe settings of a site (the bank-transfer method reads the account from here). */
     settings: tables.settings,

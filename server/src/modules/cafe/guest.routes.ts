@@ -153,6 +153,23 @@ export function cafeGuestRoutes(
     },
   );
 
+  /** The payment, if this caller may see it (404 otherwise, so ids are not probed). */
+  async function seePayment(request: FastifyRequest, paymentId: string) {
+    const c = await caller(request);
+    const tenant =
+      c.kind === 'staff' ? tenantFilter(c.principal) : c.kind === 'table' ? c.guest.tenantId : c.tenantId;
+    const p = await payments.payment(paymentId, tenant);
+    const hidden = new AppError('NOT_FOUND', `payment "${paymentId}" does not exist`);
+    if (c.kind === 'customer' && p.customer_id !== c.customerId) throw hidden;
+    if (c.kind !== 'staff' && c.kind !== 'customer') {
+      if (!p.order_id) throw hidden;
+      await seeOrder(c, p.order_id).catch(() => {
+        throw hidden;
+      });
+    }
+    return p;
+  }
+
   app.get(
     '/api/payments/:id/status',
     {
@@ -163,21 +180,25 @@ export function cafeGuestRoutes(
         response: { 200: PaymentStatusSchema, ...errors(401, 404) },
       },
     },
-    async (request) => {
-      const c = await caller(request);
-      const tenant =
-        c.kind === 'staff' ? tenantFilter(c.principal) : c.kind === 'table' ? c.guest.tenantId : c.tenantId;
-      const p = await payments.payment(request.params.id, tenant);
-      const hidden = new AppError('NOT_FOUND', `payment "${request.params.id}" does not exist`);
-      if (c.kind === 'customer' && p.customer_id !== c.customerId) throw hidden;
-      if (c.kind !== 'staff' && c.kind !== 'customer') {
-        if (!p.order_id) throw hidden;
-        await seeOrder(c, p.order_id).catch(() => {
-          throw hidden;
-        });
-      }
-      return paymentStatusView(p);
+    async (request) => paymentStatusView(await seePayment(request, request.params.id)),
+  );
+
+  app.get(
+    '/api/payments/:id/epc',
+    {
+      schema: {
+        tags: ['cafe'],
+        summary: 'The EPC QR code of a pending bank transfer again (order, table, customer or staff token)',
+        params: Type.Object({ id: EntityId }),
+        response: {
+          200: Open({
+            epc: Open({ payload: Type.String(), reference: Type.String(), qrPngUrl: Type.String() }),
+          }),
+          ...errors(401, 404, 409, 503),
+        },
+      },
     },
+    async (request) => payments.transferDetails(await seePayment(request, request.params.id)),
   );
 
   app.post(

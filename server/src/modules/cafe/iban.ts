@@ -87,13 +87,20 @@ export function normaliseIban(input: string): string | null {
   if (!/^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$/.test(iban)) return null;
   const expected = LENGTHS[iban.slice(0, 2)];
   if (expected !== undefined && iban.length !== expected) return null;
-  const rearranged = iban.slice(4) + iban.slice(0, 4);
+  return mod97(iban.slice(4) + iban.slice(0, 4)) === 1 ? iban : null;
+}
+
+/**
+ * ISO 7064 MOD 97-10 of an alphanumeric string, letters counting A=10 … Z=35: the checksum of
+ * IBANs and of ISO 11649 RF creditor references.
+ */
+export function mod97(alphanumeric: string): number {
   let remainder = 0;
-  for (const ch of rearranged) {
+  for (const ch of alphanumeric.toUpperCase()) {
     const digits = ch >= 'A' ? String(ch.charCodeAt(0) - 55) : ch;
     for (const d of digits) remainder = (remainder * 10 + Number(d)) % 97;
   }
-  return remainder === 1 ? iban : null;
+  return remainder;
 }
 
 /** A BIC (ISO 9362): 8 or 11 characters. */

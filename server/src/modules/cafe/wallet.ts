@@ -2,44 +2,27 @@
 // rest, 5 minutes, single use, few attempts, rate limited per phone and per address), then pay
 // from their wallet; staff add credit (audited). Balances are ledger accounts: a top-up by staff
 // moves money from the outside world into the wallet, so every balance is the sum of its entries.
-import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError, notFound, validation } from '../../platform/errors.js';
-import { newId, nowIso, type Db } from '../../platform/db/database.js';
+import { newId, type Db } from '../../platform/db/database.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
-
-export const OTP_TTL_MS = 5 * 60_000;
-export const OTP_MAX_ATTEMPTS = 5;
-/** Codes per phone, and per client address, in OTP_WINDOW_MS. */
-export const OTP_PER_PHONE = 3;
-export const OTP_PER_ADDRESS = 10;
-export const OTP_WINDOW_MS = 15 * 60_000;
+import type { CatalogService } from '../catalog/catalog.service.js';
+import { OTP_TTL_MS } from '../customers/sign-in-codes.js';
 
 export function createWallet(deps: {
   db: Db;
-  customers: Pick<CustomersService, 'phoneOf' | 'findOrCreate' | 'get' | 'wallet'>;
+  customers: Pick<CustomersService, 'phoneOf' | 'findOrCreate' | 'get' | 'wallet' | 'signInCodes'>;
   ledger: Pick<LedgerService, 'external' | 'transfer' | 'listEntries' | 'listAccounts'>;
   sms: Pick<Sms, 'queue'>;
+  catalog: Pick<CatalogService, 'tenantCurrency'>;
   issueCustomerToken(s: { tenantId: string; customerId: string }): Promise<string>;
-  /** Keys the code hashes: a copy of the database alone does not reveal codes. */
-  otpKey: Buffer;
 }) {
   const { db } = deps;
-  const hash = (id: string, code: string) =>
-    createHmac('sha256', deps.otpKey).update(`${id}:${code}`).digest('hex');
 
   /** The tenant's money currency when none is named: its `default` site's, else its first site's. */
-  async function tenantCurrency(tenantId: string): Promise<string> {
-    const sites = await db
-      .selectFrom('sites')
-      .select(['id', 'currency'])
-      .where('tenant_id', '=', tenantId)
-      .orderBy('id')
-      .execute();
-    return (sites.find((s) => s.id === 'default') ?? sites[0])?.currency ?? 'INR';
-  }
+  const tenantCurrency = (tenantId: string): Promise<string> => deps.catalog.tenantCurrency(tenantId);
 
   /** A customer's wallet currency when none is named: their (first) wallet's, else the tenant's. */
   async function walletCurrency(tenantId: string, customerId: string): Promise<string> {
@@ -58,48 +41,8 @@ export function createWallet(deps: {
     /** Sends a fresh code by SMS; earlier unused codes of that phone stop working. */
     async requestCode(tenantId: string, phoneInput: string, address: string, siteName: string) {
       const phone = await deps.customers.phoneOf(tenantId, phoneInput);
-      const since = new Date(Date.now() - OTP_WINDOW_MS).toISOString();
       return db.transaction().execute(async (tx) => {
-        const perPhone = await tx
-          .selectFrom('customer_otps')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('tenant_id', '=', tenantId)
-          .where('phone', '=', phone)
-          .where('created_at', '>', since)
-          .executeTakeFirstOrThrow();
-        const perAddress = await tx
-          .selectFrom('customer_otps')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('address', '=', address)
-          .where('created_at', '>', since)
-          .executeTakeFirstOrThrow();
-        if (Number(perPhone.n) >= OTP_PER_PHONE || Number(perAddress.n) >= OTP_PER_ADDRESS) {
-          throw new AppError('RATE_LIMITED', 'too many codes asked for; wait a few minutes and try again');
-        }
-        const now = nowIso();
-        await tx
-          .updateTable('customer_otps')
-          .set({ used_at: now })
-          .where('tenant_id', '=', tenantId)
-          .where('phone', '=', phone)
-          .where('used_at', 'is', null)
-          .execute();
-        const id = newId();
-        const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-        await tx
-          .insertInto('customer_otps')
-          .values({
-            id,
-            tenant_id: tenantId,
-            phone,
-            address,
-            code_hash: hash(id, code),
-            attempts: 0,
-            expires_at: new Date(Date.now() + OTP_TTL_MS).toISOString(),
-            used_at: null,
-            created_at: now,
-          })
-          .execute();
+        const code = await deps.customers.signInCodes.issue(tx, tenantId, phone, address);
         await deps.sms.queue(tx, {
           tenantId,
           to: phone,
@@ -115,41 +58,8 @@ export function createWallet(deps: {
       const phone = await deps.customers.phoneOf(tenantId, phoneInput);
       const wrong = () => new AppError('UNAUTHORIZED', 'the code is wrong or has expired; ask for a new one');
       const outcome = await db.transaction().execute(async (tx) => {
-        const otp = await tx
-          .selectFrom('customer_otps')
-          .selectAll()
-          .where('tenant_id', '=', tenantId)
-          .where('phone', '=', phone)
-          .where('used_at', 'is', null)
-          .where('expires_at', '>', nowIso())
-          .orderBy('created_at', 'desc')
-          .executeTakeFirst();
-        if (!otp) return 'wrong' as const;
-        // Counted before the comparison, conditionally, so parallel guesses cannot pass the limit.
-        const counted = await tx
-          .updateTable('customer_otps')
-          .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
-          .where('id', '=', otp.id)
-          .where('attempts', '<', OTP_MAX_ATTEMPTS)
-          .where('used_at', 'is', null)
-          .returning('attempts')
-          .executeTakeFirst();
-        if (!counted) {
-          await tx.updateTable('customer_otps').set({ used_at: nowIso() }).where('id', '=', otp.id).execute();
-          return 'locked' as const;
-        }
-        const right =
-          /^\d{6}$/.test(code) &&
-          timingSafeEqual(Buffer.from(hash(otp.id, code)), Buffer.from(otp.code_hash));
-        if (!right) return 'wrong' as const;
-        const used = await tx
-          .updateTable('customer_otps')
-          .set({ used_at: nowIso() })
-          .where('id', '=', otp.id)
-          .where('used_at', 'is', null)
-          .returning('id')
-          .executeTakeFirst();
-        if (!used) return 'wrong' as const;
+        const check = await deps.customers.signInCodes.redeem(tx, tenantId, phone, code);
+        if (check !== 'right') return check;
         const customer = await deps.customers.findOrCreate(tenantId, phone, 'wallet-otp', tx);
         // The wallet is opened in the currency of the cafe where the guest signed in.
         await deps.customers.wallet(tx, tenantId, customer.id, currency);

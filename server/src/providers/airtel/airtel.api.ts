@@ -2,6 +2,7 @@
 // before it expires), the collection request with our payment id as `transaction.id`, and the
 // status enquiry that alone decides whether money arrived. The base URL and `fetch` are
 // injectable so tests talk to a local fake of the documented API.
+import { createBearerApi } from '../bearer-api.js';
 
 export interface AirtelClientOptions {
   baseUrl: string;
@@ -62,66 +63,40 @@ const str = (v: unknown): string | null =>
   typeof v === 'string' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : null;
 
 export function createAirtelClient(opts: AirtelClientOptions) {
-  const doFetch = opts.fetch ?? fetch;
-  const base = opts.baseUrl.replace(/\/+$/, '');
-  const timeout = () => AbortSignal.timeout(opts.timeoutMs ?? 15_000);
-  let token: { value: string; renewAt: number } | undefined;
-
-  async function accessToken(): Promise<string> {
-    if (token && Date.now() < token.renewAt) return token.value;
-    const response = await doFetch(`${base}/auth/oauth2/token`, {
-      method: 'POST',
+  const api = createBearerApi({
+    name: 'Airtel',
+    baseUrl: opts.baseUrl,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    token: {
+      path: '/auth/oauth2/token',
       headers: { 'Content-Type': 'application/json', Accept: '*/*' },
       body: JSON.stringify({
         client_id: opts.clientId,
         client_secret: opts.clientSecret,
         grant_type: 'client_credentials',
       }),
-      signal: timeout(),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`Airtel token: HTTP ${response.status} ${text.slice(0, 200)}`);
-    const parsed = JSON.parse(text) as { access_token?: unknown; expires_in?: unknown };
-    if (typeof parsed.access_token !== 'string')
-      throw new Error('Airtel token: no access_token in the answer');
-    // `expires_in` is a string ("180") on some portals.
-    const seconds = Number(parsed.expires_in);
-    const lifetimeMs = (Number.isFinite(seconds) && seconds > 0 ? seconds : 180) * 1000;
-    token = {
-      value: parsed.access_token,
-      renewAt: Date.now() + Math.max(lifetimeMs - 30_000, lifetimeMs / 2),
-    };
-    return token.value;
-  }
+    },
+    defaultLifetimeSec: 180,
+    renewEarlyMs: 30_000,
+    headers: {
+      'X-Country': opts.country,
+      'X-Currency': opts.currency,
+      'Content-Type': 'application/json',
+      Accept: '*/*',
+    },
+  });
 
+  /** An authorised call with its answer parsed as Airtel's envelope when it is JSON. */
   async function call(path: string, init: { method: string; body?: string }) {
-    for (let attempt = 0; ; attempt += 1) {
-      const response = await doFetch(`${base}${path}`, {
-        method: init.method,
-        headers: {
-          Authorization: `Bearer ${await accessToken()}`,
-          'X-Country': opts.country,
-          'X-Currency': opts.currency,
-          'Content-Type': 'application/json',
-          Accept: '*/*',
-        },
-        ...(init.body !== undefined ? { body: init.body } : {}),
-        signal: timeout(),
-      });
-      if (response.status === 401 && attempt === 0) {
-        token = undefined;
-        await response.body?.cancel();
-        continue;
-      }
-      const text = await response.text();
-      let body: AirtelEnvelope | undefined;
-      try {
-        body = JSON.parse(text) as AirtelEnvelope;
-      } catch {
-        body = undefined;
-      }
-      return { status: response.status, text, body };
+    const { status, text } = await api.call(path, init);
+    let body: AirtelEnvelope | undefined;
+    try {
+      body = JSON.parse(text) as AirtelEnvelope;
+    } catch {
+      body = undefined;
     }
+    return { status, text, body };
   }
 
   return {

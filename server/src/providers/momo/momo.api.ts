@@ -2,6 +2,7 @@
 // with our payment id as `X-Reference-Id`, and the status check that alone decides whether money
 // arrived (the callback is unsigned). The base URL and `fetch` are injectable so tests talk to a
 // local fake of the documented API.
+import { createBearerApi } from '../bearer-api.js';
 
 export interface MomoClientOptions {
   baseUrl: string;
@@ -76,58 +77,23 @@ export function parseMomoStatus(body: unknown): MomoStatus | undefined {
 }
 
 export function createMomoClient(opts: MomoClientOptions) {
-  const doFetch = opts.fetch ?? fetch;
-  const base = opts.baseUrl.replace(/\/+$/, '');
-  const timeout = () => AbortSignal.timeout(opts.timeoutMs ?? 15_000);
-  let token: { value: string; renewAt: number } | undefined;
-
-  async function accessToken(): Promise<string> {
-    if (token && Date.now() < token.renewAt) return token.value;
-    const basic = Buffer.from(`${opts.apiUser}:${opts.apiKey}`).toString('base64');
-    const response = await doFetch(`${base}/collection/token/`, {
-      method: 'POST',
+  const basic = Buffer.from(`${opts.apiUser}:${opts.apiKey}`).toString('base64');
+  const { call } = createBearerApi({
+    name: 'MoMo',
+    baseUrl: opts.baseUrl,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    token: {
+      path: '/collection/token/',
       headers: { Authorization: `Basic ${basic}`, 'Ocp-Apim-Subscription-Key': opts.subscriptionKey },
-      signal: timeout(),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`MoMo token: HTTP ${response.status} ${text.slice(0, 200)}`);
-    const parsed = JSON.parse(text) as { access_token?: unknown; expires_in?: unknown };
-    if (typeof parsed.access_token !== 'string') throw new Error('MoMo token: no access_token in the answer');
-    const seconds = Number(parsed.expires_in);
-    const lifetimeMs = (Number.isFinite(seconds) && seconds > 0 ? seconds : 3600) * 1000;
-    // Renew a minute early (or at half-life for short tokens) so no call carries an expired one.
-    token = {
-      value: parsed.access_token,
-      renewAt: Date.now() + Math.max(lifetimeMs - 60_000, lifetimeMs / 2),
-    };
-    return token.value;
-  }
-
-  /** One authorised call; a 401 drops the cached token and tries once more with a new one. */
-  async function call(
-    path: string,
-    init: { method: string; headers?: Record<string, string>; body?: string },
-  ) {
-    for (let attempt = 0; ; attempt += 1) {
-      const response = await doFetch(`${base}${path}`, {
-        method: init.method,
-        headers: {
-          Authorization: `Bearer ${await accessToken()}`,
-          'X-Target-Environment': opts.targetEnvironment,
-          'Ocp-Apim-Subscription-Key': opts.subscriptionKey,
-          ...init.headers,
-        },
-        ...(init.body !== undefined ? { body: init.body } : {}),
-        signal: timeout(),
-      });
-      if (response.status === 401 && attempt === 0) {
-        token = undefined;
-        await response.body?.cancel();
-        continue;
-      }
-      return { status: response.status, text: await response.text() };
-    }
-  }
+    },
+    defaultLifetimeSec: 3600,
+    renewEarlyMs: 60_000,
+    headers: {
+      'X-Target-Environment': opts.targetEnvironment,
+      'Ocp-Apim-Subscription-Key': opts.subscriptionKey,
+    },
+  });
 
   return {
     /**

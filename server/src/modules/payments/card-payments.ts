@@ -1,0 +1,225 @@
+// Card payments through a hosted checkout, whatever the gateway (CardGateway): the one-off method
+// that opens a checkout for a PENDING intent, and the gateway's verified events applied once each
+// (the inbox), in the transaction of their effect: paid settles through the one settlement path,
+// failed ends the intent, a refund made at the gateway is recorded (never more than was paid).
+import { AppError } from '../../platform/errors.js';
+import { nowIso, type Db } from '../../platform/db/database.js';
+import { inGroup } from '../../platform/db/group-commit.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import type { CardEvent, CardGateway } from './card-gateway.js';
+import type { Intents, PaymentStatusSource } from './intents.js';
+import type { OneOffMethod } from './methods.js';
+import type { PaymentsRepo } from './payments.repo.js';
+import type { Refunds } from './refunds.js';
+import type { Settlement } from './settlement.js';
+
+/** How long a card checkout stays payable (Stripe takes 30 minutes to 24 hours). */
+export const CARD_TTL_MS = 60 * 60_000;
+
+export function cardMethod(deps: {
+  gateway: CardGateway;
+  repo: Pick<PaymentsRepo, 'updateIfStatus'>;
+  /** Where the payer returns when the channel names no page of its own. */
+  publicUrl: string;
+}): OneOffMethod {
+  const { gateway } = deps;
+  return {
+    method: 'card',
+    provider: gateway.provider,
+    ttlMs: CARD_TTL_MS,
+    check({ currency }) {
+      const problem = gateway.currencyProblem(currency);
+      if (problem) throw new AppError('INVALID_STATE', `card payments are not possible here: ${problem}`);
+    },
+    async present(ex, payment, subject) {
+      let checkout: { checkoutId: string; url: string };
+      try {
+        checkout = await deps.gateway.createCheckout({
+          paymentId: payment.id,
+          amountMinor: Number(payment.amount_minor),
+          currency: payment.currency,
+          description: subject.description,
+          returnUrl: subject.returnUrl ?? deps.publicUrl,
+          expiresAt: payment.expires_at ?? new Date(Date.now() + CARD_TTL_MS).toISOString(),
+        });
+      } catch (err) {
+        // The intent ends PRESENT_FAILED (its channel does that); the guest may try again.
+        const why = (err as Error).message.slice(0, 200);
+        throw new AppError('UNAVAILABLE', `the card gateway could not open a checkout: ${why}`);
+      }
+      // The checkout's id until the money is taken; then the gateway's payment id (refunds name it).
+      await deps.repo.updateIfStatus(
+        payment.id,
+        ['PENDING'],
+        { provider_payment_id: checkout.checkoutId, updated_at: nowIso() },
+        ex,
+      );
+      return { checkoutUrl: checkout.url };
+    },
+  };
+}
+
+/**
+ * The gateway's checkout as a status source: a pending card payment is asked about now and then
+ * and once more at its expiry, so a lost webhook or one late by seconds still counts.
+ */
+export function cardStatusSource(gateway: Pick<CardGateway, 'fetchCheckout'>): PaymentStatusSource {
+  return {
+    async fetchStatus(payment) {
+      const checkoutId = payment.provider_payment_id;
+      if (checkoutId === null) return { status: 'PENDING' };
+      const c = await gateway.fetchCheckout(checkoutId);
+      if (c.state === 'open') return { status: 'PENDING' };
+      if (c.state === 'expired') return { status: 'FAILED', failureCode: 'CHECKOUT_EXPIRED' };
+      const exact = c.amountMinor === Number(payment.amount_minor) && c.currency === payment.currency;
+      return exact
+        ? { status: 'SUCCEEDED', receivedMinor: c.amountMinor, providerPaymentId: c.providerPaymentId }
+        : { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', providerPaymentId: c.providerPaymentId };
+    },
+  };
+}
+
+export type CardOutcome =
+  | 'settled'
+  | 'duplicate'
+  | 'awaiting'
+  | 'failed'
+  | 'amount_mismatch'
+  | 'not_pending'
+  | 'unknown_payment'
+  | 'refund_recorded'
+  | 'refund_in_step'
+  | 'ignored';
+
+export function createCardPayments(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  gateway: Pick<CardGateway, 'provider'>;
+  repo: Pick<
+    PaymentsRepo,
+    'lock' | 'claimDelivery' | 'insertEvent' | 'updateIfStatus' | 'byProviderPaymentId'
+  >;
+  settlement: Pick<Settlement, 'succeed'>;
+  intents: Pick<Intents, 'fail'>;
+  refunds: Pick<Refunds, 'record'>;
+  alerts: Pick<AlertsService, 'raise'>;
+}) {
+  const { db, repo } = deps;
+  const provider = deps.gateway.provider;
+  const actor = `provider:${provider}`;
+
+  /** Applies one verified gateway event. Safe to call any number of times, concurrently. */
+  function apply(e: CardEvent, raw: string): Promise<CardOutcome> {
+    return inGroup(db, async (tx): Promise<CardOutcome> => {
+      if (e.kind === 'ignored') return 'ignored';
+      if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
+
+      if (e.kind === 'refunded') {
+        const found = await repo.byProviderPaymentId(provider, e.providerPaymentId, tx);
+        const payment = found ? await repo.lock(found.id, tx, deps.dialect) : undefined;
+        if (!payment || payment.currency !== e.currency) return 'unknown_payment';
+        // Refunds asked for here are counted when asked; only one made at the gateway is new.
+        const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
+        const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
+        if (extra <= 0) return 'refund_in_step';
+        await deps.refunds.record(tx, payment, {
+          amountMinor: extra,
+          reason: 'refunded at the card gateway',
+          destination: 'original',
+          actor,
+          doneAtProvider: { providerRefundId: e.providerRefundId },
+        });
+        return 'refund_recorded';
+      }
+
+      const payment = await repo.lock(e.paymentId, tx, deps.dialect);
+      if (!payment || payment.provider !== provider || payment.method !== 'card') return 'unknown_payment';
+      if (e.kind === 'awaiting') return 'awaiting';
+      if (e.kind === 'failed') {
+        return (await deps.intents.fail(tx, payment.id, 'CARD_PAYMENT_FAILED')) ? 'failed' : 'not_pending';
+      }
+
+      const fresh = await repo.insertEvent(
+        {
+          provider,
+          provider_payment_id: e.providerPaymentId,
+          event_id: e.eventId,
+          event_type: e.eventType,
+          tenant_id: payment.tenant_id,
+          status: 'PROCESSED',
+          reason: null,
+          machine_id: payment.machine_id,
+          order_id: payment.order_id,
+          amount_minor: e.amountMinor,
+          currency: e.currency,
+          raw,
+          received_at: nowIso(),
+        },
+        tx,
+      );
+      // `completed` and `async_payment_succeeded` of one checkout name the same money, and a
+      // status check may have settled it already.
+      if (!fresh || (payment.status !== 'PENDING' && payment.provider_payment_id === e.providerPaymentId))
+        return 'duplicate';
+      const exact = e.amountMinor === Number(payment.amount_minor) && e.currency === payment.currency;
+      if (payment.status === 'PENDING' && exact) {
+        await deps.settlement.succeed(
+          tx,
+          payment.id,
+          e.amountMinor,
+          { actor },
+          {
+            providerPaymentId: e.providerPaymentId,
+          },
+        );
+        return 'settled';
+      }
+      // Money taken that cannot pay the order (another amount, or the payment had ended): kept on
+      // the payment, so staff refund it to the card, and an alert says so.
+      if (payment.status === 'PENDING') await deps.intents.fail(tx, payment.id, 'AMOUNT_MISMATCH');
+      const kept = await repo.updateIfStatus(
+        payment.id,
+        ['FAILED', 'EXPIRED'],
+        { received_minor: e.amountMinor, provider_payment_id: e.providerPaymentId, updated_at: nowIso() },
+        tx,
+      );
+      // Paid after the payment had ended (expired, its order cancelled as abandoned, or paid
+      // another way): nothing can take this money, so it goes back to the card at once, through
+      // the gateway's refund API (a durable job), never kept and never lost.
+      let refunded = false;
+      if (exact && kept && e.currency === payment.currency) {
+        refunded = await deps.refunds
+          .record(tx, kept, {
+            amountMinor: e.amountMinor,
+            reason: `paid after the payment had ended (${payment.status}${payment.failure_code ? ` ${payment.failure_code}` : ''})`,
+            destination: 'original',
+            actor,
+          })
+          .then(
+            () => true,
+            (err: unknown) => {
+              // No refund API configured: staff refund it by hand (the alert below says so).
+              if (err instanceof AppError && err.code === 'PROVIDER_NOT_CONFIGURED') return false;
+              throw err;
+            },
+          );
+      }
+      await deps.alerts.raise(tx, {
+        tenantId: payment.tenant_id,
+        kind: 'PAYMENT_MISMATCH',
+        subjectType: 'payment',
+        subjectId: payment.id,
+        message: refunded
+          ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refunded to the card`
+          : exact
+            ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refund it`
+            : `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it`,
+      });
+      return exact ? 'not_pending' : 'amount_mismatch';
+    });
+  }
+
+  return { apply };
+}
+
+export type CardPayments = ReturnType<typeof createCardPayments>;
