@@ -5,10 +5,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import type { OtaNext } from '@kioskhub/protocol';
 import type { Config } from './platform/config.js';
 import { newId, openDatabase, type OpenedDatabase } from './platform/db/database.js';
 import { lockDataDir, type DataDirLock } from './platform/db/data-dir-lock.js';
-import { createAuthenticator } from './platform/http/auth.js';
+import { configureGroupCommit } from './platform/db/group-commit.js';
+import { constantTimeEqual, createAuthenticator, sha256 } from './platform/http/auth.js';
 import { compileTrust } from './platform/http/client-address.js';
 import { createLoginGuard } from './platform/http/login-guard.js';
 import { installSecurityHeaders, logSerializers } from './platform/http/security-headers.js';
@@ -23,10 +25,13 @@ import { throttledWarning } from './platform/http/throttled-warning.js';
 import { createMetrics } from './platform/metrics.js';
 import { createOutboxRelay } from './platform/outbox.js';
 import { createRealtime } from './platform/realtime.js';
+import { createScheduler } from './platform/scheduler.js';
 import { createCommandsService } from './modules/commands/commands.service.js';
 import { createDispatcher } from './modules/gateway/dispatcher.js';
 import { installMachineGateway, newNodeId } from './modules/gateway/machine-gateway.js';
 import { createPresence } from './modules/gateway/presence.js';
+import { createMqttTransport, type MqttTransport } from './modules/mqtt/mqtt.transport.js';
+import { installMqttOta } from './modules/mqtt/mqtt-ota.js';
 import { installLiveGateway } from './modules/live/live.gateway.js';
 import { createMachinesRepo } from './modules/machines/machines.repo.js';
 import { machinesRoutes } from './modules/machines/machines.routes.js';
@@ -37,16 +42,28 @@ import { createOrdersService } from './modules/orders/orders.service.js';
 import { paymentsRoutes } from './modules/payments/payments.routes.js';
 import { createPaymentsService } from './modules/payments/payments.service.js';
 import { createPaymentsRepo } from './modules/payments/payments.repo.js';
+import { createPaymentQueries } from './modules/payments/payment-queries.js';
 import { createSettlement } from './modules/payments/settlement.js';
 import { createRefunds } from './modules/payments/refunds.js';
 import { createIntents } from './modules/payments/intents.js';
 import { createMethodRegistry } from './modules/payments/methods.js';
+import { createArrivals } from './modules/payments/arrivals.js';
+import { cardMethod, cardStatusSource, createCardPayments } from './modules/payments/card-payments.js';
+import { createSurplus } from './modules/payments/surplus.js';
+import { bankTransferMethod } from './providers/bank/bank.method.js';
+import { bankWebhookRoutes } from './providers/bank/bank.routes.js';
+import { createStripeGateway } from './providers/stripe/stripe.gateway.js';
+import { stripeWebhookRoutes } from './providers/stripe/stripe.routes.js';
 import { createSms } from './modules/messaging/sms.js';
 import { createAtSmsClient } from './providers/africastalking/at.api.js';
 import {
   createCustomersService,
   createWalletTopupSettlement,
 } from './modules/customers/customers.service.js';
+import { createCustomersStaff } from './modules/customers/customers-staff.js';
+import { customersRoutes } from './modules/customers/customers.routes.js';
+import { createPlans } from './modules/customers/plans.js';
+import { listCustomerDispenses } from './modules/water/customer-dispenses.js';
 import { createRazorpayClient } from './providers/razorpay/razorpay.api.js';
 import { createMomoClient } from './providers/momo/momo.api.js';
 import { momoStatusSource } from './providers/momo/momo.status.js';
@@ -58,6 +75,9 @@ import { africasTalkingRoutes } from './providers/africastalking/at.routes.js';
 import { createMobileMoney } from './modules/mobile-money/mobile-money.service.js';
 import { createPlanSettlement } from './modules/mobile-money/plan-settlement.js';
 import { createWaterNotices } from './modules/water-messaging/notices.js';
+import { createPinSealer, createWater } from './modules/water/water.module.js';
+import { waterRoutes } from './modules/water/water.routes.js';
+import { waterTelemetry } from './modules/water/water-mqtt.js';
 import { createSmsCommands } from './modules/water-messaging/sms-commands.js';
 import { createUssd } from './modules/water-messaging/ussd.js';
 import { createOrderSettlement } from './modules/orders/order-settlement.js';
@@ -85,6 +105,9 @@ import { createPrintPush } from './modules/printing/print-push.js';
 import { screensRoutes } from './screens/screens.routes.js';
 import { installDashboard } from './modules/dashboard/dashboard.js';
 import { serveDashboard } from './modules/dashboard/static.js';
+import { createWaterOps } from './modules/water-ops/water-ops.module.js';
+import { createFirmware } from './modules/firmware/firmware.module.js';
+import { createOtaPush } from './modules/gateway/ota-push.js';
 
 export interface BuildOptions {
   /** PostgreSQL schema for this app (tests use one per file). */
@@ -173,7 +196,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       if (!row) return undefined;
       // Kiosks, cash units and printers call over HTTP: each authenticated call is a sign of life.
       presence.seenOverHttp(row.id);
-      return { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id };
+      return { machineId: row.id, tenantId: row.tenant_id, siteId: row.site_id, machineKind: row.kind };
     },
   });
 
@@ -205,7 +228,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:revoke', userId);
     },
   });
-  const orders = createOrdersService({ repo: createOrdersRepo(db) });
+  const orders = createOrdersService({ repo: createOrdersRepo(db), dialect });
   const live = installLiveGateway({
     io: realtime.io,
     resolveToken: auth.fromToken,
@@ -221,6 +244,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     publish: live.publish,
     heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs,
     statusWriteIntervalMs: config.statusWriteIntervalMs,
+    firmwareReported: (machineId, version) => {
+      firmware.device
+        .observeVersion(machineId, version)
+        .catch((err: unknown) => logger.warn({ err, machineId }, 'could not record a firmware version'));
+    },
   });
   const machines = createMachinesService({
     db,
@@ -229,13 +257,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     tenantExists: tenants.exists,
     pendingLastSeen: presence.pendingLastSeen,
     keyRotated: (machineId) => {
-      presence.local(machineId)?.socket.disconnect(true);
+      presence.local(machineId)?.link.disconnect();
       // An empty connection id matches no connection: every process drops the machine's socket.
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, '');
     },
+    keyIssued: async (machineId, key, reason) => {
+      if (reason === 'created') await mqtt?.machineCreated(machineId, key);
+      else await mqtt?.keyRotated(machineId, key);
+    },
   });
   const commands = createCommandsService({ db, dialect, orders });
-  const metrics = createMetrics({ machinesOnline: presence.count, queueDepth: commands.queueDepth });
+  const metrics = createMetrics({
+    machinesOnline: presence.count,
+    queueDepth: commands.queueDepth,
+    ...(database.statements ? { dbStatements: database.statements } : {}),
+  });
+  configureGroupCommit(db, { onCommit: (events) => metrics.commitGroups.observe(events) });
   const dispatcher = createDispatcher({
     commands,
     presence,
@@ -249,6 +286,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:kick', machineId);
     },
     observeDispatchLatency: (s) => metrics.dispatchLatency.observe(s),
+    commandExpiryMs: config.commandExpiryMs,
   });
   const alerts = createAlertsService({ db });
   const outbox = createOutboxRelay({
@@ -265,6 +303,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
         message: `Background job ${job.id} (${job.topic}) failed for good: ${job.error}`,
       }),
   });
+  // Periodic work: the one place timers of modules live (started when the app is ready).
+  const scheduler = createScheduler({ logger });
   const catalog = createCatalogService({ db, orders });
   const printing = createPrintingService({
     db,
@@ -276,7 +316,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // Money in: one payments table and one settlement path, with a handler per purpose.
   const paymentsRepo = createPaymentsRepo(db);
   const settlement = createSettlement({ repo: paymentsRepo });
-  
+  // What other modules ask about payments and refunds: they never read the payments tables.
+  const paymentQueries = createPaymentQueries({ db, dialect, repo: paymentsRepo });
+
   const payments = createPaymentsService({
     db,
     repo: paymentsRepo,
@@ -304,12 +346,30 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // One-off methods (bank transfer, card gateways) register here; channels look them up.
   const methods = createMethodRegistry();
   const ledger = createLedgerService({ db });
-  settlement.register('order', createOrderSettlement({ orders, catalog, commands, printing, alerts, ledger }));
+  settlement.register(
+    'order',
+    createOrderSettlement({ orders, catalog, commands, printing, alerts, ledger }),
+  );
+  const pinSealer = createPinSealer({ pinKey: secrets.pinKey });
+  // Card payments: Stripe Checkout when its keys are set (a second gateway: its own adapter).
+  const stripeConfig = config.stripe;
+  const cardGateway =
+    stripeConfig.secretKey && stripeConfig.webhookSecret
+      ? createStripeGateway({
+          secretKey: stripeConfig.secretKey,
+          webhookSecret: stripeConfig.webhookSecret,
+          apiBase: stripeConfig.apiBase,
+        })
+      : undefined;
+  // Money beyond what a payment asked goes to the payer's wallet, else to staff review.
+  const allocateSurplus = createSurplus({ ledger, catalog, alerts });
+  const arrivals = createArrivals({ db, dialect, repo: paymentsRepo, settlement, allocateSurplus, alerts });
   const customers = createCustomersService({
     db,
     ledger,
     defaultCountryCode: tenants.defaultCountryCode,
     pinKey: secrets.pinKey,
+    onPinSet: pinSealer.pinSet,
   });
   const at = config.africasTalking;
   const sms = createSms({
@@ -326,6 +386,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       : {}),
   });
   settlement.register('wallet_topup', createWalletTopupSettlement({ ledger, customers }));
+  // Staff acting on water customers (admin, customer_service), and the plans they buy.
+  const customersStaff = createCustomersStaff({
+    db,
+    customers,
+    ledger,
+    sms,
+    siteExists: (t, s, ex) => tenants.siteExists(t, s, ex),
+  });
+  const plans = createPlans({ db, repo: customers.repo });
   // Water plans bought with mobile money (MoMo, Airtel), and the USSD/SMS channels that sell them.
   const publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
   const momoConfig = config.momo;
@@ -352,10 +421,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       : undefined;
   if (momoClient) intents.registerStatusSource('momo', momoStatusSource(momoClient));
   if (airtelClient) intents.registerStatusSource('airtel', airtelStatusSource(airtelClient));
+  if (cardGateway) intents.registerStatusSource(cardGateway.provider, cardStatusSource(cardGateway));
   const mobileMoney = createMobileMoney({
     db,
     intents,
-    payments: paymentsRepo,
+    payments: paymentQueries,
+    inbox: payments,
     customers,
     sms,
     logger,
@@ -376,16 +447,36 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   intents.onEnded('plan', mobileMoney.ended);
   const waterNotices = createWaterNotices({ sms });
-  settlement.register(
-    'plan',
-    createPlanSettlement({ ledger, customers, payments: paymentsRepo, alerts, sms }),
-  );
+  const waterOps = createWaterOps({
+    db,
+    config,
+    machines,
+    alerts,
+    jobs: outbox,
+    scheduler,
+    payments: paymentQueries,
+    customers,
+  });
+  // Water kiosks: verification with holds, settlements, offline logs, credential caches.
+  const water = createWater({
+    db,
+    dialect,
+    keys: pinSealer.keys,
+    ledger,
+    customers,
+    notices: waterNotices,
+    alerts,
+    holdMs: config.waterHoldMs,
+    recordOutcome: (ex, v) => waterOps.verifications.record(ex, v),
+  });
+  settlement.register('plan', createPlanSettlement({ ledger, customers, payments: settlement, alerts, sms }));
   const ussd = createUssd({ db, customers, mobileMoney, notices: waterNotices, logger });
   const smsCommands = createSmsCommands({
     db,
     customers,
     mobileMoney,
     sms,
+    inbox: payments,
     ussdCode: at.ussdCode,
     logger,
   });
@@ -393,15 +484,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     db,
     dialect,
     ledger,
-    providers: razorpayApi
-      ? {
-          razorpay: {
-            refund: async (id, amount) => ({
-              providerRefundId: (await razorpayApi.refundPayment(id, amount)).id,
-            }),
-          },
-        }
-      : {},
+    customers,
+    providers: {
+      ...(razorpayApi
+        ? {
+            razorpay: {
+              refund: async (id: string, amount: number) => ({
+                providerRefundId: (await razorpayApi.refundPayment(id, amount)).id,
+              }),
+            },
+          }
+        : {}),
+      ...(cardGateway ? { [cardGateway.provider]: cardGateway } : {}),
+    },
   });
   const cash = createCashService({
     db,
@@ -418,14 +513,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // Cafe tables: guest orders, payments through intents and settlement, the wallet.
   const cafe = createCafe({
     db,
-    dialect,
     jwtSecret: secrets.jwtSecret,
-    otpKey: secrets.pinKey,
     publicUrl: config.publicUrl,
     auth,
     machines,
+    users,
     catalog,
     orders,
+    paymentQueries,
     intents,
     methods,
     settlement,
@@ -433,8 +528,52 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     ledger,
     customers,
     sms,
+    allocateSurplus,
+    logger,
+    orderTtlMs: config.cafeOrderTtlMs,
   });
+  // Abandoned table orders: each has its own job; this sweep re-queues any that lost theirs.
+  scheduler.every('cafe-order-expiry-sweep', Math.min(600_000, config.cafeOrderTtlMs), async () => {
+    await cafe.expiry.sweep();
+  });
+  // One-off methods: a bank transfer into the cafe's own account (its cafe settings), and cards.
+  methods.register(
+    bankTransferMethod({
+      bankAccount: async (tenantId, siteId, ex) => (await cafe.settings(tenantId, siteId, ex)).bankAccount,
+    }),
+  );
+  const cardPayments = cardGateway
+    ? createCardPayments({
+        db,
+        dialect,
+        gateway: cardGateway,
+        repo: paymentsRepo,
+        settlement,
+        intents,
+        refunds,
+        alerts,
+      })
+    : undefined;
+  if (cardGateway) methods.register(cardMethod({ gateway: cardGateway, repo: paymentsRepo, publicUrl }));
   const kitchen = createKitchenService({ db, orders });
+  // Firmware over the air: signed artifacts, staged campaigns driven by the job table.
+  const firmware = createFirmware({
+    db,
+    dialect,
+    logger,
+    config: config.firmware,
+    publicUrl: config.publicUrl,
+    machines,
+    wake: () => outbox.flushSoon(),
+  });
+  const otaPush = createOtaPush({
+    presence,
+    notifyOthers: (machineId, next) => {
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:ota', machineId, next);
+    },
+    sendMqtt: (machineId, next) => mqttOta?.offer(machineId, next) ?? Promise.resolve(false),
+  });
+  firmware.onNotify((machineId, next) => otaPush.offer(machineId, next));
   const printNotifier = createPrintNotifier();
   const printPush = createPrintPush({ presence, printing, logger });
 
@@ -451,9 +590,54 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     onPrinterConnected: (tenantId, siteId) => printPush.offer(tenantId, siteId),
     onMachineConnected: (machineId, connectionId) => {
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, connectionId);
+      // A firmware deployment released while the machine was away is offered again, like a command.
+      firmware.device
+        .offerOnConnect(machineId)
+        .then((next) => next && otaPush.offer(machineId, next))
+        .catch((err: unknown) => logger.warn({ err, machineId }, 'could not offer firmware on connect'));
     },
   });
+  // MQTT devices (CONTRACTS §14): the same presence and dispatch engine, through an MqttLink.
+  const mqtt: MqttTransport | undefined =
+    config.mqtt.port !== undefined || config.mqtt.url !== undefined
+      ? createMqttTransport({
+          config: config.mqtt,
+          host: config.host,
+          clustered: realtime.clustered,
+          nodeId,
+          presence,
+          dispatcher,
+          commands,
+          logger,
+          findMachine: (id) => machines.findRow(id),
+          authenticate: async (id, key) => {
+            const row = await machines.findRow(id);
+            return row && constantTimeEqual(row.key_hash, sha256(key)) ? row : undefined;
+          },
+          evictElsewhere: (machineId, connectionId) => {
+            if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, connectionId);
+          },
+          willElsewhere: (machineId, bootId) => {
+            if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:mqtt-will', machineId, bootId ?? '');
+          },
+        })
+      : undefined;
+  // MQTT devices get ota.install as a device command and report on up/ota (answered on down/ota).
+  const mqttOta = mqtt
+    ? installMqttOta({
+        gateway: mqtt.gateway,
+        device: firmware.device,
+        logger,
+        resendAfterMs: config.dispatchAckTimeoutMs,
+      })
+    : undefined;
+  if (mqtt) mqtt.gateway.hooks.onTelemetry = waterTelemetry({ kiosks: water.kiosks, logger });
   if (realtime.clustered) {
+    realtime.io.on('kioskhub:mqtt-will', (machineId: string, bootId: string) => {
+      mqtt?.gateway
+        .willArrived(machineId, bootId === '' ? undefined : bootId)
+        .catch((err: unknown) => logger.warn({ err, machineId }, 'mqtt: could not record a last will'));
+    });
     realtime.onReconnected(() => dispatcher.forgetIdleChecks());
     realtime.io.on('kioskhub:kick', (machineId: string) => dispatcher.kick(machineId, 'remote'));
     realtime.io.on('kioskhub:print', (tenantId: string, siteId: string) => {
@@ -462,7 +646,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     });
     realtime.io.on('kioskhub:evict', (machineId: string, connectionId: string) => {
       const conn = presence.local(machineId);
-      if (conn && conn.connectionId !== connectionId) conn.socket.disconnect(true);
+      if (conn && conn.connectionId !== connectionId) conn.link.disconnect();
+    });
+    realtime.io.on('kioskhub:ota', (machineId: string, next: OtaNext) => {
+      if (!presence.local(machineId)) return;
+      Promise.resolve(otaPush.offer(machineId, next)).catch((err: unknown) =>
+        logger.warn({ err, machineId }, 'could not offer firmware to a machine'),
+      );
     });
     realtime.io.on('kioskhub:revoke', (userId: string) => {
       auth.forgetUser(userId);
@@ -544,7 +734,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     });
     restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
     ledgerRoutes(s, { auth, ledger });
+    customersRoutes(s, {
+      staff: customersStaff,
+      plans,
+      payments,
+      dispenses: (tenantId, customerId, page) => listCustomerDispenses(db, tenantId, customerId, page),
+    });
+    waterRoutes(s, { auth, machines, water, db });
     cafe.routes(s, auth);
+    waterOps.routes(s);
+    await firmware.routes(s, auth);
     screensRoutes(s);
     installDashboard(s, {
       auth,
@@ -586,6 +785,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       { prefix },
     );
   }
+  await app.register(async (scope) => {
+    bankWebhookRoutes(scope as FastifyTypebox, {
+      secrets: config.bankWebhookSecrets,
+      arrivals,
+      metrics,
+      afterCommit,
+    });
+  });
+  await app.register(async (scope) => {
+    stripeWebhookRoutes(scope as FastifyTypebox, {
+      gateway: cardGateway,
+      cardPayments,
+      metrics,
+      afterCommit,
+    });
+  });
   await app.register(async (scope) => {
     razorpayWebhookRoutes(scope as FastifyTypebox, {
       secrets: config.razorpay.webhookSecrets,
@@ -629,13 +844,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     // One process owns the file: whatever it thought was connected before is gone.
     await machinesRepo.resetConnections('');
   }
+  await firmware.campaigns.resumeRunning();
   outbox.start({
     live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
     dispatch: (p) => dispatcher.fromOutbox(p.machineId, p.commandId),
     refund: (p) => refunds.runProviderRefund(p.refundId),
     payment_status: (p) => intents.check(p),
     payment_expire: (p) => intents.expire(p),
+    cafe_order_expire: async (p) => {
+      await cafe.expiry.expire(p);
+    },
     sms: (p) => sms.run(p),
+    water_hold_expire: (p) => water.dispenses.expireHold(p),
+    firmware_tick: (p) => firmware.jobs.firmware_tick(p),
+    firmware_notify: (p) => firmware.jobs.firmware_notify(p),
     mobile_money_request: (p) => mobileMoney.sendRequest(p),
     print: (p) => {
       printNotifier.notify(p.tenantId, p.siteId);
@@ -658,14 +880,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   }
   presence.start();
   dispatcher.start();
+  // Scheduled tasks begin once the app is ready, so building an app starts no periodic work.
+  app.addHook('onReady', async () => scheduler.start());
 
   let closed = false;
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
     clearInterval(printSweep);
+    await scheduler.stop();
     await dispatcher.stop();
     await outbox.stop();
+    mqttOta?.close();
+    await mqtt?.close();
     // Sockets first, so their disconnections are written (and announced over Redis, still up)
     // before presence stops; then no new handshakes, and no engine connection left open.
     realtime.stopSockets();
@@ -718,15 +945,25 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       customers,
       intents,
       methods,
+      arrivals,
+      cardPayments,
       sms,
       settlement,
       refunds,
       cafe,
       mobileMoney,
       waterNotices,
+      waterOps,
+      scheduler,
+      water,
+      firmware,
     },
     metrics,
+    mqtt,
     async listen(): Promise<string> {
+      // The broker side first: once HTTP answers, a machine created through it gets its broker
+      // credentials (an external broker's client is made at creation, never later).
+      await mqtt?.start();
       return app.listen({ host: config.host, port: config.port });
     },
     close,

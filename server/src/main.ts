@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   } catch (err) {
     await kioskhub.close();
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    const where = `${config.host}:${config.port}`;
+    // The embedded MQTT broker (MQTT_PORT) starts first and may be the one refused.
+    const where = `${config.host}:${(err as NodeJS.ErrnoException & { port?: number }).port ?? config.port}`;
     console.error(`kioskhub: ${where} is already in use; stop what listens there or set PORT`);
     process.exit(2);
   }

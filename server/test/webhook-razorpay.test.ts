@@ -2,6 +2,7 @@
 // signatures over the raw bytes, exactly one order per payment, duplicates, ignored events,
 // malformed bodies, secret rotation and the counters in /metrics.
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { SimulatedMachine } from '@kioskhub/machine-simulator';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -559,6 +560,62 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     socket.disconnect();
   });
 
+  it.runIf(engine === 'postgres')(
+    'a new payment is one transaction of four statements: BEGIN, the machine, every write, COMMIT',
+    async () => {
+      const m = await server.createVendingMachine(nextMachineId('RT'), 2000);
+      // The tenant's first payment creates its ledger accounts (a few statements more, once).
+      expect((await server.postWebhook(qrCredited(m.qrCodeId, 2000))).status).toBe(200);
+      // Every statement any connection of this process sends, by connection.
+      const sent = new Map<object, string[]>();
+      const query = pg.Client.prototype.query;
+      const patched = function (this: object, ...args: unknown[]) {
+        const first = args[0] as string | { text?: string };
+        const text = typeof first === 'string' ? first : (first?.text ?? '');
+        sent.set(this, [...(sent.get(this) ?? []), text]);
+        return (query as (...a: unknown[]) => unknown).apply(this, args);
+      };
+      pg.Client.prototype.query = patched as typeof query;
+      try {
+        const paymentId = newPaymentId();
+        const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000, paymentId), {
+          eventId: `evt_${paymentId}`,
+        });
+        expect(res.body).toEqual({ ok: true, orderId: expect.any(String) });
+      } finally {
+        pg.Client.prototype.query = query;
+      }
+      const tx = [...sent.values()]
+        .map((statements) => {
+          const end = statements.findIndex((t) => t.includes('"webhook_deliveries"'));
+          if (end < 0) return undefined;
+          return statements.slice(
+            statements.lastIndexOf('begin', end),
+            statements.indexOf('commit', end) + 1,
+          );
+        })
+        .find((x) => x !== undefined);
+      expect(tx?.map((t) => t.slice(0, 40))).toEqual([
+        'begin',
+        'select * from "machines" where "payment_',
+        'with w0 as (insert into "webhook_deliver',
+        'commit',
+      ]);
+      // The one batch holds the claims and every write of the payment.
+      for (const table of [
+        'payment_events',
+        'orders',
+        'order_events',
+        'payments',
+        'ledger_entries',
+        'ledger_accounts',
+        'commands',
+        'outbox',
+      ])
+        expect(tx![2]).toContain(`"${table}"`);
+    },
+  );
+
   it('/metrics counts webhooks by outcome and duplicates', async () => {
     const before = await metrics();
     const w0 = counters(before, 'kioskhub_webhooks_total');
@@ -595,5 +652,22 @@ describe.each(engines())('Razorpay webhook (%s)', (engine) => {
     expect(get(w1, 'ignored') - get(w0, 'ignored')).toBe(1);
     expect(get(w1, 'amount_mismatch') - get(w0, 'amount_mismatch')).toBe(1);
     expect(d1 - d0).toBe(2);
+    // On SQLite every applied webhook went through a group commit (duplicates too: each is a
+    // transaction that claims its delivery); PostgreSQL commits each on its own.
+    const groupEvents = (text: string) =>
+      Number(/^kioskhub_commit_group_events_sum (\d+)/m.exec(text)?.[1] ?? 0);
+    if (engine === 'sqlite') expect(groupEvents(after) - groupEvents(before)).toBeGreaterThanOrEqual(5);
+    else expect(groupEvents(after)).toBe(0);
+    // PostgreSQL counts its round trips, and the writes that travelled inside them (write-behind).
+    const statements = (text: string, kind: string) =>
+      Number(
+        new RegExp(`^kioskhub_db_statements_total\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN,
+      );
+    if (engine === 'sqlite') expect(after).not.toContain('kioskhub_db_statements_total');
+    else {
+      expect(statements(after, 'sent') - statements(before, 'sent')).toBeGreaterThan(0);
+      // The processed payment alone holds its order, order event, payment, ledger entries and command.
+      expect(statements(after, 'held') - statements(before, 'held')).toBeGreaterThanOrEqual(5);
+    }
   });
 });

@@ -1,7 +1,9 @@
 // `npm run demo`: the whole pipeline in one process. The server (in-memory database unless
-// DATABASE_URL is set), five simulated vending machines, and a payment generator posting
-// signed Razorpay `qr_code.credited` webhooks to the server's own /webhooks/razorpay; every
-// order is followed live on /live. DEMO_DURATION_MS makes it stop by itself (tests).
+// DATABASE_URL is set), five simulated vending machines, a payment generator posting
+// signed Razorpay `qr_code.credited` webhooks to the server's own /webhooks/razorpay (every
+// order followed live on /live), and two simulated water kiosks serving PIN customers through
+// the kiosk firmware API (water-demo.ts). DEMO_DURATION_MS makes it stop by itself (tests).
+// DEMO_MQTT=1 puts the last machine on the MQTT transport (embedded broker unless MQTT_URL is set).
 import { qrCreditedEvent } from '../providers/razorpay/razorpay.events.js';
 import { randomBytes } from 'node:crypto';
 import { startFleet, type Fleet } from '@kioskhub/machine-simulator';
@@ -18,6 +20,7 @@ import { AppError } from '../platform/errors.js';
 import { buildUpiLink, formatRupees } from '../modules/machines/upi-link.js';
 import { DEFAULT_TENANT } from '../modules/tenants/tenants.service.js';
 import { signRazorpayBody } from '../providers/razorpay/razorpay.webhook.js';
+import { prepareWaterDemo, startWaterKiosks, WATER_CUSTOMERS, WATER_KIOSKS } from './water-demo.js';
 
 const MACHINE_IDS = ['DEMO01', 'DEMO02', 'DEMO03', 'DEMO04', 'DEMO05'];
 const PRICE_PAISE = 2000;
@@ -35,7 +38,9 @@ const plural = (n: number, one: string, many: string): string => `${n} ${n === 1
 function demoEnv(env: NodeJS.ProcessEnv): {
   env: Record<string, string | undefined>;
   durationMs: number | undefined;
+  mqtt: boolean;
 } {
+  const mqtt = env['DEMO_MQTT'] === '1' || env['DEMO_MQTT'] === 'true';
   const raw = env['DEMO_DURATION_MS']?.trim();
   if (raw && (!/^\d+$/.test(raw) || Number(raw) < 1000))
     throw new ConfigError(
@@ -44,8 +49,10 @@ function demoEnv(env: NodeJS.ProcessEnv): {
     );
   return {
     durationMs: raw ? Number(raw) : undefined,
+    mqtt,
     env: {
       ...env,
+      ...(mqtt && !env['MQTT_URL'] ? { MQTT_PORT: env['MQTT_PORT'] || '0' } : {}),
       DATABASE_URL: env['DATABASE_URL'] || 'memory://',
       RAZORPAY_WEBHOOK_SECRET:
         env['RAZORPAY_WEBHOOK_SECRET'] || `whsec_demo_${randomBytes(16).toString('hex')}`,
@@ -228,9 +235,11 @@ async function summarize(
 async function main(): Promise<number> {
   let config: Config;
   let durationMs: number | undefined;
+  let mqtt = false;
   try {
     const prepared = demoEnv(process.env);
     durationMs = prepared.durationMs;
+    mqtt = prepared.mqtt;
     config = loadConfig(prepared.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -254,18 +263,30 @@ async function main(): Promise<number> {
   }
 
   // Filled in as each part starts; stop() takes down whatever is running.
-  const running: { fleet?: Fleet; live?: Socket; payments?: ReturnType<typeof startPayments> } = {};
+  const running: {
+    fleet?: Fleet;
+    mqttFleet?: Fleet;
+    live?: Socket;
+    payments?: ReturnType<typeof startPayments>;
+    water?: Awaited<ReturnType<typeof startWaterKiosks>>;
+  } = {};
   let stopping: Promise<number> | undefined;
   const stop = (reason: 'done' | 'interrupted'): Promise<number> =>
     (stopping ??= (async () => {
       running.payments?.stop();
       if (reason === 'done') log('demo: no more payments; letting the machines finish');
+      const water = await running.water?.stop();
       const s = await summarize(kioskhub, since, reason === 'done' ? DRAIN_MS : 0);
       console.log(
         `demo: ${s.paid} orders paid, ${s.completed} completed, ${s.failed} failed, ${s.pending} pending; ${plural(running.payments?.duplicates ?? 0, 'duplicate delivery', 'duplicate deliveries')} de-duplicated`,
       );
+      if (water)
+        console.log(
+          `demo: water: ${plural(water.served, 'customer', 'customers')} served (${water.offlineServed} offline), ${water.refused} refused, ${water.litres.toFixed(1)} L; SD-card uploads ${water.uploaded.applied} applied, ${water.uploaded.duplicate} duplicate, ${water.uploaded.rejected} rejected; ${water.leftOnCards} left on the cards`,
+        );
       running.live?.close();
       running.fleet?.stop();
+      running.mqttFleet?.stop();
       await kioskhub.close();
       return 0;
     })());
@@ -279,9 +300,24 @@ async function main(): Promise<number> {
 
   const machines = await prepareMachines(kioskhub);
   if (stopping) return stopping;
+  // With DEMO_MQTT the last machine speaks MQTT to the broker; the others Socket.IO.
+  const mqttUrl = mqttDemoUrl(kioskhub, config, mqtt);
+  const overMqtt = mqttUrl ? machines.slice(-1) : [];
+  if (mqttUrl)
+    running.mqttFleet = await startFleet({
+      url,
+      machines: overMqtt,
+      transport: 'mqtt',
+      mqttUrl,
+      dispenseDelayMs: 1500,
+      failureRate: 0.05,
+      heartbeatMs: 5000,
+      progress: null,
+    });
+  if (stopping) return stopping;
   running.fleet = await startFleet({
     url,
-    machines,
+    machines: machines.slice(0, machines.length - overMqtt.length),
     dispenseDelayMs: 1500,
     failureRate: 0.05,
     heartbeatMs: 5000,
@@ -289,6 +325,8 @@ async function main(): Promise<number> {
   });
   if (stopping) return stopping;
   running.live = await followLive(url, config.adminToken!);
+  if (stopping) return stopping;
+  const waterKiosks = await prepareWaterDemo(kioskhub, url, config.adminToken!);
   if (stopping) return stopping;
   const storage =
     config.database.kind === 'sqlite-memory'
@@ -305,8 +343,15 @@ async function main(): Promise<number> {
       `  admin     ADMIN_TOKEN=${config.adminToken!}`,
       `            curl -H "Authorization: Bearer ${config.adminToken!}" ${url}/v1/orders`,
       `  machines  ${MACHINE_IDS.join(', ')}: simulated, 1.5 s per vend, 5% jam; ₹${formatRupees(PRICE_PAISE)} QR each`,
+      ...(mqttUrl
+        ? [
+            `  mqtt      ${overMqtt.map((m) => m.machineId).join(', ')} over MQTT (${mqttUrl}), the others over Socket.IO`,
+          ]
+        : []),
       `  payments  a signed Razorpay qr_code.credited about every ${PAYMENT_EVERY_MS / 1000} s; one delivery in ${REDELIVER_EVERY} repeats the previous one (Razorpay delivers at least once)`,
       `  live      following ${LIVE_NAMESPACE} room tenant:${DEFAULT_TENANT}`,
+      `  water     ${WATER_KIOSKS.map((k) => `${k.id} (${k.taps} taps)`).join(', ')}: simulated kiosks on the firmware API; a customer about every 1.5 s; ${WATER_KIOSKS[0]!.id} loses its modem after ${WATER_KIOSKS[0]!.offlineAfter} customers for 2 more`,
+      `  customers ${WATER_CUSTOMERS.map((c) => `${c.phone} PIN ${c.pin}`).join(', ')}`,
       durationMs
         ? `Stops by itself after ${durationMs / 1000} s (DEMO_DURATION_MS), or on Ctrl-C.`
         : 'Ctrl-C stops everything.',
@@ -314,11 +359,20 @@ async function main(): Promise<number> {
     ].join('\n'),
   );
   running.payments = startPayments(url, config.razorpay.webhookSecrets[0]!, machines);
+  running.water = await startWaterKiosks(url, waterKiosks, log);
   if (durationMs) {
     await new Promise((r) => setTimeout(r, durationMs));
     return stop('done');
   }
   return new Promise<number>(() => undefined); // runs until a signal
+}
+
+/** The broker the demo's MQTT machine uses, when DEMO_MQTT is on. */
+function mqttDemoUrl(kioskhub: KioskhubApp, config: Config, on: boolean): string | undefined {
+  if (!on) return undefined;
+  if (config.mqtt.url) return config.mqtt.url.replace(/\/\/[^@/]*@/, '//');
+  const port = kioskhub.mqtt?.port();
+  return port === undefined ? undefined : `mqtt://${config.host}:${port}`;
 }
 
 main().then(

@@ -1,5 +1,6 @@
 // Reads and validates the environment once (CONTRACTS.md §1). A bad value stops start-up
 // with a message that names the variable.
+import { firmwareConfig, type FirmwareConfig } from './config-firmware.js';
 
 export type DatabaseTarget =
   { kind: 'sqlite-file'; file: string } | { kind: 'sqlite-memory' } | { kind: 'postgres'; url: string };
@@ -14,7 +15,7 @@ export interface Config {
   redisUrl: string | undefined;
   adminToken: string | undefined;
   jwtSecret: string | undefined;
-  /** Key mixed into customer PIN hashes (PIN_SECRET); generated and stored when unset. */
+  /** The key customer PINs are sealed under (PIN_SECRET); generated and stored when unset. */
   pinSecret: string | undefined;
   /** Africa's Talking: SMS API (username + key) and the secret in the USSD/SMS callback URLs. */
   africasTalking: {
@@ -50,6 +51,8 @@ export interface Config {
   paymentStatusPollMs: number;
   /** How long a one-off intent (MoMo request, bank transfer, checkout) stays payable. */
   paymentIntentTtlMs: number;
+  /** How long a cafe table order may stay unpaid before it is cancelled (UNPAID_EXPIRED). */
+  cafeOrderTtlMs: number;
   razorpay: {
     keyId: string | undefined;
     keySecret: string | undefined;
@@ -57,18 +60,31 @@ export interface Config {
     apiBase: string;
   };
   upi: { vpa: string | undefined; payeeName: string | undefined };
+  /** Verifies POST /webhooks/bank; several (comma-separated) while a secret rotates. */
+  bankWebhookSecrets: string[];
+  /** Card payments through Stripe Checkout: both secrets, or neither. */
+  stripe: { secretKey: string | undefined; webhookSecret: string | undefined; apiBase: string };
   dispatchAckTimeoutMs: number;
   dispatchResultTimeoutMs: number;
   dispatchIdleRecheckMs: number;
   dispatchSweepMs: number;
+  /** A paid order's command not executed this long after its payment is never sent again (MQTT: expiresAt). */
+  commandExpiryMs: number;
+  mqtt: MqttConfig;
   databasePoolSize: number;
   machineHeartbeatTimeoutMs: number;
   printJobLeaseMs: number;
+  /** How long an approved, unsettled water dispense holds the customer's credit and daily limit. */
+  waterHoldMs: number;
   printJobRetentionDays: number;
   /** How often the dashboard samples machines online and raises its alerts. */
   dashboardSweepMs: number;
   /** A machine OFFLINE longer than this raises one alert per outage. */
   machineOfflineAlertMs: number;
+  /** How often water kiosks, stuck payments and water credit are checked for alerts. */
+  waterAlertSweepMs: number;
+  /** A payment still PENDING this long past its expiry (or creation, without one) raises an alert. */
+  paymentStuckGraceMs: number;
   rateLimitPerMinute: number;
   /** Which proxies may set X-Forwarded-For (`TRUST_PROXY`): none, a hop count, or addresses/CIDRs. */
   trustProxy: false | number | string[];
@@ -96,6 +112,8 @@ export interface Config {
   metricsToken: string | undefined;
   logLevel: string;
   publicUrl: string | undefined;
+  /** Firmware over the air (FIRMWARE_*). */
+  firmware: FirmwareConfig;
 }
 
 export class ConfigError extends Error {
@@ -108,6 +126,39 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+export interface MqttConfig {
+  /** Embedded broker (aedes) on HOST:port; undefined: none. */
+  port: number | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** External Mosquitto 2.x with dynamic security; credentials may be in the URL or MQTT_USERNAME/MQTT_PASSWORD. */
+  url: string | undefined;
+  username: string | undefined;
+  password: string | undefined;
+}
+
+function mqttConfig(env: Env): MqttConfig {
+  const port = text(env, 'MQTT_PORT') === undefined ? undefined : integer(env, 'MQTT_PORT', 0, 0, 65535);
+  const url_ = url(env, 'MQTT_URL', undefined, ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:']);
+  if (port !== undefined && url_ !== undefined)
+    throw new ConfigError(
+      'MQTT_URL',
+      'set either MQTT_PORT (embedded broker) or MQTT_URL (Mosquitto), not both',
+    );
+  together(env, ['MQTT_TLS_CERT', 'MQTT_TLS_KEY']);
+  const tlsCert = text(env, 'MQTT_TLS_CERT');
+  if (tlsCert !== undefined && port === undefined)
+    throw new ConfigError('MQTT_TLS_CERT', 'is for the embedded broker: set MQTT_PORT too');
+  return {
+    port,
+    tlsCert,
+    tlsKey: text(env, 'MQTT_TLS_KEY'),
+    url: url_,
+    username: text(env, 'MQTT_USERNAME'),
+    password: secretText(env, 'MQTT_PASSWORD'),
+  };
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -279,6 +330,27 @@ function airtelConfig(env: Env): Config['airtel'] {
   };
 }
 
+function bankSecrets(env: Env): string[] {
+  const list = (text(env, 'BANK_WEBHOOK_SECRET') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  for (const secret of list) {
+    if (secret.length < 16) throw new ConfigError('BANK_WEBHOOK_SECRET', 'must be at least 16 characters');
+    refusePlaceholder('BANK_WEBHOOK_SECRET', secret);
+  }
+  return list;
+}
+
+function stripeConfig(env: Env): Config['stripe'] {
+  together(env, ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET']);
+  return {
+    secretKey: text(env, 'STRIPE_SECRET_KEY'),
+    webhookSecret: text(env, 'STRIPE_WEBHOOK_SECRET'),
+    apiBase: url(env, 'STRIPE_API_BASE', 'https://api.stripe.com', ['http:', 'https:'])!,
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = text(env, 'DATA_DIR') ?? './data';
   const host = text(env, 'HOST') ?? '127.0.0.1';
@@ -336,6 +408,7 @@ export function loadConfig(env: Env = process.env): Config {
     airtel: airtelConfig(env),
     paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
+    cafeOrderTtlMs: integer(env, 'CAFE_ORDER_TTL_MS', 3 * 3_600_000, 1_000, 7 * 86_400_000),
     razorpay: {
       keyId,
       keySecret,
@@ -343,16 +416,23 @@ export function loadConfig(env: Env = process.env): Config {
       apiBase: url(env, 'RAZORPAY_API_BASE', 'https://api.razorpay.com', ['http:', 'https:'])!,
     },
     upi: { vpa: text(env, 'UPI_VPA'), payeeName: text(env, 'UPI_PAYEE_NAME') },
+    bankWebhookSecrets: bankSecrets(env),
+    stripe: stripeConfig(env),
     dispatchAckTimeoutMs: integer(env, 'DISPATCH_ACK_TIMEOUT_MS', 10_000, 50, 3_600_000),
     dispatchResultTimeoutMs: integer(env, 'DISPATCH_RESULT_TIMEOUT_MS', 120_000, 100, 86_400_000),
     dispatchIdleRecheckMs: integer(env, 'DISPATCH_IDLE_RECHECK_MS', 300_000, 0, 86_400_000),
     dispatchSweepMs: integer(env, 'DISPATCH_SWEEP_MS', 30_000, 0, 86_400_000),
+    commandExpiryMs: integer(env, 'COMMAND_EXPIRY_MS', 600_000, 1_000, 7 * 86_400_000),
+    mqtt: mqttConfig(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
     machineHeartbeatTimeoutMs: integer(env, 'MACHINE_HEARTBEAT_TIMEOUT_MS', 30_000, 100, 86_400_000),
     printJobLeaseMs: integer(env, 'PRINT_JOB_LEASE_MS', 60_000, 100, 86_400_000),
+    waterHoldMs: integer(env, 'WATER_HOLD_MS', 600_000, 100, 86_400_000),
     printJobRetentionDays: integer(env, 'PRINT_JOB_RETENTION_DAYS', 7, 1, 3650),
     dashboardSweepMs: integer(env, 'DASHBOARD_SWEEP_MS', 60_000, 100, 86_400_000),
     machineOfflineAlertMs: integer(env, 'MACHINE_OFFLINE_ALERT_MS', 300_000, 100, 604_800_000),
+    waterAlertSweepMs: integer(env, 'WATER_ALERT_SWEEP_MS', 60_000, 100, 86_400_000),
+    paymentStuckGraceMs: integer(env, 'PAYMENT_STUCK_GRACE_MS', 1_800_000, 1_000, 30 * 86_400_000),
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 6000, 1, 10_000_000),
     trustProxy: trustProxy(env),
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
@@ -370,5 +450,6 @@ export function loadConfig(env: Env = process.env): Config {
     metricsToken: metricsToken(env),
     logLevel,
     publicUrl: url(env, 'PUBLIC_URL', undefined, ['http:', 'https:']),
+    firmware: firmwareConfig(env, dataDir, (n, f, lo, hi) => integer(env, n, f, lo, hi), ConfigError),
   });
 }

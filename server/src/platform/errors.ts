@@ -11,6 +11,8 @@ export const ERROR_STATUS = {
   INVALID_STATE: 409,
   OUT_OF_STOCK: 409,
   INSUFFICIENT_CREDIT: 409,
+  /** A download's Range lies outside the file (firmware images). */
+  RANGE_NOT_SATISFIABLE: 416,
   PIN_LOCKED: 423,
   RATE_LIMITED: 429,
   INTERNAL: 500,

@@ -2,7 +2,12 @@
 // can build many apps in one process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createMetrics(collect: { machinesOnline(): number; queueDepth(): Promise<number> }) {
+export function createMetrics(collect: {
+  machinesOnline(): number;
+  queueDepth(): Promise<number>;
+  /** PostgreSQL only: statements sent and writes held so far (write-behind.ts). */
+  dbStatements?(): { sent: number; held: number };
+}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const webhooks = new Counter({
@@ -45,7 +50,30 @@ export function createMetrics(collect: { machinesOnline(): number; queueDepth():
     labelNames: ['topic', 'outcome'] as const,
     registers: [registry],
   });
-  return { registry, webhooks, duplicates, dispatchLatency, jobs };
+  const commitGroups = new Histogram({
+    name: 'kioskhub_commit_group_events',
+    help: 'Money events written together in one SQLite transaction (one fsync) by group commit',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
+  const statements = collect.dbStatements;
+  if (statements) {
+    const counted = { sent: 0, held: 0 };
+    new Counter({
+      name: 'kioskhub_db_statements_total',
+      help: 'PostgreSQL: statements sent to the server (kind="sent", one round trip each) and writes that travelled inside them (kind="held")',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      collect() {
+        const now = statements();
+        for (const kind of ['sent', 'held'] as const) {
+          this.inc({ kind }, now[kind] - counted[kind]);
+          counted[kind] = now[kind];
+        }
+      },
+    });
+  }
+  return { registry, webhooks, duplicates, dispatchLatency, jobs, commitGroups };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -99,6 +99,38 @@ describe.each(engines())('job table (%s)', (engine) => {
     expect(rows).toEqual([{ status: 'FAILED', attempts: 3, last_error: 'room service down' }]);
   });
 
+  it('runs immediate and due scheduled jobs in the order they were written, never a job not yet due', async () => {
+    const { db, dialect } = await open();
+    const past = new Date(Date.now() - 60_000).toISOString();
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    // Interleaved, as water hold expiries (due in 10 minutes) and live events are.
+    const plan: [string, string | undefined][] = [
+      ['later-1', later],
+      ['now-1', undefined],
+      ['due-1', past],
+      ['later-2', later],
+      ['now-2', undefined],
+      ['due-2', past],
+      ['now-3', undefined],
+    ];
+    for (const [machineId, runAt] of plan)
+      await enqueueOutbox(db, 'dispatch', { machineId }, runAt ? { runAt } : {});
+    const seen: string[] = [];
+    // A batch of 2: the order must hold across batches too.
+    const relay = createOutboxRelay({ db, dialect, logger, batchSize: 2 });
+    relay.start({ ...quiet, dispatch: (p) => void seen.push(p.machineId) }, 20);
+    const deadline = Date.now() + 3_000;
+    while (seen.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 60));
+    await relay.stop();
+    expect(seen).toEqual(['now-1', 'due-1', 'now-2', 'due-2', 'now-3']);
+    const left = await db.selectFrom('outbox').select('payload').orderBy('id').execute();
+    expect(left.map((r) => (JSON.parse(r.payload) as { machineId: string }).machineId)).toEqual([
+      'later-1',
+      'later-2',
+    ]);
+  });
+
   it('gives a job whose relay died mid-run (lease held) to the next relay once the lease expires', async () => {
     const { db, dialect } = await open();
     await enqueueOutbox(db, 'dispatch', { machineId: 'M2' });

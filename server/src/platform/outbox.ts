@@ -4,6 +4,8 @@
 // crash or an error only delays the effect; a job that keeps failing ends FAILED with an alert.
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
+import { insertRows } from './db/compiled.js';
+import { inGroup } from './db/group-commit.js';
 import { nowIso, type Db, type Executor } from './db/database.js';
 
 // Modules add their own topics by declaration merging (`declare module '…/platform/outbox.js'`)
@@ -28,11 +30,42 @@ export async function enqueueOutbox<T extends OutboxTopic>(
   payload: OutboxTopics[T],
   options: { runAt?: string } = {},
 ): Promise<void> {
-  await ex
-    .insertInto('outbox')
-    .values({ topic, payload: JSON.stringify(payload), created_at: nowIso(), run_at: options.runAt ?? null })
-    .execute();
+  await insertJob(ex, [outboxJob(topic, payload, options)]);
 }
+
+/** Several jobs written by one statement, in this order (`outboxJob` builds each). */
+export async function enqueueOutboxJobs(ex: Executor, jobs: OutboxJob[]): Promise<void> {
+  if (jobs.length > 0) await insertJob(ex, jobs);
+}
+
+export interface OutboxJob {
+  topic: string;
+  payload: string;
+  created_at: string;
+  run_at: string | null;
+}
+
+export function outboxJob<T extends OutboxTopic>(
+  topic: T,
+  payload: OutboxTopics[T],
+  options: { runAt?: string } = {},
+): OutboxJob {
+  return { topic, payload: JSON.stringify(payload), created_at: nowIso(), run_at: options.runAt ?? null };
+}
+
+/** True when a job of this topic is waiting to run (a periodic job queues itself only once). */
+export async function hasQueuedJob(ex: Executor, topic: OutboxTopic): Promise<boolean> {
+  const waiting = await ex
+    .selectFrom('outbox')
+    .select('id')
+    .where('topic', '=', topic)
+    .where('status', '=', 'QUEUED')
+    .executeTakeFirst();
+  return waiting !== undefined;
+}
+
+// Several jobs per payment: compiled once.
+const insertJob = insertRows('outbox');
 
 /** Backoff before attempt n+1 after n failures: 1 s, 2 s, 4 s … capped at 5 min. */
 export const jobBackoffMs = (failures: number, baseMs = 1_000): number =>
@@ -73,24 +106,48 @@ export function createOutboxRelay(deps: JobRelayOptions) {
 
   async function claim(): Promise<{ id: number; topic: string; payload: string; attempts: number }[]> {
     const now = nowIso();
-    return deps.db
+    if (deps.dialect === 'sqlite') {
+      // One process owns the file and its relay runs one drain at a time: nobody else can take
+      // these rows, so a lease would only cost a synchronous (fsynced) write per batch.
+      // Immediate jobs, and scheduled jobs now due, each a range of outbox_run_idx (as below). One
+      // query with `run_at is null or run_at <= now` walks the queue in id order, reading every
+      // job scheduled for later (one water hold expiry per verification: 1.4 ms a claim with
+      // 5,000 pending); and the planner picks outbox_due_idx for the second range unless told.
+      type Claimed = { id: number; topic: string; payload: string; attempts: number };
+      const immediate = await sql<Claimed>`select id, topic, payload, attempts from outbox
+        indexed by outbox_run_idx
+        where status = 'QUEUED' and run_at is null and (leased_until is null or leased_until < ${now})
+        order by id limit ${batchSize}`.execute(deps.db);
+      const scheduled = await sql<Claimed>`select id, topic, payload, attempts from outbox
+        indexed by outbox_run_idx
+        where status = 'QUEUED' and run_at <= ${now} and (leased_until is null or leased_until < ${now})
+        order by id limit ${batchSize}`.execute(deps.db);
+      const rows = [...immediate.rows, ...scheduled.rows];
+      return scheduled.rows.length === 0 ? rows : rows.sort((a, b) => a.id - b.id).slice(0, batchSize);
+    }
+    const leased = await deps.db
       .updateTable('outbox')
       .set({ leased_until: new Date(Date.now() + leaseMs).toISOString() })
-      .where('id', 'in', (eb) => {
-        let q = eb
-          .selectFrom('outbox')
-          .select('id')
-          .where('status', '=', 'QUEUED')
-          .where((w) => w.or([w('run_at', 'is', null), w('run_at', '<=', now)]))
-          .where((w) => w.or([w('leased_until', 'is', null), w('leased_until', '<', now)]))
-          .orderBy('id')
-          .limit(batchSize);
-        // Several processes may relay at once: each takes rows nobody else holds.
-        if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update skip locked`);
-        return q;
+      .where((eb) => {
+        // Immediate jobs, and scheduled jobs now due, each a range of outbox_run_idx: jobs
+        // scheduled for later (thousands of water hold expiries) are never scanned.
+        const due = (scheduled: boolean) => {
+          let q = eb.selectFrom('outbox').select('id').where('status', '=', 'QUEUED');
+          q = scheduled ? q.where('run_at', '<=', now) : q.where('run_at', 'is', null);
+          q = q
+            .where((w) => w.or([w('leased_until', 'is', null), w('leased_until', '<', now)]))
+            .orderBy('id')
+            .limit(batchSize);
+          // Several processes may relay at once: each takes rows nobody else holds.
+          if (deps.dialect === 'postgres') q = q.modifyEnd(sql`for update skip locked`);
+          return q;
+        };
+        return eb.or([eb('id', 'in', due(false)), eb('id', 'in', due(true))]);
       })
       .returning(['id', 'topic', 'payload', 'attempts'])
       .execute();
+    // RETURNING promises no order: run them in the order they were written, as on SQLite.
+    return leased.sort((a, b) => Number(a.id) - Number(b.id));
   }
 
   async function failed(row: { id: number; topic: string; payload: string; attempts: number }, err: unknown) {
@@ -140,13 +197,18 @@ export function createOutboxRelay(deps: JobRelayOptions) {
         await failed(row, err);
       }
     }
-    if (done.length > 0) await deps.db.deleteFrom('outbox').where('id', 'in', done).execute();
+    if (done.length > 0) {
+      const remove = (ex: Executor) => ex.deleteFrom('outbox').where('id', 'in', done).execute();
+      // SQLite: the deletion joins the money events' next commit rather than an fsync of its own
+      // (a crash before it runs the jobs again, which every handler must allow anyway).
+      await (deps.dialect === 'sqlite' ? inGroup(deps.db, remove) : remove(deps.db));
+    }
     return rows.length;
   }
 
   async function drain(): Promise<void> {
     try {
-      while ((await drainOnce()) === batchSize) {
+      while ((await drainOnce()) >= batchSize) {
         /* keep going while full batches come back */
       }
     } catch (err) {

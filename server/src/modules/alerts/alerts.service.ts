@@ -1,4 +1,5 @@
-// Alerts for operators: things that need a person (failed print jobs, oversold stock…).
+// Alerts for operators: things that need a person (failed print jobs, oversold stock…). Some
+// alerts are about a condition (a silent kiosk, a stuck payment): those resolve when it clears.
 import type { AlertView } from '@kioskhub/protocol';
 import { notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
@@ -30,7 +31,7 @@ export function createAlertsService(deps: { db: Db }) {
     async list(tenantId: string | null, filter: { open?: boolean; limit: number }): Promise<Alert[]> {
       let q = db.selectFrom('alerts').selectAll().orderBy('id', 'desc').limit(filter.limit);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
-      if (filter.open) q = q.where('acknowledged_at', 'is', null);
+      if (filter.open) q = q.where('acknowledged_at', 'is', null).where('resolved_at', 'is', null);
       const rows = await q.execute();
       return rows.map((r) => ({
         id: r.id,
@@ -42,7 +43,31 @@ export function createAlertsService(deps: { db: Db }) {
         createdAt: r.created_at,
         acknowledgedAt: r.acknowledged_at,
         acknowledgedBy: r.acknowledged_by,
+        resolvedAt: r.resolved_at,
       }));
+    },
+    /** Unresolved alerts of these kinds (acknowledged or not): the conditions still standing. */
+    async unresolved(
+      kinds: readonly string[],
+    ): Promise<{ id: string; tenantId: string; kind: string; subjectId: string }[]> {
+      if (kinds.length === 0) return [];
+      const rows = await db
+        .selectFrom('alerts')
+        .select(['id', 'tenant_id', 'kind', 'subject_id'])
+        .where('kind', 'in', kinds)
+        .where('resolved_at', 'is', null)
+        .execute();
+      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, kind: r.kind, subjectId: r.subject_id }));
+    },
+    /** Marks alerts resolved: their condition has cleared. */
+    async resolve(ex: Executor, ids: readonly string[]): Promise<void> {
+      if (ids.length === 0) return;
+      await ex
+        .updateTable('alerts')
+        .set({ resolved_at: nowIso() })
+        .where('id', 'in', ids)
+        .where('resolved_at', 'is', null)
+        .execute();
     },
     async acknowledge(id: string, tenantId: string | null, actor: string): Promise<void> {
       let q = db

@@ -1,4 +1,5 @@
 // Every change of money or access is written here in the same transaction as the change.
+import { insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Executor, newId } from '../../platform/db/database.js';
 
 export interface AuditEntry {
@@ -11,10 +12,12 @@ export interface AuditEntry {
   after?: unknown;
 }
 
+// One or more rows on every payment, verification and settlement: compiled once.
+const insertAudit = insertRows('audit_log');
+
 export async function recordAudit(ex: Executor, entry: AuditEntry): Promise<void> {
-  await ex
-    .insertInto('audit_log')
-    .values({
+  await insertAudit(ex, [
+    {
       id: newId(),
       tenant_id: entry.tenantId,
       actor: entry.actor,
@@ -24,6 +27,6 @@ export async function recordAudit(ex: Executor, entry: AuditEntry): Promise<void
       before: entry.before === undefined ? null : JSON.stringify(entry.before),
       after: entry.after === undefined ? null : JSON.stringify(entry.after),
       at: nowIso(),
-    })
-    .execute();
+    },
+  ]);
 }

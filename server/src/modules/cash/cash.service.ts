@@ -5,6 +5,8 @@ import { LIVE_EVENTS, type CashSessionView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
+import { inGroup } from '../../platform/db/group-commit.js';
 import type { CashSessionRow } from '../../platform/db/schema.js';
 import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
@@ -43,7 +45,14 @@ export interface InsertInput {
 }
 
 export type UnallocatedReason =
-  'UNKNOWN_ORDER' | 'SESSION_PAID' | 'SESSION_CANCELLED' | 'NO_OPEN_SESSION' | 'WRONG_SITE';
+  | 'UNKNOWN_ORDER'
+  | 'SESSION_PAID'
+  | 'SESSION_CANCELLED'
+  | 'NO_OPEN_SESSION'
+  | 'WRONG_SITE'
+  // A bank transfer beyond the amount due, or for a payment that no longer takes money.
+  | 'OVERPAID'
+  | 'PAYMENT_NOT_PENDING';
 
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }
@@ -54,9 +63,6 @@ export type InsertOutcome =
       currency: string;
       orderNumber: string;
     };
-
-const isUniqueViolation = (err: unknown): boolean =>
-  ['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? '');
 
 async function retryOnDuplicateEvent<T>(eventId: string | undefined, run: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
@@ -187,12 +193,7 @@ export function createCashService(deps: {
         };
     }
     if (!s) {
-      const order = await tx
-        .selectFrom('orders')
-        .select('id')
-        .where('tenant_id', '=', scope.tenantId)
-        .where('order_number', '=', input.orderNumber)
-        .executeTakeFirst();
+      const order = await orders.rowByNumber(tx, scope.tenantId, input.orderNumber);
       return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
     }
     if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
@@ -242,12 +243,7 @@ export function createCashService(deps: {
      */
     async currencyFor(tenantId: string, siteId: string | null, orderNumber: string): Promise<string> {
       if (siteId !== null) return (await catalog.siteRow(tenantId, siteId)).currency;
-      const order = await db
-        .selectFrom('orders')
-        .select('currency')
-        .where('tenant_id', '=', tenantId)
-        .where('order_number', '=', orderNumber)
-        .executeTakeFirst();
+      const order = await orders.rowByNumber(db, tenantId, orderNumber);
       return order?.currency ?? (await catalog.siteRow(tenantId, 'default')).currency;
     },
 
@@ -260,12 +256,7 @@ export function createCashService(deps: {
       scope: Omit<CashScope, 'siteId'> & { siteId: string | null },
       input: { orderNumber: string; totalMinor: number; adHocCaller?: boolean },
     ): Promise<SessionView> {
-      const order = await db
-        .selectFrom('orders')
-        .selectAll()
-        .where('tenant_id', '=', scope.tenantId)
-        .where('order_number', '=', input.orderNumber)
-        .executeTakeFirst();
+      const order = await orders.rowByNumber(db, scope.tenantId, input.orderNumber);
       if (order) {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId)
           throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
@@ -307,19 +298,12 @@ export function createCashService(deps: {
           )
           .catch((err: unknown) => {
             // Two requests racing to create the same order number: the other one won, carry on.
-            if (!['23505', 'SQLITE_CONSTRAINT_UNIQUE'].includes((err as { code?: string }).code ?? ''))
-              throw err;
+            if (!isUniqueViolation(err)) throw err;
           });
       }
       return db.transaction().execute(async (tx) => {
-        const row = await tx
-          .selectFrom('orders')
-          .selectAll()
-          .where('tenant_id', '=', scope.tenantId)
-          .where('order_number', '=', input.orderNumber)
-          .executeTakeFirstOrThrow();
-        if (deps.dialect === 'postgres')
-          await sql`select id from orders where id = ${row.id} for update`.execute(tx);
+        const row = await orders.rowByNumber(tx, scope.tenantId, input.orderNumber, { lock: true });
+        if (!row) throw new Error(`order ${input.orderNumber} vanished while its cash session opened`);
         const existing = await latestSession(tx, scope.tenantId, input.orderNumber, false);
         if (existing?.status === 'PENDING') return view(tx, existing);
         if (row.status !== 'CREATED')
@@ -379,7 +363,8 @@ export function createCashService(deps: {
       // can both miss the look-up below; the loser hits the unique constraint. Run it again:
       // the look-up then answers with what the winner recorded (not a 500).
       return retryOnDuplicateEvent(input.eventId, () =>
-        db.transaction().execute((tx) => insertIn(tx, scope, input)),
+        // Bills and coins arriving together share one commit (SQLite); each is answered after it.
+        inGroup(db, (tx) => insertIn(tx, scope, input)),
       );
     },
 

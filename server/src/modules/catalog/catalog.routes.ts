@@ -9,7 +9,7 @@ import {
   tenantFilter,
   type Authenticator,
 } from '../../platform/http/auth.js';
-import { Currency, EntityId, errors } from '../../platform/http/schemas.js';
+import { Currency, EntityId, errors, OnePage } from '../../platform/http/schemas.js';
 import { OrderSchema } from '../orders/orders.routes.js';
 import type { CatalogService } from './catalog.service.js';
 
@@ -123,7 +123,7 @@ export function catalogRoutes(
         tags: ['sites'],
         summary: 'Sites of the caller’s tenant',
         response: {
-          200: Type.Object({ items: Type.Array(SiteSchema), nextCursor: Type.Null() }),
+          200: OnePage(SiteSchema),
           ...errors(401, 403),
         },
       },
@@ -228,7 +228,7 @@ export function catalogRoutes(
         summary: 'The catalog (a kiosk key sees its own site’s products)',
         querystring: Type.Object({ siteId: Type.Optional(EntityId) }, { additionalProperties: false }),
         response: {
-          200: Type.Object({ items: Type.Array(ProductSchema), nextCursor: Type.Null() }),
+          200: OnePage(ProductSchema),
           ...errors(400, 401, 403),
         },
       },

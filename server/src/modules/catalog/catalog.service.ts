@@ -258,6 +258,38 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       return toProduct(row);
     },
 
+    /** The tenant's money currency: its `default` site's, else its first site's, else INR. */
+    async tenantCurrency(tenantId: string): Promise<string> {
+      const sites = await db
+        .selectFrom('sites')
+        .select(['id', 'currency'])
+        .where('tenant_id', '=', tenantId)
+        .orderBy('id')
+        .execute();
+      return (sites.find((s) => s.id === 'default') ?? sites[0])?.currency ?? 'INR';
+    },
+
+    /** Products a site sells: its own and the tenant's `default` ones, by sku. */
+    siteProducts(tenantId: string, siteId: string, ex: Executor = db): Promise<ProductRow[]> {
+      return ex
+        .selectFrom('products')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('site_id', 'in', [siteId, 'default'])
+        .orderBy('sku')
+        .execute();
+    },
+
+    async productExists(tenantId: string, sku: string, ex: Executor = db): Promise<boolean> {
+      const row = await ex
+        .selectFrom('products')
+        .select('sku')
+        .where('tenant_id', '=', tenantId)
+        .where('sku', '=', sku)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
     async listProducts(tenantId: string | null, siteId?: string): Promise<Product[]> {
       let q = db.selectFrom('products').selectAll().orderBy('sku');
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);

@@ -3,16 +3,25 @@
 // by a partial unique index), records acks and results, and escalates v1 silences.
 import type { CommandView, DispenseCommand, DispenseResult } from '@kioskhub/protocol';
 import { sql } from 'kysely';
+import { insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { CommandRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { OrdersService } from '../orders/orders.service.js';
+import {
+  IN_FLIGHT,
+  claimDecision,
+  commandSourcesOf,
+  resultEffect,
+  type CommandStatus,
+  type Protocol,
+} from './command-rules.js';
 import { createCommandsRepo } from './commands.repo.js';
 
-export type CommandStatus = 'QUEUED' | 'SENT' | 'ACCEPTED' | 'DONE' | 'NEEDS_REVIEW';
-export type Protocol = 'v1' | 'v2';
-const IN_FLIGHT = ['SENT', 'ACCEPTED'] as const;
+export type { CommandStatus, Protocol } from './command-rules.js';
+// Every paid vending order queues one: compiled once.
+const insertCommand = insertRows('commands');
 
 export type Claim =
   | { kind: 'new'; command: CommandRow }
@@ -111,7 +120,7 @@ export function createCommandsService(deps: {
           }
         }
       }
-      await ex.insertInto('commands').values(row).execute();
+      await insertCommand(ex, [row]);
       await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId, commandId: id });
       return row;
     },
@@ -130,8 +139,9 @@ export function createCommandsService(deps: {
         .orderBy('id')
         .limit(1)
         .executeTakeFirst();
-      if (!pending) return { kind: 'none', empty: true };
-      if (pending.status !== 'QUEUED') return { kind: 'in-flight', command: pending };
+      const decision = claimDecision(pending && { status: pending.status as CommandStatus });
+      if (!pending || decision === 'none') return { kind: 'none', empty: true };
+      if (decision === 'in-flight') return { kind: 'in-flight', command: pending };
       try {
         return await db.transaction().execute(async (tx) => {
           const inFlight = await tx
@@ -157,7 +167,7 @@ export function createCommandsService(deps: {
             .updateTable('commands')
             .set({ status: 'SENT', protocol, sent_at: now, attempts: next.attempts + 1 })
             .where('id', '=', next.id)
-            .where('status', '=', 'QUEUED')
+            .where('status', 'in', commandSourcesOf('SENT'))
             .returningAll()
             .executeTakeFirst();
           if (!claimed) return { kind: 'none' } as const;
@@ -205,7 +215,7 @@ export function createCommandsService(deps: {
           .updateTable('commands')
           .set({ status: 'ACCEPTED', accepted_at: nowIso() })
           .where('id', '=', commandId)
-          .where('status', '=', 'SENT')
+          .where('status', 'in', commandSourcesOf('ACCEPTED'))
           .returningAll()
           .executeTakeFirst();
         if (!row) return false;
@@ -225,7 +235,7 @@ export function createCommandsService(deps: {
           .updateTable('commands')
           .set({ status: 'QUEUED', sent_at: null })
           .where('id', '=', commandId)
-          .where('status', '=', 'SENT')
+          .where('status', 'in', commandSourcesOf('QUEUED'))
           .returningAll()
           .executeTakeFirst();
         if (row)
@@ -252,7 +262,8 @@ export function createCommandsService(deps: {
         } else q = q.where('order_id', '=', ref.orderId);
         const command = await q.executeTakeFirst();
         if (!command) return { outcome: 'unknown' as const };
-        if (command.status === 'DONE') return { outcome: 'repeat' as const, command };
+        const effect = resultEffect(command.status as CommandStatus);
+        if (effect.kind === 'repeat') return { outcome: 'repeat' as const, command };
         const code = result === 'FAILED' ? (failureCode ?? 'DISPENSE_FAILED') : null;
         const now = nowIso();
         const updated = await tx
@@ -265,14 +276,14 @@ export function createCommandsService(deps: {
             ...(command.accepted_at === null ? { accepted_at: now } : {}),
           })
           .where('id', '=', command.id)
-          .where('status', '!=', 'DONE')
+          .where('status', 'in', commandSourcesOf('DONE'))
           .returningAll()
           .executeTakeFirst();
         if (!updated) return { outcome: 'repeat' as const, command };
         // A result before its ack was recorded (the machine answered both at once, or the ack
         // was lost): the machine evidently took the command, so the order passes DISPATCHED.
         // (v1 orders are DISPATCHED when sent; the transition then changes nothing.)
-        if (command.status === 'SENT') {
+        if (effect.impliesAccepted) {
           await orders.transition(tx, command.order_id, 'DISPATCHED', {
             actor: `machine:${machineId}`,
             event: 'command_accepted',
@@ -299,6 +310,47 @@ export function createCommandsService(deps: {
     async machinesWithWork(machineIds: readonly string[], olderThan: string): Promise<string[]> {
       if (machineIds.length === 0) return [];
       return (await repo.listMachinesWithWork(machineIds, olderThan)).map((row) => row.machine_id);
+    },
+
+    /**
+     * A command past its expiry (the customer has long left) is never sent again: it and its
+     * order go to review. False when it had finished meanwhile.
+     */
+    async expire(commandId: string, expiresAt: string): Promise<boolean> {
+      return db.transaction().execute(async (tx) => {
+        const row = await tx
+          .updateTable('commands')
+          .set({ status: 'NEEDS_REVIEW', finished_at: nowIso() })
+          .where('id', '=', commandId)
+          .where('status', 'in', commandSourcesOf('NEEDS_REVIEW'))
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) return false;
+        await orders.transition(tx, row.order_id, 'NEEDS_REVIEW', {
+          actor: 'dispatcher',
+          failureCode: 'EXPIRED',
+          detail: { commandId, expiresAt },
+        });
+        return true;
+      });
+    },
+
+    /**
+     * Commands in flight over `protocol` queued before `queuedBefore` (their expiry): expired, so
+     * a machine that stays away does not leave its customer's order looking paid and pending.
+     */
+    async expireOverdue(protocol: Protocol, queuedBefore: string, expiresAt: (row: CommandRow) => string) {
+      const overdue = await db
+        .selectFrom('commands')
+        .selectAll()
+        .where('protocol', '=', protocol)
+        .where('status', 'in', IN_FLIGHT)
+        .where('queued_at', '<', queuedBefore)
+        .limit(500)
+        .execute();
+      let expired = 0;
+      for (const row of overdue) if (await this.expire(row.id, expiresAt(row))) expired++;
+      return expired;
     },
 
     /** v1 dispenses with no result after the timeout go to an operator instead of being re-sent. */

@@ -14,7 +14,15 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { requireAdmin, tenantFilter, type Authenticator, type StaffRole } from '../../platform/http/auth.js';
-import { Cursor, EntityId, errors, IsoTime, Limit, Page as PageSchema } from '../../platform/http/schemas.js';
+import {
+  Cursor,
+  EntityId,
+  errors,
+  IsoTime,
+  Limit,
+  OnePage,
+  Page as PageSchema,
+} from '../../platform/http/schemas.js';
 import { MachineSchema } from '../machines/machines.routes.js';
 import { OrderSchema } from '../orders/orders.routes.js';
 import type { FleetService } from './fleet.service.js';
@@ -165,7 +173,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ items: Type.Array(CommandSchema), nextCursor: Type.Null() }),
+          200: OnePage(CommandSchema),
           ...errors(400, 401, 403, 404),
         },
       },
@@ -347,7 +355,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
         tags: ['dashboard'],
         summary: 'Print jobs by status for each site',
         response: {
-          200: Type.Object({ items: Type.Array(PrintSummarySchema), nextCursor: Type.Null() }),
+          200: OnePage(PrintSummarySchema),
           ...errors(401, 403),
         },
       },

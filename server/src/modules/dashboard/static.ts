@@ -1,5 +1,5 @@
 // Serves the built dashboard (dashboard/dist) at `/`, with client routes falling back to
-// index.html. Paths that belong to the server (API, webhooks, sockets, docs, device and screen
+// index.html, and the cafe guest app (guest.html, its own small bundle) at `/t/<tableToken>`. Paths that belong to the server (API, webhooks, sockets, docs, device and screen
 // routes) are never answered with the app: unknown ones keep their JSON 404.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -53,16 +53,20 @@ export async function serveDashboard(
           .header('cache-control', 'no-store')
           .send(notBuilt);
       }
+      // `/t/<tableToken>` and `/t/order/<id>` are the guest app, a bundle apart from the dashboard
+      // (a table token is a JWT: its dots do not make it a file).
+      const guest = first === 't';
       const last = path.split('/').at(-1) ?? '';
-      if (last.includes('.')) {
+      if (!guest && last.includes('.')) {
         // A file: hashed bundles are immutable; anything else is revalidated.
         const hashed = first === 'assets';
         return reply.sendFile(path, dist, hashed ? { maxAge: '365d', immutable: true } : { maxAge: 0 });
       }
+      const html = guest && existsSync(`${dist}/guest.html`) ? 'guest.html' : 'index.html';
       return reply
         .header('cache-control', 'no-cache')
         .header('x-frame-options', 'DENY')
-        .sendFile('index.html', dist, { maxAge: 0, cacheControl: false });
+        .sendFile(html, dist, { maxAge: 0, cacheControl: false });
     });
   });
 }

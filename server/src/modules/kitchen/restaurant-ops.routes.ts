@@ -4,7 +4,7 @@ import { Type, type TString } from '@sinclair/typebox';
 import { validation } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
-import { EntityId, errors, Limit } from '../../platform/http/schemas.js';
+import { EntityId, errors, Limit, OnePage, OpenObject } from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CashService } from '../cash/cash.service.js';
 import type { UnallocatedService } from '../cash/unallocated.js';
@@ -56,7 +56,7 @@ export function restaurantOpsRoutes(
         params: Type.Object({ siteId: EntityId }),
         querystring: TenantQuery,
         response: {
-          200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Null() }),
+          200: OnePage(OrderSchema),
           ...errors(400, 401, 403),
         },
       },
@@ -97,10 +97,7 @@ export function restaurantOpsRoutes(
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({
-            items: Type.Array(Type.Object({}, { additionalProperties: true })),
-            nextCursor: Type.Null(),
-          }),
+          200: OnePage(OpenObject),
           ...errors(400, 401, 403),
         },
       },
@@ -125,7 +122,7 @@ export function restaurantOpsRoutes(
         summary: 'Cash that could not be applied to an order (late, unknown order, wrong site)',
         querystring: Type.Object({ limit: Limit }, { additionalProperties: false }),
         response: {
-          200: Type.Object({ items: Type.Array(UnallocatedSchema), nextCursor: Type.Null() }),
+          200: OnePage(UnallocatedSchema),
           ...errors(400, 401, 403),
         },
       },
@@ -189,10 +186,7 @@ export function restaurantOpsRoutes(
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({
-            items: Type.Array(Type.Object({}, { additionalProperties: true })),
-            nextCursor: Type.Null(),
-          }),
+          200: OnePage(OpenObject),
           ...errors(400, 401, 403),
         },
       },
@@ -239,10 +233,7 @@ export function restaurantOpsRoutes(
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({
-            items: Type.Array(Type.Object({}, { additionalProperties: true })),
-            nextCursor: Type.Null(),
-          }),
+          200: OnePage(OpenObject),
           ...errors(400, 401, 403),
         },
       },

@@ -1,4 +1,5 @@
 // Storage of ledger accounts and entries. Only the ledger service calls this.
+import { compiled, insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Executor, newId } from '../../platform/db/database.js';
 import type { LedgerAccountsTable, LedgerEntriesTable } from '../../platform/db/schema.js';
 
@@ -22,18 +23,41 @@ export interface AccountFilter {
   limit: number;
 }
 
+// Every payment moves money between two accounts: these run on each one, compiled once.
+const accountByKey = compiled((ex, p: AccountKey) =>
+  ex
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .where('tenant_id', '=', p.tenantId)
+    .where('owner_type', '=', p.ownerType)
+    .where('owner_id', '=', p.ownerId)
+    .where('kind', '=', p.kind)
+    .where('unit', '=', p.unit),
+);
+type BalanceChange = { id: string; tenantId: string; unit: string; delta: number };
+const addChecked = compiled((ex, p: BalanceChange) =>
+  ex
+    .updateTable('ledger_accounts')
+    .set((eb) => ({ balance: eb('balance', '+', p.delta) }))
+    .where('id', '=', p.id)
+    .where('tenant_id', '=', p.tenantId)
+    .where('unit', '=', p.unit)
+    .where((eb) => eb.or([eb('allow_negative', '=', 1), eb(eb('balance', '+', p.delta), '>=', 0)])),
+);
+const addForced = compiled((ex, p: BalanceChange) =>
+  ex
+    .updateTable('ledger_accounts')
+    .set((eb) => ({ balance: eb('balance', '+', p.delta) }))
+    .where('id', '=', p.id)
+    .where('tenant_id', '=', p.tenantId)
+    .where('unit', '=', p.unit),
+);
+const insertEntryRows = insertRows('ledger_entries');
+
 export function createLedgerRepo() {
   return {
     findAccount(ex: Executor, key: AccountKey): Promise<AccountRow | undefined> {
-      return ex
-        .selectFrom('ledger_accounts')
-        .selectAll()
-        .where('tenant_id', '=', key.tenantId)
-        .where('owner_type', '=', key.ownerType)
-        .where('owner_id', '=', key.ownerId)
-        .where('kind', '=', key.kind)
-        .where('unit', '=', key.unit)
-        .executeTakeFirst();
+      return accountByKey.first(ex, key);
     },
 
     /** Inserts the account unless it exists (a concurrent creator may win; nothing is raised). */
@@ -62,23 +86,27 @@ export function createLedgerRepo() {
     },
 
     /**
-     * Adds `delta` to the cached balance unless that would take an account that may not go
-     * negative below zero; one statement, so concurrent transfers cannot both pass the check.
+     * Adds `delta` to the cached balance of the tenant's account in `unit`, unless that would take
+     * an account that may not go negative below zero (`force` skips that check); one statement, so
+     * concurrent transfers cannot both pass the check. False when no such account moved.
      */
-    async addToBalance(ex: Executor, accountId: string, delta: number, force = false): Promise<boolean> {
-      let q = ex
-        .updateTable('ledger_accounts')
-        .set((eb) => ({ balance: eb('balance', '+', delta) }))
-        .where('id', '=', accountId);
-      if (!force) {
-        q = q.where((eb) => eb.or([eb('allow_negative', '=', 1), eb(eb('balance', '+', delta), '>=', 0)]));
-      }
-      const result = await q.executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+    async addToBalance(ex: Executor, change: BalanceChange, force = false): Promise<boolean> {
+      return (await (force ? addForced : addChecked).affected(ex, change)) === 1;
+    },
+
+    /**
+     * Adds `delta` to an account that may go negative, as the last write of a transaction: on
+     * PostgreSQL it travels with the COMMIT's batch; an account that is not there fails it.
+     */
+    addToSinkBalance(ex: Executor, change: BalanceChange): Promise<void> {
+      return addForced.deferredWrite(ex, change, {
+        expectRows: 1,
+        what: `the balance of ledger account ${change.id}`,
+      });
     },
 
     async insertEntries(ex: Executor, rows: EntryRow[]): Promise<void> {
-      await ex.insertInto('ledger_entries').values(rows).execute();
+      await insertEntryRows(ex, rows);
     },
 
     listAccounts(ex: Executor, tenantId: string | null, filter: AccountFilter): Promise<AccountRow[]> {
@@ -106,6 +134,29 @@ export function createLedgerRepo() {
         .selectFrom('ledger_entries')
         .selectAll()
         .where('account_id', '=', accountId)
+        .orderBy('id', 'desc')
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
+      return q.execute();
+    },
+
+    /** Entries of every account of one owner (a customer's wallets and credit), newest first. */
+    listEntriesOfOwner(
+      ex: Executor,
+      owner: { tenantId: string; ownerType: string; ownerId: string },
+      page: { cursor?: string; limit: number },
+    ): Promise<EntryRow[]> {
+      let q = ex
+        .selectFrom('ledger_entries')
+        .selectAll()
+        .where('account_id', 'in', (eb) =>
+          eb
+            .selectFrom('ledger_accounts')
+            .select('id')
+            .where('tenant_id', '=', owner.tenantId)
+            .where('owner_type', '=', owner.ownerType)
+            .where('owner_id', '=', owner.ownerId),
+        )
         .orderBy('id', 'desc')
         .limit(page.limit + 1);
       if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);

@@ -3,6 +3,8 @@
 // Amounts are integers in the account's unit: minor units of an ISO 4217 currency, or ml.
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { afterCommit, writeLast } from '../../platform/db/group-commit.js';
+import { pageOf } from '../../platform/db/pages.js';
 import {
   createLedgerRepo,
   type AccountFilter,
@@ -41,6 +43,9 @@ export interface LedgerAccount {
   unit: string;
   balance: number;
 }
+
+/** What an account is, without its balance (which changes). */
+export type AccountRef = Pick<LedgerAccount, 'id' | 'tenantId' | 'kind' | 'unit'>;
 
 export interface LedgerEntry {
   id: string;
@@ -100,13 +105,87 @@ export function createLedgerService(deps: { db: Db }) {
     key: AccountKey & { allowNegative?: boolean },
   ): Promise<LedgerAccount> {
     const found = await repo.findAccount(ex, key);
-    if (found) return toAccount(found);
+    if (found) return remember(toAccount(found), found.allow_negative);
     const rule = (ACCOUNT_KINDS as Record<string, { allowNegative: boolean }>)[key.kind];
     await repo.insertAccountIfAbsent(ex, key, key.allowNegative ?? rule?.allowNegative ?? false);
     const row = await repo.findAccount(ex, key);
     if (!row)
       throw new Error(`ledger account ${key.kind} of ${key.ownerType} ${key.ownerId} was not created`);
-    return toAccount(row);
+    return remember(toAccount(row), row.allow_negative);
+  }
+
+  /**
+   * Accounts that may go negative (the outside world, a site's revenue) take part in every payment
+   * of their site: on PostgreSQL their balance is updated last, just before COMMIT, so their row
+   * lock is held only for the commit. What an account is never changes (its id is never reused),
+   * so the facts are kept here; a balance is never cached.
+   */
+  const sinks = new Map<string, { tenantId: string; unit: string }>();
+  function remember(a: LedgerAccount, allowNegative: number | boolean): LedgerAccount {
+    if (allowNegative === 1 || allowNegative === true) {
+      if (sinks.size >= 10_000) sinks.delete(sinks.keys().next().value!);
+      sinks.set(a.id, { tenantId: a.tenantId, unit: a.unit });
+    }
+    return a;
+  }
+  /**
+   * The accounts every payment of a site moves money through (the outside world, the site's
+   * revenue): their ids by key, remembered once the transaction that found or created them has
+   * committed, so a money event does not look them up again.
+   */
+  const known = new Map<string, AccountRef>();
+  async function knownAccount(ex: Executor, key: AccountKey): Promise<AccountRef> {
+    const k = `${key.tenantId}\u0000${key.ownerType}\u0000${key.ownerId}\u0000${key.kind}\u0000${key.unit}`;
+    const hit = known.get(k);
+    if (hit) return hit;
+    const a = await account(ex, key);
+    const ref: AccountRef = { id: a.id, tenantId: a.tenantId, kind: a.kind, unit: a.unit };
+    afterCommit(ex, () => {
+      if (known.size >= 10_000) known.delete(known.keys().next().value!);
+      known.set(k, ref);
+    });
+    return ref;
+  }
+
+  const pendingSinks = new WeakMap<Executor, Map<string, BalanceDelta>>();
+  type BalanceDelta = { tenantId: string; unit: string; delta: number };
+
+  /** Queues a sink's balance change for the end of the transaction; false when it must go now. */
+  function deferSink(ex: Executor, id: string, change: BalanceDelta): boolean {
+    const facts = sinks.get(id);
+    if (!facts || facts.tenantId !== change.tenantId || facts.unit !== change.unit) return false;
+    let pending = pendingSinks.get(ex);
+    if (!pending) {
+      const fresh = new Map<string, BalanceDelta>();
+      const registered = writeLast(ex, async () => {
+        // In account id order, so two transactions never wait on each other crosswise.
+        for (const [accountId, c] of [...fresh].sort(([a], [b]) => (a < b ? -1 : 1))) {
+          await repo.addToSinkBalance(ex, { id: accountId, ...c });
+        }
+      });
+      if (!registered) return false;
+      pendingSinks.set(ex, fresh);
+      pending = fresh;
+    }
+    const before = pending.get(id);
+    pending.set(id, { ...change, delta: (before?.delta ?? 0) + change.delta });
+    return true;
+  }
+
+  /** Why a balance update moved nothing: the same errors as checking up front. Always throws. */
+  async function refuse(ex: Executor, t: TransferInput, accountId: string): Promise<never> {
+    const from = await repo.accountById(ex, t.from, t.tenantId);
+    const to = await repo.accountById(ex, t.to, t.tenantId);
+    if (!from || !to)
+      throw new Error(`ledger account ${from ? t.to : t.from} is not an account of ${t.tenantId}`);
+    if (from.unit !== t.unit || to.unit !== t.unit) {
+      throw new Error(`a ${t.unit} transfer between ${from.unit} and ${to.unit} accounts`);
+    }
+    const a = accountId === from.id ? from : to;
+    throw new AppError(
+      'INVALID_STATE',
+      `${a.kind} of ${a.owner_type} ${a.owner_id} holds less than ${t.amount} ${t.unit}; nothing moved`,
+    );
   }
 
   /**
@@ -121,38 +200,28 @@ export function createLedgerService(deps: { db: Db }) {
       throw new Error(`a ledger transfer needs a positive integer amount, not ${t.amount}`);
     }
     if (t.from === t.to) throw new Error('a ledger transfer needs two different accounts');
-    const from = await repo.accountById(ex, t.from, t.tenantId);
-    const to = await repo.accountById(ex, t.to, t.tenantId);
-    if (!from || !to)
-      throw new Error(`ledger account ${from ? t.to : t.from} is not an account of ${t.tenantId}`);
-    if (from.unit !== t.unit || to.unit !== t.unit) {
-      throw new Error(`a ${t.unit} transfer between ${from.unit} and ${to.unit} accounts`);
-    }
-    // Balances are updated in account id order, so two opposite transfers cannot deadlock.
+    // Balances are updated in account id order, so two opposite transfers cannot deadlock. Each
+    // update checks the tenant, the unit and the floor itself; only a refusal reads the accounts.
     const moves = [
-      { account: from, delta: -t.amount },
-      { account: to, delta: t.amount },
-    ].sort((a, b) => (a.account.id < b.account.id ? -1 : 1));
+      { id: t.from, delta: -t.amount, force: t.overdraw === true },
+      { id: t.to, delta: t.amount, force: false },
+    ].sort((a, b) => (a.id < b.id ? -1 : 1));
     for (const move of moves) {
-      const force = t.overdraw === true && move.account.id === from.id;
-      if (!(await repo.addToBalance(ex, move.account.id, move.delta, force))) {
-        const a = move.account;
-        throw new AppError(
-          'INVALID_STATE',
-          `${a.kind} of ${a.owner_type} ${a.owner_id} holds less than ${t.amount} ${t.unit}; nothing moved`,
-        );
-      }
+      const change = { tenantId: t.tenantId, unit: t.unit, delta: move.delta };
+      if (deferSink(ex, move.id, change)) continue;
+      if (!(await repo.addToBalance(ex, { id: move.id, ...change }, move.force)))
+        await refuse(ex, t, move.id);
     }
     const transferId = newId();
     const createdAt = nowIso();
     const rows: EntryRow[] = [
-      { account: from, amount: -t.amount },
-      { account: to, amount: t.amount },
+      { accountId: t.from, amount: -t.amount },
+      { accountId: t.to, amount: t.amount },
     ].map((e) => ({
       id: newId(),
       tenant_id: t.tenantId,
       transfer_id: transferId,
-      account_id: e.account.id,
+      account_id: e.accountId,
       amount: e.amount,
       unit: t.unit,
       cause_type: t.cause.type,
@@ -168,21 +237,17 @@ export function createLedgerService(deps: { db: Db }) {
     account,
     transfer,
 
-    /** The tenant's account for the outside world in `unit`. */
+    /** The tenant's account for the outside world in `unit` (its id; read a balance elsewhere). */
     external: (ex: Executor, tenantId: string, unit: string) =>
-      account(ex, { tenantId, ownerType: 'tenant', ownerId: tenantId, kind: 'external', unit }),
+      knownAccount(ex, { tenantId, ownerType: 'tenant', ownerId: tenantId, kind: 'external', unit }),
 
-    /** A site's account of `kind` in `unit`. */
+    /** A site's account of `kind` in `unit` (its id; read a balance elsewhere). */
     siteAccount: (ex: Executor, tenantId: string, siteId: string, kind: AccountKind, unit: string) =>
-      account(ex, { tenantId, ownerType: 'site', ownerId: siteId, kind, unit }),
+      knownAccount(ex, { tenantId, ownerType: 'site', ownerId: siteId, kind, unit }),
 
     async listAccounts(tenantId: string | null, filter: AccountFilter) {
       const rows = await repo.listAccounts(deps.db, tenantId, filter);
-      const page = rows.slice(0, filter.limit);
-      return {
-        items: page.map(toAccount),
-        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
-      };
+      return pageOf(rows, filter.limit, toAccount);
     },
 
     async getAccount(tenantId: string | null, id: string): Promise<LedgerAccount> {
@@ -191,15 +256,24 @@ export function createLedgerService(deps: { db: Db }) {
       return toAccount(row);
     },
 
+    /** The balance of an account, 0 when it does not exist yet (a read never creates one). */
+    async balanceOf(ex: Executor, key: AccountKey): Promise<number> {
+      const row = await repo.findAccount(ex, key);
+      return row ? Number(row.balance) : 0;
+    },
+
+    /** Entries of all the accounts of one owner, newest first. */
+    async listOwnerEntries(
+      owner: { tenantId: string; ownerType: string; ownerId: string },
+      page: { cursor?: string; limit: number },
+    ) {
+      return pageOf(await repo.listEntriesOfOwner(deps.db, owner, page), page.limit, toEntry);
+    },
+
     async listEntries(tenantId: string | null, accountId: string, page: { cursor?: string; limit: number }) {
       const owner = await repo.accountById(deps.db, accountId, tenantId);
       if (!owner) throw new AppError('NOT_FOUND', `ledger account "${accountId}" does not exist`);
-      const rows = await repo.listEntries(deps.db, accountId, page);
-      const items = rows.slice(0, page.limit);
-      return {
-        items: items.map(toEntry),
-        nextCursor: rows.length > page.limit ? (items.at(-1)?.id ?? null) : null,
-      };
+      return pageOf(await repo.listEntries(deps.db, accountId, page), page.limit, toEntry);
     },
   };
 }

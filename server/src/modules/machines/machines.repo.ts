@@ -1,12 +1,13 @@
 // Queries on the machines table (owned by the machines module).
 import { sql, type Updateable } from 'kysely';
 import type { Db, Executor } from '../../platform/db/database.js';
+import { compiled } from '../../platform/db/compiled.js';
 import { likeEscape } from '../../platform/db/like.js';
 import type { MachineRow, MachinesTable } from '../../platform/db/schema.js';
 
 export interface ConnectionWrite {
   connectionId: string;
-  protocol: 'v1' | 'v2';
+  protocol: 'v1' | 'v2' | 'mqtt';
   at: string;
 }
 
@@ -31,6 +32,19 @@ export interface MachineListFilter {
 const byId = <T>(entries: Iterable<[string, T]>): [string, T][] =>
   [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
+// On every payment (the webhook's first read): compiled once.
+const byQrCodeId = compiled((ex, p: { qrCodeId: string }) =>
+  ex.selectFrom('machines').selectAll().where('payment_qr_code_id', '=', p.qrCodeId),
+);
+
+// Every request a machine makes with its key reads these two: compiled once.
+const machineById = compiled((ex, p: { id: string }) =>
+  ex.selectFrom('machines').selectAll().where('id', '=', p.id),
+);
+const machineByKeyHash = compiled((ex, p: { keyHash: string }) =>
+  ex.selectFrom('machines').select(['id', 'tenant_id', 'site_id', 'kind']).where('key_hash', '=', p.keyHash),
+);
+
 export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sqlite') {
   /** PostgreSQL: lock the rows in id order first, so two processes' batches never deadlock. */
   const lockInOrder = async (tx: Executor, ids: string[]) => {
@@ -51,21 +65,15 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
         .executeTakeFirst();
     },
     findById(id: string, ex: Executor = db): Promise<MachineRow | undefined> {
-      return ex.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+      return machineById.first(ex, { id });
     },
-    findByKeyHash(keyHash: string): Promise<Pick<MachineRow, 'id' | 'tenant_id' | 'site_id'> | undefined> {
-      return db
-        .selectFrom('machines')
-        .select(['id', 'tenant_id', 'site_id'])
-        .where('key_hash', '=', keyHash)
-        .executeTakeFirst();
+    findByKeyHash(
+      keyHash: string,
+    ): Promise<Pick<MachineRow, 'id' | 'tenant_id' | 'site_id' | 'kind'> | undefined> {
+      return machineByKeyHash.first(db, { keyHash });
     },
     findByQrCodeId(qrCodeId: string, ex: Executor = db): Promise<MachineRow | undefined> {
-      return ex
-        .selectFrom('machines')
-        .selectAll()
-        .where('payment_qr_code_id', '=', qrCodeId)
-        .executeTakeFirst();
+      return byQrCodeId.first(ex, { qrCodeId });
     },
     list(filter: MachineListFilter) {
       let q = db.selectFrom('machines').selectAll().orderBy('id').limit(filter.limit);
@@ -81,7 +89,37 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       }
       return q.execute();
     },
+    /** A tenant's machines matching every filter given (a firmware campaign's target). */
+    listForTarget(
+      tenantId: string,
+      filter: { machineIds?: readonly string[]; siteIds?: readonly string[]; kinds?: readonly string[] },
+    ): Promise<Pick<MachineRow, 'id' | 'site_id' | 'kind' | 'firmware'>[]> {
+      let q = db
+        .selectFrom('machines')
+        .select(['id', 'site_id', 'kind', 'firmware'])
+        .where('tenant_id', '=', tenantId)
+        .orderBy('id');
+      if (filter.machineIds) q = q.where('id', 'in', filter.machineIds);
+      if (filter.siteIds) q = q.where('site_id', 'in', filter.siteIds);
+      if (filter.kinds) q = q.where('kind', 'in', filter.kinds);
+      return q.execute();
+    },
     /** Every machine's site and status (the dashboard samples machines online per site). */
+    /** The machines of one kind at a site, by id. */
+    listAtSite(
+      tenantId: string,
+      siteId: string,
+      kind: string,
+    ): Promise<Pick<MachineRow, 'id' | 'name' | 'tenant_id' | 'site_id'>[]> {
+      return db
+        .selectFrom('machines')
+        .select(['id', 'name', 'tenant_id', 'site_id'])
+        .where('tenant_id', '=', tenantId)
+        .where('site_id', '=', siteId)
+        .where('kind', '=', kind)
+        .orderBy('id')
+        .execute();
+    },
     listStatuses(): Promise<Pick<MachineRow, 'id' | 'tenant_id' | 'site_id' | 'status'>[]> {
       return db.selectFrom('machines').select(['id', 'tenant_id', 'site_id', 'status']).execute();
     },

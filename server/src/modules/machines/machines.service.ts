@@ -5,6 +5,7 @@ import type { MachineKind, MachineStatus, MachineView, PaymentProfileView } from
 import { AppError, notFound } from '../../platform/errors.js';
 import { bool, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
+import { pageOf } from '../../platform/db/pages.js';
 import type { MachineRow } from '../../platform/db/schema.js';
 import { sha256 } from '../../platform/http/auth.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -58,6 +59,11 @@ export function createMachinesService(deps: {
   pendingLastSeen(machineId: string): string | undefined;
   /** After a key rotation commits: drop the machine's sockets opened with the old key, everywhere. */
   keyRotated?(machineId: string): void;
+  /**
+   * After a key is issued (creation or rotation) commits: brokers that keep their own
+   * credentials (an external MQTT broker) take the new key. Never throws.
+   */
+  keyIssued?(machineId: string, key: string, reason: 'created' | 'rotated'): Promise<void>;
 }) {
   const { db, repo } = deps;
 
@@ -120,12 +126,19 @@ export function createMachinesService(deps: {
           after: { name: row.name, kind: row.kind, siteId },
         });
       });
+      await deps.keyIssued?.(input.id, key, 'created');
       return { ...toMachine(row), key };
     },
 
     async get(id: string, tenantId: string | null): Promise<Machine> {
       return toMachine(await getScoped(id, tenantId), deps.pendingLastSeen(id));
     },
+
+    /** A tenant's machines matching every filter given (firmware campaigns pick their devices). */
+    listForTarget: (
+      tenantId: string,
+      filter: { machineIds?: readonly string[]; siteIds?: readonly string[]; kinds?: readonly string[] },
+    ) => repo.listForTarget(tenantId, filter),
 
     /** A page of machines by id; `q` matches part of the id or name (the dashboard's fleet search). */
     async list(filter: Omit<MachineListFilter, 'after'> & { cursor?: string }) {
@@ -134,11 +147,7 @@ export function createMachinesService(deps: {
         ...(filter.cursor ? { after: filter.cursor } : {}),
         limit: filter.limit + 1,
       });
-      const page = rows.slice(0, filter.limit);
-      return {
-        items: page.map((r) => toMachine(r, deps.pendingLastSeen(r.id))),
-        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
-      };
+      return pageOf(rows, filter.limit, (r) => toMachine(r, deps.pendingLastSeen(r.id)));
     },
 
     async rotateKey(id: string, tenantId: string | null, actor: string): Promise<{ key: string }> {
@@ -155,6 +164,7 @@ export function createMachinesService(deps: {
         });
       });
       deps.keyRotated?.(id);
+      await deps.keyIssued?.(id, key, 'rotated');
       return { key };
     },
 
@@ -244,6 +254,8 @@ export function createMachinesService(deps: {
     offlineSince: (cutoff: string) => repo.listOfflineSince(cutoff),
     findByQrCodeId: (qrCodeId: string, ex?: Executor) => repo.findByQrCodeId(qrCodeId, ex),
     findRow: (id: string, ex?: Executor) => repo.findById(id, ex),
+    /** The machines of one kind at a site (a cafe's tables), by id. */
+    atSite: (tenantId: string, siteId: string, kind: MachineKind) => repo.listAtSite(tenantId, siteId, kind),
   };
 }
 

@@ -4,7 +4,8 @@
 // status check, so nothing is credited until the provider's status API says the money arrived.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { type Db, type Executor } from '../../platform/db/database.js';
+import { inGroup } from '../../platform/db/group-commit.js';
 import type { CustomerRow, PaymentRow, PlanRow } from '../../platform/db/schema.js';
 import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
@@ -13,7 +14,8 @@ import { MomoRefusedError, type MomoClient } from '../../providers/momo/momo.api
 import { msisdn, nationalNumber } from '../customers/phone.js';
 import type { Sms } from '../messaging/sms.js';
 import type { Intents } from '../payments/intents.js';
-import type { PaymentsRepo } from '../payments/payments.repo.js';
+import type { PaymentQueries } from '../payments/payment-queries.js';
+import type { PaymentsService } from '../payments/payments.service.js';
 import { CALLING_CODES, chooseWallet, WALLET_NAMES, type Wallet } from './network.js';
 
 declare module '../../platform/outbox.js' {
@@ -26,7 +28,9 @@ declare module '../../platform/outbox.js' {
 export interface MobileMoneyDeps {
   db: Db;
   intents: Pick<Intents, 'create' | 'fail' | 'scheduleCheck'>;
-  payments: Pick<PaymentsRepo, 'findById'>;
+  payments: Pick<PaymentQueries, 'find'>;
+  /** The payments inbox: each (payment, reported status) callback is stored once. */
+  inbox: Pick<PaymentsService, 'claimDelivery'>;
   customers: { get(tenantId: string | null, id: string, ex?: Executor): Promise<CustomerRow> };
   sms: Pick<Sms, 'queue'>;
   logger: Logger;
@@ -99,7 +103,7 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
 
   /** The job `mobile_money_request`: one attempt; a refusal ends the payment FAILED, errors retry. */
   async function sendRequest(job: { tenantId: string; paymentId: string }): Promise<void> {
-    const payment = await deps.payments.findById(job.paymentId);
+    const payment = await deps.payments.find(job.paymentId);
     if (!payment || payment.status !== 'PENDING' || payment.customer_id === null) return;
     if (payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now()) return;
     const customer = await deps.customers.get(payment.tenant_id, payment.customer_id);
@@ -150,20 +154,15 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
     reportedStatus: string,
     raw: string,
   ): Promise<'scheduled' | 'duplicate' | 'unknown_payment' | 'not_pending'> {
-    return db.transaction().execute(async (tx) => {
-      const payment = await deps.payments.findById(paymentId, tx);
+    return inGroup(db, async (tx) => {
+      const payment = await deps.payments.find(paymentId, tx);
       if (!payment || payment.provider !== provider) return 'unknown_payment';
-      const fresh = await tx
-        .insertInto('webhook_deliveries')
-        .values({
-          provider,
-          event_id: `${paymentId}:${reportedStatus.slice(0, 40)}`,
-          response: JSON.stringify({ paymentId, reportedStatus, raw: raw.slice(0, 4000) }),
-          received_at: nowIso(),
-        })
-        .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
-        .returning('event_id')
-        .executeTakeFirst();
+      const fresh = await deps.inbox.claimDelivery(
+        provider,
+        `${paymentId}:${reportedStatus.slice(0, 40)}`,
+        { paymentId, reportedStatus, raw: raw.slice(0, 4000) },
+        tx,
+      );
       if (payment.status !== 'PENDING') return fresh ? 'not_pending' : 'duplicate';
       // A repeat is stored once, yet still asks for a check while the payment is pending: a
       // forged first callback must not make the real one wait for the next poll.

@@ -13,8 +13,7 @@ import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
-import type { PaymentsRepo } from '../payments/payments.repo.js';
-import type { SettlementHandler } from '../payments/settlement.js';
+import type { Settlement, SettlementHandler } from '../payments/settlement.js';
 
 const DAY_MS = 86_400_000;
 
@@ -22,8 +21,9 @@ export const litres = (ml: number): string => `${(Math.round(ml / 100) / 10).toF
 
 export interface PlanSettlementDeps {
   ledger: Pick<LedgerService, 'account' | 'external' | 'transfer' | 'siteAccount'>;
-  customers: Pick<CustomersService, 'get' | 'plan' | 'repo' | 'waterCredit'>;
-  payments: Pick<PaymentsRepo, 'updateIfStatus'>;
+  customers: Pick<CustomersService, 'get' | 'plan' | 'update' | 'waterCredit'>;
+  /** The settlement path: a plan payment whose amount does not fit is refused there. */
+  payments: Pick<Settlement, 'refuse'>;
   alerts: Pick<AlertsService, 'raise'>;
   sms: Pick<Sms, 'queue'>;
   now?: () => number;
@@ -33,12 +33,7 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
   const now = deps.now ?? Date.now;
 
   async function refuseMismatch(ex: Executor, payment: PaymentRow, why: string): Promise<void> {
-    await deps.payments.updateIfStatus(
-      payment.id,
-      ['SUCCEEDED'],
-      { status: 'FAILED', failure_code: 'AMOUNT_MISMATCH', updated_at: new Date(now()).toISOString() },
-      ex,
-    );
+    await deps.payments.refuse(ex, payment.id, 'AMOUNT_MISMATCH', new Date(now()).toISOString());
     await deps.alerts.raise(ex, {
       tenantId: payment.tenant_id,
       kind: 'PAYMENT_AMOUNT_MISMATCH',
@@ -136,11 +131,7 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
     const creditMl = plan.credit_ml === null ? 0 : Number(plan.credit_ml);
     const creditAfter = creditMl > 0 ? await addCredit(ex, customer, plan, payment) : undefined;
     if (Object.keys(changes).length > 0) {
-      await deps.customers.repo.update(
-        customer.id,
-        { ...changes, updated_at: new Date(now()).toISOString() },
-        ex,
-      );
+      await deps.customers.update(customer.id, { ...changes, updated_at: new Date(now()).toISOString() }, ex);
     }
     await recordAudit(ex, {
       tenantId: customer.tenant_id,

@@ -91,7 +91,8 @@ export function createOrderSettlement(deps: {
     if (!order) return;
     await postRevenue(ex, payment, order);
     const received = Number(payment.received_minor);
-    const changeMinor = Math.max(0, received - Number(payment.amount_minor));
+    // Only cash gives change; a transfer's surplus went to the payer's wallet or to review.
+    const changeMinor = payment.method === 'cash' ? Math.max(0, received - Number(payment.amount_minor)) : 0;
     const oversold = await catalog.takeStock(ex, order.tenantId, order.items ?? []);
     if (oversold.length > 0) {
       await alerts.raise(ex, {

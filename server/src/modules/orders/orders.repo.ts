@@ -1,5 +1,6 @@
 // Queries on orders and their timeline (owned by the orders module).
-import type { Updateable } from 'kysely';
+import { sql, type OperandExpression, type Updateable } from 'kysely';
+import { insertRows } from '../../platform/db/compiled.js';
 import type { Db, Executor } from '../../platform/db/database.js';
 import type { NewOrder, OrderRow, OrdersTable } from '../../platform/db/schema.js';
 
@@ -25,10 +26,20 @@ export interface ReviewListFilter {
   limit: number;
 }
 
+/** A subquery of order ids another module owns (its `order_id` column), to filter orders by. */
+export type OrderIds = OperandExpression<string>;
+
+/** Orders still on a cafe table: not yet served, or served and not yet paid (pay-later). */
+const UNFINISHED = ['CREATED', 'PAID', 'PREPARING', 'READY'];
+
+// Every paid order writes these: compiled once per shape.
+const insertOrder = insertRows('orders');
+const insertOrderEvent = insertRows('order_events');
+
 export function createOrdersRepo(db: Db) {
   return {
-    insert(row: NewOrder, ex: Executor = db) {
-      return ex.insertInto('orders').values(row).execute();
+    async insert(row: NewOrder, ex: Executor = db): Promise<void> {
+      await insertOrder(ex, [row]);
     },
     findById(id: string, ex: Executor = db): Promise<OrderRow | undefined> {
       return ex.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst();
@@ -43,6 +54,14 @@ export function createOrdersRepo(db: Db) {
         .selectAll()
         .where('provider', '=', provider)
         .where('provider_payment_id', '=', providerPaymentId)
+        .executeTakeFirst();
+    },
+    findByNumber(tenantId: string, orderNumber: string, ex: Executor = db): Promise<OrderRow | undefined> {
+      return ex
+        .selectFrom('orders')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('order_number', '=', orderNumber)
         .executeTakeFirst();
     },
     findTenantByNumber(tenantId: string, orderNumber: string): Promise<{ tenant_id: string } | undefined> {
@@ -96,6 +115,47 @@ export function createOrdersRepo(db: Db) {
       if (filter.before) q = q.where('id', '<', filter.before);
       return q.execute();
     },
+    /** Locks the order row until the transaction ends (PostgreSQL; SQLite has one writer anyway). */
+    async lock(id: string, ex: Executor, dialect: 'sqlite' | 'postgres'): Promise<void> {
+      let q = ex.selectFrom('orders').select('id').where('id', '=', id);
+      if (dialect === 'postgres') q = q.modifyEnd(sql`for update`);
+      await q.executeTakeFirst();
+    },
+    /** CREATED, unpaid orders created before `before`, among `among` and not among `excluding`. */
+    listUnpaidCreatedBefore(filter: {
+      before: string;
+      among: OrderIds;
+      excluding: OrderIds;
+      limit: number;
+    }): Promise<Pick<OrderRow, 'id' | 'tenant_id'>[]> {
+      return db
+        .selectFrom('orders')
+        .select(['id', 'tenant_id'])
+        .where('status', '=', 'CREATED')
+        .where('paid_at', 'is', null)
+        .where('created_at', '<', filter.before)
+        .where('id', 'in', filter.among)
+        .where('id', 'not in', filter.excluding)
+        .orderBy('created_at')
+        .limit(filter.limit)
+        .execute();
+    },
+    /** Orders among `among` not yet finished: before SERVED, or SERVED and unpaid; oldest first. */
+    listUnfinished(among: OrderIds, limit: number): Promise<OrderRow[]> {
+      return db
+        .selectFrom('orders')
+        .selectAll()
+        .where('id', 'in', among)
+        .where((eb) =>
+          eb.or([
+            eb('status', 'in', UNFINISHED),
+            eb.and([eb('status', '=', 'SERVED'), eb('paid_at', 'is', null)]),
+          ]),
+        )
+        .orderBy('created_at')
+        .limit(limit)
+        .execute();
+    },
     /** Conditional update: only applies when the order is still in one of `from`. */
     updateIfStatus(id: string, from: readonly string[], changes: Updateable<OrdersTable>, ex: Executor = db) {
       return ex
@@ -118,7 +178,7 @@ export function createOrdersRepo(db: Db) {
       },
       ex: Executor = db,
     ) {
-      return ex.insertInto('order_events').values(row).execute();
+      return insertOrderEvent(ex, [row]);
     },
     timeline(orderId: string) {
       return db

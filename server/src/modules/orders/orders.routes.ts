@@ -2,7 +2,7 @@ import { ORDER_STATUSES } from '@kioskhub/protocol';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { tenantFilter, type Authenticator } from '../../platform/http/auth.js';
-import { Cursor, EntityId, errors, IsoTime, Limit, Page } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, IsoTime, Limit, OnePage, Page } from '../../platform/http/schemas.js';
 import type { OrdersService } from './orders.service.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -105,17 +105,14 @@ export function ordersRoutes(
         summary: 'What happened to an order, oldest first (payment received, command sent, accepted, done…)',
         params: IdParams,
         response: {
-          200: Type.Object({
-            items: Type.Array(
-              Type.Object({
-                type: Type.String(),
-                actor: Type.String(),
-                at: Type.String(),
-                detail: Type.Unknown(),
-              }),
-            ),
-            nextCursor: Type.Null(),
-          }),
+          200: OnePage(
+            Type.Object({
+              type: Type.String(),
+              actor: Type.String(),
+              at: Type.String(),
+              detail: Type.Unknown(),
+            }),
+          ),
           ...errors(400, 401, 403, 404),
         },
       },

@@ -1,12 +1,14 @@
 // Orders: creation from a payment, the status machine, timelines and the live events that
 // follow each change (written to the outbox in the same transaction).
 import { LIVE_EVENTS, type OrderStatus, type OrderView } from '@kioskhub/protocol';
+import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Executor } from '../../platform/db/database.js';
+import { pageOf } from '../../platform/db/pages.js';
 import type { OrderRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { canTransition, sourcesOf } from './order-rules.js';
-import type { OrdersRepo, ReviewListFilter } from './orders.repo.js';
+import type { OrderIds, OrdersRepo, ReviewListFilter } from './orders.repo.js';
 
 export interface OrderItem {
   sku: string;
@@ -80,7 +82,7 @@ export interface NewOrderInput {
   actor: string;
 }
 
-export function createOrdersService(deps: { repo: OrdersRepo }) {
+export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' | 'postgres' }) {
   const { repo } = deps;
 
   async function addEvent(
@@ -271,11 +273,23 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
         limit: filter.limit + 1,
         ...(cursor ? { before: cursor } : {}),
       });
-      const page = rows.slice(0, filter.limit);
-      return {
-        items: page.map(toOrder),
-        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
-      };
+      return pageOf(rows, filter.limit, toOrder);
+    },
+
+    /**
+     * The stored row of a tenant's order by its kiosk order number (cash sessions find their order
+     * this way). `lock`: on PostgreSQL, held until the caller's transaction ends.
+     */
+    async rowByNumber(
+      ex: Executor,
+      tenantId: string,
+      orderNumber: string,
+      options: { lock?: boolean } = {},
+    ): Promise<OrderRow | undefined> {
+      const row = await repo.findByNumber(tenantId, orderNumber, ex);
+      if (row && options.lock && deps.dialect === 'postgres')
+        await sql`select id from orders where id = ${row.id} for update`.execute(ex);
+      return row;
     },
 
     /** Paid kiosk orders of a site waiting in the kitchen, oldest paid first (at most 200). */
@@ -288,8 +302,7 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
       const { cursor, ...rest } = filter;
       const before = cursor ? { before: cursor } : {};
       const rows = await repo.listNeedingReview({ ...rest, limit: filter.limit + 1, ...before });
-      const page = rows.slice(0, filter.limit).map(toOrder);
-      return { items: page, nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null };
+      return pageOf(rows, filter.limit, toOrder);
     },
 
     /** The tenant of an order named by its id, or by its number within the tenant the caller hints. */
@@ -303,6 +316,16 @@ export function createOrdersService(deps: { repo: OrdersRepo }) {
     findByPayment: (provider: string, providerPaymentId: string, ex?: Executor) =>
       repo.findByPayment(provider, providerPaymentId, ex),
     findRow: (id: string, ex?: Executor) => repo.findById(id, ex),
+    /** Locks the order for the caller's transaction (PostgreSQL `FOR UPDATE`). */
+    lock: (ex: Executor, id: string) => repo.lock(id, ex, deps.dialect),
+    /**
+     * Unpaid CREATED orders placed before `before`, among the caller's ids (a subquery of the
+     * module that owns them) and not among `excluding`, oldest first.
+     */
+    unpaidCreatedBefore: (filter: { before: string; among: OrderIds; excluding: OrderIds; limit: number }) =>
+      repo.listUnpaidCreatedBefore(filter),
+    /** The caller's orders still open: not yet SERVED, or SERVED and not yet paid; oldest first. */
+    unfinished: (among: OrderIds, limit: number) => repo.listUnfinished(among, limit),
     assertTransition(from: OrderStatus, to: OrderStatus): void {
       if (!canTransition(from, to))
         throw new AppError('INVALID_STATE', `an order that is ${from} cannot become ${to}`);

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { inGroup } from '../../platform/db/group-commit.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { paymentSourcesOf } from './payment-rules.js';
@@ -136,7 +137,8 @@ export function createIntents(deps: IntentsDeps) {
     // A provider that does not answer throws: the job table retries with backoff.
     const answer = await source.fetchStatus(payment);
     const ctx: SettlementContext = { actor: `provider:${payment.provider}` };
-    await db.transaction().execute(async (tx) => {
+    // The provider has answered (outside any transaction); applying it is one money event.
+    await inGroup(db, async (tx) => {
       if (answer.status === 'SUCCEEDED') {
         await settlement.succeed(tx, payment.id, answer.receivedMinor, ctx, {
           ...(answer.providerPaymentId !== undefined ? { providerPaymentId: answer.providerPaymentId } : {}),

@@ -25,9 +25,16 @@ export interface OneOffMethod {
   provider: string;
   /** Our reference for the payer, fixed when the intent is created (an RF reference). */
   reference?(paymentId: string): string;
+  /** How long the intent stays payable (default: PAYMENT_INTENT_TTL_MS). */
+  ttlMs?: number;
   /**
-   * After the intent committed: what the payer needs, merged into the initiate answer. May call
-   * the provider (a checkout session) and record its id on the payment in `ex`.
+   * Before anything is written: throws an AppError when this method cannot pay in this place
+   * (a currency it does not take, no account to pay into), so a refusal changes nothing.
+   */
+  check?(subject: { tenantId: string; siteId: string | null; currency: string }): void | Promise<void>;
+  /**
+   * After the intent committed, outside any transaction (it may wait on the provider): what the
+   * payer needs, merged into the initiate answer. May record the provider's id on the payment.
    */
   present(ex: Executor, payment: PaymentRow, subject: PaymentSubject): Promise<Record<string, unknown>>;
 }

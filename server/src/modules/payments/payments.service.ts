@@ -3,6 +3,10 @@
 // retries and concurrent deliveries have exactly one effect.
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { inGroup } from '../../platform/db/group-commit.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
+import { DeferredConflict } from '../../platform/db/write-behind.js';
+import { pageOf } from '../../platform/db/pages.js';
 import type { PaymentView } from '@kioskhub/protocol';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import type { MachinesService } from '../machines/machines.service.js';
@@ -20,7 +24,7 @@ export interface PaymentsDeps {
   db: Db;
   repo: PaymentsRepo;
   settlement: Pick<Settlement, 'apply'>;
-  orders: Pick<OrdersService, 'create'>;
+  orders: Pick<OrdersService, 'create' | 'findRow'>;
   machines: Pick<MachinesService, 'findByQrCodeId'>;
   /**
    * Right after the commit of a payment that queued a command: start its dispatch now rather
@@ -32,7 +36,8 @@ export interface PaymentsDeps {
 export function createPaymentsService(deps: PaymentsDeps) {
   const { db, repo, settlement, orders, machines } = deps;
 
-  async function recordEvent(
+  /** The payment's inbox row; false when (provider, provider payment id) was recorded before. */
+  function recordEvent(
     ex: Executor,
     n: PaymentNotification,
     fields: {
@@ -43,11 +48,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
       orderId: string | null;
       receivedAt: string;
     },
+    options: { optimistic?: boolean } = {},
   ): Promise<boolean> {
-    const inserted = await ex
-      .insertInto('payment_events')
-      .values({
-        id: newId(),
+    return repo.insertEvent(
+      {
         provider: n.provider,
         provider_payment_id: n.providerPaymentId,
         event_id: n.eventId,
@@ -61,12 +65,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
         currency: n.currency,
         raw: n.raw,
         received_at: fields.receivedAt,
-        processed_at: nowIso(),
-      })
-      .onConflict((oc) => oc.columns(['provider', 'provider_payment_id']).doNothing())
-      .returning('id')
-      .executeTakeFirst();
-    return inserted !== undefined;
+      },
+      ex,
+      options,
+    );
   }
 
   async function answerForExistingPayment(ex: Executor, n: PaymentNotification): Promise<WebhookAnswer> {
@@ -91,13 +93,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
     n: PaymentNotification,
     eventId: string,
   ): Promise<WebhookAnswer> {
-    const delivery = await ex
-      .selectFrom('webhook_deliveries')
-      .select('response')
-      .where('provider', '=', n.provider)
-      .where('event_id', '=', eventId)
-      .executeTakeFirst();
-    const first = delivery ? (JSON.parse(delivery.response) as { providerPaymentId?: string }) : {};
+    const first = ((await repo.delivery(n.provider, eventId, ex)) ?? {}) as { providerPaymentId?: string };
     if (first.providerPaymentId !== undefined && first.providerPaymentId !== n.providerPaymentId) {
       throw new AppError(
         'CONFLICT',
@@ -150,37 +146,57 @@ export function createPaymentsService(deps: PaymentsDeps) {
     return result;
   }
 
-  function record(
+  /**
+   * A delivery is almost always new: on PostgreSQL the first attempt sends its inbox claims with
+   * its other writes (four round trips in all). A claim taken meanwhile fails that attempt, and the
+   * second one claims first and answers the repeat as such.
+   */
+  async function record(
     n: PaymentNotification,
     onQueued: (q: { machineId: string; commandId: string }) => void,
   ): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
+    let queued: { machineId: string; commandId: string } | undefined;
+    try {
+      const result = await recordOnce(n, (q) => (queued = q), { optimistic: true });
+      if (queued) onQueued(queued);
+      return result;
+    } catch (err) {
+      // A repeat raced past the held claims: its writes met the first delivery's keys.
+      if (!(err instanceof DeferredConflict) && !isUniqueViolation(err)) throw err;
+    }
+    return recordOnce(n, onQueued, { optimistic: false });
+  }
+
+  function recordOnce(
+    n: PaymentNotification,
+    onQueued: (q: { machineId: string; commandId: string }) => void,
+    claims: { optimistic: boolean },
+  ): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
     const receivedAt = nowIso();
-    return db.transaction().execute(async (tx) => {
+    // Webhooks that arrive together share one commit (SQLite); each is answered after it.
+    return inGroup(db, async (tx) => {
+      // The one read first: the claims after it can then travel with the writes.
+      const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
       if (n.eventId) {
-        const fresh = await tx
-          .insertInto('webhook_deliveries')
-          .values({
-            provider: n.provider,
-            event_id: n.eventId,
-            response: JSON.stringify({ providerPaymentId: n.providerPaymentId }),
-            received_at: receivedAt,
-          })
-          .onConflict((oc) => oc.columns(['provider', 'event_id']).doNothing())
-          .returning('event_id')
-          .executeTakeFirst();
+        const response = { providerPaymentId: n.providerPaymentId };
+        const fresh = await repo.claimDelivery(n.provider, n.eventId, response, tx, claims);
         if (!fresh)
           return { answer: await answerForRepeatedEvent(tx, n, n.eventId), outcome: 'duplicate' as const };
       }
-      const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
       const ignore = async (reason: string) => {
-        const fresh = await recordEvent(tx, n, {
-          status: 'IGNORED',
-          reason,
-          tenantId: machine?.tenant_id ?? null,
-          machineId: machine?.id ?? null,
-          orderId: null,
-          receivedAt,
-        });
+        const fresh = await recordEvent(
+          tx,
+          n,
+          {
+            status: 'IGNORED',
+            reason,
+            tenantId: machine?.tenant_id ?? null,
+            machineId: machine?.id ?? null,
+            orderId: null,
+            receivedAt,
+          },
+          claims,
+        );
         if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
         return { answer: { ok: true, ignored: reason } as WebhookAnswer, outcome: 'ignored' as const };
       };
@@ -192,14 +208,19 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const orderId = newId();
       const reason = mismatch ? 'AMOUNT_MISMATCH' : null;
       const fresh =
-        (await recordEvent(tx, n, {
-          status: 'PROCESSED',
-          reason,
-          tenantId: machine.tenant_id,
-          machineId: machine.id,
-          orderId,
-          receivedAt,
-        })) ||
+        (await recordEvent(
+          tx,
+          n,
+          {
+            status: 'PROCESSED',
+            reason,
+            tenantId: machine.tenant_id,
+            machineId: machine.id,
+            orderId,
+            receivedAt,
+          },
+          claims,
+        )) ||
         (await claimUncaptured(tx, n, {
           reason,
           tenantId: machine.tenant_id,
@@ -321,6 +342,13 @@ export function createPaymentsService(deps: PaymentsDeps) {
       );
     },
 
+    /**
+     * The inbox, in the caller's transaction: true when (provider, eventId) is new and now stored
+     * with `response`, false when it was delivered before (an unsigned callback, an inbound SMS).
+     */
+    claimDelivery: (provider: string, eventId: string, response: unknown, ex: Executor) =>
+      repo.claimDelivery(provider, eventId, response, ex),
+
     async list(filter: Omit<PaymentListFilter, 'before'> & { cursor?: string }) {
       const { cursor, ...rest } = filter;
       const rows = await repo.list({
@@ -328,11 +356,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         limit: filter.limit + 1,
         ...(cursor ? { before: cursor } : {}),
       });
-      const page = rows.slice(0, filter.limit);
-      return {
-        items: page.map(toPayment),
-        nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
-      };
+      return pageOf(rows, filter.limit, toPayment);
     },
 
     async get(id: string, tenantId: string | null) {
@@ -344,27 +368,19 @@ export function createPaymentsService(deps: PaymentsDeps) {
     async getEvent(provider: string, providerPaymentId: string, tenantId: string | null) {
       const row = await db
         .selectFrom('payment_events')
-        .leftJoin('orders', 'orders.id', 'payment_events.order_id')
-        .select([
-          'payment_events.status',
-          'payment_events.reason',
-          'payment_events.machine_id',
-          'payment_events.order_id',
-          'payment_events.processed_at',
-          'payment_events.tenant_id',
-          'orders.status as order_status',
-        ])
-        .where('payment_events.provider', '=', provider)
-        .where('payment_events.provider_payment_id', '=', providerPaymentId)
+        .select(['status', 'reason', 'machine_id', 'order_id', 'processed_at', 'tenant_id'])
+        .where('provider', '=', provider)
+        .where('provider_payment_id', '=', providerPaymentId)
         .executeTakeFirst();
       if (!row || (tenantId !== null && row.tenant_id !== tenantId))
         throw notFound('payment event', `${provider}/${providerPaymentId}`);
+      const order = row.order_id ? await orders.findRow(row.order_id) : undefined;
       return {
         status: row.status,
         reason: row.reason,
         machineId: row.machine_id,
         orderId: row.order_id,
-        dispatch: dispatchState(row.order_status),
+        dispatch: dispatchState(order?.status ?? null),
         processedAt: row.processed_at,
       };
     },

@@ -7,6 +7,7 @@ import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
+import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import { decideRefund, type PaymentStatus } from './payment-rules.js';
 
@@ -15,7 +16,12 @@ export type RefundDestination = (typeof REFUND_DESTINATIONS)[number];
 
 /** A provider's refund API, as its adapter exposes it. */
 export interface ProviderRefunds {
-  refund(providerPaymentId: string, amountMinor: number): Promise<{ providerRefundId: string }>;
+  refund(
+    providerPaymentId: string,
+    amountMinor: number,
+    /** `refundId` is stable across retries of the job: an idempotency key for the provider. */
+    ctx: { currency: string; refundId: string },
+  ): Promise<{ providerRefundId: string }>;
 }
 
 /** Told, in the transaction, of every refund recorded (a channel publishes `payment_refunded`). */
@@ -43,6 +49,8 @@ export function createRefunds(deps: {
   dialect: 'sqlite' | 'postgres';
   providers: Record<string, ProviderRefunds>;
   ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer' | 'account'>;
+  /** The customer of a tenant, or NOT_FOUND (the wallet a `credit` refund goes to). */
+  customers: Pick<CustomersService, 'get'>;
 }) {
   const { db } = deps;
   const recordedListeners: RefundRecordedListener[] = [];
@@ -83,6 +91,8 @@ export function createRefunds(deps: {
       actor: string;
       /** The wallet a `credit` refund goes to when the payment names no payer. */
       customerId?: string;
+      /** A refund the provider already made (from its dashboard): recorded, not asked for again. */
+      doneAtProvider?: { providerRefundId: string | null };
     },
   ): Promise<RefundRow> {
     if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
@@ -126,13 +136,7 @@ export function createRefunds(deps: {
       );
     }
     if (destination === 'credit' && creditTo !== null) {
-      const customer = await ex
-        .selectFrom('customers')
-        .select('id')
-        .where('id', '=', creditTo)
-        .where('tenant_id', '=', payment.tenant_id)
-        .executeTakeFirst();
-      if (!customer) throw notFound('customer', creditTo);
+      await deps.customers.get(payment.tenant_id, creditTo, ex);
     }
     const now = nowIso();
     const row: RefundRow = {
@@ -143,12 +147,19 @@ export function createRefunds(deps: {
       currency: payment.currency,
       reason: input.reason,
       destination,
-      status: destination === 'original' ? 'PENDING' : destination === 'refund_due' ? 'DUE' : 'SUCCEEDED',
+      status:
+        destination === 'original'
+          ? input.doneAtProvider
+            ? 'SUCCEEDED'
+            : 'PENDING'
+          : destination === 'refund_due'
+            ? 'DUE'
+            : 'SUCCEEDED',
       actor: input.actor,
-      provider_refund_id: null,
+      provider_refund_id: input.doneAtProvider?.providerRefundId ?? null,
       error: null,
       created_at: now,
-      completed_at: destination === 'credit' ? now : null,
+      completed_at: destination === 'credit' || input.doneAtProvider ? now : null,
     };
     await ex.insertInto('refunds').values(row).execute();
     await ex
@@ -172,7 +183,7 @@ export function createRefunds(deps: {
         ...(destination === 'credit' ? { customerId: creditTo } : {}),
       },
     });
-    if (destination === 'original')
+    if (destination === 'original' && !input.doneAtProvider)
       await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
     // Money owed back is a balance: the site's refunds due, until staff hand it over.
     if (destination === 'refund_due') await owe(ex, row, payment.site_id ?? 'default', 'owed');
@@ -339,6 +350,7 @@ export function createRefunds(deps: {
       const { providerRefundId } = await provider.refund(
         payment.provider_payment_id,
         Number(refund.amount_minor),
+        { currency: refund.currency, refundId: refund.id },
       );
       await db
         .updateTable('refunds')

@@ -84,6 +84,19 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
       if (payment) await apply(ex, payment, ctx);
       return payment;
     },
+
+    /**
+     * A handler that cannot apply the payment it was given (a plan paid with another amount) ends
+     * it FAILED with `failureCode`, in the transaction that succeeded it, so it never commits paid.
+     */
+    async refuse(ex: Executor, paymentId: string, failureCode: string, at: string): Promise<void> {
+      await deps.repo.updateIfStatus(
+        paymentId,
+        ['SUCCEEDED'],
+        { status: 'FAILED', failure_code: failureCode, updated_at: at },
+        ex,
+      );
+    },
   };
 }
 

@@ -10,12 +10,12 @@ export function createPrintPush(deps: { presence: Presence; printing: PrintingSe
 
   async function offerTo(printer: string, tenantId: string, siteId: string): Promise<void> {
     const conn = deps.presence.local(printer);
-    if (!conn || busy.has(printer)) return;
+    if (!conn?.socket || busy.has(printer)) return;
     busy.add(printer);
     try {
       if (await deps.printing.holdsLease(printer)) return;
       const job = await deps.printing.leaseNext({ tenantId, siteId, printer });
-      if (job) conn.socket.emit(PRINT_JOB_EVENT, job satisfies PrintJobPush);
+      if (job) conn.socket?.emit(PRINT_JOB_EVENT, job satisfies PrintJobPush);
     } catch (err) {
       deps.logger.warn({ err, printer }, 'could not push a print job');
     } finally {

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { requireAdminToken, type Authenticator } from '../../platform/http/auth.js';
-import { EntityId, errors } from '../../platform/http/schemas.js';
+import { EntityId, errors, OnePage } from '../../platform/http/schemas.js';
 import type { TenantsService } from './tenants.service.js';
 
 const Tenant = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String() });
@@ -36,7 +36,7 @@ export function tenantsRoutes(
         tags: ['tenants'],
         summary: 'List tenants (ADMIN_TOKEN only)',
         response: {
-          200: Type.Object({ items: Type.Array(Tenant), nextCursor: Type.Null() }),
+          200: OnePage(Tenant),
           ...errors(401, 403),
         },
       },

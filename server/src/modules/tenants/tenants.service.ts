@@ -1,11 +1,14 @@
-// Owns tenants, their default site and installation secrets (admin token hash, JWT key).
+// Owns tenants and installation secrets (admin token hash, JWT key); a new tenant gets its
+// default site from the catalog module, which owns sites.
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../../platform/errors.js';
+import { compiled } from '../../platform/db/compiled.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { sha256 } from '../../platform/http/auth.js';
+import { createSitesService, type SitesService } from '../catalog/sites.service.js';
 
 export const DEFAULT_TENANT = 'default';
-export const DEFAULT_SITE = 'default';
+export { DEFAULT_SITE } from '../catalog/sites.service.js';
 
 export interface Tenant {
   id: string;
@@ -26,23 +29,13 @@ export interface InstallationSecrets {
   storedAdminTokenUnused: boolean;
 }
 
-export function createTenantsService(db: Db) {
-  async function ensureDefaultSite(tenantId: string, ex: Executor = db): Promise<void> {
-    const now = nowIso();
-    await ex
-      .insertInto('sites')
-      .values({
-        tenant_id: tenantId,
-        id: DEFAULT_SITE,
-        name: 'Default site',
-        currency: 'INR',
-        print_queue_open: 0,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
-      .execute();
-  }
+// Read for every local phone number a kiosk or a phone sends: compiled once.
+const countryCodeOf = compiled((ex, p: { tenantId: string }) =>
+  ex.selectFrom('tenants').select('default_country_code').where('id', '=', p.tenantId),
+);
+
+export function createTenantsService(db: Db, sites: SitesService = createSitesService(db)) {
+  const ensureDefaultSite = (tenantId: string, ex: Executor = db) => sites.ensureDefault(tenantId, ex);
 
   async function setting(key: string, make: () => string): Promise<{ value: string; created: boolean }> {
     const inserted = await db
@@ -137,11 +130,7 @@ export function createTenantsService(db: Db) {
 
     /** The tenant's calling code for local phone numbers ("254"), or null. */
     async defaultCountryCode(tenantId: string, ex: Executor = db): Promise<string | null> {
-      const row = await ex
-        .selectFrom('tenants')
-        .select('default_country_code')
-        .where('id', '=', tenantId)
-        .executeTakeFirst();
+      const row = await countryCodeOf.first(ex, { tenantId });
       return row?.default_country_code ?? null;
     },
 
@@ -155,25 +144,11 @@ export function createTenantsService(db: Db) {
     },
 
     /** The currency of a site of the tenant, or undefined when there is no such site. */
-    async siteCurrency(tenantId: string, siteId: string, ex: Executor = db): Promise<string | undefined> {
-      const row = await ex
-        .selectFrom('sites')
-        .select('currency')
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', siteId)
-        .executeTakeFirst();
-      return row?.currency;
-    },
+    siteCurrency: (tenantId: string, siteId: string, ex: Executor = db): Promise<string | undefined> =>
+      sites.currencyOf(tenantId, siteId, ex),
 
-    async siteExists(tenantId: string, siteId: string, ex: Executor = db): Promise<boolean> {
-      const row = await ex
-        .selectFrom('sites')
-        .select('id')
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', siteId)
-        .executeTakeFirst();
-      return row !== undefined;
-    },
+    siteExists: (tenantId: string, siteId: string, ex: Executor = db): Promise<boolean> =>
+      sites.exists(tenantId, siteId, ex),
   };
 }
 

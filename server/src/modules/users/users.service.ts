@@ -2,7 +2,7 @@
 // disable, role change and delete bump the user's token version, which revokes its tokens.
 import argon2 from 'argon2';
 import { AppError, notFound } from '../../platform/errors.js';
-import { nowIso, type Db, newId } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { StaffRole, StaffState } from '../../platform/http/auth.js';
 import type { UserRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -133,6 +133,17 @@ export function createUsersService(deps: {
       let query = db.selectFrom('users').selectAll().orderBy('email');
       if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
       return (await query.execute()).map(toUser);
+    },
+
+    /** True when the user is a staff user of this tenant (a table's server, say). */
+    async isStaffOf(userId: string, tenantId: string, ex: Executor = db): Promise<boolean> {
+      const row = await ex
+        .selectFrom('users')
+        .select('id')
+        .where('id', '=', userId)
+        .where('tenant_id', '=', tenantId)
+        .executeTakeFirst();
+      return row !== undefined;
     },
 
     /** For the authenticator: what a staff token is checked against. */

@@ -4,12 +4,14 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { monotonicFactory } from 'ulid';
 import type { DatabaseTarget } from '../config.js';
 import { migrationProvider } from './migrations.js';
+import { enableDirect } from './direct.js';
 import type { Database } from './schema.js';
+import { WriteBehindPostgresDialect, type StatementCounts } from './write-behind.js';
 
 export type Db = Kysely<Database>;
 export type Tx = Transaction<Database>;
@@ -21,6 +23,8 @@ export interface OpenedDatabase {
   dialect: 'sqlite' | 'postgres';
   /** Cheap round trip used by /readyz. */
   ping(): Promise<void>;
+  /** PostgreSQL: statements sent (round trips) and writes that travelled inside them, so far. */
+  statements?(): StatementCounts;
   close(): Promise<void>;
 }
 
@@ -94,7 +98,8 @@ export async function openDatabase(
     } finally {
       client.release();
     }
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const dialect = new WriteBehindPostgresDialect({ pool });
+    const db = new Kysely<Database>({ dialect });
     // Kysely looks for its migration tables in every schema unless told which one: another
     // schema's kysely_migration_lock would make it skip creating this schema's own.
     const current = schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
@@ -105,6 +110,7 @@ export async function openDatabase(
       ping: async () => {
         await sql`select 1`.execute(db);
       },
+      statements: () => ({ ...dialect.counts }),
       close: () => db.destroy(),
     };
   }
@@ -115,7 +121,9 @@ export async function openDatabase(
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const statements = withStatementCache(sqlite);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
+  enableDirect(db, (text) => statements.prepare(text));
   await migrate(db, 'sqlite');
   return {
     db,
@@ -180,6 +188,8 @@ async function migrate(db: Db, dialect: 'sqlite' | 'postgres', schema?: string):
   const migrator = new Migrator({
     db,
     provider: migrationProvider(dialect),
+    // 0013 landed after 0014 and 0015 had run on some databases: run a missing earlier one too.
+    allowUnorderedMigrations: true,
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();

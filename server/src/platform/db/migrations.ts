@@ -2,6 +2,7 @@
 // and PostgreSQL. Add new migrations at the end; never edit one that has shipped.
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { monotonicFactory } from 'ulid';
+import { firmwareMigration } from './migration-firmware.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- migrations see the schema before it exists */
 type AnyDb = Kysely<any>;
@@ -781,6 +782,54 @@ const cafe: Migration = {
   },
 };
 
+// 0013: the water kiosk firmware API. Which wallet a hold took from (`funding`), the PIN sealed
+// for offline credential caches, each kiosk's last heartbeat, and what each kiosk's cache holds.
+const water: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('water_dispenses').addColumn('funding', 'text').execute();
+    await db.schema
+      .createTable('water_pin_seals')
+      .addColumn('customer_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('sealed', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('water_kiosks')
+      .addColumn('machine_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('site_id', 'text', (c) => c.notNull())
+      .addColumn('firmware', 'text')
+      .addColumn('taps', 'text', (c) => c.notNull().defaultTo('[]'))
+      .addColumn('signal_dbm', 'integer')
+      .addColumn('sd_free_mb', 'integer')
+      .addColumn('cache_version', 'integer')
+      .addColumn('last_heartbeat_at', 'text')
+      .addColumn('cache_issued_version', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .createIndex('water_kiosks_tenant_idx')
+      .on('water_kiosks')
+      .columns(['tenant_id', 'site_id'])
+      .execute();
+    await db.schema
+      .createTable('water_cache_entries')
+      .addColumn('machine_id', 'text', (c) => c.notNull())
+      .addColumn('customer_id', 'text', (c) => c.notNull())
+      .addColumn('account_id', 'text', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('removed', 'integer', (c) => c.notNull().defaultTo(0))
+      .addPrimaryKeyConstraint('water_cache_entries_pk', ['machine_id', 'customer_id'])
+      .execute();
+    await db.schema
+      .createIndex('water_cache_entries_version_idx')
+      .on('water_cache_entries')
+      .columns(['machine_id', 'version'])
+      .execute();
+  },
+};
+
 // USSD sessions kept in the database, so a restart between two hops continues the session. The
 // PIN typed in a session is never stored: only where it sits in the session's `text` is.
 const waterMessaging: Migration = {
@@ -806,6 +855,48 @@ const waterMessaging: Migration = {
   },
 };
 
+// 0019: each water verification's outcome (the kiosk page's live feed and the water charts), and
+// alerts that resolve themselves once their condition clears (water kiosks, stuck payments).
+const waterUi: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('water_verifications')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('kiosk_id', 'text', (c) => c.notNull())
+      .addColumn('customer_id', 'text')
+      .addColumn('approved', 'integer', (c) => c.notNull())
+      .addColumn('code', 'text', (c) => c.notNull())
+      .addColumn('volume_ml', 'bigint', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('water_verifications_kiosk_idx')
+      .on('water_verifications')
+      .columns(['tenant_id', 'kiosk_id', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('water_verifications_at_idx')
+      .on('water_verifications')
+      .columns(['tenant_id', 'at'])
+      .execute();
+    await db.schema.alterTable('alerts').addColumn('resolved_at', 'text').execute();
+    await db.schema
+      .createIndex('alerts_open_kind_idx')
+      .on('alerts')
+      .columns(['kind', 'resolved_at', 'subject_id'])
+      .execute();
+  },
+};
+
+// Scheduled jobs (a water hold's expiry, 10 minutes out) must not slow every claim of due ones:
+// the relay finds immediate jobs and due scheduled jobs each by a range of this index.
+const outboxScheduled: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.createIndex('outbox_run_idx').on('outbox').columns(['status', 'run_at', 'id']).execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -820,8 +911,12 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0010_payments': payments,
       '0011_refunds': refunds,
       '0012_customers': customers,
+      '0013_water': water,
       '0014_water_messaging': waterMessaging,
       '0015_cafe': cafe,
+      '0019_water_ui': waterUi,
+      '0018_firmware': firmwareMigration,
+      '0020_outbox_scheduled': outboxScheduled,
     }),
   };
 }

@@ -58,6 +58,46 @@ export interface WaterDispensesTable {
   at: string;
   hold_expires_at: string | null;
   settled_at: string | null;
+  /** What an approval draws on: `subscription` (daily limit only) or `credit` (ml held). */
+  funding: Generated<string | null>;
+}
+
+/** A customer's PIN sealed (AES-256-GCM, key derived from PIN_SECRET) for kiosk credential caches. */
+export interface WaterPinSealsTable {
+  customer_id: string;
+  tenant_id: string;
+  sealed: string;
+  updated_at: string;
+}
+
+/** A water kiosk's last heartbeat (one row per machine of kind `water`); owned by the water module. */
+export interface WaterKiosksTable {
+  machine_id: string;
+  tenant_id: string;
+  site_id: string;
+  firmware: string | null;
+  /** JSON array `[{tap, status, totalMl?}]` as last reported. */
+  taps: Generated<string>;
+  signal_dbm: number | null;
+  sd_free_mb: number | null;
+  /** The credential cache version the kiosk says it holds. */
+  cache_version: number | null;
+  /** null: never heard from; OFFLINE is derived on read after 5 minutes of silence. */
+  last_heartbeat_at: string | null;
+  /** The latest credential cache version the server issued to this kiosk. */
+  cache_issued_version: Generated<number>;
+}
+
+/** What each kiosk's credential cache holds: one row per customer, with the version it changed in. */
+export interface WaterCacheEntriesTable {
+  machine_id: string;
+  customer_id: string;
+  account_id: string;
+  /** SHA-256 of the entry as last sent: a different digest is a change. */
+  digest: string;
+  version: number;
+  /** 1: no longer in this kiosk's cache (sent in `removed` after `version`). */
+  removed: Generated<number>;
 }
 
 /** What customers buy with purpose `plan`: days of water (subscription) or millilitres (credit). */
@@ -354,6 +394,8 @@ export interface AlertsTable {
   created_at: string;
   acknowledged_at: string | null;
   acknowledged_by: string | null;
+  /** When the condition behind the alert cleared by itself (water kiosks, stuck payments). */
+  resolved_at: Generated<string | null>;
 }
 
 /** Machines online per site at one moment (dashboard charts). */
@@ -506,7 +548,94 @@ export interface UssdSessionsTable {
   updated_at: string;
 }
 
+/** One water verification's outcome (approved or the denial code); owned by the water-ops module. */
+export interface WaterVerificationsTable {
+  id: string;
+  tenant_id: string;
+  kiosk_id: string;
+  /** Null when the phone number matched no customer. */
+  customer_id: string | null;
+  approved: number;
+  /** VERIFIED or the denial code (CONTRACTS §11). */
+  code: string;
+  volume_ml: number;
+  at: string;
+}
+
+export interface FirmwareArtifactsTable {
+  id: string;
+  tenant_id: string;
+  sha256: string;
+  size: number;
+  product: string;
+  version: string;
+  /** JSON array of hardware models. */
+  hw_models: string;
+  min_from_version: string | null;
+  allow_downgrade: number;
+  /** The manifest's exact signed text. */
+  manifest: string;
+  signature: string;
+  key_id: string;
+  sig_alg: string;
+  created_by: string;
+  created_at: string;
+}
+
+export interface FirmwareCampaignsTable {
+  id: string;
+  tenant_id: string;
+  artifact_id: string;
+  name: string | null;
+  status: string;
+  /** JSON {machineIds?, siteIds?, kinds?, hwModel}. */
+  target: string;
+  hw_model: string;
+  /** JSON array of waves with their progress. */
+  waves: string;
+  current_wave: Generated<number>;
+  max_concurrent: number;
+  failure_threshold_percent: number;
+  min_finished_for_threshold: number;
+  device_timeout_minutes: number;
+  download_retries: number;
+  allow_downgrade: number;
+  pause_reason: string | null;
+  acknowledged_failures: Generated<number>;
+  tick_seq: Generated<number>;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface FirmwareDeploymentsTable {
+  id: string;
+  tenant_id: string;
+  campaign_id: string;
+  machine_id: string;
+  wave: number;
+  ordinal: number;
+  state: string;
+  code: string | null;
+  message: string | null;
+  from_version: string | null;
+  current_version: string | null;
+  bytes: number | null;
+  total: number | null;
+  seq: Generated<number>;
+  retries: Generated<number>;
+  notified_at: string | null;
+  active_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
 export interface Database {
+  firmware_artifacts: FirmwareArtifactsTable;
+  firmware_campaigns: FirmwareCampaignsTable;
+  firmware_deployments: FirmwareDeploymentsTable;
   cafe_tables: CafeTablesTable;
   cafe_settings: CafeSettingsTable;
   cafe_menu: CafeMenuTable;
@@ -516,6 +645,9 @@ export interface Database {
   customers: CustomersTable;
   plans: PlansTable;
   water_dispenses: WaterDispensesTable;
+  water_pin_seals: WaterPinSealsTable;
+  water_kiosks: WaterKiosksTable;
+  water_cache_entries: WaterCacheEntriesTable;
   payments: PaymentsTable;
   refunds: RefundsTable;
   machine_online_samples: MachineOnlineSamplesTable;
@@ -541,6 +673,7 @@ export interface Database {
   audit_log: AuditLogTable;
   outbox: OutboxTable;
   print_queue_claims: PrintQueueClaimsTable;
+  water_verifications: WaterVerificationsTable;
 }
 
 export type MachineRow = Selectable<MachinesTable>;
@@ -557,8 +690,12 @@ export type CafeOrderRow = Selectable<CafeOrdersTable>;
 export type CafeSettingsRow = Selectable<CafeSettingsTable>;
 export type UssdSessionRow = Selectable<UssdSessionsTable>;
 export type WaterDispenseRow = Selectable<WaterDispensesTable>;
+export type WaterKioskRow = Selectable<WaterKiosksTable>;
 export type UserRow = Selectable<UsersTable>;
 export type SiteRow = Selectable<SitesTable>;
 export type ProductRow = Selectable<ProductsTable>;
 export type CashSessionRow = Selectable<CashSessionsTable>;
 export type PrintJobRow = Selectable<PrintJobsTable>;
+export type FirmwareArtifactRow = Selectable<FirmwareArtifactsTable>;
+export type FirmwareCampaignRow = Selectable<FirmwareCampaignsTable>;
+export type FirmwareDeploymentRow = Selectable<FirmwareDeploymentsTable>;

@@ -12,12 +12,21 @@ export type StaffRole = (typeof STAFF_ROLES)[number];
 export type Principal =
   | { kind: 'admin'; tenantId: null; actor: string }
   | { kind: 'user'; userId: string; tenantId: string; role: StaffRole; actor: string }
-  | { kind: 'machine'; machineId: string; tenantId: string; siteId: string; actor: string };
+  | {
+      kind: 'machine';
+      machineId: string;
+      tenantId: string;
+      siteId: string;
+      /** The machine's kind (`vending`, `water`, `kiosk`, `table`…), read with its key. */
+      machineKind: string;
+      actor: string;
+    };
 
 export interface MachineIdentity {
   machineId: string;
   tenantId: string;
   siteId: string;
+  machineKind: string;
 }
 
 export interface Authenticator {
@@ -101,8 +110,8 @@ export function createAuthenticator(deps: {
     return state;
   }
 
-  function remember(token: string): void {
-    const hash = sha256(token);
+  /** `hash`: the token's sha256 (hex). */
+  function remember(hash: string): void {
     if (known.size >= KNOWN_MAX && !known.has(hash)) known.delete(known.keys().next().value!);
     known.delete(hash);
     known.set(hash, Date.now() + KNOWN_TTL_MS);
@@ -139,15 +148,16 @@ export function createAuthenticator(deps: {
   async function fromToken(token: string): Promise<Principal | null> {
     if (token.length === 0 || token.length > 4096) return null;
     let principal: Principal | null;
-    if (constantTimeEqual(sha256(token), deps.adminTokenHash)) {
+    const hash = sha256(token);
+    if (constantTimeEqual(hash, deps.adminTokenHash)) {
       principal = { kind: 'admin', tenantId: null, actor: 'admin-token' };
     } else if (looksLikeJwt(token)) {
       principal = await staffPrincipal(token);
     } else {
-      const machine = await deps.findMachineByKeyHash(sha256(token));
+      const machine = await deps.findMachineByKeyHash(hash);
       principal = machine ? { kind: 'machine', ...machine, actor: `machine:${machine.machineId}` } : null;
     }
-    if (principal) remember(token);
+    if (principal) remember(hash);
     return principal;
   }
 

@@ -28,4 +28,11 @@ export const Cursor = Type.String({ minLength: 1, maxLength: 64 });
 export const Page = <T extends TSchema>(item: T) =>
   Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
 
+/** A list that is always whole: every item in one page, `nextCursor` always null. */
+export const OnePage = <T extends TSchema>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Null() });
+
+/** An object whose fields the route does not pin down (views with their own documentation). */
+export const OpenObject = Type.Object({}, { additionalProperties: true });
+
 export const bearerSecurity = [{ bearer: [] }, { apiKey: [] }];

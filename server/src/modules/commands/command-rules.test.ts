@@ -1,0 +1,51 @@
+// The dispatch rules one by one (command-rules.ts): the command transition table against the
+// contract's, written out here independently, and the send, ack and result decisions.
+import { describe, expect, it } from 'vitest';
+import {
+  ackEffect,
+  canMoveCommand,
+  resultEffect,
+  sendDecision,
+  type CommandStatus,
+} from './command-rules.js';
+
+const EXPECTED_MOVES: Record<CommandStatus, CommandStatus[]> = {
+  QUEUED: ['SENT', 'NEEDS_REVIEW', 'DONE'],
+  SENT: ['ACCEPTED', 'QUEUED', 'DONE', 'NEEDS_REVIEW'],
+  ACCEPTED: ['DONE', 'NEEDS_REVIEW'],
+  NEEDS_REVIEW: ['DONE'],
+  DONE: [],
+};
+const STATUSES = Object.keys(EXPECTED_MOVES) as CommandStatus[];
+
+describe('command rules', () => {
+  it.each(STATUSES.flatMap((from) => STATUSES.map((to) => [from, to] as const)))('%s → %s', (from, to) => {
+    expect(canMoveCommand(from, to)).toBe(EXPECTED_MOVES[from].includes(to));
+  });
+  it('a result is recorded once; one before its ack implies the machine took the command', () => {
+    expect(resultEffect('DONE')).toEqual({ kind: 'repeat' });
+    expect(resultEffect('SENT')).toEqual({ kind: 'record', impliesAccepted: true });
+    expect(resultEffect('ACCEPTED')).toEqual({ kind: 'record', impliesAccepted: false });
+  });
+  it('re-sends the command in flight once per connection, never to v1, never past expiry', () => {
+    const base = {
+      claim: 'in-flight',
+      commandProtocol: 'v2',
+      connectionProtocol: 'v2',
+      sentOnThisConnection: false,
+      expired: false,
+    } as const;
+    expect(sendDecision(base)).toBe('send');
+    expect(sendDecision({ ...base, sentOnThisConnection: true })).toBe('skip');
+    expect(sendDecision({ ...base, commandProtocol: 'v1' })).toBe('skip');
+    expect(sendDecision({ ...base, connectionProtocol: 'v1' })).toBe('skip');
+    expect(sendDecision({ ...base, expired: true })).toBe('expire');
+    expect(sendDecision({ ...base, claim: 'new', connectionProtocol: 'v1' })).toBe('send');
+  });
+  it('reads acks strictly', () => {
+    expect(ackEffect({ accepted: true })).toEqual({ kind: 'accepted' });
+    expect(ackEffect({ accepted: false, reason: 'BUSY' })).toEqual({ kind: 'declined', reason: 'BUSY' });
+    expect(ackEffect({ accepted: 'yes' })).toEqual({ kind: 'declined', reason: 'INVALID_ACK' });
+    expect(ackEffect(undefined)).toEqual({ kind: 'declined', reason: 'INVALID_ACK' });
+  });
+});

@@ -1,0 +1,98 @@
+// Group commit on a real SQLite file: events submitted together share one transaction, each in
+// its own savepoint; one that fails is rolled back alone; each settles only once it is on disk.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, sql, SqliteDialect } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Db } from './database.js';
+import { createGroupCommit } from './group-commit.js';
+
+describe('group commit (SQLite file, WAL)', () => {
+  let dir: string;
+  let file: string;
+  let db: Db;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kioskhub-group-'));
+    file = join(dir, 'db.sqlite');
+    const sqlite = new SqliteDatabase(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    db = new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }) as unknown as Db;
+    await sql`create table events (id text primary key, n integer not null)`.execute(db);
+  });
+  afterEach(async () => {
+    await db.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = (id: string, n: number) => (tx: Db) =>
+    sql`insert into events (id, n) values (${id}, ${n})`.execute(tx).then(() => id);
+  /** What another connection (another process, after a crash) sees on disk. */
+  const onDisk = (): string[] => {
+    const other = new SqliteDatabase(file, { readonly: true });
+    try {
+      return (other.prepare('select id from events order by id').all() as { id: string }[]).map((r) => r.id);
+    } finally {
+      other.close();
+    }
+  };
+
+  it('events submitted together share commits, and each settles only when it is on disk', async () => {
+    const sizes: number[] = [];
+    const group = createGroupCommit(db, { onCommit: (n) => sizes.push(n) });
+    const seenAtSettle: boolean[] = [];
+    const ids = Array.from({ length: 40 }, (_, i) => `e${String(i).padStart(2, '0')}`);
+    await Promise.all(
+      ids.map((id, i) =>
+        group.submit(insert(id, i)).then((got) => {
+          expect(got).toBe(id);
+          seenAtSettle.push(onDisk().includes(id));
+        }),
+      ),
+    );
+    expect(seenAtSettle).toEqual(ids.map(() => true));
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(40);
+    expect(sizes.length).toBeLessThan(40);
+    expect(onDisk()).toEqual(ids);
+  });
+
+  it('an event that fails is rolled back alone; the others in its group commit', async () => {
+    const group = createGroupCommit(db);
+    const results = await Promise.allSettled([
+      group.submit(insert('a', 1)),
+      group.submit(async (tx) => {
+        await insert('b', 2)(tx);
+        throw new Error('bad event');
+      }),
+      // A constraint error from the database itself, after the row it collides with.
+      group.submit(insert('a', 3)),
+      group.submit(insert('c', 4)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('bad event');
+    expect(String((results[2] as PromiseRejectedResult).reason)).toMatch(/UNIQUE/);
+    expect(onDisk()).toEqual(['a', 'c']);
+    const n = await sql<{ n: number }>`select n from events where id = 'a'`.execute(db);
+    expect(n.rows[0]!.n).toBe(1);
+  });
+
+  it('caps a group at maxUnits events', async () => {
+    const sizes: number[] = [];
+    const group = createGroupCommit(db, { maxUnits: 5, onCommit: (n) => sizes.push(n) });
+    await Promise.all(Array.from({ length: 23 }, (_, i) => group.submit(insert(`x${i}`, i))));
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(5);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(23);
+  });
+
+  it('fails what waits, without spinning, when the database cannot begin', async () => {
+    const group = createGroupCommit(db);
+    await db.destroy();
+    const results = await Promise.allSettled([group.submit(insert('z', 1)), group.submit(insert('y', 2))]);
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(group.waiting).toBe(0);
+    // afterEach destroys again: harmless.
+  });
+});

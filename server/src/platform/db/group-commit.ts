@@ -1,0 +1,184 @@
+// Group commit on the embedded database. SQLite makes one durable commit (an fsync of the WAL) at
+// a time, and better-sqlite3 waits for it on the event loop; money events that arrive together
+// (webhooks, cash inserts, water settlements) therefore share one: each runs in its own savepoint
+// of one transaction, so an event that fails is rolled back alone, and each caller's promise
+// settles only after the COMMIT that holds its event. Nothing is acknowledged before it is on disk.
+// PostgreSQL commits concurrently on its own connections: there each event is its own transaction.
+import { performance } from 'node:perf_hooks';
+import { CompiledQuery, SqliteAdapter } from 'kysely';
+import type { Db, Executor, Tx } from './database.js';
+
+interface Unit {
+  fn: (tx: Tx) => Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  value?: unknown;
+  committed?: (() => void)[];
+}
+
+export interface GroupCommitOptions {
+  /** Events in one transaction at most (default 64). */
+  maxUnits?: number;
+  /** Stop adding events to an open transaction after this long, ms (default 10). */
+  maxOpenMs?: number;
+  /** Told the size of each committed group (metrics). */
+  onCommit?(units: number): void;
+}
+
+const groups = new WeakMap<Db, GroupCommit>();
+// Three of these around every event: built once, not compiled per statement.
+const SAVEPOINT = CompiledQuery.raw('savepoint kioskhub_event');
+const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
+const RELEASE = CompiledQuery.raw('release kioskhub_event');
+const lastWrites = new WeakMap<object, (() => Promise<void>)[]>();
+const commitHooks = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Runs `hook` once the money event running on `ex` is committed (never when it is rolled back)
+ * and answers true; false when `ex` is not a money event's transaction. For caches of facts a
+ * transaction may have created: a rolled-back creation must leave nothing behind.
+ */
+export function afterCommit(ex: Executor, hook: () => void): boolean {
+  const hooks = commitHooks.get(ex);
+  if (!hooks) return false;
+  hooks.push(hook);
+  return true;
+}
+
+function runHooks(hooks: readonly (() => void)[] | undefined): void {
+  for (const hook of hooks ?? []) hook();
+}
+
+/**
+ * PostgreSQL: runs `write` at the end of this money event's transaction, just before COMMIT, and
+ * answers true; false when `ex` is not such a transaction (the caller writes at once). For rows
+ * every event updates (a site's revenue account): their row lock is then held only for the commit.
+ */
+export function writeLast(ex: Executor, write: () => Promise<void>): boolean {
+  const hooks = lastWrites.get(ex);
+  if (!hooks) return false;
+  hooks.push(write);
+  return true;
+}
+
+/**
+ * Runs `fn` in a transaction that may be shared with other events submitted at the same time
+ * (SQLite), or in its own (PostgreSQL). `fn` must only touch the database through `tx` and must
+ * not wait on anything slow (a provider's API, a password hash): the group waits with it.
+ */
+export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const group = groups.get(db);
+  if (group) return group.submit(fn);
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) {
+    const committed: (() => void)[] = [];
+    return db
+      .transaction()
+      .execute(async (tx) => {
+        const hooks: (() => Promise<void>)[] = [];
+        lastWrites.set(tx, hooks);
+        commitHooks.set(tx, committed);
+        const value = await fn(tx);
+        for (const hook of hooks) await hook();
+        return value;
+      })
+      .then((value) => {
+        runHooks(committed);
+        return value;
+      });
+  }
+  const created = createGroupCommit(db);
+  groups.set(db, created);
+  return created.submit(fn);
+}
+
+/** Sets the options of `db`'s group commit (before its first event; tests and metrics). */
+export function configureGroupCommit(db: Db, options: GroupCommitOptions): void {
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
+  if (groups.has(db)) throw new Error('configure the group commit before its first event');
+  groups.set(db, createGroupCommit(db, options));
+}
+
+export type GroupCommit = ReturnType<typeof createGroupCommit>;
+
+export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
+  const maxUnits = options.maxUnits ?? 64;
+  const maxOpenMs = options.maxOpenMs ?? 10;
+  const queue: Unit[] = [];
+  let running = false;
+
+  async function runUnit(tx: Tx, unit: Unit, done: Unit[]): Promise<void> {
+    await tx.executeQuery(SAVEPOINT);
+    // Units of a group run one after another on the shared transaction: these hooks are this one's.
+    const committed: (() => void)[] = [];
+    commitHooks.set(tx, committed);
+    try {
+      unit.value = await unit.fn(tx);
+    } catch (err) {
+      try {
+        await tx.executeQuery(ROLLBACK_TO);
+        await tx.executeQuery(RELEASE);
+      } catch (rollbackErr) {
+        // The transaction itself is broken: this event and the whole group fail.
+        unit.reject(err);
+        throw rollbackErr;
+      }
+      unit.reject(err);
+      return;
+    }
+    await tx.executeQuery(RELEASE);
+    unit.committed = committed;
+    done.push(unit);
+  }
+
+  async function runGroup(): Promise<void> {
+    const done: Unit[] = [];
+    let current: Unit | undefined;
+    try {
+      await db.transaction().execute(async (tx) => {
+        const opened = performance.now();
+        while (queue.length > 0 && done.length < maxUnits && performance.now() - opened < maxOpenMs) {
+          current = queue.shift()!;
+          await runUnit(tx, current, done);
+          current = undefined;
+        }
+      });
+    } catch (err) {
+      // COMMIT (or a savepoint) failed: nothing of this group is on disk.
+      for (const unit of done) unit.reject(err);
+      current?.reject(err);
+      // Not even BEGIN worked (the database is closed or broken): fail what waits, do not spin.
+      if (done.length === 0 && current === undefined) for (const unit of queue.splice(0)) unit.reject(err);
+      return;
+    }
+    options.onCommit?.(done.length);
+    for (const unit of done) {
+      runHooks(unit.committed);
+      unit.resolve(unit.value);
+    }
+  }
+
+  async function run(): Promise<void> {
+    running = true;
+    try {
+      // Let the requests read in this turn of the event loop (not only this tick) join the first
+      // group: with 100 kiosk requests in flight that halves the commits (bench `water`).
+      await new Promise((resolve) => setImmediate(resolve));
+      while (queue.length > 0) await runGroup();
+    } finally {
+      running = false;
+    }
+  }
+
+  return {
+    submit<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+        if (!running) void run();
+      });
+    },
+    /** Events waiting for a transaction (not counting the one being written). */
+    get waiting(): number {
+      return queue.length;
+    },
+  };
+}

@@ -1,0 +1,233 @@
+// Write-behind on PostgreSQL. Each statement is a network round trip, and a money event writes a
+// dozen rows nobody reads back in its transaction (the order, its event, the payment, ledger
+// entries, the machine command, jobs). A write marked `deferred` inside a transaction is held on
+// its connection and sent, together with every other held write, as one statement
+// (`WITH w0 AS (…), w1 AS (…) SELECT …`) just before the next statement of any kind — a read, a
+// savepoint or the COMMIT. Every statement therefore still sees every write issued before it, a
+// failing write still fails its transaction (before COMMIT), and nothing is held past the
+// transaction. Outside a transaction, and on SQLite (in-process, no round trips), a marked write
+// runs at once.
+//
+// What may be marked: an INSERT without RETURNING (with ON CONFLICT DO NOTHING only as a claim whose
+// count is checked, `DeferredConflict` when it was taken), or an UPDATE whose row count is
+// checked at the flush (`expectRows`) and that is the only held update of its rows. The parts of
+// one statement see one snapshot: a second change of the same row in the same statement would be
+// lost (the ledger sums its changes per account first), and an update would not see a row
+// inserted by the same statement (an update is never held behind an insert into its table).
+import {
+  CompiledQuery,
+  PostgresDialect,
+  type DatabaseConnection,
+  type Driver,
+  type QueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+
+interface Mark {
+  /** Rows the write must change; checked when it is sent (updates, claims). */
+  expectRows?: number;
+  /** A different count is a key taken by someone else (`DeferredConflict`), not a broken write. */
+  conflict?: boolean;
+  /** Named in the error when the row count differs. */
+  what?: string;
+}
+
+const marks = new WeakMap<CompiledQuery, Mark>();
+
+/** PostgreSQL bind parameters per statement at most (the protocol's limit is 65,535). */
+const MAX_PARAMETERS = 30_000;
+
+/** Marks a write whose result nobody reads until the transaction's next statement. */
+export function deferred<Q extends CompiledQuery>(query: Q, mark: Mark = {}): Q {
+  marks.set(query, mark);
+  return query;
+}
+
+/** Adds `offset` to each bind-parameter number (`$1` → `$7`); marked writes use `$` for nothing else. */
+function shift(sqlText: string, offset: number): string {
+  return offset === 0 ? sqlText : sqlText.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`);
+}
+
+/** One statement for several held writes; `checks[i]` names the count column of write i, if any. */
+export function combine(held: readonly CompiledQuery[]): { query: CompiledQuery; checks: (string | null)[] } {
+  const parts: string[] = [];
+  const parameters: unknown[] = [];
+  const checks: (string | null)[] = [];
+  held.forEach((q, i) => {
+    const checked = marks.get(q)?.expectRows !== undefined;
+    parts.push(`w${i} as (${shift(q.sql, parameters.length)}${checked ? ' returning 1' : ''})`);
+    parameters.push(...q.parameters);
+    checks.push(checked ? `c${i}` : null);
+  });
+  const counted = checks.flatMap((c, i) => (c ? [`(select count(*) from w${i})::int as ${c}`] : []));
+  const select = counted.length > 0 ? counted.join(', ') : '1 as ok';
+  return { query: CompiledQuery.raw(`with ${parts.join(', ')} select ${select}`, parameters), checks };
+}
+
+/** Statements sent to the server (round trips) and writes that travelled inside them. */
+export interface StatementCounts {
+  sent: number;
+  held: number;
+}
+
+class WriteBehindConnection implements DatabaseConnection {
+  inTransaction = false;
+  #held: CompiledQuery[] = [];
+  #parameters = 0;
+
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly counts: StatementCounts,
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const mark = this.inTransaction ? marks.get(query) : undefined;
+    if (mark) {
+      if (this.#parameters + query.parameters.length > MAX_PARAMETERS) await this.flush();
+      // An update would not see rows inserted by the same statement: those go first.
+      else if (query.sql.startsWith('update') && this.#holdsInsertInto(tableOf(query.sql)))
+        await this.flush();
+      this.#held.push(query);
+      this.#parameters += query.parameters.length;
+      this.counts.held++;
+      return { rows: [], numAffectedRows: BigInt(mark.expectRows ?? 0) };
+    }
+    await this.flush();
+    this.counts.sent++;
+    return this.inner.executeQuery<R>(query);
+  }
+
+  async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    await this.flush();
+    yield* this.inner.streamQuery<R>(query, chunkSize);
+  }
+
+  /** Sends the held writes as one statement and checks their row counts. */
+  async flush(): Promise<void> {
+    if (this.#held.length === 0) return;
+    const held = this.#held;
+    this.#held = [];
+    this.#parameters = 0;
+    this.counts.sent++;
+    if (held.length === 1) {
+      const only = held[0]!;
+      const result = await this.inner.executeQuery(only);
+      check(only, Number(result.numAffectedRows ?? 0));
+      return;
+    }
+    const { query, checks } = combine(held);
+    const result = await this.inner.executeQuery<Record<string, number>>(query);
+    const counts = result.rows[0] ?? {};
+    checks.forEach((column, i) => {
+      if (column) check(held[i]!, Number(counts[column]));
+    });
+  }
+
+  #holdsInsertInto(table: string | undefined): boolean {
+    return this.#held.some((q) => q.sql.startsWith('insert') && tableOf(q.sql) === table);
+  }
+
+  /** A rolled-back transaction's held writes are dropped unsent. */
+  discard(): void {
+    this.#held = [];
+    this.#parameters = 0;
+  }
+}
+
+/** The table an `insert into "t"` or `update "t"` writes. */
+function tableOf(sqlText: string): string | undefined {
+  return /^(?:insert into|update) "([^"]+)"/.exec(sqlText)?.[1];
+}
+
+/**
+ * A held claim (`INSERT … ON CONFLICT DO NOTHING`) found its key taken: the transaction fails and
+ * its caller runs it again with the claim made at once.
+ */
+export class DeferredConflict extends Error {}
+
+function check(query: CompiledQuery, changed: number): void {
+  const mark = marks.get(query);
+  if (mark?.expectRows === undefined || mark.expectRows === changed) return;
+  if (mark.conflict) throw new DeferredConflict(`${mark.what ?? 'a held claim'} was taken meanwhile`);
+  throw new Error(
+    `${mark.what ?? 'a deferred write'} changed ${changed} rows, not ${mark.expectRows}; nothing was committed`,
+  );
+}
+
+/** Kysely's PostgreSQL driver with write-behind inside transactions. */
+class WriteBehindDriver implements Driver {
+  constructor(
+    private readonly inner: Driver,
+    private readonly counts: StatementCounts,
+  ) {}
+
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new WriteBehindConnection(await this.inner.acquireConnection(), this.counts);
+  }
+
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    await this.inner.beginTransaction(connection, settings);
+    (connection as WriteBehindConnection).inTransaction = true;
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    const c = connection as WriteBehindConnection;
+    await c.flush(); // a failing write throws here: the caller rolls back
+    c.inTransaction = false;
+    await this.inner.commitTransaction(c);
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    const c = connection as WriteBehindConnection;
+    c.discard();
+    c.inTransaction = false;
+    await this.inner.rollbackTransaction(c);
+  }
+
+  async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
+    await this.inner.savepoint!(connection, name, compile);
+  }
+
+  async rollbackToSavepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compile: QueryCompiler['compileQuery'],
+  ) {
+    // Anything held was issued after the savepoint (the savepoint statement sent what came before).
+    (connection as WriteBehindConnection).discard();
+    await this.inner.rollbackToSavepoint!(connection, name, compile);
+  }
+
+  async releaseSavepoint(
+    connection: DatabaseConnection,
+    name: string,
+    compile: QueryCompiler['compileQuery'],
+  ) {
+    await this.inner.releaseSavepoint!(connection, name, compile);
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const c = connection as WriteBehindConnection;
+    c.discard();
+    c.inTransaction = false;
+    await this.inner.releaseConnection(c.inner);
+  }
+
+  destroy(): Promise<void> {
+    return this.inner.destroy();
+  }
+}
+
+export class WriteBehindPostgresDialect extends PostgresDialect {
+  /** Counted since the database was opened (the `kioskhub_db_statements_total` metric). */
+  readonly counts: StatementCounts = { sent: 0, held: 0 };
+
+  override createDriver(): Driver {
+    return new WriteBehindDriver(super.createDriver(), this.counts);
+  }
+}
