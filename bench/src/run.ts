@@ -1,20 +1,18 @@
-// `npm run bench [-- webhook|dispatch|memory|all] [--quick]`: runs the scenarios and prints
-// each one's table with its same-run baseline. Never part of `npm test`.
-//
-// The tsx CLI SIGKILLs its child if it does not acknowledge Ctrl-C within ~30 ms, which a busy
-// benchmark on a loaded machine cannot promise. So this file first runs as a thin launcher that
-// starts the real run (this same file, BENCH_WORKER=1) in its own process group and forwards
-// signals; if the launcher is killed anyway, the run notices its IPC channel closing and
-// cleans up (child servers, temp dirs, PostgreSQL schemas) before exiting.
-import { spawn } from 'node:child_process';
+// `npm run bench [-- webhook|dispatch|memory|cash|water|mqtt|cafe|all] [--quick]`: runs the scenarios and prints
+// each one's table with its same-run baseline. Never part of `npm test`. Runs as a worker
+// behind a thin launcher (lib/launcher.ts) so Ctrl-C always cleans up.
 import { fileURLToPath } from 'node:url';
 import { cleanupAll, installSignalHandlers, wasInterrupted } from './lib/cleanup.js';
+import { runAsWorker } from './lib/launcher.js';
 import { printHeader } from './lib/machine-info.js';
 import { pgUrlFromEnv } from './lib/kioskhub.js';
+import { cafeScenario } from './scenarios/cafe.js';
 import { cashScenario } from './scenarios/cash.js';
 import { CLUSTER_SCENARIOS } from './scenarios/cluster/index.js';
 import { dispatchScenario } from './scenarios/dispatch.js';
 import { memoryScenario } from './scenarios/memory.js';
+import { mqttScenario } from './scenarios/mqtt.js';
+import { waterScenario } from './scenarios/water.js';
 import { webhookScenario } from './scenarios/webhook.js';
 
 const SCENARIOS = {
@@ -22,6 +20,12 @@ const SCENARIOS = {
   dispatch: dispatchScenario,
   memory: memoryScenario,
   cash: cashScenario,
+  // Not part of `all` (seeding 1,000 argon2 PINs takes a while): `npm run bench -- water`.
+  water: waterScenario,
+  // Not part of `all` (10,000 machines on three transports): `npm run bench -- mqtt`.
+  mqtt: mqttScenario,
+  // Not part of `all` (1,000 tables to set up): `npm run bench -- cafe`.
+  cafe: cafeScenario,
   // Several processes on PostgreSQL + Redis (bench/CLUSTER.md); not part of `all`.
   ...CLUSTER_SCENARIOS,
 } as const;
@@ -30,7 +34,7 @@ type ScenarioName = keyof typeof SCENARIOS;
 function usage(message?: string): never {
   if (message) console.error(message);
   console.error(
-    'usage: npm run bench -- [webhook|dispatch|memory|cash|all|cluster-webhook|cluster-dispatch|cluster-machines|cluster-drain] [--quick] [--machines N]  (memory: N connected machines)',
+    'usage: npm run bench -- [webhook|dispatch|memory|cash|water|mqtt|cafe|all|cluster-webhook|cluster-dispatch|cluster-machines|cluster-drain] [--quick] [--machines N]  (memory, mqtt: N connected machines)',
   );
   process.exit(2);
 }
@@ -88,34 +92,4 @@ async function main(): Promise<void> {
   }
 }
 
-function launch(): void {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    {
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, BENCH_WORKER: '1' },
-      detached: true,
-    },
-  );
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 130 : 1)));
-}
-
-if (process.env['BENCH_WORKER'] === '1') {
-  main()
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exitCode = 1;
-    })
-    .finally(async () => {
-      await cleanupAll();
-      // Done: let go of the launcher's channel (without treating that as an interruption).
-      process.removeAllListeners('disconnect');
-      process.disconnect?.();
-    });
-} else {
-  launch();
-}
+runAsWorker(fileURLToPath(import.meta.url), main);

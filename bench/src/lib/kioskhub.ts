@@ -73,9 +73,13 @@ export async function startKioskhub(options: {
   env?: Record<string, string>;
   exposeGc?: boolean;
   name?: string;
+  /** An existing DATA_DIR (SQLite) to start on, kept when the server stops; default a fresh temp dir. */
+  dataDir?: string;
 }): Promise<KioskhubServer> {
   const port = await freePort();
-  const dir = tempDir('server');
+  const dir = options.dataDir
+    ? { path: options.dataDir, remove: () => Promise.resolve() }
+    : tempDir('server');
   let storage: Storage;
   let dropSchema: (() => Promise<void>) | undefined;
   const env: Record<string, string | undefined> = {
@@ -92,6 +96,8 @@ export async function startKioskhub(options: {
     // The bench creates thousands of machines with one admin token; the API's per-credential
     // limit (6,000/min by default) protects production, not this.
     RATE_LIMIT_PER_MINUTE: '10000000',
+    // Every simulated machine connects from 127.0.0.1; the per-address cap (200) guards production.
+    SOCKET_MAX_PER_ADDRESS: '1000000',
   };
   if (options.engine === 'postgres') {
     if (!options.pgUrl) throw new Error('postgres engine needs a URL');
@@ -186,14 +192,42 @@ export async function createMachines(
   );
 }
 
+function openStorage(storage: Storage) {
+  return storage.engine === 'sqlite'
+    ? openDatabase({ kind: 'sqlite-file', file: storage.file })
+    : openDatabase({ kind: 'postgres', url: storage.url }, { schema: storage.schema });
+}
+
+/** Counts of these orders by status (orders not found count as `missing`). */
+export async function readOrderStatuses(
+  storage: Storage,
+  orderIds: string[],
+): Promise<Record<string, number>> {
+  const opened = await openStorage(storage);
+  try {
+    const byStatus: Record<string, number> = {};
+    let found = 0;
+    for (let i = 0; i < orderIds.length; i += 500) {
+      const rows = await opened.db
+        .selectFrom('orders')
+        .select('status')
+        .where('id', 'in', orderIds.slice(i, i + 500))
+        .execute();
+      found += rows.length;
+      for (const r of rows) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    }
+    if (found < orderIds.length) byStatus['missing'] = orderIds.length - found;
+    return byStatus;
+  } finally {
+    await opened.close();
+  }
+}
+
 /** Counts of orders (and the payment ids they came from) in the server's storage. */
 export async function readOrders(
   storage: Storage,
 ): Promise<{ count: number; byStatus: Record<string, number>; paymentIds: Set<string> }> {
-  const opened =
-    storage.engine === 'sqlite'
-      ? await openDatabase({ kind: 'sqlite-file', file: storage.file })
-      : await openDatabase({ kind: 'postgres', url: storage.url }, { schema: storage.schema });
+  const opened = await openStorage(storage);
   try {
     const rows = await opened.db.selectFrom('orders').select(['provider_payment_id', 'status']).execute();
     const byStatus: Record<string, number> = {};
@@ -205,5 +239,52 @@ export async function readOrders(
     return { count: rows.length, byStatus, paymentIds };
   } finally {
     await opened.close();
+  }
+}
+
+/**
+ * The machines of `createMachines` (same ids, keys and QR profiles), written in-process through
+ * the server's own services into `dataDir` before a server child opens it: 10,000 through the
+ * HTTP API take minutes on a busy 2-core box, and what is measured is connections, not creation.
+ */
+export async function seedMachines(
+  dataDir: string,
+  count: number,
+  prefix: string,
+): Promise<MachineCredentials[]> {
+  const { buildApp } = await import('../../../server/src/app.js');
+  const { loadConfig } = await import('../../../server/src/platform/config.js');
+  const app = await buildApp(loadConfig({ DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: 'warn' }), {
+    quiet: true,
+  });
+  try {
+    const ids = Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(5, '0')}`);
+    return await mapLimit(
+      ids,
+      1,
+      async (id) => {
+        const { key } = await app.services.machines.create(
+          { id, tenantId: 'default', name: `Bench ${id}` },
+          'bench',
+        );
+        const qrCodeId = `qr_bench_${id}`;
+        await app.services.machines.setPaymentProfile(
+          id,
+          'default',
+          {
+            provider: 'razorpay',
+            qrCodeId,
+            fixedAmountPaise: AMOUNT_PAISE,
+            qrImageUrl: null,
+            qrShortUrl: null,
+          },
+          'bench',
+        );
+        return { machineId: id, key, qrCodeId };
+      },
+      count >= 100 ? { label: 'seeding machines' } : undefined,
+    );
+  } finally {
+    await app.close();
   }
 }

@@ -39,3 +39,19 @@ export function raiseNoFile(pid: number, limit: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Makes sure this process (and the children it starts from now on) may open `needed` files:
+ * raises its own limit when it can (root), otherwise throws with the command to run. Returns a
+ * line for the report saying what the limit is and what was done.
+ */
+export function ensureOpenFiles(needed: number, what: string): string {
+  const limit = openFileLimit();
+  if (limit === undefined) return `open-file limit unknown (no /proc/self/limits); ${what} needs ${needed}`;
+  if (limit >= needed) return `open-file limit ${limit}: enough for ${what} (${needed} needed)`;
+  if (raiseNoFile(process.pid, needed) !== undefined && (openFileLimit() ?? 0) >= needed)
+    return `open-file limit was ${limit} (\`ulimit -n\`), too low for ${what} (${needed} needed): raised to ${needed} with prlimit`;
+  throw new Error(
+    `open-file limit (\`ulimit -n\`) is ${limit}, but ${what} needs ${needed}: run \`ulimit -n ${needed}\` in this shell first (or use --machines ${Math.max(1, limit - 1_024)})`,
+  );
+}

@@ -1,10 +1,11 @@
-// Spreads N heartbeating light machines (machine-worker.ts) over several client processes, each
-// holding at most `perWorker` sockets, and lets the caller pause/resume their heartbeats and
-// read how many were acknowledged. (One Node process holding 10,000 sockets spends its time on
+// Spreads N heartbeating light machines (machine-worker.ts; Socket.IO v2 or MQTT) over several
+// client processes, each holding at most `perWorker` connections, and lets the caller pause/resume
+// their heartbeats, read how many were acknowledged and collect the commands they received. (One Node process holding 10,000 sockets spends its time on
 // its own event loop and would slow the handshakes, hence several.)
 import { startChild, type Child } from './child.js';
 import { raiseNoFile } from './limits.js';
 import { benchPath } from './paths.js';
+import type { Arrival, LightTransport } from './light-machine.js';
 import type {
   MachineWorkerCommand,
   MachineWorkerReport,
@@ -20,6 +21,8 @@ export interface MachineClients {
   seconds: number;
   setHeartbeats(on: boolean): void;
   stats(): Promise<WorkerStats>;
+  /** Every command the machines received (with `respond`), from all client processes. */
+  arrivals(): Promise<Arrival[]>;
   close(): Promise<WorkerStats>;
 }
 
@@ -57,7 +60,14 @@ const sum = (list: (WorkerStats | undefined)[]): WorkerStats => ({
 
 export async function connectMachineClients(
   clients: WorkerClient[],
-  options: { perWorker?: number; concurrencyPerWorker?: number; heartbeatMs: number; label: string },
+  options: {
+    perWorker?: number;
+    concurrencyPerWorker?: number;
+    heartbeatMs: number;
+    label: string;
+    transport?: LightTransport;
+    respond?: { dispenseDelayMs: number };
+  },
 ): Promise<MachineClients> {
   const started = Date.now();
   const workers = Math.max(1, Math.ceil(clients.length / (options.perWorker ?? 2_500)));
@@ -103,6 +113,8 @@ export async function connectMachineClients(
           clients: shares[w]!,
           concurrency: options.concurrencyPerWorker ?? 25,
           heartbeatMs: options.heartbeatMs,
+          ...(options.transport ? { transport: options.transport } : {}),
+          ...(options.respond ? { respond: options.respond } : {}),
         } satisfies MachineWorkerCommand);
       }),
   );
@@ -126,6 +138,14 @@ export async function connectMachineClients(
     },
     async stats() {
       return sum(await Promise.all(children.map((c) => request(c, { type: 'stats' }, 'stats', 5_000))));
+    },
+    async arrivals() {
+      const reports = await Promise.all(
+        children.map((c) => request(c, { type: 'arrivals' }, 'arrivals', 30_000)),
+      );
+      if (reports.some((r) => r === undefined))
+        throw new Error('a client process did not report its arrivals');
+      return reports.flatMap((r) => r!.arrivals);
     },
     async close() {
       const closed = sum(

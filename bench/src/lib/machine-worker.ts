@@ -1,22 +1,33 @@
-// A child process holding many light v2 machines (plain socket.io-client, WebSocket only):
-// each connects to /machines on its own server URL with {machineId, key}, sends a first
-// heartbeat, then one heartbeat every `heartbeatMs` (status IDLE; 0: none after the first) at a
-// random phase, as real machines do. Heartbeats can be paused and resumed (to measure the server's CPU with and
-// without them). Driven over IPC by machine-clients.ts; exits when told to or when the bench
+// A child process holding many light machines (light-machine.ts: v2 Socket.IO sockets, or MQTT
+// clients): each connects with {machineId, key}, sends a first heartbeat (MQTT: its birth), then
+// one heartbeat every `heartbeatMs` (status IDLE; 0: none after the first) at a random phase, as
+// real machines do. Heartbeats can be paused and resumed (to measure the server's CPU with and
+// without them). With `respond`, machines accept and finish the commands they get and report
+// when each arrived. Driven over IPC by machine-clients.ts; exits when told to or when the bench
 // goes away.
-import { io, type Socket } from 'socket.io-client';
+import {
+  connectLightMachine,
+  type Arrival,
+  type LightClient,
+  type LightMachine,
+  type LightTransport,
+} from './light-machine.js';
 import { rssKb } from './proc.js';
 
-export interface WorkerClient {
-  url: string;
-  machineId: string;
-  key: string;
-}
+export type WorkerClient = LightClient;
 
 export type MachineWorkerCommand =
-  | { type: 'connect'; clients: WorkerClient[]; concurrency: number; heartbeatMs: number }
+  | {
+      type: 'connect';
+      clients: WorkerClient[];
+      concurrency: number;
+      heartbeatMs: number;
+      transport?: LightTransport;
+      respond?: { dispenseDelayMs: number };
+    }
   | { type: 'heartbeats'; on: boolean }
   | { type: 'stats' }
+  | { type: 'arrivals' }
   | { type: 'close' };
 
 export interface WorkerStats {
@@ -29,56 +40,22 @@ export type MachineWorkerReport =
   | { type: 'progress'; connected: number; failed: number }
   | { type: 'ready'; connected: number; failed: number; rssKb: number; errors: string[] }
   | ({ type: 'stats' } & WorkerStats)
+  | { type: 'arrivals'; arrivals: Arrival[] }
   | ({ type: 'closed' } & WorkerStats);
 
-const sockets: Socket[] = [];
+const machines: LightMachine[] = [];
 const timers: NodeJS.Timeout[] = [];
+const arrivals = new Map<string, Arrival>();
 let held = false;
 let heartbeatsOn = true;
 const stats: WorkerStats = { acked: 0, failed: 0, disconnects: 0 };
 const send = (report: MachineWorkerReport) => process.send?.(report);
 
-function heartbeat(socket: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket
-      .timeout(60_000)
-      .emit(
-        'machine:heartbeat',
-        { status: 'IDLE' },
-        (err: Error | null, ack: { ok?: boolean } | undefined) => {
-          if (err) reject(err);
-          else if (ack?.ok !== true) reject(new Error(`heartbeat refused: ${JSON.stringify(ack)}`));
-          else resolve();
-        },
-      );
-  });
-}
-
-function connectOne(client: WorkerClient): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = io(`${client.url}/machines`, {
-      transports: ['websocket'],
-      auth: { machineId: client.machineId, key: client.key },
-      forceNew: true,
-      reconnection: false,
-      timeout: 60_000,
-    });
-    sockets.push(socket);
-    socket.once('connect_error', (err) => reject(err));
-    socket.once('connect', () => {
-      heartbeat(socket).then(() => resolve(socket), reject);
-    });
-    socket.on('disconnect', () => {
-      if (held) stats.disconnects += 1;
-    });
-  });
-}
-
-function schedule(socket: Socket, heartbeatMs: number): void {
+function schedule(machine: LightMachine, heartbeatMs: number): void {
   if (heartbeatMs <= 0) return;
   const beat = () => {
-    if (!heartbeatsOn || !socket.connected) return;
-    heartbeat(socket).then(
+    if (!heartbeatsOn || !machine.connected) return;
+    machine.heartbeat().then(
       () => (stats.acked += 1),
       () => (stats.failed += 1),
     );
@@ -96,11 +73,21 @@ async function connectAll(command: Extract<MachineWorkerCommand, { type: 'connec
   let failed = 0;
   const errors: string[] = [];
   let lastReport = 0;
+  const hooks = {
+    transport: command.transport ?? 'socketio',
+    ...(command.respond ? { respond: command.respond } : {}),
+    arrivals,
+    onDisconnect: () => {
+      if (held) stats.disconnects += 1;
+    },
+  };
   const worker = async () => {
     while (next < command.clients.length) {
       const client = command.clients[next++]!;
       try {
-        schedule(await connectOne(client), command.heartbeatMs);
+        const machine = await connectLightMachine(client, hooks);
+        machines.push(machine);
+        schedule(machine, command.heartbeatMs);
         connected += 1;
       } catch (err) {
         failed += 1;
@@ -121,10 +108,11 @@ process.on('message', (message: MachineWorkerCommand) => {
   if (message.type === 'connect') void connectAll(message);
   else if (message.type === 'heartbeats') heartbeatsOn = message.on;
   else if (message.type === 'stats') send({ type: 'stats', ...stats });
+  else if (message.type === 'arrivals') send({ type: 'arrivals', arrivals: [...arrivals.values()] });
   else if (message.type === 'close') {
     held = false;
     for (const t of timers) clearTimeout(t);
-    for (const s of sockets) s.disconnect();
+    for (const m of machines) m.close();
     send({ type: 'closed', ...stats });
     setTimeout(() => process.exit(0), 200);
   }

@@ -44,6 +44,9 @@ export async function settledRssKb(
       if (options.memoryFile) rmSync(options.memoryFile, { force: true });
       process.kill(pid, 'SIGUSR2');
       await sleep(500);
+      // A full GC of a big heap on a busy box can take longer than that: wait for its report.
+      const deadline = Date.now() + 10_000;
+      while (options.memoryFile && !existsSync(options.memoryFile) && Date.now() < deadline) await sleep(100);
       if (options.memoryFile && existsSync(options.memoryFile)) {
         const usage = JSON.parse(readFileSync(options.memoryFile, 'utf8')) as NodeJS.MemoryUsage;
         heaps.push((usage.heapUsed + usage.external) / 1024);

@@ -16,7 +16,7 @@ import { mapLimit } from '../lib/pool.js';
 import { freePort } from '../lib/ports.js';
 import { summarize, type Summary } from '../lib/stats.js';
 import { int, ms, printTable, ratio, verdict } from '../lib/table.js';
-import { signedDelivery } from '../lib/webhook-body.js';
+import { payOnce } from '../lib/webhook-body.js';
 import { sleep, untilStalled } from '../lib/wait.js';
 import { watchFleet } from '../lib/fleet-watch.js';
 
@@ -72,26 +72,10 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
     let unexpected = 0;
     const fire = (measured: boolean, offset: number) => async (i: number) => {
       const machine = creds[(offset + i) % creds.length]!;
-      const delivery = signedDelivery(machine.qrCodeId, AMOUNT_PAISE, WEBHOOK_SECRET);
-      const t0 = performance.now();
-      const res = await postJson(
-        agent,
-        server.url,
-        '/webhooks/razorpay',
-        delivery.body,
-        delivery.headers,
-      ).catch(() => ({ status: 0, body: '' }));
-      const tResponse = performance.now();
-      if (res.status !== 200) {
-        failedRequests += 1;
-        return;
-      }
-      const answer = JSON.parse(res.body) as { orderId?: string; duplicate?: boolean };
-      if (!answer.orderId || answer.duplicate) {
-        unexpected += 1;
-        return;
-      }
-      sends.set(answer.orderId, { t0, tResponse, measured });
+      const sent = await payOnce(agent, server.url, machine.qrCodeId, AMOUNT_PAISE, WEBHOOK_SECRET);
+      if (sent === 'failed') failedRequests += 1;
+      else if (sent === 'unexpected') unexpected += 1;
+      else sends.set(sent.orderId, { t0: sent.t0, tResponse: sent.tResponse, measured });
     };
     console.log('  warm-up: 1 s at 100 webhooks/s');
     await openLoop({ rate: 100, seconds: 1, fire: fire(false, 0) });

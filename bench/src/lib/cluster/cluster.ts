@@ -200,9 +200,7 @@ export async function insertMachines(
 }
 
 /** Orders by status and commands per order, read from the cluster's schema. */
-export async function readClusterOrders(
-  cluster: Pick<Cluster, 'pgUrl' | 'schema'>,
-): Promise<{
+export async function readClusterOrders(cluster: Pick<Cluster, 'pgUrl' | 'schema'>): Promise<{
   count: number;
   byStatus: Record<string, number>;
   paymentIds: Set<string>;

@@ -13,10 +13,10 @@ import { readClusterOrders } from '../../lib/cluster/cluster.js';
 import { printHeaderNote } from '../../lib/cluster/report.js';
 import { AMOUNT_PAISE, WEBHOOK_SECRET } from '../../lib/kioskhub.js';
 import { requireOpenFiles } from '../../lib/limits.js';
-import { openLoop, postJson } from '../../lib/open-loop.js';
+import { openLoop } from '../../lib/open-loop.js';
 import { summarize } from '../../lib/stats.js';
 import { int, ms, printTable, ratio, verdict } from '../../lib/table.js';
-import { signedDelivery } from '../../lib/webhook-body.js';
+import { payOnce } from '../../lib/webhook-body.js';
 import { sleep, untilStalled } from '../../lib/wait.js';
 import { watchFleet } from '../../lib/fleet-watch.js';
 
@@ -87,26 +87,10 @@ export async function clusterDispatchScenario(options: {
       // Alternate: even sends go to a process that does not hold the machine's socket.
       const path: Path = i % 2 === 0 ? 'cross' : 'same';
       const target = nodes[path === 'same' ? homeOf(m) : (homeOf(m) + 1 + (i % 4 === 0 ? 0 : 1)) % NODES]!;
-      const delivery = signedDelivery(machine.qrCodeId, AMOUNT_PAISE, WEBHOOK_SECRET);
-      const t0 = performance.now();
-      const res = await postJson(
-        agent,
-        target.url,
-        '/webhooks/razorpay',
-        delivery.body,
-        delivery.headers,
-      ).catch(() => ({ status: 0, body: '' }));
-      const tResponse = performance.now();
-      if (res.status !== 200) {
-        failedRequests += 1;
-        return;
-      }
-      const answer = JSON.parse(res.body) as { orderId?: string; duplicate?: boolean };
-      if (!answer.orderId || answer.duplicate) {
-        unexpected += 1;
-        return;
-      }
-      sends.set(answer.orderId, { t0, tResponse, measured, path });
+      const sent = await payOnce(agent, target.url, machine.qrCodeId, AMOUNT_PAISE, WEBHOOK_SECRET);
+      if (sent === 'failed') failedRequests += 1;
+      else if (sent === 'unexpected') unexpected += 1;
+      else sends.set(sent.orderId, { t0: sent.t0, tResponse: sent.tResponse, measured, path });
     };
     console.log('  warm-up: 2 s at 50 webhooks/s');
     await openLoop({ rate: 50, seconds: 2, fire: fire(false, 0) });
