@@ -31,11 +31,13 @@ async function send(
   const token = init.token === undefined ? storedToken() : init.token;
   const headers: Record<string, string> = {};
   if (token) headers['authorization'] = `Bearer ${token}`;
-  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  // A form (file upload) sets its own multipart Content-Type with the boundary.
+  const form = init.body instanceof FormData;
+  if (init.body !== undefined && !form) headers['content-type'] = 'application/json';
   const res = await fetch(path, {
     method: init.method ?? 'GET',
     headers,
-    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    ...(init.body !== undefined ? { body: form ? (init.body as FormData) : JSON.stringify(init.body) } : {}),
   });
   if (!res.ok) {
     let code = 'HTTP_' + res.status;

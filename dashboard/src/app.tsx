@@ -4,29 +4,41 @@ import { useQuery } from '@tanstack/react-query';
 import { lazy, Suspense } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { api } from './api.ts';
-import { useAuth } from './auth.tsx';
+import { useAuth, type Action } from './auth.tsx';
 import { LiveProvider, useLiveState } from './live.tsx';
 import { AlertsPage } from './pages/alerts.tsx';
+import { CafeSettingsPage } from './pages/cafe-settings.tsx';
 import { CashPrintingPage } from './pages/cash-printing.tsx';
 import { CatalogPage } from './pages/catalog.tsx';
+import { CustomerPage } from './pages/customer.tsx';
+import { CustomersPage } from './pages/customers.tsx';
 import { FleetPage } from './pages/fleet.tsx';
+import { CampaignPage, FirmwarePage } from './pages/firmware.tsx';
 import { MachinePage } from './pages/machine.tsx';
 import { OrderPage } from './pages/order.tsx';
 import { OrdersPage } from './pages/orders.tsx';
+import { PlansPage } from './pages/plans.tsx';
 import { ReviewPage } from './pages/review.tsx';
 import { SignInPage } from './pages/sign-in.tsx';
+import { WaterKioskPage, WaterKiosksPage } from './pages/water.tsx';
+import { StaffKitchenPage } from './pages/staff-kitchen.tsx';
+import { StaffPage } from './pages/staff.tsx';
 import { ErrorNote, Loading } from './ui.tsx';
 
 // Chart.js is the biggest dependency: only the charts screen loads it.
 const ChartsPage = lazy(() => import('./pages/charts.tsx'));
 
-const NAV = [
+const NAV: { href: string; label: string; action?: Action }[] = [
   { href: '/', label: 'Fleet' },
   { href: '/orders', label: 'Orders' },
+  { href: '/customers', label: 'Customers', action: 'manageCustomers' },
   { href: '/review', label: 'Needs review' },
   { href: '/cash', label: 'Cash & printing' },
   { href: '/catalog', label: 'Sites & products' },
+  { href: '/water', label: 'Water' },
+  { href: '/staff', label: 'Cafe' },
   { href: '/charts', label: 'Charts' },
+  { href: '/firmware', label: 'Firmware' },
 ];
 
 function AlertsBadge() {
@@ -56,10 +68,14 @@ function LiveDot() {
 }
 
 function Shell() {
-  const { me, signOut, allTenants } = useAuth();
+  const { me, signOut, allTenants, can } = useAuth();
   const [location] = useLocation();
   const active = (href: string) =>
-    href === '/' ? location === '/' || location.startsWith('/machines') : location.startsWith(href);
+    href === '/'
+      ? location === '/' || location.startsWith('/machines')
+      : href === '/customers'
+        ? location.startsWith('/customers') || location.startsWith('/plans')
+        : location.startsWith(href);
   return (
     <>
       <a className="skip" href="#main">
@@ -71,7 +87,7 @@ function Shell() {
         </div>
         <nav aria-label="Main">
           <ul>
-            {NAV.map((n) => (
+            {NAV.filter((n) => !n.action || can(n.action)).map((n) => (
               <li key={n.href}>
                 <Link href={n.href} aria-current={active(n.href) ? 'page' : undefined}>
                   {n.label}
@@ -100,11 +116,21 @@ function Shell() {
             <Route path="/machines/:id">{(p) => <MachinePage id={p.id} />}</Route>
             <Route path="/orders" component={OrdersPage} />
             <Route path="/orders/:id">{(p) => <OrderPage id={p.id} />}</Route>
+            <Route path="/customers" component={CustomersPage} />
+            <Route path="/customers/:id">{(p) => <CustomerPage id={p.id} />}</Route>
+            <Route path="/plans" component={PlansPage} />
             <Route path="/review" component={ReviewPage} />
             <Route path="/cash" component={CashPrintingPage} />
             <Route path="/catalog" component={CatalogPage} />
+            <Route path="/water" component={WaterKiosksPage} />
+            <Route path="/water/:id">{(p) => <WaterKioskPage id={p.id} />}</Route>
             <Route path="/charts" component={ChartsPage} />
             <Route path="/alerts" component={AlertsPage} />
+            <Route path="/staff" component={StaffPage} />
+            <Route path="/staff/kitchen" component={StaffKitchenPage} />
+            <Route path="/staff/settings" component={CafeSettingsPage} />
+            <Route path="/firmware" component={FirmwarePage} />
+            <Route path="/firmware/campaigns/:id">{(p) => <CampaignPage id={p.id} />}</Route>
             <Route>
               <h1>Not found</h1>
               <p>

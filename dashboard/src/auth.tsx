@@ -12,7 +12,9 @@ export type Action =
   | 'refundDue'
   | 'retryPrint'
   | 'ackAlerts'
-  | 'resolveCash';
+  | 'resolveCash'
+  | 'manageCustomers'
+  | 'manageFirmware';
 
 // Mirrors the server's guards (docs/dashboard.md): the server decides, the UI only hides.
 const ROLES_FOR: Record<Action, readonly string[]> = {
@@ -23,6 +25,8 @@ const ROLES_FOR: Record<Action, readonly string[]> = {
   retryPrint: ['admin', 'technician', 'customer_service', 'staff'],
   ackAlerts: ['admin', 'technician', 'customer_service', 'staff'],
   resolveCash: ['admin', 'customer_service', 'staff'],
+  manageCustomers: ['admin', 'customer_service'],
+  manageFirmware: ['admin'],
 };
 
 interface Auth {

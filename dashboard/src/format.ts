@@ -84,3 +84,7 @@ export function isoToLocalInput(iso: string | undefined): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
+
+/** Millilitres as litres for people: "12.5 L" (integers in, one decimal out). */
+export const litres = (ml: number): string =>
+  `${(ml / 1000).toLocaleString(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 })} L`;

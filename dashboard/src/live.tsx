@@ -123,6 +123,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     const cash = refetch('cash', 500);
     const print = refetch('print', 500);
     const stats = refetch('stats', 5000);
+    const water = refetch('water', 250);
+    const cafe = refetch('cafe', 300);
+    const firmware = refetch('firmware', 500);
 
     setState('connecting');
     socket.on('connect', async () => {
@@ -148,6 +151,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     socket.on(LIVE_EVENTS.orderCreated, (e: OrderCreatedEvent) => {
       prependOrder(client, e);
       orders();
+      cafe();
       fleet();
       review();
       stats();
@@ -167,20 +171,39 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       review();
       alerts();
       stats();
+      cafe();
     });
     socket.on(LIVE_EVENTS.cashSessionUpdated, () => {
       cash();
       alerts();
     });
+    socket.on(LIVE_EVENTS.firmwareCampaignUpdated, () => firmware());
+    socket.on(LIVE_EVENTS.firmwareDeviceUpdated, () => firmware());
     socket.on(LIVE_EVENTS.alertRaised, () => void client.invalidateQueries({ queryKey: ['alerts'] }));
-    socket.on(LIVE_EVENTS.paymentInitiated, () => cash());
+    socket.on(LIVE_EVENTS.paymentInitiated, () => {
+      cash();
+      cafe();
+    });
     socket.on(LIVE_EVENTS.paymentCompleted, () => {
       cash();
       orders();
+      cafe();
     });
+    // Cafe payments that end without money or are refunded (docs/cafe.md §12).
+    socket.on(LIVE_EVENTS.paymentEnded, cafe);
+    socket.on(LIVE_EVENTS.paymentRefunded, cafe);
     socket.on(LIVE_EVENTS.printJobUpdated, () => {
       print();
       alerts();
+    });
+    // A kiosk page's feed and the overview's counts refetch; the charts follow more slowly.
+    socket.on(LIVE_EVENTS.waterVerification, () => {
+      water();
+      stats();
+    });
+    socket.on(LIVE_EVENTS.waterDispensed, () => {
+      water();
+      stats();
     });
     return () => {
       socket.disconnect();

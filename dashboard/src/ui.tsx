@@ -1,10 +1,15 @@
-// Small shared pieces: status badges, labelled fields, error and empty states, a confirm button.
+// Small shared pieces: status badges, labelled fields, error and empty states, table headings,
+// a "load more" button, a confirm button.
 import { useId, useState, type ReactNode, type SelectHTMLAttributes, type InputHTMLAttributes } from 'react';
+import { useAction } from './action.ts';
 import { ApiError } from './api.ts';
-import { titleCase } from './format.ts';
+import { isoToLocalInput, localInputToIso, titleCase } from './format.ts';
 
 const TONES: Record<string, string> = {
   IDLE: 'ok',
+  ONLINE: 'ok',
+  VERIFIED: 'ok',
+  DENIED: 'bad',
   COMPLETED: 'ok',
   SUCCEEDED: 'ok',
   PRINTED: 'ok',
@@ -20,6 +25,21 @@ const TONES: Record<string, string> = {
   NEEDS_REVIEW: 'warn',
   ERROR: 'bad',
   FAILED: 'bad',
+  // Firmware campaigns and devices (docs/firmware.md).
+  RUNNING: 'info',
+  SOAKING: 'info',
+  NOTIFIED: 'info',
+  DOWNLOADING: 'info',
+  DOWNLOADED: 'info',
+  INSTALLING: 'info',
+  REBOOTING: 'info',
+  PAUSED: 'warn',
+  AWAITING_APPROVAL: 'warn',
+  DRAFT: 'muted',
+  SKIPPED: 'muted',
+  ABORTED: 'bad',
+  TIMED_OUT: 'bad',
+  ROLLED_BACK: 'bad',
 };
 
 export function StatusBadge({ status }: { status: string }) {
@@ -116,6 +136,102 @@ export function TableWrap({ label, children }: { label: string; children: ReactN
   );
 }
 
+/** A column heading: a name, or a name with `num` (right-aligned), `hideSm` or `srOnly`. */
+export type Column = string | { name: string; num?: boolean; hideSm?: boolean; srOnly?: boolean };
+
+/** A table's head: one row of column headings. */
+export function Columns({ names }: { names: Column[] }) {
+  return (
+    <thead>
+      <tr>
+        {names.map((c) => {
+          const col = typeof c === 'string' ? { name: c } : c;
+          const className = [col.num && 'num', col.hideSm && 'hide-sm'].filter(Boolean).join(' ');
+          return (
+            <th key={col.name} scope="col" className={className || undefined}>
+              {col.srOnly ? <span className="sr-only">{col.name}</span> : col.name}
+            </th>
+          );
+        })}
+      </tr>
+    </thead>
+  );
+}
+
+/**
+ * A query's list: its error, then "loading" while it is pending, `empty` when it has no items,
+ * or `children` (rendered only once there are items).
+ */
+export function Listing({
+  query,
+  count,
+  loading,
+  empty,
+  children,
+}: {
+  query: { error: unknown; isPending: boolean };
+  count: number;
+  loading?: string;
+  empty: ReactNode;
+  children: () => ReactNode;
+}) {
+  return (
+    <>
+      <ErrorNote error={query.error} />
+      {query.isPending ? <Loading what={loading} /> : count === 0 ? <Empty>{empty}</Empty> : children()}
+    </>
+  );
+}
+
+/** A "load more" button under a paged list, shown while the query has a next page. */
+export function LoadMore({
+  query,
+  label,
+}: {
+  query: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage(): Promise<unknown> };
+  label: string;
+}) {
+  if (!query.hasNextPage) return null;
+  return (
+    <button
+      type="button"
+      className="secondary"
+      onClick={() => void query.fetchNextPage()}
+      disabled={query.isFetchingNextPage}
+    >
+      {label}
+    </button>
+  );
+}
+
+/** "From" and "To" pickers of a period kept as ISO UTC strings (empty: open-ended). */
+export function PeriodFields({
+  from,
+  to,
+  onChange,
+}: {
+  from: string;
+  to: string;
+  onChange(changes: { from?: string; to?: string }): void;
+}) {
+  return (
+    <>
+      <TextField
+        label="From"
+        type="datetime-local"
+        value={isoToLocalInput(from || undefined)}
+        onChange={(e) => onChange({ from: localInputToIso(e.target.value) })}
+      />
+      <TextField
+        label="To"
+        type="datetime-local"
+        value={isoToLocalInput(to || undefined)}
+        onChange={(e) => onChange({ to: localInputToIso(e.target.value) })}
+      />
+    </>
+  );
+}
+
 /** A button that asks "are you sure?" in place, with an optional note, before it acts. */
 export function ConfirmButton({
   label,
@@ -134,8 +250,7 @@ export function ConfirmButton({
 }) {
   const [open, setOpen] = useState(false);
   const [note, setNote] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   if (!open) {
     return (
       <button type="button" className={tone} disabled={disabled} onClick={() => setOpen(true)}>
@@ -146,20 +261,11 @@ export function ConfirmButton({
   return (
     <form
       className="confirm"
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setBusy(true);
-        setError(null);
-        try {
-          await onConfirm(note);
-          setOpen(false);
-          setNote('');
-        } catch (err) {
-          setError(err);
-        } finally {
-          setBusy(false);
-        }
-      }}
+      onSubmit={run(async () => {
+        await onConfirm(note);
+        setOpen(false);
+        setNote('');
+      })}
     >
       {withNote && (
         <TextField

@@ -160,6 +160,16 @@ export const LIVE_EVENTS = {
   paymentEnded: 'payment_ended',
   /** An operator alert was raised (dashboard: offline too long, failed dispense…); docs/dashboard.md. */
   alertRaised: 'alert_raised',
+  /** A water kiosk asked to verify a customer (docs/water.md). */
+  waterVerification: 'water_verification',
+  /** A water kiosk reported water dispensed (settlement or offline log; docs/water.md). */
+  waterDispensed: 'water_dispensed',
+  /** A water customer changed (staff edit, credit, PIN reset, plan applied, balance, holds). */
+  customerUpdated: 'customer_updated',
+  /** A firmware campaign changed status or wave (docs/firmware.md). */
+  firmwareCampaignUpdated: 'firmware_campaign_updated',
+  /** A machine's firmware deployment changed state or progress (docs/firmware.md). */
+  firmwareDeviceUpdated: 'firmware_device_updated',
 } as const;
 export type LiveEventName = (typeof LIVE_EVENTS)[keyof typeof LIVE_EVENTS];
 
@@ -187,6 +197,31 @@ export interface OrderCreatedEvent {
   source: string;
 }
 
+export interface WaterVerificationEvent {
+  tenantId: string;
+  kioskId: string;
+  customerId: string | null;
+  approved: boolean;
+  code: string;
+  volumeMl: number;
+  authorizationId?: string;
+}
+export interface WaterDispensedEvent {
+  tenantId: string;
+  kioskId: string;
+  customerId: string;
+  dispensedMl: number;
+  tap: number | null;
+  authorizationId?: string;
+  flagged: boolean;
+  offline?: boolean;
+}
+export interface CustomerUpdatedEvent {
+  tenantId: string;
+  customerId: string;
+  reason: string;
+}
+
 export type LiveRoom = `tenant:${string}` | `machine:${string}` | `order:${string}` | `kitchen:${string}`;
 export const LIVE_ROOM_KINDS = ['tenant', 'machine', 'order', 'kitchen'] as const;
 
@@ -196,3 +231,7 @@ export interface SubscribePayload {
 
 export type * from './views.js';
 export * from './money.js';
+export * from './water-ops.js';
+
+export * from './ota.js';
+export * from './mqtt.js';

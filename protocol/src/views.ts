@@ -195,6 +195,8 @@ export interface AlertView {
   createdAt: string;
   acknowledgedAt: string | null;
   acknowledgedBy: string | null;
+  /** When the alert's condition cleared by itself (water kiosks, stuck payments); else null. */
+  resolvedAt: string | null;
 }
 
 export interface PrintJobView {
@@ -242,4 +244,64 @@ export interface UnallocatedCashView {
   resolutionNote: string | null;
   /** For APPLIED: the order whose cash session took the money. */
   appliedOrderNumber: string | null;
+}
+
+/** A water customer as staff see it (GET /v1/customers/:id; docs/customers.md). */
+export interface CustomerView {
+  id: string;
+  /** `TSF` + 6 characters. */
+  accountId: string;
+  /** E.164 */
+  phone: string;
+  fullName: string | null;
+  /** Has a PIN. */
+  registered: boolean;
+  active: boolean;
+  subscription: { planId: string | null; expiresAt: string } | null;
+  dailyLimitMl: number | null;
+  creditsMl: number;
+  usedTodayMl: number;
+  pinLocked: boolean;
+  /** [] = every site. */
+  siteIds: string[];
+  createdAt: string;
+}
+
+/** A water plan (GET /v1/water/plans). */
+export interface PlanView {
+  id: string;
+  name: string;
+  kind: 'subscription' | 'credit';
+  priceMinor: number;
+  currency: string;
+  days: number | null;
+  creditMl: number | null;
+  dailyLimitMl: number | null;
+  active: boolean;
+  createdAt: string;
+}
+
+/** One ledger entry (§13): signed, in the account's unit ("ml" or a currency). */
+export interface LedgerEntryView {
+  id: string;
+  accountId: string;
+  amount: number;
+  unit: string;
+  cause: { type: string; id: string };
+  memo?: string;
+  createdAt: string;
+}
+
+/** Water a customer took from a kiosk (GET /v1/customers/:id/dispenses). */
+export interface DispenseView {
+  id: string;
+  kioskId: string;
+  tap: number | null;
+  heldMl: number;
+  dispensedMl: number | null;
+  /** HELD | SETTLED | RELEASED | OFFLINE */
+  status: string;
+  flagged: boolean;
+  at: string;
+  settledAt: string | null;
 }

@@ -7,11 +7,21 @@ import { Link } from 'wouter';
 import { api } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { dateTime, titleCase } from '../format.ts';
-import { Empty, ErrorNote, Loading, TableWrap } from '../ui.tsx';
+import { Columns, Empty, ErrorNote, Loading, TableWrap } from '../ui.tsx';
 
 function Subject({ alert }: { alert: AlertView }) {
+  if (alert.subjectType === 'machine' && alert.kind.startsWith('WATER_'))
+    return <Link href={`/water/${encodeURIComponent(alert.subjectId)}`}>{alert.subjectId}</Link>;
   if (alert.subjectType === 'machine')
     return <Link href={`/machines/${encodeURIComponent(alert.subjectId)}`}>{alert.subjectId}</Link>;
+  if (alert.subjectType === 'water_tap') {
+    const [kiosk = '', tap = ''] = alert.subjectId.split('/');
+    return (
+      <Link href={`/water/${encodeURIComponent(kiosk)}`}>
+        {kiosk} tap {tap}
+      </Link>
+    );
+  }
   if (alert.subjectType === 'order')
     return <Link href={`/orders/${alert.subjectId}`}>order …{alert.subjectId.slice(-8)}</Link>;
   if (alert.subjectType === 'print_job') return <Link href="/cash">print job</Link>;
@@ -37,7 +47,7 @@ export function AlertsPage() {
     }
     await client.invalidateQueries({ queryKey: ['alerts'] });
   };
-  const open = alerts.data?.items.filter((a) => a.acknowledgedAt === null) ?? [];
+  const open = alerts.data?.items.filter((a) => a.acknowledgedAt === null && !a.resolvedAt) ?? [];
 
   return (
     <>
@@ -45,7 +55,7 @@ export function AlertsPage() {
         <h1>Alerts</h1>
         <label className="check">
           <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show
-          acknowledged
+          acknowledged and resolved
         </label>
         {can('ackAlerts') && open.length > 1 && (
           <button type="button" className="secondary" onClick={() => void ack(open.map((a) => a.id))}>
@@ -60,15 +70,7 @@ export function AlertsPage() {
         <Empty>No open alerts.</Empty>
       ) : (
         <TableWrap label="Alerts, newest first">
-          <thead>
-            <tr>
-              <th scope="col">Raised</th>
-              <th scope="col">Kind</th>
-              <th scope="col">About</th>
-              <th scope="col">What happened</th>
-              <th scope="col">State</th>
-            </tr>
-          </thead>
+          <Columns names={['Raised', 'Kind', 'About', 'What happened', 'State']} />
           <tbody>
             {alerts.data?.items.map((a) => (
               <tr key={a.id} data-alert-kind={a.kind}>
@@ -79,7 +81,9 @@ export function AlertsPage() {
                 </td>
                 <td>{a.message}</td>
                 <td>
-                  {a.acknowledgedAt ? (
+                  {a.resolvedAt ? (
+                    <span className="muted small">Resolved {dateTime(a.resolvedAt)}</span>
+                  ) : a.acknowledgedAt ? (
                     <span className="muted small">
                       Acknowledged by {a.acknowledgedBy} {dateTime(a.acknowledgedAt)}
                     </span>

@@ -7,7 +7,7 @@ import { api, qs } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { useSites } from '../data.ts';
 import { dateTime, majorAmount } from '../format.ts';
-import { Empty, ErrorNote, Loading, Section, TableWrap } from '../ui.tsx';
+import { Columns, Empty, ErrorNote, Loading, Section, TableWrap } from '../ui.tsx';
 import { UnallocatedCash } from './unallocated-cash.tsx';
 
 type Items<T> = { items: T[] };
@@ -31,22 +31,16 @@ function OpenSessions({ sites }: { sites: SiteView[] }) {
   if (rows.length === 0) return <Empty>No open cash sessions.</Empty>;
   return (
     <TableWrap label="Open cash sessions">
-      <thead>
-        <tr>
-          <th scope="col">Started</th>
-          <th scope="col">Order</th>
-          <th scope="col">Site</th>
-          <th scope="col" className="num">
-            Required
-          </th>
-          <th scope="col" className="num">
-            Inserted
-          </th>
-          <th scope="col" className="num">
-            Remaining
-          </th>
-        </tr>
-      </thead>
+      <Columns
+        names={[
+          'Started',
+          'Order',
+          'Site',
+          { name: 'Required', num: true },
+          { name: 'Inserted', num: true },
+          { name: 'Remaining', num: true },
+        ]}
+      />
       <tbody>
         {rows.map(({ session: s, site }) => (
           <tr key={s.sessionId}>
@@ -99,23 +93,15 @@ export function CashPrintingPage() {
             <Empty>No print jobs yet.</Empty>
           ) : (
             <TableWrap label="Print queue counts per site">
-              <thead>
-                <tr>
-                  <th scope="col">Site</th>
-                  <th scope="col" className="num">
-                    Pending
-                  </th>
-                  <th scope="col" className="num">
-                    Printing
-                  </th>
-                  <th scope="col" className="num">
-                    Printed
-                  </th>
-                  <th scope="col" className="num">
-                    Failed
-                  </th>
-                </tr>
-              </thead>
+              <Columns
+                names={[
+                  'Site',
+                  { name: 'Pending', num: true },
+                  { name: 'Printing', num: true },
+                  { name: 'Printed', num: true },
+                  { name: 'Failed', num: true },
+                ]}
+              />
               <tbody>
                 {summary.data.items.map((s) => (
                   <tr key={`${s.tenantId}|${s.siteId}`}>
@@ -137,17 +123,7 @@ export function CashPrintingPage() {
             <Empty>No failed print jobs.</Empty>
           ) : (
             <TableWrap label="Failed print jobs">
-              <thead>
-                <tr>
-                  <th scope="col">Queued</th>
-                  <th scope="col">Site</th>
-                  <th scope="col" className="num">
-                    Attempts
-                  </th>
-                  <th scope="col">Error</th>
-                  <th scope="col">Action</th>
-                </tr>
-              </thead>
+              <Columns names={['Queued', 'Site', { name: 'Attempts', num: true }, 'Error', 'Action']} />
               <tbody>
                 {failed.data.items.map((j) => (
                   <tr key={j.jobId}>

@@ -1,37 +1,19 @@
 // Sites and products: create and edit them, adjust stock. Editing needs the admin role.
 import { majorToMinor, type Page, type ProductView, type SiteView } from '@kioskhub/protocol';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
+import { useAction } from '../action.ts';
 import { api, qs } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { useSites, useTenants } from '../data.ts';
 import { minorToInput, money } from '../format.ts';
-import { Empty, ErrorNote, Loading, Section, SelectField, TableWrap, TextField } from '../ui.tsx';
+import { Columns, ErrorNote, Listing, Section, SelectField, TableWrap, TextField } from '../ui.tsx';
 
 /** A price typed in major units → minor units of the site's currency (ISO 4217 decimals). */
 function toMinor(major: string, currency: string): number {
   const minor = majorToMinor(Number(major), currency);
   if (minor === undefined) throw new Error(`${major} has more decimals than ${currency} allows`);
   return minor;
-}
-
-/** Runs a form's action, keeping its error to show beside it. */
-function useAction() {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const run = (fn: () => Promise<unknown>) => async (e?: FormEvent) => {
-    e?.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { error, busy, run };
 }
 
 function TenantPicker({ value, onChange }: { value: string; onChange(v: string): void }) {
@@ -248,35 +230,28 @@ export function CatalogPage() {
     siteList.find((s) => s.id === product.siteId && (!allTenants || s.tenantId === tenantId))?.currency ??
     'INR';
 
+  /** Binds a text field to one key of a form's state. */
+  const bind = <T extends Record<string, string>>(state: T, set: (next: T) => void, key: keyof T) => ({
+    value: state[key],
+    onChange: (e: { target: { value: string } }) => set({ ...state, [key]: e.target.value }),
+  });
+
   return (
     <>
       <h1>Sites &amp; products</h1>
       <Section title="Sites">
-        <ErrorNote error={sites.error} />
-        {sites.isPending ? (
-          <Loading />
-        ) : siteList.length === 0 ? (
-          <Empty>No sites.</Empty>
-        ) : (
-          <TableWrap label="Sites">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Currency</th>
-                <th scope="col">Address</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {siteList.map((s) => (
-                <SiteRow key={`${s.tenantId}|${s.id}`} site={s} editable={editable} />
-              ))}
-            </tbody>
-          </TableWrap>
-        )}
+        <Listing query={sites} count={siteList.length} empty="No sites.">
+          {() => (
+            <TableWrap label="Sites">
+              <Columns names={['Name', 'Id', 'Currency', 'Address', { name: 'Actions', srOnly: true }]} />
+              <tbody>
+                {siteList.map((s) => (
+                  <SiteRow key={`${s.tenantId}|${s.id}`} site={s} editable={editable} />
+                ))}
+              </tbody>
+            </TableWrap>
+          )}
+        </Listing>
         {editable && (
           <form
             className="inline-form"
@@ -301,15 +276,9 @@ export function CatalogPage() {
               label="Site id"
               required
               pattern="[A-Za-z0-9_\-]{1,64}"
-              value={site.id}
-              onChange={(e) => setSite({ ...site, id: e.target.value })}
+              {...bind(site, setSite, 'id')}
             />
-            <TextField
-              label="Site name"
-              required
-              value={site.name}
-              onChange={(e) => setSite({ ...site, name: e.target.value })}
-            />
+            <TextField label="Site name" required {...bind(site, setSite, 'name')} />
             <TextField
               label="Currency"
               required
@@ -325,36 +294,32 @@ export function CatalogPage() {
         )}
       </Section>
       <Section title="Products">
-        <ErrorNote error={products.error} />
-        {products.isPending ? (
-          <Loading />
-        ) : (products.data?.items.length ?? 0) === 0 ? (
-          <Empty>No products.</Empty>
-        ) : (
-          <TableWrap label="Products">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">SKU</th>
-                <th scope="col">Site</th>
-                <th scope="col" className="num">
-                  Price
-                </th>
-                <th scope="col" className="num">
-                  Stock
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {products.data?.items.map((p) => (
-                <ProductRow key={`${p.tenantId}|${p.sku}`} product={p} sites={siteList} editable={editable} />
-              ))}
-            </tbody>
-          </TableWrap>
-        )}
+        <Listing query={products} count={products.data?.items.length ?? 0} empty="No products.">
+          {() => (
+            <TableWrap label="Products">
+              <Columns
+                names={[
+                  'Name',
+                  'SKU',
+                  'Site',
+                  { name: 'Price', num: true },
+                  { name: 'Stock', num: true },
+                  { name: 'Actions', srOnly: true },
+                ]}
+              />
+              <tbody>
+                {products.data?.items.map((p) => (
+                  <ProductRow
+                    key={`${p.tenantId}|${p.sku}`}
+                    product={p}
+                    sites={siteList}
+                    editable={editable}
+                  />
+                ))}
+              </tbody>
+            </TableWrap>
+          )}
+        </Listing>
         {editable && (
           <form
             className="inline-form"
@@ -381,28 +346,20 @@ export function CatalogPage() {
               label="SKU"
               required
               pattern="[A-Za-z0-9_.\-]{1,64}"
-              value={product.sku}
-              onChange={(e) => setProduct({ ...product, sku: e.target.value })}
+              {...bind(product, setProduct, 'sku')}
             />
-            <TextField
-              label="Product name"
-              required
-              value={product.name}
-              onChange={(e) => setProduct({ ...product, name: e.target.value })}
-            />
+            <TextField label="Product name" required {...bind(product, setProduct, 'name')} />
             <TextField
               label="Price"
               required
               type="number"
               min="0"
               step="any"
-              value={product.price}
-              onChange={(e) => setProduct({ ...product, price: e.target.value })}
+              {...bind(product, setProduct, 'price')}
             />
             <SelectField
               label="Product site"
-              value={product.siteId}
-              onChange={(e) => setProduct({ ...product, siteId: e.target.value })}
+              {...bind(product, setProduct, 'siteId')}
               options={siteList
                 .filter((s) => !allTenants || s.tenantId === tenantId)
                 .map((s) => ({ value: s.id, label: s.name }))}
@@ -412,8 +369,7 @@ export function CatalogPage() {
               type="number"
               min="0"
               step="1"
-              value={product.stock}
-              onChange={(e) => setProduct({ ...product, stock: e.target.value })}
+              {...bind(product, setProduct, 'stock')}
             />
             <button type="submit" className="primary" disabled={createProduct.busy}>
               Create product

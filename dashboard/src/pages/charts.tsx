@@ -1,39 +1,16 @@
 // Charts for a chosen range, per site or machine: revenue by hour or day, orders by status,
-// dispense success rate and machines online over time. Loaded on demand (Chart.js).
+// dispense success rate and machines online over time, and water (water-charts.tsx). Loaded on
+// demand (Chart.js).
 import { minorToMajor, ORDER_STATUSES, type StatsBucket, type StatsView } from '@kioskhub/protocol';
 import { useQuery } from '@tanstack/react-query';
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  Chart,
-  Filler,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
-  type ChartConfiguration,
-} from 'chart.js';
-import { useEffect, useMemo, useRef } from 'react';
+import type { ChartConfiguration } from 'chart.js';
+import { useMemo } from 'react';
 import { api, qs } from '../api.ts';
 import { useAllMachines, useFilters, useSites } from '../data.ts';
-import { isoToLocalInput, localInputToIso, money, titleCase } from '../format.ts';
-import { ErrorNote, Loading, Section, SelectField, TextField } from '../ui.tsx';
-
-Chart.register(
-  BarController,
-  BarElement,
-  LineController,
-  LineElement,
-  PointElement,
-  CategoryScale,
-  LinearScale,
-  Tooltip,
-  Legend,
-  Filler,
-);
+import { money, titleCase } from '../format.ts';
+import { ErrorNote, Loading, PeriodFields, Section, SelectField } from '../ui.tsx';
+import { ChartCanvas, DataTable } from './chart-parts.tsx';
+import { WaterCharts } from './water-charts.tsx';
 
 const HOUR = 3_600_000;
 
@@ -55,59 +32,6 @@ const label = (iso: string, bucket: StatsBucket): string => {
     ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' })
     : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
 };
-
-function ChartCanvas({ config, summary }: { config: ChartConfiguration; summary: string }) {
-  const ref = useRef<HTMLCanvasElement>(null);
-  useEffect(() => {
-    if (!ref.current) return;
-    const chart = new Chart(ref.current, config);
-    return () => chart.destroy();
-  }, [config]);
-  return (
-    <div className="chart">
-      <canvas ref={ref} role="img" aria-label={summary} />
-    </div>
-  );
-}
-
-function DataTable({
-  caption,
-  head,
-  rows,
-}: {
-  caption: string;
-  head: string[];
-  rows: (string | number)[][];
-}) {
-  return (
-    <details>
-      <summary>Data table: {caption}</summary>
-      <div className="table-wrap">
-        <table>
-          <caption className="sr-only">{caption}</caption>
-          <thead>
-            <tr>
-              {head.map((h) => (
-                <th key={h} scope="col">
-                  {h}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((r, i) => (
-              <tr key={i}>
-                {r.map((c, j) => (
-                  <td key={j}>{c}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </details>
-  );
-}
 
 function chartConfigs(stats: StatsView) {
   const axis = buckets(stats.from, stats.to, stats.bucket);
@@ -295,18 +219,7 @@ export default function ChartsPage() {
             { value: 'day', label: 'Day (last 30 days)' },
           ]}
         />
-        <TextField
-          label="From"
-          type="datetime-local"
-          value={isoToLocalInput(f.from || undefined)}
-          onChange={(e) => setFilters({ from: localInputToIso(e.target.value) })}
-        />
-        <TextField
-          label="To"
-          type="datetime-local"
-          value={isoToLocalInput(f.to || undefined)}
-          onChange={(e) => setFilters({ to: localInputToIso(e.target.value) })}
-        />
+        <PeriodFields from={f.from} to={f.to} onChange={setFilters} />
         <SelectField
           label="Site"
           value={f.siteId}
@@ -331,6 +244,7 @@ export default function ChartsPage() {
       <p className="muted small">Hours and days are UTC.</p>
       <ErrorNote error={stats.error} />
       {stats.data ? <Charts stats={stats.data} /> : stats.isPending && <Loading what="Loading charts" />}
+      <WaterCharts from={f.from} to={f.to} days={bucket === 'day'} />
     </>
   );
 }

@@ -5,7 +5,7 @@ import { Link } from 'wouter';
 import { api, qs } from '../api.ts';
 import { useFilters, useNow, useSites } from '../data.ts';
 import { ago, titleCase } from '../format.ts';
-import { Empty, ErrorNote, Loading, SelectField, StatusBadge, TableWrap, TextField } from '../ui.tsx';
+import { Columns, Listing, LoadMore, SelectField, StatusBadge, TableWrap, TextField } from '../ui.tsx';
 
 const STATUSES = ['IDLE', 'BUSY', 'OFFLINE', 'ERROR'];
 
@@ -77,57 +77,43 @@ export function FleetPage() {
           ]}
         />
       </form>
-      <ErrorNote error={fleet.error} />
-      {fleet.isPending ? (
-        <Loading what="Loading machines" />
-      ) : machines.length === 0 ? (
-        <Empty>No machines match.</Empty>
-      ) : (
-        <TableWrap label="Machines">
-          <thead>
-            <tr>
-              <th scope="col">Machine</th>
-              <th scope="col">Status</th>
-              <th scope="col">Site</th>
-              <th scope="col">Last seen</th>
-              <th scope="col" className="num">
-                Queued
-              </th>
-              <th scope="col">Firmware</th>
-              <th scope="col">Kind</th>
-            </tr>
-          </thead>
-          <tbody>
-            {machines.map((m) => (
-              <tr key={m.id} data-machine-id={m.id}>
-                <th scope="row">
-                  <Link href={`/machines/${encodeURIComponent(m.id)}`}>
-                    {m.name === m.id ? m.id : `${m.name} (${m.id})`}
-                  </Link>
-                </th>
-                <td>
-                  <StatusBadge status={m.status} />
-                </td>
-                <td>{siteName(m.siteId)}</td>
-                <td title={m.lastSeenAt ?? undefined}>{ago(m.lastSeenAt, now)}</td>
-                <td className="num">{m.queuedOrders}</td>
-                <td>{m.firmware ?? '—'}</td>
-                <td>{titleCase(m.kind)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </TableWrap>
-      )}
-      {fleet.hasNextPage && (
-        <button
-          type="button"
-          className="secondary"
-          onClick={() => void fleet.fetchNextPage()}
-          disabled={fleet.isFetchingNextPage}
-        >
-          Load more machines
-        </button>
-      )}
+      <Listing query={fleet} count={machines.length} loading="Loading machines" empty="No machines match.">
+        {() => (
+          <TableWrap label="Machines">
+            <Columns
+              names={[
+                'Machine',
+                'Status',
+                'Site',
+                'Last seen',
+                { name: 'Queued', num: true },
+                'Firmware',
+                'Kind',
+              ]}
+            />
+            <tbody>
+              {machines.map((m) => (
+                <tr key={m.id} data-machine-id={m.id}>
+                  <th scope="row">
+                    <Link href={`/machines/${encodeURIComponent(m.id)}`}>
+                      {m.name === m.id ? m.id : `${m.name} (${m.id})`}
+                    </Link>
+                  </th>
+                  <td>
+                    <StatusBadge status={m.status} />
+                  </td>
+                  <td>{siteName(m.siteId)}</td>
+                  <td title={m.lastSeenAt ?? undefined}>{ago(m.lastSeenAt, now)}</td>
+                  <td className="num">{m.queuedOrders}</td>
+                  <td>{m.firmware ?? '—'}</td>
+                  <td>{titleCase(m.kind)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </TableWrap>
+        )}
+      </Listing>
+      <LoadMore query={fleet} label="Load more machines" />
     </>
   );
 }

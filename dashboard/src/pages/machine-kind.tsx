@@ -45,8 +45,15 @@ const ROLES: Partial<
     more: { href: '/cash', label: 'Print queue of its site' },
   },
   water: {
-    what: 'A water kiosk: it dispenses the volume of each paid order it is sent.',
-    routes: [],
+    what: 'A water kiosk: customers take water with their phone number and PIN; the kiosk asks the server, settles what it dispensed and sends a heartbeat every ~2 minutes.',
+    routes: [
+      'POST /dispense-verification',
+      'POST /v1/water/dispenses',
+      'POST /v1/water/transactions:batch',
+      'GET /v1/water/credential-cache?since=',
+      'POST /v1/water/heartbeat',
+    ],
+    more: { href: '/water/:id', label: 'Its taps, heartbeat and live verifications' },
   },
   table: {
     what: 'A cafe table: orders placed at it are paid and sent to the kitchen.',
@@ -76,7 +83,7 @@ export function KindPanel({ machine }: { machine: MachineView }) {
       )}
       {role.more && (
         <p>
-          <Link href={role.more.href}>{role.more.label}</Link>
+          <Link href={role.more.href.replace(':id', encodeURIComponent(machine.id))}>{role.more.label}</Link>
         </p>
       )}
     </Section>

@@ -9,6 +9,7 @@ import { useAuth } from '../auth.tsx';
 import { useNow, useSites } from '../data.ts';
 import { ago, dateTime, money, titleCase } from '../format.ts';
 import {
+  Columns,
   ConfirmButton,
   Empty,
   ErrorNote,
@@ -103,18 +104,9 @@ export function MachinePage({ id }: { id: string }) {
               <Empty>No commands yet.</Empty>
             ) : (
               <TableWrap label={`Recent commands of ${m.id}`}>
-                <thead>
-                  <tr>
-                    <th scope="col">Queued</th>
-                    <th scope="col">Order</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Result</th>
-                    <th scope="col" className="num">
-                      Attempts
-                    </th>
-                    <th scope="col">Finished</th>
-                  </tr>
-                </thead>
+                <Columns
+                  names={['Queued', 'Order', 'Status', 'Result', { name: 'Attempts', num: true }, 'Finished']}
+                />
                 <tbody>
                   {commands.data.items.map((c) => (
                     <tr key={c.id}>

@@ -7,7 +7,7 @@ import { useAuth } from '../auth.tsx';
 import { Link } from 'wouter';
 import { api } from '../api.ts';
 import { dateTime, eventLabel, money } from '../format.ts';
-import { ConfirmButton, ErrorNote, Loading, Section, StatusBadge } from '../ui.tsx';
+import { Columns, ConfirmButton, ErrorNote, Loading, Section, StatusBadge } from '../ui.tsx';
 import { ReviewActions, needsReview } from './review.tsx';
 
 function detailText(detail: unknown): string {
@@ -86,16 +86,7 @@ function Refunds({ orderId, payments }: { orderId: string; payments: PaymentView
       <h3>Refunds</h3>
       <div className="table-wrap">
         <table aria-label="Refunds of this order">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Amount</th>
-              <th scope="col">To</th>
-              <th scope="col">Status</th>
-              <th scope="col">Reason · by</th>
-              <th scope="col">Completed</th>
-            </tr>
-          </thead>
+          <Columns names={['When', 'Amount', 'To', 'Status', 'Reason · by', 'Completed']} />
           <tbody>
             {items.map((r) => (
               <tr key={r.id} data-refund={r.id}>
@@ -153,17 +144,7 @@ function PaymentsTable({ items }: { items: PaymentView[] }) {
   return (
     <div className="table-wrap">
       <table aria-label="Payments of this order">
-        <thead>
-          <tr>
-            <th scope="col">Method</th>
-            <th scope="col">Status</th>
-            <th scope="col">To pay</th>
-            <th scope="col">Received</th>
-            <th scope="col">Refunded</th>
-            <th scope="col">Reference</th>
-            <th scope="col">Completed</th>
-          </tr>
-        </thead>
+        <Columns names={['Method', 'Status', 'To pay', 'Received', 'Refunded', 'Reference', 'Completed']} />
         <tbody>
           {items.map((p) => (
             <tr key={p.id} data-payment={p.id}>

@@ -6,8 +6,18 @@ import { useState } from 'react';
 import { Link } from 'wouter';
 import { api, apiBlob, qs, saveBlob } from '../api.ts';
 import { useAllMachines, useFilters, useSites } from '../data.ts';
-import { dateTime, isoToLocalInput, localInputToIso, money, sameDay, time, titleCase } from '../format.ts';
-import { Empty, ErrorNote, Loading, SelectField, StatusBadge, TableWrap, TextField } from '../ui.tsx';
+import { dateTime, money, sameDay, time, titleCase } from '../format.ts';
+import {
+  Columns,
+  Empty,
+  ErrorNote,
+  Loading,
+  LoadMore,
+  PeriodFields,
+  SelectField,
+  StatusBadge,
+  TableWrap,
+} from '../ui.tsx';
 
 export function OrdersTable({ orders, label }: { orders: OrderView[]; label: string }) {
   const sites = useSites();
@@ -15,23 +25,17 @@ export function OrdersTable({ orders, label }: { orders: OrderView[]; label: str
     sites.data?.items.find((s) => s.id === o.siteId && s.tenantId === o.tenantId)?.name ?? o.siteId ?? '—';
   return (
     <TableWrap label={label}>
-      <thead>
-        <tr>
-          <th scope="col">Time</th>
-          <th scope="col">Order</th>
-          <th scope="col">Status</th>
-          <th scope="col" className="num">
-            Amount
-          </th>
-          <th scope="col">Machine</th>
-          <th scope="col" className="hide-sm">
-            Site
-          </th>
-          <th scope="col" className="hide-sm">
-            Source
-          </th>
-        </tr>
-      </thead>
+      <Columns
+        names={[
+          'Time',
+          'Order',
+          'Status',
+          { name: 'Amount', num: true },
+          'Machine',
+          { name: 'Site', hideSm: true },
+          { name: 'Source', hideSm: true },
+        ]}
+      />
       <tbody data-testid="order-rows">
         {orders.map((o) => (
           <tr key={o.id} data-order-id={o.id} data-status={o.status}>
@@ -134,18 +138,7 @@ export function OrdersPage() {
             ...ORDER_STATUSES.map((s) => ({ value: s, label: titleCase(s) })),
           ]}
         />
-        <TextField
-          label="From"
-          type="datetime-local"
-          value={isoToLocalInput(f.from || undefined)}
-          onChange={(e) => setFilters({ from: localInputToIso(e.target.value) })}
-        />
-        <TextField
-          label="To"
-          type="datetime-local"
-          value={isoToLocalInput(f.to || undefined)}
-          onChange={(e) => setFilters({ to: localInputToIso(e.target.value) })}
-        />
+        <PeriodFields from={f.from} to={f.to} onChange={setFilters} />
       </form>
       <ErrorNote error={list.error ?? exportError} />
       {list.isPending ? (
@@ -155,16 +148,7 @@ export function OrdersPage() {
       ) : (
         <OrdersTable orders={orders} label="Orders, newest first" />
       )}
-      {list.hasNextPage && (
-        <button
-          type="button"
-          className="secondary"
-          onClick={() => void list.fetchNextPage()}
-          disabled={list.isFetchingNextPage}
-        >
-          Load more orders
-        </button>
-      )}
+      <LoadMore query={list} label="Load more orders" />
     </>
   );
 }

@@ -5,7 +5,7 @@ import { Link } from 'wouter';
 import { api } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { dateTime, money } from '../format.ts';
-import { ConfirmButton, Empty, ErrorNote, Loading, TableWrap } from '../ui.tsx';
+import { Columns, ConfirmButton, Listing, LoadMore, TableWrap } from '../ui.tsx';
 
 const REASONS: Record<string, string> = {
   NO_RESULT: 'Dispensed without a result (v1)',
@@ -78,48 +78,30 @@ export function ReviewPage() {
         Paid orders that did not end well. Check the machine, then record what happened; every decision is
         audited.
       </p>
-      <ErrorNote error={list.error} />
-      {list.isPending ? (
-        <Loading what="Loading orders" />
-      ) : orders.length === 0 ? (
-        <Empty>Nothing needs review.</Empty>
-      ) : (
-        <TableWrap label="Orders that need review">
-          <thead>
-            <tr>
-              <th scope="col">Paid</th>
-              <th scope="col">Order</th>
-              <th scope="col">Machine</th>
-              <th scope="col" className="num">
-                Amount
-              </th>
-              <th scope="col">Why</th>
-              <th scope="col">Decision</th>
-            </tr>
-          </thead>
-          <tbody>
-            {orders.map((o) => (
-              <tr key={o.id} data-order-id={o.id}>
-                <td>{dateTime(o.paidAt)}</td>
-                <th scope="row">
-                  <Link href={`/orders/${o.id}`}>{o.orderNumber ?? `…${o.id.slice(-8)}`}</Link>
-                </th>
-                <td>{o.machineId ?? '—'}</td>
-                <td className="num">{money(o.amount, o.currency)}</td>
-                <td>{reasonLabel(o.reviewReason)}</td>
-                <td>
-                  <ReviewActions order={o} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </TableWrap>
-      )}
-      {list.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => void list.fetchNextPage()}>
-          Load more
-        </button>
-      )}
+      <Listing query={list} count={orders.length} loading="Loading orders" empty="Nothing needs review.">
+        {() => (
+          <TableWrap label="Orders that need review">
+            <Columns names={['Paid', 'Order', 'Machine', { name: 'Amount', num: true }, 'Why', 'Decision']} />
+            <tbody>
+              {orders.map((o) => (
+                <tr key={o.id} data-order-id={o.id}>
+                  <td>{dateTime(o.paidAt)}</td>
+                  <th scope="row">
+                    <Link href={`/orders/${o.id}`}>{o.orderNumber ?? `…${o.id.slice(-8)}`}</Link>
+                  </th>
+                  <td>{o.machineId ?? '—'}</td>
+                  <td className="num">{money(o.amount, o.currency)}</td>
+                  <td>{reasonLabel(o.reviewReason)}</td>
+                  <td>
+                    <ReviewActions order={o} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </TableWrap>
+        )}
+      </Listing>
+      <LoadMore query={list} label="Load more" />
     </>
   );
 }

@@ -1,5 +1,6 @@
 // Sign in with email and password, or with a pasted admin token.
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
+import { useAction } from '../action.ts';
 import { useAuth } from '../auth.tsx';
 import { ErrorNote, TextField } from '../ui.tsx';
 
@@ -8,21 +9,7 @@ export function SignInPage() {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [adminToken, setAdminToken] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  const run = (fn: () => Promise<void>) => async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run } = useAction();
 
   return (
     <main id="main" className="sign-in">

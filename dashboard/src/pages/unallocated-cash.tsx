@@ -4,10 +4,11 @@
 import type { UnallocatedCashView } from '@kioskhub/protocol';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
+import { useAction } from '../action.ts';
 import { api } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { dateTime, majorAmount, titleCase } from '../format.ts';
-import { Empty, ErrorNote, TableWrap, TextField } from '../ui.tsx';
+import { Columns, Empty, ErrorNote, TableWrap, TextField } from '../ui.tsx';
 
 type Action = 'returned' | 'applied' | 'kept';
 
@@ -26,14 +27,11 @@ function ResolveForm({ u }: { u: UnallocatedCashView }) {
   const client = useQueryClient();
   const [note, setNote] = useState('');
   const [orderNumber, setOrderNumber] = useState('');
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const resolve = async (action: Action) => {
-    setError(null);
-    if (note.trim() === '') return setError(new Error('Write a note: what happened to the money?'));
-    if (action === 'applied' && orderNumber.trim() === '') return setError(new Error('Which order number?'));
-    setBusy(true);
-    try {
+  const { busy, error, run } = useAction();
+  const resolve = (action: Action) =>
+    run(async () => {
+      if (note.trim() === '') throw new Error('Write a note: what happened to the money?');
+      if (action === 'applied' && orderNumber.trim() === '') throw new Error('Which order number?');
       const body = {
         action,
         note: note.trim(),
@@ -41,12 +39,7 @@ function ResolveForm({ u }: { u: UnallocatedCashView }) {
       };
       await api(`/v1/cash/unallocated/${encodeURIComponent(u.id)}/resolve`, { method: 'POST', body });
       await client.invalidateQueries({ queryKey: ['cash'] });
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    })();
   return (
     <div className="resolve" role="group" aria-label={`Resolve unallocated cash ${u.id}`}>
       <TextField label="Note" value={note} maxLength={500} onChange={(e) => setNote(e.target.value)} />
@@ -84,18 +77,9 @@ export function UnallocatedCash() {
   if (unallocated.data.items.length === 0) return <Empty>No unallocated cash.</Empty>;
   return (
     <TableWrap label="Unallocated cash">
-      <thead>
-        <tr>
-          <th scope="col">Recorded</th>
-          <th scope="col">Order number</th>
-          <th scope="col">Machine</th>
-          <th scope="col" className="num">
-            Amount
-          </th>
-          <th scope="col">Reason</th>
-          <th scope="col">Resolution</th>
-        </tr>
-      </thead>
+      <Columns
+        names={['Recorded', 'Order number', 'Machine', { name: 'Amount', num: true }, 'Reason', 'Resolution']}
+      />
       <tbody>
         {unallocated.data.items.map((u) => (
           <tr key={u.id}>
