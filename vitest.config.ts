@@ -7,5 +7,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most test files wait on real servers, sockets and fsyncs, not on the CPU: two at a time on
+    // a 2-core machine (vitest's default there is one).
+    maxWorkers: 2,
   },
 });

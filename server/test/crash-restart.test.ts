@@ -1,191 +1,19 @@
 // A hard kill (SIGKILL, no shutdown code runs) of the real server process, then a restart on
 // the same storage: a paid order is never forgotten and never dispensed twice (ARCHITECTURE.md
 // invariant 2). The server runs as a child process exactly as `npm start` runs it.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SimulatedMachine, type CommandHandling } from '@kioskhub/machine-simulator';
-import { afterAll, describe, expect, it } from 'vitest';
-import { signRazorpayBody } from '../src/providers/razorpay/razorpay.webhook.js';
+import { describe, expect, it } from 'vitest';
+import { engines, eventually, qrCredited } from './harness.js';
 import {
-  ADMIN_TOKEN,
-  dropSchema,
-  engines,
-  eventually,
-  newSchemaName,
-  qrCredited,
-  tempDir,
-  WEBHOOK_SECRET,
-  type Engine,
-} from './harness.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const START_TIMEOUT_MS = 45_000;
-
-/** A port nobody listens on right now: bind port 0, read it, close. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
-
-type Reply = { status: number; body: any };
-
-async function http(
-  url: string,
-  method: string,
-  path: string,
-  options: { body?: unknown; raw?: string; headers?: Record<string, string>; token?: string | null } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
-  const token = options.token === undefined ? ADMIN_TOKEN : options.token;
-  if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  const body = options.raw ?? (options.body !== undefined ? JSON.stringify(options.body) : undefined);
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body: parsed };
-}
-
-/** Every child process group this file started; killed in afterAll whatever happened. */
-const live = new Set<ChildProcess>();
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    // tsx runs the server in a child of its own: the whole group goes, as in a power cut.
-    process.kill(-child.pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
-
-interface ServerProcess {
-  url: string;
-  child: ChildProcess;
-  output(): string;
-  /** SIGKILL to the process group; resolves once the process has exited. */
-  hardKill(): Promise<void>;
-}
-
-async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(TSX, ['server/src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? ROOT, ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  exited.then(
-    () => live.delete(child),
-    () => undefined,
-  );
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const url = `http://127.0.0.1:${env['PORT']}`;
-  const server: ServerProcess = {
-    url,
-    child,
-    output: () => output,
-    async hardKill() {
-      killGroup(child, 'SIGKILL');
-      await exited;
-    },
-  };
-  try {
-    await eventually(
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null)
-          throw new Error(`server exited early (${child.exitCode ?? child.signalCode}): ${output}`);
-        const res = await fetch(`${url}/healthz`);
-        return res.status === 200;
-      },
-      START_TIMEOUT_MS,
-      'the server process to answer /healthz',
-    );
-  } catch (err) {
-    killGroup(child, 'SIGKILL');
-    throw new Error(`${String(err)}\n--- server output ---\n${output}`);
-  }
-  return server;
-}
-
-afterAll(() => {
-  for (const child of live) killGroup(child, 'SIGKILL');
-});
-
-interface Storage {
-  env: Record<string, string>;
-  cleanup(): Promise<void>;
-}
-
-async function storageFor(engine: Engine): Promise<Storage> {
-  const dir = tempDir('kioskhub-crash-');
-  const env: Record<string, string> = {
-    HOST: '127.0.0.1',
-    PORT: String(await freePort()),
-    DATA_DIR: dir.path,
-    ADMIN_TOKEN,
-    RAZORPAY_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    LOG_LEVEL: 'warn',
-  };
-  if (engine === 'sqlite') return { env, cleanup: async () => dir.remove() };
-  const schema = newSchemaName();
-  env['DATABASE_URL'] = process.env['TEST_DATABASE_URL']!;
-  env['DATABASE_SCHEMA'] = schema;
-  return {
-    env,
-    cleanup: async () => {
-      dir.remove();
-      await dropSchema(schema);
-    },
-  };
-}
-
-async function createVendingMachine(
-  url: string,
-  id: string,
-  amountPaise = 2000,
-): Promise<{ id: string; key: string; qrCodeId: string }> {
-  const created = await http(url, 'POST', '/v1/machines', { body: { id } });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const qrCodeId = `qr_${id}_${randomBytes(4).toString('hex')}`;
-  const profile = await http(url, 'PUT', `/v1/machines/${id}/payment-profile`, {
-    body: { provider: 'razorpay', qrCodeId, fixedAmountPaise: amountPaise },
-  });
-  expect(profile.status, JSON.stringify(profile.body)).toBe(200);
-  return { id, key: created.body.key as string, qrCodeId };
-}
-
-function postWebhook(url: string, event: unknown): Promise<Reply> {
-  const raw = JSON.stringify(event);
-  return http(url, 'POST', '/webhooks/razorpay', {
-    raw,
-    token: null,
-    headers: { 'x-razorpay-signature': signRazorpayBody(raw, WEBHOOK_SECRET) },
-  });
-}
-
-const orderStatus = async (url: string, orderId: string): Promise<string> =>
-  (await http(url, 'GET', `/v1/orders/${orderId}`)).body?.status as string;
-
+  http,
+  startServerProcess,
+  storageFor,
+  createVendingMachine,
+  postWebhook,
+  orderStatus,
+  type ServerProcess,
+} from './crash-kit.js';
 describe.each(engines())('hard kill with a paid order queued for an offline machine (%s)', (engine) => {
   it(
     'after the restart the order is still there and is dispensed exactly once',
@@ -341,6 +169,75 @@ describe('hard kill while a machine is in the middle of a dispense (sqlite)', ()
           expect(e.detail.commandId).toBe(commandId);
       } finally {
         for (const machine of machines) machine.stop();
+        await server?.hardKill();
+        await storage.cleanup();
+      }
+    },
+  );
+});
+
+describe('hard kill while webhooks are being committed in groups (sqlite)', () => {
+  it(
+    'every webhook answered 2xx before the kill is on disk after it, and each payment counts once',
+    { timeout: 180_000 },
+    async () => {
+      const storage = await storageFor('sqlite');
+      let server: ServerProcess | undefined;
+      try {
+        server = await startServerProcess(storage.env);
+        const m = await createVendingMachine(server.url, 'GROUP1');
+        // 24 senders without pause: the server commits their webhooks several to a transaction.
+        const acked = new Map<string, string>(); // paymentId → orderId
+        const sent: string[] = [];
+        let stop = false;
+        const sender = async () => {
+          while (!stop) {
+            const paymentId = `pay_${randomBytes(7).toString('hex')}`;
+            sent.push(paymentId);
+            try {
+              const reply = await postWebhook(server!.url, qrCredited(m.qrCodeId, 2000, paymentId));
+              if (reply.status === 200 && reply.body?.orderId)
+                acked.set(paymentId, reply.body.orderId as string);
+            } catch {
+              return; // the connection died with the server
+            }
+          }
+        };
+        const senders = Array.from({ length: 24 }, sender);
+        await eventually(async () => acked.size >= 80, 60_000, '80 acknowledged webhooks');
+        await server.hardKill(); // mid-stream: some requests are in a group being written
+        stop = true;
+        await Promise.all(senders);
+        server = await startServerProcess(storage.env);
+
+        // Every acknowledged payment kept its order; redelivering any sent event never makes a
+        // second order: acknowledged ones are duplicates of their order, the rest are new once.
+        for (const [paymentId, orderId] of acked) {
+          const again = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000, paymentId));
+          expect(again.body).toEqual({ ok: true, duplicate: true, orderId });
+        }
+        const unacked = sent.filter((p) => !acked.has(p));
+        for (const paymentId of unacked) {
+          const first = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000, paymentId));
+          const second = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000, paymentId));
+          expect(first.status).toBe(200);
+          expect(second.body).toMatchObject({ ok: true, duplicate: true, orderId: first.body.orderId });
+        }
+        const ids: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const page = await http(
+            server.url,
+            'GET',
+            `/v1/orders?machineId=GROUP1&limit=200${cursor ? `&cursor=${cursor}` : ''}`,
+          );
+          expect(page.status).toBe(200);
+          ids.push(...(page.body.items as { providerPaymentId: string }[]).map((o) => o.providerPaymentId));
+          cursor = page.body.nextCursor as string | null;
+        } while (cursor);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(new Set(ids)).toEqual(new Set(sent));
+      } finally {
         await server?.hardKill();
         await storage.cleanup();
       }

@@ -1,44 +1,34 @@
 // The operator dashboard in Debian's Chromium, driven by playwright-core, against the real
 // server (SQLite; the API tests cover PostgreSQL) and a simulated machine. Each test leaves a
 // screenshot in artifacts/screenshots/. Prints (does not assert) webhook → screen latency.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { SimulatedMachine } from '@kioskhub/machine-simulator';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, staffToken } from './dashboard-fixtures.js';
+import {
+  hasChromium,
+  launchChromium,
+  markPage,
+  notReloaded,
+  openPage,
+  screenshot,
+  signIn,
+} from './browser.js';
+import { staffToken } from './dashboard-fixtures.js';
 import { ADMIN_TOKEN, qrCredited, startServer, type TestServer } from './harness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SHOTS = `${ROOT}artifacts/screenshots`;
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium)
-  console.warn(
-    `NOTICE: ${CHROMIUM} is missing (apt-get install chromium); the dashboard browser tests are SKIPPED.`,
-  );
+const withChromium = hasChromium('dashboard browser tests');
 
-function ensureBuilt(): void {
-  if (existsSync(`${ROOT}dashboard/dist/index.html`)) return;
-  execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'inherit' });
-}
-
-describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () => {
+describe.skipIf(!withChromium)('dashboard in a browser', { timeout: 90_000 }, () => {
   let server: TestServer;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
   let m01: { id: string; key: string; qrCodeId: string };
   let m02: { id: string; key: string; qrCodeId: string };
   let machine: SimulatedMachine | undefined;
-  const shot = (name: string, p: Page = page) =>
-    p.screenshot({ path: `${SHOTS}/dashboard-${name}.png`, fullPage: true });
+  const shot = (name: string, p: Page = page) => screenshot(p, `dashboard-${name}`);
   const row = (attr: string, id: string) => page.locator(`tr[${attr}="${id}"]`);
   // In-page scripts are strings: this file is type-checked for Node, without the DOM.
-  /** Set before an action; still set afterwards means the page was not reloaded. */
-  const markPage = () => page.evaluate('window.__noReload = true');
-  const notReloaded = () => page.evaluate<boolean>('window.__noReload === true');
   /** Records, in the page, when each order row first appears (Date.now(), same clock as this test). */
   const ROW_WATCH = `(() => {
     const seen = (window.__seen = new Map());
@@ -49,38 +39,13 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
   const seenAt = (orderId: string) =>
     page.evaluate<number>(`window.__seen.get(${JSON.stringify(orderId)}) ?? 0`);
 
-  async function signIn(p: Page, email: string): Promise<void> {
-    await p.goto(`${server.url}/`);
-    await p.getByLabel('Email', { exact: true }).fill(email);
-    await p.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await p.getByRole('button', { name: 'Sign in' }).click();
-    await p.getByRole('heading', { name: 'Fleet' }).waitFor();
-  }
-
   beforeAll(async () => {
-    ensureBuilt();
-    mkdirSync(SHOTS, { recursive: true });
     server = await startServer({ env: { DASHBOARD_SWEEP_MS: '300', MACHINE_OFFLINE_ALERT_MS: '500' } });
     m01 = await server.createVendingMachine('M01', 2000);
     m02 = await server.createVendingMachine('M02', 2000);
     await staffToken(server, 'ops@default.test', 'admin');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-    context.setDefaultTimeout(15_000);
-    page = await context.newPage();
+    browser = await launchChromium();
+    page = await openPage(browser, { acceptDownloads: true });
   });
   afterAll(async () => {
     machine?.stop();
@@ -96,7 +61,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.getByLabel('Password', { exact: true }).fill('wrong password');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('UNAUTHORIZED');
-    await signIn(page, 'ops@default.test');
+    await signIn(page, server.url, 'ops@default.test');
     await page.reload();
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -104,7 +69,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByText('Admin token (all tenants)').waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await signIn(page, 'ops@default.test');
+    await signIn(page, server.url, 'ops@default.test');
     await expect
       .poll(() =>
         page
@@ -120,7 +85,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await expect
       .poll(() => row('data-machine-id', 'M01').locator('[data-status]').getAttribute('data-status'))
       .toBe('OFFLINE');
-    await markPage();
+    await markPage(page);
     machine = new SimulatedMachine({
       url: server.url,
       machineId: 'M01',
@@ -135,7 +100,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
         timeout: 10_000,
       })
       .toBe('IDLE');
-    expect(await notReloaded()).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
     await expect.poll(() => page.locator('.summary').textContent()).toContain('1 of 2 machines online');
     await shot('machine-online');
   });
@@ -143,7 +108,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
   it('shows a signed webhook’s order in the live feed and moves it to completed without a reload', async () => {
     await page.getByRole('link', { name: 'Orders', exact: true }).click();
     await page.getByRole('heading', { name: 'Orders' }).waitFor();
-    await markPage();
+    await markPage(page);
     await page.evaluate(ROW_WATCH);
     const latencies: number[] = [];
     let lastOrder = '';
@@ -158,7 +123,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
         .poll(() => row('data-order-id', lastOrder).getAttribute('data-status'), { timeout: 10_000 })
         .toBe('COMPLETED');
     }
-    expect(await notReloaded()).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
     const sorted = [...latencies].sort((a, b) => a - b);
     console.log(
       `MEASURED webhook → order row on screen (ms): ${latencies.join(', ')}; median ${sorted[Math.floor(sorted.length / 2)]}, max ${sorted.at(-1)}`,
@@ -218,13 +183,16 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await page.getByRole('link', { name: 'Orders', exact: true }).click();
     await page.getByLabel('Machine').selectOption('M01');
     await page.getByLabel('Status').selectOption('COMPLETED');
+    // An empty table is not "every row COMPLETED": wait for the six filtered rows themselves.
     await expect
-      .poll(() =>
-        page
-          .locator('tr[data-order-id]')
-          .evaluateAll((rows) => rows.every((r) => r.getAttribute('data-status') === 'COMPLETED')),
+      .poll(
+        () =>
+          page
+            .locator('tr[data-order-id]')
+            .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-status'))),
+        { timeout: 10_000 },
       )
-      .toBe(true);
+      .toEqual(Array(6).fill('COMPLETED'));
     const shown = await page
       .locator('tr[data-order-id]')
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-order-id')));
@@ -248,10 +216,9 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
       (await server.request('POST', '/v1/tenants', { body: { id: 'other', name: 'Other Co' } })).status,
     ).toBe(201);
     await staffToken(server, 'staff@other.test', 'staff', 'other');
-    const theirs = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await theirs.newPage();
+    const p = await openPage(browser);
     try {
-      await signIn(p, 'staff@other.test');
+      await signIn(p, server.url, 'staff@other.test');
       await p.getByText('No machines match.').waitFor();
       expect(await p.locator('tr[data-machine-id]').count()).toBe(0);
       await shot('other-tenant-fleet', p);
@@ -264,7 +231,7 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
       await shot('other-tenant-machine', p);
       expect(await p.getByTestId('alert-count').textContent()).toBe('0');
     } finally {
-      await theirs.close();
+      await p.context().close();
     }
   });
 
@@ -293,21 +260,20 @@ describe.skipIf(!hasChromium)('dashboard in a browser', { timeout: 90_000 }, () 
     await alert.getByRole('button', { name: /^Acknowledge/ }).click();
     await expect.poll(() => page.getByTestId('alert-count').textContent()).toBe('0');
     await page.getByText('No open alerts.').waitFor();
-    const phone = await browser.newContext({
+    const p = await openPage(browser, {
       viewport: { width: 390, height: 844 },
       deviceScaleFactor: 2,
       isMobile: true,
       hasTouch: true,
     });
-    const p = await phone.newPage();
     try {
-      await signIn(p, 'ops@default.test');
+      await signIn(p, server.url, 'ops@default.test');
       await shot('phone-fleet', p);
       await p.goto(`${server.url}/orders`);
       await p.locator('tr[data-order-id]').first().waitFor();
       await shot('phone-orders', p);
     } finally {
-      await phone.close();
+      await p.context().close();
     }
   });
 });

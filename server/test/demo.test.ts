@@ -2,7 +2,6 @@
 // (DEMO_DURATION_MS); checked through its own API while it runs and by its final summary.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { eventually } from './harness.js';
@@ -28,7 +27,7 @@ describe('npm run demo', () => {
         ([k]) => !/^(RAZORPAY_|DATABASE_URL$|DATA_DIR$|ADMIN_TOKEN$|LOG_LEVEL$|HOST$)/.test(k),
       ),
     );
-    const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['server/src/cli/demo.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/demo.ts'], {
       cwd: ROOT,
       env: { ...env, PORT: String(port), DEMO_DURATION_MS: '8000' },
     });
@@ -59,6 +58,23 @@ describe('npm run demo', () => {
       );
       expect(completed.machineId).toMatch(/^DEMO0[1-5]$/);
 
+      // The demo water kiosks heartbeat through the firmware API.
+      const kiosks = await eventually(
+        async () => {
+          const res = await fetch(`${url}/v1/water/kiosks`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          const body = (await res.json()) as {
+            items: { machineId: string; status: string; firmware: string }[];
+          };
+          const ours = body.items.filter((k) => /^WDEMO[12]$/.test(k.machineId) && k.status === 'ONLINE');
+          return ours.length === 2 ? ours : undefined;
+        },
+        15_000,
+        'both demo water kiosks ONLINE',
+      );
+      expect(kiosks.map((k) => k.firmware)).toEqual(['kioskhub-water-sim/1.0.0', 'kioskhub-water-sim/1.0.0']);
+
       const code = await exited;
       expect(code, output).toBe(0);
       const summary =
@@ -83,6 +99,23 @@ describe('npm run demo', () => {
       expect(output).toMatch(/DEMO0\d {2}order \w+ {2}dispatched/);
       expect(output).toMatch(/DEMO0\d {2}order \w+ {2}completed/);
       expect(output).toMatch(/delivered again \(same event id\): de-duplicated, still order \w+/);
+
+      // Water: customers verified by the server, poured and settled; WDEMO1's outage is served
+      // from its credential cache and its SD card uploaded, every line applied, nothing left.
+      expect(output).toMatch(/WDEMO[12] {2}credential cache version \d+: 4 customers/);
+      expect(output).toMatch(/WDEMO[12] {2}tap \d {2}…\d{4} approved by server/);
+      expect(output).toMatch(/WDEMO[12] {2}tap \d {2}settled \d+\.\d L as WDEMO[12]-\S+; credit/);
+      expect(output).toMatch(/WDEMO1 {2}✗ modem down: serving from the credential cache \(4 customers\)/);
+      const water =
+        /demo: water: (\d+) customers? served \((\d+) offline\), (\d+) refused, [\d.]+ L; SD-card uploads (\d+) applied, (\d+) duplicate, (\d+) rejected; (\d+) left on the cards/.exec(
+          output,
+        );
+      expect(water, output).not.toBeNull();
+      const [served, offline, , applied, dup, rejected, left] = water!.slice(1).map(Number);
+      expect(served).toBeGreaterThanOrEqual(1);
+      // Every offline pour was applied, plus any pour the modem dropped in the middle of.
+      expect(applied).toBeGreaterThanOrEqual(offline!);
+      expect([dup, rejected, left]).toEqual([0, 0, 0]);
     } finally {
       if (child.exitCode === null) child.kill('SIGINT');
     }

@@ -10,13 +10,26 @@
 //   executing another one;
 // - afterwards, a machine that connects and behaves brings every paid order to COMPLETED, FAILED
 //   (where the machine reported FAILED) or, v1 only, NEEDS_REVIEW (a dispense that never arrived).
+// The same properties hold over MQTT (CONTRACTS §14, embedded broker; dispatch-mqtt-model.ts),
+// where a declined command is `rejected` (order FAILED), and where, in addition, an order leaves
+// PAID only after the machine reported `received` for it: the broker's PUBACK is not delivery.
 // fast-check prints the seed and the shrunk action list when a property fails.
 import fc from 'fast-check';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { qrCredited, startServer, tempDir, type TestServer } from './harness.js';
+import { MqttModelMachine } from './dispatch-mqtt-model.js';
+import {
+  dropSchema,
+  engines,
+  newSchemaName,
+  qrCredited,
+  startServer,
+  tempDir,
+  type Engine,
+  type TestServer,
+} from './harness.js';
 
-type Protocol = 'v1' | 'v2';
+type Protocol = 'v1' | 'v2' | 'mqtt';
 type Result = 'SUCCESS' | 'FAILED';
 type Action =
   | { t: 'connect' }
@@ -84,6 +97,8 @@ interface Delivery {
 class ModelMachine {
   socket: Socket | undefined;
   url: string;
+  /** Every machine:dispense received (v2), counting repeats. */
+  deliveries = 0;
   readonly violations: string[] = [];
   /** v2: dispense events waiting for the machine's ack decision. */
   pending: Delivery[] = [];
@@ -105,7 +120,7 @@ class ModelMachine {
   private generation = 0;
 
   constructor(
-    readonly protocol: Protocol,
+    readonly protocol: 'v1' | 'v2',
     url: string,
     readonly machineId: string,
     readonly key: string,
@@ -180,6 +195,7 @@ class ModelMachine {
   private onV2Dispense(command: any, ack: unknown): void {
     const commandId = String(command?.commandId);
     const orderId = String(command?.orderId);
+    this.deliveries += 1;
     if (this.ackedDone.has(commandId))
       this.violations.push(
         `command ${commandId} (order ${orderId}) sent again after the server acknowledged its result`,
@@ -263,26 +279,24 @@ class ModelMachine {
     const f = this.finished.get(commandId);
     const socket = this.socket;
     if (!f || !socket?.connected) return;
-    socket
-      .timeout(5_000)
-      .emit(
-        'machine:done',
-        {
-          commandId,
-          orderId: f.orderId,
-          status: f.result,
-          ...(f.result === 'FAILED' ? { failureCode: 'MOTOR_JAM' } : {}),
-        },
-        (err: unknown, ack: any) => {
-          if (err) return;
-          if (ack?.ok === true) {
-            f.acked = true;
-            this.ackedDone.add(commandId);
-          } else {
-            this.violations.push(`machine:done ${commandId} refused: ${JSON.stringify(ack)}`);
-          }
-        },
-      );
+    socket.timeout(5_000).emit(
+      'machine:done',
+      {
+        commandId,
+        orderId: f.orderId,
+        status: f.result,
+        ...(f.result === 'FAILED' ? { failureCode: 'MOTOR_JAM' } : {}),
+      },
+      (err: unknown, ack: any) => {
+        if (err) return;
+        if (ack?.ok === true) {
+          f.acked = true;
+          this.ackedDone.add(commandId);
+        } else {
+          this.violations.push(`machine:done ${commandId} refused: ${JSON.stringify(ack)}`);
+        }
+      },
+    );
   }
 
   private sendV1Done(orderId: string): void {
@@ -322,9 +336,15 @@ const TERMINAL = new Set(['COMPLETED', 'FAILED', 'NEEDS_REVIEW']);
 const coverage: Record<string, number> = {};
 const count = (key: string, n = 1) => (coverage[key] = (coverage[key] ?? 0) + n);
 
-/** One server on one SQLite file for all runs (each run has a machine of its own). */
+/**
+ * One server on one database for all runs (each run has a machine of its own); a `crash`
+ * restarts it on the same SQLite file or PostgreSQL schema.
+ */
 interface World {
+  engine: Engine;
   dir: { path: string; remove(): void };
+  schema: string;
+  env: Record<string, string>;
   server: TestServer | undefined;
 }
 const ENV = {
@@ -332,12 +352,40 @@ const ENV = {
   DISPATCH_RESULT_TIMEOUT_MS: String(RESULT_TIMEOUT_MS),
 };
 
+function newWorld(engine: Engine, env: Record<string, string>): World {
+  return { engine, dir: tempDir('kioskhub-prop-'), schema: newSchemaName(), env, server: undefined };
+}
+const startWorld = (world: World) =>
+  startServer({
+    engine: world.engine,
+    ...(world.engine === 'sqlite' ? { dataDir: world.dir.path } : { schema: world.schema }),
+    env: world.env,
+  });
+async function endWorld(world: World): Promise<void> {
+  await world.server?.close();
+  world.dir.remove();
+  if (world.engine === 'postgres') await dropSchema(world.schema);
+}
+const brokerUrl = (server: TestServer) => `mqtt://127.0.0.1:${server.kioskhub.mqtt!.port()}`;
+
+/** MQTT: an order may leave PAID only once the machine reported `received` (or a result) for it. */
+function checkPubackIsNotDelivery(machine: MqttModelMachine, rows: { id: string; status: string }[]): void {
+  for (const r of rows)
+    if (r.status !== 'PAID' && !machine.acknowledged.has(r.id))
+      machine.violations.push(`order ${r.id} became ${r.status} without a received report from the machine`);
+}
+
 async function runScenario(protocol: Protocol, actions: Action[], world: World): Promise<void> {
-  world.server ??= await startServer({ engine: 'sqlite', dataDir: world.dir.path, env: ENV });
+  world.server ??= await startWorld(world);
   let server: TestServer = world.server;
   const id = `P${protocol}${Math.random().toString(36).slice(2, 10)}`;
   const m = await server.createVendingMachine(id, 2000);
-  const machine = new ModelMachine(protocol, server.url, m.id, m.key);
+  const machine =
+    protocol === 'mqtt'
+      ? new MqttModelMachine(brokerUrl(server), m.id, m.key)
+      : new ModelMachine(protocol, server.url, m.id, m.key);
+  const ordersOfMachine = () =>
+    server.kioskhub.db.selectFrom('orders').select(['id', 'status']).where('machine_id', '=', m.id).execute();
   const paid: string[] = [];
   const pay = async (): Promise<string> => {
     const res = await server.postWebhook(qrCredited(m.qrCodeId, 2000));
@@ -371,7 +419,7 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
           break;
         case 'sale':
           paid.push(await pay());
-          if (protocol === 'v2') {
+          if (protocol !== 'v1') {
             await until(() => machine.pending.length > 0 || !machine.connected, 300);
             machine.answer('accept');
           } else {
@@ -380,7 +428,7 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
           machine.finish(action.result);
           break;
         case 'ack':
-          if (protocol === 'v2') {
+          if (protocol !== 'v1') {
             // Answer the next dispense event, waiting briefly for one if none is there yet.
             await until(() => machine.pending.length > 0 || !machine.connected, 250);
             machine.answer(action.how);
@@ -397,14 +445,15 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
           // A restart on the same SQLite file; the machine's socket is dropped with the server.
           world.server = undefined;
           await server.close();
-          server = world.server = await startServer({ engine: 'sqlite', dataDir: world.dir.path, env: ENV });
-          machine.url = server.url;
+          server = world.server = await startWorld(world);
+          machine.url = protocol === 'mqtt' ? brokerUrl(server) : server.url;
           break;
         case 'wait':
           await sleep(ACK_TIMEOUT_MS + 50);
           break;
       }
       await sleep(15);
+      if (machine instanceof MqttModelMachine) checkPubackIsNotDelivery(machine, await ordersOfMachine());
     }
 
     // Settle: the machine connects and behaves (accepts, reports SUCCESS, heartbeats IDLE).
@@ -412,7 +461,7 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
     const deadline = Date.now() + 20_000;
     for (let tick = 0; ; tick++) {
       if (!machine.connected) await machine.connect();
-      if (protocol === 'v2') {
+      if (protocol !== 'v1') {
         while (machine.pending.length > 0) machine.answer('accept');
         if (machine.current) machine.finish('SUCCESS');
       } else {
@@ -423,14 +472,14 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
         machine.resendUnacked();
       }
       await sleep(50);
-      const rows = await server.kioskhub.db
-        .selectFrom('orders')
-        .select(['id', 'status'])
-        .where('machine_id', '=', m.id)
-        .execute();
+      const rows = await ordersOfMachine();
+      if (machine instanceof MqttModelMachine) checkPubackIsNotDelivery(machine, rows);
       statuses.clear();
       for (const r of rows) statuses.set(r.id, r.status);
-      const unfinishedV2 = protocol === 'v2' && [...machine.finished.values()].some((f) => !f.acked);
+      const unfinishedV2 =
+        machine instanceof ModelMachine &&
+        protocol === 'v2' &&
+        [...machine.finished.values()].some((f) => !f.acked);
       if (
         paid.every((o) => TERMINAL.has(statuses.get(o) ?? '')) &&
         !unfinishedV2 &&
@@ -440,7 +489,10 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
       if (Date.now() > deadline) break;
     }
     // A quiet moment, connected: nothing may be sent again once everything is settled.
+    const deliveries = machine.deliveries;
     await sleep(2 * ACK_TIMEOUT_MS + 50);
+    if (protocol !== 'v1')
+      expect(machine.deliveries, 'commands sent after everything settled').toBe(deliveries);
 
     count('orders paid', paid.length);
     count('dispenses performed', machine.performed.length);
@@ -454,13 +506,17 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
     const expected = new Map<string, string>();
     for (const o of paid) {
       const decided = machine.decided.get(o);
-      if (decided) expected.set(o, decided === 'FAILED' ? 'FAILED' : 'COMPLETED');
+      if (decided) expected.set(o, decided === 'SUCCESS' ? 'COMPLETED' : 'FAILED');
       else expected.set(o, protocol === 'v1' ? 'NEEDS_REVIEW' : 'COMPLETED');
     }
     expect(Object.fromEntries(paid.map((o) => [o, statuses.get(o)]))).toEqual(Object.fromEntries(expected));
     if (protocol === 'v2') {
       // Every order reached the machine, once.
       expect(performedOrders.slice().sort()).toEqual(paid.slice().sort());
+    } else if (protocol === 'mqtt') {
+      // Every order reached the machine, once: performed, or rejected (order FAILED with the reason).
+      const rejected = paid.filter((o) => machine.decided.get(o) === 'REJECTED');
+      expect([...performedOrders, ...rejected].sort()).toEqual(paid.slice().sort());
     } else {
       // NEEDS_REVIEW only for a dispense the machine never received.
       for (const o of paid)
@@ -471,32 +527,73 @@ async function runScenario(protocol: Protocol, actions: Action[], world: World):
   }
 }
 
-describe('dispatch state machine (property-based, real app on SQLite)', () => {
-  const world: World = { dir: tempDir('kioskhub-prop-'), server: undefined };
-  afterAll(async () => {
-    await world.server?.close();
-    world.dir.remove();
-  });
+/**
+ * Runs first, before the generated ones, so a run with few cases still covers silence (a re-send
+ * after the ack timeout), a restart, a repeated result and a declined command.
+ */
+const MQTT_EXAMPLE: Action[] = [
+  { t: 'pay' },
+  { t: 'ack', how: 'none' },
+  { t: 'wait' },
+  { t: 'ack', how: 'accept' },
+  { t: 'crash' },
+  { t: 'connect' },
+  { t: 'ack', how: 'accept' },
+  { t: 'done', result: 'SUCCESS' },
+  { t: 'repeatDone' },
+  { t: 'pay' },
+  { t: 'ack', how: 'decline' },
+  { t: 'sale', result: 'FAILED' },
+];
 
-  for (const protocol of ['v2', 'v1'] as const) {
-    it(
-      `${protocol}: never dispensed twice, one command in flight, and every paid order settles`,
-      { timeout: 120_000 },
-      async () => {
-        const startedAt = Date.now();
-        let runs = 0;
-        await fc.assert(
-          fc.asyncProperty(fc.array(actionArb, { minLength: 3, maxLength: 14 }), async (actions) => {
+function property(
+  protocol: Protocol,
+  world: () => World,
+  numRuns: number,
+  options: { maxLength?: number; examples?: Action[][] } = {},
+): void {
+  it(
+    `${protocol}: never dispensed twice, one command in flight, and every paid order settles`,
+    { timeout: 120_000 },
+    async () => {
+      const startedAt = Date.now();
+      let runs = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(actionArb, { minLength: 3, maxLength: options.maxLength ?? 14 }),
+          async (actions) => {
             runs++;
-            await runScenario(protocol, actions, world);
-          }),
-          { numRuns: protocol === 'v2' ? 15 : 10, endOnFailure: false, verbose: 1 },
-        );
-        console.log(
-          `[property] ${protocol}: ${runs} runs in ${Date.now() - startedAt} ms; covered ${JSON.stringify(coverage)}`,
-        );
-        for (const k of Object.keys(coverage)) delete coverage[k];
-      },
-    );
-  }
+            await runScenario(protocol, actions, world());
+          },
+        ),
+        {
+          numRuns,
+          endOnFailure: false,
+          verbose: 1,
+          ...(options.examples ? { examples: options.examples.map((e): [Action[]] => [e]) } : {}),
+        },
+      );
+      console.log(
+        `[property] ${protocol} (${world().engine}): ${runs} runs in ${Date.now() - startedAt} ms; covered ${JSON.stringify(coverage)}`,
+      );
+      for (const k of Object.keys(coverage)) delete coverage[k];
+    },
+  );
+}
+
+describe('dispatch state machine (property-based, real app on SQLite)', () => {
+  const world = newWorld('sqlite', ENV);
+  afterAll(() => endWorld(world));
+  property('v2', () => world, 15);
+  property('v1', () => world, 10);
 });
+
+// Few runs per engine: this adds seconds, not minutes, to the suite.
+describe.each(engines())(
+  'dispatch state machine over MQTT, embedded broker (property-based, %s)',
+  (engine) => {
+    const world = newWorld(engine, { ...ENV, MQTT_PORT: '0' });
+    afterAll(() => endWorld(world));
+    property('mqtt', () => world, engine === 'sqlite' ? 4 : 2, { maxLength: 10, examples: [MQTT_EXAMPLE] });
+  },
+);

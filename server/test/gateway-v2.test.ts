@@ -136,6 +136,19 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
   const h = helpers(() => server);
   const { pay, order, machine, timeline, track } = h;
   const statusOf = async (id: string) => (await order(id)).status as string;
+  const reaches = (orderId: string, status: string) =>
+    eventually(async () => (await statusOf(orderId)) === status, 5_000, `${orderId} ${status}`);
+  /** A v2 machine that has accepted one paid order (DISPATCHED): the start of the tests about what follows. */
+  async function dispatchedOne(id: string) {
+    const m = await server.createVendingMachine(id, 2000);
+    const raw = track(new RawMachine(server.url, m.id, m.key));
+    await raw.open();
+    const o1 = await pay(m.qrCodeId);
+    const r = await raw.nth(0);
+    r.ack({ accepted: true });
+    await reaches(o1, 'DISPATCHED');
+    return { m, raw, o1, r };
+  }
 
   beforeAll(async () => {
     server = await startServer({ engine, env: { DISPATCH_ACK_TIMEOUT_MS: '300' } });
@@ -304,9 +317,9 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(resent.command.commandId).toBe(sent.command.commandId);
     expect(resent.command.orderId).toBe(o1);
     resent.ack({ accepted: true });
-    await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'o1 DISPATCHED');
+    await reaches(o1, 'DISPATCHED');
     expect((await second.done(resent.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o1)) === 'COMPLETED', 5_000, 'o1 COMPLETED');
+    await reaches(o1, 'COMPLETED');
 
     const next = await second.forOrder(o2);
     expect(next.command.commandId).not.toBe(sent.command.commandId);
@@ -315,7 +328,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(before.every((r) => r.command.commandId === sent.command.commandId)).toBe(true);
     next.ack({ accepted: true });
     expect((await second.done(next.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o2)) === 'COMPLETED', 5_000, 'o2 COMPLETED');
+    await reaches(o2, 'COMPLETED');
     const rows = await h.commands(o1);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.attempts).toBeGreaterThanOrEqual(4);
@@ -349,7 +362,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(second.command.commandId).toBe(first.command.commandId);
     expect(second.command.orderId).toBe(o1);
     second.ack({ accepted: true });
-    await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
+    await reaches(o1, 'DISPATCHED');
     expect((await raw.done(second.command)).ok).toBe(true);
     o = await eventually(
       async () => {
@@ -382,19 +395,13 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(second.command.commandId).toBe(first.command.commandId);
     second.ack({ accepted: true });
     expect((await raw.done(second.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o1)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(o1, 'COMPLETED');
   });
 
   it('answers a repeated machine:done with ok and changes nothing', async () => {
-    const m = await server.createVendingMachine('V2REP', 2000);
-    const raw = track(new RawMachine(server.url, m.id, m.key));
-    await raw.open();
-    const o1 = await pay(m.qrCodeId);
-    const r = await raw.nth(0);
-    r.ack({ accepted: true });
-    await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
+    const { m, raw, o1, r } = await dispatchedOne('V2REP');
     expect((await raw.done(r.command, 'SUCCESS')).ok).toBe(true);
-    await eventually(async () => (await statusOf(o1)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(o1, 'COMPLETED');
     const orderBefore = await order(o1);
     const timelineBefore = await timeline(o1);
 
@@ -423,7 +430,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const next = await raw.forOrder(o2);
     next.ack({ accepted: true });
     expect((await raw.done(next.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o2)) === 'COMPLETED', 5_000, 'o2 COMPLETED');
+    await reaches(o2, 'COMPLETED');
   });
 
   it('machine:done FAILED makes the order FAILED with its failureCode, and the next order goes out', async () => {
@@ -435,7 +442,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const r = await raw.nth(0);
     expect(r.command.orderId).toBe(o1);
     r.ack({ accepted: true });
-    await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
+    await reaches(o1, 'DISPATCHED');
     const ack = await raw.done(r.command, 'FAILED', { failureCode: 'MOTOR_JAM', details: { slot: 3 } });
     expect(ack.ok).toBe(true);
     const failed = await eventually(
@@ -452,7 +459,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const next = await raw.forOrder(o2);
     next.ack({ accepted: true });
     expect((await raw.done(next.command, 'SUCCESS')).ok).toBe(true);
-    await eventually(async () => (await statusOf(o2)) === 'COMPLETED', 5_000, 'o2 COMPLETED');
+    await reaches(o2, 'COMPLETED');
     expect((await order(o1)).status).toBe('FAILED');
   });
 
@@ -466,7 +473,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const oB = await pay(b.qrCodeId);
     const rB = await rawB.nth(0);
     rB.ack({ accepted: true });
-    await eventually(async () => (await statusOf(oB)) === 'DISPATCHED', 5_000, 'DISPATCHED');
+    await reaches(oB, 'DISPATCHED');
     const timelineBefore = await timeline(oB);
 
     const foreign = await rawA.done(rB.command, 'SUCCESS');
@@ -499,17 +506,11 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
 
     // B's own result still counts.
     expect((await rawB.done(rB.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(oB)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(oB, 'COMPLETED');
   });
 
   it('rejects bad heartbeat and done payloads with VALIDATION_FAILED and changes nothing', async () => {
-    const m = await server.createVendingMachine('V2VALID', 2000);
-    const raw = track(new RawMachine(server.url, m.id, m.key));
-    await raw.open();
-    const o1 = await pay(m.qrCodeId);
-    const r = await raw.nth(0);
-    r.ack({ accepted: true });
-    await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
+    const { m, raw, o1, r } = await dispatchedOne('V2VALID');
     expect((await raw.heartbeat('BUSY', { firmware: 'fw-1' })).ok).toBe(true);
     const machineBefore = await machine(m.id);
     const orderBefore = await order(o1);
@@ -588,7 +589,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
 
     // The same connection still works with a valid result.
     expect((await raw.done(r.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o1)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(o1, 'COMPLETED');
   });
 
   it('keeps one live socket per machine: a new connection replaces the old one and gets the in-flight command', async () => {
@@ -598,7 +599,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const o1 = await pay(m.qrCodeId);
     const r1 = await s1.nth(0);
     r1.ack({ accepted: true });
-    await eventually(async () => (await statusOf(o1)) === 'DISPATCHED', 5_000, 'DISPATCHED');
+    await reaches(o1, 'DISPATCHED');
 
     const dropped = nextEvent<string>(s1.socket, 'disconnect', 5_000);
     const s2 = track(new RawMachine(server.url, m.id, m.key));
@@ -631,7 +632,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(r3.command.commandId).toBe(r1.command.commandId);
     r3.ack({ accepted: true });
     expect((await s3.done(r3.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o1)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(o1, 'COMPLETED');
     expect(s1.received).toHaveLength(1);
     await eventually(async () => (await machine(m.id)).socketConnected === true, 5_000, 'still connected');
   });
@@ -662,7 +663,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const next = await raw.forOrder(second);
     next.ack({ accepted: true });
     expect((await raw.done(next.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(second)) === 'COMPLETED', 5_000, 'second order completed');
+    await reaches(second, 'COMPLETED');
     expect(raw.received.map((r) => r.command.orderId)).toEqual([first, second]);
     // A BUSY machine is not claimed for at payment time.
     expect((await raw.heartbeat('BUSY')).ok).toBe(true);
@@ -684,7 +685,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     const o = await pay(m.qrCodeId);
     const sent = await raw.forOrder(o);
     expect((await raw.done(sent.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(o, 'COMPLETED');
     sent.ack({ accepted: true });
     await new Promise((r) => setTimeout(r, 200));
     const items = await timeline(o);
@@ -729,7 +730,7 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(r.command.orderId).toBe(o1);
     r.ack({ accepted: true });
     expect((await raw.done(r.command)).ok).toBe(true);
-    await eventually(async () => (await statusOf(o1)) === 'COMPLETED', 5_000, 'COMPLETED');
+    await reaches(o1, 'COMPLETED');
   });
 });
 

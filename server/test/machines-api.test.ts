@@ -733,7 +733,9 @@ function openApiProblems(doc: any): string[] {
   const methods = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
   for (const [path, item] of Object.entries<any>(doc.paths ?? {})) {
     if (!path.startsWith('/')) problems.push(`${path}: path must start with /`);
-    if (/:[A-Za-z]/.test(path)) problems.push(`${path}: Fastify-style parameter instead of {param}`);
+    // A Fastify parameter starts a segment (`/:id`); a colon inside a segment is a literal custom
+    // method such as `/v1/water/transactions:batch`, which OpenAPI allows.
+    if (/\/:[A-Za-z]/.test(path)) problems.push(`${path}: Fastify-style parameter instead of {param}`);
     const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
     for (const [method, op] of Object.entries<any>(item)) {
       if (!methods.includes(method)) continue;

@@ -2,22 +2,12 @@
 // machine pages of a kiosk, a cash unit and a printer show what applies to their kind, online
 // by their HTTP requests, in their site's currency. Chromium through playwright-core; each page
 // leaves a screenshot in artifacts/screenshots/operator-*.png.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, hasChromium, launchChromium, openPage, screenshot, signInWithToken } from './browser.js';
 import { ADMIN_TOKEN, eventually, startServer, type TestServer } from './harness.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SHOTS = `${ROOT}artifacts/screenshots`;
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium)
-  console.warn(
-    `NOTICE: ${CHROMIUM} is missing (apt-get install chromium); the operator browser tests are SKIPPED.`,
-  );
 
 async function freePort(): Promise<number> {
   const probe = createServer();
@@ -25,30 +15,6 @@ async function freePort(): Promise<number> {
   const { port } = probe.address() as AddressInfo;
   await new Promise((r) => probe.close(r));
   return port;
-}
-
-async function launch(): Promise<Browser> {
-  if (!existsSync(`${ROOT}dashboard/dist/index.html`))
-    execFileSync('npm', ['run', 'build', '-w', 'dashboard'], { cwd: ROOT, stdio: 'inherit' });
-  mkdirSync(SHOTS, { recursive: true });
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ];
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
-}
-
-async function signInWithToken(page: Page, url: string, token: string): Promise<void> {
-  await page.goto(`${url}/`);
-  await page.getByLabel('Admin token').fill(token);
-  await page.getByRole('button', { name: 'Use token' }).click();
-  await page.getByRole('heading', { name: 'Fleet' }).waitFor();
 }
 
 /** Opens a client route, waits for its data, fails on any error note, leaves a screenshot. */
@@ -60,14 +26,16 @@ async function visit(page: Page, url: string, path: string, heading: RegExp, sho
     .toBe(0);
   await page.waitForTimeout(1000); // queries that start after the first render (QR image, charts)
   const errors = await page.locator('[role="alert"], .error').allTextContents();
-  await page.screenshot({ path: `${SHOTS}/operator-${shot}.png`, fullPage: true });
+  await screenshot(page, `operator-${shot}`);
   expect(errors, `${path} shows an error`).toEqual([]);
 }
 
-describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }, () => {
+const withChromium = hasChromium('operator browser tests');
+
+describe.skipIf(!withChromium)('the screens tell the truth', { timeout: 180_000 }, () => {
   let browser: Browser;
   beforeAll(async () => {
-    browser = await launch();
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -118,11 +86,13 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
     });
 
     it('every page of the demo shows no error; the machine page shows its QR', async () => {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const page = await openPage(browser, { viewport: { width: 1280, height: 900 } });
       try {
         await signInWithToken(page, url, token);
         const orders = (await (
-          await fetch(`${url}/v1/orders?status=COMPLETED`, { headers: { authorization: `Bearer ${token}` } })
+          await fetch(`${url}/v1/orders?status=COMPLETED`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
         ).json()) as { items: { id: string }[] };
         await visit(page, url, '/', /Fleet/, 'demo-fleet');
         await visit(page, url, '/machines/DEMO01', /DEMO01/, 'demo-machine');
@@ -135,7 +105,7 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
         await visit(page, url, '/charts', /Charts/, 'demo-charts');
         await visit(page, url, '/alerts', /Alerts/, 'demo-alerts');
       } finally {
-        await page.close();
+        await page.context().close();
       }
     });
   });
@@ -176,7 +146,7 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
           `${id} online`,
         );
       }
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const page = await openPage(browser, { viewport: { width: 1280, height: 900 } });
       try {
         await signInWithToken(page, server.url, ADMIN_TOKEN);
         for (const [id, shot, route] of [
@@ -194,7 +164,7 @@ describe.skipIf(!hasChromium)('the screens tell the truth', { timeout: 180_000 }
           expect(text).not.toMatch(/Offline|never/i);
         }
       } finally {
-        await page.close();
+        await page.context().close();
       }
     });
   });

@@ -1,40 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from './harness.js';
+import { createBurgerSite } from './restaurant-fixtures.js';
 
 describe.each(engines())('restaurant kiosk flow (%s)', (engine) => {
   let server: TestServer;
   let kioskKey: string;
   beforeAll(async () => {
     server = await startServer({ engine });
-    expect(
-      (
-        await server.request('POST', '/v1/sites', {
-          body: {
-            id: 'manila1',
-            name: 'Burger Manila',
-            currency: 'PHP',
-            taxRateBp: 1200,
-            address: '1 Rizal Ave',
-            phone: '+63 2 555 0100',
-          },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'burger', name: 'Burger', priceMinor: 15_000, siteId: 'manila1', stock: 10 },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'cola', name: 'Cola', priceMinor: 5_000, siteId: 'manila1' },
-        })
-      ).status,
-    ).toBe(201);
-    kioskKey = (await server.createMachine('KIOSK1', { kind: 'kiosk', siteId: 'manila1' })).key;
+    const keys = await createBurgerSite(server, {
+      site: { taxRateBp: 1200, address: '1 Rizal Ave', phone: '+63 2 555 0100' },
+      burgerStock: 10,
+      machines: { KIOSK1: 'kiosk' },
+    });
+    kioskKey = keys['KIOSK1']!;
   });
   afterAll(async () => {
     await server?.close();

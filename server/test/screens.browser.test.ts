@@ -2,36 +2,25 @@
 // playwright-core; no browser is ever downloaded): the customer cash screen and the kitchen
 // display, against the real server, database and sockets. Screenshots of every state go to
 // artifacts/screenshots/ for a person to look at.
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium, markPage, notReloaded, openPage, screenshot } from './browser.js';
 import { startServer, type TestServer } from './harness.js';
+import { createBurgerSite } from './restaurant-fixtures.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const SHOTS = join(ROOT, 'artifacts/screenshots');
 const PASSWORD = 'kitchen-pass-1234';
-const haveBrowser = existsSync(CHROMIUM);
-
-if (!haveBrowser) {
-  console.warn(
-    `NOTICE: ${CHROMIUM} does not exist; the browser tests of the cash screen and kitchen display are SKIPPED (apt-get install chromium; .ci/run installs it).`,
-  );
-}
 
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 const POLL = { timeout: 10_000, interval: 50 };
 
-describe.skipIf(!haveBrowser)('screens in a real browser', () => {
+const withChromium = hasChromium('browser tests of the cash screen and kitchen display');
+
+describe.skipIf(!withChromium)('screens in a real browser', () => {
   let server: TestServer;
   let browser: Browser;
   let kioskKey: string;
 
-  async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, animations: 'disabled' });
-  }
+  const shot = (page: Page, name: string) => screenshot(page, name, { animations: 'disabled' });
 
   async function newOrder(): Promise<{ id: string; orderNumber: string }> {
     const res = await server.request('POST', '/v1/orders', {
@@ -67,8 +56,7 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
   };
 
   async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 900, height: 700 }, locale: 'en-US' });
-    const page = await context.newPage();
+    const page = await openPage(browser, { viewport: { width: 900, height: 700 }, locale: 'en-US' });
     page.on('pageerror', (err) => console.warn(`page error: ${err.message}`));
     return page;
   }
@@ -83,50 +71,23 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
     await page.goto(`${server.url}/kiosk/cash/${orderNumber}?token=${encodeURIComponent(token)}`);
     // One status call on load, one more once the live subscription is acknowledged.
     await expect.poll(() => statusCalls, POLL).toBeGreaterThanOrEqual(2);
-    await page.evaluate('window.__notReloaded = true');
+    await markPage(page);
     return page;
   }
 
   const text = (page: Page, testId: string) => () => page.getByTestId(testId).textContent();
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     server = await startServer({ engine: 'sqlite' });
-    expect(
-      (
-        await server.request('POST', '/v1/sites', {
-          body: { id: 'sb-manila', name: 'Burger Manila', currency: 'PHP', taxRateBp: 1200 },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'sb-burger', name: 'Burger', priceMinor: 15_000, siteId: 'sb-manila', stock: 20 },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'sb-cola', name: 'Cola', priceMinor: 5_000, siteId: 'sb-manila' },
-        })
-      ).status,
-    ).toBe(201);
-    kioskKey = (await server.createMachine('SB-KIOSK', { kind: 'kiosk', siteId: 'sb-manila' })).key;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+    const keys = await createBurgerSite(server, {
+      siteId: 'sb-manila',
+      skuPrefix: 'sb-',
+      site: { taxRateBp: 1200 },
+      burgerStock: 20,
+      machines: { 'SB-KIOSK': 'kiosk' },
     });
+    kioskKey = keys['SB-KIOSK']!;
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -164,7 +125,7 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
     expect(await page.getByTestId('state').textContent()).toMatch(/paid/i);
     expect(await page.getByRole('status').count()).toBeGreaterThan(0);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Thank you');
-    expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
     await shot(page, 'cash-paid');
     expect((await server.request('GET', `/v1/orders/${id}`)).body.status).toBe('PAID');
     await page.context().close();
@@ -182,7 +143,7 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
     // The customer is told what comes back.
     expect(await page.getByTestId('state').textContent()).toContain('₱100.00');
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/cancelled/i);
-    expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
     await shot(page, 'cash-cancelled');
     await page.context().close();
   });
@@ -252,7 +213,7 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
     // The sign-in form is gone once signed in.
     expect(await page.getByRole('button', { name: 'Sign in' }).isVisible()).toBe(false);
     expect(await page.getByLabel('Email').isVisible()).toBe(false);
-    await page.evaluate('window.__notReloaded = true');
+    await markPage(page);
     await shot(page, 'kitchen-empty');
 
     // An order paid in cash shows up without a reload.
@@ -273,7 +234,7 @@ describe.skipIf(!haveBrowser)('screens in a real browser', () => {
     await expect
       .poll(async () => (await server.request('GET', `/v1/orders/${id}`)).body.status, POLL)
       .toBe('COMPLETED');
-    expect(await page.evaluate('window.__notReloaded === true')).toBe(true);
+    expect(await notReloaded(page)).toBe(true);
     await shot(page, 'kitchen-done');
 
     // Signed in already: a reload keeps the session and shows the (empty) board.

@@ -7,7 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}node_modules/.bin/tsx`;
+// As `npm start` runs it: node --import tsx. The tsx CLI's signal relay SIGKILLs a child that has not
+// confirmed a SIGTERM within 30 ms, which a loaded machine cannot promise.
+const NODE_ARGS = ['--import', 'tsx'];
 const MAIN = 'server/src/main.ts';
 
 interface Run {
@@ -34,7 +36,11 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function start(env: Record<string, string>): Run {
-  const child = spawn(TSX, [MAIN], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_ARGS, MAIN], {
+    cwd: ROOT,
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.push(child);
   let out = '';
   let err = '';

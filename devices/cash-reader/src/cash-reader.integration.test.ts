@@ -11,6 +11,7 @@ import {
   tempDir,
   type TestServer,
 } from '../../../server/test/harness.js';
+import { createBurgerSite } from '../../../server/test/restaurant-fixtures.js';
 import { startCashReader, type CashReader } from './agent.js';
 import type { CashReaderConfig } from './config.js';
 import { openInsertQueue } from './insert-queue.js';
@@ -97,35 +98,12 @@ describe.each(engines())('cash reader against the server (%s)', (engine) => {
   beforeAll(async () => {
     tmp = tempDir('cash-reader-it-');
     server = await start();
-    expect(
-      (
-        await server.request('POST', '/v1/sites', {
-          body: { id: 'manila1', name: 'Burger Manila', currency: 'PHP' },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'burger', name: 'Burger', priceMinor: 15_000, siteId: 'manila1' },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'cola', name: 'Cola', priceMinor: 5_000, siteId: 'manila1' },
-        })
-      ).status,
-    ).toBe(201);
-    for (const [id, kind] of [
-      ['KIOSK1', 'kiosk'],
-      ['KIOSK2', 'kiosk'],
-      ['KIOSK3', 'kiosk'],
-      ['CASH2', 'cash'],
-    ] as const) {
-      keys[id] = (await server.createMachine(id, { kind, siteId: 'manila1' })).key;
-    }
+    Object.assign(
+      keys,
+      await createBurgerSite(server, {
+        machines: { KIOSK1: 'kiosk', KIOSK2: 'kiosk', KIOSK3: 'kiosk', CASH2: 'cash' },
+      }),
+    );
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);

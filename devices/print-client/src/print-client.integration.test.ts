@@ -13,6 +13,7 @@ import {
   tempDir,
   type TestServer,
 } from '../../../server/test/harness.js';
+import { createBurgerSite } from '../../../server/test/restaurant-fixtures.js';
 import {
   openFakeDevice,
   socatAvailable,
@@ -91,28 +92,14 @@ describe.each(engines())('print client against the server (%s)', (engine) => {
   beforeAll(async () => {
     tmp = tempDir('print-client-it-');
     server = await startServer({ engine });
-    expect(
-      (
-        await server.request('POST', '/v1/sites', {
-          body: {
-            id: 'manila1',
-            name: 'Burger Manila',
-            currency: 'PHP',
-            taxRateBp: 1200,
-            address: '1 Rizal Ave',
-          },
-        })
-      ).status,
-    ).toBe(201);
-    expect(
-      (
-        await server.request('POST', '/v1/products', {
-          body: { sku: 'burger', name: 'Burger', priceMinor: 15_000, siteId: 'manila1' },
-        })
-      ).status,
-    ).toBe(201);
-    keys['KIOSK1'] = (await server.createMachine('KIOSK1', { kind: 'kiosk', siteId: 'manila1' })).key;
-    keys['PRN1'] = (await server.createMachine('PRN1', { kind: 'printer', siteId: 'manila1' })).key;
+    Object.assign(
+      keys,
+      await createBurgerSite(server, {
+        site: { taxRateBp: 1200, address: '1 Rizal Ave' },
+        cola: false,
+        machines: { KIOSK1: 'kiosk', PRN1: 'printer' },
+      }),
+    );
   });
   afterEach(stopAll);
   afterAll(async () => {

@@ -16,7 +16,9 @@ function cluster(args: string[], env: Record<string, string>) {
       ([k]) => !/^(PORT|HOST|ADMIN_TOKEN|JWT_SECRET|DATABASE_.*|REDIS_URL|DATA_DIR)$/.test(k),
     ),
   );
-  const child = spawn(`${ROOT}/node_modules/.bin/tsx`, ['server/src/cli/cluster.ts', ...args], {
+  // As `npm run cluster` runs it (node --import tsx: the tsx CLI would SIGKILL a supervisor slow to
+  // confirm a SIGTERM, leaving its nodes behind).
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/cluster.ts', ...args], {
     cwd: ROOT,
     env: { ...clean, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

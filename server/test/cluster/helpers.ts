@@ -234,7 +234,7 @@ process.once('exit', () => {
   for (const child of started) killGroup(child, 'SIGKILL');
 });
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
     // tsx runs the server in a child of its own: the whole group goes, as in a power cut.
