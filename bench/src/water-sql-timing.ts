@@ -15,6 +15,7 @@ import { sql } from 'kysely';
 import { buildApp } from '../../server/src/app.js';
 import { loadConfig } from '../../server/src/platform/config.js';
 import { seedWaterFleet } from './scenarios/water.js';
+import { BENCH_LIMITS_ENV } from './lib/kioskhub.js';
 import { tempDir } from './lib/temp.js';
 
 const seconds = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 4);
@@ -57,7 +58,7 @@ const config = loadConfig({
   PIN_SECRET: 'bench-pin-secret-0123456789abcdef0123456789',
   ADMIN_TOKEN: 'bench-admin-token-0123456789',
   LOG_LEVEL: 'warn',
-  RATE_LIMIT_PER_MINUTE: '10000000',
+  ...BENCH_LIMITS_ENV,
   PORT: '0',
   HOST: '127.0.0.1',
 });

@@ -19,6 +19,12 @@ export interface FleetOptions extends SharedMachineOptions {
   /** `mqtt`: machines speak the MQTT transport to `mqttUrl` instead of Socket.IO to `url`. */
   transport?: 'socketio' | 'mqtt';
   mqttUrl?: string;
+  /**
+   * start() rejects (and stops the fleet) when no machine has connected for this long while
+   * some are still trying, naming them and their last error. Default: keep trying, reporting the
+   * stall through `progress` every STALL_REPORT_MS.
+   */
+  stallTimeoutMs?: number;
 }
 
 export interface Fleet {
@@ -32,6 +38,7 @@ export interface Fleet {
 }
 
 const MANY_MACHINES = 100;
+const STALL_REPORT_MS = 10_000;
 
 /** Creates the machines without connecting them (so a caller can stop them mid-start). */
 export function createFleet(options: FleetOptions): Fleet {
@@ -42,6 +49,7 @@ export function createFleet(options: FleetOptions): Fleet {
     progress,
     transport,
     mqttUrl,
+    stallTimeoutMs,
     ...shared
   } = options;
   if (transport === 'mqtt' && !mqttUrl) throw new Error('transport mqtt needs mqttUrl');
@@ -70,12 +78,14 @@ export function createFleet(options: FleetOptions): Fleet {
     let next = 0;
     let connected = 0;
     const failures: string[] = [];
+    const started = new Set<SimulatedMachine | MqttSimulatedMachine>();
     const worker = async (): Promise<void> => {
       while (!stopped && next < total) {
         const machine = all[next++];
         if (!machine) break;
         try {
           await machine.start();
+          started.add(machine);
           connected += 1;
           if (report && (connected % step === 0 || connected === total)) {
             report(`fleet: ${connected}/${total} machines connected`);
@@ -85,7 +95,41 @@ export function createFleet(options: FleetOptions): Fleet {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(connectConcurrency, total) }, worker));
+    let lastProgress = Date.now();
+    let lastCount = 0;
+    // Machines still connecting, with why (a server refusing them is retried without end).
+    const stalled = (): string => {
+      const error = (m: SimulatedMachine | MqttSimulatedMachine) =>
+        'lastConnectError' in m ? m.lastConnectError : undefined;
+      // Those that were answered with an error first: they say what is wrong.
+      const waiting = all
+        .filter((m) => !started.has(m))
+        .sort((a, b) => Number(error(b) !== undefined) - Number(error(a) !== undefined));
+      const shown = waiting
+        .slice(0, 3)
+        .map((m) => `${m.machineId} (${error(m) ?? 'no answer yet'})`)
+        .join(', ');
+      return `${connected}/${total} machines connected, no progress for ${Math.round((Date.now() - lastProgress) / 1000)} s; still trying: ${shown}${waiting.length > 3 ? ` and ${waiting.length - 3} more` : ''}`;
+    };
+    let stallError: Error | undefined;
+    const watchdog = setInterval(() => {
+      if (connected !== lastCount) {
+        lastCount = connected;
+        lastProgress = Date.now();
+        return;
+      }
+      const quiet = Date.now() - lastProgress;
+      if (stallTimeoutMs !== undefined && quiet >= stallTimeoutMs) {
+        stallError = new Error(`fleet stalled: ${stalled()}`);
+        stop();
+      } else if (report && quiet >= STALL_REPORT_MS) report(`fleet: ${stalled()}`);
+    }, Math.min(STALL_REPORT_MS, stallTimeoutMs ?? STALL_REPORT_MS));
+    try {
+      await Promise.all(Array.from({ length: Math.min(connectConcurrency, total) }, worker));
+    } finally {
+      clearInterval(watchdog);
+    }
+    if (stallError) throw stallError;
     if (failures.length > 0) {
       stop();
       const shown = failures.slice(0, 5).join('; ');

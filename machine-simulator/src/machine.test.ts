@@ -231,6 +231,24 @@ describe('createFleet', () => {
         autoReconnect: false,
       });
       await expect(bad.start()).rejects.toThrow(/M02: unauthorized/);
+
+      // A server that keeps refusing a machine is retried without end; with stallTimeoutMs the
+      // fleet gives up instead of hanging, and says which machine and why.
+      const lines: string[] = [];
+      const refused = createFleet({
+        url: gateway.url,
+        machines: [
+          { machineId: 'M01', key: 'key-1' },
+          { machineId: 'M02', key: 'nope' },
+        ],
+        connectConcurrency: 2,
+        stallTimeoutMs: 1_500,
+        progress: (line) => lines.push(line),
+      });
+      await expect(refused.start()).rejects.toThrow(
+        /^fleet stalled: 1\/2 machines connected, no progress for \d+ s; still trying: M02 \(unauthorized\)$/,
+      );
+      expect(refused.machines.every((m) => !m.connected)).toBe(true); // stopped
     } finally {
       await gateway.close();
     }

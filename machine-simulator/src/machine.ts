@@ -43,6 +43,8 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
   private readonly explained = new Set<string>();
   /** One entry per real dispense, never for repeats (proves exactly-once). */
   readonly dispensed: DispenseRecord[] = [];
+  /** The last connection failure's message, until the next successful connection. */
+  lastConnectError: string | undefined;
 
   private readonly options: Required<Omit<SimulatedMachineOptions, 'logger'>> & {
     logger: (line: string) => void;
@@ -114,6 +116,7 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
       this.settleStart = settle;
       socket.on('connect', () => {
         this.manualRetries = 0;
+        this.lastConnectError = undefined;
         this.log('connected');
         this.emit('connect');
         this.flushUnackedResults();
@@ -128,6 +131,7 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
         if (reason === 'io server disconnect') this.scheduleManualReconnect();
       });
       socket.on('connect_error', (error) => {
+        this.lastConnectError = error.message;
         this.log(this.describeConnectError(error));
         if (!autoReconnect) {
           settle(error);

@@ -67,6 +67,17 @@ export async function freshPgSchema(
   return { schema, drop };
 }
 
+/**
+ * Limits that guard production and would throttle a bench: the bench creates thousands of
+ * machines with one admin token (the API allows 6,000 requests/min per credential by default),
+ * and every simulated machine connects from 127.0.0.1 (200 Socket.IO connections per address
+ * and process by default). Every bench server, single or clustered, starts with these.
+ */
+export const BENCH_LIMITS_ENV = {
+  RATE_LIMIT_PER_MINUTE: '10000000',
+  SOCKET_MAX_PER_ADDRESS: '1000000',
+} as const;
+
 export async function startKioskhub(options: {
   engine: Engine;
   pgUrl?: string;
@@ -93,11 +104,7 @@ export async function startKioskhub(options: {
     REDIS_URL: undefined,
     JWT_SECRET: undefined,
     NODE_ENV: 'production',
-    // The bench creates thousands of machines with one admin token; the API's per-credential
-    // limit (6,000/min by default) protects production, not this.
-    RATE_LIMIT_PER_MINUTE: '10000000',
-    // Every simulated machine connects from 127.0.0.1; the per-address cap (200) guards production.
-    SOCKET_MAX_PER_ADDRESS: '1000000',
+    ...BENCH_LIMITS_ENV,
   };
   if (options.engine === 'postgres') {
     if (!options.pgUrl) throw new Error('postgres engine needs a URL');

@@ -148,8 +148,6 @@ export async function cafeScenario(options: { quick: boolean }): Promise<boolean
       STRIPE_SECRET_KEY: 'sk_test_bench',
       STRIPE_WEBHOOK_SECRET: WHSEC,
       STRIPE_API_BASE: stripe.url,
-      // 1,000 guests' phones come from 1,000 addresses; here they all come from 127.0.0.1.
-      SOCKET_MAX_PER_ADDRESS: '5000',
       // No webhook is lost here: the status poll (the safety net for lost ones) would only race
       // the webhook for sessions the fake already marked paid.
       PAYMENT_STATUS_POLL_MS: '3600000',

@@ -55,6 +55,8 @@ async function kioskhubRun(seconds: number): Promise<{ run: DispatchRun; checks:
       heartbeatMs: 30_000,
       dispenseDelayMs: 5,
       connectConcurrency: 50,
+      // A machine the server keeps refusing would otherwise be retried without end.
+      stallTimeoutMs: 60_000,
       progress: (line) => console.log(`  ${line}`),
     });
     const stopFleet = onCleanup(

@@ -1,7 +1,7 @@
 // The server under soak: the real composition root (server/src/main.ts) as a child process on
 // an embedded SQLite file that outlives the process, so it can be killed with SIGKILL and
 // started again on the same data, as a power cut and a reboot would do.
-import { ADMIN_TOKEN, WEBHOOK_SECRET } from '../lib/kioskhub.js';
+import { ADMIN_TOKEN, BENCH_LIMITS_ENV, WEBHOOK_SECRET } from '../lib/kioskhub.js';
 import { startChild, waitForHttp, type Child } from '../lib/child.js';
 import { repoPath } from '../lib/paths.js';
 import { freePort } from '../lib/ports.js';
@@ -37,7 +37,7 @@ export async function startSoakServer(dataDir: string, env: Record<string, strin
         DATABASE_URL: undefined,
         REDIS_URL: undefined,
         NODE_ENV: 'production',
-        RATE_LIMIT_PER_MINUTE: '10000000',
+        ...BENCH_LIMITS_ENV,
         ...env,
       },
       onLine: (line) => {

@@ -33,6 +33,7 @@ export interface Realtime {
 }
 
 const RESUBSCRIBE_GRACE_MS = 2_000;
+const CAP_WARNING_INTERVAL_MS = 60_000;
 
 export interface RealtimeOptions {
   redisUrl?: string;
@@ -63,6 +64,24 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
   const publicOrigin = options.publicUrl ? [new URL(options.publicUrl).origin] : [];
   const allowed = new Set([...options.corsOrigins, ...publicOrigin]);
   const perAddress = new Map<string, number>();
+  // A refusal the client only sees as a failed upgrade: say so in the log, once a minute per
+  // address with the count, so an operator behind one NAT (or a bench) knows what to raise.
+  const capRefusals = new Map<string, { since: number; count: number }>();
+  const refusedForCap = (address: string): void => {
+    const now = Date.now();
+    const seen = capRefusals.get(address);
+    if (seen && now - seen.since < CAP_WARNING_INTERVAL_MS) {
+      seen.count += 1;
+      return;
+    }
+    const refused = (seen?.count ?? 0) + 1;
+    capRefusals.set(address, { since: now, count: 0 });
+    if (capRefusals.size > 10_000) capRefusals.clear();
+    options.logger.warn(
+      { address, limit: options.maxPerAddress, refused },
+      'Socket.IO connections refused: this address holds SOCKET_MAX_PER_ADDRESS connections to this process (raise it for many devices behind one address)',
+    );
+  };
   const io = new Server(httpServer, {
     serveClient: true,
     maxHttpBufferSize: 100_000,
@@ -74,6 +93,7 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
       if (!originAllowed(req, allowed)) return answer('origin not allowed', false);
       const address = clientAddress(req, options.trust);
       if ((perAddress.get(address) ?? 0) >= options.maxPerAddress) {
+        refusedForCap(address);
         return answer('too many connections from this address', false);
       }
       answer(null, true);

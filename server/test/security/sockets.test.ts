@@ -35,9 +35,11 @@ const disconnectedWithin = (socket: Socket, ms: number) =>
 
 describe.each(engines())('security: Socket.IO (%s)', (engine) => {
   let server: TestServer;
+  const logLines: string[] = [];
   beforeAll(async () => {
     server = await startServer({
       engine,
+      logStream: { write: (line) => void logLines.push(line) },
       env: {
         SOCKET_AUTH_TIMEOUT_MS: '500',
         SOCKET_MAX_PER_ADDRESS: '6',
@@ -59,6 +61,13 @@ describe.each(engines())('security: Socket.IO (%s)', (engine) => {
     await Promise.all(open.map(connected));
     const extra = v1Socket(server.url);
     await expect(connected(extra)).rejects.toThrow();
+    // The client only sees a failed upgrade; the server's log says which limit refused it.
+    await expect(connected(v1Socket(server.url))).rejects.toThrow();
+    const warned = logLines
+      .map((l) => JSON.parse(l) as { msg: string; limit?: number; refused?: number })
+      .filter((l) => l.msg.includes('SOCKET_MAX_PER_ADDRESS'));
+    expect(warned).toHaveLength(1); // once a minute per address, not once per refusal
+    expect(warned[0]).toMatchObject({ limit: 6, refused: 1 });
     // Dropped after the timeout, the slots are free again.
     await eventually(() => open.every((s) => !s.connected), 5_000, 'idle sockets dropped');
     await connected(v1Socket(server.url));

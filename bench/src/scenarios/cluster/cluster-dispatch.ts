@@ -63,6 +63,8 @@ export async function clusterDispatchScenario(options: {
           heartbeatMs: 30_000,
           dispenseDelayMs: 5,
           connectConcurrency: 50,
+          // A machine the server keeps refusing would otherwise be retried without end.
+          stallTimeoutMs: 60_000,
           progress: null,
         }),
       );

@@ -53,6 +53,8 @@ export async function clusterDrainScenario(options: { quick: boolean; machines?:
         dispenseDelayMs: DISPENSE_MS,
         // Everyone at once: the storm.
         connectConcurrency: machinesCount,
+        // A machine the server keeps refusing would otherwise be retried without end.
+        stallTimeoutMs: 60_000,
         progress: null,
       }),
     );
