@@ -112,18 +112,21 @@ export function createFleet(options: FleetOptions): Fleet {
       return `${connected}/${total} machines connected, no progress for ${Math.round((Date.now() - lastProgress) / 1000)} s; still trying: ${shown}${waiting.length > 3 ? ` and ${waiting.length - 3} more` : ''}`;
     };
     let stallError: Error | undefined;
-    const watchdog = setInterval(() => {
-      if (connected !== lastCount) {
-        lastCount = connected;
-        lastProgress = Date.now();
-        return;
-      }
-      const quiet = Date.now() - lastProgress;
-      if (stallTimeoutMs !== undefined && quiet >= stallTimeoutMs) {
-        stallError = new Error(`fleet stalled: ${stalled()}`);
-        stop();
-      } else if (report && quiet >= STALL_REPORT_MS) report(`fleet: ${stalled()}`);
-    }, Math.min(STALL_REPORT_MS, stallTimeoutMs ?? STALL_REPORT_MS));
+    const watchdog = setInterval(
+      () => {
+        if (connected !== lastCount) {
+          lastCount = connected;
+          lastProgress = Date.now();
+          return;
+        }
+        const quiet = Date.now() - lastProgress;
+        if (stallTimeoutMs !== undefined && quiet >= stallTimeoutMs) {
+          stallError = new Error(`fleet stalled: ${stalled()}`);
+          stop();
+        } else if (report && quiet >= STALL_REPORT_MS) report(`fleet: ${stalled()}`);
+      },
+      Math.min(STALL_REPORT_MS, stallTimeoutMs ?? STALL_REPORT_MS),
+    );
     try {
       await Promise.all(Array.from({ length: Math.min(connectConcurrency, total) }, worker));
     } finally {

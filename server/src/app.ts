@@ -163,7 +163,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     if (config.database.kind === 'sqlite-file') dataDirLock = lockDataDir(config.dataDir);
     const schema = options.databaseSchema ?? config.databaseSchema;
     const warn = (message: string) => logger.warn(message);
-    const opening = { poolSize: config.databasePoolSize, ...(schema ? { schema } : {}), warn };
+    const opening = {
+      poolSize: config.databasePoolSize,
+      preparedStatements: config.databasePreparedStatements,
+      ...(schema ? { schema } : {}),
+      warn,
+    };
     database = await openDatabase(config.database, opening);
   } catch (err) {
     dataDirLock?.release();

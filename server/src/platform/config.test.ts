@@ -42,6 +42,8 @@ describe('loadConfig defaults (CONTRACTS §1 table)', () => {
     expect(config.dispatchIdleRecheckMs).toBe(300_000);
     expect(config.dispatchSweepMs).toBe(30_000);
     expect(config.databasePoolSize).toBe(10);
+    expect(config.databasePreparedStatements).toBe(true);
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'OFF' }).databasePreparedStatements).toBe(false);
     expect(config.printJobLeaseMs).toBe(60_000);
     expect(config.logLevel).toBe('info');
   });
@@ -195,6 +197,11 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['CORS_ORIGINS with a path', { CORS_ORIGINS: 'https://ops.example.com/app' }, 'CORS_ORIGINS'],
     ['CORS_ORIGINS not a URL', { CORS_ORIGINS: 'ops.example.com' }, 'CORS_ORIGINS'],
     ['METRICS_TOKEN too short', { METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
+    [
+      'DATABASE_PREPARED_STATEMENTS a guess',
+      { DATABASE_PREPARED_STATEMENTS: 'maybe' },
+      'DATABASE_PREPARED_STATEMENTS',
+    ],
   ];
 
   it.each(cases)('%s', (_label, env, variable) => {

@@ -72,6 +72,8 @@ export interface Config {
   commandExpiryMs: number;
   mqtt: MqttConfig;
   databasePoolSize: number;
+  /** PostgreSQL: repeated statements become named prepared statements (off behind old poolers). */
+  databasePreparedStatements: boolean;
   machineHeartbeatTimeoutMs: number;
   printJobLeaseMs: number;
   /** How long an approved, unsettled water dispense holds the customer's credit and daily limit. */
@@ -175,6 +177,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   if (value < min || value > max)
     throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = text(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (raw === 'on') return true;
+  if (raw === 'off') return false;
+  throw new ConfigError(name, `must be "on" or "off", got "${raw}"`);
 }
 
 function url(env: Env, name: string, fallback: string | undefined, protocols: string[]): string | undefined {
@@ -425,6 +435,7 @@ export function loadConfig(env: Env = process.env): Config {
     commandExpiryMs: integer(env, 'COMMAND_EXPIRY_MS', 600_000, 1_000, 7 * 86_400_000),
     mqtt: mqttConfig(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
+    databasePreparedStatements: onOff(env, 'DATABASE_PREPARED_STATEMENTS', true),
     machineHeartbeatTimeoutMs: integer(env, 'MACHINE_HEARTBEAT_TIMEOUT_MS', 30_000, 100, 86_400_000),
     printJobLeaseMs: integer(env, 'PRINT_JOB_LEASE_MS', 60_000, 100, 86_400_000),
     waterHoldMs: integer(env, 'WATER_HOLD_MS', 600_000, 100, 86_400_000),

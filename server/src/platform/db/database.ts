@@ -11,6 +11,7 @@ import type { DatabaseTarget } from '../config.js';
 import { migrationProvider } from './migrations.js';
 import { enableDirect } from './direct.js';
 import type { Database } from './schema.js';
+import { createPreparedStatements } from './prepared.js';
 import { WriteBehindPostgresDialect, type StatementCounts } from './write-behind.js';
 
 export type Db = Kysely<Database>;
@@ -32,6 +33,8 @@ export interface OpenOptions {
   /** PostgreSQL schema to use (tests isolate themselves with one schema per file). */
   schema?: string;
   poolSize?: number;
+  /** PostgreSQL: name the statements a process sends again and again (default true). */
+  preparedStatements?: boolean;
   /** Told when DATA_DIR or the database file cannot be restricted to their owner. */
   warn?(message: string): void;
 }
@@ -84,6 +87,8 @@ export async function openDatabase(
     // Nor may a checked-out one (between two statements of a transaction) when the server
     // goes away: its next query fails (mapped to 503) and the pool drops it on release.
     pool.on('connect', (client) => client.on('error', () => undefined));
+    const prepared = createPreparedStatements();
+    pool.on('connect', (client) => prepared.attach(client));
     // The first connection says whether DATABASE_URL leads anywhere; name it when it does not.
     let client: pg.PoolClient;
     try {
@@ -104,6 +109,7 @@ export async function openDatabase(
     // schema's kysely_migration_lock would make it skip creating this schema's own.
     const current = schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
     await migrate(db, 'postgres', current);
+    if (options.preparedStatements !== false) prepared.enable();
     return {
       db,
       dialect: 'postgres',
