@@ -76,7 +76,6 @@ export function createFleet(options: FleetOptions): Fleet {
     const total = all.length;
     const step = Math.max(1, Math.floor(total / 10));
     let next = 0;
-    let connected = 0;
     const failures: string[] = [];
     const started = new Set<SimulatedMachine | MqttSimulatedMachine>();
     const worker = async (): Promise<void> => {
@@ -86,9 +85,8 @@ export function createFleet(options: FleetOptions): Fleet {
         try {
           await machine.start();
           started.add(machine);
-          connected += 1;
-          if (report && (connected % step === 0 || connected === total)) {
-            report(`fleet: ${connected}/${total} machines connected`);
+          if (report && (started.size % step === 0 || started.size === total)) {
+            report(`fleet: ${started.size}/${total} machines connected`);
           }
         } catch (error) {
           if (!stopped) failures.push(`${machine.machineId}: ${(error as Error).message}`);
@@ -109,13 +107,13 @@ export function createFleet(options: FleetOptions): Fleet {
         .slice(0, 3)
         .map((m) => `${m.machineId} (${error(m) ?? 'no answer yet'})`)
         .join(', ');
-      return `${connected}/${total} machines connected, no progress for ${Math.round((Date.now() - lastProgress) / 1000)} s; still trying: ${shown}${waiting.length > 3 ? ` and ${waiting.length - 3} more` : ''}`;
+      return `${started.size}/${total} machines connected, no progress for ${Math.round((Date.now() - lastProgress) / 1000)} s; still trying: ${shown}${waiting.length > 3 ? ` and ${waiting.length - 3} more` : ''}`;
     };
     let stallError: Error | undefined;
     const watchdog = setInterval(
       () => {
-        if (connected !== lastCount) {
-          lastCount = connected;
+        if (started.size !== lastCount) {
+          lastCount = started.size;
           lastProgress = Date.now();
           return;
         }
