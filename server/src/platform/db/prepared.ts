@@ -3,15 +3,16 @@
 // webhook's one batch of writes that is about a quarter of the database's work (parse 0.3 ms,
 // bind with planning 0.34 ms, execute 0.65 ms). A statement text seen for the second time gets a
 // name derived from its text; pg then parses it once per connection, and PostgreSQL may keep a
-// generic plan for it. Bounded: at most MAX_NAMED texts per process get a name (a process sends a
-// few hundred distinct statements; texts that vary without end, such as IN lists of every length,
-// stop being named once the budget is spent), and statements without parameters (BEGIN, COMMIT,
-// DDL) are never named. Turned on only after the migrations, so no named statement outlives a
-// change of the tables it reads.
+// generic plan for it. Bounded: at most MAX_NAMED texts per process get a name, none longer than
+// MAX_TEXT (texts that vary without end, such as IN lists of every length, stop being named once
+// the budget is spent), and statements without parameters (BEGIN, COMMIT, DDL) are never named.
+// Turned on only after the migrations, so no named statement outlives a change of its tables.
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 
-const MAX_NAMED = 2_000;
+const MAX_NAMED = 500;
+/** Longer texts (bulk inserts of many rows) rarely repeat and would weigh on both sides. */
+const MAX_TEXT = 16_384;
 
 export interface PreparedStatements {
   /** Patches a pool client's `query` (call from the pool's `connect` event). */
@@ -24,21 +25,23 @@ export interface PreparedStatements {
 
 export function createPreparedStatements(): PreparedStatements {
   let enabled = false;
-  const seen = new Map<string, string | null>(); // text → name, or null when seen once
-  let namedCount = 0;
+  const names = new Map<string, string>(); // text → name
+  // Texts seen once since the last clearing; cleared when full, so texts that never repeat
+  // cannot keep a frequent one from being named.
+  let once = new Set<string>();
 
   const nameFor = (text: string): string | undefined => {
-    const known = seen.get(text);
+    const known = names.get(text);
     if (known) return known;
-    if (namedCount >= MAX_NAMED) return undefined;
-    if (known === undefined) {
-      // Seen once: remember the text (bounded like the names) and send it unnamed.
-      if (seen.size < 2 * MAX_NAMED) seen.set(text, null);
+    if (names.size >= MAX_NAMED) return undefined;
+    if (!once.has(text)) {
+      if (once.size >= MAX_NAMED) once = new Set();
+      once.add(text);
       return undefined;
     }
+    once.delete(text);
     const name = `k${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
-    seen.set(text, name);
-    namedCount += 1;
+    names.set(text, name);
     return name;
   };
 
@@ -47,7 +50,13 @@ export function createPreparedStatements(): PreparedStatements {
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as { query: unknown }).query = (...args: unknown[]) => {
         const [text, values] = args;
-        if (enabled && typeof text === 'string' && Array.isArray(values) && values.length > 0) {
+        if (
+          enabled &&
+          typeof text === 'string' &&
+          text.length <= MAX_TEXT &&
+          Array.isArray(values) &&
+          values.length > 0
+        ) {
           const name = nameFor(text);
           if (name) return query({ name, text, values }, ...args.slice(2));
         }
@@ -58,7 +67,7 @@ export function createPreparedStatements(): PreparedStatements {
       enabled = true;
     },
     named() {
-      return namedCount;
+      return names.size;
     },
   };
 }
