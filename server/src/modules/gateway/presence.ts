@@ -270,6 +270,15 @@ export function createPresence(deps: PresenceDeps) {
       return changed;
     },
 
+    /**
+     * A birth named the firmware of a machine that another process took on meanwhile (its next
+     * message was handled there first): the version is recorded all the same.
+     */
+    async firmwareSeen(machineId: string, firmware: string): Promise<void> {
+      await deps.repo.update(machineId, { firmware, updated_at: nowIso() });
+      deps.firmwareReported?.(machineId, firmware);
+    },
+
     /** After a result the machine counts as IDLE until it says otherwise. */
     async setIdle(conn: MachineConnection): Promise<void> {
       if (conn.status === 'IDLE') return;

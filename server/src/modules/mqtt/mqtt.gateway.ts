@@ -183,6 +183,9 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
             if (status.firmware !== undefined) {
               const c = local(machineId);
               if (c) await presence.heartbeat(c, 'IDLE', status.firmware);
+              // Taken on by another process already (its report after the reboot got there
+              // first): the new version still belongs on the machine's record.
+              else await presence.firmwareSeen(machineId, status.firmware);
             }
             await runHook('birth', machineId, () => hooks.onBirth?.(machineId));
           } else {

@@ -47,7 +47,9 @@ export function createPreparedStatements(): PreparedStatements {
 
   return {
     attach(client) {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      // The class's method, looked up at each call (not frozen at connect time).
+      const query = (...args: unknown[]): unknown =>
+        (Object.getPrototypeOf(client) as { query: (...a: unknown[]) => unknown }).query.apply(client, args);
       (client as { query: unknown }).query = (...args: unknown[]) => {
         const [text, values] = args;
         if (
