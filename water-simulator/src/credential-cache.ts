@@ -3,6 +3,9 @@
 // secret (given to it once at provisioning); a PIN is checked against the entry's verifier under
 // the same secret; and water is approved offline by the server's rules: active, not locked,
 // subscription or credit, daily limit (counting what this kiosk poured since the copy).
+// The signed text and the verifier are written here from docs/water.md, apart from the server's
+// code, as a kiosk's firmware writes them: a change of the scheme on one side alone fails the
+// simulator's tests instead of passing unnoticed.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { CachedCustomer, CredentialCacheResponse } from './wire.js';
 
