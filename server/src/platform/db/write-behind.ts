@@ -17,12 +17,15 @@
 import {
   CompiledQuery,
   PostgresDialect,
+  type DatabaseIntrospector,
+  type Kysely,
   type DatabaseConnection,
   type Driver,
   type QueryCompiler,
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
+import { SearchPathIntrospector } from './search-path-introspector.js';
 
 interface Mark {
   /** Rows the write must change; checked when it is sent (updates, claims). */
@@ -229,5 +232,9 @@ export class WriteBehindPostgresDialect extends PostgresDialect {
 
   override createDriver(): Driver {
     return new WriteBehindDriver(super.createDriver(), this.counts);
+  }
+
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SearchPathIntrospector(db);
   }
 }
