@@ -4,6 +4,23 @@
 // new route is fuzzed without touching this file.
 import fc from 'fast-check';
 
+/**
+ * The server under fuzz: garbage as fast as it goes (the per-socket event limit is not what this
+ * is about), and callback secrets set so those routes are fuzzed past their 503
+ * PROVIDER_NOT_CONFIGURED. Shared by the fuzz test and `npm run soak -- --fuzz`.
+ */
+export const FUZZ_SERVER_ENV: Record<string, string> = {
+  SOCKET_EVENTS_PER_SECOND: '100000',
+  AT_CALLBACK_KEY: 'fuzz-at-callback-key-0917',
+  MOMO_CALLBACK_KEY: 'fuzz-momo-callback-key-0917',
+  AIRTEL_CALLBACK_KEY: 'fuzz-airtel-callback-key-0917',
+  BANK_WEBHOOK_SECRET: 'fuzz-bank-webhook-secret-0917',
+  STRIPE_SECRET_KEY: 'sk_test_fuzz',
+  STRIPE_WEBHOOK_SECRET: 'whsec_fuzz',
+  // Nothing listens there: no fuzzed request can reach a gateway.
+  STRIPE_API_BASE: 'http://127.0.0.1:9',
+};
+
 export interface Route {
   method: string;
   /** OpenAPI path, `{name}` for path parameters. */

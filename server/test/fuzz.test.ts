@@ -15,6 +15,7 @@ import {
   shotArb as kitShotArb,
   type Route,
   type Shot,
+  FUZZ_SERVER_ENV,
 } from './fuzz-kit.js';
 import { ADMIN_TOKEN, startServer, type TestServer } from './harness.js';
 
@@ -25,21 +26,7 @@ describe('fuzz: every HTTP route and socket event with garbage', () => {
   const results = { requests: 0, byStatus: {} as Record<number, number>, emits: 0, acks: 0 };
 
   beforeAll(async () => {
-    // Garbage as fast as it goes: the per-socket event limit is not what this is about.
-    // Callback secrets set, so those routes are fuzzed past their 503 PROVIDER_NOT_CONFIGURED.
-    server = await startServer({
-      env: {
-        SOCKET_EVENTS_PER_SECOND: '100000',
-        AT_CALLBACK_KEY: 'fuzz-at-callback-key-0917',
-        MOMO_CALLBACK_KEY: 'fuzz-momo-callback-key-0917',
-        AIRTEL_CALLBACK_KEY: 'fuzz-airtel-callback-key-0917',
-        BANK_WEBHOOK_SECRET: 'fuzz-bank-webhook-secret-0917',
-        STRIPE_SECRET_KEY: 'sk_test_fuzz',
-        STRIPE_WEBHOOK_SECRET: 'whsec_fuzz',
-        // Nothing listens there: no fuzzed request can reach a gateway.
-        STRIPE_API_BASE: 'http://127.0.0.1:9',
-      },
-    });
+    server = await startServer({ env: FUZZ_SERVER_ENV });
     machine = await server.createVendingMachine('FUZZ1', 2000);
     const doc = await server.request('GET', '/openapi.json');
     expect(doc.status).toBe(200);

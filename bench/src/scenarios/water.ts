@@ -128,6 +128,22 @@ interface RunResult {
 
 let stamp = Date.now();
 
+/** Request n's verification (kiosk and customer picked from n), timed into `times`. */
+async function verifyOnce(url: string, fleet: Fleet, n: number, times: number[]) {
+  const kiosk = fleet.kiosks[(n * 31) % fleet.kiosks.length]!;
+  const who = fleet.customers[(n * 17) % fleet.customers.length]!;
+  const t0 = performance.now();
+  const v = await post(url, '/dispense-verification', kiosk.key, {
+    kiosk_id: kiosk.id,
+    user_id: who.phone,
+    pin: who.pin,
+    volume_ml: 5000,
+    timestamp: (stamp += 1),
+  });
+  times.push(performance.now() - t0);
+  return { kiosk, v };
+}
+
 /** CONCURRENCY workers, each verify → settle in a loop for `seconds`. */
 async function load(url: string, fleet: Fleet, seconds: number, pid: number): Promise<RunResult> {
   const verify: number[] = [];
@@ -143,17 +159,7 @@ async function load(url: string, fleet: Fleet, seconds: number, pid: number): Pr
       let n = w;
       while (performance.now() < until) {
         n += CONCURRENCY;
-        const kiosk = fleet.kiosks[(n * 31) % fleet.kiosks.length]!;
-        const who = fleet.customers[(n * 17) % fleet.customers.length]!;
-        const t0 = performance.now();
-        const v = await post(url, '/dispense-verification', kiosk.key, {
-          kiosk_id: kiosk.id,
-          user_id: who.phone,
-          pin: who.pin,
-          volume_ml: 5000,
-          timestamp: (stamp += 1),
-        });
-        verify.push(performance.now() - t0);
+        const { kiosk, v } = await verifyOnce(url, fleet, n, verify);
         if (v.status !== 200) {
           errors += 1;
           continue;
@@ -221,17 +227,7 @@ async function paced(url: string, fleet: Fleet, seconds: number) {
     rate: PACED_PER_SECOND,
     seconds,
     fire: async (n) => {
-      const kiosk = fleet.kiosks[(n * 31) % fleet.kiosks.length]!;
-      const who = fleet.customers[(n * 17) % fleet.customers.length]!;
-      const t0 = performance.now();
-      const v = await post(url, '/dispense-verification', kiosk.key, {
-        kiosk_id: kiosk.id,
-        user_id: who.phone,
-        pin: who.pin,
-        volume_ml: 5000,
-        timestamp: (stamp += 1),
-      });
-      verify.push(performance.now() - t0);
+      const { kiosk, v } = await verifyOnce(url, fleet, n, verify);
       if (v.status !== 200 || !v.body.approved) {
         errors += 1;
         return;

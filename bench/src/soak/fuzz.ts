@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { io, type Socket } from 'socket.io-client';
 import {
   answerProblem,
+  FUZZ_SERVER_ENV,
   payloadArb,
   routesFromOpenApi,
   shotArb,
@@ -19,17 +20,7 @@ export async function runFuzz(total: number): Promise<boolean> {
   const server = await startKioskhub({
     engine: 'sqlite',
     name: 'kioskhub (fuzz)',
-    env: {
-      SOCKET_EVENTS_PER_SECOND: '100000',
-      AT_CALLBACK_KEY: 'fuzz-at-callback-key-0917',
-      MOMO_CALLBACK_KEY: 'fuzz-momo-callback-key-0917',
-      AIRTEL_CALLBACK_KEY: 'fuzz-airtel-callback-key-0917',
-      BANK_WEBHOOK_SECRET: 'fuzz-bank-webhook-secret-0917',
-      STRIPE_SECRET_KEY: 'sk_test_fuzz',
-      STRIPE_WEBHOOK_SECRET: 'whsec_fuzz',
-      // Nothing listens there: no fuzzed request can reach a gateway.
-      STRIPE_API_BASE: 'http://127.0.0.1:9',
-    },
+    env: FUZZ_SERVER_ENV,
   });
   const byStatus: Record<number, number> = {};
   const problems: string[] = [];
