@@ -29,6 +29,21 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Before listening: a stop asked for while the server comes up is a graceful one too.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    kioskhub.app.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    kioskhub.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   let address: string;
   try {
     address = await kioskhub.listen();
@@ -73,20 +88,6 @@ async function main(): Promise<void> {
   if (config.razorpay.webhookSecrets.length === 0) {
     console.log('RAZORPAY_WEBHOOK_SECRET is not set: /webhooks/razorpay answers 503 until it is.');
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    kioskhub.app.log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    kioskhub.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 main().catch((err: unknown) => {
