@@ -5,7 +5,7 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { insertRows } from './db/compiled.js';
-import { inGroup } from './db/group-commit.js';
+import { heldUntilEnd, inGroup } from './db/group-commit.js';
 import { nowIso, type Db, type Executor } from './db/database.js';
 
 // Modules add their own topics by declaration merging (`declare module '…/platform/outbox.js'`)
@@ -30,12 +30,27 @@ export async function enqueueOutbox<T extends OutboxTopic>(
   payload: OutboxTopics[T],
   options: { runAt?: string } = {},
 ): Promise<void> {
-  await insertJob(ex, [outboxJob(topic, payload, options)]);
+  await enqueueOutboxJobs(ex, [outboxJob(topic, payload, options)]);
 }
 
-/** Several jobs written by one statement, in this order (`outboxJob` builds each). */
+const heldJobs = {};
+
+/**
+ * Several jobs, in this order (`outboxJob` builds each). In a money event they are written with
+ * the event's other jobs as one statement at its end (a webhook queues three).
+ */
 export async function enqueueOutboxJobs(ex: Executor, jobs: OutboxJob[]): Promise<void> {
-  if (jobs.length > 0) await insertJob(ex, jobs);
+  if (jobs.length === 0) return;
+  const held = heldUntilEnd(
+    ex,
+    heldJobs,
+    (): OutboxJob[] => [],
+    async (all) => {
+      await insertJob(ex, all);
+    },
+  );
+  if (held) held.push(...jobs);
+  else await insertJob(ex, jobs);
 }
 
 export interface OutboxJob {

@@ -3,7 +3,7 @@
 // Amounts are integers in the account's unit: minor units of an ISO 4217 currency, or ml.
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
-import { afterCommit, writeLast } from '../../platform/db/group-commit.js';
+import { afterCommit, heldUntilEnd } from '../../platform/db/group-commit.js';
 import { pageOf } from '../../platform/db/pages.js';
 import {
   createLedgerRepo,
@@ -147,26 +147,25 @@ export function createLedgerService(deps: { db: Db }) {
     return ref;
   }
 
-  const pendingSinks = new WeakMap<Executor, Map<string, BalanceDelta>>();
+  const pendingSinks = {};
   type BalanceDelta = { tenantId: string; unit: string; delta: number };
 
-  /** Queues a sink's balance change for the end of the transaction; false when it must go now. */
+  /** Queues a sink's balance change for the end of the money event; false when it must go now. */
   function deferSink(ex: Executor, id: string, change: BalanceDelta): boolean {
     const facts = sinks.get(id);
     if (!facts || facts.tenantId !== change.tenantId || facts.unit !== change.unit) return false;
-    let pending = pendingSinks.get(ex);
-    if (!pending) {
-      const fresh = new Map<string, BalanceDelta>();
-      const registered = writeLast(ex, async () => {
+    const pending = heldUntilEnd(
+      ex,
+      pendingSinks,
+      () => new Map<string, BalanceDelta>(),
+      async (changes) => {
         // In account id order, so two transactions never wait on each other crosswise.
-        for (const [accountId, c] of [...fresh].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        for (const [accountId, c] of [...changes].sort(([a], [b]) => (a < b ? -1 : 1))) {
           await repo.addToSinkBalance(ex, { id: accountId, ...c });
         }
-      });
-      if (!registered) return false;
-      pendingSinks.set(ex, fresh);
-      pending = fresh;
-    }
+      },
+    );
+    if (!pending) return false;
     const before = pending.get(id);
     pending.set(id, { ...change, delta: (before?.delta ?? 0) + change.delta });
     return true;

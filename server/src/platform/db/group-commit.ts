@@ -32,6 +32,7 @@ const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
 const RELEASE = CompiledQuery.raw('release kioskhub_event');
 const lastWrites = new WeakMap<object, (() => Promise<void>)[]>();
 const commitHooks = new WeakMap<object, (() => void)[]>();
+const scopes = new WeakMap<object, Map<object, unknown>>();
 
 /**
  * Runs `hook` once the money event running on `ex` is committed (never when it is rolled back)
@@ -50,15 +51,42 @@ function runHooks(hooks: readonly (() => void)[] | undefined): void {
 }
 
 /**
- * PostgreSQL: runs `write` at the end of this money event's transaction, just before COMMIT, and
- * answers true; false when `ex` is not such a transaction (the caller writes at once). For rows
- * every event updates (a site's revenue account): their row lock is then held only for the commit.
+ * Runs `write` at the end of this money event, just before its savepoint is released (SQLite) or
+ * its transaction commits (PostgreSQL), and answers true; false when `ex` is not a money event's
+ * transaction (the caller writes at once). For rows every event updates (a site's revenue
+ * account: on PostgreSQL their row lock is then held only for the commit) and for writes that
+ * are cheaper as one statement (the event's jobs).
  */
 export function writeLast(ex: Executor, write: () => Promise<void>): boolean {
   const hooks = lastWrites.get(ex);
   if (!hooks) return false;
   hooks.push(write);
   return true;
+}
+
+/**
+ * State `owner` keeps for the money event running on `ex` until its end: made by `init` on first
+ * use, then handed to `atEnd` (a `writeLast` write). Undefined when `ex` is not a money event's
+ * transaction. On SQLite the events of a group share one transaction, so state is per event,
+ * never per transaction.
+ */
+export function heldUntilEnd<S>(
+  ex: Executor,
+  owner: object,
+  init: () => S,
+  atEnd: (state: S) => Promise<void>,
+): S | undefined {
+  const scope = scopes.get(ex);
+  if (!scope) return undefined;
+  if (scope.has(owner)) return scope.get(owner) as S;
+  const state = init();
+  scope.set(owner, state);
+  lastWrites.get(ex)!.push(() => atEnd(state));
+  return state;
+}
+
+async function runLastWrites(hooks: readonly (() => Promise<void>)[]): Promise<void> {
+  for (const hook of hooks) await hook();
 }
 
 /**
@@ -76,9 +104,10 @@ export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
       .execute(async (tx) => {
         const hooks: (() => Promise<void>)[] = [];
         lastWrites.set(tx, hooks);
+        scopes.set(tx, new Map());
         commitHooks.set(tx, committed);
         const value = await fn(tx);
-        for (const hook of hooks) await hook();
+        await runLastWrites(hooks);
         return value;
       })
       .then((value) => {
@@ -110,9 +139,13 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
     await tx.executeQuery(SAVEPOINT);
     // Units of a group run one after another on the shared transaction: these hooks are this one's.
     const committed: (() => void)[] = [];
+    const hooks: (() => Promise<void>)[] = [];
     commitHooks.set(tx, committed);
+    lastWrites.set(tx, hooks);
+    scopes.set(tx, new Map());
     try {
       unit.value = await unit.fn(tx);
+      await runLastWrites(hooks);
     } catch (err) {
       try {
         await tx.executeQuery(ROLLBACK_TO);
