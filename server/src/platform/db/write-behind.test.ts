@@ -79,7 +79,7 @@ describe.skipIf(!url)('write-behind (PostgreSQL)', () => {
 
   const inTransaction = () => sent.slice(sent.indexOf('begin'), sent.lastIndexOf('commit') + 1);
 
-  it('held writes go as one statement, with their parameters renumbered, just before COMMIT', async () => {
+  it('held writes go as one statement, with their parameters renumbered; alone, it needs no BEGIN or COMMIT', async () => {
     await sql`insert into parents (id, n) values ('p0', 0)`.execute(db);
     sent = [];
     await db.transaction().execute(async (tx) => {
@@ -89,12 +89,16 @@ describe.skipIf(!url)('write-behind (PostgreSQL)', () => {
       await tx.executeQuery(insertParent('p2', 2));
       await tx.executeQuery(insertChild('c2', 'p2', 'second'));
     });
-    const statements = inTransaction();
-    expect(statements).toHaveLength(3); // begin, the batch, commit
-    expect(statements[1]).toMatch(
+    // Nothing but the batch: one statement is atomic by itself, and checks its own counts.
+    const statements = sent;
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatch(
+      /select \(select count\(\*\) from w0\)::int as c0, 1 \/ \(case when \(select count\(\*\) from w0\) = 1 then 1 else 0 end\) as ok$/,
+    );
+    expect(statements[0]).toMatch(
       /^with w0 as \(update "parents" set "n" = "n" \+ \$1 where "id" = \$2 returning 1\), w1 as \(insert into "parents" \("id", "n"\) values \(\$3, \$4\)\), w2 as \(insert into "children" \("id", "parent_id", "note"\) values \(\$5, \$6, \$7\)\)/,
     );
-    expect(statements[1]).toContain(
+    expect(statements[0]).toContain(
       'w4 as (insert into "children" ("id", "parent_id", "note") values ($10, $11, $12))',
     );
     expect(await rows()).toEqual([
@@ -106,6 +110,66 @@ describe.skipIf(!url)('write-behind (PostgreSQL)', () => {
       { id: 'c1', parent_id: 'p1', note: 'first, $1 stays text' },
       { id: 'c2', parent_id: 'p2', note: 'second' },
     ]);
+  });
+
+  it('BEGIN waits for the first statement that needs a transaction; reads before it run on their own', async () => {
+    await sql`insert into parents (id, n) values ('p0', 0)`.execute(db);
+    sent = [];
+    // Only reads: neither BEGIN nor COMMIT.
+    const n = await db.transaction().execute(async (tx) => {
+      return (await sql<{ n: number }>`select n from parents where id = 'p0'`.execute(tx)).rows[0]!.n;
+    });
+    expect(n).toBe(0);
+    expect(sent).toEqual([`select n from parents where id = 'p0'`]);
+
+    // A read, then held writes: two statements.
+    sent = [];
+    await db.transaction().execute(async (tx) => {
+      await sql`select n from parents where id = 'p0'`.execute(tx);
+      await tx.executeQuery(insertParent('p1', 1));
+      await tx.executeQuery(insertChild('c1', 'p1', 'with its parent'));
+    });
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toMatch(/^with w0 as \(insert into "parents"/);
+    expect(await children()).toEqual([{ id: 'c1', parent_id: 'p1', note: 'with its parent' }]);
+
+    // A locking read, a write sent at once, a savepoint: each begins the transaction first.
+    for (const first of [
+      sql`select n from parents where id = 'p0' for update`,
+      sql`update parents set n = n + 1 where id = 'p0'`,
+    ]) {
+      sent = [];
+      await db.transaction().execute(async (tx) => {
+        await first.execute(tx);
+      });
+      expect(sent[0]).toBe('begin');
+      expect(sent.at(-1)).toBe('commit');
+    }
+    sent = [];
+    const trx = await db.startTransaction().execute();
+    await trx.savepoint('sp').execute();
+    await trx.commit().execute();
+    expect(sent[0]).toBe('begin');
+  });
+
+  it('a lone batch whose count is wrong commits nothing, and fails as in a transaction', async () => {
+    await sql`insert into parents (id, n) values ('p0', 0)`.execute(db);
+    sent = [];
+    await expect(
+      db.transaction().execute(async (tx) => {
+        await tx.executeQuery(insertChild('c1', 'p0', 'sent with the updates'));
+        await tx.executeQuery(bump('p0', 5));
+        await tx.executeQuery(bump('missing', 1));
+      }),
+    ).rejects.toThrow('parent missing changed 0 rows, not 1; nothing was committed');
+    const statements = [...sent];
+    expect(await rows()).toEqual([{ id: 'p0', n: 0 }]);
+    expect(await children()).toEqual([]);
+    // The lone batch (aborted by its own check), then the same writes in a transaction, rolled back.
+    expect(statements).toHaveLength(4);
+    expect(statements[0]).toContain(' = 1 and (select count(*) from w2) = 1 then 1 else 0 end) as ok');
+    expect(statements.slice(1)).toEqual(['begin', statements[2], 'rollback']);
+    expect(statements[2]).toMatch(/^with w0 as \(insert into "children"/);
   });
 
   it('every statement sees the writes issued before it', async () => {

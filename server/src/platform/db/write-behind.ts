@@ -53,7 +53,10 @@ function shift(sqlText: string, offset: number): string {
 }
 
 /** One statement for several held writes; `checks[i]` names the count column of write i, if any. */
-export function combine(held: readonly CompiledQuery[]): { query: CompiledQuery; checks: (string | null)[] } {
+export function combine(
+  held: readonly CompiledQuery[],
+  options: { enforce?: boolean } = {},
+): { query: CompiledQuery; checks: (string | null)[] } {
   const parts: string[] = [];
   const parameters: unknown[] = [];
   const checks: (string | null)[] = [];
@@ -64,6 +67,15 @@ export function combine(held: readonly CompiledQuery[]): { query: CompiledQuery;
     checks.push(checked ? `c${i}` : null);
   });
   const counted = checks.flatMap((c, i) => (c ? [`(select count(*) from w${i})::int as ${c}`] : []));
+  if (options.enforce) {
+    // Run alone, outside a transaction, a wrong count must undo the statement itself: a division
+    // by zero (22012) aborts it, and nothing of it is committed.
+    const expected = held.flatMap((q, i) =>
+      checks[i] ? [`(select count(*) from w${i}) = ${marks.get(q)!.expectRows!}`] : [],
+    );
+    if (expected.length > 0)
+      counted.push(`1 / (case when ${expected.join(' and ')} then 1 else 0 end) as ok`);
+  }
   const select = counted.length > 0 ? counted.join(', ') : '1 as ok';
   return { query: CompiledQuery.raw(`with ${parts.join(', ')} select ${select}`, parameters), checks };
 }
@@ -76,6 +88,8 @@ export interface StatementCounts {
 
 class WriteBehindConnection implements DatabaseConnection {
   inTransaction = false;
+  /** In a transaction whose BEGIN has not been sent yet (see `begin`). */
+  #beginHeld = false;
   #held: CompiledQuery[] = [];
   #parameters = 0;
 
@@ -96,9 +110,65 @@ class WriteBehindConnection implements DatabaseConnection {
       this.counts.held++;
       return { rows: [], numAffectedRows: BigInt(mark.expectRows ?? 0) };
     }
+    // A plain read before anything was written needs no transaction yet (each statement of a READ
+    // COMMITTED transaction reads its own snapshot anyway); anything else starts it first.
+    if (this.#beginHeld && (this.#held.length > 0 || !PLAIN_READ.test(query.sql))) await this.begin();
     await this.flush();
     this.counts.sent++;
     return this.inner.executeQuery<R>(query);
+  }
+
+  /**
+   * A transaction with default settings starts without a round trip: BEGIN is sent just before the
+   * first statement that needs it. One that only read and then held writes ends as one statement
+   * on its own (atomic by itself), and one that wrote nothing sends neither BEGIN nor COMMIT.
+   */
+  holdBegin(): void {
+    this.#beginHeld = true;
+  }
+
+  /** Sends the held BEGIN, if any. */
+  async begin(): Promise<void> {
+    if (!this.#beginHeld) return;
+    this.#beginHeld = false;
+    this.counts.sent++;
+    await this.inner.executeQuery(BEGIN);
+  }
+
+  /**
+   * Ends the transaction: sends the held writes (as one statement that undoes itself on a wrong
+   * count when no BEGIN was sent) and COMMIT, unless nothing was begun.
+   */
+  async commit(commit: () => Promise<void>): Promise<void> {
+    if (!this.#beginHeld) {
+      await this.flush(); // a failing write throws here: the caller rolls back
+      await commit();
+      return;
+    }
+    if (this.#held.length === 0) {
+      this.#beginHeld = false;
+      return;
+    }
+    const held = this.#held;
+    this.discard();
+    this.counts.sent++;
+    const query =
+      held.length === 1 && marks.get(held[0]!)?.expectRows === undefined
+        ? held[0]!
+        : combine(held, { enforce: true }).query;
+    try {
+      // Still "not begun" while it runs: if it fails, nothing was written and the rollback sends nothing.
+      await this.inner.executeQuery(query);
+      this.#beginHeld = false;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '22012') throw err;
+      // A count was wrong and nothing was written: run the writes again in a transaction, which
+      // names the write (or throws DeferredConflict for a claim) and rolls back as before.
+      this.#held = held;
+      await this.begin();
+      await this.flush();
+      await commit();
+    }
   }
 
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
@@ -109,6 +179,7 @@ class WriteBehindConnection implements DatabaseConnection {
   /** Sends the held writes as one statement and checks their row counts. */
   async flush(): Promise<void> {
     if (this.#held.length === 0) return;
+    await this.begin(); // more statements follow this one: it must be inside the transaction
     const held = this.#held;
     this.#held = [];
     this.#parameters = 0;
@@ -136,7 +207,19 @@ class WriteBehindConnection implements DatabaseConnection {
     this.#held = [];
     this.#parameters = 0;
   }
+
+  /** Ends a transaction without sending anything when it never began. */
+  endHeld(): boolean {
+    const held = this.#beginHeld;
+    this.#beginHeld = false;
+    return held;
+  }
 }
+
+const BEGIN = CompiledQuery.raw('begin');
+/** A select that takes no lock and calls nothing that changes state. */
+const PLAIN_READ =
+  /^select\b(?![\s\S]*(?:\bfor (?:update|share|no key update|key share)\b|advisory|nextval|setval|set_config|txid_current|pg_current_xact_id))/i;
 
 /** The table an `insert into "t"` or `update "t"` writes. */
 function tableOf(sqlText: string): string | undefined {
@@ -174,25 +257,30 @@ class WriteBehindDriver implements Driver {
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    await this.inner.beginTransaction(connection, settings);
-    (connection as WriteBehindConnection).inTransaction = true;
+    const c = connection as WriteBehindConnection;
+    if (settings.isolationLevel || settings.accessMode) await this.inner.beginTransaction(c, settings);
+    else c.holdBegin();
+    c.inTransaction = true;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as WriteBehindConnection;
-    await c.flush(); // a failing write throws here: the caller rolls back
+    await c.commit(async () => {
+      c.inTransaction = false;
+      await this.inner.commitTransaction(c);
+    });
     c.inTransaction = false;
-    await this.inner.commitTransaction(c);
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as WriteBehindConnection;
     c.discard();
     c.inTransaction = false;
-    await this.inner.rollbackTransaction(c);
+    if (!c.endHeld()) await this.inner.rollbackTransaction(c);
   }
 
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']) {
+    await (connection as WriteBehindConnection).begin();
     await this.inner.savepoint!(connection, name, compile);
   }
 
@@ -217,6 +305,7 @@ class WriteBehindDriver implements Driver {
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
     const c = connection as WriteBehindConnection;
     c.discard();
+    c.endHeld();
     c.inTransaction = false;
     await this.inner.releaseConnection(c.inner);
   }
