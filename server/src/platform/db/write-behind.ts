@@ -14,6 +14,14 @@
 // one statement see one snapshot: a second change of the same row in the same statement would be
 // lost (the ledger sums its changes per account first), and an update would not see a row
 // inserted by the same statement (an update is never held behind an insert into its table).
+//
+// BEGIN is held too, until a statement needs the transaction: a write sent at once, a locking
+// read, a savepoint, or held writes that more statements follow. A plain read before that runs on
+// its own, as it would inside a READ COMMITTED transaction (each statement takes a fresh snapshot).
+// A transaction that then only held writes ends as their one statement alone, with no BEGIN or
+// COMMIT: one statement is atomic by itself, and it checks its own row counts (a wrong one divides
+// by zero, which aborts it), after which the writes run again inside a transaction to fail as
+// above. A vending webhook is thus two round trips: the machine, and every write.
 import {
   CompiledQuery,
   PostgresDialect,
