@@ -10,47 +10,20 @@
 // --cpu-prof writes a V8 CPU profile of the measured seconds only (read it with profile-summary.ts).
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
 import { buildApp } from '../../server/src/app.js';
 import { loadConfig } from '../../server/src/platform/config.js';
 import { seedWaterFleet } from './scenarios/water.js';
 import { BENCH_LIMITS_ENV } from './lib/kioskhub.js';
 import { tempDir } from './lib/temp.js';
+import { timeSqliteStatements } from './lib/sqlite-timing.js';
 
 const seconds = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 4);
 const KIOSKS = 200;
 const CUSTOMERS = 500;
 const CONCURRENCY = 100;
 
-// Every statement of every database shares this prototype: wrap its three runners.
-const probe = new SqliteDatabase(':memory:');
-const proto = Object.getPrototypeOf(probe.prepare('select 1')) as Record<string, unknown>;
-const timing = new Map<string, { n: number; ns: bigint }>();
-let measuring = false;
-const wall = process.argv.includes('--wall');
-const clock = (): bigint => {
-  if (wall) return process.hrtime.bigint();
-  const u = process.cpuUsage();
-  return BigInt(u.user + u.system) * 1000n;
-};
-for (const name of ['all', 'run', 'get']) {
-  const original = proto[name] as (...args: unknown[]) => unknown;
-  proto[name] = function timed(this: { source: string }, ...args: unknown[]) {
-    if (!measuring) return original.apply(this, args);
-    // CPU time (getrusage) rather than wall time: a busy box deschedules the process mid-statement.
-    const t0 = clock();
-    try {
-      return original.apply(this, args);
-    } finally {
-      const key = this.source.replace(/\s+/g, ' ').slice(0, 150);
-      const e = timing.get(key) ?? { n: 0, ns: 0n };
-      e.n += 1;
-      e.ns += clock() - t0;
-      timing.set(key, e);
-    }
-  };
-}
+const statements = timeSqliteStatements({ wall: process.argv.includes('--wall') });
 
 const dir = tempDir('water-sql');
 const config = loadConfig({
@@ -127,7 +100,7 @@ try {
   };
   await loop(1500); // warm-up: accounts created, statements prepared, JIT
   const timed = process.argv.includes('--no-sql-timing') ? false : true;
-  measuring = timed;
+  statements.measure(timed);
   const profFile = process.argv[process.argv.indexOf('--cpu-prof') + 1];
   const session = process.argv.includes('--cpu-prof') ? new Session() : undefined;
   if (session) {
@@ -143,18 +116,12 @@ try {
     writeFileSync(profFile!, JSON.stringify(profile));
     session.disconnect();
   }
-  measuring = false;
-  const perPair = (ns: bigint) => Number(ns) / 1e3 / pairs;
-  let total = 0n;
-  for (const e of timing.values()) total += e.ns;
+  statements.measure(false);
   console.log(
     `${pairs} pairs in ${seconds} s; process CPU (${inject ? 'server, inject' : 'server + client'}) ${((cpu.user + cpu.system) / 1000 / pairs).toFixed(3)} ms per pair; ` +
-      `SQLite statements ${perPair(total).toFixed(1)} µs per pair`,
+      `SQLite statements ${statements.totalPer(pairs).toFixed(1)} µs per pair`,
   );
-  for (const [sql, e] of [...timing].sort((a, b) => Number(b[1].ns - a[1].ns)))
-    console.log(
-      `${perPair(e.ns).toFixed(1).padStart(8)} µs ${(e.n / pairs).toFixed(2).padStart(6)}×  ${sql}`,
-    );
+  statements.print(pairs);
 } finally {
   await app.close();
   await dir.remove();
