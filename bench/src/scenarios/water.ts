@@ -128,20 +128,31 @@ interface RunResult {
 
 let stamp = Date.now();
 
-/** Request n's verification (kiosk and customer picked from n), timed into `times`. */
-async function verifyOnce(url: string, fleet: Fleet, n: number, times: number[]) {
-  const kiosk = fleet.kiosks[(n * 31) % fleet.kiosks.length]!;
-  const who = fleet.customers[(n * 17) % fleet.customers.length]!;
+/** A verification of `volumeMl` for `who` at `kiosk`, timed into `times`. */
+async function timedVerify(
+  url: string,
+  kiosk: Fleet['kiosks'][number],
+  who: Person,
+  volumeMl: number,
+  times: number[],
+) {
   const t0 = performance.now();
   const v = await post(url, '/dispense-verification', kiosk.key, {
     kiosk_id: kiosk.id,
     user_id: who.phone,
     pin: who.pin,
-    volume_ml: 5000,
+    volume_ml: volumeMl,
     timestamp: (stamp += 1),
   });
   times.push(performance.now() - t0);
-  return { kiosk, v };
+  return v;
+}
+
+/** Request n's verification of 5 litres (kiosk and customer picked from n), timed into `times`. */
+async function verifyOnce(url: string, fleet: Fleet, n: number, times: number[]) {
+  const kiosk = fleet.kiosks[(n * 31) % fleet.kiosks.length]!;
+  const who = fleet.customers[(n * 17) % fleet.customers.length]!;
+  return { kiosk, v: await timedVerify(url, kiosk, who, 5000, times) };
 }
 
 /** CONCURRENCY workers, each verify → settle in a loop for `seconds`. */
@@ -259,15 +270,7 @@ async function upgradeLegacy(
   let errors = 0;
   await mapLimit(fleet.legacy, CONCURRENCY, async (who, i) => {
     const kiosk = fleet.kiosks[(i * 31) % fleet.kiosks.length]!;
-    const t0 = performance.now();
-    const v = await post(url, '/dispense-verification', kiosk.key, {
-      kiosk_id: kiosk.id,
-      user_id: who.phone,
-      pin: who.pin,
-      volume_ml: 1,
-      timestamp: (stamp += 1),
-    });
-    lat.push(performance.now() - t0);
+    const v = await timedVerify(url, kiosk, who, 1, lat);
     if (v.status !== 200) errors += 1;
     else if (!v.body.approved) refused += 1;
   });
