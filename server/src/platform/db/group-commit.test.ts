@@ -7,7 +7,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from './database.js';
-import { createGroupCommit } from './group-commit.js';
+import { createGroupCommit, heldUntilEnd } from './group-commit.js';
 
 describe('group commit (SQLite file, WAL)', () => {
   let dir: string;
@@ -77,6 +77,46 @@ describe('group commit (SQLite file, WAL)', () => {
     expect(onDisk()).toEqual(['a', 'c']);
     const n = await sql<{ n: number }>`select n from events where id = 'a'`.execute(db);
     expect(n.rows[0]!.n).toBe(1);
+  });
+
+  it("state held until an event ends is that event's own, written at its end, and gone with its rollback", async () => {
+    const group = createGroupCommit(db);
+    const owner = {};
+    // Each event holds rows and writes them, as one statement, when it ends (like its jobs).
+    const holding =
+      (ids: string[], fail = false) =>
+      async (tx: Db) => {
+        for (const id of ids) {
+          const held = heldUntilEnd(
+            tx,
+            owner,
+            (): string[] => [],
+            async (all) => {
+              const values = all.map((x, i) => sql`(${x}, ${i})`);
+              await sql`insert into events (id, n) values ${sql.join(values)}`.execute(tx);
+            },
+          );
+          held!.push(id);
+        }
+        if (fail) throw new Error('bad event');
+        expect(onDisk().some((id) => ids.includes(id))).toBe(false); // nothing written yet
+      };
+    const results = await Promise.allSettled([
+      group.submit(holding(['h1', 'h2'])),
+      group.submit(holding(['h3'], true)),
+      group.submit(holding(['h4', 'h5', 'h6'])),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(onDisk()).toEqual(['h1', 'h2', 'h4', 'h5', 'h6']);
+    // Outside a money event there is nothing to hold: the caller writes at once.
+    expect(
+      heldUntilEnd(
+        db,
+        owner,
+        () => [],
+        async () => undefined,
+      ),
+    ).toBeUndefined();
   });
 
   it('caps a group at maxUnits events', async () => {
