@@ -21,7 +21,11 @@ const MARK = '\u0000kioskhub-param:';
 type Slot = { name: string } | { value: unknown };
 
 /** `deferred(query, mark)` where it means something: on PostgreSQL (SQLite has no round trips). */
-function held<Q extends CompiledQuery>(ex: Executor, query: Q, mark?: Parameters<typeof deferred>[1]): Q {
+function deferredOnPostgres<Q extends CompiledQuery>(
+  ex: Executor,
+  query: Q,
+  mark?: Parameters<typeof deferred>[1],
+): Q {
   return ex.getExecutor().adapter instanceof SqliteAdapter ? query : deferred(query, mark);
 }
 
@@ -83,7 +87,9 @@ export function compiled<P extends object, R>(build: (ex: Executor, p: P) => Com
      * statement of its transaction (write-behind.ts); a different count fails the transaction.
      */
     async deferredWrite(ex: Executor, values: P, mark: { expectRows: number; what: string }): Promise<void> {
-      const changed = Number((await execute(ex, held(ex, bind(ex, values), mark))).numAffectedRows ?? 0);
+      const changed = Number(
+        (await execute(ex, deferredOnPostgres(ex, bind(ex, values), mark))).numAffectedRows ?? 0,
+      );
       if (changed !== mark.expectRows)
         throw new Error(
           `${mark.what} changed ${changed} rows, not ${mark.expectRows}; nothing was committed`,
@@ -155,7 +161,7 @@ export function insertRows<T extends keyof Database & string>(table: T, options:
   const blind = !options.returning && !options.onConflictDoNothing;
   return async (ex: Executor, rows: readonly Insertable<Database[T]>[]): Promise<Row[]> => {
     const query = bind(ex, rows);
-    return (await execute(ex, blind ? held(ex, query) : query)).rows;
+    return (await execute(ex, blind ? deferredOnPostgres(ex, query) : query)).rows;
   };
 }
 
@@ -174,7 +180,7 @@ export function claimRows<T extends keyof Database & string>(table: T, conflict:
   ): Promise<boolean> => {
     const query = bind(ex, rows);
     const mark = { expectRows: rows.length, conflict: true, what: `a claim in ${table}` };
-    const result = await execute(ex, options.optimistic ? held(ex, query, mark) : query);
+    const result = await execute(ex, options.optimistic ? deferredOnPostgres(ex, query, mark) : query);
     return Number(result.numAffectedRows ?? 0) === rows.length;
   };
 }

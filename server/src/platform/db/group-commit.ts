@@ -30,9 +30,26 @@ const groups = new WeakMap<Db, GroupCommit>();
 const SAVEPOINT = CompiledQuery.raw('savepoint kioskhub_event');
 const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
 const RELEASE = CompiledQuery.raw('release kioskhub_event');
-const lastWrites = new WeakMap<object, (() => Promise<void>)[]>();
-const commitHooks = new WeakMap<object, (() => void)[]>();
-const scopes = new WeakMap<object, Map<object, unknown>>();
+/** What one money event keeps while it runs: its after-commit hooks and its held state. */
+interface EventScope {
+  committed: (() => void)[];
+  held: Map<object, unknown>;
+  atEnd: (() => Promise<void>)[];
+}
+// Keyed by the transaction: on SQLite the events of a group run one after another on one
+// transaction, each with a scope of its own, set as it starts.
+const events = new WeakMap<object, EventScope>();
+
+function startEvent(tx: Tx): EventScope {
+  const scope: EventScope = { committed: [], held: new Map(), atEnd: [] };
+  events.set(tx, scope);
+  return scope;
+}
+
+/** Runs the event's end-of-event writes, in the order their state was first held. */
+async function endEvent(scope: EventScope): Promise<void> {
+  for (const write of scope.atEnd) await write();
+}
 
 /**
  * Runs `hook` once the money event running on `ex` is committed (never when it is rolled back)
@@ -40,9 +57,9 @@ const scopes = new WeakMap<object, Map<object, unknown>>();
  * transaction may have created: a rolled-back creation must leave nothing behind.
  */
 export function afterCommit(ex: Executor, hook: () => void): boolean {
-  const hooks = commitHooks.get(ex);
-  if (!hooks) return false;
-  hooks.push(hook);
+  const scope = events.get(ex);
+  if (!scope) return false;
+  scope.committed.push(hook);
   return true;
 }
 
@@ -51,24 +68,13 @@ function runHooks(hooks: readonly (() => void)[] | undefined): void {
 }
 
 /**
- * Runs `write` at the end of this money event, just before its savepoint is released (SQLite) or
- * its transaction commits (PostgreSQL), and answers true; false when `ex` is not a money event's
- * transaction (the caller writes at once). For rows every event updates (a site's revenue
- * account: on PostgreSQL their row lock is then held only for the commit) and for writes that
- * are cheaper as one statement (the event's jobs).
- */
-export function writeLast(ex: Executor, write: () => Promise<void>): boolean {
-  const hooks = lastWrites.get(ex);
-  if (!hooks) return false;
-  hooks.push(write);
-  return true;
-}
-
-/**
  * State `owner` keeps for the money event running on `ex` until its end: made by `init` on first
- * use, then handed to `atEnd` (a `writeLast` write). Undefined when `ex` is not a money event's
- * transaction. On SQLite the events of a group share one transaction, so state is per event,
- * never per transaction.
+ * use, then handed to `atEnd`, which writes it just before the event's savepoint is released
+ * (SQLite) or its transaction commits (PostgreSQL). For writes cheaper as one statement (the
+ * event's jobs) and rows every event updates (a site's revenue account: on PostgreSQL their row
+ * lock is then held only for the commit). Undefined when `ex` is not a money event's transaction
+ * (the caller writes at once). On SQLite the events of a group share one transaction, so state is
+ * per event, never per transaction.
  */
 export function heldUntilEnd<S>(
   ex: Executor,
@@ -76,17 +82,13 @@ export function heldUntilEnd<S>(
   init: () => S,
   atEnd: (state: S) => Promise<void>,
 ): S | undefined {
-  const scope = scopes.get(ex);
+  const scope = events.get(ex);
   if (!scope) return undefined;
-  if (scope.has(owner)) return scope.get(owner) as S;
+  if (scope.held.has(owner)) return scope.held.get(owner) as S;
   const state = init();
-  scope.set(owner, state);
-  lastWrites.get(ex)!.push(() => atEnd(state));
+  scope.held.set(owner, state);
+  scope.atEnd.push(() => atEnd(state));
   return state;
-}
-
-async function runLastWrites(hooks: readonly (() => Promise<void>)[]): Promise<void> {
-  for (const hook of hooks) await hook();
 }
 
 /**
@@ -98,20 +100,17 @@ export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const group = groups.get(db);
   if (group) return group.submit(fn);
   if (!(db.getExecutor().adapter instanceof SqliteAdapter)) {
-    const committed: (() => void)[] = [];
+    let scope: EventScope | undefined;
     return db
       .transaction()
       .execute(async (tx) => {
-        const hooks: (() => Promise<void>)[] = [];
-        lastWrites.set(tx, hooks);
-        scopes.set(tx, new Map());
-        commitHooks.set(tx, committed);
+        scope = startEvent(tx);
         const value = await fn(tx);
-        await runLastWrites(hooks);
+        await endEvent(scope);
         return value;
       })
       .then((value) => {
-        runHooks(committed);
+        runHooks(scope?.committed);
         return value;
       });
   }
@@ -137,15 +136,11 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
 
   async function runUnit(tx: Tx, unit: Unit, done: Unit[]): Promise<void> {
     await tx.executeQuery(SAVEPOINT);
-    // Units of a group run one after another on the shared transaction: these hooks are this one's.
-    const committed: (() => void)[] = [];
-    const hooks: (() => Promise<void>)[] = [];
-    commitHooks.set(tx, committed);
-    lastWrites.set(tx, hooks);
-    scopes.set(tx, new Map());
+    // Units of a group run one after another on the shared transaction: this scope is this one's.
+    const scope = startEvent(tx);
     try {
       unit.value = await unit.fn(tx);
-      await runLastWrites(hooks);
+      await endEvent(scope);
     } catch (err) {
       try {
         await tx.executeQuery(ROLLBACK_TO);
@@ -159,7 +154,7 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
       return;
     }
     await tx.executeQuery(RELEASE);
-    unit.committed = committed;
+    unit.committed = scope.committed;
     done.push(unit);
   }
 

@@ -273,10 +273,7 @@ class WriteBehindDriver implements Driver {
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const c = connection as WriteBehindConnection;
-    await c.commit(async () => {
-      c.inTransaction = false;
-      await this.inner.commitTransaction(c);
-    });
+    await c.commit(() => this.inner.commitTransaction(c));
     c.inTransaction = false;
   }
 
