@@ -34,6 +34,9 @@ export function startChild(options: ChildOptions): Child {
   const execArgv = ['--import', 'tsx', '--import', benchPath('lib/child-preload.ts')];
   if (options.exposeGc) execArgv.push('--expose-gc');
   if (options.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`);
+  // Extra node/V8 flags for every child (e.g. `--perf-basic-prof`, `--trace-deopt`), space-separated.
+  const extra = process.env['BENCH_NODE_ARGS']?.trim();
+  if (extra) execArgv.push(...extra.split(/\s+/));
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...options.env })) if (v !== undefined) env[k] = v;
   const proc = spawn(process.execPath, [...execArgv, options.script, ...(options.args ?? [])], {
