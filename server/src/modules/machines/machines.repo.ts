@@ -32,9 +32,35 @@ export interface MachineListFilter {
 const byId = <T>(entries: Iterable<[string, T]>): [string, T][] =>
   [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-// On every payment (the webhook's first read): compiled once.
+/** What a payment through a machine's QR code needs of the machine: its owner, price and link. */
+export type QrMachine = Pick<
+  MachineRow,
+  | 'id'
+  | 'tenant_id'
+  | 'site_id'
+  | 'currency'
+  | 'payment_fixed_amount_minor'
+  | 'status'
+  | 'socket_connected'
+  | 'protocol'
+>;
+
+// On every payment (the webhook's first read): compiled once, and only the columns a payment
+// uses (on PostgreSQL every column of a result is described and parsed per row).
 const byQrCodeId = compiled((ex, p: { qrCodeId: string }) =>
-  ex.selectFrom('machines').selectAll().where('payment_qr_code_id', '=', p.qrCodeId),
+  ex
+    .selectFrom('machines')
+    .select([
+      'id',
+      'tenant_id',
+      'site_id',
+      'currency',
+      'payment_fixed_amount_minor',
+      'status',
+      'socket_connected',
+      'protocol',
+    ])
+    .where('payment_qr_code_id', '=', p.qrCodeId),
 );
 
 // Every request a machine makes with its key reads these two: compiled once.
@@ -72,7 +98,7 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
     ): Promise<Pick<MachineRow, 'id' | 'tenant_id' | 'site_id' | 'kind'> | undefined> {
       return machineByKeyHash.first(db, { keyHash });
     },
-    findByQrCodeId(qrCodeId: string, ex: Executor = db): Promise<MachineRow | undefined> {
+    findByQrCodeId(qrCodeId: string, ex: Executor = db): Promise<QrMachine | undefined> {
       return byQrCodeId.first(ex, { qrCodeId });
     },
     list(filter: MachineListFilter) {
