@@ -65,17 +65,67 @@ export function combine(
   held: readonly CompiledQuery[],
   options: { enforce?: boolean } = {},
 ): { query: CompiledQuery; checks: (string | null)[] } {
-  const parts: string[] = [];
+  const shape = combinedText(held, options.enforce === true);
   const parameters: unknown[] = [];
+  for (const q of held) for (const p of q.parameters) parameters.push(p);
+  return { query: CompiledQuery.raw(shape.text, parameters), checks: shape.checks };
+}
+
+interface Combined {
+  text: string;
+  checks: (string | null)[];
+}
+/** A node of the shape tree: by each write's text, then by the row count it must change (-1: none). */
+interface ShapeNode {
+  next: Map<string, Map<number, ShapeNode>>;
+  combined?: Combined;
+}
+/** Most combined texts kept (a webhook's writes are one shape; bulk inserts vary in length). */
+const MAX_SHAPES = 1_000;
+const shapes = {
+  plain: { next: new Map() } as ShapeNode,
+  enforced: { next: new Map() } as ShapeNode,
+  size: 0,
+};
+
+/**
+ * The combined text for writes of this shape: built once and then found again by the identity of
+ * the writes' texts (each compiled once), so a money event's flush neither renumbers nor joins
+ * several kilobytes of SQL, and the prepared-statement lookup meets a string it has hashed before.
+ */
+function combinedText(held: readonly CompiledQuery[], enforce: boolean): Combined {
+  let node = enforce ? shapes.enforced : shapes.plain;
+  for (const q of held) {
+    const expect = marks.get(q)?.expectRows ?? -1;
+    let byCount = node.next.get(q.sql);
+    let child = byCount?.get(expect);
+    if (!child) {
+      if (shapes.size >= MAX_SHAPES) return buildCombined(held, enforce);
+      if (!byCount) node.next.set(q.sql, (byCount = new Map()));
+      byCount.set(expect, (child = { next: new Map() }));
+    }
+    node = child;
+  }
+  if (!node.combined) {
+    if (shapes.size >= MAX_SHAPES) return buildCombined(held, enforce);
+    shapes.size++;
+    node.combined = buildCombined(held, enforce);
+  }
+  return node.combined;
+}
+
+function buildCombined(held: readonly CompiledQuery[], enforce: boolean): Combined {
+  const parts: string[] = [];
   const checks: (string | null)[] = [];
+  let offset = 0;
   held.forEach((q, i) => {
     const checked = marks.get(q)?.expectRows !== undefined;
-    parts.push(`w${i} as (${shift(q.sql, parameters.length)}${checked ? ' returning 1' : ''})`);
-    parameters.push(...q.parameters);
+    parts.push(`w${i} as (${shift(q.sql, offset)}${checked ? ' returning 1' : ''})`);
+    offset += q.parameters.length;
     checks.push(checked ? `c${i}` : null);
   });
   const counted = checks.flatMap((c, i) => (c ? [`(select count(*) from w${i})::int as ${c}`] : []));
-  if (options.enforce) {
+  if (enforce) {
     // Run alone, outside a transaction, a wrong count must undo the statement itself: a division
     // by zero (22012) aborts it, and nothing of it is committed.
     const expected = held.flatMap((q, i) =>
@@ -85,7 +135,7 @@ export function combine(
       counted.push(`1 / (case when ${expected.join(' and ')} then 1 else 0 end) as ok`);
   }
   const select = counted.length > 0 ? counted.join(', ') : '1 as ok';
-  return { query: CompiledQuery.raw(`with ${parts.join(', ')} select ${select}`, parameters), checks };
+  return { text: `with ${parts.join(', ')} select ${select}`, checks };
 }
 
 /** Statements sent to the server (round trips) and writes that travelled inside them. */
