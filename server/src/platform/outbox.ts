@@ -127,7 +127,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       // Immediate jobs, and scheduled jobs now due, each a range of outbox_run_idx (as below). One
       // query with `run_at is null or run_at <= now` walks the queue in id order, reading every
       // job scheduled for later (one water hold expiry per verification: 1.4 ms a claim with
-      // 5,000 pending); and the planner picks outbox_due_idx for the second range unless told.
+      // 5,000 pending); and the planner, unless told, may walk the queue by its primary key instead.
       type Claimed = { id: number; topic: string; payload: string; attempts: number };
       const immediate = await sql<Claimed>`select id, topic, payload, attempts from outbox
         indexed by outbox_run_idx

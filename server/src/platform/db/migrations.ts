@@ -897,6 +897,15 @@ const outboxScheduled: Migration = {
   },
 };
 
+// Every query of the job table that filters by status (the relay's claims, "is one of this topic
+// queued") reads a range of outbox_run_idx (status, run_at, id): outbox_due_idx (status, id) only cost an
+// index entry written and deleted per job, three of each per payment.
+const outboxOneIndex: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.dropIndex('outbox_due_idx').ifExists().execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -917,6 +926,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0019_water_ui': waterUi,
       '0018_firmware': firmwareMigration,
       '0020_outbox_scheduled': outboxScheduled,
+      '0021_outbox_one_index': outboxOneIndex,
     }),
   };
 }
