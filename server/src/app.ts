@@ -350,7 +350,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   });
   // One-off methods (bank transfer, card gateways) register here; channels look them up.
   const methods = createMethodRegistry();
-  const ledger = createLedgerService({ db });
+  const ledger = createLedgerService({ db, dialect });
   settlement.register(
     'order',
     createOrderSettlement({ orders, catalog, commands, printing, alerts, ledger }),

@@ -1,7 +1,10 @@
 // The ledger's invariants, checked by the ledger and cash tests against the real database.
 import type { Executor } from '../src/platform/db/database.js';
 
-/** Every account's cached balance against the sum of its entries, and each unit's total. */
+/**
+ * Every account's cached balance (its row's plus its balance slots', PostgreSQL's sink accounts)
+ * against the sum of its entries, and each unit's total.
+ */
 export async function ledgerInvariants(db: Executor): Promise<{ drift: unknown[]; units: unknown[] }> {
   const sums = await db
     .selectFrom('ledger_accounts as a')
@@ -13,7 +16,13 @@ export async function ledgerInvariants(db: Executor): Promise<{ drift: unknown[]
     ])
     .groupBy(['a.id', 'a.balance'])
     .execute();
-  const drift = sums.filter((r) => Number(r.balance) !== Number(r.total));
+  const slots = await db
+    .selectFrom('ledger_balance_slots')
+    .select(['account_id', (eb) => eb.fn.sum<number>('delta').as('delta')])
+    .groupBy('account_id')
+    .execute();
+  const inSlots = new Map(slots.map((s) => [s.account_id, Number(s.delta)]));
+  const drift = sums.filter((r) => Number(r.balance) + (inSlots.get(r.id) ?? 0) !== Number(r.total));
   const perUnit = await db
     .selectFrom('ledger_entries')
     .select(['unit', (eb) => eb.fn.sum<number>('amount').as('total')])

@@ -4,6 +4,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Executor } from '../src/platform/db/database.js';
+import { inGroup } from '../src/platform/db/group-commit.js';
 import { engines, type Engine, type TestServer, startServer } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
@@ -96,6 +97,58 @@ describe.each(engines())('ledger (%s)', (engine: Engine) => {
     expect(await balance(refunds.id)).toBe(2500);
     expect(await balance(ext.id)).toBe(-51_000 + 2500 + 3000 + 25_000 - 500);
     expect(await balance(kwdCash.id)).toBe(1250);
+    expect(await ledgerInvariants(db())).toEqual({ drift: [], units: [] });
+  });
+
+  it('money events into one site’s revenue at once: exact balances; on PostgreSQL each event adds to a balance slot, not the account row', async () => {
+    const { ledger } = services();
+    const [ext, revenue] = await db()
+      .transaction()
+      .execute(async (tx) => [
+        await ledger.external(tx, 'default', 'INR'),
+        await ledger.siteAccount(tx, 'default', 'site-s', 'revenue', 'INR'),
+      ]);
+    // 40 payments at once, each a money event (a webhook's transaction), 100 … 139 paise.
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        inGroup(db(), (tx) =>
+          ledger.transfer(tx, {
+            tenantId: 'default',
+            from: ext.id,
+            to: revenue.id,
+            amount: 100 + i,
+            unit: 'INR',
+            cause: { type: 'test', id: `s${i}` },
+          }),
+        ),
+      ),
+    );
+    const total = 40 * 100 + (39 * 40) / 2;
+    expect((await ledger.getAccount('default', revenue.id)).balance).toBe(total);
+    expect((await ledger.getAccount('default', ext.id)).balance).toBe(-total);
+    const listed = await server.request('GET', '/v1/ledger/accounts?ownerId=site-s&kind=revenue&unit=INR');
+    expect(listed.status).toBe(200);
+    expect(listed.body.items).toEqual([expect.objectContaining({ id: revenue.id, balance: total })]);
+
+    const row = await db()
+      .selectFrom('ledger_accounts')
+      .select('balance')
+      .where('id', '=', revenue.id)
+      .executeTakeFirstOrThrow();
+    const slots = await db()
+      .selectFrom('ledger_balance_slots')
+      .select(['slot', 'delta'])
+      .where('account_id', '=', revenue.id)
+      .execute();
+    if (engine === 'postgres') {
+      expect(Number(row.balance)).toBe(0);
+      expect(slots.length).toBeGreaterThan(1);
+      expect(slots.reduce((sum, s) => sum + Number(s.delta), 0)).toBe(total);
+    } else {
+      // One writer: the account row itself, no slot.
+      expect(Number(row.balance)).toBe(total);
+      expect(slots).toEqual([]);
+    }
     expect(await ledgerInvariants(db())).toEqual({ drift: [], units: [] });
   });
 

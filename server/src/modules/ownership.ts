@@ -42,6 +42,7 @@ export const TABLE_OWNERS = {
   refunds: 'payments',
   ledger_accounts: 'ledger',
   ledger_entries: 'ledger',
+  ledger_balance_slots: 'ledger',
   // Sites and what they sell; a new tenant's default site too (catalog/sites.service.ts).
   sites: 'catalog',
   products: 'catalog',

@@ -1,7 +1,9 @@
 // Storage of ledger accounts and entries. Only the ledger service calls this.
+import { randomInt } from 'node:crypto';
+import { sql, type ExpressionBuilder, type SelectQueryBuilder } from 'kysely';
 import { compiled, insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Executor, newId } from '../../platform/db/database.js';
-import type { LedgerAccountsTable, LedgerEntriesTable } from '../../platform/db/schema.js';
+import type { Database, LedgerAccountsTable, LedgerEntriesTable } from '../../platform/db/schema.js';
 
 export type AccountRow = LedgerAccountsTable;
 export type EntryRow = LedgerEntriesTable;
@@ -23,11 +25,31 @@ export interface AccountFilter {
   limit: number;
 }
 
+/**
+ * An account's balance: its row's, plus what its slots hold (PostgreSQL's sink accounts; no slot
+ * on SQLite, where one writer never queues).
+ */
+const balanceOf = (eb: ExpressionBuilder<Database, 'ledger_accounts'>) =>
+  sql<number>`${eb.ref('ledger_accounts.balance')} + coalesce((select cast(sum(s.delta) as bigint) from ledger_balance_slots s where s.account_id = ${eb.ref('ledger_accounts.id')}), 0)`.as(
+    'balance',
+  );
+/** Every column of the accounts, the balance with its slots. */
+const withBalance = <O>(q: SelectQueryBuilder<Database, 'ledger_accounts', O>) =>
+  q.select([
+    'id',
+    'tenant_id',
+    'owner_type',
+    'owner_id',
+    'kind',
+    'unit',
+    'allow_negative',
+    'created_at',
+    balanceOf,
+  ]);
+
 // Every payment moves money between two accounts: these run on each one, compiled once.
 const accountByKey = compiled((ex, p: AccountKey) =>
-  ex
-    .selectFrom('ledger_accounts')
-    .selectAll()
+  withBalance(ex.selectFrom('ledger_accounts'))
     .where('tenant_id', '=', p.tenantId)
     .where('owner_type', '=', p.ownerType)
     .where('owner_id', '=', p.ownerId)
@@ -54,7 +76,23 @@ const addForced = compiled((ex, p: BalanceChange) =>
 );
 const insertEntryRows = insertRows('ledger_entries');
 
+/** Slots per sink account: enough that a process's concurrent transactions each find a free one. */
+export const BALANCE_SLOTS = 64;
+const addToSlot = compiled((ex, p: { accountId: string; slot: number; delta: number }) =>
+  ex
+    .insertInto('ledger_balance_slots')
+    .values({ account_id: p.accountId, slot: p.slot, delta: p.delta })
+    .onConflict((oc) =>
+      oc
+        .columns(['account_id', 'slot'])
+        .doUpdateSet((eb) => ({ delta: eb('ledger_balance_slots.delta', '+', eb.ref('excluded.delta')) })),
+    ),
+);
+
 export function createLedgerRepo() {
+  // Consecutive transactions of this process take consecutive slots, from a random start (other
+  // processes start elsewhere): the transactions in flight at once each have a slot of their own.
+  let nextSlot = randomInt(BALANCE_SLOTS);
   return {
     findAccount(ex: Executor, key: AccountKey): Promise<AccountRow | undefined> {
       return accountByKey.first(ex, key);
@@ -80,7 +118,7 @@ export function createLedgerRepo() {
     },
 
     accountById(ex: Executor, id: string, tenantId: string | null): Promise<AccountRow | undefined> {
-      let q = ex.selectFrom('ledger_accounts').selectAll().where('id', '=', id);
+      let q = withBalance(ex.selectFrom('ledger_accounts')).where('id', '=', id);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       return q.executeTakeFirst();
     },
@@ -105,14 +143,27 @@ export function createLedgerRepo() {
       });
     },
 
+    /**
+     * Adds `delta` to one of a sink account's balance slots (PostgreSQL), as the last write of a
+     * transaction: concurrent payments of one site each write a row of their own, where updating
+     * the account's row would make each wait for the one before to commit.
+     */
+    addToSinkSlot(ex: Executor, change: { id: string; delta: number }): Promise<void> {
+      const slot = nextSlot;
+      nextSlot = (nextSlot + 1) % BALANCE_SLOTS;
+      return addToSlot.deferredWrite(
+        ex,
+        { accountId: change.id, slot, delta: change.delta },
+        { expectRows: 1, what: `a balance slot of ledger account ${change.id}` },
+      );
+    },
+
     async insertEntries(ex: Executor, rows: EntryRow[]): Promise<void> {
       await insertEntryRows(ex, rows);
     },
 
     listAccounts(ex: Executor, tenantId: string | null, filter: AccountFilter): Promise<AccountRow[]> {
-      let q = ex
-        .selectFrom('ledger_accounts')
-        .selectAll()
+      let q = withBalance(ex.selectFrom('ledger_accounts'))
         .orderBy('id')
         .limit(filter.limit + 1);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);

@@ -96,8 +96,13 @@ const toEntry = (r: EntryRow): LedgerEntry => ({
   createdAt: r.created_at,
 });
 
-export function createLedgerService(deps: { db: Db }) {
+export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgres' }) {
   const repo = createLedgerRepo();
+  // PostgreSQL: the sink kinds' balance changes go to slots (concurrent payments of a site would
+  // otherwise queue on its revenue row, each waiting for the one before to commit).
+  const slotted = (kind: string) =>
+    deps.dialect === 'postgres' &&
+    (ACCOUNT_KINDS as Record<string, { allowNegative: boolean }>)[kind]?.allowNegative === true;
 
   /** Gets or creates an account; safe when two transactions create the same one at once. */
   async function account(
@@ -120,11 +125,11 @@ export function createLedgerService(deps: { db: Db }) {
    * lock is held only for the commit. What an account is never changes (its id is never reused),
    * so the facts are kept here; a balance is never cached.
    */
-  const sinks = new Map<string, { tenantId: string; unit: string }>();
+  const sinks = new Map<string, { tenantId: string; unit: string; slotted: boolean }>();
   function remember(a: LedgerAccount, allowNegative: number | boolean): LedgerAccount {
     if (allowNegative === 1 || allowNegative === true) {
       if (sinks.size >= 10_000) sinks.delete(sinks.keys().next().value!);
-      sinks.set(a.id, { tenantId: a.tenantId, unit: a.unit });
+      sinks.set(a.id, { tenantId: a.tenantId, unit: a.unit, slotted: slotted(a.kind) });
     }
     return a;
   }
@@ -148,10 +153,10 @@ export function createLedgerService(deps: { db: Db }) {
   }
 
   const pendingSinks = {};
-  type BalanceDelta = { tenantId: string; unit: string; delta: number };
+  type BalanceDelta = { tenantId: string; unit: string; delta: number; slotted: boolean };
 
   /** Queues a sink's balance change for the end of the money event; false when it must go now. */
-  function deferSink(ex: Executor, id: string, change: BalanceDelta): boolean {
+  function deferSink(ex: Executor, id: string, change: Omit<BalanceDelta, 'slotted'>): boolean {
     const facts = sinks.get(id);
     if (!facts || facts.tenantId !== change.tenantId || facts.unit !== change.unit) return false;
     const pending = heldUntilEnd(
@@ -161,13 +166,14 @@ export function createLedgerService(deps: { db: Db }) {
       async (changes) => {
         // In account id order, so two transactions never wait on each other crosswise.
         for (const [accountId, c] of [...changes].sort(([a], [b]) => (a < b ? -1 : 1))) {
-          await repo.addToSinkBalance(ex, { id: accountId, ...c });
+          if (c.slotted) await repo.addToSinkSlot(ex, { id: accountId, delta: c.delta });
+          else await repo.addToSinkBalance(ex, { id: accountId, ...c });
         }
       },
     );
     if (!pending) return false;
     const before = pending.get(id);
-    pending.set(id, { ...change, delta: (before?.delta ?? 0) + change.delta });
+    pending.set(id, { ...change, delta: (before?.delta ?? 0) + change.delta, slotted: facts.slotted });
     return true;
   }
 

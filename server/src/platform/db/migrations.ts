@@ -906,6 +906,24 @@ const outboxOneIndex: Migration = {
   },
 };
 
+// On PostgreSQL the accounts every payment of a site or tenant moves money through (the outside
+// world, a site's revenue, water issued) keep their balance changes in slots: each transaction
+// adds to a slot of its own instead of queueing on the account's one row (ledger.repo.ts). An
+// account's balance is its row's plus its slots'. No foreign key: a key check would lock the
+// account row in every transaction again; a slot is written only for an account the ledger has
+// read, and accounts are never deleted on their own.
+const ledgerBalanceSlots: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('ledger_balance_slots')
+      .addColumn('account_id', 'text', (c) => c.notNull())
+      .addColumn('slot', 'integer', (c) => c.notNull())
+      .addColumn('delta', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addPrimaryKeyConstraint('ledger_balance_slots_pk', ['account_id', 'slot'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -927,6 +945,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0018_firmware': firmwareMigration,
       '0020_outbox_scheduled': outboxScheduled,
       '0021_outbox_one_index': outboxOneIndex,
+      '0022_ledger_balance_slots': ledgerBalanceSlots,
     }),
   };
 }

@@ -349,10 +349,24 @@ export interface LedgerAccountsTable {
   kind: string;
   /** 'ml' or an ISO 4217 currency (amounts in its minor units). */
   unit: string;
-  /** Cached sum of the account's entries, updated in the same transaction as each entry. */
+  /**
+   * Cached sum of the account's entries, updated in the same transaction as each entry (on
+   * PostgreSQL, a sink account's changes go to `ledger_balance_slots`: add them).
+   */
   balance: number;
   allow_negative: number;
   created_at: string;
+}
+
+/**
+ * Balance changes of an account that every payment of a site or tenant touches, on PostgreSQL:
+ * one row per slot, so concurrent transactions do not queue on one row. Balance = the account
+ * row's `balance` plus the `delta` of its slots.
+ */
+export interface LedgerBalanceSlotsTable {
+  account_id: string;
+  slot: number;
+  delta: number;
 }
 
 export interface LedgerEntriesTable {
@@ -658,6 +672,7 @@ export interface Database {
   unallocated_cash: UnallocatedCashTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_entries: LedgerEntriesTable;
+  ledger_balance_slots: LedgerBalanceSlotsTable;
   print_jobs: PrintJobsTable;
   alerts: AlertsTable;
   tenants: TenantsTable;
