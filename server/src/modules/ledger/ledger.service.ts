@@ -121,9 +121,10 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
 
   /**
    * Accounts that may go negative (the outside world, a site's revenue) take part in every payment
-   * of their site: on PostgreSQL their balance is updated last, just before COMMIT, so their row
-   * lock is held only for the commit. What an account is never changes (its id is never reused),
-   * so the facts are kept here; a balance is never cached.
+   * of their site: their change is written last in a money event, just before COMMIT, and on
+   * PostgreSQL the sink kinds' change goes to a balance slot rather than the account's row (no
+   * transaction waits for another's commit). What an account is never changes (its id is never
+   * reused), so the facts are kept here; a balance is never cached.
    */
   const sinks = new Map<string, { tenantId: string; unit: string; slotted: boolean }>();
   function remember(a: LedgerAccount, allowNegative: number | boolean): LedgerAccount {
