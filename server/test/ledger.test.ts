@@ -144,6 +144,16 @@ describe.each(engines())('ledger (%s)', (engine: Engine) => {
       expect(Number(row.balance)).toBe(0);
       expect(slots.length).toBeGreaterThan(1);
       expect(slots.reduce((sum, s) => sum + Number(s.delta), 0)).toBe(total);
+      // Each event takes one slot for both its accounts: the outside world mirrors the revenue.
+      const extSlots = await db()
+        .selectFrom('ledger_balance_slots')
+        .select(['slot', 'delta'])
+        .where('account_id', '=', ext.id)
+        .execute();
+      const bySlot = (rows: { slot: number; delta: number }[]) =>
+        Object.fromEntries(rows.map((r) => [Number(r.slot), Number(r.delta)]));
+      const mirrored = Object.fromEntries(Object.entries(bySlot(slots)).map(([k, v]) => [k, -v]));
+      expect(bySlot(extSlots)).toEqual(mirrored);
     } else {
       // One writer: the account row itself, no slot.
       expect(Number(row.balance)).toBe(total);

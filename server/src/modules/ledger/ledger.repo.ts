@@ -77,7 +77,7 @@ const addForced = compiled((ex, p: BalanceChange) =>
 const insertEntryRows = insertRows('ledger_entries');
 
 /** Slots per sink account: enough that a process's concurrent transactions each find a free one. */
-export const BALANCE_SLOTS = 64;
+const BALANCE_SLOTS = 64;
 const addToSlot = compiled((ex, p: { accountId: string; slot: number; delta: number }) =>
   ex
     .insertInto('ledger_balance_slots')
@@ -143,17 +143,22 @@ export function createLedgerRepo() {
       });
     },
 
+    /** The slot of the next transaction: consecutive ones get consecutive slots. */
+    takeSlot(): number {
+      const slot = nextSlot;
+      nextSlot = (nextSlot + 1) % BALANCE_SLOTS;
+      return slot;
+    },
+
     /**
-     * Adds `delta` to one of a sink account's balance slots (PostgreSQL), as the last write of a
+     * Adds `delta` to a sink account's balance slot `slot` (PostgreSQL), as the last write of a
      * transaction: concurrent payments of one site each write a row of their own, where updating
      * the account's row would make each wait for the one before to commit.
      */
-    addToSinkSlot(ex: Executor, change: { id: string; delta: number }): Promise<void> {
-      const slot = nextSlot;
-      nextSlot = (nextSlot + 1) % BALANCE_SLOTS;
+    addToSinkSlot(ex: Executor, change: { id: string; delta: number; slot: number }): Promise<void> {
       return addToSlot.deferredWrite(
         ex,
-        { accountId: change.id, slot, delta: change.delta },
+        { accountId: change.id, slot: change.slot, delta: change.delta },
         { expectRows: 1, what: `a balance slot of ledger account ${change.id}` },
       );
     },

@@ -98,11 +98,10 @@ const toEntry = (r: EntryRow): LedgerEntry => ({
 
 export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgres' }) {
   const repo = createLedgerRepo();
+  const ruleOf = (kind: string) => (ACCOUNT_KINDS as Record<string, { allowNegative: boolean }>)[kind];
   // PostgreSQL: the sink kinds' balance changes go to slots (concurrent payments of a site would
   // otherwise queue on its revenue row, each waiting for the one before to commit).
-  const slotted = (kind: string) =>
-    deps.dialect === 'postgres' &&
-    (ACCOUNT_KINDS as Record<string, { allowNegative: boolean }>)[kind]?.allowNegative === true;
+  const slotted = (kind: string) => deps.dialect === 'postgres' && ruleOf(kind)?.allowNegative === true;
 
   /** Gets or creates an account; safe when two transactions create the same one at once. */
   async function account(
@@ -111,8 +110,7 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
   ): Promise<LedgerAccount> {
     const found = await repo.findAccount(ex, key);
     if (found) return remember(toAccount(found), found.allow_negative);
-    const rule = (ACCOUNT_KINDS as Record<string, { allowNegative: boolean }>)[key.kind];
-    await repo.insertAccountIfAbsent(ex, key, key.allowNegative ?? rule?.allowNegative ?? false);
+    await repo.insertAccountIfAbsent(ex, key, key.allowNegative ?? ruleOf(key.kind)?.allowNegative ?? false);
     const row = await repo.findAccount(ex, key);
     if (!row)
       throw new Error(`ledger account ${key.kind} of ${key.ownerType} ${key.ownerId} was not created`);
@@ -165,9 +163,12 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
       pendingSinks,
       () => new Map<string, BalanceDelta>(),
       async (changes) => {
-        // In account id order, so two transactions never wait on each other crosswise.
+        // In account id order, so two transactions never wait on each other crosswise; the event
+        // takes one slot number for all its slotted accounts.
+        let slot: number | undefined;
         for (const [accountId, c] of [...changes].sort(([a], [b]) => (a < b ? -1 : 1))) {
-          if (c.slotted) await repo.addToSinkSlot(ex, { id: accountId, delta: c.delta });
+          if (c.slotted)
+            await repo.addToSinkSlot(ex, { id: accountId, delta: c.delta, slot: (slot ??= repo.takeSlot()) });
           else await repo.addToSinkBalance(ex, { id: accountId, ...c });
         }
       },

@@ -32,35 +32,23 @@ export interface MachineListFilter {
 const byId = <T>(entries: Iterable<[string, T]>): [string, T][] =>
   [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-/** What a payment through a machine's QR code needs of the machine: its owner, price and link. */
-export type QrMachine = Pick<
-  MachineRow,
-  | 'id'
-  | 'tenant_id'
-  | 'site_id'
-  | 'currency'
-  | 'payment_fixed_amount_minor'
-  | 'status'
-  | 'socket_connected'
-  | 'protocol'
->;
+// What a payment through a machine's QR code needs of the machine: its owner, price and link.
+const QR_MACHINE_COLUMNS = [
+  'id',
+  'tenant_id',
+  'site_id',
+  'currency',
+  'payment_fixed_amount_minor',
+  'status',
+  'socket_connected',
+  'protocol',
+] as const;
+export type QrMachine = Pick<MachineRow, (typeof QR_MACHINE_COLUMNS)[number]>;
 
 // On every payment (the webhook's first read): compiled once, and only the columns a payment
 // uses (on PostgreSQL every column of a result is described and parsed per row).
 const byQrCodeId = compiled((ex, p: { qrCodeId: string }) =>
-  ex
-    .selectFrom('machines')
-    .select([
-      'id',
-      'tenant_id',
-      'site_id',
-      'currency',
-      'payment_fixed_amount_minor',
-      'status',
-      'socket_connected',
-      'protocol',
-    ])
-    .where('payment_qr_code_id', '=', p.qrCodeId),
+  ex.selectFrom('machines').select(QR_MACHINE_COLUMNS).where('payment_qr_code_id', '=', p.qrCodeId),
 );
 
 // Every request a machine makes with its key reads these two: compiled once.

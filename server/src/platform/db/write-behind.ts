@@ -9,11 +9,13 @@
 // runs at once.
 //
 // What may be marked: an INSERT without RETURNING (with ON CONFLICT DO NOTHING only as a claim whose
-// count is checked, `DeferredConflict` when it was taken), or an UPDATE whose row count is
-// checked at the flush (`expectRows`) and that is the only held update of its rows. The parts of
-// one statement see one snapshot: a second change of the same row in the same statement would be
-// lost (the ledger sums its changes per account first), and an update would not see a row
-// inserted by the same statement (an update is never held behind an insert into its table).
+// count is checked, `DeferredConflict` when it was taken; with ON CONFLICT DO UPDATE as an upsert
+// whose count is checked, the only held change of its row: a ledger balance slot), or an UPDATE
+// whose row count is checked at the flush (`expectRows`) and that is the only held update of its
+// rows. The parts of one statement see one snapshot: a second change of the same row in the same
+// statement would be lost (the ledger sums its changes per account first), and an update would
+// not see a row inserted by the same statement (an update is never held behind an insert into its
+// table).
 //
 // BEGIN is held too, until a statement needs the transaction: a write sent at once, a locking
 // read, a savepoint, or held writes that more statements follow. A plain read before that runs on
