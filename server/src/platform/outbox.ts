@@ -216,7 +216,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       const remove = (ex: Executor) => ex.deleteFrom('outbox').where('id', 'in', done).execute();
       // SQLite: the deletion joins the money events' next commit rather than an fsync of its own
       // (a crash before it runs the jobs again, which every handler must allow anyway).
-      await (deps.dialect === 'sqlite' ? inGroup(deps.db, remove) : remove(deps.db));
+      await (deps.dialect === 'sqlite' ? inGroup(deps.db, remove, { replayable: true }) : remove(deps.db));
     }
     return rows.length;
   }

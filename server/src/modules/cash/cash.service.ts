@@ -364,7 +364,7 @@ export function createCashService(deps: {
       // the look-up then answers with what the winner recorded (not a 500).
       return retryOnDuplicateEvent(input.eventId, () =>
         // Bills and coins arriving together share one commit (SQLite); each is answered after it.
-        inGroup(db, (tx) => insertIn(tx, scope, input)),
+        inGroup(db, (tx) => insertIn(tx, scope, input), { replayable: true }),
       );
     },
 

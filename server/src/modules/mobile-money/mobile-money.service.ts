@@ -154,21 +154,25 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
     reportedStatus: string,
     raw: string,
   ): Promise<'scheduled' | 'duplicate' | 'unknown_payment' | 'not_pending'> {
-    return inGroup(db, async (tx) => {
-      const payment = await deps.payments.find(paymentId, tx);
-      if (!payment || payment.provider !== provider) return 'unknown_payment';
-      const fresh = await deps.inbox.claimDelivery(
-        provider,
-        `${paymentId}:${reportedStatus.slice(0, 40)}`,
-        { paymentId, reportedStatus, raw: raw.slice(0, 4000) },
-        tx,
-      );
-      if (payment.status !== 'PENDING') return fresh ? 'not_pending' : 'duplicate';
-      // A repeat is stored once, yet still asks for a check while the payment is pending: a
-      // forged first callback must not make the real one wait for the next poll.
-      await deps.intents.scheduleCheck(tx, payment);
-      return fresh ? 'scheduled' : 'duplicate';
-    });
+    return inGroup(
+      db,
+      async (tx) => {
+        const payment = await deps.payments.find(paymentId, tx);
+        if (!payment || payment.provider !== provider) return 'unknown_payment';
+        const fresh = await deps.inbox.claimDelivery(
+          provider,
+          `${paymentId}:${reportedStatus.slice(0, 40)}`,
+          { paymentId, reportedStatus, raw: raw.slice(0, 4000) },
+          tx,
+        );
+        if (payment.status !== 'PENDING') return fresh ? 'not_pending' : 'duplicate';
+        // A repeat is stored once, yet still asks for a check while the payment is pending: a
+        // forged first callback must not make the real one wait for the next poll.
+        await deps.intents.scheduleCheck(tx, payment);
+        return fresh ? 'scheduled' : 'duplicate';
+      },
+      { replayable: true },
+    );
   }
 
   /** A plan payment ended without money (FAILED or EXPIRED): the customer gets an SMS. */

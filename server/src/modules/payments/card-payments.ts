@@ -110,113 +110,117 @@ export function createCardPayments(deps: {
 
   /** Applies one verified gateway event. Safe to call any number of times, concurrently. */
   function apply(e: CardEvent, raw: string): Promise<CardOutcome> {
-    return inGroup(db, async (tx): Promise<CardOutcome> => {
-      if (e.kind === 'ignored') return 'ignored';
-      if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
+    return inGroup(
+      db,
+      async (tx): Promise<CardOutcome> => {
+        if (e.kind === 'ignored') return 'ignored';
+        if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
 
-      if (e.kind === 'refunded') {
-        const found = await repo.byProviderPaymentId(provider, e.providerPaymentId, tx);
-        const payment = found ? await repo.lock(found.id, tx, deps.dialect) : undefined;
-        if (!payment || payment.currency !== e.currency) return 'unknown_payment';
-        // Refunds asked for here are counted when asked; only one made at the gateway is new.
-        const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
-        const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
-        if (extra <= 0) return 'refund_in_step';
-        await deps.refunds.record(tx, payment, {
-          amountMinor: extra,
-          reason: 'refunded at the card gateway',
-          destination: 'original',
-          actor,
-          doneAtProvider: { providerRefundId: e.providerRefundId },
-        });
-        return 'refund_recorded';
-      }
-
-      const payment = await repo.lock(e.paymentId, tx, deps.dialect);
-      if (!payment || payment.provider !== provider || payment.method !== 'card') return 'unknown_payment';
-      if (e.kind === 'awaiting') return 'awaiting';
-      if (e.kind === 'failed') {
-        return (await deps.intents.fail(tx, payment.id, 'CARD_PAYMENT_FAILED')) ? 'failed' : 'not_pending';
-      }
-
-      const fresh = await repo.insertEvent(
-        {
-          provider,
-          provider_payment_id: e.providerPaymentId,
-          event_id: e.eventId,
-          event_type: e.eventType,
-          tenant_id: payment.tenant_id,
-          status: 'PROCESSED',
-          reason: null,
-          machine_id: payment.machine_id,
-          order_id: payment.order_id,
-          amount_minor: e.amountMinor,
-          currency: e.currency,
-          raw,
-          received_at: nowIso(),
-        },
-        tx,
-      );
-      // `completed` and `async_payment_succeeded` of one checkout name the same money, and a
-      // status check may have settled it already.
-      if (!fresh || (payment.status !== 'PENDING' && payment.provider_payment_id === e.providerPaymentId))
-        return 'duplicate';
-      const exact = e.amountMinor === Number(payment.amount_minor) && e.currency === payment.currency;
-      if (payment.status === 'PENDING' && exact) {
-        await deps.settlement.succeed(
-          tx,
-          payment.id,
-          e.amountMinor,
-          { actor },
-          {
-            providerPaymentId: e.providerPaymentId,
-          },
-        );
-        return 'settled';
-      }
-      // Money taken that cannot pay the order (another amount, or the payment had ended): kept on
-      // the payment, so staff refund it to the card, and an alert says so.
-      if (payment.status === 'PENDING') await deps.intents.fail(tx, payment.id, 'AMOUNT_MISMATCH');
-      const kept = await repo.updateIfStatus(
-        payment.id,
-        ['FAILED', 'EXPIRED'],
-        { received_minor: e.amountMinor, provider_payment_id: e.providerPaymentId, updated_at: nowIso() },
-        tx,
-      );
-      // Paid after the payment had ended (expired, its order cancelled as abandoned, or paid
-      // another way): nothing can take this money, so it goes back to the card at once, through
-      // the gateway's refund API (a durable job), never kept and never lost.
-      let refunded = false;
-      if (exact && kept && e.currency === payment.currency) {
-        refunded = await deps.refunds
-          .record(tx, kept, {
-            amountMinor: e.amountMinor,
-            reason: `paid after the payment had ended (${payment.status}${payment.failure_code ? ` ${payment.failure_code}` : ''})`,
+        if (e.kind === 'refunded') {
+          const found = await repo.byProviderPaymentId(provider, e.providerPaymentId, tx);
+          const payment = found ? await repo.lock(found.id, tx, deps.dialect) : undefined;
+          if (!payment || payment.currency !== e.currency) return 'unknown_payment';
+          // Refunds asked for here are counted when asked; only one made at the gateway is new.
+          const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
+          const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
+          if (extra <= 0) return 'refund_in_step';
+          await deps.refunds.record(tx, payment, {
+            amountMinor: extra,
+            reason: 'refunded at the card gateway',
             destination: 'original',
             actor,
-          })
-          .then(
-            () => true,
-            (err: unknown) => {
-              // No refund API configured: staff refund it by hand (the alert below says so).
-              if (err instanceof AppError && err.code === 'PROVIDER_NOT_CONFIGURED') return false;
-              throw err;
+            doneAtProvider: { providerRefundId: e.providerRefundId },
+          });
+          return 'refund_recorded';
+        }
+
+        const payment = await repo.lock(e.paymentId, tx, deps.dialect);
+        if (!payment || payment.provider !== provider || payment.method !== 'card') return 'unknown_payment';
+        if (e.kind === 'awaiting') return 'awaiting';
+        if (e.kind === 'failed') {
+          return (await deps.intents.fail(tx, payment.id, 'CARD_PAYMENT_FAILED')) ? 'failed' : 'not_pending';
+        }
+
+        const fresh = await repo.insertEvent(
+          {
+            provider,
+            provider_payment_id: e.providerPaymentId,
+            event_id: e.eventId,
+            event_type: e.eventType,
+            tenant_id: payment.tenant_id,
+            status: 'PROCESSED',
+            reason: null,
+            machine_id: payment.machine_id,
+            order_id: payment.order_id,
+            amount_minor: e.amountMinor,
+            currency: e.currency,
+            raw,
+            received_at: nowIso(),
+          },
+          tx,
+        );
+        // `completed` and `async_payment_succeeded` of one checkout name the same money, and a
+        // status check may have settled it already.
+        if (!fresh || (payment.status !== 'PENDING' && payment.provider_payment_id === e.providerPaymentId))
+          return 'duplicate';
+        const exact = e.amountMinor === Number(payment.amount_minor) && e.currency === payment.currency;
+        if (payment.status === 'PENDING' && exact) {
+          await deps.settlement.succeed(
+            tx,
+            payment.id,
+            e.amountMinor,
+            { actor },
+            {
+              providerPaymentId: e.providerPaymentId,
             },
           );
-      }
-      await deps.alerts.raise(tx, {
-        tenantId: payment.tenant_id,
-        kind: 'PAYMENT_MISMATCH',
-        subjectType: 'payment',
-        subjectId: payment.id,
-        message: refunded
-          ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refunded to the card`
-          : exact
-            ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refund it`
-            : `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it`,
-      });
-      return exact ? 'not_pending' : 'amount_mismatch';
-    });
+          return 'settled';
+        }
+        // Money taken that cannot pay the order (another amount, or the payment had ended): kept on
+        // the payment, so staff refund it to the card, and an alert says so.
+        if (payment.status === 'PENDING') await deps.intents.fail(tx, payment.id, 'AMOUNT_MISMATCH');
+        const kept = await repo.updateIfStatus(
+          payment.id,
+          ['FAILED', 'EXPIRED'],
+          { received_minor: e.amountMinor, provider_payment_id: e.providerPaymentId, updated_at: nowIso() },
+          tx,
+        );
+        // Paid after the payment had ended (expired, its order cancelled as abandoned, or paid
+        // another way): nothing can take this money, so it goes back to the card at once, through
+        // the gateway's refund API (a durable job), never kept and never lost.
+        let refunded = false;
+        if (exact && kept && e.currency === payment.currency) {
+          refunded = await deps.refunds
+            .record(tx, kept, {
+              amountMinor: e.amountMinor,
+              reason: `paid after the payment had ended (${payment.status}${payment.failure_code ? ` ${payment.failure_code}` : ''})`,
+              destination: 'original',
+              actor,
+            })
+            .then(
+              () => true,
+              (err: unknown) => {
+                // No refund API configured: staff refund it by hand (the alert below says so).
+                if (err instanceof AppError && err.code === 'PROVIDER_NOT_CONFIGURED') return false;
+                throw err;
+              },
+            );
+        }
+        await deps.alerts.raise(tx, {
+          tenantId: payment.tenant_id,
+          kind: 'PAYMENT_MISMATCH',
+          subjectType: 'payment',
+          subjectId: payment.id,
+          message: refunded
+            ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refunded to the card`
+            : exact
+              ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refund it`
+              : `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it`,
+        });
+        return exact ? 'not_pending' : 'amount_mismatch';
+      },
+      { replayable: true },
+    );
   }
 
   return { apply };

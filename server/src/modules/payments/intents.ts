@@ -138,30 +138,36 @@ export function createIntents(deps: IntentsDeps) {
     const answer = await source.fetchStatus(payment);
     const ctx: SettlementContext = { actor: `provider:${payment.provider}` };
     // The provider has answered (outside any transaction); applying it is one money event.
-    await inGroup(db, async (tx) => {
-      if (answer.status === 'SUCCEEDED') {
-        await settlement.succeed(tx, payment.id, answer.receivedMinor, ctx, {
-          ...(answer.providerPaymentId !== undefined ? { providerPaymentId: answer.providerPaymentId } : {}),
-        });
-      } else if (answer.status === 'FAILED') {
-        if (answer.providerPaymentId !== undefined) {
-          await repo.updateIfStatus(
-            payment.id,
-            ['PENDING'],
-            { provider_payment_id: answer.providerPaymentId },
-            tx,
-          );
+    await inGroup(
+      db,
+      async (tx) => {
+        if (answer.status === 'SUCCEEDED') {
+          await settlement.succeed(tx, payment.id, answer.receivedMinor, ctx, {
+            ...(answer.providerPaymentId !== undefined
+              ? { providerPaymentId: answer.providerPaymentId }
+              : {}),
+          });
+        } else if (answer.status === 'FAILED') {
+          if (answer.providerPaymentId !== undefined) {
+            await repo.updateIfStatus(
+              payment.id,
+              ['PENDING'],
+              { provider_payment_id: answer.providerPaymentId },
+              tx,
+            );
+          }
+          await fail(tx, payment.id, answer.failureCode);
+        } else if (job.poll) {
+          const expired = payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now();
+          if (!expired) {
+            const runAt = new Date(Date.now() + deps.pollMs).toISOString();
+            const next = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true };
+            await enqueueOutbox(tx, 'payment_status', next, { runAt });
+          }
         }
-        await fail(tx, payment.id, answer.failureCode);
-      } else if (job.poll) {
-        const expired = payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now();
-        if (!expired) {
-          const runAt = new Date(Date.now() + deps.pollMs).toISOString();
-          const next = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true };
-          await enqueueOutbox(tx, 'payment_status', next, { runAt });
-        }
-      }
-    });
+      },
+      { replayable: true },
+    );
   }
 
   /**

@@ -3,7 +3,7 @@
 // retries and concurrent deliveries have exactly one effect.
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
-import { inGroup } from '../../platform/db/group-commit.js';
+import { afterCommit, inGroup } from '../../platform/db/group-commit.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { DeferredConflict } from '../../platform/db/write-behind.js';
 import { pageOf } from '../../platform/db/pages.js';
@@ -174,116 +174,122 @@ export function createPaymentsService(deps: PaymentsDeps) {
   ): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
     const receivedAt = nowIso();
     // Webhooks that arrive together share one commit (SQLite); each is answered after it.
-    return inGroup(db, async (tx) => {
-      // The one read first: the claims after it can then travel with the writes.
-      const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
-      if (n.eventId) {
-        const response = { providerPaymentId: n.providerPaymentId };
-        const fresh = await repo.claimDelivery(n.provider, n.eventId, response, tx, claims);
-        if (!fresh)
-          return { answer: await answerForRepeatedEvent(tx, n, n.eventId), outcome: 'duplicate' as const };
-      }
-      const ignore = async (reason: string) => {
-        const fresh = await recordEvent(
-          tx,
-          n,
-          {
-            status: 'IGNORED',
-            reason,
-            tenantId: machine?.tenant_id ?? null,
-            machineId: machine?.id ?? null,
-            orderId: null,
-            receivedAt,
-          },
-          claims,
-        );
-        if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
-        return { answer: { ok: true, ignored: reason } as WebhookAnswer, outcome: 'ignored' as const };
-      };
-      if (!machine) return ignore('UNKNOWN_QR');
-      if (!n.captured) return ignore('NOT_CAPTURED');
+    return inGroup(
+      db,
+      async (tx) => {
+        // The one read first: the claims after it can then travel with the writes.
+        const machine = n.reference ? await machines.findByQrCodeId(n.reference, tx) : undefined;
+        if (n.eventId) {
+          const response = { providerPaymentId: n.providerPaymentId };
+          const fresh = await repo.claimDelivery(n.provider, n.eventId, response, tx, claims);
+          if (!fresh)
+            return { answer: await answerForRepeatedEvent(tx, n, n.eventId), outcome: 'duplicate' as const };
+        }
+        const ignore = async (reason: string) => {
+          const fresh = await recordEvent(
+            tx,
+            n,
+            {
+              status: 'IGNORED',
+              reason,
+              tenantId: machine?.tenant_id ?? null,
+              machineId: machine?.id ?? null,
+              orderId: null,
+              receivedAt,
+            },
+            claims,
+          );
+          if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
+          return { answer: { ok: true, ignored: reason } as WebhookAnswer, outcome: 'ignored' as const };
+        };
+        if (!machine) return ignore('UNKNOWN_QR');
+        if (!n.captured) return ignore('NOT_CAPTURED');
 
-      const expected = machine.payment_fixed_amount_minor;
-      const mismatch = (expected !== null && expected !== n.amountMinor) || n.currency !== machine.currency;
-      const orderId = newId();
-      const reason = mismatch ? 'AMOUNT_MISMATCH' : null;
-      const fresh =
-        (await recordEvent(
-          tx,
-          n,
-          {
-            status: 'PROCESSED',
+        const expected = machine.payment_fixed_amount_minor;
+        const mismatch = (expected !== null && expected !== n.amountMinor) || n.currency !== machine.currency;
+        const orderId = newId();
+        const reason = mismatch ? 'AMOUNT_MISMATCH' : null;
+        const fresh =
+          (await recordEvent(
+            tx,
+            n,
+            {
+              status: 'PROCESSED',
+              reason,
+              tenantId: machine.tenant_id,
+              machineId: machine.id,
+              orderId,
+              receivedAt,
+            },
+            claims,
+          )) ||
+          (await claimUncaptured(tx, n, {
             reason,
             tenantId: machine.tenant_id,
             machineId: machine.id,
             orderId,
-            receivedAt,
-          },
-          claims,
-        )) ||
-        (await claimUncaptured(tx, n, {
-          reason,
+          }));
+        if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
+
+        const order = await orders.create(tx, {
+          id: orderId,
           tenantId: machine.tenant_id,
           machineId: machine.id,
-          orderId,
-        }));
-      if (!fresh) return { answer: await answerForExistingPayment(tx, n), outcome: 'duplicate' as const };
-
-      const order = await orders.create(tx, {
-        id: orderId,
-        tenantId: machine.tenant_id,
-        machineId: machine.id,
-        siteId: machine.site_id,
-        amount: n.amountMinor,
-        currency: n.currency,
-        source: 'upi_qr',
-        requiresDispense: true,
-        provider: n.provider,
-        providerPaymentId: n.providerPaymentId,
-        providerQrCodeId: n.reference ?? undefined,
-        status: mismatch ? 'FAILED' : 'PAID',
-        ...(mismatch ? { failureCode: 'AMOUNT_MISMATCH' } : {}),
-        actor: `provider:${n.provider}`,
-      });
-      const payment: PaymentRow = {
-        id: newId(),
-        tenant_id: machine.tenant_id,
-        site_id: machine.site_id,
-        purpose: 'order',
-        order_id: order.id,
-        customer_id: null,
-        plan_id: null,
-        machine_id: machine.id,
-        method: 'upi_qr',
-        provider: n.provider,
-        provider_payment_id: n.providerPaymentId,
-        reference: n.reference,
-        amount_minor: expected ?? n.amountMinor,
-        received_minor: n.amountMinor,
-        currency: n.currency,
-        status: mismatch ? 'FAILED' : 'SUCCEEDED',
-        failure_code: reason,
-        refunded_minor: 0,
-        created_at: receivedAt,
-        completed_at: mismatch ? null : receivedAt,
-        updated_at: receivedAt,
-        expires_at: null,
-      };
-      await repo.insert(payment, tx);
-      // A standing intent (the machine's fixed-amount QR) paid another amount: kept, not applied.
-      if (!mismatch) {
-        await settlement.apply(tx, payment, {
+          siteId: machine.site_id,
+          amount: n.amountMinor,
+          currency: n.currency,
+          source: 'upi_qr',
+          requiresDispense: true,
+          provider: n.provider,
+          providerPaymentId: n.providerPaymentId,
+          providerQrCodeId: n.reference ?? undefined,
+          status: mismatch ? 'FAILED' : 'PAID',
+          ...(mismatch ? { failureCode: 'AMOUNT_MISMATCH' } : {}),
           actor: `provider:${n.provider}`,
-          order,
-          machine,
-          onCommandQueued: (machineId, commandId) => onQueued({ machineId, commandId }),
         });
-      }
-      return {
-        answer: { ok: true, orderId: order.id } as WebhookAnswer,
-        outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const),
-      };
-    });
+        const payment: PaymentRow = {
+          id: newId(),
+          tenant_id: machine.tenant_id,
+          site_id: machine.site_id,
+          purpose: 'order',
+          order_id: order.id,
+          customer_id: null,
+          plan_id: null,
+          machine_id: machine.id,
+          method: 'upi_qr',
+          provider: n.provider,
+          provider_payment_id: n.providerPaymentId,
+          reference: n.reference,
+          amount_minor: expected ?? n.amountMinor,
+          received_minor: n.amountMinor,
+          currency: n.currency,
+          status: mismatch ? 'FAILED' : 'SUCCEEDED',
+          failure_code: reason,
+          refunded_minor: 0,
+          created_at: receivedAt,
+          completed_at: mismatch ? null : receivedAt,
+          updated_at: receivedAt,
+          expires_at: null,
+        };
+        await repo.insert(payment, tx);
+        // A standing intent (the machine's fixed-amount QR) paid another amount: kept, not applied.
+        if (!mismatch) {
+          await settlement.apply(tx, payment, {
+            actor: `provider:${n.provider}`,
+            order,
+            machine,
+            // Told once the command is on disk: a run rolled back (and run again) tells nothing.
+            onCommandQueued: (machineId, commandId) =>
+              afterCommit(tx, () => onQueued({ machineId, commandId })),
+          });
+        }
+        return {
+          answer: { ok: true, orderId: order.id } as WebhookAnswer,
+          outcome: mismatch ? ('amount_mismatch' as const) : ('processed' as const),
+        };
+      },
+      { replayable: true },
+    );
   }
 
   return {

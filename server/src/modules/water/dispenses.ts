@@ -245,10 +245,15 @@ export function createDispenses(deps: DispensesDeps) {
     work: (tx: Executor) => Promise<T>,
   ): Promise<T | { duplicate: true }> {
     try {
-      return await inGroup(deps.db, async (tx) => {
-        if (await deps.repo.byKioskTxn(tx, kiosk.machineId, kioskTxnId)) return { duplicate: true as const };
-        return work(tx);
-      });
+      return await inGroup(
+        deps.db,
+        async (tx) => {
+          if (await deps.repo.byKioskTxn(tx, kiosk.machineId, kioskTxnId))
+            return { duplicate: true as const };
+          return work(tx);
+        },
+        { replayable: true },
+      );
     } catch (err) {
       if (isUniqueViolation(err) && (await deps.repo.byKioskTxn(deps.db, kiosk.machineId, kioskTxnId))) {
         return { duplicate: true as const };

@@ -244,36 +244,40 @@ export function createVerification(deps: VerificationDeps) {
     req: { userId: string; pin: string; volumeMl: number; timestampMs: number },
     proof: PinProof | undefined,
   ): Promise<Verification> {
-    return inGroup(deps.db, async (tx) => {
-      const jobs: OutboxJob[] = [];
-      const result = await decide(tx, kiosk, req, proof, jobs);
-      await deps.recordOutcome?.(tx, {
-        tenantId: kiosk.tenantId,
-        kioskId: kiosk.machineId,
-        customerId: result.customerId,
-        approved: result.approved,
-        code: result.code,
-        volumeMl: req.volumeMl,
-      });
-      jobs.push(
-        outboxJob('live', {
+    return inGroup(
+      deps.db,
+      async (tx) => {
+        const jobs: OutboxJob[] = [];
+        const result = await decide(tx, kiosk, req, proof, jobs);
+        await deps.recordOutcome?.(tx, {
           tenantId: kiosk.tenantId,
-          rooms: [`tenant:${kiosk.tenantId}`, `site:${kiosk.siteId}`],
-          event: LIVE_EVENTS.waterVerification,
-          data: {
+          kioskId: kiosk.machineId,
+          customerId: result.customerId,
+          approved: result.approved,
+          code: result.code,
+          volumeMl: req.volumeMl,
+        });
+        jobs.push(
+          outboxJob('live', {
             tenantId: kiosk.tenantId,
-            kioskId: kiosk.machineId,
-            customerId: result.customerId,
-            approved: result.approved,
-            code: result.code,
-            volumeMl: req.volumeMl,
-            ...(result.authorizationId ? { authorizationId: result.authorizationId } : {}),
-          },
-        }),
-      );
-      await enqueueOutboxJobs(tx, jobs);
-      return result;
-    });
+            rooms: [`tenant:${kiosk.tenantId}`, `site:${kiosk.siteId}`],
+            event: LIVE_EVENTS.waterVerification,
+            data: {
+              tenantId: kiosk.tenantId,
+              kioskId: kiosk.machineId,
+              customerId: result.customerId,
+              approved: result.approved,
+              code: result.code,
+              volumeMl: req.volumeMl,
+              ...(result.authorizationId ? { authorizationId: result.authorizationId } : {}),
+            },
+          }),
+        );
+        await enqueueOutboxJobs(tx, jobs);
+        return result;
+      },
+      { replayable: true },
+    );
   }
 
   return {

@@ -10,6 +10,7 @@ import { monotonicFactory } from 'ulid';
 import type { DatabaseTarget } from '../config.js';
 import { migrationProvider } from './migrations.js';
 import { enableDirect } from './direct.js';
+import { countWrites } from './group-commit.js';
 import type { Database } from './schema.js';
 import { createPreparedStatements } from './prepared.js';
 import { WriteBehindPostgresDialect, type StatementCounts } from './write-behind.js';
@@ -134,6 +135,7 @@ export async function openDatabase(
   const statements = withStatementCache(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
   enableDirect(db, (text) => statements.prepare(text));
+  countWrites(db, () => statements.writes);
   await migrate(db, 'sqlite');
   return {
     db,
@@ -178,8 +180,14 @@ function restrictFiles(file: string, warn: (message: string) => void = () => und
  */
 function withStatementCache(sqlite: SqliteDatabase.Database, max = 500) {
   const cache = new Map<string, SqliteDatabase.Statement>();
+  // Statements handed out that may write (all but reads and transaction control): the group
+  // commit's way to tell an event that failed before writing anything.
+  let writes = 0;
   return {
     close: () => sqlite.close(),
+    get writes() {
+      return writes;
+    },
     prepare(query: string): SqliteDatabase.Statement {
       let stmt = cache.get(query);
       if (stmt) {
@@ -189,6 +197,7 @@ function withStatementCache(sqlite: SqliteDatabase.Database, max = 500) {
         if (cache.size >= max) cache.delete(cache.keys().next().value!);
       }
       cache.set(query, stmt);
+      if (!stmt.readonly) writes++;
       return stmt;
     },
   };

@@ -1,5 +1,6 @@
 // Group commit on a real SQLite file: events submitted together share one transaction, each in
-// its own savepoint; one that fails is rolled back alone; each settles only once it is on disk.
+// its own savepoint (replayable ones in none); one that fails is rolled back alone; each settles
+// only once it is on disk.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +8,14 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from './database.js';
-import { createGroupCommit, heldUntilEnd } from './group-commit.js';
+import { afterCommit, countWrites, createGroupCommit, heldUntilEnd } from './group-commit.js';
 
 describe('group commit (SQLite file, WAL)', () => {
   let dir: string;
   let file: string;
   let db: Db;
+  /** Every statement the database was handed, in order. */
+  let statements: string[];
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kioskhub-group-'));
@@ -20,7 +23,19 @@ describe('group commit (SQLite file, WAL)', () => {
     const sqlite = new SqliteDatabase(file);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
-    db = new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }) as unknown as Db;
+    statements = [];
+    let writes = 0;
+    const database = {
+      close: () => sqlite.close(),
+      prepare(text: string) {
+        statements.push(text);
+        const stmt = sqlite.prepare(text);
+        if (!stmt.readonly) writes++;
+        return stmt;
+      },
+    };
+    db = new Kysely({ dialect: new SqliteDialect({ database }) }) as unknown as Db;
+    countWrites(db, () => writes);
     await sql`create table events (id text primary key, n integer not null)`.execute(db);
   });
   afterEach(async () => {
@@ -117,6 +132,93 @@ describe('group commit (SQLite file, WAL)', () => {
         async () => undefined,
       ),
     ).toBeUndefined();
+  });
+
+  describe('replayable events', () => {
+    /** An event that counts its runs, writes `id` and may fail after (or before) writing. */
+    const runs = new Map<string, number>();
+    const hooks: string[] = [];
+    const event =
+      (id: string, fail?: 'after-writing' | 'before-writing') =>
+      async (tx: Db): Promise<string> => {
+        runs.set(id, (runs.get(id) ?? 0) + 1);
+        if (fail === 'before-writing') {
+          await sql`select count(*) from events`.execute(tx);
+          throw new Error(`refused ${id}`);
+        }
+        await insert(id, runs.get(id)!)(tx);
+        afterCommit(tx, () => hooks.push(id));
+        if (fail === 'after-writing') throw new Error(`failed ${id}`);
+        return id;
+      };
+    beforeEach(() => {
+      runs.clear();
+      hooks.length = 0;
+    });
+    const savepoints = () => statements.filter((s) => /^(savepoint|release|rollback to)/.test(s));
+
+    it('run without savepoints', async () => {
+      const sizes: number[] = [];
+      const group = createGroupCommit(db, { onCommit: (n) => sizes.push(n) });
+      const ids = ['r1', 'r2', 'r3', 'r4'];
+      await Promise.all(ids.map((id) => group.submit(event(id), { replayable: true })));
+      expect(sizes).toEqual([4]);
+      expect(savepoints()).toEqual([]);
+      expect(onDisk()).toEqual(ids);
+      expect(hooks).toEqual(ids);
+      expect([...runs.values()]).toEqual([1, 1, 1, 1]);
+    });
+
+    it('one that fails after writing fails alone: the ones before it run again, once committed', async () => {
+      const sizes: number[] = [];
+      const group = createGroupCommit(db, { onCommit: (n) => sizes.push(n) });
+      const results = await Promise.allSettled([
+        group.submit(event('a1'), { replayable: true }),
+        group.submit(event('a2'), { replayable: true }),
+        group.submit(event('a3', 'after-writing'), { replayable: true }),
+        group.submit(event('a4'), { replayable: true }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      expect((results[2] as PromiseRejectedResult).reason.message).toBe('failed a3');
+      expect(onDisk()).toEqual(['a1', 'a2', 'a4']);
+      // a1 and a2 ran twice, and what is on disk is their second run; their first run's hooks are gone.
+      expect(Object.fromEntries(runs)).toEqual({ a1: 2, a2: 2, a3: 1, a4: 1 });
+      const n = await sql<{ id: string; n: number }>`select id, n from events order by id`.execute(db);
+      expect(n.rows.map((r) => r.n)).toEqual([2, 2, 1]);
+      expect(hooks).toEqual(['a1', 'a2', 'a4']);
+      // One commit holds the three; the rolled-back attempt is no commit. Run again, each in its own savepoint.
+      expect(sizes).toEqual([3]);
+      expect(savepoints().filter((s) => s.startsWith('savepoint'))).toHaveLength(3);
+    });
+
+    it('one that fails before writing anything fails alone without undoing the others', async () => {
+      const group = createGroupCommit(db);
+      const results = await Promise.allSettled([
+        group.submit(event('b1'), { replayable: true }),
+        group.submit(event('b2', 'before-writing'), { replayable: true }),
+        group.submit(event('b3'), { replayable: true }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason.message).toBe('refused b2');
+      expect(onDisk()).toEqual(['b1', 'b3']);
+      expect(Object.fromEntries(runs)).toEqual({ b1: 1, b2: 1, b3: 1 });
+      expect(savepoints()).toEqual([]);
+    });
+
+    it('never runs an event that is not replayable twice', async () => {
+      const group = createGroupCommit(db);
+      const results = await Promise.allSettled([
+        group.submit(event('c1'), { replayable: true }),
+        group.submit(event('c2')),
+        group.submit(event('c3'), { replayable: true }),
+        group.submit(event('c4', 'after-writing'), { replayable: true }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+      expect(onDisk()).toEqual(['c1', 'c2', 'c3']);
+      // From c2 on, every event has a savepoint of its own: c4 is rolled back alone, nothing runs again.
+      expect(Object.fromEntries(runs)).toEqual({ c1: 1, c2: 1, c3: 1, c4: 1 });
+      expect(hooks).toEqual(['c1', 'c2', 'c3']);
+    });
   });
 
   it('caps a group at maxUnits events', async () => {

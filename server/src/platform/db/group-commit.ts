@@ -3,6 +3,9 @@
 // (webhooks, cash inserts, water settlements) therefore share one: each runs in its own savepoint
 // of one transaction, so an event that fails is rolled back alone, and each caller's promise
 // settles only after the COMMIT that holds its event. Nothing is acknowledged before it is on disk.
+// Events that may be run again (`replayable`) need no savepoint while the group holds only such
+// events: one of them that fails after writing has the whole transaction rolled back, and the
+// events before it run again, each in its own savepoint, so it still fails alone.
 // PostgreSQL commits concurrently on its own connections: there each event is its own transaction.
 import { performance } from 'node:perf_hooks';
 import { CompiledQuery, SqliteAdapter } from 'kysely';
@@ -12,8 +15,20 @@ interface Unit {
   fn: (tx: Tx) => Promise<unknown>;
   resolve(value: unknown): void;
   reject(err: unknown): void;
+  replayable: boolean;
+  /** Runs in a savepoint of its own (it is being run again). */
+  isolated?: boolean;
   value?: unknown;
   committed?: (() => void)[];
+}
+
+export interface InGroupOptions {
+  /**
+   * `fn` may be run a second time, after its first run's writes are rolled back (when an event
+   * after it in its group fails after writing). True only when all it does besides reading and writing
+   * through `tx` is deferred to `afterCommit` or recomputed by the second run.
+   */
+  replayable?: boolean;
 }
 
 export interface GroupCommitOptions {
@@ -30,6 +45,18 @@ const groups = new WeakMap<Db, GroupCommit>();
 const SAVEPOINT = CompiledQuery.raw('savepoint kioskhub_event');
 const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
 const RELEASE = CompiledQuery.raw('release kioskhub_event');
+/** Thrown out of a group's transaction to roll it back and run its events again, isolated. */
+class ReplayGroup extends Error {}
+/** Per database (its Kysely adapter): how many writing statements it has been handed so far. */
+const writeCounters = new WeakMap<object, () => number>();
+
+/**
+ * Tells the group commit of `db` how many writing statements it has run so far: a replayable event
+ * that fails before writing anything then fails without undoing the events sharing its savepoint.
+ */
+export function countWrites(db: Db, writes: () => number): void {
+  writeCounters.set(db.getExecutor().adapter, writes);
+}
 /** What one money event keeps while it runs: its after-commit hooks and its held state. */
 interface EventScope {
   committed: (() => void)[];
@@ -96,9 +123,9 @@ export function heldUntilEnd<S>(
  * (SQLite), or in its own (PostgreSQL). `fn` must only touch the database through `tx` and must
  * not wait on anything slow (a provider's API, a password hash): the group waits with it.
  */
-export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: InGroupOptions = {}): Promise<T> {
   const group = groups.get(db);
-  if (group) return group.submit(fn);
+  if (group) return group.submit(fn, options);
   if (!(db.getExecutor().adapter instanceof SqliteAdapter)) {
     let scope: EventScope | undefined;
     return db
@@ -116,7 +143,7 @@ export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   }
   const created = createGroupCommit(db);
   groups.set(db, created);
-  return created.submit(fn);
+  return created.submit(fn, options);
 }
 
 /** Sets the options of `db`'s group commit (before its first event; tests and metrics). */
@@ -133,6 +160,9 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
   const maxOpenMs = options.maxOpenMs ?? 10;
   const queue: Unit[] = [];
   let running = false;
+  const counted = writeCounters.get(db.getExecutor().adapter);
+  // Without a count every failed event is taken to have written.
+  const writes = counted ?? (() => Number.NaN);
 
   async function runUnit(tx: Tx, unit: Unit, done: Unit[]): Promise<void> {
     await tx.executeQuery(SAVEPOINT);
@@ -158,19 +188,56 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
     done.push(unit);
   }
 
+  /**
+   * Runs a replayable event with no savepoint, while every event of the group so far can run again.
+   * One that fails before writing anything fails alone; one that fails after writing fails, and
+   * `ReplayGroup` rolls the whole transaction back so the events before it run again, isolated.
+   */
+  async function runBare(tx: Tx, unit: Unit, done: Unit[]): Promise<void> {
+    const before = writes();
+    const scope = startEvent(tx);
+    try {
+      unit.value = await unit.fn(tx);
+      await endEvent(scope);
+    } catch (err) {
+      unit.reject(err);
+      if (writes() === before) return; // a refusal after its reads: nothing to undo
+      throw new ReplayGroup();
+    }
+    unit.committed = scope.committed;
+    done.push(unit);
+  }
+
   async function runGroup(): Promise<void> {
     const done: Unit[] = [];
     let current: Unit | undefined;
     try {
       await db.transaction().execute(async (tx) => {
         const opened = performance.now();
+        // No savepoints while every event so far may run again (the common case, and the cheapest:
+        // a savepoint copies each page its event touches).
+        let bare = true;
         while (queue.length > 0 && done.length < maxUnits && performance.now() - opened < maxOpenMs) {
           current = queue.shift()!;
-          await runUnit(tx, current, done);
+          if (bare && current.replayable && !current.isolated) {
+            await runBare(tx, current, done);
+          } else {
+            // A rollback of the whole transaction must never undo an event that cannot run again.
+            bare = false;
+            await runUnit(tx, current, done);
+          }
           current = undefined;
         }
       });
     } catch (err) {
+      if (err instanceof ReplayGroup) {
+        // An event without a savepoint failed after writing, and is rejected: the events before it
+        // were rolled back with it and run again first, each in its own savepoint this time. Their
+        // first runs' after-commit hooks went with their writes.
+        for (const unit of done) unit.isolated = true;
+        queue.unshift(...done);
+        return;
+      }
       // COMMIT (or a savepoint) failed: nothing of this group is on disk.
       for (const unit of done) unit.reject(err);
       current?.reject(err);
@@ -198,9 +265,10 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
   }
 
   return {
-    submit<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    submit<T>(fn: (tx: Tx) => Promise<T>, options: InGroupOptions = {}): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+        const replayable = options.replayable === true;
+        queue.push({ fn, resolve: resolve as (value: unknown) => void, reject, replayable });
         if (!running) void run();
       });
     },
