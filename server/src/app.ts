@@ -277,7 +277,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     queueDepth: commands.queueDepth,
     ...(database.statements ? { dbStatements: database.statements } : {}),
   });
-  configureGroupCommit(db, { onCommit: (events) => metrics.commitGroups.observe(events) });
+  configureGroupCommit(db, {
+    onCommit: (events) => metrics.commitGroups.observe(events),
+    onReplay: (events) => metrics.commitReplays.inc(events),
+  });
   const dispatcher = createDispatcher({
     commands,
     presence,

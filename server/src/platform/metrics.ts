@@ -56,6 +56,11 @@ export function createMetrics(collect: {
     buckets: [1, 2, 4, 8, 16, 32, 64],
     registers: [registry],
   });
+  const commitReplays = new Counter({
+    name: 'kioskhub_commit_group_replays_total',
+    help: 'Money events run again, each in a savepoint, because a later event of their group (SQLite, no savepoints) failed after writing',
+    registers: [registry],
+  });
   const statements = collect.dbStatements;
   if (statements) {
     const counted = { sent: 0, held: 0 };
@@ -73,7 +78,7 @@ export function createMetrics(collect: {
       },
     });
   }
-  return { registry, webhooks, duplicates, dispatchLatency, jobs, commitGroups };
+  return { registry, webhooks, duplicates, dispatchLatency, jobs, commitGroups, commitReplays };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

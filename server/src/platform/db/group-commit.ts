@@ -38,6 +38,8 @@ export interface GroupCommitOptions {
   maxOpenMs?: number;
   /** Told the size of each committed group (metrics). */
   onCommit?(units: number): void;
+  /** Told how many events run again after a failed one's rollback (metrics). */
+  onReplay?(units: number): void;
 }
 
 const groups = new WeakMap<Db, GroupCommit>();
@@ -236,6 +238,7 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
         // first runs' after-commit hooks went with their writes.
         for (const unit of done) unit.isolated = true;
         queue.unshift(...done);
+        if (done.length > 0) options.onReplay?.(done.length);
         return;
       }
       // COMMIT (or a savepoint) failed: nothing of this group is on disk.
