@@ -10,7 +10,7 @@ import { monotonicFactory } from 'ulid';
 import type { DatabaseTarget } from '../config.js';
 import { migrationProvider } from './migrations.js';
 import { enableDirect } from './direct.js';
-import { countWrites } from './group-commit.js';
+import { probeConnection } from './group-commit.js';
 import type { Database } from './schema.js';
 import { createPreparedStatements } from './prepared.js';
 import { WriteBehindPostgresDialect, type StatementCounts } from './write-behind.js';
@@ -135,7 +135,7 @@ export async function openDatabase(
   const statements = withStatementCache(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
   enableDirect(db, (text) => statements.prepare(text));
-  countWrites(db, () => statements.writes);
+  probeConnection(db, { writes: () => statements.writes, inTransaction: () => sqlite.inTransaction });
   await migrate(db, 'sqlite');
   return {
     db,

@@ -8,7 +8,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from './database.js';
-import { afterCommit, countWrites, createGroupCommit, heldUntilEnd } from './group-commit.js';
+import { afterCommit, createGroupCommit, heldUntilEnd, probeConnection } from './group-commit.js';
 
 describe('group commit (SQLite file, WAL)', () => {
   let dir: string;
@@ -35,7 +35,7 @@ describe('group commit (SQLite file, WAL)', () => {
       },
     };
     db = new Kysely({ dialect: new SqliteDialect({ database }) }) as unknown as Db;
-    countWrites(db, () => writes);
+    probeConnection(db, { writes: () => writes, inTransaction: () => sqlite.inTransaction });
     await sql`create table events (id text primary key, n integer not null)`.execute(db);
   });
   afterEach(async () => {
@@ -203,6 +203,27 @@ describe('group commit (SQLite file, WAL)', () => {
       expect(onDisk()).toEqual(['b1', 'b3']);
       expect(Object.fromEntries(runs)).toEqual({ b1: 1, b2: 1, b3: 1 });
       expect(savepoints()).toEqual([]);
+    });
+
+    it('a transaction SQLite ended by itself fails its group, and nothing after it runs outside one', async () => {
+      const group = createGroupCommit(db);
+      const results = await Promise.allSettled([
+        group.submit(event('d1'), { replayable: true }),
+        // As SQLite does on some errors (a full disk, an I/O error): the transaction is gone.
+        group.submit(
+          async (tx) => {
+            await sql`rollback`.execute(tx);
+            throw new Error('disk full');
+          },
+          { replayable: true },
+        ),
+        group.submit(event('d3'), { replayable: true }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason.message).toBe('disk full');
+      // d1's write went with the transaction, and it says so; d3 ran in a transaction of its own.
+      expect(onDisk()).toEqual(['d3']);
+      expect(hooks).toEqual(['d3']);
     });
 
     it('never runs an event that is not replayable twice', async () => {

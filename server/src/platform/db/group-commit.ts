@@ -49,15 +49,22 @@ const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
 const RELEASE = CompiledQuery.raw('release kioskhub_event');
 /** Thrown out of a group's transaction to roll it back and run its events again, isolated. */
 class ReplayGroup extends Error {}
-/** Per database (its Kysely adapter): how many writing statements it has been handed so far. */
-const writeCounters = new WeakMap<object, () => number>();
+/** What the group commit can ask of a SQLite connection. */
+export interface ConnectionProbe {
+  /** Writing statements handed out so far. */
+  writes(): number;
+  /** Whether a transaction is open (SQLite rolls one back by itself on some errors). */
+  inTransaction(): boolean;
+}
+/** Per database (its Kysely adapter). */
+const probes = new WeakMap<object, ConnectionProbe>();
 
 /**
- * Tells the group commit of `db` how many writing statements it has run so far: a replayable event
- * that fails before writing anything then fails without undoing the events sharing its savepoint.
+ * Lets the group commit of `db` see its connection: a replayable event that fails before writing
+ * anything, with the transaction still open, then fails without undoing the events before it.
  */
-export function countWrites(db: Db, writes: () => number): void {
-  writeCounters.set(db.getExecutor().adapter, writes);
+export function probeConnection(db: Db, probe: ConnectionProbe): void {
+  probes.set(db.getExecutor().adapter, probe);
 }
 /** What one money event keeps while it runs: its after-commit hooks and its held state. */
 interface EventScope {
@@ -162,9 +169,10 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
   const maxOpenMs = options.maxOpenMs ?? 10;
   const queue: Unit[] = [];
   let running = false;
-  const counted = writeCounters.get(db.getExecutor().adapter);
-  // Without a count every failed event is taken to have written.
-  const writes = counted ?? (() => Number.NaN);
+  // Without a probe every failed event is taken to have written.
+  const probe = probes.get(db.getExecutor().adapter);
+  const writes = probe ? () => probe.writes() : () => Number.NaN;
+  const open = probe ? () => probe.inTransaction() : () => true;
 
   async function runUnit(tx: Tx, unit: Unit, done: Unit[]): Promise<void> {
     await tx.executeQuery(SAVEPOINT);
@@ -203,7 +211,9 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
       await endEvent(scope);
     } catch (err) {
       unit.reject(err);
-      if (writes() === before) return; // a refusal after its reads: nothing to undo
+      // A refusal after its reads: nothing to undo.
+      if (writes() === before && open()) return;
+      // Otherwise roll back (if SQLite already did, the rollback fails and so does the group).
       throw new ReplayGroup();
     }
     unit.committed = scope.committed;
