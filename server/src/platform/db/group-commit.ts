@@ -1,11 +1,12 @@
 // Group commit on the embedded database. SQLite makes one durable commit (an fsync of the WAL) at
 // a time, and better-sqlite3 waits for it on the event loop; money events that arrive together
-// (webhooks, cash inserts, water settlements) therefore share one: each runs in its own savepoint
-// of one transaction, so an event that fails is rolled back alone, and each caller's promise
-// settles only after the COMMIT that holds its event. Nothing is acknowledged before it is on disk.
-// Events that may be run again (`replayable`) need no savepoint while the group holds only such
-// events: one of them that fails after writing has the whole transaction rolled back, and the
-// events before it run again, each in its own savepoint, so it still fails alone.
+// (webhooks, cash inserts, water settlements) therefore share one transaction, an event that fails
+// is rolled back alone, and each caller's promise settles only after the COMMIT that holds its
+// event. Nothing is acknowledged before it is on disk. An event runs in a savepoint of its own,
+// unless it may be run again (`replayable`, as every money event is) and so may all before it in
+// the group: then it runs bare (a savepoint copies every page its event touches), and if it fails
+// after writing, the whole transaction is rolled back and the events before it run again, each in
+// its own savepoint.
 // PostgreSQL commits concurrently on its own connections: there each event is its own transaction.
 import { performance } from 'node:perf_hooks';
 import { CompiledQuery, SqliteAdapter } from 'kysely';
