@@ -249,26 +249,22 @@ export function createVerification(deps: VerificationDeps) {
       async (tx) => {
         const jobs: OutboxJob[] = [];
         const result = await decide(tx, kiosk, req, proof, jobs);
-        await deps.recordOutcome?.(tx, {
+        const outcome = {
           tenantId: kiosk.tenantId,
           kioskId: kiosk.machineId,
           customerId: result.customerId,
           approved: result.approved,
           code: result.code,
           volumeMl: req.volumeMl,
-        });
+        };
+        await deps.recordOutcome?.(tx, outcome);
         jobs.push(
           outboxJob('live', {
             tenantId: kiosk.tenantId,
             rooms: [`tenant:${kiosk.tenantId}`, `site:${kiosk.siteId}`],
             event: LIVE_EVENTS.waterVerification,
             data: {
-              tenantId: kiosk.tenantId,
-              kioskId: kiosk.machineId,
-              customerId: result.customerId,
-              approved: result.approved,
-              code: result.code,
-              volumeMl: req.volumeMl,
+              ...outcome,
               ...(result.authorizationId ? { authorizationId: result.authorizationId } : {}),
             },
           }),
