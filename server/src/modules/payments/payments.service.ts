@@ -155,11 +155,9 @@ export function createPaymentsService(deps: PaymentsDeps) {
     n: PaymentNotification,
     onQueued: (q: { machineId: string; commandId: string }) => void,
   ): Promise<{ answer: WebhookAnswer; outcome: PaymentOutcome }> {
-    let queued: { machineId: string; commandId: string } | undefined;
     try {
-      const result = await recordOnce(n, (q) => (queued = q), { optimistic: true });
-      if (queued) onQueued(queued);
-      return result;
+      // `onQueued` hears only of a committed command: a failed attempt's is rolled back unheard.
+      return await recordOnce(n, onQueued, { optimistic: true });
     } catch (err) {
       // A repeat raced past the held claims: its writes met the first delivery's keys.
       if (!(err instanceof DeferredConflict) && !isUniqueViolation(err)) throw err;

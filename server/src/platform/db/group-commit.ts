@@ -91,7 +91,9 @@ async function endEvent(scope: EventScope): Promise<void> {
 /**
  * Runs `hook` once the money event running on `ex` is committed (never when it is rolled back)
  * and answers true; false when `ex` is not a money event's transaction. For caches of facts a
- * transaction may have created: a rolled-back creation must leave nothing behind.
+ * transaction may have created: a rolled-back creation must leave nothing behind. A hook runs
+ * while its group's answers are handed out: it only records (a cache entry, a variable), and
+ * what it records is acted on by its caller.
  */
 export function afterCommit(ex: Executor, hook: () => void): boolean {
   const scope = events.get(ex);
