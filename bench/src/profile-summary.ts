@@ -3,9 +3,13 @@
 // window, plus a per-second histogram of busy time so the window of a phase can be picked.
 //
 //   npx tsx bench/src/profile-summary.ts <file.cpuprofile> [--from S] [--to S] [--top N] [--match TEXT]
+//                                        [--long-tasks MS]
 //
 // `--from`/`--to` are seconds since the profile started. `--match` also lists the callers (one
 // level up, by self+children time) of every function whose name or file contains TEXT.
+// `--long-tasks MS` lists the stretches of MS or more in which the thread never went idle (what
+// holds up every request that arrives meanwhile: a latency tail), each with the project's own
+// functions that took most of it.
 import { readFileSync } from 'node:fs';
 
 interface CallFrame {
@@ -34,7 +38,7 @@ function arg(name: string): string | undefined {
 const file = process.argv[2];
 if (!file || file.startsWith('--')) {
   console.error(
-    'usage: tsx bench/src/profile-summary.ts <file.cpuprofile> [--from S] [--to S] [--top N] [--match TEXT]',
+    'usage: tsx bench/src/profile-summary.ts <file.cpuprofile> [--from S] [--to S] [--top N] [--match TEXT] [--long-tasks MS]',
   );
   process.exit(2);
 }
@@ -44,6 +48,7 @@ const top = Number(arg('--top') ?? 40);
 const match = arg('--match');
 /** Per second, the busy ms whose stack holds a function whose name or file contains this. */
 const timeline = arg('--timeline');
+const longTaskMs = arg('--long-tasks') === undefined ? undefined : Number(arg('--long-tasks'));
 
 const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -73,6 +78,9 @@ const perSecondMatching: number[] = [];
 let t = profile.startTime;
 let total = 0;
 let idle = 0;
+/** Busy stretches with no idle sample in between: start (µs since start), length, time per own function. */
+const tasks: { start: number; us: number; own: Map<string, number> }[] = [];
+let task: (typeof tasks)[number] | undefined;
 for (let i = 0; i < profile.samples.length; i += 1) {
   const dt = profile.timeDeltas[i] ?? 0;
   t += dt;
@@ -80,6 +88,23 @@ for (let i = 0; i < profile.samples.length; i += 1) {
   const node = byId.get(profile.samples[i]!)!;
   const name = node.callFrame.functionName;
   const busy = name !== '(idle)' && name !== '(program)';
+  if (longTaskMs !== undefined && rel >= from && rel <= to) {
+    if (!busy) task = undefined;
+    else {
+      if (!task) tasks.push((task = { start: rel, us: 0, own: new Map() }));
+      task.us += dt;
+      // The project's own functions on the stack (server/, bench/), each counted once per sample.
+      const seen = new Set<string>();
+      for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+        const f = byId.get(id)!.callFrame;
+        if (!f.url.includes('/server/src/') && !f.url.includes('/packages/')) continue;
+        const k = fnKey(f);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        task.own.set(k, (task.own.get(k) ?? 0) + dt);
+      }
+    }
+  }
   const second = Math.floor(rel / 1e6);
   perSecond[second] = (perSecond[second] ?? 0) + (busy ? dt : 0);
   if (timeline && busy) {
@@ -139,3 +164,20 @@ list('self time by package / source file', fileSelf, 25);
 list('self time by function', self);
 list('inclusive time by function', inclusive);
 if (match) for (const [k, m] of callers) list(`callers of ${k}`, m, 12);
+if (longTaskMs !== undefined) {
+  const long = tasks.filter((x) => x.us >= longTaskMs * 1000);
+  const sumUs = long.reduce((a, x) => a + x.us, 0);
+  console.log(
+    `\nbusy stretches of ${longTaskMs} ms or more: ${long.length} (${(sumUs / 1000).toFixed(0)} ms in all; ${tasks.length} stretches in the window)`,
+  );
+  for (const x of long.sort((a, b) => b.us - a.us).slice(0, top)) {
+    const own = [...x.own]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([k, us]) => `${k} ${(us / 1000).toFixed(1)}`)
+      .join(' · ');
+    console.log(
+      `${(x.us / 1000).toFixed(1).padStart(7)} ms at ${(x.start / 1e6).toFixed(2).padStart(7)} s  ${own || '(no project code: runtime, GC or a package alone)'}`,
+    );
+  }
+}

@@ -73,7 +73,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const pgUrl = clusterPgUrl();
   const redisUrl = clusterRedisUrl();
   const fresh = await freshPgSchema(pgUrl, 'clu');
-  const profDir = options.cpuProfile ? tempDir('cpuprof').path : undefined;
+  // BENCH_CPU_PROF keeps every node's profile there, as for a single server.
+  const profDir = options.cpuProfile ? tempDir('cpuprof').path : process.env['BENCH_CPU_PROF'];
   const nodes: ClusterNode[] = [];
   const start = async (index: number): Promise<ClusterNode> => {
     const port = await freePort();
