@@ -280,6 +280,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   configureGroupCommit(db, {
     onCommit: (events) => metrics.commitGroups.observe(events),
     onReplay: (events) => metrics.commitReplays.inc(events),
+    onHookError: (err) => logger.error({ err }, 'an after-commit hook threw; its event is committed'),
   });
   const dispatcher = createDispatcher({
     commands,

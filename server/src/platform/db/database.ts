@@ -10,7 +10,7 @@ import { monotonicFactory } from 'ulid';
 import type { DatabaseTarget } from '../config.js';
 import { migrationProvider } from './migrations.js';
 import { enableDirect } from './direct.js';
-import { probeConnection } from './group-commit.js';
+import { probeConnection, TransactionEnded, type ConnectionProbe } from './group-commit.js';
 import type { Database } from './schema.js';
 import { createPreparedStatements } from './prepared.js';
 import { WriteBehindPostgresDialect, type StatementCounts } from './write-behind.js';
@@ -135,7 +135,7 @@ export async function openDatabase(
   const statements = withStatementCache(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
   enableDirect(db, (text) => statements.prepare(text));
-  probeConnection(db, { writes: () => statements.writes, inTransaction: () => sqlite.inTransaction });
+  probeConnection(db, connectionProbe(sqlite, statements));
   await migrate(db, 'sqlite');
   return {
     db,
@@ -178,17 +178,35 @@ function restrictFiles(file: string, warn: (message: string) => void = () => und
  * Kysely prepares every query anew; the same few dozen statements run all day, so keep them
  * prepared (bounded, least recently used out). Statements run synchronously, one at a time.
  */
-function withStatementCache(sqlite: SqliteDatabase.Database, max = 500) {
+/** What the group commit sees of a SQLite connection through its statement cache. */
+export function connectionProbe(
+  sqlite: SqliteDatabase.Database,
+  statements: ReturnType<typeof withStatementCache>,
+): ConnectionProbe {
+  return {
+    writes: () => statements.writes,
+    inTransaction: () => sqlite.inTransaction,
+    requireTransaction: (on) => statements.requireTransaction(on),
+  };
+}
+
+export function withStatementCache(sqlite: SqliteDatabase.Database, max = 500) {
   const cache = new Map<string, SqliteDatabase.Statement>();
   // Statements handed out that may write (all but reads and transaction control): the group
   // commit's way to tell an event that failed before writing anything.
   let writes = 0;
+  // Set by the group commit while its events run: no statement outside their transaction.
+  let inTransactionOnly = false;
   return {
     close: () => sqlite.close(),
     get writes() {
       return writes;
     },
+    requireTransaction(on: boolean): void {
+      inTransactionOnly = on;
+    },
     prepare(query: string): SqliteDatabase.Statement {
+      if (inTransactionOnly && !sqlite.inTransaction) throw new TransactionEnded();
       let stmt = cache.get(query);
       if (stmt) {
         cache.delete(query);

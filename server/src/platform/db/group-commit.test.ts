@@ -7,8 +7,14 @@ import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Db } from './database.js';
-import { afterCommit, createGroupCommit, heldUntilEnd, probeConnection } from './group-commit.js';
+import { connectionProbe, withStatementCache, type Db } from './database.js';
+import {
+  afterCommit,
+  createGroupCommit,
+  heldUntilEnd,
+  probeConnection,
+  TransactionEnded,
+} from './group-commit.js';
 
 describe('group commit (SQLite file, WAL)', () => {
   let dir: string;
@@ -24,18 +30,18 @@ describe('group commit (SQLite file, WAL)', () => {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
     statements = [];
-    let writes = 0;
+    // The server's own statement cache (it counts writes and refuses statements outside the group's
+    // transaction), with every statement it is handed recorded.
+    const cache = withStatementCache(sqlite);
     const database = {
       close: () => sqlite.close(),
       prepare(text: string) {
         statements.push(text);
-        const stmt = sqlite.prepare(text);
-        if (!stmt.readonly) writes++;
-        return stmt;
+        return cache.prepare(text);
       },
     };
     db = new Kysely({ dialect: new SqliteDialect({ database }) }) as unknown as Db;
-    probeConnection(db, { writes: () => writes, inTransaction: () => sqlite.inTransaction });
+    probeConnection(db, connectionProbe(sqlite, cache));
     await sql`create table events (id text primary key, n integer not null)`.execute(db);
   });
   afterEach(async () => {
@@ -222,8 +228,45 @@ describe('group commit (SQLite file, WAL)', () => {
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
       expect((results[1] as PromiseRejectedResult).reason.message).toBe('disk full');
       // d1's write went with the transaction, and it says so; d3 ran in a transaction of its own.
+      expect((results[0] as PromiseRejectedResult).reason).toBeInstanceOf(TransactionEnded);
       expect(onDisk()).toEqual(['d3']);
       expect(hooks).toEqual(['d3']);
+    });
+
+    describe('an event that catches the error with which SQLite ended the transaction', () => {
+      beforeEach(async () => {
+        // RAISE(ROLLBACK) ends the whole transaction, as a full disk or an I/O error does.
+        await sql`create table boom (x integer)`.execute(db);
+        await sql`create trigger boom_rollback before insert on boom begin select raise(rollback, 'gone'); end`.execute(
+          db,
+        );
+      });
+      const boom = (tx: Db) => sql`insert into boom values (1)`.execute(tx).catch(() => undefined);
+
+      for (const [name, after] of [
+        ['and goes on writing', (tx: Db) => insert('x2', 2)(tx)],
+        ['and returns', async () => 'x2'],
+      ] as const)
+        it(`${name}: nothing of its group is written outside a transaction, and what is on disk was answered`, async () => {
+          const group = createGroupCommit(db);
+          const results = await Promise.allSettled([
+            group.submit(event('x1'), { replayable: true }),
+            group.submit(
+              async (tx) => {
+                await boom(tx);
+                return after(tx);
+              },
+              { replayable: true },
+            ),
+            group.submit(event('x3'), { replayable: true }),
+          ]);
+          expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+          for (const r of results.slice(0, 2))
+            expect((r as PromiseRejectedResult).reason).toBeInstanceOf(TransactionEnded);
+          // Before, x2 (and x3, in the same group) ran in autocommit: on disk and answered as failed.
+          expect(onDisk()).toEqual(['x3']);
+          expect(hooks).toEqual(['x3']);
+        });
     });
 
     it('never runs an event that is not replayable twice', async () => {
@@ -240,6 +283,26 @@ describe('group commit (SQLite file, WAL)', () => {
       expect(Object.fromEntries(runs)).toEqual({ c1: 1, c2: 1, c3: 1, c4: 1 });
       expect(hooks).toEqual(['c1', 'c2', 'c3']);
     });
+  });
+
+  it('an after-commit hook that throws is reported, and every event of its group is answered', async () => {
+    const reported: unknown[] = [];
+    const group = createGroupCommit(db, { onHookError: (err) => reported.push(err) });
+    const results = await Promise.all([
+      group.submit(async (tx) => {
+        await insert('h1', 1)(tx);
+        afterCommit(tx, () => {
+          throw new Error('hook failed');
+        });
+        return 'h1';
+      }),
+      group.submit(insert('h2', 2)),
+    ]);
+    expect(results).toEqual(['h1', 'h2']);
+    expect(onDisk()).toEqual(['h1', 'h2']);
+    expect(reported.map((e) => (e as Error).message)).toEqual(['hook failed']);
+    // The group commit goes on.
+    await expect(group.submit(insert('h3', 3))).resolves.toBe('h3');
   });
 
   it('caps a group at maxUnits events', async () => {

@@ -6,7 +6,8 @@
 // unless it may be run again (`replayable`, as every money event is) and so may all before it in
 // the group: then it runs bare (a savepoint copies every page its event touches), and if it fails
 // after writing, the whole transaction is rolled back and the events before it run again, each in
-// its own savepoint.
+// its own savepoint. If SQLite rolls the transaction back by itself (a full disk, an I/O error), no
+// statement runs until the group ends (none would run outside a transaction) and its events fail.
 // PostgreSQL commits concurrently on its own connections: there each event is its own transaction.
 import { performance } from 'node:perf_hooks';
 import { CompiledQuery, SqliteAdapter } from 'kysely';
@@ -41,6 +42,11 @@ export interface GroupCommitOptions {
   onCommit?(units: number): void;
   /** Told how many events run again after a failed one's rollback (metrics). */
   onReplay?(units: number): void;
+  /**
+   * Told of an after-commit hook that threw (a bug: hooks only record). Its event is committed and
+   * answered all the same, and so are the others of its group. Default: a process warning.
+   */
+  onHookError?(err: unknown): void;
 }
 
 const groups = new WeakMap<Db, GroupCommit>();
@@ -50,12 +56,27 @@ const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
 const RELEASE = CompiledQuery.raw('release kioskhub_event');
 /** Thrown out of a group's transaction to roll it back and run its events again, isolated. */
 class ReplayGroup extends Error {}
+/** What the events of a group get when SQLite rolled their transaction back by itself. */
+export class TransactionEnded extends Error {
+  constructor(options?: ErrorOptions) {
+    super(
+      'SQLite ended the transaction by itself (an error rolled it back): nothing of this group of events was committed',
+      options,
+    );
+  }
+}
 /** What the group commit can ask of a SQLite connection. */
 export interface ConnectionProbe {
   /** Writing statements handed out so far. */
   writes(): number;
   /** Whether a transaction is open (SQLite rolls one back by itself on some errors). */
   inTransaction(): boolean;
+  /**
+   * While on, every statement is refused once no transaction is open: after SQLite rolled the
+   * group's transaction back by itself, an event that caught the error and went on would
+   * otherwise write outside it, straight to disk, and be answered as failed.
+   */
+  requireTransaction(on: boolean): void;
 }
 /** Per database (its Kysely adapter). */
 const probes = new WeakMap<object, ConnectionProbe>();
@@ -102,8 +123,22 @@ export function afterCommit(ex: Executor, hook: () => void): boolean {
   return true;
 }
 
-function runHooks(hooks: readonly (() => void)[] | undefined): void {
-  for (const hook of hooks ?? []) hook();
+/** Per database (its Kysely adapter): where a throwing after-commit hook is reported. */
+const hookErrorReporters = new WeakMap<object, (err: unknown) => void>();
+
+function reportHookError(err: unknown): void {
+  process.emitWarning(`an after-commit hook threw (its event is committed): ${String(err)}`);
+}
+
+/** Runs every hook; one that throws is reported and stops neither the others nor the answers. */
+function runHooks(hooks: readonly (() => void)[] | undefined, report: (err: unknown) => void): void {
+  for (const hook of hooks ?? []) {
+    try {
+      hook();
+    } catch (err) {
+      report(err);
+    }
+  }
 }
 
 /**
@@ -149,7 +184,7 @@ export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: InGroupO
         return value;
       })
       .then((value) => {
-        runHooks(scope?.committed);
+        runHooks(scope?.committed, hookErrorReporters.get(db.getExecutor().adapter) ?? reportHookError);
         return value;
       });
   }
@@ -160,6 +195,7 @@ export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: InGroupO
 
 /** Sets the options of `db`'s group commit (before its first event; tests and metrics). */
 export function configureGroupCommit(db: Db, options: GroupCommitOptions): void {
+  if (options.onHookError) hookErrorReporters.set(db.getExecutor().adapter, options.onHookError);
   if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
   if (groups.has(db)) throw new Error('configure the group commit before its first event');
   groups.set(db, createGroupCommit(db, options));
@@ -176,6 +212,12 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
   const probe = probes.get(db.getExecutor().adapter);
   const writes = probe ? () => probe.writes() : () => Number.NaN;
   const open = probe ? () => probe.inTransaction() : () => true;
+  const report = options.onHookError ?? reportHookError;
+
+  /** After an event succeeded: if SQLite ended the transaction meanwhile, nothing of it holds. */
+  function stillOpen(): void {
+    if (!open()) throw new TransactionEnded();
+  }
 
   async function runUnit(tx: Tx, unit: Unit, done: Unit[]): Promise<void> {
     await tx.executeQuery(SAVEPOINT);
@@ -196,6 +238,7 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
       unit.reject(err);
       return;
     }
+    stillOpen();
     await tx.executeQuery(RELEASE);
     unit.committed = scope.committed;
     done.push(unit);
@@ -219,33 +262,47 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
       // Otherwise roll back (if SQLite already did, the rollback fails and so does the group).
       throw new ReplayGroup();
     }
+    stillOpen();
     unit.committed = scope.committed;
     done.push(unit);
   }
 
+  /** Runs queued events on the group's transaction until it is full or has been open long enough. */
+  async function runEvents(tx: Tx, done: Unit[], inFlight: { current?: Unit }): Promise<void> {
+    const opened = performance.now();
+    // No savepoints while every event so far may run again (the common case, and the cheapest:
+    // a savepoint copies each page its event touches).
+    let bare = true;
+    while (queue.length > 0 && done.length < maxUnits && performance.now() - opened < maxOpenMs) {
+      const unit = (inFlight.current = queue.shift()!);
+      if (bare && unit.replayable && !unit.isolated) {
+        await runBare(tx, unit, done);
+      } else {
+        // A rollback of the whole transaction must never undo an event that cannot run again.
+        bare = false;
+        await runUnit(tx, unit, done);
+      }
+      inFlight.current = undefined;
+    }
+  }
+
   async function runGroup(): Promise<void> {
     const done: Unit[] = [];
-    let current: Unit | undefined;
+    const inFlight: { current?: Unit } = {};
+    /** SQLite rolled the transaction back by itself (full disk, I/O error, RAISE(ROLLBACK)). */
+    let ended = false;
     try {
       await db.transaction().execute(async (tx) => {
-        const opened = performance.now();
-        // No savepoints while every event so far may run again (the common case, and the cheapest:
-        // a savepoint copies each page its event touches).
-        let bare = true;
-        while (queue.length > 0 && done.length < maxUnits && performance.now() - opened < maxOpenMs) {
-          current = queue.shift()!;
-          if (bare && current.replayable && !current.isolated) {
-            await runBare(tx, current, done);
-          } else {
-            // A rollback of the whole transaction must never undo an event that cannot run again.
-            bare = false;
-            await runUnit(tx, current, done);
-          }
-          current = undefined;
+        probe?.requireTransaction(true);
+        try {
+          await runEvents(tx, done, inFlight);
+        } finally {
+          probe?.requireTransaction(false);
+          ended = !open();
         }
       });
-    } catch (err) {
-      if (err instanceof ReplayGroup) {
+    } catch (caught) {
+      if (caught instanceof ReplayGroup && !ended) {
         // An event without a savepoint failed after writing, and is rejected: the events before it
         // were rolled back with it and run again first, each in its own savepoint this time. Their
         // first runs' after-commit hooks went with their writes.
@@ -254,16 +311,20 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
         if (done.length > 0) options.onReplay?.(done.length);
         return;
       }
-      // COMMIT (or a savepoint) failed: nothing of this group is on disk.
+      // COMMIT (or a savepoint) failed: nothing of this group is on disk. When SQLite had rolled the
+      // transaction back by itself, Kysely's ROLLBACK failed as well: say what happened instead.
+      const err =
+        ended && !(caught instanceof TransactionEnded) ? new TransactionEnded({ cause: caught }) : caught;
       for (const unit of done) unit.reject(err);
-      current?.reject(err);
+      inFlight.current?.reject(err);
       // Not even BEGIN worked (the database is closed or broken): fail what waits, do not spin.
-      if (done.length === 0 && current === undefined) for (const unit of queue.splice(0)) unit.reject(err);
+      if (done.length === 0 && inFlight.current === undefined)
+        for (const unit of queue.splice(0)) unit.reject(err);
       return;
     }
     options.onCommit?.(done.length);
     for (const unit of done) {
-      runHooks(unit.committed);
+      runHooks(unit.committed, report);
       unit.resolve(unit.value);
     }
   }
@@ -275,6 +336,9 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
       // group: with 100 kiosk requests in flight that halves the commits (bench `water`).
       await new Promise((resolve) => setImmediate(resolve));
       while (queue.length > 0) await runGroup();
+    } catch (err) {
+      // runGroup settles its events itself; should it ever throw, nothing that waits may hang.
+      for (const unit of queue.splice(0)) unit.reject(err);
     } finally {
       running = false;
     }
