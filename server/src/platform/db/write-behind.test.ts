@@ -274,6 +274,66 @@ describe.skipIf(!url)('write-behind (PostgreSQL)', () => {
     expect(await children()).toEqual([{ id: 'c2', parent_id: 'p2', note: 'claimed' }]);
   });
 
+  it('a wrong row count dooms its transaction, even when the statement that carried it had its error swallowed', async () => {
+    await sql`insert into parents (id, n) values ('p0', 0)`.execute(db);
+    const run = db.transaction().execute(async (tx) => {
+      await sql`update parents set n = n where id = 'p0'`.execute(tx); // sends BEGIN
+      await tx.executeQuery(insertChild('c1', 'p0', 'held'));
+      await tx.executeQuery(bump('missing', 1));
+      // The count error reaches this unrelated read, whose caller does not care.
+      await sql`select 1`.execute(tx).catch(() => undefined);
+      // Like PostgreSQL after a failed statement: nothing more runs in the transaction…
+      await expect(sql`select 2`.execute(tx)).rejects.toThrow('parent missing changed 0 rows, not 1');
+    });
+    // …and it does not commit.
+    await expect(run).rejects.toThrow('parent missing changed 0 rows, not 1');
+    expect(sent.at(-1)).toMatch(/^rollback$/i);
+    expect(await children()).toEqual([]);
+    // The connection is whole again for the next transaction.
+    await db.transaction().execute(async (tx) => {
+      await tx.executeQuery(insertChild('c2', 'p0', 'next'));
+    });
+    expect((await children()).map((c) => c.id)).toEqual(['c2']);
+  });
+
+  it('a rollback to a savepoint lifts the doom with the writes that caused it', async () => {
+    await sql`insert into parents (id, n) values ('p0', 0)`.execute(db);
+    const trx = await db.startTransaction().execute();
+    await trx.executeQuery(insertChild('c1', 'p0', 'kept'));
+    const sp = await trx.savepoint('sp').execute();
+    await sp.executeQuery(insertChild('c2', 'p0', 'undone'));
+    await sp.executeQuery(bump('missing', 1));
+    await expect(sql`select 1`.execute(sp)).rejects.toThrow('parent missing');
+    await sp.rollbackToSavepoint('sp').execute();
+    await trx.executeQuery(insertChild('c3', 'p0', 'after'));
+    await trx.commit().execute();
+    expect((await children()).map((c) => c.id)).toEqual(['c1', 'c3']);
+  });
+
+  it('a locking select starts the transaction however it is spaced', async () => {
+    await sql`insert into parents (id, n) values ('p0', 0)`.execute(db);
+    sent = [];
+    await db.transaction().execute(async (tx) => {
+      await sql`select id from parents where id = 'p0' for   update`.execute(tx);
+    });
+    expect(sent[0]).toBe('begin');
+  });
+
+  it('renumbers parameters, never a "$n" inside a quoted string or name', async () => {
+    await db.transaction().execute(async (tx) => {
+      await tx.executeQuery(insertParent('p1', 1));
+      await tx.executeQuery(
+        deferred(
+          CompiledQuery.raw(
+            `insert into "children" ("id", "parent_id", "note") values ($1, $2, 'costs $1, it''s $2')`,
+            ['c1', 'p1'],
+          ),
+        ),
+      );
+    });
+    expect((await children())[0]!.note).toBe("costs $1, it's $2");
+  });
+
   it('outside a transaction a marked write runs at once', async () => {
     const result = await db.executeQuery(insertParent('p1', 1));
     expect(Number(result.numAffectedRows)).toBe(1);

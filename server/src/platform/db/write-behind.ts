@@ -5,7 +5,9 @@
 // (`WITH w0 AS (…), w1 AS (…) SELECT …`) just before the next statement of any kind — a read, a
 // savepoint or the COMMIT. Every statement therefore still sees every write issued before it, a
 // failing write still fails its transaction (before COMMIT), and nothing is held past the
-// transaction. Outside a transaction, and on SQLite (in-process, no round trips), a marked write
+// transaction. A held write whose row count is wrong fails the statement that carried it and
+// dooms the transaction, as a failed statement does in PostgreSQL: every later statement and the
+// COMMIT fail with the same error, even if the first caller swallowed it. Outside a transaction, and on SQLite (in-process, no round trips), a marked write
 // runs at once.
 //
 // What may be marked: an INSERT without RETURNING (with ON CONFLICT DO NOTHING only as a claim whose
@@ -57,9 +59,16 @@ export function deferred<Q extends CompiledQuery>(query: Q, mark: Mark = {}): Q 
   return query;
 }
 
-/** Adds `offset` to each bind-parameter number (`$1` → `$7`); marked writes use `$` for nothing else. */
-function shift(sqlText: string, offset: number): string {
-  return offset === 0 ? sqlText : sqlText.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`);
+/**
+ * Adds `offset` to each bind-parameter number (`$1` → `$7`), leaving quoted strings and names
+ * alone (`'costs $1'` stays). Dollar-quoted strings (`$$…$$`) are not recognised: marked writes
+ * must not hold one.
+ */
+export function shift(sqlText: string, offset: number): string {
+  if (offset === 0) return sqlText;
+  return sqlText.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\$(\d+)/g, (match, n: string | undefined) =>
+    n === undefined ? match : `$${Number(n) + offset}`,
+  );
 }
 
 /** One statement for several held writes; `checks[i]` names the count column of write i, if any. */
@@ -150,6 +159,12 @@ class WriteBehindConnection implements DatabaseConnection {
   inTransaction = false;
   /** In a transaction whose BEGIN has not been sent yet (see `begin`). */
   #beginHeld = false;
+  /**
+   * A held write's row count was wrong: the error went to whoever issued the statement that sent
+   * it. Like a failed statement in PostgreSQL, it dooms the transaction: every later statement and
+   * the COMMIT fail with it, even if that caller swallowed it.
+   */
+  #doomed: unknown;
   #held: CompiledQuery[] = [];
   #parameters = 0;
 
@@ -159,6 +174,7 @@ class WriteBehindConnection implements DatabaseConnection {
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#doomed !== undefined) throw this.#doomed;
     const mark = this.inTransaction ? marks.get(query) : undefined;
     if (mark) {
       if (this.#parameters + query.parameters.length > MAX_PARAMETERS) await this.flush();
@@ -200,6 +216,7 @@ class WriteBehindConnection implements DatabaseConnection {
    * count when no BEGIN was sent) and COMMIT, unless nothing was begun.
    */
   async commit(commit: () => Promise<void>): Promise<void> {
+    if (this.#doomed !== undefined) throw this.#doomed; // the caller rolls back
     if (!this.#beginHeld) {
       await this.flush(); // a failing write throws here: the caller rolls back
       await commit();
@@ -232,7 +249,10 @@ class WriteBehindConnection implements DatabaseConnection {
   }
 
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    if (this.#doomed !== undefined) throw this.#doomed;
+    if (this.#beginHeld && (this.#held.length > 0 || !PLAIN_READ.test(query.sql))) await this.begin();
     await this.flush();
+    this.counts.sent++;
     yield* this.inner.streamQuery<R>(query, chunkSize);
   }
 
@@ -247,25 +267,38 @@ class WriteBehindConnection implements DatabaseConnection {
     if (held.length === 1) {
       const only = held[0]!;
       const result = await this.inner.executeQuery(only);
-      check(only, Number(result.numAffectedRows ?? 0));
+      this.#checked(() => check(only, Number(result.numAffectedRows ?? 0)));
       return;
     }
     const { query, checks } = combine(held);
     const result = await this.inner.executeQuery<Record<string, number>>(query);
     const counts = result.rows[0] ?? {};
-    checks.forEach((column, i) => {
-      if (column) check(held[i]!, Number(counts[column]));
-    });
+    this.#checked(() =>
+      checks.forEach((column, i) => {
+        if (column) check(held[i]!, Number(counts[column]));
+      }),
+    );
+  }
+
+  /** Runs the row-count checks; a failed one dooms the transaction (see `#doomed`). */
+  #checked(run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      this.#doomed = err;
+      throw err;
+    }
   }
 
   #holdsInsertInto(table: string | undefined): boolean {
     return this.#held.some((q) => q.sql.startsWith('insert') && tableOf(q.sql) === table);
   }
 
-  /** A rolled-back transaction's held writes are dropped unsent. */
+  /** A rolled-back transaction's held writes are dropped unsent (and its doom with it). */
   discard(): void {
     this.#held = [];
     this.#parameters = 0;
+    this.#doomed = undefined;
   }
 
   /** Ends a transaction without sending anything when it never began. */
@@ -277,9 +310,13 @@ class WriteBehindConnection implements DatabaseConnection {
 }
 
 const BEGIN = CompiledQuery.raw('begin');
-/** A select that takes no lock and calls nothing that changes state. */
+/**
+ * A select that takes no lock, creates no table and calls none of PostgreSQL's functions that change
+ * state. A select calling a function of our own that writes must not open a transaction: there
+ * are none.
+ */
 const PLAIN_READ =
-  /^select\b(?![\s\S]*(?:\bfor (?:update|share|no key update|key share)\b|advisory|nextval|setval|set_config|txid_current|pg_current_xact_id))/i;
+  /^select\b(?![\s\S]*(?:\bfor\s+(?:update|share|no\s+key\s+update|key\s+share)\b|\binto\b|advisory|nextval|setval|set_config|txid_current|pg_current_xact_id|pg_notify))/i;
 
 /** The table an `insert into "t"` or `update "t"` writes. */
 function tableOf(sqlText: string): string | undefined {
