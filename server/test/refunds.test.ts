@@ -78,6 +78,15 @@ describe.each(engines())('refunds (%s)', (engine) => {
   };
   const refund = (paymentId: string, body: unknown, token?: string) =>
     server.request('POST', `/v1/payments/${paymentId}/refunds`, { body, ...(token ? { token } : {}) });
+  /** A site account's balance (0 before it exists). */
+  const balance = async (siteId: string, kind: 'revenue' | 'refunds_due', unit: string): Promise<number> => {
+    const res = await server.request(
+      'GET',
+      `/v1/ledger/accounts?ownerType=site&ownerId=${siteId}&kind=${kind}`,
+    );
+    expect(res.status).toBe(200);
+    return res.body.items.find((a: any) => a.unit === unit)?.balance ?? 0;
+  };
   const state = async (paymentId: string) => ({
     payment: (await server.request('GET', `/v1/payments/${paymentId}`)).body,
     refunds: (await server.request('GET', `/v1/payments/${paymentId}/refunds`)).body.items,
@@ -168,9 +177,33 @@ describe.each(engines())('refunds (%s)', (engine) => {
     });
   });
 
+  it('to the original method the money leaves revenue: owed while the provider works, gone once it refunded', async () => {
+    const { payment } = await paid();
+    const revenue = await balance('default', 'revenue', 'INR');
+    const due = await balance('default', 'refunds_due', 'INR');
+    const res = await refund(payment.id, { reason: 'machine jammed' });
+    expect(res.body).toMatchObject({ amountMinor: 2000, destination: 'original' });
+    await eventually(
+      async () => ((await state(payment.id)).refunds[0].status === 'SUCCEEDED' ? true : undefined),
+      15_000,
+      'the provider refund',
+    );
+    expect(await balance('default', 'revenue', 'INR')).toBe(revenue - 2000);
+    expect(await balance('default', 'refunds_due', 'INR')).toBe(due);
+    const entries = await server.request(
+      'GET',
+      `/v1/ledger/accounts/${(await server.request('GET', '/v1/ledger/accounts?ownerType=site&ownerId=default&kind=refunds_due')).body.items.find((a: any) => a.unit === 'INR').id}/entries`,
+    );
+    const ofRefund = entries.body.items.filter((e: any) => e.cause.id === res.body.id);
+    expect(ofRefund.map((e: any) => e.amount).sort()).toEqual([-2000, 2000]);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
   it('a vending order marked "refund due" in review owes the customer what they paid', async () => {
     const { orderId, payment } = await paid(1500); // amount mismatch: FAILED, kept for refund
     expect(payment).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH' });
+    const revenue = await balance('default', 'revenue', 'INR');
+    const due = await balance('default', 'refunds_due', 'INR');
     const decided = await server.request('POST', `/v1/orders/${orderId}/refund-due`, {
       body: { note: 'paid ₹15' },
     });
@@ -180,6 +213,36 @@ describe.each(engines())('refunds (%s)', (engine) => {
       expect.objectContaining({ amountMinor: 1500, destination: 'refund_due', status: 'DUE' }),
     ]);
     expect(after.payment).toMatchObject({ status: 'FAILED', refundedMinor: 1500 });
+    // The ₹15 never counted as revenue, so revenue gives nothing: it is owed out of what arrived.
+    expect(await balance('default', 'revenue', 'INR')).toBe(revenue);
+    expect(await balance('default', 'refunds_due', 'INR')).toBe(due + 1500);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
+  it('a cash payment refunds what the order cost, not the change the kiosk handed back', async () => {
+    const siteId = uid('rc');
+    await server.request('POST', '/v1/sites', {
+      body: { id: siteId, name: 'Kiosk', currency: 'PHP', adHocCashOrders: true },
+    });
+    const kiosk = await server.createMachine(uid('RK'), { kind: 'kiosk', siteId });
+    const orderNumber = uid('N');
+    const call = (path: string, body: unknown) =>
+      server.request('POST', `/api/cash-payment/${path}`, { token: kiosk.key, body });
+    const opened = await call('init', { orderNumber, totalAmount: 100 });
+    await call('update', { orderNumber, amountAdded: 150, eventId: uid('e') }); // ₱50 change
+    const paymentId = opened.body.sessionId as string;
+    expect((await state(paymentId)).payment).toMatchObject({ status: 'SUCCEEDED', receivedMinor: 15_000 });
+    expect(await balance(siteId, 'revenue', 'PHP')).toBe(10_000);
+
+    const tooMuch = await refund(paymentId, { amountMinor: 10_001, reason: 'x', to: 'refund_due' });
+    expect(tooMuch.status).toBe(409);
+    expect(tooMuch.body.error.details).toEqual({ remainingMinor: 10_000 });
+    const all = await refund(paymentId, { reason: 'cold food', to: 'refund_due' });
+    expect(all.body).toMatchObject({ amountMinor: 10_000, status: 'DUE' });
+    expect((await state(paymentId)).payment).toMatchObject({ status: 'REFUNDED', refundedMinor: 10_000 });
+    expect(await balance(siteId, 'revenue', 'PHP')).toBe(0);
+    expect(await balance(siteId, 'refunds_due', 'PHP')).toBe(10_000);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 
   it('a cancelled cash session’s money becomes a refund due', async () => {
@@ -209,6 +272,9 @@ describe.each(engines())('refunds (%s)', (engine) => {
         reason: 'cash session cancelled',
       }),
     ]);
+    // Nothing of it was revenue: the ₱20 are owed back out of what the kiosk took.
+    expect(await balance(siteId, 'revenue', 'PHP')).toBe(0);
+    expect(await balance(siteId, 'refunds_due', 'PHP')).toBe(2000);
   });
 
   it('refuses bad bodies, a wallet with no payer, and callers who may not refund, changing nothing', async () => {

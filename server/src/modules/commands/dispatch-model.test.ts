@@ -340,7 +340,7 @@ function pipeline() {
         const p = id ? payments.get(id) : undefined;
         if (!p || !['FAILED', 'REFUNDED', 'NEEDS_REVIEW'].includes(orders.get(p.orderId)!.status)) return;
         const d = decideRefund(
-          { status: p.status, receivedMinor: p.received, refundedMinor: p.refunded },
+          { status: p.status, amountMinor: PRICE, receivedMinor: p.received, refundedMinor: p.refunded },
           e.amount,
         );
         if (!d.ok) return;

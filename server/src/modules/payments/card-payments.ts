@@ -10,7 +10,8 @@ import type { CardEvent, CardGateway } from './card-gateway.js';
 import type { Intents, PaymentStatusSource } from './intents.js';
 import type { OneOffMethod } from './methods.js';
 import type { PaymentsRepo } from './payments.repo.js';
-import type { Refunds } from './refunds.js';
+import { refundableMinor } from './payment-rules.js';
+import { refundFigures, type Refunds } from './refunds.js';
 import type { Settlement } from './settlement.js';
 
 /** How long a card checkout stays payable (Stripe takes 30 minutes to 24 hours). */
@@ -121,7 +122,7 @@ export function createCardPayments(deps: {
           const payment = found ? await repo.lock(found.id, tx, deps.dialect) : undefined;
           if (!payment || payment.currency !== e.currency) return 'unknown_payment';
           // Refunds asked for here are counted when asked; only one made at the gateway is new.
-          const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
+          const remaining = refundableMinor(refundFigures(payment));
           const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
           if (extra <= 0) return 'refund_in_step';
           await deps.refunds.record(tx, payment, {

@@ -7,6 +7,9 @@ import {
   applyArrival,
   canMovePayment,
   decideRefund,
+  refundableMinor,
+  refundBase,
+  wasTaken,
   paymentSourcesOf,
   type AmountRule,
   type PaymentStatus,
@@ -64,7 +67,7 @@ describe('amount rules', () => {
     });
   });
   it('refuses refunds past what remains, of nothing, or of fractions', () => {
-    const p = { status: 'SUCCEEDED' as const, receivedMinor: 1000, refundedMinor: 400 };
+    const p = { status: 'SUCCEEDED' as const, amountMinor: 1000, receivedMinor: 1000, refundedMinor: 400 };
     expect(decideRefund(p, 601)).toEqual({ ok: false, remainingMinor: 600 });
     expect(decideRefund(p, 0).ok).toBe(false);
     expect(decideRefund(p, 1.5).ok).toBe(false);
@@ -75,6 +78,46 @@ describe('amount rules', () => {
       remainingMinor: 0,
     });
     expect(decideRefund({ ...p, status: 'FAILED' }, 100)).toMatchObject({ ok: true, status: 'FAILED' });
+  });
+  it('refunds what a taken payment kept, not the change handed back or a surplus sent elsewhere', () => {
+    // ₱150 inserted for a ₱100 order: ₱50 change came out of the kiosk.
+    const cash = {
+      status: 'SUCCEEDED' as const,
+      amountMinor: 10_000,
+      receivedMinor: 15_000,
+      refundedMinor: 0,
+    };
+    expect(refundBase(cash)).toBe(10_000);
+    expect(refundableMinor(cash)).toBe(10_000);
+    expect(decideRefund(cash, 10_001)).toEqual({ ok: false, remainingMinor: 10_000 });
+    expect(decideRefund(cash, 10_000)).toEqual({
+      ok: true,
+      status: 'REFUNDED',
+      refundedMinor: 10_000,
+      remainingMinor: 0,
+    });
+    expect(decideRefund(cash, 4_000)).toMatchObject({
+      ok: true,
+      status: 'PARTIALLY_REFUNDED',
+      remainingMinor: 6_000,
+    });
+    // A payment never taken (another amount arrived, a cash session cancelled) owes all it received.
+    const mismatch = {
+      status: 'FAILED' as const,
+      amountMinor: 2_000,
+      receivedMinor: 1_500,
+      refundedMinor: 0,
+    };
+    expect(refundableMinor(mismatch)).toBe(1_500);
+    expect(decideRefund(mismatch, 1_500)).toEqual({
+      ok: true,
+      status: 'FAILED',
+      refundedMinor: 1_500,
+      remainingMinor: 0,
+    });
+    expect(refundableMinor({ ...mismatch, status: 'EXPIRED', receivedMinor: 0 })).toBe(0);
+    expect(wasTaken('REFUNDED')).toBe(true);
+    expect(wasTaken('PENDING')).toBe(false);
   });
 });
 
@@ -138,7 +181,7 @@ function run(
       } else move('FAILED');
     } else if (e.t === 'expire') move('EXPIRED');
     else {
-      const d = decideRefund(m, e.amount);
+      const d = decideRefund({ ...m, amountMinor }, e.amount);
       if (!d.ok) continue;
       if (d.status !== m.status && !move(d.status)) continue;
       m.refundedMinor = d.refundedMinor;
@@ -162,8 +205,11 @@ describe('payment state machine (model, 10,000 generated histories)', () => {
           expect(m.refundedMinor).toBe(m.refunds.reduce((a, b) => a + b, 0));
           expect(m.refundedMinor).toBeLessThanOrEqual(m.receivedMinor);
           expect(m.refunds.every((r) => Number.isSafeInteger(r) && r > 0)).toBe(true);
-          if (m.status === 'REFUNDED') expect(m.refundedMinor).toBe(m.receivedMinor);
-          if (m.status === 'PARTIALLY_REFUNDED') expect(m.refundedMinor).toBeLessThan(m.receivedMinor);
+          // Never more than the payment kept (taken) or received (never taken).
+          const base = refundBase({ ...m, amountMinor });
+          expect(m.refundedMinor).toBeLessThanOrEqual(base);
+          if (m.status === 'REFUNDED') expect(m.refundedMinor).toBe(base);
+          if (m.status === 'PARTIALLY_REFUNDED') expect(m.refundedMinor).toBeLessThan(base);
           if (m.settledTimes === 1 && rule === 'exact') expect(m.receivedMinor).toBe(amountMinor);
           if (m.settledTimes === 1) expect(m.receivedMinor).toBeGreaterThanOrEqual(amountMinor);
           // Once FAILED or EXPIRED, a payment never became paid.

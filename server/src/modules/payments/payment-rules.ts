@@ -56,25 +56,49 @@ export type RefundDecision =
   | { ok: true; status: PaymentStatus; refundedMinor: number; remainingMinor: number }
   | { ok: false; remainingMinor: number };
 
+/** A payment that was taken: its money was booked (the site's revenue, or paid from a wallet). */
+export const wasTaken = (status: PaymentStatus): boolean =>
+  status === 'SUCCEEDED' || status === 'PARTIALLY_REFUNDED' || status === 'REFUNDED';
+
+export interface RefundablePayment {
+  status: PaymentStatus;
+  amountMinor: number;
+  receivedMinor: number;
+  refundedMinor: number;
+}
+
 /**
- * A refund of `amountMinor` against a payment: never more than it received minus what was refunded.
- * Only a payment that was taken moves to (PARTIALLY_)REFUNDED; a failed or pending one keeps its
- * status and shows what was given back.
+ * What refunds may give back in all. A taken payment: what it cost, the money kept. The change a
+ * cash kiosk handed back and a transfer's surplus (already in the payer's wallet or with staff)
+ * were never kept, so they are not refunded a second time. A payment never taken (another amount,
+ * a cancelled cash session, money after it ended): everything it received.
  */
-export function decideRefund(
-  payment: { status: PaymentStatus; receivedMinor: number; refundedMinor: number },
-  amountMinor: number,
-): RefundDecision {
-  const remaining = payment.receivedMinor - payment.refundedMinor;
+export function refundBase(payment: Omit<RefundablePayment, 'refundedMinor'>): number {
+  return wasTaken(payment.status)
+    ? Math.min(payment.receivedMinor, payment.amountMinor)
+    : payment.receivedMinor;
+}
+
+/** What is left to refund. */
+export const refundableMinor = (payment: RefundablePayment): number =>
+  Math.max(0, refundBase(payment) - payment.refundedMinor);
+
+/**
+ * A refund of `amountMinor` against a payment: never more than is left to refund
+ * (`refundableMinor`). Only a payment that was taken moves to (PARTIALLY_)REFUNDED; a failed or
+ * pending one keeps its status and shows what was given back.
+ */
+export function decideRefund(payment: RefundablePayment, amountMinor: number): RefundDecision {
+  const remaining = refundableMinor(payment);
   if (!Number.isSafeInteger(amountMinor) || amountMinor <= 0 || amountMinor > remaining) {
     return { ok: false, remainingMinor: remaining };
   }
   const refunded = payment.refundedMinor + amountMinor;
-  const taken = payment.status === 'SUCCEEDED' || payment.status === 'PARTIALLY_REFUNDED';
-  const status: PaymentStatus = taken
-    ? refunded >= payment.receivedMinor
+  const base = refundBase(payment);
+  const status: PaymentStatus = wasTaken(payment.status)
+    ? refunded >= base
       ? 'REFUNDED'
       : 'PARTIALLY_REFUNDED'
     : payment.status;
-  return { ok: true, status, refundedMinor: refunded, remainingMinor: payment.receivedMinor - refunded };
+  return { ok: true, status, refundedMinor: refunded, remainingMinor: base - refunded };
 }

@@ -1,6 +1,10 @@
-// Refunds: rows against their payment, never more in total than the payment received. A refund
-// goes back through the provider's refund API (`original`, a durable job), is handed back by
-// staff (`refund_due`: DUE until they confirm it), or credits the payer's wallet (`credit`).
+// Refunds: rows against their payment, never more in total than the payment kept (what it cost,
+// once taken) or received (never taken). A refund goes back through the provider's refund API
+// (`original`, a durable job), is handed back by staff (`refund_due`: DUE until they confirm it),
+// or credits the payer's wallet (`credit`).
+// On the ledger the money comes out of the site's revenue when the payment was taken (its cost was
+// booked there), else out of `external` (nothing of it was booked). Money on its way back waits in
+// the site's `refunds_due`: until staff hand it over, or until the provider confirms its refund.
 import { sql } from 'kysely';
 import { recordAudit } from '../audit/audit.service.js';
 import { AppError, notFound } from '../../platform/errors.js';
@@ -9,7 +13,7 @@ import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
-import { decideRefund, type PaymentStatus } from './payment-rules.js';
+import { decideRefund, refundableMinor, wasTaken, type PaymentStatus } from './payment-rules.js';
 
 export const REFUND_DESTINATIONS = ['original', 'refund_due', 'credit'] as const;
 export type RefundDestination = (typeof REFUND_DESTINATIONS)[number];
@@ -26,6 +30,16 @@ export interface ProviderRefunds {
 
 /** Told, in the transaction, of every refund recorded (a channel publishes `payment_refunded`). */
 export type RefundRecordedListener = (ex: Executor, payment: PaymentRow, refund: RefundRow) => Promise<void>;
+
+/** The figures of a payment row that decide what may be refunded. */
+export function refundFigures(p: PaymentRow) {
+  return {
+    status: p.status as PaymentStatus,
+    amountMinor: Number(p.amount_minor),
+    receivedMinor: Number(p.received_minor),
+    refundedMinor: Number(p.refunded_minor),
+  };
+}
 
 export function toRefund(r: RefundRow) {
   return {
@@ -61,22 +75,39 @@ export function createRefunds(deps: {
     return q.executeTakeFirst();
   }
 
-  /** Refunds due on the ledger: revenue → refunds_due when owed, refunds_due → external when paid. */
-  async function owe(ex: Executor, refund: RefundRow, siteId: string, step: 'owed' | 'paid'): Promise<void> {
+  /**
+   * Where a refund of `payment` comes from: the site's revenue when the payment was taken (its
+   * status before the refund), else `external`: money that never counted as kept.
+   */
+  async function refundSource(ex: Executor, payment: PaymentRow, siteId: string) {
+    const unit = payment.currency;
+    return wasTaken(payment.status as PaymentStatus)
+      ? deps.ledger.siteAccount(ex, payment.tenant_id, siteId, 'revenue', unit)
+      : deps.ledger.external(ex, payment.tenant_id, unit);
+  }
+
+  /**
+   * Refunds due on the ledger: source → refunds_due when owed (see `refundSource`), refunds_due →
+   * external when paid (handed back by staff, or refunded by the provider).
+   */
+  async function owe(
+    ex: Executor,
+    refund: RefundRow,
+    siteId: string,
+    step: { owed: { id: string } } | { paid: string },
+  ): Promise<void> {
     const unit = refund.currency;
     const due = await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'refunds_due', unit);
-    const other =
-      step === 'owed'
-        ? await deps.ledger.siteAccount(ex, refund.tenant_id, siteId, 'revenue', unit)
-        : await deps.ledger.external(ex, refund.tenant_id, unit);
+    const owed = 'owed' in step;
+    const other = owed ? step.owed : await deps.ledger.external(ex, refund.tenant_id, unit);
     await deps.ledger.transfer(ex, {
       tenantId: refund.tenant_id,
-      from: step === 'owed' ? other.id : due.id,
-      to: step === 'owed' ? due.id : other.id,
+      from: owed ? other.id : due.id,
+      to: owed ? due.id : other.id,
       amount: Number(refund.amount_minor),
       unit,
       cause: { type: 'refund', id: refund.id },
-      memo: step === 'owed' ? refund.reason : 'handed back',
+      memo: owed ? refund.reason : step.paid,
     });
   }
 
@@ -98,14 +129,7 @@ export function createRefunds(deps: {
     if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
       throw new AppError('VALIDATION_FAILED', 'amountMinor must be a positive integer');
     }
-    const decision = decideRefund(
-      {
-        status: payment.status as PaymentStatus,
-        receivedMinor: Number(payment.received_minor),
-        refundedMinor: Number(payment.refunded_minor),
-      },
-      input.amountMinor,
-    );
+    const decision = decideRefund(refundFigures(payment), input.amountMinor);
     if (!decision.ok) {
       const remaining = decision.remainingMinor;
       throw new AppError(
@@ -185,18 +209,17 @@ export function createRefunds(deps: {
     });
     if (destination === 'original' && !input.doneAtProvider)
       await enqueueOutbox(ex, 'refund', { tenantId: payment.tenant_id, refundId: row.id });
-    // Money owed back is a balance: the site's refunds due, until staff hand it over.
-    if (destination === 'refund_due') await owe(ex, row, payment.site_id ?? 'default', 'owed');
-    // Store credit: the site's revenue gives the money back into the payer's wallet.
+    const siteId = payment.site_id ?? 'default';
+    const source = await refundSource(ex, payment, siteId);
+    // Money owed back is a balance: the site's refunds due, until staff hand it over or the
+    // provider confirms its refund (at once when the provider reported a refund it made).
+    if (destination === 'refund_due' || destination === 'original')
+      await owe(ex, row, siteId, { owed: source });
+    if (destination === 'original' && input.doneAtProvider)
+      await owe(ex, row, siteId, { paid: 'refunded by the provider' });
+    // Store credit: back into the payer's wallet.
     if (destination === 'credit') {
       const unit = payment.currency;
-      const revenue = await deps.ledger.siteAccount(
-        ex,
-        payment.tenant_id,
-        payment.site_id ?? 'default',
-        'revenue',
-        unit,
-      );
       const wallet = await deps.ledger.account(ex, {
         tenantId: payment.tenant_id,
         ownerType: 'customer',
@@ -206,7 +229,7 @@ export function createRefunds(deps: {
       });
       await deps.ledger.transfer(ex, {
         tenantId: payment.tenant_id,
-        from: revenue.id,
+        from: source.id,
         to: wallet.id,
         amount: input.amountMinor,
         unit,
@@ -246,9 +269,8 @@ export function createRefunds(deps: {
           throw notFound('payment', paymentId);
         if (input.purpose !== undefined && payment.purpose !== input.purpose)
           throw notFound('payment', paymentId);
-        const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
         return record(tx, payment, {
-          amountMinor: input.amountMinor ?? remaining,
+          amountMinor: input.amountMinor ?? refundableMinor(refundFigures(payment)),
           reason: input.reason,
           destination: input.to ?? 'original',
           actor: input.actor,
@@ -258,7 +280,7 @@ export function createRefunds(deps: {
       return toRefund(row);
     },
 
-    /** The refund owed on an order's payments: everything received and not yet refunded. */
+    /** The refund owed on an order's payments: everything kept or received and not yet refunded. */
     async refundDueForOrder(
       ex: Executor,
       orderId: string,
@@ -268,7 +290,7 @@ export function createRefunds(deps: {
       for (const { id } of payments) {
         const payment = await lockedPayment(ex, id);
         if (!payment) continue;
-        const remaining = Number(payment.received_minor) - Number(payment.refunded_minor);
+        const remaining = refundableMinor(refundFigures(payment));
         if (remaining > 0)
           await record(ex, payment, {
             amountMinor: remaining,
@@ -320,7 +342,7 @@ export function createRefunds(deps: {
           .select('site_id')
           .where('id', '=', before.payment_id)
           .executeTakeFirstOrThrow();
-        await owe(tx, done, payment.site_id ?? 'default', 'paid');
+        await owe(tx, done, payment.site_id ?? 'default', { paid: 'handed back' });
         await recordAudit(tx, {
           tenantId: before.tenant_id,
           actor,
@@ -352,12 +374,18 @@ export function createRefunds(deps: {
         Number(refund.amount_minor),
         { currency: refund.currency, refundId: refund.id },
       );
-      await db
-        .updateTable('refunds')
-        .set({ status: 'SUCCEEDED', provider_refund_id: providerRefundId, completed_at: nowIso() })
-        .where('id', '=', refundId)
-        .where('status', '=', 'PENDING')
-        .execute();
+      // The money has left: out of refunds due, with the refund's SUCCEEDED (once, however often
+      // the job runs).
+      await db.transaction().execute(async (tx) => {
+        const done = await tx
+          .updateTable('refunds')
+          .set({ status: 'SUCCEEDED', provider_refund_id: providerRefundId, completed_at: nowIso() })
+          .where('id', '=', refundId)
+          .where('status', '=', 'PENDING')
+          .returningAll()
+          .executeTakeFirst();
+        if (done) await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
+      });
     },
   };
 }
