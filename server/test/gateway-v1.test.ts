@@ -342,3 +342,64 @@ describe.each(engines())('v1 dispenses without a result (%s)', (engine) => {
     expect(first.dispenses).toHaveLength(1);
   });
 });
+
+describe.each(engines())('v1 socket closed while its key is checked (%s)', (engine) => {
+  let server: TestServer;
+  const h = helpers(() => server);
+  const { pay, order, machine } = h;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  beforeAll(async () => {
+    server = await startServer({
+      engine,
+      env: { MACHINE_HEARTBEAT_TIMEOUT_MS: '400', DISPATCH_RESULT_TIMEOUT_MS: '500' },
+    });
+  });
+  afterEach(() => h.closeAll());
+  afterAll(async () => {
+    h.closeAll();
+    await server?.close();
+  });
+
+  it('is not registered: the machine stays offline and its paid order stays queued', async () => {
+    const vm = await server.createVendingMachine('V1GONE', 2000);
+    // A slow key check (a busy database): the machine's lookup takes 200 ms.
+    const machines = server.kioskhub.services.machines;
+    const findRow = machines.findRow;
+    let lookupStarted!: () => void;
+    const started = new Promise<void>((resolve) => (lookupStarted = resolve));
+    let lookupDone: Promise<unknown> | undefined;
+    machines.findRow = (id, ex) => {
+      if (id !== vm.id) return findRow(id, ex);
+      lookupStarted();
+      const row = sleep(200).then(() => findRow(id, ex));
+      lookupDone = row.catch(() => undefined);
+      return row;
+    };
+    try {
+      const m = h.client(vm.id, vm.key);
+      await m.open();
+      // No answer ever comes: the socket is gone before the key is checked.
+      m.register().catch(() => undefined);
+      await started;
+      m.close();
+      await lookupDone;
+    } finally {
+      machines.findRow = findRow;
+    }
+
+    // Past MACHINE_HEARTBEAT_TIMEOUT_MS (and a sweep after it): nothing of the socket is left.
+    await sleep(600);
+    expect(server.kioskhub.services.presence.local(vm.id)).toBeUndefined();
+    const row = await machine(vm.id);
+    expect(row.socketConnected).toBe(false);
+    expect(row.status).toBe('OFFLINE');
+
+    // A paid order waits for the machine instead of going into the dead socket (and from there,
+    // after DISPATCH_RESULT_TIMEOUT_MS, to review).
+    const paid = await pay(vm.qrCodeId);
+    await sleep(800);
+    expect(await order(paid)).toMatchObject({ status: 'PAID', dispatchPending: true });
+    expect((await server.kioskhub.services.commands.listForOrder(paid))[0]!.status).toBe('QUEUED');
+  });
+});

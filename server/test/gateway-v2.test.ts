@@ -732,6 +732,79 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect((await raw.done(r.command)).ok).toBe(true);
     await reaches(o1, 'COMPLETED');
   });
+
+  it('a BUSY heartbeat sent right after machine:done stands: the next order waits for IDLE', async () => {
+    const { m, raw, r } = await dispatchedOne('V2DONEBUSY');
+    const o2 = await pay(m.qrCodeId);
+    expect((await h.commands(o2))[0]).toMatchObject({ status: 'QUEUED' });
+
+    // The machine reports its result and at once starts something of its own: the BUSY comes
+    // while the result is still being recorded.
+    const [done, busy] = await Promise.all([raw.done(r.command), raw.heartbeat('BUSY')]);
+    expect(done.ok).toBe(true);
+    expect(busy.ok).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(raw.received).toHaveLength(1);
+    expect(server.kioskhub.services.presence.local(m.id)?.status).toBe('BUSY');
+    expect((await machine(m.id)).status).toBe('BUSY');
+    expect(await statusOf(o2)).toBe('PAID');
+
+    expect((await raw.heartbeat('IDLE')).ok).toBe(true);
+    const next = await raw.forOrder(o2);
+    next.ack({ accepted: true });
+    expect((await raw.done(next.command)).ok).toBe(true);
+    await reaches(o2, 'COMPLETED');
+    expect(raw.received).toHaveLength(2);
+  });
+});
+
+describe.each(engines())('v2 machine whose row lags behind its reports (%s)', (engine) => {
+  let server: TestServer;
+  const h = helpers(() => server);
+  const { pay, order, track } = h;
+
+  beforeAll(async () => {
+    server = await startServer({ engine, env: { STATUS_WRITE_INTERVAL_MS: '3000' } });
+  });
+  afterEach(() => h.closeAll());
+  afterAll(async () => {
+    h.closeAll();
+    await server?.close();
+  });
+
+  it('a command claimed with its payment on the row’s IDLE is not sent while the machine’s last report is BUSY', async () => {
+    const m = await server.createVendingMachine('V2LAG', 2000);
+    const raw = track(new RawMachine(server.url, m.id, m.key));
+    await raw.open();
+    // Five changes use up the burst of status writes (the last one written says IDLE); the BUSY
+    // after them is written only once STATUS_WRITE_INTERVAL_MS has passed.
+    for (const status of ['ERROR', 'BUSY', 'ERROR', 'BUSY', 'IDLE', 'BUSY'] as const)
+      expect((await raw.heartbeat(status)).ok).toBe(true);
+    const row = await server.kioskhub.db
+      .selectFrom('machines')
+      .select('status')
+      .where('id', '=', m.id)
+      .executeTakeFirstOrThrow();
+    expect(row.status).toBe('IDLE');
+    expect(server.kioskhub.services.presence.local(m.id)?.status).toBe('BUSY');
+
+    const o1 = await pay(m.qrCodeId);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(raw.received).toHaveLength(0);
+    expect((await order(o1)).status).toBe('PAID');
+    // Claimed in the payment's transaction on the row's word, and never sent.
+    expect((await h.commands(o1))[0]).toMatchObject({ status: 'SENT', attempts: 0 });
+
+    // The machine says IDLE: now the command goes out, once.
+    expect((await raw.heartbeat('IDLE')).ok).toBe(true);
+    const r = await raw.nth(0);
+    expect(r.command.orderId).toBe(o1);
+    r.ack({ accepted: true });
+    expect((await raw.done(r.command)).ok).toBe(true);
+    await eventually(async () => (await order(o1)).status === 'COMPLETED', 5_000, 'COMPLETED');
+    expect(raw.received).toHaveLength(1);
+    expect((await h.commands(o1))[0]).toMatchObject({ status: 'DONE', attempts: 1 });
+  });
 });
 
 describe.each(engines())('v2 machine heartbeat timeout (%s)', (engine) => {

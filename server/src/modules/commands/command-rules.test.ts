@@ -34,6 +34,8 @@ describe('command rules', () => {
       connectionProtocol: 'v2',
       sentOnThisConnection: false,
       expired: false,
+      ready: true,
+      attempts: 1,
     } as const;
     expect(sendDecision(base)).toBe('send');
     expect(sendDecision({ ...base, sentOnThisConnection: true })).toBe('skip');
@@ -41,6 +43,23 @@ describe('command rules', () => {
     expect(sendDecision({ ...base, connectionProtocol: 'v1' })).toBe('skip');
     expect(sendDecision({ ...base, expired: true })).toBe('expire');
     expect(sendDecision({ ...base, claim: 'new', connectionProtocol: 'v1' })).toBe('send');
+  });
+  it('sends nothing new to a machine that said BUSY or ERROR; one it has seen goes out again', () => {
+    const base = {
+      claim: 'in-flight',
+      commandProtocol: 'v2',
+      connectionProtocol: 'v2',
+      sentOnThisConnection: false,
+      expired: false,
+      ready: false,
+      attempts: 0,
+    } as const;
+    // Claimed with its payment on a machine row that still said IDLE: it waits for the next IDLE.
+    expect(sendDecision(base)).toBe('skip');
+    expect(sendDecision({ ...base, ready: true })).toBe('send');
+    // Sent before (on an earlier connection): the machine knows it and de-duplicates.
+    expect(sendDecision({ ...base, attempts: 1 })).toBe('send');
+    expect(sendDecision({ ...base, expired: true })).toBe('expire');
   });
   it('reads acks strictly', () => {
     expect(ackEffect({ accepted: true })).toEqual({ kind: 'accepted' });

@@ -56,6 +56,9 @@ export function claimDecision(head: { status: CommandStatus } | undefined): 'non
  * always sent. The one in flight goes out again (same commandId) once per connection: never to a
  * v1 machine, which cannot de-duplicate, and never twice on the same connection (the ack timeout
  * re-sends there). A command past its expiry on a link that honours expiry is never sent again.
+ * A command never sent yet (`attempts` 0: claimed with its payment, on a machine row that can lag
+ * behind what the machine last reported) is new to the machine: it waits while the machine is not
+ * ready (its last report was BUSY or ERROR) and goes out at its next IDLE.
  */
 export function sendDecision(input: {
   claim: 'new' | 'in-flight';
@@ -63,8 +66,13 @@ export function sendDecision(input: {
   connectionProtocol: Protocol;
   sentOnThisConnection: boolean;
   expired: boolean;
+  /** The machine's last report was IDLE (or it has not reported yet). */
+  ready: boolean;
+  /** Sends of the command so far, on any connection. */
+  attempts: number;
 }): 'send' | 'skip' | 'expire' {
   if (input.expired) return 'expire';
+  if (!input.ready && input.attempts === 0) return 'skip';
   if (input.claim === 'new') return 'send';
   if (input.commandProtocol === 'v1' || input.connectionProtocol === 'v1') return 'skip';
   return input.sentOnThisConnection ? 'skip' : 'send';

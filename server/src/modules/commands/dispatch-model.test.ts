@@ -1,10 +1,12 @@
 // The dispatch and payment pipeline, model-level (pure: no sockets, no database): 10,000 generated
 // histories of payments (duplicates, wrong amounts), machines connecting, dropping, heartbeating
-// BUSY or IDLE, messages lost with a dropped connection, acks timing out, results repeated,
-// commands expiring and refunds of any size, run through the real pure rules the services and the
-// dispatcher use (command-rules, order-rules, payment-rules), with a machine that de-duplicates by
-// commandId as CONTRACTS §5 asks. After every step the contract's rules must hold; after the
-// network settles, every paid order must be dispensed exactly once or be in review.
+// BUSY or IDLE (with status writes that may not reach the machine's row, which the payment reads),
+// messages lost with a dropped connection, acks timing out, results repeated, commands expiring
+// and refunds of any size, run through the real pure rules the services and the dispatcher use
+// (command-rules, order-rules, payment-rules), with a machine that de-duplicates by commandId as
+// CONTRACTS §5 asks. After every step the contract's rules must hold (a machine whose last report
+// was BUSY gets no command it has not seen); after the network settles, every paid order must be
+// dispensed exactly once or be in review.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canTransition, sourcesOf } from '../orders/order-rules.js';
@@ -70,7 +72,11 @@ const eventArb: fc.Arbitrary<Event> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('connect' as const), m: machineArb }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('disconnect' as const), m: machineArb }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('heartbeat' as const), m: machineArb }) },
+  // ok false: the status reached the process holding the machine but not the machine's row.
+  {
+    weight: 2,
+    arbitrary: fc.record({ t: fc.constant('heartbeat' as const), m: machineArb, ok: fc.boolean() }),
+  },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('toMachine' as const), m: machineArb }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('toServer' as const), m: machineArb }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('finish' as const), m: machineArb, ok: fc.boolean() }) },
@@ -92,6 +98,8 @@ interface Command {
   orderId: string;
   status: CommandStatus;
   seq: number;
+  /** Sends so far, on any connection (0: claimed with its payment and not sent yet). */
+  attempts: number;
 }
 interface Payment {
   status: PaymentStatus;
@@ -125,6 +133,8 @@ function pipeline() {
   const inbox = new Map<number, string>(); // provider payment id → payment (= order) id
   const payments = new Map<string, Payment>();
   const conns: (Conn | undefined)[] = Array.from({ length: M }, () => undefined);
+  /** The machine's row as the payment reads it: its status writes can lag or fail. */
+  const rows: ('IDLE' | 'BUSY' | 'OFFLINE')[] = Array.from({ length: M }, () => 'OFFLINE');
   const down: Down[][] = Array.from({ length: M }, () => []);
   const up: Up[][] = Array.from({ length: M }, () => []);
   const machines: Machine[] = Array.from({ length: M }, () => ({ finished: new Map(), dispensed: [] }));
@@ -164,6 +174,9 @@ function pipeline() {
 
   function send(m: number, c: Command) {
     const conn = conns[m]!;
+    if (conn.status === 'BUSY' && c.attempts === 0)
+      violations.push(`machine ${m} said BUSY and was sent ${c.id}, a command it had not seen`);
+    c.attempts++;
     conn.sent.add(c.id);
     conn.lastSend = { token: ++token, commandId: c.id, acked: false };
     down[m]!.push({ commandId: c.id, orderId: c.orderId, token });
@@ -195,6 +208,8 @@ function pipeline() {
       connectionProtocol: 'v2',
       sentOnThisConnection: conn.sent.has(claim.c.id),
       expired: false,
+      ready,
+      attempts: claim.c.attempts,
     });
     if (d === 'send') send(m, claim.c);
   }
@@ -265,9 +280,17 @@ function pipeline() {
           return;
         }
         movePayment(p, 'SUCCEEDED');
-        // Claimed with its payment when the machine is connected, IDLE and has nothing else.
-        const claimNow = conns[e.m]?.status === 'IDLE' && !head(e.m);
-        const c: Command = { id: `c${e.pid}`, machine: e.m, orderId: id, status: 'QUEUED', seq: ++seq };
+        // Claimed with its payment when the machine's row says connected and IDLE and it has
+        // nothing else (the row, not what the machine last reported to its process).
+        const claimNow = rows[e.m] === 'IDLE' && !head(e.m);
+        const c: Command = {
+          id: `c${e.pid}`,
+          machine: e.m,
+          orderId: id,
+          status: 'QUEUED',
+          seq: ++seq,
+          attempts: 0,
+        };
         commands.set(c.id, c);
         if (claimNow) moveCommand(c, 'SENT');
         kick(e.m);
@@ -276,6 +299,7 @@ function pipeline() {
       case 'connect': {
         if (conns[e.m]) return;
         conns[e.m] = { status: 'UNKNOWN', sent: new Set() };
+        rows[e.m] = 'IDLE';
         for (const [commandId, f] of machines[e.m]!.finished)
           if (!f.acked) up[e.m]!.push({ kind: 'done', commandId, orderId: f.orderId, status: f.status });
         kick(e.m);
@@ -283,6 +307,7 @@ function pipeline() {
       }
       case 'disconnect':
         conns[e.m] = undefined;
+        rows[e.m] = 'OFFLINE';
         down[e.m] = [];
         up[e.m] = [];
         return;
@@ -290,6 +315,7 @@ function pipeline() {
         const conn = conns[e.m];
         if (!conn) return;
         conn.status = machines[e.m]!.current ? 'BUSY' : 'IDLE';
+        if (e.ok !== false) rows[e.m] = conn.status;
         kick(e.m);
         return;
       }
@@ -439,5 +465,27 @@ describe('dispatch and payment pipeline (model, 10,000 generated histories)', ()
       { numRuns: 10_000 },
     );
     expect(settledRuns).toBe(10_000);
+  });
+
+  it('a command claimed with its payment on a row that still says IDLE waits while the machine says BUSY', () => {
+    const p = pipeline();
+    const history: Event[] = [
+      { t: 'connect', m: 0 },
+      { t: 'pay', m: 0, pid: 1, exact: true },
+      { t: 'toMachine', m: 0 }, // the machine starts dispensing o1
+      { t: 'expire', m: 0 }, // o1's command goes to review while the machine is still at it
+      { t: 'heartbeat', m: 0, ok: false }, // BUSY, not written to the row
+      { t: 'pay', m: 0, pid: 2, exact: true }, // claimed with the payment: the row says IDLE
+    ];
+    for (const e of history) {
+      p.apply(e);
+      p.check();
+    }
+    expect(p.violations).toEqual([]);
+    expect(p.commands.get('c2')).toMatchObject({ status: 'SENT', attempts: 0 });
+    p.settle();
+    expect(p.violations).toEqual([]);
+    expect(p.commands.get('c2')!.status).toBe('DONE');
+    expect(p.machines[0]!.dispensed).toEqual(['o1', 'o2']);
   });
 });

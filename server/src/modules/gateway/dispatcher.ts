@@ -115,12 +115,17 @@ export function createDispatcher(deps: DispatcherDeps) {
       connectionProtocol: conn.protocol,
       sentOnThisConnection: conn.sentCommands.has(claim.command.id),
       expired: conn.link.honoursExpiry && Date.now() >= expiryOf(claim.command),
+      // A command claimed with its payment (on the machine's row, which can lag behind its last
+      // report) and never sent is new to the machine: it waits for the machine's next IDLE.
+      ready,
+      attempts: Number(claim.command.attempts),
     });
     if (decision === 'expire') {
       await expireCommand(conn, claim.command);
       return;
     }
-    // v1 machines cannot de-duplicate: a v1 command is never sent twice.
+    // v1 machines cannot de-duplicate: a v1 command is never sent twice. Nor does a machine
+    // that said BUSY or ERROR get a command it has never seen.
     if (decision === 'skip') return;
     if (claim.kind === 'in-flight') {
       // Send first: the machine de-duplicates by commandId, and the count of sends is only a record.

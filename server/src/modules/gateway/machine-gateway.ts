@@ -112,6 +112,10 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
           logger.warn({ err, machineId: conn.machineId }, 'could not record disconnect'),
         );
     });
+    // Closed before the listener was in place (while its key was being checked): its disconnect
+    // event has come and gone. Registered, it would stay so for ever, a dead socket that every
+    // command for the machine goes into; it is left out, and the machine's record untouched.
+    if (!socket.connected) return conn;
     await presence.register(conn);
     deps.onMachineConnected(conn.machineId, conn.connectionId);
     if (conn.kind === 'printer' && protocol === 'v2') deps.onPrinterConnected?.(conn.tenantId, conn.siteId);
@@ -126,12 +130,16 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     result: 'SUCCESS' | 'FAILED',
     failureCode?: string,
   ) {
+    const reports = conn.statusReports;
     const recorded = await deps.commands.recordResult(conn.machineId, ref, result, failureCode);
     // A repeat of a result already recorded changes nothing (not even the machine's status:
     // a machine that said BUSY since then stays BUSY).
     if (recorded.outcome === 'recorded') {
       if (recorded.command) conn.sentCommands.delete(recorded.command.id);
-      await presence.setIdle(conn);
+      // A heartbeat that came while the result was being recorded (a machine may say BUSY right
+      // after its result) is newer than the result: the machine's own word stands.
+      if (conn.statusReports === reports) await presence.setIdle(conn);
+      // The dispatcher sends nothing new unless the machine's latest word is IDLE.
       dispatcher.kick(conn.machineId, 'result');
     }
     return recorded.outcome;
@@ -234,6 +242,9 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       if (!parsed.ok) return refuse(parsed.message);
       try {
         const row = await authenticate(parsed.value.machineId, parsed.value.token);
+        // Closed while its key was being checked: there is nothing to register, and its
+        // disconnect event has already fired.
+        if (!socket.connected) return;
         if (!row) {
           refusedBy(socket, parsed.value.machineId, 'v1');
           return refuse('unknown machine or wrong token');

@@ -26,6 +26,11 @@ export interface MachineConnection {
   socket?: Socket;
   /** Last status the machine reported; UNKNOWN until its first heartbeat. */
   status: ReportedMachineStatus | 'UNKNOWN';
+  /**
+   * Status reports (heartbeats) received on this connection: a result counts the machine IDLE only
+   * if no report came while it was being recorded, for a later report is the machine's own word.
+   */
+  statusReports?: number;
   lastSeen: number;
   /** Commands already sent on this connection (v2 re-sends on every new connection). */
   sentCommands: Set<string>;
@@ -182,6 +187,53 @@ export function createPresence(deps: PresenceDeps) {
     conn.statusTimer.unref();
   }
 
+  /** Records the machine's status as it stands now; returns true when it changed. */
+  async function record(
+    conn: MachineConnection,
+    status: ReportedMachineStatus,
+    firmware?: string,
+  ): Promise<boolean> {
+    conn.lastSeen = Date.now();
+    const at = new Date(conn.lastSeen).toISOString();
+    const changed = conn.status !== status && !(conn.status === 'UNKNOWN' && status === 'IDLE');
+    const before = conn.status;
+    conn.status = status;
+    // Machines repeat their firmware in every heartbeat; only a new value is worth a write.
+    const newFirmware = firmware !== undefined && firmware !== conn.firmware;
+    const waitMs = changed && !newFirmware && !conn.statusTimer ? statusWriteWait(conn) : 0;
+    if (changed && !newFirmware && (waitMs > 0 || conn.statusTimer)) {
+      writeLater(conn, waitMs, before);
+      pendingLastSeen.set(conn.machineId, at);
+    } else if (changed || newFirmware) {
+      await writeStatus(conn, status, at, newFirmware ? firmware : undefined);
+      if (newFirmware) {
+        conn.firmware = firmware;
+        deps.firmwareReported?.(conn.machineId, firmware!);
+      }
+      if (changed) announce(conn.tenantId, conn.machineId, status, true, at);
+    } else {
+      pendingLastSeen.set(conn.machineId, at);
+    }
+    return changed;
+  }
+
+  /** The socket closed; the machine is OFFLINE unless it has already reconnected elsewhere. */
+  function unregister(conn: MachineConnection): Promise<void> {
+    if (local.get(conn.machineId) === conn) local.delete(conn.machineId);
+    clearTimeout(conn.statusTimer);
+    if (!conn.registered) return Promise.resolve();
+    const at = nowIso();
+    const done = (async () => {
+      // Its registration must land first, or the offline mark would find nothing to change.
+      await conn.registered;
+      const row = await disconnections.submit(conn.connectionId, { machineId: conn.machineId, at });
+      if (row)
+        announce(row.tenant_id, row.id, 'OFFLINE', false, pendingLastSeen.get(row.id) ?? row.last_seen_at);
+    })();
+    closing.add(done);
+    return done.finally(() => closing.delete(done));
+  }
+
   return {
     local: (machineId: string): MachineConnection | undefined => local.get(machineId),
     connections: (): IterableIterator<MachineConnection> => local.values(),
@@ -224,50 +276,12 @@ export function createPresence(deps: PresenceDeps) {
     },
 
     /** The socket closed; the machine is OFFLINE unless it has already reconnected elsewhere. */
-    unregister(conn: MachineConnection): Promise<void> {
-      if (local.get(conn.machineId) === conn) local.delete(conn.machineId);
-      clearTimeout(conn.statusTimer);
-      if (!conn.registered) return Promise.resolve();
-      const at = nowIso();
-      const done = (async () => {
-        // Its registration must land first, or the offline mark would find nothing to change.
-        await conn.registered;
-        const row = await disconnections.submit(conn.connectionId, { machineId: conn.machineId, at });
-        if (row)
-          announce(row.tenant_id, row.id, 'OFFLINE', false, pendingLastSeen.get(row.id) ?? row.last_seen_at);
-      })();
-      closing.add(done);
-      return done.finally(() => closing.delete(done));
-    },
+    unregister,
 
-    /** Records a heartbeat; returns true when the reported status changed. */
-    async heartbeat(
-      conn: MachineConnection,
-      status: ReportedMachineStatus,
-      firmware?: string,
-    ): Promise<boolean> {
-      conn.lastSeen = Date.now();
-      const at = new Date(conn.lastSeen).toISOString();
-      const changed = conn.status !== status && !(conn.status === 'UNKNOWN' && status === 'IDLE');
-      const before = conn.status;
-      conn.status = status;
-      // Machines repeat their firmware in every heartbeat; only a new value is worth a write.
-      const newFirmware = firmware !== undefined && firmware !== conn.firmware;
-      const waitMs = changed && !newFirmware && !conn.statusTimer ? statusWriteWait(conn) : 0;
-      if (changed && !newFirmware && (waitMs > 0 || conn.statusTimer)) {
-        writeLater(conn, waitMs, before);
-        pendingLastSeen.set(conn.machineId, at);
-      } else if (changed || newFirmware) {
-        await writeStatus(conn, status, at, newFirmware ? firmware : undefined);
-        if (newFirmware) {
-          conn.firmware = firmware;
-          deps.firmwareReported?.(conn.machineId, firmware!);
-        }
-        if (changed) announce(conn.tenantId, conn.machineId, status, true, at);
-      } else {
-        pendingLastSeen.set(conn.machineId, at);
-      }
-      return changed;
+    /** Records a heartbeat (a status report); returns true when the reported status changed. */
+    heartbeat(conn: MachineConnection, status: ReportedMachineStatus, firmware?: string): Promise<boolean> {
+      conn.statusReports = (conn.statusReports ?? 0) + 1;
+      return record(conn, status, firmware);
     },
 
     /**
@@ -279,10 +293,10 @@ export function createPresence(deps: PresenceDeps) {
       deps.firmwareReported?.(machineId, firmware);
     },
 
-    /** After a result the machine counts as IDLE until it says otherwise. */
+    /** After a result the machine counts as IDLE until it says otherwise (not a report of its own). */
     async setIdle(conn: MachineConnection): Promise<void> {
       if (conn.status === 'IDLE') return;
-      await this.heartbeat(conn, 'IDLE');
+      await record(conn, 'IDLE');
     },
 
     start(): void {
@@ -292,7 +306,15 @@ export function createPresence(deps: PresenceDeps) {
           const cutoff = Date.now() - deps.heartbeatTimeoutMs;
           for (const conn of local.values()) {
             // Silent too long: drop it so a half-open socket never blocks the next connection.
-            if (conn.lastSeen < cutoff && !conn.link.livenessByBroker) conn.link.disconnect();
+            if (conn.lastSeen < cutoff && !conn.link.livenessByBroker) {
+              // Already closed (its close went unheard): dropping it again does nothing, and no
+              // disconnect event will come to let it go.
+              if (conn.link.connected) conn.link.disconnect();
+              else
+                void unregister(conn).catch((err: unknown) =>
+                  deps.logger.warn({ err, machineId: conn.machineId }, 'could not record disconnect'),
+                );
+            }
           }
           void offlineSilentHttp();
         }, sweepEvery),

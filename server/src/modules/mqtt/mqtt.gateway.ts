@@ -262,6 +262,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     }
     const result = r.phase === 'done' ? r.status : 'FAILED';
     const failureCode = r.phase === 'done' ? r.failureCode : (r.reason ?? 'REJECTED');
+    const reports = conn?.statusReports;
     const recorded = await deps.commands.recordResult(machineId, { commandId }, result, failureCode);
     if (recorded.outcome === 'unknown') {
       logger.warn({ machineId, commandId }, 'mqtt: result for an unknown command ignored');
@@ -271,7 +272,8 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     if (recorded.outcome === 'recorded') {
       if (conn) {
         conn.sentCommands.delete(commandId);
-        await presence.setIdle(conn);
+        // Telemetry that came while the result was being recorded is newer: the machine's word stands.
+        if (conn.statusReports === reports) await presence.setIdle(conn);
       }
       dispatcher.kickAnywhere(machineId);
     }
