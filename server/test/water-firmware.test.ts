@@ -346,6 +346,19 @@ for (const engine of engines()) {
       expect(await creditOf(server, c.id)).toBe(20_000);
     });
 
+    it('a settlement sent again while the first is still being applied is a duplicate, applied once', async () => {
+      const c = await addCustomer(server, { creditMl: 30_000 });
+      const auth = (await verify(verification(kiosk.id, c))).body.authorization_id as string;
+      const settle = { authorizationId: auth, dispensedMl: 4_000, kioskTxnId: uid('txn-'), tap: 1 };
+      const answers = await Promise.all(
+        [1, 2, 3].map(() => kioskCall('POST', '/v1/water/dispenses', settle)),
+      );
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+      expect(answers.filter((a) => a.body.duplicate === true)).toHaveLength(2);
+      for (const a of answers) expect(a.body).toMatchObject({ ok: true, creditsMl: 26_000 });
+      expect(await creditOf(server, c.id)).toBe(26_000);
+    });
+
     it('settles by what was dispensed (rest released), counts a kioskTxnId once, flags water beyond the hold', async () => {
       const c = await addCustomer(server, { creditMl: 30_000 });
       const auth = (await verify(verification(kiosk.id, c))).body.authorization_id as string;

@@ -274,6 +274,9 @@ export function createDispenses(deps: DispensesDeps) {
       const result = await once(kiosk, s.kioskTxnId, async (tx) => {
         const d = await deps.repo.byIdLocked(tx, deps.dialect, kiosk.tenantId, s.authorizationId);
         if (!d || d.kiosk_id !== kiosk.machineId) throw notFound('authorization', s.authorizationId);
+        // The same settlement, sent again while the first was still being applied (it waited on
+        // this row's lock, and the first has committed since): a duplicate, not a conflict.
+        if (d.status === 'SETTLED' && d.kiosk_txn_id === s.kioskTxnId) return { duplicate: true as const };
         if (d.status !== 'HELD' && d.status !== 'RELEASED') {
           throw new AppError(
             'INVALID_STATE',
