@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -511,6 +512,48 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
         status: 'PENDING',
       });
     });
+
+    it.runIf(engine === 'postgres')(
+      'an init that waited for the order while its last bill was paid sees it paid: no second session',
+      async () => {
+        const site = await cashSite();
+        const o = await order250(site);
+        await init(site.kiosk.key, o.orderNumber, 250);
+        await update(site.cashUnit.key, { orderNumber: o.orderNumber, amountAdded: 200, eventId: uid('e') });
+        // Hold the order's row, so that the last bill and a repeated init both wait for it, in that order.
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let locked!: () => void;
+        const isLocked = new Promise<void>((r) => (locked = r));
+        const holder = server.kioskhub.db.transaction().execute(async (tx) => {
+          await sql`select id from orders where id = ${o.id} for update`.execute(tx);
+          locked();
+          await held;
+        });
+        await isLocked;
+        const lastBill = update(site.cashUnit.key, {
+          orderNumber: o.orderNumber,
+          amountAdded: 50,
+          eventId: uid('e'),
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        const again = init(site.kiosk.key, o.orderNumber, 250);
+        await new Promise((r) => setTimeout(r, 300));
+        release();
+        await holder;
+        expect((await lastBill).body).toMatchObject({ isComplete: true });
+        expectError(await again, 409, 'INVALID_STATE');
+        // Money after that is kept for staff, never a second settlement.
+        const extra = await update(site.cashUnit.key, {
+          orderNumber: o.orderNumber,
+          amountAdded: 250,
+          eventId: uid('e'),
+        });
+        expectError(extra, 409, 'INVALID_STATE');
+        expect(await unallocatedFor(o.orderNumber)).toHaveLength(1);
+        expect(await jobsFor(site.siteId, o.id)).toHaveLength(1);
+      },
+    );
 
     it('concurrent inserts across completion: paid once, the rest recorded as unallocated, nothing lost', async () => {
       const site = await cashSite();

@@ -287,9 +287,11 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
       options: { lock?: boolean } = {},
     ): Promise<OrderRow | undefined> {
       const row = await repo.findByNumber(tenantId, orderNumber, ex);
-      if (row && options.lock && deps.dialect === 'postgres')
-        await sql`select id from orders where id = ${row.id} for update`.execute(ex);
-      return row;
+      if (!row || !options.lock || deps.dialect !== 'postgres') return row;
+      await sql`select id from orders where id = ${row.id} for update`.execute(ex);
+      // Read again under the lock: what was read before may have changed while the lock was
+      // awaited (a session paid or cancelled meanwhile), and the caller decides on it.
+      return repo.findByNumber(tenantId, orderNumber, ex);
     },
 
     /** Paid kiosk orders of a site waiting in the kitchen, oldest paid first (at most 200). */
