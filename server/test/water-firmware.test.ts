@@ -200,6 +200,37 @@ for (const engine of engines()) {
       expect(rows[0]).toMatchObject({ status: 'HELD', held_ml: 5000, funding: 'credit' });
     });
 
+    it('answers a repeated timestamp with the earlier authorization only for the very same request still held', async () => {
+      const c = await addCustomer(server, { creditMl: 50_000 });
+      const body = verification(kiosk.id, c, { volume_ml: 5_000 });
+      const first = await verify(body);
+      expect(first.body).toMatchObject({ approved: true, code: 'VERIFIED' });
+      const auth = first.body.authorization_id as string;
+
+      // The same timestamp asking for more: no approval for water nobody holds, nothing more held.
+      const larger = await verify({ ...body, volume_ml: 20_000 });
+      expect(larger.status).toBe(409);
+      expect(larger.body).toMatchObject({ type: 'dispense_response', approved: false, code: 'CONFLICT' });
+      expect(larger.body.authorization_id).toBeUndefined();
+      expect(larger.body.reason).toContain(auth);
+      expect(await creditOf(server, c.id)).toBe(45_000);
+
+      // Settled: asking again must not let the kiosk pour water that is never charged.
+      const settled = await kioskCall('POST', '/v1/water/dispenses', {
+        authorizationId: auth,
+        dispensedMl: 5_000,
+        kioskTxnId: uid('txn-'),
+      });
+      expect(settled.status).toBe(200);
+      const afterSettle = await verify(body);
+      expect(afterSettle.status).toBe(409);
+      expect(afterSettle.body).toMatchObject({ approved: false, code: 'CONFLICT' });
+      expect(await creditOf(server, c.id)).toBe(45_000);
+      const rows = (await dispenseRows(server)).filter((r) => r.customer_id === c.id);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ status: 'SETTLED', held_ml: 5_000, dispensed_ml: 5_000 });
+    });
+
     it('answers each refusal code, with nothing held', async () => {
       const before = (await dispenseRows(server)).length;
       const code = async (body: unknown) => {

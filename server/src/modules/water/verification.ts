@@ -6,7 +6,8 @@
 // runs inside it: a PIN still kept as an argon2 hash is checked before it (PinProofNeeded).
 import { newId, type Db, type Executor } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
-import type { CustomerRow } from '../../platform/db/schema.js';
+import type { CustomerRow, WaterDispenseRow } from '../../platform/db/schema.js';
+import { AppError } from '../../platform/errors.js';
 import { LIVE_EVENTS } from '@kioskhub/protocol';
 import { enqueueOutboxJobs, outboxJob, type OutboxJob } from '../../platform/outbox.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -122,6 +123,35 @@ export function createVerification(deps: VerificationDeps) {
     };
   }
 
+  /**
+   * The same (kiosk, customer, timestamp) again: a retry after a lost answer gets the same
+   * authorization. Only the very same request still held is a retry: a larger volume under the
+   * same timestamp would be told it may pour water nobody holds, and an authorization already
+   * settled or released would pour water that is never charged.
+   */
+  function repeatOf(
+    earlier: WaterDispenseRow,
+    volumeMl: number,
+    customerId: string,
+    data: UserData,
+  ): Verification {
+    if (Number(earlier.held_ml) !== volumeMl || earlier.status !== 'HELD') {
+      throw new AppError(
+        'CONFLICT',
+        `this timestamp was already used by authorization ${earlier.id} for ${Number(earlier.held_ml)} ml ` +
+          `(${earlier.status.toLowerCase()}); a new request needs a new timestamp`,
+      );
+    }
+    return {
+      approved: true,
+      code: 'VERIFIED',
+      reason: REASONS.VERIFIED,
+      authorizationId: earlier.id,
+      customerId,
+      userData: data,
+    };
+  }
+
   async function decide(
     ex: Executor,
     kiosk: Kiosk,
@@ -152,15 +182,7 @@ export function createVerification(deps: VerificationDeps) {
 
     const requestKey = `${customer.id}|${req.timestampMs}`;
     const earlier = await deps.repo.byRequestKey(ex, kiosk.machineId, requestKey);
-    if (earlier)
-      return {
-        approved: true,
-        code: 'VERIFIED',
-        reason: REASONS.VERIFIED,
-        authorizationId: earlier.id,
-        customerId: customer.id,
-        userData: data,
-      };
+    if (earlier) return repeatOf(earlier, req.volumeMl, customer.id, data);
 
     if (data.remaining_today_ml !== null && data.remaining_today_ml < req.volumeMl) {
       return refuse('DAILY_LIMIT', customer.id, data);
@@ -196,15 +218,7 @@ export function createVerification(deps: VerificationDeps) {
     if (!inserted) {
       // The same request raced this one and won: answer its authorization.
       const won = await deps.repo.byRequestKey(ex, kiosk.machineId, requestKey);
-      if (won)
-        return {
-          approved: true,
-          code: 'VERIFIED',
-          reason: REASONS.VERIFIED,
-          authorizationId: won.id,
-          customerId: customer.id,
-          userData: data,
-        };
+      if (won) return repeatOf(won, req.volumeMl, customer.id, data);
       throw new Error('water hold neither inserted nor found');
     }
     if (funding === 'credit') await deps.water.hold(ex, kiosk.tenantId, customer.id, req.volumeMl, id);
