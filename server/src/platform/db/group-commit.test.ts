@@ -12,6 +12,8 @@ import {
   afterCommit,
   createGroupCommit,
   heldUntilEnd,
+  inGroup,
+  NestedMoneyEvent,
   probeConnection,
   TransactionEnded,
 } from './group-commit.js';
@@ -303,6 +305,19 @@ describe('group commit (SQLite file, WAL)', () => {
     expect(reported.map((e) => (e as Error).message)).toEqual(['hook failed']);
     // The group commit goes on.
     await expect(group.submit(insert('h3', 3))).resolves.toBe('h3');
+  });
+
+  it('an event that opens another (inGroup inside inGroup) fails at once instead of waiting for ever', async () => {
+    // The inner event would wait for the group its own caller holds open: a deadlock on SQLite.
+    const nested = inGroup(db, async (tx) => {
+      await insert('outer', 1)(tx);
+      await inGroup(db, insert('inner', 2));
+      return 'outer';
+    });
+    await expect(nested).rejects.toBeInstanceOf(NestedMoneyEvent);
+    // The group goes on: the next event commits, and the failed one left nothing.
+    await expect(inGroup(db, insert('after', 3), { replayable: true })).resolves.toBe('after');
+    expect(onDisk()).toEqual(['after']);
   });
 
   it('caps a group at maxUnits events', async () => {

@@ -9,6 +9,7 @@
 // its own savepoint. If SQLite rolls the transaction back by itself (a full disk, an I/O error), no
 // statement runs until the group ends (none would run outside a transaction) and its events fail.
 // PostgreSQL commits concurrently on its own connections: there each event is its own transaction.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { CompiledQuery, SqliteAdapter } from 'kysely';
 import type { Db, Executor, Tx } from './database.js';
@@ -54,6 +55,22 @@ const groups = new WeakMap<Db, GroupCommit>();
 const SAVEPOINT = CompiledQuery.raw('savepoint kioskhub_event');
 const ROLLBACK_TO = CompiledQuery.raw('rollback to kioskhub_event');
 const RELEASE = CompiledQuery.raw('release kioskhub_event');
+/**
+ * `inGroup` called while a money event runs (its `fn` calling a service that opens an event of its
+ * own) would wait for a group that waits for it: on SQLite it never ends. The events it would open
+ * must take the running event's `tx` instead. Found in tests (NODE_ENV=test, where the check runs:
+ * it tracks every promise, a cost the hot path does not pay in production), it fails at once.
+ */
+export class NestedMoneyEvent extends Error {
+  constructor() {
+    super('inGroup called inside a money event: pass the running event’s tx instead of opening another');
+  }
+}
+const insideEvent = process.env['NODE_ENV'] === 'test' ? new AsyncLocalStorage<true>() : undefined;
+/** Runs an event's `fn`, marked as inside an event where the check runs. */
+const runEventFn = <T>(fn: (tx: Tx) => Promise<T>, tx: Tx): Promise<T> =>
+  insideEvent ? insideEvent.run(true, () => fn(tx)) : fn(tx);
+
 /** Thrown out of a group's transaction to roll it back and run its events again, isolated. */
 class ReplayGroup extends Error {}
 /** What the events of a group get when SQLite rolled their transaction back by itself. */
@@ -171,6 +188,7 @@ export function heldUntilEnd<S>(
  * not wait on anything slow (a provider's API, a password hash): the group waits with it.
  */
 export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: InGroupOptions = {}): Promise<T> {
+  if (insideEvent?.getStore()) return Promise.reject(new NestedMoneyEvent());
   const group = groups.get(db);
   if (group) return group.submit(fn, options);
   if (!(db.getExecutor().adapter instanceof SqliteAdapter)) {
@@ -179,7 +197,7 @@ export function inGroup<T>(db: Db, fn: (tx: Tx) => Promise<T>, options: InGroupO
       .transaction()
       .execute(async (tx) => {
         scope = startEvent(tx);
-        const value = await fn(tx);
+        const value = await runEventFn(fn, tx);
         await endEvent(scope);
         return value;
       })
@@ -224,7 +242,7 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
     // Units of a group run one after another on the shared transaction: this scope is this one's.
     const scope = startEvent(tx);
     try {
-      unit.value = await unit.fn(tx);
+      unit.value = await runEventFn(unit.fn, tx);
       await endEvent(scope);
     } catch (err) {
       try {
@@ -253,7 +271,7 @@ export function createGroupCommit(db: Db, options: GroupCommitOptions = {}) {
     const before = writes();
     const scope = startEvent(tx);
     try {
-      unit.value = await unit.fn(tx);
+      unit.value = await runEventFn(unit.fn, tx);
       await endEvent(scope);
     } catch (err) {
       unit.reject(err);
