@@ -4,7 +4,9 @@
 // expiry, one application under concurrent callback + poll, USSD sessions across a restart,
 // every screen within 182 characters, SMS de-duplication, secrets, PINs and tenants kept apart.
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tx } from '../src/platform/db/database.js';
 import {
   ADMIN_TOKEN,
   connected,
@@ -219,6 +221,60 @@ async function noDrift(server: TestServer) {
   expect(inv.drift).toEqual([]);
   expect(inv.units).toEqual([]);
 }
+
+/**
+ * PostgreSQL: runs `lock` in a transaction of its own and keeps that transaction open until
+ * `release` (committed, or rolled back). `waitForWaiters(n)` returns once `n` backends wait behind
+ * it, directly or behind another waiter: the deliveries under test are then all past their reads.
+ */
+async function holdRow(server: TestServer, lock: (tx: Tx) => Promise<unknown>) {
+  let release!: (rollback: boolean) => void;
+  const released = new Promise<boolean>((r) => (release = r));
+  let locked!: (pid: number) => void;
+  const holderPid = new Promise<number>((r) => (locked = r));
+  const holder = server.kioskhub.db
+    .transaction()
+    .execute(async (tx) => {
+      await lock(tx);
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(tx);
+      locked(rows[0]!.pid);
+      if (await released) throw new RolledBack();
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof RolledBack)) throw err;
+    });
+  const pid = await Promise.race([
+    holderPid,
+    holder.then(() => Promise.reject(new Error('the holding transaction ended early'))),
+  ]);
+  return {
+    async waitForWaiters(n: number) {
+      await eventually(
+        async () => {
+          const { rows } = await sql<{ n: number }>`
+            with recursive waiter(pid) as (
+              select a.pid from pg_stat_activity a where ${pid}::int = any(pg_blocking_pids(a.pid))
+              union
+              select a.pid from pg_stat_activity a join waiter w on w.pid = any(pg_blocking_pids(a.pid))
+            )
+            select count(*)::int as n from waiter`.execute(server.kioskhub.db);
+          return rows[0]!.n >= n;
+        },
+        10_000,
+        `${n} transactions waiting for the held row`,
+      ).catch(async (err: unknown) => {
+        release(true); // never leave the row held behind a failed test
+        await holder;
+        throw err;
+      });
+    },
+    async release(opts: { rollback?: boolean } = {}) {
+      release(opts.rollback ?? false);
+      await holder;
+    },
+  };
+}
+class RolledBack extends Error {}
 
 for (const engine of engines()) {
   describe(`water plans by USSD/SMS and mobile money (${engine})`, () => {
@@ -789,6 +845,138 @@ for (const engine of engines()) {
         'one SMS',
       );
       await noDrift(server);
+    });
+  });
+
+  // Two job runners (a multi-node deployment) or a provider's retries deliver the same kind of
+  // event at the same moment: only PostgreSQL runs them truly at once. A transaction of the test
+  // holds the contended row until both deliveries wait behind it, so the race is not left to luck.
+  describe.runIf(engine === 'postgres')(`concurrent deliveries on PostgreSQL (${engine})`, () => {
+    let fakes: ProviderFakes;
+    let server: TestServer;
+
+    beforeAll(async () => {
+      fakes = await startProviderFakes();
+      server = await startServer({ engine, env: providerEnv(fakes) });
+      await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
+      await addPlans(server);
+    });
+    afterAll(async () => {
+      await server?.close();
+      await fakes?.close();
+    });
+
+    it('two subscriptions of one customer settling at once both count: 60 days, not 30', async () => {
+      const phone = MTN_PHONE();
+      await register(server, phone);
+      const c = await customer(server, phone);
+      await buyOverUssd(server, phone, '2');
+      await buyOverUssd(server, phone, '2');
+      const pending = await server.kioskhub.db
+        .selectFrom('payments')
+        .selectAll()
+        .where('customer_id', '=', c.id)
+        .execute();
+      expect(pending.map((p) => [p.plan_id, p.status])).toEqual([
+        ['month', 'PENDING'],
+        ['month', 'PENDING'],
+      ]);
+      for (const p of pending) {
+        (await eventually(() => fakes.state.momo.get(p.id), 10_000, 'RequestToPay')).status = 'SUCCESSFUL';
+      }
+      // Both status checks (one per job runner) read the customer while the row is held.
+      const row = await holdRow(server, (tx) =>
+        sql`select id from customers where id = ${c.id} for no key update`.execute(tx),
+      );
+      const checks = pending.map((p) =>
+        server.kioskhub.services.intents.check({ paymentId: p.id, poll: false }),
+      );
+      await row.waitForWaiters(2);
+      await row.release();
+      await Promise.all(checks);
+      for (const p of pending) expect((await payment(server, p.id)).status).toBe('SUCCEEDED');
+      const expires = Date.parse((await customer(server, phone)).subscription_expires_at!);
+      expect(Math.abs(expires - (Date.now() + 60 * DAY_MS))).toBeLessThan(60_000);
+      // The second application started from the first one's expiry.
+      const audit = await server.kioskhub.db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('subject_id', '=', c.id)
+        .where('action', '=', 'customer.plan_applied')
+        .execute();
+      expect(audit).toHaveLength(2);
+      const [first, second] = audit
+        .map((a) => ({
+          before: JSON.parse(a.before!) as { expiresAt: string | null },
+          after: JSON.parse(a.after!) as { expiresAt: string },
+        }))
+        .sort((a, b) => (a.after.expiresAt < b.after.expiresAt ? -1 : 1));
+      expect(second!.before.expiresAt).toBe(first!.after.expiresAt);
+      expect(second!.after.expiresAt).toBe(new Date(expires).toISOString());
+      await noDrift(server);
+    });
+
+    it('the same USSD confirm delivered twice at once starts one purchase, and both get its answer', async () => {
+      const phone = MTN_PHONE();
+      await register(server, phone);
+      const c = await customer(server, phone);
+      const sessionId = uid('ATUid_');
+      for (const text of ['', '3', '3*2'])
+        expect((await ussd(server, { sessionId, phone, text })).status).toBe(200);
+      const row = await holdRow(server, (tx) =>
+        sql`select session_id from ussd_sessions where tenant_id = 'default' and session_id = ${sessionId} for no key update`.execute(
+          tx,
+        ),
+      );
+      const both = [1, 2].map(() => ussd(server, { sessionId, phone, text: '3*2*1' }));
+      await row.waitForWaiters(2);
+      await row.release();
+      const answers = (await Promise.all(both)).map((r) => r.text);
+      const approve =
+        'END Approve the payment of UGX 15000 on your phone (MTN MoMo prompt). We will SMS you when it is received.';
+      expect(answers).toEqual([approve, approve]);
+      const payments = await server.kioskhub.db
+        .selectFrom('payments')
+        .select(['id', 'plan_id'])
+        .where('customer_id', '=', c.id)
+        .execute();
+      expect(payments.map((p) => p.plan_id)).toEqual(['month']);
+      // A later repeat gets the same answer too, and starts nothing either.
+      expect((await ussd(server, { sessionId, phone, text: '3*2*1' })).text).toBe(approve);
+      expect(
+        await server.kioskhub.db
+          .selectFrom('payments')
+          .select('id')
+          .where('customer_id', '=', c.id)
+          .execute(),
+      ).toHaveLength(1);
+    });
+
+    it('a first hop that confirms a purchase, delivered twice at once, starts one purchase', async () => {
+      // A dial with the choices in the code (*384*7*3*2*1#): the first hop the server sees confirms.
+      const phone = MTN_PHONE();
+      await register(server, phone);
+      const c = await customer(server, phone);
+      const sessionId = uid('ATUid_');
+      // Another delivery is creating the session's row: both copies of the hop wait for it to end.
+      const row = await holdRow(server, (tx) =>
+        sql`insert into ussd_sessions (tenant_id, session_id, phone, state, data, created_at, updated_at)
+              values ('default', ${sessionId}, ${phone}, 'menu', '{}', ${new Date().toISOString()}, ${new Date().toISOString()})`.execute(
+          tx,
+        ),
+      );
+      const both = [1, 2].map(() => ussd(server, { sessionId, phone, text: '3*2*1' }));
+      await row.waitForWaiters(2);
+      await row.release({ rollback: true });
+      const answers = (await Promise.all(both)).map((r) => r.text);
+      expect(answers[0]).toMatch(/^END Approve the payment of UGX 15000/);
+      expect(answers[1]).toBe(answers[0]);
+      const payments = await server.kioskhub.db
+        .selectFrom('payments')
+        .select('plan_id')
+        .where('customer_id', '=', c.id)
+        .execute();
+      expect(payments.map((p) => p.plan_id)).toEqual(['month']);
     });
   });
 

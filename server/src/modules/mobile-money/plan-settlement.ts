@@ -3,7 +3,10 @@
 // the plan's daily limit); a plan with millilitres adds them to the customer's credit (tenant
 // `water_issued` → customer `water_credit`). The money goes to revenue on the ledger. A payment
 // whose amount or currency is not the one asked for applies nothing: it ends FAILED with
-// AMOUNT_MISMATCH and an alert for staff, who refund or settle it by hand.
+// AMOUNT_MISMATCH and an alert for staff, who refund or settle it by hand. On PostgreSQL the
+// customer's row is locked first: two plan payments of one customer settling at once (two job
+// runners) apply one after the other, the second extending from the first one's expiry.
+import { SqliteAdapter } from 'kysely';
 import type { Executor } from '../../platform/db/database.js';
 import type { CustomerRow, PaymentRow, PlanRow } from '../../platform/db/schema.js';
 import { formatMinor } from '../../platform/money.js';
@@ -21,7 +24,7 @@ export const litres = (ml: number): string => `${(Math.round(ml / 100) / 10).toF
 
 export interface PlanSettlementDeps {
   ledger: Pick<LedgerService, 'account' | 'external' | 'transfer' | 'siteAccount'>;
-  customers: Pick<CustomersService, 'get' | 'plan' | 'update' | 'waterCredit'>;
+  customers: Pick<CustomersService, 'get' | 'lockForUpdate' | 'plan' | 'update' | 'waterCredit'>;
   /** The settlement path: a plan payment whose amount does not fit is refused there. */
   payments: Pick<Settlement, 'refuse'>;
   alerts: Pick<AlertsService, 'raise'>;
@@ -53,6 +56,18 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
         why,
       },
     });
+  }
+
+  /**
+   * The payment's customer, locked until the transaction ends on PostgreSQL (SQLite runs one
+   * writer at a time): read unlocked, a concurrent settlement's new expiry would be overwritten.
+   */
+  async function lockedCustomer(ex: Executor, tenantId: string, id: string): Promise<CustomerRow> {
+    if (!(ex.getExecutor().adapter instanceof SqliteAdapter)) {
+      const row = await deps.customers.lockForUpdate(id, ex);
+      if (row?.tenant_id === tenantId) return row;
+    }
+    return deps.customers.get(tenantId, id, ex);
   }
 
   async function revenue(ex: Executor, payment: PaymentRow, amount: number): Promise<void> {
@@ -113,7 +128,7 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
       const asked = formatMinor(Number(payment.amount_minor), payment.currency);
       return refuseMismatch(ex, payment, `received ${payment.currency} ${got}, asked ${asked}`);
     }
-    const customer = await deps.customers.get(payment.tenant_id, payment.customer_id, ex);
+    const customer = await lockedCustomer(ex, payment.tenant_id, payment.customer_id);
     await revenue(ex, payment, received);
 
     const changes: {

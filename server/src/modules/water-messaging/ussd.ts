@@ -1,8 +1,11 @@
 // The USSD menu (Africa's Talking): 1. Register (PIN, PIN again, confirm), 2. Status, 3. Purchase
 // (plan, confirm, mobile-money request). Each hop is one transaction over the session's row, so a
 // restart between hops continues the session, and the same hop delivered twice gets the same
-// answer. The PIN is never stored in the session nor shown back: the session remembers only where
-// it sits in `text`, which Africa's Talking sends whole on every hop.
+// answer, also when both copies arrive at once (PostgreSQL: the row is locked, or claimed by the
+// first hop of a new session, and the second copy waits for the first to commit). The PIN is
+// never stored in the session nor shown back: the session remembers only where it sits in
+// `text`, which Africa's Talking sends whole on every hop.
+import { SqliteAdapter } from 'kysely';
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
@@ -69,6 +72,8 @@ export interface UssdDeps {
 
 export function createUssd(deps: UssdDeps) {
   const { db, customers } = deps;
+  // SQLite runs one transaction at a time; PostgreSQL runs hops of one session at once.
+  const onPostgres = !(db.getExecutor().adapter instanceof SqliteAdapter);
 
   function planList(plans: PlanRow[], page: number, prefix = ''): string {
     const shown = plans.slice(page * PLANS_PER_PAGE, (page + 1) * PLANS_PER_PAGE);
@@ -244,12 +249,37 @@ export function createUssd(deps: UssdDeps) {
     const text = hop.text.trim();
     const parts = text === '' ? [] : text.split('*');
     const screen = await db.transaction().execute(async (tx) => {
-      const session = await tx
-        .selectFrom('ussd_sessions')
-        .selectAll()
-        .where('tenant_id', '=', hop.tenantId)
-        .where('session_id', '=', hop.sessionId)
-        .executeTakeFirst();
+      const read = () => {
+        let q = tx
+          .selectFrom('ussd_sessions')
+          .selectAll()
+          .where('tenant_id', '=', hop.tenantId)
+          .where('session_id', '=', hop.sessionId);
+        if (onPostgres) q = q.forUpdate();
+        return q.executeTakeFirst();
+      };
+      let session = await read();
+      if (!session && onPostgres) {
+        // A new session: claim its row before acting, so a copy of this hop arriving at the same
+        // moment waits here for this one to commit, then finds the hop answered (or, if this one
+        // rolled back, claims the row itself). The row is written with the answer below.
+        const stamp = nowIso();
+        const claimed = await tx
+          .insertInto('ussd_sessions')
+          .values({
+            tenant_id: hop.tenantId,
+            session_id: hop.sessionId,
+            phone,
+            state: 'menu',
+            data: '{}',
+            created_at: stamp,
+            updated_at: stamp,
+          })
+          .onConflict((oc) => oc.columns(['tenant_id', 'session_id']).doNothing())
+          .returning('session_id')
+          .executeTakeFirst();
+        if (!claimed) session = await read();
+      }
       // The same hop again (a gateway retry): the same answer, and nothing done twice.
       if (session && session.last_text === text && session.last_response !== null)
         return session.last_response;
