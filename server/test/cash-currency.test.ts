@@ -145,6 +145,79 @@ describe.each(engines())('cash in the site currency exponent (%s)', (engine: Eng
     expect(paid.body).toMatchObject({ amountInserted: 300, change: 49.5, status: 'PAID' });
   });
 
+  it('a currency change of the site while a session is open: the session keeps the currency it opened in', async () => {
+    const o = await orderAt('PHP', 25_000);
+    const init = () =>
+      post(o.kiosk.key, '/api/cash-payment/init', { orderNumber: o.orderNumber, totalAmount: 250 });
+    expect((await init()).body).toMatchObject({ totalRequired: 250, status: 'PENDING' });
+    const upd = (amountAdded: number, eventId: string) =>
+      post(o.kiosk.key, '/api/cash-payment/update', { orderNumber: o.orderNumber, amountAdded, eventId });
+    expect((await upd(100, `${o.orderNumber}-1`)).body).toMatchObject({ amountInserted: 100 });
+
+    // The operator switches the site to UGX (no decimals) mid-session.
+    const patched = await server.request('PATCH', `/v1/sites/${o.siteId}`, { body: { currency: 'UGX' } });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(patched.body.currency).toBe('UGX');
+
+    // Later bills and coins of this session are still pesos, centavos included.
+    const bill = await upd(100, `${o.orderNumber}-2`);
+    expect(bill.status, JSON.stringify(bill.body)).toBe(200);
+    expect(bill.body).toMatchObject({ amountInserted: 200, remainingAmount: 50, status: 'PENDING' });
+    const coin = await upd(0.25, `${o.orderNumber}-3`);
+    expect(coin.status, JSON.stringify(coin.body)).toBe(200);
+    expect(coin.body).toMatchObject({ amountInserted: 200.25, remainingAmount: 49.75 });
+    // The kiosk asking again for its session gets it, in pesos.
+    const again = await init();
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body).toMatchObject({ totalRequired: 250, amountInserted: 200.25 });
+    const paid = await upd(50, `${o.orderNumber}-4`);
+    expect(paid.body).toMatchObject({
+      amountInserted: 250.25,
+      change: 0.25,
+      isComplete: true,
+      status: 'PAID',
+    });
+    const status = await server.request('GET', `/api/cash-payment/status/${o.orderNumber}`, key(o.kiosk.key));
+    expect(status.body).toMatchObject({ amountInserted: 250.25, change: 0.25, currency: 'PHP' });
+    expect((await server.request('GET', `/v1/orders/${o.id}`)).body).toMatchObject({
+      status: 'PAID',
+      amount: 25_000,
+      currency: 'PHP',
+    });
+
+    // A late bill for that order is still its currency, recorded as such.
+    const late = await upd(20, `${o.orderNumber}-5`);
+    expect(late.status).toBe(409);
+    expect(late.body.error.details).toMatchObject({
+      recordedAmount: 20,
+      amountMinor: 2000,
+      currency: 'PHP',
+      reason: 'SESSION_PAID',
+    });
+
+    // New orders of the site are in the new currency: whole shillings.
+    const sku = `${o.siteId}-tea`;
+    const product = { sku, name: 'Tea', priceMinor: 3000, siteId: o.siteId };
+    expect((await server.request('POST', '/v1/products', { body: product })).status).toBe(201);
+    const next = await post(o.kiosk.key, '/v1/orders', { items: [{ sku, qty: 1 }] });
+    expect(next.body).toMatchObject({ amount: 3000, currency: 'UGX' });
+    const nextNumber = next.body.orderNumber as string;
+    expect(
+      (await post(o.kiosk.key, '/api/cash-payment/init', { orderNumber: nextNumber, totalAmount: 3000 }))
+        .body,
+    ).toMatchObject({ totalRequired: 3000 });
+    const shillings = await post(o.kiosk.key, '/api/cash-payment/update', {
+      orderNumber: nextNumber,
+      amountAdded: 0.5,
+    });
+    expect(shillings.status).toBe(400);
+    const ugxBill = await post(o.kiosk.key, '/api/cash-payment/update', {
+      orderNumber: nextNumber,
+      amountAdded: 5000,
+    });
+    expect(ugxBill.body).toMatchObject({ amountInserted: 5000, change: 2000, status: 'PAID' });
+  });
+
   it('a site currency that is not ISO 4217 is refused', async () => {
     const res = await server.request('POST', '/v1/sites', {
       body: { id: `bad${++seq}`, name: 'Bad', currency: 'ABC' },

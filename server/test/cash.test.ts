@@ -619,6 +619,113 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
       expect(await unallocatedFor(orderNumber)).toHaveLength(1);
     });
 
+    it('an eventId already used for another order is a new bill for this order: counted here, repeats count once', async () => {
+      // A reader whose event counter restarted (firmware reset) sends ids it used for earlier orders.
+      const site = await cashSite();
+      const a = await order250(site);
+      const b = await order250(site);
+      await init(site.kiosk.key, a.orderNumber, 250);
+      await init(site.kiosk.key, b.orderNumber, 250);
+      const eventId = uid('reset-');
+      const forA = await update(site.cashUnit.key, { orderNumber: a.orderNumber, amountAdded: 100, eventId });
+      expect(forA.body).toMatchObject({ orderNumber: a.orderNumber, amountInserted: 100 });
+
+      const forB = await update(site.cashUnit.key, { orderNumber: b.orderNumber, amountAdded: 50, eventId });
+      expect(forB.status, JSON.stringify(forB.body)).toBe(200);
+      expect(forB.body).toMatchObject({
+        orderNumber: b.orderNumber,
+        amountInserted: 50,
+        remainingAmount: 200,
+        status: 'PENDING',
+      });
+      // Each order's own retry of that eventId is a duplicate of its own bill, and only of it.
+      for (const [o, inserted] of [
+        [b, 50],
+        [a, 100],
+      ] as const) {
+        const again = await update(site.cashUnit.key, {
+          orderNumber: o.orderNumber,
+          amountAdded: 999,
+          eventId,
+        });
+        expect(again.body).toMatchObject({ orderNumber: o.orderNumber, amountInserted: inserted });
+        expect((await status(site.kiosk.key, o.orderNumber)).body.amountInserted).toBe(inserted);
+      }
+      // The same reused id for two fresh orders at once: both bills count, each once.
+      const [c, d] = [await order250(site), await order250(site)];
+      await init(site.kiosk.key, c.orderNumber, 250);
+      await init(site.kiosk.key, d.orderNumber, 250);
+      const both = await Promise.all(
+        [c, d, c, d].map((o) =>
+          update(site.cashUnit.key, { orderNumber: o.orderNumber, amountAdded: 20, eventId }),
+        ),
+      );
+      for (const r of both) expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect((await status(site.kiosk.key, c.orderNumber)).body.amountInserted).toBe(20);
+      expect((await status(site.kiosk.key, d.orderNumber)).body.amountInserted).toBe(20);
+      for (const o of [a, b, c, d]) expect(await unallocatedFor(o.orderNumber)).toEqual([]);
+
+      // Another site's reader with the same id for order A: its money, recorded there (WRONG_SITE);
+      // never answered with A's session.
+      const other = await cashSite();
+      for (let i = 0; i < 2; i++) {
+        const stray = await update(other.cashUnit.key, {
+          orderNumber: a.orderNumber,
+          amountAdded: 20,
+          eventId,
+        });
+        expectError(stray, 404, 'NOT_FOUND');
+        expect(stray.body.error.details).toMatchObject({ recordedAmount: 20, reason: 'WRONG_SITE' });
+      }
+      expect(await unallocatedFor(a.orderNumber)).toEqual([
+        expect.objectContaining({ machineId: other.cashUnit.id, amount: 20, eventId, reason: 'WRONG_SITE' }),
+      ]);
+      expect((await status(site.kiosk.key, a.orderNumber)).body.amountInserted).toBe(100);
+    });
+
+    it('an eventId recorded as unallocated for one order is not a duplicate for another order', async () => {
+      const site = await cashSite();
+      const ghost = uid('GONE-');
+      const eventId = uid('reused-');
+      const parked = await update(site.cashUnit.key, { orderNumber: ghost, amountAdded: 20, eventId });
+      expectError(parked, 404, 'NOT_FOUND');
+
+      // The same id for a real order's open session: that order's money, counted there.
+      const o = await order250(site);
+      await init(site.kiosk.key, o.orderNumber, 250);
+      const counted = await update(site.cashUnit.key, {
+        orderNumber: o.orderNumber,
+        amountAdded: 100,
+        eventId,
+      });
+      expect(counted.status, JSON.stringify(counted.body)).toBe(200);
+      expect(counted.body).toMatchObject({ orderNumber: o.orderNumber, amountInserted: 100 });
+
+      // And for a second unknown order: recorded for that order, not answered with the first one's item.
+      const ghost2 = uid('GONE-');
+      const second = await update(site.cashUnit.key, { orderNumber: ghost2, amountAdded: 50, eventId });
+      expectError(second, 404, 'NOT_FOUND');
+      expect(second.body.error.details).toMatchObject({
+        orderNumber: ghost2,
+        recordedAmount: 50,
+        reason: 'UNKNOWN_ORDER',
+      });
+      // Retries answer what was recorded for their own order, once each.
+      const retried = await update(site.cashUnit.key, { orderNumber: ghost2, amountAdded: 50, eventId });
+      expect(retried.body.error.details).toMatchObject({ orderNumber: ghost2, recordedAmount: 50 });
+      expect(await unallocatedFor(ghost)).toEqual([expect.objectContaining({ amount: 20, eventId })]);
+      expect(await unallocatedFor(ghost2)).toEqual([expect.objectContaining({ amount: 50, eventId })]);
+      expect(await unallocatedFor(o.orderNumber)).toEqual([]);
+
+      // An id counted in a session, reused for an unknown order: recorded as unallocated, not dropped.
+      const ghost3 = uid('GONE-');
+      const late = await update(site.cashUnit.key, { orderNumber: ghost3, amountAdded: 10, eventId });
+      expectError(late, 404, 'NOT_FOUND');
+      expect(late.body.error.details).toMatchObject({ orderNumber: ghost3, recordedAmount: 10 });
+      expect(await unallocatedFor(ghost3)).toEqual([expect.objectContaining({ amount: 10, eventId })]);
+      expect((await status(site.kiosk.key, o.orderNumber)).body.amountInserted).toBe(100);
+    });
+
     it('after PAID and after CANCELLED → 409 INVALID_STATE with the recorded amount, listed as unallocated', async () => {
       const site = await cashSite();
       const paid = await order250(site);

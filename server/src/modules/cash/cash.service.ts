@@ -1,6 +1,8 @@
 // Cash sessions for kiosk orders (CONTRACTS.md §9). Each bill or coin is a row, de-duplicated
-// by the device's eventId; totals are always summed from rows. Money that cannot be applied
-// (late, unknown order, wrong site) is recorded as unallocated, never dropped.
+// by the device's eventId within its order (the same id for another order is another bill);
+// totals are always summed from rows. Money that cannot be applied (late, unknown order, wrong
+// site) is recorded as unallocated, never dropped. A session's currency is its order's, fixed
+// when it opens: a later change of the site's currency does not reach its amounts.
 import { LIVE_EVENTS, type CashSessionView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
@@ -156,31 +158,55 @@ export function createCashService(deps: {
     });
   }
 
-  const recordUnallocated = (ex: Executor, scope: CashScope, input: InsertInput, why: UnallocatedReason) =>
-    parkUnallocated(ex, { catalog, alerts, ledger: deps.ledger }, scope, input, why);
+  const recordUnallocated = (
+    ex: Executor,
+    scope: CashScope,
+    input: InsertInput,
+    why: UnallocatedReason,
+    currency?: string,
+  ) => parkUnallocated(ex, { catalog, alerts, ledger: deps.ledger }, scope, input, why, currency);
+
+  /**
+   * The currency a device's amount for `orderNumber` at `siteId` is in, and whose exponent
+   * converts it: money for an order of this site is in the order's currency (its session's, fixed
+   * when the session opened), even if the site's currency changed since; money for an order this
+   * site does not have is in the site's currency. `insertIn` records money by the same rule.
+   */
+  async function orderCurrencyAt(
+    ex: Executor,
+    tenantId: string,
+    siteId: string,
+    orderNumber: string,
+  ): Promise<string | undefined> {
+    const s = await latestSession(ex, tenantId, orderNumber, false);
+    if (s) return s.site_id === siteId ? s.currency : undefined;
+    const order = await orders.rowByNumber(ex, tenantId, orderNumber);
+    return order && (order.site_id ?? siteId) === siteId ? order.currency : undefined;
+  }
 
   /** Applies one bill or coin in the caller's transaction (see `insert`). */
   async function insertIn(tx: Executor, scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
     const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
     if (input.eventId) {
+      // The eventId is a key within the order at this site: a repeat of this bill for this order
+      // (its session, or what was recorded as unallocated for it) counts once; the same id for
+      // any other order is another bill, counted or recorded there.
       const seen = await tx
-        .selectFrom('cash_inserts')
-        .select('session_id')
-        .where('tenant_id', '=', scope.tenantId)
-        .where('event_id', '=', input.eventId)
+        .selectFrom('cash_inserts as i')
+        .innerJoin('cash_sessions as s', 's.id', 'i.session_id')
+        .selectAll('s')
+        .where('s.tenant_id', '=', scope.tenantId)
+        .where('s.order_number', '=', input.orderNumber)
+        .where('s.site_id', '=', scope.siteId)
+        .where('i.event_id', '=', input.eventId)
         .executeTakeFirst();
-      if (seen) {
-        const session = await tx
-          .selectFrom('cash_sessions')
-          .selectAll()
-          .where('id', '=', seen.session_id)
-          .executeTakeFirstOrThrow();
-        return { kind: 'applied', view: await view(tx, session) };
-      }
+      if (seen) return { kind: 'applied', view: await view(tx, seen) };
       const parked = await tx
         .selectFrom('unallocated_cash')
         .select(['reason', 'amount_minor', 'currency', 'order_number'])
         .where('tenant_id', '=', scope.tenantId)
+        .where('site_id', '=', scope.siteId)
+        .where('order_number', '=', input.orderNumber)
         .where('event_id', '=', input.eventId)
         .executeTakeFirst();
       if (parked)
@@ -194,11 +220,16 @@ export function createCashService(deps: {
     }
     if (!s) {
       const order = await orders.rowByNumber(tx, scope.tenantId, input.orderNumber);
-      return recordUnallocated(tx, scope, input, order ? 'NO_OPEN_SESSION' : 'UNKNOWN_ORDER');
+      if (!order) return recordUnallocated(tx, scope, input, 'UNKNOWN_ORDER');
+      // An order of this site: its money is in the order's currency (see orderCurrencyAt).
+      const ours = (order.site_id ?? scope.siteId) === scope.siteId;
+      return recordUnallocated(tx, scope, input, 'NO_OPEN_SESSION', ours ? order.currency : undefined);
     }
     if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
-    if (s.status !== 'PENDING')
-      return recordUnallocated(tx, scope, input, s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED');
+    if (s.status !== 'PENDING') {
+      const why = s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED';
+      return recordUnallocated(tx, scope, input, why, s.currency);
+    }
     await tx
       .insertInto('cash_inserts')
       .values({
@@ -238,11 +269,17 @@ export function createCashService(deps: {
 
   return {
     /**
-     * The currency whose exponent converts a device's major-unit amounts: the caller's site's;
-     * for a caller without a site (staff), the order's, else the default site's.
+     * The currency whose exponent converts a device's major-unit amounts: for an order of the
+     * caller's site, the order's (its session's, fixed when it opened, whatever the site's currency
+     * is now); otherwise the caller's site's; for a caller without a site (staff), the order's,
+     * else the default site's.
      */
     async currencyFor(tenantId: string, siteId: string | null, orderNumber: string): Promise<string> {
-      if (siteId !== null) return (await catalog.siteRow(tenantId, siteId)).currency;
+      if (siteId !== null)
+        return (
+          (await orderCurrencyAt(db, tenantId, siteId, orderNumber)) ??
+          (await catalog.siteRow(tenantId, siteId)).currency
+        );
       const order = await orders.rowByNumber(db, tenantId, orderNumber);
       return order?.currency ?? (await catalog.siteRow(tenantId, 'default')).currency;
     },

@@ -47,6 +47,8 @@ export const toUnallocatedView = (r: Row): UnallocatedCashView => ({
 /**
  * Records money no order could use (never dropped), in the caller's transaction: the item, the
  * ledger transfer external → unallocated_cash of the site, and an UNALLOCATED_CASH alert.
+ * `currency`: what the amount is in when it is not the site's (money for an order of the site,
+ * in that order's currency).
  */
 export async function parkUnallocated(
   ex: Executor,
@@ -58,8 +60,10 @@ export async function parkUnallocated(
   scope: CashScope,
   input: InsertInput,
   reason: UnallocatedReason,
+  currency?: string,
 ): Promise<InsertOutcome> {
   const site = await deps.catalog.siteRow(scope.tenantId, scope.siteId, ex);
+  const unit = currency ?? site.currency;
   const id = newId();
   await ex
     .insertInto('unallocated_cash')
@@ -72,25 +76,25 @@ export async function parkUnallocated(
       event_id: input.eventId ?? null,
       kind: input.kind ?? null,
       amount_minor: input.amountMinor,
-      currency: site.currency,
+      currency: unit,
       reason,
       recorded_at: nowIso(),
     })
     .execute();
   // The money is in the machine: from the outside world into the site's unallocated cash.
   const { tenantId, siteId } = scope;
-  const from = await deps.ledger.external(ex, tenantId, site.currency);
-  const to = await deps.ledger.siteAccount(ex, tenantId, siteId, 'unallocated_cash', site.currency);
+  const from = await deps.ledger.external(ex, tenantId, unit);
+  const to = await deps.ledger.siteAccount(ex, tenantId, siteId, 'unallocated_cash', unit);
   await deps.ledger.transfer(ex, {
     tenantId,
     from: from.id,
     to: to.id,
     amount: input.amountMinor,
-    unit: site.currency,
+    unit,
     cause: { type: 'unallocated_cash', id },
     memo: `${reason}, order ${input.orderNumber}`,
   });
-  const amount = `${formatMinor(input.amountMinor, site.currency)} ${site.currency}`;
+  const amount = `${formatMinor(input.amountMinor, unit)} ${unit}`;
   const what = `${amount} for order ${input.orderNumber}`;
   await deps.alerts.raise(ex, {
     tenantId: scope.tenantId,
@@ -100,7 +104,7 @@ export async function parkUnallocated(
     message: `${what} could not be applied (${reason})`,
   });
   const { amountMinor, orderNumber } = input;
-  return { kind: 'unallocated', reason, amountMinor, currency: site.currency, orderNumber };
+  return { kind: 'unallocated', reason, amountMinor, currency: unit, orderNumber };
 }
 
 export function createUnallocatedService(deps: {

@@ -924,6 +924,136 @@ const ledgerBalanceSlots: Migration = {
   },
 };
 
+// A cash insert's eventId is the device's idempotency key for one bill or coin of one order: a
+// repeat for the same order's session counts once, while the same id reported for another order
+// (a reader whose counter restarted) is that order's money. Unique per session (cash_inserts) and
+// per site and order number (unallocated cash), no longer per tenant. The new cash_inserts index leads with
+// session_id, so it also serves the per-session sums cash_inserts_session_idx served.
+// SQLite cannot drop a table's constraint: both tables are copied into new ones, as its manual says,
+// in one transaction of their own (Kysely runs SQLite migrations without one), so a crash leaves
+// either the old tables or the new ones, and the migration runs again from the start.
+function cashEventScope(dialect: 'sqlite' | 'postgres'): Migration {
+  return {
+    async up(db: AnyDb) {
+      if (dialect === 'postgres') {
+        await db.schema.alterTable('cash_inserts').dropConstraint('cash_inserts_event_uq').execute();
+        await db.schema.alterTable('unallocated_cash').dropConstraint('unallocated_cash_event_uq').execute();
+        await db.schema.dropIndex('cash_inserts_session_idx').execute();
+        await cashEventIndexes(db);
+        return;
+      }
+      await sql`begin immediate`.execute(db);
+      try {
+        await db.schema
+          .createTable('cash_inserts_next')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('session_id', 'text', (c) => c.notNull().references('cash_sessions.id'))
+          .addColumn('machine_id', 'text')
+          .addColumn('event_id', 'text')
+          .addColumn('kind', 'text')
+          .addColumn('amount_minor', 'bigint', (c) => c.notNull())
+          .addColumn('recorded_at', 'text', (c) => c.notNull())
+          .execute();
+        await db
+          .insertInto('cash_inserts_next')
+          .columns([
+            'id',
+            'tenant_id',
+            'session_id',
+            'machine_id',
+            'event_id',
+            'kind',
+            'amount_minor',
+            'recorded_at',
+          ])
+          .expression(
+            db
+              .selectFrom('cash_inserts')
+              .select([
+                'id',
+                'tenant_id',
+                'session_id',
+                'machine_id',
+                'event_id',
+                'kind',
+                'amount_minor',
+                'recorded_at',
+              ]),
+          )
+          .execute();
+        await db.schema.dropTable('cash_inserts').execute();
+        await db.schema.alterTable('cash_inserts_next').renameTo('cash_inserts').execute();
+
+        const unallocated = [
+          'id',
+          'tenant_id',
+          'site_id',
+          'machine_id',
+          'order_number',
+          'event_id',
+          'kind',
+          'amount_minor',
+          'currency',
+          'reason',
+          'recorded_at',
+          'status',
+          'resolved_at',
+          'resolved_by',
+          'resolution_note',
+          'applied_order_number',
+        ] as const;
+        await db.schema
+          .createTable('unallocated_cash_next')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('site_id', 'text')
+          .addColumn('machine_id', 'text')
+          .addColumn('order_number', 'text', (c) => c.notNull())
+          .addColumn('event_id', 'text')
+          .addColumn('kind', 'text')
+          .addColumn('amount_minor', 'bigint', (c) => c.notNull())
+          .addColumn('currency', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('recorded_at', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull().defaultTo('OPEN'))
+          .addColumn('resolved_at', 'text')
+          .addColumn('resolved_by', 'text')
+          .addColumn('resolution_note', 'text')
+          .addColumn('applied_order_number', 'text')
+          .execute();
+        await db
+          .insertInto('unallocated_cash_next')
+          .columns([...unallocated])
+          .expression(db.selectFrom('unallocated_cash').select([...unallocated]))
+          .execute();
+        await db.schema.dropTable('unallocated_cash').execute();
+        await db.schema.alterTable('unallocated_cash_next').renameTo('unallocated_cash').execute();
+        await cashEventIndexes(db);
+        await sql`commit`.execute(db);
+      } catch (err) {
+        await sql`rollback`.execute(db);
+        throw err;
+      }
+    },
+  };
+}
+
+async function cashEventIndexes(db: AnyDb): Promise<void> {
+  await db.schema
+    .createIndex('cash_inserts_session_event_uq')
+    .unique()
+    .on('cash_inserts')
+    .columns(['session_id', 'event_id'])
+    .execute();
+  await db.schema
+    .createIndex('unallocated_cash_order_event_uq')
+    .unique()
+    .on('unallocated_cash')
+    .columns(['tenant_id', 'site_id', 'order_number', 'event_id'])
+    .execute();
+}
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -946,6 +1076,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0020_outbox_scheduled': outboxScheduled,
       '0021_outbox_one_index': outboxOneIndex,
       '0022_ledger_balance_slots': ledgerBalanceSlots,
+      '0023_cash_event_scope': cashEventScope(dialect),
     }),
   };
 }
