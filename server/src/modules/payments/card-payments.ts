@@ -10,7 +10,7 @@ import type { CardEvent, CardGateway } from './card-gateway.js';
 import type { Intents, PaymentStatusSource } from './intents.js';
 import type { OneOffMethod } from './methods.js';
 import type { PaymentsRepo } from './payments.repo.js';
-import { refundableMinor } from './payment-rules.js';
+import { refundableMinor, wasTaken, type PaymentStatus } from './payment-rules.js';
 import { refundFigures, type Refunds } from './refunds.js';
 import type { Settlement } from './settlement.js';
 
@@ -161,9 +161,10 @@ export function createCardPayments(deps: {
           tx,
         );
         // `completed` and `async_payment_succeeded` of one checkout name the same money, and a
-        // status check may have settled it already.
-        if (!fresh || (payment.status !== 'PENDING' && payment.provider_payment_id === e.providerPaymentId))
-          return 'duplicate';
+        // status check may have settled it already. A status check that found another amount
+        // ended it FAILED without keeping the money: this event records it (and alerts) below.
+        const taken = wasTaken(payment.status as PaymentStatus);
+        if (!fresh || (taken && payment.provider_payment_id === e.providerPaymentId)) return 'duplicate';
         const exact = e.amountMinor === Number(payment.amount_minor) && e.currency === payment.currency;
         if (payment.status === 'PENDING' && exact) {
           await deps.settlement.succeed(
