@@ -351,6 +351,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     logger,
     pollMs: config.paymentStatusPollMs,
     ttlMs: config.paymentIntentTtlMs,
+    alerts,
   });
   // One-off methods (bank transfer, card gateways) register here; channels look them up.
   const methods = createMethodRegistry();

@@ -246,14 +246,11 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
 
   // ---- MTN MoMo (docs/water-payments.md, step 6) --------------------------------------------
 
-  // BUG (not fixed here: providers/momo/momo.status.ts and the plan settlement are outside this
-  // review's remit): when MoMo's status API says SUCCESSFUL in another currency than asked, the
-  // status source answers FAILED / AMOUNT_MISMATCH before any settlement, so the amount taken is
-  // not kept on the payment (receivedMinor 0: nothing can be refunded) and no
-  // PAYMENT_AMOUNT_MISMATCH alert is raised; the customer is even told by SMS that the payment
-  // "did not go through". water-payments.md step 6 promises the alert "(or arrives in another
-  // currency)" and that "the payment keeps the amount received".
-  it.skip('MoMo: money taken in another currency ends FAILED with an alert and the amount kept', async () => {
+  // MoMo's status API says SUCCESSFUL in another currency than asked: the money cannot be applied
+  // nor kept in the payment's currency, so the payment fails and staff are told exactly what was
+  // taken, to refund it (docs/water-payments.md, step 6); the customer is not told it "did not go
+  // through".
+  it('MoMo: money taken in another currency ends FAILED with an alert naming what was taken', async () => {
     const tenantId = 'default';
     await server.kioskhub.services.tenants.setDefaultCountryCode(tenantId, '256');
     const planId = rid('plan');
@@ -297,7 +294,11 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
       'the payment to fail',
     );
     expect(failed).toMatchObject({ failureCode: 'AMOUNT_MISMATCH' });
-    expect((await alertsAbout(payment.id)).map((a) => a.kind)).toEqual(['PAYMENT_AMOUNT_MISMATCH']);
-    expect(failed.receivedMinor).toBeGreaterThan(0);
+    const alerts = await alertsAbout(payment.id);
+    expect(alerts.map((a) => a.kind)).toEqual(['PAYMENT_AMOUNT_MISMATCH']);
+    expect(alerts[0]!.message).toContain('5000 EUR');
+    expect(alerts[0]!.message).toContain('refund it');
+    // Nothing applied: no plan credit, and nothing kept in UGX that it is not.
+    expect(failed.receivedMinor).toBe(0);
   });
 });

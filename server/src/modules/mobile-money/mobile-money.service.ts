@@ -185,7 +185,9 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
       text:
         payment.status === 'EXPIRED'
           ? 'Your water plan payment was not approved in time. Dial again to buy.'
-          : 'Your water plan payment did not go through. Please try again.',
+          : payment.failure_code === 'AMOUNT_MISMATCH'
+            ? 'Your water plan payment arrived in a form we cannot apply. No plan was added; we will refund it.'
+            : 'Your water plan payment did not go through. Please try again.',
       kind: 'payment_failed',
     });
   }

@@ -5,6 +5,9 @@
 // check through the job table, and only the provider's status API answer settles the payment.
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.js';
+import { formatMinor } from '../../platform/money.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
+import { recordAudit } from '../audit/audit.service.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
@@ -26,7 +29,16 @@ declare module '../../platform/outbox.js' {
 export type ProviderStatus =
   | { status: 'PENDING' }
   | { status: 'SUCCEEDED'; receivedMinor: number; providerPaymentId?: string }
-  | { status: 'FAILED'; failureCode: string; providerPaymentId?: string };
+  | {
+      status: 'FAILED';
+      failureCode: string;
+      providerPaymentId?: string;
+      /**
+       * The provider took money that cannot be applied (another currency than asked, or an amount
+       * not exact in the payment's currency), as it reported it: staff are alerted to refund it.
+       */
+      taken?: { amount: string | null; currency: string | null };
+    };
 
 /** A provider adapter's status API (MoMo, Airtel, a card gateway). */
 export interface PaymentStatusSource {
@@ -63,6 +75,8 @@ export interface IntentsDeps {
   logger: Logger;
   pollMs: number;
   ttlMs: number;
+  /** Told of money a provider took that cannot be applied (`taken`). */
+  alerts?: Pick<AlertsService, 'raise'>;
 }
 
 export function createIntents(deps: IntentsDeps) {
@@ -128,6 +142,34 @@ export function createIntents(deps: IntentsDeps) {
     return row !== undefined;
   }
 
+  /**
+   * The provider says it took money the payment cannot use: it is not ours to apply, and not in
+   * the payment's currency to keep, so staff are told exactly what was taken, to refund it.
+   */
+  async function moneyNotApplied(
+    ex: Executor,
+    payment: PaymentRow,
+    taken: { amount: string | null; currency: string | null },
+  ): Promise<void> {
+    const what = `${taken.amount ?? 'an unreadable amount'} ${taken.currency ?? payment.currency}`;
+    const asked = `${formatMinor(Number(payment.amount_minor), payment.currency)} ${payment.currency}`;
+    await deps.alerts?.raise(ex, {
+      tenantId: payment.tenant_id,
+      kind: 'PAYMENT_AMOUNT_MISMATCH',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      message: `${payment.provider} took ${what} for payment ${payment.id} of ${asked}: not applied, refund it by hand`,
+    });
+    await recordAudit(ex, {
+      tenantId: payment.tenant_id,
+      actor: `provider:${payment.provider}`,
+      action: 'payment.amount_mismatch',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      after: { amountMinor: Number(payment.amount_minor), currency: payment.currency, taken },
+    });
+  }
+
   /** The job `payment_status`: one question to the provider, applied in one transaction. */
   async function check(job: { paymentId: string; poll: boolean }): Promise<void> {
     const payment = await repo.findById(job.paymentId);
@@ -157,6 +199,7 @@ export function createIntents(deps: IntentsDeps) {
             );
           }
           await fail(tx, payment.id, answer.failureCode);
+          if (answer.taken) await moneyNotApplied(tx, payment, answer.taken);
         } else if (job.poll) {
           const expired = payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now();
           if (!expired) {

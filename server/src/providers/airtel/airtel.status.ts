@@ -1,6 +1,7 @@
 // Airtel's status enquiry as the payments module's status source: only its answer settles an
 // Airtel payment. The enquiry names no amount; Airtel collects exactly the amount we asked for
 // in `transaction.amount`, so a `TS` (success) counts as the requested amount received.
+import { formatMinor } from '../../platform/money.js';
 import type { PaymentStatusSource, ProviderStatus } from '../../modules/payments/intents.js';
 import type { AirtelClient } from './airtel.api.js';
 
@@ -14,8 +15,14 @@ export function airtelStatusSource(client: Pick<AirtelClient, 'status' | 'curren
       if (s.status === 'NOT_FOUND' || s.status === 'TIP' || s.status === 'TA') return { status: 'PENDING' };
       const ref = s.airtelMoneyId !== null ? { providerPaymentId: s.airtelMoneyId } : {};
       if (s.status === 'TS') {
-        if (payment.currency !== client.currency)
-          return { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', ...ref };
+        if (payment.currency !== client.currency) {
+          // Airtel took the amount asked, in its own currency (the request names none).
+          const taken = {
+            amount: formatMinor(Number(payment.amount_minor), payment.currency),
+            currency: client.currency,
+          };
+          return { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', taken, ...ref };
+        }
         return { status: 'SUCCEEDED', receivedMinor: Number(payment.amount_minor), ...ref };
       }
       return { status: 'FAILED', failureCode: FAILURES[s.status] ?? 'AIRTEL_FAILED', ...ref };

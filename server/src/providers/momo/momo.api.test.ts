@@ -139,7 +139,11 @@ describe('MoMo client', () => {
       providerPaymentId: '23503452',
     });
     body = { status: 'SUCCESSFUL', amount: '15000', currency: 'EUR' };
-    expect(await source.fetchStatus(payment())).toEqual({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH' });
+    expect(await source.fetchStatus(payment())).toEqual({
+      status: 'FAILED',
+      failureCode: 'AMOUNT_MISMATCH',
+      taken: { amount: '15000', currency: 'EUR' },
+    });
     body = { status: 'FAILED', reason: { code: 'APPROVAL_REJECTED', message: 'no' } };
     expect(await source.fetchStatus(payment())).toEqual({
       status: 'FAILED',

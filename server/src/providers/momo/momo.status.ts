@@ -19,11 +19,13 @@ export function momoStatusSource(client: Pick<MomoClient, 'status'>): PaymentSta
       const providerPaymentId = s.financialTransactionId ?? undefined;
       const ref = providerPaymentId !== undefined ? { providerPaymentId } : {};
       if (s.status === 'FAILED') return { status: 'FAILED', failureCode: s.reason ?? 'FAILED', ...ref };
+      // Money taken that cannot be applied: failed, with what MoMo says it took (staff refund it).
+      const taken = { amount: s.amount, currency: s.currency };
       if (s.currency !== null && s.currency !== payment.currency) {
-        return { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', ...ref };
+        return { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', taken, ...ref };
       }
       const received = momoAmountToMinor(s.amount, payment.currency);
-      if (received === undefined) return { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', ...ref };
+      if (received === undefined) return { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', taken, ...ref };
       return { status: 'SUCCEEDED', receivedMinor: received, ...ref };
     },
   };
