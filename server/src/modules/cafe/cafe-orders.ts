@@ -65,9 +65,20 @@ export function createCafeOrders(deps: {
     };
   }
 
-  /** Products of the site (and of `default`) as the menu shows them. */
+  /**
+   * Products of the site (and of `default`) as the menu shows them. A price is minor units of the
+   * currency of the site it belongs to: one of the `default` site in another currency (INR unless
+   * staff changed it) would be charged as that many yen, shillings or fils here, so it is left out.
+   */
   async function menuProducts(tenantId: string, siteId: string, ex: Executor = db) {
-    const products = await deps.catalog.siteProducts(tenantId, siteId, ex);
+    const { currency } = await deps.catalog.siteRow(tenantId, siteId, ex);
+    const sold = new Set([siteId]);
+    const all = await deps.catalog.siteProducts(tenantId, siteId, ex);
+    for (const other of new Set(all.map((p) => p.site_id).filter((id) => id !== siteId))) {
+      const row = await deps.catalog.siteRow(tenantId, other, ex).catch(() => undefined);
+      if (row?.currency === currency) sold.add(other);
+    }
+    const products = all.filter((p) => sold.has(p.site_id));
     const menu = await ex
       .selectFrom('cafe_menu')
       .select(['sku', 'category', 'description', 'available', 'sort'])
@@ -168,6 +179,9 @@ export function createCafeOrders(deps: {
       });
       const subtotal = items.reduce((sum, i) => sum + i.qty * (i.unitPriceMinor ?? 0), 0);
       const tipMinor = tipFor(subtotal, input.tip);
+      // A payment is a positive amount: an order costing nothing could never be paid nor cooked.
+      if (subtotal + tipMinor <= 0)
+        throw validation('this order costs nothing: there is nothing to pay, so it cannot be placed');
       for (let attempt = 0; ; attempt++) {
         const orderNumber = `T${randomBytes(3).toString('hex').toUpperCase()}`;
         try {

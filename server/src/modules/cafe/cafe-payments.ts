@@ -66,6 +66,11 @@ export function createCafePayments(deps: {
 
   /** The order, locked, still to be paid; earlier pending attempts end as SUPERSEDED. */
   async function payableOrder(ex: Executor, payer: Payer, orderId: string): Promise<CafeOrder> {
+    // The pending attempts first, then the order: the order every settlement locks them in (staff's
+    // verify, a bank credit, a card webhook lock the payment, then change the order), so a guest
+    // starting another payment at that moment waits instead of deadlocking with it.
+    const earlier = await deps.payments.ofOrder(ex, orderId, ['PENDING']);
+    for (const p of [...earlier].sort((a, b) => (a.id < b.id ? -1 : 1))) await deps.payments.lock(ex, p.id);
     await deps.orders.lock(ex, orderId);
     const order = await deps.cafeOrders.view(orderId, payer.tenantId, ex);
     if (payer.kind === 'table' && order.tableId !== payer.tableId) throw notFound('order', orderId);
@@ -83,6 +88,20 @@ export function createCafePayments(deps: {
       );
     }
     const pending = await deps.payments.ofOrder(ex, orderId, ['PENDING']);
+    for (const p of pending) {
+      // Part of a transfer already arrived: superseding it would ask the guest for everything again
+      // and leave that money on a failed attempt nobody is shown. The rest goes to the same reference.
+      const row = await deps.payments.lock(ex, p.id);
+      const received = Number(row?.received_minor ?? 0);
+      if (row && row.status === 'PENDING' && received > 0) {
+        const amount = Number(row.amount_minor);
+        throw new AppError(
+          'INVALID_STATE',
+          `${received} of the ${amount} due (minor units) already arrived for payment ${row.id}; send the rest to the same reference, or ask staff to confirm it`,
+          { paymentId: row.id, method: row.method, receivedMinor: received, missingMinor: amount - received },
+        );
+      }
+    }
     for (const p of pending) await deps.intents.fail(ex, p.id, 'SUPERSEDED');
     return order;
   }
@@ -139,6 +158,8 @@ export function createCafePayments(deps: {
         );
       }
       const preset = await deps.cafeOrders.view(input.orderId, payer.tenantId);
+      // Another table's order is not found, whatever the method (before any method's own checks).
+      if (payer.kind === 'table' && preset.tableId !== payer.tableId) throw notFound('order', input.orderId);
       const settings = await deps.tables.settings(preset.tenantId, preset.siteId!);
       const oneOff =
         input.method === 'bank_transfer' || input.method === 'card'
@@ -281,6 +302,22 @@ export function createCafePayments(deps: {
           );
         if (payment.status !== 'PENDING')
           throw new AppError('INVALID_STATE', `payment ${paymentId} is ${payment.status}, not PENDING`);
+        // Then its order (payment first, as every settlement path): a kitchen move of a pay-later
+        // order committing right now is waited for, so the settlement sees the order's status of
+        // after it and marks it paid (else it would miss it and leave it unpaid).
+        if (payment.order_id) {
+          await deps.orders.lock(tx, payment.order_id);
+          // Paid meanwhile another way (the site's cash unit, a transfer): settling this one too would
+          // book the order's revenue, stock and receipt twice. The cash goes back to the guest.
+          const order = await deps.orders.findRow(payment.order_id, tx);
+          const paidBy = await deps.payments.ofOrder(tx, payment.order_id, MONEY_RECEIVED);
+          if (order?.paid_at != null || paidBy.length > 0)
+            throw new AppError(
+              'INVALID_STATE',
+              `order ${order?.order_number ?? payment.order_id} is already paid${paidBy[0] ? ` (payment ${paidBy[0].id})` : ''}; this payment is not needed`,
+              { paidBy: paidBy.map((p) => p.id) },
+            );
+        }
         const received = receivedMinor ?? Number(payment.amount_minor);
         if (received < Number(payment.amount_minor))
           throw new AppError(

@@ -134,7 +134,10 @@ export function createCafeTables(deps: {
       const bic = change.bankAccount.bic?.replace(/\s/g, '').toUpperCase();
       if (bic !== undefined && !isBic(bic))
         throw validation(`bankAccount.bic "${change.bankAccount.bic}" is not a BIC`);
-      out.bankAccount = { name: change.bankAccount.name.trim(), iban, ...(bic ? { bic } : {}) };
+      // What the EPC QR code names as the payee (one line): refused blank now, not when a guest pays.
+      const name = change.bankAccount.name.trim();
+      if (!name) throw validation('bankAccount.name is blank: the account holder as the bank knows it');
+      out.bankAccount = { name, iban, ...(bic ? { bic } : {}) };
     }
     return out;
   }

@@ -1,6 +1,6 @@
 // Wire schemas of the cafe routes (they feed /openapi.json).
 import { Type, type TSchema } from '@sinclair/typebox';
-import { Currency } from '../../platform/http/schemas.js';
+import { Currency, EntityId } from '../../platform/http/schemas.js';
 import { PAYMENT_STATUSES } from '../payments/settlement.js';
 import { CAFE_METHODS } from './cafe-payments.js';
 import { KITCHEN_STATUSES } from './cafe-orders.js';
@@ -10,6 +10,10 @@ export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]
 /** An object documented by its main fields; the rest is passed through (see docs/cafe.md). */
 export const Open = (props: Record<string, TSchema>, description?: string) =>
   Type.Object(props, { additionalProperties: true, ...(description ? { description } : {}) });
+
+/** Free text that is stored: never a NUL character (PostgreSQL refuses it in text columns). */
+export const Text = (o: { minLength?: number; maxLength: number; description?: string }) =>
+  Type.String({ ...o, pattern: '^[^\\u0000]*$' });
 
 export const Sku = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
 export const TipMinor = Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'minor units' });
@@ -96,7 +100,7 @@ export const OrderBody = Type.Object(
 
 export const InitiateBody = Type.Object(
   {
-    orderId: Type.String({ minLength: 1, maxLength: 64 }),
+    orderId: EntityId,
     method: Type.String({ enum: [...CAFE_METHODS] }),
     tipMinor: Type.Optional(TipMinor),
   },
