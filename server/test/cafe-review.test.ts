@@ -311,12 +311,10 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     });
   });
 
-  // Needs a change outside the cafe module: orders.service.ts `paidInKitchen` reads the order's
-  // status, then updates "where status = <what it read>"; a kitchen move committed in between makes
-  // the update miss, and order-settlement.ts then skips everything (paid_at, revenue, stock,
-  // receipt) while the payment stays SUCCEEDED. The cafe's own verify now locks the order first;
-  // bank credits, card webhooks and status checks do not go through it.
-  it.skip('a bank credit while the kitchen moves a pay-later order: the order is paid and its revenue booked', async () => {
+  // orders.service.ts `paidInKitchen` used to read the order's status, then update "where status =
+  // <what it read>": a kitchen move committed in between made the update miss, and the settlement
+  // skipped everything (paid_at, revenue, stock, receipt) while the payment stayed SUCCEEDED.
+  it('a bank credit while the kitchen moves a pay-later order: the order is paid and its revenue booked', async () => {
     await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { payLater: true } });
     try {
       const orders = await Promise.all(
@@ -380,9 +378,9 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     expect((await server.request('GET', `/api/orders/${theirs.body.id}`)).body.tipMinor).toBe(0);
   });
 
-  // Needs a change outside the cafe module: intents.ts `expire` ends a pending transfer EXPIRED
-  // whatever it received, with no alert, no unallocated item and no wallet credit.
-  it.skip('a transfer that expires with part of its money arrived does not keep it silently', async () => {
+  // A pending transfer used to end EXPIRED whatever it had received, with no alert, no unallocated
+  // item and no wallet credit.
+  it('a transfer that expires with part of its money arrived does not keep it silently', async () => {
     const order = await guestOrder(server, cafe, cafe.tables[1]);
     const transfer = await initiate(tokenOf(1), { orderId: order.body.id, method: 'bank_transfer' });
     await credit({
@@ -402,7 +400,10 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items.find(
       (i: any) => i.orderNumber === order.body.id,
     );
-    expect(parked, 'the 500 that arrived, for staff to return').toMatchObject({ amountMinor: 500 });
+    expect(parked, 'the 500 that arrived, for staff to return').toMatchObject({
+      amountMinor: 500,
+      reason: 'PART_PAID_ENDED',
+    });
   });
 
   it('answers text with a NUL character with 400, never 500 (PostgreSQL refuses it)', async () => {

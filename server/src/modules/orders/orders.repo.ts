@@ -157,6 +157,21 @@ export function createOrdersRepo(db: Db) {
         .execute();
     },
     /** Conditional update: only applies when the order is still in one of `from`. */
+    /**
+     * Marks an order paid that is in one of `statuses` and not paid yet, as one statement: on
+     * PostgreSQL a status change committing meanwhile is waited for and the condition checked
+     * again on its result, so a kitchen moving the order on cannot make the payment miss it.
+     */
+    markPaidIn(id: string, statuses: readonly string[], at: string, ex: Executor = db) {
+      return ex
+        .updateTable('orders')
+        .set({ paid_at: at, updated_at: at })
+        .where('id', '=', id)
+        .where('paid_at', 'is', null)
+        .where('status', 'in', statuses)
+        .returningAll()
+        .executeTakeFirst();
+    },
     updateIfStatus(id: string, from: readonly string[], changes: Updateable<OrdersTable>, ex: Executor = db) {
       return ex
         .updateTable('orders')

@@ -216,15 +216,9 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
       orderId: string,
       meta: { actor: string; detail?: Record<string, unknown> },
     ): Promise<Order | undefined> {
-      const row = await repo.findById(orderId, ex);
-      if (!row || row.paid_at !== null || !['PREPARING', 'READY', 'SERVED'].includes(row.status))
-        return undefined;
-      const updated = await repo.updateIfStatus(
-        orderId,
-        [row.status as OrderStatus],
-        { paid_at: nowIso(), updated_at: nowIso() },
-        ex,
-      );
+      // One conditional statement, no read first: a read would see the status from before a
+      // kitchen move committing now, and an update keyed on it would then miss the order.
+      const updated = await repo.markPaidIn(orderId, ['PREPARING', 'READY', 'SERVED'], nowIso(), ex);
       if (!updated) return undefined;
       await addEvent(ex, updated, 'payment_received', meta.actor, meta.detail);
       return toOrder(updated);
