@@ -127,6 +127,16 @@ export function createCafePayments(deps: {
 
   // A one-off order payment that ends without money: the guest's screen hears it at once.
   deps.intents.onEnded('order', async (ex, payment) => {
+    // A transfer that ends (expires) with part of its money arrived: that part is never kept on
+    // a payment nobody is shown; it goes to the payer's wallet or to review, as a surplus does.
+    const partPaid = Number(payment.received_minor);
+    if (payment.method === 'bank_transfer' && partPaid > 0 && deps.allocateSurplus) {
+      await deps.allocateSurplus(ex, payment, partPaid, {
+        reason: 'PART_PAID_ENDED',
+        eventId: `ended:${payment.id}`,
+        actor: 'system',
+      });
+    }
     if (!payment.order_id) return;
     const row = await deps.orders.findRow(payment.order_id, ex);
     if (!row) return;

@@ -52,9 +52,11 @@ export type UnallocatedReason =
   | 'SESSION_CANCELLED'
   | 'NO_OPEN_SESSION'
   | 'WRONG_SITE'
-  // A bank transfer beyond the amount due, or for a payment that no longer takes money.
+  // A bank transfer beyond the amount due, or for a payment that no longer takes money, or the
+  // part of one that had arrived when its payment ended unpaid (expired).
   | 'OVERPAID'
-  | 'PAYMENT_NOT_PENDING';
+  | 'PAYMENT_NOT_PENDING'
+  | 'PART_PAID_ENDED';
 
 export type InsertOutcome =
   | { kind: 'applied'; view: SessionView }

@@ -9,7 +9,12 @@ import type { CatalogService } from '../catalog/catalog.service.js';
 import { parkUnallocated } from '../cash/unallocated.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 
-export type SurplusReason = 'OVERPAID' | 'PAYMENT_NOT_PENDING';
+export type SurplusReason = 'OVERPAID' | 'PAYMENT_NOT_PENDING' | 'PART_PAID_ENDED';
+const MEMOS: Record<SurplusReason, string> = {
+  OVERPAID: 'overpayment',
+  PAYMENT_NOT_PENDING: 'paid after the payment had ended',
+  PART_PAID_ENDED: 'part paid of a payment that ended unpaid',
+};
 export type SurplusDestination = 'wallet' | 'review';
 
 export function createSurplus(deps: {
@@ -40,7 +45,7 @@ export function createSurplus(deps: {
         amount: amountMinor,
         unit,
         cause: { type: 'payment', id: payment.id },
-        memo: why.reason === 'OVERPAID' ? 'overpayment' : 'paid after the payment had ended',
+        memo: MEMOS[why.reason],
       });
       await recordAudit(ex, {
         tenantId: payment.tenant_id,
