@@ -318,6 +318,28 @@ export function mqttScenarios(ctx: MqttContext, prefix: string, devices: MqttDev
     await eventually(async () => (await orderOf(server, orderId)).status === 'COMPLETED', 5_000, 'COMPLETED');
   });
 
+  it('after ERROR and a reconnect, a new command waits for the birth (it counts as IDLE), then goes out', async () => {
+    const server = ctx.server();
+    const m = await server.createVendingMachine(`${prefix}ERRBACK`);
+    const d1 = await connect(m.id, m.key);
+    await eventually(async () => (await machineOf(server, m.id)).socketConnected === true, 5_000, 'online');
+    await d1.publish(mqttTopics.telemetry(m.id), { status: 'ERROR' }, 0);
+    await eventually(async () => (await machineOf(server, m.id)).status === 'ERROR', 5_000, 'ERROR');
+    d1.drop();
+    await eventually(async () => (await machineOf(server, m.id)).status === 'OFFLINE', 10_000, 'offline');
+    const orderId = await pay(server, m.qrCodeId);
+
+    // Connected and subscribed, no birth yet: nothing new goes out.
+    const d2 = track(await MqttDevice.connect(ctx.brokerUrl(), m.id, m.key, { birth: false }));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(d2.commands).toHaveLength(0);
+    await d2.birth();
+    const cmd = await d2.nth(0);
+    expect(cmd.orderId).toBe(orderId);
+    await d2.report(cmd.commandId, { phase: 'done', status: 'SUCCESS' });
+    await eventually(async () => (await orderOf(server, orderId)).status === 'COMPLETED', 5_000, 'COMPLETED');
+  });
+
   it('drops a publish to another machine’s topics and refuses a subscription to them', async () => {
     const server = ctx.server();
     const victim = await server.createVendingMachine(`${prefix}VICT`);
@@ -441,5 +463,42 @@ export function expiryScenario(ctx: MqttContext, prefix: string, devices: MqttDe
       'NEEDS_REVIEW',
     );
     expect((await orderOf(server, orderId)).failureCode).toBe('EXPIRED');
+  });
+
+  it('commands still queued for a device that stays away expire all the same, and are never sent', async () => {
+    const server = ctx.server();
+    const m = await server.createVendingMachine(`${prefix}QAWAY`);
+    const d = await MqttDevice.connect(ctx.brokerUrl(), m.id, m.key);
+    devices.push(d);
+    await eventually(async () => (await machineOf(server, m.id)).socketConnected === true, 5_000, 'online');
+    const o1 = await pay(server, m.qrCodeId);
+    const cmd = await d.nth(0);
+    expect(cmd.orderId).toBe(o1);
+    // Queued behind the one in flight.
+    const o2 = await pay(server, m.qrCodeId);
+    // The device goes away (its will says so) and stays away; an order is paid meanwhile.
+    d.drop();
+    await eventually(async () => (await machineOf(server, m.id)).status === 'OFFLINE', 10_000, 'offline');
+    const o3 = await pay(server, m.qrCodeId);
+    for (const id of [o2, o3])
+      expect((await server.kioskhub.services.commands.listForOrder(id))[0]?.status).toBe('QUEUED');
+
+    const orders = { 'o1 (in flight)': o1, 'o2 (queued behind it)': o2, 'o3 (paid while away)': o3 };
+    for (const [name, id] of Object.entries(orders))
+      await eventually(
+        async () => (await orderOf(server, id)).status === 'NEEDS_REVIEW',
+        10_000,
+        `${name} NEEDS_REVIEW`,
+      );
+    for (const id of [o1, o2, o3]) {
+      expect((await orderOf(server, id)).failureCode).toBe('EXPIRED');
+      expect((await server.kioskhub.services.commands.listForOrder(id))[0]?.status).toBe('NEEDS_REVIEW');
+    }
+    // Back again: none of them is sent.
+    const d2 = await MqttDevice.connect(ctx.brokerUrl(), m.id, m.key);
+    devices.push(d2);
+    await eventually(async () => (await machineOf(server, m.id)).socketConnected === true, 5_000, 'online');
+    await new Promise((r) => setTimeout(r, ctx.ackTimeoutMs * 3));
+    expect(d2.commands).toHaveLength(0);
   });
 }

@@ -136,4 +136,15 @@ export const BOUNDARY_EXCEPTIONS: readonly BoundaryException[] = [
     access: 'read',
     reason: 'one ranked, limited read for the offline credential cache (water.repo.ts candidatesForKiosk)',
   },
+  {
+    // The expiry and review sweeps pick commands by the protocol of their machine's latest
+    // connection (queued MQTT commands of a machine that stays away, v2 commands of a machine
+    // back on v1) as a subquery of one limited select: asking the machines service first would
+    // load the id of every machine of the fleet on that protocol, every sweep.
+    module: 'commands',
+    tables: ['machines'],
+    access: 'read',
+    reason:
+      "the sweeps' subquery on a machine's latest protocol (commands.service.ts expireOverdue, escalateSilentV1)",
+  },
 ];

@@ -314,15 +314,17 @@ export function createCommandsService(deps: {
 
     /**
      * A command past its expiry (the customer has long left) is never sent again: it and its
-     * order go to review. False when it had finished meanwhile.
+     * order go to review. False when it had finished meanwhile (or, with `from`, had left those
+     * statuses).
      */
-    async expire(commandId: string, expiresAt: string): Promise<boolean> {
+    async expire(commandId: string, expiresAt: string, from?: readonly CommandStatus[]): Promise<boolean> {
       return db.transaction().execute(async (tx) => {
+        const sources = commandSourcesOf('NEEDS_REVIEW').filter((s) => !from || from.includes(s));
         const row = await tx
           .updateTable('commands')
           .set({ status: 'NEEDS_REVIEW', finished_at: nowIso() })
           .where('id', '=', commandId)
-          .where('status', 'in', commandSourcesOf('NEEDS_REVIEW'))
+          .where('status', 'in', sources)
           .returningAll()
           .executeTakeFirst();
         if (!row) return false;
@@ -336,50 +338,85 @@ export function createCommandsService(deps: {
     },
 
     /**
-     * Commands in flight over `protocol` queued before `queuedBefore` (their expiry): expired, so
-     * a machine that stays away does not leave its customer's order looking paid and pending.
+     * Commands queued before `queuedBefore` (their expiry) that are in flight over `protocol`, or
+     * still queued for a machine whose latest connection was over `protocol`: expired, so a
+     * machine that stays away (or never says IDLE) does not leave its customers' orders looking
+     * paid and pending.
      */
     async expireOverdue(protocol: Protocol, queuedBefore: string, expiresAt: (row: CommandRow) => string) {
       const overdue = await db
         .selectFrom('commands')
         .selectAll()
-        .where('protocol', '=', protocol)
-        .where('status', 'in', IN_FLIGHT)
         .where('queued_at', '<', queuedBefore)
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('protocol', '=', protocol), eb('status', 'in', IN_FLIGHT)]),
+            eb.and([
+              eb('status', '=', 'QUEUED'),
+              eb(
+                'machine_id',
+                'in',
+                eb.selectFrom('machines').select('machines.id').where('machines.protocol', '=', protocol),
+              ),
+            ]),
+          ]),
+        )
         .limit(500)
         .execute();
       let expired = 0;
-      for (const row of overdue) if (await this.expire(row.id, expiresAt(row))) expired++;
+      for (const row of overdue) {
+        // A queued one is expired only while still queued: claimed meanwhile (the machine came
+        // back), the dispatcher decides on it.
+        const from = row.status === 'QUEUED' ? (['QUEUED'] as const) : undefined;
+        if (await this.expire(row.id, expiresAt(row), from)) expired++;
+      }
       return expired;
     },
 
-    /** v1 dispenses with no result after the timeout go to an operator instead of being re-sent. */
-
+    /**
+     * Dispenses with no result `olderThanMs` after their last send go to an operator instead of
+     * being sent again: v1 ones (a v1 machine cannot de-duplicate), and v2 ones in flight for a
+     * machine whose latest connection is v1 (older firmware after a rollback: the command can
+     * never reach it, and it may have run it). The machine's next command then goes out.
+     */
     async escalateSilentV1(olderThanMs: number): Promise<number> {
       const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+      const onV1 = db.selectFrom('machines').select('machines.id').where('machines.protocol', '=', 'v1');
       const stale = await db
         .selectFrom('commands')
-        .select(['id', 'order_id', 'machine_id'])
-        .where('protocol', '=', 'v1')
-        .where('status', '=', 'SENT')
+        .select(['id', 'order_id', 'machine_id', 'protocol'])
         .where('sent_at', '<', cutoff)
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('protocol', '=', 'v1'), eb('status', '=', 'SENT')]),
+            eb.and([eb('protocol', '=', 'v2'), eb('status', 'in', IN_FLIGHT), eb('machine_id', 'in', onV1)]),
+          ]),
+        )
         .limit(500)
         .execute();
       let escalated = 0;
       for (const c of stale) {
+        const strandedV2 = c.protocol === 'v2';
         await db.transaction().execute(async (tx) => {
-          const moved = await tx
+          let q = tx
             .updateTable('commands')
             .set({ status: 'NEEDS_REVIEW', finished_at: nowIso() })
-            .where('id', '=', c.id)
-            .where('status', '=', 'SENT')
-            .executeTakeFirst();
+            .where('id', '=', c.id);
+          // A v2 command only while the machine is still on v1 (come back on v2, it is re-sent).
+          q = strandedV2
+            ? q.where('status', 'in', IN_FLIGHT).where('machine_id', 'in', onV1)
+            : q.where('status', '=', 'SENT');
+          const moved = await q.executeTakeFirst();
           if (Number(moved.numUpdatedRows) === 0) return;
           escalated++;
           await orders.transition(tx, c.order_id, 'NEEDS_REVIEW', {
             actor: 'dispatcher',
             failureCode: 'NO_RESULT',
-            detail: { commandId: c.id, timeoutMs: olderThanMs },
+            detail: {
+              commandId: c.id,
+              timeoutMs: olderThanMs,
+              ...(strandedV2 ? { protocol: 'v2', machineProtocol: 'v1' } : {}),
+            },
           });
           await enqueueOutbox(tx, 'dispatch', { machineId: c.machine_id });
         });

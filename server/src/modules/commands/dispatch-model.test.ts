@@ -5,8 +5,8 @@
 // and refunds of any size, run through the real pure rules the services and the dispatcher use
 // (command-rules, order-rules, payment-rules), with a machine that de-duplicates by commandId as
 // CONTRACTS §5 asks. After every step the contract's rules must hold (a machine whose last report
-// was BUSY gets no command it has not seen); after the network settles, every paid order must be
-// dispensed exactly once or be in review.
+// was BUSY, on this connection or an earlier one, gets no command it has not seen); after the
+// network settles, every paid order must be dispensed exactly once or be in review.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canTransition, sourcesOf } from '../orders/order-rules.js';
@@ -117,6 +117,8 @@ type Up =
   | { kind: 'done'; commandId: string; orderId: string; status: 'SUCCESS' | 'FAILED' };
 interface Conn {
   status: 'UNKNOWN' | 'IDLE' | 'BUSY';
+  /** The machine's last report, on an earlier connection, was BUSY (presence's `earlierReport`). */
+  earlierBusy: boolean;
   sent: Set<string>;
   lastSend?: { token: number; commandId: string; acked: boolean };
 }
@@ -135,6 +137,8 @@ function pipeline() {
   const conns: (Conn | undefined)[] = Array.from({ length: M }, () => undefined);
   /** The machine's row as the payment reads it: its status writes can lag or fail. */
   const rows: ('IDLE' | 'BUSY' | 'OFFLINE')[] = Array.from({ length: M }, () => 'OFFLINE');
+  /** What each machine last reported, on whatever connection (the process remembers it). */
+  const lastReports: ('IDLE' | 'BUSY' | undefined)[] = Array.from({ length: M }, () => undefined);
   const down: Down[][] = Array.from({ length: M }, () => []);
   const up: Up[][] = Array.from({ length: M }, () => []);
   const machines: Machine[] = Array.from({ length: M }, () => ({ finished: new Map(), dispensed: [] }));
@@ -174,7 +178,7 @@ function pipeline() {
 
   function send(m: number, c: Command) {
     const conn = conns[m]!;
-    if (conn.status === 'BUSY' && c.attempts === 0)
+    if (lastReports[m] === 'BUSY' && c.attempts === 0)
       violations.push(`machine ${m} said BUSY and was sent ${c.id}, a command it had not seen`);
     c.attempts++;
     conn.sent.add(c.id);
@@ -190,7 +194,7 @@ function pipeline() {
   function kick(m: number) {
     const conn = conns[m];
     if (!conn) return;
-    const ready = conn.status === 'IDLE' || conn.status === 'UNKNOWN';
+    const ready = conn.status === 'IDLE' || (conn.status === 'UNKNOWN' && !conn.earlierBusy);
     let claim: { kind: 'new' | 'in-flight'; c: Command } | undefined;
     if (ready) {
       const h = head(m);
@@ -298,7 +302,7 @@ function pipeline() {
       }
       case 'connect': {
         if (conns[e.m]) return;
-        conns[e.m] = { status: 'UNKNOWN', sent: new Set() };
+        conns[e.m] = { status: 'UNKNOWN', earlierBusy: lastReports[e.m] === 'BUSY', sent: new Set() };
         rows[e.m] = 'IDLE';
         for (const [commandId, f] of machines[e.m]!.finished)
           if (!f.acked) up[e.m]!.push({ kind: 'done', commandId, orderId: f.orderId, status: f.status });
@@ -315,6 +319,7 @@ function pipeline() {
         const conn = conns[e.m];
         if (!conn) return;
         conn.status = machines[e.m]!.current ? 'BUSY' : 'IDLE';
+        lastReports[e.m] = conn.status;
         if (e.ok !== false) rows[e.m] = conn.status;
         kick(e.m);
         return;
@@ -484,6 +489,33 @@ describe('dispatch and payment pipeline (model, 10,000 generated histories)', ()
     expect(p.violations).toEqual([]);
     expect(p.commands.get('c2')).toMatchObject({ status: 'SENT', attempts: 0 });
     p.settle();
+    expect(p.violations).toEqual([]);
+    expect(p.commands.get('c2')!.status).toBe('DONE');
+    expect(p.machines[0]!.dispensed).toEqual(['o1', 'o2']);
+  });
+
+  it('a machine whose last report was BUSY gets no new command at its next connection until it says IDLE', () => {
+    const p = pipeline();
+    const history: Event[] = [
+      { t: 'connect', m: 0 },
+      { t: 'pay', m: 0, pid: 1, exact: true },
+      { t: 'toMachine', m: 0 }, // the machine starts dispensing o1
+      { t: 'heartbeat', m: 0 }, // BUSY
+      { t: 'finish', m: 0, ok: true },
+      { t: 'toServer', m: 0 }, // its ack
+      { t: 'toServer', m: 0 }, // its result: o1 done
+      { t: 'disconnect', m: 0 },
+      { t: 'pay', m: 0, pid: 2, exact: true }, // queued while it is away
+      { t: 'connect', m: 0 }, // back: its last report said BUSY
+    ];
+    for (const e of history) {
+      p.apply(e);
+      p.check();
+    }
+    expect(p.violations).toEqual([]);
+    expect(p.commands.get('c1')!.status).toBe('DONE');
+    expect(p.commands.get('c2')).toMatchObject({ status: 'QUEUED', attempts: 0 });
+    p.settle(); // its heartbeat says IDLE: o2 goes out
     expect(p.violations).toEqual([]);
     expect(p.commands.get('c2')!.status).toBe('DONE');
     expect(p.machines[0]!.dispensed).toEqual(['o1', 'o2']);

@@ -96,8 +96,9 @@ export function createDispatcher(deps: DispatcherDeps) {
       deps.noticesArrive()
     )
       return;
-    // A machine that said BUSY or ERROR gets no new command until it reports IDLE.
-    const ready = conn.status === 'IDLE' || conn.status === 'UNKNOWN';
+    // A machine that said BUSY or ERROR gets no new command until it reports IDLE, also on a new
+    // connection: until this one reports, its last report on an earlier one stands.
+    const ready = conn.status === 'IDLE' || (conn.status === 'UNKNOWN' && conn.earlierReport === undefined);
     const claim: Claim = ready
       ? await commands.claimNext(machineId, conn.protocol)
       : await commands
@@ -312,10 +313,15 @@ export function createDispatcher(deps: DispatcherDeps) {
         commands
           .escalateSilentV1(deps.resultTimeoutMs)
           .then((n) => {
-            if (n > 0) logger.warn({ count: n }, 'v1 dispenses without a result moved to NEEDS_REVIEW');
+            if (n > 0)
+              logger.warn(
+                { count: n },
+                'v1 dispenses (or v2 ones of machines now on v1) without a result moved to NEEDS_REVIEW',
+              );
           })
           .catch((err: unknown) => logger.warn({ err }, 'v1 escalation sweep failed'));
-        // MQTT commands of machines that stay away expire all the same (links honouring expiry).
+        // MQTT commands of machines that stay away expire all the same (links honouring expiry),
+        // those in flight and those still queued.
         const expiryMs = deps.commandExpiryMs ?? DEFAULT_EXPIRY_MS;
         commands
           .expireOverdue('mqtt', new Date(Date.now() - expiryMs).toISOString(), (row) =>

@@ -27,6 +27,12 @@ export interface MachineConnection {
   /** Last status the machine reported; UNKNOWN until its first heartbeat. */
   status: ReportedMachineStatus | 'UNKNOWN';
   /**
+   * The machine's last report before this connection, when it was BUSY or ERROR (as heard by
+   * this process): until this connection reports, the machine is not ready for a command it has
+   * never seen (its command in flight still goes out again).
+   */
+  earlierReport?: 'BUSY' | 'ERROR';
+  /**
    * Status reports (heartbeats) received on this connection: a result counts the machine IDLE only
    * if no report came while it was being recorded, for a later report is the machine's own word.
    */
@@ -68,6 +74,11 @@ export interface PresenceDeps {
 
 export function createPresence(deps: PresenceDeps) {
   const local = new Map<string, MachineConnection>();
+  /**
+   * Machines whose last report heard here was BUSY or ERROR: it outlives the connection, so a
+   * machine that reconnects gets no new command before it says IDLE. One entry per such machine.
+   */
+  const lastReports = new Map<string, 'BUSY' | 'ERROR'>();
   const pendingLastSeen = new Map<string, string>();
   /** HTTP devices heard from by this process: machine id → when (ms); and those not yet written. */
   const httpSeen = new Map<string, number>();
@@ -198,6 +209,8 @@ export function createPresence(deps: PresenceDeps) {
     const changed = conn.status !== status && !(conn.status === 'UNKNOWN' && status === 'IDLE');
     const before = conn.status;
     conn.status = status;
+    if (status === 'IDLE') lastReports.delete(conn.machineId);
+    else lastReports.set(conn.machineId, status);
     // Machines repeat their firmware in every heartbeat; only a new value is worth a write.
     const newFirmware = firmware !== undefined && firmware !== conn.firmware;
     const waitMs = changed && !newFirmware && !conn.statusTimer ? statusWriteWait(conn) : 0;
@@ -260,6 +273,7 @@ export function createPresence(deps: PresenceDeps) {
     async register(conn: MachineConnection): Promise<void> {
       // Shutting down: a socket that got in after the others were dropped is not written.
       if (stopping) throw new Error('shutting down');
+      if (conn.status === 'UNKNOWN') conn.earlierReport = lastReports.get(conn.machineId);
       const previous = local.get(conn.machineId);
       local.set(conn.machineId, conn);
       if (previous && previous.link.id !== conn.link.id) previous.link.disconnect();

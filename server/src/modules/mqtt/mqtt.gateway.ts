@@ -182,7 +182,12 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
             await sessionStarted(machine, sessionId, () => void sessionEnded(machineId, sessionId));
             if (status.firmware !== undefined) {
               const c = local(machineId);
-              if (c) await presence.heartbeat(c, 'IDLE', status.firmware);
+              if (c) {
+                await presence.heartbeat(c, 'IDLE', status.firmware);
+                // The birth counts as IDLE: a new command held back at the connection by the
+                // machine's earlier BUSY or ERROR goes out now.
+                if (c.earlierReport !== undefined) dispatcher.kick(machineId, 'heartbeat');
+              }
               // Taken on by another process already (its report after the reboot got there
               // first): the new version still belongs on the machine's record.
               else await presence.firmwareSeen(machineId, status.firmware);
