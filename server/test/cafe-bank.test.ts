@@ -261,6 +261,7 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
     const token = await server.kioskhub.services.auth.issueCustomerToken({
       tenantId: 'default',
       customerId: customer.id,
+      tableId: cafe.tables[0]!,
     });
     const { pay } = await payByTransfer(0, token);
     const res = await credit({

@@ -355,11 +355,10 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     }
   });
 
-  // Needs a change outside the cafe module: a customer token names a tenant and a customer only
-  // (platform/http/auth.ts), so the cafe cannot tell which table it was issued at. With it a
-  // wallet guest of one table starts payments on any order of the tenant: supersedes that table's
-  // pending payment and rewrites its tip.
-  it.skip('a wallet customer token does not act on another table’s order', async () => {
+  // A customer token used to name a tenant and a customer only: a wallet guest of one table could
+  // start payments on any order of the tenant, superseding that table's pending payment and
+  // rewriting its tip. Wallet sign-ins are now bound to the table they were asked at.
+  it('a wallet customer token does not act on another table’s order', async () => {
     const customer = await server.kioskhub.services.customers.findOrCreate(
       'default',
       '+4915112340001',
@@ -368,14 +367,26 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     const token = await server.kioskhub.services.auth.issueCustomerToken({
       tenantId: 'default',
       customerId: customer.id,
+      tableId: cafe.tables[0]!,
+    });
+    const unbound = await server.kioskhub.services.auth.issueCustomerToken({
+      tenantId: 'default',
+      customerId: customer.id,
     });
     const theirs = await guestOrder(server, cafe, cafe.tables[1]);
     const card = await initiate(tokenOf(1), { orderId: theirs.body.id, method: 'bank_transfer' });
     expect(card.status).toBe(201);
-    const res = await initiate(token, { orderId: theirs.body.id, method: 'cash', tipMinor: 5000 });
+    const res = await initiate(token, { orderId: theirs.body.id, method: 'credit', tipMinor: 5000 });
     expect(res.status).toBe(404);
+    const old = await initiate(unbound, { orderId: theirs.body.id, method: 'credit', tipMinor: 5000 });
+    expect(old.status).toBe(401);
     expect((await server.request('GET', `/v1/payments/${card.body.paymentId}`)).body.status).toBe('PENDING');
     expect((await server.request('GET', `/api/orders/${theirs.body.id}`)).body.tipMinor).toBe(0);
+    // At its own table the same token acts (here: an empty wallet is refused as such).
+    const mine = await guestOrder(server, cafe, cafe.tables[0]);
+    const own = await initiate(token, { orderId: mine.body.id, method: 'credit' });
+    expect(own.status).toBe(409);
+    expect(own.body.error.code).toBe('INSUFFICIENT_CREDIT');
   });
 
   // A pending transfer used to end EXPIRED whatever it had received, with no alert, no unallocated

@@ -46,7 +46,12 @@ export function paymentStatusView(p: PaymentRow) {
 /** Who pays: a guest at the table, or a signed-in wallet customer. */
 export type Payer =
   | { kind: 'table'; tenantId: string; tableId: string }
-  | { kind: 'customer'; tenantId: string; customerId: string };
+  /** `tableId`: where the customer signed in; its token pays that table's orders only. */
+  | { kind: 'customer'; tenantId: string; customerId: string; tableId?: string };
+
+/** A payer acting on another table's order (or a wallet sign-in bound to no table). */
+const otherTable = (payer: Payer, orderTableId: string | null): boolean =>
+  payer.tableId === undefined || payer.tableId !== orderTableId;
 
 export function createCafePayments(deps: {
   db: Db;
@@ -73,7 +78,7 @@ export function createCafePayments(deps: {
     for (const p of [...earlier].sort((a, b) => (a.id < b.id ? -1 : 1))) await deps.payments.lock(ex, p.id);
     await deps.orders.lock(ex, orderId);
     const order = await deps.cafeOrders.view(orderId, payer.tenantId, ex);
-    if (payer.kind === 'table' && order.tableId !== payer.tableId) throw notFound('order', orderId);
+    if (otherTable(payer, order.tableId)) throw notFound('order', orderId);
     const paid = (await deps.payments.ofOrder(ex, orderId, MONEY_RECEIVED)).length > 0;
     if (order.status === 'CANCELLED' && order.failureCode === 'UNPAID_EXPIRED') {
       throw new AppError(
@@ -169,7 +174,7 @@ export function createCafePayments(deps: {
       }
       const preset = await deps.cafeOrders.view(input.orderId, payer.tenantId);
       // Another table's order is not found, whatever the method (before any method's own checks).
-      if (payer.kind === 'table' && preset.tableId !== payer.tableId) throw notFound('order', input.orderId);
+      if (otherTable(payer, preset.tableId)) throw notFound('order', input.orderId);
       const settings = await deps.tables.settings(preset.tenantId, preset.siteId!);
       const oneOff =
         input.method === 'bank_transfer' || input.method === 'card'

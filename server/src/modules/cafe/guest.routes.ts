@@ -24,7 +24,7 @@ import type { Wallet } from './wallet.js';
 type Caller =
   | { kind: 'staff'; principal: Principal }
   | { kind: 'order'; tenantId: string; orderId: string }
-  | { kind: 'customer'; tenantId: string; customerId: string }
+  | { kind: 'customer'; tenantId: string; customerId: string; tableId?: string }
   | { kind: 'table'; guest: GuestTable };
 
 const bearer = (request: FastifyRequest): string | undefined => {
@@ -148,8 +148,12 @@ export function cafeGuestRoutes(
       const c = await caller(request);
       let payer: Payer;
       if (c.kind === 'table') payer = { kind: 'table', tenantId: c.guest.tenantId, tableId: c.guest.tableId };
-      else if (c.kind === 'customer') payer = c;
-      else
+      else if (c.kind === 'customer') {
+        // Wallet sign-ins are bound to their table; one from before that binding signs in again.
+        if (c.tableId === undefined)
+          throw new AppError('UNAUTHORIZED', 'sign in to the wallet again from your table’s page');
+        payer = c;
+      } else
         throw new AppError('UNAUTHORIZED', 'pay with the table token, or the customer token for the wallet');
       const returnUrl = `${deps.publicUrl(request)}/t/order/${request.body.orderId}`;
       const answer = await payments.initiate(
@@ -285,7 +289,7 @@ export function cafeGuestRoutes(
     async (request) => {
       const guest = await tableGuest(request);
       const { currency } = await cafeOrders.site(guest);
-      return wallet.signIn(guest.tenantId, request.body.phone, request.body.code, currency);
+      return wallet.signIn(guest.tenantId, request.body.phone, request.body.code, currency, guest.tableId);
     },
   );
 

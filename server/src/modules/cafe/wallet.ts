@@ -17,7 +17,7 @@ export function createWallet(deps: {
   ledger: Pick<LedgerService, 'external' | 'transfer' | 'listEntries' | 'listAccounts'>;
   sms: Pick<Sms, 'queue'>;
   catalog: Pick<CatalogService, 'tenantCurrency'>;
-  issueCustomerToken(s: { tenantId: string; customerId: string }): Promise<string>;
+  issueCustomerToken(s: { tenantId: string; customerId: string; tableId?: string }): Promise<string>;
 }) {
   const { db } = deps;
 
@@ -53,8 +53,8 @@ export function createWallet(deps: {
       });
     },
 
-    /** Exchanges a right, fresh, unused code for a customer token. */
-    async signIn(tenantId: string, phoneInput: string, code: string, currency: string) {
+    /** Exchanges a right, fresh, unused code for a customer token bound to the table it was asked at. */
+    async signIn(tenantId: string, phoneInput: string, code: string, currency: string, tableId: string) {
       const phone = await deps.customers.phoneOf(tenantId, phoneInput);
       const wrong = () => new AppError('UNAUTHORIZED', 'the code is wrong or has expired; ask for a new one');
       const outcome = await db.transaction().execute(async (tx) => {
@@ -74,7 +74,7 @@ export function createWallet(deps: {
       });
       if (outcome === 'wrong') throw wrong();
       if (outcome === 'locked') throw new AppError('RATE_LIMITED', 'too many wrong codes; ask for a new one');
-      const token = await deps.issueCustomerToken({ tenantId, customerId: outcome.customerId });
+      const token = await deps.issueCustomerToken({ tenantId, customerId: outcome.customerId, tableId });
       return { token, customerId: outcome.customerId };
     },
 

@@ -48,6 +48,8 @@ export interface Authenticator {
 export interface CustomerTokenSubject {
   tenantId: string;
   customerId: string;
+  /** The cafe table where the customer signed in: the token pays that table's orders only. */
+  tableId?: string;
 }
 
 export interface StaffTokenSubject {
@@ -203,7 +205,8 @@ export function createAuthenticator(deps: {
         .sign(deps.jwtSecret);
     },
     issueCustomerToken(subject) {
-      return new SignJWT({ scope: 'customer', tenantId: subject.tenantId })
+      const table = subject.tableId !== undefined ? { tableId: subject.tableId } : {};
+      return new SignJWT({ scope: 'customer', tenantId: subject.tenantId, ...table })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(subject.customerId)
         .setIssuedAt()
@@ -215,10 +218,14 @@ export function createAuthenticator(deps: {
       try {
         const options = { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] };
         const { payload } = await jwtVerify(token, deps.jwtSecret, options);
-        const { scope, tenantId } = payload as { scope?: unknown; tenantId?: unknown };
-        return scope === 'customer' && typeof tenantId === 'string' && typeof payload.sub === 'string'
-          ? { tenantId, customerId: payload.sub }
-          : null;
+        const { scope, tenantId, tableId } = payload as {
+          scope?: unknown;
+          tenantId?: unknown;
+          tableId?: unknown;
+        };
+        if (scope !== 'customer' || typeof tenantId !== 'string' || typeof payload.sub !== 'string')
+          return null;
+        return { tenantId, customerId: payload.sub, ...(typeof tableId === 'string' ? { tableId } : {}) };
       } catch {
         return null;
       }
