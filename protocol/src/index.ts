@@ -109,6 +109,11 @@ export interface Receipt {
   paymentMethod: string;
   amountPaid?: number;
   change?: number;
+  /**
+   * ISO 4217 code of the amounts: a printer prints each with that currency's decimals (UGX none,
+   * KWD three). Absent from the earlier kiosk's receipts, which had two.
+   */
+  currency?: string;
 }
 
 export interface PrintJobPush {

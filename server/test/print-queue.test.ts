@@ -178,6 +178,7 @@ describe.each(engines())('receipt print queue (%s)', (engine: Engine) => {
       paymentMethod: 'Cash',
       amountPaid: 200,
       change: 80,
+      currency: 'PHP',
     });
     expect(Number.isNaN(Date.parse(res.body.queuedAt))).toBe(false);
     expect((await next(site.printerA.key)).status).toBe(204);

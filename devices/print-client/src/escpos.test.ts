@@ -105,6 +105,9 @@ describe('ESC/POS receipt', () => {
     expect(formatAmount(1250.5)).toBe('1,250.50');
     expect(formatAmount(0.1 + 0.2)).toBe('0.30');
     expect(formatAmount(-5)).toBe('-5.00');
+    expect(formatAmount(5000, 0)).toBe('5,000');
+    expect(formatAmount(1.255, 3)).toBe('1.255');
+    expect(formatAmount(1234.5, 3)).toBe('1,234.500');
     expect(formatDate('2026-03-01T20:05:00Z', 'Asia/Manila')).toBe('2026-03-02 04:05');
     expect(formatDate('not a date')).toBe('not a date');
     expect(wrap('a bb ccc dddddddddd', 5)).toEqual(['a bb', 'ccc', 'ddddd', 'ddddd']);

@@ -1,5 +1,6 @@
 // Lays a receipt out for a fixed-width thermal printer (32 columns on 58 mm paper, 42–48 on
 // 80 mm) and writes it as ESC/POS. Amounts arrive in major units and are printed exactly.
+import { currencyExponent } from '@kioskhub/protocol';
 import { COMMANDS, escpos, printable } from './escpos.js';
 import type { Receipt } from './receipt.js';
 
@@ -11,14 +12,19 @@ export interface LayoutOptions {
   timeZone?: string;
 }
 
-/** 1250.5 → "1,250.50", computed on integer minor units. */
-export function formatAmount(major: number): string {
-  const minor = Math.round(major * 100);
+/**
+ * 1250.5 → "1,250.50" with two decimals (the default), "1,251" with none (UGX), "1,250.500" with
+ * three (KWD): computed on integer minor units.
+ */
+export function formatAmount(major: number, decimals = 2): string {
+  const scale = 10 ** decimals;
+  const minor = Math.round(major * scale);
   const abs = Math.abs(minor);
-  const whole = Math.trunc(abs / 100)
+  const whole = Math.trunc(abs / scale)
     .toString()
     .replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  return `${minor < 0 ? '-' : ''}${whole}.${String(abs % 100).padStart(2, '0')}`;
+  const fraction = decimals > 0 ? `.${String(abs % scale).padStart(decimals, '0')}` : '';
+  return `${minor < 0 ? '-' : ''}${whole}${fraction}`;
 }
 
 /** "2026-03-01T04:05:00Z" → "2026-03-01 12:05" in the zone; unreadable dates print as given. */
@@ -72,7 +78,10 @@ function row(label: string, value: string, width: number): string[] {
 
 export function renderReceipt(receipt: Receipt, options: LayoutOptions): Buffer {
   const width = options.columns;
-  const money = (major: number) => `${options.currencyLabel} ${formatAmount(major)}`.trim();
+  // The receipt's currency sets the decimals; receipts without one (the earlier kiosk's) have two.
+  const decimals = receipt.currency !== undefined ? currencyExponent(receipt.currency) : 2;
+  const amount = (major: number) => formatAmount(major, decimals);
+  const money = (major: number) => `${options.currencyLabel} ${amount(major)}`.trim();
   const qtyWidth = 4;
   const amountWidth = 10;
   const nameWidth = width - qtyWidth - amountWidth - 2;
@@ -98,15 +107,14 @@ export function renderReceipt(receipt: Receipt, options: LayoutOptions): Buffer 
   for (const item of receipt.items) {
     const [first = '', ...more] = wrap(item.productName, nameWidth);
     out.line(
-      `${first.padEnd(nameWidth)} ${String(item.quantity).padStart(qtyWidth)} ${formatAmount(item.lineTotal).padStart(amountWidth)}`,
+      `${first.padEnd(nameWidth)} ${String(item.quantity).padStart(qtyWidth)} ${amount(item.lineTotal).padStart(amountWidth)}`,
     );
     for (const line of more) out.line(line);
   }
   out.line(rule('-'));
 
-  for (const line of row('Subtotal', formatAmount(receipt.subTotal), width)) out.line(line);
-  if (receipt.tax > 0)
-    for (const line of row('VAT (incl.)', formatAmount(receipt.tax), width)) out.line(line);
+  for (const line of row('Subtotal', amount(receipt.subTotal), width)) out.line(line);
+  if (receipt.tax > 0) for (const line of row('VAT (incl.)', amount(receipt.tax), width)) out.line(line);
   out.raw(COMMANDS.bold(true)).raw(COMMANDS.size(1, 2));
   for (const line of row('TOTAL', money(receipt.totalAmount), width)) out.line(line);
   out.raw(COMMANDS.size(1, 1)).raw(COMMANDS.bold(false));

@@ -1,6 +1,6 @@
 // The receipt document of the print queue (CONTRACTS.md §10, major units), read from the
 // server's JSON at this edge: anything that is not a receipt is refused with a reason.
-import type { Receipt } from '@kioskhub/protocol';
+import { isKnownCurrency, type Receipt } from '@kioskhub/protocol';
 
 export type { Receipt };
 export type ReceiptItem = Receipt['items'][number];
@@ -43,6 +43,9 @@ export function parseReceipt(value: unknown): Receipt {
     };
   });
   const customerName = value['customerName'];
+  const currency = value['currency'];
+  // An unknown code prints with two decimals, as receipts without one do.
+  const known = typeof currency === 'string' && isKnownCurrency(currency);
   const amountPaid = optionalAmount(value, 'amountPaid');
   const change = optionalAmount(value, 'change');
   return {
@@ -59,5 +62,6 @@ export function parseReceipt(value: unknown): Receipt {
     paymentMethod: str(value, 'paymentMethod', ''),
     ...(amountPaid === undefined ? {} : { amountPaid }),
     ...(change === undefined ? {} : { change }),
+    ...(known ? { currency } : {}),
   };
 }

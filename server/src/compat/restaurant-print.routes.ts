@@ -16,7 +16,7 @@ const Receipt = Type.Object(
   {
     additionalProperties: true,
     description:
-      'restaurantName, orderNumber, items[{productName, quantity, lineTotal}], subTotal, tax, totalAmount, paymentMethod, amountPaid?, change? (major units)',
+      'restaurantName, orderNumber, items[{productName, quantity, lineTotal}], subTotal, tax, totalAmount, paymentMethod, amountPaid?, change?, currency (major units; currency: ISO 4217 code, which sets the decimals)',
   },
 );
 

@@ -104,8 +104,9 @@ export function createCampaignTick(deps: { db: Db; logger: Logger; tickMs: numbe
 
       // 4. Release waiting devices of the waves reached, up to maxConcurrent in progress.
       if (set.status === undefined && waves[current]!.status === 'RUNNING') {
-        const busy = devices.filter((d) => IN_PROGRESS.includes(d.state as never)).length - timedOut.length;
-        const slots = Number(c.max_concurrent) - Math.max(0, busy);
+        // `devices` was read after step 1: the devices just timed out are no longer in progress.
+        const busy = devices.filter((d) => IN_PROGRESS.includes(d.state as never)).length;
+        const slots = Number(c.max_concurrent) - busy;
         const waiting = released(current)
           .filter((d) => d.state === 'PENDING')
           .sort((a, b) => Number(a.ordinal) - Number(b.ordinal))

@@ -155,13 +155,15 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
         const campaign = await tx
           .selectFrom('firmware_campaigns as c')
           .innerJoin('firmware_artifacts as a', 'a.id', 'c.artifact_id')
-          .select(['c.download_retries', 'a.version'])
+          .select(['c.download_retries', 'c.status', 'a.version'])
           .where('c.id', '=', d.campaign_id)
           .executeTakeFirstOrThrow();
         const from = d.state;
         const to = report.state;
-        // A device that went silent (TIMED_OUT) may still come back and finish.
-        const revivable = from === 'TIMED_OUT';
+        // A device that went silent (TIMED_OUT) may still come back and finish, unless its
+        // campaign has ended (an aborted campaign: stop).
+        const revivable =
+          from === 'TIMED_OUT' && (campaign.status === 'RUNNING' || campaign.status === 'PAUSED');
         if (!revivable && stateRank(from) >= 7)
           throw new AppError(
             'INVALID_STATE',
@@ -176,7 +178,8 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
             throw validation(
               'SUCCEEDED needs confirmed: true (the device booted the new image and confirmed it)',
             );
-          if (compareVersions(report.currentVersion, campaign.version) !== 0)
+          // Exactly the version sent: another build (`+dev`) or spelling is not this image.
+          if (report.currentVersion !== campaign.version)
             throw validation(
               `SUCCEEDED needs currentVersion ${campaign.version}, got ${report.currentVersion}`,
             );

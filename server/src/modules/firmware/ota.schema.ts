@@ -13,8 +13,8 @@ export const FirmwareVersion = Type.String({
 const statusFields = {
   seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   state: Type.Union(OTA_REPORTED_STATES.map((s) => Type.Literal(s))),
-  bytes: Type.Optional(Type.Integer({ minimum: 0 })),
-  total: Type.Optional(Type.Integer({ minimum: 0 })),
+  bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  total: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   code: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Z0-9_]+$' })),
   message: Type.Optional(Type.String({ maxLength: 500 })),
   currentVersion: FirmwareVersion,

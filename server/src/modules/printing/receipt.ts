@@ -31,6 +31,7 @@ export function buildReceipt(
     paymentMethod: payment.method,
     ...(payment.paidMinor !== undefined ? { amountPaid: major(payment.paidMinor) } : {}),
     ...(payment.changeMinor !== undefined ? { change: major(payment.changeMinor) } : {}),
+    currency: order.currency,
   };
 }
 
