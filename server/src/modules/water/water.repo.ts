@@ -201,7 +201,12 @@ export function createWaterRepo() {
         .where('c.tenant_id', '=', q.tenantId)
         .where('c.pin_hash', 'is not', null)
         .where((eb) =>
-          eb.or([eb('c.site_ids', '=', '[]'), eb('c.site_ids', 'like', `%${JSON.stringify(q.siteId)}%`)]),
+          eb.or([
+            eb('c.site_ids', '=', '[]'),
+            // The quoted id as a whole element, matched exactly: LIKE would read `_` in a site id
+            // as a wildcard (and SQLite's LIKE ignores case), handing the kiosk other sites' customers.
+            sql<boolean>`replace(c.site_ids, ${JSON.stringify(q.siteId)}, '') <> c.site_ids`,
+          ]),
         )
         .orderBy(sql`coalesce(w.last_at, c.updated_at)`, 'desc')
         .orderBy('c.id', 'desc')
