@@ -1,6 +1,7 @@
 // The receipt print queue (CONTRACTS.md §10) against the real server: polling and long-polling
 // printers, leases, failures and retries, the key-less /sites/:siteId/ prefix, and printers
 // that get receipts pushed on /machines.
+import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io-client';
 import {
@@ -603,4 +604,50 @@ describe.each(engines())('print job leases expire (%s)', (engine: Engine) => {
       (await server.request('GET', `/api/receipt/queue/status/${jobId}`, key(site.printerB.key))).body,
     ).toMatchObject({ status: 'PRINTED' });
   });
+
+  // PostgreSQL: the sweep read the job LEASED (its lease ran out) while a printer's "printed" was
+  // being committed; its write used to put the printed job back in the queue (printed twice).
+  it.skipIf(engine !== 'postgres')(
+    'a lease that runs out while the printer’s "printed" commits leaves the job PRINTED',
+    async () => {
+      const site = await printSite();
+      const { jobId } = await paidOrder(site);
+      const leased = await server.request('GET', '/api/receipt/queue/next', key(site.printerA.key));
+      expect(leased.body.jobId).toBe(jobId);
+      // The printer's "printed", its row lock held until we let it commit.
+      let commit!: () => void;
+      const go = new Promise<void>((r) => (commit = r));
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      const printed = server.kioskhub.db.transaction().execute(async (tx) => {
+        await tx
+          .updateTable('print_jobs')
+          .set({ status: 'PRINTED', printed_at: new Date().toISOString(), leased_by: null })
+          .where('id', '=', jobId)
+          .execute();
+        holding();
+        await go;
+      });
+      await held;
+      await new Promise((r) => setTimeout(r, 400)); // the lease (300 ms) runs out
+      const sweep = server.kioskhub.services.printing.sweep();
+      await eventually(
+        async () => {
+          const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+            where wait_event_type = 'Lock' and query like '%print_jobs%'`.execute(server.kioskhub.db);
+          return rows[0]!.n > 0;
+        },
+        10_000,
+        'the sweep to wait for the printed job',
+      );
+      commit();
+      await printed;
+      await sweep;
+      const st = await server.request('GET', `/api/receipt/queue/status/${jobId}`, key(site.printerA.key));
+      expect(st.body).toMatchObject({ status: 'PRINTED', attempts: 1 });
+      expect((await server.request('GET', '/api/receipt/queue/next', key(site.printerB.key))).status).toBe(
+        204,
+      );
+    },
+  );
 });

@@ -45,10 +45,15 @@ export function createPrintingService(deps: {
     });
   }
 
+  /**
+   * A leased job's attempt failed (reported, or its lease ran out): back to the queue, or FAILED
+   * after the last attempt. Only while it is still LEASED: a printer's "printed" committing at the
+   * same moment (PostgreSQL) is waited for and stands, and its current status is answered.
+   */
   async function fail(ex: Executor, job: PrintJobRow, error: string): Promise<string> {
     const final = job.attempts >= MAX_PRINT_ATTEMPTS;
     const status = final ? 'FAILED' : 'PENDING';
-    await ex
+    const moved = await ex
       .updateTable('print_jobs')
       .set({
         status,
@@ -58,7 +63,17 @@ export function createPrintingService(deps: {
         updated_at: nowIso(),
       })
       .where('id', '=', job.id)
-      .execute();
+      .where('status', '=', 'LEASED')
+      .returning('status')
+      .executeTakeFirst();
+    if (!moved) {
+      const now = await ex
+        .selectFrom('print_jobs')
+        .select('status')
+        .where('id', '=', job.id)
+        .executeTakeFirst();
+      return now?.status ?? job.status;
+    }
     if (final) {
       await alerts.raise(ex, {
         tenantId: job.tenant_id,
