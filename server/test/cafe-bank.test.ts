@@ -252,6 +252,27 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
     expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 
+  it('a surplus is recorded in the payment’s currency, even after the site’s currency changed', async () => {
+    const { pay } = await payByTransfer();
+    const changed = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { currency: 'KWD' } });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    try {
+      const res = await credit({
+        eventId: uid('bank-evt-'),
+        reference: pay.epc.reference,
+        amountMinor: 1000,
+        currency: 'EUR',
+      });
+      expect(res.body).toMatchObject({ outcome: 'settled', surplusMinor: 150, surplusTo: 'review' });
+      const items = (await server.request('GET', '/v1/cash/unallocated')).body.items;
+      const item = items.find((i: any) => i.orderNumber === pay.orderId);
+      expect(item).toMatchObject({ amountMinor: 150, currency: 'EUR', reason: 'OVERPAID' });
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    } finally {
+      await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { currency: 'EUR' } });
+    }
+  });
+
   it('overpaid by a signed-in wallet customer: the surplus goes to their wallet', async () => {
     const customer = await server.kioskhub.services.customers.findOrCreate(
       'default',

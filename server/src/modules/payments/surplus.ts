@@ -68,7 +68,8 @@ export function createSurplus(deps: {
       amountMinor,
       eventId: `${payment.provider ?? payment.method}:${why.eventId}`,
     };
-    await parkUnallocated(ex, deps, scope, input, why.reason);
+    // In the payment's currency, whatever the site's is now (it may have changed since).
+    await parkUnallocated(ex, deps, scope, input, why.reason, unit);
     return 'review';
   };
 }
