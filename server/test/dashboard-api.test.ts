@@ -390,7 +390,8 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
     await server.kioskhub.db
       .insertInto('machine_online_samples')
       .values([
-        sample(at(10), 'default', ['M01'], 3),
+        // v1 is another machine than V1: ids differ in case only (SQLite's LIKE would match both).
+        sample(at(10), 'default', ['M01', 'v1'], 3),
         sample(at(10), 's2', [], 1),
         sample(at(20), 'default', ['M01', 'V1'], 3),
         sample(at(20), 's2', ['M02'], 1),
@@ -399,7 +400,7 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
     const range = `from=${encodeURIComponent(at(0))}&to=${encodeURIComponent(at(60))}`;
     const past = (await get(`/v1/stats?${range}`, tok.staff)).body;
     expect(past.machinesOnline).toEqual([
-      { at: at(10), online: 1, total: 4 },
+      { at: at(10), online: 2, total: 4 },
       { at: at(20), online: 3, total: 4 },
     ]);
     expect(past.revenue).toEqual([]);

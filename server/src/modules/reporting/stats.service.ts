@@ -7,7 +7,6 @@ import { ORDER_STATUSES, type OrderStatus, type StatsBucket, type StatsView } fr
 import { sql } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import { validation } from '../../platform/errors.js';
-import { likeEscape } from '../../platform/db/like.js';
 
 export interface StatsQuery {
   tenantId: string | null;
@@ -146,7 +145,9 @@ export function createStatsService(deps: {
     const b = prefix('at', span <= 2 * DAY ? 16 : span <= 31 * DAY ? 13 : 10);
     const site = q.machineId ? await deps.machineSite(q.machineId, q.tenantId) : q.siteId;
     const online = q.machineId
-      ? sql<number>`sum(case when online_ids like ${`%"${likeEscape(q.machineId)}"%`} escape '\\' then 1 else 0 end)`
+      ? // The quoted id as a whole element, exactly (LIKE ignores case on SQLite): ids never hold
+        // characters JSON escapes, so the quoted text only ever matches one element.
+        sql<number>`sum(case when replace(online_ids, ${`"${q.machineId}"`}, '') <> online_ids then 1 else 0 end)`
       : sql<number>`sum(online)`;
     const total = q.machineId ? sql<number>`count(distinct at)` : sql<number>`sum(total)`;
     let query = db
