@@ -565,7 +565,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       })
     : undefined;
   if (cardGateway) methods.register(cardMethod({ gateway: cardGateway, repo: paymentsRepo, publicUrl }));
-  const kitchen = createKitchenService({ db, orders });
+  const kitchen = createKitchenService({
+    db,
+    orders,
+    tableOrderReady: (orderId, tenantId, actor) =>
+      cafe.orders.kitchenStatus(orderId, tenantId, 'READY', actor),
+  });
   // Firmware over the air: signed artifacts, staged campaigns driven by the job table.
   const firmware = createFirmware({
     db,

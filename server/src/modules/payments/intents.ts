@@ -76,7 +76,7 @@ export interface IntentsDeps {
   pollMs: number;
   ttlMs: number;
   /** Told of money a provider took that cannot be applied (`taken`). */
-  alerts?: Pick<AlertsService, 'raise'>;
+  alerts: Pick<AlertsService, 'raise'>;
 }
 
 export function createIntents(deps: IntentsDeps) {
@@ -153,7 +153,7 @@ export function createIntents(deps: IntentsDeps) {
   ): Promise<void> {
     const what = `${taken.amount ?? 'an unreadable amount'} ${taken.currency ?? payment.currency}`;
     const asked = `${formatMinor(Number(payment.amount_minor), payment.currency)} ${payment.currency}`;
-    await deps.alerts?.raise(ex, {
+    await deps.alerts.raise(ex, {
       tenantId: payment.tenant_id,
       kind: 'PAYMENT_AMOUNT_MISMATCH',
       subjectType: 'payment',
