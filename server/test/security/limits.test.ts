@@ -57,8 +57,7 @@ describe.each(engines())('security: HTTP limits (%s)', (engine) => {
         (await login(server, 'victim@example.com', { 'x-forwarded-for': `203.0.113.${i + 1}` })).status,
       );
     }
-    expect(codes.slice(0, 10).every((c) => c === 401)).toBe(true);
-    expect(codes.slice(10)).toEqual([429, 429]);
+    expect(codes).toEqual([...Array.from({ length: 10 }, () => 401), 429, 429]);
   });
 
   it('item 5: logins per address are capped whatever the email', async () => {
@@ -161,7 +160,9 @@ describe.skipIf(!redisUrl)('security: sign-in limits shared through Redis (items
   let first: TestServer;
   let second: TestServer;
   beforeAll(async () => {
-    const env = { REDIS_URL: redisUrl!, LOGIN_MAX_PER_ADDRESS: '1000' };
+    // The request limit's counter for 127.0.0.1 lives in the same Redis as every other test
+    // server's that uses it at the same moment: lift it, this test is about the sign-in limit.
+    const env = { REDIS_URL: redisUrl!, LOGIN_MAX_PER_ADDRESS: '1000', RATE_LIMIT_PER_MINUTE: '10000000' };
     first = await startServer({ env });
     second = await startServer({ env });
   });
@@ -177,7 +178,6 @@ describe.skipIf(!redisUrl)('security: sign-in limits shared through Redis (items
       const forged = { 'x-forwarded-for': `198.51.100.${i + 1}` };
       codes.push((await login(i % 2 === 0 ? first : second, email, forged)).status);
     }
-    expect(codes.slice(0, 10).every((c) => c === 401)).toBe(true);
-    expect(codes.slice(10)).toEqual([429, 429]);
+    expect(codes).toEqual([...Array.from({ length: 10 }, () => 401), 429, 429]);
   });
 });
