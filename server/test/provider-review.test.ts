@@ -3,6 +3,7 @@
 // out-of-order and repeated deliveries, amounts and currencies, and what each answer changes.
 // Tests marked `it.skip` show a bug outside what this review may change; each says why.
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qrCreditedEvent } from '../src/providers/razorpay/razorpay.events.js';
@@ -163,24 +164,412 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
     expect(await alertsAbout(pay.paymentId)).toEqual([]);
   });
 
-  // BUG (not fixed here: needs a design choice in card-payments.ts): a `charge.refunded` that
-  // arrives before the payment is known by its PaymentIntent id (its checkout event not yet
-  // applied: Stripe delivers in any order) is answered 200 `unknown_payment` and its event id
-  // is consumed, so neither Stripe's retries nor a resend from the Dashboard ever record the
-  // refund; the payment stays SUCCEEDED with nothing refunded although the money went back.
-  it.skip('a charge.refunded delivered before its checkout event is not lost', async () => {
+  // What a refund left behind: its rows (the API), its audit, its ledger entries.
+  const refundsOf = async (paymentId: string) =>
+    (await server.request('GET', `/v1/payments/${paymentId}/refunds`)).body.items as any[];
+  const refundAudits = async (paymentId: string) =>
+    (
+      await server.kioskhub.db
+        .selectFrom('audit_log')
+        .select(['actor', 'after'])
+        .where('subject_id', '=', paymentId)
+        .where('action', '=', 'payment.refund')
+        .orderBy('at')
+        .orderBy('id')
+        .execute()
+    ).map((a): Record<string, unknown> => ({ actor: a.actor, ...(JSON.parse(a.after!) as object) }));
+  const ledgerOfRefund = (refundId: string) =>
+    server.kioskhub.db
+      .selectFrom('ledger_entries')
+      .select(['amount', 'unit'])
+      .where('cause_type', '=', 'refund')
+      .where('cause_id', '=', refundId)
+      .execute();
+  const refundIdOf = (event: ReturnType<typeof chargeRefunded>) => event.data.object.refunds.data[0]!.id;
+  const refundApiCalls = (pi: string) =>
+    stripe.requests
+      .filter((r) => r.path === '/v1/refunds' && r.form.get('payment_intent') === pi)
+      .map((r) => Object.fromEntries(r.form));
+  const claimed = async (eventId: string) =>
+    (await server.kioskhub.db
+      .selectFrom('webhook_deliveries')
+      .select('event_id')
+      .where('provider', '=', 'stripe')
+      .where('event_id', '=', eventId)
+      .executeTakeFirst()) !== undefined;
+
+  // cafe-payments.md §5: a `charge.refunded` that arrives before the payment is known by its
+  // PaymentIntent id (its checkout event not yet applied: Stripe delivers in any order) is parked,
+  // its event id left unclaimed, and applied once in the transaction that settles the payment.
+  it('a charge.refunded delivered before its checkout event is not lost', async () => {
     const pay = await payByCard();
     const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
     const pi = rid('pi');
     stripe.completeSession(checkoutId, pi);
     const refundEvent = chargeRefunded(pi, 300);
     const early = await postStripe(refundEvent);
-    expect(early.status).toBeLessThan(300);
+    expect(early.status).toBe(200);
+    expect(early.body).toEqual({ ok: true, outcome: 'refund_parked' });
+    // Stripe's retry while the payment is still unknown: parked once, nothing applied.
+    expect((await postStripe(refundEvent)).body).toEqual({ ok: true, outcome: 'refund_parked' });
+    expect(await claimed(refundEvent.id)).toBe(false);
+    expect(await paymentView(pay.paymentId)).toMatchObject({ status: 'PENDING', refundedMinor: 0 });
+    expect(await refundsOf(pay.paymentId)).toEqual([]);
+
     const settled = await postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi));
-    expect(settled.body.outcome).toBe('settled');
-    // Stripe's retry (or a resend) of the refund event after the payment is known.
+    expect(settled.body).toEqual({ ok: true, outcome: 'settled' });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      receivedMinor: 850,
+      refundedMinor: 300,
+    });
+    // Recorded as any refund made in the Stripe Dashboard: a SUCCEEDED row, audited, on the ledger
+    // (revenue → refunds due → external), never asked of Stripe again.
+    const refunds = await refundsOf(pay.paymentId);
+    expect(refunds).toEqual([
+      expect.objectContaining({
+        amountMinor: 300,
+        currency: 'EUR',
+        destination: 'original',
+        status: 'SUCCEEDED',
+        actor: 'provider:stripe',
+        reason: 'refunded at the card gateway',
+        providerRefundId: refundIdOf(refundEvent),
+      }),
+    ]);
+    expect(await refundAudits(pay.paymentId)).toEqual([
+      expect.objectContaining({ actor: 'provider:stripe', amountMinor: 300, refundedMinor: 300 }),
+    ]);
+    const entries = await ledgerOfRefund(refunds[0].id);
+    expect(entries.map((e) => Number(e.amount)).sort((a, b) => a - b)).toEqual([-300, -300, 300, 300]);
+    expect(new Set(entries.map((e) => e.unit))).toEqual(new Set(['EUR']));
+    expect(refundApiCalls(pi)).toEqual([]);
+
+    // Stripe's retry (or a resend) of the refund event after the payment is known: applied already.
     const late = await postStripe(refundEvent);
-    expect(late.body.outcome).toBe('refund_recorded');
+    expect(late.body).toEqual({ ok: true, outcome: 'duplicate' });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      refundedMinor: 300,
+    });
+    expect(await refundsOf(pay.paymentId)).toHaveLength(1);
+    expect(await refundAudits(pay.paymentId)).toHaveLength(1);
+  });
+
+  it('two refunds parked before the checkout event (partial, then the rest) apply in order, once each', async () => {
+    for (const arrival of ['in order', 'reversed'] as const) {
+      const pay = await payByCard();
+      const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+      const pi = rid('pi');
+      stripe.completeSession(checkoutId, pi);
+      const partial = chargeRefunded(pi, 300);
+      const full = chargeRefunded(pi, 850);
+      for (const event of arrival === 'in order' ? [partial, full] : [full, partial]) {
+        expect((await postStripe(event)).body, arrival).toEqual({ ok: true, outcome: 'refund_parked' });
+      }
+      const settled = await postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi));
+      expect(settled.body).toEqual({ ok: true, outcome: 'settled' });
+      expect(await paymentView(pay.paymentId)).toMatchObject({
+        status: 'REFUNDED',
+        receivedMinor: 850,
+        refundedMinor: 850,
+      });
+      // Stripe's amount_refunded is all refunded so far: 300, then 550 more.
+      const refunds = await refundsOf(pay.paymentId);
+      expect(
+        refunds.map((r) => [r.amountMinor, r.status, r.providerRefundId]),
+        arrival,
+      ).toEqual([
+        [300, 'SUCCEEDED', refundIdOf(partial)],
+        [550, 'SUCCEEDED', refundIdOf(full)],
+      ]);
+      expect((await refundAudits(pay.paymentId)).map((a) => a['refundedMinor'])).toEqual([300, 850]);
+      for (const r of refunds) expect(await ledgerOfRefund(r.id)).toHaveLength(4);
+      for (const event of [partial, full]) {
+        expect((await postStripe(event)).body).toEqual({ ok: true, outcome: 'duplicate' });
+      }
+      expect(await refundsOf(pay.paymentId)).toHaveLength(2);
+      expect(refundApiCalls(pi)).toEqual([]);
+    }
+  });
+
+  it('a refund parked before the payment is known applies when the status check settles it', async () => {
+    const pay = await payByCard();
+    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+    const pi = rid('pi');
+    stripe.completeSession(checkoutId, pi);
+    const refundEvent = chargeRefunded(pi, 300);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_parked');
+    await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'PARTIALLY_REFUNDED',
+      receivedMinor: 850,
+      refundedMinor: 300,
+      providerPaymentId: pi,
+    });
+    expect((await refundsOf(pay.paymentId)).map((r) => r.amountMinor)).toEqual([300]);
+    expect((await postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi))).body.outcome).toBe(
+      'duplicate',
+    );
+    expect((await postStripe(refundEvent)).body.outcome).toBe('duplicate');
+    expect(await paymentView(pay.paymentId)).toMatchObject({ refundedMinor: 300 });
+  });
+
+  it('a refund that arrives after a status check found another amount waits for the money to be recorded', async () => {
+    const pay = await payByCard();
+    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+    const pi = rid('pi');
+    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
+    stripe.completeSession(checkoutId, pi);
+    await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'AMOUNT_MISMATCH',
+      receivedMinor: 0,
+      providerPaymentId: pi,
+    });
+    // Nothing recorded to refund yet: kept until the checkout event records the 849 taken.
+    const refundEvent = chargeRefunded(pi, 300);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_parked');
+    const res = await postStripe(sessionCompleted(checkoutId, pay.paymentId, 849, pi));
+    expect(res.body).toEqual({ ok: true, outcome: 'amount_mismatch' });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'FAILED',
+      receivedMinor: 849,
+      refundedMinor: 300,
+    });
+    expect((await refundsOf(pay.paymentId)).map((r) => [r.amountMinor, r.status])).toEqual([
+      [300, 'SUCCEEDED'],
+    ]);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('duplicate');
+  });
+
+  it('a refund parked before a card paid after its payment ended counts first; only the rest goes back to the card', async () => {
+    const pay = await payByCard();
+    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+    const pi = rid('pi');
+    const failed = await postStripe({
+      ...sessionCompleted(checkoutId, pay.paymentId, 850, pi),
+      type: 'checkout.session.async_payment_failed',
+    });
+    expect(failed.body.outcome).toBe('failed');
+    const refundEvent = chargeRefunded(pi, 300);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_parked');
+    const late = await postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi));
+    expect(late.body).toEqual({ ok: true, outcome: 'not_pending' });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'FAILED',
+      receivedMinor: 850,
+      refundedMinor: 850,
+    });
+    const refunds = await eventually(async () => {
+      const list = await refundsOf(pay.paymentId);
+      return list.every((r) => r.status === 'SUCCEEDED') ? list : undefined;
+    });
+    expect(refunds.map((r) => [r.amountMinor, r.providerRefundId === refundIdOf(refundEvent)])).toEqual([
+      [300, true],
+      [550, false],
+    ]);
+    expect(refundApiCalls(pi)).toEqual([{ payment_intent: pi, amount: '550' }]);
+    expect((await alertsAbout(pay.paymentId)).map((a) => a.message)).toEqual([
+      expect.stringContaining('refunded to the card'),
+    ]);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('duplicate');
+  });
+
+  it('a refund delivered twice alongside its checkout event, all at once, is applied once', async () => {
+    const rounds = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const pay = await payByCard();
+        const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+        const pi = rid('pi');
+        stripe.completeSession(checkoutId, pi);
+        return { pay, checkoutId, pi, refundEvent: chargeRefunded(pi, 300) };
+      }),
+    );
+    await Promise.all(
+      rounds.flatMap(({ pay, checkoutId, pi, refundEvent }) => [
+        postStripe(refundEvent),
+        postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi)),
+        postStripe(refundEvent),
+      ]),
+    );
+    for (const { pay, refundEvent } of rounds) {
+      expect(await paymentView(pay.paymentId)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        refundedMinor: 300,
+      });
+      expect(await refundsOf(pay.paymentId)).toHaveLength(1);
+      expect((await postStripe(refundEvent)).body.outcome).toBe('duplicate');
+    }
+  });
+
+  // PostgreSQL runs the two deliveries in transactions of their own: a refund that finds no payment
+  // while the checkout event's transaction is settling it must not be parked after that
+  // transaction looked for parked refunds. Forced here: the settling transaction waits on the
+  // order's row (held below), and the refund's parking on its key (taken, uncommitted, below).
+  it.runIf(engine === 'postgres')(
+    'a refund arriving while its checkout event is being settled waits for it and is recorded',
+    async () => {
+      const db = server.kioskhub.db;
+      const pay = await payByCard();
+      const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+      const pi = rid('pi');
+      stripe.completeSession(checkoutId, pi);
+      const refundEvent = chargeRefunded(pi, 300);
+      const pidOf = async (tx: typeof db) =>
+        (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(tx)).rows[0]!.pid;
+      /** The session that waits for one of `pids` (once it does). */
+      const waitingFor = (pids: number[]) =>
+        eventually(async () => {
+          const r = await sql<{ pid: number }>`select pid from pg_stat_activity
+            where pg_blocking_pids(pid) && ${pids}::int[]`.execute(db);
+          return r.rows[0]?.pid;
+        });
+      const gate = () => {
+        let open!: () => void;
+        const promise = new Promise<void>((resolve) => (open = resolve));
+        return { promise, open };
+      };
+      const releaseOrder = gate();
+      const releaseKey = gate();
+      let orderPid = 0;
+      let keyPid = 0;
+      const orderHeld = gate();
+      const keyHeld = gate();
+      const holdOrder = db.transaction().execute(async (tx) => {
+        await sql`select id from orders where id = ${pay.orderId} for update`.execute(tx);
+        orderPid = await pidOf(tx);
+        orderHeld.open();
+        await releaseOrder.promise;
+      });
+      const holdKey = db
+        .transaction()
+        .execute(async (tx) => {
+          // The key the refund's parking claims (payments.repo.ts `parkedKey`), taken uncommitted.
+          await tx
+            .insertInto('webhook_deliveries')
+            .values({
+              provider: `stripe:parked:${pi}`,
+              event_id: refundEvent.id,
+              response: '{}',
+              received_at: new Date().toISOString(),
+            })
+            .execute();
+          keyPid = await pidOf(tx);
+          keyHeld.open();
+          await releaseKey.promise;
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+      await orderHeld.promise;
+      await keyHeld.promise;
+      const settling = postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi));
+      const settlingPid = await waitingFor([orderPid]);
+      const refunding = postStripe(refundEvent);
+      await waitingFor([settlingPid, keyPid]);
+      releaseOrder.open();
+      await holdOrder;
+      expect((await settling).body).toEqual({ ok: true, outcome: 'settled' });
+      releaseKey.open();
+      await holdKey;
+      expect((await refunding).body).toEqual({ ok: true, outcome: 'refund_recorded' });
+      expect(await paymentView(pay.paymentId)).toMatchObject({
+        status: 'PARTIALLY_REFUNDED',
+        refundedMinor: 300,
+      });
+      expect((await postStripe(refundEvent)).body.outcome).toBe('duplicate');
+    },
+  );
+
+  it('a refund parked for a PaymentIntent that never becomes known changes nothing else', async () => {
+    const count = async () => {
+      const db = server.kioskhub.db;
+      const rows = async (table: 'refunds' | 'ledger_entries' | 'alerts' | 'payments') =>
+        Number(
+          (
+            await db
+              .selectFrom(table)
+              .select((eb) => eb.fn.countAll().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      return {
+        refunds: await rows('refunds'),
+        ledger: await rows('ledger_entries'),
+        alerts: await rows('alerts'),
+        payments: await rows('payments'),
+      };
+    };
+    const before = await count();
+    const ghost = chargeRefunded(rid('pi'), 500);
+    expect((await postStripe(ghost)).body).toEqual({ ok: true, outcome: 'refund_parked' });
+    expect((await postStripe(ghost)).body).toEqual({ ok: true, outcome: 'refund_parked' });
+    expect(await claimed(ghost.id)).toBe(false);
+    expect(await count()).toEqual(before);
+
+    // A card payment settled meanwhile (another PaymentIntent) is untouched.
+    const pay = await payByCard();
+    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+    const pi = rid('pi');
+    stripe.completeSession(checkoutId, pi);
+    expect((await postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi))).body.outcome).toBe(
+      'settled',
+    );
+    expect(await paymentView(pay.paymentId)).toMatchObject({ status: 'SUCCEEDED', refundedMinor: 0 });
+    expect(await refundsOf(pay.paymentId)).toEqual([]);
+    expect((await postStripe(ghost)).body.outcome).toBe('refund_parked');
+  });
+
+  it('refund events that are not valid are answered as before and park nothing', async () => {
+    const pay = await payByCard();
+    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+    const pi = rid('pi');
+    stripe.completeSession(checkoutId, pi);
+    const refundEvent = chargeRefunded(pi, 300);
+    const payload = JSON.stringify(refundEvent);
+    const send = (raw: string, signature?: string) =>
+      server.request('POST', '/webhooks/stripe', {
+        raw,
+        token: null,
+        headers: {
+          'content-type': 'application/json',
+          ...(signature !== undefined ? { 'stripe-signature': signature } : {}),
+        },
+      });
+    const unsigned = await send(payload);
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.body.error.code).toBe('BAD_SIGNATURE');
+    const forged = await send(
+      payload,
+      Stripe.webhooks.generateTestHeaderString({ payload, secret: 'whsec_someone_else' }),
+    );
+    expect(forged.status).toBe(401);
+    const notJson = await send(
+      'not json',
+      Stripe.webhooks.generateTestHeaderString({ payload: 'not json', secret: WHSEC }),
+    );
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('VALIDATION_FAILED');
+    // Signed, but without a PaymentIntent, an amount or a currency: ignored.
+    const object = refundEvent.data.object;
+    for (const broken of [
+      { ...object, payment_intent: null },
+      { ...object, amount_refunded: '300' },
+      { ...object, currency: null },
+    ]) {
+      const res = await postStripe({ ...refundEvent, id: rid('evt'), data: { object: broken } });
+      expect(res.body).toEqual({ ok: true, outcome: 'ignored' });
+    }
+    expect(await claimed(refundEvent.id)).toBe(false);
+
+    expect((await postStripe(sessionCompleted(checkoutId, pay.paymentId, 850, pi))).body.outcome).toBe(
+      'settled',
+    );
+    expect(await paymentView(pay.paymentId)).toMatchObject({ status: 'SUCCEEDED', refundedMinor: 0 });
+    expect(await refundsOf(pay.paymentId)).toEqual([]);
+    // The event itself, never stored, is applied as any refund after the payment is known.
+    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_recorded');
     expect(await paymentView(pay.paymentId)).toMatchObject({
       status: 'PARTIALLY_REFUNDED',
       refundedMinor: 300,

@@ -2,10 +2,14 @@
 // that opens a checkout for a PENDING intent, and the gateway's verified events applied once each
 // (the inbox), in the transaction of their effect: paid settles through the one settlement path,
 // failed ends the intent, a refund made at the gateway is recorded (never more than was paid).
+// A refund that names a payment no payment carries yet (the gateway delivers in any order) is
+// parked, its event id unclaimed, and applied once, with the event id claimed then, in the
+// transaction that makes the payment known by that id.
 import { AppError } from '../../platform/errors.js';
-import { nowIso, type Db } from '../../platform/db/database.js';
+import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
+import type { PaymentRow } from '../../platform/db/schema.js';
 import type { CardEvent, CardGateway } from './card-gateway.js';
 import type { Intents, PaymentStatusSource } from './intents.js';
 import type { OneOffMethod } from './methods.js';
@@ -90,7 +94,10 @@ export type CardOutcome =
   | 'unknown_payment'
   | 'refund_recorded'
   | 'refund_in_step'
+  | 'refund_parked'
   | 'ignored';
+
+type RefundEvent = Extract<CardEvent, { kind: 'refunded' }>;
 
 export function createCardPayments(deps: {
   db: Db;
@@ -98,9 +105,18 @@ export function createCardPayments(deps: {
   gateway: Pick<CardGateway, 'provider'>;
   repo: Pick<
     PaymentsRepo,
-    'lock' | 'claimDelivery' | 'insertEvent' | 'updateIfStatus' | 'byProviderPaymentId'
+    | 'lock'
+    | 'claimDelivery'
+    | 'delivery'
+    | 'insertEvent'
+    | 'updateIfStatus'
+    | 'byProviderPaymentId'
+    | 'lockProviderPaymentId'
+    | 'park'
+    | 'parked'
+    | 'unpark'
   >;
-  settlement: Pick<Settlement, 'succeed'>;
+  settlement: Pick<Settlement, 'succeed' | 'onProviderPaymentKnown'>;
   intents: Pick<Intents, 'fail'>;
   refunds: Pick<Refunds, 'record'>;
   alerts: Pick<AlertsService, 'raise'>;
@@ -109,32 +125,82 @@ export function createCardPayments(deps: {
   const provider = deps.gateway.provider;
   const actor = `provider:${provider}`;
 
+  /**
+   * A refund made at the gateway, against its payment (locked): `refundedMinor` is all the gateway
+   * has refunded so far, so only what our refunds do not count yet is recorded.
+   */
+  async function recordRefund(tx: Executor, payment: PaymentRow, e: RefundEvent): Promise<CardOutcome> {
+    if (payment.currency !== e.currency) return 'unknown_payment';
+    // Refunds asked for here are counted when asked; only one made at the gateway is new.
+    const remaining = refundableMinor(refundFigures(payment));
+    const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
+    if (extra <= 0) return 'refund_in_step';
+    await deps.refunds.record(tx, payment, {
+      amountMinor: extra,
+      reason: 'refunded at the card gateway',
+      destination: 'original',
+      actor,
+      doneAtProvider: { providerRefundId: e.providerRefundId },
+    });
+    return 'refund_recorded';
+  }
+
+  /**
+   * The payment is now known by `providerPaymentId` (in this transaction): the refunds parked for
+   * that id apply, each as if it arrived now, its event id claimed then (once, whatever came first).
+   * In the order of what the gateway had refunded in all, so each records only its own part. True
+   * when there were any.
+   */
+  async function applyParked(tx: Executor, paymentId: string, providerPaymentId: string): Promise<boolean> {
+    await repo.lockProviderPaymentId(provider, providerPaymentId, tx, deps.dialect);
+    const parked = (await repo.parked(provider, providerPaymentId, tx))
+      .map((p) => ({ eventId: p.eventId, event: p.event as RefundEvent }))
+      .filter((p) => p.event.kind === 'refunded')
+      .sort((a, b) => a.event.refundedMinor - b.event.refundedMinor);
+    for (const { eventId, event } of parked) {
+      await repo.unpark(provider, providerPaymentId, eventId, tx);
+      if (!(await repo.claimDelivery(provider, eventId, { kind: event.kind }, tx))) continue;
+      const payment = await repo.lock(paymentId, tx, deps.dialect);
+      if (payment) await recordRefund(tx, payment, event);
+    }
+    return parked.length > 0;
+  }
+
+  // A payment the status check settles with the gateway's id (before any webhook) applies them too.
+  deps.settlement.onProviderPaymentKnown(provider, async (tx, payment) => {
+    if (payment.provider_payment_id !== null) await applyParked(tx, payment.id, payment.provider_payment_id);
+  });
+
   /** Applies one verified gateway event. Safe to call any number of times, concurrently. */
   function apply(e: CardEvent, raw: string): Promise<CardOutcome> {
     return inGroup(
       db,
       async (tx): Promise<CardOutcome> => {
         if (e.kind === 'ignored') return 'ignored';
-        if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
 
         if (e.kind === 'refunded') {
+          // Decided under the lock that the transaction making the payment known takes too.
+          await repo.lockProviderPaymentId(provider, e.providerPaymentId, tx, deps.dialect);
           const found = await repo.byProviderPaymentId(provider, e.providerPaymentId, tx);
           const payment = found ? await repo.lock(found.id, tx, deps.dialect) : undefined;
-          if (!payment || payment.currency !== e.currency) return 'unknown_payment';
-          // Refunds asked for here are counted when asked; only one made at the gateway is new.
-          const remaining = refundableMinor(refundFigures(payment));
-          const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
-          if (extra <= 0) return 'refund_in_step';
-          await deps.refunds.record(tx, payment, {
-            amountMinor: extra,
-            reason: 'refunded at the card gateway',
-            destination: 'original',
-            actor,
-            doneAtProvider: { providerRefundId: e.providerRefundId },
-          });
-          return 'refund_recorded';
+          // Its checkout event is still on its way (no payment has this id yet, or a status check
+          // that found another amount named it without recording the money): kept for it, its
+          // event id left unclaimed.
+          if (!payment || Number(payment.received_minor) === 0) {
+            if ((await repo.delivery(provider, e.eventId, tx)) !== undefined) return 'duplicate';
+            await repo.park(provider, e.providerPaymentId, e.eventId, e, tx);
+            return 'refund_parked';
+          }
+          if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
+          // Parked before and not applied since: it is applied now, once.
+          await repo.unpark(provider, e.providerPaymentId, e.eventId, tx);
+          return recordRefund(tx, payment, e);
         }
 
+        if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
+        // Before the payment's row lock: a refund parked for this PaymentIntent meanwhile is seen.
+        if (e.kind === 'paid')
+          await repo.lockProviderPaymentId(provider, e.providerPaymentId, tx, deps.dialect);
         const payment = await repo.lock(e.paymentId, tx, deps.dialect);
         if (!payment || payment.provider !== provider || payment.method !== 'card') return 'unknown_payment';
         if (e.kind === 'awaiting') return 'awaiting';
@@ -190,11 +256,18 @@ export function createCardPayments(deps: {
         // Paid after the payment had ended (expired, its order cancelled as abandoned, or paid
         // another way): nothing can take this money, so it goes back to the card at once, through
         // the gateway's refund API (a durable job), never kept and never lost.
-        let refunded = false;
-        if (exact && kept && e.currency === payment.currency) {
+        // Refunds made at the gateway before this event arrived (parked) count first; what they
+        // left is refunded here.
+        const afterParked =
+          kept && (await applyParked(tx, kept.id, e.providerPaymentId))
+            ? await repo.lock(kept.id, tx, deps.dialect)
+            : undefined;
+        const toRefund = afterParked ? refundableMinor(refundFigures(afterParked)) : e.amountMinor;
+        let refunded = afterParked !== undefined && toRefund === 0;
+        if (exact && kept && toRefund > 0 && e.currency === payment.currency) {
           refunded = await deps.refunds
-            .record(tx, kept, {
-              amountMinor: e.amountMinor,
+            .record(tx, afterParked ?? kept, {
+              amountMinor: toRefund,
               reason: `paid after the payment had ended (${payment.status}${payment.failure_code ? ` ${payment.failure_code}` : ''})`,
               destination: 'original',
               actor,

@@ -23,6 +23,21 @@ export interface PaymentListFilter {
 const insertPayment = insertRows('payments');
 const claimDeliveryRow = claimRows('webhook_deliveries', ['provider', 'event_id']);
 const claimEventRow = claimRows('payment_events', ['provider', 'provider_payment_id']);
+/**
+ * Where a provider's events about a payment it names by its own id, but that no payment carries
+ * yet, wait (parked): rows of the inbox table under a provider key of their own, so the event id
+ * itself stays unclaimed until the event is applied, and all parked for one payment are found by
+ * one key.
+ */
+const parkedKey = (provider: string, providerPaymentId: string) => `${provider}:parked:${providerPaymentId}`;
+
+/** An event kept until its payment is known (`park`). */
+export interface ParkedEvent {
+  eventId: string;
+  /** What the caller parked, as it parked it. */
+  event: unknown;
+  receivedAt: string;
+}
 
 export function pendingPayment(
   fields: Pick<PaymentRow, 'id' | 'tenant_id' | 'purpose' | 'method' | 'amount_minor' | 'currency'> &
@@ -130,6 +145,65 @@ export function createPaymentsRepo(db: Db) {
         .where('event_id', '=', eventId)
         .executeTakeFirst();
       return row ? (JSON.parse(row.response) as unknown) : undefined;
+    },
+    /**
+     * Serialises, on PostgreSQL, the transactions that ask whether a payment is known by this
+     * provider id with those that make it known (until the caller's transaction ends): an event
+     * parked for it is then never missed by the one settling it. SQLite has one writer anyway.
+     * Taken before the payment's row lock by the gateway's events (no deadlock between them); the
+     * status check takes it after, on a PENDING payment nobody finds by this id until it commits.
+     */
+    async lockProviderPaymentId(
+      provider: string,
+      providerPaymentId: string,
+      ex: Executor,
+      dialect: 'sqlite' | 'postgres',
+    ): Promise<void> {
+      if (dialect !== 'postgres') return;
+      const key = `${provider}:${providerPaymentId}`;
+      await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(ex);
+    },
+    /**
+     * Keeps an event about a payment not known yet by `providerPaymentId`, without claiming its
+     * event id; false when it was parked already.
+     */
+    park(
+      provider: string,
+      providerPaymentId: string,
+      eventId: string,
+      event: unknown,
+      ex: Executor,
+    ): Promise<boolean> {
+      const row = {
+        provider: parkedKey(provider, providerPaymentId),
+        event_id: eventId,
+        response: JSON.stringify(event),
+        received_at: nowIso(),
+      };
+      return claimDeliveryRow(ex, [row]);
+    },
+    /** The events parked for `providerPaymentId`, in the order they arrived. */
+    async parked(provider: string, providerPaymentId: string, ex: Executor): Promise<ParkedEvent[]> {
+      const rows = await ex
+        .selectFrom('webhook_deliveries')
+        .select(['event_id', 'response', 'received_at'])
+        .where('provider', '=', parkedKey(provider, providerPaymentId))
+        .orderBy('received_at')
+        .orderBy('event_id')
+        .execute();
+      return rows.map((r) => ({
+        eventId: r.event_id,
+        event: JSON.parse(r.response) as unknown,
+        receivedAt: r.received_at,
+      }));
+    },
+    /** Removes a parked event (it is being applied, or was applied as it arrived again). */
+    async unpark(provider: string, providerPaymentId: string, eventId: string, ex: Executor): Promise<void> {
+      await ex
+        .deleteFrom('webhook_deliveries')
+        .where('provider', '=', parkedKey(provider, providerPaymentId))
+        .where('event_id', '=', eventId)
+        .execute();
     },
     /** One provider payment in the inbox; false when (provider, providerPaymentId) was there already. */
     insertEvent(

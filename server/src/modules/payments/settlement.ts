@@ -40,8 +40,15 @@ export interface SettlementContext {
 
 export type SettlementHandler = (ex: Executor, payment: PaymentRow, ctx: SettlementContext) => Promise<void>;
 
+/**
+ * Told, in the transaction, after a payment of its provider succeeded carrying the provider's own
+ * id for it (a card's PaymentIntent): events that named that id before it was known apply now.
+ */
+export type ProviderPaymentKnownListener = (ex: Executor, payment: PaymentRow) => Promise<void>;
+
 export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatus'> }) {
   const handlers = new Map<string, SettlementHandler>();
+  const knownListeners = new Map<string, ProviderPaymentKnownListener>();
 
   async function apply(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<void> {
     const handler = handlers.get(payment.purpose);
@@ -54,6 +61,12 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
       if (handlers.has(purpose))
         throw new Error(`a settlement handler for "${purpose}" is already registered`);
       handlers.set(purpose, handler);
+    },
+    /** Called after `succeed` names a provider's payment id for a payment of `provider`. */
+    onProviderPaymentKnown(provider: string, listener: ProviderPaymentKnownListener): void {
+      if (knownListeners.has(provider))
+        throw new Error(`provider "${provider}" already has a payment-known listener`);
+      knownListeners.set(provider, listener);
     },
     /** Runs the handler of a payment recorded as SUCCEEDED in this transaction. */
     apply,
@@ -81,7 +94,14 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
         },
         ex,
       );
-      if (payment) await apply(ex, payment, ctx);
+      if (payment) {
+        await apply(ex, payment, ctx);
+        const known =
+          extra.providerPaymentId !== undefined && payment.provider !== null
+            ? knownListeners.get(payment.provider)
+            : undefined;
+        if (known) await known(ex, payment);
+      }
       return payment;
     },
 
