@@ -508,18 +508,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       ...(cardGateway ? { [cardGateway.provider]: cardGateway } : {}),
     },
   });
-  const cash = createCashService({
-    db,
-    dialect,
-    orders,
-    catalog,
-    alerts,
-    ledger,
-    payments,
-    settlement,
-    refunds,
-  });
-  const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
   // Cafe tables: guest orders, payments through intents and settlement, the wallet.
   const cafe = createCafe({
     db,
@@ -542,6 +530,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     logger,
     orderTtlMs: config.cafeOrderTtlMs,
   });
+  const cash = createCashService({
+    db,
+    dialect,
+    orders,
+    catalog,
+    alerts,
+    ledger,
+    payments,
+    settlement,
+    refunds,
+    // A table order paid at the counter's cash unit: the cafe says what its guest owes (tip included).
+    tableOrders: cafe.payments,
+  });
+  const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
   // Abandoned table orders: each has its own job; this sweep re-queues any that lost theirs.
   scheduler.every('cafe-order-expiry-sweep', Math.min(600_000, config.cafeOrderTtlMs), async () => {
     await cafe.expiry.sweep();

@@ -49,6 +49,12 @@ export type Payer =
   /** `tableId`: where the customer signed in; its token pays that table's orders only. */
   | { kind: 'customer'; tenantId: string; customerId: string; tableId?: string };
 
+/**
+ * The site's cash unit taking cash for a table order at the counter (cash.service.ts `init`): it
+ * pays whichever table's order it is given, for what the guest owes.
+ */
+type Counter = { kind: 'counter'; tenantId: string };
+
 /** A payer acting on another table's order (or a wallet sign-in bound to no table). */
 const otherTable = (payer: Payer, orderTableId: string | null): boolean =>
   payer.tableId === undefined || payer.tableId !== orderTableId;
@@ -69,8 +75,12 @@ export function createCafePayments(deps: {
 }) {
   const { db } = deps;
 
-  /** The order, locked, still to be paid; earlier pending attempts end as SUPERSEDED. */
-  async function payableOrder(ex: Executor, payer: Payer, orderId: string): Promise<CafeOrder> {
+  /**
+   * The order, locked, still to be paid; earlier pending attempts of the table end as SUPERSEDED.
+   * A cash session the counter's cash unit opened for it is never superseded: a guest's new attempt
+   * is refused while it is open (the counter's own call leaves it to the cash module).
+   */
+  async function payableOrder(ex: Executor, payer: Payer | Counter, orderId: string): Promise<CafeOrder> {
     // The pending attempts first, then the order: the order every settlement locks them in (staff's
     // verify, a bank credit, a card webhook lock the payment, then change the order), so a guest
     // starting another payment at that moment waits instead of deadlocking with it.
@@ -78,7 +88,7 @@ export function createCafePayments(deps: {
     for (const p of [...earlier].sort((a, b) => (a.id < b.id ? -1 : 1))) await deps.payments.lock(ex, p.id);
     await deps.orders.lock(ex, orderId);
     const order = await deps.cafeOrders.view(orderId, payer.tenantId, ex);
-    if (otherTable(payer, order.tableId)) throw notFound('order', orderId);
+    if (payer.kind !== 'counter' && otherTable(payer, order.tableId)) throw notFound('order', orderId);
     const paid = (await deps.payments.ofOrder(ex, orderId, MONEY_RECEIVED)).length > 0;
     if (order.status === 'CANCELLED' && order.failureCode === 'UNPAID_EXPIRED') {
       throw new AppError(
@@ -93,12 +103,27 @@ export function createCafePayments(deps: {
       );
     }
     const pending = await deps.payments.ofOrder(ex, orderId, ['PENDING']);
+    const superseded: string[] = [];
     for (const p of pending) {
+      const row = await deps.payments.lock(ex, p.id);
+      if (!row || row.status !== 'PENDING') continue;
+      // Not an attempt of the table (those name it as their machine): the cash session the site's
+      // cash unit opened for this order, for its total at that moment. It ends at the counter, paid
+      // or cancelled. Superseding it would leave the session taking bills for a payment that no
+      // longer exists, and a new tip would make the order record another total than it is paying.
+      if (row.machine_id !== order.tableId) {
+        if (payer.kind === 'counter') continue;
+        const due = Number(row.amount_minor);
+        throw new AppError(
+          'INVALID_STATE',
+          `order ${order.orderNumber ?? order.id} is being paid at the counter's cash unit (payment ${row.id}, ${due} minor units due); pay there, or cancel that cash session first`,
+          { paymentId: row.id, method: row.method, atCounter: true, amountMinor: due },
+        );
+      }
       // Part of a transfer already arrived: superseding it would ask the guest for everything again
       // and leave that money on a failed attempt nobody is shown. The rest goes to the same reference.
-      const row = await deps.payments.lock(ex, p.id);
-      const received = Number(row?.received_minor ?? 0);
-      if (row && row.status === 'PENDING' && received > 0) {
+      const received = Number(row.received_minor);
+      if (received > 0) {
         const amount = Number(row.amount_minor);
         throw new AppError(
           'INVALID_STATE',
@@ -106,8 +131,9 @@ export function createCafePayments(deps: {
           { paymentId: row.id, method: row.method, receivedMinor: received, missingMinor: amount - received },
         );
       }
+      superseded.push(row.id);
     }
-    for (const p of pending) await deps.intents.fail(ex, p.id, 'SUPERSEDED');
+    for (const id of superseded) await deps.intents.fail(ex, id, 'SUPERSEDED');
     return order;
   }
 
@@ -375,6 +401,25 @@ export function createCafePayments(deps: {
         siteId: p.site_id,
         description: `Order ${p.order_id ?? p.id}`,
       });
+    },
+
+    /**
+     * The site's cash unit is about to take cash for a table order at the counter (cash.service.ts
+     * `init`, in its transaction, before it locks anything else). The order is taken as for a new
+     * attempt of the guest (`payableOrder`): locked, refused if it needs no payment, the table's own
+     * pending attempts end SUPERSEDED (one pending attempt per order; a transfer part of which
+     * arrived refuses, `409`). What the guest owes is returned: the subtotal plus the tip stored on
+     * the order (a percent tip became an amount when the order was placed, or at the guest's last
+     * initiate). The tip cannot change while the counter's session is open: initiate refuses then.
+     */
+    async payAtCounter(ex: Executor, tenantId: string, orderId: string) {
+      const order = await payableOrder(ex, { kind: 'counter', tenantId }, orderId);
+      return {
+        subtotalMinor: order.subtotalMinor,
+        tipMinor: order.tipMinor,
+        totalMinor: order.totalMinor,
+        currency: order.currency,
+      };
     },
 
     /** True when this customer paid (or is paying) the order: their token may read it. */

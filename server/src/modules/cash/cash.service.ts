@@ -2,7 +2,8 @@
 // by the device's eventId within its order (the same id for another order is another bill);
 // totals are always summed from rows. Money that cannot be applied (late, unknown order, wrong
 // site) is recorded as unallocated, never dropped. A session's currency is its order's, fixed
-// when it opens: a later change of the site's currency does not reach its amounts.
+// when it opens: a later change of the site's currency does not reach its amounts. A cafe table
+// order is paid at the counter for what its guest owes, the tip included (the cafe says how much).
 import { LIVE_EVENTS, type CashSessionView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
@@ -13,6 +14,7 @@ import type { CashSessionRow } from '../../platform/db/schema.js';
 import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
+import type { CafePayments } from '../cafe/cafe-payments.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
@@ -88,6 +90,8 @@ export function createCashService(deps: {
   payments: Pick<PaymentsService, 'open' | 'received' | 'fail' | 'row'>;
   settlement: Pick<Settlement, 'succeed'>;
   refunds: Pick<Refunds, 'record'>;
+  /** Table orders (source `table`): what their guest owes and their own pending attempts. */
+  tableOrders: Pick<CafePayments, 'payAtCounter'>;
 }) {
   const { db, orders, catalog, alerts, payments, settlement } = deps;
 
@@ -299,7 +303,9 @@ export function createCashService(deps: {
       if (order) {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId)
           throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
-        if (Number(order.amount) !== input.totalMinor) {
+        // A table order's `amount` is its subtotal: what its guest owes (with the tip) is checked in
+        // the session's transaction below, under the order's lock, where the tip cannot change.
+        if (order.source !== 'table' && Number(order.amount) !== input.totalMinor) {
           const [has, asked] = [Number(order.amount), input.totalMinor].map((m) =>
             formatMinor(m, order.currency),
           );
@@ -341,6 +347,32 @@ export function createCashService(deps: {
           });
       }
       return db.transaction().execute(async (tx) => {
+        // A cafe table order: the guest owes its total with the tip they chose (docs/cafe.md §6).
+        // The cafe locks the table's pending attempts, then the order (the order settlements lock
+        // them in), and ends those attempts as a new attempt of the guest would (SUPERSEDED): the
+        // session becomes the order's one pending payment, so the order is paid once.
+        const owed =
+          order?.source === 'table'
+            ? await deps.tableOrders.payAtCounter(tx, scope.tenantId, order.id)
+            : undefined;
+        if (owed && owed.totalMinor !== input.totalMinor) {
+          const [total, subtotal, tip, asked] = [
+            owed.totalMinor,
+            owed.subtotalMinor,
+            owed.tipMinor,
+            input.totalMinor,
+          ].map((m) => formatMinor(m, owed.currency));
+          throw new AppError(
+            'CONFLICT',
+            `order ${input.orderNumber} totals ${total} with the tip (${subtotal} + tip ${tip}), not ${asked}`,
+            {
+              totalMinor: owed.totalMinor,
+              subtotalMinor: owed.subtotalMinor,
+              tipMinor: owed.tipMinor,
+              currency: owed.currency,
+            },
+          );
+        }
         const row = await orders.rowByNumber(tx, scope.tenantId, input.orderNumber, { lock: true });
         if (!row) throw new Error(`order ${input.orderNumber} vanished while its cash session opened`);
         const existing = await latestSession(tx, scope.tenantId, input.orderNumber, false);
@@ -357,7 +389,7 @@ export function createCashService(deps: {
           machine_id: scope.machineId,
           order_id: row.id,
           order_number: input.orderNumber,
-          total_required_minor: Number(row.amount),
+          total_required_minor: owed?.totalMinor ?? Number(row.amount),
           currency: row.currency,
           status: 'PENDING',
           refund_due_minor: 0,
