@@ -50,6 +50,14 @@ const parseDoneV1 = socketValidator(
 
 type MachineRef = { id: string; tenant_id: string; site_id: string; kind: string };
 
+/**
+ * How long a v1 machine:done that came before machine:connect waits for one. socket.io-client
+ * keeps what a machine emitted while its link was down and sends it on the next connection
+ * *before* its own `connect` handler runs, so the earlier firmware (machine:connect on every
+ * `connect`) reports a dispense it finished offline as machine:done, then machine:connect.
+ */
+const EARLY_RESULT_WAIT_MS = 1_000;
+
 export interface MachineGatewayDeps {
   io: Server;
   nodeId: string;
@@ -222,15 +230,40 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   // ---- v1 (seed-compatible) --------------------------------------------------------------
   deps.io.of('/').on('connection', (socket) => {
     let conn: Promise<MachineConnection> | undefined;
+    // The first machine:connect's outcome on this socket: its machine, or undefined (refused, failed, gone).
+    let registering = false;
+    let settleRegistration: (registered: MachineConnection | undefined) => void = () => undefined;
+    const registration = new Promise<MachineConnection | undefined>((resolve) => {
+      settleRegistration = resolve;
+    });
     limitSocketEvents(socket, deps.eventsPerSecond);
     // Nothing is known about a socket until machine:connect: it may not sit here unauthenticated.
     const authTimer = setTimeout(() => {
       if (!conn) socket.disconnect(true);
     }, deps.authTimeoutMs);
     authTimer.unref();
-    socket.once('disconnect', () => clearTimeout(authTimer));
+    socket.once('disconnect', () => {
+      clearTimeout(authTimer);
+      settleRegistration(undefined);
+    });
     socket.emit(V1_EVENTS.welcome, { ts: Date.now(), socketId: socket.id });
     const notRegistered = () => socketError('MACHINE_NOT_REGISTERED', 'send machine:connect first');
+    /**
+     * The machine of this socket for a result: registered already, or registering within
+     * EARLY_RESULT_WAIT_MS (a result flushed ahead of machine:connect on a new connection).
+     */
+    async function registeredForResult(): Promise<MachineConnection | undefined> {
+      if (conn) return conn;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), EARLY_RESULT_WAIT_MS);
+      });
+      const first = await Promise.race([registration, late]);
+      clearTimeout(timer);
+      if (first !== 'late') return first;
+      // A machine:connect still being checked is waited for; none at all is not coming.
+      return registering ? registration : undefined;
+    }
 
     socket.on(V1_EVENTS.connect, async (...args: unknown[]) => {
       const ack = ackOf(args);
@@ -239,7 +272,11 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
         ack(socketError('UNAUTHORIZED_MACHINE', message));
         socket.disconnect(true);
       };
-      if (!parsed.ok) return refuse(parsed.message);
+      if (!parsed.ok) {
+        settleRegistration(undefined);
+        return refuse(parsed.message);
+      }
+      registering = true;
       try {
         const row = await authenticate(parsed.value.machineId, parsed.value.token);
         // Closed while its key was being checked: there is nothing to register, and its
@@ -247,15 +284,18 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
         if (!socket.connected) return;
         if (!row) {
           refusedBy(socket, parsed.value.machineId, 'v1');
+          settleRegistration(undefined);
           return refuse('unknown machine or wrong token');
         }
         if (conn) return ack({ ok: true, machineId: row.id });
         conn = connect(socket, row, 'v1');
-        await conn;
+        const registered = await conn;
+        settleRegistration(registered);
         ack({ ok: true, machineId: row.id });
         socket.emit(V1_EVENTS.authenticated, { ok: true, machineId: row.id, ts: Date.now() });
       } catch (err) {
         logger.error({ err }, 'v1 connect failed');
+        settleRegistration(undefined);
         ack(socketError('INTERNAL', 'try again'));
       }
     });
@@ -274,11 +314,18 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     });
     socket.on(V1_EVENTS.done, async (...args: unknown[]) => {
       const ack = ackOf(args);
-      if (!conn) return ack(notRegistered());
       const parsed = parseDoneV1(args[0]);
+      if (!conn && !registering && !parsed.ok) return ack(notRegistered());
+      let c: MachineConnection | undefined;
+      try {
+        c = await registeredForResult();
+      } catch (err) {
+        logger.error({ err }, 'v1 machine:done failed');
+        return ack(socketError('INTERNAL', 'result could not be recorded; send it again'));
+      }
+      if (!c) return ack(notRegistered());
       if (!parsed.ok) return ack(socketError('INVALID_REQUEST', parsed.message));
       try {
-        const c = await conn;
         const outcome = await recordResult(
           c,
           { orderId: parsed.value.orderId },

@@ -155,7 +155,7 @@ export function createVerification(deps: VerificationDeps) {
   async function decide(
     ex: Executor,
     kiosk: Kiosk,
-    req: { userId: string; pin: string; volumeMl: number; timestampMs: number },
+    req: { userId: string; pin: string; volumeMl: number; timestampMs: number | null },
     proof: PinProof | undefined,
     /** Jobs to write with the verification's own live event (one statement). */
     jobs: OutboxJob[],
@@ -180,8 +180,10 @@ export function createVerification(deps: VerificationDeps) {
     if (customer.active !== 1) return refuse('INACTIVE', customer.id, data);
     if (!allowedAt(customer, kiosk.siteId)) return refuse('KIOSK_NOT_ALLOWED', customer.id, data);
 
-    const requestKey = `${customer.id}|${req.timestampMs}`;
-    const earlier = await deps.repo.byRequestKey(ex, kiosk.machineId, requestKey);
+    // Without a kiosk timestamp nothing marks a retry: the request is a new one (no key).
+    const requestKey = req.timestampMs === null ? null : `${customer.id}|${req.timestampMs}`;
+    const earlier =
+      requestKey === null ? undefined : await deps.repo.byRequestKey(ex, kiosk.machineId, requestKey);
     if (earlier) return repeatOf(earlier, req.volumeMl, customer.id, data);
 
     if (data.remaining_today_ml !== null && data.remaining_today_ml < req.volumeMl) {
@@ -217,7 +219,8 @@ export function createVerification(deps: VerificationDeps) {
     });
     if (!inserted) {
       // The same request raced this one and won: answer its authorization.
-      const won = await deps.repo.byRequestKey(ex, kiosk.machineId, requestKey);
+      const won =
+        requestKey === null ? undefined : await deps.repo.byRequestKey(ex, kiosk.machineId, requestKey);
       if (won) return repeatOf(won, req.volumeMl, customer.id, data);
       throw new Error('water hold neither inserted nor found');
     }
@@ -255,7 +258,7 @@ export function createVerification(deps: VerificationDeps) {
 
   async function decideAndRecord(
     kiosk: Kiosk,
-    req: { userId: string; pin: string; volumeMl: number; timestampMs: number },
+    req: { userId: string; pin: string; volumeMl: number; timestampMs: number | null },
     proof: PinProof | undefined,
   ): Promise<Verification> {
     return inGroup(
@@ -293,7 +296,7 @@ export function createVerification(deps: VerificationDeps) {
   return {
     async verify(
       kiosk: Kiosk,
-      req: { userId: string; pin: string; volumeMl: number; timestampMs: number },
+      req: { userId: string; pin: string; volumeMl: number; timestampMs: number | null },
     ): Promise<Verification> {
       let proof: PinProof | undefined;
       for (let attempt = 0; ; attempt += 1) {

@@ -104,8 +104,10 @@ export function waterRoutes(
       const b = request.body;
       if (b.kiosk_id !== kiosk.machineId)
         throw forbidden(`this key belongs to kiosk ${kiosk.machineId}, not ${b.kiosk_id}`);
-      const timestampMs = parseKioskTime(b.timestamp);
-      if (timestampMs === null)
+      // No timestamp (the earlier hardware server's documented request has none): nothing marks
+      // a retry, so the request is a new one.
+      const timestampMs = b.timestamp === undefined ? null : parseKioskTime(b.timestamp);
+      if (b.timestamp !== undefined && timestampMs === null)
         throw new AppError('VALIDATION_FAILED', 'timestamp: an ISO time, or Unix seconds or milliseconds');
       // A PIN sent as a number lost its leading zeros: 0042 arrives as 42.
       const pin = typeof b.pin === 'number' ? String(b.pin).padStart(4, '0') : b.pin;

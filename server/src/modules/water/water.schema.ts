@@ -21,7 +21,11 @@ export const DispenseVerificationBody = Type.Object(
       Type.Integer({ minimum: 0, maximum: 9999 }),
     ]),
     volume_ml: Type.Integer({ minimum: 1, maximum: 100_000 }),
-    timestamp: KioskTime,
+    /**
+     * Marks a retry: the same timestamp again is the same request. Optional, as on the earlier
+     * hardware server, whose documented request has none; without it every request is a new one.
+     */
+    timestamp: Type.Optional(KioskTime),
     /** The earlier firmware's message type (`dispense_request`), ignored. */
     type: Type.Optional(Type.String({ maxLength: 40 })),
   },
