@@ -98,6 +98,7 @@ import { createCatalogService } from './modules/catalog/catalog.service.js';
 import { createKitchenService } from './modules/kitchen/kitchen.service.js';
 import { restaurantOpsRoutes } from './modules/kitchen/restaurant-ops.routes.js';
 import { ledgerRoutes } from './modules/ledger/ledger.routes.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createLedgerService } from './modules/ledger/ledger.service.js';
 import { createPrintNotifier } from './modules/printing/print-notifier.js';
 import { createPrintingService } from './modules/printing/printing.service.js';
@@ -751,6 +752,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     });
     restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
     ledgerRoutes(s, { auth, ledger });
+    auditRoutes(s, { db });
     customersRoutes(s, {
       staff: customersStaff,
       plans,

@@ -1,6 +1,10 @@
-// Every change of money or access is written here in the same transaction as the change.
+// Every change of money or access is written here in the same transaction as the change. The
+// log is append-only: nothing but `recordAudit` writes it, and the API only reads it.
+import { sql } from 'kysely';
 import { insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Executor, newId } from '../../platform/db/database.js';
+import { pageOf } from '../../platform/db/pages.js';
+import type { AuditLogTable } from '../../platform/db/schema.js';
 
 export interface AuditEntry {
   tenantId: string | null;
@@ -29,4 +33,75 @@ export async function recordAudit(ex: Executor, entry: AuditEntry): Promise<void
       at: nowIso(),
     },
   ]);
+}
+
+/** One audit row as the API shows it: `before` and `after` parsed (null when not recorded). */
+export interface AuditRecord {
+  id: string;
+  tenantId: string | null;
+  actor: string;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  before: unknown;
+  after: unknown;
+  at: string;
+}
+
+export interface AuditFilter {
+  /** null: every tenant (ADMIN_TOKEN). */
+  tenantId: string | null;
+  /** An exact action, or a prefix ending in `*` (`user.*`). */
+  action?: string;
+  actor?: string;
+  subjectType?: string;
+  subjectId?: string;
+  /** `at` from (inclusive) and to (exclusive), ISO-8601. */
+  from?: string;
+  to?: string;
+  cursor?: string;
+  limit: number;
+}
+
+const parsed = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
+const toRecord = (r: AuditLogTable): AuditRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  actor: r.actor,
+  action: r.action,
+  subjectType: r.subject_type,
+  subjectId: r.subject_id,
+  before: parsed(r.before),
+  after: parsed(r.after),
+  at: r.at,
+});
+
+/** The audit log, newest first, in keyset pages (the cursor is the last id of a page). */
+export async function listAudit(
+  ex: Executor,
+  f: AuditFilter,
+): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
+  let q = ex
+    .selectFrom('audit_log')
+    .selectAll()
+    .orderBy('id', 'desc')
+    .limit(f.limit + 1);
+  if (f.tenantId !== null) q = q.where('tenant_id', '=', f.tenantId);
+  if (f.action !== undefined) {
+    if (f.action.endsWith('*')) {
+      // A prefix compared exactly: LIKE would read `_` as a wildcard (and SQLite's is case-blind).
+      const prefix = f.action.slice(0, -1);
+      q = q.where(sql<string>`substr(action, 1, ${prefix.length})`, '=', prefix);
+    } else {
+      q = q.where('action', '=', f.action);
+    }
+  }
+  if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
+  if (f.subjectType !== undefined) q = q.where('subject_type', '=', f.subjectType);
+  if (f.subjectId !== undefined) q = q.where('subject_id', '=', f.subjectId);
+  if (f.from !== undefined) q = q.where('at', '>=', f.from);
+  if (f.to !== undefined) q = q.where('at', '<', f.to);
+  if (f.cursor !== undefined) q = q.where('id', '<', f.cursor);
+  return pageOf(await q.execute(), f.limit, toRecord);
 }

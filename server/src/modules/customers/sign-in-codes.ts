@@ -4,6 +4,7 @@
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../../platform/errors.js';
 import { newId, nowIso, type Executor } from '../../platform/db/database.js';
+import { recordAudit } from '../audit/audit.service.js';
 
 export const OTP_TTL_MS = 5 * 60_000;
 export const OTP_MAX_ATTEMPTS = 5;
@@ -92,7 +93,24 @@ export function createSignInCodes(key: Buffer) {
         .returning('attempts')
         .executeTakeFirst();
       if (!counted) {
-        await tx.updateTable('customer_otps').set({ used_at: nowIso() }).where('id', '=', otp.id).execute();
+        const spent = await tx
+          .updateTable('customer_otps')
+          .set({ used_at: nowIso() })
+          .where('id', '=', otp.id)
+          .where('used_at', 'is', null)
+          .returning('id')
+          .executeTakeFirst();
+        // A lockout is an access event: audited once, by the request that spent the code.
+        if (spent) {
+          await recordAudit(tx, {
+            tenantId,
+            actor: 'system',
+            action: 'customer.sign_in_locked',
+            subjectType: 'phone',
+            subjectId: phone,
+            after: { attempts: OTP_MAX_ATTEMPTS },
+          });
+        }
         return 'locked';
       }
       const right =

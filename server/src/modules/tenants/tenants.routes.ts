@@ -24,8 +24,9 @@ export function tenantsRoutes(
       },
     },
     async (request, reply) => {
-      requireAdminToken(await deps.auth.fromHeaders(request.headers));
-      return reply.code(201).send(await deps.tenants.create(request.body));
+      const principal = await deps.auth.fromHeaders(request.headers);
+      requireAdminToken(principal);
+      return reply.code(201).send(await deps.tenants.create(request.body, principal.actor));
     },
   );
 

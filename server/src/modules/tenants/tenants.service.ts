@@ -5,6 +5,7 @@ import { AppError } from '../../platform/errors.js';
 import { compiled } from '../../platform/db/compiled.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { sha256 } from '../../platform/http/auth.js';
+import { recordAudit } from '../audit/audit.service.js';
 import { createSitesService, type SitesService } from '../catalog/sites.service.js';
 
 export const DEFAULT_TENANT = 'default';
@@ -101,7 +102,8 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
       };
     },
 
-    async create(input: { id: string; name: string }): Promise<Tenant> {
+    /** A new tenant with its default site, audited (`tenant.create`) in the same transaction. */
+    async create(input: { id: string; name: string }, actor: string): Promise<Tenant> {
       const createdAt = nowIso();
       const row = await db.transaction().execute(async (tx) => {
         const inserted = await tx
@@ -112,6 +114,14 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
           .executeTakeFirst();
         if (!inserted) throw new AppError('CONFLICT', `tenant "${input.id}" already exists`);
         await ensureDefaultSite(input.id, tx);
+        await recordAudit(tx, {
+          tenantId: input.id,
+          actor,
+          action: 'tenant.create',
+          subjectType: 'tenant',
+          subjectId: input.id,
+          after: { id: input.id, name: input.name },
+        });
         return inserted;
       });
       return { id: row.id, name: input.name, createdAt };

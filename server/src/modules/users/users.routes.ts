@@ -128,7 +128,7 @@ export function usersRoutes(
     },
     async (request) => {
       await deps.loginGuard.admit(request.ip, request.body.email);
-      return deps.users.login(request.body.email, request.body.password);
+      return deps.users.login(request.body.email, request.body.password, request.ip);
     },
   );
 

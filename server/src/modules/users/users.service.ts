@@ -45,11 +45,18 @@ export function createUsersService(deps: {
 }) {
   const { db } = deps;
 
-  /** The user row of `tenantId` (null: any tenant, for ADMIN_TOKEN); another tenant's is "not found". */
-  async function scoped(id: string, tenantId: string | null): Promise<UserRow> {
-    let query = db.selectFrom('users').selectAll().where('id', '=', id);
+  /**
+   * In `tx`: revokes the user's tokens (token version + 1), which locks its row until the commit,
+   * and answers the row as it is now. Another tenant's user (`tenantId`; null: any tenant, for
+   * ADMIN_TOKEN) is "not found".
+   */
+  async function lockScoped(tx: Executor, id: string, tenantId: string | null): Promise<UserRow> {
+    let query = tx
+      .updateTable('users')
+      .set((eb) => ({ token_version: eb('token_version', '+', 1) }))
+      .where('id', '=', id);
     if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
-    const row = await query.executeTakeFirst();
+    const row = await query.returningAll().executeTakeFirst();
     if (!row) throw notFound('user', id);
     return row;
   }
@@ -101,7 +108,17 @@ export function createUsersService(deps: {
       return user;
     },
 
-    async login(email: string, password: string): Promise<{ token: string; user: User }> {
+    /**
+     * A password sign-in from `address`. Both outcomes for an existing user are audited (access
+     * events of its tenant): `user.login`, or `user.login_failed` with the reason. An unknown email
+     * belongs to no tenant and is not recorded; attempts refused by the sign-in limits never get
+     * here, so the rows per email are bounded by LOGIN_MAX_PER_EMAIL.
+     */
+    async login(
+      email: string,
+      password: string,
+      address = 'unknown',
+    ): Promise<{ token: string; user: User }> {
       const row = await db
         .selectFrom('users')
         .selectAll()
@@ -124,9 +141,28 @@ export function createUsersService(deps: {
           if (err instanceof AppError) throw err;
           return false;
         });
-      if (!ok || row.disabled_at !== null) throw new AppError('UNAUTHORIZED', 'wrong email or password');
+      if (!ok || row.disabled_at !== null) {
+        await recordAudit(db, {
+          tenantId: row.tenant_id,
+          actor: `address:${address}`,
+          action: 'user.login_failed',
+          subjectType: 'user',
+          subjectId: row.id,
+          after: { reason: ok ? 'disabled' : 'wrong_password', address },
+        });
+        throw new AppError('UNAUTHORIZED', 'wrong email or password');
+      }
       const user = toUser(row);
-      return { token: await deps.issueToken({ ...user, tokenVersion: row.token_version }), user };
+      const token = await deps.issueToken({ ...user, tokenVersion: row.token_version });
+      await recordAudit(db, {
+        tenantId: row.tenant_id,
+        actor: `user:${row.email}`,
+        action: 'user.login',
+        subjectType: 'user',
+        subjectId: row.id,
+        after: { role: row.role, address },
+      });
+      return { token, user };
     },
 
     async list(tenantId: string | null): Promise<User[]> {
@@ -169,18 +205,20 @@ export function createUsersService(deps: {
       changes: { role?: StaffRole; disabled?: boolean },
       actor: string,
     ): Promise<User> {
-      const row = await scoped(id, tenantId);
-      const disabledAt =
-        changes.disabled === undefined
-          ? row.disabled_at
-          : changes.disabled
-            ? (row.disabled_at ?? nowIso())
-            : null;
-      const role = changes.role ?? row.role;
       const updated = await db.transaction().execute(async (tx) => {
+        // Revoking the tokens first locks the row (PostgreSQL), so the state this change starts
+        // from is the latest: a concurrent change is neither undone nor misstated in the audit.
+        const row = await lockScoped(tx, id, tenantId);
+        const disabledAt =
+          changes.disabled === undefined
+            ? row.disabled_at
+            : changes.disabled
+              ? (row.disabled_at ?? nowIso())
+              : null;
+        const role = changes.role ?? row.role;
         const next = await tx
           .updateTable('users')
-          .set((eb) => ({ role, disabled_at: disabledAt, token_version: eb('token_version', '+', 1) }))
+          .set({ role, disabled_at: disabledAt })
           .where('id', '=', id)
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -200,9 +238,11 @@ export function createUsersService(deps: {
     },
 
     async remove(id: string, tenantId: string | null, actor: string): Promise<void> {
-      const row = await scoped(id, tenantId);
       await db.transaction().execute(async (tx) => {
-        await tx.deleteFrom('users').where('id', '=', id).execute();
+        let query = tx.deleteFrom('users').where('id', '=', id);
+        if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+        const row = await query.returningAll().executeTakeFirst();
+        if (!row) throw notFound('user', id);
         await recordAudit(tx, {
           tenantId: row.tenant_id,
           actor,
