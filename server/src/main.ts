@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   // Loaded only after the configuration is known to be good, so a bad variable fails at once.
   const { buildApp } = await import('./app.js');
   const { DataDirLockedError } = await import('./platform/db/data-dir-lock.js');
-  const { DatabaseUnreachableError } = await import('./platform/db/database.js');
+  const { DatabaseUnreachableError, redactUrl } = await import('./platform/db/database.js');
   let kioskhub;
   try {
     kioskhub = await buildApp(config);
@@ -49,10 +49,21 @@ async function main(): Promise<void> {
     address = await kioskhub.listen();
   } catch (err) {
     await kioskhub.close();
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    // The embedded MQTT broker (MQTT_PORT) starts first and may be the one refused.
-    const where = `${config.host}:${(err as NodeJS.ErrnoException & { port?: number }).port ?? config.port}`;
-    console.error(`kioskhub: ${where} is already in use; stop what listens there or set PORT`);
+    // The token is stored already: shown now or never (the next start does not print it again).
+    if (kioskhub.generatedAdminToken) {
+      console.log(
+        [
+          '',
+          'First start: an admin token was generated. It is shown this once; keep it safe.',
+          `  ADMIN_TOKEN=${kioskhub.generatedAdminToken}`,
+          'The server did not start (see below); the token is stored and works once it does.',
+          '',
+        ].join('\n'),
+      );
+    }
+    const refusal = listenRefusal(err as NodeJS.ErrnoException & { port?: number }, config);
+    if (refusal === undefined) throw err;
+    console.error(`kioskhub: ${refusal}`);
     process.exit(2);
   }
   const storage =
@@ -87,6 +98,68 @@ async function main(): Promise<void> {
   }
   if (config.razorpay.webhookSecrets.length === 0) {
     console.log('RAZORPAY_WEBHOOK_SECRET is not set: /webhooks/razorpay answers 503 until it is.');
+  }
+  if (config.redisUrl) {
+    // The server keeps serving without Redis (its clients retry), so a mistyped REDIS_URL would
+    // otherwise show only as a stream of connection warnings and sign-ins answering 503.
+    const problem = await redisProblem(config.redisUrl);
+    if (problem !== undefined) {
+      console.error(
+        `kioskhub: REDIS_URL=${redactUrl(config.redisUrl)} does not answer (${problem}). This process ` +
+          'serves on without it, but password sign-ins answer 503 UNAVAILABLE and other processes get ' +
+          'no notices until it does; check REDIS_URL and that Redis is running (it keeps retrying).',
+      );
+    }
+  }
+}
+
+/** What to tell an operator whose server could not listen; undefined: not a listening problem. */
+function listenRefusal(
+  err: NodeJS.ErrnoException & { port?: number },
+  config: { host: string; port: number; mqtt: { port: number | undefined } },
+): string | undefined {
+  const { host, port } = config;
+  // The embedded MQTT broker (MQTT_PORT) starts first and may be the one refused.
+  const mqtt = err.port !== undefined && err.port === config.mqtt.port && err.port !== port;
+  const where = `${host}:${err.port ?? port}`;
+  const variable = mqtt ? 'MQTT_PORT' : 'PORT';
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `${where} is already in use; stop what listens there or set ${variable}`;
+    case 'EACCES':
+      return `${where} may not be listened on by this user (ports below 1024 need privileges); set ${variable}`;
+    case 'EADDRNOTAVAIL':
+      return `HOST=${host} is not an address of this machine; set HOST (127.0.0.1, or 0.0.0.0 for every interface)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `HOST=${host} does not resolve to an address; set HOST (127.0.0.1, or 0.0.0.0 for every interface)`;
+    default:
+      return undefined;
+  }
+}
+
+/** Why Redis does not answer a PING within a few seconds; undefined when it does. */
+async function redisProblem(url: string): Promise<string | undefined> {
+  const { Redis } = await import('ioredis');
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3_000,
+    commandTimeout: 3_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  // The socket's own error (ECONNREFUSED, ENOTFOUND, WRONGPASS…) says more than "Connection is closed".
+  let cause: Error | undefined;
+  probe.on('error', (err: Error) => (cause ??= err));
+  try {
+    await probe.connect();
+    await probe.ping();
+    return undefined;
+  } catch (err) {
+    return (cause ?? (err instanceof Error ? err : new Error(String(err)))).message;
+  } finally {
+    probe.disconnect();
   }
 }
 

@@ -157,17 +157,6 @@ async function main(): Promise<void> {
     backends: Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i })),
     log: console.log,
   });
-  const address = `http://${host}:${port}`;
-  console.log(
-    [
-      '',
-      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; ` +
-        "use that address, not a node's (Ctrl-C stops all)",
-      `  curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`,
-      '',
-    ].join('\n'),
-  );
-
   const stop = () => {
     if (stopping) return;
     stopping = true;
@@ -185,6 +174,50 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+
+  // The address is printed once the nodes answer: before that the balancer has nobody to pass a
+  // request to, and a curl copied from the banner would get an empty reply.
+  console.log(`Starting ${nodes} processes (tsx compiles the server first: 5–30 s)…`);
+  const notReady = await waitForReady(
+    nodePorts.map((n) => n.port),
+    NODES_READY_TIMEOUT_MS,
+    () => stopping,
+  );
+  if (stopping) return;
+  const address = `http://${host}:${port}`;
+  console.log(
+    [
+      '',
+      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; ` +
+        "use that address, not a node's (Ctrl-C stops all)",
+      `  curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`,
+      ...(notReady.length > 0
+        ? [`  not answering yet: the nodes on ${notReady.join(', ')} (their lines above say why)`]
+        : []),
+      '',
+    ].join('\n'),
+  );
+}
+
+const NODES_READY_TIMEOUT_MS = 180_000;
+
+/** Waits until every node answers /readyz; returns the ports of those that did not in time. */
+async function waitForReady(ports: number[], timeoutMs: number, stopped: () => boolean): Promise<number[]> {
+  const waiting = new Set(ports);
+  const deadline = Date.now() + timeoutMs;
+  while (waiting.size > 0 && Date.now() < deadline && !stopped()) {
+    for (const port of [...waiting]) {
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`, {
+        signal: AbortSignal.timeout(2_000),
+      }).then(
+        (res) => res.ok,
+        () => false,
+      );
+      if (ready) waiting.delete(port);
+    }
+    if (waiting.size > 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  return [...waiting];
 }
 
 main().catch((err: unknown) => {

@@ -2,6 +2,7 @@
 // signed Razorpay `qr_code.credited` for the machine's QR code, as Razorpay would when someone
 // pays it, and prints the order it created and where to watch it.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Config } from '../platform/config.js';
 import { parseCliArgs, startCli, UsageError } from './cli-kit.js';
 import { DatabaseUnreachableError, openDatabase } from '../platform/db/database.js';
@@ -63,6 +64,13 @@ async function lookUpQr(
   if (config.database.kind === 'sqlite-memory') {
     throw new UsageError(
       'DATABASE_URL=memory:// keeps nothing to look the machine up in; pass its QR code id with --qr',
+    );
+  }
+  // Opening a file that is not there would create an empty database beside the server's.
+  if (config.database.kind === 'sqlite-file' && !existsSync(config.database.file)) {
+    throw new UsageError(
+      `there is no database at ${config.database.file}: run this with the DATA_DIR (or DATABASE_URL) ` +
+        'your server uses, or pass the QR code id with --qr',
     );
   }
   const database = await openDatabase(config.database, {

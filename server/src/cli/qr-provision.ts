@@ -165,15 +165,27 @@ async function run(argv: string[]): Promise<number> {
   });
   try {
     const tenants = createTenantsService(database.db);
-    // A database nobody has started yet: create the default tenant like the server would.
-    const secrets = await tenants.bootstrap({
-      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
-      ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
-    });
-    if (secrets.generatedAdminToken) {
+    const where =
+      config.database.kind === 'sqlite-file'
+        ? config.database.file
+        : `PostgreSQL${config.databaseSchema ? ` schema ${config.databaseSchema}` : ''}`;
+    // A database nobody has started yet: create the default tenant like the server would. One a
+    // server has started is left alone: a server run with ADMIN_TOKEN stores no generated token,
+    // and this command must not make one up for it.
+    if (!(await tenants.exists(DEFAULT_TENANT))) {
+      const secrets = await tenants.bootstrap({
+        ...(config.adminToken ? { adminToken: config.adminToken } : {}),
+        ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),
+      });
       console.log(
-        `New database: an admin token was generated. It is shown this once; keep it safe.\n  ADMIN_TOKEN=${secrets.generatedAdminToken}`,
+        `New database (${where}): no server has used it yet. If yours is running already, it uses ` +
+          'another one: run this with its DATA_DIR (or DATABASE_URL and DATABASE_SCHEMA).',
       );
+      if (secrets.generatedAdminToken) {
+        console.log(
+          `An admin token was generated. It is shown this once; keep it safe.\n  ADMIN_TOKEN=${secrets.generatedAdminToken}`,
+        );
+      }
     }
     const machines = createMachinesService({
       db: database.db,
@@ -183,7 +195,6 @@ async function run(argv: string[]): Promise<number> {
       pendingLastSeen: () => undefined,
     });
     const provisioning = createProvisioningService({ machines, channel: chosen.channel });
-    const where = config.database.kind === 'sqlite-file' ? config.database.file : 'PostgreSQL';
     console.log(
       `Provisioning ${options.ids.length} machine(s) at ₹${formatRupees(options.amountPaise)} per vend (${where}) -> ${options.outDir}/`,
     );

@@ -51,11 +51,12 @@ const pgTypes = {
 /** PostgreSQL did not answer at start: the message names DATABASE_URL (without its password). */
 export class DatabaseUnreachableError extends Error {}
 
-function redactUrl(raw: string): string {
+/** A connection URL fit to print: its password replaced by `***`. */
+export function redactUrl(raw: string): string {
   try {
     const u = new URL(raw);
     if (u.password) u.password = '***';
-    return u.toString();
+    return u.toString().replace(/\/$/, '');
   } catch {
     return '(not a URL)';
   }
