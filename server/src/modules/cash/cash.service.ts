@@ -14,6 +14,7 @@ import type { CashSessionRow } from '../../platform/db/schema.js';
 import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
+import { recordAudit } from '../audit/audit.service.js';
 import type { CafePayments } from '../cafe/cafe-payments.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
@@ -255,6 +256,22 @@ export function createCashService(deps: {
       eventId: input.eventId ?? null,
     });
     const inserted = await insertedMinor(tx, s.id);
+    await recordAudit(tx, {
+      tenantId: scope.tenantId,
+      actor: scope.actor,
+      action: 'cash.inserted',
+      subjectType: 'payment',
+      subjectId: s.id,
+      after: {
+        orderNumber: s.order_number,
+        amountMinor: input.amountMinor,
+        kind: input.kind ?? null,
+        eventId: input.eventId ?? null,
+        insertedMinor: inserted,
+        requiredMinor: Number(s.total_required_minor),
+        currency: s.currency,
+      },
+    });
     let current = s;
     if (inserted >= Number(s.total_required_minor)) {
       current = { ...s, status: 'PAID', completed_at: nowIso() };

@@ -81,6 +81,22 @@ export async function parkUnallocated(
       recorded_at: nowIso(),
     })
     .execute();
+  await recordAudit(ex, {
+    tenantId: scope.tenantId,
+    actor: scope.actor,
+    action: 'unallocated_cash.recorded',
+    subjectType: 'unallocated_cash',
+    subjectId: id,
+    after: {
+      status: 'OPEN',
+      reason,
+      orderNumber: input.orderNumber,
+      amountMinor: input.amountMinor,
+      currency: unit,
+      eventId: input.eventId ?? null,
+      machineId: scope.machineId,
+    },
+  });
   // The money is in the machine: from the outside world into the site's unallocated cash.
   const { tenantId, siteId } = scope;
   const from = await deps.ledger.external(ex, tenantId, unit);

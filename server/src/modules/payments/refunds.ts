@@ -384,7 +384,23 @@ export function createRefunds(deps: {
           .where('status', '=', 'PENDING')
           .returningAll()
           .executeTakeFirst();
-        if (done) await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
+        if (!done) return;
+        await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
+        await recordAudit(tx, {
+          tenantId: done.tenant_id,
+          actor: `provider:${payment.provider}`,
+          action: 'refund.complete',
+          subjectType: 'refund',
+          subjectId: refundId,
+          before: { status: refund.status },
+          after: {
+            status: 'SUCCEEDED',
+            paymentId: payment.id,
+            amountMinor: Number(done.amount_minor),
+            currency: done.currency,
+            providerRefundId,
+          },
+        });
       });
     },
   };

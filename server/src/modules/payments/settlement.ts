@@ -4,6 +4,7 @@
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
+import { recordAudit } from '../audit/audit.service.js';
 import type { Order } from '../orders/orders.service.js';
 import { paymentSourcesOf } from './payment-rules.js';
 import type { PaymentsRepo } from './payments.repo.js';
@@ -50,10 +51,39 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
   const handlers = new Map<string, SettlementHandler>();
   const knownListeners = new Map<string, ProviderPaymentKnownListener>();
 
+  // Payments a handler refused (`refuse`) while `apply` ran it: their audit row says so.
+  const refusedNow = new Map<string, string>();
+
+  /** Runs the payment's handler, then audits the outcome: `payment.settled`, or `payment.refused`. */
   async function apply(ex: Executor, payment: PaymentRow, ctx: SettlementContext): Promise<void> {
     const handler = handlers.get(payment.purpose);
     if (!handler) throw new AppError('INTERNAL', `no settlement handler for purpose "${payment.purpose}"`);
-    await handler(ex, payment, ctx);
+    let refused: string | undefined;
+    try {
+      await handler(ex, payment, ctx);
+    } finally {
+      refused = refusedNow.get(payment.id);
+      refusedNow.delete(payment.id);
+    }
+    await recordAudit(ex, {
+      tenantId: payment.tenant_id,
+      actor: ctx.actor,
+      action: refused !== undefined ? 'payment.refused' : 'payment.settled',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      after: {
+        purpose: payment.purpose,
+        method: payment.method,
+        provider: payment.provider,
+        ...(payment.order_id !== null ? { orderId: payment.order_id } : {}),
+        ...(payment.customer_id !== null ? { customerId: payment.customer_id } : {}),
+        ...(payment.plan_id !== null ? { planId: payment.plan_id } : {}),
+        amountMinor: Number(payment.amount_minor),
+        receivedMinor: Number(payment.received_minor),
+        currency: payment.currency,
+        ...(refused !== undefined ? { failureCode: refused } : {}),
+      },
+    });
   }
 
   return {
@@ -116,6 +146,7 @@ export function createSettlement(deps: { repo: Pick<PaymentsRepo, 'updateIfStatu
         { status: 'FAILED', failure_code: failureCode, updated_at: at },
         ex,
       );
+      refusedNow.set(paymentId, failureCode);
     },
   };
 }

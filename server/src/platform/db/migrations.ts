@@ -1054,6 +1054,25 @@ async function cashEventIndexes(db: AnyDb): Promise<void> {
     .execute();
 }
 
+/**
+ * The audit log is read by tenant (newest first) and by subject (one payment's or user's rows):
+ * both in index order, not a scan of every row ever written.
+ */
+const auditIndexes: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createIndex('audit_log_tenant_idx')
+      .on('audit_log')
+      .columns(['tenant_id', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('audit_log_subject_idx')
+      .on('audit_log')
+      .columns(['subject_id', 'id'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1077,6 +1096,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0021_outbox_one_index': outboxOneIndex,
       '0022_ledger_balance_slots': ledgerBalanceSlots,
       '0023_cash_event_scope': cashEventScope(dialect),
+      '0024_audit_indexes': auditIndexes,
     }),
   };
 }
