@@ -237,8 +237,17 @@ export interface UnallocatedCashView {
   /** The device's event id of the bill or coin, when it sent one. */
   eventId: string | null;
   recordedAt: string;
-  /** OPEN until staff resolve it: RETURNED to the customer, APPLIED to an order, or KEPT. */
-  status: 'OPEN' | 'RETURNED' | 'APPLIED' | 'KEPT';
+  /**
+   * Reported again without an eventId within seconds of the same amount for the same order by the
+   * same machine: the earlier item it probably repeats (a device retrying a refused report). Count
+   * the cash box; a repeat that is not there is resolved `void`.
+   */
+  possibleRepeatOf: string | null;
+  /**
+   * OPEN until staff resolve it: RETURNED to the customer, APPLIED to an order, KEPT, or VOID (a
+   * repeated report of money that is not in the machine).
+   */
+  status: 'OPEN' | 'RETURNED' | 'APPLIED' | 'KEPT' | 'VOID';
   resolvedAt: string | null;
   resolvedBy: string | null;
   resolutionNote: string | null;

@@ -1,5 +1,6 @@
-// Resolving unallocated cash (returned, applied to an order, kept): once only, audited, on the
-// ledger, tenant-scoped; bad requests change nothing. Real server and database, both engines.
+// Resolving unallocated cash (returned, applied to an order, kept, void): once only, audited, on
+// the ledger, tenant-scoped; bad requests change nothing. Reports without an eventId that repeat
+// one moments earlier are flagged, never dropped. Real server and database, both engines.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, type Engine, type TestServer, startServer } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
@@ -142,6 +143,66 @@ describe.each(engines())('unallocated cash resolution (%s)', (engine: Engine) =>
     expect(await balance('revenue')).toBe(rev0 + 1000);
   });
 
+  it('void: a repeated report reversed (unallocated_cash → external), audited', async () => {
+    const u = await parked(15);
+    const [cash0, ext0] = [await balance('unallocated_cash'), await external()];
+    const res = await resolve(u.id, { action: 'void', note: 'not in the cash box' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'VOID', resolutionNote: 'not in the cash box' });
+    expect(await balance('unallocated_cash')).toBe(cash0 - 1500);
+    expect(await external()).toBe(ext0 + 1500);
+    const audit = await server.kioskhub.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('subject_id', '=', u.id)
+      .orderBy('id')
+      .execute();
+    expect(audit.map((a) => a.action)).toEqual(['unallocated_cash.recorded', 'unallocated_cash.void']);
+  });
+
+  it('a report without an eventId that repeats one moments earlier names it; others are not flagged', async () => {
+    const orderNumber = `REPEAT-${++seq}`;
+    const report = (amount: number, machineKey: string, eventId?: string) =>
+      server.request('POST', '/api/cash-payment/update', {
+        ...key(machineKey),
+        body: { orderNumber, amountAdded: amount, ...(eventId ? { eventId } : {}) },
+      });
+    const other = await server.createMachine(`UA-CASH-${seq}`, { kind: 'cash', siteId: SITE });
+    for (const [amount, machineKey, eventId] of [
+      [20, kiosk.key], // the first report
+      [20, kiosk.key], // a repeat
+      [20, kiosk.key, 'ev-a'], // with an eventId: never a repeat
+      [50, kiosk.key], // another amount
+      [20, other.key], // another machine
+      [20, kiosk.key], // a repeat again: names the first
+    ] as const) {
+      expect((await report(amount, machineKey, eventId)).status).toBe(404);
+    }
+    const items = async () =>
+      (
+        (await server.request('GET', '/v1/cash/unallocated?limit=200', { token: staff })).body.items as {
+          id: string;
+          orderNumber: string;
+          possibleRepeatOf: string | null;
+        }[]
+      )
+        .filter((u) => u.orderNumber === orderNumber)
+        .reverse();
+    const rows = await items();
+    const first = rows[0]!.id;
+    expect(rows.map((u) => u.possibleRepeatOf)).toEqual([null, first, null, null, null, first]);
+
+    // Long after the run (the first reports moved back past the window): a new coin, not a repeat.
+    const old = new Date(Date.now() - 5 * 60_000).toISOString();
+    await server.kioskhub.db
+      .updateTable('unallocated_cash')
+      .set({ recorded_at: old })
+      .where('order_number', '=', orderNumber)
+      .execute();
+    expect((await report(20, kiosk.key)).status).toBe(404);
+    expect((await items()).at(-1)!.possibleRepeatOf).toBeNull();
+  });
+
   it('applied: counts once in the order’s open session and completes the payment', async () => {
     const order = await server.request('POST', '/v1/orders', {
       ...key(kiosk.key),
@@ -226,6 +287,8 @@ describe.each(engines())('unallocated cash resolution (%s)', (engine: Engine) =>
       { action: 'kept', note: '' },
       { action: 'kept', note: '   ' },
       { action: 'lost', note: 'x' },
+      { action: 'void' },
+      { action: 'void', note: 'x', orderNumber: 'A1' },
       { action: 'applied', note: 'no order' },
       { action: 'kept', note: 'x', orderNumber: 'A1' },
       { action: 'kept', note: 'x', extra: 1 },

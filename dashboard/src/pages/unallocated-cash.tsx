@@ -1,6 +1,7 @@
 // Unallocated cash on the cash page: money machines took that no order could use. Staff resolve
 // each item once: Return (handed back), Apply to order (counts in that order's open cash
-// session), or Keep; resolved items show what was done, by whom and why.
+// session), Keep, or Void (a device's repeated report of money that is not in the machine; such
+// items are marked as a possible repeat); resolved items show what was done, by whom and why.
 import type { UnallocatedCashView } from '@kioskhub/protocol';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
@@ -10,7 +11,7 @@ import { useAuth } from '../auth.tsx';
 import { dateTime, majorAmount, titleCase } from '../format.ts';
 import { Columns, Empty, ErrorNote, TableWrap, TextField } from '../ui.tsx';
 
-type Action = 'returned' | 'applied' | 'kept';
+type Action = 'returned' | 'applied' | 'kept' | 'void';
 
 function Resolution({ u }: { u: UnallocatedCashView }) {
   const what =
@@ -59,6 +60,15 @@ function ResolveForm({ u }: { u: UnallocatedCashView }) {
         <button type="button" className="secondary" disabled={busy} onClick={() => void resolve('kept')}>
           Keep
         </button>
+        <button
+          type="button"
+          className="secondary"
+          disabled={busy}
+          title="The report was a repeat: this money is not in the machine"
+          onClick={() => void resolve('void')}
+        >
+          Void
+        </button>
       </div>
       <ErrorNote error={error} />
     </div>
@@ -75,6 +85,7 @@ export function UnallocatedCash() {
   if (unallocated.error) return <ErrorNote error={unallocated.error} />;
   if (!unallocated.data) return null;
   if (unallocated.data.items.length === 0) return <Empty>No unallocated cash.</Empty>;
+  const byId = new Map(unallocated.data.items.map((u) => [u.id, u]));
   return (
     <TableWrap label="Unallocated cash">
       <Columns
@@ -89,7 +100,15 @@ export function UnallocatedCash() {
             <td className="num">
               {majorAmount(u.amount, u.currency)} {u.currency}
             </td>
-            <td>{u.reason}</td>
+            <td>
+              {u.reason}
+              {u.possibleRepeatOf !== null ? (
+                <div className="muted" data-testid={`repeat-${u.id}`}>
+                  Possible repeat of the report at{' '}
+                  {dateTime(byId.get(u.possibleRepeatOf)?.recordedAt ?? null)}: count the cash box
+                </div>
+              ) : null}
+            </td>
             <td>
               {u.status !== 'OPEN' ? (
                 <Resolution u={u} />

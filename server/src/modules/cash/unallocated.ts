@@ -1,7 +1,12 @@
 // Unallocated cash: money a machine took that no order could use. It sits on the ledger in the
 // site's unallocated_cash account until staff resolve it, once: RETURNED to the customer
-// (→ external), KEPT (→ revenue), or APPLIED to an order's open cash session exactly like a
-// bill inserted there (→ revenue, and the payment may complete). Each resolution is audited.
+// (→ external), KEPT (→ revenue), APPLIED to an order's open cash session exactly like a bill
+// inserted there (→ revenue, and the payment may complete), or VOID: a device's repeated report
+// of money that is not in the machine (→ external, as if never recorded). Each is audited.
+//
+// A device that sends no eventId cannot be told from a retry: the earlier restaurant kiosk's cash
+// reader sends every refused report up to 3 times, 2 s apart. Nothing is dropped; an item that
+// repeats the same report within REPEAT_WINDOW_MS names the first one (`possibleRepeatOf`).
 import type { UnallocatedCashView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { nowIso, newId, type Db, type Executor } from '../../platform/db/database.js';
@@ -22,8 +27,15 @@ import type {
 
 type Row = Omit<UnallocatedCashTable, 'status'> & { status: string };
 
-export type ResolveAction = 'returned' | 'applied' | 'kept';
-const STATUS_OF = { returned: 'RETURNED', applied: 'APPLIED', kept: 'KEPT' } as const;
+export type ResolveAction = 'returned' | 'applied' | 'kept' | 'void';
+const STATUS_OF = { returned: 'RETURNED', applied: 'APPLIED', kept: 'KEPT', void: 'VOID' } as const;
+
+/**
+ * A report without an eventId this soon after the same one (machine, order, amount) is flagged as
+ * a possible repeat: the earlier cash reader retries a refused report twice, 2 s apart, each
+ * attempt taking up to its 10 s timeout.
+ */
+export const REPEAT_WINDOW_MS = 30_000;
 
 export const toUnallocatedView = (r: Row): UnallocatedCashView => ({
   id: r.id,
@@ -36,6 +48,7 @@ export const toUnallocatedView = (r: Row): UnallocatedCashView => ({
   currency: r.currency,
   reason: r.reason,
   eventId: r.event_id,
+  possibleRepeatOf: r.repeat_of,
   recordedAt: r.recorded_at,
   status: r.status as UnallocatedCashView['status'],
   resolvedAt: r.resolved_at,
@@ -65,6 +78,8 @@ export async function parkUnallocated(
   const site = await deps.catalog.siteRow(scope.tenantId, scope.siteId, ex);
   const unit = currency ?? site.currency;
   const id = newId();
+  const recordedAt = nowIso();
+  const repeatOf = input.eventId === undefined ? await repeatedItem(ex, scope, input, recordedAt) : null;
   await ex
     .insertInto('unallocated_cash')
     .values({
@@ -78,7 +93,8 @@ export async function parkUnallocated(
       amount_minor: input.amountMinor,
       currency: unit,
       reason,
-      recorded_at: nowIso(),
+      recorded_at: recordedAt,
+      repeat_of: repeatOf,
     })
     .execute();
   await recordAudit(ex, {
@@ -95,6 +111,7 @@ export async function parkUnallocated(
       currency: unit,
       eventId: input.eventId ?? null,
       machineId: scope.machineId,
+      possibleRepeatOf: repeatOf,
     },
   });
   // The money is in the machine: from the outside world into the site's unallocated cash.
@@ -117,10 +134,43 @@ export async function parkUnallocated(
     kind: 'UNALLOCATED_CASH',
     subjectType: 'machine',
     subjectId: scope.machineId ?? scope.siteId,
-    message: `${what} could not be applied (${reason})`,
+    message:
+      repeatOf === null
+        ? `${what} could not be applied (${reason})`
+        : `${what} could not be applied (${reason}); probably a repeat of ${repeatOf} (the same report ` +
+          'without an eventId moments earlier): count the cash box, and void it if the money is not there',
   });
   const { amountMinor, orderNumber } = input;
   return { kind: 'unallocated', reason, amountMinor, currency: unit, orderNumber };
+}
+
+/**
+ * The item a report without an eventId probably repeats: the latest one without an eventId for
+ * the same amount and order from the same machine at the same site, recorded within
+ * REPEAT_WINDOW_MS; the first item of that run is named.
+ */
+async function repeatedItem(
+  ex: Executor,
+  scope: CashScope,
+  input: InsertInput,
+  now: string,
+): Promise<string | null> {
+  const since = new Date(Date.parse(now) - REPEAT_WINDOW_MS).toISOString();
+  const earlier = await ex
+    .selectFrom('unallocated_cash')
+    .select(['id', 'repeat_of'])
+    .where('tenant_id', '=', scope.tenantId)
+    .where('site_id', '=', scope.siteId)
+    .where('order_number', '=', input.orderNumber)
+    .where('event_id', 'is', null)
+    .where('amount_minor', '=', input.amountMinor)
+    .where('machine_id', scope.machineId === null ? 'is' : '=', scope.machineId)
+    .where('recorded_at', '>=', since)
+    .orderBy('recorded_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return earlier ? (earlier.repeat_of ?? earlier.id) : null;
 }
 
 export function createUnallocatedService(deps: {
@@ -199,6 +249,7 @@ export function createUnallocatedService(deps: {
         const from = await ledger.siteAccount(tx, row.tenant_id, siteId, 'unallocated_cash', row.currency);
         // Returned: back to the customer. Applied: it joins the order's payment as if inserted
         // now, and that payment's settlement posts the order's revenue. Kept: the site's revenue.
+        // Void: it never was in the machine, so the recording is reversed (back to external).
         const to =
           input.action === 'kept'
             ? await ledger.siteAccount(tx, row.tenant_id, siteId, 'revenue', row.currency)

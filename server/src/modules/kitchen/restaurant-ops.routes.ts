@@ -36,7 +36,8 @@ export function restaurantOpsRoutes(
       currency: Type.String(),
       reason: Type.String(),
       recordedAt: Type.String(),
-      status: Type.Union(['OPEN', 'RETURNED', 'APPLIED', 'KEPT'].map((v) => Type.Literal(v))),
+      possibleRepeatOf: Nullable(Type.String()),
+      status: Type.Union(['OPEN', 'RETURNED', 'APPLIED', 'KEPT', 'VOID'].map((v) => Type.Literal(v))),
       resolvedAt: Nullable(Type.String()),
       resolvedBy: Nullable(Type.String()),
       resolutionNote: Nullable(Type.String()),
@@ -141,14 +142,21 @@ export function restaurantOpsRoutes(
     {
       schema: {
         tags: ['cash'],
-        summary: 'Resolve unallocated cash once: returned to the customer, applied to an order, or kept',
+        summary:
+          'Resolve unallocated cash once: returned to the customer, applied to an order, kept, or void',
         description:
           'Roles admin, customer_service and staff. applied needs orderNumber: the amount goes into that ' +
-          'order’s open cash session like a bill (it may complete the payment). Audited; on the ledger.',
+          'order’s open cash session like a bill (it may complete the payment). void: the report was a ' +
+          'repeat and the money is not in the machine (see possibleRepeatOf). Audited; on the ledger.',
         params: Type.Object({ id: EntityId }),
         body: Type.Object(
           {
-            action: Type.Union([Type.Literal('returned'), Type.Literal('applied'), Type.Literal('kept')]),
+            action: Type.Union([
+              Type.Literal('returned'),
+              Type.Literal('applied'),
+              Type.Literal('kept'),
+              Type.Literal('void'),
+            ]),
             orderNumber: Type.Optional(OrderNumber),
             note: Type.String({ minLength: 1, maxLength: 500 }),
           },

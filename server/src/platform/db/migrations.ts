@@ -1073,6 +1073,16 @@ const auditIndexes: Migration = {
   },
 };
 
+/**
+ * Unallocated cash a device reported again without an eventId (a refused report retried): the
+ * earlier item of that run it probably repeats, for staff to void once the cash box is counted.
+ */
+const unallocatedRepeats: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('unallocated_cash').addColumn('repeat_of', 'text').execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1097,6 +1107,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0022_ledger_balance_slots': ledgerBalanceSlots,
       '0023_cash_event_scope': cashEventScope(dialect),
       '0024_audit_indexes': auditIndexes,
+      '0025_unallocated_repeats': unallocatedRepeats,
     }),
   };
 }

@@ -333,7 +333,12 @@ export interface UnallocatedCashTable {
   currency: string;
   reason: string;
   recorded_at: string;
-  /** OPEN until staff resolve it: RETURNED (handed back), APPLIED (to an order), KEPT. */
+  /**
+   * A report without an eventId that came within REPEAT_WINDOW_MS of the same report (machine,
+   * order, amount): the first item of that run, which this one probably repeats.
+   */
+  repeat_of: string | null;
+  /** OPEN until staff resolve it: RETURNED (handed back), APPLIED (to an order), KEPT, VOID. */
   status: Generated<string>;
   resolved_at: string | null;
   resolved_by: string | null;
