@@ -1,9 +1,11 @@
 // `npm run cluster -- --nodes 3`: several Kioskhub processes on one PostgreSQL and one Redis
 // (DATABASE_URL and REDIS_URL from the environment) behind a local TCP balancer on PORT.
-// A process that dies is started again after a second, as a process manager would.
+// A process that dies is started again after a second, as a process manager would, unless it
+// exited with code 2 (its configuration is wrong: a restart cannot help); when every process has,
+// the cluster stops with exit code 2.
 // Ports are checked and the database prepared (admin token printed) before anything starts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startBalancer } from '../cluster/balancer.js';
 import { ConfigError, loadConfig } from '../platform/config.js';
@@ -45,8 +47,21 @@ async function prepareDatabase(): Promise<string[]> {
   }
 }
 
-const USAGE =
-  'usage: npm run cluster -- [--nodes N] [--base-port P]   (needs DATABASE_URL=postgres://… and REDIS_URL=redis://…)';
+const USAGE = `Usage: npm run cluster -- [--nodes N] [--base-port P]
+
+Starts N Kioskhub processes on one PostgreSQL and one Redis behind a local TCP balancer on
+HOST:PORT (default 127.0.0.1:8080); the nodes listen on 127.0.0.1:P, P+1, …
+
+  --nodes N       how many processes, 1..16 (default 3)
+  --base-port P   the first node's port (default 8081)
+  -h, --help      this text
+
+Needs DATABASE_URL=postgres://… and REDIS_URL=redis://… in the environment. A node that crashes
+is started again after a second; one that exits with code 2 (its configuration is wrong) is not,
+and when every node has, the cluster stops with exit code 2. Ctrl-C stops every node.`;
+
+/** The exit code of a node (or of the cluster) whose configuration is wrong: no restart helps. */
+const CONFIGURATION_ERROR = 2;
 
 function parseArgs(argv: string[]): { nodes: number; basePort: number } {
   let nodes = 3;
@@ -60,7 +75,7 @@ function parseArgs(argv: string[]): { nodes: number; basePort: number } {
     } else if (flag === '--nodes') nodes = Number(value);
     else if (flag === '--base-port') basePort = Number(value);
     else {
-      console.error(`cluster: unknown option ${flag}\n${USAGE}`);
+      console.error(`cluster: unknown option ${flag}\n\n${USAGE}`);
       process.exit(2);
     }
   }
@@ -126,7 +141,28 @@ async function main(): Promise<void> {
   const main = fileURLToPath(new URL('../main.ts', import.meta.url));
   const root = fileURLToPath(new URL('../../../', import.meta.url));
   const children = new Map<number, ChildProcess>();
+  // Nodes that exited with code 2 (a configuration error: a bad variable, PostgreSQL refusing, a
+  // port taken): starting them again would only fail the same way.
+  const givenUp = new Set<number>();
+  let balancer: Server | undefined;
   let stopping = false;
+
+  const stop = (exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    balancer?.close();
+    for (const child of children.values()) child.kill('SIGTERM');
+    setTimeout(() => process.exit(exitCode), 3000).unref();
+    Promise.all(
+      [...children.values()].map(
+        (c) =>
+          new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r))),
+      ),
+    ).then(
+      () => process.exit(exitCode),
+      () => process.exit(1),
+    );
+  };
 
   const start = (i: number) => {
     const nodePort = basePort + i;
@@ -146,51 +182,77 @@ async function main(): Promise<void> {
     child.stderr?.on('data', relay);
     child.once('exit', (code, signal) => {
       if (stopping) return;
+      if (code === CONFIGURATION_ERROR) {
+        givenUp.add(i);
+        const running = nodes - givenUp.size;
+        console.log(
+          `${prefix} exited with code 2: a configuration error (its lines above say what), which a ` +
+            `restart cannot fix, so it is not started again` +
+            (running > 0 ? ` (${running} of ${nodes} nodes still running)` : ''),
+        );
+        if (running === 0) {
+          console.error(
+            `cluster: every node exited with code 2 (a configuration error); stopping. ` +
+              'Fix what their lines above say and start the cluster again.',
+          );
+          stop(CONFIGURATION_ERROR);
+        }
+        return;
+      }
       console.log(`${prefix} exited (${signal ?? code}); starting it again in 1 s`);
-      setTimeout(() => start(i), 1000).unref();
+      setTimeout(() => {
+        if (!stopping) start(i);
+      }, 1000).unref();
     });
   };
+  process.on('SIGINT', () => stop());
+  process.on('SIGTERM', () => stop());
   for (let i = 0; i < nodes; i++) start(i);
-  const balancer = await startBalancer({
-    host,
-    port,
-    backends: Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i })),
-    log: console.log,
-  });
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    balancer.close();
-    for (const child of children.values()) child.kill('SIGTERM');
-    setTimeout(() => process.exit(0), 3000).unref();
-    Promise.all(
-      [...children.values()].map(
-        (c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))),
-      ),
-    ).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  let started: Server;
+  try {
+    started = await startBalancer({
+      host,
+      port,
+      backends: Array.from({ length: nodes }, (_, i) => ({ host: '127.0.0.1', port: basePort + i })),
+      log: console.log,
+    });
+  } catch (err) {
+    // Taken since the check above: stop the nodes rather than leave them running.
+    console.error(`cluster: the balancer cannot listen on ${host}:${port} (${(err as Error).message})`);
+    stop(CONFIGURATION_ERROR);
+    return;
+  }
+  if (stopping) started.close();
+  else balancer = started;
 
   // The address is printed once the nodes answer: before that the balancer has nobody to pass a
   // request to, and a curl copied from the banner would get an empty reply.
   console.log(`Starting ${nodes} processes (tsx compiles the server first: 5–30 s)…`);
+  const nodeIndex = (nodePort: number) => nodePort - basePort;
   const notReady = await waitForReady(
     nodePorts.map((n) => n.port),
     NODES_READY_TIMEOUT_MS,
     () => stopping,
+    (nodePort) => givenUp.has(nodeIndex(nodePort)),
   );
   if (stopping) return;
   const address = `http://${host}:${port}`;
+  const stopped = nodePorts.filter((n) => givenUp.has(nodeIndex(n.port))).map((n) => n.port);
+  const running = nodes - stopped.length;
   console.log(
     [
       '',
-      `Kioskhub cluster: ${nodes} processes behind the balancer at ${address}; ` +
-        "use that address, not a node's (Ctrl-C stops all)",
+      `Kioskhub cluster: ${running === nodes ? nodes : `${running} of ${nodes}`} processes behind the ` +
+        `balancer at ${address}; use that address, not a node's (Ctrl-C stops all)`,
       `  curl -H "Authorization: Bearer $ADMIN_TOKEN" ${address}/v1/machines`,
+      ...(stopped.length > 0
+        ? [
+            `  stopped with a configuration error (exit code 2, not restarted): ` +
+              (stopped.length === 1
+                ? `the node on ${stopped[0]} (its lines above say why)`
+                : `the nodes on ${stopped.join(', ')} (their lines above say why)`),
+          ]
+        : []),
       ...(notReady.length > 0
         ? [`  not answering yet: the nodes on ${notReady.join(', ')} (their lines above say why)`]
         : []),
@@ -201,12 +263,24 @@ async function main(): Promise<void> {
 
 const NODES_READY_TIMEOUT_MS = 180_000;
 
-/** Waits until every node answers /readyz; returns the ports of those that did not in time. */
-async function waitForReady(ports: number[], timeoutMs: number, stopped: () => boolean): Promise<number[]> {
+/**
+ * Waits until every node answers /readyz; returns the ports of those that did not in time.
+ * A node given up on (`gone`) is not waited for, nor returned.
+ */
+async function waitForReady(
+  ports: number[],
+  timeoutMs: number,
+  stopped: () => boolean,
+  gone: (port: number) => boolean,
+): Promise<number[]> {
   const waiting = new Set(ports);
   const deadline = Date.now() + timeoutMs;
   while (waiting.size > 0 && Date.now() < deadline && !stopped()) {
     for (const port of [...waiting]) {
+      if (gone(port)) {
+        waiting.delete(port);
+        continue;
+      }
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`, {
         signal: AbortSignal.timeout(2_000),
       }).then(
