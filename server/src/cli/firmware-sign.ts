@@ -2,9 +2,9 @@
 // (CONTRACTS.md §15). The private key never goes near the server: only the manifest, its
 // signature and the key id are uploaded with the image.
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { generateSigningKey, manifestFor, signManifest } from '../modules/firmware/signing.js';
-import { parseCliArgs, UsageError } from './cli-kit.js';
+import { parseCliArgs, UsageError, usageErrorText } from './cli-kit.js';
 
 const USAGE = `Usage:
   npm run firmware:sign -- keygen --key-id <id> [--out <dir>]
@@ -16,10 +16,28 @@ const USAGE = `Usage:
       and prints the curl command that uploads them with the image
 
 Options:
-  --out <dir>   where files go (default: the current directory)
-  --help        this text`;
+  --out <dir>   where files go (default: the directory you ran npm from)
+  --help        this text
 
-export function runFirmwareSign(argv: string[], print: (line: string) => void = console.log): number {
+Relative paths (--out, --key, --image) are taken from the directory you ran npm from, not the
+repository root where npm runs the command; the paths printed are absolute.`;
+
+/**
+ * Where relative paths start: the directory the user ran `npm run` from (npm sets INIT_CWD to
+ * it and runs the command in the repository root), else the current directory.
+ */
+export function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  return env['INIT_CWD'] || process.cwd();
+}
+
+/** A word for a POSIX shell, in double quotes (so `<` and spaces stay part of it). */
+const quoted = (word: string): string => `"${word.replace(/["\\$`]/g, '\\$&')}"`;
+
+export function runFirmwareSign(
+  argv: string[],
+  print: (line: string) => void = console.log,
+  from: string = userDirectory(),
+): number {
   const { values, positionals } = parseCliArgs(argv, {
     'key-id': { type: 'string' },
     key: { type: 'string' },
@@ -40,8 +58,25 @@ export function runFirmwareSign(argv: string[], print: (line: string) => void = 
     if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
     return v;
   };
-  const out = values.out ?? '.';
-  if (!existsSync(out)) mkdirSync(out, { recursive: true });
+  const path = (name: 'out' | 'key' | 'image'): string => resolve(from, need(name));
+  const read = (name: 'key' | 'image'): Buffer => {
+    const file = path(name);
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EISDIR'
+            ? 'a directory'
+            : code === 'EACCES'
+              ? 'permission denied'
+              : (err as Error).message;
+      throw new UsageError(`--${name}: cannot read ${file} (${why})`);
+    }
+  };
+  const out = resolve(from, values.out ?? '.');
   const command = positionals[0];
   if (command === 'keygen') {
     const keyId = need('key-id');
@@ -49,13 +84,17 @@ export function runFirmwareSign(argv: string[], print: (line: string) => void = 
     const file = join(out, `${keyId}.pem`);
     if (existsSync(file)) throw new UsageError(`${file} exists already; never overwrite a signing key`);
     const key = generateSigningKey(keyId);
+    mkdirSync(out, { recursive: true });
     writeFileSync(file, key.privateKeyPem, { mode: 0o600 });
     print(`private key: ${file} (keep it offline)`);
     print(`FIRMWARE_SIGNING_KEYS=${key.entry}`);
     return 0;
   }
   if (command === 'sign') {
-    const image = readFileSync(need('image'));
+    const keyId = need('key-id');
+    const imageFile = path('image');
+    const image = read('image');
+    const privateKeyPem = read('key').toString('utf8');
     const manifest = manifestFor(image, {
       product: need('product'),
       hwModels: need('hw')
@@ -66,15 +105,23 @@ export function runFirmwareSign(argv: string[], print: (line: string) => void = 
       ...(values['min-from'] ? { minFromVersion: values['min-from'] } : {}),
       allowDowngrade: values['allow-downgrade'] === true,
     });
-    const signature = signManifest(readFileSync(need('key'), 'utf8'), manifest);
-    writeFileSync(join(out, 'manifest.json'), manifest);
-    writeFileSync(join(out, 'manifest.sig'), signature + '\n');
-    print(`manifest: ${join(out, 'manifest.json')}`);
-    print(`signature: ${join(out, 'manifest.sig')}`);
+    let signature: string;
+    try {
+      signature = signManifest(privateKeyPem, manifest);
+    } catch (err) {
+      throw new UsageError(`--key: ${path('key')} is not a usable private key (${(err as Error).message})`);
+    }
+    const manifestFile = join(out, 'manifest.json');
+    const signatureFile = join(out, 'manifest.sig');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(manifestFile, manifest);
+    writeFileSync(signatureFile, signature + '\n');
+    print(`manifest: ${manifestFile}`);
+    print(`signature: ${signatureFile}`);
     print(
-      `upload: curl -H "Authorization: Bearer $ADMIN_TOKEN" -F image=@${need('image')} ` +
-        `-F manifest="<${join(out, 'manifest.json')}" -F signature="<${join(out, 'manifest.sig')}" ` +
-        `-F keyId=${need('key-id')} http://127.0.0.1:8080/v1/firmware`,
+      `upload: curl -H "Authorization: Bearer $ADMIN_TOKEN" -F ${quoted(`image=@${imageFile}`)} ` +
+        `-F ${quoted(`manifest=<${manifestFile}`)} -F ${quoted(`signature=<${signatureFile}`)} ` +
+        `-F keyId=${keyId} http://127.0.0.1:8080/v1/firmware`,
     );
     return 0;
   }
@@ -86,7 +133,7 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '
     process.exitCode = runFirmwareSign(process.argv.slice(2));
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`firmware:sign: ${err.message}\n(npm run firmware:sign -- --help shows the usage)`);
+    console.error(usageErrorText('firmware:sign', USAGE, err));
     process.exitCode = 2;
   }
 }
