@@ -174,8 +174,18 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       const placeholder = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'change-me-to-a-long-secret' });
       expect((await placeholder.exited).code).toBe(2);
       expect(placeholder.stderr()).toContain(
-        'ADMIN_TOKEN: "change-me-to-a-long-secret" is a placeholder, not a secret',
+        'kioskhub: bad configuration: ADMIN_TOKEN: "change-me-to-a-long-secret" is a placeholder, not a secret; ' +
+          'it must be at least 16 characters and not a placeholder. Make one with openssl rand -hex 32',
       );
+      // Too short (and a placeholder): the rule and the way to a good one, not the value.
+      const short = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'change-me' });
+      expect((await short.exited).code).toBe(2);
+      expect(short.stderr()).toContain(
+        'kioskhub: bad configuration: ADMIN_TOKEN: too short (9 characters); it must be at least 16 characters ' +
+          'and not a placeholder. Make one with openssl rand -hex 32',
+      );
+      expect(short.stderr()).not.toMatch(/\n\s+at /);
+      expect(short.stdout()).not.toMatch(/listening on/);
     } finally {
       dir.remove();
     }

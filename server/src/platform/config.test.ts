@@ -224,10 +224,26 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     'aaaaaaaaaaaaaaaaaaaa',
   ])('refuses the placeholder ADMIN_TOKEN %s, and a JWT_SECRET copied from an example', (value) => {
     expect(configError({ ADMIN_TOKEN: value }).message).toBe(
-      `ADMIN_TOKEN: "${value}" is a placeholder, not a secret; set a random value (e.g. openssl rand -hex 24) or leave ADMIN_TOKEN unset`,
+      `ADMIN_TOKEN: "${value}" is a placeholder, not a secret; it must be at least 16 characters and not a placeholder. ` +
+        'Make one with openssl rand -hex 32 (export ADMIN_TOKEN=$(openssl rand -hex 32)), or leave ADMIN_TOKEN unset: ' +
+        'the first start on a new database then generates one and prints it once',
     );
     expect(configError({ JWT_SECRET: `${value}-${value}` }).variable).toBe('JWT_SECRET');
   });
+
+  it.each(['change-me', 'short', 'a1b2c3d4e5f6a7b'])(
+    'a short ADMIN_TOKEN (%s) is refused with the rule and how to make a good one, without repeating it',
+    (value) => {
+      const err = configError({ ADMIN_TOKEN: value });
+      expect(err.variable).toBe('ADMIN_TOKEN');
+      expect(err.message).toBe(
+        `ADMIN_TOKEN: too short (${value.length} characters); it must be at least 16 characters and not a placeholder. ` +
+          'Make one with openssl rand -hex 32 (export ADMIN_TOKEN=$(openssl rand -hex 32)), or leave ADMIN_TOKEN unset: ' +
+          'the first start on a new database then generates one and prints it once',
+      );
+      expect(err.message).not.toContain(`"${value}"`);
+    },
+  );
 
   it('accepts real random tokens', () => {
     expect(loadConfig({ ADMIN_TOKEN: '3f9a1c0d2b7e44aa91c0d2b7e44aa9' }).adminToken).toBe(

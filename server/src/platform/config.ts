@@ -278,13 +278,34 @@ function origins(env: Env): string[] {
 const PLACEHOLDER =
   /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(admin[-_ ]?)?(token|secret)|^(x+|0+|1234.*|secret.*|password.*)$/i;
 
+const isPlaceholder = (value: string): boolean => PLACEHOLDER.test(value) || new Set(value).size < 4;
+
 function refusePlaceholder(name: string, value: string | undefined): void {
-  if (value === undefined || !(PLACEHOLDER.test(value) || new Set(value).size < 4)) return;
+  if (value === undefined || !isPlaceholder(value)) return;
   throw new ConfigError(
     name,
     `"${value}" is a placeholder, not a secret; ` +
       `set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
   );
+}
+
+// What an operator who set a bad ADMIN_TOKEN reads: the rule, and how to get a good one.
+const ADMIN_TOKEN_RULE =
+  'it must be at least 16 characters and not a placeholder. Make one with openssl rand -hex 32 ' +
+  '(export ADMIN_TOKEN=$(openssl rand -hex 32)), or leave ADMIN_TOKEN unset: the first start on a ' +
+  'new database then generates one and prints it once';
+
+function adminTokenText(env: Env): string | undefined {
+  const value = text(env, 'ADMIN_TOKEN');
+  if (value === undefined) return undefined;
+  // A short value is not repeated: it may be a real (if weak) secret.
+  if (value.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN', `too short (${value.length} characters); ${ADMIN_TOKEN_RULE}`);
+  }
+  if (isPlaceholder(value)) {
+    throw new ConfigError('ADMIN_TOKEN', `"${value}" is a placeholder, not a secret; ${ADMIN_TOKEN_RULE}`);
+  }
+  return value;
 }
 
 /** A callback secret: long enough not to be guessed, and not a documentation placeholder. */
@@ -368,11 +389,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
-  const adminToken = text(env, 'ADMIN_TOKEN');
-  if (adminToken !== undefined && adminToken.length < 16) {
-    throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
-  }
-  refusePlaceholder('ADMIN_TOKEN', adminToken);
+  const adminToken = adminTokenText(env);
   const jwtSecret = text(env, 'JWT_SECRET');
   if (jwtSecret !== undefined && jwtSecret.length < 32) {
     throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');

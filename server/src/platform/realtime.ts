@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import { clientAddress, type TrustFunction } from './http/client-address.js';
+import { throttledWarning } from './http/throttled-warning.js';
 
 export interface Realtime {
   io: Server;
@@ -34,6 +35,7 @@ export interface Realtime {
 
 const RESUBSCRIBE_GRACE_MS = 2_000;
 const CAP_WARNING_INTERVAL_MS = 60_000;
+const REDIS_WARNING_INTERVAL_MS = 60_000;
 
 export interface RealtimeOptions {
   redisUrl?: string;
@@ -124,11 +126,17 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
     const pub = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
     const sub = pub.duplicate();
     subscriber = sub;
+    // While Redis is away this process keeps serving the machines connected to it, and each
+    // client retries every couple of seconds: one warning a minute (with how many were held back)
+    // says so without flooding the log.
+    const warnAdapter = throttledWarning(
+      options.logger,
+      'redis connection problem',
+      REDIS_WARNING_INTERVAL_MS,
+      'suppressedSinceLastWarning',
+    );
     for (const client of [pub, sub]) {
-      // While Redis is away this process keeps serving the machines connected to it.
-      client.on('error', (err: Error) =>
-        options.logger.warn({ err: err.message }, 'redis connection problem'),
-      );
+      client.on('error', (err: Error) => warnAdapter({ err: err.message }));
       clients.push(client);
     }
     // ioredis reports `ready` before it has re-sent SUBSCRIBE: notices count as arriving again
@@ -156,9 +164,13 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
       maxRetriesPerRequest: 0,
       commandTimeout: 1_000,
     });
-    limits.on('error', (err: Error) =>
-      options.logger.warn({ err: err.message }, 'redis connection problem (rate limits)'),
+    const warnLimits = throttledWarning(
+      options.logger,
+      'redis connection problem (rate limits)',
+      REDIS_WARNING_INTERVAL_MS,
+      'suppressedSinceLastWarning',
     );
+    limits.on('error', (err: Error) => warnLimits({ err: err.message }));
     clients.push(limits);
   }
   // Every namespace (/, /machines, /live), on this process only: `io.disconnectSockets()` would

@@ -1,8 +1,18 @@
 // A warning that repeats at most once per interval, saying how many were held back meanwhile:
-// a misconfigured device or a wrong secret must show in the log without flooding it.
+// a misconfigured device, a wrong secret or a service that went away must show in the log
+// without flooding it.
 import type { Logger } from 'pino';
 
-export function throttledWarning(logger: Logger, message: string, intervalMs = 60_000) {
+/**
+ * `heldAs` names the field that carries how many warnings were held back since the last one
+ * (present only when some were).
+ */
+export function throttledWarning(
+  logger: Logger,
+  message: string,
+  intervalMs = 60_000,
+  heldAs = 'alsoRefusedSinceLastWarning',
+) {
   let last = -Infinity;
   let held = 0;
   return (fields: Record<string, unknown>): void => {
@@ -12,7 +22,7 @@ export function throttledWarning(logger: Logger, message: string, intervalMs = 6
       return;
     }
     last = now;
-    logger.warn({ ...fields, ...(held > 0 ? { alsoRefusedSinceLastWarning: held } : {}) }, message);
+    logger.warn({ ...fields, ...(held > 0 ? { [heldAs]: held } : {}) }, message);
     held = 0;
   };
 }
