@@ -31,11 +31,30 @@ const SCENARIOS = {
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
-function usage(message?: string): never {
-  if (message) console.error(message);
-  console.error(
-    'usage: npm run bench -- [webhook|dispatch|memory|cash|water|mqtt|cafe|all|cluster-webhook|cluster-dispatch|cluster-machines|cluster-drain] [--quick] [--machines N]  (memory, mqtt: N connected machines)',
-  );
+const USAGE = `Usage: npm run bench -- [scenario ...] [--quick] [--machines N]
+
+Scenarios (default: webhook dispatch memory cash):
+  webhook            webhook throughput
+  dispatch           webhook → machine:dispense latency
+  memory             server RSS per connected machine
+  cash               restaurant cash kiosks: insert → customer screen, paid → printed receipt
+  water              water kiosk verifications and settlements (not part of all)
+  mqtt               the same fleet on Socket.IO, embedded MQTT and Mosquitto (not part of all)
+  cafe               cafe tables ordering and paying by card (not part of all)
+  all                webhook dispatch memory cash
+  cluster-webhook, cluster-dispatch, cluster-machines, cluster-drain
+                     several processes on PostgreSQL + Redis (bench/CLUSTER.md)
+
+Options:
+  --quick            short runs
+  --machines N       connected machines for memory and mqtt, 1..30000
+  -h, --help         this text
+
+BENCH_DATABASE_URL (or TEST_DATABASE_URL) adds PostgreSQL runs; more in bench/README.md.`;
+
+/** A mistake in the command line: the message and the usage on stderr, exit code 2. */
+function usage(message: string): never {
+  console.error(`bench: ${message}\n\n${USAGE}`);
   process.exit(2);
 }
 
@@ -46,8 +65,10 @@ function parseArgs(argv: string[]): { names: ScenarioName[]; quick: boolean; mac
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
-    else if (arg === '--help' || arg === '-h') usage();
-    else if (arg === '--machines') {
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (arg === '--machines') {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1 || n > 30_000) usage('--machines needs a whole number 1..30000');
       machines = n;

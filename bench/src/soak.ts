@@ -31,11 +31,20 @@ import { vendingFlow } from './soak/vending.js';
 import { waterFlow } from './soak/water.js';
 import { loadavg } from 'node:os';
 
-function usage(message?: string): never {
-  if (message) console.error(message);
-  console.error(
-    'usage: npm run soak -- [--minutes N] [--out DIR]   (N: 1..1440, default 30)\n       npm run soak -- --fuzz N                       (N generated inputs over every route and socket event)',
-  );
+const USAGE = `Usage: npm run soak -- [--minutes N] [--out DIR]
+       npm run soak -- --fuzz N
+
+  --minutes N   how long the whole product runs at once, 1..1440 (default 30; 2 for a smoke run)
+  --out DIR     where the HTML report and the raw samples go (default bench/reports/soak-<time>)
+  --fuzz N      the long fuzz mode instead: N generated inputs over every route and socket
+                event, 1..10000000; fails on any 5xx
+  -h, --help    this text
+
+Exit code 1 when a check fails; more in bench/README.md (Soak).`;
+
+/** A mistake in the command line: the message and the usage on stderr, exit code 2. */
+function usage(message: string): never {
+  console.error(`soak: ${message}\n\n${USAGE}`);
   process.exit(2);
 }
 
@@ -54,8 +63,10 @@ function parseArgs(argv: string[]): { minutes: number; out?: string; fuzz?: numb
       if (!Number.isInteger(fuzz) || fuzz < 1 || fuzz > 10_000_000)
         usage('--fuzz needs a whole number 1..10000000');
     } else if (arg === '--out') out = argv[++i] ?? usage('--out needs a folder');
-    else if (arg === '--help' || arg === '-h') usage();
-    else usage(`unknown argument "${arg}"`);
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else usage(`unknown argument "${arg}"`);
   }
   return { minutes, ...(out ? { out } : {}), ...(fuzz ? { fuzz } : {}) };
 }

@@ -16,18 +16,27 @@ export interface SimulatorConfig {
 /** A bad setting; the message names the variable or flag. */
 export class ConfigError extends Error {}
 
-export const USAGE = `Usage: tsx src/main.ts [--machines M01,M02] [options]
+/** A flag the simulator does not know: answered with the whole usage. */
+export class UnknownArgumentError extends ConfigError {}
+
+export const USAGE = `Usage: npm run simulator -- [--machines M01,M02] [options]
+       (inside machine-simulator/: npx tsx src/main.ts [--machines M01,M02] [options])
+
+Runs simulated vending machines against a Kioskhub server until Ctrl-C. Flags override
+environment variables, which override machine-simulator/.env (KEY=VALUE lines).
 
   --machines IDS            comma-separated machine ids (default: every machine in MACHINE_KEYS)
   --url URL                 server base URL                         (KIOSKHUB_URL, default http://127.0.0.1:8080)
   --keys ID=KEY,...         machine keys, merged over MACHINE_KEYS  (MACHINE_KEYS)
-  --heartbeat-ms N          heartbeat interval                      (SIM_HEARTBEAT_MS, default 10000)
-  --dispense-delay-ms N     time one dispense takes                 (SIM_DISPENSE_DELAY_MS, default 500)
+  --heartbeat-ms N          heartbeat interval, 100..3600000        (SIM_HEARTBEAT_MS, default 10000)
+  --dispense-delay-ms N     time one dispense takes, 0..3600000     (SIM_DISPENSE_DELAY_MS, default 500)
   --failure-rate P          share of dispenses that fail, 0..1      (SIM_FAILURE_RATE, default 0)
   --disconnect-rate P       chance per heartbeat of a network drop  (SIM_DISCONNECT_RATE, default 0)
   --transport T             socketio or mqtt                        (SIM_TRANSPORT, default socketio)
   --mqtt-url URL            MQTT broker for --transport mqtt        (MQTT_URL, default mqtt://127.0.0.1:1883)
-  --help                    show this text`;
+  -h, --help                show this text
+
+Each flag takes its value as "--flag value" or "--flag=value".`;
 
 const FLAGS = {
   '--machines': 'machines',
@@ -82,7 +91,7 @@ export function parseFlags(argv: readonly string[]): Partial<Record<Setting, str
     if (arg === '--help' || arg === '-h') return null;
     const eq = arg.indexOf('=');
     const name = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!(name in FLAGS)) throw new ConfigError(`unknown argument "${arg}" (see --help)`);
+    if (!(name in FLAGS)) throw new UnknownArgumentError(`unknown argument "${arg}"`);
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined || (eq < 0 && value.startsWith('--'))) {
       throw new ConfigError(`${name} needs a value`);

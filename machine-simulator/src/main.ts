@@ -1,6 +1,14 @@
-// CLI: `tsx src/main.ts --machines M01,M02` runs simulated machines until Ctrl-C.
+// CLI: `npm run simulator -- --machines M01,M02` runs simulated machines until Ctrl-C.
 import { fileURLToPath } from 'node:url';
-import { ConfigError, USAGE, loadConfig, readEnvFile, type SimulatorConfig } from './config.js';
+import {
+  ConfigError,
+  UnknownArgumentError,
+  USAGE,
+  loadConfig,
+  parseFlags,
+  readEnvFile,
+  type SimulatorConfig,
+} from './config.js';
 import { createFleet } from './fleet.js';
 
 const ENV_FILE = fileURLToPath(new URL('../.env', import.meta.url));
@@ -12,11 +20,17 @@ function log(line: string): void {
 async function main(): Promise<void> {
   let config: SimulatorConfig | null;
   try {
-    // Real environment variables win over the .env file.
-    config = loadConfig(process.argv.slice(2), { ...readEnvFile(ENV_FILE), ...process.env });
+    const argv = process.argv.slice(2);
+    // --help answers even with a broken .env file; real environment variables win over it.
+    config =
+      parseFlags(argv) === null ? null : loadConfig(argv, { ...readEnvFile(ENV_FILE), ...process.env });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    console.error(`machine-simulator: ${error.message}`);
+    console.error(
+      error instanceof UnknownArgumentError
+        ? `machine-simulator: ${error.message}\n\n${USAGE}`
+        : `machine-simulator: ${error.message}`,
+    );
     process.exitCode = 2;
     return;
   }

@@ -25,7 +25,15 @@ export const USAGE = `Usage: npm run water-sim -- --kiosk W01 [options]
 
 Keys while it runs: o = modem off/on (offline mode), h = heartbeat now, q = quit.`;
 
-export class UsageError extends Error {}
+/** A mistake in the command line; `showUsage`: an unknown option, answered with the whole usage. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly showUsage = false,
+  ) {
+    super(message);
+  }
+}
 
 export interface WaterSimConfig {
   url: string;
@@ -96,7 +104,12 @@ export function loadWaterSimConfig(argv: string[], env: NodeJS.ProcessEnv): Wate
       },
     }).values;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const { code, message } = err as NodeJS.ErrnoException;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const option = /'([^']+)'/.exec(message)?.[1];
+      throw new UsageError(option ? `unknown option ${option}` : message, true);
+    }
+    throw new UsageError(message);
   }
   if (values.help) return null;
   const kioskId = values.kiosk ?? env['WATER_KIOSK_ID'];

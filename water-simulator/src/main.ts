@@ -13,7 +13,11 @@ async function main(): Promise<number> {
     config = loadWaterSimConfig(process.argv.slice(2), process.env);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`water-sim: ${err.message}\n(npm run water-sim -- --help shows the usage)`);
+    console.error(
+      err.showUsage
+        ? `water-sim: ${err.message}\n\n${USAGE}`
+        : `water-sim: ${err.message}\n(npm run water-sim -- --help shows the usage)`,
+    );
     return 2;
   }
   if (!config) {

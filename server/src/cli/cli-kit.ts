@@ -3,8 +3,25 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../platform/config.js';
 
-/** A mistake in the command line: printed with a pointer to `--help`, exit code 2. */
-export class UsageError extends Error {}
+/**
+ * A mistake in the command line, exit code 2: printed with a pointer to `--help`, or with the
+ * whole usage when `showUsage` (an option the tool does not know).
+ */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly showUsage = false,
+  ) {
+    super(message);
+  }
+}
+
+/** What a tool prints on stderr for a UsageError. */
+export function usageErrorText(name: string, usage: string, err: UsageError): string {
+  return err.showUsage
+    ? `${name}: ${err.message}\n\n${usage}`
+    : `${name}: ${err.message}\n(npm run ${name} -- --help shows the usage)`;
+}
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -19,7 +36,12 @@ export function parseCliArgs<O extends OptionsConfig>(argv: string[], options: O
       },
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const { code, message } = err as NodeJS.ErrnoException;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const option = /'([^']+)'/.exec(message)?.[1];
+      throw new UsageError(option ? `unknown option ${option}` : message, true);
+    }
+    throw new UsageError(message);
   }
 }
 
@@ -41,8 +63,7 @@ export function startCli<T>(
     }
     return { options, config: loadConfig() };
   } catch (err) {
-    if (err instanceof UsageError)
-      console.error(`${name}: ${err.message}\n(npm run ${name} -- --help shows the usage)`);
+    if (err instanceof UsageError) console.error(usageErrorText(name, usage, err));
     else if (err instanceof ConfigError) console.error(`${name}: bad configuration: ${err.message}`);
     else throw err;
     return 2;
