@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { MQTT_SHARE_GROUP, MQTT_TOPIC_ROOT } from '@kioskhub/protocol';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { throttledWarning } from '../../platform/http/throttled-warning.js';
 import type { MqttPublisher } from './mqtt-link.js';
 import type { MqttGateway } from './mqtt.gateway.js';
 
@@ -47,8 +48,22 @@ export async function connectMosquitto(options: MosquittoOptions) {
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
   });
-  client.on('error', (err) => logger.warn({ err }, 'mqtt: broker connection error'));
-  client.on('offline', () => logger.warn('mqtt: broker unreachable; reconnecting'));
+  // The client retries every second while Mosquitto is away: one warning of each a minute, with
+  // how many were held back.
+  const connectionError = throttledWarning(
+    logger,
+    'mqtt: broker connection error',
+    60_000,
+    'suppressedSinceLastWarning',
+  );
+  const unreachable = throttledWarning(
+    logger,
+    'mqtt: broker unreachable; reconnecting',
+    60_000,
+    'suppressedSinceLastWarning',
+  );
+  client.on('error', (err) => connectionError({ err }));
+  client.on('offline', () => unreachable({}));
   client.on('message', (topic, payload, packet) => {
     if (topic === CONTROL_RESPONSE) return dynsecResponse(payload);
     const machineId = topic.split('/')[2];
