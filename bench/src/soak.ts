@@ -8,7 +8,9 @@
 // raw samples next to the run (bench/reports/soak-<time>/). Exit code 1 when a check fails.
 // `npm run soak -- --fuzz 100000` is the long fuzz mode instead (soak/fuzz.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { userDirectory } from '../../server/src/cli/cli-kit.js';
 import { openDatabase } from '../../server/src/platform/db/database.js';
 import { installSignalHandlers } from './lib/cleanup.js';
 import { runAsWorker } from './lib/launcher.js';
@@ -35,7 +37,8 @@ const USAGE = `Usage: npm run soak -- [--minutes N] [--out DIR]
        npm run soak -- --fuzz N
 
   --minutes N   how long the whole product runs at once, 1..1440 (default 30; 2 for a smoke run)
-  --out DIR     where the HTML report and the raw samples go (default bench/reports/soak-<time>)
+  --out DIR     where the HTML report and the raw samples go, relative to where you ran npm
+                (default bench/reports/soak-<time> in the repository)
   --fuzz N      the long fuzz mode instead: N generated inputs over every route and socket
                 event, 1..10000000; fails on any 5xx
   -h, --help    this text
@@ -79,7 +82,10 @@ async function main(): Promise<void> {
     return;
   }
   const startedAt = new Date().toISOString();
-  const out = args.out ?? repoPath('bench/reports', `soak-${startedAt.replace(/[:.]/g, '-')}`);
+  // A folder given is taken from where npm was run (npm runs this in the repository root).
+  const out = args.out
+    ? resolve(userDirectory(), args.out)
+    : repoPath('bench/reports', `soak-${startedAt.replace(/[:.]/g, '-')}`);
   mkdirSync(out, { recursive: true });
   const totalMs = args.minutes * 60_000;
   console.log(

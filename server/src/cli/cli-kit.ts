@@ -69,3 +69,11 @@ export function startCli<T>(
     return 2;
   }
 }
+
+/**
+ * Where relative paths start: the directory the user ran `npm run` from (npm sets INIT_CWD to
+ * it and runs the command in the repository root), else the current directory.
+ */
+export function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  return env['INIT_CWD'] || process.cwd();
+}

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateSigningKey, manifestFor, signManifest } from '../modules/firmware/signing.js';
-import { parseCliArgs, UsageError, usageErrorText } from './cli-kit.js';
+import { parseCliArgs, UsageError, usageErrorText, userDirectory } from './cli-kit.js';
 
 const USAGE = `Usage:
   npm run firmware:sign -- keygen --key-id <id> [--out <dir>]
@@ -21,14 +21,6 @@ Options:
 
 Relative paths (--out, --key, --image) are taken from the directory you ran npm from, not the
 repository root where npm runs the command; the paths printed are absolute.`;
-
-/**
- * Where relative paths start: the directory the user ran `npm run` from (npm sets INIT_CWD to
- * it and runs the command in the repository root), else the current directory.
- */
-export function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
-  return env['INIT_CWD'] || process.cwd();
-}
 
 /** A word for a POSIX shell, in double quotes (so `<` and spaces stay part of it). */
 const quoted = (word: string): string => `"${word.replace(/["\\$`]/g, '\\$&')}"`;
