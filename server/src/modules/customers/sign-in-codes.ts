@@ -15,6 +15,18 @@ export const OTP_WINDOW_MS = 15 * 60_000;
 
 export type CodeCheck = 'right' | 'wrong' | 'locked';
 
+/** Marks a code used, once: true for the one request that did. */
+async function spend(tx: Executor, otpId: string): Promise<boolean> {
+  const row = await tx
+    .updateTable('customer_otps')
+    .set({ used_at: nowIso() })
+    .where('id', '=', otpId)
+    .where('used_at', 'is', null)
+    .returning('id')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export function createSignInCodes(key: Buffer) {
   const hash = (id: string, code: string) => createHmac('sha256', key).update(`${id}:${code}`).digest('hex');
 
@@ -93,13 +105,7 @@ export function createSignInCodes(key: Buffer) {
         .returning('attempts')
         .executeTakeFirst();
       if (!counted) {
-        const spent = await tx
-          .updateTable('customer_otps')
-          .set({ used_at: nowIso() })
-          .where('id', '=', otp.id)
-          .where('used_at', 'is', null)
-          .returning('id')
-          .executeTakeFirst();
+        const spent = await spend(tx, otp.id);
         // A lockout is an access event: audited once, by the request that spent the code.
         if (spent) {
           await recordAudit(tx, {
@@ -116,14 +122,7 @@ export function createSignInCodes(key: Buffer) {
       const right =
         /^\d{6}$/.test(code) && timingSafeEqual(Buffer.from(hash(otp.id, code)), Buffer.from(otp.code_hash));
       if (!right) return 'wrong';
-      const used = await tx
-        .updateTable('customer_otps')
-        .set({ used_at: nowIso() })
-        .where('id', '=', otp.id)
-        .where('used_at', 'is', null)
-        .returning('id')
-        .executeTakeFirst();
-      return used ? 'right' : 'wrong';
+      return (await spend(tx, otp.id)) ? 'right' : 'wrong';
     },
   };
 }
