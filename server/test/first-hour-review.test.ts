@@ -3,87 +3,16 @@
 // REDIS_URL that does not answer, `npm run pay` or `npm run qr:provision` pointed at the wrong
 // DATA_DIR, `npm run cluster`'s address used at once) each get a message that says what to change,
 // and none of them loses the admin token that the first start generates once.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/platform/db/database.js';
 import { createTenantsService } from '../src/modules/tenants/tenants.service.js';
 import { dropSchema, newSchemaName, tempDir } from './harness.js';
+import { runScript, stop, stopAll, waitForOutput } from './operator-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Run {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<number | null>;
-}
-
-const running: ChildProcess[] = [];
-
-// SIGTERM first: `npm run cluster` stops its nodes on it, and would leave them running on a SIGKILL.
-afterEach(async () => {
-  await Promise.all(
-    running.splice(0).map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const late = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await gone;
-      clearTimeout(late);
-    }),
-  );
-});
-
-/** An operator's shell: none of the server's variables but those the test passes. */
-function operatorEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (
-      /^(PORT|HOST|DATA_DIR|DATABASE_.*|REDIS_URL|ADMIN_TOKEN|JWT_SECRET|PIN_SECRET|RAZORPAY_.*|UPI_.*|MQTT_.*|LOG_LEVEL|PUBLIC_URL|METRICS_TOKEN)$/.test(
-        name,
-      )
-    )
-      delete env[name];
-  }
-  return { ...env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...extra };
-}
-
-/** `node --import tsx <script>` from the repository root, as the npm scripts run it. */
-function run(script: string, args: string[], env: Record<string, string>): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    cwd: ROOT,
-    env: operatorEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function waitFor(what: () => string, pattern: RegExp, r: Run, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = pattern.exec(what());
-    if (match) return match;
-    if (r.child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`no ${pattern}\nstdout:\n${r.stdout()}\nstderr:\n${r.stderr()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-async function stop(r: Run): Promise<number | null> {
-  r.child.kill('SIGTERM');
-  return r.exited;
-}
+afterEach(stopAll);
 
 async function takenPort(): Promise<{ port: number; server: Server }> {
   const server = createServer();
@@ -102,8 +31,8 @@ describe('npm start: first-hour mistakes', { timeout: 240_000 }, () => {
     const dir = tempDir();
     const { port, server } = await takenPort();
     try {
-      const refused = run('server/src/main.ts', [], { DATA_DIR: dir.path, PORT: String(port) });
-      expect(await refused.exited).toBe(2);
+      const refused = runScript('server/src/main.ts', [], { DATA_DIR: dir.path, PORT: String(port) });
+      expect((await refused.exited).code).toBe(2);
       expect(refused.stderr()).toContain(
         `kioskhub: 127.0.0.1:${port} is already in use; stop what listens there or set PORT`,
       );
@@ -112,13 +41,13 @@ describe('npm start: first-hour mistakes', { timeout: 240_000 }, () => {
       expect(refused.stdout()).toContain('The server did not start');
 
       // The next start (on a free port) does not print it again, and the token shown works.
-      const next = run('server/src/main.ts', [], { DATA_DIR: dir.path, PORT: '0' });
-      const [, address] = await waitFor(next.stdout, /listening on (http:\/\/\S+)/, next);
-      await waitFor(next.stdout, /^Admin token: .*$/m, next);
+      const next = runScript('server/src/main.ts', [], { DATA_DIR: dir.path, PORT: '0' });
+      const [, address] = await waitForOutput(next, /listening on (http:\/\/\S+)/);
+      await waitForOutput(next, /^Admin token: .*$/m);
       expect(next.stdout()).not.toMatch(/ADMIN_TOKEN=/);
       const me = await fetch(`${address}/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
       expect(me.status).toBe(200);
-      expect(await stop(next)).toBe(0);
+      expect((await stop(next)).code).toBe(0);
     } finally {
       await new Promise((resolve) => server.close(resolve));
       dir.remove();
@@ -129,13 +58,13 @@ describe('npm start: first-hour mistakes', { timeout: 240_000 }, () => {
     const dir = tempDir();
     const { port, server } = await takenPort();
     try {
-      const r = run('server/src/main.ts', [], {
+      const r = runScript('server/src/main.ts', [], {
         DATA_DIR: dir.path,
         PORT: '0',
         MQTT_PORT: String(port),
         ADMIN_TOKEN: 'first-hour-admin-token-0123456789',
       });
-      expect(await r.exited).toBe(2);
+      expect((await r.exited).code).toBe(2);
       expect(r.stderr()).toContain(
         `kioskhub: 127.0.0.1:${port} is already in use; stop what listens there or set MQTT_PORT`,
       );
@@ -149,8 +78,8 @@ describe('npm start: first-hour mistakes', { timeout: 240_000 }, () => {
     const dir = tempDir();
     try {
       // TEST-NET-1 (RFC 5737): never an address of the test machine.
-      const r = run('server/src/main.ts', [], { DATA_DIR: dir.path, PORT: '0', HOST: '192.0.2.1' });
-      expect(await r.exited).toBe(2);
+      const r = runScript('server/src/main.ts', [], { DATA_DIR: dir.path, PORT: '0', HOST: '192.0.2.1' });
+      expect((await r.exited).code).toBe(2);
       expect(r.stderr()).toContain('kioskhub: HOST=192.0.2.1 is not an address of this machine; set HOST');
       expect(r.stderr()).not.toMatch(/\n\s+at /);
       expect(r.stdout()).toMatch(/^\s*ADMIN_TOKEN=kh_admin_\S+$/m);
@@ -163,14 +92,17 @@ describe('npm start: first-hour mistakes', { timeout: 240_000 }, () => {
     const dir = tempDir();
     const redisPort = await closedPort();
     try {
-      const r = run('server/src/main.ts', [], {
+      const r = runScript('server/src/main.ts', [], {
         DATA_DIR: dir.path,
         PORT: '0',
         ADMIN_TOKEN: 'first-hour-admin-token-0123456789',
         REDIS_URL: `redis://:s3cret-redis@127.0.0.1:${redisPort}`,
       });
-      const [, address] = await waitFor(r.stdout, /listening on (http:\/\/\S+)/, r);
-      const [line] = await waitFor(r.stderr, /^kioskhub: REDIS_URL=.*$/m, r, 30_000);
+      const [, address] = await waitForOutput(r, /listening on (http:\/\/\S+)/);
+      const [line] = await waitForOutput(r, /^kioskhub: REDIS_URL=.*$/m, {
+        stream: 'stderr',
+        timeoutMs: 30_000,
+      });
       expect(line).toContain(`REDIS_URL=redis://:***@127.0.0.1:${redisPort} does not answer (`);
       expect(line).toContain('ECONNREFUSED');
       expect(line).toContain('password sign-ins answer 503 UNAVAILABLE');
@@ -179,7 +111,7 @@ describe('npm start: first-hour mistakes', { timeout: 240_000 }, () => {
         headers: { authorization: 'Bearer first-hour-admin-token-0123456789' },
       });
       expect(machines.status).toBe(200);
-      expect(await stop(r)).toBe(0);
+      expect((await stop(r)).code).toBe(0);
     } finally {
       dir.remove();
     }
@@ -191,12 +123,12 @@ describe('npm run pay and npm run qr:provision pointed at a database', { timeout
     const dir = tempDir();
     const wrong = join(dir.path, 'not-the-servers-data');
     try {
-      const r = run('server/src/cli/pay.ts', ['M01'], {
+      const r = runScript('server/src/cli/pay.ts', ['M01'], {
         DATA_DIR: wrong,
         RAZORPAY_WEBHOOK_SECRET: 'whsec_first_hour',
         PORT: String(await closedPort()),
       });
-      expect(await r.exited).toBe(2);
+      expect((await r.exited).code).toBe(2);
       expect(r.stderr()).toContain(
         `pay: there is no database at ${wrong}/kioskhub.db: run this with the DATA_DIR (or DATABASE_URL) your server uses`,
       );
@@ -218,12 +150,12 @@ describe('npm run pay and npm run qr:provision pointed at a database', { timeout
       } finally {
         await database.close();
       }
-      const r = run('server/src/cli/qr-provision.ts', ['M01', '--out', join(dir.path, 'qr')], {
+      const r = runScript('server/src/cli/qr-provision.ts', ['M01', '--out', join(dir.path, 'qr')], {
         DATA_DIR: dir.path,
         UPI_VPA: 'shop@okaxis',
         UPI_PAYEE_NAME: 'Kiosk Hub',
       });
-      expect(await r.exited, r.stderr()).toBe(0);
+      expect((await r.exited).code, r.stderr()).toBe(0);
       expect(r.stdout()).toContain('[1/1] M01 ... created machine');
       expect(r.stdout()).not.toMatch(/ADMIN_TOKEN=|New database/);
     } finally {
@@ -236,14 +168,14 @@ describe('npm run pay and npm run qr:provision pointed at a database', { timeout
     try {
       const env = { DATA_DIR: dir.path, UPI_VPA: 'shop@okaxis', UPI_PAYEE_NAME: 'Kiosk Hub' };
       const args = ['M01', '--out', join(dir.path, 'qr')];
-      const first = run('server/src/cli/qr-provision.ts', args, env);
-      expect(await first.exited, first.stderr()).toBe(0);
+      const first = runScript('server/src/cli/qr-provision.ts', args, env);
+      expect((await first.exited).code, first.stderr()).toBe(0);
       expect(first.stdout()).toContain(
         `New database (${dir.path}/kioskhub.db): no server has used it yet. If yours is running already, it uses another one`,
       );
       expect(first.stdout().match(/^\s*ADMIN_TOKEN=kh_admin_\S+$/gm)).toHaveLength(1);
-      const again = run('server/src/cli/qr-provision.ts', args, env);
-      expect(await again.exited, again.stderr()).toBe(0);
+      const again = runScript('server/src/cli/qr-provision.ts', args, env);
+      expect((await again.exited).code, again.stderr()).toBe(0);
       expect(again.stdout()).not.toMatch(/ADMIN_TOKEN=|New database/);
     } finally {
       dir.remove();
@@ -272,14 +204,14 @@ describe.skipIf(!services)('npm run cluster: the address it prints', { timeout: 
     schemas.push(schema);
     const port = await closedPort();
     const basePort = await closedPort();
-    const r = run('server/src/cli/cluster.ts', ['--nodes', '2', '--base-port', String(basePort)], {
+    const r = runScript('server/src/cli/cluster.ts', ['--nodes', '2', '--base-port', String(basePort)], {
       DATABASE_URL: services!.databaseUrl,
       DATABASE_SCHEMA: schema,
       REDIS_URL: services!.redisUrl,
       PORT: String(port),
     });
     const address = `http://127.0.0.1:${port}`;
-    await waitFor(r.stdout, /behind the balancer at /, r, 200_000);
+    await waitForOutput(r, /behind the balancer at /, { timeoutMs: 200_000 });
     const token = /^\s*ADMIN_TOKEN=(\S+)$/m.exec(r.stdout())?.[1];
     // No retry: the line promises that the address answers now.
     for (let i = 0; i < 4; i++) {
@@ -287,6 +219,6 @@ describe.skipIf(!services)('npm run cluster: the address it prints', { timeout: 
       expect(res.status).toBe(200);
     }
     expect(r.stdout()).not.toContain('not answering yet');
-    expect(await stop(r)).toBe(0);
+    expect((await stop(r)).code).toBe(0);
   });
 });

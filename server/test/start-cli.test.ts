@@ -1,84 +1,16 @@
 // `npm start` as an operator runs it (CONTRACTS.md §1): the real entry point in a child
 // process. A bad value stops start-up naming the variable; the first start prints a
 // generated admin token once; SIGTERM stops the server cleanly.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from './harness.js';
+import { runScript, stop, stopAll, waitForOutput, type OperatorRun } from './operator-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-// As `npm start` runs it: node --import tsx. The tsx CLI's signal relay SIGKILLs a child that has not
-// confirmed a SIGTERM within 30 ms, which a loaded machine cannot promise.
-const NODE_ARGS = ['--import', 'tsx'];
 const MAIN = 'server/src/main.ts';
 
-interface Run {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+/** `npm start` with `env` (PORT 0 unless it says otherwise). */
+const start = (env: Record<string, string>): OperatorRun => runScript(MAIN, [], { PORT: '0', ...env });
 
-const running: ChildProcess[] = [];
-
-/** The environment of an operator who set nothing but what the test passes. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (
-      /^(PORT|HOST|DATABASE_URL|DATABASE_SCHEMA|DATA_DIR|REDIS_URL|ADMIN_TOKEN|JWT_SECRET|RAZORPAY_.*|UPI_.*|DISPATCH_.*|MACHINE_.*|PRINT_.*|LOG_LEVEL|PUBLIC_URL)$/.test(
-        name,
-      )
-    )
-      delete env[name];
-  }
-  return { ...env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...extra };
-}
-
-function start(env: Record<string, string>): Run {
-  const child = spawn(process.execPath, [...NODE_ARGS, MAIN], {
-    cwd: ROOT,
-    env: cleanEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Waits until stdout matches `pattern`; fails with the output if the process exits first. */
-async function waitForOutput(run: Run, pattern: RegExp, timeoutMs = 90_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  let exited = false;
-  void run.exited.then(() => (exited = true));
-  for (;;) {
-    const match = pattern.exec(run.stdout());
-    if (match) return match;
-    if (exited || Date.now() > deadline) {
-      throw new Error(
-        `no ${pattern} in stdout (exited: ${exited})\nstdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function stop(run: Run): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  run.child.kill('SIGTERM');
-  return run.exited;
-}
-
-afterEach(() => {
-  for (const child of running.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-});
+afterEach(stopAll);
 
 // Each case starts real processes (tsx compiles on the fly): generous timeouts for loaded CI boxes.
 describe('server/src/main.ts', { timeout: 180_000 }, () => {
