@@ -70,6 +70,7 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
       key: options.key,
       heartbeatMs: options.heartbeatMs ?? 10_000,
       dispenseDelayMs: options.dispenseDelayMs ?? 500,
+      holdDispense: options.holdDispense ?? false,
       failureRate: options.failureRate ?? 0,
       disconnectRate: options.disconnectRate ?? 0,
       firmware: options.firmware ?? 'sim-1.0',
@@ -198,7 +199,8 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
         ack({ accepted: true });
         this.log(`dispense order=${command.orderId} command=${command.commandId}`);
         this.emit('dispense', { command, receivedAt });
-        this.dispenseTimer = setTimeout(() => this.finishDispense(command), this.options.dispenseDelayMs);
+        if (!this.options.holdDispense)
+          this.dispenseTimer = setTimeout(() => this.finishDispense(command), this.options.dispenseDelayMs);
     }
   }
 
@@ -207,6 +209,14 @@ export class SimulatedMachine extends EventEmitter<SimulatedMachineEvents> {
     if (this.current?.commandId === command.commandId) return 'in-progress';
     if (this.current) return 'busy';
     return 'dispense';
+  }
+
+  /** Ends the dispense in progress now (with `holdDispense`, the only way it ends); false if none. */
+  releaseDispense(): boolean {
+    if (!this.current) return false;
+    if (this.dispenseTimer) clearTimeout(this.dispenseTimer);
+    this.finishDispense(this.current);
+    return true;
   }
 
   private finishDispense(command: DispenseCommand): void {

@@ -43,6 +43,8 @@ export interface MqttMachineOptions {
   key: string;
   heartbeatMs?: number;
   dispenseDelayMs?: number;
+  /** A dispense runs until `releaseDispense()` is called rather than for dispenseDelayMs. */
+  holdDispense?: boolean;
   failureRate?: number;
   firmware?: string;
   random?: () => number;
@@ -63,10 +65,14 @@ export class MqttSimulatedMachine extends EventEmitter<MqttMachineEvents> {
   readonly dispensed: DispenseRecord[] = [];
   /** Every ota.install that arrived (repeats included). */
   readonly otaCommands: MqttCommand[] = [];
+  /** Every dispense command that arrived (repeats included). */
+  readonly commands: MqttCommand[] = [];
   private client: MqttClient | null = null;
   private telemetryTimer: NodeJS.Timeout | null = null;
   private readonly finished = new Map<string, Report>();
   private readonly running = new Set<string>();
+  /** How each dispense in progress ends, by commandId. */
+  private readonly ending = new Map<string, () => void>();
   /** Named in the will of the connection being opened and in its birth: new for every connection. */
   private bootId = randomUUID().slice(0, 12);
   /** The bootId of the connection now open. */
@@ -206,6 +212,7 @@ export class MqttSimulatedMachine extends EventEmitter<MqttMachineEvents> {
       return this.otaReports.answered(body as MqttOtaAnswer);
     if (!topic.startsWith(`${mqttTopics.downPrefix(this.machineId)}cmd/`)) return;
     const command = body as MqttCommand;
+    if (command.kind !== 'ota.install') this.commands.push(command);
     const done = this.finished.get(command.commandId);
     if (done) {
       // A repeat of a finished command: answer with the same result, never run it again.
@@ -226,7 +233,8 @@ export class MqttSimulatedMachine extends EventEmitter<MqttMachineEvents> {
     this.log(
       `dispensing order ${command.orderId ?? '-'} (command ${command.commandId}, attempt ${command.attempt})`,
     );
-    setTimeout(() => {
+    const end = () => {
+      this.ending.delete(command.commandId);
       this.running.delete(command.commandId);
       const failed = (this.options.random ?? Math.random)() < (this.options.failureRate ?? 0);
       const result: Report = failed
@@ -241,7 +249,21 @@ export class MqttSimulatedMachine extends EventEmitter<MqttMachineEvents> {
       });
       this.finish(command.commandId, result);
       this.log(`order ${command.orderId ?? '-'} ${status}`);
-    }, this.options.dispenseDelayMs ?? 500).unref();
+    };
+    const timer = this.options.holdDispense
+      ? undefined
+      : setTimeout(end, this.options.dispenseDelayMs ?? 500).unref();
+    this.ending.set(command.commandId, () => {
+      if (timer) clearTimeout(timer);
+      end();
+    });
+  }
+
+  /** Ends every dispense in progress now (with `holdDispense`, the only way they end). */
+  releaseDispense(): number {
+    const ends = [...this.ending.values()];
+    for (const end of ends) end();
+    return ends.length;
   }
 
   private finish(commandId: string, result: Report): void {

@@ -8,6 +8,11 @@ export interface SimulatedMachineOptions {
   key: string;
   heartbeatMs?: number;
   dispenseDelayMs?: number;
+  /**
+   * A dispense runs until `releaseDispense()` is called rather than for dispenseDelayMs: a scripted
+   * scenario (a test, a demo) decides when the motor stops.
+   */
+  holdDispense?: boolean;
   /** Probability (0..1) that a dispense ends FAILED with failureCode MOTOR_JAM. */
   failureRate?: number;
   /** Probability (0..1), checked at every heartbeat, of dropping the transport (it reconnects). */

@@ -26,11 +26,17 @@ if (mosquittoAbsent) console.warn(`NOTICE: hard kill over Mosquitto is SKIPPED: 
 type KillBroker = 'embedded broker' | 'Mosquitto';
 /** When the machine finishes the dispense: after the restart, or while no server runs. */
 type Finish = 'after the restart' | 'while the server is down';
-const mqttKillCases: [KillBroker, Finish, Engine][] = engines().flatMap((engine) => [
-  ['embedded broker', 'after the restart', engine] as [KillBroker, Finish, Engine],
-  ['Mosquitto', 'after the restart', engine] as [KillBroker, Finish, Engine],
-  ['Mosquitto', 'while the server is down', engine] as [KillBroker, Finish, Engine],
-]);
+// The restarted server finds the dispatched command in its database: the embedded-broker case runs
+// on each engine. What Mosquitto adds (the machine stays connected, retained births, a result
+// published to nobody) does not depend on the engine: those cases run on SQLite, each one process
+// start-up pair fewer.
+const mqttKillCases: [KillBroker, Finish, Engine][] = [
+  ...engines().map(
+    (engine) => ['embedded broker', 'after the restart', engine] as [KillBroker, Finish, Engine],
+  ),
+  ['Mosquitto', 'after the restart', 'sqlite'],
+  ['Mosquitto', 'while the server is down', 'sqlite'],
+];
 
 describe.each(mqttKillCases)(
   'hard kill while an MQTT machine is mid-dispense (%s, finishing %s, %s)',
@@ -55,26 +61,23 @@ describe.each(mqttKillCases)(
             env = { ...storage.env, MQTT_PORT: String(mqttPort), DISPATCH_ACK_TIMEOUT_MS: '2000' };
             deviceUrl = `mqtt://127.0.0.1:${mqttPort}`;
           }
-          const startedAt = Date.now();
           server = await startServerProcess(env);
-          const startupMs = Date.now() - startedAt;
           const m = await createVendingMachine(server.url, 'CRASHMQ');
-          const dispenseDelayMs =
-            finish === 'after the restart' ? Math.max(8_000, 2 * startupMs + 6_000) : 3_000;
           // The broker side is up before the server answers HTTP, and a machine created through it
-          // has its broker login at once: no retry.
+          // has its broker login at once: no retry. The dispense runs until the test ends it: after
+          // the restarted server has sent the command again, or while no server runs.
           machine = new MqttSimulatedMachine({
             mqttUrl: deviceUrl,
             machineId: m.id,
             key: m.key,
-            dispenseDelayMs,
+            holdDispense: true,
             heartbeatMs: 500,
           });
           await machine.start();
           const paid = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000));
           expect(paid.status).toBe(200);
           const orderId = paid.body.orderId as string;
-          // DISPATCHED: the machine said `received` and is now dispensing (for dispenseDelayMs).
+          // DISPATCHED: the machine said `received` and is now dispensing (until released).
           await eventually(
             async () => (await orderStatus(server!.url, orderId)) === 'DISPATCHED',
             20_000,
@@ -82,16 +85,29 @@ describe.each(mqttKillCases)(
           );
           expect(machine.dispensed).toEqual([]);
 
+          const sentBeforeKill = machine.commands.length;
           await server.hardKill();
           if (finish === 'while the server is down') {
             // Its `done` goes to the broker with no server to take it.
-            await eventually(() => machine!.dispensed.length === 1, 20_000, 'the dispense to end');
+            expect(machine.releaseDispense()).toBe(1);
+            expect(machine.dispensed).toHaveLength(1);
           }
           server = await startServerProcess(env);
+          if (finish === 'after the restart') {
+            // The restarted server holds the machine again and sends the command once more; the
+            // machine, still dispensing, answers `received`, and only then finishes.
+            await eventually(
+              () => machine!.commands.length > sentBeforeKill,
+              30_000,
+              'the command to be sent again after the restart',
+            );
+            expect(machine.dispensed).toEqual([]);
+            expect(machine.releaseDispense()).toBe(1);
+          }
 
           await eventually(
             async () => (await orderStatus(server!.url, orderId)) === 'COMPLETED',
-            dispenseDelayMs + 30_000,
+            30_000,
             'the order to complete after the restart',
           );
           // One dispense, of that order's one command: whatever the restarted server re-sent was

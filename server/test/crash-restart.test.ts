@@ -100,19 +100,16 @@ describe('hard kill while a machine is in the middle of a dispense (sqlite)', ()
       const machines: SimulatedMachine[] = [];
       let server: ServerProcess | undefined;
       try {
-        const startedAt = Date.now();
         server = await startServerProcess(storage.env);
-        const startupMs = Date.now() - startedAt;
         const m = await createVendingMachine(server.url, 'CRASH2');
 
-        // The dispense must outlast the kill, the restart and the machine's reconnect backoff
-        // (socket.io-client: at most ~7.5 s between attempts), so it scales with this host's start-up.
-        const dispenseDelayMs = Math.max(10_000, 2 * startupMs + 8_000);
+        // The dispense outlasts the kill, the restart and the machine's reconnect backoff: it runs
+        // until the test ends it, once the restarted server has sent the command again.
         const machine = new SimulatedMachine({
           url: server.url,
           machineId: m.id,
           key: m.key,
-          dispenseDelayMs,
+          holdDispense: true,
           heartbeatMs: 500,
         });
         machines.push(machine);
@@ -144,9 +141,11 @@ describe('hard kill while a machine is in the middle of a dispense (sqlite)', ()
 
         await eventually(
           () => afterRestart.some((c) => c.commandId === commandId),
-          dispenseDelayMs + 20_000,
+          30_000,
           'the command to be re-sent after the restart',
         );
+        expect(machine.dispensed).toEqual([]);
+        expect(machine.releaseDispense()).toBe(true);
         expect(
           afterRestart
             .filter((c) => c.commandId === commandId)
@@ -156,7 +155,7 @@ describe('hard kill while a machine is in the middle of a dispense (sqlite)', ()
 
         await eventually(
           async () => (await orderStatus(server!.url, orderId)) === 'COMPLETED',
-          dispenseDelayMs + 20_000,
+          30_000,
           'the order to complete',
         );
         expect(machine.dispensed).toHaveLength(1);
