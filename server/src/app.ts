@@ -303,6 +303,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     db,
     dialect,
     logger,
+    backoffBaseMs: config.jobRetryBaseMs,
     onOutcome: (topic, outcome) => metrics.jobs.inc({ topic, outcome }),
     onFailed: (job) =>
       alerts.raise(db, {

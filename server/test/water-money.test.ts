@@ -742,7 +742,12 @@ for (const engine of engines()) {
       fakes = await startProviderFakes();
       server = await startServer({
         engine,
-        env: providerEnv(fakes, { PAYMENT_STATUS_POLL_MS: '150', PAYMENT_INTENT_TTL_MS: '10000' }),
+        env: providerEnv(fakes, {
+          PAYMENT_STATUS_POLL_MS: '150',
+          PAYMENT_INTENT_TTL_MS: '7000',
+          // Provider and SMS outages are retried after 100 ms, 200 ms, … rather than 1 s, 2 s, ….
+          JOB_RETRY_BASE_MS: '100',
+        }),
       });
       await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
       await addPlans(server);

@@ -49,6 +49,8 @@ export interface Config {
   };
   /** How often a pending one-off payment's provider is asked for its status. */
   paymentStatusPollMs: number;
+  /** A failed background job's first retry delay; it doubles with each failure (up to 5 min). */
+  jobRetryBaseMs: number;
   /** How long a one-off intent (MoMo request, bank transfer, checkout) stays payable. */
   paymentIntentTtlMs: number;
   /** How long a cafe table order may stay unpaid before it is cancelled (UNPAID_EXPIRED). */
@@ -434,6 +436,7 @@ export function loadConfig(env: Env = process.env): Config {
     momo: momoConfig(env),
     airtel: airtelConfig(env),
     paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
+    jobRetryBaseMs: integer(env, 'JOB_RETRY_BASE_MS', 1_000, 10, 300_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     cafeOrderTtlMs: integer(env, 'CAFE_ORDER_TTL_MS', 3 * 3_600_000, 1_000, 7 * 86_400_000),
     razorpay: {
