@@ -1,10 +1,6 @@
 // Cash payments of the restaurant kiosk (CONTRACTS.md §9) against the real server, real
 // database and real sockets: session math, de-duplication under concurrency, unallocated
 // money, cancellation, the customer screen's live events and a hard kill mid-session.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +15,7 @@ import {
   type TestServer,
   startServer,
 } from './harness.js';
+import { freePort, startServerProcess, type ServerProcess } from './crash-kit.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -1276,72 +1273,7 @@ const customerSeenNothingFromElsewhere = (seen: Record<string, any[]>, orderNumb
 
 // ---- hard kill mid-session (SQLite: the embedded database file) ---------------------------------
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-function freePort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => done(port));
-    });
-  });
-}
-
-const children = new Set<ChildProcess>();
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL'); // tsx runs the server in a child process of its own
-  } catch {
-    /* already gone */
-  }
-}
-
-async function spawnServer(env: Record<string, string>): Promise<{ url: string; kill(): Promise<void> }> {
-  const child = spawn(TSX, ['server/src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? ROOT, ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  void exited.then(() => children.delete(child));
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const url = `http://127.0.0.1:${env['PORT']}`;
-  try {
-    await eventually(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
-        return (await fetch(`${url}/healthz`)).status === 200;
-      },
-      45_000,
-      'the server process to answer /healthz',
-    );
-  } catch (err) {
-    killGroup(child);
-    throw new Error(`${String(err)}\n--- server output ---\n${output}`);
-  }
-  return {
-    url,
-    async kill() {
-      killGroup(child);
-      await exited;
-    },
-  };
-}
-
 describe('cash session survives a hard kill (sqlite)', () => {
-  afterAll(() => {
-    for (const child of children) killGroup(child);
-  });
-
   it(
     '₱100 inserted, SIGKILL, restart: the status shows ₱100 and a further insert completes it',
     { timeout: 180_000 },
@@ -1354,7 +1286,7 @@ describe('cash session survives a hard kill (sqlite)', () => {
         ADMIN_TOKEN,
         LOG_LEVEL: 'warn',
       };
-      let proc: Awaited<ReturnType<typeof spawnServer>> | undefined;
+      let proc: ServerProcess | undefined;
       const call = async (
         method: string,
         path: string,
@@ -1370,7 +1302,7 @@ describe('cash session survives a hard kill (sqlite)', () => {
         return { status: res.status, body: text ? JSON.parse(text) : undefined };
       };
       try {
-        proc = await spawnServer(env);
+        proc = await startServerProcess(env);
         expect(
           (await call('POST', '/v1/sites', { id: 'killsite', name: 'Kill Site', currency: 'PHP' })).status,
         ).toBe(201);
@@ -1406,8 +1338,8 @@ describe('cash session survives a hard kill (sqlite)', () => {
         );
         expect(first.body).toMatchObject({ amountInserted: 100, status: 'PENDING' });
 
-        await proc.kill();
-        proc = await spawnServer(env);
+        await proc.hardKill();
+        proc = await startServerProcess(env);
 
         const after = await call('GET', `/api/cash-payment/status/${orderNumber}`, undefined, device);
         expect(after.status).toBe(200);
@@ -1445,7 +1377,7 @@ describe('cash session survives a hard kill (sqlite)', () => {
         const products = await call('GET', '/v1/products');
         expect(products.body.items.find((p: any) => p.sku === 'k-burger').stock).toBe(4);
       } finally {
-        await proc?.kill();
+        await proc?.hardKill();
         dir.remove();
       }
     },

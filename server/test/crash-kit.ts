@@ -1,9 +1,9 @@
 // What the hard-kill tests share: the real server started as a child process exactly as `npm start`
 // runs it, killed with SIGKILL and started again on the same storage.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect } from 'vitest';
 import { signRazorpayBody } from '../src/providers/razorpay/razorpay.webhook.js';
@@ -17,9 +17,9 @@ import {
   type Engine,
 } from './harness.js';
 import { killGroup } from './cluster/helpers.js';
+import { spawnTs } from './operator-process.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const TSX = join(ROOT, 'node_modules/.bin/tsx');
 export const START_TIMEOUT_MS = 45_000;
 
 /** A port nobody listens on right now: bind port 0, read it, close. */
@@ -71,11 +71,9 @@ export interface ServerProcess {
 }
 
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(TSX, ['server/src/main.ts'], {
-    cwd: ROOT,
+  const child = spawnTs('server/src/main.ts', [], {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? ROOT, ...env },
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
   const exited = new Promise<void>((done) => child.once('exit', () => done()));

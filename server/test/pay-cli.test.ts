@@ -2,9 +2,7 @@
 // database (SQLite file, or one PostgreSQL schema): a signed qr_code.credited makes an order
 // the machine dispenses; a wrong secret, a machine without QR and a server that is not there
 // each get a message saying what to do.
-import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { SimulatedMachine } from '@kioskhub/machine-simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -17,6 +15,7 @@ import {
   type Engine,
   type TestServer,
 } from './harness.js';
+import { spawnTs } from './operator-process.js';
 
 /** A port nobody listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -26,8 +25,6 @@ async function closedPort(): Promise<number> {
   await new Promise((r) => server.close(r));
   return port;
 }
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function pay(
   args: string[],
@@ -39,8 +36,7 @@ function pay(
     ),
   );
   return new Promise((resolve, reject) => {
-    const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['server/src/cli/pay.ts', ...args], {
-      cwd: ROOT,
+    const child = spawnTs('server/src/cli/pay.ts', args, {
       env: { ...clean, ...env },
     });
     let stdout = '';

@@ -1,12 +1,10 @@
 // `npm run qr:provision` end to end: the real CLI as a child process against a local fake of
 // the Razorpay QR Codes API (PROVIDERS.md §1.1 shapes), then the real server on the same file.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import QRCode from 'qrcode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildUpiLink } from '../src/modules/machines/upi-link.js';
@@ -20,8 +18,8 @@ import {
   type StartOptions,
   type TestServer,
 } from './harness.js';
+import { spawnTs } from './operator-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const KEY_ID = 'rzp_test_FAKEKEY0000001';
 const KEY_SECRET = 'fake_key_secret_0123456789';
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -200,8 +198,7 @@ function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
     ),
   );
   return new Promise((resolve, reject) => {
-    const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['server/src/cli/qr-provision.ts', ...args], {
-      cwd: ROOT,
+    const child = spawnTs('server/src/cli/qr-provision.ts', args, {
       env: { ...clean, ...env },
     });
     let stdout = '';
