@@ -14,20 +14,25 @@ afterEach(stopAll);
 
 // Each case starts real processes (tsx compiles on the fly): generous timeouts for loaded CI boxes.
 describe('server/src/main.ts', { timeout: 180_000 }, () => {
-  it.each([
-    ['PORT', 'abc'],
-    ['LOG_LEVEL', 'loud'],
-    ['DATABASE_URL', 'mysql://x'],
-    ['ADMIN_TOKEN', 'change-me-to-a-long-secret'],
-  ])('a bad %s (%s) stops start-up with a non-zero exit naming the variable', async (name, value) => {
+  it('a bad PORT, LOG_LEVEL, DATABASE_URL or ADMIN_TOKEN stops start-up with a non-zero exit naming the variable', async () => {
+    const bad: [string, string][] = [
+      ['PORT', 'abc'],
+      ['LOG_LEVEL', 'loud'],
+      ['DATABASE_URL', 'mysql://x'],
+      ['ADMIN_TOKEN', 'change-me-to-a-long-secret'],
+    ];
     const dir = tempDir();
     try {
-      const run = start({ DATA_DIR: dir.path, [name]: value });
-      const { code } = await run.exited;
-      expect(code).not.toBe(0);
-      expect(code).not.toBeNull();
-      expect(run.stderr()).toContain(name);
-      expect(run.stdout()).not.toMatch(/listening on/);
+      // One process for each, all at once: none of them gets as far as the data directory.
+      const runs = bad.map(([name, value]) => start({ DATA_DIR: dir.path, [name]: value }));
+      for (const [i, run] of runs.entries()) {
+        const name = bad[i]![0];
+        const { code } = await run.exited;
+        expect(code, name).not.toBe(0);
+        expect(code, name).not.toBeNull();
+        expect(run.stderr()).toContain(name);
+        expect(run.stdout()).not.toMatch(/listening on/);
+      }
     } finally {
       dir.remove();
     }
@@ -80,7 +85,11 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
 
   it('start-up says which admin token is in force (environment or stored), never its value; placeholders are refused', async () => {
     const dir = tempDir();
+    const refusedDir = tempDir();
     try {
+      // Refused at start-up, before the data directory is touched: they run beside the others.
+      const placeholder = start({ DATA_DIR: refusedDir.path, ADMIN_TOKEN: 'change-me-to-a-long-secret' });
+      const short = start({ DATA_DIR: refusedDir.path, ADMIN_TOKEN: 'change-me' });
       const first = start({ DATA_DIR: dir.path });
       const [, generated] = await waitForOutput(first, /^\s*ADMIN_TOKEN=(\S+)\s*$/m);
       expect(await stop(first)).toEqual({ code: 0, signal: null });
@@ -103,14 +112,12 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       expect(await stop(stored)).toEqual({ code: 0, signal: null });
       expect(stored.stdout()).not.toContain(generated!);
 
-      const placeholder = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'change-me-to-a-long-secret' });
       expect((await placeholder.exited).code).toBe(2);
       expect(placeholder.stderr()).toContain(
         'kioskhub: bad configuration: ADMIN_TOKEN: "change-me-to-a-long-secret" is a placeholder, not a secret; ' +
           'it must be at least 16 characters and not a placeholder. Make one with openssl rand -hex 32',
       );
       // Too short (and a placeholder): the rule and the way to a good one, not the value.
-      const short = start({ DATA_DIR: dir.path, ADMIN_TOKEN: 'change-me' });
       expect((await short.exited).code).toBe(2);
       expect(short.stderr()).toContain(
         'kioskhub: bad configuration: ADMIN_TOKEN: too short (9 characters); it must be at least 16 characters ' +
@@ -120,6 +127,7 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       expect(short.stdout()).not.toMatch(/listening on/);
     } finally {
       dir.remove();
+      refusedDir.remove();
     }
   });
 
@@ -146,11 +154,13 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
 
   it('PostgreSQL that does not answer is named by DATABASE_URL (password hidden); DATABASE_SCHEMA on SQLite is said to be ignored', async () => {
     const dir = tempDir();
+    const pgDir = tempDir();
     try {
       const pg = start({
-        DATA_DIR: dir.path,
+        DATA_DIR: pgDir.path,
         DATABASE_URL: 'postgres://kioskhub:s3cret@127.0.0.1:1/kioskhub',
       });
+      const sqlite = start({ DATA_DIR: dir.path, DATABASE_SCHEMA: 'kh' });
       expect((await pg.exited).code).toBe(2);
       expect(pg.stderr()).toContain(
         'cannot connect to PostgreSQL at DATABASE_URL=postgres://kioskhub:***@127.0.0.1:1/kioskhub: ',
@@ -158,7 +168,6 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       expect(pg.stderr()).toContain('ECONNREFUSED');
       expect(pg.stderr()).not.toContain('s3cret');
 
-      const sqlite = start({ DATA_DIR: dir.path, DATABASE_SCHEMA: 'kh' });
       await waitForOutput(sqlite, /listening on/);
       expect(sqlite.stdout()).toContain(
         'DATABASE_SCHEMA is ignored: it applies to PostgreSQL only, and this server uses SQLite.',
@@ -166,6 +175,7 @@ describe('server/src/main.ts', { timeout: 180_000 }, () => {
       expect(await stop(sqlite)).toEqual({ code: 0, signal: null });
     } finally {
       dir.remove();
+      pgDir.remove();
     }
   });
 });
