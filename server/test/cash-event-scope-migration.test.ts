@@ -2,10 +2,18 @@
 // site and order number (unallocated_cash), no longer per tenant. Rows recorded before it are kept as
 // they were, on both engines (SQLite copies both tables into new ones).
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  type DatabaseIntrospector,
+  type MigrationProvider,
+} from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { migrationProvider } from '../src/platform/db/migrations.js';
+import { SearchPathIntrospector } from '../src/platform/db/search-path-introspector.js';
 import { dropSchema, engines, newSchemaName, type Engine } from './harness.js';
 
 const BEFORE = '0022_ledger_balance_slots';
@@ -16,6 +24,16 @@ function upTo(provider: MigrationProvider): MigrationProvider {
     getMigrations: async () =>
       Object.fromEntries(Object.entries(await provider.getMigrations()).filter(([name]) => name <= BEFORE)),
   };
+}
+
+/**
+ * The migrator finds its tables through the introspector: Kioskhub's, which lists the search path's
+ * schemas only (Kysely's own fails when another file drops a schema meanwhile).
+ */
+class SearchPathDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SearchPathIntrospector(db);
+  }
 }
 
 async function open(engine: Engine): Promise<{ db: Kysely<any>; schema?: string; close(): Promise<void> }> {
@@ -30,7 +48,7 @@ async function open(engine: Engine): Promise<{ db: Kysely<any>; schema?: string;
   await setup.query(`create schema ${schema}`);
   await setup.end();
   const pool = new pg.Pool({ connectionString: url, max: 2, options: `-c search_path=${schema}` });
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<any>({ dialect: new SearchPathDialect({ pool }) });
   return {
     db,
     schema,
