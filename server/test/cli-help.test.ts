@@ -2,10 +2,12 @@
 // the usage on stdout, naming the command, and exit code 0; an option the tool does not know:
 // the usage on stderr and exit code 2 (that one runs the script of package.json directly, as npm
 // would, without npm's own start-up: npm passes the exit code through).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { spawnTs } from './operator-process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -37,20 +39,19 @@ function entryOf(tool: string): string {
   return file;
 }
 
+const env = { ...process.env, NO_COLOR: '1' };
+
 function npmRun(tool: string, args: string[]): Promise<Result> {
-  return run('npm', ['run', '-s', tool, '--', ...args]);
+  return outcome(
+    spawn('npm', ['run', '-s', tool, '--', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
 }
 
 function scriptRun(tool: string, args: string[]): Promise<Result> {
-  return run(process.execPath, ['--import', 'tsx', entryOf(tool), ...args]);
+  return outcome(spawnTs(entryOf(tool), args, { env }));
 }
 
-function run(command: string, args: string[]): Promise<Result> {
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function outcome(child: ChildProcessByStdio<null, Readable, Readable>): Promise<Result> {
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -58,8 +59,7 @@ function run(command: string, args: string[]): Promise<Result> {
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
-/** Runs `jobs` at most `limit` at a time (each starts tsx, mostly waiting on the disk; all
- * sixteen at once would crawl). */
+/** Runs `jobs` at most `limit` at a time (each starts tsx: all sixteen at once would crawl). */
 async function inBatches<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
   const results: T[] = new Array<T>(jobs.length);
   let next = 0;
