@@ -10,6 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/platform/db/database.js';
 import { createTenantsService } from '../src/modules/tenants/tenants.service.js';
 import { dropSchema, newSchemaName, tempDir } from './harness.js';
+import { freePortRun } from './cluster/helpers.js';
 import { runScript, stop, stopAll, waitForOutput } from './operator-process.js';
 
 afterEach(stopAll);
@@ -202,8 +203,9 @@ describe.skipIf(!services)('npm run cluster: the address it prints', { timeout: 
   it('is printed once every node answers, so the curl it shows works at once', async () => {
     const schema = newSchemaName();
     schemas.push(schema);
-    const port = await closedPort();
-    const basePort = await closedPort();
+    // The balancer's port, then the two nodes' (--base-port, +1).
+    const port = await freePortRun(3);
+    const basePort = port + 1;
     const r = runScript('server/src/cli/cluster.ts', ['--nodes', '2', '--base-port', String(basePort)], {
       DATABASE_URL: services!.databaseUrl,
       DATABASE_SCHEMA: schema,

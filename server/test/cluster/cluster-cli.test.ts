@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventually, freePort, ROOT, sharedServices, START_TIMEOUT_MS } from './helpers.js';
+import { eventually, freePort, freePortRun, ROOT, sharedServices, START_TIMEOUT_MS } from './helpers.js';
 import { dropSchema, newSchemaName } from '../harness.js';
 
 const services = sharedServices('the npm run cluster start-up tests');
@@ -89,7 +89,7 @@ describe.skipIf(!services)('npm run cluster start-up', { timeout: START_TIMEOUT_
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const port = (taken.address() as { port: number }).port;
     try {
-      const balancer = cluster(['--nodes', '2', '--base-port', String(await freePort())], {
+      const balancer = cluster(['--nodes', '2', '--base-port', String(await freePortRun(2))], {
         ...env,
         PORT: String(port),
       });
@@ -115,7 +115,7 @@ describe.skipIf(!services)('npm run cluster start-up', { timeout: START_TIMEOUT_
   it('a node that exits with code 2 (a configuration error) is not started again; the other runs, and is restarted when it crashes', async () => {
     const schema = newSchemaName();
     schemas.push(schema);
-    const basePort = await freePort();
+    const basePort = await freePortRun(2);
     // One MQTT_PORT for every node: the first to bind it runs, the other is refused (exit 2).
     const run = cluster(['--nodes', '2', '--base-port', String(basePort)], {
       DATABASE_URL: services!.databaseUrl,
@@ -176,7 +176,7 @@ describe.skipIf(!services)('npm run cluster start-up', { timeout: START_TIMEOUT_
   it('when every node exits with code 2 the cluster stops with exit code 2, naming each', async () => {
     const schema = newSchemaName();
     schemas.push(schema);
-    const basePort = await freePort();
+    const basePort = await freePortRun(2);
     const taken: Server = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const mqttPort = (taken.address() as { port: number }).port;
@@ -212,7 +212,7 @@ describe.skipIf(!services)('npm run cluster start-up', { timeout: START_TIMEOUT_
     const schema = newSchemaName();
     schemas.push(schema);
     const port = await freePort();
-    const run = cluster(['--nodes', '1', '--base-port', String(await freePort())], {
+    const run = cluster(['--nodes', '1', '--base-port', String(await freePortRun(1))], {
       DATABASE_URL: services!.databaseUrl,
       DATABASE_SCHEMA: schema,
       REDIS_URL: services!.redisUrl,

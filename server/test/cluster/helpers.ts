@@ -52,6 +52,34 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The first of `count` consecutive ports that all bind right now (a cluster's nodes listen on
+ * --base-port, +1, …). They are taken below Linux's ephemeral range (32768 and up), where the
+ * outgoing connections of every test pick their local ports: a run found there can lose a port to
+ * one of them before the cluster binds it.
+ */
+export async function freePortRun(count: number): Promise<number> {
+  const bind = (port: number) =>
+    new Promise<ReturnType<typeof createServer>>((bound, refused) => {
+      const probe = createServer();
+      probe.once('error', refused);
+      probe.listen(port, '127.0.0.1', () => bound(probe));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (12_000 - count));
+    const probes: ReturnType<typeof createServer>[] = [];
+    try {
+      for (let i = 0; i < count; i++) probes.push(await bind(base + i));
+      return base;
+    } catch {
+      // One of them is taken: another run.
+    } finally {
+      await Promise.all(probes.map((p) => new Promise((closed) => p.close(closed))));
+    }
+  }
+  throw new Error(`no ${count} consecutive free ports found between 20000 and 32000`);
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` until it returns a truthy value (or throws after `timeoutMs`). */
