@@ -2,7 +2,6 @@
 // runs it, killed with SIGKILL and started again on the same storage.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect } from 'vitest';
@@ -16,24 +15,13 @@ import {
   WEBHOOK_SECRET,
   type Engine,
 } from './harness.js';
-import { killGroup } from './cluster/helpers.js';
+import { freePort, killGroup } from './cluster/helpers.js';
+
+export { freePort };
 import { spawnTs } from './operator-process.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const START_TIMEOUT_MS = 45_000;
-
-/** A port nobody listens on right now: bind port 0, read it, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 export type Reply = { status: number; body: any };
 
