@@ -1,4 +1,5 @@
 // Settings of `npm run water-sim` from flags and the environment (flags win).
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 export const USAGE = `Usage: npm run water-sim -- --kiosk W01 [options]
@@ -16,7 +17,8 @@ export const USAGE = `Usage: npm run water-sim -- --kiosk W01 [options]
   --offline-after N       the modem drops after N customers         (default 0: never)
   --offline-for N         … and comes back after N more customers   (default 3)
   --heartbeat-ms N        heartbeat interval                        (default 120000)
-  --sd-card FILE          the SD-card log (JSONL)                   (default ./data/water-sim/<kiosk>.jsonl)
+  --sd-card FILE          the SD-card log (JSONL)                   (default data/water-sim/<kiosk>.jsonl;
+                                                                    relative paths start where npm was run)
   --firmware VERSION      firmware version in heartbeats            (default kioskhub-water-sim/1.0.0)
   --transport T           http, or mqtt: presence and heartbeats over MQTT, the rest stays HTTP
                                                                     (WATER_SIM_TRANSPORT, default http)
@@ -154,7 +156,11 @@ export function loadWaterSimConfig(argv: string[], env: NodeJS.ProcessEnv): Wate
     offlineAfter: whole('offline-after', values['offline-after'], 0, 0, 1_000_000),
     offlineFor: whole('offline-for', values['offline-for'], 3, 1, 1_000_000),
     heartbeatMs: whole('heartbeat-ms', values['heartbeat-ms'], 120_000, 0, 86_400_000),
-    sdCardPath: values['sd-card'] ?? `data/water-sim/${kioskId}.jsonl`,
+    // npm runs the script in the repository root; a relative path means the user's directory.
+    sdCardPath: resolve(
+      env['INIT_CWD'] || process.cwd(),
+      values['sd-card'] ?? `data/water-sim/${kioskId}.jsonl`,
+    ),
     firmware: values.firmware ?? 'kioskhub-water-sim/1.0.0',
     mqttUrl: transport === 'mqtt' ? mqttUrl : null,
   };
