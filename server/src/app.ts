@@ -799,7 +799,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
             }
           });
         }
-        restaurantCashRoutes(s, { auth, catalog, cash, machines });
+        restaurantCashRoutes(s, { auth, catalog, cash });
         restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
       },
       { prefix },

@@ -979,6 +979,41 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
       );
       expect((await status(site.kiosk.key, o.orderNumber)).body.amountInserted).toBe(0);
     });
+
+    it('a printer’s, vending machine’s or water kiosk’s key of the same site may not touch cash (403, nothing recorded)', async () => {
+      const site = await cashSite();
+      const o = await order250(site);
+      const fresh = uid('NEW');
+      await init(site.kiosk.key, o.orderNumber, 250);
+      for (const kind of ['printer', 'vending', 'water']) {
+        const other = await server.createMachine(uid(kind.toUpperCase()), { kind, siteId: site.siteId });
+        const refused = [
+          await update(other.key, { orderNumber: o.orderNumber, amountAdded: 100, eventId: uid('ev') }),
+          await update(other.key, { orderNumber: fresh, amountAdded: 100 }),
+          await init(other.key, fresh, 10),
+          await status(other.key, o.orderNumber),
+          await server.request('GET', '/api/cash-payment/active-sessions', key(other.key)),
+          await server.request('POST', `/api/cash-payment/cancel/${o.orderNumber}`, key(other.key)),
+        ];
+        for (const res of refused) {
+          expectError(res, 403, 'FORBIDDEN');
+          expect(res.body.error.message).toContain(
+            `is a ${kind}: this route takes the key of a kiosk or cash`,
+          );
+        }
+      }
+      expect((await status(site.kiosk.key, o.orderNumber)).body).toMatchObject({
+        amountInserted: 0,
+        status: 'PENDING',
+      });
+      expect((await orderOf(o.id)).status).toBe('CREATED');
+      expect(await unallocatedFor(o.orderNumber)).toEqual([]);
+      expect(await unallocatedFor(fresh)).toEqual([]);
+      // The site's own cash unit is still welcome.
+      expect((await update(site.cashUnit.key, { orderNumber: o.orderNumber, amountAdded: 50 })).status).toBe(
+        200,
+      );
+    });
   });
 
   describe('cancel', () => {

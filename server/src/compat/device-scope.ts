@@ -11,6 +11,8 @@ export interface DeviceScope {
   /** null: a staff caller without a site in the URL (any site of the tenant). */
   siteId: string | null;
   machineId: string | null;
+  /** The calling machine's kind (`kiosk`, `cash`, `printer`…); null for staff and key-less printers. */
+  machineKind: string | null;
   actor: string;
   /** Lease holder name for print jobs. */
   printer: string;
@@ -19,7 +21,12 @@ export interface DeviceScope {
 export async function deviceScope(
   deps: { auth: Authenticator; catalog: Pick<CatalogService, 'findOpenSite'> },
   request: FastifyRequest,
-  allow: { staff?: boolean; keylessPrinter?: boolean },
+  allow: {
+    staff?: boolean;
+    keylessPrinter?: boolean;
+    /** The machine kinds whose keys may call; any machine of the site when absent. */
+    machineKinds?: readonly string[];
+  },
 ): Promise<DeviceScope> {
   const urlSite = (request.params as { siteId?: string }).siteId;
   const hasCredentials =
@@ -32,6 +39,7 @@ export async function deviceScope(
           tenantId: site.tenantId,
           siteId: site.id,
           machineId: null,
+          machineKind: null,
           actor: 'legacy-printer',
           printer: `legacy:${request.ip}`,
         };
@@ -42,10 +50,15 @@ export async function deviceScope(
   if (principal.kind === 'machine') {
     if (urlSite !== undefined && urlSite !== principal.siteId)
       throw forbidden(`this key belongs to site ${principal.siteId}, not ${urlSite}`);
+    if (allow.machineKinds && !allow.machineKinds.includes(principal.machineKind))
+      throw forbidden(
+        `machine ${principal.machineId} is a ${principal.machineKind}: this route takes the key of a ${allow.machineKinds.join(' or ')}`,
+      );
     return {
       tenantId: principal.tenantId,
       siteId: principal.siteId,
       machineId: principal.machineId,
+      machineKind: principal.machineKind,
       actor: principal.actor,
       printer: principal.machineId,
     };
@@ -56,6 +69,7 @@ export async function deviceScope(
     tenantId: principal.tenantId ?? 'default',
     siteId: urlSite ?? null,
     machineId: null,
+    machineKind: null,
     actor: principal.actor,
     printer: principal.actor,
   };

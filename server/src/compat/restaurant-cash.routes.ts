@@ -8,8 +8,9 @@ import { errors } from '../platform/http/schemas.js';
 import { MAX_MAJOR_AMOUNT, currencyExponent, majorToMinor, minorToMajor } from '../platform/money.js';
 import type { CatalogService } from '../modules/catalog/catalog.service.js';
 import type { CashService, SessionView } from '../modules/cash/cash.service.js';
-import type { MachinesService } from '../modules/machines/machines.service.js';
 import { deviceScope, siteOf } from './device-scope.js';
+
+const CASH_DEVICE_KINDS = ['kiosk', 'cash'] as const;
 
 const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
 const Amount = Type.Number({
@@ -47,12 +48,13 @@ export function restaurantCashRoutes(
     auth: Authenticator;
     catalog: CatalogService;
     cash: CashService;
-    machines: Pick<MachinesService, 'findRow'>;
   },
 ): void {
   const { cash } = deps;
+  // The contract's devices here are the kiosk and its cash unit; a printer's, vending machine's or
+  // water kiosk's key of the same site must not be able to report cash or open sessions.
   const scopeOf = (request: Parameters<typeof deviceScope>[1], staff: boolean) =>
-    deviceScope(deps, request, { staff });
+    deviceScope(deps, request, { staff, machineKinds: CASH_DEVICE_KINDS });
 
   app.post(
     '/api/cash-payment/init',
@@ -88,8 +90,7 @@ export function restaurantCashRoutes(
     async (request) => {
       const scope = await scopeOf(request, true);
       // An order the server has not seen may be opened (on a site that allows it) by staff or a kiosk.
-      const adHocCaller =
-        scope.machineId === null || (await deps.machines.findRow(scope.machineId))?.kind === 'kiosk';
+      const adHocCaller = scope.machineId === null || scope.machineKind === 'kiosk';
       const currency = await cash.currencyFor(scope.tenantId, scope.siteId, request.body.orderNumber);
       const totalMinor = toMinor('totalAmount', request.body.totalAmount, currency);
       const v = await cash.init(scope, { orderNumber: request.body.orderNumber, totalMinor, adHocCaller });
