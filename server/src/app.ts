@@ -566,6 +566,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
         intents,
         refunds,
         alerts,
+        parkedAlertAfterMs: config.cardRefundParkedAlertMs,
       })
     : undefined;
   if (cardGateway) methods.register(cardMethod({ gateway: cardGateway, repo: paymentsRepo, publicUrl }));
@@ -875,6 +876,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       await cafe.expiry.expire(p);
     },
     sms: (p) => sms.run(p),
+    ...(cardPayments ? { card_refund_parked: (p) => cardPayments.alertIfStillParked(p) } : {}),
     water_hold_expire: (p) => water.dispenses.expireHold(p),
     firmware_tick: (p) => firmware.jobs.firmware_tick(p),
     firmware_notify: (p) => firmware.jobs.firmware_notify(p),

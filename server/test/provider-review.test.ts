@@ -39,6 +39,7 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
         MOMO_CALLBACK_KEY: MOMO_KEY,
         PUBLIC_URL: 'https://kiosk.example.org',
         PAYMENT_STATUS_POLL_MS: '3600000',
+        CARD_REFUND_PARKED_ALERT_MS: '2000',
       },
     });
     cafe = await makeCafe(server);
@@ -291,6 +292,61 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
       expect(await refundsOf(pay.paymentId)).toHaveLength(2);
       expect(refundApiCalls(pi)).toEqual([]);
     }
+  });
+
+  // A parked refund whose payment never becomes known must not wait unseen: after
+  // CARD_REFUND_PARKED_ALERT_MS (2 s here) it raises CARD_REFUND_UNMATCHED, once; one applied
+  // before then raises none; one applied after it resolves its alert.
+  it('a refund still parked after CARD_REFUND_PARKED_ALERT_MS raises one alert, resolved if its payment becomes known', async () => {
+    const foreignPi = rid('pi');
+    const foreign = chargeRefunded(foreignPi, 1234);
+    const soon = await payByCard();
+    const soonPi = rid('pi');
+    const soonEvent = chargeRefunded(soonPi, 100);
+    const late = await payByCard();
+    const latePi = rid('pi');
+    const lateEvent = chargeRefunded(latePi, 200);
+    for (const event of [foreign, foreign, soonEvent, lateEvent])
+      expect((await postStripe(event)).body).toEqual({ ok: true, outcome: 'refund_parked' });
+    const soonCheckout = (await paymentView(soon.paymentId)).providerPaymentId as string;
+    stripe.completeSession(soonCheckout, soonPi);
+    expect((await postStripe(sessionCompleted(soonCheckout, soon.paymentId, 850, soonPi))).body.outcome).toBe(
+      'settled',
+    );
+
+    const unmatched = async (pi: string) => alertsAbout(`stripe:${pi}`);
+    const [alert] = await eventually(async () => {
+      const found = await unmatched(foreignPi);
+      return found.length > 0 && found;
+    }, 20_000);
+    expect(alert).toMatchObject({ tenant_id: 'default', kind: 'CARD_REFUND_UNMATCHED', resolved_at: null });
+    expect(alert!.message).toContain(`stripe reported 12.34 EUR refunded on ${foreignPi}`);
+    expect(alert!.message).toContain(`refund ${refundIdOf(foreign)}, event ${foreign.id}`);
+    await eventually(async () => (await unmatched(latePi)).length === 1, 20_000);
+    // Each parked refund's look-again job has run by now; the repeat delivery queued none.
+    const jobsLeft = await server.kioskhub.db
+      .selectFrom('outbox')
+      .select('payload')
+      .where('topic', '=', 'card_refund_parked')
+      .execute();
+    for (const pi of [foreignPi, soonPi, latePi])
+      expect(jobsLeft.filter((j) => j.payload.includes(pi))).toEqual([]);
+    expect(await unmatched(foreignPi)).toHaveLength(1);
+    expect(await unmatched(soonPi)).toEqual([]);
+    expect(await paymentView(soon.paymentId)).toMatchObject({ refundedMinor: 100 });
+    // The operator sees it in the alerts list.
+    const listed = (await server.request('GET', '/v1/alerts?open=true&limit=200')).body.items;
+    expect(listed.map((a: { subjectId: string }) => a.subjectId)).toContain(`stripe:${foreignPi}`);
+
+    const lateCheckout = (await paymentView(late.paymentId)).providerPaymentId as string;
+    stripe.completeSession(lateCheckout, latePi);
+    expect((await postStripe(sessionCompleted(lateCheckout, late.paymentId, 850, latePi))).body.outcome).toBe(
+      'settled',
+    );
+    expect(await paymentView(late.paymentId)).toMatchObject({ refundedMinor: 200 });
+    const [resolved] = await unmatched(latePi);
+    expect(resolved!.resolved_at).not.toBeNull();
+    expect((await unmatched(foreignPi))[0]!.resolved_at).toBeNull();
   });
 
   it('a refund parked before the payment is known applies when the status check settles it', async () => {

@@ -37,6 +37,7 @@ describe('loadConfig defaults (CONTRACTS §1 table)', () => {
 
   it('has the documented timeouts and log level', () => {
     expect(config.jobRetryBaseMs).toBe(1_000);
+    expect(config.cardRefundParkedAlertMs).toBe(3_600_000);
     expect(config.dispatchAckTimeoutMs).toBe(10_000);
     expect(config.dispatchResultTimeoutMs).toBe(120_000);
     expect(config.machineHeartbeatTimeoutMs).toBe(30_000);
@@ -172,6 +173,11 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['DISPATCH_RESULT_TIMEOUT_MS zero', { DISPATCH_RESULT_TIMEOUT_MS: '0' }, 'DISPATCH_RESULT_TIMEOUT_MS'],
     ['DISPATCH_IDLE_RECHECK_MS negative', { DISPATCH_IDLE_RECHECK_MS: '-1' }, 'DISPATCH_IDLE_RECHECK_MS'],
     ['JOB_RETRY_BASE_MS below 10 ms', { JOB_RETRY_BASE_MS: '5' }, 'JOB_RETRY_BASE_MS'],
+    [
+      'CARD_REFUND_PARKED_ALERT_MS below 1 s',
+      { CARD_REFUND_PARKED_ALERT_MS: '10' },
+      'CARD_REFUND_PARKED_ALERT_MS',
+    ],
     ['DISPATCH_SWEEP_MS not a number', { DISPATCH_SWEEP_MS: '30s' }, 'DISPATCH_SWEEP_MS'],
     ['DATABASE_POOL_SIZE zero', { DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE'],
     ['DATABASE_POOL_SIZE not a number', { DATABASE_POOL_SIZE: 'big' }, 'DATABASE_POOL_SIZE'],

@@ -53,6 +53,8 @@ export interface Config {
   jobRetryBaseMs: number;
   /** How long a one-off intent (MoMo request, bank transfer, checkout) stays payable. */
   paymentIntentTtlMs: number;
+  /** How long a card refund may wait for its payment to become known before it raises an alert. */
+  cardRefundParkedAlertMs: number;
   /** How long a cafe table order may stay unpaid before it is cancelled (UNPAID_EXPIRED). */
   cafeOrderTtlMs: number;
   razorpay: {
@@ -438,6 +440,7 @@ export function loadConfig(env: Env = process.env): Config {
     paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
     jobRetryBaseMs: integer(env, 'JOB_RETRY_BASE_MS', 1_000, 10, 300_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
+    cardRefundParkedAlertMs: integer(env, 'CARD_REFUND_PARKED_ALERT_MS', 3_600_000, 1_000, 7 * 86_400_000),
     cafeOrderTtlMs: integer(env, 'CAFE_ORDER_TTL_MS', 3 * 3_600_000, 1_000, 7 * 86_400_000),
     razorpay: {
       keyId,

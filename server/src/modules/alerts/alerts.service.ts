@@ -69,6 +69,16 @@ export function createAlertsService(deps: { db: Db }) {
         .where('resolved_at', 'is', null)
         .execute();
     },
+    /** Marks the alerts of `kind` about `subjectId` resolved (none open: nothing happens). */
+    async resolveSubject(ex: Executor, kind: string, subjectId: string): Promise<void> {
+      await ex
+        .updateTable('alerts')
+        .set({ resolved_at: nowIso() })
+        .where('kind', '=', kind)
+        .where('subject_id', '=', subjectId)
+        .where('resolved_at', 'is', null)
+        .execute();
+    },
     async acknowledge(id: string, tenantId: string | null, actor: string): Promise<void> {
       let q = db
         .updateTable('alerts')

@@ -4,8 +4,11 @@
 // failed ends the intent, a refund made at the gateway is recorded (never more than was paid).
 // A refund that names a payment no payment carries yet (the gateway delivers in any order) is
 // parked, its event id unclaimed, and applied once, with the event id claimed then, in the
-// transaction that makes the payment known by that id.
+// transaction that makes the payment known by that id. One still parked after a while (a refund
+// of a payment that is not ours, or whose checkout event was lost) raises an alert.
 import { AppError } from '../../platform/errors.js';
+import { formatMinor } from '../../platform/money.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -99,6 +102,16 @@ export type CardOutcome =
 
 type RefundEvent = Extract<CardEvent, { kind: 'refunded' }>;
 
+declare module '../../platform/outbox.js' {
+  interface OutboxTopics {
+    /** A refund was parked for a payment not known yet: alert if it still is (CARD_REFUND_UNMATCHED). */
+    card_refund_parked: { providerPaymentId: string; eventId: string };
+  }
+}
+
+/** Open while a refund made at the gateway waits for a payment that never became known. */
+export const CARD_REFUND_UNMATCHED = 'CARD_REFUND_UNMATCHED';
+
 export function createCardPayments(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
@@ -119,11 +132,18 @@ export function createCardPayments(deps: {
   settlement: Pick<Settlement, 'succeed' | 'onProviderPaymentKnown'>;
   intents: Pick<Intents, 'fail'>;
   refunds: Pick<Refunds, 'record'>;
-  alerts: Pick<AlertsService, 'raise'>;
+  alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
+  /** How long a parked refund may wait for its payment before an operator is told. */
+  parkedAlertAfterMs: number;
 }) {
   const { db, repo } = deps;
   const provider = deps.gateway.provider;
   const actor = `provider:${provider}`;
+  const unmatchedSubject = (providerPaymentId: string) => `${provider}:${providerPaymentId}`;
+
+  /** The parked refunds of `providerPaymentId` were applied: its alert, if raised, has cleared. */
+  const matched = (tx: Executor, providerPaymentId: string) =>
+    deps.alerts.resolveSubject(tx, CARD_REFUND_UNMATCHED, unmatchedSubject(providerPaymentId));
 
   /**
    * A refund made at the gateway, against its payment (locked): `refundedMinor` is all the gateway
@@ -163,6 +183,7 @@ export function createCardPayments(deps: {
       const payment = await repo.lock(paymentId, tx, deps.dialect);
       if (payment) await recordRefund(tx, payment, event);
     }
+    if (parked.length > 0) await matched(tx, providerPaymentId);
     return parked.length > 0;
   }
 
@@ -188,12 +209,18 @@ export function createCardPayments(deps: {
           // event id left unclaimed.
           if (!payment || Number(payment.received_minor) === 0) {
             if ((await repo.delivery(provider, e.eventId, tx)) !== undefined) return 'duplicate';
-            await repo.park(provider, e.providerPaymentId, e.eventId, e, tx);
+            // A repeat delivery while it waits is parked once, with one look-again job.
+            if (await repo.park(provider, e.providerPaymentId, e.eventId, e, tx)) {
+              const runAt = new Date(Date.now() + deps.parkedAlertAfterMs).toISOString();
+              const job = { providerPaymentId: e.providerPaymentId, eventId: e.eventId };
+              await enqueueOutbox(tx, 'card_refund_parked', job, { runAt });
+            }
             return 'refund_parked';
           }
           if (!(await repo.claimDelivery(provider, e.eventId, { kind: e.kind }, tx))) return 'duplicate';
           // Parked before and not applied since: it is applied now, once.
-          await repo.unpark(provider, e.providerPaymentId, e.eventId, tx);
+          if (await repo.unpark(provider, e.providerPaymentId, e.eventId, tx))
+            await matched(tx, e.providerPaymentId);
           return recordRefund(tx, payment, e);
         }
 
@@ -298,7 +325,36 @@ export function createCardPayments(deps: {
     );
   }
 
-  return { apply };
+  /**
+   * The job queued when a refund was parked: if it is still parked, no payment has become known by
+   * its payment id since, so an operator is told (once: the job runs once). Under the same lock
+   * as `applyParked`, so a payment settling meanwhile either applies it first or finds the alert.
+   */
+  async function alertIfStillParked(job: { providerPaymentId: string; eventId: string }): Promise<void> {
+    await db.transaction().execute(async (tx) => {
+      await repo.lockProviderPaymentId(provider, job.providerPaymentId, tx, deps.dialect);
+      const waiting = (await repo.parked(provider, job.providerPaymentId, tx)).find(
+        (p) => p.eventId === job.eventId,
+      );
+      if (!waiting) return;
+      const e = waiting.event as RefundEvent;
+      const refund = e.providerRefundId ? `refund ${e.providerRefundId}, ` : '';
+      await deps.alerts.raise(tx, {
+        tenantId: 'default',
+        kind: CARD_REFUND_UNMATCHED,
+        subjectType: 'provider_payment',
+        subjectId: unmatchedSubject(job.providerPaymentId),
+        message:
+          `${provider} reported ${formatMinor(e.refundedMinor, e.currency)} ${e.currency} refunded on ` +
+          `${job.providerPaymentId} (${refund}event ${job.eventId}, received ${waiting.receivedAt}), and no ` +
+          `payment here carries that id: it was not paid through this server's checkouts, or its ` +
+          `checkout event never arrived. Look it up in the ${provider} dashboard; the refund is ` +
+          `recorded if that payment becomes known.`,
+      });
+    });
+  }
+
+  return { apply, alertIfStillParked };
 }
 
 export type CardPayments = ReturnType<typeof createCardPayments>;

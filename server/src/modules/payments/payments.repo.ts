@@ -197,13 +197,19 @@ export function createPaymentsRepo(db: Db) {
         receivedAt: r.received_at,
       }));
     },
-    /** Removes a parked event (it is being applied, or was applied as it arrived again). */
-    async unpark(provider: string, providerPaymentId: string, eventId: string, ex: Executor): Promise<void> {
-      await ex
+    /** Removes a parked event (it is being applied, or was applied as it arrived again); true if it was. */
+    async unpark(
+      provider: string,
+      providerPaymentId: string,
+      eventId: string,
+      ex: Executor,
+    ): Promise<boolean> {
+      const res = await ex
         .deleteFrom('webhook_deliveries')
         .where('provider', '=', parkedKey(provider, providerPaymentId))
         .where('event_id', '=', eventId)
-        .execute();
+        .executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
     },
     /** One provider payment in the inbox; false when (provider, providerPaymentId) was there already. */
     insertEvent(
