@@ -1,23 +1,12 @@
 // `npm run demo` as a user runs it: a child process on a free port that stops by itself
 // (DEMO_DURATION_MS); checked through its own API while it runs and by its final summary.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { eventually } from './harness.js';
+import { freePort } from './ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe('npm run demo', () => {
   it('serves, vends and de-duplicates, then stops by itself with a summary', async () => {

@@ -2,10 +2,11 @@
 // MQTT tests (the machine's system Mosquitto has no dynsec), and stops it afterwards.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { tempDir } from './harness.js';
+import { freePort } from './ports.js';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
 const CTRL = '/usr/bin/mosquitto_ctrl';
@@ -34,18 +35,6 @@ export function mosquittoMissing(): string | undefined {
   if (!existsSync(CTRL)) return `${CTRL} is not installed (apt-get install mosquitto-clients)`;
   if (!dynsecPlugin()) return 'the Mosquitto dynamic-security plugin was not found';
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface MosquittoProcess {

@@ -3,19 +3,11 @@
 // by their HTTP requests, in their site's currency. Chromium through playwright-core; each page
 // leaves a screenshot in artifacts/screenshots/operator-*.png.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, hasChromium, launchChromium, openPage, screenshot, signInWithToken } from './browser.js';
 import { ADMIN_TOKEN, eventually, startServer, type TestServer } from './harness.js';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
+import { freePort } from './ports.js';
 
 /** Opens a client route, waits for its data, fails on any error note, leaves a screenshot. */
 async function visit(page: Page, url: string, path: string, heading: RegExp, shot: string): Promise<void> {

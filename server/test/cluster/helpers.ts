@@ -5,12 +5,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort, freePortRun } from '../ports.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
@@ -39,46 +39,7 @@ export function sharedServices(what: string): SharedServices | undefined {
 
 // ---- small utilities -------------------------------------------------------------------
 
-/** A port nobody listens on right now: bind port 0, read it, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
-
-/**
- * The first of `count` consecutive ports that all bind right now (a cluster's nodes listen on
- * --base-port, +1, …). They are taken below Linux's ephemeral range (32768 and up), where the
- * outgoing connections of every test pick their local ports: a run found there can lose a port to
- * one of them before the cluster binds it.
- */
-export async function freePortRun(count: number): Promise<number> {
-  const bind = (port: number) =>
-    new Promise<ReturnType<typeof createServer>>((bound, refused) => {
-      const probe = createServer();
-      probe.once('error', refused);
-      probe.listen(port, '127.0.0.1', () => bound(probe));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * (12_000 - count));
-    const probes: ReturnType<typeof createServer>[] = [];
-    try {
-      for (let i = 0; i < count; i++) probes.push(await bind(base + i));
-      return base;
-    } catch {
-      // One of them is taken: another run.
-    } finally {
-      await Promise.all(probes.map((p) => new Promise((closed) => p.close(closed))));
-    }
-  }
-  throw new Error(`no ${count} consecutive free ports found between 20000 and 32000`);
-}
+export { freePort, freePortRun };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
