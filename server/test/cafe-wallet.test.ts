@@ -185,6 +185,25 @@ describe.each(engines())('cafe wallet (%s)', (engine) => {
     await server.kioskhub.db.deleteFrom('customer_otps').execute();
   });
 
+  it('codes asked for one phone all at once: still three, and only the newest works', async () => {
+    await server.kioskhub.db.deleteFrom('customer_otps').execute();
+    const phone = newPhone();
+    const asked = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        server.request('POST', '/api/customers/otp', { token: tableToken, body: { phone } }),
+      ),
+    );
+    expect(asked.map((r) => r.status).sort()).toEqual([202, 202, 202, 429, 429, 429, 429, 429, 429, 429]);
+    const rows = await server.kioskhub.db
+      .selectFrom('customer_otps')
+      .select(['used_at'])
+      .where('phone', '=', phone)
+      .execute();
+    expect(rows).toHaveLength(3);
+    expect(rows.filter((r) => r.used_at === null)).toHaveLength(1);
+    await server.kioskhub.db.deleteFrom('customer_otps').execute();
+  });
+
   it('staff add credit (audited); the guest pays from the wallet or gets 409 with nothing changed', async () => {
     const me = await signIn(newPhone());
     expect((await server.request('GET', '/api/credits/balance', { token: me.token })).body).toMatchObject({

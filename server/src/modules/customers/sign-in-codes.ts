@@ -2,6 +2,7 @@
 // with the server's key (a copy of the database alone does not reveal codes), 5 minutes, single
 // use, few attempts, limited per phone and per client address. Owns the customer_otps table.
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { PostgresAdapter, sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
 import { newId, nowIso, type Executor } from '../../platform/db/database.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -14,6 +15,17 @@ export const OTP_PER_ADDRESS = 10;
 export const OTP_WINDOW_MS = 15 * 60_000;
 
 export type CodeCheck = 'right' | 'wrong' | 'locked';
+
+/**
+ * Makes the requests for one phone's codes, and for one address's, take turns to the end of their
+ * transactions, so concurrent requests cannot all pass the count. Phone before address, always,
+ * so two requests never wait on each other. SQLite runs one write transaction at a time already.
+ */
+async function takeTurns(tx: Executor, tenantId: string, phone: string, address: string): Promise<void> {
+  if (!(tx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  await sql`select pg_advisory_xact_lock(hashtext(${`otp-phone:${tenantId}:${phone}`}))`.execute(tx);
+  await sql`select pg_advisory_xact_lock(hashtext(${`otp-address:${address}`}))`.execute(tx);
+}
 
 /** Marks a code used, once: true for the one request that did. */
 async function spend(tx: Executor, otpId: string): Promise<boolean> {
@@ -36,6 +48,7 @@ export function createSignInCodes(key: Buffer) {
      * that phone stop working), or RATE_LIMITED when the phone or the address asked too often.
      */
     async issue(tx: Executor, tenantId: string, phone: string, address: string): Promise<string> {
+      await takeTurns(tx, tenantId, phone, address);
       const since = new Date(Date.now() - OTP_WINDOW_MS).toISOString();
       const perPhone = await tx
         .selectFrom('customer_otps')
