@@ -343,6 +343,9 @@ for (const engine of engines()) {
         { ...good, timestamp: 'yesterday' },
         { ...good, timestamp: null },
         { ...good, pin: { $ne: 1 } },
+        { ...good, pin: 'abcd' },
+        { ...good, pin: '12345' },
+        { ...good, pin: '739' },
         { ...good, extra: 1 },
         (({ pin: _p, ...rest }) => rest)(good),
       ];
@@ -375,6 +378,14 @@ for (const engine of engines()) {
       expect(staff.status).toBe(403);
       expect((await dispenseRows(server)).length).toBe(before);
       expect(await creditOf(server, c.id)).toBe(20_000);
+      // A malformed PIN is not a wrong one: nothing counts toward the lockout.
+      const pinRow = await server.kioskhub.db
+        .selectFrom('customers')
+        .select(['pin_failures', 'pin_locked_until'])
+        .where('id', '=', c.id)
+        .executeTakeFirstOrThrow();
+      expect(pinRow).toEqual({ pin_failures: 0, pin_locked_until: null });
+      expect((await verify(verification(kiosk.id, c))).body.code).toBe('VERIFIED');
     });
 
     it('a settlement sent again while the first is still being applied is a duplicate, applied once', async () => {
@@ -553,6 +564,121 @@ for (const engine of engines()) {
         .where('kind', '=', 'WATER_UNKNOWN_CUSTOMER')
         .execute();
       expect(alerts.length).toBeGreaterThanOrEqual(1);
+    });
+
+    it('a batch item naming an authorization settled already is never charged again: duplicate if it matches, else ALREADY_SETTLED', async () => {
+      const c = await addCustomer(server, { creditMl: 20_000 });
+      const auth = (await verify(verification(kiosk.id, c))).body.authorization_id as string;
+      const settled = await kioskCall('POST', '/v1/water/dispenses', {
+        authorizationId: auth,
+        dispensedMl: 5_000,
+        kioskTxnId: uid('on-'),
+      });
+      expect(settled.status).toBe(200);
+      expect(await creditOf(server, c.id)).toBe(15_000);
+      const at = Math.floor(Date.now() / 1000);
+      const same = { kioskTxnId: uid('sd-'), userId: c.phone, dispensedMl: 5_000, at, authorizationId: auth };
+      const other = { ...same, kioskTxnId: uid('sd-'), dispensedMl: 4_000 };
+      const res = await kioskCall('POST', '/v1/water/transactions:batch', { transactions: [same, other] });
+      expect(res.status).toBe(200);
+      expect(res.body.results).toEqual([
+        { kioskTxnId: same.kioskTxnId, status: 'duplicate' },
+        { kioskTxnId: other.kioskTxnId, status: 'rejected', code: 'ALREADY_SETTLED' },
+      ]);
+      expect(await creditOf(server, c.id)).toBe(15_000);
+      const rows = (await dispenseRows(server)).filter((r) => r.customer_id === c.id);
+      expect(rows.map((r) => r.status)).toEqual(['SETTLED']);
+      const alerts = await server.kioskhub.db
+        .selectFrom('alerts')
+        .selectAll()
+        .where('kind', '=', 'WATER_ALREADY_SETTLED')
+        .execute();
+      expect(alerts.some((a) => a.message.includes(other.kioskTxnId))).toBe(true);
+    });
+
+    it('a kioskTxnId reused for another authorization or customer is 409 CONFLICT (batch: rejected), nothing charged or released wrongly', async () => {
+      const a = await addCustomer(server, { creditMl: 50_000 });
+      const b = await addCustomer(server, { creditMl: 20_000 });
+      const authA = (await verify(verification(kiosk.id, a))).body.authorization_id as string;
+      const authB = (await verify(verification(kiosk.id, b))).body.authorization_id as string;
+      const txn = uid('t-');
+      const first = await kioskCall('POST', '/v1/water/dispenses', {
+        authorizationId: authA,
+        dispensedMl: 5_000,
+        kioskTxnId: txn,
+      });
+      expect(first.body).toEqual({ ok: true, creditsMl: 45_000 });
+      const reused = await kioskCall('POST', '/v1/water/dispenses', {
+        authorizationId: authB,
+        dispensedMl: 5_000,
+        kioskTxnId: txn,
+      });
+      expect(reused.status).toBe(409);
+      expect(reused.body.error.code).toBe('CONFLICT');
+      expect(JSON.stringify(reused.body)).not.toContain('45000');
+      // B's hold stands, to be settled under a fresh id.
+      expect((await dispenseRows(server)).find((r) => r.id === authB)?.status).toBe('HELD');
+      expect(await creditOf(server, b.id)).toBe(15_000);
+      const items = [
+        { kioskTxnId: txn, userId: b.phone, dispensedMl: 7_000, at: Math.floor(Date.now() / 1000) },
+        { kioskTxnId: txn, userId: a.phone, dispensedMl: 6_000, at: Math.floor(Date.now() / 1000) },
+        { kioskTxnId: txn, userId: a.phone, dispensedMl: 5_000, at: Math.floor(Date.now() / 1000) },
+      ];
+      const batch = await kioskCall('POST', '/v1/water/transactions:batch', { transactions: items });
+      expect(batch.body.results).toEqual([
+        { kioskTxnId: txn, status: 'rejected', code: 'KIOSK_TXN_REUSED' },
+        { kioskTxnId: txn, status: 'rejected', code: 'KIOSK_TXN_REUSED' },
+        { kioskTxnId: txn, status: 'duplicate' },
+      ]);
+      expect(await creditOf(server, a.id)).toBe(45_000);
+      expect(await creditOf(server, b.id)).toBe(15_000);
+      const fresh = await kioskCall('POST', '/v1/water/dispenses', {
+        authorizationId: authB,
+        dispensedMl: 5_000,
+        kioskTxnId: uid('t-'),
+      });
+      expect(fresh.body).toEqual({ ok: true, creditsMl: 15_000 });
+      const alerts = await server.kioskhub.db
+        .selectFrom('alerts')
+        .selectAll()
+        .where('kind', '=', 'WATER_TXN_REUSED')
+        .execute();
+      expect(alerts.some((x) => x.message.includes(txn))).toBe(true);
+    });
+
+    it('one kioskTxnId sent at once for two customers’ water charges one of them; the other is refused', async () => {
+      const a = await addCustomer(server, { creditMl: 20_000 });
+      const b = await addCustomer(server, { creditMl: 20_000 });
+      const txn = uid('dup-');
+      const at = Math.floor(Date.now() / 1000);
+      const [ra, rb] = await Promise.all(
+        [a, b].map((c) =>
+          kioskCall('POST', '/v1/water/transactions:batch', {
+            transactions: [{ kioskTxnId: txn, userId: c.phone, dispensedMl: 3_000, at }],
+          }),
+        ),
+      );
+      const statuses = [ra!.body.results[0], rb!.body.results[0]].map(
+        (r: { status: string; code?: string }) => `${r.status}${r.code ? `:${r.code}` : ''}`,
+      );
+      expect(statuses.sort()).toEqual(['applied', 'rejected:KIOSK_TXN_REUSED']);
+      expect([await creditOf(server, a.id), await creditOf(server, b.id)].sort()).toEqual([17_000, 20_000]);
+
+      const authA = (await verify(verification(kiosk.id, a))).body.authorization_id as string;
+      const authB = (await verify(verification(kiosk.id, b))).body.authorization_id as string;
+      const txn2 = uid('dup-');
+      const answers = await Promise.all(
+        [authA, authB].map((auth) =>
+          kioskCall('POST', '/v1/water/dispenses', {
+            authorizationId: auth,
+            dispensedMl: 1_000,
+            kioskTxnId: txn2,
+          }),
+        ),
+      );
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+      const settled = (await dispenseRows(server)).filter((r) => r.kiosk_txn_id === txn2);
+      expect(settled).toHaveLength(1);
     });
 
     it('serves a signed, incremental credential cache whose verifiers need this kiosk’s secret', async () => {
@@ -740,6 +866,31 @@ for (const engine of engines()) {
         Array.from({ length: 4 }, () => verify(verification(kiosk.id, limited, { volume_ml: 4_000 }))),
       );
       expect(answers.filter((r) => r.body.approved).length).toBe(2);
+    });
+
+    it('a verification racing an offline upload that takes the same credit answers as documented, and is in the feed', async () => {
+      const codes = new Set<string>();
+      for (let i = 0; i < 12; i += 1) {
+        const c = await addCustomer(server, { creditMl: 5_000 });
+        const [v, b] = await Promise.all([
+          verify(verification(kiosk.id, c)),
+          kioskCall('POST', '/v1/water/transactions:batch', {
+            transactions: [{ kioskTxnId: uid('race-'), userId: c.phone, dispensedMl: 5_000, at: Date.now() }],
+          }),
+        ]);
+        expect(v.status, JSON.stringify(v.body)).toBe(200);
+        expect(['VERIFIED', 'INSUFFICIENT_CREDIT']).toContain(v.body.code);
+        expect(b.body.results[0].status).toBe('applied');
+        codes.add(v.body.code as string);
+        const feed = await server.kioskhub.db
+          .selectFrom('water_verifications')
+          .select('code')
+          .where('customer_id', '=', c.id)
+          .execute();
+        expect(feed.map((f) => f.code)).toEqual([v.body.code]);
+        expect(await creditOf(server, c.id)).toBe(v.body.code === 'VERIFIED' ? -5_000 : 0);
+      }
+      expect(codes.size).toBeGreaterThan(0);
     });
 
     it('keeps the ledger whole and the PIN out of every log line', async () => {

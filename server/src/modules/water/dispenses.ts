@@ -23,7 +23,7 @@ export interface DispensesDeps {
   dialect: 'sqlite' | 'postgres';
   repo: WaterRepo;
   water: WaterLedger;
-  customers: Pick<CustomersService, 'get' | 'findByPhone'>;
+  customers: Pick<CustomersService, 'get' | 'findByPhone' | 'lockForUpdate'>;
   notices: Pick<WaterNotices, 'lowCredit'>;
   alerts: Pick<AlertsService, 'raise'>;
   now?: () => number;
@@ -47,6 +47,12 @@ export interface BatchItem {
 
 export type BatchResult = { kioskTxnId: string; status: 'applied' | 'duplicate' | 'rejected'; code?: string };
 
+/** How a kiosk transaction id already used is judged: the same water again, or another use of it. */
+type Seen = { duplicate: true; creditsMl: number } | { conflict: string };
+
+/** Thrown when a concurrent request took the kiosk transaction id first: judged against it instead. */
+class TxnIdTaken extends Error {}
+
 /** A kiosk time: ISO text, or Unix seconds or milliseconds (as a number or digits). */
 export function parseKioskTime(value: string | number): number | null {
   const n = typeof value === 'number' ? value : /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : NaN;
@@ -69,6 +75,14 @@ export function createDispenses(deps: DispensesDeps) {
     let q = ex.selectFrom('water_dispenses').selectAll().where('id', '=', id);
     if (deps.dialect === 'postgres') q = q.forUpdate();
     return q.executeTakeFirst();
+  }
+
+  /** The customer's row; on PostgreSQL locked, so a verification deciding on their credit waits for this change. */
+  async function customerForCredit(ex: Executor, tenantId: string, customerId: string): Promise<CustomerRow> {
+    if (deps.dialect !== 'postgres') return deps.customers.get(tenantId, customerId, ex);
+    return (
+      (await deps.customers.lockForUpdate(customerId, ex)) ?? deps.customers.get(tenantId, customerId, ex)
+    );
   }
 
   function announce(ex: Executor, kiosk: Kiosk, customerId: string, data: Record<string, unknown>) {
@@ -99,12 +113,12 @@ export function createDispenses(deps: DispensesDeps) {
   ): Promise<number> {
     const customerId = d.customer_id;
     const held = d.status === 'HELD' ? Number(d.held_ml) : 0;
-    const creditBefore = await deps.water.creditMl(ex, kiosk.tenantId, customerId);
-    let flagged = s.dispensedMl > Number(d.held_ml);
     const byCredit = d.funding === 'credit';
     // Only water paid from credit moves the ledger or may warn of low credit: only then is the
-    // customer's row read.
-    const customer = byCredit ? await deps.customers.get(kiosk.tenantId, customerId, ex) : undefined;
+    // customer's row read (and locked before the credit is read).
+    const customer = byCredit ? await customerForCredit(ex, kiosk.tenantId, customerId) : undefined;
+    const creditBefore = await deps.water.creditMl(ex, kiosk.tenantId, customerId);
+    let flagged = s.dispensedMl > Number(d.held_ml);
     if (customer) {
       if (held > 0) {
         await deps.water.settleHold(ex, kiosk.tenantId, customer.id, {
@@ -171,6 +185,10 @@ export function createDispenses(deps: DispensesDeps) {
     customer: CustomerRow,
     item: BatchItem,
   ): Promise<boolean> {
+    if (deps.dialect === 'postgres') {
+      // Locked before anything is read: a verification racing this upload sees its result.
+      customer = (await deps.customers.lockForUpdate(customer.id, ex)) ?? customer;
+    }
     const parsed = parseKioskTime(item.at);
     const atMs = parsed !== null && parsed <= now() + 86_400_000 ? parsed : now();
     const at = new Date(atMs);
@@ -238,63 +256,102 @@ export function createDispenses(deps: DispensesDeps) {
     return true;
   }
 
-  /** Runs `work` in a transaction (group-committed on SQLite); a repeated kiosk transaction id (even a concurrent one) is a duplicate. */
+  /**
+   * Runs `work` in a transaction (group-committed on SQLite) unless this kiosk used `kioskTxnId`
+   * already: then `judge` tells the same water sent again (a duplicate) from another use of the id
+   * (a conflict, alerted to staff), even when the earlier use committed concurrently.
+   */
   async function once<T>(
     kiosk: Kiosk,
     kioskTxnId: string,
     work: (tx: Executor) => Promise<T>,
-  ): Promise<T | { duplicate: true }> {
-    try {
-      return await inGroup(
+    judge: (tx: Executor, earlier: WaterDispenseRow) => Promise<Seen>,
+  ): Promise<T | Seen> {
+    const run = () =>
+      inGroup(
         deps.db,
-        async (tx) => {
-          if (await deps.repo.byKioskTxn(tx, kiosk.machineId, kioskTxnId))
-            return { duplicate: true as const };
-          return work(tx);
+        async (tx): Promise<T | Seen> => {
+          const earlier = await deps.repo.byKioskTxn(tx, kiosk.machineId, kioskTxnId);
+          if (!earlier) return work(tx);
+          const seen = await judge(tx, earlier);
+          if ('conflict' in seen) {
+            await deps.alerts.raise(tx, {
+              tenantId: kiosk.tenantId,
+              kind: 'WATER_TXN_REUSED',
+              subjectType: 'machine',
+              subjectId: kiosk.machineId,
+              message: `Kiosk ${kiosk.machineId} sent kioskTxnId ${kioskTxnId} ${seen.conflict}; nothing was charged for it`,
+            });
+          }
+          return seen;
         },
         { replayable: true },
       );
+    try {
+      return await run();
     } catch (err) {
-      if (isUniqueViolation(err) && (await deps.repo.byKioskTxn(deps.db, kiosk.machineId, kioskTxnId))) {
-        return { duplicate: true as const };
+      // The same id committed meanwhile by another request: judge this one against it.
+      if (
+        (err instanceof TxnIdTaken || isUniqueViolation(err)) &&
+        (await deps.repo.byKioskTxn(deps.db, kiosk.machineId, kioskTxnId))
+      ) {
+        return run();
       }
       throw err;
     }
   }
 
-  async function creditOfTxn(kiosk: Kiosk, kioskTxnId: string): Promise<number> {
-    const row = await deps.repo.byKioskTxn(deps.db, kiosk.machineId, kioskTxnId);
-    return row ? deps.water.creditMl(deps.db, kiosk.tenantId, row.customer_id) : 0;
-  }
+  const creditOf = (ex: Executor, kiosk: Kiosk, customerId: string) =>
+    deps.water.creditMl(ex, kiosk.tenantId, customerId);
 
   return {
     parseKioskTime,
 
     async settle(kiosk: Kiosk, s: Settlement): Promise<{ ok: true; duplicate?: true; creditsMl: number }> {
-      const result = await once(kiosk, s.kioskTxnId, async (tx) => {
-        const d = await deps.repo.byIdLocked(tx, deps.dialect, kiosk.tenantId, s.authorizationId);
-        if (!d || d.kiosk_id !== kiosk.machineId) throw notFound('authorization', s.authorizationId);
-        // The same settlement, sent again while the first was still being applied (it waited on
-        // this row's lock, and the first has committed since): a duplicate, not a conflict.
-        if (d.status === 'SETTLED' && d.kiosk_txn_id === s.kioskTxnId) return { duplicate: true as const };
-        if (d.status !== 'HELD' && d.status !== 'RELEASED') {
-          throw new AppError(
-            'INVALID_STATE',
-            `authorization ${d.id} was settled already with another kioskTxnId`,
-          );
-        }
-        const tap = s.tap ?? null;
-        return {
-          creditsMl: await settleRow(tx, kiosk, d, {
-            dispensedMl: s.dispensedMl,
-            kioskTxnId: s.kioskTxnId,
-            tap,
-            actor: `machine:${kiosk.machineId}`,
-          }),
-        };
-      });
-      if ('duplicate' in result)
-        return { ok: true, duplicate: true, creditsMl: await creditOfTxn(kiosk, s.kioskTxnId) };
+      const result = await once(
+        kiosk,
+        s.kioskTxnId,
+        async (tx) => {
+          const d = await deps.repo.byIdLocked(tx, deps.dialect, kiosk.tenantId, s.authorizationId);
+          if (!d || d.kiosk_id !== kiosk.machineId) throw notFound('authorization', s.authorizationId);
+          // The same settlement, sent again while the first was still being applied (it waited on
+          // this row's lock, and the first has committed since): a duplicate, not a conflict.
+          if (d.status === 'SETTLED' && d.kiosk_txn_id === s.kioskTxnId)
+            return { duplicate: true as const, creditsMl: await creditOf(tx, kiosk, d.customer_id) };
+          if (d.status !== 'HELD' && d.status !== 'RELEASED') {
+            throw new AppError(
+              'INVALID_STATE',
+              `authorization ${d.id} was settled already with another kioskTxnId`,
+            );
+          }
+          const tap = s.tap ?? null;
+          return {
+            creditsMl: await settleRow(tx, kiosk, d, {
+              dispensedMl: s.dispensedMl,
+              kioskTxnId: s.kioskTxnId,
+              tap,
+              actor: `machine:${kiosk.machineId}`,
+            }),
+          };
+        },
+        async (tx, earlier): Promise<Seen> => {
+          const d = await deps.repo.byIdLocked(tx, deps.dialect, kiosk.tenantId, s.authorizationId);
+          if (!d || d.kiosk_id !== kiosk.machineId) throw notFound('authorization', s.authorizationId);
+          // The same water: this settlement, or the kiosk's log of it uploaded first without the authorization.
+          const same =
+            earlier.id === d.id ||
+            (earlier.customer_id === d.customer_id && Number(earlier.dispensed_ml) === s.dispensedMl);
+          if (same) return { duplicate: true, creditsMl: await creditOf(tx, kiosk, earlier.customer_id) };
+          return { conflict: `used already for other water than authorization ${d.id}` };
+        },
+      );
+      if ('conflict' in result) {
+        throw new AppError(
+          'CONFLICT',
+          `kioskTxnId ${s.kioskTxnId} was ${result.conflict}; nothing was charged: send a new kioskTxnId`,
+        );
+      }
+      if ('duplicate' in result) return { ok: true, duplicate: true, creditsMl: result.creditsMl };
       return { ok: true, creditsMl: result.creditsMl };
     },
 
@@ -302,43 +359,79 @@ export function createDispenses(deps: DispensesDeps) {
     async batch(kiosk: Kiosk, items: BatchItem[]): Promise<BatchResult[]> {
       const results: BatchResult[] = [];
       for (const item of items) {
-        const result = await once(kiosk, item.kioskTxnId, async (tx): Promise<BatchResult> => {
-          const applied: BatchResult = { kioskTxnId: item.kioskTxnId, status: 'applied' };
-          const customer = await deps.customers.findByPhone(kiosk.tenantId, item.userId, tx);
-          if (item.authorizationId) {
-            const d = await lock(tx, item.authorizationId);
-            if (
-              d &&
-              d.tenant_id === kiosk.tenantId &&
-              d.kiosk_id === kiosk.machineId &&
-              (d.status === 'HELD' || d.status === 'RELEASED') &&
-              (!customer || customer.id === d.customer_id)
-            ) {
-              await settleRow(tx, kiosk, d, {
-                dispensedMl: item.dispensedMl,
-                kioskTxnId: item.kioskTxnId,
-                tap: item.tap ?? null,
-                actor: `machine:${kiosk.machineId}`,
-              });
-              return applied;
+        const result = await once(
+          kiosk,
+          item.kioskTxnId,
+          async (tx): Promise<BatchResult> => {
+            const applied: BatchResult = { kioskTxnId: item.kioskTxnId, status: 'applied' };
+            const customer = await deps.customers.findByPhone(kiosk.tenantId, item.userId, tx);
+            if (item.authorizationId) {
+              const found = await lock(tx, item.authorizationId);
+              const d =
+                found && found.tenant_id === kiosk.tenantId && found.kiosk_id === kiosk.machineId
+                  ? found
+                  : undefined;
+              if (d && (d.status === 'SETTLED' || d.status === 'OFFLINE')) {
+                // Water settled already is never charged twice: the same water again is a duplicate.
+                if (
+                  Number(d.dispensed_ml) === item.dispensedMl &&
+                  (!customer || customer.id === d.customer_id)
+                )
+                  return { kioskTxnId: item.kioskTxnId, status: 'duplicate' };
+                await deps.alerts.raise(tx, {
+                  tenantId: kiosk.tenantId,
+                  kind: 'WATER_ALREADY_SETTLED',
+                  subjectType: 'machine',
+                  subjectId: kiosk.machineId,
+                  message: `Kiosk ${kiosk.machineId} logged ${item.dispensedMl} ml (txn ${item.kioskTxnId}) for authorization ${d.id}, settled already with ${String(d.dispensed_ml)} ml; nothing was charged for it`,
+                });
+                return { kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'ALREADY_SETTLED' };
+              }
+              if (
+                d &&
+                (d.status === 'HELD' || d.status === 'RELEASED') &&
+                (!customer || customer.id === d.customer_id)
+              ) {
+                await settleRow(tx, kiosk, d, {
+                  dispensedMl: item.dispensedMl,
+                  kioskTxnId: item.kioskTxnId,
+                  tap: item.tap ?? null,
+                  actor: `machine:${kiosk.machineId}`,
+                });
+                return applied;
+              }
             }
-          }
-          if (!customer) {
-            // Water nobody can be charged for is still never silent: staff see it.
-            await deps.alerts.raise(tx, {
-              tenantId: kiosk.tenantId,
-              kind: 'WATER_UNKNOWN_CUSTOMER',
-              subjectType: 'machine',
-              subjectId: kiosk.machineId,
-              message: `Kiosk ${kiosk.machineId} logged ${item.dispensedMl} ml (txn ${item.kioskTxnId}) for an unknown customer`,
-            });
-            return { kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'UNKNOWN_CUSTOMER' };
-          }
-          return (await recordOffline(tx, kiosk, customer, item))
-            ? applied
-            : { kioskTxnId: item.kioskTxnId, status: 'duplicate' };
-        });
-        results.push('duplicate' in result ? { kioskTxnId: item.kioskTxnId, status: 'duplicate' } : result);
+            if (!customer) {
+              // Water nobody can be charged for is still never silent: staff see it.
+              await deps.alerts.raise(tx, {
+                tenantId: kiosk.tenantId,
+                kind: 'WATER_UNKNOWN_CUSTOMER',
+                subjectType: 'machine',
+                subjectId: kiosk.machineId,
+                message: `Kiosk ${kiosk.machineId} logged ${item.dispensedMl} ml (txn ${item.kioskTxnId}) for an unknown customer`,
+              });
+              return { kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'UNKNOWN_CUSTOMER' };
+            }
+            if (await recordOffline(tx, kiosk, customer, item)) return applied;
+            throw new TxnIdTaken(`kioskTxnId ${item.kioskTxnId} was taken meanwhile`);
+          },
+          async (tx, earlier): Promise<Seen> => {
+            const customer = await deps.customers.findByPhone(kiosk.tenantId, item.userId, tx);
+            // The same water: the authorization it names, or the same customer and amount.
+            const same =
+              (item.authorizationId !== undefined && earlier.id === item.authorizationId) ||
+              (customer !== undefined &&
+                earlier.customer_id === customer.id &&
+                Number(earlier.dispensed_ml) === item.dispensedMl);
+            // A batch answers no credit.
+            if (same) return { duplicate: true, creditsMl: 0 };
+            return { conflict: `used already for other water than this item's ${item.dispensedMl} ml` };
+          },
+        );
+        if ('conflict' in result)
+          results.push({ kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'KIOSK_TXN_REUSED' });
+        else if ('duplicate' in result) results.push({ kioskTxnId: item.kioskTxnId, status: 'duplicate' });
+        else results.push(result);
       }
       return results;
     },

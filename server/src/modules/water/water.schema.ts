@@ -17,7 +17,8 @@ export const DispenseVerificationBody = Type.Object(
       description: 'the customer’s phone number, in any form',
     }),
     pin: Type.Union([
-      Type.String({ minLength: 1, maxLength: 16 }),
+      // Anything but 4 digits is a malformed body, never a wrong PIN counted toward the lockout.
+      Type.String({ minLength: 4, maxLength: 4, pattern: '^[0-9]{4}$' }),
       Type.Integer({ minimum: 0, maximum: 9999 }),
     ]),
     volume_ml: Type.Integer({ minimum: 1, maximum: 100_000 }),
