@@ -213,6 +213,69 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
     expect(await status(pay.paymentId)).toMatchObject({ status: 'SUCCEEDED', receivedMinor: 850 });
   });
 
+  it('the part of a pending transfer that arrived is not refunded: it completes the order or goes to review once', async () => {
+    const { order, pay } = await payByTransfer(1);
+    const ref = pay.epc.reference;
+    await credit({ eventId: uid('bank-evt-'), reference: ref, amountMinor: 500, currency: 'EUR' });
+    const before = await server.request('GET', `/v1/payments/${pay.paymentId}`);
+    for (const body of [
+      { reason: 'underpaid, sent back', to: 'refund_due' },
+      { reason: 'x', amountMinor: 100 },
+    ]) {
+      const refused = await server.request('POST', `/api/payments/${pay.paymentId}/refund`, { body });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+      expect(refused.body.error).toMatchObject({
+        code: 'INVALID_STATE',
+        details: { paymentId: pay.paymentId, status: 'PENDING', receivedMinor: 500 },
+      });
+    }
+    expect((await server.request('GET', `/v1/payments/${pay.paymentId}`)).body).toEqual(before.body);
+    expect((await server.request('GET', `/v1/payments/${pay.paymentId}/refunds`)).body.items).toEqual([]);
+    // The rest arrives: the order is paid with all of its money, which may then be refunded.
+    const rest = await credit({
+      eventId: uid('bank-evt-'),
+      reference: ref,
+      amountMinor: 350,
+      currency: 'EUR',
+    });
+    expect(rest.body).toMatchObject({ outcome: 'settled', receivedMinor: 850 });
+    expect(
+      (await server.request('GET', `/api/orders/${order.id}`, { token: order.orderToken })).body.paidAt,
+    ).not.toBeNull();
+    const back = await server.request('POST', `/api/payments/${pay.paymentId}/refund`, {
+      body: { reason: 'all of it', to: 'refund_due' },
+    });
+    expect(back.body).toMatchObject({ amountMinor: 850, status: 'DUE' });
+
+    // Another transfer that ends part paid: its 500 goes to review once, nothing else is owed.
+    const other = await payByTransfer(1);
+    await credit({
+      eventId: uid('bank-evt-'),
+      reference: other.pay.epc.reference,
+      amountMinor: 500,
+      currency: 'EUR',
+    });
+    expect(
+      (
+        await server.request('POST', `/api/payments/${other.pay.paymentId}/refund`, {
+          body: { reason: 'sent back', to: 'refund_due' },
+        })
+      ).status,
+    ).toBe(409);
+    await server.kioskhub.db
+      .updateTable('payments')
+      .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+      .where('id', '=', other.pay.paymentId)
+      .execute();
+    await server.kioskhub.services.intents.expire({ paymentId: other.pay.paymentId });
+    expect(await status(other.pay.paymentId)).toMatchObject({ status: 'EXPIRED', refundedMinor: 0 });
+    const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items.filter(
+      (i: any) => i.orderNumber === other.order.id,
+    );
+    expect(parked.map((i: any) => [i.reason, i.amountMinor])).toEqual([['PART_PAID_ENDED', 500]]);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
   it('overpaid completes; with no known payer the surplus goes to staff review', async () => {
     const { pay } = await payByTransfer();
     const unallocatedBefore = await countRows(server, 'ledger_entries');

@@ -506,6 +506,52 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     expect(await receiptsOf(order.body.id)).toBe(1);
   });
 
+  it('staff cannot confirm the counter’s cash session; the unit’s bills are booked once', async () => {
+    const c = await makeCafe(server);
+    const device = await cashUnitOf(c.siteId);
+    const order = await guestOrder(server, c, c.tables[0]);
+    expect((await counterInit(order.body.orderNumber, 8.5, device)).status).toBe(200);
+    const [session] = await paymentsOf(order.body.id);
+    // The unit collects this cash, not staff at the table: it is not shown as cash to collect.
+    const overview = await server.request('GET', `/v1/cafe/sites/${c.siteId}/overview`);
+    expect(overview.body.cashToCollect.map((p: any) => p.paymentId)).not.toContain(session!.id);
+    const before = await paymentsOf(order.body.id);
+    const refused = await verify(session!.id);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+    expect(refused.body.error).toMatchObject({
+      code: 'INVALID_STATE',
+      details: { paymentId: session!.id, atCounter: true },
+    });
+    expect(await paymentsOf(order.body.id)).toEqual(before);
+    expect((await orderView(order.body.id)).paidAt ?? null).toBeNull();
+    const paid = await counterBill(device, order.body.orderNumber, 10);
+    expect(paid.body).toMatchObject({ isComplete: true, change: 1.5 });
+    expect(await revenueOf(order.body.id)).toBe(850);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
+  it('bills that complete a session whose payment no longer takes money are kept as unallocated cash', async () => {
+    const c = await makeCafe(server);
+    const device = await cashUnitOf(c.siteId);
+    const order = await guestOrder(server, c, c.tables[0]);
+    expect((await counterInit(order.body.orderNumber, 8.5, device)).status).toBe(200);
+    const [session] = await paymentsOf(order.body.id);
+    // Ended by some other path while the unit still takes bills for it.
+    await server.kioskhub.db
+      .updateTable('payments')
+      .set({ status: 'FAILED', failure_code: 'TEST_ENDED' })
+      .where('id', '=', session!.id)
+      .execute();
+    expect((await counterBill(device, order.body.orderNumber, 10)).status).toBe(200);
+    expect(await revenueOf(order.body.id)).toBe(0);
+    const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items.filter(
+      (i: any) => i.orderNumber === order.body.orderNumber && i.siteId === c.siteId,
+    );
+    // What the box keeps once the change is handed back: the session's total.
+    expect(parked.map((i: any) => [i.reason, i.amountMinor])).toEqual([['PAYMENT_NOT_PENDING', 850]]);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
   // cash.service.ts `init` used to open a cash session for any CREATED order of the site for its
   // `amount`, which for a table order is the subtotal without the tip (docs/cafe.md §5): the order
   // was paid without its tip while the tips report still counted it, and the table's own pending

@@ -454,4 +454,24 @@ describe.each(engines())('cafe wallet (%s)', (engine) => {
     guest.close();
     expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
+
+  it('reading a balance never opens a wallet; an unknown currency is refused', async () => {
+    await server.kioskhub.db.deleteFrom('customer_otps').execute();
+    const me = await signIn(newPhone());
+    const accounts = () =>
+      server.kioskhub.db
+        .selectFrom('ledger_accounts')
+        .select('unit')
+        .where('owner_id', '=', me.customerId)
+        .orderBy('unit')
+        .execute();
+    const before = await accounts();
+    const jpy = await server.request('GET', '/api/credits/balance?currency=JPY', { token: me.token });
+    expect(jpy.status).toBe(200);
+    expect(jpy.body).toMatchObject({ balanceMinor: 0, currency: 'JPY', history: [] });
+    const zzz = await server.request('GET', '/api/credits/balance?currency=ZZZ', { token: me.token });
+    expect(zzz.status).toBe(400);
+    expect(zzz.body.error.code).toBe('VALIDATION_FAILED');
+    expect(await accounts()).toEqual(before);
+  });
 });

@@ -292,6 +292,21 @@ describe.each(engines())('refunds (%s)', (engine) => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
     }
+    // NUL would reach PostgreSQL text columns and lookups: refused by the schema on every path.
+    for (const [path, body] of [
+      [`/v1/payments/${payment.id}/refunds`, { reason: 'oops\u0000' }],
+      [`/api/payments/${payment.id}/refund`, { reason: 'oops\u0000', to: 'refund_due' }],
+      [`/v1/payments/${payment.id}/refunds`, { reason: 'x', to: 'credit', customerId: 'c\u0000' }],
+      [`/v1/refunds/${uid('r')}/complete`, { note: 'x\u0000' }],
+    ] as const) {
+      const res = await server.request('POST', path, { body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_FAILED');
+    }
+    for (const path of [`/v1/payments/a%00b`, `/v1/payments/a%00b/refunds`, `/v1/payments?orderId=a%00b`]) {
+      const res = await server.request('GET', path);
+      expect(res.status, path).toBe(400);
+    }
     expect((await refund(payment.id, { reason: 'x', to: 'credit' })).status).toBe(409);
     expect((await refund(payment.id, { reason: 'x' }, vending.key)).status).toBe(403);
     expect((await refund('nope', { reason: 'x' })).status).toBe(404);

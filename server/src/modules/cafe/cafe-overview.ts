@@ -75,7 +75,12 @@ export function createCafeOverview(deps: {
         siteId,
         settings: await deps.tables.settings(tenantId, siteId),
         tables: tables.map((t) => ({ ...t, openOrders: open.filter((o) => o.tableId === t.id) })),
-        cashToCollect: pending.filter((p) => p.method === 'cash').map(withTable),
+        // Only a table's own attempts (they name the table): a cash unit's session is paid at it.
+        cashToCollect: pending
+          .filter(
+            (p) => p.method === 'cash' && p.order_id !== null && p.machine_id === tableOf.get(p.order_id),
+          )
+          .map(withTable),
         transfersToConfirm: pending
           .filter((p) => p.method === 'bank_transfer')
           .map((p) => ({

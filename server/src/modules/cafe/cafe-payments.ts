@@ -343,6 +343,18 @@ export function createCafePayments(deps: {
           );
         if (payment.status !== 'PENDING')
           throw new AppError('INVALID_STATE', `payment ${paymentId} is ${payment.status}, not PENDING`);
+        // A cash unit's session (same id) settles by its bills; confirming it would leave those bills unbooked.
+        const session = await tx
+          .selectFrom('cash_sessions')
+          .select('id')
+          .where('id', '=', paymentId)
+          .executeTakeFirst();
+        if (session)
+          throw new AppError(
+            'INVALID_STATE',
+            `payment ${paymentId} is a cash session of the counter's cash unit: it is paid there, not confirmed by staff`,
+            { paymentId, atCounter: true },
+          );
         // Then its order (payment first, as every settlement path): a kitchen move of a pay-later
         // order committing right now is waited for, so the settlement sees the order's status of
         // after it and marks it paid (else it would miss it and leave it unpaid).

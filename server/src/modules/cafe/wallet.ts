@@ -4,12 +4,19 @@
 // moves money from the outside world into the wallet, so every balance is the sum of its entries.
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { newId, type Db } from '../../platform/db/database.js';
+import { isKnownCurrency } from '../../platform/money.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import { OTP_TTL_MS } from '../customers/sign-in-codes.js';
+
+/** Wallet amounts are converted with the currency's ISO 4217 exponent: the code must be one. */
+function checkCurrency(currency: string | undefined): void {
+  if (currency !== undefined && !isKnownCurrency(currency))
+    throw validation(`currency "${currency}" is not an ISO 4217 code`);
+}
 
 export function createWallet(deps: {
   db: Db;
@@ -78,18 +85,25 @@ export function createWallet(deps: {
       return { token, customerId: outcome.customerId };
     },
 
+    /** A read: a wallet not opened yet in `currency` answers 0 and stays unopened. */
     async balance(tenantId: string, customerId: string, currencyInput?: string) {
+      checkCurrency(currencyInput);
       const currency = currencyInput ?? (await walletCurrency(tenantId, customerId));
-      const wallet = await db
-        .transaction()
-        .execute((tx) => deps.customers.wallet(tx, tenantId, customerId, currency));
-      const entries = await deps.ledger.listEntries(tenantId, wallet.id, { limit: 50 });
+      const found = await deps.ledger.listAccounts(tenantId, {
+        ownerType: 'customer',
+        ownerId: customerId,
+        kind: 'wallet',
+        unit: currency,
+        limit: 1,
+      });
+      const wallet = found.items[0];
+      const entries = wallet ? (await deps.ledger.listEntries(tenantId, wallet.id, { limit: 50 })).items : [];
       return {
         customerId,
-        accountId: wallet.id,
-        balanceMinor: wallet.balance,
+        accountId: wallet?.id ?? null,
+        balanceMinor: wallet?.balance ?? 0,
         currency,
-        history: entries.items.map((e) => ({
+        history: entries.map((e) => ({
           id: e.id,
           amountMinor: e.amount,
           cause: e.cause,
@@ -107,6 +121,7 @@ export function createWallet(deps: {
     ) {
       if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0)
         throw validation('amountMinor must be a positive whole number of minor units');
+      checkCurrency(input.currency);
       const customer = await deps.customers.get(tenantId, input.customerId).catch(() => {
         throw notFound('customer', input.customerId);
       });

@@ -281,7 +281,16 @@ export function createCashService(deps: {
         .where('id', '=', s.id)
         .execute();
       // The session's payment (same id) settles through the one path every channel uses.
-      await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
+      const settled = await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
+      // It no longer took money (ended another way): what the box keeps after change is parked, never dropped.
+      if (!settled)
+        await recordUnallocated(
+          tx,
+          scope,
+          { ...input, amountMinor: Number(s.total_required_minor) },
+          'PAYMENT_NOT_PENDING',
+          s.currency,
+        );
     } else {
       await payments.received(tx, s.id, inserted);
     }

@@ -118,6 +118,10 @@ describe('amount rules', () => {
     expect(refundableMinor({ ...mismatch, status: 'EXPIRED', receivedMinor: 0 })).toBe(0);
     expect(wasTaken('REFUNDED')).toBe(true);
     expect(wasTaken('PENDING')).toBe(false);
+    // What arrived on a pending payment still counts towards it: nothing to refund yet.
+    const pending = { status: 'PENDING' as const, amountMinor: 850, receivedMinor: 500, refundedMinor: 0 };
+    expect(refundableMinor(pending)).toBe(0);
+    expect(decideRefund(pending, 500)).toEqual({ ok: false, remainingMinor: 0 });
   });
 });
 

@@ -71,9 +71,11 @@ export interface RefundablePayment {
  * What refunds may give back in all. A taken payment: what it cost, the money kept. The change a
  * cash kiosk handed back and a transfer's surplus (already in the payer's wallet or with staff)
  * were never kept, so they are not refunded a second time. A payment never taken (another amount,
- * a cancelled cash session, money after it ended): everything it received.
+ * a cancelled cash session, money after it ended): everything it received. A pending payment:
+ * nothing yet, as what arrived still counts towards it (it is dealt with once the payment ends).
  */
 export function refundBase(payment: Omit<RefundablePayment, 'refundedMinor'>): number {
+  if (payment.status === 'PENDING') return 0;
   return wasTaken(payment.status)
     ? Math.min(payment.receivedMinor, payment.amountMinor)
     : payment.receivedMinor;

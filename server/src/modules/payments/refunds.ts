@@ -126,6 +126,14 @@ export function createRefunds(deps: {
       doneAtProvider?: { providerRefundId: string | null };
     },
   ): Promise<RefundRow> {
+    // What arrived still counts towards a pending payment: refunding it would under-pay the order or pay back twice.
+    if (payment.status === 'PENDING') {
+      throw new AppError(
+        'INVALID_STATE',
+        `payment ${payment.id} is PENDING: what arrived counts towards it; refund once it succeeded, or when it ends the part that arrived goes to the payer's wallet or to review`,
+        { paymentId: payment.id, status: payment.status, receivedMinor: Number(payment.received_minor) },
+      );
+    }
     if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
       throw new AppError('VALIDATION_FAILED', 'amountMinor must be a positive integer');
     }
