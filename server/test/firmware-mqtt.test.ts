@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttSimulatedMachine, type MqttOtaOptions } from '../../machine-simulator/src/index.js';
 import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
 import { act, campaign, HW, OTHER_KEY, SIGNING_KEYS, signedImage, uploadOk } from './firmware-fixtures.js';
+import { MqttDevice } from './mqtt-fixtures.js';
 
 let seq = 0;
 
@@ -286,6 +287,13 @@ describe.each(engines())('firmware over MQTT, embedded broker (%s)', (engine) =>
       ok: false,
       error: { code: 'VALIDATION_FAILED' },
     });
+    // The topic says what it is: a `commandId` field does not make an up/ota report a command report.
+    expect(await send(devA, a!.id, { ...report, seq: 15, commandId: cmd.commandId })).toMatchObject({
+      deploymentId,
+      seq: 15,
+      ok: false,
+      error: { code: 'VALIDATION_FAILED' },
+    });
     // Another machine cannot report on this deployment.
     expect(await send(devB, b!.id, { ...report, seq: 14, state: 'DOWNLOADED' })).toMatchObject({
       ok: false,
@@ -297,8 +305,78 @@ describe.each(engines())('firmware over MQTT, embedded broker (%s)', (engine) =>
     expect(c.devices[0]).toMatchObject({ machineId: a!.id, state: 'DOWNLOADING', currentVersion: '1.0.0' });
     expect(
       logs.filter((l) => l.includes('bad message from a device ignored') && l.includes(a!.id)).length,
-    ).toBe(3);
+    ).toBe(4);
     expect(devB.got.commands).toHaveLength(0);
+    await act(server, id, 'abort');
+  });
+  it('ota.install follows the skip rules of `next`: a device on the target, newer, below minFromVersion or of another hw is SKIPPED with the same code and offered nothing', async () => {
+    const artifactId = await uploadOk(server, signedImage('2.0.0', { size: 4_000, minFromVersion: '1.5.0' }));
+    const [same, newer, old, otherHw, fits, late] = await Promise.all(
+      ['SAME', 'NEWER', 'OLD', 'HW', 'FITS', 'LATE'].map((p) => machine(`MQSK${p}`)),
+    );
+    // A device's birth names its firmware and (optionally) its hardware model.
+    const connect = async (m: { id: string; key: string }, birth: Record<string, unknown>) => {
+      const d = await MqttDevice.connect(brokerUrl(), m.id, m.key, { birth: false });
+      clients.push(d.client);
+      await d.publish(mqttTopics.status(m.id), { online: true, bootId: d.bootId, ...birth });
+      await online(m.id);
+      return d;
+    };
+    const devices = {
+      same: await connect(same!, { firmware: '2.0.0', hw: HW }),
+      newer: await connect(newer!, { firmware: '3.0.0' }),
+      old: await connect(old!, { firmware: '1.0.0', hw: HW }),
+      otherHw: await connect(otherHw!, { firmware: '1.6.0', hw: 'other-board' }),
+      fits: await connect(fits!, { firmware: '1.6.0', hw: HW }),
+    };
+    const id = await startCampaign(
+      artifactId,
+      [same, newer, old, otherHw, fits, late].map((m) => m!.id),
+    );
+    // The late device was away at the release: its birth is where the rules are applied.
+    await eventually(
+      async () =>
+        (await campaign(server, id)).devices.find((d: any) => d.machineId === late!.id)?.state === 'NOTIFIED',
+      10_000,
+      'late device released',
+    );
+    const lateDevice = await connect(late!, { firmware: '3.0.0', hw: HW });
+    const offer = await devices.fits.nth(0);
+    expect(offer).toMatchObject({ kind: 'ota.install' });
+    const byId = await eventually(
+      async () => {
+        const c = await campaign(server, id);
+        const skipped = c.devices.filter((d: any) => d.state === 'SKIPPED');
+        return skipped.length === 5
+          ? Object.fromEntries(c.devices.map((d: any) => [d.machineId, d]))
+          : undefined;
+      },
+      10_000,
+      'five devices skipped',
+    );
+    expect(byId[same!.id]).toMatchObject({
+      state: 'SKIPPED',
+      code: 'ALREADY_CURRENT',
+      currentVersion: '2.0.0',
+    });
+    expect(byId[newer!.id]).toMatchObject({
+      state: 'SKIPPED',
+      code: 'DOWNGRADE_NOT_ALLOWED',
+      currentVersion: '3.0.0',
+    });
+    expect(byId[old!.id]).toMatchObject({
+      state: 'SKIPPED',
+      code: 'VERSION_TOO_OLD',
+      currentVersion: '1.0.0',
+    });
+    expect(byId[otherHw!.id]).toMatchObject({ state: 'SKIPPED', code: 'HW_MISMATCH' });
+    expect(byId[late!.id]).toMatchObject({ state: 'SKIPPED', code: 'DOWNGRADE_NOT_ALLOWED' });
+    expect(byId[fits!.id]).toMatchObject({ state: 'NOTIFIED' });
+    expect((offer.ota as { deploymentId: string }).deploymentId).toBe(byId[fits!.id].deploymentId);
+    // Past a re-send interval: still nothing for the skipped ones.
+    await new Promise((r) => setTimeout(r, 1_200));
+    for (const d of [devices.same, devices.newer, devices.old, devices.otherHw, lateDevice])
+      expect(d.commands).toHaveLength(0);
     await act(server, id, 'abort');
   });
 });

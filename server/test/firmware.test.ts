@@ -355,7 +355,14 @@ describe.each(engines())('firmware over the air (%s)', (engine) => {
     });
     await act(server, c.id, 'start');
     const devices = fleet.map((m, i) => device(server, m, i % 5 === 0 ? { fault: 'install' } : {}));
-    const paused = await drive(server, c.id, devices, (x) => x.status === 'PAUSED', 'threshold pause', 60_000);
+    const paused = await drive(
+      server,
+      c.id,
+      devices,
+      (x) => x.status === 'PAUSED',
+      'threshold pause',
+      60_000,
+    );
     expect(paused.pauseReason).toBe('FAILURE_THRESHOLD');
     expect(paused.counts.FAILED ?? 0).toBeGreaterThanOrEqual(2);
     expect((paused.counts.FAILED ?? 0) + (paused.counts.SUCCEEDED ?? 0)).toBeGreaterThanOrEqual(10);
@@ -457,6 +464,38 @@ describe.each(engines())('firmware over the air (%s)', (engine) => {
     await act(server, rollback.id, 'start');
     const back = await drive(server, rollback.id, [devices[1]!], (x) => x.status === 'COMPLETED', 'rollback');
     expect(back.devices[0]).toMatchObject({ state: 'SUCCEEDED', currentVersion: '1.5.0' });
+  });
+
+  it('pushes no ota.install over Socket.IO to a machine whose heartbeat names the target: SKIPPED ALREADY_CURRENT as with `next`', async () => {
+    const artifactId = await uploadOk(server, signedImage('7.0.0'));
+    const [m] = await machines(server, 1, 'SKPIO');
+    const socket = machineSocket(server.url, m!.id, m!.key);
+    const offers: unknown[] = [];
+    socket.on('ota.install', (next: unknown) => offers.push(next));
+    await connected(socket);
+    await socket.timeout(5_000).emitWithAck('machine:heartbeat', { status: 'IDLE', firmware: '7.0.0' });
+    await eventually(
+      async () => (await server.request('GET', `/v1/machines/${m!.id}`)).body.firmware === '7.0.0',
+      5_000,
+      'firmware recorded',
+    );
+    const c = await createCampaign(server, {
+      artifactId,
+      ...plan({ target: { machineIds: [m!.id], hwModel: HW } }),
+    });
+    await act(server, c.id, 'start');
+    const done = await eventually(
+      async () => {
+        const x = await campaign(server, c.id);
+        return x.status === 'COMPLETED' ? x : undefined;
+      },
+      10_000,
+      'completed',
+    );
+    expect(done.devices[0]).toMatchObject({ state: 'SKIPPED', code: 'ALREADY_CURRENT' });
+    await new Promise((r) => setTimeout(r, 200));
+    socket.close();
+    expect(offers).toHaveLength(0);
   });
 
   it('answers bad input on every endpoint with a clear error and changes nothing', async () => {

@@ -40,10 +40,12 @@ export class MqttDevice {
       username?: string;
       birth?: boolean;
       firmware?: string;
+      /** Named in birth and will; new per connection unless the test picks one. */
+      bootId?: string;
       onCommand?: (command: MqttCommand) => void;
     } = {},
   ): Promise<MqttDevice> {
-    const bootId = `boot-${Math.random().toString(36).slice(2, 10)}`;
+    const bootId = options.bootId ?? `boot-${Math.random().toString(36).slice(2, 10)}`;
     const client = await connectAsync(url, {
       clientId: options.clientId ?? id,
       username: options.username ?? id,

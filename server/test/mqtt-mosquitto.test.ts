@@ -4,7 +4,7 @@
 import { expect, it } from 'vitest';
 import { MqttSimulatedMachine } from '../../machine-simulator/src/index.js';
 import { act, campaign, HW, SIGNING_KEYS, signedImage, uploadOk } from './firmware-fixtures.js';
-import { eventually, tempDir } from './harness.js';
+import { eventually, qrCredited, tempDir } from './harness.js';
 import { startMosquitto, mosquittoMissing } from './mosquitto-process.js';
 import {
   describeMqtt,
@@ -71,6 +71,32 @@ describeMqtt(
       await eventually(async () => (await machine()).status === 'OFFLINE', 10_000, 'offline');
       devices.push(await MqttDevice.connect(ctx.brokerUrl(), m.id, m.key));
       await eventually(async () => (await machine()).socketConnected === true, 5_000, 'online again');
+    });
+
+    it('two machines whose devices use the same bootId keep their own sessions: commands reach each, a will ends only its own', async () => {
+      const server = ctx.server();
+      const [a, b] = await Promise.all(['MQBOOTA', 'MQBOOTB'].map((id) => server.createVendingMachine(id)));
+      const machine = async (id: string) => (await server.request('GET', `/v1/machines/${id}`)).body;
+      // A bootId is only new per machine: "b1-c1" (boot 1, connection 1) is a fine choice for both.
+      const da = await MqttDevice.connect(ctx.brokerUrl(), a!.id, a!.key, { bootId: 'b1-c1' });
+      devices.push(da);
+      await eventually(async () => (await machine(a!.id)).socketConnected === true, 5_000, 'A online');
+      const db = await MqttDevice.connect(ctx.brokerUrl(), b!.id, b!.key, { bootId: 'b1-c1' });
+      devices.push(db);
+      await eventually(async () => (await machine(b!.id)).socketConnected === true, 5_000, 'B online');
+
+      const paid = await server.postWebhook(qrCredited(a!.qrCodeId, 2000));
+      expect(paid.status).toBe(200);
+      expect(await da.nth(0)).toMatchObject({ kind: 'dispense', orderId: paid.body.orderId });
+      expect(db.commands).toHaveLength(0);
+
+      da.drop();
+      await eventually(
+        async () => (await machine(a!.id)).status === 'OFFLINE',
+        10_000,
+        'A offline after its will',
+      );
+      expect((await machine(b!.id)).socketConnected).toBe(true);
     });
 
     it('firmware reaches devices through Mosquitto: ota.install, up/ota answered on down/ota, a reboot as a new session', async () => {

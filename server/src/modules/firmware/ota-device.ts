@@ -17,6 +17,36 @@ export interface StatusOutcome {
   retry?: true;
 }
 
+/** What a device said of itself: the version it runs and its hardware model, when it said. */
+export interface DeviceReport {
+  current?: string;
+  hw?: string;
+}
+
+type ActiveRow = FirmwareDeploymentRow & { campaign_hw: string; campaign_downgrade: number };
+
+/** Why this device must not take this image (docs/firmware.md "Skips"), or undefined. */
+export function skipReason(
+  d: Pick<ActiveRow, 'campaign_hw' | 'campaign_downgrade'>,
+  a: Pick<FirmwareArtifactRow, 'version' | 'min_from_version' | 'allow_downgrade'>,
+  reported: DeviceReport,
+): { code: string; message: string } | undefined {
+  if (reported.hw !== undefined && reported.hw !== d.campaign_hw)
+    return { code: 'HW_MISMATCH', message: `device is ${reported.hw}, campaign is for ${d.campaign_hw}` };
+  const current = reported.current;
+  if (current === undefined) return undefined;
+  const cmp = compareVersions(current, a.version);
+  if (cmp === 0) return { code: 'ALREADY_CURRENT', message: `device already runs ${a.version}` };
+  if (cmp > 0 && d.campaign_downgrade !== 1 && a.allow_downgrade !== 1)
+    return { code: 'DOWNGRADE_NOT_ALLOWED', message: `device runs ${current}, newer than ${a.version}` };
+  if (a.min_from_version && compareVersions(current, a.min_from_version) < 0)
+    return {
+      code: 'VERSION_TOO_OLD',
+      message: `firmware ${a.version} needs at least ${a.min_from_version}`,
+    };
+  return undefined;
+}
+
 export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; pollAfterSec: number }) {
   const { db } = deps;
 
@@ -80,6 +110,22 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
     });
   }
 
+  const allowsDowngrade = (d: ActiveRow, a: FirmwareArtifactRow): boolean =>
+    d.campaign_downgrade === 1 || a.allow_downgrade === 1;
+
+  /**
+   * The one skip decision for every transport (HTTP `next`, Socket.IO and MQTT `ota.install`):
+   * true when the device, as it last described itself, must not take this image; the deployment
+   * is then SKIPPED with the reason. Only before the device has started (NOTIFIED).
+   */
+  async function skipped(d: ActiveRow, a: FirmwareArtifactRow, reported: DeviceReport): Promise<boolean> {
+    if (d.state !== 'NOTIFIED') return false;
+    const reason = skipReason(d, a, reported);
+    if (!reason) return false;
+    await skip(d, reason.code, reason.message, reported.current);
+    return true;
+  }
+
   const device = {
     /** What this machine should install now, or null (204). */
     async next(
@@ -93,45 +139,8 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
           .selectAll()
           .where('id', '=', d.artifact_id)
           .executeTakeFirstOrThrow();
-        const downgrade = d.campaign_downgrade === 1 || artifact.allow_downgrade === 1;
-        // Checks that only make sense before the device has started.
-        if (d.state === 'NOTIFIED') {
-          if (query.hw !== undefined && query.hw !== d.campaign_hw) {
-            await skip(
-              d,
-              'HW_MISMATCH',
-              `device is ${query.hw}, campaign is for ${d.campaign_hw}`,
-              query.current,
-            );
-            continue;
-          }
-          if (query.current !== undefined) {
-            const cmp = compareVersions(query.current, artifact.version);
-            if (cmp === 0) {
-              await skip(d, 'ALREADY_CURRENT', `device already runs ${artifact.version}`, query.current);
-              continue;
-            }
-            if (cmp > 0 && !downgrade) {
-              await skip(
-                d,
-                'DOWNGRADE_NOT_ALLOWED',
-                `device runs ${query.current}, newer than ${artifact.version}`,
-                query.current,
-              );
-              continue;
-            }
-            if (artifact.min_from_version && compareVersions(query.current, artifact.min_from_version) < 0) {
-              await skip(
-                d,
-                'VERSION_TOO_OLD',
-                `firmware ${artifact.version} needs at least ${artifact.min_from_version}`,
-                query.current,
-              );
-              continue;
-            }
-          }
-        }
-        return nextAnswer(d, artifact, downgrade, base);
+        if (await skipped(d, artifact, query)) continue;
+        return nextAnswer(d, artifact, allowsDowngrade(d, artifact), base);
       }
       return null;
     },
@@ -234,14 +243,23 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
     },
 
     /** On a new connection: the released deployment not yet started, if any (re-sent like a command). */
-    async offerOnConnect(machineId: string): Promise<OtaNext | null> {
-      const d = (await active(machineId)).find((r) => r.state === 'NOTIFIED');
-      return d ? device.offerFor(machineId, d.id) : null;
+    async offerOnConnect(machineId: string, reported: DeviceReport = {}): Promise<OtaNext | null> {
+      // One skipped (the device's version rules it out) leaves the way to the next one.
+      for (const d of await active(machineId)) {
+        if (d.state !== 'NOTIFIED') continue;
+        const next = await device.offerFor(machineId, d.id, reported);
+        if (next) return next;
+      }
+      return null;
     },
 
     /** The `next` answer for one released deployment (the `ota.install` command's payload). */
-    async offerFor(machineId: string, deploymentId: string): Promise<OtaNext | null> {
-      return (await device.pendingOffer(machineId, deploymentId))?.next ?? null;
+    async offerFor(
+      machineId: string,
+      deploymentId: string,
+      reported: DeviceReport = {},
+    ): Promise<OtaNext | null> {
+      return (await device.pendingOffer(machineId, deploymentId, reported))?.next ?? null;
     },
 
     /**
@@ -253,6 +271,7 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
     async pendingOffer(
       machineId: string,
       deploymentId: string,
+      reported: DeviceReport = {},
     ): Promise<{ next: OtaNext; commandId: string } | null> {
       const [d] = await active(machineId, deploymentId);
       if (!d || d.state !== 'NOTIFIED') return null;
@@ -261,10 +280,14 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
         .selectAll()
         .where('id', '=', d.artifact_id)
         .executeTakeFirstOrThrow();
+      // A push has no `current` query: the version the device named (its birth), else the last
+      // one it reported (heartbeats, recorded on the deployment).
+      const current = reported.current ?? d.current_version ?? undefined;
+      if (await skipped(d, artifact, { current, hw: reported.hw })) return null;
       const releasedAt = Date.parse(String(d.notified_at));
       const release = Number.isFinite(releasedAt) ? releasedAt.toString(36) : '0';
       return {
-        next: nextAnswer(d, artifact, d.campaign_downgrade === 1 || artifact.allow_downgrade === 1),
+        next: nextAnswer(d, artifact, allowsDowngrade(d, artifact)),
         commandId: `${DEVICE_COMMAND_PREFIX}ota-${d.id}-${release}`,
       };
     },

@@ -7,7 +7,7 @@ import type { MqttOtaAnswer, OtaNext } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.js';
 import { socketValidator } from '../../platform/socket-validation.js';
-import type { OtaDevice } from '../firmware/ota-device.js';
+import type { DeviceReport, OtaDevice } from '../firmware/ota-device.js';
 import { MqttOtaReportBody } from '../firmware/ota.schema.js';
 import type { MqttGateway } from './mqtt.gateway.js';
 
@@ -31,6 +31,8 @@ export function installMqttOta(deps: {
 }) {
   const { gateway, device, logger } = deps;
   const unanswered = new Map<string, Unanswered>();
+  /** What each machine named in its last birth (firmware, hw): the skip rules of a push use it. */
+  const births = new Map<string, DeviceReport>();
 
   function forget(commandId: string): void {
     clearTimeout(unanswered.get(commandId)?.timer);
@@ -40,7 +42,8 @@ export function installMqttOta(deps: {
   /** Sends `ota.install` when this process holds the machine's MQTT session. */
   async function offer(machineId: string, next: OtaNext): Promise<boolean> {
     if (!gateway.holds(machineId)) return false;
-    const pending = await device.pendingOffer(machineId, next.deploymentId);
+    // The same skip rules as `next`: a device the image does not suit is SKIPPED, not offered.
+    const pending = await device.pendingOffer(machineId, next.deploymentId, births.get(machineId));
     if (!pending) return false;
     await publish(machineId, pending.commandId, pending.next);
     return true;
@@ -75,7 +78,11 @@ export function installMqttOta(deps: {
       if (unanswered.get(commandId) !== entry) return; // answered, or sent again meanwhile
       entry.timer = undefined;
       if (!gateway.holds(entry.machineId)) return; // its next birth offers it again
-      const pending = await device.pendingOffer(entry.machineId, entry.deploymentId);
+      const pending = await device.pendingOffer(
+        entry.machineId,
+        entry.deploymentId,
+        births.get(entry.machineId),
+      );
       // Started (the device reported progress), ended, aborted, or released again under a new id.
       if (pending?.commandId !== commandId) return forget(commandId);
       if (unanswered.get(commandId) !== entry || entry.timer) return;
@@ -119,19 +126,18 @@ export function installMqttOta(deps: {
     await gateway.answerOta(machineId, answer);
   }
 
-  gateway.hooks.onOta = async (machineId, payload) => {
+  // Routed by topic: whatever fields an up/ota payload carries, it is a status report.
+  gateway.hooks.onOta = (machineId, payload) => applyReport(machineId, payload);
+  gateway.hooks.onDeviceCommandReport = (machineId, commandId, report) => {
     // A report on the ota.install command itself: the device has it (or refused it), so it is
     // not sent again. Its progress comes on up/ota.
-    const commandId = payload['commandId'];
-    if (typeof commandId === 'string') {
-      if (unanswered.get(commandId)?.machineId === machineId) forget(commandId);
-      logger.info({ machineId, ...payload }, 'mqtt: device answered ota.install');
-      return;
-    }
-    await applyReport(machineId, payload);
+    if (unanswered.get(commandId)?.machineId === machineId) forget(commandId);
+    logger.info({ machineId, commandId, ...report }, 'mqtt: device answered ota.install');
   };
-  gateway.hooks.onBirth = async (machineId) => {
-    const next = await device.offerOnConnect(machineId);
+  gateway.hooks.onBirth = async (machineId, birth) => {
+    const reported: DeviceReport = { current: birth.firmware, hw: birth.hw };
+    births.set(machineId, reported);
+    const next = await device.offerOnConnect(machineId, reported);
     if (next) await offer(machineId, next);
     else for (const [commandId, entry] of unanswered) if (entry.machineId === machineId) forget(commandId); // nothing waits for it any more
   };

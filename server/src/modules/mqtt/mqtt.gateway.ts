@@ -27,6 +27,12 @@ export interface MqttMachine {
   socket_connected?: number;
 }
 
+/**
+ * External broker: a session is the machine's boot. The device's bootId is only new per machine,
+ * so another machine may use the same one.
+ */
+export const bootSessionId = (machineId: string, bootId: string): string => `${machineId}:${bootId}`;
+
 /** How long "another process holds this machine" is trusted before the row is read again. */
 const HELD_ELSEWHERE_MS = 5_000;
 
@@ -49,12 +55,18 @@ export type MqttSessionMachine = Pick<MachineConnection, 'machineId' | 'tenantId
 
 /** Hooks for other modules (OTA: §15 status reports; device events; water kiosk heartbeats). */
 export interface MqttHooks {
-  /** An `up/ota` report, or (with `commandId`) a report on a device command such as ota.install. */
+  /** An `up/ota` firmware status report, as published (validated by the OTA module). */
   onOta?(machineId: string, payload: Record<string, unknown>): void | Promise<void>;
+  /** A report on a device command (`up/cmd/dev-…`, such as ota.install): outside the order queue. */
+  onDeviceCommandReport?(
+    machineId: string,
+    commandId: string,
+    report: MqttCommandReport,
+  ): void | Promise<void>;
   /** A device event (`up/evt`); acknowledged to the device once this settles without throwing. */
   onEvent?(machineId: string, event: MqttDeviceEvent): void | Promise<void>;
   /** A birth message: the device is connected and subscribed (OTA offers a waiting deployment). */
-  onBirth?(machineId: string): void | Promise<void>;
+  onBirth?(machineId: string, birth: { firmware?: string; hw?: string }): void | Promise<void>;
   /** Telemetry (`up/tel`) of a machine held here, beyond its `status` (water kiosk heartbeats). */
   onTelemetry?(machine: MqttSessionMachine, telemetry: MqttTelemetry): void | Promise<void>;
 }
@@ -116,7 +128,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
   /** A last will: the session it names (any, without a bootId) is over; a will from an older boot changes nothing. */
   async function willArrived(machineId: string, bootId: string | undefined): Promise<void> {
     const conn = local(machineId);
-    if (conn && (bootId === undefined || bootId === conn.link.id))
+    if (conn && (bootId === undefined || bootSessionId(machineId, bootId) === conn.link.id))
       await sessionEnded(machineId, conn.link.id);
   }
 
@@ -178,7 +190,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
           if (status.online) {
             const machine = await deps.findMachine(machineId);
             if (!machine) return bad(machineId, topic, 'unknown machine');
-            const sessionId = status.bootId ?? newId();
+            const sessionId = bootSessionId(machineId, status.bootId ?? newId());
             await sessionStarted(machine, sessionId, () => void sessionEnded(machineId, sessionId));
             if (status.firmware !== undefined) {
               const c = local(machineId);
@@ -192,7 +204,9 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
               // first): the new version still belongs on the machine's record.
               else await presence.firmwareSeen(machineId, status.firmware);
             }
-            await runHook('birth', machineId, () => hooks.onBirth?.(machineId));
+            await runHook('birth', machineId, () =>
+              hooks.onBirth?.(machineId, { firmware: status.firmware, hw: status.hw }),
+            );
           } else {
             if (conn) await willArrived(machineId, status.bootId);
             else deps.willElsewhere(machineId, status.bootId);
@@ -206,7 +220,9 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
         // The device subscribes before its birth: what was published at CONNECT may have found no
         // subscription yet, so the command in flight goes out again now.
         dispatcher.resend(machineId);
-        await runHook('birth', machineId, () => hooks.onBirth?.(machineId));
+        await runHook('birth', machineId, () =>
+          hooks.onBirth?.(machineId, { firmware: status.firmware, hw: status.hw }),
+        );
         return;
       }
       case 'report':
@@ -251,7 +267,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
   ): Promise<void> {
     // Device commands never enter the order queue: whichever process hears the report passes it on.
     if (commandId.startsWith(DEVICE_COMMAND_PREFIX)) {
-      await hooks.onOta?.(machineId, { commandId, ...r });
+      await hooks.onDeviceCommandReport?.(machineId, commandId, r);
       return;
     }
     if (r.phase === 'received') {

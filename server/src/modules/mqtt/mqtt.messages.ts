@@ -22,6 +22,7 @@ const parseStatus = socketValidator(
       online: Type.Literal(true),
       firmware: Type.Optional(Type.String({ maxLength: 64 })),
       bootId: Type.Optional(Type.String({ maxLength: 64 })),
+      hw: Type.Optional(Type.String({ maxLength: 64 })),
     }),
     Type.Object({ online: Type.Literal(false), bootId: Type.Optional(Type.String({ maxLength: 64 })) }),
   ]),
@@ -45,7 +46,7 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 export type UpMessage =
   | { kind: 'report'; commandId: string; report: MqttCommandReport }
-  | { kind: 'status'; status: MqttStatus & { bootId?: string } }
+  | { kind: 'status'; status: MqttStatus & { bootId?: string; hw?: string } }
   | { kind: 'event'; event: MqttDeviceEvent }
   | { kind: 'telemetry'; telemetry: MqttTelemetry }
   | { kind: 'ota'; payload: Record<string, unknown> };
