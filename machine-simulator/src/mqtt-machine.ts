@@ -167,7 +167,13 @@ export class MqttSimulatedMachine extends EventEmitter<MqttMachineEvents> {
           await client.subscribeAsync(`${mqttTopics.downPrefix(id)}#`, { qos: 1 });
           await client.publishAsync(
             mqttTopics.status(id),
-            JSON.stringify({ online: true, firmware: this.firmwareVersion, bootId }),
+            // Its hardware model too, when it can take updates: the server's skip rules check it.
+            JSON.stringify({
+              online: true,
+              firmware: this.firmwareVersion,
+              bootId,
+              ...(this.options.ota ? { hw: this.options.ota.hw } : {}),
+            }),
             { qos: 1, retain: true },
           );
           this.log(`connected over MQTT (firmware ${this.firmwareVersion})`);
