@@ -31,8 +31,10 @@ export function parseRange(
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(a);
+  // A last byte before the first is an invalid range (RFC 9110 §14.1.2): ignored, the whole image.
+  if (b !== '' && Number(b) < start) return undefined;
   const end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  if (start >= size || (b !== '' && Number(b) < start)) return 'unsatisfiable';
+  if (start >= size) return 'unsatisfiable';
   return { start, end };
 }
 
