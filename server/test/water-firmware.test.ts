@@ -491,6 +491,18 @@ for (const engine of engines()) {
       expect(late.body).toEqual({ ok: true, creditsMl: 9_000 });
     });
 
+    it('an offline item dated by a clock never set (1970) is recorded now and flagged: a long-ended subscription does not pay for it', async () => {
+      const c = await addCustomer(server, { creditMl: 10_000, subscriptionDays: -30 });
+      const res = await kioskCall('POST', '/v1/water/transactions:batch', {
+        transactions: [{ kioskTxnId: uid('sd-'), userId: c.phone, dispensedMl: 2_000, at: 5_000 }],
+      });
+      expect(res.body.results).toEqual([expect.objectContaining({ status: 'applied' })]);
+      expect(await creditOf(server, c.id)).toBe(8_000);
+      const [row] = (await dispenseRows(server)).filter((r) => r.customer_id === c.id);
+      expect(row).toMatchObject({ status: 'OFFLINE', funding: 'credit', flagged: 1 });
+      expect(Date.now() - Date.parse(String(row!.at))).toBeLessThan(60_000);
+    });
+
     it('applies the SD-card batch once: offline water always recorded (overdraw flagged), unknown customers rejected', async () => {
       const c = await addCustomer(server, { creditMl: 3_000 });
       const sub = await addCustomer(server, { subscriptionDays: 10 });

@@ -190,7 +190,11 @@ export function createDispenses(deps: DispensesDeps) {
       customer = (await deps.customers.lockForUpdate(customer.id, ex)) ?? customer;
     }
     const parsed = parseKioskTime(item.at);
-    const atMs = parsed !== null && parsed <= now() + 86_400_000 ? parsed : now();
+    // A kiosk clock a day ahead, or a day before the customer existed (never set: 1970), is not
+    // trusted: the water is recorded now, flagged, so no subscription long ended pays for it.
+    const earliest = Date.parse(customer.created_at) - 86_400_000;
+    const trusted = parsed !== null && parsed <= now() + 86_400_000 && parsed >= earliest;
+    const atMs = trusted ? parsed : now();
     const at = new Date(atMs);
     const expires = customer.subscription_expires_at;
     const funding = expires !== null && Date.parse(expires) > atMs ? 'subscription' : 'credit';
