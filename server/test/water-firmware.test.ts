@@ -491,6 +491,30 @@ for (const engine of engines()) {
       expect(late.body).toEqual({ ok: true, creditsMl: 9_000 });
     });
 
+    it('an offline item of an earlier day is measured against that day’s limit, not today’s use', async () => {
+      const c = await addCustomer(server, { creditMl: 20_000, dailyLimitMl: 5_000 });
+      // Registered a week ago, so an item of three days ago is on a trusted clock.
+      await server.kioskhub.services.customers.repo.update(c.id, {
+        created_at: new Date(Date.now() - 7 * DAY_MS).toISOString(),
+      });
+      const upload = (dispensedMl: number, at: number) =>
+        kioskCall('POST', '/v1/water/transactions:batch', {
+          transactions: [{ kioskTxnId: uid('sd-'), userId: c.phone, dispensedMl, at }],
+        });
+      expect((await upload(4_000, Date.now())).body.results[0].status).toBe('applied');
+      expect((await upload(2_000, Date.now() - 3 * DAY_MS + 60_000)).body.results[0].status).toBe('applied');
+      expect((await upload(1_500, Date.now())).body.results[0].status).toBe('applied');
+      const rows = (await dispenseRows(server))
+        .filter((r) => r.customer_id === c.id)
+        .sort((a, b) => Number(a.dispensed_ml) - Number(b.dispensed_ml));
+      // 2,000 on its own day: within 5,000; 1,500 today on top of 4,000: over it.
+      expect(rows.map((r) => [Number(r.dispensed_ml), r.flagged])).toEqual([
+        [1_500, 1],
+        [2_000, 0],
+        [4_000, 0],
+      ]);
+    });
+
     it('an offline item dated by a clock never set (1970) is recorded now and flagged: a long-ended subscription does not pay for it', async () => {
       const c = await addCustomer(server, { creditMl: 10_000, subscriptionDays: -30 });
       const res = await kioskCall('POST', '/v1/water/transactions:batch', {

@@ -1,5 +1,5 @@
-// How much water a customer has taken today (UTC day): what was dispensed, plus holds of
-// approvals not settled yet, so two taps at once cannot both pass the daily limit.
+// How much water a customer has taken on a UTC day (today, or an offline item's day): what was
+// dispensed, plus holds of approvals not settled yet, so two taps at once cannot both pass the limit.
 import { sql } from 'kysely';
 import type { Executor } from '../../platform/db/database.js';
 
@@ -22,6 +22,8 @@ export async function usedTodayMl(
     .where('tenant_id', '=', tenantId)
     .where('customer_id', '=', customerId)
     .where('at', '>=', utcDayStart(now))
+    // Only that day: a back-dated offline item is not measured against the days after it.
+    .where('at', '<', utcDayStart(new Date(Date.parse(utcDayStart(now)) + 86_400_000)))
     .executeTakeFirst();
   return Number(row?.used ?? 0);
 }
