@@ -80,6 +80,17 @@ export function createCafePayments(deps: {
    * A cash session the counter's cash unit opened for it is never superseded: a guest's new attempt
    * is refused while it is open (the counter's own call leaves it to the cash module).
    */
+  /** The table a cafe order was placed at; undefined for an order that is not a table's. */
+  async function tableOfOrder(ex: Executor, orderId: string | null): Promise<string | undefined> {
+    if (orderId === null) return undefined;
+    try {
+      return (await deps.cafeOrders.view(orderId, null, ex)).tableId;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
   async function payableOrder(ex: Executor, payer: Payer | Counter, orderId: string): Promise<CafeOrder> {
     // The pending attempts first, then the order: the order every settlement locks them in (staff's
     // verify, a bank credit, a card webhook lock the payment, then change the order), so a guest
@@ -343,13 +354,9 @@ export function createCafePayments(deps: {
           );
         if (payment.status !== 'PENDING')
           throw new AppError('INVALID_STATE', `payment ${paymentId} is ${payment.status}, not PENDING`);
-        // A cash unit's session (same id) settles by its bills; confirming it would leave those bills unbooked.
-        const session = await tx
-          .selectFrom('cash_sessions')
-          .select('id')
-          .where('id', '=', paymentId)
-          .executeTakeFirst();
-        if (session)
+        // Cash that is not the table's own attempt (it names the table as its machine) is a cash
+        // unit's session: it settles by its bills, and confirming it would leave those bills unbooked.
+        if (payment.method === 'cash' && (await tableOfOrder(tx, payment.order_id)) !== payment.machine_id)
           throw new AppError(
             'INVALID_STATE',
             `payment ${paymentId} is a cash session of the counter's cash unit: it is paid there, not confirmed by staff`,
