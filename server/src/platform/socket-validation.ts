@@ -1,6 +1,7 @@
 // Validates socket event payloads with the same JSON-schema engine as HTTP bodies.
 import { Ajv } from 'ajv';
 import type { Static, TSchema } from '@sinclair/typebox';
+import { NUL_MESSAGE, nulPath } from './nul.js';
 
 const ajv = new Ajv({ allErrors: false, removeAdditional: false, coerceTypes: false, strict: false });
 
@@ -9,7 +10,11 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 export function socketValidator<S extends TSchema>(schema: S): (input: unknown) => Parsed<Static<S>> {
   const check = ajv.compile(schema);
   return (input) => {
-    if (check(input)) return { ok: true, value: input as Static<S> };
+    if (check(input)) {
+      const at = nulPath(input);
+      if (at === undefined) return { ok: true, value: input as Static<S> };
+      return { ok: false, message: `${at ? at.slice(1).replaceAll('/', '.') : 'payload'} ${NUL_MESSAGE}` };
+    }
     const first = check.errors?.[0];
     const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : 'payload';
     const what =

@@ -1,6 +1,7 @@
 // One mapper from thrown errors to the contract's error shape; 5xx never leak details.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError } from '../errors.js';
+import { NUL_MESSAGE, isNulInText } from '../nul.js';
 
 interface ErrorBody {
   error: { code: string; message: string; details?: unknown; requestId?: string };
@@ -57,6 +58,12 @@ export function installErrorHandling(app: FastifyInstance): void {
       const code = status === 400 ? 'VALIDATION_FAILED' : codeFor(status);
       return reply.code(status).send({
         error: { code, message: fastifyError.message },
+      } satisfies ErrorBody);
+    }
+    if (isNulInText(err)) {
+      // A route without a schema for that text (a provider's body): still bad input, not a fault.
+      return reply.code(400).send({
+        error: { code: 'VALIDATION_FAILED', message: `text ${NUL_MESSAGE}` },
       } satisfies ErrorBody);
     }
     if (isDatabaseUnavailable(err)) {

@@ -1,8 +1,9 @@
 // Request validation: bodies are strict (no coercion, unknown fields rejected); querystrings
-// and params coerce "10" to 10 as browsers send them.
-import { Ajv, type Options } from 'ajv';
+// and params coerce "10" to 10 as browsers send them. No part may hold a NUL character.
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
+import { NUL_MESSAGE, nulPath } from '../nul.js';
 
 // ajv-formats ships CommonJS; under NodeNext the callable sits on `default`.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -19,10 +20,35 @@ function makeAjv(options: Options): Ajv {
   return ajv;
 }
 
+/** `validate`, then no string of the valid input may hold a NUL (answered as any schema error). */
+function refusingNul(validate: ValidateFunction): ValidateFunction {
+  const checked = ((data: unknown) => {
+    if (!validate(data)) {
+      checked.errors = validate.errors;
+      return false;
+    }
+    const at = nulPath(data);
+    if (at === undefined) {
+      checked.errors = null;
+      return true;
+    }
+    const error: ErrorObject = {
+      instancePath: at,
+      schemaPath: '',
+      keyword: 'nul',
+      params: {},
+      message: NUL_MESSAGE,
+    };
+    checked.errors = [error];
+    return false;
+  }) as ValidateFunction;
+  return checked;
+}
+
 export function installValidation(app: FastifyInstance): void {
   const strict = makeAjv({ coerceTypes: false });
   const coercing = makeAjv({ coerceTypes: 'array' });
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema),
+    refusingNul(httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema)),
   );
 }

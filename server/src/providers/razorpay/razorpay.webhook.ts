@@ -74,6 +74,12 @@ export function parseRazorpayEvent(rawBody: Buffer, eventIdHeader: string | unde
     return { kind: 'malformed', message: 'payload.qr_code.entity.id is missing' };
   // A captured payment that did not come through one of our QR codes is not ours to handle.
   if (!reference) return { kind: 'not-handled', eventType };
+  // Stored as text, which PostgreSQL refuses with a NUL in it (and Razorpay's ids never hold one).
+  if (paymentId.includes('\u0000') || reference.includes('\u0000'))
+    return {
+      kind: 'malformed',
+      message: 'payment and QR code ids must not contain NUL characters (\\u0000)',
+    };
 
   return {
     kind: 'payment',
