@@ -172,6 +172,22 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
       });
     });
 
+    it('an order number with # (A#21) can be followed on /live with its orderToken', async () => {
+      const site = await cashSite();
+      const orderNumber = `A#${++seq}`;
+      const made = await server.request('POST', '/v1/orders', {
+        ...key(site.kiosk.key),
+        body: { orderNumber, items: [{ sku: site.cola, qty: 1 }] },
+      });
+      expect(made.status, JSON.stringify(made.body)).toBe(201);
+      const res = await init(site.kiosk.key, orderNumber, 50);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const socket = await openLive({ orderToken: res.body.orderToken }, `order:${orderNumber}`);
+      const seen = record(socket, 'cash_session_updated');
+      await update(site.cashUnit.key, { orderNumber, amountAdded: 20 });
+      await eventually(() => seen['cash_session_updated']!.length > 0);
+    });
+
     it('an unknown order number (a typo) → 404 NOT_FOUND and no order, whoever asks, unless the site takes ad-hoc orders', async () => {
       const site = await cashSite();
       const typo = uid('TYPO-');

@@ -407,6 +407,25 @@ describe.each(engines())('catalog: sites, products, kiosk orders (%s)', (engine:
       });
     });
 
+    it('a printer’s, vending machine’s or cash unit’s key orders nothing (403), and no order is made', async () => {
+      for (const kind of ['printer', 'vending', 'cash']) {
+        const other = await server.createMachine(uid('NK'), { kind, siteId: 'ordsite' });
+        const orderNumber = uid('NOK');
+        const res = await server.request('POST', '/v1/orders', {
+          ...key(other.key),
+          body: { orderNumber, items: [{ sku: 'o-cola', qty: 1 }] },
+        });
+        expect(res.status, kind).toBe(403);
+        expect(res.body.error.message).toContain(
+          `is a ${kind}: orders are made with a kiosk's key or by staff`,
+        );
+        const found = await server.request('GET', `/v1/orders?limit=200`);
+        expect(
+          found.body.items.filter((o: { orderNumber: string }) => o.orderNumber === orderNumber),
+        ).toEqual([]);
+      }
+    });
+
     it('the same sku on two lines is priced once per unit', async () => {
       const res = await server.request('POST', '/v1/orders', {
         ...key(kioskKey),

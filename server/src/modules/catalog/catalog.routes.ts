@@ -307,6 +307,11 @@ export function catalogRoutes(
       const b = request.body;
       let scope: { tenantId: string; siteId: string; machineId: string | null };
       if (principal.kind === 'machine') {
+        // The contract's caller is a kiosk; a printer's or vending machine's key orders nothing.
+        if (principal.machineKind !== 'kiosk')
+          throw forbidden(
+            `machine ${principal.machineId} is a ${principal.machineKind}: orders are made with a kiosk's key or by staff`,
+          );
         if (b.siteId !== undefined && b.siteId !== principal.siteId)
           throw forbidden(`this key belongs to site ${principal.siteId}`);
         scope = { tenantId: principal.tenantId, siteId: principal.siteId, machineId: principal.machineId };

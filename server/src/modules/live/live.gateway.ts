@@ -21,7 +21,8 @@ export interface LiveDeps {
   tenantExists(tenantId: string): Promise<boolean>;
 }
 
-const ROOM = /^(tenant|machine|order|kitchen|site|table):([A-Za-z0-9_.:-]{1,128})$/;
+// The id part allows every character an order number may have (`#` included: "A#21").
+const ROOM = /^(tenant|machine|order|kitchen|site|table):([A-Za-z0-9_.:#-]{1,128})$/;
 export const internalRoom = (tenantId: string, room: string): string => `${tenantId}|${room}`;
 
 export function installLiveGateway(deps: LiveDeps) {
