@@ -296,6 +296,26 @@ describe.each(engines())('cash payments (%s)', (engine: Engine) => {
       expect(orders).toHaveLength(1);
     });
 
+    // The loser of the create race used to carry on with the winner's order whatever its total.
+    it('concurrent inits of a new order number with different totals → one 200 at its total, the other 409 CONFLICT', async () => {
+      const site = await cashSite({ adHoc: true }); // opens sessions for order numbers the server has not seen
+      for (let round = 0; round < 10; round++) {
+        const orderNumber = uid('RACE2-');
+        const [a, b] = await Promise.all([
+          init(site.kiosk.key, orderNumber, 100),
+          init(site.kiosk.key, orderNumber, 250),
+        ]);
+        const [won, lost, asked] = a.status === 200 ? [a, b, 100] : [b, a, 250];
+        expect(won.status, JSON.stringify(won.body)).toBe(200);
+        expect(won.body.totalRequired).toBe(asked);
+        expectError(lost, 409, 'CONFLICT');
+        expect(lost.body.error.message).toContain(`totals ${asked}.00, not ${350 - asked}.00`);
+        const active = await server.request('GET', '/api/cash-payment/active-sessions', key(site.kiosk.key));
+        const sessions = active.body.sessions.filter((x: any) => x.orderNumber === orderNumber);
+        expect(sessions).toEqual([expect.objectContaining({ totalRequired: asked })]);
+      }
+    });
+
     it('bad init bodies → 400; an order already paid → 409 INVALID_STATE; another site’s order → 404', async () => {
       const site = await cashSite();
       const other = await cashSite();

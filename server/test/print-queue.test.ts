@@ -569,13 +569,50 @@ describe.each(engines())('receipt print queue (%s)', (engine: Engine) => {
       failed: 0,
     });
   });
+
+  // A job that failed for good used to leave the pushed-to printer idle: nothing offered it the
+  // receipts waiting behind it until another payment or a reconnect.
+  it('a pushed printer gets the next receipt once a job fails for good', async () => {
+    const site = await printSite();
+    const first = await paidOrder(site);
+    const second = await paidOrder(site); // waits behind the first
+    const socket = machineSocket(server.url, site.printerA.id, site.printerA.key);
+    sockets.push(socket);
+    const pushed: any[] = [];
+    socket.on('print_job', (job: unknown) => pushed.push(job));
+    await connected(socket);
+    await eventually(() => pushed.length >= 1, 10_000, 'the first receipt to be pushed');
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      await eventually(
+        () => pushed.filter((j) => j.jobId === first.jobId).length >= attempt,
+        10_000,
+        `push ${attempt} of the first receipt`,
+      );
+      expect((await failed(site.printerA.key, first.jobId, `paper jam ${attempt}`)).body).toEqual({
+        success: true,
+        status: attempt < 5 ? 'PENDING' : 'FAILED',
+      });
+    }
+    await eventually(
+      () => pushed.some((j) => j.jobId === second.jobId),
+      10_000,
+      'the second receipt to be pushed',
+    );
+    expect(pushed.map((j) => j.jobId)).toEqual([...Array(5).fill(first.jobId), second.jobId]);
+    expect((await complete(site.printerA.key, second.jobId)).body).toEqual({ success: true });
+    expect(await counts(site.printerA.key)).toMatchObject({ pending: 0, leased: 0, printed: 1, failed: 1 });
+  });
 });
 
 describe.each(engines())('print job leases expire (%s)', (engine: Engine) => {
   let server: TestServer;
   const { printSite, paidOrder } = sitesFor(() => server);
+  const sockets: Socket[] = [];
   beforeAll(async () => {
     server = await startServer({ engine, env: { PRINT_JOB_LEASE_MS: '300' } });
+  });
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.close();
   });
   afterAll(async () => {
     await server?.close();
@@ -603,6 +640,35 @@ describe.each(engines())('print job leases expire (%s)', (engine: Engine) => {
     expect(
       (await server.request('GET', `/api/receipt/queue/status/${jobId}`, key(site.printerB.key))).body,
     ).toMatchObject({ status: 'PRINTED' });
+  });
+
+  it('a pushed printer gets the next receipt once a job’s last lease runs out', async () => {
+    const site = await printSite();
+    const first = await paidOrder(site);
+    const second = await paidOrder(site); // waits behind the first
+    const socket = machineSocket(server.url, site.printerA.id, site.printerA.key);
+    sockets.push(socket);
+    const pushed: any[] = [];
+    socket.on('print_job', (job: unknown) => pushed.push(job));
+    await connected(socket);
+    await eventually(() => pushed.length >= 1, 10_000, 'the first receipt to be pushed');
+    // The printer never answers: each lease of the first runs out, the fifth for good.
+    await eventually(
+      () => pushed.some((j) => j.jobId === second.jobId),
+      15_000,
+      'the second receipt to be pushed',
+    );
+    expect(pushed.map((j) => j.jobId)).toEqual([...Array(5).fill(first.jobId), second.jobId]);
+    const st = await server.request(
+      'GET',
+      `/api/receipt/queue/status/${first.jobId}`,
+      key(site.printerA.key),
+    );
+    expect(st.body).toMatchObject({ status: 'FAILED', attempts: 5 });
+    expect(
+      (await server.request('POST', `/api/receipt/queue/complete/${second.jobId}`, key(site.printerA.key)))
+        .body,
+    ).toEqual({ success: true });
   });
 
   // PostgreSQL: the sweep read the job LEASED (its lease ran out) while a printer's "printed" was

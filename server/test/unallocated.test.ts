@@ -252,6 +252,49 @@ describe.each(engines())('unallocated cash resolution (%s)', (engine: Engine) =>
     expect(await snapshot(u.id)).toEqual(before);
   });
 
+  // Its minor units used to go into the session as they were: ₱100.00 became UGX 10000.
+  it('applied to a session in another currency (the site changed it) → 409 CONFLICT, nothing changes', async () => {
+    const siteId = `ua-fx-${++seq}`;
+    const site = { id: siteId, name: 'Currency change', currency: 'PHP' };
+    expect((await server.request('POST', '/v1/sites', { body: site })).status).toBe(201);
+    const sku = `${siteId}-meal`;
+    const product = { sku, name: 'Meal', priceMinor: 15_000, siteId };
+    expect((await server.request('POST', '/v1/products', { body: product })).status).toBe(201);
+    const fxKiosk = await server.createMachine(`UA-FX-${seq}`, { kind: 'kiosk', siteId });
+    const ghost = { orderNumber: `TYPO-${seq}`, amountAdded: 100, eventId: `fx-${seq}` };
+    expect(
+      (await server.request('POST', '/api/cash-payment/update', { ...key(fxKiosk.key), body: ghost })).status,
+    ).toBe(404);
+    const list = await server.request('GET', '/v1/cash/unallocated?limit=200', { token: staff });
+    const u = list.body.items.find((x: { orderNumber: string }) => x.orderNumber === ghost.orderNumber);
+    expect(u).toMatchObject({ amountMinor: 10_000, currency: 'PHP', status: 'OPEN' });
+
+    const patched = await server.request('PATCH', `/v1/sites/${siteId}`, { body: { currency: 'UGX' } });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    const order = await server.request('POST', '/v1/orders', {
+      ...key(fxKiosk.key),
+      body: { items: [{ sku, qty: 1 }] },
+    });
+    expect(order.body).toMatchObject({ currency: 'UGX' });
+    const orderNumber = order.body.orderNumber as string;
+    const init = await server.request('POST', '/api/cash-payment/init', {
+      ...key(fxKiosk.key),
+      body: { orderNumber, totalAmount: 15_000 },
+    });
+    expect(init.status, JSON.stringify(init.body)).toBe(200);
+
+    const before = await snapshot(u.id);
+    const res = await resolve(u.id, { action: 'applied', orderNumber, note: 'Typed the wrong order number' });
+    expect(res.status, JSON.stringify(res.body)).toBe(409);
+    expect(res.body.error).toMatchObject({
+      code: 'CONFLICT',
+      details: { itemCurrency: 'PHP', sessionCurrency: 'UGX' },
+    });
+    expect(await snapshot(u.id)).toEqual(before);
+    const status = await server.request('GET', `/api/cash-payment/status/${orderNumber}`, key(fxKiosk.key));
+    expect(status.body).toMatchObject({ status: 'PENDING', amountInserted: 0, remainingAmount: 15_000 });
+  });
+
   it('a second resolution is refused (409 INVALID_STATE) and changes nothing', async () => {
     const u = await parked(40);
     expect((await resolve(u.id, { action: 'kept', note: 'first' })).status).toBe(200);

@@ -10,7 +10,7 @@ import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { inGroup } from '../../platform/db/group-commit.js';
-import type { CashSessionRow } from '../../platform/db/schema.js';
+import type { CashSessionRow, OrderRow } from '../../platform/db/schema.js';
 import { formatMinor, minorToMajor } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -191,8 +191,16 @@ export function createCashService(deps: {
     return order && (order.site_id ?? siteId) === siteId ? order.currency : undefined;
   }
 
-  /** Applies one bill or coin in the caller's transaction (see `insert`). */
-  async function insertIn(tx: Executor, scope: CashScope, input: InsertInput): Promise<InsertOutcome> {
+  /**
+   * Applies one bill or coin in the caller's transaction (see `insert`). `currency`: what the amount
+   * is in when the caller knows it (money recorded earlier); a session in another one is refused.
+   */
+  async function insertIn(
+    tx: Executor,
+    scope: CashScope,
+    input: InsertInput,
+    options: { currency?: string } = {},
+  ): Promise<InsertOutcome> {
     const s = await latestSession(tx, scope.tenantId, input.orderNumber, true);
     if (input.eventId) {
       // The eventId is a key within the order at this site: a repeat of this bill for this order
@@ -237,6 +245,13 @@ export function createCashService(deps: {
       const why = s.status === 'PAID' ? 'SESSION_PAID' : 'SESSION_CANCELLED';
       return recordUnallocated(tx, scope, input, why, s.currency);
     }
+    // Minor units of one currency are not those of another: there is no rate to convert them by.
+    if (options.currency !== undefined && options.currency !== s.currency)
+      throw new AppError(
+        'CONFLICT',
+        `order ${input.orderNumber} takes ${s.currency}; this money is ${options.currency}`,
+        { itemCurrency: options.currency, sessionCurrency: s.currency },
+      );
     await tx
       .insertInto('cash_inserts')
       .values({
@@ -325,8 +340,7 @@ export function createCashService(deps: {
       scope: Omit<CashScope, 'siteId'> & { siteId: string | null },
       input: { orderNumber: string; totalMinor: number; adHocCaller?: boolean },
     ): Promise<SessionView> {
-      const order = await orders.rowByNumber(db, scope.tenantId, input.orderNumber);
-      if (order) {
+      const checkExisting = (order: OrderRow): void => {
         if (scope.siteId !== null && order.site_id !== null && order.site_id !== scope.siteId)
           throw new AppError('NOT_FOUND', `order ${input.orderNumber} does not exist at this site`);
         // A table order's `amount` is its subtotal: what its guest owes (with the tip) is checked in
@@ -337,6 +351,10 @@ export function createCashService(deps: {
           );
           throw new AppError('CONFLICT', `order ${input.orderNumber} totals ${has}, not ${asked}`);
         }
+      };
+      let order = await orders.rowByNumber(db, scope.tenantId, input.orderNumber);
+      if (order) {
+        checkExisting(order);
       } else {
         // An order number the server has not seen: a typo, unless the site lets its kiosks price
         // orders on their own screen (adHocCashOrders).
@@ -368,9 +386,11 @@ export function createCashService(deps: {
             }),
           )
           .catch((err: unknown) => {
-            // Two requests racing to create the same order number: the other one won, carry on.
             if (!isUniqueViolation(err)) throw err;
           });
+        // Two requests racing to create the same order number: the winner's order must match ours.
+        order = await orders.rowByNumber(db, scope.tenantId, input.orderNumber);
+        if (order) checkExisting(order);
       }
       return db.transaction().execute(async (tx) => {
         // A cafe table order: the guest owes its total with the tip they chose (docs/cafe.md §6).

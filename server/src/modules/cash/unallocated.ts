@@ -237,7 +237,7 @@ export function createUnallocatedService(deps: {
             eventId: `unallocated:${id}`,
             ...(row.kind ? { kind: row.kind } : {}),
           };
-          const outcome = await deps.cash.insertIn(tx, scope, insert);
+          const outcome = await deps.cash.insertIn(tx, scope, insert, { currency: row.currency });
           if (outcome.kind === 'unallocated') {
             const why =
               outcome.reason === 'WRONG_SITE'

@@ -84,8 +84,8 @@ export function createPrintingService(deps: {
       });
     }
     await jobEvent(ex, job, status);
-    if (!final)
-      await enqueueOutbox(ex, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId: job.id });
+    // Requeued or FAILED, its printer is free: offer the site's next receipt either way.
+    await enqueueOutbox(ex, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId: job.id });
     return status;
   }
 
