@@ -272,7 +272,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       else await mqtt?.keyRotated(machineId, key);
     },
   });
-  const commands = createCommandsService({ db, dialect, orders });
+  const alerts = createAlertsService({ db });
+  const commands = createCommandsService({ db, dialect, orders, alerts });
   const metrics = createMetrics({
     machinesOnline: presence.count,
     queueDepth: commands.queueDepth,
@@ -298,7 +299,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     observeDispatchLatency: (s) => metrics.dispatchLatency.observe(s),
     commandExpiryMs: config.commandExpiryMs,
   });
-  const alerts = createAlertsService({ db });
   const outbox = createOutboxRelay({
     db,
     dialect,

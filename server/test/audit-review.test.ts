@@ -874,6 +874,23 @@ describe.each(engines())('audit review (%s)', (engine) => {
     });
   });
 
+  it('a Razorpay QR payment of the wrong amount is audited as payment.amount_mismatch (due, received, currency)', async () => {
+    const vending = await server.createVendingMachine(`aum_${rand()}`, 2500, A);
+    const res = await server.postWebhook(qrCredited(vending.qrCodeId, 1500));
+    expect(res.status).toBe(200);
+    const payment = (await ok('GET', `/v1/payments?machineId=${vending.id}`, undefined, tok.admin)).items[0];
+    expect(payment).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH' });
+    const rows = await auditOf(payment.id);
+    expect(rows.map((r) => [r.action, r.actor])).toEqual([['payment.amount_mismatch', 'provider:razorpay']]);
+    expect(rows[0]!.after).toMatchObject({
+      orderId: res.body.orderId,
+      method: 'upi_qr',
+      amountMinor: 2500,
+      receivedMinor: 1500,
+      currency: 'INR',
+    });
+  });
+
   it('a refund sent back through the provider is audited when the provider confirms it', async () => {
     const vending = await server.createVendingMachine(`aur_${rand()}`, 2500, A);
     expect((await server.postWebhook(qrCredited(vending.qrCodeId, 2500))).status).toBe(200);

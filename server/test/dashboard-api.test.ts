@@ -476,6 +476,41 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
       expect.arrayContaining(['siteId', 'from', 'to']),
     );
   });
+  it('a v1 machine’s SUCCESS after the order was marked refund due is recorded, alerted and answered ok', async () => {
+    const late = await server.createVendingMachine('V1LATE', 2000);
+    const socket: Socket = await silentV1Machine(server.url, late.id, late.key);
+    try {
+      const orderId = (await server.postWebhook(qrCredited(late.qrCodeId, 2000))).body.orderId as string;
+      await orderStatus(server, orderId, 'NEEDS_REVIEW');
+      const due = await post(`/v1/orders/${orderId}/refund-due`, { note: 'nothing came out' }, tok.cs);
+      expect(due.body).toMatchObject({ status: 'REFUNDED' });
+      const done = () =>
+        socket.timeout(5_000).emitWithAck('machine:done', { orderId, result: 'SUCCESS' }) as Promise<unknown>;
+      // The machine did dispense: it is answered ok, so it does not retry for ever; a repeat too.
+      expect(await done()).toEqual({ ok: true, orderId });
+      expect(await done()).toEqual({ ok: true, orderId });
+      expect((await get(`/v1/orders/${orderId}`)).body.status).toBe('REFUNDED');
+      const timeline = (await get(`/v1/orders/${orderId}/timeline`)).body.items as {
+        type: string;
+        actor: string;
+      }[];
+      expect(timeline.filter((e) => e.type === 'dispensed_after_review')).toEqual([
+        expect.objectContaining({ actor: `machine:${late.id}` }),
+      ]);
+      const alerts = (await get('/v1/alerts', tok.staff)).body.items.filter(
+        (a: { kind: string; subjectId: string }) =>
+          a.kind === 'DISPENSED_AFTER_REFUND' && a.subjectId === orderId,
+      );
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]).toMatchObject({ subjectType: 'order', tenantId: 'default' });
+      // The refund due still stands: staff decide on it, with the alert.
+      const payment = (await get(`/v1/payments?orderId=${orderId}`)).body.items[0];
+      const refunds = (await get(`/v1/payments/${payment.id}/refunds`)).body.items;
+      expect(refunds).toEqual([expect.objectContaining({ destination: 'refund_due', status: 'DUE' })]);
+    } finally {
+      socket.close();
+    }
+  });
 });
 
 describe('dashboard API without a payment channel', () => {

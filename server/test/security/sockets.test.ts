@@ -5,10 +5,12 @@ import { io, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   connected,
+  dropSchema,
   engines,
   eventually,
   liveSocket,
   machineSocket,
+  newSchemaName,
   startServer,
   type TestServer,
 } from '../harness.js';
@@ -32,6 +34,52 @@ const disconnectedWithin = (socket: Socket, ms: number) =>
       resolve(true);
     });
   });
+
+/**
+ * The server's next key check of `machineId` answers only after `during` has run: a key rotation
+ * landing while a socket's key is being checked. Returns the undo.
+ */
+function keyCheckThen(server: TestServer, machineId: string, during: () => Promise<unknown>): () => void {
+  const machines = server.kioskhub.services.machines;
+  const findRow = machines.findRow;
+  let armed = true;
+  machines.findRow = async (id, ex) => {
+    const row = await findRow(id, ex);
+    if (armed && id === machineId) {
+      armed = false;
+      await during();
+    }
+    return row;
+  };
+  return () => {
+    machines.findRow = findRow;
+  };
+}
+
+/** A machine socket whose key check races a rotation made through `rotateVia`; resolves once it settled. */
+async function raceRotation(
+  server: TestServer,
+  rotateVia: TestServer,
+  protocol: 'v1' | 'v2',
+  machine: { id: string; key: string },
+): Promise<{ dropped: boolean; rotated: boolean }> {
+  let rotated = false;
+  const restore = keyCheckThen(server, machine.id, async () => {
+    rotated = (await rotateVia.request('POST', `/v1/machines/${machine.id}/rotate-key`)).status === 200;
+  });
+  try {
+    const socket =
+      protocol === 'v2' ? track(machineSocket(server.url, machine.id, machine.key)) : v1Socket(server.url);
+    if (protocol === 'v1') {
+      await connected(socket);
+      socket.emit('machine:connect', { machineId: machine.id, token: machine.key });
+    }
+    const dropped = await disconnectedWithin(socket, 5_000);
+    return { dropped, rotated };
+  } finally {
+    restore();
+  }
+}
 
 describe.each(engines())('security: Socket.IO (%s)', (engine) => {
   let server: TestServer;
@@ -121,7 +169,56 @@ describe.each(engines())('security: Socket.IO (%s)', (engine) => {
     const again = track(machineSocket(server.url, machine.id, machine.key));
     await expect(connected(again)).rejects.toThrow('unauthorized');
   });
+
+  it.each(['v2', 'v1'] as const)(
+    'item 10: a %s socket whose old key was checked just before the rotation is disconnected once registered',
+    async (protocol) => {
+      const machine = await server.createMachine(`sec-race-${protocol}-${engine}`);
+      expect(await raceRotation(server, server, protocol, machine)).toEqual({ dropped: true, rotated: true });
+      await eventually(
+        async () =>
+          (await server.request('GET', `/v1/machines/${machine.id}`)).body.socketConnected === false,
+        5_000,
+        'the machine offline',
+      );
+    },
+  );
 });
+
+describe.skipIf(!process.env['TEST_DATABASE_URL'] || !process.env['TEST_REDIS_URL'])(
+  'security: Socket.IO, two processes (item 10)',
+  () => {
+    const schema = newSchemaName();
+    const nodes: TestServer[] = [];
+    beforeAll(async () => {
+      const env = { REDIS_URL: process.env['TEST_REDIS_URL']! };
+      nodes.push(await startServer({ engine: 'postgres', schema, env }));
+      nodes.push(await startServer({ engine: 'postgres', schema, env }));
+    });
+    afterAll(async () => {
+      for (const node of nodes) await node.close();
+      await dropSchema(schema);
+    });
+
+    it.each(['v2', 'v1'] as const)(
+      'a %s socket on one process whose key check races a rotation on the other is disconnected',
+      async (protocol) => {
+        const [a, b] = nodes as [TestServer, TestServer];
+        const machine = await a.createMachine(`sec-race2-${protocol}`);
+        expect(await raceRotation(b, a, protocol, machine)).toEqual({ dropped: true, rotated: true });
+        // A socket already registered on the other process is still dropped by a rotation.
+        const { key } = (await a.request('POST', `/v1/machines/${machine.id}/rotate-key`)).body as {
+          key: string;
+        };
+        const socket = track(machineSocket(b.url, machine.id, key));
+        await connected(socket);
+        const dropped = disconnectedWithin(socket, 5_000);
+        expect((await a.request('POST', `/v1/machines/${machine.id}/rotate-key`)).status).toBe(200);
+        expect(await dropped).toBe(true);
+      },
+    );
+  },
+);
 
 describe('security: Socket.IO origins (item 15)', () => {
   let server: TestServer;

@@ -8,6 +8,7 @@ import { nowIso, type Db, type Executor, newId } from '../../platform/db/databas
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { CommandRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import {
   IN_FLIGHT,
@@ -34,10 +35,36 @@ export type ResultOutcome = 'recorded' | 'repeat' | 'unknown';
 export function createCommandsService(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
-  orders: Pick<OrdersService, 'note' | 'transition'>;
+  orders: Pick<OrdersService, 'note' | 'transition' | 'findRow'>;
+  alerts: Pick<AlertsService, 'raise'>;
 }) {
   const { db, orders } = deps;
   const repo = createCommandsRepo(db);
+
+  /**
+   * A SUCCESS for an order a review already settled (the result came after the operator's
+   * decision): the machine did dispense, so the fact goes on the order's timeline, and an order
+   * marked refund due raises an alert so the refund owed is not handed back for an item taken.
+   */
+  async function dispensedAfterReview(tx: Executor, command: CommandRow, machineId: string): Promise<void> {
+    const order = await orders.findRow(command.order_id, tx);
+    // Marked dispensed by the operator (COMPLETED): the machine agrees, nothing to tell.
+    if (!order || order.status === 'COMPLETED') return;
+    await orders.note(tx, order.id, 'dispensed_after_review', `machine:${machineId}`, {
+      commandId: command.id,
+      status: order.status,
+    });
+    if (order.status !== 'REFUNDED') return;
+    await deps.alerts.raise(tx, {
+      tenantId: order.tenant_id,
+      kind: 'DISPENSED_AFTER_REFUND',
+      subjectType: 'order',
+      subjectId: order.id,
+      message:
+        `Machine ${machineId} reported that it dispensed order ${order.order_number ?? order.id} after ` +
+        'the order was marked refund due: the customer has the item, so the refund due is not owed',
+    });
+  }
 
   return {
     /**
@@ -290,12 +317,18 @@ export function createCommandsService(deps: {
             detail: { commandId: command.id, impliedByResult: true },
           });
         }
-        await orders.transition(tx, command.order_id, result === 'SUCCESS' ? 'COMPLETED' : 'FAILED', {
-          actor: `machine:${machineId}`,
-          failureCode: code,
-          event: result === 'SUCCESS' ? 'dispensed' : 'dispense_failed',
-          detail: { commandId: command.id },
-        });
+        const moved = await orders.transition(
+          tx,
+          command.order_id,
+          result === 'SUCCESS' ? 'COMPLETED' : 'FAILED',
+          {
+            actor: `machine:${machineId}`,
+            failureCode: code,
+            event: result === 'SUCCESS' ? 'dispensed' : 'dispense_failed',
+            detail: { commandId: command.id },
+          },
+        );
+        if (!moved && result === 'SUCCESS') await dispensedAfterReview(tx, updated, machineId);
         // No outbox kick: the result came in on the process holding the machine's socket, and the
         // gateway kicks its dispatch right after this commit (a crash in between is covered by
         // the dispatch on reconnect).

@@ -87,6 +87,8 @@ export function createDispatcher(deps: DispatcherDeps) {
   async function pump(machineId: string, reason: KickReason): Promise<void> {
     const conn = presence.local(machineId);
     if (!conn || stopped) return;
+    // A connection whose key is still being confirmed gets nothing yet (it may be a rotated key's).
+    if (conn.credentialCurrent !== undefined && !(await conn.credentialCurrent)) return;
     const checkedAt = Date.now();
     const epoch = idleEpoch;
     if (

@@ -14,7 +14,7 @@ import type { MachinesService } from '../machines/machines.service.js';
 import type { Dispatcher } from './dispatcher.js';
 import { limitSocketEvents } from './event-limit.js';
 import { socketLink } from './machine-link.js';
-import type { MachineConnection, Presence, Protocol } from './presence.js';
+import { CredentialReplaced, type MachineConnection, type Presence, type Protocol } from './presence.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
 const Status = Type.Union([Type.Literal('IDLE'), Type.Literal('BUSY'), Type.Literal('ERROR')]);
@@ -48,7 +48,7 @@ const parseDoneV1 = socketValidator(
   Type.Object({ orderId: Type.String({ minLength: 1, maxLength: 64 }), result: Result }),
 );
 
-type MachineRef = { id: string; tenant_id: string; site_id: string; kind: string };
+type MachineRef = { id: string; tenant_id: string; site_id: string; kind: string; key_hash: string };
 
 /**
  * How long a v1 machine:done that came before machine:connect waits for one. socket.io-client
@@ -95,6 +95,12 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     return row && constantTimeEqual(row.key_hash, sha256(key)) ? row : undefined;
   }
 
+  /** The key a socket was let in with is still the machine's (no rotation since it was checked). */
+  async function keyStillCurrent(row: MachineRef): Promise<boolean> {
+    const current = await deps.machines.findRow(row.id);
+    return current !== undefined && constantTimeEqual(current.key_hash, row.key_hash);
+  }
+
   async function connect(
     socket: Socket,
     row: MachineRef,
@@ -124,7 +130,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     // event has come and gone. Registered, it would stay so for ever, a dead socket that every
     // command for the machine goes into; it is left out, and the machine's record untouched.
     if (!socket.connected) return conn;
-    await presence.register(conn);
+    await presence.register(conn, () => keyStillCurrent(row));
     deps.onMachineConnected(conn.machineId, conn.connectionId);
     if (conn.kind === 'printer' && protocol === 'v2') deps.onPrinterConnected?.(conn.tenantId, conn.siteId);
     logger.info({ machineId: conn.machineId, protocol }, 'machine connected');
@@ -172,6 +178,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
           tenant_id: row.tenant_id,
           site_id: row.site_id,
           kind: row.kind,
+          key_hash: row.key_hash,
         } satisfies MachineRef;
         next();
       })
@@ -181,7 +188,8 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     limitSocketEvents(socket, deps.eventsPerSecond);
     const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
-      logger.error({ err }, 'could not register machine');
+      if (err instanceof CredentialReplaced) logger.info({ machineId: err.machineId }, err.message);
+      else logger.error({ err }, 'could not register machine');
       socket.disconnect(true);
     });
     socket.on(V2_EVENTS.heartbeat, async (...args: unknown[]) => {
@@ -294,8 +302,12 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
         ack({ ok: true, machineId: row.id });
         socket.emit(V1_EVENTS.authenticated, { ok: true, machineId: row.id, ts: Date.now() });
       } catch (err) {
-        logger.error({ err }, 'v1 connect failed');
         settleRegistration(undefined);
+        if (err instanceof CredentialReplaced) {
+          logger.info({ machineId: err.machineId }, err.message);
+          return refuse('the machine key was replaced');
+        }
+        logger.error({ err }, 'v1 connect failed');
         ack(socketError('INTERNAL', 'try again'));
       }
     });

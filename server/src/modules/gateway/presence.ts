@@ -52,6 +52,11 @@ export interface MachineConnection {
   noWorkSince?: number;
   /** Settles when this connection's registration has been written (or has failed). */
   registered?: Promise<unknown>;
+  /**
+   * Settles true once the credential the connection was let in with was found still current after
+   * it was registered: nothing is sent to it before (a key rotated meanwhile missed it).
+   */
+  credentialCurrent?: Promise<boolean>;
   /** Status writes this connection may still make at once (refilled over time), and a held-back write. */
   statusWrites?: { tokens: number; at: number };
   statusTimer?: NodeJS.Timeout;
@@ -70,6 +75,13 @@ export interface PresenceDeps {
   statusWriteIntervalMs?: number;
   /** A heartbeat named a firmware version new for this connection (firmware campaigns follow it). */
   firmwareReported?(machineId: string, firmware: string): void;
+}
+
+/** The machine's key was replaced while this connection was being let in: it was dropped. */
+export class CredentialReplaced extends Error {
+  constructor(readonly machineId: string) {
+    super(`the key of machine ${machineId} was replaced while it was connecting: disconnected`);
+  }
 }
 
 export function createPresence(deps: PresenceDeps) {
@@ -269,14 +281,20 @@ export function createPresence(deps: PresenceDeps) {
       pendingLastSeen.set(machineId, at);
     },
 
-    /** A machine authenticated on this process; a previous local socket of it is dropped. */
-    async register(conn: MachineConnection): Promise<void> {
+    /**
+     * A machine authenticated on this process; a previous local socket of it is dropped.
+     * `stillCurrent` asks again whether the credential it was let in with is still the machine's:
+     * when not, it is dropped and this throws CredentialReplaced.
+     */
+    async register(conn: MachineConnection, stillCurrent?: () => Promise<boolean>): Promise<void> {
       // Shutting down: a socket that got in after the others were dropped is not written.
       if (stopping) throw new Error('shutting down');
       if (conn.status === 'UNKNOWN') conn.earlierReport = lastReports.get(conn.machineId);
       const previous = local.get(conn.machineId);
       local.set(conn.machineId, conn);
       if (previous && previous.link.id !== conn.link.id) previous.link.disconnect();
+      // Asked only once listed: a rotation committed after this read finds the connection and drops it.
+      if (stillCurrent) conn.credentialCurrent = stillCurrent().catch(() => false);
       const at = nowIso();
       const written = connections.submit(conn.machineId, {
         connectionId: conn.connectionId,
@@ -284,7 +302,11 @@ export function createPresence(deps: PresenceDeps) {
         at,
       });
       conn.registered = written.catch(() => undefined);
-      await written;
+      const [, current] = await Promise.all([written, conn.credentialCurrent ?? true]);
+      if (!current) {
+        conn.link.disconnect();
+        throw new CredentialReplaced(conn.machineId);
+      }
       pendingLastSeen.delete(conn.machineId);
       announce(conn.tenantId, conn.machineId, 'IDLE', true, at);
     },

@@ -7,6 +7,7 @@ import { afterCommit, inGroup } from '../../platform/db/group-commit.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { DeferredConflict } from '../../platform/db/write-behind.js';
 import { pageOf } from '../../platform/db/pages.js';
+import { recordAudit } from '../audit/audit.service.js';
 import type { PaymentView } from '@kioskhub/protocol';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import type { MachinesService } from '../machines/machines.service.js';
@@ -271,7 +272,25 @@ export function createPaymentsService(deps: PaymentsDeps) {
         };
         await repo.insert(payment, tx);
         // A standing intent (the machine's fixed-amount QR) paid another amount: kept, not applied.
-        if (!mismatch) {
+        if (mismatch) {
+          // Money taken and not applied is a change of money: audited with what was due and paid.
+          await recordAudit(tx, {
+            tenantId: machine.tenant_id,
+            actor: `provider:${n.provider}`,
+            action: 'payment.amount_mismatch',
+            subjectType: 'payment',
+            subjectId: payment.id,
+            after: {
+              orderId: order.id,
+              method: payment.method,
+              provider: n.provider,
+              amountMinor: Number(payment.amount_minor),
+              receivedMinor: n.amountMinor,
+              currency: n.currency,
+              ...(n.currency !== machine.currency ? { expectedCurrency: machine.currency } : {}),
+            },
+          });
+        } else {
           await settlement.apply(tx, payment, {
             actor: `provider:${n.provider}`,
             order,
