@@ -105,6 +105,21 @@ function sitesFor(getServer: () => TestServer) {
   return { printSite, paidOrder, uid };
 }
 
+/** Printer A connected on /machines: the print_job pushes it receives, once the first has come. */
+async function pushedPrinter(
+  url: string,
+  printer: { id: string; key: string },
+  sockets: Socket[],
+): Promise<any[]> {
+  const socket = machineSocket(url, printer.id, printer.key);
+  sockets.push(socket);
+  const pushed: any[] = [];
+  socket.on('print_job', (job: unknown) => pushed.push(job));
+  await connected(socket);
+  await eventually(() => pushed.length >= 1, 10_000, 'the first receipt to be pushed');
+  return pushed;
+}
+
 describe.each(engines())('receipt print queue (%s)', (engine: Engine) => {
   let server: TestServer;
   const { printSite, paidOrder, uid } = sitesFor(() => server);
@@ -576,12 +591,7 @@ describe.each(engines())('receipt print queue (%s)', (engine: Engine) => {
     const site = await printSite();
     const first = await paidOrder(site);
     const second = await paidOrder(site); // waits behind the first
-    const socket = machineSocket(server.url, site.printerA.id, site.printerA.key);
-    sockets.push(socket);
-    const pushed: any[] = [];
-    socket.on('print_job', (job: unknown) => pushed.push(job));
-    await connected(socket);
-    await eventually(() => pushed.length >= 1, 10_000, 'the first receipt to be pushed');
+    const pushed = await pushedPrinter(server.url, site.printerA, sockets);
     for (let attempt = 1; attempt <= 5; attempt++) {
       await eventually(
         () => pushed.filter((j) => j.jobId === first.jobId).length >= attempt,
@@ -646,12 +656,7 @@ describe.each(engines())('print job leases expire (%s)', (engine: Engine) => {
     const site = await printSite();
     const first = await paidOrder(site);
     const second = await paidOrder(site); // waits behind the first
-    const socket = machineSocket(server.url, site.printerA.id, site.printerA.key);
-    sockets.push(socket);
-    const pushed: any[] = [];
-    socket.on('print_job', (job: unknown) => pushed.push(job));
-    await connected(socket);
-    await eventually(() => pushed.length >= 1, 10_000, 'the first receipt to be pushed');
+    const pushed = await pushedPrinter(server.url, site.printerA, sockets);
     // The printer never answers: each lease of the first runs out, the fifth for good.
     await eventually(
       () => pushed.some((j) => j.jobId === second.jobId),
