@@ -510,6 +510,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       ...(cardGateway ? { [cardGateway.provider]: cardGateway } : {}),
     },
   });
+  // A refund of a vending order's payment ends its dispense not yet sent, or waits for the one
+  // the machine holds (docs/api.md §8).
+  refunds.onRecording(async (ex, payment, refund) => {
+    if (payment.purpose !== 'order' || !payment.order_id) return;
+    await commands.settleForRefund(ex, payment.order_id, {
+      full: refund.full,
+      actor: refund.actor,
+      paymentId: payment.id,
+    });
+  });
   // Cafe tables: guest orders, payments through intents and settlement, the wallet.
   const cafe = createCafe({
     db,

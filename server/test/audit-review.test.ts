@@ -766,7 +766,16 @@ describe.each(engines())('audit review (%s)', (engine) => {
 
   it('refunds: each refund and its completion are audited with the amounts; a refund beyond what is left changes nothing', async () => {
     const vending = await server.createVendingMachine(`auv_${rand()}`, 2500, A);
-    expect((await server.postWebhook(qrCredited(vending.qrCodeId, 2500))).status).toBe(200);
+    const paidRes = await server.postWebhook(qrCredited(vending.qrCodeId, 2500));
+    expect(paidRes.status).toBe(200);
+    // Dispensed (the machine's result, recorded as its socket would): a partial refund of an
+    // order whose dispense is still queued is refused (docs/api.md §8).
+    await server.kioskhub.services.commands.recordResult(
+      vending.id,
+      { orderId: paidRes.body.orderId },
+      'SUCCESS',
+      undefined,
+    );
     const payment = (await ok('GET', `/v1/payments?machineId=${vending.id}`, undefined, tok.admin)).items[0];
     const paymentRow = () => ok('GET', `/v1/payments/${payment.id}`, undefined, tok.admin);
     await refused(

@@ -296,7 +296,7 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
 
   // A parked refund whose payment never becomes known must not wait unseen: after
   // CARD_REFUND_PARKED_ALERT_MS (2 s here) it raises CARD_REFUND_UNMATCHED, once; one applied
-  // before then raises none; one applied after it resolves its alert.
+  // before then leaves no open alert; one applied after it resolves its alert.
   it('a refund still parked after CARD_REFUND_PARKED_ALERT_MS raises one alert, resolved if its payment becomes known', async () => {
     const foreignPi = rid('pi');
     const foreign = chargeRefunded(foreignPi, 1234);
@@ -332,7 +332,9 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
     for (const pi of [foreignPi, soonPi, latePi])
       expect(jobsLeft.filter((j) => j.payload.includes(pi))).toEqual([]);
     expect(await unmatched(foreignPi)).toHaveLength(1);
-    expect(await unmatched(soonPi)).toEqual([]);
+    // Applied before its look-again job ran: no alert; on a box slow enough that the job ran first,
+    // the alert was resolved by the settlement that applied it. Never an open one.
+    expect((await unmatched(soonPi)).filter((a) => a.resolved_at === null)).toEqual([]);
     expect(await paymentView(soon.paymentId)).toMatchObject({ refundedMinor: 100 });
     // The operator sees it in the alerts list.
     const listed = (await server.request('GET', '/v1/alerts?open=true&limit=200')).body.items;

@@ -71,8 +71,18 @@ describe.each(engines())('refunds (%s)', (engine) => {
     await razorpay?.close();
   });
 
+  /**
+   * A vending order paid, and dispensed (the machine's result recorded as its socket would): a
+   * dispense still queued is another case (refund-dispense.test.ts).
+   */
   const paid = async (amount = 2000) => {
     const res = await server.postWebhook(qrCredited(vending.qrCodeId, amount));
+    await server.kioskhub.services.commands.recordResult(
+      vending.id,
+      { orderId: res.body.orderId },
+      'SUCCESS',
+      undefined,
+    );
     const list = await server.request('GET', `/v1/payments?orderId=${res.body.orderId}`);
     return { orderId: res.body.orderId as string, payment: list.body.items[0] };
   };

@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
+import { AppError } from '../../platform/errors.js';
 import type { CommandRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -14,6 +15,7 @@ import {
   IN_FLIGHT,
   claimDecision,
   commandSourcesOf,
+  isInFlight,
   resultEffect,
   type CommandStatus,
   type Protocol,
@@ -253,6 +255,56 @@ export function createCommandsService(deps: {
         });
         return true;
       });
+    },
+
+    /**
+     * A refund of the order's payment is being recorded, in its transaction (docs/api.md §8). A
+     * dispense not yet sent (QUEUED) is cancelled by a full refund (DONE with no result, failure
+     * `REFUNDED`) and the order ends REFUNDED, so no machine ever dispenses it; a partial refund of
+     * it is refused, and so is any refund while the machine holds the command (sent, no result
+     * yet). An order without a pending command (restaurant, cafe, dispensed) changes nothing.
+     */
+    async settleForRefund(
+      ex: Executor,
+      orderId: string,
+      refund: { full: boolean; actor: string; paymentId: string },
+    ): Promise<void> {
+      const pending = await ex
+        .selectFrom('commands')
+        .selectAll()
+        .where('order_id', '=', orderId)
+        .where('status', 'in', ['QUEUED', ...IN_FLIGHT])
+        .execute();
+      const inFlight = (c: CommandRow) =>
+        new AppError(
+          'INVALID_STATE',
+          `order ${orderId} is at machine ${c.machine_id}: the machine is dispensing it; wait for its result, then refund`,
+          { orderId, commandId: c.id, commandStatus: c.status, machineId: c.machine_id },
+        );
+      const held = pending.find((c) => isInFlight(c.status as CommandStatus));
+      if (held) throw inFlight(held);
+      for (const c of pending) {
+        if (!refund.full)
+          throw new AppError(
+            'INVALID_STATE',
+            `order ${orderId} is waiting for machine ${c.machine_id} to dispense it: only a full refund may cancel the dispense; refund all of it, or wait for the machine's result`,
+            { orderId, commandId: c.id, commandStatus: c.status, machineId: c.machine_id },
+          );
+        // Conditional: a machine claiming the command at this moment wins, and the refund waits.
+        const cancelled = await ex
+          .updateTable('commands')
+          .set({ status: 'DONE', finished_at: nowIso(), result: null, failure_code: 'REFUNDED' })
+          .where('id', '=', c.id)
+          .where('status', '=', 'QUEUED')
+          .returningAll()
+          .executeTakeFirst();
+        if (!cancelled) throw inFlight({ ...c, status: 'SENT' });
+        await orders.transition(ex, orderId, 'REFUNDED', {
+          actor: refund.actor,
+          event: 'command_cancelled',
+          detail: { commandId: c.id, paymentId: refund.paymentId, reason: 'refunded before dispense' },
+        });
+      }
     },
 
     /** The machine declined (busy, out of stock…): the command waits in the queue again. */

@@ -31,6 +31,17 @@ export interface ProviderRefunds {
 /** Told, in the transaction, of every refund recorded (a channel publishes `payment_refunded`). */
 export type RefundRecordedListener = (ex: Executor, payment: PaymentRow, refund: RefundRow) => Promise<void>;
 
+/**
+ * Asked, in the transaction, before a refund is written: may refuse it (throw: nothing changes)
+ * or end what the payment paid for (an order's dispense not yet sent). `full`: the refund leaves
+ * nothing more to refund.
+ */
+export type RefundRecordingHook = (
+  ex: Executor,
+  payment: PaymentRow,
+  refund: { amountMinor: number; full: boolean; actor: string },
+) => Promise<void>;
+
 /** The figures of a payment row that decide what may be refunded. */
 export function refundFigures(p: PaymentRow) {
   return {
@@ -68,6 +79,7 @@ export function createRefunds(deps: {
 }) {
   const { db } = deps;
   const recordedListeners: RefundRecordedListener[] = [];
+  const recordingHooks: RefundRecordingHook[] = [];
 
   async function lockedPayment(ex: Executor, paymentId: string): Promise<PaymentRow | undefined> {
     let q = ex.selectFrom('payments').selectAll().where('id', '=', paymentId);
@@ -170,6 +182,9 @@ export function createRefunds(deps: {
     if (destination === 'credit' && creditTo !== null) {
       await deps.customers.get(payment.tenant_id, creditTo, ex);
     }
+    const full = input.amountMinor === refundableMinor(refundFigures(payment));
+    for (const hook of recordingHooks)
+      await hook(ex, payment, { amountMinor: input.amountMinor, full, actor: input.actor });
     const now = nowIso();
     const row: RefundRow = {
       id: newId(),
@@ -251,6 +266,11 @@ export function createRefunds(deps: {
 
   return {
     record,
+
+    /** Asked before every refund is written, in its transaction (may refuse it). */
+    onRecording(hook: RefundRecordingHook): void {
+      recordingHooks.push(hook);
+    },
 
     /** Called with every refund recorded, in its transaction. */
     onRecorded(listener: RefundRecordedListener): void {

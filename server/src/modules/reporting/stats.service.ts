@@ -130,7 +130,8 @@ export function createStatsService(deps: {
       const n = Number(r.n);
       if (r.status === 'NEEDS_REVIEW') noResult += n;
       else if (r.result === 'SUCCESS') success += n;
-      else failed += n;
+      // DONE with no result: cancelled by a refund before it was sent, never a dispense.
+      else if (r.result !== null) failed += n;
     }
     const total = success + failed + noResult;
     return { success, failed, noResult, rate: total === 0 ? null : success / total };
