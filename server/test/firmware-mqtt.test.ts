@@ -320,6 +320,12 @@ describe.each(engines())('firmware over MQTT, embedded broker (%s)', (engine) =>
       clients.push(d.client);
       await d.publish(mqttTopics.status(m.id), { online: true, bootId: d.bootId, ...birth });
       await online(m.id);
+      // The embedded broker's session starts at CONNECT: wait until the birth itself was handled.
+      await eventually(
+        async () => (await server.request('GET', `/v1/machines/${m.id}`)).body.firmware === birth['firmware'],
+        10_000,
+        `${m.id}'s birth handled`,
+      );
       return d;
     };
     const devices = {

@@ -134,6 +134,9 @@ export function installMqttOta(deps: {
     if (unanswered.get(commandId)?.machineId === machineId) forget(commandId);
     logger.info({ machineId, commandId, ...report }, 'mqtt: device answered ota.install');
   };
+  gateway.hooks.onBirthSeen = (machineId, birth) => {
+    births.set(machineId, { current: birth.firmware, hw: birth.hw });
+  };
   gateway.hooks.onBirth = async (machineId, birth) => {
     const reported: DeviceReport = { current: birth.firmware, hw: birth.hw };
     births.set(machineId, reported);

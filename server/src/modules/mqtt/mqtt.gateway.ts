@@ -67,6 +67,11 @@ export interface MqttHooks {
   onEvent?(machineId: string, event: MqttDeviceEvent): void | Promise<void>;
   /** A birth message: the device is connected and subscribed (OTA offers a waiting deployment). */
   onBirth?(machineId: string, birth: { firmware?: string; hw?: string }): void | Promise<void>;
+  /**
+   * The same birth, told at once as it arrives, before the session is registered: what the device
+   * says of itself is known before anything can be offered to it (a release at that moment).
+   */
+  onBirthSeen?(machineId: string, birth: { firmware?: string; hw?: string }): void;
   /** Telemetry (`up/tel`) of a machine held here, beyond its `status` (water kiosk heartbeats). */
   onTelemetry?(machine: MqttSessionMachine, telemetry: MqttTelemetry): void | Promise<void>;
 }
@@ -186,6 +191,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     switch (message.kind) {
       case 'status': {
         const status = message.status;
+        if (status.online) hooks.onBirthSeen?.(machineId, { firmware: status.firmware, hw: status.hw });
         if (session.external) {
           if (status.online) {
             const machine = await deps.findMachine(machineId);
