@@ -11,15 +11,7 @@ import type { CatalogService } from '../catalog/catalog.service.js';
 import type { CafeOrders } from './cafe-orders.js';
 import type { CafeTables } from './cafe-tables.js';
 import type { createCafeOverview } from './cafe-overview.js';
-import {
-  CafeOrderSchema,
-  CafeSettingsSchema,
-  KitchenBody,
-  Nullable,
-  Open,
-  Sku,
-  Text,
-} from './cafe.schema.js';
+import { CafeOrderSchema, CafeSettingsSchema, KitchenBody, Nullable, Open, Sku } from './cafe.schema.js';
 
 const KITCHEN = ['admin', 'customer_service', 'staff'] as const;
 const TenantQuery = Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false });
@@ -188,8 +180,8 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
         querystring: TenantQuery,
         body: Type.Object(
           {
-            category: Type.Optional(Nullable(Text({ minLength: 1, maxLength: 80 }))),
-            description: Type.Optional(Nullable(Text({ maxLength: 500 }))),
+            category: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 80 }))),
+            description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
             available: Type.Optional(Type.Boolean()),
             sort: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
           },

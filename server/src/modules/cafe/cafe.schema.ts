@@ -11,8 +11,6 @@ export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]
 export const Open = (props: Record<string, TSchema>, description?: string) =>
   Type.Object(props, { additionalProperties: true, ...(description ? { description } : {}) });
 
-export { Text } from '../payments/payments.schema.js';
-
 export const Sku = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
 export const TipMinor = Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'minor units' });
 

@@ -10,15 +10,7 @@ import { Currency, EntityId, errors } from '../../platform/http/schemas.js';
 import type { CafeOrders } from './cafe-orders.js';
 import { paymentStatusView, type CafeMethod, type CafePayments, type Payer } from './cafe-payments.js';
 import type { CafeTables, GuestTable } from './cafe-tables.js';
-import {
-  CafeOrderSchema,
-  InitiateBody,
-  Open,
-  OrderBody,
-  PaymentStatusSchema,
-  Phone,
-  Text,
-} from './cafe.schema.js';
+import { CafeOrderSchema, InitiateBody, Open, OrderBody, PaymentStatusSchema, Phone } from './cafe.schema.js';
 import type { Wallet } from './wallet.js';
 
 type Caller =
@@ -325,7 +317,7 @@ export function cafeGuestRoutes(
           {
             customerId: EntityId,
             amountMinor: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
-            reason: Text({ minLength: 1, maxLength: 500 }),
+            reason: Type.String({ minLength: 1, maxLength: 500 }),
             currency: Type.Optional(Currency),
           },
           { additionalProperties: false },

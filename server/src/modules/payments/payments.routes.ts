@@ -3,7 +3,6 @@ import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
 import type { PaymentsService } from './payments.service.js';
-import { Text } from './payments.schema.js';
 import { PAYMENT_METHODS, PAYMENT_PURPOSES, PAYMENT_STATUSES } from './settlement.js';
 import { REFUND_DESTINATIONS, type RefundDestination, type Refunds } from './refunds.js';
 
@@ -50,10 +49,10 @@ const Refund = Type.Object({
 const RefundBody = Type.Object(
   {
     amountMinor: Type.Optional(Type.Integer({ minimum: 1, description: 'default: all that remains' })),
-    reason: Text({ minLength: 1, maxLength: 500 }),
+    reason: Type.String({ minLength: 1, maxLength: 500 }),
     to: Type.Optional(Type.String({ enum: [...REFUND_DESTINATIONS], description: 'default original' })),
     customerId: Type.Optional(
-      Text({
+      Type.String({
         minLength: 1,
         maxLength: 64,
         description: 'to: "credit" for a payment with no known payer: whose wallet gets the money',
@@ -70,7 +69,7 @@ export function paymentsRoutes(
   app: FastifyTypebox,
   deps: { auth: Authenticator; payments: PaymentsService; refunds: Refunds },
 ): void {
-  const PaymentParams = Type.Object({ id: Text({ minLength: 1, maxLength: 64 }) });
+  const PaymentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
   for (const path of ['/v1/payments/:id/refunds', '/api/payments/:id/refund']) {
     app.post(
       path,
@@ -122,7 +121,10 @@ export function paymentsRoutes(
         summary: 'Staff handed a refund that was due back to the customer (admin, customer_service)',
         params: PaymentParams,
         body: Type.Optional(
-          Type.Object({ note: Type.Optional(Text({ maxLength: 500 })) }, { additionalProperties: false }),
+          Type.Object(
+            { note: Type.Optional(Type.String({ maxLength: 500 })) },
+            { additionalProperties: false },
+          ),
         ),
         response: { 200: Refund, ...errors(400, 401, 403, 404, 409) },
       },
@@ -151,7 +153,7 @@ export function paymentsRoutes(
             method: Type.Optional(Type.String({ enum: [...PAYMENT_METHODS] })),
             siteId: Type.Optional(EntityId),
             machineId: Type.Optional(EntityId),
-            orderId: Type.Optional(Text({ minLength: 1, maxLength: 64 })),
+            orderId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
             cursor: Type.Optional(Cursor),
             limit: Type.Optional(Limit),
           },
@@ -191,7 +193,7 @@ export function paymentsRoutes(
         summary: 'What Kioskhub did with one provider payment',
         params: Type.Object({
           provider: Type.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_-]+$' }),
-          providerPaymentId: Text({ minLength: 1, maxLength: 128 }),
+          providerPaymentId: Type.String({ minLength: 1, maxLength: 128 }),
         }),
         response: {
           200: Type.Object({
