@@ -25,6 +25,12 @@ export interface DeviceReport {
 
 type ActiveRow = FirmwareDeploymentRow & { campaign_hw: string; campaign_downgrade: number };
 
+/** The campaign or the image lets a device go to an older version. */
+const allowsDowngrade = (
+  d: Pick<ActiveRow, 'campaign_downgrade'>,
+  a: Pick<FirmwareArtifactRow, 'allow_downgrade'>,
+): boolean => d.campaign_downgrade === 1 || a.allow_downgrade === 1;
+
 /** Why this device must not take this image (docs/firmware.md "Skips"), or undefined. */
 export function skipReason(
   d: Pick<ActiveRow, 'campaign_hw' | 'campaign_downgrade'>,
@@ -37,7 +43,7 @@ export function skipReason(
   if (current === undefined) return undefined;
   const cmp = compareVersions(current, a.version);
   if (cmp === 0) return { code: 'ALREADY_CURRENT', message: `device already runs ${a.version}` };
-  if (cmp > 0 && d.campaign_downgrade !== 1 && a.allow_downgrade !== 1)
+  if (cmp > 0 && !allowsDowngrade(d, a))
     return { code: 'DOWNGRADE_NOT_ALLOWED', message: `device runs ${current}, newer than ${a.version}` };
   if (a.min_from_version && compareVersions(current, a.min_from_version) < 0)
     return {
@@ -109,9 +115,6 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
       if (row) await deviceUpdated(tx, row);
     });
   }
-
-  const allowsDowngrade = (d: ActiveRow, a: FirmwareArtifactRow): boolean =>
-    d.campaign_downgrade === 1 || a.allow_downgrade === 1;
 
   /**
    * The one skip decision for every transport (HTTP `next`, Socket.IO and MQTT `ota.install`):
