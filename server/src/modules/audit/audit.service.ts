@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import { insertRows } from '../../platform/db/compiled.js';
 import { nowIso, type Executor, newId } from '../../platform/db/database.js';
-import { pageOf } from '../../platform/db/pages.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import type { AuditLogTable } from '../../platform/db/schema.js';
 
 export interface AuditEntry {
@@ -82,6 +82,11 @@ export async function listAudit(
   ex: Executor,
   f: AuditFilter,
 ): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
+  await knownCursor(f.cursor, (id) => {
+    let row = ex.selectFrom('audit_log').select('id').where('id', '=', id);
+    if (f.tenantId !== null) row = row.where('tenant_id', '=', f.tenantId);
+    return row.executeTakeFirst();
+  });
   let q = ex
     .selectFrom('audit_log')
     .selectAll()

@@ -123,6 +123,13 @@ export function createLedgerRepo() {
       return q.executeTakeFirst();
     },
 
+    /** An entry's id, when it is one of the tenant's (`null`: any tenant's). */
+    entryId(ex: Executor, id: string, tenantId: string | null): Promise<{ id: string } | undefined> {
+      let q = ex.selectFrom('ledger_entries').select('id').where('id', '=', id);
+      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      return q.executeTakeFirst();
+    },
+
     /**
      * Adds `delta` to the cached balance of the tenant's account in `unit`, unless that would take
      * an account that may not go negative below zero (`force` skips that check); one statement, so

@@ -4,7 +4,7 @@
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { afterCommit, heldUntilEnd } from '../../platform/db/group-commit.js';
-import { pageOf } from '../../platform/db/pages.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import {
   createLedgerRepo,
   type AccountFilter,
@@ -253,6 +253,7 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
       knownAccount(ex, { tenantId, ownerType: 'site', ownerId: siteId, kind, unit }),
 
     async listAccounts(tenantId: string | null, filter: AccountFilter) {
+      await knownCursor(filter.cursor, (id) => repo.accountById(deps.db, id, tenantId));
       const rows = await repo.listAccounts(deps.db, tenantId, filter);
       return pageOf(rows, filter.limit, toAccount);
     },
@@ -274,12 +275,14 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
       owner: { tenantId: string; ownerType: string; ownerId: string },
       page: { cursor?: string; limit: number },
     ) {
+      await knownCursor(page.cursor, (id) => repo.entryId(deps.db, id, owner.tenantId));
       return pageOf(await repo.listEntriesOfOwner(deps.db, owner, page), page.limit, toEntry);
     },
 
     async listEntries(tenantId: string | null, accountId: string, page: { cursor?: string; limit: number }) {
       const owner = await repo.accountById(deps.db, accountId, tenantId);
       if (!owner) throw new AppError('NOT_FOUND', `ledger account "${accountId}" does not exist`);
+      await knownCursor(page.cursor, (id) => repo.entryId(deps.db, id, tenantId));
       return pageOf(await repo.listEntries(deps.db, accountId, page), page.limit, toEntry);
     },
   };

@@ -4,7 +4,7 @@ import { LIVE_EVENTS, type OrderStatus, type OrderView } from '@kioskhub/protoco
 import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Executor } from '../../platform/db/database.js';
-import { pageOf } from '../../platform/db/pages.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import type { OrderRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { canTransition, sourcesOf } from './order-rules.js';
@@ -106,9 +106,14 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
     );
   }
 
-  async function getScoped(id: string, tenantId: string | null): Promise<OrderRow> {
+  /** An order the caller's tenant sees (`null`: every tenant), or undefined; a list's cursor names one. */
+  async function visible(id: string, tenantId: string | null): Promise<OrderRow | undefined> {
     const row = await repo.findById(id);
-    if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('order', id);
+    return row && (tenantId === null || row.tenant_id === tenantId) ? row : undefined;
+  }
+  async function getScoped(id: string, tenantId: string | null): Promise<OrderRow> {
+    const row = await visible(id, tenantId);
+    if (!row) throw notFound('order', id);
     return row;
   }
 
@@ -262,6 +267,7 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
       limit: number;
     }) {
       const { cursor, ...rest } = filter;
+      await knownCursor(cursor, (id) => visible(id, filter.tenantId));
       const rows = await repo.list({
         ...rest,
         limit: filter.limit + 1,
@@ -296,6 +302,7 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
     /** Paid orders an operator must decide on (NEEDS_REVIEW, or FAILED after payment), newest first. */
     async needingReview(filter: Omit<ReviewListFilter, 'before'> & { cursor?: string }) {
       const { cursor, ...rest } = filter;
+      await knownCursor(cursor, (id) => visible(id, filter.tenantId));
       const before = cursor ? { before: cursor } : {};
       const rows = await repo.listNeedingReview({ ...rest, limit: filter.limit + 1, ...before });
       return pageOf(rows, filter.limit, toOrder);

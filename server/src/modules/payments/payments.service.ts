@@ -6,7 +6,7 @@ import { newId, nowIso, type Db, type Executor } from '../../platform/db/databas
 import { afterCommit, inGroup } from '../../platform/db/group-commit.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { DeferredConflict } from '../../platform/db/write-behind.js';
-import { pageOf } from '../../platform/db/pages.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { PaymentView } from '@kioskhub/protocol';
 import type { PaymentRow } from '../../platform/db/schema.js';
@@ -309,6 +309,12 @@ export function createPaymentsService(deps: PaymentsDeps) {
     );
   }
 
+  /** A payment the caller's tenant sees (`null`: every tenant), or undefined; a list's cursor names one. */
+  async function visible(id: string, tenantId: string | null): Promise<PaymentRow | undefined> {
+    const row = await repo.findById(id);
+    return row && (tenantId === null || row.tenant_id === tenantId) ? row : undefined;
+  }
+
   return {
     applyPayment,
 
@@ -374,6 +380,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
     async list(filter: Omit<PaymentListFilter, 'before'> & { cursor?: string }) {
       const { cursor, ...rest } = filter;
+      await knownCursor(cursor, (id) => visible(id, filter.tenantId));
       const rows = await repo.list({
         ...rest,
         limit: filter.limit + 1,
@@ -383,8 +390,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
     },
 
     async get(id: string, tenantId: string | null) {
-      const row = await repo.findById(id);
-      if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('payment', id);
+      const row = await visible(id, tenantId);
+      if (!row) throw notFound('payment', id);
       return toPayment(row);
     },
 
