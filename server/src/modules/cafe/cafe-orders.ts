@@ -66,19 +66,11 @@ export function createCafeOrders(deps: {
   }
 
   /**
-   * Products of the site (and of `default`) as the menu shows them. A price is minor units of the
-   * currency of the site it belongs to: one of the `default` site in another currency (INR unless
-   * staff changed it) would be charged as that many yen, shillings or fils here, so it is left out.
+   * The products the site sells (the catalog leaves out `default` ones priced in another
+   * currency) as the menu shows them.
    */
   async function menuProducts(tenantId: string, siteId: string, ex: Executor = db) {
-    const { currency } = await deps.catalog.siteRow(tenantId, siteId, ex);
-    const sold = new Set([siteId]);
-    const all = await deps.catalog.siteProducts(tenantId, siteId, ex);
-    for (const other of new Set(all.map((p) => p.site_id).filter((id) => id !== siteId))) {
-      const row = await deps.catalog.siteRow(tenantId, other, ex).catch(() => undefined);
-      if (row?.currency === currency) sold.add(other);
-    }
-    const products = all.filter((p) => sold.has(p.site_id));
+    const products = await deps.catalog.siteProducts(tenantId, siteId, ex);
     const menu = await ex
       .selectFrom('cafe_menu')
       .select(['sku', 'category', 'description', 'available', 'sort'])

@@ -68,6 +68,39 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     return row;
   }
 
+  /**
+   * A price is minor units of the currency of the site its product belongs to. The tenant's
+   * `default` products are also sold at each site pricing in the `default` site's currency, and at
+   * no other (5000 paise would be charged as USh 5,000 there). Of `rows` (products of `siteId` and
+   * of `default`, one tenant's or several), those the site sells, and those it does not with the
+   * two currencies (for the error naming them).
+   */
+  async function soldAt(
+    siteId: string,
+    rows: readonly ProductRow[],
+    ex: Executor = db,
+  ): Promise<{ sold: ProductRow[]; otherCurrency: { row: ProductRow; priced: string; site: string }[] }> {
+    const tenants = [...new Set(rows.filter((p) => p.site_id !== siteId).map((p) => p.tenant_id))];
+    if (tenants.length === 0) return { sold: [...rows], otherCurrency: [] };
+    const sites = await ex
+      .selectFrom('sites')
+      .select(['tenant_id', 'id', 'currency'])
+      .where('tenant_id', 'in', tenants)
+      .where('id', 'in', [siteId, 'default'])
+      .execute();
+    const currency = (tenantId: string, id: string) =>
+      sites.find((s) => s.tenant_id === tenantId && s.id === id)?.currency;
+    const sold: ProductRow[] = [];
+    const otherCurrency: { row: ProductRow; priced: string; site: string }[] = [];
+    for (const row of rows) {
+      const priced = currency(row.tenant_id, row.site_id);
+      const site = currency(row.tenant_id, siteId);
+      if (row.site_id === siteId || (priced !== undefined && priced === site)) sold.push(row);
+      else otherCurrency.push({ row, priced: priced ?? '?', site: site ?? '?' });
+    }
+    return { sold, otherCurrency };
+  }
+
   // Key-less printers find their site by id alone, so an id is open for them in one tenant
   // only: the first to open it holds it until it closes (another tenant's site changes nothing).
   async function claimPrintQueue(tx: Executor, tenantId: string, siteId: string, open: boolean) {
@@ -269,15 +302,16 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       return (sites.find((s) => s.id === 'default') ?? sites[0])?.currency ?? 'INR';
     },
 
-    /** Products a site sells: its own and the tenant's `default` ones, by sku. */
-    siteProducts(tenantId: string, siteId: string, ex: Executor = db): Promise<ProductRow[]> {
-      return ex
+    /** Products a site sells, by sku: its own, and the tenant's `default` ones priced in its currency. */
+    async siteProducts(tenantId: string, siteId: string, ex: Executor = db): Promise<ProductRow[]> {
+      const rows = await ex
         .selectFrom('products')
         .selectAll()
         .where('tenant_id', '=', tenantId)
         .where('site_id', 'in', [siteId, 'default'])
         .orderBy('sku')
         .execute();
+      return (await soldAt(siteId, rows, ex)).sold;
     },
 
     async productExists(tenantId: string, sku: string, ex: Executor = db): Promise<boolean> {
@@ -293,8 +327,9 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     async listProducts(tenantId: string | null, siteId?: string): Promise<Product[]> {
       let q = db.selectFrom('products').selectAll().orderBy('sku');
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
-      if (siteId !== undefined) q = q.where('site_id', 'in', [siteId, 'default']);
-      return (await q.execute()).map(toProduct);
+      if (siteId === undefined) return (await q.execute()).map(toProduct);
+      q = q.where('site_id', 'in', [siteId, 'default']);
+      return (await soldAt(siteId, await q.execute())).sold.map(toProduct);
     },
 
     async updateProduct(
@@ -355,14 +390,26 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         .where('tenant_id', '=', input.tenantId)
         .where('sku', 'in', skus)
         .execute();
-      const bySku = new Map(
-        products.filter((p) => p.site_id === input.siteId || p.site_id === 'default').map((p) => [p.sku, p]),
+      const { sold, otherCurrency } = await soldAt(
+        input.siteId,
+        products.filter((p) => p.site_id === input.siteId || p.site_id === 'default'),
       );
+      const bySku = new Map(sold.map((p) => [p.sku, p]));
       const wanted = new Map<string, number>();
       for (const item of input.items) wanted.set(item.sku, (wanted.get(item.sku) ?? 0) + item.qty);
       const unknown = skus.filter((s) => !bySku.has(s));
-      if (unknown.length > 0)
-        throw validation(`unknown sku: ${unknown.join(', ')}`, { unknownSkus: unknown });
+      if (unknown.length > 0) {
+        const why = otherCurrency.map(
+          (o) =>
+            `${o.row.sku} is priced in ${o.priced} at site ${o.row.site_id}; site ${input.siteId} sells in ${o.site}`,
+        );
+        throw validation(
+          `unknown sku: ${unknown.join(', ')}${why.length > 0 ? ` (${why.join('; ')})` : ''}`,
+          {
+            unknownSkus: unknown,
+          },
+        );
+      }
       const short = [...wanted].filter(([sku, qty]) => {
         const stock = bySku.get(sku)!.stock;
         return stock !== null && Number(stock) < qty;
