@@ -14,6 +14,7 @@ import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
 import { usedTodayMl } from '../water/usage.js';
 import { toCustomerBase, type CustomersService } from './customers.service.js';
+import { subscriptionRunChange } from './subscription-run.js';
 
 const DAY_MS = 86_400_000;
 
@@ -299,6 +300,7 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
         if (input.expiresAt === null) {
           set.subscription_plan_id = null;
           set.subscription_expires_at = null;
+          Object.assign(set, subscriptionRunChange(c, null, now()));
         } else {
           const plan = input.planId ? await customers.repo.plan(c.tenant_id, input.planId, tx) : undefined;
           if (input.planId && !plan) throw validation(`plan "${input.planId}" does not exist`);
@@ -315,6 +317,8 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
           }
           set.subscription_plan_id = plan ? plan.id : c.subscription_plan_id;
           set.subscription_expires_at = expiresAt;
+          // Granted while none runs: it starts now (offline water dated earlier is not its).
+          Object.assign(set, subscriptionRunChange(c, expiresAt, now()));
           if (plan && plan.daily_limit_ml !== null && input.expiresAt === undefined) {
             set.daily_limit_ml = Number(plan.daily_limit_ml);
           }
@@ -325,7 +329,11 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
           action: 'customer.subscription_set',
           reason,
           before: { planId: c.subscription_plan_id, expiresAt: c.subscription_expires_at },
-          after: { planId: updated.subscription_plan_id, expiresAt: updated.subscription_expires_at },
+          after: {
+            planId: updated.subscription_plan_id,
+            expiresAt: updated.subscription_expires_at,
+            startedAt: updated.subscription_started_at,
+          },
         });
         return updated;
       });

@@ -129,6 +129,8 @@ export function createCustomersService(deps: CustomersDeps) {
         daily_limit_ml: null,
         subscription_plan_id: null,
         subscription_expires_at: null,
+        subscription_started_at: null,
+        subscription_prior_expires_at: null,
         site_ids: JSON.stringify(input.siteIds ?? []),
         created_at: now,
         updated_at: now,

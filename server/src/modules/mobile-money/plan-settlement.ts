@@ -14,6 +14,7 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
+import { subscriptionRunChange } from '../customers/subscription-run.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
 import type { Settlement, SettlementHandler } from '../payments/settlement.js';
@@ -134,13 +135,18 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
     const changes: {
       subscription_plan_id?: string;
       subscription_expires_at?: string;
+      subscription_started_at?: string | null;
+      subscription_prior_expires_at?: string | null;
       daily_limit_ml?: number;
     } = {};
     const days = plan.days === null ? 0 : Number(plan.days);
     if (days > 0) {
       const current = customer.subscription_expires_at ? Date.parse(customer.subscription_expires_at) : 0;
+      const expiresAt = new Date(Math.max(now(), current) + days * DAY_MS).toISOString();
       changes.subscription_plan_id = plan.id;
-      changes.subscription_expires_at = new Date(Math.max(now(), current) + days * DAY_MS).toISOString();
+      changes.subscription_expires_at = expiresAt;
+      // Bought while none runs: the subscription starts now (offline water dated earlier is not its).
+      Object.assign(changes, subscriptionRunChange(customer, expiresAt, now()));
       if (plan.daily_limit_ml !== null) changes.daily_limit_ml = Number(plan.daily_limit_ml);
     }
     const creditMl = plan.credit_ml === null ? 0 : Number(plan.credit_ml);
@@ -163,6 +169,7 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
         planId: plan.id,
         paymentId: payment.id,
         ...(changes.subscription_expires_at ? { expiresAt: changes.subscription_expires_at } : {}),
+        ...(changes.subscription_started_at ? { startedAt: changes.subscription_started_at } : {}),
         ...(changes.daily_limit_ml !== undefined ? { dailyLimitMl: changes.daily_limit_ml } : {}),
         ...(creditMl > 0 ? { creditAddedMl: creditMl } : {}),
       },

@@ -21,19 +21,22 @@ export function createWaterNotices(deps: { sms: Pick<Sms, 'queue'>; lowCreditMl?
       }),
 
     /**
-     * Call after a dispense took credit (in its transaction): one notice when the balance crosses
-     * below the threshold, none while it stays below. Returns whether one was queued.
+     * Call after a dispense took credit, in its transaction and after the customer's lock: one
+     * notice when the balance crosses below the threshold, none while it stays below. The balance
+     * is the credit with unsettled holds counted back in (approvals and releases never move it),
+     * so two holds settling, or a hold and an offline item, cross it once between them; `creditMl`
+     * (default `afterMl`) is the credit left now, for the text. Returns whether one was queued.
      */
     async lowCredit(
       ex: Executor,
       customer: Pick<CustomerRow, 'tenant_id' | 'phone'>,
-      balance: { beforeMl: number; afterMl: number },
+      balance: { beforeMl: number; afterMl: number; creditMl?: number },
     ): Promise<boolean> {
       if (!(balance.beforeMl >= threshold && balance.afterMl < threshold)) return false;
       await deps.sms.queue(ex, {
         tenantId: customer.tenant_id,
         to: customer.phone,
-        text: `Your water credit is low: ${litres(Math.max(0, balance.afterMl))} left. Reply BUY to top up.`,
+        text: `Your water credit is low: ${litres(Math.max(0, balance.creditMl ?? balance.afterMl))} left. Reply BUY to top up.`,
         kind: 'low_credit',
       });
       return true;

@@ -12,6 +12,7 @@ import { enqueueOutbox, enqueueOutboxJobs, outboxJob } from '../../platform/outb
 import type { AlertsService } from '../alerts/alerts.service.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
+import { subscriptionCovers } from '../customers/subscription-run.js';
 import type { WaterNotices } from '../water-messaging/notices.js';
 import { usedTodayMl } from './usage.js';
 import type { Kiosk } from './verification.js';
@@ -118,6 +119,8 @@ export function createDispenses(deps: DispensesDeps) {
     // customer's row read (and locked before the credit is read).
     const customer = byCredit ? await customerForCredit(ex, kiosk.tenantId, customerId) : undefined;
     const creditBefore = await deps.water.creditMl(ex, kiosk.tenantId, customerId);
+    // Read after the customer's lock: takers of this customer's water cross the threshold in turn.
+    const balanceBefore = customer ? await deps.water.balanceMl(ex, kiosk.tenantId, customerId) : 0;
     let flagged = s.dispensedMl > Number(d.held_ml);
     if (customer) {
       if (held > 0) {
@@ -153,7 +156,11 @@ export function createDispenses(deps: DispensesDeps) {
     // A subscription's water moves no credit: the balance read above is still the balance.
     const creditAfter = customer ? await deps.water.creditMl(ex, kiosk.tenantId, customerId) : creditBefore;
     if (customer) {
-      await deps.notices.lowCredit(ex, customer, { beforeMl: creditBefore + held, afterMl: creditAfter });
+      await deps.notices.lowCredit(ex, customer, {
+        beforeMl: balanceBefore,
+        afterMl: balanceBefore - s.dispensedMl,
+        creditMl: creditAfter,
+      });
     }
     await recordAudit(ex, {
       tenantId: kiosk.tenantId,
@@ -196,8 +203,8 @@ export function createDispenses(deps: DispensesDeps) {
     const trusted = parsed !== null && parsed <= now() + 86_400_000 && parsed >= earliest;
     const atMs = trusted ? parsed : now();
     const at = new Date(atMs);
-    const expires = customer.subscription_expires_at;
-    const funding = expires !== null && Date.parse(expires) > atMs ? 'subscription' : 'credit';
+    // Paid by the subscription only inside it: water dated before it was bought is not its.
+    const funding = subscriptionCovers(customer, atMs) ? 'subscription' : 'credit';
     let flagged = parsed === null || parsed !== atMs;
     const id = newId();
     const limit = customer.daily_limit_ml === null ? null : Number(customer.daily_limit_ml);
@@ -223,6 +230,7 @@ export function createDispenses(deps: DispensesDeps) {
     if (!inserted) return false;
     let credit = { beforeMl: 0, afterMl: 0 };
     if (funding === 'credit') {
+      const balanceBefore = await deps.water.balanceMl(ex, kiosk.tenantId, customer.id);
       credit = await deps.water.takeCredit(
         ex,
         kiosk.tenantId,
@@ -232,7 +240,11 @@ export function createDispenses(deps: DispensesDeps) {
         'water dispensed offline',
       );
       if (credit.afterMl < 0) flagged = true;
-      await deps.notices.lowCredit(ex, customer, credit);
+      await deps.notices.lowCredit(ex, customer, {
+        beforeMl: balanceBefore,
+        afterMl: balanceBefore - item.dispensedMl,
+        creditMl: credit.afterMl,
+      });
     }
     if (flagged) await deps.repo.updateIfStatus(ex, id, ['OFFLINE'], { flagged: 1 });
     await recordAudit(ex, {

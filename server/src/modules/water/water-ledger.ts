@@ -7,7 +7,7 @@ import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 
 export interface WaterLedgerDeps {
-  ledger: Pick<LedgerService, 'account' | 'transfer'>;
+  ledger: Pick<LedgerService, 'account' | 'balanceOf' | 'transfer'>;
   customers: Pick<CustomersService, 'waterCredit'>;
 }
 
@@ -61,6 +61,21 @@ export function createWaterLedger(deps: WaterLedgerDeps) {
     /** The customer's available credit in ml (holds already taken out). */
     creditMl: async (ex: Executor, tenantId: string, customerId: string) =>
       (await credit(ex, tenantId, customerId)).balance,
+
+    /**
+     * What the customer has: their credit with every unsettled hold counted back in. An approval
+     * (credit → held) or a release (held → credit) leaves it as it is; only water taken moves it,
+     * so it crosses the low-credit threshold once however many holds settle. A read: no account
+     * is created.
+     */
+    async balanceMl(ex: Executor, tenantId: string, customerId: string) {
+      const key = { tenantId, ownerType: 'customer', ownerId: customerId, unit: 'ml' } as const;
+      const [credit, held] = [
+        await ledger.balanceOf(ex, { ...key, kind: 'water_credit' }),
+        await ledger.balanceOf(ex, { ...key, kind: 'water_held' }),
+      ];
+      return credit + held;
+    },
 
     /** Credit → held for an approval. Throws INVALID_STATE when the credit does not cover it. */
     async hold(ex: Executor, tenantId: string, customerId: string, ml: number, dispenseId: string) {

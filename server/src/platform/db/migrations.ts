@@ -1083,6 +1083,19 @@ const unallocatedRepeats: Migration = {
   },
 };
 
+/**
+ * When a customer's subscription run began (the purchase that started it after none was running)
+ * and when the run before it ended: an offline kiosk's water dated before the run is not paid by
+ * it. Existing rows: null, unknown (a purchase time alone does not say whether it extended an
+ * earlier run), so their water is judged by the expiry alone, as before.
+ */
+const subscriptionStart: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('customers').addColumn('subscription_started_at', 'text').execute();
+    await db.schema.alterTable('customers').addColumn('subscription_prior_expires_at', 'text').execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1108,6 +1121,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0023_cash_event_scope': cashEventScope(dialect),
       '0024_audit_indexes': auditIndexes,
       '0025_unallocated_repeats': unallocatedRepeats,
+      '0026_subscription_start': subscriptionStart,
     }),
   };
 }

@@ -26,6 +26,10 @@ export interface CustomersTable {
   daily_limit_ml: number | null;
   subscription_plan_id: string | null;
   subscription_expires_at: string | null;
+  /** When the current unbroken run of the subscription began; null: unknown (or none). */
+  subscription_started_at: string | null;
+  /** When the run before the current one ended; null: none, or unknown. */
+  subscription_prior_expires_at: string | null;
   /** JSON array of site ids the customer may use; [] = every site. */
   site_ids: string;
   created_at: string;
