@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeSmsApi, guestOrder, makeCafe } from './cafe-fixtures.js';
-import { engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const rand = () => randomBytes(4).toString('hex');
@@ -770,12 +770,7 @@ describe.each(engines())('audit review (%s)', (engine) => {
     expect(paidRes.status).toBe(200);
     // Dispensed (the machine's result, recorded as its socket would): a partial refund of an
     // order whose dispense is still queued is refused (docs/api.md §8).
-    await server.kioskhub.services.commands.recordResult(
-      vending.id,
-      { orderId: paidRes.body.orderId },
-      'SUCCESS',
-      undefined,
-    );
+    await dispensed(server, vending.id, paidRes.body.orderId);
     const payment = (await ok('GET', `/v1/payments?machineId=${vending.id}`, undefined, tok.admin)).items[0];
     const paymentRow = () => ok('GET', `/v1/payments/${payment.id}`, undefined, tok.admin);
     await refused(

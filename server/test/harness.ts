@@ -231,3 +231,16 @@ export function nextEvent<T = any>(socket: Socket, event: string, timeoutMs = 10
     });
   });
 }
+
+/**
+ * A vending order's dispense sent to its machine and reported done, as the machine's socket
+ * would (a machine's result counts only for a command it was sent).
+ */
+export async function dispensed(server: TestServer, machineId: string, orderId: string): Promise<void> {
+  const { commands } = server.kioskhub.services;
+  const claim = await commands.claimNext(machineId, 'v2');
+  if (claim.kind === 'none' || claim.command.order_id !== orderId)
+    throw new Error(`order ${orderId} is not the next dispense of ${machineId}`);
+  const { outcome } = await commands.recordResult(machineId, { orderId }, 'SUCCESS', undefined);
+  if (outcome !== 'recorded') throw new Error(`dispense of ${orderId}: ${outcome}`);
+}

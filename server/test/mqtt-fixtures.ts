@@ -272,6 +272,35 @@ export function mqttScenarios(ctx: MqttContext, prefix: string, devices: MqttDev
     expect((await orderOf(server, orderId)).failureCode).toBe('OUT_OF_STOCK');
   });
 
+  it('a result for its own command still queued (never sent) changes nothing and is logged', async () => {
+    const server = ctx.server();
+    const m = await server.createVendingMachine(`${prefix}UNSENT`);
+    const d = await connect(m.id, m.key);
+    await eventually(async () => (await machineOf(server, m.id)).socketConnected === true, 5_000, 'online');
+    const first = await pay(server, m.qrCodeId);
+    const inFlight = await d.nth(0);
+    await d.report(inFlight.commandId, { phase: 'received' });
+    await eventually(async () => (await orderOf(server, first)).status === 'DISPATCHED', 5_000, 'DISPATCHED');
+    const second = await pay(server, m.qrCodeId); // queued behind the one in flight
+    const [queued] = await server.kioskhub.services.commands.listForOrder(second);
+    expect(queued?.status).toBe('QUEUED');
+    await d.report(queued!.id, { phase: 'done', status: 'SUCCESS' });
+    await eventually(
+      () => ctx.logs().some((l) => l.includes('not sent to this machine') && l.includes(queued!.id)),
+      5_000,
+      'the refusal logged',
+    );
+    expect((await orderOf(server, second)).status).toBe('PAID');
+    expect((await server.kioskhub.services.commands.listForOrder(second))[0]?.status).toBe('QUEUED');
+    // The one in flight finishes, and the queued one goes out and counts once it is sent.
+    await d.report(inFlight.commandId, { phase: 'done', status: 'SUCCESS' });
+    const next = await d.nth(1);
+    expect(next.commandId).toBe(queued!.id);
+    await d.report(next.commandId, { phase: 'received' });
+    await d.report(next.commandId, { phase: 'done', status: 'SUCCESS' });
+    await eventually(async () => (await orderOf(server, second)).status === 'COMPLETED', 5_000, 'COMPLETED');
+  });
+
   it('PUBACK is not delivery: without `received` the same command goes out again after the ack timeout', async () => {
     const server = ctx.server();
     const m = await server.createVendingMachine(`${prefix}NORCV`);

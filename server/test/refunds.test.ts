@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
@@ -72,17 +72,13 @@ describe.each(engines())('refunds (%s)', (engine) => {
   });
 
   /**
-   * A vending order paid, and dispensed (the machine's result recorded as its socket would): a
-   * dispense still queued is another case (refund-dispense.test.ts).
+   * A vending order paid, and dispensed (sent and its result recorded as the machine's socket
+   * would): a dispense still queued is another case (refund-dispense.test.ts).
    */
   const paid = async (amount = 2000) => {
     const res = await server.postWebhook(qrCredited(vending.qrCodeId, amount));
-    await server.kioskhub.services.commands.recordResult(
-      vending.id,
-      { orderId: res.body.orderId },
-      'SUCCESS',
-      undefined,
-    );
+    // Another amount than the machine's is FAILED: nothing to dispense.
+    if (amount === 2000) await dispensed(server, vending.id, res.body.orderId);
     const list = await server.request('GET', `/v1/payments?orderId=${res.body.orderId}`);
     return { orderId: res.body.orderId as string, payment: list.body.items[0] };
   };

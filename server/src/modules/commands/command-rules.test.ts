@@ -23,9 +23,23 @@ describe('command rules', () => {
     expect(canMoveCommand(from, to)).toBe(EXPECTED_MOVES[from].includes(to));
   });
   it('a result is recorded once; one before its ack implies the machine took the command', () => {
-    expect(resultEffect('DONE')).toEqual({ kind: 'repeat' });
-    expect(resultEffect('SENT')).toEqual({ kind: 'record', impliesAccepted: true });
-    expect(resultEffect('ACCEPTED')).toEqual({ kind: 'record', impliesAccepted: false });
+    expect(resultEffect({ status: 'DONE', sent: true })).toEqual({ kind: 'repeat' });
+    expect(resultEffect({ status: 'SENT', sent: true })).toEqual({ kind: 'record', impliesAccepted: true });
+    expect(resultEffect({ status: 'ACCEPTED', sent: true })).toEqual({
+      kind: 'record',
+      impliesAccepted: false,
+    });
+    // Sent, then no result in time: a late result settles the review.
+    expect(resultEffect({ status: 'NEEDS_REVIEW', sent: true })).toEqual({
+      kind: 'record',
+      impliesAccepted: false,
+    });
+  });
+  it('a result for a command never sent to the machine is refused', () => {
+    expect(resultEffect({ status: 'QUEUED', sent: false })).toEqual({ kind: 'not-sent' });
+    // Expired, or cancelled by a refund, while still queued.
+    expect(resultEffect({ status: 'NEEDS_REVIEW', sent: false })).toEqual({ kind: 'not-sent' });
+    expect(resultEffect({ status: 'DONE', sent: false })).toEqual({ kind: 'not-sent' });
   });
   it('re-sends the command in flight once per connection, never to v1, never past expiry', () => {
     const base = {

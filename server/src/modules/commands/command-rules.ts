@@ -30,15 +30,20 @@ export const isInFlight = (status: CommandStatus): boolean =>
   (IN_FLIGHT as readonly string[]).includes(status);
 
 /**
- * What a machine's result does to its command: a command already DONE answers the repeat and
- * changes nothing (results are idempotent); otherwise it is recorded, and a result that came before
- * its ack (`SENT`) means the machine took the command: its order passes DISPATCHED first.
+ * What a machine's result does to its command. Only a command the machine was sent takes a result:
+ * one still queued (never claimed, or declined back into the queue), or cancelled or expired
+ * before it went out (`sent` false: no `sent_at`), is not the machine's to report. A command
+ * already DONE answers the repeat and changes nothing (results are idempotent); otherwise it is
+ * recorded, and a result that came before its ack (`SENT`) means the machine took the command:
+ * its order passes DISPATCHED first.
  */
-export function resultEffect(
-  status: CommandStatus,
-): { kind: 'repeat' } | { kind: 'record'; impliesAccepted: boolean } {
-  if (status === 'DONE') return { kind: 'repeat' };
-  return { kind: 'record', impliesAccepted: status === 'SENT' };
+export function resultEffect(command: {
+  status: CommandStatus;
+  sent: boolean;
+}): { kind: 'not-sent' } | { kind: 'repeat' } | { kind: 'record'; impliesAccepted: boolean } {
+  if (command.status === 'QUEUED' || !command.sent) return { kind: 'not-sent' };
+  if (command.status === 'DONE') return { kind: 'repeat' };
+  return { kind: 'record', impliesAccepted: command.status === 'SENT' };
 }
 
 /**

@@ -32,7 +32,11 @@ export type Claim =
   /** `empty`: the machine had nothing queued or in flight (not merely lost a race to another process). */
   | { kind: 'none'; empty?: true };
 
-export type ResultOutcome = 'recorded' | 'repeat' | 'unknown';
+/**
+ * `unknown`: no such command of this machine (or it names another order); `not-sent`: the
+ * machine's command, but not sent to it (queued, or cancelled or expired before it went out).
+ */
+export type ResultOutcome = 'recorded' | 'repeat' | 'unknown' | 'not-sent';
 
 export function createCommandsService(deps: {
   db: Db;
@@ -325,7 +329,10 @@ export function createCommandsService(deps: {
       });
     },
 
-    /** A result from the machine. Repeats of a recorded result are acknowledged and change nothing. */
+    /**
+     * A result from the machine, for a command that was sent to it. Repeats of a recorded result
+     * are acknowledged and change nothing; so does a result for a command it was never sent.
+     */
     async recordResult(
       machineId: string,
       ref: { commandId: string; orderId?: string } | { orderId: string },
@@ -341,7 +348,12 @@ export function createCommandsService(deps: {
         } else q = q.where('order_id', '=', ref.orderId);
         const command = await q.executeTakeFirst();
         if (!command) return { outcome: 'unknown' as const };
-        const effect = resultEffect(command.status as CommandStatus);
+        const effect = resultEffect({
+          status: command.status as CommandStatus,
+          sent: command.sent_at !== null,
+        });
+        // Nothing the machine was given: its word on it changes nothing.
+        if (effect.kind === 'not-sent') return { outcome: 'not-sent' as const, command };
         if (effect.kind === 'repeat') return { outcome: 'repeat' as const, command };
         const code = result === 'FAILED' ? (failureCode ?? 'DISPENSE_FAILED') : null;
         const now = nowIso();
@@ -356,6 +368,8 @@ export function createCommandsService(deps: {
           })
           .where('id', '=', command.id)
           .where('status', 'in', commandSourcesOf('DONE'))
+          // Declined back into the queue at this moment (which clears sent_at): not recorded.
+          .where('sent_at', 'is not', null)
           .returningAll()
           .executeTakeFirst();
         if (!updated) return { outcome: 'repeat' as const, command };

@@ -100,6 +100,8 @@ interface Command {
   seq: number;
   /** Sends so far, on any connection (0: claimed with its payment and not sent yet). */
   attempts: number;
+  /** The row's `sent_at` is set: claimed for sending, and not declined back into the queue since. */
+  sent: boolean;
 }
 interface Payment {
   status: PaymentStatus;
@@ -152,6 +154,8 @@ function pipeline() {
     if (!commandSourcesOf(to).includes(c.status)) return false; // the conditional update
     commandMoves.push([c.status, to]);
     c.status = to;
+    if (to === 'SENT') c.sent = true;
+    if (to === 'QUEUED') c.sent = false;
     return true;
   };
   const moveOrder = (id: string, to: OrderStatus): boolean => {
@@ -241,8 +245,8 @@ function pipeline() {
     const fin = machines[m]!.finished.get(msg.commandId);
     if (fin) fin.acked = true; // any answer means the server has it
     if (!mine) return;
-    const effect = resultEffect(mine.status);
-    if (effect.kind === 'repeat') return;
+    const effect = resultEffect(mine);
+    if (effect.kind === 'repeat' || effect.kind === 'not-sent') return;
     if (!moveCommand(mine, 'DONE')) return;
     if (effect.impliesAccepted) moveOrder(mine.orderId, 'DISPATCHED');
     moveOrder(mine.orderId, msg.status === 'SUCCESS' ? 'COMPLETED' : 'FAILED');
@@ -294,6 +298,7 @@ function pipeline() {
           status: 'QUEUED',
           seq: ++seq,
           attempts: 0,
+          sent: false,
         };
         commands.set(c.id, c);
         if (claimNow) moveCommand(c, 'SENT');

@@ -83,6 +83,13 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     'machine connection refused: unknown machine id or wrong key ' +
       '(check the key in the machine’s configuration; POST /v1/machines/:id/rotate-key makes a new one)',
   );
+  // A result for a command the machine was not sent changes nothing; a machine repeating one must
+  // show in the log without flooding it.
+  const warnResultRefused = throttledWarning(
+    logger,
+    'machine result refused: the command was not sent to this machine (another machine’s, unknown, ' +
+      'or still queued, cancelled or expired before it went out); nothing was changed',
+  );
   const refusedBy = (socket: Socket, machineId: unknown, protocol: Protocol) =>
     warnRefused({
       machineId: typeof machineId === 'string' ? machineId.slice(0, 100) : null,
@@ -146,6 +153,16 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   ) {
     const reports = conn.statusReports;
     const recorded = await deps.commands.recordResult(conn.machineId, ref, result, failureCode);
+    if (recorded.outcome === 'unknown' || recorded.outcome === 'not-sent')
+      warnResultRefused({
+        machineId: conn.machineId,
+        protocol: conn.protocol,
+        orderId: ref.orderId ?? recorded.command?.order_id ?? null,
+        commandId: 'commandId' in ref ? ref.commandId : (recorded.command?.id ?? null),
+        reason: recorded.outcome,
+        commandStatus: recorded.command?.status ?? null,
+        result,
+      });
     // A repeat of a result already recorded changes nothing (not even the machine's status:
     // a machine that said BUSY since then stays BUSY).
     if (recorded.outcome === 'recorded') {
@@ -219,6 +236,13 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
             socketError(
               'NOT_FOUND',
               `command ${commandId} for order ${orderId} is not a command of this machine`,
+            ),
+          );
+        if (outcome === 'not-sent')
+          return ack(
+            socketError(
+              'NOT_FOUND',
+              `command ${commandId} for order ${orderId} was not sent to this machine`,
             ),
           );
         ack({ ok: true, ...(outcome === 'repeat' ? { duplicate: true } : {}), orderId });
@@ -344,7 +368,8 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
           parsed.value.result,
           parsed.value.result === 'FAILED' ? 'DISPENSE_FAILED' : undefined,
         );
-        if (outcome === 'unknown')
+        // Another machine's order, an unknown one, or one of its own not sent to it (yet).
+        if (outcome === 'unknown' || outcome === 'not-sent')
           return ack(
             socketError('ORDER_NOT_FOUND', `order ${parsed.value.orderId} was not sent to this machine`),
           );

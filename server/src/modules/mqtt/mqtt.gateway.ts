@@ -291,8 +291,12 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     const failureCode = r.phase === 'done' ? r.failureCode : (r.reason ?? 'REJECTED');
     const reports = conn?.statusReports;
     const recorded = await deps.commands.recordResult(machineId, { commandId }, result, failureCode);
-    if (recorded.outcome === 'unknown') {
-      logger.warn({ machineId, commandId }, 'mqtt: result for an unknown command ignored');
+    if (recorded.outcome === 'unknown' || recorded.outcome === 'not-sent') {
+      // Another machine's, unknown, or its own not sent to it (yet): nothing changes.
+      logger.warn(
+        { machineId, commandId, reason: recorded.outcome, commandStatus: recorded.command?.status ?? null },
+        'mqtt: result for a command not sent to this machine ignored',
+      );
       return;
     }
     conn?.link.accepted(commandId);
