@@ -60,12 +60,19 @@ export function restaurantPrintRoutes(
       request.raw.once('close', () => gone.abort());
       for (;;) {
         if (gone.signal.aborted) return reply.code(204).send(null);
-        const job = await printing.leaseNext(printerScope);
-        // The earlier client reads `receiptData.{jobId, receipt}`; the contract names them at the top level.
-        if (job) return { hasPrintJob: true as const, ...job, receiptData: job };
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) return reply.code(204).send(null);
-        await notifier.wait(printerScope.tenantId, printerScope.siteId, remaining, gone.signal);
+        // Listen before looking: a job queued between an empty look and the wait still wakes it.
+        const wakeUp =
+          deadline > Date.now() ? notifier.listen(printerScope.tenantId, printerScope.siteId) : undefined;
+        try {
+          const job = await printing.leaseNext(printerScope);
+          // The earlier client reads `receiptData.{jobId, receipt}`; the contract names them at the top level.
+          if (job) return { hasPrintJob: true as const, ...job, receiptData: job };
+          const remaining = deadline - Date.now();
+          if (remaining <= 0 || !wakeUp) return reply.code(204).send(null);
+          await wakeUp.wait(remaining, gone.signal);
+        } finally {
+          wakeUp?.close();
+        }
       }
     },
   );
@@ -75,14 +82,19 @@ export function restaurantPrintRoutes(
     {
       schema: {
         tags: ['printing (kiosk compatible)'],
-        summary: 'The receipt printed',
+        summary:
+          'The receipt printed (by the printer holding its lease; a repeat is fine, anyone else’s is 409)',
         params: JobParams,
         response: { 200: Type.Object({ success: Type.Literal(true) }), ...errors(400, 401, 403, 404, 409) },
       },
     },
     async (request) => {
       const scope = await scopeOf(request);
-      await printing.complete(request.params.jobId, { tenantId: scope.tenantId, siteId: siteOf(scope) });
+      await printing.complete(request.params.jobId, {
+        tenantId: scope.tenantId,
+        siteId: siteOf(scope),
+        printer: scope.printer,
+      });
       return { success: true as const };
     },
   );
@@ -92,7 +104,8 @@ export function restaurantPrintRoutes(
     {
       schema: {
         tags: ['printing (kiosk compatible)'],
-        summary: 'The receipt did not print; it is retried (FAILED after 5 attempts)',
+        summary:
+          'The receipt did not print; it is retried (FAILED after 5 attempts). Only the lease holder’s report counts; any other changes nothing and answers the job’s status',
         params: JobParams,
         body: Type.Optional(
           Type.Object(
@@ -114,7 +127,7 @@ export function restaurantPrintRoutes(
       const scope = await scopeOf(request);
       const status = await printing.reportFailure(
         request.params.jobId,
-        { tenantId: scope.tenantId, siteId: siteOf(scope) },
+        { tenantId: scope.tenantId, siteId: siteOf(scope), printer: scope.printer },
         request.body?.error ?? 'printer reported a failure',
       );
       return { success: true as const, status };

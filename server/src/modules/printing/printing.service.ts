@@ -23,6 +23,16 @@ export interface LeasedJob {
   queuedAt: string;
 }
 
+/** Why a printer's "printed" for a job it does not hold is refused (409 INVALID_STATE). */
+function notHeldMessage(job: Pick<PrintJobRow, 'id' | 'status' | 'attempts'>): string {
+  if (job.status === 'FAILED') return `print job ${job.id} has already FAILED; retry it first`;
+  if (job.status === 'LEASED')
+    return `print job ${job.id} is leased to another printer (a lease that ran out is handed on); only its report counts`;
+  if (job.attempts === 0)
+    return `print job ${job.id} has not been handed out yet; take it with GET /api/receipt/queue/next`;
+  return `print job ${job.id} went back to the queue when its lease ran out; it will be handed out again`;
+}
+
 export function createPrintingService(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
@@ -64,6 +74,8 @@ export function createPrintingService(deps: {
       })
       .where('id', '=', job.id)
       .where('status', '=', 'LEASED')
+      // This lease, not a later one (each lease counts an attempt).
+      .where('attempts', '=', job.attempts)
       .returning('status')
       .executeTakeFirst();
     if (!moved) {
@@ -172,13 +184,15 @@ export function createPrintingService(deps: {
       });
     },
 
-    async complete(jobId: string, scope: Pick<PrinterScope, 'tenantId' | 'siteId'>): Promise<void> {
+    /**
+     * The printer holding the job's lease printed it (its lease may have run out meanwhile, as long
+     * as the job has not been put back). A repeat is answered as done; anyone else's is refused.
+     */
+    async complete(jobId: string, scope: PrinterScope): Promise<void> {
       await db.transaction().execute(async (tx) => {
         const job = await scopedJob(tx, jobId, scope);
         if (job.status === 'PRINTED') return;
-        if (job.status === 'FAILED')
-          throw new AppError('INVALID_STATE', `print job ${jobId} has already FAILED; retry it first`);
-        await tx
+        const printed = await tx
           .updateTable('print_jobs')
           .set({
             status: 'PRINTED',
@@ -188,22 +202,28 @@ export function createPrintingService(deps: {
             updated_at: nowIso(),
           })
           .where('id', '=', jobId)
-          .execute();
+          .where('status', '=', 'LEASED')
+          .where('leased_by', '=', scope.printer)
+          .returning('status')
+          .executeTakeFirst();
+        if (!printed) {
+          // PostgreSQL: a repeat committing at the same moment is still a repeat.
+          const now = await scopedJob(tx, jobId, scope);
+          if (now.status === 'PRINTED') return;
+          throw new AppError('INVALID_STATE', notHeldMessage(now));
+        }
         await jobEvent(tx, job, 'PRINTED');
         // A pushed-to printer is free again: offer it the next receipt.
         await enqueueOutbox(tx, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId });
       });
     },
 
-    async reportFailure(
-      jobId: string,
-      scope: Pick<PrinterScope, 'tenantId' | 'siteId'>,
-      error: string,
-    ): Promise<string> {
+    /** The lease holder's print failed; anyone else's report changes nothing. Answers the job's status. */
+    async reportFailure(jobId: string, scope: PrinterScope, error: string): Promise<string> {
       return db.transaction().execute(async (tx) => {
         const job = await scopedJob(tx, jobId, scope);
-        if (job.status === 'PRINTED' || job.status === 'FAILED') return job.status;
-        if (job.status === 'PENDING') return job.status; // its lease already ran out and it is queued again
+        // Not (or no longer) this printer's: PRINTED, FAILED, queued again, or leased to another.
+        if (job.status !== 'LEASED' || job.leased_by !== scope.printer) return job.status;
         return fail(tx, job, error);
       });
     },
