@@ -59,6 +59,21 @@ const RANK: Record<string, number> = {
 };
 export const stateRank = (s: string): number => RANK[s] ?? -1;
 
+/** The message of a deployment timed out in `state` (what the dashboard shows). */
+export const timeoutMessage = (state: string, minutes: number): string =>
+  `no report for ${minutes} minutes; timed out in ${state}`;
+
+/**
+ * The state a TIMED_OUT deployment was in when it timed out (its `timed_out_in`). Unknown (timed
+ * out before that was stored): NOTIFIED, the earliest a released deployment can be, so a late
+ * report can never skip a step it may not have made (such as REBOOTING).
+ */
+export function stateBeforeTimeout(timedOutIn: string | null): OtaDeviceState {
+  return timedOutIn !== null && IN_PROGRESS.includes(timedOutIn as OtaDeviceState)
+    ? (timedOutIn as OtaDeviceState)
+    : 'NOTIFIED';
+}
+
 /** A transport error while downloading: the only failures retried automatically. */
 export const isDownloadError = (code: string | undefined): boolean =>
   code !== undefined && /^DOWNLOAD_/.test(code);

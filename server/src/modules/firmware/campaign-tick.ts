@@ -1,7 +1,8 @@
 // The tick job of a running campaign: one row in the job table per campaign, re-enqueued by
 // each run, so a restart resumes where the database says it was. A tick times out silent
 // devices, pauses on the failure threshold, moves waves on (soak, approval) and releases
-// devices up to maxConcurrent.
+// devices up to maxConcurrent, each only once no other deployment holds its machine
+// (machine-turns.ts).
 import type { Logger } from 'pino';
 import type { Db, Executor } from '../../platform/db/database.js';
 import type { FirmwareCampaignRow } from '../../platform/db/schema.js';
@@ -9,6 +10,7 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import { recordAudit } from '../audit/audit.service.js';
 import { FAILURES, IN_PROGRESS, thresholdReached, type WaveProgress } from './campaign-rules.js';
 import { campaignUpdated, deviceUpdated } from './firmware.events.js';
+import { heldMachines, lockReleases, timeOutSilent } from './machine-turns.js';
 
 declare module '../../platform/outbox.js' {
   interface OutboxTopics {
@@ -19,27 +21,37 @@ declare module '../../platform/outbox.js' {
   }
 }
 
-export function createCampaignTick(deps: { db: Db; logger: Logger; tickMs: number }) {
+export function createCampaignTick(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  logger: Logger;
+  tickMs: number;
+}) {
   const { db } = deps;
 
   async function advance(tx: Executor, c: FirmwareCampaignRow): Promise<FirmwareCampaignRow> {
     const now = Date.now();
     const nowText = new Date(now).toISOString();
-    // 1. Devices silent for longer than the in-progress timeout free their slot: TIMED_OUT.
-    const cutoff = new Date(now - Number(c.device_timeout_minutes) * 60_000).toISOString();
-    const timedOut = await tx
-      .updateTable('firmware_deployments')
-      .set({ state: 'TIMED_OUT', code: 'NO_PROGRESS', finished_at: nowText, updated_at: nowText })
+    // 1. Devices silent for longer than the in-progress timeout free their slot: TIMED_OUT (the
+    // message keeps the state each was in: a late report continues from there).
+    const minutes = Number(c.device_timeout_minutes);
+    const cutoff = new Date(now - minutes * 60_000).toISOString();
+    const silent = await tx
+      .selectFrom('firmware_deployments')
+      .select(['id', 'state', 'active_at'])
       .where('campaign_id', '=', c.id)
       .where('state', 'in', IN_PROGRESS)
       .where('active_at', '<', cutoff)
-      .returningAll()
       .execute();
-    for (const d of timedOut) await deviceUpdated(tx, d);
+    await timeOutSilent(
+      tx,
+      silent.map((d) => ({ ...d, minutes })),
+      now,
+    );
 
     const devices = await tx
       .selectFrom('firmware_deployments')
-      .select(['id', 'wave', 'state', 'ordinal'])
+      .select(['id', 'wave', 'state', 'ordinal', 'machine_id'])
       .where('campaign_id', '=', c.id)
       .execute();
     const waves = JSON.parse(c.waves) as WaveProgress[];
@@ -102,13 +114,17 @@ export function createCampaignTick(deps: { db: Db; logger: Logger; tickMs: numbe
       set.waves = JSON.stringify(waves);
       set.current_wave = current;
 
-      // 4. Release waiting devices of the waves reached, up to maxConcurrent in progress.
+      // 4. Release waiting devices of the waves reached, up to maxConcurrent in progress. A device
+      // whose machine another campaign's deployment holds waits, PENDING: it takes no slot, is
+      // offered nothing and cannot time out; a later tick releases it once that one has ended.
       if (set.status === undefined && waves[current]!.status === 'RUNNING') {
         // `devices` was read after step 1: the devices just timed out are no longer in progress.
         const busy = devices.filter((d) => IN_PROGRESS.includes(d.state as never)).length;
         const slots = Number(c.max_concurrent) - busy;
-        const waiting = released(current)
-          .filter((d) => d.state === 'PENDING')
+        const pending = released(current).filter((d) => d.state === 'PENDING');
+        const held = pending.length > 0 && slots > 0 ? await heldMachines(tx, c.id, now) : new Set<string>();
+        const waiting = pending
+          .filter((d) => !held.has(d.machine_id))
           .sort((a, b) => Number(a.ordinal) - Number(b.ordinal))
           .slice(0, Math.max(0, slots));
         if (waiting.length > 0) {
@@ -160,6 +176,8 @@ export function createCampaignTick(deps: { db: Db; logger: Logger; tickMs: numbe
           .returningAll()
           .executeTakeFirst();
         if (!claimed) return;
+        // Before any other write: this tick may release devices (one deployment per machine).
+        await lockReleases(tx, deps.dialect, claimed.tenant_id);
         const after = await advance(tx, claimed);
         if (after.status === 'RUNNING') {
           await enqueueOutbox(

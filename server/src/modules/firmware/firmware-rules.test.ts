@@ -1,6 +1,13 @@
 // Pure rules of firmware over the air: version order, wave assignment, the threshold, Range.
 import { describe, expect, it } from 'vitest';
-import { assignWaves, checkWaves, isDownloadError, thresholdReached } from './campaign-rules.js';
+import {
+  assignWaves,
+  checkWaves,
+  isDownloadError,
+  stateBeforeTimeout,
+  thresholdReached,
+  timeoutMessage,
+} from './campaign-rules.js';
 import { parseRange } from './device.routes.js';
 import { compareVersions, parseManifest } from './manifest.js';
 
@@ -67,5 +74,15 @@ describe('firmware rules', () => {
     expect(() => parseManifest(JSON.stringify({ ...ok, sha256: 'XYZ' }))).toThrow(/sha256/);
     expect(() => parseManifest(JSON.stringify({ ...ok, hwModels: [] }))).toThrow(/hwModels/);
     expect(() => parseManifest('[]')).toThrow(/object/);
+  });
+
+  it('a timeout keeps the state it happened in; unknown reads as NOTIFIED (a late report skips nothing)', () => {
+    for (const state of ['NOTIFIED', 'DOWNLOADING', 'INSTALLING', 'REBOOTING'])
+      expect(stateBeforeTimeout(state)).toBe(state);
+    expect(timeoutMessage('REBOOTING', 0.5)).toBe('no report for 0.5 minutes; timed out in REBOOTING');
+    expect(stateBeforeTimeout(null)).toBe('NOTIFIED');
+    // Only a state a deployment can time out in.
+    expect(stateBeforeTimeout('SUCCEEDED')).toBe('NOTIFIED');
+    expect(stateBeforeTimeout('PENDING')).toBe('NOTIFIED');
   });
 });

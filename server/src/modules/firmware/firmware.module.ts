@@ -33,9 +33,15 @@ export function createFirmware(deps: {
   const store = createArtifactStore(deps.config.dir);
   const artifacts = createArtifacts({ db: deps.db, signingKeys: deps.config.signingKeys });
   const campaigns = createCampaigns({ db: deps.db, dialect: deps.dialect, machines: deps.machines });
-  const tick = createCampaignTick({ db: deps.db, logger: deps.logger, tickMs: deps.config.tickMs });
+  const tick = createCampaignTick({
+    db: deps.db,
+    dialect: deps.dialect,
+    logger: deps.logger,
+    tickMs: deps.config.tickMs,
+  });
   const device = createOtaDevice({
     db: deps.db,
+    dialect: deps.dialect,
     publicUrl: deps.publicUrl,
     pollAfterSec: deps.config.pollAfterSec,
   });

@@ -5,8 +5,10 @@ import { DEVICE_COMMAND_PREFIX, type OtaNext, type OtaStatusReport } from '@kios
 import { nowIso, type Db } from '../../platform/db/database.js';
 import type { FirmwareArtifactRow, FirmwareDeploymentRow } from '../../platform/db/schema.js';
 import { AppError, notFound, validation } from '../../platform/errors.js';
-import { IN_PROGRESS, isDownloadError, stateRank } from './campaign-rules.js';
+import { recordAudit } from '../audit/audit.service.js';
+import { IN_PROGRESS, isDownloadError, stateBeforeTimeout, stateRank } from './campaign-rules.js';
 import { deviceUpdated } from './firmware.events.js';
+import { lockReleases, othersHolding } from './machine-turns.js';
 import { compareVersions } from './manifest.js';
 
 export interface StatusOutcome {
@@ -53,7 +55,12 @@ export function skipReason(
   return undefined;
 }
 
-export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; pollAfterSec: number }) {
+export function createOtaDevice(deps: {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  publicUrl: string | undefined;
+  pollAfterSec: number;
+}) {
   const { db } = deps;
 
   // PUBLIC_URL when set; else the address the device used for this request; else a path the
@@ -78,9 +85,12 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
     };
   }
 
-  /** In-progress deployments of this machine in campaigns still going, oldest first. */
-  function active(machineId: string, deploymentId?: string) {
-    let q = db
+  /**
+   * In-progress deployments of this machine in campaigns still going, oldest first: the first is
+   * the one the machine is on (one at a time), the only one `next` and pushes offer.
+   */
+  function active(machineId: string) {
+    return db
       .selectFrom('firmware_deployments as d')
       .innerJoin('firmware_campaigns as c', 'c.id', 'd.campaign_id')
       .innerJoin('firmware_artifacts as a', 'a.id', 'c.artifact_id')
@@ -90,9 +100,8 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
       .where('d.state', 'in', IN_PROGRESS)
       .where('c.status', 'in', ['RUNNING', 'PAUSED'])
       .orderBy('d.notified_at')
-      .orderBy('d.id');
-    if (deploymentId) q = q.where('d.id', '=', deploymentId);
-    return q.execute();
+      .orderBy('d.id')
+      .execute();
   }
 
   async function skip(d: FirmwareDeploymentRow, code: string, message: string, current: string | undefined) {
@@ -173,7 +182,8 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
         const from = d.state;
         const to = report.state;
         // A device that went silent (TIMED_OUT) may still come back and finish, unless its
-        // campaign has ended (an aborted campaign: stop).
+        // campaign has ended (an aborted campaign: stop). It continues from the state it timed
+        // out in, by the same rules as before the timeout: only forward, SUCCEEDED after REBOOTING.
         const revivable =
           from === 'TIMED_OUT' && (campaign.status === 'RUNNING' || campaign.status === 'PAUSED');
         if (!revivable && stateRank(from) >= 7)
@@ -183,8 +193,10 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
           );
         if (from === 'PENDING')
           throw new AppError('INVALID_STATE', `deployment ${deploymentId} has not been released yet`);
-        if (!revivable && stateRank(to) < stateRank(from))
-          throw new AppError('INVALID_STATE', `state ${to} is behind ${from}: states only move forward`);
+        const at = revivable ? stateBeforeTimeout(d.timed_out_in) : from;
+        const where = revivable ? `${at} (where it timed out)` : at;
+        if (stateRank(to) < stateRank(at))
+          throw new AppError('INVALID_STATE', `state ${to} is behind ${where}: states only move forward`);
         if (to === 'SUCCEEDED') {
           if (report.confirmed !== true)
             throw validation(
@@ -195,8 +207,11 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
             throw validation(
               `SUCCEEDED needs currentVersion ${campaign.version}, got ${report.currentVersion}`,
             );
-          if (from !== 'REBOOTING' && !revivable)
-            throw new AppError('INVALID_STATE', `SUCCEEDED only after REBOOTING (the deployment is ${from})`);
+          if (at !== 'REBOOTING')
+            throw new AppError(
+              'INVALID_STATE',
+              `SUCCEEDED only after REBOOTING (the deployment is ${where})`,
+            );
         }
         const now = nowIso();
         const retry =
@@ -204,6 +219,37 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
           isDownloadError(report.code) &&
           Number(d.retries) < Number(campaign.download_retries);
         const final = !retry && stateRank(to) >= 7;
+        // One deployment per machine at a time: a revival back into progress finds the machine
+        // free, or given to another deployment meanwhile. One not started yet waits again
+        // (PENDING, released by its campaign once this one has ended); one started keeps the
+        // machine, and this late report is refused.
+        const waitAgain: FirmwareDeploymentRow[] = [];
+        if (revivable && !final) {
+          await lockReleases(tx, deps.dialect, d.tenant_id);
+          const others = await othersHolding(tx, machineId, d.id, Date.now());
+          const started = others.find((o) => o.state !== 'NOTIFIED');
+          if (started)
+            throw new AppError(
+              'INVALID_STATE',
+              `deployment ${deploymentId} has ended (TIMED_OUT): the machine has since started deployment ${started.id}`,
+            );
+          for (const o of others) {
+            const back = await tx
+              .updateTable('firmware_deployments')
+              .set({ state: 'PENDING', notified_at: null, active_at: null, updated_at: now })
+              .where('id', '=', o.id)
+              .where('state', '=', 'NOTIFIED')
+              .returningAll()
+              .executeTakeFirst();
+            if (!back)
+              throw new AppError(
+                'CONFLICT',
+                `deployment ${o.id} of this machine changed meanwhile; send the report again`,
+              );
+            await deviceUpdated(tx, back);
+            waitAgain.push(back);
+          }
+        }
         const row = await tx
           .updateTable('firmware_deployments')
           .set({
@@ -218,6 +264,7 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
             active_at: now,
             finished_at: final ? now : null,
             updated_at: now,
+            timed_out_in: null,
           })
           .where('id', '=', d.id)
           .where('seq', '=', d.seq)
@@ -231,6 +278,22 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
             `deployment ${deploymentId} changed meanwhile; send the report again`,
           );
         await deviceUpdated(tx, row);
+        // A deployment counted as failed (TIMED_OUT) goes on: who, from where, to what.
+        if (revivable)
+          await recordAudit(tx, {
+            tenantId: d.tenant_id,
+            actor: `machine:${machineId}`,
+            action: 'firmware.deployment.late_report',
+            subjectType: 'firmware_deployment',
+            subjectId: d.id,
+            before: { state: from, code: d.code, timedOutIn: at, campaignId: d.campaign_id },
+            after: {
+              state: row.state,
+              code: row.code,
+              seq: report.seq,
+              ...(waitAgain.length > 0 ? { waitAgain: waitAgain.map((o) => o.id) } : {}),
+            },
+          });
         return { ok: true, state: row.state, ...(retry ? { retry: true as const } : {}) };
       });
     },
@@ -247,9 +310,10 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
 
     /** On a new connection: the released deployment not yet started, if any (re-sent like a command). */
     async offerOnConnect(machineId: string, reported: DeviceReport = {}): Promise<OtaNext | null> {
-      // One skipped (the device's version rules it out) leaves the way to the next one.
+      // One skipped (the device's version rules it out) leaves the way to the next one; one the
+      // device has started holds the machine, and nothing is offered.
       for (const d of await active(machineId)) {
-        if (d.state !== 'NOTIFIED') continue;
+        if (d.state !== 'NOTIFIED') return null;
         const next = await device.offerFor(machineId, d.id, reported);
         if (next) return next;
       }
@@ -276,8 +340,10 @@ export function createOtaDevice(deps: { db: Db; publicUrl: string | undefined; p
       deploymentId: string,
       reported: DeviceReport = {},
     ): Promise<{ next: OtaNext; commandId: string } | null> {
-      const [d] = await active(machineId, deploymentId);
-      if (!d || d.state !== 'NOTIFIED') return null;
+      // One offer at a time: only the machine's oldest deployment in progress, the one `next`
+      // answers (campaigns release one per machine; this guards rows from before that rule).
+      const [d] = await active(machineId);
+      if (!d || d.id !== deploymentId || d.state !== 'NOTIFIED') return null;
       const artifact = await db
         .selectFrom('firmware_artifacts')
         .selectAll()

@@ -1096,6 +1096,17 @@ const subscriptionStart: Migration = {
   },
 };
 
+/**
+ * The state a firmware deployment was in when it timed out: a device reporting later continues
+ * from there, never skipping a step (SUCCEEDED only after REBOOTING). Rows timed out before: null,
+ * read as the earliest state a released deployment can be in.
+ */
+const deploymentTimedOutIn: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('firmware_deployments').addColumn('timed_out_in', 'text').execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1122,6 +1133,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0024_audit_indexes': auditIndexes,
       '0025_unallocated_repeats': unallocatedRepeats,
       '0026_subscription_start': subscriptionStart,
+      '0027_deployment_timed_out_in': deploymentTimedOutIn,
     }),
   };
 }

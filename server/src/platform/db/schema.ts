@@ -653,6 +653,8 @@ export interface FirmwareDeploymentsTable {
   active_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** TIMED_OUT: the state it was in when it timed out (a late report continues from there); null: unknown. */
+  timed_out_in: string | null;
 }
 
 export interface Database {
