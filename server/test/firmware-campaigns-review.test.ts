@@ -20,7 +20,7 @@ import {
   tempDir,
   type TestServer,
 } from './harness.js';
-import { HW, SIGNING_KEYS, act, campaign, signedImage, uploadOk } from './firmware-fixtures.js';
+import { HW, SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
 import { MqttDevice } from './mqtt-fixtures.js';
 
 let seq = 0;
@@ -59,19 +59,7 @@ describe.each(engines())('firmware campaigns review (%s)', (engine) => {
   const machine = (prefix: string) => server.createMachine(uid(prefix), { kind: 'kiosk' });
   async function create(version: string, machineIds: string[], over: Record<string, unknown> = {}) {
     const artifactId = await uploadOk(server, signedImage(version, { size: 4_000 }));
-    const res = await server.request('POST', '/v1/firmware/campaigns', {
-      body: {
-        artifactId,
-        target: { machineIds, hwModel: HW },
-        waves: [{ percent: 100, soakMinutes: 0, approval: 'auto' }],
-        maxConcurrent: 100,
-        failureThresholdPercent: 100,
-        minFinishedForThreshold: 1000,
-        ...over,
-      },
-    });
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    return res.body.id as string;
+    return (await newCampaign(server, artifactId, machineIds, over)).id as string;
   }
   async function start(campaignId: string) {
     const res = await act(server, campaignId, 'start');
@@ -449,18 +437,15 @@ describe.runIf(engines().includes('postgres'))('firmware campaigns review, two p
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) {
         const artifactId = await uploadOk(one, signedImage(`30.${i}.0`, { size: 2_000 }));
-        const res = await one.request('POST', '/v1/firmware/campaigns', {
-          body: {
-            artifactId,
-            target: { machineIds: fleet.map((m) => m.id), hwModel: HW },
-            waves: [{ percent: 100, soakMinutes: 0, approval: 'auto' }],
-            maxConcurrent: 100,
-            failureThresholdPercent: 100,
-            minFinishedForThreshold: 1000,
-          },
-        });
-        expect(res.status, JSON.stringify(res.body)).toBe(201);
-        ids.push(res.body.id as string);
+        ids.push(
+          (
+            await newCampaign(
+              one,
+              artifactId,
+              fleet.map((m) => m.id),
+            )
+          ).id as string,
+        );
       }
       const db = one.kioskhub.db;
       const rows = () =>

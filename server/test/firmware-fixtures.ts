@@ -84,6 +84,31 @@ export async function campaign(server: TestServer, id: string) {
   return res.body;
 }
 
+/**
+ * A campaign of `artifactId` for `machineIds` (created, not started): one wave of everyone, no
+ * soak, approved automatically, no failure pause; `over` changes any of it.
+ */
+export async function newCampaign(
+  server: TestServer,
+  artifactId: string,
+  machineIds: string[],
+  over: Record<string, unknown> = {},
+): Promise<any> {
+  const res = await server.request('POST', '/v1/firmware/campaigns', {
+    body: {
+      artifactId,
+      target: { machineIds, hwModel: HW },
+      waves: [{ percent: 100, soakMinutes: 0, approval: 'auto' }],
+      maxConcurrent: 100,
+      failureThresholdPercent: 100,
+      minFinishedForThreshold: 1000,
+      ...over,
+    },
+  });
+  if (res.status !== 201) throw new Error(`campaign: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
 export async function act(server: TestServer, id: string, action: string) {
   return server.request('POST', `/v1/firmware/campaigns/${id}/${action}`);
 }

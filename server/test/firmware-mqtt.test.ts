@@ -7,7 +7,16 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttSimulatedMachine, type MqttOtaOptions } from '../../machine-simulator/src/index.js';
 import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
-import { act, campaign, HW, OTHER_KEY, SIGNING_KEYS, signedImage, uploadOk } from './firmware-fixtures.js';
+import {
+  act,
+  campaign,
+  HW,
+  newCampaign,
+  OTHER_KEY,
+  SIGNING_KEYS,
+  signedImage,
+  uploadOk,
+} from './firmware-fixtures.js';
 import { MqttDevice } from './mqtt-fixtures.js';
 
 let seq = 0;
@@ -65,19 +74,9 @@ describe.each(engines())('firmware over MQTT, embedded broker (%s)', (engine) =>
       `${id} online`,
     );
   async function startCampaign(artifactId: string, machineIds: string[]) {
-    const res = await server.request('POST', '/v1/firmware/campaigns', {
-      body: {
-        artifactId,
-        target: { machineIds, hwModel: HW },
-        waves: [{ percent: 100, soakMinutes: 0, approval: 'auto' }],
-        maxConcurrent: 100,
-        failureThresholdPercent: 100,
-        minFinishedForThreshold: 1000,
-      },
-    });
-    expect(res.status).toBe(201);
-    expect((await act(server, res.body.id as string, 'start')).status).toBe(200);
-    return res.body.id as string;
+    const id = (await newCampaign(server, artifactId, machineIds)).id as string;
+    expect((await act(server, id, 'start')).status).toBe(200);
+    return id;
   }
 
   it('a campaign reaches MQTT devices: SUCCEEDED after a confirmed reboot; tampered, untrusted and failed installs count as failed', async () => {

@@ -12,6 +12,7 @@ import {
   campaign,
   device,
   drive,
+  newCampaign,
   signedImage,
   uploadOk,
 } from './firmware-fixtures.js';
@@ -40,21 +41,8 @@ describe.each(engines())('firmware review (%s)', (engine) => {
     for (let i = 0; i < n; i++) out.push(await server.createMachine(uid('FR'), { kind: 'kiosk' }));
     return out;
   }
-  async function create(artifactId: string, machineIds: string[], over: Record<string, unknown> = {}) {
-    const res = await server.request('POST', '/v1/firmware/campaigns', {
-      body: {
-        artifactId,
-        target: { machineIds, hwModel: HW },
-        waves: [{ percent: 100, soakMinutes: 0, approval: 'auto' }],
-        maxConcurrent: 100,
-        failureThresholdPercent: 100,
-        minFinishedForThreshold: 1000,
-        ...over,
-      },
-    });
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    return res.body;
-  }
+  const create = (artifactId: string, machineIds: string[], over: Record<string, unknown> = {}) =>
+    newCampaign(server, artifactId, machineIds, over);
   const db = () => server.kioskhub.db;
   /** Makes a deployment look silent since long ago; the next tick times it out. */
   const silence = (deploymentId: string) =>
