@@ -32,7 +32,7 @@ export interface DashboardDeps {
   orders: Pick<OrdersService, 'get' | 'transition' | 'needingReview' | 'list'>;
   commands: Pick<CommandsService, 'pendingCountsByMachine' | 'recentForMachine' | 'unsuccessfulSince'>;
   printing: Pick<PrintingService, 'summaryBySite'>;
-  alerts: Pick<AlertsService, 'raise'>;
+  alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
   refunds: Pick<Refunds, 'refundDueForOrder'>;
   /** Relay the outbox now (live events of review decisions and new alerts). */
   afterCommit(): void;
@@ -49,6 +49,7 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
     db,
     orders: deps.orders,
     refunds: deps.refunds,
+    alerts: deps.alerts,
     afterCommit: deps.afterCommit,
   });
   const qr = createQrService({ db, machines, config: deps.config });

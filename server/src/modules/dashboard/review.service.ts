@@ -1,12 +1,15 @@
 // The `Needs review` list (v1 dispenses without a result, amount mismatches, failed dispenses
 // after payment) and the operator's two decisions on it, each an order transition through the
-// orders service and an audit entry in the same transaction.
+// orders service and an audit entry in the same transaction, which also resolves the order's
+// dispense alert (the sweep's DISPENSE_FAILED / DISPENSE_NO_RESULT): the decision is its answer.
 import type { OrderStatus, Page, ReviewOrderView, ReviewReason } from '@kioskhub/protocol';
 import type { Db } from '../../platform/db/database.js';
 import { AppError } from '../../platform/errors.js';
 import type { Refunds } from '../payments/refunds.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { Order, OrdersService } from '../orders/orders.service.js';
+import { markDispenseAnswered } from './sweeper.js';
 
 export interface ReviewFilter {
   tenantId: string | null;
@@ -21,6 +24,9 @@ export function reviewReason(order: Pick<Order, 'status' | 'failureCode'>): Revi
   return order.failureCode === 'AMOUNT_MISMATCH' ? 'AMOUNT_MISMATCH' : 'DISPENSE_FAILED';
 }
 
+/** The sweep's alerts about an order's dispense (sweeper.ts), answered by a review decision. */
+const DISPENSE_ALERT_KINDS = ['DISPENSE_FAILED', 'DISPENSE_NO_RESULT'] as const;
+
 const needsReview = (o: Pick<Order, 'status' | 'paidAt'>): boolean =>
   o.status === 'NEEDS_REVIEW' || (o.status === 'FAILED' && o.paidAt !== null);
 
@@ -28,6 +34,7 @@ export function createReviewService(deps: {
   db: Db;
   orders: Pick<OrdersService, 'get' | 'transition' | 'needingReview'>;
   refunds: Pick<Refunds, 'refundDueForOrder'>;
+  alerts: Pick<AlertsService, 'resolveSubject'>;
   afterCommit(): void;
 }) {
   const { db, orders } = deps;
@@ -64,6 +71,8 @@ export function createReviewService(deps: {
           actor: meta.actor,
         });
       }
+      for (const kind of DISPENSE_ALERT_KINDS) await deps.alerts.resolveSubject(tx, kind, orderId);
+      await markDispenseAnswered(tx, orderId, before.tenantId);
       await recordAudit(tx, {
         tenantId: before.tenantId,
         actor: meta.actor,

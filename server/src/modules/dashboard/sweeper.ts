@@ -24,6 +24,18 @@ export interface SweepResult {
   dispenseAlerts: number;
 }
 
+/**
+ * Records that an order's dispense needs no alert any more (an operator decided its review), so a
+ * sweep that has not seen the failure yet never raises one after the decision.
+ */
+export async function markDispenseAnswered(ex: Executor, orderId: string, tenantId: string): Promise<void> {
+  await ex
+    .insertInto('dashboard_alert_marks')
+    .values({ kind: 'DISPENSE', subject_id: orderId, mark: '', tenant_id: tenantId, created_at: nowIso() })
+    .onConflict((oc) => oc.columns(['kind', 'subject_id', 'mark']).doNothing())
+    .execute();
+}
+
 export function createDashboardSweeper(deps: {
   db: Db;
   alerts: Pick<AlertsService, 'raise'>;

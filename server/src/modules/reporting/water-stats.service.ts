@@ -69,6 +69,8 @@ export const WATER_ALERT_KINDS = [
 export type WaterAlertKind = (typeof WATER_ALERT_KINDS)[number];
 /** Conditions listed per kind and sweep at most. */
 const CONDITIONS_PER_KIND = 500;
+/** Kiosks read per query while looking for conditions (every kiosk is looked at). */
+const KIOSK_PAGE = 500;
 
 export function createWaterStatsService(deps: {
   db: Db;
@@ -214,20 +216,45 @@ export function createWaterStatsService(deps: {
     };
   }
 
-  /** Silent kiosks, faulty taps, payments stuck PENDING and negative water credit, now. */
-  async function alertConditions(now: number, paymentStuckGraceMs: number): Promise<AlertCondition[]> {
-    const silentBefore = new Date(now - WATER_KIOSK_SILENT_MS).toISOString();
-    const stuckBefore = new Date(now - paymentStuckGraceMs).toISOString();
-    const [kiosks, stuck, negative] = await Promise.all([
-      db
+  /** Every water kiosk that has sent a heartbeat, read in pages by id (a fleet may be large). */
+  async function heardKiosks() {
+    const kiosks: {
+      id: string;
+      tenant_id: string;
+      name: string;
+      taps: string;
+      last_heartbeat_at: string | null;
+    }[] = [];
+    for (let after: string | undefined; ;) {
+      let page = db
         .selectFrom('water_kiosks as k')
         .innerJoin('machines as m', 'm.id', 'k.machine_id')
         .select(['m.id', 'm.tenant_id', 'm.name', 'k.taps', 'k.last_heartbeat_at'])
         .where('m.kind', '=', 'water')
         .where('k.last_heartbeat_at', 'is not', null)
         .orderBy('m.id')
-        .limit(CONDITIONS_PER_KIND)
-        .execute(),
+        .limit(KIOSK_PAGE);
+      if (after !== undefined) page = page.where('m.id', '>', after);
+      const rows = await page.execute();
+      kiosks.push(...rows);
+      if (rows.length < KIOSK_PAGE) return kiosks;
+      after = rows[rows.length - 1]!.id;
+    }
+  }
+
+  /**
+   * Silent kiosks, faulty taps, payments stuck PENDING and negative water credit, now: at most
+   * CONDITIONS_PER_KIND of each kind. `capped` names the kinds cut there, whose unlisted alerts
+   * may still stand and so must not be resolved.
+   */
+  async function alertConditions(
+    now: number,
+    paymentStuckGraceMs: number,
+  ): Promise<{ conditions: AlertCondition[]; capped: WaterAlertKind[] }> {
+    const silentBefore = new Date(now - WATER_KIOSK_SILENT_MS).toISOString();
+    const stuckBefore = new Date(now - paymentStuckGraceMs).toISOString();
+    const [kiosks, stuck, negative] = await Promise.all([
+      heardKiosks(),
       deps.payments.stuckPending(stuckBefore, CONDITIONS_PER_KIND),
       db
         .selectFrom('ledger_accounts as a')
@@ -241,10 +268,23 @@ export function createWaterStatsService(deps: {
         .execute(),
     ]);
     const out: AlertCondition[] = [];
+    const counts = new Map<WaterAlertKind, number>();
+    const capped = new Set<WaterAlertKind>();
+    const add = (c: AlertCondition) => {
+      const n = counts.get(c.kind) ?? 0;
+      if (n >= CONDITIONS_PER_KIND) {
+        capped.add(c.kind);
+        return;
+      }
+      counts.set(c.kind, n + 1);
+      out.push(c);
+    };
+    if (stuck.length >= CONDITIONS_PER_KIND) capped.add('PAYMENT_STUCK');
+    if (negative.length >= CONDITIONS_PER_KIND) capped.add('WATER_CREDIT_NEGATIVE');
     for (const k of kiosks) {
       const label = k.name === k.id ? k.id : `${k.name} (${k.id})`;
       if (k.last_heartbeat_at! < silentBefore) {
-        out.push({
+        add({
           tenantId: k.tenant_id,
           kind: 'WATER_KIOSK_SILENT',
           subjectType: 'machine',
@@ -254,7 +294,7 @@ export function createWaterStatsService(deps: {
       }
       for (const t of parseTaps(k.taps)) {
         if (!t.fault) continue;
-        out.push({
+        add({
           tenantId: k.tenant_id,
           kind: 'WATER_TAP_FAULT',
           subjectType: 'water_tap',
@@ -264,7 +304,7 @@ export function createWaterStatsService(deps: {
       }
     }
     for (const p of stuck) {
-      out.push({
+      add({
         tenantId: p.tenant_id,
         kind: 'PAYMENT_STUCK',
         subjectType: 'payment',
@@ -275,7 +315,7 @@ export function createWaterStatsService(deps: {
       });
     }
     for (const a of negative) {
-      out.push({
+      add({
         tenantId: a.tenant_id,
         kind: 'WATER_CREDIT_NEGATIVE',
         subjectType: 'customer',
@@ -283,7 +323,7 @@ export function createWaterStatsService(deps: {
         message: `Customer ${a.account_id ?? a.owner_id} (${a.phone ?? 'unknown phone'}) has ${(Number(a.balance) / 1000).toFixed(1)} L of water credit after offline dispensing`,
       });
     }
-    return out;
+    return { conditions: out, capped: [...capped] };
   }
 
   return { overview, stats, alertConditions };

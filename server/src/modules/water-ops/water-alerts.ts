@@ -26,7 +26,10 @@ export function createWaterAlerts(deps: {
     `${a.tenantId}|${a.kind}|${a.subjectId}`;
 
   async function sweepOnce(now = Date.now()): Promise<{ raised: number; resolved: number }> {
-    const current = await deps.conditions.alertConditions(now, deps.paymentStuckGraceMs);
+    const { conditions: current, capped } = await deps.conditions.alertConditions(
+      now,
+      deps.paymentStuckGraceMs,
+    );
     const open = await deps.alerts.unresolved(WATER_ALERT_KINDS);
     const openKeys = new Set(open.map(keyOf));
     const currentKeys = new Set(current.map(keyOf));
@@ -44,7 +47,9 @@ export function createWaterAlerts(deps: {
       });
       raised++;
     }
-    const cleared = open.filter((a) => !currentKeys.has(keyOf(a))).map((a) => a.id);
+    // A kind cut at its cap lists only some of its conditions: an unlisted one may still stand.
+    const partial = new Set<string>(capped);
+    const cleared = open.filter((a) => !partial.has(a.kind) && !currentKeys.has(keyOf(a))).map((a) => a.id);
     await deps.alerts.resolve(db, cleared);
     return { raised, resolved: cleared.length };
   }

@@ -17,6 +17,13 @@ function makeAjv(options: Options): Ajv {
     ...options,
   });
   addFormats(ajv);
+  // RFC 3339 allows a leap second (23:59:60Z), which no Date can hold: every time a route takes
+  // must be one it can read, or `new Date(t).toISOString()` throws and the answer is a 500.
+  const rfc3339 = ajv.formats['date-time'] as { validate: (s: string) => boolean };
+  ajv.addFormat('date-time', {
+    type: 'string',
+    validate: (s) => rfc3339.validate(s) && !Number.isNaN(Date.parse(s)),
+  });
   return ajv;
 }
 
