@@ -76,13 +76,19 @@ export function usersRoutes(
     {
       schema: {
         tags: ['auth'],
-        summary: "Change a user's role or disable it; its tokens stop working at once",
+        summary:
+          "Change a user's role, disable it or set a new password; its tokens stop working at once. " +
+          "A tenant admin may not demote, disable or delete its tenant's last enabled admin (409)",
         params: UserParams,
         body: Type.Object(
-          { role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()) },
+          {
+            role: Type.Optional(Role),
+            disabled: Type.Optional(Type.Boolean()),
+            password: Type.Optional(Type.String({ minLength: 8, maxLength: 200 })),
+          },
           { additionalProperties: false, minProperties: 1 },
         ),
-        response: { 200: User, ...errors(400, 401, 403, 404) },
+        response: { 200: User, ...errors(400, 401, 403, 404, 409, 429) },
       },
     },
     async (request) => {
@@ -99,7 +105,7 @@ export function usersRoutes(
         tags: ['auth'],
         summary: 'Delete a user; its tokens stop working at once',
         params: UserParams,
-        response: { 204: Type.Null(), ...errors(401, 403, 404) },
+        response: { 204: Type.Null(), ...errors(401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
@@ -147,6 +153,39 @@ export function usersRoutes(
         throw forbidden('ADMIN_TOKEN has no session to end; change the variable to revoke it');
       await deps.users.logout(principal.userId, principal.actor);
       return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/auth/password',
+    {
+      schema: {
+        tags: ['auth'],
+        summary:
+          'Change your own password (staff token and the current password): every other session ' +
+          'ends, this one gets a new token',
+        body: Type.Object(
+          {
+            currentPassword: Type.String({ minLength: 1, maxLength: 200 }),
+            newPassword: Type.String({ minLength: 8, maxLength: 200 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ token: Type.String(), user: User }),
+          ...errors(400, 401, 403, 429, 503),
+        },
+      },
+    },
+    async (request) => {
+      const principal = await request.staff();
+      if (principal.kind !== 'user')
+        throw forbidden('ADMIN_TOKEN has no password; change the variable to replace it');
+      const { currentPassword, newPassword } = request.body;
+      // Guessing the current password with a stolen token counts like sign-in attempts.
+      const me = principal.actor.replace(/^user:/, '');
+      await deps.loginGuard.admit(request.ip, me);
+      return deps.users.changeOwnPassword(principal.userId, currentPassword, newPassword, principal.actor);
     },
   );
 

@@ -1,11 +1,13 @@
 // Staff accounts: argon2 password hashes, login issuing a JWT, one tenant per user. Logout,
-// disable, role change and delete bump the user's token version, which revokes its tokens.
+// disable, role change, password reset and delete bump the user's token version, which revokes
+// its tokens; a tenant always keeps one enabled admin.
 import argon2 from 'argon2';
 import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import type { StaffRole, StaffState } from '../../platform/http/auth.js';
 import type { UserRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
+import { changeOwnPassword, keepAnAdmin } from './users.access.js';
 
 export interface User {
   id: string;
@@ -202,10 +204,17 @@ export function createUsersService(deps: {
     async update(
       id: string,
       tenantId: string | null,
-      changes: { role?: StaffRole; disabled?: boolean },
+      changes: { role?: StaffRole; disabled?: boolean; password?: string },
       actor: string,
     ): Promise<User> {
+      const { password } = changes;
+      const passwordHash =
+        password === undefined
+          ? undefined
+          : await deps.hashing(() => argon2.hash(password, { type: argon2.argon2id }));
       const updated = await db.transaction().execute(async (tx) => {
+        if ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true)
+          await keepAnAdmin(tx, id, tenantId, changes.disabled === true ? 'disable' : 'demote');
         // Revoking the tokens first locks the row (PostgreSQL), so the state this change starts
         // from is the latest: a concurrent change is neither undone nor misstated in the audit.
         const row = await lockScoped(tx, id, tenantId);
@@ -218,7 +227,11 @@ export function createUsersService(deps: {
         const role = changes.role ?? row.role;
         const next = await tx
           .updateTable('users')
-          .set({ role, disabled_at: disabledAt })
+          .set({
+            role,
+            disabled_at: disabledAt,
+            ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
+          })
           .where('id', '=', id)
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -229,7 +242,12 @@ export function createUsersService(deps: {
           subjectType: 'user',
           subjectId: id,
           before: { role: row.role, disabled: row.disabled_at !== null },
-          after: { role, disabled: disabledAt !== null },
+          // Never the password or its hash: only that it was set.
+          after: {
+            role,
+            disabled: disabledAt !== null,
+            ...(passwordHash !== undefined ? { passwordChanged: true } : {}),
+          },
         });
         return next;
       });
@@ -239,6 +257,7 @@ export function createUsersService(deps: {
 
     async remove(id: string, tenantId: string | null, actor: string): Promise<void> {
       await db.transaction().execute(async (tx) => {
+        await keepAnAdmin(tx, id, tenantId, 'delete');
         let query = tx.deleteFrom('users').where('id', '=', id);
         if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
         const row = await query.returningAll().executeTakeFirst();
@@ -253,6 +272,18 @@ export function createUsersService(deps: {
         });
       });
       deps.revoked(id);
+    },
+
+    /** A new password from the signed-in user (users.access.ts), and a new token for this session. */
+    async changeOwnPassword(
+      id: string,
+      current: string,
+      next: string,
+      actor: string,
+    ): Promise<{ token: string; user: User }> {
+      const updated = await changeOwnPassword(deps, { id, current, next, actor });
+      const user = toUser(updated);
+      return { token: await deps.issueToken({ ...user, tokenVersion: updated.token_version }), user };
     },
 
     /** Ends every session of the user (all of its tokens), not only the one presented. */
