@@ -13,10 +13,11 @@ import { AirtelRefusedError, type AirtelClient } from '../../providers/airtel/ai
 import { MomoRefusedError, type MomoClient } from '../../providers/momo/momo.api.js';
 import { msisdn, nationalNumber } from '../customers/phone.js';
 import type { Sms } from '../messaging/sms.js';
-import type { Intents } from '../payments/intents.js';
+import { mayBePaidAfterEnd, type Intents } from '../payments/intents.js';
 import type { PaymentQueries } from '../payments/payment-queries.js';
 import type { PaymentsService } from '../payments/payments.service.js';
 import { CALLING_CODES, chooseWallet, WALLET_NAMES, type Wallet } from './network.js';
+import { PLAN_NOT_APPLIED_SMS } from './plan-settlement.js';
 
 declare module '../../platform/outbox.js' {
   interface OutboxTopics {
@@ -27,7 +28,7 @@ declare module '../../platform/outbox.js' {
 
 export interface MobileMoneyDeps {
   db: Db;
-  intents: Pick<Intents, 'create' | 'fail' | 'scheduleCheck'>;
+  intents: Pick<Intents, 'create' | 'fail' | 'scheduleCheck' | 'onPaidAfterEnd'>;
   payments: Pick<PaymentQueries, 'find'>;
   /** The payments inbox: each (payment, reported status) callback is stored once. */
   inbox: Pick<PaymentsService, 'claimDelivery'>;
@@ -165,9 +166,12 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
           { paymentId, reportedStatus, raw: raw.slice(0, 4000) },
           tx,
         );
-        if (payment.status !== 'PENDING') return fresh ? 'not_pending' : 'duplicate';
-        // A repeat is stored once, yet still asks for a check while the payment is pending: a
-        // forged first callback must not make the real one wait for the next poll.
+        // A wallet that took the money after the payment ended here (a prompt approved after our
+        // expiry) says so only by this callback: the status API is asked about it too.
+        const ask = payment.status === 'PENDING' || mayBePaidAfterEnd(payment);
+        if (!ask) return fresh ? 'not_pending' : 'duplicate';
+        // A repeat is stored once, yet still asks for a check: a forged first callback must not
+        // make the real one wait for the next poll.
         await deps.intents.scheduleCheck(tx, payment);
         return fresh ? 'scheduled' : 'duplicate';
       },
@@ -186,11 +190,25 @@ export function createMobileMoney(deps: MobileMoneyDeps) {
         payment.status === 'EXPIRED'
           ? 'Your water plan payment was not approved in time. Dial again to buy.'
           : payment.failure_code === 'AMOUNT_MISMATCH'
-            ? 'Your water plan payment arrived in a form we cannot apply. No plan was added; we will refund it.'
+            ? PLAN_NOT_APPLIED_SMS
             : 'Your water plan payment did not go through. Please try again.',
       kind: 'payment_failed',
     });
   }
+
+  // The wallet took the money after the payment had ended: no plan, and the customer is told it
+  // will be refunded (the alert asks staff to), not left with "not approved in time" alone.
+  deps.intents.onPaidAfterEnd('plan', async (ex, payment) => {
+    if (payment.customer_id === null) return;
+    const customer = await deps.customers.get(payment.tenant_id, payment.customer_id, ex);
+    const amount = `${payment.currency} ${formatMinor(Number(payment.received_minor), payment.currency)}`;
+    await deps.sms.queue(ex, {
+      tenantId: payment.tenant_id,
+      to: customer.phone,
+      text: `Your water plan payment of ${amount} arrived after the request had ended. No plan was added; we will refund it.`,
+      kind: 'payment_failed',
+    });
+  });
 
   return {
     ended,

@@ -21,6 +21,10 @@ import type { Settlement, SettlementHandler } from '../payments/settlement.js';
 
 const DAY_MS = 86_400_000;
 
+/** What a customer whose plan payment cannot be applied (another amount or currency) is told. */
+export const PLAN_NOT_APPLIED_SMS =
+  'Your water plan payment arrived in a form we cannot apply. No plan was added; we will refund it.';
+
 export const litres = (ml: number): string => `${(Math.round(ml / 100) / 10).toFixed(1)} L`;
 
 export interface PlanSettlementDeps {
@@ -57,6 +61,17 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
         why,
       },
     });
+    // The wallet took the money: the customer is told it will be refunded, as when it came in
+    // another currency (the payment ends here, not through intents, so no ended SMS follows).
+    if (payment.customer_id !== null) {
+      const customer = await deps.customers.get(payment.tenant_id, payment.customer_id, ex);
+      await deps.sms.queue(ex, {
+        tenantId: payment.tenant_id,
+        to: customer.phone,
+        text: PLAN_NOT_APPLIED_SMS,
+        kind: 'payment_failed',
+      });
+    }
   }
 
   /**

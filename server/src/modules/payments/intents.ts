@@ -3,6 +3,8 @@
 // (the provider's reference) and an expiry. A provider whose callbacks are unsigned is never
 // trusted on the callback: the callback, or the poll every PAYMENT_STATUS_POLL_MS, runs a status
 // check through the job table, and only the provider's status API answer settles the payment.
+// A wallet may still take the money after the payment ended (a prompt approved after our expiry):
+// such a payment is asked again for a while, and money taken then is recorded and alerted.
 import type { Logger } from 'pino';
 import { AppError } from '../../platform/errors.js';
 import { formatMinor } from '../../platform/money.js';
@@ -18,8 +20,11 @@ import type { PaymentPurpose, Settlement, SettlementContext } from './settlement
 
 declare module '../../platform/outbox.js' {
   interface OutboxTopics {
-    /** Ask a pending payment's provider where it stands; `poll`: schedule the next check. */
-    payment_status: { tenantId: string; paymentId: string; poll: boolean };
+    /**
+     * Ask a pending payment's provider where it stands; `poll`: schedule the next check. `late`:
+     * the n-th check of a payment that expired while its provider still said pending.
+     */
+    payment_status: { tenantId: string; paymentId: string; poll: boolean; late?: number };
     /** A one-off intent reached its expiry: EXPIRED unless paid meanwhile. */
     payment_expire: { tenantId: string; paymentId: string };
   }
@@ -43,7 +48,26 @@ export type ProviderStatus =
 /** A provider adapter's status API (MoMo, Airtel, a card gateway). */
 export interface PaymentStatusSource {
   fetchStatus(payment: PaymentRow): Promise<ProviderStatus>;
+  /**
+   * The provider may take the money after the payment ended here (a wallet prompt approved after
+   * our expiry, an ambiguous answer that resolves, a refusal that was not one), and tells us of it
+   * only by its unsigned callback or its status API: such payments are asked again (`check`).
+   */
+  checksAfterEnd?: boolean;
 }
+
+/** How long after its expiry a payment whose provider still said pending is asked again. */
+export const LATE_CHECK_WINDOW_MS = 30 * 60_000;
+const LATE_CHECK_MAX_GAP_MS = 10 * 60_000;
+
+/**
+ * A payment that ended here without money, whose provider may yet report it paid: expired, or
+ * failed for a reason other than money that could not be applied (that was alerted already).
+ */
+export const mayBePaidAfterEnd = (p: Pick<PaymentRow, 'status' | 'received_minor' | 'failure_code'>) =>
+  (p.status === 'EXPIRED' || p.status === 'FAILED') &&
+  Number(p.received_minor) === 0 &&
+  p.failure_code !== 'AMOUNT_MISMATCH';
 
 export interface IntentInput {
   tenantId: string;
@@ -65,7 +89,10 @@ export interface IntentInput {
   id?: string;
 }
 
-/** Told, in the transaction, when a one-off payment ends without money (FAILED or EXPIRED). */
+/**
+ * Told, in the transaction, when a one-off payment ends without money (FAILED or EXPIRED), and
+ * (`onPaidAfterEnd`) when its provider took the money after that (`received_minor` recorded).
+ */
 export type IntentEndedListener = (ex: Executor, payment: PaymentRow) => Promise<void>;
 
 export interface IntentsDeps {
@@ -83,6 +110,7 @@ export function createIntents(deps: IntentsDeps) {
   const { db, repo, settlement } = deps;
   const sources = new Map<string, PaymentStatusSource>();
   const endedListeners = new Map<string, IntentEndedListener>();
+  const paidAfterEndListeners = new Map<string, IntentEndedListener>();
 
   async function create(ex: Executor, input: IntentInput): Promise<PaymentRow> {
     if (!Number.isSafeInteger(input.amountMinor) || input.amountMinor <= 0) {
@@ -170,12 +198,91 @@ export function createIntents(deps: IntentsDeps) {
     });
   }
 
+  /**
+   * The provider took money for a payment that had ended here (it cannot become paid): the money is
+   * recorded on the payment (`received_minor`, for staff to refund), alerted and audited, once.
+   */
+  async function paidAfterEnd(ex: Executor, payment: PaymentRow, answer: ProviderStatus): Promise<void> {
+    if (answer.status === 'PENDING' || (answer.status === 'FAILED' && !answer.taken)) return;
+    const provider = payment.provider ?? payment.method;
+    const took = answer.status === 'SUCCEEDED' ? answer.receivedMinor : 0;
+    if (!(await repo.claimDelivery(provider, `late:${payment.id}`, { took, answer }, ex))) return;
+    if (answer.status === 'FAILED') {
+      await moneyNotApplied(ex, payment, answer.taken!);
+      return;
+    }
+    const row = await repo.updateIfStatus(
+      payment.id,
+      [payment.status],
+      {
+        received_minor: took,
+        ...(answer.providerPaymentId !== undefined ? { provider_payment_id: answer.providerPaymentId } : {}),
+        updated_at: nowIso(),
+      },
+      ex,
+    );
+    if (!row) return;
+    const what = `${formatMinor(took, payment.currency)} ${payment.currency}`;
+    await deps.alerts.raise(ex, {
+      tenantId: payment.tenant_id,
+      kind: 'PAYMENT_MISMATCH',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      message: `${provider} took ${what} for payment ${payment.id} after it had ended ${payment.status}: not applied, refund it by hand`,
+    });
+    await recordAudit(ex, {
+      tenantId: payment.tenant_id,
+      actor: `provider:${provider}`,
+      action: 'payment.paid_after_end',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      before: { status: payment.status, receivedMinor: 0 },
+      after: { status: row.status, receivedMinor: took, providerPaymentId: row.provider_payment_id },
+    });
+    await paidAfterEndListeners.get(row.purpose)?.(ex, row);
+  }
+
+  /** A payment that ended here, asked again: money taken is recorded; still pending, asked later. */
+  async function checkAfterEnd(payment: PaymentRow, source: PaymentStatusSource, late: number | undefined) {
+    const answer = await source.fetchStatus(payment);
+    await inGroup(
+      db,
+      async (tx) => {
+        if (answer.status !== 'PENDING') return paidAfterEnd(tx, payment, answer);
+        if (late !== undefined) await scheduleLateCheck(tx, payment, late + 1);
+      },
+      { replayable: true },
+    );
+  }
+
+  /** The `n`-th check after expiry, further apart each time, while the window lasts. */
+  async function scheduleLateCheck(ex: Executor, payment: PaymentRow, n: number): Promise<void> {
+    const expiredAt = Date.parse(payment.expires_at ?? payment.updated_at);
+    const runAt = Date.now() + Math.min(deps.pollMs * 2 ** n, LATE_CHECK_MAX_GAP_MS);
+    if (!Number.isFinite(expiredAt) || runAt - expiredAt > LATE_CHECK_WINDOW_MS) return;
+    const job = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true, late: n };
+    await enqueueOutbox(ex, 'payment_status', job, { runAt: new Date(runAt).toISOString() });
+  }
+
   /** The job `payment_status`: one question to the provider, applied in one transaction. */
-  async function check(job: { paymentId: string; poll: boolean }): Promise<void> {
+  async function check(job: { paymentId: string; poll: boolean; late?: number }): Promise<void> {
+    await ask(job);
+  }
+
+  /** `check`, with the provider's answer about a payment that was pending (undefined otherwise). */
+  async function ask(job: {
+    paymentId: string;
+    poll: boolean;
+    late?: number;
+  }): Promise<ProviderStatus | undefined> {
     const payment = await repo.findById(job.paymentId);
-    if (!payment || payment.status !== 'PENDING') return;
+    if (!payment) return undefined;
     const source = payment.provider !== null ? sources.get(payment.provider) : undefined;
-    if (!source) return;
+    if (!source) return undefined;
+    if (payment.status !== 'PENDING') {
+      if (source.checksAfterEnd && mayBePaidAfterEnd(payment)) await checkAfterEnd(payment, source, job.late);
+      return undefined;
+    }
     // A provider that does not answer throws: the job table retries with backoff.
     const answer = await source.fetchStatus(payment);
     const ctx: SettlementContext = { actor: `provider:${payment.provider}` };
@@ -198,8 +305,9 @@ export function createIntents(deps: IntentsDeps) {
               tx,
             );
           }
-          await fail(tx, payment.id, answer.failureCode);
-          if (answer.taken) await moneyNotApplied(tx, payment, answer.taken);
+          // Once, by the check that ended it (two checks racing both hear the same answer).
+          const ended = await fail(tx, payment.id, answer.failureCode);
+          if (ended && answer.taken) await moneyNotApplied(tx, payment, answer.taken);
         } else if (job.poll) {
           const expired = payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now();
           if (!expired) {
@@ -211,6 +319,7 @@ export function createIntents(deps: IntentsDeps) {
       },
       { replayable: true },
     );
+    return answer;
   }
 
   /**
@@ -221,9 +330,8 @@ export function createIntents(deps: IntentsDeps) {
     const payment = await repo.findById(job.paymentId);
     if (!payment || payment.status !== 'PENDING') return;
     if (payment.expires_at === null || Date.parse(payment.expires_at) > Date.now()) return;
-    if (payment.provider !== null && sources.has(payment.provider)) {
-      await check({ paymentId: payment.id, poll: false });
-    }
+    const source = payment.provider !== null ? sources.get(payment.provider) : undefined;
+    const last = source ? await ask({ paymentId: payment.id, poll: false }) : undefined;
     await db.transaction().execute(async (tx) => {
       const now = nowIso();
       const row = await repo.updateIfStatus(
@@ -232,7 +340,10 @@ export function createIntents(deps: IntentsDeps) {
         { status: 'EXPIRED', completed_at: now, updated_at: now },
         tx,
       );
-      if (row) await ended(tx, row);
+      if (!row) return;
+      await ended(tx, row);
+      // The provider had not decided: it may still take the money, so it is asked again.
+      if (source?.checksAfterEnd && last?.status === 'PENDING') await scheduleLateCheck(tx, row, 1);
     });
   }
 
@@ -252,6 +363,13 @@ export function createIntents(deps: IntentsDeps) {
     onEnded(purpose: PaymentPurpose, listener: IntentEndedListener): void {
       if (endedListeners.has(purpose)) throw new Error(`purpose "${purpose}" already has an ended listener`);
       endedListeners.set(purpose, listener);
+    },
+
+    /** Called when the provider took the money of a payment of `purpose` after it had ended. */
+    onPaidAfterEnd(purpose: PaymentPurpose, listener: IntentEndedListener): void {
+      if (paidAfterEndListeners.has(purpose))
+        throw new Error(`purpose "${purpose}" already has a paid-after-end listener`);
+      paidAfterEndListeners.set(purpose, listener);
     },
 
     /**

@@ -10,6 +10,8 @@ const FAILURES: Record<string, string> = { TF: 'AIRTEL_FAILED', TE: 'AIRTEL_EXPI
 
 export function airtelStatusSource(client: Pick<AirtelClient, 'status' | 'currency'>): PaymentStatusSource {
   return {
+    // A prompt approved after our expiry (or an answer that was not final) still takes the money.
+    checksAfterEnd: true,
     async fetchStatus(payment): Promise<ProviderStatus> {
       const s = await client.status(payment.id);
       if (s.status === 'NOT_FOUND' || s.status === 'TIP' || s.status === 'TA') return { status: 'PENDING' };

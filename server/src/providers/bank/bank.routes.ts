@@ -8,7 +8,7 @@ import { errors } from '../../platform/http/schemas.js';
 import type { Metrics } from '../../platform/metrics.js';
 import type { Arrivals, CreditNotice } from '../../modules/payments/arrivals.js';
 import { checkSignature } from './bank.signature.js';
-import { normaliseRfReference } from './rf-reference.js';
+import { findRfReference } from './rf-reference.js';
 
 const REFUSALS = {
   missing: 'Kioskhub-Signature is missing',
@@ -42,8 +42,9 @@ export function parseBankCredit(raw: Buffer): CreditNotice | string {
     provider: 'bank',
     eventId,
     eventType: 'credit',
-    // Banks may group the reference in fours or change its case; an invalid one matches nothing.
-    reference: normaliseRfReference(reference) ?? reference.trim(),
+    // Banks may group the reference in fours, change its case, or carry it inside the payer's own
+    // words (typed by hand in the unstructured line); an invalid one matches nothing.
+    reference: findRfReference(reference) ?? reference.trim(),
     amountMinor,
     currency,
     raw: raw.toString('utf8'),

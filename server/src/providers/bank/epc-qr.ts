@@ -24,17 +24,18 @@ export function epcPayload(t: EpcTransfer): string {
   if (t.currency !== 'EUR') throw new EpcError(`an EPC QR code pays euros only, not ${t.currency}`);
   if (!Number.isSafeInteger(t.amountMinor) || t.amountMinor < 1 || t.amountMinor > MAX_EUR_MINOR)
     throw new EpcError(`an EPC QR code pays 0.01 to 999999999.99 EUR, not ${t.amountMinor} cents`);
-  const name = t.name
-    .replace(/[\r\n]+/g, ' ')
-    .trim()
-    .slice(0, 70);
+  // 70 characters, counted as characters: a cut never splits a character in two.
+  const name = Array.from(t.name.replace(/[\r\n]+/g, ' ').trim())
+    .slice(0, 70)
+    .join('')
+    .trim();
   if (!name) throw new EpcError('the beneficiary name is empty');
   const lines = [
     'BCD',
     '002',
     '1', // UTF-8
     'SCT',
-    t.bic ?? '',
+    (t.bic ?? '').replace(/\s/g, '').toUpperCase(),
     name,
     t.iban.replace(/\s/g, '').toUpperCase(),
     `EUR${formatMinor(t.amountMinor, 'EUR')}`,

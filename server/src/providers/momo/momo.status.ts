@@ -12,6 +12,8 @@ export function momoAmountToMinor(amount: string | null, currency: string): numb
 
 export function momoStatusSource(client: Pick<MomoClient, 'status'>): PaymentStatusSource {
   return {
+    // A prompt approved after our expiry (or an answer that was not final) still takes the money.
+    checksAfterEnd: true,
     async fetchStatus(payment): Promise<ProviderStatus> {
       const s = await client.status(payment.id);
       // Not found: our request has not reached MoMo yet (its job is still retrying).

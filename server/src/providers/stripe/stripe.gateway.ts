@@ -136,6 +136,12 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
         // The job may run again after a timeout: Stripe answers a repeat with the same refund.
         { idempotencyKey: `refund-${ctx.refundId}` },
       );
+      // `pending` and `requires_action` are on their way; `failed` or `canceled` gave nothing back:
+      // the job tries again (the same key answers the same refund) and ends FAILED with an alert.
+      if (refund.status === 'failed' || refund.status === 'canceled')
+        throw new Error(
+          `Stripe refund ${refund.id} is ${refund.status}: ${refund.failure_reason ?? 'no reason'}`,
+        );
       return { providerRefundId: refund.id };
     },
 
