@@ -5,10 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
-import { AIRTEL, AT, MOMO, startProviderFakes, type ProviderFakes } from './fixtures/mobile-money-fakes.js';
+import {
+  AIRTEL_KEY,
+  MOMO_KEY,
+  providerEnv,
+  startProviderFakes,
+  type ProviderFakes,
+} from './fixtures/mobile-money-fakes.js';
 
-const MOMO_KEY = 'momo-callback-k-review2-0001';
-const AIRTEL_KEY = 'airtel-callback-k-review2-01';
 const TTL_MS = 2_500;
 const digits = () => String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0');
 const MTN_PHONE = () => `+25677${digits()}`;
@@ -24,27 +28,11 @@ describe.each(engines())('mobile money after the payment ended (%s)', (engine) =
     fakes = await startProviderFakes();
     server = await startServer({
       engine,
-      env: {
-        AT_USERNAME: AT.username,
-        AT_API_KEY: AT.apiKey,
-        AT_API_BASE: fakes.url,
-        MOMO_API_BASE: fakes.url,
-        MOMO_SUBSCRIPTION_KEY: MOMO.subscriptionKey,
-        MOMO_API_USER: MOMO.apiUser,
-        MOMO_API_KEY: MOMO.apiKey,
-        MOMO_TARGET_ENVIRONMENT: 'sandbox',
-        MOMO_CALLBACK_KEY: MOMO_KEY,
-        AIRTEL_API_BASE: fakes.url,
-        AIRTEL_CLIENT_ID: AIRTEL.clientId,
-        AIRTEL_CLIENT_SECRET: AIRTEL.clientSecret,
-        AIRTEL_COUNTRY: 'UG',
-        AIRTEL_CURRENCY: 'UGX',
-        AIRTEL_CALLBACK_KEY: AIRTEL_KEY,
-        PUBLIC_URL: 'https://kiosk.example.org',
+      env: providerEnv(fakes, {
         PAYMENT_STATUS_POLL_MS: '200',
         PAYMENT_INTENT_TTL_MS: String(TTL_MS),
         JOB_RETRY_BASE_MS: '100',
-      },
+      }),
     });
     await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
     const now = new Date().toISOString();

@@ -20,11 +20,16 @@ import {
   type TestServer,
 } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
-import { AIRTEL, AT, MOMO, startProviderFakes, type ProviderFakes } from './fixtures/mobile-money-fakes.js';
+import {
+  AIRTEL_KEY,
+  AT_KEY,
+  AT,
+  MOMO_KEY,
+  providerEnv,
+  startProviderFakes,
+  type ProviderFakes,
+} from './fixtures/mobile-money-fakes.js';
 
-const AT_KEY = 'at-callback-k-7f3a9c1e44';
-const MOMO_KEY = 'momo-callback-k-51d2e8a0';
-const AIRTEL_KEY = 'airtel-callback-k-93bf27';
 const DAY_MS = 86_400_000;
 
 const MTN_PHONE = () => `+25677${String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0')}`;
@@ -33,31 +38,6 @@ const uid = (p: string) => `${p}${randomBytes(4).toString('hex')}`;
 
 /** Every USSD screen any test saw: each must fit in 182 characters. */
 const screens: string[] = [];
-
-function providerEnv(fakes: ProviderFakes, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    AT_USERNAME: AT.username,
-    AT_API_KEY: AT.apiKey,
-    AT_API_BASE: fakes.url,
-    AT_CALLBACK_KEY: AT_KEY,
-    AT_USSD_CODE: '*384*7#',
-    MOMO_API_BASE: fakes.url,
-    MOMO_SUBSCRIPTION_KEY: MOMO.subscriptionKey,
-    MOMO_API_USER: MOMO.apiUser,
-    MOMO_API_KEY: MOMO.apiKey,
-    MOMO_TARGET_ENVIRONMENT: 'sandbox',
-    MOMO_CALLBACK_KEY: MOMO_KEY,
-    AIRTEL_API_BASE: fakes.url,
-    AIRTEL_CLIENT_ID: AIRTEL.clientId,
-    AIRTEL_CLIENT_SECRET: AIRTEL.clientSecret,
-    AIRTEL_COUNTRY: 'UG',
-    AIRTEL_CURRENCY: 'UGX',
-    AIRTEL_CALLBACK_KEY: AIRTEL_KEY,
-    PUBLIC_URL: 'https://kiosk.example.org',
-    PAYMENT_STATUS_POLL_MS: '3600000',
-    ...extra,
-  };
-}
 
 async function form(server: TestServer, path: string, fields: Record<string, string>) {
   const res = await fetch(server.url + path, {

@@ -8,11 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOW_CREDIT_ML } from '../src/modules/water-messaging/notices.js';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
-import { AT, MOMO, startProviderFakes, type ProviderFakes } from './fixtures/mobile-money-fakes.js';
+import {
+  AT_KEY,
+  MOMO_KEY,
+  providerEnv,
+  startProviderFakes,
+  type ProviderFakes,
+} from './fixtures/mobile-money-fakes.js';
 
 const PIN = '5820';
-const AT_KEY = 'at-callback-k-review2-1';
-const MOMO_KEY = 'momo-callback-k-review2';
 const DAY_MS = 86_400_000;
 const uid = (p: string) => `${p}${randomBytes(4).toString('hex')}`;
 const MTN_PHONE = () => `+25677${String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0')}`;
@@ -95,20 +99,7 @@ for (const engine of engines()) {
       fakes = await startProviderFakes();
       server = await startServer({
         engine,
-        env: {
-          AT_USERNAME: AT.username,
-          AT_API_KEY: AT.apiKey,
-          AT_API_BASE: fakes.url,
-          AT_CALLBACK_KEY: AT_KEY,
-          MOMO_API_BASE: fakes.url,
-          MOMO_SUBSCRIPTION_KEY: MOMO.subscriptionKey,
-          MOMO_API_USER: MOMO.apiUser,
-          MOMO_API_KEY: MOMO.apiKey,
-          MOMO_TARGET_ENVIRONMENT: 'sandbox',
-          MOMO_CALLBACK_KEY: MOMO_KEY,
-          PUBLIC_URL: 'https://kiosk.example.org',
-          PAYMENT_STATUS_POLL_MS: '3600000',
-        },
+        env: providerEnv(fakes),
       });
       await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
       const now = new Date().toISOString();
