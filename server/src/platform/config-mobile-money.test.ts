@@ -16,6 +16,8 @@ const refusal = (env: Record<string, string>): string => {
 describe("mobile-money and Africa's Talking configuration", () => {
   it('has safe defaults: nothing offered, sandbox bases', () => {
     const c = loadConfig({});
+    // A pending payment is asked every 30 s (the documented default), and once more at its expiry.
+    expect(c.paymentStatusPollMs).toBe(30_000);
     expect(c.momo).toMatchObject({
       apiBase: 'https://sandbox.momodeveloper.mtn.com',
       targetEnvironment: 'sandbox',

@@ -437,7 +437,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     momo: momoConfig(env),
     airtel: airtelConfig(env),
-    paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 15_000, 50, 3_600_000),
+    paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 30_000, 50, 3_600_000),
     jobRetryBaseMs: integer(env, 'JOB_RETRY_BASE_MS', 1_000, 10, 300_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     cardRefundParkedAlertMs: integer(env, 'CARD_REFUND_PARKED_ALERT_MS', 3_600_000, 1_000, 7 * 86_400_000),
