@@ -119,8 +119,11 @@ export function createDispenses(deps: DispensesDeps) {
     // customer's row read (and locked before the credit is read).
     const customer = byCredit ? await customerForCredit(ex, kiosk.tenantId, customerId) : undefined;
     const creditBefore = await deps.water.creditMl(ex, kiosk.tenantId, customerId);
-    // Read after the customer's lock: takers of this customer's water cross the threshold in turn.
-    const balanceBefore = customer ? await deps.water.balanceMl(ex, kiosk.tenantId, customerId) : 0;
+    // Credit and holds, read after the customer's lock: takers of this customer's water cross the
+    // low-credit threshold in turn.
+    const balanceBefore = customer
+      ? creditBefore + (await deps.water.heldMl(ex, kiosk.tenantId, customerId))
+      : 0;
     let flagged = s.dispensedMl > Number(d.held_ml);
     if (customer) {
       if (held > 0) {

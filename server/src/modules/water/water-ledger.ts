@@ -57,6 +57,11 @@ export function createWaterLedger(deps: WaterLedgerDeps) {
     });
   }
 
+  const heldMl = (
+    ex: Executor,
+    key: { tenantId: string; ownerType: 'customer'; ownerId: string; unit: 'ml' },
+  ): Promise<number> => ledger.balanceOf(ex, { ...key, kind: 'water_held' });
+
   return {
     /** The customer's available credit in ml (holds already taken out). */
     creditMl: async (ex: Executor, tenantId: string, customerId: string) =>
@@ -70,12 +75,12 @@ export function createWaterLedger(deps: WaterLedgerDeps) {
      */
     async balanceMl(ex: Executor, tenantId: string, customerId: string) {
       const key = { tenantId, ownerType: 'customer', ownerId: customerId, unit: 'ml' } as const;
-      const [credit, held] = [
-        await ledger.balanceOf(ex, { ...key, kind: 'water_credit' }),
-        await ledger.balanceOf(ex, { ...key, kind: 'water_held' }),
-      ];
-      return credit + held;
+      return (await ledger.balanceOf(ex, { ...key, kind: 'water_credit' })) + (await heldMl(ex, key));
     },
+
+    /** The customer's unsettled holds in ml (a read: no account is created). */
+    heldMl: (ex: Executor, tenantId: string, customerId: string) =>
+      heldMl(ex, { tenantId, ownerType: 'customer', ownerId: customerId, unit: 'ml' }),
 
     /** Credit → held for an approval. Throws INVALID_STATE when the credit does not cover it. */
     async hold(ex: Executor, tenantId: string, customerId: string, ml: number, dispenseId: string) {
