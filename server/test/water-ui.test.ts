@@ -63,7 +63,9 @@ describe.each(engines())('water dashboard API and alerts (%s)', (engine) => {
         failure_code: null,
         refunded_minor: p.refundedMinor ?? 0,
         created_at: p.createdAt ?? now,
-        completed_at: p.status === 'PENDING' ? null : now,
+        // A second ago: a stats range ends at the request's own millisecond, exclusive, and the
+        // inserts and the request can all fall within one millisecond.
+        completed_at: p.status === 'PENDING' ? null : new Date(Date.now() - 1_000).toISOString(),
         updated_at: now,
         expires_at: p.expiresAt ?? null,
       })
