@@ -1,6 +1,7 @@
 // Alerts for operators: things that need a person (failed print jobs, oversold stock…). Some
 // alerts are about a condition (a silent kiosk, a stuck payment): those resolve when it clears.
 import type { AlertView } from '@kioskhub/protocol';
+import { PostgresAdapter, sql } from 'kysely';
 import { notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 
@@ -8,7 +9,7 @@ export type Alert = AlertView;
 
 export function createAlertsService(deps: { db: Db }) {
   const { db } = deps;
-  return {
+  const service = {
     async raise(
       ex: Executor,
       alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string },
@@ -27,6 +28,32 @@ export function createAlertsService(deps: { db: Db }) {
           acknowledged_by: null,
         })
         .execute();
+    },
+    /**
+     * Raises an alert about a standing condition unless one about it (same tenant, kind and
+     * subject) is still unresolved; true when this call raised it. `ex` must be a transaction:
+     * concurrent callers (two processes sweeping at once) take turns on PostgreSQL until it ends;
+     * SQLite runs one write transaction at a time already.
+     */
+    async raiseUnlessOpen(
+      ex: Executor,
+      alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string },
+    ): Promise<boolean> {
+      if (ex.getExecutor().adapter instanceof PostgresAdapter) {
+        const key = `alert:${alert.tenantId}|${alert.kind}|${alert.subjectId}`;
+        await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(ex);
+      }
+      const open = await ex
+        .selectFrom('alerts')
+        .select('id')
+        .where('kind', '=', alert.kind)
+        .where('subject_id', '=', alert.subjectId)
+        .where('tenant_id', '=', alert.tenantId)
+        .where('resolved_at', 'is', null)
+        .executeTakeFirst();
+      if (open !== undefined) return false;
+      await service.raise(ex, alert);
+      return true;
     },
     async list(tenantId: string | null, filter: { open?: boolean; limit: number }): Promise<Alert[]> {
       let q = db.selectFrom('alerts').selectAll().orderBy('id', 'desc').limit(filter.limit);
@@ -79,16 +106,22 @@ export function createAlertsService(deps: { db: Db }) {
         .where('resolved_at', 'is', null)
         .execute();
     },
+    /** Acknowledges an alert once: the first acknowledgement stays, a later one changes nothing. */
     async acknowledge(id: string, tenantId: string | null, actor: string): Promise<void> {
       let q = db
         .updateTable('alerts')
         .set({ acknowledged_at: nowIso(), acknowledged_by: actor })
-        .where('id', '=', id);
+        .where('id', '=', id)
+        .where('acknowledged_at', 'is', null);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       const res = await q.executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 0) throw notFound('alert', id);
+      if (Number(res.numUpdatedRows) > 0) return;
+      let found = db.selectFrom('alerts').select('id').where('id', '=', id);
+      if (tenantId !== null) found = found.where('tenant_id', '=', tenantId);
+      if ((await found.executeTakeFirst()) === undefined) throw notFound('alert', id);
     },
   };
+  return service;
 }
 
 export type AlertsService = ReturnType<typeof createAlertsService>;

@@ -4,6 +4,7 @@
 // Payments are the payments module's to count (what is paid, what is stuck): it is asked.
 import {
   currencyExponent,
+  formatMinor,
   type WaterKioskOverview,
   type WaterStatsView,
   type WaterTapView,
@@ -310,7 +311,7 @@ export function createWaterStatsService(deps: {
         subjectType: 'payment',
         subjectId: p.id,
         message:
-          `Payment ${p.id} (${p.purpose}, ${p.method}, ${Number(p.amount_minor)} ${p.currency} minor units) ` +
+          `Payment ${p.id} (${p.purpose}, ${p.method}, ${amountText(Number(p.amount_minor), p.currency)}) ` +
           `is still PENDING ${p.expires_at ? `after its expiry at ${p.expires_at}` : `since ${p.created_at}`}`,
       });
     }
@@ -327,6 +328,15 @@ export function createWaterStatsService(deps: {
   }
 
   return { overview, stats, alertConditions };
+}
+
+/** An amount for a person to read: "50.00 INR", "5000 UGX", "1.250 KWD" (ISO 4217 decimals). */
+function amountText(minor: number, currency: string): string {
+  try {
+    return `${formatMinor(minor, currency)} ${currency}`;
+  } catch {
+    return `${minor} ${currency} minor units`; // not an ISO 4217 code: its decimals are unknown
+  }
 }
 
 function exponentOf(currency: string): number {

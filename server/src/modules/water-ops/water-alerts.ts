@@ -1,7 +1,8 @@
 // Alerts about standing conditions (a silent water kiosk, a tap in fault, a payment stuck
 // PENDING, water credit below zero): the scheduler queues a `water_alerts` job every
 // WATER_ALERT_SWEEP_MS; the job raises an alert for each new condition and resolves the alerts
-// whose condition has cleared. One open alert per condition, however many sweeps see it.
+// whose condition has cleared. One open alert per condition, however many sweeps see it, even
+// sweeps running at the same moment in several processes.
 import { LIVE_EVENTS } from '@kioskhub/protocol';
 import type { Db } from '../../platform/db/database.js';
 import { enqueueOutbox, hasQueuedJob } from '../../platform/outbox.js';
@@ -17,7 +18,7 @@ declare module '../../platform/outbox.js' {
 
 export function createWaterAlerts(deps: {
   db: Db;
-  alerts: Pick<AlertsService, 'raise' | 'unresolved' | 'resolve'>;
+  alerts: Pick<AlertsService, 'raiseUnlessOpen' | 'unresolved' | 'resolve'>;
   conditions: Pick<WaterStatsService, 'alertConditions'>;
   paymentStuckGraceMs: number;
 }) {
@@ -36,16 +37,18 @@ export function createWaterAlerts(deps: {
     let raised = 0;
     for (const c of current) {
       if (openKeys.has(keyOf(c))) continue;
-      await db.transaction().execute(async (tx) => {
-        await deps.alerts.raise(tx, c);
+      // Another process sweeping at the same moment may have raised it since `open` was read.
+      const fresh = await db.transaction().execute(async (tx) => {
+        if (!(await deps.alerts.raiseUnlessOpen(tx, c))) return false;
         await enqueueOutbox(tx, 'live', {
           tenantId: c.tenantId,
           rooms: [`tenant:${c.tenantId}`],
           event: LIVE_EVENTS.alertRaised,
           data: { tenantId: c.tenantId, kind: c.kind, subjectType: c.subjectType, subjectId: c.subjectId },
         });
+        return true;
       });
-      raised++;
+      if (fresh) raised++;
     }
     // A kind cut at its cap lists only some of its conditions: an unlisted one may still stand.
     const partial = new Set<string>(capped);

@@ -18,7 +18,7 @@ export function createWaterOps(deps: {
   db: Db;
   config: Pick<Config, 'waterAlertSweepMs' | 'paymentStuckGraceMs'>;
   machines: Pick<MachinesService, 'findRow'>;
-  alerts: Pick<AlertsService, 'raise' | 'unresolved' | 'resolve'>;
+  alerts: Pick<AlertsService, 'raiseUnlessOpen' | 'unresolved' | 'resolve'>;
   jobs: Pick<OutboxRelay, 'handle' | 'flushSoon'>;
   scheduler: Pick<Scheduler, 'every'>;
   payments: Pick<PaymentQueries, 'planRevenue' | 'stuckPending'>;
