@@ -63,6 +63,8 @@ interface DeviceRow {
   total: number | null;
   retries: number;
   updatedAt: string;
+  /** PENDING behind another campaign's deployment of the same machine. */
+  waitingFor?: { campaignId: string; deploymentId: string } | null;
 }
 interface Campaign extends CampaignSummary {
   artifact: { version: string; sha256: string; product: string } | null;
@@ -440,7 +442,17 @@ export function CampaignPage({ id }: { id: string }) {
                 <td>
                   <StatusBadge status={d.state} />
                 </td>
-                <td>{progress(d)}</td>
+                <td>
+                  {progress(d)}
+                  {d.waitingFor ? (
+                    <span className="muted small" data-testid="fw-waiting-for">
+                      waits for campaign{' '}
+                      <Link href={`/firmware/campaigns/${d.waitingFor.campaignId}`}>
+                        …{d.waitingFor.campaignId.slice(-8)}
+                      </Link>
+                    </span>
+                  ) : null}
+                </td>
                 <td>
                   {d.currentVersion ?? '—'}
                   {d.fromVersion && d.fromVersion !== d.currentVersion ? (

@@ -10,7 +10,7 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import { recordAudit } from '../audit/audit.service.js';
 import { FAILURES, IN_PROGRESS, thresholdReached, type WaveProgress } from './campaign-rules.js';
 import { campaignUpdated, deviceUpdated } from './firmware.events.js';
-import { heldMachines, lockReleases, timeOutSilent } from './machine-turns.js';
+import { heldMachines, lockReleases, olderWaiting, timeOutSilent } from './machine-turns.js';
 
 declare module '../../platform/outbox.js' {
   interface OutboxTopics {
@@ -116,13 +116,16 @@ export function createCampaignTick(deps: {
 
       // 4. Release waiting devices of the waves reached, up to maxConcurrent in progress. A device
       // whose machine another campaign's deployment holds waits, PENDING: it takes no slot, is
-      // offered nothing and cannot time out; a later tick releases it once that one has ended.
+      // offered nothing and cannot time out; a later tick releases it once that one has ended,
+      // unless an older campaign's deployment waits for the same machine (its turn comes first).
       if (set.status === undefined && waves[current]!.status === 'RUNNING') {
         // `devices` was read after step 1: the devices just timed out are no longer in progress.
         const busy = devices.filter((d) => IN_PROGRESS.includes(d.state as never)).length;
         const slots = Number(c.max_concurrent) - busy;
         const pending = released(current).filter((d) => d.state === 'PENDING');
         const held = pending.length > 0 && slots > 0 ? await heldMachines(tx, c.id, now) : new Set<string>();
+        // A free machine is an older campaign's first when its deployment waits for it too.
+        if (pending.length > 0 && slots > 0) for (const m of (await olderWaiting(tx, c)).keys()) held.add(m);
         const waiting = pending
           .filter((d) => !held.has(d.machine_id))
           .sort((a, b) => Number(a.ordinal) - Number(b.ordinal))

@@ -17,6 +17,7 @@ import {
   type WaveProgress,
 } from './campaign-rules.js';
 import { campaignUpdated, deviceUpdated } from './firmware.events.js';
+import { waitingFor, type Turn } from './machine-turns.js';
 
 export interface CampaignInput {
   artifactId: string;
@@ -83,6 +84,12 @@ export function createCampaigns(deps: {
     const counts: Partial<Record<OtaDeviceState, number>> = {};
     for (const d of devices) counts[d.state as OtaDeviceState] = (counts[d.state as OtaDeviceState] ?? 0) + 1;
     const waves = JSON.parse(c.waves) as WaveProgress[];
+    // A PENDING deployment of a campaign that runs (or would, resumed) may wait for another
+    // campaign's deployment on its machine: which one (one machine, one deployment at a time).
+    const turns =
+      (c.status === 'RUNNING' || c.status === 'PAUSED') && devices.some((d) => d.state === 'PENDING')
+        ? await waitingFor(db, c)
+        : new Map<string, Turn>();
     return {
       ...summary(c),
       artifact: artifact ?? null,
@@ -91,7 +98,10 @@ export function createCampaigns(deps: {
         devices: devices.filter((d) => Number(d.wave) === i).length,
       })),
       counts,
-      devices: devices.map(toDeviceView),
+      devices: devices.map((d) => ({
+        ...toDeviceView(d),
+        waitingFor: (d.state === 'PENDING' ? turns.get(d.machine_id) : undefined) ?? null,
+      })),
     };
   }
 
@@ -129,6 +139,14 @@ export function createCampaigns(deps: {
           // Resuming past a threshold pause accepts the failures seen so far; newer ones count again.
           const failed = await countStates(tx, c.id, FAILURES);
           Object.assign(set, { status: 'RUNNING', pause_reason: null, acknowledged_failures: failed });
+          // Each accepted failure is marked: one coming back later (a late report after
+          // TIMED_OUT) leaves the count (ota-device.ts).
+          await tx
+            .updateTable('firmware_deployments')
+            .set({ failure_acknowledged: 1 })
+            .where('campaign_id', '=', c.id)
+            .where('state', 'in', FAILURES)
+            .execute();
           tick = true;
           break;
         }
@@ -171,6 +189,7 @@ export function createCampaigns(deps: {
               active_at: null,
               finished_at: null,
               updated_at: now,
+              failure_acknowledged: 0,
             })
             .where('campaign_id', '=', c.id)
             .where('state', 'in', FAILURES)

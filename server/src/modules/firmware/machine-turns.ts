@@ -4,17 +4,20 @@
 // holds no maxConcurrent slot and cannot time out. Only two things put a deployment in progress, a
 // tick releasing it and a late report reviving a TIMED_OUT one, and both take `lockReleases` first
 // (PostgreSQL; SQLite runs one transaction at a time), so two campaigns never both take a machine.
+// Several campaigns waiting for one machine take it in the order they were created: a tick leaves
+// a free machine to an older running campaign whose deployment waits for it (`olderWaiting`).
 import { sql } from 'kysely';
 import type { Executor } from '../../platform/db/database.js';
 import type { FirmwareDeploymentRow } from '../../platform/db/schema.js';
-import { IN_PROGRESS, timeoutMessage } from './campaign-rules.js';
+import { IN_PROGRESS, timeoutMessage, type WaveProgress } from './campaign-rules.js';
 import { deviceUpdated } from './firmware.events.js';
 
 /**
  * Serialises, per tenant, the transactions that may put a deployment in progress, until the
  * caller's transaction ends. Take it before writing any deployment row: a tick holds only its own
- * campaign's row by then (claimed; no holder of this lock waits for that one), a late report holds
- * nothing, so waiting for it never closes a cycle with the row locks of other writers.
+ * campaign's row by then (claimed; no holder of this lock waits for that one), a late report at
+ * most its own campaign's row (taken first as well, when it un-accepts a failure), so waiting for
+ * it never closes a cycle with the row locks of other writers.
  */
 export async function lockReleases(
   ex: Executor,
@@ -129,4 +132,103 @@ export async function othersHolding(
   );
   const freed = new Set(gone.map((r) => r.id));
   return others.filter((o) => !freed.has(o.id)).map(({ device_timeout_minutes: _, ...row }) => row);
+}
+
+/** The deployment another one waits for: the API's `waitingFor`. */
+export interface Turn {
+  campaignId: string;
+  deploymentId: string;
+}
+
+interface CampaignKey {
+  id: string;
+  tenant_id: string;
+  created_at: string;
+}
+
+/** Campaign `a` was created before `b` (the same millisecond: the smaller id). */
+const olderThan = (a: Omit<CampaignKey, 'tenant_id'>, b: Omit<CampaignKey, 'tenant_id'>): boolean =>
+  a.created_at < b.created_at || (a.created_at === b.created_at && a.id < b.id);
+
+/**
+ * Per machine with a PENDING deployment in campaign `c`: the deployment of the oldest campaign
+ * created before `c` that waits for the same machine (PENDING, in a wave its RUNNING campaign has
+ * reached and runs). The machine is that one's turn first. A paused campaign, or one whose wave
+ * with the machine has not started (or awaits approval), waits for nothing yet and holds no turn.
+ */
+export async function olderWaiting(ex: Executor, c: CampaignKey): Promise<Map<string, Turn>> {
+  const rows = await ex
+    .selectFrom('firmware_deployments as p')
+    .innerJoin('firmware_campaigns as pc', 'pc.id', 'p.campaign_id')
+    .select([
+      'p.id',
+      'p.machine_id',
+      'p.wave',
+      'pc.id as campaign_id',
+      'pc.created_at',
+      'pc.current_wave',
+      'pc.waves',
+    ])
+    .where('p.tenant_id', '=', c.tenant_id)
+    .where('p.campaign_id', '!=', c.id)
+    .where('p.state', '=', 'PENDING')
+    .where('pc.status', '=', 'RUNNING')
+    .where((eb) =>
+      eb.or([
+        eb('pc.created_at', '<', c.created_at),
+        eb.and([eb('pc.created_at', '=', c.created_at), eb('pc.id', '<', c.id)]),
+      ]),
+    )
+    .where('p.machine_id', 'in', (eb) =>
+      eb
+        .selectFrom('firmware_deployments as q')
+        .select('q.machine_id')
+        .where('q.campaign_id', '=', c.id)
+        .where('q.state', '=', 'PENDING'),
+    )
+    .execute();
+  const first = new Map<string, Turn & { created_at: string }>();
+  for (const r of rows) {
+    const current = Number(r.current_wave);
+    const waves = JSON.parse(r.waves) as WaveProgress[];
+    if (Number(r.wave) > current || waves[current]?.status !== 'RUNNING') continue;
+    const seen = first.get(r.machine_id);
+    const mine = { id: r.campaign_id, created_at: r.created_at };
+    if (!seen || olderThan(mine, { id: seen.campaignId, created_at: seen.created_at }))
+      first.set(r.machine_id, { campaignId: r.campaign_id, deploymentId: r.id, created_at: r.created_at });
+  }
+  return new Map([...first].map(([m, t]) => [m, { campaignId: t.campaignId, deploymentId: t.deploymentId }]));
+}
+
+/**
+ * What each PENDING deployment of campaign `c` waits for, by machine: the deployment of another
+ * campaign holding the machine (in progress), else the older campaign's deployment whose turn it
+ * is first (`olderWaiting`). Read only (a holder silent past its timeout is named until a tick
+ * times it out).
+ */
+export async function waitingFor(ex: Executor, c: CampaignKey): Promise<Map<string, Turn>> {
+  const holders = await ex
+    .selectFrom('firmware_deployments as o')
+    .select(['o.id', 'o.machine_id', 'o.campaign_id'])
+    .where('o.tenant_id', '=', c.tenant_id)
+    .where('o.campaign_id', '!=', c.id)
+    .where('o.state', 'in', IN_PROGRESS)
+    .where('o.machine_id', 'in', (eb) =>
+      eb
+        .selectFrom('firmware_deployments as p')
+        .select('p.machine_id')
+        .where('p.campaign_id', '=', c.id)
+        .where('p.state', '=', 'PENDING'),
+    )
+    .orderBy('o.notified_at')
+    .orderBy('o.id')
+    .execute();
+  const out = await olderWaiting(ex, c);
+  const named = new Set<string>();
+  for (const h of holders) {
+    if (named.has(h.machine_id)) continue;
+    named.add(h.machine_id);
+    out.set(h.machine_id, { campaignId: h.campaign_id, deploymentId: h.id });
+  }
+  return out;
 }

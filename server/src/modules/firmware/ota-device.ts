@@ -6,7 +6,7 @@ import { nowIso, type Db } from '../../platform/db/database.js';
 import type { FirmwareArtifactRow, FirmwareDeploymentRow } from '../../platform/db/schema.js';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
-import { IN_PROGRESS, isDownloadError, stateBeforeTimeout, stateRank } from './campaign-rules.js';
+import { FAILURES, IN_PROGRESS, isDownloadError, stateBeforeTimeout, stateRank } from './campaign-rules.js';
 import { deviceUpdated } from './firmware.events.js';
 import { lockReleases, othersHolding } from './machine-turns.js';
 import { compareVersions } from './manifest.js';
@@ -219,6 +219,19 @@ export function createOtaDevice(deps: {
           isDownloadError(report.code) &&
           Number(d.retries) < Number(campaign.download_retries);
         const final = !retry && stateRank(to) >= 7;
+        // A failure the operator accepted by resuming past the failure threshold that comes back
+        // (in progress again, or SUCCEEDED) is no longer one: it leaves the accepted count, so
+        // newer failures count in full. Written before the release lock, as a tick takes its
+        // campaign's row before that lock too (the same order: no deadlock).
+        const unacknowledge =
+          revivable && Number(d.failure_acknowledged) === 1 && !FAILURES.includes(to as never);
+        if (unacknowledge)
+          await tx
+            .updateTable('firmware_campaigns')
+            .set((eb) => ({ acknowledged_failures: eb('acknowledged_failures', '-', 1) }))
+            .where('id', '=', d.campaign_id)
+            .where('acknowledged_failures', '>', 0)
+            .execute();
         // One deployment per machine at a time: a revival back into progress finds the machine
         // free, or given to another deployment meanwhile. One not started yet waits again
         // (PENDING, released by its campaign once this one has ended); one started keeps the
@@ -265,6 +278,7 @@ export function createOtaDevice(deps: {
             finished_at: final ? now : null,
             updated_at: now,
             timed_out_in: null,
+            ...(unacknowledge ? { failure_acknowledged: 0 } : {}),
           })
           .where('id', '=', d.id)
           .where('seq', '=', d.seq)

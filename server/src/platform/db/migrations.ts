@@ -1107,6 +1107,20 @@ const deploymentTimedOutIn: Migration = {
   },
 };
 
+/**
+ * A failed firmware deployment the operator accepted by resuming its campaign past the failure
+ * threshold (counted in the campaign's acknowledged_failures): if it comes back from TIMED_OUT
+ * later, it leaves that count. Rows before: 0 (such a revival keeps the count, as before).
+ */
+const deploymentFailureAcknowledged: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('firmware_deployments')
+      .addColumn('failure_acknowledged', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1134,6 +1148,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0025_unallocated_repeats': unallocatedRepeats,
       '0026_subscription_start': subscriptionStart,
       '0027_deployment_timed_out_in': deploymentTimedOutIn,
+      '0028_deployment_failure_acknowledged': deploymentFailureAcknowledged,
     }),
   };
 }

@@ -655,6 +655,8 @@ export interface FirmwareDeploymentsTable {
   updated_at: string;
   /** TIMED_OUT: the state it was in when it timed out (a late report continues from there); null: unknown. */
   timed_out_in: string | null;
+  /** 1: a failure accepted by a resume past the failure threshold (in acknowledged_failures). */
+  failure_acknowledged: Generated<number>;
 }
 
 export interface Database {
