@@ -2,13 +2,21 @@
 // own tenant; a customer screen with an orderToken follows exactly one order. Rooms are
 // kept per tenant internally so two tenants' `order:1001` never meet.
 import { LIVE_NAMESPACE } from '@kioskhub/protocol';
+import { decodeJwt } from 'jose';
 import type { Server, Socket } from 'socket.io';
 import type { Principal } from '../../platform/http/auth.js';
 import { ackOf, socketError } from '../../platform/socket-validation.js';
 
 export interface LiveViewer {
   principal: Principal | { kind: 'order'; tenantId: string; room: string };
+  /** A staff token's expiry (ms since the epoch): the socket is dropped then. */
+  expiresAt?: number;
+  /** The revocation count when the handshake's token check began (see `disconnectUser`). */
+  checkedAt?: number;
 }
+
+// setTimeout's largest delay; a later expiry is re-armed when it fires.
+const MAX_DELAY_MS = 2_147_483_647;
 
 export interface LiveDeps {
   io: Server;
@@ -27,13 +35,28 @@ export const internalRoom = (tenantId: string, room: string): string => `${tenan
 
 export function installLiveGateway(deps: LiveDeps) {
   const nsp = deps.io.of(LIVE_NAMESPACE);
+  // Revocations seen by this process: a handshake whose token check began before its user's
+  // latest one is refused (or dropped), since `disconnectUser` could not see that socket yet.
+  let revocations = 0;
+  const revokedAt = new Map<string, { count: number; at: number }>();
+  const revokedSince = (userId: string, checkedAt: number | undefined): boolean =>
+    checkedAt !== undefined && (revokedAt.get(userId)?.count ?? 0) > checkedAt;
 
   nsp.use((socket, next) => {
     const auth = socket.handshake.auth as { token?: unknown; orderToken?: unknown };
+    const data = socket.data as LiveViewer;
+    data.checkedAt = revocations;
     const resolve = async (): Promise<LiveViewer['principal'] | null> => {
       if (typeof auth.token === 'string') {
         const p = await deps.resolveToken(auth.token);
-        return p && p.kind !== 'machine' ? p : null;
+        if (!p || p.kind === 'machine') return null;
+        if (p.kind === 'user') {
+          // The token was just verified: its `exp` (required for staff tokens) can be trusted.
+          const exp = decodeJwt(auth.token).exp;
+          if (typeof exp === 'number') data.expiresAt = exp * 1000;
+          if (revokedSince(p.userId, data.checkedAt)) return null;
+        }
+        return p;
       }
       if (typeof auth.orderToken === 'string') {
         const o = await deps.resolveOrderToken(auth.orderToken);
@@ -44,7 +67,7 @@ export function installLiveGateway(deps: LiveDeps) {
     resolve()
       .then((principal) => {
         if (!principal) return next(new Error('unauthorized'));
-        (socket.data as LiveViewer).principal = principal;
+        data.principal = principal;
         next();
       })
       .catch(() => next(new Error('unavailable')));
@@ -89,7 +112,25 @@ export function installLiveGateway(deps: LiveDeps) {
   }
 
   nsp.on('connection', (socket: Socket) => {
-    const viewer = (socket.data as LiveViewer).principal;
+    const data = socket.data as LiveViewer;
+    const viewer = data.principal;
+    if (viewer.kind === 'user') {
+      // Revoked between the handshake's check and now: nothing else would drop this socket.
+      if (revokedSince(viewer.userId, data.checkedAt)) return void socket.disconnect(true);
+      // A staff socket does not outlive its token.
+      const expiresAt = data.expiresAt;
+      if (expiresAt !== undefined) {
+        let timer: NodeJS.Timeout;
+        const arm = (): void => {
+          const left = expiresAt - Date.now();
+          if (left <= 0) return void socket.disconnect(true);
+          timer = setTimeout(arm, Math.min(left, MAX_DELAY_MS));
+          timer.unref();
+        };
+        arm();
+        socket.once('disconnect', () => clearTimeout(timer));
+      }
+    }
     socket.on('subscribe', async (...args: unknown[]) => {
       const ack = ackOf(args);
       const payload = args[0] as { room?: unknown; tenantId?: unknown } | undefined;
@@ -122,8 +163,15 @@ export function installLiveGateway(deps: LiveDeps) {
   });
 
   return {
-    /** Drops this process's /live sockets of a staff user whose tokens were revoked. */
+    /**
+     * Drops this process's /live sockets of a staff user whose tokens were revoked, and refuses
+     * its handshakes whose token check was already under way.
+     */
     disconnectUser(userId: string): void {
+      const now = Date.now();
+      // A handshake's check takes milliseconds: older revocations no longer matter.
+      for (const [id, entry] of revokedAt) if (entry.at < now - 60_000) revokedAt.delete(id);
+      revokedAt.set(userId, { count: ++revocations, at: now });
       for (const socket of nsp.sockets.values()) {
         const viewer = (socket.data as LiveViewer).principal;
         if (viewer.kind === 'user' && viewer.userId === userId) socket.disconnect(true);

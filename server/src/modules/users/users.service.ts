@@ -1,6 +1,7 @@
 // Staff accounts: argon2 password hashes, login issuing a JWT, one tenant per user. Logout,
 // disable, role change, password reset and delete bump the user's token version, which revokes
-// its tokens; a tenant always keeps one enabled admin.
+// its tokens (a PATCH that changes nothing revokes nothing); a tenant always keeps one enabled
+// admin.
 import argon2 from 'argon2';
 import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
@@ -48,14 +49,14 @@ export function createUsersService(deps: {
   const { db } = deps;
 
   /**
-   * In `tx`: revokes the user's tokens (token version + 1), which locks its row until the commit,
-   * and answers the row as it is now. Another tenant's user (`tenantId`; null: any tenant, for
-   * ADMIN_TOKEN) is "not found".
+   * In `tx`: locks the user's row until the commit (an update that changes nothing) and answers
+   * it as it is now. Another tenant's user (`tenantId`; null: any tenant, for ADMIN_TOKEN) is
+   * "not found".
    */
   async function lockScoped(tx: Executor, id: string, tenantId: string | null): Promise<UserRow> {
     let query = tx
       .updateTable('users')
-      .set((eb) => ({ token_version: eb('token_version', '+', 1) }))
+      .set((eb) => ({ token_version: eb.ref('token_version') }))
       .where('id', '=', id);
     if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
     const row = await query.returningAll().executeTakeFirst();
@@ -173,13 +174,17 @@ export function createUsersService(deps: {
       return (await query.execute()).map(toUser);
     },
 
-    /** True when the user is a staff user of this tenant (a table's server, say). */
+    /**
+     * True when the user is an enabled staff user of this tenant (a table's server, say): a
+     * disabled user gets nothing that staff membership grants.
+     */
     async isStaffOf(userId: string, tenantId: string, ex: Executor = db): Promise<boolean> {
       const row = await ex
         .selectFrom('users')
         .select('id')
         .where('id', '=', userId)
         .where('tenant_id', '=', tenantId)
+        .where('disabled_at', 'is', null)
         .executeTakeFirst();
       return row !== undefined;
     },
@@ -215,8 +220,8 @@ export function createUsersService(deps: {
       const updated = await db.transaction().execute(async (tx) => {
         if ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true)
           await keepAnAdmin(tx, id, tenantId, changes.disabled === true ? 'disable' : 'demote');
-        // Revoking the tokens first locks the row (PostgreSQL), so the state this change starts
-        // from is the latest: a concurrent change is neither undone nor misstated in the audit.
+        // Locking the row first (PostgreSQL) makes the state this change starts from the latest:
+        // a concurrent change is neither undone nor misstated in the audit.
         const row = await lockScoped(tx, id, tenantId);
         const disabledAt =
           changes.disabled === undefined
@@ -225,13 +230,21 @@ export function createUsersService(deps: {
               ? (row.disabled_at ?? nowIso())
               : null;
         const role = changes.role ?? row.role;
+        // Only a real change (role, enabled state, a new password) ends the user's sessions and
+        // is audited; a PATCH that changes nothing answers the user as it is.
+        const changed =
+          role !== row.role ||
+          (disabledAt !== null) !== (row.disabled_at !== null) ||
+          passwordHash !== undefined;
+        if (!changed) return { row, changed };
         const next = await tx
           .updateTable('users')
-          .set({
+          .set((eb) => ({
             role,
             disabled_at: disabledAt,
+            token_version: eb('token_version', '+', 1),
             ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
-          })
+          }))
           .where('id', '=', id)
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -249,10 +262,10 @@ export function createUsersService(deps: {
             ...(passwordHash !== undefined ? { passwordChanged: true } : {}),
           },
         });
-        return next;
+        return { row: next, changed };
       });
-      deps.revoked(id);
-      return toUser(updated);
+      if (updated.changed) deps.revoked(id);
+      return toUser(updated.row);
     },
 
     async remove(id: string, tenantId: string | null, actor: string): Promise<void> {
