@@ -425,6 +425,34 @@ describe.each(engines())('cafe tables, orders and cash (%s)', (engine) => {
     expect(tips.body.items).toContainEqual(
       expect.objectContaining({ split: 'server', serverUserId: user.body.id, tipMinor: 70, orders: 1 }),
     );
+
+    // A server disabled after being given the table earns no tips from orders placed after that:
+    // they are recorded without a server, and the earlier order's tip stays the server's.
+    expect(
+      (await server.request('PATCH', `/v1/users/${user.body.id}`, { body: { disabled: true } })).status,
+    ).toBe(200);
+    const later = await guestOrder(server, cafe, t2, { items: [{ sku: cafe.sku.latte, qty: 1 }] });
+    const laterPay = await server.request('POST', '/api/payments/initiate', {
+      token: cafe.tokens[t2]!,
+      body: { orderId: later.body.id, method: 'cash', tipMinor: 30 },
+    });
+    await server.request('POST', `/api/payments/${laterPay.body.paymentId}/verify`, { body: {} });
+    const row = await server.kioskhub.db
+      .selectFrom('cafe_orders')
+      .select('server_user_id')
+      .where('order_id', '=', later.body.id)
+      .executeTakeFirstOrThrow();
+    expect(row.server_user_id).toBeNull();
+    const after = await server.request(
+      'GET',
+      `/v1/cafe/tips?siteId=${cafe.siteId}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`,
+    );
+    expect(after.body.items).toContainEqual(
+      expect.objectContaining({ split: 'server', serverUserId: user.body.id, tipMinor: 70, orders: 1 }),
+    );
+    expect(
+      (await server.request('PATCH', `/v1/users/${user.body.id}`, { body: { disabled: false } })).status,
+    ).toBe(200);
     expect(
       (await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { tipSplit: 'pool' } })).status,
     ).toBe(200);

@@ -260,14 +260,18 @@ export function createCafeTables(deps: {
       return { tenantId: m.tenant_id, siteId: m.site_id, tableId: m.id, tableName: m.name };
     },
 
-    /** The server a table's tips go to under the `server` split. */
+    /**
+     * The server a table's tips go to under the `server` split: none while the user given the
+     * table is disabled or gone (its tips are then recorded without a server).
+     */
     async serverOf(tableId: string, ex: Executor = db): Promise<string | null> {
       const row = await ex
         .selectFrom('cafe_tables')
-        .select('server_user_id')
+        .select(['server_user_id', 'tenant_id'])
         .where('machine_id', '=', tableId)
         .executeTakeFirst();
-      return row?.server_user_id ?? null;
+      if (!row?.server_user_id) return null;
+      return (await deps.isStaffOf(row.server_user_id, row.tenant_id, ex)) ? row.server_user_id : null;
     },
 
     settings: async (tenantId: string, siteId: string, ex: Executor = db): Promise<CafeSettings> =>
