@@ -48,7 +48,7 @@ import { createRefunds } from './modules/payments/refunds.js';
 import { createIntents } from './modules/payments/intents.js';
 import { createMethodRegistry } from './modules/payments/methods.js';
 import { createArrivals } from './modules/payments/arrivals.js';
-import { cardMethod, cardStatusSource, createCardPayments } from './modules/payments/card-payments.js';
+import { cardMethod, createCardPayments } from './modules/payments/card-payments.js';
 import { createSurplus } from './modules/payments/surplus.js';
 import { bankTransferMethod } from './providers/bank/bank.method.js';
 import { bankWebhookRoutes } from './providers/bank/bank.routes.js';
@@ -433,7 +433,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       : undefined;
   if (momoClient) intents.registerStatusSource('momo', momoStatusSource(momoClient));
   if (airtelClient) intents.registerStatusSource('airtel', airtelStatusSource(airtelClient));
-  if (cardGateway) intents.registerStatusSource(cardGateway.provider, cardStatusSource(cardGateway));
   const mobileMoney = createMobileMoney({
     db,
     intents,
@@ -579,6 +578,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
         parkedAlertAfterMs: config.cardRefundParkedAlertMs,
       })
     : undefined;
+  // Its status check alerts like its webhook when the checkout was paid another amount.
+  if (cardGateway && cardPayments)
+    intents.registerStatusSource(cardGateway.provider, cardPayments.statusSource);
   if (cardGateway) methods.register(cardMethod({ gateway: cardGateway, repo: paymentsRepo, publicUrl }));
   const kitchen = createKitchenService({
     db,

@@ -2,8 +2,10 @@
 // carrying its RF reference). Each credit counts once (the inbox, by provider + event id), in the
 // transaction of its effect, and amounts add up (`cumulative`): underpaid stays PENDING with what
 // arrived shown; enough settles through the one settlement path; more settles and the surplus
-// goes to the payer's wallet or to staff review. Nothing arrives silently unapplied.
+// goes to the payer's wallet or to staff review. Nothing arrives silently unapplied: a credit that
+// matches no payment is kept in the inbox and alerted (BANK_CREDIT_UNMATCHED).
 import { AppError } from '../../platform/errors.js';
+import { formatMinor } from '../../platform/money.js';
 import { nowIso, type Db } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
@@ -25,6 +27,9 @@ export interface CreditNotice {
   currency: string;
   raw: string;
 }
+
+/** A credit whose reference is no payment's: money received and matched to nothing. */
+export const BANK_CREDIT_UNMATCHED = 'BANK_CREDIT_UNMATCHED';
 
 export type CreditOutcome =
   | { outcome: 'duplicate' }
@@ -99,7 +104,33 @@ export function createArrivals(deps: {
               tx,
             );
           if (!payment) {
+            // Money received and matched to nothing: kept in the inbox as before, and staff are told
+            // (once per credit: the event id was claimed above) so that it is returned or matched.
             await inbox('IGNORED', 'UNKNOWN_REFERENCE');
+            const subjectId = `${n.provider}:${n.eventId}`;
+            await deps.alerts.raise(tx, {
+              tenantId: 'default',
+              kind: BANK_CREDIT_UNMATCHED,
+              subjectType: 'payment_event',
+              subjectId,
+              message:
+                `A transfer of ${formatMinor(n.amountMinor, n.currency)} ${n.currency} arrived with the ` +
+                `reference "${n.reference}" (event ${n.eventId}), which is no payment's here: nothing ` +
+                `was applied. Find the payer on the bank statement and return or match the money.`,
+            });
+            await recordAudit(tx, {
+              tenantId: 'default',
+              actor: `provider:${n.provider}`,
+              action: 'payment.unmatched_credit',
+              subjectType: 'payment_event',
+              subjectId,
+              after: {
+                reference: n.reference,
+                amountMinor: n.amountMinor,
+                currency: n.currency,
+                eventId: n.eventId,
+              },
+            });
             return { outcome: 'unknown_reference' };
           }
           const actor = `provider:${n.provider}`;

@@ -82,7 +82,12 @@ export function cardStatusSource(gateway: Pick<CardGateway, 'fetchCheckout'>): P
       const exact = c.amountMinor === Number(payment.amount_minor) && c.currency === payment.currency;
       return exact
         ? { status: 'SUCCEEDED', receivedMinor: c.amountMinor, providerPaymentId: c.providerPaymentId }
-        : { status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', providerPaymentId: c.providerPaymentId };
+        : {
+            status: 'FAILED',
+            failureCode: 'AMOUNT_MISMATCH',
+            providerPaymentId: c.providerPaymentId,
+            paid: { amountMinor: c.amountMinor, currency: c.currency },
+          };
     },
   };
 }
@@ -115,7 +120,7 @@ export const CARD_REFUND_UNMATCHED = 'CARD_REFUND_UNMATCHED';
 export function createCardPayments(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
-  gateway: Pick<CardGateway, 'provider'>;
+  gateway: Pick<CardGateway, 'provider' | 'fetchCheckout'>;
   repo: Pick<
     PaymentsRepo,
     | 'lock'
@@ -132,7 +137,7 @@ export function createCardPayments(deps: {
   settlement: Pick<Settlement, 'succeed' | 'onProviderPaymentKnown'>;
   intents: Pick<Intents, 'fail'>;
   refunds: Pick<Refunds, 'record'>;
-  alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
+  alerts: Pick<AlertsService, 'raise' | 'raiseUnlessOpen' | 'resolveSubject'>;
   /** How long a parked refund may wait for its payment before an operator is told. */
   parkedAlertAfterMs: number;
 }) {
@@ -140,6 +145,27 @@ export function createCardPayments(deps: {
   const provider = deps.gateway.provider;
   const actor = `provider:${provider}`;
   const unmatchedSubject = (providerPaymentId: string) => `${provider}:${providerPaymentId}`;
+
+  /**
+   * Money a card took that cannot pay `payment` (another amount, or after it ended): staff are told
+   * to refund it, once per PaymentIntent, whichever sees it first: the webhook or the status check.
+   */
+  async function alertMismatch(
+    tx: Executor,
+    payment: PaymentRow,
+    providerPaymentId: string,
+    message: string,
+  ): Promise<void> {
+    const key = `mismatch:${providerPaymentId}`;
+    if (!(await repo.claimDelivery(provider, key, { paymentId: payment.id }, tx))) return;
+    await deps.alerts.raise(tx, {
+      tenantId: payment.tenant_id,
+      kind: 'PAYMENT_MISMATCH',
+      subjectType: 'payment',
+      subjectId: payment.id,
+      message,
+    });
+  }
 
   /** The parked refunds of `providerPaymentId` were applied: its alert, if raised, has cleared. */
   const matched = (tx: Executor, providerPaymentId: string) =>
@@ -308,17 +334,17 @@ export function createCardPayments(deps: {
               },
             );
         }
-        await deps.alerts.raise(tx, {
-          tenantId: payment.tenant_id,
-          kind: 'PAYMENT_MISMATCH',
-          subjectType: 'payment',
-          subjectId: payment.id,
-          message: refunded
+        // A status check that found this other amount first alerted already (once per PaymentIntent).
+        await alertMismatch(
+          tx,
+          payment,
+          e.providerPaymentId,
+          refunded
             ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refunded to the card`
             : exact
               ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refund it`
               : `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it`,
-        });
+        );
         return exact ? 'not_pending' : 'amount_mismatch';
       },
       { replayable: true },
@@ -327,8 +353,9 @@ export function createCardPayments(deps: {
 
   /**
    * The job queued when a refund was parked: if it is still parked, no payment has become known by
-   * its payment id since, so an operator is told (once: the job runs once). Under the same lock
-   * as `applyParked`, so a payment settling meanwhile either applies it first or finds the alert.
+   * its payment id since, so an operator is told (once: the job runs once; and once per payment id:
+   * the jobs of other refunds parked on it find its alert open). Under the same lock as
+   * `applyParked`, so a payment settling meanwhile either applies it first or finds the alert.
    */
   async function alertIfStillParked(job: { providerPaymentId: string; eventId: string }): Promise<void> {
     await db.transaction().execute(async (tx) => {
@@ -339,7 +366,8 @@ export function createCardPayments(deps: {
       if (!waiting) return;
       const e = waiting.event as RefundEvent;
       const refund = e.providerRefundId ? `refund ${e.providerRefundId}, ` : '';
-      await deps.alerts.raise(tx, {
+      // One alert per PaymentIntent: another refund parked on it may have raised it (still open).
+      await deps.alerts.raiseUnlessOpen(tx, {
         tenantId: 'default',
         kind: CARD_REFUND_UNMATCHED,
         subjectType: 'provider_payment',
@@ -354,7 +382,27 @@ export function createCardPayments(deps: {
     });
   }
 
-  return { apply, alertIfStillParked };
+  /**
+   * The gateway's checkout as this provider's status source (`cardStatusSource`): a check that
+   * finds the checkout paid with another amount or currency ends the payment FAILED and raises the
+   * same PAYMENT_MISMATCH alert as its webhook would (which then raises none), so staff learn of
+   * the money even if the webhook never arrives.
+   */
+  const statusSource: PaymentStatusSource = {
+    ...cardStatusSource(deps.gateway),
+    async checkFailed(tx, payment, answer) {
+      if (!answer.paid || answer.providerPaymentId === undefined) return;
+      const { amountMinor, currency } = answer.paid;
+      await alertMismatch(
+        tx,
+        payment,
+        answer.providerPaymentId,
+        `A card paid ${amountMinor} ${currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it (${provider} ${answer.providerPaymentId}, found by the status check)`,
+      );
+    },
+  };
+
+  return { apply, alertIfStillParked, statusSource };
 }
 
 export type CardPayments = ReturnType<typeof createCardPayments>;
