@@ -1,6 +1,7 @@
 // Machines: registration with a per-machine secret key (stored hashed, shown once),
 // key rotation, payment profiles (the qrCodeId → machine mapping) and views.
 import { randomBytes } from 'node:crypto';
+import { SqliteAdapter, sql } from 'kysely';
 import type { MachineKind, MachineStatus, MachineView, PaymentProfileView } from '@kioskhub/protocol';
 import { AppError, notFound } from '../../platform/errors.js';
 import { bool, nowIso, type Db, type Executor } from '../../platform/db/database.js';
@@ -66,6 +67,46 @@ export function createMachinesService(deps: {
   keyIssued?(machineId: string, key: string, reason: 'created' | 'rotated'): Promise<void>;
 }) {
   const { db, repo } = deps;
+  /** Per machine: the end of this process's queue of broker pushes. */
+  const pushes = new Map<string, Promise<void>>();
+
+  /**
+   * Gives the broker `key` if it is still the machine's key in the database, one push per machine
+   * at a time (on PostgreSQL under a lock every process takes, so pushes over different broker
+   * connections cannot cross). Rotations commit in some order and push in another; this way the
+   * last push is always of the key committed last. A superseded key is not pushed: the rotation
+   * that replaced it pushes its own. Resolves once the broker has the key (or was skipped).
+   */
+  async function issueKey(id: string, key: string, reason: 'created' | 'rotated'): Promise<void> {
+    const keyIssued = deps.keyIssued;
+    if (!keyIssued) return;
+    const push = async (ex: Executor) => {
+      if ((await repo.findById(id, ex))?.key_hash !== sha256(key)) return;
+      await keyIssued(id, key, reason);
+    };
+    const run = (pushes.get(id) ?? Promise.resolve()).then(() =>
+      // SQLite has one process and one connection: the queue is enough, and no transaction holds
+      // every other write back while the broker answers.
+      (db.getExecutor().adapter instanceof SqliteAdapter
+        ? push(db)
+        : db.transaction().execute(async (tx) => {
+            await sql`select pg_advisory_xact_lock(hashtext(${`machine-key:${id}`}))`.execute(tx);
+            await push(tx);
+          })
+      ).catch(() =>
+        // The key is committed: without the database to check it against, it is pushed as is
+        // rather than the request failing (keyIssued never throws).
+        keyIssued(id, key, reason),
+      ),
+    );
+    const tail = run.catch(() => undefined);
+    pushes.set(id, tail);
+    try {
+      await run;
+    } finally {
+      if (pushes.get(id) === tail) pushes.delete(id);
+    }
+  }
 
   async function getScoped(id: string, tenantId: string | null): Promise<MachineRow> {
     const row = await repo.findById(id);
@@ -126,7 +167,7 @@ export function createMachinesService(deps: {
           after: { name: row.name, kind: row.kind, siteId },
         });
       });
-      await deps.keyIssued?.(input.id, key, 'created');
+      await issueKey(input.id, key, 'created');
       return { ...toMachine(row), key };
     },
 
@@ -164,7 +205,7 @@ export function createMachinesService(deps: {
         });
       });
       deps.keyRotated?.(id);
-      await deps.keyIssued?.(id, key, 'rotated');
+      await issueKey(id, key, 'rotated');
       return { key };
     },
 

@@ -176,6 +176,44 @@ export async function connectMosquitto(options: MosquittoOptions) {
     logger.info({ username, role: KIOSKHUB_ROLE }, 'mqtt: granted Kioskhub’s broker user the device topics');
   }
 
+  /** A new machine: its role (ACL on its own topics) and its client with the machine's key. */
+  async function machineCreated(machineId: string, key: string): Promise<void> {
+    const rolename = roleOf(machineId);
+    failIf(
+      await dynsec([
+        {
+          command: 'createRole',
+          rolename,
+          acls: [
+            { acltype: 'publishClientSend', topic: `${MQTT_TOPIC_ROOT}/${machineId}/up/#`, allow: true },
+            { acltype: 'subscribePattern', topic: `${MQTT_TOPIC_ROOT}/${machineId}/down/#`, allow: true },
+            {
+              acltype: 'publishClientReceive',
+              topic: `${MQTT_TOPIC_ROOT}/${machineId}/down/#`,
+              allow: true,
+            },
+          ],
+        },
+      ]),
+      /already exists/i,
+    );
+    const created = await dynsec([
+      {
+        command: 'createClient',
+        username: machineId,
+        clientid: machineId,
+        password: key,
+        roles: [{ rolename }],
+      },
+    ]);
+    if (created[0]?.error && /already exists/i.test(created[0].error)) {
+      // Provisioned before (a retry): make it match.
+      failIf(await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]));
+      if (!(await hasRole(machineId, rolename)))
+        failIf(await dynsec([{ command: 'addClientRole', username: machineId, rolename }]));
+    } else failIf(created);
+  }
+
   const publisher: MqttPublisher = {
     publish: async (topic, body, opts) => {
       await client.publishAsync(topic, JSON.stringify(body), { qos: opts.qos, retain: opts.retain ?? false });
@@ -201,46 +239,14 @@ export async function connectMosquitto(options: MosquittoOptions) {
       for (const machineId of bornBeforeListening) g.resendInFlight(machineId);
       bornBeforeListening.clear();
     },
-    /** A new machine: its role (ACL on its own topics) and its client with the machine's key. */
-    async machineCreated(machineId: string, key: string): Promise<void> {
-      const rolename = roleOf(machineId);
-      failIf(
-        await dynsec([
-          {
-            command: 'createRole',
-            rolename,
-            acls: [
-              { acltype: 'publishClientSend', topic: `${MQTT_TOPIC_ROOT}/${machineId}/up/#`, allow: true },
-              { acltype: 'subscribePattern', topic: `${MQTT_TOPIC_ROOT}/${machineId}/down/#`, allow: true },
-              {
-                acltype: 'publishClientReceive',
-                topic: `${MQTT_TOPIC_ROOT}/${machineId}/down/#`,
-                allow: true,
-              },
-            ],
-          },
-        ]),
-        /already exists/i,
-      );
-      const created = await dynsec([
-        {
-          command: 'createClient',
-          username: machineId,
-          clientid: machineId,
-          password: key,
-          roles: [{ rolename }],
-        },
-      ]);
-      if (created[0]?.error && /already exists/i.test(created[0].error)) {
-        // Provisioned before (a retry): make it match.
-        failIf(await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]));
-        if (!(await hasRole(machineId, rolename)))
-          failIf(await dynsec([{ command: 'addClientRole', username: machineId, rolename }]));
-      } else failIf(created);
-    },
+    machineCreated,
     /** The old key stops working and a session opened with it is dropped. */
     async keyRotated(machineId: string, key: string): Promise<void> {
-      failIf(await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]));
+      const [changed] = await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]);
+      // No client yet (a machine from before MQTT_URL, or whose creation was superseded by this
+      // rotation before it reached the broker): create it with this key; no session to end.
+      if (changed?.error && /not found/i.test(changed.error)) return machineCreated(machineId, key);
+      failIf([changed!]);
       // Disabling a client disconnects it; enabled again, it logs in with the new key only.
       failIf(
         await dynsec([
