@@ -380,6 +380,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     db,
     ledger,
     defaultCountryCode: tenants.defaultCountryCode,
+    countryCodes: tenants.countryCodes,
     pinKey: secrets.pinKey,
     onPinSet: pinSealer.pinSet,
   });

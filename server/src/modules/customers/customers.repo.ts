@@ -58,16 +58,26 @@ export function createCustomersRepo(db: Db) {
     /** Staff search: an exact phone or account id, or a part of the name; newest first. */
     search(
       tenantId: string | null,
-      q: { phone?: string; text?: string; before?: string; limit: number },
+      q: {
+        phone?: string;
+        /** Over every tenant: a local number read with each tenant's own calling code. */
+        tenantPhones?: { tenantId: string; phone: string }[];
+        text?: string;
+        before?: string;
+        limit: number;
+      },
     ): Promise<CustomerRow[]> {
       let query = db.selectFrom('customers').selectAll().orderBy('id', 'desc').limit(q.limit);
       if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
       if (q.before !== undefined) query = query.where('id', '<', q.before);
-      const { phone, text } = q;
-      if (phone !== undefined || text !== undefined) {
+      const { phone, text, tenantPhones = [] } = q;
+      if (phone !== undefined || text !== undefined || tenantPhones.length > 0) {
         query = query.where((eb) => {
           const any = [];
           if (phone !== undefined) any.push(eb('phone', '=', phone));
+          for (const tp of tenantPhones) {
+            any.push(eb.and([eb('tenant_id', '=', tp.tenantId), eb('phone', '=', tp.phone)]));
+          }
           if (text !== undefined) {
             any.push(eb('account_id', '=', text.toUpperCase()));
             const pattern = `%${likeEscape(text.toLowerCase())}%`;

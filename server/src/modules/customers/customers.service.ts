@@ -80,6 +80,8 @@ export interface CustomersDeps {
   ledger: LedgerService;
   /** The tenant's calling code for local numbers ("254"), or null. */
   defaultCountryCode(tenantId: string, ex?: Executor): Promise<string | null>;
+  /** Every tenant that has a calling code, with it: an ADMIN_TOKEN search over all tenants. */
+  countryCodes?(): Promise<{ tenantId: string; code: string }[]>;
   /** The server's PIN key (PIN_SECRET): PIN seals are keyed from it, never stored. */
   pinKey: Buffer;
   /** Told each new PIN in its transaction (the water kiosks' credential cache seals it). */
@@ -93,11 +95,29 @@ export function createCustomersService(deps: CustomersDeps) {
   // Keyed like PINs: a copy of the database alone does not reveal codes.
   const signInCodes = createSignInCodes(deps.pinKey);
 
-  async function phoneOf(tenantId: string, input: string, ex: Executor = db): Promise<string> {
-    const phone = normalisePhone(input, await deps.defaultCountryCode(tenantId, ex));
+  /**
+   * The E.164 form of `input` for the tenant, else `400`. `forStaff`: a local number on a tenant
+   * without a calling code names the setting that allows it (not said to cafe guests).
+   */
+  async function phoneOf(
+    tenantId: string,
+    input: string,
+    ex: Executor = db,
+    forStaff = false,
+  ): Promise<string> {
+    const code = await deps.defaultCountryCode(tenantId, ex);
+    const phone = normalisePhone(input, code);
     if (!phone) {
+      const local =
+        forStaff &&
+        code === null &&
+        needsCountryCode(input) &&
+        /^[\d\s().-]*\d[\d\s().-]*$/.test(input.trim());
       throw validation(
-        `"${input.slice(0, 40)}" is not a phone number (use the international form, e.g. +254712345678)`,
+        `"${input.slice(0, 40)}" is not a phone number (use the international form, e.g. +254712345678` +
+          (local
+            ? `; tenant ${tenantId} has no calling code for local numbers: set one with PATCH /v1/tenants/${tenantId} {"defaultCountryCode":"254"})`
+            : ')'),
       );
     }
     return phone;
@@ -113,7 +133,8 @@ export function createCustomersService(deps: CustomersDeps) {
     input: { tenantId: string; phone: string; fullName?: string | null; siteIds?: string[]; actor: string },
     ex: Executor = db,
   ): Promise<CustomerRow> {
-    const phone = await phoneOf(input.tenantId, input.phone, ex);
+    // Only staff register customers this way (POST /v1/customers).
+    const phone = await phoneOf(input.tenantId, input.phone, ex, true);
     const now = nowIso();
     for (let attempt = 0; ; attempt += 1) {
       const row: CustomerRow = {
@@ -195,13 +216,22 @@ export function createCustomersService(deps: CustomersDeps) {
     async search(tenantId: string | null, q: { query?: string; cursor?: string; limit: number }) {
       const text = q.query?.trim();
       let phone: string | undefined;
+      const tenantPhones: { tenantId: string; phone: string }[] = [];
       if (text && tenantId !== null) {
         phone = normalisePhone(text, await deps.defaultCountryCode(tenantId)) ?? undefined;
       } else if (text) {
         phone = normalisePhone(text, null) ?? undefined;
+        // ADMIN_TOKEN, every tenant: a local number is each tenant's own reading of it.
+        if (needsCountryCode(text) && deps.countryCodes) {
+          for (const { tenantId: t, code } of await deps.countryCodes()) {
+            const local = normalisePhone(text, code);
+            if (local !== null && local !== phone) tenantPhones.push({ tenantId: t, phone: local });
+          }
+        }
       }
       const rows = await repo.search(tenantId, {
         ...(phone !== undefined ? { phone } : {}),
+        ...(tenantPhones.length > 0 ? { tenantPhones } : {}),
         ...(text ? { text } : {}),
         ...(q.cursor ? { before: q.cursor } : {}),
         limit: q.limit + 1,

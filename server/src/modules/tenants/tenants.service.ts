@@ -1,7 +1,8 @@
 // Owns tenants and installation secrets (admin token hash, JWT key); a new tenant gets its
 // default site from the catalog module, which owns sites.
 import { randomBytes } from 'node:crypto';
-import { AppError } from '../../platform/errors.js';
+import { SqliteAdapter } from 'kysely';
+import { AppError, notFound } from '../../platform/errors.js';
 import { compiled } from '../../platform/db/compiled.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { sha256 } from '../../platform/http/auth.js';
@@ -15,6 +16,8 @@ export interface Tenant {
   id: string;
   name: string;
   createdAt: string;
+  /** The calling code local phone numbers are read with ("254"), or null: numbers must be international. */
+  defaultCountryCode: string | null;
 }
 
 export interface InstallationSecrets {
@@ -34,6 +37,18 @@ export interface InstallationSecrets {
 const countryCodeOf = compiled((ex, p: { tenantId: string }) =>
   ex.selectFrom('tenants').select('default_country_code').where('id', '=', p.tenantId),
 );
+
+const tenantOf = (r: {
+  id: string;
+  name: string;
+  created_at: string;
+  default_country_code: string | null;
+}): Tenant => ({
+  id: r.id,
+  name: r.name,
+  createdAt: r.created_at,
+  defaultCountryCode: r.default_country_code ?? null,
+});
 
 export function createTenantsService(db: Db, sites: SitesService = createSitesService(db)) {
   const ensureDefaultSite = (tenantId: string, ex: Executor = db) => sites.ensureDefault(tenantId, ex);
@@ -124,12 +139,44 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
         });
         return inserted;
       });
-      return { id: row.id, name: input.name, createdAt };
+      return { id: row.id, name: input.name, createdAt, defaultCountryCode: null };
     },
 
     async list(): Promise<Tenant[]> {
       const rows = await db.selectFrom('tenants').selectAll().orderBy('id').execute();
-      return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
+      return rows.map(tenantOf);
+    },
+
+    /**
+     * Changes a tenant's settings (its calling code), audited as `tenant.update` in the same
+     * transaction with the fields that changed; a value it already has changes nothing and writes
+     * no audit row. An unknown tenant is `404`.
+     */
+    async update(id: string, input: { defaultCountryCode: string | null }, actor: string): Promise<Tenant> {
+      return db.transaction().execute(async (tx) => {
+        let read = tx.selectFrom('tenants').selectAll().where('id', '=', id);
+        // Two changes at once on PostgreSQL: the second reads the first's value (SQLite has one writer).
+        if (!(tx.getExecutor().adapter instanceof SqliteAdapter)) read = read.forUpdate();
+        const row = await read.executeTakeFirst();
+        if (!row) throw notFound('tenant', id);
+        const before = row.default_country_code ?? null;
+        if (before === input.defaultCountryCode) return tenantOf(row);
+        await tx
+          .updateTable('tenants')
+          .set({ default_country_code: input.defaultCountryCode })
+          .where('id', '=', id)
+          .execute();
+        await recordAudit(tx, {
+          tenantId: id,
+          actor,
+          action: 'tenant.update',
+          subjectType: 'tenant',
+          subjectId: id,
+          before: { defaultCountryCode: before },
+          after: { defaultCountryCode: input.defaultCountryCode },
+        });
+        return { ...tenantOf(row), defaultCountryCode: input.defaultCountryCode };
+      });
     },
 
     async exists(id: string): Promise<boolean> {
@@ -142,6 +189,18 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
     async defaultCountryCode(tenantId: string, ex: Executor = db): Promise<string | null> {
       const row = await countryCodeOf.first(ex, { tenantId });
       return row?.default_country_code ?? null;
+    },
+
+    /** Every tenant that has a calling code, with it (a search over all tenants reads local numbers by it). */
+    async countryCodes(): Promise<{ tenantId: string; code: string }[]> {
+      const rows = await db
+        .selectFrom('tenants')
+        .select(['id', 'default_country_code'])
+        .where('default_country_code', 'is not', null)
+        .execute();
+      return rows.flatMap((r) =>
+        r.default_country_code ? [{ tenantId: r.id, code: r.default_country_code }] : [],
+      );
     },
 
     /** Sets the tenant's calling code (digits, 1–3 of them), audited by the caller's route. */

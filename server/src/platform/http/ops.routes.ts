@@ -3,8 +3,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from './fastify.js';
 import type { Metrics } from '../metrics.js';
-import { AppError } from '../errors.js';
-import { constantTimeEqual, requireAdminToken, sha256, type Authenticator } from './auth.js';
+import { AppError, forbidden } from '../errors.js';
+import { constantTimeEqual, sha256, type Authenticator } from './auth.js';
 import { presentedCredential } from './rate-limit.js';
 import { errors } from './schemas.js';
 
@@ -17,6 +17,33 @@ export interface OpsDeps {
 
 export function opsRoutes(app: FastifyTypebox, deps: OpsDeps): void {
   const metricsTokenHash = deps.metricsToken === undefined ? undefined : sha256(deps.metricsToken);
+  // A refused scrape says which token opens /metrics (same statuses and codes as any route).
+  const need =
+    metricsTokenHash === undefined
+      ? 'send Authorization: Bearer <ADMIN_TOKEN>, or set METRICS_TOKEN on the server and send that'
+      : 'send Authorization: Bearer <METRICS_TOKEN> (ADMIN_TOKEN works too)';
+  async function requireMetricsReader(
+    headers: Parameters<Authenticator['fromHeaders']>[0],
+    presented: string | undefined,
+  ): Promise<void> {
+    let principal;
+    try {
+      principal = await deps.auth.fromHeaders(headers);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'UNAUTHORIZED') throw err;
+      throw new AppError(
+        'UNAUTHORIZED',
+        presented === undefined
+          ? `/metrics needs a token: ${need}`
+          : `that token is neither METRICS_TOKEN nor ADMIN_TOKEN: ${need}`,
+      );
+    }
+    if (principal.kind !== 'admin') {
+      throw forbidden(
+        `${principal.kind === 'machine' ? 'a machine key' : 'a staff token'} does not open /metrics: ${need}`,
+      );
+    }
+  }
   app.get(
     '/healthz',
     {
@@ -61,7 +88,7 @@ export function opsRoutes(app: FastifyTypebox, deps: OpsDeps): void {
         presented !== undefined &&
         metricsTokenHash !== undefined &&
         constantTimeEqual(sha256(presented), metricsTokenHash);
-      if (!byMetricsToken) requireAdminToken(await deps.auth.fromHeaders(request.headers));
+      if (!byMetricsToken) await requireMetricsReader(request.headers, presented);
       const body = await deps.metrics.registry.metrics();
       return reply.type(deps.metrics.registry.contentType).send(body);
     },
