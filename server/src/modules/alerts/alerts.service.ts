@@ -33,24 +33,27 @@ export function createAlertsService(deps: { db: Db }) {
      * Raises an alert about a standing condition unless one about it (same tenant, kind and
      * subject) is still unresolved; true when this call raised it. `ex` must be a transaction:
      * concurrent callers (two processes sweeping at once) take turns on PostgreSQL until it ends;
-     * SQLite runs one write transaction at a time already.
+     * SQLite runs one write transaction at a time already. `unacknowledged`: an alert staff have
+     * acknowledged no longer counts as open (for news about its subject they have not seen yet).
      */
     async raiseUnlessOpen(
       ex: Executor,
       alert: { tenantId: string; kind: string; subjectType: string; subjectId: string; message: string },
+      opts: { unacknowledged?: boolean } = {},
     ): Promise<boolean> {
       if (ex.getExecutor().adapter instanceof PostgresAdapter) {
         const key = `alert:${alert.tenantId}|${alert.kind}|${alert.subjectId}`;
         await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(ex);
       }
-      const open = await ex
+      let openQuery = ex
         .selectFrom('alerts')
         .select('id')
         .where('kind', '=', alert.kind)
         .where('subject_id', '=', alert.subjectId)
         .where('tenant_id', '=', alert.tenantId)
-        .where('resolved_at', 'is', null)
-        .executeTakeFirst();
+        .where('resolved_at', 'is', null);
+      if (opts.unacknowledged) openQuery = openQuery.where('acknowledged_at', 'is', null);
+      const open = await openQuery.executeTakeFirst();
       if (open !== undefined) return false;
       await service.raise(ex, alert);
       return true;
@@ -76,15 +79,21 @@ export function createAlertsService(deps: { db: Db }) {
     /** Unresolved alerts of these kinds (acknowledged or not): the conditions still standing. */
     async unresolved(
       kinds: readonly string[],
-    ): Promise<{ id: string; tenantId: string; kind: string; subjectId: string }[]> {
+    ): Promise<{ id: string; tenantId: string; kind: string; subjectId: string; createdAt: string }[]> {
       if (kinds.length === 0) return [];
       const rows = await db
         .selectFrom('alerts')
-        .select(['id', 'tenant_id', 'kind', 'subject_id'])
+        .select(['id', 'tenant_id', 'kind', 'subject_id', 'created_at'])
         .where('kind', 'in', kinds)
         .where('resolved_at', 'is', null)
         .execute();
-      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, kind: r.kind, subjectId: r.subject_id }));
+      return rows.map((r) => ({
+        id: r.id,
+        tenantId: r.tenant_id,
+        kind: r.kind,
+        subjectId: r.subject_id,
+        createdAt: r.created_at,
+      }));
     },
     /** Marks alerts resolved: their condition has cleared. */
     async resolve(ex: Executor, ids: readonly string[]): Promise<void> {

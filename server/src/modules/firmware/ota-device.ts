@@ -220,11 +220,11 @@ export function createOtaDevice(deps: {
           Number(d.retries) < Number(campaign.download_retries);
         const final = !retry && stateRank(to) >= 7;
         // A failure the operator accepted by resuming past the failure threshold that comes back
-        // (in progress again, or SUCCEEDED) is no longer one: it leaves the accepted count, so
-        // newer failures count in full. Written before the release lock, as a tick takes its
-        // campaign's row before that lock too (the same order: no deadlock).
+        // (in progress again, a download retry included, or SUCCEEDED) is no longer one: it leaves
+        // the accepted count, so newer failures count in full. Written before the release lock, as
+        // a tick takes its campaign's row before that lock too (the same order: no deadlock).
         const unacknowledge =
-          revivable && Number(d.failure_acknowledged) === 1 && !FAILURES.includes(to as never);
+          revivable && Number(d.failure_acknowledged) === 1 && (retry || !FAILURES.includes(to as never));
         if (unacknowledge)
           await tx
             .updateTable('firmware_campaigns')
@@ -284,6 +284,8 @@ export function createOtaDevice(deps: {
           .where('seq', '=', d.seq)
           // An abort, a timeout or another report changed it meanwhile: this report lost the race.
           .where('state', '=', d.state)
+          // So did a resume that accepted its failure since (`unacknowledge` was decided without it).
+          .where('failure_acknowledged', '=', Number(d.failure_acknowledged))
           .returningAll()
           .executeTakeFirst();
         if (!row)

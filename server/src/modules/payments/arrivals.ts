@@ -5,7 +5,7 @@
 // goes to the payer's wallet or to staff review. Nothing arrives silently unapplied: a credit that
 // matches no payment is kept in the inbox and alerted (BANK_CREDIT_UNMATCHED).
 import { AppError } from '../../platform/errors.js';
-import { formatMinor } from '../../platform/money.js';
+import { readableAmount } from '../../platform/money.js';
 import { nowIso, type Db } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
@@ -114,7 +114,7 @@ export function createArrivals(deps: {
               subjectType: 'payment_event',
               subjectId,
               message:
-                `A transfer of ${formatMinor(n.amountMinor, n.currency)} ${n.currency} arrived with the ` +
+                `A transfer of ${readableAmount(n.amountMinor, n.currency)} arrived with the ` +
                 `reference "${n.reference}" (event ${n.eventId}), which is no payment's here: nothing ` +
                 `was applied. Find the payer on the bank statement and return or match the money.`,
             });

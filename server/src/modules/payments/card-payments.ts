@@ -354,8 +354,9 @@ export function createCardPayments(deps: {
   /**
    * The job queued when a refund was parked: if it is still parked, no payment has become known by
    * its payment id since, so an operator is told (once: the job runs once; and once per payment id:
-   * the jobs of other refunds parked on it find its alert open). Under the same lock as
-   * `applyParked`, so a payment settling meanwhile either applies it first or finds the alert.
+   * the jobs of other refunds parked on it find its alert open, unless staff acknowledged it).
+   * Under the same lock as `applyParked`, so a payment settling meanwhile either applies it first
+   * or finds the alert.
    */
   async function alertIfStillParked(job: { providerPaymentId: string; eventId: string }): Promise<void> {
     await db.transaction().execute(async (tx) => {
@@ -366,19 +367,24 @@ export function createCardPayments(deps: {
       if (!waiting) return;
       const e = waiting.event as RefundEvent;
       const refund = e.providerRefundId ? `refund ${e.providerRefundId}, ` : '';
-      // One alert per PaymentIntent: another refund parked on it may have raised it (still open).
-      await deps.alerts.raiseUnlessOpen(tx, {
-        tenantId: 'default',
-        kind: CARD_REFUND_UNMATCHED,
-        subjectType: 'provider_payment',
-        subjectId: unmatchedSubject(job.providerPaymentId),
-        message:
-          `${provider} reported ${formatMinor(e.refundedMinor, e.currency)} ${e.currency} refunded on ` +
-          `${job.providerPaymentId} (${refund}event ${job.eventId}, received ${waiting.receivedAt}), and no ` +
-          `payment here carries that id: it was not paid through this server's checkouts, or its ` +
-          `checkout event never arrived. Look it up in the ${provider} dashboard; the refund is ` +
-          `recorded if that payment becomes known.`,
-      });
+      // One alert per PaymentIntent: another refund parked on it may have raised it (still open,
+      // that is not yet acknowledged: one staff have acknowledged did not tell them of this refund).
+      await deps.alerts.raiseUnlessOpen(
+        tx,
+        {
+          tenantId: 'default',
+          kind: CARD_REFUND_UNMATCHED,
+          subjectType: 'provider_payment',
+          subjectId: unmatchedSubject(job.providerPaymentId),
+          message:
+            `${provider} reported ${formatMinor(e.refundedMinor, e.currency)} ${e.currency} refunded on ` +
+            `${job.providerPaymentId} (${refund}event ${job.eventId}, received ${waiting.receivedAt}), and no ` +
+            `payment here carries that id: it was not paid through this server's checkouts, or its ` +
+            `checkout event never arrived. Look it up in the ${provider} dashboard; the refund is ` +
+            `recorded if that payment becomes known.`,
+        },
+        { unacknowledged: true },
+      );
     });
   }
 

@@ -4,7 +4,6 @@
 // Payments are the payments module's to count (what is paid, what is stuck): it is asked.
 import {
   currencyExponent,
-  formatMinor,
   type WaterKioskOverview,
   type WaterStatsView,
   type WaterTapView,
@@ -15,6 +14,7 @@ import type { CustomersService } from '../customers/customers.service.js';
 import type { PaymentQueries } from '../payments/payment-queries.js';
 import { utcDayStart } from '../water/usage.js';
 import { reasonOf } from '../water-ops/verifications.js';
+import { readableAmount } from '../../platform/money.js';
 import { resolveRange } from './stats.service.js';
 
 /** A kiosk is OFFLINE after this long without a heartbeat (docs/water.md). */
@@ -311,7 +311,7 @@ export function createWaterStatsService(deps: {
         subjectType: 'payment',
         subjectId: p.id,
         message:
-          `Payment ${p.id} (${p.purpose}, ${p.method}, ${amountText(Number(p.amount_minor), p.currency)}) ` +
+          `Payment ${p.id} (${p.purpose}, ${p.method}, ${readableAmount(Number(p.amount_minor), p.currency)}) ` +
           `is still PENDING ${p.expires_at ? `after its expiry at ${p.expires_at}` : `since ${p.created_at}`}`,
       });
     }
@@ -328,15 +328,6 @@ export function createWaterStatsService(deps: {
   }
 
   return { overview, stats, alertConditions };
-}
-
-/** An amount for a person to read: "50.00 INR", "5000 UGX", "1.250 KWD" (ISO 4217 decimals). */
-function amountText(minor: number, currency: string): string {
-  try {
-    return `${formatMinor(minor, currency)} ${currency}`;
-  } catch {
-    return `${minor} ${currency} minor units`; // not an ISO 4217 code: its decimals are unknown
-  }
 }
 
 function exponentOf(currency: string): number {

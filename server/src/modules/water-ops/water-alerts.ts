@@ -52,7 +52,12 @@ export function createWaterAlerts(deps: {
     }
     // A kind cut at its cap lists only some of its conditions: an unlisted one may still stand.
     const partial = new Set<string>(capped);
-    const cleared = open.filter((a) => !partial.has(a.kind) && !currentKeys.has(keyOf(a))).map((a) => a.id);
+    // An alert raised after `now` (by a sweep in another process) is about a condition that may
+    // have begun after this sweep's conditions were read: the next sweep judges it.
+    const asOf = new Date(now).toISOString();
+    const cleared = open
+      .filter((a) => a.createdAt <= asOf && !partial.has(a.kind) && !currentKeys.has(keyOf(a)))
+      .map((a) => a.id);
     await deps.alerts.resolve(db, cleared);
     return { raised, resolved: cleared.length };
   }

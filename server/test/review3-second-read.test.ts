@@ -1,0 +1,422 @@
+// Second reading of review 3's changes, against the real server, on both engines.
+// 1. Firmware: a failure accepted by a threshold resume that comes back through a download retry
+//    (a late FAILED with a DOWNLOAD_ code, put back in progress as NOTIFIED) is no longer a failure:
+//    it leaves the accepted count like a revival into any other state in progress.
+//    A late report racing the resume that accepts its failure loses the race (CONFLICT, sent again).
+// 2. Bank: a credit matching no reference, in a three-letter code that is not ISO 4217, is still
+//    kept in the inbox and answered `unknown_reference` (the new alert's text must not fail it).
+// 3. Card, 4. water alert sweeps: see below.
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../src/platform/db/database.js';
+import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
+import { SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
+import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import { signatureHeader } from '../src/providers/bank/bank.signature.js';
+
+let seq = 0;
+const uid = (prefix: string) => `${prefix}${++seq}${Math.random().toString(36).slice(2, 6)}`;
+const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
+
+describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
+  let server: TestServer;
+  const dir = tempDir('kioskhub-r3sr-');
+  beforeAll(async () => {
+    server = await startServer({
+      engine,
+      env: { FIRMWARE_SIGNING_KEYS: SIGNING_KEYS, FIRMWARE_DIR: dir.path, FIRMWARE_TICK_MS: '40' },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    dir.remove();
+  });
+
+  const deployment = async (c: string, machineId: string) =>
+    (await campaign(server, c)).devices.find((d: any) => d.machineId === machineId);
+  const waitState = (c: string, machineId: string, state: string) =>
+    eventually(
+      async () => {
+        const d = await deployment(c, machineId);
+        return d.state === state ? d : undefined;
+      },
+      10_000,
+      `${machineId} ${state}`,
+    );
+  async function report(m: { key: string }, deploymentId: string, body: Record<string, unknown>) {
+    const res = await server.request('POST', `/api/device/v1/ota/${deploymentId}/status`, {
+      ...key(m.key),
+      body,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body;
+  }
+  const acknowledged = async (c: string) =>
+    Number(
+      (
+        await server.kioskhub.db
+          .selectFrom('firmware_campaigns')
+          .select('acknowledged_failures')
+          .where('id', '=', c)
+          .executeTakeFirstOrThrow()
+      ).acknowledged_failures,
+    );
+
+  it('an accepted failure that comes back through a download retry leaves the accepted count', async () => {
+    const fleet: { id: string; key: string }[] = [];
+    for (let i = 0; i < 3; i++) fleet.push(await server.createMachine(uid('R3SR'), { kind: 'kiosk' }));
+    const artifactId = await uploadOk(server, signedImage('41.1.0', { size: 2_000 }));
+    const c = (
+      await newCampaign(
+        server,
+        artifactId,
+        fleet.map((m) => m.id),
+        {
+          failureThresholdPercent: 50,
+          minFinishedForThreshold: 2,
+          downloadRetries: 3,
+          waves: [{ percent: 100, soakMinutes: 60, approval: 'auto' }],
+        },
+      )
+    ).id as string;
+    expect((await act(server, c, 'start')).status).toBe(200);
+    const ds: any[] = [];
+    for (const m of fleet) ds.push(await waitState(c, m.id, 'NOTIFIED'));
+    // Two devices go silent while downloading: both time out, 2 of 2 finished failed → paused.
+    for (const i of [0, 1])
+      await report(fleet[i]!, ds[i].deploymentId, { seq: 1, state: 'DOWNLOADING', currentVersion: '1.0.0' });
+    await server.kioskhub.db
+      .updateTable('firmware_deployments')
+      .set({ active_at: '2000-01-01T00:00:00.000Z' })
+      .where('id', 'in', [ds[0].deploymentId, ds[1].deploymentId])
+      .execute();
+    await eventually(
+      async () => ((await campaign(server, c)).pauseReason === 'FAILURE_THRESHOLD' ? true : undefined),
+      10_000,
+      'threshold pause',
+    );
+    expect((await act(server, c, 'resume')).status).toBe(200);
+    expect(await acknowledged(c)).toBe(2);
+
+    // One comes back with a download error it may retry: back in progress (NOTIFIED), no failure.
+    const back = await report(fleet[0]!, ds[0].deploymentId, {
+      seq: 2,
+      state: 'FAILED',
+      code: 'DOWNLOAD_TIMEOUT',
+      currentVersion: '1.0.0',
+    });
+    expect(back).toMatchObject({ state: 'NOTIFIED', retry: true });
+    expect((await campaign(server, c)).counts).toMatchObject({ TIMED_OUT: 1, NOTIFIED: 2 });
+    // Only one accepted failure is left (the other timed-out device).
+    expect(await acknowledged(c)).toBe(1);
+  });
+
+  // PostgreSQL only: SQLite runs one transaction at a time, so a resume cannot fall between the
+  // late report's read of its deployment and its write.
+  it.skipIf(engine !== 'postgres')(
+    'a late report racing the resume that accepts its failure does not stay counted as accepted',
+    async () => {
+      const fleet: { id: string; key: string }[] = [];
+      for (let i = 0; i < 3; i++) fleet.push(await server.createMachine(uid('R3SQ'), { kind: 'kiosk' }));
+      const artifactId = await uploadOk(server, signedImage('41.2.0', { size: 2_000 }));
+      const c = (
+        await newCampaign(
+          server,
+          artifactId,
+          fleet.map((m) => m.id),
+          {
+            failureThresholdPercent: 50,
+            minFinishedForThreshold: 2,
+            waves: [{ percent: 100, soakMinutes: 60, approval: 'auto' }],
+          },
+        )
+      ).id as string;
+      expect((await act(server, c, 'start')).status).toBe(200);
+      const ds: any[] = [];
+      for (const m of fleet) ds.push(await waitState(c, m.id, 'NOTIFIED'));
+      for (const i of [0, 1])
+        await report(fleet[i]!, ds[i].deploymentId, {
+          seq: 1,
+          state: 'DOWNLOADING',
+          currentVersion: '1.0.0',
+        });
+      await server.kioskhub.db
+        .updateTable('firmware_deployments')
+        .set({ active_at: '2000-01-01T00:00:00.000Z' })
+        .where('id', 'in', [ds[0].deploymentId, ds[1].deploymentId])
+        .execute();
+      await eventually(
+        async () => ((await campaign(server, c)).pauseReason === 'FAILURE_THRESHOLD' ? true : undefined),
+        10_000,
+        'threshold pause',
+      );
+      const { tenant_id: tenantId } = await server.kioskhub.db
+        .selectFrom('firmware_campaigns')
+        .select('tenant_id')
+        .where('id', '=', c)
+        .executeTakeFirstOrThrow();
+      // Hold the release lock: the late report reads its deployment (not yet accepted), then waits.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let locked!: () => void;
+      const taken = new Promise<void>((r) => (locked = r));
+      const holder = server.kioskhub.db.transaction().execute(async (tx) => {
+        await sql`select pg_advisory_xact_lock(hashtext(${`firmware-release:${tenantId}`}))`.execute(tx);
+        locked();
+        await held;
+      });
+      await taken;
+      const late = {
+        seq: 2,
+        state: 'DOWNLOADED',
+        currentVersion: '1.0.0',
+      };
+      const send = () =>
+        server.request('POST', `/api/device/v1/ota/${ds[0].deploymentId}/status`, {
+          ...key(fleet[0]!.key),
+          body: late,
+        });
+      const first = send();
+      await eventually(
+        async () => {
+          const r = await sql<{
+            n: string;
+          }>`select count(*) as n from pg_locks where locktype = 'advisory' and not granted`.execute(
+            server.kioskhub.db,
+          );
+          return Number(r.rows[0]!.n) > 0 ? true : undefined;
+        },
+        5_000,
+        'the late report waiting for the release lock',
+      );
+      // The operator resumes meanwhile: both timed-out devices are accepted failures.
+      expect((await act(server, c, 'resume')).status).toBe(200);
+      release();
+      await holder;
+      let res = await first;
+      // A report that lost a race is answered CONFLICT: the device sends it again.
+      if (res.status === 409) res = await send();
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.state).toBe('DOWNLOADED');
+      // It came back: one accepted failure is left (the other timed-out device).
+      expect(await acknowledged(c)).toBe(1);
+    },
+  );
+});
+
+describe.each(engines())('review 3 second read, bank (%s)', (engine) => {
+  const BANK_SECRET = 'bank-secret-r3-second-read';
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ engine, env: { BANK_WEBHOOK_SECRET: BANK_SECRET } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  function credit(body: Record<string, unknown>) {
+    const raw = JSON.stringify(body);
+    const header = signatureHeader(raw, BANK_SECRET, Math.floor(Date.now() / 1000));
+    return server.request('POST', '/webhooks/bank', {
+      raw,
+      token: null,
+      headers: { 'content-type': 'application/json', 'kioskhub-signature': header },
+    });
+  }
+
+  it('a credit matching no reference in a code that is not ISO 4217 is still kept and answered', async () => {
+    const eventId = uid('r3sr-evt-');
+    const res = await credit({ eventId, reference: 'RF18539007547034', amountMinor: 1250, currency: 'XYZ' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toEqual({ ok: true, outcome: 'unknown_reference' });
+    const inbox = await server.kioskhub.db
+      .selectFrom('payment_events')
+      .select(['status', 'reason'])
+      .where('provider', '=', 'bank')
+      .where('event_id', '=', eventId)
+      .execute();
+    expect(inbox.map((r) => [r.status, r.reason])).toEqual([['IGNORED', 'UNKNOWN_REFERENCE']]);
+    const alerts = await server.kioskhub.db
+      .selectFrom('alerts')
+      .select(['kind', 'message'])
+      .where('subject_id', '=', `bank:${eventId}`)
+      .execute();
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.kind).toBe('BANK_CREDIT_UNMATCHED');
+    expect(alerts[0]!.message).toContain('1250 XYZ');
+  });
+});
+
+// 3. Card: a refund parked on a PaymentIntent whose earlier alert staff have acknowledged is told
+//    again (the docs: no second alert "while its alert is open", open being not yet acknowledged).
+describe.each(engines())('review 3 second read, card refunds (%s)', (engine) => {
+  const WHSEC = 'whsec_r3_second_read';
+  let server: TestServer;
+  let stripe: FakeStripe;
+  beforeAll(async () => {
+    stripe = await fakeStripe({ webhookSecret: WHSEC });
+    server = await startServer({
+      engine,
+      env: {
+        STRIPE_SECRET_KEY: 'sk_test_r3sr',
+        STRIPE_WEBHOOK_SECRET: WHSEC,
+        STRIPE_API_BASE: stripe.url,
+        PAYMENT_STATUS_POLL_MS: '3600000',
+        CARD_REFUND_PARKED_ALERT_MS: '1000',
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await stripe?.close();
+  });
+  const rid = (p: string) => `${p}_${randomBytes(8).toString('hex')}`;
+  function postStripe(event: Record<string, unknown>) {
+    const payload = JSON.stringify(event);
+    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WHSEC });
+    return server.request('POST', '/webhooks/stripe', {
+      raw: payload,
+      token: null,
+      headers: { 'content-type': 'application/json', 'stripe-signature': header },
+    });
+  }
+  const chargeRefunded = (pi: string, amountRefunded: number) => ({
+    id: rid('evt'),
+    object: 'event',
+    type: 'charge.refunded',
+    data: {
+      object: {
+        id: rid('ch'),
+        object: 'charge',
+        payment_intent: pi,
+        amount_refunded: amountRefunded,
+        currency: 'eur',
+        refunds: { object: 'list', data: [{ id: rid('re'), object: 'refund' }] },
+      },
+    },
+  });
+  const alertsAbout = (subjectId: string) =>
+    server.kioskhub.db
+      .selectFrom('alerts')
+      .selectAll()
+      .where('subject_id', '=', subjectId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+  const jobsFor = async (pi: string) =>
+    (
+      await server.kioskhub.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('topic', '=', 'card_refund_parked')
+        .execute()
+    ).filter((j) => j.payload.includes(pi));
+
+  it('a refund parked after its PaymentIntent alert was acknowledged raises a new alert', async () => {
+    const pi = rid('pi');
+    expect((await postStripe(chargeRefunded(pi, 300))).body).toEqual({ ok: true, outcome: 'refund_parked' });
+    await eventually(
+      async () => ((await alertsAbout(`stripe:${pi}`)).length > 0 ? true : undefined),
+      20_000,
+      'the alert',
+    );
+    const [first] = await alertsAbout(`stripe:${pi}`);
+    const ack = await server.request('POST', `/v1/alerts/${first!.id}/ack`);
+    expect(ack.status, JSON.stringify(ack.body)).toBe(200);
+    // Another refund on it, after staff saw (and acknowledged) the first one.
+    expect((await postStripe(chargeRefunded(pi, 850))).body).toEqual({ ok: true, outcome: 'refund_parked' });
+    await eventually(
+      async () => ((await jobsFor(pi)).length === 0 ? true : undefined),
+      20_000,
+      'look-again job done',
+    );
+    const alerts = await alertsAbout(`stripe:${pi}`);
+    expect(alerts).toHaveLength(2);
+    expect(alerts[1]).toMatchObject({
+      kind: 'CARD_REFUND_UNMATCHED',
+      acknowledged_at: null,
+      resolved_at: null,
+    });
+    expect(alerts[1]!.message).toContain('8.50 EUR');
+    // Listed as open for staff.
+    const open = (await server.request('GET', '/v1/alerts?open=true&limit=200')).body.items;
+    expect(open.map((a: { subjectId: string }) => a.subjectId)).toContain(`stripe:${pi}`);
+  });
+});
+
+// 4. Water alerts: two sweeps at once, one of which read its conditions just before a condition
+//    began (a stuck payment passing its grace) and its open alerts just after the other raised
+//    that condition's alert, must not resolve that alert (the condition stands: it would be raised
+//    a second time by the next sweep). Simulated with the sweep's `now`: the second sweep's
+//    conditions are those of a moment before the first's.
+describe.each(engines())('review 3 second read, water alert sweeps (%s)', (engine) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({
+      engine,
+      env: {
+        WATER_ALERT_SWEEP_MS: '3600000',
+        DASHBOARD_SWEEP_MS: '3600000',
+        PAYMENT_STUCK_GRACE_MS: '1800000',
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('a sweep whose conditions predate an alert another sweep raised does not resolve it', async () => {
+    const now = Date.now();
+    const id = newId();
+    // Stuck 30 s before `now` (its grace of 30 minutes ran out then): not stuck a minute earlier.
+    const created = new Date(now - 1_800_000 - 30_000).toISOString();
+    await server.kioskhub.db
+      .insertInto('payments')
+      .values({
+        id,
+        tenant_id: 'default',
+        site_id: null,
+        purpose: 'plan',
+        order_id: null,
+        customer_id: null,
+        plan_id: null,
+        machine_id: null,
+        method: 'momo',
+        provider: null,
+        provider_payment_id: null,
+        reference: null,
+        amount_minor: 5_000,
+        received_minor: 0,
+        currency: 'INR',
+        status: 'PENDING',
+        failure_code: null,
+        refunded_minor: 0,
+        created_at: created,
+        completed_at: null,
+        updated_at: created,
+        expires_at: null,
+      })
+      .execute();
+    const alerts = server.kioskhub.services.waterOps.alerts;
+    const about = () =>
+      server.kioskhub.db.selectFrom('alerts').selectAll().where('subject_id', '=', id).execute();
+    try {
+      await alerts.sweepOnce(now);
+      expect((await about()).map((a) => a.resolved_at)).toEqual([null]);
+      // The other sweep: its conditions are from a minute earlier (the payment not stuck yet).
+      await alerts.sweepOnce(now - 60_000);
+      expect((await about()).map((a) => a.resolved_at)).toEqual([null]);
+      // The next sweep finds the alert open: still one alert for the one condition.
+      expect((await alerts.sweepOnce(Date.now())).raised).toBe(0);
+      expect(await about()).toHaveLength(1);
+    } finally {
+      await server.kioskhub.db
+        .updateTable('payments')
+        .set({ status: 'EXPIRED' })
+        .where('id', '=', id)
+        .execute();
+      await alerts.sweepOnce();
+    }
+  });
+});
