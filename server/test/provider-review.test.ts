@@ -377,7 +377,7 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
     expect(await paymentView(pay.paymentId)).toMatchObject({ refundedMinor: 300 });
   });
 
-  it('a refund that arrives after a status check found another amount waits for the money to be recorded', async () => {
+  it('a refund that arrives after a status check found another amount counts against the money that check recorded', async () => {
     const pay = await payByCard();
     const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
     const pi = rid('pi');
@@ -387,12 +387,13 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
     expect(await paymentView(pay.paymentId)).toMatchObject({
       status: 'FAILED',
       failureCode: 'AMOUNT_MISMATCH',
-      receivedMinor: 0,
+      receivedMinor: 849,
       providerPaymentId: pi,
     });
-    // Nothing recorded to refund yet: kept until the checkout event records the 849 taken.
+    // The check kept the 849 taken: the refund counts against it at once, and the checkout event
+    // that follows finds the money recorded and refunds nothing more.
     const refundEvent = chargeRefunded(pi, 300);
-    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_parked');
+    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_recorded');
     const res = await postStripe(sessionCompleted(checkoutId, pay.paymentId, 849, pi));
     expect(res.body).toEqual({ ok: true, outcome: 'amount_mismatch' });
     expect(await paymentView(pay.paymentId)).toMatchObject({

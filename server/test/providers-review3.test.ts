@@ -123,9 +123,25 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
     stripe.sessions.get(checkoutId)!['amount_total'] = 849;
     stripe.completeSession(checkoutId, pi);
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
+    // The money the card took is kept on the payment (so staff can refund it through the API even
+    // if the webhook never comes), and audited.
     expect(await paymentView(pay.paymentId)).toMatchObject({
       status: 'FAILED',
       failureCode: 'AMOUNT_MISMATCH',
+      receivedMinor: 849,
+      providerPaymentId: pi,
+    });
+    const audit = await db()
+      .selectFrom('audit_log')
+      .select(['actor', 'after'])
+      .where('action', '=', 'payment.amount_mismatch')
+      .where('subject_id', '=', pay.paymentId)
+      .execute();
+    expect(audit).toHaveLength(1);
+    expect(JSON.parse(audit[0]!.after!)).toMatchObject({
+      receivedMinor: 849,
+      currency: 'EUR',
+      providerPaymentId: pi,
     });
     const alerts = await alertsAbout(pay.paymentId);
     expect(alerts.map((a) => a.kind)).toEqual(['PAYMENT_MISMATCH']);
@@ -135,6 +151,30 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
     await server.kioskhub.services.intents.expire({ paymentId: pay.paymentId });
     expect(await alertsAbout(pay.paymentId)).toHaveLength(1);
+  });
+
+  it('a refund parked before a status check that finds another amount is applied by that check', async () => {
+    const pay = await payByCard();
+    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
+    const pi = rid('pi');
+    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
+    stripe.completeSession(checkoutId, pi);
+    // Stripe's refund event comes first: no payment carries that PaymentIntent yet.
+    const refundEvent = chargeRefunded(pi, 300);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('refund_parked');
+    await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
+    expect(await paymentView(pay.paymentId)).toMatchObject({
+      status: 'FAILED',
+      failureCode: 'AMOUNT_MISMATCH',
+      receivedMinor: 849,
+      refundedMinor: 300,
+    });
+    const refunds = (await server.request('GET', `/v1/payments/${pay.paymentId}/refunds`)).body.items as {
+      amountMinor: number;
+      status: string;
+    }[];
+    expect(refunds.map((r) => [r.amountMinor, r.status])).toEqual([[300, 'SUCCEEDED']]);
+    expect((await postStripe(refundEvent)).body.outcome).toBe('duplicate');
   });
 
   it('the webhook that follows such a status check records the money but raises no second alert', async () => {

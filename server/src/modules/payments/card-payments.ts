@@ -12,6 +12,7 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
+import { recordAudit } from '../audit/audit.service.js';
 import type { PaymentRow } from '../../platform/db/schema.js';
 import type { CardEvent, CardGateway } from './card-gateway.js';
 import type { Intents, PaymentStatusSource } from './intents.js';
@@ -230,9 +231,8 @@ export function createCardPayments(deps: {
           await repo.lockProviderPaymentId(provider, e.providerPaymentId, tx, deps.dialect);
           const found = await repo.byProviderPaymentId(provider, e.providerPaymentId, tx);
           const payment = found ? await repo.lock(found.id, tx, deps.dialect) : undefined;
-          // Its checkout event is still on its way (no payment has this id yet, or a status check
-          // that found another amount named it without recording the money): kept for it, its
-          // event id left unclaimed.
+          // Its checkout event is still on its way (no payment has this id yet, or the one that has
+          // it has recorded no money yet): kept for it, its event id left unclaimed.
           if (!payment || Number(payment.received_minor) === 0) {
             if ((await repo.delivery(provider, e.eventId, tx)) !== undefined) return 'duplicate';
             // A repeat delivery while it waits is parked once, with one look-again job.
@@ -281,7 +281,8 @@ export function createCardPayments(deps: {
         );
         // `completed` and `async_payment_succeeded` of one checkout name the same money, and a
         // status check may have settled it already. A status check that found another amount
-        // ended it FAILED without keeping the money: this event records it (and alerts) below.
+        // ended it FAILED and kept the money: this event records the same again below, and its
+        // alert is not raised twice.
         const taken = wasTaken(payment.status as PaymentStatus);
         if (!fresh || (taken && payment.provider_payment_id === e.providerPaymentId)) return 'duplicate';
         const exact = e.amountMinor === Number(payment.amount_minor) && e.currency === payment.currency;
@@ -399,6 +400,30 @@ export function createCardPayments(deps: {
     async checkFailed(tx, payment, answer) {
       if (!answer.paid || answer.providerPaymentId === undefined) return;
       const { amountMinor, currency } = answer.paid;
+      // The money the card took is kept on the payment as its webhook would keep it, so staff can
+      // refund it even if that webhook never comes (which then finds it recorded).
+      const kept = await repo.updateIfStatus(
+        payment.id,
+        ['FAILED'],
+        { received_minor: amountMinor, provider_payment_id: answer.providerPaymentId, updated_at: nowIso() },
+        tx,
+      );
+      // The payment is now known by its PaymentIntent: refunds parked for it count against it.
+      if (kept) await applyParked(tx, kept.id, answer.providerPaymentId);
+      await recordAudit(tx, {
+        tenantId: payment.tenant_id,
+        actor,
+        action: 'payment.amount_mismatch',
+        subjectType: 'payment',
+        subjectId: payment.id,
+        after: {
+          amountMinor: Number(payment.amount_minor),
+          receivedMinor: amountMinor,
+          currency,
+          providerPaymentId: answer.providerPaymentId,
+          foundBy: 'status_check',
+        },
+      });
       await alertMismatch(
         tx,
         payment,
