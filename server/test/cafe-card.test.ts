@@ -2,7 +2,6 @@
 // Stripe API that follows its documented shapes: the checkout for the exact amount in the
 // currency's minor units, the signed webhook events verified by the official SDK and applied once,
 // refunds through the Refunds API never more than was paid, bad input refused with nothing changed.
-import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -16,9 +15,9 @@ import {
 } from './harness.js';
 import { countRows, guestOrder, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import { chargeRefunded, rid } from './fixtures/stripe-events.js';
 
 const WHSEC = 'whsec_cafe_card_tests';
-const rid = (p: string) => `${p}_${randomBytes(8).toString('hex')}`;
 
 describe.each(engines())('cafe card payments through Stripe (%s)', (engine) => {
   let server: TestServer;
@@ -87,22 +86,6 @@ describe.each(engines())('cafe card payments through Stripe (%s)', (engine) => {
         currency: pay.currency.toLowerCase(),
         payment_intent: rid('pi'),
         ...extra,
-      },
-    },
-  });
-
-  const chargeRefunded = (pi: string, amountRefunded: number) => ({
-    id: rid('evt'),
-    object: 'event',
-    type: 'charge.refunded',
-    data: {
-      object: {
-        id: rid('ch'),
-        object: 'charge',
-        payment_intent: pi,
-        amount_refunded: amountRefunded,
-        currency: 'eur',
-        refunds: { object: 'list', data: [{ id: rid('re'), object: 'refund' }] },
       },
     },
   });

@@ -8,13 +8,19 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qrCreditedEvent } from '../src/providers/razorpay/razorpay.events.js';
 import { eventually, engines, startServer, type TestServer } from './harness.js';
-import { guestOrder, makeCafe, type Cafe } from './cafe-fixtures.js';
+import { makeCafe, type Cafe } from './cafe-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import {
+  payByCard as payCard,
+  postStripe as postStripeAs,
+  sessionCompleted,
+  chargeRefunded,
+  rid,
+} from './fixtures/stripe-events.js';
 import { MOMO, startProviderFakes, type ProviderFakes } from './fixtures/mobile-money-fakes.js';
 
 const WHSEC = 'whsec_provider_review';
 const MOMO_KEY = 'momo-callback-k-review-0001';
-const rid = (p: string) => `${p}_${randomBytes(8).toString('hex')}`;
 
 describe.each(engines())('provider notifications review (%s)', (engine) => {
   let server: TestServer;
@@ -60,60 +66,9 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
 
   // ---- Stripe (docs/cafe-payments.md §4–§5) -------------------------------------------------
 
-  async function payByCard() {
-    const table = cafe.tables[0]!;
-    const order = await guestOrder(server, cafe, table);
-    const pay = await server.request('POST', '/api/payments/initiate', {
-      token: cafe.tokens[table]!,
-      body: { orderId: order.body.id, method: 'card' },
-    });
-    expect(pay.status, JSON.stringify(pay.body)).toBe(201);
-    return pay.body as { paymentId: string; orderId: string; amountMinor: number; currency: string };
-  }
+  const payByCard = () => payCard(server, cafe);
 
-  function postStripe(event: Record<string, unknown>) {
-    const payload = JSON.stringify(event);
-    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WHSEC });
-    return server.request('POST', '/webhooks/stripe', {
-      raw: payload,
-      token: null,
-      headers: { 'content-type': 'application/json', 'stripe-signature': header },
-    });
-  }
-
-  const sessionCompleted = (checkoutId: string, paymentId: string, amountTotal: number, pi: string) => ({
-    id: rid('evt'),
-    object: 'event',
-    type: 'checkout.session.completed',
-    data: {
-      object: {
-        id: checkoutId,
-        object: 'checkout.session',
-        client_reference_id: paymentId,
-        payment_status: 'paid',
-        status: 'complete',
-        amount_total: amountTotal,
-        currency: 'eur',
-        payment_intent: pi,
-      },
-    },
-  });
-
-  const chargeRefunded = (pi: string, amountRefunded: number) => ({
-    id: rid('evt'),
-    object: 'event',
-    type: 'charge.refunded',
-    data: {
-      object: {
-        id: rid('ch'),
-        object: 'charge',
-        payment_intent: pi,
-        amount_refunded: amountRefunded,
-        currency: 'eur',
-        refunds: { object: 'list', data: [{ id: rid('re'), object: 'refund' }] },
-      },
-    },
-  });
+  const postStripe = (event: Record<string, unknown>) => postStripeAs(server, WHSEC, event);
 
   it('card paid another amount, seen first by the status check: its webhook still records the money and alerts (not a duplicate)', async () => {
     const pay = await payByCard();

@@ -3,17 +3,21 @@
 // that finds another amount alerts once (the webhook that follows adds none); a bank credit that
 // matches no reference alerts once per credit and is audited; refunds parked on one foreign
 // PaymentIntent raise one alert for it, while each refund stays parked and applies later.
-import { randomBytes } from 'node:crypto';
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, engines, startServer, type TestServer } from './harness.js';
-import { guestOrder, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
+import { makeCafe, uid, type Cafe } from './cafe-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import {
+  payByCard as payCard,
+  postStripe as postStripeAs,
+  sessionCompleted,
+  chargeRefunded,
+  rid,
+} from './fixtures/stripe-events.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 const WHSEC = 'whsec_providers_review3';
 const BANK_SECRET = 'bank-secret-providers-review3';
-const rid = (p: string) => `${p}_${randomBytes(8).toString('hex')}`;
 
 describe.each(engines())('providers review 3 (%s)', (engine) => {
   let server: TestServer;
@@ -49,60 +53,9 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
   const alertsAbout = async (subjectId: string) =>
     db().selectFrom('alerts').selectAll().where('subject_id', '=', subjectId).execute();
 
-  async function payByCard() {
-    const table = cafe.tables[0]!;
-    const order = await guestOrder(server, cafe, table);
-    const pay = await server.request('POST', '/api/payments/initiate', {
-      token: cafe.tokens[table]!,
-      body: { orderId: order.body.id, method: 'card' },
-    });
-    expect(pay.status, JSON.stringify(pay.body)).toBe(201);
-    return pay.body as { paymentId: string; orderId: string; amountMinor: number; currency: string };
-  }
+  const payByCard = () => payCard(server, cafe);
 
-  function postStripe(event: Record<string, unknown>) {
-    const payload = JSON.stringify(event);
-    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WHSEC });
-    return server.request('POST', '/webhooks/stripe', {
-      raw: payload,
-      token: null,
-      headers: { 'content-type': 'application/json', 'stripe-signature': header },
-    });
-  }
-
-  const sessionCompleted = (checkoutId: string, paymentId: string, amountTotal: number, pi: string) => ({
-    id: rid('evt'),
-    object: 'event',
-    type: 'checkout.session.completed',
-    data: {
-      object: {
-        id: checkoutId,
-        object: 'checkout.session',
-        client_reference_id: paymentId,
-        payment_status: 'paid',
-        status: 'complete',
-        amount_total: amountTotal,
-        currency: 'eur',
-        payment_intent: pi,
-      },
-    },
-  });
-
-  const chargeRefunded = (pi: string, amountRefunded: number) => ({
-    id: rid('evt'),
-    object: 'event',
-    type: 'charge.refunded',
-    data: {
-      object: {
-        id: rid('ch'),
-        object: 'charge',
-        payment_intent: pi,
-        amount_refunded: amountRefunded,
-        currency: 'eur',
-        refunds: { object: 'list', data: [{ id: rid('re'), object: 'refund' }] },
-      },
-    },
-  });
+  const postStripe = (event: Record<string, unknown>) => postStripeAs(server, WHSEC, event);
 
   function credit(body: Record<string, unknown>) {
     const raw = JSON.stringify(body);

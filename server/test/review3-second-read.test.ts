@@ -6,14 +6,13 @@
 // 2. Bank: a credit matching no reference, in a three-letter code that is not ISO 4217, is still
 //    kept in the inbox and answered `unknown_reference` (the new alert's text must not fail it).
 // 3. Card, 4. water alert sweeps: see below.
-import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../src/platform/db/database.js';
 import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
 import { SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import { postStripe as postStripeAs, chargeRefunded, rid } from './fixtures/stripe-events.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 let seq = 0;
@@ -271,31 +270,7 @@ describe.each(engines())('review 3 second read, card refunds (%s)', (engine) => 
     await server?.close();
     await stripe?.close();
   });
-  const rid = (p: string) => `${p}_${randomBytes(8).toString('hex')}`;
-  function postStripe(event: Record<string, unknown>) {
-    const payload = JSON.stringify(event);
-    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: WHSEC });
-    return server.request('POST', '/webhooks/stripe', {
-      raw: payload,
-      token: null,
-      headers: { 'content-type': 'application/json', 'stripe-signature': header },
-    });
-  }
-  const chargeRefunded = (pi: string, amountRefunded: number) => ({
-    id: rid('evt'),
-    object: 'event',
-    type: 'charge.refunded',
-    data: {
-      object: {
-        id: rid('ch'),
-        object: 'charge',
-        payment_intent: pi,
-        amount_refunded: amountRefunded,
-        currency: 'eur',
-        refunds: { object: 'list', data: [{ id: rid('re'), object: 'refund' }] },
-      },
-    },
-  });
+  const postStripe = (event: Record<string, unknown>) => postStripeAs(server, WHSEC, event);
   const alertsAbout = (subjectId: string) =>
     server.kioskhub.db
       .selectFrom('alerts')
