@@ -3,7 +3,7 @@
 // invariant 2). The server runs as a child process exactly as `npm start` runs it.
 import { randomBytes } from 'node:crypto';
 import { SimulatedMachine, type CommandHandling } from '@kioskhub/machine-simulator';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, qrCredited } from './harness.js';
 import {
   http,
@@ -91,155 +91,154 @@ describe.each(engines())('hard kill with a paid order queued for an offline mach
   );
 });
 
-describe('hard kill while a machine is in the middle of a dispense (sqlite)', () => {
+// The two cases below share one kill and one restart (each start of the server process compiles
+// and loads the whole server, seconds of CPU): before the kill a machine is in the middle of a
+// dispense (CRASH2) and 24 senders are posting webhooks for another machine (GROUP1) without
+// pause; the kill lands while both are under way. Each case then checks its own machine's orders.
+describe('hard kill while a machine is in the middle of a dispense and webhooks are being committed in groups (sqlite)', () => {
+  let storage: Awaited<ReturnType<typeof storageFor>> | undefined;
+  let server: ServerProcess | undefined;
+  let machine: SimulatedMachine | undefined;
+  // CRASH2: the order whose dispense the machine holds, its command, what came after the restart.
+  let orderId = '';
+  let commandId = '';
+  const afterRestart: { commandId: string; handling: CommandHandling }[] = [];
+  // GROUP1: every payment sent, and those acknowledged before the kill (paymentId → orderId).
+  let group: { id: string; key: string; qrCodeId: string };
+  const acked = new Map<string, string>();
+  const sent: string[] = [];
+
+  beforeAll(async () => {
+    storage = await storageFor('sqlite');
+    server = await startServerProcess(storage.env);
+    const m = await createVendingMachine(server.url, 'CRASH2');
+    group = await createVendingMachine(server.url, 'GROUP1');
+
+    // The dispense outlasts the kill, the restart and the machine's reconnect backoff: it runs
+    // until the test ends it, once the restarted server has sent the command again.
+    machine = new SimulatedMachine({
+      url: server.url,
+      machineId: m.id,
+      key: m.key,
+      holdDispense: true,
+      heartbeatMs: 500,
+    });
+    let restarted = false;
+    machine.on('command', ({ command, handling }) => {
+      if (restarted && command) afterRestart.push({ commandId: command.commandId, handling });
+    });
+    const firstDispense = new Promise<string>((done) =>
+      machine!.once('dispense', ({ command }) => done(command.commandId)),
+    );
+    await machine.start();
+
+    const paid = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000));
+    expect(paid.status).toBe(200);
+    orderId = paid.body.orderId as string;
+    commandId = await firstDispense;
+    // The server has recorded the machine's acceptance before it dies.
+    await eventually(
+      async () => (await orderStatus(server!.url, orderId)) === 'DISPATCHED',
+      20_000,
+      'the order to be DISPATCHED',
+    );
+    expect(machine.dispensed).toEqual([]);
+
+    // 24 senders without pause: the server commits their webhooks several to a transaction.
+    let stop = false;
+    const sender = async () => {
+      while (!stop) {
+        const paymentId = `pay_${randomBytes(7).toString('hex')}`;
+        sent.push(paymentId);
+        try {
+          const reply = await postWebhook(server!.url, qrCredited(group.qrCodeId, 2000, paymentId));
+          if (reply.status === 200 && reply.body?.orderId) acked.set(paymentId, reply.body.orderId as string);
+        } catch {
+          return; // the connection died with the server
+        }
+      }
+    };
+    const senders = Array.from({ length: 24 }, sender);
+    await eventually(async () => acked.size >= 80, 60_000, '80 acknowledged webhooks');
+
+    restarted = true;
+    await server.hardKill(); // mid-stream: some requests are in a group being written
+    stop = true;
+    await Promise.all(senders);
+    server = await startServerProcess(storage.env);
+  }, 180_000);
+  afterAll(async () => {
+    machine?.stop();
+    await server?.hardKill();
+    await storage?.cleanup();
+  });
+
   it(
     'after the restart the command is re-sent with the same commandId and dispensed once',
     { timeout: 180_000 },
     async () => {
-      const storage = await storageFor('sqlite');
-      const machines: SimulatedMachine[] = [];
-      let server: ServerProcess | undefined;
-      try {
-        server = await startServerProcess(storage.env);
-        const m = await createVendingMachine(server.url, 'CRASH2');
+      await eventually(
+        () => afterRestart.some((c) => c.commandId === commandId),
+        30_000,
+        'the command to be re-sent after the restart',
+      );
+      expect(machine!.dispensed).toEqual([]);
+      expect(machine!.releaseDispense()).toBe(true);
+      expect(
+        afterRestart
+          .filter((c) => c.commandId === commandId)
+          .every((c) => c.handling === 'in-progress' || c.handling === 'repeat'),
+      ).toBe(true);
+      expect(afterRestart.every((c) => c.commandId === commandId)).toBe(true);
 
-        // The dispense outlasts the kill, the restart and the machine's reconnect backoff: it runs
-        // until the test ends it, once the restarted server has sent the command again.
-        const machine = new SimulatedMachine({
-          url: server.url,
-          machineId: m.id,
-          key: m.key,
-          holdDispense: true,
-          heartbeatMs: 500,
-        });
-        machines.push(machine);
-        let restarted = false;
-        const afterRestart: { commandId: string; handling: CommandHandling }[] = [];
-        machine.on('command', ({ command, handling }) => {
-          if (restarted && command) afterRestart.push({ commandId: command.commandId, handling });
-        });
-        const firstDispense = new Promise<string>((done) =>
-          machine.once('dispense', ({ command }) => done(command.commandId)),
-        );
-        await machine.start();
-
-        const paid = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000));
-        expect(paid.status).toBe(200);
-        const orderId = paid.body.orderId as string;
-        const commandId = await firstDispense;
-        // The server has recorded the machine's acceptance before it dies.
-        await eventually(
-          async () => (await orderStatus(server!.url, orderId)) === 'DISPATCHED',
-          20_000,
-          'the order to be DISPATCHED',
-        );
-        expect(machine.dispensed).toEqual([]);
-
-        restarted = true;
-        await server.hardKill();
-        server = await startServerProcess(storage.env);
-
-        await eventually(
-          () => afterRestart.some((c) => c.commandId === commandId),
-          30_000,
-          'the command to be re-sent after the restart',
-        );
-        expect(machine.dispensed).toEqual([]);
-        expect(machine.releaseDispense()).toBe(true);
-        expect(
-          afterRestart
-            .filter((c) => c.commandId === commandId)
-            .every((c) => c.handling === 'in-progress' || c.handling === 'repeat'),
-        ).toBe(true);
-        expect(afterRestart.every((c) => c.commandId === commandId)).toBe(true);
-
-        await eventually(
-          async () => (await orderStatus(server!.url, orderId)) === 'COMPLETED',
-          30_000,
-          'the order to complete',
-        );
-        expect(machine.dispensed).toHaveLength(1);
-        expect(machine.dispensed[0]).toMatchObject({ commandId, orderId, status: 'SUCCESS' });
-        const timeline = await http(server.url, 'GET', `/v1/orders/${orderId}/timeline`);
-        const types = (timeline.body.items as { type: string }[]).map((e) => e.type);
-        expect(types.filter((t) => t === 'dispensed')).toHaveLength(1);
-        expect(types.at(-1)).toBe('dispensed');
-        for (const e of timeline.body.items.filter((x: any) => x.type !== 'payment_received'))
-          expect(e.detail.commandId).toBe(commandId);
-      } finally {
-        for (const machine of machines) machine.stop();
-        await server?.hardKill();
-        await storage.cleanup();
-      }
+      await eventually(
+        async () => (await orderStatus(server!.url, orderId)) === 'COMPLETED',
+        30_000,
+        'the order to complete',
+      );
+      expect(machine!.dispensed).toHaveLength(1);
+      expect(machine!.dispensed[0]).toMatchObject({ commandId, orderId, status: 'SUCCESS' });
+      const timeline = await http(server!.url, 'GET', `/v1/orders/${orderId}/timeline`);
+      const types = (timeline.body.items as { type: string }[]).map((e) => e.type);
+      expect(types.filter((t) => t === 'dispensed')).toHaveLength(1);
+      expect(types.at(-1)).toBe('dispensed');
+      for (const e of timeline.body.items.filter((x: any) => x.type !== 'payment_received'))
+        expect(e.detail.commandId).toBe(commandId);
     },
   );
-});
 
-describe('hard kill while webhooks are being committed in groups (sqlite)', () => {
   it(
     'every webhook answered 2xx before the kill is on disk after it, and each payment counts once',
     { timeout: 180_000 },
     async () => {
-      const storage = await storageFor('sqlite');
-      let server: ServerProcess | undefined;
-      try {
-        server = await startServerProcess(storage.env);
-        const m = await createVendingMachine(server.url, 'GROUP1');
-        // 24 senders without pause: the server commits their webhooks several to a transaction.
-        const acked = new Map<string, string>(); // paymentId → orderId
-        const sent: string[] = [];
-        let stop = false;
-        const sender = async () => {
-          while (!stop) {
-            const paymentId = `pay_${randomBytes(7).toString('hex')}`;
-            sent.push(paymentId);
-            try {
-              const reply = await postWebhook(server!.url, qrCredited(m.qrCodeId, 2000, paymentId));
-              if (reply.status === 200 && reply.body?.orderId)
-                acked.set(paymentId, reply.body.orderId as string);
-            } catch {
-              return; // the connection died with the server
-            }
-          }
-        };
-        const senders = Array.from({ length: 24 }, sender);
-        await eventually(async () => acked.size >= 80, 60_000, '80 acknowledged webhooks');
-        await server.hardKill(); // mid-stream: some requests are in a group being written
-        stop = true;
-        await Promise.all(senders);
-        server = await startServerProcess(storage.env);
-
-        // Every acknowledged payment kept its order; redelivering any sent event never makes a
-        // second order: acknowledged ones are duplicates of their order, the rest are new once.
-        for (const [paymentId, orderId] of acked) {
-          const again = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000, paymentId));
-          expect(again.body).toEqual({ ok: true, duplicate: true, orderId });
-        }
-        const unacked = sent.filter((p) => !acked.has(p));
-        for (const paymentId of unacked) {
-          const first = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000, paymentId));
-          const second = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000, paymentId));
-          expect(first.status).toBe(200);
-          expect(second.body).toMatchObject({ ok: true, duplicate: true, orderId: first.body.orderId });
-        }
-        const ids: string[] = [];
-        let cursor: string | null = null;
-        do {
-          const page = await http(
-            server.url,
-            'GET',
-            `/v1/orders?machineId=GROUP1&limit=200${cursor ? `&cursor=${cursor}` : ''}`,
-          );
-          expect(page.status).toBe(200);
-          ids.push(...(page.body.items as { providerPaymentId: string }[]).map((o) => o.providerPaymentId));
-          cursor = page.body.nextCursor as string | null;
-        } while (cursor);
-        expect(new Set(ids).size).toBe(ids.length);
-        expect(new Set(ids)).toEqual(new Set(sent));
-      } finally {
-        await server?.hardKill();
-        await storage.cleanup();
+      const url = server!.url;
+      // Every acknowledged payment kept its order; redelivering any sent event never makes a
+      // second order: acknowledged ones are duplicates of their order, the rest are new once.
+      for (const [paymentId, orderId] of acked) {
+        const again = await postWebhook(url, qrCredited(group.qrCodeId, 2000, paymentId));
+        expect(again.body).toEqual({ ok: true, duplicate: true, orderId });
       }
+      const unacked = sent.filter((p) => !acked.has(p));
+      for (const paymentId of unacked) {
+        const first = await postWebhook(url, qrCredited(group.qrCodeId, 2000, paymentId));
+        const second = await postWebhook(url, qrCredited(group.qrCodeId, 2000, paymentId));
+        expect(first.status).toBe(200);
+        expect(second.body).toMatchObject({ ok: true, duplicate: true, orderId: first.body.orderId });
+      }
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await http(
+          url,
+          'GET',
+          `/v1/orders?machineId=GROUP1&limit=200${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(page.status).toBe(200);
+        ids.push(...(page.body.items as { providerPaymentId: string }[]).map((o) => o.providerPaymentId));
+        cursor = page.body.nextCursor as string | null;
+      } while (cursor);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(new Set(ids)).toEqual(new Set(sent));
     },
   );
 });
