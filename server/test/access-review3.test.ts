@@ -160,6 +160,23 @@ describe.each(engines())('access review 3 (%s)', (engine) => {
     expect(await me(user.token)).toBe(200);
   });
 
+  it('/live: an order screen is dropped when its order token expires', async () => {
+    // An order token as the server issues it (scope, tenant, room), signed with its secret, expiring
+    // in 2 s; a second one with the usual 24 h stays connected.
+    const orderToken = (seconds: number) =>
+      new SignJWT({ scope: 'order', tenantId: tenant, room: 'order:AR3-1' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
+        .sign(new TextEncoder().encode(JWT_SECRET));
+    const short = track(liveSocket(server.url, { orderToken: await orderToken(2) }));
+    const long = track(liveSocket(server.url, { orderToken: await orderToken(86_400) }));
+    await connected(short);
+    await connected(long);
+    expect(await disconnectedWithin(short, 5_000)).toBe(true);
+    expect(long.connected).toBe(true);
+  });
+
   it('/live: a handshake whose token check races the user being disabled is refused', async () => {
     const user = await staffUser(server, tenant);
     const users = server.kioskhub.services.users;

@@ -9,7 +9,7 @@ import { ackOf, socketError } from '../../platform/socket-validation.js';
 
 export interface LiveViewer {
   principal: Principal | { kind: 'order'; tenantId: string; room: string };
-  /** A staff token's expiry (ms since the epoch): the socket is dropped then. */
+  /** Its token's expiry (ms since the epoch): the socket is dropped then. */
   expiresAt?: number;
   /** The revocation count when the handshake's token check began (see `disconnectUser`). */
   checkedAt?: number;
@@ -60,7 +60,11 @@ export function installLiveGateway(deps: LiveDeps) {
       }
       if (typeof auth.orderToken === 'string') {
         const o = await deps.resolveOrderToken(auth.orderToken);
-        return o ? { kind: 'order', ...o } : null;
+        if (!o) return null;
+        // Verified, and `exp` is required of order tokens: the screen is dropped then (24 h).
+        const exp = decodeJwt(auth.orderToken).exp;
+        if (typeof exp === 'number') data.expiresAt = exp * 1000;
+        return { kind: 'order', ...o };
       }
       return null;
     };
@@ -114,22 +118,21 @@ export function installLiveGateway(deps: LiveDeps) {
   nsp.on('connection', (socket: Socket) => {
     const data = socket.data as LiveViewer;
     const viewer = data.principal;
-    if (viewer.kind === 'user') {
-      // Revoked between the handshake's check and now: nothing else would drop this socket.
-      if (revokedSince(viewer.userId, data.checkedAt)) return void socket.disconnect(true);
-      // A staff socket does not outlive its token.
-      const expiresAt = data.expiresAt;
-      if (expiresAt !== undefined) {
-        let timer: NodeJS.Timeout;
-        const arm = (): void => {
-          const left = expiresAt - Date.now();
-          if (left <= 0) return void socket.disconnect(true);
-          timer = setTimeout(arm, Math.min(left, MAX_DELAY_MS));
-          timer.unref();
-        };
-        arm();
-        socket.once('disconnect', () => clearTimeout(timer));
-      }
+    // Revoked between the handshake's check and now: nothing else would drop this socket.
+    if (viewer.kind === 'user' && revokedSince(viewer.userId, data.checkedAt))
+      return void socket.disconnect(true);
+    // A socket does not outlive its token (a staff token's 12 h, an order token's 24 h).
+    const expiresAt = data.expiresAt;
+    if (expiresAt !== undefined) {
+      let timer: NodeJS.Timeout;
+      const arm = (): void => {
+        const left = expiresAt - Date.now();
+        if (left <= 0) return void socket.disconnect(true);
+        timer = setTimeout(arm, Math.min(left, MAX_DELAY_MS));
+        timer.unref();
+      };
+      arm();
+      socket.once('disconnect', () => clearTimeout(timer));
     }
     socket.on('subscribe', async (...args: unknown[]) => {
       const ack = ackOf(args);
