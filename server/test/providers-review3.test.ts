@@ -154,6 +154,26 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
     const first = await postStripe(sessionCompleted(otherCheckout, other.paymentId, 849, otherPi));
     expect(first.body.outcome).toBe('amount_mismatch');
     expect((await alertsAbout(other.paymentId)).map((a) => a.kind)).toEqual(['PAYMENT_MISMATCH']);
+    // The money each kept is audited once: by the status check for the first payment (its webhook
+    // recorded the same amount again), by the webhook for the other.
+    const audits = async (paymentId: string) =>
+      (
+        await db()
+          .selectFrom('audit_log')
+          .select('after')
+          .where('action', '=', 'payment.amount_mismatch')
+          .where('subject_id', '=', paymentId)
+          .execute()
+      ).map((r) => JSON.parse(r.after!) as Record<string, unknown>);
+    expect((await audits(pay.paymentId)).map((a) => a['foundBy'])).toEqual(['status_check']);
+    expect(await audits(other.paymentId)).toEqual([
+      expect.objectContaining({
+        receivedMinor: 849,
+        currency: 'EUR',
+        providerPaymentId: otherPi,
+        foundBy: 'webhook',
+      }),
+    ]);
   });
 
   // ---- 2. Bank: a credit that matches no reference ------------------------------------------

@@ -307,6 +307,23 @@ export function createCardPayments(deps: {
           { received_minor: e.amountMinor, provider_payment_id: e.providerPaymentId, updated_at: nowIso() },
           tx,
         );
+        // Money kept on the payment is audited once: a status check that found it first did it.
+        if (kept && Number(payment.received_minor) !== e.amountMinor)
+          await recordAudit(tx, {
+            tenantId: payment.tenant_id,
+            actor,
+            action: exact ? 'payment.paid_after_end' : 'payment.amount_mismatch',
+            subjectType: 'payment',
+            subjectId: payment.id,
+            before: { status: payment.status, receivedMinor: Number(payment.received_minor) },
+            after: {
+              amountMinor: Number(payment.amount_minor),
+              receivedMinor: e.amountMinor,
+              currency: e.currency,
+              providerPaymentId: e.providerPaymentId,
+              foundBy: 'webhook',
+            },
+          });
         // Paid after the payment had ended (expired, its order cancelled as abandoned, or paid
         // another way): nothing can take this money, so it goes back to the card at once, through
         // the gateway's refund API (a durable job), never kept and never lost.
