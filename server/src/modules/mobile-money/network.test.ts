@@ -22,6 +22,15 @@ describe('chooseWallet', () => {
     // The sandbox's network code says nothing: the prefix decides.
     expect(chooseWallet('+256772123456', '99999')).toEqual({ wallet: 'momo', country: 'UG' });
   });
+  it('picks Airtel for every Kenyan Airtel range (0730–0739, 0750–0756, 0785–0789, 0100–0102)', () => {
+    for (const ndc of ['730', '739', '750', '753', '756', '785', '787', '789', '100', '101', '102']) {
+      expect(chooseWallet(`+254${ndc}123456`)).toEqual({ wallet: 'airtel', country: 'KE' });
+    }
+    // Safaricom's neighbouring ranges stay refused.
+    for (const ndc of ['757', '758', '759', '722', '110', '111']) {
+      expect(chooseWallet(`+254${ndc}123456`)).toBeNull();
+    }
+  });
   it('knows no wallet for other countries', () => {
     expect(chooseWallet('+919876543210')).toBeNull();
     expect(chooseWallet('+4915123456789', '64110')).toBeNull();

@@ -24,7 +24,27 @@ export const WALLET_PREFIXES: { country: string; wallet: Wallet; prefixes: strin
   { country: 'ZM', wallet: 'airtel', prefixes: ['26097', '26077'] },
   { country: 'RW', wallet: 'momo', prefixes: ['25078', '25079'] },
   { country: 'RW', wallet: 'airtel', prefixes: ['25072', '25073'] },
-  { country: 'KE', wallet: 'airtel', prefixes: ['25473', '25410'] },
+  // Kenya: Airtel holds 0730–0739, 0750–0756, 0785–0789 and 0100–0102; 0757–0759 are Safaricom's.
+  {
+    country: 'KE',
+    wallet: 'airtel',
+    prefixes: [
+      '25473',
+      '25410',
+      '254750',
+      '254751',
+      '254752',
+      '254753',
+      '254754',
+      '254755',
+      '254756',
+      '254785',
+      '254786',
+      '254787',
+      '254788',
+      '254789',
+    ],
+  },
 ];
 
 /** Calling codes of the countries above (Airtel's `subscriber.msisdn` drops it). */
