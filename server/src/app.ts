@@ -353,6 +353,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     logger,
     pollMs: config.paymentStatusPollMs,
     ttlMs: config.paymentIntentTtlMs,
+    dialect,
     alerts,
   });
   // One-off methods (bank transfer, card gateways) register here; channels look them up.

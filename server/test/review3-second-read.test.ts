@@ -12,7 +12,14 @@ import { newId } from '../src/platform/db/database.js';
 import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
 import { SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
-import { postStripe as postStripeAs, chargeRefunded, rid } from './fixtures/stripe-events.js';
+import {
+  postStripe as postStripeAs,
+  chargeRefunded,
+  payByCard,
+  rid,
+  sessionCompleted,
+} from './fixtures/stripe-events.js';
+import { makeCafe, type Cafe } from './cafe-fixtures.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 let seq = 0;
@@ -393,5 +400,99 @@ describe.each(engines())('review 3 second read, water alert sweeps (%s)', (engin
         .execute();
       await alerts.sweepOnce();
     }
+  });
+});
+
+// 5. Card: a status check that finds the checkout paid (another amount here) takes the payment's
+//    row and then the PaymentIntent's lock; the checkout's webhook takes the PaymentIntent's lock
+//    and then the payment's row. On PostgreSQL the two at once must not deadlock (one of them
+//    would fail with 40P01: a 500 to Stripe or a failed job). The test holds the payment's row so
+//    the check waits first, then lets the webhook take the PaymentIntent's lock, then lets go.
+describe.each(engines())('review 3 second read, card check racing its webhook (%s)', (engine) => {
+  const WHSEC = 'whsec_r3_second_read_race';
+  let server: TestServer;
+  let stripe: FakeStripe;
+  let cafe: Cafe;
+  beforeAll(async () => {
+    stripe = await fakeStripe({ webhookSecret: WHSEC });
+    server = await startServer({
+      engine,
+      env: {
+        STRIPE_SECRET_KEY: 'sk_test_r3sr_race',
+        STRIPE_WEBHOOK_SECRET: WHSEC,
+        STRIPE_API_BASE: stripe.url,
+        PAYMENT_STATUS_POLL_MS: '3600000',
+      },
+    });
+    cafe = await makeCafe(server);
+    const res = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, {
+      body: { cardGateway: 'stripe' },
+    });
+    expect(res.status).toBe(200);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await stripe?.close();
+  });
+
+  it('a status check and the checkout webhook at once both succeed, the money kept and audited once', async () => {
+    const pay = await payByCard(server, cafe);
+    const db = server.kioskhub.db;
+    const checkoutId = (await server.request('GET', `/v1/payments/${pay.paymentId}`)).body
+      .providerPaymentId as string;
+    const pi = rid('pi');
+    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
+    stripe.completeSession(checkoutId, pi);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holding!: (pid: number) => void;
+    const held = new Promise<number>((r) => (holding = r));
+    const blocker =
+      engine === 'postgres'
+        ? db.transaction().execute(async (tx) => {
+            await sql`select id from payments where id = ${pay.paymentId} for update`.execute(tx);
+            holding((await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(tx)).rows[0]!.pid);
+            await released;
+          })
+        : (holding(0), Promise.resolve());
+    const blockerPid = await held;
+    // The sessions waiting on a lock held by one of `pids` (other tests may share the database).
+    const blockedBy = async (pids: number[]) =>
+      (
+        await sql<{ pid: number }>`select pid from pg_stat_activity
+          where pg_blocking_pids(pid) && ${sql.raw(`array[${pids.map(Number).join(',')}]::int[]`)}`.execute(
+          db,
+        )
+      ).rows.map((r) => r.pid);
+    const check = server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
+    const checkDone = check.then(
+      () => 'ok',
+      (err: unknown) => String(err),
+    );
+    let checkPid = 0;
+    if (engine === 'postgres')
+      checkPid = await eventually(async () => (await blockedBy([blockerPid]))[0], 10_000, 'check waits');
+    const hook = postStripeAs(server, WHSEC, sessionCompleted(checkoutId, pay.paymentId, 849, pi));
+    if (engine === 'postgres')
+      await eventually(
+        async () =>
+          (await blockedBy([blockerPid, checkPid])).some((p) => p !== checkPid) ? true : undefined,
+        10_000,
+        'webhook waits',
+      );
+    release();
+    await blocker;
+    const [hookRes, checkResult] = await Promise.all([hook, checkDone]);
+    expect(checkResult).toBe('ok');
+    expect(hookRes.status, JSON.stringify(hookRes.body)).toBe(200);
+    const view = (await server.request('GET', `/v1/payments/${pay.paymentId}`)).body;
+    expect(view).toMatchObject({ status: 'FAILED', failureCode: 'AMOUNT_MISMATCH', receivedMinor: 849 });
+    const audits = await db
+      .selectFrom('audit_log')
+      .select('after')
+      .where('action', '=', 'payment.amount_mismatch')
+      .where('subject_id', '=', pay.paymentId)
+      .execute();
+    expect(audits).toHaveLength(1);
   });
 });

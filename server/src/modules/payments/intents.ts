@@ -101,6 +101,7 @@ export interface IntentsDeps {
   logger: Logger;
   pollMs: number;
   ttlMs: number;
+  dialect: 'sqlite' | 'postgres';
   /** Told of money a provider took that cannot be applied (`taken`). */
   alerts: Pick<AlertsService, 'raise'>;
 }
@@ -202,6 +203,11 @@ export function createIntents(deps: IntentsDeps) {
     await inGroup(
       db,
       async (tx) => {
+        // The gateway's id's lock before the payment's row, in the order its webhook takes them
+        // (settling or failing it takes that lock again to apply parked refunds): no deadlock.
+        const knownAs = answer.status === 'PENDING' ? undefined : answer.providerPaymentId;
+        if (knownAs !== undefined && payment.provider !== null)
+          await repo.lockProviderPaymentId(payment.provider, knownAs, tx, deps.dialect);
         if (answer.status === 'SUCCEEDED') {
           await settlement.succeed(tx, payment.id, answer.receivedMinor, ctx, {
             ...(answer.providerPaymentId !== undefined

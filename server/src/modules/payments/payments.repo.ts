@@ -150,8 +150,8 @@ export function createPaymentsRepo(db: Db) {
      * Serialises, on PostgreSQL, the transactions that ask whether a payment is known by this
      * provider id with those that make it known (until the caller's transaction ends): an event
      * parked for it is then never missed by the one settling it. SQLite has one writer anyway.
-     * Taken before the payment's row lock by the gateway's events (no deadlock between them); the
-     * status check takes it after, on a PENDING payment nobody finds by this id until it commits.
+     * Taken before the payment's row lock by the gateway's events and by the status check that
+     * names this id (no deadlock between them).
      */
     async lockProviderPaymentId(
       provider: string,
