@@ -126,8 +126,9 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
     }
   }, 120_000);
   afterAll(async () => {
-    await server?.close();
+    // First: later files of this worker must hash at production cost even if close() throws.
     argon2Spy?.mockRestore();
+    await server?.close();
   });
 
   /** Every row of every table that belongs to B. */
