@@ -51,6 +51,9 @@ const tenantOf = (r: {
 });
 
 export function createTenantsService(db: Db, sites: SitesService = createSitesService(db)) {
+  const setCountryCode = async (tenantId: string, code: string | null, ex: Executor): Promise<void> => {
+    await ex.updateTable('tenants').set({ default_country_code: code }).where('id', '=', tenantId).execute();
+  };
   const ensureDefaultSite = (tenantId: string, ex: Executor = db) => sites.ensureDefault(tenantId, ex);
 
   async function setting(key: string, make: () => string): Promise<{ value: string; created: boolean }> {
@@ -161,11 +164,7 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
         if (!row) throw notFound('tenant', id);
         const before = row.default_country_code ?? null;
         if (before === input.defaultCountryCode) return tenantOf(row);
-        await tx
-          .updateTable('tenants')
-          .set({ default_country_code: input.defaultCountryCode })
-          .where('id', '=', id)
-          .execute();
+        await setCountryCode(id, input.defaultCountryCode, tx);
         await recordAudit(tx, {
           tenantId: id,
           actor,
@@ -203,14 +202,9 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
       );
     },
 
-    /** Sets the tenant's calling code (digits, 1–3 of them), audited by the caller's route. */
-    async setDefaultCountryCode(tenantId: string, code: string | null, ex: Executor = db): Promise<void> {
-      await ex
-        .updateTable('tenants')
-        .set({ default_country_code: code })
-        .where('id', '=', tenantId)
-        .execute();
-    },
+    /** Sets the tenant's calling code (digits, 1–3 of them), unaudited: `update` is the audited way. */
+    setDefaultCountryCode: (tenantId: string, code: string | null, ex: Executor = db) =>
+      setCountryCode(tenantId, code, ex),
 
     /** The currency of a site of the tenant, or undefined when there is no such site. */
     siteCurrency: (tenantId: string, siteId: string, ex: Executor = db): Promise<string | undefined> =>
