@@ -98,7 +98,7 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
     });
     const alerts = await alertsAbout(pay.paymentId);
     expect(alerts.map((a) => a.kind)).toEqual(['PAYMENT_MISMATCH']);
-    expect(alerts[0]!.message).toContain('849 EUR');
+    expect(alerts[0]!.message).toContain('8.49 EUR'); // the currency's decimals, not minor units
     expect(alerts[0]!.message).toContain(pi);
     // Asked again (a racing poll, the check at expiry): the payment has ended, no second alert.
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });

@@ -7,7 +7,7 @@
 // transaction that makes the payment known by that id. One still parked after a while (a refund
 // of a payment that is not ours, or whose checkout event was lost) raises an alert.
 import { AppError } from '../../platform/errors.js';
-import { formatMinor } from '../../platform/money.js';
+import { readableAmount } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { inGroup } from '../../platform/db/group-commit.js';
@@ -358,10 +358,10 @@ export function createCardPayments(deps: {
           payment,
           e.providerPaymentId,
           refunded
-            ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refunded to the card`
+            ? `A card paid ${readableAmount(e.amountMinor, e.currency)} for payment ${payment.id}, which was already ${payment.status}: refunded to the card`
             : exact
-              ? `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id}, which was already ${payment.status}: refund it`
-              : `A card paid ${e.amountMinor} ${e.currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it`,
+              ? `A card paid ${readableAmount(e.amountMinor, e.currency)} for payment ${payment.id}, which was already ${payment.status}: refund it`
+              : `A card paid ${readableAmount(e.amountMinor, e.currency)} for payment ${payment.id} of ${readableAmount(Number(payment.amount_minor), payment.currency)}: not applied, refund it`,
         );
         return exact ? 'not_pending' : 'amount_mismatch';
       },
@@ -395,7 +395,7 @@ export function createCardPayments(deps: {
           subjectType: 'provider_payment',
           subjectId: unmatchedSubject(job.providerPaymentId),
           message:
-            `${provider} reported ${formatMinor(e.refundedMinor, e.currency)} ${e.currency} refunded on ` +
+            `${provider} reported ${readableAmount(e.refundedMinor, e.currency)} refunded on ` +
             `${job.providerPaymentId} (${refund}event ${job.eventId}, received ${waiting.receivedAt}), and no ` +
             `payment here carries that id: it was not paid through this server's checkouts, or its ` +
             `checkout event never arrived. Look it up in the ${provider} dashboard; the refund is ` +
@@ -445,7 +445,7 @@ export function createCardPayments(deps: {
         tx,
         payment,
         answer.providerPaymentId,
-        `A card paid ${amountMinor} ${currency} (minor units) for payment ${payment.id} of ${payment.amount_minor} ${payment.currency}: not applied, refund it (${provider} ${answer.providerPaymentId}, found by the status check)`,
+        `A card paid ${readableAmount(amountMinor, currency)} for payment ${payment.id} of ${readableAmount(Number(payment.amount_minor), payment.currency)}: not applied, refund it (${provider} ${answer.providerPaymentId}, found by the status check)`,
       );
     },
   };
