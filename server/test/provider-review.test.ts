@@ -11,6 +11,7 @@ import { eventually, engines, startServer, type TestServer } from './harness.js'
 import { makeCafe, type Cafe } from './cafe-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
 import {
+  paidAtStripe,
   payByCard as payCard,
   postStripe as postStripeAs,
   sessionCompleted,
@@ -71,12 +72,8 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
   const postStripe = (event: Record<string, unknown>) => postStripeAs(server, WHSEC, event);
 
   it('card paid another amount, seen first by the status check: its webhook still records the money and alerts (not a duplicate)', async () => {
-    const pay = await payByCard();
-    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
-    const pi = rid('pi');
     // Stripe's side: the session was paid with another total (849 instead of 850).
-    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
-    stripe.completeSession(checkoutId, pi);
+    const { pay, checkoutId, pi } = await paidAtStripe(server, cafe, stripe, 849);
     // The poll (or the last check at expiry) gets there before the webhook.
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
     expect(await paymentView(pay.paymentId)).toMatchObject({
@@ -333,11 +330,7 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
   });
 
   it('a refund that arrives after a status check found another amount counts against the money that check recorded', async () => {
-    const pay = await payByCard();
-    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
-    const pi = rid('pi');
-    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
-    stripe.completeSession(checkoutId, pi);
+    const { pay, checkoutId, pi } = await paidAtStripe(server, cafe, stripe, 849);
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
     expect(await paymentView(pay.paymentId)).toMatchObject({
       status: 'FAILED',

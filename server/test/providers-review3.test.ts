@@ -8,6 +8,7 @@ import { eventually, engines, startServer, type TestServer } from './harness.js'
 import { makeCafe, uid, type Cafe } from './cafe-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
 import {
+  paidAtStripe,
   payByCard as payCard,
   postStripe as postStripeAs,
   sessionCompleted,
@@ -70,11 +71,7 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
   // ---- 1. Card: the status check that finds another amount ------------------------------------
 
   it('a status check that finds the card paid another amount raises PAYMENT_MISMATCH at once, even if no webhook ever comes', async () => {
-    const pay = await payByCard();
-    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
-    const pi = rid('pi');
-    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
-    stripe.completeSession(checkoutId, pi);
+    const { pay, pi } = await paidAtStripe(server, cafe, stripe, 849);
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
     // The money the card took is kept on the payment (so staff can refund it through the API even
     // if the webhook never comes), and audited.
@@ -107,11 +104,7 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
   });
 
   it('a refund parked before a status check that finds another amount is applied by that check', async () => {
-    const pay = await payByCard();
-    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
-    const pi = rid('pi');
-    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
-    stripe.completeSession(checkoutId, pi);
+    const { pay, pi } = await paidAtStripe(server, cafe, stripe, 849);
     // Stripe's refund event comes first: no payment carries that PaymentIntent yet.
     const refundEvent = chargeRefunded(pi, 300);
     expect((await postStripe(refundEvent)).body.outcome).toBe('refund_parked');
@@ -131,11 +124,7 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
   });
 
   it('the webhook that follows such a status check records the money but raises no second alert', async () => {
-    const pay = await payByCard();
-    const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
-    const pi = rid('pi');
-    stripe.sessions.get(checkoutId)!['amount_total'] = 851;
-    stripe.completeSession(checkoutId, pi);
+    const { pay, checkoutId, pi } = await paidAtStripe(server, cafe, stripe, 851);
     await server.kioskhub.services.intents.check({ paymentId: pay.paymentId, poll: false });
     expect((await alertsAbout(pay.paymentId)).map((a) => a.kind)).toEqual(['PAYMENT_MISMATCH']);
     const res = await postStripe(sessionCompleted(checkoutId, pay.paymentId, 851, pi));

@@ -13,9 +13,9 @@ import { engines, eventually, startServer, tempDir, type TestServer } from './ha
 import { SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
 import {
+  paidAtStripe,
   postStripe as postStripeAs,
   chargeRefunded,
-  payByCard,
   rid,
   sessionCompleted,
 } from './fixtures/stripe-events.js';
@@ -436,13 +436,8 @@ describe.each(engines())('review 3 second read, card check racing its webhook (%
   });
 
   it('a status check and the checkout webhook at once both succeed, the money kept and audited once', async () => {
-    const pay = await payByCard(server, cafe);
+    const { pay, checkoutId, pi } = await paidAtStripe(server, cafe, stripe, 849);
     const db = server.kioskhub.db;
-    const checkoutId = (await server.request('GET', `/v1/payments/${pay.paymentId}`)).body
-      .providerPaymentId as string;
-    const pi = rid('pi');
-    stripe.sessions.get(checkoutId)!['amount_total'] = 849;
-    stripe.completeSession(checkoutId, pi);
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     let holding!: (pid: number) => void;
