@@ -70,10 +70,11 @@ describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
       ).acknowledged_failures,
     );
 
-  it('an accepted failure that comes back through a download retry leaves the accepted count', async () => {
+  /** Three kiosks in a started campaign that pauses at 50% failed of at least 2 finished, all NOTIFIED. */
+  async function thresholdCampaign(prefix: string, version: string, extra: Record<string, unknown> = {}) {
     const fleet: { id: string; key: string }[] = [];
-    for (let i = 0; i < 3; i++) fleet.push(await server.createMachine(uid('R3SR'), { kind: 'kiosk' }));
-    const artifactId = await uploadOk(server, signedImage('41.1.0', { size: 2_000 }));
+    for (let i = 0; i < 3; i++) fleet.push(await server.createMachine(uid(prefix), { kind: 'kiosk' }));
+    const artifactId = await uploadOk(server, signedImage(version, { size: 2_000 }));
     const c = (
       await newCampaign(
         server,
@@ -82,14 +83,19 @@ describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
         {
           failureThresholdPercent: 50,
           minFinishedForThreshold: 2,
-          downloadRetries: 3,
           waves: [{ percent: 100, soakMinutes: 60, approval: 'auto' }],
+          ...extra,
         },
       )
     ).id as string;
     expect((await act(server, c, 'start')).status).toBe(200);
     const ds: any[] = [];
     for (const m of fleet) ds.push(await waitState(c, m.id, 'NOTIFIED'));
+    return { fleet, c, ds };
+  }
+
+  it('an accepted failure that comes back through a download retry leaves the accepted count', async () => {
+    const { fleet, c, ds } = await thresholdCampaign('R3SR', '41.1.0', { downloadRetries: 3 });
     // Two devices go silent while downloading: both time out, 2 of 2 finished failed → paused.
     for (const i of [0, 1])
       await report(fleet[i]!, ds[i].deploymentId, { seq: 1, state: 'DOWNLOADING', currentVersion: '1.0.0' });
@@ -124,24 +130,7 @@ describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
   it.skipIf(engine !== 'postgres')(
     'a late report racing the resume that accepts its failure does not stay counted as accepted',
     async () => {
-      const fleet: { id: string; key: string }[] = [];
-      for (let i = 0; i < 3; i++) fleet.push(await server.createMachine(uid('R3SQ'), { kind: 'kiosk' }));
-      const artifactId = await uploadOk(server, signedImage('41.2.0', { size: 2_000 }));
-      const c = (
-        await newCampaign(
-          server,
-          artifactId,
-          fleet.map((m) => m.id),
-          {
-            failureThresholdPercent: 50,
-            minFinishedForThreshold: 2,
-            waves: [{ percent: 100, soakMinutes: 60, approval: 'auto' }],
-          },
-        )
-      ).id as string;
-      expect((await act(server, c, 'start')).status).toBe(200);
-      const ds: any[] = [];
-      for (const m of fleet) ds.push(await waitState(c, m.id, 'NOTIFIED'));
+      const { fleet, c, ds } = await thresholdCampaign('R3SQ', '41.2.0');
       for (const i of [0, 1])
         await report(fleet[i]!, ds[i].deploymentId, {
           seq: 1,
