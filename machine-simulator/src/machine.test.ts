@@ -1,6 +1,6 @@
 // Drives SimulatedMachine against a tiny real Socket.IO server speaking the v2 gateway protocol.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket as NetSocket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Server, type Socket } from 'socket.io';
 import type { DispenseAck, DispenseCommand, DonePayload } from '@kioskhub/protocol';
@@ -20,6 +20,12 @@ interface FakeGateway {
 
 async function startGateway(): Promise<FakeGateway> {
   const http = createServer();
+  // Closing ends every connection at once, so a teardown never waits on a WebSocket closing handshake.
+  const connections = new Set<NetSocket>();
+  http.on('connection', (connection) => {
+    connections.add(connection);
+    connection.once('close', () => connections.delete(connection));
+  });
   const io = new Server(http, { transports: ['websocket'] });
   const dones: DonePayload[] = [];
   const heartbeats: unknown[] = [];
@@ -50,7 +56,11 @@ async function startGateway(): Promise<FakeGateway> {
     dones,
     heartbeats,
     nextConnection: (machineId) => new Promise((resolve) => waiters.set(machineId, resolve)),
-    close: () => new Promise((resolve) => void io.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        void io.close(() => resolve());
+        for (const connection of connections) connection.destroy();
+      }),
   };
 }
 

@@ -25,6 +25,22 @@ export const START_TIMEOUT_MS = 45_000;
 
 export type Reply = { status: number; body: any };
 
+/** How long one request to the server process may take before the test names it as the hang. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Resolves with `promise`, or fails naming `what` when it has not settled within `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function http(
   url: string,
   method: string,
@@ -36,8 +52,20 @@ export async function http(
   if (token !== null) headers['authorization'] = `Bearer ${token}`;
   const body = options.raw ?? (options.body !== undefined ? JSON.stringify(options.body) : undefined);
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url + path, {
+      method,
+      headers,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      ...(body !== undefined ? { body } : {}),
+    });
+    text = await res.text();
+  } catch (err) {
+    if ((err as Error).name !== 'TimeoutError') throw err;
+    throw new Error(`${method} ${path} got no answer within ${REQUEST_TIMEOUT_MS} ms`);
+  }
   let parsed: unknown = text;
   try {
     parsed = text ? JSON.parse(text) : undefined;
@@ -87,7 +115,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       async () => {
         if (child.exitCode !== null || child.signalCode !== null)
           throw new Error(`server exited early (${child.exitCode ?? child.signalCode}): ${output}`);
-        const res = await fetch(`${url}/healthz`);
+        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
         return res.status === 200;
       },
       START_TIMEOUT_MS,

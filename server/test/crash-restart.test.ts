@@ -12,8 +12,18 @@ import {
   createVendingMachine,
   postWebhook,
   orderStatus,
+  within,
   type ServerProcess,
 } from './crash-kit.js';
+
+/** A failure names what the server process and the machine said, so a hang in CI can be read. */
+function withTranscript(err: unknown, server: ServerProcess | undefined, machineLog: string[]): Error {
+  const error = err instanceof Error ? err : new Error(String(err));
+  error.message +=
+    `\n--- machine ---\n${machineLog.slice(-40).join('\n')}` +
+    `\n--- server output (last 4000 characters) ---\n${server?.output().slice(-4000) ?? ''}`;
+  return error;
+}
 describe.each(engines())('hard kill with a paid order queued for an offline machine (%s)', (engine) => {
   it(
     'after the restart the order is still there and is dispensed exactly once',
@@ -21,6 +31,7 @@ describe.each(engines())('hard kill with a paid order queued for an offline mach
     async () => {
       const storage = await storageFor(engine);
       const machines: SimulatedMachine[] = [];
+      const machineLog: string[] = [];
       let server: ServerProcess | undefined;
       try {
         server = await startServerProcess(storage.env);
@@ -56,9 +67,10 @@ describe.each(engines())('hard kill with a paid order queued for an offline mach
           key: m.key,
           dispenseDelayMs: 20,
           heartbeatMs: 500,
+          logger: (line) => machineLog.push(`${new Date().toISOString()} ${line}`),
         });
         machines.push(machine);
-        await machine.start();
+        await within(machine.start(), 30_000, 'the machine connecting to the restarted server');
         await eventually(
           async () => (await orderStatus(server!.url, orderId)) === 'COMPLETED',
           20_000,
@@ -70,7 +82,7 @@ describe.each(engines())('hard kill with a paid order queued for an offline mach
         // payment that is dispensed after it (commands go out oldest first).
         const reconnected = new Promise<void>((done) => machine.once('connect', () => done()));
         machine.disconnectNow();
-        await reconnected;
+        await within(reconnected, 30_000, 'the machine reconnecting after a dropped connection');
         const next = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000));
         expect(next.status).toBe(200);
         await eventually(
@@ -82,6 +94,8 @@ describe.each(engines())('hard kill with a paid order queued for an offline mach
         const timeline = await http(server.url, 'GET', `/v1/orders/${orderId}/timeline`);
         expect(timeline.body.items.filter((e: any) => e.type === 'dispensed')).toHaveLength(1);
         expect(await orderStatus(server.url, orderId)).toBe('COMPLETED');
+      } catch (err) {
+        throw withTranscript(err, server, machineLog);
       } finally {
         for (const machine of machines) machine.stop();
         await server?.hardKill();
@@ -130,12 +144,12 @@ describe('hard kill while a machine is in the middle of a dispense and webhooks 
     const firstDispense = new Promise<string>((done) =>
       machine!.once('dispense', ({ command }) => done(command.commandId)),
     );
-    await machine.start();
+    await within(machine.start(), 30_000, 'machine CRASH2 connecting');
 
     const paid = await postWebhook(server.url, qrCredited(m.qrCodeId, 2000));
     expect(paid.status).toBe(200);
     orderId = paid.body.orderId as string;
-    commandId = await firstDispense;
+    commandId = await within(firstDispense, 30_000, 'the first dispense command reaching CRASH2');
     // The server has recorded the machine's acceptance before it dies.
     await eventually(
       async () => (await orderStatus(server!.url, orderId)) === 'DISPATCHED',
