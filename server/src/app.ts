@@ -766,9 +766,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       warnOpenSite: (siteId) =>
         logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)'),
     });
-    restaurantOpsRoutes(s, { auth, kitchen, cash, unallocated, printing, alerts });
+    restaurantOpsRoutes(s, {
+      auth,
+      kitchen,
+      cash,
+      unallocated,
+      printing,
+      alerts,
+      isSoleTenant: tenants.isSole,
+    });
     ledgerRoutes(s, { auth, ledger });
-    auditRoutes(s, { db });
+    auditRoutes(s, { db, isSoleTenant: tenants.isSole });
     customersRoutes(s, {
       staff: customersStaff,
       plans,

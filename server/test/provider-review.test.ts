@@ -271,7 +271,7 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
       const found = await unmatched(foreignPi);
       return found.length > 0 && found;
     }, 20_000);
-    expect(alert).toMatchObject({ tenant_id: 'default', kind: 'CARD_REFUND_UNMATCHED', resolved_at: null });
+    expect(alert).toMatchObject({ tenant_id: '*', kind: 'CARD_REFUND_UNMATCHED', resolved_at: null });
     expect(alert!.message).toContain(`stripe reported 12.34 EUR refunded on ${foreignPi}`);
     expect(alert!.message).toContain(`refund ${refundIdOf(foreign)}, event ${foreign.id}`);
     await eventually(async () => (await unmatched(latePi)).length === 1, 20_000);

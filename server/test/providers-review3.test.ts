@@ -184,7 +184,7 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({
       kind: 'BANK_CREDIT_UNMATCHED',
-      tenant_id: 'default',
+      tenant_id: '*',
       resolved_at: null,
     });
     expect(alerts[0]!.message).toContain('12.50 EUR');
@@ -232,7 +232,7 @@ describe.each(engines())('providers review 3 (%s)', (engine) => {
     await eventually(async () => (await jobs()).length === 0, 20_000, 'both look-again jobs done');
     const alerts = await alertsAbout(`stripe:${pi}`);
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatchObject({ kind: 'CARD_REFUND_UNMATCHED', resolved_at: null });
+    expect(alerts[0]).toMatchObject({ kind: 'CARD_REFUND_UNMATCHED', tenant_id: '*', resolved_at: null });
     // Both still parked: the payment becomes known by that PaymentIntent, each applies once.
     const checkoutId = (await paymentView(pay.paymentId)).providerPaymentId as string;
     stripe.completeSession(checkoutId, pi);

@@ -58,9 +58,13 @@ export function createAlertsService(deps: { db: Db }) {
       await service.raise(ex, alert);
       return true;
     },
-    async list(tenantId: string | null, filter: { open?: boolean; limit: number }): Promise<Alert[]> {
+    /** `tenants`: the tenants the reader sees (`readableTenants`), null for all. */
+    async list(
+      tenants: readonly string[] | null,
+      filter: { open?: boolean; limit: number },
+    ): Promise<Alert[]> {
       let q = db.selectFrom('alerts').selectAll().orderBy('id', 'desc').limit(filter.limit);
-      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      if (tenants !== null) q = q.where('tenant_id', 'in', tenants);
       if (filter.open) q = q.where('acknowledged_at', 'is', null).where('resolved_at', 'is', null);
       const rows = await q.execute();
       return rows.map((r) => ({
@@ -116,17 +120,17 @@ export function createAlertsService(deps: { db: Db }) {
         .execute();
     },
     /** Acknowledges an alert once: the first acknowledgement stays, a later one changes nothing. */
-    async acknowledge(id: string, tenantId: string | null, actor: string): Promise<void> {
+    async acknowledge(id: string, tenants: readonly string[] | null, actor: string): Promise<void> {
       let q = db
         .updateTable('alerts')
         .set({ acknowledged_at: nowIso(), acknowledged_by: actor })
         .where('id', '=', id)
         .where('acknowledged_at', 'is', null);
-      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      if (tenants !== null) q = q.where('tenant_id', 'in', tenants);
       const res = await q.executeTakeFirst();
       if (Number(res.numUpdatedRows) > 0) return;
       let found = db.selectFrom('alerts').select('id').where('id', '=', id);
-      if (tenantId !== null) found = found.where('tenant_id', '=', tenantId);
+      if (tenants !== null) found = found.where('tenant_id', 'in', tenants);
       if ((await found.executeTakeFirst()) === undefined) throw notFound('alert', id);
     },
   };

@@ -7,6 +7,7 @@ import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import type { Principal } from '../../platform/http/auth.js';
 import type { Db } from '../../platform/db/database.js';
 import { Cursor, EntityId, errors, IsoTime, Limit, Page } from '../../platform/http/schemas.js';
+import { OPERATOR_TENANT, readableTenants, type SoleTenant } from '../../platform/operator-scope.js';
 import { listAudit } from './audit.service.js';
 
 const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
@@ -25,16 +26,23 @@ const AuditRecordSchema = Type.Object({
   at: Type.String(),
 });
 
-/** The tenant whose rows a caller reads: its own, or (ADMIN_TOKEN) the one named, else all. */
-function readableTenant(principal: Principal, requested: string | undefined): string | null {
-  if (principal.kind === 'admin') return requested ?? null;
+/**
+ * The tenants whose rows a caller reads: ADMIN_TOKEN the one it names (`*`: the operator's), else
+ * all; staff their own (and the operator's while theirs is the only tenant, operator-scope.ts).
+ */
+async function auditTenants(
+  principal: Principal,
+  requested: string | undefined,
+  isSole: SoleTenant,
+): Promise<readonly string[] | null> {
+  if (principal.kind === 'admin') return requested !== undefined ? [requested] : null;
   if (requested !== undefined && requested !== principal.tenantId) {
     throw forbidden('that tenant is not yours');
   }
-  return principal.tenantId;
+  return readableTenants(principal, isSole);
 }
 
-export function auditRoutes(app: FastifyTypebox, deps: { db: Db }): void {
+export function auditRoutes(app: FastifyTypebox, deps: { db: Db; isSoleTenant: SoleTenant }): void {
   app.get(
     '/v1/audit',
     {
@@ -55,7 +63,11 @@ export function auditRoutes(app: FastifyTypebox, deps: { db: Db }): void {
             subjectId: Type.Optional(Text(200)),
             from: Type.Optional(IsoTime),
             to: Type.Optional(IsoTime),
-            tenantId: Type.Optional(EntityId),
+            tenantId: Type.Optional(
+              Type.Union([EntityId, Type.Literal(OPERATOR_TENANT)], {
+                description: "ADMIN_TOKEN only: one tenant's rows, or `*` for the operator's",
+              }),
+            ),
             cursor: Type.Optional(Cursor),
             limit: Limit,
           },
@@ -72,7 +84,7 @@ export function auditRoutes(app: FastifyTypebox, deps: { db: Db }): void {
       const to = q.to !== undefined ? iso(q.to) : undefined;
       if (from !== undefined && to !== undefined && from >= to) throw validation('from must be before to');
       return listAudit(deps.db, {
-        tenantId: readableTenant(principal, q.tenantId),
+        tenants: await auditTenants(principal, q.tenantId, deps.isSoleTenant),
         limit: q.limit,
         ...(q.action !== undefined ? { action: q.action } : {}),
         ...(q.actor !== undefined ? { actor: q.actor } : {}),

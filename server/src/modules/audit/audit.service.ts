@@ -49,8 +49,8 @@ export interface AuditRecord {
 }
 
 export interface AuditFilter {
-  /** null: every tenant (ADMIN_TOKEN). */
-  tenantId: string | null;
+  /** The tenants whose rows are read; null: every tenant and the rows of none (ADMIN_TOKEN). */
+  tenants: readonly string[] | null;
   /** An exact action, or a prefix ending in `*` (`user.*`). */
   action?: string;
   actor?: string;
@@ -84,7 +84,7 @@ export async function listAudit(
 ): Promise<{ items: AuditRecord[]; nextCursor: string | null }> {
   await knownCursor(f.cursor, (id) => {
     let row = ex.selectFrom('audit_log').select('id').where('id', '=', id);
-    if (f.tenantId !== null) row = row.where('tenant_id', '=', f.tenantId);
+    if (f.tenants !== null) row = row.where('tenant_id', 'in', f.tenants);
     return row.executeTakeFirst();
   });
   let q = ex
@@ -92,7 +92,7 @@ export async function listAudit(
     .selectAll()
     .orderBy('id', 'desc')
     .limit(f.limit + 1);
-  if (f.tenantId !== null) q = q.where('tenant_id', '=', f.tenantId);
+  if (f.tenants !== null) q = q.where('tenant_id', 'in', f.tenants);
   if (f.action !== undefined) {
     if (f.action.endsWith('*')) {
       // A prefix compared exactly: LIKE would read `_` as a wildcard (and SQLite's is case-blind).

@@ -4,6 +4,7 @@ import { Type, type TString } from '@sinclair/typebox';
 import { validation } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
+import { readableTenants, type SoleTenant } from '../../platform/operator-scope.js';
 import { EntityId, errors, Limit, OnePage, OpenObject } from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CashService } from '../cash/cash.service.js';
@@ -21,6 +22,7 @@ export function restaurantOpsRoutes(
     unallocated: UnallocatedService;
     printing: PrintingService;
     alerts: AlertsService;
+    isSoleTenant: SoleTenant;
   },
 ): void {
   const Nullable = (t: TString) => Type.Union([t, Type.Null()]);
@@ -249,7 +251,7 @@ export function restaurantOpsRoutes(
     async (request) => {
       const p = await request.staff();
       return {
-        items: await deps.alerts.list(tenantFilter(p), {
+        items: await deps.alerts.list(await readableTenants(p, deps.isSoleTenant), {
           limit: request.query.limit,
           ...(request.query.open !== undefined ? { open: request.query.open } : {}),
         }),
@@ -270,7 +272,7 @@ export function restaurantOpsRoutes(
     },
     async (request) => {
       const p = await request.staff();
-      await deps.alerts.acknowledge(request.params.id, tenantFilter(p), p.actor);
+      await deps.alerts.acknowledge(request.params.id, await readableTenants(p, deps.isSoleTenant), p.actor);
       return { ok: true as const };
     },
   );

@@ -4,6 +4,7 @@
 // arrived shown; enough settles through the one settlement path; more settles and the surplus
 // goes to the payer's wallet or to staff review. Nothing arrives silently unapplied: a credit that
 // matches no payment is kept in the inbox and alerted (BANK_CREDIT_UNMATCHED).
+import { OPERATOR_TENANT } from '../../platform/operator-scope.js';
 import { AppError } from '../../platform/errors.js';
 import { readableAmount } from '../../platform/money.js';
 import { nowIso, type Db } from '../../platform/db/database.js';
@@ -109,7 +110,7 @@ export function createArrivals(deps: {
             await inbox('IGNORED', 'UNKNOWN_REFERENCE');
             const subjectId = `${n.provider}:${n.eventId}`;
             await deps.alerts.raise(tx, {
-              tenantId: 'default',
+              tenantId: OPERATOR_TENANT,
               kind: BANK_CREDIT_UNMATCHED,
               subjectType: 'payment_event',
               subjectId,
@@ -119,7 +120,7 @@ export function createArrivals(deps: {
                 `was applied. Find the payer on the bank statement and return or match the money.`,
             });
             await recordAudit(tx, {
-              tenantId: 'default',
+              tenantId: OPERATOR_TENANT,
               actor: `provider:${n.provider}`,
               action: 'payment.unmatched_credit',
               subjectType: 'payment_event',

@@ -6,6 +6,7 @@
 // parked, its event id unclaimed, and applied once, with the event id claimed then, in the
 // transaction that makes the payment known by that id. One still parked after a while (a refund
 // of a payment that is not ours, or whose checkout event was lost) raises an alert.
+import { OPERATOR_TENANT } from '../../platform/operator-scope.js';
 import { AppError } from '../../platform/errors.js';
 import { readableAmount } from '../../platform/money.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
@@ -390,7 +391,7 @@ export function createCardPayments(deps: {
       await deps.alerts.raiseUnlessOpen(
         tx,
         {
-          tenantId: 'default',
+          tenantId: OPERATOR_TENANT,
           kind: CARD_REFUND_UNMATCHED,
           subjectType: 'provider_payment',
           subjectId: unmatchedSubject(job.providerPaymentId),

@@ -150,6 +150,12 @@ export function createTenantsService(db: Db, sites: SitesService = createSitesSe
       return rows.map(tenantOf);
     },
 
+    /** True while `tenantId` is the deployment's only tenant (who runs it: see operator-scope.ts). */
+    async isSole(tenantId: string): Promise<boolean> {
+      const rows = await db.selectFrom('tenants').select('id').limit(2).execute();
+      return rows.length === 1 && rows[0]!.id === tenantId;
+    },
+
     /**
      * Changes a tenant's settings (its calling code), audited as `tenant.update` in the same
      * transaction with the fields that changed; a value it already has changes nothing and writes

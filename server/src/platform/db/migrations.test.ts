@@ -85,3 +85,56 @@ describe('migration 0013_water', () => {
     await db.destroy();
   });
 });
+
+describe('migration 0029_operator_scope', () => {
+  it("moves the unmatched-money alerts and audit entries from tenant default to the operator's (*), nothing else", async () => {
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(':memory:') }) });
+    const migrator = new Migrator({ db, provider: migrationProvider('sqlite') });
+    expect((await migrator.migrateTo('0028_deployment_failure_acknowledged')).error).toBeUndefined();
+    const alert = (id: string, tenant: string, kind: string) => ({
+      id,
+      tenant_id: tenant,
+      kind,
+      subject_type: 'x',
+      subject_id: id,
+      message: 'm',
+      created_at: '2026-01-01T00:00:00.000Z',
+    });
+    await db
+      .insertInto('alerts')
+      .values([
+        alert('a1', 'default', 'BANK_CREDIT_UNMATCHED'),
+        alert('a2', 'default', 'CARD_REFUND_UNMATCHED'),
+        alert('a3', 'default', 'PAYMENT_STUCK'),
+        alert('a4', 'acme', 'CARD_REFUND_UNMATCHED'),
+      ])
+      .execute();
+    const audit = (id: string, tenant: string | null, action: string) => ({
+      id,
+      tenant_id: tenant,
+      actor: 'provider:bank',
+      action,
+      subject_type: 'payment_event',
+      subject_id: id,
+      at: '2026-01-01T00:00:00.000Z',
+    });
+    await db
+      .insertInto('audit_log')
+      .values([audit('u1', 'default', 'payment.unmatched_credit'), audit('u2', 'default', 'payment.refund')])
+      .execute();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    const alerts = await db.selectFrom('alerts').select(['id', 'tenant_id']).orderBy('id').execute();
+    expect(alerts.map((a) => [a.id, a.tenant_id])).toEqual([
+      ['a1', '*'],
+      ['a2', '*'],
+      ['a3', 'default'],
+      ['a4', 'acme'],
+    ]);
+    const rows = await db.selectFrom('audit_log').select(['id', 'tenant_id']).orderBy('id').execute();
+    expect(rows.map((a) => [a.id, a.tenant_id])).toEqual([
+      ['u1', '*'],
+      ['u2', 'default'],
+    ]);
+    await db.destroy();
+  });
+});

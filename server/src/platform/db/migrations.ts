@@ -1121,6 +1121,28 @@ const deploymentFailureAcknowledged: Migration = {
   },
 };
 
+/**
+ * Alerts and audit entries about money no tenant owns (a bank credit or card refund matching no
+ * payment) were filed under the tenant `default`, whose staff then saw other tenants' money. They
+ * now belong to the deployment's operator, tenant `*` (platform/operator-scope.ts).
+ */
+const operatorScope: Migration = {
+  async up(db: AnyDb) {
+    await db
+      .updateTable('alerts')
+      .set({ tenant_id: '*' })
+      .where('tenant_id', '=', 'default')
+      .where('kind', 'in', ['BANK_CREDIT_UNMATCHED', 'CARD_REFUND_UNMATCHED'])
+      .execute();
+    await db
+      .updateTable('audit_log')
+      .set({ tenant_id: '*' })
+      .where('tenant_id', '=', 'default')
+      .where('action', '=', 'payment.unmatched_credit')
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1149,6 +1171,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0026_subscription_start': subscriptionStart,
       '0027_deployment_timed_out_in': deploymentTimedOutIn,
       '0028_deployment_failure_acknowledged': deploymentFailureAcknowledged,
+      '0029_operator_scope': operatorScope,
     }),
   };
 }
