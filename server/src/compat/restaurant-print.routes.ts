@@ -20,13 +20,20 @@ const Receipt = Type.Object(
   },
 );
 
+/**
+ * The machines whose keys use the print queue: receipt printers, and kiosks that print their own
+ * receipts (the earlier kiosk's computer runs its printer). Another machine of the site (a cash
+ * unit, a vending machine…) may not read receipts nor take or report jobs.
+ */
+const PRINT_DEVICE_KINDS = ['printer', 'kiosk'] as const;
+
 export function restaurantPrintRoutes(
   app: FastifyTypebox,
   deps: { auth: Authenticator; catalog: CatalogService; printing: PrintingService; notifier: PrintNotifier },
 ): void {
   const { printing, notifier } = deps;
   const scopeOf = (request: Parameters<typeof deviceScope>[1]) =>
-    deviceScope(deps, request, { staff: true, keylessPrinter: true });
+    deviceScope(deps, request, { staff: true, keylessPrinter: true, machineKinds: PRINT_DEVICE_KINDS });
 
   app.get(
     '/api/receipt/queue/next',
