@@ -170,6 +170,8 @@ export interface SiteView {
   taxRateBp: number;
   /** Cash sessions may open for order numbers the server has not seen (staff or this site's kiosks). */
   adHocCashOrders: boolean;
+  /** The cash reader may cancel this site's sessions without a key under /sites/<id>/. */
+  keylessCashCancel: boolean;
   createdAt: string;
   updatedAt: string;
 }

@@ -122,6 +122,12 @@ export interface BuildOptions {
 /** How long a stop lets HTTP requests in progress finish before their connections are closed. */
 const HTTP_DRAIN_MS = 5_000;
 
+/** Logged at start-up and when a site turns keylessCashCancel on: what the opt-in exposes. */
+const KEYLESS_CASH_CANCEL_WARNING =
+  'site accepts the cash reader’s key-less cancel under /sites/<id>/ (keylessCashCancel): anyone ' +
+  'who can reach this server and knows an open order number of the site can cancel its cash session ' +
+  '(the cash inserted is then due back to the customer)';
+
 export async function buildApp(config: Config, options: BuildOptions = {}) {
   const nodeId = newNodeId();
   const trust = compileTrust(config.trustProxy);
@@ -765,6 +771,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       siteExtension: cafe.siteExtension,
       warnOpenSite: (siteId) =>
         logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)'),
+      warnKeylessCashCancel: (siteId) => logger.warn({ siteId }, KEYLESS_CASH_CANCEL_WARNING),
     });
     restaurantOpsRoutes(s, {
       auth,
@@ -921,6 +928,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       { siteId: site.id, tenantId: site.tenantId },
       'site accepts key-less printers under /sites/<id>/ (printQueueOpen)',
     );
+  }
+  for (const site of await catalog.listKeylessCashSites()) {
+    logger.warn({ siteId: site.id, tenantId: site.tenantId }, KEYLESS_CASH_CANCEL_WARNING);
   }
   presence.start();
   dispatcher.start();

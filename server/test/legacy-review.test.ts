@@ -199,7 +199,7 @@ describe.each(engines())('restaurant kiosk peripherals (kiosk_peripherals.py) (%
     server = await startServer({ engine });
     // No address or phone: the printer does `data.get('restaurantAddress', '') + '\n'`.
     keys = await createBurgerSite(server, {
-      site: { printQueueOpen: true },
+      site: { printQueueOpen: true, keylessCashCancel: true },
       machines: { KIOSK1: 'kiosk', CASH1: 'cash' },
     });
   });
@@ -342,13 +342,15 @@ describe.each(engines())('restaurant kiosk peripherals (kiosk_peripherals.py) (%
     expect(audit.map((r) => r.action)).toEqual(['unallocated_cash.void', 'unallocated_cash.recorded']);
   });
 
-  // FINDING (cash compatibility routes, not fixed here: others own them; also a security choice).
-  // arduino_cash_reader.py (the standalone cash reader of the same kiosk) cancels when the acceptor
-  // sends "CANCEL": `self.session.post(f"{self.api_url}/api/cash-payment/cancel/{order_number}",
-  // timeout=5)`, without the X-API-Key it sends on every other call; the earlier server checked no
-  // key on cancel (ValidateApiKey() only guards /update). Kioskhub answers 401, and the session
-  // (with the money already inserted) stays open.
-  it.skip('the cash reader’s key-less cancel (the acceptor’s CANCEL) cancels the session', async () => {
+  // FINDING (served when the site opts in): arduino_cash_reader.py (the standalone cash reader of
+  // the same kiosk) cancels when the acceptor sends "CANCEL":
+  // `self.session.post(f"{self.api_url}/api/cash-payment/cancel/{order_number}", timeout=5)`,
+  // without the X-API-Key it sends on every other call; the earlier server checked no key on cancel
+  // (ValidateApiKey() only guards /update). Kioskhub answers that 401 unless the site has
+  // `keylessCashCancel: true` (this one does) and the reader's api_url is /sites/<site id>: then the
+  // site's own sessions are cancelled key-less, audited as `legacy-cash-reader`
+  // (keyless-cash-cancel.test.ts covers the refusals).
+  it('the cash reader’s key-less cancel (the acceptor’s CANCEL) cancels the session of a site that opted in', async () => {
     const orderNumber = await kioskOrder();
     await cashUnit('POST', '/api/cash-payment/update', py({ orderNumber, amountAdded: 100 }));
     const cancelled = await server.request('POST', `${SITE}/api/cash-payment/cancel/${orderNumber}`, {
@@ -356,6 +358,9 @@ describe.each(engines())('restaurant kiosk peripherals (kiosk_peripherals.py) (%
     });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ success: true, amountReturned: 100 });
+    // The reader's next poll_active_sessions drops it.
+    const polled = await cashUnit('GET', '/api/cash-payment/active-sessions');
+    expect(polled.body.sessions.map((s: any) => s.orderNumber)).not.toContain(orderNumber);
   });
 });
 

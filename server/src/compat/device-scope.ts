@@ -1,6 +1,7 @@
 // Who a restaurant-kiosk device request acts for (CONTRACTS.md §9–§10): a machine key of the
-// site, a staff token where allowed, or — only for print routes under /sites/:siteId/ of a
-// site with printQueueOpen — a key-less legacy printer.
+// site, a staff token where allowed, or, under /sites/:siteId/ only, a key-less legacy device:
+// a printer on the print routes of a site with printQueueOpen, or the cash reader on the cancel
+// route of a site with keylessCashCancel.
 import type { FastifyRequest } from 'fastify';
 import { AppError, forbidden } from '../platform/errors.js';
 import { requireStaff, type Authenticator } from '../platform/http/auth.js';
@@ -11,19 +12,29 @@ export interface DeviceScope {
   /** null: a staff caller without a site in the URL (any site of the tenant). */
   siteId: string | null;
   machineId: string | null;
-  /** The calling machine's kind (`kiosk`, `cash`, `printer`…); null for staff and key-less printers. */
+  /** The calling machine's kind (`kiosk`, `cash`, `printer`…); null for staff and key-less devices. */
   machineKind: string | null;
   actor: string;
+  /** A key-less legacy device (printer or cash reader) let in by its site's opt-in. */
+  keyless: boolean;
   /** Lease holder name for print jobs. */
   printer: string;
 }
 
+/** The actor of a key-less cash-reader cancel (audit rows, order timeline). */
+export const LEGACY_CASH_READER = 'legacy-cash-reader';
+
 export async function deviceScope(
-  deps: { auth: Authenticator; catalog: Pick<CatalogService, 'findOpenSite'> },
+  deps: {
+    auth: Authenticator;
+    catalog: Pick<CatalogService, 'findOpenSite' | 'findKeylessCashSite'>;
+  },
   request: FastifyRequest,
   allow: {
     staff?: boolean;
     keylessPrinter?: boolean;
+    /** The cash reader's key-less cancel, for a site with keylessCashCancel. */
+    keylessCashCancel?: boolean;
     /** The machine kinds whose keys may call; any machine of the site when absent. */
     machineKinds?: readonly string[];
   },
@@ -41,7 +52,21 @@ export async function deviceScope(
           machineId: null,
           machineKind: null,
           actor: 'legacy-printer',
+          keyless: true,
           printer: `legacy:${request.ip}`,
+        };
+    }
+    if (allow.keylessCashCancel && urlSite) {
+      const site = await deps.catalog.findKeylessCashSite(urlSite);
+      if (site)
+        return {
+          tenantId: site.tenantId,
+          siteId: site.id,
+          machineId: null,
+          machineKind: null,
+          actor: LEGACY_CASH_READER,
+          keyless: true,
+          printer: LEGACY_CASH_READER,
         };
     }
     throw new AppError('UNAUTHORIZED', 'send X-API-Key with the key of a machine of this site');
@@ -60,6 +85,7 @@ export async function deviceScope(
       machineId: principal.machineId,
       machineKind: principal.machineKind,
       actor: principal.actor,
+      keyless: false,
       printer: principal.machineId,
     };
   }
@@ -71,6 +97,7 @@ export async function deviceScope(
     machineId: null,
     machineKind: null,
     actor: principal.actor,
+    keyless: false,
     printer: principal.actor,
   };
 }

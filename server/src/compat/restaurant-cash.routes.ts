@@ -245,8 +245,33 @@ export function restaurantCashRoutes(
     }),
     ...errors(400, 401, 403, 404, 409),
   };
-  const cancel = async (request: Parameters<typeof deviceScope>[1], orderNumber: string) => {
-    const scope = await scopeOf(request, true);
+  const noKey = () => new AppError('UNAUTHORIZED', 'send X-API-Key with the key of a machine of this site');
+  const hasSession = (tenantId: string, siteId: string | null, orderNumber: string) =>
+    cash.status(tenantId, siteId, orderNumber).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof AppError && err.code === 'NOT_FOUND') return false;
+        throw err;
+      },
+    );
+  const cancel = async (
+    request: Parameters<typeof deviceScope>[1],
+    orderNumber: string,
+    keyless: boolean,
+  ) => {
+    const scope = keyless
+      ? await deviceScope(deps, request, {
+          staff: true,
+          machineKinds: CASH_DEVICE_KINDS,
+          keylessCashCancel: true,
+        })
+      : await scopeOf(request, true);
+    if (scope.keyless) {
+      // The key-less grant covers the site's own sessions: another site's order is answered as
+      // without the grant (401), an unknown one as a keyed cancel (404).
+      const here = await hasSession(scope.tenantId, scope.siteId, orderNumber);
+      if (!here && (await hasSession(scope.tenantId, null, orderNumber))) throw noKey();
+    }
     const v = await cash.cancel(scope, orderNumber);
     return {
       success: true as const,
@@ -261,11 +286,14 @@ export function restaurantCashRoutes(
       schema: {
         tags: ['cash (kiosk compatible)'],
         summary: 'Cancel a cash session; the answer says how much to give back',
+        description:
+          'Device key or staff. Under /sites/<id>/ of a site with keylessCashCancel: true, also ' +
+          'without any credentials (the legacy cash reader), for that site’s own sessions.',
         params: Type.Object({ orderNumber: OrderNumber }),
         response: cancelResponse,
       },
     },
-    async (request) => cancel(request, request.params.orderNumber),
+    async (request) => cancel(request, request.params.orderNumber, true),
   );
   app.post(
     '/api/cash-payment/cancel',
@@ -277,7 +305,7 @@ export function restaurantCashRoutes(
         response: cancelResponse,
       },
     },
-    async (request) => cancel(request, request.body.orderNumber),
+    async (request) => cancel(request, request.body.orderNumber, false),
   );
 
   app.get(

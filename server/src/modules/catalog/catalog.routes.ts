@@ -25,6 +25,9 @@ const SiteSchema = Type.Object({
   adHocCashOrders: Type.Boolean({
     description: 'cash sessions may open for order numbers the server has not seen',
   }),
+  keylessCashCancel: Type.Boolean({
+    description: 'the cash reader may cancel this site’s cash sessions without a key under /sites/<id>/',
+  }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -61,6 +64,14 @@ const siteFields = {
         '(staff or a kiosk of this site); default false',
     }),
   ),
+  keylessCashCancel: Type.Optional(
+    Type.Boolean({
+      description:
+        'accept POST /sites/<id>/api/cash-payment/cancel/<orderNumber> without credentials for this ' +
+        'site’s own sessions (the legacy cash reader sends no key there); default false. ' +
+        'Anyone who can reach the server and knows an open order number can then cancel its session.',
+    }),
+  ),
 };
 
 /**
@@ -88,6 +99,8 @@ export function catalogRoutes(
     auth: Authenticator;
     catalog: CatalogService;
     warnOpenSite(siteId: string): void;
+    /** A site now accepts the cash reader's key-less cancel (keylessCashCancel). */
+    warnKeylessCashCancel(siteId: string): void;
     siteExtension?: SiteExtension;
   },
 ): void {
@@ -112,6 +125,7 @@ export function catalogRoutes(
       const { tenantId, ...input } = request.body;
       const site = await catalog.createSite(actingTenant(principal, tenantId), input, principal.actor);
       if (site.printQueueOpen) deps.warnOpenSite(site.id);
+      if (site.keylessCashCancel) deps.warnKeylessCashCancel(site.id);
       return reply.code(201).send(site);
     },
   );
@@ -184,8 +198,9 @@ export function catalogRoutes(
             }
           : undefined,
       );
-      if (ext && extView !== undefined) return { ...site, [ext.key]: extView };
       if (request.body.printQueueOpen) deps.warnOpenSite(site.id);
+      if (request.body.keylessCashCancel) deps.warnKeylessCashCancel(site.id);
+      if (ext && extView !== undefined) return { ...site, [ext.key]: extView };
       return site;
     },
   );

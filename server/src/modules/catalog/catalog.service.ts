@@ -27,6 +27,7 @@ interface SiteSettings {
   printQueueOpen: boolean;
   taxRateBp: number;
   adHocCashOrders: boolean;
+  keylessCashCancel: boolean;
 }
 
 export const toSite = (r: SiteRow): Site => ({
@@ -39,6 +40,7 @@ export const toSite = (r: SiteRow): Site => ({
   phone: r.phone,
   taxRateBp: Number(r.tax_rate_bp),
   adHocCashOrders: Number(r.ad_hoc_cash_orders) === 1,
+  keylessCashCancel: Number(r.keyless_cash_cancel) === 1,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -101,9 +103,10 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     return { sold, otherCurrency };
   }
 
-  // Key-less printers find their site by id alone, so an id is open for them in one tenant
-  // only: the first to open it holds it until it closes (another tenant's site changes nothing).
-  async function claimPrintQueue(tx: Executor, tenantId: string, siteId: string, open: boolean) {
+  // Key-less devices (printers with printQueueOpen, the cash reader's cancel with
+  // keylessCashCancel) find their site by id alone, so an id is open for them in one tenant only:
+  // the first to open it holds it while either flag is on (another tenant's site changes nothing).
+  async function claimKeyless(tx: Executor, tenantId: string, siteId: string, open: boolean) {
     if (!open) {
       await tx
         .deleteFrom('print_queue_claims')
@@ -125,8 +128,8 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     if (holder?.tenant_id !== tenantId) {
       throw new AppError(
         'CONFLICT',
-        `key-less printing under /sites/${siteId}/ is not available for this site id; ` +
-          'give the printers a key, or use a site with another id',
+        `key-less devices under /sites/${siteId}/ (printQueueOpen, keylessCashCancel) are not ` +
+          'available for this site id; give the devices a key, or use a site with another id',
       );
     }
   }
@@ -154,6 +157,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         phone: input.phone ?? null,
         tax_rate_bp: input.taxRateBp ?? 0,
         ad_hoc_cash_orders: input.adHocCashOrders ? 1 : 0,
+        keyless_cash_cancel: input.keylessCashCancel ? 1 : 0,
         created_at: now,
         updated_at: now,
       };
@@ -165,7 +169,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           .returning('id')
           .executeTakeFirst();
         if (!inserted) throw new AppError('CONFLICT', `site "${input.id}" already exists`);
-        if (input.printQueueOpen) await claimPrintQueue(tx, tenantId, input.id, true);
+        if (input.printQueueOpen || input.keylessCashCancel) await claimKeyless(tx, tenantId, input.id, true);
         await recordAudit(tx, {
           tenantId,
           actor,
@@ -207,10 +211,20 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           ...(changes.adHocCashOrders !== undefined
             ? { ad_hoc_cash_orders: changes.adHocCashOrders ? 1 : 0 }
             : {}),
+          ...(changes.keylessCashCancel !== undefined
+            ? { keyless_cash_cancel: changes.keylessCashCancel ? 1 : 0 }
+            : {}),
           updated_at: nowIso(),
         };
-        if (changes.printQueueOpen !== undefined) {
-          await claimPrintQueue(tx, tenantId, siteId, changes.printQueueOpen);
+        // One claim covers both key-less flags: taken when either is turned on, given back only
+        // once both are off (turning one off keeps it for the other).
+        if (changes.printQueueOpen === true || changes.keylessCashCancel === true) {
+          await claimKeyless(tx, tenantId, siteId, true);
+        } else if (changes.printQueueOpen !== undefined || changes.keylessCashCancel !== undefined) {
+          const stillOpen =
+            (changes.printQueueOpen ?? Number(before.print_queue_open) === 1) ||
+            (changes.keylessCashCancel ?? Number(before.keyless_cash_cancel) === 1);
+          if (!stillOpen) await claimKeyless(tx, tenantId, siteId, false);
         }
         await tx
           .updateTable('sites')
@@ -249,6 +263,30 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
 
     async listOpenSites(): Promise<Site[]> {
       return (await db.selectFrom('sites').selectAll().where('print_queue_open', '=', 1).execute()).map(
+        toSite,
+      );
+    },
+
+    /**
+     * The key-less cash reader names its site in the URL: the site with keylessCashCancel of the
+     * tenant holding that id's key-less claim.
+     */
+    async findKeylessCashSite(siteId: string): Promise<Site | undefined> {
+      const row = await db
+        .selectFrom('sites')
+        .innerJoin('print_queue_claims as c', (j) =>
+          j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'),
+        )
+        .selectAll('sites')
+        .where('sites.id', '=', siteId)
+        .where('sites.keyless_cash_cancel', '=', 1)
+        .executeTakeFirst();
+      return row ? toSite(row) : undefined;
+    },
+
+    /** Sites whose cash sessions the cash reader may cancel without a key (for the start-up warning). */
+    async listKeylessCashSites(): Promise<Site[]> {
+      return (await db.selectFrom('sites').selectAll().where('keyless_cash_cancel', '=', 1).execute()).map(
         toSite,
       );
     },

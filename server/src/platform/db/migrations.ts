@@ -1143,6 +1143,18 @@ const operatorScope: Migration = {
   },
 };
 
+// The standalone cash reader of the restaurant kiosk cancels without a key: a site may accept that
+// cancel under /sites/<id>/ (off by default). It shares print_queue_claims, the key-less claim of
+// a site id, with the printers' print_queue_open.
+const keylessCashCancel: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('sites')
+      .addColumn('keyless_cash_cancel', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1172,6 +1184,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0027_deployment_timed_out_in': deploymentTimedOutIn,
       '0028_deployment_failure_acknowledged': deploymentFailureAcknowledged,
       '0029_operator_scope': operatorScope,
+      '0030_keyless_cash_cancel': keylessCashCancel,
     }),
   };
 }

@@ -138,7 +138,10 @@ export interface UsersTable {
   disabled_at: string | null;
 }
 
-/** A site id that key-less printers may use under /sites/<id>/, held by exactly one tenant. */
+/**
+ * A site id that key-less devices may use under /sites/<id>/ (printers with print_queue_open, the
+ * cash reader's cancel with keyless_cash_cancel), held by exactly one tenant while either is on.
+ */
 export interface PrintQueueClaimsTable {
   site_id: string;
   tenant_id: string;
@@ -157,6 +160,8 @@ export interface SitesTable {
   tax_rate_bp: Generated<number>;
   /** 1: cash sessions may open for order numbers the server has not seen (staff or the site's kiosks). */
   ad_hoc_cash_orders: Generated<number>;
+  /** 1: the cash reader may cancel this site's sessions without a key under /sites/<id>/. */
+  keyless_cash_cancel: Generated<number>;
   created_at: string;
   updated_at: string;
 }
