@@ -77,7 +77,11 @@ describe('group commit replay (SQLite file)', () => {
     // Each applied payment: one order, dispensed once.
     const orders = async () =>
       (await server.request('GET', `/v1/orders?machineId=RP001&limit=200`)).body.items as any[];
-    await eventually(() => machine.dispensed.length >= sent.length, 10_000, 'every applied payment dispensed');
+    await eventually(
+      () => machine.dispensed.length >= sent.length,
+      10_000,
+      'every applied payment dispensed',
+    );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(machine.dispensed.length).toBe(sent.length);
     const listed = await orders();

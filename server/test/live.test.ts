@@ -210,13 +210,11 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
       void tenantRoom
         .waitFor('order_status_updated', (d) => isOrder(d) && d.status === 'DISPATCHED', 'DISPATCHED')
         .then(() =>
-          machine
-            .timeout(5_000)
-            .emitWithAck('machine:done', {
-              commandId: command.commandId,
-              orderId: command.orderId,
-              status: 'SUCCESS',
-            }),
+          machine.timeout(5_000).emitWithAck('machine:done', {
+            commandId: command.commandId,
+            orderId: command.orderId,
+            status: 'SUCCESS',
+          }),
         );
     });
     await connected(machine);
@@ -244,14 +242,12 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     open.push({ close: () => machine.disconnect() });
     machine.on('machine:dispense', (command: DispenseCommand, ack: (a: unknown) => void) => {
       ack({ accepted: true });
-      void machine
-        .timeout(5_000)
-        .emitWithAck('machine:done', {
-          commandId: command.commandId,
-          orderId: command.orderId,
-          status: 'FAILED',
-          failureCode: 'MOTOR_JAM',
-        });
+      void machine.timeout(5_000).emitWithAck('machine:done', {
+        commandId: command.commandId,
+        orderId: command.orderId,
+        status: 'FAILED',
+        failureCode: 'MOTOR_JAM',
+      });
     });
     await connected(machine);
     const orderId = (await server.postWebhook(qrCredited(vm.qrCodeId, 2000))).body.orderId as string;
@@ -364,13 +360,11 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     open.push({ close: () => machineA.disconnect() });
     machineA.on('machine:dispense', (command: DispenseCommand, ack: (a: unknown) => void) => {
       ack({ accepted: true });
-      void machineA
-        .timeout(5_000)
-        .emitWithAck('machine:done', {
-          commandId: command.commandId,
-          orderId: command.orderId,
-          status: 'SUCCESS',
-        });
+      void machineA.timeout(5_000).emitWithAck('machine:done', {
+        commandId: command.commandId,
+        orderId: command.orderId,
+        status: 'SUCCESS',
+      });
     });
     await connected(machineA);
     await watcherA.waitFor(
