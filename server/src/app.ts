@@ -16,6 +16,7 @@ import { createLoginGuard } from './platform/http/login-guard.js';
 import { installSecurityHeaders, logSerializers } from './platform/http/security-headers.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
 import { installStaffGuard } from './platform/http/staff-guard.js';
+import { OPERATOR_TENANT } from './platform/operator-scope.js';
 import type { FastifyTypebox } from './platform/http/fastify.js';
 import { opsRoutes } from './platform/http/ops.routes.js';
 import { EntityId, ErrorResponse } from './platform/http/schemas.js';
@@ -311,9 +312,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     logger,
     backoffBaseMs: config.jobRetryBaseMs,
     onOutcome: (topic, outcome) => metrics.jobs.inc({ topic, outcome }),
+    // A job that names no tenant (a card refund's look-again, the water sweep, a machine's
+    // dispatch kick) is the deployment's: its failure is the operator's (operator-scope.ts), not
+    // the tenant `default`'s, whose staff would otherwise see other tenants' and no tenant's work.
     onFailed: (job) =>
       alerts.raise(db, {
-        tenantId: job.tenantId ?? 'default',
+        tenantId: job.tenantId ?? OPERATOR_TENANT,
         kind: 'JOB_FAILED',
         subjectType: 'job',
         subjectId: String(job.id),

@@ -35,7 +35,7 @@ export class RefusedError extends Error {
     readonly code: string,
   ) {
     super(
-      `refused (${status} ${code}): check the key (DEVICE_KEY); it must be the key of a machine of this site`,
+      `refused (${status} ${code}): check the key (DEVICE_KEY); it must be the key of this site's printer or kiosk`,
     );
   }
 }

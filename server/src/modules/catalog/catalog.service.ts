@@ -1,6 +1,7 @@
 // Sites and their product catalog (prices in minor units, optional tracked stock), and
 // kiosk orders priced from the catalog. Stock moves only when an order is paid.
 import { randomBytes } from 'node:crypto';
+import { PostgresAdapter } from 'kysely';
 import type { ProductView, SiteView } from '@kioskhub/protocol';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
@@ -198,6 +199,19 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     ): Promise<Site> {
       checkCurrency(changes.currency);
       return db.transaction().execute(async (tx) => {
+        // The key-less claim is kept or given back from both flags as read here: on PostgreSQL the
+        // row is locked first, so a concurrent update of the other flag is read after its commit
+        // (else one turning keylessCashCancel on while another turns printQueueOpen off would both
+        // read the other flag as off, and the claim would be given back under a site still open).
+        // SQLite runs one write transaction at a time.
+        if (tx.getExecutor().adapter instanceof PostgresAdapter)
+          await tx
+            .selectFrom('sites')
+            .select('id')
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', siteId)
+            .forUpdate()
+            .execute();
         const before = await siteRow(tenantId, siteId, tx);
         const set = {
           ...(changes.name !== undefined ? { name: changes.name } : {}),
