@@ -12,7 +12,7 @@ import { lockDataDir, type DataDirLock } from './platform/db/data-dir-lock.js';
 import { configureGroupCommit } from './platform/db/group-commit.js';
 import { constantTimeEqual, createAuthenticator, sha256 } from './platform/http/auth.js';
 import { compileTrust } from './platform/http/client-address.js';
-import { createLoginGuard } from './platform/http/login-guard.js';
+import { createLoginGuard, createWindowCounter } from './platform/http/login-guard.js';
 import { installSecurityHeaders, logSerializers } from './platform/http/security-headers.js';
 import { installErrorHandling } from './platform/http/errors-plugin.js';
 import { installStaffGuard } from './platform/http/staff-guard.js';
@@ -230,6 +230,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     queue: config.loginQueue,
     ...(realtime.redis ? { redis: realtime.redis } : {}),
   });
+  // Key-less cash-reader cancels naming no session of the site, per address (guessing order numbers).
+  const keylessMisses = {
+    counter: createWindowCounter({
+      prefix: 'kioskhub:',
+      windowMs: 10 * 60_000,
+      ...(realtime.redis ? { redis: realtime.redis } : {}),
+    }),
+    max: config.keylessCancelMaxMisses,
+  };
   const users = createUsersService({
     db,
     tenantExists: tenants.exists,
@@ -833,7 +842,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
             }
           });
         }
-        restaurantCashRoutes(s, { auth, catalog, cash });
+        restaurantCashRoutes(s, { auth, catalog, cash, keylessMisses });
         restaurantPrintRoutes(s, { auth, catalog, printing, notifier: printNotifier });
       },
       { prefix },

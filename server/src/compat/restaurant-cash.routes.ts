@@ -8,7 +8,8 @@ import { errors } from '../platform/http/schemas.js';
 import { MAX_MAJOR_AMOUNT, currencyExponent, majorToMinor, minorToMajor } from '../platform/money.js';
 import type { CatalogService } from '../modules/catalog/catalog.service.js';
 import type { CashService, SessionView } from '../modules/cash/cash.service.js';
-import { deviceScope, siteOf } from './device-scope.js';
+import type { WindowCounter } from '../platform/http/login-guard.js';
+import { deviceScope, siteOf, type DeviceScope } from './device-scope.js';
 
 const CASH_DEVICE_KINDS = ['kiosk', 'cash'] as const;
 
@@ -48,6 +49,11 @@ export function restaurantCashRoutes(
     auth: Authenticator;
     catalog: CatalogService;
     cash: CashService;
+    /**
+     * Key-less cancels naming an order number the site has no session for, per site and client address in
+     * 10-minute windows; past `max` the address's key-less cancels are refused (guessing).
+     */
+    keylessMisses: { counter: WindowCounter; max: number };
   },
 ): void {
   const { cash } = deps;
@@ -266,19 +272,53 @@ export function restaurantCashRoutes(
           keylessCashCancel: true,
         })
       : await scopeOf(request, true);
-    if (scope.keyless) {
-      // The key-less grant covers the site's own sessions: another site's order is answered as
-      // without the grant (401), an unknown one as a keyed cancel (404).
-      const here = await hasSession(scope.tenantId, scope.siteId, orderNumber);
-      if (!here && (await hasSession(scope.tenantId, null, orderNumber))) throw noKey();
+    if (scope.keyless) return keylessCancel(scope, orderNumber, request.ip);
+    return cancelled(await cash.cancel(scope, orderNumber));
+  };
+  const cancelled = (v: Awaited<ReturnType<CashService['cancel']>>) => ({
+    success: true as const,
+    orderNumber: v.orderNumber,
+    amountReturned: v.refundDue,
+    status: v.status,
+  });
+  /** Runs a count of the key-less guard; without its store the cancel is refused, never unguarded. */
+  const guard = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch {
+      throw new AppError(
+        'UNAVAILABLE',
+        'key-less cancels are briefly unavailable (the rate-limit store does not answer)',
+      );
     }
-    const v = await cash.cancel(scope, orderNumber);
-    return {
-      success: true as const,
-      orderNumber: v.orderNumber,
-      amountReturned: v.refundDue,
-      status: v.status,
+  };
+  const keylessCancel = async (scope: DeviceScope, orderNumber: string, address: string) => {
+    const { counter, max } = deps.keylessMisses;
+    // Per site (the sessions being guessed at) and address.
+    const key = `keyless-cancel:${scope.tenantId}:${scope.siteId}:${address}`;
+    const seen = await guard(() => counter.peek(key));
+    if (seen.count >= max) {
+      const retry = Math.max(1, Math.ceil(seen.ttlMs / 1000));
+      throw new AppError(
+        'RATE_LIMITED',
+        `too many key-less cancels of orders this site has no session for from this address ` +
+          `(KEYLESS_CANCEL_MAX_MISSES: ${max} in 10 minutes); retry in ${retry} s, or give the reader a key`,
+      );
+    }
+    const miss = async (err: AppError): Promise<never> => {
+      await guard(() => counter.hit(key));
+      throw err;
     };
+    // The key-less grant covers the site's own sessions: another site's order is answered as
+    // without the grant (401), an unknown one as a keyed cancel (404). Both count as misses.
+    const here = await hasSession(scope.tenantId, scope.siteId, orderNumber);
+    if (!here && (await hasSession(scope.tenantId, null, orderNumber))) return miss(noKey());
+    try {
+      return cancelled(await cash.cancel(scope, orderNumber));
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'NOT_FOUND') return miss(err);
+      throw err;
+    }
   };
   app.post(
     '/api/cash-payment/cancel/:orderNumber',

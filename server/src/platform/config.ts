@@ -100,6 +100,8 @@ export interface Config {
   /** Password logins per minute: per address (any email) and per email (any address). */
   loginMaxPerAddress: number;
   loginMaxPerEmail: number;
+  /** Key-less cash-reader cancels of orders a site has no session for, per address in 10 minutes. */
+  keylessCancelMaxMisses: number;
   /** Password verifications running at once, and how many more may wait for a turn. */
   loginConcurrency: number;
   loginQueue: number;
@@ -473,6 +475,7 @@ export function loadConfig(env: Env = process.env): Config {
     connectionTimeoutMs: integer(env, 'CONNECTION_TIMEOUT_MS', 75_000, 1_000, 3_600_000),
     loginMaxPerAddress: integer(env, 'LOGIN_MAX_PER_ADDRESS', 20, 1, 100_000),
     loginMaxPerEmail: integer(env, 'LOGIN_MAX_PER_EMAIL', 10, 1, 100_000),
+    keylessCancelMaxMisses: integer(env, 'KEYLESS_CANCEL_MAX_MISSES', 20, 1, 100_000),
     loginConcurrency: integer(env, 'LOGIN_CONCURRENCY', 2, 1, 64),
     loginQueue: integer(env, 'LOGIN_QUEUE', 16, 0, 10_000),
     socketAuthTimeoutMs: integer(env, 'SOCKET_AUTH_TIMEOUT_MS', 10_000, 100, 600_000),

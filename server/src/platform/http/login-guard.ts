@@ -26,28 +26,63 @@ const COUNT = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}`;
 
-export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
-  const windowMs = options.windowMs ?? 60_000;
-  const local = new Map<string, { count: number; resetAt: number }>();
+/**
+ * Counts hits per key in fixed windows: in Redis when configured (shared by every process, one
+ * atomic round trip), else in this process. Throws when Redis does not answer.
+ */
+export interface WindowCounter {
+  /** Counts one hit; the key's count in its window and the time left of the window. */
+  hit(key: string): Promise<{ count: number; ttlMs: number }>;
+  /** The key's count in its window (0 when none), without counting. */
+  peek(key: string): Promise<{ count: number; ttlMs: number }>;
+}
 
-  async function count(key: string): Promise<{ count: number; ttlMs: number }> {
-    if (options.redis) {
-      const [n, ttl] = (await options.redis.eval(COUNT, 1, `kioskhub:login:${key}`, windowMs)) as [
-        number,
-        number,
-      ];
-      return { count: n, ttlMs: Math.max(ttl, 0) };
-    }
-    const now = Date.now();
-    if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
-    let entry = local.get(key);
-    if (!entry || entry.resetAt <= now) {
-      entry = { count: 0, resetAt: now + windowMs };
-      local.set(key, entry);
-    }
-    entry.count += 1;
-    return { count: entry.count, ttlMs: entry.resetAt - now };
-  }
+export function createWindowCounter(options: {
+  prefix: string;
+  windowMs: number;
+  redis?: Redis;
+}): WindowCounter {
+  const { prefix, windowMs, redis } = options;
+  const local = new Map<string, { count: number; resetAt: number }>();
+  const current = (key: string, now: number) => {
+    const entry = local.get(key);
+    return entry && entry.resetAt > now ? entry : undefined;
+  };
+  return {
+    async hit(key) {
+      if (redis) {
+        const [n, ttl] = (await redis.eval(COUNT, 1, `${prefix}${key}`, windowMs)) as [number, number];
+        return { count: n, ttlMs: Math.max(ttl, 0) };
+      }
+      const now = Date.now();
+      if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
+      let entry = current(key, now);
+      if (!entry) {
+        entry = { count: 0, resetAt: now + windowMs };
+        local.set(key, entry);
+      }
+      entry.count += 1;
+      return { count: entry.count, ttlMs: entry.resetAt - now };
+    },
+    async peek(key) {
+      if (redis) {
+        const [n, ttl] = await Promise.all([redis.get(`${prefix}${key}`), redis.pttl(`${prefix}${key}`)]);
+        return { count: Number(n ?? 0), ttlMs: Math.max(ttl, 0) };
+      }
+      const now = Date.now();
+      const entry = current(key, now);
+      return entry ? { count: entry.count, ttlMs: entry.resetAt - now } : { count: 0, ttlMs: 0 };
+    },
+  };
+}
+
+export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
+  const counter = createWindowCounter({
+    prefix: 'kioskhub:login:',
+    windowMs: options.windowMs ?? 60_000,
+    ...(options.redis ? { redis: options.redis } : {}),
+  });
+  const count = (key: string) => counter.hit(key);
 
   let running = 0;
   const waiting: (() => void)[] = [];
