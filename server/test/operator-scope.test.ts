@@ -5,25 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from './harness.js';
+import { signInAs } from './fixtures/staff.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 const BANK_SECRET = 'bank-secret-operator-scope';
-const PASSWORD = 'correct-horse';
 const rand = () => randomBytes(4).toString('hex');
-
-async function signIn(server: TestServer, tenantId: string): Promise<string> {
-  const email = `admin-${rand()}@${tenantId.replaceAll('_', '-')}.example`;
-  const created = await server.request('POST', '/v1/users', {
-    body: { email, password: PASSWORD, role: 'admin', tenantId },
-  });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const res = await server.request('POST', '/v1/auth/login', {
-    token: null,
-    body: { email, password: PASSWORD },
-  });
-  expect(res.status).toBe(200);
-  return res.body.token as string;
-}
 
 async function unmatchedCredit(server: TestServer): Promise<string> {
   const eventId = `bank-evt-${rand()}`;
@@ -69,8 +55,8 @@ describe.each(engines())('money no tenant owns (%s)', (engine) => {
       expect((await server.request('POST', '/v1/tenants', { body: { id: other, name: other } })).status).toBe(
         201,
       );
-      defaultAdmin = await signIn(server, 'default');
-      otherAdmin = await signIn(server, other);
+      defaultAdmin = await signInAs(server, 'default');
+      otherAdmin = await signInAs(server, other);
     });
     afterAll(async () => {
       await server?.close();
@@ -129,7 +115,7 @@ describe.each(engines())('money no tenant owns (%s)', (engine) => {
     let admin = '';
     beforeAll(async () => {
       server = await startServer({ engine, env: { BANK_WEBHOOK_SECRET: BANK_SECRET } });
-      admin = await signIn(server, 'default');
+      admin = await signInAs(server, 'default');
     });
     afterAll(async () => {
       await server?.close();

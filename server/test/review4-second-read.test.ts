@@ -7,24 +7,10 @@ import { sql } from 'kysely';
 import { enqueueOutbox } from '../src/platform/outbox.js';
 import type {} from '../src/modules/payments/card-payments.js';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
+import { signInAs } from './fixtures/staff.js';
 
-const PASSWORD = 'correct-horse';
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 const rand = () => randomBytes(4).toString('hex');
-
-async function signIn(server: TestServer, tenantId: string): Promise<string> {
-  const email = `admin-${rand()}@${tenantId.replaceAll('_', '-')}.example`;
-  const created = await server.request('POST', '/v1/users', {
-    body: { email, password: PASSWORD, role: 'admin', tenantId },
-  });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const res = await server.request('POST', '/v1/auth/login', {
-    token: null,
-    body: { email, password: PASSWORD },
-  });
-  expect(res.status).toBe(200);
-  return res.body.token as string;
-}
 
 type AlertItem = { id: string; tenantId: string; kind: string; subjectId: string; message: string };
 
@@ -68,8 +54,8 @@ describe.each(engines())('review 4, second read (%s)', (engine) => {
       expect((await server.request('POST', '/v1/tenants', { body: { id: other, name: other } })).status).toBe(
         201,
       );
-      defaultAdmin = await signIn(server, 'default');
-      otherAdmin = await signIn(server, other);
+      defaultAdmin = await signInAs(server, 'default');
+      otherAdmin = await signInAs(server, other);
     });
     afterAll(async () => {
       await server?.close();
@@ -94,7 +80,7 @@ describe.each(engines())('review 4, second read (%s)', (engine) => {
     let admin = '';
     beforeAll(async () => {
       server = await startServer({ engine, env: { JOB_RETRY_BASE_MS: '10' } });
-      admin = await signIn(server, 'default');
+      admin = await signInAs(server, 'default');
     });
     afterAll(async () => {
       await server?.close();

@@ -107,6 +107,23 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
   // Key-less devices (printers with printQueueOpen, the cash reader's cancel with
   // keylessCashCancel) find their site by id alone, so an id is open for them in one tenant only:
   // the first to open it holds it while either flag is on (another tenant's site changes nothing).
+  type KeylessFlag = 'print_queue_open' | 'keyless_cash_cancel';
+  /** The site of this id with the flag on, in the tenant holding the id's key-less claim. */
+  async function keylessSite(flag: KeylessFlag, siteId: string): Promise<Site | undefined> {
+    const row = await db
+      .selectFrom('sites')
+      .innerJoin('print_queue_claims as c', (j) =>
+        j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'),
+      )
+      .selectAll('sites')
+      .where('sites.id', '=', siteId)
+      .where(`sites.${flag}`, '=', 1)
+      .executeTakeFirst();
+    return row ? toSite(row) : undefined;
+  }
+  const sitesWith = async (flag: KeylessFlag): Promise<Site[]> =>
+    (await db.selectFrom('sites').selectAll().where(flag, '=', 1).execute()).map(toSite);
+
   async function claimKeyless(tx: Executor, tenantId: string, siteId: string, open: boolean) {
     if (!open) {
       await tx
@@ -262,48 +279,15 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
     },
 
     /** Key-less legacy printers name their site in the URL: the open site of the tenant holding that id. */
-    async findOpenSite(siteId: string): Promise<Site | undefined> {
-      const row = await db
-        .selectFrom('sites')
-        .innerJoin('print_queue_claims as c', (j) =>
-          j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'),
-        )
-        .selectAll('sites')
-        .where('sites.id', '=', siteId)
-        .where('sites.print_queue_open', '=', 1)
-        .executeTakeFirst();
-      return row ? toSite(row) : undefined;
-    },
-
-    async listOpenSites(): Promise<Site[]> {
-      return (await db.selectFrom('sites').selectAll().where('print_queue_open', '=', 1).execute()).map(
-        toSite,
-      );
-    },
-
+    findOpenSite: (siteId: string) => keylessSite('print_queue_open', siteId),
+    listOpenSites: () => sitesWith('print_queue_open'),
     /**
      * The key-less cash reader names its site in the URL: the site with keylessCashCancel of the
      * tenant holding that id's key-less claim.
      */
-    async findKeylessCashSite(siteId: string): Promise<Site | undefined> {
-      const row = await db
-        .selectFrom('sites')
-        .innerJoin('print_queue_claims as c', (j) =>
-          j.onRef('c.site_id', '=', 'sites.id').onRef('c.tenant_id', '=', 'sites.tenant_id'),
-        )
-        .selectAll('sites')
-        .where('sites.id', '=', siteId)
-        .where('sites.keyless_cash_cancel', '=', 1)
-        .executeTakeFirst();
-      return row ? toSite(row) : undefined;
-    },
-
+    findKeylessCashSite: (siteId: string) => keylessSite('keyless_cash_cancel', siteId),
     /** Sites whose cash sessions the cash reader may cancel without a key (for the start-up warning). */
-    async listKeylessCashSites(): Promise<Site[]> {
-      return (await db.selectFrom('sites').selectAll().where('keyless_cash_cancel', '=', 1).execute()).map(
-        toSite,
-      );
-    },
+    listKeylessCashSites: () => sitesWith('keyless_cash_cancel'),
 
     async createProduct(
       tenantId: string,
