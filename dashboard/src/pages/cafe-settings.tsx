@@ -155,20 +155,25 @@ interface TipsReport {
     orders: number;
   }[];
   totals: { currency: string; tipMinor: number }[];
+  /** The zone of the days: the one sent. */
+  timeZone?: string;
 }
 
 function Tips({ siteId, tenantQs }: { siteId: string; tenantQs: string }) {
   const { can } = useAuth();
   const [days, setDays] = useState('7');
+  // Local days of the browser's zone: the server counts tips per day of the zone it is sent.
+  const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const to = new Date();
-  to.setUTCHours(24, 0, 0, 0);
-  const from = new Date(to.getTime() - Number(days) * 86_400_000);
+  to.setHours(24, 0, 0, 0);
+  const from = new Date(to);
+  from.setDate(from.getDate() - Number(days));
   const tenantId = new URLSearchParams(tenantQs).get('tenantId') ?? undefined;
   const report = useQuery({
     queryKey: ['cafe', 'tips', siteId, days, tenantId],
     queryFn: () =>
       api<TipsReport>(
-        `/v1/cafe/tips${qs({ siteId, from: from.toISOString(), to: to.toISOString(), tenantId })}`,
+        `/v1/cafe/tips${qs({ siteId, from: from.toISOString(), to: to.toISOString(), tenantId, timeZone })}`,
       ),
     enabled: can('refundDue'),
   });
@@ -180,7 +185,7 @@ function Tips({ siteId, tenantQs }: { siteId: string; tenantQs: string }) {
         value={days}
         onChange={(e) => setDays(e.target.value)}
         options={[
-          { value: '1', label: 'Today (UTC)' },
+          { value: '1', label: 'Today' },
           { value: '7', label: 'Last 7 days' },
           { value: '31', label: 'Last 31 days' },
         ]}
@@ -195,7 +200,7 @@ function Tips({ siteId, tenantQs }: { siteId: string; tenantQs: string }) {
         <TableWrap label="Tips per day and split">
           <thead>
             <tr>
-              <th>Day (UTC)</th>
+              <th>Day ({report.data.timeZone ?? 'UTC'})</th>
               <th>Split</th>
               <th className="num">Orders</th>
               <th className="num">Tips</th>

@@ -12,28 +12,39 @@ import { ErrorNote, Loading, PeriodFields, Section, SelectField } from '../ui.ts
 import { ChartCanvas, DataTable } from './chart-parts.tsx';
 import { WaterCharts } from './water-charts.tsx';
 
-const HOUR = 3_600_000;
+/** The browser's time zone: the server buckets the charts by its days and hours. */
+const localZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-/** Every bucket from `from` to `to`, so quiet hours show as zero instead of vanishing. */
+/**
+ * Every bucket from `from` to `to` (local hours or days, as the server makes them with the
+ * browser's zone), so quiet hours show as zero instead of vanishing.
+ */
 function buckets(from: string, to: string, bucket: StatsBucket): string[] {
-  const step = bucket === 'hour' ? HOUR : 24 * HOUR;
-  const start = new Date(from);
-  if (bucket === 'hour') start.setUTCMinutes(0, 0, 0);
-  else start.setUTCHours(0, 0, 0, 0);
+  const d = new Date(from);
+  if (bucket === 'hour') d.setMinutes(0, 0, 0);
+  else d.setHours(0, 0, 0, 0);
   const out: string[] = [];
-  for (let t = start.getTime(); t < Date.parse(to) && out.length < 2000; t += step)
-    out.push(new Date(t).toISOString());
+  while (d.getTime() < Date.parse(to) && out.length < 2000) {
+    out.push(d.toISOString());
+    // A local day is 23 or 25 hours across a DST change: step by the calendar.
+    if (bucket === 'hour') d.setTime(d.getTime() + 3_600_000);
+    else d.setDate(d.getDate() + 1);
+  }
   return out;
 }
 
+/** A bucket's start, in the browser's zone. */
 const label = (iso: string, bucket: StatsBucket): string => {
   const d = new Date(iso);
   return bucket === 'hour'
-    ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' })
-    : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+    ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit' })
+    : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
 };
 
-function chartConfigs(stats: StatsView) {
+/** A report's answer with the zone its days and hours are in (the server echoes the one sent). */
+type Zoned<T> = T & { timeZone?: string };
+
+function chartConfigs(stats: Zoned<StatsView>) {
   const axis = buckets(stats.from, stats.to, stats.bucket);
   const currencies = [...new Set(stats.revenue.map((r) => r.currency))];
   const currency = currencies[0] ?? 'INR';
@@ -84,7 +95,6 @@ function chartConfigs(stats: StatsView) {
           day: 'numeric',
           hour: '2-digit',
           minute: '2-digit',
-          timeZone: 'UTC',
         }),
       ),
       datasets: [
@@ -115,7 +125,7 @@ function chartConfigs(stats: StatsView) {
   return { revenueConfig, statusConfig, onlineConfig, currency, currencies };
 }
 
-function Charts({ stats }: { stats: StatsView }) {
+function Charts({ stats }: { stats: Zoned<StatsView> }) {
   const { revenueConfig, statusConfig, onlineConfig, currency, currencies } = useMemo(
     () => chartConfigs(stats),
     [stats],
@@ -141,8 +151,13 @@ function Charts({ stats }: { stats: StatsView }) {
         />
         <DataTable
           caption={`Revenue by ${stats.bucket}`}
-          head={['Start (UTC)', 'Currency', 'Amount', 'Orders']}
-          rows={stats.revenue.map((r) => [r.start, r.currency, money(r.amountMinor, r.currency), r.orders])}
+          head={[`Start (${stats.timeZone ?? 'UTC'})`, 'Currency', 'Amount', 'Orders']}
+          rows={stats.revenue.map((r) => [
+            label(r.start, stats.bucket),
+            r.currency,
+            money(r.amountMinor, r.currency),
+            r.orders,
+          ])}
         />
       </Section>
       <Section title="Orders by status">
@@ -203,7 +218,7 @@ export default function ChartsPage() {
   const machines = useAllMachines();
   const stats = useQuery({
     queryKey: ['stats', bucket, f],
-    queryFn: () => api<StatsView>(`/v1/stats${qs({ ...f, bucket })}`),
+    queryFn: () => api<Zoned<StatsView>>(`/v1/stats${qs({ ...f, bucket, timeZone: localZone() })}`),
     refetchInterval: 60_000,
   });
   return (

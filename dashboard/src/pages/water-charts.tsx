@@ -8,20 +8,27 @@ import { api, qs } from '../api.ts';
 import { money } from '../format.ts';
 import { Empty, ErrorNote, Loading, Section } from '../ui.tsx';
 import { ChartCanvas, DataTable } from './chart-parts.tsx';
-import { useWaterOverview } from './water.tsx';
+import { localZone, useWaterOverview } from './water.tsx';
 
 const DAY = 86_400_000;
 
-/** Every UTC day of the range, so days without water show as zero. */
+/** The local date (`YYYY-MM-DD`) of a Date, in the browser's zone. */
+const dateKey = (d: Date): string =>
+  `${String(d.getFullYear()).padStart(4, '0')}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+
+/**
+ * Every local day of the range (the server counts litres per day of the browser's zone), so
+ * days without water show as zero.
+ */
 function days(from: string, to: string): string[] {
-  const start = new Date(from);
-  start.setUTCHours(0, 0, 0, 0);
+  const d = new Date(from);
+  d.setHours(0, 0, 0, 0);
   const out: string[] = [];
-  for (let t = start.getTime(); t < Date.parse(to) && out.length < 400; t += DAY)
-    out.push(new Date(t).toISOString().slice(0, 10));
+  for (; d.getTime() < Date.parse(to) && out.length < 400; d.setDate(d.getDate() + 1)) out.push(dateKey(d));
   return out;
 }
 
+/** A day key (a local date) as a label: the date itself, no zone to convert. */
 const dayLabel = (day: string) =>
   new Date(`${day}T00:00:00Z`).toLocaleDateString(undefined, {
     month: 'short',
@@ -114,7 +121,7 @@ export function WaterCharts({ from, to, days: daily }: { from: string; to: strin
     from || to || daily ? { from, to } : { from: new Date(Date.now() - 7 * DAY).toISOString(), to: '' };
   const water = useQuery({
     queryKey: ['stats', 'water', range.from.slice(0, 13), range.to],
-    queryFn: () => api<WaterStatsView>(`/v1/stats/water${qs(range)}`),
+    queryFn: () => api<WaterStatsView>(`/v1/stats/water${qs({ ...range, timeZone: localZone() })}`),
     refetchInterval: 60_000,
   });
   const c = useMemo(() => (water.data ? configs(water.data) : null), [water.data]);

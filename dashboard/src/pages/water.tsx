@@ -25,10 +25,14 @@ export const litres = (ml: number | null | undefined): string =>
     ? '—'
     : `${(ml / 1000).toLocaleString(undefined, { maximumFractionDigits: 1 })} L`;
 
+/** The browser's time zone: water reports count days (and "today") in it. */
+export const localZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
+
 export function useWaterOverview() {
   return useQuery({
     queryKey: ['water', 'overview'],
-    queryFn: () => api<{ items: WaterKioskOverview[] }>('/v1/water/kiosks/overview'),
+    queryFn: () =>
+      api<{ items: WaterKioskOverview[] }>(`/v1/water/kiosks/overview${qs({ timeZone: localZone() })}`),
     refetchInterval: 30_000,
   });
 }
@@ -52,7 +56,7 @@ export function WaterKiosksPage() {
       <h1>Water kiosks</h1>
       <p className="summary" aria-live="polite">
         <strong>{online}</strong> of {kiosks.length} kiosks online · <strong>{litres(totalMl)}</strong>{' '}
-        dispensed today (UTC)
+        dispensed today
       </p>
       <Listing
         query={overview}

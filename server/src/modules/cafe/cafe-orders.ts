@@ -16,7 +16,7 @@ import {
   type OrderItem,
   type OrdersService,
 } from '../orders/orders.service.js';
-import { cafeTipsReport } from '../reporting/cafe-tips.js';
+import { cafeTipsReport, type TipsQuery } from '../reporting/cafe-tips.js';
 import type { CafeTables, GuestTable } from './cafe-tables.js';
 
 export type Tip = { percent: number } | { amountMinor: number };
@@ -299,9 +299,8 @@ export function createCafeOrders(deps: {
       });
     },
 
-    /** Tips of paid table orders, per UTC day, split and server (a report: reporting/cafe-tips.ts). */
-    tips: (tenantId: string | null, q: { siteId?: string; from: string; to: string }) =>
-      cafeTipsReport(db, tenantId, q),
+    /** Tips of paid table orders, per day (UTC or `timeZone`'s), split and server (reporting/cafe-tips.ts). */
+    tips: (tenantId: string | null, q: TipsQuery) => cafeTipsReport(db, tenantId, q),
   };
 }
 

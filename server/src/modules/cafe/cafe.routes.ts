@@ -9,6 +9,8 @@ import { EntityId, errors, IsoTime } from '../../platform/http/schemas.js';
 import { validation } from '../../platform/errors.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import type { CafeOrders } from './cafe-orders.js';
+import { TimeZoneParam } from '../reporting/local-buckets.js';
+import type { TipsQuery } from '../reporting/cafe-tips.js';
 import type { CafeTables } from './cafe-tables.js';
 import type { createCafeOverview } from './cafe-overview.js';
 import { CafeOrderSchema, CafeSettingsSchema, KitchenBody, Nullable, Open, Sku } from './cafe.schema.js';
@@ -234,9 +236,16 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
     {
       schema: {
         tags: ['cafe'],
-        summary: 'Tips of paid table orders per UTC day and split (pool, or the table’s server)',
+        summary:
+          'Tips of paid table orders per day (of `timeZone`, default UTC) and split (pool, or the table’s server)',
         querystring: Type.Object(
-          { siteId: Type.Optional(EntityId), from: IsoTime, to: IsoTime, tenantId: Type.Optional(EntityId) },
+          {
+            siteId: Type.Optional(EntityId),
+            from: IsoTime,
+            to: IsoTime,
+            tenantId: Type.Optional(EntityId),
+            timeZone: Type.Optional(TimeZoneParam),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -253,6 +262,7 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
               }),
             ),
             totals: Type.Array(Type.Object({ currency: Type.String(), tipMinor: Type.Integer() })),
+            timeZone: Type.Optional(Type.String()),
           }),
           ...errors(400, 401, 403),
         },
@@ -260,14 +270,20 @@ figure{margin:0;border:1px dashed #999;padding:6mm;text-align:center;break-insid
     },
     async (request) => {
       const principal = await request.staff(['admin', 'customer_service']);
-      const { from, to, siteId } = request.query;
+      const { from, to, siteId, timeZone } = request.query;
       if (Date.parse(from) >= Date.parse(to)) throw validation('from must be before to');
       const tenant =
         principal.kind === 'admin' && request.query.tenantId
           ? request.query.tenantId
           : tenantFilter(principal);
       const iso = (t: string) => new Date(t).toISOString();
-      return cafeOrders.tips(tenant, { from: iso(from), to: iso(to), ...(siteId ? { siteId } : {}) });
+      const q: TipsQuery = {
+        from: iso(from),
+        to: iso(to),
+        ...(siteId ? { siteId } : {}),
+        ...(timeZone !== undefined ? { timeZone } : {}),
+      };
+      return cafeOrders.tips(tenant, q);
     },
   );
 

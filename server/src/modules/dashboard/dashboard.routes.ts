@@ -28,7 +28,8 @@ import { OrderSchema } from '../orders/orders.routes.js';
 import type { FleetService } from './fleet.service.js';
 import type { QrService } from './qr.service.js';
 import type { ReviewService } from './review.service.js';
-import type { StatsService } from '../reporting/stats.service.js';
+import type { StatsService, Zoned } from '../reporting/stats.service.js';
+import { TimeZoneParam } from '../reporting/local-buckets.js';
 
 /** Who may settle a review: a refund is a money decision, a dispense can be checked on site. */
 export const MARK_DISPENSED_ROLES: readonly StaffRole[] = ['admin', 'customer_service', 'technician'];
@@ -87,6 +88,8 @@ const StatsSchema = Type.Object({
     rate: Nullable(Type.Number()),
   }),
   machinesOnline: Type.Array(Type.Object({ at: Type.String(), online: Type.Number(), total: Type.Number() })),
+  /** The zone of the buckets, when one was asked for. */
+  timeZone: Type.Optional(Type.String()),
 });
 const PrintSummarySchema = Type.Object({
   tenantId: Type.String(),
@@ -320,7 +323,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
       schema: {
         tags: ['dashboard'],
         summary:
-          'Charts: revenue by hour or day, orders by status, dispense success rate, machines online (UTC buckets)',
+          'Charts: revenue by hour or day, orders by status, dispense success rate, machines online (buckets in `timeZone`, default UTC)',
         querystring: Type.Object(
           {
             from: Type.Optional(IsoTime),
@@ -328,15 +331,16 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
             bucket: Type.Optional(Type.Union([Type.Literal('hour'), Type.Literal('day')])),
             siteId: Type.Optional(EntityId),
             machineId: Type.Optional(EntityId),
+            timeZone: Type.Optional(TimeZoneParam),
           },
           { additionalProperties: false },
         ),
         response: { 200: StatsSchema, ...errors(400, 401, 403, 404) },
       },
     },
-    async (request): Promise<StatsView> => {
+    async (request): Promise<Zoned<StatsView>> => {
       const p = await request.staff();
-      const { from, to, bucket, siteId, machineId } = request.query;
+      const { from, to, bucket, siteId, machineId, timeZone } = request.query;
       return deps.stats.stats({
         tenantId: tenantFilter(p),
         ...(from ? { from } : {}),
@@ -344,6 +348,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
         ...(bucket ? { bucket } : {}),
         ...(siteId ? { siteId } : {}),
         ...(machineId ? { machineId } : {}),
+        ...(timeZone !== undefined ? { timeZone } : {}),
       });
     },
   );

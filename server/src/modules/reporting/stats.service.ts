@@ -2,11 +2,13 @@
 // the dashboard's machine_online_samples), read-only, for aggregates no single owner answers.
 // It writes nothing and owns no table; everything else goes through the owning service.
 // Dashboard charts: revenue by hour or day, orders by status, dispense success rate and
-// machines online over time, for a range and optionally one site or machine. Buckets are UTC.
+// machines online over time, for a range and optionally one site or machine. Buckets are UTC
+// days and hours, or those of the zone asked for (`timeZone`, see localBuckets below).
 import { ORDER_STATUSES, type OrderStatus, type StatsBucket, type StatsView } from '@kioskhub/protocol';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import { validation } from '../../platform/errors.js';
+import { bucketStart as localBucketStart, isTimeZone, offsetMs } from './local-buckets.js';
 
 export interface StatsQuery {
   tenantId: string | null;
@@ -15,6 +17,79 @@ export interface StatsQuery {
   from?: string;
   to?: string;
   bucket?: StatsBucket;
+  /** IANA zone of the buckets; absent: UTC, and the answer is as it always was. */
+  timeZone?: string;
+}
+
+/** A report's answer with the zone it was asked in (only when one was asked for). */
+export type Zoned<T> = T & { timeZone?: string };
+
+/** The zone asked for, checked: one Intl does not know is a 400 naming the parameter. */
+export function checkTimeZone(timeZone: string | undefined): string | undefined {
+  if (timeZone !== undefined && !isTimeZone(timeZone))
+    throw validation(
+      `timeZone: ${JSON.stringify(timeZone)} is not a time zone (an IANA name such as Asia/Kolkata)`,
+    );
+  return timeZone;
+}
+
+/** Whether buckets in the zone differ from the UTC ones the prefixes give (UTC or none: no). */
+export const isLocal = (timeZone: string | undefined): timeZone is string =>
+  timeZone !== undefined && timeZone !== 'UTC';
+
+// Local buckets, on both engines alike: rows are grouped by a piece of their UTC text fine enough
+// that no local bucket boundary falls inside a group (an hour for Berlin, a quarter hour for India
+// and Nepal, a minute or a second for odd historic offsets), with the first and last instant of
+// each group; each group is then put in its local bucket in TypeScript (local-buckets.ts). A group
+// whose first and last instants fall in different buckets means the piece was too coarse: the
+// query runs again one step finer, down to the whole timestamp. Groups are bounded by the rows
+// there are, never by the length of the range.
+const LEVELS = ['hour', 'quarter', 'minute', 'second', 'exact'] as const;
+type Level = (typeof LEVELS)[number];
+
+function fineKey(column: string, level: Level): RawBuilder<string> {
+  const col = sql.ref(column);
+  switch (level) {
+    case 'hour':
+      return sql<string>`substr(${col}, 1, 13)`;
+    case 'quarter':
+      return sql<string>`(substr(${col}, 1, 13) || case when substr(${col}, 15, 2) < '15' then ':00' when substr(${col}, 15, 2) < '30' then ':15' when substr(${col}, 15, 2) < '45' then ':30' else ':45' end)`;
+    case 'minute':
+      return sql<string>`substr(${col}, 1, 16)`;
+    case 'second':
+      return sql<string>`substr(${col}, 1, 19)`;
+    case 'exact':
+      return sql<string>`${col}`;
+  }
+}
+
+/** The coarsest piece the zone's offsets at both ends of the range allow. */
+function firstLevel(from: string, to: string, timeZone: string): Level {
+  const offsets = [offsetMs(Date.parse(from), timeZone), offsetMs(Date.parse(to), timeZone)];
+  const all = (unit: number) => offsets.every((o) => o % unit === 0);
+  return all(3_600_000) ? 'hour' : all(900_000) ? 'quarter' : all(60_000) ? 'minute' : 'second';
+}
+
+/**
+ * Rows of a grouped query, each with the start (UTC ms) of its local bucket. `run` groups by the
+ * key it is given (and whatever else it likes) and selects `lo` and `hi`: min and max of `column`.
+ */
+export async function localBuckets<R extends { lo: string; hi: string }>(
+  column: string,
+  z: { timeZone: string; bucket: StatsBucket; from: string; to: string },
+  run: (key: RawBuilder<string>) => Promise<R[]>,
+): Promise<(R & { start: number })[]> {
+  for (let i = LEVELS.indexOf(firstLevel(z.from, z.to, z.timeZone)); ; i++) {
+    const level = LEVELS[i]!;
+    const rows = await run(fineKey(column, level));
+    const out: (R & { start: number })[] = [];
+    for (const r of rows) {
+      const start = localBucketStart(Date.parse(r.lo), z.bucket, z.timeZone);
+      if (level !== 'exact' && localBucketStart(Date.parse(r.hi), z.bucket, z.timeZone) !== start) break;
+      out.push({ ...r, start });
+    }
+    if (out.length === rows.length) return out;
+  }
 }
 
 /** Orders whose money was kept: revenue. */
@@ -61,30 +136,47 @@ export function createStatsService(deps: {
     to: string,
     bucket: StatsBucket,
   ): Promise<StatsView['revenue']> {
-    const b = prefix('paid_at', bucket === 'hour' ? 13 : 10);
-    let query = db
-      .selectFrom('orders')
-      .select([
-        b.as('b'),
-        'currency',
-        (eb) => eb.fn.sum<number>('amount').as('amount'),
-        (eb) => eb.fn.countAll<number>().as('n'),
-      ])
-      .where('paid_at', '>=', from)
-      .where('paid_at', '<', to)
-      .where('status', 'in', KEPT)
-      .groupBy([b, 'currency'])
-      .orderBy(b);
-    if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
-    if (q.siteId) query = query.where('site_id', '=', q.siteId);
-    if (q.machineId) query = query.where('machine_id', '=', q.machineId);
-    const rows = await query.execute();
-    return rows.map((r) => ({
-      start: bucketStart(r.b),
-      currency: r.currency,
-      amountMinor: Number(r.amount),
-      orders: Number(r.n),
-    }));
+    const query = (b: RawBuilder<string>) => {
+      let query = db
+        .selectFrom('orders')
+        .select([
+          b.as('b'),
+          'currency',
+          (eb) => eb.fn.sum<number>('amount').as('amount'),
+          (eb) => eb.fn.countAll<number>().as('n'),
+          (eb) => eb.fn.min<string>('paid_at').as('lo'),
+          (eb) => eb.fn.max<string>('paid_at').as('hi'),
+        ])
+        .where('paid_at', '>=', from)
+        .where('paid_at', '<', to)
+        .where('status', 'in', KEPT)
+        .groupBy([b, 'currency'])
+        .orderBy(b);
+      if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
+      if (q.siteId) query = query.where('site_id', '=', q.siteId);
+      if (q.machineId) query = query.where('machine_id', '=', q.machineId);
+      return query.execute();
+    };
+    if (!isLocal(q.timeZone)) {
+      const rows = await query(prefix('paid_at', bucket === 'hour' ? 13 : 10));
+      return rows.map((r) => ({
+        start: bucketStart(r.b),
+        currency: r.currency,
+        amountMinor: Number(r.amount),
+        orders: Number(r.n),
+      }));
+    }
+    const rows = await localBuckets('paid_at', { timeZone: q.timeZone, bucket, from, to }, query);
+    const sums = new Map<string, StatsView['revenue'][number]>();
+    for (const r of rows) {
+      const start = new Date(r.start).toISOString();
+      const key = `${start} ${r.currency}`;
+      const sum = sums.get(key) ?? { start, currency: r.currency, amountMinor: 0, orders: 0 };
+      sum.amountMinor += Number(r.amount);
+      sum.orders += Number(r.n);
+      sums.set(key, sum);
+    }
+    return [...sums.values()].sort((a, b) => cmp(a.start, b.start) || cmp(a.currency, b.currency));
   }
 
   async function ordersByStatus(
@@ -143,7 +235,7 @@ export function createStatsService(deps: {
     to: string,
   ): Promise<StatsView['machinesOnline']> {
     const span = Date.parse(to) - Date.parse(from);
-    const b = prefix('at', span <= 2 * DAY ? 16 : span <= 31 * DAY ? 13 : 10);
+    const chars = span <= 2 * DAY ? 16 : span <= 31 * DAY ? 13 : 10;
     const site = q.machineId ? await deps.machineSite(q.machineId, q.tenantId) : q.siteId;
     const online = q.machineId
       ? // The quoted id as a whole element, exactly (LIKE ignores case on SQLite): ids never hold
@@ -151,25 +243,51 @@ export function createStatsService(deps: {
         sql<number>`sum(case when replace(online_ids, ${`"${q.machineId}"`}, '') <> online_ids then 1 else 0 end)`
       : sql<number>`sum(online)`;
     const total = q.machineId ? sql<number>`count(distinct at)` : sql<number>`sum(total)`;
-    let query = db
-      .selectFrom('machine_online_samples')
-      .select([
-        b.as('b'),
-        online.as('online'),
-        total.as('total'),
-        sql<number>`count(distinct at)`.as('instants'),
-      ])
-      .where('at', '>=', from)
-      .where('at', '<', to)
-      .groupBy(b)
-      .orderBy(b);
-    if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
-    if (site) query = query.where('site_id', '=', site);
-    const rows = await query.execute();
+    const query = (b: RawBuilder<string>) => {
+      let query = db
+        .selectFrom('machine_online_samples')
+        .select([
+          b.as('b'),
+          online.as('online'),
+          total.as('total'),
+          sql<number>`count(distinct at)`.as('instants'),
+          (eb) => eb.fn.min<string>('at').as('lo'),
+          (eb) => eb.fn.max<string>('at').as('hi'),
+        ])
+        .where('at', '>=', from)
+        .where('at', '<', to)
+        .groupBy(b)
+        .orderBy(b);
+      if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
+      if (site) query = query.where('site_id', '=', site);
+      return query.execute();
+    };
+    // Minutes are the same in every zone of whole-minute offsets: only hours and days move.
+    let rows: { at: string; online: number; total: number; instants: number }[];
+    if (!isLocal(q.timeZone) || chars === 16) {
+      rows = (await query(prefix('at', chars))).map((r) => ({
+        at: bucketStart(r.b),
+        online: Number(r.online),
+        total: Number(r.total),
+        instants: Number(r.instants),
+      }));
+    } else {
+      const bucket = chars === 13 ? 'hour' : 'day';
+      const sums = new Map<string, { at: string; online: number; total: number; instants: number }>();
+      for (const r of await localBuckets('at', { timeZone: q.timeZone, bucket, from, to }, query)) {
+        const at = new Date(r.start).toISOString();
+        const sum = sums.get(at) ?? { at, online: 0, total: 0, instants: 0 };
+        sum.online += Number(r.online);
+        sum.total += Number(r.total);
+        sum.instants += Number(r.instants);
+        sums.set(at, sum);
+      }
+      rows = [...sums.values()].sort((a, b) => cmp(a.at, b.at));
+    }
     // Several sites share each sampling instant: sum per instant, then average over the bucket.
     const points = rows.map((r) => {
-      const n = Math.max(1, Number(r.instants));
-      return { at: bucketStart(r.b), online: round(Number(r.online) / n), total: round(Number(r.total) / n) };
+      const n = Math.max(1, r.instants);
+      return { at: r.at, online: round(r.online / n), total: round(r.total / n) };
     });
     if (Date.parse(to) >= Date.now() - 60_000)
       points.push({ at: new Date().toISOString(), ...(await currentOnline(q, site)) });
@@ -198,7 +316,8 @@ export function createStatsService(deps: {
   }
 
   return {
-    async stats(q: StatsQuery): Promise<StatsView> {
+    async stats(q: StatsQuery): Promise<Zoned<StatsView>> {
+      const timeZone = checkTimeZone(q.timeZone);
       if (q.machineId) await deps.machineSite(q.machineId, q.tenantId); // 404 for another tenant's machine
       const { from, to, bucket } = resolveRange(q);
       const [rev, byStatus, disp, online] = await Promise.all([
@@ -215,11 +334,13 @@ export function createStatsService(deps: {
         ordersByStatus: byStatus,
         dispense: disp,
         machinesOnline: online,
+        ...(timeZone !== undefined ? { timeZone } : {}),
       };
     },
   };
 }
 
 const round = (n: number): number => Math.round(n * 100) / 100;
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export type StatsService = ReturnType<typeof createStatsService>;

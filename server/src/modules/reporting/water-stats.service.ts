@@ -8,14 +8,15 @@ import {
   type WaterStatsView,
   type WaterTapView,
 } from '@kioskhub/protocol';
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { PaymentQueries } from '../payments/payment-queries.js';
 import { utcDayStart } from '../water/usage.js';
 import { reasonOf } from '../water-ops/verifications.js';
 import { readableAmount } from '../../platform/money.js';
-import { resolveRange } from './stats.service.js';
+import { dayStart, localDay } from './local-buckets.js';
+import { checkTimeZone, isLocal, localBuckets, resolveRange, type Zoned } from './stats.service.js';
 
 /** A kiosk is OFFLINE after this long without a heartbeat (docs/water.md). */
 export const WATER_KIOSK_SILENT_MS = 5 * 60_000;
@@ -80,8 +81,14 @@ export function createWaterStatsService(deps: {
 }) {
   const { db } = deps;
 
-  async function overview(tenantId: string | null, now = Date.now()): Promise<WaterKioskOverview[]> {
-    const day = utcDayStart(new Date(now));
+  /** Every water kiosk with today's figures: today is the UTC day, or the local day of `timeZone`. */
+  async function overview(
+    tenantId: string | null,
+    now = Date.now(),
+    timeZone?: string,
+  ): Promise<WaterKioskOverview[]> {
+    const zone = checkTimeZone(timeZone);
+    const day = isLocal(zone) ? new Date(dayStart(now, zone)).toISOString() : utcDayStart(new Date(now));
     let kiosks = db
       .selectFrom('machines as m')
       .leftJoin('water_kiosks as k', 'k.machine_id', 'm.id')
@@ -168,21 +175,49 @@ export function createWaterStatsService(deps: {
     return [...byPlan.values()].sort((a, b) => cmp(a.planId, b.planId) || cmp(a.currency, b.currency));
   }
 
-  async function stats(q: { tenantId: string | null; from?: string; to?: string }): Promise<WaterStatsView> {
+  async function stats(q: {
+    tenantId: string | null;
+    from?: string;
+    to?: string;
+    timeZone?: string;
+  }): Promise<Zoned<WaterStatsView>> {
+    const timeZone = checkTimeZone(q.timeZone);
     const { from, to } = resolveRange({ ...q, bucket: 'day' });
-    const dayOf = sql<string>`substr(${sql.ref('at')}, 1, 10)`;
-    let litres = db
-      .selectFrom('water_dispenses')
-      .select([
-        dayOf.as('day'),
-        (eb) => eb.fn.sum<string | number>('dispensed_ml').as('ml'),
-        (eb) => eb.fn.countAll<string | number>().as('n'),
-      ])
-      .where('at', '>=', from)
-      .where('at', '<', to)
-      .where('status', 'in', DISPENSED)
-      .groupBy(dayOf)
-      .orderBy(dayOf);
+    const litres = (day: RawBuilder<string>) => {
+      let query = db
+        .selectFrom('water_dispenses')
+        .select([
+          day.as('day'),
+          (eb) => eb.fn.sum<string | number>('dispensed_ml').as('ml'),
+          (eb) => eb.fn.countAll<string | number>().as('n'),
+          (eb) => eb.fn.min<string>('at').as('lo'),
+          (eb) => eb.fn.max<string>('at').as('hi'),
+        ])
+        .where('at', '>=', from)
+        .where('at', '<', to)
+        .where('status', 'in', DISPENSED)
+        .groupBy(day)
+        .orderBy(day);
+      if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
+      return query.execute();
+    };
+    const litresPerDay = async (): Promise<WaterStatsView['litresPerDay']> => {
+      if (!isLocal(timeZone)) {
+        const rows = await litres(sql<string>`substr(${sql.ref('at')}, 1, 10)`);
+        return rows.map((x) => ({ day: x.day, litres: Number(x.ml ?? 0) / 1000, dispenses: Number(x.n) }));
+      }
+      const perDay = new Map<string, { day: string; ml: number; dispenses: number }>();
+      for (const x of await localBuckets('at', { timeZone, bucket: 'day', from, to }, litres)) {
+        const day = localDay(x.start, timeZone);
+        const sum = perDay.get(day) ?? { day, ml: 0, dispenses: 0 };
+        sum.ml += Number(x.ml ?? 0);
+        sum.dispenses += Number(x.n);
+        perDay.set(day, sum);
+      }
+      return [...perDay.values()]
+        .sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0))
+        .map((x) => ({ day: x.day, litres: x.ml / 1000, dispenses: x.dispenses }));
+    };
     let codes = db
       .selectFrom('water_verifications')
       .select(['code', 'approved', (eb) => eb.fn.countAll<string | number>().as('n')])
@@ -190,23 +225,16 @@ export function createWaterStatsService(deps: {
       .where('at', '<', to)
       .groupBy(['code', 'approved'])
       .orderBy('code');
-    if (q.tenantId !== null) {
-      litres = litres.where('tenant_id', '=', q.tenantId);
-      codes = codes.where('tenant_id', '=', q.tenantId);
-    }
+    if (q.tenantId !== null) codes = codes.where('tenant_id', '=', q.tenantId);
     const [l, c, r] = await Promise.all([
-      litres.execute(),
+      litresPerDay(),
       codes.execute(),
       revenueByPlan({ tenantId: q.tenantId, from, to }),
     ]);
     return {
       from,
       to,
-      litresPerDay: l.map((x) => ({
-        day: x.day,
-        litres: Number(x.ml ?? 0) / 1000,
-        dispenses: Number(x.n),
-      })),
+      litresPerDay: l,
       verificationsByCode: c.map((x) => ({
         code: x.code,
         reason: reasonOf(x.code),
@@ -214,6 +242,7 @@ export function createWaterStatsService(deps: {
         count: Number(x.n),
       })),
       revenueByPlan: r,
+      ...(timeZone !== undefined ? { timeZone } : {}),
     };
   }
 

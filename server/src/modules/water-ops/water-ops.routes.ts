@@ -14,6 +14,8 @@ import {
   Page as PageSchema,
 } from '../../platform/http/schemas.js';
 import type { WaterStatsService } from '../reporting/water-stats.service.js';
+import { TimeZoneParam } from '../reporting/local-buckets.js';
+import type { Zoned } from '../reporting/stats.service.js';
 import type { WaterVerifications } from './verifications.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -74,6 +76,8 @@ const WaterStatsSchema = Type.Object({
       payments: Type.Integer(),
     }),
   ),
+  /** The zone of the days, when one was asked for. */
+  timeZone: Type.Optional(Type.String()),
 });
 
 export function waterOpsRoutes(
@@ -89,16 +93,18 @@ export function waterOpsRoutes(
       schema: {
         tags: ['water'],
         summary:
-          'Every water kiosk: taps, firmware, last heartbeat, ONLINE/OFFLINE (5 min), cache version, litres and approvals/denials today (UTC)',
+          'Every water kiosk: taps, firmware, last heartbeat, ONLINE/OFFLINE (5 min), cache version, litres and approvals/denials today (the day of `timeZone`, default UTC)',
+        querystring: Type.Object({ timeZone: Type.Optional(TimeZoneParam) }, { additionalProperties: false }),
         response: {
           200: OnePage(KioskOverviewSchema),
-          ...errors(401, 403),
+          ...errors(400, 401, 403),
         },
       },
     },
     async (request): Promise<{ items: WaterKioskOverview[]; nextCursor: null }> => {
       const p = await request.staff();
-      return { items: await deps.stats.overview(tenantFilter(p)), nextCursor: null };
+      const { timeZone } = request.query;
+      return { items: await deps.stats.overview(tenantFilter(p), Date.now(), timeZone), nextCursor: null };
     },
   );
 
@@ -132,20 +138,25 @@ export function waterOpsRoutes(
       schema: {
         tags: ['water'],
         summary:
-          'Water charts for a range (default the last 30 days): litres per UTC day, verifications by code, plan revenue per plan and currency',
+          'Water charts for a range (default the last 30 days): litres per day (of `timeZone`, default UTC), verifications by code, plan revenue per plan and currency',
         querystring: Type.Object(
-          { from: Type.Optional(IsoTime), to: Type.Optional(IsoTime) },
+          {
+            from: Type.Optional(IsoTime),
+            to: Type.Optional(IsoTime),
+            timeZone: Type.Optional(TimeZoneParam),
+          },
           { additionalProperties: false },
         ),
         response: { 200: WaterStatsSchema, ...errors(400, 401, 403) },
       },
     },
-    async (request): Promise<WaterStatsView> => {
+    async (request): Promise<Zoned<WaterStatsView>> => {
       const p = await request.staff();
       return deps.stats.stats({
         tenantId: tenantFilter(p),
         ...(request.query.from ? { from: request.query.from } : {}),
         ...(request.query.to ? { to: request.query.to } : {}),
+        ...(request.query.timeZone !== undefined ? { timeZone: request.query.timeZone } : {}),
       });
     },
   );
