@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from './harness.js';
-import { signInAs } from './fixtures/staff.js';
+import { signInAs, twoTenantAdmins } from './fixtures/staff.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 const BANK_SECRET = 'bank-secret-operator-scope';
@@ -51,12 +51,7 @@ describe.each(engines())('money no tenant owns (%s)', (engine) => {
     let otherAdmin = '';
     beforeAll(async () => {
       server = await startServer({ engine, env: { BANK_WEBHOOK_SECRET: BANK_SECRET } });
-      const other = `op_${rand()}`;
-      expect((await server.request('POST', '/v1/tenants', { body: { id: other, name: other } })).status).toBe(
-        201,
-      );
-      defaultAdmin = await signInAs(server, 'default');
-      otherAdmin = await signInAs(server, other);
+      ({ defaultAdmin, otherAdmin } = await twoTenantAdmins(server, 'op_'));
     });
     afterAll(async () => {
       await server?.close();

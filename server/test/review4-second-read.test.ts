@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { enqueueOutbox } from '../src/platform/outbox.js';
 import type {} from '../src/modules/payments/card-payments.js';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
-import { signInAs } from './fixtures/staff.js';
+import { signInAs, twoTenantAdmins } from './fixtures/staff.js';
 
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 const rand = () => randomBytes(4).toString('hex');
@@ -50,12 +50,7 @@ describe.each(engines())('review 4, second read (%s)', (engine) => {
     let otherAdmin = '';
     beforeAll(async () => {
       server = await startServer({ engine, env: { JOB_RETRY_BASE_MS: '10' } });
-      const other = `rv_${rand()}`;
-      expect((await server.request('POST', '/v1/tenants', { body: { id: other, name: other } })).status).toBe(
-        201,
-      );
-      defaultAdmin = await signInAs(server, 'default');
-      otherAdmin = await signInAs(server, other);
+      ({ defaultAdmin, otherAdmin } = await twoTenantAdmins(server, 'rv_'));
     });
     afterAll(async () => {
       await server?.close();

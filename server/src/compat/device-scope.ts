@@ -43,31 +43,26 @@ export async function deviceScope(
   const hasCredentials =
     request.headers['x-api-key'] !== undefined || request.headers['authorization'] !== undefined;
   if (!hasCredentials) {
+    const keyless = (
+      site: { tenantId: string; id: string },
+      actor: string,
+      printer: string,
+    ): DeviceScope => ({
+      tenantId: site.tenantId,
+      siteId: site.id,
+      machineId: null,
+      machineKind: null,
+      actor,
+      keyless: true,
+      printer,
+    });
     if (allow.keylessPrinter && urlSite) {
       const site = await deps.catalog.findOpenSite(urlSite);
-      if (site)
-        return {
-          tenantId: site.tenantId,
-          siteId: site.id,
-          machineId: null,
-          machineKind: null,
-          actor: 'legacy-printer',
-          keyless: true,
-          printer: `legacy:${request.ip}`,
-        };
+      if (site) return keyless(site, 'legacy-printer', `legacy:${request.ip}`);
     }
     if (allow.keylessCashCancel && urlSite) {
       const site = await deps.catalog.findKeylessCashSite(urlSite);
-      if (site)
-        return {
-          tenantId: site.tenantId,
-          siteId: site.id,
-          machineId: null,
-          machineKind: null,
-          actor: LEGACY_CASH_READER,
-          keyless: true,
-          printer: LEGACY_CASH_READER,
-        };
+      if (site) return keyless(site, LEGACY_CASH_READER, LEGACY_CASH_READER);
     }
     throw new AppError('UNAUTHORIZED', 'send X-API-Key with the key of a machine of this site');
   }
