@@ -33,7 +33,7 @@ export interface WaterKioskOverview {
   signalDbm: number | null;
   sdFreeMb: number | null;
   taps: WaterTapView[];
-  /** Dispensed today (UTC day), in millilitres. */
+  /** Dispensed today (the UTC day, or that of the timeZone asked for), in millilitres. */
   dispensedTodayMl: number;
   approvalsToday: number;
   denialsToday: number;
@@ -57,7 +57,7 @@ export interface WaterVerificationView {
 export interface WaterStatsView {
   from: string;
   to: string;
-  /** Litres per UTC day (dispensed, settled and offline uploads). */
+  /** Litres per day, UTC or of the timeZone asked for (dispensed, settled and offline uploads). */
   litresPerDay: { day: string; litres: number; dispenses: number }[];
   /** Verifications per code: VERIFIED is the approvals, the rest are denials by reason. */
   verificationsByCode: { code: string; reason: string; approved: boolean; count: number }[];

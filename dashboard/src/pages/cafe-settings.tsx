@@ -168,6 +168,8 @@ function Tips({ siteId, tenantQs }: { siteId: string; tenantQs: string }) {
   to.setHours(24, 0, 0, 0);
   const from = new Date(to);
   from.setDate(from.getDate() - Number(days));
+  // Back to the first day's midnight: `to` is 01:00 when the next midnight does not exist (Cairo).
+  from.setHours(0, 0, 0, 0);
   const tenantId = new URLSearchParams(tenantQs).get('tenantId') ?? undefined;
   const report = useQuery({
     queryKey: ['cafe', 'tips', siteId, days, tenantId],

@@ -26,9 +26,14 @@ function buckets(from: string, to: string, bucket: StatsBucket): string[] {
   const out: string[] = [];
   while (d.getTime() < Date.parse(to) && out.length < 2000) {
     out.push(d.toISOString());
-    // A local day is 23 or 25 hours across a DST change: step by the calendar.
+    // A local day is 23 or 25 hours across a DST change: step by the calendar, back to midnight
+    // each time (after a day whose midnight does not exist, as in Cairo or Santiago, the date
+    // alone would keep its 01:00 and miss every later day the server starts at 00:00).
     if (bucket === 'hour') d.setTime(d.getTime() + 3_600_000);
-    else d.setDate(d.getDate() + 1);
+    else {
+      d.setDate(d.getDate() + 1);
+      d.setHours(0, 0, 0, 0);
+    }
   }
   return out;
 }
@@ -256,7 +261,7 @@ export default function ChartsPage() {
           ]}
         />
       </form>
-      <p className="muted small">Hours and days are UTC.</p>
+      <p className="muted small">Hours and days are those of this browser’s time zone ({localZone()}).</p>
       <ErrorNote error={stats.error} />
       {stats.data ? <Charts stats={stats.data} /> : stats.isPending && <Loading what="Loading charts" />}
       <WaterCharts from={f.from} to={f.to} days={bucket === 'day'} />

@@ -121,7 +121,10 @@ export function WaterCharts({ from, to, days: daily }: { from: string; to: strin
     from || to || daily ? { from, to } : { from: new Date(Date.now() - 7 * DAY).toISOString(), to: '' };
   const water = useQuery({
     queryKey: ['stats', 'water', range.from.slice(0, 13), range.to],
-    queryFn: () => api<WaterStatsView>(`/v1/stats/water${qs({ ...range, timeZone: localZone() })}`),
+    queryFn: () =>
+      api<WaterStatsView & { timeZone?: string }>(
+        `/v1/stats/water${qs({ ...range, timeZone: localZone() })}`,
+      ),
     refetchInterval: 60_000,
   });
   const c = useMemo(() => (water.data ? configs(water.data) : null), [water.data]);
@@ -137,7 +140,8 @@ export function WaterCharts({ from, to, days: daily }: { from: string; to: strin
     <>
       <h2 className="group-title">Water</h2>
       <p className="muted small">
-        Water is counted per UTC day{from || to || daily ? '' : ': the hour view shows the last 7 days'}.
+        Water is counted per day of this browser’s time zone ({w?.timeZone ?? localZone()})
+        {from || to || daily ? '' : ': the hour view shows the last 7 days'}.
       </p>
       <ErrorNote error={water.error} />
       {!w || !c ? (
@@ -151,7 +155,7 @@ export function WaterCharts({ from, to, days: daily }: { from: string; to: strin
             <ChartCanvas config={c.litresConfig} summary={`Litres per day: ${totalLitres} L in total`} />
             <DataTable
               caption="Litres per day"
-              head={['Day (UTC)', 'Litres', 'Dispenses']}
+              head={[`Day (${w.timeZone ?? 'UTC'})`, 'Litres', 'Dispenses']}
               rows={w.litresPerDay.map((d) => [d.day, d.litres, d.dispenses])}
             />
           </Section>
