@@ -131,6 +131,42 @@ describe.skipIf(!withChromium)('screens in a real browser', () => {
     await page.context().close();
   });
 
+  it('cash screen: a status answer read before a bill arrives after its live update does not show the older amount', async () => {
+    // The screen reads the status on load and again once subscribed; the live update of a bill
+    // inserted meanwhile can arrive before that read's answer. Hold the second answer (read before
+    // the bill) until the live update has been shown, then let it through.
+    const { orderNumber } = await newOrder();
+    const token = await openSession(orderNumber);
+    const page = await newPage();
+    let calls = 0;
+    let held: (() => Promise<void>) | undefined;
+    const heldNow = new Promise<void>((resolve) => {
+      void page.route('**/api/cash-payment/status/**', async (route) => {
+        calls += 1;
+        if (calls !== 2) return route.continue();
+        const response = await route.fetch(); // read now: before the bill
+        held = () => route.fulfill({ response });
+        resolve();
+      });
+    });
+    let finished = 0;
+    const staleDone = new Promise<void>((resolve) =>
+      page.on('requestfinished', (r) => {
+        if (r.url().includes('/api/cash-payment/status/') && ++finished === 2) resolve();
+      }),
+    );
+    await page.goto(`${server.url}/kiosk/cash/${orderNumber}?token=${encodeURIComponent(token)}`);
+    await heldNow;
+    await insert(orderNumber, 100);
+    await expect.poll(text(page, 'inserted'), POLL).toBe('₱100.00');
+    await held!();
+    await staleDone;
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+    expect(await text(page, 'inserted')()).toBe('₱100.00');
+    expect(await text(page, 'remaining')()).toBe('₱150.00');
+    await page.context().close();
+  });
+
   it('cash screen: a cancelled session shows the cancelled state', async () => {
     const { orderNumber } = await newOrder();
     const token = await openSession(orderNumber);

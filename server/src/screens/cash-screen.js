@@ -14,7 +14,16 @@ const money = (v) => {
   }
 };
 $('orderNumber').textContent = orderNumber;
+// A session only moves forward: cash inserted grows while it is PENDING, then it ends PAID or
+// CANCELLED for good. A status answer read before a live update can arrive after it; it is older,
+// and is not shown over it.
+let shown = null;
+const older = (s) =>
+  shown !== null &&
+  (shown.status !== 'PENDING' || (s.status === 'PENDING' && s.amountInserted < shown.amountInserted));
 function render(s) {
+  if (older(s)) return;
+  shown = s;
   if (typeof s.currency === 'string') currency = s.currency;
   $('total').textContent = money(s.totalRequired);
   $('inserted').textContent = money(s.amountInserted);
