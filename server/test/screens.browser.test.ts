@@ -5,7 +5,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasChromium, launchChromium, markPage, notReloaded, openPage, screenshot } from './browser.js';
-import { startServer, type TestServer } from './harness.js';
+import { ADMIN_TOKEN, startServer, type TestServer } from './harness.js';
 import { createBurgerSite } from './restaurant-fixtures.js';
 
 const PASSWORD = 'kitchen-pass-1234';
@@ -278,6 +278,35 @@ describe.skipIf(!withChromium)('screens in a real browser', () => {
     await expect.poll(() => page.locator('#board').isVisible(), POLL).toBe(true);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Sign in' }).isVisible(), POLL).toBe(true);
+    await page.context().close();
+  });
+
+  it('kitchen display: after a lost connection it shows the board as it is (orders marked ready elsewhere meanwhile are gone)', async () => {
+    for (const o of (await server.request('GET', '/v1/kitchen/sb-manila/orders')).body.items)
+      expect((await server.request('POST', `/v1/orders/${o.id}/ready`, { body: {} })).status).toBe(200);
+    const page = await newPage();
+    await page.goto(`${server.url}/kitchen/sb-manila`);
+    await page.evaluate((t) => localStorage.setItem('kioskhub.token', t), ADMIN_TOKEN);
+    await page.reload();
+    await expect.poll(() => page.getByRole('status').textContent(), POLL).toBe('live');
+    const first = await newOrder();
+    await openSession(first.orderNumber);
+    await insert(first.orderNumber, 300);
+    const card = page.locator('li.card', { hasText: `#${first.orderNumber}` });
+    await expect.poll(() => card.count(), POLL).toBe(1);
+    // The display loses its connection; another screen marks the order ready; a new one is paid.
+    await page.evaluate('socket.disconnect()'); // the page's own socket (a top-level binding of kitchen.js)
+    await expect.poll(() => page.getByRole('status').textContent(), POLL).toBe('reconnecting…');
+    expect((await server.request('POST', `/v1/orders/${first.id}/ready`, { body: {} })).status).toBe(200);
+    const second = await newOrder();
+    await openSession(second.orderNumber);
+    await insert(second.orderNumber, 300);
+    await page.evaluate('socket.connect()');
+    await expect.poll(() => page.getByRole('status').textContent(), POLL).toBe('live');
+    await expect
+      .poll(() => page.locator('li.card', { hasText: `#${second.orderNumber}` }).count(), POLL)
+      .toBe(1);
+    await expect.poll(() => card.count(), POLL).toBe(0);
     await page.context().close();
   });
 });

@@ -30,8 +30,10 @@ function card(o) {
   btn.onclick = async () => {
     btn.disabled = true;
     const r = await api('/v1/orders/' + li.dataset.orderId + '/ready', { method: 'POST', body: '{}' });
-    if (r.ok) remove(li.dataset.orderId);
-    else btn.disabled = false;
+    if (r.ok) {
+      seen('removed', li.dataset.orderId);
+      remove(li.dataset.orderId);
+    } else btn.disabled = false;
   };
   li.append(btn);
   return li;
@@ -58,12 +60,27 @@ function remove(id) {
   }
   $('empty').hidden = orders.size > 0;
 }
+// Live events seen while a load is in flight: its answer may have been read before them.
+const loading = new Set();
+function seen(kind, id) {
+  for (const l of loading) l[kind].add(id);
+}
+// The board as the server has it (on sign-in and after every reconnect): orders marked ready or
+// gone while the display was away are removed, new ones added; an event newer than the answer wins.
 async function load() {
-  const res = await api('/v1/kitchen/' + encodeURIComponent(siteId) + '/orders');
-  if (res.status === 401) return showLogin('Please sign in again.');
-  const body = await res.json();
-  for (const o of body.items) add(o);
-  $('empty').hidden = orders.size > 0;
+  const events = { added: new Set(), removed: new Set() };
+  loading.add(events);
+  try {
+    const res = await api('/v1/kitchen/' + encodeURIComponent(siteId) + '/orders');
+    if (res.status === 401) return showLogin('Please sign in again.');
+    const body = await res.json();
+    const listed = new Set(body.items.map((o) => o.orderId || o.id));
+    for (const id of [...orders.keys()]) if (!listed.has(id) && !events.added.has(id)) remove(id);
+    for (const o of body.items) if (!events.removed.has(o.orderId || o.id)) add(o);
+    $('empty').hidden = orders.size > 0;
+  } finally {
+    loading.delete(events);
+  }
 }
 function start() {
   $('login').hidden = true;
@@ -82,8 +99,14 @@ function start() {
     if (err && err.message === 'unauthorized') showLogin('Sign-in expired or not allowed.');
     else $('conn').textContent = 'reconnecting…';
   });
-  socket.on('order_created', (o) => add(o));
-  socket.on('kitchen_order_ready', (o) => remove(o.orderId));
+  socket.on('order_created', (o) => {
+    seen('added', o.orderId || o.id);
+    add(o);
+  });
+  socket.on('kitchen_order_ready', (o) => {
+    seen('removed', o.orderId);
+    remove(o.orderId);
+  });
 }
 function showLogin(message) {
   if (socket) socket.close();
