@@ -286,7 +286,7 @@ describe.skipIf(!withChromium)('screens in a real browser', () => {
       expect((await server.request('POST', `/v1/orders/${o.id}/ready`, { body: {} })).status).toBe(200);
     const page = await newPage();
     await page.goto(`${server.url}/kitchen/sb-manila`);
-    await page.evaluate((t) => localStorage.setItem('kioskhub.token', t), ADMIN_TOKEN);
+    await page.evaluate(`localStorage.setItem('kioskhub.token', ${JSON.stringify(ADMIN_TOKEN)})`);
     await page.reload();
     await expect.poll(() => page.getByRole('status').textContent(), POLL).toBe('live');
     const first = await newOrder();
