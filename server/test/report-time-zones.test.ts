@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../src/platform/db/database.js';
 import { dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
+import { reportRows } from './fixtures/report-rows.js';
 
 const KOLKATA = 'Asia/Kolkata';
 const BERLIN = 'Europe/Berlin';
@@ -26,34 +27,7 @@ describe.each(engines())('report time zones (%s)', (engine) => {
   const get = (path: string) => server.request('GET', path);
   const db = () => server.kioskhub.db;
 
-  /** A paid order of a machine, paid at `paidAt` (the reports' row; read-only routes read it). */
-  const paidOrder = async (machineId: string | null, paidAt: string, amount: number) => {
-    const id = newId();
-    await db()
-      .insertInto('orders')
-      .values({
-        id,
-        tenant_id: 'default',
-        site_id: null,
-        machine_id: machineId,
-        order_number: null,
-        amount,
-        currency: 'INR',
-        source: 'qr',
-        provider: null,
-        provider_payment_id: null,
-        provider_qr_code_id: null,
-        paid_at: paidAt,
-        status: 'COMPLETED',
-        failure_code: null,
-        items: null,
-        customer_name: null,
-        created_at: paidAt,
-        updated_at: paidAt,
-      })
-      .execute();
-    return id;
-  };
+  const { paidOrder, tip } = reportRows(() => server);
   const dispense = (kioskId: string, at: string, ml: number) =>
     db()
       .insertInto('water_dispenses')
@@ -74,26 +48,6 @@ describe.each(engines())('report time zones (%s)', (engine) => {
         settled_at: at,
       })
       .execute();
-  const tip = async (siteId: string, paidAt: string, tipMinor: number) => {
-    // The tips report reads the table order's site; the order itself needs none here.
-    const orderId = await paidOrder(null, paidAt, 1000 + tipMinor);
-    await db()
-      .insertInto('cafe_orders')
-      .values({
-        order_id: orderId,
-        tenant_id: 'default',
-        site_id: siteId,
-        table_id: 'T1',
-        subtotal_minor: 1000,
-        tip_minor: tipMinor,
-        currency: 'INR',
-        tip_split: 'pool',
-        server_user_id: null,
-        sent_to_kitchen_at: null,
-        created_at: paidAt,
-      })
-      .execute();
-  };
 
   // Midnight in India on 10 November 2026 is 18:30 UTC on the 9th.
   const beforeMidnight = '2026-11-09T18:29:59.999Z';

@@ -3,8 +3,8 @@
 // averages over distinct sampling instants when several fine groups merge into one local bucket;
 // tips merge per day, site, split and server only. Both engines.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId } from '../src/platform/db/database.js';
 import { dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
+import { reportRows } from './fixtures/report-rows.js';
 
 describe.each(engines())('report time zones, second review (%s)', (engine) => {
   let server: TestServer;
@@ -21,52 +21,7 @@ describe.each(engines())('report time zones, second review (%s)', (engine) => {
   const get = (path: string) => server.request('GET', path);
   const db = () => server.kioskhub.db;
 
-  const paidOrder = async (machineId: string | null, paidAt: string, amount: number) => {
-    const id = newId();
-    await db()
-      .insertInto('orders')
-      .values({
-        id,
-        tenant_id: 'default',
-        site_id: null,
-        machine_id: machineId,
-        order_number: null,
-        amount,
-        currency: 'INR',
-        source: 'qr',
-        provider: null,
-        provider_payment_id: null,
-        provider_qr_code_id: null,
-        paid_at: paidAt,
-        status: 'COMPLETED',
-        failure_code: null,
-        items: null,
-        customer_name: null,
-        created_at: paidAt,
-        updated_at: paidAt,
-      })
-      .execute();
-    return id;
-  };
-  const tip = async (siteId: string, paidAt: string, tipMinor: number, server: string | null) => {
-    const orderId = await paidOrder(null, paidAt, 1000 + tipMinor);
-    await db()
-      .insertInto('cafe_orders')
-      .values({
-        order_id: orderId,
-        tenant_id: 'default',
-        site_id: siteId,
-        table_id: 'T1',
-        subtotal_minor: 1000,
-        tip_minor: tipMinor,
-        currency: 'INR',
-        tip_split: server === null ? 'pool' : 'server',
-        server_user_id: server,
-        sent_to_kitchen_at: null,
-        created_at: paidAt,
-      })
-      .execute();
-  };
+  const { paidOrder, tip } = reportRows(() => server);
   const sample = (siteId: string, at: string, online: number, total: number) =>
     db()
       .insertInto('machine_online_samples')
