@@ -5,7 +5,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import { localDay } from './local-buckets.js';
-import { checkTimeZone, isLocal, localBuckets, type Zoned } from './stats.service.js';
+import { checkTimeZone, cmp, isLocal, localBuckets, type Zoned } from './stats.service.js';
 
 export interface TipsQuery {
   siteId?: string;
@@ -82,8 +82,6 @@ export async function cafeTipsReport(
         sum.orders += i.orders;
       } else sums.set(key, i);
     }
-    const cmp = (a: string | null, b: string | null) =>
-      (a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0;
     items = [...sums.values()].sort(
       (a, b) =>
         cmp(a.day, b.day) ||

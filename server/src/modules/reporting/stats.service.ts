@@ -341,6 +341,8 @@ export function createStatsService(deps: {
 }
 
 const round = (n: number): number => Math.round(n * 100) / 100;
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** Orders text as the database orders ISO times and ids; null first. */
+export const cmp = (a: string | null, b: string | null): number =>
+  (a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0;
 
 export type StatsService = ReturnType<typeof createStatsService>;

@@ -16,7 +16,7 @@ import { utcDayStart } from '../water/usage.js';
 import { reasonOf } from '../water-ops/verifications.js';
 import { readableAmount } from '../../platform/money.js';
 import { dayStart, localDay } from './local-buckets.js';
-import { checkTimeZone, isLocal, localBuckets, resolveRange, type Zoned } from './stats.service.js';
+import { checkTimeZone, cmp, isLocal, localBuckets, resolveRange, type Zoned } from './stats.service.js';
 
 /** A kiosk is OFFLINE after this long without a heartbeat (docs/water.md). */
 export const WATER_KIOSK_SILENT_MS = 5 * 60_000;
@@ -171,7 +171,6 @@ export function createWaterStatsService(deps: {
       if (name !== undefined && (sum.planName === null || name > sum.planName)) sum.planName = name;
       byPlan.set(key, sum);
     }
-    const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
     return [...byPlan.values()].sort((a, b) => cmp(a.planId, b.planId) || cmp(a.currency, b.currency));
   }
 
