@@ -321,9 +321,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     logger,
     backoffBaseMs: config.jobRetryBaseMs,
     onOutcome: (topic, outcome) => metrics.jobs.inc({ topic, outcome }),
-    // A job that names no tenant (a card refund's look-again, the water sweep, a machine's
-    // dispatch kick) is the deployment's: its failure is the operator's (operator-scope.ts), not
-    // the tenant `default`'s, whose staff would otherwise see other tenants' and no tenant's work.
+    // A job that names no tenant (a card refund's look-again, the water sweep, a dispatch kick
+    // written before kicks named their machine's tenant) is the deployment's: its failure is the
+    // operator's (operator-scope.ts), not the tenant `default`'s, whose staff would otherwise see
+    // other tenants' and no tenant's work.
     onFailed: (job) =>
       alerts.raise(db, {
         tenantId: job.tenantId ?? OPERATOR_TENANT,

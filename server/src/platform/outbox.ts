@@ -13,8 +13,11 @@ import { nowIso, type Db, type Executor } from './db/database.js';
 export interface OutboxTopics {
   /** Emit a live event to rooms of one tenant. */
   live: { tenantId: string; rooms: string[]; event: string; data: Record<string, unknown> };
-  /** A machine may have a command to send (`commandId`: the command just queued, when known). */
-  dispatch: { machineId: string; commandId?: string };
+  /**
+   * A machine may have a command to send (`commandId`: the command just queued, when known).
+   * `tenantId`, the machine's, files a failure under its tenant (absent in jobs written before).
+   */
+  dispatch: { tenantId?: string; machineId: string; commandId?: string };
   /** A site has a print job waiting: wake its long-polling and connected printers. */
   print: { tenantId: string; siteId: string; jobId: string };
   /** Ask the payment's provider to refund (its refund API); retried until it answers. */

@@ -148,13 +148,21 @@ export function createCommandsService(deps: {
               attempt: 1,
               claimedWithPayment: true,
             });
-            await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId, commandId: id });
+            await enqueueOutbox(ex, 'dispatch', {
+              tenantId: input.tenantId,
+              machineId: input.machineId,
+              commandId: id,
+            });
             return claimed;
           }
         }
       }
       await insertCommand(ex, [row]);
-      await enqueueOutbox(ex, 'dispatch', { machineId: input.machineId, commandId: id });
+      await enqueueOutbox(ex, 'dispatch', {
+        tenantId: input.tenantId,
+        machineId: input.machineId,
+        commandId: id,
+      });
       return row;
     },
 
@@ -483,7 +491,7 @@ export function createCommandsService(deps: {
       const onV1 = db.selectFrom('machines').select('machines.id').where('machines.protocol', '=', 'v1');
       const stale = await db
         .selectFrom('commands')
-        .select(['id', 'order_id', 'machine_id', 'protocol'])
+        .select(['id', 'tenant_id', 'order_id', 'machine_id', 'protocol'])
         .where('sent_at', '<', cutoff)
         .where((eb) =>
           eb.or([
@@ -517,7 +525,7 @@ export function createCommandsService(deps: {
               ...(strandedV2 ? { protocol: 'v2', machineProtocol: 'v1' } : {}),
             },
           });
-          await enqueueOutbox(tx, 'dispatch', { machineId: c.machine_id });
+          await enqueueOutbox(tx, 'dispatch', { tenantId: c.tenant_id, machineId: c.machine_id });
         });
       }
       return escalated;
