@@ -35,6 +35,21 @@ export async function recordAudit(ex: Executor, entry: AuditEntry): Promise<void
   ]);
 }
 
+/** True when the log holds `action` on that subject (of `tenantId`; null: any tenant). */
+export async function wasAudited(
+  ex: Executor,
+  entry: { tenantId: string | null; action: string; subjectType: string; subjectId: string },
+): Promise<boolean> {
+  let q = ex
+    .selectFrom('audit_log')
+    .select('id')
+    .where('subject_id', '=', entry.subjectId)
+    .where('subject_type', '=', entry.subjectType)
+    .where('action', '=', entry.action);
+  if (entry.tenantId !== null) q = q.where('tenant_id', '=', entry.tenantId);
+  return (await q.limit(1).executeTakeFirst()) !== undefined;
+}
+
 /** One audit row as the API shows it: `before` and `after` parsed (null when not recorded). */
 export interface AuditRecord {
   id: string;

@@ -9,7 +9,7 @@ import {
   type Authenticator,
 } from '../../platform/http/auth.js';
 import type { LoginGuard } from '../../platform/http/login-guard.js';
-import { EntityId, errors } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
 import { forbidden } from '../../platform/errors.js';
 import type { UsersService } from './users.service.js';
 
@@ -60,14 +60,23 @@ export function usersRoutes(
     {
       schema: {
         tags: ['auth'],
-        summary: 'Staff users of your tenant (admin; ADMIN_TOKEN sees all)',
-        response: { 200: Type.Object({ items: Type.Array(User) }), ...errors(401, 403) },
+        summary: 'Staff users of your tenant by id, a page at a time (admin; ADMIN_TOKEN sees all)',
+        querystring: Type.Object(
+          { limit: Limit, cursor: Type.Optional(Cursor) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Page(User), ...errors(400, 401, 403) },
       },
     },
     async (request) => {
       const principal = await deps.auth.fromHeaders(request.headers);
       requireAdmin(principal);
-      return { items: await deps.users.list(tenantFilter(principal)) };
+      const { limit, cursor } = request.query;
+      return deps.users.list({
+        tenantId: tenantFilter(principal),
+        limit,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
     },
   );
 

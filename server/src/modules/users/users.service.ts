@@ -5,9 +5,10 @@
 import argon2 from 'argon2';
 import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import type { StaffRole, StaffState } from '../../platform/http/auth.js';
 import type { UserRow } from '../../platform/db/schema.js';
-import { recordAudit } from '../audit/audit.service.js';
+import { recordAudit, wasAudited } from '../audit/audit.service.js';
 import { changeOwnPassword, keepAnAdmin } from './users.access.js';
 
 export interface User {
@@ -168,10 +169,34 @@ export function createUsersService(deps: {
       return { token, user };
     },
 
-    async list(tenantId: string | null): Promise<User[]> {
-      let query = db.selectFrom('users').selectAll().orderBy('email');
+    /**
+     * A page of the users of a tenant (null: every tenant, for ADMIN_TOKEN), by id. The cursor is
+     * the id of a user of that scope: one there now, or one deleted from it since (its audited
+     * `user.delete`), so a walk goes on past a user deleted meanwhile. Anything else is a 400.
+     */
+    async list(filter: { tenantId: string | null; limit: number; cursor?: string }) {
+      const { tenantId, limit, cursor } = filter;
+      await knownCursor(cursor, async (id) => {
+        let user = db.selectFrom('users').select('id').where('id', '=', id);
+        if (tenantId !== null) user = user.where('tenant_id', '=', tenantId);
+        const found = await user.executeTakeFirst();
+        if (found) return found;
+        const deleted = await wasAudited(db, {
+          tenantId,
+          action: 'user.delete',
+          subjectType: 'user',
+          subjectId: id,
+        });
+        return deleted ? { id } : undefined;
+      });
+      let query = db
+        .selectFrom('users')
+        .selectAll()
+        .orderBy('id')
+        .limit(limit + 1);
       if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
-      return (await query.execute()).map(toUser);
+      if (cursor !== undefined) query = query.where('id', '>', cursor);
+      return pageOf(await query.execute(), limit, toUser);
     },
 
     /**
