@@ -296,28 +296,38 @@ export function restaurantCashRoutes(
     const { counter, max } = deps.keylessMisses;
     // Per site (the sessions being guessed at) and address.
     const key = `keyless-cancel:${scope.tenantId}:${scope.siteId}:${address}`;
-    const seen = await guard(() => counter.peek(key));
-    if (seen.count >= max) {
-      const retry = Math.max(1, Math.ceil(seen.ttlMs / 1000));
+    // Every attempt takes one of the `max` misses before it is tried, in one atomic step (checking
+    // first and counting after a miss let concurrent guesses all pass the check), and gives it back
+    // when it turns out no miss. So at most `max` misses per window, however many arrive at once.
+    const place = await guard(() => counter.reserve(key, max));
+    if (!place.granted) {
+      const retry = Math.max(1, Math.ceil(place.ttlMs / 1000));
       throw new AppError(
         'RATE_LIMITED',
         `too many key-less cancels of orders this site has no session for from this address ` +
           `(KEYLESS_CANCEL_MAX_MISSES: ${max} in 10 minutes); retry in ${retry} s, or give the reader a key`,
       );
     }
-    const miss = async (err: AppError): Promise<never> => {
-      await guard(() => counter.hit(key));
+    let missed = false;
+    const miss = (err: AppError): never => {
+      missed = true;
       throw err;
     };
-    // The key-less grant covers the site's own sessions: another site's order is answered as
-    // without the grant (401), an unknown one as a keyed cancel (404). Both count as misses.
-    const here = await hasSession(scope.tenantId, scope.siteId, orderNumber);
-    if (!here && (await hasSession(scope.tenantId, null, orderNumber))) return miss(noKey());
     try {
-      return cancelled(await cash.cancel(scope, orderNumber));
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'NOT_FOUND') return miss(err);
-      throw err;
+      // The key-less grant covers the site's own sessions: another site's order is answered as
+      // without the grant (401), an unknown one as a keyed cancel (404). Both are misses.
+      const here = await hasSession(scope.tenantId, scope.siteId, orderNumber);
+      if (!here && (await hasSession(scope.tenantId, null, orderNumber))) return miss(noKey());
+      try {
+        return cancelled(await cash.cancel(scope, orderNumber));
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'NOT_FOUND') return miss(err);
+        throw err;
+      }
+    } finally {
+      // A release the store does not take only leaves the place counted until the window ends
+      // (stricter, never looser); the cancel's own answer stands.
+      if (!missed) await place.release().catch(() => undefined);
     }
   };
   app.post(

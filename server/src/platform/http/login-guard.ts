@@ -2,6 +2,7 @@
 // one-minute windows, shared through Redis when configured and refused while Redis does not
 // answer; and a small queue in front of the password hashing, so junk attempts cannot take
 // every CPU (argon2 costs 64 MiB and tens of milliseconds each) from real sign-ins or the API.
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AppError } from '../errors.js';
 
@@ -26,6 +27,41 @@ const COUNT = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}`;
 
+// Takes one of the key's ARGV[2] places when one is left, in one atomic step, so callers reserving
+// at once cannot all pass. KEYS[2] names the window (ARGV[3] when this call starts it): a release
+// only gives a place back into the window it was taken from. A count without an end is no window.
+const RESERVE = `local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  redis.call('SET', KEYS[1], 0, 'PX', ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[1])
+  ttl = tonumber(ARGV[1])
+elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+end
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n >= tonumber(ARGV[2]) then return {0, n, ttl, ''} end
+n = redis.call('INCR', KEYS[1])
+return {1, n, ttl, redis.call('GET', KEYS[2])}`;
+
+// Gives one place back (DECR keeps the expiry), never below zero, and only into its own window.
+const RELEASE = `if redis.call('GET', KEYS[2]) == ARGV[1] then
+  local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if n > 0 then return redis.call('DECR', KEYS[1]) end
+end
+return -1`;
+
+/** The answer to `reserve`: a place taken (to give back with `release` if unused), or none left. */
+export type Reservation =
+  | {
+      granted: true;
+      /** The key's count in its window, this place included. */
+      count: number;
+      ttlMs: number;
+      /** Gives the place back (once; never below zero, the window keeping its end; nothing once it ended). */
+      release(): Promise<void>;
+    }
+  | { granted: false; count: number; ttlMs: number };
+
 /**
  * Counts hits per key in fixed windows: in Redis when configured (shared by every process, one
  * atomic round trip), else in this process. Throws when Redis does not answer.
@@ -35,6 +71,11 @@ export interface WindowCounter {
   hit(key: string): Promise<{ count: number; ttlMs: number }>;
   /** The key's count in its window (0 when none), without counting. */
   peek(key: string): Promise<{ count: number; ttlMs: number }>;
+  /**
+   * Counts one hit only if the key's count in its window is below `max` (atomic: however many
+   * callers reserve at once, at most `max` places are granted per window); refused, nothing counted.
+   */
+  reserve(key: string, max: number): Promise<Reservation>;
 }
 
 export function createWindowCounter(options: {
@@ -72,6 +113,50 @@ export function createWindowCounter(options: {
       const now = Date.now();
       const entry = current(key, now);
       return entry ? { count: entry.count, ttlMs: entry.resetAt - now } : { count: 0, ttlMs: 0 };
+    },
+    async reserve(key, max) {
+      if (!Number.isSafeInteger(max) || max < 1)
+        throw new RangeError(`max must be a positive integer, not ${max}`);
+      if (redis) {
+        const keys = [`${prefix}${key}`, `${prefix}window-of:${key}`];
+        const [granted, n, ttl, window] = (await redis.eval(
+          RESERVE,
+          2,
+          ...keys,
+          windowMs,
+          max,
+          randomUUID(),
+        )) as [number, number, number, string];
+        const ttlMs = Math.max(ttl, 0);
+        if (granted !== 1) return { granted: false, count: n, ttlMs };
+        let released = false;
+        const release = async () => {
+          if (released) return;
+          released = true;
+          await redis.eval(RELEASE, 2, ...keys, window);
+        };
+        return { granted: true, count: n, ttlMs, release };
+      }
+      // One synchronous step: no other reservation can come between the check and the count.
+      const now = Date.now();
+      let entry = current(key, now);
+      if (entry && entry.count >= max)
+        return { granted: false, count: entry.count, ttlMs: entry.resetAt - now };
+      if (!entry) {
+        if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
+        entry = { count: 0, resetAt: now + windowMs };
+        local.set(key, entry);
+      }
+      entry.count += 1;
+      const taken = entry;
+      let released = false;
+      const release = async () => {
+        if (released) return;
+        released = true;
+        // Only into the window the place was taken from (a later window is another entry).
+        if (local.get(key) === taken && taken.resetAt > Date.now() && taken.count > 0) taken.count -= 1;
+      };
+      return { granted: true, count: entry.count, ttlMs: entry.resetAt - now, release };
     },
   };
 }
