@@ -85,6 +85,8 @@ export interface Config {
   printJobRetentionDays: number;
   /** How often the dashboard samples machines online and raises its alerts. */
   dashboardSweepMs: number;
+  /** `GET /v1/orders/export.csv` stops here: a filter matching more rows gets a broken download. */
+  exportMaxRows: number;
   /** A machine OFFLINE longer than this raises one alert per outage. */
   machineOfflineAlertMs: number;
   /** How often water kiosks, stuck payments and water credit are checked for alerts. */
@@ -466,6 +468,7 @@ export function loadConfig(env: Env = process.env): Config {
     waterHoldMs: integer(env, 'WATER_HOLD_MS', 600_000, 100, 86_400_000),
     printJobRetentionDays: integer(env, 'PRINT_JOB_RETENTION_DAYS', 7, 1, 3650),
     dashboardSweepMs: integer(env, 'DASHBOARD_SWEEP_MS', 60_000, 100, 86_400_000),
+    exportMaxRows: integer(env, 'EXPORT_MAX_ROWS', 1_000_000, 1, 100_000_000),
     machineOfflineAlertMs: integer(env, 'MACHINE_OFFLINE_ALERT_MS', 300_000, 100, 604_800_000),
     waterAlertSweepMs: integer(env, 'WATER_ALERT_SWEEP_MS', 60_000, 100, 86_400_000),
     paymentStuckGraceMs: integer(env, 'PAYMENT_STUCK_GRACE_MS', 1_800_000, 1_000, 30 * 86_400_000),

@@ -22,7 +22,10 @@ import { createDashboardSweeper } from './sweeper.js';
 export interface DashboardDeps {
   auth: Authenticator;
   db: Db;
-  config: Pick<Config, 'razorpay' | 'upi' | 'dataDir' | 'dashboardSweepMs' | 'machineOfflineAlertMs'>;
+  config: Pick<
+    Config,
+    'razorpay' | 'upi' | 'dataDir' | 'dashboardSweepMs' | 'machineOfflineAlertMs' | 'exportMaxRows'
+  >;
   logger: Logger;
   /** Fleet views and the sweep read machines; the QR page provisions them. */
   machines: Pick<
@@ -65,7 +68,7 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   });
 
   dashboardRoutes(app, { auth: deps.auth, fleet, stats, review, qr });
-  exportRoutes(app, { auth: deps.auth, orders: deps.orders });
+  exportRoutes(app, { auth: deps.auth, orders: deps.orders, maxRows: deps.config.exportMaxRows });
   app.addHook('onReady', async () => sweeper.start());
   app.addHook('onClose', async () => sweeper.stop());
   return { fleet, stats, review, qr, sweeper };
