@@ -98,8 +98,11 @@ export function exportRoutes(
         }
       }
 
-      // The body is documented as a string (text/csv); it is sent as the stream of one.
-      const body = Readable.from(csv(), { highWaterMark: 1 }) as unknown as string;
+      // The body is documented as a string (text/csv); it is sent as the stream of one. A HEAD
+      // gets an empty one: Fastify drains a HEAD's stream to nowhere after answering, which would
+      // read every page of the export (its "client gone" check never trips on a finished reply).
+      const rows = request.method === 'HEAD' ? [] : csv();
+      const body = Readable.from(rows, { highWaterMark: 1 }) as unknown as string;
       const stamp = new Date().toISOString().slice(0, 19).replaceAll(':', '-');
       return reply
         .header('content-type', 'text/csv; charset=utf-8')

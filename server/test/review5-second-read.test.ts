@@ -1,0 +1,95 @@
+// Second read of stop 32's commits (dispatch kicks naming their tenant, GET /v1/users paging, the
+// key-less cancel's atomic reservation, the streamed orders CSV export): defects found on review,
+// each shown first. (The CI's slowest-files list counted only each file's tests, not its hooks:
+// .ci/run reads vitest's JUnit report now, checked by hand rather than by a nested vitest run.)
+import type { Insertable } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OrdersTable } from '../src/platform/db/schema.js';
+import { dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
+import { staffToken } from './dashboard-fixtures.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(engines())('review 5, second read: the orders CSV export (%s)', (engine) => {
+  const SEEDED = 450; // three pages of 200
+  let server: TestServer;
+  const schema = engine === 'postgres' ? newSchemaName() : undefined;
+  let staff = '';
+
+  beforeAll(async () => {
+    const env = { WATER_ALERT_SWEEP_MS: '3600000', DASHBOARD_SWEEP_MS: '3600000' };
+    server = await startServer({ engine, env, ...(schema ? { schema } : {}) });
+    staff = await staffToken(server, 'rv5-exporter@default.test', 'staff');
+    await server.createMachine('RV5X');
+    const t0 = Date.UTC(2026, 2, 1);
+    const rows: Insertable<OrdersTable>[] = [];
+    for (let i = 0; i < SEEDED; i++) {
+      const at = new Date(t0 + i * 60_000).toISOString();
+      rows.push({
+        id: `rv5-${String(i).padStart(6, '0')}`,
+        tenant_id: 'default',
+        site_id: null,
+        machine_id: 'RV5X',
+        order_number: null,
+        amount: 2000,
+        currency: 'INR',
+        source: 'qr',
+        provider: null,
+        provider_payment_id: null,
+        provider_qr_code_id: null,
+        paid_at: null,
+        status: 'CANCELLED',
+        failure_code: null,
+        items: null,
+        customer_name: null,
+        created_at: at,
+        updated_at: at,
+      });
+    }
+    for (let i = 0; i < rows.length; i += 500)
+      await server.kioskhub.db
+        .insertInto('orders')
+        .values(rows.slice(i, i + 500))
+        .execute();
+  }, 120_000);
+  afterAll(async () => {
+    await server?.close();
+    if (schema) await dropSchema(schema);
+  });
+
+  // Defect: Fastify answers HEAD with the GET handler and then drains a stream body to nowhere
+  // (its HEAD onSend hook resumes the stream). The response is finished, so the export's "client
+  // gone" check never trips: a HEAD read every page of the export (up to EXPORT_MAX_ROWS, a
+  // million rows by default) after it had been answered.
+  it('a HEAD answers the headers without reading the export past its first page', async () => {
+    const orders = server.kioskhub.services.orders;
+    const real = orders.list;
+    let pages = 0;
+    orders.list = ((filter: Parameters<typeof real>[0]) => {
+      pages += 1;
+      return real(filter);
+    }) as typeof real;
+    try {
+      const res = await fetch(`${server.url}/v1/orders/export.csv?machineId=RV5X`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${staff}` },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+      expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="orders-/);
+      expect(await res.text()).toBe('');
+      // Give a drain in the background its time: it must not read the other pages.
+      await sleep(500);
+      expect(pages).toBe(1);
+      // The GET still reads and sends them all.
+      pages = 0;
+      const got = await fetch(`${server.url}/v1/orders/export.csv?machineId=RV5X`, {
+        headers: { authorization: `Bearer ${staff}` },
+      });
+      expect((await got.text()).trimEnd().split('\r\n')).toHaveLength(SEEDED + 1);
+      expect(pages).toBe(3);
+    } finally {
+      orders.list = real;
+    }
+  }, 60_000);
+});
