@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type Engine, type TestServer } from './harness.js';
-import { createBurgerSite } from './restaurant-fixtures.js';
+import { createBurgerSite, openCashSession } from './restaurant-fixtures.js';
 
 const keyed = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 const guess = () => `K${randomBytes(3).toString('hex').toUpperCase()}`;
@@ -101,27 +101,9 @@ describe.each(setups)(
       return { id, kiosk: keys[`${id}-K`]!, cash: keys[`${id}-C`]! };
     };
     type Site = Awaited<ReturnType<typeof newSite>>;
-    const openAt = async (site: Site, inserted = 0) => {
-      const created = await server.request('POST', '/v1/orders', {
-        ...keyed(site.kiosk),
-        body: { items: [{ sku: `${site.id}-burger`, qty: 1 }] },
-      });
-      expect(created.status, JSON.stringify(created.body)).toBe(201);
-      const orderNumber = created.body.orderNumber as string;
-      const init = await server.request('POST', '/api/cash-payment/init', {
-        ...keyed(site.kiosk),
-        body: { orderNumber, totalAmount: 150 },
-      });
-      expect(init.status).toBe(200);
-      if (inserted > 0) {
-        const bill = await server.request('POST', '/api/cash-payment/update', {
-          ...keyed(site.cash),
-          body: { orderNumber, amountAdded: inserted },
-        });
-        expect(bill.status).toBe(200);
-      }
-      return orderNumber;
-    };
+    const openAt = async (site: Site, inserted = 0) =>
+      (await openCashSession(server, { siteId: site.id, kiosk: site.kiosk, cash: site.cash }, inserted))
+        .orderNumber;
     const cancelAt = (site: Site, orderNumber: string) =>
       server.request('POST', `/sites/${site.id}/api/cash-payment/cancel/${orderNumber}`, { token: null });
     const statusAt = async (site: Site, orderNumber: string) =>

@@ -12,7 +12,7 @@ import {
   type Engine,
   type TestServer,
 } from './harness.js';
-import { createBurgerSite } from './restaurant-fixtures.js';
+import { createBurgerSite, openCashSession } from './restaurant-fixtures.js';
 
 type Res = { status: number; body: any };
 function expectError(res: Res, status: number, code: string): void {
@@ -47,27 +47,7 @@ describe.each(engines())('key-less cash-reader cancel (%s)', (engine: Engine) =>
   };
   const keyed = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
   /** An order of the site, its cash session open and `inserted` pesos in it. */
-  const openSession = async (site: CashSite, inserted = 0) => {
-    const created = await server.request('POST', '/v1/orders', {
-      ...keyed(site.kiosk),
-      body: { items: [{ sku: `${site.siteId}-burger`, qty: 1 }] },
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const orderNumber = created.body.orderNumber as string;
-    const init = await server.request('POST', '/api/cash-payment/init', {
-      ...keyed(site.kiosk),
-      body: { orderNumber, totalAmount: 150 },
-    });
-    expect(init.status).toBe(200);
-    if (inserted > 0) {
-      const bill = await server.request('POST', '/api/cash-payment/update', {
-        ...keyed(site.cash),
-        body: { orderNumber, amountAdded: inserted },
-      });
-      expect(bill.status).toBe(200);
-    }
-    return { orderNumber, orderId: created.body.id as string };
-  };
+  const openSession = (site: CashSite, inserted = 0) => openCashSession(server, site, inserted);
   /** The reader's cancel, exactly as it sends it, with its api_url at /sites/<siteId>. */
   const readerCancel = (siteId: string, orderNumber: string) =>
     server.request('POST', `/sites/${siteId}/api/cash-payment/cancel/${orderNumber}`, {

@@ -4,13 +4,13 @@
 // byte-identical to orderCsvHeader/orderCsvRow, filters and tenants kept, the first bytes out
 // while later pages are still unread, a client that goes away stops the reading, a database
 // failure mid-export breaks the download, and the row cap (EXPORT_MAX_ROWS) breaks it too.
-import { sql, type Insertable } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderView } from '@kioskhub/protocol';
 import { orderCsvHeader, orderCsvRow } from '../src/modules/dashboard/csv.js';
-import type { OrdersTable } from '../src/platform/db/schema.js';
 import { dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
 import { staffToken } from './dashboard-fixtures.js';
+import { insertOrders, orderRow } from './fixtures/report-rows.js';
 
 const SEEDED = 650; // more than three pages of 200
 const T0 = Date.UTC(2026, 2, 1);
@@ -59,15 +59,6 @@ function holdAtSecondPage(server: TestServer) {
 
 const decoder = () => new TextDecoder();
 
-/** Orders written straight into the table, 500 a statement (under both engines' parameter limits). */
-async function insertOrders(server: TestServer, rows: Insertable<OrdersTable>[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += 500)
-    await server.kioskhub.db
-      .insertInto('orders')
-      .values(rows.slice(i, i + 500))
-      .execute();
-}
-
 async function readRest(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   text: ReturnType<typeof decoder>,
@@ -96,26 +87,20 @@ describe.each(engines())('orders CSV export, streamed (%s)', (engine) => {
     otherStaff = await staffToken(server, 'exporter@other.test', 'staff', 'other');
     await server.createMachine('EXS1');
     await server.createMachine('EXS2');
-    const row = (id: string, i: number, tenant: string, machine: string | null) => ({
-      id,
-      tenant_id: tenant,
-      site_id: null,
-      machine_id: machine,
-      order_number: i % 3 === 0 ? `N-${id}` : null,
-      amount: 2000 + i,
-      currency: i % 7 === 0 ? 'KWD' : 'INR',
-      source: 'qr',
-      provider: statusOf(i) === 'PAID' ? 'razorpay' : null,
-      provider_payment_id: statusOf(i) === 'PAID' ? `pay_${id}` : null,
-      provider_qr_code_id: null,
-      paid_at: statusOf(i) === 'PAID' ? at(i) : null,
-      status: statusOf(i),
-      failure_code: null,
-      items: null,
-      customer_name: i % 11 === 0 ? `=cmd|' /C calc'!A${i}` : i % 4 === 0 ? `Ravi, "R" ${i}` : null,
-      created_at: at(i),
-      updated_at: at(i),
-    });
+    const row = (id: string, i: number, tenant: string, machine: string | null) => {
+      const paid = statusOf(i) === 'PAID';
+      return orderRow(id, machine, at(i), {
+        tenant_id: tenant,
+        order_number: i % 3 === 0 ? `N-${id}` : null,
+        amount: 2000 + i,
+        currency: i % 7 === 0 ? 'KWD' : 'INR',
+        provider: paid ? 'razorpay' : null,
+        provider_payment_id: paid ? `pay_${id}` : null,
+        paid_at: paid ? at(i) : null,
+        status: statusOf(i),
+        customer_name: i % 11 === 0 ? `=cmd|' /C calc'!A${i}` : i % 4 === 0 ? `Ravi, "R" ${i}` : null,
+      });
+    };
     const rows = [];
     for (let i = 0; i < SEEDED; i++) rows.push(row(seededId(i), i, 'default', 'EXS1'));
     // The same tenant on another machine, and another tenant at the very same times.
@@ -345,27 +330,7 @@ describe.each(engines())('orders CSV export at its row cap (%s)', (engine) => {
     staff = await staffToken(server, 'capped@default.test', 'staff');
     await server.createMachine('CAP1');
     const rows = [];
-    for (let i = 0; i < CAP + 1; i++)
-      rows.push({
-        id: seededId(i),
-        tenant_id: 'default',
-        site_id: null,
-        machine_id: 'CAP1',
-        order_number: null,
-        amount: 2000,
-        currency: 'INR',
-        source: 'qr',
-        provider: null,
-        provider_payment_id: null,
-        provider_qr_code_id: null,
-        paid_at: null,
-        status: 'CREATED',
-        failure_code: null,
-        items: null,
-        customer_name: null,
-        created_at: at(i),
-        updated_at: at(i),
-      });
+    for (let i = 0; i < CAP + 1; i++) rows.push(orderRow(seededId(i), 'CAP1', at(i)));
     await insertOrders(server, rows);
   }, 120_000);
   afterAll(async () => {

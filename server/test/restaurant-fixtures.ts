@@ -1,5 +1,6 @@
 // A restaurant site with a two-item menu (Burger 150.00, Cola 50.00, in PHP) and its machines:
 // the setup the kiosk, cash-screen and device-agent tests share.
+import { expect } from 'vitest';
 import type { TestServer } from './harness.js';
 
 export interface BurgerSiteOptions {
@@ -41,4 +42,35 @@ export async function createBurgerSite(
   for (const [id, kind] of Object.entries(options.machines ?? {}))
     keys[id] = (await server.createMachine(id, { kind, siteId })).key;
   return keys;
+}
+
+/**
+ * An order of a burger site (one burger, ₱150) placed by its kiosk, its cash session opened, and
+ * `inserted` pesos reported by its cash unit.
+ */
+export async function openCashSession(
+  server: TestServer,
+  site: { siteId: string; kiosk: string; cash: string },
+  inserted = 0,
+): Promise<{ orderNumber: string; orderId: string }> {
+  const keyed = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
+  const created = await server.request('POST', '/v1/orders', {
+    ...keyed(site.kiosk),
+    body: { items: [{ sku: `${site.siteId}-burger`, qty: 1 }] },
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const orderNumber = created.body.orderNumber as string;
+  const init = await server.request('POST', '/api/cash-payment/init', {
+    ...keyed(site.kiosk),
+    body: { orderNumber, totalAmount: 150 },
+  });
+  expect(init.status).toBe(200);
+  if (inserted > 0) {
+    const bill = await server.request('POST', '/api/cash-payment/update', {
+      ...keyed(site.cash),
+      body: { orderNumber, amountAdded: inserted },
+    });
+    expect(bill.status).toBe(200);
+  }
+  return { orderNumber, orderId: created.body.id as string };
 }

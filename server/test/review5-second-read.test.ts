@@ -2,11 +2,10 @@
 // key-less cancel's atomic reservation, the streamed orders CSV export): defects found on review,
 // each shown first. (The CI's slowest-files list counted only each file's tests, not its hooks:
 // .ci/run reads vitest's JUnit report now, checked by hand rather than by a nested vitest run.)
-import type { Insertable } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OrdersTable } from '../src/platform/db/schema.js';
 import { dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
 import { staffToken } from './dashboard-fixtures.js';
+import { insertOrders, orderRow } from './fixtures/report-rows.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -22,35 +21,12 @@ describe.each(engines())('review 5, second read: the orders CSV export (%s)', (e
     staff = await staffToken(server, 'rv5-exporter@default.test', 'staff');
     await server.createMachine('RV5X');
     const t0 = Date.UTC(2026, 2, 1);
-    const rows: Insertable<OrdersTable>[] = [];
+    const rows = [];
     for (let i = 0; i < SEEDED; i++) {
       const at = new Date(t0 + i * 60_000).toISOString();
-      rows.push({
-        id: `rv5-${String(i).padStart(6, '0')}`,
-        tenant_id: 'default',
-        site_id: null,
-        machine_id: 'RV5X',
-        order_number: null,
-        amount: 2000,
-        currency: 'INR',
-        source: 'qr',
-        provider: null,
-        provider_payment_id: null,
-        provider_qr_code_id: null,
-        paid_at: null,
-        status: 'CANCELLED',
-        failure_code: null,
-        items: null,
-        customer_name: null,
-        created_at: at,
-        updated_at: at,
-      });
+      rows.push(orderRow(`rv5-${String(i).padStart(6, '0')}`, 'RV5X', at, { status: 'CANCELLED' }));
     }
-    for (let i = 0; i < rows.length; i += 500)
-      await server.kioskhub.db
-        .insertInto('orders')
-        .values(rows.slice(i, i + 500))
-        .execute();
+    await insertOrders(server, rows);
   }, 120_000);
   afterAll(async () => {
     await server?.close();
