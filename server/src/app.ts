@@ -244,6 +244,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     tenantExists: tenants.exists,
     issueToken: auth.issueStaffToken,
     hashing: loginGuard.hashing,
+    hashCost: config.passwordHash,
     revoked: (userId) => {
       auth.forgetUser(userId);
       live.disconnectUser(userId);

@@ -92,6 +92,11 @@ export function baseEnv(engine: Engine, options: StartOptions = {}): Record<stri
     ADMIN_TOKEN,
     RAZORPAY_WEBHOOK_SECRET: WEBHOOK_SECRET,
     LOG_LEVEL: 'warn',
+    // Staff passwords at argon2id's least cost (19 MiB, 2 passes: 85 ms of CPU a hash here against
+    // 430 ms at the 64 MiB default); the suite hashes and checks hundreds. password-hash-cost.test.ts
+    // checks the setting itself and the default.
+    PASSWORD_HASH_MEMORY_KIB: '19456',
+    PASSWORD_HASH_TIME_COST: '2',
   };
   if (engine === 'postgres') env['DATABASE_URL'] = pgUrl!;
   else if (options.dataDir) env['DATA_DIR'] = options.dataDir;

@@ -133,6 +133,7 @@ describe('loadConfig security settings', () => {
     expect(config.connectionTimeoutMs).toBe(75_000);
     const { loginMaxPerAddress, loginMaxPerEmail, loginConcurrency, loginQueue } = config;
     expect([loginMaxPerAddress, loginMaxPerEmail, loginConcurrency, loginQueue]).toEqual([20, 10, 2, 16]);
+    expect(config.passwordHash).toEqual({ memoryKib: 65_536, timeCost: 3 });
     const { socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond } = config;
     expect([socketAuthTimeoutMs, socketMaxPerAddress, socketEventsPerSecond]).toEqual([10_000, 200, 50]);
     expect(config.statusWriteIntervalMs).toBe(1_000);
@@ -197,6 +198,12 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['LOGIN_MAX_PER_EMAIL zero', { LOGIN_MAX_PER_EMAIL: '0' }, 'LOGIN_MAX_PER_EMAIL'],
     ['LOGIN_CONCURRENCY too high', { LOGIN_CONCURRENCY: '65' }, 'LOGIN_CONCURRENCY'],
     ['LOGIN_QUEUE negative', { LOGIN_QUEUE: '-1' }, 'LOGIN_QUEUE'],
+    [
+      'PASSWORD_HASH_MEMORY_KIB below 19 MiB',
+      { PASSWORD_HASH_MEMORY_KIB: '8192' },
+      'PASSWORD_HASH_MEMORY_KIB',
+    ],
+    ['PASSWORD_HASH_TIME_COST one pass', { PASSWORD_HASH_TIME_COST: '1' }, 'PASSWORD_HASH_TIME_COST'],
     ['SOCKET_AUTH_TIMEOUT_MS too short', { SOCKET_AUTH_TIMEOUT_MS: '5' }, 'SOCKET_AUTH_TIMEOUT_MS'],
     ['SOCKET_MAX_PER_ADDRESS zero', { SOCKET_MAX_PER_ADDRESS: '0' }, 'SOCKET_MAX_PER_ADDRESS'],
     ['SOCKET_EVENTS_PER_SECOND zero', { SOCKET_EVENTS_PER_SECOND: '0' }, 'SOCKET_EVENTS_PER_SECOND'],

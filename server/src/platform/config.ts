@@ -107,6 +107,8 @@ export interface Config {
   /** Password verifications running at once, and how many more may wait for a turn. */
   loginConcurrency: number;
   loginQueue: number;
+  /** argon2id cost of new staff password hashes (a hash keeps the cost it was made with). */
+  passwordHash: PasswordHashCost;
   /** A Socket.IO connection that has not authenticated after this long is dropped. */
   socketAuthTimeoutMs: number;
   socketMaxPerAddress: number;
@@ -136,6 +138,13 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+export interface PasswordHashCost {
+  /** KiB of memory per hash (argon2's memoryCost). */
+  memoryKib: number;
+  /** Passes over that memory (argon2's timeCost). */
+  timeCost: number;
+}
 
 export interface MqttConfig {
   /** Embedded broker (aedes) on HOST:port; undefined: none. */
@@ -481,6 +490,11 @@ export function loadConfig(env: Env = process.env): Config {
     keylessCancelMaxMisses: integer(env, 'KEYLESS_CANCEL_MAX_MISSES', 20, 1, 100_000),
     loginConcurrency: integer(env, 'LOGIN_CONCURRENCY', 2, 1, 64),
     loginQueue: integer(env, 'LOGIN_QUEUE', 16, 0, 10_000),
+    // The floors are OWASP's least for argon2id (19 MiB, 2 passes); the defaults are argon2's own.
+    passwordHash: {
+      memoryKib: integer(env, 'PASSWORD_HASH_MEMORY_KIB', 65_536, 19_456, 4_194_304),
+      timeCost: integer(env, 'PASSWORD_HASH_TIME_COST', 3, 2, 20),
+    },
     socketAuthTimeoutMs: integer(env, 'SOCKET_AUTH_TIMEOUT_MS', 10_000, 100, 600_000),
     socketMaxPerAddress: integer(env, 'SOCKET_MAX_PER_ADDRESS', 200, 1, 1_000_000),
     socketEventsPerSecond: integer(env, 'SOCKET_EVENTS_PER_SECOND', 50, 1, 100_000),

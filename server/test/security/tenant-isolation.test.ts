@@ -4,9 +4,8 @@
 // B's rows must be exactly as before.
 import { randomBytes } from 'node:crypto';
 import { MACHINE_KINDS } from '@kioskhub/protocol';
-import argon2 from 'argon2';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, qrCredited, startServer, type TestServer } from '../harness.js';
 
 type Schema = {
@@ -26,23 +25,6 @@ type Schema = {
 };
 
 const rand = () => randomBytes(4).toString('hex');
-
-/**
- * The staff passwords of this file are hashed with argon2id at a low cost (argon2's own verify reads
- * the cost from the hash): production cost made each of the users' hashes and checks (setup, and
- * the sweep's own-password routes) take a second on a busy 2-core box, for nothing this file
- * checks. Only the users' password hashes (argon2id asked for by name) are cheap: the server's
- * dummy hash for unknown emails is kept as it is, and the spy is removed after the file.
- */
-function cheapPasswordHashes(): MockInstance {
-  const hash = argon2.hash.bind(argon2);
-  return vi
-    .spyOn(argon2, 'hash')
-    .mockImplementation(((password: string | Buffer, options?: Parameters<typeof argon2.hash>[1]) =>
-      options?.type === argon2.argon2id && options.memoryCost === undefined
-        ? hash(password, { ...options, memoryCost: 4096, timeCost: 1, parallelism: 1 })
-        : hash(password, options)) as typeof argon2.hash);
-}
 
 describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
   let server: TestServer;
@@ -64,10 +46,8 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
   let bUserId = '';
   let bOrder = { id: '', number: '' };
   const principals: { name: string; token: string }[] = [];
-  let argon2Spy: MockInstance | undefined;
 
   beforeAll(async () => {
-    argon2Spy = cheapPasswordHashes();
     server = await startServer({
       engine,
       env: {
@@ -127,7 +107,6 @@ describe.each(engines())('security: tenant isolation sweep (%s)', (engine) => {
   }, 120_000);
   afterAll(async () => {
     // First: later files of this worker must hash at production cost even if close() throws.
-    argon2Spy?.mockRestore();
     await server?.close();
   });
 

@@ -6,6 +6,7 @@ import { AppError, forbidden } from '../../platform/errors.js';
 import type { Db, Executor } from '../../platform/db/database.js';
 import type { UserRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
+import type { PasswordHashCost } from '../../platform/config.js';
 
 /**
  * In `tx`, before `id` itself is locked: a tenant admin (`tenantId`) may not leave its tenant
@@ -44,6 +45,10 @@ export async function keepAnAdmin(
   }
 }
 
+/** An argon2id hash of a staff password at the configured cost (the hash records it for verify). */
+export const hashPassword = (password: string, cost: PasswordHashCost): Promise<string> =>
+  argon2.hash(password, { type: argon2.argon2id, memoryCost: cost.memoryKib, timeCost: cost.timeCost });
+
 /**
  * The signed-in user sets a new password after proving the current one (FORBIDDEN otherwise, so
  * a stolen token alone cannot take the account). Every token of the user is revoked; the caller
@@ -53,6 +58,7 @@ export async function changeOwnPassword(
   deps: {
     db: Db;
     hashing<T>(work: () => Promise<T>): Promise<T>;
+    hashCost: PasswordHashCost;
     revoked(userId: string): void;
   },
   input: { id: string; current: string; next: string; actor: string },
@@ -67,7 +73,7 @@ export async function changeOwnPassword(
       return false;
     });
   if (!ok) throw forbidden('the current password is wrong');
-  const passwordHash = await deps.hashing(() => argon2.hash(input.next, { type: argon2.argon2id }));
+  const passwordHash = await deps.hashing(() => hashPassword(input.next, deps.hashCost));
   const updated = await db.transaction().execute(async (tx) => {
     // Only from the state the current password was checked against: a change made meanwhile
     // (disabled, another password, a role) wins and this session has ended.

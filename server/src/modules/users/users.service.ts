@@ -9,7 +9,8 @@ import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import type { StaffRole, StaffState } from '../../platform/http/auth.js';
 import type { UserRow } from '../../platform/db/schema.js';
 import { recordAudit, wasAudited } from '../audit/audit.service.js';
-import { changeOwnPassword, keepAnAdmin } from './users.access.js';
+import { changeOwnPassword, hashPassword, keepAnAdmin } from './users.access.js';
+import type { PasswordHashCost } from '../../platform/config.js';
 
 export interface User {
   id: string;
@@ -19,9 +20,6 @@ export interface User {
   createdAt: string;
   disabled: boolean;
 }
-
-// A real hash to verify against when the email is unknown, so timing does not reveal accounts.
-let dummyHash: Promise<string> | undefined;
 
 const toUser = (row: UserRow): User => ({
   id: row.id,
@@ -44,10 +42,15 @@ export function createUsersService(deps: {
   }): Promise<string>;
   /** Runs password hashing through the sign-in queue. */
   hashing<T>(work: () => Promise<T>): Promise<T>;
+  /** The cost of new hashes (PASSWORD_HASH_*). */
+  hashCost: PasswordHashCost;
   /** After a commit that revoked a user's tokens: forget cached state, drop live sockets. */
   revoked(userId: string): void;
 }) {
   const { db } = deps;
+  // A real hash to verify against when the email is unknown, so timing does not reveal accounts:
+  // made at the cost of real ones, once.
+  let dummyHash: Promise<string> | undefined;
 
   /**
    * In `tx`: locks the user's row until the commit (an update that changes nothing) and answers
@@ -74,7 +77,7 @@ export function createUsersService(deps: {
         throw new AppError('NOT_FOUND', `tenant "${input.tenantId}" does not exist`);
       }
       const email = input.email.trim().toLowerCase();
-      const passwordHash = await deps.hashing(() => argon2.hash(input.password, { type: argon2.argon2id }));
+      const passwordHash = await deps.hashing(() => hashPassword(input.password, deps.hashCost));
       const user: User = {
         id: newId(),
         email,
@@ -129,7 +132,7 @@ export function createUsersService(deps: {
         .where('email', '=', email.trim().toLowerCase())
         .executeTakeFirst();
       if (!row) {
-        dummyHash ??= argon2.hash('not-a-password');
+        dummyHash ??= hashPassword('not-a-password', deps.hashCost);
         const hash = await dummyHash;
         await deps
           .hashing(() => argon2.verify(hash, password))
@@ -239,9 +242,7 @@ export function createUsersService(deps: {
     ): Promise<User> {
       const { password } = changes;
       const passwordHash =
-        password === undefined
-          ? undefined
-          : await deps.hashing(() => argon2.hash(password, { type: argon2.argon2id }));
+        password === undefined ? undefined : await deps.hashing(() => hashPassword(password, deps.hashCost));
       const updated = await db.transaction().execute(async (tx) => {
         if ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true)
           await keepAnAdmin(tx, id, tenantId, changes.disabled === true ? 'disable' : 'demote');
