@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
 import { staffToken } from './dashboard-fixtures.js';
+import { markDispenseAnswered } from '../src/modules/dashboard/sweeper.js';
 import { insertOrders, orderRow } from './fixtures/report-rows.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -67,5 +68,57 @@ describe.each(engines())('review 5, second read: the orders CSV export (%s)', (e
     } finally {
       orders.list = real;
     }
+  }, 60_000);
+});
+
+// Defect (the last CI run, dashboard-api on PostgreSQL): a review decision resolved the sweep's
+// dispense alert and then wrote the "answered" mark. A sweep that had inserted its mark and alert
+// in a transaction still open at that moment committed right after the decision's resolve: the
+// decision's mark then conflicted and did nothing, and the alert stayed open on a COMPLETED order.
+// Holding such a sweep transaction open shows it; the decision must wait on the mark first.
+describe.each(engines())('review 5, second read: a decision and a sweep at once (%s)', (engine) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ engine, env: { DASHBOARD_SWEEP_MS: '3600000' } });
+    await server.createMachine('RV5D');
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("a no-result alert the sweep commits during a technician's decision ends resolved", async () => {
+    const orderId = `rv5d-${engine}`;
+    const at = new Date().toISOString();
+    await insertOrders(server, [orderRow(orderId, 'RV5D', at, { status: 'NEEDS_REVIEW', paid_at: at })]);
+    const { db, services } = server.kioskhub;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let inside!: () => void;
+    const started = new Promise<void>((resolve) => (inside = resolve));
+    // The sweep's transaction: its mark and its alert, not committed yet.
+    const sweep = db.transaction().execute(async (tx) => {
+      await markDispenseAnswered(tx, orderId, 'default');
+      await services.alerts.raise(tx, {
+        tenantId: 'default',
+        kind: 'DISPENSE_NO_RESULT',
+        subjectType: 'order',
+        subjectId: orderId,
+        message: `Machine RV5D never reported a result for order ${orderId}`,
+      });
+      inside();
+      await held;
+    });
+    await started;
+    const decision = server.request('POST', `/v1/orders/${orderId}/mark-dispensed`);
+    await sleep(300);
+    release();
+    await sweep;
+    const res = await decision;
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.status).toBe('COMPLETED');
+    const open = (await server.request('GET', '/v1/alerts?open=true&limit=200')).body.items as {
+      subjectId: string;
+    }[];
+    expect(open.filter((a) => a.subjectId === orderId)).toEqual([]);
   }, 60_000);
 });

@@ -71,8 +71,10 @@ export function createReviewService(deps: {
           actor: meta.actor,
         });
       }
-      for (const kind of DISPENSE_ALERT_KINDS) await deps.alerts.resolveSubject(tx, kind, orderId);
+      // The mark first: a sweep raising this order's alert in a transaction still open waits for
+      // this one (or this one for it, on PostgreSQL), so the resolve below sees what it committed.
       await markDispenseAnswered(tx, orderId, before.tenantId);
+      for (const kind of DISPENSE_ALERT_KINDS) await deps.alerts.resolveSubject(tx, kind, orderId);
       await recordAudit(tx, {
         tenantId: before.tenantId,
         actor: meta.actor,
