@@ -24,6 +24,14 @@ describe.each(engines())('staff password hash cost (%s)', (engine) => {
         .where('email', '=', email)
         .executeTakeFirstOrThrow()
     ).password_hash;
+  /** A staff user of `default` made through the API: its id. */
+  const createUser = async (server: TestServer, email: string): Promise<string> => {
+    const created = await server.request('POST', '/v1/users', {
+      body: { email, password: STAFF_PASSWORD, role: 'staff' },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    return created.body.id as string;
+  };
   const login = async (server: TestServer, email: string, password = STAFF_PASSWORD) =>
     (await server.request('POST', '/v1/auth/login', { token: null, body: { email, password } })).status;
 
@@ -31,32 +39,16 @@ describe.each(engines())('staff password hash cost (%s)', (engine) => {
     // The harness sets the floor; an empty value falls back to the default.
     const strong = await start({ PASSWORD_HASH_MEMORY_KIB: '', PASSWORD_HASH_TIME_COST: '' });
     const email = `cost-${engine}@hash.example`;
-    const created = await strong.request('POST', '/v1/users', {
-      body: { email, password: STAFF_PASSWORD, role: 'staff' },
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    await createUser(strong, email);
     expect(await storedHash(strong, email)).toMatch(/^\$argon2id\$v=19\$m=65536,t=3,p=\d+\$/);
     expect(await login(strong, email)).toBe(200);
     expect(await login(strong, email, 'wrong-password')).toBe(401);
 
     const light = await start({ PASSWORD_HASH_MEMORY_KIB: '32768', PASSWORD_HASH_TIME_COST: '2' });
     const other = `cost2-${engine}@hash.example`;
-    expect(
-      (
-        await light.request('POST', '/v1/users', {
-          body: { email: other, password: STAFF_PASSWORD, role: 'staff' },
-        })
-      ).status,
-    ).toBe(201);
+    const id = await createUser(light, other);
     expect(await storedHash(light, other)).toMatch(/^\$argon2id\$v=19\$m=32768,t=2,p=\d+\$/);
     // A password reset hashes at the server's cost too.
-    const id = (
-      await light.kioskhub.db
-        .selectFrom('users')
-        .select('id')
-        .where('email', '=', other)
-        .executeTakeFirstOrThrow()
-    ).id;
     const reset = await light.request('PATCH', `/v1/users/${id}`, {
       body: { password: 'another-horse' },
     });
