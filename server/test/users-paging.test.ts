@@ -39,13 +39,19 @@ describe.each(engines())('GET /v1/users paging (%s)', (engine) => {
   };
 
   /** Follows nextCursor from the first page to the last; every page at most `limit` users. */
-  const walk = async (limit: number, token?: string): Promise<{ ids: string[]; pages: number }> => {
+  const walk = async (
+    limit: number,
+    token?: string,
+    tenantId?: string,
+  ): Promise<{ ids: string[]; pages: number }> => {
     const ids: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
     do {
       const path: string =
-        `/v1/users?limit=${limit}` + (cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`);
+        `/v1/users?limit=${limit}` +
+        (tenantId === undefined ? '' : `&tenantId=${tenantId}`) +
+        (cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`);
       const res = await server.request('GET', path, token === undefined ? {} : { token });
       expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(200);
       expect(Object.keys(res.body as object).sort()).toEqual(['items', 'nextCursor']);
@@ -92,6 +98,29 @@ describe.each(engines())('GET /v1/users paging (%s)', (engine) => {
     expect(mine).toHaveLength(2);
     expect((await walk(1, otherAdmin)).ids).toEqual(mine);
     expect((await walk(2, defaultAdmin)).ids).toEqual(await stored('default'));
+  });
+
+  it('tenantId= narrows ADMIN_TOKEN to that tenant; a tenant admin may name only its own (403)', async () => {
+    expect((await walk(1, undefined, other)).ids).toEqual(await stored(other));
+    expect((await walk(2, undefined, 'default')).ids).toEqual(await stored('default'));
+    expect((await walk(1, otherAdmin, other)).ids).toEqual(await stored(other));
+    // A tenant with no users yet is an empty page, not an error.
+    expect((await server.request('GET', '/v1/users?tenantId=nobody_here')).body).toEqual({
+      items: [],
+      nextCursor: null,
+    });
+    const foreign = await server.request('GET', `/v1/users?tenantId=${other}`, { token: defaultAdmin });
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.error.code).toBe('FORBIDDEN');
+    expect(foreign.body.items).toBeUndefined();
+    // The cursor is checked against the narrowed scope: a default user's id is foreign to `other`.
+    const defaultUser = (await stored('default'))[0]!;
+    const crossed = await server.request('GET', `/v1/users?tenantId=${other}&cursor=${defaultUser}`);
+    expect(crossed.status).toBe(400);
+    expect(crossed.body.error.details).toEqual({ cursor: defaultUser });
+    const bad = await server.request('GET', '/v1/users?tenantId=');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('tenantId');
   });
 
   it('without limit: the first 50 by id, the same fields as before', async () => {

@@ -5,6 +5,7 @@ import {
   actingTenant,
   requireAdmin,
   STAFF_ROLES,
+  readTenant,
   tenantFilter,
   type Authenticator,
 } from '../../platform/http/auth.js';
@@ -60,9 +61,10 @@ export function usersRoutes(
     {
       schema: {
         tags: ['auth'],
-        summary: 'Staff users of your tenant by id, a page at a time (admin; ADMIN_TOKEN sees all)',
+        summary:
+          'Staff users of your tenant by id, a page at a time (admin; ADMIN_TOKEN sees all, or the tenant it names)',
         querystring: Type.Object(
-          { limit: Limit, cursor: Type.Optional(Cursor) },
+          { limit: Limit, cursor: Type.Optional(Cursor), tenantId: Type.Optional(EntityId) },
           { additionalProperties: false },
         ),
         response: { 200: Page(User), ...errors(400, 401, 403) },
@@ -71,9 +73,9 @@ export function usersRoutes(
     async (request) => {
       const principal = await deps.auth.fromHeaders(request.headers);
       requireAdmin(principal);
-      const { limit, cursor } = request.query;
+      const { limit, cursor, tenantId } = request.query;
       return deps.users.list({
-        tenantId: tenantFilter(principal),
+        tenantId: readTenant(principal, tenantId),
         limit,
         ...(cursor !== undefined ? { cursor } : {}),
       });

@@ -273,3 +273,12 @@ export function actingTenant(principal: Principal, requested?: string): string {
 
 /** Tenant filter for reads: null means all tenants (ADMIN_TOKEN). */
 export const tenantFilter = (principal: Principal): string | null => principal.tenantId;
+
+/**
+ * Tenant filter for a read that may name a tenant: ADMIN_TOKEN reads the one it names, or all
+ * (null); anyone else reads its own, and naming another tenant is `403`.
+ */
+export function readTenant(principal: Principal, requested?: string): string | null {
+  if (principal.kind === 'admin') return requested ?? null;
+  return actingTenant(principal, requested);
+}
