@@ -910,27 +910,30 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     await machinesRepo.resetConnections('');
   }
   await firmware.campaigns.resumeRunning();
-  outbox.start({
-    live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
-    dispatch: (p) => dispatcher.fromOutbox(p.machineId, p.commandId),
-    refund: (p) => refunds.runProviderRefund(p.refundId),
-    payment_status: (p) => intents.check(p),
-    payment_expire: (p) => intents.expire(p),
-    cafe_order_expire: async (p) => {
-      await cafe.expiry.expire(p);
+  outbox.start(
+    {
+      live: (p) => live.publish(p.tenantId, p.rooms, p.event, p.data),
+      dispatch: (p) => dispatcher.fromOutbox(p.machineId, p.commandId),
+      refund: (p) => refunds.runProviderRefund(p.refundId),
+      payment_status: (p) => intents.check(p),
+      payment_expire: (p) => intents.expire(p),
+      cafe_order_expire: async (p) => {
+        await cafe.expiry.expire(p);
+      },
+      sms: (p) => sms.run(p),
+      ...(cardPayments ? { card_refund_parked: (p) => cardPayments.alertIfStillParked(p) } : {}),
+      water_hold_expire: (p) => water.dispenses.expireHold(p),
+      firmware_tick: (p) => firmware.jobs.firmware_tick(p),
+      firmware_notify: (p) => firmware.jobs.firmware_notify(p),
+      mobile_money_request: (p) => mobileMoney.sendRequest(p),
+      print: (p) => {
+        printNotifier.notify(p.tenantId, p.siteId);
+        printPush.offer(p.tenantId, p.siteId);
+        if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:print', p.tenantId, p.siteId);
+      },
     },
-    sms: (p) => sms.run(p),
-    ...(cardPayments ? { card_refund_parked: (p) => cardPayments.alertIfStillParked(p) } : {}),
-    water_hold_expire: (p) => water.dispenses.expireHold(p),
-    firmware_tick: (p) => firmware.jobs.firmware_tick(p),
-    firmware_notify: (p) => firmware.jobs.firmware_notify(p),
-    mobile_money_request: (p) => mobileMoney.sendRequest(p),
-    print: (p) => {
-      printNotifier.notify(p.tenantId, p.siteId);
-      printPush.offer(p.tenantId, p.siteId);
-      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:print', p.tenantId, p.siteId);
-    },
-  });
+    config.jobPollMs,
+  );
   const printSweep = setInterval(
     () => {
       printing.sweep().catch((err: unknown) => logger.warn({ err }, 'print queue sweep failed'));

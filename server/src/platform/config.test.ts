@@ -37,6 +37,7 @@ describe('loadConfig defaults (CONTRACTS §1 table)', () => {
 
   it('has the documented timeouts and log level', () => {
     expect(config.jobRetryBaseMs).toBe(1_000);
+    expect(config.jobPollMs).toBe(1_000);
     expect(config.cardRefundParkedAlertMs).toBe(3_600_000);
     expect(config.dispatchAckTimeoutMs).toBe(10_000);
     expect(config.dispatchResultTimeoutMs).toBe(120_000);
@@ -174,6 +175,8 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['DISPATCH_RESULT_TIMEOUT_MS zero', { DISPATCH_RESULT_TIMEOUT_MS: '0' }, 'DISPATCH_RESULT_TIMEOUT_MS'],
     ['DISPATCH_IDLE_RECHECK_MS negative', { DISPATCH_IDLE_RECHECK_MS: '-1' }, 'DISPATCH_IDLE_RECHECK_MS'],
     ['JOB_RETRY_BASE_MS below 10 ms', { JOB_RETRY_BASE_MS: '5' }, 'JOB_RETRY_BASE_MS'],
+    ['JOB_POLL_MS below 50 ms', { JOB_POLL_MS: '10' }, 'JOB_POLL_MS'],
+    ['JOB_POLL_MS above a minute', { JOB_POLL_MS: '60001' }, 'JOB_POLL_MS'],
     [
       'CARD_REFUND_PARKED_ALERT_MS below 1 s',
       { CARD_REFUND_PARKED_ALERT_MS: '10' },

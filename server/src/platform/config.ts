@@ -51,6 +51,8 @@ export interface Config {
   paymentStatusPollMs: number;
   /** A failed background job's first retry delay; it doubles with each failure (up to 5 min). */
   jobRetryBaseMs: number;
+  /** How often each process looks for due background jobs it was not woken for (another process's, a retry's). */
+  jobPollMs: number;
   /** How long a one-off intent (MoMo request, bank transfer, checkout) stays payable. */
   paymentIntentTtlMs: number;
   /** How long a card refund may wait for its payment to become known before it raises an alert. */
@@ -452,6 +454,7 @@ export function loadConfig(env: Env = process.env): Config {
     airtel: airtelConfig(env),
     paymentStatusPollMs: integer(env, 'PAYMENT_STATUS_POLL_MS', 30_000, 50, 3_600_000),
     jobRetryBaseMs: integer(env, 'JOB_RETRY_BASE_MS', 1_000, 10, 300_000),
+    jobPollMs: integer(env, 'JOB_POLL_MS', 1_000, 50, 60_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     cardRefundParkedAlertMs: integer(env, 'CARD_REFUND_PARKED_ALERT_MS', 3_600_000, 1_000, 7 * 86_400_000),
     cafeOrderTtlMs: integer(env, 'CAFE_ORDER_TTL_MS', 3 * 3_600_000, 1_000, 7 * 86_400_000),
