@@ -184,7 +184,7 @@ describe.each(setups)(
         // The address's count at the site, left at 0 by that valid cancel: made unreadable.
         const client = new Redis(redis!, { maxRetriesPerRequest: 1 });
         try {
-          const keys = await client.keys(`kioskhub:keyless-cancel:*:${site.id}:*`);
+          const keys = await client.keys(`kioskhub:{keyless-cancel:*:${site.id}:*}`);
           expect(keys).toHaveLength(1);
           expect(await client.get(keys[0]!)).toBe('0');
           await client.del(keys[0]!);

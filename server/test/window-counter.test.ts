@@ -93,6 +93,21 @@ describe.each(stores)('window counter reservations ($name)', ({ redis }) => {
     expect((await c.reserve(k, 2)).count).toBe(1);
   });
 
+  it.runIf(redis)('keeps a key’s Redis keys in one Redis Cluster slot (one hash tag)', async () => {
+    const client = new Redis(redisUrl!, { maxRetriesPerRequest: 1 });
+    clients.push(client);
+    const c = createWindowCounter({ prefix, windowMs: 60_000, redis: client });
+    const k = key();
+    const place = await c.reserve(k, 3);
+    await c.hit(k);
+    // Redis Cluster hashes only the text between the first `{` and the next `}` when there is one.
+    const tag = (name: string) => /\{([^}]+)\}/.exec(name)?.[1] ?? name;
+    const stored = await client.keys(`${prefix}*${k}*`);
+    expect(stored).toHaveLength(2);
+    expect(new Set(stored.map(tag))).toEqual(new Set([k]));
+    if (place.granted) await place.release();
+  });
+
   it('refuses bad arguments', async () => {
     const c = counter();
     await expect(c.reserve(key(), 0)).rejects.toThrow(/max/);

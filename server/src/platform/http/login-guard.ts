@@ -85,6 +85,9 @@ export function createWindowCounter(options: {
 }): WindowCounter {
   const { prefix, windowMs, redis } = options;
   const local = new Map<string, { count: number; resetAt: number }>();
+  // The key in braces (a Redis hash tag): a reservation's count and its window's name land in one
+  // Redis Cluster slot, so the script that touches both may run there too.
+  const slot = (key: string) => `${prefix}{${key}}`;
   const current = (key: string, now: number) => {
     const entry = local.get(key);
     return entry && entry.resetAt > now ? entry : undefined;
@@ -92,7 +95,7 @@ export function createWindowCounter(options: {
   return {
     async hit(key) {
       if (redis) {
-        const [n, ttl] = (await redis.eval(COUNT, 1, `${prefix}${key}`, windowMs)) as [number, number];
+        const [n, ttl] = (await redis.eval(COUNT, 1, slot(key), windowMs)) as [number, number];
         return { count: n, ttlMs: Math.max(ttl, 0) };
       }
       const now = Date.now();
@@ -107,7 +110,7 @@ export function createWindowCounter(options: {
     },
     async peek(key) {
       if (redis) {
-        const [n, ttl] = await Promise.all([redis.get(`${prefix}${key}`), redis.pttl(`${prefix}${key}`)]);
+        const [n, ttl] = await Promise.all([redis.get(slot(key)), redis.pttl(slot(key))]);
         return { count: Number(n ?? 0), ttlMs: Math.max(ttl, 0) };
       }
       const now = Date.now();
@@ -118,7 +121,7 @@ export function createWindowCounter(options: {
       if (!Number.isSafeInteger(max) || max < 1)
         throw new RangeError(`max must be a positive integer, not ${max}`);
       if (redis) {
-        const keys = [`${prefix}${key}`, `${prefix}window-of:${key}`];
+        const keys = [slot(key), `${prefix}window-of:{${key}}`];
         const [granted, n, ttl, window] = (await redis.eval(
           RESERVE,
           2,
