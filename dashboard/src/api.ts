@@ -81,14 +81,15 @@ export function qs(params: Record<string, string | number | boolean | undefined 
   return text ? `?${text}` : '';
 }
 
-/** Saves a blob as a file through a temporary link. */
-export function saveBlob(blob: Blob, filename: string): void {
-  const url = URL.createObjectURL(blob);
+/**
+ * Downloads what a same-origin URL answers (a one-time export link) through a temporary link: the
+ * browser streams it to disk under the server's Content-Disposition name, never into the page.
+ */
+export function followDownload(url: string): void {
   const a = document.createElement('a');
   a.href = url;
-  a.download = filename;
+  a.download = '';
   document.body.append(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

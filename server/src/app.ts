@@ -821,6 +821,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       printing,
       alerts,
       refunds,
+      users,
       afterCommit,
     });
   });

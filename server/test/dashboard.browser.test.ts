@@ -14,6 +14,7 @@ import {
   screenshot,
   signIn,
 } from './browser.js';
+import { orderCsvHeader } from '../src/modules/dashboard/csv.js';
 import { staffToken } from './dashboard-fixtures.js';
 import { ADMIN_TOKEN, qrCredited, startServer, type TestServer } from './harness.js';
 
@@ -178,7 +179,7 @@ describe.skipIf(!withChromium)('dashboard in a browser', { timeout: 90_000 }, ()
     expect(refund).toMatchObject({ status: 'SUCCEEDED', destination: 'refund_due', amountMinor: 1500 });
   });
 
-  it('exports exactly the filtered orders as CSV', async () => {
+  it('exports exactly the filtered orders as CSV, by a one-time link straight to disk', async () => {
     await server.postWebhook(qrCredited(m02.qrCodeId, 2000)); // M02 is not connected: stays PAID
     await page.getByRole('link', { name: 'Orders', exact: true }).click();
     await page.getByLabel('Machine').selectOption('M01');
@@ -203,9 +204,13 @@ describe.skipIf(!withChromium)('dashboard in a browser', { timeout: 90_000 }, ()
       page.getByRole('button', { name: 'Export CSV' }).click(),
     ]);
     expect(download.suggestedFilename()).toMatch(/^orders-.*\.csv$/);
+    // The browser itself fetched the file (no bearer header): the link the page asked for.
+    expect(download.url()).toMatch(/\/v1\/orders\/export\.csv\?download=[A-Za-z0-9_-]{43}$/);
+    await page.getByRole('button', { name: 'Export CSV' }).waitFor();
     const lines = readFileSync((await download.path())!, 'utf8')
       .trimEnd()
       .split('\r\n');
+    expect(lines[0]).toBe(orderCsvHeader());
     expect(lines.slice(1).map((l) => l.split(',')[0])).toEqual(shown);
     expect(lines.slice(1).every((l) => l.includes(',COMPLETED,,M01,'))).toBe(true);
     await shot('csv-export');

@@ -1,10 +1,11 @@
 // The live order feed with filters (machine, site, status, date range) and CSV export of the
-// filtered list.
+// filtered list: a one-time link the browser follows, so the file streams to disk, never into the
+// page's memory.
 import { ORDER_STATUSES, type OrderView, type Page } from '@kioskhub/protocol';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'wouter';
-import { api, apiBlob, qs, saveBlob } from '../api.ts';
+import { api, followDownload, qs } from '../api.ts';
 import { useAllMachines, useFilters, useSites } from '../data.ts';
 import { dateTime, money, sameDay, time, titleCase } from '../format.ts';
 import {
@@ -90,8 +91,14 @@ export function OrdersPage() {
     setExporting(true);
     setExportError(null);
     try {
-      const { blob, filename } = await apiBlob(`/v1/orders/export.csv${qs(f)}`);
-      saveBlob(blob, filename ?? 'orders.csv');
+      // The export needs the bearer header a link cannot send: ask for a one-time link (60 s)
+      // with the filters, then let the browser download it.
+      const filters = Object.fromEntries(Object.entries(f).filter(([, v]) => v !== ''));
+      const { url } = await api<{ url: string; expiresAt: string }>('/v1/orders/export-links', {
+        method: 'POST',
+        body: filters,
+      });
+      followDownload(url);
     } catch (err) {
       setExportError(err);
     } finally {
@@ -103,8 +110,14 @@ export function OrdersPage() {
     <>
       <div className="page-head">
         <h1>Orders</h1>
-        <button type="button" className="secondary" onClick={() => void exportCsv()} disabled={exporting}>
-          Export CSV
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => void exportCsv()}
+          disabled={exporting}
+          aria-busy={exporting}
+        >
+          {exporting ? 'Preparing export…' : 'Export CSV'}
         </button>
       </div>
       <form className="filters" aria-label="Filter orders" onSubmit={(e) => e.preventDefault()}>

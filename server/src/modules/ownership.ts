@@ -57,6 +57,7 @@ export const TABLE_OWNERS = {
   outbox: 'platform',
   dashboard_alert_marks: 'dashboard',
   machine_online_samples: 'dashboard',
+  export_links: 'dashboard',
   firmware_artifacts: 'firmware',
   firmware_campaigns: 'firmware',
   firmware_deployments: 'firmware',

@@ -10,9 +10,11 @@ import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { OrdersService } from '../orders/orders.service.js';
 import type { PrintingService } from '../printing/printing.service.js';
+import type { UsersService } from '../users/users.service.js';
 import { createStatsService } from '../reporting/stats.service.js';
 import { dashboardRoutes } from './dashboard.routes.js';
-import { exportRoutes } from './export.routes.js';
+import { createExportLinks } from './export-links.js';
+import { EXPORT_ROLES, exportRoutes } from './export.routes.js';
 import { createFleetService } from './fleet.service.js';
 import { createQrService } from './qr.service.js';
 import { createReviewService } from './review.service.js';
@@ -37,6 +39,8 @@ export interface DashboardDeps {
   printing: Pick<PrintingService, 'summaryBySite'>;
   alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
   refunds: Pick<Refunds, 'refundDueForOrder'>;
+  /** A one-time export link checks that the user who made it still may export. */
+  users: Pick<UsersService, 'staffState'>;
   /** Relay the outbox now (live events of review decisions and new alerts). */
   afterCommit(): void;
 }
@@ -68,7 +72,8 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   });
 
   dashboardRoutes(app, { auth: deps.auth, fleet, stats, review, qr });
-  exportRoutes(app, { auth: deps.auth, orders: deps.orders, maxRows: deps.config.exportMaxRows });
+  const links = createExportLinks({ db, staffState: (id) => deps.users.staffState(id), roles: EXPORT_ROLES });
+  exportRoutes(app, { auth: deps.auth, orders: deps.orders, links, maxRows: deps.config.exportMaxRows });
   app.addHook('onReady', async () => sweeper.start());
   app.addHook('onClose', async () => sweeper.stop());
   return { fleet, stats, review, qr, sweeper };

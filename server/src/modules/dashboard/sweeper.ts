@@ -1,7 +1,8 @@
 // Background work of the dashboard, run every DASHBOARD_SWEEP_MS: a sample of machines online
 // per site (for the charts), and alerts for machines offline longer than MACHINE_OFFLINE_ALERT_MS
 // (once per outage) and for failed or unanswered dispenses (once per order). A mark row written
-// in the same transaction as the alert makes each fire once, across restarts and processes.
+// in the same transaction as the alert makes each fire once, across restarts and processes. It
+// also deletes the orders export's one-time links once spent or expired (export-links.ts).
 import { LIVE_EVENTS } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
@@ -9,6 +10,7 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
+import { deleteSpentExportLinks } from './export-links.js';
 
 const SAMPLE_RETENTION_MS = 90 * 86_400_000;
 /** Failed dispenses older than this when first seen (e.g. after a long stop) raise nothing. */
@@ -22,6 +24,8 @@ export interface SweepResult {
   sampledSites: number;
   offlineAlerts: number;
   dispenseAlerts: number;
+  /** One-time export links deleted (spent or expired). */
+  exportLinksDeleted: number;
 }
 
 /**
@@ -215,7 +219,8 @@ export function createDashboardSweeper(deps: {
     const offline = await offlineAlerts(now);
     const dispense = await dispenseAlerts(now);
     if (offline + dispense > 0) deps.afterCommit();
-    return { sampledSites, offlineAlerts: offline, dispenseAlerts: dispense };
+    const exportLinksDeleted = await deleteSpentExportLinks(db, new Date(now).toISOString());
+    return { sampledSites, offlineAlerts: offline, dispenseAlerts: dispense, exportLinksDeleted };
   }
 
   let busy = false;

@@ -1155,6 +1155,33 @@ const keylessCashCancel: Migration = {
   },
 };
 
+/**
+ * One-time links to the orders CSV export (dashboard/export-links.ts): a browser downloads the
+ * file by following a link, straight to disk, without the bearer header a link cannot carry. The
+ * token is kept only as its sha256; a row lives 60 s and is spent by its first use.
+ */
+const exportLinks: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('export_links')
+      .addColumn('token_hash', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text')
+      .addColumn('tenant_id', 'text')
+      .addColumn('token_version', 'integer')
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('filters', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('used_at', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('export_links_expires_idx')
+      .on('export_links')
+      .columns(['expires_at'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1185,6 +1212,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0028_deployment_failure_acknowledged': deploymentFailureAcknowledged,
       '0029_operator_scope': operatorScope,
       '0030_keyless_cash_cancel': keylessCashCancel,
+      '0031_export_links': exportLinks,
     }),
   };
 }

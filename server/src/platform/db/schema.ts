@@ -446,6 +446,24 @@ export interface DashboardAlertMarksTable {
   created_at: string;
 }
 
+/**
+ * A one-time link to the orders CSV export: who asked (a staff user with the token version of
+ * that sign-in, or ADMIN_TOKEN: user_id null) in which tenant (null: all, ADMIN_TOKEN), and the
+ * export's filters; the link's token only as its sha256 (hex).
+ */
+export interface ExportLinksTable {
+  token_hash: string;
+  user_id: string | null;
+  tenant_id: string | null;
+  token_version: number | null;
+  actor: string;
+  /** JSON: the export's filters as asked (machineId, siteId, status, from, to). */
+  filters: string;
+  expires_at: string;
+  used_at: string | null;
+  created_at: string;
+}
+
 /** One row per payment of every channel (QR webhook, cash, and the channels built on them). */
 export interface PaymentsTable {
   id: string;
@@ -684,6 +702,7 @@ export interface Database {
   refunds: RefundsTable;
   machine_online_samples: MachineOnlineSamplesTable;
   dashboard_alert_marks: DashboardAlertMarksTable;
+  export_links: ExportLinksTable;
   products: ProductsTable;
   cash_sessions: CashSessionsTable;
   cash_inserts: CashInsertsTable;

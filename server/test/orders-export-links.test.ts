@@ -1,0 +1,181 @@
+// One-time links to the orders CSV export (POST /v1/orders/export-links, then
+// GET /v1/orders/export.csv?download=<token> without a bearer header), on both engines: the link
+// gives the very file the bearer export gives for its filters, works once (also when two requests
+// race with it), expires, keeps its maker's tenant, stops working when its maker is deleted, and
+// bad input is a 400 that stores nothing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deleteSpentExportLinks } from '../src/modules/dashboard/export-links.js';
+import { sha256 } from '../src/platform/http/auth.js';
+import { staffToken } from './dashboard-fixtures.js';
+import { insertOrders, orderRow } from './fixtures/report-rows.js';
+import { ADMIN_TOKEN, dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
+
+const T0 = Date.UTC(2026, 2, 1);
+const at = (i: number) => new Date(T0 + i * 60_000).toISOString();
+
+describe.each(engines())('orders CSV export by one-time link (%s)', (engine) => {
+  let server: TestServer;
+  const schema = engine === 'postgres' ? newSchemaName() : undefined;
+  let staff = '';
+  let otherStaff = '';
+
+  beforeAll(async () => {
+    const env = { WATER_ALERT_SWEEP_MS: '3600000', DASHBOARD_SWEEP_MS: '3600000' };
+    server = await startServer({ engine, env, ...(schema ? { schema } : {}) });
+    expect(
+      (await server.request('POST', '/v1/tenants', { body: { id: 'other', name: 'Other Co' } })).status,
+    ).toBe(201);
+    [staff, otherStaff] = await Promise.all([
+      staffToken(server, 'links@default.test', 'staff'),
+      staffToken(server, 'links@other.test', 'staff', 'other'),
+    ]);
+    await server.createMachine('LNK1');
+    const rows = [];
+    for (let i = 0; i < 12; i++)
+      rows.push(
+        orderRow(`lnk-${String(i).padStart(2, '0')}`, 'LNK1', at(i), {
+          status: i % 3 === 0 ? 'CANCELLED' : 'PAID',
+          customer_name: i === 4 ? 'Ravi, "R"' : null,
+        }),
+      );
+    for (let i = 0; i < 3; i++) rows.push(orderRow(`lnko-${i}`, null, at(i), { tenant_id: 'other' }));
+    await insertOrders(server, rows);
+  }, 60_000);
+  afterAll(async () => {
+    await server?.close();
+    if (schema) await dropSchema(schema);
+  });
+
+  const links = () => server.kioskhub.db.selectFrom('export_links').selectAll().execute();
+  const makeLink = async (token: string, body: unknown = {}) => {
+    const res = await server.request('POST', '/v1/orders/export-links', { token, body });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body as { url: string; expiresAt: string };
+  };
+  /** Follows a link as a browser does: no Authorization header. */
+  const follow = (url: string) => fetch(`${server.url}${url}`);
+  const errorOf = async (res: Response) => {
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    return ((await res.json()) as { error: { code: string; message: string } }).error;
+  };
+  const ids = (csv: string) =>
+    csv
+      .trimEnd()
+      .split('\r\n')
+      .slice(1)
+      .map((l) => l.split(',')[0]);
+
+  it('gives the bearer export’s very file once, then 401; two racing requests get one export', async () => {
+    const filters = { machineId: 'LNK1', status: 'PAID', from: at(1) };
+    const before = Date.now();
+    const link = await makeLink(staff, filters);
+    expect(link.url).toMatch(/^\/v1\/orders\/export\.csv\?download=[A-Za-z0-9_-]{43}$/);
+    const ttl = Date.parse(link.expiresAt) - before;
+    expect(ttl).toBeGreaterThanOrEqual(60_000);
+    expect(ttl).toBeLessThan(65_000);
+    // Stored hashed: the token itself is nowhere in the table.
+    const token = new URL(link.url, server.url).searchParams.get('download')!;
+    const stored = await links();
+    expect(stored.map((r) => r.token_hash)).toContain(sha256(token));
+    expect(JSON.stringify(stored)).not.toContain(token);
+
+    const res = await follow(link.url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="orders-[0-9T-]+\.csv"$/);
+    const body = await res.text();
+    const bearer = await fetch(`${server.url}/v1/orders/export.csv?${new URLSearchParams(filters)}`, {
+      headers: { authorization: `Bearer ${staff}` },
+    });
+    expect(body).toBe(await bearer.text());
+    expect(ids(body)).toEqual([
+      'lnk-11',
+      'lnk-10',
+      'lnk-08',
+      'lnk-07',
+      'lnk-05',
+      'lnk-04',
+      'lnk-02',
+      'lnk-01',
+    ]);
+
+    const again = await follow(link.url);
+    expect(again.status).toBe(401);
+    const error = await errorOf(again);
+    expect(error.code).toBe('UNAUTHORIZED');
+    expect(error.message).toMatch(/unknown, used or expired/);
+
+    const raced = await makeLink(staff);
+    const statuses = await Promise.all([follow(raced.url), follow(raced.url), follow(raced.url)]).then(
+      (all) => Promise.all(all.map(async (r) => (await r.arrayBuffer(), r.status))),
+    );
+    expect(statuses.sort()).toEqual([200, 401, 401]);
+  });
+
+  it('refuses an expired link with 401, and the sweep deletes spent and expired links', async () => {
+    const link = await makeLink(staff, { machineId: 'LNK1' });
+    const token = new URL(link.url, server.url).searchParams.get('download')!;
+    await server.kioskhub.db
+      .updateTable('export_links')
+      .set({ expires_at: new Date(Date.now() - 1_000).toISOString() })
+      .where('token_hash', '=', sha256(token))
+      .execute();
+    const res = await follow(link.url);
+    expect(res.status).toBe(401);
+    expect((await errorOf(res)).code).toBe('UNAUTHORIZED');
+    const fresh = await makeLink(staff);
+    expect(await deleteSpentExportLinks(server.kioskhub.db)).toBeGreaterThanOrEqual(1);
+    const left = await links();
+    expect(left.map((r) => r.used_at)).toEqual([null]);
+    expect(left[0]!.token_hash).toBe(sha256(new URL(fresh.url, server.url).searchParams.get('download')!));
+  });
+
+  it('answers bad input with 400 and stores nothing; a link with other query fields is 400', async () => {
+    const before = (await links()).length;
+    for (const body of [
+      { limit: 5 },
+      { status: 'EATEN' },
+      { from: 'yesterday' },
+      { to: '2026-12-31T23:59:60Z' },
+    ]) {
+      const res = await server.request('POST', '/v1/orders/export-links', { token: staff, body });
+      expect({ body, status: res.status, code: res.body?.error?.code }).toEqual({
+        body,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
+    }
+    const anonymous = await server.request('POST', '/v1/orders/export-links', { token: null, body: {} });
+    expect(anonymous.status).toBe(401);
+    expect((await links()).length).toBe(before);
+
+    const link = await makeLink(staff);
+    const mixed = await follow(`${link.url}&machineId=LNK1`);
+    expect(mixed.status).toBe(400);
+    expect((await errorOf(mixed)).code).toBe('VALIDATION_FAILED');
+    // Not spent by the refused request.
+    expect((await follow(link.url)).status).toBe(200);
+  });
+
+  it('keeps the maker’s tenant: a tenant user’s link exports that tenant only, ADMIN_TOKEN’s every tenant', async () => {
+    const theirs = await (await follow((await makeLink(otherStaff)).url)).text();
+    expect(ids(theirs)).toEqual(['lnko-2', 'lnko-1', 'lnko-0']);
+    const all = await (await follow((await makeLink(ADMIN_TOKEN)).url)).text();
+    expect(ids(all)).toHaveLength(15);
+  });
+
+  it('stops working when its maker is deleted (401, nothing streamed)', async () => {
+    const token = await staffToken(server, 'leaver@default.test', 'staff');
+    const link = await makeLink(token, { machineId: 'LNK1' });
+    const user = await server.kioskhub.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'leaver@default.test')
+      .executeTakeFirstOrThrow();
+    expect((await server.request('DELETE', `/v1/users/${user.id}`)).status).toBe(204);
+    const res = await follow(link.url);
+    expect(res.status).toBe(401);
+    const error = await errorOf(res);
+    expect(error).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringMatching(/no longer exists/) });
+  });
+});
