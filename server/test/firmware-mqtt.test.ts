@@ -308,6 +308,41 @@ describe.each(engines())('firmware over MQTT, embedded broker (%s)', (engine) =>
     expect(devB.got.commands).toHaveLength(0);
     await act(server, id, 'abort');
   });
+  it('nothing is offered before the connection’s birth: the skip rules are judged by what the device says in it', async () => {
+    const artifactId = await uploadOk(server, signedImage('2.0.0', { size: 4_000 }));
+    const m = (await machine('MQBIRTH'))!;
+    // Connected and subscribed (the embedded broker's session starts at CONNECT), no birth yet.
+    const d = await MqttDevice.connect(brokerUrl(), m.id, m.key, { birth: false });
+    clients.push(d.client);
+    await online(m.id);
+    const id = await startCampaign(artifactId, [m.id]);
+    const state = async () => (await campaign(server, id)).devices[0] as { state: string; code?: string };
+    await eventually(async () => (await state()).state === 'NOTIFIED', 10_000, 'device released');
+    // The release's notify job has run: it found the session, but no birth in it.
+    await eventually(
+      async () =>
+        (
+          await server.kioskhub.db
+            .selectFrom('outbox')
+            .select('id')
+            .where('topic', '=', 'firmware_notify')
+            .execute()
+        ).length === 0,
+      10_000,
+      'notify job done',
+    );
+    expect(d.commands).toHaveLength(0);
+    // The birth names another hardware model: SKIPPED, and never offered.
+    await d.publish(mqttTopics.status(m.id), {
+      online: true,
+      bootId: d.bootId,
+      firmware: '1.0.0',
+      hw: 'other-board',
+    });
+    await eventually(async () => (await state()).state === 'SKIPPED', 10_000, 'device skipped');
+    expect(await state()).toMatchObject({ state: 'SKIPPED', code: 'HW_MISMATCH' });
+    expect(d.commands).toHaveLength(0);
+  });
   it('ota.install follows the skip rules of `next`: a device on the target, newer, below minFromVersion or of another hw is SKIPPED with the same code and offered nothing', async () => {
     const artifactId = await uploadOk(server, signedImage('2.0.0', { size: 4_000, minFromVersion: '1.5.0' }));
     const [same, newer, old, otherHw, fits, late] = await Promise.all(

@@ -91,7 +91,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions) {
     const session = `${client.id}:${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     (client as Client & { khSession?: string }).khSession = session;
     gateway
-      .sessionStarted(machine, session, () => client.close())
+      .sessionStarted(machine, session, () => client.close(), { birthPending: true })
       .catch((err: unknown) => {
         logger.error({ err, machineId: client.id }, 'mqtt: could not register machine');
         client.close();

@@ -23,7 +23,7 @@ interface Unanswered {
 }
 
 export function installMqttOta(deps: {
-  gateway: Pick<MqttGateway, 'hooks' | 'sendDeviceCommand' | 'answerOta' | 'holds'>;
+  gateway: Pick<MqttGateway, 'hooks' | 'sendDeviceCommand' | 'answerOta' | 'heardBirth'>;
   device: Pick<OtaDevice, 'applyStatus' | 'offerOnConnect' | 'pendingOffer'>;
   logger: Logger;
   /** Without a report on the command within this, it is published again (DISPATCH_ACK_TIMEOUT_MS). */
@@ -39,9 +39,13 @@ export function installMqttOta(deps: {
     unanswered.delete(commandId);
   }
 
-  /** Sends `ota.install` when this process holds the machine's MQTT session. */
+  /**
+   * Sends `ota.install` when this process holds the machine's MQTT session and has seen its birth
+   * (before it, the device may not be subscribed yet, and the skip rules would be judged by what
+   * an earlier connection said: the birth offers it instead).
+   */
   async function offer(machineId: string, next: OtaNext): Promise<boolean> {
-    if (!gateway.holds(machineId)) return false;
+    if (!gateway.heardBirth(machineId)) return false;
     // The same skip rules as `next`: a device the image does not suit is SKIPPED, not offered.
     const pending = await device.pendingOffer(machineId, next.deploymentId, births.get(machineId));
     if (!pending) return false;
@@ -77,7 +81,7 @@ export function installMqttOta(deps: {
     try {
       if (unanswered.get(commandId) !== entry) return; // answered, or sent again meanwhile
       entry.timer = undefined;
-      if (!gateway.holds(entry.machineId)) return; // its next birth offers it again
+      if (!gateway.heardBirth(entry.machineId)) return; // its next birth offers it again
       const pending = await device.pendingOffer(
         entry.machineId,
         entry.deploymentId,

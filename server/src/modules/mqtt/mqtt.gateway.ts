@@ -50,6 +50,13 @@ export interface MqttGatewayDeps {
   willElsewhere(machineId: string, bootId: string | undefined): void;
 }
 
+/** A session held here: a machine connection on an MQTT link. */
+type MqttConnection = MachineConnection & {
+  link: MqttLink;
+  /** Started before the device's birth (embedded broker) and the birth has not come yet. */
+  birthPending: boolean;
+};
+
 /** Who a session belongs to, for hooks. */
 export type MqttSessionMachine = Pick<MachineConnection, 'machineId' | 'tenantId' | 'siteId' | 'kind'>;
 
@@ -79,18 +86,23 @@ export interface MqttHooks {
 export function createMqttGateway(deps: MqttGatewayDeps) {
   const { presence, dispatcher, logger } = deps;
   const hooks: MqttHooks = {};
-  const sessions = new Map<string, MachineConnection & { link: MqttLink }>();
+  const sessions = new Map<string, MqttConnection>();
 
-  const local = (machineId: string): (MachineConnection & { link: MqttLink }) | undefined => {
+  const local = (machineId: string): MqttConnection | undefined => {
     const conn = presence.local(machineId);
-    return conn?.link.transport === 'mqtt' ? (conn as MachineConnection & { link: MqttLink }) : undefined;
+    return conn?.link.transport === 'mqtt' ? (conn as MqttConnection) : undefined;
   };
 
-  /** A device's session began (embedded: CONNECT accepted; external broker: its birth message). */
+  /**
+   * A device's session began (embedded: CONNECT accepted; external broker: its birth message).
+   * `birthPending`: the session starts before the device's birth (embedded), so what the device
+   * says of itself in this connection is not known yet.
+   */
   async function sessionStarted(
     machine: MqttMachine,
     sessionId: string,
     disconnect: () => void,
+    options: { birthPending?: boolean } = {},
   ): Promise<void> {
     const link = createMqttLink({
       machineId: machine.id,
@@ -100,7 +112,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
       onPublishError: (err, commandId) =>
         logger.warn({ err, machineId: machine.id, commandId }, 'mqtt: could not publish a command'),
     });
-    const conn: MachineConnection & { link: MqttLink } = {
+    const conn: MqttConnection = {
       machineId: machine.id,
       tenantId: machine.tenant_id,
       siteId: machine.site_id,
@@ -111,6 +123,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
       status: 'UNKNOWN',
       lastSeen: Date.now(),
       sentCommands: new Set(),
+      birthPending: options.birthPending ?? false,
     };
     sessions.get(sessionId)?.link.closed();
     sessions.set(sessionId, conn);
@@ -221,6 +234,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
         }
         // Embedded broker: the connection itself is the session; a will is published after it ended.
         if (!status.online || !conn) return;
+        conn.birthPending = false;
         if (status.firmware !== undefined)
           await presence.heartbeat(conn, conn.status === 'UNKNOWN' ? 'IDLE' : conn.status, status.firmware);
         // The device subscribes before its birth: what was published at CONNECT may have found no
@@ -340,9 +354,14 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     resendInFlight(machineId: string): void {
       if (local(machineId)) dispatcher.resend(machineId);
     },
-    /** Whether this process holds an MQTT session of the machine. */
-    holds(machineId: string): boolean {
-      return local(machineId) !== undefined;
+    /**
+     * Whether this process holds a session of the machine whose birth it has seen: the device is
+     * subscribed, and its firmware and hw in this connection are known (embedded: a session starts
+     * at CONNECT, before the birth).
+     */
+    heardBirth(machineId: string): boolean {
+      const conn = local(machineId);
+      return conn !== undefined && !conn.birthPending;
     },
   };
 }
