@@ -20,7 +20,12 @@ describe.each(engines())('orders CSV export by one-time link (%s)', (engine) => 
   let otherStaff = '';
 
   beforeAll(async () => {
-    const env = { WATER_ALERT_SWEEP_MS: '3600000', DASHBOARD_SWEEP_MS: '3600000' };
+    const env = {
+      WATER_ALERT_SWEEP_MS: '3600000',
+      DASHBOARD_SWEEP_MS: '3600000',
+      // A process may trust its last look at a sign-in for this long (a revocation it missed).
+      TOKEN_CHECK_CACHE_MS: '60000',
+    };
     server = await startServer({ engine, env, ...(schema ? { schema } : {}) });
     expect(
       (await server.request('POST', '/v1/tenants', { body: { id: 'other', name: 'Other Co' } })).status,
@@ -162,6 +167,43 @@ describe.each(engines())('orders CSV export by one-time link (%s)', (engine) => 
     expect(ids(theirs)).toEqual(['lnko-2', 'lnko-1', 'lnko-0']);
     const all = await (await follow((await makeLink(ADMIN_TOKEN)).url)).text();
     expect(ids(all)).toHaveLength(15);
+  });
+
+  it('belongs to the sign-in that made it: a role change since is 401, and so is a link made by a sign-in revoked but still accepted from the check cache', async () => {
+    const token = await staffToken(server, 'mover@default.test', 'technician');
+    const user = await server.kioskhub.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'mover@default.test')
+      .executeTakeFirstOrThrow();
+    expect((await server.request('GET', '/v1/auth/me', { token })).status).toBe(200); // check cached
+    const before = await makeLink(token, { machineId: 'LNK1' });
+    // Revoked where this process does not hear of it (another process's sign-out, say).
+    await server.kioskhub.db
+      .updateTable('users')
+      .set((eb) => ({ token_version: eb('token_version', '+', 1) }))
+      .where('id', '=', user.id)
+      .execute();
+    const after = await makeLink(token, { machineId: 'LNK1' }); // accepted from the cache
+    for (const link of [before, after]) {
+      const res = await follow(link.url);
+      expect(res.status).toBe(401);
+      expect((await errorOf(res)).message).toMatch(/signed out or been changed since/);
+    }
+    // A role change (here, through the API) ends a fresh sign-in's link the same way.
+    const fresh = await staffToken(server, 'changer@default.test', 'technician');
+    const link = await makeLink(fresh);
+    const changer = await server.kioskhub.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'changer@default.test')
+      .executeTakeFirstOrThrow();
+    expect(
+      (await server.request('PATCH', `/v1/users/${changer.id}`, { body: { role: 'staff' } })).status,
+    ).toBe(200);
+    const res = await follow(link.url);
+    expect(res.status).toBe(401);
+    expect((await errorOf(res)).code).toBe('UNAUTHORIZED');
   });
 
   it('stops working when its maker is deleted (401, nothing streamed)', async () => {

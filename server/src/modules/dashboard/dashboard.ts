@@ -14,7 +14,7 @@ import type { UsersService } from '../users/users.service.js';
 import { createStatsService } from '../reporting/stats.service.js';
 import { dashboardRoutes } from './dashboard.routes.js';
 import { createExportLinks } from './export-links.js';
-import { EXPORT_ROLES, exportRoutes } from './export.routes.js';
+import { exportRoutes } from './export.routes.js';
 import { createFleetService } from './fleet.service.js';
 import { createQrService } from './qr.service.js';
 import { createReviewService } from './review.service.js';
@@ -72,7 +72,7 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   });
 
   dashboardRoutes(app, { auth: deps.auth, fleet, stats, review, qr });
-  const links = createExportLinks({ db, staffState: (id) => deps.users.staffState(id), roles: EXPORT_ROLES });
+  const links = createExportLinks({ db, staffState: (id) => deps.users.staffState(id) });
   exportRoutes(app, { auth: deps.auth, orders: deps.orders, links, maxRows: deps.config.exportMaxRows });
   app.addHook('onReady', async () => sweeper.start());
   app.addHook('onClose', async () => sweeper.stop());

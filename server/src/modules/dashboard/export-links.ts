@@ -42,12 +42,10 @@ export function createExportLinks(deps: {
   db: Db;
   /** The staff user as it is now (the users service, uncached). */
   staffState(userId: string): Promise<StaffState | undefined>;
-  /** Roles that may export. */
-  roles: readonly StaffRole[];
 }) {
   const { db } = deps;
 
-  /** The caller the link was made by, as it stands now; 401/403 when it may no longer export. */
+  /** The caller the link was made by, as it stands now; 401 when it may no longer export. */
   async function principalOf(link: ExportLinksTable): Promise<Principal> {
     if (link.user_id === null) return { kind: 'admin', tenantId: null, actor: link.actor };
     const state = await deps.staffState(link.user_id);
@@ -56,11 +54,7 @@ export function createExportLinks(deps: {
     if (!state) throw gone('no longer exists');
     if (state.disabled) throw gone('is disabled');
     if (state.tenantId !== link.tenant_id) throw gone('belongs to another tenant now');
-    if (!deps.roles.includes(state.role as StaffRole))
-      throw new AppError(
-        'FORBIDDEN',
-        `the user who made this download link no longer has a role that may export orders (${deps.roles.join(', ')})`,
-      );
+    // A sign-out, a role change or a new password gives the user a new version.
     if (state.tokenVersion !== link.token_version) throw gone('has signed out or been changed since');
     return {
       kind: 'user',
@@ -68,6 +62,7 @@ export function createExportLinks(deps: {
       tenantId: state.tenantId,
       role: state.role as StaffRole,
       actor: link.actor,
+      tokenVersion: state.tokenVersion,
     };
   }
 
@@ -79,13 +74,9 @@ export function createExportLinks(deps: {
     ): Promise<{ token: string; expiresAt: string }> {
       if (principal.kind === 'machine')
         throw new AppError('FORBIDDEN', 'a staff or admin credential is required');
-      let tokenVersion: number | null = null;
-      if (principal.kind === 'user') {
-        // The sign-in's version, read as the authenticator accepted it a moment ago.
-        const state = await deps.staffState(principal.userId);
-        if (!state || state.disabled) throw new AppError('UNAUTHORIZED', 'missing or invalid credentials');
-        tokenVersion = state.tokenVersion;
-      }
+      // The version of the sign-in that asks (its token's), not the user's version now: a sign-in
+      // revoked since it was checked (a process's cached check) makes a link that never works.
+      const tokenVersion = principal.kind === 'user' ? principal.tokenVersion : null;
       const token = randomBytes(32).toString('base64url');
       const now = Date.now();
       const expiresAt = new Date(now + EXPORT_LINK_TTL_MS).toISOString();
@@ -109,7 +100,7 @@ export function createExportLinks(deps: {
     /**
      * Spends the link (once, atomically) and answers who may export what with it: the principal
      * as it stands now and the stored filters. Unknown, used or expired: 401; the user deleted,
-     * disabled or signed out since: 401; no longer a role that may export: 403.
+     * disabled, signed out or changed (role, password) since: 401.
      * `spend: false` (a HEAD) checks the same without spending it.
      */
     async redeem(

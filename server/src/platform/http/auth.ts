@@ -11,7 +11,15 @@ export type StaffRole = (typeof STAFF_ROLES)[number];
 
 export type Principal =
   | { kind: 'admin'; tenantId: null; actor: string }
-  | { kind: 'user'; userId: string; tenantId: string; role: StaffRole; actor: string }
+  | {
+      kind: 'user';
+      userId: string;
+      tenantId: string;
+      role: StaffRole;
+      actor: string;
+      /** The sign-in's version (the token's `ver`): a later sign-out or change is a newer one. */
+      tokenVersion: number;
+    }
   | {
       kind: 'machine';
       machineId: string;
@@ -144,6 +152,7 @@ export function createAuthenticator(deps: {
       tenantId,
       role: role as StaffRole,
       actor: `user:${String(payload['email'] ?? payload.sub)}`,
+      tokenVersion: version,
     };
   }
 
