@@ -69,6 +69,28 @@ describe.each(stores)('window counter reservations ($name)', ({ redis }) => {
     expect((await c.reserve(k, 2)).granted).toBe(false);
   });
 
+  it('a refusal says how many places are still being tried; a kept place stays taken, settled once', async () => {
+    const c = counter();
+    const k = key();
+    const a = await c.reserve(k, 2);
+    const b = await c.reserve(k, 2);
+    if (!a.granted || !b.granted) throw new Error('both granted');
+    expect(await c.reserve(k, 2)).toMatchObject({ granted: false, count: 2, inFlight: 2 });
+    // Kept (a miss): still counted, no longer being tried; settling again changes nothing.
+    await a.keep();
+    await a.keep();
+    await a.release();
+    expect(await c.reserve(k, 2)).toMatchObject({ granted: false, count: 2, inFlight: 1 });
+    // Given back: a place is free again, and nothing is in flight.
+    await b.release();
+    await b.keep();
+    expect((await c.peek(k)).count).toBe(1);
+    const d = await c.reserve(k, 2);
+    expect(d.granted).toBe(true);
+    if (d.granted) await d.keep();
+    expect(await c.reserve(k, 2)).toMatchObject({ granted: false, count: 2, inFlight: 0 });
+  });
+
   it('never goes below zero, and a place of an ended window is not given back into the next one', async () => {
     const c = counter(150);
     const k = key();
@@ -103,7 +125,8 @@ describe.each(stores)('window counter reservations ($name)', ({ redis }) => {
     // Redis Cluster hashes only the text between the first `{` and the next `}` when there is one.
     const tag = (name: string) => /\{([^}]+)\}/.exec(name)?.[1] ?? name;
     const stored = await client.keys(`${prefix}*${k}*`);
-    expect(stored).toHaveLength(2);
+    // Its count, the name of its window and its places still being tried.
+    expect(stored).toHaveLength(3);
     expect(new Set(stored.map(tag))).toEqual(new Set([k]));
     if (place.granted) await place.release();
   });

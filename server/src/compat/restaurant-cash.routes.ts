@@ -301,6 +301,14 @@ export function restaurantCashRoutes(
     // when it turns out no miss. So at most `max` misses per window, however many arrive at once.
     const place = await guard(() => counter.reserve(key, max));
     if (!place.granted) {
+      // Places still being tried may come back within moments (a valid cancel gives its place
+      // back): then a second is the honest wait, not the rest of the window.
+      if (place.inFlight > 0)
+        throw new AppError(
+          'RATE_LIMITED',
+          `too many key-less cancels at once from this address (KEYLESS_CANCEL_MAX_MISSES: ${max} in ` +
+            `10 minutes, ${place.inFlight} still being tried); retry in 1 s, or give the reader a key`,
+        );
       const retry = Math.max(1, Math.ceil(place.ttlMs / 1000));
       throw new AppError(
         'RATE_LIMITED',
@@ -325,9 +333,9 @@ export function restaurantCashRoutes(
         throw err;
       }
     } finally {
-      // A release the store does not take only leaves the place counted until the window ends
-      // (stricter, never looser); the cancel's own answer stands.
-      if (!missed) await place.release().catch(() => undefined);
+      // A settle the store does not take only leaves the place counted (and in flight) until the
+      // window ends (stricter, never looser); the cancel's own answer stands.
+      await (missed ? place.keep() : place.release()).catch(() => undefined);
     }
   };
   app.post(

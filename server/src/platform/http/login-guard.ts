@@ -29,28 +29,39 @@ return {n, redis.call('PTTL', KEYS[1])}`;
 
 // Takes one of the key's ARGV[2] places when one is left, in one atomic step, so callers reserving
 // at once cannot all pass. KEYS[2] names the window (ARGV[3] when this call starts it): a release
-// only gives a place back into the window it was taken from. A count without an end is no window.
+// only gives a place back into the window it was taken from. KEYS[3] counts the places taken and
+// not yet settled (kept or given back). A count without an end is no window.
 const RESERVE = `local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then
   redis.call('SET', KEYS[1], 0, 'PX', ARGV[1])
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[1])
+  redis.call('SET', KEYS[3], 0, 'PX', ARGV[1])
   ttl = tonumber(ARGV[1])
-elseif redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+else
+  if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl) end
+  if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], 0, 'PX', ttl) end
 end
 local n = tonumber(redis.call('GET', KEYS[1]))
-if n >= tonumber(ARGV[2]) then return {0, n, ttl, ''} end
+if n >= tonumber(ARGV[2]) then return {0, n, ttl, '', tonumber(redis.call('GET', KEYS[3]))} end
 n = redis.call('INCR', KEYS[1])
-return {1, n, ttl, redis.call('GET', KEYS[2])}`;
+return {1, n, ttl, redis.call('GET', KEYS[2]), redis.call('INCR', KEYS[3])}`;
 
-// Gives one place back (DECR keeps the expiry), never below zero, and only into its own window.
-const RELEASE = `if redis.call('GET', KEYS[2]) == ARGV[1] then
-  local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if n > 0 then return redis.call('DECR', KEYS[1]) end
+// Settles a place of the window ARGV[1] (DECR keeps the expiry; never below zero; nothing once the
+// window ended): no longer being tried, and given back too when ARGV[2] is 1.
+const SETTLE = `if redis.call('GET', KEYS[2]) == ARGV[1] then
+  local f = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if f > 0 then redis.call('DECR', KEYS[3]) end
+  if ARGV[2] == '1' then
+    local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+    if n > 0 then return redis.call('DECR', KEYS[1]) end
+  end
 end
 return -1`;
 
-/** The answer to `reserve`: a place taken (to give back with `release` if unused), or none left. */
+/**
+ * The answer to `reserve`: a place taken, or none left. A place taken is settled once: `release`
+ * when it was not used up, `keep` when it was.
+ */
 export type Reservation =
   | {
       granted: true;
@@ -59,8 +70,16 @@ export type Reservation =
       ttlMs: number;
       /** Gives the place back (once; never below zero, the window keeping its end; nothing once it ended). */
       release(): Promise<void>;
+      /** The place stays taken until the window ends; it is no longer being tried. */
+      keep(): Promise<void>;
     }
-  | { granted: false; count: number; ttlMs: number };
+  | {
+      granted: false;
+      count: number;
+      ttlMs: number;
+      /** Places of the count not settled yet: callers still trying, who may give theirs back soon. */
+      inFlight: number;
+    };
 
 /**
  * Counts hits per key in fixed windows: in Redis when configured (shared by every process, one
@@ -84,7 +103,7 @@ export function createWindowCounter(options: {
   redis?: Redis;
 }): WindowCounter {
   const { prefix, windowMs, redis } = options;
-  const local = new Map<string, { count: number; resetAt: number }>();
+  const local = new Map<string, { count: number; resetAt: number; inFlight?: number }>();
   // The key in braces (a Redis hash tag): a reservation's count and its window's name land in one
   // Redis Cluster slot, so the script that touches both may run there too.
   const slot = (key: string) => `${prefix}{${key}}`;
@@ -121,45 +140,59 @@ export function createWindowCounter(options: {
       if (!Number.isSafeInteger(max) || max < 1)
         throw new RangeError(`max must be a positive integer, not ${max}`);
       if (redis) {
-        const keys = [slot(key), `${prefix}window-of:{${key}}`];
-        const [granted, n, ttl, window] = (await redis.eval(
+        const keys = [slot(key), `${prefix}window-of:{${key}}`, `${prefix}in-flight:{${key}}`];
+        const [granted, n, ttl, window, inFlight] = (await redis.eval(
           RESERVE,
-          2,
+          3,
           ...keys,
           windowMs,
           max,
           randomUUID(),
-        )) as [number, number, number, string];
+        )) as [number, number, number, string, number];
         const ttlMs = Math.max(ttl, 0);
-        if (granted !== 1) return { granted: false, count: n, ttlMs };
-        let released = false;
-        const release = async () => {
-          if (released) return;
-          released = true;
-          await redis.eval(RELEASE, 2, ...keys, window);
+        if (granted !== 1) return { granted: false, count: n, ttlMs, inFlight: Number(inFlight ?? 0) };
+        let settled = false;
+        const settle = async (giveBack: boolean) => {
+          if (settled) return;
+          settled = true;
+          await redis.eval(SETTLE, 3, ...keys, window, giveBack ? 1 : 0);
         };
-        return { granted: true, count: n, ttlMs, release };
+        return { granted: true, count: n, ttlMs, release: () => settle(true), keep: () => settle(false) };
       }
       // One synchronous step: no other reservation can come between the check and the count.
       const now = Date.now();
       let entry = current(key, now);
       if (entry && entry.count >= max)
-        return { granted: false, count: entry.count, ttlMs: entry.resetAt - now };
+        return {
+          granted: false,
+          count: entry.count,
+          ttlMs: entry.resetAt - now,
+          inFlight: entry.inFlight ?? 0,
+        };
       if (!entry) {
         if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
         entry = { count: 0, resetAt: now + windowMs };
         local.set(key, entry);
       }
       entry.count += 1;
+      entry.inFlight = (entry.inFlight ?? 0) + 1;
       const taken = entry;
-      let released = false;
-      const release = async () => {
-        if (released) return;
-        released = true;
-        // Only into the window the place was taken from (a later window is another entry).
-        if (local.get(key) === taken && taken.resetAt > Date.now() && taken.count > 0) taken.count -= 1;
+      let settled = false;
+      const settle = async (giveBack: boolean) => {
+        if (settled) return;
+        settled = true;
+        // Only in the window the place was taken from (a later window is another entry).
+        if (local.get(key) !== taken || taken.resetAt <= Date.now()) return;
+        if ((taken.inFlight ?? 0) > 0) taken.inFlight = (taken.inFlight ?? 0) - 1;
+        if (giveBack && taken.count > 0) taken.count -= 1;
       };
-      return { granted: true, count: entry.count, ttlMs: entry.resetAt - now, release };
+      return {
+        granted: true,
+        count: entry.count,
+        ttlMs: entry.resetAt - now,
+        release: () => settle(true),
+        keep: () => settle(false),
+      };
     },
   };
 }
