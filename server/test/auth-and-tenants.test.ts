@@ -426,7 +426,13 @@ describe.each(engines())('auth and tenants (%s)', (engine: Engine) => {
       for (let i = 0; i < 11; i++) statuses.push((await login('target@acme.example', `guess-${i}`)).status);
       expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
       expect(statuses[10]).toBe(429);
-      expectError(await login('target@acme.example', PASSWORD), 429, 'RATE_LIMITED');
+      const limited = await login('target@acme.example', PASSWORD);
+      expectError(limited, 429, 'RATE_LIMITED');
+      // The wait is in Retry-After as well as in the message (at most the minute's window).
+      const retry = Number(limited.headers.get('retry-after'));
+      expect(retry).toBeGreaterThanOrEqual(1);
+      expect(retry).toBeLessThanOrEqual(60);
+      expect(limited.body.error.message).toContain(`retry in ${retry} s`);
       // Same address, another account: unaffected.
       expect((await login('login@acme.example', PASSWORD)).status).toBe(200);
     });

@@ -165,6 +165,11 @@ describe.each(engines())('cafe wallet (%s)', (engine) => {
     });
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('RATE_LIMITED');
+    // When the oldest of the three leaves the 15 minutes: in the message and in Retry-After.
+    const retry = Number(limited.headers.get('retry-after'));
+    expect(retry).toBeGreaterThan(14 * 60);
+    expect(retry).toBeLessThanOrEqual(15 * 60);
+    expect(limited.body.error.message).toBe(`too many codes asked for; try again in ${retry} s`);
   });
 
   it('limits codes per client address', async () => {

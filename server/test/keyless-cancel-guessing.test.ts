@@ -118,10 +118,12 @@ describe.each(setups)(
      * (minutes). While tries are still being handled (`atOnce`), it may instead say how many, and
      * to retry in a second: a valid cancel among them gives its place back.
      */
-    const expectRefused = (res: { status: number; body: any }, atOnce = false) => {
+    const expectRefused = (res: { status: number; body: any; headers: Headers }, atOnce = false) => {
       expect(res.status, JSON.stringify(res.body)).toBe(429);
       expect(res.body.error.code).toBe('RATE_LIMITED');
       const message = res.body.error.message as string;
+      // The message's wait is the answer's Retry-After.
+      expect(message).toContain(`retry in ${res.headers.get('retry-after')} s`);
       const inFlight = new RegExp(
         `^too many key-less cancels at once from this address \\(KEYLESS_CANCEL_MAX_MISSES: ${MAX} in 10 minutes, [1-${MAX}] still being tried\\); retry in 1 s, or give the reader a key$`,
       );

@@ -332,6 +332,18 @@ describe.each(engines())('machines API (%s)', (engine: Engine) => {
       expectError(await list(query), 400, 'VALIDATION_FAILED');
     });
 
+    it('a value outside a list names the allowed ones; a bad time shows the format', async () => {
+      const status = await list('?status=ONLINE');
+      expect(status.body.error.message).toBe(
+        'querystring.status must be one of: "OFFLINE", "IDLE", "BUSY", "ERROR"',
+      );
+      const res = await server.request('POST', '/v1/orders/export-links', { body: { from: '2026-03-01' } });
+      expectError(res, 400, 'VALIDATION_FAILED');
+      expect(res.body.error.message).toBe(
+        'body.from must be a date and time in ISO 8601 with a time zone, e.g. 2026-03-01T00:00:00Z',
+      );
+    });
+
     it('GET /v1/machines/:id with a bad id → 400, an unknown id → 404', async () => {
       expectError(await get('..%2Fetc'), 400, 'VALIDATION_FAILED');
       expectError(await get('z'.repeat(65)), 400, 'VALIDATION_FAILED');

@@ -1,7 +1,7 @@
 // Cash payment routes of the earlier restaurant kiosk (CONTRACTS.md §9), served unchanged
 // for its Raspberry Pi peripherals client: field names and major-unit amounts are kept.
 import { Type } from '@sinclair/typebox';
-import { AppError, validation } from '../platform/errors.js';
+import { AppError, rateLimited, validation } from '../platform/errors.js';
 import type { Authenticator } from '../platform/http/auth.js';
 import type { FastifyTypebox } from '../platform/http/fastify.js';
 import { errors } from '../platform/http/schemas.js';
@@ -304,16 +304,16 @@ export function restaurantCashRoutes(
       // Places still being tried may come back within moments (a valid cancel gives its place
       // back): then a second is the honest wait, not the rest of the window.
       if (place.inFlight > 0)
-        throw new AppError(
-          'RATE_LIMITED',
+        throw rateLimited(
           `too many key-less cancels at once from this address (KEYLESS_CANCEL_MAX_MISSES: ${max} in ` +
             `10 minutes, ${place.inFlight} still being tried); retry in 1 s, or give the reader a key`,
+          1,
         );
       const retry = Math.max(1, Math.ceil(place.ttlMs / 1000));
-      throw new AppError(
-        'RATE_LIMITED',
+      throw rateLimited(
         `too many key-less cancels of orders this site has no session for from this address ` +
           `(KEYLESS_CANCEL_MAX_MISSES: ${max} in 10 minutes); retry in ${retry} s, or give the reader a key`,
+        retry,
       );
     }
     let missed = false;

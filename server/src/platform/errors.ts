@@ -23,6 +23,9 @@ export const ERROR_STATUS = {
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export class AppError extends Error {
+  /** Seconds after which trying again may succeed: the answer's `Retry-After` header. */
+  retryAfterSec?: number;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -42,3 +45,10 @@ export const forbidden = (message = 'this credential may not do that'): AppError
   new AppError('FORBIDDEN', message);
 export const validation = (message: string, details?: unknown): AppError =>
   new AppError('VALIDATION_FAILED', message, details);
+
+/** A `429 RATE_LIMITED` whose answer says, in `Retry-After` too, when to try again. */
+export function rateLimited(message: string, retryAfterSec: number): AppError {
+  const err = new AppError('RATE_LIMITED', message);
+  err.retryAfterSec = Math.max(1, Math.ceil(retryAfterSec));
+  return err;
+}

@@ -3,7 +3,7 @@
 // use, few attempts, limited per phone and per client address. Owns the customer_otps table.
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { PostgresAdapter, sql } from 'kysely';
-import { AppError } from '../../platform/errors.js';
+import { rateLimited } from '../../platform/errors.js';
 import { newId, nowIso, type Executor } from '../../platform/db/database.js';
 import { recordAudit } from '../audit/audit.service.js';
 
@@ -52,19 +52,26 @@ export function createSignInCodes(key: Buffer) {
       const since = new Date(Date.now() - OTP_WINDOW_MS).toISOString();
       const perPhone = await tx
         .selectFrom('customer_otps')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
         .where('tenant_id', '=', tenantId)
         .where('phone', '=', phone)
         .where('created_at', '>', since)
         .executeTakeFirstOrThrow();
       const perAddress = await tx
         .selectFrom('customer_otps')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
         .where('address', '=', address)
         .where('created_at', '>', since)
         .executeTakeFirstOrThrow();
-      if (Number(perPhone.n) >= OTP_PER_PHONE || Number(perAddress.n) >= OTP_PER_ADDRESS) {
-        throw new AppError('RATE_LIMITED', 'too many codes asked for; wait a few minutes and try again');
+      const over = [
+        Number(perPhone.n) >= OTP_PER_PHONE ? perPhone.oldest : null,
+        Number(perAddress.n) >= OTP_PER_ADDRESS ? perAddress.oldest : null,
+      ].filter((t): t is string => typeof t === 'string');
+      if (over.length > 0) {
+        // A place frees when the oldest code counted leaves the window.
+        const frees = Math.max(...over.map((t) => Date.parse(t) + OTP_WINDOW_MS));
+        const retry = Math.max(1, Math.ceil((frees - Date.now()) / 1000));
+        throw rateLimited(`too many codes asked for; try again in ${retry} s`, retry);
       }
       const now = nowIso();
       await tx

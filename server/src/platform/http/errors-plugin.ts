@@ -19,6 +19,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       const body: ErrorBody = { error: { code: err.code, message: err.message } };
       if (err.details !== undefined) body.error.details = err.details;
       if (err.status >= 500) body.error.requestId = request.id;
+      if (err.retryAfterSec !== undefined) void reply.header('retry-after', String(err.retryAfterSec));
       return reply.code(err.status).send(body);
     }
     const fastifyError = err as FastifyError;
@@ -138,5 +139,13 @@ function describeValidation(err: FastifyError): string {
   if (first.keyword === 'additionalProperties') {
     return `${where}: unknown field "${(first.params as { additionalProperty?: string }).additionalProperty}"`;
   }
+  if (first.keyword === 'enum') {
+    // Say which values are allowed (a handful: statuses, roles, kinds), not only that one is not.
+    const allowed = (first.params as { allowedValues?: unknown[] }).allowedValues ?? [];
+    if (allowed.length > 0 && allowed.length <= 30)
+      return `${where} must be one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  if (first.keyword === 'format' && (first.params as { format?: string }).format === 'date-time')
+    return `${where} must be a date and time in ISO 8601 with a time zone, e.g. 2026-03-01T00:00:00Z`;
   return `${where} ${first.message ?? 'is invalid'}`;
 }

@@ -4,7 +4,7 @@
 // every CPU (argon2 costs 64 MiB and tens of milliseconds each) from real sign-ins or the API.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { AppError } from '../errors.js';
+import { AppError, rateLimited } from '../errors.js';
 
 export interface LoginGuard {
   /** Counts one attempt; throws RATE_LIMITED over a limit, UNAVAILABLE when Redis does not answer. */
@@ -232,15 +232,14 @@ export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
       ].find((o) => o !== undefined);
       if (over) {
         const retry = Math.max(1, Math.ceil(over.ttl / 1000));
-        const message = `too many sign-in attempts (at most ${over.what}); retry in ${retry} s`;
-        throw new AppError('RATE_LIMITED', message);
+        throw rateLimited(`too many sign-in attempts (at most ${over.what}); retry in ${retry} s`, retry);
       }
     },
 
     async hashing(work) {
       if (running >= options.concurrency) {
         if (waiting.length >= options.queue)
-          throw new AppError('RATE_LIMITED', 'too many sign-ins at once; retry in a few seconds');
+          throw rateLimited('too many sign-ins at once; retry in a few seconds', 2);
         await new Promise<void>((resolve) => waiting.push(resolve));
       } else {
         running += 1;
