@@ -77,7 +77,12 @@ describe.each(engines())('key-less cash-reader cancel (%s)', (engine: Engine) =>
     const site = await cashSite();
     expect((await siteOf(site.siteId)).keylessCashCancel).toBe(false);
     const { orderNumber } = await openSession(site, 100);
-    expectError(await readerCancel(site.siteId, orderNumber), 401, 'UNAUTHORIZED');
+    const refused = await readerCancel(site.siteId, orderNumber);
+    expectError(refused, 401, 'UNAUTHORIZED');
+    // The answer names the site setting that would let a reader without a key in.
+    expect(refused.body.error.message).toBe(
+      'send X-API-Key with the key of a machine of this site (or, for a cash reader that cannot send one, the site’s keylessCashCancel)',
+    );
     expect(await status(site, orderNumber)).toMatchObject({ status: 'PENDING', amountInserted: 100 });
   });
 
@@ -197,7 +202,9 @@ describe.each(engines())('key-less cash-reader cancel (%s)', (engine: Engine) =>
       });
 
     expect((await own({ printQueueOpen: false })).status).toBe(200);
-    expectError(await printerStatus(), 401, 'UNAUTHORIZED');
+    const closed = await printerStatus();
+    expectError(closed, 401, 'UNAUTHORIZED');
+    expect(closed.body.error.message).toContain('the site’s printQueueOpen');
     expectError(await theirs(), 409, 'CONFLICT');
     const first = await openSession(site, 100);
     expect((await readerCancel(site.siteId, first.orderNumber)).status).toBe(200);

@@ -112,6 +112,9 @@ describe.each(engines())('GET /v1/users paging (%s)', (engine) => {
     const foreign = await server.request('GET', `/v1/users?tenantId=${other}`, { token: defaultAdmin });
     expect(foreign.status).toBe(403);
     expect(foreign.body.error.code).toBe('FORBIDDEN');
+    expect(foreign.body.error.message).toBe(
+      'that tenant is not yours: leave tenantId out to act in your own',
+    );
     expect(foreign.body.items).toBeUndefined();
     // The cursor is checked against the narrowed scope: a default user's id is foreign to `other`.
     const defaultUser = (await stored('default'))[0]!;

@@ -64,7 +64,15 @@ export async function deviceScope(
       const site = await deps.catalog.findKeylessCashSite(urlSite);
       if (site) return keyless(site, LEGACY_CASH_READER, LEGACY_CASH_READER);
     }
-    throw new AppError('UNAUTHORIZED', 'send X-API-Key with the key of a machine of this site');
+    // Where the route can go without a key, say which site setting allows it (the operator's).
+    const allows = urlSite
+      ? allow.keylessPrinter
+        ? ' (or, for a printer that cannot send one, the site’s printQueueOpen)'
+        : allow.keylessCashCancel
+          ? ' (or, for a cash reader that cannot send one, the site’s keylessCashCancel)'
+          : ''
+      : '';
+    throw new AppError('UNAUTHORIZED', `send X-API-Key with the key of a machine of this site${allows}`);
   }
   const principal = await deps.auth.fromHeaders(request.headers);
   if (principal.kind === 'machine') {

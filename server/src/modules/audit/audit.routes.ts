@@ -37,7 +37,7 @@ async function auditTenants(
 ): Promise<readonly string[] | null> {
   if (principal.kind === 'admin') return requested !== undefined ? [requested] : null;
   if (requested !== undefined && requested !== principal.tenantId) {
-    throw forbidden('that tenant is not yours');
+    throw forbidden('that tenant is not yours: leave tenantId out to read your own');
   }
   return readableTenants(principal, isSole);
 }

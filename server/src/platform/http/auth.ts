@@ -275,7 +275,7 @@ export function requireAdminToken(principal: Principal): void {
 export function actingTenant(principal: Principal, requested?: string): string {
   if (principal.kind === 'admin') return requested ?? 'default';
   if (requested !== undefined && requested !== principal.tenantId) {
-    throw forbidden('that tenant is not yours');
+    throw forbidden('that tenant is not yours: leave tenantId out to act in your own');
   }
   return principal.tenantId;
 }
