@@ -305,15 +305,16 @@ export function restaurantCashRoutes(
       // back): then a second is the honest wait, not the rest of the window.
       if (place.inFlight > 0)
         throw rateLimited(
-          `too many key-less cancels at once from this address (KEYLESS_CANCEL_MAX_MISSES: ${max} in ` +
-            `10 minutes, ${place.inFlight} still being tried); retry in 1 s, or give the reader a key`,
-          1,
+          1_000,
+          (s) =>
+            `too many key-less cancels at once from this address (KEYLESS_CANCEL_MAX_MISSES: ${max} in ` +
+            `10 minutes, ${place.inFlight} still being tried); retry in ${s} s, or give the reader a key`,
         );
-      const retry = Math.max(1, Math.ceil(place.ttlMs / 1000));
       throw rateLimited(
-        `too many key-less cancels of orders this site has no session for from this address ` +
-          `(KEYLESS_CANCEL_MAX_MISSES: ${max} in 10 minutes); retry in ${retry} s, or give the reader a key`,
-        retry,
+        place.ttlMs,
+        (s) =>
+          `too many key-less cancels of orders this site has no session for from this address ` +
+          `(KEYLESS_CANCEL_MAX_MISSES: ${max} in 10 minutes); retry in ${s} s, or give the reader a key`,
       );
     }
     let missed = false;

@@ -46,9 +46,13 @@ export const forbidden = (message = 'this credential may not do that'): AppError
 export const validation = (message: string, details?: unknown): AppError =>
   new AppError('VALIDATION_FAILED', message, details);
 
-/** A `429 RATE_LIMITED` whose answer says, in `Retry-After` too, when to try again. */
-export function rateLimited(message: string, retryAfterSec: number): AppError {
-  const err = new AppError('RATE_LIMITED', message);
-  err.retryAfterSec = Math.max(1, Math.ceil(retryAfterSec));
+/**
+ * A `429 RATE_LIMITED` that may be tried again after `waitMs`: whole seconds (at least 1), told
+ * in `Retry-After` and by `message`, so the two always agree.
+ */
+export function rateLimited(waitMs: number, message: (seconds: number) => string): AppError {
+  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+  const err = new AppError('RATE_LIMITED', message(seconds));
+  err.retryAfterSec = seconds;
   return err;
 }

@@ -70,8 +70,7 @@ export function createSignInCodes(key: Buffer) {
       if (over.length > 0) {
         // A place frees when the oldest code counted leaves the window.
         const frees = Math.max(...over.map((t) => Date.parse(t) + OTP_WINDOW_MS));
-        const retry = Math.max(1, Math.ceil((frees - Date.now()) / 1000));
-        throw rateLimited(`too many codes asked for; try again in ${retry} s`, retry);
+        throw rateLimited(frees - Date.now(), (s) => `too many codes asked for; try again in ${s} s`);
       }
       const now = nowIso();
       await tx

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { ExportLinksTable } from '../../platform/db/schema.js';
 import { AppError } from '../../platform/errors.js';
-import { sha256, type Principal, type StaffRole, type StaffState } from '../../platform/http/auth.js';
+import { sha256, type StaffPrincipal, type StaffRole, type StaffState } from '../../platform/http/auth.js';
 
 export const EXPORT_LINK_TTL_MS = 60_000;
 
@@ -26,8 +26,7 @@ export interface ExportLinkFilters {
   to?: string;
 }
 
-const UNKNOWN_LINK =
-  'this download link is unknown, used or expired: a link works once, within 60 s of being made; export again';
+const UNKNOWN_LINK = `this download link is unknown, used or expired: a link works once, within ${EXPORT_LINK_TTL_MS / 1000} s of being made; export again`;
 
 /** Deletes links spent or expired by `now` (the dashboard sweep). */
 export async function deleteSpentExportLinks(ex: Executor, now = nowIso()): Promise<number> {
@@ -46,7 +45,7 @@ export function createExportLinks(deps: {
   const { db } = deps;
 
   /** The caller the link was made by, as it stands now; 401 when it may no longer export. */
-  async function principalOf(link: ExportLinksTable): Promise<Principal> {
+  async function principalOf(link: ExportLinksTable): Promise<StaffPrincipal> {
     if (link.user_id === null) return { kind: 'admin', tenantId: null, actor: link.actor };
     const state = await deps.staffState(link.user_id);
     const gone = (why: string) =>
@@ -69,11 +68,9 @@ export function createExportLinks(deps: {
   return {
     /** A new link for the caller and these (validated) filters: its token, and when it expires. */
     async create(
-      principal: Principal,
+      principal: StaffPrincipal,
       filters: ExportLinkFilters,
     ): Promise<{ token: string; expiresAt: string }> {
-      if (principal.kind === 'machine')
-        throw new AppError('FORBIDDEN', 'a staff or admin credential is required');
       // The version of the sign-in that asks (its token's), not the user's version now: a sign-in
       // revoked since it was checked (a process's cached check) makes a link that never works.
       const tokenVersion = principal.kind === 'user' ? principal.tokenVersion : null;
@@ -106,7 +103,7 @@ export function createExportLinks(deps: {
     async redeem(
       token: string,
       options: { spend: boolean } = { spend: true },
-    ): Promise<{ principal: Principal; filters: ExportLinkFilters }> {
+    ): Promise<{ principal: StaffPrincipal; filters: ExportLinkFilters }> {
       const now = nowIso();
       const hash = sha256(token);
       const link = options.spend

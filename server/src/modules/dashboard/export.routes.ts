@@ -21,7 +21,12 @@ import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { OrderView } from '@kioskhub/protocol';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { STAFF_ROLES, tenantFilter, type Authenticator, type Principal } from '../../platform/http/auth.js';
+import {
+  STAFF_ROLES,
+  tenantFilter,
+  type Authenticator,
+  type StaffPrincipal,
+} from '../../platform/http/auth.js';
 import { EntityId, errors, IsoTime } from '../../platform/http/schemas.js';
 import { validation } from '../../platform/errors.js';
 import { orderListFilter } from '../orders/orders.routes.js';
@@ -119,7 +124,7 @@ export function exportRoutes(
     async (request, reply) => {
       // Credentials and the query (schema, times) are settled here, before any byte is sent.
       const { download, ...query } = request.query;
-      let principal: Principal;
+      let principal: StaffPrincipal;
       let filters: ExportLinkFilters = query;
       if (download !== undefined) {
         // The link is the credential and carries the filters: nothing else may come with it.

@@ -9,6 +9,9 @@ import { AppError, forbidden } from '../errors.js';
 export const STAFF_ROLES = ['admin', 'technician', 'customer_service', 'staff'] as const;
 export type StaffRole = (typeof STAFF_ROLES)[number];
 
+/** A staff user or ADMIN_TOKEN: what `requireStaff` lets through. */
+export type StaffPrincipal = Exclude<Principal, { kind: 'machine' }>;
+
 export type Principal =
   | { kind: 'admin'; tenantId: null; actor: string }
   | {

@@ -103,7 +103,7 @@ export function createWindowCounter(options: {
   redis?: Redis;
 }): WindowCounter {
   const { prefix, windowMs, redis } = options;
-  const local = new Map<string, { count: number; resetAt: number; inFlight?: number }>();
+  const local = new Map<string, { count: number; resetAt: number; inFlight: number }>();
   // The key in braces (a Redis hash tag): a reservation's count and its window's name land in one
   // Redis Cluster slot, so the script that touches both may run there too.
   const slot = (key: string) => `${prefix}{${key}}`;
@@ -121,7 +121,7 @@ export function createWindowCounter(options: {
       if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
       let entry = current(key, now);
       if (!entry) {
-        entry = { count: 0, resetAt: now + windowMs };
+        entry = { count: 0, resetAt: now + windowMs, inFlight: 0 };
         local.set(key, entry);
       }
       entry.count += 1;
@@ -167,15 +167,15 @@ export function createWindowCounter(options: {
           granted: false,
           count: entry.count,
           ttlMs: entry.resetAt - now,
-          inFlight: entry.inFlight ?? 0,
+          inFlight: entry.inFlight,
         };
       if (!entry) {
         if (local.size > 50_000) for (const [k, v] of local) if (v.resetAt <= now) local.delete(k);
-        entry = { count: 0, resetAt: now + windowMs };
+        entry = { count: 0, resetAt: now + windowMs, inFlight: 0 };
         local.set(key, entry);
       }
       entry.count += 1;
-      entry.inFlight = (entry.inFlight ?? 0) + 1;
+      entry.inFlight += 1;
       const taken = entry;
       let settled = false;
       const settle = async (giveBack: boolean) => {
@@ -183,7 +183,7 @@ export function createWindowCounter(options: {
         settled = true;
         // Only in the window the place was taken from (a later window is another entry).
         if (local.get(key) !== taken || taken.resetAt <= Date.now()) return;
-        if ((taken.inFlight ?? 0) > 0) taken.inFlight = (taken.inFlight ?? 0) - 1;
+        if (taken.inFlight > 0) taken.inFlight -= 1;
         if (giveBack && taken.count > 0) taken.count -= 1;
       };
       return {
@@ -231,15 +231,17 @@ export function createLoginGuard(options: LoginGuardOptions): LoginGuard {
           : undefined,
       ].find((o) => o !== undefined);
       if (over) {
-        const retry = Math.max(1, Math.ceil(over.ttl / 1000));
-        throw rateLimited(`too many sign-in attempts (at most ${over.what}); retry in ${retry} s`, retry);
+        throw rateLimited(
+          over.ttl,
+          (s) => `too many sign-in attempts (at most ${over.what}); retry in ${s} s`,
+        );
       }
     },
 
     async hashing(work) {
       if (running >= options.concurrency) {
         if (waiting.length >= options.queue)
-          throw rateLimited('too many sign-ins at once; retry in a few seconds', 2);
+          throw rateLimited(2_000, () => 'too many sign-ins at once; retry in a few seconds');
         await new Promise<void>((resolve) => waiting.push(resolve));
       } else {
         running += 1;
