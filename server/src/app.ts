@@ -822,6 +822,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       alerts,
       refunds,
       users,
+      adminTokenHash: secrets.adminTokenHash,
       afterCommit,
     });
   });

@@ -1,14 +1,22 @@
 // One-time links to the orders CSV export (POST /v1/orders/export-links, then
 // GET /v1/orders/export.csv?download=<token> without a bearer header), on both engines: the link
 // gives the very file the bearer export gives for its filters, works once (also when two requests
-// race with it), expires, keeps its maker's tenant, stops working when its maker is deleted, and
-// bad input is a 400 that stores nothing.
+// race with it), expires, keeps its maker's tenant, stops working when its maker is deleted or
+// (ADMIN_TOKEN's links) when ADMIN_TOKEN is changed, and bad input is a 400 that stores nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteSpentExportLinks } from '../src/modules/dashboard/export-links.js';
 import { sha256 } from '../src/platform/http/auth.js';
 import { staffToken } from './dashboard-fixtures.js';
 import { insertOrders, orderRow } from './fixtures/report-rows.js';
-import { ADMIN_TOKEN, dropSchema, engines, newSchemaName, startServer, type TestServer } from './harness.js';
+import {
+  ADMIN_TOKEN,
+  dropSchema,
+  engines,
+  newSchemaName,
+  startServer,
+  tempDir,
+  type TestServer,
+} from './harness.js';
 
 const T0 = Date.UTC(2026, 2, 1);
 const at = (i: number) => new Date(T0 + i * 60_000).toISOString();
@@ -220,4 +228,56 @@ describe.each(engines())('orders CSV export by one-time link (%s)', (engine) => 
     const error = await errorOf(res);
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringMatching(/no longer exists/) });
   });
+});
+
+describe.each(engines())('an ADMIN_TOKEN export link after ADMIN_TOKEN is changed (%s)', (engine) => {
+  it('is 401 once the server runs with a new ADMIN_TOKEN; a link the new one makes works', async () => {
+    const schema = engine === 'postgres' ? newSchemaName() : undefined;
+    const dir = tempDir('kioskhub-links-');
+    const store = schema ? { schema } : { dataDir: dir.path };
+    const newToken = 'rotated-admin-token-9f3c1e7a52d84b06';
+    const follow = (server: TestServer, url: string) => fetch(`${server.url}${url}`);
+    try {
+      const before = await startServer({ engine, ...store });
+      let oldLink: { url: string };
+      let unchanged: { url: string };
+      try {
+        const made = () => before.request('POST', '/v1/orders/export-links', { body: {} });
+        const [first, second] = await Promise.all([made(), made()]);
+        expect(first!.status).toBe(201);
+        oldLink = first!.body as { url: string };
+        unchanged = second!.body as { url: string };
+      } finally {
+        await before.close();
+      }
+      // The same ADMIN_TOKEN after a restart: the link still works.
+      const same = await startServer({ engine, ...store });
+      try {
+        expect((await follow(same, unchanged.url)).status).toBe(200);
+      } finally {
+        await same.close();
+      }
+      const after = await startServer({ engine, ...store, env: { ADMIN_TOKEN: newToken } });
+      try {
+        const res = await follow(after, oldLink.url);
+        expect(res.status).toBe(401);
+        const body = (await res.json()) as { error: { code: string; message: string } };
+        expect(body.error).toEqual({
+          code: 'UNAUTHORIZED',
+          message:
+            'this download link was made with an ADMIN_TOKEN that has been changed since; export again with the current one',
+        });
+        const fresh = await after.request('POST', '/v1/orders/export-links', { token: newToken, body: {} });
+        expect(fresh.status).toBe(201);
+        const ok = await follow(after, (fresh.body as { url: string }).url);
+        expect(ok.status).toBe(200);
+        expect(await ok.text()).toMatch(/^id,/);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      if (schema) await dropSchema(schema);
+      dir.remove();
+    }
+  }, 60_000);
 });

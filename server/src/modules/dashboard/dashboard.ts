@@ -41,6 +41,8 @@ export interface DashboardDeps {
   refunds: Pick<Refunds, 'refundDueForOrder'>;
   /** A one-time export link checks that the user who made it still may export. */
   users: Pick<UsersService, 'staffState'>;
+  /** A link made with ADMIN_TOKEN works only while ADMIN_TOKEN is the same. */
+  adminTokenHash: string;
   /** Relay the outbox now (live events of review decisions and new alerts). */
   afterCommit(): void;
 }
@@ -72,7 +74,11 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   });
 
   dashboardRoutes(app, { auth: deps.auth, fleet, stats, review, qr });
-  const links = createExportLinks({ db, staffState: (id) => deps.users.staffState(id) });
+  const links = createExportLinks({
+    db,
+    adminTokenHash: deps.adminTokenHash,
+    staffState: (id) => deps.users.staffState(id),
+  });
   exportRoutes(app, { auth: deps.auth, orders: deps.orders, links, maxRows: deps.config.exportMaxRows });
   app.addHook('onReady', async () => sweeper.start());
   app.addHook('onClose', async () => sweeper.stop());

@@ -4,8 +4,8 @@
 // browser follow it: the file goes straight to disk.
 //
 // A link's token is 256 random bits (base64url), stored only as its sha256, with who asked (a
-// staff user and the token version of that sign-in, or ADMIN_TOKEN) in which tenant, and the
-// filters. It works once, within EXPORT_LINK_TTL_MS: the one conditional UPDATE … RETURNING that
+// staff user and the token version of that sign-in, or ADMIN_TOKEN and a fingerprint of which
+// ADMIN_TOKEN) in which tenant, and the filters. It works once, within EXPORT_LINK_TTL_MS: the one conditional UPDATE … RETURNING that
 // spends it is atomic on both engines, so two requests racing with one link (two processes, two
 // PostgreSQL connections) get one export between them. Spent and expired rows are deleted by the
 // dashboard sweep (sweeper.ts, every DASHBOARD_SWEEP_MS).
@@ -37,16 +37,33 @@ export async function deleteSpentExportLinks(ex: Executor, now = nowIso()): Prom
   return Number(result.numDeletedRows);
 }
 
+/**
+ * Which ADMIN_TOKEN made a link: a hash of its hash, with a purpose of its own, so the stored value
+ * is not the one the authenticator compares (ADMIN_TOKEN is at least 16 random characters).
+ */
+const adminKeyOf = (adminTokenHash: string): string => sha256(`kioskhub export link\0${adminTokenHash}`);
+
 export function createExportLinks(deps: {
   db: Db;
+  /** The sha256 of ADMIN_TOKEN as this process knows it (changed by a restart with a new one). */
+  adminTokenHash: string;
   /** The staff user as it is now (the users service, uncached). */
   staffState(userId: string): Promise<StaffState | undefined>;
 }) {
   const { db } = deps;
+  const adminKey = adminKeyOf(deps.adminTokenHash);
 
   /** The caller the link was made by, as it stands now; 401 when it may no longer export. */
   async function principalOf(link: ExportLinksTable): Promise<StaffPrincipal> {
-    if (link.user_id === null) return { kind: 'admin', tenantId: null, actor: link.actor };
+    if (link.user_id === null) {
+      if (link.admin_key !== adminKey) {
+        throw new AppError(
+          'UNAUTHORIZED',
+          'this download link was made with an ADMIN_TOKEN that has been changed since; export again with the current one',
+        );
+      }
+      return { kind: 'admin', tenantId: null, actor: link.actor };
+    }
     const state = await deps.staffState(link.user_id);
     const gone = (why: string) =>
       new AppError('UNAUTHORIZED', `the user who made this download link ${why}; sign in and export again`);
@@ -84,6 +101,7 @@ export function createExportLinks(deps: {
           user_id: principal.kind === 'user' ? principal.userId : null,
           tenant_id: principal.tenantId,
           token_version: tokenVersion,
+          admin_key: principal.kind === 'admin' ? adminKey : null,
           actor: principal.actor,
           filters: JSON.stringify(filters),
           expires_at: expiresAt,

@@ -1182,6 +1182,16 @@ const exportLinks: Migration = {
   },
 };
 
+/**
+ * An export link made with ADMIN_TOKEN remembers which ADMIN_TOKEN (a fingerprint of its hash):
+ * after ADMIN_TOKEN is changed, a link made with the old one no longer works.
+ */
+const exportLinksAdminKey: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('export_links').addColumn('admin_key', 'text').execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1213,6 +1223,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0029_operator_scope': operatorScope,
       '0030_keyless_cash_cancel': keylessCashCancel,
       '0031_export_links': exportLinks,
+      '0032_export_links_admin_key': exportLinksAdminKey,
     }),
   };
 }

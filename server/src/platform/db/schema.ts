@@ -456,6 +456,8 @@ export interface ExportLinksTable {
   user_id: string | null;
   tenant_id: string | null;
   token_version: number | null;
+  /** ADMIN_TOKEN's links: a fingerprint of the ADMIN_TOKEN that made it (null for a user's). */
+  admin_key: string | null;
   actor: string;
   /** JSON: the export's filters as asked (machineId, siteId, status, from, to). */
   filters: string;
