@@ -2,7 +2,8 @@
 // 1. Firmware: a failure accepted by a threshold resume that comes back through a download retry
 //    (a late FAILED with a DOWNLOAD_ code, put back in progress as NOTIFIED) is no longer a failure:
 //    it leaves the accepted count like a revival into any other state in progress.
-//    A late report racing the resume that accepts its failure loses the race (CONFLICT, sent again).
+//    A late report racing the resume that accepts its failure loses the race (CONFLICT, sent again);
+//    the resume takes the release lock, as every operator action on a campaign does.
 // 2. Bank: a credit matching no reference, in a three-letter code that is not ISO 4217, is still
 //    kept in the inbox and answered `unknown_reference` (the new alert's text must not fail it).
 // 3. Card, 4. water alert sweeps: see below.
@@ -152,7 +153,8 @@ describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
         .select('tenant_id')
         .where('id', '=', c)
         .executeTakeFirstOrThrow();
-      // Hold the release lock: the late report reads its deployment (not yet accepted), then waits.
+      // Hold the release lock. The resume takes it too (every operator action does), so it queues
+      // first; then the late report reads its deployment (not yet accepted) and queues behind it.
       let release!: () => void;
       const held = new Promise<void>((r) => (release = r));
       let locked!: () => void;
@@ -163,6 +165,22 @@ describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
         await held;
       });
       await taken;
+      const waiting = (n: number, what: string) =>
+        eventually(
+          async () => {
+            const r = await sql<{
+              n: string;
+            }>`select count(*) as n from pg_locks where locktype = 'advisory' and not granted`.execute(
+              server.kioskhub.db,
+            );
+            return Number(r.rows[0]!.n) >= n ? true : undefined;
+          },
+          5_000,
+          what,
+        );
+      // The operator resumes: both timed-out devices are to become accepted failures.
+      const resumed = act(server, c, 'resume');
+      await waiting(1, 'the resume waiting for the release lock');
       const late = {
         seq: 2,
         state: 'DOWNLOADED',
@@ -174,25 +192,17 @@ describe.each(engines())('review 3 second read, firmware (%s)', (engine) => {
           body: late,
         });
       const first = send();
-      await eventually(
-        async () => {
-          const r = await sql<{
-            n: string;
-          }>`select count(*) as n from pg_locks where locktype = 'advisory' and not granted`.execute(
-            server.kioskhub.db,
-          );
-          return Number(r.rows[0]!.n) > 0 ? true : undefined;
-        },
-        5_000,
-        'the late report waiting for the release lock',
-      );
-      // The operator resumes meanwhile: both timed-out devices are accepted failures.
-      expect((await act(server, c, 'resume')).status).toBe(200);
+      await waiting(2, 'the late report waiting for the release lock behind the resume');
       release();
       await holder;
-      let res = await first;
-      // A report that lost a race is answered CONFLICT: the device sends it again.
-      if (res.status === 409) res = await send();
+      // The resume commits between the late report's read and its write.
+      expect((await resumed).status).toBe(200);
+      // The report lost the race (the lock is granted in the order asked): it is answered
+      // CONFLICT, and the device sends it again.
+      const lost = await first;
+      expect(lost.status, JSON.stringify(lost.body)).toBe(409);
+      expect(lost.body.error.code).toBe('CONFLICT');
+      const res = await send();
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expect(res.body.state).toBe('DOWNLOADED');
       // It came back: one accepted failure is left (the other timed-out device).

@@ -17,7 +17,7 @@ import {
   type WaveProgress,
 } from './campaign-rules.js';
 import { campaignUpdated, deviceUpdated } from './firmware.events.js';
-import { waitingFor, type Turn } from './machine-turns.js';
+import { lockReleases, waitingFor, type Turn } from './machine-turns.js';
 
 export interface CampaignInput {
   artifactId: string;
@@ -113,6 +113,11 @@ export function createCampaigns(deps: {
   ): Promise<FirmwareCampaignRow> {
     return db.transaction().execute(async (tx) => {
       const c = await scoped(tx, id, tenantId, true);
+      // Every action changes which campaigns want their machines (a campaign starts, resumes or
+      // stops running; failed devices wait again): taken before any write, as a tick takes it
+      // after its own campaign's row, so a tick deciding whose turn a machine is sees it done or
+      // not begun (machine-turns.ts).
+      await lockReleases(tx, deps.dialect, c.tenant_id);
       const status = c.status as CampaignStatus;
       const waves = JSON.parse(c.waves) as WaveProgress[];
       const now = nowIso();

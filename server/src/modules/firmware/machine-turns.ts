@@ -5,7 +5,9 @@
 // tick releasing it and a late report reviving a TIMED_OUT one, and both take `lockReleases` first
 // (PostgreSQL; SQLite runs one transaction at a time), so two campaigns never both take a machine.
 // Several campaigns waiting for one machine take it in the order they were created: a tick leaves
-// a free machine to an older running campaign whose deployment waits for it (`olderWaiting`).
+// a free machine to an older running campaign whose deployment waits for it (`olderWaiting`). The
+// operator's actions (start, pause, resume, approve, abort, retry-failed) change who waits, and
+// take the lock too, so a tick never decides on a campaign half-way through one.
 import { sql } from 'kysely';
 import type { Executor } from '../../platform/db/database.js';
 import type { FirmwareDeploymentRow } from '../../platform/db/schema.js';
@@ -13,11 +15,12 @@ import { IN_PROGRESS, timeoutMessage, type WaveProgress } from './campaign-rules
 import { deviceUpdated } from './firmware.events.js';
 
 /**
- * Serialises, per tenant, the transactions that may put a deployment in progress, until the
- * caller's transaction ends. Take it before writing any deployment row: a tick holds only its own
- * campaign's row by then (claimed; no holder of this lock waits for that one), a late report at
- * most its own campaign's row (taken first as well, when it un-accepts a failure), so waiting for
- * it never closes a cycle with the row locks of other writers.
+ * Serialises, per tenant, the transactions that may put a deployment in progress or change which
+ * campaigns wait for a machine, until the caller's transaction ends. Take it before writing any
+ * deployment row: a tick holds only its own campaign's row by then (claimed), an operator's action
+ * only the campaign's row it acts on, a late report at most its own campaign's row (taken first as
+ * well, when it un-accepts a failure); no holder of this lock then waits for another campaign's
+ * row, so waiting for it never closes a cycle with the row locks of other writers.
  */
 export async function lockReleases(
   ex: Executor,
