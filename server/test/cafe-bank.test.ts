@@ -270,14 +270,14 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
     await server.kioskhub.services.intents.expire({ paymentId: other.pay.paymentId });
     expect(await status(other.pay.paymentId)).toMatchObject({ status: 'EXPIRED', refundedMinor: 0 });
     const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items.filter(
-      (i: any) => i.orderNumber === other.order.id,
+      (i: any) => i.orderNumber === other.order.orderNumber,
     );
     expect(parked.map((i: any) => [i.reason, i.amountMinor])).toEqual([['PART_PAID_ENDED', 500]]);
     expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 
   it('overpaid completes; with no known payer the surplus goes to staff review', async () => {
-    const { pay } = await payByTransfer();
+    const { order, pay } = await payByTransfer();
     const unallocatedBefore = await countRows(server, 'ledger_entries');
     const res = await credit({
       eventId: uid('bank-evt-'),
@@ -303,8 +303,10 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
       change: 0,
       paymentMethod: 'Bank transfer',
     });
+    // Staff find it by the order's number (the one on the receipt), not its internal id.
+    expect(order.orderNumber).toMatch(/^T/);
     const items = (await server.request('GET', '/v1/cash/unallocated')).body.items;
-    const item = items.find((i: any) => i.orderNumber === pay.orderId);
+    const item = items.find((i: any) => i.orderNumber === order.orderNumber);
     expect(item).toMatchObject({ amountMinor: 150, currency: 'EUR', reason: 'OVERPAID', status: 'OPEN' });
     expect(await countRows(server, 'ledger_entries')).toBeGreaterThan(unallocatedBefore);
     // Staff hand it back: resolved once, on the ledger.
@@ -316,7 +318,7 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
   });
 
   it('a surplus is recorded in the payment’s currency, even after the site’s currency changed', async () => {
-    const { pay } = await payByTransfer();
+    const { order, pay } = await payByTransfer();
     const changed = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { currency: 'KWD' } });
     expect(changed.status, JSON.stringify(changed.body)).toBe(200);
     try {
@@ -328,7 +330,7 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
       });
       expect(res.body).toMatchObject({ outcome: 'settled', surplusMinor: 150, surplusTo: 'review' });
       const items = (await server.request('GET', '/v1/cash/unallocated')).body.items;
-      const item = items.find((i: any) => i.orderNumber === pay.orderId);
+      const item = items.find((i: any) => i.orderNumber === order.orderNumber);
       expect(item).toMatchObject({ amountMinor: 150, currency: 'EUR', reason: 'OVERPAID' });
       expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
     } finally {
@@ -377,7 +379,7 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
     expect(late.body).toMatchObject({ outcome: 'not_pending', surplusTo: 'review' });
     expect(await status(pay.paymentId)).toMatchObject({ status: 'FAILED', failureCode: 'SUPERSEDED' });
     const items = (await server.request('GET', '/v1/cash/unallocated')).body.items;
-    expect(items.find((i: any) => i.orderNumber === order.id)).toMatchObject({
+    expect(items.find((i: any) => i.orderNumber === order.orderNumber)).toMatchObject({
       amountMinor: 850,
       reason: 'PAYMENT_NOT_PENDING',
     });

@@ -174,7 +174,7 @@ describe.each(engines())('abandoned cafe orders (%s)', (engine) => {
     expect(res.body).toMatchObject({ ok: true, outcome: 'not_pending', surplusTo: 'review' });
     expect((await order(id)).status).toBe('CANCELLED');
     const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items;
-    expect(parked.find((i: any) => i.orderNumber === id)).toMatchObject({
+    expect(parked.find((i: any) => i.orderNumber === placed.body.orderNumber)).toMatchObject({
       amountMinor: 850,
       reason: 'PAYMENT_NOT_PENDING',
     });

@@ -128,7 +128,7 @@ export async function guestOrder(
 
 export async function countRows(
   server: TestServer,
-  table: 'orders' | 'payments' | 'cafe_orders' | 'refunds' | 'ledger_entries',
+  table: 'orders' | 'payments' | 'cafe_orders' | 'refunds' | 'ledger_entries' | 'customer_otps',
 ) {
   const row = await server.kioskhub.db
     .selectFrom(table)

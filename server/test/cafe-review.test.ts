@@ -146,7 +146,7 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     const overview = (await server.request('GET', `/v1/cafe/sites/${cafe.siteId}/overview`)).body;
     const shown = overview.transfersToConfirm.find((p: any) => p.paymentId === transfer.body.paymentId);
     const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items.find(
-      (i: any) => i.orderNumber === order.body.id && i.amountMinor === 500,
+      (i: any) => i.orderNumber === order.body.orderNumber && i.amountMinor === 500,
     );
     // Either the switch is refused and the transfer stays pending for staff, or the 500 is parked.
     const visible = (cash.status === 409 && status.status === 'PENDING' && shown) || parked;
@@ -409,7 +409,7 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     const status = (await server.request('GET', `/api/payments/${transfer.body.paymentId}/status`)).body;
     expect(status).toMatchObject({ status: 'EXPIRED', receivedMinor: 500 });
     const parked = (await server.request('GET', '/v1/cash/unallocated')).body.items.find(
-      (i: any) => i.orderNumber === order.body.id,
+      (i: any) => i.orderNumber === order.body.orderNumber,
     );
     expect(parked, 'the 500 that arrived, for staff to return').toMatchObject({
       amountMinor: 500,

@@ -250,7 +250,7 @@ export function cafeGuestRoutes(
         body: Type.Object({ phone: Phone }, { additionalProperties: false }),
         response: {
           202: Type.Object({ sent: Type.Boolean(), expiresInSeconds: Type.Integer() }),
-          ...errors(400, 401, 429),
+          ...errors(400, 401, 429, 503),
         },
       },
     },

@@ -22,7 +22,7 @@ export function createWallet(deps: {
   db: Db;
   customers: Pick<CustomersService, 'phoneOf' | 'findOrCreate' | 'get' | 'wallet' | 'signInCodes'>;
   ledger: Pick<LedgerService, 'external' | 'transfer' | 'listEntries' | 'listAccounts'>;
-  sms: Pick<Sms, 'queue'>;
+  sms: Pick<Sms, 'queue' | 'configured'>;
   catalog: Pick<CatalogService, 'tenantCurrency'>;
   issueCustomerToken(s: { tenantId: string; customerId: string; tableId?: string }): Promise<string>;
 }) {
@@ -47,6 +47,12 @@ export function createWallet(deps: {
 
     /** Sends a fresh code by SMS; earlier unused codes of that phone stop working. */
     async requestCode(tenantId: string, phoneInput: string, address: string, siteName: string) {
+      // A code nobody can receive would leave the guest waiting for an SMS that never comes.
+      if (!deps.sms.configured)
+        throw new AppError(
+          'PROVIDER_NOT_CONFIGURED',
+          'wallet sign-in codes cannot be sent here: no SMS API is configured (the operator sets AT_USERNAME and AT_API_KEY); pay another way',
+        );
       const phone = await deps.customers.phoneOf(tenantId, phoneInput);
       return db.transaction().execute(async (tx) => {
         const code = await deps.customers.signInCodes.issue(tx, tenantId, phone, address);

@@ -297,8 +297,15 @@ export function createRefunds(deps: {
           throw notFound('payment', paymentId);
         if (input.purpose !== undefined && payment.purpose !== input.purpose)
           throw notFound('payment', paymentId);
+        const remaining = refundableMinor(refundFigures(payment));
+        // "All that remains" of a payment with nothing left (refunded already, by another staff
+        // member a moment ago, or nothing kept) is the state's fault, not a field the caller sent.
+        if (input.amountMinor === undefined && remaining === 0 && payment.status !== 'PENDING')
+          throw new AppError('INVALID_STATE', `payment ${payment.id} has nothing left to refund`, {
+            remainingMinor: 0,
+          });
         return record(tx, payment, {
-          amountMinor: input.amountMinor ?? refundableMinor(refundFigures(payment)),
+          amountMinor: input.amountMinor ?? remaining,
           reason: input.reason,
           destination: input.to ?? 'original',
           actor: input.actor,

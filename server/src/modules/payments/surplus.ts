@@ -63,8 +63,16 @@ export function createSurplus(deps: {
       machineId: payment.machine_id,
       actor: why.actor,
     };
+    // Staff find the money by the number the guest and the receipt show, not the internal id.
+    const order = payment.order_id
+      ? await ex
+          .selectFrom('orders')
+          .select('order_number')
+          .where('id', '=', payment.order_id)
+          .executeTakeFirst()
+      : undefined;
     const input = {
-      orderNumber: payment.order_id ?? payment.id,
+      orderNumber: order?.order_number ?? payment.order_id ?? payment.id,
       amountMinor,
       eventId: `${payment.provider ?? payment.method}:${why.eventId}`,
     };

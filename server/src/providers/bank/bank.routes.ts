@@ -17,6 +17,11 @@ const REFUSALS = {
   mismatch: 'Kioskhub-Signature does not match the body',
 } as const;
 
+// A booking date as banks give it: a day, or a moment with its offset (seconds optional).
+const BOOKING_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
+const isBookingTime = (value: unknown): boolean =>
+  typeof value === 'string' && BOOKING_TIME.test(value) && !Number.isNaN(Date.parse(value));
+
 /** The notification, or a message naming what is wrong with it. */
 export function parseBankCredit(raw: Buffer): CreditNotice | string {
   let body: unknown;
@@ -36,8 +41,8 @@ export function parseBankCredit(raw: Buffer): CreditNotice | string {
     return 'amountMinor must be a positive whole number of minor units';
   if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency))
     return 'currency must be an ISO 4217 code such as EUR';
-  if (bookedAt !== undefined && (typeof bookedAt !== 'string' || bookedAt.length > 64))
-    return 'bookedAt must be a date-time string';
+  if (bookedAt !== undefined && !isBookingTime(bookedAt))
+    return 'bookedAt must be an ISO 8601 date-time such as 2026-12-03T10:15:00Z (or a date, 2026-12-03)';
   return {
     provider: 'bank',
     eventId,
