@@ -504,7 +504,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     recordOutcome: (ex, v) => waterOps.verifications.record(ex, v),
   });
   settlement.register('plan', createPlanSettlement({ ledger, customers, payments: settlement, alerts, sms }));
-  const ussd = createUssd({ db, customers, mobileMoney, notices: waterNotices, logger });
+  const ussd = createUssd({
+    db,
+    customers,
+    mobileMoney,
+    notices: waterNotices,
+    hopDigest: pinSealer.keys.ussdHop,
+    logger,
+  });
   const smsCommands = createSmsCommands({
     db,
     customers,

@@ -208,10 +208,12 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
     }
     if (t.from === t.to) throw new Error('a ledger transfer needs two different accounts');
     // Balances are updated in account id order, so two opposite transfers cannot deadlock. Each
-    // update checks the tenant, the unit and the floor itself; only a refusal reads the accounts.
+    // update checks the tenant and the unit itself, and the paying side its floor; only a refusal
+    // reads the accounts. The floor never refuses money coming in: an account below it (water
+    // drawn offline, beyond a hold) takes every credit, even one that leaves it still below.
     const moves = [
       { id: t.from, delta: -t.amount, force: t.overdraw === true },
-      { id: t.to, delta: t.amount, force: false },
+      { id: t.to, delta: t.amount, force: true },
     ].sort((a, b) => (a.id < b.id ? -1 : 1));
     for (const move of moves) {
       const change = { tenantId: t.tenantId, unit: t.unit, delta: move.delta };

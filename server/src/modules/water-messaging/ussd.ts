@@ -67,6 +67,8 @@ export interface UssdDeps {
   >;
   mobileMoney: Pick<MobileMoney, 'walletFor' | 'startPlanPurchase'>;
   notices: Pick<WaterNotices, 'registered'>;
+  /** The keyed digest a session keeps of its last hop's text (never the text: it holds PINs). */
+  hopDigest(text: string): string;
   logger: Logger;
 }
 
@@ -281,7 +283,8 @@ export function createUssd(deps: UssdDeps) {
         if (!claimed) session = await read();
       }
       // The same hop again (a gateway retry): the same answer, and nothing done twice.
-      if (session && session.last_text === text && session.last_response !== null)
+      const digest = deps.hopDigest(text);
+      if (session && session.last_text === digest && session.last_response !== null)
         return session.last_response;
       if (session && session.phone !== phone) return end('This session belongs to another phone.');
       let current: Step;
@@ -316,7 +319,7 @@ export function createUssd(deps: UssdDeps) {
         phone,
         state: current.state,
         data: JSON.stringify(current.data),
-        last_text: text,
+        last_text: digest,
         last_response: answer,
         updated_at: now,
       };

@@ -9,6 +9,7 @@ const derive = (ikm: Buffer, salt: string, info: string): Buffer =>
 export function createWaterKeys(pinKey: Buffer) {
   const cacheRoot = derive(pinKey, 'kioskhub', 'water-cache-root-v1');
   const sealKey = derive(pinKey, 'kioskhub', 'water-pin-seal-v1');
+  const ussdHopKey = derive(pinKey, 'kioskhub', 'ussd-hop-v1');
   const aad = (tenantId: string, customerId: string) => Buffer.from(`${tenantId}|${customerId}`);
 
   return {
@@ -18,6 +19,12 @@ export function createWaterKeys(pinKey: Buffer) {
      */
     kioskSecret: (tenantId: string, machineId: string): Buffer =>
       derive(cacheRoot, tenantId, `kiosk:${machineId}`),
+
+    /**
+     * What a USSD session keeps of its last hop's text, to know the same hop sent again: a keyed
+     * digest, since the text holds the PIN the customer typed (`1*5678*5678`).
+     */
+    ussdHop: (text: string): string => createHmac('sha256', ussdHopKey).update(text).digest('base64url'),
 
     /** The PIN sealed for this customer only (AES-256-GCM, the ids as associated data). */
     seal(tenantId: string, customerId: string, pin: string): string {

@@ -1192,6 +1192,18 @@ const exportLinksAdminKey: Migration = {
   },
 };
 
+/**
+ * USSD sessions kept their last hop's text, which holds the PINs a customer typed
+ * (`1*5678*5678`), for a day. They now keep a keyed digest of it (water-keys.ts `ussdHop`); the
+ * texts already stored are dropped (a session lives minutes: at worst one hop sent again during
+ * the upgrade is taken as a new input).
+ */
+const ussdHopDigest: Migration = {
+  async up(db: AnyDb) {
+    await db.updateTable('ussd_sessions').set({ last_text: null }).execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1224,6 +1236,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0030_keyless_cash_cancel': keylessCashCancel,
       '0031_export_links': exportLinks,
       '0032_export_links_admin_key': exportLinksAdminKey,
+      '0033_ussd_hop_digest': ussdHopDigest,
     }),
   };
 }

@@ -589,7 +589,10 @@ export interface UssdSessionsTable {
   state: string;
   /** JSON: choices so far (plan page, plan id, where the PINs sit in `text`); never a PIN. */
   data: string;
-  /** The last hop's `text` and our answer: the same hop delivered again gets the same answer. */
+  /**
+   * A keyed digest of the last hop's `text` (never the text: it holds the PINs typed) and our
+   * answer: the same hop delivered again gets the same answer.
+   */
   last_text: string | null;
   last_response: string | null;
   created_at: string;
