@@ -691,6 +691,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
         device: firmware.device,
         logger,
         resendAfterMs: config.dispatchAckTimeoutMs,
+        recordedFirmware: async (id) => (await machines.findRow(id))?.firmware,
       })
     : undefined;
   if (mqtt) mqtt.gateway.hooks.onTelemetry = waterTelemetry({ kiosks: water.kiosks, logger });

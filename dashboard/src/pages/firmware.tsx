@@ -229,11 +229,23 @@ export function FirmwarePage() {
   const { can } = useAuth();
   const artifacts = useQuery({
     queryKey: ['firmware', 'artifacts'],
-    queryFn: () => api<Page<Artifact>>('/v1/firmware'),
+    // Every image (a campaign names its image by id): follow the pages.
+    queryFn: async (): Promise<Page<Artifact>> => {
+      const items: Artifact[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: Page<Artifact> = await api<Page<Artifact>>(
+          `/v1/firmware?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
+        items.push(...page.items);
+        cursor = page.nextCursor;
+      } while (cursor && items.length < 2000);
+      return { items, nextCursor: null };
+    },
   });
   const campaigns = useQuery({
     queryKey: ['firmware', 'campaigns'],
-    queryFn: () => api<Page<CampaignSummary>>('/v1/firmware/campaigns'),
+    queryFn: () => api<Page<CampaignSummary>>('/v1/firmware/campaigns?limit=200'),
   });
   const version = (id: string) => artifacts.data?.items.find((a) => a.id === id)?.version ?? '…';
   return (

@@ -5,6 +5,7 @@ import type { FirmwareManifest } from '@kioskhub/protocol';
 import type { FirmwareSigningKey } from '../../platform/config-firmware.js';
 import { newId, nowIso, type Db } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import type { FirmwareArtifactRow } from '../../platform/db/schema.js';
 import { AppError, validation } from '../../platform/errors.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -99,15 +100,18 @@ export function createArtifacts(deps: { db: Db; signingKeys: ReadonlyMap<string,
       }
     },
 
-    async list(tenantId: string | null) {
-      let q = db
-        .selectFrom('firmware_artifacts')
-        .selectAll()
-        .orderBy('created_at', 'desc')
+    /** Newest first (ids grow with time), a page of `limit` after `cursor`. */
+    async list(tenantId: string | null, page: { limit: number; cursor?: string }) {
+      const scoped = () => {
+        const q = db.selectFrom('firmware_artifacts').selectAll();
+        return tenantId === null ? q : q.where('tenant_id', '=', tenantId);
+      };
+      await knownCursor(page.cursor, (id) => scoped().where('id', '=', id).executeTakeFirst());
+      let q = scoped()
         .orderBy('id', 'desc')
-        .limit(200);
-      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
-      return { items: (await q.execute()).map(toView), nextCursor: null };
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
+      return pageOf(await q.execute(), page.limit, toView);
     },
 
     /** An image a machine of this tenant may download. */

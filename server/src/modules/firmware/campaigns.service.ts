@@ -3,6 +3,7 @@
 // every state is a row: the tick job (campaign-tick.ts) advances running campaigns.
 import type { CampaignStatus, OtaDeviceState } from '@kioskhub/protocol';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
+import { knownCursor } from '../../platform/db/pages.js';
 import type { FirmwareCampaignRow, FirmwareDeploymentRow } from '../../platform/db/schema.js';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
@@ -354,15 +355,19 @@ export function createCampaigns(deps: {
       });
     },
 
-    async list(tenantId: string | null) {
-      let q = db
-        .selectFrom('firmware_campaigns')
-        .selectAll()
-        .orderBy('created_at', 'desc')
+    /** Newest first (ids grow with time), a page of `limit` after `cursor`, with counts per state. */
+    async list(tenantId: string | null, page: { limit: number; cursor?: string }) {
+      const inScope = () => {
+        const q = db.selectFrom('firmware_campaigns').selectAll();
+        return tenantId === null ? q : q.where('tenant_id', '=', tenantId);
+      };
+      await knownCursor(page.cursor, (id) => inScope().where('id', '=', id).executeTakeFirst());
+      let q = inScope()
         .orderBy('id', 'desc')
-        .limit(200);
-      if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
-      const rows = await q.execute();
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
+      const found = await q.execute();
+      const rows = found.slice(0, page.limit);
       const counts = rows.length
         ? await db
             .selectFrom('firmware_deployments')
@@ -382,7 +387,7 @@ export function createCampaigns(deps: {
             counts.filter((x) => x.campaign_id === r.id).map((x) => [x.state, Number(x.n)]),
           ),
         })),
-        nextCursor: null,
+        nextCursor: found.length > page.limit ? (rows.at(-1)?.id ?? null) : null,
       };
     },
 

@@ -6,10 +6,16 @@ import type { FastifyRequest } from 'fastify';
 import { AppError, validation } from '../../platform/errors.js';
 import { actingTenant, tenantFilter, type Principal } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { EntityId, errors } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, Limit } from '../../platform/http/schemas.js';
 import type { ArtifactStore, StagedImage } from './artifact-store.js';
 import type { Artifacts, UploadFields } from './artifacts.service.js';
 import type { CampaignAction, Campaigns } from './campaigns.service.js';
+
+/** The lists page newest first: `limit` (1–200, default 50) and the `nextCursor` of a page. */
+const ListQuery = Type.Object(
+  { limit: Limit, cursor: Type.Optional(Cursor) },
+  { additionalProperties: false },
+);
 
 const Name = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
 const Wave = Type.Object(
@@ -146,11 +152,12 @@ export async function firmwareRoutes(app: FastifyTypebox, deps: FirmwareRouteDep
     {
       schema: {
         tags: ['firmware'],
-        summary: 'Firmware artifacts of the caller’s tenant',
-        response: { ...errors(401, 403) },
+        summary: 'Firmware artifacts of the caller’s tenant, newest first',
+        querystring: ListQuery,
+        response: { ...errors(400, 401, 403) },
       },
     },
-    async (request) => deps.artifacts.list(tenantFilter(await request.staff())),
+    async (request) => deps.artifacts.list(tenantFilter(await request.staff()), request.query),
   );
 
   app.post(
@@ -177,10 +184,11 @@ export async function firmwareRoutes(app: FastifyTypebox, deps: FirmwareRouteDep
       schema: {
         tags: ['firmware'],
         summary: 'Firmware campaigns, newest first',
-        response: { ...errors(401, 403) },
+        querystring: ListQuery,
+        response: { ...errors(400, 401, 403) },
       },
     },
-    async (request) => deps.campaigns.list(tenantFilter(await request.staff())),
+    async (request) => deps.campaigns.list(tenantFilter(await request.staff()), request.query),
   );
 
   app.get(

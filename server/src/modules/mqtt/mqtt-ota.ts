@@ -28,6 +28,8 @@ export function installMqttOta(deps: {
   logger: Logger;
   /** Without a report on the command within this, it is published again (DISPATCH_ACK_TIMEOUT_MS). */
   resendAfterMs: number;
+  /** The firmware on the machine's record (what its last birth named, whichever process heard it). */
+  recordedFirmware(machineId: string): Promise<string | null | undefined>;
 }) {
   const { gateway, device, logger } = deps;
   const unanswered = new Map<string, Unanswered>();
@@ -117,6 +119,21 @@ export function installMqttOta(deps: {
     const { deploymentId, ...report } = parsed.value;
     let answer: MqttOtaAnswer;
     try {
+      // The reboot is seen, not told: SUCCEEDED counts only once a birth has named the new
+      // firmware (a device that never restarted, or whose bootloader fell back, has not). This
+      // process's own session knows its birth; a report that reached another process of a
+      // cluster (a shared subscription) is judged by the machine's record, which the birth wrote.
+      if (report.state === 'SUCCEEDED') {
+        const running = gateway.heardBirth(machineId)
+          ? births.get(machineId)?.current
+          : await deps.recordedFirmware(machineId);
+        if (running !== report.currentVersion)
+          throw new AppError(
+            'INVALID_STATE',
+            `SUCCEEDED over MQTT needs a reconnect whose birth names firmware ${report.currentVersion}; ` +
+              `the device's last birth named ${running ?? 'none'}`,
+          );
+      }
       const outcome = await device.applyStatus(machineId, deploymentId, report);
       answer = { deploymentId, seq: report.seq, ...outcome };
     } catch (err) {

@@ -145,6 +145,19 @@ function describeValidation(err: FastifyError): string {
     if (allowed.length > 0 && allowed.length <= 30)
       return `${where} must be one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
   }
+  if (first.keyword === 'const') {
+    // A union of literals (an action, a method): each branch refused the value with its constant.
+    const allowed = [
+      ...new Set(
+        err
+          .validation!.filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
+          .map((e) => (e.params as { allowedValue?: unknown }).allowedValue),
+      ),
+    ];
+    if (allowed.length === 1) return `${where} must be ${JSON.stringify(allowed[0])}`;
+    if (allowed.length > 1 && allowed.length <= 30)
+      return `${where} must be one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
   if (first.keyword === 'format' && (first.params as { format?: string }).format === 'date-time')
     return `${where} must be a date and time in ISO 8601 with a time zone, e.g. 2026-03-01T00:00:00Z`;
   return `${where} ${first.message ?? 'is invalid'}`;
