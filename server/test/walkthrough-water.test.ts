@@ -80,7 +80,7 @@ for (const engine of engines()) {
         kioskTxnId: uid('t-'),
         tap: 1,
       });
-      // Today: 409 INVALID_STATE "water_credit of customer … holds less than 1500 ml; nothing moved".
+      // It was 409 INVALID_STATE "water_credit of customer … holds less than 1500 ml; nothing moved".
       expect(settled.status).toBe(200);
       expect(settled.body).toMatchObject({ ok: true, creditsMl: -10_500 });
       expect(await creditsMl(c.id)).toBe(-10_500);
@@ -95,10 +95,44 @@ for (const engine of engines()) {
       const hold = (dispenses.body.items as { id: string; status: string }[]).find(
         (d) => d.id === c.authorizationId,
       );
-      // Today: still HELD; the job fails on every attempt with INVALID_STATE and ends JOB_FAILED.
+      // It stayed HELD: the job failed on every attempt with INVALID_STATE and ended JOB_FAILED.
       expect(hold?.status).toBe('RELEASED');
       expect(await creditsMl(c.id)).toBe(-10_000);
     }, 20_000);
+
+    it('a settlement sent again under its kioskTxnId with another amount is 409 CONFLICT with an alert; the first stands', async () => {
+      const c = await customer(10_000);
+      const v = await kioskCall('/dispense-verification', {
+        kiosk_id: kiosk.id,
+        user_id: c.phone,
+        pin: PIN,
+        volume_ml: 5_000,
+        timestamp: new Date().toISOString(),
+      });
+      expect(v.body).toMatchObject({ approved: true });
+      const kioskTxnId = uid('t-');
+      const settle = (dispensedMl: number) =>
+        kioskCall('/v1/water/dispenses', {
+          authorizationId: v.body.authorization_id,
+          dispensedMl,
+          kioskTxnId,
+        });
+      expect((await settle(4_000)).body).toMatchObject({ ok: true, creditsMl: 6_000 });
+      // It was answered as a duplicate: the 500 ml the kiosk now reports were never billed, and
+      // nobody was told.
+      const other = await settle(4_500);
+      expect(other.status, JSON.stringify(other.body)).toBe(409);
+      expect(other.body.error.code).toBe('CONFLICT');
+      expect(other.body.error.message).toMatch(/with 4000 ml, not 4500 ml.*first amount stands/);
+      expect(await creditsMl(c.id)).toBe(6_000);
+      const alerts = (await server.request('GET', '/v1/alerts?limit=200')).body.items as {
+        kind: string;
+        message: string;
+      }[];
+      expect(alerts.some((a) => a.kind === 'WATER_TXN_REUSED' && a.message.includes(kioskTxnId))).toBe(true);
+      // The very same settlement again is still a duplicate.
+      expect((await settle(4_000)).body).toMatchObject({ ok: true, duplicate: true, creditsMl: 6_000 });
+    });
 
     it('takes a staff credit top-up for a customer whose credit is below zero', async () => {
       const c = await customer(1_000);
@@ -112,7 +146,7 @@ for (const engine of engines()) {
       const topUp = await server.request('POST', `/v1/customers/${c.id}/credits`, {
         body: { deltaMl: 5_000, reason: 'goodwill' },
       });
-      // Today: 409 INVALID_STATE "water_credit of customer … holds less than 5000 ml; nothing moved".
+      // It was 409 INVALID_STATE "water_credit of customer … holds less than 5000 ml; nothing moved".
       expect(topUp.status).toBe(200);
       expect(await creditsMl(c.id)).toBe(-5_000);
     });

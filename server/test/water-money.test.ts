@@ -563,9 +563,17 @@ for (const engine of engines()) {
         10_000,
         'register reply',
       );
+      // Registered by SMS but no PIN yet: pointed at the USSD menu, not at REGISTER again (a loop).
       await smsIn(server, { from: phone, text: 'status' });
       await eventually(
-        () => fakes.smsTo(phone).includes('Please register first. Reply REGISTER.'),
+        () =>
+          fakes
+            .smsTo(phone)
+            .some((m) =>
+              /^Your account \S+ has no PIN yet\. To set it, dial \*384\*7# and choose 1\. Register\.$/.test(
+                m,
+              ),
+            ),
         10_000,
         'status reply',
       );

@@ -50,6 +50,12 @@ export function createSmsCommands(deps: {
     return plans.find((p) => p.id.toLowerCase() === wanted.toLowerCase());
   }
 
+  /** An account with no PIN yet (made by REGISTER by SMS) is finished on USSD, not by REGISTER again. */
+  const notRegistered = (customer: CustomerRow | undefined): string =>
+    customer
+      ? `Your account ${customer.account_id} has no PIN yet. To set it, ${dial} and choose 1. Register.`
+      : 'Please register first. Reply REGISTER.';
+
   async function reply(ex: Executor, msg: IncomingSms, phone: string, customer: CustomerRow | undefined) {
     const [word = '', ...rest] = msg.text.trim().split(/\s+/);
     const command = word.toUpperCase();
@@ -69,10 +75,10 @@ export function createSmsCommands(deps: {
       }
       case 'STATUS':
       case 'BALANCE':
-        if (!registered) return 'Please register first. Reply REGISTER.';
+        if (!registered) return notRegistered(customer);
         return (await accountFacts(customers, ex, customer!)).join('\n');
       case 'BUY': {
-        if (!registered) return 'Please register first. Reply REGISTER.';
+        if (!registered) return notRegistered(customer);
         const wanted = rest[0];
         if (!wanted) {
           const plans = await plansOnSale(customers, msg.tenantId, ex);

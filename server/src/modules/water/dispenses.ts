@@ -49,7 +49,8 @@ export interface BatchItem {
 export type BatchResult = { kioskTxnId: string; status: 'applied' | 'duplicate' | 'rejected'; code?: string };
 
 /** How a kiosk transaction id already used is judged: the same water again, or another use of it. */
-type Seen = { duplicate: true; creditsMl: number } | { conflict: string };
+/** `hint`: what the kiosk should do instead (default: send a new kioskTxnId). */
+type Seen = { duplicate: true; creditsMl: number } | { conflict: string; hint?: string };
 
 /** Thrown when a concurrent request took the kiosk transaction id first: judged against it instead. */
 class TxnIdTaken extends Error {}
@@ -291,9 +292,8 @@ export function createDispenses(deps: DispensesDeps) {
         deps.db,
         async (tx): Promise<T | Seen> => {
           const earlier = await deps.repo.byKioskTxn(tx, kiosk.machineId, kioskTxnId);
-          if (!earlier) return work(tx);
-          const seen = await judge(tx, earlier);
-          if ('conflict' in seen) {
+          const seen = earlier ? await judge(tx, earlier) : await work(tx);
+          if (typeof seen === 'object' && seen !== null && 'conflict' in seen) {
             await deps.alerts.raise(tx, {
               tenantId: kiosk.tenantId,
               kind: 'WATER_TXN_REUSED',
@@ -320,6 +320,19 @@ export function createDispenses(deps: DispensesDeps) {
     }
   }
 
+  /**
+   * A settlement sent again under its kioskTxnId with another `dispensedMl` than the one applied:
+   * not a duplicate (the difference would go unbilled, or be billed twice), and not to be applied
+   * again (the authorization is settled). The first amount stands; staff are told to put it right.
+   */
+  const otherAmount = (settled: WaterDispenseRow, s: Settlement): Seen | undefined =>
+    Number(settled.dispensed_ml) === s.dispensedMl
+      ? undefined
+      : {
+          conflict: `used already to settle authorization ${settled.id} with ${String(settled.dispensed_ml)} ml, not ${s.dispensedMl} ml`,
+          hint: `the first amount stands (staff are told to put the difference right); do not send it again`,
+        };
+
   const creditOf = (ex: Executor, kiosk: Kiosk, customerId: string) =>
     deps.water.creditMl(ex, kiosk.tenantId, customerId);
 
@@ -336,7 +349,12 @@ export function createDispenses(deps: DispensesDeps) {
           // The same settlement, sent again while the first was still being applied (it waited on
           // this row's lock, and the first has committed since): a duplicate, not a conflict.
           if (d.status === 'SETTLED' && d.kiosk_txn_id === s.kioskTxnId)
-            return { duplicate: true as const, creditsMl: await creditOf(tx, kiosk, d.customer_id) };
+            return (
+              otherAmount(d, s) ?? {
+                duplicate: true as const,
+                creditsMl: await creditOf(tx, kiosk, d.customer_id),
+              }
+            );
           if (d.status !== 'HELD' && d.status !== 'RELEASED') {
             throw new AppError(
               'INVALID_STATE',
@@ -356,6 +374,11 @@ export function createDispenses(deps: DispensesDeps) {
         async (tx, earlier): Promise<Seen> => {
           const d = await deps.repo.byIdLocked(tx, deps.dialect, kiosk.tenantId, s.authorizationId);
           if (!d || d.kiosk_id !== kiosk.machineId) throw notFound('authorization', s.authorizationId);
+          // This settlement again, but with another amount: the first one stands, staff are told.
+          if (earlier.id === d.id) {
+            const other = otherAmount(earlier, s);
+            if (other) return other;
+          }
           // The same water: this settlement, or the kiosk's log of it uploaded first without the authorization.
           const same =
             earlier.id === d.id ||
@@ -367,7 +390,7 @@ export function createDispenses(deps: DispensesDeps) {
       if ('conflict' in result) {
         throw new AppError(
           'CONFLICT',
-          `kioskTxnId ${s.kioskTxnId} was ${result.conflict}; nothing was charged: send a new kioskTxnId`,
+          `kioskTxnId ${s.kioskTxnId} was ${result.conflict}; nothing was charged: ${result.hint ?? 'send a new kioskTxnId'}`,
         );
       }
       if ('duplicate' in result) return { ok: true, duplicate: true, creditsMl: result.creditsMl };
