@@ -134,6 +134,40 @@ for (const engine of engines()) {
       expect((await settle(4_000)).body).toMatchObject({ ok: true, duplicate: true, creditsMl: 6_000 });
     });
 
+    it('takes a plan off sale and puts it back (PATCH /v1/water/plans/:id), audited; bad input changes nothing', async () => {
+      const id = uid('p').slice(0, 12);
+      const created = await server.request('POST', '/v1/water/plans', {
+        body: { id, name: 'Typo plan', kind: 'subscription', priceMinor: 100, currency: 'UGX', days: 30 },
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const planOf = async () =>
+        (
+          (await server.request('GET', '/v1/water/plans')).body.items as { id: string; active: boolean }[]
+        ).find((p) => p.id === id);
+      for (const bad of [{}, { active: 'no' }, { active: false, price: 1 }]) {
+        const res = await server.request('PATCH', `/v1/water/plans/${id}`, { body: bad });
+        expect(res.status, JSON.stringify(bad)).toBe(400);
+      }
+      expect(
+        (await server.request('PATCH', '/v1/water/plans/nope', { body: { active: false } })).status,
+      ).toBe(404);
+      expect(await planOf()).toMatchObject({ active: true });
+      const off = await server.request('PATCH', `/v1/water/plans/${id}`, { body: { active: false } });
+      expect(off.status, JSON.stringify(off.body)).toBe(200);
+      expect(off.body).toMatchObject({ id, active: false });
+      expect(await planOf()).toMatchObject({ active: false });
+      const on = await server.request('PATCH', `/v1/water/plans/${id}`, { body: { active: true } });
+      expect(on.body).toMatchObject({ id, active: true });
+      const audit = await server.kioskhub.db
+        .selectFrom('audit_log')
+        .select('action')
+        .where('subject_type', '=', 'plan')
+        .where('subject_id', '=', id)
+        .orderBy('at')
+        .execute();
+      expect(audit.map((a) => a.action)).toEqual(['plan.created', 'plan.taken_off_sale', 'plan.put_on_sale']);
+    });
+
     it('takes a staff credit top-up for a customer whose credit is below zero', async () => {
       const c = await customer(1_000);
       const batch = await kioskCall('/v1/water/transactions:batch', {

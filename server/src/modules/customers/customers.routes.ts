@@ -18,6 +18,7 @@ import {
   DispenseSchema,
   EntrySchema,
   PinResetResponse,
+  PlanId,
   PlanSchema,
   ReasonBody,
   SubscriptionBody,
@@ -310,6 +311,29 @@ export function customersRoutes(app: FastifyTypebox, deps: CustomersRoutesDeps):
       const p = await request.staff(CUSTOMER_STAFF);
       const plan = await deps.plans.create(actingTenant(p, request.query.tenantId), request.body, p.actor);
       return reply.code(201).send(plan);
+    },
+  );
+
+  app.patch(
+    '/v1/water/plans/:id',
+    {
+      schema: {
+        tags: ['plans'],
+        summary: 'Take a water plan off sale (active: false) or put it back on sale',
+        params: Type.Object({ id: PlanId }),
+        querystring: TenantQuery,
+        body: Type.Object({ active: Type.Boolean() }, { additionalProperties: false }),
+        response: { 200: PlanSchema, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const p = await request.staff(CUSTOMER_STAFF);
+      return deps.plans.setActive(
+        actingTenant(p, request.query.tenantId),
+        request.params.id,
+        request.body.active,
+        p.actor,
+      );
     },
   );
 

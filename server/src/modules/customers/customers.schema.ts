@@ -141,9 +141,12 @@ export const PlanSchema = Type.Object({
   createdAt: Type.String(),
 });
 
+/** A plan's id, chosen by staff: what customers type after BUY. */
+export const PlanId = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_-]+$' });
+
 export const CreatePlanBody = Type.Object(
   {
-    id: Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_-]+$' }),
+    id: PlanId,
     name: Type.String({ minLength: 1, maxLength: 80 }),
     kind: Type.Union([Type.Literal('subscription'), Type.Literal('credit')]),
     priceMinor: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 }),

@@ -1,11 +1,12 @@
 // Water plans of a tenant (what customers buy over USSD, SMS and mobile money): a subscription
 // gives days of water within a daily limit, a credit plan gives millilitres. Staff create and
-// list them; a plan's id is what customers type (`BUY month`), so it is chosen, not generated.
+// list them, and take one off sale or put it back; a plan's id is what customers type (`BUY
+// month`), so it is chosen, not generated, and a plan is never deleted (payments name it).
 import type { PlanView } from '@kioskhub/protocol';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { nowIso, type Db } from '../../platform/db/database.js';
 import type { PlanRow } from '../../platform/db/schema.js';
-import { AppError, validation } from '../../platform/errors.js';
+import { AppError, notFound, validation } from '../../platform/errors.js';
 import { isKnownCurrency } from '../../platform/money.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersRepo } from './customers.repo.js';
@@ -38,7 +39,7 @@ export const toPlanView = (r: PlanRow): PlanView => ({
   createdAt: r.created_at,
 });
 
-export function createPlans(deps: { db: Db; repo: Pick<CustomersRepo, 'insertPlan' | 'plans'> }) {
+export function createPlans(deps: { db: Db; repo: Pick<CustomersRepo, 'insertPlan' | 'plans' | 'plan'> }) {
   return {
     list: async (tenantId: string): Promise<PlanView[]> => (await deps.repo.plans(tenantId)).map(toPlanView),
 
@@ -87,6 +88,35 @@ export function createPlans(deps: { db: Db; repo: Pick<CustomersRepo, 'insertPla
         throw err;
       }
       return toPlanView(row);
+    },
+
+    /**
+     * Takes a plan off sale (`active: false`: no longer listed on USSD or SMS, `BUY <id>` finds
+     * nothing) or puts it back. A purchase already started still gets the plan it paid for.
+     */
+    async setActive(tenantId: string, id: string, active: boolean, actor: string): Promise<PlanView> {
+      return deps.db.transaction().execute(async (tx) => {
+        const before = await deps.repo.plan(tenantId, id, tx);
+        if (!before) throw notFound('plan', id);
+        if ((before.active === 1) === active) return toPlanView(before);
+        const after: PlanRow = { ...before, active: active ? 1 : 0, updated_at: nowIso() };
+        await tx
+          .updateTable('plans')
+          .set({ active: after.active, updated_at: after.updated_at })
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', id)
+          .execute();
+        await recordAudit(tx, {
+          tenantId,
+          actor,
+          action: active ? 'plan.put_on_sale' : 'plan.taken_off_sale',
+          subjectType: 'plan',
+          subjectId: id,
+          before: { active: before.active === 1 },
+          after: { active },
+        });
+        return toPlanView(after);
+      });
     },
   };
 }
