@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSigningKeys } from '../src/platform/config-firmware.js';
+import { runFirmwareSign } from '../src/cli/firmware-sign.js';
 import { verifyManifestSignature } from '../src/modules/firmware/manifest.js';
 import { tempDir } from './harness.js';
 
@@ -23,6 +24,9 @@ interface Result {
 function run(command: string, args: string[], cwd: string): Promise<Result> {
   const env = { ...process.env };
   delete env['INIT_CWD']; // npm sets its own; the plain node run below must have none
+  // The printed upload command names the server from these: the default here.
+  delete env['PUBLIC_URL'];
+  delete env['PORT'];
   const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -87,6 +91,19 @@ describe('npm run firmware:sign: relative paths', { timeout: 120_000 }, () => {
       `upload: curl -H "Authorization: Bearer $ADMIN_TOKEN" -F "image=@${join(dir.path, 'fw', 'kiosk 2.0.0.bin')}" ` +
         `-F "manifest=<${manifestFile}" -F "signature=<${signatureFile}" -F keyId=k1 http://127.0.0.1:8080/v1/firmware`,
     );
+    // A server elsewhere: the upload command names its PUBLIC_URL (else PORT on this machine).
+    for (const [env, url] of [
+      [{ PUBLIC_URL: 'https://fleet.example.com/' }, 'https://fleet.example.com/v1/firmware'],
+      [{ PORT: '9090' }, 'http://127.0.0.1:9090/v1/firmware'],
+    ] as const) {
+      const lines: string[] = [];
+      const args = ['sign', '--key', `${keys}/k1.pem`, '--key-id', 'k1', '--image', 'fw/kiosk 2.0.0.bin'];
+      const more = ['--version', '2.0.0', '--product', 'kiosk-fw', '--hw', 'esp32-s3', '--out', build];
+      expect(runFirmwareSign([...args, ...more], (l) => lines.push(l), dir.path, env)).toBe(0);
+      expect(lines.find((l) => l.startsWith('upload: '))).toMatch(
+        new RegExp(` ${url.replace(/[.]/g, '\\.')}$`),
+      );
+    }
     expect(existsSync(join(ROOT, build))).toBe(false);
     const manifest = readFileSync(manifestFile, 'utf8');
     expect(JSON.parse(manifest)).toMatchObject({ product: 'kiosk-fw', version: '2.0.0', size: 4096 });

@@ -282,6 +282,19 @@ describe.each(engines())('firmware over the air (%s)', (engine) => {
         headers: key,
         body,
       });
+    // Progress is of this image (40,000 bytes): another total, or more bytes than it has, is 400.
+    const wrongTotal = await status({
+      seq: 1,
+      state: 'DOWNLOADING',
+      currentVersion: '1.0.0',
+      bytes: 0,
+      total: 40,
+    });
+    expect(wrongTotal.status).toBe(400);
+    expect(wrongTotal.body.error.message).toBe("total must be the image's size, 40000 bytes, not 40");
+    const tooMany = await status({ seq: 1, state: 'DOWNLOADING', currentVersion: '1.0.0', bytes: 90000 });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.error.message).toMatch(/bytes \(90000\) cannot be more than the image's 40000 bytes/);
     expect(
       (await status({ seq: 1, state: 'DOWNLOADING', currentVersion: '1.0.0', bytes: 0, total: 40000 })).body,
     ).toMatchObject({ state: 'DOWNLOADING' });

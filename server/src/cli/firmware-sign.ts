@@ -25,10 +25,15 @@ repository root where npm runs the command; the paths printed are absolute.`;
 /** A word for a POSIX shell, in double quotes (so `<` and spaces stay part of it). */
 const quoted = (word: string): string => `"${word.replace(/["\\$`]/g, '\\$&')}"`;
 
+/** Where the upload goes: the server's PUBLIC_URL, else this machine on its PORT (default 8080). */
+const serverUrl = (env: NodeJS.ProcessEnv): string =>
+  env['PUBLIC_URL']?.trim().replace(/\/+$/, '') || `http://127.0.0.1:${env['PORT']?.trim() || '8080'}`;
+
 export function runFirmwareSign(
   argv: string[],
   print: (line: string) => void = console.log,
   from: string = userDirectory(),
+  env: NodeJS.ProcessEnv = process.env,
 ): number {
   const { values, positionals } = parseCliArgs(argv, {
     'key-id': { type: 'string' },
@@ -113,7 +118,7 @@ export function runFirmwareSign(
     print(
       `upload: curl -H "Authorization: Bearer $ADMIN_TOKEN" -F ${quoted(`image=@${imageFile}`)} ` +
         `-F ${quoted(`manifest=<${manifestFile}`)} -F ${quoted(`signature=<${signatureFile}`)} ` +
-        `-F keyId=${keyId} http://127.0.0.1:8080/v1/firmware`,
+        `-F keyId=${keyId} ${serverUrl(env)}/v1/firmware`,
     );
     return 0;
   }

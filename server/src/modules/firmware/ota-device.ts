@@ -176,9 +176,15 @@ export function createOtaDevice(deps: {
         const campaign = await tx
           .selectFrom('firmware_campaigns as c')
           .innerJoin('firmware_artifacts as a', 'a.id', 'c.artifact_id')
-          .select(['c.download_retries', 'c.status', 'a.version'])
+          .select(['c.download_retries', 'c.status', 'a.version', 'a.size'])
           .where('c.id', '=', d.campaign_id)
           .executeTakeFirstOrThrow();
+        // Progress is of this image: its size, and never more of it than there is.
+        const size = Number(campaign.size);
+        if (report.total !== undefined && report.total !== size)
+          throw validation(`total must be the image's size, ${size} bytes, not ${report.total}`);
+        if (report.bytes !== undefined && report.bytes > size)
+          throw validation(`bytes (${report.bytes}) cannot be more than the image's ${size} bytes`);
         const from = d.state;
         const to = report.state;
         // A device that went silent (TIMED_OUT) may still come back and finish, unless its
