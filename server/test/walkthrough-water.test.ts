@@ -168,6 +168,45 @@ for (const engine of engines()) {
       expect(audit.map((a) => a.action)).toEqual(['plan.created', 'plan.taken_off_sale', 'plan.put_on_sale']);
     });
 
+    it('a credit adjustment sent again with its adjustmentId is made once; the id for another amount is 409', async () => {
+      const c = await customer(7_000);
+      const adjust = (body: Record<string, unknown>) =>
+        server.request('POST', `/v1/customers/${c.id}/credits`, { body: { reason: 'top-up', ...body } });
+      const entries = async () =>
+        (
+          await server.kioskhub.db
+            .selectFrom('ledger_entries')
+            .select('id')
+            .where('cause_type', '=', 'staff_adjustment')
+            .execute()
+        ).length;
+      const before = await entries();
+      // A retried top-up (a lost answer, a second click) used to be counted twice: 7000 → 17000.
+      const first = await adjust({ deltaMl: 5_000, adjustmentId: 'desk-1' });
+      expect(first.status, JSON.stringify(first.body)).toBe(200);
+      expect((await adjust({ deltaMl: 5_000, adjustmentId: 'desk-1' })).body.creditsMl).toBe(12_000);
+      expect(await creditsMl(c.id)).toBe(12_000);
+      const other = await adjust({ deltaMl: 6_000, adjustmentId: 'desk-1' });
+      expect(other.status).toBe(409);
+      expect(other.body.error).toMatchObject({
+        code: 'CONFLICT',
+        message: expect.stringMatching(/5000 ml.*new adjustmentId/),
+      });
+      expect((await adjust({ deltaMl: 5_000, adjustmentId: 'bad id!' })).status).toBe(400);
+      expect(await creditsMl(c.id)).toBe(12_000);
+      expect(await entries()).toBe(before + 2);
+      // Another customer may use the same id: ids are per customer.
+      const d = await customer(0 + 1);
+      expect(
+        (
+          await server.request('POST', `/v1/customers/${d.id}/credits`, {
+            body: { reason: 'x', deltaMl: 1_000, adjustmentId: 'desk-1' },
+          })
+        ).status,
+      ).toBe(200);
+      expect(await creditsMl(d.id)).toBe(1_001);
+    });
+
     it('takes a staff credit top-up for a customer whose credit is below zero', async () => {
       const c = await customer(1_000);
       const batch = await kioskCall('/v1/water/transactions:batch', {

@@ -89,6 +89,9 @@ function Actions({ customer, refresh }: { customer: CustomerView; refresh(): Pro
   const [planId, setPlanId] = useState('');
   const [expiresAt, setExpiresAt] = useState('');
   const [deltaLitres, setDeltaLitres] = useState('');
+  // One id per adjustment being made: a retry or a second click of the same one is not counted
+  // twice by the server; a new id once it went through.
+  const [adjustmentId, setAdjustmentId] = useState(newAdjustmentId);
   const [limitLitres, setLimitLitres] = useState(
     customer.dailyLimitMl === null ? '' : String(customer.dailyLimitMl / 1000),
   );
@@ -152,7 +155,10 @@ function Actions({ customer, refresh }: { customer: CustomerView; refresh(): Pro
           submit="Apply"
           reasonRequired
           onSubmit={(reason) =>
-            post('/credits', { deltaMl: toMl(deltaLitres), reason }).then(() => setDeltaLitres(''))
+            post('/credits', { deltaMl: toMl(deltaLitres), reason, adjustmentId }).then(() => {
+              setDeltaLitres('');
+              setAdjustmentId(newAdjustmentId());
+            })
           }
         >
           <TextField
@@ -304,6 +310,10 @@ function Dispenses({ id }: { id: string }) {
     </TableWrap>
   );
 }
+
+/** 128 random bits in hex (crypto.randomUUID needs https; the dashboard may be served on plain http). */
+const newAdjustmentId = (): string =>
+  Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 
 export function CustomerPage({ id }: { id: string }) {
   const { can } = useAuth();

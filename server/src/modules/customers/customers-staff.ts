@@ -233,13 +233,18 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
       return view(row);
     },
 
-    /** Adds (positive) or takes (negative) credit: one entry pair with the tenant's water_issued. */
+    /**
+     * Adds (positive) or takes (negative) credit: one entry pair with the tenant's water_issued.
+     * `clientId` (the caller's adjustmentId) makes it safe to send again: an adjustment of this
+     * customer under that id is not made twice, and the same id for another amount is refused.
+     */
     async adjustCredit(
       tenantId: string | null,
       id: string,
       deltaMl: number,
       actor: string,
       reason: string,
+      clientId?: string,
     ): Promise<CustomerView> {
       if (!Number.isSafeInteger(deltaMl) || deltaMl === 0) {
         throw validation('deltaMl is a non-zero whole number of millilitres');
@@ -253,13 +258,29 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
           kind: 'water_issued',
           unit: 'ml',
         });
+        const adjustmentId = clientId === undefined ? newId() : `${c.id}:${clientId}`;
+        if (clientId !== undefined) {
+          const earlier = await tx
+            .selectFrom('ledger_entries')
+            .select('amount')
+            .where('tenant_id', '=', c.tenant_id)
+            .where('cause_type', '=', 'staff_adjustment')
+            .where('cause_id', '=', adjustmentId)
+            .where('account_id', '=', credit.id)
+            .executeTakeFirst();
+          if (earlier && Number(earlier.amount) === deltaMl) return c; // made already: nothing again
+          if (earlier)
+            throw new AppError(
+              'CONFLICT',
+              `adjustmentId "${clientId}" was used for ${Number(earlier.amount)} ml on this customer, not ${deltaMl} ml; send a new adjustmentId`,
+            );
+        }
         if (deltaMl < 0 && credit.balance < -deltaMl) {
           throw new AppError(
             'INSUFFICIENT_CREDIT',
             `the customer has ${credit.balance} ml of credit; ${-deltaMl} ml cannot be taken`,
           );
         }
-        const adjustmentId = newId();
         await deps.ledger.transfer(tx, {
           tenantId: c.tenant_id,
           from: deltaMl > 0 ? issued.id : credit.id,

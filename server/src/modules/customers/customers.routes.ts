@@ -199,8 +199,8 @@ export function customersRoutes(app: FastifyTypebox, deps: CustomersRoutesDeps):
     },
     async (request) => {
       const p = await request.staff(CUSTOMER_STAFF);
-      const { deltaMl, reason } = request.body;
-      return staff.adjustCredit(tenantFilter(p), request.params.id, deltaMl, p.actor, reason);
+      const { deltaMl, reason, adjustmentId } = request.body;
+      return staff.adjustCredit(tenantFilter(p), request.params.id, deltaMl, p.actor, reason, adjustmentId);
     },
   );
 

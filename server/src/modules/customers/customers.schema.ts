@@ -67,6 +67,15 @@ export const CreditsBody = Type.Object(
       description: 'signed: positive adds credit, negative takes it',
     }),
     reason: Reason,
+    adjustmentId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: '^[A-Za-z0-9_.:-]+$',
+        description:
+          'your id for this adjustment: the same id again (a retry, a second click) changes nothing',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
