@@ -84,6 +84,37 @@ describe.each(engines())('cafe walkthrough defects (%s)', (engine) => {
     expect(await countRows(server, 'customer_otps')).toBe(before);
   });
 
+  // api.md §8: `dispatch` is where a machine's dispense stands; a cafe order has none. It read
+  // "PENDING" for a paid table order, as if a vending machine still had to dispense it.
+  it('a paid cafe order’s payment event says dispatch NONE', async () => {
+    const order = await guestOrder(server, cafe, cafe.tables[1]);
+    const pay = await server.request('POST', '/api/payments/initiate', {
+      token: cafe.tokens[cafe.tables[1]!]!,
+      body: { orderId: order.body.id, method: 'bank_transfer' },
+    });
+    expect(pay.status).toBe(201);
+    const eventId = `walk-paid-${pay.body.paymentId}`;
+    const raw = JSON.stringify({
+      eventId,
+      reference: pay.body.epc.reference,
+      amountMinor: pay.body.amountMinor,
+      currency: 'EUR',
+      bookedAt: '2026-12-03',
+    });
+    const res = await server.request('POST', '/webhooks/bank', {
+      raw,
+      token: null,
+      headers: {
+        'content-type': 'application/json',
+        'kioskhub-signature': signatureHeader(raw, SECRET, Math.floor(Date.now() / 1000)),
+      },
+    });
+    expect(res.body).toMatchObject({ ok: true, outcome: 'settled' });
+    const event = await server.request('GET', `/v1/payment-events/bank/${eventId}`);
+    expect(event.status, JSON.stringify(event.body)).toBe(200);
+    expect(event.body).toMatchObject({ status: 'PROCESSED', orderId: order.body.id, dispatch: 'NONE' });
+  });
+
   // cafe-payments.md §3: `bookedAt` is an "optional date-time"; "signed, but not JSON or a field
   // wrong → 400 VALIDATION_FAILED naming the field, nothing stored". Any string up to 64 characters
   // is accepted and the credit applied.

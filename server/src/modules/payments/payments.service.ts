@@ -410,7 +410,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         reason: row.reason,
         machineId: row.machine_id,
         orderId: row.order_id,
-        dispatch: dispatchState(order?.status ?? null),
+        dispatch: dispatchState(order),
         processedAt: row.processed_at,
       };
     },
@@ -443,11 +443,13 @@ export function toPayment(r: PaymentRow): PaymentView {
   };
 }
 
-/** Where the dispense of a payment's order stands, in one word. */
-function dispatchState(orderStatus: string | null): string {
-  switch (orderStatus) {
-    case null:
-      return 'NONE';
+/**
+ * Where the dispense of a payment's order stands, in one word. Only a vending order is dispensed
+ * by its machine; a kitchen order (a restaurant kiosk's, a cafe table's) has no dispense: `NONE`.
+ */
+function dispatchState(order: { status: string; source: string | null } | undefined): string {
+  if (!order || order.source === 'kiosk' || order.source === 'table') return 'NONE';
+  switch (order.status) {
     case 'PAID':
       return 'PENDING';
     case 'DISPATCHED':
@@ -459,7 +461,8 @@ function dispatchState(orderStatus: string | null): string {
     case 'NEEDS_REVIEW':
       return 'NEEDS_REVIEW';
     default:
-      return orderStatus;
+      // Not paid (CREATED), or ended without a dispense (CANCELLED, REFUNDED).
+      return 'NONE';
   }
 }
 
