@@ -396,7 +396,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
         })
       : undefined;
   // Money beyond what a payment asked goes to the payer's wallet, else to staff review.
-  const allocateSurplus = createSurplus({ ledger, catalog, alerts });
+  const allocateSurplus = createSurplus({ ledger, catalog, alerts, orders });
   const arrivals = createArrivals({ db, dialect, repo: paymentsRepo, settlement, allocateSurplus, alerts });
   const customers = createCustomersService({
     db,

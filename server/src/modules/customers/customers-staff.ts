@@ -31,7 +31,7 @@ export interface CustomerChanges {
 export interface CustomersStaffDeps {
   db: Db;
   customers: Pick<CustomersService, 'get' | 'create' | 'setPin' | 'search' | 'repo'>;
-  ledger: Pick<LedgerService, 'account' | 'transfer' | 'balanceOf' | 'listOwnerEntries'>;
+  ledger: Pick<LedgerService, 'account' | 'transfer' | 'balanceOf' | 'listOwnerEntries' | 'entriesOfCause'>;
   sms: Pick<Sms, 'queue' | 'configured'>;
   siteExists(tenantId: string, siteId: string, ex?: Executor): Promise<boolean>;
   now?: () => number;
@@ -260,14 +260,9 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
         });
         const adjustmentId = clientId === undefined ? newId() : `${c.id}:${clientId}`;
         if (clientId !== undefined) {
-          const earlier = await tx
-            .selectFrom('ledger_entries')
-            .select('amount')
-            .where('tenant_id', '=', c.tenant_id)
-            .where('cause_type', '=', 'staff_adjustment')
-            .where('cause_id', '=', adjustmentId)
-            .where('account_id', '=', credit.id)
-            .executeTakeFirst();
+          const earlier = (
+            await deps.ledger.entriesOfCause(tx, c.tenant_id, { type: 'staff_adjustment', id: adjustmentId })
+          ).find((e) => e.accountId === credit.id);
           if (earlier && Number(earlier.amount) === deltaMl) return c; // made already: nothing again
           if (earlier)
             throw new AppError(

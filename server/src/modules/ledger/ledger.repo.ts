@@ -188,6 +188,18 @@ export function createLedgerRepo() {
     },
 
     /** An account's entries, newest first (entry ids are time-ordered). */
+    /** The entries a cause made (a transfer's pair), in the caller's transaction. */
+    entriesOfCause(ex: Executor, tenantId: string, cause: { type: string; id: string }): Promise<EntryRow[]> {
+      return ex
+        .selectFrom('ledger_entries')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('cause_type', '=', cause.type)
+        .where('cause_id', '=', cause.id)
+        .orderBy('id')
+        .execute();
+    },
+
     listEntries(
       ex: Executor,
       accountId: string,

@@ -281,6 +281,15 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
       return pageOf(await repo.listEntriesOfOwner(deps.db, owner, page), page.limit, toEntry);
     },
 
+    /** The entries one cause made so far (e.g. whether an adjustment under a caller's id exists). */
+    async entriesOfCause(
+      ex: Executor,
+      tenantId: string,
+      cause: { type: string; id: string },
+    ): Promise<LedgerEntry[]> {
+      return (await repo.entriesOfCause(ex, tenantId, cause)).map(toEntry);
+    },
+
     async listEntries(tenantId: string | null, accountId: string, page: { cursor?: string; limit: number }) {
       const owner = await repo.accountById(deps.db, accountId, tenantId);
       if (!owner) throw new AppError('NOT_FOUND', `ledger account "${accountId}" does not exist`);

@@ -23,7 +23,10 @@ interface Unanswered {
 }
 
 export function installMqttOta(deps: {
-  gateway: Pick<MqttGateway, 'hooks' | 'sendDeviceCommand' | 'answerOta' | 'heardBirth'>;
+  gateway: Pick<
+    MqttGateway,
+    'hooks' | 'sendDeviceCommand' | 'answerOta' | 'heardBirth' | 'knowsCurrentBirth'
+  >;
   device: Pick<OtaDevice, 'applyStatus' | 'offerOnConnect' | 'pendingOffer'>;
   logger: Logger;
   /** Without a report on the command within this, it is published again (DISPATCH_ACK_TIMEOUT_MS). */
@@ -120,19 +123,28 @@ export function installMqttOta(deps: {
     let answer: MqttOtaAnswer;
     try {
       // The reboot is seen, not told: SUCCEEDED counts only once a birth has named the new
-      // firmware (a device that never restarted, or whose bootloader fell back, has not). This
-      // process's own session knows its birth; a report that reached another process of a
-      // cluster (a shared subscription) is judged by the machine's record, which the birth wrote.
+      // firmware (a device that never restarted, or whose bootloader fell back, has not).
       if (report.state === 'SUCCEEDED') {
-        const running = gateway.heardBirth(machineId)
-          ? births.get(machineId)?.current
-          : await deps.recordedFirmware(machineId);
-        if (running !== report.currentVersion)
-          throw new AppError(
-            'INVALID_STATE',
-            `SUCCEEDED over MQTT needs a reconnect whose birth names firmware ${report.currentVersion}; ` +
-              `the device's last birth named ${running ?? 'none'}`,
+        const named = (v: string | null | undefined) => v === report.currentVersion;
+        const heard = births.get(machineId)?.current;
+        if (gateway.knowsCurrentBirth(machineId)) {
+          // An embedded session: its birth is this connection's, so this is certain.
+          if (!named(heard))
+            throw new AppError(
+              'INVALID_STATE',
+              `SUCCEEDED over MQTT needs a reconnect whose birth names firmware ${report.currentVersion}; ` +
+                `the device's last birth named ${heard ?? 'none'}`,
+            );
+        } else if (!named(heard) && !named(await deps.recordedFirmware(machineId))) {
+          // An external broker: the reconnect's birth may still be being taken on, here or by
+          // another process of a cluster (which writes it to the machine's record). No answer, so
+          // the device sends the report again, and it is judged once the birth is known.
+          logger.info(
+            { machineId, deploymentId, currentVersion: report.currentVersion },
+            'mqtt: SUCCEEDED before a birth naming its version is known here; left for the device to send again',
           );
+          return;
+        }
       }
       const outcome = await device.applyStatus(machineId, deploymentId, report);
       answer = { deploymentId, seq: report.seq, ...outcome };

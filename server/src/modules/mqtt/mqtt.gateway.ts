@@ -55,6 +55,8 @@ type MqttConnection = MachineConnection & {
   link: MqttLink;
   /** Started before the device's birth (embedded broker) and the birth has not come yet. */
   birthPending: boolean;
+  /** The connection itself is the session (embedded broker): its birth is this connection's. */
+  connectionIsSession: boolean;
 };
 
 /** Who a session belongs to, for hooks. */
@@ -124,6 +126,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
       lastSeen: Date.now(),
       sentCommands: new Set(),
       birthPending: options.birthPending ?? false,
+      connectionIsSession: options.birthPending ?? false,
     };
     sessions.get(sessionId)?.link.closed();
     sessions.set(sessionId, conn);
@@ -362,6 +365,15 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     heardBirth(machineId: string): boolean {
       const conn = local(machineId);
       return conn !== undefined && !conn.birthPending;
+    },
+    /**
+     * Whether the birth this process heard is surely the device's connection now: an embedded
+     * session whose birth came. On an external broker a reconnect's birth may be taken on by
+     * another process before this one learns that the session it holds has ended.
+     */
+    knowsCurrentBirth(machineId: string): boolean {
+      const conn = local(machineId);
+      return conn !== undefined && conn.connectionIsSession && !conn.birthPending;
     },
   };
 }

@@ -8,6 +8,7 @@ import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import { parkUnallocated } from '../cash/unallocated.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
+import type { OrdersService } from '../orders/orders.service.js';
 
 export type SurplusReason = 'OVERPAID' | 'PAYMENT_NOT_PENDING' | 'PART_PAID_ENDED';
 const MEMOS: Record<SurplusReason, string> = {
@@ -21,6 +22,8 @@ export function createSurplus(deps: {
   ledger: LedgerService;
   catalog: Pick<CatalogService, 'siteRow'>;
   alerts: Pick<AlertsService, 'raise'>;
+  /** The order a surplus belongs to: staff find it by its number. */
+  orders: Pick<OrdersService, 'findRow'>;
 }) {
   return async function allocateSurplus(
     ex: Executor,
@@ -64,13 +67,7 @@ export function createSurplus(deps: {
       actor: why.actor,
     };
     // Staff find the money by the number the guest and the receipt show, not the internal id.
-    const order = payment.order_id
-      ? await ex
-          .selectFrom('orders')
-          .select('order_number')
-          .where('id', '=', payment.order_id)
-          .executeTakeFirst()
-      : undefined;
+    const order = payment.order_id ? await deps.orders.findRow(payment.order_id, ex) : undefined;
     const input = {
       orderNumber: order?.order_number ?? payment.order_id ?? payment.id,
       amountMinor,
