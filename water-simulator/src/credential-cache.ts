@@ -67,6 +67,11 @@ export class CredentialCache {
     private readonly kioskId: string,
   ) {}
 
+  /** Whether this kiosk has its cache secret (without it no copy can be checked or used). */
+  get hasSecret(): boolean {
+    return this.secret !== null;
+  }
+
   get size(): number {
     return this.byAccount.size;
   }

@@ -139,7 +139,9 @@ export function printKioskActivity(kiosk: WaterKiosk, log: (line: string) => voi
     log(
       c.trusted
         ? `${id}  credential cache version ${String(c.version)}: ${c.customers} customers`
-        : `${id}  credential cache REFUSED: bad signature`,
+        : kiosk.cache.hasSecret
+          ? `${id}  credential cache REFUSED: bad signature`
+          : `${id}  credential cache not used: no --cache-secret (no offline service without it)`,
     ),
   );
   kiosk.on('heartbeat', (h) => {

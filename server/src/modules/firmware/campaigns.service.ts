@@ -123,7 +123,10 @@ export function createCampaigns(deps: {
       const waves = JSON.parse(c.waves) as WaveProgress[];
       const now = nowIso();
       const refuse = (why: string) =>
-        new AppError('INVALID_STATE', `cannot ${action} a ${status} campaign: ${why}`);
+        new AppError(
+          'INVALID_STATE',
+          `cannot ${action} ${/^[AEIOU]/.test(status) ? 'an' : 'a'} ${status} campaign: ${why}`,
+        );
       const set: Partial<FirmwareCampaignRow> = { updated_at: now };
       let tick = false;
       switch (action) {

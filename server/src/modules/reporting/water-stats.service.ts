@@ -349,7 +349,7 @@ export function createWaterStatsService(deps: {
         kind: 'WATER_CREDIT_NEGATIVE',
         subjectType: 'customer',
         subjectId: a.owner_id,
-        message: `Customer ${a.account_id ?? a.owner_id} (${a.phone ?? 'unknown phone'}) has ${(Number(a.balance) / 1000).toFixed(1)} L of water credit after offline dispensing`,
+        message: `Customer ${a.account_id ?? a.owner_id} (${a.phone ?? 'unknown phone'}) has ${(Number(a.balance) / 1000).toFixed(1)} L of water credit (water dispensed offline or beyond a hold)`,
       });
     }
     return { conditions: out, capped: [...capped] };
