@@ -207,6 +207,22 @@ for (const engine of engines()) {
       expect(await creditsMl(d.id)).toBe(1_001);
     });
 
+    it('a made-up cursor on the customers and verifications lists is 400, never a first page', async () => {
+      await customer(1_000);
+      for (const path of ['/v1/customers', '/v1/water/verifications']) {
+        const res = await server.request('GET', `${path}?cursor=garbage`);
+        expect(res.status, path).toBe(400);
+        expect(res.body.error).toMatchObject({ code: 'VALIDATION_FAILED', details: { cursor: 'garbage' } });
+        // A real nextCursor still pages.
+        const first = await server.request('GET', `${path}?limit=1`);
+        expect(first.status, path).toBe(200);
+        if (first.body.nextCursor)
+          expect(
+            (await server.request('GET', `${path}?limit=1&cursor=${first.body.nextCursor}`)).status,
+          ).toBe(200);
+      }
+    });
+
     it('takes a staff credit top-up for a customer whose credit is below zero', async () => {
       const c = await customer(1_000);
       const batch = await kioskCall('/v1/water/transactions:batch', {

@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { AppError, notFound, validation } from '../../platform/errors.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
-import { pageOf } from '../../platform/db/pages.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import type { Updateable } from 'kysely';
 import type { CustomerRow, CustomersTable, PlanRow } from '../../platform/db/schema.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -229,6 +229,8 @@ export function createCustomersService(deps: CustomersDeps) {
           }
         }
       }
+      // Customers are never deleted: a cursor names one of the caller's, or it is made up.
+      await knownCursor(q.cursor, (id) => repo.byId(tenantId, id));
       const rows = await repo.search(tenantId, {
         ...(phone !== undefined ? { phone } : {}),
         ...(tenantPhones.length > 0 ? { tenantPhones } : {}),

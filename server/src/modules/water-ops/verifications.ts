@@ -4,7 +4,7 @@
 import type { Page, WaterVerificationView } from '@kioskhub/protocol';
 import { insertRows } from '../../platform/db/compiled.js';
 import { newId, type Db, type Executor } from '../../platform/db/database.js';
-import { pageOf } from '../../platform/db/pages.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import { notFound } from '../../platform/errors.js';
 
 /** Operator-facing text of each verification code (docs/water.md). */
@@ -68,6 +68,12 @@ export function createWaterVerifications(deps: {
     ): Promise<Page<WaterVerificationView>> {
       if (filter.kioskId && !(await deps.kioskExists(filter.kioskId, tenantId)))
         throw notFound('water kiosk', filter.kioskId);
+      // Verifications are never deleted: a cursor names one of the caller's, or it is made up.
+      await knownCursor(filter.cursor, (id) => {
+        let found = db.selectFrom('water_verifications').select('id').where('id', '=', id);
+        if (tenantId !== null) found = found.where('tenant_id', '=', tenantId);
+        return found.executeTakeFirst();
+      });
       let q = db
         .selectFrom('water_verifications')
         .selectAll()
