@@ -115,6 +115,14 @@ describe.each(engines())('cafe walkthrough defects (%s)', (engine) => {
     expect(event.body).toMatchObject({ status: 'PROCESSED', orderId: order.body.id, dispatch: 'NONE' });
   });
 
+  it('a guest route without a token says to send the table’s token, not to scan the QR again', async () => {
+    const res = await server.request('GET', '/api/menu', { token: null });
+    expect(res.status).toBe(401);
+    expect(res.body.error.message).toMatch(/send the table's token as Bearer/);
+    const stale = await server.request('GET', '/api/menu', { token: 'not-a-table-token' });
+    expect(stale.body.error.message).toMatch(/scan the table QR again/);
+  });
+
   // cafe-payments.md §3: `bookedAt` is an "optional date-time"; "signed, but not JSON or a field
   // wrong → 400 VALIDATION_FAILED naming the field, nothing stored". Any string up to 64 characters
   // is accepted and the credit applied.

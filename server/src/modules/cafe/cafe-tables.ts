@@ -242,7 +242,12 @@ export function createCafeTables(deps: {
 
     /** The table a guest token names, if the token is valid and current; UNAUTHORIZED otherwise. */
     async guestTable(token: string | undefined, ex: Executor = db): Promise<GuestTable> {
-      const claims = token ? await tokens.read(token) : null;
+      if (!token)
+        throw new AppError(
+          'UNAUTHORIZED',
+          "a guest route: send the table's token as Bearer (from the table's QR link, /t/<token>)",
+        );
+      const claims = await tokens.read(token);
       const refused = new AppError(
         'UNAUTHORIZED',
         'this table link is not valid (any more): scan the table QR again',
