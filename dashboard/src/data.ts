@@ -25,22 +25,25 @@ export function useTenants() {
   });
 }
 
+/** Every item of a list (`path` without a query), following its cursors, up to `max`. */
+export async function fetchAllPages<T>(path: string, max = 2000): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Page<T> = await api<Page<T>>(
+      `${path}?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
 /** Every machine (ids and names) for filter pickers; follows cursors up to 2,000. */
 export function useAllMachines() {
   return useQuery({
     queryKey: ['fleet', 'all'],
-    queryFn: async () => {
-      const items: FleetMachineView[] = [];
-      let cursor: string | null = null;
-      do {
-        const page: Page<FleetMachineView> = await api<Page<FleetMachineView>>(
-          `/v1/fleet?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-        );
-        items.push(...page.items);
-        cursor = page.nextCursor;
-      } while (cursor && items.length < 2000);
-      return items;
-    },
+    queryFn: () => fetchAllPages<FleetMachineView>('/v1/fleet'),
     staleTime: 30_000,
   });
 }

@@ -34,6 +34,33 @@ describe.each(engines())('cafe walkthrough defects (%s)', (engine) => {
     return pay.body.paymentId as string;
   }
 
+  /** A table order with a bank-transfer payment waiting, and a signed credit for it. */
+  async function transferWaiting() {
+    const order = await guestOrder(server, cafe, cafe.tables[1]);
+    const pay = await server.request('POST', '/api/payments/initiate', {
+      token: cafe.tokens[cafe.tables[1]!]!,
+      body: { orderId: order.body.id, method: 'bank_transfer' },
+    });
+    expect(pay.status).toBe(201);
+    const credit = (fields: Record<string, unknown>) => {
+      const raw = JSON.stringify({
+        reference: pay.body.epc.reference,
+        amountMinor: pay.body.amountMinor,
+        currency: 'EUR',
+        ...fields,
+      });
+      return server.request('POST', '/webhooks/bank', {
+        raw,
+        token: null,
+        headers: {
+          'content-type': 'application/json',
+          'kioskhub-signature': signatureHeader(raw, SECRET, Math.floor(Date.now() / 1000)),
+        },
+      });
+    };
+    return { order: order.body, paymentId: pay.body.paymentId as string, credit };
+  }
+
   // cafe.md §7 / api.md §8: "Never more in total than the payment kept ... (409 INVALID_STATE,
   // details: {remainingMinor}), also when two staff refund at once". Without amountMinor the
   // refund is "all that remains"; once nothing remains the answer is 400 VALIDATION_FAILED
@@ -87,32 +114,13 @@ describe.each(engines())('cafe walkthrough defects (%s)', (engine) => {
   // api.md §8: `dispatch` is where a machine's dispense stands; a cafe order has none. It read
   // "PENDING" for a paid table order, as if a vending machine still had to dispense it.
   it('a paid cafe order’s payment event says dispatch NONE', async () => {
-    const order = await guestOrder(server, cafe, cafe.tables[1]);
-    const pay = await server.request('POST', '/api/payments/initiate', {
-      token: cafe.tokens[cafe.tables[1]!]!,
-      body: { orderId: order.body.id, method: 'bank_transfer' },
-    });
-    expect(pay.status).toBe(201);
-    const eventId = `walk-paid-${pay.body.paymentId}`;
-    const raw = JSON.stringify({
-      eventId,
-      reference: pay.body.epc.reference,
-      amountMinor: pay.body.amountMinor,
-      currency: 'EUR',
-      bookedAt: '2026-12-03',
-    });
-    const res = await server.request('POST', '/webhooks/bank', {
-      raw,
-      token: null,
-      headers: {
-        'content-type': 'application/json',
-        'kioskhub-signature': signatureHeader(raw, SECRET, Math.floor(Date.now() / 1000)),
-      },
-    });
+    const { order, paymentId, credit } = await transferWaiting();
+    const eventId = `walk-paid-${paymentId}`;
+    const res = await credit({ eventId, bookedAt: '2026-12-03' });
     expect(res.body).toMatchObject({ ok: true, outcome: 'settled' });
     const event = await server.request('GET', `/v1/payment-events/bank/${eventId}`);
     expect(event.status, JSON.stringify(event.body)).toBe(200);
-    expect(event.body).toMatchObject({ status: 'PROCESSED', orderId: order.body.id, dispatch: 'NONE' });
+    expect(event.body).toMatchObject({ status: 'PROCESSED', orderId: order.id, dispatch: 'NONE' });
   });
 
   it('a guest route without a token says to send the table’s token, not to scan the QR again', async () => {
@@ -127,31 +135,12 @@ describe.each(engines())('cafe walkthrough defects (%s)', (engine) => {
   // wrong → 400 VALIDATION_FAILED naming the field, nothing stored". Any string up to 64 characters
   // is accepted and the credit applied.
   it('a signed bank credit whose bookedAt is not a date-time is refused, nothing stored', async () => {
-    const order = await guestOrder(server, cafe, cafe.tables[1]);
-    const pay = await server.request('POST', '/api/payments/initiate', {
-      token: cafe.tokens[cafe.tables[1]!]!,
-      body: { orderId: order.body.id, method: 'bank_transfer' },
-    });
-    expect(pay.status).toBe(201);
-    const raw = JSON.stringify({
-      eventId: `walk-${pay.body.paymentId}`,
-      reference: pay.body.epc.reference,
-      amountMinor: pay.body.amountMinor,
-      currency: 'EUR',
-      bookedAt: 'yesterday',
-    });
-    const res = await server.request('POST', '/webhooks/bank', {
-      raw,
-      token: null,
-      headers: {
-        'content-type': 'application/json',
-        'kioskhub-signature': signatureHeader(raw, SECRET, Math.floor(Date.now() / 1000)),
-      },
-    });
+    const { paymentId, credit } = await transferWaiting();
+    const res = await credit({ eventId: `walk-${paymentId}`, bookedAt: 'yesterday' });
     expect(res.status, JSON.stringify(res.body)).toBe(400);
     expect(res.body.error.code).toBe('VALIDATION_FAILED');
     expect(res.body.error.message).toContain('bookedAt');
-    const status = await server.request('GET', `/api/payments/${pay.body.paymentId}/status`);
+    const status = await server.request('GET', `/api/payments/${paymentId}/status`);
     expect(status.body).toMatchObject({ status: 'PENDING', receivedMinor: 0 });
   });
 });

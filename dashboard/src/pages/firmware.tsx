@@ -8,6 +8,7 @@ import { Link } from 'wouter';
 import { useAction } from '../action.ts';
 import { api } from '../api.ts';
 import { useAuth } from '../auth.tsx';
+import { fetchAllPages } from '../data.ts';
 import { ago, dateTime, titleCase } from '../format.ts';
 import {
   Columns,
@@ -230,18 +231,10 @@ export function FirmwarePage() {
   const artifacts = useQuery({
     queryKey: ['firmware', 'artifacts'],
     // Every image (a campaign names its image by id): follow the pages.
-    queryFn: async (): Promise<Page<Artifact>> => {
-      const items: Artifact[] = [];
-      let cursor: string | null = null;
-      do {
-        const page: Page<Artifact> = await api<Page<Artifact>>(
-          `/v1/firmware?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-        );
-        items.push(...page.items);
-        cursor = page.nextCursor;
-      } while (cursor && items.length < 2000);
-      return { items, nextCursor: null };
-    },
+    queryFn: async (): Promise<Page<Artifact>> => ({
+      items: await fetchAllPages<Artifact>('/v1/firmware'),
+      nextCursor: null,
+    }),
   });
   const campaigns = useQuery({
     queryKey: ['firmware', 'campaigns'],
