@@ -147,6 +147,18 @@ describe.skipIf(!withChromium)('customer pages in a browser', { timeout: 90_000 
     await form.getByLabel('Litres').fill('100');
     await form.getByRole('button', { name: 'Create plan' }).click();
     await expect.poll(() => form.getByRole('alert').textContent()).toContain('CONFLICT');
+    // Off sale and back: a plan is never deleted, and the server says so.
+    const row = page.locator('[data-testid="plan-rows"] tr', { hasText: 'jerry100' });
+    await row.getByRole('button', { name: 'Take off sale: jerry100' }).click();
+    await expect.poll(() => row.textContent()).toContain('Off sale');
+    const listed = async () =>
+      ((await server.request('GET', '/v1/water/plans')).body.items as { id: string; active: boolean }[]).find(
+        (p) => p.id === 'jerry100',
+      )?.active;
+    expect(await listed()).toBe(false);
+    await row.getByRole('button', { name: 'Put on sale: jerry100' }).click();
+    await expect.poll(() => row.textContent()).toContain('On sale');
+    expect(await listed()).toBe(true);
     await shot('plans');
   });
 

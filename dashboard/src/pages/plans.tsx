@@ -87,6 +87,33 @@ function NewPlan() {
   );
 }
 
+/** Takes a plan off sale (USSD and SMS stop offering it) or puts it back; a plan is never deleted. */
+function SaleToggle({ plan }: { plan: PlanView }) {
+  const client = useQueryClient();
+  const action = useAction();
+  return (
+    <>
+      <button
+        type="button"
+        disabled={action.busy}
+        aria-label={`${plan.active ? 'Take off sale' : 'Put on sale'}: ${plan.id}`}
+        onClick={() =>
+          void action.run(async () => {
+            await api(`/v1/water/plans/${encodeURIComponent(plan.id)}`, {
+              method: 'PATCH',
+              body: { active: !plan.active },
+            });
+            await client.invalidateQueries({ queryKey: ['plans'] });
+          })()
+        }
+      >
+        {plan.active ? 'Take off sale' : 'Put on sale'}
+      </button>
+      <ErrorNote error={action.error} />
+    </>
+  );
+}
+
 export function PlansPage() {
   const { can } = useAuth();
   const plans = useQuery({ queryKey: ['plans'], queryFn: () => api<Page<PlanView>>('/v1/water/plans') });
@@ -105,7 +132,16 @@ export function PlansPage() {
       >
         {() => (
           <TableWrap label="Plans, cheapest first">
-            <Columns names={['Id', 'Name', 'Gives', { name: 'Price', num: true }]} />
+            <Columns
+              names={[
+                'Id',
+                'Name',
+                'Gives',
+                { name: 'Price', num: true },
+                'Sale',
+                ...(can('manageCustomers') ? [{ name: 'Actions', srOnly: true }] : []),
+              ]}
+            />
             <tbody data-testid="plan-rows">
               {items.map((p) => (
                 <tr key={p.id}>
@@ -117,6 +153,12 @@ export function PlansPage() {
                       : litres(p.creditMl ?? 0)}
                   </td>
                   <td className="num">{money(p.priceMinor, p.currency)}</td>
+                  <td>{p.active ? 'On sale' : 'Off sale'}</td>
+                  {can('manageCustomers') && (
+                    <td>
+                      <SaleToggle plan={p} />
+                    </td>
+                  )}
                 </tr>
               ))}
             </tbody>
