@@ -5,24 +5,20 @@
 // with nothing changed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connected, engines, liveSocket, nextEvent, startServer, type TestServer } from './harness.js';
-import { countRows, guestOrder, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
+import { CAFE_IBAN, countRows, guestOrder, makeBankCafe, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 import { normaliseRfReference } from '../src/providers/bank/rf-reference.js';
 
 const SECRET = 'bank-webhook-secret-for-tests';
-const IBAN = 'DE89370400440532013000';
+const IBAN = CAFE_IBAN;
 
 describe.each(engines())('cafe bank transfers (%s)', (engine) => {
   let server: TestServer;
   let cafe: Cafe;
   beforeAll(async () => {
     server = await startServer({ engine, env: { BANK_WEBHOOK_SECRET: SECRET } });
-    cafe = await makeCafe(server);
-    const res = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, {
-      body: { bankAccount: { name: 'Corner Cafe', iban: IBAN, bic: 'COBADEFFXXX' } },
-    });
-    expect(res.status).toBe(200);
+    cafe = await makeBankCafe(server, { bic: 'COBADEFFXXX' });
   });
   afterAll(async () => server?.close());
 

@@ -54,6 +54,19 @@ export interface Cafe {
   sku: { latte: string; cake: string; soup: string };
 }
 
+/** The bank account of the bank-transfer tests (a valid German IBAN). */
+export const CAFE_IBAN = 'DE89370400440532013000';
+
+/** `makeCafe` with a bank account, so guests can pay by transfer (`bic` optional). */
+export async function makeBankCafe(server: TestServer, account: { bic?: string } = {}): Promise<Cafe> {
+  const cafe = await makeCafe(server);
+  const res = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, {
+    body: { bankAccount: { name: 'Corner Cafe', iban: CAFE_IBAN, ...account } },
+  });
+  if (res.status !== 200) throw new Error(`bank account: ${res.status} ${JSON.stringify(res.body)}`);
+  return cafe;
+}
+
 /** A site in EUR with a latte (350), a cake (400, 2 in stock) and a soup (500), and two tables. */
 export async function makeCafe(server: TestServer, tenantId?: string): Promise<Cafe> {
   const siteId = uid('cafe');

@@ -4,23 +4,19 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from './harness.js';
-import { guestOrder, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
+import { CAFE_IBAN, guestOrder, makeBankCafe, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 const SECRET = 'bank-webhook-secret-for-review';
-const IBAN = 'DE89370400440532013000';
+const IBAN = CAFE_IBAN;
 
 describe.each(engines())('cafe review (%s)', (engine) => {
   let server: TestServer;
   let cafe: Cafe;
   beforeAll(async () => {
     server = await startServer({ engine, env: { BANK_WEBHOOK_SECRET: SECRET } });
-    cafe = await makeCafe(server);
-    const res = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, {
-      body: { bankAccount: { name: 'Corner Cafe', iban: IBAN } },
-    });
-    expect(res.status).toBe(200);
+    cafe = await makeBankCafe(server);
   });
   afterAll(async () => server?.close());
 

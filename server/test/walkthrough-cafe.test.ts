@@ -2,22 +2,17 @@
 // docs/cafe-payments.md), each fixed: what the docs promise, on both engines.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from './harness.js';
-import { countRows, guestOrder, makeCafe, type Cafe } from './cafe-fixtures.js';
+import { countRows, guestOrder, makeBankCafe, type Cafe } from './cafe-fixtures.js';
 import { signatureHeader } from '../src/providers/bank/bank.signature.js';
 
 const SECRET = 'bank-webhook-secret-for-walkthrough';
-const IBAN = 'DE89370400440532013000';
 
 describe.each(engines())('cafe walkthrough defects (%s)', (engine) => {
   let server: TestServer;
   let cafe: Cafe;
   beforeAll(async () => {
     server = await startServer({ engine, env: { BANK_WEBHOOK_SECRET: SECRET } });
-    cafe = await makeCafe(server);
-    const res = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, {
-      body: { bankAccount: { name: 'Corner Cafe', iban: IBAN } },
-    });
-    expect(res.status).toBe(200);
+    cafe = await makeBankCafe(server);
   });
   afterAll(async () => server?.close());
 
