@@ -172,6 +172,8 @@ export interface SiteView {
   adHocCashOrders: boolean;
   /** The cash reader may cancel this site's sessions without a key under /sites/<id>/. */
   keylessCashCancel: boolean;
+  /** IANA time zone (`Africa/Nairobi`, default `UTC`): a water customer's day here is this zone's day. */
+  timeZone: string;
   createdAt: string;
   updatedAt: string;
 }

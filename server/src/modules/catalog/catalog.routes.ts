@@ -28,6 +28,7 @@ const SiteSchema = Type.Object({
   keylessCashCancel: Type.Boolean({
     description: 'the cash reader may cancel this site’s cash sessions without a key under /sites/<id>/',
   }),
+  timeZone: Type.String({ description: 'IANA time zone; a water customer’s day here is this zone’s day' }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -62,6 +63,15 @@ const siteFields = {
       description:
         'let /api/cash-payment/init open a session for an unknown order number ' +
         '(staff or a kiosk of this site); default false',
+    }),
+  ),
+  timeZone: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description:
+        'IANA time zone of the site (default UTC): the day a water customer’s daily limit counts ' +
+        'at this site’s kiosks',
     }),
   ),
   keylessCashCancel: Type.Optional(

@@ -9,6 +9,7 @@ import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { ProductRow, SiteRow } from '../../platform/db/schema.js';
 import { isKnownCurrency } from '../../platform/money.js';
 import { recordAudit } from '../audit/audit.service.js';
+import { isTimeZone } from '../reporting/local-buckets.js';
 import type { Order, OrderItem, OrdersService } from '../orders/orders.service.js';
 
 export type Site = SiteView;
@@ -20,6 +21,15 @@ function checkCurrency(currency: string | undefined): void {
   }
 }
 
+/** An IANA zone Intl knows, kept as given (Node's own canonical names are the old ones: Asia/Calcutta). */
+function checkTimeZone(timeZone: string | undefined): string | undefined {
+  if (timeZone !== undefined && !isTimeZone(timeZone))
+    throw validation(
+      `timeZone "${timeZone}" is not an IANA time zone (for example "Africa/Nairobi" or "UTC")`,
+    );
+  return timeZone;
+}
+
 export type Product = ProductView;
 
 /** What a site may be created or changed with, besides its id, name, address and phone. */
@@ -29,6 +39,7 @@ interface SiteSettings {
   taxRateBp: number;
   adHocCashOrders: boolean;
   keylessCashCancel: boolean;
+  timeZone: string;
 }
 
 export const toSite = (r: SiteRow): Site => ({
@@ -42,6 +53,7 @@ export const toSite = (r: SiteRow): Site => ({
   taxRateBp: Number(r.tax_rate_bp),
   adHocCashOrders: Number(r.ad_hoc_cash_orders) === 1,
   keylessCashCancel: Number(r.keyless_cash_cancel) === 1,
+  timeZone: r.time_zone,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -164,6 +176,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       actor: string,
     ): Promise<Site> {
       checkCurrency(input.currency);
+      const timeZone = checkTimeZone(input.timeZone) ?? 'UTC';
       const now = nowIso();
       const row: SiteRow = {
         tenant_id: tenantId,
@@ -176,6 +189,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         tax_rate_bp: input.taxRateBp ?? 0,
         ad_hoc_cash_orders: input.adHocCashOrders ? 1 : 0,
         keyless_cash_cancel: input.keylessCashCancel ? 1 : 0,
+        time_zone: timeZone,
         created_at: now,
         updated_at: now,
       };
@@ -215,6 +229,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
       alsoInTransaction?: (tx: Executor) => Promise<void>,
     ): Promise<Site> {
       checkCurrency(changes.currency);
+      const timeZone = checkTimeZone(changes.timeZone);
       return db.transaction().execute(async (tx) => {
         // The key-less claim is kept or given back from both flags as read here: on PostgreSQL the
         // row is locked first, so a concurrent update of the other flag is read after its commit
@@ -245,6 +260,7 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
           ...(changes.keylessCashCancel !== undefined
             ? { keyless_cash_cancel: changes.keylessCashCancel ? 1 : 0 }
             : {}),
+          ...(timeZone !== undefined ? { time_zone: timeZone } : {}),
           updated_at: nowIso(),
         };
         // One claim covers both key-less flags: taken when either is turned on, given back only

@@ -5,6 +5,20 @@ import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
 
 export const DEFAULT_SITE = 'default';
 
+/**
+ * The IANA time zone of a site (`UTC` when the site is not there): the water modules count a
+ * customer's day in it.
+ */
+export async function siteTimeZone(ex: Executor, tenantId: string, siteId: string): Promise<string> {
+  const row = await ex
+    .selectFrom('sites')
+    .select('time_zone')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', siteId)
+    .executeTakeFirst();
+  return row?.time_zone ?? 'UTC';
+}
+
 export function createSitesService(db: Db) {
   return {
     /** The `default` site of a tenant (INR until staff change it); nothing when it exists. */

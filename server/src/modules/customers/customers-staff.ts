@@ -12,7 +12,7 @@ import { enqueueOutbox } from '../../platform/outbox.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import type { Sms } from '../messaging/sms.js';
-import { usedTodayMl } from '../water/usage.js';
+import { homeSite, usedTodayMl } from '../water/usage.js';
 import { toCustomerBase, type CustomersService } from './customers.service.js';
 import { subscriptionRunChange } from './subscription-run.js';
 
@@ -54,7 +54,7 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
     return {
       ...base,
       creditsMl: await deps.ledger.balanceOf(ex, creditKey(row)),
-      usedTodayMl: await usedTodayMl(ex, row.tenant_id, row.id, new Date(now())),
+      usedTodayMl: await usedTodayMl(ex, row.tenant_id, row.id, homeSite(row), new Date(now())),
     };
   }
 

@@ -5,7 +5,7 @@ import type { CustomerRow, PlanRow } from '../../platform/db/schema.js';
 import { formatMinor } from '../../platform/money.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import { litres } from '../mobile-money/plan-settlement.js';
-import { usedTodayMl } from '../water/usage.js';
+import { homeSite, usedTodayMl } from '../water/usage.js';
 
 /** Africa's Talking's limit for one USSD screen, prefix included. */
 export const USSD_MAX_CHARS = 182;
@@ -59,7 +59,7 @@ export async function accountFacts(
   if (customer.daily_limit_ml === null) {
     lines.push('Today: no daily limit');
   } else {
-    const used = await usedTodayMl(ex, customer.tenant_id, customer.id, now);
+    const used = await usedTodayMl(ex, customer.tenant_id, customer.id, homeSite(customer), now);
     const left = Math.max(0, Number(customer.daily_limit_ml) - used);
     lines.push(`Today left: ${litres(left)} of ${litres(Number(customer.daily_limit_ml))}`);
   }

@@ -6,7 +6,7 @@
 import type { Db } from '../../platform/db/database.js';
 import type { WaterKeys } from './water-keys.js';
 import { pinVerifier, sha256Hex, signCache } from './water-keys.js';
-import { utcDayStart } from './usage.js';
+import { siteDay } from './usage.js';
 import type { Kiosk } from './verification.js';
 import type { WaterRepo } from './water.repo.js';
 
@@ -89,7 +89,8 @@ export function createCredentialCache(deps: {
           siteId: kiosk.siteId,
           limit: CACHE_MAX_CUSTOMERS,
         });
-        const used = await deps.repo.usedTodayByCustomer(tx, kiosk.tenantId, utcDayStart(at));
+        const day = await siteDay(tx, kiosk.tenantId, kiosk.siteId, at);
+        const used = await deps.repo.usedTodayByCustomer(tx, kiosk.tenantId, day.start);
         const current: { customerId: string; entry: CacheCustomer; digest: string }[] = [];
         for (const c of candidates) {
           const pin = deps.keys.open(kiosk.tenantId, c.id, c.sealed);

@@ -212,7 +212,10 @@ export function createDispenses(deps: DispensesDeps) {
     let flagged = parsed === null || parsed !== atMs;
     const id = newId();
     const limit = customer.daily_limit_ml === null ? null : Number(customer.daily_limit_ml);
-    if (limit !== null && (await usedTodayMl(ex, kiosk.tenantId, customer.id, at)) + item.dispensedMl > limit)
+    if (
+      limit !== null &&
+      (await usedTodayMl(ex, kiosk.tenantId, customer.id, kiosk.siteId, at)) + item.dispensedMl > limit
+    )
       flagged = true;
     const inserted = await deps.repo.insertDispense(ex, {
       id,

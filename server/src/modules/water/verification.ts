@@ -108,10 +108,10 @@ export const allowedAt = (customer: CustomerRow, siteId: string): boolean => {
 export function createVerification(deps: VerificationDeps) {
   const now = deps.now ?? Date.now;
 
-  async function userData(ex: Executor, customer: CustomerRow, at: Date): Promise<UserData> {
+  async function userData(ex: Executor, customer: CustomerRow, siteId: string, at: Date): Promise<UserData> {
     const creditMl = await deps.water.creditMl(ex, customer.tenant_id, customer.id);
     const limit = customer.daily_limit_ml === null ? null : Number(customer.daily_limit_ml);
-    const used = limit === null ? 0 : await usedTodayMl(ex, customer.tenant_id, customer.id, at);
+    const used = limit === null ? 0 : await usedTodayMl(ex, customer.tenant_id, customer.id, siteId, at);
     return {
       phone_number: customer.phone,
       account_id: customer.account_id,
@@ -176,7 +176,7 @@ export function createVerification(deps: VerificationDeps) {
     const pin = await deps.customers.checkPin(customer, req.pin, ex, { proof, noSlowWork: true });
     if (!pin.ok) return refuse(pin.code, customer.id);
     const at = new Date(now());
-    const data = await userData(ex, customer, at);
+    const data = await userData(ex, customer, kiosk.siteId, at);
     if (customer.active !== 1) return refuse('INACTIVE', customer.id, data);
     if (!allowedAt(customer, kiosk.siteId)) return refuse('KIOSK_NOT_ALLOWED', customer.id, data);
 

@@ -1204,6 +1204,20 @@ const ussdHopDigest: Migration = {
   },
 };
 
+/**
+ * A site's IANA time zone: the day a water customer's daily limit counts is the local day of the
+ * kiosk's site (it was the UTC day, so a kiosk in Nairobi started a new day at 03:00). Existing
+ * sites keep UTC until staff set theirs.
+ */
+const siteTimeZone: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .alterTable('sites')
+      .addColumn('time_zone', 'text', (c) => c.notNull().defaultTo('UTC'))
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1237,6 +1251,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0031_export_links': exportLinks,
       '0032_export_links_admin_key': exportLinksAdminKey,
       '0033_ussd_hop_digest': ussdHopDigest,
+      '0034_site_time_zone': siteTimeZone,
     }),
   };
 }

@@ -162,6 +162,8 @@ export interface SitesTable {
   ad_hoc_cash_orders: Generated<number>;
   /** 1: the cash reader may cancel this site's sessions without a key under /sites/<id>/. */
   keyless_cash_cancel: Generated<number>;
+  /** IANA time zone: a water customer's daily limit counts this site's local day. */
+  time_zone: Generated<string>;
   created_at: string;
   updated_at: string;
 }
