@@ -33,11 +33,22 @@ export function installMqttOta(deps: {
   resendAfterMs: number;
   /** The firmware on the machine's record (what its last birth named, whichever process heard it). */
   recordedFirmware(machineId: string): Promise<string | null | undefined>;
+  /**
+   * On an external broker, how long a SUCCEEDED may wait for a birth naming its version before it
+   * is refused (the first such report starts the wait). Default: 3 × resendAfterMs.
+   */
+  birthGraceMs?: number;
+  now?: () => number;
 }) {
   const { gateway, device, logger } = deps;
   const unanswered = new Map<string, Unanswered>();
   /** What each machine named in its last birth (firmware, hw): the skip rules of a push use it. */
   const births = new Map<string, DeviceReport>();
+  const now = deps.now ?? Date.now;
+  const birthGraceMs = deps.birthGraceMs ?? 3 * deps.resendAfterMs;
+  /** `<machineId> <deploymentId>` → when a SUCCEEDED no known birth backs was first left unanswered. */
+  const awaitingBirth = new Map<string, number>();
+  const AWAITING_MAX = 10_000;
 
   function forget(commandId: string): void {
     clearTimeout(unanswered.get(commandId)?.timer);
@@ -138,13 +149,31 @@ export function installMqttOta(deps: {
         } else if (!named(heard) && !named(await deps.recordedFirmware(machineId))) {
           // An external broker: the reconnect's birth may still be being taken on, here or by
           // another process of a cluster (which writes it to the machine's record). No answer, so
-          // the device sends the report again, and it is judged once the birth is known.
-          logger.info(
-            { machineId, deploymentId, currentVersion: report.currentVersion },
-            'mqtt: SUCCEEDED before a birth naming its version is known here; left for the device to send again',
+          // the device sends the report again, and it is judged once the birth is known; a device
+          // still sending it when the grace is over never rebooted into the version: refused.
+          const key = `${machineId} ${deploymentId}`;
+          const since = awaitingBirth.get(key);
+          if (since === undefined || now() - since < birthGraceMs) {
+            if (since === undefined) {
+              if (awaitingBirth.size >= AWAITING_MAX)
+                awaitingBirth.delete(awaitingBirth.keys().next().value!);
+              awaitingBirth.set(key, now());
+            }
+            logger.info(
+              { machineId, deploymentId, currentVersion: report.currentVersion },
+              'mqtt: SUCCEEDED before a birth naming its version is known here; left for the device to send again',
+            );
+            return;
+          }
+          awaitingBirth.delete(key);
+          throw new AppError(
+            'INVALID_STATE',
+            `SUCCEEDED over MQTT needs a reconnect whose birth names firmware ${report.currentVersion}; ` +
+              `none was seen within ${Math.round(birthGraceMs / 1000)} s of the first such report ` +
+              `(the device's last birth named ${heard ?? 'none'})`,
           );
-          return;
         }
+        awaitingBirth.delete(`${machineId} ${deploymentId}`);
       }
       const outcome = await device.applyStatus(machineId, deploymentId, report);
       answer = { deploymentId, seq: report.seq, ...outcome };
