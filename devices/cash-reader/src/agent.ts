@@ -54,7 +54,7 @@ export async function startCashReader(config: CashReaderConfig, deps: CashReader
     await queue.bind(insert.eventId, orderNumber);
     log.warn('insert from before a restart had no session yet; it will be reported as unallocated', {
       eventId: insert.eventId,
-      amount: formatMinor(insert.amountMinor),
+      amount: formatMinor(insert.amountMinor, insert.scale),
       orderNumber,
     });
   }
@@ -81,7 +81,7 @@ export async function startCashReader(config: CashReaderConfig, deps: CashReader
         if (decided.basis === 'no-session')
           log.warn('cash inserted while this kiosk has no open session; reporting it as unallocated', {
             eventId: insert.eventId,
-            amount: formatMinor(insert.amountMinor),
+            amount: formatMinor(insert.amountMinor, insert.scale),
             orderNumber: decided.orderNumber,
           });
         sender.wake();
@@ -109,11 +109,12 @@ export async function startCashReader(config: CashReaderConfig, deps: CashReader
           eventId: randomUUID(),
           kind: line.kind,
           amountMinor: line.amountMinor,
+          ...(line.scale ? { scale: line.scale } : {}),
           orderNumber: tracker.cachedOrderNumber() ?? null,
           detectedAt: new Date().toISOString(),
         };
         await queue.append(insert);
-        log.info(`${line.kind} ${formatMinor(line.amountMinor)} inserted`, {
+        log.info(`${line.kind} ${formatMinor(line.amountMinor, line.scale)} inserted`, {
           eventId: insert.eventId,
           orderNumber: insert.orderNumber,
         });

@@ -3,5 +3,5 @@ export { startCashReader, type CashReader, type CashReaderDeps } from './agent.j
 export { loadCashReaderConfig, type CashReaderConfig } from './config.js';
 export { openInsertQueue, type CashInsert, type InsertQueue } from './insert-queue.js';
 export { parseAcceptorLine, type AcceptorLine } from './line-protocol.js';
-export { minorToMajor, parseMajorAmount } from './money.js';
+export { minorToMajor, parseAcceptorAmount, parseMajorAmount } from './money.js';
 export { noSessionOrderNumber, selectOwnSession } from './session-tracker.js';

@@ -37,6 +37,22 @@ describe('on-disk insert queue', () => {
     await again.close();
   });
 
+  it('keeps an amount in thousandths across a restart; a record without a scale stays hundredths', async () => {
+    const queue = await openInsertQueue({ dir });
+    await queue.append({ ...insert(1), amountMinor: 5, scale: 3 });
+    await queue.append(insert(2));
+    await queue.close();
+    const again = await openInsertQueue({ dir });
+    expect(again.pending()).toEqual([{ ...insert(1), amountMinor: 5, scale: 3 }, insert(2)]);
+    expect(again.pending()[1]).not.toHaveProperty('scale');
+    // On disk thousandths have their own name: an earlier agent (hundredths only) cannot misread them.
+    const onDisk = lines(again.path).map((l) => JSON.parse(l).insert);
+    expect(onDisk[0]).toMatchObject({ eventId: 'ev-1', amountMilli: 5 });
+    expect(onDisk[0]).not.toHaveProperty('amountMinor');
+    expect(onDisk[1]).toMatchObject({ eventId: 'ev-2', amountMinor: 200 });
+    await again.close();
+  });
+
   it('replays an insert after a crash between append and acknowledgement', async () => {
     const queue = await openInsertQueue({ dir });
     await queue.append(insert(1));

@@ -9,7 +9,10 @@ import { lockQueueDir } from './queue-lock.js';
 export interface CashInsert {
   eventId: string;
   kind: InsertKind;
+  /** Hundredths of a major unit; thousandths when `scale` is 3. */
   amountMinor: number;
+  /** 3: `amountMinor` is in thousandths (an amount with a third decimal). Absent: hundredths. */
+  scale?: 3;
   /** The order the money is reported for; null until the agent has decided (see session-tracker.ts). */
   orderNumber: string | null;
   detectedAt: string;
@@ -28,13 +31,26 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 
 function asInsert(v: unknown): CashInsert | undefined {
   if (!isRecord(v)) return undefined;
-  const { eventId, kind, amountMinor, orderNumber, detectedAt } = v;
+  const { eventId, kind, amountMinor, amountMilli, orderNumber, detectedAt } = v;
   if (typeof eventId !== 'string' || (kind !== 'BILL' && kind !== 'COIN') || typeof detectedAt !== 'string')
     return undefined;
-  if (typeof amountMinor !== 'number' || !Number.isSafeInteger(amountMinor) || amountMinor <= 0)
-    return undefined;
   if (orderNumber !== null && typeof orderNumber !== 'string') return undefined;
+  const positive = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
+  // An amount with a third decimal is stored in thousandths under its own name (see `stored`).
+  if (amountMinor === undefined && positive(amountMilli))
+    return { eventId, kind, amountMinor: amountMilli, scale: 3, orderNumber, detectedAt };
+  if (!positive(amountMinor)) return undefined;
   return { eventId, kind, amountMinor, orderNumber, detectedAt };
+}
+
+/**
+ * An insert as the queue file holds it: hundredths as `amountMinor`, thousandths as `amountMilli`
+ * (never `amountMinor`, so an agent of an earlier version, which knows only hundredths, cannot
+ * read such a record as ten times the money: it moves it to the dead-letter file instead).
+ */
+function stored(insert: CashInsert): Record<string, unknown> {
+  const { scale, amountMinor, ...rest } = insert;
+  return scale === 3 ? { ...rest, amountMilli: amountMinor } : { ...rest, amountMinor };
 }
 
 /** One line of the queue file, or undefined when it cannot be read (a torn write). */
@@ -127,7 +143,7 @@ export async function openInsertQueue(options: InsertQueueOptions) {
     const handle = await open(tmp, 'w');
     try {
       const lines = [...pending.values()].map(
-        (insert) => `${JSON.stringify({ op: 'insert', insert } satisfies QueueRecord)}\n`,
+        (insert) => `${JSON.stringify({ op: 'insert', insert: stored(insert) })}\n`,
       );
       await handle.write(lines.join(''));
       await handle.sync();
@@ -181,7 +197,7 @@ export async function openInsertQueue(options: InsertQueueOptions) {
     /** Durable once this resolves. */
     append: (insert: CashInsert): Promise<void> =>
       serial(async () => {
-        await appendSynced(handle, { op: 'insert', insert } satisfies QueueRecord);
+        await appendSynced(handle, { op: 'insert', insert: stored(insert) });
         apply({ op: 'insert', insert: { ...insert } });
       }),
     bind: (eventId: string, orderNumber: string): Promise<void> =>

@@ -33,7 +33,7 @@ export function createInsertSender(deps: InsertSenderDeps) {
     const fields = {
       eventId: insert.eventId,
       kind: insert.kind,
-      amount: formatMinor(insert.amountMinor),
+      amount: formatMinor(insert.amountMinor, insert.scale),
       orderNumber: insert.orderNumber,
     };
     const answer = await client.postInsert(insert, signal);

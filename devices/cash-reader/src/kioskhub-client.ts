@@ -89,7 +89,7 @@ export function createKioskhubClient(options: KioskhubClientOptions) {
       try {
         const body = {
           orderNumber: insert.orderNumber,
-          amountAdded: minorToMajor(insert.amountMinor),
+          amountAdded: minorToMajor(insert.amountMinor, insert.scale),
           eventId: insert.eventId,
           kind: insert.kind,
         };

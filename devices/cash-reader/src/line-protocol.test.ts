@@ -8,6 +8,21 @@ describe('acceptor line protocol', () => {
     expect(parseAcceptorLine('  coin: 0.25 ')).toEqual({ type: 'insert', kind: 'COIN', amountMinor: 25 });
   });
 
+  it('reads a third decimal in thousandths (a 5-fils coin of a KWD acceptor)', () => {
+    expect(parseAcceptorLine('COIN:0.005')).toEqual({
+      type: 'insert',
+      kind: 'COIN',
+      amountMinor: 5,
+      scale: 3,
+    });
+    expect(parseAcceptorLine('BILL:1.234')).toEqual({
+      type: 'insert',
+      kind: 'BILL',
+      amountMinor: 1234,
+      scale: 3,
+    });
+  });
+
   it('knows the status lines and comments', () => {
     expect(parseAcceptorLine('READY\r')).toEqual({ type: 'ready' });
     expect(parseAcceptorLine('PONG')).toEqual({ type: 'pong' });
@@ -17,7 +32,15 @@ describe('acceptor line protocol', () => {
   });
 
   it('flags an insert whose amount cannot be read instead of ignoring it', () => {
-    for (const line of ['BILL:', 'BILL:abc', 'COIN:-5', 'BILL:0', 'BILL:1.234', 'BILL:999999']) {
+    for (const line of [
+      'BILL:',
+      'BILL:abc',
+      'COIN:-5',
+      'BILL:0',
+      'BILL:0.000',
+      'BILL:1.2345',
+      'BILL:999999',
+    ]) {
       expect(parseAcceptorLine(line)).toMatchObject({ type: 'malformed', line });
     }
   });

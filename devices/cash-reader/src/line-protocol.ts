@@ -1,12 +1,13 @@
 // The acceptor's serial line protocol (the Arduino sketch of the earlier kiosk): it sends
 // `BILL:<n>`, `COIN:<n>`, `READY`, `PONG` and `# …` comments; it takes PING, STATUS, RESET
 // and TEST:BILL:<n> / TEST:COIN:<n>. Parsing is pure so every case is unit-tested.
-import { parseMajorAmount } from './money.js';
+import { parseAcceptorAmount } from './money.js';
 
 export type InsertKind = 'BILL' | 'COIN';
 
 export type AcceptorLine =
-  | { type: 'insert'; kind: InsertKind; amountMinor: number }
+  /** `scale: 3`: `amountMinor` is in thousandths (a third decimal, e.g. a 5-fils coin `COIN:0.005`). */
+  | { type: 'insert'; kind: InsertKind; amountMinor: number; scale?: 3 }
   | { type: 'ready' }
   | { type: 'pong' }
   | { type: 'comment'; text: string }
@@ -26,14 +27,14 @@ export function parseAcceptorLine(raw: string): AcceptorLine {
   if (insert) {
     const kind = (insert[1] ?? '').toUpperCase() as InsertKind;
     const text = (insert[2] ?? '').trim();
-    const amountMinor = parseMajorAmount(text);
-    if (amountMinor === undefined)
+    const amount = parseAcceptorAmount(text);
+    if (amount === undefined)
       return {
         type: 'malformed',
         line,
-        reason: `"${text}" is not a positive amount with at most 2 decimals`,
+        reason: `"${text}" is not a positive amount with at most 3 decimals`,
       };
-    return { type: 'insert', kind, amountMinor };
+    return { type: 'insert', kind, ...amount };
   }
   return { type: 'other', line };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatMinor, minorToMajor, parseMajorAmount } from './money.js';
+import { formatMinor, minorToMajor, parseAcceptorAmount, parseMajorAmount } from './money.js';
 
 describe('amount conversion', () => {
   it('parses major units exactly into minor units', () => {
@@ -54,5 +54,23 @@ describe('amount conversion', () => {
   it('formats for logs', () => {
     expect(formatMinor(2550)).toBe('25.50');
     expect(formatMinor(5)).toBe('0.05');
+    expect(formatMinor(5, 3)).toBe('0.005');
+    expect(formatMinor(1250, 3)).toBe('1.250');
+  });
+
+  it('keeps an acceptor amount with a third decimal in thousandths, sent exactly', () => {
+    expect(parseAcceptorAmount('0.25')).toEqual({ amountMinor: 25 });
+    expect(parseAcceptorAmount('100')).toEqual({ amountMinor: 10_000 });
+    expect(parseAcceptorAmount('0.005')).toEqual({ amountMinor: 5, scale: 3 });
+    expect(parseAcceptorAmount('1.250')).toEqual({ amountMinor: 1250, scale: 3 });
+    expect(parseAcceptorAmount('100000.000')).toEqual({ amountMinor: 100_000_000, scale: 3 });
+    for (const bad of ['0.000', '1.2345', '100000.001', '.005', '1e-3', '-0.005'])
+      expect(parseAcceptorAmount(bad), bad).toBeUndefined();
+    for (const [minor, json] of [
+      [5, '0.005'],
+      [1255, '1.255'],
+      [100_001, '100.001'],
+    ] as const)
+      expect(JSON.stringify(minorToMajor(minor, 3))).toBe(json);
   });
 });

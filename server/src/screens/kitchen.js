@@ -71,12 +71,21 @@ async function load() {
   const events = { added: new Set(), removed: new Set() };
   loading.add(events);
   try {
-    const res = await api('/v1/kitchen/' + encodeURIComponent(siteId) + '/orders');
-    if (res.status === 401) return showLogin('Please sign in again.');
-    const body = await res.json();
-    const listed = new Set(body.items.map((o) => o.orderId || o.id));
+    // Every waiting order, a page at a time (a busy kitchen may have more than one page).
+    const items = [];
+    let cursor = null;
+    do {
+      const query = cursor ? '?cursor=' + encodeURIComponent(cursor) : '';
+      const res = await api('/v1/kitchen/' + encodeURIComponent(siteId) + '/orders' + query);
+      if (res.status === 401) return showLogin('Please sign in again.');
+      if (!res.ok) return;
+      const body = await res.json();
+      items.push(...body.items);
+      cursor = body.nextCursor;
+    } while (cursor);
+    const listed = new Set(items.map((o) => o.orderId || o.id));
     for (const id of [...orders.keys()]) if (!listed.has(id) && !events.added.has(id)) remove(id);
-    for (const o of body.items) if (!events.removed.has(o.orderId || o.id)) add(o);
+    for (const o of items) if (!events.removed.has(o.orderId || o.id)) add(o);
     $('empty').hidden = orders.size > 0;
   } finally {
     loading.delete(events);

@@ -16,7 +16,8 @@ export function createKitchenService(deps: {
 }) {
   const { db, orders } = deps;
   return {
-    openOrders: (tenantId: string, siteId: string): Promise<Order[]> => orders.kitchenQueue(tenantId, siteId),
+    openOrders: (tenantId: string, siteId: string, page: { limit: number; cursor?: string }) =>
+      orders.kitchenQueue(tenantId, siteId, page),
 
     async markReady(orderId: string, tenantId: string | null, actor: string): Promise<Order> {
       const found = await orders.findRow(orderId);

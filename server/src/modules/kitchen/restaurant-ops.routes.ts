@@ -5,7 +5,7 @@ import { validation } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { readableTenants, type SoleTenant } from '../../platform/operator-scope.js';
-import { EntityId, errors, Limit, OnePage, OpenObject } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, Limit, OnePage, OpenObject, Page } from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CashService } from '../cash/cash.service.js';
 import type { UnallocatedService } from '../cash/unallocated.js';
@@ -48,28 +48,37 @@ export function restaurantOpsRoutes(
     { additionalProperties: true },
   );
   const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
-  const TenantQuery = Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false });
 
   app.get(
     '/v1/kitchen/:siteId/orders',
     {
       schema: {
         tags: ['kitchen'],
-        summary: 'Paid orders waiting in the kitchen, oldest first',
+        summary: 'Paid orders waiting in the kitchen, oldest first, a page at a time',
+        description:
+          'limit 1–200 (default 200); follow nextCursor until it is null: every waiting order is on a page.',
         params: Type.Object({ siteId: EntityId }),
-        querystring: TenantQuery,
+        querystring: Type.Object(
+          {
+            tenantId: Type.Optional(EntityId),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 200 })),
+            cursor: Type.Optional(Cursor),
+          },
+          { additionalProperties: false },
+        ),
         response: {
-          200: OnePage(OrderSchema),
+          200: Page(OrderSchema),
           ...errors(400, 401, 403),
         },
       },
     },
     async (request) => {
       const p = await request.staff();
-      return {
-        items: await deps.kitchen.openOrders(actingTenant(p, request.query.tenantId), request.params.siteId),
-        nextCursor: null,
-      };
+      const { limit, cursor } = request.query;
+      return deps.kitchen.openOrders(actingTenant(p, request.query.tenantId), request.params.siteId, {
+        limit: limit ?? 200,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
     },
   );
 

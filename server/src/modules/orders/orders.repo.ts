@@ -83,19 +83,31 @@ export function createOrdersRepo(db: Db) {
       if (filter.before !== undefined) q = q.where('id', '<', filter.before);
       return q.execute();
     },
-    /** Paid orders of a site that no machine dispenses (the kitchen's), oldest paid first. */
-    listKitchenQueue(tenantId: string, siteId: string, limit: number): Promise<OrderRow[]> {
-      return db
+    /**
+     * Paid orders of a site that no machine dispenses (the kitchen's), oldest paid first; `after`:
+     * those that come after that position (a page's last order, ready since or not).
+     */
+    listKitchenQueue(
+      tenantId: string,
+      siteId: string,
+      limit: number,
+      after?: { paidAt: string; id: string },
+    ): Promise<OrderRow[]> {
+      let q = db
         .selectFrom('orders')
         .selectAll()
         .where('tenant_id', '=', tenantId)
         .where('site_id', '=', siteId)
         .where('status', '=', 'PAID')
-        .where('requires_dispense', '=', 0)
-        .orderBy('paid_at')
-        .orderBy('id')
-        .limit(limit)
-        .execute();
+        .where('requires_dispense', '=', 0);
+      if (after)
+        q = q.where((eb) =>
+          eb.or([
+            eb('paid_at', '>', after.paidAt),
+            eb.and([eb('paid_at', '=', after.paidAt), eb('id', '>', after.id)]),
+          ]),
+        );
+      return q.orderBy('paid_at').orderBy('id').limit(limit).execute();
     },
     listNeedingReview(filter: ReviewListFilter): Promise<OrderRow[]> {
       let q = db

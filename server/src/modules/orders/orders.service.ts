@@ -294,9 +294,26 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
       return repo.findByNumber(tenantId, orderNumber, ex);
     },
 
-    /** Paid kiosk orders of a site waiting in the kitchen, oldest paid first (at most 200). */
-    async kitchenQueue(tenantId: string, siteId: string): Promise<Order[]> {
-      return (await repo.listKitchenQueue(tenantId, siteId, 200)).map(toOrder);
+    /**
+     * Paid kiosk orders of a site waiting in the kitchen, oldest paid first, a page at a time: the
+     * cursor is the last order of the previous page (a paid kitchen order of this site, whether it
+     * is still waiting or was marked ready since); anything else is refused, never a page.
+     */
+    async kitchenQueue(
+      tenantId: string,
+      siteId: string,
+      page: { limit: number; cursor?: string },
+    ): Promise<{ items: Order[]; nextCursor: string | null }> {
+      let after: { paidAt: string; id: string } | undefined;
+      await knownCursor(page.cursor, async (id) => {
+        const row = await visible(id, tenantId);
+        if (!row || row.site_id !== siteId || row.paid_at === null || row.requires_dispense !== 0)
+          return undefined;
+        after = { paidAt: row.paid_at, id: row.id };
+        return row;
+      });
+      const rows = await repo.listKitchenQueue(tenantId, siteId, page.limit + 1, after);
+      return pageOf(rows, page.limit, toOrder);
     },
 
     /** Paid orders an operator must decide on (NEEDS_REVIEW, or FAILED after payment), newest first. */
