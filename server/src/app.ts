@@ -290,7 +290,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     },
   });
   const alerts = createAlertsService({ db });
-  const commands = createCommandsService({ db, dialect, orders, alerts });
+  const commands = createCommandsService({
+    db,
+    dialect,
+    orders,
+    alerts,
+    // A late SUCCESS for an order in review whose payment was refunded meanwhile raises an alert.
+    refundedOf: (ex, orderId) => paymentQueries.refundedForOrder(ex, orderId),
+  });
   const metrics = createMetrics({
     machinesOnline: presence.count,
     queueDepth: commands.queueDepth,
@@ -530,8 +537,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       ...(razorpayApi
         ? {
             razorpay: {
-              refund: async (id: string, amount: number) => ({
-                providerRefundId: (await razorpayApi.refundPayment(id, amount)).id,
+              // The refund's own id is the idempotency key: the job's retries are one refund.
+              refund: async (id: string, amount: number, ctx: { refundId: string }) => ({
+                providerRefundId: (await razorpayApi.refundPayment(id, amount, ctx.refundId)).id,
               }),
             },
           }

@@ -42,7 +42,9 @@ export function createCommandsService(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
   orders: Pick<OrdersService, 'note' | 'transition' | 'findRow'>;
-  alerts: Pick<AlertsService, 'raise'>;
+  alerts: Pick<AlertsService, 'raise' | 'raiseUnlessOpen'>;
+  /** What refunds gave back of an order's payments so far, in minor units (the payments module's). */
+  refundedOf?(ex: Executor, orderId: string): Promise<number>;
 }) {
   const { db, orders } = deps;
   const repo = createCommandsRepo(db);
@@ -69,6 +71,32 @@ export function createCommandsService(deps: {
       message:
         `Machine ${machineId} reported that it dispensed order ${order.order_number ?? order.id} after ` +
         'the order was marked refund due: the customer has the item, so the refund due is not owed',
+    });
+  }
+
+  /**
+   * A SUCCESS that settled a review (NEEDS_REVIEW → COMPLETED) for an order whose payment staff
+   * refunded meanwhile (through the payment, not the review's refund due): the customer has the
+   * item and money back, so the timeline says so and an alert asks staff to decide on the refund.
+   */
+  async function dispensedAfterRefund(tx: Executor, command: CommandRow, machineId: string): Promise<void> {
+    const refundedMinor = deps.refundedOf ? await deps.refundedOf(tx, command.order_id) : 0;
+    if (refundedMinor <= 0) return;
+    const order = await orders.findRow(command.order_id, tx);
+    if (!order) return;
+    await orders.note(tx, order.id, 'dispensed_after_review', `machine:${machineId}`, {
+      commandId: command.id,
+      status: order.status,
+      refundedMinor,
+    });
+    await deps.alerts.raise(tx, {
+      tenantId: order.tenant_id,
+      kind: 'DISPENSED_AFTER_REFUND',
+      subjectType: 'order',
+      subjectId: order.id,
+      message:
+        `Machine ${machineId} reported that it dispensed order ${order.order_number ?? order.id} after ` +
+        `${refundedMinor} ${order.currency} (minor units) of its payment was refunded: the customer has the item and the refund`,
     });
   }
 
@@ -319,7 +347,12 @@ export function createCommandsService(deps: {
       }
     },
 
-    /** The machine declined (busy, out of stock…): the command waits in the queue again. */
+    /**
+     * The machine declined (busy, out of stock…): the command waits in the queue again, and is
+     * offered again at the machine's next IDLE. A reason other than BUSY may never pass (a machine
+     * out of stock declines every time, and the orders paid after it wait behind it): the paid
+     * order raises a DISPENSE_DECLINED alert, once while it is open.
+     */
     async markDeclined(commandId: string, reason: string): Promise<void> {
       await db.transaction().execute(async (tx) => {
         const row = await tx
@@ -329,11 +362,24 @@ export function createCommandsService(deps: {
           .where('status', 'in', commandSourcesOf('QUEUED'))
           .returningAll()
           .executeTakeFirst();
-        if (row)
-          await orders.note(tx, row.order_id, 'command_declined', `machine:${row.machine_id}`, {
-            commandId,
-            reason,
-          });
+        if (!row) return;
+        await orders.note(tx, row.order_id, 'command_declined', `machine:${row.machine_id}`, {
+          commandId,
+          reason,
+        });
+        if (reason === 'BUSY') return;
+        // The machine's own words, shortened and without control characters (PostgreSQL text holds no NUL).
+        const said = reason.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64);
+        await deps.alerts.raiseUnlessOpen(tx, {
+          tenantId: row.tenant_id,
+          kind: 'DISPENSE_DECLINED',
+          subjectType: 'order',
+          subjectId: row.order_id,
+          message:
+            `Machine ${row.machine_id} declined to dispense paid order ${row.order_id} (${said}): ` +
+            'it is offered again whenever the machine is idle, and orders paid after it wait behind it; ' +
+            'fix the machine, or refund the order in full to cancel its dispense',
+        });
       });
     },
 
@@ -403,6 +449,8 @@ export function createCommandsService(deps: {
           },
         );
         if (!moved && result === 'SUCCESS') await dispensedAfterReview(tx, updated, machineId);
+        else if (result === 'SUCCESS' && command.status === 'NEEDS_REVIEW')
+          await dispensedAfterRefund(tx, updated, machineId);
         // No outbox kick: the result came in on the process holding the machine's socket, and the
         // gateway kicks its dispatch right after this commit (a crash in between is covered by
         // the dispatch on reconnect).

@@ -206,6 +206,11 @@ export function machinesRoutes(
             fixedAmountPaise: Type.Optional(
               Type.Union([Type.Integer({ minimum: 1, maximum: 100_000_000 }), Type.Null()]),
             ),
+            // The UPI string the QR encodes (what the dashboard draws); 512 characters always fit
+            // one QR code (2,331 bytes at error correction M, even at 4 bytes a character).
+            qrContent: Type.Optional(
+              Type.Union([Type.String({ minLength: 1, maxLength: 512 }), Type.Null()]),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -225,6 +230,7 @@ export function machinesRoutes(
           qrImageUrl: b.qrImageUrl ?? null,
           qrShortUrl: b.qrShortUrl ?? null,
           fixedAmountPaise: b.fixedAmountPaise ?? null,
+          qrContent: b.qrContent ?? null,
         },
         principal.actor,
       );

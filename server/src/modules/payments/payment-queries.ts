@@ -32,6 +32,16 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
         .execute();
     },
 
+    /** What refunds gave back of an order's payments so far, in minor units (0: nothing). */
+    async refundedForOrder(ex: Executor, orderId: string): Promise<number> {
+      const row = await ex
+        .selectFrom('payments')
+        .select((eb) => eb.fn.sum<number | string>('refunded_minor').as('refunded'))
+        .where('order_id', '=', orderId)
+        .executeTakeFirst();
+      return Number(row?.refunded ?? 0);
+    },
+
     /** True when this customer paid (or is paying) the order. */
     async isPayer(orderId: string, customerId: string): Promise<boolean> {
       const row = await db

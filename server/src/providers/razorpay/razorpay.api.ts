@@ -83,13 +83,20 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
     }
   }
 
-  async function callApi(what: string, method: 'GET' | 'POST', path: string, body?: Json): Promise<Json> {
+  async function callApi(
+    what: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: Json,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<Json> {
     const res = await send(what, `${base}${path}`, {
       method,
       headers: {
         authorization,
         accept: 'application/json',
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...extraHeaders,
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
@@ -162,12 +169,24 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
       return qr;
     },
 
-    /** POST /v1/payments/{id}/refund: a refund of `amountPaise` (partial or full) of a captured payment. */
-    async refundPayment(paymentId: string, amountPaise: number): Promise<{ id: string; status: string }> {
+    /**
+     * POST /v1/payments/{id}/refund: a refund of `amountPaise` (partial or full) of a captured
+     * payment. `idempotencyKey` (X-Refund-Idempotency: 10+ of `A–Z a–z 0–9 _ -`) makes a retry of
+     * the same refund, after an answer that was lost, return that refund instead of making another.
+     */
+    async refundPayment(
+      paymentId: string,
+      amountPaise: number,
+      idempotencyKey: string,
+    ): Promise<{ id: string; status: string }> {
       const what = `refunding Razorpay payment ${paymentId}`;
-      const entity = await callApi(what, 'POST', `/v1/payments/${encodeURIComponent(paymentId)}/refund`, {
-        amount: amountPaise,
-      });
+      const entity = await callApi(
+        what,
+        'POST',
+        `/v1/payments/${encodeURIComponent(paymentId)}/refund`,
+        { amount: amountPaise },
+        { 'x-refund-idempotency': idempotencyKey },
+      );
       const id = str(entity['id']);
       if (!id) throw new RazorpayApiError('bad_response', `${what}: the refund entity has no id`);
       return { id, status: str(entity['status']) ?? 'unknown' };
