@@ -593,6 +593,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     tableOrders: cafe.payments,
   });
   const unallocated = createUnallocatedService({ db, dialect, cash, ledger });
+  // Abandoned kiosk cash sessions: empty ones are cancelled, ones holding money raise an alert.
+  if (config.cashSessionIdleMs > 0)
+    scheduler.every(
+      'cash-session-expiry',
+      Math.max(1_000, Math.min(60_000, Math.floor(config.cashSessionIdleMs / 4))),
+      async () => {
+        const done = await cash.expireIdle(config.cashSessionIdleMs);
+        if (done.cancelled > 0 || done.stale > 0)
+          logger.info(done, 'cash sessions: idle ones cancelled or flagged');
+      },
+    );
   // Abandoned table orders: each has its own job; this sweep re-queues any that lost theirs.
   scheduler.every('cafe-order-expiry-sweep', Math.min(600_000, config.cafeOrderTtlMs), async () => {
     await cafe.expiry.sweep();

@@ -59,6 +59,8 @@ export interface Config {
   cardRefundParkedAlertMs: number;
   /** How long a cafe table order may stay unpaid before it is cancelled (UNPAID_EXPIRED). */
   cafeOrderTtlMs: number;
+  /** A kiosk cash session without money this long after opening is cancelled (0: never). */
+  cashSessionIdleMs: number;
   razorpay: {
     keyId: string | undefined;
     keySecret: string | undefined;
@@ -458,6 +460,7 @@ export function loadConfig(env: Env = process.env): Config {
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     cardRefundParkedAlertMs: integer(env, 'CARD_REFUND_PARKED_ALERT_MS', 3_600_000, 1_000, 7 * 86_400_000),
     cafeOrderTtlMs: integer(env, 'CAFE_ORDER_TTL_MS', 3 * 3_600_000, 1_000, 7 * 86_400_000),
+    cashSessionIdleMs: integer(env, 'CASH_SESSION_IDLE_MS', 15 * 60_000, 0, 7 * 86_400_000),
     razorpay: {
       keyId,
       keySecret,

@@ -146,6 +146,44 @@ export function createCashService(deps: {
     return q.executeTakeFirst();
   }
 
+  /** Cancels a PENDING session (locked by the caller) and its order; money inserted becomes a refund due. */
+  async function cancelPending(
+    tx: Executor,
+    s: CashSessionRow,
+    actor: string,
+    detail: Record<string, unknown>,
+  ): Promise<SessionView> {
+    const inserted = await insertedMinor(tx, s.id);
+    const current: CashSessionRow = {
+      ...s,
+      status: 'CANCELLED',
+      cancelled_at: nowIso(),
+      refund_due_minor: inserted,
+    };
+    await tx
+      .updateTable('cash_sessions')
+      .set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted })
+      .where('id', '=', s.id)
+      .execute();
+    await payments.fail(tx, s.id, 'CANCELLED');
+    // Money already inserted is owed back: a refund the kiosk or staff hand over.
+    const payment = inserted > 0 ? await payments.row(tx, s.id) : undefined;
+    if (payment)
+      await deps.refunds.record(tx, payment, {
+        amountMinor: inserted,
+        reason: 'cash session cancelled',
+        destination: 'refund_due',
+        actor,
+      });
+    await orders.transition(tx, s.order_id, 'CANCELLED', {
+      actor,
+      detail: { refundDueMinor: inserted, ...detail },
+    });
+    const v = await view(tx, current);
+    await announce(tx, current, v);
+    return v;
+  }
+
   async function announce(ex: Executor, s: CashSessionRow, v: SessionView): Promise<void> {
     await enqueueOutbox(ex, 'live', {
       tenantId: s.tenant_id,
@@ -498,36 +536,79 @@ export function createCashService(deps: {
           throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
         if (s.status === 'CANCELLED') return view(tx, s);
         if (s.status === 'PAID') throw new AppError('INVALID_STATE', `order ${orderNumber} is already paid`);
-        const inserted = await insertedMinor(tx, s.id);
-        const current: CashSessionRow = {
-          ...s,
-          status: 'CANCELLED',
-          cancelled_at: nowIso(),
-          refund_due_minor: inserted,
-        };
-        await tx
-          .updateTable('cash_sessions')
-          .set({ status: 'CANCELLED', cancelled_at: current.cancelled_at, refund_due_minor: inserted })
-          .where('id', '=', s.id)
-          .execute();
-        await payments.fail(tx, s.id, 'CANCELLED');
-        // Money already inserted is owed back: a refund the kiosk or staff hand over.
-        const payment = inserted > 0 ? await payments.row(tx, s.id) : undefined;
-        if (payment)
-          await deps.refunds.record(tx, payment, {
-            amountMinor: inserted,
-            reason: 'cash session cancelled',
-            destination: 'refund_due',
-            actor: scope.actor,
-          });
-        await orders.transition(tx, s.order_id, 'CANCELLED', {
-          actor: scope.actor,
-          detail: { refundDueMinor: inserted },
-        });
-        const v = await view(tx, current);
-        await announce(tx, current, v);
-        return v;
+        return cancelPending(tx, s, scope.actor, {});
       });
+    },
+
+    /**
+     * Abandoned sessions (a kiosk left with its cash session open): a PENDING session of a kiosk
+     * order nobody put money into within `idleMs` of opening is cancelled with its order, as a
+     * cancel at the kiosk would; one that holds money but got nothing for `idleMs` raises a
+     * CASH_SESSION_STALE alert (once while it is open) for staff to finish or cancel. An earlier
+     * cash reader credits the site's oldest open session, so an abandoned one would take the next
+     * customers' cash. Table orders are left to the cafe's own expiry. Returns what was done.
+     */
+    async expireIdle(idleMs: number, now = Date.now()): Promise<{ cancelled: number; stale: number }> {
+      const cutoff = new Date(now - idleMs).toISOString();
+      // Two lists, so that sessions left with money (waiting for staff) never crowd out the empty ones.
+      const pendingSince = (withMoney: boolean) =>
+        db
+          .selectFrom('cash_sessions as s')
+          .select(['s.id', 's.tenant_id', 's.order_id', 's.order_number'])
+          .where('s.status', '=', 'PENDING')
+          .where('s.started_at', '<', cutoff)
+          .where((eb) => {
+            const inserts = eb
+              .selectFrom('cash_inserts as i')
+              .select('i.id')
+              .whereRef('i.session_id', '=', 's.id');
+            return withMoney
+              ? eb.and([eb.exists(inserts), eb.not(eb.exists(inserts.where('i.recorded_at', '>=', cutoff)))])
+              : eb.not(eb.exists(inserts));
+          })
+          .orderBy('s.started_at')
+          .limit(200)
+          .execute();
+      const rows = [
+        ...(await pendingSince(false)).map((r) => ({ ...r, withMoney: false })),
+        ...(await pendingSince(true)).map((r) => ({ ...r, withMoney: true })),
+      ];
+      let cancelled = 0;
+      let stale = 0;
+      for (const r of rows) {
+        if ((await orders.findRow(r.order_id))?.source === 'table') continue;
+        if (r.withMoney) {
+          const s = await db
+            .selectFrom('cash_sessions')
+            .selectAll()
+            .where('id', '=', r.id)
+            .executeTakeFirst();
+          if (!s || s.status !== 'PENDING') continue;
+          const inserted = await insertedMinor(db, s.id);
+          const raised = await alerts.raiseUnlessOpen(db, {
+            tenantId: s.tenant_id,
+            kind: 'CASH_SESSION_STALE',
+            subjectType: 'order',
+            subjectId: s.order_id,
+            message:
+              `Cash session of order ${s.order_number} holds ${formatMinor(inserted, s.currency)} ` +
+              `of ${formatMinor(Number(s.total_required_minor), s.currency)} ${s.currency} and got nothing for ` +
+              `${Math.round(idleMs / 60_000)} min: finish it at the kiosk, or cancel it (the money inserted becomes a refund due)`,
+          });
+          if (raised) stale += 1;
+          continue;
+        }
+        const done = await db.transaction().execute(async (tx) => {
+          const s = await latestSession(tx, r.tenant_id, r.order_number, true);
+          // Re-read under the lock: paid, cancelled, reopened or given money meanwhile is left alone.
+          if (!s || s.id !== r.id || s.status !== 'PENDING' || (await insertedMinor(tx, s.id)) > 0)
+            return false;
+          await cancelPending(tx, s, 'system:cash-session-expiry', { reason: 'IDLE', idleMs });
+          return true;
+        });
+        if (done) cancelled += 1;
+      }
+      return { cancelled, stale };
     },
 
     async status(tenantId: string, siteId: string | null, orderNumber: string): Promise<SessionView> {

@@ -1218,6 +1218,15 @@ const siteTimeZone: Migration = {
   },
 };
 
+/** The idle cash-session sweep reads PENDING sessions by age: a partial index keeps it small. */
+const cashSessionsPending: Migration = {
+  async up(db: AnyDb) {
+    await sql`create index cash_sessions_pending_idx on cash_sessions (started_at) where status = 'PENDING'`.execute(
+      db,
+    );
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1252,6 +1261,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0032_export_links_admin_key': exportLinksAdminKey,
       '0033_ussd_hop_digest': ussdHopDigest,
       '0034_site_time_zone': siteTimeZone,
+      '0035_cash_sessions_pending': cashSessionsPending,
     }),
   };
 }
