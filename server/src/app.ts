@@ -645,6 +645,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     config: config.firmware,
     publicUrl: config.publicUrl,
     machines,
+    tenantExists: tenants.exists,
     wake: () => outbox.flushSoon(),
   });
   const otaPush = createOtaPush({
@@ -814,6 +815,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       warnOpenSite: (siteId) =>
         logger.warn({ siteId }, 'site accepts key-less printers under /sites/<id>/ (printQueueOpen)'),
       warnKeylessCashCancel: (siteId) => logger.warn({ siteId }, KEYLESS_CASH_CANCEL_WARNING),
+      tenantExists: tenants.exists,
     });
     restaurantOpsRoutes(s, {
       auth,
@@ -831,6 +833,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       plans,
       payments,
       dispenses: (tenantId, customerId, page) => listCustomerDispenses(db, tenantId, customerId, page),
+      tenantExists: tenants.exists,
     });
     waterRoutes(s, { auth, machines, water, db });
     cafe.routes(s, auth);

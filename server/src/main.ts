@@ -18,12 +18,17 @@ async function main(): Promise<void> {
   // Loaded only after the configuration is known to be good, so a bad variable fails at once.
   const { buildApp } = await import('./app.js');
   const { DataDirLockedError } = await import('./platform/db/data-dir-lock.js');
-  const { DatabaseUnreachableError, redactUrl } = await import('./platform/db/database.js');
+  const { DatabaseNewerError, DatabaseUnreachableError, redactUrl } =
+    await import('./platform/db/database.js');
   let kioskhub;
   try {
     kioskhub = await buildApp(config);
   } catch (err) {
-    if (err instanceof DataDirLockedError || err instanceof DatabaseUnreachableError) {
+    if (
+      err instanceof DataDirLockedError ||
+      err instanceof DatabaseUnreachableError ||
+      err instanceof DatabaseNewerError
+    ) {
       console.error(`kioskhub: ${err.message}`);
       process.exit(2);
     }

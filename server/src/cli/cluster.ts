@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startBalancer } from '../cluster/balancer.js';
 import { ConfigError, loadConfig } from '../platform/config.js';
-import { DatabaseUnreachableError, openDatabase } from '../platform/db/database.js';
+import { DatabaseNewerError, DatabaseUnreachableError, openDatabase } from '../platform/db/database.js';
 import { createTenantsService } from '../modules/tenants/tenants.service.js';
 
 /** Whether host:port can be listened on now (taken, or not allowed: false with the reason). */
@@ -133,7 +133,12 @@ async function main(): Promise<void> {
   try {
     tokenLines = await prepareDatabase();
   } catch (err) {
-    if (!(err instanceof ConfigError || err instanceof DatabaseUnreachableError)) throw err;
+    if (!(
+      err instanceof ConfigError ||
+      err instanceof DatabaseUnreachableError ||
+      err instanceof DatabaseNewerError
+    ))
+      throw err;
     console.error(`cluster: ${err instanceof ConfigError ? 'bad configuration: ' : ''}${err.message}`);
     process.exit(2);
   }

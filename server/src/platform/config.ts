@@ -297,15 +297,27 @@ function origins(env: Env): string[] {
 
 // Values copied from a documentation example instead of a real secret.
 const PLACEHOLDER =
-  /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(admin[-_ ]?)?(token|secret)|^(x+|0+|1234.*|secret.*|password.*)$/i;
+  /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(admin[-_ ]?)?(token|secret)|^(x+|0+)$/i;
+// Prefixes of example values, which a real random value may follow ("secret_<64 hex>").
+const PLACEHOLDER_PREFIX = /^(1234|secret|password)/i;
 
-const isPlaceholder = (value: string): boolean => PLACEHOLDER.test(value) || new Set(value).size < 4;
+const isPlaceholder = (value: string): boolean =>
+  PLACEHOLDER.test(value) || PLACEHOLDER_PREFIX.test(value) || new Set(value).size < 4;
+
+/**
+ * A refused value as an error may show it: an obvious placeholder whole, one refused for its
+ * prefix only by that prefix (what follows may be a real secret, and errors reach the logs).
+ */
+function placeholderShown(value: string): string {
+  const prefix = PLACEHOLDER.test(value) || new Set(value).size < 4 ? null : PLACEHOLDER_PREFIX.exec(value);
+  return prefix ? `a value starting with "${prefix[1]}"` : `"${value}"`;
+}
 
 function refusePlaceholder(name: string, value: string | undefined): void {
   if (value === undefined || !isPlaceholder(value)) return;
   throw new ConfigError(
     name,
-    `"${value}" is a placeholder, not a secret; ` +
+    `${placeholderShown(value)} is a placeholder, not a secret; ` +
       `set a random value (e.g. openssl rand -hex 24) or leave ${name} unset`,
   );
 }
@@ -324,7 +336,10 @@ function adminTokenText(env: Env): string | undefined {
     throw new ConfigError('ADMIN_TOKEN', `too short (${value.length} characters); ${ADMIN_TOKEN_RULE}`);
   }
   if (isPlaceholder(value)) {
-    throw new ConfigError('ADMIN_TOKEN', `"${value}" is a placeholder, not a secret; ${ADMIN_TOKEN_RULE}`);
+    throw new ConfigError(
+      'ADMIN_TOKEN',
+      `${placeholderShown(value)} is a placeholder, not a secret; ${ADMIN_TOKEN_RULE}`,
+    );
   }
   return value;
 }

@@ -3,6 +3,7 @@ import type { Executor } from '../../platform/db/database.js';
 import { forbidden } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import {
+  actingExistingTenant,
   actingTenant,
   requireAdmin,
   requireStaff,
@@ -111,6 +112,8 @@ export function catalogRoutes(
     warnOpenSite(siteId: string): void;
     /** A site now accepts the cash reader's key-less cancel (keylessCashCancel). */
     warnKeylessCashCancel(siteId: string): void;
+    /** Whether a tenant exists (ADMIN_TOKEN creating a site in a tenant it names). */
+    tenantExists(tenantId: string): Promise<boolean>;
     siteExtension?: SiteExtension;
   },
 ): void {
@@ -126,14 +129,15 @@ export function catalogRoutes(
           { id: EntityId, ...siteFields, tenantId: Type.Optional(EntityId) },
           { additionalProperties: false },
         ),
-        response: { 201: SiteSchema, ...errors(400, 401, 403, 409) },
+        response: { 201: SiteSchema, ...errors(400, 401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
       const principal = await auth.fromHeaders(request.headers);
       requireAdmin(principal);
       const { tenantId, ...input } = request.body;
-      const site = await catalog.createSite(actingTenant(principal, tenantId), input, principal.actor);
+      const acting = await actingExistingTenant(principal, tenantId, deps.tenantExists);
+      const site = await catalog.createSite(acting, input, principal.actor);
       if (site.printQueueOpen) deps.warnOpenSite(site.id);
       if (site.keylessCashCancel) deps.warnKeylessCashCancel(site.id);
       return reply.code(201).send(site);

@@ -3,7 +3,12 @@
 // calls one service function; the rules and the audit are in customers-staff.ts and plans.ts.
 import { Type } from '@sinclair/typebox';
 import { validation } from '../../platform/errors.js';
-import { actingTenant, tenantFilter, type StaffRole } from '../../platform/http/auth.js';
+import {
+  actingExistingTenant,
+  actingTenant,
+  tenantFilter,
+  type StaffRole,
+} from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { Cursor, EntityId, errors, Page } from '../../platform/http/schemas.js';
 import type { PaymentsService } from '../payments/payments.service.js';
@@ -51,6 +56,8 @@ export interface CustomersRoutesDeps {
     customerId: string,
     page: { cursor?: string; limit: number },
   ): Promise<{ items: DispenseView[]; nextCursor: string | null }>;
+  /** Whether a tenant exists (ADMIN_TOKEN registering a customer or a plan in a tenant it names). */
+  tenantExists(tenantId: string): Promise<boolean>;
 }
 
 const page = (q: { cursor?: string | undefined; limit: number }) => ({
@@ -75,7 +82,7 @@ export function customersRoutes(app: FastifyTypebox, deps: CustomersRoutesDeps):
     },
     async (request, reply) => {
       const p = await request.staff(CUSTOMER_STAFF);
-      const tenantId = actingTenant(p, request.query.tenantId);
+      const tenantId = await actingExistingTenant(p, request.query.tenantId, deps.tenantExists);
       const { phone, fullName, pin, siteIds, reason } = request.body;
       const customer = await staff.register(
         {
@@ -309,7 +316,8 @@ export function customersRoutes(app: FastifyTypebox, deps: CustomersRoutesDeps):
     },
     async (request, reply) => {
       const p = await request.staff(CUSTOMER_STAFF);
-      const plan = await deps.plans.create(actingTenant(p, request.query.tenantId), request.body, p.actor);
+      const tenantId = await actingExistingTenant(p, request.query.tenantId, deps.tenantExists);
+      const plan = await deps.plans.create(tenantId, request.body, p.actor);
       return reply.code(201).send(plan);
     },
   );

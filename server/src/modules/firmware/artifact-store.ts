@@ -26,6 +26,8 @@ export function createArtifactStore(dir: string) {
   };
 
   return {
+    /** The folder (FIRMWARE_DIR), for messages that name it. */
+    dir,
     pathOf,
     /** Streams an upload to a temporary file, hashing it on the way. */
     async stage(source: Readable): Promise<StagedImage> {

@@ -108,6 +108,15 @@ export function deviceFirmwareRoutes(
       const { sha256 } = request.params as { sha256: string };
       const artifact = await deps.artifacts.findForDevice(m.tenantId, sha256);
       const size = artifact ? await deps.store.size(sha256) : undefined;
+      if (artifact && size === undefined) {
+        // Known to the database, missing on this host's disk: the database was restored without
+        // FIRMWARE_DIR, or several hosts do not share it (docs/operations.md). Say so.
+        request.log.error(
+          { sha256, firmwareDir: deps.store.dir, machineId: m.machineId },
+          'firmware image is in the database but not in FIRMWARE_DIR on this process: every process must ' +
+            'read one FIRMWARE_DIR (shared storage), and it is backed up and restored with the database',
+        );
+      }
       if (!artifact || size === undefined) throw notFound('firmware image', sha256);
       const etag = `"${sha256}"`;
       void reply

@@ -27,6 +27,7 @@ export function createFirmware(deps: {
   config: FirmwareConfig;
   publicUrl: string | undefined;
   machines: Pick<MachinesService, 'listForTarget'>;
+  tenantExists(tenantId: string): Promise<boolean>;
   /** Runs due jobs soon (the next tick is due in `tickMs`). */
   wake(): void;
 }) {
@@ -75,7 +76,13 @@ export function createFirmware(deps: {
       },
     },
     async routes(app: FastifyTypebox, auth: Authenticator): Promise<void> {
-      await firmwareRoutes(app, { artifacts, campaigns, store, maxBytes: deps.config.maxBytes });
+      await firmwareRoutes(app, {
+        artifacts,
+        campaigns,
+        store,
+        maxBytes: deps.config.maxBytes,
+        tenantExists: deps.tenantExists,
+      });
       deviceFirmwareRoutes(app, { auth, device, artifacts, store });
     },
   };

@@ -4,7 +4,12 @@ import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError, validation } from '../../platform/errors.js';
-import { actingTenant, tenantFilter, type Principal } from '../../platform/http/auth.js';
+import {
+  actingExistingTenant,
+  actingTenant,
+  tenantFilter,
+  type Principal,
+} from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { Cursor, EntityId, errors, Limit } from '../../platform/http/schemas.js';
 import type { ArtifactStore, StagedImage } from './artifact-store.js';
@@ -65,6 +70,8 @@ export interface FirmwareRouteDeps {
   campaigns: Campaigns;
   store: ArtifactStore;
   maxBytes: number;
+  /** Whether a tenant exists (ADMIN_TOKEN uploading for a tenant it names). */
+  tenantExists(tenantId: string): Promise<boolean>;
 }
 
 /** Reads the multipart upload: the image streams to a staged file, the other fields are text. */
@@ -127,7 +134,7 @@ export async function firmwareRoutes(app: FastifyTypebox, deps: FirmwareRouteDep
         tags: ['firmware'],
         summary: 'Upload a signed firmware image (multipart: image, manifest, signature, keyId)',
         consumes: ['multipart/form-data'],
-        response: { ...errors(400, 401, 403, 409) },
+        response: { ...errors(400, 401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
@@ -137,7 +144,7 @@ export async function firmwareRoutes(app: FastifyTypebox, deps: FirmwareRouteDep
       const { fields, image } = await readUpload(request, deps.store, deps.maxBytes);
       let tenantId: string;
       try {
-        tenantId = actingTenant(principal, fields.tenantId);
+        tenantId = await actingExistingTenant(principal, fields.tenantId, deps.tenantExists);
       } catch (err) {
         await image?.discard();
         throw err;

@@ -10,7 +10,7 @@ import {
   type Authenticator,
 } from '../../platform/http/auth.js';
 import type { LoginGuard } from '../../platform/http/login-guard.js';
-import { Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, expectNoBody, Limit, Page } from '../../platform/http/schemas.js';
 import { forbidden } from '../../platform/errors.js';
 import type { UsersService } from './users.service.js';
 
@@ -116,10 +116,11 @@ export function usersRoutes(
         tags: ['auth'],
         summary: 'Delete a user; its tokens stop working at once',
         params: UserParams,
-        response: { 204: Type.Null(), ...errors(401, 403, 404, 409) },
+        response: { 204: Type.Null(), ...errors(400, 401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
+      expectNoBody(request.body);
       const principal = await deps.auth.fromHeaders(request.headers);
       requireAdmin(principal);
       await deps.users.remove(request.params.id, tenantFilter(principal), principal.actor);
@@ -155,10 +156,11 @@ export function usersRoutes(
       schema: {
         tags: ['auth'],
         summary: 'End every session of the signed-in staff user (all of its tokens)',
-        response: { 204: Type.Null(), ...errors(401, 403) },
+        response: { 204: Type.Null(), ...errors(400, 401, 403) },
       },
     },
     async (request, reply) => {
+      expectNoBody(request.body);
       const principal = await request.staff();
       if (principal.kind !== 'user')
         throw forbidden('ADMIN_TOKEN has no session to end; change the variable to revoke it');

@@ -51,6 +51,12 @@ const pgTypes = {
 /** PostgreSQL did not answer at start: the message names DATABASE_URL (without its password). */
 export class DatabaseUnreachableError extends Error {}
 
+/**
+ * The database was migrated by a newer Kioskhub than this one (going back after an upgrade): a
+ * restart cannot help, so start-up names what the database needs instead of starting.
+ */
+export class DatabaseNewerError extends Error {}
+
 /** A connection URL fit to print: its password replaced by `***`. */
 export function redactUrl(raw: string): string {
   try {
@@ -233,7 +239,35 @@ async function migrate(db: Db, dialect: 'sqlite' | 'postgres', schema?: string):
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
+    const unknown = await migrationsUnknownHere(db, dialect, schema);
+    if (unknown.length > 0) {
+      throw new DatabaseNewerError(
+        `this database was upgraded by a newer Kioskhub: it has ${unknown.length === 1 ? 'migration' : 'migrations'} ` +
+          `${unknown.join(', ')}, which this version does not know, and an older version cannot run on it. ` +
+          'Start the version that upgraded it, or restore the backup taken before the upgrade ' +
+          '(docs/operations.md, "Upgrades"). Nothing was changed.',
+      );
+    }
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
+  }
+}
+
+/** Migrations the database has run that this version does not have (a newer version ran them). */
+async function migrationsUnknownHere(
+  db: Db,
+  dialect: 'sqlite' | 'postgres',
+  schema?: string,
+): Promise<string[]> {
+  try {
+    const known = new Set(Object.keys(await migrationProvider(dialect).getMigrations()));
+    const table = sql.table(schema ? `${schema}.kysely_migration` : 'kysely_migration');
+    const { rows } = await sql<{ name: string }>`select name from ${table}`.execute(db);
+    return rows
+      .map((r) => r.name)
+      .filter((name) => !known.has(name))
+      .sort();
+  } catch {
+    return [];
   }
 }
 

@@ -283,6 +283,22 @@ export function actingTenant(principal: Principal, requested?: string): string {
   return principal.tenantId;
 }
 
+/**
+ * `actingTenant` for a write that creates rows in that tenant: a tenant ADMIN_TOKEN names must
+ * exist (`404`), as a mistyped `tenantId` would otherwise fail on the database's reference (a 500)
+ * or leave rows of a tenant nobody can sign in to.
+ */
+export async function actingExistingTenant(
+  principal: Principal,
+  requested: string | undefined,
+  tenantExists: (tenantId: string) => Promise<boolean>,
+): Promise<string> {
+  const tenantId = actingTenant(principal, requested);
+  if (principal.kind === 'admin' && requested !== undefined && !(await tenantExists(tenantId)))
+    throw new AppError('NOT_FOUND', `tenant "${tenantId}" does not exist`);
+  return tenantId;
+}
+
 /** Tenant filter for reads: null means all tenants (ADMIN_TOKEN). */
 export const tenantFilter = (principal: Principal): string | null => principal.tenantId;
 

@@ -1,5 +1,6 @@
 // Schema pieces shared by routes; the OpenAPI document is generated from these.
 import { Type, type TSchema } from '@sinclair/typebox';
+import { validation } from '../errors.js';
 
 export const ErrorResponse = Type.Object(
   {
@@ -36,3 +37,19 @@ export const OnePage = <T extends TSchema>(item: T) =>
 export const OpenObject = Type.Object({}, { additionalProperties: true });
 
 export const bearerSecurity = [{ bearer: [] }, { apiKey: [] }];
+
+/**
+ * For a write that takes no body: none, or `{}`. Anything else is refused like an unknown field
+ * (`400 VALIDATION_FAILED`, naming it) before anything is read or changed (docs/api.md §1).
+ */
+export function expectNoBody(body: unknown): void {
+  if (body === undefined) return;
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    const field = Object.keys(body)[0];
+    if (field === undefined) return;
+    throw validation(`body: unknown field "${field}"`, [
+      { path: 'body', message: 'must NOT have additional properties', field },
+    ]);
+  }
+  throw validation('body must be empty or an empty JSON object');
+}
