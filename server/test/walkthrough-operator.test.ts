@@ -133,6 +133,40 @@ for (const engine of engines()) {
       expect((await server.request('DELETE', `/v1/users/${id}`, { body: {} })).status).toBe(204);
       expect((await server.request('GET', '/v1/auth/me', { token })).status).toBe(401);
     });
+
+    it('a wrong current password on POST /v1/auth/password is audited (user.password_change_failed) and changes nothing', async () => {
+      const email = `${uid('u')}@example.com`;
+      const created = await server.request('POST', '/v1/users', {
+        body: { email, password: 'a long password', role: 'staff' },
+      });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      const login = await server.request('POST', '/v1/auth/login', {
+        body: { email, password: 'a long password' },
+        token: null,
+      });
+      const token = login.body.token as string;
+      // A stolen token guessing the password: each wrong guess leaves a trace, like a failed sign-in.
+      const wrong = await server.request('POST', '/v1/auth/password', {
+        token,
+        body: { currentPassword: 'a guess', newPassword: 'taken over 123' },
+      });
+      expect(wrong.status).toBe(403);
+      const audit = await server.request('GET', `/v1/audit?action=user.password_change_failed&subjectId=${id}`);
+      expect(audit.status).toBe(200);
+      expect(audit.body.items).toHaveLength(1);
+      expect(audit.body.items[0]).toMatchObject({
+        actor: `user:${email}`,
+        after: { reason: 'wrong_current_password' },
+      });
+      expect(JSON.stringify(audit.body.items[0])).not.toContain('a guess');
+      expect((await server.request('GET', '/v1/auth/me', { token })).status).toBe(200);
+      const stillOld = await server.request('POST', '/v1/auth/login', {
+        body: { email, password: 'a long password' },
+        token: null,
+      });
+      expect(stillOld.status).toBe(200);
+    });
   });
 }
 

@@ -61,7 +61,7 @@ export async function changeOwnPassword(
     hashCost: PasswordHashCost;
     revoked(userId: string): void;
   },
-  input: { id: string; current: string; next: string; actor: string },
+  input: { id: string; current: string; next: string; actor: string; address?: string },
 ): Promise<UserRow> {
   const { db } = deps;
   const row = await db.selectFrom('users').selectAll().where('id', '=', input.id).executeTakeFirst();
@@ -72,7 +72,18 @@ export async function changeOwnPassword(
       if (err instanceof AppError) throw err;
       return false;
     });
-  if (!ok) throw forbidden('the current password is wrong');
+  if (!ok) {
+    // A wrong guess with a valid token (a stolen one, say) is audited like a failed sign-in.
+    await recordAudit(db, {
+      tenantId: row.tenant_id,
+      actor: input.actor,
+      action: 'user.password_change_failed',
+      subjectType: 'user',
+      subjectId: input.id,
+      after: { reason: 'wrong_current_password', ...(input.address ? { address: input.address } : {}) },
+    });
+    throw forbidden('the current password is wrong');
+  }
   const passwordHash = await deps.hashing(() => hashPassword(input.next, deps.hashCost));
   const updated = await db.transaction().execute(async (tx) => {
     // Only from the state the current password was checked against: a change made meanwhile

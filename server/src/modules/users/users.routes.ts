@@ -198,7 +198,13 @@ export function usersRoutes(
       // Guessing the current password with a stolen token counts like sign-in attempts.
       const me = principal.actor.replace(/^user:/, '');
       await deps.loginGuard.admit(request.ip, me);
-      return deps.users.changeOwnPassword(principal.userId, currentPassword, newPassword, principal.actor);
+      return deps.users.changeOwnPassword(
+        principal.userId,
+        currentPassword,
+        newPassword,
+        principal.actor,
+        request.ip,
+      );
     },
   );
 

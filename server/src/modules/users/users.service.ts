@@ -319,8 +319,16 @@ export function createUsersService(deps: {
       current: string,
       next: string,
       actor: string,
+      /** The client address, for the audit row of a wrong current password. */
+      address?: string,
     ): Promise<{ token: string; user: User }> {
-      const updated = await changeOwnPassword(deps, { id, current, next, actor });
+      const updated = await changeOwnPassword(deps, {
+        id,
+        current,
+        next,
+        actor,
+        ...(address ? { address } : {}),
+      });
       const user = toUser(updated);
       return { token: await deps.issueToken({ ...user, tokenVersion: updated.token_version }), user };
     },
