@@ -45,7 +45,7 @@ import { createPaymentsService } from './modules/payments/payments.service.js';
 import { createPaymentsRepo } from './modules/payments/payments.repo.js';
 import { createPaymentQueries } from './modules/payments/payment-queries.js';
 import { createSettlement } from './modules/payments/settlement.js';
-import { createRefunds } from './modules/payments/refunds.js';
+import { createRefunds, RefundRefusedError } from './modules/payments/refunds.js';
 import { createIntents } from './modules/payments/intents.js';
 import { createMethodRegistry } from './modules/payments/methods.js';
 import { createArrivals } from './modules/payments/arrivals.js';
@@ -65,7 +65,7 @@ import { createCustomersStaff } from './modules/customers/customers-staff.js';
 import { customersRoutes } from './modules/customers/customers.routes.js';
 import { createPlans } from './modules/customers/plans.js';
 import { listCustomerDispenses } from './modules/water/customer-dispenses.js';
-import { createRazorpayClient } from './providers/razorpay/razorpay.api.js';
+import { createRazorpayClient, isRazorpayRefusal } from './providers/razorpay/razorpay.api.js';
 import { createMomoClient } from './providers/momo/momo.api.js';
 import { momoStatusSource } from './providers/momo/momo.status.js';
 import { momoCallbackRoutes } from './providers/momo/momo.routes.js';
@@ -533,20 +533,31 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     dialect,
     ledger,
     customers,
+    alerts,
     providers: {
       ...(razorpayApi
         ? {
             razorpay: {
-              // The refund's own id is the idempotency key: the job's retries are one refund.
-              refund: async (id: string, amount: number, ctx: { refundId: string }) => ({
-                providerRefundId: (await razorpayApi.refundPayment(id, amount, ctx.refundId)).id,
-              }),
+              // The refund's own id is the idempotency key: the job's retries are one refund. A
+              // 4xx (but 408, 429) is Razorpay refusing it for good: the refund ends FAILED.
+              refund: async (id: string, amount: number, ctx: { refundId: string }) => {
+                try {
+                  return { providerRefundId: (await razorpayApi.refundPayment(id, amount, ctx.refundId)).id };
+                } catch (err) {
+                  throw isRazorpayRefusal(err) ? new RefundRefusedError(err.message) : err;
+                }
+              },
             },
           }
         : {}),
       ...(cardGateway ? { [cardGateway.provider]: cardGateway } : {}),
     },
   });
+  // A provider refund whose job ran out of attempts gave nothing back that we know of: it ends
+  // FAILED with a REFUND_FAILED alert rather than staying PENDING (and a JOB_FAILED alert).
+  outbox.handleFailure('refund', (p, error) =>
+    refunds.failProviderRefund(p.refundId, { kind: 'gave_up', error }),
+  );
   // A refund of a vending order's payment ends its dispense not yet sent, or waits for the one
   // the machine holds (docs/api.md §8).
   refunds.onRecording(async (ex, payment, refund) => {

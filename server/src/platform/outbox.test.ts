@@ -99,6 +99,48 @@ describe.each(engines())('job table (%s)', (engine) => {
     expect(rows).toEqual([{ status: 'FAILED', attempts: 3, last_error: 'room service down' }]);
   });
 
+  it('lets a topic end its own job that failed for good, once, instead of the generic alert', async () => {
+    const { db, dialect } = await open();
+    await enqueueOutbox(db, 'refund', { tenantId: 't1', refundId: 'r-ended' });
+    await enqueueOutbox(db, 'refund', { tenantId: 't1', refundId: 'r-kept' });
+    await enqueueOutbox(db, 'refund', { tenantId: 't1', refundId: 'r-throws' });
+    const failed: { topic: string; tenantId: string | null; error: string }[] = [];
+    const ended: { refundId: string; error: string }[] = [];
+    const relay = createOutboxRelay({
+      db,
+      dialect,
+      logger,
+      backoffBaseMs: 5,
+      maxAttempts: 2,
+      onFailed: async (job) => void failed.push(job),
+    });
+    relay.handleFailure('refund', async (p, error) => {
+      ended.push({ refundId: p.refundId, error });
+      if (p.refundId === 'r-throws') throw new Error('database gone');
+      return p.refundId === 'r-ended';
+    });
+    relay.start(
+      {
+        ...quiet,
+        refund: (p) => {
+          throw new Error(`no answer for ${p.refundId}`);
+        },
+      },
+      5,
+    );
+    const deadline = Date.now() + 5_000;
+    while (ended.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    await relay.stop();
+    expect(ended.sort((a, b) => a.refundId.localeCompare(b.refundId))).toEqual([
+      { refundId: 'r-ended', error: 'no answer for r-ended' },
+      { refundId: 'r-kept', error: 'no answer for r-kept' },
+      { refundId: 'r-throws', error: 'no answer for r-throws' },
+    ]);
+    // Ended by its topic: no generic alert; not ended (false, or its ending threw): the alert.
+    expect(failed.map((f) => f.error).sort()).toEqual(['no answer for r-kept', 'no answer for r-throws']);
+  });
+
   it('runs immediate and due scheduled jobs in the order they were written, never a job not yet due', async () => {
     const { db, dialect } = await open();
     const past = new Date(Date.now() - 60_000).toISOString();

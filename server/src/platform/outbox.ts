@@ -26,6 +26,14 @@ export interface OutboxTopics {
 export type OutboxTopic = keyof OutboxTopics;
 export type OutboxHandler<T extends OutboxTopic> = (payload: OutboxTopics[T]) => void | Promise<void>;
 export type OutboxHandlers = { [T in OutboxTopic]?: OutboxHandler<T> };
+/**
+ * Told once when a job of its topic ends FAILED, with the job's payload and last error: ends what
+ * the job was for (its own state and alert). True when it did, so no JOB_FAILED alert is raised.
+ */
+export type OutboxFailureHandler<T extends OutboxTopic> = (
+  payload: OutboxTopics[T],
+  error: string,
+) => Promise<boolean>;
 
 export async function enqueueOutbox<T extends OutboxTopic>(
   ex: Executor,
@@ -116,6 +124,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   const maxAttempts = deps.maxAttempts ?? 8;
   const leaseMs = deps.leaseMs ?? 60_000;
   const registered = new Map<string, (payload: unknown) => void | Promise<void>>();
+  const onFinal = new Map<string, (payload: unknown, error: string) => Promise<boolean>>();
   let running = false;
   let scheduled = false;
   // Relays run one after another; drain() never rejects, so the chain never breaks.
@@ -187,7 +196,17 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     deps.onOutcome?.(row.topic, final ? 'failed' : 'retry');
     if (final) {
       deps.logger.error({ err, topic: row.topic, jobId: row.id, attempts }, 'job failed for good');
-      const tenantId = (JSON.parse(row.payload) as { tenantId?: unknown }).tenantId;
+      const payload = JSON.parse(row.payload) as { tenantId?: unknown };
+      const tenantId = payload.tenantId;
+      const ended = onFinal.get(row.topic);
+      if (ended) {
+        try {
+          if (await ended(payload, error)) return;
+        } catch (endErr) {
+          // Its own ending failed: the generic alert below still tells staff of the job.
+          deps.logger.error({ err: endErr, topic: row.topic, jobId: row.id }, 'ending a failed job failed');
+        }
+      }
       await deps.onFailed?.({
         id: Number(row.id),
         topic: row.topic,
@@ -250,6 +269,11 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     handle<T extends OutboxTopic>(topic: T, handler: OutboxHandler<T>): void {
       if (registered.has(topic)) throw new Error(`job topic "${topic}" already has a handler`);
       registered.set(topic, handler as (payload: unknown) => void | Promise<void>);
+    },
+    /** What ends a job of `topic` that failed for good, instead of a JOB_FAILED alert (once per topic). */
+    handleFailure<T extends OutboxTopic>(topic: T, handler: OutboxFailureHandler<T>): void {
+      if (onFinal.has(topic)) throw new Error(`job topic "${topic}" already has a failure handler`);
+      onFinal.set(topic, handler as (payload: unknown, error: string) => Promise<boolean>);
     },
     start(h: OutboxHandlers = {}, intervalMs = 1000): void {
       for (const [topic, handler] of Object.entries(h)) {

@@ -9,6 +9,7 @@ import {
   decideRefund,
   refundableMinor,
   refundBase,
+  undoRefund,
   wasTaken,
   paymentSourcesOf,
   type AmountRule,
@@ -78,6 +79,21 @@ describe('amount rules', () => {
       remainingMinor: 0,
     });
     expect(decideRefund({ ...p, status: 'FAILED' }, 100)).toMatchObject({ ok: true, status: 'FAILED' });
+  });
+  it('takes back a refund that gave nothing back: its amount is refundable again', () => {
+    const p = { status: 'REFUNDED' as const, amountMinor: 1000, receivedMinor: 1000, refundedMinor: 1000 };
+    expect(undoRefund(p, 1000)).toEqual({ status: 'SUCCEEDED', refundedMinor: 0 });
+    expect(undoRefund(p, 600)).toEqual({ status: 'PARTIALLY_REFUNDED', refundedMinor: 400 });
+    const undone = { ...p, ...undoRefund(p, 600) };
+    expect(refundableMinor(undone)).toBe(600);
+    expect(decideRefund(undone, 600)).toMatchObject({ ok: true, status: 'REFUNDED' });
+    // A payment never taken keeps its status.
+    expect(undoRefund({ ...p, status: 'FAILED', refundedMinor: 700 }, 700)).toEqual({
+      status: 'FAILED',
+      refundedMinor: 0,
+    });
+    expect(() => undoRefund(p, 1001)).toThrow();
+    expect(() => undoRefund(p, 0)).toThrow();
   });
   it('refunds what a taken payment kept, not the change handed back or a surplus sent elsewhere', () => {
     // ₱150 inserted for a ₱100 order: ₱50 change came out of the kiosk.

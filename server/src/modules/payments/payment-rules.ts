@@ -104,3 +104,24 @@ export function decideRefund(payment: RefundablePayment, amountMinor: number): R
     : payment.status;
   return { ok: true, status, refundedMinor: refunded, remainingMinor: base - refunded };
 }
+
+/**
+ * A refund of `amountMinor` that gave nothing back (its provider refused it, or never answered)
+ * taken off the payment again: what it refunded comes back to be kept, and refundable. The one way
+ * a payment leaves REFUNDED (not a move of the state machine above: no settlement may take it).
+ */
+export function undoRefund(
+  payment: RefundablePayment,
+  amountMinor: number,
+): { status: PaymentStatus; refundedMinor: number } {
+  if (!Number.isSafeInteger(amountMinor) || amountMinor <= 0 || amountMinor > payment.refundedMinor) {
+    throw new Error(`cannot take back ${amountMinor} of a payment that refunded ${payment.refundedMinor}`);
+  }
+  const refunded = payment.refundedMinor - amountMinor;
+  const status: PaymentStatus = wasTaken(payment.status)
+    ? refunded === 0
+      ? 'SUCCEEDED'
+      : 'PARTIALLY_REFUNDED'
+    : payment.status;
+  return { status, refundedMinor: refunded };
+}

@@ -5,20 +5,28 @@
 // On the ledger the money comes out of the site's revenue when the payment was taken (its cost was
 // booked there), else out of `external` (nothing of it was booked). Money on its way back waits in
 // the site's `refunds_due`: until staff hand it over, or until the provider confirms its refund.
+// A provider refund that gave nothing back (refused, or never answered) ends FAILED: its money
+// goes back where it came from, the payment may be refunded again, and staff are alerted.
 import { sql } from 'kysely';
 import { recordAudit } from '../audit/audit.service.js';
 import { AppError, notFound } from '../../platform/errors.js';
+import { readableAmount } from '../../platform/money.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
+import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
-import { decideRefund, refundableMinor, wasTaken, type PaymentStatus } from './payment-rules.js';
+import { decideRefund, refundableMinor, undoRefund, wasTaken, type PaymentStatus } from './payment-rules.js';
 
 export const REFUND_DESTINATIONS = ['original', 'refund_due', 'credit'] as const;
 export type RefundDestination = (typeof REFUND_DESTINATIONS)[number];
 
-/** A provider's refund API, as its adapter exposes it. */
+/**
+ * A provider's refund API, as its adapter exposes it. It throws `RefundRefusedError` when the
+ * provider refused the refund for good (asking again gets the same answer); any other error is
+ * transient and the job asks again.
+ */
 export interface ProviderRefunds {
   refund(
     providerPaymentId: string,
@@ -27,6 +35,19 @@ export interface ProviderRefunds {
     ctx: { currency: string; refundId: string },
   ): Promise<{ providerRefundId: string }>;
 }
+
+/** The provider refused this refund for good (its reason is the message): nothing was refunded. */
+export class RefundRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefundRefusedError';
+  }
+}
+
+/** The alert raised when a provider refund ends FAILED (subject: the refund). */
+export const REFUND_FAILED = 'REFUND_FAILED';
+
+const providerName = (p: string | null) => (p ? p.charAt(0).toUpperCase() + p.slice(1) : 'the provider');
 
 /** Told, in the transaction, of every refund recorded (a channel publishes `payment_refunded`). */
 export type RefundRecordedListener = (ex: Executor, payment: PaymentRow, refund: RefundRow) => Promise<void>;
@@ -76,6 +97,7 @@ export function createRefunds(deps: {
   ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer' | 'account'>;
   /** The customer of a tenant, or NOT_FOUND (the wallet a `credit` refund goes to). */
   customers: Pick<CustomersService, 'get'>;
+  alerts: Pick<AlertsService, 'raise'>;
 }) {
   const { db } = deps;
   const recordedListeners: RefundRecordedListener[] = [];
@@ -264,8 +286,97 @@ export function createRefunds(deps: {
     return row;
   }
 
+  /**
+   * A PENDING provider refund that gave nothing back ends FAILED with `error`: the payment counts
+   * the money as kept again (refundable again), `refunds_due` gives it back to where it came from,
+   * and staff get a REFUND_FAILED alert. `refused`: the provider's answer on it; `gave_up`: no
+   * answer after the job's last attempt (the provider may yet have made it: staff check first).
+   * False when the refund is not PENDING (it succeeded or failed meanwhile): nothing changes.
+   */
+  async function failProviderRefund(
+    refundId: string,
+    outcome: { kind: 'refused' | 'gave_up'; error: string },
+  ): Promise<boolean> {
+    return db.transaction().execute(async (tx) => {
+      const known = await tx
+        .selectFrom('refunds')
+        .select(['payment_id'])
+        .where('id', '=', refundId)
+        .executeTakeFirst();
+      if (!known) return false;
+      // The payment first, as every refund locks it: its figures change with this one's.
+      const payment = await lockedPayment(tx, known.payment_id);
+      if (!payment) return false;
+      const error = outcome.error.slice(0, 1000);
+      const now = nowIso();
+      const failed = await tx
+        .updateTable('refunds')
+        .set({ status: 'FAILED', error, completed_at: now })
+        .where('id', '=', refundId)
+        .where('status', '=', 'PENDING')
+        .returningAll()
+        .executeTakeFirst();
+      if (!failed) return false;
+      const amountMinor = Number(failed.amount_minor);
+      const undone = undoRefund(refundFigures(payment), amountMinor);
+      await tx
+        .updateTable('payments')
+        .set({ refunded_minor: undone.refundedMinor, status: undone.status, updated_at: now })
+        .where('id', '=', payment.id)
+        .execute();
+      // The money owed back was never paid: refunds_due → where the refund took it from.
+      const siteId = payment.site_id ?? 'default';
+      const source = await refundSource(tx, payment, siteId);
+      const due = await deps.ledger.siteAccount(tx, failed.tenant_id, siteId, 'refunds_due', failed.currency);
+      await deps.ledger.transfer(tx, {
+        tenantId: failed.tenant_id,
+        from: due.id,
+        to: source.id,
+        amount: amountMinor,
+        unit: failed.currency,
+        cause: { type: 'refund', id: failed.id },
+        memo: `refund failed: ${error}`.slice(0, 500),
+      });
+      const provider = providerName(payment.provider);
+      await recordAudit(tx, {
+        tenantId: failed.tenant_id,
+        actor: outcome.kind === 'refused' ? `provider:${payment.provider}` : 'system',
+        action: 'refund.fail',
+        subjectType: 'refund',
+        subjectId: failed.id,
+        before: {
+          status: 'PENDING',
+          paymentStatus: payment.status,
+          refundedMinor: Number(payment.refunded_minor),
+        },
+        after: {
+          status: 'FAILED',
+          paymentId: payment.id,
+          amountMinor,
+          currency: failed.currency,
+          error,
+          paymentStatus: undone.status,
+          refundedMinor: undone.refundedMinor,
+        },
+      });
+      const what = `Refund ${failed.id} of ${readableAmount(amountMinor, failed.currency)} (payment ${payment.id}) to the original method`;
+      await deps.alerts.raise(tx, {
+        tenantId: failed.tenant_id,
+        kind: REFUND_FAILED,
+        subjectType: 'refund',
+        subjectId: failed.id,
+        message:
+          outcome.kind === 'refused'
+            ? `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
+            : `${what} was never confirmed by ${provider}: its job gave up after the last attempt (${error}). It is FAILED and the payment keeps the money; look for refund ${failed.id} in the ${provider} dashboard before refunding the payer again, so they are not refunded twice.`,
+      });
+      return true;
+    });
+  }
+
   return {
     record,
+    failProviderRefund,
 
     /** Asked before every refund is written, in its transaction (may refuse it). */
     onRecording(hook: RefundRecordingHook): void {
@@ -404,11 +515,20 @@ export function createRefunds(deps: {
       const provider = payment.provider ? deps.providers[payment.provider] : undefined;
       if (!provider || !payment.provider_payment_id)
         throw new Error(`no refund API for provider ${payment.provider ?? 'none'}`);
-      const { providerRefundId } = await provider.refund(
-        payment.provider_payment_id,
-        Number(refund.amount_minor),
-        { currency: refund.currency, refundId: refund.id },
-      );
+      let providerRefundId: string;
+      try {
+        const ctx = { currency: refund.currency, refundId: refund.id };
+        ({ providerRefundId } = await provider.refund(
+          payment.provider_payment_id,
+          Number(refund.amount_minor),
+          ctx,
+        ));
+      } catch (err) {
+        // Refused for good: asking again gets the same answer. The refund ends FAILED (the job is done).
+        if (!(err instanceof RefundRefusedError)) throw err;
+        await failProviderRefund(refundId, { kind: 'refused', error: err.message });
+        return;
+      }
       // The money has left: out of refunds due, with the refund's SUCCEEDED (once, however often
       // the job runs).
       await db.transaction().execute(async (tx) => {

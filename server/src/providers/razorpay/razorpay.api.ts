@@ -49,6 +49,20 @@ export class RazorpayApiError extends Error {
   }
 }
 
+/**
+ * Razorpay's answer on the request itself, final: a 4xx (a payment fully refunded already, an
+ * amount more than remains, an unknown payment, keys it does not take), which asking again gets
+ * again. Not a 408 or 429 (too slow, too many requests), a 5xx or no answer: those are retried.
+ */
+export const isRazorpayRefusal = (err: unknown): err is RazorpayApiError =>
+  err instanceof RazorpayApiError &&
+  err.kind === 'api' &&
+  err.httpStatus !== undefined &&
+  err.httpStatus >= 400 &&
+  err.httpStatus < 500 &&
+  err.httpStatus !== 408 &&
+  err.httpStatus !== 429;
+
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | undefined =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
