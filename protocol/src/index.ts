@@ -158,6 +158,8 @@ export const LIVE_EVENTS = {
   paymentCompleted: 'payment_completed',
   cashSessionUpdated: 'cash_session_updated',
   kitchenOrderReady: 'kitchen_order_ready',
+  /** A paid kitchen order left the kitchen's queue without being made: refunded in full (docs/api.md §16). */
+  kitchenOrderCancelled: 'kitchen_order_cancelled',
   printJobUpdated: 'print_job_updated',
   /** A payment of an order was refunded (cafe, docs/cafe.md). */
   paymentRefunded: 'payment_refunded',

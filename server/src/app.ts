@@ -96,7 +96,7 @@ import { createCashService } from './modules/cash/cash.service.js';
 import { createUnallocatedService } from './modules/cash/unallocated.js';
 import { catalogRoutes } from './modules/catalog/catalog.routes.js';
 import { createCatalogService } from './modules/catalog/catalog.service.js';
-import { createKitchenService } from './modules/kitchen/kitchen.service.js';
+import { createKitchenService, kitchenOrderWithdrawn } from './modules/kitchen/kitchen.service.js';
 import { restaurantOpsRoutes } from './modules/kitchen/restaurant-ops.routes.js';
 import { ledgerRoutes } from './modules/ledger/ledger.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
@@ -351,6 +351,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     alerts,
     leaseMs: config.printJobLeaseMs,
     retentionMs: config.printJobRetentionDays * 86_400_000,
+    // A receipt of an order refunded before the kitchen made it is not printed again.
+    orderWithdrawn: kitchenOrderWithdrawn(orders),
   });
   // Money in: one payments table and one settlement path, with a handler per purpose.
   const paymentsRepo = createPaymentsRepo(db);
@@ -647,6 +649,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     orders,
     tableOrderReady: (orderId, tenantId, actor) =>
       cafe.orders.kitchenStatus(orderId, tenantId, 'READY', actor),
+    printing,
+  });
+  // A full refund of a paid kitchen order not yet made takes it off the kitchen's queue and
+  // cancels its receipt not yet printed (docs/api.md §16). Only a refund of the payment that paid
+  // it: money a payment that never succeeded received is not the order's price.
+  refunds.onRecording(async (ex, payment, refund) => {
+    if (payment.purpose !== 'order' || !payment.order_id) return;
+    if (payment.status !== 'SUCCEEDED' && payment.status !== 'PARTIALLY_REFUNDED') return;
+    await kitchen.withdrawForRefund(ex, payment.order_id, {
+      full: refund.full,
+      actor: refund.actor,
+      paymentId: payment.id,
+    });
   });
   // Firmware over the air: signed artifacts, staged campaigns driven by the job table.
   const firmware = createFirmware({

@@ -309,4 +309,37 @@ describe.skipIf(!withChromium)('screens in a real browser', () => {
     await expect.poll(() => card.count(), POLL).toBe(0);
     await page.context().close();
   });
+
+  it('kitchen display: an order refunded in full before it is made leaves the board at once', async () => {
+    for (const o of (await server.request('GET', '/v1/kitchen/sb-manila/orders')).body.items)
+      expect((await server.request('POST', `/v1/orders/${o.id}/ready`, { body: {} })).status).toBe(200);
+    const page = await newPage();
+    await page.goto(`${server.url}/kitchen/sb-manila`);
+    await page.evaluate(`localStorage.setItem('kioskhub.token', ${JSON.stringify(ADMIN_TOKEN)})`);
+    await page.reload();
+    await expect.poll(() => page.getByRole('status').textContent(), POLL).toBe('live');
+    const refunded = await newOrder();
+    await openSession(refunded.orderNumber);
+    await insert(refunded.orderNumber, 300);
+    const kept = await newOrder();
+    await openSession(kept.orderNumber);
+    await insert(kept.orderNumber, 300);
+    const card = page.locator('li.card', { hasText: `#${refunded.orderNumber}` });
+    const keptCard = page.locator('li.card', { hasText: `#${kept.orderNumber}` });
+    await expect.poll(() => card.count(), POLL).toBe(1);
+    await expect.poll(() => keptCard.count(), POLL).toBe(1);
+    await markPage(page);
+
+    // Staff refund the first in full (the customer left): its ticket goes, without a reload.
+    const payment = (await server.request('GET', `/v1/payments?orderId=${refunded.id}`)).body.items[0];
+    const res = await server.request('POST', `/v1/payments/${payment.id}/refunds`, {
+      body: { reason: 'customer left', to: 'refund_due' },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    await expect.poll(() => card.count(), POLL).toBe(0);
+    expect(await keptCard.count()).toBe(1);
+    expect(await notReloaded(page)).toBe(true);
+    await shot(page, 'kitchen-refunded');
+    await page.context().close();
+  });
 });

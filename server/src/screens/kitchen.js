@@ -116,6 +116,11 @@ function start() {
     seen('removed', o.orderId);
     remove(o.orderId);
   });
+  // Refunded in full before it was made: off the board, nothing to cook.
+  socket.on('kitchen_order_cancelled', (o) => {
+    seen('removed', o.orderId);
+    remove(o.orderId);
+  });
 }
 function showLogin(message) {
   if (socket) socket.close();

@@ -198,7 +198,9 @@ export function restaurantOpsRoutes(
         summary: 'Print jobs, newest first',
         querystring: Type.Object(
           {
-            status: Type.Optional(Type.String({ enum: ['PENDING', 'LEASED', 'PRINTED', 'FAILED'] })),
+            status: Type.Optional(
+              Type.String({ enum: ['PENDING', 'LEASED', 'PRINTED', 'FAILED', 'CANCELLED'] }),
+            ),
             siteId: Type.Optional(EntityId),
             limit: Limit,
           },

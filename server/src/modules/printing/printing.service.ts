@@ -1,5 +1,6 @@
 // The receipt print queue: durable jobs per site, leased to one printer at a time. A lease
-// that expires puts the job back; five failed attempts mark it FAILED and raise an alert.
+// that expires puts the job back; five failed attempts mark it FAILED and raise an alert. A job
+// whose order was refunded before it printed is CANCELLED: never handed out (again).
 import { LIVE_EVENTS, type PrintSummaryView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
@@ -39,6 +40,11 @@ export function createPrintingService(deps: {
   alerts: Pick<AlertsService, 'raise'>;
   leaseMs: number;
   retentionMs: number;
+  /**
+   * Whether the job's order was taken off the kitchen (refunded before it was made), in the
+   * caller's transaction: a failed attempt of its receipt is then CANCELLED, not printed again.
+   */
+  orderWithdrawn?: (ex: Executor, orderId: string) => Promise<boolean>;
 }) {
   const { db, alerts } = deps;
 
@@ -61,8 +67,10 @@ export function createPrintingService(deps: {
    * same moment (PostgreSQL) is waited for and stands, and its current status is answered.
    */
   async function fail(ex: Executor, job: PrintJobRow, error: string): Promise<string> {
-    const final = job.attempts >= MAX_PRINT_ATTEMPTS;
-    const status = final ? 'FAILED' : 'PENDING';
+    const withdrawn =
+      job.order_id !== null && deps.orderWithdrawn ? await deps.orderWithdrawn(ex, job.order_id) : false;
+    const final = !withdrawn && job.attempts >= MAX_PRINT_ATTEMPTS;
+    const status = withdrawn ? 'CANCELLED' : final ? 'FAILED' : 'PENDING';
     const moved = await ex
       .updateTable('print_jobs')
       .set({
@@ -150,6 +158,24 @@ export function createPrintingService(deps: {
       );
       await enqueueOutbox(ex, 'print', { tenantId: input.tenantId, siteId: input.siteId, jobId: id });
       return id;
+    },
+
+    /**
+     * The order was refunded before it was made (in the refund's transaction): its receipts not
+     * yet handed out become CANCELLED and are never printed. One a printer holds (LEASED) is left
+     * to it: its "printed" stands, and a failed attempt or an expired lease cancels it instead of
+     * queueing it again (`orderWithdrawn`). Answers the ids of the jobs cancelled.
+     */
+    async cancelForOrder(ex: Executor, orderId: string, reason: string): Promise<string[]> {
+      const cancelled = await ex
+        .updateTable('print_jobs')
+        .set({ status: 'CANCELLED', last_error: reason.slice(0, 500), updated_at: nowIso() })
+        .where('order_id', '=', orderId)
+        .where('status', '=', 'PENDING')
+        .returningAll()
+        .execute();
+      for (const job of cancelled) await jobEvent(ex, job, 'CANCELLED');
+      return cancelled.map((j) => j.id);
     },
 
     /** Leases the oldest pending job of the printer's site, or undefined when there is none. */
