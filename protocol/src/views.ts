@@ -116,8 +116,20 @@ export interface StatsView {
   from: string;
   to: string;
   bucket: StatsBucket;
-  /** Money kept: orders paid in the bucket that are PAID, DISPATCHED, COMPLETED or NEEDS_REVIEW. */
-  revenue: { start: string; currency: string; amountMinor: number; orders: number }[];
+  /**
+   * Money kept, as the ledger's revenue accounts: `amountMinor` = `paidMinor` (what order payments
+   * took in the bucket) − `refundedMinor` (refunds of taken payments recorded in the bucket, less
+   * those that ended FAILED in it);
+   * `orders`: payments taken in the bucket. Negative when a bucket gave back more than it took.
+   */
+  revenue: {
+    start: string;
+    currency: string;
+    amountMinor: number;
+    orders: number;
+    paidMinor: number;
+    refundedMinor: number;
+  }[];
   ordersByStatus: { status: OrderStatus; count: number }[];
   dispense: { success: number; failed: number; noResult: number; rate: number | null };
   machinesOnline: { at: string; online: number; total: number }[];

@@ -877,6 +877,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       printing,
       alerts,
       refunds,
+      paymentQueries,
       users,
       adminTokenHash: secrets.adminTokenHash,
       afterCommit,

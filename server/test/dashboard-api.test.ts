@@ -362,11 +362,23 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
       status: string;
       amount: number;
     }[];
-    const kept = orders.filter((o) => ['PAID', 'DISPATCHED', 'COMPLETED', 'NEEDS_REVIEW'].includes(o.status));
-    expect(res.body.revenue.reduce((n: number, r: { amountMinor: number }) => n + r.amountMinor, 0)).toBe(
-      kept.reduce((n, o) => n + o.amount, 0),
-    );
-    expect(res.body.revenue.reduce((n: number, r: { orders: number }) => n + r.orders, 0)).toBe(kept.length);
+    // Revenue is the ledger's: what order payments took less what was refunded of them (a failed
+    // dispense whose money is kept counts; another amount, never taken, does not).
+    const payments = (await get('/v1/payments?purpose=order&limit=200', tok.staff)).body.items as {
+      status: string;
+      amountMinor: number;
+      receivedMinor: number;
+      refundedMinor: number;
+    }[];
+    const taken = payments.filter((p) => ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'].includes(p.status));
+    const paid = taken.reduce((n, p) => n + Math.min(p.amountMinor, p.receivedMinor), 0);
+    const refunded = taken.reduce((n, p) => n + p.refundedMinor, 0);
+    const sum = (field: 'amountMinor' | 'orders' | 'paidMinor' | 'refundedMinor') =>
+      res.body.revenue.reduce((n: number, r: Record<string, number>) => n + r[field]!, 0);
+    expect(sum('paidMinor')).toBe(paid);
+    expect(sum('refundedMinor')).toBe(refunded);
+    expect(sum('amountMinor')).toBe(paid - refunded);
+    expect(sum('orders')).toBe(taken.length);
     expect(res.body.revenue[0].start).toMatch(/^\d{4}-\d\d-\d\dT\d\d:00:00\.000Z$/);
     for (const s of res.body.ordersByStatus)
       expect(s.count).toBe(orders.filter((o) => o.status === s.status).length);
@@ -412,7 +424,14 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
 
     const theirs = (await get('/v1/stats?bucket=day', other.staffToken)).body;
     expect(theirs.revenue).toEqual([
-      { start: expect.stringMatching(/T00:00:00\.000Z$/), currency: 'INR', amountMinor: 2000, orders: 1 },
+      {
+        start: expect.stringMatching(/T00:00:00\.000Z$/),
+        currency: 'INR',
+        amountMinor: 2000,
+        orders: 1,
+        paidMinor: 2000,
+        refundedMinor: 0,
+      },
     ]);
     expect((await get(`/v1/stats?${range}`, other.staffToken)).body.machinesOnline).toEqual([]);
     expect((await get('/v1/stats?machineId=M01', other.staffToken)).status).toBe(404);

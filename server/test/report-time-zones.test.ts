@@ -64,14 +64,35 @@ describe.each(engines())('report time zones (%s)', (engine) => {
     expect(local.status, JSON.stringify(local.body)).toBe(200);
     expect(local.body.timeZone).toBe(KOLKATA);
     expect(local.body.revenue).toEqual([
-      { start: '2026-11-08T18:30:00.000Z', currency: 'INR', amountMinor: 100, orders: 1 },
-      { start: '2026-11-09T18:30:00.000Z', currency: 'INR', amountMinor: 200, orders: 1 },
+      {
+        start: '2026-11-08T18:30:00.000Z',
+        currency: 'INR',
+        amountMinor: 100,
+        orders: 1,
+        paidMinor: 100,
+        refundedMinor: 0,
+      },
+      {
+        start: '2026-11-09T18:30:00.000Z',
+        currency: 'INR',
+        amountMinor: 200,
+        orders: 1,
+        paidMinor: 200,
+        refundedMinor: 0,
+      },
     ]);
     const utc = await get(`/v1/stats?${range}&bucket=day&machineId=${m}`);
     expect(utc.status).toBe(200);
     expect(utc.body).not.toHaveProperty('timeZone');
     expect(utc.body.revenue).toEqual([
-      { start: '2026-11-09T00:00:00.000Z', currency: 'INR', amountMinor: 300, orders: 2 },
+      {
+        start: '2026-11-09T00:00:00.000Z',
+        currency: 'INR',
+        amountMinor: 300,
+        orders: 2,
+        paidMinor: 300,
+        refundedMinor: 0,
+      },
     ]);
     // The other figures do not depend on the zone.
     expect(local.body.ordersByStatus).toEqual(utc.body.ordersByStatus);
@@ -81,12 +102,33 @@ describe.each(engines())('report time zones (%s)', (engine) => {
     const hours = 'from=2026-11-09T17:00:00Z&to=2026-11-09T20:00:00Z&bucket=hour';
     const localHours = await get(`/v1/stats?${hours}&machineId=${m}&timeZone=${KOLKATA}`);
     expect(localHours.body.revenue).toEqual([
-      { start: '2026-11-09T17:30:00.000Z', currency: 'INR', amountMinor: 100, orders: 1 },
-      { start: '2026-11-09T18:30:00.000Z', currency: 'INR', amountMinor: 200, orders: 1 },
+      {
+        start: '2026-11-09T17:30:00.000Z',
+        currency: 'INR',
+        amountMinor: 100,
+        orders: 1,
+        paidMinor: 100,
+        refundedMinor: 0,
+      },
+      {
+        start: '2026-11-09T18:30:00.000Z',
+        currency: 'INR',
+        amountMinor: 200,
+        orders: 1,
+        paidMinor: 200,
+        refundedMinor: 0,
+      },
     ]);
     const utcHours = await get(`/v1/stats?${hours}&machineId=${m}`);
     expect(utcHours.body.revenue).toEqual([
-      { start: '2026-11-09T18:00:00.000Z', currency: 'INR', amountMinor: 300, orders: 2 },
+      {
+        start: '2026-11-09T18:00:00.000Z',
+        currency: 'INR',
+        amountMinor: 300,
+        orders: 2,
+        paidMinor: 300,
+        refundedMinor: 0,
+      },
     ]);
     // UTC named is the default, and says so.
     const named = await get(`/v1/stats?${range}&bucket=day&machineId=${m}&timeZone=UTC`);

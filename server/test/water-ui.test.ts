@@ -238,13 +238,32 @@ describe.each(engines())('water dashboard API and alerts (%s)', (engine) => {
 
   it('water stats: litres per day, verifications by code, plan revenue per currency with its exponent', async () => {
     await insertPayment({ planId: 'MONTH', amountMinor: 50_000, currency: 'KES', status: 'SUCCEEDED' });
-    await insertPayment({
+    const refundedInPart = await insertPayment({
       planId: 'MONTH',
       amountMinor: 50_000,
       currency: 'KES',
       status: 'PARTIALLY_REFUNDED',
       refundedMinor: 10_000,
     });
+    // Revenue moves as the ledger's: the refund counts when it was recorded.
+    await server.kioskhub.db
+      .insertInto('refunds')
+      .values({
+        id: newId(),
+        tenant_id: 'default',
+        payment_id: refundedInPart,
+        amount_minor: 10_000,
+        currency: 'KES',
+        reason: 'plan refunded in part',
+        destination: 'refund_due',
+        status: 'DUE',
+        actor: 'test',
+        provider_refund_id: null,
+        error: null,
+        created_at: new Date(Date.now() - 1_000).toISOString(),
+        completed_at: null,
+      })
+      .execute();
     await insertPayment({ planId: 'MONTH', amountMinor: 5_000, currency: 'UGX', status: 'SUCCEEDED' });
     await insertPayment({ planId: 'MONTH', amountMinor: 99_999, currency: 'KES', status: 'FAILED' });
     await insertPayment({

@@ -156,10 +156,12 @@ function Charts({ stats }: { stats: Zoned<StatsView> }) {
         />
         <DataTable
           caption={`Revenue by ${stats.bucket}`}
-          head={[`Start (${stats.timeZone ?? 'UTC'})`, 'Currency', 'Amount', 'Orders']}
+          head={[`Start (${stats.timeZone ?? 'UTC'})`, 'Currency', 'Paid', 'Refunded', 'Kept', 'Orders']}
           rows={stats.revenue.map((r) => [
             label(r.start, stats.bucket),
             r.currency,
+            money(r.paidMinor, r.currency),
+            money(r.refundedMinor, r.currency),
             money(r.amountMinor, r.currency),
             r.orders,
           ])}

@@ -78,6 +78,8 @@ const StatsSchema = Type.Object({
       currency: Type.String(),
       amountMinor: Type.Integer(),
       orders: Type.Integer(),
+      paidMinor: Type.Integer(),
+      refundedMinor: Type.Integer(),
     }),
   ),
   ordersByStatus: Type.Array(Type.Object({ status: Type.String(), count: Type.Integer() })),

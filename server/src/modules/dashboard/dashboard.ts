@@ -18,6 +18,7 @@ import { exportRoutes } from './export.routes.js';
 import { createFleetService } from './fleet.service.js';
 import { createQrService } from './qr.service.js';
 import { createReviewService } from './review.service.js';
+import type { PaymentQueries } from '../payments/payment-queries.js';
 import type { Refunds } from '../payments/refunds.js';
 import { createDashboardSweeper } from './sweeper.js';
 
@@ -39,6 +40,8 @@ export interface DashboardDeps {
   printing: Pick<PrintingService, 'summaryBySite'>;
   alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
   refunds: Pick<Refunds, 'refundDueForOrder'>;
+  /** The charts' revenue: what payments took and refunds gave back (the ledger's revenue). */
+  paymentQueries: Pick<PaymentQueries, 'takenByGroup' | 'refundedByGroup'>;
   /** A one-time export link checks that the user who made it still may export. */
   users: Pick<UsersService, 'staffState'>;
   /** A link made with ADMIN_TOKEN works only while ADMIN_TOKEN is the same. */
@@ -53,6 +56,7 @@ export function installDashboard(app: FastifyTypebox, deps: DashboardDeps) {
   const stats = createStatsService({
     db,
     machineSite: async (id, tenantId) => (await machines.get(id, tenantId)).siteId,
+    payments: deps.paymentQueries,
   });
   const review = createReviewService({
     db,

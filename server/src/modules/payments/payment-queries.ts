@@ -1,14 +1,43 @@
 // What other modules ask the payments module about payments and refunds (the cafe's payment
-// screens and order expiry, the water charts and alerts): lookups, never writes, plus the row
-// lock a caller's transaction takes before it changes a payment through intents or settlement.
-import { sql } from 'kysely';
+// screens and order expiry, the dashboard's and water charts' revenue, the water alerts): lookups,
+// never writes, plus the row lock a caller's transaction takes before it changes a payment through
+// intents or settlement.
+import { sql, type RawBuilder, type SelectQueryBuilder } from 'kysely';
 import type { Db, Executor } from '../../platform/db/database.js';
-import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
+import type { Database, PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import type { PaymentStatus } from './payment-rules.js';
 import type { PaymentsRepo } from './payments.repo.js';
 
 /** Statuses of a payment whose money came in (refunds, if any, taken out later). */
 export const MONEY_RECEIVED: readonly PaymentStatus[] = ['SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED'];
+
+/**
+ * Which payments a revenue query reads: a tenant's (null: every tenant's) of one purpose, in
+ * [from, to), optionally only those of some orders (a subquery of order ids, e.g. one site's).
+ */
+export interface KeptMoneyScope {
+  tenantId: string | null;
+  purpose: 'order' | 'plan';
+  from: string;
+  to: string;
+  orderIds?: SelectQueryBuilder<Database, keyof Database, { id: string }>;
+}
+
+/**
+ * A group of money movements: `b` the group's key (built by the caller on the time column it is
+ * given), `lo` and `hi` the first and last instant in it.
+ */
+export interface KeptMoneyGroup {
+  b: string;
+  currency: string;
+  amount: number;
+  n: number;
+  lo: string;
+  hi: string;
+}
+
+/** Builds a group key on a time column the query names (a bucket of it, or a finer piece). */
+export type GroupKey = (column: string) => RawBuilder<string>;
 
 export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgres'; repo: PaymentsRepo }) {
   const { db, repo } = deps;
@@ -127,17 +156,114 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
     },
 
     /**
-     * Money kept from plan payments completed in [from, to) (amount less refunds), per tenant, plan
-     * and currency: the plan's name is the customers module's.
+     * Money that came into revenue (the ledger's `external → revenue` or `wallet → revenue` of the
+     * payment's settlement): each taken payment's `min(received, amount)` (change and a transfer's
+     * surplus were never revenue), at its `completed_at`, grouped by `key(completed_at)` and
+     * currency; `n` counts the payments. Payments never taken (another amount, a cancelled cash
+     * session, an expired intent) are not in it.
+     */
+    async takenByGroup(q: KeptMoneyScope, key: GroupKey): Promise<KeptMoneyGroup[]> {
+      const b = key('completed_at');
+      let query = db
+        .selectFrom('payments')
+        .select([
+          b.as('b'),
+          'currency',
+          sql<
+            string | number
+          >`sum(case when ${sql.ref('received_minor')} < ${sql.ref('amount_minor')} then ${sql.ref('received_minor')} else ${sql.ref('amount_minor')} end)`.as(
+            'amount',
+          ),
+          (eb) => eb.fn.countAll<string | number>().as('n'),
+          (eb) => eb.fn.min<string>('completed_at').as('lo'),
+          (eb) => eb.fn.max<string>('completed_at').as('hi'),
+        ])
+        .where('purpose', '=', q.purpose)
+        .where('status', 'in', MONEY_RECEIVED)
+        .where('completed_at', '>=', q.from)
+        .where('completed_at', '<', q.to)
+        .groupBy([b, 'currency'])
+        .orderBy(b);
+      if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
+      if (q.orderIds) query = query.where('order_id', 'in', q.orderIds);
+      return (await query.execute()).map((r) => ({
+        b: r.b,
+        currency: r.currency,
+        amount: Number(r.amount ?? 0),
+        n: Number(r.n),
+        lo: r.lo,
+        hi: r.hi,
+      }));
+    },
+
+    /**
+     * Money that left revenue: refunds of taken payments (the ledger's `revenue → refunds_due` or
+     * `revenue → wallet`), each at its `created_at`, when it was recorded and the ledger moved it,
+     * whether it has reached the customer yet or not; grouped by `key(r.created_at)` and currency,
+     * `n` counting the refunds. A refund that later ended `FAILED` gave its money back to revenue
+     * then (`refunds_due → revenue`): it is a group of its own at its `completed_at`, with a
+     * negative amount and no count. A refund of a payment never taken (its money was never
+     * revenue) is not in it.
+     */
+    async refundedByGroup(q: KeptMoneyScope, key: GroupKey): Promise<KeptMoneyGroup[]> {
+      const moves = async (column: 'r.created_at' | 'r.completed_at', failed: boolean) => {
+        const b = key(column);
+        let query = db
+          .selectFrom('refunds as r')
+          .innerJoin('payments as p', 'p.id', 'r.payment_id')
+          .select([
+            b.as('b'),
+            'r.currency',
+            (eb) => eb.fn.sum<string | number>('r.amount_minor').as('amount'),
+            (eb) => eb.fn.countAll<string | number>().as('n'),
+            (eb) => eb.fn.min<string>(column).as('lo'),
+            (eb) => eb.fn.max<string>(column).as('hi'),
+          ])
+          .where('p.purpose', '=', q.purpose)
+          .where('p.status', 'in', MONEY_RECEIVED)
+          .where(column, '>=', q.from)
+          .where(column, '<', q.to)
+          .groupBy([b, 'r.currency'])
+          .orderBy(b);
+        if (failed) query = query.where('r.status', '=', 'FAILED');
+        if (q.tenantId !== null) query = query.where('r.tenant_id', '=', q.tenantId);
+        if (q.orderIds) query = query.where('p.order_id', 'in', q.orderIds);
+        return (await query.execute()).map((r) => ({
+          b: r.b,
+          currency: r.currency,
+          amount: (failed ? -1 : 1) * Number(r.amount ?? 0),
+          n: failed ? 0 : Number(r.n),
+          lo: r.lo as string,
+          hi: r.hi as string,
+        }));
+      };
+      const [recorded, failed] = await Promise.all([
+        moves('r.created_at', false),
+        moves('r.completed_at', true),
+      ]);
+      return [...recorded, ...failed];
+    },
+
+    /**
+     * Money kept from plan payments in [from, to), per tenant, plan and currency, as the ledger's
+     * revenue moves: what plan payments took when they completed, less refunds of them when each
+     * was recorded (a refund in the range of a payment before it counts here; a later refund of a
+     * payment in the range does not), plus refunds that ended FAILED in the range (their money
+     * came back). `payments` counts the payments completed in the range. The
+     * plan's name is the customers module's.
      */
     async planRevenue(q: { tenantId: string | null; from: string; to: string }) {
-      let revenue = db
+      let taken = db
         .selectFrom('payments')
         .select([
           'tenant_id',
           'plan_id',
           'currency',
-          sql<string | number>`sum(${sql.ref('amount_minor')} - ${sql.ref('refunded_minor')})`.as('amount'),
+          sql<
+            string | number
+          >`sum(case when ${sql.ref('received_minor')} < ${sql.ref('amount_minor')} then ${sql.ref('received_minor')} else ${sql.ref('amount_minor')} end)`.as(
+            'amount',
+          ),
           (eb) => eb.fn.countAll<string | number>().as('n'),
         ])
         .where('purpose', '=', 'plan')
@@ -145,15 +271,58 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
         .where('completed_at', '>=', q.from)
         .where('completed_at', '<', q.to)
         .groupBy(['tenant_id', 'plan_id', 'currency']);
-      if (q.tenantId !== null) revenue = revenue.where('tenant_id', '=', q.tenantId);
-      const rows = await revenue.execute();
-      return rows.map((r) => ({
-        tenantId: r.tenant_id,
-        planId: r.plan_id,
-        currency: r.currency,
-        amountMinor: Number(r.amount ?? 0),
-        payments: Number(r.n),
-      }));
+      if (q.tenantId !== null) taken = taken.where('tenant_id', '=', q.tenantId);
+      let refunded = db
+        .selectFrom('refunds as r')
+        .innerJoin('payments as p', 'p.id', 'r.payment_id')
+        .select([
+          'r.tenant_id',
+          'p.plan_id',
+          'r.currency',
+          (eb) => eb.fn.sum<string | number>('r.amount_minor').as('amount'),
+        ])
+        .where('p.purpose', '=', 'plan')
+        .where('p.status', 'in', MONEY_RECEIVED)
+        .where('r.created_at', '>=', q.from)
+        .where('r.created_at', '<', q.to)
+        .groupBy(['r.tenant_id', 'p.plan_id', 'r.currency']);
+      if (q.tenantId !== null) refunded = refunded.where('r.tenant_id', '=', q.tenantId);
+      // A refund that ended FAILED gave its money back to revenue when it failed.
+      let undone = db
+        .selectFrom('refunds as r')
+        .innerJoin('payments as p', 'p.id', 'r.payment_id')
+        .select([
+          'r.tenant_id',
+          'p.plan_id',
+          'r.currency',
+          (eb) => eb.fn.sum<string | number>('r.amount_minor').as('amount'),
+        ])
+        .where('p.purpose', '=', 'plan')
+        .where('p.status', 'in', MONEY_RECEIVED)
+        .where('r.status', '=', 'FAILED')
+        .where('r.completed_at', '>=', q.from)
+        .where('r.completed_at', '<', q.to)
+        .groupBy(['r.tenant_id', 'p.plan_id', 'r.currency']);
+      if (q.tenantId !== null) undone = undone.where('r.tenant_id', '=', q.tenantId);
+      const [paid, back, again] = await Promise.all([taken.execute(), refunded.execute(), undone.execute()]);
+      const rows = new Map<
+        string,
+        { tenantId: string; planId: string | null; currency: string; amountMinor: number; payments: number }
+      >();
+      const row = (tenantId: string, planId: string | null, currency: string) => {
+        const key = JSON.stringify([tenantId, planId, currency]);
+        const found = rows.get(key) ?? { tenantId, planId, currency, amountMinor: 0, payments: 0 };
+        rows.set(key, found);
+        return found;
+      };
+      for (const r of paid) {
+        const sum = row(r.tenant_id, r.plan_id, r.currency);
+        sum.amountMinor += Number(r.amount ?? 0);
+        sum.payments += Number(r.n);
+      }
+      for (const r of back) row(r.tenant_id, r.plan_id, r.currency).amountMinor -= Number(r.amount ?? 0);
+      for (const r of again) row(r.tenant_id, r.plan_id, r.currency).amountMinor += Number(r.amount ?? 0);
+      return [...rows.values()];
     },
   };
 }

@@ -4,10 +4,13 @@
 // Dashboard charts: revenue by hour or day, orders by status, dispense success rate and
 // machines online over time, for a range and optionally one site or machine. Buckets are UTC
 // days and hours, or those of the zone asked for (`timeZone`, see localBuckets below).
-import { ORDER_STATUSES, type OrderStatus, type StatsBucket, type StatsView } from '@kioskhub/protocol';
+// Revenue is the ledger's: money order payments took less refunds of them, each in the bucket
+// the money moved, asked of the payments module (payment-queries.ts), never read from orders.
+import { ORDER_STATUSES, type StatsBucket, type StatsView } from '@kioskhub/protocol';
 import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import { validation } from '../../platform/errors.js';
+import type { GroupKey, KeptMoneyGroup, PaymentQueries } from '../payments/payment-queries.js';
 import { bucketStart as localBucketStart, isTimeZone, offsetMs } from './local-buckets.js';
 
 export interface StatsQuery {
@@ -79,9 +82,17 @@ export async function localBuckets<R extends { lo: string; hi: string }>(
   z: { timeZone: string; bucket: StatsBucket; from: string; to: string },
   run: (key: RawBuilder<string>) => Promise<R[]>,
 ): Promise<(R & { start: number })[]> {
+  return localBucketsBy(z, (key) => run(key(column)));
+}
+
+/** localBuckets for a query that names its time column itself (another module's query). */
+export async function localBucketsBy<R extends { lo: string; hi: string }>(
+  z: { timeZone: string; bucket: StatsBucket; from: string; to: string },
+  run: (key: GroupKey) => Promise<R[]>,
+): Promise<(R & { start: number })[]> {
   for (let i = LEVELS.indexOf(firstLevel(z.from, z.to, z.timeZone)); ; i++) {
     const level = LEVELS[i]!;
-    const rows = await run(fineKey(column, level));
+    const rows = await run((column) => fineKey(column, level));
     const out: (R & { start: number })[] = [];
     for (const r of rows) {
       const start = localBucketStart(Date.parse(r.lo), z.bucket, z.timeZone);
@@ -92,16 +103,6 @@ export async function localBuckets<R extends { lo: string; hi: string }>(
   }
 }
 
-/** Orders whose money was kept: revenue. */
-const KEPT: OrderStatus[] = [
-  'PAID',
-  'DISPATCHED',
-  'COMPLETED',
-  'NEEDS_REVIEW',
-  'PREPARING',
-  'READY',
-  'SERVED',
-];
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 export const MAX_RANGE_DAYS = 366;
@@ -127,54 +128,73 @@ export function resolveRange(
 export function createStatsService(deps: {
   db: Db;
   machineSite(machineId: string, tenantId: string | null): Promise<string>;
+  /** Revenue: what order payments took and what refunds gave back, per bucket. */
+  payments: Pick<PaymentQueries, 'takenByGroup' | 'refundedByGroup'>;
 }) {
   const { db } = deps;
 
+  /**
+   * Revenue per bucket and currency, as the site's `revenue` ledger account moves: what order
+   * payments took (in the bucket they completed) less what refunds of them gave back (in the
+   * bucket each refund was recorded). `orders` counts the payments taken in the bucket.
+   */
   async function revenue(
     q: StatsQuery,
     from: string,
     to: string,
     bucket: StatsBucket,
   ): Promise<StatsView['revenue']> {
-    const query = (b: RawBuilder<string>) => {
-      let query = db
-        .selectFrom('orders')
-        .select([
-          b.as('b'),
-          'currency',
-          (eb) => eb.fn.sum<number>('amount').as('amount'),
-          (eb) => eb.fn.countAll<number>().as('n'),
-          (eb) => eb.fn.min<string>('paid_at').as('lo'),
-          (eb) => eb.fn.max<string>('paid_at').as('hi'),
-        ])
-        .where('paid_at', '>=', from)
-        .where('paid_at', '<', to)
-        .where('status', 'in', KEPT)
-        .groupBy([b, 'currency'])
-        .orderBy(b);
-      if (q.tenantId !== null) query = query.where('tenant_id', '=', q.tenantId);
-      if (q.siteId) query = query.where('site_id', '=', q.siteId);
-      if (q.machineId) query = query.where('machine_id', '=', q.machineId);
-      return query.execute();
+    // One site or machine: the orders of it (the order's site and machine, as before).
+    let orderIds;
+    if (q.siteId || q.machineId) {
+      let ids = db.selectFrom('orders').select('id');
+      if (q.tenantId !== null) ids = ids.where('tenant_id', '=', q.tenantId);
+      if (q.siteId) ids = ids.where('site_id', '=', q.siteId);
+      if (q.machineId) ids = ids.where('machine_id', '=', q.machineId);
+      orderIds = ids;
+    }
+    const scope = {
+      tenantId: q.tenantId,
+      purpose: 'order' as const,
+      from,
+      to,
+      ...(orderIds ? { orderIds } : {}),
+    };
+    const sums = new Map<string, StatsView['revenue'][number]>();
+    const add = (start: string, r: KeptMoneyGroup, refunds: boolean) => {
+      const key = `${start} ${r.currency}`;
+      const sum = sums.get(key) ?? {
+        start,
+        currency: r.currency,
+        amountMinor: 0,
+        orders: 0,
+        paidMinor: 0,
+        refundedMinor: 0,
+      };
+      if (refunds) sum.refundedMinor += r.amount;
+      else {
+        sum.paidMinor += r.amount;
+        sum.orders += r.n;
+      }
+      sum.amountMinor = sum.paidMinor - sum.refundedMinor;
+      sums.set(key, sum);
     };
     if (!isLocal(q.timeZone)) {
-      const rows = await query(prefix('paid_at', bucket === 'hour' ? 13 : 10));
-      return rows.map((r) => ({
-        start: bucketStart(r.b),
-        currency: r.currency,
-        amountMinor: Number(r.amount),
-        orders: Number(r.n),
-      }));
-    }
-    const rows = await localBuckets('paid_at', { timeZone: q.timeZone, bucket, from, to }, query);
-    const sums = new Map<string, StatsView['revenue'][number]>();
-    for (const r of rows) {
-      const start = new Date(r.start).toISOString();
-      const key = `${start} ${r.currency}`;
-      const sum = sums.get(key) ?? { start, currency: r.currency, amountMinor: 0, orders: 0 };
-      sum.amountMinor += Number(r.amount);
-      sum.orders += Number(r.n);
-      sums.set(key, sum);
+      const key: GroupKey = (column) => prefix(column, bucket === 'hour' ? 13 : 10);
+      const [taken, refunded] = await Promise.all([
+        deps.payments.takenByGroup(scope, key),
+        deps.payments.refundedByGroup(scope, key),
+      ]);
+      for (const r of taken) add(bucketStart(r.b), r, false);
+      for (const r of refunded) add(bucketStart(r.b), r, true);
+    } else {
+      const z = { timeZone: q.timeZone, bucket, from, to };
+      const [taken, refunded] = await Promise.all([
+        localBucketsBy(z, (key) => deps.payments.takenByGroup(scope, key)),
+        localBucketsBy(z, (key) => deps.payments.refundedByGroup(scope, key)),
+      ]);
+      for (const r of taken) add(new Date(r.start).toISOString(), r, false);
+      for (const r of refunded) add(new Date(r.start).toISOString(), r, true);
     }
     return [...sums.values()].sort((a, b) => cmp(a.start, b.start) || cmp(a.currency, b.currency));
   }
