@@ -542,12 +542,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
             razorpay: {
               // The refund's own id is the idempotency key: the job's retries are one refund. A
               // 4xx (but 408, 429) is Razorpay refusing it for good: the refund ends FAILED.
+              // `pending`: Razorpay makes it later; its refund.processed / refund.failed webhook
+              // ends it (docs/api.md §9).
               refund: async (id: string, amount: number, ctx: { refundId: string }) => {
+                let answer: { id: string; status: string };
                 try {
-                  return { providerRefundId: (await razorpayApi.refundPayment(id, amount, ctx.refundId)).id };
+                  answer = await razorpayApi.refundPayment(id, amount, ctx.refundId);
                 } catch (err) {
                   throw isRazorpayRefusal(err) ? new RefundRefusedError(err.message) : err;
                 }
+                if (answer.status === 'failed')
+                  throw new RefundRefusedError(`Razorpay answered refund ${answer.id} failed`);
+                return { providerRefundId: answer.id, pending: answer.status === 'pending' };
               },
             },
           }
@@ -929,6 +935,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     razorpayWebhookRoutes(scope as FastifyTypebox, {
       secrets: config.razorpay.webhookSecrets,
       payments,
+      refunds,
       metrics,
       afterCommit,
       logger,

@@ -7,6 +7,8 @@
 // the site's `refunds_due`: until staff hand it over, or until the provider confirms its refund.
 // A provider refund that gave nothing back (refused, or never answered) ends FAILED: its money
 // goes back where it came from, the payment may be refunded again, and staff are alerted.
+// A provider that makes refunds later (Razorpay answers `pending`) leaves the refund PENDING with
+// its refund id until the provider's webhook says it was processed or failed.
 import { sql } from 'kysely';
 import { recordAudit } from '../audit/audit.service.js';
 import { AppError, notFound } from '../../platform/errors.js';
@@ -33,8 +35,29 @@ export interface ProviderRefunds {
     amountMinor: number,
     /** `refundId` is stable across retries of the job: an idempotency key for the provider. */
     ctx: { currency: string; refundId: string },
-  ): Promise<{ providerRefundId: string }>;
+  ): Promise<{
+    providerRefundId: string;
+    /**
+     * The provider accepted the refund but has not made it yet (Razorpay's `pending`): it stays
+     * PENDING until the provider's news of it (`settleProviderRefund`), or an answer that says made.
+     */
+    pending?: boolean;
+  }>;
 }
+
+/** A provider's news of one of its refunds (a webhook): made, failed, or still on its way. */
+export interface ProviderRefundNews {
+  provider: string;
+  providerRefundId: string;
+  /** The provider's payment id the refund is of. */
+  providerPaymentId: string;
+  amountMinor: number;
+  outcome: 'processed' | 'failed' | 'pending';
+  /** Why it failed, for a `failed` refund (the refund's error, the alert). */
+  error: string;
+}
+
+export type ProviderRefundNewsOutcome = 'processed' | 'failed' | 'pending' | 'duplicate' | 'ignored';
 
 /** The provider refused this refund for good (its reason is the message): nothing was refunded. */
 export class RefundRefusedError extends Error {
@@ -293,90 +316,224 @@ export function createRefunds(deps: {
    * answer after the job's last attempt (the provider may yet have made it: staff check first).
    * False when the refund is not PENDING (it succeeded or failed meanwhile): nothing changes.
    */
-  async function failProviderRefund(
+  function failProviderRefund(
     refundId: string,
     outcome: { kind: 'refused' | 'gave_up'; error: string },
   ): Promise<boolean> {
+    return db.transaction().execute((tx) => failInTx(tx, refundId, outcome));
+  }
+
+  /** `failProviderRefund` in the caller's transaction. */
+  async function failInTx(
+    tx: Executor,
+    refundId: string,
+    outcome: { kind: 'refused' | 'gave_up'; error: string },
+  ): Promise<boolean> {
+    const known = await tx
+      .selectFrom('refunds')
+      .select(['payment_id'])
+      .where('id', '=', refundId)
+      .executeTakeFirst();
+    if (!known) return false;
+    // The payment first, as every refund locks it: its figures change with this one's.
+    const payment = await lockedPayment(tx, known.payment_id);
+    if (!payment) return false;
+    const error = outcome.error.slice(0, 1000);
+    const now = nowIso();
+    const failed = await tx
+      .updateTable('refunds')
+      .set({ status: 'FAILED', error, completed_at: now })
+      .where('id', '=', refundId)
+      .where('status', '=', 'PENDING')
+      .returningAll()
+      .executeTakeFirst();
+    if (!failed) return false;
+    const amountMinor = Number(failed.amount_minor);
+    const undone = undoRefund(refundFigures(payment), amountMinor);
+    await tx
+      .updateTable('payments')
+      .set({ refunded_minor: undone.refundedMinor, status: undone.status, updated_at: now })
+      .where('id', '=', payment.id)
+      .execute();
+    // The money owed back was never paid: refunds_due → where the refund took it from.
+    const siteId = payment.site_id ?? 'default';
+    const source = await refundSource(tx, payment, siteId);
+    const due = await deps.ledger.siteAccount(tx, failed.tenant_id, siteId, 'refunds_due', failed.currency);
+    await deps.ledger.transfer(tx, {
+      tenantId: failed.tenant_id,
+      from: due.id,
+      to: source.id,
+      amount: amountMinor,
+      unit: failed.currency,
+      cause: { type: 'refund', id: failed.id },
+      memo: `refund failed: ${error}`.slice(0, 500),
+    });
+    const provider = providerName(payment.provider);
+    await recordAudit(tx, {
+      tenantId: failed.tenant_id,
+      actor: outcome.kind === 'refused' ? `provider:${payment.provider}` : 'system',
+      action: 'refund.fail',
+      subjectType: 'refund',
+      subjectId: failed.id,
+      before: {
+        status: 'PENDING',
+        paymentStatus: payment.status,
+        refundedMinor: Number(payment.refunded_minor),
+      },
+      after: {
+        status: 'FAILED',
+        paymentId: payment.id,
+        amountMinor,
+        currency: failed.currency,
+        error,
+        paymentStatus: undone.status,
+        refundedMinor: undone.refundedMinor,
+      },
+    });
+    const what = `Refund ${failed.id} of ${readableAmount(amountMinor, failed.currency)} (payment ${payment.id}) to the original method`;
+    await deps.alerts.raise(tx, {
+      tenantId: failed.tenant_id,
+      kind: REFUND_FAILED,
+      subjectType: 'refund',
+      subjectId: failed.id,
+      message:
+        outcome.kind === 'refused'
+          ? `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
+          : `${what} was never confirmed by ${provider}: its job gave up after the last attempt (${error}). It is FAILED and the payment keeps the money; look for refund ${failed.id} in the ${provider} dashboard before refunding the payer again, so they are not refunded twice.`,
+    });
+    return true;
+  }
+
+  /**
+   * A PENDING provider refund the provider made: SUCCEEDED with its id, out of refunds due
+   * (once: false when it is not PENDING any more).
+   */
+  async function succeedInTx(
+    tx: Executor,
+    refundId: string,
+    payment: PaymentRow,
+    providerRefundId: string,
+  ): Promise<boolean> {
+    const done = await tx
+      .updateTable('refunds')
+      .set({ status: 'SUCCEEDED', provider_refund_id: providerRefundId, completed_at: nowIso() })
+      .where('id', '=', refundId)
+      .where('status', '=', 'PENDING')
+      .returningAll()
+      .executeTakeFirst();
+    if (!done) return false;
+    await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
+    await recordAudit(tx, {
+      tenantId: done.tenant_id,
+      actor: `provider:${payment.provider}`,
+      action: 'refund.complete',
+      subjectType: 'refund',
+      subjectId: refundId,
+      before: { status: 'PENDING' },
+      after: {
+        status: 'SUCCEEDED',
+        paymentId: payment.id,
+        amountMinor: Number(done.amount_minor),
+        currency: done.currency,
+        providerRefundId,
+      },
+    });
+    return true;
+  }
+
+  /**
+   * The refund to the original method that a provider's news is about: by the provider's refund
+   * id; else (news that came before the refund API's answer was stored) the one PENDING refund of
+   * that payment and amount with no provider id yet. Undefined when none (or more than one) is.
+   */
+  async function refundOfNews(ex: Executor, news: ProviderRefundNews): Promise<RefundRow | undefined> {
+    const known = await ex
+      .selectFrom('refunds as r')
+      .innerJoin('payments as p', 'p.id', 'r.payment_id')
+      .selectAll('r')
+      .where('p.provider', '=', news.provider)
+      .where('r.destination', '=', 'original')
+      .where('r.provider_refund_id', '=', news.providerRefundId)
+      .executeTakeFirst();
+    if (known) return known;
+    const candidates = await ex
+      .selectFrom('refunds as r')
+      .innerJoin('payments as p', 'p.id', 'r.payment_id')
+      .selectAll('r')
+      .where('p.provider', '=', news.provider)
+      .where('p.provider_payment_id', '=', news.providerPaymentId)
+      .where('r.destination', '=', 'original')
+      .where('r.status', '=', 'PENDING')
+      .where('r.provider_refund_id', 'is', null)
+      .where('r.amount_minor', '=', news.amountMinor)
+      .limit(2)
+      .execute();
+    return candidates.length === 1 ? candidates[0] : undefined;
+  }
+
+  /**
+   * A provider's news of a refund (its webhook), once: `processed` makes a PENDING refund
+   * SUCCEEDED, `failed` ends it FAILED as a refusal (`failProviderRefund`), `pending` only notes
+   * the provider's id. News of a refund already so is a duplicate; news of a refund unknown here,
+   * or contrary to how it ended (processed after FAILED, failed after SUCCEEDED), changes nothing
+   * and is answered as ignored. `claim`, in the same transaction: false when this delivery was
+   * seen before (the inbox): a duplicate.
+   */
+  async function settleProviderRefund(
+    news: ProviderRefundNews,
+    claim?: (ex: Executor) => Promise<boolean>,
+  ): Promise<{
+    refundId: string | null;
+    outcome: ProviderRefundNewsOutcome;
+    /** Why it was ignored: UNKNOWN_REFUND, or REFUND_SUCCEEDED / REFUND_FAILED (how it ended). */
+    ignored?: string;
+  }> {
     return db.transaction().execute(async (tx) => {
-      const known = await tx
-        .selectFrom('refunds')
-        .select(['payment_id'])
-        .where('id', '=', refundId)
-        .executeTakeFirst();
-      if (!known) return false;
-      // The payment first, as every refund locks it: its figures change with this one's.
-      const payment = await lockedPayment(tx, known.payment_id);
-      if (!payment) return false;
-      const error = outcome.error.slice(0, 1000);
-      const now = nowIso();
-      const failed = await tx
-        .updateTable('refunds')
-        .set({ status: 'FAILED', error, completed_at: now })
-        .where('id', '=', refundId)
-        .where('status', '=', 'PENDING')
-        .returningAll()
-        .executeTakeFirst();
-      if (!failed) return false;
-      const amountMinor = Number(failed.amount_minor);
-      const undone = undoRefund(refundFigures(payment), amountMinor);
-      await tx
-        .updateTable('payments')
-        .set({ refunded_minor: undone.refundedMinor, status: undone.status, updated_at: now })
-        .where('id', '=', payment.id)
-        .execute();
-      // The money owed back was never paid: refunds_due → where the refund took it from.
-      const siteId = payment.site_id ?? 'default';
-      const source = await refundSource(tx, payment, siteId);
-      const due = await deps.ledger.siteAccount(tx, failed.tenant_id, siteId, 'refunds_due', failed.currency);
-      await deps.ledger.transfer(tx, {
-        tenantId: failed.tenant_id,
-        from: due.id,
-        to: source.id,
-        amount: amountMinor,
-        unit: failed.currency,
-        cause: { type: 'refund', id: failed.id },
-        memo: `refund failed: ${error}`.slice(0, 500),
-      });
-      const provider = providerName(payment.provider);
-      await recordAudit(tx, {
-        tenantId: failed.tenant_id,
-        actor: outcome.kind === 'refused' ? `provider:${payment.provider}` : 'system',
-        action: 'refund.fail',
-        subjectType: 'refund',
-        subjectId: failed.id,
-        before: {
-          status: 'PENDING',
-          paymentStatus: payment.status,
-          refundedMinor: Number(payment.refunded_minor),
-        },
-        after: {
-          status: 'FAILED',
-          paymentId: payment.id,
-          amountMinor,
-          currency: failed.currency,
-          error,
-          paymentStatus: undone.status,
-          refundedMinor: undone.refundedMinor,
-        },
-      });
-      const what = `Refund ${failed.id} of ${readableAmount(amountMinor, failed.currency)} (payment ${payment.id}) to the original method`;
-      await deps.alerts.raise(tx, {
-        tenantId: failed.tenant_id,
-        kind: REFUND_FAILED,
-        subjectType: 'refund',
-        subjectId: failed.id,
-        message:
-          outcome.kind === 'refused'
-            ? `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
-            : `${what} was never confirmed by ${provider}: its job gave up after the last attempt (${error}). It is FAILED and the payment keeps the money; look for refund ${failed.id} in the ${provider} dashboard before refunding the payer again, so they are not refunded twice.`,
-      });
-      return true;
+      const refund = await refundOfNews(tx, news);
+      const refundId = refund?.id ?? null;
+      if (claim && !(await claim(tx))) return { refundId, outcome: 'duplicate' as const };
+      if (!refund) return { refundId, outcome: 'ignored' as const, ignored: 'UNKNOWN_REFUND' };
+      const ended = (status: string) =>
+        status === 'SUCCEEDED' || status === 'FAILED'
+          ? { refundId, outcome: 'ignored' as const, ignored: `REFUND_${status}` }
+          : { refundId, outcome: 'ignored' as const, ignored: 'REFUND_NOT_PENDING' };
+      if (news.outcome === 'pending') {
+        if (refund.status === 'PENDING' && refund.provider_refund_id === null)
+          await tx
+            .updateTable('refunds')
+            .set({ provider_refund_id: news.providerRefundId })
+            .where('id', '=', refund.id)
+            .where('status', '=', 'PENDING')
+            .execute();
+        return { refundId, outcome: 'pending' as const };
+      }
+      if (news.outcome === 'processed') {
+        if (refund.status === 'SUCCEEDED') return { refundId, outcome: 'duplicate' as const };
+        if (refund.status !== 'PENDING') return ended(refund.status);
+        const payment = await lockedPayment(tx, refund.payment_id);
+        if (!payment || !(await succeedInTx(tx, refund.id, payment, news.providerRefundId)))
+          return ended(refund.status);
+        return { refundId, outcome: 'processed' as const };
+      }
+      if (refund.status === 'FAILED') return { refundId, outcome: 'duplicate' as const };
+      if (refund.status !== 'PENDING') return ended(refund.status);
+      if (refund.provider_refund_id === null)
+        await tx
+          .updateTable('refunds')
+          .set({ provider_refund_id: news.providerRefundId })
+          .where('id', '=', refund.id)
+          .where('status', '=', 'PENDING')
+          .execute();
+      if (!(await failInTx(tx, refund.id, { kind: 'refused', error: news.error })))
+        return ended(refund.status);
+      return { refundId, outcome: 'failed' as const };
     });
   }
 
   return {
     record,
     failProviderRefund,
+    settleProviderRefund,
 
     /** Asked before every refund is written, in its transaction (may refuse it). */
     onRecording(hook: RefundRecordingHook): void {
@@ -516,9 +673,10 @@ export function createRefunds(deps: {
       if (!provider || !payment.provider_payment_id)
         throw new Error(`no refund API for provider ${payment.provider ?? 'none'}`);
       let providerRefundId: string;
+      let pending: boolean | undefined;
       try {
         const ctx = { currency: refund.currency, refundId: refund.id };
-        ({ providerRefundId } = await provider.refund(
+        ({ providerRefundId, pending } = await provider.refund(
           payment.provider_payment_id,
           Number(refund.amount_minor),
           ctx,
@@ -529,34 +687,20 @@ export function createRefunds(deps: {
         await failProviderRefund(refundId, { kind: 'refused', error: err.message });
         return;
       }
-      // The money has left: out of refunds due, with the refund's SUCCEEDED (once, however often
-      // the job runs).
-      await db.transaction().execute(async (tx) => {
-        const done = await tx
+      // Accepted, not made yet: the refund waits, with the provider's id, for its news (the job is
+      // done; asked again, e.g. after a crash, the same refund's answer may say it was made).
+      if (pending) {
+        await db
           .updateTable('refunds')
-          .set({ status: 'SUCCEEDED', provider_refund_id: providerRefundId, completed_at: nowIso() })
+          .set({ provider_refund_id: providerRefundId })
           .where('id', '=', refundId)
           .where('status', '=', 'PENDING')
-          .returningAll()
-          .executeTakeFirst();
-        if (!done) return;
-        await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
-        await recordAudit(tx, {
-          tenantId: done.tenant_id,
-          actor: `provider:${payment.provider}`,
-          action: 'refund.complete',
-          subjectType: 'refund',
-          subjectId: refundId,
-          before: { status: refund.status },
-          after: {
-            status: 'SUCCEEDED',
-            paymentId: payment.id,
-            amountMinor: Number(done.amount_minor),
-            currency: done.currency,
-            providerRefundId,
-          },
-        });
-      });
+          .execute();
+        return;
+      }
+      // The money has left: out of refunds due, with the refund's SUCCEEDED (once, however often
+      // the job runs).
+      await db.transaction().execute((tx) => succeedInTx(tx, refundId, payment, providerRefundId));
     },
   };
 }

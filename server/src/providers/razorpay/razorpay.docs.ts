@@ -44,7 +44,7 @@ export const RazorpayWebhookBody = Type.Object(
     account_id: Type.String(),
     event: Type.String({
       description:
-        '`qr_code.credited` or `payment.captured` (with notes.qr_code_id); others: ignored EVENT_NOT_HANDLED',
+        '`qr_code.credited` or `payment.captured` (with notes.qr_code_id); `refund.processed`, `refund.failed`, `refund.created` (payload.refund.entity); others: ignored EVENT_NOT_HANDLED',
     }),
     contains: Type.Array(Type.String()),
     payload: Type.Object({

@@ -214,9 +214,40 @@ describe('parseRazorpayEvent', () => {
     'payment.authorized',
     'payment.failed',
     'order.paid',
-    'refund.processed',
+    'refund.speed_changed',
   ])('treats %s as not handled', (event) => {
     expect(parse({ entity: 'event', event, payload: {} })).toEqual({ kind: 'not-handled', eventType: event });
+  });
+
+  const refundBody = (event: string, status: string) => ({
+    entity: 'event',
+    event,
+    contains: ['refund', 'payment'],
+    payload: {
+      refund: { entity: { id: 'rfnd_1', entity: 'refund', amount: 500, payment_id: 'pay_1', status } },
+    },
+  });
+  it.each([
+    ['refund.processed', 'processed', 'processed'],
+    ['refund.failed', 'failed', 'failed'],
+    ['refund.created', 'pending', 'pending'],
+    ['refund.created', 'processed', 'processed'],
+  ])('reads %s (refund %s) as news that it is %s', (event, status, outcome) => {
+    expect(parse(refundBody(event, status))).toMatchObject({
+      kind: 'refund',
+      eventType: event,
+      news: {
+        provider: 'razorpay',
+        providerRefundId: 'rfnd_1',
+        providerPaymentId: 'pay_1',
+        amountMinor: 500,
+        outcome,
+      },
+    });
+  });
+
+  it('treats a refund event without its refund entity as malformed', () => {
+    expect(parse({ entity: 'event', event: 'refund.failed', payload: {} }).kind).toBe('malformed');
   });
 
   it('treats the bare test-vector body as malformed (no payment in it)', () => {

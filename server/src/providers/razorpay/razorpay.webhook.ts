@@ -3,11 +3,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 import type { PaymentNotification } from '../../modules/payments/payment-notification.js';
+import type { ProviderRefundNews } from '../../modules/payments/refunds.js';
 
 export type { PaymentNotification };
 
 export type ParsedRazorpayEvent =
   | { kind: 'payment'; notification: PaymentNotification }
+  | { kind: 'refund'; eventId: string | null; eventType: string; news: ProviderRefundNews }
   | { kind: 'not-handled'; eventType: string }
   | { kind: 'malformed'; message: string };
 
@@ -48,6 +50,7 @@ export function parseRazorpayEvent(rawBody: Buffer, eventIdHeader: string | unde
   if (!body) return { kind: 'malformed', message: 'body is not a JSON object' };
   const eventType = str(body['event']);
   if (!eventType) return { kind: 'malformed', message: 'field "event" is missing' };
+  if (REFUND_EVENTS.has(eventType)) return parseRefundEvent(body, eventType, eventIdHeader);
   if (eventType !== 'qr_code.credited' && eventType !== 'payment.captured')
     return { kind: 'not-handled', eventType };
 
@@ -93,6 +96,53 @@ export function parseRazorpayEvent(rawBody: Buffer, eventIdHeader: string | unde
       reference: reference ?? null,
       captured: payment['status'] === 'captured' || payment['captured'] === true,
       raw: rawBody.toString('utf8'),
+    },
+  };
+}
+
+/** Razorpay's refund events that settle a refund (refund.speed_changed does not). */
+const REFUND_EVENTS = new Set(['refund.created', 'refund.processed', 'refund.failed']);
+
+/**
+ * `refund.processed` / `refund.failed` (and `refund.created`, by its refund's status): the news
+ * of a refund, found by its `payload.refund.entity` (id, payment_id, amount).
+ */
+function parseRefundEvent(
+  body: Json,
+  eventType: string,
+  eventIdHeader: string | undefined,
+): ParsedRazorpayEvent {
+  const refund = obj(obj(obj(body['payload'])?.['refund'])?.['entity']);
+  if (!refund) return { kind: 'malformed', message: 'payload.refund.entity is missing' };
+  const id = str(refund['id']);
+  const paymentId = str(refund['payment_id']);
+  const amount = refund['amount'];
+  if (!id) return { kind: 'malformed', message: 'payload.refund.entity.id is missing' };
+  if (!paymentId) return { kind: 'malformed', message: 'payload.refund.entity.payment_id is missing' };
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0)
+    return { kind: 'malformed', message: 'payload.refund.entity.amount must be a positive integer (paise)' };
+  if (id.includes('\u0000') || paymentId.includes('\u0000'))
+    return { kind: 'malformed', message: 'refund and payment ids must not contain NUL characters (\\u0000)' };
+  const status = str(refund['status']);
+  const outcome =
+    eventType === 'refund.processed'
+      ? 'processed'
+      : eventType === 'refund.failed'
+        ? 'failed'
+        : status === 'processed' || status === 'failed'
+          ? status
+          : 'pending';
+  return {
+    kind: 'refund',
+    eventId: eventIdHeader && eventIdHeader.length <= 200 ? eventIdHeader : null,
+    eventType,
+    news: {
+      provider: 'razorpay',
+      providerRefundId: id,
+      providerPaymentId: paymentId,
+      amountMinor: amount,
+      outcome,
+      error: `Razorpay failed refund ${id} (${eventType}, status ${status ?? 'unknown'})`,
     },
   };
 }
