@@ -302,7 +302,8 @@ for (const engine of engines()) {
         }),
       ]);
 
-      // A late refund.processed for a failed refund changes nothing.
+      // A late refund.processed for a failed refund moves no money, but the books and the payer's
+      // money now disagree: staff are told (REFUND_PROVIDER_MISMATCH).
       const late = await server.postWebhook(
         refundEvent('refund.processed', {
           id: atRazorpay.id,
@@ -314,6 +315,11 @@ for (const engine of engines()) {
       expect(late.status).toBe(200);
       expect((await refundOf(payment.id, refundId)).status).toBe('FAILED');
       expect(await balance('refunds_due')).toBe(due);
+      const told = await alertsOf(refundId);
+      expect(told.map((a) => a.kind).sort()).toEqual(['REFUND_FAILED', 'REFUND_PROVIDER_MISMATCH']);
+      expect(told.find((a) => a.kind === 'REFUND_PROVIDER_MISMATCH')!.message).toMatch(
+        /Razorpay says refund .* was processed, but it is FAILED here: the payer has this money back/,
+      );
 
       // All of it may be refunded again.
       const again = await post(`/v1/payments/${payment.id}/refunds`, {

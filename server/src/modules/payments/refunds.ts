@@ -69,6 +69,8 @@ export class RefundRefusedError extends Error {
 
 /** The alert raised when a provider refund ends FAILED (subject: the refund). */
 export const REFUND_FAILED = 'REFUND_FAILED';
+/** The alert raised when the provider's news of a refund contradicts how it ended here. */
+export const REFUND_PROVIDER_MISMATCH = 'REFUND_PROVIDER_MISMATCH';
 
 const providerName = (p: string | null) => (p ? p.charAt(0).toUpperCase() + p.slice(1) : 'the provider');
 
@@ -507,8 +509,29 @@ export function createRefunds(deps: {
             .execute();
         return { refundId, outcome: 'pending' as const };
       }
+      // The provider says the opposite of how the refund ended here: the books and the payer's
+      // money disagree, and only staff can tell which is right (no money is moved by this news).
+      const contrary = async (said: string, meaning: string) => {
+        await deps.alerts.raise(tx, {
+          tenantId: refund.tenant_id,
+          kind: REFUND_PROVIDER_MISMATCH,
+          subjectType: 'refund',
+          subjectId: refund.id,
+          message:
+            `${providerName(news.provider)} says refund ${refund.id} of ` +
+            `${readableAmount(Number(refund.amount_minor), refund.currency)} (payment ${refund.payment_id}, ` +
+            `${news.providerRefundId}) ${said}, but it is ${refund.status} here: ${meaning}`,
+        });
+        return ended(refund.status);
+      };
       if (news.outcome === 'processed') {
         if (refund.status === 'SUCCEEDED') return { refundId, outcome: 'duplicate' as const };
+        if (refund.status === 'FAILED')
+          return contrary(
+            'was processed',
+            'the payer has this money back although the payment counts it as kept; do not refund it again ' +
+              '(if it was refunded again meanwhile, the payer got it twice)',
+          );
         if (refund.status !== 'PENDING') return ended(refund.status);
         const payment = await lockedPayment(tx, refund.payment_id);
         if (!payment || !(await succeedInTx(tx, refund.id, payment, news.providerRefundId)))
@@ -516,6 +539,11 @@ export function createRefunds(deps: {
         return { refundId, outcome: 'processed' as const };
       }
       if (refund.status === 'FAILED') return { refundId, outcome: 'duplicate' as const };
+      if (refund.status === 'SUCCEEDED')
+        return contrary(
+          'failed',
+          'the payer did not get this money back although the payment counts it as refunded; refund them another way',
+        );
       if (refund.status !== 'PENDING') return ended(refund.status);
       if (refund.provider_refund_id === null)
         await tx
