@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actingTenant, requireAdmin, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { EntityId, errors, IsoTime } from '../../platform/http/schemas.js';
+import { EntityId, errors, expectNoBody, IsoTime } from '../../platform/http/schemas.js';
 import { validation } from '../../platform/errors.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import type { CafeOrders } from './cafe-orders.js';
@@ -79,11 +79,12 @@ export function cafeStaffRoutes(
         params: Type.Object({ id: EntityId }),
         response: {
           200: Type.Object({ tableId: Type.String(), version: Type.Integer(), url: Type.String() }),
-          ...errors(401, 403, 404, 409),
+          ...errors(400, 401, 403, 404, 409),
         },
       },
     },
     async (request) => {
+      expectNoBody(request.body);
       const principal = await deps.auth.fromHeaders(request.headers);
       requireAdmin(principal);
       const tenant = tenantFilter(principal);

@@ -11,7 +11,7 @@ import {
   type Principal,
 } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { Cursor, EntityId, errors, Limit } from '../../platform/http/schemas.js';
+import { Cursor, EntityId, errors, expectNoBody, Limit } from '../../platform/http/schemas.js';
 import type { ArtifactStore, StagedImage } from './artifact-store.js';
 import type { Artifacts, UploadFields } from './artifacts.service.js';
 import type { CampaignAction, Campaigns } from './campaigns.service.js';
@@ -223,9 +223,7 @@ export async function firmwareRoutes(app: FastifyTypebox, deps: FirmwareRouteDep
     },
     async (request) => {
       const principal = await admin(request);
-      const body = request.body;
-      if (body !== undefined && body !== null && (typeof body !== 'object' || Object.keys(body).length > 0))
-        throw validation('body must be empty or {}');
+      expectNoBody(request.body);
       return deps.campaigns.act(
         request.params.id,
         tenantFilter(principal),

@@ -5,7 +5,16 @@ import { validation } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { actingTenant, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { readableTenants, type SoleTenant } from '../../platform/operator-scope.js';
-import { Cursor, EntityId, errors, Limit, OnePage, OpenObject, Page } from '../../platform/http/schemas.js';
+import {
+  Cursor,
+  EntityId,
+  errors,
+  expectNoBody,
+  Limit,
+  OnePage,
+  OpenObject,
+  Page,
+} from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CashService } from '../cash/cash.service.js';
 import type { UnallocatedService } from '../cash/unallocated.js';
@@ -93,6 +102,7 @@ export function restaurantOpsRoutes(
       },
     },
     async (request) => {
+      expectNoBody(request.body);
       const p = await request.staff();
       return deps.kitchen.markReady(request.params.id, tenantFilter(p), p.actor);
     },
@@ -237,6 +247,7 @@ export function restaurantOpsRoutes(
       },
     },
     async (request) => {
+      expectNoBody(request.body);
       const p = await request.staff();
       await deps.printing.retry(request.params.jobId, tenantFilter(p));
       return { ok: true as const };
@@ -282,6 +293,7 @@ export function restaurantOpsRoutes(
       },
     },
     async (request) => {
+      expectNoBody(request.body);
       const p = await request.staff();
       await deps.alerts.acknowledge(request.params.id, await readableTenants(p, deps.isSoleTenant), p.actor);
       return { ok: true as const };

@@ -1,6 +1,6 @@
 import { MACHINE_KINDS } from '@kioskhub/protocol';
 import { Type } from '@sinclair/typebox';
-import { forbidden, validation } from '../../platform/errors.js';
+import { forbidden } from '../../platform/errors.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import {
   actingTenant,
@@ -9,7 +9,7 @@ import {
   tenantFilter,
   type Authenticator,
 } from '../../platform/http/auth.js';
-import { Currency, Cursor, EntityId, errors, Limit, Page } from '../../platform/http/schemas.js';
+import { Currency, Cursor, EntityId, errors, expectNoBody, Limit, Page } from '../../platform/http/schemas.js';
 import type { MachinesService } from './machines.service.js';
 
 const Kind = Type.Union(MACHINE_KINDS.map((k) => Type.Literal(k)));
@@ -38,19 +38,6 @@ export const MachineSchema = Type.Object({
   updatedAt: Type.String(),
 });
 const IdParams = Type.Object({ id: EntityId });
-
-/** A body-less action takes no body or `{}`; anything else is rejected like an unknown field (CONTRACTS §2). */
-function expectNoBody(body: unknown): void {
-  if (body === undefined) return;
-  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-    const field = Object.keys(body)[0];
-    if (field === undefined) return;
-    throw validation(`body: unknown field "${field}"`, [
-      { path: 'body', message: 'must NOT have additional properties', field },
-    ]);
-  }
-  throw validation('body must be empty or an empty JSON object');
-}
 
 export function machinesRoutes(
   app: FastifyTypebox,
