@@ -6,10 +6,9 @@
 // keeps the money again, REFUND_FAILED alert, audited). The webhook is signed and deduplicated
 // as the payment events are; an unknown refund id is answered 2xx and ignored.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { fakeRazorpay } from './fake-razorpay.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
@@ -19,60 +18,6 @@ const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
  * has not confirmed yet); the same `X-Refund-Idempotency` key gets the same refund again. The
  * answers for a payment it was told to `hold` wait until released (the refund is made at once).
  */
-async function fakeRazorpay() {
-  const refunds: {
-    id: string;
-    paymentId: string;
-    amount: number;
-    key: string | undefined;
-  }[] = [];
-  const held = new Map<string, Promise<void>>();
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      const key = req.headers['x-refund-idempotency'] as string | undefined;
-      const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1] ?? '';
-      let refund = key ? refunds.find((r) => r.key === key) : undefined;
-      if (!refund) {
-        const body = JSON.parse(raw) as { amount: number };
-        refund = { id: `rfnd_${randomBytes(5).toString('hex')}`, paymentId, amount: body.amount, key };
-        refunds.push(refund);
-      }
-      const made = refund;
-      void (held.get(paymentId) ?? Promise.resolve()).then(() => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            id: made.id,
-            entity: 'refund',
-            amount: made.amount,
-            currency: 'INR',
-            payment_id: paymentId,
-            notes: {},
-            status: 'pending',
-            speed_requested: 'normal',
-          }),
-        );
-      });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    refunds,
-    /** Holds the answers for this payment's refunds until the returned function is called. */
-    hold(paymentId: string): () => void {
-      let release!: () => void;
-      held.set(paymentId, new Promise<void>((r) => (release = r)));
-      return () => {
-        held.delete(paymentId);
-        release();
-      };
-    },
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
 
 /** A refund webhook as Razorpay sends it (refund and payment entities). */
 function refundEvent(
@@ -175,7 +120,7 @@ for (const engine of engines()) {
     }
 
     beforeAll(async () => {
-      razorpay = await fakeRazorpay();
+      razorpay = await fakeRazorpay({ refundStatus: 'pending' });
       server = await startServer({
         engine,
         env: {

@@ -6,68 +6,18 @@
 // its money goes back where it came from (the payment may be refunded again), staff get a
 // REFUND_FAILED alert, and it is audited. Transient errors (network, 5xx, 429) are retried as before.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { fakeRazorpay } from './fake-razorpay.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
-
-type Answer = { status: number; code?: string; description?: string };
 
 /**
  * A local Razorpay refunds API. A request carrying an `X-Refund-Idempotency` key it has made a
  * refund for gets that refund again; otherwise it answers what the test scripted for the payment
  * (an error, nothing refunded), and once the script is spent it makes the refund.
  */
-async function fakeRazorpay() {
-  const refunds: { id: string; paymentId: string; amount: number; key: string | undefined }[] = [];
-  const calls: { paymentId: string; key: string | undefined }[] = [];
-  const scripts = new Map<string, Answer[]>();
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      const key = req.headers['x-refund-idempotency'] as string | undefined;
-      const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1] ?? '';
-      calls.push({ paymentId, key });
-      let refund = key ? refunds.find((r) => r.key === key) : undefined;
-      const next = refund ? undefined : scripts.get(paymentId)?.shift();
-      if (next) {
-        res.writeHead(next.status, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            error: { code: next.code ?? 'SERVER_ERROR', description: next.description ?? 'try again' },
-          }),
-        );
-        return;
-      }
-      if (!refund) {
-        refund = {
-          id: `rfnd_${randomBytes(4).toString('hex')}`,
-          paymentId,
-          amount: JSON.parse(raw).amount,
-          key,
-        };
-        refunds.push(refund);
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({ id: refund.id, entity: 'refund', amount: refund.amount, status: 'processed' }),
-      );
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    refunds,
-    calls,
-    /** What Razorpay answers the next refund requests of this payment (then it refunds). */
-    script: (paymentId: string, answers: Answer[]) => scripts.set(paymentId, answers),
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
 
 for (const engine of engines()) {
   describe(`a Razorpay refund the provider refuses or never answers (${engine})`, () => {

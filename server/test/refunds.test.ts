@@ -2,60 +2,21 @@
 // received (also when two staff refund at once); through Razorpay's refund API as a retried job,
 // or owed and handed back by staff; a review's "refund due" and a cancelled cash session too.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { fakeRazorpay } from './fake-razorpay.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
 
 /** A local Razorpay refunds API (POST /v1/payments/:id/refund → refund entity); fails the first call. */
-async function fakeRazorpay() {
-  const calls: { path: string; body: any; auth: string | undefined }[] = [];
-  let failNext = 1;
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      calls.push({
-        path: req.url ?? '',
-        body: raw ? JSON.parse(raw) : null,
-        auth: req.headers.authorization,
-      });
-      if (failNext-- > 0) {
-        res
-          .writeHead(502, { 'content-type': 'application/json' })
-          .end('{"error":{"code":"SERVER_ERROR","description":"try again"}}');
-        return;
-      }
-      const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1];
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          id: `rfnd_${randomBytes(4).toString('hex')}`,
-          entity: 'refund',
-          amount: JSON.parse(raw).amount,
-          payment_id: paymentId,
-          status: 'processed',
-        }),
-      );
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    calls,
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
 
 describe.each(engines())('refunds (%s)', (engine) => {
   let server: TestServer;
   let razorpay: Awaited<ReturnType<typeof fakeRazorpay>>;
   let vending: { id: string; key: string; qrCodeId: string };
   beforeAll(async () => {
-    razorpay = await fakeRazorpay();
+    razorpay = await fakeRazorpay({ failFirst: 1 });
     server = await startServer({
       engine,
       env: {

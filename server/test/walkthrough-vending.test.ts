@@ -15,8 +15,6 @@
 //   kept taking money. The order now raises DISPENSE_DECLINED (once while open); a full refund
 //   cancels the dispense.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderStatus, silentV1Machine } from './dashboard-fixtures.js';
@@ -30,6 +28,7 @@ import {
   startServer,
   type TestServer,
 } from './harness.js';
+import { fakeRazorpay } from './fake-razorpay.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
 
@@ -38,45 +37,6 @@ const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
  * `X-Refund-Idempotency` key it has seen gets the refund it made then; any other request makes a
  * new refund. The first request is carried out but its answer is lost (504), as on a timeout.
  */
-async function fakeRazorpay() {
-  const refunds: { id: string; paymentId: string; amount: number; key: string | undefined }[] = [];
-  const calls: { path: string; key: string | undefined }[] = [];
-  let loseNextAnswer = 1;
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      const key = req.headers['x-refund-idempotency'] as string | undefined;
-      calls.push({ path: req.url ?? '', key });
-      const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1] ?? '';
-      let refund = key ? refunds.find((r) => r.key === key) : undefined;
-      if (!refund) {
-        refund = {
-          id: `rfnd_${randomBytes(4).toString('hex')}`,
-          paymentId,
-          amount: JSON.parse(raw).amount,
-          key,
-        };
-        refunds.push(refund);
-      }
-      if (loseNextAnswer-- > 0) {
-        res.writeHead(504, { 'content-type': 'application/json' }).end('{"error":{"code":"GATEWAY_ERROR"}}');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({ id: refund.id, entity: 'refund', amount: refund.amount, status: 'processed' }),
-      );
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    refunds,
-    calls,
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
 
 for (const engine of engines()) {
   describe(`vending walkthrough: UPI QR payments, refunds and reviews (${engine})`, () => {
@@ -88,7 +48,7 @@ for (const engine of engines()) {
     const paymentOf = async (orderId: string) => (await get(`/v1/payments?orderId=${orderId}`)).body.items[0];
 
     beforeAll(async () => {
-      razorpay = await fakeRazorpay();
+      razorpay = await fakeRazorpay({ loseFirst: 1 });
       server = await startServer({
         engine,
         env: {
