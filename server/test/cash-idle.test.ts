@@ -128,3 +128,90 @@ for (const engine of engines()) {
     }, 30_000);
   });
 }
+
+// The sweep runs on every process of a cluster (scheduler.every is per process), and it must
+// reach every abandoned kiosk session however many sessions it leaves alone. The server's own
+// sweep is kept out of the way (an idle time of an hour); the tests sweep by hand, as if later.
+for (const engine of engines()) {
+  describe(`abandoned cash sessions: cluster and volume (${engine})`, () => {
+    let server: TestServer;
+    let site: { siteId: string; kiosk: string; cash: string };
+    const IDLE = 1_000;
+    const later = () => Date.now() + 5_000;
+
+    beforeAll(async () => {
+      server = await startServer({ engine, env: { CASH_SESSION_IDLE_MS: '3600000' } });
+      const siteId = `idlc${randomBytes(3).toString('hex')}`;
+      const kiosk = `K${randomBytes(3).toString('hex')}`;
+      const cash = `C${randomBytes(3).toString('hex')}`;
+      const keys = await createBurgerSite(server, {
+        siteId,
+        skuPrefix: `${siteId}-`,
+        machines: { [kiosk]: 'kiosk', [cash]: 'cash' },
+      });
+      site = { siteId, kiosk: keys[kiosk]!, cash: keys[cash]! };
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    const staleAlerts = async (orderId: string) =>
+      (
+        (await server.request('GET', '/v1/alerts?limit=200')).body.items as {
+          kind: string;
+          subjectId: string;
+        }[]
+      ).filter((a) => a.kind === 'CASH_SESSION_STALE' && a.subjectId === orderId);
+
+    it('two processes sweeping at the same moment raise one CASH_SESSION_STALE, not two', async () => {
+      const partial = await openCashSession(server, site, 100);
+      const { cash } = server.kioskhub.services;
+      const at = later();
+      const [a, b] = await Promise.all([cash.expireIdle(IDLE, at), cash.expireIdle(IDLE, at)]);
+      expect(a.stale + b.stale).toBe(1);
+      expect(await staleAlerts(partial.orderId)).toHaveLength(1);
+    }, 30_000);
+
+    it('an abandoned kiosk session is cancelled behind 200 older table-order sessions the sweep leaves alone', async () => {
+      const { orders } = server.kioskhub.services;
+      const db = server.kioskhub.db;
+      const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+      for (let i = 0; i < 201; i++) {
+        const order = await db.transaction().execute((tx) =>
+          orders.create(tx, {
+            tenantId: 'default',
+            siteId: site.siteId,
+            machineId: null,
+            amount: 15_000,
+            currency: 'PHP',
+            source: 'table',
+            status: 'CREATED',
+            orderNumber: `T${randomBytes(4).toString('hex')}`,
+            actor: 'test',
+          }),
+        );
+        await db
+          .insertInto('cash_sessions')
+          .values({
+            id: `cs${randomBytes(8).toString('hex')}`,
+            tenant_id: 'default',
+            site_id: site.siteId,
+            machine_id: null,
+            order_id: order.id,
+            order_number: order.orderNumber!,
+            total_required_minor: 15_000,
+            currency: 'PHP',
+            status: 'PENDING',
+            started_at: hourAgo,
+            completed_at: null,
+            cancelled_at: null,
+          })
+          .execute();
+      }
+      const empty = await openCashSession(server, site);
+      const done = await server.kioskhub.services.cash.expireIdle(IDLE, later());
+      expect(done.cancelled).toBeGreaterThanOrEqual(1);
+      expect((await server.request('GET', `/v1/orders/${empty.orderId}`)).body.status).toBe('CANCELLED');
+    }, 120_000);
+  });
+}

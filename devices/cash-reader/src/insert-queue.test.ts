@@ -116,6 +116,18 @@ describe('on-disk insert queue', () => {
     expect((await openInsertQueue({ dir })).size()).toBe(0);
   });
 
+  it('a refused amount in thousandths is dead-lettered as amountMilli, as the queue file has it', async () => {
+    const queue = await openInsertQueue({ dir });
+    const coin = { ...insert(2), amountMinor: 5, scale: 3 as const };
+    await queue.append(coin);
+    await queue.deadLetter(coin, 'VALIDATION_FAILED', { status: 400 });
+    const entry = JSON.parse(lines(queue.deadLetterPath)[0] ?? '{}');
+    expect(entry.insert).toMatchObject({ eventId: 'ev-2', amountMilli: 5 });
+    expect(entry.insert).not.toHaveProperty('amountMinor');
+    expect(entry.insert).not.toHaveProperty('scale');
+    await queue.close();
+  });
+
   it('writes concurrent appends in call order', async () => {
     const queue = await openInsertQueue({ dir });
     await Promise.all([1, 2, 3, 4, 5, 6].map((n) => queue.append(insert(n))));

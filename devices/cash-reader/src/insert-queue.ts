@@ -210,7 +210,8 @@ export async function openInsertQueue(options: InsertQueueOptions) {
     /** The server refused the insert for good: keep it in the dead-letter file, then forget it here. */
     deadLetter: (insert: CashInsert, reason: string, details?: unknown): Promise<void> =>
       serial(async () => {
-        await deadLetter({ reason, insert, ...(details === undefined ? {} : { details }) });
+        // As the queue file has it: thousandths as `amountMilli`, never read as hundredths.
+        await deadLetter({ reason, insert: stored(insert), ...(details === undefined ? {} : { details }) });
         await ackNow(insert.eventId);
       }),
     /** Something that may have been money but could not become an insert (e.g. an unreadable line). */

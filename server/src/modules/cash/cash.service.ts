@@ -550,13 +550,17 @@ export function createCashService(deps: {
      */
     async expireIdle(idleMs: number, now = Date.now()): Promise<{ cancelled: number; stale: number }> {
       const cutoff = new Date(now - idleMs).toISOString();
-      // Two lists, so that sessions left with money (waiting for staff) never crowd out the empty ones.
-      const pendingSince = (withMoney: boolean) =>
-        db
+      const PAGE = 200;
+      // Two lists, so that sessions left with money (waiting for staff) never crowd out the empty
+      // ones; table orders are not in them (SQL), and each is read to its end a page at a time, so
+      // neither those nor sessions flagged already (they stay PENDING) hide the ones behind them.
+      const pendingSince = (withMoney: boolean, after?: { startedAt: string; id: string }) => {
+        let q = db
           .selectFrom('cash_sessions as s')
-          .select(['s.id', 's.tenant_id', 's.order_id', 's.order_number'])
+          .select(['s.id', 's.tenant_id', 's.order_id', 's.order_number', 's.started_at'])
           .where('s.status', '=', 'PENDING')
           .where('s.started_at', '<', cutoff)
+          .where(orders.notTableOrder('s.order_id'))
           .where((eb) => {
             const inserts = eb
               .selectFrom('cash_inserts as i')
@@ -565,48 +569,58 @@ export function createCashService(deps: {
             return withMoney
               ? eb.and([eb.exists(inserts), eb.not(eb.exists(inserts.where('i.recorded_at', '>=', cutoff)))])
               : eb.not(eb.exists(inserts));
-          })
-          .orderBy('s.started_at')
-          .limit(200)
-          .execute();
-      const rows = [
-        ...(await pendingSince(false)).map((r) => ({ ...r, withMoney: false })),
-        ...(await pendingSince(true)).map((r) => ({ ...r, withMoney: true })),
-      ];
+          });
+        if (after)
+          q = q.where((eb) =>
+            eb.or([
+              eb('s.started_at', '>', after.startedAt),
+              eb.and([eb('s.started_at', '=', after.startedAt), eb('s.id', '>', after.id)]),
+            ]),
+          );
+        return q.orderBy('s.started_at').orderBy('s.id').limit(PAGE).execute();
+      };
       let cancelled = 0;
       let stale = 0;
-      for (const r of rows) {
-        if ((await orders.findRow(r.order_id))?.source === 'table') continue;
-        if (r.withMoney) {
-          const s = await db
-            .selectFrom('cash_sessions')
-            .selectAll()
-            .where('id', '=', r.id)
-            .executeTakeFirst();
-          if (!s || s.status !== 'PENDING') continue;
-          const inserted = await insertedMinor(db, s.id);
-          const raised = await alerts.raiseUnlessOpen(db, {
-            tenantId: s.tenant_id,
-            kind: 'CASH_SESSION_STALE',
-            subjectType: 'order',
-            subjectId: s.order_id,
-            message:
-              `Cash session of order ${s.order_number} holds ${formatMinor(inserted, s.currency)} ` +
-              `of ${formatMinor(Number(s.total_required_minor), s.currency)} ${s.currency} and got nothing for ` +
-              `${Math.round(idleMs / 60_000)} min: finish it at the kiosk, or cancel it (the money inserted becomes a refund due)`,
-          });
-          if (raised) stale += 1;
-          continue;
+      for (const withMoney of [false, true]) {
+        let after: { startedAt: string; id: string } | undefined;
+        for (;;) {
+          const rows = await pendingSince(withMoney, after);
+          for (const r of rows) {
+            if (withMoney) {
+              // In a transaction, under the session's lock: another process sweeping at the same
+              // moment waits here and then finds the alert open (one alert, however many sweep).
+              const raised = await db.transaction().execute(async (tx) => {
+                const s = await latestSession(tx, r.tenant_id, r.order_number, true);
+                if (!s || s.id !== r.id || s.status !== 'PENDING') return false;
+                const inserted = await insertedMinor(tx, s.id);
+                return alerts.raiseUnlessOpen(tx, {
+                  tenantId: s.tenant_id,
+                  kind: 'CASH_SESSION_STALE',
+                  subjectType: 'order',
+                  subjectId: s.order_id,
+                  message:
+                    `Cash session of order ${s.order_number} holds ${formatMinor(inserted, s.currency)} ` +
+                    `of ${formatMinor(Number(s.total_required_minor), s.currency)} ${s.currency} and got nothing for ` +
+                    `${Math.round(idleMs / 60_000)} min: finish it at the kiosk, or cancel it (the money inserted becomes a refund due)`,
+                });
+              });
+              if (raised) stale += 1;
+              continue;
+            }
+            const done = await db.transaction().execute(async (tx) => {
+              const s = await latestSession(tx, r.tenant_id, r.order_number, true);
+              // Re-read under the lock: paid, cancelled, reopened or given money meanwhile is left alone.
+              if (!s || s.id !== r.id || s.status !== 'PENDING' || (await insertedMinor(tx, s.id)) > 0)
+                return false;
+              await cancelPending(tx, s, 'system:cash-session-expiry', { reason: 'IDLE', idleMs });
+              return true;
+            });
+            if (done) cancelled += 1;
+          }
+          if (rows.length < PAGE) break;
+          const last = rows[rows.length - 1]!;
+          after = { startedAt: last.started_at, id: last.id };
         }
-        const done = await db.transaction().execute(async (tx) => {
-          const s = await latestSession(tx, r.tenant_id, r.order_number, true);
-          // Re-read under the lock: paid, cancelled, reopened or given money meanwhile is left alone.
-          if (!s || s.id !== r.id || s.status !== 'PENDING' || (await insertedMinor(tx, s.id)) > 0)
-            return false;
-          await cancelPending(tx, s, 'system:cash-session-expiry', { reason: 'IDLE', idleMs });
-          return true;
-        });
-        if (done) cancelled += 1;
       }
       return { cancelled, stale };
     },

@@ -106,4 +106,18 @@ describe('MQTT OTA on an external broker: SUCCEEDED waits for a birth naming its
     await elsewhere.succeeded(8);
     expect(elsewhere.answers).toHaveLength(1);
   });
+
+  it('a device that went quiet longer than the grace (offline) waits afresh when it reports again', async () => {
+    const t = setUp();
+    t.birth('1.0.0');
+    await t.succeeded(); // left unanswered: the birth may be on its way
+    t.advance(10 * 60_000); // the device lost power before sending it again
+    await t.succeeded(); // back: its reconnect's birth may be being taken on by another process
+    expect(t.answers).toEqual([]);
+    t.advance(5_000);
+    t.record('2.0.0'); // that process wrote the machine's firmware
+    await t.succeeded();
+    expect(t.applied).toHaveLength(1);
+    expect(t.answers[0]).toMatchObject({ ok: true });
+  });
 });

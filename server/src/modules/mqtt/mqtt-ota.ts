@@ -46,8 +46,11 @@ export function installMqttOta(deps: {
   const births = new Map<string, DeviceReport>();
   const now = deps.now ?? Date.now;
   const birthGraceMs = deps.birthGraceMs ?? 3 * deps.resendAfterMs;
-  /** `<machineId> <deploymentId>` → when a SUCCEEDED no known birth backs was first left unanswered. */
-  const awaitingBirth = new Map<string, number>();
+  /**
+   * `<machineId> <deploymentId>` → when a SUCCEEDED no known birth backs was first left unanswered,
+   * and when it was last: a device quiet longer than the grace (it went offline) waits afresh.
+   */
+  const awaitingBirth = new Map<string, { first: number; last: number }>();
   const AWAITING_MAX = 10_000;
 
   function forget(commandId: string): void {
@@ -152,13 +155,20 @@ export function installMqttOta(deps: {
           // the device sends the report again, and it is judged once the birth is known; a device
           // still sending it when the grace is over never rebooted into the version: refused.
           const key = `${machineId} ${deploymentId}`;
-          const since = awaitingBirth.get(key);
-          if (since === undefined || now() - since < birthGraceMs) {
-            if (since === undefined) {
+          const at = now();
+          let wait = awaitingBirth.get(key);
+          // A wait the device left (no report for longer than the grace: it was away) starts again:
+          // its reconnect's birth may be the one still being taken on.
+          if (wait !== undefined && at - wait.last > birthGraceMs) {
+            awaitingBirth.delete(key);
+            wait = undefined;
+          }
+          if (wait === undefined || at - wait.first < birthGraceMs) {
+            if (wait === undefined) {
               if (awaitingBirth.size >= AWAITING_MAX)
                 awaitingBirth.delete(awaitingBirth.keys().next().value!);
-              awaitingBirth.set(key, now());
-            }
+              awaitingBirth.set(key, { first: at, last: at });
+            } else wait.last = at;
             logger.info(
               { machineId, deploymentId, currentVersion: report.currentVersion },
               'mqtt: SUCCEEDED before a birth naming its version is known here; left for the device to send again',
