@@ -191,6 +191,30 @@ describe.each(engines())('a refund of a kitchen order not yet made (%s)', (engin
     expect(alerts.body.items.filter((a: { subjectId: string }) => a.subjectId === job.jobId)).toEqual([]);
   });
 
+  it('a receipt that had FAILED is cancelled by the full refund too: a retry cannot print it any more', async () => {
+    await drainQueue();
+    const { orderId, paymentId } = await paidKioskOrder();
+    const { jobId } = await printJobOf(orderId);
+    // The printer fails it until it is FAILED (5 attempts).
+    for (let n = 0; n < 5; n++) {
+      const leased = await nextReceipt();
+      expect(leased.body.jobId).toBe(jobId);
+      const failed = await server.request('POST', `/api/receipt/queue/failed/${jobId}`, {
+        ...key(keys['RPRINTER']!),
+        body: { error: 'paper jam' },
+      });
+      expect(failed.status).toBe(200);
+    }
+    expect((await printJobOf(orderId)).status).toBe('FAILED');
+
+    expect((await refund(paymentId, { to: 'refund_due' })).status).toBe(201);
+    expect((await server.request('GET', `/v1/orders/${orderId}`)).body.status).toBe('REFUNDED');
+    expect((await printJobOf(orderId)).status).toBe('CANCELLED');
+    const retry = await server.request('POST', `/v1/print-jobs/${jobId}/retry`);
+    expect(retry.status).toBe(409);
+    expect((await nextReceipt()).status).toBe(204);
+  });
+
   it('an order the kitchen completed is unchanged by a full refund', async () => {
     await drainQueue();
     const { orderId, paymentId } = await paidKioskOrder();

@@ -354,5 +354,58 @@ for (const engine of engines()) {
       expect(malformed.status).toBe(400);
       expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
     });
+
+    it('early news that fits two pending refunds of the same payment and amount is not claimed: answered 503, it settles its own refund when delivered again', async () => {
+      const payment = await paidPayment();
+      const due = await balance('refunds_due');
+      const release = razorpay.hold(payment.providerPaymentId);
+      const refunds: string[] = [];
+      for (let i = 0; i < 2; i += 1) {
+        const res = await post(`/v1/payments/${payment.id}/refunds`, {
+          amountMinor: 500,
+          reason: 'short pour',
+        });
+        expect(res.status).toBe(201);
+        refunds.push(res.body.id as string);
+      }
+      const [first, second] = refunds as [string, string];
+      // Razorpay made the first refund; its answer has not arrived, and the second is not asked yet.
+      const atRazorpay = await eventually(
+        async () => razorpay.refunds.find((x) => x.key === first),
+        20_000,
+        'the first refund at Razorpay',
+      );
+      const processed = refundEvent('refund.processed', {
+        id: atRazorpay.id,
+        paymentId: payment.providerPaymentId,
+        amount: 500,
+      });
+      const eventId = uid('evt_');
+      const early = await server.postWebhook(processed, { eventId });
+      // Either refund could be the one: neither is guessed, and the delivery is not kept.
+      expect(early.status).toBe(503);
+      expect(early.body.error.code).toBe('UNAVAILABLE');
+      for (const id of refunds)
+        expect(await refundOf(payment.id, id)).toMatchObject({ status: 'PENDING', providerRefundId: null });
+      expect(await balance('refunds_due')).toBe(due + 1000);
+
+      // The answers arrive (pending); Razorpay delivers the same event again.
+      release();
+      await eventually(
+        async () => ((await refundOf(payment.id, second)).providerRefundId ? true : undefined),
+        20_000,
+        'both refunds answered',
+      );
+      const again = await server.postWebhook(processed, { eventId });
+      expect(again.status).toBe(200);
+      expect(again.body).toEqual({ ok: true, refundId: first });
+      expect(await refundOf(payment.id, first)).toMatchObject({
+        status: 'SUCCEEDED',
+        providerRefundId: atRazorpay.id,
+      });
+      expect((await refundOf(payment.id, second)).status).toBe('PENDING');
+      expect(await balance('refunds_due')).toBe(due + 500);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    });
   });
 }

@@ -141,6 +141,38 @@ describe.each(engines())('job table (%s)', (engine) => {
     expect(failed.map((f) => f.error).sort()).toEqual(['no answer for r-kept', 'no answer for r-throws']);
   });
 
+  it("runs a topic's ending of a job that failed for good before marking it FAILED: a process stopping in between leaves the job to run again", async () => {
+    const { db, dialect } = await open();
+    await enqueueOutbox(db, 'refund', { tenantId: 't1', refundId: 'r-crash' });
+    const seen: { status: string; attempts: number }[] = [];
+    const relay = createOutboxRelay({ db, dialect, logger, backoffBaseMs: 5, maxAttempts: 2 });
+    relay.handleFailure('refund', async () => {
+      // Where the job stands while its ending runs: what a process stopping here leaves behind.
+      const row = await db.selectFrom('outbox').select(['status', 'attempts']).executeTakeFirstOrThrow();
+      seen.push({ status: row.status, attempts: Number(row.attempts) });
+      return true;
+    });
+    relay.start(
+      {
+        ...quiet,
+        refund: () => {
+          throw new Error('no answer');
+        },
+      },
+      5,
+    );
+    const deadline = Date.now() + 5_000;
+    while (seen.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    await relay.stop();
+    // Not FAILED yet: had the process stopped, the job would run again once its lease ran out.
+    expect(seen).toEqual([{ status: 'QUEUED', attempts: 1 }]);
+    const rows = await db.selectFrom('outbox').select(['status', 'attempts']).execute();
+    expect(rows.map((r) => ({ status: r.status, attempts: Number(r.attempts) }))).toEqual([
+      { status: 'FAILED', attempts: 2 },
+    ]);
+  });
+
   it('runs immediate and due scheduled jobs in the order they were written, never a job not yet due', async () => {
     const { db, dialect } = await open();
     const past = new Date(Date.now() - 60_000).toISOString();

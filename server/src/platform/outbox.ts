@@ -181,6 +181,19 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     const attempts = row.attempts + 1;
     const error = err instanceof Error ? err.message : String(err);
     const final = attempts >= maxAttempts;
+    // A topic's own ending runs before the job is marked FAILED: should the process stop in
+    // between, the job is still there and runs again (its handler finds what was ended, or ends
+    // it then), rather than FAILED with nothing ended and nobody told.
+    const ender = final ? onFinal.get(row.topic) : undefined;
+    let ended = false;
+    if (ender) {
+      try {
+        ended = await ender(JSON.parse(row.payload), error);
+      } catch (endErr) {
+        // Its own ending failed: the generic alert below still tells staff of the job.
+        deps.logger.error({ err: endErr, topic: row.topic, jobId: row.id }, 'ending a failed job failed');
+      }
+    }
     await deps.db
       .updateTable('outbox')
       .set({
@@ -196,17 +209,8 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     deps.onOutcome?.(row.topic, final ? 'failed' : 'retry');
     if (final) {
       deps.logger.error({ err, topic: row.topic, jobId: row.id, attempts }, 'job failed for good');
-      const payload = JSON.parse(row.payload) as { tenantId?: unknown };
-      const tenantId = payload.tenantId;
-      const ended = onFinal.get(row.topic);
-      if (ended) {
-        try {
-          if (await ended(payload, error)) return;
-        } catch (endErr) {
-          // Its own ending failed: the generic alert below still tells staff of the job.
-          deps.logger.error({ err: endErr, topic: row.topic, jobId: row.id }, 'ending a failed job failed');
-        }
-      }
+      if (ended) return;
+      const tenantId = (JSON.parse(row.payload) as { tenantId?: unknown }).tenantId;
       await deps.onFailed?.({
         id: Number(row.id),
         topic: row.topic,

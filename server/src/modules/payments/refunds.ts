@@ -446,9 +446,13 @@ export function createRefunds(deps: {
   /**
    * The refund to the original method that a provider's news is about: by the provider's refund
    * id; else (news that came before the refund API's answer was stored) the one PENDING refund of
-   * that payment and amount with no provider id yet. Undefined when none (or more than one) is.
+   * that payment and amount with no provider id yet. Undefined when none is; 'ambiguous' when
+   * several are (which one it is shows once the API's answer is stored).
    */
-  async function refundOfNews(ex: Executor, news: ProviderRefundNews): Promise<RefundRow | undefined> {
+  async function refundOfNews(
+    ex: Executor,
+    news: ProviderRefundNews,
+  ): Promise<RefundRow | 'ambiguous' | undefined> {
     const known = await ex
       .selectFrom('refunds as r')
       .innerJoin('payments as p', 'p.id', 'r.payment_id')
@@ -470,7 +474,7 @@ export function createRefunds(deps: {
       .where('r.amount_minor', '=', news.amountMinor)
       .limit(2)
       .execute();
-    return candidates.length === 1 ? candidates[0] : undefined;
+    return candidates.length > 1 ? 'ambiguous' : candidates[0];
   }
 
   /**
@@ -479,7 +483,8 @@ export function createRefunds(deps: {
    * the provider's id. News of a refund already so is a duplicate; news of a refund unknown here,
    * or contrary to how it ended (processed after FAILED, failed after SUCCEEDED), changes nothing
    * and is answered as ignored. `claim`, in the same transaction: false when this delivery was
-   * seen before (the inbox): a duplicate.
+   * seen before (the inbox): a duplicate. News that fits several refunds (see `refundOfNews`) is
+   * refused UNAVAILABLE, not claimed: its next delivery finds its refund by id.
    */
   async function settleProviderRefund(
     news: ProviderRefundNews,
@@ -491,7 +496,15 @@ export function createRefunds(deps: {
     ignored?: string;
   }> {
     return db.transaction().execute(async (tx) => {
-      const refund = await refundOfNews(tx, news);
+      const found = await refundOfNews(tx, news);
+      // Several refunds it may be about (news before the API's answers were stored): not claimed,
+      // so the provider delivers it again, by when its refund is known by id.
+      if (found === 'ambiguous')
+        throw new AppError(
+          'UNAVAILABLE',
+          `${providerName(news.provider)} refund ${news.providerRefundId} fits several pending refunds of that payment and amount whose ${providerName(news.provider)} ids are not stored yet: deliver it again later`,
+        );
+      const refund = found;
       const refundId = refund?.id ?? null;
       if (claim && !(await claim(tx))) return { refundId, outcome: 'duplicate' as const };
       if (!refund) return { refundId, outcome: 'ignored' as const, ignored: 'UNKNOWN_REFUND' };

@@ -162,7 +162,8 @@ export function createPrintingService(deps: {
 
     /**
      * The order was refunded before it was made (in the refund's transaction): its receipts not
-     * yet handed out become CANCELLED and are never printed. One a printer holds (LEASED) is left
+     * yet handed out (PENDING, or FAILED: a retry would print it) become CANCELLED and are never
+     * printed. One a printer holds (LEASED) is left
      * to it: its "printed" stands, and a failed attempt or an expired lease cancels it instead of
      * queueing it again (`orderWithdrawn`). Answers the ids of the jobs cancelled.
      */
@@ -171,7 +172,7 @@ export function createPrintingService(deps: {
         .updateTable('print_jobs')
         .set({ status: 'CANCELLED', last_error: reason.slice(0, 500), updated_at: nowIso() })
         .where('order_id', '=', orderId)
-        .where('status', '=', 'PENDING')
+        .where('status', 'in', ['PENDING', 'FAILED'])
         .returningAll()
         .execute();
       for (const job of cancelled) await jobEvent(ex, job, 'CANCELLED');
