@@ -113,6 +113,28 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     }
   });
 
+  it('says why a handshake was refused (connect_error data), keeping the message unauthorized', async () => {
+    const m = await server.createMachine('LIVEWHY');
+    const cases: [Record<string, string>, RegExp][] = [
+      [{}, /no credential: connect with auth: \{token\}.*or auth: \{orderToken\}/],
+      [{ token: 'not-a-token' }, /the token is not valid .*sign in again/],
+      [{ token: m.key }, /a machine key does not open \/live/],
+      [{ orderToken: 'nope' }, /the orderToken is not valid/],
+    ];
+    for (const [auth, why] of cases) {
+      const v = new Viewer(server.url, auth);
+      open.push(v);
+      const err = (await connected(v.socket).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error & { data?: { code: string; message: string } };
+      expect(err?.message, JSON.stringify(auth)).toBe('unauthorized');
+      expect(err.data?.code).toBe('UNAUTHORIZED');
+      expect(err.data?.message, JSON.stringify(auth)).toMatch(why);
+      expect(err.data?.message).not.toContain(m.key);
+    }
+  });
+
   it('lets staff and ADMIN_TOKEN subscribe to rooms of their own tenant', async () => {
     const a = await server.createVendingMachine('LIVEOWN', 2000);
     const paid = await server.postWebhook(qrCredited(a.qrCodeId, 2000));

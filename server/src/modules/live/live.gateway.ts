@@ -46,31 +46,40 @@ export function installLiveGateway(deps: LiveDeps) {
     const auth = socket.handshake.auth as { token?: unknown; orderToken?: unknown };
     const data = socket.data as LiveViewer;
     data.checkedAt = revocations;
-    const resolve = async (): Promise<LiveViewer['principal'] | null> => {
+    // Refused: `unauthorized` as before (clients match it), with the reason in the error's `data`.
+    const refuse = (message: string) => {
+      const err = new Error('unauthorized') as Error & { data?: unknown };
+      err.data = { code: 'UNAUTHORIZED', message };
+      return err;
+    };
+    const resolve = async (): Promise<LiveViewer['principal'] | string> => {
       if (typeof auth.token === 'string') {
         const p = await deps.resolveToken(auth.token);
-        if (!p || p.kind === 'machine') return null;
+        if (!p)
+          return 'the token is not valid (expired, signed with another key, or not a token): sign in again';
+        if (p.kind === 'machine')
+          return 'a machine key does not open /live: use a staff token or an orderToken';
         if (p.kind === 'user') {
           // The token was just verified: its `exp` (required for staff tokens) can be trusted.
           const exp = decodeJwt(auth.token).exp;
           if (typeof exp === 'number') data.expiresAt = exp * 1000;
-          if (revokedSince(p.userId, data.checkedAt)) return null;
+          if (revokedSince(p.userId, data.checkedAt)) return 'this session has ended: sign in again';
         }
         return p;
       }
       if (typeof auth.orderToken === 'string') {
         const o = await deps.resolveOrderToken(auth.orderToken);
-        if (!o) return null;
+        if (!o) return 'the orderToken is not valid (expired, or not an order token)';
         // Verified, and `exp` is required of order tokens: the screen is dropped then (24 h).
         const exp = decodeJwt(auth.orderToken).exp;
         if (typeof exp === 'number') data.expiresAt = exp * 1000;
         return { kind: 'order', ...o };
       }
-      return null;
+      return 'no credential: connect with auth: {token} (a staff token or ADMIN_TOKEN) or auth: {orderToken}';
     };
     resolve()
       .then((principal) => {
-        if (!principal) return next(new Error('unauthorized'));
+        if (typeof principal === 'string') return next(refuse(principal));
         data.principal = principal;
         next();
       })
