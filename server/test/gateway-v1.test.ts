@@ -178,6 +178,16 @@ describe.each(engines())('v1 machine gateway (%s)', (engine) => {
     expect(row.socketConnected).toBe(false);
   });
 
+  it('answers an event it does not take (asked with an ack) with UNKNOWN_EVENT', async () => {
+    const created = await server.createMachine('V1UNK');
+    const m = h.client(created.id, created.key);
+    await m.open();
+    await m.welcome;
+    const answer = await m.socket.timeout(5_000).emitWithAck('machine:hello', {});
+    expect(answer).toMatchObject({ ok: false, error: { code: 'UNKNOWN_EVENT' } });
+    expect(await m.register()).toMatchObject({ ok: true, machineId: created.id });
+  });
+
   it('answers a heartbeat before machine:connect with MACHINE_NOT_REGISTERED', async () => {
     const created = await server.createMachine('V1EARLY');
     const m = h.client(created.id, created.key);

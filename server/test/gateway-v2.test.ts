@@ -197,6 +197,18 @@ describe.each(engines())('v2 machine gateway (%s)', (engine) => {
     expect(row.socketConnected).toBe(false);
   });
 
+  it('answers an event it does not take (asked with an ack) with UNKNOWN_EVENT, and stays connected', async () => {
+    const m = await server.createMachine('V2UNK');
+    const raw = track(new RawMachine(server.url, m.id, m.key));
+    await raw.open();
+    const answer = await raw.emit('machine:status', { status: 'IDLE' });
+    expect(answer).toMatchObject({ ok: false, error: { code: 'UNKNOWN_EVENT' } });
+    expect(answer.error.message).toMatch(
+      /"machine:status" is not an event here; .*machine:heartbeat, machine:done/,
+    );
+    expect((await raw.heartbeat('IDLE')).ok).toBe(true);
+  });
+
   it('acknowledges heartbeats with {ok, serverTime} and shows the reported status', async () => {
     const m = await server.createMachine('V2HB');
     const raw = track(new RawMachine(server.url, m.id, m.key));

@@ -135,6 +135,13 @@ describe.each(engines())('live updates on /live (%s)', (engine) => {
     }
   });
 
+  it('answers an event it does not take (asked with an ack) with UNKNOWN_EVENT', async () => {
+    const v = await viewer({ token: staffA });
+    const answer = await v.socket.timeout(5_000).emitWithAck('join', { room: 'tenant:default' });
+    expect(answer).toMatchObject({ ok: false, error: { code: 'UNKNOWN_EVENT' } });
+    expect(answer.error.message).toMatch(/takes subscribe, unsubscribe/);
+  });
+
   it('lets staff and ADMIN_TOKEN subscribe to rooms of their own tenant', async () => {
     const a = await server.createVendingMachine('LIVEOWN', 2000);
     const paid = await server.postWebhook(qrCredited(a.qrCodeId, 2000));

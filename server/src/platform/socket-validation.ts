@@ -35,3 +35,25 @@ export function ackOf(args: unknown[]): (answer: unknown) => void {
   const last = args.at(-1);
   return typeof last === 'function' ? (last as (answer: unknown) => void) : () => undefined;
 }
+
+/**
+ * Answers an event no handler of the namespace takes, when the client asked for an answer (an
+ * ack): `UNKNOWN_EVENT` naming the events it takes, instead of leaving the client waiting for an
+ * answer that never comes. Nothing else happens.
+ */
+export function answerUnknownEvents(
+  socket: { onAny(listener: (event: string, ...args: unknown[]) => void): unknown },
+  known: readonly string[],
+): void {
+  const names = new Set(known);
+  const list = known.join(', ');
+  socket.onAny((event, ...args) => {
+    if (names.has(event)) return;
+    const shown = String(event)
+      .replace(/[\u0000-\u001f\u007f]/g, '?')
+      .slice(0, 64);
+    ackOf(args)(
+      socketError('UNKNOWN_EVENT', `"${shown}" is not an event here; this namespace takes ${list}`),
+    );
+  });
+}

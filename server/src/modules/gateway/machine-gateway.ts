@@ -8,7 +8,12 @@ import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import { constantTimeEqual, sha256 } from '../../platform/http/auth.js';
 import { throttledWarning } from '../../platform/http/throttled-warning.js';
-import { ackOf, socketError, socketValidator } from '../../platform/socket-validation.js';
+import {
+  ackOf,
+  answerUnknownEvents,
+  socketError,
+  socketValidator,
+} from '../../platform/socket-validation.js';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -203,6 +208,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
   });
   v2.on('connection', (socket) => {
     limitSocketEvents(socket, deps.eventsPerSecond);
+    answerUnknownEvents(socket, [V2_EVENTS.heartbeat, V2_EVENTS.done]);
     const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
       if (err instanceof CredentialReplaced) logger.info({ machineId: err.machineId }, err.message);
@@ -261,6 +267,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
 
   // ---- v1 (seed-compatible) --------------------------------------------------------------
   deps.io.of('/').on('connection', (socket) => {
+    answerUnknownEvents(socket, [V1_EVENTS.connect, V1_EVENTS.heartbeat, V1_EVENTS.done]);
     let conn: Promise<MachineConnection> | undefined;
     // The first machine:connect's outcome on this socket: its machine, or undefined (refused, failed, gone).
     let registering = false;

@@ -5,7 +5,7 @@ import { LIVE_NAMESPACE } from '@kioskhub/protocol';
 import { decodeJwt } from 'jose';
 import type { Server, Socket } from 'socket.io';
 import type { Principal } from '../../platform/http/auth.js';
-import { ackOf, socketError } from '../../platform/socket-validation.js';
+import { ackOf, answerUnknownEvents, socketError } from '../../platform/socket-validation.js';
 
 export interface LiveViewer {
   principal: Principal | { kind: 'order'; tenantId: string; room: string };
@@ -143,6 +143,7 @@ export function installLiveGateway(deps: LiveDeps) {
       arm();
       socket.once('disconnect', () => clearTimeout(timer));
     }
+    answerUnknownEvents(socket, ['subscribe', 'unsubscribe']);
     socket.on('subscribe', async (...args: unknown[]) => {
       const ack = ackOf(args);
       const payload = args[0] as { room?: unknown; tenantId?: unknown } | undefined;
