@@ -172,10 +172,11 @@ for (const engine of engines()) {
       expect(await staleAlerts(partial.orderId)).toHaveLength(1);
     }, 30_000);
 
-    it('an abandoned kiosk session is cancelled behind 200 older table-order sessions the sweep leaves alone', async () => {
+    it('an empty counter session of a table order ends but its order stays open; a kiosk session behind 200 of them is cancelled too', async () => {
       const { orders } = server.kioskhub.services;
       const db = server.kioskhub.db;
       const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+      const tableOrders: { id: string; orderNumber: string }[] = [];
       for (let i = 0; i < 201; i++) {
         const order = await db.transaction().execute((tx) =>
           orders.create(tx, {
@@ -190,6 +191,7 @@ for (const engine of engines()) {
             actor: 'test',
           }),
         );
+        tableOrders.push({ id: order.id, orderNumber: order.orderNumber! });
         await db
           .insertInto('cash_sessions')
           .values({
@@ -210,8 +212,29 @@ for (const engine of engines()) {
       }
       const empty = await openCashSession(server, site);
       const done = await server.kioskhub.services.cash.expireIdle(IDLE, later());
-      expect(done.cancelled).toBeGreaterThanOrEqual(1);
+      expect(done.cancelled).toBeGreaterThanOrEqual(202);
       expect((await server.request('GET', `/v1/orders/${empty.orderId}`)).body.status).toBe('CANCELLED');
+      // The table orders' counter sessions ended; the orders themselves are still payable (the
+      // cafe's expiry ends them if nobody pays), and their timeline says the session ended.
+      const sample = tableOrders[0]!;
+      const sessions = await db
+        .selectFrom('cash_sessions')
+        .select('status')
+        .where(
+          'order_id',
+          'in',
+          tableOrders.map((o) => o.id),
+        )
+        .execute();
+      expect(new Set(sessions.map((r) => r.status))).toEqual(new Set(['CANCELLED']));
+      expect((await server.request('GET', `/v1/orders/${sample.id}`)).body.status).toBe('CREATED');
+      const timeline = (await server.request('GET', `/v1/orders/${sample.id}/timeline`)).body.items as {
+        type: string;
+        actor: string;
+      }[];
+      expect(
+        timeline.some((e) => e.type === 'cash_session_ended' && e.actor === 'system:cash-session-expiry'),
+      ).toBe(true);
     }, 120_000);
   });
 }

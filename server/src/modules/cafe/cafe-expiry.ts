@@ -23,6 +23,14 @@ export const UNPAID_EXPIRED = 'UNPAID_EXPIRED';
 const ACTOR = 'system:order-expiry';
 /** After a payment's own expiry, its `payment_expire` job goes first. */
 const AFTER_PAYMENT_MS = 5_000;
+/**
+ * A pending payment with no expiry of its own (a cash session open at the counter, which ends when
+ * paid, cancelled, or idle for CASH_SESSION_IDLE_MS) is looked at again this much later, not every
+ * few seconds.
+ */
+const OPEN_ENDED_RECHECK_MS = 10 * 60_000;
+const payableUntil = (p: { expires_at: string | null }) =>
+  p.expires_at === null ? Date.now() + OPEN_ENDED_RECHECK_MS : Date.parse(p.expires_at);
 
 export type ExpiryOutcome = 'cancelled' | 'not_open' | 'paying' | 'gone';
 
@@ -70,7 +78,7 @@ export function createCafeExpiry(deps: {
     const payable = pending.filter((p) => p.expires_at === null || Date.parse(p.expires_at) > Date.now());
     if (payable.length > 0) {
       // The guest is still paying (a transfer on its way, cash asked for): wait for that to end.
-      const until = Math.max(...payable.map((p) => Date.parse(p.expires_at ?? nowIso())));
+      const until = Math.max(...payable.map(payableUntil));
       await schedule(db, row.tenant_id, row.id, new Date(until + AFTER_PAYMENT_MS).toISOString());
       return 'paying';
     }
@@ -85,7 +93,7 @@ export function createCafeExpiry(deps: {
       const now = await paymentsOf(tx, row.id);
       if (now.some((p) => p.status !== 'PENDING')) return 'not_open';
       if (now.length > 0) {
-        const until = Math.max(...now.map((p) => Date.parse(p.expires_at ?? nowIso())));
+        const until = Math.max(...now.map(payableUntil));
         await schedule(tx, row.tenant_id, row.id, new Date(until + AFTER_PAYMENT_MS).toISOString());
         return 'paying';
       }

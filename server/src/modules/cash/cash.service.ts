@@ -152,6 +152,8 @@ export function createCashService(deps: {
     s: CashSessionRow,
     actor: string,
     detail: Record<string, unknown>,
+    /** The session ends but its order stays as it is (a table order, still payable another way). */
+    keepOrder = false,
   ): Promise<SessionView> {
     const inserted = await insertedMinor(tx, s.id);
     const current: CashSessionRow = {
@@ -175,10 +177,13 @@ export function createCashService(deps: {
         destination: 'refund_due',
         actor,
       });
-    await orders.transition(tx, s.order_id, 'CANCELLED', {
-      actor,
-      detail: { refundDueMinor: inserted, ...detail },
-    });
+    if (keepOrder)
+      await orders.note(tx, s.order_id, 'cash_session_ended', actor, { sessionId: s.id, ...detail });
+    else
+      await orders.transition(tx, s.order_id, 'CANCELLED', {
+        actor,
+        detail: { refundDueMinor: inserted, ...detail },
+      });
     const v = await view(tx, current);
     await announce(tx, current, v);
     return v;
@@ -552,15 +557,14 @@ export function createCashService(deps: {
       const cutoff = new Date(now - idleMs).toISOString();
       const PAGE = 200;
       // Two lists, so that sessions left with money (waiting for staff) never crowd out the empty
-      // ones; table orders are not in them (SQL), and each is read to its end a page at a time, so
-      // neither those nor sessions flagged already (they stay PENDING) hide the ones behind them.
+      // ones; each is read to its end a page at a time, so sessions flagged already (they stay
+      // PENDING) do not hide the ones behind them.
       const pendingSince = (withMoney: boolean, after?: { startedAt: string; id: string }) => {
         let q = db
           .selectFrom('cash_sessions as s')
           .select(['s.id', 's.tenant_id', 's.order_id', 's.order_number', 's.started_at'])
           .where('s.status', '=', 'PENDING')
           .where('s.started_at', '<', cutoff)
-          .where(orders.notTableOrder('s.order_id'))
           .where((eb) => {
             const inserts = eb
               .selectFrom('cash_inserts as i')
@@ -612,7 +616,10 @@ export function createCashService(deps: {
               // Re-read under the lock: paid, cancelled, reopened or given money meanwhile is left alone.
               if (!s || s.id !== r.id || s.status !== 'PENDING' || (await insertedMinor(tx, s.id)) > 0)
                 return false;
-              await cancelPending(tx, s, 'system:cash-session-expiry', { reason: 'IDLE', idleMs });
+              // A table order's counter session ends, its order stays open: the guest may still pay
+              // another way, and the cafe's own expiry ends the order if nobody does.
+              const table = (await orders.findRow(s.order_id, tx))?.source === 'table';
+              await cancelPending(tx, s, 'system:cash-session-expiry', { reason: 'IDLE', idleMs }, table);
               return true;
             });
             if (done) cancelled += 1;

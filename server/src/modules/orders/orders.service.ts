@@ -1,7 +1,7 @@
 // Orders: creation from a payment, the status machine, timelines and the live events that
 // follow each change (written to the outbox in the same transaction).
 import { LIVE_EVENTS, type OrderStatus, type OrderView } from '@kioskhub/protocol';
-import { sql, type SqlBool } from 'kysely';
+import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
 import { newId, nowIso, type Executor } from '../../platform/db/database.js';
 import { knownCursor, pageOf } from '../../platform/db/pages.js';
@@ -292,14 +292,6 @@ export function createOrdersService(deps: { repo: OrdersRepo; dialect: 'sqlite' 
       // Read again under the lock: what was read before may have changed while the lock was
       // awaited (a session paid or cancelled meanwhile), and the caller decides on it.
       return repo.findByNumber(tenantId, orderNumber, ex);
-    },
-
-    /**
-     * For another module's query: the order that `orderIdColumn` names is not a table order
-     * (source `table`, a cafe's): a correlated `not exists`, one primary-key look-up per row.
-     */
-    notTableOrder(orderIdColumn: string) {
-      return sql<SqlBool>`not exists (select 1 from orders o where o.id = ${sql.ref(orderIdColumn)} and o.source = 'table')`;
     },
 
     /**
