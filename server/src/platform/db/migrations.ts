@@ -1227,6 +1227,26 @@ const cashSessionsPending: Migration = {
   },
 };
 
+/**
+ * The dashboard's revenue reads payments by completion time and refunds by creation time, per
+ * tenant (reporting through payment-queries): without these, each chart scanned the tenant's
+ * payments and every refund.
+ */
+const revenueIndexes: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createIndex('payments_completed_idx')
+      .on('payments')
+      .columns(['tenant_id', 'completed_at'])
+      .execute();
+    await db.schema
+      .createIndex('refunds_created_idx')
+      .on('refunds')
+      .columns(['tenant_id', 'created_at'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1262,6 +1282,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0033_ussd_hop_digest': ussdHopDigest,
       '0034_site_time_zone': siteTimeZone,
       '0035_cash_sessions_pending': cashSessionsPending,
+      '0036_revenue_indexes': revenueIndexes,
     }),
   };
 }
