@@ -105,6 +105,16 @@ for (const engine of engines()) {
       });
       expect(rest.status).toBe(200);
       expect((await status(partial.orderNumber)).status).toBe('PAID');
+      // ...and the alert's condition has cleared: it is resolved, no longer open.
+      const after = (
+        (await server.request('GET', '/v1/alerts?limit=200')).body.items as {
+          kind: string;
+          subjectId: string;
+          resolvedAt: string | null;
+        }[]
+      ).filter((a) => a.kind === 'CASH_SESSION_STALE' && a.subjectId === partial.orderId);
+      expect(after).toHaveLength(1);
+      expect(after[0]!.resolvedAt).toEqual(expect.any(String));
     }, 30_000);
 
     it('a session that keeps getting money is left alone', async () => {

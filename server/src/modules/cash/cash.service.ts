@@ -24,6 +24,9 @@ import type { Settlement } from '../payments/settlement.js';
 import type { Refunds } from '../payments/refunds.js';
 import { parkUnallocated, toUnallocatedView } from './unallocated.js';
 
+/** A cash session holding money got none for CASH_SESSION_IDLE_MS; resolved when it is paid or cancelled. */
+export const CASH_SESSION_STALE = 'CASH_SESSION_STALE';
+
 export interface CashScope {
   tenantId: string;
   siteId: string;
@@ -168,6 +171,7 @@ export function createCashService(deps: {
       .where('id', '=', s.id)
       .execute();
     await payments.fail(tx, s.id, 'CANCELLED');
+    await alerts.resolveSubject(tx, CASH_SESSION_STALE, s.order_id);
     // Money already inserted is owed back: a refund the kiosk or staff hand over.
     const payment = inserted > 0 ? await payments.row(tx, s.id) : undefined;
     if (payment)
@@ -338,6 +342,8 @@ export function createCashService(deps: {
         .set({ status: 'PAID', completed_at: current.completed_at })
         .where('id', '=', s.id)
         .execute();
+      // A session flagged as stale that got paid after all: the alert's condition has cleared.
+      await alerts.resolveSubject(tx, CASH_SESSION_STALE, s.order_id);
       // The session's payment (same id) settles through the one path every channel uses.
       const settled = await settlement.succeed(tx, s.id, inserted, { actor: scope.actor });
       // It no longer took money (ended another way): what the box keeps after change is parked, never dropped.
@@ -599,7 +605,7 @@ export function createCashService(deps: {
                 const inserted = await insertedMinor(tx, s.id);
                 return alerts.raiseUnlessOpen(tx, {
                   tenantId: s.tenant_id,
-                  kind: 'CASH_SESSION_STALE',
+                  kind: CASH_SESSION_STALE,
                   subjectType: 'order',
                   subjectId: s.order_id,
                   message:
