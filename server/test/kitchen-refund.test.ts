@@ -206,10 +206,21 @@ describe.each(engines())('a refund of a kitchen order not yet made (%s)', (engin
       expect(failed.status).toBe(200);
     }
     expect((await printJobOf(orderId)).status).toBe('FAILED');
+    const failedAlert = async () =>
+      (
+        (await server.request('GET', '/v1/alerts?limit=200')).body.items as {
+          kind: string;
+          subjectId: string;
+          resolvedAt: string | null;
+        }[]
+      ).find((a) => a.kind === 'PRINT_JOB_FAILED' && a.subjectId === jobId);
+    expect((await failedAlert())?.resolvedAt).toBeNull();
 
     expect((await refund(paymentId, { to: 'refund_due' })).status).toBe(201);
     expect((await server.request('GET', `/v1/orders/${orderId}`)).body.status).toBe('REFUNDED');
     expect((await printJobOf(orderId)).status).toBe('CANCELLED');
+    // Nobody needs to act on that failed receipt any more: its alert is resolved.
+    expect((await failedAlert())?.resolvedAt).toEqual(expect.any(String));
     const retry = await server.request('POST', `/v1/print-jobs/${jobId}/retry`);
     expect(retry.status).toBe(409);
     expect((await nextReceipt()).status).toBe(204);

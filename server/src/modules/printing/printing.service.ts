@@ -37,7 +37,7 @@ function notHeldMessage(job: Pick<PrintJobRow, 'id' | 'status' | 'attempts'>): s
 export function createPrintingService(deps: {
   db: Db;
   dialect: 'sqlite' | 'postgres';
-  alerts: Pick<AlertsService, 'raise'>;
+  alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
   leaseMs: number;
   retentionMs: number;
   /**
@@ -175,7 +175,11 @@ export function createPrintingService(deps: {
         .where('status', 'in', ['PENDING', 'FAILED'])
         .returningAll()
         .execute();
-      for (const job of cancelled) await jobEvent(ex, job, 'CANCELLED');
+      for (const job of cancelled) {
+        await jobEvent(ex, job, 'CANCELLED');
+        // A receipt that had FAILED needs nobody's attention any more: it is never to be printed.
+        await alerts.resolveSubject(ex, 'PRINT_JOB_FAILED', job.id);
+      }
       return cancelled.map((j) => j.id);
     },
 
