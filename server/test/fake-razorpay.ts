@@ -103,3 +103,10 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
+
+/** The server settings that send refunds to this fake (test API keys and its URL). */
+export const razorpayEnv = (fake: { url: string }): Record<string, string> => ({
+  RAZORPAY_KEY_ID: 'rzp_test_key',
+  RAZORPAY_KEY_SECRET: 'rzp_test_secret',
+  RAZORPAY_API_BASE: fake.url,
+});

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
-import { fakeRazorpay } from './fake-razorpay.js';
+import { fakeRazorpay, razorpayEnv } from './fake-razorpay.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
@@ -124,9 +124,7 @@ for (const engine of engines()) {
       server = await startServer({
         engine,
         env: {
-          RAZORPAY_KEY_ID: 'rzp_test_key',
-          RAZORPAY_KEY_SECRET: 'rzp_test_secret',
-          RAZORPAY_API_BASE: razorpay.url,
+          ...razorpayEnv(razorpay),
           JOB_RETRY_BASE_MS: '20',
           JOB_POLL_MS: '50',
         },

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
-import { fakeRazorpay } from './fake-razorpay.js';
+import { fakeRazorpay, razorpayEnv } from './fake-razorpay.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
@@ -20,9 +20,7 @@ describe.each(engines())('refunds (%s)', (engine) => {
     server = await startServer({
       engine,
       env: {
-        RAZORPAY_KEY_ID: 'rzp_test_key',
-        RAZORPAY_KEY_SECRET: 'rzp_test_secret',
-        RAZORPAY_API_BASE: razorpay.url,
+        ...razorpayEnv(razorpay),
       },
     });
     vending = await server.createVendingMachine(uid('RV'), 2000);

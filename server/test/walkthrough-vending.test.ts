@@ -28,7 +28,7 @@ import {
   startServer,
   type TestServer,
 } from './harness.js';
-import { fakeRazorpay } from './fake-razorpay.js';
+import { fakeRazorpay, razorpayEnv } from './fake-razorpay.js';
 
 const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
 
@@ -52,9 +52,7 @@ for (const engine of engines()) {
       server = await startServer({
         engine,
         env: {
-          RAZORPAY_KEY_ID: 'rzp_test_key',
-          RAZORPAY_KEY_SECRET: 'rzp_test_secret',
-          RAZORPAY_API_BASE: razorpay.url,
+          ...razorpayEnv(razorpay),
           JOB_RETRY_BASE_MS: '50',
           DISPATCH_RESULT_TIMEOUT_MS: '300',
         },

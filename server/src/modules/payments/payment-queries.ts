@@ -272,39 +272,29 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
         .where('completed_at', '<', q.to)
         .groupBy(['tenant_id', 'plan_id', 'currency']);
       if (q.tenantId !== null) taken = taken.where('tenant_id', '=', q.tenantId);
-      let refunded = db
-        .selectFrom('refunds as r')
-        .innerJoin('payments as p', 'p.id', 'r.payment_id')
-        .select([
-          'r.tenant_id',
-          'p.plan_id',
-          'r.currency',
-          (eb) => eb.fn.sum<string | number>('r.amount_minor').as('amount'),
-        ])
-        .where('p.purpose', '=', 'plan')
-        .where('p.status', 'in', MONEY_RECEIVED)
-        .where('r.created_at', '>=', q.from)
-        .where('r.created_at', '<', q.to)
-        .groupBy(['r.tenant_id', 'p.plan_id', 'r.currency']);
-      if (q.tenantId !== null) refunded = refunded.where('r.tenant_id', '=', q.tenantId);
-      // A refund that ended FAILED gave its money back to revenue when it failed.
-      let undone = db
-        .selectFrom('refunds as r')
-        .innerJoin('payments as p', 'p.id', 'r.payment_id')
-        .select([
-          'r.tenant_id',
-          'p.plan_id',
-          'r.currency',
-          (eb) => eb.fn.sum<string | number>('r.amount_minor').as('amount'),
-        ])
-        .where('p.purpose', '=', 'plan')
-        .where('p.status', 'in', MONEY_RECEIVED)
-        .where('r.status', '=', 'FAILED')
-        .where('r.completed_at', '>=', q.from)
-        .where('r.completed_at', '<', q.to)
-        .groupBy(['r.tenant_id', 'p.plan_id', 'r.currency']);
-      if (q.tenantId !== null) undone = undone.where('r.tenant_id', '=', q.tenantId);
-      const [paid, back, again] = await Promise.all([taken.execute(), refunded.execute(), undone.execute()]);
+      // Refunds of plan payments by the day they were recorded; those that ended FAILED also by the
+      // day they failed (their money came back to revenue then).
+      const planRefunds = (failed: boolean) => {
+        const at = failed ? 'r.completed_at' : 'r.created_at';
+        let refunds = db
+          .selectFrom('refunds as r')
+          .innerJoin('payments as p', 'p.id', 'r.payment_id')
+          .select([
+            'r.tenant_id',
+            'p.plan_id',
+            'r.currency',
+            (eb) => eb.fn.sum<string | number>('r.amount_minor').as('amount'),
+          ])
+          .where('p.purpose', '=', 'plan')
+          .where('p.status', 'in', MONEY_RECEIVED)
+          .where(at, '>=', q.from)
+          .where(at, '<', q.to)
+          .groupBy(['r.tenant_id', 'p.plan_id', 'r.currency']);
+        if (failed) refunds = refunds.where('r.status', '=', 'FAILED');
+        if (q.tenantId !== null) refunds = refunds.where('r.tenant_id', '=', q.tenantId);
+        return refunds.execute();
+      };
+      const [paid, back, again] = await Promise.all([taken.execute(), planRefunds(false), planRefunds(true)]);
       const rows = new Map<
         string,
         { tenantId: string; planId: string | null; currency: string; amountMinor: number; payments: number }
