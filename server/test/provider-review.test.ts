@@ -624,16 +624,34 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
       eventId: rid('evt'),
     });
     expect(paid.body).toEqual({ ok: true, orderId: expect.any(String) });
-    for (const [event, status] of [
-      ['payment.failed', 'failed'],
-      ['refund.processed', 'refunded'],
-      ['payment.refunded', 'refunded'],
+    for (const [event, status, ignored] of [
+      ['payment.failed', 'failed', 'EVENT_NOT_HANDLED'],
+      // A refund made outside Kioskhub (in the Razorpay Dashboard): not one of ours.
+      ['refund.processed', 'refunded', 'UNKNOWN_REFUND'],
+      ['payment.refunded', 'refunded', 'EVENT_NOT_HANDLED'],
     ] as const) {
-      const res = await server.postWebhook(razorpayEvent(m.qrCodeId, paymentId, status, event), {
-        eventId: rid('evt'),
-      });
+      const body = razorpayEvent(m.qrCodeId, paymentId, status, event) as {
+        contains: string[];
+        payload: Record<string, unknown>;
+      };
+      if (event === 'refund.processed') {
+        body.contains = ['refund', 'payment'];
+        body.payload.refund = {
+          entity: {
+            id: rid('rfnd'),
+            entity: 'refund',
+            amount: 2000,
+            currency: 'INR',
+            payment_id: paymentId,
+            notes: [],
+            status: 'processed',
+            created_at: Math.floor(Date.now() / 1000),
+          },
+        };
+      }
+      const res = await server.postWebhook(body, { eventId: rid('evt') });
       expect(res.status, event).toBe(200);
-      expect(res.body).toEqual({ ok: true, ignored: 'EVENT_NOT_HANDLED' });
+      expect(res.body).toEqual({ ok: true, ignored });
     }
     const order = await server.request('GET', `/v1/orders/${paid.body.orderId}`);
     expect(order.body.status).toBe('PAID');
