@@ -42,9 +42,13 @@ export function createArtifactStore(dir: string) {
           done(null, chunk);
         },
       });
+      const out = createWriteStream(tmp, { mode: 0o600 });
       try {
-        await pipeline(source, meter, createWriteStream(tmp, { mode: 0o600 }));
+        await pipeline(source, meter, out);
       } catch (err) {
+        // The file is opened lazily: an upload cut short at once may fail before it exists, and
+        // the open would then create it after the unlink. Wait for the stream to close first.
+        if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
         await unlink(tmp).catch(() => undefined);
         throw err;
       }
