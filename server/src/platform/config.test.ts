@@ -215,6 +215,8 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['CORS_ORIGINS with a path', { CORS_ORIGINS: 'https://ops.example.com/app' }, 'CORS_ORIGINS'],
     ['CORS_ORIGINS not a URL', { CORS_ORIGINS: 'ops.example.com' }, 'CORS_ORIGINS'],
     ['METRICS_TOKEN too short', { METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
+    ['METRICS_TOKEN a placeholder', { METRICS_TOKEN: 'change-me-metrics-token' }, 'METRICS_TOKEN'],
+    ['METRICS_TOKEN one repeated letter', { METRICS_TOKEN: 'xxxxxxxxxxxxxxxxxxxx' }, 'METRICS_TOKEN'],
     [
       'DATABASE_PREPARED_STATEMENTS a guess',
       { DATABASE_PREPARED_STATEMENTS: 'maybe' },

@@ -265,14 +265,6 @@ function trustProxy(env: Env): false | number | string[] {
   return list;
 }
 
-function metricsToken(env: Env): string | undefined {
-  const raw = text(env, 'METRICS_TOKEN');
-  if (raw !== undefined && raw.length < 16) {
-    throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters');
-  }
-  return raw;
-}
-
 function origins(env: Env): string[] {
   const raw = text(env, 'CORS_ORIGINS');
   if (raw === undefined) return [];
@@ -522,7 +514,7 @@ export function loadConfig(env: Env = process.env): Config {
     statusWriteIntervalMs: integer(env, 'STATUS_WRITE_INTERVAL_MS', 1_000, 0, 600_000),
     tokenCheckCacheMs: integer(env, 'TOKEN_CHECK_CACHE_MS', 5_000, 0, 300_000),
     corsOrigins: origins(env),
-    metricsToken: metricsToken(env),
+    metricsToken: secretText(env, 'METRICS_TOKEN'),
     logLevel,
     publicUrl: url(env, 'PUBLIC_URL', undefined, ['http:', 'https:']),
     firmware: firmwareConfig(env, dataDir, (n, f, lo, hi) => integer(env, n, f, lo, hi), ConfigError),
