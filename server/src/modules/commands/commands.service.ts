@@ -49,55 +49,60 @@ export function createCommandsService(deps: {
   const { db, orders } = deps;
   const repo = createCommandsRepo(db);
 
+  type OrderRow = NonNullable<Awaited<ReturnType<typeof orders.findRow>>>;
   /**
-   * A SUCCESS for an order a review already settled (the result came after the operator's
-   * decision): the machine did dispense, so the fact goes on the order's timeline, and an order
-   * marked refund due raises an alert so the refund owed is not handed back for an item taken.
+   * A machine dispensed an order that was settled otherwise meanwhile: the fact goes on the
+   * order's timeline, and where money went back (`after` says how) an alert asks staff to decide.
    */
-  async function dispensedAfterReview(tx: Executor, command: CommandRow, machineId: string): Promise<void> {
-    const order = await orders.findRow(command.order_id, tx);
-    // Marked dispensed by the operator (COMPLETED): the machine agrees, nothing to tell.
-    if (!order || order.status === 'COMPLETED') return;
+  async function dispensedLate(
+    tx: Executor,
+    late: { command: CommandRow; machineId: string; order: OrderRow; after: string | null },
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
+    const { command, machineId, order, after } = late;
     await orders.note(tx, order.id, 'dispensed_after_review', `machine:${machineId}`, {
       commandId: command.id,
       status: order.status,
+      ...detail,
     });
-    if (order.status !== 'REFUNDED') return;
+    if (after === null) return;
     await deps.alerts.raise(tx, {
       tenantId: order.tenant_id,
       kind: 'DISPENSED_AFTER_REFUND',
       subjectType: 'order',
       subjectId: order.id,
-      message:
-        `Machine ${machineId} reported that it dispensed order ${order.order_number ?? order.id} after ` +
-        'the order was marked refund due: the customer has the item, so the refund due is not owed',
+      message: `Machine ${machineId} reported that it dispensed order ${order.order_number ?? order.id} after ${after}`,
     });
+  }
+
+  /**
+   * A SUCCESS for an order a review already settled (the result came after the operator's
+   * decision): an order marked refund due raises the alert, so the refund owed is not handed back
+   * for an item taken.
+   */
+  async function dispensedAfterReview(tx: Executor, command: CommandRow, machineId: string): Promise<void> {
+    const order = await orders.findRow(command.order_id, tx);
+    // Marked dispensed by the operator (COMPLETED): the machine agrees, nothing to tell.
+    if (!order || order.status === 'COMPLETED') return;
+    const after =
+      order.status === 'REFUNDED'
+        ? 'the order was marked refund due: the customer has the item, so the refund due is not owed'
+        : null;
+    await dispensedLate(tx, { command, machineId, order, after });
   }
 
   /**
    * A SUCCESS that settled a review (NEEDS_REVIEW → COMPLETED) for an order whose payment staff
    * refunded meanwhile (through the payment, not the review's refund due): the customer has the
-   * item and money back, so the timeline says so and an alert asks staff to decide on the refund.
+   * item and money back.
    */
   async function dispensedAfterRefund(tx: Executor, command: CommandRow, machineId: string): Promise<void> {
     const refundedMinor = deps.refundedOf ? await deps.refundedOf(tx, command.order_id) : 0;
     if (refundedMinor <= 0) return;
     const order = await orders.findRow(command.order_id, tx);
     if (!order) return;
-    await orders.note(tx, order.id, 'dispensed_after_review', `machine:${machineId}`, {
-      commandId: command.id,
-      status: order.status,
-      refundedMinor,
-    });
-    await deps.alerts.raise(tx, {
-      tenantId: order.tenant_id,
-      kind: 'DISPENSED_AFTER_REFUND',
-      subjectType: 'order',
-      subjectId: order.id,
-      message:
-        `Machine ${machineId} reported that it dispensed order ${order.order_number ?? order.id} after ` +
-        `${refundedMinor} ${order.currency} (minor units) of its payment was refunded: the customer has the item and the refund`,
-    });
+    const after = `${refundedMinor} ${order.currency} (minor units) of its payment was refunded: the customer has the item and the refund`;
+    await dispensedLate(tx, { command, machineId, order, after }, { refundedMinor });
   }
 
   return {
