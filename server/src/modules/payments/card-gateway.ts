@@ -1,7 +1,7 @@
 // What a card gateway adapter (providers/stripe, or a second gateway in its own folder) gives the
 // payments module: a hosted checkout for one payment, its signed events read into this neutral
 // shape, and refunds. Nothing here knows a gateway's wire format.
-import type { ProviderRefunds } from './refunds.js';
+import type { ProviderRefundNews, ProviderRefunds } from './refunds.js';
 
 export interface CheckoutRequest {
   paymentId: string;
@@ -38,6 +38,8 @@ export type CardEvent =
       currency: string;
       providerRefundId: string | null;
     }
+  /** News of one refund (made, failed, still on its way), settled by the gateway's refund id. */
+  | { kind: 'refund_news'; eventId: string; eventType: string; news: ProviderRefundNews }
   | { kind: 'ignored'; eventId: string; eventType: string };
 
 export type CheckoutState =
@@ -47,6 +49,9 @@ export type CheckoutState =
 
 /** A signature that does not verify (missing, forged, too old): nothing is read or stored. */
 export class CardSignatureError extends Error {}
+
+/** A verified event that cannot be read (not JSON, an object missing what its type carries). */
+export class CardEventError extends Error {}
 
 export interface CardGateway extends ProviderRefunds {
   /** Recorded as the payments' `provider` (`stripe`). */

@@ -6,6 +6,8 @@
 // parked, its event id unclaimed, and applied once, with the event id claimed then, in the
 // transaction that makes the payment known by that id. One still parked after a while (a refund
 // of a payment that is not ours, or whose checkout event was lost) raises an alert.
+// News of a refund asked for here (made, failed, still pending) settles it by the gateway's refund
+// id through the one refund path all providers share (`settleProviderRefund`).
 import { OPERATOR_TENANT } from '../../platform/operator-scope.js';
 import { AppError } from '../../platform/errors.js';
 import { readableAmount } from '../../platform/money.js';
@@ -108,6 +110,7 @@ export type CardOutcome =
   | 'ignored';
 
 type RefundEvent = Extract<CardEvent, { kind: 'refunded' }>;
+type RefundNewsEvent = Extract<CardEvent, { kind: 'refund_news' }>;
 
 declare module '../../platform/outbox.js' {
   interface OutboxTopics {
@@ -138,7 +141,7 @@ export function createCardPayments(deps: {
   >;
   settlement: Pick<Settlement, 'succeed' | 'onProviderPaymentKnown'>;
   intents: Pick<Intents, 'fail'>;
-  refunds: Pick<Refunds, 'record'>;
+  refunds: Pick<Refunds, 'record' | 'settleProviderRefund'>;
   alerts: Pick<AlertsService, 'raise' | 'raiseUnlessOpen' | 'resolveSubject'>;
   /** How long a parked refund may wait for its payment before an operator is told. */
   parkedAlertAfterMs: number;
@@ -220,8 +223,21 @@ export function createCardPayments(deps: {
     if (payment.provider_payment_id !== null) await applyParked(tx, payment.id, payment.provider_payment_id);
   });
 
+  /**
+   * The gateway's news of one refund (`refund_news`): settled once, by its refund id, as every
+   * provider's refund news is (`settleProviderRefund`: made → SUCCEEDED, failed → FAILED with the
+   * money back on the payment and an alert, news contrary to how it ended → a mismatch alert), the
+   * event id claimed in the same transaction. Safe to call any number of times, concurrently.
+   */
+  function applyRefundNews(e: RefundNewsEvent) {
+    const { news } = e;
+    return deps.refunds.settleProviderRefund(news, (ex) =>
+      repo.claimDelivery(provider, e.eventId, { kind: e.kind, providerRefundId: news.providerRefundId }, ex),
+    );
+  }
+
   /** Applies one verified gateway event. Safe to call any number of times, concurrently. */
-  function apply(e: CardEvent, raw: string): Promise<CardOutcome> {
+  function apply(e: Exclude<CardEvent, RefundNewsEvent>, raw: string): Promise<CardOutcome> {
     return inGroup(
       db,
       async (tx): Promise<CardOutcome> => {
@@ -451,7 +467,7 @@ export function createCardPayments(deps: {
     },
   };
 
-  return { apply, alertIfStillParked, statusSource };
+  return { apply, applyRefundNews, alertIfStillParked, statusSource };
 }
 
 export type CardPayments = ReturnType<typeof createCardPayments>;

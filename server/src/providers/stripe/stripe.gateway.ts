@@ -5,11 +5,13 @@
 import Stripe from 'stripe';
 import { currencyExponent } from '../../platform/money.js';
 import {
+  CardEventError,
   CardSignatureError,
   type CardEvent,
   type CardGateway,
   type CheckoutRequest,
 } from '../../modules/payments/card-gateway.js';
+import { RefundRefusedError } from '../../modules/payments/refunds.js';
 
 // Stripe's own minor units (docs.stripe.com/currencies): zero-decimal and three-decimal currencies;
 // every other currency has two. Where ISO 4217 differs (ISK), amounts are scaled, exactly.
@@ -45,6 +47,51 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v.leng
 const idOf = (v: unknown): string | undefined =>
   str(v) ?? (v && typeof v === 'object' ? str((v as Obj)['id']) : undefined);
 
+/** Error codes Stripe answers while another request holds the object or the key, or too many came. */
+const STRIPE_BUSY_CODES = new Set(['lock_timeout', 'rate_limit', 'idempotency_key_in_use']);
+
+/**
+ * Stripe's answer on the request itself, final: a 4xx (`charge_already_refunded`, `amount_too_large`,
+ * an unknown PaymentIntent, a key it does not take), which asking again gets again: Stripe keeps the
+ * answer under the idempotency key. Not a 408, a 409 (another request with the same key in flight),
+ * a 429 or the codes of a busy object (`lock_timeout`, `rate_limit`, `idempotency_key_in_use`), not
+ * `Stripe-Should-Retry: true`, and not an `idempotency_error` (the key was used with other
+ * parameters: a refund may exist under it, so staff must look before refunding again); nor a 5xx or
+ * no answer at all. Those are asked again by the job.
+ */
+export function isStripeRefusal(err: unknown): err is Stripe.errors.StripeError {
+  if (!(err instanceof Stripe.errors.StripeError)) return false;
+  const status = err.statusCode;
+  if (status === undefined || status < 400 || status >= 500) return false;
+  if (status === 408 || status === 409 || status === 429) return false;
+  if (err.rawType === 'idempotency_error' || (err.code && STRIPE_BUSY_CODES.has(err.code))) return false;
+  const shouldRetry = (err.headers as Record<string, string | undefined> | undefined)?.[
+    'stripe-should-retry'
+  ];
+  return shouldRetry !== 'true';
+}
+
+/** What Stripe said, for the refund's error and the alert: `400 charge_already_refunded: …`. */
+const stripeAnswer = (err: Stripe.errors.StripeError) =>
+  `Stripe answered ${err.statusCode ?? 'with an error'}${err.code ? ` ${err.code}` : ''}: ${err.message || err.rawType || 'no message'}`;
+
+/** The statuses of Stripe's Refund object (docs.stripe.com/api/refunds/object). */
+const REFUND_NEWS = {
+  succeeded: 'processed',
+  pending: 'pending',
+  requires_action: 'pending',
+  failed: 'failed',
+  canceled: 'failed',
+} as const;
+
+/** Why a Stripe refund gave nothing back, from its status and `failure_reason`. */
+const refundFailure = (id: string, status: string, reason: unknown) =>
+  status === 'canceled'
+    ? `Stripe refund ${id} was canceled`
+    : `Stripe refund ${id} failed: ${str(reason) ?? 'no reason given'}`;
+
+const REFUND_EVENTS = new Set(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated']);
+
 export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
   const base = new URL(o.apiBase);
   const protocol = base.protocol === 'http:' ? 'http' : 'https';
@@ -74,6 +121,48 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
     const providerPaymentId = idOf(session['payment_intent']) ?? str(session['id']);
     if (amountMinor === undefined || !providerPaymentId) return { kind: 'ignored', eventId, eventType };
     return { kind: 'paid', eventId, eventType, paymentId, providerPaymentId, amountMinor, currency };
+  }
+
+  /**
+   * `refund.created|updated|failed` and `charge.refund.updated` carry the Refund object: its news
+   * for the refund it names. A refund of no PaymentIntent is none of ours (every checkout has one).
+   */
+  function refundNews(event: Stripe.Event, refund: Obj): CardEvent {
+    const eventId = event.id;
+    const eventType = event.type;
+    const id = str(refund['id']);
+    if (refund['object'] !== 'refund' || !id)
+      throw new CardEventError(`${eventType} ${eventId} carries no refund object with an id`);
+    const pi = idOf(refund['payment_intent']);
+    if (!pi) return { kind: 'ignored', eventId, eventType };
+    const currency = str(refund['currency'])?.toUpperCase() ?? '';
+    const amount = refund['amount'];
+    const amountMinor =
+      typeof amount === 'number' && /^[A-Z]{3}$/.test(currency)
+        ? fromStripeAmount(amount, currency)
+        : undefined;
+    const status = str(refund['status']);
+    if (amountMinor === undefined || !status)
+      throw new CardEventError(
+        `${eventType} ${eventId}: refund ${id} has no readable amount, currency or status`,
+      );
+    // A status Stripe adds later says nothing we know: the refund keeps waiting.
+    const outcome = Object.hasOwn(REFUND_NEWS, status)
+      ? REFUND_NEWS[status as keyof typeof REFUND_NEWS]
+      : 'pending';
+    return {
+      kind: 'refund_news',
+      eventId,
+      eventType,
+      news: {
+        provider: 'stripe',
+        providerRefundId: id,
+        providerPaymentId: pi,
+        amountMinor,
+        outcome,
+        error: outcome === 'failed' ? refundFailure(id, status, refund['failure_reason']) : '',
+      },
+    };
   }
 
   return {
@@ -131,18 +220,23 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
     },
 
     async refund(providerPaymentId, amountMinor, ctx) {
-      const refund = await stripe.refunds.create(
-        { payment_intent: providerPaymentId, amount: toStripeAmount(amountMinor, ctx.currency) },
-        // The job may run again after a timeout: Stripe answers a repeat with the same refund.
-        { idempotencyKey: `refund-${ctx.refundId}` },
-      );
-      // `pending` and `requires_action` are on their way; `failed` or `canceled` gave nothing back:
-      // the job tries again (the same key answers the same refund) and ends FAILED with an alert.
-      if (refund.status === 'failed' || refund.status === 'canceled')
-        throw new Error(
-          `Stripe refund ${refund.id} is ${refund.status}: ${refund.failure_reason ?? 'no reason'}`,
+      let refund: Stripe.Refund;
+      try {
+        refund = await stripe.refunds.create(
+          { payment_intent: providerPaymentId, amount: toStripeAmount(amountMinor, ctx.currency) },
+          // The job may run again after a timeout: Stripe answers a repeat with the same refund.
+          { idempotencyKey: `refund-${ctx.refundId}` },
         );
-      return { providerRefundId: refund.id };
+      } catch (err) {
+        throw isStripeRefusal(err) ? new RefundRefusedError(stripeAnswer(err)) : err;
+      }
+      // `failed` or `canceled` gave nothing back, and the same key answers the same refund: it ends
+      // FAILED now. `pending` and `requires_action` are on their way: they wait for the refund's
+      // webhook (refund.updated, refund.failed).
+      const status = refund.status ?? 'pending';
+      if (status === 'failed' || status === 'canceled')
+        throw new RefundRefusedError(refundFailure(refund.id, status, refund.failure_reason));
+      return { providerRefundId: refund.id, pending: status !== 'succeeded' };
     },
 
     readEvent(raw, signature) {
@@ -152,7 +246,7 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
       } catch (err) {
         if (err instanceof Stripe.errors.StripeSignatureVerificationError)
           throw new CardSignatureError(err.message);
-        throw new Error('the body is not a JSON Stripe event');
+        throw new CardEventError('the body is not a JSON Stripe event');
       }
       const object = (event.data?.object ?? {}) as unknown as Obj;
       switch (event.type) {
@@ -183,6 +277,7 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
           };
         }
         default:
+          if (REFUND_EVENTS.has(event.type)) return refundNews(event, object);
           return { kind: 'ignored', eventId: event.id, eventType: event.type };
       }
     },
