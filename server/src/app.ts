@@ -46,6 +46,7 @@ import { createPaymentsRepo } from './modules/payments/payments.repo.js';
 import { createPaymentQueries } from './modules/payments/payment-queries.js';
 import { createSettlement } from './modules/payments/settlement.js';
 import { createRefunds, RefundRefusedError } from './modules/payments/refunds.js';
+import { createRefundPolls } from './modules/payments/refund-polls.js';
 import { createIntents } from './modules/payments/intents.js';
 import { createMethodRegistry } from './modules/payments/methods.js';
 import { createArrivals } from './modules/payments/arrivals.js';
@@ -66,6 +67,7 @@ import { customersRoutes } from './modules/customers/customers.routes.js';
 import { createPlans } from './modules/customers/plans.js';
 import { listCustomerDispenses } from './modules/water/customer-dispenses.js';
 import { createRazorpayClient, isRazorpayRefusal } from './providers/razorpay/razorpay.api.js';
+import { fetchRazorpayRefundNews } from './providers/razorpay/razorpay.refunds.js';
 import { createMomoClient } from './providers/momo/momo.api.js';
 import { momoStatusSource } from './providers/momo/momo.status.js';
 import { momoCallbackRoutes } from './providers/momo/momo.routes.js';
@@ -542,8 +544,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
             razorpay: {
               // The refund's own id is the idempotency key: the job's retries are one refund. A
               // 4xx (but 408, 429) is Razorpay refusing it for good: the refund ends FAILED.
-              // `pending`: Razorpay makes it later; its refund.processed / refund.failed webhook
-              // ends it (docs/api.md §9).
+              // `pending`: Razorpay makes it later; its refund.processed / refund.failed webhook,
+              // or its status checks (refundPolls below), end it (docs/api.md §8, §9).
               refund: async (id: string, amount: number, ctx: { refundId: string }) => {
                 let answer: { id: string; status: string };
                 try {
@@ -566,6 +568,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   outbox.handleFailure('refund', (p, error) =>
     refunds.failProviderRefund(p.refundId, { kind: 'gave_up', error }),
   );
+  // A refund answered pending is asked about now and then until it ends, or a REFUND_STILL_PENDING
+  // alert after REFUND_STATUS_POLL_FOR_MS (docs/api.md §8).
+  const refundPolls = createRefundPolls({
+    db,
+    providers: razorpayApi
+      ? { razorpay: { fetchRefund: (id) => fetchRazorpayRefundNews(razorpayApi, id) } }
+      : {},
+    refunds,
+    alerts,
+    logger,
+    firstGapMs: config.refundStatusPollMs,
+    checkForMs: config.refundStatusPollForMs,
+  });
+  refunds.onProviderPending((ex, refund, payment) => refundPolls.start(ex, refund, payment));
+  outbox.handle('refund_poll', (p) => refundPolls.check(p));
+  outbox.handleFailure('refund_poll', (p, error) => refundPolls.gaveUp(p, error));
   // A refund of a vending order's payment ends its dispense not yet sent, or waits for the one
   // the machine holds (docs/api.md §8).
   refunds.onRecording(async (ex, payment, refund) => {

@@ -1,6 +1,7 @@
-// A fake of Razorpay's refund API (`POST /v1/payments/{id}/refund`) on a local port, for the
-// refund tests: it honours `X-Refund-Idempotency` as Razorpay does (the same key again is the same
-// refund, never a second one), and can refuse, fail, lose answers or hold them.
+// A fake of Razorpay's refund API (`POST /v1/payments/{id}/refund`, `GET /v1/refunds/{id}`) on a
+// local port, for the refund tests: it honours `X-Refund-Idempotency` as Razorpay does (the same
+// key again is the same refund, never a second one), and can refuse, fail, lose answers or hold
+// them. A refund's `status` may be changed by the test (Razorpay making it later).
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +25,14 @@ export interface FakeRazorpayOptions {
 export type FakeRazorpay = Awaited<ReturnType<typeof fakeRazorpay>>;
 
 export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
-  const refunds: { id: string; paymentId: string; amount: number; key: string | undefined }[] = [];
+  const refunds: {
+    id: string;
+    paymentId: string;
+    amount: number;
+    key: string | undefined;
+    status: 'pending' | 'processed' | 'failed';
+    createdAt: number;
+  }[] = [];
   const calls: {
     path: string;
     paymentId: string;
@@ -33,6 +41,8 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
     auth: string | undefined;
   }[] = [];
   const scripts = new Map<string, RazorpayAnswer[]>();
+  /** Each `GET /v1/refunds/{id}`, in order. */
+  const statusCalls: { refundId: string; auth: string | undefined }[] = [];
   const held = new Map<string, Promise<void>>();
   let failFirst = options.failFirst ?? 0;
   let loseFirst = options.loseFirst ?? 0;
@@ -43,10 +53,41 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
       }),
     );
 
+  // The refund entity as Razorpay documents it (Refunds API, "Refunds Entity").
+  const entity = (r: (typeof refunds)[number]) => ({
+    id: r.id,
+    entity: 'refund',
+    amount: r.amount,
+    currency: 'INR',
+    payment_id: r.paymentId,
+    notes: {},
+    receipt: null,
+    acquirer_data: { arn: r.status === 'processed' ? '10000000000000' : null },
+    created_at: r.createdAt,
+    batch_id: null,
+    status: r.status,
+    speed_processed: 'normal',
+    speed_requested: 'normal',
+  });
+
   const server: Server = createServer((req: IncomingMessage, res) => {
     let raw = '';
     req.on('data', (c: Buffer) => (raw += c.toString()));
     req.on('end', () => {
+      const fetched = req.method === 'GET' ? /^\/v1\/refunds\/([^/?]+)$/.exec(req.url ?? '')?.[1] : undefined;
+      if (fetched !== undefined) {
+        statusCalls.push({ refundId: fetched, auth: req.headers.authorization });
+        const scripted = scripts.get(fetched)?.shift();
+        if (scripted) return error(res, scripted);
+        const known = refunds.find((r) => r.id === fetched);
+        if (!known)
+          return error(res, {
+            status: 400,
+            code: 'BAD_REQUEST_ERROR',
+            description: 'The id provided does not exist',
+          });
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(entity(known)));
+      }
       const key = req.headers['x-refund-idempotency'] as string | undefined;
       const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1] ?? '';
       const body = raw ? JSON.parse(raw) : null;
@@ -59,7 +100,14 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
       const scripted = refund ? undefined : scripts.get(paymentId)?.shift();
       if (scripted) return error(res, scripted);
       if (!refund) {
-        refund = { id: `rfnd_${randomBytes(5).toString('hex')}`, paymentId, amount: body.amount, key };
+        refund = {
+          id: `rfnd_${randomBytes(5).toString('hex')}`,
+          paymentId,
+          amount: body.amount,
+          key,
+          status: options.refundStatus ?? 'processed',
+          createdAt: Math.floor(Date.now() / 1000),
+        };
         refunds.push(refund);
       }
       if (loseFirst > 0) {
@@ -69,18 +117,7 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
       const made = refund;
       void (held.get(paymentId) ?? Promise.resolve()).then(() => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            id: made.id,
-            entity: 'refund',
-            amount: made.amount,
-            currency: 'INR',
-            payment_id: paymentId,
-            notes: {},
-            status: options.refundStatus ?? 'processed',
-            speed_requested: 'normal',
-          }),
-        );
+        res.end(JSON.stringify(entity(made)));
       });
     });
   });
@@ -89,7 +126,11 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     refunds,
     calls,
-    /** What Razorpay answers the next refund requests of this payment (then it refunds). */
+    statusCalls,
+    /**
+     * What Razorpay answers the next refund requests of this payment (then it refunds), or, for a
+     * refund id, its next status requests (then the refund entity).
+     */
     script: (paymentId: string, answers: RazorpayAnswer[]) => void scripts.set(paymentId, answers),
     /** Holds the answers for this payment's refunds until the returned function is called. */
     hold(paymentId: string): () => void {

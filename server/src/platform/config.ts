@@ -57,6 +57,10 @@ export interface Config {
   paymentIntentTtlMs: number;
   /** How long a card refund may wait for its payment to become known before it raises an alert. */
   cardRefundParkedAlertMs: number;
+  /** The first status check of a provider refund answered pending; later ones wait 3×, 6×, then 36× this. */
+  refundStatusPollMs: number;
+  /** How long a provider refund answered pending is checked before a REFUND_STILL_PENDING alert. */
+  refundStatusPollForMs: number;
   /** How long a cafe table order may stay unpaid before it is cancelled (UNPAID_EXPIRED). */
   cafeOrderTtlMs: number;
   /** A kiosk cash session without money this long after opening is cancelled (0: never). */
@@ -466,6 +470,10 @@ export function loadConfig(env: Env = process.env): Config {
     jobPollMs: integer(env, 'JOB_POLL_MS', 1_000, 50, 60_000),
     paymentIntentTtlMs: integer(env, 'PAYMENT_INTENT_TTL_MS', 900_000, 1_000, 7 * 86_400_000),
     cardRefundParkedAlertMs: integer(env, 'CARD_REFUND_PARKED_ALERT_MS', 3_600_000, 1_000, 7 * 86_400_000),
+    refundStatusPollMs: integer(env, 'REFUND_STATUS_POLL_MS', 600_000, 50, 86_400_000),
+    // Razorpay's normal refunds take 5–7 working days: up to 11 calendar days across two weekends,
+    // more with bank holidays; two weeks covers that before anyone is alerted.
+    refundStatusPollForMs: integer(env, 'REFUND_STATUS_POLL_FOR_MS', 14 * 86_400_000, 1_000, 60 * 86_400_000),
     cafeOrderTtlMs: integer(env, 'CAFE_ORDER_TTL_MS', 3 * 3_600_000, 1_000, 7 * 86_400_000),
     cashSessionIdleMs: integer(env, 'CASH_SESSION_IDLE_MS', 15 * 60_000, 0, 7 * 86_400_000),
     razorpay: {

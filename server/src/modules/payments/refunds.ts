@@ -8,7 +8,8 @@
 // A provider refund that gave nothing back (refused, or never answered) ends FAILED: its money
 // goes back where it came from, the payment may be refunded again, and staff are alerted.
 // A provider that makes refunds later (Razorpay answers `pending`) leaves the refund PENDING with
-// its refund id until the provider's webhook says it was processed or failed.
+// its refund id until the provider's webhook, or its status API asked now and then
+// (refund-polls.ts), says it was processed or failed.
 import { sql } from 'kysely';
 import { recordAudit } from '../audit/audit.service.js';
 import { AppError, notFound } from '../../platform/errors.js';
@@ -67,10 +68,23 @@ export class RefundRefusedError extends Error {
   }
 }
 
+/** The provider's status API cannot tell where a refund stands, for good (its reason is the message). */
+export class RefundLookupFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefundLookupFailedError';
+  }
+}
+
 /** The alert raised when a provider refund ends FAILED (subject: the refund). */
 export const REFUND_FAILED = 'REFUND_FAILED';
 /** The alert raised when the provider's news of a refund contradicts how it ended here. */
 export const REFUND_PROVIDER_MISMATCH = 'REFUND_PROVIDER_MISMATCH';
+/**
+ * The alert raised when a PENDING provider refund's status could not be learned (still pending
+ * when its checks ran out, or an answer that cannot be used); resolved when the refund ends.
+ */
+export const REFUND_STILL_PENDING = 'REFUND_STILL_PENDING';
 
 const providerName = (p: string | null) => (p ? p.charAt(0).toUpperCase() + p.slice(1) : 'the provider');
 
@@ -87,6 +101,12 @@ export type RefundRecordingHook = (
   payment: PaymentRow,
   refund: { amountMinor: number; full: boolean; actor: string },
 ) => Promise<void>;
+
+/**
+ * Told, in the transaction that stores its provider id, of a refund the provider accepted but has
+ * not made yet (e.g. to ask its status later).
+ */
+export type RefundPendingListener = (ex: Executor, refund: RefundRow, payment: PaymentRow) => Promise<void>;
 
 /** The figures of a payment row that decide what may be refunded. */
 export function refundFigures(p: PaymentRow) {
@@ -122,11 +142,12 @@ export function createRefunds(deps: {
   ledger: Pick<LedgerService, 'external' | 'siteAccount' | 'transfer' | 'account'>;
   /** The customer of a tenant, or NOT_FOUND (the wallet a `credit` refund goes to). */
   customers: Pick<CustomersService, 'get'>;
-  alerts: Pick<AlertsService, 'raise'>;
+  alerts: Pick<AlertsService, 'raise' | 'resolveSubject'>;
 }) {
   const { db } = deps;
   const recordedListeners: RefundRecordedListener[] = [];
   const recordingHooks: RefundRecordingHook[] = [];
+  const pendingListeners: RefundPendingListener[] = [];
 
   async function lockedPayment(ex: Executor, paymentId: string): Promise<PaymentRow | undefined> {
     let q = ex.selectFrom('payments').selectAll().where('id', '=', paymentId);
@@ -350,6 +371,7 @@ export function createRefunds(deps: {
       .returningAll()
       .executeTakeFirst();
     if (!failed) return false;
+    await deps.alerts.resolveSubject(tx, REFUND_STILL_PENDING, failed.id);
     const amountMinor = Number(failed.amount_minor);
     const undone = undoRefund(refundFigures(payment), amountMinor);
     await tx
@@ -424,6 +446,7 @@ export function createRefunds(deps: {
       .returningAll()
       .executeTakeFirst();
     if (!done) return false;
+    await deps.alerts.resolveSubject(tx, REFUND_STILL_PENDING, refundId);
     await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
     await recordAudit(tx, {
       tenantId: done.tenant_id,
@@ -586,6 +609,11 @@ export function createRefunds(deps: {
       recordedListeners.push(listener);
     },
 
+    /** Called with every refund the provider answered pending, in the transaction storing its id. */
+    onProviderPending(listener: RefundPendingListener): void {
+      pendingListeners.push(listener);
+    },
+
     /** A staff refund of a payment (all that remains when no amount is given). */
     async refund(
       paymentId: string,
@@ -730,13 +758,18 @@ export function createRefunds(deps: {
       }
       // Accepted, not made yet: the refund waits, with the provider's id, for its news (the job is
       // done; asked again, e.g. after a crash, the same refund's answer may say it was made).
+      // Listeners (its status checks) start then, unless its news came first and ended it.
       if (pending) {
-        await db
-          .updateTable('refunds')
-          .set({ provider_refund_id: providerRefundId })
-          .where('id', '=', refundId)
-          .where('status', '=', 'PENDING')
-          .execute();
+        await db.transaction().execute(async (tx) => {
+          const waiting = await tx
+            .updateTable('refunds')
+            .set({ provider_refund_id: providerRefundId })
+            .where('id', '=', refundId)
+            .where('status', '=', 'PENDING')
+            .returningAll()
+            .executeTakeFirst();
+          if (waiting) for (const listener of pendingListeners) await listener(tx, waiting, payment);
+        });
         return;
       }
       // The money has left: out of refunds due, with the refund's SUCCEEDED (once, however often

@@ -1,5 +1,6 @@
-// Razorpay QR Codes API client (PROVIDERS.md §1.1): create and close fixed-amount UPI QR
-// codes. The HTTP client and base URL are injectable so tests run against a local fake.
+// Razorpay API client: create and close fixed-amount UPI QR codes (PROVIDERS.md §1.1), refund a
+// payment and read a refund's status. The HTTP client and base URL are injectable so tests run
+// against a local fake.
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -31,6 +32,20 @@ export interface RazorpayQrCode {
   paymentAmountPaise: number | null;
   /** The raw UPI string (the "image content" variant); absent on most accounts. */
   imageContent: string | null;
+}
+
+/** The parts of the refund entity we read (GET /v1/refunds/{id}). */
+export interface RazorpayRefund {
+  id: string;
+  paymentId: string;
+  amountPaise: number;
+  currency: string | null;
+  /** `pending` (not made yet), `processed` (made: final) or `failed`. */
+  status: string;
+  /** `normal` or `instant`, once Razorpay chose. */
+  speedProcessed: string | null;
+  /** Unix seconds. */
+  createdAt: number | null;
 }
 
 export type RazorpayErrorKind = 'api' | 'network' | 'timeout' | 'bad_response';
@@ -204,6 +219,34 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
       const id = str(entity['id']);
       if (!id) throw new RazorpayApiError('bad_response', `${what}: the refund entity has no id`);
       return { id, status: str(entity['status']) ?? 'unknown' };
+    },
+
+    /**
+     * GET /v1/refunds/{id}: where a refund stands (`pending`, `processed`, `failed`). A refund
+     * entity without an id, payment id, amount or status is a `bad_response`.
+     */
+    async fetchRefund(refundId: string): Promise<RazorpayRefund> {
+      const what = `fetching Razorpay refund ${refundId}`;
+      const entity = await callApi(what, 'GET', `/v1/refunds/${encodeURIComponent(refundId)}`);
+      const id = str(entity['id']);
+      const paymentId = str(entity['payment_id']);
+      const amount = entity['amount'];
+      const status = str(entity['status']);
+      if (!id || !paymentId || !status || typeof amount !== 'number' || !Number.isSafeInteger(amount))
+        throw new RazorpayApiError(
+          'bad_response',
+          `${what}: the refund entity has no ${!id ? 'id' : !paymentId ? 'payment_id' : !status ? 'status' : 'integer amount'}`,
+        );
+      const createdAt = entity['created_at'];
+      return {
+        id,
+        paymentId,
+        amountPaise: amount,
+        currency: str(entity['currency']) ?? null,
+        status,
+        speedProcessed: str(entity['speed_processed']) ?? null,
+        createdAt: typeof createdAt === 'number' ? createdAt : null,
+      };
     },
 
     /** POST /v1/payments/qr_codes/{id}/close: the code stops accepting payments. */

@@ -1,0 +1,347 @@
+// A Razorpay refund answered `pending` used to stay PENDING until Razorpay's refund.processed /
+// refund.failed webhook arrived: with those events not enabled, or a delivery lost, for ever (the
+// payment counted it refunded, the money sat in refunds_due, nobody was told). Now a durable job
+// asks GET /v1/refunds/{id} now and then (docs/api.md §8): processed / failed settle the refund
+// as the webhook does (once, whichever comes first), pending asks again later until a bound, and
+// an answer that cannot be used (a 4xx) or the bound raises REFUND_STILL_PENDING.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { fakeRazorpay, razorpayEnv } from './fake-razorpay.js';
+import { ledgerInvariants } from './ledger-invariants.js';
+
+const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Checks 100 ms, 400 ms, 1 s after the pending answer, then at the 1.5 s bound: the alert.
+const FIRST_CHECK_MS = 100;
+const CHECK_FOR_MS = 1_500;
+
+/** A refund webhook as Razorpay sends it. */
+function refundEvent(
+  event: 'refund.processed' | 'refund.failed',
+  refund: { id: string; paymentId: string; amount: number },
+) {
+  return {
+    entity: 'event',
+    account_id: 'acc_TEST0000000001',
+    event,
+    contains: ['refund', 'payment'],
+    payload: {
+      refund: {
+        entity: {
+          id: refund.id,
+          entity: 'refund',
+          amount: refund.amount,
+          currency: 'INR',
+          payment_id: refund.paymentId,
+          notes: [],
+          receipt: null,
+          acquirer_data: { arn: null },
+          created_at: 1764706238,
+          batch_id: null,
+          status: event === 'refund.processed' ? 'processed' : 'failed',
+          speed_processed: 'normal',
+          speed_requested: 'normal',
+        },
+      },
+    },
+    created_at: 1764706300,
+  };
+}
+
+for (const engine of engines()) {
+  describe(`Razorpay refunds answered pending are checked with GET /v1/refunds/{id} (${engine})`, () => {
+    let server: TestServer;
+    let razorpay: Awaited<ReturnType<typeof fakeRazorpay>>;
+
+    const get = (path: string) => server.request('GET', path);
+    const post = (path: string, body: unknown) => server.request('POST', path, { body });
+    const balance = async (kind: string) => {
+      const res = await get(`/v1/ledger/accounts?ownerType=site&ownerId=default&kind=${kind}&unit=INR`);
+      return (res.body.items[0]?.balance as number | undefined) ?? 0;
+    };
+    type Alert = { kind: string; subjectId: string; message: string; resolvedAt: string | null };
+    const alertsOf = async (subjectId: string) =>
+      ((await get('/v1/alerts')).body.items as Alert[]).filter((a) => a.subjectId === subjectId);
+    type Refund = { id: string; status: string; providerRefundId: string | null; error: string | null };
+    const refundOf = async (paymentId: string, refundId: string) =>
+      ((await get(`/v1/payments/${paymentId}/refunds`)).body.items as Refund[]).find(
+        (r) => r.id === refundId,
+      )!;
+    const statusCalls = (rzpRefundId: string) =>
+      razorpay.statusCalls.filter((c) => c.refundId === rzpRefundId).length;
+    /** Ledger entries caused by the refund (two per transfer). */
+    const entriesOf = async (refundId: string) =>
+      (
+        await server.kioskhub.db
+          .selectFrom('ledger_entries')
+          .select('id')
+          .where('cause_type', '=', 'refund')
+          .where('cause_id', '=', refundId)
+          .execute()
+      ).length;
+    /** True once no status check of the refund is waiting in the job table. */
+    const noCheckQueued = async (refundId: string) => {
+      const rows = await server.kioskhub.db
+        .selectFrom('outbox')
+        .select(['payload', 'status'])
+        .where('topic', '=', 'refund_poll')
+        .execute();
+      return !rows.some((r) => r.status === 'QUEUED' && r.payload.includes(refundId));
+    };
+
+    /** A QR payment of ₹20.00 by a vending machine, its item dispensed. */
+    async function paidPayment() {
+      const m = await server.createVendingMachine(uid('RP'), 2000);
+      const paid = await server.postWebhook(qrCredited(m.qrCodeId, 2000));
+      expect(paid.status).toBe(200);
+      const payment = (await get(`/v1/payments?orderId=${paid.body.orderId}`)).body.items[0];
+      await dispensed(server, m.id, paid.body.orderId);
+      return payment as { id: string; providerPaymentId: string };
+    }
+
+    /**
+     * A refund Razorpay answers `pending`. `before`: run once Razorpay made the refund and before
+     * its answer arrives (so before any check), e.g. to script its status answers.
+     */
+    async function pendingRefund(
+      payment: { id: string; providerPaymentId: string },
+      amountMinor: number,
+      before?: (rzpRefundId: string) => void,
+    ) {
+      const release = razorpay.hold(payment.providerPaymentId);
+      const res = await post(`/v1/payments/${payment.id}/refunds`, { amountMinor, reason: 'item jammed' });
+      expect(res.status).toBe(201);
+      const refundId = res.body.id as string;
+      const atRazorpay = await eventually(
+        async () => razorpay.refunds.find((x) => x.key === refundId),
+        20_000,
+        'the refund at Razorpay',
+      );
+      before?.(atRazorpay.id);
+      release();
+      await eventually(
+        async () => (await refundOf(payment.id, refundId)).providerRefundId,
+        20_000,
+        'the pending answer stored',
+      );
+      expect(await refundOf(payment.id, refundId)).toMatchObject({
+        status: 'PENDING',
+        providerRefundId: atRazorpay.id,
+      });
+      return { refundId, atRazorpay };
+    }
+
+    const ended = (paymentId: string, refundId: string) =>
+      eventually(
+        async () => {
+          const r = await refundOf(paymentId, refundId);
+          return r.status !== 'PENDING' ? r : undefined;
+        },
+        20_000,
+        'the refund settled',
+      );
+
+    beforeAll(async () => {
+      razorpay = await fakeRazorpay({ refundStatus: 'pending' });
+      server = await startServer({
+        engine,
+        env: {
+          ...razorpayEnv(razorpay),
+          JOB_RETRY_BASE_MS: '20',
+          JOB_POLL_MS: '50',
+          REFUND_STATUS_POLL_MS: String(FIRST_CHECK_MS),
+          REFUND_STATUS_POLL_FOR_MS: String(CHECK_FOR_MS),
+        },
+      });
+    });
+    afterAll(async () => {
+      await server?.close();
+      await razorpay?.close();
+    });
+
+    it('pending, a 502 (retried), pending again, then processed: SUCCEEDED out of refunds_due, as the webhook does; the later webhook is a duplicate', async () => {
+      const payment = await paidPayment();
+      const revenue = await balance('revenue');
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000, (id) =>
+        razorpay.script(id, [{ status: 502, code: 'SERVER_ERROR' }]),
+      );
+      expect(await balance('refunds_due')).toBe(due + 2000);
+      // The first check got a 502, its retry `pending`: Razorpay makes the refund, the next check sees it.
+      await eventually(async () => statusCalls(atRazorpay.id) >= 2, 20_000, 'two status requests');
+      expect((await refundOf(payment.id, refundId)).status).toBe('PENDING');
+      atRazorpay.status = 'processed';
+      const done = await ended(payment.id, refundId);
+      expect(done).toMatchObject({ status: 'SUCCEEDED', providerRefundId: atRazorpay.id, error: null });
+      expect(razorpay.statusCalls.at(-1)!.auth).toBe(
+        `Basic ${Buffer.from('rzp_test_key:rzp_test_secret').toString('base64')}`,
+      );
+      expect(await balance('refunds_due')).toBe(due);
+      expect(await balance('revenue')).toBe(revenue - 2000);
+      expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({ status: 'REFUNDED' });
+      const audit = (await get(`/v1/audit?subjectId=${refundId}`)).body.items;
+      expect(audit).toEqual([
+        expect.objectContaining({
+          action: 'refund.complete',
+          actor: 'provider:razorpay',
+          after: expect.objectContaining({ status: 'SUCCEEDED', providerRefundId: atRazorpay.id }),
+        }),
+      ]);
+      await eventually(() => noCheckQueued(refundId), 5_000, 'no check left');
+
+      // Razorpay's webhook after the check settled it: answered as news the refund already shows.
+      const late = await server.postWebhook(
+        refundEvent('refund.processed', {
+          id: atRazorpay.id,
+          paymentId: payment.providerPaymentId,
+          amount: 2000,
+        }),
+        { eventId: uid('evt_') },
+      );
+      expect(late.status).toBe(200);
+      expect(late.body).toEqual({ ok: true, duplicate: true, refundId });
+      expect(await alertsOf(refundId)).toEqual([]);
+      expect(await entriesOf(refundId)).toBe(4);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    });
+
+    it('pending, then failed: FAILED as refund.failed does (payment keeps the money, REFUND_FAILED, audited)', async () => {
+      const payment = await paidPayment();
+      const revenue = await balance('revenue');
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay } = await pendingRefund(payment, 1500);
+      await eventually(async () => statusCalls(atRazorpay.id) >= 1, 20_000, 'the first status request');
+      atRazorpay.status = 'failed';
+      const failed = await ended(payment.id, refundId);
+      expect(failed).toMatchObject({ status: 'FAILED', providerRefundId: atRazorpay.id });
+      expect(failed.error).toMatch(new RegExp(`Razorpay failed refund ${atRazorpay.id}`));
+      expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
+        status: 'SUCCEEDED',
+        refundedMinor: 0,
+      });
+      expect(await balance('revenue')).toBe(revenue);
+      expect(await balance('refunds_due')).toBe(due);
+      const alerts = await alertsOf(refundId);
+      expect(alerts.map((a) => a.kind)).toEqual(['REFUND_FAILED']);
+      expect(alerts[0]!.message).toMatch(/refused by Razorpay/);
+      const audit = (await get(`/v1/audit?subjectId=${refundId}`)).body.items;
+      expect(audit).toEqual([
+        expect.objectContaining({
+          action: 'refund.fail',
+          actor: 'provider:razorpay',
+          after: expect.objectContaining({ status: 'FAILED', paymentId: payment.id, amountMinor: 1500 }),
+        }),
+      ]);
+      const late = await server.postWebhook(
+        refundEvent('refund.failed', {
+          id: atRazorpay.id,
+          paymentId: payment.providerPaymentId,
+          amount: 1500,
+        }),
+        { eventId: uid('evt_') },
+      );
+      expect(late.body).toEqual({ ok: true, duplicate: true, refundId });
+      expect((await alertsOf(refundId)).map((a) => a.kind)).toEqual(['REFUND_FAILED']);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    });
+
+    it('the webhook first: the checks that follow ask Razorpay nothing more and change nothing', async () => {
+      const payment = await paidPayment();
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000);
+      atRazorpay.status = 'processed';
+      const res = await server.postWebhook(
+        refundEvent('refund.processed', {
+          id: atRazorpay.id,
+          paymentId: payment.providerPaymentId,
+          amount: 2000,
+        }),
+        { eventId: uid('evt_') },
+      );
+      expect(res.body).toEqual({ ok: true, refundId });
+      const asked = statusCalls(atRazorpay.id);
+      // The check that was scheduled runs, finds the refund ended, and schedules no other.
+      await eventually(() => noCheckQueued(refundId), 5_000, 'the pending check ran');
+      await sleep(FIRST_CHECK_MS);
+      expect(statusCalls(atRazorpay.id)).toBe(asked);
+      expect((await refundOf(payment.id, refundId)).status).toBe('SUCCEEDED');
+      expect((await get(`/v1/audit?subjectId=${refundId}`)).body.items).toHaveLength(1);
+      expect(await entriesOf(refundId)).toBe(4);
+      expect(await balance('refunds_due')).toBe(due);
+      expect(await alertsOf(refundId)).toEqual([]);
+    });
+
+    it('still pending when the checks run out: stays PENDING with a REFUND_STILL_PENDING alert, resolved when its webhook ends it', async () => {
+      const payment = await paidPayment();
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000);
+      const [alert] = await eventually(
+        async () => {
+          const a = await alertsOf(refundId);
+          return a.length > 0 ? a : undefined;
+        },
+        20_000,
+        'the alert',
+      );
+      expect(alert).toMatchObject({ kind: 'REFUND_STILL_PENDING', resolvedAt: null });
+      expect(alert!.message).toMatch(
+        new RegExp(
+          `Refund ${refundId} .*${atRazorpay.id}.* still PENDING: Razorpay still said pending .*Razorpay Dashboard`,
+        ),
+      );
+      // 100 ms, 400 ms, 1 s, and the last at the bound.
+      expect(statusCalls(atRazorpay.id)).toBe(4);
+      expect(await noCheckQueued(refundId)).toBe(true);
+      expect((await refundOf(payment.id, refundId)).status).toBe('PENDING');
+      expect(await balance('refunds_due')).toBe(due + 2000);
+
+      const res = await server.postWebhook(
+        refundEvent('refund.processed', {
+          id: atRazorpay.id,
+          paymentId: payment.providerPaymentId,
+          amount: 2000,
+        }),
+        { eventId: uid('evt_') },
+      );
+      expect(res.body).toEqual({ ok: true, refundId });
+      expect(await balance('refunds_due')).toBe(due);
+      const [resolved] = await alertsOf(refundId);
+      expect(resolved).toMatchObject({ kind: 'REFUND_STILL_PENDING', resolvedAt: expect.any(String) });
+    });
+
+    it('an answer it cannot use (404): an alert at once, nothing changes, no more checks', async () => {
+      const payment = await paidPayment();
+      const due = await balance('refunds_due');
+      const audits = (await get(`/v1/audit?subjectId=${payment.id}`)).body.items.length;
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000, (id) =>
+        razorpay.script(id, [
+          {
+            status: 404,
+            code: 'BAD_REQUEST_ERROR',
+            description: 'The requested URL was not found on the server.',
+          },
+        ]),
+      );
+      const [alert] = await eventually(
+        async () => {
+          const a = await alertsOf(refundId);
+          return a.length > 0 ? a : undefined;
+        },
+        20_000,
+        'the alert',
+      );
+      expect(alert).toMatchObject({ kind: 'REFUND_STILL_PENDING', resolvedAt: null });
+      expect(alert!.message).toMatch(/Razorpay answered 404 BAD_REQUEST_ERROR/);
+      await sleep(3 * FIRST_CHECK_MS);
+      expect(statusCalls(atRazorpay.id)).toBe(1);
+      expect(await noCheckQueued(refundId)).toBe(true);
+      expect(await refundOf(payment.id, refundId)).toMatchObject({ status: 'PENDING', error: null });
+      expect(await balance('refunds_due')).toBe(due + 2000);
+      expect((await get(`/v1/audit?subjectId=${refundId}`)).body.items).toEqual([]);
+      expect((await get(`/v1/audit?subjectId=${payment.id}`)).body.items).toHaveLength(audits + 1);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    });
+  });
+}
