@@ -63,6 +63,14 @@ export async function api<T>(
   return (await res.json()) as T;
 }
 
+/** A write answered `204 No Content` (nothing to parse). */
+export async function apiNoContent(
+  path: string,
+  init: { method?: string; body?: unknown; token?: string | null } = {},
+): Promise<void> {
+  await send(path, init);
+}
+
 export async function apiBlob(
   path: string,
 ): Promise<{ blob: Blob; filename: string | null; headers: Headers }> {

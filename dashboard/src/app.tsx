@@ -1,9 +1,11 @@
-// The shell: sign-in gate, header (navigation, alerts badge, live state, sign out) and routes.
+// The shell: sign-in gate, header (navigation, alerts badge, live state, account menu, sign out)
+// and routes.
 import type { AlertView, Page } from '@kioskhub/protocol';
 import { useQuery } from '@tanstack/react-query';
 import { lazy, Suspense } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { api } from './api.ts';
+import { useAction } from './action.ts';
 import { useAuth, type Action } from './auth.tsx';
 import { LiveProvider, useLiveState } from './live.tsx';
 import { AlertsPage } from './pages/alerts.tsx';
@@ -67,8 +69,55 @@ function LiveDot() {
   );
 }
 
+/** Who is signed in; a staff user's menu also ends every session of the user. */
+function Account() {
+  const { me, allTenants, signOutEverywhere } = useAuth();
+  const { busy, error, run } = useAction();
+  if (allTenants || !me) {
+    return (
+      <span className="muted small" title={me?.actor}>
+        {allTenants ? 'Admin token (all tenants)' : ''}
+      </span>
+    );
+  }
+  const who = `${me.actor.replace(/^user:/, '')} · ${me.role ?? ''} · ${me.tenantId ?? ''}`;
+  return (
+    <details className="account">
+      <summary title={me.actor}>
+        <span>{who}</span>
+      </summary>
+      <div className="account-menu">
+        <p className="small">{who}</p>
+        <p className="muted small">
+          Sign out ends this browser's session only. Sign out everywhere ends every session of yours: other
+          browsers, phones and kitchen screens too.
+        </p>
+        <button
+          type="button"
+          className="danger"
+          disabled={busy}
+          onClick={() => void run(signOutEverywhere)()}
+        >
+          Sign out everywhere
+        </button>
+        <ErrorNote error={error} />
+      </div>
+    </details>
+  );
+}
+
+function SignOutButton() {
+  const { signOut } = useAuth();
+  const { busy, run } = useAction();
+  return (
+    <button type="button" className="secondary" disabled={busy} onClick={() => void run(signOut)()}>
+      Sign out
+    </button>
+  );
+}
+
 function Shell() {
-  const { me, signOut, allTenants, can } = useAuth();
+  const { can } = useAuth();
   const [location] = useLocation();
   const active = (href: string) =>
     href === '/'
@@ -99,14 +148,8 @@ function Shell() {
         <div className="who">
           <AlertsBadge />
           <LiveDot />
-          <span className="muted small" title={me?.actor}>
-            {allTenants
-              ? 'Admin token (all tenants)'
-              : `${me?.actor.replace(/^user:/, '') ?? ''} · ${me?.role ?? ''} · ${me?.tenantId ?? ''}`}
-          </span>
-          <button type="button" className="secondary" onClick={signOut}>
-            Sign out
-          </button>
+          <Account />
+          <SignOutButton />
         </div>
       </header>
       <main id="main" tabIndex={-1}>
@@ -145,16 +188,14 @@ function Shell() {
 }
 
 export function App() {
-  const { token, me, meError, signOut } = useAuth();
+  const { token, me, meError } = useAuth();
   if (!token) return <SignInPage />;
   if (!me) {
     if (!meError) return <Loading what="Signing in" />;
     return (
       <main id="main" className="sign-in">
         <ErrorNote error={meError} />
-        <button type="button" className="secondary" onClick={signOut}>
-          Sign out
-        </button>
+        <SignOutButton />
       </main>
     );
   }

@@ -1,9 +1,10 @@
 // Who is signed in: a staff JWT from email + password, or a pasted admin token, kept in
-// localStorage so a reload stays signed in. Roles decide which actions the screens offer.
+// localStorage so a reload stays signed in. Roles decide which actions the screens offer. Signing
+// out ends this session on the server (DELETE /v1/auth/session) before the browser forgets it.
 import type { MeView } from '@kioskhub/protocol';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import { api, setUnauthorizedHandler, storedToken, storeToken } from './api.ts';
+import { api, ApiError, apiNoContent, setUnauthorizedHandler, storedToken, storeToken } from './api.ts';
 
 export type Action =
   | 'manageMachines'
@@ -38,22 +39,38 @@ interface Auth {
   allTenants: boolean;
   signIn(email: string, password: string): Promise<void>;
   signInWithToken(token: string): Promise<void>;
-  signOut(): void;
+  /** Ends this session on the server, then forgets the token (also when the server is away). */
+  signOut(): Promise<void>;
+  /** Ends every session of the signed-in user (POST /v1/auth/logout); throws if it could not. */
+  signOutEverywhere(): Promise<void>;
+  /** Why the last sign-out could not end the session on the server (shown on the sign-in page). */
+  signOutNotice: string | null;
   can(action: Action): boolean;
 }
 
 const AuthContext = createContext<Auth | null>(null);
 
+const UNREACHABLE =
+  'Signed out in this browser only: the server could not be reached, so the session stays valid ' +
+  'on the server until it expires (12 h after sign-in). To end it now, sign in and use ' +
+  '"Sign out everywhere".';
+const OLD_TOKEN =
+  'Signed out in this browser only: this sign-in dates from before single sign-out and stays ' +
+  'valid on the server until it expires (12 h after sign-in). To end it now, sign in and use ' +
+  '"Sign out everywhere".';
+
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [token, setToken] = useState<string | null>(storedToken);
+  const [signOutNotice, setSignOutNotice] = useState<string | null>(null);
   const client = useQueryClient();
 
-  const signOut = useCallback(() => {
+  /** Forgets the token in this browser only (the server said it is no longer good, or sign-out). */
+  const forget = useCallback(() => {
     storeToken(null);
     setToken(null);
     client.clear();
   }, [client]);
-  useEffect(() => setUnauthorizedHandler(signOut), [signOut]);
+  useEffect(() => setUnauthorizedHandler(forget), [forget]);
 
   const me = useQuery({
     queryKey: ['me', token],
@@ -64,6 +81,21 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const value = useMemo<Auth>(() => {
     const role = me.data?.kind === 'admin' ? 'admin' : me.data?.role;
+    const signOut = async () => {
+      setSignOutNotice(null);
+      // ADMIN_TOKEN is no session: it is only forgotten here.
+      if (token !== null && me.data?.kind !== 'admin') {
+        try {
+          await apiNoContent('/v1/auth/session', { method: 'DELETE' });
+        } catch (err) {
+          // 401: ended already; 403: not a staff token. Anything else left the token valid.
+          if (!(err instanceof ApiError)) setSignOutNotice(UNREACHABLE);
+          else if (err.status === 409) setSignOutNotice(OLD_TOKEN);
+          else if (err.status >= 500) setSignOutNotice(UNREACHABLE);
+        }
+      }
+      forget();
+    };
     return {
       token,
       me: me.data,
@@ -77,6 +109,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
         });
         storeToken(jwt);
         setToken(jwt);
+        setSignOutNotice(null);
       },
       async signInWithToken(candidate) {
         const who = await api<MeView>('/v1/auth/me', { token: candidate });
@@ -84,11 +117,18 @@ export function AuthProvider({ children }: { children: ReactNode }) {
           throw new Error('that is a machine key, not an operator token');
         storeToken(candidate);
         setToken(candidate);
+        setSignOutNotice(null);
       },
       signOut,
+      async signOutEverywhere() {
+        await apiNoContent('/v1/auth/logout', { method: 'POST' });
+        setSignOutNotice(null);
+        forget();
+      },
+      signOutNotice,
       can: (action) => role !== undefined && ROLES_FOR[action].includes(role),
     };
-  }, [token, me.data, me.error, signOut]);
+  }, [token, me.data, me.error, forget, signOutNotice]);
 
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -252,6 +252,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       live.disconnectUser(userId);
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:revoke', userId);
     },
+    sessionEnded: (userId, sessionId) => {
+      auth.forgetUser(userId);
+      live.disconnectSession(userId, sessionId);
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:end-session', userId, sessionId);
+    },
   });
   const orders = createOrdersService({ repo: createOrdersRepo(db), dialect });
   const live = installLiveGateway({
@@ -641,6 +646,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
           logger.info(done, 'cash sessions: idle ones cancelled or flagged');
       },
     );
+  // Staff sessions ended one by one are refused until their tokens expire, then forgotten.
+  scheduler.every('ended-sessions-purge', 3_600_000, async () => {
+    await users.purgeEndedSessions();
+  });
   // Abandoned table orders: each has its own job; this sweep re-queues any that lost theirs.
   scheduler.every('cafe-order-expiry-sweep', Math.min(600_000, config.cafeOrderTtlMs), async () => {
     await cafe.expiry.sweep();
@@ -790,6 +799,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     realtime.io.on('kioskhub:revoke', (userId: string) => {
       auth.forgetUser(userId);
       live.disconnectUser(userId);
+    });
+    realtime.io.on('kioskhub:end-session', (userId: string, sessionId: string) => {
+      auth.forgetUser(userId);
+      live.disconnectSession(userId, sessionId);
     });
   }
 

@@ -15,7 +15,7 @@ import {
   signIn,
 } from './browser.js';
 import { orderCsvHeader } from '../src/modules/dashboard/csv.js';
-import { staffToken } from './dashboard-fixtures.js';
+import { PASSWORD, staffToken } from './dashboard-fixtures.js';
 import { ADMIN_TOKEN, qrCredited, startServer, type TestServer } from './harness.js';
 
 const withChromium = hasChromium('dashboard browser tests');
@@ -65,7 +65,34 @@ describe.skipIf(!withChromium)('dashboard in a browser', { timeout: 90_000 }, ()
     await signIn(page, server.url, 'ops@default.test');
     await page.reload();
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    // Sign out ends this session on the server too: a copy of the token stops working.
+    const stored = () => page.evaluate<string | null>(`localStorage.getItem('kioskhub.token')`);
+    const signedOut = (await stored())!;
     await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin token').waitFor();
+    expect(await stored()).toBeNull();
+    expect((await server.request('GET', '/v1/auth/me', { token: signedOut })).status).toBe(401);
+    // Sign out everywhere (the account menu) ends every session of the user.
+    await signIn(page, server.url, 'ops@default.test');
+    const other = (
+      await server.request('POST', '/v1/auth/login', {
+        token: null,
+        body: { email: 'ops@default.test', password: PASSWORD },
+      })
+    ).body.token as string;
+    await page.locator('details.account > summary').click();
+    await shot('account-menu');
+    await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+    await page.getByLabel('Admin token').waitFor();
+    expect((await server.request('GET', '/v1/auth/me', { token: other })).status).toBe(401);
+    // The server out of reach: the browser forgets the token all the same, and says so.
+    await signIn(page, server.url, 'ops@default.test');
+    await page.route('**/v1/auth/session', (route) => route.abort());
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText('the server could not be reached').waitFor();
+    await shot('signed-out-offline');
+    expect(await stored()).toBeNull();
+    await page.unroute('**/v1/auth/session');
     await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByText('Admin token (all tenants)').waitFor();

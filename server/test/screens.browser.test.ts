@@ -276,8 +276,11 @@ describe.skipIf(!withChromium)('screens in a real browser', () => {
     // Signed in already: a reload keeps the session and shows the (empty) board.
     await page.reload();
     await expect.poll(() => page.locator('#board').isVisible(), POLL).toBe(true);
+    // Sign out ends the screen's session on the server: a copy of its token stops working.
+    const signedOut = await page.evaluate<string>(`localStorage.getItem('kioskhub.token')`);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Sign in' }).isVisible(), POLL).toBe(true);
+    expect((await server.request('GET', '/v1/auth/me', { token: signedOut })).status).toBe(401);
     await page.context().close();
   });
 

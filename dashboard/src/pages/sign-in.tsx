@@ -5,7 +5,7 @@ import { useAuth } from '../auth.tsx';
 import { ErrorNote, TextField } from '../ui.tsx';
 
 export function SignInPage() {
-  const { signIn, signInWithToken } = useAuth();
+  const { signIn, signInWithToken, signOutNotice } = useAuth();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [adminToken, setAdminToken] = useState('');
@@ -15,6 +15,11 @@ export function SignInPage() {
     <main id="main" className="sign-in">
       <h1>Kioskhub</h1>
       <p className="muted">Operator dashboard: the fleet, the money and the problems, live.</p>
+      {signOutNotice && (
+        <p className="card notice" role="status">
+          {signOutNotice}
+        </p>
+      )}
       <form className="card" onSubmit={run(() => signIn(email, password))} aria-labelledby="sign-in-title">
         <h2 id="sign-in-title">Sign in</h2>
         <TextField

@@ -31,6 +31,7 @@ export const TABLE_OWNERS = {
   tenants: 'tenants',
   settings: 'tenants',
   users: 'users',
+  ended_sessions: 'users',
   machines: 'machines',
   commands: 'commands',
   orders: 'orders',

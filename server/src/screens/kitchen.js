@@ -143,9 +143,21 @@ $('useToken').onclick = () => {
   localStorage.setItem('kioskhub.token', $('adminToken').value);
   start();
 };
-$('logout').onclick = () => {
+// Sign out ends this screen's session on the server (a copied token stops working too), then
+// forgets it; ADMIN_TOKEN is no session (403) and is only forgotten.
+$('logout').onclick = async () => {
+  $('logout').disabled = true;
+  let message = '';
+  try {
+    const res = await api('/v1/auth/session', { method: 'DELETE', body: '{}' });
+    if (res.status >= 500 || res.status === 409)
+      message = 'Signed out on this screen only: the session stays valid on the server until it expires.';
+  } catch {
+    message = 'Signed out on this screen only: the server could not be reached.';
+  }
   localStorage.removeItem('kioskhub.token');
-  showLogin('');
+  $('logout').disabled = false;
+  showLogin(message);
 };
 if (token()) start();
 else showLogin('');

@@ -35,12 +35,26 @@ export const internalRoom = (tenantId: string, room: string): string => `${tenan
 
 export function installLiveGateway(deps: LiveDeps) {
   const nsp = deps.io.of(LIVE_NAMESPACE);
-  // Revocations seen by this process: a handshake whose token check began before its user's
-  // latest one is refused (or dropped), since `disconnectUser` could not see that socket yet.
+  // Revocations seen by this process (of a user: its id; of one sign-in: `session:<jti>`): a
+  // handshake whose token check began before the latest one of its user or session is refused (or
+  // dropped), since `disconnectUser` / `disconnectSession` could not see that socket yet.
   let revocations = 0;
   const revokedAt = new Map<string, { count: number; at: number }>();
-  const revokedSince = (userId: string, checkedAt: number | undefined): boolean =>
-    checkedAt !== undefined && (revokedAt.get(userId)?.count ?? 0) > checkedAt;
+  const revokedSince = (
+    viewer: { userId: string; session?: { id: string } },
+    checkedAt: number | undefined,
+  ): boolean => {
+    if (checkedAt === undefined) return false;
+    const ofUser = revokedAt.get(viewer.userId)?.count ?? 0;
+    const ofSession = viewer.session ? (revokedAt.get(`session:${viewer.session.id}`)?.count ?? 0) : 0;
+    return Math.max(ofUser, ofSession) > checkedAt;
+  };
+  function recordRevocation(key: string): void {
+    const now = Date.now();
+    // A handshake's check takes milliseconds: older revocations no longer matter.
+    for (const [id, entry] of revokedAt) if (entry.at < now - 60_000) revokedAt.delete(id);
+    revokedAt.set(key, { count: ++revocations, at: now });
+  }
 
   nsp.use((socket, next) => {
     const auth = socket.handshake.auth as { token?: unknown; orderToken?: unknown };
@@ -63,7 +77,7 @@ export function installLiveGateway(deps: LiveDeps) {
           // The token was just verified: its `exp` (required for staff tokens) can be trusted.
           const exp = decodeJwt(auth.token).exp;
           if (typeof exp === 'number') data.expiresAt = exp * 1000;
-          if (revokedSince(p.userId, data.checkedAt)) return 'this session has ended: sign in again';
+          if (revokedSince(p, data.checkedAt)) return 'this session has ended: sign in again';
         }
         return p;
       }
@@ -128,8 +142,7 @@ export function installLiveGateway(deps: LiveDeps) {
     const data = socket.data as LiveViewer;
     const viewer = data.principal;
     // Revoked between the handshake's check and now: nothing else would drop this socket.
-    if (viewer.kind === 'user' && revokedSince(viewer.userId, data.checkedAt))
-      return void socket.disconnect(true);
+    if (viewer.kind === 'user' && revokedSince(viewer, data.checkedAt)) return void socket.disconnect(true);
     // A socket does not outlive its token (a staff token's 12 h, an order token's 24 h).
     const expiresAt = data.expiresAt;
     if (expiresAt !== undefined) {
@@ -181,13 +194,19 @@ export function installLiveGateway(deps: LiveDeps) {
      * its handshakes whose token check was already under way.
      */
     disconnectUser(userId: string): void {
-      const now = Date.now();
-      // A handshake's check takes milliseconds: older revocations no longer matter.
-      for (const [id, entry] of revokedAt) if (entry.at < now - 60_000) revokedAt.delete(id);
-      revokedAt.set(userId, { count: ++revocations, at: now });
+      recordRevocation(userId);
       for (const socket of nsp.sockets.values()) {
         const viewer = (socket.data as LiveViewer).principal;
         if (viewer.kind === 'user' && viewer.userId === userId) socket.disconnect(true);
+      }
+    },
+    /** The same for one sign-in (a token's `jti`) ended alone: the user's other sockets stay. */
+    disconnectSession(userId: string, sessionId: string): void {
+      recordRevocation(`session:${sessionId}`);
+      for (const socket of nsp.sockets.values()) {
+        const viewer = (socket.data as LiveViewer).principal;
+        if (viewer.kind === 'user' && viewer.userId === userId && viewer.session?.id === sessionId)
+          socket.disconnect(true);
       }
     },
     publish(tenantId: string, rooms: string[], event: string, data: Record<string, unknown>): void {

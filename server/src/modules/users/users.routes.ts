@@ -1,4 +1,5 @@
-// Staff users and sign-in: create, list, change role or disable, delete, login and logout.
+// Staff users and sign-in: create, list, change role or disable, delete, login, ending this
+// sign-in (DELETE /v1/auth/session) and logout (every sign-in of the user).
 import { Type } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import {
@@ -11,7 +12,7 @@ import {
 } from '../../platform/http/auth.js';
 import type { LoginGuard } from '../../platform/http/login-guard.js';
 import { Cursor, EntityId, errors, expectNoBody, Limit, Page } from '../../platform/http/schemas.js';
-import { forbidden } from '../../platform/errors.js';
+import { AppError, forbidden } from '../../platform/errors.js';
 import type { UsersService } from './users.service.js';
 
 const Role = Type.Union(STAFF_ROLES.map((r) => Type.Literal(r)));
@@ -165,6 +166,33 @@ export function usersRoutes(
       if (principal.kind !== 'user')
         throw forbidden('ADMIN_TOKEN has no session to end; change the variable to revoke it');
       await deps.users.logout(principal.userId, principal.actor);
+      return reply.code(204).send(null);
+    },
+  );
+
+  // The session is the one the credential names, so it needs no id; `logout` keeps its meaning.
+  app.delete(
+    '/v1/auth/session',
+    {
+      schema: {
+        tags: ['auth'],
+        summary:
+          'Sign out: end this session only (the calling staff token); other sessions of the user keep working',
+        response: { 204: Type.Null(), ...errors(400, 401, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      expectNoBody(request.body);
+      const principal = await request.staff();
+      if (principal.kind !== 'user')
+        throw forbidden('ADMIN_TOKEN has no session to end; change the variable to revoke it');
+      if (!principal.session)
+        throw new AppError(
+          'INVALID_STATE',
+          'this token was issued before sessions could be ended one by one: POST /v1/auth/logout ' +
+            'ends it (with every other session of yours), or it expires 12 h after sign-in',
+        );
+      await deps.users.endSession(principal.userId, principal.session, principal.actor);
       return reply.code(204).send(null);
     },
   );

@@ -1,15 +1,16 @@
 // Staff accounts: argon2 password hashes, login issuing a JWT, one tenant per user. Logout,
 // disable, role change, password reset and delete bump the user's token version, which revokes
 // its tokens (a PATCH that changes nothing revokes nothing); a tenant always keeps one enabled
-// admin.
+// admin. One sign-in alone ends by its token's id (users.sessions.ts).
 import argon2 from 'argon2';
 import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { knownCursor, pageOf } from '../../platform/db/pages.js';
-import type { StaffRole, StaffState } from '../../platform/http/auth.js';
+import type { StaffRole, StaffSession, StaffState } from '../../platform/http/auth.js';
 import type { UserRow } from '../../platform/db/schema.js';
 import { recordAudit, wasAudited } from '../audit/audit.service.js';
 import { changeOwnPassword, hashPassword, keepAnAdmin } from './users.access.js';
+import { endSession, purgeEndedSessions, staffState } from './users.sessions.js';
 import type { PasswordHashCost } from '../../platform/config.js';
 
 export interface User {
@@ -46,6 +47,8 @@ export function createUsersService(deps: {
   hashCost: PasswordHashCost;
   /** After a commit that revoked a user's tokens: forget cached state, drop live sockets. */
   revoked(userId: string): void;
+  /** After a commit that ended one sign-in: forget cached state, drop that token's sockets. */
+  sessionEnded(userId: string, sessionId: string): void;
 }) {
   const { db } = deps;
   // A real hash to verify against when the email is unknown, so timing does not reveal accounts:
@@ -217,22 +220,15 @@ export function createUsersService(deps: {
       return row !== undefined;
     },
 
-    /** For the authenticator: what a staff token is checked against. */
-    async staffState(userId: string): Promise<StaffState | undefined> {
-      const row = await db
-        .selectFrom('users')
-        .select(['tenant_id', 'role', 'token_version', 'disabled_at'])
-        .where('id', '=', userId)
-        .executeTakeFirst();
-      return (
-        row && {
-          tenantId: row.tenant_id,
-          role: row.role,
-          tokenVersion: row.token_version,
-          disabled: row.disabled_at !== null,
-        }
-      );
-    },
+    /** For the authenticator: what a staff token is checked against (its ended sessions too). */
+    staffState: (userId: string): Promise<StaffState | undefined> => staffState(db, userId),
+
+    /** Ends the calling sign-in only (users.sessions.ts); the user's other tokens keep working. */
+    endSession: (userId: string, session: StaffSession, actor: string): Promise<void> =>
+      endSession(deps, { userId, session, actor }),
+
+    /** Forgets ended sessions whose tokens have expired (a scheduled task). */
+    purgeEndedSessions: (now?: string): Promise<number> => purgeEndedSessions(db, now),
 
     async update(
       id: string,

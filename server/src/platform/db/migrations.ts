@@ -1247,6 +1247,32 @@ const revenueIndexes: Migration = {
   },
 };
 
+/**
+ * Staff sign-ins ended one by one (`DELETE /v1/auth/session`): the token's id (`jti`), kept until
+ * the token expires (then purged), and read with the user's state on each token check.
+ */
+const endedSessions: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('ended_sessions')
+      .addColumn('token_id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('ended_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('ended_sessions_user_idx')
+      .on('ended_sessions')
+      .columns(['user_id'])
+      .execute();
+    await db.schema
+      .createIndex('ended_sessions_expires_idx')
+      .on('ended_sessions')
+      .columns(['expires_at'])
+      .execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1283,6 +1309,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0034_site_time_zone': siteTimeZone,
       '0035_cash_sessions_pending': cashSessionsPending,
       '0036_revenue_indexes': revenueIndexes,
+      '0037_ended_sessions': endedSessions,
     }),
   };
 }

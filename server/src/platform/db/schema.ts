@@ -139,6 +139,19 @@ export interface UsersTable {
 }
 
 /**
+ * A staff sign-in ended on its own (`DELETE /v1/auth/session`): its token's id, refused until the
+ * token expires, when the row is purged. Deleting the user deletes its rows.
+ */
+export interface EndedSessionsTable {
+  /** The token's `jti`. */
+  token_id: string;
+  user_id: string;
+  /** The token's `exp` (ISO UTC). */
+  expires_at: string;
+  ended_at: string;
+}
+
+/**
  * A site id that key-less devices may use under /sites/<id>/ (printers with print_queue_open, the
  * cash reader's cancel with keyless_cash_cancel), held by exactly one tenant while either is on.
  */
@@ -722,6 +735,7 @@ export interface Database {
   tenants: TenantsTable;
   settings: SettingsTable;
   users: UsersTable;
+  ended_sessions: EndedSessionsTable;
   sites: SitesTable;
   machines: MachinesTable;
   orders: OrdersTable;

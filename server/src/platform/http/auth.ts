@@ -1,8 +1,9 @@
 // Who is calling: the ADMIN_TOKEN, a staff user (JWT) or a machine (its own key).
 // Routes call `authenticate` and the small guards below; services never see headers.
 // A staff token is honoured only while its user exists, is enabled and still has the token's
-// role, tenant and version (checked per request, cached for TOKEN_CHECK_CACHE_MS).
-import { createHash, timingSafeEqual } from 'node:crypto';
+// role, tenant and version, and its own id (`jti`) has not been signed out (checked per request,
+// cached for TOKEN_CHECK_CACHE_MS).
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { AppError, forbidden } from '../errors.js';
 
@@ -22,6 +23,11 @@ export type Principal =
       actor: string;
       /** The sign-in's version (the token's `ver`): a later sign-out or change is a newer one. */
       tokenVersion: number;
+      /**
+       * This sign-in alone: the token's id (`jti`) and expiry, what `DELETE /v1/auth/session`
+       * ends. Absent on tokens issued before sign-ins had ids (they end with POST /v1/auth/logout).
+       */
+      session?: StaffSession;
     }
   | {
       kind: 'machine';
@@ -72,6 +78,13 @@ export interface StaffTokenSubject {
   tokenVersion: number;
 }
 
+export interface StaffSession {
+  /** The token's `jti`. */
+  id: string;
+  /** When the token expires (ISO UTC): an ended session's row is kept until then. */
+  expiresAt: string;
+}
+
 export interface OrderTokenScope {
   tenantId: string;
   room: string;
@@ -94,6 +107,8 @@ export interface StaffState {
   role: string;
   tokenVersion: number;
   disabled: boolean;
+  /** Ids (`jti`) of this user's tokens signed out one by one and not yet expired. */
+  endedSessions: ReadonlySet<string>;
 }
 
 const KNOWN_MAX = 10_000;
@@ -142,13 +157,17 @@ export function createAuthenticator(deps: {
     const role = payload['role'];
     const tenantId = payload['tenantId'];
     const version = payload['ver'] ?? 0;
+    const { jti, exp } = payload;
     if (payload['scope'] !== undefined) return null; // order tokens are not staff tokens
     if (typeof payload.sub !== 'string' || typeof tenantId !== 'string') return null;
     if (typeof version !== 'number') return null;
     if (!STAFF_ROLES.includes(role as StaffRole)) return null;
+    // No `jti`: a token issued before sign-ins had ids, valid until it expires or a logout.
+    if (jti !== undefined && (typeof jti !== 'string' || jti.length === 0 || jti.length > 64)) return null;
     const state = await staffState(payload.sub);
     if (!state || state.disabled || state.tokenVersion !== version) return null;
     if (state.role !== role || state.tenantId !== tenantId) return null;
+    if (jti !== undefined && state.endedSessions.has(jti)) return null;
     return {
       kind: 'user',
       userId: payload.sub,
@@ -156,6 +175,8 @@ export function createAuthenticator(deps: {
       role: role as StaffRole,
       actor: `user:${String(payload['email'] ?? payload.sub)}`,
       tokenVersion: version,
+      // `exp` is a required claim, checked by jwtVerify above.
+      ...(jti !== undefined ? { session: { id: jti, expiresAt: new Date(exp! * 1000).toISOString() } } : {}),
     };
   }
 
@@ -205,6 +226,7 @@ export function createAuthenticator(deps: {
       return new SignJWT(claims)
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(user.id)
+        .setJti(randomUUID())
         .setIssuedAt()
         .setExpirationTime('12h')
         .sign(deps.jwtSecret);
