@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteSpentExportLinks } from '../src/modules/dashboard/export-links.js';
 import { sha256 } from '../src/platform/http/auth.js';
-import { staffToken } from './dashboard-fixtures.js';
+import { PASSWORD, staffToken } from './dashboard-fixtures.js';
 import { insertOrders, orderRow } from './fixtures/report-rows.js';
 import {
   ADMIN_TOKEN,
@@ -212,6 +212,22 @@ describe.each(engines())('orders CSV export by one-time link (%s)', (engine) => 
     const res = await follow(link.url);
     expect(res.status).toBe(401);
     expect((await errorOf(res)).code).toBe('UNAUTHORIZED');
+  });
+
+  it('stops working when the sign-in that made it signs out (DELETE /v1/auth/session); another sign-in’s link still works', async () => {
+    const token = await staffToken(server, 'session@default.test', 'staff');
+    const login = await server.request('POST', '/v1/auth/login', {
+      body: { email: 'session@default.test', password: PASSWORD },
+      token: null,
+    });
+    expect(login.status).toBe(200);
+    const ended = await makeLink(token, { machineId: 'LNK1' });
+    const kept = await makeLink(login.body.token as string, { machineId: 'LNK1' });
+    expect((await server.request('DELETE', '/v1/auth/session', { token })).status).toBe(204);
+    const res = await follow(ended.url);
+    expect(res.status).toBe(401);
+    expect((await errorOf(res)).message).toMatch(/has signed out since/);
+    expect((await follow(kept.url)).status).toBe(200);
   });
 
   it('stops working when its maker is deleted (401, nothing streamed)', async () => {

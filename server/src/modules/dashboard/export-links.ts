@@ -4,7 +4,7 @@
 // browser follow it: the file goes straight to disk.
 //
 // A link's token is 256 random bits (base64url), stored only as its sha256, with who asked (a
-// staff user and the token version of that sign-in, or ADMIN_TOKEN and a fingerprint of which
+// staff user with the token version and id of that sign-in, or ADMIN_TOKEN and a fingerprint of which
 // ADMIN_TOKEN) in which tenant, and the filters. It works once, within EXPORT_LINK_TTL_MS: the one conditional UPDATE … RETURNING that
 // spends it is atomic on both engines, so two requests racing with one link (two processes, two
 // PostgreSQL connections) get one export between them. Spent and expired rows are deleted by the
@@ -72,6 +72,9 @@ export function createExportLinks(deps: {
     if (state.tenantId !== link.tenant_id) throw gone('belongs to another tenant now');
     // A sign-out, a role change or a new password gives the user a new version.
     if (state.tokenVersion !== link.token_version) throw gone('has signed out or been changed since');
+    // This sign-in alone signed out (DELETE /v1/auth/session) since the link was made.
+    if (link.session_id !== null && state.endedSessions.has(link.session_id))
+      throw gone('has signed out since');
     return {
       kind: 'user',
       userId: link.user_id,
@@ -101,6 +104,7 @@ export function createExportLinks(deps: {
           user_id: principal.kind === 'user' ? principal.userId : null,
           tenant_id: principal.tenantId,
           token_version: tokenVersion,
+          session_id: principal.kind === 'user' ? (principal.session?.id ?? null) : null,
           admin_key: principal.kind === 'admin' ? adminKey : null,
           actor: principal.actor,
           filters: JSON.stringify(filters),

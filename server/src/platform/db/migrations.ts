@@ -1273,6 +1273,13 @@ const endedSessions: Migration = {
   },
 };
 
+/** An export link remembers the sign-in that made it: signing that session out voids the link. */
+const exportLinkSessions: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('export_links').addColumn('session_id', 'text').execute();
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1310,6 +1317,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0035_cash_sessions_pending': cashSessionsPending,
       '0036_revenue_indexes': revenueIndexes,
       '0037_ended_sessions': endedSessions,
+      '0038_export_link_sessions': exportLinkSessions,
     }),
   };
 }

@@ -471,6 +471,8 @@ export interface ExportLinksTable {
   user_id: string | null;
   tenant_id: string | null;
   token_version: number | null;
+  /** The sign-in's token id (`jti`) that made the link; null for ADMIN_TOKEN and older tokens. */
+  session_id: string | null;
   /** ADMIN_TOKEN's links: a fingerprint of the ADMIN_TOKEN that made it (null for a user's). */
   admin_key: string | null;
   actor: string;
