@@ -709,45 +709,6 @@ describe.each(engines())('cafe review (%s)', (engine) => {
     expect(await receiptsOf(order.body.id)).toBe(1);
   });
 
-  it('a pay-later order the kitchen took is paid at the counter and keeps its kitchen status; a cancelled session leaves it owed', async () => {
-    const c = await makeCafe(server);
-    await server.request('PATCH', `/v1/sites/${c.siteId}`, { body: { payLater: true } });
-    const device = await cashUnitOf(c.siteId);
-    const order = await guestOrder(server, c, c.tables[0]);
-    const { id: orderId, orderNumber } = order.body as { id: string; orderNumber: string };
-    const asked = await initiate(tokenOf(0, c), { orderId, method: 'cash' });
-    expect(asked.body.payLater).toBe(true);
-    const prep = await server.request('POST', `/v1/orders/${orderId}/kitchen-status`, {
-      body: { status: 'PREPARING' },
-    });
-    expect(prep.status).toBe(200);
-    const staffView = async () => (await server.request('GET', `/v1/orders/${orderId}`)).body;
-
-    // A session cancelled at the counter: the food is being made, so the order stays, still owed.
-    const first = await counterInit(orderNumber, 8.5, device);
-    expect(first.status, JSON.stringify(first.body)).toBe(200);
-    const cancel = await server.request('POST', `/api/cash-payment/cancel/${orderNumber}`, { ...device });
-    expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
-    expect(await staffView()).toMatchObject({ status: 'PREPARING', paidAt: null });
-
-    const init = await counterInit(orderNumber, 8.5, device);
-    expect(init.status, JSON.stringify(init.body)).toBe(200);
-    expect((await counterBill(device, orderNumber, 8.5)).body).toMatchObject({ isComplete: true });
-    const paid = await staffView();
-    expect(paid.status).toBe('PREPARING');
-    expect(paid.paidAt).not.toBeNull();
-    expect(await revenueOf(orderId)).toBe(850);
-    expect(await receiptsOf(orderId)).toBe(1);
-    // The phone's cash attempt was superseded by the counter; only the paid session kept money.
-    const all = await paymentsOf(orderId);
-    expect(all.filter((p) => p.status === 'SUCCEEDED')).toHaveLength(1);
-    expect(all.filter((p) => p.status === 'PENDING')).toHaveLength(0);
-    const again = await counterInit(orderNumber, 8.5, device);
-    expect(again.status).toBe(409);
-    expect(again.body.error.code).toBe('INVALID_STATE');
-    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
-  });
-
   it('a kiosk order at the cafe’s site is paid at the cash unit for its amount, as before', async () => {
     const kiosk = await server.createMachine(uid('K'), { kind: 'kiosk', siteId: cafe.siteId });
     const kioskKey = { token: null, headers: { 'x-api-key': kiosk.key } } as const;

@@ -472,8 +472,7 @@ export function createCashService(deps: {
         if (!row) throw new Error(`order ${input.orderNumber} vanished while its cash session opened`);
         const existing = await latestSession(tx, scope.tenantId, input.orderNumber, false);
         if (existing?.status === 'PENDING') return view(tx, existing);
-        // A table order the cafe found payable (`owed`) may be in the kitchen already: pay-later.
-        if (row.status !== 'CREATED' && !owed)
+        if (row.status !== 'CREATED')
           throw new AppError(
             'INVALID_STATE',
             `order ${input.orderNumber} is ${row.status}; a cash session needs a CREATED order`,
@@ -548,10 +547,7 @@ export function createCashService(deps: {
           throw new AppError('NOT_FOUND', `no cash session for order ${orderNumber}`);
         if (s.status === 'CANCELLED') return view(tx, s);
         if (s.status === 'PAID') throw new AppError('INVALID_STATE', `order ${orderNumber} is already paid`);
-        // A pay-later table order the kitchen took stays as it is: the food is made, still owed.
-        const order = await orders.rowByNumber(tx, scope.tenantId, orderNumber);
-        const inKitchen = order?.source === 'table' && order.status !== 'CREATED';
-        return cancelPending(tx, s, scope.actor, {}, inKitchen);
+        return cancelPending(tx, s, scope.actor, {});
       });
     },
 
