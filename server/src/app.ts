@@ -573,13 +573,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   outbox.handleFailure('refund', (p, error) =>
     refunds.failProviderRefund(p.refundId, { kind: 'gave_up', error }),
   );
-  // A refund answered pending is asked about now and then until it ends, or a REFUND_STILL_PENDING
-  // alert after REFUND_STATUS_POLL_FOR_MS (docs/api.md §8).
+  // A refund answered pending (Razorpay, Stripe) is asked about now and then until it ends, or a
+  // REFUND_STILL_PENDING alert after REFUND_STATUS_POLL_FOR_MS (docs/api.md §8).
   const refundPolls = createRefundPolls({
     db,
-    providers: razorpayApi
-      ? { razorpay: { fetchRefund: (id) => fetchRazorpayRefundNews(razorpayApi, id) } }
-      : {},
+    providers: {
+      ...(razorpayApi
+        ? { razorpay: { fetchRefund: (id: string) => fetchRazorpayRefundNews(razorpayApi, id) } }
+        : {}),
+      ...(cardGateway ? { [cardGateway.provider]: cardGateway } : {}),
+    },
     refunds,
     alerts,
     logger,

@@ -77,16 +77,19 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
       const fetched = req.method === 'GET' ? /^\/v1\/refunds\/([^/?]+)$/.exec(req.url ?? '')?.[1] : undefined;
       if (fetched !== undefined) {
         statusCalls.push({ refundId: fetched, auth: req.headers.authorization });
-        const scripted = scripts.get(fetched)?.shift();
-        if (scripted) return error(res, scripted);
-        const known = refunds.find((r) => r.id === fetched);
-        if (!known)
-          return error(res, {
-            status: 400,
-            code: 'BAD_REQUEST_ERROR',
-            description: 'The id provided does not exist',
-          });
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(entity(known)));
+        // `hold(<refund id>)` holds its status answers as `hold(<payment id>)` holds refunds.
+        return void (held.get(fetched) ?? Promise.resolve()).then(() => {
+          const scripted = scripts.get(fetched)?.shift();
+          if (scripted) return error(res, scripted);
+          const known = refunds.find((r) => r.id === fetched);
+          if (!known)
+            return error(res, {
+              status: 400,
+              code: 'BAD_REQUEST_ERROR',
+              description: 'The id provided does not exist',
+            });
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(entity(known)));
+        });
       }
       const key = req.headers['x-refund-idempotency'] as string | undefined;
       const paymentId = /\/v1\/payments\/([^/]+)\/refund/.exec(req.url ?? '')?.[1] ?? '';
@@ -132,7 +135,10 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
      * refund id, its next status requests (then the refund entity).
      */
     script: (paymentId: string, answers: RazorpayAnswer[]) => void scripts.set(paymentId, answers),
-    /** Holds the answers for this payment's refunds until the returned function is called. */
+    /**
+     * Holds the answers for this payment's refunds (or, for a refund id, its status requests) until
+     * the returned function is called.
+     */
     hold(paymentId: string): () => void {
       let release!: () => void;
       held.set(paymentId, new Promise<void>((r) => (release = r)));

@@ -251,7 +251,7 @@ for (const engine of engines()) {
       const payment = await paidPayment();
       const due = await balance('refunds_due');
       const { refundId, atRazorpay } = await pendingRefund(payment, 2000);
-      atRazorpay.status = 'processed';
+      // Razorpay still says pending to a check until the webhook is in, so no check settles it first.
       const res = await server.postWebhook(
         refundEvent('refund.processed', {
           id: atRazorpay.id,
@@ -261,6 +261,7 @@ for (const engine of engines()) {
         { eventId: uid('evt_') },
       );
       expect(res.body).toEqual({ ok: true, refundId });
+      atRazorpay.status = 'processed';
       const asked = statusCalls(atRazorpay.id);
       // The check that was scheduled runs, finds the refund ended, and schedules no other.
       await eventually(() => noCheckQueued(refundId), 5_000, 'the pending check ran');
@@ -342,6 +343,31 @@ for (const engine of engines()) {
       expect((await get(`/v1/audit?subjectId=${refundId}`)).body.items).toEqual([]);
       expect((await get(`/v1/audit?subjectId=${payment.id}`)).body.items).toHaveLength(audits + 1);
       expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    });
+
+    it('its webhook settles it while a check waits for an answer it cannot use: no alert is left open for an ended refund', async () => {
+      const payment = await paidPayment();
+      let releaseCheck: (() => void) | undefined;
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000, (id) => {
+        razorpay.script(id, [{ status: 404, code: 'BAD_REQUEST_ERROR', description: 'not found' }]);
+        releaseCheck = razorpay.hold(id);
+      });
+      // The first check has read the refund PENDING and waits for Razorpay's answer.
+      await eventually(async () => statusCalls(atRazorpay.id) >= 1, 20_000, 'the first status request');
+      const res = await server.postWebhook(
+        refundEvent('refund.processed', {
+          id: atRazorpay.id,
+          paymentId: payment.providerPaymentId,
+          amount: 2000,
+        }),
+        { eventId: uid('evt_') },
+      );
+      expect(res.body).toEqual({ ok: true, refundId });
+      releaseCheck!();
+      await eventually(() => noCheckQueued(refundId), 5_000, 'the check ended');
+      await sleep(FIRST_CHECK_MS);
+      expect((await refundOf(payment.id, refundId)).status).toBe('SUCCEEDED');
+      expect((await alertsOf(refundId)).filter((a) => a.resolvedAt === null)).toEqual([]);
     });
   });
 }

@@ -5,6 +5,7 @@
 // code and message. A refund Stripe answers `pending` or `requires_action` was SUCCEEDED at once;
 // now it waits, PENDING with Stripe's id, for `refund.updated` / `refund.failed` /
 // `charge.refund.updated` on the signed Stripe webhook, settled once each like Razorpay's news.
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
 import { makeCafe, type Cafe } from './cafe-fixtures.js';
@@ -208,6 +209,47 @@ describe.each(engines())('Stripe refunds: refusals, pending refunds and their we
       }),
     ]);
     expect(await alertsOf(pending.id)).toEqual([]);
+    expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+  });
+
+  it('twin events racing (refund.updated and charge.refund.updated at once): one settles it, the other is a duplicate', async () => {
+    const { paymentId, pi } = await paidByCard();
+    stripe.refundStatus(pi, 'pending');
+    const pending = await refundToCard(paymentId, 850, (r) => r.providerRefundId !== null);
+    const updated = stripe.refundUpdated(pending.providerRefundId!, 'succeeded');
+    const twin = { ...updated, id: rid('evt'), type: 'charge.refund.updated' };
+    // PostgreSQL: both deliveries read the refund PENDING, then wait at the payment's row lock.
+    let release = () => {};
+    let holder: Promise<void> = Promise.resolve();
+    if (engine === 'postgres') {
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      holder = server.kioskhub.db.transaction().execute(async (tx) => {
+        await sql`select id from payments where id = ${paymentId} for update`.execute(tx);
+        locked();
+        await new Promise<void>((r) => (release = r));
+      });
+      await isLocked;
+    }
+    const answers = Promise.all([postStripe(server, WHSEC, updated), postStripe(server, WHSEC, twin)]);
+    if (engine === 'postgres')
+      await eventually(
+        async () => {
+          const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+            where wait_event_type = 'Lock' and query like '%"payments"%for update'`.execute(
+            server.kioskhub.db,
+          );
+          return Number(rows[0]!.n) >= 2;
+        },
+        5_000,
+        'both deliveries waiting for the payment',
+      );
+    release();
+    await holder;
+    const outcomes = (await answers).map((r) => r.body.outcome as string).sort();
+    expect(outcomes).toEqual(['refund_duplicate', 'refund_processed']);
+    expect(await refundOf(paymentId, pending.id)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await auditOf(pending.id)).toHaveLength(1);
     expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
   });
 

@@ -1,6 +1,7 @@
 // What a card gateway adapter (providers/stripe, or a second gateway in its own folder) gives the
 // payments module: a hosted checkout for one payment, its signed events read into this neutral
 // shape, and refunds. Nothing here knows a gateway's wire format.
+import type { ProviderRefundStatus } from './refund-polls.js';
 import type { ProviderRefundNews, ProviderRefunds } from './refunds.js';
 
 export interface CheckoutRequest {
@@ -53,7 +54,8 @@ export class CardSignatureError extends Error {}
 /** A verified event that cannot be read (not JSON, an object missing what its type carries). */
 export class CardEventError extends Error {}
 
-export interface CardGateway extends ProviderRefunds {
+/** Refunds, and where one left PENDING stands (its status checks, refund-polls.ts). */
+export interface CardGateway extends ProviderRefunds, ProviderRefundStatus {
   /** Recorded as the payments' `provider` (`stripe`). */
   provider: string;
   /** Why the gateway cannot take this currency exactly, or null when it can. */

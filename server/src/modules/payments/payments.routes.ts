@@ -140,6 +140,43 @@ export function paymentsRoutes(
     },
   );
 
+  app.post(
+    '/v1/refunds/:id/settle',
+    {
+      schema: {
+        tags: ['payments'],
+        summary:
+          'Staff settle a PENDING provider refund by what the provider’s dashboard shows (admin, customer_service)',
+        params: PaymentParams,
+        body: Type.Object(
+          {
+            outcome: Type.String({
+              enum: ['succeeded', 'failed'],
+              description: 'succeeded: the provider made it; failed: it gave nothing back',
+            }),
+            note: Type.String({
+              minLength: 1,
+              maxLength: 500,
+              pattern: '\\S',
+              description: 'what the dashboard shows',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Refund, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const principal = await request.staff(REFUNDERS);
+      const { outcome, note } = request.body;
+      return deps.refunds.settleByStaff(request.params.id, tenantFilter(principal), {
+        outcome: outcome as 'succeeded' | 'failed',
+        note,
+        actor: principal.actor,
+      });
+    },
+  );
+
   app.get(
     '/v1/payments',
     {

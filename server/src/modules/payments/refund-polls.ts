@@ -77,17 +77,27 @@ export function createRefundPolls(deps: {
       `(payment ${refund.payment_id}, ${provider} refund ${refund.provider_refund_id ?? 'unknown'}) to the ` +
       `original method is still PENDING: ${why}. The payment counts it refunded and the money waits in ` +
       `refunds due. Look the refund up in the ${provider} Dashboard; the ${provider} webhook of its ` +
-      `outcome still settles it here.`;
-    await db.transaction().execute((tx) =>
-      deps.alerts.raiseUnlessOpen(tx, {
+      `outcome still settles it here, or settle it as the Dashboard shows (POST /v1/refunds/${refund.id}/settle).`;
+    const raised = await db.transaction().execute(async (tx) => {
+      // Still PENDING, under the refund's row lock (a write that changes nothing): one its news
+      // ended while the provider was asked needs no alert, and one raised now would never resolve.
+      const still = await tx
+        .updateTable('refunds')
+        .set({ status: 'PENDING' })
+        .where('id', '=', refund.id)
+        .where('status', '=', 'PENDING')
+        .executeTakeFirst();
+      if (Number(still.numUpdatedRows) === 0) return false;
+      await deps.alerts.raiseUnlessOpen(tx, {
         tenantId: refund.tenant_id,
         kind: REFUND_STILL_PENDING,
         subjectType: 'refund',
         subjectId: refund.id,
         message,
-      }),
-    );
-    deps.logger.warn({ refundId: refund.id, why }, 'provider refund left PENDING: staff alerted');
+      });
+      return true;
+    });
+    if (raised) deps.logger.warn({ refundId: refund.id, why }, 'provider refund left PENDING: staff alerted');
   }
 
   /** What in the provider's answer is not about this refund (undefined when all of it is). */

@@ -108,6 +108,9 @@ export type RefundRecordingHook = (
  */
 export type RefundPendingListener = (ex: Executor, refund: RefundRow, payment: PaymentRow) => Promise<void>;
 
+/** Staff who settle a provider refund by what its dashboard shows, and what they saw. */
+type StaffWord = { actor: string; note: string };
+
 /** The figures of a payment row that decide what may be refunded. */
 export function refundFigures(p: PaymentRow) {
   return {
@@ -346,11 +349,11 @@ export function createRefunds(deps: {
     return db.transaction().execute((tx) => failInTx(tx, refundId, outcome));
   }
 
-  /** `failProviderRefund` in the caller's transaction. */
+  /** `failProviderRefund` in the caller's transaction; `staff`: staff read it failed at the provider. */
   async function failInTx(
     tx: Executor,
     refundId: string,
-    outcome: { kind: 'refused' | 'gave_up'; error: string },
+    outcome: { kind: 'refused' | 'gave_up'; error: string } | ({ kind: 'staff'; error: string } & StaffWord),
   ): Promise<boolean> {
     const known = await tx
       .selectFrom('refunds')
@@ -395,7 +398,12 @@ export function createRefunds(deps: {
     const provider = providerName(payment.provider);
     await recordAudit(tx, {
       tenantId: failed.tenant_id,
-      actor: outcome.kind === 'refused' ? `provider:${payment.provider}` : 'system',
+      actor:
+        outcome.kind === 'staff'
+          ? outcome.actor
+          : outcome.kind === 'refused'
+            ? `provider:${payment.provider}`
+            : 'system',
       action: 'refund.fail',
       subjectType: 'refund',
       subjectId: failed.id,
@@ -412,6 +420,7 @@ export function createRefunds(deps: {
         error,
         paymentStatus: undone.status,
         refundedMinor: undone.refundedMinor,
+        ...(outcome.kind === 'staff' ? { note: outcome.note } : {}),
       },
     });
     const what = `Refund ${failed.id} of ${readableAmount(amountMinor, failed.currency)} (payment ${payment.id}) to the original method`;
@@ -421,9 +430,11 @@ export function createRefunds(deps: {
       subjectType: 'refund',
       subjectId: failed.id,
       message:
-        outcome.kind === 'refused'
-          ? `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
-          : `${what} was never confirmed by ${provider}: its job gave up after the last attempt (${error}). It is FAILED and the payment keeps the money; look for refund ${failed.id} in the ${provider} dashboard before refunding the payer again, so they are not refunded twice.`,
+        outcome.kind === 'staff'
+          ? `${what} was marked failed by ${outcome.actor}, as the ${provider} Dashboard shows (${outcome.note}). Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
+          : outcome.kind === 'refused'
+            ? `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
+            : `${what} was never confirmed by ${provider}: its job gave up after the last attempt (${error}). It is FAILED and the payment keeps the money; look for refund ${failed.id} in the ${provider} dashboard before refunding the payer again, so they are not refunded twice.`,
     });
     return true;
   }
@@ -437,6 +448,8 @@ export function createRefunds(deps: {
     refundId: string,
     payment: PaymentRow,
     providerRefundId: string,
+    /** Staff read it made in the provider's dashboard (else the provider's own news). */
+    by?: StaffWord,
   ): Promise<boolean> {
     const done = await tx
       .updateTable('refunds')
@@ -450,7 +463,7 @@ export function createRefunds(deps: {
     await owe(tx, done, payment.site_id ?? 'default', { paid: 'refunded by the provider' });
     await recordAudit(tx, {
       tenantId: done.tenant_id,
-      actor: `provider:${payment.provider}`,
+      actor: by?.actor ?? `provider:${payment.provider}`,
       action: 'refund.complete',
       subjectType: 'refund',
       subjectId: refundId,
@@ -461,6 +474,7 @@ export function createRefunds(deps: {
         amountMinor: Number(done.amount_minor),
         currency: done.currency,
         providerRefundId,
+        ...(by ? { note: by.note } : {}),
       },
     });
     return true;
@@ -560,6 +574,17 @@ export function createRefunds(deps: {
         });
         return ended(refund.status);
       };
+      // Read PENDING, then ended by a delivery that raced this one (a twin event, a status check)
+      // before the payment's lock was ours: the same news is a duplicate, as if it came second.
+      const endedMeanwhile = async (same: 'SUCCEEDED' | 'FAILED') => {
+        const now = await tx
+          .selectFrom('refunds')
+          .select('status')
+          .where('id', '=', refund.id)
+          .executeTakeFirst();
+        const status = now?.status ?? refund.status;
+        return status === same ? { refundId, outcome: 'duplicate' as const } : ended(status);
+      };
       if (news.outcome === 'processed') {
         if (refund.status === 'SUCCEEDED') return { refundId, outcome: 'duplicate' as const };
         if (refund.status === 'FAILED')
@@ -571,7 +596,7 @@ export function createRefunds(deps: {
         if (refund.status !== 'PENDING') return ended(refund.status);
         const payment = await lockedPayment(tx, refund.payment_id);
         if (!payment || !(await succeedInTx(tx, refund.id, payment, news.providerRefundId)))
-          return ended(refund.status);
+          return endedMeanwhile('SUCCEEDED');
         return { refundId, outcome: 'processed' as const };
       }
       if (refund.status === 'FAILED') return { refundId, outcome: 'duplicate' as const };
@@ -589,7 +614,7 @@ export function createRefunds(deps: {
           .where('status', '=', 'PENDING')
           .execute();
       if (!(await failInTx(tx, refund.id, { kind: 'refused', error: news.error })))
-        return ended(refund.status);
+        return endedMeanwhile('FAILED');
       return { refundId, outcome: 'failed' as const };
     });
   }
@@ -725,6 +750,64 @@ export function createRefunds(deps: {
           after: { status: 'SUCCEEDED', ...(note ? { note } : {}) },
         });
         return done;
+      });
+      return toRefund(row);
+    },
+
+    /**
+     * Staff settle a PENDING provider refund by what the provider's dashboard shows (its news never
+     * came: a REFUND_STILL_PENDING alert): `succeeded` as the provider's news would (SUCCEEDED, out
+     * of refunds due), `failed` as a refusal (FAILED, the money back on the payment, REFUND_FAILED),
+     * audited as the staff member with their note. Its status checks find it ended and stop; news
+     * the provider sends later is a duplicate, or REFUND_PROVIDER_MISMATCH when it disagrees.
+     */
+    async settleByStaff(
+      refundId: string,
+      tenantId: string | null,
+      input: { outcome: 'succeeded' | 'failed' } & StaffWord,
+    ) {
+      const row = await db.transaction().execute(async (tx) => {
+        const read = () => tx.selectFrom('refunds').selectAll().where('id', '=', refundId).executeTakeFirst();
+        const before = await read();
+        if (!before || (tenantId !== null && before.tenant_id !== tenantId))
+          throw notFound('refund', refundId);
+        const refused = (r: RefundRow, why: string) =>
+          new AppError('INVALID_STATE', `refund ${refundId} ${why}`, {
+            status: r.status,
+            destination: r.destination,
+            providerRefundId: r.provider_refund_id,
+          });
+        if (before.destination !== 'original')
+          throw refused(
+            before,
+            `is a ${before.destination} refund: only a refund to the original method waits for its provider` +
+              (before.destination === 'refund_due' ? '; complete it with POST /v1/refunds/:id/complete' : ''),
+          );
+        if (before.status !== 'PENDING') throw refused(before, `is ${before.status}, not PENDING`);
+        const providerRefundId = before.provider_refund_id;
+        // Its refund request not answered yet: the job may still make it, so only its answer tells.
+        if (providerRefundId === null)
+          throw refused(
+            before,
+            'has no answer from its provider yet: wait for the refund request to be answered',
+          );
+        const payment = await lockedPayment(tx, before.payment_id);
+        if (!payment) throw notFound('refund', refundId);
+        const by = { actor: input.actor, note: input.note };
+        const provider = providerName(payment.provider);
+        const settled =
+          input.outcome === 'succeeded'
+            ? await succeedInTx(tx, refundId, payment, providerRefundId, by)
+            : await failInTx(tx, refundId, {
+                kind: 'staff',
+                error: `${provider} refund ${providerRefundId} failed, as ${input.actor} read in the ${provider} Dashboard: ${input.note}`,
+                ...by,
+              });
+        const after = await read();
+        // Ended meanwhile (its news, a check, another staff member): nothing changed here.
+        if (!settled || !after)
+          throw refused(after ?? before, `is ${after?.status ?? before.status}, not PENDING`);
+        return after;
       });
       return toRefund(row);
     },

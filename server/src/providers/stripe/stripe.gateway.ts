@@ -1,7 +1,8 @@
 // Stripe Checkout as Kioskhub's card gateway, through the official SDK: a Checkout Session per
 // payment (our payment id as client_reference_id), webhook events verified by
 // `webhooks.constructEvent` over the raw bytes, and refunds through the Refunds API with our refund
-// id as the idempotency key. STRIPE_API_BASE points the client at a local fake in tests.
+// id as the idempotency key (a pending one looked up with Retrieve a refund). STRIPE_API_BASE points
+// the client at a local fake in tests.
 import Stripe from 'stripe';
 import { currencyExponent } from '../../platform/money.js';
 import {
@@ -11,7 +12,11 @@ import {
   type CardGateway,
   type CheckoutRequest,
 } from '../../modules/payments/card-gateway.js';
-import { RefundRefusedError } from '../../modules/payments/refunds.js';
+import {
+  RefundLookupFailedError,
+  RefundRefusedError,
+  type ProviderRefundNews,
+} from '../../modules/payments/refunds.js';
 
 // Stripe's own minor units (docs.stripe.com/currencies): zero-decimal and three-decimal currencies;
 // every other currency has two. Where ISO 4217 differs (ISK), amounts are scaled, exactly.
@@ -90,6 +95,38 @@ const refundFailure = (id: string, status: string, reason: unknown) =>
     ? `Stripe refund ${id} was canceled`
     : `Stripe refund ${id} failed: ${str(reason) ?? 'no reason given'}`;
 
+/**
+ * Stripe's Refund object (docs.stripe.com/api/refunds/object) as the news of that refund; undefined
+ * for a refund of no PaymentIntent. `unreadable(why)` is thrown for an object it cannot read.
+ */
+function readRefund(refund: Obj, unreadable: (why: string) => Error): ProviderRefundNews | undefined {
+  const id = str(refund['id']);
+  if (refund['object'] !== 'refund' || !id) throw unreadable(' carries no refund object with an id');
+  const pi = idOf(refund['payment_intent']);
+  if (!pi) return undefined;
+  const currency = str(refund['currency'])?.toUpperCase() ?? '';
+  const amount = refund['amount'];
+  const amountMinor =
+    typeof amount === 'number' && /^[A-Z]{3}$/.test(currency)
+      ? fromStripeAmount(amount, currency)
+      : undefined;
+  const status = str(refund['status']);
+  if (amountMinor === undefined || !status)
+    throw unreadable(`: refund ${id} has no readable amount, currency or status`);
+  // A status Stripe adds later says nothing we know: the refund keeps waiting.
+  const outcome = Object.hasOwn(REFUND_NEWS, status)
+    ? REFUND_NEWS[status as keyof typeof REFUND_NEWS]
+    : 'pending';
+  return {
+    provider: 'stripe',
+    providerRefundId: id,
+    providerPaymentId: pi,
+    amountMinor,
+    outcome,
+    error: outcome === 'failed' ? refundFailure(id, status, refund['failure_reason']) : '',
+  };
+}
+
 const REFUND_EVENTS = new Set(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated']);
 
 export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
@@ -130,39 +167,9 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
   function refundNews(event: Stripe.Event, refund: Obj): CardEvent {
     const eventId = event.id;
     const eventType = event.type;
-    const id = str(refund['id']);
-    if (refund['object'] !== 'refund' || !id)
-      throw new CardEventError(`${eventType} ${eventId} carries no refund object with an id`);
-    const pi = idOf(refund['payment_intent']);
-    if (!pi) return { kind: 'ignored', eventId, eventType };
-    const currency = str(refund['currency'])?.toUpperCase() ?? '';
-    const amount = refund['amount'];
-    const amountMinor =
-      typeof amount === 'number' && /^[A-Z]{3}$/.test(currency)
-        ? fromStripeAmount(amount, currency)
-        : undefined;
-    const status = str(refund['status']);
-    if (amountMinor === undefined || !status)
-      throw new CardEventError(
-        `${eventType} ${eventId}: refund ${id} has no readable amount, currency or status`,
-      );
-    // A status Stripe adds later says nothing we know: the refund keeps waiting.
-    const outcome = Object.hasOwn(REFUND_NEWS, status)
-      ? REFUND_NEWS[status as keyof typeof REFUND_NEWS]
-      : 'pending';
-    return {
-      kind: 'refund_news',
-      eventId,
-      eventType,
-      news: {
-        provider: 'stripe',
-        providerRefundId: id,
-        providerPaymentId: pi,
-        amountMinor,
-        outcome,
-        error: outcome === 'failed' ? refundFailure(id, status, refund['failure_reason']) : '',
-      },
-    };
+    const news = readRefund(refund, (why) => new CardEventError(`${eventType} ${eventId}${why}`));
+    if (!news) return { kind: 'ignored', eventId, eventType };
+    return { kind: 'refund_news', eventId, eventType, news };
   }
 
   return {
@@ -237,6 +244,26 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
       if (status === 'failed' || status === 'canceled')
         throw new RefundRefusedError(refundFailure(refund.id, status, refund.failure_reason));
       return { providerRefundId: refund.id, pending: status !== 'succeeded' };
+    },
+
+    // A refund left PENDING, asked about now and then (modules/payments/refund-polls.ts): the same
+    // news as its webhook. A refusal (`404 resource_missing`, a key Stripe does not take) or an
+    // object it cannot read is final; no answer, a 5xx, 408, 409 or 429 is asked again.
+    async fetchRefund(providerRefundId) {
+      let refund: Stripe.Refund;
+      try {
+        refund = await stripe.refunds.retrieve(providerRefundId);
+      } catch (err) {
+        throw isStripeRefusal(err) ? new RefundLookupFailedError(stripeAnswer(err)) : err;
+      }
+      const what = `GET /v1/refunds/${providerRefundId}`;
+      const news = readRefund(
+        refund as unknown as Obj,
+        (why) => new RefundLookupFailedError(`Stripe's answer to ${what}${why}`),
+      );
+      if (!news)
+        throw new RefundLookupFailedError(`Stripe answered ${what} with a refund of no PaymentIntent`);
+      return news;
     },
 
     readEvent(raw, signature) {
