@@ -167,6 +167,34 @@ describe.each(engines())('mobile money after the payment ended (%s)', (engine) =
     expect(refund.body).toMatchObject({ amountMinor: 5000, destination: 'refund_due' });
   });
 
+  it('a plan bought by phone (no site) and refunded: the refund comes out of the tenant revenue its settlement went to', async () => {
+    // Through the ledger: on PostgreSQL a revenue account's balance lives in its balance slots.
+    const revenue = (ownerType: 'tenant' | 'site', ownerId: string) =>
+      server.kioskhub.services.ledger.balanceOf(server.kioskhub.db, {
+        tenantId: 'default',
+        ownerType,
+        ownerId,
+        kind: 'revenue',
+        unit: 'UGX',
+      });
+    const [tenantBefore, siteBefore] = [await revenue('tenant', 'default'), await revenue('site', 'default')];
+    const { payment } = await buy(MTN_PHONE());
+    const req = await eventually(() => fakes.state.momo.get(payment.id), 10_000, 'RequestToPay');
+    req.status = 'SUCCESSFUL';
+    await eventually(
+      async () => (await paymentView(payment.id)).status === 'SUCCEEDED',
+      20_000,
+      'the plan to be paid',
+    );
+    expect(await revenue('tenant', 'default')).toBe(tenantBefore + 5000);
+    const refund = await server.request('POST', `/v1/payments/${payment.id}/refunds`, {
+      body: { reason: 'kiosk out of order', to: 'refund_due' },
+    });
+    expect(refund.status, JSON.stringify(refund.body)).toBe(201);
+    expect(await revenue('tenant', 'default')).toBe(tenantBefore);
+    expect(await revenue('site', 'default')).toBe(siteBefore);
+  });
+
   // The same with Airtel: callbacks (a forged one first) and the checks after expiry race.
   it('Airtel: TS after the payment expired (callbacks, forged first) is confirmed by the enquiry and recorded once', async () => {
     const phone = AIRTEL_PHONE();

@@ -164,9 +164,20 @@ export function createRefunds(deps: {
    */
   async function refundSource(ex: Executor, payment: PaymentRow, siteId: string) {
     const unit = payment.currency;
-    return wasTaken(payment.status as PaymentStatus)
-      ? deps.ledger.siteAccount(ex, payment.tenant_id, siteId, 'revenue', unit)
-      : deps.ledger.external(ex, payment.tenant_id, unit);
+    if (!wasTaken(payment.status as PaymentStatus)) return deps.ledger.external(ex, payment.tenant_id, unit);
+    // A plan bought with no site (by USSD or SMS): its settlement took the money into the tenant's
+    // revenue, so its refund comes out of that, not out of the default site's.
+    if (payment.site_id === null && payment.purpose === 'plan') {
+      const tenant = payment.tenant_id;
+      return deps.ledger.account(ex, {
+        tenantId: tenant,
+        ownerType: 'tenant',
+        ownerId: tenant,
+        kind: 'revenue',
+        unit,
+      });
+    }
+    return deps.ledger.siteAccount(ex, payment.tenant_id, siteId, 'revenue', unit);
   }
 
   /**
