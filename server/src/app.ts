@@ -592,6 +592,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   refunds.onProviderPending((ex, refund, payment) => refundPolls.start(ex, refund, payment));
   outbox.handle('refund_poll', (p) => refundPolls.check(p));
   outbox.handleFailure('refund_poll', (p, error) => refundPolls.gaveUp(p, error));
+  // PENDING provider refunds with no checks (from before them, or their job lost) get them.
+  scheduler.every('refund-poll-sweep', 3_600_000, async () => {
+    await refundPolls.sweep();
+  });
   // A refund of a vending order's payment ends its dispense not yet sent, or waits for the one
   // the machine holds (docs/api.md §8).
   refunds.onRecording(async (ex, payment, refund) => {
@@ -1122,6 +1126,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       sms,
       settlement,
       refunds,
+      refundPolls,
       cafe,
       mobileMoney,
       waterNotices,

@@ -369,5 +369,104 @@ for (const engine of engines()) {
       expect((await refundOf(payment.id, refundId)).status).toBe('SUCCEEDED');
       expect((await alertsOf(refundId)).filter((a) => a.resolvedAt === null)).toEqual([]);
     });
+
+    // The scheduler's sweep (start-up, then hourly) starts the checks of PENDING refunds that have
+    // none: PENDING before the checks existed, or their job rows lost.
+    const sweep = () => server.kioskhub.services.refundPolls.sweep();
+    const chainRows = async (refundId: string) =>
+      (
+        await server.kioskhub.db
+          .selectFrom('outbox')
+          .select(['payload', 'status'])
+          .where('topic', '=', 'refund_poll')
+          .execute()
+      ).filter((r) => r.status === 'QUEUED' && r.payload.includes(refundId)).length;
+    /** Its checks lost: the job rows deleted (again, should a check in flight have written its next). */
+    async function dropChecks(refundId: string) {
+      for (let i = 0; i < 3; i++) {
+        await server.kioskhub.db
+          .deleteFrom('outbox')
+          .where('topic', '=', 'refund_poll')
+          .where('payload', 'like', `%${refundId}%`)
+          .execute();
+        await sleep(50);
+      }
+      expect(await chainRows(refundId)).toBe(0);
+    }
+
+    it('a PENDING refund whose checks were lost is asked about again after the sweep, and settled', async () => {
+      const payment = await paidPayment();
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000);
+      await dropChecks(refundId);
+      atRazorpay.status = 'processed';
+      const asked = statusCalls(atRazorpay.id);
+      await sleep(3 * FIRST_CHECK_MS);
+      expect(statusCalls(atRazorpay.id)).toBe(asked);
+      expect((await refundOf(payment.id, refundId)).status).toBe('PENDING');
+
+      expect(await sweep()).toContain(refundId);
+      const done = await ended(payment.id, refundId);
+      expect(done).toMatchObject({ status: 'SUCCEEDED', providerRefundId: atRazorpay.id });
+      expect(statusCalls(atRazorpay.id)).toBe(asked + 1);
+      expect(await balance('refunds_due')).toBe(due);
+      expect(await alertsOf(refundId)).toEqual([]);
+      await eventually(() => noCheckQueued(refundId), 5_000, 'no check left');
+    });
+
+    it('a PENDING refund older than the bound: the first sweep asks once and alerts at once; the next leaves it', async () => {
+      const payment = await paidPayment();
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000);
+      await dropChecks(refundId);
+      await server.kioskhub.db
+        .updateTable('refunds')
+        .set({ created_at: new Date(Date.now() - 90 * 86_400_000).toISOString() })
+        .where('id', '=', refundId)
+        .execute();
+      const asked = statusCalls(atRazorpay.id);
+      expect(await sweep()).toContain(refundId);
+      const [alert] = await eventually(
+        async () => {
+          const a = await alertsOf(refundId);
+          return a.length > 0 ? a : undefined;
+        },
+        20_000,
+        'the alert',
+      );
+      expect(alert).toMatchObject({ kind: 'REFUND_STILL_PENDING', resolvedAt: null });
+      expect(alert!.message).toMatch(/still PENDING: Razorpay still said pending/);
+      // One last look, not a new 1.5 s of checks (four).
+      expect(statusCalls(atRazorpay.id)).toBe(asked + 1);
+      await eventually(() => noCheckQueued(refundId), 5_000, 'no check left');
+      // Staff were told: later sweeps leave it to its webhook or POST /v1/refunds/:id/settle.
+      expect(await sweep()).not.toContain(refundId);
+      await sleep(3 * FIRST_CHECK_MS);
+      expect(statusCalls(atRazorpay.id)).toBe(asked + 1);
+      expect(await alertsOf(refundId)).toHaveLength(1);
+      expect((await refundOf(payment.id, refundId)).status).toBe('PENDING');
+    });
+
+    it('a refund whose checks are under way gets no second chain; two sweeps at once start one', async () => {
+      const payment = await paidPayment();
+      const { refundId, atRazorpay } = await pendingRefund(payment, 2000);
+      const oneChain = () =>
+        eventually(async () => (await chainRows(refundId)) === 1, 5_000, 'one check queued');
+      await oneChain();
+      expect(await sweep()).not.toContain(refundId);
+      await oneChain();
+
+      await dropChecks(refundId);
+      const runs = await Promise.all([sweep(), sweep()]);
+      expect(runs.flat().filter((id) => id === refundId)).toHaveLength(1);
+      // Two chains would keep two checks or more queued.
+      await sleep(3 * FIRST_CHECK_MS);
+      await oneChain();
+      atRazorpay.status = 'processed';
+      expect(await ended(payment.id, refundId)).toMatchObject({ status: 'SUCCEEDED' });
+      await eventually(() => noCheckQueued(refundId), 5_000, 'no check left');
+      const asked = statusCalls(atRazorpay.id);
+      await sleep(3 * FIRST_CHECK_MS);
+      expect(statusCalls(atRazorpay.id)).toBe(asked);
+    });
   });
 }

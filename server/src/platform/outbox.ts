@@ -90,6 +90,24 @@ export async function hasQueuedJob(ex: Executor, topic: OutboxTopic): Promise<bo
   return waiting !== undefined;
 }
 
+/**
+ * The payloads of the jobs of `topic` waiting to run, claimed or not (a sweep's "has it a job
+ * already?"). A job that runs keeps its row until it ends, and one that schedules its next writes
+ * that before its own row goes, so a chain of jobs always shows here while it lasts.
+ */
+export async function queuedPayloads<T extends OutboxTopic>(
+  ex: Executor,
+  topic: T,
+): Promise<OutboxTopics[T][]> {
+  const rows = await ex
+    .selectFrom('outbox')
+    .select('payload')
+    .where('topic', '=', topic)
+    .where('status', '=', 'QUEUED')
+    .execute();
+  return rows.map((r) => JSON.parse(r.payload) as OutboxTopics[T]);
+}
+
 // Several jobs per payment: compiled once.
 const insertJob = insertRows('outbox');
 

@@ -2,10 +2,12 @@
 // durable job asks the provider's status API now and then, and its answer settles the refund the
 // same way the provider's webhook does (`settleProviderRefund`), so a refund whose webhook is off
 // or lost does not stay PENDING unseen. Checks stop after a bound, with a REFUND_STILL_PENDING alert.
+// A sweep (the scheduler's, at start-up and hourly) starts the checks of PENDING refunds that have none.
+import { PostgresAdapter, sql } from 'kysely';
 import { readableAmount } from '../../platform/money.js';
 import { type Db, type Executor } from '../../platform/db/database.js';
 import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
-import { enqueueOutbox } from '../../platform/outbox.js';
+import { enqueueOutbox, queuedPayloads } from '../../platform/outbox.js';
 import type { Logger } from 'pino';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import {
@@ -51,7 +53,7 @@ export function createRefundPolls(deps: {
   db: Db;
   providers: Record<string, ProviderRefundStatus>;
   refunds: Pick<Refunds, 'settleProviderRefund'>;
-  alerts: Pick<AlertsService, 'raiseUnlessOpen'>;
+  alerts: Pick<AlertsService, 'raiseUnlessOpen' | 'unresolved'>;
   logger: Logger;
   /** The wait before the first check; later ones wait longer (`refundCheckGapMs`). */
   firstGapMs: number;
@@ -127,17 +129,79 @@ export function createRefundPolls(deps: {
         ? `${Math.round((ms / 3_600_000) * 10) / 10} h`
         : `${Math.round(ms / 1000)} s`;
 
+  /**
+   * Schedules the first check of a refund of a provider with a status API; the bound counts from
+   * `since`. False when its provider has none (nothing scheduled).
+   */
+  async function start(
+    ex: Executor,
+    refund: RefundRow,
+    payment: Pick<PaymentRow, 'provider'>,
+    since = new Date().toISOString(),
+  ): Promise<boolean> {
+    if (!payment.provider || !deps.providers[payment.provider]) return false;
+    await scheduleCheck(ex, { tenantId: refund.tenant_id, refundId: refund.id, check: 1, since });
+    return true;
+  }
+
   return {
     /** Schedules the first check of a refund the provider just answered pending (in its transaction). */
     async start(ex: Executor, refund: RefundRow, payment: PaymentRow): Promise<void> {
-      if (!payment.provider || !deps.providers[payment.provider]) return;
-      const job = {
-        tenantId: refund.tenant_id,
-        refundId: refund.id,
-        check: 1,
-        since: new Date().toISOString(),
-      };
-      await scheduleCheck(ex, job);
+      await start(ex, refund, payment);
+    },
+
+    /**
+     * The scheduler's safety net: PENDING provider refunds whose checks never began (PENDING
+     * before the checks existed) or were lost (a job row deleted, a backup restored) get them now,
+     * `start` as the pending answer does, but with the bound counted from the refund's creation: a
+     * refund older than REFUND_STATUS_POLL_FOR_MS is asked once at once, then alerted. One with an
+     * unresolved REFUND_STILL_PENDING alert is left alone: its checks ended and staff were told (its
+     * webhook or POST /v1/refunds/:id/settle ends it). Pages by refund id, each page one
+     * transaction under one lock (PostgreSQL), so sweeps of several processes at once start one
+     * chain per refund. Returns the refunds whose checks it started.
+     */
+    async sweep(pageSize = 200): Promise<string[]> {
+      const providers = Object.keys(deps.providers);
+      if (providers.length === 0) return [];
+      const alerted = new Set((await deps.alerts.unresolved([REFUND_STILL_PENDING])).map((a) => a.subjectId));
+      const started: string[] = [];
+      let after = '';
+      for (;;) {
+        const page = await db.transaction().execute(async (tx) => {
+          if (tx.getExecutor().adapter instanceof PostgresAdapter)
+            await sql`select pg_advisory_xact_lock(hashtext('refund-poll-sweep'))`.execute(tx);
+          const rows = await tx
+            .selectFrom('refunds')
+            .innerJoin('payments', 'payments.id', 'refunds.payment_id')
+            .selectAll('refunds')
+            .select('payments.provider')
+            .where('refunds.status', '=', 'PENDING')
+            .where('refunds.destination', '=', 'original')
+            .where('refunds.provider_refund_id', 'is not', null)
+            .where('payments.provider', 'in', providers)
+            .where('refunds.id', '>', after)
+            .orderBy('refunds.id')
+            .limit(pageSize)
+            .execute();
+          // Read after the refunds: a refund given its provider id since has its first check too
+          // (both are written in one transaction), and a chain writes its next check before its
+          // current one goes.
+          const chained = new Set((await queuedPayloads(tx, 'refund_poll')).map((p) => p.refundId));
+          for (const row of rows) {
+            if (chained.has(row.id) || alerted.has(row.id)) continue;
+            if (await start(tx, row, row, row.created_at)) started.push(row.id);
+          }
+          return rows;
+        });
+        if (page.length < pageSize) break;
+        after = page[page.length - 1]!.id;
+      }
+      if (started.length > 0)
+        deps.logger.warn(
+          { refundIds: started },
+          'pending provider refunds with no status checks: checks started',
+        );
+      return started;
     },
 
     /**
