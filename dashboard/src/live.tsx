@@ -189,9 +189,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       orders();
       cafe();
     });
-    // Cafe payments that end without money or are refunded (docs/cafe.md §12).
+    // Cafe payments that end without money or are refunded, and refunds that end (docs/cafe.md §12).
     socket.on(LIVE_EVENTS.paymentEnded, cafe);
     socket.on(LIVE_EVENTS.paymentRefunded, cafe);
+    socket.on(LIVE_EVENTS.refundUpdated, cafe);
     socket.on(LIVE_EVENTS.printJobUpdated, () => {
       print();
       alerts();

@@ -163,6 +163,8 @@ export const LIVE_EVENTS = {
   printJobUpdated: 'print_job_updated',
   /** A payment of an order was refunded (cafe, docs/cafe.md). */
   paymentRefunded: 'payment_refunded',
+  /** A refund of an order's payment that waited (PENDING, DUE) ended: SUCCEEDED or FAILED (docs/cafe.md). */
+  refundUpdated: 'refund_updated',
   /** A one-off payment of an order ended without money: EXPIRED or FAILED (docs/cafe.md). */
   paymentEnded: 'payment_ended',
   /** An operator alert was raised (dashboard: offline too long, failed dispense…); docs/dashboard.md. */
@@ -202,6 +204,24 @@ export interface OrderCreatedEvent {
   amount: number;
   currency: string;
   source: string;
+}
+
+/**
+ * `refund_updated`: a refund of an order's payment that waited (PENDING at its provider, DUE with
+ * staff) ended. `refundedMinor` is the payment's refunded total after it (a FAILED refund is no
+ * longer counted). Why a FAILED one gave nothing back is on the refund (`GET /v1/payments/:id/refunds`),
+ * not here: the guest's rooms hear this too.
+ */
+export interface RefundUpdatedEvent {
+  tenantId: string;
+  orderId: string;
+  paymentId: string;
+  refundId: string;
+  amountMinor: number;
+  refundedMinor: number;
+  currency: string;
+  destination: 'original' | 'refund_due' | 'credit';
+  status: 'SUCCEEDED' | 'FAILED';
 }
 
 export interface WaterVerificationEvent {

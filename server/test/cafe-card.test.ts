@@ -5,6 +5,7 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ADMIN_TOKEN,
   connected,
   engines,
   eventually,
@@ -271,6 +272,139 @@ describe.each(engines())('cafe card payments through Stripe (%s)', (engine) => {
       body: { reason: 'again', amountMinor: 1, to: 'original' },
     });
     expect(more.status).toBe(409);
+  });
+
+  it('a refund that waited ends live on its order’s rooms (refund_updated), once; not for other payments or tenants', async () => {
+    const { order, pay } = await payByCard();
+    const paid = sessionEvent('checkout.session.completed', pay);
+    const pi = (paid.data.object as { payment_intent: string }).payment_intent;
+    expect((await post(paid)).body.outcome).toBe('settled');
+    const otherTenant = uid('tnt');
+    expect(
+      (await server.request('POST', '/v1/tenants', { body: { id: otherTenant, name: 'Other' } })).status,
+    ).toBe(201);
+    const elsewhere = (await guestOrder(server, await makeCafe(server, otherTenant))).body;
+    // The guest's phone, staff on the tenant room, and another tenant's guest and staff.
+    const follow = async (auth: Record<string, string>, room: string) => {
+      const socket = liveSocket(server.url, auth);
+      await connected(socket);
+      expect(await socket.emitWithAck('subscribe', { room })).toMatchObject({ ok: true });
+      const heard: any[] = [];
+      socket.on('refund_updated', (e) => heard.push(e));
+      return { socket, heard };
+    };
+    const guest = await follow({ orderToken: order.orderToken }, `order:${order.id}`);
+    const staff = await follow({ token: ADMIN_TOKEN }, 'tenant:default');
+    const otherGuest = await follow({ orderToken: elsewhere.orderToken }, `order:${elsewhere.id}`);
+    const otherStaff = await follow({ token: ADMIN_TOKEN }, `tenant:${otherTenant}`);
+    expect(await otherGuest.socket.emitWithAck('subscribe', { room: `order:${order.id}` })).toMatchObject({
+      ok: false,
+    });
+    const refundTo = async (paymentId: string, body: Record<string, unknown>) => {
+      const res = await server.request('POST', `/v1/payments/${paymentId}/refunds`, {
+        body: { reason: 'cold soup', ...body },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      return res.body as { id: string; status: string };
+    };
+    /** A refund to the card that Stripe answered pending: its `re_…` id. */
+    const pendingAtStripe = async (paymentId: string, amountMinor: number) => {
+      const refund = await refundTo(paymentId, { amountMinor });
+      expect(refund.status).toBe('PENDING');
+      const reId = await eventually(async () => {
+        const list = (await server.request('GET', `/v1/payments/${paymentId}/refunds`)).body.items;
+        return list.find((r: any) => r.id === refund.id)?.providerRefundId as string | null;
+      });
+      return { refundId: refund.id, reId };
+    };
+    const about = {
+      tenantId: 'default',
+      orderId: order.id,
+      paymentId: pay.paymentId,
+      currency: 'EUR',
+      destination: 'original',
+    };
+    stripe.refundStatus(pi, 'pending');
+
+    // Pending at Stripe, then its webhook says made: SUCCEEDED; the same news again changes nothing.
+    const first = await pendingAtStripe(pay.paymentId, 300);
+    const made = stripe.refundUpdated(first.reId, 'succeeded');
+    let next = nextEvent(guest.socket, 'refund_updated');
+    expect((await post(made)).body.outcome).toBe('refund_processed');
+    expect(await next).toEqual({
+      ...about,
+      refundId: first.refundId,
+      amountMinor: 300,
+      refundedMinor: 300,
+      status: 'SUCCEEDED',
+    });
+    expect((await post(made)).body.outcome).toBe('refund_duplicate');
+
+    // Refused by Stripe after pending: FAILED with why, the payment no longer counting it.
+    const second = await pendingAtStripe(pay.paymentId, 200);
+    next = nextEvent(guest.socket, 'refund_updated');
+    const refused = stripe.refundUpdated(second.reId, 'failed', { failureReason: 'lost_or_stolen_card' });
+    expect((await post(refused)).body.outcome).toBe('refund_failed');
+    expect(await next).toEqual({
+      ...about,
+      refundId: second.refundId,
+      amountMinor: 200,
+      refundedMinor: 300,
+      status: 'FAILED',
+    });
+
+    // Due from staff, then handed back.
+    const due = await refundTo(pay.paymentId, { amountMinor: 100, to: 'refund_due' });
+    expect(due.status).toBe('DUE');
+    next = nextEvent(guest.socket, 'refund_updated');
+    expect((await server.request('POST', `/v1/refunds/${due.id}/complete`, { body: {} })).status).toBe(200);
+    expect(await next).toEqual({
+      ...about,
+      refundId: due.id,
+      destination: 'refund_due',
+      amountMinor: 100,
+      refundedMinor: 400,
+      status: 'SUCCEEDED',
+    });
+
+    // Credited at once: payment_refunded says so already, no refund_updated.
+    const { db, services } = server.kioskhub;
+    const phone = `+25677${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const customer = await services.customers.create({ tenantId: 'default', phone, actor: 'test' }, db);
+    const credited = nextEvent(guest.socket, 'payment_refunded');
+    const credit = await refundTo(pay.paymentId, { amountMinor: 50, to: 'credit', customerId: customer.id });
+    expect(credit.status).toBe('SUCCEEDED');
+    expect(await credited).toMatchObject({ refundId: credit.id, status: 'SUCCEEDED' });
+
+    // A card payment that is not an order's (a wallet top-up): its refund ends with no live event.
+    const topupPi = rid('pi');
+    const topup = await db.transaction().execute(async (tx) => {
+      const p = await services.intents.create(tx, {
+        tenantId: 'default',
+        siteId: cafe.siteId,
+        purpose: 'wallet_topup',
+        method: 'card',
+        provider: 'stripe',
+        customerId: customer.id,
+        amountMinor: 1000,
+        currency: 'EUR',
+      });
+      await services.settlement.succeed(tx, p.id, 1000, { actor: 'test' }, { providerPaymentId: topupPi });
+      return p;
+    });
+    stripe.refundStatus(topupPi, 'pending');
+    const topupRefund = await pendingAtStripe(topup.id, 400);
+    expect((await post(stripe.refundUpdated(topupRefund.reId, 'succeeded'))).body.outcome).toBe(
+      'refund_processed',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+
+    const ended = [first.refundId, second.refundId, due.id];
+    expect(guest.heard.map((e) => e.refundId)).toEqual(ended);
+    expect(staff.heard.map((e) => e.refundId)).toEqual(ended);
+    expect(otherGuest.heard).toEqual([]);
+    expect(otherStaff.heard).toEqual([]);
+    for (const s of [guest, staff, otherGuest, otherStaff]) s.socket.close();
   });
 
   it('charges in the currency exponent: yen have no decimals', async () => {

@@ -111,6 +111,8 @@ describe.each(engines())('Stripe refunds: refusals, pending refunds and their we
     const alerts = await alertsOf(failed.id);
     expect(alerts.map((a) => a.kind)).toEqual(['REFUND_FAILED']);
     expect(alerts[0]!.message).toMatch(/refused by Stripe: Stripe answered 400 charge_already_refunded/);
+    // Stripe says it was refunded already (from its Dashboard, say): staff look before refunding again.
+    expect(alerts[0]!.message).toMatch(/says the payment was refunded already .*check there before refunding/);
     expect(await auditOf(failed.id)).toEqual([
       expect.objectContaining({
         action: 'refund.fail',

@@ -2,7 +2,7 @@
 // §12): payment, then the kitchen (PAID → PREPARING → READY → SERVED) without reloading.
 // Every event, and every reconnect after a lost connection, reloads the order and its payment
 // from the API, so nothing missed while offline is shown wrong.
-import { LIVE_EVENTS, LIVE_NAMESPACE } from '@kioskhub/protocol';
+import { LIVE_EVENTS, LIVE_NAMESPACE, type RefundUpdatedEvent } from '@kioskhub/protocol';
 import { useCallback, useEffect, useState } from 'react';
 import { io } from 'socket.io-client';
 import { call, GuestError, saveOrder, savedOrder, type GuestOrder, type GuestPayment } from './api.ts';
@@ -56,11 +56,31 @@ function endedText(p: GuestPayment): string {
   return `The payment did not go through${p.failureCode ? ` (${p.failureCode.toLowerCase().replaceAll('_', ' ')})` : ''}. Nothing was charged. Please try again or choose another way to pay.`;
 }
 
+/** The latest refund of this order heard live (`payment_refunded`, then `refund_updated`). */
+type HeardRefund = Pick<
+  RefundUpdatedEvent,
+  'orderId' | 'refundId' | 'amountMinor' | 'currency' | 'destination'
+> & {
+  status: string;
+};
+
+function refundText(r: HeardRefund): string {
+  const amount = fmt(r.amountMinor, r.currency);
+  if (r.status === 'FAILED')
+    return `The refund of ${amount} did not go through. Please ask a member of staff.`;
+  if (r.status === 'SUCCEEDED')
+    return r.destination === 'credit' ? `${amount} was refunded to your wallet.` : `${amount} was refunded.`;
+  return r.destination === 'refund_due'
+    ? `A refund of ${amount} waits for you: staff will hand it back.`
+    : `A refund of ${amount} is on its way. It can take a few days to reach you.`;
+}
+
 export function OrderPage({ orderId }: { orderId: string }) {
   const [saved, setSaved] = useState(() => savedOrder(orderId));
   const [order, setOrder] = useState<GuestOrder | null>(null);
   const [payment, setPayment] = useState<GuestPayment | null>(null);
   const [choosing, setChoosing] = useState(false);
+  const [refund, setRefund] = useState<HeardRefund | null>(null);
   const [connection, setConnection] = useState<Connection>('connecting');
   const [error, setError] = useState<unknown>(null);
 
@@ -104,9 +124,16 @@ export function OrderPage({ orderId }: { orderId: string }) {
       LIVE_EVENTS.paymentCompleted,
       LIVE_EVENTS.paymentEnded,
       LIVE_EVENTS.paymentRefunded,
+      LIVE_EVENTS.refundUpdated,
       LIVE_EVENTS.kitchenOrderReady,
     ])
       socket.on(e, refresh);
+    // A refund recorded (often PENDING at the card's provider), then how it ended.
+    const heard = (r: HeardRefund) => {
+      if (r.orderId === orderId) setRefund(r);
+    };
+    socket.on(LIVE_EVENTS.paymentRefunded, heard);
+    socket.on(LIVE_EVENTS.refundUpdated, heard);
     socket.on(LIVE_EVENTS.orderStatusUpdated, (e: { orderId: string; status: string }) => {
       if (e.orderId === orderId) setOrder((o) => (o ? { ...o, status: e.status } : o));
     });
@@ -228,6 +255,16 @@ export function OrderPage({ orderId }: { orderId: string }) {
             {payment.status === 'REFUNDED' || payment.status === 'PARTIALLY_REFUNDED'
               ? ` · refunded ${fmt(payment.refundedMinor ?? 0, payment.currency)}`
               : ''}
+          </p>
+        )}
+        {refund && (
+          <p
+            className={refund.status === 'FAILED' ? 'error-box' : 'paid-note'}
+            role="status"
+            data-testid="refund-status"
+            data-status={refund.status}
+          >
+            {refundText(refund)}
           </p>
         )}
         <section className="card" aria-labelledby="items-title">

@@ -1,6 +1,6 @@
 // The cafe, put together: tables and their tokens, table orders, payments, the wallet and the
-// staff overview, with the refund listener that tells the guest's screen about refunds.
-import { LIVE_EVENTS } from '@kioskhub/protocol';
+// staff overview, with the refund listeners that tell the guest's screen about refunds.
+import { LIVE_EVENTS, type RefundUpdatedEvent } from '@kioskhub/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Db } from '../../platform/db/database.js';
@@ -122,6 +122,30 @@ export function createCafe(deps: {
         destination: refund.destination,
         status: refund.status,
       },
+    });
+  });
+  // A refund that waited (PENDING at the card's provider, DUE with staff) ends: the guest who saw
+  // it pending learns it was refunded, or that it failed (the payment keeps the money again). Not
+  // why it failed: that text may name the staff member who settled it; staff read it on the refund.
+  deps.refunds.onEnded(async (ex, payment, refund) => {
+    if (payment.purpose !== 'order' || !payment.order_id) return;
+    const row = await deps.orders.findRow(payment.order_id, ex);
+    if (!row) return;
+    await enqueueOutbox(ex, 'live', {
+      tenantId: payment.tenant_id,
+      rooms: orderRooms(row),
+      event: LIVE_EVENTS.refundUpdated,
+      data: {
+        tenantId: payment.tenant_id,
+        orderId: payment.order_id,
+        paymentId: payment.id,
+        refundId: refund.id,
+        amountMinor: Number(refund.amount_minor),
+        refundedMinor: Number(payment.refunded_minor),
+        currency: refund.currency,
+        destination: refund.destination as RefundUpdatedEvent['destination'],
+        status: refund.status as RefundUpdatedEvent['status'],
+      } satisfies RefundUpdatedEvent,
     });
   });
 

@@ -78,6 +78,8 @@ export class RefundLookupFailedError extends Error {
 
 /** The alert raised when a provider refund ends FAILED (subject: the refund). */
 export const REFUND_FAILED = 'REFUND_FAILED';
+/** A refusal saying the payment was refunded already (Stripe `charge_already_refunded`, Razorpay's "fully refunded"). */
+const ALREADY_REFUNDED = /already[ _]refunded|refunded already|fully refunded/i;
 /** The alert raised when the provider's news of a refund contradicts how it ended here. */
 export const REFUND_PROVIDER_MISMATCH = 'REFUND_PROVIDER_MISMATCH';
 /**
@@ -107,6 +109,13 @@ export type RefundRecordingHook = (
  * not made yet (e.g. to ask its status later).
  */
 export type RefundPendingListener = (ex: Executor, refund: RefundRow, payment: PaymentRow) => Promise<void>;
+
+/**
+ * Told, in the transaction, of every refund that waited (PENDING for its provider, DUE for staff)
+ * and ended SUCCEEDED or FAILED; `payment` as it is after (a FAILED refund no longer counted). A
+ * refund recorded SUCCEEDED at once is only told to the recorded listeners.
+ */
+export type RefundEndedListener = (ex: Executor, payment: PaymentRow, refund: RefundRow) => Promise<void>;
 
 /** Staff who settle a provider refund by what its dashboard shows, and what they saw. */
 type StaffWord = { actor: string; note: string };
@@ -151,6 +160,18 @@ export function createRefunds(deps: {
   const recordedListeners: RefundRecordedListener[] = [];
   const recordingHooks: RefundRecordingHook[] = [];
   const pendingListeners: RefundPendingListener[] = [];
+  const endedListeners: RefundEndedListener[] = [];
+
+  /** Tells the ended listeners of `refund`, ended in `tx`, with its payment as it is now. */
+  async function tellEnded(tx: Executor, refund: RefundRow): Promise<void> {
+    if (endedListeners.length === 0) return;
+    const payment = await tx
+      .selectFrom('payments')
+      .selectAll()
+      .where('id', '=', refund.payment_id)
+      .executeTakeFirstOrThrow();
+    for (const listener of endedListeners) await listener(tx, payment, refund);
+  }
 
   async function lockedPayment(ex: Executor, paymentId: string): Promise<PaymentRow | undefined> {
     let q = ex.selectFrom('payments').selectAll().where('id', '=', paymentId);
@@ -444,9 +465,12 @@ export function createRefunds(deps: {
         outcome.kind === 'staff'
           ? `${what} was marked failed by ${outcome.actor}, as the ${provider} Dashboard shows (${outcome.note}). Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
           : outcome.kind === 'refused'
-            ? `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
+            ? ALREADY_REFUNDED.test(error)
+              ? `${what} was refused by ${provider}: ${error}. It is FAILED and the payment keeps the money, but ${provider} says the payment was refunded already (from its Dashboard, say): check there before refunding the payer again, so they are not refunded twice.`
+              : `${what} was refused by ${provider}: ${error}. Nothing was refunded and the payment keeps the money: refund the payer again, e.g. to: "refund_due".`
             : `${what} was never confirmed by ${provider}: its job gave up after the last attempt (${error}). It is FAILED and the payment keeps the money; look for refund ${failed.id} in the ${provider} dashboard before refunding the payer again, so they are not refunded twice.`,
     });
+    await tellEnded(tx, failed);
     return true;
   }
 
@@ -488,6 +512,7 @@ export function createRefunds(deps: {
         ...(by ? { note: by.note } : {}),
       },
     });
+    await tellEnded(tx, done);
     return true;
   }
 
@@ -650,6 +675,11 @@ export function createRefunds(deps: {
       pendingListeners.push(listener);
     },
 
+    /** Called with every refund that waited and ended SUCCEEDED or FAILED, in its transaction. */
+    onEnded(listener: RefundEndedListener): void {
+      endedListeners.push(listener);
+    },
+
     /** A staff refund of a payment (all that remains when no amount is given). */
     async refund(
       paymentId: string,
@@ -760,6 +790,7 @@ export function createRefunds(deps: {
           before: { status: before.status },
           after: { status: 'SUCCEEDED', ...(note ? { note } : {}) },
         });
+        await tellEnded(tx, done);
         return done;
       });
       return toRefund(row);
