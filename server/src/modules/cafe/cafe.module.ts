@@ -3,7 +3,8 @@
 import { LIVE_EVENTS, type RefundUpdatedEvent } from '@kioskhub/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Db } from '../../platform/db/database.js';
+import type { Db, Executor } from '../../platform/db/database.js';
+import type { PaymentRow, RefundRow } from '../../platform/db/schema.js';
 import type { Authenticator } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
@@ -102,52 +103,53 @@ export function createCafe(deps: {
   });
   const overview = createCafeOverview({ db, tables, orders: deps.orders, payments: deps.paymentQueries });
 
-  // Every refund of an order's payment reaches the guest's and the staff's screens.
-  deps.refunds.onRecorded(async (ex, payment, refund) => {
+  /**
+   * A refund of an order's payment, told to the order's rooms (the guest's and the staff's
+   * screens): `refundedMinor` is the payment's refunded total once this change is in.
+   */
+  async function announceRefund(
+    ex: Executor,
+    event: typeof LIVE_EVENTS.paymentRefunded | typeof LIVE_EVENTS.refundUpdated,
+    payment: PaymentRow,
+    refund: RefundRow,
+    refundedMinor: number,
+  ): Promise<void> {
     if (payment.purpose !== 'order' || !payment.order_id) return;
     const row = await deps.orders.findRow(payment.order_id, ex);
     if (!row) return;
     await enqueueOutbox(ex, 'live', {
       tenantId: payment.tenant_id,
       rooms: orderRooms(row),
-      event: LIVE_EVENTS.paymentRefunded,
+      event,
       data: {
         tenantId: payment.tenant_id,
         orderId: payment.order_id,
         paymentId: payment.id,
         refundId: refund.id,
         amountMinor: Number(refund.amount_minor),
-        refundedMinor: Number(payment.refunded_minor) + Number(refund.amount_minor),
+        refundedMinor,
         currency: refund.currency,
-        destination: refund.destination,
+        destination: refund.destination as RefundUpdatedEvent['destination'],
         status: refund.status,
       },
     });
-  });
+  }
+  // Every refund of an order's payment reaches the guest's and the staff's screens.
+  deps.refunds.onRecorded((ex, payment, refund) =>
+    announceRefund(
+      ex,
+      LIVE_EVENTS.paymentRefunded,
+      payment,
+      refund,
+      Number(payment.refunded_minor) + Number(refund.amount_minor),
+    ),
+  );
   // A refund that waited (PENDING at the card's provider, DUE with staff) ends: the guest who saw
   // it pending learns it was refunded, or that it failed (the payment keeps the money again). Not
   // why it failed: that text may name the staff member who settled it; staff read it on the refund.
-  deps.refunds.onEnded(async (ex, payment, refund) => {
-    if (payment.purpose !== 'order' || !payment.order_id) return;
-    const row = await deps.orders.findRow(payment.order_id, ex);
-    if (!row) return;
-    await enqueueOutbox(ex, 'live', {
-      tenantId: payment.tenant_id,
-      rooms: orderRooms(row),
-      event: LIVE_EVENTS.refundUpdated,
-      data: {
-        tenantId: payment.tenant_id,
-        orderId: payment.order_id,
-        paymentId: payment.id,
-        refundId: refund.id,
-        amountMinor: Number(refund.amount_minor),
-        refundedMinor: Number(payment.refunded_minor),
-        currency: refund.currency,
-        destination: refund.destination as RefundUpdatedEvent['destination'],
-        status: refund.status as RefundUpdatedEvent['status'],
-      } satisfies RefundUpdatedEvent,
-    });
-  });
+  deps.refunds.onEnded((ex, payment, refund) =>
+    announceRefund(ex, LIVE_EVENTS.refundUpdated, payment, refund, Number(payment.refunded_minor)),
+  );
 
   /** The cafe settings `PATCH /v1/sites/:id` also takes. */
   const siteExtension: SiteExtension = {
