@@ -80,13 +80,20 @@ describe('Stripe refunds', () => {
   it('takes succeeded and pending refunds, and refuses failed or canceled ones', async () => {
     const gateway = createStripeGateway({ secretKey: 'sk_test_r2', webhookSecret: 'whsec_r2', apiBase: url });
     const ctx = { currency: 'EUR', refundId: 'rf1' };
+    // Succeeded is made; pending and requires_action are on their way (a webhook or a check ends them).
     for (const status of ['succeeded', 'pending', 'requires_action']) {
       refundStatus = status;
-      expect(await gateway.refund('pi_review2', 850, ctx)).toEqual({ providerRefundId: 're_review2' });
+      expect(await gateway.refund('pi_review2', 850, ctx)).toEqual({
+        providerRefundId: 're_review2',
+        pending: status !== 'succeeded',
+      });
     }
-    for (const status of ['failed', 'canceled']) {
+    for (const [status, said] of [
+      ['failed', 'Stripe refund re_review2 failed: '],
+      ['canceled', 'Stripe refund re_review2 was canceled'],
+    ] as const) {
       refundStatus = status;
-      await expect(gateway.refund('pi_review2', 850, ctx)).rejects.toThrow(`is ${status}`);
+      await expect(gateway.refund('pi_review2', 850, ctx)).rejects.toThrow(said);
     }
   });
 });

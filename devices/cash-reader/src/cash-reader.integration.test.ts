@@ -72,7 +72,8 @@ describe.each(engines())('cash reader against the server (%s)', (engine) => {
       queueDir: join(tmp.path, `queue-${name}`),
       pollIntervalMs: 100,
       pingIntervalMs: 300,
-      pingTimeoutMs: 200,
+      // Generous: the fake Arduino answers at once, but a loaded CI box can hold the relay back.
+      pingTimeoutMs: 2000,
       requestTimeoutMs: 2000,
       retryBaseMs: 50,
       retryMaxMs: 300,
