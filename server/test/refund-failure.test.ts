@@ -5,13 +5,11 @@
 // complete it (only DUE) nor refund again. Now the refund ends FAILED with the provider's reason,
 // its money goes back where it came from (the payment may be refunded again), staff get a
 // REFUND_FAILED alert, and it is audited. Transient errors (network, 5xx, 429) are retried as before.
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dispensed, engines, eventually, qrCredited, startServer, type TestServer } from './harness.js';
+import { engines, eventually, startServer, type TestServer } from './harness.js';
 import { fakeRazorpay, razorpayEnv } from './fake-razorpay.js';
+import { razorpayRefundReads } from './razorpay-refund-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
-
-const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
 
 /**
  * A local Razorpay refunds API. A request carrying an `X-Refund-Idempotency` key it has made a
@@ -24,32 +22,10 @@ for (const engine of engines()) {
     let server: TestServer;
     let razorpay: Awaited<ReturnType<typeof fakeRazorpay>>;
 
-    const get = (path: string) => server.request('GET', path);
-    const post = (path: string, body: unknown) => server.request('POST', path, { body });
-    const balance = async (kind: string) => {
-      const res = await get(`/v1/ledger/accounts?ownerType=site&ownerId=default&kind=${kind}&unit=INR`);
-      return (res.body.items[0]?.balance as number | undefined) ?? 0;
-    };
-    const alertsOf = async (subjectId: string) =>
-      ((await get('/v1/alerts')).body.items as { kind: string; subjectId: string; message: string }[]).filter(
-        (a) => a.subjectId === subjectId,
-      );
+    const { get, post, balance, alertsOf, refundOf, paidPayment, expectRefusedRefund } = razorpayRefundReads(
+      () => server,
+    );
 
-    /** A QR payment of ₹20.00 by a vending machine, its item dispensed. */
-    async function paidPayment() {
-      const m = await server.createVendingMachine(uid('RF'), 2000);
-      const paid = await server.postWebhook(qrCredited(m.qrCodeId, 2000));
-      expect(paid.status).toBe(200);
-      const payment = (await get(`/v1/payments?orderId=${paid.body.orderId}`)).body.items[0];
-      expect(payment).toMatchObject({ status: 'SUCCEEDED', provider: 'razorpay', refundedMinor: 0 });
-      await dispensed(server, m.id, paid.body.orderId);
-      return payment as { id: string; providerPaymentId: string };
-    }
-
-    const refundOf = async (paymentId: string, refundId: string) =>
-      ((await get(`/v1/payments/${paymentId}/refunds`)).body.items as { id: string; status: string }[]).find(
-        (r) => r.id === refundId,
-      );
     const settled = (paymentId: string, refundId: string, what: string) =>
       eventually(
         async () => {
@@ -105,26 +81,16 @@ for (const engine of engines()) {
       await new Promise((r) => setTimeout(r, 300));
       expect(razorpay.calls.filter((c) => c.paymentId === payment.providerPaymentId)).toHaveLength(1);
 
-      // Nothing was refunded: the payment kept its money, all of it refundable again.
-      expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
-        status: 'SUCCEEDED',
-        refundedMinor: 0,
+      // Nothing was refunded: the payment kept its money, all of it refundable again; staff are told.
+      const alert = await expectRefusedRefund({
+        paymentId: payment.id,
+        refundId,
+        amountMinor: 2000,
+        revenue,
+        due,
       });
-      expect(await balance('revenue')).toBe(revenue);
-      expect(await balance('refunds_due')).toBe(due);
-      // Staff are told, once, and the job did not fail (its refund did).
-      const alerts = await alertsOf(refundId);
-      expect(alerts.map((a) => a.kind)).toEqual(['REFUND_FAILED']);
-      expect(alerts[0]!.message).toMatch(/fully refunded already/);
-      const audit = (await get(`/v1/audit?subjectId=${refundId}`)).body.items;
-      expect(audit).toEqual([
-        expect.objectContaining({
-          action: 'refund.fail',
-          actor: 'provider:razorpay',
-          before: expect.objectContaining({ status: 'PENDING' }),
-          after: expect.objectContaining({ status: 'FAILED', paymentId: payment.id, amountMinor: 2000 }),
-        }),
-      ]);
+      expect(alert.message).toMatch(/fully refunded already/);
+      // The job did not fail (its refund did).
       const jobFailed = ((await get('/v1/alerts')).body.items as { kind: string; message: string }[]).filter(
         (a) => a.kind === 'JOB_FAILED' && a.message.includes('(refund)'),
       );
