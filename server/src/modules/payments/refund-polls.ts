@@ -49,6 +49,28 @@ export const refundCheckGapMs = (n: number, firstGapMs: number): number =>
 
 const providerName = (p: string | null) => (p ? p.charAt(0).toUpperCase() + p.slice(1) : 'the provider');
 
+/**
+ * One page of the sweep: PENDING refunds to the original method that the provider has (its id
+ * stored), of `providers`, after `after` in id order. Read through `refunds_pending_idx` (only the
+ * pending refunds, however many have ended).
+ */
+export const pendingProviderRefunds = (ex: Executor, providers: string[], after: string, pageSize: number) =>
+  ex
+    .selectFrom('refunds')
+    // CROSS JOIN: SQLite keeps the tables in this order (refunds, then each one's payment) rather
+    // than walking every payment of these providers; PostgreSQL plans it as the inner join it is.
+    .crossJoin('payments')
+    .whereRef('payments.id', '=', 'refunds.payment_id')
+    .selectAll('refunds')
+    .select('payments.provider')
+    .where('refunds.status', '=', 'PENDING')
+    .where('refunds.destination', '=', 'original')
+    .where('refunds.provider_refund_id', 'is not', null)
+    .where('payments.provider', 'in', providers)
+    .where('refunds.id', '>', after)
+    .orderBy('refunds.id')
+    .limit(pageSize);
+
 export function createRefundPolls(deps: {
   db: Db;
   providers: Record<string, ProviderRefundStatus>;
@@ -170,19 +192,7 @@ export function createRefundPolls(deps: {
         const page = await db.transaction().execute(async (tx) => {
           if (tx.getExecutor().adapter instanceof PostgresAdapter)
             await sql`select pg_advisory_xact_lock(hashtext('refund-poll-sweep'))`.execute(tx);
-          const rows = await tx
-            .selectFrom('refunds')
-            .innerJoin('payments', 'payments.id', 'refunds.payment_id')
-            .selectAll('refunds')
-            .select('payments.provider')
-            .where('refunds.status', '=', 'PENDING')
-            .where('refunds.destination', '=', 'original')
-            .where('refunds.provider_refund_id', 'is not', null)
-            .where('payments.provider', 'in', providers)
-            .where('refunds.id', '>', after)
-            .orderBy('refunds.id')
-            .limit(pageSize)
-            .execute();
+          const rows = await pendingProviderRefunds(tx, providers, after, pageSize).execute();
           // Read after the refunds: a refund given its provider id since has its first check too
           // (both are written in one transaction), and a chain writes its next check before its
           // current one goes.

@@ -1280,6 +1280,17 @@ const exportLinkSessions: Migration = {
   },
 };
 
+/**
+ * The hourly refund sweep (refund-polls.ts) reads the PENDING refunds, a page at a time in id
+ * order: without this it read every refund ever made (SQLite: every payment of the providers),
+ * which grow for ever while the pending refunds stay a handful.
+ */
+const refundsPending: Migration = {
+  async up(db: AnyDb) {
+    await sql`create index refunds_pending_idx on refunds (id) where status = 'PENDING'`.execute(db);
+  },
+};
+
 export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -1318,6 +1329,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0036_revenue_indexes': revenueIndexes,
       '0037_ended_sessions': endedSessions,
       '0038_export_link_sessions': exportLinkSessions,
+      '0039_refunds_pending': refundsPending,
     }),
   };
 }
