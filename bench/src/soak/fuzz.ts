@@ -89,8 +89,12 @@ export async function runFuzz(total: number): Promise<boolean> {
         const problem = answerProblem(shot, { status: res.status, text });
         if (problem && problems.length < 50) problems.push(problem);
       } catch (err) {
+        // undici's "fetch failed" says nothing; its cause is what happened (a reset, a refusal).
+        const cause = (err as { cause?: unknown }).cause;
         if (problems.length < 50)
-          problems.push(`no answer: ${shot.method} ${shot.url.slice(0, 120)}: ${String(err)}`);
+          problems.push(
+            `no answer: ${shot.method} ${shot.url.slice(0, 120)} (${JSON.stringify(shot.headers).slice(0, 200)}, body ${shot.body?.length ?? 0} bytes): ${String(err)}${cause ? ` (${String(cause)})` : ''}`,
+          );
       }
       sent++;
     };

@@ -1,5 +1,6 @@
 // One mapper from thrown errors to the contract's error shape; 5xx never leak details.
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { AppError } from '../errors.js';
 import { NUL_MESSAGE, isNulInText } from '../nul.js';
 
@@ -50,8 +51,13 @@ export function installErrorHandling(app: FastifyInstance): void {
       } satisfies ErrorBody);
     }
     if (status === 413) {
+      lingerForTheRest(request.raw, reply);
       return reply.code(400).send({
-        error: { code: 'VALIDATION_FAILED', message: 'request body is too large (at most 1 MB)' },
+        error: {
+          code: 'VALIDATION_FAILED',
+          message:
+            'request body is too large (at most 1 MB; 64 KB on the mobile-money, USSD, SMS and bank webhooks)',
+        },
       } satisfies ErrorBody);
     }
     if (status >= 400 && status < 500) {
@@ -86,6 +92,26 @@ export function installErrorHandling(app: FastifyInstance): void {
       error: { code: 'INTERNAL', message: 'internal error', requestId: request.id },
     } satisfies ErrorBody);
   });
+}
+
+/** How long a client refused for a too-large body has to finish sending it, ms. */
+const LINGER_MS = 5_000;
+
+/**
+ * Fastify answers a body over its limit at once and closes the connection while the client is
+ * still sending the rest: the client's next write meets a reset (EPIPE / ECONNRESET) and it never
+ * reads the answer that says why. Instead the rest of the body is read and dropped (Node does so
+ * for a request its answer did not read) on a connection kept open, as RFC 9112 §9.6 asks of a
+ * server that answers before the request ended; a client still sending after LINGER_MS is cut off.
+ */
+function lingerForTheRest(raw: IncomingMessage, reply: FastifyReply): void {
+  reply.removeHeader('connection');
+  if (raw.complete) return;
+  const cutOff = setTimeout(() => raw.socket.destroy(), LINGER_MS);
+  cutOff.unref();
+  raw.once('end', () => clearTimeout(cutOff));
+  raw.once('close', () => clearTimeout(cutOff));
+  raw.resume();
 }
 
 // PostgreSQL went away (restart, failover, network): connection-class errors, not query bugs.
