@@ -4,6 +4,7 @@
 // codes and a local fake of Stripe (API, hosted Checkout page, signed webhooks) for cards.
 // Screenshots go to artifacts/screenshots/cafe-*.png.
 import type { Browser, Page } from 'playwright-core';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureDashboardBuilt,
@@ -22,6 +23,7 @@ import { staffToken } from './dashboard-fixtures.js';
 import { eventually, startServer, type TestServer } from './harness.js';
 
 const withChromium = hasChromium('cafe browser tests');
+const WHSEC = 'whsec_cafe_browser';
 
 describe.skipIf(!withChromium)('cafe guest app and staff screens in a browser', { timeout: 120_000 }, () => {
   let server: TestServer;
@@ -38,15 +40,14 @@ describe.skipIf(!withChromium)('cafe guest app and staff screens in a browser', 
 
   beforeAll(async () => {
     sms = await fakeSmsApi();
-    const whsec = 'whsec_cafe_browser';
-    stripe = await fakeStripe({ webhookSecret: whsec });
+    stripe = await fakeStripe({ webhookSecret: WHSEC });
     server = await startServer({
       env: {
         AT_USERNAME: 'sandbox',
         AT_API_KEY: 'at-key',
         AT_API_BASE: sms.url,
         STRIPE_SECRET_KEY: 'sk_test_browser',
-        STRIPE_WEBHOOK_SECRET: whsec,
+        STRIPE_WEBHOOK_SECRET: WHSEC,
         STRIPE_API_BASE: stripe.url,
       },
     });
@@ -335,6 +336,50 @@ describe.skipIf(!withChromium)('cafe guest app and staff screens in a browser', 
     await guest.goto(`${stripe.url}/c/pay/${pending.providerPaymentId}`);
     await guest.waitForURL(orderPage('?checkout=done'));
     await expect.poll(guestStatus).toBe('PAID');
+  });
+
+  it('a card refund still PENDING at Stripe, then FAILED, stays on the guest page across reloads', async () => {
+    // The card order the test before paid, its page still open.
+    const orderId = orderIdOfPage(guest);
+    const [paid] = (await server.request('GET', `/v1/payments?orderId=${orderId}`)).body.items as any[];
+    expect(paid).toMatchObject({ method: 'card', status: 'SUCCEEDED' });
+    stripe.refundStatus(paid.providerPaymentId, 'pending');
+    const refund = await server.request('POST', `/v1/payments/${paid.id}/refunds`, {
+      body: { reason: 'cold soup', amountMinor: 300 },
+    });
+    expect(refund.status, JSON.stringify(refund.body)).toBe(201);
+    const line = guest.getByTestId('refund-status');
+    const refundShown = async () => `${await line.getAttribute('data-status')} ${await line.textContent()}`;
+    const pending = 'PENDING A refund of €3.00 is on its way. It can take a few days to reach you.';
+    await expect.poll(refundShown, { timeout: 10_000 }).toBe(pending);
+    await guest.reload();
+    await expect.poll(guestStatus).toBe('PAID');
+    await expect.poll(refundShown, { timeout: 10_000 }).toBe(pending);
+    await shot('guest-refund-pending', guest);
+
+    // Stripe refuses it after all: the line says so live, and again after a reload.
+    const reId = await eventually(async () => {
+      const list = (await server.request('GET', `/v1/payments/${paid.id}/refunds`)).body.items as any[];
+      return list.find((r) => r.id === refund.body.id)?.providerRefundId as string | null;
+    });
+    const payload = JSON.stringify(
+      stripe.refundUpdated(reId!, 'failed', { failureReason: 'expired_or_canceled_card' }),
+    );
+    const told = await server.request('POST', '/webhooks/stripe', {
+      raw: payload,
+      token: null,
+      headers: {
+        'content-type': 'application/json',
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({ payload, secret: WHSEC }),
+      },
+    });
+    expect(told.body.outcome).toBe('refund_failed');
+    const failed = 'FAILED The refund of €3.00 did not go through. Please ask a member of staff.';
+    await expect.poll(refundShown, { timeout: 10_000 }).toBe(failed);
+    await guest.reload();
+    await expect.poll(guestStatus).toBe('PAID');
+    await expect.poll(refundShown, { timeout: 10_000 }).toBe(failed);
+    await shot('guest-refund-failed', guest);
   });
 
   it('an order left unpaid past its deadline turns to cancelled on the guest page, live', async () => {

@@ -1,6 +1,8 @@
 // How the guest page talks to the cafe API (`/api/…`): JSON over fetch with one of the guest's
 // tokens. Failures carry the contract's stable code; a request that never reached the server is
 // `NETWORK`, so the page can say "no connection" rather than "error".
+import type { RefundUpdatedEvent } from '@kioskhub/protocol';
+
 export class GuestError extends Error {
   constructor(
     readonly status: number,
@@ -79,7 +81,15 @@ export interface GuestOrder {
   paidAt: string | null;
   /** `UNPAID_EXPIRED`: cancelled because it was not paid in time. */
   failureCode?: string | null;
+  /** The order's newest refund (null: none), as `payment_refunded` / `refund_updated` carry it. */
+  refund?: GuestRefund | null;
 }
+
+/** A refund of the order: PENDING at the card's provider, DUE from staff, then SUCCEEDED or FAILED. */
+export type GuestRefund = Pick<
+  RefundUpdatedEvent,
+  'orderId' | 'refundId' | 'amountMinor' | 'currency' | 'destination'
+> & { status: string };
 
 export type Method = 'cash' | 'credit' | 'bank_transfer' | 'card';
 

@@ -2,10 +2,18 @@
 // §12): payment, then the kitchen (PAID → PREPARING → READY → SERVED) without reloading.
 // Every event, and every reconnect after a lost connection, reloads the order and its payment
 // from the API, so nothing missed while offline is shown wrong.
-import { LIVE_EVENTS, LIVE_NAMESPACE, type RefundUpdatedEvent } from '@kioskhub/protocol';
+import { LIVE_EVENTS, LIVE_NAMESPACE } from '@kioskhub/protocol';
 import { useCallback, useEffect, useState } from 'react';
 import { io } from 'socket.io-client';
-import { call, GuestError, saveOrder, savedOrder, type GuestOrder, type GuestPayment } from './api.ts';
+import {
+  call,
+  GuestError,
+  saveOrder,
+  savedOrder,
+  type GuestOrder,
+  type GuestPayment,
+  type GuestRefund,
+} from './api.ts';
 import { PaymentChoice, PendingPayment, type CheckoutReturn } from './pay.tsx';
 import { ErrorBox, fmt, Problem } from './parts.tsx';
 
@@ -56,15 +64,20 @@ function endedText(p: GuestPayment): string {
   return `The payment did not go through${p.failureCode ? ` (${p.failureCode.toLowerCase().replaceAll('_', ' ')})` : ''}. Nothing was charged. Please try again or choose another way to pay.`;
 }
 
-/** The latest refund of this order heard live (`payment_refunded`, then `refund_updated`). */
-type HeardRefund = Pick<
-  RefundUpdatedEvent,
-  'orderId' | 'refundId' | 'amountMinor' | 'currency' | 'destination'
-> & {
-  status: string;
-};
+const ENDED = ['SUCCEEDED', 'FAILED'];
 
-function refundText(r: HeardRefund): string {
+/**
+ * The newer of what the page knows of the order's latest refund and what it just heard (the
+ * order read, or `payment_refunded` / `refund_updated` live): a later refund (ids grow with
+ * time), or a later state of the same one. A read begun before a live event may answer after it.
+ */
+function newer(known: GuestRefund | null, heard: GuestRefund | null): GuestRefund | null {
+  if (!known || !heard) return heard ?? known;
+  if (heard.refundId !== known.refundId) return heard.refundId > known.refundId ? heard : known;
+  return ENDED.includes(known.status) && !ENDED.includes(heard.status) ? known : heard;
+}
+
+function refundText(r: GuestRefund): string {
   const amount = fmt(r.amountMinor, r.currency);
   if (r.status === 'FAILED')
     return `The refund of ${amount} did not go through. Please ask a member of staff.`;
@@ -80,14 +93,17 @@ export function OrderPage({ orderId }: { orderId: string }) {
   const [order, setOrder] = useState<GuestOrder | null>(null);
   const [payment, setPayment] = useState<GuestPayment | null>(null);
   const [choosing, setChoosing] = useState(false);
-  const [refund, setRefund] = useState<HeardRefund | null>(null);
+  const [refund, setRefund] = useState<GuestRefund | null>(null);
   const [connection, setConnection] = useState<Connection>('connecting');
   const [error, setError] = useState<unknown>(null);
 
   const resync = useCallback(async () => {
     if (!saved) return;
     try {
-      setOrder(await call<GuestOrder>(`/api/orders/${encodeURIComponent(orderId)}`, saved.orderToken));
+      const read = await call<GuestOrder>(`/api/orders/${encodeURIComponent(orderId)}`, saved.orderToken);
+      setOrder(read);
+      // The refund line survives a reload: the order read carries its newest refund.
+      setRefund((known) => newer(known, read.refund ?? null));
       if (saved.paymentId) {
         const status = await call<GuestPayment>(
           `/api/payments/${encodeURIComponent(saved.paymentId)}/status`,
@@ -129,8 +145,8 @@ export function OrderPage({ orderId }: { orderId: string }) {
     ])
       socket.on(e, refresh);
     // A refund recorded (often PENDING at the card's provider), then how it ended.
-    const heard = (r: HeardRefund) => {
-      if (r.orderId === orderId) setRefund(r);
+    const heard = (r: GuestRefund) => {
+      if (r.orderId === orderId) setRefund((known) => newer(known, r));
     };
     socket.on(LIVE_EVENTS.paymentRefunded, heard);
     socket.on(LIVE_EVENTS.refundUpdated, heard);

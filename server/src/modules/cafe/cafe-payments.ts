@@ -64,7 +64,7 @@ export function createCafePayments(deps: {
   tables: Pick<CafeTables, 'settings'>;
   cafeOrders: Pick<CafeOrders, 'view' | 'setTip' | 'sendToKitchen'>;
   orders: Pick<OrdersService, 'findRow' | 'lock'>;
-  payments: Pick<PaymentQueries, 'lock' | 'find' | 'ofOrder' | 'isPayer'>;
+  payments: Pick<PaymentQueries, 'lock' | 'find' | 'ofOrder' | 'isPayer' | 'latestOrderRefund'>;
   intents: Pick<Intents, 'create' | 'fail' | 'onEnded'>;
   methods: Pick<MethodRegistry, 'get'>;
   settlement: Pick<Settlement, 'succeed'>;
@@ -444,6 +444,9 @@ export function createCafePayments(deps: {
     /** True when this customer paid (or is paying) the order: their token may read it. */
     isPayer: (orderId: string, customerId: string): Promise<boolean> =>
       deps.payments.isPayer(orderId, customerId),
+
+    /** The order's newest refund as the guest page shows it (no reason or note; null: none). */
+    latestRefund: (orderId: string) => deps.payments.latestOrderRefund(orderId),
 
     async payment(paymentId: string, tenantId: string | null): Promise<PaymentRow> {
       const p = await deps.payments.find(paymentId);

@@ -69,6 +69,25 @@ export const CafeOrderSchema = Open(
   'a table order',
 );
 
+/** An order's newest refund, as `payment_refunded` / `refund_updated` carry it (no reason, no note). */
+export const GuestRefundSchema = Type.Object(
+  {
+    orderId: Type.String(),
+    refundId: Type.String(),
+    amountMinor: Type.Integer(),
+    currency: Currency,
+    destination: Type.String({ enum: ['original', 'refund_due', 'credit'] }),
+    status: Type.String({ enum: ['PENDING', 'DUE', 'SUCCEEDED', 'FAILED'] }),
+  },
+  { additionalProperties: false },
+);
+
+/** A table order as its guest reads it: the order and its newest refund (null: none). */
+export const GuestOrderSchema = Open(
+  { ...CafeOrderSchema.properties, refund: Nullable(GuestRefundSchema) },
+  'a table order and its newest refund',
+);
+
 export const OrderBody = Type.Object(
   {
     siteId: Type.String({ minLength: 1, maxLength: 64 }),

@@ -10,7 +10,15 @@ import { Currency, EntityId, errors } from '../../platform/http/schemas.js';
 import type { CafeOrders } from './cafe-orders.js';
 import { paymentStatusView, type CafeMethod, type CafePayments, type Payer } from './cafe-payments.js';
 import type { CafeTables, GuestTable } from './cafe-tables.js';
-import { CafeOrderSchema, InitiateBody, Open, OrderBody, PaymentStatusSchema, Phone } from './cafe.schema.js';
+import {
+  CafeOrderSchema,
+  GuestOrderSchema,
+  InitiateBody,
+  Open,
+  OrderBody,
+  PaymentStatusSchema,
+  Phone,
+} from './cafe.schema.js';
 import type { Wallet } from './wallet.js';
 
 type Caller =
@@ -118,12 +126,16 @@ export function cafeGuestRoutes(
     {
       schema: {
         tags: ['cafe'],
-        summary: 'A table order (order, table or staff token)',
+        summary: 'A table order and its newest refund (order, table or staff token)',
         params: Type.Object({ id: EntityId }),
-        response: { 200: CafeOrderSchema, ...errors(401, 404) },
+        response: { 200: GuestOrderSchema, ...errors(401, 404) },
       },
     },
-    async (request) => ({ ...(await seeOrder(await caller(request), request.params.id)) }),
+    async (request) => {
+      const order = await seeOrder(await caller(request), request.params.id);
+      // The page's refund line after a reload: what payment_refunded / refund_updated said live.
+      return { ...order, refund: await payments.latestRefund(order.id) };
+    },
   );
 
   app.post(

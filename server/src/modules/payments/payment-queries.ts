@@ -36,6 +36,16 @@ export interface KeptMoneyGroup {
   hi: string;
 }
 
+/** An order's refund as its guest may see it (`payment_refunded`, `refund_updated`). */
+export interface OrderRefund {
+  orderId: string;
+  refundId: string;
+  amountMinor: number;
+  currency: string;
+  destination: 'original' | 'refund_due' | 'credit';
+  status: 'PENDING' | 'DUE' | 'SUCCEEDED' | 'FAILED';
+}
+
 /** Builds a group key on a time column the query names (a bucket of it, or a finer piece). */
 export type GroupKey = (column: string) => RawBuilder<string>;
 
@@ -69,6 +79,32 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
         .where('order_id', '=', orderId)
         .executeTakeFirst();
       return Number(row?.refunded ?? 0);
+    },
+
+    /**
+     * The newest refund of an order's payments, in the shape `payment_refunded` and
+     * `refund_updated` carry (null: none). Not its reason, error or actor: guests read it, and a
+     * staff settle's note names staff.
+     */
+    async latestOrderRefund(orderId: string, ex: Executor = db): Promise<OrderRefund | null> {
+      const r = await ex
+        .selectFrom('refunds as r')
+        .innerJoin('payments as p', 'p.id', 'r.payment_id')
+        .select(['r.id', 'r.amount_minor', 'r.currency', 'r.destination', 'r.status'])
+        .where('p.order_id', '=', orderId)
+        .where('p.purpose', '=', 'order')
+        .orderBy('r.id', 'desc') // ids grow with time (as the guest page compares them)
+        .limit(1)
+        .executeTakeFirst();
+      if (!r) return null;
+      return {
+        orderId,
+        refundId: r.id,
+        amountMinor: Number(r.amount_minor),
+        currency: r.currency,
+        destination: r.destination as OrderRefund['destination'],
+        status: r.status as OrderRefund['status'],
+      };
     },
 
     /** True when this customer paid (or is paying) the order. */
