@@ -255,7 +255,11 @@ describe.each(engines())('cafe card payments through Stripe (%s)', (engine) => {
     });
     expect(done.providerRefundId).toMatch(/^re_/);
     const call = stripe.requests.filter((r) => r.path === '/v1/refunds').at(-1)!;
-    expect(Object.fromEntries(call.form)).toEqual({ payment_intent: pi, amount: '300' });
+    expect(Object.fromEntries(call.form)).toEqual({
+      payment_intent: pi,
+      amount: '300',
+      'metadata[kioskhub_refund_id]': refund.body.id,
+    });
     expect(call.idempotencyKey).toBe(`refund-${refund.body.id}`);
 
     // Stripe tells us of our own refund: in step, nothing new.

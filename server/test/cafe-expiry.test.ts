@@ -248,7 +248,9 @@ describe.each(engines())('abandoned cafe orders (%s)', (engine) => {
     const calls = stripe.requests.filter(
       (r) => r.path === '/v1/refunds' && r.form.get('payment_intent') === pi,
     );
-    expect(calls.map((c) => Object.fromEntries(c.form))).toEqual([{ payment_intent: pi, amount: '850' }]);
+    expect(calls.map((c) => Object.fromEntries(c.form))).toEqual([
+      { payment_intent: pi, amount: '850', 'metadata[kioskhub_refund_id]': refund.id },
+    ]);
     expect(await payment(pay.body.paymentId)).toMatchObject({
       status: 'EXPIRED',
       receivedMinor: 850,

@@ -1,7 +1,8 @@
 // A fake of Razorpay's refund API (`POST /v1/payments/{id}/refund`, `GET /v1/refunds/{id}`) on a
 // local port, for the refund tests: it honours `X-Refund-Idempotency` as Razorpay does (the same
 // key again is the same refund, never a second one), and can refuse, fail, lose answers or hold
-// them. A refund's `status` may be changed by the test (Razorpay making it later).
+// them. A refund's `status` may be changed by the test (Razorpay making it later). A refund keeps
+// the `notes` it was created with and its entity echoes them, as Razorpay's does.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,6 +33,8 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
     key: string | undefined;
     status: 'pending' | 'processed' | 'failed';
     createdAt: number;
+    /** The create request's `notes`, as Razorpay keeps them. */
+    notes: Record<string, string> | undefined;
   }[] = [];
   const calls: {
     path: string;
@@ -44,6 +47,8 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
   /** Each `GET /v1/refunds/{id}`, in order. */
   const statusCalls: { refundId: string; auth: string | undefined }[] = [];
   const held = new Map<string, Promise<void>>();
+  /** Payments whose refunds are made but every answer to their refund requests is lost (504). */
+  const losing = new Set<string>();
   let failFirst = options.failFirst ?? 0;
   let loseFirst = options.loseFirst ?? 0;
   const error = (res: ServerResponse, a: RazorpayAnswer) =>
@@ -60,7 +65,8 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
     amount: r.amount,
     currency: 'INR',
     payment_id: r.paymentId,
-    notes: {},
+    // Razorpay answers an empty `notes` as `[]`.
+    notes: r.notes && Object.keys(r.notes).length > 0 ? { ...r.notes } : [],
     receipt: null,
     acquirer_data: { arn: r.status === 'processed' ? '10000000000000' : null },
     created_at: r.createdAt,
@@ -110,11 +116,12 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
           key,
           status: options.refundStatus ?? 'processed',
           createdAt: Math.floor(Date.now() / 1000),
+          notes: body.notes && typeof body.notes === 'object' ? { ...body.notes } : undefined,
         };
         refunds.push(refund);
       }
-      if (loseFirst > 0) {
-        loseFirst -= 1;
+      if (loseFirst > 0 || losing.has(paymentId)) {
+        if (loseFirst > 0) loseFirst -= 1;
         return error(res, { status: 504, code: 'GATEWAY_ERROR' });
       }
       const made = refund;
@@ -135,6 +142,20 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
      * refund id, its next status requests (then the refund entity).
      */
     script: (paymentId: string, answers: RazorpayAnswer[]) => void scripts.set(paymentId, answers),
+    /**
+     * Razorpay makes this payment's refunds (one per idempotency key) but every answer to their
+     * refund requests is lost (504), until `false`: the refund job never hears of them.
+     */
+    loseAnswers(paymentId: string, lose = true): void {
+      if (lose) losing.add(paymentId);
+      else losing.delete(paymentId);
+    },
+    /** The refund entity Razorpay shows for one of its refunds (its webhooks carry it). */
+    entityOf(refundId: string) {
+      const r = refunds.find((x) => x.id === refundId);
+      if (!r) throw new Error(`fake Razorpay: no refund ${refundId}`);
+      return entity(r);
+    },
     /**
      * Holds the answers for this payment's refunds (or, for a refund id, its status requests) until
      * the returned function is called.

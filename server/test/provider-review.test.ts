@@ -381,7 +381,10 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
       [300, true],
       [550, false],
     ]);
-    expect(refundApiCalls(pi)).toEqual([{ payment_intent: pi, amount: '550' }]);
+    const toCard = refunds.find((r) => r.amountMinor === 550)!;
+    expect(refundApiCalls(pi)).toEqual([
+      { payment_intent: pi, amount: '550', 'metadata[kioskhub_refund_id]': toCard.id },
+    ]);
     expect((await alertsAbout(pay.paymentId)).map((a) => a.message)).toEqual([
       expect.stringContaining('refunded to the card'),
     ]);

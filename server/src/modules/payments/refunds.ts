@@ -6,12 +6,13 @@
 // booked there), else out of `external` (nothing of it was booked). Money on its way back waits in
 // the site's `refunds_due`: until staff hand it over, or until the provider confirms its refund.
 // A provider refund that gave nothing back (refused, or never answered) ends FAILED: its money
-// goes back where it came from, the payment may be refunded again, and staff are alerted.
+// goes back where it came from, the payment may be refunded again, and staff are alerted. Our
+// refund id goes with it to the provider, so its news, even after the job gave up, finds it.
 // A provider that makes refunds later (Razorpay answers `pending`) leaves the refund PENDING with
 // its refund id until the provider's webhook, or its status API asked now and then
 // (refund-polls.ts), says it was processed or failed.
 import { sql } from 'kysely';
-import { recordAudit } from '../audit/audit.service.js';
+import { listAudit, recordAudit } from '../audit/audit.service.js';
 import { AppError, notFound } from '../../platform/errors.js';
 import { readableAmount } from '../../platform/money.js';
 import { newId, nowIso, type Db, type Executor } from '../../platform/db/database.js';
@@ -56,6 +57,21 @@ export interface ProviderRefundNews {
   outcome: 'processed' | 'failed' | 'pending';
   /** Why it failed, for a `failed` refund (the refund's error, the alert). */
   error: string;
+  /**
+   * Our refund id, as sent with the refund (`REFUND_ID_NOTE`: Razorpay's `notes`, Stripe's
+   * `metadata`) and echoed on the provider's refund; absent on refunds made elsewhere.
+   */
+  refundId?: string;
+}
+
+/** The key our refund id goes under in the provider's refund (Razorpay `notes`, Stripe `metadata`). */
+export const REFUND_ID_NOTE = 'kioskhub_refund_id';
+
+/** Our refund id read back from a provider's refund notes / metadata: a plain id, else undefined. */
+export function refundIdOfNotes(notes: unknown): string | undefined {
+  if (notes === null || typeof notes !== 'object' || Array.isArray(notes)) return undefined;
+  const id = (notes as Record<string, unknown>)[REFUND_ID_NOTE];
+  return typeof id === 'string' && /^[0-9A-Za-z_-]{1,64}$/.test(id) ? id : undefined;
 }
 
 export type ProviderRefundNewsOutcome = 'processed' | 'failed' | 'pending' | 'duplicate' | 'ignored';
@@ -87,6 +103,10 @@ export const REFUND_PROVIDER_MISMATCH = 'REFUND_PROVIDER_MISMATCH';
  * when its checks ran out, or an answer that cannot be used); resolved when the refund ends.
  */
 export const REFUND_STILL_PENDING = 'REFUND_STILL_PENDING';
+/** The `refund.fail` audit actor of a refund whose job gave up with no answer (the provider may have made it). */
+const GAVE_UP_ACTOR = 'system';
+/** Audited when a provider's news says a FAILED refund was made, or is still on its way, after all. */
+const PROVIDER_MISMATCH_ACTION = 'refund.provider_mismatch';
 
 const providerName = (p: string | null) => (p ? p.charAt(0).toUpperCase() + p.slice(1) : 'the provider');
 
@@ -435,7 +455,7 @@ export function createRefunds(deps: {
           ? outcome.actor
           : outcome.kind === 'refused'
             ? `provider:${payment.provider}`
-            : 'system',
+            : GAVE_UP_ACTOR,
       action: 'refund.fail',
       subjectType: 'refund',
       subjectId: failed.id,
@@ -516,46 +536,127 @@ export function createRefunds(deps: {
     return true;
   }
 
+  /** True when the refund ended FAILED because its job gave up with no answer (`failProviderRefund`). */
+  async function gaveUp(ex: Executor, refundId: string): Promise<boolean> {
+    const { items } = await listAudit(ex, {
+      tenants: null,
+      action: 'refund.fail',
+      actor: GAVE_UP_ACTOR,
+      subjectType: 'refund',
+      subjectId: refundId,
+      limit: 1,
+    });
+    return items.length > 0;
+  }
+
+  /**
+   * A provider's news that FAILED `refund` was made (`processed`) or is still on its way (`pending`):
+   * no money moves, but its provider id is stored (later news finds it by id) and the news audited
+   * (`refund.provider_mismatch`, with what the provider says). False when that was told already
+   * (`processed` once; `pending` once, and not after `processed`): a duplicate, no second alert.
+   */
+  async function toldFailedMade(tx: Executor, refund: RefundRow, news: ProviderRefundNews): Promise<boolean> {
+    // Twin deliveries take turns on the payment's lock, as every change of its refunds does.
+    const payment = await lockedPayment(tx, refund.payment_id);
+    // At most two rows: `pending` once, then `processed` once.
+    const told = await listAudit(tx, {
+      tenants: null,
+      action: PROVIDER_MISMATCH_ACTION,
+      subjectType: 'refund',
+      subjectId: refund.id,
+      limit: 10,
+    });
+    const said = told.items.map((a) => (a.after as { providerSays?: unknown } | null)?.providerSays);
+    if (said.includes('processed') || said.includes(news.outcome)) return false;
+    const now = await tx
+      .selectFrom('refunds')
+      .select('provider_refund_id')
+      .where('id', '=', refund.id)
+      .executeTakeFirstOrThrow();
+    if (now.provider_refund_id === null)
+      await tx
+        .updateTable('refunds')
+        .set({ provider_refund_id: news.providerRefundId })
+        .where('id', '=', refund.id)
+        .where('provider_refund_id', 'is', null)
+        .execute();
+    await recordAudit(tx, {
+      tenantId: refund.tenant_id,
+      actor: `provider:${news.provider}`,
+      action: PROVIDER_MISMATCH_ACTION,
+      subjectType: 'refund',
+      subjectId: refund.id,
+      before: { status: refund.status, providerRefundId: now.provider_refund_id },
+      after: {
+        status: refund.status,
+        providerRefundId: now.provider_refund_id ?? news.providerRefundId,
+        providerSays: news.outcome,
+        paymentId: refund.payment_id,
+        paymentStatus: payment?.status ?? null,
+        amountMinor: Number(refund.amount_minor),
+        currency: refund.currency,
+      },
+    });
+    return true;
+  }
+
   /**
    * The refund to the original method that a provider's news is about: by the provider's refund
-   * id; else (news that came before the refund API's answer was stored) the one PENDING refund of
-   * that payment and amount with no provider id yet. Undefined when none is; 'ambiguous' when
-   * several are (which one it is shows once the API's answer is stored).
+   * id; else by our refund id the provider echoes (`news.refundId`, of that provider's payment),
+   * when its provider id is not stored yet; else (news that came before the refund API's answer
+   * was stored) the one PENDING refund of that payment and amount with no provider id yet; else
+   * the one FAILED refund of that payment and amount with no provider id whose job gave up (the
+   * provider may have made it all the same). Undefined when none is; 'ambiguous' when several
+   * PENDING ones are (which one it is shows once the API's answer is stored).
    */
   async function refundOfNews(
     ex: Executor,
     news: ProviderRefundNews,
   ): Promise<RefundRow | 'ambiguous' | undefined> {
-    const known = await ex
-      .selectFrom('refunds as r')
-      .innerJoin('payments as p', 'p.id', 'r.payment_id')
-      .selectAll('r')
-      .where('p.provider', '=', news.provider)
-      .where('r.destination', '=', 'original')
+    const ofProvider = () =>
+      ex
+        .selectFrom('refunds as r')
+        .innerJoin('payments as p', 'p.id', 'r.payment_id')
+        .selectAll('r')
+        .where('p.provider', '=', news.provider)
+        .where('r.destination', '=', 'original');
+    // One id on two refunds: a FAILED one its news named, and the refund the gateway then reported
+    // made (Stripe's charge.refunded): the news is of the one that stands.
+    const known = await ofProvider()
       .where('r.provider_refund_id', '=', news.providerRefundId)
+      .orderBy(sql`case when r.status = 'FAILED' then 1 else 0 end`)
+      .orderBy('r.id')
       .executeTakeFirst();
     if (known) return known;
-    const candidates = await ex
-      .selectFrom('refunds as r')
-      .innerJoin('payments as p', 'p.id', 'r.payment_id')
-      .selectAll('r')
-      .where('p.provider', '=', news.provider)
-      .where('p.provider_payment_id', '=', news.providerPaymentId)
-      .where('r.destination', '=', 'original')
-      .where('r.status', '=', 'PENDING')
-      .where('r.provider_refund_id', 'is', null)
-      .where('r.amount_minor', '=', news.amountMinor)
-      .limit(2)
-      .execute();
-    return candidates.length > 1 ? 'ambiguous' : candidates[0];
+    if (news.refundId !== undefined) {
+      let named = ofProvider().where('r.id', '=', news.refundId).where('r.provider_refund_id', 'is', null);
+      if (news.providerPaymentId) named = named.where('p.provider_payment_id', '=', news.providerPaymentId);
+      const ours = await named.executeTakeFirst();
+      if (ours) return ours;
+    }
+    const unnamed = () =>
+      ofProvider()
+        .where('p.provider_payment_id', '=', news.providerPaymentId)
+        .where('r.provider_refund_id', 'is', null)
+        .where('r.amount_minor', '=', news.amountMinor);
+    const candidates = await unnamed().where('r.status', '=', 'PENDING').limit(2).execute();
+    if (candidates.length > 1) return 'ambiguous';
+    if (candidates[0]) return candidates[0];
+    // Several that gave up are not guessed between: staff find the refund in the provider's dashboard.
+    const failed = await unnamed().where('r.status', '=', 'FAILED').orderBy('r.id').execute();
+    const gaveUpOnes: RefundRow[] = [];
+    for (const r of failed) if (await gaveUp(ex, r.id)) gaveUpOnes.push(r);
+    return gaveUpOnes.length === 1 ? gaveUpOnes[0] : undefined;
   }
 
   /**
    * A provider's news of a refund (its webhook), once: `processed` makes a PENDING refund
    * SUCCEEDED, `failed` ends it FAILED as a refusal (`failProviderRefund`), `pending` only notes
    * the provider's id. News of a refund already so is a duplicate; news of a refund unknown here,
-   * or contrary to how it ended (processed after FAILED, failed after SUCCEEDED), changes nothing
-   * and is answered as ignored. `claim`, in the same transaction: false when this delivery was
+   * or contrary to how it ended (processed after FAILED, failed after SUCCEEDED), moves no money
+   * and is answered as ignored (a mismatch alert). News that a FAILED refund was made, or (its job
+   * gave up) is still pending, stores the provider's id and is told once (`toldFailedMade`); its
+   * later deliveries are duplicates. `claim`, in the same transaction: false when this delivery was
    * seen before (the inbox): a duplicate. News that fits several refunds (see `refundOfNews`) is
    * refused UNAVAILABLE, not claimed: its next delivery finds its refund by id.
    */
@@ -585,16 +686,6 @@ export function createRefunds(deps: {
         status === 'SUCCEEDED' || status === 'FAILED'
           ? { refundId, outcome: 'ignored' as const, ignored: `REFUND_${status}` }
           : { refundId, outcome: 'ignored' as const, ignored: 'REFUND_NOT_PENDING' };
-      if (news.outcome === 'pending') {
-        if (refund.status === 'PENDING' && refund.provider_refund_id === null)
-          await tx
-            .updateTable('refunds')
-            .set({ provider_refund_id: news.providerRefundId })
-            .where('id', '=', refund.id)
-            .where('status', '=', 'PENDING')
-            .execute();
-        return { refundId, outcome: 'pending' as const };
-      }
       // The provider says the opposite of how the refund ended here: the books and the payer's
       // money disagree, and only staff can tell which is right (no money is moved by this news).
       const contrary = async (said: string, meaning: string) => {
@@ -610,6 +701,36 @@ export function createRefunds(deps: {
         });
         return ended(refund.status);
       };
+      // The provider has a refund that ended FAILED here: made (the payer has the money the
+      // payment counts as kept), or, for one whose job gave up, still pending (it may yet be made).
+      if (
+        refund.status === 'FAILED' &&
+        (news.outcome === 'processed' || (news.outcome === 'pending' && (await gaveUp(tx, refund.id))))
+      ) {
+        if (!(await toldFailedMade(tx, refund, news))) return { refundId, outcome: 'duplicate' as const };
+        return news.outcome === 'processed'
+          ? contrary(
+              'was processed',
+              'the payer has this money back although the payment counts it as kept; do not refund it again ' +
+                '(if it was refunded again meanwhile, the payer got it twice)',
+            )
+          : contrary(
+              'is still pending',
+              `its refund request got no answer here (its job gave up), so the payment counts the money as kept, but ${providerName(news.provider)} may still make it: ` +
+                `check refund ${news.providerRefundId} in the ${providerName(news.provider)} dashboard before refunding the payer again ` +
+                '(if it was refunded again meanwhile and this one is made, the payer gets it twice)',
+            );
+      }
+      if (news.outcome === 'pending') {
+        if (refund.status === 'PENDING' && refund.provider_refund_id === null)
+          await tx
+            .updateTable('refunds')
+            .set({ provider_refund_id: news.providerRefundId })
+            .where('id', '=', refund.id)
+            .where('status', '=', 'PENDING')
+            .execute();
+        return { refundId, outcome: 'pending' as const };
+      }
       // Read PENDING, then ended by a delivery that raced this one (a twin event, a status check)
       // before the payment's lock was ours: the same news is a duplicate, as if it came second.
       const endedMeanwhile = async (same: 'SUCCEEDED' | 'FAILED') => {
@@ -623,12 +744,6 @@ export function createRefunds(deps: {
       };
       if (news.outcome === 'processed') {
         if (refund.status === 'SUCCEEDED') return { refundId, outcome: 'duplicate' as const };
-        if (refund.status === 'FAILED')
-          return contrary(
-            'was processed',
-            'the payer has this money back although the payment counts it as kept; do not refund it again ' +
-              '(if it was refunded again meanwhile, the payer got it twice)',
-          );
         if (refund.status !== 'PENDING') return ended(refund.status);
         const payment = await lockedPayment(tx, refund.payment_id);
         if (!payment || !(await succeedInTx(tx, refund.id, payment, news.providerRefundId)))

@@ -1,6 +1,7 @@
 // Razorpay API client: create and close fixed-amount UPI QR codes (PROVIDERS.md §1.1), refund a
 // payment and read a refund's status. The HTTP client and base URL are injectable so tests run
 // against a local fake.
+import { REFUND_ID_NOTE, refundIdOfNotes } from '../../modules/payments/refunds.js';
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -46,6 +47,8 @@ export interface RazorpayRefund {
   speedProcessed: string | null;
   /** Unix seconds. */
   createdAt: number | null;
+  /** Our refund id from its `notes` (`kioskhub_refund_id`), when it was made by us. */
+  refundId: string | null;
 }
 
 export type RazorpayErrorKind = 'api' | 'network' | 'timeout' | 'bad_response';
@@ -200,21 +203,23 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
 
     /**
      * POST /v1/payments/{id}/refund: a refund of `amountPaise` (partial or full) of a captured
-     * payment. `idempotencyKey` (X-Refund-Idempotency: 10+ of `A–Z a–z 0–9 _ -`) makes a retry of
-     * the same refund, after an answer that was lost, return that refund instead of making another.
+     * payment. `refundId`, our refund's id, is its idempotency key (X-Refund-Idempotency: 10+ of
+     * `A–Z a–z 0–9 _ -`: a retry of the same refund, after an answer that was lost, returns that
+     * refund instead of making another) and goes in its `notes` (`kioskhub_refund_id`), which
+     * Razorpay echoes on the refund entity of its webhooks and status answers.
      */
     async refundPayment(
       paymentId: string,
       amountPaise: number,
-      idempotencyKey: string,
+      refundId: string,
     ): Promise<{ id: string; status: string }> {
       const what = `refunding Razorpay payment ${paymentId}`;
       const entity = await callApi(
         what,
         'POST',
         `/v1/payments/${encodeURIComponent(paymentId)}/refund`,
-        { amount: amountPaise },
-        { 'x-refund-idempotency': idempotencyKey },
+        { amount: amountPaise, notes: { [REFUND_ID_NOTE]: refundId } },
+        { 'x-refund-idempotency': refundId },
       );
       const id = str(entity['id']);
       if (!id) throw new RazorpayApiError('bad_response', `${what}: the refund entity has no id`);
@@ -246,6 +251,7 @@ export function createRazorpayClient(options: RazorpayClientOptions) {
         status,
         speedProcessed: str(entity['speed_processed']) ?? null,
         createdAt: typeof createdAt === 'number' ? createdAt : null,
+        refundId: refundIdOfNotes(entity['notes']) ?? null,
       };
     },
 

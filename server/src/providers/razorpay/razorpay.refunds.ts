@@ -40,5 +40,6 @@ export async function fetchRazorpayRefundNews(
     amountMinor: refund.amountPaise,
     outcome,
     error: `Razorpay failed refund ${refund.id} (GET /v1/refunds/${refund.id}, status ${status})`,
+    ...(refund.refundId !== null ? { refundId: refund.refundId } : {}),
   };
 }

@@ -3,7 +3,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 import type { PaymentNotification } from '../../modules/payments/payment-notification.js';
-import type { ProviderRefundNews } from '../../modules/payments/refunds.js';
+import { refundIdOfNotes, type ProviderRefundNews } from '../../modules/payments/refunds.js';
 
 export type { PaymentNotification };
 
@@ -124,6 +124,7 @@ function parseRefundEvent(
   if (id.includes('\u0000') || paymentId.includes('\u0000'))
     return { kind: 'malformed', message: 'refund and payment ids must not contain NUL characters (\\u0000)' };
   const status = str(refund['status']);
+  const refundId = refundIdOfNotes(refund['notes']);
   const outcome =
     eventType === 'refund.processed'
       ? 'processed'
@@ -143,6 +144,8 @@ function parseRefundEvent(
       amountMinor: amount,
       outcome,
       error: `Razorpay failed refund ${id} (${eventType}, status ${status ?? 'unknown'})`,
+      // Our refund id from its notes: finds a refund whose answer never came (its job gave up).
+      ...(refundId !== undefined ? { refundId } : {}),
     },
   };
 }

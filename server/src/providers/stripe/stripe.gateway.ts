@@ -1,8 +1,8 @@
 // Stripe Checkout as Kioskhub's card gateway, through the official SDK: a Checkout Session per
 // payment (our payment id as client_reference_id), webhook events verified by
 // `webhooks.constructEvent` over the raw bytes, and refunds through the Refunds API with our refund
-// id as the idempotency key (a pending one looked up with Retrieve a refund). STRIPE_API_BASE points
-// the client at a local fake in tests.
+// id as the idempotency key and in its metadata (a pending one looked up with Retrieve a refund).
+// STRIPE_API_BASE points the client at a local fake in tests.
 import Stripe from 'stripe';
 import { currencyExponent } from '../../platform/money.js';
 import {
@@ -13,8 +13,10 @@ import {
   type CheckoutRequest,
 } from '../../modules/payments/card-gateway.js';
 import {
+  REFUND_ID_NOTE,
   RefundLookupFailedError,
   RefundRefusedError,
+  refundIdOfNotes,
   type ProviderRefundNews,
 } from '../../modules/payments/refunds.js';
 
@@ -111,6 +113,7 @@ function readRefund(refund: Obj, unreadable: (why: string) => Error): ProviderRe
       ? fromStripeAmount(amount, currency)
       : undefined;
   const status = str(refund['status']);
+  const refundId = refundIdOfNotes(refund['metadata']);
   if (amountMinor === undefined || !status)
     throw unreadable(`: refund ${id} has no readable amount, currency or status`);
   // A status Stripe adds later says nothing we know: the refund keeps waiting.
@@ -124,6 +127,8 @@ function readRefund(refund: Obj, unreadable: (why: string) => Error): ProviderRe
     amountMinor,
     outcome,
     error: outcome === 'failed' ? refundFailure(id, status, refund['failure_reason']) : '',
+    // Our refund id from its metadata: finds a refund whose answer never came (its job gave up).
+    ...(refundId !== undefined ? { refundId } : {}),
   };
 }
 
@@ -230,7 +235,12 @@ export function createStripeGateway(o: StripeGatewayOptions): CardGateway {
       let refund: Stripe.Refund;
       try {
         refund = await stripe.refunds.create(
-          { payment_intent: providerPaymentId, amount: toStripeAmount(amountMinor, ctx.currency) },
+          {
+            payment_intent: providerPaymentId,
+            amount: toStripeAmount(amountMinor, ctx.currency),
+            // Echoed on the Refund object of its webhooks and Retrieve answers.
+            metadata: { [REFUND_ID_NOTE]: ctx.refundId },
+          },
           // The job may run again after a timeout: Stripe answers a repeat with the same refund.
           { idempotencyKey: `refund-${ctx.refundId}` },
         );
