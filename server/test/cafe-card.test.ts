@@ -3,7 +3,7 @@
 // currency's minor units, the signed webhook events verified by the official SDK and applied once,
 // refunds through the Refunds API never more than was paid, bad input refused with nothing changed.
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN_TOKEN,
   connected,
@@ -14,8 +14,8 @@ import {
   startServer,
   type TestServer,
 } from './harness.js';
-import { countRows, guestOrder, makeCafe, uid, type Cafe } from './cafe-fixtures.js';
-import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import { countRows, guestOrder, makeCafe, stripeCafe, uid, type Cafe } from './cafe-fixtures.js';
+import type { FakeStripe } from './fixtures/stripe-fake.js';
 import { chargeRefunded, rid } from './fixtures/stripe-events.js';
 
 const WHSEC = 'whsec_cafe_card_tests';
@@ -24,21 +24,8 @@ describe.each(engines())('cafe card payments through Stripe (%s)', (engine) => {
   let server: TestServer;
   let stripe: FakeStripe;
   let cafe: Cafe;
-  beforeAll(async () => {
-    stripe = await fakeStripe({ webhookSecret: WHSEC });
-    server = await startServer({
-      engine,
-      env: { STRIPE_SECRET_KEY: 'sk_test_cafe', STRIPE_WEBHOOK_SECRET: WHSEC, STRIPE_API_BASE: stripe.url },
-    });
-    cafe = await makeCafe(server);
-    expect(
-      (await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { cardGateway: 'stripe' } })).status,
-    ).toBe(200);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await stripe?.close();
-  });
+  const started = stripeCafe(engine, WHSEC);
+  beforeAll(() => void ({ server, stripe, cafe } = started));
 
   async function payByCard(c = cafe, table = c.tables[0]!) {
     const order = await guestOrder(server, c, table);

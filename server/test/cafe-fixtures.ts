@@ -3,7 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TestServer } from './harness.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { startServer, type Engine, type TestServer } from './harness.js';
+import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
 
 export const uid = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
 
@@ -148,4 +150,34 @@ export async function countRows(
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/**
+ * A server on `engine` with a local Stripe (fake-stripe) and a cafe whose site takes cards
+ * through it, started before the describe's tests and closed after them. Read `server`, `stripe`
+ * and `cafe` inside tests (they are set by then).
+ */
+export function stripeCafe(engine: Engine, webhookSecret: string) {
+  const ctx = {} as { server: TestServer; stripe: FakeStripe; cafe: Cafe };
+  beforeAll(async () => {
+    ctx.stripe = await fakeStripe({ webhookSecret });
+    ctx.server = await startServer({
+      engine,
+      env: {
+        STRIPE_SECRET_KEY: 'sk_test_cafe',
+        STRIPE_WEBHOOK_SECRET: webhookSecret,
+        STRIPE_API_BASE: ctx.stripe.url,
+      },
+    });
+    ctx.cafe = await makeCafe(ctx.server);
+    const site = await ctx.server.request('PATCH', `/v1/sites/${ctx.cafe.siteId}`, {
+      body: { cardGateway: 'stripe' },
+    });
+    expect(site.status).toBe(200);
+  });
+  afterAll(async () => {
+    await ctx.server?.close();
+    await ctx.stripe?.close();
+  });
+  return ctx;
 }

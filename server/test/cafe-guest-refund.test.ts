@@ -2,20 +2,11 @@
 // refund as the live `payment_refunded` / `refund_updated` carry it, so the guest page's refund
 // line survives a reload: PENDING at Stripe, then SUCCEEDED or FAILED, DUE from staff, credited to
 // the wallet; never the refund's reason, error or a staff note; not to another table's token.
-import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  connected,
-  engines,
-  eventually,
-  liveSocket,
-  nextEvent,
-  startServer,
-  type TestServer,
-} from './harness.js';
-import { guestOrder, makeCafe, type Cafe } from './cafe-fixtures.js';
-import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
-import { rid } from './fixtures/stripe-events.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { connected, engines, eventually, liveSocket, nextEvent, type TestServer } from './harness.js';
+import { guestOrder, stripeCafe, type Cafe } from './cafe-fixtures.js';
+import type { FakeStripe } from './fixtures/stripe-fake.js';
+import { postStripe, rid } from './fixtures/stripe-events.js';
 
 const WHSEC = 'whsec_cafe_guest_refund_tests';
 const SHAPE = ['orderId', 'refundId', 'amountMinor', 'currency', 'destination', 'status'] as const;
@@ -25,31 +16,10 @@ describe.each(engines())('the guest order read carries its newest refund (%s)', 
   let server: TestServer;
   let stripe: FakeStripe;
   let cafe: Cafe;
-  beforeAll(async () => {
-    stripe = await fakeStripe({ webhookSecret: WHSEC });
-    server = await startServer({
-      engine,
-      env: { STRIPE_SECRET_KEY: 'sk_test_cafe', STRIPE_WEBHOOK_SECRET: WHSEC, STRIPE_API_BASE: stripe.url },
-    });
-    cafe = await makeCafe(server);
-    expect(
-      (await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { cardGateway: 'stripe' } })).status,
-    ).toBe(200);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await stripe?.close();
-  });
+  const started = stripeCafe(engine, WHSEC);
+  beforeAll(() => void ({ server, stripe, cafe } = started));
 
-  const webhook = (event: Record<string, unknown>) => {
-    const raw = JSON.stringify(event);
-    const signature = Stripe.webhooks.generateTestHeaderString({ payload: raw, secret: WHSEC });
-    return server.request('POST', '/webhooks/stripe', {
-      raw,
-      token: null,
-      headers: { 'content-type': 'application/json', 'stripe-signature': signature },
-    });
-  };
+  const webhook = (event: Record<string, unknown>) => postStripe(server, WHSEC, event);
 
   /** A guest's order at the first table, paid by card: its order token and Stripe PaymentIntent. */
   async function paidByCard() {

@@ -686,6 +686,16 @@ export function createRefunds(deps: {
         status === 'SUCCEEDED' || status === 'FAILED'
           ? { refundId, outcome: 'ignored' as const, ignored: `REFUND_${status}` }
           : { refundId, outcome: 'ignored' as const, ignored: 'REFUND_NOT_PENDING' };
+      // A PENDING refund whose API answer was not stored yet learns its provider id from the news.
+      const noteProviderId = async () => {
+        if (refund.provider_refund_id !== null) return;
+        await tx
+          .updateTable('refunds')
+          .set({ provider_refund_id: news.providerRefundId })
+          .where('id', '=', refund.id)
+          .where('status', '=', 'PENDING')
+          .execute();
+      };
       // The provider says the opposite of how the refund ended here: the books and the payer's
       // money disagree, and only staff can tell which is right (no money is moved by this news).
       const contrary = async (said: string, meaning: string) => {
@@ -722,13 +732,7 @@ export function createRefunds(deps: {
             );
       }
       if (news.outcome === 'pending') {
-        if (refund.status === 'PENDING' && refund.provider_refund_id === null)
-          await tx
-            .updateTable('refunds')
-            .set({ provider_refund_id: news.providerRefundId })
-            .where('id', '=', refund.id)
-            .where('status', '=', 'PENDING')
-            .execute();
+        if (refund.status === 'PENDING') await noteProviderId();
         return { refundId, outcome: 'pending' as const };
       }
       // Read PENDING, then ended by a delivery that raced this one (a twin event, a status check)
@@ -757,13 +761,7 @@ export function createRefunds(deps: {
           'the payer did not get this money back although the payment counts it as refunded; refund them another way',
         );
       if (refund.status !== 'PENDING') return ended(refund.status);
-      if (refund.provider_refund_id === null)
-        await tx
-          .updateTable('refunds')
-          .set({ provider_refund_id: news.providerRefundId })
-          .where('id', '=', refund.id)
-          .where('status', '=', 'PENDING')
-          .execute();
+      await noteProviderId();
       if (!(await failInTx(tx, refund.id, { kind: 'refused', error: news.error })))
         return endedMeanwhile('FAILED');
       return { refundId, outcome: 'failed' as const };
