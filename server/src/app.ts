@@ -569,10 +569,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     },
   });
   // A provider refund whose job ran out of attempts gave nothing back that we know of: it ends
-  // FAILED with a REFUND_FAILED alert rather than staying PENDING (and a JOB_FAILED alert).
-  outbox.handleFailure('refund', (p, error) =>
-    refunds.failProviderRefund(p.refundId, { kind: 'gave_up', error }),
-  );
+  // FAILED with a REFUND_FAILED alert rather than staying PENDING (and a JOB_FAILED alert); one
+  // that ended meanwhile (its webhook, a twin run) needs no JOB_FAILED alert either.
+  outbox.handleFailure('refund', (p, error) => refunds.refundJobGaveUp(p.refundId, error));
   // A refund answered pending (Razorpay, Stripe) is asked about now and then until it ends, or a
   // REFUND_STILL_PENDING alert after REFUND_STATUS_POLL_FOR_MS (docs/api.md §8).
   const refundPolls = createRefundPolls({

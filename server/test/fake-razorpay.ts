@@ -46,7 +46,8 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
   const scripts = new Map<string, RazorpayAnswer[]>();
   /** Each `GET /v1/refunds/{id}`, in order. */
   const statusCalls: { refundId: string; auth: string | undefined }[] = [];
-  const held = new Map<string, Promise<void>>();
+  /** Held answers: released with nothing (the answer as usual) or with an error to answer instead. */
+  const held = new Map<string, Promise<RazorpayAnswer | void>>();
   /** Payments whose refunds are made but every answer to their refund requests is lost (504). */
   const losing = new Set<string>();
   let failFirst = options.failFirst ?? 0;
@@ -84,7 +85,8 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
       if (fetched !== undefined) {
         statusCalls.push({ refundId: fetched, auth: req.headers.authorization });
         // `hold(<refund id>)` holds its status answers as `hold(<payment id>)` holds refunds.
-        return void (held.get(fetched) ?? Promise.resolve()).then(() => {
+        return void (held.get(fetched) ?? Promise.resolve()).then((instead) => {
+          if (instead) return error(res, instead);
           const scripted = scripts.get(fetched)?.shift();
           if (scripted) return error(res, scripted);
           const known = refunds.find((r) => r.id === fetched);
@@ -125,7 +127,9 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
         return error(res, { status: 504, code: 'GATEWAY_ERROR' });
       }
       const made = refund;
-      void (held.get(paymentId) ?? Promise.resolve()).then(() => {
+      void (held.get(paymentId) ?? Promise.resolve()).then((instead) => {
+        // Released with an error: the refund is made, its answer lost (a 5xx).
+        if (instead) return error(res, instead);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(entity(made)));
       });
@@ -158,14 +162,14 @@ export async function fakeRazorpay(options: FakeRazorpayOptions = {}) {
     },
     /**
      * Holds the answers for this payment's refunds (or, for a refund id, its status requests) until
-     * the returned function is called.
+     * the returned function is called; called with an error (a 5xx), that is answered instead.
      */
-    hold(paymentId: string): () => void {
-      let release!: () => void;
-      held.set(paymentId, new Promise<void>((r) => (release = r)));
-      return () => {
+    hold(paymentId: string): (instead?: RazorpayAnswer) => void {
+      let release!: (instead?: RazorpayAnswer) => void;
+      held.set(paymentId, new Promise<RazorpayAnswer | void>((r) => (release = r)));
+      return (instead) => {
         held.delete(paymentId);
-        release();
+        release(instead);
       };
     },
     close: () => new Promise<void>((r) => server.close(() => r())),

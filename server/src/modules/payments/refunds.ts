@@ -773,6 +773,21 @@ export function createRefunds(deps: {
     failProviderRefund,
     settleProviderRefund,
 
+    /**
+     * The `refund` job failed for good: its refund ends FAILED as `gave_up` (`failProviderRefund`).
+     * True when the refund has ended, now or meanwhile (its news made it SUCCEEDED while the last
+     * attempt waited, a twin run ended it): its own state and alerts tell staff. False when unknown.
+     */
+    async refundJobGaveUp(refundId: string, error: string): Promise<boolean> {
+      if (await failProviderRefund(refundId, { kind: 'gave_up', error })) return true;
+      const now = await db
+        .selectFrom('refunds')
+        .select('status')
+        .where('id', '=', refundId)
+        .executeTakeFirst();
+      return now?.status === 'SUCCEEDED' || now?.status === 'FAILED';
+    },
+
     /** Asked before every refund is written, in its transaction (may refuse it). */
     onRecording(hook: RefundRecordingHook): void {
       recordingHooks.push(hook);

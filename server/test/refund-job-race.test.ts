@@ -1,0 +1,209 @@
+// A provider refund's job that failed for good ends its refund FAILED (no answer: `gave_up`), and
+// only when it could not did the job raise a JOB_FAILED alert. But a refund may end while the
+// job's last attempt waits for the provider: its webhook says it was processed (or failed), then
+// the answer is lost (a 5xx). The refund's own state and alerts told staff everything, and a
+// JOB_FAILED alert on top sent them looking for a problem that was not there. Now a refund that
+// ended meanwhile (SUCCEEDED or FAILED) is the job's end: no JOB_FAILED alert. A refund that is
+// gone still gives one.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engines, eventually, startServer, type TestServer } from './harness.js';
+import { fakeRazorpay, razorpayEnv, type FakeRazorpay } from './fake-razorpay.js';
+import { razorpayRefundReads } from './razorpay-refund-fixtures.js';
+import { ledgerInvariants } from './ledger-invariants.js';
+
+type Alert = { kind: string; subjectId: string; message: string };
+
+/** A Razorpay refund webhook carrying `entity`, the refund as Razorpay shows it (its notes too). */
+const refundEvent = (event: 'refund.processed' | 'refund.failed', entity: Record<string, unknown>) => ({
+  entity: 'event',
+  account_id: 'acc_TEST0000000001',
+  event,
+  contains: ['refund', 'payment'],
+  payload: {
+    refund: { entity },
+    payment: {
+      entity: {
+        id: entity['payment_id'],
+        entity: 'payment',
+        amount: 2000,
+        currency: 'INR',
+        status: 'captured',
+      },
+    },
+  },
+  created_at: 1764706300,
+});
+
+// Fast retries: a refund job runs through its 8 attempts in about a second.
+const JOBS = { JOB_RETRY_BASE_MS: '10', JOB_POLL_MS: '50' };
+const ATTEMPTS = 8;
+
+for (const engine of engines()) {
+  describe(`a refund that ends while its job's last attempt waits (${engine})`, () => {
+    let server: TestServer;
+    let razorpay: FakeRazorpay;
+    const { get, post, balance, alertsOf, refundOf, paidPayment } = razorpayRefundReads(() => server);
+
+    /** The refund job's row (it stays, FAILED, once it failed for good). */
+    const jobOf = (refundId: string) =>
+      server.kioskhub.db
+        .selectFrom('outbox')
+        .select(['id', 'status', 'attempts', 'last_error'])
+        .where('topic', '=', 'refund')
+        .where('payload', 'like', `%"${refundId}"%`)
+        .executeTakeFirst();
+
+    /**
+     * A refund of the whole payment whose first 7 requests Razorpay answers 503 and whose 8th (the
+     * job's last attempt) it makes, holding the answer: returns the refund, Razorpay's refund and
+     * the release of the answer.
+     */
+    async function lastAttemptWaiting(payment: { id: string; providerPaymentId: string }) {
+      razorpay.script(
+        payment.providerPaymentId,
+        Array.from({ length: ATTEMPTS - 1 }, () => ({
+          status: 503,
+          code: 'SERVER_ERROR',
+          description: 'down',
+        })),
+      );
+      const release = razorpay.hold(payment.providerPaymentId);
+      const res = await post(`/v1/payments/${payment.id}/refunds`, { reason: 'item jammed' });
+      expect(res.status).toBe(201);
+      expect(res.body).toMatchObject({ status: 'PENDING', destination: 'original', amountMinor: 2000 });
+      const refundId = res.body.id as string;
+      const atRazorpay = await eventually(
+        async () => razorpay.refunds.find((r) => r.key === refundId),
+        20_000,
+        "the job's last attempt",
+      );
+      expect(razorpay.calls.filter((c) => c.key === refundId)).toHaveLength(ATTEMPTS);
+      // Our refund id goes with it: the webhook finds the refund before Razorpay's id is stored.
+      expect(atRazorpay.notes).toEqual({ kioskhub_refund_id: refundId });
+      expect(await refundOf(payment.id, refundId)).toMatchObject({
+        status: 'PENDING',
+        providerRefundId: null,
+      });
+      expect(await jobOf(refundId)).toMatchObject({ status: 'QUEUED', attempts: ATTEMPTS - 1 });
+      return { refundId, atRazorpay, release };
+    }
+
+    /** The answer is lost (a 502): the job fails for good, its row FAILED with that error. */
+    async function answerLost(refundId: string, release: ReturnType<FakeRazorpay['hold']>) {
+      release({ status: 502, code: 'GATEWAY_ERROR', description: 'bad gateway' });
+      const job = await eventually(
+        async () => {
+          const j = await jobOf(refundId);
+          return j?.status === 'FAILED' ? j : undefined;
+        },
+        20_000,
+        'the job failed for good',
+      );
+      expect(job).toMatchObject({ attempts: ATTEMPTS });
+      expect(job.last_error).toMatch(/502/);
+      // The alert comes right after the row is marked FAILED: give it time to show.
+      await new Promise((r) => setTimeout(r, 300));
+      return job;
+    }
+
+    const jobFailedAlerts = async (jobId: number) =>
+      ((await get('/v1/alerts')).body.items as Alert[]).filter(
+        (a) => a.kind === 'JOB_FAILED' && a.subjectId === String(jobId),
+      );
+
+    beforeAll(async () => {
+      razorpay = await fakeRazorpay();
+      server = await startServer({ engine, env: { ...razorpayEnv(razorpay), ...JOBS } });
+    });
+    afterAll(async () => {
+      await server?.close();
+      await razorpay?.close();
+    });
+
+    it('refund.processed while the last attempt waits, then its answer lost: SUCCEEDED, no JOB_FAILED, no REFUND_FAILED', async () => {
+      const payment = await paidPayment();
+      const revenue = await balance('revenue');
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay, release } = await lastAttemptWaiting(payment);
+
+      const news = await server.postWebhook(
+        refundEvent('refund.processed', razorpay.entityOf(atRazorpay.id)),
+        {
+          eventId: `evt_${randomBytes(4).toString('hex')}`,
+        },
+      );
+      expect(news.status).toBe(200);
+      expect(news.body).toMatchObject({ ok: true, refundId });
+      expect(await refundOf(payment.id, refundId)).toMatchObject({
+        status: 'SUCCEEDED',
+        providerRefundId: atRazorpay.id,
+      });
+
+      const job = await answerLost(refundId, release);
+      // The refund says it all: made, once; nothing for staff to look into.
+      expect(await refundOf(payment.id, refundId)).toMatchObject({
+        status: 'SUCCEEDED',
+        providerRefundId: atRazorpay.id,
+        error: null,
+      });
+      expect(await jobFailedAlerts(job.id)).toEqual([]);
+      expect(await alertsOf(refundId)).toEqual([]);
+      expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
+        status: 'REFUNDED',
+        refundedMinor: 2000,
+      });
+      expect(await balance('revenue')).toBe(revenue - 2000);
+      expect(await balance('refunds_due')).toBe(due);
+      expect(razorpay.refunds.filter((r) => r.paymentId === payment.providerPaymentId)).toHaveLength(1);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    }, 30_000);
+
+    it('refund.failed while the last attempt waits, then its answer lost: FAILED as Razorpay said, one REFUND_FAILED, no JOB_FAILED', async () => {
+      const payment = await paidPayment();
+      const revenue = await balance('revenue');
+      const due = await balance('refunds_due');
+      const { refundId, atRazorpay, release } = await lastAttemptWaiting(payment);
+
+      atRazorpay.status = 'failed';
+      const news = await server.postWebhook(refundEvent('refund.failed', razorpay.entityOf(atRazorpay.id)), {
+        eventId: `evt_${randomBytes(4).toString('hex')}`,
+      });
+      expect(news.status).toBe(200);
+      expect(await refundOf(payment.id, refundId)).toMatchObject({ status: 'FAILED' });
+
+      const job = await answerLost(refundId, release);
+      // Ended by Razorpay's news, not by the job giving up: its error and one alert stand.
+      const refund = await refundOf(payment.id, refundId);
+      expect(refund).toMatchObject({ status: 'FAILED', providerRefundId: atRazorpay.id });
+      expect(refund.error).not.toMatch(/502/);
+      expect(await jobFailedAlerts(job.id)).toEqual([]);
+      expect((await alertsOf(refundId)).map((a) => a.kind)).toEqual(['REFUND_FAILED']);
+      expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
+        status: 'SUCCEEDED',
+        refundedMinor: 0,
+      });
+      expect(await balance('revenue')).toBe(revenue);
+      expect(await balance('refunds_due')).toBe(due);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    }, 30_000);
+
+    it('a refund that is gone when its job fails for good still gives a JOB_FAILED alert', async () => {
+      const payment = await paidPayment();
+      const { refundId, release } = await lastAttemptWaiting(payment);
+      await server.kioskhub.db.deleteFrom('refunds').where('id', '=', refundId).execute();
+
+      const job = await answerLost(refundId, release);
+      const alerts = await eventually(
+        async () => {
+          const a = await jobFailedAlerts(job.id);
+          return a.length > 0 ? a : undefined;
+        },
+        5_000,
+        'the JOB_FAILED alert',
+      );
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]!.message).toMatch(/\(refund\) failed for good: .*502/);
+    }, 30_000);
+  });
+}
