@@ -153,11 +153,11 @@ export async function countRows(
 }
 
 /**
- * A server on `engine` with a local Stripe (fake-stripe) and a cafe whose site takes cards
- * through it, started before the describe's tests and closed after them. Read `server`, `stripe`
+ * A server on `engine` (with `env` besides) with a local Stripe (fake-stripe) and a cafe whose
+ * site takes cards through it, started before the describe's tests and closed after them. Read `server`, `stripe`
  * and `cafe` inside tests (they are set by then).
  */
-export function stripeCafe(engine: Engine, webhookSecret: string) {
+export function stripeCafe(engine: Engine, webhookSecret: string, env: Record<string, string> = {}) {
   const ctx = {} as { server: TestServer; stripe: FakeStripe; cafe: Cafe };
   beforeAll(async () => {
     ctx.stripe = await fakeStripe({ webhookSecret });
@@ -167,6 +167,7 @@ export function stripeCafe(engine: Engine, webhookSecret: string) {
         STRIPE_SECRET_KEY: 'sk_test_cafe',
         STRIPE_WEBHOOK_SECRET: webhookSecret,
         STRIPE_API_BASE: ctx.stripe.url,
+        ...env,
       },
     });
     ctx.cafe = await makeCafe(ctx.server);

@@ -12,9 +12,9 @@ import { engines, eventually, startServer, type TestServer } from './harness.js'
 import { fakeRazorpay, razorpayEnv, type FakeRazorpay } from './fake-razorpay.js';
 import { razorpayRefundReads } from './razorpay-refund-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
-import { makeCafe, uid, type Cafe } from './cafe-fixtures.js';
-import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
-import { paidAtStripe, postStripe, rid, sessionCompleted } from './fixtures/stripe-events.js';
+import { stripeCafe, uid, type Cafe } from './cafe-fixtures.js';
+import type { FakeStripe } from './fixtures/stripe-fake.js';
+import { chargeRefunded, paidAtStripe, postStripe, rid, sessionCompleted } from './fixtures/stripe-events.js';
 import { createRazorpayClient } from '../src/providers/razorpay/razorpay.api.js';
 import { fetchRazorpayRefundNews } from '../src/providers/razorpay/razorpay.refunds.js';
 import { createStripeGateway } from '../src/providers/stripe/stripe.gateway.js';
@@ -328,27 +328,8 @@ for (const engine of engines()) {
     const alertsOf = async (subjectId: string) =>
       ((await get('/v1/alerts')).body.items as Alert[]).filter((a) => a.subjectId === subjectId);
 
-    beforeAll(async () => {
-      stripe = await fakeStripe({ webhookSecret: WHSEC });
-      server = await startServer({
-        engine,
-        env: {
-          STRIPE_SECRET_KEY: 'sk_test_give_up',
-          STRIPE_WEBHOOK_SECRET: WHSEC,
-          STRIPE_API_BASE: stripe.url,
-          ...JOBS,
-        },
-      });
-      cafe = await makeCafe(server);
-      const site = await server.request('PATCH', `/v1/sites/${cafe.siteId}`, {
-        body: { cardGateway: 'stripe' },
-      });
-      expect(site.status).toBe(200);
-    });
-    afterAll(async () => {
-      await server?.close();
-      await stripe?.close();
-    });
+    const started = stripeCafe(engine, WHSEC, JOBS);
+    beforeAll(() => void ({ server, stripe, cafe } = started));
 
     it('refund.updated (succeeded) for it is found by the metadata: one mismatch alert, its id stored; a twin event is a duplicate', async () => {
       const { pay, checkoutId, pi } = await paidAtStripe(server, cafe, stripe, 850);
@@ -384,7 +365,7 @@ for (const engine of engines()) {
       expect(made[0]!['metadata']).toEqual({ kioskhub_refund_id: refundId });
       // Retrieve a refund shows our refund id too.
       const gateway = createStripeGateway({
-        secretKey: 'sk_test_give_up',
+        secretKey: 'sk_test_cafe',
         webhookSecret: WHSEC,
         apiBase: stripe.url,
       });
@@ -420,6 +401,29 @@ for (const engine of engines()) {
       expect(await balance('revenue')).toBe(revenue);
       expect(await balance('refunds_due')).toBe(due);
       expect((await get(`/v1/payments/${paymentId}`)).body).toEqual(payment);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+
+      // Stripe's charge.refunded (850 refunded in all, that refund the latest) puts the refund on
+      // the books as one the gateway made: the payment counts it refunded, revenue gives it up,
+      // and the mismatch ("the payment counts it as kept") is resolved. The FAILED one stays FAILED.
+      const charge = chargeRefunded(pi, 850);
+      charge.data.object.refunds.data[0]!.id = reId;
+      expect((await postStripe(server, WHSEC, charge)).body).toMatchObject({ outcome: 'refund_recorded' });
+      const refunds = (await get(`/v1/payments/${paymentId}/refunds`)).body.items as Refund[];
+      expect(refunds.map((r) => [r.status, r.providerRefundId]).sort()).toEqual([
+        ['FAILED', reId],
+        ['SUCCEEDED', reId],
+      ]);
+      expect((await get(`/v1/payments/${paymentId}`)).body).toMatchObject({ refundedMinor: 850 });
+      expect(await balance('revenue')).toBe(revenue - 850);
+      expect(await balance('refunds_due')).toBe(due);
+      const after = (await get('/v1/alerts')).body.items as (Alert & { resolvedAt: string | null })[];
+      const mismatch = after.find((a) => a.subjectId === refundId && a.kind === 'REFUND_PROVIDER_MISMATCH');
+      expect(mismatch?.resolvedAt).toEqual(expect.any(String));
+      // Later news of that refund is of the one on the books: a duplicate, no new alert.
+      const again = { ...updated, id: rid('evt') };
+      expect((await postStripe(server, WHSEC, again)).body).toMatchObject({ outcome: 'refund_duplicate' });
+      expect(await alertsOf(refundId)).toHaveLength(2);
       expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
     }, 60_000);
   });

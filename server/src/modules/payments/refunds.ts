@@ -361,8 +361,10 @@ export function createRefunds(deps: {
     // provider confirms its refund (at once when the provider reported a refund it made).
     if (destination === 'refund_due' || destination === 'original')
       await owe(ex, row, siteId, { owed: source });
-    if (destination === 'original' && input.doneAtProvider)
+    if (destination === 'original' && input.doneAtProvider) {
       await owe(ex, row, siteId, { paid: 'refunded by the provider' });
+      await settleMismatchOf(ex, payment.id, input.doneAtProvider.providerRefundId);
+    }
     // Store credit: back into the payer's wallet.
     if (destination === 'credit') {
       const unit = payment.currency;
@@ -534,6 +536,24 @@ export function createRefunds(deps: {
     });
     await tellEnded(tx, done);
     return true;
+  }
+
+  /**
+   * A refund the provider made is now on the books (Stripe's `charge.refunded` recorded it) under
+   * `providerRefundId`: a FAILED refund of the payment whose news said that refund was made
+   * (REFUND_PROVIDER_MISMATCH: "the payment counts it as kept") is no longer contrary to the books,
+   * so that alert is resolved. The FAILED refund stays FAILED; the recorded one holds the money.
+   */
+  async function settleMismatchOf(ex: Executor, paymentId: string, providerRefundId: string | null) {
+    if (providerRefundId === null) return;
+    const failed = await ex
+      .selectFrom('refunds')
+      .select('id')
+      .where('payment_id', '=', paymentId)
+      .where('provider_refund_id', '=', providerRefundId)
+      .where('status', '=', 'FAILED')
+      .execute();
+    for (const r of failed) await deps.alerts.resolveSubject(ex, REFUND_PROVIDER_MISMATCH, r.id);
   }
 
   /** True when the refund ended FAILED because its job gave up with no answer (`failProviderRefund`). */
