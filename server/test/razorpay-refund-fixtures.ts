@@ -69,3 +69,30 @@ export function razorpayRefundReads(server: () => TestServer) {
 
   return { get, post, balance, alertsOf, refundOf, paidPayment, expectRefusedRefund };
 }
+
+/** A Razorpay refund webhook carrying `entity`, the refund as Razorpay shows it (its notes too). */
+export const razorpayRefundEvent = (
+  event: 'refund.created' | 'refund.processed' | 'refund.failed',
+  entity: Record<string, unknown>,
+) => ({
+  entity: 'event',
+  account_id: 'acc_TEST0000000001',
+  event,
+  contains: ['refund', 'payment'],
+  payload: {
+    refund: { entity },
+    payment: {
+      entity: {
+        id: entity['payment_id'],
+        entity: 'payment',
+        amount: 2000,
+        currency: 'INR',
+        status: 'captured',
+      },
+    },
+  },
+  created_at: 1764706300,
+});
+
+/** Fast job retries: a refund job runs through its 8 attempts in a second or two. */
+export const FAST_JOBS = { JOB_RETRY_BASE_MS: '10', JOB_POLL_MS: '50' };

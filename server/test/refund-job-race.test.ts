@@ -9,34 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
 import { fakeRazorpay, razorpayEnv, type FakeRazorpay } from './fake-razorpay.js';
-import { razorpayRefundReads } from './razorpay-refund-fixtures.js';
+import { FAST_JOBS, razorpayRefundEvent, razorpayRefundReads } from './razorpay-refund-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
 type Alert = { kind: string; subjectId: string; message: string };
 
-/** A Razorpay refund webhook carrying `entity`, the refund as Razorpay shows it (its notes too). */
-const refundEvent = (event: 'refund.processed' | 'refund.failed', entity: Record<string, unknown>) => ({
-  entity: 'event',
-  account_id: 'acc_TEST0000000001',
-  event,
-  contains: ['refund', 'payment'],
-  payload: {
-    refund: { entity },
-    payment: {
-      entity: {
-        id: entity['payment_id'],
-        entity: 'payment',
-        amount: 2000,
-        currency: 'INR',
-        status: 'captured',
-      },
-    },
-  },
-  created_at: 1764706300,
-});
-
-// Fast retries: a refund job runs through its 8 attempts in about a second.
-const JOBS = { JOB_RETRY_BASE_MS: '10', JOB_POLL_MS: '50' };
 const ATTEMPTS = 8;
 
 for (const engine of engines()) {
@@ -114,7 +91,7 @@ for (const engine of engines()) {
 
     beforeAll(async () => {
       razorpay = await fakeRazorpay();
-      server = await startServer({ engine, env: { ...razorpayEnv(razorpay), ...JOBS } });
+      server = await startServer({ engine, env: { ...razorpayEnv(razorpay), ...FAST_JOBS } });
     });
     afterAll(async () => {
       await server?.close();
@@ -128,7 +105,7 @@ for (const engine of engines()) {
       const { refundId, atRazorpay, release } = await lastAttemptWaiting(payment);
 
       const news = await server.postWebhook(
-        refundEvent('refund.processed', razorpay.entityOf(atRazorpay.id)),
+        razorpayRefundEvent('refund.processed', razorpay.entityOf(atRazorpay.id)),
         {
           eventId: `evt_${randomBytes(4).toString('hex')}`,
         },
@@ -166,9 +143,12 @@ for (const engine of engines()) {
       const { refundId, atRazorpay, release } = await lastAttemptWaiting(payment);
 
       atRazorpay.status = 'failed';
-      const news = await server.postWebhook(refundEvent('refund.failed', razorpay.entityOf(atRazorpay.id)), {
-        eventId: `evt_${randomBytes(4).toString('hex')}`,
-      });
+      const news = await server.postWebhook(
+        razorpayRefundEvent('refund.failed', razorpay.entityOf(atRazorpay.id)),
+        {
+          eventId: `evt_${randomBytes(4).toString('hex')}`,
+        },
+      );
       expect(news.status).toBe(200);
       expect(await refundOf(payment.id, refundId)).toMatchObject({ status: 'FAILED' });
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
 import { fakeRazorpay, razorpayEnv, type FakeRazorpay } from './fake-razorpay.js';
-import { razorpayRefundReads } from './razorpay-refund-fixtures.js';
+import { FAST_JOBS, razorpayRefundEvent, razorpayRefundReads } from './razorpay-refund-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 import { stripeCafe, uid, type Cafe } from './cafe-fixtures.js';
 import type { FakeStripe } from './fixtures/stripe-fake.js';
@@ -21,33 +21,6 @@ import { createStripeGateway } from '../src/providers/stripe/stripe.gateway.js';
 
 type Alert = { kind: string; subjectId: string; message: string };
 type Audit = { action: string; actor: string; before: any; after: any };
-
-/** A Razorpay refund webhook carrying `entity`, the refund as Razorpay shows it (its notes too). */
-const refundEvent = (
-  event: 'refund.created' | 'refund.processed' | 'refund.failed',
-  entity: Record<string, unknown>,
-) => ({
-  entity: 'event',
-  account_id: 'acc_TEST0000000001',
-  event,
-  contains: ['refund', 'payment'],
-  payload: {
-    refund: { entity },
-    payment: {
-      entity: {
-        id: entity['payment_id'],
-        entity: 'payment',
-        amount: 2000,
-        currency: 'INR',
-        status: 'captured',
-      },
-    },
-  },
-  created_at: 1764706300,
-});
-
-// Fast retries: a refund job runs out of its 8 attempts in a few seconds.
-const JOBS = { JOB_RETRY_BASE_MS: '10', JOB_POLL_MS: '50' };
 
 for (const engine of engines()) {
   describe(`Razorpay news of a refund whose job gave up (${engine})`, () => {
@@ -98,7 +71,7 @@ for (const engine of engines()) {
 
     beforeAll(async () => {
       razorpay = await fakeRazorpay({ refundStatus: 'pending' });
-      server = await startServer({ engine, env: { ...razorpayEnv(razorpay), ...JOBS } });
+      server = await startServer({ engine, env: { ...razorpayEnv(razorpay), ...FAST_JOBS } });
     });
     afterAll(async () => {
       await server?.close();
@@ -124,7 +97,7 @@ for (const engine of engines()) {
       });
 
       atRazorpay.status = 'processed';
-      const processed = refundEvent('refund.processed', razorpay.entityOf(atRazorpay.id));
+      const processed = razorpayRefundEvent('refund.processed', razorpay.entityOf(atRazorpay.id));
       const eventId = uid('evt_');
       const res = await server.postWebhook(processed, { eventId });
       expect(res.status).toBe(200);
@@ -168,7 +141,7 @@ for (const engine of engines()) {
         refundId,
         duplicate: true,
       });
-      const created = refundEvent('refund.created', {
+      const created = razorpayRefundEvent('refund.created', {
         ...razorpay.entityOf(atRazorpay.id),
         status: 'pending',
       });
@@ -178,7 +151,10 @@ for (const engine of engines()) {
         duplicate: true,
       });
       // refund.failed for it stays a duplicate (it is FAILED here).
-      const failed = refundEvent('refund.failed', { ...razorpay.entityOf(atRazorpay.id), status: 'failed' });
+      const failed = razorpayRefundEvent('refund.failed', {
+        ...razorpay.entityOf(atRazorpay.id),
+        status: 'failed',
+      });
       expect((await server.postWebhook(failed, { eventId: uid('evt_') })).body).toEqual({
         ok: true,
         refundId,
@@ -195,7 +171,7 @@ for (const engine of engines()) {
       const payment = await paidPayment();
       const { refundId, atRazorpay } = await gaveUpRefund(payment, 1500);
       const before = await books(payment.id);
-      const created = refundEvent('refund.created', razorpay.entityOf(atRazorpay.id));
+      const created = razorpayRefundEvent('refund.created', razorpay.entityOf(atRazorpay.id));
       const res = await server.postWebhook(created, { eventId: uid('evt_') });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ ok: true, refundId, ignored: 'REFUND_FAILED' });
@@ -223,7 +199,7 @@ for (const engine of engines()) {
 
       // Razorpay makes it: that is news (the payer now has the money), told once.
       atRazorpay.status = 'processed';
-      const processed = refundEvent('refund.processed', razorpay.entityOf(atRazorpay.id));
+      const processed = razorpayRefundEvent('refund.processed', razorpay.entityOf(atRazorpay.id));
       expect((await server.postWebhook(processed, { eventId: uid('evt_') })).body).toEqual({
         ok: true,
         refundId,
@@ -266,7 +242,7 @@ for (const engine of engines()) {
         amount: 500,
       };
       const unknown = await server.postWebhook(
-        refundEvent('refund.processed', {
+        razorpayRefundEvent('refund.processed', {
           ...stranger,
           entity: 'refund',
           currency: 'INR',
@@ -282,7 +258,7 @@ for (const engine of engines()) {
       const before = await books(payment.id);
       // Our notes, but carried by news of another payment: not this refund (and nothing else fits).
       const misfiled = await server.postWebhook(
-        refundEvent('refund.processed', {
+        razorpayRefundEvent('refund.processed', {
           ...razorpay.entityOf(atRazorpay.id),
           id: `rfnd_${randomBytes(5).toString('hex')}`,
           payment_id: other.providerPaymentId,
@@ -295,7 +271,7 @@ for (const engine of engines()) {
 
       // Without notes: the one of that payment and amount that gave up (not the refused one).
       atRazorpay.status = 'processed';
-      const res = await server.postWebhook(refundEvent('refund.processed', bare(atRazorpay.id)), {
+      const res = await server.postWebhook(razorpayRefundEvent('refund.processed', bare(atRazorpay.id)), {
         eventId: uid('evt_'),
       });
       expect(res.body).toEqual({ ok: true, refundId, ignored: 'REFUND_FAILED' });
@@ -328,7 +304,7 @@ for (const engine of engines()) {
     const alertsOf = async (subjectId: string) =>
       ((await get('/v1/alerts')).body.items as Alert[]).filter((a) => a.subjectId === subjectId);
 
-    const started = stripeCafe(engine, WHSEC, JOBS);
+    const started = stripeCafe(engine, WHSEC, FAST_JOBS);
     beforeAll(() => void ({ server, stripe, cafe } = started));
 
     it('refund.updated (succeeded) for it is found by the metadata: one mismatch alert, its id stored; a twin event is a duplicate', async () => {
