@@ -3,10 +3,10 @@
 // Stripe's Retrieve a refund API (GET /v1/refunds/{id}) like Razorpay's, settled as the webhook
 // settles it. And a refund whose outcome Kioskhub could not learn (REFUND_STILL_PENDING) can be
 // settled by staff as the provider's dashboard shows: POST /v1/refunds/:id/settle (docs/api.md §8).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, startServer, type TestServer } from './harness.js';
-import { makeCafe, type Cafe } from './cafe-fixtures.js';
-import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { engines, eventually, type TestServer } from './harness.js';
+import { stripeCafe, type Cafe } from './cafe-fixtures.js';
+import type { FakeStripe } from './fixtures/stripe-fake.js';
 import { paidAtStripe, postStripe, sessionCompleted } from './fixtures/stripe-events.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
@@ -100,30 +100,15 @@ describe.each(engines())('Stripe refund status checks and staff settling (%s)', 
     return login.body.token as string;
   }
 
-  beforeAll(async () => {
-    stripe = await fakeStripe({ webhookSecret: WHSEC });
-    server = await startServer({
-      engine,
-      env: {
-        JWT_SECRET,
-        STRIPE_SECRET_KEY: 'sk_test_refund_checks',
-        STRIPE_WEBHOOK_SECRET: WHSEC,
-        STRIPE_API_BASE: stripe.url,
-        JOB_RETRY_BASE_MS: '20',
-        JOB_POLL_MS: '50',
-        REFUND_STATUS_POLL_MS: String(FIRST_CHECK_MS),
-        REFUND_STATUS_POLL_FOR_MS: String(CHECK_FOR_MS),
-      },
-    });
-    cafe = await makeCafe(server);
-    expect(
-      (await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { cardGateway: 'stripe' } })).status,
-    ).toBe(200);
+  const started = stripeCafe(engine, WHSEC, {
+    JWT_SECRET,
+    STRIPE_SECRET_KEY: 'sk_test_refund_checks',
+    JOB_RETRY_BASE_MS: '20',
+    JOB_POLL_MS: '50',
+    REFUND_STATUS_POLL_MS: String(FIRST_CHECK_MS),
+    REFUND_STATUS_POLL_FOR_MS: String(CHECK_FOR_MS),
   });
-  afterAll(async () => {
-    await server?.close();
-    await stripe?.close();
-  });
+  beforeAll(() => void ({ server, stripe, cafe } = started));
 
   it('pending, then succeeded at Stripe: the check settles it SUCCEEDED; its later webhook is a duplicate', async () => {
     const revenue = await balance('revenue');

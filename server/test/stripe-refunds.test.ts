@@ -6,10 +6,10 @@
 // now it waits, PENDING with Stripe's id, for `refund.updated` / `refund.failed` /
 // `charge.refund.updated` on the signed Stripe webhook, settled once each like Razorpay's news.
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, startServer, type TestServer } from './harness.js';
-import { makeCafe, type Cafe } from './cafe-fixtures.js';
-import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { engines, eventually, type TestServer } from './harness.js';
+import { stripeCafe, type Cafe } from './cafe-fixtures.js';
+import type { FakeStripe } from './fixtures/stripe-fake.js';
 import { paidAtStripe, postStripe, rid, sessionCompleted } from './fixtures/stripe-events.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 
@@ -61,27 +61,12 @@ describe.each(engines())('Stripe refunds: refusals, pending refunds and their we
     );
   }
 
-  beforeAll(async () => {
-    stripe = await fakeStripe({ webhookSecret: WHSEC });
-    server = await startServer({
-      engine,
-      env: {
-        STRIPE_SECRET_KEY: 'sk_test_refunds',
-        STRIPE_WEBHOOK_SECRET: WHSEC,
-        STRIPE_API_BASE: stripe.url,
-        JOB_RETRY_BASE_MS: '20',
-        JOB_POLL_MS: '50',
-      },
-    });
-    cafe = await makeCafe(server);
-    expect(
-      (await server.request('PATCH', `/v1/sites/${cafe.siteId}`, { body: { cardGateway: 'stripe' } })).status,
-    ).toBe(200);
+  const started = stripeCafe(engine, WHSEC, {
+    STRIPE_SECRET_KEY: 'sk_test_refunds',
+    JOB_RETRY_BASE_MS: '20',
+    JOB_POLL_MS: '50',
   });
-  afterAll(async () => {
-    await server?.close();
-    await stripe?.close();
-  });
+  beforeAll(() => void ({ server, stripe, cafe } = started));
 
   it('a refusal ends the refund FAILED at once with Stripe’s code: one call, money back, alert, audit', async () => {
     const { paymentId, pi } = await paidByCard();
@@ -112,7 +97,9 @@ describe.each(engines())('Stripe refunds: refusals, pending refunds and their we
     expect(alerts.map((a) => a.kind)).toEqual(['REFUND_FAILED']);
     expect(alerts[0]!.message).toMatch(/refused by Stripe: Stripe answered 400 charge_already_refunded/);
     // Stripe says it was refunded already (from its Dashboard, say): staff look before refunding again.
-    expect(alerts[0]!.message).toMatch(/says the payment was refunded already .*check there before refunding/);
+    expect(alerts[0]!.message).toMatch(
+      /says the payment was refunded already .*check there before refunding/,
+    );
     expect(await auditOf(failed.id)).toEqual([
       expect.objectContaining({
         action: 'refund.fail',
