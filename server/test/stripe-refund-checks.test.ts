@@ -9,10 +9,10 @@ import { stripeCafe, type Cafe } from './cafe-fixtures.js';
 import type { FakeStripe } from './fixtures/stripe-fake.js';
 import { paidAtStripe, postStripe, sessionCompleted } from './fixtures/stripe-events.js';
 import { ledgerInvariants } from './ledger-invariants.js';
+import { signInAs } from './fixtures/staff.js';
 
 const WHSEC = 'whsec_stripe_refund_checks';
 const JWT_SECRET = 'test-jwt-secret-stripe-refund-checks-0123';
-const PASSWORD = 'correct-horse-battery';
 // Checks 100 ms, 400 ms, 1 s after the pending answer, then at the 1.2 s bound: the alert.
 const FIRST_CHECK_MS = 100;
 const CHECK_FOR_MS = 1_200;
@@ -87,18 +87,6 @@ describe.each(engines())('Stripe refund status checks and staff settling (%s)', 
       10_000,
       'the REFUND_STILL_PENDING alert',
     );
-
-  async function staffToken(tenantId: string, role: string) {
-    const email = `src-${role}-${tenantId}-${Date.now().toString(36)}@checks.example`;
-    const created = await post('/v1/users', { email, password: PASSWORD, role, tenantId });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const login = await server.request('POST', '/v1/auth/login', {
-      token: null,
-      body: { email, password: PASSWORD },
-    });
-    expect(login.status, JSON.stringify(login.body)).toBe(200);
-    return login.body.token as string;
-  }
 
   const started = stripeCafe(engine, WHSEC, {
     JWT_SECRET,
@@ -198,12 +186,12 @@ describe.each(engines())('Stripe refund status checks and staff settling (%s)', 
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
     }
-    const kitchen = await staffToken('default', 'staff');
+    const kitchen = await signInAs(server, 'default', 'staff');
     expect((await settle(a.refund.id, { outcome: 'succeeded', note }, kitchen)).body.error.code).toBe(
       'FORBIDDEN',
     );
     expect((await post('/v1/tenants', { id: `other-${engine}`, name: 'Other' })).status).toBe(201);
-    const otherAdmin = await staffToken(`other-${engine}`, 'admin');
+    const otherAdmin = await signInAs(server, `other-${engine}`, 'admin');
     const foreign = await settle(a.refund.id, { outcome: 'succeeded', note }, otherAdmin);
     expect([foreign.status, foreign.body.error.code]).toEqual([404, 'NOT_FOUND']);
     const unknown = await settle('01NOSUCHREFUND', { outcome: 'failed', note });
