@@ -1,13 +1,16 @@
-// `npm run bench [-- webhook|dispatch|memory|cash|water|mqtt|cafe|all] [--quick]`: runs the scenarios and prints
-// each one's table with its same-run baseline. Never part of `npm test`. Runs as a worker
+// `npm run bench [-- webhook|dispatch|memory|cash|water|mqtt|cafe|all|goals] [--quick]`: runs the scenarios and
+// prints each one's table with its same-run baseline, then every target of the run and the
+// performance goals (lib/goals.ts). Never part of `npm test`. Runs as a worker
 // behind a thin launcher (lib/launcher.ts) so Ctrl-C always cleans up.
 import { fileURLToPath } from 'node:url';
 import { cleanupAll, installSignalHandlers, wasInterrupted } from './lib/cleanup.js';
 import { runAsWorker } from './lib/launcher.js';
+import { answers, printRunSummary } from './lib/goals.js';
 import { printHeader } from './lib/machine-info.js';
 import { pgUrlFromEnv } from './lib/kioskhub.js';
 import { cafeScenario } from './scenarios/cafe.js';
 import { cashScenario } from './scenarios/cash.js';
+import { clusterPgUrl, clusterRedisUrl } from './lib/cluster/cluster.js';
 import { CLUSTER_SCENARIOS } from './scenarios/cluster/index.js';
 import { dispatchScenario } from './scenarios/dispatch.js';
 import { memoryScenario } from './scenarios/memory.js';
@@ -33,7 +36,8 @@ type ScenarioName = keyof typeof SCENARIOS;
 
 const USAGE = `Usage: npm run bench -- [scenario ...] [--quick] [--machines N]
 
-Scenarios (default: webhook dispatch memory cash):
+Scenarios (default: webhook dispatch memory cash, then cluster-dispatch and cluster-machines on
+one process when PostgreSQL and Redis answer):
   webhook            webhook throughput
   dispatch           webhook → machine:dispense latency
   memory             server RSS per connected machine
@@ -42,6 +46,7 @@ Scenarios (default: webhook dispatch memory cash):
   mqtt               the same fleet on Socket.IO, embedded MQTT and Mosquitto (not part of all)
   cafe               cafe tables ordering and paying by card (not part of all)
   all                webhook dispatch memory cash
+  goals              the performance goals only: webhook cluster-dispatch cluster-machines
   cluster-webhook, cluster-dispatch, cluster-machines, cluster-drain
                      several processes on PostgreSQL + Redis (bench/CLUSTER.md)
 
@@ -58,9 +63,23 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-function parseArgs(argv: string[]): { names: ScenarioName[]; quick: boolean; machines?: number } {
+/** The scenarios that need PostgreSQL and Redis; skipped with a notice in the default run. */
+const NEEDS_SERVERS: readonly ScenarioName[] = ['cluster-dispatch', 'cluster-machines'];
+const GOAL_SCENARIOS: readonly ScenarioName[] = ['webhook', 'cluster-dispatch', 'cluster-machines'];
+const ALL: readonly ScenarioName[] = ['webhook', 'dispatch', 'memory', 'cash'];
+
+interface Args {
+  names: ScenarioName[];
+  quick: boolean;
+  machines?: number;
+  /** The default run or `goals`: cluster-machines measures one process only. */
+  goalRun: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
   let quick = false;
   let machines: number | undefined;
+  let goalRun = false;
   const names: ScenarioName[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -72,15 +91,29 @@ function parseArgs(argv: string[]): { names: ScenarioName[]; quick: boolean; mac
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1 || n > 30_000) usage('--machines needs a whole number 1..30000');
       machines = n;
-    } else if (arg === 'all') names.push('webhook', 'dispatch', 'memory', 'cash');
-    else if (arg in SCENARIOS) names.push(arg as ScenarioName);
+    } else if (arg === 'all') names.push(...ALL);
+    else if (arg === 'goals') {
+      names.push(...GOAL_SCENARIOS);
+      goalRun = true;
+    } else if (arg in SCENARIOS) names.push(arg as ScenarioName);
     else usage(`unknown argument "${arg}"`);
   }
-  return {
-    names: names.length ? [...new Set(names)] : ['webhook', 'dispatch', 'memory', 'cash'],
-    quick,
-    ...(machines ? { machines } : {}),
-  };
+  if (names.length === 0) {
+    names.push(...ALL, ...NEEDS_SERVERS);
+    goalRun = true;
+  }
+  return { names: [...new Set(names)], quick, goalRun, ...(machines ? { machines } : {}) };
+}
+
+/** In a goal run, the cluster scenarios are left out with a reason when their servers are down. */
+async function missingServers(): Promise<string | undefined> {
+  const pg = clusterPgUrl();
+  const redis = clusterRedisUrl();
+  const down = [
+    ...((await answers(pg, 5432)) ? [] : [`PostgreSQL (${new URL(pg).host})`]),
+    ...((await answers(redis, 6379)) ? [] : [`Redis (${new URL(redis).host})`]),
+  ];
+  return down.length ? `${down.join(' and ')} did not answer` : undefined;
 }
 
 async function main(): Promise<void> {
@@ -89,6 +122,16 @@ async function main(): Promise<void> {
   const pg = pgUrlFromEnv();
   printHeader(['SQLite (embedded file)', ...(pg ? [`PostgreSQL (${new URL(pg).host})`] : [])], args.quick);
   const failed: string[] = [];
+  const notRun = new Map<string, string>();
+  if (!pg) notRun.set('3', 'not run: set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a PostgreSQL database');
+  if (args.goalRun && args.names.some((n) => NEEDS_SERVERS.includes(n))) {
+    const reason = await missingServers();
+    if (reason) {
+      console.log(`\nNOTICE: ${NEEDS_SERVERS.join(' and ')} skipped: ${reason} (bench/CLUSTER.md)`);
+      args.names = args.names.filter((n) => !NEEDS_SERVERS.includes(n));
+      for (const goal of ['4', '5']) notRun.set(goal, `not run: ${reason}`);
+    }
+  }
   for (const name of args.names) {
     console.log(`\n=== ${name} ${'='.repeat(60 - name.length)}`);
     const started = Date.now();
@@ -96,6 +139,7 @@ async function main(): Promise<void> {
       const ok = await SCENARIOS[name]({
         quick: args.quick,
         ...(args.machines ? { machines: args.machines } : {}),
+        ...(args.goalRun ? { oneProcessOnly: true } : {}),
       });
       if (!ok) failed.push(name);
     } catch (err) {
@@ -107,6 +151,7 @@ async function main(): Promise<void> {
     }
     console.log(`[${name}] took ${Math.round((Date.now() - started) / 1000)} s`);
   }
+  printRunSummary(notRun, args.quick);
   if (failed.length) {
     console.error(`\nscenarios with failed checks: ${failed.join(', ')}`);
     process.exitCode = 1;

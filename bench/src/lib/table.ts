@@ -35,6 +35,21 @@ export function printTable(title: string, header: string[], rows: Cell[][]): voi
   for (const r of text) console.log(line(r));
 }
 
-export function verdict(label: string, ok: boolean, detail: string): void {
+/** A target checked in this run; `goal` names the performance issue's goal it reports on. */
+export interface Verdict {
+  label: string;
+  ok: boolean;
+  detail: string;
+  goal?: string;
+}
+
+const verdicts: Verdict[] = [];
+
+/** Prints a target's MET / NOT MET line and keeps it for the run's closing summary. */
+export function verdict(label: string, ok: boolean, detail: string, goal?: string): void {
+  verdicts.push({ label, ok, detail, ...(goal ? { goal } : {}) });
   console.log(`${ok ? 'MET    ' : 'NOT MET'}  ${label}: ${detail}`);
 }
+
+/** Every target checked so far in this run, in the order they were printed. */
+export const recordedVerdicts = (): readonly Verdict[] => verdicts;

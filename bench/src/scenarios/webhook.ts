@@ -249,12 +249,14 @@ export async function webhookScenario(options: { quick: boolean }): Promise<bool
       'SQLite webhooks/s ≥ 2× the raw single-transaction rate',
       sqlite.load.requestsPerSec >= 2 * sqlite.raw.txPerSec,
       `${pct(sqlite.load.requestsPerSec, sqlite.raw.txPerSec)} (${int(sqlite.load.requestsPerSec)} of ${int(sqlite.raw.txPerSec)})`,
+      '1',
     );
-    verdict('SQLite p99 ≤ 50 ms at 50 connections', sqlite.load.p99 <= 50, ms(sqlite.load.p99));
+    verdict('SQLite p99 ≤ 50 ms at 50 connections', sqlite.load.p99 <= 50, ms(sqlite.load.p99), '1');
     verdict(
       'CPU per webhook ≤ 0.3 ms and ≤ 4× the bare route',
       sqlite.cpuPerRequest <= 0.3 && sqlite.cpuPerRequest <= 4 * bare.cpuPerRequest,
       `${ms(sqlite.cpuPerRequest)} = ${(sqlite.cpuPerRequest / bare.cpuPerRequest).toFixed(1)}× the bare route's ${ms(bare.cpuPerRequest)}`,
+      '2',
     );
   }
   const postgres = runs.find((r) => r.engine === 'postgres');
@@ -264,11 +266,13 @@ export async function webhookScenario(options: { quick: boolean }): Promise<bool
         'PostgreSQL ≤ 4 round trips per webhook',
         postgres.statements.sent <= 4,
         `${postgres.statements.sent.toFixed(2)} statements sent per webhook, the job relay's share (a claim and a delete per batch) included`,
+        '3',
       );
     verdict(
       'PostgreSQL webhooks/s ≥ the raw ×10 rate',
       postgres.load.requestsPerSec >= postgres.raw.txPerSec,
       `${pct(postgres.load.requestsPerSec, postgres.raw.txPerSec)} (${int(postgres.load.requestsPerSec)} of ${int(postgres.raw.txPerSec)})`,
+      '3',
     );
   }
   return ok;
