@@ -2,7 +2,8 @@
 // (20,000; 2,000 with --quick; --machines N) on ONE Kioskhub process (PostgreSQL + Redis), each
 // heartbeating every 30 s: server RSS per machine (after a forced GC, median of settled
 // readings) and the CPU cost of a heartbeat (server CPU with heartbeats on minus with them
-// paused, per acknowledged heartbeat). Baseline in the same run: a bare Fastify + Socket.IO
+// paused, per acknowledged heartbeat, over three alternated pairs of 20 s windows; two of 10 s
+// with --quick). Baseline in the same run: a bare Fastify + Socket.IO
 // child holding the same N sockets with the same heartbeats. Part 2: 50,000 machines (6,000
 // with --quick; BENCH_CLUSTER_MACHINES_3=N to change, 0 to skip) across 3 processes, RSS per
 // process. Machines are inserted directly into the schema (batches of 1,000, the server's
@@ -45,12 +46,17 @@ interface SingleRun {
   clientRssMb: number;
 }
 
-/** RSS before/after connecting, then server CPU over a window with heartbeats and one without. */
+/**
+ * RSS before/after connecting, then server CPU over windows with heartbeats and without,
+ * alternated `pairs` times. One pair alone moved by ±75 µs per heartbeat between runs (a major
+ * GC or the last-seen flush landing in one window); the sums of several alternated pairs do not.
+ */
 async function measure(
   label: string,
   child: Child,
   clients: WorkerClient[],
   windowSec: number,
+  pairs: number,
   memoryFile: string,
 ): Promise<SingleRun> {
   // Idle long enough for V8 to hand back the slack of start-up and machine creation.
@@ -65,25 +71,38 @@ async function measure(
     );
     await sleep(5_000);
     const load = loadAvg();
-    // Window 1: heartbeats every 30 s at random phases (and the server's batched last-seen writes).
-    const s0 = await fleet.stats();
-    const c0 = cpuMs(child.pid);
-    await sleep(windowSec * 1000);
-    const cpuOnMs = cpuMs(child.pid) - c0;
-    const s1 = await fleet.stats();
-    // Window 2: same sockets, heartbeats paused (only Engine.IO pings every 25 s remain).
-    fleet.setHeartbeats(false);
-    await sleep(2_000);
-    const c1 = cpuMs(child.pid);
-    await sleep(windowSec * 1000);
-    const cpuOffMs = cpuMs(child.pid) - c1;
-    fleet.setHeartbeats(true);
-    const acked = s1.acked - s0.acked;
+    let cpuOnMs = 0;
+    let cpuOffMs = 0;
+    let acked = 0;
+    let hbFailed = 0;
+    const perPair: string[] = [];
+    for (let pair = 0; pair < pairs; pair++) {
+      // With heartbeats: every 30 s at random phases (and the server's batched last-seen writes).
+      const s0 = await fleet.stats();
+      const c0 = cpuMs(child.pid);
+      await sleep(windowSec * 1000);
+      const on = cpuMs(child.pid) - c0;
+      const s1 = await fleet.stats();
+      // Same sockets, heartbeats paused (only Engine.IO pings every 25 s remain); each switch
+      // waits 2 s so that the last-seen flush of the window before lands outside both.
+      fleet.setHeartbeats(false);
+      await sleep(2_000);
+      const c1 = cpuMs(child.pid);
+      await sleep(windowSec * 1000);
+      const off = cpuMs(child.pid) - c1;
+      fleet.setHeartbeats(true);
+      await sleep(2_000);
+      cpuOnMs += on;
+      cpuOffMs += off;
+      acked += s1.acked - s0.acked;
+      hbFailed += s1.failed - s0.failed;
+      perPair.push(fmt(s1.acked > s0.acked ? ((on - off) * 1000) / (s1.acked - s0.acked) : Number.NaN, 0));
+    }
     const many = await settledRssKb(child.pid, { gc: true, memoryFile, maxReadings: 20 });
     const { connected, failed, seconds, workerRssKb } = fleet;
     console.log(
       `  ${label}: RSS ${int(zero.median / 1024)} → ${int(many.median / 1024)} MB after GC (${fmt((many.median - zero.median) / clients.length, 1)} KB/machine, heap ${fmt((many.heapMedian - zero.heapMedian) / clients.length, 1)} KB/machine); ` +
-        `CPU ${fmt((100 * cpuOnMs) / (windowSec * 1000), 1)}% of a core with heartbeats, ${fmt((100 * cpuOffMs) / (windowSec * 1000), 1)}% without; ${acked} heartbeats acked in ${windowSec} s (${s1.failed - s0.failed} failed) → ${fmt(acked > 0 ? ((cpuOnMs - cpuOffMs) * 1000) / acked : Number.NaN, 0)} µs/heartbeat (load avg ${load})`,
+        `CPU ${fmt((100 * cpuOnMs) / (pairs * windowSec * 1000), 1)}% of a core with heartbeats, ${fmt((100 * cpuOffMs) / (pairs * windowSec * 1000), 1)}% without; ${acked} heartbeats acked in ${pairs} × ${windowSec} s (${hbFailed} failed) → ${fmt(acked > 0 ? ((cpuOnMs - cpuOffMs) * 1000) / acked : Number.NaN, 0)} µs/heartbeat (each pair: ${perPair.join(', ')} µs; load avg ${load})`,
     );
     const closed = await fleet.close();
     fleet = undefined;
@@ -97,11 +116,11 @@ async function measure(
       perMachineKb: (many.median - zero.median) / clients.length,
       heapPerMachineKb: (many.heapMedian - zero.heapMedian) / clients.length,
       connectSeconds: seconds,
-      cpuOnMs,
-      cpuOffMs,
+      cpuOnMs: cpuOnMs / pairs,
+      cpuOffMs: cpuOffMs / pairs,
       windowSec,
       acked,
-      hbFailed: s1.failed - s0.failed,
+      hbFailed,
       perHeartbeatUs: acked > 0 ? ((cpuOnMs - cpuOffMs) * 1000) / acked : Number.NaN,
       disconnects: closed.disconnects,
       load,
@@ -112,7 +131,7 @@ async function measure(
   }
 }
 
-async function kioskhubSingle(count: number, windowSec: number): Promise<SingleRun> {
+async function kioskhubSingle(count: number, windowSec: number, pairs: number): Promise<SingleRun> {
   console.log(`\n[cluster-machines] Kioskhub, 1 process (PostgreSQL + Redis), ${int(count)} machines…`);
   const mem = tempDir('mem');
   let cluster: Cluster | undefined;
@@ -135,6 +154,7 @@ async function kioskhubSingle(count: number, windowSec: number): Promise<SingleR
       node.child,
       creds.map((c) => ({ url: node.url, machineId: c.machineId, key: c.key })),
       windowSec,
+      pairs,
       `${mem.path}/usage.json`,
     );
     if (node.warnings.length)
@@ -148,7 +168,7 @@ async function kioskhubSingle(count: number, windowSec: number): Promise<SingleR
   }
 }
 
-async function bareSingle(count: number, windowSec: number): Promise<SingleRun> {
+async function bareSingle(count: number, windowSec: number, pairs: number): Promise<SingleRun> {
   console.log(`\n[cluster-machines] baseline: bare Fastify + Socket.IO, ${int(count)} sockets…`);
   const mem = tempDir('mem-bare');
   const port = await freePort();
@@ -169,7 +189,7 @@ async function bareSingle(count: number, windowSec: number): Promise<SingleRun> 
       key: 'unused',
     }));
     return {
-      ...(await measure('bare', child, clients, windowSec, `${mem.path}/usage.json`)),
+      ...(await measure('bare', child, clients, windowSec, pairs, `${mem.path}/usage.json`)),
       label: 'bare Socket.IO (no auth, no storage)',
     };
   } finally {
@@ -281,13 +301,15 @@ export async function clusterMachinesScenario(options: {
           : 50_000,
     3 * (limit - 100),
   );
-  const windowSec = options.quick ? 15 : 30;
+  // Alternated windows with heartbeats and without (see measure).
+  const windowSec = options.quick ? 10 : 20;
+  const pairs = options.quick ? 2 : 3;
   printHeaderNote(
     'cluster-machines',
     `machines inserted directly into the schema (batches of 1,000, server's sha256 key hashing); heartbeat every 30 s; client sockets in child processes of ≤ 2,500; open-file limit of servers and clients ${limit}${limit >= NOFILE ? ' (raised with prlimit)' : ' (prlimit could not raise it)'}`,
   );
-  const kh = await kioskhubSingle(count, windowSec);
-  const bare = await bareSingle(count, windowSec);
+  const kh = await kioskhubSingle(count, windowSec, pairs);
+  const bare = await bareSingle(count, windowSec, pairs);
   const row = (r: SingleRun) => [
     r.label,
     int(r.machines),
@@ -302,7 +324,7 @@ export async function clusterMachinesScenario(options: {
     r.load,
   ];
   printTable(
-    `Connected machines on one process — heartbeat every 30 s; CPU over ${windowSec} s windows (% of one core), with heartbeats and with them paused`,
+    `Connected machines on one process — heartbeat every 30 s; CPU over ${pairs} pairs of ${windowSec} s windows (% of one core), with heartbeats and with them paused, alternated`,
     [
       'run',
       'machines',
@@ -367,7 +389,7 @@ export async function clusterMachinesScenario(options: {
     measured && kh.perHeartbeatUs <= 1.5 * bare.perHeartbeatUs,
     measured
       ? `${fmt(kh.perHeartbeatUs, 0)} µs = ${ratio(kh.perHeartbeatUs, bare.perHeartbeatUs)} the bare process's ${fmt(bare.perHeartbeatUs, 0)} µs (${int(kh.acked)} and ${int(bare.acked)} heartbeats acked)`
-      : `not measurable in this run (${fmt(kh.perHeartbeatUs, 0)} µs and ${fmt(bare.perHeartbeatUs, 0)} µs: the CPU with heartbeats paused was not lower); ${int(count)} machines send too few heartbeats for ${windowSec} s windows — run it without --quick`,
+      : `not measurable in this run (${fmt(kh.perHeartbeatUs, 0)} µs and ${fmt(bare.perHeartbeatUs, 0)} µs: the CPU with heartbeats paused was not lower); ${int(count)} machines send too few heartbeats for ${pairs} pairs of ${windowSec} s windows — run it without --quick`,
     '5',
   );
   let ok3 = true;
