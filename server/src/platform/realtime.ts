@@ -102,11 +102,13 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
     },
   });
   // Engine connections per client address, for the cap above.
-  type EngineSocket = { request: IncomingMessage; once(event: 'close', listener: () => void): void };
+  // (`on`, not `once`, for events that come once per connection: each `once` would keep a
+  // wrapper and its state for as long as the connection lives, tens of thousands of them.)
+  type EngineSocket = { request: IncomingMessage; on(event: 'close', listener: () => void): void };
   io.engine.on('connection', (socket: EngineSocket) => {
     const address = clientAddress(socket.request, options.trust);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
-    socket.once('close', () => {
+    socket.on('close', () => {
       const left = (perAddress.get(address) ?? 1) - 1;
       if (left <= 0) perAddress.delete(address);
       else perAddress.set(address, left);
@@ -116,7 +118,7 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
   const upgraded = new Set<Duplex>();
   httpServer.on('upgrade', (_req, socket: Duplex) => {
     upgraded.add(socket);
-    socket.once('close', () => upgraded.delete(socket));
+    socket.on('close', () => upgraded.delete(socket));
   });
   const clients: Redis[] = [];
   const reconnectListeners: (() => void)[] = [];

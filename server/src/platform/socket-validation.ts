@@ -45,15 +45,27 @@ export function answerUnknownEvents(
   socket: { onAny(listener: (event: string, ...args: unknown[]) => void): unknown },
   known: readonly string[],
 ): void {
-  const names = new Set(known);
+  socket.onAny(unknownEventListener(known));
+}
+
+/** One listener per list of known events, shared by every socket that takes that list. */
+const unknownEventListeners = new Map<string, (event: string, ...args: unknown[]) => void>();
+
+function unknownEventListener(known: readonly string[]): (event: string, ...args: unknown[]) => void {
   const list = known.join(', ');
-  socket.onAny((event, ...args) => {
-    if (names.has(event)) return;
-    const shown = String(event)
-      .replace(/[\u0000-\u001f\u007f]/g, '?')
-      .slice(0, 64);
-    ackOf(args)(
-      socketError('UNKNOWN_EVENT', `"${shown}" is not an event here; this namespace takes ${list}`),
-    );
-  });
+  let listener = unknownEventListeners.get(list);
+  if (!listener) {
+    const names = new Set(known);
+    listener = (event, ...args) => {
+      if (names.has(event)) return;
+      const shown = String(event)
+        .replace(/[\u0000-\u001f\u007f]/g, '?')
+        .slice(0, 64);
+      ackOf(args)(
+        socketError('UNKNOWN_EVENT', `"${shown}" is not an event here; this namespace takes ${list}`),
+      );
+    };
+    unknownEventListeners.set(list, listener);
+  }
+  return listener;
 }

@@ -131,7 +131,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       lastSeen: Date.now(),
       sentCommands: new Set(),
     };
-    socket.once('disconnect', () => {
+    socket.on('disconnect', () => {
       presence
         .unregister(conn)
         .catch((err: unknown) =>
@@ -281,7 +281,7 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
       if (!conn) socket.disconnect(true);
     }, deps.authTimeoutMs);
     authTimer.unref();
-    socket.once('disconnect', () => {
+    socket.on('disconnect', () => {
       clearTimeout(authTimer);
       settleRegistration(undefined);
     });

