@@ -15,80 +15,97 @@ export interface MqttLink extends MachineLink {
   closed(): void;
 }
 
-export function createMqttLink(options: {
+interface MqttLinkOptions {
   machineId: string;
   sessionId: string;
   publisher: MqttPublisher;
   /** Ends the device's session at the broker (embedded: close the client; external: dynsec kick). */
   disconnect(): void;
   onPublishError(err: unknown, commandId: string): void;
-}): MqttLink {
-  const waiting = new Map<
-    string,
-    { resolve(ack: unknown): void; reject(err: Error): void; timer: NodeJS.Timeout }
-  >();
-  let open = true;
+}
 
-  function settle(commandId: string): ((ack: unknown) => void) | undefined {
-    const w = waiting.get(commandId);
-    if (!w) return undefined;
-    waiting.delete(commandId);
-    clearTimeout(w.timer);
-    return w.resolve;
+interface AcceptanceWait {
+  resolve(ack: unknown): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export function createMqttLink(options: MqttLinkOptions): MqttLink {
+  return new MqttSessionLink(options);
+}
+
+/**
+ * A class, not an object literal with a getter (which stayed in dictionary mode): one small
+ * object per connected machine, its methods shared, its waits made on the first send.
+ */
+class MqttSessionLink implements MqttLink {
+  readonly transport = 'mqtt';
+  readonly livenessByBroker = true;
+  readonly honoursExpiry = true;
+  readonly id: string;
+  private open = true;
+  private waiting: Map<string, AcceptanceWait> | undefined;
+
+  constructor(private readonly options: MqttLinkOptions) {
+    this.id = options.sessionId;
   }
 
-  return {
-    transport: 'mqtt',
-    id: options.sessionId,
-    get connected() {
-      return open;
-    },
-    livenessByBroker: true,
-    honoursExpiry: true,
-    disconnect() {
-      options.disconnect();
-    },
-    sendCommand(payload: DispenseCommand, send: SendOptions): Promise<unknown> {
-      const message: MqttCommand = {
-        commandId: payload.commandId,
-        orderId: payload.orderId,
-        kind: 'dispense',
-        amountMinor: payload.amountMinor,
-        currency: payload.currency,
-        ...(payload.items ? { items: payload.items } : {}),
-        expiresAt: send.expiresAt,
-        attempt: send.attempt,
-      };
-      // A newer send of the same command replaces the older wait (which then times out quietly).
-      const earlier = waiting.get(payload.commandId);
-      if (earlier) {
-        clearTimeout(earlier.timer);
-        waiting.delete(payload.commandId);
-        earlier.reject(new Error('superseded'));
-      }
-      const result = new Promise<unknown>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          if (waiting.get(payload.commandId)?.timer === timer) waiting.delete(payload.commandId);
-          reject(new Error('no received report in time'));
-        }, send.timeoutMs);
-        timer.unref();
-        waiting.set(payload.commandId, { resolve, reject, timer });
-      });
-      options.publisher
-        .publish(mqttTopics.command(options.machineId, payload.commandId), message, { qos: 1 })
-        .catch((err: unknown) => options.onPublishError(err, payload.commandId));
-      return result;
-    },
-    accepted(commandId: string) {
-      settle(commandId)?.({ accepted: true });
-    },
-    closed() {
-      open = false;
-      for (const [id, w] of waiting) {
-        clearTimeout(w.timer);
-        waiting.delete(id);
-        w.reject(new Error('session closed'));
-      }
-    },
-  };
+  get connected(): boolean {
+    return this.open;
+  }
+
+  disconnect(): void {
+    this.options.disconnect();
+  }
+
+  sendCommand(payload: DispenseCommand, send: SendOptions): Promise<unknown> {
+    const message: MqttCommand = {
+      commandId: payload.commandId,
+      orderId: payload.orderId,
+      kind: 'dispense',
+      amountMinor: payload.amountMinor,
+      currency: payload.currency,
+      ...(payload.items ? { items: payload.items } : {}),
+      expiresAt: send.expiresAt,
+      attempt: send.attempt,
+    };
+    const waiting = (this.waiting ??= new Map());
+    // A newer send of the same command replaces the older wait (which then times out quietly).
+    const earlier = waiting.get(payload.commandId);
+    if (earlier) {
+      clearTimeout(earlier.timer);
+      waiting.delete(payload.commandId);
+      earlier.reject(new Error('superseded'));
+    }
+    const result = new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (waiting.get(payload.commandId)?.timer === timer) waiting.delete(payload.commandId);
+        reject(new Error('no received report in time'));
+      }, send.timeoutMs);
+      timer.unref();
+      waiting.set(payload.commandId, { resolve, reject, timer });
+    });
+    this.options.publisher
+      .publish(mqttTopics.command(this.options.machineId, payload.commandId), message, { qos: 1 })
+      .catch((err: unknown) => this.options.onPublishError(err, payload.commandId));
+    return result;
+  }
+
+  accepted(commandId: string): void {
+    const w = this.waiting?.get(commandId);
+    if (!w) return;
+    this.waiting!.delete(commandId);
+    clearTimeout(w.timer);
+    w.resolve({ accepted: true });
+  }
+
+  closed(): void {
+    this.open = false;
+    if (!this.waiting) return;
+    for (const [id, w] of this.waiting) {
+      clearTimeout(w.timer);
+      this.waiting.delete(id);
+      w.reject(new Error('session closed'));
+    }
+  }
 }
