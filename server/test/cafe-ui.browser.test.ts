@@ -4,7 +4,6 @@
 // codes and a local fake of Stripe (API, hosted Checkout page, signed webhooks) for cards.
 // Screenshots go to artifacts/screenshots/cafe-*.png.
 import type { Browser, Page } from 'playwright-core';
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureDashboardBuilt,
@@ -18,6 +17,7 @@ import {
   screenshot,
 } from './browser.js';
 import { fakeSmsApi, makeCafe, type Cafe } from './cafe-fixtures.js';
+import { postStripe } from './fixtures/stripe-events.js';
 import { fakeStripe, type FakeStripe } from './fixtures/stripe-fake.js';
 import { staffToken } from './dashboard-fixtures.js';
 import { eventually, startServer, type TestServer } from './harness.js';
@@ -362,17 +362,11 @@ describe.skipIf(!withChromium)('cafe guest app and staff screens in a browser', 
       const list = (await server.request('GET', `/v1/payments/${paid.id}/refunds`)).body.items as any[];
       return list.find((r) => r.id === refund.body.id)?.providerRefundId as string | null;
     });
-    const payload = JSON.stringify(
+    const told = await postStripe(
+      server,
+      WHSEC,
       stripe.refundUpdated(reId!, 'failed', { failureReason: 'expired_or_canceled_card' }),
     );
-    const told = await server.request('POST', '/webhooks/stripe', {
-      raw: payload,
-      token: null,
-      headers: {
-        'content-type': 'application/json',
-        'stripe-signature': Stripe.webhooks.generateTestHeaderString({ payload, secret: WHSEC }),
-      },
-    });
     expect(told.body.outcome).toBe('refund_failed');
     const failed = 'FAILED The refund of €3.00 did not go through. Please ask a member of staff.';
     await expect.poll(refundShown, { timeout: 10_000 }).toBe(failed);
