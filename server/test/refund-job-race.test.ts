@@ -6,6 +6,7 @@
 // ended meanwhile (SUCCEEDED or FAILED) is the job's end: no JOB_FAILED alert. A refund that is
 // gone still gives one.
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
 import { fakeRazorpay, razorpayEnv, type FakeRazorpay } from './fake-razorpay.js';
@@ -167,6 +168,80 @@ for (const engine of engines()) {
       expect(await balance('refunds_due')).toBe(due);
       expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
     }, 30_000);
+
+    // On PostgreSQL the news and the give-up are two transactions that meet on the payment's row
+    // lock. The news read the refund PENDING; the give-up, ahead of it on the lock, ended it FAILED;
+    // then the news found it ended "meanwhile" and answered ignored, with no alert and no Razorpay
+    // id stored: the payer had the money back and the books counted it as kept, and nobody was
+    // told. (On SQLite transactions run one at a time, so the news comes wholly before or after.)
+    it.runIf(engine === 'postgres')(
+      'refund.processed in the same instant as the give-up: the mismatch is told as when the news comes after',
+      async () => {
+        const payment = await paidPayment();
+        const revenue = await balance('revenue');
+        const due = await balance('refunds_due');
+        const { refundId, atRazorpay, release } = await lastAttemptWaiting(payment);
+        const db = server.kioskhub.db;
+        /** Backends waiting, directly or behind another waiter, for the lock `holder` holds. */
+        const waitingBehind = async (holder: number) => {
+          const { rows } = await sql<{ pid: number; by: number[] }>`
+            select pid, pg_blocking_pids(pid) as by from pg_stat_activity
+            where cardinality(pg_blocking_pids(pid)) > 0`.execute(db);
+          const behind = new Set([holder]);
+          for (let grew = true; grew;) {
+            grew = false;
+            for (const r of rows)
+              if (!behind.has(r.pid) && r.by.some((b) => behind.has(b))) {
+                behind.add(r.pid);
+                grew = true;
+              }
+          }
+          return behind.size - 1;
+        };
+
+        let news: Promise<Awaited<ReturnType<TestServer['postWebhook']>>> | undefined;
+        await db.transaction().execute(async (tx) => {
+          // Hold the payment's row so the two line up on it: the give-up first, then the news.
+          await sql`select id from payments where id = ${payment.id} for update`.execute(tx);
+          const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(tx);
+          const holder = rows[0]!.pid;
+          release({ status: 502, code: 'GATEWAY_ERROR', description: 'bad gateway' });
+          await eventually(async () => (await waitingBehind(holder)) === 1, 20_000, 'the give-up waiting');
+          atRazorpay.status = 'processed';
+          news = server.postWebhook(
+            razorpayRefundEvent('refund.processed', razorpay.entityOf(atRazorpay.id)),
+            {
+              eventId: `evt_${randomBytes(4).toString('hex')}`,
+            },
+          );
+          await eventually(async () => (await waitingBehind(holder)) === 2, 20_000, 'the news waiting');
+        });
+
+        const res = await news!;
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ ok: true, refundId, ignored: 'REFUND_FAILED' });
+        expect(await refundOf(payment.id, refundId)).toMatchObject({
+          status: 'FAILED',
+          providerRefundId: atRazorpay.id,
+        });
+        const alerts = await alertsOf(refundId);
+        expect(alerts.map((a) => a.kind).sort()).toEqual(['REFUND_FAILED', 'REFUND_PROVIDER_MISMATCH']);
+        expect(alerts.find((a) => a.kind === 'REFUND_PROVIDER_MISMATCH')!.message).toMatch(
+          /was processed, but it is FAILED here: the payer has this money back/,
+        );
+        const audit = (await get(`/v1/audit?subjectId=${refundId}`)).body.items as { action: string }[];
+        expect(audit.map((a) => a.action).sort()).toEqual(['refund.fail', 'refund.provider_mismatch']);
+        // No money moved by the news: the payment keeps it, as the give-up left it.
+        expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
+          status: 'SUCCEEDED',
+          refundedMinor: 0,
+        });
+        expect(await balance('revenue')).toBe(revenue);
+        expect(await balance('refunds_due')).toBe(due);
+        expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+      },
+      60_000,
+    );
 
     it('a refund that is gone when its job fails for good still gives a JOB_FAILED alert', async () => {
       const payment = await paidPayment();

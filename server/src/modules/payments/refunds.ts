@@ -718,38 +718,44 @@ export function createRefunds(deps: {
       };
       // The provider says the opposite of how the refund ended here: the books and the payer's
       // money disagree, and only staff can tell which is right (no money is moved by this news).
-      const contrary = async (said: string, meaning: string) => {
+      const contrary = async (said: string, meaning: string, now: RefundRow = refund) => {
         await deps.alerts.raise(tx, {
-          tenantId: refund.tenant_id,
+          tenantId: now.tenant_id,
           kind: REFUND_PROVIDER_MISMATCH,
           subjectType: 'refund',
-          subjectId: refund.id,
+          subjectId: now.id,
           message:
-            `${providerName(news.provider)} says refund ${refund.id} of ` +
-            `${readableAmount(Number(refund.amount_minor), refund.currency)} (payment ${refund.payment_id}, ` +
-            `${news.providerRefundId}) ${said}, but it is ${refund.status} here: ${meaning}`,
+            `${providerName(news.provider)} says refund ${now.id} of ` +
+            `${readableAmount(Number(now.amount_minor), now.currency)} (payment ${now.payment_id}, ` +
+            `${news.providerRefundId}) ${said}, but it is ${now.status} here: ${meaning}`,
         });
-        return ended(refund.status);
+        return ended(now.status);
       };
-      // The provider has a refund that ended FAILED here: made (the payer has the money the
-      // payment counts as kept), or, for one whose job gave up, still pending (it may yet be made).
+      // The provider made a refund that is FAILED here: the payer has the money the payment
+      // counts as kept. Told once (a later delivery is a duplicate).
+      const failedButMade = async (now: RefundRow) => {
+        if (!(await toldFailedMade(tx, now, news))) return { refundId, outcome: 'duplicate' as const };
+        return contrary(
+          'was processed',
+          'the payer has this money back although the payment counts it as kept; do not refund it again ' +
+            '(if it was refunded again meanwhile, the payer got it twice)',
+          now,
+        );
+      };
+      // The provider has a refund that ended FAILED here: made, or, for one whose job gave up,
+      // still pending (it may yet be made).
       if (
         refund.status === 'FAILED' &&
         (news.outcome === 'processed' || (news.outcome === 'pending' && (await gaveUp(tx, refund.id))))
       ) {
+        if (news.outcome === 'processed') return failedButMade(refund);
         if (!(await toldFailedMade(tx, refund, news))) return { refundId, outcome: 'duplicate' as const };
-        return news.outcome === 'processed'
-          ? contrary(
-              'was processed',
-              'the payer has this money back although the payment counts it as kept; do not refund it again ' +
-                '(if it was refunded again meanwhile, the payer got it twice)',
-            )
-          : contrary(
-              'is still pending',
-              `its refund request got no answer here (its job gave up), so the payment counts the money as kept, but ${providerName(news.provider)} may still make it: ` +
-                `check refund ${news.providerRefundId} in the ${providerName(news.provider)} dashboard before refunding the payer again ` +
-                '(if it was refunded again meanwhile and this one is made, the payer gets it twice)',
-            );
+        return contrary(
+          'is still pending',
+          `its refund request got no answer here (its job gave up), so the payment counts the money as kept, but ${providerName(news.provider)} may still make it: ` +
+            `check refund ${news.providerRefundId} in the ${providerName(news.provider)} dashboard before refunding the payer again ` +
+            '(if it was refunded again meanwhile and this one is made, the payer gets it twice)',
+        );
       }
       if (news.outcome === 'pending') {
         if (refund.status === 'PENDING') await noteProviderId();
@@ -770,8 +776,17 @@ export function createRefunds(deps: {
         if (refund.status === 'SUCCEEDED') return { refundId, outcome: 'duplicate' as const };
         if (refund.status !== 'PENDING') return ended(refund.status);
         const payment = await lockedPayment(tx, refund.payment_id);
-        if (!payment || !(await succeedInTx(tx, refund.id, payment, news.providerRefundId)))
+        if (!payment || !(await succeedInTx(tx, refund.id, payment, news.providerRefundId))) {
+          // Ended meanwhile. FAILED (its job gave up, or staff or a twin delivery failed it) while
+          // the provider made it: the same mismatch as when this news comes after.
+          const now = await tx
+            .selectFrom('refunds')
+            .selectAll()
+            .where('id', '=', refund.id)
+            .executeTakeFirst();
+          if (now?.status === 'FAILED') return failedButMade(now);
           return endedMeanwhile('SUCCEEDED');
+        }
         return { refundId, outcome: 'processed' as const };
       }
       if (refund.status === 'FAILED') return { refundId, outcome: 'duplicate' as const };
