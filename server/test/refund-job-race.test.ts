@@ -85,6 +85,17 @@ for (const engine of engines()) {
       return job;
     }
 
+    /** The payment keeps its money: no refund on it, the ledger where it was before the refund. */
+    async function expectKept(paymentId: string, revenue: number, due: number) {
+      expect((await get(`/v1/payments/${paymentId}`)).body).toMatchObject({
+        status: 'SUCCEEDED',
+        refundedMinor: 0,
+      });
+      expect(await balance('revenue')).toBe(revenue);
+      expect(await balance('refunds_due')).toBe(due);
+      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+    }
+
     const jobFailedAlerts = async (jobId: number) =>
       ((await get('/v1/alerts')).body.items as Alert[]).filter(
         (a) => a.kind === 'JOB_FAILED' && a.subjectId === String(jobId),
@@ -160,13 +171,7 @@ for (const engine of engines()) {
       expect(refund.error).not.toMatch(/502/);
       expect(await jobFailedAlerts(job.id)).toEqual([]);
       expect((await alertsOf(refundId)).map((a) => a.kind)).toEqual(['REFUND_FAILED']);
-      expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
-        status: 'SUCCEEDED',
-        refundedMinor: 0,
-      });
-      expect(await balance('revenue')).toBe(revenue);
-      expect(await balance('refunds_due')).toBe(due);
-      expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+      await expectKept(payment.id, revenue, due);
     }, 30_000);
 
     // On PostgreSQL the news and the give-up are two transactions that meet on the payment's row
@@ -232,13 +237,7 @@ for (const engine of engines()) {
         const audit = (await get(`/v1/audit?subjectId=${refundId}`)).body.items as { action: string }[];
         expect(audit.map((a) => a.action).sort()).toEqual(['refund.fail', 'refund.provider_mismatch']);
         // No money moved by the news: the payment keeps it, as the give-up left it.
-        expect((await get(`/v1/payments/${payment.id}`)).body).toMatchObject({
-          status: 'SUCCEEDED',
-          refundedMinor: 0,
-        });
-        expect(await balance('revenue')).toBe(revenue);
-        expect(await balance('refunds_due')).toBe(due);
-        expect(await ledgerInvariants(server.kioskhub.db)).toEqual({ drift: [], units: [] });
+        await expectKept(payment.id, revenue, due);
       },
       60_000,
     );
