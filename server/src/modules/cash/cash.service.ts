@@ -283,9 +283,12 @@ export function createCashService(deps: {
     if (!s) {
       const order = await orders.rowByNumber(tx, scope.tenantId, input.orderNumber);
       if (!order) return recordUnallocated(tx, scope, input, 'UNKNOWN_ORDER');
+      // Another site's order is WRONG_SITE whether or not it has a session yet (a device of this
+      // site learns nothing of it, as from init).
+      if ((order.site_id ?? scope.siteId) !== scope.siteId)
+        return recordUnallocated(tx, scope, input, 'WRONG_SITE');
       // An order of this site: its money is in the order's currency (see orderCurrencyAt).
-      const ours = (order.site_id ?? scope.siteId) === scope.siteId;
-      return recordUnallocated(tx, scope, input, 'NO_OPEN_SESSION', ours ? order.currency : undefined);
+      return recordUnallocated(tx, scope, input, 'NO_OPEN_SESSION', order.currency);
     }
     if (s.site_id !== scope.siteId) return recordUnallocated(tx, scope, input, 'WRONG_SITE');
     if (s.status !== 'PENDING') {

@@ -90,7 +90,7 @@ export function createCredentialCache(deps: {
           limit: CACHE_MAX_CUSTOMERS,
         });
         const day = await siteDay(tx, kiosk.tenantId, kiosk.siteId, at);
-        const used = await deps.repo.usedTodayByCustomer(tx, kiosk.tenantId, day.start);
+        const used = await deps.repo.usedTodayByCustomer(tx, kiosk.tenantId, day);
         const current: { customerId: string; entry: CacheCustomer; digest: string }[] = [];
         for (const c of candidates) {
           const pin = deps.keys.open(kiosk.tenantId, c.id, c.sealed);

@@ -288,7 +288,7 @@ export function createDispenses(deps: DispensesDeps) {
     kiosk: Kiosk,
     kioskTxnId: string,
     work: (tx: Executor) => Promise<T>,
-    judge: (tx: Executor, earlier: WaterDispenseRow) => Promise<Seen>,
+    judge: (tx: Executor, earlier: WaterDispenseRow) => Promise<Seen | T>,
   ): Promise<T | Seen> {
     const run = () =>
       inGroup(
@@ -382,10 +382,14 @@ export function createDispenses(deps: DispensesDeps) {
             const other = otherAmount(earlier, s);
             if (other) return other;
           }
-          // The same water: this settlement, or the kiosk's log of it uploaded first without the authorization.
+          // The same water: this settlement, or the kiosk's log of it uploaded first without the
+          // authorization (offline water of the same customer and amount). Another authorization
+          // settled under this id is other water, whatever its amount: this one stays open.
           const same =
             earlier.id === d.id ||
-            (earlier.customer_id === d.customer_id && Number(earlier.dispensed_ml) === s.dispensedMl);
+            (earlier.status === 'OFFLINE' &&
+              earlier.customer_id === d.customer_id &&
+              Number(earlier.dispensed_ml) === s.dispensedMl);
           if (same) return { duplicate: true, creditsMl: await creditOf(tx, kiosk, earlier.customer_id) };
           return { conflict: `used already for other water than authorization ${d.id}` };
         },
@@ -404,6 +408,26 @@ export function createDispenses(deps: DispensesDeps) {
     async batch(kiosk: Kiosk, items: BatchItem[]): Promise<BatchResult[]> {
       const results: BatchResult[] = [];
       for (const item of items) {
+        /**
+         * The item names authorization `d`, settled already (online or by an earlier upload): the
+         * same water again is a duplicate; another amount or customer is rejected, and staff told.
+         */
+        const settledAlready = async (
+          tx: Executor,
+          d: WaterDispenseRow,
+          customer: { id: string } | undefined,
+        ): Promise<BatchResult> => {
+          if (Number(d.dispensed_ml) === item.dispensedMl && (!customer || customer.id === d.customer_id))
+            return { kioskTxnId: item.kioskTxnId, status: 'duplicate' };
+          await deps.alerts.raise(tx, {
+            tenantId: kiosk.tenantId,
+            kind: 'WATER_ALREADY_SETTLED',
+            subjectType: 'machine',
+            subjectId: kiosk.machineId,
+            message: `Kiosk ${kiosk.machineId} logged ${item.dispensedMl} ml (txn ${item.kioskTxnId}) for authorization ${d.id}, settled already with ${String(d.dispensed_ml)} ml; nothing was charged for it`,
+          });
+          return { kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'ALREADY_SETTLED' };
+        };
         const result = await once(
           kiosk,
           item.kioskTxnId,
@@ -416,22 +440,8 @@ export function createDispenses(deps: DispensesDeps) {
                 found && found.tenant_id === kiosk.tenantId && found.kiosk_id === kiosk.machineId
                   ? found
                   : undefined;
-              if (d && (d.status === 'SETTLED' || d.status === 'OFFLINE')) {
-                // Water settled already is never charged twice: the same water again is a duplicate.
-                if (
-                  Number(d.dispensed_ml) === item.dispensedMl &&
-                  (!customer || customer.id === d.customer_id)
-                )
-                  return { kioskTxnId: item.kioskTxnId, status: 'duplicate' };
-                await deps.alerts.raise(tx, {
-                  tenantId: kiosk.tenantId,
-                  kind: 'WATER_ALREADY_SETTLED',
-                  subjectType: 'machine',
-                  subjectId: kiosk.machineId,
-                  message: `Kiosk ${kiosk.machineId} logged ${item.dispensedMl} ml (txn ${item.kioskTxnId}) for authorization ${d.id}, settled already with ${String(d.dispensed_ml)} ml; nothing was charged for it`,
-                });
-                return { kioskTxnId: item.kioskTxnId, status: 'rejected', code: 'ALREADY_SETTLED' };
-              }
+              if (d && (d.status === 'SETTLED' || d.status === 'OFFLINE'))
+                return settledAlready(tx, d, customer);
               if (
                 d &&
                 (d.status === 'HELD' || d.status === 'RELEASED') &&
@@ -460,14 +470,17 @@ export function createDispenses(deps: DispensesDeps) {
             if (await recordOffline(tx, kiosk, customer, item)) return applied;
             throw new TxnIdTaken(`kioskTxnId ${item.kioskTxnId} was taken meanwhile`);
           },
-          async (tx, earlier): Promise<Seen> => {
+          async (tx, earlier): Promise<Seen | BatchResult> => {
             const customer = await deps.customers.findByPhone(kiosk.tenantId, item.userId, tx);
-            // The same water: the authorization it names, or the same customer and amount.
+            // The authorization it names, settled under this id: the same water if the same amount
+            // (and customer), else settled already with another (never charged twice, staff told).
+            if (earlier.id === item.authorizationId) return settledAlready(tx, earlier, customer);
+            // An item naming no authorization: the same water is the same customer and amount.
             const same =
-              (item.authorizationId !== undefined && earlier.id === item.authorizationId) ||
-              (customer !== undefined &&
-                earlier.customer_id === customer.id &&
-                Number(earlier.dispensed_ml) === item.dispensedMl);
+              item.authorizationId === undefined &&
+              customer !== undefined &&
+              earlier.customer_id === customer.id &&
+              Number(earlier.dispensed_ml) === item.dispensedMl;
             // A batch answers no credit.
             if (same) return { duplicate: true, creditsMl: 0 };
             return { conflict: `used already for other water than this item's ${item.dispensedMl} ml` };

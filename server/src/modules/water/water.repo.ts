@@ -215,7 +215,11 @@ export function createWaterRepo() {
     },
 
     /** Water counted against today's limit per customer (see usage.ts), for many customers at once. */
-    async usedTodayByCustomer(ex: Executor, tenantId: string, since: string): Promise<Map<string, number>> {
+    async usedTodayByCustomer(
+      ex: Executor,
+      tenantId: string,
+      day: { start: string; end: string },
+    ): Promise<Map<string, number>> {
       const rows = await ex
         .selectFrom('water_dispenses')
         .select([
@@ -224,7 +228,9 @@ export function createWaterRepo() {
             when status = 'RELEASED' then 0 else coalesce(dispensed_ml, 0) end)`.as('used'),
         ])
         .where('tenant_id', '=', tenantId)
-        .where('at', '>=', since)
+        .where('at', '>=', day.start)
+        // Only that day: offline water dated tomorrow (a kiosk clock running ahead) is not today's.
+        .where('at', '<', day.end)
         .groupBy('customer_id')
         .execute();
       return new Map(rows.map((r) => [r.customer_id, Number(r.used ?? 0)]));
