@@ -572,6 +572,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // FAILED with a REFUND_FAILED alert rather than staying PENDING (and a JOB_FAILED alert); one
   // that ended meanwhile (its webhook, a twin run) needs no JOB_FAILED alert either.
   outbox.handleFailure('refund', (p, error) => refunds.refundJobGaveUp(p.refundId, error));
+  // A payment whose provider never answered its last question at expiry still ends EXPIRED.
+  outbox.handleFailure('payment_expire', (p) => intents.expireGaveUp(p));
   // A refund answered pending (Razorpay, Stripe) is asked about now and then until it ends, or a
   // REFUND_STILL_PENDING alert after REFUND_STATUS_POLL_FOR_MS (docs/api.md §8).
   const refundPolls = createRefundPolls({

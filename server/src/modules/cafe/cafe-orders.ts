@@ -36,6 +36,15 @@ export function tipFor(subtotalMinor: number, tip: Tip | undefined): number {
   return 'percent' in tip ? Math.round((subtotalMinor * tip.percent) / 100) : tip.amountMinor;
 }
 
+/** A tip is at most 100 % of the order, given as a percent or as an amount: else `400`. */
+export function checkTip(subtotalMinor: number, tipMinor: number): void {
+  if (tipMinor > subtotalMinor)
+    throw validation(
+      `a tip of ${tipMinor} is over 100 % of the order (${subtotalMinor}, minor units): nothing was changed`,
+      { subtotalMinor, tipMinor },
+    );
+}
+
 export function createCafeOrders(deps: {
   db: Db;
   tables: CafeTables;
@@ -171,6 +180,7 @@ export function createCafeOrders(deps: {
       });
       const subtotal = items.reduce((sum, i) => sum + i.qty * (i.unitPriceMinor ?? 0), 0);
       const tipMinor = tipFor(subtotal, input.tip);
+      checkTip(subtotal, tipMinor);
       // A payment is a positive amount: an order costing nothing could never be paid nor cooked.
       if (subtotal + tipMinor <= 0)
         throw validation('this order costs nothing: there is nothing to pay, so it cannot be placed');

@@ -16,7 +16,7 @@ import { MONEY_RECEIVED, type PaymentQueries } from '../payments/payment-queries
 import type { Settlement } from '../payments/settlement.js';
 import type { AllocateSurplus } from '../payments/surplus.js';
 import { orderRooms, type OrdersService } from '../orders/orders.service.js';
-import type { CafeOrder, CafeOrders } from './cafe-orders.js';
+import { checkTip, type CafeOrder, type CafeOrders } from './cafe-orders.js';
 import type { CafeTables } from './cafe-tables.js';
 
 export const CAFE_METHODS = ['bank_transfer', 'card', 'cash', 'credit'] as const;
@@ -62,7 +62,7 @@ const otherTable = (payer: Payer, orderTableId: string | null): boolean =>
 export function createCafePayments(deps: {
   db: Db;
   tables: Pick<CafeTables, 'settings'>;
-  cafeOrders: Pick<CafeOrders, 'view' | 'setTip' | 'sendToKitchen'>;
+  cafeOrders: Pick<CafeOrders, 'view' | 'cafeRow' | 'setTip' | 'sendToKitchen'>;
   orders: Pick<OrdersService, 'findRow' | 'lock'>;
   payments: Pick<PaymentQueries, 'lock' | 'find' | 'ofOrder' | 'isPayer' | 'latestOrderRefund'>;
   intents: Pick<Intents, 'create' | 'fail' | 'onEnded'>;
@@ -234,6 +234,7 @@ export function createCafePayments(deps: {
         const order = await payableOrder(tx, payer, input.orderId);
         let tip = order.tipMinor;
         if (input.tipMinor !== undefined && input.tipMinor !== tip) {
+          checkTip(order.subtotalMinor, input.tipMinor);
           tip = input.tipMinor;
           await deps.cafeOrders.setTip(tx, order.id, tip);
         }
@@ -433,6 +434,14 @@ export function createCafePayments(deps: {
      */
     async payAtCounter(ex: Executor, tenantId: string, orderId: string) {
       const order = await payableOrder(ex, { kind: 'counter', tenantId }, orderId);
+      // A pay-later order the kitchen took is paid with cash staff confirm, or on the phone: a
+      // counter session could be cancelled, and would cancel an order whose food is being made.
+      const cafe = await deps.cafeOrders.cafeRow(orderId, ex);
+      if (cafe && cafe.sent_to_kitchen_at !== null)
+        throw new AppError(
+          'INVALID_STATE',
+          `order ${order.orderNumber ?? orderId} is in the kitchen already (pay later): staff confirm its cash (verify), or the guest pays on the phone`,
+        );
       return {
         subtotalMinor: order.subtotalMinor,
         tipMinor: order.tipMinor,

@@ -251,19 +251,47 @@ export function createIntents(deps: IntentsDeps) {
     if (payment.expires_at === null || Date.parse(payment.expires_at) > Date.now()) return;
     const source = payment.provider !== null ? sources.get(payment.provider) : undefined;
     const last = source ? await ask({ paymentId: payment.id, poll: false }) : undefined;
+    await endExpired(payment.id, source, last?.status === 'PENDING');
+  }
+
+  /**
+   * Ends a pending payment EXPIRED; `undecided`: the provider had not said it was paid or failed,
+   * so it may still take the money and is asked again after the end.
+   */
+  async function endExpired(
+    paymentId: string,
+    source: PaymentStatusSource | undefined,
+    undecided: boolean,
+  ): Promise<void> {
     await db.transaction().execute(async (tx) => {
       const now = nowIso();
       const row = await repo.updateIfStatus(
-        payment.id,
+        paymentId,
         paymentSourcesOf('EXPIRED'),
         { status: 'EXPIRED', completed_at: now, updated_at: now },
         tx,
       );
       if (!row) return;
       await ended(tx, row);
-      // The provider had not decided: it may still take the money, so it is asked again.
-      if (source?.checksAfterEnd && last?.status === 'PENDING') await scheduleLateCheck(tx, row, 1);
+      if (source?.checksAfterEnd && undecided) await scheduleLateCheck(tx, row, 1);
     });
+  }
+
+  /**
+   * The job `payment_expire` failed for good: the provider's status API never answered its last
+   * question. The payment ends EXPIRED all the same (the customer is told, as at any expiry), and,
+   * the provider never having said, it is asked again after the end, as for an answer "pending":
+   * money it took meanwhile is found then. True when the payment has ended (now or before); false
+   * when it is unknown or not yet due (the job's JOB_FAILED alert then tells staff).
+   */
+  async function expireGaveUp(job: { paymentId: string }): Promise<boolean> {
+    const payment = await repo.findById(job.paymentId);
+    if (!payment) return false;
+    if (payment.status !== 'PENDING') return true;
+    if (payment.expires_at === null || Date.parse(payment.expires_at) > Date.now()) return false;
+    const source = payment.provider !== null ? sources.get(payment.provider) : undefined;
+    await endExpired(payment.id, source, true);
+    return true;
   }
 
   return {
@@ -271,6 +299,7 @@ export function createIntents(deps: IntentsDeps) {
     fail,
     check,
     expire,
+    expireGaveUp,
 
     /** A provider adapter's status API; its pending payments are polled and confirmed with it. */
     registerStatusSource(provider: string, source: PaymentStatusSource): void {

@@ -282,11 +282,12 @@ export function createUssd(deps: UssdDeps) {
           .executeTakeFirst();
         if (!claimed) session = await read();
       }
+      // Another phone in this session learns nothing of it, not even its last screen.
+      if (session && session.phone !== phone) return end('This session belongs to another phone.');
       // The same hop again (a gateway retry): the same answer, and nothing done twice.
       const digest = deps.hopDigest(text);
       if (session && session.last_text === digest && session.last_response !== null)
         return session.last_response;
-      if (session && session.phone !== phone) return end('This session belongs to another phone.');
       let current: Step;
       if (parts.length === 0) {
         current = { state: 'menu', data: {}, screen: con(MENU) };
