@@ -9,6 +9,7 @@ import {
   providerEnv,
   startProviderFakes,
   type ProviderFakes,
+  addCreditPlan,
 } from './fixtures/mobile-money-fakes.js';
 
 const digits = () => String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0');
@@ -35,21 +36,7 @@ describe.each(engines())('mobile money review 4 (%s)', (engine) => {
     });
     relayTicker = setInterval(() => server.kioskhub.services.outbox.flushSoon(), 50);
     await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
-    const now = new Date().toISOString();
-    await server.kioskhub.services.customers.repo.insertPlan({
-      tenant_id: 'default',
-      id: planId,
-      name: 'Review plan',
-      kind: 'credit',
-      price_minor: 5000,
-      currency: 'UGX',
-      days: null,
-      credit_ml: 100_000,
-      daily_limit_ml: null,
-      active: 1,
-      created_at: now,
-      updated_at: now,
-    });
+    await addCreditPlan(server, planId);
   });
   afterAll(async () => {
     clearInterval(relayTicker);

@@ -18,7 +18,12 @@ import {
   chargeRefunded,
   rid,
 } from './fixtures/stripe-events.js';
-import { MOMO, startProviderFakes, type ProviderFakes } from './fixtures/mobile-money-fakes.js';
+import {
+  MOMO,
+  startProviderFakes,
+  type ProviderFakes,
+  addCreditPlan,
+} from './fixtures/mobile-money-fakes.js';
 
 const WHSEC = 'whsec_provider_review';
 const MOMO_KEY = 'momo-callback-k-review-0001';
@@ -675,21 +680,7 @@ describe.each(engines())('provider notifications review (%s)', (engine) => {
     const tenantId = 'default';
     await server.kioskhub.services.tenants.setDefaultCountryCode(tenantId, '256');
     const planId = rid('plan');
-    const now = new Date().toISOString();
-    await server.kioskhub.services.customers.repo.insertPlan({
-      tenant_id: tenantId,
-      id: planId,
-      name: 'Review plan',
-      kind: 'credit',
-      price_minor: 5000,
-      currency: 'UGX',
-      days: null,
-      credit_ml: 100_000,
-      daily_limit_ml: null,
-      active: 1,
-      created_at: now,
-      updated_at: now,
-    });
+    await addCreditPlan(server, planId, tenantId);
     const phone = `+25677${String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0')}`;
     const { payment } = await server.kioskhub.db.transaction().execute(async (tx) => {
       const customer = await server.kioskhub.services.customers.findOrCreate(tenantId, phone, 'test', tx);

@@ -23,6 +23,7 @@ import {
   type TestServer,
 } from './harness.js';
 import { ledgerInvariants } from './ledger-invariants.js';
+import { addWaterCredit, addWaterCustomer } from './water-fixtures.js';
 
 const PIN = '7391';
 /** Known to the test so it can write a PIN the way it was kept before seals (an argon2id hash). */
@@ -39,38 +40,16 @@ interface Customer {
   phone: string;
 }
 
-async function addCustomer(
+function addCustomer(
   server: TestServer,
-  o: {
-    tenantId?: string;
-    pin?: string | null;
-    creditMl?: number;
-    subscriptionDays?: number;
-    dailyLimitMl?: number;
-    active?: boolean;
-    siteIds?: string[];
-  } = {},
+  o: Omit<Parameters<typeof addWaterCustomer>[1], 'phone' | 'pin'> & { pin?: string | null } = {},
 ): Promise<Customer> {
-  const { customers } = server.kioskhub.services;
-  const tenantId = o.tenantId ?? 'default';
-  let row = await customers.create({
-    tenantId,
-    phone: kenyan(),
+  return addWaterCustomer(server, {
     fullName: 'Wanjiru Test',
-    ...(o.siteIds ? { siteIds: o.siteIds } : {}),
-    actor: 'test',
+    ...o,
+    phone: kenyan(),
+    pin: o.pin === undefined ? PIN : o.pin,
   });
-  if (o.pin !== null) row = await customers.setPin(row, o.pin ?? PIN, 'test');
-  const changes: Record<string, unknown> = {};
-  if (o.subscriptionDays !== undefined) {
-    changes['subscription_plan_id'] = 'monthly';
-    changes['subscription_expires_at'] = new Date(Date.now() + o.subscriptionDays * DAY_MS).toISOString();
-  }
-  if (o.dailyLimitMl !== undefined) changes['daily_limit_ml'] = o.dailyLimitMl;
-  if (o.active === false) changes['active'] = 0;
-  if (Object.keys(changes).length > 0) await customers.repo.update(row.id, changes);
-  if (o.creditMl) await addCredit(server, tenantId, row.id, o.creditMl);
-  return { id: row.id, accountId: row.account_id, phone: row.phone };
 }
 
 /** A registered customer whose PIN is the argon2id hash every PIN was before seals (no seal). */
@@ -87,27 +66,7 @@ async function addLegacyCustomer(server: TestServer, o: { creditMl?: number } = 
   return c;
 }
 
-async function addCredit(server: TestServer, tenantId: string, customerId: string, ml: number) {
-  const { customers, ledger } = server.kioskhub.services;
-  await server.kioskhub.db.transaction().execute(async (tx) => {
-    const issued = await ledger.account(tx, {
-      tenantId,
-      ownerType: 'tenant',
-      ownerId: tenantId,
-      kind: 'water_issued',
-      unit: 'ml',
-    });
-    const credit = await customers.waterCredit(tx, tenantId, customerId);
-    await ledger.transfer(tx, {
-      tenantId,
-      from: issued.id,
-      to: credit.id,
-      amount: ml,
-      unit: 'ml',
-      cause: { type: 'test', id: customerId },
-    });
-  });
-}
+const addCredit = addWaterCredit;
 
 const creditOf = async (server: TestServer, customerId: string, tenantId = 'default') =>
   (await server.kioskhub.services.customers.waterCredit(server.kioskhub.db, tenantId, customerId)).balance;

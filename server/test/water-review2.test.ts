@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOW_CREDIT_ML } from '../src/modules/water-messaging/notices.js';
 import { engines, eventually, startServer, type TestServer } from './harness.js';
+import { addWaterCustomer } from './water-fixtures.js';
 import { ledgerInvariants } from './ledger-invariants.js';
 import {
   AT_KEY,
@@ -46,32 +47,8 @@ for (const engine of engines()) {
         ],
       });
 
-    async function addCustomer(creditMl: number) {
-      const { customers, ledger } = server.kioskhub.services;
-      let row = await customers.create({ tenantId: 'default', phone: MTN_PHONE(), actor: 'test' });
-      row = await customers.setPin(row, PIN, 'test');
-      if (creditMl > 0) {
-        await server.kioskhub.db.transaction().execute(async (tx) => {
-          const issued = await ledger.account(tx, {
-            tenantId: 'default',
-            ownerType: 'tenant',
-            ownerId: 'default',
-            kind: 'water_issued',
-            unit: 'ml',
-          });
-          const credit = await customers.waterCredit(tx, 'default', row.id);
-          await ledger.transfer(tx, {
-            tenantId: 'default',
-            from: issued.id,
-            to: credit.id,
-            amount: creditMl,
-            unit: 'ml',
-            cause: { type: 'test', id: row.id },
-          });
-        });
-      }
-      return row;
-    }
+    const addCustomer = (creditMl: number) =>
+      addWaterCustomer(server, { phone: MTN_PHONE(), pin: PIN, creditMl });
 
     const creditOf = async (customerId: string) =>
       (await server.kioskhub.services.customers.waterCredit(server.kioskhub.db, 'default', customerId))

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, startServer, type TestServer } from './harness.js';
+import { addWaterCustomer } from './water-fixtures.js';
 
 const PIN = '4826';
 const uid = (p: string) => `${p}${randomBytes(4).toString('hex')}`;
@@ -36,34 +37,8 @@ for (const engine of engines()) {
         timestamp: new Date(Date.UTC(2026, 11, 5, 9, 0, 0) + (tsSeq += 1) * 1000).toISOString(),
       });
 
-    async function addCustomer(o: { creditMl?: number; dailyLimitMl?: number } = {}) {
-      const { customers, ledger } = server.kioskhub.services;
-      let row = await customers.create({ tenantId: 'default', phone: kenyan(), actor: 'test' });
-      row = await customers.setPin(row, PIN, 'test');
-      if (o.dailyLimitMl !== undefined)
-        await customers.repo.update(row.id, { daily_limit_ml: o.dailyLimitMl });
-      if (o.creditMl) {
-        await server.kioskhub.db.transaction().execute(async (tx) => {
-          const issued = await ledger.account(tx, {
-            tenantId: 'default',
-            ownerType: 'tenant',
-            ownerId: 'default',
-            kind: 'water_issued',
-            unit: 'ml',
-          });
-          const credit = await customers.waterCredit(tx, 'default', row.id);
-          await ledger.transfer(tx, {
-            tenantId: 'default',
-            from: issued.id,
-            to: credit.id,
-            amount: o.creditMl!,
-            unit: 'ml',
-            cause: { type: 'test', id: row.id },
-          });
-        });
-      }
-      return row;
-    }
+    const addCustomer = (o: { creditMl?: number; dailyLimitMl?: number } = {}) =>
+      addWaterCustomer(server, { ...o, phone: kenyan(), pin: PIN });
 
     const creditOf = async (customerId: string) =>
       (await server.kioskhub.services.customers.waterCredit(server.kioskhub.db, 'default', customerId))
@@ -246,7 +221,7 @@ for (const engine of engines()) {
       const cache = await kioskCall('GET', '/v1/water/credential-cache');
       expect(cache.status).toBe(200);
       const entry = (cache.body.customers as { accountId: string; usedTodayMl: number }[]).find(
-        (x) => x.accountId === c.account_id,
+        (x) => x.accountId === c.accountId,
       );
       expect(entry?.usedTodayMl).toBe(1_000);
     });
