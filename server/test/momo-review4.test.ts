@@ -10,6 +10,7 @@ import {
   startProviderFakes,
   type ProviderFakes,
   addCreditPlan,
+  buyPlan,
 } from './fixtures/mobile-money-fakes.js';
 
 const digits = () => String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0');
@@ -47,21 +48,7 @@ describe.each(engines())('mobile money review 4 (%s)', (engine) => {
   const paymentRow = (id: string) =>
     server.kioskhub.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
-  async function buy(phone: string) {
-    const services = server.kioskhub.services;
-    const started = await server.kioskhub.db.transaction().execute(async (tx) => {
-      const customer = await services.customers.findOrCreate('default', phone, 'test', tx);
-      const plan = (await services.customers.repo.plan('default', planId, tx))!;
-      const { payment } = await services.mobileMoney.startPlanPurchase(tx, {
-        customer,
-        plan,
-        channel: 'test',
-      });
-      return { payment, customer };
-    });
-    services.outbox.flushSoon();
-    return started;
-  }
+  const buy = (phone: string) => buyPlan(server, planId, phone);
 
   async function ussd(hop: { sessionId: string; phone: string; text: string }) {
     const res = await fetch(`${server.url}/webhooks/africastalking/ussd?key=${AT_KEY}`, {

@@ -12,6 +12,7 @@ import {
   startProviderFakes,
   type ProviderFakes,
   addCreditPlan,
+  buyPlan,
 } from './fixtures/mobile-money-fakes.js';
 
 const TTL_MS = 2_500;
@@ -64,22 +65,7 @@ describe.each(engines())('mobile money after the payment ended (%s)', (engine) =
       return (await server.kioskhub.services.customers.waterCredit(tx, 'default', customerId)).balance;
     });
 
-  /** A plan purchase started the way USSD and SMS start one; its request goes out by the job table. */
-  async function buy(phone: string) {
-    const services = server.kioskhub.services;
-    const started = await server.kioskhub.db.transaction().execute(async (tx) => {
-      const customer = await services.customers.findOrCreate('default', phone, 'test', tx);
-      const plan = (await services.customers.repo.plan('default', planId, tx))!;
-      const { payment } = await services.mobileMoney.startPlanPurchase(tx, {
-        customer,
-        plan,
-        channel: 'test',
-      });
-      return { payment, customer };
-    });
-    services.outbox.flushSoon();
-    return started;
-  }
+  const buy = (phone: string) => buyPlan(server, planId, phone);
 
   const expiredView = (id: string) =>
     eventually(

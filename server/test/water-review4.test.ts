@@ -37,6 +37,8 @@ for (const engine of engines()) {
         timestamp: new Date(Date.UTC(2026, 11, 5, 9, 0, 0) + (tsSeq += 1) * 1000).toISOString(),
       });
 
+    const settle = (authorizationId: string, dispensedMl: number, kioskTxnId: string) =>
+      kioskCall('POST', '/v1/water/dispenses', { authorizationId, dispensedMl, kioskTxnId });
     const addCustomer = (o: { creditMl?: number; dailyLimitMl?: number } = {}) =>
       addWaterCustomer(server, { ...o, phone: kenyan(), pin: PIN });
 
@@ -76,19 +78,11 @@ for (const engine of engines()) {
       expect(b).toBeTruthy();
       expect(a).not.toBe(b);
       const txn = uid('txn-');
-      const first = await kioskCall('POST', '/v1/water/dispenses', {
-        authorizationId: a,
-        dispensedMl: 5_000,
-        kioskTxnId: txn,
-      });
+      const first = await settle(a, 5_000, txn);
       expect(first.body).toEqual({ ok: true, creditsMl: 40_000 });
 
       // The kiosk's txn counter was reset (SD card swapped): B's 5 L goes out under the same id.
-      const reused = await kioskCall('POST', '/v1/water/dispenses', {
-        authorizationId: b,
-        dispensedMl: 5_000,
-        kioskTxnId: txn,
-      });
+      const reused = await settle(b, 5_000, txn);
       // Answered {ok, duplicate}: the kiosk considers B settled, B stays HELD and is released when
       // its hold lapses, so 5 L poured is never charged and nobody is told.
       expect({ status: reused.status, body: reused.body }).toMatchObject({
@@ -98,11 +92,7 @@ for (const engine of engines()) {
       expect((await dispense(b))?.status).toBe('HELD');
       expect((await alertsMentioning(txn)).map((x) => x.kind)).toContain('WATER_TXN_REUSED');
       // A settlement under a fresh id then charges B.
-      const fresh = await kioskCall('POST', '/v1/water/dispenses', {
-        authorizationId: b,
-        dispensedMl: 5_000,
-        kioskTxnId: uid('txn-'),
-      });
+      const fresh = await settle(b, 5_000, uid('txn-'));
       expect(fresh.body).toEqual({ ok: true, creditsMl: 40_000 });
     });
 
@@ -117,18 +107,10 @@ for (const engine of engines()) {
       const c = await addCustomer({ creditMl: 30_000 });
       const a = (await verify(c.phone, 5_000)).body.authorization_id as string;
       const txn = uid('txn-');
-      const online = await kioskCall('POST', '/v1/water/dispenses', {
-        authorizationId: a,
-        dispensedMl: 4_000,
-        kioskTxnId: txn,
-      });
+      const online = await settle(a, 4_000, txn);
       expect(online.body).toEqual({ ok: true, creditsMl: 26_000 });
       // The same id sent online with the other amount: 409 and an alert (as documented).
-      const onlineAgain = await kioskCall('POST', '/v1/water/dispenses', {
-        authorizationId: a,
-        dispensedMl: 4_500,
-        kioskTxnId: txn,
-      });
+      const onlineAgain = await settle(a, 4_500, txn);
       expect(onlineAgain.status).toBe(409);
       const alertsBefore = (await alertsMentioning(txn)).length;
       expect(alertsBefore).toBeGreaterThanOrEqual(1);
@@ -160,15 +142,7 @@ for (const engine of engines()) {
       const a = (await verify(c.phone, 2_000)).body.authorization_id as string;
       const b = (await verify(c.phone, 2_000)).body.authorization_id as string;
       const txn = uid('txn-');
-      expect(
-        (
-          await kioskCall('POST', '/v1/water/dispenses', {
-            authorizationId: a,
-            dispensedMl: 2_000,
-            kioskTxnId: txn,
-          })
-        ).body,
-      ).toEqual({ ok: true, creditsMl: 26_000 });
+      expect((await settle(a, 2_000, txn)).body).toEqual({ ok: true, creditsMl: 26_000 });
       const res = await kioskCall('POST', '/v1/water/transactions:batch', {
         transactions: [
           {
