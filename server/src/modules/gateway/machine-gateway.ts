@@ -339,6 +339,10 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
           return refuse('the machine key was replaced');
         }
         logger.error({ err }, 'v1 connect failed');
+        // Nothing is registered: the machine:connect the answer asks for registers it for real
+        // (a kept failed attempt would answer it ok and leave every later event failing).
+        conn = undefined;
+        registering = false;
         ack(socketError('INTERNAL', 'try again'));
       }
     });

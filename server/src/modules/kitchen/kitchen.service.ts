@@ -17,11 +17,13 @@ const isKitchenOrder = (row: Pick<OrderRow, 'requires_dispense' | 'source'>) =>
 
 /**
  * Whether an order is a kitchen order taken off the queue by a refund (the print queue's
- * `orderWithdrawn`: a failed attempt of its receipt is cancelled, not printed again).
+ * `orderWithdrawn`: a failed attempt of its receipt is cancelled, not printed again). The order is
+ * locked first (PostgreSQL): a refund being recorded holds it, so its outcome is what is read.
  */
 export const kitchenOrderWithdrawn =
-  (orders: Pick<OrdersService, 'findRow'>) =>
+  (orders: Pick<OrdersService, 'findRow' | 'lock'>) =>
   async (ex: Executor, orderId: string): Promise<boolean> => {
+    await orders.lock(ex, orderId);
     const row = await orders.findRow(orderId, ex);
     return row !== undefined && row.status === 'REFUNDED' && isKitchenOrder(row);
   };

@@ -244,6 +244,8 @@ export function createPrintingService(deps: {
           throw new AppError('INVALID_STATE', notHeldMessage(now));
         }
         await jobEvent(tx, job, 'PRINTED');
+        // Printed after all (retried after it had FAILED): its alert's condition has ended.
+        await alerts.resolveSubject(tx, 'PRINT_JOB_FAILED', jobId);
         // A pushed-to printer is free again: offer it the next receipt.
         await enqueueOutbox(tx, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId });
       });
@@ -265,11 +267,18 @@ export function createPrintingService(deps: {
         const job = await scopedJob(tx, jobId, { tenantId });
         if (job.status !== 'FAILED')
           throw new AppError('INVALID_STATE', `print job ${jobId} is ${job.status}, not FAILED`);
-        await tx
+        // Only while still FAILED: a refund cancelling it at the same moment (PostgreSQL) stands.
+        const queued = await tx
           .updateTable('print_jobs')
           .set({ status: 'PENDING', attempts: 0, last_error: null, updated_at: nowIso() })
           .where('id', '=', jobId)
-          .execute();
+          .where('status', '=', 'FAILED')
+          .returning('id')
+          .executeTakeFirst();
+        if (!queued) {
+          const now = await scopedJob(tx, jobId, { tenantId });
+          throw new AppError('INVALID_STATE', `print job ${jobId} is ${now.status}, not FAILED`);
+        }
         await jobEvent(tx, job, 'PENDING');
         await enqueueOutbox(tx, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId });
       });
