@@ -22,7 +22,6 @@ describe.each(engines())('dispatch review 4 (%s)', (engine) => {
     expect(res.status).toBe(200);
     return res.body.orderId as string;
   };
-  const orderStatus = async (id: string) => (await server.request('GET', `/v1/orders/${id}`)).body.status;
 
   // docs/api.md §11: machine:connect → {ok: true, machineId} and then machine:authenticated; the
   // gateway answers a failed registration `INTERNAL: try again` (machine-gateway.ts). A machine that
