@@ -86,11 +86,16 @@ export function createCampaignTick(deps: {
       // 3. Waves: run, soak, complete; the next wave starts at once or waits for approval.
       for (let guard = 0; guard <= waves.length; guard++) {
         const wave = waves[current]!;
+        const open = () =>
+          released(current).some((d) => d.state === 'PENDING' || IN_PROGRESS.includes(d.state as never));
+        // A soaking wave whose devices are not all finished any more (failed ones retried, a
+        // timed-out one reporting again) runs again, and soaks afresh once they have finished.
+        if (wave.status === 'SOAKING' && open()) {
+          wave.status = 'RUNNING';
+          wave.soakUntil = null;
+        }
         if (wave.status === 'RUNNING') {
-          const open = released(current).filter(
-            (d) => d.state === 'PENDING' || IN_PROGRESS.includes(d.state as never),
-          );
-          if (open.length > 0) break;
+          if (open()) break;
           wave.status = 'SOAKING';
           wave.soakUntil = new Date(now + wave.soakMinutes * 60_000).toISOString();
         }
