@@ -124,9 +124,28 @@ export function createLedgerRepo() {
     },
 
     /** An entry's id, when it is one of the tenant's (`null`: any tenant's). */
-    entryId(ex: Executor, id: string, tenantId: string | null): Promise<{ id: string } | undefined> {
+    /**
+     * The entry, if it is one of the list a cursor walks: of `tenantId` (null: any), and of one
+     * account (`accountId`) or of one owner's accounts (`owner`).
+     */
+    entryId(
+      ex: Executor,
+      id: string,
+      tenantId: string | null,
+      of: { accountId: string } | { owner: { tenantId: string; ownerType: string; ownerId: string } },
+    ): Promise<{ id: string } | undefined> {
       let q = ex.selectFrom('ledger_entries').select('id').where('id', '=', id);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
+      if ('accountId' in of) q = q.where('account_id', '=', of.accountId);
+      else
+        q = q.where('account_id', 'in', (eb) =>
+          eb
+            .selectFrom('ledger_accounts')
+            .select('id')
+            .where('tenant_id', '=', of.owner.tenantId)
+            .where('owner_type', '=', of.owner.ownerType)
+            .where('owner_id', '=', of.owner.ownerId),
+        );
       return q.executeTakeFirst();
     },
 

@@ -277,7 +277,7 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
       owner: { tenantId: string; ownerType: string; ownerId: string },
       page: { cursor?: string; limit: number },
     ) {
-      await knownCursor(page.cursor, (id) => repo.entryId(deps.db, id, owner.tenantId));
+      await knownCursor(page.cursor, (id) => repo.entryId(deps.db, id, owner.tenantId, { owner }));
       return pageOf(await repo.listEntriesOfOwner(deps.db, owner, page), page.limit, toEntry);
     },
 
@@ -293,7 +293,8 @@ export function createLedgerService(deps: { db: Db; dialect?: 'sqlite' | 'postgr
     async listEntries(tenantId: string | null, accountId: string, page: { cursor?: string; limit: number }) {
       const owner = await repo.accountById(deps.db, accountId, tenantId);
       if (!owner) throw new AppError('NOT_FOUND', `ledger account "${accountId}" does not exist`);
-      await knownCursor(page.cursor, (id) => repo.entryId(deps.db, id, tenantId));
+      // A cursor of this account's list: another account's entry is not one (400, never a page).
+      await knownCursor(page.cursor, (id) => repo.entryId(deps.db, id, tenantId, { accountId }));
       return pageOf(await repo.listEntries(deps.db, accountId, page), page.limit, toEntry);
     },
   };

@@ -30,6 +30,9 @@ function authError(message: string, code: number): AuthenticateError {
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions) {
   const { logger } = options;
   const machines = new Map<string, MqttMachine>(); // client id → its machine, once authenticated
+  // Bumped by each disconnectMachine (a key rotated, a machine disabled): a login whose key was
+  // checked before it answers is refused, as the old key would be now.
+  const cutOff = new Map<string, number>();
   let gateway: MqttGateway | undefined;
   const warnRefused = throttledWarning(
     logger,
@@ -45,8 +48,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions) {
           false,
         );
       }
+      const generation = cutOff.get(username) ?? 0;
       options.authenticate(username, key).then(
         (machine) => {
+          if (machine && (cutOff.get(username) ?? 0) !== generation) {
+            logger.info(
+              { machineId: username },
+              'mqtt: a login checked against a key replaced meanwhile: refused',
+            );
+            return done(authError('the machine key was replaced', BAD_CREDENTIALS), false);
+          }
           if (!machine) {
             warnRefused({ machineId: username.slice(0, 100), protocol: 'mqtt' });
             return done(authError('unknown machine or wrong key', BAD_CREDENTIALS), false);
@@ -158,6 +169,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions) {
     },
     /** Drops the device's session (key rotated or machine deleted). */
     disconnectMachine(machineId: string): void {
+      cutOff.set(machineId, (cutOff.get(machineId) ?? 0) + 1);
       machines.delete(machineId);
       const clients = (broker as unknown as { clients: Record<string, Client | undefined> }).clients;
       clients[machineId]?.close();
