@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createOtaDevice, type OtaDeviceOptions } from '../../machine-simulator/src/ota-device.js';
 import { generateSigningKey, manifestFor, signManifest } from '../src/modules/firmware/signing.js';
+import { expect } from 'vitest';
 import { ADMIN_TOKEN, eventually, type TestServer } from './harness.js';
 
 export const KEY = generateSigningKey('k1');
@@ -131,4 +132,55 @@ export async function drive(
     timeoutMs,
     what,
   );
+}
+
+let machineSeq = 0;
+const machineUid = (prefix: string) => `${prefix}${++machineSeq}${Math.random().toString(36).slice(2, 6)}`;
+type Machine = { id: string; key: string };
+
+/**
+ * What campaign tests do on the server `get()` returns: machines, campaigns of a new image, an
+ * action that must answer 200, a device's deployment and waiting for its state, a device's report
+ * that must be accepted, and a device's reports up to REBOOTING (answers the next `seq`).
+ */
+export function campaignHelpers(get: () => TestServer) {
+  const machine = (prefix: string) => get().createMachine(machineUid(prefix), { kind: 'kiosk' });
+  async function create(v: string, machineIds: string[], over: Record<string, unknown> = {}) {
+    const artifactId = await uploadOk(get(), signedImage(v, { size: 2_000 }));
+    return (await newCampaign(get(), artifactId, machineIds, over)).id as string;
+  }
+  async function run(campaignId: string, action: string) {
+    const res = await act(get(), campaignId, action);
+    expect(res.status, `${action}: ${JSON.stringify(res.body)}`).toBe(200);
+    return res.body;
+  }
+  async function deployment(campaignId: string, machineId: string) {
+    const c = await campaign(get(), campaignId);
+    return c.devices.find((d: any) => d.machineId === machineId);
+  }
+  const waitState = (campaignId: string, machineId: string, state: string, ms = 10_000) =>
+    eventually(
+      async () => {
+        const d = await deployment(campaignId, machineId);
+        return d.state === state ? d : undefined;
+      },
+      ms,
+      `${machineId} ${state} in ${campaignId}`,
+    );
+  async function reportOk(m: Machine, deploymentId: string, body: Record<string, unknown>) {
+    const res = await get().request('POST', `/api/device/v1/ota/${deploymentId}/status`, {
+      token: null,
+      headers: { 'x-api-key': m.key },
+      body,
+    });
+    expect(res.status, `${String(body['state'])}: ${JSON.stringify(res.body)}`).toBe(200);
+    return res.body;
+  }
+  async function toRebooting(m: Machine, deploymentId: string) {
+    let s = 1;
+    for (const state of ['DOWNLOADING', 'DOWNLOADED', 'VERIFIED', 'INSTALLING', 'REBOOTING'])
+      await reportOk(m, deploymentId, { seq: s++, state, currentVersion: '1.0.0' });
+    return s;
+  }
+  return { machine, create, run, deployment, waitState, reportOk, toRebooting };
 }

@@ -6,57 +6,13 @@
 //    reports SUCCEEDED late is no longer an accepted failure: newer failures count in full.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
-import { SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
+import { SIGNING_KEYS, campaign, campaignHelpers as helpers } from './firmware-fixtures.js';
 
-let seq = 0;
-const uid = (prefix: string) => `${prefix}${++seq}${Math.random().toString(36).slice(2, 6)}`;
-const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 /** Versions rise from test to test, so no image is uploaded twice on one server. */
 let minor = 0;
 const version = () => `40.${++minor}.0`;
 
 type Machine = { id: string; key: string };
-
-function helpers(get: () => TestServer) {
-  const machine = (prefix: string) => get().createMachine(uid(prefix), { kind: 'kiosk' });
-  async function create(v: string, machineIds: string[], over: Record<string, unknown> = {}) {
-    const artifactId = await uploadOk(get(), signedImage(v, { size: 2_000 }));
-    return (await newCampaign(get(), artifactId, machineIds, over)).id as string;
-  }
-  async function run(campaignId: string, action: string) {
-    const res = await act(get(), campaignId, action);
-    expect(res.status, `${action}: ${JSON.stringify(res.body)}`).toBe(200);
-    return res.body;
-  }
-  async function deployment(campaignId: string, machineId: string) {
-    const c = await campaign(get(), campaignId);
-    return c.devices.find((d: any) => d.machineId === machineId);
-  }
-  const waitState = (campaignId: string, machineId: string, state: string, ms = 10_000) =>
-    eventually(
-      async () => {
-        const d = await deployment(campaignId, machineId);
-        return d.state === state ? d : undefined;
-      },
-      ms,
-      `${machineId} ${state} in ${campaignId}`,
-    );
-  async function reportOk(m: Machine, deploymentId: string, body: Record<string, unknown>) {
-    const res = await get().request('POST', `/api/device/v1/ota/${deploymentId}/status`, {
-      ...key(m.key),
-      body,
-    });
-    expect(res.status, `${String(body['state'])}: ${JSON.stringify(res.body)}`).toBe(200);
-    return res.body;
-  }
-  async function toRebooting(m: Machine, deploymentId: string) {
-    let s = 1;
-    for (const state of ['DOWNLOADING', 'DOWNLOADED', 'VERIFIED', 'INSTALLING', 'REBOOTING'])
-      await reportOk(m, deploymentId, { seq: s++, state, currentVersion: '1.0.0' });
-    return s;
-  }
-  return { machine, create, run, deployment, waitState, reportOk, toRebooting };
-}
 
 describe.each(engines())('firmware review 3, machine turns (%s)', (engine) => {
   let server: TestServer;

@@ -5,10 +5,15 @@
 //    again; the wave must not complete (and the campaign end) while it is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, eventually, startServer, tempDir, type TestServer } from './harness.js';
-import { SIGNING_KEYS, act, campaign, newCampaign, signedImage, uploadOk } from './firmware-fixtures.js';
+import {
+  SIGNING_KEYS,
+  campaign,
+  campaignHelpers,
+  newCampaign,
+  signedImage,
+  uploadOk,
+} from './firmware-fixtures.js';
 
-let seq = 0;
-const uid = (prefix: string) => `${prefix}${++seq}${Math.random().toString(36).slice(2, 6)}`;
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 let minor = 0;
 const version = () => `50.${++minor}.0`;
@@ -29,48 +34,17 @@ describe.each(engines())('firmware review 4 (%s)', (engine) => {
     dir.remove();
   });
 
-  const machine = () => server.createMachine(uid('FW4'), { kind: 'kiosk' });
-  async function run(campaignId: string, action: string) {
-    const res = await act(server, campaignId, action);
-    expect(res.status, `${action}: ${JSON.stringify(res.body)}`).toBe(200);
-    return res.body;
-  }
-  async function deployment(campaignId: string, machineId: string) {
-    const c = await campaign(server, campaignId);
-    return c.devices.find((d: any) => d.machineId === machineId);
-  }
-  const waitState = (campaignId: string, machineId: string, state: string, ms = 10_000) =>
-    eventually(
-      async () => {
-        const d = await deployment(campaignId, machineId);
-        return d.state === state ? d : undefined;
-      },
-      ms,
-      `${machineId} ${state} in ${campaignId}`,
-    );
-  async function reportOk(m: Machine, deploymentId: string, body: Record<string, unknown>) {
-    const res = await server.request('POST', `/api/device/v1/ota/${deploymentId}/status`, {
-      ...key(m.key),
-      body,
-    });
-    expect(res.status, `${String(body['state'])}: ${JSON.stringify(res.body)}`).toBe(200);
-    return res.body;
-  }
-  async function toRebooting(m: Machine, deploymentId: string) {
-    let s = 1;
-    for (const state of ['DOWNLOADING', 'DOWNLOADED', 'VERIFIED', 'INSTALLING', 'REBOOTING'])
-      await reportOk(m, deploymentId, { seq: s++, state, currentVersion: '1.0.0' });
-    return s;
-  }
+  const { machine: newMachine, run, waitState, reportOk, toRebooting } = campaignHelpers(() => server);
+  const machine = () => newMachine('FW4');
 
-  // docs/firmware.md: "A wave runs (releases its devices …), then soaks for soakMinutes once all
-  // its devices have finished, then completes"; "retry-failed (failed and timed-out devices go
-  // back to PENDING; a COMPLETED campaign runs again)".
-  it('retry-failed while the last wave soaks: the failed device is released again, the campaign does not complete without it', async () => {
+  /**
+   * One wave at 100 % with a 1.2-second soak over machines a and b, started; both NOTIFIED, a
+   * updated (SUCCEEDED). Answers the machines, the campaign and b's deployment.
+   */
+  async function oneWaveWithASucceeded() {
     const [a, b] = [await machine(), await machine()];
     const target = version();
     const artifactId = await uploadOk(server, signedImage(target, { size: 2_000 }));
-    // One wave, a 1.2-second soak.
     const c = (
       await newCampaign(server, artifactId, [a.id, b.id], {
         waves: [{ percent: 100, soakMinutes: 0.02, approval: 'auto' }],
@@ -86,17 +60,27 @@ describe.each(engines())('firmware review 4 (%s)', (engine) => {
       currentVersion: target,
       confirmed: true,
     });
+    return { a, b, c, dbb };
+  }
+  const waveSoaks = (c: string) =>
+    eventually(
+      async () => ((await campaign(server, c)).waves[0].status === 'SOAKING' ? true : undefined),
+      5_000,
+      'the wave soaks',
+    );
+
+  // docs/firmware.md: "A wave runs (releases its devices …), then soaks for soakMinutes once all
+  // its devices have finished, then completes"; "retry-failed (failed and timed-out devices go
+  // back to PENDING; a COMPLETED campaign runs again)".
+  it('retry-failed while the last wave soaks: the failed device is released again, the campaign does not complete without it', async () => {
+    const { b, c, dbb } = await oneWaveWithASucceeded();
     await reportOk(b, dbb.deploymentId, {
       seq: 1,
       state: 'FAILED',
       code: 'INSTALL_FAILED',
       currentVersion: '1.0.0',
     });
-    await eventually(
-      async () => ((await campaign(server, c)).waves[0].status === 'SOAKING' ? true : undefined),
-      5_000,
-      'the wave soaks',
-    );
+    await waveSoaks(c);
     const retried = await run(c, 'retry-failed');
     expect(retried.status).toBe('RUNNING');
     expect(retried.devices.find((d: any) => d.machineId === b.id).state).toBe('PENDING');
@@ -113,24 +97,7 @@ describe.each(engines())('firmware review 4 (%s)', (engine) => {
   // completes"; a TIMED_OUT device "If it reports again later it continues from that state …
   // as long as the campaign is RUNNING or PAUSED".
   it('a timed-out device that comes back while the last wave soaks keeps the campaign running until it finishes', async () => {
-    const [a, b] = [await machine(), await machine()];
-    const target = version();
-    const artifactId = await uploadOk(server, signedImage(target, { size: 2_000 }));
-    const c = (
-      await newCampaign(server, artifactId, [a.id, b.id], {
-        waves: [{ percent: 100, soakMinutes: 0.02, approval: 'auto' }],
-      })
-    ).id as string;
-    await run(c, 'start');
-    const da = await waitState(c, a.id, 'NOTIFIED');
-    const dbb = await waitState(c, b.id, 'NOTIFIED');
-    const s = await toRebooting(a, da.deploymentId);
-    await reportOk(a, da.deploymentId, {
-      seq: s,
-      state: 'SUCCEEDED',
-      currentVersion: target,
-      confirmed: true,
-    });
+    const { b, c, dbb } = await oneWaveWithASucceeded();
     // b goes silent: timed out, the wave soaks.
     await server.kioskhub.db
       .updateTable('firmware_deployments')
@@ -138,11 +105,7 @@ describe.each(engines())('firmware review 4 (%s)', (engine) => {
       .where('id', '=', dbb.deploymentId)
       .execute();
     await waitState(c, b.id, 'TIMED_OUT');
-    await eventually(
-      async () => ((await campaign(server, c)).waves[0].status === 'SOAKING' ? true : undefined),
-      5_000,
-      'the wave soaks',
-    );
+    await waveSoaks(c);
     // b was only slow: it comes back (accepted, the campaign is RUNNING) and is downloading.
     const back = await reportOk(b, dbb.deploymentId, {
       seq: 1,
