@@ -123,7 +123,6 @@ export function createLedgerRepo() {
       return q.executeTakeFirst();
     },
 
-    /** An entry's id, when it is one of the tenant's (`null`: any tenant's). */
     /**
      * The entry, if it is one of the list a cursor walks: of `tenantId` (null: any), and of one
      * account (`accountId`) or of one owner's accounts (`owner`).
