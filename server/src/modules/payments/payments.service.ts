@@ -87,14 +87,23 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
   /**
    * A delivery whose event id was seen before. The same event again is a duplicate; the same id
-   * carrying another payment is refused and changes nothing (the first delivery stands).
+   * carrying another payment, or first delivered with a refund's news, is refused and changes
+   * nothing (the first delivery stands), never answered as a duplicate of a payment not recorded.
    */
   async function answerForRepeatedEvent(
     ex: Executor,
     n: PaymentNotification,
     eventId: string,
   ): Promise<WebhookAnswer> {
-    const first = ((await repo.delivery(n.provider, eventId, ex)) ?? {}) as { providerPaymentId?: string };
+    const first = ((await repo.delivery(n.provider, eventId, ex)) ?? {}) as {
+      providerPaymentId?: string;
+      providerRefundId?: string;
+    };
+    if (first.providerRefundId !== undefined)
+      throw new AppError(
+        'CONFLICT',
+        `event ${eventId} was already delivered for refund ${first.providerRefundId}, not payment ${n.providerPaymentId}`,
+      );
     if (first.providerPaymentId !== undefined && first.providerPaymentId !== n.providerPaymentId) {
       throw new AppError(
         'CONFLICT',
