@@ -3,33 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engines, qrCredited, startServer, type TestServer } from './harness.js';
+import { razorpayRefundEvent } from './razorpay-refund-fixtures.js';
 
 const newPaymentId = (): string => `pay_${randomBytes(7).toString('hex')}`;
-
-function refundEvent(event: string, refundId: string, paymentId: string, amount: number) {
-  return {
-    entity: 'event',
-    account_id: 'acc_TEST0000000001',
-    event,
-    contains: ['refund', 'payment'],
-    payload: {
-      refund: {
-        entity: {
-          id: refundId,
-          entity: 'refund',
-          amount,
-          currency: 'INR',
-          payment_id: paymentId,
-          notes: [],
-          status: 'processed',
-          speed_processed: 'normal',
-          created_at: Math.floor(Date.now() / 1000),
-        },
-      },
-    },
-    created_at: Math.floor(Date.now() / 1000),
-  };
-}
 
 describe.each(engines())('vending money path review 4 (%s)', (engine) => {
   let server: TestServer;
@@ -55,7 +31,15 @@ describe.each(engines())('vending money path review 4 (%s)', (engine) => {
     const m = await server.createVendingMachine(nextId(), 2000);
     const eventId = `evt_${randomBytes(6).toString('hex')}`;
     const refund = await server.postWebhook(
-      refundEvent('refund.processed', `rfnd_${randomBytes(6).toString('hex')}`, newPaymentId(), 500),
+      razorpayRefundEvent('refund.processed', {
+        id: `rfnd_${randomBytes(6).toString('hex')}`,
+        entity: 'refund',
+        amount: 500,
+        currency: 'INR',
+        payment_id: newPaymentId(),
+        notes: [],
+        status: 'processed',
+      }),
       { eventId },
     );
     expect(refund.status).toBe(200);

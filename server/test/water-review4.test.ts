@@ -54,11 +54,7 @@ for (const engine of engines()) {
 
     beforeAll(async () => {
       server = await startServer({ engine });
-      await server.kioskhub.db
-        .updateTable('tenants')
-        .set({ default_country_code: '254' })
-        .where('id', '=', 'default')
-        .execute();
+      await server.kioskhub.services.tenants.setDefaultCountryCode('default', '254');
       kiosk = await server.createMachine(uid('W'), { kind: 'water' });
     });
     afterAll(async () => {
