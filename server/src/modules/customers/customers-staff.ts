@@ -313,13 +313,15 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
       }
       const row = await withCustomer(tenantId, id, async (tx, c) => {
         const set: Partial<CustomerRow> = { updated_at: nowIso() };
+        // A plan named is checked first, whatever else the request says: a rejected request
+        // (an unknown plan) must not end the subscription it came with.
+        const plan = input.planId ? await customers.repo.plan(c.tenant_id, input.planId, tx) : undefined;
+        if (input.planId && !plan) throw validation(`plan "${input.planId}" does not exist`);
         if (input.expiresAt === null) {
           set.subscription_plan_id = null;
           set.subscription_expires_at = null;
           Object.assign(set, subscriptionRunChange(c, null, now()));
         } else {
-          const plan = input.planId ? await customers.repo.plan(c.tenant_id, input.planId, tx) : undefined;
-          if (input.planId && !plan) throw validation(`plan "${input.planId}" does not exist`);
           let expiresAt: string;
           if (input.expiresAt !== undefined) {
             const at = Date.parse(input.expiresAt);
@@ -340,15 +342,21 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
           }
         }
         const updated = (await customers.repo.update(c.id, set, tx))!;
+        const limitChanged = updated.daily_limit_ml !== c.daily_limit_ml;
         await changed(tx, c, {
           actor,
           action: 'customer.subscription_set',
           reason,
-          before: { planId: c.subscription_plan_id, expiresAt: c.subscription_expires_at },
+          before: {
+            planId: c.subscription_plan_id,
+            expiresAt: c.subscription_expires_at,
+            ...(limitChanged ? { dailyLimitMl: c.daily_limit_ml } : {}),
+          },
           after: {
             planId: updated.subscription_plan_id,
             expiresAt: updated.subscription_expires_at,
             startedAt: updated.subscription_started_at,
+            ...(limitChanged ? { dailyLimitMl: updated.daily_limit_ml } : {}),
           },
         });
         return updated;

@@ -152,6 +152,7 @@ export function createCustomersService(deps: CustomersDeps) {
         subscription_expires_at: null,
         subscription_started_at: null,
         subscription_prior_expires_at: null,
+        subscription_prior_started_at: null,
         site_ids: JSON.stringify(input.siteIds ?? []),
         created_at: now,
         updated_at: now,

@@ -53,6 +53,7 @@ export function createPlans(deps: { db: Db; repo: Pick<CustomersRepo, 'insertPla
       if (input.kind === 'credit' && input.days !== undefined) {
         throw validation('a credit plan has no days (make it a subscription)');
       }
+      if (input.name.trim() === '') throw validation('a plan needs a name (not only spaces)');
       if (!isKnownCurrency(input.currency)) {
         throw validation(`"${input.currency}" is not an ISO 4217 currency`);
       }

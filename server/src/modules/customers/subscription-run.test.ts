@@ -3,10 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { subscriptionCovers, subscriptionRunChange } from './subscription-run.js';
 
 const t = (iso: string) => Date.parse(iso);
-const run = (expires: string | null, started: string | null = null, prior: string | null = null) => ({
+const run = (
+  expires: string | null,
+  started: string | null = null,
+  prior: string | null = null,
+  priorStarted: string | null = null,
+) => ({
   subscription_expires_at: expires,
   subscription_started_at: started,
   subscription_prior_expires_at: prior,
+  subscription_prior_started_at: priorStarted,
 });
 
 describe('subscriptionCovers', () => {
@@ -26,6 +32,16 @@ describe('subscriptionCovers', () => {
       false,
     );
   });
+  it('the run before covers only from its start, when known', () => {
+    const c = run(
+      '2026-12-31T00:00:00Z',
+      '2026-12-10T00:00:00Z',
+      '2026-12-05T00:00:00Z',
+      '2026-11-20T00:00:00Z',
+    );
+    expect(subscriptionCovers(c, t('2026-11-20T00:00:00Z'))).toBe(true);
+    expect(subscriptionCovers(c, t('2026-11-19T23:59:59Z'))).toBe(false); // before it began
+  });
 });
 
 describe('subscriptionRunChange', () => {
@@ -35,20 +51,30 @@ describe('subscriptionRunChange', () => {
       subscriptionRunChange(run('2026-12-20T00:00:00Z', '2026-12-01T00:00:00Z'), '2027-01-20T00:00:00Z', now),
     ).toEqual({});
   });
-  it('bought while none runs: starts now and remembers the lapsed run', () => {
+  it('bought while none runs: starts now and remembers the lapsed run, start and expiry', () => {
     expect(subscriptionRunChange(run('2026-12-05T00:00:00Z'), '2027-01-10T00:00:00Z', now)).toEqual({
       subscription_started_at: '2026-12-10T00:00:00.000Z',
       subscription_prior_expires_at: '2026-12-05T00:00:00Z',
+      subscription_prior_started_at: null,
+    });
+    expect(
+      subscriptionRunChange(run('2026-12-05T00:00:00Z', '2026-11-05T00:00:00Z'), '2027-01-10T00:00:00Z', now),
+    ).toEqual({
+      subscription_started_at: '2026-12-10T00:00:00.000Z',
+      subscription_prior_expires_at: '2026-12-05T00:00:00Z',
+      subscription_prior_started_at: '2026-11-05T00:00:00Z',
     });
     expect(subscriptionRunChange(run(null), '2027-01-10T00:00:00Z', now)).toEqual({
       subscription_started_at: '2026-12-10T00:00:00.000Z',
       subscription_prior_expires_at: null,
+      subscription_prior_started_at: null,
     });
   });
-  it('ended: both cleared', () => {
+  it('ended: all cleared', () => {
     expect(subscriptionRunChange(run('2026-12-20T00:00:00Z', '2026-12-01T00:00:00Z'), null, now)).toEqual({
       subscription_started_at: null,
       subscription_prior_expires_at: null,
+      subscription_prior_started_at: null,
     });
   });
 });

@@ -152,6 +152,7 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
       subscription_expires_at?: string;
       subscription_started_at?: string | null;
       subscription_prior_expires_at?: string | null;
+      subscription_prior_started_at?: string | null;
       daily_limit_ml?: number;
     } = {};
     const days = plan.days === null ? 0 : Number(plan.days);

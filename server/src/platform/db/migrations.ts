@@ -1097,6 +1097,17 @@ const subscriptionStart: Migration = {
 };
 
 /**
+ * When the run before the current one began: offline water dated before that run began (a time
+ * no subscription ran) is not paid by it. Existing rows: null, unknown, judged as before (by the
+ * earlier run's expiry alone).
+ */
+const subscriptionPriorStart: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('customers').addColumn('subscription_prior_started_at', 'text').execute();
+  },
+};
+
+/**
  * The state a firmware deployment was in when it timed out: a device reporting later continues
  * from there, never skipping a step (SUCCEEDED only after REBOOTING). Rows timed out before: null,
  * read as the earliest state a released deployment can be in.
@@ -1330,6 +1341,7 @@ export function migrationProvider(dialect: 'sqlite' | 'postgres'): MigrationProv
       '0037_ended_sessions': endedSessions,
       '0038_export_link_sessions': exportLinkSessions,
       '0039_refunds_pending': refundsPending,
+      '0040_subscription_prior_start': subscriptionPriorStart,
     }),
   };
 }

@@ -30,6 +30,8 @@ export interface CustomersTable {
   subscription_started_at: string | null;
   /** When the run before the current one ended; null: none, or unknown. */
   subscription_prior_expires_at: string | null;
+  /** When the run before began; null: none, or not known (rows from before it was stored). */
+  subscription_prior_started_at: string | null;
   /** JSON array of site ids the customer may use; [] = every site. */
   site_ids: string;
   created_at: string;
