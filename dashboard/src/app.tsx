@@ -50,11 +50,16 @@ function AlertsBadge() {
     refetchInterval: 20_000,
   });
   const count = open.data?.items.length ?? 0;
+  const more = (open.data?.nextCursor ?? null) !== null;
   return (
-    <Link href="/alerts" className="alerts-link" aria-label={`Alerts: ${count} open`}>
+    <Link
+      href="/alerts"
+      className="alerts-link"
+      aria-label={`Alerts: ${count}${more ? ' or more' : ''} open`}
+    >
       Alerts{' '}
       <span className={`count ${count > 0 ? 'count-hot' : ''}`} data-testid="alert-count">
-        {count >= 200 ? '200+' : count}
+        {more ? `${count}+` : count}
       </span>
     </Link>
   );

@@ -1,13 +1,13 @@
 // Alerts (machines offline too long, failed dispenses, failed print jobs, unallocated cash…),
 // acknowledged with a click.
 import type { AlertView, Page } from '@kioskhub/protocol';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'wouter';
 import { api } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { dateTime, titleCase } from '../format.ts';
-import { Columns, Empty, ErrorNote, Loading, TableWrap } from '../ui.tsx';
+import { Columns, Empty, ErrorNote, Loading, LoadMore, TableWrap } from '../ui.tsx';
 
 function Subject({ alert }: { alert: AlertView }) {
   if (alert.subjectType === 'machine' && alert.kind.startsWith('WATER_'))
@@ -32,11 +32,18 @@ export function AlertsPage() {
   const { can } = useAuth();
   const client = useQueryClient();
   const [showAll, setShowAll] = useState(false);
-  const alerts = useQuery({
-    queryKey: ['alerts', showAll ? 'all' : 'open'],
-    queryFn: () => api<Page<AlertView>>(`/v1/alerts?limit=200${showAll ? '' : '&open=true'}`),
+  // Newest first, 200 a page; "Load more" follows nextCursor to the older ones.
+  const alerts = useInfiniteQuery({
+    queryKey: ['alerts', 'pages', showAll ? 'all' : 'open'],
+    queryFn: ({ pageParam }) =>
+      api<Page<AlertView>>(
+        `/v1/alerts?limit=200${showAll ? '' : '&open=true'}${pageParam ? `&cursor=${pageParam}` : ''}`,
+      ),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.nextCursor ?? undefined,
     refetchInterval: 20_000,
   });
+  const items = alerts.data?.pages.flatMap((p) => p.items) ?? [];
   const [error, setError] = useState<unknown>(null);
   const ack = async (ids: string[]) => {
     setError(null);
@@ -47,7 +54,7 @@ export function AlertsPage() {
     }
     await client.invalidateQueries({ queryKey: ['alerts'] });
   };
-  const open = alerts.data?.items.filter((a) => a.acknowledgedAt === null && !a.resolvedAt) ?? [];
+  const open = items.filter((a) => a.acknowledgedAt === null && !a.resolvedAt);
 
   return (
     <>
@@ -66,13 +73,13 @@ export function AlertsPage() {
       <ErrorNote error={alerts.error ?? error} />
       {alerts.isPending ? (
         <Loading what="Loading alerts" />
-      ) : (alerts.data?.items.length ?? 0) === 0 ? (
+      ) : items.length === 0 ? (
         <Empty>No open alerts.</Empty>
       ) : (
         <TableWrap label="Alerts, newest first">
           <Columns names={['Raised', 'Kind', 'About', 'What happened', 'State']} />
           <tbody>
-            {alerts.data?.items.map((a) => (
+            {items.map((a) => (
               <tr key={a.id} data-alert-kind={a.kind}>
                 <td>{dateTime(a.createdAt)}</td>
                 <td>{titleCase(a.kind)}</td>
@@ -105,6 +112,7 @@ export function AlertsPage() {
           </tbody>
         </TableWrap>
       )}
+      <LoadMore query={alerts} label="Load older alerts" />
     </>
   );
 }

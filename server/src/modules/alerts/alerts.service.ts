@@ -1,9 +1,10 @@
 // Alerts for operators: things that need a person (failed print jobs, oversold stock…). Some
 // alerts are about a condition (a silent kiosk, a stuck payment): those resolve when it clears.
-import type { AlertView } from '@kioskhub/protocol';
+import type { AlertView, Page } from '@kioskhub/protocol';
 import { PostgresAdapter, sql } from 'kysely';
 import { notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 
 export type Alert = AlertView;
 
@@ -61,13 +62,25 @@ export function createAlertsService(deps: { db: Db }) {
     /** `tenants`: the tenants the reader sees (`readableTenants`), null for all. */
     async list(
       tenants: readonly string[] | null,
-      filter: { open?: boolean; limit: number },
-    ): Promise<Alert[]> {
-      let q = db.selectFrom('alerts').selectAll().orderBy('id', 'desc').limit(filter.limit);
+      filter: { open?: boolean; cursor?: string; limit: number },
+    ): Promise<Page<Alert>> {
+      // Alerts are never deleted: a cursor names one the reader sees, or it is made up. (An alert
+      // acknowledged since its page was read still pages an `open` list: its id is the position.)
+      await knownCursor(filter.cursor, (id) => {
+        let found = db.selectFrom('alerts').select('id').where('id', '=', id);
+        if (tenants !== null) found = found.where('tenant_id', 'in', tenants);
+        return found.executeTakeFirst();
+      });
+      let q = db
+        .selectFrom('alerts')
+        .selectAll()
+        .orderBy('id', 'desc')
+        .limit(filter.limit + 1);
       if (tenants !== null) q = q.where('tenant_id', 'in', tenants);
       if (filter.open) q = q.where('acknowledged_at', 'is', null).where('resolved_at', 'is', null);
+      if (filter.cursor !== undefined) q = q.where('id', '<', filter.cursor);
       const rows = await q.execute();
-      return rows.map((r) => ({
+      return pageOf(rows, filter.limit, (r) => ({
         id: r.id,
         tenantId: r.tenant_id,
         kind: r.kind,

@@ -259,26 +259,25 @@ export function restaurantOpsRoutes(
     {
       schema: {
         tags: ['alerts'],
-        summary: 'Alerts, newest first (?open=true: not yet acknowledged)',
+        summary: 'Alerts, newest first (?open=true: neither acknowledged nor resolved)',
         querystring: Type.Object(
-          { open: Type.Optional(Type.Boolean()), limit: Limit },
+          { open: Type.Optional(Type.Boolean()), cursor: Type.Optional(Cursor), limit: Limit },
           { additionalProperties: false },
         ),
         response: {
-          200: OnePage(OpenObject),
+          200: Page(OpenObject),
           ...errors(400, 401, 403),
         },
       },
     },
     async (request) => {
       const p = await request.staff();
-      return {
-        items: await deps.alerts.list(await readableTenants(p, deps.isSoleTenant), {
-          limit: request.query.limit,
-          ...(request.query.open !== undefined ? { open: request.query.open } : {}),
-        }),
-        nextCursor: null,
-      };
+      const { open, cursor, limit } = request.query;
+      return deps.alerts.list(await readableTenants(p, deps.isSoleTenant), {
+        limit,
+        ...(open !== undefined ? { open } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
     },
   );
 

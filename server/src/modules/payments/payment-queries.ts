@@ -163,10 +163,11 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
 
     /**
      * Payments still PENDING past `stuckBefore` (their expiry, or their creation when they have
-     * none), cash excepted: a cash session is open while a customer stands at the machine.
+     * none), cash excepted: a cash session is open while a customer stands at the machine. By
+     * id, after `after` when given.
      */
-    stuckPending(stuckBefore: string, limit: number) {
-      return db
+    stuckPending(stuckBefore: string, limit: number, after?: string) {
+      let q = db
         .selectFrom('payments')
         .select([
           'id',
@@ -187,8 +188,9 @@ export function createPaymentQueries(deps: { db: Db; dialect: 'sqlite' | 'postgr
           ]),
         )
         .orderBy('id')
-        .limit(limit)
-        .execute();
+        .limit(limit);
+      if (after !== undefined) q = q.where('id', '>', after);
+      return q.execute();
     },
 
     /**

@@ -12,7 +12,7 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../../platform/db/database.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import type { PaymentQueries } from '../payments/payment-queries.js';
-import { utcDayStart } from '../water/usage.js';
+import { localDayBounds } from '../water/usage.js';
 import { reasonOf } from '../water-ops/verifications.js';
 import { readableAmount } from '../../platform/money.js';
 import { dayStart, localDay } from './local-buckets.js';
@@ -69,6 +69,8 @@ export const WATER_ALERT_KINDS = [
   'WATER_CREDIT_NEGATIVE',
 ] as const;
 export type WaterAlertKind = (typeof WATER_ALERT_KINDS)[number];
+/** Where each kind's listing goes on in the next sweep (its last key), for kinds cut at the cap. */
+export type AlertResume = Partial<Record<WaterAlertKind, string>>;
 /** Conditions listed per kind and sweep at most. */
 const CONDITIONS_PER_KIND = 500;
 /** Kiosks read per query while looking for conditions (every kiosk is looked at). */
@@ -88,7 +90,8 @@ export function createWaterStatsService(deps: {
     timeZone?: string,
   ): Promise<WaterKioskOverview[]> {
     const zone = checkTimeZone(timeZone);
-    const day = isLocal(zone) ? new Date(dayStart(now, zone)).toISOString() : utcDayStart(new Date(now));
+    // [start, end): water an offline kiosk logged with tomorrow's date (a clock running ahead) is not today's.
+    const day = localDayBounds(new Date(now), isLocal(zone) ? zone : 'UTC');
     let kiosks = db
       .selectFrom('machines as m')
       .leftJoin('water_kiosks as k', 'k.machine_id', 'm.id')
@@ -110,14 +113,16 @@ export function createWaterStatsService(deps: {
     let dispensed = db
       .selectFrom('water_dispenses')
       .select(['kiosk_id', (eb) => eb.fn.sum<string | number>('dispensed_ml').as('ml')])
-      .where('at', '>=', day)
+      .where('at', '>=', day.start)
+      .where('at', '<', day.end)
       .where('status', 'in', DISPENSED)
       .groupBy('kiosk_id');
     if (tenantId !== null) dispensed = dispensed.where('tenant_id', '=', tenantId);
     let verified = db
       .selectFrom('water_verifications')
       .select(['kiosk_id', 'approved', (eb) => eb.fn.countAll<string | number>().as('n')])
-      .where('at', '>=', day)
+      .where('at', '>=', day.start)
+      .where('at', '<', day.end)
       .groupBy(['kiosk_id', 'approved']);
     if (tenantId !== null) verified = verified.where('tenant_id', '=', tenantId);
     const [rows, ml, counts] = await Promise.all([kiosks.execute(), dispensed.execute(), verified.execute()]);
@@ -273,47 +278,42 @@ export function createWaterStatsService(deps: {
 
   /**
    * Silent kiosks, faulty taps, payments stuck PENDING and negative water credit, now: at most
-   * CONDITIONS_PER_KIND of each kind. `capped` names the kinds cut there, whose unlisted alerts
-   * may still stand and so must not be resolved.
+   * CONDITIONS_PER_KIND of each kind, each kind listed after its `resume` key (the `resume` of the
+   * sweep before). A kind with more than that standing is listed a window at a time, sweep after
+   * sweep, so every condition gets its turn. `capped` names the kinds not listed whole, whose
+   * unlisted alerts may still stand and so must not be resolved.
    */
   async function alertConditions(
     now: number,
     paymentStuckGraceMs: number,
-  ): Promise<{ conditions: AlertCondition[]; capped: WaterAlertKind[] }> {
+    resume: AlertResume = {},
+  ): Promise<{ conditions: AlertCondition[]; capped: WaterAlertKind[]; resume: AlertResume }> {
     const silentBefore = new Date(now - WATER_KIOSK_SILENT_MS).toISOString();
     const stuckBefore = new Date(now - paymentStuckGraceMs).toISOString();
+    let negativeQuery = db
+      .selectFrom('ledger_accounts as a')
+      .leftJoin('customers as c', 'c.id', 'a.owner_id')
+      .select(['a.id', 'a.tenant_id', 'a.owner_id', 'a.balance', 'c.account_id', 'c.phone'])
+      .where('a.kind', '=', 'water_credit')
+      .where('a.owner_type', '=', 'customer')
+      .where('a.balance', '<', 0)
+      .orderBy('a.id')
+      .limit(CONDITIONS_PER_KIND);
+    if (resume.WATER_CREDIT_NEGATIVE !== undefined)
+      negativeQuery = negativeQuery.where('a.id', '>', resume.WATER_CREDIT_NEGATIVE);
     const [kiosks, stuck, negative] = await Promise.all([
       heardKiosks(),
-      deps.payments.stuckPending(stuckBefore, CONDITIONS_PER_KIND),
-      db
-        .selectFrom('ledger_accounts as a')
-        .leftJoin('customers as c', 'c.id', 'a.owner_id')
-        .select(['a.tenant_id', 'a.owner_id', 'a.balance', 'c.account_id', 'c.phone'])
-        .where('a.kind', '=', 'water_credit')
-        .where('a.owner_type', '=', 'customer')
-        .where('a.balance', '<', 0)
-        .orderBy('a.id')
-        .limit(CONDITIONS_PER_KIND)
-        .execute(),
+      deps.payments.stuckPending(stuckBefore, CONDITIONS_PER_KIND, resume.PAYMENT_STUCK),
+      negativeQuery.execute(),
     ]);
-    const out: AlertCondition[] = [];
-    const counts = new Map<WaterAlertKind, number>();
-    const capped = new Set<WaterAlertKind>();
-    const add = (c: AlertCondition) => {
-      const n = counts.get(c.kind) ?? 0;
-      if (n >= CONDITIONS_PER_KIND) {
-        capped.add(c.kind);
-        return;
-      }
-      counts.set(c.kind, n + 1);
-      out.push(c);
-    };
-    if (stuck.length >= CONDITIONS_PER_KIND) capped.add('PAYMENT_STUCK');
-    if (negative.length >= CONDITIONS_PER_KIND) capped.add('WATER_CREDIT_NEGATIVE');
+    const byKind = new Map<WaterAlertKind, { key: string; condition: AlertCondition }[]>(
+      WATER_ALERT_KINDS.map((k) => [k, []]),
+    );
+    const add = (key: string, c: AlertCondition) => byKind.get(c.kind)!.push({ key, condition: c });
     for (const k of kiosks) {
       const label = k.name === k.id ? k.id : `${k.name} (${k.id})`;
       if (k.last_heartbeat_at! < silentBefore) {
-        add({
+        add(k.id, {
           tenantId: k.tenant_id,
           kind: 'WATER_KIOSK_SILENT',
           subjectType: 'machine',
@@ -323,7 +323,7 @@ export function createWaterStatsService(deps: {
       }
       for (const t of parseTaps(k.taps)) {
         if (!t.fault) continue;
-        add({
+        add(`${k.id}/${t.tap}`, {
           tenantId: k.tenant_id,
           kind: 'WATER_TAP_FAULT',
           subjectType: 'water_tap',
@@ -333,7 +333,7 @@ export function createWaterStatsService(deps: {
       }
     }
     for (const p of stuck) {
-      add({
+      add(p.id, {
         tenantId: p.tenant_id,
         kind: 'PAYMENT_STUCK',
         subjectType: 'payment',
@@ -344,7 +344,7 @@ export function createWaterStatsService(deps: {
       });
     }
     for (const a of negative) {
-      add({
+      add(a.id, {
         tenantId: a.tenant_id,
         kind: 'WATER_CREDIT_NEGATIVE',
         subjectType: 'customer',
@@ -352,7 +352,26 @@ export function createWaterStatsService(deps: {
         message: `Customer ${a.account_id ?? a.owner_id} (${a.phone ?? 'unknown phone'}) has ${(Number(a.balance) / 1000).toFixed(1)} L of water credit (water dispensed offline or beyond a hold)`,
       });
     }
-    return { conditions: out, capped: [...capped] };
+    const out: AlertCondition[] = [];
+    const capped: WaterAlertKind[] = [];
+    const next: AlertResume = {};
+    for (const [kind, all] of byKind) {
+      // The kiosk kinds are found here, the others are already a window read after their key.
+      const from = resume[kind];
+      const listed =
+        kind === 'WATER_KIOSK_SILENT' || kind === 'WATER_TAP_FAULT'
+          ? all
+              .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+              .filter((c) => from === undefined || c.key > from)
+              .slice(0, CONDITIONS_PER_KIND)
+          : all;
+      out.push(...listed.map((c) => c.condition));
+      // A full window: more may follow, the next sweep goes on from its last. A window that began
+      // after a key missed those before it (the next sweep starts again from the first).
+      if (listed.length >= CONDITIONS_PER_KIND) next[kind] = listed[listed.length - 1]!.key;
+      if (listed.length >= CONDITIONS_PER_KIND || from !== undefined) capped.push(kind);
+    }
+    return { conditions: out, capped, resume: next };
   }
 
   return { overview, stats, alertConditions };

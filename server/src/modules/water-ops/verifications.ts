@@ -68,10 +68,12 @@ export function createWaterVerifications(deps: {
     ): Promise<Page<WaterVerificationView>> {
       if (filter.kioskId && !(await deps.kioskExists(filter.kioskId, tenantId)))
         throw notFound('water kiosk', filter.kioskId);
-      // Verifications are never deleted: a cursor names one of the caller's, or it is made up.
+      // Verifications are never deleted: a cursor names one of this list's (the caller's, and the
+      // kiosk's when one is named), or it is made up.
       await knownCursor(filter.cursor, (id) => {
         let found = db.selectFrom('water_verifications').select('id').where('id', '=', id);
         if (tenantId !== null) found = found.where('tenant_id', '=', tenantId);
+        if (filter.kioskId) found = found.where('kiosk_id', '=', filter.kioskId);
         return found.executeTakeFirst();
       });
       let q = db

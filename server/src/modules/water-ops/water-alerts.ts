@@ -7,7 +7,11 @@ import { LIVE_EVENTS } from '@kioskhub/protocol';
 import type { Db } from '../../platform/db/database.js';
 import { enqueueOutbox, hasQueuedJob } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
-import { WATER_ALERT_KINDS, type WaterStatsService } from '../reporting/water-stats.service.js';
+import {
+  WATER_ALERT_KINDS,
+  type AlertResume,
+  type WaterStatsService,
+} from '../reporting/water-stats.service.js';
 
 declare module '../../platform/outbox.js' {
   interface OutboxTopics {
@@ -26,11 +30,13 @@ export function createWaterAlerts(deps: {
   const keyOf = (a: { tenantId: string; kind: string; subjectId: string }) =>
     `${a.tenantId}|${a.kind}|${a.subjectId}`;
 
+  // Where the kinds with more conditions than one sweep lists go on (this process's sweeps).
+  let resume: AlertResume = {};
+
   async function sweepOnce(now = Date.now()): Promise<{ raised: number; resolved: number }> {
-    const { conditions: current, capped } = await deps.conditions.alertConditions(
-      now,
-      deps.paymentStuckGraceMs,
-    );
+    const listing = await deps.conditions.alertConditions(now, deps.paymentStuckGraceMs, resume);
+    const { conditions: current, capped } = listing;
+    resume = listing.resume;
     const open = await deps.alerts.unresolved(WATER_ALERT_KINDS);
     const openKeys = new Set(open.map(keyOf));
     const currentKeys = new Set(current.map(keyOf));
