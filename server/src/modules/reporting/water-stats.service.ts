@@ -15,7 +15,7 @@ import type { PaymentQueries } from '../payments/payment-queries.js';
 import { localDayBounds } from '../water/usage.js';
 import { reasonOf } from '../water-ops/verifications.js';
 import { readableAmount } from '../../platform/money.js';
-import { dayStart, localDay } from './local-buckets.js';
+import { localDay } from './local-buckets.js';
 import { checkTimeZone, cmp, isLocal, localBuckets, resolveRange, type Zoned } from './stats.service.js';
 
 /** A kiosk is OFFLINE after this long without a heartbeat (docs/water.md). */
