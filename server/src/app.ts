@@ -286,7 +286,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     siteCurrency: tenants.siteCurrency,
     tenantExists: tenants.exists,
     pendingLastSeen: presence.pendingLastSeen,
-    keyRotated: (machineId) => {
+    dropConnections: (machineId) => {
       presence.local(machineId)?.link.disconnect();
       // An empty connection id matches no connection: every process drops the machine's socket.
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, '');

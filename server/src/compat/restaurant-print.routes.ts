@@ -60,13 +60,16 @@ export function restaurantPrintRoutes(
       },
     },
     async (request, reply) => {
-      const scope = await scopeOf(request);
-      const printerScope = { tenantId: scope.tenantId, siteId: siteOf(scope), printer: scope.printer };
+      let scope = await scopeOf(request);
       const deadline = Date.now() + (request.query.wait ?? 0) * 1000;
       const gone = new AbortController();
       request.raw.once('close', () => gone.abort());
-      for (;;) {
+      for (let woken = false; ; woken = true) {
         if (gone.signal.aborted) return reply.code(204).send(null);
+        // Woken after a wait: the credentials are checked again (a key rotated, a machine moved or
+        // a staff user disabled meanwhile is refused, not handed the next receipt).
+        if (woken) scope = await scopeOf(request);
+        const printerScope = { tenantId: scope.tenantId, siteId: siteOf(scope), printer: scope.printer };
         // Listen before looking: a job queued between an empty look and the wait still wakes it.
         const wakeUp =
           deadline > Date.now() ? notifier.listen(printerScope.tenantId, printerScope.siteId) : undefined;

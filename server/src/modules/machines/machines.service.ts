@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { SqliteAdapter, sql } from 'kysely';
 import type { MachineKind, MachineStatus, MachineView, PaymentProfileView } from '@kioskhub/protocol';
-import { AppError, notFound } from '../../platform/errors.js';
+import { AppError, notFound, validation } from '../../platform/errors.js';
+import { isKnownCurrency } from '../../platform/money.js';
 import { bool, nowIso, type Db, type Executor } from '../../platform/db/database.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { pageOf } from '../../platform/db/pages.js';
@@ -58,8 +59,11 @@ export function createMachinesService(deps: {
   tenantExists(tenantId: string): Promise<boolean>;
   /** Freshest last-seen time held in memory, not yet flushed. */
   pendingLastSeen(machineId: string): string | undefined;
-  /** After a key rotation commits: drop the machine's sockets opened with the old key, everywhere. */
-  keyRotated?(machineId: string): void;
+  /**
+   * After a key rotation or a move to another site commits: drop the machine's connections,
+   * everywhere (opened with the old key, or holding the old site; the device reconnects).
+   */
+  dropConnections?(machineId: string): void;
   /**
    * After a key is issued (creation or rotation) commits: brokers that keep their own
    * credentials (an external MQTT broker) take the new key. Never throws.
@@ -126,6 +130,9 @@ export function createMachinesService(deps: {
       },
       actor: string,
     ): Promise<Machine & { key: string }> {
+      // Its amounts are converted with the currency's ISO 4217 exponent: the code must be one.
+      if (input.currency !== undefined && !isKnownCurrency(input.currency))
+        throw validation(`currency "${input.currency}" is not an ISO 4217 code`, { field: 'currency' });
       if (!(await deps.tenantExists(input.tenantId))) throw notFound('tenant', input.tenantId);
       const siteId = input.siteId ?? DEFAULT_SITE;
       const siteCurrency = await deps.siteCurrency(input.tenantId, siteId);
@@ -204,7 +211,7 @@ export function createMachinesService(deps: {
           subjectId: id,
         });
       });
-      deps.keyRotated?.(id);
+      deps.dropConnections?.(id);
       await issueKey(id, key, 'rotated');
       return { key };
     },
@@ -269,6 +276,15 @@ export function createMachinesService(deps: {
       const currency =
         changes.siteId !== undefined ? await deps.siteCurrency(row.tenant_id, changes.siteId) : undefined;
       if (changes.siteId !== undefined && currency === undefined) throw notFound('site', changes.siteId);
+      // Its payment QR asks for an amount in its currency (a UPI QR: rupees): moved to a site of
+      // another currency, every payment to it would be refused as a mismatch.
+      if (currency !== undefined && currency !== row.currency && row.payment_qr_code_id !== null) {
+        throw new AppError(
+          'INVALID_STATE',
+          `machine ${id} has a payment QR in ${row.currency} and site ${changes.siteId} counts in ${currency}: ` +
+            `move it to a site in ${row.currency}, or register it anew at that site`,
+        );
+      }
       const set = {
         ...(changes.name !== undefined ? { name: changes.name } : {}),
         ...(changes.siteId !== undefined ? { site_id: changes.siteId, currency: currency! } : {}),
@@ -286,6 +302,9 @@ export function createMachinesService(deps: {
           after: changes,
         });
       });
+      // Its connections hold the site they opened at (a printer would go on getting the old
+      // site's receipts): the device reconnects as a machine of its new site.
+      if (changes.siteId !== undefined && changes.siteId !== row.site_id) deps.dropConnections?.(id);
       return toMachine({ ...row, ...set }, deps.pendingLastSeen(id));
     },
 
