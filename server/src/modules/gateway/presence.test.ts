@@ -12,7 +12,8 @@ function setup(socket = {} as Socket) {
   /** Connection ids written offline. */
   const offline: string[] = [];
   const repo = {
-    update: async (_id: string, changes: Record<string, unknown>) => void updates.push(changes),
+    updateForConnection: async (_id: string, _connectionId: string, changes: Record<string, unknown>) =>
+      void updates.push(changes),
     connectMany: async () => undefined,
     offlineMany: async (closed: ReadonlyMap<string, unknown>) => {
       offline.push(...closed.keys());

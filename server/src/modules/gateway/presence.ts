@@ -136,17 +136,44 @@ export function createPresence(deps: PresenceDeps) {
 
   async function offlineSilentHttp(): Promise<void> {
     const cutoff = Date.now() - deps.heartbeatTimeoutMs;
-    const silent = [...httpSeen].filter(([, at]) => at < cutoff).map(([id]) => id);
+    const silent = [...httpSeen].filter(([, at]) => at < cutoff);
     if (silent.length === 0) return;
-    for (const id of silent) {
+    for (const [id] of silent) {
       httpSeen.delete(id);
       httpChecked.delete(id);
     }
     try {
-      const rows = await deps.repo.offlineSilentHttp(silent, new Date(cutoff).toISOString(), nowIso());
+      const rows = await deps.repo.offlineSilentHttp(
+        silent.map(([id]) => id),
+        new Date(cutoff).toISOString(),
+        nowIso(),
+      );
       for (const r of rows) announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
     } catch (err) {
-      deps.logger.warn({ err }, 'could not record silent HTTP devices as offline');
+      deps.logger.warn({ err }, 'could not record silent HTTP devices as offline; will retry');
+      // Still silent (not heard again meanwhile): the next sweep tries them again.
+      for (const [id, at] of silent) if (!httpSeen.has(id)) httpSeen.set(id, at);
+    }
+  }
+
+  /**
+   * Devices online over HTTP that no process remembers (heard before a restart, or by a process
+   * that has gone): found in the database, now and then, and written OFFLINE once silent.
+   */
+  let forgottenSweptAt = 0;
+  async function offlineForgottenHttp(): Promise<void> {
+    const now = Date.now();
+    if (now - forgottenSweptAt < deps.heartbeatTimeoutMs) return;
+    forgottenSweptAt = now;
+    const cutoff = new Date(now - deps.heartbeatTimeoutMs).toISOString();
+    try {
+      for (const r of await deps.repo.offlineAllSilentHttp(cutoff, nowIso())) {
+        httpSeen.delete(r.id);
+        httpChecked.delete(r.id);
+        announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
+      }
+    } catch (err) {
+      deps.logger.warn({ err }, 'could not record silent HTTP devices as offline; will retry');
     }
   }
 
@@ -187,7 +214,15 @@ export function createPresence(deps: PresenceDeps) {
     fw?: string,
   ): Promise<void> {
     const newFirmware = fw !== undefined ? { firmware: fw } : {};
-    await deps.repo.update(conn.machineId, { status, last_seen_at: at, updated_at: at, ...newFirmware });
+    // Only while the row is still this connection's: a status recorded as the socket closes (a
+    // result's IDLE) must not undo the OFFLINE its disconnect wrote meanwhile.
+    await conn.registered;
+    await deps.repo.updateForConnection(conn.machineId, conn.connectionId, {
+      status,
+      last_seen_at: at,
+      updated_at: at,
+      ...newFirmware,
+    });
     pendingLastSeen.delete(conn.machineId);
   }
 
@@ -352,7 +387,7 @@ export function createPresence(deps: PresenceDeps) {
                 );
             }
           }
-          void offlineSilentHttp();
+          void offlineSilentHttp().then(offlineForgottenHttp);
         }, sweepEvery),
         setInterval(() => void flush(), deps.flushIntervalMs ?? 2_000),
       ];

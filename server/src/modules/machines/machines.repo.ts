@@ -151,6 +151,15 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
     update(id: string, changes: Updateable<MachinesTable>, ex: Executor = db) {
       return ex.updateTable('machines').set(changes).where('id', '=', id).executeTakeFirst();
     },
+    /** A status a connection reported, written only while the row is still that connection's. */
+    updateForConnection(id: string, connectionId: string, changes: Updateable<MachinesTable>) {
+      return db
+        .updateTable('machines')
+        .set(changes)
+        .where('id', '=', id)
+        .where('connection_id', '=', connectionId)
+        .executeTakeFirst();
+    },
     /** Last-seen times in one transaction (one statement on PostgreSQL); never moves a time back. */
     async touchMany(seen: ReadonlyMap<string, string>): Promise<void> {
       if (seen.size === 0) return;
@@ -295,6 +304,20 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
         .updateTable('machines')
         .set({ status: 'OFFLINE', updated_at: at })
         .where('id', 'in', ids)
+        .where('socket_connected', '=', 0)
+        .where('status', '!=', 'OFFLINE')
+        .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', cutoff)]))
+        .returning(['id', 'tenant_id', 'last_seen_at'])
+        .execute();
+    },
+    /**
+     * Every device online without a socket (an HTTP device) and silent since `cutoff`, whichever
+     * process heard it last (one that restarted, or another of the cluster, has no memory of it).
+     */
+    offlineAllSilentHttp(cutoff: string, at: string) {
+      return db
+        .updateTable('machines')
+        .set({ status: 'OFFLINE', updated_at: at })
         .where('socket_connected', '=', 0)
         .where('status', '!=', 'OFFLINE')
         .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', cutoff)]))
