@@ -1,10 +1,11 @@
 // Alerts for operators: things that need a person (failed print jobs, oversold stock…). Some
 // alerts are about a condition (a silent kiosk, a stuck payment): those resolve when it clears.
-import type { AlertView, Page } from '@kioskhub/protocol';
+import { LIVE_EVENTS, type AlertView, type Page } from '@kioskhub/protocol';
 import { PostgresAdapter, sql } from 'kysely';
 import { notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
 import { knownCursor, pageOf } from '../../platform/db/pages.js';
+import { enqueueOutbox } from '../../platform/outbox.js';
 
 export type Alert = AlertView;
 
@@ -29,6 +30,21 @@ export function createAlertsService(deps: { db: Db }) {
           acknowledged_by: null,
         })
         .execute();
+      // After the commit, the tenant's screens hear of it (the dashboard's badge and alerts page).
+      // An installation-wide alert (tenant `*`) has no room to go to.
+      if (alert.tenantId !== '*') {
+        await enqueueOutbox(ex, 'live', {
+          tenantId: alert.tenantId,
+          rooms: [`tenant:${alert.tenantId}`],
+          event: LIVE_EVENTS.alertRaised,
+          data: {
+            tenantId: alert.tenantId,
+            kind: alert.kind,
+            subjectType: alert.subjectType,
+            subjectId: alert.subjectId,
+          },
+        });
+      }
     },
     /**
      * Raises an alert about a standing condition unless one about it (same tenant, kind and

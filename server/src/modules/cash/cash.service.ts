@@ -511,7 +511,7 @@ export function createCashService(deps: {
         const v = await view(tx, s);
         await enqueueOutbox(tx, 'live', {
           tenantId: s.tenant_id,
-          rooms: [`order:${s.order_number}`, `tenant:${s.tenant_id}`],
+          rooms: [`order:${s.order_number}`, `order:${s.order_id}`, `tenant:${s.tenant_id}`],
           event: LIVE_EVENTS.paymentInitiated,
           data: {
             tenantId: s.tenant_id,

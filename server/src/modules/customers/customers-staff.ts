@@ -85,7 +85,7 @@ export function createCustomersStaff(deps: CustomersStaffDeps) {
       tenantId: c.tenant_id,
       rooms: [`tenant:${c.tenant_id}`],
       event: LIVE_EVENTS.customerUpdated,
-      data: { customerId: c.id, reason: change.action.replace(/^customer\./, '') },
+      data: { tenantId: c.tenant_id, customerId: c.id, reason: change.action.replace(/^customer\./, '') },
     });
   }
 

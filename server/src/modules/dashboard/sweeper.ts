@@ -3,10 +3,8 @@
 // (once per outage) and for failed or unanswered dispenses (once per order). A mark row written
 // in the same transaction as the alert makes each fire once, across restarts and processes. It
 // also deletes the orders export's one-time links once spent or expired (export-links.ts).
-import { LIVE_EVENTS } from '@kioskhub/protocol';
 import type { Logger } from 'pino';
 import { nowIso, type Db, type Executor } from '../../platform/db/database.js';
-import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
@@ -87,21 +85,9 @@ export function createDashboardSweeper(deps: {
     return marks;
   }
 
-  /** Raises the alert and, after the commit, tells the tenant's screens (`alert_raised`). */
-  async function raise(ex: Executor, alert: Parameters<AlertsService['raise']>[1]): Promise<void> {
-    await deps.alerts.raise(ex, alert);
-    await enqueueOutbox(ex, 'live', {
-      tenantId: alert.tenantId,
-      rooms: [`tenant:${alert.tenantId}`],
-      event: LIVE_EVENTS.alertRaised,
-      data: {
-        tenantId: alert.tenantId,
-        kind: alert.kind,
-        subjectType: alert.subjectType,
-        subjectId: alert.subjectId,
-      },
-    });
-  }
+  /** Raises the alert (which, after the commit, tells the tenant's screens: `alert_raised`). */
+  const raise = (ex: Executor, alert: Parameters<AlertsService['raise']>[1]): Promise<void> =>
+    deps.alerts.raise(ex, alert);
 
   async function sample(at: string): Promise<number> {
     const sites = new Map<string, { tenant_id: string; site_id: string; online: string[]; total: number }>();

@@ -206,7 +206,13 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
       tenantId: customer.tenant_id,
       rooms: [`tenant:${customer.tenant_id}`],
       event: 'customer_updated',
-      data: { customerId: customer.id, reason: 'plan_applied', paymentId: payment.id, planId: plan.id },
+      data: {
+        tenantId: customer.tenant_id,
+        customerId: customer.id,
+        reason: 'plan_applied',
+        paymentId: payment.id,
+        planId: plan.id,
+      },
     });
   };
 }

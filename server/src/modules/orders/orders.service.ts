@@ -50,10 +50,12 @@ export function toOrder(row: OrderRow): Order {
 }
 
 export const orderRooms = (
-  row: Pick<OrderRow, 'tenant_id' | 'id' | 'machine_id' | 'site_id' | 'source'>,
+  row: Pick<OrderRow, 'tenant_id' | 'id' | 'order_number' | 'machine_id' | 'site_id' | 'source'>,
 ): string[] => [
   `tenant:${row.tenant_id}`,
   `order:${row.id}`,
+  // The order room is joined by id or by order number (a kiosk's customer screen knows the number).
+  ...(row.order_number ? [`order:${row.order_number}`] : []),
   ...(row.machine_id ? [`machine:${row.machine_id}`] : []),
   ...(row.site_id ? [`site:${row.site_id}`] : []),
   // A cafe table is a machine; its guests' screens follow the table room (CONTRACTS §12).

@@ -3,7 +3,6 @@
 // WATER_ALERT_SWEEP_MS; the job raises an alert for each new condition and resolves the alerts
 // whose condition has cleared. One open alert per condition, however many sweeps see it, even
 // sweeps running at the same moment in several processes.
-import { LIVE_EVENTS } from '@kioskhub/protocol';
 import type { Db } from '../../platform/db/database.js';
 import { enqueueOutbox, hasQueuedJob } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -44,16 +43,8 @@ export function createWaterAlerts(deps: {
     for (const c of current) {
       if (openKeys.has(keyOf(c))) continue;
       // Another process sweeping at the same moment may have raised it since `open` was read.
-      const fresh = await db.transaction().execute(async (tx) => {
-        if (!(await deps.alerts.raiseUnlessOpen(tx, c))) return false;
-        await enqueueOutbox(tx, 'live', {
-          tenantId: c.tenantId,
-          rooms: [`tenant:${c.tenantId}`],
-          event: LIVE_EVENTS.alertRaised,
-          data: { tenantId: c.tenantId, kind: c.kind, subjectType: c.subjectType, subjectId: c.subjectId },
-        });
-        return true;
-      });
+      // (Raising it also tells the tenant's screens: `alert_raised`.)
+      const fresh = await db.transaction().execute((tx) => deps.alerts.raiseUnlessOpen(tx, c));
       if (fresh) raised++;
     }
     // A kind cut at its cap lists only some of its conditions: an unlisted one may still stand.
