@@ -22,9 +22,17 @@ const older = (s) =>
   shown !== null &&
   (shown.status !== 'PENDING' || (s.status === 'PENDING' && s.amountInserted < shown.amountInserted));
 function render(s) {
+  // The currency is the site's, whatever the answer's age (a live update may come first): the
+  // session shown is drawn again in it.
+  if (typeof s.currency === 'string' && s.currency !== currency) {
+    currency = s.currency;
+    if (older(s)) return draw(shown);
+  }
   if (older(s)) return;
   shown = s;
-  if (typeof s.currency === 'string') currency = s.currency;
+  draw(s);
+}
+function draw(s) {
   $('total').textContent = money(s.totalRequired);
   $('inserted').textContent = money(s.amountInserted);
   $('remaining').textContent = money(s.remainingAmount);

@@ -208,6 +208,7 @@ export function createCashService(deps: {
         amountInserted: v.amountInserted,
         remainingAmount: v.remainingAmount,
         change: v.change,
+        currency: s.currency,
       },
     });
   }

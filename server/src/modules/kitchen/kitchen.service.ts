@@ -85,6 +85,10 @@ export function createKitchenService(deps: {
     async markReady(orderId: string, tenantId: string | null, actor: string): Promise<Order> {
       const found = await orders.findRow(orderId);
       if (found?.source === 'table' && (tenantId === null || found.tenant_id === tenantId)) {
+        // The kitchen display's Mark ready is for paid orders; a pay-later order the kitchen was
+        // sent moves on with the cafe's own kitchen status (staff), not here.
+        if (found.paid_at === null)
+          throw new AppError('INVALID_STATE', `order ${orderId} is not paid: Mark ready is for paid orders`);
         await deps.tableOrderReady(orderId, tenantId, actor);
         return orders.get(orderId, tenantId);
       }
