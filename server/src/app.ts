@@ -56,7 +56,7 @@ import { bankTransferMethod } from './providers/bank/bank.method.js';
 import { bankWebhookRoutes } from './providers/bank/bank.routes.js';
 import { createStripeGateway } from './providers/stripe/stripe.gateway.js';
 import { stripeWebhookRoutes } from './providers/stripe/stripe.routes.js';
-import { createSms } from './modules/messaging/sms.js';
+import { createSms, WITHHELD_SMS_TEXT } from './modules/messaging/sms.js';
 import { createAtSmsClient } from './providers/africastalking/at.api.js';
 import {
   createCustomersService,
@@ -571,6 +571,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // A provider refund whose job ran out of attempts gave nothing back that we know of: it ends
   // FAILED with a REFUND_FAILED alert rather than staying PENDING (and a JOB_FAILED alert); one
   // that ended meanwhile (its webhook, a twin run) needs no JOB_FAILED alert either.
+  // An SMS may carry a new PIN or a sign-in code: one that could not be sent is not kept in clear.
+  outbox.withholdWhenFailed('sms', (p) => ({ ...p, text: WITHHELD_SMS_TEXT }));
   outbox.handleFailure('refund', (p, error) => refunds.refundJobGaveUp(p.refundId, error));
   // A payment whose provider never answered its last question at expiry still ends EXPIRED.
   outbox.handleFailure('payment_expire', (p) => intents.expireGaveUp(p));

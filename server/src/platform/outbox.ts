@@ -143,6 +143,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   const leaseMs = deps.leaseMs ?? 60_000;
   const registered = new Map<string, (payload: unknown) => void | Promise<void>>();
   const onFinal = new Map<string, (payload: unknown, error: string) => Promise<boolean>>();
+  const withheld = new Map<string, (payload: unknown) => unknown>();
   let running = false;
   let scheduled = false;
   // Relays run one after another; drain() never rejects, so the chain never breaks.
@@ -212,6 +213,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
         deps.logger.error({ err: endErr, topic: row.topic, jobId: row.id }, 'ending a failed job failed');
       }
     }
+    const withhold = final ? withheld.get(row.topic) : undefined;
     await deps.db
       .updateTable('outbox')
       .set({
@@ -219,7 +221,10 @@ export function createOutboxRelay(deps: JobRelayOptions) {
         last_error: error.slice(0, 1000),
         leased_until: null,
         ...(final
-          ? { status: 'FAILED' }
+          ? {
+              status: 'FAILED',
+              ...(withhold ? { payload: JSON.stringify(withhold(JSON.parse(row.payload))) } : {}),
+            }
           : { run_at: new Date(Date.now() + jobBackoffMs(attempts, deps.backoffBaseMs)).toISOString() }),
       })
       .where('id', '=', row.id)
@@ -293,6 +298,16 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       registered.set(topic, handler as (payload: unknown) => void | Promise<void>);
     },
     /** What ends a job of `topic` that failed for good, instead of a JOB_FAILED alert (once per topic). */
+    /**
+     * A topic whose payload may hold a secret (an SMS with a new PIN): a job of it that ends FAILED
+     * keeps `withhold(payload)` instead, not the secret for good.
+     */
+    withholdWhenFailed<T extends OutboxTopic>(
+      topic: T,
+      withhold: (payload: OutboxTopics[T]) => OutboxTopics[T],
+    ): void {
+      withheld.set(topic, withhold as (payload: unknown) => unknown);
+    },
     handleFailure<T extends OutboxTopic>(topic: T, handler: OutboxFailureHandler<T>): void {
       if (onFinal.has(topic)) throw new Error(`job topic "${topic}" already has a failure handler`);
       onFinal.set(topic, handler as (payload: unknown, error: string) => Promise<boolean>);

@@ -13,6 +13,9 @@ declare module '../../platform/outbox.js' {
   }
 }
 
+/** What a failed SMS job keeps instead of its text (which may hold a PIN or a sign-in code). */
+export const WITHHELD_SMS_TEXT = '[withheld: not sent; it may have held a PIN or a code]';
+
 /** Longest SMS we send: three concatenated GSM-7 parts. */
 export const SMS_MAX_CHARS = 459;
 

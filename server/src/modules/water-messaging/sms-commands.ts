@@ -5,13 +5,18 @@
 // the USSD menu, where the PIN is typed on the phone itself.
 import type { Logger } from 'pino';
 import { type Db, type Executor } from '../../platform/db/database.js';
+import { AppError } from '../../platform/errors.js';
 import type { CustomerRow, PlanRow } from '../../platform/db/schema.js';
 import type { CustomersService } from '../customers/customers.service.js';
+import { needsCountryCode } from '../customers/phone.js';
 import type { Sms } from '../messaging/sms.js';
 import { PurchaseRefused, type MobileMoney } from '../mobile-money/mobile-money.service.js';
 import type { PaymentsService } from '../payments/payments.service.js';
 import { WALLET_NAMES } from '../mobile-money/network.js';
 import { accountFacts, plansOnSale, planTerms, price } from './texts.js';
+
+/** Fewer digits than this without a country code: a short code, not a phone (mobile numbers have 9–10). */
+const MIN_NATIONAL_DIGITS = 8;
 
 export interface IncomingSms {
   tenantId: string;
@@ -112,11 +117,18 @@ export function createSmsCommands(deps: {
   return {
     /** One incoming message: answered once, whatever number of times it is delivered. */
     async receive(msg: IncomingSms): Promise<SmsOutcome> {
+      // A short code (a few digits, no country code) is no phone we can answer, nor register: it
+      // would become a made-up number once the tenant's calling code is put in front of it.
+      if (needsCountryCode(msg.from) && msg.from.replace(/\D/g, '').length < MIN_NATIONAL_DIGITS)
+        return 'ignored';
       let phone: string;
       try {
         phone = await customers.phoneOf(msg.tenantId, msg.from);
-      } catch {
-        return 'ignored'; // a sender id or short code we cannot answer
+      } catch (err) {
+        // Not a number after all. Anything else (the database) is an error: the provider gets no
+        // 200 and delivers the message again, rather than it being lost.
+        if (err instanceof AppError && err.code === 'VALIDATION_FAILED') return 'ignored';
+        throw err;
       }
       return deps.db.transaction().execute(async (tx) => {
         const fresh = await deps.inbox.claimDelivery(
