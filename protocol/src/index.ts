@@ -105,6 +105,8 @@ export interface Receipt {
   items: { productName: string; quantity: number; lineTotal: number }[];
   subTotal: number;
   tax: number;
+  /** A cafe guest's tip, in `totalAmount` (subTotal + tax + tip = totalAmount); absent without one. */
+  tip?: number;
   totalAmount: number;
   paymentMethod: string;
   amountPaid?: number;

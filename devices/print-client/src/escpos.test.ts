@@ -94,6 +94,21 @@ describe('ESC/POS receipt', () => {
     for (const printed of printedLines) expect(printed.length).toBeLessThanOrEqual(32);
   });
 
+  it('prints a tip on its own line, between the goods and the total', () => {
+    const tipped = parseReceipt({ ...receipt, tip: 25, totalAmount: 275 });
+    expect(tipped.tip).toBe(25);
+    const text = renderReceipt(tipped, { columns: 32, currencyLabel: 'PHP', timeZone: 'UTC' }).toString(
+      'latin1',
+    );
+    const printedLines = text.replace(/\x1b@|\x1b[taEd][\s\S]|\x1d![\s\S]|\x1dVB[\s\S]/g, '').split('\n');
+    const at = (l: string) => printedLines.indexOf(l);
+    expect(at('Tip                        25.00')).toBeGreaterThan(at('VAT (incl.)                26.79'));
+    expect(at('TOTAL                 PHP 275.00')).toBeGreaterThan(at('Tip                        25.00'));
+    expect(
+      renderReceipt(receipt, { columns: 32, currencyLabel: 'PHP', timeZone: 'UTC' }).toString('latin1'),
+    ).not.toContain('Tip');
+  });
+
   it('prints text in code page 437 with ₱ as PHP', () => {
     expect(printable('₱100 — “ok”… Señor Café')).toBe('PHP100 - "ok"... Señor Café');
     expect(encodeText('é ñ Ñ ü')).toEqual([0x82, 0x20, 0xa4, 0x20, 0xa5, 0x20, 0x81]);

@@ -115,6 +115,8 @@ export function renderReceipt(receipt: Receipt, options: LayoutOptions): Buffer 
 
   for (const line of row('Subtotal', amount(receipt.subTotal), width)) out.line(line);
   if (receipt.tax > 0) for (const line of row('VAT (incl.)', amount(receipt.tax), width)) out.line(line);
+  if (receipt.tip !== undefined && receipt.tip > 0)
+    for (const line of row('Tip', amount(receipt.tip), width)) out.line(line);
   out.raw(COMMANDS.bold(true)).raw(COMMANDS.size(1, 2));
   for (const line of row('TOTAL', money(receipt.totalAmount), width)) out.line(line);
   out.raw(COMMANDS.size(1, 1)).raw(COMMANDS.bold(false));

@@ -47,6 +47,7 @@ export function parseReceipt(value: unknown): Receipt {
   // An unknown code prints with two decimals, as receipts without one do.
   const known = typeof currency === 'string' && isKnownCurrency(currency);
   const amountPaid = optionalAmount(value, 'amountPaid');
+  const tip = optionalAmount(value, 'tip');
   const change = optionalAmount(value, 'change');
   return {
     restaurantName: str(value, 'restaurantName', ''),
@@ -58,6 +59,7 @@ export function parseReceipt(value: unknown): Receipt {
     items,
     subTotal: amount(value, 'subTotal', 0),
     tax: amount(value, 'tax', 0),
+    ...(tip === undefined ? {} : { tip }),
     totalAmount: amount(value, 'totalAmount'),
     paymentMethod: str(value, 'paymentMethod', ''),
     ...(amountPaid === undefined ? {} : { amountPaid }),

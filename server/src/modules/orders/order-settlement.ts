@@ -124,6 +124,8 @@ export function createOrderSettlement(deps: {
         method: METHOD_LABELS[payment.method] ?? payment.method,
         paidMinor: received,
         changeMinor,
+        // What the payment asked beyond the order's goods: a cafe guest's tip.
+        tipMinor: Math.max(0, Number(payment.amount_minor) - order.amount),
       });
       await printing.enqueue(ex, {
         tenantId: order.tenantId,

@@ -4,12 +4,17 @@ import { minorToMajor } from '../../platform/money.js';
 import type { Site } from '../catalog/catalog.service.js';
 import type { Order } from '../orders/orders.service.js';
 
-/** Prices include VAT at the site's rate; the tax line shows the VAT part of the total. */
+/**
+ * Prices include VAT at the site's rate; the tax line shows the VAT part of the goods. A tip (a
+ * cafe guest's, paid with the order: `tipMinor`) is its own line and part of the total, so
+ * subTotal + tax + tip = totalAmount = amountPaid − change.
+ */
 export function buildReceipt(
   site: Omit<Site, 'adHocCashOrders'>,
   order: Order,
-  payment: { method: string; paidMinor?: number; changeMinor?: number },
+  payment: { method: string; paidMinor?: number; changeMinor?: number; tipMinor?: number },
 ): Receipt {
+  const tipMinor = payment.tipMinor ?? 0;
   const major = (minor: number) => minorToMajor(minor, order.currency);
   const taxMinor =
     site.taxRateBp > 0 ? Math.round((order.amount * site.taxRateBp) / (10_000 + site.taxRateBp)) : 0;
@@ -27,7 +32,8 @@ export function buildReceipt(
     })),
     subTotal: major(order.amount - taxMinor),
     tax: major(taxMinor),
-    totalAmount: major(order.amount),
+    ...(tipMinor > 0 ? { tip: major(tipMinor) } : {}),
+    totalAmount: major(order.amount + tipMinor),
     paymentMethod: payment.method,
     ...(payment.paidMinor !== undefined ? { amountPaid: major(payment.paidMinor) } : {}),
     ...(payment.changeMinor !== undefined ? { change: major(payment.changeMinor) } : {}),
