@@ -149,6 +149,14 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
       subject_id: 'M02',
       tenant_id: 'default',
     });
+    // The profile it set is audited with the operator who asked, not the CLI's name.
+    const profileAudit = await server.kioskhub.db
+      .selectFrom('audit_log')
+      .select('actor')
+      .where('action', '=', 'machine.payment_profile')
+      .where('subject_id', '=', 'M02')
+      .execute();
+    expect(profileAudit).toEqual([{ actor: 'user:admin@default.test' }]);
   });
 
   it('renames a machine and moves it between sites (admins only, audited)', async () => {

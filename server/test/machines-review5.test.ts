@@ -175,7 +175,11 @@ describe.each(engines())('machines review 5 (%s)', (engine: Engine) => {
       body: { id: siteId, name: siteId, currency: 'PHP' },
     });
     expect(site.status, JSON.stringify(site.body)).toBe(201);
-    await server.request('PATCH', `/v1/machines/${vending.id}`, { body: { siteId } });
+    const moved = await server.request('PATCH', `/v1/machines/${vending.id}`, { body: { siteId } });
+    expect({ status: moved.status, code: moved.body?.error?.code }).toEqual({
+      status: 409,
+      code: 'INVALID_STATE',
+    });
 
     // A customer scans the machine's (unchanged) sticker and pays its fixed ₹20.
     const paid = await server.postWebhook(qrCredited(vending.qrCodeId, 2000));
@@ -205,5 +209,27 @@ describe.each(engines())('machines review 5 (%s)', (engine: Engine) => {
       code: 'VALIDATION_FAILED',
     });
     expect((await server.request('GET', `/v1/machines/${id}`)).status).toBe(404);
+  });
+
+  // Found while fixing the move above: `PUT /v1/machines/:id/payment-profile` set a Razorpay (UPI,
+  // rupees only) QR on a machine taking PHP, though provisioning refuses one ("UPI QR codes are INR
+  // only"): every payment to it would be AMOUNT_MISMATCH. Now 409 INVALID_STATE, nothing set.
+  it('a UPI payment profile on a machine that does not take INR is 409, nothing set', async () => {
+    const siteId = uid('mr5php');
+    const site = await server.request('POST', '/v1/sites', {
+      body: { id: siteId, name: siteId, currency: 'PHP' },
+    });
+    expect(site.status, JSON.stringify(site.body)).toBe(201);
+    const machine = await server.createMachine(uid('MR5P'), { siteId });
+    const res = await server.request('PUT', `/v1/machines/${machine.id}/payment-profile`, {
+      body: { provider: 'razorpay', qrCodeId: uid('qr_mr5'), fixedAmountPaise: 2000 },
+    });
+    expect({ status: res.status, code: res.body?.error?.code }).toEqual({
+      status: 409,
+      code: 'INVALID_STATE',
+    });
+    expect(
+      (await server.request('GET', `/v1/machines/${machine.id}`)).body.paymentProfile ?? null,
+    ).toBeNull();
   });
 });

@@ -71,6 +71,7 @@ export function createQrService(deps: {
         amountPaise: input.amountPaise,
         force: input.force,
         outDir: join(deps.config.dataDir, 'qr'),
+        actor,
       });
       if (result.status === 'provisioned') {
         await recordAudit(deps.db, {

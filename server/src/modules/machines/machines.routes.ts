@@ -9,7 +9,15 @@ import {
   tenantFilter,
   type Authenticator,
 } from '../../platform/http/auth.js';
-import { Currency, Cursor, EntityId, errors, expectNoBody, Limit, Page } from '../../platform/http/schemas.js';
+import {
+  Currency,
+  Cursor,
+  EntityId,
+  errors,
+  expectNoBody,
+  Limit,
+  Page,
+} from '../../platform/http/schemas.js';
 import type { MachinesService } from './machines.service.js';
 
 const Kind = Type.Union(MACHINE_KINDS.map((k) => Type.Literal(k)));

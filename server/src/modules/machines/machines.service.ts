@@ -112,6 +112,9 @@ export function createMachinesService(deps: {
     }
   }
 
+  /** Payment profiles whose QR codes are UPI: they pay rupees only. */
+  const UPI_PROVIDERS = new Set(['razorpay', 'upi_local']);
+
   async function getScoped(id: string, tenantId: string | null): Promise<MachineRow> {
     const row = await repo.findById(id);
     if (!row || (tenantId !== null && row.tenant_id !== tenantId)) throw notFound('machine', id);
@@ -223,6 +226,14 @@ export function createMachinesService(deps: {
       actor: string,
     ): Promise<Machine> {
       const row = await getScoped(id, tenantId);
+      // A UPI QR (Razorpay's or a local one) asks for rupees: on a machine that takes another
+      // currency every payment to it would be refused as a mismatch.
+      if (UPI_PROVIDERS.has(profile.provider) && row.currency !== 'INR') {
+        throw new AppError(
+          'INVALID_STATE',
+          `machine ${id} takes ${row.currency}; a ${profile.provider} QR code pays INR only`,
+        );
+      }
       return db
         .transaction()
         .execute(async (tx) => {

@@ -29,6 +29,8 @@ export interface ProvisionRequest {
   /** Replace an existing payment profile with a new QR code. */
   force: boolean;
   outDir: string;
+  /** Who asks, for the audit rows (the dashboard's operator); the CLI's own name by default. */
+  actor?: string;
 }
 
 export interface ProvisionResult {
@@ -160,6 +162,7 @@ export function createProvisioningService(deps: {
 
   async function provision(req: ProvisionRequest): Promise<ProvisionResult> {
     const { machineId, tenantId, amountPaise, outDir } = req;
+    const actor = req.actor ?? ACTOR;
     const result: ProvisionResult = { machineId, status: 'failed', notes: [] };
     if (!MACHINE_ID.test(machineId)) {
       return {
@@ -179,7 +182,7 @@ export function createProvisioningService(deps: {
       try {
         const created = await machines.create(
           { id: machineId, tenantId, ...(req.siteId ? { siteId: req.siteId } : {}) },
-          ACTOR,
+          actor,
         );
         result.createdKey = created.key;
       } catch (err) {
@@ -234,7 +237,7 @@ export function createProvisioningService(deps: {
       return { ...result, error: messageOf(err) };
     }
     try {
-      await machines.setPaymentProfile(machineId, tenantId, profile, ACTOR);
+      await machines.setPaymentProfile(machineId, tenantId, profile, actor);
     } catch (err) {
       if (profile.provider === 'razorpay' && channel.kind === 'razorpay')
         await channel.client.closeQrCode(profile.qrCodeId).catch(() => undefined);
