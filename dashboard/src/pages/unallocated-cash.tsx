@@ -2,14 +2,14 @@
 // each item once: Return (handed back), Apply to order (counts in that order's open cash
 // session), Keep, or Void (a device's repeated report of money that is not in the machine; such
 // items are marked as a possible repeat); resolved items show what was done, by whom and why.
-import type { UnallocatedCashView } from '@kioskhub/protocol';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import type { Page, UnallocatedCashView } from '@kioskhub/protocol';
+import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useAction } from '../action.ts';
 import { api } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { dateTime, majorAmount, titleCase } from '../format.ts';
-import { Columns, Empty, ErrorNote, TableWrap, TextField } from '../ui.tsx';
+import { Columns, Empty, ErrorNote, LoadMore, TableWrap, TextField } from '../ui.tsx';
 
 type Action = 'returned' | 'applied' | 'kept' | 'void';
 
@@ -77,50 +77,67 @@ function ResolveForm({ u }: { u: UnallocatedCashView }) {
 
 export function UnallocatedCash() {
   const { can } = useAuth();
-  const unallocated = useQuery({
+  // Newest first, 100 a page; "Load more" follows nextCursor to the older ones.
+  const unallocated = useInfiniteQuery({
     queryKey: ['cash', 'unallocated'],
-    queryFn: () => api<{ items: UnallocatedCashView[] }>('/v1/cash/unallocated?limit=100'),
+    queryFn: ({ pageParam }) =>
+      api<Page<UnallocatedCashView>>(
+        `/v1/cash/unallocated?limit=100${pageParam ? `&cursor=${pageParam}` : ''}`,
+      ),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.nextCursor ?? undefined,
     refetchInterval: 30_000,
   });
   if (unallocated.error) return <ErrorNote error={unallocated.error} />;
   if (!unallocated.data) return null;
-  if (unallocated.data.items.length === 0) return <Empty>No unallocated cash.</Empty>;
-  const byId = new Map(unallocated.data.items.map((u) => [u.id, u]));
+  const items = unallocated.data.pages.flatMap((p) => p.items);
+  if (items.length === 0) return <Empty>No unallocated cash.</Empty>;
+  const byId = new Map(items.map((u) => [u.id, u]));
   return (
-    <TableWrap label="Unallocated cash">
-      <Columns
-        names={['Recorded', 'Order number', 'Machine', { name: 'Amount', num: true }, 'Reason', 'Resolution']}
-      />
-      <tbody>
-        {unallocated.data.items.map((u) => (
-          <tr key={u.id}>
-            <td>{dateTime(u.recordedAt)}</td>
-            <th scope="row">{u.orderNumber}</th>
-            <td>{u.machineId ?? '—'}</td>
-            <td className="num">
-              {majorAmount(u.amount, u.currency)} {u.currency}
-            </td>
-            <td>
-              {u.reason}
-              {u.possibleRepeatOf !== null ? (
-                <div className="muted" data-testid={`repeat-${u.id}`}>
-                  Possible repeat of the report at{' '}
-                  {dateTime(byId.get(u.possibleRepeatOf)?.recordedAt ?? null)}: count the cash box
-                </div>
-              ) : null}
-            </td>
-            <td>
-              {u.status !== 'OPEN' ? (
-                <Resolution u={u} />
-              ) : can('resolveCash') ? (
-                <ResolveForm u={u} />
-              ) : (
-                'Open'
-              )}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </TableWrap>
+    <>
+      <TableWrap label="Unallocated cash">
+        <Columns
+          names={[
+            'Recorded',
+            'Order number',
+            'Machine',
+            { name: 'Amount', num: true },
+            'Reason',
+            'Resolution',
+          ]}
+        />
+        <tbody>
+          {items.map((u) => (
+            <tr key={u.id}>
+              <td>{dateTime(u.recordedAt)}</td>
+              <th scope="row">{u.orderNumber}</th>
+              <td>{u.machineId ?? '—'}</td>
+              <td className="num">
+                {majorAmount(u.amount, u.currency)} {u.currency}
+              </td>
+              <td>
+                {u.reason}
+                {u.possibleRepeatOf !== null ? (
+                  <div className="muted" data-testid={`repeat-${u.id}`}>
+                    Possible repeat of the report at{' '}
+                    {dateTime(byId.get(u.possibleRepeatOf)?.recordedAt ?? null)}: count the cash box
+                  </div>
+                ) : null}
+              </td>
+              <td>
+                {u.status !== 'OPEN' ? (
+                  <Resolution u={u} />
+                ) : can('resolveCash') ? (
+                  <ResolveForm u={u} />
+                ) : (
+                  'Open'
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </TableWrap>
+      <LoadMore query={unallocated} label="Load older unallocated cash" />
+    </>
   );
 }

@@ -8,6 +8,7 @@ import { LIVE_EVENTS, type CashSessionView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { knownCursor, pageOf } from '../../platform/db/pages.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { inGroup } from '../../platform/db/group-commit.js';
 import type { CashSessionRow, OrderRow } from '../../platform/db/schema.js';
@@ -663,11 +664,22 @@ export function createCashService(deps: {
       return Promise.all(rows.map((r) => view(db, r)));
     },
 
-    async listUnallocated(tenantId: string | null, limit: number) {
-      let q = db.selectFrom('unallocated_cash').selectAll().orderBy('id', 'desc').limit(limit);
+    /** Newest first, a page at a time; `cursor` is the last id of the previous page. */
+    async listUnallocated(tenantId: string | null, page: { cursor?: string; limit: number }) {
+      // Unallocated cash is never deleted: a cursor names one of the caller's, or it is made up.
+      await knownCursor(page.cursor, (id) => {
+        let found = db.selectFrom('unallocated_cash').select('id').where('id', '=', id);
+        if (tenantId !== null) found = found.where('tenant_id', '=', tenantId);
+        return found.executeTakeFirst();
+      });
+      let q = db
+        .selectFrom('unallocated_cash')
+        .selectAll()
+        .orderBy('id', 'desc')
+        .limit(page.limit + 1);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
-      const rows = await q.execute();
-      return rows.map(toUnallocatedView);
+      if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
+      return pageOf(await q.execute(), page.limit, toUnallocatedView);
     },
   };
 }

@@ -142,19 +142,20 @@ export function restaurantOpsRoutes(
       schema: {
         tags: ['cash'],
         summary: 'Cash that could not be applied to an order (late, unknown order, wrong site)',
-        querystring: Type.Object({ limit: Limit }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { cursor: Type.Optional(Cursor), limit: Limit },
+          { additionalProperties: false },
+        ),
         response: {
-          200: OnePage(UnallocatedSchema),
+          200: Page(UnallocatedSchema),
           ...errors(400, 401, 403),
         },
       },
     },
     async (request) => {
       const p = await request.staff();
-      return {
-        items: await deps.cash.listUnallocated(tenantFilter(p), request.query.limit),
-        nextCursor: null,
-      };
+      const { cursor, limit } = request.query;
+      return deps.cash.listUnallocated(tenantFilter(p), { limit, ...(cursor ? { cursor } : {}) });
     },
   );
 
@@ -212,12 +213,13 @@ export function restaurantOpsRoutes(
               Type.String({ enum: ['PENDING', 'LEASED', 'PRINTED', 'FAILED', 'CANCELLED'] }),
             ),
             siteId: Type.Optional(EntityId),
+            cursor: Type.Optional(Cursor),
             limit: Limit,
           },
           { additionalProperties: false },
         ),
         response: {
-          200: OnePage(OpenObject),
+          200: Page(OpenObject),
           ...errors(400, 401, 403),
         },
       },
@@ -225,14 +227,12 @@ export function restaurantOpsRoutes(
     async (request) => {
       const p = await request.staff();
       const q = request.query;
-      return {
-        items: await deps.printing.listJobs(tenantFilter(p), {
-          limit: q.limit,
-          ...(q.status ? { status: q.status } : {}),
-          ...(q.siteId ? { siteId: q.siteId } : {}),
-        }),
-        nextCursor: null,
-      };
+      return deps.printing.listJobs(tenantFilter(p), {
+        limit: q.limit,
+        ...(q.status ? { status: q.status } : {}),
+        ...(q.siteId ? { siteId: q.siteId } : {}),
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      });
     },
   );
 

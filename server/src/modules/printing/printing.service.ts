@@ -5,6 +5,7 @@ import { LIVE_EVENTS, type PrintSummaryView } from '@kioskhub/protocol';
 import { sql } from 'kysely';
 import { AppError, notFound } from '../../platform/errors.js';
 import { nowIso, type Db, type Executor, newId } from '../../platform/db/database.js';
+import { pageOf } from '../../platform/db/pages.js';
 import type { PrintJobRow } from '../../platform/db/schema.js';
 import { enqueueOutbox } from '../../platform/outbox.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -354,13 +355,25 @@ export function createPrintingService(deps: {
       };
     },
 
-    async listJobs(tenantId: string | null, filter: { status?: string; siteId?: string; limit: number }) {
-      let q = db.selectFrom('print_jobs').selectAll().orderBy('id', 'desc').limit(filter.limit);
+    /**
+     * Newest first, a page at a time; `cursor` is the last job id of the previous page (a position:
+     * printed jobs are removed after a while, so a cursor may name one no longer there).
+     */
+    async listJobs(
+      tenantId: string | null,
+      filter: { status?: string; siteId?: string; cursor?: string; limit: number },
+    ) {
+      let q = db
+        .selectFrom('print_jobs')
+        .selectAll()
+        .orderBy('id', 'desc')
+        .limit(filter.limit + 1);
       if (tenantId !== null) q = q.where('tenant_id', '=', tenantId);
       if (filter.status) q = q.where('status', '=', filter.status);
       if (filter.siteId) q = q.where('site_id', '=', filter.siteId);
+      if (filter.cursor) q = q.where('id', '<', filter.cursor);
       const rows = await q.execute();
-      return rows.map((j) => ({
+      return pageOf(rows, filter.limit, (j) => ({
         jobId: j.id,
         tenantId: j.tenant_id,
         siteId: j.site_id,
