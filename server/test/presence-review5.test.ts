@@ -220,6 +220,7 @@ describe('presence review 5, silent HTTP devices after a failed sweep', () => {
       seenOverHttp: async (seen: ReadonlyMap<string, string>) =>
         [...seen].map(([id, at]) => ({ id, tenant_id: 'default', at })),
       touchMany: async () => undefined,
+      offlineAllSilentHttp: async () => [],
       offlineSilentHttp: async (ids: string[]) => {
         attempts.push([...ids]);
         if (failures-- > 0) throw new Error('database unavailable for a moment');

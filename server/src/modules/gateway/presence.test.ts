@@ -20,6 +20,7 @@ function setup(socket = {} as Socket) {
       return new Map();
     },
     touchMany: async () => undefined,
+    offlineAllSilentHttp: async () => [],
   } as unknown as MachinesRepo;
   const presence = createPresence({
     repo,
