@@ -73,7 +73,7 @@ export function createWallet(deps: {
       const outcome = await db.transaction().execute(async (tx) => {
         const check = await deps.customers.signInCodes.redeem(tx, tenantId, phone, code);
         if (check !== 'right') return check;
-        const customer = await deps.customers.findOrCreate(tenantId, phone, 'wallet-otp', tx);
+        const customer = await deps.customers.findOrCreate(tenantId, phone, 'wallet', tx);
         // The wallet is opened in the currency of the cafe where the guest signed in.
         await deps.customers.wallet(tx, tenantId, customer.id, currency);
         await recordAudit(tx, {

@@ -130,7 +130,16 @@ export function createCustomersService(deps: CustomersDeps) {
   }
 
   async function create(
-    input: { tenantId: string; phone: string; fullName?: string | null; siteIds?: string[]; actor: string },
+    input: {
+      tenantId: string;
+      phone: string;
+      fullName?: string | null;
+      siteIds?: string[];
+      /** Who: staff (`user:<email>`…), or the new customer itself (given its id). */
+      actor: string | ((customerId: string) => string);
+      /** The channel of a customer's own first contact (`ussd`, `sms`, `wallet`), audited. */
+      via?: string;
+    },
     ex: Executor = db,
   ): Promise<CustomerRow> {
     // Only staff register customers this way (POST /v1/customers).
@@ -168,11 +177,16 @@ export function createCustomersService(deps: CustomersDeps) {
       }
       await recordAudit(ex, {
         tenantId: input.tenantId,
-        actor: input.actor,
+        actor: typeof input.actor === 'string' ? input.actor : input.actor(row.id),
         action: 'customer.created',
         subjectType: 'customer',
         subjectId: row.id,
-        after: { accountId: row.account_id, phone, fullName: row.full_name },
+        after: {
+          accountId: row.account_id,
+          phone,
+          fullName: row.full_name,
+          ...(input.via !== undefined ? { via: input.via } : {}),
+        },
       });
       return row;
     }
@@ -191,18 +205,21 @@ export function createCustomersService(deps: CustomersDeps) {
       return phone ? repo.byPhone(tenantId, phone, ex) : undefined;
     },
 
-    /** The customer with this phone number, created (unregistered) when there is none. */
+    /**
+     * The customer with this phone number, created (unregistered) when there is none: the
+     * customer's own first contact on a channel (`via`), audited with the customer as actor.
+     */
     async findOrCreate(
       tenantId: string,
       input: string,
-      actor: string,
+      via: string,
       ex: Executor = db,
     ): Promise<CustomerRow> {
       const phone = await phoneOf(tenantId, input, ex);
       const found = await repo.byPhone(tenantId, phone, ex);
       if (found) return found;
       try {
-        return await create({ tenantId, phone, actor }, ex);
+        return await create({ tenantId, phone, actor: (id) => `customer:${id}`, via }, ex);
       } catch (err) {
         // Two first contacts at once (two USSD sessions, two OTP requests): the other one won.
         if (err instanceof AppError && err.code === 'CONFLICT') {

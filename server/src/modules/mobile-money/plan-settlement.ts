@@ -172,7 +172,7 @@ export function createPlanSettlement(deps: PlanSettlementDeps): SettlementHandle
     }
     await recordAudit(ex, {
       tenantId: customer.tenant_id,
-      actor: `payment:${payment.id}`,
+      actor: `provider:${payment.provider ?? payment.method}`,
       action: 'customer.plan_applied',
       subjectType: 'customer',
       subjectId: customer.id,

@@ -168,7 +168,7 @@ export function createUssd(deps: UssdDeps) {
             screen: end(`You are already registered.\nAccount ID: ${found.account_id}`),
           };
         }
-        const customer = await customers.setPin(found, pin, 'ussd', ex);
+        const customer = await customers.setPin(found, pin, `customer:${found.id}`, ex);
         await deps.notices.registered(ex, customer);
         return {
           state: 'ended',
