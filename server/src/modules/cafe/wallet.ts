@@ -18,6 +18,17 @@ function checkCurrency(currency: string | undefined): void {
     throw validation(`currency "${currency}" is not an ISO 4217 code`);
 }
 
+/**
+ * What the guest reads of an entry of their wallet: the memos the server writes (an order paid, a
+ * surplus kept) as they are; a refund or a staff credit by its kind only, since their memo is the
+ * staff's reason (or a provider's error), which staff read on their own screens.
+ */
+function guestMemo(e: { cause: { type: string }; memo?: string | null }): string | null {
+  if (e.cause.type === 'refund') return 'refund';
+  if (e.cause.type === 'wallet_credit') return 'credit added by staff';
+  return e.memo ?? null;
+}
+
 export function createWallet(deps: {
   db: Db;
   customers: Pick<CustomersService, 'phoneOf' | 'findOrCreate' | 'get' | 'wallet' | 'signInCodes'>;
@@ -113,7 +124,7 @@ export function createWallet(deps: {
           id: e.id,
           amountMinor: e.amount,
           cause: e.cause,
-          memo: e.memo ?? null,
+          memo: guestMemo(e),
           createdAt: e.createdAt,
         })),
       };

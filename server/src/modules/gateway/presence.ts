@@ -165,8 +165,12 @@ export function createPresence(deps: PresenceDeps) {
     const now = Date.now();
     if (now - forgottenSweptAt < deps.heartbeatTimeoutMs) return;
     forgottenSweptAt = now;
-    const cutoff = new Date(now - deps.heartbeatTimeoutMs).toISOString();
+    // The database's last-seen times lag by up to one batch: this process's are written first,
+    // and another process's batch is allowed for, so a device still calling is never caught.
+    const batchMs = deps.flushIntervalMs ?? 2_000;
+    const cutoff = new Date(now - deps.heartbeatTimeoutMs - batchMs).toISOString();
     try {
+      await flush();
       for (const r of await deps.repo.offlineAllSilentHttp(cutoff, nowIso())) {
         httpSeen.delete(r.id);
         httpChecked.delete(r.id);

@@ -70,6 +70,11 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       );
   };
   return {
+    /** The machine's row, locked for the rest of the transaction (PostgreSQL; SQLite has one writer). */
+    async lockedById(id: string, tx: Executor): Promise<MachineRow | undefined> {
+      await lockInOrder(tx, [id]);
+      return tx.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+    },
     insert(row: MachineRow, ex: Executor = db) {
       return ex
         .insertInto('machines')

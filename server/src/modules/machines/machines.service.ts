@@ -225,18 +225,20 @@ export function createMachinesService(deps: {
       profile: PaymentProfile,
       actor: string,
     ): Promise<Machine> {
-      const row = await getScoped(id, tenantId);
-      // A UPI QR (Razorpay's or a local one) asks for rupees: on a machine that takes another
-      // currency every payment to it would be refused as a mismatch.
-      if (UPI_PROVIDERS.has(profile.provider) && row.currency !== 'INR') {
-        throw new AppError(
-          'INVALID_STATE',
-          `machine ${id} takes ${row.currency}; a ${profile.provider} QR code pays INR only`,
-        );
-      }
+      await getScoped(id, tenantId);
       return db
         .transaction()
         .execute(async (tx) => {
+          // Read locked: a move to another site committing meanwhile is seen (or waits for this).
+          const row = (await repo.lockedById(id, tx))!;
+          // A UPI QR (Razorpay's or a local one) asks for rupees: on a machine that takes another
+          // currency every payment to it would be refused as a mismatch.
+          if (UPI_PROVIDERS.has(profile.provider) && row.currency !== 'INR') {
+            throw new AppError(
+              'INVALID_STATE',
+              `machine ${id} takes ${row.currency}; a ${profile.provider} QR code pays INR only`,
+            );
+          }
           const owner = await repo.findByQrCodeId(profile.qrCodeId, tx);
           if (owner && owner.id !== id) {
             // Name the other machine only to its own tenant.
@@ -282,26 +284,30 @@ export function createMachinesService(deps: {
       changes: { name?: string; siteId?: string },
       actor: string,
     ): Promise<Machine> {
-      const row = await getScoped(id, tenantId);
+      const scoped = await getScoped(id, tenantId);
       // A machine moved to another site takes that site's currency, as it would if created there.
-      const currency =
-        changes.siteId !== undefined ? await deps.siteCurrency(row.tenant_id, changes.siteId) : undefined;
-      if (changes.siteId !== undefined && currency === undefined) throw notFound('site', changes.siteId);
-      // Its payment QR asks for an amount in its currency (a UPI QR: rupees): moved to a site of
-      // another currency, every payment to it would be refused as a mismatch.
-      if (currency !== undefined && currency !== row.currency && row.payment_qr_code_id !== null) {
-        throw new AppError(
-          'INVALID_STATE',
-          `machine ${id} has a payment QR in ${row.currency} and site ${changes.siteId} counts in ${currency}: ` +
-            `move it to a site in ${row.currency}, or register it anew at that site`,
-        );
-      }
+      // Its own site named again (the dashboard's form sends it with a rename) is no move.
+      const moveTo =
+        changes.siteId !== undefined && changes.siteId !== scoped.site_id ? changes.siteId : undefined;
+      const currency = moveTo !== undefined ? await deps.siteCurrency(scoped.tenant_id, moveTo) : undefined;
+      if (moveTo !== undefined && currency === undefined) throw notFound('site', moveTo);
       const set = {
         ...(changes.name !== undefined ? { name: changes.name } : {}),
-        ...(changes.siteId !== undefined ? { site_id: changes.siteId, currency: currency! } : {}),
+        ...(moveTo !== undefined ? { site_id: moveTo, currency: currency! } : {}),
         updated_at: nowIso(),
       };
-      await db.transaction().execute(async (tx) => {
+      const row = await db.transaction().execute(async (tx) => {
+        // Read locked: a payment profile set meanwhile is seen (or waits for this move).
+        const row = (await repo.lockedById(id, tx))!;
+        // Its payment QR asks for an amount in its currency (a UPI QR: rupees): moved to a site
+        // of another currency, every payment to it would be refused as a mismatch.
+        if (currency !== undefined && currency !== row.currency && row.payment_qr_code_id !== null) {
+          throw new AppError(
+            'INVALID_STATE',
+            `machine ${id} has a payment QR in ${row.currency} and site ${moveTo} counts in ${currency}: ` +
+              `move it to a site in ${row.currency}, or register it anew at that site`,
+          );
+        }
         await repo.update(id, set, tx);
         await recordAudit(tx, {
           tenantId: row.tenant_id,
@@ -312,10 +318,11 @@ export function createMachinesService(deps: {
           before: { name: row.name, siteId: row.site_id },
           after: changes,
         });
+        return row;
       });
       // Its connections hold the site they opened at (a printer would go on getting the old
       // site's receipts): the device reconnects as a machine of its new site.
-      if (changes.siteId !== undefined && changes.siteId !== row.site_id) deps.dropConnections?.(id);
+      if (moveTo !== undefined && moveTo !== row.site_id) deps.dropConnections?.(id);
       return toMachine({ ...row, ...set }, deps.pendingLastSeen(id));
     },
 
