@@ -92,8 +92,13 @@ export async function connectMosquitto(options: MosquittoOptions) {
     }
   }
 
-  /** Runs dynsec commands one by one; answers each command's response (error included). */
+  /**
+   * Runs dynsec commands one by one; answers each command's response (error included). Fails at
+   * once while the broker is unreachable, and within DYNSEC_TIMEOUT_MS otherwise: the caller logs
+   * it (never an unhandled rejection, never a request left hanging).
+   */
   async function dynsec(commands: DynsecCommand[]): Promise<DynsecResponse[]> {
+    if (!client.connected) throw new Error('the MQTT broker is unreachable: dynamic security not changed');
     const waits = commands.map((c) => {
       const correlationData = randomUUID();
       const answer = new Promise<DynsecResponse>((resolve, reject) => {
@@ -110,8 +115,25 @@ export async function connectMosquitto(options: MosquittoOptions) {
       });
       return { command: { ...c, correlationData }, answer };
     });
-    await client.publishAsync(CONTROL, JSON.stringify({ commands: waits.map((w) => w.command) }), { qos: 1 });
-    return Promise.all(waits.map((w) => w.answer));
+    const answers = Promise.all(waits.map((w) => w.answer));
+    answers.catch(() => undefined); // awaited below; a publish that fails first must not leave it unhandled
+    let sendTimer: NodeJS.Timeout | undefined;
+    const sendTimeout = new Promise<never>((_, reject) => {
+      sendTimer = setTimeout(
+        () => reject(new Error('the MQTT broker did not take a dynamic security command in time')),
+        DYNSEC_TIMEOUT_MS,
+      );
+      sendTimer.unref();
+    });
+    try {
+      await Promise.race([
+        client.publishAsync(CONTROL, JSON.stringify({ commands: waits.map((w) => w.command) }), { qos: 1 }),
+        sendTimeout,
+      ]);
+    } finally {
+      clearTimeout(sendTimer);
+    }
+    return answers;
   }
 
   function failIf(responses: DynsecResponse[], tolerated: RegExp = /^$/): void {
@@ -125,12 +147,34 @@ export async function connectMosquitto(options: MosquittoOptions) {
   const self = options.username ?? decodeURIComponent(new URL(options.url).username);
   if (self) await grantSelf(self);
 
-  /** Whether the broker client has the role (Mosquitto 2.0.11 answers a repeated addClientRole "Internal error"). */
-  async function hasRole(username: string, rolename: string): Promise<boolean> {
+  /** The broker client's roles; undefined when there is no such client. */
+  async function clientRoles(username: string): Promise<string[] | undefined> {
     const [found] = await dynsec([{ command: 'getClient', username }]);
+    if (found?.error && /not found/i.test(found.error)) return undefined;
+    failIf([found!]);
     const roles =
       (found?.data as { client?: { roles?: { rolename: string }[] } } | undefined)?.client?.roles ?? [];
-    return roles.some((r) => r.rolename === rolename);
+    return roles.map((r) => r.rolename);
+  }
+
+  /** Whether the broker client has the role (Mosquitto 2.0.11 answers a repeated addClientRole "Internal error"). */
+  async function hasRole(username: string, rolename: string): Promise<boolean> {
+    return (await clientRoles(username))?.includes(rolename) ?? false;
+  }
+
+  /**
+   * A login of that name that is not a machine's own (an operator's, a bridge's, Kioskhub's own)
+   * is never given a machine's key: a tenant naming a machine after it would take it over.
+   */
+  async function mustBeMachineClient(machineId: string): Promise<'absent' | 'machine'> {
+    const roles = await clientRoles(machineId);
+    if (roles === undefined) return 'absent';
+    const own = roleOf(machineId);
+    if (roles.every((r) => r === own)) return 'machine';
+    throw new Error(
+      `a broker login named "${machineId}" exists and is not this machine's (roles: ${roles.join(', ') || 'none'}): ` +
+        'left alone; this machine cannot log in over MQTT',
+    );
   }
 
   async function grantSelf(username: string): Promise<void> {
@@ -207,7 +251,8 @@ export async function connectMosquitto(options: MosquittoOptions) {
       },
     ]);
     if (created[0]?.error && /already exists/i.test(created[0].error)) {
-      // Provisioned before (a retry): make it match.
+      // Provisioned before (a retry): make it match; but only a machine's own login.
+      await mustBeMachineClient(machineId);
       failIf(await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]));
       if (!(await hasRole(machineId, rolename)))
         failIf(await dynsec([{ command: 'addClientRole', username: machineId, rolename }]));
@@ -242,9 +287,10 @@ export async function connectMosquitto(options: MosquittoOptions) {
     machineCreated,
     /** The old key stops working and a session opened with it is dropped. */
     async keyRotated(machineId: string, key: string): Promise<void> {
-      const [changed] = await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]);
       // No client yet (a machine from before MQTT_URL, or whose creation was superseded by this
       // rotation before it reached the broker): create it with this key; no session to end.
+      if ((await mustBeMachineClient(machineId)) === 'absent') return machineCreated(machineId, key);
+      const [changed] = await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]);
       if (changed?.error && /not found/i.test(changed.error)) return machineCreated(machineId, key);
       failIf([changed!]);
       // Disabling a client disconnects it; enabled again, it logs in with the new key only.

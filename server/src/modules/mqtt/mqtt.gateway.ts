@@ -35,6 +35,8 @@ export const bootSessionId = (machineId: string, bootId: string): string => `${m
 
 /** How long "another process holds this machine" is trusted before the row is read again. */
 const HELD_ELSEWHERE_MS = 5_000;
+/** The session id prefix of a machine taken on from a message other than its birth (boot unknown). */
+const ADOPTED = 'adopted-';
 
 export interface MqttGatewayDeps {
   nodeId: string;
@@ -146,10 +148,20 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
     await presence.unregister(conn);
   }
 
-  /** A last will: the session it names (any, without a bootId) is over; a will from an older boot changes nothing. */
+  /**
+   * A last will: the session it names (any, without a bootId) is over; a will from an older boot
+   * changes nothing. A session taken on from a message other than a birth (its boot unknown) ends
+   * on any will of its machine: were the will an older boot's, the device's next message takes the
+   * machine on again.
+   */
   async function willArrived(machineId: string, bootId: string | undefined): Promise<void> {
     const conn = local(machineId);
-    if (conn && (bootId === undefined || bootSessionId(machineId, bootId) === conn.link.id))
+    if (
+      conn &&
+      (bootId === undefined ||
+        conn.link.id.startsWith(ADOPTED) ||
+        bootSessionId(machineId, bootId) === conn.link.id)
+    )
       await sessionEnded(machineId, conn.link.id);
   }
 
@@ -168,7 +180,7 @@ export function createMqttGateway(deps: MqttGatewayDeps) {
       heldElsewhere.set(machineId, Date.now() + HELD_ELSEWHERE_MS);
       return;
     }
-    const sessionId = `adopted-${newId()}`;
+    const sessionId = `${ADOPTED}${newId()}`;
     logger.info({ machineId }, 'mqtt: machine speaking while held by no process: taken on here');
     await sessionStarted(row, sessionId, () => void sessionEnded(machineId, sessionId));
   }
