@@ -12,19 +12,13 @@ import {
   type Engine,
   type TestServer,
 } from './harness.js';
+import { mealSite, orderMeal } from './restaurant-fixtures.js';
 
 const key = (k: string) => ({ token: null, headers: { 'x-api-key': k } }) as const;
 
 interface LiveEvent {
   event: string;
   data: any;
-}
-
-interface CashSite {
-  siteId: string;
-  kiosk: { id: string; key: string };
-  cashUnit: { id: string; key: string };
-  meal: string;
 }
 
 describe.each(engines())('live review 5 (%s)', (engine: Engine) => {
@@ -66,30 +60,6 @@ describe.each(engines())('live review 5 (%s)', (engine: Engine) => {
     };
   }
 
-  /** A PHP site with a kiosk, a cash unit and a ₱150 meal (as in cash-review4.test.ts). */
-  async function cashSite(): Promise<CashSite> {
-    const siteId = uid('lrv');
-    const res = await server.request('POST', '/v1/sites', {
-      body: { id: siteId, name: siteId, currency: 'PHP' },
-    });
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    const meal = `${siteId}-meal`;
-    const product = { sku: meal, name: 'Meal', priceMinor: 15_000, siteId };
-    expect((await server.request('POST', '/v1/products', { body: product })).status).toBe(201);
-    const kiosk = await server.createMachine(uid('LRVK'), { kind: 'kiosk', siteId });
-    const cashUnit = await server.createMachine(uid('LRVC'), { kind: 'cash', siteId });
-    return { siteId, kiosk, cashUnit, meal };
-  }
-
-  async function order150(site: CashSite): Promise<{ id: string; orderNumber: string }> {
-    const res = await server.request('POST', '/v1/orders', {
-      ...key(site.kiosk.key),
-      body: { items: [{ sku: site.meal, qty: 1 }] },
-    });
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    return { id: res.body.id as string, orderNumber: res.body.orderNumber as string };
-  }
-
   const post = (k: string, path: string, body: unknown) => server.request('POST', path, { ...key(k), body });
 
   async function login(role: string): Promise<string> {
@@ -115,7 +85,7 @@ describe.each(engines())('live review 5 (%s)', (engine: Engine) => {
   // Fix: publish `alert_raised` from AlertsService.raise itself (enqueueOutbox 'live' to
   // `tenant:<tenantId>` in the caller's transaction), and drop the sweeper's own copy.
   it('an UNALLOCATED_CASH alert (cash for an unknown order) is announced with alert_raised on tenant:', async () => {
-    const site = await cashSite();
+    const site = await mealSite(server, uid, 'lrv');
     const staff = await login('staff');
     const v = await viewer({ token: staff }, ['tenant:default']);
     const stray = uid('NOSUCH');
@@ -152,8 +122,8 @@ describe.each(engines())('live review 5 (%s)', (engine: Engine) => {
   // kitchen_order_ready already go to both rooms.
   // Fix: add `order:<order_number>` to `orderRooms` when the row has one (and pass order_number in).
   it('order_status_updated reaches the order room joined by its orderNumber (staff and orderToken)', async () => {
-    const site = await cashSite();
-    const o = await order150(site);
+    const site = await mealSite(server, uid, 'lrv');
+    const o = await orderMeal(server, site);
     const staff = await login('staff');
     const byNumber = await viewer({ token: staff }, [`order:${o.orderNumber}`]);
     const byId = await viewer({ token: staff }, [`order:${o.id}`]);
@@ -186,8 +156,8 @@ describe.each(engines())('live review 5 (%s)', (engine: Engine) => {
   // order by id (what the dashboard's order page and GET /v1/orders give it) misses it.
   // Fix: add `order:${s.order_id}` to the rooms at cash.service.ts:514, as `announce` does.
   it('a cash payment_initiated reaches the order room joined by its id', async () => {
-    const site = await cashSite();
-    const o = await order150(site);
+    const site = await mealSite(server, uid, 'lrv');
+    const o = await orderMeal(server, site);
     const staff = await login('staff');
     const byId = await viewer({ token: staff }, [`order:${o.id}`]);
     const init = await post(site.kiosk.key, '/api/cash-payment/init', {

@@ -44,6 +44,17 @@ async function brokerLogin(url: string, username: string, password: string): Pro
 const machineOf = async (server: TestServer, id: string) =>
   (await server.request('GET', `/v1/machines/${id}`)).body;
 
+/** Whether the machine is `OFFLINE` within 8 s (its last will handled). */
+const offlineAfterWill = (server: TestServer, id: string): Promise<boolean> =>
+  eventually(
+    async () => (await machineOf(server, id)).status === 'OFFLINE',
+    8_000,
+    'OFFLINE after the last will',
+  ).then(
+    () => true,
+    () => false,
+  );
+
 describe.skipIf(missing !== undefined).each(engines())('MQTT on Mosquitto, review 5 (%s)', (engine) => {
   let mosquitto: MosquittoProcess | undefined;
   let server: TestServer | undefined;
@@ -97,14 +108,7 @@ describe.skipIf(missing !== undefined).each(engines())('MQTT on Mosquitto, revie
     await eventually(async () => (await machineOf(s, m.id)).socketConnected === true, 5_000, 'taken on');
 
     d.drop(); // no DISCONNECT: Mosquitto publishes the will
-    const offline = await eventually(
-      async () => (await machineOf(s, m.id)).status === 'OFFLINE',
-      8_000,
-      'OFFLINE after the last will',
-    ).then(
-      () => true,
-      () => false,
-    );
+    const offline = await offlineAfterWill(s, m.id);
     expect(offline, 'the machine is still online after its last will').toBe(true);
   }, 40_000);
 
@@ -235,14 +239,7 @@ describe.skipIf(missing !== undefined || !engines().includes('postgres') || !red
       );
 
       d.drop();
-      const offline = await eventually(
-        async () => (await machineOf(other, m.id)).status === 'OFFLINE',
-        8_000,
-        'OFFLINE after the last will',
-      ).then(
-        () => true,
-        () => false,
-      );
+      const offline = await offlineAfterWill(other, m.id);
       expect(offline, 'the machine is still online after its last will').toBe(true);
     }, 60_000);
   },

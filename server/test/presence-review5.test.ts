@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import pg from 'pg';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MachinesRepo } from '../src/modules/machines/machines.repo.js';
+import { createMachinesRepo, type MachinesRepo } from '../src/modules/machines/machines.repo.js';
 import { createPresence } from '../src/modules/gateway/presence.js';
 import {
   connected,
@@ -41,6 +41,33 @@ describe.each(engines())('presence review 5 (%s)', (engine: Engine) => {
   });
 
   const machine = async (id: string) => (await server.request('GET', `/v1/machines/${id}`)).body;
+
+  // Found by the CI run after the fix above: with the status write made conditional on the
+  // connection, a new firmware version reported by a connection that no longer holds the row
+  // (another process took the machine on first, its registration landing last) was lost with
+  // it, and a firmware campaign waited for a version the machine already ran. The firmware is
+  // the machine's whichever connection reports it; only the status is the connection's.
+  it("a connection that no longer holds the row still records the machine's new firmware", async () => {
+    const id = uid('PRF');
+    await server.createMachine(id);
+    const { db } = server.kioskhub;
+    await db
+      .updateTable('machines')
+      .set({ connection_id: 'holder:1', status: 'IDLE' })
+      .where('id', '=', id)
+      .execute();
+    const repo = createMachinesRepo(db, engine === 'postgres' ? 'postgres' : 'sqlite');
+    const at = new Date().toISOString();
+    await repo.updateForConnection(
+      id,
+      'older:1',
+      { status: 'BUSY', last_seen_at: at, updated_at: at },
+      'fw-2.0.0',
+    );
+    expect(await machine(id)).toMatchObject({ firmware: 'fw-2.0.0', status: 'IDLE' });
+    await repo.updateForConnection(id, 'holder:1', { status: 'BUSY', last_seen_at: at, updated_at: at });
+    expect(await machine(id)).toMatchObject({ firmware: 'fw-2.0.0', status: 'BUSY' });
+  });
 
   /**
    * Makes recording the machine's result wait (as it does under load) until `release()`. On

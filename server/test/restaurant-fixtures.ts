@@ -74,3 +74,43 @@ export async function openCashSession(
   }
   return { orderNumber, orderId: created.body.id as string };
 }
+
+export interface MealSite {
+  siteId: string;
+  kiosk: { id: string; key: string };
+  cashUnit: { id: string; key: string };
+  meal: string;
+}
+
+/** A PHP site with a kiosk, a cash unit and a ₱150 meal; ids from `uid` (site `<prefix>…`). */
+export async function mealSite(
+  server: TestServer,
+  uid: (prefix: string) => string,
+  prefix: string,
+): Promise<MealSite> {
+  const siteId = uid(prefix.toLowerCase());
+  const res = await server.request('POST', '/v1/sites', {
+    body: { id: siteId, name: siteId, currency: 'PHP' },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  const meal = `${siteId}-meal`;
+  const product = { sku: meal, name: 'Meal', priceMinor: 15_000, siteId };
+  expect((await server.request('POST', '/v1/products', { body: product })).status).toBe(201);
+  const kiosk = await server.createMachine(uid(`${prefix.toUpperCase()}K`), { kind: 'kiosk', siteId });
+  const cashUnit = await server.createMachine(uid(`${prefix.toUpperCase()}C`), { kind: 'cash', siteId });
+  return { siteId, kiosk, cashUnit, meal };
+}
+
+/** One ₱150 meal ordered by the site's kiosk. */
+export async function orderMeal(
+  server: TestServer,
+  site: MealSite,
+): Promise<{ id: string; orderNumber: string }> {
+  const res = await server.request('POST', '/v1/orders', {
+    token: null,
+    headers: { 'x-api-key': site.kiosk.key },
+    body: { items: [{ sku: site.meal, qty: 1 }] },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return { id: res.body.id as string, orderNumber: res.body.orderNumber as string };
+}

@@ -12,8 +12,12 @@ function setup(socket = {} as Socket) {
   /** Connection ids written offline. */
   const offline: string[] = [];
   const repo = {
-    updateForConnection: async (_id: string, _connectionId: string, changes: Record<string, unknown>) =>
-      void updates.push(changes),
+    updateForConnection: async (
+      _id: string,
+      _connectionId: string,
+      changes: Record<string, unknown>,
+      firmware?: string,
+    ) => void updates.push({ ...changes, ...(firmware !== undefined ? { firmware } : {}) }),
     connectMany: async () => undefined,
     offlineMany: async (closed: ReadonlyMap<string, unknown>) => {
       offline.push(...closed.keys());

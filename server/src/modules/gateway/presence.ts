@@ -217,16 +217,16 @@ export function createPresence(deps: PresenceDeps) {
     at: string,
     fw?: string,
   ): Promise<void> {
-    const newFirmware = fw !== undefined ? { firmware: fw } : {};
-    // Only while the row is still this connection's: a status recorded as the socket closes (a
-    // result's IDLE) must not undo the OFFLINE its disconnect wrote meanwhile.
+    // The status only while the row is still this connection's: a status recorded as the socket
+    // closes (a result's IDLE) must not undo the OFFLINE its disconnect wrote meanwhile. A new
+    // firmware version is the machine's all the same.
     await conn.registered;
-    await deps.repo.updateForConnection(conn.machineId, conn.connectionId, {
-      status,
-      last_seen_at: at,
-      updated_at: at,
-      ...newFirmware,
-    });
+    await deps.repo.updateForConnection(
+      conn.machineId,
+      conn.connectionId,
+      { status, last_seen_at: at, updated_at: at },
+      fw,
+    );
     pendingLastSeen.delete(conn.machineId);
   }
 

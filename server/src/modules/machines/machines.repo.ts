@@ -156,13 +156,34 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
     update(id: string, changes: Updateable<MachinesTable>, ex: Executor = db) {
       return ex.updateTable('machines').set(changes).where('id', '=', id).executeTakeFirst();
     },
-    /** A status a connection reported, written only while the row is still that connection's. */
-    updateForConnection(id: string, connectionId: string, changes: Updateable<MachinesTable>) {
+    /**
+     * A status a connection reported, written only while the row is still that connection's; a
+     * firmware version it reported is the machine's whichever connection holds the row now.
+     */
+    updateForConnection(
+      id: string,
+      connectionId: string,
+      changes: { status: string; last_seen_at: string; updated_at: string },
+      firmware?: string,
+    ) {
+      if (firmware === undefined)
+        return db
+          .updateTable('machines')
+          .set(changes)
+          .where('id', '=', id)
+          .where('connection_id', '=', connectionId)
+          .executeTakeFirst();
+      const ours = (value: string, column: 'status' | 'last_seen_at') =>
+        sql<string>`case when connection_id = ${connectionId} then ${value} else ${sql.ref(column)} end`;
       return db
         .updateTable('machines')
-        .set(changes)
+        .set({
+          firmware,
+          updated_at: changes.updated_at,
+          status: ours(changes.status, 'status'),
+          last_seen_at: ours(changes.last_seen_at, 'last_seen_at'),
+        })
         .where('id', '=', id)
-        .where('connection_id', '=', connectionId)
         .executeTakeFirst();
     },
     /** Last-seen times in one transaction (one statement on PostgreSQL); never moves a time back. */
