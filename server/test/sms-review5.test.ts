@@ -22,7 +22,10 @@ describe.each(engines())('sms review 5 (%s)', (engine: Engine) => {
   beforeAll(async () => {
     fakes = await startProviderFakes();
     // Jobs retried after 10 ms, 20 ms, …: a job that keeps failing reaches FAILED in seconds.
-    server = await startServer({ engine, env: providerEnv(fakes, { JOB_RETRY_BASE_MS: '10' }) });
+    server = await startServer({
+      engine,
+      env: providerEnv(fakes, { JOB_RETRY_BASE_MS: '10', JOB_POLL_MS: '50' }),
+    });
     await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
   });
   afterAll(async () => {
