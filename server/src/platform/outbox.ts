@@ -297,7 +297,6 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       if (registered.has(topic)) throw new Error(`job topic "${topic}" already has a handler`);
       registered.set(topic, handler as (payload: unknown) => void | Promise<void>);
     },
-    /** What ends a job of `topic` that failed for good, instead of a JOB_FAILED alert (once per topic). */
     /**
      * A topic whose payload may hold a secret (an SMS with a new PIN): a job of it that ends FAILED
      * keeps `withhold(payload)` instead, not the secret for good.
@@ -308,6 +307,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     ): void {
       withheld.set(topic, withhold as (payload: unknown) => unknown);
     },
+    /** What ends a job of `topic` that failed for good, instead of a JOB_FAILED alert (once per topic). */
     handleFailure<T extends OutboxTopic>(topic: T, handler: OutboxFailureHandler<T>): void {
       if (onFinal.has(topic)) throw new Error(`job topic "${topic}" already has a failure handler`);
       onFinal.set(topic, handler as (payload: unknown, error: string) => Promise<boolean>);

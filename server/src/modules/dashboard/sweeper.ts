@@ -85,10 +85,6 @@ export function createDashboardSweeper(deps: {
     return marks;
   }
 
-  /** Raises the alert (which, after the commit, tells the tenant's screens: `alert_raised`). */
-  const raise = (ex: Executor, alert: Parameters<AlertsService['raise']>[1]): Promise<void> =>
-    deps.alerts.raise(ex, alert);
-
   async function sample(at: string): Promise<number> {
     const sites = new Map<string, { tenant_id: string; site_id: string; online: string[]; total: number }>();
     for (const m of await deps.machines.statusSnapshot()) {
@@ -159,7 +155,7 @@ export function createDashboardSweeper(deps: {
               ) === 1;
         if (!claimed) return;
         const minutes = Math.floor((now - Date.parse(lastSeen)) / 60_000);
-        await raise(tx, {
+        await deps.alerts.raise(tx, {
           tenantId: c.tenant_id,
           kind: 'MACHINE_OFFLINE',
           subjectType: 'machine',
@@ -185,7 +181,7 @@ export function createDashboardSweeper(deps: {
       await db.transaction().execute(async (tx) => {
         if (!(await mark(tx, 'DISPENSE', c.order_id, '', c.tenant_id))) return;
         const noResult = c.status === 'NEEDS_REVIEW';
-        await raise(tx, {
+        await deps.alerts.raise(tx, {
           tenantId: c.tenant_id,
           kind: noResult ? 'DISPENSE_NO_RESULT' : 'DISPENSE_FAILED',
           subjectType: 'order',

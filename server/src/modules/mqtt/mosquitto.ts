@@ -163,14 +163,13 @@ export async function connectMosquitto(options: MosquittoOptions) {
   }
 
   /**
-   * A login of that name that is not a machine's own (an operator's, a bridge's, Kioskhub's own)
-   * is never given a machine's key: a tenant naming a machine after it would take it over.
+   * The roles of the machine's broker login (undefined: there is none). A login of that name that
+   * is not a machine's own (an operator's, a bridge's, Kioskhub's own) is never given a machine's
+   * key: a tenant naming a machine after it would take it over.
    */
-  async function mustBeMachineClient(machineId: string): Promise<'absent' | 'machine'> {
+  async function machineClientRoles(machineId: string): Promise<string[] | undefined> {
     const roles = await clientRoles(machineId);
-    if (roles === undefined) return 'absent';
-    const own = roleOf(machineId);
-    if (roles.every((r) => r === own)) return 'machine';
+    if (roles === undefined || roles.every((r) => r === roleOf(machineId))) return roles;
     throw new Error(
       `a broker login named "${machineId}" exists and is not this machine's (roles: ${roles.join(', ') || 'none'}): ` +
         'left alone; this machine cannot log in over MQTT',
@@ -252,9 +251,9 @@ export async function connectMosquitto(options: MosquittoOptions) {
     ]);
     if (created[0]?.error && /already exists/i.test(created[0].error)) {
       // Provisioned before (a retry): make it match; but only a machine's own login.
-      await mustBeMachineClient(machineId);
+      const roles = await machineClientRoles(machineId);
       failIf(await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]));
-      if (!(await hasRole(machineId, rolename)))
+      if (!roles?.includes(rolename))
         failIf(await dynsec([{ command: 'addClientRole', username: machineId, rolename }]));
     } else failIf(created);
   }
@@ -289,7 +288,7 @@ export async function connectMosquitto(options: MosquittoOptions) {
     async keyRotated(machineId: string, key: string): Promise<void> {
       // No client yet (a machine from before MQTT_URL, or whose creation was superseded by this
       // rotation before it reached the broker): create it with this key; no session to end.
-      if ((await mustBeMachineClient(machineId)) === 'absent') return machineCreated(machineId, key);
+      if ((await machineClientRoles(machineId)) === undefined) return machineCreated(machineId, key);
       const [changed] = await dynsec([{ command: 'setClientPassword', username: machineId, password: key }]);
       if (changed?.error && /not found/i.test(changed.error)) return machineCreated(machineId, key);
       failIf([changed!]);

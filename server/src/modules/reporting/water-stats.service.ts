@@ -361,7 +361,7 @@ export function createWaterStatsService(deps: {
       const listed =
         kind === 'WATER_KIOSK_SILENT' || kind === 'WATER_TAP_FAULT'
           ? all
-              .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+              .sort((a, b) => cmp(a.key, b.key))
               .filter((c) => from === undefined || c.key > from)
               .slice(0, CONDITIONS_PER_KIND)
           : all;
