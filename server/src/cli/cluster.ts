@@ -100,8 +100,17 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const host = process.env['HOST'] ?? '127.0.0.1';
-  const port = Number(process.env['PORT'] ?? 8080);
+  // The balancer's HOST and PORT read as the server reads them (an empty value is unset; a bad
+  // one is named), so `npm start` and `npm run cluster` agree on where the service listens.
+  let listen: { host: string; port: number };
+  try {
+    listen = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`cluster: bad configuration: ${err.message}`);
+    process.exit(2);
+  }
+  const { host, port } = listen;
   const nodePorts = Array.from({ length: nodes }, (_, i) => ({
     host: '127.0.0.1',
     port: basePort + i,

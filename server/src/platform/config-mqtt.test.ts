@@ -1,9 +1,22 @@
 // MQTT settings: the embedded broker and an external Mosquitto exclude each other, TLS needs both
 // files and the embedded broker, and a bad value names its variable.
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.js';
 
 const base = { DATABASE_URL: 'memory://' };
+// The TLS files are read when the configuration is loaded: a path that cannot be read, or a file
+// that is not PEM, is named at start-up (before: exit 1 with ENOENT when the broker began listening).
+const dir = mkdtempSync(join(tmpdir(), 'kh-mqtt-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const cert = join(dir, 'c.pem');
+const key = join(dir, 'k.pem');
+const notPem = join(dir, 'notes.txt');
+writeFileSync(cert, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n');
+writeFileSync(notPem, 'a certificate, honest\n');
 
 describe('MQTT configuration', () => {
   it('is off by default, with a 10-minute command expiry', () => {
@@ -17,10 +30,10 @@ describe('MQTT configuration', () => {
     const embedded = loadConfig({
       ...base,
       MQTT_PORT: '1884',
-      MQTT_TLS_CERT: '/c.pem',
-      MQTT_TLS_KEY: '/k.pem',
+      MQTT_TLS_CERT: cert,
+      MQTT_TLS_KEY: key,
     });
-    expect(embedded.mqtt).toMatchObject({ port: 1884, tlsCert: '/c.pem', tlsKey: '/k.pem' });
+    expect(embedded.mqtt).toMatchObject({ port: 1884, tlsCert: cert, tlsKey: key });
     const external = loadConfig({ ...base, MQTT_URL: 'mqtts://kh:secret@broker:8883' });
     expect(external.mqtt.url).toBe('mqtts://kh:secret@broker:8883');
   });
@@ -29,8 +42,18 @@ describe('MQTT configuration', () => {
     [{ MQTT_PORT: '1884', MQTT_URL: 'mqtt://broker:1883' }, 'MQTT_URL'],
     [{ MQTT_PORT: 'x' }, 'MQTT_PORT'],
     [{ MQTT_URL: 'http://broker' }, 'MQTT_URL'],
-    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: '/c.pem' }, 'MQTT_TLS_KEY'],
-    [{ MQTT_TLS_CERT: '/c.pem', MQTT_TLS_KEY: '/k.pem' }, 'MQTT_TLS_CERT'],
+    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: cert }, 'MQTT_TLS_KEY'],
+    [{ MQTT_TLS_CERT: cert, MQTT_TLS_KEY: key }, 'MQTT_TLS_CERT'],
+    [
+      { MQTT_PORT: '1884', MQTT_TLS_CERT: join(dir, 'missing.pem'), MQTT_TLS_KEY: key },
+      'MQTT_TLS_CERT: cannot read',
+    ],
+    [
+      { MQTT_PORT: '1884', MQTT_TLS_CERT: cert, MQTT_TLS_KEY: join(dir, 'missing.pem') },
+      'MQTT_TLS_KEY: cannot read',
+    ],
+    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: notPem, MQTT_TLS_KEY: key }, 'MQTT_TLS_CERT: "'],
+    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: cert, MQTT_TLS_KEY: dir }, 'MQTT_TLS_KEY: cannot read'],
     [{ COMMAND_EXPIRY_MS: '5' }, 'COMMAND_EXPIRY_MS'],
   ])('refuses %j naming %s', (env, name) => {
     expect(() => loadConfig({ ...base, ...env })).toThrow(ConfigError);

@@ -1,4 +1,7 @@
 // Unit tests for loadConfig (CONTRACTS.md §1): defaults, and a bad value names its variable.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.js';
 
@@ -148,6 +151,10 @@ describe('loadConfig security settings', () => {
     expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
     const proxies = loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8,::1' }).trustProxy;
     expect(proxies).toEqual(['loopback', '10.0.0.0/8', '::1']);
+    expect(loadConfig({ TRUST_PROXY: 'fd00::/8,192.168.1.0/24' }).trustProxy).toEqual([
+      'fd00::/8',
+      '192.168.1.0/24',
+    ]);
     const CORS_ORIGINS = 'https://ops.example.com, http://localhost:5173/';
     const origins = loadConfig({ CORS_ORIGINS }).corsOrigins;
     expect(origins).toEqual(['https://ops.example.com', 'http://localhost:5173']);
@@ -195,6 +202,12 @@ describe('loadConfig rejects bad values, naming the variable', () => {
     ['TRUST_PROXY a word', { TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
     ['TRUST_PROXY zero hops', { TRUST_PROXY: '0' }, 'TRUST_PROXY'],
     ['TRUST_PROXY a bad address', { TRUST_PROXY: '10.0.0.1,nginx.local' }, 'TRUST_PROXY'],
+    // Each of these reached the proxy list and threw when the server built it (exit 1, no variable).
+    ['TRUST_PROXY a prefix past 32', { TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
+    ['TRUST_PROXY an IPv6 prefix past 128', { TRUST_PROXY: 'fd00::/129' }, 'TRUST_PROXY'],
+    ['TRUST_PROXY three octets', { TRUST_PROXY: '10.0.0' }, 'TRUST_PROXY'],
+    ['TRUST_PROXY hex that is no address', { TRUST_PROXY: 'cafe' }, 'TRUST_PROXY'],
+    ['TRUST_PROXY two prefixes', { TRUST_PROXY: '10.0.0.0/8/8' }, 'TRUST_PROXY'],
     ['REQUEST_TIMEOUT_MS too short', { REQUEST_TIMEOUT_MS: '10' }, 'REQUEST_TIMEOUT_MS'],
     ['CONNECTION_TIMEOUT_MS not a number', { CONNECTION_TIMEOUT_MS: '1m' }, 'CONNECTION_TIMEOUT_MS'],
     ['LOGIN_MAX_PER_ADDRESS zero', { LOGIN_MAX_PER_ADDRESS: '0' }, 'LOGIN_MAX_PER_ADDRESS'],
@@ -275,5 +288,30 @@ describe('loadConfig rejects bad values, naming the variable', () => {
   it('quotes the bad value so the operator can see it', () => {
     expect(configError({ PORT: 'abc' }).message).toContain('abc');
     expect(configError({ LOG_LEVEL: 'loud' }).message).toContain('loud');
+  });
+});
+
+describe('DATA_DIR', () => {
+  it('is created at start-up when missing, but a path that is a file is refused by name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kh-config-'));
+    try {
+      expect(loadConfig({ DATA_DIR: join(dir, 'not-yet') }).dataDir).toBe(join(dir, 'not-yet'));
+      expect(loadConfig({ DATA_DIR: dir }).dataDir).toBe(dir);
+      const file = join(dir, 'a-file');
+      writeFileSync(file, 'x');
+      // Before: accepted, and start-up died in mkdir with EEXIST (exit 1, no variable named).
+      const err = (() => {
+        try {
+          loadConfig({ DATA_DIR: file });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).message).toBe(`DATA_DIR: "${file}" exists and is not a folder`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,7 @@
 // Reads and validates the environment once (CONTRACTS.md §1). A bad value stops start-up
 // with a message that names the variable.
+import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { firmwareConfig, type FirmwareConfig } from './config-firmware.js';
 
 export type DatabaseTarget =
@@ -179,12 +181,36 @@ function mqttConfig(env: Env): MqttConfig {
     throw new ConfigError('MQTT_TLS_CERT', 'is for the embedded broker: set MQTT_PORT too');
   return {
     port,
-    tlsCert,
-    tlsKey: text(env, 'MQTT_TLS_KEY'),
+    tlsCert: pemFile(env, 'MQTT_TLS_CERT'),
+    tlsKey: pemFile(env, 'MQTT_TLS_KEY'),
     url: url_,
     username: text(env, 'MQTT_USERNAME'),
     password: secretText(env, 'MQTT_PASSWORD'),
   };
+}
+
+/** A PEM file the server will read when it starts listening: read now, so a bad path is named. */
+function pemFile(env: Env, name: string): string | undefined {
+  const path = text(env, name);
+  if (path === undefined) return undefined;
+  let content: string;
+  try {
+    content = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError(name, `cannot read "${path}" (${code})`);
+  }
+  if (!content.includes('-----BEGIN ')) throw new ConfigError(name, `"${path}" is not a PEM file`);
+  return path;
+}
+
+/** DATA_DIR is created at start-up when missing; a path that exists must be a folder. */
+function dataDirectory(env: Env): string {
+  const path = text(env, 'DATA_DIR') ?? './data';
+  const kind = statSync(path, { throwIfNoEntry: false });
+  if (kind !== undefined && !kind.isDirectory())
+    throw new ConfigError('DATA_DIR', `"${path}" exists and is not a folder`);
+  return path;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -260,13 +286,22 @@ function trustProxy(env: Env): false | number | string[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  const address = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)$/;
-  const bad = list.find((a) => !address.test(a));
+  const bad = list.find((a) => !trustedProxyEntry(a));
   if (bad !== undefined || list.length === 0) {
     const got = `got "${bad ?? raw}"`;
     throw new ConfigError('TRUST_PROXY', `must be false, a hop count or a list of addresses/CIDRs, ${got}`);
   }
   return list;
+}
+
+/** A keyword, an address, or a network whose prefix fits its family (10.0.0.0/8, fd00::/8). */
+function trustedProxyEntry(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address!);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function origins(env: Env): string[] {
@@ -415,7 +450,7 @@ function stripeConfig(env: Env): Config['stripe'] {
 }
 
 export function loadConfig(env: Env = process.env): Config {
-  const dataDir = text(env, 'DATA_DIR') ?? './data';
+  const dataDir = dataDirectory(env);
   const host = text(env, 'HOST') ?? '127.0.0.1';
   const logLevel = text(env, 'LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {

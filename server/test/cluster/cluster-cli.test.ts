@@ -106,6 +106,11 @@ describe.skipIf(!services)('npm run cluster start-up', { timeout: START_TIMEOUT_
         `127.0.0.1:${port}, for node 1 (--base-port ${port} + 0), cannot be used (already in use); pass --base-port`,
       );
       expect(node.output()).not.toMatch(/EADDRINUSE|\n\s+at /);
+      // A PORT the server would refuse is refused here too, by name (it used to become NaN, and
+      // an empty one a random port).
+      const word = cluster(['--nodes', '1', '--base-port', String(port)], { ...env, PORT: 'eighty' });
+      expect(await word.exited).toBe(2);
+      expect(word.output()).toContain('cluster: bad configuration: PORT:');
       expect(await schemaExists(services!.databaseUrl, schema)).toBe(false);
     } finally {
       await new Promise((r) => taken.close(r));
