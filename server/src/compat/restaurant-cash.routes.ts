@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { AppError, rateLimited, validation } from '../platform/errors.js';
 import type { Authenticator } from '../platform/http/auth.js';
 import type { FastifyTypebox } from '../platform/http/fastify.js';
-import { errors } from '../platform/http/schemas.js';
+import { errors, OrderNumber } from '../platform/http/schemas.js';
 import { MAX_MAJOR_AMOUNT, currencyExponent, majorToMinor, minorToMajor } from '../platform/money.js';
 import type { CatalogService } from '../modules/catalog/catalog.service.js';
 import type { CashService, SessionView } from '../modules/cash/cash.service.js';
@@ -13,7 +13,6 @@ import { deviceScope, siteOf, type DeviceScope } from './device-scope.js';
 
 const CASH_DEVICE_KINDS = ['kiosk', 'cash'] as const;
 
-const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
 const Amount = Type.Number({
   exclusiveMinimum: 0,
   maximum: MAX_MAJOR_AMOUNT,

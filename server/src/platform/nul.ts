@@ -1,9 +1,15 @@
-// NUL characters (U+0000) in text: PostgreSQL cannot store them in a text column and refuses the
-// whole statement, so every request and socket payload is checked for them where it is validated.
+// Text neither database can store as sent, checked in every request and socket payload where it
+// is validated:
+// - NUL characters (U+0000): PostgreSQL refuses the whole statement;
+// - lone UTF-16 surrogates (`"\ud800"` is valid JSON, not text): each engine stores its own
+//   replacement (one U+FFFD on PostgreSQL, three on SQLite), so what was answered is not what is kept.
 
-/** The JSON pointer of the first string (or key) holding a NUL character, or undefined. */
+/** NUL, or half of a surrogate pair (a pair makes one astral code point, which \p{Cs} never matches). */
+const UNSTORABLE = /\u0000|\p{Cs}/u;
+
+/** The JSON pointer of the first string (or key) holding text no engine stores as sent, or undefined. */
 export function nulPath(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (typeof value === 'string') return UNSTORABLE.test(value) ? path : undefined;
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return undefined;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
@@ -13,14 +19,15 @@ export function nulPath(value: unknown, path = ''): string | undefined {
     return undefined;
   }
   for (const [key, item] of Object.entries(value)) {
-    if (key.includes('\u0000')) return `${path}/${key}`;
+    if (UNSTORABLE.test(key)) return `${path}/${key}`;
     const found = nulPath(item, `${path}/${key}`);
     if (found !== undefined) return found;
   }
   return undefined;
 }
 
-export const NUL_MESSAGE = 'must not contain NUL characters (\\u0000)';
+export const NUL_MESSAGE =
+  'must not contain NUL characters (\\u0000) or unpaired surrogates (\\ud800–\\udfff)';
 
 /** PostgreSQL refused a NUL in text (22021 "invalid byte sequence … 0x00"): bad input, not a fault. */
 export function isNulInText(err: unknown): boolean {

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { actingTenant, requireAdmin, tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
-import { EntityId, errors, expectNoBody, IsoTime } from '../../platform/http/schemas.js';
+import { EntityId, errors, expectNoBody, IsoTime, Sku } from '../../platform/http/schemas.js';
 import { validation } from '../../platform/errors.js';
 import type { CatalogService } from '../catalog/catalog.service.js';
 import type { CafeOrders } from './cafe-orders.js';
@@ -13,7 +13,7 @@ import { TimeZoneParam } from '../reporting/local-buckets.js';
 import type { TipsQuery } from '../reporting/cafe-tips.js';
 import type { CafeTables } from './cafe-tables.js';
 import type { createCafeOverview } from './cafe-overview.js';
-import { CafeOrderSchema, CafeSettingsSchema, KitchenBody, Nullable, Open, Sku } from './cafe.schema.js';
+import { CafeOrderSchema, CafeSettingsSchema, KitchenBody, Nullable, Open } from './cafe.schema.js';
 
 const KITCHEN = ['admin', 'customer_service', 'staff'] as const;
 const TenantQuery = Type.Object({ tenantId: Type.Optional(EntityId) }, { additionalProperties: false });

@@ -1,6 +1,6 @@
 // Wire schemas of the cafe routes (they feed /openapi.json).
 import { Type, type TSchema } from '@sinclair/typebox';
-import { Currency, EntityId } from '../../platform/http/schemas.js';
+import { Currency, EntityId, Sku } from '../../platform/http/schemas.js';
 import { PAYMENT_STATUSES } from '../payments/settlement.js';
 import { CAFE_METHODS } from './cafe-payments.js';
 import { KITCHEN_STATUSES } from './cafe-orders.js';
@@ -11,7 +11,6 @@ export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]
 export const Open = (props: Record<string, TSchema>, description?: string) =>
   Type.Object(props, { additionalProperties: true, ...(description ? { description } : {}) });
 
-export const Sku = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
 export const TipMinor = Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'minor units' });
 
 export const BankAccountSchema = Type.Object(

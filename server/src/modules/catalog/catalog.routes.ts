@@ -10,7 +10,7 @@ import {
   tenantFilter,
   type Authenticator,
 } from '../../platform/http/auth.js';
-import { Currency, EntityId, errors, OnePage } from '../../platform/http/schemas.js';
+import { Currency, EntityId, errors, OnePage, OrderNumber, Sku } from '../../platform/http/schemas.js';
 import { OrderSchema } from '../orders/orders.routes.js';
 import type { CatalogService } from './catalog.service.js';
 
@@ -43,7 +43,6 @@ const ProductSchema = Type.Object({
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
-const Sku = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Price = Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'minor units' });
 const Stock = Type.Integer({ minimum: 0, maximum: 10_000_000 });
@@ -313,9 +312,7 @@ export function catalogRoutes(
         summary: 'A kiosk order priced from the catalog (kiosk key, or staff)',
         body: Type.Object(
           {
-            orderNumber: Type.Optional(
-              Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' }),
-            ),
+            orderNumber: Type.Optional(OrderNumber),
             items: Type.Array(
               Type.Object(
                 { sku: Sku, qty: Type.Integer({ minimum: 1, maximum: 1000 }) },

@@ -480,6 +480,8 @@ export function createCatalogService(deps: { db: Db; orders: Pick<OrdersService,
         unitPriceMinor: Number(bySku.get(sku)!.price_minor),
       }));
       const amount = items.reduce((sum, i) => sum + i.qty * (i.unitPriceMinor ?? 0), 0);
+      // No payment settles a total of 0 (cash init takes more than 0), so it would wait for ever.
+      if (amount === 0) throw validation('the order costs nothing: its items are all priced 0', { amount });
       for (let attempt = 0; ; attempt++) {
         const orderNumber = input.orderNumber ?? `K${randomBytes(3).toString('hex').toUpperCase()}`;
         try {

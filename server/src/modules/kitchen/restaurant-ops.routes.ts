@@ -13,6 +13,7 @@ import {
   Limit,
   OnePage,
   OpenObject,
+  OrderNumber,
   Page,
 } from '../../platform/http/schemas.js';
 import type { AlertsService } from '../alerts/alerts.service.js';
@@ -56,7 +57,6 @@ export function restaurantOpsRoutes(
     },
     { additionalProperties: true },
   );
-  const OrderNumber = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:#-]+$' });
 
   app.get(
     '/v1/kitchen/:siteId/orders',

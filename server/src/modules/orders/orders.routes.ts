@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyTypebox } from '../../platform/http/fastify.js';
 import { tenantFilter, type Authenticator } from '../../platform/http/auth.js';
 import { Cursor, EntityId, errors, IsoTime, Limit, OnePage, Page } from '../../platform/http/schemas.js';
+import { validation } from '../../platform/errors.js';
 import type { OrdersService } from './orders.service.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -44,9 +45,14 @@ export const OrderListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** Drops absent filters and normalises times to UTC ISO text (the stored form). */
+/**
+ * Drops absent filters and normalises times to UTC ISO text (the stored form). `from` must come
+ * before `to`: a range the other way round is an error, never an empty list or export.
+ */
 export function orderListFilter(q: Static<typeof OrderListQuery>) {
   const iso = (t: string) => new Date(t).toISOString();
+  if (q.from !== undefined && q.to !== undefined && Date.parse(q.from) >= Date.parse(q.to))
+    throw validation('from must be before to', { from: q.from, to: q.to });
   return {
     limit: q.limit,
     ...(q.machineId ? { machineId: q.machineId } : {}),

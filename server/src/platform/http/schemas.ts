@@ -21,6 +21,16 @@ export const errors = (...statuses: number[]): Record<number, TSchema> =>
   Object.fromEntries(statuses.map((s) => [s, errorRef]));
 
 export const EntityId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+// A product's sku and an order number travel in URL paths: `.` and `..` alone are dot segments
+// every URL parser removes (`/v1/products/..` is `/v1/`), so such an id could be made and never
+// reached again.
+const notDotSegment = '(?!\\.{1,2}$)';
+export const Sku = Type.String({ minLength: 1, maxLength: 64, pattern: `^${notDotSegment}[A-Za-z0-9_.-]+$` });
+export const OrderNumber = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: `^${notDotSegment}[A-Za-z0-9_.:#-]+$`,
+});
 export const IsoTime = Type.String({ format: 'date-time' });
 export const Currency = Type.String({ pattern: '^[A-Z]{3}$' });
 export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50 });

@@ -18,11 +18,19 @@ function makeAjv(options: Options): Ajv {
   });
   addFormats(ajv);
   // RFC 3339 allows a leap second (23:59:60Z), which no Date can hold: every time a route takes
-  // must be one it can read, or `new Date(t).toISOString()` throws and the answer is a 500.
+  // must be one it can read, or `new Date(t).toISOString()` throws and the answer is a 500. And its
+  // UTC form must keep four digits of year: `9999-12-31T23:00:00-05:00` is `+010000-01-01T04:00Z`
+  // in UTC, which sorts before every stored time (a `to` like it found nothing).
   const rfc3339 = ajv.formats['date-time'] as { validate: (s: string) => boolean };
   ajv.addFormat('date-time', {
     type: 'string',
-    validate: (s) => rfc3339.validate(s) && !Number.isNaN(Date.parse(s)),
+    validate: (s) => {
+      if (!rfc3339.validate(s)) return false;
+      const ms = Date.parse(s);
+      if (Number.isNaN(ms)) return false;
+      const year = new Date(ms).getUTCFullYear();
+      return year >= 0 && year <= 9999;
+    },
   });
   return ajv;
 }
