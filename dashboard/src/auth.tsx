@@ -15,7 +15,8 @@ export type Action =
   | 'ackAlerts'
   | 'resolveCash'
   | 'manageCustomers'
-  | 'manageFirmware';
+  | 'manageFirmware'
+  | 'serveCafe';
 
 // Mirrors the server's guards (docs/dashboard.md): the server decides, the UI only hides.
 const ROLES_FOR: Record<Action, readonly string[]> = {
@@ -28,6 +29,8 @@ const ROLES_FOR: Record<Action, readonly string[]> = {
   resolveCash: ['admin', 'customer_service', 'staff'],
   manageCustomers: ['admin', 'customer_service'],
   manageFirmware: ['admin'],
+  // Confirming a cafe's cash and transfers, and moving kitchen tickets.
+  serveCafe: ['admin', 'customer_service', 'staff'],
 };
 
 interface Auth {

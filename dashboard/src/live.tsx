@@ -51,7 +51,9 @@ function patchPages<T extends { id: string }>(
     if (!data) return data;
     if (Array.isArray(data)) return fixItems(data);
     const fix = (page: Page<T>): Page<T> => ({ ...page, items: fixItems(page.items) });
-    return 'pages' in data ? { ...data, pages: data.pages.map(fix) } : fix(data);
+    if ('pages' in data) return { ...data, pages: data.pages.map(fix) };
+    // Other queries under the same key (the fleet's summary counts) are refetched, not patched.
+    return 'items' in data ? fix(data) : data;
   });
 }
 

@@ -38,6 +38,15 @@ export interface FleetMachineView extends MachineView {
   queuedOrders: number;
 }
 
+/** `GET /v1/fleet/summary`: every machine a fleet filter matches, counted (not one page). */
+export interface FleetSummaryView {
+  machines: number;
+  /** Machines whose status is not `OFFLINE`. */
+  online: number;
+  /** Paid orders whose command is not done yet, on those machines. */
+  queuedOrders: number;
+}
+
 export interface OrderView {
   id: string;
   tenantId: string;

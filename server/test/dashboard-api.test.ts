@@ -86,6 +86,25 @@ describe.each(engines())('dashboard API (%s)', (engine) => {
     expect((await get('/v1/fleet?status=SLEEPING', tok.staff)).status).toBe(400);
   });
 
+  it('counts the whole fleet for the summary line, whatever one page holds, per tenant', async () => {
+    const summary = async (query: string, token?: string) =>
+      (await get(`/v1/fleet/summary${query}`, token)).body;
+    expect(await summary('', tok.staff)).toEqual({ machines: 3, online: 0, queuedOrders: 2 });
+    expect(await summary('?kind=kiosk', tok.staff)).toEqual({ machines: 1, online: 0, queuedOrders: 0 });
+    expect(await summary('?q=m01', tok.staff)).toEqual({ machines: 1, online: 0, queuedOrders: 2 });
+    const others = (await get('/v1/fleet', other.staffToken)).body.items as { queuedOrders: number }[];
+    expect(await summary('', other.staffToken)).toEqual({
+      machines: 1,
+      online: 0,
+      queuedOrders: others[0]!.queuedOrders,
+    });
+    expect((await summary('')).machines).toBe(4); // ADMIN_TOKEN: all tenants
+    expect((await server.request('GET', '/v1/fleet/summary', { token: null })).status).toBe(401);
+    const bad = await get('/v1/fleet/summary?status=SLEEPING', tok.staff);
+    expect(bad.status).toBe(400);
+    expect((await get('/v1/fleet/summary?limit=1', tok.staff)).status).toBe(400);
+  });
+
   it('shows a machine’s recent commands, not another tenant’s', async () => {
     const res = await get('/v1/machines/M01/commands', tok.staff);
     expect(res.status).toBe(200);

@@ -10,19 +10,20 @@ import type {
   PaymentView,
   PlanView,
 } from '@kioskhub/protocol';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
 import { useAction } from '../action.ts';
 import { Link } from 'wouter';
-import { api } from '../api.ts';
+import { api, qs } from '../api.ts';
 import { useAuth } from '../auth.tsx';
 import { dateTime, litres, money } from '../format.ts';
 import {
   Columns,
   ConfirmButton,
-  Empty,
   ErrorNote,
+  Listing,
   Loading,
+  LoadMore,
   Section,
   SelectField,
   StatusBadge,
@@ -175,7 +176,7 @@ function Actions({ customer, refresh }: { customer: CustomerView; refresh(): Pro
           onSubmit={(reason) =>
             post('/subscription', {
               ...(planId ? { planId } : {}),
-              ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
+              ...(expiresAt ? { expiresAt: endOfLocalDay(expiresAt) } : {}),
               ...withReason(reason),
             })
           }
@@ -222,93 +223,117 @@ function Actions({ customer, refresh }: { customer: CustomerView; refresh(): Pro
   );
 }
 
-function Ledger({ id }: { id: string }) {
-  const q = useQuery({
-    queryKey: ['customer', id, 'ledger'],
-    queryFn: () => api<Page<LedgerEntryView>>(path(id, '/ledger?limit=50')),
+/** One of a customer's paged lists (newest first), 50 at a time, with "Load more" below it. */
+function useCustomerList<T>(id: string, list: 'ledger' | 'payments' | 'dispenses') {
+  const query = useInfiniteQuery({
+    queryKey: ['customer', id, list],
+    queryFn: ({ pageParam }) => api<Page<T>>(path(id, `/${list}${qs({ limit: 50, cursor: pageParam })}`)),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
-  if (q.error) return <ErrorNote error={q.error} />;
-  if (q.isPending) return <Loading what="Loading ledger" />;
-  if (q.data.items.length === 0) return <Empty>No entries yet.</Empty>;
+  return { query, items: query.data?.pages.flatMap((p) => p.items) ?? [] };
+}
+
+function Ledger({ id }: { id: string }) {
+  const { query, items } = useCustomerList<LedgerEntryView>(id, 'ledger');
   return (
-    <TableWrap label="Ledger entries, newest first">
-      <Columns names={['Time', { name: 'Amount', num: true }, 'Cause', 'Memo']} />
-      <tbody data-testid="ledger-rows">
-        {q.data.items.map((e) => (
-          <tr key={e.id}>
-            <td className="nowrap">{dateTime(e.createdAt)}</td>
-            <td className={`num ${e.amount < 0 ? 'neg' : 'pos'}`}>
-              {e.amount > 0 ? '+' : '−'}
-              {e.unit === 'ml' ? litres(Math.abs(e.amount)) : money(Math.abs(e.amount), e.unit)}
-            </td>
-            <td>{e.cause.type.replaceAll('_', ' ')}</td>
-            <td>{e.memo ?? ''}</td>
-          </tr>
-        ))}
-      </tbody>
-    </TableWrap>
+    <Listing query={query} count={items.length} loading="Loading ledger" empty="No entries yet.">
+      {() => (
+        <>
+          <TableWrap label="Ledger entries, newest first">
+            <Columns names={['Time', { name: 'Amount', num: true }, 'Cause', 'Memo']} />
+            <tbody data-testid="ledger-rows">
+              {items.map((e) => (
+                <tr key={e.id}>
+                  <td className="nowrap">{dateTime(e.createdAt)}</td>
+                  <td className={`num ${e.amount < 0 ? 'neg' : 'pos'}`}>
+                    {e.amount > 0 ? '+' : '−'}
+                    {e.unit === 'ml' ? litres(Math.abs(e.amount)) : money(Math.abs(e.amount), e.unit)}
+                  </td>
+                  <td>{e.cause.type.replaceAll('_', ' ')}</td>
+                  <td>{e.memo ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </TableWrap>
+          <LoadMore query={query} label="Load older entries" />
+        </>
+      )}
+    </Listing>
   );
 }
 
 function Payments({ id }: { id: string }) {
-  const q = useQuery({
-    queryKey: ['customer', id, 'payments'],
-    queryFn: () => api<Page<PaymentView>>(path(id, '/payments?limit=50')),
-  });
-  if (q.error) return <ErrorNote error={q.error} />;
-  if (q.isPending) return <Loading what="Loading payments" />;
-  if (q.data.items.length === 0) return <Empty>No payments.</Empty>;
+  const { query, items } = useCustomerList<PaymentView>(id, 'payments');
   return (
-    <TableWrap label="Payments, newest first">
-      <Columns names={['Time', 'Plan', 'Method', 'Status', { name: 'Amount', num: true }]} />
-      <tbody>
-        {q.data.items.map((p) => (
-          <tr key={p.id}>
-            <td className="nowrap">{dateTime(p.createdAt)}</td>
-            <td>{p.planId ?? p.purpose}</td>
-            <td>{p.method}</td>
-            <td>
-              <StatusBadge status={p.status} />
-            </td>
-            <td className="num">{money(p.amountMinor, p.currency)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </TableWrap>
+    <Listing query={query} count={items.length} loading="Loading payments" empty="No payments.">
+      {() => (
+        <>
+          <TableWrap label="Payments, newest first">
+            <Columns names={['Time', 'Plan', 'Method', 'Status', { name: 'Amount', num: true }]} />
+            <tbody>
+              {items.map((p) => (
+                <tr key={p.id}>
+                  <td className="nowrap">{dateTime(p.createdAt)}</td>
+                  <td>{p.planId ?? p.purpose}</td>
+                  <td>{p.method}</td>
+                  <td>
+                    <StatusBadge status={p.status} />
+                  </td>
+                  <td className="num">{money(p.amountMinor, p.currency)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </TableWrap>
+          <LoadMore query={query} label="Load older payments" />
+        </>
+      )}
+    </Listing>
   );
 }
 
 function Dispenses({ id }: { id: string }) {
-  const q = useQuery({
-    queryKey: ['customer', id, 'dispenses'],
-    queryFn: () => api<Page<DispenseView>>(path(id, '/dispenses?limit=50')),
-  });
-  if (q.error) return <ErrorNote error={q.error} />;
-  if (q.isPending) return <Loading what="Loading dispenses" />;
-  if (q.data.items.length === 0) return <Empty>No water taken yet.</Empty>;
+  const { query, items } = useCustomerList<DispenseView>(id, 'dispenses');
   return (
-    <TableWrap label="Dispenses, newest first">
-      <Columns
-        names={['Time', 'Kiosk', { name: 'Tap', num: true }, 'Status', { name: 'Water', num: true }]}
-      />
-      <tbody>
-        {q.data.items.map((d) => (
-          <tr key={d.id}>
-            <td className="nowrap">{dateTime(d.at)}</td>
-            <td>
-              <Link href={`/machines/${encodeURIComponent(d.kioskId)}`}>{d.kioskId}</Link>
-            </td>
-            <td className="num">{d.tap ?? '—'}</td>
-            <td>
-              <StatusBadge status={d.status} />
-              {d.flagged && <span className="badge badge-warn">flagged</span>}
-            </td>
-            <td className="num">{litres(d.dispensedMl ?? d.heldMl)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </TableWrap>
+    <Listing query={query} count={items.length} loading="Loading dispenses" empty="No water taken yet.">
+      {() => (
+        <>
+          <TableWrap label="Dispenses, newest first">
+            <Columns
+              names={['Time', 'Kiosk', { name: 'Tap', num: true }, 'Status', { name: 'Water', num: true }]}
+            />
+            <tbody>
+              {items.map((d) => (
+                <tr key={d.id}>
+                  <td className="nowrap">{dateTime(d.at)}</td>
+                  <td>
+                    <Link href={`/machines/${encodeURIComponent(d.kioskId)}`}>{d.kioskId}</Link>
+                  </td>
+                  <td className="num">{d.tap ?? '—'}</td>
+                  <td>
+                    <StatusBadge status={d.status} />
+                    {d.flagged && <span className="badge badge-warn">flagged</span>}
+                  </td>
+                  <td className="num">{litres(d.dispensedMl ?? d.heldMl)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </TableWrap>
+          <LoadMore query={query} label="Load older dispenses" />
+        </>
+      )}
+    </Listing>
   );
+}
+
+/**
+ * The last moment of a date picked in the browser (`2027-01-31`), as UTC ISO text: "until the 31st"
+ * is through the end of the 31st where the operator is, not midnight UTC (the evening of the 30th
+ * west of Greenwich, a few hours into the 31st east of it).
+ */
+export function endOfLocalDay(date: string): string {
+  const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+  return new Date(year, month - 1, day, 23, 59, 59, 999).toISOString();
 }
 
 /** 128 random bits in hex (crypto.randomUUID needs https; the dashboard may be served on plain http). */

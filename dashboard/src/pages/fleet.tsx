@@ -1,6 +1,6 @@
 // Every machine with its status, site, last seen, queued orders and firmware; live.
-import { MACHINE_KINDS, type FleetMachineView, type Page } from '@kioskhub/protocol';
-import { useInfiniteQuery } from '@tanstack/react-query';
+import { MACHINE_KINDS, type FleetMachineView, type FleetSummaryView, type Page } from '@kioskhub/protocol';
+import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { Link } from 'wouter';
 import { api, qs } from '../api.ts';
 import { useFilters, useNow, useSites } from '../data.ts';
@@ -26,16 +26,26 @@ export function FleetPage() {
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
+  // The summary counts every machine the filters match, not the pages loaded so far.
+  const summary = useQuery({
+    queryKey: ['fleet', 'summary', { siteId, status, kind, q }],
+    queryFn: () => api<FleetSummaryView>(`/v1/fleet/summary${qs({ siteId, status, kind, q })}`),
+  });
   const machines = fleet.data?.pages.flatMap((p) => p.items) ?? [];
-  const online = machines.filter((m) => m.status !== 'OFFLINE').length;
   const siteName = (id: string) => sites.data?.items.find((s) => s.id === id)?.name ?? id;
 
   return (
     <>
       <h1>Fleet</h1>
       <p className="summary" aria-live="polite">
-        <strong>{online}</strong> of {machines.length} machines online ·{' '}
-        <strong>{machines.reduce((n, m) => n + m.queuedOrders, 0)}</strong> orders queued
+        {summary.data ? (
+          <>
+            <strong>{summary.data.online}</strong> of {summary.data.machines} machines online ·{' '}
+            <strong>{summary.data.queuedOrders}</strong> orders queued
+          </>
+        ) : (
+          '\u00a0'
+        )}
       </p>
       <form
         className="filters"

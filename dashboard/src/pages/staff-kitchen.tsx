@@ -4,6 +4,7 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { useAction } from '../action.ts';
 import { api } from '../api.ts';
+import { useAuth } from '../auth.tsx';
 import { ago, money } from '../format.ts';
 import { Empty, ErrorNote, Loading } from '../ui.tsx';
 import { CafeHeader, useCafeOverview, useCafeSite, type CafeOrderView } from './cafe-common.tsx';
@@ -25,6 +26,7 @@ const COLUMNS = [
 function Ticket({ order, table, column }: { order: CafeOrderView; table: string; column: string }) {
   const client = useQueryClient();
   const { busy, error, run } = useAction();
+  const { can } = useAuth();
   const move = (status: string) =>
     run(async () => {
       await api(`/v1/orders/${order.id}/kitchen-status`, { method: 'POST', body: { status } });
@@ -53,7 +55,7 @@ function Ticket({ order, table, column }: { order: CafeOrderView; table: string;
         ))}
       </ul>
       <div className="actions">
-        {(NEXT[column] ?? []).map((n) => (
+        {(can('serveCafe') ? (NEXT[column] ?? []) : []).map((n) => (
           <button
             key={n.status}
             type="button"

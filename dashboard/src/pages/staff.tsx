@@ -42,6 +42,7 @@ function PendingTable({
   confirmLabel: string;
   verify(p: PendingPaymentView): Promise<unknown>;
 }) {
+  const { can } = useAuth();
   if (rows.length === 0) return <Empty>Nothing waiting.</Empty>;
   const transfers = rows.some((p) => p.method === 'bank_transfer');
   const tableName = (id: string | null) => overview.tables.find((t) => t.id === id)?.name ?? id ?? '—';
@@ -77,11 +78,15 @@ function PendingTable({
             )}
             <td>{ago(p.createdAt)}</td>
             <td>
-              <ConfirmButton
-                label={confirmLabel}
-                confirmLabel={`Received ${money(p.amountMinor, p.currency)}`}
-                onConfirm={() => verify(p)}
-              />
+              {can('serveCafe') ? (
+                <ConfirmButton
+                  label={confirmLabel}
+                  confirmLabel={`Received ${money(p.amountMinor, p.currency)}`}
+                  onConfirm={() => verify(p)}
+                />
+              ) : (
+                <span className="muted small">staff confirm</span>
+              )}
             </td>
           </tr>
         ))}

@@ -590,9 +590,12 @@ export function createCommandsService(deps: {
 
     /** Commands not yet executed per machine (machines with none are absent). */
     async pendingCountsByMachine(machineIds: readonly string[]): Promise<Map<string, number>> {
-      if (machineIds.length === 0) return new Map();
-      const rows = await repo.countPendingByMachine(machineIds);
-      return new Map(rows.map((r) => [r.machine_id, Number(r.n)]));
+      const counts = new Map<string, number>();
+      // In slices: a whole fleet's ids would pass SQLite's limit of bound values in one `in`.
+      for (let i = 0; i < machineIds.length; i += 500)
+        for (const r of await repo.countPendingByMachine(machineIds.slice(i, i + 500)))
+          counts.set(r.machine_id, Number(r.n));
+      return counts;
     },
 
     /** A machine's most recent commands, newest first. */

@@ -5,6 +5,7 @@ import {
   MACHINE_KINDS,
   type CommandView,
   type FleetMachineView,
+  type FleetSummaryView,
   type Page,
   type PrintSummaryView,
   type ProvisionQrView,
@@ -127,6 +128,17 @@ export interface DashboardRouteDeps {
   qr: QrService;
 }
 
+/** The fleet's filters: those of GET /v1/machines, plus `q` (part of the id or name). */
+const FleetFilters = Type.Object(
+  {
+    siteId: Type.Optional(EntityId),
+    status: Type.Optional(MachineStatus),
+    kind: Type.Optional(Type.Union(MACHINE_KINDS.map((k) => Type.Literal(k)))),
+    q: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
 export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): void {
   const { auth } = deps;
 
@@ -138,14 +150,7 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
         summary:
           'Machines with their queued orders (filters as GET /v1/machines, plus q: part of the id or name)',
         querystring: Type.Object(
-          {
-            siteId: Type.Optional(EntityId),
-            status: Type.Optional(MachineStatus),
-            kind: Type.Optional(Type.Union(MACHINE_KINDS.map((k) => Type.Literal(k)))),
-            q: Type.Optional(Type.String({ maxLength: 64 })),
-            limit: Limit,
-            cursor: Type.Optional(Cursor),
-          },
+          { ...FleetFilters.properties, limit: Limit, cursor: Type.Optional(Cursor) },
           { additionalProperties: false },
         ),
         response: { 200: PageSchema(FleetMachineSchema), ...errors(400, 401, 403) },
@@ -162,6 +167,36 @@ export function dashboardRoutes(app: FastifyTypebox, deps: DashboardRouteDeps): 
         ...(kind ? { kind } : {}),
         ...(q ? { q } : {}),
         ...(cursor ? { cursor } : {}),
+      });
+    },
+  );
+
+  app.get(
+    '/v1/fleet/summary',
+    {
+      schema: {
+        tags: ['dashboard'],
+        summary: 'Every machine the fleet filters match, counted: machines, online, queued orders',
+        querystring: FleetFilters,
+        response: {
+          200: Type.Object({
+            machines: Type.Integer(),
+            online: Type.Integer(),
+            queuedOrders: Type.Integer(),
+          }),
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request): Promise<FleetSummaryView> => {
+      const p = await request.staff();
+      const { siteId, status, kind, q } = request.query;
+      return deps.fleet.summary({
+        tenantId: tenantFilter(p),
+        ...(siteId ? { siteId } : {}),
+        ...(status ? { status } : {}),
+        ...(kind ? { kind } : {}),
+        ...(q ? { q } : {}),
       });
     },
   );

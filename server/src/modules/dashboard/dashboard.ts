@@ -33,7 +33,14 @@ export interface DashboardDeps {
   /** Fleet views and the sweep read machines; the QR page provisions them. */
   machines: Pick<
     MachinesService,
-    'get' | 'list' | 'statusSnapshot' | 'offlineSince' | 'create' | 'findRow' | 'setPaymentProfile'
+    | 'get'
+    | 'list'
+    | 'statuses'
+    | 'statusSnapshot'
+    | 'offlineSince'
+    | 'create'
+    | 'findRow'
+    | 'setPaymentProfile'
   >;
   orders: Pick<OrdersService, 'get' | 'transition' | 'needingReview' | 'list'>;
   commands: Pick<CommandsService, 'pendingCountsByMachine' | 'recentForMachine' | 'unsuccessfulSince'>;

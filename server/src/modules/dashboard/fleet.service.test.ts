@@ -37,6 +37,11 @@ function setup() {
         asked.list = filter;
         return { items: [machine('M01'), machine('M02')], nextCursor: 'M02' };
       },
+      statuses: async () => [
+        { id: 'M01', status: 'OFFLINE' },
+        { id: 'M02', status: 'IDLE' },
+        { id: 'M03', status: 'BUSY' },
+      ],
     },
     commands: {
       pendingCountsByMachine: async (ids) => {
@@ -61,6 +66,16 @@ describe('fleet read model', () => {
       ['M02', 3],
     ]);
     expect(page.nextCursor).toBe('M02');
+  });
+
+  it('counts every machine the filter matches for the summary, not one page', async () => {
+    const { fleet, asked } = setup();
+    await expect(fleet.summary({ tenantId: 't1' })).resolves.toEqual({
+      machines: 3,
+      online: 2,
+      queuedOrders: 3,
+    });
+    expect(asked.counts).toEqual(['M01', 'M02', 'M03']);
   });
 
   it("answers 404 for another tenant's machine before reading its commands", async () => {

@@ -1,7 +1,13 @@
 // Read model for the dashboard's fleet views: machines with the paid orders still waiting for
 // them, a machine's recent commands, and print queue counts per site. Each read goes through
 // the service of the module that owns the table (machines, commands, printing).
-import type { CommandView, FleetMachineView, Page, PrintSummaryView } from '@kioskhub/protocol';
+import type {
+  CommandView,
+  FleetMachineView,
+  FleetSummaryView,
+  Page,
+  PrintSummaryView,
+} from '@kioskhub/protocol';
 import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { PrintingService } from '../printing/printing.service.js';
@@ -18,7 +24,7 @@ export interface FleetFilter {
 }
 
 export function createFleetService(deps: {
-  machines: Pick<MachinesService, 'get' | 'list'>;
+  machines: Pick<MachinesService, 'get' | 'list' | 'statuses'>;
   commands: Pick<CommandsService, 'pendingCountsByMachine' | 'recentForMachine'>;
   printing: Pick<PrintingService, 'summaryBySite'>;
 }) {
@@ -31,6 +37,19 @@ export function createFleetService(deps: {
       return {
         items: page.items.map((m) => ({ ...m, queuedOrders: counts.get(m.id) ?? 0 })),
         nextCursor: page.nextCursor,
+      };
+    },
+
+    /** Every machine the filter matches, counted: the fleet page's summary line, whatever is loaded. */
+    async summary(filter: Omit<FleetFilter, 'cursor' | 'limit'>): Promise<FleetSummaryView> {
+      const all = await machines.statuses(filter);
+      const counts = await commands.pendingCountsByMachine(all.map((m) => m.id));
+      let queuedOrders = 0;
+      for (const n of counts.values()) queuedOrders += n;
+      return {
+        machines: all.length,
+        online: all.filter((m) => m.status !== 'OFFLINE').length,
+        queuedOrders,
       };
     },
 

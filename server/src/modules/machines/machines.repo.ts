@@ -1,9 +1,9 @@
 // Queries on the machines table (owned by the machines module).
-import { sql, type Updateable } from 'kysely';
+import { sql, type SelectQueryBuilder, type Updateable } from 'kysely';
 import type { Db, Executor } from '../../platform/db/database.js';
 import { compiled } from '../../platform/db/compiled.js';
 import { likeEscape } from '../../platform/db/like.js';
-import type { MachineRow, MachinesTable } from '../../platform/db/schema.js';
+import type { Database, MachineRow, MachinesTable } from '../../platform/db/schema.js';
 
 export interface ConnectionWrite {
   connectionId: string;
@@ -27,6 +27,24 @@ export interface MachineListFilter {
   kind?: string;
   /** Part of the id or name, case-insensitive. */
   q?: string;
+}
+
+/** The list filters on a query of `machines` (tenant, status, site, kind, part of the id or name). */
+function matching<Q extends SelectQueryBuilder<Database, 'machines', object>>(
+  q: Q,
+  filter: Omit<MachineListFilter, 'after' | 'limit'>,
+): Q {
+  let out = q as SelectQueryBuilder<Database, 'machines', object>;
+  if (filter.tenantId !== null) out = out.where('tenant_id', '=', filter.tenantId);
+  if (filter.status !== undefined) out = out.where('status', '=', filter.status);
+  if (filter.siteId !== undefined) out = out.where('site_id', '=', filter.siteId);
+  if (filter.kind !== undefined) out = out.where('kind', '=', filter.kind);
+  if (filter.q !== undefined && filter.q.trim() !== '') {
+    const pattern = `%${likeEscape(filter.q.trim().toLowerCase())}%`;
+    out = out.where(sql<boolean>`(lower(id) like ${pattern} escape '\\'
+          or lower(name) like ${pattern} escape '\\')`);
+  }
+  return out as Q;
 }
 
 const byId = <T>(entries: Iterable<[string, T]>): [string, T][] =>
@@ -95,18 +113,15 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
       return byQrCodeId.first(ex, { qrCodeId });
     },
     list(filter: MachineListFilter) {
-      let q = db.selectFrom('machines').selectAll().orderBy('id').limit(filter.limit);
-      if (filter.tenantId !== null) q = q.where('tenant_id', '=', filter.tenantId);
+      let q = matching(db.selectFrom('machines').selectAll().orderBy('id').limit(filter.limit), filter);
       if (filter.after !== undefined) q = q.where('id', '>', filter.after);
-      if (filter.status !== undefined) q = q.where('status', '=', filter.status);
-      if (filter.siteId !== undefined) q = q.where('site_id', '=', filter.siteId);
-      if (filter.kind !== undefined) q = q.where('kind', '=', filter.kind);
-      if (filter.q !== undefined && filter.q.trim() !== '') {
-        const pattern = `%${likeEscape(filter.q.trim().toLowerCase())}%`;
-        q = q.where(sql<boolean>`(lower(id) like ${pattern} escape '\\'
-          or lower(name) like ${pattern} escape '\\')`);
-      }
       return q.execute();
+    },
+    /** Every machine a list filter matches, id and status only (the fleet's summary line). */
+    statuses(
+      filter: Omit<MachineListFilter, 'after' | 'limit'>,
+    ): Promise<Pick<MachineRow, 'id' | 'status'>[]> {
+      return matching(db.selectFrom('machines').select(['id', 'status']), filter).execute();
     },
     /** A tenant's machines matching every filter given (a firmware campaign's target). */
     listForTarget(

@@ -201,6 +201,9 @@ export function createMachinesService(deps: {
       return pageOf(rows, filter.limit, (r) => toMachine(r, deps.pendingLastSeen(r.id)));
     },
 
+    /** Every machine a list filter matches, id and status only (the fleet's summary). */
+    statuses: (filter: Omit<MachineListFilter, 'after' | 'limit'>) => repo.statuses(filter),
+
     async rotateKey(id: string, tenantId: string | null, actor: string): Promise<{ key: string }> {
       const row = await getScoped(id, tenantId);
       const key = newMachineKey();
