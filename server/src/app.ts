@@ -287,7 +287,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     tenantExists: tenants.exists,
     pendingLastSeen: presence.pendingLastSeen,
     dropConnections: (machineId) => {
-      presence.local(machineId)?.link.disconnect();
+      presence.local(machineId)?.link.disconnect(true);
       // An empty connection id matches no connection: every process drops the machine's socket.
       if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, '');
     },
@@ -798,7 +798,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     });
     realtime.io.on('kioskhub:evict', (machineId: string, connectionId: string) => {
       const conn = presence.local(machineId);
-      if (conn && conn.connectionId !== connectionId) conn.link.disconnect();
+      // '' (a move) matches no connection: the machine reconnects as a machine of its new site;
+      // otherwise a newer connection of the machine, on another process, replaced this one.
+      if (conn && conn.connectionId !== connectionId) conn.link.disconnect(connectionId === '');
     });
     realtime.io.on('kioskhub:ota', (machineId: string, next: OtaNext) => {
       if (!presence.local(machineId)) return;

@@ -861,7 +861,8 @@ describe.each(engines())('v2 machine heartbeat timeout (%s)', (engine) => {
     // From here on the machine says nothing.
     stopHeartbeats();
     const reason = await nextEvent<string>(raw.socket, 'disconnect', 10_000);
-    expect(reason).toBe('io server disconnect');
+    // Closed at the transport, so that a machine that is only slow connects again by itself.
+    expect(reason).toBe('transport close');
     const offline = await eventually(
       async () => {
         const x = await machine(m.id);

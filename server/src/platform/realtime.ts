@@ -175,10 +175,13 @@ export function createRealtime(httpServer: HttpServer, options: RealtimeOptions)
     limits.on('error', (err: Error) => warnLimits({ err: err.message }));
     clients.push(limits);
   }
-  // Every namespace (/, /machines, /live), on this process only: `io.disconnectSockets()` would
-  // go through the Redis adapter and drop every other process's sockets too.
+  // Every connection of this process (/, /machines, /live), closed at the transport:
+  // `io.disconnectSockets()` would go through the Redis adapter and drop every other process's
+  // sockets too, and a server's `disconnect` leaves a socket.io client waiting for its own code to
+  // reconnect (the earlier vending firmware never does). A closed connection is one a client
+  // reconnects by itself: to this process restarted, or to another one.
   const disconnectLocalSockets = () => {
-    for (const nsp of io._nsps.values()) nsp.local.disconnectSockets(true);
+    for (const nsp of io._nsps.values()) for (const socket of nsp.sockets.values()) socket.conn.close();
   };
   return {
     io,

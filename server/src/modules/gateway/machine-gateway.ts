@@ -18,7 +18,7 @@ import type { CommandsService } from '../commands/commands.service.js';
 import type { MachinesService } from '../machines/machines.service.js';
 import type { Dispatcher } from './dispatcher.js';
 import { limitSocketEvents } from './event-limit.js';
-import { socketLink } from './machine-link.js';
+import { closeForReconnect, socketLink } from './machine-link.js';
 import { CredentialReplaced, type MachineConnection, type Presence, type Protocol } from './presence.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
@@ -211,9 +211,14 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     answerUnknownEvents(socket, [V2_EVENTS.heartbeat, V2_EVENTS.done]);
     const pending = connect(socket, socket.data.machine as MachineRef, 'v2');
     pending.catch((err: unknown) => {
-      if (err instanceof CredentialReplaced) logger.info({ machineId: err.machineId }, err.message);
-      else logger.error({ err }, 'could not register machine');
-      socket.disconnect(true);
+      if (err instanceof CredentialReplaced) {
+        logger.info({ machineId: err.machineId }, err.message);
+        socket.disconnect(true);
+      } else {
+        // A passing storage error: the machine connects again and is registered then.
+        logger.error({ err }, 'could not register machine');
+        closeForReconnect(socket);
+      }
     });
     socket.on(V2_EVENTS.heartbeat, async (...args: unknown[]) => {
       const ack = ackOf(args);
@@ -277,8 +282,10 @@ export function installMachineGateway(deps: MachineGatewayDeps): void {
     });
     limitSocketEvents(socket, deps.eventsPerSecond);
     // Nothing is known about a socket until machine:connect: it may not sit here unauthenticated.
+    // Closed at the transport: a machine whose machine:connect met a passing error (answered
+    // `INTERNAL`, which the earlier firmware only logs) connects again and sends it once more.
     const authTimer = setTimeout(() => {
-      if (!conn) socket.disconnect(true);
+      if (!conn) closeForReconnect(socket);
     }, deps.authTimeoutMs);
     authTimer.unref();
     socket.on('disconnect', () => {

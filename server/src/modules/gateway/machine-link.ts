@@ -26,7 +26,11 @@ export interface MachineLink {
   readonly livenessByBroker: boolean;
   /** Commands past their expiry are never sent on this link again (the order goes to review). */
   readonly honoursExpiry: boolean;
-  disconnect(): void;
+  /**
+   * Drops the connection. `reconnect`: so that the machine connects again by itself (it moved to
+   * another site, went silent); otherwise it is sent away (a newer connection or key replaced it).
+   */
+  disconnect(reconnect: boolean): void;
   /**
    * Sends a command (again). Resolves with the machine's acceptance (`{accepted: …}`), rejects
    * when none came within `timeoutMs`. Delivery to a broker is not acceptance.
@@ -53,8 +57,9 @@ class SocketLink implements MachineLink {
     return this.socket.connected;
   }
 
-  disconnect(): void {
-    this.socket.disconnect(true);
+  disconnect(reconnect: boolean): void {
+    if (reconnect) closeForReconnect(this.socket);
+    else this.socket.disconnect(true);
   }
 
   sendCommand(payload: DispenseCommand, options: SendOptions): Promise<unknown> {
@@ -65,3 +70,13 @@ class SocketLink implements MachineLink {
 }
 
 export const socketLink = (socket: Socket): MachineLink => new SocketLink(socket);
+
+/**
+ * Closes a socket's connection at the transport, so that its client connects again by itself.
+ * `socket.disconnect(true)` tells a socket.io client the server sent it away, after which it
+ * waits for its own code to call `connect()`: the earlier vending firmware never does, and stayed
+ * offline until power-cycled. Kept for sockets that must not come back (a replaced key, a flood).
+ */
+export function closeForReconnect(socket: Socket): void {
+  socket.conn.close();
+}

@@ -331,7 +331,7 @@ export function createPresence(deps: PresenceDeps) {
       if (conn.status === 'UNKNOWN') conn.earlierReport = lastReports.get(conn.machineId);
       const previous = local.get(conn.machineId);
       local.set(conn.machineId, conn);
-      if (previous && previous.link.id !== conn.link.id) previous.link.disconnect();
+      if (previous && previous.link.id !== conn.link.id) previous.link.disconnect(false);
       // Asked only once listed: a rotation committed after this read finds the connection and drops it.
       if (stillCurrent) conn.credentialCurrent = stillCurrent().catch(() => false);
       const at = nowIso();
@@ -343,7 +343,7 @@ export function createPresence(deps: PresenceDeps) {
       conn.registered = written.catch(() => undefined);
       const [, current] = await Promise.all([written, conn.credentialCurrent ?? true]);
       if (!current) {
-        conn.link.disconnect();
+        conn.link.disconnect(false);
         throw new CredentialReplaced(conn.machineId);
       }
       pendingLastSeen.delete(conn.machineId);
@@ -384,7 +384,7 @@ export function createPresence(deps: PresenceDeps) {
             if (conn.lastSeen < cutoff && !conn.link.livenessByBroker) {
               // Already closed (its close went unheard): dropping it again does nothing, and no
               // disconnect event will come to let it go.
-              if (conn.link.connected) conn.link.disconnect();
+              if (conn.link.connected) conn.link.disconnect(true);
               else
                 void unregister(conn).catch((err: unknown) =>
                   deps.logger.warn({ err, machineId: conn.machineId }, 'could not record disconnect'),
