@@ -16,6 +16,24 @@ export const price = (plan: Pick<PlanRow, 'price_minor' | 'currency'>): string =
 export const cut = (text: string, max: number): string =>
   text.length <= max ? text : `${text.slice(0, max - 1)}.`;
 
+/**
+ * A name as a USSD screen shows it: plain ASCII (accents dropped, typographic dashes and quotes
+ * made plain, anything else left out), so no handset shows a box and no cut splits a character.
+ * `fallback` when nothing is left (a name in a script without Latin letters).
+ */
+export function asciiName(name: string, fallback: string): string {
+  const plain = name
+    .normalize('NFKD')
+    .replace(/[\u2018\u2019\u201a\u2032]/g, "'")
+    .replace(/[\u201c\u201d\u201e\u2033]/g, '"')
+    .replace(/[\u2010-\u2015\u2212]/g, '-')
+    .replace(/\u2026/g, '...')
+    .replace(/[^\x20-\x7e]/g, '')
+    .replace(/ {2,}/g, ' ')
+    .trim();
+  return plain === '' ? fallback : plain;
+}
+
 /** "30 days, 20.0 L/day" or "100.0 L of water". */
 export function planTerms(plan: PlanRow): string {
   const terms: string[] = [];

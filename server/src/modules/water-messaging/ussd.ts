@@ -14,7 +14,7 @@ import type { CustomersService } from '../customers/customers.service.js';
 import { PurchaseRefused, type MobileMoney } from '../mobile-money/mobile-money.service.js';
 import { WALLET_NAMES } from '../mobile-money/network.js';
 import type { WaterNotices } from './notices.js';
-import { accountFacts, cut, plansOnSale, planTerms, price, USSD_MAX_CHARS } from './texts.js';
+import { accountFacts, asciiName, cut, plansOnSale, planTerms, price, USSD_MAX_CHARS } from './texts.js';
 
 export interface UssdHop {
   tenantId: string;
@@ -79,7 +79,7 @@ export function createUssd(deps: UssdDeps) {
 
   function planList(plans: PlanRow[], page: number, prefix = ''): string {
     const shown = plans.slice(page * PLANS_PER_PAGE, (page + 1) * PLANS_PER_PAGE);
-    const lines = shown.map((p, i) => `${i + 1}. ${cut(p.name, 20)} ${price(p)}`);
+    const lines = shown.map((p, i) => `${i + 1}. ${cut(asciiName(p.name, p.id), 20)} ${price(p)}`);
     if ((page + 1) * PLANS_PER_PAGE < plans.length) lines.push('9. More');
     lines.push('0. Back');
     return con(`${prefix}Choose a plan:\n${lines.join('\n')}`);
@@ -187,14 +187,11 @@ export function createUssd(deps: UssdDeps) {
         }
         const index = /^[1-9]$/.test(input) ? Number(input) - 1 : -1;
         const plan = index >= 0 && index < PLANS_PER_PAGE ? plans[page * PLANS_PER_PAGE + index] : undefined;
-        if (!plan)
-          return stay(
-            planList(
-              plans,
-              Math.min(page, Math.max(0, Math.ceil(plans.length / PLANS_PER_PAGE) - 1)),
-              'Invalid choice. ',
-            ),
-          );
+        if (!plan) {
+          // The page shown is kept: plans taken off sale meanwhile may have removed the one read.
+          const shown = Math.min(page, Math.max(0, Math.ceil(plans.length / PLANS_PER_PAGE) - 1));
+          return { state, data: { page: shown }, screen: planList(plans, shown, 'Invalid choice. ') };
+        }
         let wallet;
         try {
           wallet = deps.mobileMoney.walletFor(hop.phone, hop.networkCode, plan);
@@ -204,7 +201,7 @@ export function createUssd(deps: UssdDeps) {
         }
         const terms = planTerms(plan);
         const screen = con(
-          `${cut(plan.name, 30)}\n${terms ? `${terms}\n` : ''}Price: ${price(plan)}\nPay with ${WALLET_NAMES[wallet]}\n1. Confirm\n2. Cancel`,
+          `${cut(asciiName(plan.name, plan.id), 30)}\n${terms ? `${terms}\n` : ''}Price: ${price(plan)}\nPay with ${WALLET_NAMES[wallet]}\n1. Confirm\n2. Cancel`,
         );
         return { state: 'purchase_confirm', data: { planId: plan.id }, screen };
       }

@@ -21,7 +21,9 @@ const UssdBody = Type.Object(
     sessionId: Type.String({ minLength: 1, maxLength: 128 }),
     serviceCode: Type.String({ maxLength: 64 }),
     phoneNumber: Type.String({ minLength: 1, maxLength: 32 }),
-    text: Type.Optional(Type.String({ maxLength: 1000 })),
+    // Every reply of the session joined by `*`: no limit of its own beyond the body's (64 KB), since
+    // a long session is still a phone's input and must get a screen, never a JSON 400.
+    text: Type.Optional(Type.String()),
     networkCode: Type.Optional(Type.String({ maxLength: 16 })),
   },
   { additionalProperties: true },
