@@ -486,7 +486,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
             client: momoClient,
             currency: momoConfig.currency,
             callbackUrl: (id: string) => {
-              const url = new URL(`/webhooks/momo/${encodeURIComponent(id)}`, publicUrl);
+              // Under PUBLIC_URL's path (Kioskhub behind a proxy at https://host/hub), as every link.
+              const url = new URL(`${publicUrl}/webhooks/momo/${encodeURIComponent(id)}`);
               if (momoConfig.callbackSecret) url.searchParams.set('key', momoConfig.callbackSecret);
               return url.toString();
             },
@@ -576,6 +577,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   outbox.handleFailure('refund', (p, error) => refunds.refundJobGaveUp(p.refundId, error));
   // A payment whose provider never answered its last question at expiry still ends EXPIRED.
   outbox.handleFailure('payment_expire', (p) => intents.expireGaveUp(p));
+  // A status check whose provider stayed silent through every retry is followed by the next one.
+  outbox.handleFailure('payment_status', (p) => intents.statusGaveUp(p));
   // A refund answered pending (Razorpay, Stripe) is asked about now and then until it ends, or a
   // REFUND_STILL_PENDING alert after REFUND_STATUS_POLL_FOR_MS (docs/api.md §8).
   const refundPolls = createRefundPolls({

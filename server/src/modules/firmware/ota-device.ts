@@ -79,7 +79,8 @@ export function createOtaDevice(deps: {
       signature: a.signature,
       keyId: a.key_id,
       sigAlg: a.sig_alg as OtaNext['sigAlg'],
-      url: origin ? new URL(path, origin).toString() : path,
+      // Under PUBLIC_URL's path when it has one (config keeps it without a trailing slash).
+      url: origin ? `${origin.replace(/\/+$/, '')}${path}` : path,
       pollAfterSec: deps.pollAfterSec,
       allowDowngrade,
     };

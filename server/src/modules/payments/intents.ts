@@ -294,12 +294,36 @@ export function createIntents(deps: IntentsDeps) {
     return true;
   }
 
+  /**
+   * The job `payment_status` failed for good (the provider's status API did not answer through
+   * all its retries). The checks go on, or a payment whose callback was lost (MoMo sends one and
+   * never again) would wait for its expiry, and money taken after the end would never be found: a
+   * poll of a payment still pending and not expired is asked again after `pollMs`, and a check
+   * after the end is followed by the next one of its window. True when another check is queued.
+   */
+  async function statusGaveUp(job: { paymentId: string; poll: boolean; late?: number }): Promise<boolean> {
+    const payment = await repo.findById(job.paymentId);
+    if (!payment) return false;
+    if (job.late !== undefined) {
+      if (payment.status === 'PENDING') return false; // its expiry job ends it, and starts the checks
+      await scheduleLateCheck(db, payment, job.late + 1);
+      return true;
+    }
+    if (!job.poll || payment.status !== 'PENDING') return payment.status !== 'PENDING';
+    if (payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now()) return false;
+    const runAt = new Date(Date.now() + deps.pollMs).toISOString();
+    const next = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true };
+    await enqueueOutbox(db, 'payment_status', next, { runAt });
+    return true;
+  }
+
   return {
     create,
     fail,
     check,
     expire,
     expireGaveUp,
+    statusGaveUp,
 
     /** A provider adapter's status API; its pending payments are polled and confirmed with it. */
     registerStatusSource(provider: string, source: PaymentStatusSource): void {
