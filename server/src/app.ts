@@ -21,6 +21,7 @@ import type { FastifyTypebox } from './platform/http/fastify.js';
 import { opsRoutes } from './platform/http/ops.routes.js';
 import { EntityId, ErrorResponse } from './platform/http/schemas.js';
 import { installValidation } from './platform/http/validation.js';
+import { cachedSerializers } from './platform/http/serialization.js';
 import { installRateLimits } from './platform/http/rate-limit.js';
 import { throttledWarning } from './platform/http/throttled-warning.js';
 import { createMetrics } from './platform/metrics.js';
@@ -154,6 +155,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.requestTimeoutMs / 4))),
     },
     ajv: { customOptions: { removeAdditional: false } },
+    schemaController: { compilersFactory: { buildSerializer: cachedSerializers } },
     // A malformed %-encoding or an over-long path parameter is refused by the router before any
     // route or error handler runs: answer in the contract's error shape too (CONTRACTS.md §2).
     frameworkErrors: (err, _request, reply) => {
