@@ -141,7 +141,7 @@ export function createCardPayments(deps: {
   >;
   settlement: Pick<Settlement, 'succeed' | 'onProviderPaymentKnown'>;
   intents: Pick<Intents, 'fail'>;
-  refunds: Pick<Refunds, 'record' | 'settleProviderRefund'>;
+  refunds: Pick<Refunds, 'record' | 'settleProviderRefund' | 'refundedThroughProvider'>;
   alerts: Pick<AlertsService, 'raise' | 'raiseUnlessOpen' | 'resolveSubject'>;
   /** How long a parked refund may wait for its payment before an operator is told. */
   parkedAlertAfterMs: number;
@@ -178,13 +178,15 @@ export function createCardPayments(deps: {
 
   /**
    * A refund made at the gateway, against its payment (locked): `refundedMinor` is all the gateway
-   * has refunded so far, so only what our refunds do not count yet is recorded.
+   * has refunded so far, so only what our refunds through it do not count yet is recorded (cash
+   * handed back and wallet credits are refunds the gateway never saw), capped at what remains.
    */
   async function recordRefund(tx: Executor, payment: PaymentRow, e: RefundEvent): Promise<CardOutcome> {
     if (payment.currency !== e.currency) return 'unknown_payment';
     // Refunds asked for here are counted when asked; only one made at the gateway is new.
     const remaining = refundableMinor(refundFigures(payment));
-    const extra = Math.min(e.refundedMinor - Number(payment.refunded_minor), remaining);
+    const ours = await deps.refunds.refundedThroughProvider(tx, payment.id);
+    const extra = Math.min(e.refundedMinor - ours, remaining);
     if (extra <= 0) return 'refund_in_step';
     await deps.refunds.record(tx, payment, {
       amountMinor: extra,

@@ -809,6 +809,21 @@ export function createRefunds(deps: {
     settleProviderRefund,
 
     /**
+     * What the provider has been (or is being) asked to give back on a payment: its refunds to the
+     * original method that have not failed. Cash handed back and wallet credits never reach it.
+     */
+    async refundedThroughProvider(ex: Executor, paymentId: string): Promise<number> {
+      const row = await ex
+        .selectFrom('refunds')
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_minor'), eb.lit(0)).as('total'))
+        .where('payment_id', '=', paymentId)
+        .where('destination', '=', 'original')
+        .where('status', '!=', 'FAILED')
+        .executeTakeFirstOrThrow();
+      return Number(row.total);
+    },
+
+    /**
      * The `refund` job failed for good: its refund ends FAILED as `gave_up` (`failProviderRefund`).
      * True when the refund has ended, now or meanwhile (its news made it SUCCEEDED while the last
      * attempt waited, a twin run ended it): its own state and alerts tell staff. False when unknown.
