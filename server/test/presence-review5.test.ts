@@ -215,7 +215,13 @@ describe.each(engines())('presence review 5, HTTP devices across a restart (%s)'
       // A restart; the kiosk never calls again.
       await server.close();
       server = await startServer(storage);
-      await sleep(2_500);
+      // Silent past the timeout plus one last-seen batch (2 s) that the database's times may lag.
+      const s2 = server;
+      await eventually(
+        async () => (await s2.request('GET', `/v1/machines/${kiosk.id}`)).body.status === 'OFFLINE',
+        6_000,
+        'the kiosk OFFLINE',
+      );
       const row = (await server.request('GET', `/v1/machines/${kiosk.id}`)).body;
       expect({ status: row.status, socketConnected: row.socketConnected }).toEqual({
         status: 'OFFLINE',
@@ -248,6 +254,7 @@ describe('presence review 5, silent HTTP devices after a failed sweep', () => {
         [...seen].map(([id, at]) => ({ id, tenant_id: 'default', at })),
       touchMany: async () => undefined,
       offlineAllSilentHttp: async () => [],
+      offlineAllSilentSockets: async () => [],
       offlineSilentHttp: async (ids: string[]) => {
         attempts.push([...ids]);
         if (failures-- > 0) throw new Error('database unavailable for a moment');

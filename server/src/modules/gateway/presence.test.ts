@@ -25,6 +25,7 @@ function setup(socket = {} as Socket) {
     },
     touchMany: async () => undefined,
     offlineAllSilentHttp: async () => [],
+    offlineAllSilentSockets: async () => [],
   } as unknown as MachinesRepo;
   const presence = createPresence({
     repo,

@@ -158,10 +158,11 @@ export function createPresence(deps: PresenceDeps) {
 
   /**
    * Devices online over HTTP that no process remembers (heard before a restart, or by a process
-   * that has gone): found in the database, now and then, and written OFFLINE once silent.
+   * that has gone), and socket connections of a process that died without writing their end:
+   * found in the database, now and then, and written OFFLINE once silent.
    */
   let forgottenSweptAt = 0;
-  async function offlineForgottenHttp(): Promise<void> {
+  async function offlineForgotten(): Promise<void> {
     const now = Date.now();
     if (now - forgottenSweptAt < deps.heartbeatTimeoutMs) return;
     forgottenSweptAt = now;
@@ -174,6 +175,11 @@ export function createPresence(deps: PresenceDeps) {
       for (const r of await deps.repo.offlineAllSilentHttp(cutoff, nowIso())) {
         httpSeen.delete(r.id);
         httpChecked.delete(r.id);
+        announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
+      }
+      for (const r of await deps.repo.offlineAllSilentSockets(cutoff, nowIso())) {
+        // Held here after all (its heartbeats stopped reaching storage): the local sweep drops it.
+        if (local.has(r.id)) continue;
         announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
       }
     } catch (err) {
@@ -391,7 +397,7 @@ export function createPresence(deps: PresenceDeps) {
                 );
             }
           }
-          void offlineSilentHttp().then(offlineForgottenHttp);
+          void offlineSilentHttp().then(offlineForgotten);
         }, sweepEvery),
         setInterval(() => void flush(), deps.flushIntervalMs ?? 2_000),
       ];

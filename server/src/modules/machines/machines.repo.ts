@@ -365,6 +365,22 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
         .returning(['id', 'tenant_id', 'last_seen_at'])
         .execute();
     },
+    /**
+     * Every machine still marked connected over Socket.IO but silent since `cutoff`: its process
+     * died (`kill -9`, a lost host) without writing its disconnect, and no live process holds it
+     * (a live connection's last-seen moves with every heartbeat batch). MQTT sessions are left to
+     * the broker's keep-alive and last will.
+     */
+    offlineAllSilentSockets(cutoff: string, at: string) {
+      return db
+        .updateTable('machines')
+        .set({ status: 'OFFLINE', socket_connected: 0, connection_id: null, updated_at: at })
+        .where('socket_connected', '=', 1)
+        .where((eb) => eb.or([eb('protocol', 'is', null), eb('protocol', '!=', 'mqtt')]))
+        .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', cutoff)]))
+        .returning(['id', 'tenant_id', 'last_seen_at'])
+        .execute();
+    },
     /** After a crash nothing is connected to this process any more. */
     resetConnections(connectionPrefix: string) {
       return db
