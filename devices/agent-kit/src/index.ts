@@ -12,6 +12,7 @@ export {
   parseArgs,
   readSettings,
   text,
+  usableDirectory,
   type Vars,
 } from './settings.js';
 export { backoffDelay, createWakeup, sleep, type BackoffOptions } from './timing.js';

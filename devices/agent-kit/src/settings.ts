@@ -1,12 +1,27 @@
 // Agent settings: KEY=VALUE env files (the systemd EnvironmentFile format) overridden by the
 // process environment, read into typed values with errors that name the variable.
-import { existsSync, readFileSync } from 'node:fs';
+import { constants, existsSync, readFileSync } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { parseEnv } from 'node:util';
 
 /** A problem the operator fixes (a setting, a second agent running): printed without a stack trace. */
 export class OperatorError extends Error {}
 
 export class ConfigError extends OperatorError {}
+
+/**
+ * The folder an agent keeps its files in (`variable` names its setting): created when missing and
+ * writable, or a ConfigError (exit 78, which systemd does not restart) instead of a crash.
+ */
+export async function usableDirectory(dir: string, variable: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError(`${variable}: cannot use "${dir}" as a folder (${code})`);
+  }
+}
 
 /** Variables the usage text marks "(required)". */
 export function requiredVariables(usage: string): string[] {

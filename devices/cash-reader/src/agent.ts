@@ -1,7 +1,7 @@
 // The cash reader: acceptor lines in, durable queue, session binding, delivery to the server.
 // Every insert is on disk (fsynced) before anything else happens to it.
 import { randomUUID } from 'node:crypto';
-import { sleep, type Logger } from '@kioskhub/agent-kit';
+import { sleep, usableDirectory, type Logger } from '@kioskhub/agent-kit';
 import { openSerialAcceptor, createPingMonitor, type AcceptorLink } from './acceptor.js';
 import type { CashReaderConfig } from './config.js';
 import { openInsertQueue, type CashInsert, type InsertQueue } from './insert-queue.js';
@@ -41,6 +41,7 @@ export async function startCashReader(config: CashReaderConfig, deps: CashReader
     log,
     refreshTimeoutMs: Math.min(config.requestTimeoutMs, 3000),
   });
+  await usableDirectory(config.queueDir, 'QUEUE_DIR');
   const queue = await openInsertQueue({ dir: config.queueDir });
   if (queue.unreadableAtStart > 0)
     log.error('unreadable records in the insert queue were moved to the dead-letter file', {

@@ -111,8 +111,14 @@ export function createKioskhubClient(options: KioskhubClientOptions) {
         };
       }
       const { code, message } = errorCode(res.body);
-      if (res.status === 404 || res.status === 409)
+      // Only the server's own record of the money (its `details`) takes the insert off the queue:
+      // a 404 from a wrong path prefix in KIOSKHUB_URL, or a proxy's, recorded nothing.
+      if ((res.status === 404 || res.status === 409) && recordedAsUnallocated(res.body))
         return { kind: 'unallocated', httpStatus: res.status, code, message };
+      if (res.status === 404 || res.status === 409) {
+        const what = `HTTP ${res.status} ${code} ${message}`.trim();
+        return { kind: 'retry', reason: `${what}, without a record of the money: is KIOSKHUB_URL right?` };
+      }
       if (REJECTED.has(res.status)) return { kind: 'rejected', httpStatus: res.status, code, message };
       return { kind: 'retry', reason: `HTTP ${res.status} ${code} ${message}`.trim() };
     },
@@ -120,4 +126,15 @@ export function createKioskhubClient(options: KioskhubClientOptions) {
     /** Closes the client's connections. */
     close: (): void => http.close(),
   };
+}
+
+/** The server's answer to cash it kept as unallocated: `error.details` with its reason and amount. */
+function recordedAsUnallocated(body: unknown): boolean {
+  const error = isObject(body) ? body['error'] : undefined;
+  const details = isObject(error) ? error['details'] : undefined;
+  return (
+    isObject(details) &&
+    typeof details['reason'] === 'string' &&
+    typeof details['recordedAmount'] === 'number'
+  );
 }

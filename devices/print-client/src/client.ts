@@ -2,7 +2,7 @@
 import type { PrintClientConfig } from './config.js';
 import { connectPrinterSocket, runPolling } from './job-sources.js';
 import { createPrintQueueClient } from './kioskhub-client.js';
-import type { Logger } from '@kioskhub/agent-kit';
+import { usableDirectory, type Logger } from '@kioskhub/agent-kit';
 import { createPrintAgent } from './print-agent.js';
 import { openPrintState } from './print-state.js';
 import { createPrinterOutput } from './printer-output.js';
@@ -24,6 +24,7 @@ export async function startPrintClient(
     key: config.key,
     timeoutMs: config.requestTimeoutMs,
   });
+  await usableDirectory(config.stateDir, 'STATE_DIR');
   const state = await openPrintState(config.stateDir);
   if (state.reports().length > 0)
     log.info('reporting print results saved before a restart', { count: state.reports().length });

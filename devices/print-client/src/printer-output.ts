@@ -2,7 +2,7 @@
 // (/dev/usb/lp0) or a plain file (tests, debugging). Each job opens, writes and closes, so an
 // unplugged printer shows up as a failed job and a replugged one works on the next.
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { SerialPort } from 'serialport';
 
 export type OutputKind = 'file' | 'serial';
@@ -15,12 +15,36 @@ export interface PrinterOutput {
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} took longer than ${ms} ms (printer offline or out of paper?)`)),
-      ms,
-    );
+    timer = setTimeout(() => reject(tooLong(what, ms)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+const tooLong = (what: string, ms: number) =>
+  new Error(`${what} took longer than ${ms} ms (printer offline or out of paper?)`);
+
+/**
+ * Writes every byte to a device opened non-blocking, or fails once `timeoutMs` has passed. A
+ * blocking write to a stuck printer cannot be abandoned: its file cannot close while the write
+ * waits, so the job would hang, and print later after being reported failed (printed twice).
+ */
+async function writeBefore(
+  handle: FileHandle,
+  bytes: Buffer,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      if (Date.now() >= deadline) throw tooLong(what, timeoutMs);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }
 
 /** A file, or a device node under /dev (never created: a missing printer is an error). */
@@ -29,10 +53,11 @@ function fileOutput(path: string, timeoutMs: number): PrinterOutput {
   return {
     description: `${isDevice ? 'device' : 'file'} ${path}`,
     async write(bytes) {
-      const flags = isDevice ? constants.O_WRONLY | constants.O_APPEND : 'a';
+      const flags = isDevice ? constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK : 'a';
       const handle = await open(path, flags);
       try {
-        await withTimeout(handle.write(bytes), timeoutMs, `writing to ${path}`);
+        if (isDevice) await writeBefore(handle, bytes, timeoutMs, `writing to ${path}`);
+        else await withTimeout(handle.write(bytes), timeoutMs, `writing to ${path}`);
         if (!isDevice) await handle.sync();
       } finally {
         await handle.close();
