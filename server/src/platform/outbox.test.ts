@@ -39,6 +39,37 @@ describe.each(engines())('job table (%s)', (engine) => {
     return opened;
   }
 
+  it.skipIf(engine !== 'postgres')(
+    'a batch slower than its lease gives the rest back: two relays never run one job twice',
+    async () => {
+      const { db, dialect } = await open();
+      for (let i = 0; i < 6; i++) await enqueueOutbox(db, 'dispatch', { machineId: `M${i}` });
+      const runs: string[] = [];
+      // Each job takes 150 ms; the lease is 400 ms: a batch of six outlasts it.
+      const slow: OutboxHandlers = {
+        ...quiet,
+        dispatch: async (p) => {
+          runs.push(p.machineId);
+          await new Promise((r) => setTimeout(r, 150));
+        },
+      };
+      const a = createOutboxRelay({ db, dialect, logger, leaseMs: 400 });
+      const b = createOutboxRelay({ db, dialect, logger, leaseMs: 400 });
+      a.start(slow, 50);
+      await new Promise((r) => setTimeout(r, 100));
+      b.start(slow, 50);
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const left = await db.selectFrom('outbox').select('id').execute();
+        if (left.length === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await Promise.all([a.stop(), b.stop()]);
+      // Before, relay b took the batch once a's lease ran out and ran its first jobs again.
+      expect(runs.toSorted()).toEqual(['M0', 'M1', 'M2', 'M3', 'M4', 'M5']);
+    },
+  );
+
   it('retries a job that throws, with growing delays, and deletes it once it succeeds', async () => {
     const { db, dialect } = await open();
     await enqueueOutbox(db, 'dispatch', { machineId: 'M1' });

@@ -249,8 +249,17 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     if (!running) return 0;
     const rows = await claim();
     if (rows.length === 0) return 0;
+    const claimedAt = Date.now();
     const done: number[] = [];
-    for (const row of rows) {
+    let released: number[] = [];
+    for (const [i, row] of rows.entries()) {
+      // A lease holds the batch for `leaseMs`: once half of it has gone (slow handlers, a provider
+      // timing out job after job), the rest is given back rather than run after another process
+      // may have taken it (and what ran is deleted first, so nobody runs it again).
+      if (deps.dialect === 'postgres' && Date.now() - claimedAt > leaseMs / 2) {
+        released = rows.slice(i).map((r) => r.id);
+        break;
+      }
       const handler = registered.get(row.topic);
       try {
         if (!handler) throw new Error(`no handler for job topic "${row.topic}"`);
@@ -267,6 +276,8 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       // (a crash before it runs the jobs again, which every handler must allow anyway).
       await (deps.dialect === 'sqlite' ? inGroup(deps.db, remove, { replayable: true }) : remove(deps.db));
     }
+    if (released.length > 0)
+      await deps.db.updateTable('outbox').set({ leased_until: null }).where('id', 'in', released).execute();
     return rows.length;
   }
 
