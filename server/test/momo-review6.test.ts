@@ -107,6 +107,20 @@ describe.each(engines())('mobile money review 6: polls while pending (%s)', (eng
     expect(callback.origin).toBe('https://kiosk.example.org');
     expect(callback.pathname).toBe(`/hub/webhooks/momo/${payment.id}`);
   });
+
+  // Promise: docs/water-payments.md (what is checked): "a wrong or missing key is `403 FORBIDDEN`
+  // before the body is read". The key was checked after the body (preValidation), so an
+  // oversized body with a wrong key answered 413 (too large), telling the caller about the limit.
+  it.each([
+    ['MoMo', 'PUT', '/webhooks/momo/01ANYPAYMENT'],
+    ['Airtel', 'POST', '/webhooks/airtel'],
+    ["Africa's Talking USSD", 'POST', '/webhooks/africastalking/ussd'],
+  ])('%s: a wrong key is 403 before the body is read, however large', async (_name, method, path) => {
+    const raw = JSON.stringify({ status: 'SUCCESSFUL', pad: 'x'.repeat(100_000) });
+    const res = await server.request(method as 'PUT' | 'POST', `${path}?key=wrong`, { token: null, raw });
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('FORBIDDEN');
+  });
 });
 
 describe.each(engines())('mobile money review 6: checks after the end (%s)', (engine) => {

@@ -58,7 +58,7 @@ export function africasTalkingRoutes(
     (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
   );
 
-  // The secret is checked before the body is validated: a caller without it learns nothing.
+  // The secret is checked before the body is read: a caller without it learns nothing.
   async function authorised(request: FastifyRequest): Promise<void> {
     if (!deps.callbackSecret) {
       throw new AppError(
@@ -82,7 +82,7 @@ export function africasTalkingRoutes(
   app.post(
     '/webhooks/africastalking/ussd',
     {
-      preValidation: authorised,
+      onRequest: authorised,
       schema: {
         tags: ['webhooks'],
         summary: "Africa's Talking USSD callback: answers CON/END screens of at most 182 characters",
@@ -110,7 +110,7 @@ export function africasTalkingRoutes(
   app.post(
     '/webhooks/africastalking/sms',
     {
-      preValidation: authorised,
+      onRequest: authorised,
       schema: {
         tags: ['webhooks'],
         summary: "Africa's Talking incoming SMS: MENU, HELP, START, REGISTER, STATUS, BALANCE, BUY [planId]",

@@ -40,7 +40,7 @@ export function airtelCallbackRoutes(
   app.post(
     '/webhooks/airtel',
     {
-      preValidation: async (request) => {
+      onRequest: async (request) => {
         if (!deps.callbackSecret)
           throw new AppError('PROVIDER_NOT_CONFIGURED', 'AIRTEL_CALLBACK_KEY is not set');
         const key = (request.query as { key?: unknown } | undefined)?.key;

@@ -34,7 +34,7 @@ export function momoCallbackRoutes(
   app.route({
     method: ['PUT', 'POST'],
     url: '/webhooks/momo/:paymentId',
-    preValidation: async (request) => {
+    onRequest: async (request) => {
       if (!deps.callbackSecret) throw new AppError('PROVIDER_NOT_CONFIGURED', 'MOMO_CALLBACK_KEY is not set');
       const key = (request.query as { key?: unknown } | undefined)?.key;
       if (!callbackKeyMatches(key, deps.callbackSecret))
