@@ -89,7 +89,7 @@ export async function openPrintState(dir: string) {
       save(() => {
         state.reports = [
           ...state.reports.filter((r) => r.jobId !== jobId),
-          { jobId, outcome: 'failed', error: error.slice(0, 1900), at: new Date().toISOString() },
+          { jobId, outcome: 'failed', error: cutText(error, 1900), at: new Date().toISOString() },
         ];
       }),
     /** The server has the report. */
@@ -98,4 +98,14 @@ export async function openPrintState(dir: string) {
         state.reports = state.reports.filter((r) => r.jobId !== jobId);
       }),
   };
+}
+
+/**
+ * At most `max` UTF-16 units, never half of a surrogate pair: the server refuses text holding one
+ * (400), and the report would be dropped.
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
