@@ -6,6 +6,7 @@ export {
   OperatorError,
   requiredVariables,
   baseUrl,
+  deviceKey,
   integer,
   machineId,
   oneOf,

@@ -66,6 +66,19 @@ export function text(vars: Vars, name: string, fallback?: string): string {
   return value;
 }
 
+/**
+ * A machine key: sent in an HTTP header, so visible ASCII only. A key pasted with curly quotes or a
+ * stray character would otherwise fail every request as if the server could not be reached.
+ */
+export function deviceKey(vars: Vars, name: string): string {
+  const value = text(vars, name);
+  if (!/^[\x21-\x7e]+$/.test(value))
+    throw new ConfigError(
+      `${name} holds a character no HTTP header can carry (quotes or spaces pasted with it?)`,
+    );
+  return value;
+}
+
 export function integer(vars: Vars, name: string, fallback: number, min: number, max: number): number {
   const raw = vars[name]?.trim();
   if (!raw) return fallback;

@@ -28,6 +28,10 @@ describe('cash reader config', () => {
       /KIOSK_ID must be a machine id/,
     );
     expect(() => loadCashReaderConfig({ ...required, DEVICE_KEY: undefined })).toThrow(/DEVICE_KEY/);
+    // Pasted with curly quotes: no header can carry it (every request failed as "unreachable").
+    expect(() => loadCashReaderConfig({ ...required, DEVICE_KEY: '“k3y”' })).toThrow(
+      /DEVICE_KEY holds a character no HTTP header can carry/,
+    );
     expect(() => loadCashReaderConfig({ ...required, BAUD_RATE: 'fast' })).toThrow(/BAUD_RATE/);
     expect(() => loadCashReaderConfig({ ...required, LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
   });

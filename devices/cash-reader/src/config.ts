@@ -3,6 +3,7 @@
 import {
   ConfigError,
   baseUrl,
+  deviceKey,
   integer,
   isLogLevel,
   machineId,
@@ -52,7 +53,7 @@ export function loadCashReaderConfig(vars: Vars): CashReaderConfig {
   const retryBaseMs = integer(vars, 'RETRY_BASE_MS', 500, 10, 60_000);
   return {
     url: baseUrl('KIOSKHUB_URL', text(vars, 'KIOSKHUB_URL')),
-    key: text(vars, 'DEVICE_KEY'),
+    key: deviceKey(vars, 'DEVICE_KEY'),
     kioskId: machineId('KIOSK_ID', text(vars, 'KIOSK_ID')),
     serialPort: text(vars, 'SERIAL_PORT', '/dev/ttyUSB0'),
     baudRate: integer(vars, 'BAUD_RATE', 9600, 300, 4_000_000),

@@ -3,6 +3,7 @@
 import {
   ConfigError,
   baseUrl,
+  deviceKey,
   integer,
   isLogLevel,
   machineId,
@@ -80,7 +81,7 @@ export function loadPrintClientConfig(vars: Vars): PrintClientConfig {
   const retryBaseMs = integer(vars, 'RETRY_BASE_MS', 500, 10, 60_000);
   return {
     url: baseUrl('KIOSKHUB_URL', text(vars, 'KIOSKHUB_URL')),
-    key: text(vars, 'DEVICE_KEY'),
+    key: deviceKey(vars, 'DEVICE_KEY'),
     mode,
     printerId,
     output,
