@@ -288,14 +288,15 @@ describe.each(engines())('cafe bank transfers (%s)', (engine) => {
       surplusTo: 'review',
     });
     expect(await status(pay.paymentId)).toMatchObject({ status: 'SUCCEEDED', receivedMinor: 1000 });
-    // The receipt shows no change: the surplus is not handed back at the table.
+    // The receipt shows what the order kept and no change: the surplus is not handed back at the
+    // table, it went to staff review (so totalAmount = amountPaid − change still holds).
     const job = await server.kioskhub.db
       .selectFrom('print_jobs')
       .select('receipt')
       .where('order_id', '=', pay.orderId)
       .executeTakeFirstOrThrow();
     expect(JSON.parse(job.receipt)).toMatchObject({
-      amountPaid: 10,
+      amountPaid: 8.5,
       change: 0,
       paymentMethod: 'Bank transfer',
     });

@@ -122,7 +122,9 @@ export function createOrderSettlement(deps: {
       const site = toSite(await catalog.siteRow(order.tenantId, order.siteId, ex));
       const receipt = buildReceipt(site, order, {
         method: METHOD_LABELS[payment.method] ?? payment.method,
-        paidMinor: received,
+        // Cash: all that went in, less the change; otherwise what the order kept (a transfer's
+        // surplus went to the payer's wallet or to review, not to this order).
+        paidMinor: payment.method === 'cash' ? received : Math.min(received, Number(payment.amount_minor)),
         changeMinor,
         // What the payment asked beyond the order's goods: a cafe guest's tip.
         tipMinor: Math.max(0, Number(payment.amount_minor) - order.amount),

@@ -13,7 +13,7 @@ export function createPrintPush(deps: { presence: Presence; printing: PrintingSe
     if (!conn?.socket || busy.has(printer)) return;
     busy.add(printer);
     try {
-      if (await deps.printing.holdsLease(printer)) return;
+      if (await deps.printing.holdsLease(printer, tenantId, siteId)) return;
       const job = await deps.printing.leaseNext({ tenantId, siteId, printer });
       if (job) conn.socket?.emit(PRINT_JOB_EVENT, job satisfies PrintJobPush);
     } catch (err) {

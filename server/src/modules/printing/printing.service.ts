@@ -95,6 +95,8 @@ export function createPrintingService(deps: {
         .executeTakeFirst();
       return now?.status ?? job.status;
     }
+    // Cancelled by a refund (after staff retried it): the alert about its failures has ended too.
+    if (withdrawn) await alerts.resolveSubject(ex, 'PRINT_JOB_FAILED', job.id);
     if (final) {
       await alerts.raise(ex, {
         tenantId: job.tenant_id,
@@ -108,6 +110,17 @@ export function createPrintingService(deps: {
     // Requeued or FAILED, its printer is free: offer the site's next receipt either way.
     await enqueueOutbox(ex, 'print', { tenantId: job.tenant_id, siteId: job.site_id, jobId: job.id });
     return status;
+  }
+
+  /**
+   * A job a printer reports on: one of its tenant and site, or the one it holds the lease of
+   * wherever it is now (moved to another site while printing it: its "printed" still counts, or
+   * the receipt would be printed again by the old site's printers).
+   */
+  async function reportedJob(ex: Executor, jobId: string, scope: PrinterScope): Promise<PrintJobRow> {
+    const job = await scopedJob(ex, jobId, { tenantId: scope.tenantId });
+    if (job.site_id !== scope.siteId && job.leased_by !== scope.printer) throw notFound('print job', jobId);
+    return job;
   }
 
   async function scopedJob(
@@ -222,7 +235,7 @@ export function createPrintingService(deps: {
      */
     async complete(jobId: string, scope: PrinterScope): Promise<void> {
       await db.transaction().execute(async (tx) => {
-        const job = await scopedJob(tx, jobId, scope);
+        const job = await reportedJob(tx, jobId, scope);
         if (job.status === 'PRINTED') return;
         const printed = await tx
           .updateTable('print_jobs')
@@ -240,7 +253,7 @@ export function createPrintingService(deps: {
           .executeTakeFirst();
         if (!printed) {
           // PostgreSQL: a repeat committing at the same moment is still a repeat.
-          const now = await scopedJob(tx, jobId, scope);
+          const now = await scopedJob(tx, jobId, { tenantId: scope.tenantId });
           if (now.status === 'PRINTED') return;
           throw new AppError('INVALID_STATE', notHeldMessage(now));
         }
@@ -255,7 +268,7 @@ export function createPrintingService(deps: {
     /** The lease holder's print failed; anyone else's report changes nothing. Answers the job's status. */
     async reportFailure(jobId: string, scope: PrinterScope, error: string): Promise<string> {
       return db.transaction().execute(async (tx) => {
-        const job = await scopedJob(tx, jobId, scope);
+        const job = await reportedJob(tx, jobId, scope);
         // Not (or no longer) this printer's: PRINTED, FAILED, queued again, or leased to another.
         if (job.status !== 'LEASED' || job.leased_by !== scope.printer) return job.status;
         return fail(tx, job, error);
@@ -285,12 +298,15 @@ export function createPrintingService(deps: {
       });
     },
 
-    async holdsLease(printer: string): Promise<boolean> {
+    /** Whether the printer holds a receipt of this site (one of a site it has left does not count). */
+    async holdsLease(printer: string, tenantId: string, siteId: string): Promise<boolean> {
       const row = await db
         .selectFrom('print_jobs')
         .select('id')
         .where('leased_by', '=', printer)
         .where('status', '=', 'LEASED')
+        .where('tenant_id', '=', tenantId)
+        .where('site_id', '=', siteId)
         .executeTakeFirst();
       return row !== undefined;
     },
