@@ -14,6 +14,8 @@ import { recordAudit } from '../audit/audit.service.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import { subscriptionCovers } from '../customers/subscription-run.js';
 import type { WaterNotices } from '../water-messaging/notices.js';
+import { siteTimeZone } from '../catalog/sites.service.js';
+import { offsetMs } from '../reporting/local-buckets.js';
 import { usedTodayMl } from './usage.js';
 import type { Kiosk } from './verification.js';
 import type { WaterLedger } from './water-ledger.js';
@@ -55,18 +57,53 @@ type Seen = { duplicate: true; creditsMl: number } | { conflict: string; hint?: 
 /** Thrown when a concurrent request took the kiosk transaction id first: judged against it instead. */
 class TxnIdTaken extends Error {}
 
-/** A kiosk time: ISO text, or Unix seconds or milliseconds (as a number or digits). */
-export function parseKioskTime(value: string | number): number | null {
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/**
+ * A kiosk time: ISO text, or Unix seconds or milliseconds (as a number or digits). ISO text must
+ * name a real day and time (30 February is no time) in years 0000–9999 once in UTC. Without a UTC
+ * offset it is the wall clock of `timeZone` (the kiosk's site's zone), never the server host's.
+ */
+export function parseKioskTime(value: string | number, timeZone = 'UTC'): number | null {
   const n = typeof value === 'number' ? value : /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : NaN;
   if (Number.isFinite(n)) {
     if (n <= 0 || !Number.isSafeInteger(Math.trunc(n))) return null;
     return n < 100_000_000_000 ? Math.trunc(n * 1000) : Math.trunc(n);
   }
   // ISO 8601 only: Date.parse alone reads almost anything ("-5" is a date in 2001).
-  if (typeof value !== 'string' || value.length > 40 || !/^\d{4}-\d{2}-\d{2}([T ]|$)/.test(value))
+  const m = typeof value === 'string' ? ISO_TIME.exec(value) : null;
+  if (!m) return null;
+  const part = (i: number): number => Number(m[i] ?? 0);
+  const [year, month, day, hour, minute, second] = [part(1), part(2), part(3), part(4), part(5), part(6)];
+  const fraction = Number(`0.${m[7] ?? '0'}`);
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second) + Math.floor(fraction * 1000);
+  const check = new Date(wall);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  )
     return null;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? null : ms;
+  const zone = m[8];
+  let ms: number;
+  if (zone === undefined) {
+    // The wall clock of the zone: its offset at that moment (twice, across a DST change).
+    const first = wall - offsetMs(wall, timeZone);
+    ms = wall - offsetMs(first, timeZone);
+  } else if (zone.toUpperCase() === 'Z') ms = wall;
+  else {
+    const digits = zone.slice(1).replace(':', '');
+    const [oh, om] = [Number(digits.slice(0, 2)), Number(digits.slice(2, 4) || 0)];
+    if (oh > 23 || om > 59) return null;
+    ms = wall - (zone[0] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
+  }
+  if (Number.isNaN(ms)) return null;
+  const utcYear = new Date(ms).getUTCFullYear();
+  return utcYear >= 0 && utcYear <= 9999 ? ms : null;
 }
 
 export function createDispenses(deps: DispensesDeps) {
@@ -200,7 +237,7 @@ export function createDispenses(deps: DispensesDeps) {
       // Locked before anything is read: a verification racing this upload sees its result.
       customer = (await deps.customers.lockForUpdate(customer.id, ex)) ?? customer;
     }
-    const parsed = parseKioskTime(item.at);
+    const parsed = parseKioskTime(item.at, await siteTimeZone(ex, kiosk.tenantId, kiosk.siteId));
     // A kiosk clock a day ahead, or a day before the customer existed (never set: 1970), is not
     // trusted: the water is recorded now, flagged, so no subscription long ended pays for it.
     const earliest = Date.parse(customer.created_at) - 86_400_000;

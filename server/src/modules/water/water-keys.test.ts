@@ -37,4 +37,27 @@ describe('parseKioskTime', () => {
   it('refuses what is not a time', () => {
     for (const bad of ['yesterday', '', '-5', 0, -1]) expect(parseKioskTime(bad)).toBeNull();
   });
+  it('refuses a day or time that does not exist, and a year past 9999 in UTC', () => {
+    for (const bad of [
+      '2026-02-30T10:00:00Z',
+      '2026-13-01T00:00:00Z',
+      '2026-12-03T24:00:00Z',
+      '2026-12-03T10:60:00Z',
+      '2026-12-03T10:00:60Z',
+      '9999-12-31T23:00:00-05:00',
+      '2026-12-03T10:00:00+25:00',
+    ])
+      expect(parseKioskTime(bad), bad).toBeNull();
+  });
+  it('reads offsets, and a time without one as the wall clock of the zone given (UTC by default)', () => {
+    const ms = Date.UTC(2026, 11, 3, 10, 0, 0);
+    expect(parseKioskTime('2026-12-03T15:30:00+05:30')).toBe(ms);
+    expect(parseKioskTime('2026-12-03T15:30:00+0530')).toBe(ms);
+    expect(parseKioskTime('2026-12-03T05:00:00-05')).toBe(ms);
+    expect(parseKioskTime('2026-12-03 10:00:00.250')).toBe(ms + 250);
+    expect(parseKioskTime('2026-12-03T15:30:00', 'Asia/Kolkata')).toBe(ms);
+    // Across a DST change: 8 March 2026, New York goes from −5 to −4 at 02:00.
+    expect(parseKioskTime('2026-03-08T12:00:00', 'America/New_York')).toBe(Date.UTC(2026, 2, 8, 16));
+    expect(parseKioskTime('2026-03-07T12:00:00', 'America/New_York')).toBe(Date.UTC(2026, 2, 7, 17));
+  });
 });
