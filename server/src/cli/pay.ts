@@ -97,6 +97,25 @@ async function lookUpQr(
   }
 }
 
+/** The order's status as the server has it, when ADMIN_TOKEN is set here; else undefined. */
+async function orderStatus(
+  url: string,
+  orderId: string,
+  adminToken: string | undefined,
+): Promise<string | undefined> {
+  if (!adminToken) return undefined;
+  try {
+    const res = await fetch(`${url}/v1/orders/${encodeURIComponent(orderId)}`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = (await res.json().catch(() => ({}))) as { status?: unknown };
+    return res.ok && typeof body.status === 'string' ? body.status : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
   const started = startCli('pay', USAGE, argv, parseCli);
   if (typeof started === 'number') return started;
@@ -179,6 +198,18 @@ async function run(argv: string[]): Promise<number> {
     );
     return 1;
   }
+  const status = await orderStatus(url, answer.orderId, config.adminToken);
+  const mismatch = `this order is FAILED with AMOUNT_MISMATCH and is not dispensed`;
+  let outcome: string;
+  if (status === 'FAILED') outcome = `The server made ${mismatch.replace('this order is ', 'it ')}.`;
+  else if (qr.fixedAmountPaise !== null && amountPaise !== qr.fixedAmountPaise)
+    outcome = `The machine's QR is for ₹${formatRupees(qr.fixedAmountPaise)}: ${mismatch}.`;
+  else if (qr.fixedAmountPaise === null && status === undefined)
+    // --qr: the QR's own amount was not looked up, and the order could not be read back.
+    outcome =
+      `If ₹${formatRupees(amountPaise)} is the QR's amount, a connected machine dispenses it now; if not, ` +
+      `${mismatch}: its timeline says which.`;
+  else outcome = 'A connected machine dispenses it now; an offline one when it connects.';
   console.log(
     [
       `Order ${answer.orderId} created for ${options.machineId} (payment ${paymentId}).`,
@@ -186,9 +217,7 @@ async function run(argv: string[]): Promise<number> {
       `  dashboard  ${url}/orders/${answer.orderId}`,
       `  API        curl -H "Authorization: Bearer $ADMIN_TOKEN" ${url}/v1/orders/${answer.orderId}/timeline`,
       `  payment    curl -H "Authorization: Bearer $ADMIN_TOKEN" ${url}/v1/payment-events/razorpay/${paymentId}`,
-      amountPaise !== qr.fixedAmountPaise && qr.fixedAmountPaise !== null
-        ? `The machine's QR is for ₹${formatRupees(qr.fixedAmountPaise)}: this order is FAILED with AMOUNT_MISMATCH and is not dispensed.`
-        : 'A connected machine dispenses it now; an offline one when it connects.',
+      outcome,
     ].join('\n'),
   );
   return 0;

@@ -291,6 +291,25 @@ describe('loadConfig rejects bad values, naming the variable', () => {
   });
 });
 
+describe('a connection URL that cannot be parsed', () => {
+  it.each([
+    ['DATABASE_URL', 'postgres://kioskhub:s3#cr/t@db.internal:5432/kioskhub'],
+    ['REDIS_URL', 'redis://:pa/ss#word@cache:6379'],
+    ['MQTT_URL', 'mqtt://kh:x?y#z@broker:1883'],
+  ])('%s is refused by name without its password, saying how to write one', (name, value) => {
+    let message = '';
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^${name}: is not a valid URL`));
+    expect(message).not.toMatch(/s3#cr|pa\/ss|x\?y#z/);
+    expect(message).toContain('***@');
+    expect(message).toContain('percent-encoded');
+  });
+});
+
 describe('DATA_DIR', () => {
   it('is created at start-up when missing, but a path that is a file is refused by name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kh-config-'));

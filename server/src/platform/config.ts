@@ -245,7 +245,17 @@ function url(env: Env, name: string, fallback: string | undefined, protocols: st
   try {
     parsed = new URL(raw);
   } catch {
-    throw new ConfigError(name, `is not a valid URL: "${raw}"`);
+    // Never the password: the text may sit in a journal. One holding `#`, `/`, `?` or `@` is the
+    // usual cause, so say how to write it.
+    const shown = raw.replace(
+      /^([a-z][a-z0-9+.-]*:\/\/)(.*)@/i,
+      (_all, scheme: string, login: string) =>
+        `${scheme}${login.includes(':') ? `${login.slice(0, login.indexOf(':'))}:***` : '***'}@`,
+    );
+    throw new ConfigError(
+      name,
+      `is not a valid URL: "${shown}" (a password holding # / ? @ % or a space must be percent-encoded: # is %23, / is %2F)`,
+    );
   }
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
