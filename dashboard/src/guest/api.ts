@@ -157,12 +157,15 @@ export interface SavedCustomer {
   customerId: string;
   phone: string;
   savedAt: number;
+  /** The table it signed in at: a customer token pays only that table's orders. */
+  tableId?: string;
 }
 /** 12 h: the server's customer token lifetime. */
 const CUSTOMER_TTL_MS = 12 * 3_600_000;
-export function savedCustomer(): SavedCustomer | null {
+/** The wallet sign-in kept in this browser, for `tableId` (one made at another table does not pay here). */
+export function savedCustomer(tableId: string): SavedCustomer | null {
   const c = read<SavedCustomer>(CUSTOMER_KEY);
-  return c && Date.now() - c.savedAt < CUSTOMER_TTL_MS ? c : null;
+  return c && Date.now() - c.savedAt < CUSTOMER_TTL_MS && c.tableId === tableId ? c : null;
 }
 export const saveCustomer = (c: SavedCustomer | null): void => {
   if (c) write(CUSTOMER_KEY, c);

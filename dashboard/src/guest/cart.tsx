@@ -12,6 +12,8 @@ export interface CartLine {
   priceMinor: number;
   qty: number;
   notes: string;
+  /** The price the guest saw when adding it, when the menu has changed it since. */
+  earlierPriceMinor?: number;
 }
 export type TipChoice = { percent: number } | { custom: string };
 export interface Cart {
@@ -29,6 +31,27 @@ export function addItem(cart: Cart, p: MenuProduct): Cart {
     ? cart.lines.map((l) => (l === line ? { ...l, qty: Math.min(99, l.qty + 1) } : l))
     : [...cart.lines, { sku: p.sku, name: p.name, priceMinor: p.priceMinor, qty: 1, notes: '' }];
   return { ...cart, lines };
+}
+
+/**
+ * The cart at the prices of a menu just loaded: the server charges the catalog's price, so the
+ * total shown must be the same; a line whose price changed says so.
+ */
+export function repriced(cart: Cart, menu: Menu): Cart {
+  const products = new Map(menu.categories.flatMap((c) => c.products).map((p) => [p.sku, p]));
+  let changed = false;
+  const lines = cart.lines.map((l) => {
+    const p = products.get(l.sku);
+    if (!p || p.priceMinor === l.priceMinor) return l;
+    changed = true;
+    return {
+      ...l,
+      name: p.name,
+      priceMinor: p.priceMinor,
+      earlierPriceMinor: l.earlierPriceMinor ?? l.priceMinor,
+    };
+  });
+  return changed ? { ...cart, lines } : cart;
 }
 
 /** The tip in minor units, or undefined when a custom amount cannot be read. */
@@ -193,6 +216,12 @@ export function CartView(props: {
                 <span className="price">{fmt(l.qty * l.priceMinor, currency)}</span>
               </div>
               {problemOf(l.sku) && <p className="line-warn">{stockText(problemOf(l.sku)!)}</p>}
+              {l.earlierPriceMinor !== undefined && (
+                <p className="line-warn" role="status">
+                  The price changed: {fmt(l.priceMinor, currency)} each (was{' '}
+                  {fmt(l.earlierPriceMinor, currency)}).
+                </p>
+              )}
               <div className="line-row">
                 <div className="qty" role="group" aria-label={`Quantity of ${l.name}`}>
                   <button

@@ -4,7 +4,7 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { call, GuestError, saveOrder, type GuestOrder, type Menu } from './api.ts';
-import { CartView, emptyCart, type Cart } from './cart.tsx';
+import { CartView, emptyCart, repriced, type Cart } from './cart.tsx';
 import { MenuView } from './menu.tsx';
 import { OrderPage } from './order.tsx';
 import { go, Problem } from './parts.tsx';
@@ -30,6 +30,8 @@ function TablePage({ tableToken }: { tableToken: string }) {
     call<Menu>('/api/menu', tableToken).then(
       (m) => {
         setMenu(m);
+        // What is in the cart is charged at the menu's prices now (staff may have changed one).
+        setCart((c) => repriced(c, m));
         setError(null);
         document.title = `${m.site.name} · ${m.table.name}`;
       },

@@ -23,10 +23,27 @@ export function Problem({ title, children }: { title: string; children?: ReactNo
   );
 }
 
-/** An error as a guest should read it: what happened and what to do, never a stack. */
-export function errorText(error: unknown): string {
+/** Part of a transfer has arrived (the server's refusal to start another payment says how much). */
+function partlyPaid(details: unknown): { receivedMinor: number; missingMinor: number } | undefined {
+  const d = details as { receivedMinor?: unknown; missingMinor?: unknown } | null | undefined;
+  return typeof d?.receivedMinor === 'number' && typeof d.missingMinor === 'number'
+    ? { receivedMinor: d.receivedMinor, missingMinor: d.missingMinor }
+    : undefined;
+}
+
+/**
+ * An error as a guest should read it: what happened and what to do, never a stack. `currency`:
+ * the order's, for refusals that name amounts (the server's own text has minor units and ids).
+ */
+export function errorText(error: unknown, currency?: string): string {
   if (error instanceof GuestError) {
     if (error.code === 'NETWORK') return error.message;
+    const part = partlyPaid(error.details);
+    if (error.code === 'INVALID_STATE' && part && currency)
+      return (
+        `${fmt(part.receivedMinor, currency)} of your bank transfer has already arrived. Send the remaining ` +
+        `${fmt(part.missingMinor, currency)} with the same reference, or ask a member of staff.`
+      );
     if (error.code === 'PROVIDER_NOT_CONFIGURED')
       return `This payment method is not available here yet (${error.message}). Please choose another one.`;
     if (error.status === 503)
@@ -38,11 +55,11 @@ export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function ErrorBox({ error }: { error: unknown }) {
+export function ErrorBox({ error, currency }: { error: unknown; currency?: string }) {
   if (!error) return null;
   return (
     <p className="error-box" role="alert">
-      {errorText(error)}
+      {errorText(error, currency)}
     </p>
   );
 }

@@ -68,7 +68,7 @@ export function PaymentChoice({
         <WalletPay tableToken={tableToken} order={order} paid={started} />
       ) : (
         <>
-          <ErrorBox error={error} />
+          <ErrorBox error={error} currency={order.currency} />
           <button
             type="button"
             className="btn primary wide"
@@ -131,6 +131,10 @@ export function PendingPayment({
   checkout?: CheckoutReturn;
 }) {
   const amount = fmt(payment.amountMinor, payment.currency);
+  // Part of a transfer arrived: the rest goes to the same reference (never the whole amount again).
+  const received = payment.receivedMinor ?? 0;
+  const partly = payment.method === 'bank_transfer' && received > 0 && received < payment.amountMinor;
+  const rest = fmt(payment.amountMinor - received, payment.currency);
   return (
     <section className="card" aria-labelledby="pending-title">
       {payment.method === 'cash' && (
@@ -144,20 +148,32 @@ export function PendingPayment({
       )}
       {payment.method === 'bank_transfer' && (
         <>
-          <h2 id="pending-title">Pay {amount} by bank transfer</h2>
+          <h2 id="pending-title">
+            {partly ? `Send the remaining ${rest} by bank transfer` : `Pay ${amount} by bank transfer`}
+          </h2>
+          {partly && (
+            <p role="status" data-testid="transfer-partly">
+              {fmt(received, payment.currency)} of {amount} has arrived. Send the remaining {rest} with the
+              same reference; the code for the full amount is not shown again.
+            </p>
+          )}
           {payment.epc ? (
             <>
-              <p>
-                Scan this code with your banking app (from another screen), or copy the details below into it.
-                Either way the amount and the reference must be exactly these.
-              </p>
-              <img
-                className="epc"
-                src={payment.epc.qrPngUrl}
-                alt={`Bank transfer QR code for ${amount}`}
-                width={240}
-                height={240}
-              />
+              {!partly && (
+                <>
+                  <p>
+                    Scan this code with your banking app (from another screen), or copy the details below into
+                    it. Either way the amount and the reference must be exactly these.
+                  </p>
+                  <img
+                    className="epc"
+                    src={payment.epc.qrPngUrl}
+                    alt={`Bank transfer QR code for ${amount}`}
+                    width={240}
+                    height={240}
+                  />
+                </>
+              )}
               <dl className="facts">
                 {epcFields(payment.epc.payload).map((f) => (
                   <Fragment key={f.label}>
@@ -167,9 +183,9 @@ export function PendingPayment({
                     </dd>
                   </Fragment>
                 ))}
-                <dt>Amount</dt>
+                <dt>{partly ? 'Still to send' : 'Amount'}</dt>
                 <dd>
-                  <strong>{amount}</strong>
+                  <strong>{partly ? rest : amount}</strong>
                 </dd>
                 <dt>Reference</dt>
                 <dd>
@@ -177,10 +193,12 @@ export function PendingPayment({
                   <CopyButton text={payment.epc.reference} what="Reference" />
                 </dd>
               </dl>
-              <details>
-                <summary>Transfer details as text</summary>
-                <pre className="payload">{payment.epc.payload}</pre>
-              </details>
+              {!partly && (
+                <details>
+                  <summary>Transfer details as text</summary>
+                  <pre className="payload">{payment.epc.payload}</pre>
+                </details>
+              )}
               <p className="hint">
                 Please quote the reference exactly. The page updates once the bank confirms the transfer.
               </p>

@@ -21,7 +21,7 @@ export function WalletPay({
   order: GuestOrder;
   paid(p: GuestPayment): void;
 }) {
-  const [customer, setCustomer] = useState(savedCustomer);
+  const [customer, setCustomer] = useState(() => savedCustomer(order.tableId));
   const [phone, setPhone] = useState(customer?.phone ?? '');
   const [codeSent, setCodeSent] = useState(false);
   const [code, setCode] = useState('');
@@ -74,7 +74,7 @@ export function WalletPay({
                 code: code.trim(),
               },
             );
-            const saved = { ...session, phone, savedAt: Date.now() };
+            const saved = { ...session, phone, savedAt: Date.now(), tableId: order.tableId };
             saveCustomer(saved);
             setCustomer(saved);
             await loadWallet(session.token);
