@@ -3,7 +3,7 @@
 // here fails on the code as reviewed, because of the bug its comment names.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, startServer, type TestServer } from './harness.js';
+import { engines, eventually, startServer, type Engine, type TestServer } from './harness.js';
 import {
   providerEnv,
   startProviderFakes,
@@ -30,31 +30,47 @@ async function statusJobGaveUp(server: TestServer, paymentId: string, late: bool
   return jobs.some((j) => j.payload.includes(paymentId) && j.payload.includes('"late"') === late);
 }
 
-describe.each(engines())('mobile money review 6: polls while pending (%s)', (engine) => {
-  let server: TestServer;
-  let fakes: ProviderFakes;
-  const planId = `plan${randomBytes(3).toString('hex')}`;
-
+/** The server (MoMo against the provider fakes, polling every 300 ms) and a credit plan of a describe. */
+function momoServer(
+  engine: Engine,
+  planId: string,
+  env: Record<string, string>,
+  started: (server: TestServer, fakes: ProviderFakes) => void,
+): void {
+  let server: TestServer | undefined;
+  let fakes: ProviderFakes | undefined;
   beforeAll(async () => {
     fakes = await startProviderFakes();
     server = await startServer({
       engine,
-      env: providerEnv(fakes, {
-        ...FAST_JOBS,
-        PAYMENT_STATUS_POLL_MS: '300',
-        // Long enough that the expiry's last question plays no part.
-        PAYMENT_INTENT_TTL_MS: '120000',
-        // Behind a reverse proxy that serves Kioskhub under /hub.
-        PUBLIC_URL: 'https://kiosk.example.org/hub',
-      }),
+      env: providerEnv(fakes, { ...FAST_JOBS, PAYMENT_STATUS_POLL_MS: '300', ...env }),
     });
     await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
     await addCreditPlan(server, planId);
+    started(server, fakes);
   });
   afterAll(async () => {
     await server?.close();
     await fakes?.close();
   });
+}
+
+describe.each(engines())('mobile money review 6: polls while pending (%s)', (engine) => {
+  let server: TestServer;
+  let fakes: ProviderFakes;
+  const planId = `plan${randomBytes(3).toString('hex')}`;
+
+  momoServer(
+    engine,
+    planId,
+    {
+      // Long enough that the expiry's last question plays no part.
+      PAYMENT_INTENT_TTL_MS: '120000',
+      // Behind a reverse proxy that serves Kioskhub under /hub.
+      PUBLIC_URL: 'https://kiosk.example.org/hub',
+    },
+    (s, f) => ((server = s), (fakes = f)),
+  );
 
   const paymentView = async (id: string) => (await server.request('GET', `/v1/payments/${id}`)).body;
 
@@ -128,23 +144,7 @@ describe.each(engines())('mobile money review 6: checks after the end (%s)', (en
   let fakes: ProviderFakes;
   const planId = `plan${randomBytes(3).toString('hex')}`;
 
-  beforeAll(async () => {
-    fakes = await startProviderFakes();
-    server = await startServer({
-      engine,
-      env: providerEnv(fakes, {
-        ...FAST_JOBS,
-        PAYMENT_STATUS_POLL_MS: '300',
-        PAYMENT_INTENT_TTL_MS: '1500',
-      }),
-    });
-    await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
-    await addCreditPlan(server, planId);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await fakes?.close();
-  });
+  momoServer(engine, planId, { PAYMENT_INTENT_TTL_MS: '1500' }, (s, f) => ((server = s), (fakes = f)));
 
   const paymentView = async (id: string) => (await server.request('GET', `/v1/payments/${id}`)).body;
 
