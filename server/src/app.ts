@@ -288,10 +288,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     siteCurrency: tenants.siteCurrency,
     tenantExists: tenants.exists,
     pendingLastSeen: presence.pendingLastSeen,
-    dropConnections: (machineId) => {
-      presence.local(machineId)?.link.disconnect(true);
+    dropConnections: (machineId, reconnect) => {
+      presence.local(machineId)?.link.disconnect(reconnect);
       // An empty connection id matches no connection: every process drops the machine's socket.
-      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, '');
+      if (realtime.clustered) realtime.io.serverSideEmit('kioskhub:evict', machineId, '', reconnect);
     },
     keyIssued: async (machineId, key, reason) => {
       if (reason === 'created') await mqtt?.machineCreated(machineId, key);
@@ -801,11 +801,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       printNotifier.notify(tenantId, siteId);
       printPush.offer(tenantId, siteId);
     });
-    realtime.io.on('kioskhub:evict', (machineId: string, connectionId: string) => {
+    realtime.io.on('kioskhub:evict', (machineId: string, connectionId: string, reconnect?: boolean) => {
       const conn = presence.local(machineId);
-      // '' (a move) matches no connection: the machine reconnects as a machine of its new site;
+      // '' matches no connection (a move, which reconnects; a key rotation, which sends it away);
       // otherwise a newer connection of the machine, on another process, replaced this one.
-      if (conn && conn.connectionId !== connectionId) conn.link.disconnect(connectionId === '');
+      if (conn && conn.connectionId !== connectionId) conn.link.disconnect(reconnect === true);
     });
     realtime.io.on('kioskhub:ota', (machineId: string, next: OtaNext) => {
       if (!presence.local(machineId)) return;

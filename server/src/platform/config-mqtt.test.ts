@@ -1,9 +1,11 @@
 // MQTT settings: the embedded broker and an external Mosquitto exclude each other, TLS needs both
 // files and the embedded broker, and a bad value names its variable.
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_CERT, TEST_KEY } from '../../test/fixtures/tls-pair.js';
 import { ConfigError, loadConfig } from './config.js';
 
 const base = { DATABASE_URL: 'memory://' };
@@ -14,9 +16,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cert = join(dir, 'c.pem');
 const key = join(dir, 'k.pem');
 const notPem = join(dir, 'notes.txt');
-writeFileSync(cert, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
-writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n');
+const otherKey = join(dir, 'other-k.pem');
+const damaged = join(dir, 'damaged.pem');
+writeFileSync(cert, TEST_CERT);
+writeFileSync(key, TEST_KEY);
 writeFileSync(notPem, 'a certificate, honest\n');
+writeFileSync(
+  otherKey,
+  generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+);
+writeFileSync(damaged, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
 
 describe('MQTT configuration', () => {
   it('is off by default, with a 10-minute command expiry', () => {
@@ -54,6 +63,10 @@ describe('MQTT configuration', () => {
     ],
     [{ MQTT_PORT: '1884', MQTT_TLS_CERT: notPem, MQTT_TLS_KEY: key }, 'MQTT_TLS_CERT: "'],
     [{ MQTT_PORT: '1884', MQTT_TLS_CERT: cert, MQTT_TLS_KEY: dir }, 'MQTT_TLS_KEY: cannot read'],
+    // PEM files that are no pair: the broker failed as it started (exit 1, no setting named).
+    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: cert, MQTT_TLS_KEY: otherKey }, 'MQTT_TLS_CERT: and MQTT_TLS_KEY'],
+    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: key, MQTT_TLS_KEY: cert }, 'MQTT_TLS_CERT: and MQTT_TLS_KEY'],
+    [{ MQTT_PORT: '1884', MQTT_TLS_CERT: damaged, MQTT_TLS_KEY: key }, 'MQTT_TLS_CERT: and MQTT_TLS_KEY'],
     [{ COMMAND_EXPIRY_MS: '5' }, 'COMMAND_EXPIRY_MS'],
   ])('refuses %j naming %s', (env, name) => {
     expect(() => loadConfig({ ...base, ...env })).toThrow(ConfigError);

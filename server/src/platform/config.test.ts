@@ -329,6 +329,10 @@ describe('DATA_DIR', () => {
       })();
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).message).toBe(`DATA_DIR: "${file}" exists and is not a folder`);
+      // Below a file: stat fails with ENOTDIR (it crashed start-up with exit 1).
+      expect(() => loadConfig({ DATA_DIR: join(file, 'data') })).toThrow(
+        `DATA_DIR: "${join(file, 'data')}" cannot be used (ENOTDIR)`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,6 +2,7 @@
 // with a message that names the variable.
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { firmwareConfig, type FirmwareConfig } from './config-firmware.js';
 
 export type DatabaseTarget =
@@ -179,10 +180,24 @@ function mqttConfig(env: Env): MqttConfig {
   const tlsCert = text(env, 'MQTT_TLS_CERT');
   if (tlsCert !== undefined && port === undefined)
     throw new ConfigError('MQTT_TLS_CERT', 'is for the embedded broker: set MQTT_PORT too');
+  const [cert, key] = [pemFile(env, 'MQTT_TLS_CERT'), pemFile(env, 'MQTT_TLS_KEY')];
+  if (cert !== undefined && key !== undefined) {
+    // A renewed certificate kept with its old key, the two files swapped, a damaged file: the
+    // broker would fail as it starts listening, naming no setting.
+    try {
+      createSecureContext({ cert: readFileSync(cert), key: readFileSync(key) });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ConfigError(
+        'MQTT_TLS_CERT',
+        `and MQTT_TLS_KEY are not a certificate and its own key (${why})`,
+      );
+    }
+  }
   return {
     port,
-    tlsCert: pemFile(env, 'MQTT_TLS_CERT'),
-    tlsKey: pemFile(env, 'MQTT_TLS_KEY'),
+    tlsCert: cert,
+    tlsKey: key,
     url: url_,
     username: text(env, 'MQTT_USERNAME'),
     password: secretText(env, 'MQTT_PASSWORD'),
@@ -207,7 +222,14 @@ function pemFile(env: Env, name: string): string | undefined {
 /** DATA_DIR is created at start-up when missing; a path that exists must be a folder. */
 function dataDirectory(env: Env): string {
   const path = text(env, 'DATA_DIR') ?? './data';
-  const kind = statSync(path, { throwIfNoEntry: false });
+  let kind;
+  try {
+    kind = statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    // Below a file (ENOTDIR), or a folder the service user cannot reach (EACCES).
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError('DATA_DIR', `"${path}" cannot be used (${code})`);
+  }
   if (kind !== undefined && !kind.isDirectory())
     throw new ConfigError('DATA_DIR', `"${path}" exists and is not a folder`);
   return path;

@@ -40,7 +40,7 @@ describe.each(engines())('job table (%s)', (engine) => {
   }
 
   it.skipIf(engine !== 'postgres')(
-    'a batch slower than its lease gives the rest back: two relays never run one job twice',
+    'a batch slower than its lease keeps it: two relays never run one job twice',
     async () => {
       const { db, dialect } = await open();
       for (let i = 0; i < 6; i++) await enqueueOutbox(db, 'dispatch', { machineId: `M${i}` });
@@ -65,7 +65,7 @@ describe.each(engines())('job table (%s)', (engine) => {
         await new Promise((r) => setTimeout(r, 50));
       }
       await Promise.all([a.stop(), b.stop()]);
-      // Before, relay b took the batch once a's lease ran out and ran its first jobs again.
+      // Before, relay b took the batch once a's lease ran out and ran its jobs again.
       expect(runs.toSorted()).toEqual(['M0', 'M1', 'M2', 'M3', 'M4', 'M5']);
     },
   );

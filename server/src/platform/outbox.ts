@@ -150,6 +150,9 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   let chain: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
 
+  /** The lease the last claim wrote (PostgreSQL): renewed while its batch runs. */
+  let lastLease: string | undefined;
+
   async function claim(): Promise<{ id: number; topic: string; payload: string; attempts: number }[]> {
     const now = nowIso();
     if (deps.dialect === 'sqlite') {
@@ -171,9 +174,10 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       const rows = [...immediate.rows, ...scheduled.rows];
       return scheduled.rows.length === 0 ? rows : rows.sort((a, b) => a.id - b.id).slice(0, batchSize);
     }
+    lastLease = new Date(Date.now() + leaseMs).toISOString();
     const leased = await deps.db
       .updateTable('outbox')
-      .set({ leased_until: new Date(Date.now() + leaseMs).toISOString() })
+      .set({ leased_until: lastLease })
       .where((eb) => {
         // Immediate jobs, and scheduled jobs now due, each a range of outbox_run_idx: jobs
         // scheduled for later (thousands of water hold expiries) are never scanned.
@@ -245,39 +249,77 @@ export function createOutboxRelay(deps: JobRelayOptions) {
     }
   }
 
+  /**
+   * PostgreSQL: keeps a claim's lease alive while its batch runs (every third of `leaseMs`, the
+   * rows still carrying it get a fresh one), so no other process takes a job that is running or
+   * waiting its turn, however slow the handlers. A row whose lease is gone (another relay took it
+   * after this process stalled past the lease) is dropped from the batch and not run here.
+   */
+  function keepLease(ids: number[], lease: string): { holds(id: number): boolean; stop(): void } {
+    const ours = new Set(ids);
+    let current = lease;
+    let renewing = false;
+    const renew = async () => {
+      if (renewing || ours.size === 0) return;
+      renewing = true;
+      try {
+        const next = new Date(Date.now() + leaseMs).toISOString();
+        const kept = await deps.db
+          .updateTable('outbox')
+          .set({ leased_until: next })
+          .where('id', 'in', [...ours])
+          .where('leased_until', '=', current)
+          .returning('id')
+          .execute();
+        current = next;
+        const still = new Set(kept.map((r) => Number(r.id)));
+        for (const id of ours) if (!still.has(id)) ours.delete(id);
+      } catch (err) {
+        deps.logger.warn({ err }, 'could not renew the job lease; will retry');
+      } finally {
+        renewing = false;
+      }
+    };
+    const timer = setInterval(() => void renew(), Math.max(10, Math.floor(leaseMs / 3)));
+    timer.unref();
+    return { holds: (id) => ours.has(id), stop: () => clearInterval(timer) };
+  }
+
   async function drainOnce(): Promise<number> {
     if (!running) return 0;
     const rows = await claim();
     if (rows.length === 0) return 0;
-    const claimedAt = Date.now();
+    const lease =
+      deps.dialect === 'postgres' && lastLease !== undefined
+        ? keepLease(
+            rows.map((r) => Number(r.id)),
+            lastLease,
+          )
+        : undefined;
     const done: number[] = [];
-    let released: number[] = [];
-    for (const [i, row] of rows.entries()) {
-      // A lease holds the batch for `leaseMs`: once half of it has gone (slow handlers, a provider
-      // timing out job after job), the rest is given back rather than run after another process
-      // may have taken it (and what ran is deleted first, so nobody runs it again).
-      if (deps.dialect === 'postgres' && Date.now() - claimedAt > leaseMs / 2) {
-        released = rows.slice(i).map((r) => r.id);
-        break;
+    try {
+      for (const row of rows) {
+        // Taken by another relay while this one stalled: it runs there, not twice.
+        if (lease && !lease.holds(Number(row.id))) continue;
+        const handler = registered.get(row.topic);
+        try {
+          if (!handler) throw new Error(`no handler for job topic "${row.topic}"`);
+          await handler(JSON.parse(row.payload));
+          done.push(row.id);
+          deps.onOutcome?.(row.topic, 'done');
+        } catch (err) {
+          await failed(row, err);
+        }
       }
-      const handler = registered.get(row.topic);
-      try {
-        if (!handler) throw new Error(`no handler for job topic "${row.topic}"`);
-        await handler(JSON.parse(row.payload));
-        done.push(row.id);
-        deps.onOutcome?.(row.topic, 'done');
-      } catch (err) {
-        await failed(row, err);
+      if (done.length > 0) {
+        const remove = (ex: Executor) => ex.deleteFrom('outbox').where('id', 'in', done).execute();
+        // SQLite: the deletion joins the money events' next commit rather than an fsync of its own
+        // (a crash before it runs the jobs again, which every handler must allow anyway).
+        await (deps.dialect === 'sqlite' ? inGroup(deps.db, remove, { replayable: true }) : remove(deps.db));
       }
+    } finally {
+      lease?.stop();
     }
-    if (done.length > 0) {
-      const remove = (ex: Executor) => ex.deleteFrom('outbox').where('id', 'in', done).execute();
-      // SQLite: the deletion joins the money events' next commit rather than an fsync of its own
-      // (a crash before it runs the jobs again, which every handler must allow anyway).
-      await (deps.dialect === 'sqlite' ? inGroup(deps.db, remove, { replayable: true }) : remove(deps.db));
-    }
-    if (released.length > 0)
-      await deps.db.updateTable('outbox').set({ leased_until: null }).where('id', 'in', released).execute();
     return rows.length;
   }
 

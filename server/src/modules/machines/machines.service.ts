@@ -61,9 +61,10 @@ export function createMachinesService(deps: {
   pendingLastSeen(machineId: string): string | undefined;
   /**
    * After a key rotation or a move to another site commits: drop the machine's connections,
-   * everywhere (opened with the old key, or holding the old site; the device reconnects).
+   * everywhere (opened with the old key, or holding the old site). `reconnect`: a moved machine
+   * connects again by itself; one whose key was replaced is sent away (its old key is no good).
    */
-  dropConnections?(machineId: string): void;
+  dropConnections?(machineId: string, reconnect: boolean): void;
   /**
    * After a key is issued (creation or rotation) commits: brokers that keep their own
    * credentials (an external MQTT broker) take the new key. Never throws.
@@ -217,7 +218,7 @@ export function createMachinesService(deps: {
           subjectId: id,
         });
       });
-      deps.dropConnections?.(id);
+      deps.dropConnections?.(id, false);
       await issueKey(id, key, 'rotated');
       return { key };
     },
@@ -325,7 +326,7 @@ export function createMachinesService(deps: {
       });
       // Its connections hold the site they opened at (a printer would go on getting the old
       // site's receipts): the device reconnects as a machine of its new site.
-      if (moveTo !== undefined && moveTo !== row.site_id) deps.dropConnections?.(id);
+      if (moveTo !== undefined && moveTo !== row.site_id) deps.dropConnections?.(id, true);
       return toMachine({ ...row, ...set }, deps.pendingLastSeen(id));
     },
 

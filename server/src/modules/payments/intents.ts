@@ -298,18 +298,21 @@ export function createIntents(deps: IntentsDeps) {
    * The job `payment_status` failed for good (the provider's status API did not answer through
    * all its retries). The checks go on, or a payment whose callback was lost (MoMo sends one and
    * never again) would wait for its expiry, and money taken after the end would never be found: a
-   * poll of a payment still pending and not expired is asked again after `pollMs`, and a check
-   * after the end is followed by the next one of its window. True when another check is queued.
+   * poll of a payment still pending and not expired is asked again after `pollMs`, and a check of
+   * an ended payment that may yet have been paid (after the end, or a callback's check) is
+   * followed by the next check of its window. True when another check is queued, or none is
+   * needed (the payment settled meanwhile); false raises the job's JOB_FAILED alert.
    */
   async function statusGaveUp(job: { paymentId: string; poll: boolean; late?: number }): Promise<boolean> {
     const payment = await repo.findById(job.paymentId);
     if (!payment) return false;
-    if (job.late !== undefined) {
-      if (payment.status === 'PENDING') return false; // its expiry job ends it, and starts the checks
-      await scheduleLateCheck(db, payment, job.late + 1);
-      return true;
+    if (payment.status !== 'PENDING') {
+      const source = payment.provider !== null ? sources.get(payment.provider) : undefined;
+      if (!source?.checksAfterEnd || !mayBePaidAfterEnd(payment)) return true;
+      return scheduleLateCheck(db, payment, (job.late ?? 0) + 1);
     }
-    if (!job.poll || payment.status !== 'PENDING') return payment.status !== 'PENDING';
+    // Pending: its expiry job ends it (and starts the checks after the end).
+    if (job.late !== undefined || !job.poll) return false;
     if (payment.expires_at !== null && Date.parse(payment.expires_at) <= Date.now()) return false;
     const runAt = new Date(Date.now() + deps.pollMs).toISOString();
     const next = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true };

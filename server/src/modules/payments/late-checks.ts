@@ -122,13 +122,17 @@ export function createLateChecks(deps: {
     );
   }
 
-  /** The `n`-th check after expiry, further apart each time, while the window lasts. */
-  async function scheduleLateCheck(ex: Executor, payment: PaymentRow, n: number): Promise<void> {
+  /**
+   * The `n`-th check after expiry, further apart each time, while the window lasts. True when it
+   * was queued; false once the window is over.
+   */
+  async function scheduleLateCheck(ex: Executor, payment: PaymentRow, n: number): Promise<boolean> {
     const expiredAt = Date.parse(payment.expires_at ?? payment.updated_at);
     const runAt = Date.now() + Math.min(deps.pollMs * 2 ** n, LATE_CHECK_MAX_GAP_MS);
-    if (!Number.isFinite(expiredAt) || runAt - expiredAt > LATE_CHECK_WINDOW_MS) return;
+    if (!Number.isFinite(expiredAt) || runAt - expiredAt > LATE_CHECK_WINDOW_MS) return false;
     const job = { tenantId: payment.tenant_id, paymentId: payment.id, poll: true, late: n };
     await enqueueOutbox(ex, 'payment_status', job, { runAt: new Date(runAt).toISOString() });
+    return true;
   }
 
   return { moneyNotApplied, checkAfterEnd, scheduleLateCheck };
