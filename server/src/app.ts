@@ -275,6 +275,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     logger,
     publish: live.publish,
     heartbeatTimeoutMs: config.machineHeartbeatTimeoutMs,
+    nodeId,
     statusWriteIntervalMs: config.statusWriteIntervalMs,
     firmwareReported: (machineId, version) => {
       firmware.device

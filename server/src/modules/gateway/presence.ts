@@ -67,6 +67,8 @@ export interface PresenceDeps {
   logger: Logger;
   publish(tenantId: string, rooms: string[], event: string, data: Record<string, unknown>): void;
   heartbeatTimeoutMs: number;
+  /** This process's id, the prefix of its connection ids (its own rows are never swept as dead). */
+  nodeId?: string;
   flushIntervalMs?: number;
   /**
    * Beyond a burst of a few, a connection's status is written at most once per this interval;
@@ -177,9 +179,8 @@ export function createPresence(deps: PresenceDeps) {
         httpChecked.delete(r.id);
         announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
       }
-      for (const r of await deps.repo.offlineAllSilentSockets(cutoff, nowIso())) {
-        // Held here after all (its heartbeats stopped reaching storage): the local sweep drops it.
-        if (local.has(r.id)) continue;
+      // Not this process's own connections: the local sweep judges those by what it has heard.
+      for (const r of await deps.repo.offlineAllSilentSockets(cutoff, nowIso(), deps.nodeId)) {
         announce(r.tenant_id, r.id, 'OFFLINE', false, r.last_seen_at);
       }
     } catch (err) {

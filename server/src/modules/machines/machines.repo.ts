@@ -371,11 +371,18 @@ export function createMachinesRepo(db: Db, dialect: 'sqlite' | 'postgres' = 'sql
      * (a live connection's last-seen moves with every heartbeat batch). MQTT sessions are left to
      * the broker's keep-alive and last will.
      */
-    offlineAllSilentSockets(cutoff: string, at: string) {
-      return db
+    offlineAllSilentSockets(cutoff: string, at: string, exceptNode?: string) {
+      let q = db
         .updateTable('machines')
         .set({ status: 'OFFLINE', socket_connected: 0, connection_id: null, updated_at: at })
-        .where('socket_connected', '=', 1)
+        .where('socket_connected', '=', 1);
+      if (exceptNode !== undefined) {
+        const own = `${likeEscape(exceptNode)}:%`;
+        q = q.where((eb) =>
+          eb.or([eb('connection_id', 'is', null), sql<boolean>`connection_id not like ${own} escape '\\'`]),
+        );
+      }
+      return q
         .where((eb) => eb.or([eb('protocol', 'is', null), eb('protocol', '!=', 'mqtt')]))
         .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', cutoff)]))
         .returning(['id', 'tenant_id', 'last_seen_at'])
