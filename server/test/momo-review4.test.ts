@@ -2,14 +2,13 @@
 // against the real server and local fakes of MTN MoMo, Airtel Money and Africa's Talking. Each
 // test here fails on the code as reviewed, because of the bug its comment names.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, startServer, type TestServer } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { engines, eventually, type TestServer } from './harness.js';
 import {
   AT_KEY,
-  providerEnv,
-  startProviderFakes,
+  FAST_JOBS,
+  mobileMoneyServer,
   type ProviderFakes,
-  addCreditPlan,
   buyPlan,
 } from './fixtures/mobile-money-fakes.js';
 
@@ -22,27 +21,19 @@ describe.each(engines())('mobile money review 4 (%s)', (engine) => {
   let fakes: ProviderFakes;
   const planId = `plan${randomBytes(3).toString('hex')}`;
 
-  beforeAll(async () => {
-    fakes = await startProviderFakes();
-    server = await startServer({
-      engine,
-      env: providerEnv(fakes, {
-        // No polls: the expiry's last question is the one under test.
-        PAYMENT_STATUS_POLL_MS: '3600000',
-        PAYMENT_INTENT_TTL_MS: '2500',
-        // A job that throws is retried after 20 ms, 40 ms, … (8 attempts, about 2.5 s in all).
-        JOB_RETRY_BASE_MS: '20',
-        // Due jobs are looked for every 50 ms, so each retry runs when it is due.
-        JOB_POLL_MS: '50',
-      }),
-    });
-    await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
-    await addCreditPlan(server, planId);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await fakes?.close();
-  });
+  mobileMoneyServer(
+    engine,
+    planId,
+    {
+      // No polls: the expiry's last question is the one under test.
+      PAYMENT_STATUS_POLL_MS: '3600000',
+      PAYMENT_INTENT_TTL_MS: '2500',
+      // A job that throws is retried after 20 ms, 40 ms, … (8 attempts, about 2.5 s in all);
+      // due jobs are looked for every 50 ms, so each retry runs when it is due.
+      ...FAST_JOBS,
+    },
+    (s, f) => ((server = s), (fakes = f)),
+  );
 
   const paymentRow = (id: string) =>
     server.kioskhub.db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();

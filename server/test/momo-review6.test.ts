@@ -2,23 +2,13 @@
 // PUBLIC_URL), against the real server and the local fakes of MTN MoMo and Airtel Money. Each test
 // here fails on the code as reviewed, because of the bug its comment names.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engines, eventually, startServer, type Engine, type TestServer } from './harness.js';
-import {
-  providerEnv,
-  startProviderFakes,
-  type ProviderFakes,
-  addCreditPlan,
-  buyPlan,
-} from './fixtures/mobile-money-fakes.js';
+import { describe, expect, it } from 'vitest';
+import { engines, eventually, type TestServer } from './harness.js';
+import { buyPlan, FAST_JOBS, mobileMoneyServer, type ProviderFakes } from './fixtures/mobile-money-fakes.js';
 
 const digits = () => String(randomBytes(3).readUIntBE(0, 3) % 10_000_000).padStart(7, '0');
 const MTN_PHONE = () => `+25677${digits()}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// A job that throws is retried after 20 ms, 40 ms, … (8 attempts, about 2.5 s in all), and due
-// jobs are looked for every 50 ms.
-const FAST_JOBS = { JOB_RETRY_BASE_MS: '20', JOB_POLL_MS: '50' };
 
 async function statusJobGaveUp(server: TestServer, paymentId: string, late: boolean): Promise<boolean> {
   const jobs = await server.kioskhub.db
@@ -30,40 +20,17 @@ async function statusJobGaveUp(server: TestServer, paymentId: string, late: bool
   return jobs.some((j) => j.payload.includes(paymentId) && j.payload.includes('"late"') === late);
 }
 
-/** The server (MoMo against the provider fakes, polling every 300 ms) and a credit plan of a describe. */
-function momoServer(
-  engine: Engine,
-  planId: string,
-  env: Record<string, string>,
-  started: (server: TestServer, fakes: ProviderFakes) => void,
-): void {
-  let server: TestServer | undefined;
-  let fakes: ProviderFakes | undefined;
-  beforeAll(async () => {
-    fakes = await startProviderFakes();
-    server = await startServer({
-      engine,
-      env: providerEnv(fakes, { ...FAST_JOBS, PAYMENT_STATUS_POLL_MS: '300', ...env }),
-    });
-    await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
-    await addCreditPlan(server, planId);
-    started(server, fakes);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await fakes?.close();
-  });
-}
-
 describe.each(engines())('mobile money review 6: polls while pending (%s)', (engine) => {
   let server: TestServer;
   let fakes: ProviderFakes;
   const planId = `plan${randomBytes(3).toString('hex')}`;
 
-  momoServer(
+  mobileMoneyServer(
     engine,
     planId,
     {
+      ...FAST_JOBS,
+      PAYMENT_STATUS_POLL_MS: '300',
       // Long enough that the expiry's last question plays no part.
       PAYMENT_INTENT_TTL_MS: '120000',
       // Behind a reverse proxy that serves Kioskhub under /hub.
@@ -144,7 +111,12 @@ describe.each(engines())('mobile money review 6: checks after the end (%s)', (en
   let fakes: ProviderFakes;
   const planId = `plan${randomBytes(3).toString('hex')}`;
 
-  momoServer(engine, planId, { PAYMENT_INTENT_TTL_MS: '1500' }, (s, f) => ((server = s), (fakes = f)));
+  mobileMoneyServer(
+    engine,
+    planId,
+    { ...FAST_JOBS, PAYMENT_STATUS_POLL_MS: '300', PAYMENT_INTENT_TTL_MS: '1500' },
+    (s, f) => ((server = s), (fakes = f)),
+  );
 
   const paymentView = async (id: string) => (await server.request('GET', `/v1/payments/${id}`)).body;
 

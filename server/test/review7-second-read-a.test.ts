@@ -18,11 +18,10 @@ import {
   type TestServer,
 } from './harness.js';
 import {
+  FAST_JOBS,
   MOMO_KEY,
-  addCreditPlan,
   buyPlan,
-  providerEnv,
-  startProviderFakes,
+  mobileMoneyServer,
   type ProviderFakes,
 } from './fixtures/mobile-money-fakes.js';
 
@@ -76,25 +75,12 @@ describe.each(engines())('review 7 (a): a check after the end that gives up (%s)
   let fakes: ProviderFakes;
   const planId = `plan${randomBytes(3).toString('hex')}`;
 
-  beforeAll(async () => {
-    fakes = await startProviderFakes();
-    server = await startServer({
-      engine,
-      env: providerEnv(fakes, {
-        // A job that throws is retried after 20 ms, 40 ms, … (8 attempts, about 2.5 s in all).
-        JOB_RETRY_BASE_MS: '20',
-        JOB_POLL_MS: '50',
-        PAYMENT_STATUS_POLL_MS: '300',
-        PAYMENT_INTENT_TTL_MS: '120000',
-      }),
-    });
-    await server.kioskhub.services.tenants.setDefaultCountryCode('default', '256');
-    await addCreditPlan(server, planId);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await fakes?.close();
-  });
+  mobileMoneyServer(
+    engine,
+    planId,
+    { ...FAST_JOBS, PAYMENT_STATUS_POLL_MS: '300', PAYMENT_INTENT_TTL_MS: '120000' },
+    (s, f) => ((server = s), (fakes = f)),
+  );
 
   const paymentView = async (id: string) => (await server.request('GET', `/v1/payments/${id}`)).body;
 
