@@ -180,7 +180,12 @@ describe.each(engines())('audit review (%s)', (engine) => {
   it('GET /v1/audit: admins read their tenant’s rows newest first, with filters and pages; ADMIN_TOKEN reads all', async () => {
     const sku = `ausku_${rand()}`;
     await ok('POST', '/v1/products', { sku, name: 'Tea', priceMinor: 100, siteId: siteA }, tok.admin);
+    // t0 strictly between the create and the updates: audit times have milliseconds, and a fast
+    // server can write the create in the very millisecond t0 is taken (`from` is inclusive).
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    await tick();
     const t0 = new Date().toISOString();
+    await tick();
     for (const price of [110, 120, 130])
       await ok('PATCH', `/v1/products/${sku}`, { priceMinor: price }, tok.admin);
     await ok('POST', '/v1/products', { sku: `bsku_${rand()}`, name: 'B tea', priceMinor: 1 }, tok.adminB);
