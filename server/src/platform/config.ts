@@ -185,7 +185,7 @@ function mqttConfig(env: Env): MqttConfig {
     // A renewed certificate kept with its old key, the two files swapped, a damaged file: the
     // broker would fail as it starts listening, naming no setting.
     try {
-      createSecureContext({ cert: readFileSync(cert), key: readFileSync(key) });
+      createSecureContext({ cert: cert.content, key: key.content });
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       throw new ConfigError(
@@ -196,16 +196,19 @@ function mqttConfig(env: Env): MqttConfig {
   }
   return {
     port,
-    tlsCert: cert,
-    tlsKey: key,
+    tlsCert: cert?.path,
+    tlsKey: key?.path,
     url: url_,
     username: text(env, 'MQTT_USERNAME'),
     password: secretText(env, 'MQTT_PASSWORD'),
   };
 }
 
-/** A PEM file the server will read when it starts listening: read now, so a bad path is named. */
-function pemFile(env: Env, name: string): string | undefined {
+/**
+ * A PEM file the server will read when it starts listening: read now, so a bad path is named.
+ * Its path and content, or undefined when unset.
+ */
+function pemFile(env: Env, name: string): { path: string; content: string } | undefined {
   const path = text(env, name);
   if (path === undefined) return undefined;
   let content: string;
@@ -216,7 +219,7 @@ function pemFile(env: Env, name: string): string | undefined {
     throw new ConfigError(name, `cannot read "${path}" (${code})`);
   }
   if (!content.includes('-----BEGIN ')) throw new ConfigError(name, `"${path}" is not a PEM file`);
-  return path;
+  return { path, content };
 }
 
 /** DATA_DIR is created at start-up when missing; a path that exists must be a folder. */

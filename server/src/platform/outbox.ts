@@ -150,10 +150,10 @@ export function createOutboxRelay(deps: JobRelayOptions) {
   let chain: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
 
-  /** The lease the last claim wrote (PostgreSQL): renewed while its batch runs. */
-  let lastLease: string | undefined;
+  type Claimed = { id: number; topic: string; payload: string; attempts: number };
 
-  async function claim(): Promise<{ id: number; topic: string; payload: string; attempts: number }[]> {
+  /** Due jobs, and on PostgreSQL the lease written on them (renewed while the batch runs). */
+  async function claim(): Promise<{ rows: Claimed[]; lease?: string }> {
     const now = nowIso();
     if (deps.dialect === 'sqlite') {
       // One process owns the file and its relay runs one drain at a time: nobody else can take
@@ -162,7 +162,6 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       // query with `run_at is null or run_at <= now` walks the queue in id order, reading every
       // job scheduled for later (one water hold expiry per verification: 1.4 ms a claim with
       // 5,000 pending); and the planner, unless told, may walk the queue by its primary key instead.
-      type Claimed = { id: number; topic: string; payload: string; attempts: number };
       const immediate = await sql<Claimed>`select id, topic, payload, attempts from outbox
         indexed by outbox_run_idx
         where status = 'QUEUED' and run_at is null and (leased_until is null or leased_until < ${now})
@@ -172,12 +171,14 @@ export function createOutboxRelay(deps: JobRelayOptions) {
         where status = 'QUEUED' and run_at <= ${now} and (leased_until is null or leased_until < ${now})
         order by id limit ${batchSize}`.execute(deps.db);
       const rows = [...immediate.rows, ...scheduled.rows];
-      return scheduled.rows.length === 0 ? rows : rows.sort((a, b) => a.id - b.id).slice(0, batchSize);
+      return {
+        rows: scheduled.rows.length === 0 ? rows : rows.sort((a, b) => a.id - b.id).slice(0, batchSize),
+      };
     }
-    lastLease = new Date(Date.now() + leaseMs).toISOString();
+    const lease = new Date(Date.now() + leaseMs).toISOString();
     const leased = await deps.db
       .updateTable('outbox')
-      .set({ leased_until: lastLease })
+      .set({ leased_until: lease })
       .where((eb) => {
         // Immediate jobs, and scheduled jobs now due, each a range of outbox_run_idx: jobs
         // scheduled for later (thousands of water hold expiries) are never scanned.
@@ -197,7 +198,7 @@ export function createOutboxRelay(deps: JobRelayOptions) {
       .returning(['id', 'topic', 'payload', 'attempts'])
       .execute();
     // RETURNING promises no order: run them in the order they were written, as on SQLite.
-    return leased.sort((a, b) => Number(a.id) - Number(b.id));
+    return { rows: leased.sort((a, b) => Number(a.id) - Number(b.id)), lease };
   }
 
   async function failed(row: { id: number; topic: string; payload: string; attempts: number }, err: unknown) {
@@ -287,15 +288,15 @@ export function createOutboxRelay(deps: JobRelayOptions) {
 
   async function drainOnce(): Promise<number> {
     if (!running) return 0;
-    const rows = await claim();
+    const { rows, lease: claimed } = await claim();
     if (rows.length === 0) return 0;
     const lease =
-      deps.dialect === 'postgres' && lastLease !== undefined
-        ? keepLease(
+      claimed === undefined
+        ? undefined
+        : keepLease(
             rows.map((r) => Number(r.id)),
-            lastLease,
-          )
-        : undefined;
+            claimed,
+          );
     const done: number[] = [];
     try {
       for (const row of rows) {
